@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Layering (DESIGN.md §2): swiftmp → Kernels → Multiprocessing → MPI → CMPI, and Wire
+// (the codec) under both Multiprocessing and MPI.
+// Library products are linked statically into executables (SwiftPM's default for
+// `.library` without a type): the start-up hook in CSystemShims runs before `main`
+// and must see the executable's types.
+let package = Package(
+    name: "swift-multiprocessing",
+    products: [
+        .library(name: "Multiprocessing", targets: ["Multiprocessing"]),
+        .library(name: "MPI", targets: ["MPI"]),
+        .library(name: "Kernels", targets: ["Kernels"]),
+        .executable(name: "swiftmp", targets: ["swiftmp"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+        .target(
+            name: "CSystemShims",
+            cSettings: [.define("_GNU_SOURCE")]
+        ),
+        // The binary codec, below MPI so that `Communicator` can send `Codable` values too.
+        .target(name: "Wire"),
+        .target(name: "MPI", dependencies: ["CMPI", "Wire"]),
+        .target(name: "Multiprocessing", dependencies: ["CSystemShims", "Wire", "MPI"]),
+        .target(name: "Kernels", dependencies: ["Multiprocessing"]),
+        .executableTarget(
+            name: "swiftmp",
+            dependencies: [
+                "Kernels", "Multiprocessing", "MPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "MultiprocessingTests", dependencies: ["Multiprocessing"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

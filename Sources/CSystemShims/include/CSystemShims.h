@@ -1,0 +1,82 @@
+// Only what Glibc does not import into Swift: macros, variadic syscalls, atomics on raw
+// shared memory, SCM_RIGHTS helpers and the start-up hook. Named CSystemShims_<C name>.
+#ifndef CSYSTEMSHIMS_H
+#define CSYSTEMSHIMS_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// MARK: wait status macros
+int CSystemShims_WIFEXITED(int status);
+int CSystemShims_WEXITSTATUS(int status);
+int CSystemShims_WIFSIGNALED(int status);
+int CSystemShims_WTERMSIG(int status);
+
+// MARK: syscalls without a Glibc import
+/// futex(FUTEX_WAIT) on a word that may live in memory shared between processes.
+/// `timeoutNanoseconds < 0` waits without limit. Returns 0 or -1 with errno
+/// (EAGAIN: the word did not hold `expected`; ETIMEDOUT; EINTR).
+int CSystemShims_futex_wait(uint32_t *word, uint32_t expected, int64_t timeoutNanoseconds);
+/// futex(FUTEX_WAKE); returns the number of woken waiters or -1 with errno.
+int CSystemShims_futex_wake(uint32_t *word, int count);
+int CSystemShims_pipe2(int fds[2], int flags);
+int CSystemShims_eventfd(unsigned int initval, int flags);
+int CSystemShims_memfd_create(const char *name, unsigned int flags);
+int CSystemShims_close_range(unsigned int first, unsigned int last, int flags);
+int CSystemShims_pidfd_open(pid_t pid, unsigned int flags);
+/// waitid(P_PIDFD, fd, …, WEXITED | options). Fills `*status` in waitpid's encoding
+/// and `*pid`. Returns 0, or -1 with errno. With WNOHANG and no change, *pid = 0.
+int CSystemShims_waitid_pidfd(int pidfd, int options, int *status, pid_t *pid);
+int CSystemShims_set_pdeathsig(int signal);
+int CSystemShims_set_name(const char *name);
+/// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.
+int CSystemShims_affinity_cpu_count(void);
+pid_t CSystemShims_gettid(void);
+
+// MARK: descriptor passing (SCM_RIGHTS)
+/// Sends `length` bytes and `fdCount` descriptors in one message. Returns bytes sent or -1.
+ssize_t CSystemShims_send_with_fds(int socket, const void *bytes, size_t length,
+                                   const int *fds, int fdCount);
+/// Receives one message; descriptors (at most `maxFds`) land in `fds` with close-on-exec
+/// set, their number in `*fdCount`. Returns bytes received (0 = peer closed) or -1.
+/// Sets `*truncated` when the message or its descriptors did not fit.
+ssize_t CSystemShims_recv_with_fds(int socket, void *bytes, size_t length,
+                                   int *fds, int maxFds, int *fdCount, int *truncated);
+
+// MARK: atomics on raw (possibly shared) memory
+uint32_t CSystemShims_load_u32(const uint32_t *p);          // acquire
+void CSystemShims_store_u32(uint32_t *p, uint32_t v);       // release
+uint32_t CSystemShims_load_u32_seqcst(const uint32_t *p);
+void CSystemShims_store_u32_seqcst(uint32_t *p, uint32_t v);
+uint32_t CSystemShims_fetch_add_u32(uint32_t *p, uint32_t v); // seq_cst
+uint32_t CSystemShims_exchange_u32(uint32_t *p, uint32_t v);  // seq_cst
+int CSystemShims_cas_u32(uint32_t *p, uint32_t *expected, uint32_t desired); // seq_cst
+uint64_t CSystemShims_load_u64(const uint64_t *p);          // acquire
+void CSystemShims_store_u64(uint64_t *p, uint64_t v);       // release
+uint64_t CSystemShims_load_u64_seqcst(const uint64_t *p);
+void CSystemShims_store_u64_seqcst(uint64_t *p, uint64_t v);
+uint64_t CSystemShims_fetch_add_u64(uint64_t *p, uint64_t v); // seq_cst
+int64_t CSystemShims_fetch_add_i64(int64_t *p, int64_t v);    // seq_cst
+void CSystemShims_fence_seqcst(void);
+void CSystemShims_cpu_relax(void);
+
+// MARK: the start-up hook
+/// Set by the library when its Swift entry point exists (weak symbol below).
+/// The hook (a constructor in this target) looks at the environment before `main`:
+///  - SWIFTMP_WORKER=<spec> : a spawned worker or fork server; runs the entry and _exits.
+///  - OMPI_COMM_WORLD_RANK / PMIX_RANK >= 1 (and not SWIFTMP_MPI_MODE=spmd): an MPI worker
+///    rank; runs the entry and _exits.
+/// The entry returns the exit status. The marker variable is removed before the call.
+int swiftmp_startup_entry(int kind, const char *spec) __attribute__((weak));
+#define CSYSTEMSHIMS_ENTRY_SPAWNED 1
+#define CSYSTEMSHIMS_ENTRY_MPI_WORKER 2
+
+#ifdef __cplusplus
+}
+#endif
+#endif

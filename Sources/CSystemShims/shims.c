@@ -1,0 +1,196 @@
+#include "CSystemShims.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+_Static_assert(sizeof(uint32_t) == 4, "futex words are 32 bits");
+
+int CSystemShims_WIFEXITED(int status) { return WIFEXITED(status); }
+int CSystemShims_WEXITSTATUS(int status) { return WEXITSTATUS(status); }
+int CSystemShims_WIFSIGNALED(int status) { return WIFSIGNALED(status); }
+int CSystemShims_WTERMSIG(int status) { return WTERMSIG(status); }
+
+int CSystemShims_futex_wait(uint32_t *word, uint32_t expected, int64_t timeoutNanoseconds) {
+    struct timespec ts, *tsp = NULL;
+    if (timeoutNanoseconds >= 0) {
+        ts.tv_sec = (time_t)(timeoutNanoseconds / 1000000000LL);
+        ts.tv_nsec = (long)(timeoutNanoseconds % 1000000000LL);
+        tsp = &ts;
+    }
+    // Not FUTEX_PRIVATE_FLAG: the word may be shared between processes.
+    long r = syscall(SYS_futex, word, FUTEX_WAIT, expected, tsp, NULL, 0);
+    return r == 0 ? 0 : -1;
+}
+
+int CSystemShims_futex_wake(uint32_t *word, int count) {
+    return (int)syscall(SYS_futex, word, FUTEX_WAKE, count, NULL, NULL, 0);
+}
+
+int CSystemShims_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int CSystemShims_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
+int CSystemShims_memfd_create(const char *name, unsigned int flags) {
+    return (int)syscall(SYS_memfd_create, name, flags);
+}
+int CSystemShims_close_range(unsigned int first, unsigned int last, int flags) {
+    return (int)syscall(SYS_close_range, first, last, flags);
+}
+int CSystemShims_pidfd_open(pid_t pid, unsigned int flags) {
+    return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+int CSystemShims_waitid_pidfd(int pidfd, int options, int *status, pid_t *pid) {
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &info, WEXITED | options) != 0) return -1;
+    *pid = info.si_pid;
+    if (info.si_pid == 0) { *status = 0; return 0; }
+    switch (info.si_code) {
+    case CLD_EXITED: *status = (info.si_status & 0xff) << 8; break;
+    case CLD_KILLED: *status = info.si_status & 0x7f; break;
+    case CLD_DUMPED: *status = (info.si_status & 0x7f) | 0x80; break;
+    default: *status = (info.si_status & 0xff) << 8; break;
+    }
+    return 0;
+}
+
+int CSystemShims_set_pdeathsig(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
+int CSystemShims_set_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
+
+int CSystemShims_affinity_cpu_count(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
+    return CPU_COUNT(&set);
+}
+
+pid_t CSystemShims_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+
+#define MAX_PASSED_FDS 64
+
+ssize_t CSystemShims_send_with_fds(int socket, const void *bytes, size_t length,
+                                   const int *fds, int fdCount) {
+    if (fdCount < 0 || fdCount > MAX_PASSED_FDS) { errno = EINVAL; return -1; }
+    struct iovec iov = { .iov_base = (void *)bytes, .iov_len = length };
+    union { char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)]; struct cmsghdr align; } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (fdCount > 0) {
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)fdCount);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)fdCount);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * (size_t)fdCount);
+    }
+    ssize_t r;
+    do { r = sendmsg(socket, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    return r;
+}
+
+ssize_t CSystemShims_recv_with_fds(int socket, void *bytes, size_t length,
+                                   int *fds, int maxFds, int *fdCount, int *truncated) {
+    struct iovec iov = { .iov_base = bytes, .iov_len = length };
+    union { char buf[CMSG_SPACE(sizeof(int) * MAX_PASSED_FDS)]; struct cmsghdr align; } control;
+    struct msghdr msg;
+    memset(&msg, 0, sizeof msg);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    ssize_t r;
+    do { r = recvmsg(socket, &msg, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
+    *fdCount = 0;
+    *truncated = 0;
+    if (r < 0) return r;
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) *truncated = 1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c != NULL; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *data = (int *)CMSG_DATA(c);
+        for (int i = 0; i < n; i++) {
+            if (*fdCount < maxFds) fds[(*fdCount)++] = data[i];
+            else { close(data[i]); *truncated = 1; }
+        }
+    }
+    return r;
+}
+
+uint32_t CSystemShims_load_u32(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+void CSystemShims_store_u32(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+uint32_t CSystemShims_load_u32_seqcst(const uint32_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+void CSystemShims_store_u32_seqcst(uint32_t *p, uint32_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+uint32_t CSystemShims_fetch_add_u32(uint32_t *p, uint32_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+uint32_t CSystemShims_exchange_u32(uint32_t *p, uint32_t v) { return __atomic_exchange_n(p, v, __ATOMIC_SEQ_CST); }
+int CSystemShims_cas_u32(uint32_t *p, uint32_t *expected, uint32_t desired) {
+    return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+uint64_t CSystemShims_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
+void CSystemShims_store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+uint64_t CSystemShims_load_u64_seqcst(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
+void CSystemShims_store_u64_seqcst(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
+uint64_t CSystemShims_fetch_add_u64(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+int64_t CSystemShims_fetch_add_i64(int64_t *p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+void CSystemShims_fence_seqcst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
+void CSystemShims_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+// MARK: the start-up hook
+
+static int parse_rank(const char *value) {
+    if (value == NULL || *value == '\0') return -1;
+    char *end = NULL;
+    long r = strtol(value, &end, 10);
+    if (end == NULL || *end != '\0' || r < 0 || r > 1 << 24) return -1;
+    return (int)r;
+}
+
+__attribute__((constructor))
+static void CSystemShims_startup_hook(void) {
+    if (swiftmp_startup_entry == NULL) return;  // Multiprocessing is not linked in.
+    const char *spec = getenv("SWIFTMP_WORKER");
+    if (spec != NULL) {
+        char copy[512];
+        strncpy(copy, spec, sizeof copy - 1);
+        copy[sizeof copy - 1] = '\0';
+        unsetenv("SWIFTMP_WORKER");
+        int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_SPAWNED, copy);
+        fflush(NULL);
+        _exit(status);
+    }
+    const char *mode = getenv("SWIFTMP_MPI_MODE");
+    if (mode != NULL && strcmp(mode, "spmd") == 0) return;
+    int rank = parse_rank(getenv("OMPI_COMM_WORLD_RANK"));
+    if (rank < 0) rank = parse_rank(getenv("PMIX_RANK"));
+    if (rank >= 1) {
+        int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_MPI_WORKER, "");
+        fflush(NULL);
+        _exit(status);
+    }
+}
