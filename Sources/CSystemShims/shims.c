@@ -190,7 +190,9 @@ static void CSystemShims_startup_hook(void) {
     if (rank < 0) rank = parse_rank(getenv("PMIX_RANK"));
     if (rank >= 1) {
         int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_MPI_WORKER, "");
-        fflush(NULL);
-        _exit(status);
+        if (status >= 0) {  // -1: the library lets this rank run main (SPMD)
+            fflush(NULL);
+            _exit(status);
+        }
     }
 }

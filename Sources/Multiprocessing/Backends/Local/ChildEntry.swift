@@ -1,0 +1,79 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a child process runs, chosen by a spec string: `pool-worker parent=P slot=N`
+/// (region descriptor at 3) or `fork-server parent=P` (socket at 3).
+enum ChildEntry {
+    /// Runs the role `spec` names; returns the exit status.
+    static func run(spec: String, parent overrideParent: pid_t? = nil) -> Int32 {
+        let words = spec.split(separator: " ")
+        guard let role = words.first else { return 64 }
+        var values: [String: String] = [:]
+        for word in words.dropFirst() {
+            let parts = word.split(separator: "=", maxSplits: 1)
+            if parts.count == 2 { values[String(parts[0])] = String(parts[1]) }
+        }
+        let parent = overrideParent ?? values["parent"].flatMap { pid_t($0) } ?? getppid()
+        switch role {
+        case "pool-worker":
+            guard let slot = values["slot"].flatMap({ Int($0) }),
+                  let region = try? SharedRegion(adopting: 3),
+                  let layout = try? PoolRegion.attach(region),
+                  slot >= 0, slot < layout.slotCount
+            else {
+                printError("swiftmp worker: cannot attach the pool's shared memory (\(spec))")
+                return 71
+            }
+            region.closeDescriptor()
+            return withExtendedLifetime(region) { servePool(layout: layout, slot: slot, parent: parent) }
+        case "fork-server":
+            _ = CSystemShims_set_name("swiftmp-forksrv")
+            return ForkServer.serve(socket: 3, parent: parent)
+        default:
+            printError("swiftmp: unknown child role \(role)")
+            return 64
+        }
+    }
+
+    /// A pool worker's serve loop over its slot's rings.
+    static func servePool(layout: PoolRegion, slot: Int, parent: pid_t) -> Int32 {
+        _ = CSystemShims_set_name("swiftmp-worker")
+        let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
+                                    doorbell: layout.doorbell, parent: parent)
+        let runtime = WorkerRuntime(framed: true)
+        while let message = channel.receive() {
+            switch runtime.handle(message) {
+            case .none:
+                continue
+            case .reply:
+                let ok = runtime.frame.bytes.withUnsafeBytes { channel.send($0) }
+                if !ok { return 0 }
+            case .stop:
+                _ = runtime.frame.bytes.withUnsafeBytes { channel.send($0) }
+                fflush(nil)
+                return 0
+            }
+        }
+        return 0
+    }
+}
+
+/// The library's start-up hook (called by the C constructor in CSystemShims before `main`).
+/// Returns the exit status, or -1 to let `main` run.
+@_cdecl("swiftmp_startup_entry")
+func swiftmpStartupEntry(_ kind: Int32, _ spec: UnsafePointer<CChar>?) -> Int32 {
+    switch kind {
+    case 1:  // CSYSTEMSHIMS_ENTRY_SPAWNED
+        let text = spec.map { String(cString: $0) } ?? ""
+        let words = text.split(separator: " ")
+        let parent = words.first(where: { $0.hasPrefix("parent=") }).flatMap { pid_t($0.dropFirst(7)) } ?? getppid()
+        ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
+        return ChildEntry.run(spec: text)
+    case 2:  // CSYSTEMSHIMS_ENTRY_MPI_WORKER
+        return MPIWorkerEntry.run()
+    default:
+        return -1
+    }
+}

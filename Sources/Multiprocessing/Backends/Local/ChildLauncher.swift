@@ -1,0 +1,92 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Starting children: `posix_spawn` of this executable with a marker, or `fork`.
+/// Call these on the supervisor thread (`ProcessSupervisor.perform`).
+enum ChildLauncher {
+    /// The environment variable that makes the library's start-up hook run a child role
+    /// instead of `main`. It exists only in the spawned child's environment.
+    static let markerVariable = "SWIFTMP_WORKER"
+
+    /// Variables a child must not inherit inside an mpirun job (it would die in MPI_Init or
+    /// be captured as an MPI worker rank).
+    static func isScrubbed(_ entry: String) -> Bool {
+        entry.hasPrefix("OMPI_") || entry.hasPrefix("PMIX_") || entry.hasPrefix("OPAL_")
+            || entry.hasPrefix(markerVariable + "=")
+    }
+
+    /// Spawns `/proc/self/exe` running `spec`; `fds` arrive in the child as 3, 4, ….
+    static func spawn(spec: String, passing fds: [Int32]) throws(SystemError) -> pid_t {
+        // Move the descriptors out of the way of the target numbers first.
+        var high: [Int32] = []
+        defer { high.forEach(systemClose) }
+        for fd in fds {
+            high.append(try syscallRetrying("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 100) })
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for (index, fd) in high.enumerated() {
+            posix_spawn_file_actions_adddup2(&actions, fd, Int32(3 + index))
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // Children start with default signal handling and an empty mask.
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        sigdelset(&defaults, SIGKILL)
+        sigdelset(&defaults, SIGSTOP)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        var environment: [String] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let string = String(cString: entry)
+            if !isScrubbed(string) { environment.append(string) }
+            cursor += 1
+        }
+        environment.append("\(markerVariable)=\(spec)")
+        let program = "/proc/self/exe"
+        let name = CommandLine.arguments.first ?? "swiftmp-worker"
+        var pid: pid_t = 0
+        let result = withCStrings([name]) { argv in
+            withCStrings(environment) { envp in
+                posix_spawn(&pid, program, &actions, &attributes, argv, envp)
+            }
+        }
+        if result != 0 { throw SystemError("posix_spawn(/proc/self/exe)", errno: result) }
+        return pid
+    }
+
+    /// Forks; the child runs `child` (which must end with `_exit`), the parent gets the pid.
+    static func fork(child: () -> Never) throws(SystemError) -> pid_t {
+        fflush(nil)
+        let pid = Glibc.fork()
+        if pid < 0 { throw SystemError("fork", errno: Glibc.errno) }
+        if pid == 0 { child() }
+        return pid
+    }
+
+    /// In a new child: die with the parent, make sure the parent still lives, and close
+    /// every descriptor from `firstToClose` up.
+    static func becomeChild(parent: pid_t, firstToClose: Int32) {
+        _ = CSystemShims_set_pdeathsig(SIGKILL)
+        if getppid() != parent { _exit(70) }
+        _ = CSystemShims_close_range(UInt32(firstToClose), UInt32.max, 0)
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of the strings.
+func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { pointers.forEach { free($0) } }
+    return body(pointers)
+}

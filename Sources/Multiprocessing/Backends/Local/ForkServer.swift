@@ -1,0 +1,246 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The fork server: a single-threaded process, spawned once, that forks workers on request
+/// so that a threaded program never forks itself. It is the workers' parent, so it reaps
+/// them and relays each exit status. It talks to us over an inherited `SOCK_SEQPACKET`
+/// socketpair (no path anyone else could open) and dies when that socket closes.
+///
+/// Requests: `fork` = [1][request u64][spec] + descriptors (SCM_RIGHTS).
+/// Replies: `forked` = [1][request u64][pid i32][errno i32]; `exited` = [2][pid i32][status i32].
+final class ForkServer: @unchecked Sendable {
+    private static let creation = ConditionLock()
+    nonisolated(unsafe) private static var instance: ForkServer?
+
+    /// The process's fork server, spawned on first use.
+    static func shared() throws -> ForkServer {
+        try creation.withLock {
+            if let instance { return instance }
+            let server = try ForkServer()
+            instance = server
+            return server
+        }
+    }
+
+    private let socket: Int32
+    private let serverPID: pid_t
+    private let lock = ConditionLock()
+    private var nextRequest: UInt64 = 1
+    private var replies: [UInt64: Result<pid_t, SystemError>] = [:]
+    private var pending: [UInt64: (started: @Sendable (pid_t) -> Void, onExit: @Sendable (pid_t, ChildExit) -> Void)] = [:]
+    private var exitHandlers: [pid_t: @Sendable (pid_t, ChildExit) -> Void] = [:]
+    private var earlyExits: [pid_t: ChildExit] = [:]
+    private var dead = false
+
+    private init() throws {
+        var pair: [Int32] = [-1, -1]
+        try syscallRetrying("socketpair") {
+            socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair)
+        }
+        let parent = getpid()
+        let child = pair[1]
+        do {
+            serverPID = try ProcessSupervisor.shared.perform {
+                let pid = try ChildLauncher.spawn(spec: "fork-server parent=\(parent)", passing: [child])
+                try ProcessSupervisor.shared.watch(pid: pid) { _ in ForkServer.serverEnded() }
+                return pid
+            }
+        } catch {
+            systemClose(pair[0])
+            systemClose(pair[1])
+            throw error
+        }
+        systemClose(child)
+        socket = pair[0]
+        try ProcessSupervisor.shared.addSource(socket) { [weak self] fd in
+            self?.readReplies() ?? false
+        }
+    }
+
+    private static func serverEnded() {
+        creation.withLock { instance = nil }
+    }
+
+    /// Asks the server to fork a child running `spec` with `fds` as 3, 4, …
+    func fork(spec: String, passing fds: [Int32], started: @escaping @Sendable (pid_t) -> Void,
+              onExit: @escaping @Sendable (pid_t, ChildExit) -> Void) throws -> pid_t {
+        let request = lock.withLock { () -> UInt64 in
+            let id = nextRequest
+            nextRequest += 1
+            pending[id] = (started, onExit)
+            return id
+        }
+        var writer = WireWriter()
+        writer.write(UInt8(1))
+        writer.write(request)
+        writer.write(spec)
+        let sent = writer.bytes.withUnsafeBytes { raw in
+            fds.withUnsafeBufferPointer { fdBuffer in
+                CSystemShims_send_with_fds(socket, raw.baseAddress, raw.count, fdBuffer.baseAddress, Int32(fds.count))
+            }
+        }
+        if sent < 0 {
+            let code = errno
+            _ = lock.withLock { pending.removeValue(forKey: request) }
+            throw SystemError("sendmsg to the fork server", errno: code)
+        }
+        let end = monotonicNanoseconds() &+ 30_000_000_000
+        let result: Result<pid_t, SystemError>? = lock.withLock {
+            while replies[request] == nil && !dead {
+                if !lock.wait(until: end), monotonicNanoseconds() >= end { break }
+            }
+            return replies.removeValue(forKey: request)
+        }
+        guard let result else {
+            _ = lock.withLock { pending.removeValue(forKey: request) }
+            throw SystemError("the fork server did not answer", errno: ETIMEDOUT)
+        }
+        return try result.get()
+    }
+
+    /// On the supervisor thread: reads every queued reply. False once the server is gone.
+    private func readReplies() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 256)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in
+                recv(socket, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT))
+            }
+            if n < 0 {
+                if errno == EAGAIN || errno == EINTR { return true }
+                return markDead()
+            }
+            if n == 0 { return markDead() }
+            let message = buffer.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[0..<n]) }
+            var reader = WireReader(message)
+            guard let kind = try? reader.read(UInt8.self) else { continue }
+            if kind == 1, let request = try? reader.read(UInt64.self),
+               let pid = try? reader.read(Int32.self), let code = try? reader.read(Int32.self) {
+                let callbacks = lock.withLock { pending.removeValue(forKey: request) }
+                if code == 0, let callbacks {
+                    callbacks.started(pid)
+                    let early = lock.withLock { () -> ChildExit? in
+                        exitHandlers[pid] = callbacks.onExit
+                        return earlyExits.removeValue(forKey: pid)
+                    }
+                    if let early { deliverExit(pid: pid, early) }
+                }
+                lock.withLock {
+                    replies[request] = code == 0 ? .success(pid) : .failure(SystemError("fork (in the fork server)", errno: code))
+                    lock.broadcast()
+                }
+            } else if kind == 2, let pid = try? reader.read(Int32.self), let status = try? reader.read(Int32.self) {
+                deliverExit(pid: pid, ChildExit(waitStatus: status))
+            }
+        }
+    }
+
+    private func deliverExit(pid: pid_t, _ exit: ChildExit) {
+        let handler = lock.withLock { () -> (@Sendable (pid_t, ChildExit) -> Void)? in
+            if let handler = exitHandlers.removeValue(forKey: pid) { return handler }
+            earlyExits[pid] = exit
+            return nil
+        }
+        handler?(pid, exit)
+    }
+
+    private func markDead() -> Bool {
+        // The server is gone: its children died with it (PR_SET_PDEATHSIG).
+        let handlers = lock.withLock { () -> [pid_t: @Sendable (pid_t, ChildExit) -> Void] in
+            dead = true
+            lock.broadcast()
+            let all = exitHandlers
+            exitHandlers.removeAll()
+            return all
+        }
+        for (pid, handler) in handlers { handler(pid, .signaled(SIGKILL)) }
+        ForkServer.serverEnded()
+        return false
+    }
+
+    // MARK: the server process
+
+    /// The server's main loop (in the spawned process). Returns its exit status.
+    static func serve(socket: Int32, parent: pid_t) -> Int32 {
+        var children: [Int32: pid_t] = [:]   // pidfd → pid
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let me = getpid()
+        func reply(_ writer: WireWriter) {
+            _ = writer.bytes.withUnsafeBytes { raw in
+                CSystemShims_send_with_fds(socket, raw.baseAddress, raw.count, nil, 0)
+            }
+        }
+        while true {
+            var descriptors = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
+            for fd in children.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let ready = poll(&descriptors, nfds_t(descriptors.count), 1000)
+            if ready < 0 && errno != EINTR { break }
+            if getppid() != parent { break }
+            for entry in descriptors.dropFirst() where entry.revents != 0 {
+                var status: Int32 = 0
+                var pid: pid_t = 0
+                if CSystemShims_waitid_pidfd(entry.fd, WNOHANG, &status, &pid) == 0, pid == 0 { continue }
+                let child = children.removeValue(forKey: entry.fd) ?? pid
+                systemClose(entry.fd)
+                var writer = WireWriter()
+                writer.write(UInt8(2))
+                writer.write(Int32(child))
+                writer.write(status)
+                reply(writer)
+            }
+            guard descriptors[0].revents != 0 else { continue }
+            var fds = [Int32](repeating: -1, count: 16)
+            var fdCount: Int32 = 0
+            var truncated: Int32 = 0
+            let n = buffer.withUnsafeMutableBytes { raw in
+                fds.withUnsafeMutableBufferPointer { fdBuffer in
+                    CSystemShims_recv_with_fds(socket, raw.baseAddress, raw.count, fdBuffer.baseAddress, 16, &fdCount, &truncated)
+                }
+            }
+            if n <= 0 { break }  // our parent closed the socket or died
+            let received = Array(fds.prefix(Int(fdCount)))
+            defer { received.forEach(systemClose) }
+            let message = buffer.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[0..<n]) }
+            var reader = WireReader(message)
+            guard truncated == 0, (try? reader.read(UInt8.self)) == 1,
+                  let request = try? reader.read(UInt64.self),
+                  let spec = try? reader.read(String.self) else { continue }
+            var writer = WireWriter()
+            writer.write(UInt8(1))
+            writer.write(request)
+            fflush(nil)
+            let pid = Glibc.fork()
+            if pid == 0 {
+                // The child: passed descriptors become 3, 4, …; everything else closes.
+                var moved: [Int32] = []
+                for fd in received { moved.append(fcntl(fd, F_DUPFD, 512)) }
+                for (index, fd) in moved.enumerated() { dup2(fd, Int32(3 + index)) }
+                ChildLauncher.becomeChild(parent: me, firstToClose: Int32(3 + moved.count))
+                _exit(ChildEntry.run(spec: spec, parent: me))
+            }
+            if pid < 0 {
+                writer.write(Int32(0))
+                writer.write(errno)
+            } else {
+                let pidfd = CSystemShims_pidfd_open(pid, 0)
+                if pidfd >= 0 {
+                    _ = fcntl(pidfd, F_SETFD, FD_CLOEXEC)
+                    children[pidfd] = pid
+                }
+                writer.write(Int32(pid))
+                writer.write(Int32(0))
+            }
+            reply(writer)
+        }
+        // Parent gone: take every child down with us and reap them.
+        for (fd, pid) in children {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            var reaped: pid_t = 0
+            _ = CSystemShims_waitid_pidfd(fd, 0, &status, &reaped)
+            systemClose(fd)
+        }
+        return 0
+    }
+}

@@ -1,0 +1,201 @@
+import CSystemShims
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Worker processes on this machine, fed through shared-memory rings (DESIGN.md §1, §4).
+final class LocalBackend: PoolBackend, @unchecked Sendable {
+    let workerCount: Int
+    let framed = true
+    let canReplaceWorkers = true
+    let method: StartMethod
+    private let region: SharedRegion
+    private let layout: PoolRegion
+    private let parentPID = getpid()
+
+    // Engine thread only.
+    private var slots: [Slot]
+
+    // Shared with the supervisor thread.
+    private let endedLock = ConditionLock()
+    private var endedQueue: [(slot: Int, generation: Int, exit: ChildExit)] = []
+    private var live: Set<pid_t> = []      // workers started and not yet reaped
+    private let hasEnded = Atomic<Bool>(false)
+
+    private struct Slot {
+        var pid: pid_t = 0
+        var generation = 0
+        var assembler = FrameAssembler()
+        var outbound = FrameQueue()
+        var ended: ChildExit?
+    }
+
+    static let ringCapacity = 1 << 20
+
+    init(workers: Int, method: StartMethod) throws {
+        self.workerCount = workers
+        self.method = method.resolved
+        let size = PoolRegion.byteCount(slots: workers, ringCapacity: LocalBackend.ringCapacity)
+        region = try SharedRegion(size: size, name: "swiftmp-pool")
+        layout = PoolRegion.format(region, slots: workers, ringCapacity: LocalBackend.ringCapacity)
+        slots = Array(repeating: Slot(), count: workers)
+    }
+
+    var summary: String { "local, \(workerCount) worker processes (\(method.rawValue))" }
+
+    func start() throws {
+        for slot in 0..<workerCount { try launch(slot) }
+    }
+
+    private func launch(_ slot: Int) throws {
+        layout.taskRing(slot).reset()
+        layout.resultRing(slot).reset()
+        let generation = slots[slot].generation
+        let onExit: @Sendable (pid_t, ChildExit) -> Void = { [weak self] pid, exit in
+            self?.childEnded(slot: slot, generation: generation, pid: pid, exit: exit)
+        }
+        let pid: pid_t
+        switch method {
+        case .fork, .automatic:
+            let layout = self.layout
+            let parent = parentPID
+            pid = try ProcessSupervisor.shared.perform { [self] in
+                let pid = try ChildLauncher.fork {
+                    ChildLauncher.becomeChild(parent: parent, firstToClose: 3)
+                    _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent))
+                }
+                started(pid)
+                try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
+                return pid
+            }
+        case .spawn:
+            let fd = region.descriptor
+            let spec = "pool-worker parent=\(parentPID) slot=\(slot)"
+            pid = try ProcessSupervisor.shared.perform { [self] in
+                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd])
+                started(pid)
+                try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
+                return pid
+            }
+        case .forkserver:
+            let server = try ForkServer.shared()
+            pid = try server.fork(spec: "pool-worker slot=\(slot)", passing: [region.descriptor],
+                                  started: { [weak self] in self?.started($0) }, onExit: onExit)
+        }
+        slots[slot].pid = pid
+    }
+
+    /// Registers a started worker; on the supervisor thread, before it can be reaped.
+    private func started(_ pid: pid_t) {
+        endedLock.withLock { _ = live.insert(pid) }
+    }
+
+    private func childEnded(slot: Int, generation: Int, pid: pid_t, exit: ChildExit) {
+        endedLock.withLock {
+            endedQueue.append((slot, generation, exit))
+            live.remove(pid)
+            endedLock.broadcast()
+        }
+        hasEnded.store(true, ordering: .sequentiallyConsistent)
+        layout.doorbell.ringAlways()
+    }
+
+    func send(_ frame: UnsafeRawBufferPointer, to worker: Int) {
+        if slots[worker].ended != nil { return }
+        var written = 0
+        if slots[worker].outbound.isEmpty {
+            written = layout.taskRing(worker).write(frame)
+        }
+        if written < frame.count {
+            slots[worker].outbound.append(Array(UnsafeRawBufferPointer(rebasing: frame[written...])))
+        }
+    }
+
+    func canAccept(worker: Int) -> Bool {
+        slots[worker].ended == nil && slots[worker].outbound.pendingFrames < 4
+    }
+
+    func poll(_ handler: (BackendEvent) -> Void) -> Bool {
+        var progressed = false
+        for slot in 0..<workerCount {
+            if !slots[slot].outbound.isEmpty, slots[slot].outbound.push(layout.taskRing(slot)) {
+                progressed = true
+            }
+            progressed = drain(slot, handler) || progressed
+        }
+        if hasEnded.exchange(false, ordering: .sequentiallyConsistent) {
+            let ended = endedLock.withLock { () -> [(slot: Int, generation: Int, exit: ChildExit)] in
+                let taken = endedQueue
+                endedQueue.removeAll()
+                return taken
+            }
+            for (slot, generation, exit) in ended where generation == slots[slot].generation {
+                _ = drain(slot, handler)   // what it wrote before it ended still counts
+                slots[slot].ended = exit
+                slots[slot].outbound.removeAll()
+                handler(.ended(worker: slot, exit))
+                progressed = true
+            }
+        }
+        return progressed
+    }
+
+    private func drain(_ slot: Int, _ handler: (BackendEvent) -> Void) -> Bool {
+        do {
+            return try slots[slot].assembler.poll(layout.resultRing(slot)) { message in
+                handler(.message(worker: slot, message))
+            }
+        } catch {
+            // A worker that sends nonsense is killed; its end is reported as usual.
+            kill(slots[slot].pid, SIGKILL)
+            return true
+        }
+    }
+
+    func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+        layout.doorbell.wait(spinning: spinning, timeoutNanoseconds: timeoutNanoseconds) {
+            if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return true }
+            for slot in 0..<workerCount {
+                if layout.resultRing(slot).available > 0 { return true }
+                if !slots[slot].outbound.isEmpty && layout.taskRing(slot).freeSpace > 0 { return true }
+            }
+            return false
+        }
+    }
+
+    func wake() {
+        layout.doorbell.ring()
+    }
+
+    func replace(worker: Int) throws {
+        slots[worker].generation += 1
+        slots[worker].assembler.reset()
+        slots[worker].outbound.removeAll()
+        slots[worker].ended = nil
+        try launch(worker)
+    }
+
+    func identity(of worker: Int) -> WorkerDied {
+        WorkerDied(pid: slots[worker].pid)
+    }
+
+    func shutdown(deadline: UInt64) {
+        let waitForExit = { (until: UInt64) -> Bool in
+            self.endedLock.withLock {
+                while !self.live.isEmpty {
+                    if !self.endedLock.wait(until: until), monotonicNanoseconds() >= until { return self.live.isEmpty }
+                }
+                return true
+            }
+        }
+        if !waitForExit(deadline) {
+            for pid in endedLock.withLock({ Array(live) }) { kill(pid, SIGKILL) }
+            _ = waitForExit(monotonicNanoseconds() &+ 5_000_000_000)
+        }
+    }
+
+    deinit {
+        for pid in endedLock.withLock({ Array(live) }) { kill(pid, SIGKILL) }
+    }
+}

@@ -1,0 +1,90 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The shared memory of one local pool: a header with the master's doorbell, then for each
+/// worker slot a task ring (master → worker) and a result ring (worker → master).
+///
+/// Header: magic @0, slot count @8, ring capacity @16, doorbell @64, masterSleeping @128.
+struct PoolRegion: @unchecked Sendable {
+    static let headerSize = 4096
+    static let magic: UInt64 = 0x5357_4D50_504F_4F4C  // "SWMPPOOL"
+    let base: UnsafeMutableRawPointer
+    let slotCount: Int
+    let ringCapacity: Int
+
+    static func byteCount(slots: Int, ringCapacity: Int) -> Int {
+        headerSize + slots * 2 * Ring.byteCount(capacity: ringCapacity)
+    }
+
+    /// Lays out a fresh region.
+    static func format(_ region: SharedRegion, slots: Int, ringCapacity: Int) -> PoolRegion {
+        let base = region.base
+        base.storeBytes(of: magic, as: UInt64.self)
+        (base + 8).storeBytes(of: UInt64(slots), as: UInt64.self)
+        (base + 16).storeBytes(of: UInt64(ringCapacity), as: UInt64.self)
+        return PoolRegion(base: base, slotCount: slots, ringCapacity: ringCapacity)
+    }
+
+    /// Reads the layout of a region made by `format` (in a worker), checking it.
+    static func attach(_ region: SharedRegion) throws(SystemError) -> PoolRegion {
+        let base = region.base
+        guard region.size >= headerSize, base.load(as: UInt64.self) == magic else {
+            throw SystemError("attach pool region (bad magic)", errno: EINVAL)
+        }
+        let slots = Int(truncatingIfNeeded: (base + 8).load(as: UInt64.self))
+        let capacity = Int(truncatingIfNeeded: (base + 16).load(as: UInt64.self))
+        guard slots > 0, capacity > 0, capacity & (capacity - 1) == 0,
+              byteCount(slots: slots, ringCapacity: capacity) <= region.size
+        else { throw SystemError("attach pool region (bad layout)", errno: EINVAL) }
+        return PoolRegion(base: base, slotCount: slots, ringCapacity: capacity)
+    }
+
+    var doorbell: Doorbell {
+        Doorbell(sequence: (base + 64).assumingMemoryBound(to: UInt32.self),
+                 sleeping: (base + 128).assumingMemoryBound(to: UInt32.self))
+    }
+
+    func taskRing(_ slot: Int) -> Ring {
+        precondition(slot >= 0 && slot < slotCount)
+        let offset = PoolRegion.headerSize + slot * 2 * Ring.byteCount(capacity: ringCapacity)
+        return Ring(at: base + offset, capacity: ringCapacity)
+    }
+
+    func resultRing(_ slot: Int) -> Ring {
+        precondition(slot >= 0 && slot < slotCount)
+        let offset = PoolRegion.headerSize + (slot * 2 + 1) * Ring.byteCount(capacity: ringCapacity)
+        return Ring(at: base + offset, capacity: ringCapacity)
+    }
+}
+
+/// The master's wake-up word: anyone who gives the master something to do (a worker that
+/// wrote a result or freed task space, a thread that submitted work, the reaper that saw a
+/// worker die) rings it; the master sleeps on it when nothing can progress.
+struct Doorbell: @unchecked Sendable {
+    let sequence: UnsafeMutablePointer<UInt32>
+    let sleeping: UnsafeMutablePointer<UInt32>
+
+    /// Wakes the master if it sleeps. Cheap when it does not.
+    @inline(__always)
+    func ring() {
+        if CSystemShims_load_u32_seqcst(sleeping) != 0 {
+            _ = CSystemShims_fetch_add_u32(sequence, 1)
+            _ = CSystemShims_futex_wake(sequence, Int32.max)
+        }
+    }
+
+    /// Wakes the master unconditionally (from another thread of the master process).
+    func ringAlways() {
+        _ = CSystemShims_fetch_add_u32(sequence, 1)
+        _ = CSystemShims_futex_wake(sequence, Int32.max)
+    }
+
+    /// Sleeps until rung or `timeoutNanoseconds` passes, unless `ready()` already holds
+    /// after announcing the sleep (no lost wake-up).
+    func wait(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+        Ring.wait(sequence: sequence, sleepingFlag: sleeping, spinning: spinning,
+                  timeoutNanoseconds: timeoutNanoseconds, ready: ready)
+    }
+}

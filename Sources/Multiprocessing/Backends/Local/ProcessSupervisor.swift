@@ -1,0 +1,138 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The one long-lived thread that starts and reaps this process's children.
+///
+/// Why one thread: `PR_SET_PDEATHSIG` fires when the *thread* that forked a child exits,
+/// not the process; children started here die with the process and never earlier. Why
+/// pidfds: only a parent can reap its child, and `waitpid(-1)` or a SIGCHLD handler would
+/// steal children of other code in the process. Each child is watched through its own
+/// pidfd and reaped by pid when it exits; the owner's callback then runs on this thread.
+final class ProcessSupervisor: @unchecked Sendable {
+    static let shared = ProcessSupervisor()
+
+    private let lock = ConditionLock()
+    private var requests: [@Sendable () -> Void] = []
+    private var watches: [Int32: Watch] = [:]         // by pidfd
+    private var sources: [Int32: @Sendable (Int32) -> Bool] = [:]  // extra descriptors to poll
+    private var started = false
+    private var startError: SystemError?
+    private var wakeFD: Int32 = -1
+    private(set) var threadID: pid_t = 0
+
+    private struct Watch {
+        let pid: pid_t
+        let onExit: @Sendable (ChildExit) -> Void
+    }
+
+    private init() {}
+
+    private func ensureStarted() throws(SystemError) {
+        lock.lock()
+        defer { lock.unlock() }
+        if started { return }
+        if let startError { throw startError }
+        do throws(SystemError) {
+            wakeFD = try syscallRetrying("eventfd") { CSystemShims_eventfd(0, O_CLOEXEC | O_NONBLOCK) }
+            try spawnThread(named: "swiftmp-super") { [self] in self.loop() }
+            started = true
+        } catch {
+            startError = error
+            throw error
+        }
+    }
+
+    /// Runs `body` on the supervisor thread and returns its result.
+    func perform<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+        try ensureStarted()
+        if CSystemShims_gettid() == threadID { return try body() }
+        let slot = ResultSlot<T>()
+        let done = ConditionLock()
+        lock.withLock {
+            requests.append {
+                let result = Result { try body() }
+                done.withLock {
+                    slot.result = result
+                    done.broadcast()
+                }
+            }
+        }
+        wake()
+        return try done.withLock {
+            while slot.result == nil { done.wait(until: nil) }
+            return try slot.result!.get()
+        }
+    }
+
+    /// Watches `pid` (a child of this process, started on this thread): when it exits it is
+    /// reaped and `onExit` runs on the supervisor thread.
+    func watch(pid: pid_t, onExit: @escaping @Sendable (ChildExit) -> Void) throws(SystemError) {
+        try ensureStarted()
+        let pidfd = try syscallRetrying("pidfd_open") { CSystemShims_pidfd_open(pid, 0) }
+        _ = fcntl(pidfd, F_SETFD, FD_CLOEXEC)
+        lock.withLock { watches[pidfd] = Watch(pid: pid, onExit: onExit) }
+        wake()
+    }
+
+    /// Polls `fd` on the supervisor thread; `handler` runs when it is readable (or hung up)
+    /// and returns false to stop watching it.
+    func addSource(_ fd: Int32, handler: @escaping @Sendable (Int32) -> Bool) throws(SystemError) {
+        try ensureStarted()
+        lock.withLock { sources[fd] = handler }
+        wake()
+    }
+
+    private func wake() {
+        var one: UInt64 = 1
+        _ = write(wakeFD, &one, 8)
+    }
+
+    private func loop() {
+        threadID = CSystemShims_gettid()
+        var descriptors: [pollfd] = []
+        while true {
+            let (work, watched, extra) = lock.withLock { () -> ([@Sendable () -> Void], [Int32], [Int32]) in
+                let work = requests
+                requests.removeAll()
+                return (work, Array(watches.keys), Array(sources.keys))
+            }
+            for item in work { item() }
+            if !work.isEmpty { continue }
+            descriptors.removeAll(keepingCapacity: true)
+            descriptors.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
+            for fd in watched { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            for fd in extra { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let ready = poll(&descriptors, nfds_t(descriptors.count), -1)
+            if ready < 0 { continue }  // EINTR
+            if descriptors[0].revents != 0 {
+                var value: UInt64 = 0
+                _ = read(wakeFD, &value, 8)
+            }
+            for entry in descriptors.dropFirst() where entry.revents != 0 {
+                if watched.contains(entry.fd) {
+                    reap(pidfd: entry.fd)
+                } else if let handler = lock.withLock({ sources[entry.fd] }) {
+                    if !handler(entry.fd) { _ = lock.withLock { sources.removeValue(forKey: entry.fd) } }
+                }
+            }
+        }
+    }
+
+    private func reap(pidfd: Int32) {
+        guard let watch = lock.withLock({ watches[pidfd] }) else { return }
+        var status: Int32 = 0
+        var pid: pid_t = 0
+        let r = CSystemShims_waitid_pidfd(pidfd, WNOHANG, &status, &pid)
+        if r == 0 && pid == 0 { return }  // not yet
+        _ = lock.withLock { watches.removeValue(forKey: pidfd) }
+        systemClose(pidfd)
+        // r != 0: someone else reaped it (ECHILD); report it as ended without a status.
+        watch.onExit(r == 0 ? ChildExit(waitStatus: status) : .exited(255))
+    }
+}
+
+private final class ResultSlot<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
+}

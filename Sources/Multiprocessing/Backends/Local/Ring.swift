@@ -1,0 +1,144 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A single-producer single-consumer byte ring in memory shared between two processes.
+///
+/// Positions are 64-bit byte counters that only grow; the capacity is a power of two.
+/// Waiting is adaptive: callers spin briefly, then yield, then sleep on a futex. A side
+/// that writes or reads increments a futex sequence word and wakes the other side only when
+/// that side announced it is sleeping, so the fast path makes no system call.
+///
+/// Layout (bytes from `header`): head @0, headSequence @8, tail @64, tailSequence @72,
+/// consumerSleeping @128, producerSleeping @192, data @256.
+struct Ring: @unchecked Sendable {
+    static let headerSize = 256
+    let header: UnsafeMutableRawPointer
+    let data: UnsafeMutableRawPointer
+    let capacity: Int
+    private let mask: UInt64
+
+    static func byteCount(capacity: Int) -> Int { headerSize + capacity }
+
+    init(at header: UnsafeMutableRawPointer, capacity: Int) {
+        precondition(capacity > 0 && capacity & (capacity - 1) == 0, "ring capacity must be a power of two")
+        self.header = header
+        self.data = header + Ring.headerSize
+        self.capacity = capacity
+        self.mask = UInt64(capacity - 1)
+    }
+
+    private var head: UnsafeMutablePointer<UInt64> { header.assumingMemoryBound(to: UInt64.self) }
+    private var headSequence: UnsafeMutablePointer<UInt32> { (header + 8).assumingMemoryBound(to: UInt32.self) }
+    private var tail: UnsafeMutablePointer<UInt64> { (header + 64).assumingMemoryBound(to: UInt64.self) }
+    private var tailSequence: UnsafeMutablePointer<UInt32> { (header + 72).assumingMemoryBound(to: UInt32.self) }
+    private var consumerSleeping: UnsafeMutablePointer<UInt32> { (header + 128).assumingMemoryBound(to: UInt32.self) }
+    private var producerSleeping: UnsafeMutablePointer<UInt32> { (header + 192).assumingMemoryBound(to: UInt32.self) }
+
+    /// Empties the ring. Only while neither side uses it (e.g. before a replacement worker starts).
+    func reset() {
+        CSystemShims_store_u64_seqcst(head, 0)
+        CSystemShims_store_u64_seqcst(tail, 0)
+        CSystemShims_store_u32_seqcst(consumerSleeping, 0)
+        CSystemShims_store_u32_seqcst(producerSleeping, 0)
+    }
+
+    // MARK: producer
+
+    /// Bytes that can be written now.
+    var freeSpace: Int {
+        capacity - Int(CSystemShims_load_u64(head) &- CSystemShims_load_u64_seqcst(tail))
+    }
+
+    /// Writes as many bytes of `source` as fit, without waiting; returns how many.
+    @discardableResult
+    func write(_ source: UnsafeRawBufferPointer) -> Int {
+        let h = CSystemShims_load_u64(head)
+        let free = capacity - Int(h &- CSystemShims_load_u64_seqcst(tail))
+        let n = min(free, source.count)
+        if n == 0 { return 0 }
+        let position = Int(h & mask)
+        let first = min(n, capacity - position)
+        (data + position).copyMemory(from: source.baseAddress!, byteCount: first)
+        if first < n {
+            data.copyMemory(from: source.baseAddress! + first, byteCount: n - first)
+        }
+        CSystemShims_store_u64_seqcst(head, h &+ UInt64(n))
+        _ = CSystemShims_fetch_add_u32(headSequence, 1)
+        if CSystemShims_load_u32_seqcst(consumerSleeping) != 0 {
+            _ = CSystemShims_futex_wake(headSequence, Int32.max)
+        }
+        return n
+    }
+
+    // MARK: consumer
+
+    /// Bytes that can be read now.
+    var available: Int {
+        Int(CSystemShims_load_u64_seqcst(head) &- CSystemShims_load_u64(tail))
+    }
+
+    /// Reads up to `destination.count` bytes without waiting; returns how many.
+    @discardableResult
+    func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        let t = CSystemShims_load_u64(tail)
+        let avail = Int(CSystemShims_load_u64_seqcst(head) &- t)
+        let n = min(avail, destination.count)
+        if n == 0 { return 0 }
+        let position = Int(t & mask)
+        let first = min(n, capacity - position)
+        destination.baseAddress!.copyMemory(from: data + position, byteCount: first)
+        if first < n {
+            (destination.baseAddress! + first).copyMemory(from: data, byteCount: n - first)
+        }
+        CSystemShims_store_u64_seqcst(tail, t &+ UInt64(n))
+        _ = CSystemShims_fetch_add_u32(tailSequence, 1)
+        if CSystemShims_load_u32_seqcst(producerSleeping) != 0 {
+            _ = CSystemShims_futex_wake(tailSequence, Int32.max)
+        }
+        return n
+    }
+
+    // MARK: waiting
+
+    /// Waits until at least one byte can be read, or the timeout passes (spurious returns
+    /// are possible). The caller re-checks `available`.
+    func waitForData(spinning: Bool, timeoutNanoseconds: Int64) {
+        Ring.wait(sequence: headSequence, sleepingFlag: consumerSleeping, spinning: spinning,
+                  timeoutNanoseconds: timeoutNanoseconds) { available > 0 }
+    }
+
+    /// Waits until at least one byte of space is free, or the timeout passes.
+    func waitForSpace(spinning: Bool, timeoutNanoseconds: Int64) {
+        Ring.wait(sequence: tailSequence, sleepingFlag: producerSleeping, spinning: spinning,
+                  timeoutNanoseconds: timeoutNanoseconds) { freeSpace > 0 }
+    }
+
+    static func wait(sequence: UnsafeMutablePointer<UInt32>, sleepingFlag: UnsafeMutablePointer<UInt32>,
+                     spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+        if spinning {
+            for _ in 0..<AdaptiveWait.spinIterations {
+                if ready() { return }
+                CSystemShims_cpu_relax()
+            }
+            for _ in 0..<AdaptiveWait.yieldIterations {
+                if ready() { return }
+                sched_yield()
+            }
+        }
+        let seen = CSystemShims_load_u32_seqcst(sequence)
+        CSystemShims_store_u32_seqcst(sleepingFlag, 1)
+        if !ready() {
+            _ = CSystemShims_futex_wait(sequence, seen, timeoutNanoseconds)
+        }
+        CSystemShims_store_u32_seqcst(sleepingFlag, 0)
+    }
+}
+
+/// How long a waiter spins and yields before it sleeps on a futex: a spinning round trip
+/// costs 1–5 µs here, a futex wake-up 20–130 µs.
+enum AdaptiveWait {
+    static let spinIterations = 2_000
+    static let yieldIterations = 50
+}

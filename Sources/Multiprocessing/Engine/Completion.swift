@@ -1,0 +1,59 @@
+import Synchronization
+
+/// A result that one thread produces once and others wait for: the core of `AsyncResult`.
+/// Waiters spin very briefly (results of tiny tasks arrive within microseconds), then sleep.
+final class Completion<Value: Sendable>: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private let done = Atomic<Bool>(false)
+    private var result: Result<Value, any Error>?
+    private var callbacks: [@Sendable (Result<Value, any Error>) -> Void] = []
+
+    var isDone: Bool { done.load(ordering: .acquiring) }
+
+    /// Stores the result (only the first call counts) and runs the callbacks on this thread.
+    func complete(_ outcome: Result<Value, any Error>) {
+        let pending: [@Sendable (Result<Value, any Error>) -> Void]? = lock.withLock {
+            if result != nil { return nil }
+            result = outcome
+            done.store(true, ordering: .releasing)
+            lock.broadcast()
+            let pending = callbacks
+            callbacks.removeAll()
+            return pending
+        }
+        pending?.forEach { $0(outcome) }
+    }
+
+    /// Runs `callback` with the result: now if it is there, otherwise when it arrives.
+    func onComplete(_ callback: @escaping @Sendable (Result<Value, any Error>) -> Void) {
+        let now: Result<Value, any Error>? = lock.withLock {
+            if let result { return result }
+            callbacks.append(callback)
+            return nil
+        }
+        if let now { callback(now) }
+    }
+
+    /// Waits until done or the deadline passes; returns whether it is done.
+    func wait(until deadline: UInt64?) -> Bool {
+        for _ in 0..<AdaptiveWait.spinIterations {
+            if isDone { return true }
+            CSystemShimsRelax()
+        }
+        return lock.withLock {
+            while result == nil {
+                if !lock.wait(until: deadline), result == nil,
+                   let deadline, monotonicNanoseconds() >= deadline {
+                    return false
+                }
+            }
+            return true
+        }
+    }
+
+    /// The result, if done.
+    var outcome: Result<Value, any Error>? { lock.withLock { result } }
+}
+
+import CSystemShims
+@inline(__always) func CSystemShimsRelax() { CSystemShims_cpu_relax() }

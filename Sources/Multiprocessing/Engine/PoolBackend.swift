@@ -1,0 +1,41 @@
+/// What the engine needs from a backend: a way to send frames to worker slots, to learn of
+/// replies and of workers that ended, and to start or replace workers. The public API never
+/// mentions a backend; `Pool` picks one at run time.
+protocol PoolBackend: AnyObject {
+    /// Worker slots (fixed for the pool's life).
+    var workerCount: Int { get }
+    /// Whether frames carry the 8-byte length header (ring transports) or not (MPI).
+    var framed: Bool { get }
+    /// Whether a dead worker can be replaced (local) or ends everything (MPI).
+    var canReplaceWorkers: Bool { get }
+    /// A short description for `swiftmp info` and errors.
+    var summary: String { get }
+
+    /// Starts every worker.
+    func start() throws
+    /// Queues a frame for `worker`; never waits.
+    func send(_ frame: UnsafeRawBufferPointer, to worker: Int)
+    /// Whether `worker`'s outbound queue is short enough to take more work.
+    func canAccept(worker: Int) -> Bool
+    /// Moves bytes without waiting and reports what arrived. Returns whether anything moved.
+    func poll(_ handler: (BackendEvent) -> Void) -> Bool
+    /// Sleeps until something may have arrived, `wake()` is called, `ready()` holds, or the
+    /// timeout passes.
+    func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool)
+    /// Wakes `waitForActivity` from another thread.
+    func wake()
+    /// Starts a new worker in `slot` after its predecessor ended.
+    func replace(worker: Int) throws
+    /// The identity of the worker in a slot, for `WorkerDied`.
+    func identity(of worker: Int) -> WorkerDied
+    /// Ends every worker: waits up to `deadline` (monotonic ns) for them to exit after
+    /// `stop`, then kills what is left and reaps everything.
+    func shutdown(deadline: UInt64)
+}
+
+enum BackendEvent {
+    /// A complete message from a worker (without frame header).
+    case message(worker: Int, UnsafeRawBufferPointer)
+    /// A worker ended (all its earlier messages were reported first).
+    case ended(worker: Int, ChildExit)
+}

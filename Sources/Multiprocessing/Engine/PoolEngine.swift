@@ -1,0 +1,453 @@
+import Synchronization
+
+/// The master's scheduler, shared by both backends. One thread per pool runs `loop()`:
+/// it takes submitted jobs, keeps every worker fed with a few chunks in flight, routes
+/// replies to their jobs, and turns a worker's death into `WorkerDied` for exactly the
+/// chunks it held — then replaces it.
+final class PoolEngine: @unchecked Sendable {
+    let backend: any PoolBackend
+    let maxTasksPerChild: Int?
+    let initializer: FunctionDefinition?
+
+    // Shared with callers, under `lock`.
+    private let lock = ConditionLock()
+    private var incoming: [Job] = []
+    private var closing = false
+    private var terminating = false
+    private var stopped = false
+    private var brokenReason: PoolError?
+    private let hasIntake = Atomic<Bool>(false)
+
+    // Engine thread only.
+    private var jobs: [Job] = []
+    private var tasks: [UInt64: (job: Job, span: ChunkSpan, worker: Int)] = [:]
+    private var workers: [WorkerState]
+    private var nextTaskID: UInt64 = 1
+    private var definitions: [DefinitionKey: FunctionDefinition] = [:]
+    private var nextFunctionID: UInt32 = 1
+    private var clock: UInt64 = 0
+    private var writer = WireWriter(capacity: 64 << 10)
+
+    private struct DefinitionKey: Hashable {
+        let typeName: String
+        let bytes: [UInt8]
+    }
+
+    struct WorkerState {
+        var inFlight: [UInt64] = []
+        var defined: Set<UInt32> = []
+        var tasksAssigned = 0
+        var retiring = false
+        var failuresWithoutProgress = 0
+        var completedSinceStart = 0
+        var lastReply: UInt64 = 0
+        var serviceNanoseconds: Double = 0
+        var initialized = false
+    }
+
+    init(backend: any PoolBackend, maxTasksPerChild: Int?, initializer: FunctionDefinition?) {
+        self.backend = backend
+        self.maxTasksPerChild = maxTasksPerChild
+        self.initializer = initializer
+        self.workers = Array(repeating: WorkerState(), count: backend.workerCount)
+    }
+
+    func startThread() throws {
+        try spawnThread(named: "swiftmp-pool") { [self] in loop() }
+    }
+
+    // MARK: called by any thread
+
+    func submit(_ job: Job) throws(PoolError) {
+        lock.lock()
+        if let brokenReason {
+            lock.unlock()
+            throw brokenReason
+        }
+        if closing || terminating {
+            lock.unlock()
+            throw PoolError(.closed, "the pool is closed; create a new Pool")
+        }
+        incoming.append(job)
+        lock.unlock()
+        hasIntake.store(true, ordering: .sequentiallyConsistent)
+        backend.wake()
+    }
+
+    /// Stops taking work; workers exit when the submitted work is done.
+    func close() {
+        lock.withLock { closing = true }
+        hasIntake.store(true, ordering: .sequentiallyConsistent)
+        backend.wake()
+    }
+
+    /// Stops now: pending work fails with `PoolError.terminated`, workers are killed.
+    func terminate() {
+        lock.withLock { terminating = true }
+        hasIntake.store(true, ordering: .sequentiallyConsistent)
+        backend.wake()
+    }
+
+    /// Waits until the engine has stopped every worker.
+    func join(timeout: Double? = nil) -> Bool {
+        let end = deadline(after: timeout)
+        return lock.withLock {
+            while !stopped {
+                if !lock.wait(until: end), let end, monotonicNanoseconds() >= end, !stopped { return false }
+            }
+            return true
+        }
+    }
+
+    var isStopped: Bool { lock.withLock { stopped } }
+
+    // MARK: the engine thread
+
+    private func loop() {
+        var idleRounds = 0
+        while true {
+            var progressed = false
+            if hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
+                let (newJobs, isClosing, isTerminating) = lock.withLock { () -> ([Job], Bool, Bool) in
+                    let taken = incoming
+                    incoming.removeAll()
+                    return (taken, closing, terminating)
+                }
+                if isTerminating {
+                    finishAll(with: PoolError(.terminated, "the pool was terminated"), newJobs: newJobs)
+                    backend.shutdown(deadline: monotonicNanoseconds())
+                    markStopped()
+                    return
+                }
+                for job in newJobs { admit(job) }
+                if isClosing && jobs.isEmpty && tasks.isEmpty {
+                    stopWorkersGracefully()
+                    markStopped()
+                    return
+                }
+                progressed = true
+            }
+            if backend.poll({ handle($0) }) { progressed = true }
+            if dispatch() { progressed = true }
+            if lock.withLock({ brokenReason }) != nil {
+                finishAll(with: lock.withLock { brokenReason! }, newJobs: [])
+            }
+            let closingNow = lock.withLock { closing }
+            if closingNow && jobs.isEmpty && tasks.isEmpty {
+                hasIntake.store(true, ordering: .sequentiallyConsistent)
+                continue
+            }
+            if progressed {
+                idleRounds = 0
+                continue
+            }
+            idleRounds += 1
+            let busy = !tasks.isEmpty
+            backend.waitForActivity(spinning: busy && idleRounds < 4,
+                                    timeoutNanoseconds: busy ? 50_000_000 : 500_000_000) {
+                hasIntake.load(ordering: .sequentiallyConsistent)
+            }
+        }
+    }
+
+    private func markStopped() {
+        lock.withLock {
+            stopped = true
+            lock.broadcast()
+        }
+    }
+
+    private func admit(_ job: Job) {
+        let key = DefinitionKey(typeName: job.function.typeName, bytes: job.function.bytes)
+        let definition: FunctionDefinition
+        if let existing = definitions[key] {
+            definition = existing
+        } else {
+            definition = job.function
+            definition.id = nextFunctionID
+            nextFunctionID = nextFunctionID == UInt32.max - 1 ? 1 : nextFunctionID + 1
+            definitions[key] = definition
+            evictDefinitions()
+        }
+        definition.activeJobs += 1
+        definitionOf[ObjectIdentifier(job)] = definition
+        if job.finished {
+            release(job)
+        } else {
+            jobs.append(job)
+        }
+    }
+
+    private var definitionOf: [ObjectIdentifier: FunctionDefinition] = [:]
+
+    private func release(_ job: Job) {
+        if let definition = definitionOf.removeValue(forKey: ObjectIdentifier(job)) {
+            definition.activeJobs -= 1
+            clock += 1
+            definition.lastUsed = clock
+        }
+    }
+
+    /// Keeps at most 64 function definitions alive in the workers.
+    private func evictDefinitions() {
+        guard definitions.count > 64 else { return }
+        let victims = definitions.filter { $0.value.activeJobs == 0 }
+            .sorted { $0.value.lastUsed < $1.value.lastUsed }
+            .prefix(definitions.count - 64)
+        for (key, definition) in victims {
+            definitions.removeValue(forKey: key)
+            for worker in workers.indices where workers[worker].defined.contains(definition.id) {
+                workers[worker].defined.remove(definition.id)
+                beginFrame()
+                writer.write(MasterMessage.undefine.rawValue)
+                writer.write(definition.id)
+                sendFrame(to: worker)
+            }
+        }
+    }
+
+    private func beginFrame() {
+        if backend.framed { Frame.begin(&writer) } else { writer.bytes.removeAll(keepingCapacity: true) }
+    }
+
+    private func sendFrame(to worker: Int) {
+        if backend.framed { Frame.finish(&writer) }
+        writer.bytes.withUnsafeBytes { backend.send($0, to: worker) }
+    }
+
+    /// How many chunks a worker should hold: enough to hide a round trip for tiny tasks,
+    /// few for long ones so that the load stays balanced.
+    private func depth(for worker: Int) -> Int {
+        let service = workers[worker].serviceNanoseconds
+        if service <= 0 { return 2 }
+        return max(2, min(64, Int(200_000 / service) + 1))
+    }
+
+    /// Sends chunks to workers with room. Returns whether anything was sent.
+    private func dispatch() -> Bool {
+        if jobs.isEmpty { return false }
+        var progressed = false
+        // Drop jobs that need nothing more.
+        if jobs.contains(where: { $0.isCancelled }) {
+            for job in jobs where job.isCancelled { job.finished = true }
+        }
+        if jobs.contains(where: { $0.finished }) {
+            for job in jobs where job.finished { release(job) }
+            jobs.removeAll { $0.finished }
+        }
+        var anyReady = true
+        while anyReady {
+            anyReady = false
+            for worker in workers.indices {
+                if workers[worker].retiring || workers[worker].inFlight.count >= depth(for: worker)
+                    || !backend.canAccept(worker: worker) { continue }
+                if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit { continue }
+                guard let job = jobs.first(where: { $0.hasChunkReady }) else { return progressed }
+                if send(job, to: worker) {
+                    progressed = true
+                    anyReady = true
+                }
+            }
+        }
+        return progressed
+    }
+
+    private func ensureInitialized(_ worker: Int) {
+        guard !workers[worker].initialized else { return }
+        workers[worker].initialized = true
+        guard let initializer else { return }
+        // The initializer runs as task 0 with a single Void input before any other task.
+        define(initializer, on: worker)
+        beginFrame()
+        writer.write(MasterMessage.chunk.rawValue)
+        writer.write(UInt64(0))
+        writer.write(initializer.id)
+        writer.write(UInt64(1))
+        sendFrame(to: worker)
+    }
+
+    private func define(_ definition: FunctionDefinition, on worker: Int) {
+        guard !workers[worker].defined.contains(definition.id) else { return }
+        beginFrame()
+        writer.write(MasterMessage.define.rawValue)
+        writer.write(definition.id)
+        writer.write(definition.typeName)
+        definition.bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+        sendFrame(to: worker)
+        workers[worker].defined.insert(definition.id)
+    }
+
+    private func send(_ job: Job, to worker: Int) -> Bool {
+        ensureInitialized(worker)
+        guard let definition = definitionOf[ObjectIdentifier(job)] else { return false }
+        define(definition, on: worker)
+        let taskID = nextTaskID
+        beginFrame()
+        writer.write(MasterMessage.chunk.rawValue)
+        writer.write(taskID)
+        writer.write(definition.id)
+        let span: ChunkSpan?
+        do {
+            span = try job.encodeNextChunk(into: &writer)
+        } catch {
+            _ = job.fail(nil, error: PoolError(.encoding, "cannot encode an input: \(error)"))
+            job.finished = true
+            return true
+        }
+        guard let span else { return false }
+        nextTaskID += 1
+        sendFrame(to: worker)
+        tasks[taskID] = (job, span, worker)
+        if workers[worker].inFlight.isEmpty { workers[worker].lastReply = monotonicNanoseconds() }
+        workers[worker].inFlight.append(taskID)
+        workers[worker].tasksAssigned += 1
+        if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit {
+            retire(worker)
+        }
+        return true
+    }
+
+    /// After its last allowed task, a worker is told to stop; it is replaced when it exits.
+    private func retire(_ worker: Int) {
+        workers[worker].retiring = true
+        beginFrame()
+        writer.write(MasterMessage.stop.rawValue)
+        sendFrame(to: worker)
+    }
+
+    private func handle(_ event: BackendEvent) {
+        switch event {
+        case .message(let worker, let bytes):
+            handleMessage(from: worker, bytes)
+        case .ended(let worker, let exit):
+            handleEnd(of: worker, exit)
+        }
+    }
+
+    private func handleMessage(from worker: Int, _ bytes: UnsafeRawBufferPointer) {
+        var reader = WireReader(bytes)
+        do {
+            let kind = try reader.read(UInt8.self)
+            switch WorkerMessage(rawValue: kind) {
+            case .result:
+                let taskID = try reader.read(UInt64.self)
+                guard let task = takeTask(taskID, from: worker) else { return }
+                do {
+                    if try task.job.deliver(task.span, outputs: &reader) { retireFinished(task.job) }
+                } catch {
+                    let wrapped = error as? PoolError
+                        ?? PoolError(.encoding, "cannot decode results of \(task.job.function.typeName): \(error)")
+                    if task.job.fail(task.span, error: wrapped) { retireFinished(task.job) }
+                }
+            case .failure:
+                let taskID = try reader.read(UInt64.self)
+                let index = Int(try reader.read(Int64.self))
+                let kind = FailureKind(rawValue: try reader.read(UInt8.self)) ?? .machinery
+                let typeName = try reader.read(String.self)
+                let message = try reader.read(String.self)
+                if taskID == 0 {
+                    // The initializer threw: the pool cannot work.
+                    workers[worker].initialized = true
+                    breakPool(PoolError(.startFailed, "the pool's initializer threw \(typeName): \(message)"))
+                    return
+                }
+                guard let task = takeTask(taskID, from: worker) else { return }
+                let error: any Error = kind == .threw
+                    ? RemoteError(typeName: typeName, message: message, inputIndex: task.span.firstInput + index)
+                    : PoolError(.encoding, message)
+                if task.job.fail(task.span, error: error) { retireFinished(task.job) }
+            case .stopped:
+                break
+            case nil:
+                throw PoolError(.protocolViolation, "unknown message kind \(kind)")
+            }
+        } catch {
+            breakPool(PoolError(.protocolViolation, "a worker sent a malformed message: \(error)"))
+        }
+    }
+
+    private func takeTask(_ taskID: UInt64, from worker: Int) -> (job: Job, span: ChunkSpan, worker: Int)? {
+        guard let task = tasks.removeValue(forKey: taskID), task.worker == worker else { return nil }
+        if let position = workers[worker].inFlight.firstIndex(of: taskID) {
+            workers[worker].inFlight.remove(at: position)
+        }
+        let now = monotonicNanoseconds()
+        let elapsed = Double(now &- workers[worker].lastReply)
+        workers[worker].lastReply = now
+        let old = workers[worker].serviceNanoseconds
+        workers[worker].serviceNanoseconds = old == 0 ? elapsed : old * 0.8 + elapsed * 0.2
+        workers[worker].failuresWithoutProgress = 0
+        workers[worker].completedSinceStart += 1
+        return task
+    }
+
+    private func retireFinished(_ job: Job) {
+        job.finished = true
+    }
+
+    private func handleEnd(of worker: Int, _ exit: ChildExit) {
+        let lost = workers[worker].inFlight
+        let wasRetiring = workers[worker].retiring
+        let identity = backend.identity(of: worker)
+        for taskID in lost {
+            guard let task = tasks.removeValue(forKey: taskID) else { continue }
+            var died = identity
+            switch exit {
+            case .signaled(let signal): died.signal = signal
+            case .exited(let code): died.exitCode = code
+            }
+            died.inputIndex = task.span.firstInput
+            if task.job.fail(task.span, error: died) { retireFinished(task.job) }
+        }
+        let madeProgress = workers[worker].completedSinceStart > 0
+        var state = WorkerState()
+        state.failuresWithoutProgress = (wasRetiring || madeProgress) ? 0 : workers[worker].failuresWithoutProgress + 1
+        workers[worker] = state
+        let isShuttingDown = lock.withLock { terminating || stopped }
+        if isShuttingDown { return }
+        guard backend.canReplaceWorkers else {
+            breakPool(PoolError(.startFailed, "a worker ended and this backend cannot replace it: \(identity)"))
+            return
+        }
+        if state.failuresWithoutProgress >= 5 {
+            breakPool(PoolError(.startFailed, "workers keep ending before they finish any task (last: \(exit)); the pool is broken"))
+            return
+        }
+        do {
+            try backend.replace(worker: worker)
+        } catch {
+            breakPool(PoolError(.startFailed, "cannot start a replacement worker: \(error)"))
+        }
+    }
+
+    private func breakPool(_ error: PoolError) {
+        lock.withLock { if brokenReason == nil { brokenReason = error } }
+    }
+
+    private func finishAll(with error: any Error, newJobs: [Job]) {
+        for job in jobs + newJobs where !job.finished {
+            _ = job.fail(nil, error: error)
+            job.finished = true
+        }
+        for job in jobs + newJobs { release(job) }
+        jobs.removeAll()
+        tasks.removeAll()
+        for worker in workers.indices { workers[worker].inFlight.removeAll() }
+    }
+
+    private func stopWorkersGracefully() {
+        for worker in workers.indices where !workers[worker].retiring {
+            beginFrame()
+            writer.write(MasterMessage.stop.rawValue)
+            sendFrame(to: worker)
+        }
+        // Push the stop frames out while workers read them.
+        let end = monotonicNanoseconds() &+ 5_000_000_000
+        while monotonicNanoseconds() < end {
+            _ = backend.poll { _ in }
+            if (0..<workers.count).allSatisfy({ backend.canAccept(worker: $0) }) { break }
+            backend.waitForActivity(spinning: false, timeoutNanoseconds: 10_000_000) { false }
+        }
+        backend.shutdown(deadline: monotonicNanoseconds() &+ 5_000_000_000)
+    }
+}

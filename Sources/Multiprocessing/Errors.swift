@@ -1,0 +1,114 @@
+/// A function that threw in a worker. Carries what can cross a process boundary: the
+/// error's type name and description, and which input failed.
+public struct RemoteError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The thrown error's type, as `String(reflecting:)` prints it.
+    public var typeName: String
+    /// The thrown error's description (`String(describing:)`).
+    public var message: String
+    /// The failing input's position in the submitted sequence (0-based).
+    public var inputIndex: Int
+
+    public init(typeName: String, message: String, inputIndex: Int) {
+        self.typeName = typeName
+        self.message = message
+        self.inputIndex = inputIndex
+    }
+
+    public var description: String {
+        "input \(inputIndex) threw \(typeName): \(message)"
+    }
+}
+
+/// A worker that ended while it held the calling task: killed by a signal, crashed, or
+/// exited. The pool starts a replacement; the call gets this error instead of hanging.
+public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The worker's process id (local backend).
+    public var pid: Int32?
+    /// The worker's rank (MPI backend).
+    public var rank: Int?
+    /// The host the worker ran on, when known.
+    public var host: String?
+    /// The signal that ended it, if a signal did.
+    public var signal: Int32?
+    /// Its exit status, if it exited.
+    public var exitCode: Int32?
+    /// The first input of the task it held (0-based), when known.
+    public var inputIndex: Int?
+
+    public init(pid: Int32? = nil, rank: Int? = nil, host: String? = nil, signal: Int32? = nil,
+                exitCode: Int32? = nil, inputIndex: Int? = nil) {
+        self.pid = pid
+        self.rank = rank
+        self.host = host
+        self.signal = signal
+        self.exitCode = exitCode
+        self.inputIndex = inputIndex
+    }
+
+    public var description: String {
+        var who = pid.map { "worker process \($0)" } ?? rank.map { "worker rank \($0)" } ?? "a worker"
+        if let host { who += " on \(host)" }
+        let how = signal.map { "was killed by signal \($0) (\(signalName($0)))" }
+            ?? exitCode.map { "exited with status \($0)" } ?? "ended"
+        let which = inputIndex.map { " while running input \($0)" } ?? ""
+        return "\(who) \(how)\(which)"
+    }
+}
+
+/// A misuse of a pool or a failure of the machinery around the tasks.
+public struct PoolError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// The pool was closed or terminated; no new work is accepted.
+        case closed
+        /// An argument is out of range (processes < 1, chunkSize < 1, …).
+        case invalidArgument
+        /// The function's type cannot be found by name in a worker.
+        case unresolvableFunction
+        /// An input, output or function value could not be encoded or decoded.
+        case encoding
+        /// Workers could not be started.
+        case startFailed
+        /// The pool was terminated while the call waited.
+        case terminated
+        /// A worker sent a message the pool cannot understand.
+        case protocolViolation
+        /// The chosen backend is not available here (e.g. MPI outside mpirun).
+        case backendUnavailable
+    }
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}
+
+/// A wait that ran out of time: `AsyncResult.get(timeout:)` and friends.
+/// Python's `multiprocessing.TimeoutError`.
+public struct TimeoutError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var seconds: Double
+    public init(seconds: Double) { self.seconds = seconds }
+    public var description: String { "timed out after \(seconds) s" }
+}
+
+func signalName(_ signal: Int32) -> String {
+    switch signal {
+    case 1: return "SIGHUP"
+    case 2: return "SIGINT"
+    case 3: return "SIGQUIT"
+    case 4: return "SIGILL"
+    case 5: return "SIGTRAP"
+    case 6: return "SIGABRT"
+    case 7: return "SIGBUS"
+    case 8: return "SIGFPE"
+    case 9: return "SIGKILL"
+    case 11: return "SIGSEGV"
+    case 13: return "SIGPIPE"
+    case 14: return "SIGALRM"
+    case 15: return "SIGTERM"
+    default: return "signal \(signal)"
+    }
+}

@@ -1,0 +1,97 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A mutex with a condition variable (monotonic clock), for threads of one process.
+final class ConditionLock: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func lock() { pthread_mutex_lock(mutex) }
+    func unlock() { pthread_mutex_unlock(mutex) }
+
+    @inline(__always)
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+
+    func broadcast() { pthread_cond_broadcast(condition) }
+
+    /// Waits (lock held) until signalled or `deadline` (monotonic nanoseconds) passes;
+    /// returns false on time-out. Spurious wake-ups return true: re-check the predicate.
+    @discardableResult
+    func wait(until deadline: UInt64?) -> Bool {
+        guard let deadline else {
+            pthread_cond_wait(condition, mutex)
+            return true
+        }
+        var ts = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        return pthread_cond_timedwait(condition, mutex, &ts) != ETIMEDOUT
+    }
+}
+
+/// Monotonic time in nanoseconds.
+@inline(__always)
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+}
+
+/// A deadline `seconds` from now, or nil for none. Negative or NaN timeouts mean "now".
+func deadline(after seconds: Double?) -> UInt64? {
+    guard let seconds else { return nil }
+    if !(seconds > 0) { return monotonicNanoseconds() }
+    if seconds > 1e9 { return nil }
+    return monotonicNanoseconds() &+ UInt64(seconds * 1e9)
+}
+
+/// Starts a detached thread running `body`.
+func spawnThread(named name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
+    final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+    let threadName = String(name.prefix(15))
+    let box = Unmanaged.passRetained(Box({
+        _ = CSystemShims_set_name(threadName)
+        body()
+    })).toOpaque()
+    var thread = pthread_t()
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+    defer { pthread_attr_destroy(&attributes) }
+    let result = pthread_create(&thread, &attributes, { context in
+        let box = Unmanaged<AnyObject>.fromOpaque(context!).takeRetainedValue()
+        (box as! Box).body()
+        return nil
+    }, box)
+    if result != 0 {
+        Unmanaged<AnyObject>.fromOpaque(box).release()
+        throw SystemError("pthread_create", errno: result)
+    }
+}
+
+/// Writes a line to standard error (unbuffered, safe in a child before `_exit`).
+func printError(_ message: String) {
+    var line = message
+    if !line.hasSuffix("\n") { line += "\n" }
+    line.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
+}

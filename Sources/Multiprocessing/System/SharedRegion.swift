@@ -1,0 +1,62 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Memory shared between processes: an anonymous `memfd` mapped `MAP_SHARED`.
+///
+/// Children started with `fork` inherit the mapping; other processes receive the
+/// descriptor (inherited by `posix_spawn`, or passed with `SCM_RIGHTS`) and map it again.
+/// No name exists in any file system, so no other process can open it.
+final class SharedRegion: @unchecked Sendable {
+    let base: UnsafeMutableRawPointer
+    let size: Int
+    /// The memfd, or -1 once closed (the mapping outlives it).
+    private(set) var descriptor: Int32
+
+    /// Creates a zero-filled region of `size` bytes.
+    init(size: Int, name: String = "swiftmp") throws(SystemError) {
+        precondition(size > 0)
+        let fd = try syscallRetrying("memfd_create") {
+            CSystemShims_memfd_create(name, 1 /* MFD_CLOEXEC */)
+        }
+        do throws(SystemError) {
+            try syscallRetrying("ftruncate") { ftruncate(fd, off_t(size)) }
+            base = try SharedRegion.map(fd: fd, size: size)
+        } catch {
+            systemClose(fd)
+            throw error
+        }
+        self.size = size
+        self.descriptor = fd
+    }
+
+    /// Maps a region received from another process. Takes ownership of `descriptor`.
+    init(adopting descriptor: Int32) throws(SystemError) {
+        var info = stat()
+        try syscallRetrying("fstat") { fstat(descriptor, &info) }
+        guard info.st_size > 0 else { throw SystemError("fstat (empty shared region)", errno: EINVAL) }
+        self.size = Int(info.st_size)
+        self.base = try SharedRegion.map(fd: descriptor, size: Int(info.st_size))
+        self.descriptor = descriptor
+    }
+
+    private static func map(fd: Int32, size: Int) throws(SystemError) -> UnsafeMutableRawPointer {
+        let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let pointer, pointer != MAP_FAILED else { throw SystemError("mmap", errno: Glibc.errno) }
+        return pointer
+    }
+
+    /// Closes the descriptor; the mapping stays valid.
+    func closeDescriptor() {
+        if descriptor >= 0 {
+            systemClose(descriptor)
+            descriptor = -1
+        }
+    }
+
+    deinit {
+        munmap(base, size)
+        if descriptor >= 0 { systemClose(descriptor) }
+    }
+}
