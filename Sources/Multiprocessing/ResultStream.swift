@@ -62,7 +62,7 @@ extension ResultStream {
                 // Waiting blocks a thread: do it on our own thread, not the cooperative pool.
                 return try await withCheckedThrowingContinuation { continuation in
                     do {
-                        try spawnThread(named: "swiftmp-imap") {
+                        try spawnThread(named: "mp-imap-wait") {
                             continuation.resume(with: Result { try stream.nextValue() })
                         }
                     } catch {

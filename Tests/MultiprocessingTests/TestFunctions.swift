@@ -36,7 +36,7 @@ struct DieOn: ParallelFunction {
         if x == victim {
             switch way {
             case .sigkill: kill(getpid(), SIGKILL)
-            case .segfault: raise(SIGSEGV)
+            case .segfault: UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
             case .fatal: fatalError("deliberate crash in a test worker")
             case .exit: _exit(3)
             }
@@ -72,4 +72,60 @@ struct Describe: ParallelFunction {
 
 struct NoResult: ParallelFunction {
     func callAsFunction(_ x: Int) {}
+}
+
+nonisolated(unsafe) var workerGlobal = 0
+
+struct SetGlobal: ParallelFunction {
+    var value: Int
+    func callAsFunction(_: Void) throws {
+        if value < 0 { throw Boom(value: value) }
+        workerGlobal = value
+    }
+}
+
+struct ReadGlobal: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { workerGlobal + x }
+}
+
+struct Add: ParallelFunction {
+    func callAsFunction(_ args: Arguments<Int, Int>) -> Int {
+        let (a, b) = args.values
+        return a + b
+    }
+}
+
+struct Label: ParallelFunction {
+    func callAsFunction(_ args: Arguments<String, Int, Double>) -> String {
+        let (name, count, weight) = args.values
+        return "\(name):\(count):\(weight)"
+    }
+}
+
+/// A sequence that counts how many elements were taken from it.
+final class CountingSequence: Sequence, @unchecked Sendable {
+    let lock = NSLockLike()
+    private(set) var taken = 0
+    let limit: Int?
+    init(limit: Int? = nil) { self.limit = limit }
+    func makeIterator() -> AnyIterator<Int> {
+        var next = 0
+        return AnyIterator { [self] in
+            if let limit, next >= limit { return nil }
+            lock.withLock { taken += 1 }
+            defer { next += 1 }
+            return next
+        }
+    }
+    var count: Int { lock.withLock { taken } }
+}
+
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return body()
+    }
 }

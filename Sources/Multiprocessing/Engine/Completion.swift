@@ -11,17 +11,21 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
     var isDone: Bool { done.load(ordering: .acquiring) }
 
     /// Stores the result (only the first call counts) and runs the callbacks on this thread.
+    /// As in Python, callbacks run before waiters see the result.
     func complete(_ outcome: Result<Value, any Error>) {
         let pending: [@Sendable (Result<Value, any Error>) -> Void]? = lock.withLock {
             if result != nil { return nil }
             result = outcome
-            done.store(true, ordering: .releasing)
-            lock.broadcast()
             let pending = callbacks
             callbacks.removeAll()
             return pending
         }
-        pending?.forEach { $0(outcome) }
+        guard let pending else { return }
+        pending.forEach { $0(outcome) }
+        lock.withLock {
+            done.store(true, ordering: .releasing)
+            lock.broadcast()
+        }
     }
 
     /// Runs `callback` with the result: now if it is there, otherwise when it arrives.
@@ -41,8 +45,8 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
             CSystemShimsRelax()
         }
         return lock.withLock {
-            while result == nil {
-                if !lock.wait(until: deadline), result == nil,
+            while !isDone {
+                if !lock.wait(until: deadline), !isDone,
                    let deadline, monotonicNanoseconds() >= deadline {
                     return false
                 }

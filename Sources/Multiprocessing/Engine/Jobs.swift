@@ -55,7 +55,9 @@ class Job {
 }
 
 /// `map`, `starmap`, `apply` and their async forms: all inputs known up front, results in
-/// input order, the first failure fails the whole call.
+/// input order. A failure fails the whole call; no new chunk is sent after it, and the call
+/// reports the failure of the lowest input among the chunks already sent — so the error a
+/// caller sees does not depend on timing.
 final class BatchJob<F: ParallelFunction>: Job {
     private let inputs: [F.Input]
     private let chunkSize: Int
@@ -63,6 +65,8 @@ final class BatchJob<F: ParallelFunction>: Job {
     private var chunksLeft: Int
     private let results: UnsafeMutablePointer<F.Output>
     private var chunkDone: [Bool]
+    private var inFlight = 0
+    private var failure: (firstInput: Int, error: any Error)?
     private let finish: (Result<[F.Output], any Error>) -> Void
 
     init(function: FunctionDefinition, inputs: [F.Input], chunkSize: Int,
@@ -89,7 +93,7 @@ final class BatchJob<F: ParallelFunction>: Job {
         results.deallocate()
     }
 
-    override var hasChunkReady: Bool { !finished && nextStart < inputs.count }
+    override var hasChunkReady: Bool { !finished && failure == nil && nextStart < inputs.count }
 
     override func encodeNextChunk(into writer: inout WireWriter) throws -> ChunkSpan? {
         guard hasChunkReady else { return nil }
@@ -99,11 +103,14 @@ final class BatchJob<F: ParallelFunction>: Job {
             try F._encodeInputs(UnsafeBufferPointer(rebasing: all[first..<(first + count)]), into: &writer)
         }
         nextStart += count
+        inFlight += 1
         return ChunkSpan(index: first / chunkSize, firstInput: first, count: count)
     }
 
     override func deliver(_ span: ChunkSpan, outputs reader: inout WireReader) throws -> Bool {
         if finished { return true }
+        inFlight -= 1
+        if failure != nil { return failIfSettled() }
         let outputs = try F._decodeOutputs(from: &reader)
         guard outputs.count == span.count, !chunkDone[span.index] else {
             throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for a chunk of \(span.count)")
@@ -128,8 +135,23 @@ final class BatchJob<F: ParallelFunction>: Job {
 
     override func fail(_ span: ChunkSpan?, error: any Error) -> Bool {
         if finished { return true }
+        guard let span else {
+            finished = true
+            finish(.failure(error))
+            return true
+        }
+        inFlight -= 1
+        if failure == nil || span.firstInput < failure!.firstInput {
+            failure = (span.firstInput, error)
+        }
+        return failIfSettled()
+    }
+
+    /// After a failure: finish once no chunk sent before it can report a lower input.
+    private func failIfSettled() -> Bool {
+        guard inFlight == 0, let failure else { return false }
         finished = true
-        finish(.failure(error))
+        finish(.failure(failure.error))
         return true
     }
 }

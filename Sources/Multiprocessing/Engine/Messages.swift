@@ -24,4 +24,6 @@ enum FailureKind: UInt8 {
     /// The function could not be resolved or decoded, or inputs/outputs could not be
     /// decoded/encoded: the caller gets `PoolError`.
     case machinery = 1
+    /// The pool's initializer threw in this worker: the caller gets `PoolError.startFailed`.
+    case initializer = 2
 }

@@ -28,8 +28,9 @@ protocol PoolBackend: AnyObject {
     func replace(worker: Int) throws
     /// The identity of the worker in a slot, for `WorkerDied`.
     func identity(of worker: Int) -> WorkerDied
-    /// Ends every worker: waits up to `deadline` (monotonic ns) for them to exit after
-    /// `stop`, then kills what is left and reaps everything.
+    /// Ends every worker: delivers frames still queued (the `stop`s), waits up to
+    /// `deadline` (monotonic ns) for the workers to exit, then kills what is left and reaps
+    /// everything.
     func shutdown(deadline: UInt64)
 }
 

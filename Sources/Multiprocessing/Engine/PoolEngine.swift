@@ -104,6 +104,8 @@ final class PoolEngine: @unchecked Sendable {
     // MARK: the engine thread
 
     private func loop() {
+        ForkGuard.enterActivity()
+        defer { ForkGuard.leaveActivity() }
         var idleRounds = 0
         while true {
             var progressed = false
@@ -115,12 +117,16 @@ final class PoolEngine: @unchecked Sendable {
                 }
                 if isTerminating {
                     finishAll(with: PoolError(.terminated, "the pool was terminated"), newJobs: newJobs)
+                    ForkGuard.leaveActivity()
+                    defer { ForkGuard.enterActivity() }
                     backend.shutdown(deadline: monotonicNanoseconds())
                     markStopped()
                     return
                 }
                 for job in newJobs { admit(job) }
                 if isClosing && jobs.isEmpty && tasks.isEmpty {
+                    ForkGuard.leaveActivity()
+                    defer { ForkGuard.enterActivity() }
                     stopWorkersGracefully()
                     markStopped()
                     return
@@ -143,10 +149,12 @@ final class PoolEngine: @unchecked Sendable {
             }
             idleRounds += 1
             let busy = !tasks.isEmpty
+            ForkGuard.leaveActivity()
             backend.waitForActivity(spinning: busy && idleRounds < 4,
                                     timeoutNanoseconds: busy ? 50_000_000 : 500_000_000) {
                 hasIntake.load(ordering: .sequentiallyConsistent)
             }
+            ForkGuard.enterActivity()
         }
     }
 
@@ -352,9 +360,15 @@ final class PoolEngine: @unchecked Sendable {
                     return
                 }
                 guard let task = takeTask(taskID, from: worker) else { return }
-                let error: any Error = kind == .threw
-                    ? RemoteError(typeName: typeName, message: message, inputIndex: task.span.firstInput + index)
-                    : PoolError(.encoding, message)
+                let error: any Error
+                switch kind {
+                case .threw:
+                    error = RemoteError(typeName: typeName, message: message, inputIndex: task.span.firstInput + index)
+                case .machinery:
+                    error = PoolError(.encoding, message)
+                case .initializer:
+                    error = PoolError(.startFailed, message)
+                }
                 if task.job.fail(task.span, error: error) { retireFinished(task.job) }
             case .stopped:
                 break
@@ -414,6 +428,8 @@ final class PoolEngine: @unchecked Sendable {
             return
         }
         do {
+            ForkGuard.leaveActivity()
+            defer { ForkGuard.enterActivity() }
             try backend.replace(worker: worker)
         } catch {
             breakPool(PoolError(.startFailed, "cannot start a replacement worker: \(error)"))
@@ -440,13 +456,6 @@ final class PoolEngine: @unchecked Sendable {
             beginFrame()
             writer.write(MasterMessage.stop.rawValue)
             sendFrame(to: worker)
-        }
-        // Push the stop frames out while workers read them.
-        let end = monotonicNanoseconds() &+ 5_000_000_000
-        while monotonicNanoseconds() < end {
-            _ = backend.poll { _ in }
-            if (0..<workers.count).allSatisfy({ backend.canAccept(worker: $0) }) { break }
-            backend.waitForActivity(spinning: false, timeoutNanoseconds: 10_000_000) { false }
         }
         backend.shutdown(deadline: monotonicNanoseconds() &+ 5_000_000_000)
     }

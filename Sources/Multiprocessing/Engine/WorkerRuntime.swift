@@ -13,6 +13,8 @@ final class WorkerRuntime {
 
     private var functions: [UInt32: any ParallelFunction] = [:]
     private var broken: [UInt32: String] = [:]
+    /// Set when the pool's initializer (task 0) threw: every later task fails with it.
+    private var initializerFailure: String?
     /// The reply built by the last `handle`.
     var frame = WireWriter(capacity: 64 << 10)
     /// Whether `frame` includes the 8-byte frame header (ring transports) or not (MPI).
@@ -82,6 +84,10 @@ final class WorkerRuntime {
             fail(task: 0, index: 0, kind: .machinery, type: "PoolError", message: "a chunk message was truncated")
             return
         }
+        if let initializerFailure {
+            fail(task: taskID, index: 0, kind: .initializer, type: "PoolError", message: initializerFailure)
+            return
+        }
         guard let function = functions[id] else {
             fail(task: taskID, index: 0, kind: .machinery, type: "PoolError",
                  message: broken[id] ?? "the worker has no function \(id)")
@@ -92,6 +98,9 @@ final class WorkerRuntime {
         do {
             if let (index, error) = try function._runChunk(&reader, into: &frame) {
                 begin()
+                if taskID == 0 {
+                    initializerFailure = "the pool's initializer threw \(String(reflecting: type(of: error))): \(error)"
+                }
                 fail(task: taskID, index: index, kind: .threw, type: String(reflecting: type(of: error)),
                      message: String(describing: error))
             }

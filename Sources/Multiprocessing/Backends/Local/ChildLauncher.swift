@@ -68,8 +68,11 @@ enum ChildLauncher {
     /// Forks; the child runs `child` (which must end with `_exit`), the parent gets the pid.
     static func fork(child: () -> Never) throws(SystemError) -> pid_t {
         fflush(nil)
-        let pid = Glibc.fork()
-        if pid < 0 { throw SystemError("fork", errno: Glibc.errno) }
+        let (pid, code) = ForkGuard.whileForking { () -> (pid_t, Int32) in
+            let pid = Glibc.fork()
+            return (pid, pid < 0 ? Glibc.errno : 0)
+        }
+        if pid < 0 { throw SystemError("fork", errno: code) }
         if pid == 0 { child() }
         return pid
     }

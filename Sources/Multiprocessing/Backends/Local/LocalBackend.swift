@@ -181,17 +181,21 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func shutdown(deadline: UInt64) {
-        let waitForExit = { (until: UInt64) -> Bool in
-            self.endedLock.withLock {
-                while !self.live.isEmpty {
-                    if !self.endedLock.wait(until: until), monotonicNanoseconds() >= until { return self.live.isEmpty }
-                }
-                return true
+        // Keep pushing queued frames (the stops) while waiting for the workers to exit.
+        while endedLock.withLock({ !live.isEmpty }) && monotonicNanoseconds() < deadline {
+            for slot in 0..<workerCount where !slots[slot].outbound.isEmpty {
+                _ = slots[slot].outbound.push(layout.taskRing(slot))
+            }
+            endedLock.withLock {
+                if !live.isEmpty { endedLock.wait(until: min(deadline, monotonicNanoseconds() &+ 2_000_000)) }
             }
         }
-        if !waitForExit(deadline) {
-            for pid in endedLock.withLock({ Array(live) }) { kill(pid, SIGKILL) }
-            _ = waitForExit(monotonicNanoseconds() &+ 5_000_000_000)
+        let survivors = endedLock.withLock { Array(live) }
+        for pid in survivors { kill(pid, SIGKILL) }
+        // Reaping happens on the supervisor thread; wait for it so no zombie outlives us.
+        let end = monotonicNanoseconds() &+ 5_000_000_000
+        endedLock.withLock {
+            while !live.isEmpty && monotonicNanoseconds() < end { endedLock.wait(until: end) }
         }
     }
 

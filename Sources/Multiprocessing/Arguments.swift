@@ -1,0 +1,51 @@
+/// Several arguments for one call, for `starmap` — Python's argument tuples, typed.
+///
+/// ```swift
+/// struct Power: ParallelFunction {
+///     func callAsFunction(_ args: Arguments<Double, Int>) -> Double {
+///         let (base, exponent) = args.values
+///         return pow(base, Double(exponent))
+///     }
+/// }
+/// let results = try pool.starmap(Power(), [(2.0, 3), (3.0, 2)])   // [8.0, 9.0]
+/// ```
+public struct Arguments<each T: Codable & Sendable>: Codable, Sendable {
+    public var values: (repeat each T)
+
+    public init(_ values: repeat each T) {
+        self.values = (repeat each values)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.unkeyedContainer()
+        for value in repeat each values {
+            try container.encode(value)
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        var container = try decoder.unkeyedContainer()
+        func next<V: Decodable>(_: V.Type) throws -> V { try container.decode(V.self) }
+        values = (repeat try next((each T).self))
+    }
+}
+
+extension Pool {
+    /// `map` for functions of several arguments: each element of `arguments` is a tuple
+    /// that becomes one `Arguments` value. Python's `starmap`.
+    public func starmap<F: ParallelFunction, each T>(
+        _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil
+    ) throws -> [F.Output] where F.Input == Arguments<repeat each T> {
+        try map(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize)
+    }
+
+    /// `starmap` without waiting; see `mapAsync`.
+    public func starmapAsync<F: ParallelFunction, each T>(
+        _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
+        callback: (@Sendable ([F.Output]) -> Void)? = nil,
+        errorCallback: (@Sendable (any Error) -> Void)? = nil
+    ) throws -> AsyncResult<[F.Output]> where F.Input == Arguments<repeat each T> {
+        try mapAsync(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize,
+                     callback: callback, errorCallback: errorCallback)
+    }
+}
