@@ -13,6 +13,8 @@ public struct Communicator: @unchecked Sendable, Hashable {
 
     /// Wraps a C handle (which must not be `MPI_COMM_NULL`) and installs `MPI_ERRORS_RETURN`
     /// on it.
+    ///
+    /// The corresponding MPI function is `MPI_Comm_set_errhandler`.
     public init(adopting handle: MPI_Comm) throws(MPIError) {
         try check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(handle, cmpi_errors_return()))
         self.handle = handle

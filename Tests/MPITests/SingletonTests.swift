@@ -1,3 +1,4 @@
+import Foundation
 import MPI
 import XCTest
 
@@ -7,8 +8,23 @@ import Glibc
 
 /// The MPI layer in this process, as a singleton (rank 0 of 1, no mpirun). MPI can be
 /// initialised once per process, so every in-process check is in this one test.
+///
+/// A singleton `MPI_Init` adds `OMPI_*` and `PMIX_*` variables to the environment (a PMIx
+/// server address, `OMPI_MCA_orte_launch=1`, …) and `MPI_Finalize` leaves most of them; other
+/// tests in this process start children that must not inherit them, so the test removes them.
 final class SingletonTests: XCTestCase {
+    private static let mpiPrefixes = ["OMPI_", "PMIX_", "OPAL_"]
+
+    private static func mpiVariables() -> [String: String] {
+        ProcessInfo.processInfo.environment.filter { name, _ in mpiPrefixes.contains { name.hasPrefix($0) } }
+    }
+
     func testSingletonRankSizeAndCollectives() throws {
+        let before = Self.mpiVariables()
+        defer {
+            for name in Self.mpiVariables().keys where before[name] == nil { unsetenv(name) }
+            for (name, value) in before { setenv(name, value, 1) }
+        }
         setenv("OMPI_MCA_pml", "ob1", 1)
         setenv("OMPI_MCA_btl_vader_single_copy_mechanism", "none", 1)
         XCTAssertTrue(try MPIEnvironment.libraryVersion.contains("Open MPI"))
