@@ -6,7 +6,6 @@ import PackageDescription
 // Library products are linked statically into executables (SwiftPM's default for
 // `.library` without a type): the start-up hook in CSystemShims runs before `main`
 // and must see the executable's types.
-let wireCodable: [SwiftSetting] = []  // [.define("WIRE_CODABLE")] once Wire.encode/decode land
 
 let package = Package(
     name: "swift-multiprocessing",
@@ -31,10 +30,7 @@ let package = Package(
         ),
         // The binary codec, below MPI so that `Communicator` can send `Codable` values too.
         .target(name: "Wire"),
-        // `Communicator+Codable.swift` needs `Wire.encode`/`Wire.decode` (branch `wire`); until
-        // they land it compiles only with `WIRE_CODABLE` defined — delete this define and the
-        // `#if WIRE_CODABLE` guards then.
-        .target(name: "MPI", dependencies: ["CMPI", "Wire"], swiftSettings: wireCodable),
+        .target(name: "MPI", dependencies: ["CMPI", "Wire"]),
         .target(name: "Multiprocessing", dependencies: ["CSystemShims", "Wire", "MPI"]),
         .target(name: "Kernels", dependencies: ["Multiprocessing"]),
         .executableTarget(
@@ -47,7 +43,7 @@ let package = Package(
         .testTarget(name: "MultiprocessingTests", dependencies: ["Multiprocessing"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // SPMD self-test of the MPI layer: every rank runs main (imports only MPI).
-        .executableTarget(name: "mpi-selftest", dependencies: ["MPI"], swiftSettings: wireCodable),
+        .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
         // Launches real mpirun on the built mpi-selftest, so it depends on the executable.
         .testTarget(name: "MPITests", dependencies: ["MPI", "mpi-selftest"]),
     ],

@@ -1,4 +1,3 @@
-#if WIRE_CODABLE
 import CMPI
 import Wire
 
@@ -48,4 +47,3 @@ extension Communicator {
         return try Wire.decode(T.self, from: bytes)
     }
 }
-#endif

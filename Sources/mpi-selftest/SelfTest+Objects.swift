@@ -1,4 +1,3 @@
-#if WIRE_CODABLE
 import MPI
 
 /// A `Codable` value with nested, variable-size parts.
@@ -30,4 +29,3 @@ extension SelfTest {
         return ok
     }
 }
-#endif

@@ -36,9 +36,7 @@ final class SelfTest {
         try check("split", split)
         try check("duplicate", duplicate)
         try check("errors", errors)
-        #if WIRE_CODABLE
         try check("objects", objects)
-        #endif
         if rank == 0 {
             printLine(failures == 0 ? "ALL OK size=\(size)" : "FAILED \(failures) checks size=\(size)")
         }
