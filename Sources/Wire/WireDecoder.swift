@@ -338,7 +338,7 @@ struct _WireKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
             read.finished(location)
             return value
         } catch {
-            throw _wirePrefixed(error, verb: "decode", T.self)
+            throw _wireInContext(error, "\(T.self) for key \"\(key.stringValue)\"")
         }
     }
 
@@ -499,7 +499,7 @@ struct _WireUnkeyedDecoder: UnkeyedDecodingContainer {
             try read.advance(from: start, T.self)
             return value
         } catch {
-            throw _wirePrefixed(error, verb: "decode", T.self)
+            throw _wireInContext(error, "\(T.self) at index \(read.index)")
         }
     }
 
@@ -575,7 +575,7 @@ struct _WireSingleValueDecoder: SingleValueDecodingContainer {
         do throws(WireError) {
             return try body(&state.reader)
         } catch {
-            throw _wirePrefixed(error, verb: "decode", T.self)
+            throw _wireInContext(error, "\(T.self)")
         }
     }
 

@@ -9,6 +9,13 @@
 /// Deepest nesting of values the codec encodes or decodes (guards the stack).
 @usableFromInline let wireMaximumDepth = 512
 
+/// `error` with `context` (a primitive and where it was) in front, leaving the naming of
+/// the enclosing type to `_wirePrefixed`.
+func _wireInContext(_ error: WireError, _ context: @autoclosure () -> String) -> WireError {
+    if error.message.hasPrefix("cannot ") { return error }
+    return WireError(code: error.code, message: "\(context()): \(error.message)")
+}
+
 @usableFromInline
 func _wirePrefixed(_ error: WireError, verb: String, _ type: Any.Type) -> WireError {
     if error.message.hasPrefix("cannot ") { return error }

@@ -18,10 +18,10 @@ final class WireBufferTests: XCTestCase {
         }
     }
 
-    func testLengthLargerThanBufferIsRejected() {
+    func testLengthLargerThanBufferIsRejected() throws {
         var writer = WireWriter()
         writer.write(UInt64.max)
-        writer.bytes.withUnsafeBytes { raw in
+        try writer.bytes.withUnsafeBytes { raw in
             var reader = WireReader(raw)
             XCTAssertThrowsError(try reader.readLengthPrefixed()) { error in
                 XCTAssertEqual((error as? WireError)?.code, .truncated)
