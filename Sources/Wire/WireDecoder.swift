@@ -15,13 +15,14 @@ protocol _WireReadExtent: AnyObject {
 }
 
 /// Shared state of one decoding: the reader and the nesting depth.
+/// Used by one thread and never re-entrantly, so properties skip dynamic exclusivity checks.
 @usableFromInline
 final class _WireDecodingState {
-    @usableFromInline var reader: WireReader
-    var depth = 0
+    @exclusivity(unchecked) @usableFromInline var reader: WireReader
+    @exclusivity(unchecked) var depth = 0
     /// An error found where the `Decoder` API cannot throw (`allKeys`); thrown when the
     /// value being decoded is finished.
-    var pendingError: (any Error)?
+    @exclusivity(unchecked) var pendingError: (any Error)?
 
     @usableFromInline
     init(reader: WireReader) {
@@ -108,8 +109,8 @@ final class _WireDecoder: Decoder, _WireReadExtent {
     let path: _WirePath
     var codingPath: [any CodingKey] { path.array }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
-    private var keyed: _KeyedReadState?
-    private var unkeyed: _UnkeyedReadState?
+    @exclusivity(unchecked) private var keyed: _KeyedReadState?
+    @exclusivity(unchecked) private var unkeyed: _UnkeyedReadState?
 
     init(state: _WireDecodingState, path: _WirePath) {
         self.state = state
@@ -162,15 +163,15 @@ struct _StoredEntry {
 final class _KeyedReadState: _WireReadExtent {
     let state: _WireDecodingState
     let count: Int
-    private(set) var consumed = 0
+    @exclusivity(unchecked) private(set) var consumed = 0
     /// Offset of the next entry not yet parsed (valid when `pendingChild` is nil).
-    var cursor: Int
+    @exclusivity(unchecked) var cursor: Int
     /// A nested container or decoder handed out for the last entry; its end is the cursor.
-    var pendingChild: (any _WireReadExtent)?
-    private var seen: [_StoredEntry] = []
-    private var peeked: _StoredEntry?
+    @exclusivity(unchecked) var pendingChild: (any _WireReadExtent)?
+    @exclusivity(unchecked) private var seen: [_StoredEntry] = []
+    @exclusivity(unchecked) private var peeked: _StoredEntry?
     /// Keys reported absent while entries were still unread.
-    private var absent: [any CodingKey] = []
+    @exclusivity(unchecked) private var absent: [any CodingKey] = []
 
     enum Location { case next, earlier }
 
@@ -440,9 +441,9 @@ struct _WireKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
 final class _UnkeyedReadState: _WireReadExtent {
     let state: _WireDecodingState
     let count: Int
-    var index = 0
-    var cursor: Int
-    var pendingChild: (any _WireReadExtent)?
+    @exclusivity(unchecked) var index = 0
+    @exclusivity(unchecked) var cursor: Int
+    @exclusivity(unchecked) var pendingChild: (any _WireReadExtent)?
 
     init(state: _WireDecodingState) throws {
         self.state = state

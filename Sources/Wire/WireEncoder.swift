@@ -31,12 +31,13 @@ struct _OpenContainer {
 }
 
 /// Shared state of one encoding: the bytes and the stack of open containers.
+/// Used by one thread and never re-entrantly, so properties skip dynamic exclusivity checks.
 @usableFromInline
 final class _WireEncodingState {
-    @usableFromInline var writer: WireWriter
-    var open: [_OpenContainer] = []
-    var nextID = 1
-    var depth = 0
+    @exclusivity(unchecked) @usableFromInline var writer: WireWriter
+    @exclusivity(unchecked) var open: [_OpenContainer] = []
+    @exclusivity(unchecked) var nextID = 1
+    @exclusivity(unchecked) var depth = 0
 
     @usableFromInline
     init(writer: consuming WireWriter) {
@@ -186,8 +187,8 @@ final class _WireEncoder: Encoder {
     var codingPath: [any CodingKey] { path.array }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
     /// The counted container this encoder opened, if any (a value may ask twice).
-    var containerID: Int?
-    var containerIsKeyed = false
+    @exclusivity(unchecked) var containerID: Int?
+    @exclusivity(unchecked) var containerIsKeyed = false
 
     init(state: _WireEncodingState, path: _WirePath) {
         self.state = state
