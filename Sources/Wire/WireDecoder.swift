@@ -168,7 +168,12 @@ final class _KeyedReadState: _WireReadExtent {
     @exclusivity(unchecked) var cursor: Int
     /// A nested container or decoder handed out for the last entry; its end is the cursor.
     @exclusivity(unchecked) var pendingChild: (any _WireReadExtent)?
-    @exclusivity(unchecked) private var seen: [_StoredEntry] = []
+    /// Entries already passed, for keys asked for again: the first few inline.
+    @exclusivity(unchecked) private var seen0: _StoredEntry?
+    @exclusivity(unchecked) private var seen1: _StoredEntry?
+    @exclusivity(unchecked) private var seen2: _StoredEntry?
+    @exclusivity(unchecked) private var seen3: _StoredEntry?
+    @exclusivity(unchecked) private var seenMore: [_StoredEntry] = []
     @exclusivity(unchecked) private var peeked: _StoredEntry?
     /// Keys reported absent while entries were still unread.
     @exclusivity(unchecked) private var absent: [any CodingKey] = []
@@ -180,6 +185,29 @@ final class _KeyedReadState: _WireReadExtent {
         // Each entry holds at least a one-byte key header.
         count = try state.reader.readCount(minimumElementSize: 1, of: keyType)
         cursor = state.reader.offset
+    }
+
+    private func remember(_ entry: _StoredEntry) {
+        switch consumed {
+        case 0: seen0 = entry
+        case 1: seen1 = entry
+        case 2: seen2 = entry
+        case 3: seen3 = entry
+        default: seenMore.append(entry)
+        }
+    }
+
+    /// The entries already passed, in order.
+    private var seen: [_StoredEntry] {
+        [seen0, seen1, seen2, seen3].compactMap { $0 } + seenMore
+    }
+
+    private func firstSeen(matching key: some CodingKey) -> _StoredEntry? {
+        for entry in [seen0, seen1, seen2, seen3] {
+            guard let entry else { return nil }
+            if matches(entry.key, key) { return entry }
+        }
+        return seenMore.first { matches($0.key, key) }
     }
 
     private func resolveCursor() throws {
@@ -244,12 +272,12 @@ final class _KeyedReadState: _WireReadExtent {
     func locate(_ key: some CodingKey) throws -> Location? {
         if let next = try peekNext(), matches(next.key, key) {
             peeked = nil
+            remember(next)
             consumed += 1
-            seen.append(next)
             state.reader.offset = next.valueOffset
             return .next
         }
-        for entry in seen where matches(entry.key, key) {
+        if let entry = firstSeen(matching: key) {
             state.reader.offset = entry.valueOffset
             return .earlier
         }
@@ -264,7 +292,7 @@ final class _KeyedReadState: _WireReadExtent {
 
     func contains(_ key: some CodingKey) throws -> Bool {
         if let next = try peekNext(), matches(next.key, key) { return true }
-        if seen.contains(where: { matches($0.key, key) }) { return true }
+        if firstSeen(matching: key) != nil { return true }
         if consumed < count { absent.append(key) }
         return false
     }
