@@ -7,11 +7,6 @@ extension WireWriter {
     /// codec are `WireError`s naming the type.
     @inlinable
     public mutating func encode<T: Encodable>(_ value: T) throws {
-        if _wireIsRaw(T.self) {
-            // A single plain number: no state needed.
-            withUnsafeBytes(of: value) { bytes.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
-            return
-        }
         let start = count
         let state = _WireEncodingState(writer: self)
         self = WireWriter(capacity: 0)

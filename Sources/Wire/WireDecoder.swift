@@ -15,13 +15,14 @@ protocol _WireReadExtent: AnyObject {
 }
 
 /// Shared state of one decoding: the reader and the nesting depth.
+/// Used by one thread and never re-entrantly, so properties skip dynamic exclusivity checks.
 @usableFromInline
 final class _WireDecodingState {
-    @usableFromInline var reader: WireReader
-    var depth = 0
+    @exclusivity(unchecked) @usableFromInline var reader: WireReader
+    @exclusivity(unchecked) var depth = 0
     /// An error found where the `Decoder` API cannot throw (`allKeys`); thrown when the
     /// value being decoded is finished.
-    var pendingError: (any Error)?
+    @exclusivity(unchecked) var pendingError: (any Error)?
 
     @usableFromInline
     init(reader: WireReader) {
@@ -108,8 +109,8 @@ final class _WireDecoder: Decoder, _WireReadExtent {
     let path: _WirePath
     var codingPath: [any CodingKey] { path.array }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
-    private var keyed: _KeyedReadState?
-    private var unkeyed: _UnkeyedReadState?
+    @exclusivity(unchecked) private var keyed: _KeyedReadState?
+    @exclusivity(unchecked) private var unkeyed: _UnkeyedReadState?
 
     init(state: _WireDecodingState, path: _WirePath) {
         self.state = state
@@ -162,15 +163,20 @@ struct _StoredEntry {
 final class _KeyedReadState: _WireReadExtent {
     let state: _WireDecodingState
     let count: Int
-    private(set) var consumed = 0
+    @exclusivity(unchecked) private(set) var consumed = 0
     /// Offset of the next entry not yet parsed (valid when `pendingChild` is nil).
-    var cursor: Int
+    @exclusivity(unchecked) var cursor: Int
     /// A nested container or decoder handed out for the last entry; its end is the cursor.
-    var pendingChild: (any _WireReadExtent)?
-    private var seen: [_StoredEntry] = []
-    private var peeked: _StoredEntry?
+    @exclusivity(unchecked) var pendingChild: (any _WireReadExtent)?
+    /// Entries already passed, for keys asked for again: the first few inline.
+    @exclusivity(unchecked) private var seen0: _StoredEntry?
+    @exclusivity(unchecked) private var seen1: _StoredEntry?
+    @exclusivity(unchecked) private var seen2: _StoredEntry?
+    @exclusivity(unchecked) private var seen3: _StoredEntry?
+    @exclusivity(unchecked) private var seenMore: [_StoredEntry] = []
+    @exclusivity(unchecked) private var peeked: _StoredEntry?
     /// Keys reported absent while entries were still unread.
-    private var absent: [any CodingKey] = []
+    @exclusivity(unchecked) private var absent: [any CodingKey] = []
 
     enum Location { case next, earlier }
 
@@ -179,6 +185,29 @@ final class _KeyedReadState: _WireReadExtent {
         // Each entry holds at least a one-byte key header.
         count = try state.reader.readCount(minimumElementSize: 1, of: keyType)
         cursor = state.reader.offset
+    }
+
+    private func remember(_ entry: _StoredEntry) {
+        switch consumed {
+        case 0: seen0 = entry
+        case 1: seen1 = entry
+        case 2: seen2 = entry
+        case 3: seen3 = entry
+        default: seenMore.append(entry)
+        }
+    }
+
+    /// The entries already passed, in order.
+    private var seen: [_StoredEntry] {
+        [seen0, seen1, seen2, seen3].compactMap { $0 } + seenMore
+    }
+
+    private func firstSeen(matching key: some CodingKey) -> _StoredEntry? {
+        for entry in [seen0, seen1, seen2, seen3] {
+            guard let entry else { return nil }
+            if matches(entry.key, key) { return entry }
+        }
+        return seenMore.first { matches($0.key, key) }
     }
 
     private func resolveCursor() throws {
@@ -243,12 +272,12 @@ final class _KeyedReadState: _WireReadExtent {
     func locate(_ key: some CodingKey) throws -> Location? {
         if let next = try peekNext(), matches(next.key, key) {
             peeked = nil
+            remember(next)
             consumed += 1
-            seen.append(next)
             state.reader.offset = next.valueOffset
             return .next
         }
-        for entry in seen where matches(entry.key, key) {
+        if let entry = firstSeen(matching: key) {
             state.reader.offset = entry.valueOffset
             return .earlier
         }
@@ -263,7 +292,7 @@ final class _KeyedReadState: _WireReadExtent {
 
     func contains(_ key: some CodingKey) throws -> Bool {
         if let next = try peekNext(), matches(next.key, key) { return true }
-        if seen.contains(where: { matches($0.key, key) }) { return true }
+        if firstSeen(matching: key) != nil { return true }
         if consumed < count { absent.append(key) }
         return false
     }
@@ -338,7 +367,7 @@ struct _WireKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
             read.finished(location)
             return value
         } catch {
-            throw _wirePrefixed(error, verb: "decode", T.self)
+            throw _wireInContext(error, "\(T.self) for key \"\(key.stringValue)\"")
         }
     }
 
@@ -440,9 +469,9 @@ struct _WireKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
 final class _UnkeyedReadState: _WireReadExtent {
     let state: _WireDecodingState
     let count: Int
-    var index = 0
-    var cursor: Int
-    var pendingChild: (any _WireReadExtent)?
+    @exclusivity(unchecked) var index = 0
+    @exclusivity(unchecked) var cursor: Int
+    @exclusivity(unchecked) var pendingChild: (any _WireReadExtent)?
 
     init(state: _WireDecodingState) throws {
         self.state = state
@@ -499,7 +528,7 @@ struct _WireUnkeyedDecoder: UnkeyedDecodingContainer {
             try read.advance(from: start, T.self)
             return value
         } catch {
-            throw _wirePrefixed(error, verb: "decode", T.self)
+            throw _wireInContext(error, "\(T.self) at index \(read.index)")
         }
     }
 
@@ -575,7 +604,7 @@ struct _WireSingleValueDecoder: SingleValueDecodingContainer {
         do throws(WireError) {
             return try body(&state.reader)
         } catch {
-            throw _wirePrefixed(error, verb: "decode", T.self)
+            throw _wireInContext(error, "\(T.self)")
         }
     }
 

@@ -9,6 +9,13 @@
 /// Deepest nesting of values the codec encodes or decodes (guards the stack).
 @usableFromInline let wireMaximumDepth = 512
 
+/// `error` with `context` (a primitive and where it was) in front, leaving the naming of
+/// the enclosing type to `_wirePrefixed`.
+func _wireInContext(_ error: WireError, _ context: @autoclosure () -> String) -> WireError {
+    if error.message.hasPrefix("cannot ") { return error }
+    return WireError(code: error.code, message: "\(context()): \(error.message)")
+}
+
 @usableFromInline
 func _wirePrefixed(_ error: WireError, verb: String, _ type: Any.Type) -> WireError {
     if error.message.hasPrefix("cannot ") { return error }
@@ -23,13 +30,39 @@ struct _OpenContainer {
     var count: Int
 }
 
+/// The open containers, innermost on top; the top is stored inline so that encoding a
+/// value with a single container allocates no array.
+struct _ContainerStack {
+    var top: _OpenContainer?
+    var below: [_OpenContainer] = []
+
+    var count: Int { top == nil ? 0 : below.count + 1 }
+
+    mutating func push(_ container: _OpenContainer) {
+        if let top { below.append(top) }
+        top = container
+    }
+
+    mutating func pop() -> _OpenContainer? {
+        let popped = top
+        top = below.popLast()
+        return popped
+    }
+
+    /// Whether the container `id` is open (on top or below).
+    func contains(_ id: Int) -> Bool {
+        top?.id == id || below.contains { $0.id == id }
+    }
+}
+
 /// Shared state of one encoding: the bytes and the stack of open containers.
+/// Used by one thread and never re-entrantly, so properties skip dynamic exclusivity checks.
 @usableFromInline
 final class _WireEncodingState {
-    @usableFromInline var writer: WireWriter
-    var open: [_OpenContainer] = []
-    var nextID = 1
-    var depth = 0
+    @exclusivity(unchecked) @usableFromInline var writer: WireWriter
+    @exclusivity(unchecked) var open = _ContainerStack()
+    @exclusivity(unchecked) var nextID = 1
+    @exclusivity(unchecked) var depth = 0
 
     @usableFromInline
     init(writer: consuming WireWriter) {
@@ -48,7 +81,7 @@ final class _WireEncodingState {
     func beginContainer() -> Int {
         let id = nextID
         nextID += 1
-        open.append(_OpenContainer(id: id, countOffset: writer.count, count: 0))
+        open.push(_OpenContainer(id: id, countOffset: writer.count, count: 0))
         writer.bytes.append(0)
         return id
     }
@@ -56,30 +89,29 @@ final class _WireEncodingState {
     /// Makes container `id` the one being written, closing those opened after it.
     @inline(__always)
     func prepare(_ id: Int, _ type: Any.Type) throws(WireError) {
-        if open.last?.id == id { return }
+        if open.top?.id == id { return }
         try prepareSlow(id, type)
     }
 
     func prepareSlow(_ id: Int, _ type: Any.Type) throws(WireError) {
-        guard let index = open.lastIndex(where: { $0.id == id }) else {
+        guard open.contains(id) else {
             throw WireError.unsupported(
                 "cannot encode \(type): a container was written to after a later container or value"
                     + " had been started; Wire writes containers as a stream, in order")
         }
-        close(downTo: index + 1)
+        while let top = open.top, top.id != id { close(downTo: open.count - 1) }
     }
 
     /// Counts one more element in the top container (after `prepare`).
     @inline(__always)
     func bump() {
-        open[open.count - 1].count += 1
+        open.top!.count += 1
     }
 
     /// Closes containers until `height` remain, writing their counts.
     @usableFromInline
     func close(downTo height: Int) {
-        while open.count > height {
-            let container = open.removeLast()
+        while open.count > height, let container = open.pop() {
             let count = UInt64(container.count)
             if count < 0x80 {
                 writer.bytes[container.countOffset] = UInt8(count)
@@ -179,8 +211,8 @@ final class _WireEncoder: Encoder {
     var codingPath: [any CodingKey] { path.array }
     var userInfo: [CodingUserInfoKey: Any] { [:] }
     /// The counted container this encoder opened, if any (a value may ask twice).
-    var containerID: Int?
-    var containerIsKeyed = false
+    @exclusivity(unchecked) var containerID: Int?
+    @exclusivity(unchecked) var containerIsKeyed = false
 
     init(state: _WireEncodingState, path: _WirePath) {
         self.state = state
