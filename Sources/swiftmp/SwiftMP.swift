@@ -6,7 +6,7 @@ struct SwiftMP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftmp",
         abstract: "Parallel demos and benchmarks for swift-multiprocessing.",
-        subcommands: [Info.self]
+        subcommands: [Info.self, Bench.self]
     )
 }
 

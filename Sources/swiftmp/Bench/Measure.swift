@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Timing helpers for the benchmark command: monotonic clock, medians, and the share of
+/// the machine's CPU time that stayed idle (from /proc/stat).
+enum Measure {
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    static func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        guard !sorted.isEmpty else { return .nan }
+        let middle = sorted.count / 2
+        return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+
+    /// Cumulative (idle, total) jiffies of all CPUs.
+    static func cpuJiffies() -> (idle: Double, total: Double) {
+        guard let file = fopen("/proc/stat", "r") else { return (0, 0) }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 512)
+        guard fgets(&line, 512, file) != nil else { return (0, 0) }
+        let fields = String(cString: line).split(separator: " ").dropFirst().compactMap { Double($0) }
+        guard fields.count >= 5 else { return (0, 0) }
+        return (fields[3] + fields[4], fields.reduce(0, +))
+    }
+
+    /// Runs `body` and returns the fraction of CPU time the machine left idle meanwhile.
+    static func idleShare(_ body: () throws -> Void) rethrows -> Double {
+        let before = cpuJiffies()
+        try body()
+        let after = cpuJiffies()
+        let total = after.total - before.total
+        return total > 0 ? (after.idle - before.idle) / total : .nan
+    }
+}
+
+/// One benchmark figure, printed as a JSON line.
+struct Figure {
+    var name: String
+    var value: Double
+    var unit: String
+    var extra: [String: Double] = [:]
+
+    var json: String {
+        var fields = ["\"name\":\"\(name)\"", "\"value\":\(format(value))", "\"unit\":\"\(unit)\""]
+        for (key, value) in extra.sorted(by: { $0.key < $1.key }) { fields.append("\"\(key)\":\(format(value))") }
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
+    private func format(_ value: Double) -> String {
+        value.isFinite ? String(format: "%.6g", value) : "null"
+    }
+}
+
+import Foundation

@@ -1,0 +1,59 @@
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The trivial task of the pool benchmarks (Python's `x*x`).
+struct SquareTask: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { x &* x }
+}
+
+/// Pool throughput and latency, as Python's multiprocessing figures in shared/reference.
+struct PoolBenchmarks {
+    var pool: Pool
+    var tasks = 200_000
+    var repetitions = 10
+
+    func run(_ emit: (Figure) -> Void) throws {
+        let inputs = Array(0..<tasks)
+        let expected = inputs.map { $0 &* $0 }
+        for (label, chunk) in [("default", nil), ("100", 100), ("1", 1)] as [(String, Int?)] {
+            var rates: [Double] = []
+            let reps = chunk == 1 ? max(3, repetitions / 3) : repetitions
+            let idle = try Measure.idleShare {
+                for _ in 0..<reps {
+                    let start = Measure.now()
+                    let results = try pool.map(SquareTask(), inputs, chunkSize: chunk)
+                    rates.append(Double(tasks) / (Measure.now() - start))
+                    guard results == expected else { throw BenchmarkError.wrongResult("map chunk \(label)") }
+                }
+            }
+            emit(Figure(name: "pool.map.\(tasks).chunk_\(label)", value: Measure.median(rates), unit: "tasks/s",
+                        extra: ["min": rates.min() ?? .nan, "max": rates.max() ?? .nan, "idle_cpu_share": idle]))
+        }
+        for (label, pause) in [("hot", 0.0), ("cold", 0.001)] {
+            var latencies: [Double] = []
+            let rounds = pause == 0 ? 2_000 : 300
+            let idle = try Measure.idleShare {
+                for i in 0..<rounds {
+                    if pause > 0 { usleep(UInt32(pause * 1e6)) }
+                    let start = Measure.now()
+                    let value = try pool.apply(SquareTask(), i)
+                    latencies.append((Measure.now() - start) * 1e6)
+                    guard value == i &* i else { throw BenchmarkError.wrongResult("apply") }
+                }
+            }
+            emit(Figure(name: "pool.apply.roundtrip.\(label)", value: Measure.median(latencies), unit: "us",
+                        extra: ["min": latencies.min() ?? .nan, "idle_cpu_share": idle]))
+        }
+    }
+}
+
+enum BenchmarkError: Error, CustomStringConvertible {
+    case wrongResult(String)
+    var description: String {
+        switch self {
+        case .wrongResult(let what): return "benchmark \(what) returned a wrong result"
+        }
+    }
+}
