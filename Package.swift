@@ -39,8 +39,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "kernels-bench", dependencies: ["Kernels"]),
         .testTarget(name: "MultiprocessingTests", dependencies: ["Multiprocessing"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )
