@@ -40,12 +40,14 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .executableTarget(name: "kernels-bench", dependencies: ["Kernels"]),
         .testTarget(name: "MultiprocessingTests", dependencies: ["Multiprocessing"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // SPMD self-test of the MPI layer: every rank runs main (imports only MPI).
         .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
         // Launches real mpirun on the built mpi-selftest, so it depends on the executable.
         .testTarget(name: "MPITests", dependencies: ["MPI", "mpi-selftest"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,8 @@
+#!/bin/sh
+# Builds the C reference kernels into Benchmarks/c/bin/ with the flags of kernels.md.
+set -eu
+cd "$(dirname "$0")"
+mkdir -p bin
+for kernel in pi mandelbrot matmul nbody; do
+    gcc -O3 -march=native -ffp-contract=off -std=gnu11 -Wall -o "bin/$kernel" "$kernel.c" -lm
+done

@@ -1,0 +1,117 @@
+/// The force pass of one ``NBody`` step: the gravitational acceleration of a range of bodies
+/// from all bodies, a_i = Σ_j m_j·d/(r²·√r²) with d = p_j − p_i and r² = |d|² + ε².
+///
+/// The value holds every position and mass of the current step (built by
+/// ``NBodyState/accelerations(softening:)``); a chunk is a range of bodies and its result is
+/// their accelerations interleaved, (ax, ay, az) per body. Eight bodies share a SIMD step and
+/// each lane sums over j in order, so a body's acceleration does not depend on the chunking
+/// (bit for bit). 1/(r²·√r²) is computed as (1/√r²)³ with a Newton-refined inverse square
+/// root (a few ulp from the correctly rounded value, no division): the reference checksums
+/// agree to ~1e−16 relative, far inside the spec's 1e−9.
+public struct NBodyAccelerations: Codable, Sendable {
+    public let x: [Double]
+    public let y: [Double]
+    public let z: [Double]
+    public let mass: [Double]
+    /// ε², added to every squared distance.
+    public let softeningSquared: Double
+
+    public init(x: [Double], y: [Double], z: [Double], mass: [Double], softeningSquared: Double) {
+        precondition(x.count == y.count && y.count == z.count && z.count == mass.count,
+                     "NBodyAccelerations: coordinate and mass arrays differ in length")
+        self.x = x
+        self.y = y
+        self.z = z
+        self.mass = mass
+        self.softeningSquared = softeningSquared
+    }
+
+    /// The number of bodies.
+    public var count: Int { mass.count }
+
+    /// The accelerations of bodies `bodies` (a sub-range of `0..<count`), interleaved
+    /// (ax, ay, az), `3 · bodies.count` values.
+    ///
+    /// - Complexity: O(`bodies.count · count`).
+    @inlinable
+    public func callAsFunction(_ bodies: Range<Int>) -> [Double] {
+        precondition(bodies.lowerBound >= 0 && bodies.upperBound <= count,
+                     "NBodyAccelerations: bodies \(bodies) outside 0..<\(count)")
+        return [Double](unsafeUninitializedCapacity: 3 * bodies.count) { out, initialized in
+            x.withUnsafeBufferPointer { x in
+                y.withUnsafeBufferPointer { y in
+                    z.withUnsafeBufferPointer { z in
+                        mass.withUnsafeBufferPointer { mass in
+                            Self.accelerate(
+                                bodies, x: x.baseAddress!, y: y.baseAddress!, z: z.baseAddress!,
+                                mass: mass.baseAddress!, count: mass.count,
+                                softeningSquared: softeningSquared, into: out.baseAddress!)
+                        }
+                    }
+                }
+            }
+            initialized = 3 * bodies.count
+        }
+    }
+
+    /// 1/√x for positive normal `x`, to within a few ulp: the bit-shift estimate (3.4 %
+    /// error) refined by four Newton steps y ← y·(1.5 − ½x·y²), each squaring the error
+    /// (3.4e−2 → 1.8e−3 → 4.7e−6 → 3.4e−11 → rounding). All lanes stay in vector registers;
+    /// `SIMD8.squareRoot()` lowers to eight libm calls (errno semantics) and runs ~3× slower.
+    @inlinable @inline(__always)
+    static func inverseSquareRoot(_ x: SIMD8<Double>) -> SIMD8<Double> {
+        let bits = unsafeBitCast(x, to: SIMD8<UInt64>.self)
+        var y = unsafeBitCast(SIMD8<UInt64>(repeating: 0x5FE6_EB50_C7B5_37A9) &- (bits &>> 1),
+                              to: SIMD8<Double>.self)
+        let halfX = 0.5 * x
+        for _ in 0..<4 { y = y * (1.5 - halfX * y * y) }
+        return y
+    }
+
+    /// Sixteen bodies per pass over j, as two independent 8-lane groups: their dependency
+    /// chains interleave, which keeps the vector units busy (1.2× over one group).
+    @inlinable
+    static func accelerate(
+        _ bodies: Range<Int>,
+        x: UnsafePointer<Double>, y: UnsafePointer<Double>, z: UnsafePointer<Double>,
+        mass: UnsafePointer<Double>, count: Int, softeningSquared: Double,
+        into out: UnsafeMutablePointer<Double>
+    ) {
+        typealias V = SIMD8<Double>
+        let eps2 = V(repeating: softeningSquared)
+        var first = bodies.lowerBound
+        while first < bodies.upperBound {
+            let lanes = min(16, bodies.upperBound - first)
+            // Lanes past the range repeat the last body and are not stored.
+            var xa = V(), ya = V(), za = V(), xb = V(), yb = V(), zb = V()
+            for lane in 0..<8 {
+                let i = first + min(lane, lanes - 1)
+                xa[lane] = x[i]; ya[lane] = y[i]; za[lane] = z[i]
+                let k = first + min(lane + 8, lanes - 1)
+                xb[lane] = x[k]; yb[lane] = y[k]; zb[lane] = z[k]
+            }
+            var sxa = V(), sya = V(), sza = V(), sxb = V(), syb = V(), szb = V()
+            for j in 0..<count {
+                let xj = V(repeating: x[j]), yj = V(repeating: y[j]), zj = V(repeating: z[j])
+                let mj = V(repeating: mass[j])
+                let dxa = xj - xa, dya = yj - ya, dza = zj - za
+                let dxb = xj - xb, dyb = yj - yb, dzb = zj - zb
+                let inverseA = Self.inverseSquareRoot(dxa * dxa + dya * dya + dza * dza + eps2)
+                let inverseB = Self.inverseSquareRoot(dxb * dxb + dyb * dyb + dzb * dzb + eps2)
+                let fa = mj * (inverseA * inverseA * inverseA)
+                let fb = mj * (inverseB * inverseB * inverseB)
+                sxa += dxa * fa; sya += dya * fa; sza += dza * fa
+                sxb += dxb * fb; syb += dyb * fb; szb += dzb * fb
+            }
+            let base = out + 3 * (first - bodies.lowerBound)
+            for lane in 0..<lanes {
+                let (sx, sy, sz) = lane < 8 ? (sxa[lane], sya[lane], sza[lane])
+                                            : (sxb[lane - 8], syb[lane - 8], szb[lane - 8])
+                base[3 * lane] = sx
+                base[3 * lane + 1] = sy
+                base[3 * lane + 2] = sz
+            }
+            first += 16
+        }
+    }
+}

@@ -1,0 +1,45 @@
+import Kernels
+import XCTest
+
+final class MandelbrotTests: XCTestCase {
+    /// The definition, one pixel at a time.
+    private func scalarCounts(_ m: Mandelbrot) -> [UInt16] {
+        var counts: [UInt16] = []
+        for py in 0..<m.height {
+            let ci = -1.2 + Double(py) * (2.4 / Double(m.height))
+            for px in 0..<m.width {
+                let cr = -2.0 + Double(px) * (3.0 / Double(m.width))
+                var zr = 0.0, zi = 0.0, n = 0
+                while n < m.maxIterations {
+                    let zr2 = zr * zr, zi2 = zi * zi
+                    if zr2 + zi2 > 4.0 { break }
+                    zi = 2.0 * zr * zi + ci
+                    zr = zr2 - zi2 + cr
+                    n += 1
+                }
+                counts.append(UInt16(n))
+            }
+        }
+        return counts
+    }
+
+    func testReferenceChecksum400x300() {
+        let counts = Mandelbrot(width: 400, height: 300, maxIterations: 256).serial()
+        XCTAssertEqual(counts.count, 400 * 300)
+        XCTAssertEqual(Mandelbrot.checksum(counts), 7_077_920)
+    }
+
+    func testRowChunksConcatenateToTheWholeImage() {
+        let m = Mandelbrot(width: 120, height: 90, maxIterations: 256)
+        let whole = m.serial()
+        for count in [2, 7, 90] {
+            XCTAssertEqual(Chunks.split(0..<m.height, into: count).flatMap { m($0) }, whole)
+        }
+    }
+
+    func testEveryPixelMatchesTheScalarDefinition() {
+        // 37 is not a multiple of the eight SIMD lanes.
+        let m = Mandelbrot(width: 37, height: 23, maxIterations: 100)
+        XCTAssertEqual(m.serial(), scalarCounts(m))
+    }
+}

@@ -1,0 +1,73 @@
+@testable import Kernels
+import XCTest
+
+final class NBodyTests: XCTestCase {
+    private func assertRelative(_ value: Double, _ expected: Double, _ tolerance: Double = 1e-9,
+                                file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertLessThanOrEqual(abs(value - expected), tolerance * abs(expected),
+                                 "\(value) vs \(expected)", file: file, line: line)
+    }
+
+    func testReferenceChecksums1024x2() {
+        let state = NBody(bodyCount: 1024, steps: 2).serial()
+        assertRelative(state.kineticEnergy, 7.2356427349476605e-6)
+        assertRelative(state.sumOfSquaredPositions, 256.85125265377235)
+    }
+
+    func testChunkedStepsEqualTheSerialRun() {
+        let problem = NBody(bodyCount: 1024, steps: 2)
+        var state = problem.initialState()
+        for _ in 0..<problem.steps {
+            let pass = state.accelerations(softening: problem.softening)
+            let accelerations = Chunks.split(0..<state.count, into: 3).flatMap { pass($0) }
+            state.integrate(accelerations: accelerations, timeStep: problem.timeStep)
+        }
+        // Each body's sum runs over j in order whatever the chunking: bit-identical.
+        XCTAssertEqual(state, problem.serial())
+    }
+
+    func testForcePassMatchesTheScalarDefinition() {
+        let state = NBody(bodyCount: 37, steps: 0).initialState()
+        let pass = state.accelerations(softening: 1e-3)
+        let eps2 = 1e-3 * 1e-3
+        for range in [0..<37, 5..<6, 30..<37, 3..<20] {
+            let result = pass(range)
+            for (offset, i) in range.enumerated() {
+                var s = (0.0, 0.0, 0.0)
+                for j in 0..<state.count {
+                    let dx = state.x[j] - state.x[i], dy = state.y[j] - state.y[i]
+                    let dz = state.z[j] - state.z[i]
+                    let r2 = dx * dx + dy * dy + dz * dz + eps2
+                    let f = state.mass[j] / (r2 * r2.squareRoot())
+                    s.0 += dx * f; s.1 += dy * f; s.2 += dz * f
+                }
+                // The kernel's inverse square root is within a few ulp of the divided one.
+                let scale = max(abs(s.0), abs(s.1), abs(s.2))
+                XCTAssertEqual(result[3 * offset], s.0, accuracy: 1e-14 * scale)
+                XCTAssertEqual(result[3 * offset + 1], s.1, accuracy: 1e-14 * scale)
+                XCTAssertEqual(result[3 * offset + 2], s.2, accuracy: 1e-14 * scale)
+            }
+        }
+    }
+
+    func testInverseSquareRootIsWithinAFewUlp() {
+        var x = 1e-12
+        while x < 1e12 {
+            let lanes = SIMD8<Double>(x, x * 1.1, x * 1.3, x * 1.7, x * 2.0, x * 2.3, x * 2.9, x * 3.5)
+            let inverse = NBodyAccelerations.inverseSquareRoot(lanes)
+            for lane in 0..<8 {
+                let exact = 1 / lanes[lane].squareRoot()
+                XCTAssertEqual(inverse[lane], exact, accuracy: 4 * exact.ulp, "x = \(lanes[lane])")
+            }
+            x *= 3.7
+        }
+    }
+
+    func testInitialGrid() {
+        let state = NBody(bodyCount: 4096, steps: 0).initialState()
+        XCTAssertEqual(state.x[1], Double(7919 % 4096) / 4096 - 0.5)
+        XCTAssertEqual(state.y[2], Double(12542 % 4096) / 4096 - 0.5)
+        XCTAssertEqual(state.mass[0], 1.0 / 4096)
+        XCTAssertEqual(state.kineticEnergy, 0)
+    }
+}
