@@ -47,7 +47,9 @@ let package = Package(
         .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
         // Launches real mpirun on the built mpi-selftest, so it depends on the executable.
         .testTarget(name: "MPITests", dependencies: ["MPI", "mpi-selftest"]),
-        .testTarget(name: "KernelsTests", dependencies: ["Kernels"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Multiprocessing"]),
+        // Runs the built CLI: outputs, errors, signals.
+        .testTarget(name: "SwiftMPTests", dependencies: ["swiftmp"]),
     ],
     swiftLanguageModes: [.v6]
 )

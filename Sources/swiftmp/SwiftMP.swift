@@ -6,13 +6,30 @@ struct SwiftMP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftmp",
         abstract: "Parallel demos and benchmarks for swift-multiprocessing.",
-        subcommands: [Info.self, Bench.self]
+        discussion: """
+            Runs on local worker processes, or on MPI ranks when launched by mpirun \
+            (Scripts/mpirun.sh -np 3 .build/release/swiftmp pi): the output is the same.
+            """,
+        subcommands: [Pi.self, MandelbrotCommand.self, MatmulCommand.self, NBodyCommand.self,
+                      Bench.self, Info.self]
     )
-}
 
-struct Info: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the backend, workers and CPUs.")
-    func run() throws {
-        print("cpus: \(Multiprocessing.cpuCount)")
+    /// Like ArgumentParser's `main`, but a bad argument or a failure prints one line
+    /// (`swiftmp: …`) instead of the usage text.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                exit(withError: error)  // --help, --version
+            }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
+            printError("swiftmp: \(message)")
+            Foundation.exit(code.rawValue)
+        }
     }
 }
+
+import Foundation

@@ -42,7 +42,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         slots = Array(repeating: Slot(), count: workers)
     }
 
-    var summary: String { "local, \(workerCount) worker processes (\(method.rawValue))" }
+    var summary: String { "local, \(method.rawValue)" }
 
     func start() throws {
         for slot in 0..<workerCount { try launch(slot) }

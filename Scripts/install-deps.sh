@@ -1,0 +1,28 @@
+#!/bin/sh
+# Installs what building and testing need on Debian: Open MPI (headers, library, mpirun)
+# and pkg-config (without it the CMPI system-library target does not link).
+# Idempotent: does nothing when everything is there.
+set -eu
+
+need=""
+command -v mpirun >/dev/null 2>&1 || need="$need openmpi-bin"
+[ -f /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h ] || [ -f /usr/include/x86_64-linux-gnu/mpi/mpi.h ] \
+    || pkg-config --exists ompi-c 2>/dev/null || need="$need libopenmpi-dev"
+command -v pkg-config >/dev/null 2>&1 || need="$need pkgconf"
+command -v python3 >/dev/null 2>&1 || need="$need python3"
+
+[ -z "$need" ] && exit 0
+
+echo "Installing:$need" >&2
+if [ "$(id -u)" -eq 0 ]; then
+    sudo=""
+elif command -v sudo >/dev/null 2>&1; then
+    sudo="sudo"
+else
+    echo "install-deps: need root (or sudo) to install:$need" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq libopenmpi-dev openmpi-bin pkgconf $need >/dev/null

@@ -1,0 +1,28 @@
+import Foundation
+import ArgumentParser
+import MPI
+import Multiprocessing
+
+struct Info: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show the backend, the workers, the CPUs and the MPI library."
+    )
+
+    @OptionGroup var options: PoolOptions
+
+    func run() throws {
+        let pool = try options.makePool()
+        defer { pool.close(); try? pool.join() }
+        let mpi = (try? MPIEnvironment.libraryVersion)?.split(separator: "\n").first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        if options.json {
+            print(JSONLine([("backend", .string(pool.backendSummary)), ("workers", .int(pool.processes)),
+                            ("cpus", .int(Multiprocessing.cpuCount)), ("start_method", .string(pool.startMethod.rawValue)),
+                            ("mpi_library", .string(mpi))]).text)
+        } else {
+            print("backend: \(pool.backendSummary)")
+            print("workers: \(pool.processes)")
+            print("cpus: \(Multiprocessing.cpuCount) (this process's affinity mask)")
+            print("mpi library: \(mpi)")
+        }
+    }
+}
