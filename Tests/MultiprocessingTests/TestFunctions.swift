@@ -129,3 +129,21 @@ final class NSLockLike: @unchecked Sendable {
         return body()
     }
 }
+
+/// Writes input² into slot `input` of a shared segment and returns what it read there first.
+struct WriteSquareIntoSegment: ParallelFunction {
+    var segment: SharedSegment
+    func callAsFunction(_ i: Int) -> Int {
+        let before = segment.base.load(fromByteOffset: i * 8, as: Int.self)
+        segment.base.storeBytes(of: i * i, toByteOffset: i * 8, as: Int.self)
+        return before
+    }
+}
+
+/// Reads slot `input` of a segment passed as an input rather than a property.
+struct ReadSegmentInput: ParallelFunction {
+    func callAsFunction(_ input: Arguments<SharedSegment, Int>) -> Int {
+        let (segment, i) = input.values
+        return segment.base.load(fromByteOffset: i * 8, as: Int.self)
+    }
+}

@@ -8,16 +8,20 @@ final class FunctionDefinition {
     var id: UInt32 = 0
     var activeJobs = 0
     var lastUsed: UInt64 = 0
+    /// Shared segments the function value mentions (sent to a worker before the value).
+    let attachments: [SegmentStorage]
 
-    init(typeName: String, bytes: [UInt8]) {
+    init(typeName: String, bytes: [UInt8], attachments: [SegmentStorage] = []) {
         self.typeName = typeName
         self.bytes = bytes
+        self.attachments = attachments
     }
 
     static func make<F: ParallelFunction>(_ function: F) throws(PoolError) -> FunctionDefinition {
         let name = try FunctionIdentity.name(of: F.self)
         do {
-            return FunctionDefinition(typeName: name, bytes: try Wire.encode(function))
+            let (bytes, attachments) = try AttachmentContext.collecting { try Wire.encode(function) }
+            return FunctionDefinition(typeName: name, bytes: bytes, attachments: attachments)
         } catch {
             throw PoolError(.encoding, "cannot encode the function value \(String(reflecting: F.self)): \(error)")
         }

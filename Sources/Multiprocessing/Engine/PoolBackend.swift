@@ -28,10 +28,23 @@ protocol PoolBackend: AnyObject {
     func replace(worker: Int) throws
     /// The identity of the worker in a slot, for `WorkerDied`.
     func identity(of worker: Int) -> WorkerDied
+    /// Sends shared segments' descriptors to `worker`, ahead of the frames that mention them.
+    func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws
     /// Ends every worker: delivers frames still queued (the `stop`s), waits up to
     /// `deadline` (monotonic ns) for the workers to exit, then kills what is left and reaps
     /// everything.
     func shutdown(deadline: UInt64)
+}
+
+extension PoolBackend {
+    func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
+        guard segments.isEmpty else {
+            throw PoolError(.backendUnavailable, """
+                shared memory objects (locks, shared values, queues) cannot be sent to this \
+                backend's workers (\(summary)); pass plain values instead
+                """)
+        }
+    }
 }
 
 enum BackendEvent {

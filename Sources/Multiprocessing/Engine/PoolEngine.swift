@@ -43,6 +43,7 @@ final class PoolEngine: @unchecked Sendable {
         var lastReply: UInt64 = 0
         var serviceNanoseconds: Double = 0
         var initialized = false
+        var sentSegments: Set<SegmentID> = []
     }
 
     init(backend: any PoolBackend, maxTasksPerChild: Int?, initializer: FunctionDefinition?) {
@@ -187,6 +188,7 @@ final class PoolEngine: @unchecked Sendable {
     }
 
     private var definitionOf: [ObjectIdentifier: FunctionDefinition] = [:]
+    private var brokenDefinitions: [UInt32: any Error] = [:]
 
     private func release(_ job: Job) {
         if let definition = definitionOf.removeValue(forKey: ObjectIdentifier(job)) {
@@ -274,8 +276,22 @@ final class PoolEngine: @unchecked Sendable {
         sendFrame(to: worker)
     }
 
+    /// Sends the descriptors of `segments` the worker does not have yet.
+    private func attach(_ segments: [SegmentStorage], to worker: Int) throws {
+        let missing = segments.filter { !workers[worker].sentSegments.contains($0.id) }
+        guard !missing.isEmpty else { return }
+        try backend.sendAttachments(missing, to: worker)
+        for segment in missing { workers[worker].sentSegments.insert(segment.id) }
+    }
+
     private func define(_ definition: FunctionDefinition, on worker: Int) {
         guard !workers[worker].defined.contains(definition.id) else { return }
+        do {
+            try attach(definition.attachments, to: worker)
+        } catch {
+            // The worker will report the function as unusable; jobs using it fail with this.
+            brokenDefinitions[definition.id] = error
+        }
         beginFrame()
         writer.write(MasterMessage.define.rawValue)
         writer.write(definition.id)
@@ -289,6 +305,11 @@ final class PoolEngine: @unchecked Sendable {
         ensureInitialized(worker)
         guard let definition = definitionOf[ObjectIdentifier(job)] else { return false }
         define(definition, on: worker)
+        if let broken = brokenDefinitions[definition.id] {
+            _ = job.fail(nil, error: broken)
+            job.finished = true
+            return true
+        }
         let taskID = nextTaskID
         beginFrame()
         writer.write(MasterMessage.chunk.rawValue)
@@ -296,7 +317,17 @@ final class PoolEngine: @unchecked Sendable {
         writer.write(definition.id)
         let span: ChunkSpan?
         do {
-            span = try job.encodeNextChunk(into: &writer)
+            var encoded: ChunkSpan?
+            let (_, segments) = try AttachmentContext.collecting {
+                encoded = try job.encodeNextChunk(into: &writer)
+            }
+            if !segments.isEmpty {
+                // The chunk frame is not sent yet, so the descriptors still go first.
+                let frame = writer
+                try attach(segments, to: worker)
+                writer = frame
+            }
+            span = encoded
         } catch {
             _ = job.fail(nil, error: PoolError(.encoding, "cannot encode an input: \(error)"))
             job.finished = true

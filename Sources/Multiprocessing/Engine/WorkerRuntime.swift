@@ -20,8 +20,12 @@ final class WorkerRuntime {
     /// Whether `frame` includes the 8-byte frame header (ring transports) or not (MPI).
     let framed: Bool
 
-    init(framed: Bool) {
+    /// Answers for shared segments a message mentions that this process does not map yet.
+    private let attachments: (SegmentID) throws -> Int32?
+
+    init(framed: Bool, attachments: @escaping (SegmentID) throws -> Int32? = { _ in nil }) {
         self.framed = framed
+        self.attachments = attachments
     }
 
     func handle(_ message: UnsafeRawBufferPointer) -> Action {
@@ -67,7 +71,7 @@ final class WorkerRuntime {
                 return
             }
             var body = WireReader(try reader.readLengthPrefixed())
-            functions[id] = try Self.decode(type, &body)
+            functions[id] = try AttachmentContext.receiving(attachments) { try Self.decode(type, &body) }
         } catch {
             broken[id] = "the worker cannot decode the function value: \(error)"
         }
@@ -96,7 +100,7 @@ final class WorkerRuntime {
         frame.write(WorkerMessage.result.rawValue)
         frame.write(taskID)
         do {
-            if let (index, error) = try function._runChunk(&reader, into: &frame) {
+            if let (index, error) = try AttachmentContext.receiving(attachments, { try function._runChunk(&reader, into: &frame) }) {
                 begin()
                 if taskID == 0 {
                     initializerFailure = "the pool's initializer threw \(String(reflecting: type(of: error))): \(error)"

@@ -27,7 +27,7 @@ enum ChildEntry {
                 return 71
             }
             region.closeDescriptor()
-            return withExtendedLifetime(region) { servePool(layout: layout, slot: slot, parent: parent) }
+            return withExtendedLifetime(region) { servePool(layout: layout, slot: slot, parent: parent, control: 4) }
         case "fork-server":
             _ = CSystemShims_set_name("swiftmp-forksrv")
             return ForkServer.serve(socket: 3, parent: parent)
@@ -38,11 +38,12 @@ enum ChildEntry {
     }
 
     /// A pool worker's serve loop over its slot's rings.
-    static func servePool(layout: PoolRegion, slot: Int, parent: pid_t) -> Int32 {
+    static func servePool(layout: PoolRegion, slot: Int, parent: pid_t, control: Int32) -> Int32 {
         _ = CSystemShims_set_name("swiftmp-worker")
         let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
                                     doorbell: layout.doorbell, parent: parent)
-        let runtime = WorkerRuntime(framed: true)
+        let inbox = DescriptorInbox(socket: control)
+        let runtime = WorkerRuntime(framed: true, attachments: inbox.descriptor(for:))
         while let message = channel.receive() {
             switch runtime.handle(message) {
             case .none:
@@ -69,7 +70,8 @@ func swiftmpStartupEntry(_ kind: Int32, _ spec: UnsafePointer<CChar>?) -> Int32 
         let text = spec.map { String(cString: $0) } ?? ""
         let words = text.split(separator: " ")
         let parent = words.first(where: { $0.hasPrefix("parent=") }).flatMap { pid_t($0.dropFirst(7)) } ?? getppid()
-        ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
+        let passed = words.first(where: { $0.hasPrefix("fds=") }).flatMap { Int32($0.dropFirst(4)) } ?? 1
+        ChildLauncher.becomeChild(parent: parent, firstToClose: 3 + passed)
         return ChildEntry.run(spec: text)
     case 2:  // CSYSTEMSHIMS_ENTRY_MPI_WORKER
         return MPIWorkerEntry.run()

@@ -29,6 +29,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         var assembler = FrameAssembler()
         var outbound = FrameQueue()
         var ended: ChildExit?
+        /// Our end of the worker's control socket (descriptors travel there), or -1.
+        var control: Int32 = -1
     }
 
     static let ringCapacity = 1 << 20
@@ -51,6 +53,15 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private func launch(_ slot: Int) throws {
         layout.taskRing(slot).reset()
         layout.resultRing(slot).reset()
+        if slots[slot].control >= 0 { systemClose(slots[slot].control) }
+        slots[slot].control = -1
+        var pair: [Int32] = [-1, -1]
+        try syscallRetrying("socketpair") {
+            socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair)
+        }
+        let childControl = pair[1]
+        defer { systemClose(childControl) }
+        slots[slot].control = pair[0]
         let generation = slots[slot].generation
         let onExit: @Sendable (pid_t, ChildExit) -> Void = { [weak self] pid, exit in
             self?.childEnded(slot: slot, generation: generation, pid: pid, exit: exit)
@@ -62,8 +73,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             let parent = parentPID
             pid = try ProcessSupervisor.shared.perform { [self] in
                 let pid = try ChildLauncher.fork {
-                    ChildLauncher.becomeChild(parent: parent, firstToClose: 3)
-                    _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent))
+                    if childControl != 3 { dup2(childControl, 3) }
+                    ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
+                    _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3))
                 }
                 started(pid)
                 try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
@@ -71,16 +83,16 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             }
         case .spawn:
             let fd = region.descriptor
-            let spec = "pool-worker parent=\(parentPID) slot=\(slot)"
+            let spec = "pool-worker parent=\(parentPID) slot=\(slot) fds=2"
             pid = try ProcessSupervisor.shared.perform { [self] in
-                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd])
+                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl])
                 started(pid)
                 try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
                 return pid
             }
         case .forkserver:
             let server = try ForkServer.shared()
-            pid = try server.fork(spec: "pool-worker slot=\(slot)", passing: [region.descriptor],
+            pid = try server.fork(spec: "pool-worker slot=\(slot) fds=2", passing: [region.descriptor, childControl],
                                   started: { [weak self] in self?.started($0) }, onExit: onExit)
         }
         slots[slot].pid = pid
@@ -176,6 +188,28 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         try launch(worker)
     }
 
+    func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
+        let socket = slots[worker].control
+        guard socket >= 0 else { throw PoolError(.startFailed, "worker \(worker) has no control socket") }
+        for start in stride(from: 0, to: segments.count, by: 32) {
+            let batch = segments[start..<min(start + 32, segments.count)]
+            var message = WireWriter()
+            message.write(UInt32(batch.count))
+            for segment in batch {
+                message.write(segment.id.high)
+                message.write(segment.id.low)
+            }
+            let fds = batch.map { $0.region.descriptor }
+            guard !fds.contains(-1) else {
+                throw PoolError(.encoding, "a shared segment was received from another process and cannot be forwarded")
+            }
+            let sent = message.bytes.withUnsafeBytes { raw in
+                fds.withUnsafeBufferPointer { CSystemShims_send_with_fds(socket, raw.baseAddress, raw.count, $0.baseAddress, Int32(fds.count)) }
+            }
+            if sent < 0 { throw SystemError("sendmsg (descriptors to a worker)", errno: errno) }
+        }
+    }
+
     func identity(of worker: Int) -> WorkerDied {
         WorkerDied(pid: slots[worker].pid)
     }
@@ -201,5 +235,6 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     deinit {
         for pid in endedLock.withLock({ Array(live) }) { kill(pid, SIGKILL) }
+        for slot in slots where slot.control >= 0 { systemClose(slot.control) }
     }
 }

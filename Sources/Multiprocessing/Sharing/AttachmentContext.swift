@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Descriptors that travel beside a message: while a value is encoded, every shared segment
+/// it mentions is recorded; while a message is decoded, a segment not yet mapped here is
+/// looked up among the descriptors that arrived with it. Per thread, for the duration of
+/// one encode or decode.
+enum AttachmentContext {
+    final class Collector {
+        var segments: [SegmentID: SegmentStorage] = [:]
+    }
+
+    final class Source {
+        let fetch: (SegmentID) throws -> Int32?
+        init(_ fetch: @escaping (SegmentID) throws -> Int32?) { self.fetch = fetch }
+    }
+
+    private final class Frame {
+        var collector: Collector?
+        var source: Source?
+    }
+
+    nonisolated(unsafe) private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        pthread_key_create(&key, nil)
+        return key
+    }()
+
+    private static var current: Frame? {
+        guard let raw = pthread_getspecific(key) else { return nil }
+        return Unmanaged<Frame>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    private static func with<T>(_ frame: Frame, _ body: () throws -> T) rethrows -> T {
+        let previous = pthread_getspecific(key)
+        let retained = Unmanaged.passRetained(frame)
+        pthread_setspecific(key, retained.toOpaque())
+        defer {
+            pthread_setspecific(key, previous)
+            retained.release()
+        }
+        return try body()
+    }
+
+    /// Runs `body` (an encode) and returns what it produced with the segments it mentioned.
+    static func collecting<T>(_ body: () throws -> T) rethrows -> (T, [SegmentStorage]) {
+        let frame = Frame()
+        let collector = Collector()
+        frame.collector = collector
+        let value = try with(frame, body)
+        return (value, Array(collector.segments.values))
+    }
+
+    /// Runs `body` (a decode) with `fetch` answering for segments not mapped here.
+    static func receiving<T>(_ fetch: @escaping (SegmentID) throws -> Int32?, _ body: () throws -> T) rethrows -> T {
+        let frame = Frame()
+        frame.source = Source(fetch)
+        return try with(frame, body)
+    }
+
+    static func record(_ storage: SegmentStorage) {
+        current?.collector?.segments[storage.id] = storage
+    }
+
+    static func descriptor(for id: SegmentID) throws -> Int32? {
+        try current?.source?.fetch(id)
+    }
+}
