@@ -67,14 +67,12 @@ extension ParallelFunction where Input: Codable {
 extension ParallelFunction where Input == Void {
     @inlinable
     public static func _encodeInputs(_ inputs: UnsafeBufferPointer<Input>, into writer: inout WireWriter) throws {
-        writer.write(UInt64(inputs.count))
+        _VoidTransport.encode(count: inputs.count, into: &writer)
     }
 
     @inlinable
     public static func _decodeInputs(from reader: inout WireReader) throws -> [Input] {
-        let count = try reader.read(UInt64.self)
-        guard count <= UInt64(Int32.max) else { throw WireError.corrupt("\(count) Void inputs") }
-        return Array(repeating: (), count: Int(count))
+        try _VoidTransport.decode(from: &reader)
     }
 }
 
@@ -93,13 +91,26 @@ extension ParallelFunction where Output: Codable {
 extension ParallelFunction where Output == Void {
     @inlinable
     public static func _encodeOutputs(_ outputs: UnsafeBufferPointer<Output>, into writer: inout WireWriter) throws {
-        writer.write(UInt64(outputs.count))
+        _VoidTransport.encode(count: outputs.count, into: &writer)
     }
 
     @inlinable
     public static func _decodeOutputs(from reader: inout WireReader) throws -> [Output] {
+        try _VoidTransport.decode(from: &reader)
+    }
+}
+
+/// `Void` values carry no bytes: an array of them travels as its count.
+public enum _VoidTransport {
+    @inlinable
+    public static func encode(count: Int, into writer: inout WireWriter) {
+        writer.write(UInt64(count))
+    }
+
+    @inlinable
+    public static func decode(from reader: inout WireReader) throws -> [Void] {
         let count = try reader.read(UInt64.self)
-        guard count <= UInt64(Int32.max) else { throw WireError.corrupt("\(count) Void outputs") }
+        guard count <= UInt64(Int32.max) else { throw WireError.corrupt("\(count) Void values") }
         return Array(repeating: (), count: Int(count))
     }
 }
