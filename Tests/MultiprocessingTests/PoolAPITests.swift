@@ -4,7 +4,7 @@ import XCTest
 import Glibc
 #endif
 
-final class PoolAPITests: XCTestCase {
+final class PoolAPITests: TimeLimitedTestCase {
     func testStarmapWithParameterPacks() throws {
         try Pool.with(processes: 2) { pool in
             XCTAssertEqual(try pool.starmap(Add(), [(1, 2), (3, 4), (10, -10)]), [3, 7, 0])

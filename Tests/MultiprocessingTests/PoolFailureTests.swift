@@ -8,7 +8,7 @@ private struct HiddenFunction: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int { x }
 }
 
-final class PoolFailureTests: XCTestCase {
+final class PoolFailureTests: TimeLimitedTestCase {
     let methods: [StartMethod] = [.fork, .forkserver, .spawn]
 
     func testThrowingFunctionGivesRemoteErrorWithIndexAndPoolStaysUsable() throws {

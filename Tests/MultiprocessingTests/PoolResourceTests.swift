@@ -7,7 +7,7 @@ import Glibc
 
 /// No leaked descriptors, no zombies, no surviving children — whether a pool is closed,
 /// terminated, or dropped without either.
-final class PoolResourceTests: XCTestCase {
+final class PoolResourceTests: TimeLimitedTestCase {
     /// Open descriptors with what they point to. Compared as sets: descriptors may close
     /// behind our back (an earlier singleton MPI_Init leaves some that later go away), but
     /// none may appear.

@@ -1,7 +1,7 @@
 import XCTest
 @testable import Multiprocessing
 
-final class SharedSegmentTests: XCTestCase {
+final class SharedSegmentTests: TimeLimitedTestCase {
     /// A segment created after the workers started reaches them however they were started:
     /// inherited for nobody, sent with SCM_RIGHTS to all.
     func testSegmentCreatedAfterWorkersStartReachesThemOnEveryStartMethod() throws {

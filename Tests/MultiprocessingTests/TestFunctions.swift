@@ -1,4 +1,5 @@
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -145,5 +146,41 @@ struct ReadSegmentInput: ParallelFunction {
     func callAsFunction(_ input: Arguments<SharedSegment, Int>) -> Int {
         let (segment, i) = input.values
         return segment.base.load(fromByteOffset: i * 8, as: Int.self)
+    }
+}
+
+/// Reports whether the worker sees an environment variable.
+struct SeesVariable: ParallelFunction {
+    var name: String
+    func callAsFunction(_: Int) -> Bool { getenv(name) != nil }
+}
+
+/// A value whose encoding always fails.
+struct Unencodable: Codable, Sendable {
+    struct Refused: Error, CustomStringConvertible { var description: String { "refused to encode" } }
+    init() {}
+    init(from decoder: any Decoder) throws {}
+    func encode(to encoder: any Encoder) throws { throw Refused() }
+}
+
+struct TakesUnencodable: ParallelFunction {
+    func callAsFunction(_ x: Unencodable) -> Int { 1 }
+}
+
+struct ReturnsUnencodable: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Unencodable { Unencodable() }
+}
+
+/// A base class that kills the test process if one test runs for more than two minutes,
+/// so that a hang fails CI at once instead of at its deadline.
+class TimeLimitedTestCase: XCTestCase {
+    override func setUp() {
+        super.setUp()
+        alarm(120)
+    }
+
+    override func tearDown() {
+        alarm(0)
+        super.tearDown()
     }
 }

@@ -83,6 +83,21 @@ enum ChildLauncher {
         _ = CSystemShims_set_pdeathsig(SIGKILL)
         if getppid() != parent { _exit(70) }
         _ = CSystemShims_close_range(UInt32(firstToClose), UInt32.max, 0)
+        scrubEnvironment()
+    }
+
+    /// Removes the mpirun job's variables from this (forked) child's environment.
+    static func scrubEnvironment() {
+        var names: [String] = []
+        var cursor = environ
+        while let entry = cursor.pointee {
+            let string = String(cString: entry)
+            if isScrubbed(string), let name = string.split(separator: "=", maxSplits: 1).first {
+                names.append(String(name))
+            }
+            cursor += 1
+        }
+        for name in names { unsetenv(name) }
     }
 }
 
