@@ -83,6 +83,46 @@ int CSystemShims_affinity_cpu_count(void) {
 
 pid_t CSystemShims_gettid(void) { return (pid_t)syscall(SYS_gettid); }
 
+int CSystemShims_accept_cloexec(int socket) {
+    int fd;
+    do { fd = accept4(socket, NULL, NULL, SOCK_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    return fd;
+}
+
+long long CSystemShims_peer_uid(int socket) {
+    struct ucred credentials;
+    socklen_t size = sizeof credentials;
+    if (getsockopt(socket, SOL_SOCKET, SO_PEERCRED, &credentials, &size) != 0) return -1;
+    return (long long)credentials.uid;
+}
+
+static char cleanup_file[4096];
+static char cleanup_directory[4096];
+
+static void cleanup_and_exit(int signal) {
+    (void)signal;
+    if (cleanup_file[0]) unlink(cleanup_file);
+    if (cleanup_directory[0]) rmdir(cleanup_directory);
+    _exit(0);
+}
+
+int CSystemShims_cleanup_on_termination(const char *file, const char *directory) {
+    if (strlen(file) >= sizeof cleanup_file || strlen(directory) >= sizeof cleanup_directory) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    strcpy(cleanup_file, file);
+    strcpy(cleanup_directory, directory);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = cleanup_and_exit;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
+    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
+    if (sigaction(SIGHUP, &action, NULL) != 0) return -1;
+    return 0;
+}
+
 #define MAX_PASSED_FDS 64
 
 ssize_t CSystemShims_send_with_fds(int socket, const void *bytes, size_t length,

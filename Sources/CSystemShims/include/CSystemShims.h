@@ -38,6 +38,15 @@ int CSystemShims_set_name(const char *name);
 int CSystemShims_affinity_cpu_count(void);
 pid_t CSystemShims_gettid(void);
 
+/// accept4(…, SOCK_CLOEXEC), retrying EINTR.
+int CSystemShims_accept_cloexec(int socket);
+/// The user id of the peer of a connected Unix socket (SO_PEERCRED), or -1 with errno.
+long long CSystemShims_peer_uid(int socket);
+
+/// On SIGTERM (and SIGINT, SIGHUP): unlink `file`, remove `directory`, _exit(0).
+/// For a server whose owner's death is signalled with PR_SET_PDEATHSIG(SIGTERM).
+int CSystemShims_cleanup_on_termination(const char *file, const char *directory);
+
 // MARK: descriptor passing (SCM_RIGHTS)
 /// Sends `length` bytes and `fdCount` descriptors in one message. Returns bytes sent or -1.
 ssize_t CSystemShims_send_with_fds(int socket, const void *bytes, size_t length,

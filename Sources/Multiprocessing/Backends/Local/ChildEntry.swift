@@ -28,6 +28,20 @@ enum ChildEntry {
             }
             region.closeDescriptor()
             return withExtendedLifetime(region) { servePool(layout: layout, slot: slot, parent: parent, control: 4) }
+        case "manager":
+            guard let directory = values["dir"], let key = values["key"].flatMap(ManagerKey.decodeHex) else {
+                printError("swiftmp manager: bad spec (\(spec))")
+                return 64
+            }
+            _ = CSystemShims_set_name("swiftmp-manager")
+            _ = CSystemShims_cleanup_on_termination(directory + "/socket", directory)
+            _ = CSystemShims_set_pdeathsig(SIGTERM)
+            if getppid() != parent {
+                unlink(directory + "/socket")
+                rmdir(directory)
+                return 0
+            }
+            return ManagerServer.serve(listener: 3, authkey: key, directory: directory, parent: parent)
         case "fork-server":
             _ = CSystemShims_set_name("swiftmp-forksrv")
             return ForkServer.serve(socket: 3, parent: parent)

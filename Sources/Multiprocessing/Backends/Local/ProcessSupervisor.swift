@@ -18,6 +18,9 @@ final class ProcessSupervisor: @unchecked Sendable {
     private var watches: [Int32: Watch] = [:]         // by pidfd
     private var sources: [Int32: @Sendable (Int32) -> Bool] = [:]  // extra descriptors to poll
     private var started = false
+    /// The process the thread was started in: a forked child has no supervisor thread (fork
+    /// copies only the calling thread) and starts its own.
+    private var startedIn: pid_t = 0
     private var startError: SystemError?
     private var wakeFD: Int32 = -1
     private(set) var threadID: pid_t = 0
@@ -32,12 +35,21 @@ final class ProcessSupervisor: @unchecked Sendable {
     private func ensureStarted() throws(SystemError) {
         lock.lock()
         defer { lock.unlock() }
-        if started { return }
+        if started && startedIn == getpid() { return }
+        if started {
+            // Inherited from a parent by fork: nothing here is ours.
+            requests.removeAll()
+            watches.removeAll()
+            sources.removeAll()
+            started = false
+            startError = nil
+        }
         if let startError { throw startError }
         do throws(SystemError) {
             wakeFD = try syscallRetrying("eventfd") { CSystemShims_eventfd(0, O_CLOEXEC | O_NONBLOCK) }
             try spawnThread(named: "swiftmp-super") { [self] in self.loop() }
             started = true
+            startedIn = getpid()
         } catch {
             startError = error
             throw error

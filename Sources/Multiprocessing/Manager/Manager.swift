@@ -1,0 +1,165 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A server process that holds dictionaries, lists and namespaces for other processes —
+/// Python's `multiprocessing.Manager()`.
+///
+/// ```swift
+/// let manager = try Manager()
+/// let scores = try manager.dict(String.self, Int.self)
+/// try pool.map(Record(scores: scores), names)      // workers write through the proxy
+/// print(try scores.snapshot())
+/// ```
+///
+/// The server listens on a Unix socket in a directory only this user can enter (created
+/// with mode 0700), accepts only peers of the same user (`SO_PEERCRED`) that present a
+/// random 32-byte authentication key (proxies carry it), and never listens on a network.
+/// It shuts down with `shutdown()`, when the `Manager` is dropped, or when this process
+/// exits (it removes its socket and directory then). Local only: under mpirun, proxies
+/// work in processes of rank 0's host, not on other ranks.
+public final class Manager: @unchecked Sendable {
+    let address: ManagerAddress
+    private let directory: String
+    private let pid: pid_t
+    private let lock = ConditionLock()
+    private var exited = false
+
+    /// Starts the server process.
+    public init() throws {
+        var template = Array("/tmp/swiftmp-manager-XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw SystemError("mkdtemp", errno: errno)
+        }
+        directory = String(cString: template)
+        let path = directory + "/socket"
+        var generator = SystemRandomNumberGenerator()
+        let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        address = ManagerAddress(path: path, authkey: key)
+        let listener = try Manager.listen(at: path)
+        defer { systemClose(listener) }
+        let spec = "manager parent=\(getpid()) fds=1 dir=\(directory) key=\(ManagerKey.hex(key))"
+        let state = ExitState()
+        do {
+            pid = try ProcessSupervisor.shared.perform {
+                let pid = try ChildLauncher.spawn(spec: spec, passing: [listener])
+                try ProcessSupervisor.shared.watch(pid: pid) { _ in state.markExited() }
+                return pid
+            }
+        } catch {
+            unlink(path)
+            rmdir(directory)
+            throw error
+        }
+        exitState = state
+        // Return only once the server answers, so that no caller races its start-up.
+        do {
+            _ = try ManagerConnection.to(address)
+        } catch {
+            kill(pid, SIGKILL)
+            unlink(path)
+            rmdir(directory)
+            throw error
+        }
+    }
+
+    private var exitState: ExitState!
+
+    private final class ExitState: @unchecked Sendable {
+        let lock = ConditionLock()
+        var exited = false
+        func markExited() { lock.withLock { exited = true; lock.broadcast() } }
+        func wait(seconds: Double) -> Bool {
+            let end = deadline(after: seconds)
+            return lock.withLock {
+                while !exited { if !lock.wait(until: end), !exited, let end, monotonicNanoseconds() >= end { return false } }
+                return true
+            }
+        }
+    }
+
+    private static func listen(at path: String) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+        var storage = sockaddr_un()
+        storage.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &storage.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, Glibc.listen(fd, 128) == 0 else {
+            let code = errno
+            systemClose(fd)
+            throw SystemError("bind/listen \(path)", errno: code)
+        }
+        return fd
+    }
+
+    private func create(_ operation: ManagerOperation) throws -> UInt64 {
+        let (_, reply) = try ManagerConnection.to(address).request(operation, object: 0)
+        return UInt64(try ProxyCall.readCount(reply))
+    }
+
+    /// A new shared dictionary.
+    public func dict<Key: Codable & Hashable & Sendable, Value: Codable & Sendable>(
+        _ key: Key.Type = Key.self, _ value: Value.Type = Value.self
+    ) throws -> DictProxy<Key, Value> {
+        DictProxy(address: address, id: try create(.createDict))
+    }
+
+    /// A new shared list.
+    public func list<Element: Codable & Sendable>(of element: Element.Type = Element.self) throws -> ListProxy<Element> {
+        ListProxy(address: address, id: try create(.createList))
+    }
+
+    /// A new shared namespace.
+    public func namespace() throws -> NamespaceProxy {
+        NamespaceProxy(address: address, id: try create(.createNamespace))
+    }
+
+    /// The server's process id.
+    public var serverPID: Int32 { pid }
+
+    /// Stops the server (proxies fail with `ManagerError(.unavailable)` afterwards) and waits
+    /// for it to exit.
+    public func shutdown() {
+        let done: Bool = lock.withLock {
+            if exited { return true }
+            exited = true
+            return false
+        }
+        guard !done else { return }
+        _ = try? ManagerConnection.to(address).request(.shutdown, object: 0)
+        if !exitState.wait(seconds: 5) {
+            kill(pid, SIGKILL)
+            _ = exitState.wait(seconds: 5)
+        }
+        unlink(address.path)
+        rmdir(directory)
+    }
+
+    deinit { shutdown() }
+}
+
+/// The authentication key as hex, for the server's start-up spec.
+enum ManagerKey {
+    static func hex(_ bytes: [UInt8]) -> String {
+        bytes.map { String($0, radix: 16).count == 1 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()
+    }
+
+    static func decodeHex(_ text: String) -> [UInt8]? {
+        let digits = Array(text.utf8)
+        guard digits.count % 2 == 0 else { return nil }
+        var bytes: [UInt8] = []
+        for i in stride(from: 0, to: digits.count, by: 2) {
+            guard let byte = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
+            bytes.append(byte)
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,101 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where a manager listens and the key that opens it. Travels inside every proxy.
+struct ManagerAddress: Codable, Sendable, Hashable {
+    var path: String
+    var authkey: [UInt8]
+}
+
+/// One connection per process to a manager, shared by the proxies of that process and
+/// re-opened in a child that inherited its parent's (forked processes must not share one).
+final class ManagerConnection: @unchecked Sendable {
+    private static let registryLock = ConditionLock()
+    nonisolated(unsafe) private static var connections: [ManagerAddress: ManagerConnection] = [:]
+
+    static func to(_ address: ManagerAddress) throws -> ManagerConnection {
+        try registryLock.withLock {
+            if let existing = connections[address], existing.owner == getpid(), !existing.broken { return existing }
+            let connection = try ManagerConnection(address)
+            connections[address] = connection
+            return connection
+        }
+    }
+
+    private let lock = ConditionLock()
+    private let socket: FrameSocket
+    private let owner = getpid()
+    private var broken = false
+
+    private init(_ address: ManagerAddress) throws {
+        let fd = socket_cloexec()
+        guard fd >= 0 else { throw SystemError("socket", errno: errno) }
+        var storage = sockaddr_un()
+        storage.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(address.path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: storage.sun_path) else {
+            systemClose(fd)
+            throw ManagerError(.unavailable, "the manager's socket path is too long: \(address.path)")
+        }
+        withUnsafeMutableBytes(of: &storage.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if result != 0 {
+            let code = errno
+            systemClose(fd)
+            throw ManagerError(.unavailable, """
+                cannot reach the manager at \(address.path) (\(SystemError("connect", errno: code))): it has \
+                shut down, its owner exited, or it runs on another host
+                """)
+        }
+        socket = FrameSocket(fd: fd)
+        try socket.send(ManagerFrame.make { $0.writeRaw(UnsafeRawBufferPointer(start: address.authkey, count: address.authkey.count)) })
+        guard let reply = try socket.receive(), reply.first == ManagerStatus.ok.rawValue else {
+            systemClose(fd)
+            throw ManagerError(.authenticationFailed, "the manager refused the connection: wrong authentication key")
+        }
+    }
+
+    deinit {
+        // A forked child closes only its copy of the descriptor; the parent's stays open.
+        systemClose(socket.fd)
+    }
+
+    /// Sends a request and returns the reply's status and the rest of the reply.
+    func request(_ operation: ManagerOperation, object: UInt64,
+                 _ arguments: (inout WireWriter) -> Void = { _ in }) throws -> (ManagerStatus, [UInt8]) {
+        try lock.withLock {
+            let frame = ManagerFrame.make { writer in
+                writer.write(operation.rawValue)
+                writer.write(object)
+                arguments(&writer)
+            }
+            do {
+                try socket.send(frame)
+                guard let reply = try socket.receive(), let first = reply.first,
+                      let status = ManagerStatus(rawValue: first) else {
+                    throw ManagerError(.unavailable, "the manager closed the connection")
+                }
+                return (status, Array(reply.dropFirst()))
+            } catch let error as ManagerError {
+                broken = true
+                throw error
+            } catch {
+                broken = true
+                throw ManagerError(.unavailable, "the manager is gone: \(error)")
+            }
+        }
+    }
+}
+
+private func socket_cloexec() -> Int32 {
+    socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+}

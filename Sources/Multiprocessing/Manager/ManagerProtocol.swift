@@ -1,0 +1,58 @@
+/// The messages between manager clients and the manager server. Each is a frame
+/// ([UInt32 length][payload]) on a Unix stream socket. The first frame a client sends is the
+/// authentication key; the server answers `ok` or refuses and hangs up.
+///
+/// Request payload: [op][object id UInt64][arguments]. Reply: [status][result].
+enum ManagerOperation: UInt8 {
+    case createDict = 1, createList, createNamespace, release
+    case dictGet = 10, dictSet, dictDelete, dictCount, dictItems, dictClear
+    case listAppend = 20, listGet, listSet, listCount, listRemove, listItems, listClear
+    case namespaceGet = 30, namespaceSet
+    case shutdown = 40
+}
+
+enum ManagerStatus: UInt8 {
+    case ok = 0
+    /// The key, index or attribute does not exist.
+    case missing = 1
+    /// The request was malformed or named an unknown object.
+    case invalid = 2
+    /// Authentication refused.
+    case refused = 3
+}
+
+/// Bytes as a dictionary key on the server (keys are compared by their encoding).
+struct EncodedKey: Hashable {
+    let bytes: [UInt8]
+}
+
+/// What a manager request or reply failed with.
+public struct ManagerError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// The manager process is gone (shut down, or its owner exited).
+        case unavailable
+        /// The authentication key did not match.
+        case authenticationFailed
+        /// A list index out of range, or another request the server refused.
+        case invalidRequest
+    }
+    public var code: Code
+    public var message: String
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+enum ManagerFrame {
+    static let maximum = 1 << 30
+
+    static func make(_ body: (inout WireWriter) -> Void) -> [UInt8] {
+        var writer = WireWriter()
+        writer.write(UInt32(0))
+        body(&writer)
+        writer.patch(UInt32(writer.count - 4), at: 0)
+        return writer.bytes
+    }
+}

@@ -1,0 +1,201 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The manager's server process: holds the dicts, lists and namespaces and answers
+/// requests. Single-threaded; serves every client from one poll loop. Accepts only
+/// connections from the same user (`SO_PEERCRED`) that present the authentication key.
+enum ManagerServer {
+    private enum Object {
+        case dict([EncodedKey: [UInt8]])
+        case list([[UInt8]])
+        case namespace([String: [UInt8]])
+    }
+
+    /// Serves on the listening socket `listener` until told to shut down or the parent dies.
+    static func serve(listener: Int32, authkey: [UInt8], directory: String, parent: pid_t) -> Int32 {
+        var objects: [UInt64: Object] = [:]
+        var nextID: UInt64 = 1
+        var clients: [Int32: Bool] = [:]   // fd → authenticated
+        let uid = getuid()
+        defer {
+            unlink(directory + "/socket")
+            rmdir(directory)
+        }
+        while true {
+            var descriptors = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+            for fd in clients.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            let ready = poll(&descriptors, nfds_t(descriptors.count), 1000)
+            if getppid() != parent { return 0 }
+            if ready <= 0 { continue }
+            if descriptors[0].revents != 0 {
+                let client = CSystemShims_accept_cloexec(listener)
+                if client >= 0 {
+                    if CSystemShims_peer_uid(client) == Int64(uid) {
+                        clients[client] = false
+                    } else {
+                        systemClose(client)
+                    }
+                }
+            }
+            for entry in descriptors.dropFirst() where entry.revents != 0 {
+                let socket = FrameSocket(fd: entry.fd)
+                guard let request = try? socket.receive(spin: false) else {
+                    clients.removeValue(forKey: entry.fd)
+                    systemClose(entry.fd)
+                    continue
+                }
+                if clients[entry.fd] == false {
+                    let accepted = constantTimeEqual(request, authkey)
+                    _ = try? socket.send(ManagerFrame.make { $0.write((accepted ? ManagerStatus.ok : .refused).rawValue) })
+                    if accepted {
+                        clients[entry.fd] = true
+                    } else {
+                        clients.removeValue(forKey: entry.fd)
+                        systemClose(entry.fd)
+                    }
+                    continue
+                }
+                var stop = false
+                let reply = ManagerFrame.make { writer in
+                    stop = handle(request, objects: &objects, nextID: &nextID, into: &writer)
+                }
+                _ = try? socket.send(reply)
+                if stop {
+                    for fd in clients.keys { systemClose(fd) }
+                    return 0
+                }
+                // Answer the same client's next request without sleeping if it comes soon.
+                var spin = 2_000
+                while spin > 0 {
+                    var probe = pollfd(fd: entry.fd, events: Int16(POLLIN), revents: 0)
+                    if poll(&probe, 1, 0) > 0 { break }
+                    CSystemShimsRelax()
+                    spin -= 1
+                }
+            }
+        }
+    }
+
+    private static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        guard a.count == b.count else { return false }
+        var difference: UInt8 = 0
+        for i in a.indices { difference |= a[i] ^ b[i] }
+        return difference == 0
+    }
+
+    /// Handles one request, writing the reply; returns true for shutdown.
+    private static func handle(_ request: [UInt8], objects: inout [UInt64: Object], nextID: inout UInt64,
+                               into writer: inout WireWriter) -> Bool {
+        request.withUnsafeBytes { raw in
+            var reader = WireReader(raw)
+            func fail(_ status: ManagerStatus) { writer.write(status.rawValue) }
+            guard let code = try? reader.read(UInt8.self), let operation = ManagerOperation(rawValue: code),
+                  let id = try? reader.read(UInt64.self) else {
+                fail(.invalid)
+                return false
+            }
+            func bytes() throws -> [UInt8] { Array(try reader.readLengthPrefixed()) }
+            do {
+                switch operation {
+                case .shutdown:
+                    writer.write(ManagerStatus.ok.rawValue)
+                    return true
+                case .createDict, .createList, .createNamespace:
+                    objects[nextID] = operation == .createDict ? .dict([:]) : operation == .createList ? .list([]) : .namespace([:])
+                    writer.write(ManagerStatus.ok.rawValue)
+                    writer.write(nextID)
+                    nextID += 1
+                case .release:
+                    objects.removeValue(forKey: id)
+                    writer.write(ManagerStatus.ok.rawValue)
+                case .dictGet, .dictSet, .dictDelete, .dictCount, .dictItems, .dictClear:
+                    guard case .dict(var dict)? = objects[id] else { fail(.invalid); return false }
+                    objects[id] = nil  // keep the dictionary uniquely referenced while mutating
+                    defer { objects[id] = .dict(dict) }
+                    switch operation {
+                    case .dictGet:
+                        guard let value = dict[EncodedKey(bytes: try bytes())] else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .dictSet:
+                        let key = EncodedKey(bytes: try bytes())
+                        dict[key] = try bytes()
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .dictDelete:
+                        guard dict.removeValue(forKey: EncodedKey(bytes: try bytes())) != nil else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .dictCount:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(dict.count))
+                    case .dictItems:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(dict.count))
+                        for (key, value) in dict {
+                            key.bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                            value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                        }
+                    default:
+                        dict.removeAll()
+                        writer.write(ManagerStatus.ok.rawValue)
+                    }
+                case .listAppend, .listGet, .listSet, .listCount, .listRemove, .listItems, .listClear:
+                    guard case .list(var list)? = objects[id] else { fail(.invalid); return false }
+                    objects[id] = nil
+                    defer { objects[id] = .list(list) }
+                    func index() throws -> Int? {
+                        let raw = try reader.read(Int64.self)
+                        let i = raw < 0 ? Int(raw) + list.count : Int(raw)
+                        return list.indices.contains(i) ? i : nil
+                    }
+                    switch operation {
+                    case .listAppend:
+                        list.append(try bytes())
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .listGet:
+                        guard let i = try index() else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        list[i].withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .listSet:
+                        guard let i = try index() else { fail(.missing); return false }
+                        list[i] = try bytes()
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .listRemove:
+                        guard let i = try index() else { fail(.missing); return false }
+                        let removed = list.remove(at: i)
+                        writer.write(ManagerStatus.ok.rawValue)
+                        removed.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .listCount:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(list.count))
+                    case .listItems:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(list.count))
+                        for item in list { item.withUnsafeBytes { writer.writeLengthPrefixed($0) } }
+                    default:
+                        list.removeAll()
+                        writer.write(ManagerStatus.ok.rawValue)
+                    }
+                case .namespaceGet, .namespaceSet:
+                    guard case .namespace(var names)? = objects[id] else { fail(.invalid); return false }
+                    objects[id] = nil
+                    defer { objects[id] = .namespace(names) }
+                    let name = try reader.read(String.self)
+                    if operation == .namespaceGet {
+                        guard let value = names[name] else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    } else {
+                        names[name] = try bytes()
+                        writer.write(ManagerStatus.ok.rawValue)
+                    }
+                }
+            } catch {
+                writer.bytes.removeSubrange(4...)
+                fail(.invalid)
+            }
+            return false
+        }
+    }
+}
