@@ -46,6 +46,9 @@ let package = Package(
         .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
         // Launches real mpirun on the built mpi-selftest, so it depends on the executable.
         .testTarget(name: "MPITests", dependencies: ["MPI", "mpi-selftest"]),
+        // One pool program on every backend (local, mpirun -np 1…4, the netns cluster).
+        .executableTarget(name: "mpi-pool-check", dependencies: ["Multiprocessing"]),
+        .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check"]),
     ],
     swiftLanguageModes: [.v6]
 )
