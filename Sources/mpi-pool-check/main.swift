@@ -120,4 +120,5 @@ if mismatches > 0 {
     print("POOL FAILED mismatches=\(mismatches)")
     exit(1)
 }
+print("BACKEND \(pool.backendSummary)")
 print("POOL OK backend=\(pool.backend) workers=\(pool.processes)")

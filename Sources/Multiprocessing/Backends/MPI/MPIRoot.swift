@@ -162,7 +162,7 @@ final class MPIRoot: @unchecked Sendable {
         if let first = mismatched.min(by: { $0.rank < $1.rank }) {
             let ranks = mismatched.map(\.rank).sorted()
             mismatch = PoolError(.startFailed, "worker rank \(first.rank) on \(hosts[first.rank]) runs another build than rank 0 on "
-                + "\(hosts[0]) (\(first.build) vs \(ours))\(ranks.count > 1 ? ", and so do ranks \(ranks)" : ""): "
+                + "\(hosts[0]) (\(first.build) vs \(ours))\(ranks.count > 1 ? "; ranks \(ranks) all differ" : ""): "
                 + "the executables differ: rebuild and copy the same binary to every node")
         }
     }
