@@ -12,7 +12,7 @@ final class MPIPoolTests: XCTestCase {
     /// The result lines, without the final "POOL OK …" line (which names the backend).
     private func resultLines(_ outcome: Launcher.Outcome, file: StaticString = #filePath, line: UInt = #line) -> [String] {
         outcome.output.split(separator: "\n").map(String.init)
-            .filter { $0.contains(": ") && !$0.hasPrefix("POOL") && !$0.hasPrefix("[") && !$0.hasPrefix(" ") }
+            .filter { $0.contains(": ") && !$0.hasPrefix("POOL") && !$0.hasPrefix("BACKEND") && !$0.hasPrefix("[") && !$0.hasPrefix(" ") }
     }
 
     private func local() throws -> Launcher.Outcome {
