@@ -5,6 +5,7 @@
 //   mpi-pool-check                  run the checks
 //   mpi-pool-check --fail-rank0     create the pool, then throw from main (mpirun must fail)
 //   mpi-pool-check --bench [tasks]  JSON lines: map throughput, apply round trip
+//   mpi-pool-check --idle <s>       sleep s seconds before a pool and s with one (CPU check)
 //   mpi-pool-check --no-pool        make no pool at all (the workers must still end)
 //   mpi-pool-check --exit-live      exit(3) while a pool is busy (the exit handler stops it)
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
@@ -37,6 +38,17 @@ func expectRemoteError<T>(_ name: String, index: Int, _ body: () throws -> T) {
 let arguments = CommandLine.arguments.dropFirst()
 if arguments.contains("--no-pool") {
     print("NO POOL")
+    exit(0)
+}
+let words = Array(arguments)
+if let index = words.firstIndex(of: "--idle"), index + 1 < words.count, let seconds = UInt32(words[index + 1]) {
+    // Rank 0 sleeps before and while a pool lives: the worker ranks must not burn CPU.
+    sleep(seconds)
+    try Pool.with { pool in
+        _ = try pool.apply(Increment(), 1)
+        sleep(seconds)
+    }
+    print("IDLE DONE")
     exit(0)
 }
 let pool: Pool
