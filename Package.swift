@@ -50,6 +50,9 @@ let package = Package(
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Multiprocessing"]),
         // Runs the built CLI: outputs, errors, signals.
         .testTarget(name: "SwiftMPTests", dependencies: ["swiftmp"]),
+        // One pool program on every backend (local, mpirun -np 1…4, the netns cluster).
+        .executableTarget(name: "mpi-pool-check", dependencies: ["Multiprocessing"]),
+        .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -211,6 +211,14 @@ static int parse_rank(const char *value) {
     return (int)r;
 }
 
+static pid_t root_pid;
+
+// Rank 0's exit handler: terminates the worker ranks and finalises MPI (only in the process
+// that registered it, not in a child forked from it).
+static void mpi_root_exit(void) {
+    if (getpid() == root_pid && swiftmp_mpi_root_exit != NULL) swiftmp_mpi_root_exit();
+}
+
 __attribute__((constructor))
 static void CSystemShims_startup_hook(void) {
     if (swiftmp_startup_entry == NULL) return;  // Multiprocessing is not linked in.
@@ -228,6 +236,12 @@ static void CSystemShims_startup_hook(void) {
     if (mode != NULL && strcmp(mode, "spmd") == 0) return;
     int rank = parse_rank(getenv("OMPI_COMM_WORLD_RANK"));
     if (rank < 0) rank = parse_rank(getenv("PMIX_RANK"));
+    if (rank == 0 && swiftmp_mpi_root_exit != NULL) {
+        // Ranks >= 1 wait in MPI_Init for rank 0: it must start MPI and release them at exit
+        // even if the program never makes a pool.
+        root_pid = getpid();
+        atexit(mpi_root_exit);
+    }
     if (rank >= 1) {
         int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_MPI_WORKER, "");
         if (status >= 0) {  // -1: the library lets this rank run main (SPMD)

@@ -74,6 +74,9 @@ public struct PoolError: Error, CustomStringConvertible, Sendable, Equatable {
         case protocolViolation
         /// The chosen backend is not available here (e.g. MPI outside mpirun).
         case backendUnavailable
+        /// Messages between the master and its workers could not be sent or received (an MPI
+        /// call failed); the message names the MPI function and error.
+        case transport
     }
     public var code: Code
     public var message: String

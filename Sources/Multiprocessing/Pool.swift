@@ -12,51 +12,77 @@
 /// throws reaches the caller as `RemoteError` (with the failing input's index); a worker that
 /// dies as `WorkerDied` — never a hang — and the pool replaces it and stays usable.
 public final class Pool: @unchecked Sendable {
-    /// The number of worker processes.
+    /// The number of workers (processes, or MPI worker ranks).
     public let processes: Int
-    /// How the workers were started.
+    /// How the workers were started (local backend; under MPI, the value passed, unused).
     public let startMethod: StartMethod
+    /// Where the workers run: `.local` or `.mpi` (never `.automatic`).
+    public let backend: Backend
     let engine: PoolEngine
 
     /// Starts `processes` workers (default: `Multiprocessing.cpuCount`).
     ///
     /// - Parameters:
-    ///   - startMethod: how workers start; see `StartMethod`.
+    ///   - processes: the number of workers. Under the MPI backend the workers are the job's
+    ///     ranks 1…N−1: nil (the default) uses them all, a smaller number only the first
+    ///     `processes`, a larger one is cut to N−1. With `mpirun -np 1` the pool runs the
+    ///     tasks in this process, on the pool's thread.
+    ///   - startMethod: how workers start; see `StartMethod`. Local backend only.
     ///   - initializer: runs once in every worker before its first task (Python's
     ///     `initializer`/`initargs`: put the arguments in its stored properties). If it
     ///     throws, the pool is broken and every call fails with `PoolError.startFailed`.
-    ///   - maxTasksPerChild: a worker is replaced after this many chunks.
+    ///   - maxTasksPerChild: a worker is replaced after this many chunks. Local backend only:
+    ///     the MPI backend cannot replace a rank and throws `PoolError.invalidArgument`.
+    ///   - backend: where the workers run; see `Backend`. `.automatic` (the default) is MPI
+    ///     when mpirun started the program, local otherwise. `.mpi` outside mpirun throws
+    ///     `PoolError.backendUnavailable`. One MPI pool at a time per process: a second one
+    ///     while the first lives throws `PoolError.invalidArgument`.
     public init(processes: Int? = nil, startMethod: StartMethod = .automatic,
                 initializer: (any ParallelFunction<Void, Void>)? = nil,
-                maxTasksPerChild: Int? = nil) throws {
-        let count = processes ?? Multiprocessing.cpuCount
-        guard count >= 1 else {
-            throw PoolError(.invalidArgument, "processes must be at least 1, not \(count)")
+                maxTasksPerChild: Int? = nil, backend: Backend = .automatic) throws {
+        if let processes, processes < 1 {
+            throw PoolError(.invalidArgument, "processes must be at least 1, not \(processes)")
         }
-        guard count <= 4096 else {
-            throw PoolError(.invalidArgument, "processes must be at most 4096, not \(count)")
+        if let processes, processes > 4096 {
+            throw PoolError(.invalidArgument, "processes must be at most 4096, not \(processes)")
         }
         if let maxTasksPerChild, maxTasksPerChild < 1 {
             throw PoolError(.invalidArgument, "maxTasksPerChild must be at least 1, not \(maxTasksPerChild)")
         }
         let definition = try initializer.map { try Pool.definition(of: $0) }
-        let resolved = startMethod.resolved
-        let backend: LocalBackend
-        do {
-            backend = try LocalBackend(workers: count, method: resolved)
-            try backend.start()
-        } catch let error as PoolError {
-            throw error
-        } catch {
-            throw PoolError(.startFailed, "cannot start \(count) worker processes (\(resolved.rawValue)): \(error)")
+        let chosen = backend.resolved
+        let poolBackend: any PoolBackend
+        let resolved: StartMethod
+        switch chosen {
+        case .mpi:
+            if maxTasksPerChild != nil {
+                throw PoolError(.invalidArgument, "maxTasksPerChild is not supported by the MPI backend (an MPI rank cannot be "
+                    + "replaced): remove it, or pass backend: .local")
+            }
+            poolBackend = try Backend.makeMPI(processes: processes)
+            resolved = startMethod
+        case .local, .automatic:
+            let count = processes ?? Multiprocessing.cpuCount
+            resolved = startMethod.resolved
+            do {
+                let local = try LocalBackend(workers: count, method: resolved)
+                try local.start()
+                poolBackend = local
+            } catch let error as PoolError {
+                throw error
+            } catch {
+                throw PoolError(.startFailed, "cannot start \(count) worker processes (\(resolved.rawValue)): \(error)")
+            }
         }
-        self.processes = count
+        self.processes = poolBackend.workerCount
         self.startMethod = resolved
-        self.engine = PoolEngine(backend: backend, maxTasksPerChild: maxTasksPerChild, initializer: definition)
+        self.backend = chosen
+        self.engine = PoolEngine(backend: poolBackend, maxTasksPerChild: maxTasksPerChild, initializer: definition)
+        if poolBackend is MPIBackend { MPIRoot.shared.attach(owner: self, engine: engine) }
         do {
             try engine.startThread()
         } catch {
-            backend.shutdown(deadline: monotonicNanoseconds())
+            poolBackend.shutdown(deadline: monotonicNanoseconds())
             throw PoolError(.startFailed, "cannot start the pool's thread: \(error)")
         }
     }
@@ -76,10 +102,10 @@ public final class Pool: @unchecked Sendable {
     /// for work submitted with `applyAsync`/`mapAsync` to finish.
     public static func with<R>(processes: Int? = nil, startMethod: StartMethod = .automatic,
                                initializer: (any ParallelFunction<Void, Void>)? = nil,
-                               maxTasksPerChild: Int? = nil,
+                               maxTasksPerChild: Int? = nil, backend: Backend = .automatic,
                                _ body: (Pool) throws -> R) throws -> R {
         let pool = try Pool(processes: processes, startMethod: startMethod, initializer: initializer,
-                            maxTasksPerChild: maxTasksPerChild)
+                            maxTasksPerChild: maxTasksPerChild, backend: backend)
         let result: R
         do {
             result = try body(pool)

@@ -84,6 +84,10 @@ void CSystemShims_cpu_relax(void);
 int swiftmp_startup_entry(int kind, const char *spec) __attribute__((weak));
 #define CSYSTEMSHIMS_ENTRY_SPAWNED 1
 #define CSYSTEMSHIMS_ENTRY_MPI_WORKER 2
+/// On rank 0 of an mpirun job (not SWIFTMP_MPI_MODE=spmd) the hook registers an `atexit`
+/// handler that calls this (defined by the library): it stops a live MPI pool, tells every
+/// worker rank to terminate, and finalises MPI (or aborts the job if a worker is stuck).
+void swiftmp_mpi_root_exit(void) __attribute__((weak));
 
 #ifdef __cplusplus
 }

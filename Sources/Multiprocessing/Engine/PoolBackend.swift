@@ -52,4 +52,6 @@ enum BackendEvent {
     case message(worker: Int, UnsafeRawBufferPointer)
     /// A worker ended (all its earlier messages were reported first).
     case ended(worker: Int, ChildExit)
+    /// The transport failed (an MPI call returned an error): the pool is broken.
+    case failed(PoolError)
 }

@@ -360,6 +360,8 @@ final class PoolEngine: @unchecked Sendable {
             handleMessage(from: worker, bytes)
         case .ended(let worker, let exit):
             handleEnd(of: worker, exit)
+        case .failed(let error):
+            breakPool(error)
         }
     }
 

@@ -1,8 +1,110 @@
-/// The start-up hook's entry for ranks ≥ 1 of an mpirun job.
+import CSystemShims
+import MPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The start-up hook's entry for ranks ≥ 1 of an mpirun job (before `main`).
 enum MPIWorkerEntry {
-    /// Runs the worker serve loop for this rank and returns its exit status, or -1 to let
-    /// the rank run `main` (SPMD, as without the library).
+    /// Runs the worker serve loop for this rank and returns its exit status: 0 after rank 0's
+    /// `terminate`, 70 if MPI fails (which ends the job).
     static func run() -> Int32 {
-        -1
+        _ = CSystemShims_set_name("swiftmp-rank")
+        let build = BuildID.current  // while rank 0 may still be starting
+        let communicator: Communicator
+        do {
+            communicator = try MPIProtocol.start()
+        } catch {
+            printError("swiftmp: worker rank \(MPILaunch.rank ?? -1): cannot start MPI: \(error)")
+            return 70
+        }
+        var worker = MPIWorker(communicator: communicator, build: build)
+        do {
+            try worker.serve()
+        } catch {
+            let host = (try? MPIEnvironment.processorName) ?? "?"
+            printError("swiftmp: worker rank \(communicator.rank) on \(host): \(error); ending the job")
+            return 70
+        }
+        do {
+            try MPIEnvironment.finalize()
+        } catch {
+            printError("swiftmp: worker rank \(communicator.rank): \(error)")
+            return 70
+        }
+        return 0
+    }
+}
+
+/// A worker rank's serve loop: pool messages go to a `WorkerRuntime` (a fresh one per
+/// pool), control messages answer rank 0's handshake and `terminate`. Idles with
+/// `IdleBackoff` (no busy core while rank 0's program runs).
+struct MPIWorker {
+    let communicator: Communicator
+    let build: BuildID
+    private var runtime = WorkerRuntime(framed: false)
+    private var buffer: [UInt8] = []
+    private var backoff = IdleBackoff()
+    private var sameBuild = false
+
+    init(communicator: Communicator, build: BuildID) {
+        self.communicator = communicator
+        self.build = build
+    }
+
+    /// Returns after `terminate`.
+    mutating func serve() throws {
+        while true {
+            guard let status = try communicator.receiveIfAvailable(from: .rank(0), tag: .any, into: &buffer) else {
+                backoff.pause()
+                continue
+            }
+            backoff.noteActivity()
+            if status.tag == MPIProtocol.poolTag {
+                guard sameBuild else { continue }  // rank 0 refuses pools then; never happens
+                let action = buffer.withUnsafeBytes { runtime.handle($0) }
+                switch action {
+                case .none:
+                    continue
+                case .reply:
+                    try reply(runtime.frame.bytes, tag: MPIProtocol.poolTag)
+                case .stop:
+                    try reply(runtime.frame.bytes, tag: MPIProtocol.poolTag)
+                    runtime = WorkerRuntime(framed: false)
+                }
+            } else if status.tag == MPIProtocol.controlTag {
+                switch buffer.first.flatMap(MPIProtocol.Control.init(rawValue:)) {
+                case .hello:
+                    try answerHello()
+                case .terminate:
+                    try reply(MPIProtocol.controlMessage(.terminated), tag: MPIProtocol.controlTag)
+                    return
+                default:
+                    continue
+                }
+            }
+        }
+    }
+
+    private mutating func answerHello() throws {
+        let theirs = try buffer.withUnsafeBytes { raw throws -> BuildID in
+            var reader = WireReader(raw)
+            _ = try reader.read(UInt8.self)
+            return BuildID(hash: try reader.read(UInt64.self), size: try reader.read(UInt64.self))
+        }
+        sameBuild = theirs == build
+        let host = (try? MPIEnvironment.processorName) ?? "?"
+        let answer = MPIProtocol.controlMessage(.helloReply) { [build, sameBuild] in
+            $0.write(UInt8(sameBuild ? 1 : 0))
+            $0.write(host)
+            $0.write(build.hash)
+            $0.write(build.size)
+        }
+        try reply(answer, tag: MPIProtocol.controlTag)
+    }
+
+    /// A blocking send: rank 0 never blocks on a worker, it always receives.
+    private func reply(_ bytes: [UInt8], tag: Int) throws {
+        try bytes.withUnsafeBytes { try communicator.send($0, to: 0, tag: tag) }
     }
 }

@@ -1,0 +1,47 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Test-then-sleep pacing for a loop that polls MPI (DESIGN.md §4: a rank must not burn a
+/// core while it waits). After activity it spins for 50 µs (latency), then yields the CPU
+/// until 300 µs, then sleeps 20 µs, doubling up to 1 ms.
+struct IdleBackoff {
+    static let spinNanoseconds: UInt64 = 50_000
+    static let yieldNanoseconds: UInt64 = 300_000
+    static let firstSleep: Int64 = 20_000
+    static let longestSleep: Int64 = 1_000_000
+
+    private var lastActivity = monotonicNanoseconds()
+    private var nextSleep: Int64 = 0
+
+    /// Something happened: the next pauses are short again.
+    mutating func noteActivity() {
+        lastActivity = monotonicNanoseconds()
+        nextSleep = 0
+    }
+
+    /// Pauses once, never past `deadline` (monotonic ns). `sleep` does the sleeping (by
+    /// default `nanosleep`; a `WakeWord` lets another thread cut it short).
+    mutating func pause(until deadline: UInt64 = .max, sleep: (Int64) -> Void = IdleBackoff.nanosleep) {
+        let now = monotonicNanoseconds()
+        let idle = now &- lastActivity
+        if idle < Self.spinNanoseconds {
+            for _ in 0..<32 { CSystemShims_cpu_relax() }
+            return
+        }
+        if idle < Self.yieldNanoseconds {
+            sched_yield()
+            return
+        }
+        nextSleep = nextSleep == 0 ? Self.firstSleep : min(Self.longestSleep, nextSleep * 2)
+        let left = deadline > now ? Int64(clamping: deadline - now) : 0
+        sleep(min(nextSleep, left))
+    }
+
+    static func nanosleep(_ nanoseconds: Int64) {
+        guard nanoseconds > 0 else { return }
+        var request = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
+        _ = Glibc.nanosleep(&request, nil)
+    }
+}

@@ -1,0 +1,188 @@
+import MPI
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Worker ranks of an mpirun job as a pool's workers: slot i is rank i + 1 (DESIGN.md §1, §4).
+///
+/// Every message is one MPI message on the job's duplicated world communicator
+/// (`MPIProtocol.poolTag`), without the frame header. Sends are non-blocking (`MPI_Isend`,
+/// the request kept until complete; a worker with 16 incomplete sends takes no more);
+/// receives are matched probes (`MPI_Improbe` + `MPI_Mrecv`) that never wait. Waiting is
+/// test-then-sleep (`IdleBackoff`), cut short by `wake()`. Only the engine thread calls it.
+///
+/// A rank cannot be replaced: one that dies ends the job (MPI's fault model).
+final class MPIBackend: PoolBackend, @unchecked Sendable {
+    static let maxPendingSends = 16
+
+    let workerCount: Int
+    let framed = false
+    let canReplaceWorkers = false
+    private let communicator: Communicator
+    private let hosts: [String]      // per slot
+    private let rootHost: String
+    private let wakeWord = WakeWord()
+
+    // Engine thread only.
+    private var pending: [[Request]]
+    private var stopSent: [Bool]
+    private var stopped: [Bool]
+    private var buffer: [UInt8] = []
+    private var failure: PoolError?
+    private var backoff = IdleBackoff()
+    private var closed = false
+
+    /// Takes the job's worker ranks (at most `limit` of them) for a new pool.
+    init(limit: Int?) throws {
+        let lease = try MPIRoot.shared.openPool()
+        let available = lease.hosts.count - 1
+        guard available >= 1 else {
+            MPIRoot.shared.closePool(draining: [], sends: [], error: nil)
+            throw PoolError(.backendUnavailable, "the MPI job has no worker ranks: launch with mpirun -np 2 or more")
+        }
+        workerCount = min(limit ?? available, available)
+        communicator = lease.communicator
+        hosts = Array(lease.hosts[1...workerCount])
+        rootHost = lease.hosts[0]
+        pending = Array(repeating: [], count: workerCount)
+        stopSent = Array(repeating: false, count: workerCount)
+        stopped = Array(repeating: false, count: workerCount)
+    }
+
+    var summary: String {
+        let distinct = Set(hosts + [rootHost]).sorted()
+        return "mpi, \(workerCount) worker ranks (ranks 1…\(workerCount)) on \(distinct.count) "
+            + "host\(distinct.count == 1 ? "" : "s") (\(distinct.joined(separator: ", ")))"
+    }
+
+    /// The ranks already run their serve loop (the start-up hook); `init` greeted them.
+    func start() throws {}
+
+    func send(_ frame: UnsafeRawBufferPointer, to worker: Int) {
+        guard !closed, failure == nil else { return }
+        if frame.first == MasterMessage.stop.rawValue { stopSent[worker] = true }
+        do {
+            pending[worker].append(try communicator.isend(frame, to: worker + 1, tag: MPIProtocol.poolTag))
+        } catch {
+            failure = PoolError(.transport, "cannot send to worker rank \(worker + 1) on \(hosts[worker]): \(error)")
+        }
+        backoff.noteActivity()
+    }
+
+    func canAccept(worker: Int) -> Bool {
+        pending[worker].count < Self.maxPendingSends
+    }
+
+    /// Forgets completed sends; returns whether any completed.
+    private func completeSends() throws -> Bool {
+        var completed = false
+        for worker in 0..<workerCount {
+            while let head = pending[worker].first, try head.test() != nil {
+                pending[worker].removeFirst()
+                completed = true
+            }
+        }
+        return completed
+    }
+
+    func poll(_ handler: (BackendEvent) -> Void) -> Bool {
+        if let failure {
+            handler(.failed(failure))
+            self.failure = nil
+            closed = true
+            return true
+        }
+        var progressed = false
+        do {
+            progressed = try completeSends()
+            var received = 0
+            while received < 256,
+                  let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
+                received += 1
+                let worker = status.source - 1
+                guard worker >= 0 && worker < workerCount else { continue }
+                if buffer.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                buffer.withUnsafeBytes { handler(.message(worker: worker, $0)) }
+            }
+            progressed = progressed || received > 0
+        } catch {
+            failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
+            return true
+        }
+        if progressed { backoff.noteActivity() }
+        return progressed
+    }
+
+    func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+        let deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
+        while true {
+            wakeWord.arm()
+            if ready() || failure != nil { return }
+            do {
+                if try communicator.iprobe(from: .any, tag: .value(MPIProtocol.poolTag)) != nil { return }
+                if try completeSends() { return }
+            } catch {
+                failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
+                return
+            }
+            if monotonicNanoseconds() >= deadline { return }
+            backoff.pause(until: deadline) { wakeWord.sleep(nanoseconds: $0) }
+        }
+    }
+
+    func wake() {
+        wakeWord.wake()
+    }
+
+    func replace(worker: Int) throws {
+        throw PoolError(.startFailed, "MPI worker ranks cannot be replaced: \(identity(of: worker))")
+    }
+
+    func identity(of worker: Int) -> WorkerDied {
+        WorkerDied(rank: worker + 1, host: hosts[worker])
+    }
+
+    /// Sends `stop` to every worker that has not had one, waits until `deadline` for their
+    /// acknowledgements (dropping any other reply), then gives the MPI back to `MPIRoot` with
+    /// the workers still busy — it drains them before the next pool, or at exit.
+    func shutdown(deadline: UInt64) {
+        guard !closed else {
+            MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 }, error: failure)
+            return
+        }
+        closed = true
+        var shutdownError: PoolError?
+        do {
+            try transport {
+                let stop = [MasterMessage.stop.rawValue]
+                for worker in 0..<workerCount where !stopSent[worker] {
+                    stopSent[worker] = true
+                    pending[worker].append(try stop.withUnsafeBytes {
+                        try communicator.isend($0, to: worker + 1, tag: MPIProtocol.poolTag)
+                    })
+                }
+                while stopped.contains(false) {
+                    _ = try completeSends()
+                    if let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
+                        let worker = status.source - 1
+                        if worker >= 0 && worker < workerCount && buffer.first == WorkerMessage.stopped.rawValue {
+                            stopped[worker] = true
+                        }
+                        backoff.noteActivity()
+                        continue
+                    }
+                    if monotonicNanoseconds() >= deadline { break }
+                    backoff.pause(until: deadline)
+                }
+                _ = try completeSends()
+            }
+        } catch let caught as PoolError {
+            shutdownError = caught
+        } catch {
+            shutdownError = PoolError(.transport, "\(error)")
+        }
+        let busy = (0..<workerCount).filter { !stopped[$0] }.map { $0 + 1 }
+        MPIRoot.shared.closePool(draining: busy, sends: pending.flatMap { $0 }, error: shutdownError)
+        pending = Array(repeating: [], count: workerCount)
+    }
+}

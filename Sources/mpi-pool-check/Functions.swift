@@ -1,0 +1,56 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Multiprocessing
+
+/// a·x + b.
+struct Affine: ParallelFunction {
+    var a: Int
+    var b: Int
+    func callAsFunction(_ x: Int) -> Int { a * x + b }
+}
+
+/// base^exponent, for starmap.
+struct Power: ParallelFunction {
+    func callAsFunction(_ args: Arguments<Int, Int>) -> Int {
+        let (base, exponent) = args.values
+        var result = 1
+        for _ in 0..<exponent { result *= base }
+        return result
+    }
+}
+
+/// Throws for one input.
+struct FailAt: ParallelFunction {
+    var bad: Int
+    func callAsFunction(_ x: Int) throws -> Int {
+        if x == bad { throw CheckError.refused(x) }
+        return x
+    }
+}
+
+/// Sleeps, then returns its input.
+struct Sleep: ParallelFunction {
+    var milliseconds: Int
+    func callAsFunction(_ x: Int) -> Int {
+        usleep(UInt32(milliseconds * 1000))
+        return x
+    }
+}
+
+/// The trivial task of the benchmark.
+struct Increment: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { x &+ 1 }
+}
+
+enum CheckError: Error, CustomStringConvertible {
+    case refused(Int)
+    case failRank0
+
+    var description: String {
+        switch self {
+        case .refused(let x): "refused \(x)"
+        case .failRank0: "--fail-rank0: rank 0 throws after creating the pool"
+        }
+    }
+}

@@ -1,0 +1,136 @@
+// The same pool program on whatever backend is automatic: local worker processes, or the
+// ranks of an mpirun job. Prints deterministic result lines (identical on every backend),
+// then "POOL OK backend=<mpi|local> workers=N"; exits 1 on a mismatch.
+//
+//   mpi-pool-check                  run the checks
+//   mpi-pool-check --fail-rank0     create the pool, then throw from main (mpirun must fail)
+//   mpi-pool-check --bench [tasks]  JSON lines: map throughput, apply round trip
+//   mpi-pool-check --idle <s>       sleep s seconds before a pool and s with one (CPU check)
+//   mpi-pool-check --no-pool        make no pool at all (the workers must still end)
+//   mpi-pool-check --exit-live      exit(3) while a pool is busy (the exit handler stops it)
+// A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+nonisolated(unsafe) var mismatches = 0
+
+func check<T: Equatable>(_ name: String, _ got: T, _ expected: T) {
+    print("\(name): \(got)")
+    if got != expected {
+        mismatches += 1
+        print("MISMATCH \(name): expected \(expected)")
+    }
+}
+
+func expectRemoteError<T>(_ name: String, index: Int, _ body: () throws -> T) {
+    do {
+        _ = try body()
+        check(name, "no error", "RemoteError at \(index)")
+    } catch let error as RemoteError {
+        check(name, "RemoteError inputIndex=\(error.inputIndex) \(error.message)", "RemoteError inputIndex=\(index) refused \(index)")
+    } catch {
+        check(name, "\(error)", "RemoteError at \(index)")
+    }
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+if arguments.contains("--no-pool") {
+    print("NO POOL")
+    exit(0)
+}
+let words = Array(arguments)
+if let index = words.firstIndex(of: "--idle"), index + 1 < words.count, let seconds = UInt32(words[index + 1]) {
+    // Rank 0 sleeps before and while a pool lives: the worker ranks must not burn CPU.
+    sleep(seconds)
+    try Pool.with { pool in
+        _ = try pool.apply(Increment(), 1)
+        sleep(seconds)
+    }
+    print("IDLE DONE")
+    exit(0)
+}
+let pool: Pool
+do {
+    pool = try Pool()
+} catch {
+    print("POOL START FAILED: \(error)")
+    fflush(nil)
+    exit(2)
+}
+
+if arguments.contains("--exit-live") {
+    _ = try pool.mapAsync(Sleep(milliseconds: 20), 0..<40, chunkSize: 1)
+    usleep(50_000)
+    print("EXIT WITH LIVE POOL")
+    fflush(nil)
+    exit(3)
+}
+
+if arguments.contains("--fail-rank0") {
+    throw CheckError.failRank0
+}
+
+if arguments.first == "--bench" {
+    let tasks = arguments.dropFirst().first.flatMap { Int($0) } ?? 200_000
+    print("# backend: \(pool.backendSummary)")
+    try Bench.run(pool: pool, tasks: tasks, runs: 5)
+    pool.close()
+    try pool.join()
+    exit(0)
+}
+
+let affine = Affine(a: 3, b: 1)
+let inputs = Array(0..<50)
+let expected = inputs.map { affine($0) }
+for chunk in [1, 3, nil] as [Int?] {
+    let label = chunk.map(String.init) ?? "default"
+    check("map chunk=\(label)", try pool.map(affine, inputs, chunkSize: chunk), expected)
+    check("starmap chunk=\(label)",
+          try pool.starmap(Power(), [(2, 10), (3, 4), (5, 3), (7, 0), (-2, 3)], chunkSize: chunk),
+          [1024, 81, 125, 1, -8])
+    expectRemoteError("map failure chunk=\(label)", index: 37) {
+        try pool.map(FailAt(bad: 37), 0..<100, chunkSize: chunk)
+    }
+    check("mapAsync chunk=\(label)", try pool.mapAsync(affine, inputs, chunkSize: chunk).get(), expected)
+}
+for chunk in [1, 3] {
+    check("imap chunk=\(chunk)", try Array(pool.imap(affine, inputs, chunkSize: chunk)).map { try $0.get() }, expected)
+    check("imapUnordered chunk=\(chunk)",
+          try Array(pool.imapUnordered(affine, inputs, chunkSize: chunk)).map { try $0.get() }.sorted(), expected)
+    expectRemoteError("imap failure chunk=\(chunk)", index: 11) {
+        try Array(pool.imap(FailAt(bad: 11), 0..<20, chunkSize: chunk)).map { try $0.get() }
+    }
+}
+check("apply", try pool.apply(affine, 7), 22)
+check("applyAsync", try (0..<10).map { try pool.applyAsync(affine, $0) }.map { try $0.get() }, Array(expected.prefix(10)))
+expectRemoteError("apply failure", index: 0) { try pool.apply(FailAt(bad: 0), 0) }
+check("apply after failure", try pool.apply(affine, -1), -2)
+
+pool.close()
+try pool.join()
+
+// Consecutive pools on the same workers; a terminated pool's workers are drained first.
+let busy = try Pool()
+do {
+    _ = try Pool()
+    if busy.backend == .mpi && !busy.backendSummary.contains("rank 0 runs the tasks itself") {
+        check("second live MPI pool", "allowed", "refused")
+    }
+} catch let error as PoolError where error.code == .invalidArgument && busy.backend == .mpi {
+    // expected: one MPI pool at a time
+}
+_ = try busy.mapAsync(Sleep(milliseconds: 20), 0..<20, chunkSize: 1)
+busy.terminate()
+try busy.join()
+check("pool after terminate", try Pool.with { try $0.map(affine, [1, 2, 3]) }, [4, 7, 10])
+check("pool.with again", try Pool.with(processes: 1) { try $0.map(affine, inputs) }, expected)
+
+fflush(nil)
+if mismatches > 0 {
+    print("POOL FAILED mismatches=\(mismatches)")
+    exit(1)
+}
+print("BACKEND \(pool.backendSummary)")
+print("POOL OK backend=\(pool.backend) workers=\(pool.processes)")

@@ -1,0 +1,104 @@
+import Foundation
+import Multiprocessing
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `mpi-pool-check` gives the same result lines on the local backend (no mpirun), under
+/// `mpirun -np 1…4`, and on three "hosts" (netns cluster); rank 0's failures end the job.
+final class MPIPoolTests: XCTestCase {
+    /// The result lines, without the final "POOL OK …" line (which names the backend).
+    private func resultLines(_ outcome: Launcher.Outcome, file: StaticString = #filePath, line: UInt = #line) -> [String] {
+        outcome.output.split(separator: "\n").map(String.init)
+            .filter { $0.contains(": ") && !$0.hasPrefix("POOL") && !$0.hasPrefix("BACKEND") && !$0.hasPrefix("[") && !$0.hasPrefix(" ") }
+    }
+
+    private func local() throws -> Launcher.Outcome {
+        let outcome = try Launcher.run(try Launcher.poolCheck(), [], deadline: 60)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("POOL OK backend=local workers="), outcome.output)
+        return outcome
+    }
+
+    func testSameLinesLocallyAndUnderMPIRun() throws {
+        let program = try Launcher.poolCheck().path
+        let reference = resultLines(try local())
+        XCTAssertGreaterThan(reference.count, 20)
+        XCTAssertFalse(reference.contains { $0.hasPrefix("MISMATCH") })
+        for ranks in 1...4 {
+            let outcome = try Launcher.mpirun(["-np", String(ranks), program])
+            XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains("POOL OK backend=mpi workers=\(max(1, ranks - 1))\n"),
+                          "np \(ranks): \(outcome.output)")
+            XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
+        }
+    }
+
+    func testRankZeroThatThrowsEndsTheJob() throws {
+        let outcome = try Launcher.mpirun(["-np", "3", try Launcher.poolCheck().path], ["--fail-rank0"], timeout: 30)
+        XCTAssertNotEqual(outcome.status, 0, outcome.output)
+        XCTAssertLessThan(outcome.seconds, 20, outcome.output)
+    }
+
+    func testProgramWithoutPoolEndsCleanly() throws {
+        let outcome = try Launcher.mpirun(["-np", "3", try Launcher.poolCheck().path], ["--no-pool"], timeout: 30)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("NO POOL"), outcome.output)
+        XCTAssertLessThan(outcome.seconds, 10, outcome.output)
+    }
+
+    func testExitWithLivePoolKeepsTheStatus() throws {
+        let outcome = try Launcher.mpirun(["-np", "3", try Launcher.poolCheck().path], ["--exit-live"], timeout: 30)
+        XCTAssertEqual(outcome.status, 3, outcome.output)
+        XCTAssertLessThan(outcome.seconds, 15, outcome.output)
+    }
+
+    func testDifferentExecutableOnAWorkerIsRefused() throws {
+        let program = try Launcher.poolCheck()
+        let other = FileManager.default.temporaryDirectory.appendingPathComponent("mpi-pool-check-other-\(getpid())")
+        try? FileManager.default.removeItem(at: other)
+        try FileManager.default.copyItem(at: program, to: other)
+        defer { try? FileManager.default.removeItem(at: other) }
+        let handle = try FileHandle(forWritingTo: other)
+        try handle.seekToEnd()
+        try handle.write(contentsOf: [0])   // another build: one more byte
+        try handle.close()
+        let outcome = try Launcher.mpirun(["-np", "1", program.path, ":", "-np", "1", other.path], timeout: 30)
+        XCTAssertEqual(outcome.status, 2, outcome.output)
+        XCTAssertTrue(outcome.output.contains("POOL START FAILED: worker rank 1 on "), outcome.output)
+        XCTAssertTrue(outcome.output.contains("the executables differ: rebuild and copy the same binary to every node"),
+                      outcome.output)
+    }
+
+    func testMPIBackendOutsideMPIRunIsUnavailable() throws {
+        guard ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_SIZE"] == nil else {
+            throw XCTSkip("the tests themselves run under mpirun")
+        }
+        XCTAssertEqual(Backend.automatic.resolved, .local)
+        XCTAssertThrowsError(try Pool(processes: 1, backend: .mpi)) { error in
+            XCTAssertEqual((error as? PoolError)?.code, .backendUnavailable)
+            XCTAssertTrue("\(error)".contains("launch with mpirun"), "\(error)")
+        }
+    }
+
+    func testSameLinesOnThreeHosts() throws {
+        guard getuid() == 0 else { throw XCTSkip("the netns cluster needs root (ip netns, unshare, nsenter)") }
+        let probe = try Launcher.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "list"], deadline: 10)
+        guard probe.status == 0 else { throw XCTSkip("`ip netns` does not work here: \(probe.output)") }
+        for tool in ["/usr/bin/unshare", "/usr/bin/nsenter"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            throw XCTSkip("\(tool) is missing")
+        }
+        let reference = resultLines(try local())
+        let script = Launcher.packageRoot.appendingPathComponent("Scripts/netns-cluster.sh")
+        defer { _ = try? Launcher.run(script, ["down"], deadline: 30) }
+        var environment = Launcher.cleanEnvironment
+        environment["NETNS_TIMEOUT"] = "60"
+        let outcome = try Launcher.run(script, ["run", "3", try Launcher.poolCheck().path], environment: environment, deadline: 100)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("POOL OK backend=mpi workers=2\n"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("on 3 hosts (node1, node2, node3)"), outcome.output)
+        XCTAssertEqual(resultLines(outcome), reference, outcome.output)
+    }
+}

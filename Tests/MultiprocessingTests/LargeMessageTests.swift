@@ -1,0 +1,27 @@
+import XCTest
+@testable import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Messages over 2 GiB in both directions. Needs ~12 GB of memory and some seconds, so it
+/// runs only when SWIFTMP_LARGE_TESTS=1 (it was run by hand on 24 GB machines).
+final class LargeMessageTests: XCTestCase {
+    func testMessagesOverTwoGiBTravelBothWays() throws {
+        guard getenv("SWIFTMP_LARGE_TESTS") != nil else {
+            throw XCTSkip("set SWIFTMP_LARGE_TESTS=1 to send messages over 2 GiB")
+        }
+        let count = (1 << 31) + 4099
+        try Pool.with(processes: 1, startMethod: .fork) { pool in
+            var big = [UInt8](repeating: 7, count: count)
+            big[count - 1] = 9
+            let expectedSample = stride(from: 0, to: count, by: 4096).reduce(0) { $0 + Int(big[$1]) }
+            XCTAssertEqual(try pool.apply(ByteStats(), big), [count, expectedSample])
+            big = []
+            let back = try pool.apply(MakeBytes(), count)
+            XCTAssertEqual(back.count, count)
+            XCTAssertEqual(back[count - 1], UInt8((count - 1) % 251))
+            XCTAssertEqual(back[1 << 31], UInt8((1 << 31) % 251))
+        }
+    }
+}
