@@ -184,3 +184,19 @@ class TimeLimitedTestCase: XCTestCase {
         super.tearDown()
     }
 }
+
+/// Counts bytes and sums a sample of them.
+struct ByteStats: ParallelFunction {
+    func callAsFunction(_ bytes: [UInt8]) -> [Int] {
+        var sample = 0
+        for i in stride(from: 0, to: bytes.count, by: 4096) { sample &+= Int(bytes[i]) }
+        return [bytes.count, sample]
+    }
+}
+
+/// Makes `count` bytes, byte i = i mod 251.
+struct MakeBytes: ParallelFunction {
+    func callAsFunction(_ count: Int) -> [UInt8] {
+        (0..<count).map { UInt8($0 % 251) }
+    }
+}

@@ -28,6 +28,8 @@ protocol PoolBackend: AnyObject {
     func replace(worker: Int) throws
     /// The identity of the worker in a slot, for `WorkerDied`.
     func identity(of worker: Int) -> WorkerDied
+    /// Ends a misbehaving worker; see the default below.
+    func kill(worker: Int) -> Bool
     /// Sends shared segments' descriptors to `worker`, ahead of the frames that mention them.
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws
     /// Ends every worker: delivers frames still queued (the `stop`s), waits up to
@@ -37,6 +39,10 @@ protocol PoolBackend: AnyObject {
 }
 
 extension PoolBackend {
+    /// Ends a misbehaving worker (its end is then reported as usual); false when the backend
+    /// cannot, and the pool must break instead.
+    func kill(worker: Int) -> Bool { false }
+
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
         guard segments.isEmpty else {
             throw PoolError(.backendUnavailable, """

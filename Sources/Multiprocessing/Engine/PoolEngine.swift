@@ -409,7 +409,10 @@ final class PoolEngine: @unchecked Sendable {
                 throw PoolError(.protocolViolation, "unknown message kind \(kind)")
             }
         } catch {
-            breakPool(PoolError(.protocolViolation, "a worker sent a malformed message: \(error)"))
+            // Untrusted input: a worker that sends nonsense is ended like a crashed one.
+            if !backend.kill(worker: worker) {
+                breakPool(PoolError(.protocolViolation, "a worker sent a malformed message: \(error)"))
+            }
         }
     }
 

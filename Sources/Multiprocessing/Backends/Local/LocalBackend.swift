@@ -160,7 +160,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             }
         } catch {
             // A worker that sends nonsense is killed; its end is reported as usual.
-            kill(slots[slot].pid, SIGKILL)
+            _ = kill(worker: slot)
             return true
         }
     }
@@ -210,6 +210,11 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         }
     }
 
+    func kill(worker: Int) -> Bool {
+        if slots[worker].pid > 0 && slots[worker].ended == nil { Glibc.kill(slots[worker].pid, SIGKILL) }
+        return true
+    }
+
     func identity(of worker: Int) -> WorkerDied {
         WorkerDied(pid: slots[worker].pid)
     }
@@ -225,7 +230,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             }
         }
         let survivors = endedLock.withLock { Array(live) }
-        for pid in survivors { kill(pid, SIGKILL) }
+        for pid in survivors { Glibc.kill(pid, SIGKILL) }
         // Reaping happens on the supervisor thread; wait for it so no zombie outlives us.
         let end = monotonicNanoseconds() &+ 5_000_000_000
         endedLock.withLock {
@@ -234,7 +239,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     deinit {
-        for pid in endedLock.withLock({ Array(live) }) { kill(pid, SIGKILL) }
+        for pid in endedLock.withLock({ Array(live) }) { Glibc.kill(pid, SIGKILL) }
         for slot in slots where slot.control >= 0 { systemClose(slot.control) }
     }
 }
