@@ -126,6 +126,28 @@ public struct Lock: Codable, Sendable {
         return try body()
     }
 
+    /// Runs `body` holding the lock — taking it unless this thread holds it already, in which
+    /// case `body` runs and the lock stays held. How `SharedValue` and `SharedArray` use their
+    /// lock, so that their accessors work inside `lock.withLock { }` (as Python's, whose
+    /// default lock is an `RLock`). Traps only if the mutex memory is corrupt.
+    @inline(__always)
+    func withReentrantAccess<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        let result = pthread_mutex_lock(mutex.address)
+        switch result {
+        case EDEADLK:
+            return try body()
+        case 0:
+            break
+        case EOWNERDEAD:
+            let repaired = pthread_mutex_consistent(mutex.address)
+            precondition(repaired == 0, "pthread_mutex_consistent failed on a shared value's lock: errno \(repaired)")
+        default:
+            preconditionFailure("pthread_mutex_lock failed on a shared value's lock: errno \(result) (the shared memory is corrupt)")
+        }
+        defer { pthread_mutex_unlock(mutex.address) }
+        return try body()
+    }
+
     /// Whether some thread, in any process, holds the lock now: a snapshot.
     public var isLocked: Bool { mutex.ownerThreadID != 0 }
 
