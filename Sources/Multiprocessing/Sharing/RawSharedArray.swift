@@ -58,9 +58,10 @@ public struct RawSharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codabl
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: keep this order in init(from:).
+        try container.encode(MemoryLayout<T>.stride, forKey: .stride)
         try container.encode(segment, forKey: .segment)
         try container.encode(buffer.count, forKey: .count)
-        try container.encode(MemoryLayout<T>.stride, forKey: .stride)
     }
 
     public var count: Int { buffer.count }

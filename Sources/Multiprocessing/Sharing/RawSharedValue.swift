@@ -36,8 +36,9 @@ public struct RawSharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(segment, forKey: .segment)
+        // Wire reads keys in the order they were written: keep this order in init(from:).
         try container.encode(MemoryLayout<T>.size, forKey: .size)
+        try container.encode(segment, forKey: .segment)
     }
 
     /// The value; no lock.

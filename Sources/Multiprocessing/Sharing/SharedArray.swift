@@ -71,10 +71,11 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(lock, forKey: .lock)
+        // Wire reads keys in the order they were written: keep this order in init(from:).
+        try container.encode(MemoryLayout<T>.stride, forKey: .stride)
         try container.encode(segment, forKey: .segment)
         try container.encode(count, forKey: .count)
-        try container.encode(MemoryLayout<T>.stride, forKey: .stride)
+        try container.encode(lock, forKey: .lock)
     }
 
     public var startIndex: Int { 0 }

@@ -54,9 +54,10 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: keep this order in init(from:).
+        try container.encode(MemoryLayout<T>.size, forKey: .size)
         try container.encode(lock, forKey: .lock)
         try container.encode(segment, forKey: .segment)
-        try container.encode(MemoryLayout<T>.size, forKey: .size)
     }
 
     /// The value, read or written holding the lock.

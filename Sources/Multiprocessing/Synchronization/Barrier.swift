@@ -96,6 +96,10 @@ public struct Barrier: Codable, Sendable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: the same order as encode(to:).
+        let segment = try container.decode(SharedSegment.self, forKey: .segment)
+        let parties = try container.decode(Int.self, forKey: .parties)
+        let timeout = try container.decodeIfPresent(Double.self, forKey: .timeout)
         var action: (any BarrierAction)?
         if let name = try container.decodeIfPresent(String.self, forKey: .actionType) {
             guard let type = _typeByName(name) as? any BarrierAction.Type else {
@@ -103,10 +107,7 @@ public struct Barrier: Codable, Sendable {
             }
             action = try container.decode(type, forKey: .action)
         }
-        self.init(parties: try container.decode(Int.self, forKey: .parties),
-                  action: action,
-                  timeout: try container.decodeIfPresent(Double.self, forKey: .timeout),
-                  segment: try container.decode(SharedSegment.self, forKey: .segment))
+        self.init(parties: parties, action: action, timeout: timeout, segment: segment)
     }
 
     public func encode(to encoder: any Encoder) throws {

@@ -50,3 +50,13 @@ public struct Semaphore: Codable, Sendable {
     /// The number of units available now: a snapshot. Python's `get_value()`.
     public var value: Int { core.currentValue }
 }
+
+/// This module's `Semaphore`, under a name `Glibc` does not also use (Glibc's overlay has a
+/// `Semaphore` typealias, so where both are imported the bare name is ambiguous).
+public typealias _MultiprocessingSemaphore = Semaphore
+
+extension Multiprocessing {
+    /// The process-shared `Semaphore`: write `Multiprocessing.Semaphore` where `Glibc` (or
+    /// Foundation, which re-exports it) is imported too and the bare name is ambiguous.
+    public typealias Semaphore = _MultiprocessingSemaphore
+}
