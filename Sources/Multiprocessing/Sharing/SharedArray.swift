@@ -21,7 +21,7 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
     public let segment: SharedSegment
     /// The number of elements (fixed).
     public let count: Int
-    let base: UnsafeMutablePointer<T>
+    @usableFromInline let base: UnsafeMutablePointer<T>
 
     /// An array of `count` copies of `value`, guarded by `lock` (a new `Lock` when nil).
     public init(repeating value: T, count: Int, lock: Lock? = nil) throws {
@@ -82,6 +82,7 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
     public var endIndex: Int { count }
 
     /// The element at `index`, read or written holding the lock.
+    @inlinable
     public subscript(index: Int) -> T {
         get {
             precondition(index >= 0 && index < count, "SharedArray index \(index) out of range 0..<\(count)")
@@ -94,7 +95,7 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
     }
 
     /// Runs `body` on all the elements holding the lock.
-    @discardableResult
+    @inlinable @discardableResult
     public func withLock<R, E: Error>(_ body: (UnsafeMutableBufferPointer<T>) throws(E) -> R) throws(E) -> R {
         try lock.withReentrantAccess { () throws(E) -> R in
             try body(UnsafeMutableBufferPointer(start: base, count: count))

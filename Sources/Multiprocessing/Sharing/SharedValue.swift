@@ -24,7 +24,7 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
     public let lock: Lock
     /// The shared memory holding the value.
     public let segment: SharedSegment
-    let address: UnsafeMutablePointer<T>
+    @usableFromInline let address: UnsafeMutablePointer<T>
 
     /// A shared value starting at `initial`, guarded by `lock` (a new `Lock` when nil; pass
     /// one to guard several values together).
@@ -61,6 +61,7 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
     }
 
     /// The value, read or written holding the lock.
+    @inlinable
     public var value: T {
         get { lock.withReentrantAccess { address.pointee } }
         nonmutating set { lock.withReentrantAccess { address.pointee = newValue } }
@@ -68,7 +69,7 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
 
     /// Runs `body` on the value holding the lock: a read-modify-write no other process can
     /// interleave with.
-    @discardableResult
+    @inlinable @discardableResult
     public func withLock<R, E: Error>(_ body: (inout T) throws(E) -> R) throws(E) -> R {
         try lock.withReentrantAccess { () throws(E) -> R in try body(&address.pointee) }
     }

@@ -30,7 +30,7 @@ import Glibc
 public struct Lock: Codable, Sendable {
     /// The shared memory holding the mutex.
     public let segment: SharedSegment
-    let mutex: SharedMutex
+    @usableFromInline let mutex: SharedMutex
 
     /// A new, unlocked lock.
     public init() throws {
@@ -130,7 +130,7 @@ public struct Lock: Codable, Sendable {
     /// case `body` runs and the lock stays held. How `SharedValue` and `SharedArray` use their
     /// lock, so that their accessors work inside `lock.withLock { }` (as Python's, whose
     /// default lock is an `RLock`). Traps only if the mutex memory is corrupt.
-    @inline(__always)
+    @inlinable
     func withReentrantAccess<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         let result = pthread_mutex_lock(mutex.address)
         switch result {
@@ -140,12 +140,17 @@ public struct Lock: Codable, Sendable {
             break
         case EOWNERDEAD:
             let repaired = pthread_mutex_consistent(mutex.address)
-            precondition(repaired == 0, "pthread_mutex_consistent failed on a shared value's lock: errno \(repaired)")
+            if repaired != 0 { Lock.corrupt("pthread_mutex_consistent", repaired) }
         default:
-            preconditionFailure("pthread_mutex_lock failed on a shared value's lock: errno \(result) (the shared memory is corrupt)")
+            Lock.corrupt("pthread_mutex_lock", result)
         }
         defer { pthread_mutex_unlock(mutex.address) }
         return try body()
+    }
+
+    @usableFromInline
+    static func corrupt(_ call: String, _ code: Int32) -> Never {
+        preconditionFailure("\(call) failed on a shared value's lock: \(SystemError(call, errno: code)) (its shared memory is corrupt)")
     }
 
     /// Whether some thread, in any process, holds the lock now: a snapshot.
