@@ -1,0 +1,83 @@
+/// A fixed-size array in memory shared between processes, without a lock: Python's
+/// `multiprocessing.RawArray`.
+///
+/// The fastest way to share bulk numeric data: workers write disjoint parts (e.g. the rows
+/// of an image) through `buffer` or the subscript, and the parent reads them once the tasks
+/// are done. Nothing is synchronised: concurrent writes to the same element race.
+/// `T`: any `BitwiseCopyable` type, as for `SharedValue`.
+public struct RawSharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, @unchecked Sendable {
+    // @unchecked: `buffer` points into `segment`; synchronising is the user's business.
+    /// The shared memory holding the elements.
+    public let segment: SharedSegment
+    /// The elements (valid while this handle or a copy of it exists).
+    public let buffer: UnsafeMutableBufferPointer<T>
+
+    /// An array of `count` copies of `value`.
+    public init(repeating value: T, count: Int) throws {
+        try self.init(count: count)
+        buffer.initialize(repeating: value)
+    }
+
+    /// An array holding `elements`.
+    public init<C: Collection>(_ elements: C) throws where C.Element == T {
+        try self.init(count: elements.count)
+        _ = buffer.initialize(from: elements)
+    }
+
+    private init(count: Int) throws {
+        guard count >= 0 else {
+            throw SynchronizationError(.invalidArgument, "a RawSharedArray needs a count ≥ 0, not \(count)")
+        }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        guard !overflow else {
+            throw SynchronizationError(.invalidArgument, "a RawSharedArray of \(count) \(T.self) is too large")
+        }
+        self.init(segment: try SharedSegment(size: Swift.max(bytes, 1)), count: count)
+    }
+
+    private init(segment: SharedSegment, count: Int) {
+        self.segment = segment
+        buffer = UnsafeMutableBufferPointer(start: segment.base.bindMemory(to: T.self, capacity: Swift.max(count, 1)), count: count)
+    }
+
+    private enum CodingKeys: String, CodingKey { case segment, count, stride }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        let stride = try container.decode(Int.self, forKey: .stride)
+        guard stride == MemoryLayout<T>.stride else {
+            throw PoolError(.encoding, "a RawSharedArray<\(T.self)> arrived with \(stride)-byte elements, not \(MemoryLayout<T>.stride)")
+        }
+        let segment = try container.decode(SharedSegment.self, forKey: .segment)
+        let count = try container.decode(Int.self, forKey: .count)
+        guard count >= 0, count * stride <= segment.size else {
+            throw PoolError(.encoding, "a RawSharedArray of \(count) elements arrived with a \(segment.size)-byte segment")
+        }
+        self.init(segment: segment, count: count)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: keep this order in init(from:).
+        try container.encode(MemoryLayout<T>.stride, forKey: .stride)
+        try container.encode(segment, forKey: .segment)
+        try container.encode(buffer.count, forKey: .count)
+    }
+
+    public var count: Int { buffer.count }
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { buffer.count }
+
+    /// The element at `index`; no lock.
+    public subscript(index: Int) -> T {
+        get { buffer[index] }
+        nonmutating set { buffer[index] = newValue }
+    }
+}
+
+extension RawSharedArray where T: AdditiveArithmetic {
+    /// An array of `count` zeros. Python's `RawArray(typecode, count)`.
+    public init(count: Int) throws {
+        try self.init(repeating: .zero, count: count)
+    }
+}

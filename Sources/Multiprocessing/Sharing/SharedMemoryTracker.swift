@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Remembers the named shared memory blocks this user's processes created, so that a block
+/// whose creator died without unlinking it (SIGKILL, a crash) does not stay in `/dev/shm`
+/// until the next reboot: Python's resource tracker, without a tracker process.
+///
+/// A creator writes a record `/dev/shm/swiftmp-tracker-<uid>/<name>` holding its pid, its
+/// start time (so that a reused pid is not mistaken for it) and the block's inode (so that a
+/// newer block with the same name is never removed). Removing the block removes the record.
+/// `sweep()` — run whenever this library creates or attaches a named block, or explicitly —
+/// unlinks every recorded block whose creator is gone. The directory is private to the user
+/// (0700) and lives on the same tmpfs as the blocks, so records vanish with them at reboot.
+enum SharedMemoryTracker {
+    static let shmDirectory = "/dev/shm/"
+    static let reservedPrefix = "swiftmp-tracker-"
+    static var directory: String { shmDirectory + reservedPrefix + String(getuid()) }
+
+    /// Creates the tracker directory if needed and checks that it is ours and private.
+    private static func ensureDirectory() throws(SystemError) -> String {
+        let path = directory
+        if mkdir(path, 0o700) != 0 {
+            let code = errno
+            if code != EEXIST { throw SystemError("mkdir \(path)", errno: code) }
+        }
+        var info = stat()
+        try syscallRetrying("lstat \(path)") { lstat(path, &info) }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == getuid(), info.st_mode & 0o077 == 0 else {
+            throw SystemError("lstat \(path) (not a private directory of this user)", errno: EPERM)
+        }
+        return path
+    }
+
+    /// Records that this process created block `name` with inode `inode`.
+    static func record(name: String, inode: UInt64) throws(SystemError) {
+        let path = try ensureDirectory() + "/" + name
+        guard let start = processStartTime(getpid()) else {
+            throw SystemError("read /proc/self/stat", errno: ENOENT)
+        }
+        let fd = try syscallRetrying("open \(path)") {
+            open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        }
+        defer { systemClose(fd) }
+        let line = Array("\(getpid()) \(start) \(inode)\n".utf8)
+        let written = try syscallRetrying("write \(path)") {
+            line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        }
+        if written != line.count { throw SystemError("write \(path) (short)", errno: EIO) }
+    }
+
+    /// Forgets block `name` (it was unlinked). A missing record is fine.
+    static func forget(name: String) {
+        _ = unlink(directory + "/" + name)
+    }
+
+    /// Unlinks every recorded block whose creator is no longer running; returns their names.
+    @discardableResult
+    static func sweep() -> [String] {
+        guard let stream = opendir(directory) else { return [] }
+        defer { closedir(stream) }
+        var names: [String] = []
+        while let entry = readdir(stream) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
+            }
+            if name == "." || name == ".." { continue }
+            names.append(name)
+        }
+        var removed: [String] = []
+        for name in names {
+            let recordPath = directory + "/" + name
+            guard let text = readSmallFile(recordPath) else { continue }
+            let fields = text.split(separator: " ").compactMap { UInt64($0.trimmingSuffixNewline) }
+            guard fields.count == 3, let pid = Int32(exactly: fields[0]) else {
+                _ = unlink(recordPath)   // unreadable: not ours to keep
+                continue
+            }
+            if let start = processStartTime(pid), start == fields[1] { continue }   // creator alive
+            var info = stat()
+            if stat(shmDirectory + name, &info) == 0, UInt64(info.st_ino) == fields[2] {
+                if shm_unlink("/" + name) == 0 { removed.append(name) }
+            }
+            _ = unlink(recordPath)
+        }
+        return removed
+    }
+
+    /// The start time (clock ticks after boot) of a running process, or nil if it does not
+    /// exist or is a zombie. Field 22 of `/proc/<pid>/stat`.
+    static func processStartTime(_ pid: Int32) -> UInt64? {
+        guard let text = readSmallFile("/proc/\(pid)/stat"),
+              let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // fields[0] is the state (field 3), so field 22 is fields[19].
+        guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
+        return UInt64(fields[19])
+    }
+
+    /// A file's contents (up to 4 KiB), or nil if it cannot be read.
+    static func readSmallFile(_ path: String) -> String? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { systemClose(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var total = 0
+        while total < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            total += n
+        }
+        return String(decoding: bytes[..<total], as: UTF8.self)
+    }
+}
+
+private extension Substring {
+    var trimmingSuffixNewline: Substring { hasSuffix("\n") ? dropLast() : self }
+}

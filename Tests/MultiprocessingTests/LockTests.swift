@@ -1,0 +1,129 @@
+import Dispatch
+import XCTest
+@testable import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs `body` on another thread and waits for it (at most 10 s).
+func onOtherThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+    let box = ResultBox<T>()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async {
+        box.result = Result { try body() }
+        group.leave()
+    }
+    guard group.wait(timeout: .now() + 10) == .success, let result = box.result else {
+        throw TimeoutError(seconds: 10)
+    }
+    return try result.get()
+}
+
+final class ResultBox<T>: @unchecked Sendable { var result: Result<T, any Error>? }
+
+final class LockTests: XCTestCase {
+    func testAcquireReleaseAndState() throws {
+        let lock = try Lock()
+        XCTAssertFalse(lock.isLocked)
+        XCTAssertTrue(try lock.acquire())
+        XCTAssertTrue(lock.isLocked)
+        XCTAssertTrue(lock.isHeldByCurrentThread)
+        // Another thread: non-blocking and timed attempts fail, in about the time asked.
+        XCTAssertFalse(try onOtherThread { try lock.acquire(blocking: false) })
+        let start = monotonicSeconds()
+        XCTAssertEqual(try onOtherThread { try lock.acquireReportingRecovery(timeout: 0.1) }, .timedOut)
+        let waited = monotonicSeconds() - start
+        XCTAssertGreaterThan(waited, 0.09)
+        XCTAssertLessThan(waited, 2)
+        try lock.release()
+        XCTAssertFalse(lock.isLocked)
+        XCTAssertEqual(try lock.withLock { 42 }, 42)
+        XCTAssertFalse(lock.isLocked)
+    }
+
+    func testMisuseThrowsTypedErrors() throws {
+        let lock = try Lock()
+        XCTAssertThrowsError(try lock.release()) {
+            XCTAssertEqual(($0 as? SynchronizationError)?.code, .notHeld)
+        }
+        try lock.acquire()
+        XCTAssertThrowsError(try lock.acquire(timeout: 0.05)) {
+            XCTAssertEqual(($0 as? SynchronizationError)?.code, .wouldDeadlock)
+        }
+        // Another thread cannot release what this one holds.
+        XCTAssertThrowsError(try onOtherThread { try lock.release() }) {
+            XCTAssertEqual(($0 as? SynchronizationError)?.code, .notHeld)
+        }
+        try lock.release()
+    }
+
+    func testUncontendedLockUnlockCost() throws {
+        let lock = try Lock()
+        let rounds = 1_000_000
+        let start = monotonicSeconds()
+        for _ in 0..<rounds {
+            _ = try lock.acquire()
+            try lock.release()
+        }
+        let nanoseconds = (monotonicSeconds() - start) / Double(rounds) * 1e9
+        print("Lock acquire+release, uncontended: \(Int(nanoseconds)) ns")
+        XCTAssertLessThan(nanoseconds, 2_000)
+    }
+
+    func testRLockIsReentrantAndOwned() throws {
+        let lock = try RLock()
+        try lock.acquire()
+        try lock.acquire()
+        XCTAssertEqual(try lock.withLock { 7 }, 7)
+        try lock.release()
+        XCTAssertFalse(try onOtherThread { try lock.acquire(timeout: 0.05) })
+        try lock.release()
+        XCTAssertFalse(lock.isLocked)
+        XCTAssertThrowsError(try lock.release()) {
+            XCTAssertEqual(($0 as? SynchronizationError)?.code, .notHeld)
+        }
+        XCTAssertTrue(try onOtherThread { let got = try lock.acquire(timeout: 1); try lock.release(); return got })
+    }
+
+    /// Two processes × 100 000 locked increments end at exactly 200 000, whatever the start
+    /// method; the counter is made after the workers started, so it travels by SCM_RIGHTS.
+    func testTwoProcessCounterUnderLockIsExact() throws {
+        for method in [StartMethod.fork, .spawn] {
+            try Pool.with(processes: 2, startMethod: method) { pool in
+                _ = try pool.map(Square(), [1, 2], chunkSize: 1)
+                let counter = try SharedValue(0)
+                let start = monotonicSeconds()
+                let times = try pool.map(IncrementCounter(counter: counter), [100_000, 100_000], chunkSize: 1)
+                let wall = monotonicSeconds() - start
+                XCTAssertEqual(counter.value, 200_000, "\(method)")
+                let rate = 200_000 / (times.max() ?? wall)
+                print("""
+                    \(method): 2 processes × 100 000 locked increments: \
+                    \(Int(rate)) incr/s inside the workers, \(Int(200_000 / wall)) incr/s with the pool round trip
+                    """)
+            }
+        }
+    }
+
+    /// A worker SIGKILLed while holding the lock does not leave it locked: the next acquirer
+    /// gets it and is told that the previous owner died.
+    func testLockHeldByKilledProcessIsRecovered() throws {
+        try Pool.with(processes: 1, startMethod: .spawn) { pool in
+            let value = try SharedValue(0)
+            XCTAssertThrowsError(try pool.apply(DieHoldingLock(value: value), 99)) {
+                XCTAssertTrue($0 is WorkerDied, "\($0)")
+            }
+            let outcome = try value.lock.acquireReportingRecovery(timeout: 5)
+            XCTAssertEqual(outcome, .acquiredFromDeadOwner)
+            XCTAssertTrue(outcome.previousOwnerDied)
+            XCTAssertEqual(value.value, 99)   // re-entrant access while held
+            try value.lock.release()
+            // Usable normally afterwards, from this process and from a new worker.
+            XCTAssertEqual(try value.lock.acquireReportingRecovery(timeout: 1), .acquired)
+            try value.lock.release()
+            _ = try pool.map(IncrementCounter(counter: value), [1000])
+            XCTAssertEqual(value.value, 1099)
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import Dispatch
+import XCTest
+@testable import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class SemaphoreEventConditionTests: XCTestCase {
+    func testSemaphoreCountsAndTimesOut() throws {
+        let semaphore = try Multiprocessing.Semaphore(value: 2)
+        XCTAssertTrue(semaphore.acquire())
+        XCTAssertTrue(semaphore.acquire(blocking: false))
+        XCTAssertFalse(semaphore.acquire(blocking: false))
+        let start = monotonicSeconds()
+        XCTAssertFalse(semaphore.acquire(timeout: 0.1))
+        XCTAssertGreaterThan(monotonicSeconds() - start, 0.09)
+        XCTAssertEqual(semaphore.value, 0)
+        try semaphore.release(3)   // an unbounded semaphore may go above its start
+        XCTAssertEqual(semaphore.value, 3)
+        XCTAssertThrowsError(try Multiprocessing.Semaphore(value: -1))
+    }
+
+    func testSemaphoreWakesWaiterOnRelease() throws {
+        let semaphore = try Multiprocessing.Semaphore(value: 0)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { try? semaphore.release() }
+        let start = monotonicSeconds()
+        XCTAssertTrue(semaphore.acquire(timeout: 5))
+        XCTAssertLessThan(monotonicSeconds() - start, 4)
+    }
+
+    func testBoundedSemaphoreRejectsExtraRelease() throws {
+        let semaphore = try BoundedSemaphore(value: 1)
+        XCTAssertThrowsError(try semaphore.release()) {
+            XCTAssertEqual(($0 as? SynchronizationError)?.code, .releasedTooManyTimes)
+        }
+        XCTAssertTrue(semaphore.acquire())
+        try semaphore.release()
+        XCTAssertEqual(semaphore.value, 1)
+    }
+
+    /// Semaphore(2) across 3 worker processes: never more than 2 holders at once.
+    func testSemaphoreLimitsConcurrencyAcrossProcesses() throws {
+        try Pool.with(processes: 3, startMethod: .fork) { pool in
+            _ = try pool.map(Square(), [1, 2, 3], chunkSize: 1)
+            let task = UseLimitedResource(semaphore: try Multiprocessing.Semaphore(value: 2), current: try SharedValue(0), peak: try SharedValue(0))
+            XCTAssertEqual(try pool.map(task, 0..<9, chunkSize: 1), Array(0..<9))
+            XCTAssertEqual(task.peak.value, 2)
+            XCTAssertEqual(task.current.value, 0)
+            XCTAssertEqual(task.semaphore.value, 2)
+        }
+    }
+
+    func testEventSetClearWait() throws {
+        let event = try Event()
+        XCTAssertFalse(event.isSet)
+        XCTAssertFalse(event.wait(timeout: 0.05))
+        event.set()
+        XCTAssertTrue(event.isSet)
+        XCTAssertTrue(event.wait(timeout: 0))
+        event.clear()
+        XCTAssertFalse(event.isSet)
+        XCTAssertFalse(event.wait(timeout: 0.01))
+    }
+
+    /// Workers in other processes sleep on an event until the parent sets it.
+    func testEventWakesWorkersInOtherProcesses() throws {
+        try Pool.with(processes: 2, startMethod: .spawn) { pool in
+            _ = try pool.map(Square(), [1, 2], chunkSize: 1)
+            let event = try Event()
+            let waiting = try pool.mapAsync(WaitForEvent(event: event), [5.0, 5.0], chunkSize: 1)
+            usleep(100_000)
+            XCTAssertFalse(waiting.isReady)
+            event.set()
+            XCTAssertEqual(try waiting.get(timeout: 5), [true, true])
+            // Cleared again: a worker times out.
+            event.clear()
+            XCTAssertEqual(try pool.apply(WaitForEvent(event: event), 0.05), false)
+        }
+    }
+
+    func testConditionWaitTimeoutAndMisuse() throws {
+        let condition = try Condition()
+        XCTAssertThrowsError(try condition.wait(timeout: 0.01)) {
+            XCTAssertEqual(($0 as? SynchronizationError)?.code, .notHeld)
+        }
+        XCTAssertThrowsError(try condition.notify()) {
+            XCTAssertEqual(($0 as? SynchronizationError)?.code, .notHeld)
+        }
+        try condition.withLock {
+            XCTAssertFalse(try condition.wait(timeout: 0.05))
+            XCTAssertTrue(condition.lock.isHeldByCurrentThread)   // re-acquired
+            XCTAssertFalse(try condition.wait(for: { false }, timeout: 0.05))
+            XCTAssertTrue(try condition.wait(for: { true }, timeout: 0))
+            try condition.notifyAll()
+        }
+    }
+
+    /// Workers in other processes wait on a condition; the parent changes the state and
+    /// notifies them all.
+    func testConditionNotifiesWorkersInOtherProcesses() throws {
+        try Pool.with(processes: 2, startMethod: .fork) { pool in
+            _ = try pool.map(Square(), [1, 2], chunkSize: 1)
+            let task = WaitForFlag(condition: try Condition(), flag: try RawSharedValue(Int32(0)))
+            let waiting = try pool.mapAsync(task, [5.0, 5.0], chunkSize: 1)
+            usleep(100_000)
+            XCTAssertFalse(waiting.isReady)
+            try task.condition.withLock {
+                task.flag.value = 1
+                try task.condition.notifyAll()
+            }
+            XCTAssertEqual(try waiting.get(timeout: 5), [true, true])
+        }
+    }
+}
+
