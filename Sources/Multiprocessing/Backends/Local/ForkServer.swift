@@ -17,7 +17,7 @@ final class ForkServer: @unchecked Sendable {
     /// The process's fork server, spawned on first use.
     static func shared() throws -> ForkServer {
         try creation.withLock {
-            if let instance { return instance }
+            if let instance, instance.ownerPID == getpid() { return instance }
             let server = try ForkServer()
             instance = server
             return server
@@ -26,6 +26,8 @@ final class ForkServer: @unchecked Sendable {
 
     private let socket: Int32
     private let serverPID: pid_t
+    /// The process that spawned the server (a forked child must spawn its own).
+    private let ownerPID = getpid()
     private let lock = ConditionLock()
     private var nextRequest: UInt64 = 1
     private var replies: [UInt64: Result<pid_t, SystemError>] = [:]

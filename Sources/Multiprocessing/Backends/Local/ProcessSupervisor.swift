@@ -18,6 +18,8 @@ final class ProcessSupervisor: @unchecked Sendable {
     private var watches: [Int32: Watch] = [:]         // by pidfd
     private var sources: [Int32: @Sendable (Int32) -> Bool] = [:]  // extra descriptors to poll
     private var started = false
+    /// The process whose thread this is: a forked child inherits this object, not the thread.
+    private var ownerPID: pid_t = 0
     private var startError: SystemError?
     private var wakeFD: Int32 = -1
     private(set) var threadID: pid_t = 0
@@ -32,12 +34,20 @@ final class ProcessSupervisor: @unchecked Sendable {
     private func ensureStarted() throws(SystemError) {
         lock.lock()
         defer { lock.unlock() }
+        if started && ownerPID != getpid() {
+            // A forked child (a Process target starting its own children): start afresh.
+            started = false
+            requests.removeAll()
+            watches.removeAll()
+            sources.removeAll()
+        }
         if started { return }
         if let startError { throw startError }
         do throws(SystemError) {
             wakeFD = try syscallRetrying("eventfd") { CSystemShims_eventfd(0, O_CLOEXEC | O_NONBLOCK) }
             try spawnThread(named: "swiftmp-super") { [self] in self.loop() }
             started = true
+            ownerPID = getpid()
         } catch {
             startError = error
             throw error
