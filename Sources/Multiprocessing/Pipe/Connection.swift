@@ -54,7 +54,8 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
             fd = -1
             return old
         }
-        if old >= 0 { _ = Glibc.shutdown(old, Int32(SHUT_RDWR)); systemClose(old) }
+        // Not shutdown(): that would end the socket for the copies other processes hold.
+        if old >= 0 { systemClose(old) }
     }
 
     private func descriptor(for action: String) throws(ConnectionError) -> Int32 {
@@ -123,7 +124,9 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
             do {
                 return try receiveBuffer.withUnsafeBytes { raw in
                     var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
-                    return try reader.decode(T.self)
+                    let value = try reader.decode(T.self)
+                    guard reader.isAtEnd else { throw WireError.corrupt("\(reader.remaining) bytes left over") }
+                    return value
                 }
             } catch {
                 throw ConnectionError(.encoding, "cannot decode a \(String(reflecting: T.self)) from a connection: \(error)")

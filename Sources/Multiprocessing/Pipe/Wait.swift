@@ -18,7 +18,33 @@ public protocol Waitable: AnyObject, Sendable {
 ///
 /// Connections are waited for in `ppoll`; queues have no descriptor and are checked
 /// between polls, every 50 µs at first and then at most every millisecond.
+///
+/// Inside an `XCTestCase` (whose `wait(for:)` hides this function) write
+/// `Multiprocessing.wait(on:timeout:)`.
 public func wait(on objects: [any Waitable], timeout: Double? = nil) -> [any Waitable] {
+    waitUntilReady(objects, timeout: timeout)
+}
+
+/// `wait(on:timeout:)` for objects of one type (say `[Connection]`): returns them typed.
+public func wait<W: Waitable>(on objects: [W], timeout: Double? = nil) -> [W] {
+    let ready = waitUntilReady(objects.map { $0 as any Waitable }, timeout: timeout)
+    return objects.filter { object in ready.contains { $0 === object } }
+}
+
+extension Multiprocessing {
+    /// `wait(on:timeout:)` (Python's `multiprocessing.connection.wait`).
+    public static func wait(on objects: [any Waitable], timeout: Double? = nil) -> [any Waitable] {
+        waitUntilReady(objects, timeout: timeout)
+    }
+
+    /// `wait(on:timeout:)` for objects of one type.
+    public static func wait<W: Waitable>(on objects: [W], timeout: Double? = nil) -> [W] {
+        let ready = waitUntilReady(objects.map { $0 as any Waitable }, timeout: timeout)
+        return objects.filter { object in ready.contains { $0 === object } }
+    }
+}
+
+func waitUntilReady(_ objects: [any Waitable], timeout: Double?) -> [any Waitable] {
     let end = deadline(after: timeout)
     var descriptors: [pollfd] = []
     var owners: [Int] = []
@@ -54,10 +80,4 @@ public func wait(on objects: [any Waitable], timeout: Double? = nil) -> [any Wai
         if !ready.isEmpty { return ready }
         if let end, monotonicNanoseconds() >= end { return [] }
     }
-}
-
-/// `wait(on:timeout:)` for objects of one type (say `[Connection]`): returns them typed.
-public func wait<W: Waitable>(on objects: [W], timeout: Double? = nil) -> [W] {
-    let ready = wait(on: objects.map { $0 as any Waitable }, timeout: timeout)
-    return objects.filter { object in ready.contains { $0 === object } }
 }

@@ -105,7 +105,9 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     static func decode(_ bytes: UnsafeRawBufferPointer) throws -> Element {
         do {
             var reader = WireReader(bytes)
-            return try reader.decode(Element.self)
+            let value = try reader.decode(Element.self)
+            guard reader.isAtEnd else { throw WireError.corrupt("\(reader.remaining) bytes left over") }
+            return value
         } catch {
             throw QueueError(.encoding, "cannot decode a \(String(reflecting: Element.self)) from a queue (was it put as another type?): \(error)")
         }
