@@ -256,32 +256,34 @@ final class QueueCore: @unchecked Sendable {
             spinning = false
             try checkBroken()
         }
-        CSystemShims_store_u32_seqcst(consumerReading, 1)
         var header: UInt64 = 0
-        withUnsafeMutableBytes(of: &header) { _ = ring.read(into: $0) }
+        withUnsafeMutableBytes(of: &header) { _ = ring.peek(into: $0) }
         let length = UInt64(littleEndian: header)
         guard length <= Frame.maximumPayload else {
             markBroken()
             throw QueueError(.broken, "the queue's stream is corrupt (an item of \(length) bytes); create a new queue")
         }
         let count = Int(length)
-        if buffer.count < count || (buffer.count > (16 << 20) && count < (1 << 20)) {
+        let frameSize = Frame.headerSize + count
+        if buffer.count < frameSize || (buffer.count > (16 << 20) && frameSize < (1 << 20)) {
             buffer.deallocate()
-            buffer = .allocate(byteCount: max(count, 4096), alignment: 16)
+            buffer = .allocate(byteCount: max(frameSize, 4096), alignment: 16)
         }
-        var done = ring.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count]))
+        CSystemShims_store_u32_seqcst(consumerReading, 1)
+        // Header and as much of the item as is there in one read (usually all of it).
+        var done = ring.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<frameSize]))
         spinning = true
-        while done < count {
+        while done < frameSize {
             ring.waitForData(spinning: spinning, timeoutNanoseconds: QueueCore.probeInterval)
             spinning = false
             try checkBroken()
-            let n = ring.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<count]))
+            let n = ring.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<frameSize]))
             if n == 0 { try probe(producerMutex, flag: producerWriting) } else { spinning = true }
             done += n
         }
         CSystemShims_store_u32_seqcst(consumerReading, 0)
         release()
-        return try decode(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
+        return try decode(UnsafeRawBufferPointer(rebasing: buffer[Frame.headerSize..<frameSize]))
     }
 
     // MARK: tasks (JoinableQueue)
