@@ -41,6 +41,16 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "kernels-bench", dependencies: ["Kernels"]),
+        // The tutorials' programs in Swift (seed-examples.md); 6, 7 and 12 wait for the
+        // Synchronization types (SharedValue, Lock, Semaphore, Condition, Event).
+        .executableTarget(
+            name: "seed-examples",
+            dependencies: ["Multiprocessing"],
+            path: "Examples/seed-examples",
+            exclude: ["Ex06SharedValue.swift", "Ex07Lock.swift", "Ex12SyncPrimitives.swift"]
+        ),
+        // Runs every built example and checks its output.
+        .testTarget(name: "ExamplesTests", dependencies: ["seed-examples"]),
         .testTarget(name: "MultiprocessingTests", dependencies: ["Multiprocessing"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // SPMD self-test of the MPI layer: every rank runs main (imports only MPI).

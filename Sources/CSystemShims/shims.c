@@ -41,6 +41,15 @@ int CSystemShims_futex_wake(uint32_t *word, int count) {
 }
 
 int CSystemShims_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
+int CSystemShims_ppoll(struct pollfd *fds, unsigned long count, int64_t timeoutNanoseconds) {
+    struct timespec ts, *tsp = NULL;
+    if (timeoutNanoseconds >= 0) {
+        ts.tv_sec = (time_t)(timeoutNanoseconds / 1000000000LL);
+        ts.tv_nsec = (long)(timeoutNanoseconds % 1000000000LL);
+        tsp = &ts;
+    }
+    return ppoll(fds, (nfds_t)count, tsp, NULL);
+}
 int CSystemShims_eventfd(unsigned int initval, int flags) { return eventfd(initval, flags); }
 int CSystemShims_memfd_create(const char *name, unsigned int flags) {
     return (int)syscall(SYS_memfd_create, name, flags);

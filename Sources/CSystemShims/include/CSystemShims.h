@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <poll.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -25,6 +26,9 @@ int CSystemShims_futex_wait(uint32_t *word, uint32_t expected, int64_t timeoutNa
 /// futex(FUTEX_WAKE); returns the number of woken waiters or -1 with errno.
 int CSystemShims_futex_wake(uint32_t *word, int count);
 int CSystemShims_pipe2(int fds[2], int flags);
+/// ppoll with a relative timeout in nanoseconds (< 0: without limit) and no signal mask
+/// change. Returns what ppoll returns (-1 with errno, EINTR included).
+int CSystemShims_ppoll(struct pollfd *fds, unsigned long count, int64_t timeoutNanoseconds);
 int CSystemShims_eventfd(unsigned int initval, int flags);
 int CSystemShims_memfd_create(const char *name, unsigned int flags);
 int CSystemShims_close_range(unsigned int first, unsigned int last, int flags);

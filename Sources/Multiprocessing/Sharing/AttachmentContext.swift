@@ -9,6 +9,9 @@ import Glibc
 enum AttachmentContext {
     final class Collector {
         var segments: [SegmentID: SegmentStorage] = [:]
+        /// Plain descriptors (connections) the value mentions, or nil when this encoding
+        /// cannot carry them (a pool's messages): only a `Process` start passes them.
+        var descriptors: [SegmentID: Int32]?
     }
 
     final class Source {
@@ -57,6 +60,26 @@ enum AttachmentContext {
         let frame = Frame()
         frame.source = Source(fetch)
         return try with(frame, body)
+    }
+
+    /// Runs `body` (an encode) and returns what it produced with the segments and the plain
+    /// descriptors it mentioned (a `Process` target: connections may travel too).
+    static func collectingWithDescriptors<T>(_ body: () throws -> T) rethrows
+        -> (T, [SegmentStorage], [(SegmentID, Int32)]) {
+        let frame = Frame()
+        let collector = Collector()
+        collector.descriptors = [:]
+        frame.collector = collector
+        let value = try with(frame, body)
+        return (value, Array(collector.segments.values), collector.descriptors!.map { ($0.key, $0.value) })
+    }
+
+    /// Records a plain descriptor (a connection's socket) the current encode mentions;
+    /// false when the encoding cannot carry descriptors.
+    static func recordDescriptor(_ fd: Int32, id: SegmentID) -> Bool {
+        guard let collector = current?.collector, collector.descriptors != nil else { return false }
+        collector.descriptors![id] = fd
+        return true
     }
 
     static func record(_ storage: SegmentStorage) {

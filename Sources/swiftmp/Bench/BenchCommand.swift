@@ -5,13 +5,14 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the library and print one JSON object per line (name, value, unit).",
         discussion: """
-            Suites: pool (map throughput at three chunk sizes, apply round trip hot and cold).
+            Suites: pool (map throughput at three chunk sizes, apply round trip hot and cold); \
+            ipc (Queue, Pipe and Process figures).
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
             in the same run: Scripts/bench.sh runs Python's multiprocessing beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool.")
+    @Argument(help: "What to measure: pool, ipc.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -21,6 +22,7 @@ struct Bench: ParsableCommand {
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
         case pool
+        case ipc
     }
 
     func validate() throws {
@@ -28,6 +30,9 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if suite == .ipc {
+            return try IPCBenchmarks(repetitions: repetitions).run { print($0.json) }
+        }
         let pool = try Pool(processes: options.processes ?? 2, startMethod: options.startMethod.method)
         defer {
             pool.close()

@@ -4,7 +4,8 @@ import Glibc
 #endif
 
 /// What a child process runs, chosen by a spec string: `pool-worker parent=P slot=N`
-/// (region descriptor at 3) or `fork-server parent=P` (socket at 3).
+/// (region descriptor at 3), `process` (payload at 3, descriptor socket at 4, see
+/// `ProcessLauncher`) or `fork-server parent=P` (socket at 3).
 enum ChildEntry {
     /// Runs the role `spec` names; returns the exit status.
     static func run(spec: String, parent overrideParent: pid_t? = nil) -> Int32 {
@@ -42,6 +43,8 @@ enum ChildEntry {
                 return 0
             }
             return ManagerServer.serve(listener: 3, authkey: key, directory: directory, parent: parent)
+        case "process":
+            return ProcessEntry.run(payloadDescriptor: 3, control: 4)
         case "fork-server":
             _ = CSystemShims_set_name("swiftmp-forksrv")
             return ForkServer.serve(socket: 3, parent: parent)
@@ -54,6 +57,7 @@ enum ChildEntry {
     /// A pool worker's serve loop over its slot's rings.
     static func servePool(layout: PoolRegion, slot: Int, parent: pid_t, control: Int32) -> Int32 {
         _ = CSystemShims_set_name("swiftmp-worker")
+        CurrentProcess.becomeChild(named: "PoolWorker-\(slot + 1)", daemon: true)
         let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
                                     doorbell: layout.doorbell, parent: parent)
         let inbox = DescriptorInbox(socket: control)

@@ -100,6 +100,20 @@ struct Ring: @unchecked Sendable {
         return n
     }
 
+    /// Copies up to `destination.count` readable bytes without consuming them; returns how many.
+    func peek(into destination: UnsafeMutableRawBufferPointer) -> Int {
+        let t = CSystemShims_load_u64(tail)
+        let n = min(Int(CSystemShims_load_u64_seqcst(head) &- t), destination.count)
+        if n == 0 { return 0 }
+        let position = Int(t & mask)
+        let first = min(n, capacity - position)
+        destination.baseAddress!.copyMemory(from: data + position, byteCount: first)
+        if first < n {
+            (destination.baseAddress! + first).copyMemory(from: data, byteCount: n - first)
+        }
+        return n
+    }
+
     // MARK: waiting
 
     /// Waits until at least one byte can be read, or the timeout passes (spurious returns

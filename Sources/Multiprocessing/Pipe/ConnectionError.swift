@@ -1,0 +1,27 @@
+/// A failure of a `Connection`: the peer closed its end (Python's `EOFError` /
+/// `BrokenPipeError`), this end was closed, or a message could not be transported.
+public struct ConnectionError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Code: Sendable, Equatable {
+        /// The other end was closed (or its process ended) before a whole message arrived.
+        case endOfFile
+        /// The other end is closed: the message cannot be sent.
+        case brokenPipe
+        /// This connection was closed with `close()`.
+        case closed
+        /// This end cannot do that (a one-way pipe's receiving end cannot send, and so on).
+        case wrongDirection
+        /// A value could not be encoded, or a message decoded as the requested type.
+        case encoding
+        /// The connection cannot travel where it was sent.
+        case notTransferable
+    }
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

@@ -1,0 +1,158 @@
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A child process that runs one function value: Python's `multiprocessing.Process`.
+///
+/// ```swift
+/// struct Job: ParallelFunction {
+///     var a: Int, b: Int
+///     func callAsFunction(_: Void) { print(a + b) }
+/// }
+/// let p = Process(target: Job(a: 1, b: 2))
+/// try p.start()
+/// try p.join()
+/// print(p.exitCode!)   // 0
+/// ```
+///
+/// The target is a `ParallelFunction<Void, Void>` value: its stored properties are its
+/// arguments (Python's `args`). It is encoded and decoded in the child with every start
+/// method, so the child sees the same values however it was started; `Queue`s, shared
+/// values, locks and `Connection`s stored in it reach the child (connections are passed as
+/// descriptors when the child starts — with every start method).
+///
+/// A target that throws makes the child print the error to standard error and exit with
+/// status 1: a failed child is a result (`exitCode`), not an error thrown in the parent.
+/// A child killed by a signal has `exitCode == -signal`, as in Python.
+///
+/// Children die with their parent (`PR_SET_PDEATHSIG`). When the program exits normally,
+/// daemon children are terminated and the others are waited for, as in Python — so join
+/// your children, or mark them `daemon`.
+///
+/// With Foundation imported, `Process` also names `Foundation.Process`: write
+/// `Multiprocessing.Process` then.
+public final class Process: @unchecked Sendable {
+    /// The process's name: `Process-N` unless given. The child sees it as
+    /// `Multiprocessing.currentProcess.name`.
+    public let name: String
+    /// Whether the child is terminated, rather than waited for, when this program exits.
+    public let daemon: Bool
+    /// How the child is started.
+    public let startMethod: StartMethod
+
+    private let target: any ParallelFunction
+    private let state: ProcessState
+    private let lifecycle = Mutex<Lifecycle>(.created)
+
+    private enum Lifecycle: Sendable { case created, started, closed }
+
+    private static let counter = Atomic<Int>(0)
+
+    /// A process that will run `target` once when started.
+    public init(target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
+                startMethod: StartMethod = .automatic) {
+        self.target = target
+        self.name = name ?? "Process-\(Process.counter.add(1, ordering: .relaxed).newValue)"
+        self.daemon = daemon
+        self.startMethod = startMethod
+        self.state = ProcessState(daemon: daemon)
+    }
+
+    /// Starts the child. Throws if it was started before, if the target cannot be sent to
+    /// another process, or if the system cannot start a process.
+    public func start() throws {
+        try lifecycle.withLock { (phase: inout Lifecycle) throws(ProcessError) in
+            switch phase {
+            case .created: phase = .started
+            case .started: throw ProcessError(.alreadyStarted, "process \(name) was already started; a Process runs once — create a new one")
+            case .closed: throw ProcessError(.closed, "process \(name) is closed")
+            }
+        }
+        do {
+            try launch(target)
+        } catch {
+            lifecycle.withLock { $0 = .created }
+            if error is ProcessError { throw error }
+            throw ProcessError(.startFailed, "cannot start process \(name): \(error)")
+        }
+    }
+
+    private func launch<F: ParallelFunction>(_ target: F) throws {
+        let typeName: String
+        do {
+            typeName = try FunctionIdentity.name(of: F.self)
+        } catch {
+            throw ProcessError(.encoding, error.message)
+        }
+        let bytes: [UInt8], segments: [SegmentStorage], descriptors: [(SegmentID, Int32)]
+        do {
+            (bytes, segments, descriptors) = try AttachmentContext.collectingWithDescriptors { try Wire.encode(target) }
+        } catch {
+            throw ProcessError(.encoding, "cannot encode the target \(String(reflecting: F.self)) of process \(name): \(error)")
+        }
+        let payload = ProcessPayload(typeName: typeName, name: name, daemon: daemon, target: bytes)
+        let state = self.state
+        ProcessRegistry.add(state)
+        do {
+            _ = try ProcessLauncher.start(method: startMethod.resolved, payload: payload, segments: segments,
+                                          descriptors: descriptors, started: { state.started($0) },
+                                          onExit: { state.ended($0) })
+        } catch {
+            ProcessRegistry.remove(state)
+            throw error
+        }
+    }
+
+    /// Waits until the child ends, at most `timeout` seconds (nil: without limit). Returns
+    /// whether it ended; check `exitCode`. Throws if the process was never started.
+    @discardableResult
+    public func join(timeout: Double? = nil) throws -> Bool {
+        guard lifecycle.withLock({ $0 }) != .created else {
+            throw ProcessError(.notStarted, "process \(name) was never started; call start() before join()")
+        }
+        return state.waitForExit(until: deadline(after: timeout))
+    }
+
+    /// Whether the child was started and has not ended (been reaped) yet.
+    public var isAlive: Bool {
+        state.lock.withLock { state.pid > 0 && state.exit == nil }
+    }
+
+    /// The child's process id once started.
+    public var pid: Int32? {
+        state.lock.withLock { state.pid > 0 ? state.pid : nil }
+    }
+
+    /// nil while the child runs (or before it starts); then its exit status, or minus the
+    /// signal that killed it (Python's convention: -15 after `terminate()`).
+    public var exitCode: Int32? {
+        state.lock.withLock { state.exit?.pythonExitCode }
+    }
+
+    /// Sends SIGTERM to the child (nothing if it is not running). Python's `terminate()`.
+    public func terminate() {
+        state.send(SIGTERM)
+    }
+
+    /// Sends SIGKILL to the child (nothing if it is not running). Python's `kill()`.
+    public func kill() {
+        state.send(SIGKILL)
+    }
+
+    /// Releases the process object; throws if the child still runs.
+    public func close() throws {
+        if isAlive {
+            throw ProcessError(.stillRunning, "process \(name) is still running; join() or terminate() it before close()")
+        }
+        lifecycle.withLock { $0 = .closed }
+    }
+}
+
+/// `Multiprocessing.Process`, for code that also imports Foundation (which has a `Process`).
+public typealias MultiprocessingProcess = Process
+
+extension Multiprocessing {
+    /// The library's `Process` (spelled this way where Foundation's `Process` is visible).
+    public typealias Process = MultiprocessingProcess
+}

@@ -1,0 +1,64 @@
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The child side of a `Process`: decode the target, run it once, report failure as exit
+/// status 1 with the error on standard error (Python prints the traceback and exits 1).
+enum ProcessEntry {
+    /// Runs the target described by the payload at `payloadDescriptor`; returns the exit status.
+    static func run(payloadDescriptor: Int32, control: Int32) -> Int32 {
+        let payload: ProcessPayload
+        do {
+            let region = try SharedRegion(adopting: payloadDescriptor)
+            payload = try ProcessPayload(reading: region)
+        } catch {
+            printError("swiftmp process: cannot read what the parent sent: \(error)")
+            return 71
+        }
+        CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon)
+        guard let type = FunctionIdentity.resolve(payload.typeName) else {
+            printError("Process \(payload.name): the target type \(payload.typeName) cannot be found by name; declare it internal or public at file scope")
+            return 71
+        }
+        let inbox = DescriptorInbox(socket: control)
+        let function: any ParallelFunction
+        do {
+            function = try AttachmentContext.receiving(inbox.descriptor(for:)) {
+                try payload.target.withUnsafeBytes { raw in
+                    var reader = WireReader(raw)
+                    return try decode(type, &reader)
+                }
+            }
+        } catch {
+            printError("Process \(payload.name): cannot decode the target \(payload.typeName): \(error)")
+            return 71
+        }
+        systemClose(control)
+        do {
+            try runOnce(function)
+        } catch {
+            fflush(nil)
+            printError("Process \(payload.name) (pid \(getpid())): the target threw \(String(reflecting: Swift.type(of: error))): \(error)")
+            return 1
+        }
+        fflush(nil)
+        return 0
+    }
+
+    private static func decode<F: ParallelFunction>(_: F.Type, _ reader: inout WireReader) throws -> any ParallelFunction {
+        try reader.decode(F.self)
+    }
+
+    /// Calls a `ParallelFunction<Void, Void>` once, through its chunk entry point (one Void input).
+    private static func runOnce<F: ParallelFunction>(_ function: F) throws {
+        var input = WireWriter(capacity: 16)
+        input.write(UInt64(1))
+        var output = WireWriter(capacity: 16)
+        let failure = try input.bytes.withUnsafeBytes { raw in
+            var reader = WireReader(raw)
+            return try function._runChunk(&reader, into: &output)
+        }
+        if let failure { throw failure.error }
+    }
+}

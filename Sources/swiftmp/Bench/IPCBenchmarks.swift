@@ -1,0 +1,145 @@
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `swiftmp bench ipc`: queue throughput (small ints and 1 MiB payloads, one producer
+/// process → this process), pipe ping-pong round trips, and `Process` start + join per
+/// start method — the figures Python's are quoted for in reference/peers.md.
+struct IPCBenchmarks {
+    var repetitions: Int
+
+    func run(_ report: (Figure) -> Void) throws {
+        report(try median("queue.smallInts", unit: "msgs/s", runs: repetitions) { try queueInts(count: 200_000) })
+        report(try median("queue.1MiB", unit: "MB/s", runs: max(3, repetitions / 2)) { try queueBytes(count: 400, size: 1 << 20) })
+        report(try median("pipe.pingPong.int", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: false) })
+        report(try median("pipe.pingPong.bytes8", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: true) })
+        for method in [StartMethod.fork, .forkserver, .spawn] {
+            report(try median("process.startJoin.\(method.rawValue)", unit: "ms", runs: 1) { try startJoin(method, times: 20) })
+        }
+    }
+
+    private func median(_ name: String, unit: String, runs: Int, _ body: () throws -> Double) throws -> Figure {
+        var values: [Double] = []
+        for _ in 0..<runs { values.append(try body()) }
+        return Figure(name: name, value: Measure.median(values), unit: unit,
+                      extra: ["min": values.min() ?? .nan, "max": values.max() ?? .nan])
+    }
+
+    /// Messages per second from a child putting `count` ints to this process getting them.
+    private func queueInts(count: Int) throws -> Double {
+        let queue = try Queue<Int>()
+        let child = Process(target: IntProducer(queue: queue, count: count))
+        let start = Measure.now()
+        try child.start()
+        var sum = 0
+        for _ in 0..<count { sum &+= try queue.get(timeout: 60) }
+        let seconds = Measure.now() - start
+        try child.join(timeout: 60)
+        guard sum == count * (count - 1) / 2 else { throw BenchFailure("queue lost messages") }
+        return Double(count) / seconds
+    }
+
+    /// MB/s (10^6 bytes) of `count` payloads of `size` bytes from a child to this process.
+    private func queueBytes(count: Int, size: Int) throws -> Double {
+        let queue = try Queue<[UInt8]>()
+        let child = Process(target: BytesProducer(queue: queue, count: count, size: size))
+        let start = Measure.now()
+        try child.start()
+        var total = 0
+        for _ in 0..<count { total += try queue.get(timeout: 60).count }
+        let seconds = Measure.now() - start
+        try child.join(timeout: 60)
+        guard total == count * size else { throw BenchFailure("queue lost bytes") }
+        return Double(total) / seconds / 1e6
+    }
+
+    /// Median round trip in µs over `rounds` ping-pongs with an echoing child.
+    private func pingPong(rounds: Int, bytes: Bool) throws -> Double {
+        let (mine, theirs) = try Pipe()
+        let child = Process(target: PipeEcho(connection: theirs, bytes: bytes))
+        try child.start()
+        theirs.close()
+        let payload: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
+        for i in 0..<100 { try mine.send(i); _ = try mine.recv(Int.self) }  // warm up (the echo is in Int mode first)
+        try mine.send(-1)
+        let start = Measure.now()
+        for i in 0..<rounds {
+            if bytes {
+                try mine.sendBytes(payload)
+                _ = try mine.recvBytes()
+            } else {
+                try mine.send(i)
+                _ = try mine.recv(Int.self)
+            }
+        }
+        let seconds = Measure.now() - start
+        mine.close()
+        try child.join(timeout: 30)
+        return seconds / Double(rounds) * 1e6
+    }
+
+    /// Median milliseconds of `Process.start()` + `join()` of an empty target.
+    private func startJoin(_ method: StartMethod, times: Int) throws -> Double {
+        var values: [Double] = []
+        for _ in 0..<times + 1 {
+            let start = Measure.now()
+            let p = Process(target: Nothing(), startMethod: method)
+            try p.start()
+            try p.join(timeout: 30)
+            values.append((Measure.now() - start) * 1e3)
+        }
+        return Measure.median(Array(values.dropFirst()))  // the first may start the fork server
+    }
+}
+
+struct BenchFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+struct IntProducer: ParallelFunction {
+    var queue: Queue<Int>
+    var count: Int
+    func callAsFunction(_: Void) throws {
+        for i in 0..<count { try queue.put(i) }
+    }
+}
+
+struct BytesProducer: ParallelFunction {
+    var queue: Queue<[UInt8]>
+    var count: Int
+    var size: Int
+    func callAsFunction(_: Void) throws {
+        let payload = [UInt8](repeating: 42, count: size)
+        for _ in 0..<count { try queue.put(payload) }
+    }
+}
+
+/// Echoes Ints until -1, then (in bytes mode) raw messages until end-of-file.
+struct PipeEcho: ParallelFunction {
+    var connection: Connection
+    var bytes: Bool
+    func callAsFunction(_: Void) throws {
+        while true {
+            let value = try connection.recv(Int.self)
+            if value == -1 { break }
+            try connection.send(value)
+        }
+        do {
+            while true {
+                if bytes {
+                    try connection.sendBytes(try connection.recvBytes())
+                } else {
+                    try connection.send(try connection.recv(Int.self))
+                }
+            }
+        } catch let error as ConnectionError where error.code == .endOfFile {
+            return
+        }
+    }
+}
+
+struct Nothing: ParallelFunction {
+    func callAsFunction(_: Void) {}
+}

@@ -1,0 +1,100 @@
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Ends its process in a chosen way.
+struct EndWith: ParallelFunction {
+    enum Way: String, Codable { case success, status, throwing, segfault, sleep }
+    var way: Way
+    var status: Int32 = 0
+    var seconds: Double = 0
+    func callAsFunction(_: Void) throws {
+        switch way {
+        case .success: return
+        case .status: exit(status)
+        case .throwing: throw Boom(value: Int(status))
+        case .segfault: UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
+        case .sleep: usleep(UInt32(seconds * 1e6))
+        }
+    }
+}
+
+/// Puts what the child knows about itself.
+struct ReportIdentity: ParallelFunction {
+    var queue: Queue<String>
+    func callAsFunction(_: Void) throws {
+        let me = Multiprocessing.currentProcess
+        try queue.put("\(me.name) \(me.isMain) \(me.daemon) \(me.pid == getpid())")
+    }
+}
+
+/// Puts `count` consecutive numbers from `first`.
+struct PutNumbers: ParallelFunction {
+    var queue: Queue<Int>
+    var first: Int
+    var count: Int
+    func callAsFunction(_: Void) throws {
+        for n in first..<(first + count) { try queue.put(n) }
+    }
+}
+
+/// Gets numbers until -1; reports [count, sum] and a duplicate check (xor) on `results`.
+struct SumNumbers: ParallelFunction {
+    var queue: Queue<Int>
+    var results: Queue<[Int]>
+    func callAsFunction(_: Void) throws {
+        var count = 0, sum = 0
+        while true {
+            let n = try queue.get(timeout: 60)
+            if n < 0 { break }
+            count += 1
+            sum &+= n
+        }
+        try results.put([count, sum])
+    }
+}
+
+/// Gets every item of a joinable queue and marks it done.
+struct DrainJoinable: ParallelFunction {
+    var queue: JoinableQueue<Int>
+    var count: Int
+    func callAsFunction(_: Void) throws {
+        for _ in 0..<count {
+            _ = try queue.get(timeout: 30)
+            usleep(1000)
+            try queue.taskDone()
+        }
+    }
+}
+
+/// Echoes bytes back (reversed) over a connection until it reads "stop" or end-of-file.
+struct Echo: ParallelFunction {
+    var connection: Connection
+    func callAsFunction(_: Void) throws {
+        while true {
+            let text = try connection.recv(String.self)
+            if text == "stop" { return }
+            try connection.send(String(text.reversed()))
+        }
+    }
+}
+
+/// Sends one value over a connection and ends.
+struct SendOnce: ParallelFunction {
+    var connection: Connection
+    var text: String
+    func callAsFunction(_: Void) throws {
+        try connection.send(text)
+    }
+}
+
+/// Round-trips a big payload: gets it from `inbox`, puts it back doubled on `outbox`.
+struct BounceBytes: ParallelFunction {
+    var inbox: Queue<[UInt8]>
+    var outbox: Queue<[UInt8]>
+    func callAsFunction(_: Void) throws {
+        let bytes = try inbox.get(timeout: 30)
+        try outbox.put(bytes.map { $0 &* 2 })
+    }
+}

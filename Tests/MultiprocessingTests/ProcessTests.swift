@@ -1,0 +1,87 @@
+import XCTest
+@testable import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class ProcessTests: XCTestCase {
+    static let methods: [StartMethod] = [.fork, .forkserver, .spawn]
+
+    func testStartJoinExitCodeOnEveryStartMethod() throws {
+        for method in Self.methods {
+            let ok = Process(target: EndWith(way: .success), startMethod: method)
+            XCTAssertNil(ok.exitCode)
+            XCTAssertFalse(ok.isAlive)
+            try ok.start()
+            XCTAssertNotNil(ok.pid)
+            XCTAssertTrue(try ok.join(timeout: 20), "\(method)")
+            XCTAssertEqual(ok.exitCode, 0, "\(method)")
+            XCTAssertFalse(ok.isAlive)
+
+            let status = Process(target: EndWith(way: .status, status: 7), startMethod: method)
+            try status.start()
+            try status.join(timeout: 20)
+            XCTAssertEqual(status.exitCode, 7, "\(method)")
+
+            let thrower = Process(target: EndWith(way: .throwing, status: 3), startMethod: method)
+            try thrower.start()
+            try thrower.join(timeout: 20)
+            XCTAssertEqual(thrower.exitCode, 1, "a throwing target exits 1 (\(method))")
+
+            let crash = Process(target: EndWith(way: .segfault), startMethod: method)
+            try crash.start()
+            try crash.join(timeout: 20)
+            XCTAssertEqual(crash.exitCode, -SIGSEGV, "\(method)")
+        }
+    }
+
+    func testTerminateKillAndJoinTimeout() throws {
+        for method in Self.methods {
+            let sleeper = Process(target: EndWith(way: .sleep, seconds: 30), startMethod: method)
+            try sleeper.start()
+            XCTAssertFalse(try sleeper.join(timeout: 0.05))
+            XCTAssertTrue(sleeper.isAlive)
+            XCTAssertThrowsError(try sleeper.close())
+            sleeper.terminate()
+            XCTAssertTrue(try sleeper.join(timeout: 20))
+            XCTAssertEqual(sleeper.exitCode, -SIGTERM, "\(method)")
+            try sleeper.close()
+
+            let victim = Process(target: EndWith(way: .sleep, seconds: 30), daemon: true, startMethod: method)
+            try victim.start()
+            victim.kill()
+            try victim.join(timeout: 20)
+            XCTAssertEqual(victim.exitCode, -SIGKILL, "\(method)")
+        }
+    }
+
+    func testMisuseThrows() throws {
+        let p = Process(target: EndWith(way: .success))
+        XCTAssertThrowsError(try p.join()) { XCTAssertEqual(($0 as? ProcessError)?.code, .notStarted) }
+        try p.start()
+        XCTAssertThrowsError(try p.start()) { XCTAssertEqual(($0 as? ProcessError)?.code, .alreadyStarted) }
+        try p.join(timeout: 20)
+    }
+
+    func testNamesAndCurrentProcess() throws {
+        XCTAssertTrue(Multiprocessing.currentProcess.isMain)
+        XCTAssertEqual(Multiprocessing.currentProcess.name, "MainProcess")
+        let queue = try Queue<String>()
+        for method in Self.methods {
+            let p = Process(target: ReportIdentity(queue: queue), name: "reporter-\(method)", daemon: true, startMethod: method)
+            try p.start()
+            XCTAssertEqual(try queue.get(timeout: 20), "reporter-\(method) false true true")
+            try p.join(timeout: 20)
+            XCTAssertEqual(p.exitCode, 0)
+        }
+        XCTAssertTrue(Process(target: EndWith(way: .success)).name.hasPrefix("Process-"))
+    }
+
+    func testLocalTypeIsRejectedWithAClearError() {
+        struct Local: ParallelFunction { func callAsFunction(_: Void) {} }
+        XCTAssertThrowsError(try Process(target: Local()).start()) { error in
+            XCTAssertEqual((error as? ProcessError)?.code, .encoding)
+            XCTAssertTrue("\(error)".contains("internal or public"), "\(error)")
+        }
+    }
+}

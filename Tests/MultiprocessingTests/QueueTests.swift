@@ -1,0 +1,169 @@
+import XCTest
+@testable import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class QueueTests: XCTestCase {
+    func testFIFOInOneProcessAndNowaitErrors() throws {
+        let queue = try Queue<String>(maxSize: 3)
+        XCTAssertTrue(queue.isEmpty)
+        XCTAssertThrowsError(try queue.getNowait()) { XCTAssert($0 is Empty) }
+        try queue.put("a")
+        try queue.put("b")
+        try queue.putNowait("c")
+        XCTAssertTrue(queue.isFull)
+        XCTAssertEqual(queue.count, 3)
+        XCTAssertThrowsError(try queue.putNowait("d")) { XCTAssert($0 is Full) }
+        let start = monotonicNanoseconds()
+        XCTAssertThrowsError(try queue.put("d", timeout: 0.1)) { XCTAssert($0 is Full) }
+        XCTAssertGreaterThan(monotonicNanoseconds() - start, 90_000_000)
+        XCTAssertEqual(try queue.get(), "a")
+        XCTAssertEqual(try queue.getNowait(), "b")
+        XCTAssertEqual(try queue.get(timeout: 1), "c")
+        XCTAssertThrowsError(try queue.get(timeout: 0.05)) { XCTAssert($0 is Empty) }
+        queue.close()
+        XCTAssertThrowsError(try queue.put("x")) { XCTAssertEqual(($0 as? QueueError)?.code, .closed) }
+    }
+
+    func testWrongElementTypeIsAnEncodingError() throws {
+        let strings = try Queue<String>()
+        let ints = try Wire.decode(Queue<Double>.self, from: Wire.encode(strings))
+        try strings.put("not a number")
+        XCTAssertThrowsError(try ints.get(timeout: 1)) { XCTAssertEqual(($0 as? QueueError)?.code, .encoding) }
+    }
+
+    func testChildrenPutParentGetsOnEveryStartMethod() throws {
+        let queue = try Queue<Int>(maxSize: 10)   // created before and reused after children start
+        for method in ProcessTests.methods {
+            let producer = Process(target: PutNumbers(queue: queue, first: 0, count: 100), startMethod: method)
+            try producer.start()
+            var got: [Int] = []
+            for _ in 0..<100 { got.append(try queue.get(timeout: 20)) }
+            XCTAssertEqual(got, Array(0..<100), "\(method)")
+            try producer.join(timeout: 20)
+            XCTAssertEqual(producer.exitCode, 0)
+        }
+    }
+
+    /// 4 producer and 4 consumer processes move 1 000 000 numbered messages: none lost,
+    /// none duplicated (count and sum checked per consumer and in total).
+    func testStressFourProducersFourConsumers() throws {
+        let total = 1_000_000, producers = 4, consumers = 4
+        let queue = try Queue<Int>(bufferSize: 1 << 18)
+        let results = try Queue<[Int]>()
+        let per = total / producers
+        var children: [Multiprocessing.Process] = []
+        for c in 0..<consumers {
+            children.append(Process(target: SumNumbers(queue: queue, results: results), name: "consumer-\(c)"))
+        }
+        for p in 0..<producers {
+            children.append(Process(target: PutNumbers(queue: queue, first: p * per, count: per), name: "producer-\(p)"))
+        }
+        let start = monotonicNanoseconds()
+        for child in children { try child.start() }
+        for producer in children[consumers...] {
+            XCTAssertTrue(try producer.join(timeout: 60))
+            XCTAssertEqual(producer.exitCode, 0)
+        }
+        for _ in 0..<consumers { try queue.put(-1) }
+        var count = 0, sum = 0
+        for _ in 0..<consumers {
+            let report = try results.get(timeout: 60)
+            count += report[0]
+            sum += report[1]
+        }
+        for consumer in children[..<consumers] {
+            XCTAssertTrue(try consumer.join(timeout: 20))
+            XCTAssertEqual(consumer.exitCode, 0)
+        }
+        let seconds = Double(monotonicNanoseconds() - start) * 1e-9
+        print("stress: \(total) messages, 4×4 processes, \(String(format: "%.2f", seconds)) s, \(Int(Double(total) / seconds)) msgs/s")
+        XCTAssertEqual(count, total)
+        XCTAssertEqual(sum, total * (total - 1) / 2)
+        XCTAssertTrue(queue.isEmpty)
+        XCTAssertEqual(queue.count, 0)
+    }
+
+    func testOneMebibytePayloadRoundTrip() throws {
+        let inbox = try Queue<[UInt8]>(bufferSize: 256 << 10)   // smaller than the item: it streams
+        let outbox = try Queue<[UInt8]>()
+        let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        for method in ProcessTests.methods {
+            let child = Process(target: BounceBytes(inbox: inbox, outbox: outbox), startMethod: method)
+            try child.start()
+            try inbox.put(payload)
+            let back = try outbox.get(timeout: 30)
+            XCTAssertEqual(back.count, payload.count)
+            XCTAssertEqual(back, payload.map { $0 &* 2 }, "\(method)")
+            try child.join(timeout: 20)
+        }
+    }
+
+    func testJoinableQueue() throws {
+        let queue = try JoinableQueue<Int>()
+        XCTAssertThrowsError(try queue.taskDone()) { XCTAssertEqual(($0 as? QueueError)?.code, .taskDoneTooOften) }
+        for i in 0..<20 { try queue.put(i) }
+        XCTAssertEqual(queue.unfinishedTasks, 20)
+        XCTAssertFalse(try queue.join(timeout: 0.02))
+        let worker = Process(target: DrainJoinable(queue: queue, count: 20))
+        try worker.start()
+        XCTAssertTrue(try queue.join(timeout: 30))
+        XCTAssertEqual(queue.unfinishedTasks, 0)
+        try worker.join(timeout: 20)
+        XCTAssertEqual(worker.exitCode, 0)
+    }
+
+    func testSimpleQueue() throws {
+        let queue = try SimpleQueue<[String: Int]>()
+        XCTAssertTrue(queue.isEmpty)
+        try queue.put(["a": 1])
+        XCTAssertFalse(queue.isEmpty)
+        XCTAssertEqual(try queue.get(), ["a": 1])
+        XCTAssertThrowsError(try queue.get(timeout: 0.01)) { XCTAssert($0 is Empty) }
+    }
+
+    /// A producer killed in the middle of a big item breaks the queue: the consumer gets a
+    /// clear error instead of waiting for ever.
+    func testProducerKilledMidItemBreaksTheQueue() throws {
+        let queue = try Queue<[UInt8]>(bufferSize: 64 << 10)
+        let bigPutter = Process(target: PutBig(queue: queue, size: 4 << 20))
+        try bigPutter.start()
+        // Wait until the producer has filled the buffer (it is then blocked mid-item).
+        let end = monotonicNanoseconds() + 10_000_000_000
+        while queue.core.ring.freeSpace > 0 && monotonicNanoseconds() < end { usleep(1000) }
+        bigPutter.kill()
+        try bigPutter.join(timeout: 20)
+        let start = monotonicNanoseconds()
+        XCTAssertThrowsError(try queue.get(timeout: 10)) { XCTAssertEqual(($0 as? QueueError)?.code, .broken, "\($0)") }
+        XCTAssertLessThan(monotonicNanoseconds() - start, 5_000_000_000)
+        XCTAssertTrue(queue.isBroken)
+        XCTAssertThrowsError(try queue.put([1])) { XCTAssertEqual(($0 as? QueueError)?.code, .broken) }
+    }
+
+    func testQueueCreatedAfterPoolStartReachesWorkers() throws {
+        try Pool.with(processes: 2, startMethod: .spawn) { pool in
+            _ = try pool.map(Square(), [1, 2])
+            let queue = try Queue<Int>()
+            _ = try pool.map(PutSquare(queue: queue), 0..<10)
+            var got: [Int] = []
+            for _ in 0..<10 { got.append(try queue.get(timeout: 10)) }
+            XCTAssertEqual(got.sorted(), (0..<10).map { $0 * $0 })
+        }
+    }
+}
+
+struct PutBig: ParallelFunction {
+    var queue: Queue<[UInt8]>
+    var size: Int
+    func callAsFunction(_: Void) throws {
+        try queue.put([UInt8](repeating: 7, count: size))
+    }
+}
+
+struct PutSquare: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ x: Int) throws {
+        try queue.put(x * x)
+    }
+}
