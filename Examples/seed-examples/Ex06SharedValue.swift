@@ -1,5 +1,4 @@
 // 6. A shared Value: a child increments it 100 times; the parent prints 100.
-// Needs SharedValue from Synchronization (excluded from the build until it lands).
 import Multiprocessing
 
 struct Increment: ParallelFunction {

@@ -1,5 +1,4 @@
 // 7. A lock around a shared counter: two processes × 100 increments = 200.
-// Needs SharedValue and Lock from Synchronization (excluded from the build until they land).
 import Multiprocessing
 
 struct LockedIncrement: ParallelFunction {

@@ -1,5 +1,4 @@
 // 12. Semaphore, Condition, Event: guarding a resource and waiting for a signal.
-// Needs Semaphore/Condition/Event from Synchronization (excluded from the build until they land).
 import Multiprocessing
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +6,7 @@ import Glibc
 
 /// At most two of these use the "resource" at a time.
 struct UseResource: ParallelFunction {
-    var semaphore: Semaphore
+    var semaphore: Multiprocessing.Semaphore
     var id: Int
     func callAsFunction(_: Void) throws {
         try semaphore.withLock {
@@ -41,7 +40,7 @@ struct WaitForCondition: ParallelFunction {
 }
 
 func example12(_: ArraySlice<String>) throws {
-    let semaphore = try Semaphore(value: 2)
+    let semaphore = try Multiprocessing.Semaphore(value: 2)
     let users = (0..<4).map { Process(target: UseResource(semaphore: semaphore, id: $0)) }
     for p in users { try p.start() }
     for p in users { try p.join() }

@@ -7,10 +7,9 @@ import Glibc
 
 let examples: [String: (ArraySlice<String>) throws -> Void] = [
     "1": example01, "2": example02, "3": example03, "4": example04, "5": example05,
-    "8": example08, "9": example09, "10": example10, "13": example13, "14": example14,
+    "6": example06, "7": example07, "8": example08, "9": example09, "10": example10,
+    "11": example11, "12": example12, "13": example13, "14": example14,
 ]
-// 6, 7 and 12 need SharedValue/Lock/Semaphore/Condition/Event (Synchronization, not merged
-// yet; their files are excluded in Package.swift); 11 needs Manager (not written yet).
 
 let arguments = CommandLine.arguments.dropFirst()
 guard let which = arguments.first, let run = examples[which] else {

@@ -88,6 +88,24 @@ final class SeedExamplesTests: XCTestCase {
         XCTAssertEqual(try run(["5"]).stdout, "Hello from sender\n")
     }
 
+    func test06SharedValue() throws {
+        XCTAssertEqual(try run(["6"]).stdout, "100\n")
+    }
+
+    func test07LockedCounter() throws {
+        XCTAssertEqual(try run(["7"]).stdout, "200\n")
+    }
+
+    func test11Manager() throws {
+        XCTAssertEqual(lines(try run(["11"]).stdout), ["{0.25: 0.25, 1: 1.0, 2: 2.0}", "[0, 10, 20, 30, 40, 99]"])
+    }
+
+    func test12SemaphoreEventCondition() throws {
+        let output = lines(try run(["12"]).stdout)
+        XCTAssertEqual(output.filter { $0.hasSuffix("uses the resource") }.count, 4)
+        XCTAssertEqual(output.suffix(2), ["event released [0, 1, 2]", "condition met"])
+    }
+
     func test08PoolMapAndSlowMap() throws {
         let outcome = try run(["8"])
         let output = lines(outcome.stdout)
