@@ -1,0 +1,82 @@
+import Multiprocessing
+
+/// Strong scaling: each kernel timed serially and through pools of 1…N workers, interleaved
+/// (every repetition runs the serial baseline and then each worker count), so all of them see
+/// the same machine load. A fresh pool is started for each parallel run; its start-up (the
+/// pool's initialiser plus one `apply` round trip, as Python's figure) is timed separately and
+/// not counted in the kernel's time.
+///
+/// Names: `scaling.<kernel>.serial` (s), `scaling.<backend>.<kernel>.workers_<w>` (speedup
+/// = median serial time / median parallel time, with `efficiency` = speedup / w) and
+/// `scaling.<backend>.pool.startup.workers_<w>` (s).
+struct ScalingBenchmarks {
+    var kernels: [ScalingKernel]
+    var workerCounts: [Int]
+    var startMethod: StartMethod
+    var repetitions = 3
+
+    func run(_ emit: (Figure) -> Void) throws {
+        var startups: [Int: [Double]] = [:]
+        var backend = "local"
+        for kernel in kernels {
+            var serial: [Double] = []
+            var parallel: [Int: [Double]] = [:]
+            var reference: Int?
+            for _ in 0..<repetitions {
+                let start = Measure.now()
+                let checksum = kernel.serial()
+                serial.append(Measure.now() - start)
+                if let reference, reference != checksum {
+                    throw BenchmarkError.checksumMismatch("\(kernel.name) serial gave \(checksum), then \(reference)")
+                }
+                reference = checksum
+                for workers in workerCounts {
+                    let (pool, startup) = try startPool(workers: workers)
+                    defer { pool.close(); try? pool.join() }
+                    startups[workers, default: []].append(startup)
+                    backend = Self.backendName(pool)
+                    let start = Measure.now()
+                    let result = try kernel.parallel(on: pool)
+                    parallel[workers, default: []].append(Measure.now() - start)
+                    if result != checksum {
+                        throw BenchmarkError.checksumMismatch(
+                            "\(kernel.name) on \(workers) workers gave \(result), serially \(checksum)")
+                    }
+                }
+            }
+            let serialMedian = Measure.median(serial)
+            emit(Figure(name: "scaling.\(kernel.name).serial", value: serialMedian, unit: "s",
+                        extra: ["min": serial.min() ?? .nan, "max": serial.max() ?? .nan],
+                        exact: kernel.size.merging(["checksum": Double(reference ?? 0)]) { a, _ in a }))
+            for workers in workerCounts {
+                let times = parallel[workers] ?? []
+                let speedup = serialMedian / Measure.median(times)
+                emit(Figure(name: "scaling.\(backend).\(kernel.name).workers_\(workers)", value: speedup, unit: "x",
+                            extra: ["efficiency": speedup / Double(workers), "seconds": Measure.median(times),
+                                    "min": times.min() ?? .nan, "max": times.max() ?? .nan,
+                                    "workers": Double(workers)]))
+            }
+        }
+        for workers in workerCounts {
+            let times = startups[workers] ?? []
+            emit(Figure(name: "scaling.\(backend).pool.startup.workers_\(workers)", value: Measure.median(times),
+                        unit: "s", extra: ["min": times.min() ?? .nan, "max": times.max() ?? .nan,
+                                           "workers": Double(workers)]))
+        }
+    }
+
+    /// A new pool of `workers` and the seconds from its creation to its first result.
+    private func startPool(workers: Int) throws -> (Pool, Double) {
+        let start = Measure.now()
+        let pool = try Pool(processes: workers, startMethod: startMethod)
+        guard try pool.apply(SquareTask(), 3) == 9 else {
+            throw BenchmarkError.wrongResult("apply after start-up")
+        }
+        return (pool, Measure.now() - start)
+    }
+
+    /// The backend's short name (`local`, `mpi`) for figure names.
+    static func backendName(_ pool: Pool) -> String {
+        String(pool.backendSummary.prefix { $0 != "," })
+    }
+}
