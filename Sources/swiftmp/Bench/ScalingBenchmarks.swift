@@ -8,7 +8,9 @@ import Multiprocessing
 ///
 /// Names: `scaling.<kernel>.serial` (s), `scaling.<backend>.<kernel>.workers_<w>` (speedup
 /// = median serial time / median parallel time, with `efficiency` = speedup / w) and
-/// `scaling.<backend>.pool.startup.workers_<w>` (s).
+/// `scaling.<backend>.pool.startup.workers_<w>` (s). Each carries the machine's idle CPU share
+/// during its runs: a serial run on a quiet machine of N CPUs leaves about (N − 1)/N idle, so a
+/// lower share means another user's work competed for the CPUs the workers needed.
 struct ScalingBenchmarks {
     var kernels: [ScalingKernel]
     var workerCounts: [Int]
@@ -21,10 +23,13 @@ struct ScalingBenchmarks {
         for kernel in kernels {
             var serial: [Double] = []
             var parallel: [Int: [Double]] = [:]
+            var serialIdle: [Double] = []
+            var parallelIdle: [Int: [Double]] = [:]
             var reference: Int?
             for _ in 0..<repetitions {
+                var checksum = 0
                 let start = Measure.now()
-                let checksum = kernel.serial()
+                serialIdle.append(Measure.idleShare { checksum = kernel.serial() })
                 serial.append(Measure.now() - start)
                 if let reference, reference != checksum {
                     throw BenchmarkError.checksumMismatch("\(kernel.name) serial gave \(checksum), then \(reference)")
@@ -35,9 +40,11 @@ struct ScalingBenchmarks {
                     defer { pool.close(); try? pool.join() }
                     startups[workers, default: []].append(startup)
                     backend = Self.backendName(pool)
+                    var result = 0
                     let start = Measure.now()
-                    let result = try kernel.parallel(on: pool)
+                    let idle = try Measure.idleShare { result = try kernel.parallel(on: pool) }
                     parallel[workers, default: []].append(Measure.now() - start)
+                    parallelIdle[workers, default: []].append(idle)
                     if result != checksum {
                         throw BenchmarkError.checksumMismatch(
                             "\(kernel.name) on \(workers) workers gave \(result), serially \(checksum)")
@@ -46,7 +53,8 @@ struct ScalingBenchmarks {
             }
             let serialMedian = Measure.median(serial)
             emit(Figure(name: "scaling.\(kernel.name).serial", value: serialMedian, unit: "s",
-                        extra: ["min": serial.min() ?? .nan, "max": serial.max() ?? .nan],
+                        extra: ["min": serial.min() ?? .nan, "max": serial.max() ?? .nan,
+                                "idle_cpu_share": Measure.median(serialIdle)],
                         exact: kernel.size.merging(["checksum": Double(reference ?? 0)]) { a, _ in a }))
             for workers in workerCounts {
                 let times = parallel[workers] ?? []
@@ -54,7 +62,8 @@ struct ScalingBenchmarks {
                 emit(Figure(name: "scaling.\(backend).\(kernel.name).workers_\(workers)", value: speedup, unit: "x",
                             extra: ["efficiency": speedup / Double(workers), "seconds": Measure.median(times),
                                     "min": times.min() ?? .nan, "max": times.max() ?? .nan,
-                                    "workers": Double(workers)]))
+                                    "workers": Double(workers),
+                                    "idle_cpu_share": Measure.median(parallelIdle[workers] ?? [])]))
             }
         }
         for workers in workerCounts {
