@@ -73,6 +73,7 @@ done
 round=0
 run "$swiftmp" bench scaling --processes "$processes" --start-method fork --repetitions 5
 
+python3 -c 'import json; print(json.dumps({"machine_end": {"loadavg": open("/proc/loadavg").read().split()[:3]}}))' >> "$log"
 python3 Scripts/bench_report.py "$log" BENCHMARKS.md
 python3 Scripts/scaling_svg.py "$log" Benchmarks/scaling.svg
 echo "bench.sh: wrote BENCHMARKS.md, Benchmarks/scaling.svg and $log" >&2

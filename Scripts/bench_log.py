@@ -1,6 +1,7 @@
 """Reading the log Scripts/bench.sh writes (Benchmarks/bench-log.jsonl).
 
-The log is JSON lines: first `{"machine": {...}}`, then for each benchmark command a line
+The log is JSON lines: first `{"machine": {...}}`, last `{"machine_end": {"loadavg": [...]}}`, and
+between them for each benchmark command a line
 `{"command": "...", "round": r}` followed by that command's figures. Figures are
 `{"name", "value", "unit", ...}` (swiftmp bench, the Python scripts) or the C kernels'
 `{"kernel", "impl": "c", "median", ...}`, which are renamed `c.kernels.<kernel>.<size>`.
@@ -22,6 +23,7 @@ class Log:
 
     def __init__(self, path):
         self.machine = {}
+        self.machine_end = {}
         self.figures = {}  # name -> list of dicts (the figure plus "round" and "command")
         command, round_number = None, None
         with open(path) as lines:
@@ -35,6 +37,8 @@ class Log:
                     raise SystemExit(f"{path}:{number}: not JSON ({error}): {line[:80]}")
                 if "machine" in record:
                     self.machine = record["machine"]
+                elif "machine_end" in record:
+                    self.machine_end = record["machine_end"]
                 elif "command" in record:
                     command, round_number = record["command"], record["round"]
                 else:
