@@ -1,8 +1,8 @@
 import Multiprocessing
 
 /// Strong scaling: each kernel timed serially and through pools of 1…N workers, interleaved
-/// (every repetition runs the serial baseline and then each worker count), so all of them see
-/// the same machine load. A fresh pool is started for each parallel run; its start-up (the
+/// (every repetition runs, for each kernel, the serial baseline and then each worker count), so
+/// all of them see the same machine load. A fresh pool is started for each parallel run; its start-up (the
 /// pool's initialiser plus one `apply` round trip, as Python's figure) is timed separately and
 /// not counted in the kernel's time.
 ///
@@ -17,24 +17,31 @@ struct ScalingBenchmarks {
     var startMethod: StartMethod
     var repetitions = 3
 
+    /// One kernel's measurements, gathered across the interleaved repetitions.
+    private struct Samples {
+        var serial: [Double] = []
+        var serialIdle: [Double] = []
+        var parallel: [Int: [Double]] = [:]
+        var parallelIdle: [Int: [Double]] = [:]
+        var checksum: Int?
+    }
+
     func run(_ emit: (Figure) -> Void) throws {
         var startups: [Int: [Double]] = [:]
         var backend = "local"
-        for kernel in kernels {
-            var serial: [Double] = []
-            var parallel: [Int: [Double]] = [:]
-            var serialIdle: [Double] = []
-            var parallelIdle: [Int: [Double]] = [:]
-            var reference: Int?
-            for _ in 0..<repetitions {
+        var samples = Array(repeating: Samples(), count: kernels.count)
+        // Repetitions outermost, so that every kernel and worker count sees the same spells of
+        // load from other users of the machine.
+        for _ in 0..<repetitions {
+            for (index, kernel) in kernels.enumerated() {
                 var checksum = 0
                 let start = Measure.now()
-                serialIdle.append(Measure.idleShare { checksum = kernel.serial() })
-                serial.append(Measure.now() - start)
-                if let reference, reference != checksum {
-                    throw BenchmarkError.checksumMismatch("\(kernel.name) serial gave \(checksum), then \(reference)")
+                samples[index].serialIdle.append(Measure.idleShare { checksum = kernel.serial() })
+                samples[index].serial.append(Measure.now() - start)
+                if let reference = samples[index].checksum, reference != checksum {
+                    throw BenchmarkError.checksumMismatch("\(kernel.name) serial gave \(reference), then \(checksum)")
                 }
-                reference = checksum
+                samples[index].checksum = checksum
                 for workers in workerCounts {
                     let (pool, startup) = try startPool(workers: workers)
                     defer { pool.close(); try? pool.join() }
@@ -43,27 +50,29 @@ struct ScalingBenchmarks {
                     var result = 0
                     let start = Measure.now()
                     let idle = try Measure.idleShare { result = try kernel.parallel(on: pool) }
-                    parallel[workers, default: []].append(Measure.now() - start)
-                    parallelIdle[workers, default: []].append(idle)
+                    samples[index].parallel[workers, default: []].append(Measure.now() - start)
+                    samples[index].parallelIdle[workers, default: []].append(idle)
                     if result != checksum {
                         throw BenchmarkError.checksumMismatch(
                             "\(kernel.name) on \(workers) workers gave \(result), serially \(checksum)")
                     }
                 }
             }
-            let serialMedian = Measure.median(serial)
+        }
+        for (kernel, measured) in zip(kernels, samples) {
+            let serialMedian = Measure.median(measured.serial)
             emit(Figure(name: "scaling.\(kernel.name).serial", value: serialMedian, unit: "s",
-                        extra: ["min": serial.min() ?? .nan, "max": serial.max() ?? .nan,
-                                "idle_cpu_share": Measure.median(serialIdle)],
-                        exact: kernel.size.merging(["checksum": Double(reference ?? 0)]) { a, _ in a }))
+                        extra: ["min": measured.serial.min() ?? .nan, "max": measured.serial.max() ?? .nan,
+                                "idle_cpu_share": Measure.median(measured.serialIdle)],
+                        exact: kernel.size.merging(["checksum": Double(measured.checksum ?? 0)]) { a, _ in a }))
             for workers in workerCounts {
-                let times = parallel[workers] ?? []
+                let times = measured.parallel[workers] ?? []
                 let speedup = serialMedian / Measure.median(times)
                 emit(Figure(name: "scaling.\(backend).\(kernel.name).workers_\(workers)", value: speedup, unit: "x",
                             extra: ["efficiency": speedup / Double(workers), "seconds": Measure.median(times),
                                     "min": times.min() ?? .nan, "max": times.max() ?? .nan,
                                     "workers": Double(workers),
-                                    "idle_cpu_share": Measure.median(parallelIdle[workers] ?? [])]))
+                                    "idle_cpu_share": Measure.median(measured.parallelIdle[workers] ?? [])]))
             }
         }
         for workers in workerCounts {
