@@ -72,7 +72,7 @@ struct Bench: ParsableCommand {
             try IPCBenchmarks(repetitions: repetitions).run { print($0.json) }
         case .pool:
             let start = Measure.now()
-            let pool = try Pool(processes: options.processes ?? 2, startMethod: options.startMethod.method)
+            let pool = try options.makePool(defaultProcesses: Backend.automatic.resolved == .local ? 2 : nil)
             defer {
                 pool.close()
                 try? pool.join()
