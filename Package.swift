@@ -56,7 +56,7 @@ let package = Package(
         .testTarget(name: "SwiftMPTests", dependencies: ["swiftmp"]),
         // One pool program on every backend (local, mpirun -np 1…4, the netns cluster).
         .executableTarget(name: "mpi-pool-check", dependencies: ["Multiprocessing"]),
-        .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check"]),
+        .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check", "swiftmp"]),
     ],
     swiftLanguageModes: [.v6]
 )
