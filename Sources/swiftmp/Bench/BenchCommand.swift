@@ -9,13 +9,15 @@ struct Bench: ParsableCommand {
             Suites: pool (map throughput at three chunk sizes, apply round trip hot and cold, \
             start-up), kernels (each kernel serially at its reference size, checksums verified), \
             scaling (π and Mandelbrot serially and on pools of 1…N workers, N = --processes or the \
-            CPU count: speedup, efficiency, pool start-up), ipc (Queue, Pipe and Process figures). \
+            CPU count: speedup, efficiency, pool start-up), ipc (Queue, Pipe and Process figures), \
+            pingpong (MPI 8 B latency and 4 MiB bandwidth between ranks 0 and 1; run it as \
+            SWIFTMP_MPI_MODE=spmd Scripts/mpirun.sh -np 2 swiftmp bench pingpong). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
             in the same run: Scripts/bench.sh runs Python's multiprocessing, C and NumPy beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool, kernels, scaling or ipc.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc or pingpong.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -36,7 +38,7 @@ struct Bench: ParsableCommand {
     var mandelbrotIterations = 2048
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool, kernels, scaling, ipc
+        case pool, kernels, scaling, ipc, pingpong
 
         var defaultRepetitions: Int {
             switch self {
@@ -44,6 +46,7 @@ struct Bench: ParsableCommand {
             case .kernels: return 5
             case .scaling: return 3
             case .ipc: return 5
+            case .pingpong: return 1
             }
         }
     }
@@ -70,6 +73,8 @@ struct Bench: ParsableCommand {
         switch suite {
         case .ipc:
             try IPCBenchmarks(repetitions: repetitions).run { print($0.json) }
+        case .pingpong:
+            try PingPongBenchmark.run { print($0.json) }
         case .pool:
             let start = Measure.now()
             let pool = try options.makePool(defaultProcesses: Backend.automatic.resolved == .local ? 2 : nil)
