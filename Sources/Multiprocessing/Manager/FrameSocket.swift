@@ -42,7 +42,9 @@ struct FrameSocket {
 
     private func readExactly(_ buffer: UnsafeMutableRawBufferPointer, spin: Bool) throws -> Bool {
         var offset = 0
-        var spins = spin ? 4_000 : 0
+        // A few non-blocking tries before sleeping in poll: each is a system call, and a
+        // long spin steals the CPU the server needs on a busy machine.
+        var spins = spin ? 16 : 0
         while offset < buffer.count {
             let n = recv(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_DONTWAIT))
             if n > 0 {

@@ -66,14 +66,6 @@ enum ManagerServer {
                     for fd in clients.keys { systemClose(fd) }
                     return 0
                 }
-                // Answer the same client's next request without sleeping if it comes soon.
-                var spin = 2_000
-                while spin > 0 {
-                    var probe = pollfd(fd: entry.fd, events: Int16(POLLIN), revents: 0)
-                    if poll(&probe, 1, 0) > 0 { break }
-                    CSystemShimsRelax()
-                    spin -= 1
-                }
             }
         }
     }
