@@ -1,8 +1,9 @@
 #!/bin/sh
 # The whole comparison in one go, interleaved so that every figure and its peer see the same
-# machine load: ROUNDS rounds of (swiftmp bench pool, Python's multiprocessing, swiftmp bench
-# kernels, the C kernels, the NumPy kernels, mpi4py.futures if installed), then the scaling
-# suite. Raw figures go to Benchmarks/bench-log.jsonl (each command line before its output);
+# machine load: ROUNDS rounds of (swiftmp bench pool, Python's multiprocessing pool, swiftmp
+# bench ipc, Python's multiprocessing IPC, swiftmp bench kernels, the C kernels, the NumPy
+# kernels; when mpirun exists: swiftmp bench pool on the MPI backend, mpi4py.futures if
+# installed, swiftmp bench pingpong and the C ping-pong), then the scaling suite. Raw figures go to Benchmarks/bench-log.jsonl (each command line before its output);
 # Scripts/bench_report.py turns them into BENCHMARKS.md and Benchmarks/scaling.svg.
 #
 #   Scripts/bench.sh [rounds]            # default 3 rounds
@@ -45,9 +46,19 @@ swift build -c release -Xswiftc -target-cpu -Xswiftc native --scratch-path "$scr
 Benchmarks/c/build.sh
 swiftmp="$scratch/release/swiftmp"
 
-have_mpi4py=no
-if python3 -c "import mpi4py.futures" 2>/dev/null && command -v mpirun >/dev/null; then
-    have_mpi4py=yes
+have_mpi=no have_mpi4py=no have_mpicc=no
+if command -v mpirun >/dev/null; then
+    have_mpi=yes
+    if python3 -c "import mpi4py.futures" 2>/dev/null; then have_mpi4py=yes; fi
+    if command -v mpicc >/dev/null; then
+        have_mpicc=yes
+        mkdir -p Benchmarks/c/bin
+        mpicc -O2 -o Benchmarks/c/bin/pingpong Benchmarks/c/pingpong.c
+    else
+        echo "bench.sh: mpicc not found: the C ping-pong is not measured" >&2
+    fi
+else
+    echo "bench.sh: mpirun not found: the MPI backend, mpi4py.futures and the ping-pong are not measured" >&2
 fi
 
 # Runs one benchmark command: its command line, then its JSON lines, into the log.
@@ -61,13 +72,25 @@ run() {
 for round in $(seq "$rounds"); do
     run "$swiftmp" bench pool --processes "$processes" --start-method fork --repetitions 10
     run python3 Scripts/bench_python_pool.py --processes "$processes" --repetitions 10
+    run "$swiftmp" bench ipc --repetitions 5
+    run python3 Scripts/bench_python_ipc.py --repetitions 5
     run "$swiftmp" bench kernels --repetitions 5
     for kernel in pi mandelbrot matmul nbody; do
         run "Benchmarks/c/bin/$kernel" 5
     done
     run python3 Scripts/bench_python_kernels.py --repetitions 3
+    if [ "$have_mpi" = yes ]; then
+        # Rank 0 runs the pool, the other ranks are its workers; the names start with `mpi.`.
+        run Scripts/mpirun.sh -np $((processes + 1)) "$swiftmp" bench pool --repetitions 10
+    fi
     if [ "$have_mpi4py" = yes ]; then
         run Scripts/mpirun.sh -np $((processes + 1)) python3 -m mpi4py.futures Scripts/bench_mpi4py_pool.py
+    fi
+    if [ "$have_mpi" = yes ]; then
+        run env SWIFTMP_MPI_MODE=spmd Scripts/mpirun.sh -np 2 "$swiftmp" bench pingpong
+    fi
+    if [ "$have_mpicc" = yes ]; then
+        run Scripts/mpirun.sh -np 2 Benchmarks/c/bin/pingpong
     fi
 done
 round=0

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes BENCHMARKS.md from the log of one Scripts/bench.sh run: our figures beside the
-peers' (Python's multiprocessing, mpi4py.futures, C, NumPy), paired ratios with the targets,
+peers' (Python's multiprocessing pool and IPC, mpi4py.futures against our MPI backend, the C
+MPI ping-pong, the C and NumPy kernels), paired ratios with the targets,
 the scaling table, the machine, and the command behind every figure. Every number comes from
 the log; nothing is typed in.
 
@@ -91,14 +92,107 @@ def pool_section(log, out):
     out.append("")
 
 
+def target_row(log, label, ours, theirs, target):
+    """One table row: both spreads, the paired ratio ours ÷ theirs, the target and whether it is met.
+    `target` is (text, predicate on the ratio) or None for a figure that is only reported."""
+    text, middle = ratio_cell(log.paired_ratios(ours, theirs))
+    goal, met = (target[0], verdict(middle, target[1])) if target else ("reported", "–")
+    return f"| {label} | {spread(log, ours)} | {spread(log, theirs)} | {text} | {goal} | {met} |"
+
+
+AT_LEAST_10 = ("≥ 10×", lambda r: r >= 10)
+AT_MOST_FIFTH = ("≤ 0.2×", lambda r: r <= 0.2)
+AT_MOST_TENTH = ("≤ 0.1×", lambda r: r <= 0.1)
+
+
+def ipc_section(log, out):
+    out.append("## IPC: swift-multiprocessing vs Python's multiprocessing\n")
+    if not log.has("queue.smallInts") or not log.has("python.queue.smallInts"):
+        out.append("Not measured in this run.\n")
+        return
+    out.append("`swiftmp bench ipc` and `Scripts/bench_python_ipc.py` measure the same things the same "
+               "way, one after the other in each round: fork start method unless named, each round's "
+               "figure the median of its repetitions; shown: median [min–max] over the rounds. Ratio: "
+               "ours ÷ Python's, per round, then the median. Targets: throughputs ≥ 10×, latencies "
+               "≤ 1/5. Blocking wake-ups on these VMs are bimodal (`shared/reference/peers.md`): read "
+               "the pipe round trips with the load average in *Machine and run*.\n")
+    out.append("| benchmark | swift-multiprocessing | Python `multiprocessing` | ratio | target | met |")
+    out.append("|---|---|---|---|---|---|")
+    rows = [("`Queue`, 200 000 small ints, one producer process → parent (msgs/s)", "queue.smallInts", AT_LEAST_10),
+            ("`Queue`, 400 × 1 MiB (MB/s)", "queue.1MiB", AT_LEAST_10),
+            ("`Pipe` ping-pong, `send`/`recv` of an int, round trip (µs)", "pipe.pingPong.int", AT_MOST_FIFTH),
+            ("`Pipe` ping-pong, `send_bytes` 8 B, round trip (µs)", "pipe.pingPong.bytes8", AT_MOST_FIFTH)]
+    rows += [(f"`Process` start + join, {method} (ms)", f"process.startJoin.{method}", AT_MOST_FIFTH)
+             for method in ("fork", "forkserver", "spawn")]
+    rows += [("`Value('i')` + its lock, 2 processes × 100 000 increments (incr/s)", "value.lockedIncrement", AT_LEAST_10),
+             ("`Manager().dict()` set (µs)", "manager.dict.set", AT_MOST_FIFTH),
+             ("`Manager().dict()` get (µs)", "manager.dict.get", AT_MOST_FIFTH)]
+    for label, name, target in rows:
+        out.append(target_row(log, label, name, "python." + name, target))
+    out.append("")
+
+
+def mpi_pool_section(log, out):
+    out.append("## Pool on the MPI backend vs mpi4py.futures\n")
+    if not log.has("mpi.pool.map.200000.chunk_100"):
+        out.append("Not measured in this run (no `mpirun`).\n")
+        return
+    if not log.has("mpi4py.pool.map.200000.chunk_100"):
+        out.append("mpi4py is not installed: our MPI backend's figures alone.\n")
+    theirs = log.median("mpi4py.pool.workers")
+    out.append(f"Both under `Scripts/mpirun.sh` with {number(log.median('mpi.pool.workers'))} worker ranks "
+               + (f"(ours) and {number(theirs)} (mpi4py.futures) " if theirs is not None else "")
+               + "already started, "
+               "rank 0 the caller; start-up is the pool's or executor's, not the ranks'. Ratio: ours ÷ "
+               "mpi4py.futures, per round, then the median. Our chunksize-1 map runs 200 000 tasks, "
+               "mpi4py's fewer (it is slow); both are tasks/s.\n")
+    out.append("| benchmark | swift-multiprocessing, MPI backend | mpi4py.futures | ratio | target | met |")
+    out.append("|---|---|---|---|---|---|")
+    chunk1 = next((n for n in sorted(log.figures) if n.startswith("mpi4py.pool.map.") and n.endswith(".chunk_1")),
+                  "mpi4py.pool.map.chunk_1")
+    rows = [("`map` chunksize 1 (tasks/s)", "mpi.pool.map.200000.chunk_1", chunk1, AT_LEAST_10),
+            ("`map` 200 000, chunksize 100 (tasks/s)", "mpi.pool.map.200000.chunk_100",
+             "mpi4py.pool.map.200000.chunk_100", AT_LEAST_10),
+            ("round trip hot (µs) — `apply` / `submit().result()`", "mpi.pool.apply.roundtrip.hot",
+             "mpi4py.pool.submit.roundtrip.hot", AT_MOST_TENTH),
+            ("round trip cold, after a 1 ms sleep (µs)", "mpi.pool.apply.roundtrip.cold",
+             "mpi4py.pool.submit.roundtrip.cold", None),
+            ("start-up (s)", "mpi.pool.startup", "mpi4py.pool.startup", None)]
+    for label, ours, theirs, target in rows:
+        out.append(target_row(log, label, ours, theirs, target))
+    out.append(f"\nOur MPI backend's `map` at the default chunksize: {spread(log, 'mpi.pool.map.200000.chunk_default')} tasks/s.\n")
+
+
+def pingpong_section(log, out):
+    out.append("## MPI ping-pong: Swift vs C\n")
+    if not log.has("mpi.pingpong.latency_8B"):
+        out.append("Not measured in this run (no `mpirun`).\n")
+        return
+    level = log.field("mpi.pingpong.latency_8B", "thread_level")
+    levels = {0: "SINGLE", 1: "FUNNELED", 2: "SERIALIZED", 3: "MULTIPLE"}
+    out.append("Ranks 0 and 1 under `Scripts/mpirun.sh -np 2` (vader), the same measurement in both: 8 B "
+               "one-way latency = median of 10 000 round trips ÷ 2, 4 MiB bandwidth = bytes ÷ (median of 50 "
+               "round trips ÷ 2). Swift: `swiftmp bench pingpong` through the `MPI` module's `Communicator` "
+               f"(thread level provided: {levels.get(level, 'unknown') if level is not None else 'unknown'}); "
+               "C: `Benchmarks/c/pingpong.c` (`mpicc -O2`, `MPI_THREAD_FUNNELED`). Ratio: Swift ÷ C, per round, "
+               "then the median; target: within 1.2× of C.\n")
+    out.append("| benchmark | Swift | C | ratio | target | met |")
+    out.append("|---|---|---|---|---|---|")
+    out.append(target_row(log, "8 B one-way latency (µs)", "mpi.pingpong.latency_8B", "c.pingpong.latency_8B",
+                          ("≤ 1.2×", lambda r: r <= 1.2)))
+    out.append(target_row(log, "4 MiB bandwidth (MB/s)", "mpi.pingpong.bandwidth_4MiB", "c.pingpong.bandwidth_4MiB",
+                          ("≥ 0.83× (1/1.2)", lambda r: r >= 1 / 1.2)))
+    out.append("")
+
+
 def mpi4py_section(log, out):
     if not log.has("mpi4py.pool.map.200000.chunk_100"):
         out.append("## mpi4py.futures\n\nNot measured in this run (mpi4py is not installed).\n")
         return
-    out.append("## Pool vs mpi4py.futures (reference only)\n")
+    out.append("## Pool, local backend, vs mpi4py.futures (reference only)\n")
     out.append(f"mpi4py.futures with {number(log.median('mpi4py.pool.workers'))} worker ranks already "
                "started by `mpirun` (its start-up figure is the executor's, not the ranks'). Our figures "
-               "are the local backend's from the same rounds; the MPI backend is measured when it lands.\n")
+               "are the local backend's from the same rounds; our MPI backend against it is in the section above.\n")
     out.append("| benchmark | swift-multiprocessing (local) | mpi4py.futures | ratio |")
     out.append("|---|---|---|---|")
     rows = [("`map` 200 000, chunksize 100 (tasks/s)", "pool.map.200000.chunk_100", "mpi4py.pool.map.200000.chunk_100"),
@@ -240,7 +334,8 @@ def main():
            "Generated by `Scripts/bench.sh` from one run on this machine; every figure below was measured "
            "in that run, ours beside the peer's, interleaved. On this shared, noisy machine absolute "
            "timings move by 20–100 %; the ratios are what to read.\n"]
-    for section in (machine_section, pool_section, mpi4py_section, kernels_section, scaling_section, commands_section):
+    for section in (machine_section, pool_section, ipc_section, mpi_pool_section, mpi4py_section,
+                    pingpong_section, kernels_section, scaling_section, commands_section):
         section(log, out)
     with open(sys.argv[2], "w") as report:
         report.write("\n".join(out))

@@ -7,9 +7,10 @@ struct Bench: ParsableCommand {
         abstract: "Measure the library and print one JSON object per line (name, value, unit).",
         discussion: """
             Suites: pool (map throughput at three chunk sizes, apply round trip hot and cold, \
-            start-up), kernels (each kernel serially at its reference size, checksums verified), \
+            start-up; names prefixed mpi. on the MPI backend), kernels (each kernel serially at its reference size, checksums verified), \
             scaling (π and Mandelbrot serially and on pools of 1…N workers, N = --processes or the \
-            CPU count: speedup, efficiency, pool start-up), ipc (Queue, Pipe and Process figures), \
+            CPU count: speedup, efficiency, pool start-up), ipc (Queue, Pipe, Process, SharedValue and Manager \
+            figures), \
             pingpong (MPI 8 B latency and 4 MiB bandwidth between ranks 0 and 1; run it as \
             SWIFTMP_MPI_MODE=spmd Scripts/mpirun.sh -np 2 swiftmp bench pingpong). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
@@ -82,10 +83,17 @@ struct Bench: ParsableCommand {
                 pool.close()
                 try? pool.join()
             }
+            // Under the MPI backend the names start with `mpi.`, so one log holds both backends.
+            let prefix = pool.backend == .mpi ? "mpi." : ""
+            func emit(_ figure: Figure) {
+                var figure = figure
+                figure.name = prefix + figure.name
+                print(figure.json)
+            }
             guard try pool.apply(SquareTask(), 3) == 9 else { throw BenchmarkError.wrongResult("apply") }
-            print(Figure(name: "pool.startup", value: Measure.now() - start, unit: "s").json)
-            print(Figure(name: "pool.workers", value: Double(pool.processes), unit: "processes").json)
-            try PoolBenchmarks(pool: pool, repetitions: repetitions).run { print($0.json) }
+            emit(Figure(name: "pool.startup", value: Measure.now() - start, unit: "s"))
+            emit(Figure(name: "pool.workers", value: Double(pool.processes), unit: "processes"))
+            try PoolBenchmarks(pool: pool, repetitions: repetitions).run(emit)
         case .kernels:
             try KernelBenchmarks(repetitions: repetitions).run { print($0.json) }
         case .scaling:

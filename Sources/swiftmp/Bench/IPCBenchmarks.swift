@@ -4,8 +4,10 @@ import Glibc
 #endif
 
 /// `swiftmp bench ipc`: queue throughput (small ints and 1 MiB payloads, one producer
-/// process → this process), pipe ping-pong round trips, and `Process` start + join per
-/// start method — the figures Python's are quoted for in reference/peers.md.
+/// process → this process), pipe ping-pong round trips, `Process` start + join per start
+/// method, a `SharedValue` counter incremented under its lock by two processes, and a
+/// `Manager` dictionary's set and get latency — the figures Python's are quoted for in
+/// reference/peers.md (Scripts/bench_python_ipc.py measures them the same way).
 struct IPCBenchmarks {
     var repetitions: Int
 
@@ -17,6 +19,12 @@ struct IPCBenchmarks {
         for method in [StartMethod.fork, .forkserver, .spawn] {
             report(try median("process.startJoin.\(method.rawValue)", unit: "ms", runs: 1) { try startJoin(method, times: 20) })
         }
+        report(try median("value.lockedIncrement", unit: "incr/s", runs: repetitions) { try lockedCounter(processes: 2, increments: 100_000) })
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let dict = try manager.dict(String.self, Int.self)
+        report(try median("manager.dict.set", unit: "µs", runs: repetitions) { try dictLatency(dict, operations: 2000, set: true) })
+        report(try median("manager.dict.get", unit: "µs", runs: repetitions) { try dictLatency(dict, operations: 2000, set: false) })
     }
 
     private func median(_ name: String, unit: String, runs: Int, _ body: () throws -> Double) throws -> Figure {
@@ -91,6 +99,35 @@ struct IPCBenchmarks {
         }
         return Measure.median(Array(values.dropFirst()))  // the first may start the fork server
     }
+
+    /// Increments per second of `processes` children each adding 1 to one `SharedValue<Int32>`
+    /// `increments` times under its lock (Python: `Value('i')`, `with v.get_lock(): v.value += 1`),
+    /// from the first start to the last join.
+    private func lockedCounter(processes: Int, increments: Int) throws -> Double {
+        let counter = try SharedValue<Int32>(0)
+        let children = (0..<processes).map { _ in Process(target: LockedIncrementer(counter: counter, times: increments)) }
+        let start = Measure.now()
+        for child in children { try child.start() }
+        for child in children { try child.join(timeout: 60) }
+        let seconds = Measure.now() - start
+        guard counter.value == Int32(processes * increments) else { throw BenchFailure("the locked counter lost increments") }
+        return Double(processes * increments) / seconds
+    }
+
+    /// Mean µs of one `set` (or `get`) on a `Manager` dictionary from this process.
+    private func dictLatency(_ dict: DictProxy<String, Int>, operations: Int, set: Bool) throws -> Double {
+        let keys = (0..<100).map { "key\($0)" }
+        for (i, key) in keys.enumerated() { try dict.set(key, i) }
+        let start = Measure.now()
+        for i in 0..<operations {
+            if set {
+                try dict.set(keys[i % keys.count], i)
+            } else {
+                guard try dict.get(keys[i % keys.count]) != nil else { throw BenchFailure("the manager dict lost a key") }
+            }
+        }
+        return (Measure.now() - start) / Double(operations) * 1e6
+    }
 }
 
 struct BenchFailure: Error, CustomStringConvertible {
@@ -137,6 +174,14 @@ struct PipeEcho: ParallelFunction {
         } catch let error as ConnectionError where error.code == .endOfFile {
             return
         }
+    }
+}
+
+struct LockedIncrementer: ParallelFunction {
+    var counter: SharedValue<Int32>
+    var times: Int
+    func callAsFunction(_: Void) throws {
+        for _ in 0..<times { counter.withLock { $0 += 1 } }
     }
 }
 
