@@ -6,6 +6,17 @@
 /// try jobs.join()   // in the parent: every job was processed
 /// ```
 public final class JoinableQueue<Element: Codable & Sendable>: Queue<Element>, @unchecked Sendable {
+    /// A joinable queue; see `Queue.init(maxSize:bufferSize:)`. Not offered across MPI ranks:
+    /// under mpirun it throws `MPIObjectError(.unavailable)`.
+    public override init(maxSize: Int = 0, bufferSize: Int = 1 << 20) throws {
+        try MPIObjects.refuseIfServing("JoinableQueue", use: "a Queue (and count the results that come back)")
+        try super.init(maxSize: maxSize, bufferSize: bufferSize)
+    }
+
+    public required init(from decoder: any Decoder) throws {
+        try super.init(from: decoder)
+    }
+
     /// Marks one item got earlier as processed. Throws `QueueError(.taskDoneTooOften)` if
     /// called more times than items were put.
     public func taskDone() throws {

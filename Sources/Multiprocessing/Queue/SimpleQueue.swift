@@ -5,6 +5,7 @@ public final class SimpleQueue<Element: Codable & Sendable>: Codable, Waitable, 
 
     /// An empty queue with `bufferSize` bytes of shared buffer.
     public init(bufferSize: Int = 1 << 20) throws {
+        try MPIObjects.refuseIfServing("SimpleQueue", use: "Queue")
         core = try QueueCore(maxSize: 0, bufferSize: bufferSize)
     }
 

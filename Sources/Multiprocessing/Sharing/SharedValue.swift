@@ -29,6 +29,7 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
     /// A shared value starting at `initial`, guarded by `lock` (a new `Lock` when nil; pass
     /// one to guard several values together).
     public init(_ initial: T, lock: Lock? = nil) throws {
+        try MPIObjects.refuseIfServing("SharedValue", use: "a Queue to send results to rank 0 (or Pool.map), and a Lock or Event to coordinate")
         let segment = try SharedSegment(size: MemoryLayout<T>.size + MemoryLayout<T>.alignment)
         self.init(lock: try lock ?? Lock(), segment: segment)
         address.initialize(to: initial)

@@ -63,6 +63,7 @@ public struct Barrier: Codable, Sendable {
     ///   - action: run by the last party to arrive at each pass, before any party leaves.
     ///   - timeout: the default for `wait()`, in seconds; nil waits for ever.
     public init(parties: Int, action: (any BarrierAction)? = nil, timeout: Double? = nil) throws {
+        try MPIObjects.refuseIfServing("Barrier", use: "an Event set by rank 0 (or Pool.map, which returns when every task is done)")
         guard parties >= 1, parties < Int(UInt32.max) else {
             throw SynchronizationError(.invalidArgument, "a Barrier needs at least 1 party, not \(parties)")
         }

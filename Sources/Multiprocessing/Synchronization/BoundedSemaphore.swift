@@ -12,6 +12,7 @@ public struct BoundedSemaphore: Codable, Sendable {
 
     /// A bounded semaphore with `value` units (default 1), which is also its upper bound.
     public init(value: Int = 1) throws {
+        try MPIObjects.refuseIfServing("BoundedSemaphore", use: "Lock, or a Queue holding tokens")
         core = try SemaphoreCore(value: value, bounded: true, kind: "BoundedSemaphore")
     }
 

@@ -16,6 +16,7 @@ public struct RLock: Codable, Sendable {
 
     /// A new, unlocked re-entrant lock.
     public init() throws {
+        try MPIObjects.refuseIfServing("RLock", use: "Lock")
         segment = try SharedSegment(size: SharedMutex.byteCount)
         do {
             mutex = try SharedMutex.initialize(at: segment.base, kind: .recursive)

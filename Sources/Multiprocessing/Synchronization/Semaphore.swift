@@ -14,6 +14,7 @@ public struct Semaphore: Codable, Sendable {
 
     /// A semaphore with `value` units (default 1).
     public init(value: Int = 1) throws {
+        try MPIObjects.refuseIfServing("Semaphore", use: "Lock, or a Queue holding tokens")
         core = try SemaphoreCore(value: value, bounded: false, kind: "Semaphore")
     }
 

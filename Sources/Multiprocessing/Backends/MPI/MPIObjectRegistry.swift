@@ -1,0 +1,373 @@
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Rank 0's served objects (queues, locks, events) and the worker requests parked on them
+/// (DESIGN.md §4). Rank 0's threads operate on the objects directly (waiting on a condition
+/// variable); worker ranks' requests arrive through `handle(_:from:)` on the live MPI pool's
+/// engine thread, which then sends what `takeReplies()` returns. A change made by rank 0
+/// that answers a parked request calls the waker the engine registered, so the answer leaves
+/// at once. Objects live until the program ends (they are small; ids are never reused).
+final class MPIObjectRegistry: @unchecked Sendable {
+    static let shared = MPIObjectRegistry()
+
+    typealias Op = MPIObjectProtocol.Op
+    typealias Status = MPIObjectProtocol.Status
+
+    /// Who holds a served lock: a worker rank's task, or a thread of rank 0.
+    enum Owner: Equatable {
+        case rank(Int)
+        case thread(UInt)
+
+        static var currentThread: Owner { .thread(UInt(pthread_self())) }
+    }
+
+    private final class QueueState {
+        let maxSize: Int
+        private var items: [[UInt8]] = []
+        private var head = 0
+        init(maxSize: Int) { self.maxSize = maxSize }
+        var count: Int { items.count - head }
+        var isFull: Bool { maxSize > 0 && count >= maxSize }
+        func append(_ item: [UInt8]) { items.append(item) }
+        func removeFirst() -> [UInt8]? {
+            guard head < items.count else { return nil }
+            let item = items[head]
+            items[head] = []
+            head += 1
+            if head >= 64 && head * 2 >= items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            return item
+        }
+    }
+
+    private struct EventState {
+        var isSet = false
+        var generation: UInt64 = 0
+    }
+
+    private struct Parked {
+        let rank: Int
+        let op: Op
+        let id: UInt64
+        let deadline: UInt64?
+        let payload: [UInt8]
+        /// For `eventWait`: the event's generation when the request arrived.
+        let generation: UInt64
+    }
+
+    private let lock = ConditionLock()
+    // Under `lock`.
+    private var nextID: UInt64 = 1
+    private var queues: [UInt64: QueueState] = [:]
+    private var locks: [UInt64: Owner?] = [:]
+    private var events: [UInt64: EventState] = [:]
+    private var parked: [Parked] = []
+    private var replies: [(rank: Int, bytes: [UInt8])] = []
+    private var waker: (@Sendable () -> Void)?
+
+    // MARK: creation (rank 0)
+
+    func makeQueue(maxSize: Int) -> UInt64 {
+        lock.withLock { () -> UInt64 in
+            let id = newID()
+            queues[id] = QueueState(maxSize: maxSize)
+            return id
+        }
+    }
+
+    func makeLock() -> UInt64 {
+        lock.withLock { () -> UInt64 in
+            let id = newID()
+            locks[id] = .some(nil)
+            return id
+        }
+    }
+
+    func makeEvent() -> UInt64 {
+        lock.withLock { () -> UInt64 in
+            let id = newID()
+            events[id] = EventState()
+            return id
+        }
+    }
+
+    private func newID() -> UInt64 {
+        defer { nextID += 1 }
+        return nextID
+    }
+
+    private func unknown(_ kind: String, _ id: UInt64) -> MPIObjectError {
+        MPIObjectError(.notServed, "rank 0 serves no \(kind) with id \(id) (it was not created by rank 0 of this job)")
+    }
+
+    // MARK: rank 0's own operations
+
+    /// Puts `item`; false if the queue stayed full until `deadline`.
+    func queuePut(_ id: UInt64, _ item: [UInt8], deadline: UInt64?) throws(MPIObjectError) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let queue = queues[id] else { throw unknown("queue", id) }
+        while queue.isFull {
+            if !lock.wait(until: deadline), queue.isFull { return false }
+        }
+        queue.append(item)
+        settle()
+        return true
+    }
+
+    /// The oldest item, or nil if the queue stayed empty until `deadline`.
+    func queueGet(_ id: UInt64, deadline: UInt64?) throws(MPIObjectError) -> [UInt8]? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let queue = queues[id] else { throw unknown("queue", id) }
+        while true {
+            if let item = queue.removeFirst() {
+                settle()
+                return item
+            }
+            if !lock.wait(until: deadline), queue.count == 0 { return nil }
+        }
+    }
+
+    func queueCount(_ id: UInt64) throws(MPIObjectError) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let queue = queues[id] else { throw unknown("queue", id) }
+        return queue.count
+    }
+
+    enum Acquisition { case acquired, timedOut, alreadyHeld }
+
+    func lockAcquire(_ id: UInt64, by owner: Owner, deadline: UInt64?) throws(MPIObjectError) -> Acquisition {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let current = locks[id] else { throw unknown("lock", id) }
+        if current == owner { return .alreadyHeld }
+        while true {
+            if locks[id]! == nil {
+                locks[id] = .some(owner)
+                return .acquired
+            }
+            if !lock.wait(until: deadline), locks[id]! != nil { return .timedOut }
+        }
+    }
+
+    /// Releases; false if `owner` does not hold the lock.
+    func lockRelease(_ id: UInt64, by owner: Owner) throws(MPIObjectError) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let current = locks[id] else { throw unknown("lock", id) }
+        guard current == owner else { return false }
+        locks[id] = .some(nil)
+        settle()
+        return true
+    }
+
+    func lockState(_ id: UInt64, for owner: Owner) throws(MPIObjectError) -> (locked: Bool, mine: Bool) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let current = locks[id] else { throw unknown("lock", id) }
+        return (current != nil, current == owner)
+    }
+
+    func eventSet(_ id: UInt64, _ up: Bool) throws(MPIObjectError) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var event = events[id] else { throw unknown("event", id) }
+        if up && !event.isSet { event.generation += 1 }
+        event.isSet = up
+        events[id] = event
+        if up { settle() }
+    }
+
+    func eventIsSet(_ id: UInt64) throws(MPIObjectError) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let event = events[id] else { throw unknown("event", id) }
+        return event.isSet
+    }
+
+    /// Whether the event was set, or set since the call began, before `deadline`.
+    func eventWait(_ id: UInt64, deadline: UInt64?) throws(MPIObjectError) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let seen = events[id] else { throw unknown("event", id) }
+        while true {
+            let now = events[id]!
+            if now.isSet || now.generation != seen.generation { return true }
+            if !lock.wait(until: deadline) {
+                let last = events[id]!
+                return last.isSet || last.generation != seen.generation
+            }
+        }
+    }
+
+    // MARK: worker requests (the MPI thread)
+
+    /// Lets `wake` be called when a reply is ready (the live MPI pool's engine); nil: none.
+    func setWaker(_ wake: (@Sendable () -> Void)?) {
+        lock.withLock { waker = wake }
+    }
+
+    /// Handles one request from worker rank `rank`: answers it now or parks it.
+    func handle(_ request: UnsafeRawBufferPointer, from rank: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        let entry: Parked
+        do {
+            var reader = WireReader(request)
+            guard let op = Op(rawValue: try reader.read(UInt8.self)) else {
+                replies.append((rank, MPIObjectProtocol.failure(.failed, "rank 0 does not know this object request (another build?)")))
+                return
+            }
+            let id = try reader.read(UInt64.self)
+            let timeout = try reader.read(Double.self)
+            let payload = Array(try reader.readLengthPrefixed())
+            let deadline: UInt64? = timeout < 0 ? nil : monotonicNanoseconds() &+ UInt64(min(timeout, 1e9) * 1e9)
+            entry = Parked(rank: rank, op: op, id: id, deadline: deadline, payload: payload,
+                           generation: events[id]?.generation ?? 0)
+        } catch {
+            replies.append((rank, MPIObjectProtocol.failure(.failed, "rank 0 cannot read an object request: \(error)")))
+            return
+        }
+        if let answer = attempt(entry) {
+            replies.append((rank, answer))
+            if changesState(entry.op) { settle() }
+        } else if let deadline = entry.deadline, deadline <= monotonicNanoseconds() {
+            replies.append((rank, MPIObjectProtocol.reply(.timedOut)))
+        } else {
+            parked.append(entry)
+        }
+    }
+
+    /// Answers parked requests whose deadline passed.
+    func expire(now: UInt64) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard parked.contains(where: { ($0.deadline ?? .max) <= now }) else { return }
+        parked.removeAll { entry in
+            guard let deadline = entry.deadline, deadline <= now else { return false }
+            replies.append((entry.rank, MPIObjectProtocol.reply(.timedOut)))
+            return true
+        }
+    }
+
+    /// The earliest deadline of a parked request.
+    var nextDeadline: UInt64? {
+        lock.withLock { parked.compactMap(\.deadline).min() }
+    }
+
+    var hasReplies: Bool { lock.withLock { !replies.isEmpty } }
+
+    func takeReplies() -> [(rank: Int, bytes: [UInt8])] {
+        lock.withLock {
+            defer { replies.removeAll() }
+            return replies
+        }
+    }
+
+    /// Answers every parked request with `.failed` (the MPI pool is ending: nobody would
+    /// answer them later).
+    func failParked(_ message: String) {
+        lock.withLock {
+            for entry in parked { replies.append((entry.rank, MPIObjectProtocol.failure(.failed, message))) }
+            parked.removeAll()
+        }
+    }
+
+    private func changesState(_ op: Op) -> Bool {
+        switch op {
+        case .queuePut, .queueGet, .lockRelease, .eventSet: true
+        default: false
+        }
+    }
+
+    /// Under `lock`, after a change: wakes rank 0's waiters and answers the parked requests
+    /// that can be answered now.
+    private func settle() {
+        lock.broadcast()
+        var answered = false
+        var progress = true
+        while progress {
+            progress = false
+            var index = 0
+            while index < parked.count {
+                if let answer = attempt(parked[index]) {
+                    let entry = parked.remove(at: index)
+                    replies.append((entry.rank, answer))
+                    answered = true
+                    progress = progress || changesState(entry.op)
+                } else {
+                    index += 1
+                }
+            }
+        }
+        if answered { waker?() }
+    }
+
+    /// Under `lock`: the reply to `entry` if it can be given now, nil if it must wait.
+    private func attempt(_ entry: Parked) -> [UInt8]? {
+        let owner = Owner.rank(entry.rank)
+        switch entry.op {
+        case .queuePut, .queueGet, .queueCount:
+            guard let queue = queues[entry.id] else { return MPIObjectProtocol.failure(.failed, unknown("queue", entry.id).message) }
+            switch entry.op {
+            case .queuePut:
+                if queue.isFull { return nil }
+                queue.append(entry.payload)
+                return MPIObjectProtocol.reply(.ok)
+            case .queueGet:
+                guard let item = queue.removeFirst() else { return nil }
+                return MPIObjectProtocol.reply(.ok, item)
+            default:
+                return MPIObjectProtocol.reply(.ok, Self.encode(Int64(queue.count)))
+            }
+        case .lockAcquire, .lockRelease, .lockState:
+            guard let current = locks[entry.id] else { return MPIObjectProtocol.failure(.failed, unknown("lock", entry.id).message) }
+            switch entry.op {
+            case .lockAcquire:
+                if current == owner {
+                    return MPIObjectProtocol.failure(.refused, "worker rank \(entry.rank) already holds the Lock: acquiring it again "
+                        + "would wait for ever; release it first")
+                }
+                if current != nil { return nil }
+                locks[entry.id] = .some(owner)
+                return MPIObjectProtocol.reply(.ok)
+            case .lockRelease:
+                guard current == owner else {
+                    return MPIObjectProtocol.failure(.refused, "release() of a Lock worker rank \(entry.rank) does not hold: only "
+                        + "the task that acquired it may release it")
+                }
+                locks[entry.id] = .some(nil)
+                return MPIObjectProtocol.reply(.ok)
+            default:
+                return MPIObjectProtocol.reply(.ok, [current != nil ? 1 : 0, current == owner ? 1 : 0])
+            }
+        case .eventSet, .eventClear, .eventIsSet, .eventWait:
+            guard var event = events[entry.id] else { return MPIObjectProtocol.failure(.failed, unknown("event", entry.id).message) }
+            switch entry.op {
+            case .eventSet, .eventClear:
+                let up = entry.op == .eventSet
+                if up && !event.isSet { event.generation += 1 }
+                event.isSet = up
+                events[entry.id] = event
+                return MPIObjectProtocol.reply(.ok)
+            case .eventIsSet:
+                return MPIObjectProtocol.reply(.ok, [event.isSet ? 1 : 0])
+            default:
+                guard event.isSet || event.generation != entry.generation else { return nil }
+                return MPIObjectProtocol.reply(.ok, [1])
+            }
+        }
+    }
+
+    static func encode(_ value: Int64) -> [UInt8] {
+        var writer = WireWriter(capacity: 8)
+        writer.write(value)
+        return writer.bytes
+    }
+}

@@ -1,0 +1,113 @@
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The rank (or pid, locally) that runs a task.
+func workerIdentity() -> Int {
+    if let rank = getenv("OMPI_COMM_WORLD_RANK") { return Int(String(cString: rank)) ?? -1 }
+    return Int(getpid())
+}
+
+/// Puts `count` items `input * 1000 + i` into the queue; returns the worker's identity.
+struct Produce: ParallelFunction {
+    var queue: Queue<Int>
+    var count: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        for i in 0..<count { try queue.put(input * 1000 + i) }
+        return workerIdentity()
+    }
+}
+
+/// Gets `count` items a producer puts later (the queue starts empty: gets wait in rank 0).
+struct Consume: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ count: Int) throws -> Int {
+        var sum = 0
+        for _ in 0..<count { sum += try queue.get(timeout: 30) }
+        return sum
+    }
+}
+
+/// `rounds` times: under the lock, log (+identity), pause, log (−identity). The log
+/// alternates only if no two holders overlap.
+struct Critical: ParallelFunction {
+    var lock: Lock
+    var log: Queue<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        let me = workerIdentity()
+        for _ in 0..<rounds {
+            try lock.withLock {
+                try log.put(me)
+                var pause = timespec(tv_sec: 0, tv_nsec: 200_000)
+                nanosleep(&pause, nil)
+                try log.put(-me)
+            }
+        }
+        return me
+    }
+}
+
+/// Says it waits, then waits for the event; returns whether it was set.
+struct AwaitEvent: ParallelFunction {
+    var event: Event
+    var waiting: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> Bool {
+        try waiting.put(input)
+        return event.wait(timeout: 30)
+    }
+}
+
+/// Timeouts answered by rank 0: a get on an empty queue, a wait on an unset event, and an
+/// acquire of a lock rank 0 holds.
+struct Timeouts: ParallelFunction {
+    var queue: Queue<Int>
+    var event: Event
+    var lock: Lock
+    func callAsFunction(_ input: Int) throws -> String {
+        var parts: [String] = []
+        do {
+            _ = try queue.get(timeout: 0.05)
+            parts.append("get=item")
+        } catch is Empty {
+            parts.append("get=Empty")
+        }
+        parts.append("wait=\(event.wait(timeout: 0.05))")
+        parts.append("acquire=\(try lock.acquire(timeout: 0.05))")
+        parts.append("release=\((try? lock.release()) != nil ? "ok" : "notHeld")")
+        return parts.joined(separator: " ")
+    }
+}
+
+/// Round trips from a worker: lock acquire+release pairs and queue put+get pairs (µs each).
+struct RoundTrips: ParallelFunction {
+    var lock: Lock
+    var queue: Queue<Int>
+    func callAsFunction(_ count: Int) throws -> [Double] {
+        var start = clock()
+        for _ in 0..<count {
+            try lock.acquire()
+            try lock.release()
+        }
+        let lockSeconds = seconds(since: start)
+        start = clock()
+        for i in 0..<count {
+            try queue.put(i)
+            _ = try queue.get()
+        }
+        let queueSeconds = seconds(since: start)
+        return [lockSeconds / Double(count) * 1e6, queueSeconds / Double(count) * 1e6]
+    }
+
+    private func clock() -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now
+    }
+
+    private func seconds(since start: timespec) -> Double {
+        let now = clock()
+        return Double(now.tv_sec - start.tv_sec) + Double(now.tv_nsec - start.tv_nsec) / 1e9
+    }
+}

@@ -1,0 +1,142 @@
+// Shared objects between rank 0 and worker ranks (a Python-tutorial-like program): the same
+// program runs locally (worker processes, objects in shared memory) and under mpirun
+// (worker ranks, objects served by rank 0 over MPI). Prints deterministic result lines, then
+// "OBJECTS OK backend=<mpi|local> workers=N"; exits 1 on a mismatch.
+//
+//   mpi-object-check            run the checks
+//   mpi-object-check --bench    also print round-trip times from a worker (µs, JSON lines)
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+nonisolated(unsafe) var mismatches = 0
+
+func check<T: Equatable>(_ name: String, _ got: T, _ expected: T) {
+    print("\(name): \(got)")
+    if got != expected {
+        mismatches += 1
+        print("MISMATCH \(name): expected \(expected)")
+    }
+}
+
+func sleepSeconds(_ seconds: Double) {
+    var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+    nanosleep(&pause, nil)
+}
+
+/// Under mpirun, a primitive that is not served must fail at creation, saying what to use.
+func expectUnavailable(_ name: String, _ body: () throws -> Void) {
+    let underMPI = getenv("OMPI_COMM_WORLD_SIZE") != nil
+    do {
+        try body()
+        check("unavailable \(name)", underMPI ? "created" : "refused", "refused")
+    } catch let error as MPIObjectError where error.code == .unavailable {
+        check("unavailable \(name)", error.message.contains("use ") ? "refused" : "no advice: \(error)", "refused")
+        if name == "Pipe" { print("  e.g. \(error.message)") }
+    } catch {
+        check("unavailable \(name)", "\(error)", "refused")
+    }
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+let underMPI = getenv("OMPI_COMM_WORLD_SIZE") != nil
+var backendLine = ""
+
+do {
+    try Pool.with { pool in
+        let workers = pool.processes
+        backendLine = "backend=\(pool.backend) workers=\(workers)"
+
+        // 1. A queue filled by tasks on the workers, drained by rank 0.
+        let results = try Queue<Int>()
+        let producers = 4, perProducer = 50
+        let producedBy = try pool.map(Produce(queue: results, count: perProducer), 0..<producers, chunkSize: 1)
+        var count = 0, sum = 0
+        while count < producers * perProducer {
+            sum += try results.get(timeout: 30)
+            count += 1
+        }
+        check("queue drained count", count, producers * perProducer)
+        check("queue drained sum", sum, (0..<producers).reduce(0) { $0 + $1 * 1000 * perProducer + perProducer * (perProducer - 1) / 2 })
+        check("queue empty after", results.isEmpty, true)
+        print("[producers ran on \(Set(producedBy).count) distinct workers]")
+
+        // 2. A worker's get waits in rank 0 until rank 0 puts.
+        let handOver = try Queue<Int>(maxSize: 4)
+        let consumed = try pool.applyAsync(Consume(queue: handOver), 10)
+        sleepSeconds(0.05)
+        for i in 1...10 { try handOver.put(i) }
+        check("worker consumed sum", try consumed.get(timeout: 30), 55)
+
+        // 3. A lock held by one worker task at a time.
+        let lock = try Lock()
+        let log = try Queue<Int>()
+        let tasks = max(2, workers), rounds = 40
+        let holders = try pool.map(Critical(lock: lock, log: log, rounds: rounds), 0..<tasks, chunkSize: 1)
+        var entries = 0, alternates = true, open: Int? = nil
+        while let next = try? log.get(timeout: 0) {
+            if let holder = open {
+                if next != -holder { alternates = false }
+                open = nil
+                entries += 1
+            } else {
+                if next <= 0 { alternates = false }
+                open = next
+            }
+        }
+        check("lock critical sections", entries, tasks * rounds)
+        check("lock sections never overlap", alternates && open == nil, true)
+        print("[lock used by \(Set(holders).count) distinct workers]")
+
+        // 4. An event set by rank 0 releases the waiting workers.
+        let event = try Event()
+        let waiting = try Queue<Int>()
+        let released = try pool.mapAsync(AwaitEvent(event: event, waiting: waiting), 0..<tasks, chunkSize: 1)
+        _ = try waiting.get(timeout: 30)
+        sleepSeconds(0.1)
+        check("event not set while waiting", event.isSet, false)
+        event.set()
+        check("event released every waiter", try released.get(timeout: 30), Array(repeating: true, count: tasks))
+
+        // 5. Timeouts from a worker, answered by rank 0 (the lock is held by rank 0).
+        let idle = try Event()
+        try lock.acquire()
+        let timeouts = try pool.apply(Timeouts(queue: try Queue<Int>(), event: idle, lock: lock), 0)
+        try lock.release()
+        check("worker timeouts", timeouts, "get=Empty wait=false acquire=false release=notHeld")
+
+        if arguments.contains("--bench") {
+            let count = 2000
+            _ = try pool.apply(RoundTrips(lock: lock, queue: try Queue<Int>()), 200)  // warm up
+            let times = try pool.apply(RoundTrips(lock: lock, queue: try Queue<Int>()), count)
+            print("{\"bench\":\"worker lock acquire+release\",\"us\":\(times[0]),\"n\":\(count)}")
+            print("{\"bench\":\"worker queue put+get\",\"us\":\(times[1]),\"n\":\(count)}")
+        }
+    }
+} catch {
+    print("OBJECTS FAILED: \(error)")
+    fflush(nil)
+    exit(2)
+}
+
+// 6. What is not offered across ranks fails at creation, naming what to use instead.
+if underMPI {
+    expectUnavailable("Pipe") { _ = try Pipe() }
+    expectUnavailable("Barrier") { _ = try Barrier(parties: 2) }
+    expectUnavailable("SharedArray") { _ = try SharedArray<Double>(count: 4) }
+    expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
+    expectUnavailable("JoinableQueue") { _ = try JoinableQueue<Int>() }
+    expectUnavailable("SimpleQueue") { _ = try SimpleQueue<Int>() }
+    expectUnavailable("RLock") { _ = try RLock() }
+    expectUnavailable("Semaphore") { _ = try Semaphore(value: 2) }
+    expectUnavailable("Condition") { _ = try Condition() }
+    expectUnavailable("Manager") { _ = try Manager() }
+}
+
+if mismatches > 0 {
+    print("OBJECTS MISMATCHES: \(mismatches)")
+    fflush(nil)
+    exit(1)
+}
+print("OBJECTS OK \(backendLine)")

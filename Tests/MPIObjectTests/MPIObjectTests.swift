@@ -1,0 +1,32 @@
+import Foundation
+import XCTest
+
+/// `mpi-object-check`: the same lines locally and under mpirun -np 2 and 3 (objects served
+/// by rank 0), and the primitives not offered across ranks refused at creation.
+final class MPIObjectTests: XCTestCase {
+    private func resultLines(_ outcome: Launcher.Outcome) -> [String] {
+        outcome.output.split(separator: "\n").map(String.init)
+            .filter { $0.contains(": ") && !$0.hasPrefix("OBJECTS") && !$0.hasPrefix("[") && !$0.hasPrefix(" ")
+                && !$0.hasPrefix("unavailable") }
+    }
+
+    func testSameLinesLocallyAndUnderMPIRun() throws {
+        let program = try Launcher.objectCheck()
+        let local = try Launcher.run(program, [], deadline: 60)
+        XCTAssertEqual(local.status, 0, local.output)
+        XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
+        let reference = resultLines(local)
+        XCTAssertEqual(reference.count, 9, local.output)
+        for ranks in [2, 3] {
+            let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60)
+            XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(ranks - 1)\n"), "np \(ranks): \(outcome.output)")
+            XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
+            let refused = outcome.output.split(separator: "\n").filter { $0.hasPrefix("unavailable ") }
+            XCTAssertEqual(refused.count, 10, outcome.output)
+            XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(": refused") }, outcome.output)
+            XCTAssertTrue(outcome.output.contains("Pipe is not available across MPI ranks"), outcome.output)
+            XCTAssertLessThan(outcome.seconds, 30, outcome.output)
+        }
+    }
+}
