@@ -111,3 +111,24 @@ struct RoundTrips: ParallelFunction {
         return Double(now.tv_sec - start.tv_sec) + Double(now.tv_nsec - start.tv_nsec) / 1e9
     }
 }
+
+/// `rounds` increments of a shared counter under its lock.
+struct Increment: ParallelFunction {
+    var counter: SharedValue<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        for _ in 0..<rounds { counter.withLock { $0 += 1 } }
+        return workerIdentity()
+    }
+}
+
+/// `rounds` increments through `lock` + `value` (two separate accesses made atomic by the
+/// lock, as in Python's `with counter.get_lock(): counter.value += 1`).
+struct IncrementUnderLock: ParallelFunction {
+    var counter: SharedValue<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        for _ in 0..<rounds { try counter.lock.withLock { counter.value += 1 } }
+        return workerIdentity()
+    }
+}

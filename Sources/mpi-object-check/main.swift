@@ -89,6 +89,14 @@ do {
         check("lock sections never overlap", alternates && open == nil, true)
         print("[lock used by \(Set(holders).count) distinct workers]")
 
+        // 3b. A counter under its lock, incremented from every worker, ends exact.
+        let counter = try SharedValue(0)
+        let incrementers = try pool.map(Increment(counter: counter, rounds: 100), 0..<tasks, chunkSize: 1)
+        _ = try pool.map(IncrementUnderLock(counter: counter, rounds: 100), 0..<tasks, chunkSize: 1)
+        counter.withLock { $0 += 1000 }
+        check("shared counter", counter.value, tasks * 200 + 1000)
+        print("[counter incremented by \(Set(incrementers).count) distinct workers]")
+
         // 4. An event set by rank 0 releases the waiting workers.
         let event = try Event()
         let waiting = try Queue<Int>()

@@ -16,7 +16,7 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
         let reference = resultLines(local)
-        XCTAssertEqual(reference.count, 9, local.output)
+        XCTAssertEqual(reference.count, 10, local.output)
         for ranks in [2, 3] {
             let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60)
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")

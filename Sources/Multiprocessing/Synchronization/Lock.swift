@@ -193,9 +193,10 @@ public struct Lock: Codable, Sendable {
     @usableFromInline
     func withServedAccess<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
         guard let served else { preconditionFailure("a Lock has neither a mutex nor a served id") }
-        if served.state.mine { return try body() }
         do {
             _ = try served.acquire(timeout: nil)
+        } catch where error.code == .wouldDeadlock {
+            return try body()  // held by this thread (rank 0) or this task (a worker rank) already
         } catch {
             MPIObjectClient.abort(MPIObjectError(.transport, "\(error)"))
         }

@@ -28,6 +28,8 @@ enum MPIObjectProtocol {
         case eventClear = 8
         case eventIsSet = 9
         case eventWait = 10
+        case valueRead = 11
+        case valueWrite = 12
     }
 
     enum Status: UInt8 {

@@ -65,6 +65,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
     private var queues: [UInt64: QueueState] = [:]
     private var locks: [UInt64: Owner?] = [:]
     private var events: [UInt64: EventState] = [:]
+    private var values: [UInt64: [UInt8]] = [:]
     private var parked: [Parked] = []
     private var replies: [(rank: Int, bytes: [UInt8])] = []
     private var waker: (@Sendable () -> Void)?
@@ -93,6 +94,31 @@ final class MPIObjectRegistry: @unchecked Sendable {
             events[id] = EventState()
             return id
         }
+    }
+
+    func makeValue(_ bytes: [UInt8]) -> UInt64 {
+        lock.withLock { () -> UInt64 in
+            let id = newID()
+            values[id] = bytes
+            return id
+        }
+    }
+
+    func valueRead(_ id: UInt64) throws(MPIObjectError) -> [UInt8] {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let bytes = values[id] else { throw unknown("shared value", id) }
+        return bytes
+    }
+
+    func valueWrite(_ id: UInt64, _ bytes: [UInt8]) throws(MPIObjectError) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let old = values[id] else { throw unknown("shared value", id) }
+        guard old.count == bytes.count else {
+            throw MPIObjectError(.notServed, "a shared value of \(old.count) bytes cannot take \(bytes.count) bytes (another type?)")
+        }
+        values[id] = bytes
     }
 
     private func newID() -> UInt64 {
@@ -347,6 +373,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
             default:
                 return MPIObjectProtocol.reply(.ok, [current != nil ? 1 : 0, current == owner ? 1 : 0])
             }
+        case .valueRead, .valueWrite:
+            return valueAccess(entry)
         case .eventSet, .eventClear, .eventIsSet, .eventWait:
             guard var event = events[entry.id] else { return MPIObjectProtocol.failure(.failed, unknown("event", entry.id).message) }
             switch entry.op {
@@ -363,6 +391,17 @@ final class MPIObjectRegistry: @unchecked Sendable {
                 return MPIObjectProtocol.reply(.ok, [1])
             }
         }
+    }
+
+    /// Under `lock`: a value's read or write (never waits; its lock is a separate served lock).
+    private func valueAccess(_ entry: Parked) -> [UInt8] {
+        guard let old = values[entry.id] else { return MPIObjectProtocol.failure(.failed, unknown("shared value", entry.id).message) }
+        if entry.op == .valueRead { return MPIObjectProtocol.reply(.ok, old) }
+        guard old.count == entry.payload.count else {
+            return MPIObjectProtocol.failure(.failed, "a shared value of \(old.count) bytes cannot take \(entry.payload.count) bytes")
+        }
+        values[entry.id] = entry.payload
+        return MPIObjectProtocol.reply(.ok)
     }
 
     static func encode(_ value: Int64) -> [UInt8] {
