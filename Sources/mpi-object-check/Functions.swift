@@ -132,3 +132,30 @@ struct IncrementUnderLock: ParallelFunction {
         return workerIdentity()
     }
 }
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String { "deliberate failure" }
+}
+
+/// A `Process` target: puts its number and its worker's identity, or throws.
+struct Greet: ParallelFunction {
+    var queue: Queue<[Int]>
+    var number: Int
+    var fails: Bool
+    func callAsFunction(_: Void) throws {
+        if fails { throw Failure() }
+        try queue.put([number, workerIdentity()])
+    }
+}
+
+/// A `Process` target that waits for an event.
+struct Hold: ParallelFunction {
+    var event: Event
+    func callAsFunction(_: Void) throws {
+        _ = event.wait(timeout: 30)
+    }
+}
+
+struct Square: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { x * x }
+}

@@ -128,6 +128,59 @@ do {
     exit(2)
 }
 
+// 7. Processes: under mpirun each target runs alone on a worker rank.
+do {
+    let greetings = try Queue<[Int]>()
+    let count = 2
+    // Under mpirun one process per worker rank runs at a time: start them in turns of that many.
+    let slots = underMPI ? max(1, (Int(String(cString: getenv("OMPI_COMM_WORLD_SIZE"))) ?? 2) - 1) : count
+    let processes = (0..<count).map { Process(target: Greet(queue: greetings, number: $0, fails: false)) }
+    for first in stride(from: 0, to: count, by: slots) {
+        let turn = processes[first..<min(count, first + slots)]
+        for process in turn { try process.start() }
+        for process in turn { try process.join(timeout: 30) }
+    }
+    var numbers: [Int] = [], places = Set<Int>()
+    for _ in 0..<count {
+        let item = try greetings.get(timeout: 30)
+        numbers.append(item[0])
+        places.insert(item[1])
+    }
+    check("process greetings", numbers.sorted(), Array(0..<count))
+    check("process exit codes", processes.map { $0.exitCode }, Array(repeating: Int32(0), count: count))
+    check("process alive after join", processes.map(\.isAlive), Array(repeating: false, count: count))
+    print("[processes ran on \(places.count) distinct workers]")
+
+    let failing = Process(target: Greet(queue: greetings, number: 9, fails: true))
+    try failing.start()
+    try failing.join(timeout: 30)
+    check("failing process exit code", failing.exitCode, 1)
+
+    if underMPI {
+        let workerRanks = Int(String(cString: getenv("OMPI_COMM_WORLD_SIZE"))) ?? 1
+        check("[mpi] processes on distinct ranks", places.count, min(count, workerRanks - 1))
+        let release = try Event()
+        let held = (0..<(workerRanks - 1)).map { _ in Process(target: Hold(event: release)) }
+        for process in held { try process.start() }
+        do {
+            try Process(target: Hold(event: release)).start()
+            check("[mpi] process beyond the worker ranks", "started", "refused")
+        } catch let error as ProcessError {
+            check("[mpi] process beyond the worker ranks", error.code == .startFailed ? "refused" : "\(error)", "refused")
+        }
+        held[0].terminate()
+        check("[mpi] terminate leaves the target running", held[0].isAlive, true)
+        release.set()
+        for process in held { try process.join(timeout: 30) }
+        check("[mpi] held processes exit codes", held.map { $0.exitCode }, Array(repeating: Int32(0), count: held.count))
+    }
+    check("pool after processes", try Pool.with { pool in try pool.map(Square(), 0..<5) }, [0, 1, 4, 9, 16])
+} catch {
+    print("PROCESSES FAILED: \(error)")
+    fflush(nil)
+    exit(2)
+}
+
 // 6. What is not offered across ranks fails at creation, naming what to use instead.
 if underMPI {
     expectUnavailable("Pipe") { _ = try Pipe() }

@@ -1,13 +1,14 @@
 import Foundation
 import XCTest
 
-/// `mpi-object-check`: the same lines locally and under mpirun -np 2 and 3 (objects served
-/// by rank 0), and the primitives not offered across ranks refused at creation.
+/// `mpi-object-check`: the same lines locally and under mpirun -np 2 and 3 (Queue, Lock,
+/// Event, SharedValue served by rank 0; Process targets on worker ranks), and the primitives
+/// not offered across ranks refused at creation.
 final class MPIObjectTests: XCTestCase {
     private func resultLines(_ outcome: Launcher.Outcome) -> [String] {
         outcome.output.split(separator: "\n").map(String.init)
             .filter { $0.contains(": ") && !$0.hasPrefix("OBJECTS") && !$0.hasPrefix("[") && !$0.hasPrefix(" ")
-                && !$0.hasPrefix("unavailable") }
+                && !$0.hasPrefix("unavailable") && !$0.hasPrefix("Process ") && !$0.hasPrefix("swiftmp:") }
     }
 
     func testSameLinesLocallyAndUnderMPIRun() throws {
@@ -16,7 +17,7 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
         let reference = resultLines(local)
-        XCTAssertEqual(reference.count, 10, local.output)
+        XCTAssertEqual(reference.count, 15, local.output)
         for ranks in [2, 3] {
             let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60)
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
@@ -26,6 +27,12 @@ final class MPIObjectTests: XCTestCase {
             XCTAssertEqual(refused.count, 10, outcome.output)
             XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(": refused") }, outcome.output)
             XCTAssertTrue(outcome.output.contains("Pipe is not available across MPI ranks"), outcome.output)
+            // Process targets ran on the worker ranks, one per rank; terminate() cannot interrupt one.
+            XCTAssertTrue(outcome.output.contains("[mpi] processes on distinct ranks: \(min(2, ranks - 1))\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] process beyond the worker ranks: refused\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] terminate leaves the target running: true\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("cannot interrupt a target on an MPI rank"), outcome.output)
+            XCTAssertFalse(outcome.output.contains("MISMATCH"), outcome.output)
             XCTAssertLessThan(outcome.seconds, 30, outcome.output)
         }
     }
