@@ -159,3 +159,16 @@ struct Hold: ParallelFunction {
 struct Square: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int { x * x }
 }
+
+/// Takes jobs until the queue stays empty, marking each done; returns their sum.
+struct TakeJobs: ParallelFunction {
+    var jobs: JoinableQueue<Int>
+    func callAsFunction(_ input: Int) throws -> Int {
+        var sum = 0
+        while true {
+            guard let job = try? jobs.get(timeout: 0.2) else { return sum }
+            sum += job
+            try jobs.taskDone()
+        }
+    }
+}

@@ -107,6 +107,20 @@ do {
         event.set()
         check("event released every waiter", try released.get(timeout: 30), Array(repeating: true, count: tasks))
 
+        // 4b. A JoinableQueue: rank 0 joins until the workers marked every job done.
+        let jobs = try JoinableQueue<Int>()
+        for job in 1...100 { try jobs.put(job) }
+        let taken = try pool.mapAsync(TakeJobs(jobs: jobs), 0..<tasks, chunkSize: 1)
+        check("joinable queue joined", try jobs.join(timeout: 30), true)
+        check("joinable queue jobs summed", try taken.get(timeout: 30).reduce(0, +), 5050)
+        check("joinable queue unfinished", jobs.unfinishedTasks, 0)
+        do {
+            try jobs.taskDone()
+            check("joinable queue extra taskDone", "accepted", "taskDoneTooOften")
+        } catch let error as QueueError {
+            check("joinable queue extra taskDone", error.code == .taskDoneTooOften ? "taskDoneTooOften" : "\(error)", "taskDoneTooOften")
+        }
+
         // 5. Timeouts from a worker, answered by rank 0 (the lock is held by rank 0).
         let idle = try Event()
         try lock.acquire()
@@ -187,7 +201,6 @@ if underMPI {
     expectUnavailable("Barrier") { _ = try Barrier(parties: 2) }
     expectUnavailable("SharedArray") { _ = try SharedArray<Double>(count: 4) }
     expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
-    expectUnavailable("JoinableQueue") { _ = try JoinableQueue<Int>() }
     expectUnavailable("SimpleQueue") { _ = try SimpleQueue<Int>() }
     expectUnavailable("RLock") { _ = try RLock() }
     expectUnavailable("Semaphore") { _ = try Semaphore(value: 2) }

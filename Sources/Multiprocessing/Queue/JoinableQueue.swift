@@ -6,20 +6,10 @@
 /// try jobs.join()   // in the parent: every job was processed
 /// ```
 public final class JoinableQueue<Element: Codable & Sendable>: Queue<Element>, @unchecked Sendable {
-    /// A joinable queue; see `Queue.init(maxSize:bufferSize:)`. Not offered across MPI ranks:
-    /// under mpirun it throws `MPIObjectError(.unavailable)`.
-    public override init(maxSize: Int = 0, bufferSize: Int = 1 << 20) throws {
-        try MPIObjects.refuseIfServing("JoinableQueue", use: "a Queue (and count the results that come back)")
-        try super.init(maxSize: maxSize, bufferSize: bufferSize)
-    }
-
-    public required init(from decoder: any Decoder) throws {
-        try super.init(from: decoder)
-    }
-
     /// Marks one item got earlier as processed. Throws `QueueError(.taskDoneTooOften)` if
     /// called more times than items were put.
     public func taskDone() throws {
+        if let served { return try served.taskDone() }
         try core.taskDone()
     }
 
@@ -27,9 +17,10 @@ public final class JoinableQueue<Element: Codable & Sendable>: Queue<Element>, @
     /// without limit). Returns false on time-out.
     @discardableResult
     public func join(timeout: Double? = nil) throws -> Bool {
-        try core.join(deadline: deadline(after: timeout))
+        if let served { return try served.join(timeout: timeout) }
+        return try core.join(deadline: deadline(after: timeout))
     }
 
     /// Items put and not yet marked done.
-    public var unfinishedTasks: Int { core.unfinishedTasks }
+    public var unfinishedTasks: Int { served?.unfinished ?? core.unfinishedTasks }
 }

@@ -29,7 +29,7 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     /// The shared-memory queue; nil for a queue served by rank 0 under mpirun.
     let local: QueueCore?
     let served: MPIServedQueue?
-    /// `local`, for the local-only subclasses (`JoinableQueue` is refused under mpirun).
+    /// `local`, where `served` is nil.
     var core: QueueCore { local! }
 
     /// A queue of at most `maxSize` items (0: no bound), with `bufferSize` bytes of shared
@@ -116,9 +116,6 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
             try MPIServedObject.checkDecoding("Queue")
             local = nil
             served = MPIServedQueue(id: id, maxSize: try container.decode(Int.self, forKey: .maxSize))
-            if self is JoinableQueue<Element> {
-                throw MPIObjectError.unavailable("JoinableQueue", use: "a Queue (and count the results that come back)")
-            }
             return
         }
         local = try QueueCore(attaching: try container.decode(SharedSegment.self, forKey: .segment))

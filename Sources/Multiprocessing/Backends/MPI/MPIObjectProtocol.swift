@@ -30,6 +30,9 @@ enum MPIObjectProtocol {
         case eventWait = 10
         case valueRead = 11
         case valueWrite = 12
+        case queueTaskDone = 13
+        case queueJoin = 14
+        case queueUnfinished = 15
     }
 
     enum Status: UInt8 {

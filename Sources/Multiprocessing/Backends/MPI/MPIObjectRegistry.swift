@@ -25,12 +25,17 @@ final class MPIObjectRegistry: @unchecked Sendable {
 
     private final class QueueState {
         let maxSize: Int
+        /// Items put and not yet `taskDone` (`JoinableQueue`).
+        var unfinished = 0
         private var items: [[UInt8]] = []
         private var head = 0
         init(maxSize: Int) { self.maxSize = maxSize }
         var count: Int { items.count - head }
         var isFull: Bool { maxSize > 0 && count >= maxSize }
-        func append(_ item: [UInt8]) { items.append(item) }
+        func append(_ item: [UInt8]) {
+            items.append(item)
+            unfinished += 1
+        }
         func removeFirst() -> [UInt8]? {
             guard head < items.count else { return nil }
             let item = items[head]
@@ -164,6 +169,35 @@ final class MPIObjectRegistry: @unchecked Sendable {
         defer { lock.unlock() }
         guard let queue = queues[id] else { throw unknown("queue", id) }
         return queue.count
+    }
+
+    /// `JoinableQueue.taskDone()`; false if called more times than items were put.
+    func queueTaskDone(_ id: UInt64) throws(MPIObjectError) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let queue = queues[id] else { throw unknown("queue", id) }
+        guard queue.unfinished > 0 else { return false }
+        queue.unfinished -= 1
+        settle()
+        return true
+    }
+
+    /// `JoinableQueue.join()`: whether every item put was marked done before `deadline`.
+    func queueJoin(_ id: UInt64, deadline: UInt64?) throws(MPIObjectError) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let queue = queues[id] else { throw unknown("queue", id) }
+        while queue.unfinished > 0 {
+            if !lock.wait(until: deadline), queue.unfinished > 0 { return false }
+        }
+        return true
+    }
+
+    func queueUnfinished(_ id: UInt64) throws(MPIObjectError) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let queue = queues[id] else { throw unknown("queue", id) }
+        return queue.unfinished
     }
 
     enum Acquisition { case acquired, timedOut, alreadyHeld }
@@ -307,7 +341,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
 
     private func changesState(_ op: Op) -> Bool {
         switch op {
-        case .queuePut, .queueGet, .lockRelease, .eventSet: true
+        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone: true
         default: false
         }
     }
@@ -339,7 +373,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
     private func attempt(_ entry: Parked) -> [UInt8]? {
         let owner = Owner.rank(entry.rank)
         switch entry.op {
-        case .queuePut, .queueGet, .queueCount:
+        case .queuePut, .queueGet, .queueCount, .queueTaskDone, .queueJoin, .queueUnfinished:
             guard let queue = queues[entry.id] else { return MPIObjectProtocol.failure(.failed, unknown("queue", entry.id).message) }
             switch entry.op {
             case .queuePut:
@@ -349,6 +383,16 @@ final class MPIObjectRegistry: @unchecked Sendable {
             case .queueGet:
                 guard let item = queue.removeFirst() else { return nil }
                 return MPIObjectProtocol.reply(.ok, item)
+            case .queueTaskDone:
+                guard queue.unfinished > 0 else {
+                    return MPIObjectProtocol.failure(.refused, "taskDone() called more times than items were put in the queue")
+                }
+                queue.unfinished -= 1
+                return MPIObjectProtocol.reply(.ok)
+            case .queueJoin:
+                return queue.unfinished == 0 ? MPIObjectProtocol.reply(.ok) : nil
+            case .queueUnfinished:
+                return MPIObjectProtocol.reply(.ok, Self.encode(Int64(queue.unfinished)))
             default:
                 return MPIObjectProtocol.reply(.ok, Self.encode(Int64(queue.count)))
             }

@@ -34,12 +34,38 @@ struct MPIServedQueue: Sendable {
         return reply.payload
     }
 
+    /// `JoinableQueue.taskDone()`.
+    func taskDone() throws {
+        if object.isLocal {
+            guard try MPIObjectRegistry.shared.queueTaskDone(object.id) else {
+                throw QueueError(.taskDoneTooOften, "taskDone() called more times than items were put in the queue")
+            }
+            return
+        }
+        let reply = try object.call(.queueTaskDone)
+        if reply.status != .ok { throw QueueError(.taskDoneTooOften, MPIObjectClient.message(reply)) }
+    }
+
+    /// `JoinableQueue.join(timeout:)`: false on time-out.
+    func join(timeout: Double?) throws -> Bool {
+        if object.isLocal { return try MPIObjectRegistry.shared.queueJoin(object.id, deadline: deadline(after: timeout)) }
+        return try object.call(.queueJoin, timeout: timeout).status == .ok
+    }
+
     /// Items in the queue; a worker that cannot reach rank 0 ends the job (the property
     /// cannot throw).
-    var count: Int {
+    var count: Int { number(.queueCount) }
+
+    /// Items put and not yet marked done.
+    var unfinished: Int { number(.queueUnfinished) }
+
+    private func number(_ op: MPIObjectProtocol.Op) -> Int {
         do {
-            if object.isLocal { return try MPIObjectRegistry.shared.queueCount(object.id) }
-            let reply = try object.call(.queueCount)
+            if object.isLocal {
+                return op == .queueCount ? try MPIObjectRegistry.shared.queueCount(object.id)
+                    : try MPIObjectRegistry.shared.queueUnfinished(object.id)
+            }
+            let reply = try object.call(op)
             return try reply.payload.withUnsafeBytes { raw throws -> Int in
                 var reader = WireReader(raw)
                 return Int(try reader.read(Int64.self))
