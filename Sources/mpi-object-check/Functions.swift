@@ -172,3 +172,27 @@ struct TakeJobs: ParallelFunction {
         }
     }
 }
+
+/// Waits on an empty queue (parked in rank 0 while the pool is terminated), then asks
+/// again after the pool ended; both must fail (not hang). Returns what happened.
+struct Orphan: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> String {
+        var outcomes: [String] = []
+        for attempt in 0..<2 {
+            do {
+                _ = try queue.get(timeout: 20)
+                outcomes.append("item")
+            } catch {
+                outcomes.append("\(error)")
+            }
+            if attempt == 0 {
+                var pause = timespec(tv_sec: 0, tv_nsec: 300_000_000)
+                nanosleep(&pause, nil)
+            }
+        }
+        print("ORPHAN TASK: \(outcomes.joined(separator: "; "))")
+        fflush(nil)
+        return outcomes.joined(separator: "; ")
+    }
+}

@@ -5,6 +5,8 @@
 //
 //   mpi-object-check            run the checks
 //   mpi-object-check --bench    also print round-trip times from a worker (µs, JSON lines)
+//   mpi-object-check --orphan   terminate a pool whose task waits on a queue, then exit: the
+//                               task's requests are refused (not left waiting), the job ends
 import Multiprocessing
 #if canImport(Glibc)
 import Glibc
@@ -42,6 +44,21 @@ func expectUnavailable(_ name: String, _ body: () throws -> Void) {
 let arguments = CommandLine.arguments.dropFirst()
 let underMPI = getenv("OMPI_COMM_WORLD_SIZE") != nil
 var backendLine = ""
+
+if arguments.contains("--orphan") {
+    do {
+        let pool = try Pool()
+        _ = try pool.applyAsync(Orphan(queue: try Queue<Int>()), 0)
+        sleepSeconds(0.1)
+        pool.terminate()
+        try? pool.join()
+        print("ORPHAN DONE")
+    } catch {
+        print("ORPHAN FAILED: \(error)")
+        exit(2)
+    }
+    exit(0)
+}
 
 do {
     try Pool.with { pool in

@@ -36,4 +36,16 @@ final class MPIObjectTests: XCTestCase {
             XCTAssertLessThan(outcome.seconds, 30, outcome.output)
         }
     }
+
+    /// A task waiting on a queue when its pool is terminated, asking again after the pool
+    /// ended: rank 0 refuses both requests, the task ends, the job ends cleanly and quickly.
+    func testOrphanedRequestsAreRefusedNotLeftWaiting() throws {
+        let outcome = try Launcher.mpirun(["-np", "2", try Launcher.objectCheck().path], ["--orphan"], timeout: 30)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("ORPHAN DONE"), outcome.output)
+        XCTAssertFalse(outcome.output.contains("aborting"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("ORPHAN TASK: the MPI pool ended while this request waited"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("; no MPI pool is live on rank 0"), outcome.output)
+        XCTAssertLessThan(outcome.seconds, 10, outcome.output)
+    }
 }
