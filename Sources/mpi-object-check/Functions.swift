@@ -196,3 +196,17 @@ struct Orphan: ParallelFunction {
         return outcomes.joined(separator: "; ")
     }
 }
+
+/// A `Process` target: two passes of a barrier; puts both arrival indices.
+struct MeetTwice: ParallelFunction {
+    var barrier: Barrier
+    var indices: Queue<Int>
+    func callAsFunction(_: Void) throws {
+        try indices.put(try barrier.wait(timeout: 30))
+        try indices.put(try barrier.wait(timeout: 30))
+    }
+}
+
+struct NoAction: BarrierAction {
+    func callAsFunction() {}
+}

@@ -205,6 +205,30 @@ do {
         for process in held { try process.join(timeout: 30) }
         check("[mpi] held processes exit codes", held.map { $0.exitCode }, Array(repeating: Int32(0), count: held.count))
     }
+    // A barrier between rank 0 and one process per worker rank (two passes), then a wait
+    // that times out and breaks it, and a reset.
+    let parties = 1 + slots
+    let barrier = try Barrier(parties: parties)
+    let indices = try Queue<Int>()
+    let meeting = (0..<slots).map { _ in Process(target: MeetTwice(barrier: barrier, indices: indices)) }
+    for process in meeting { try process.start() }
+    try indices.put(try barrier.wait(timeout: 30))
+    try indices.put(try barrier.wait(timeout: 30))
+    for process in meeting { try process.join(timeout: 30) }
+    var arrivals: [Int] = []
+    while let index = try? indices.get(timeout: 0) { arrivals.append(index) }
+    check("barrier arrivals complete", arrivals.sorted() == (0..<parties).flatMap { [$0, $0] }, true)
+    check("barrier processes exit codes", Set(meeting.map { $0.exitCode }), [0])
+    do {
+        _ = try barrier.wait(timeout: 0.1)
+        check("barrier wait alone", "passed", "BrokenBarrierError")
+    } catch is BrokenBarrierError {
+        check("barrier wait alone", "BrokenBarrierError", "BrokenBarrierError")
+    }
+    check("barrier broken after timeout", barrier.isBroken, true)
+    try barrier.reset()
+    check("barrier after reset", "\(barrier.isBroken) \(barrier.nWaiting)", "false 0")
+
     check("pool after processes", try Pool.with { pool in try pool.map(Square(), 0..<5) }, [0, 1, 4, 9, 16])
 } catch {
     print("PROCESSES FAILED: \(error)")
@@ -215,7 +239,7 @@ do {
 // 6. What is not offered across ranks fails at creation, naming what to use instead.
 if underMPI {
     expectUnavailable("Pipe") { _ = try Pipe() }
-    expectUnavailable("Barrier") { _ = try Barrier(parties: 2) }
+    expectUnavailable("Barrier action") { _ = try Barrier(parties: 2, action: NoAction()) }
     expectUnavailable("SharedArray") { _ = try SharedArray<Double>(count: 4) }
     expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
     expectUnavailable("SimpleQueue") { _ = try SimpleQueue<Int>() }

@@ -33,6 +33,10 @@ enum MPIObjectProtocol {
         case queueTaskDone = 13
         case queueJoin = 14
         case queueUnfinished = 15
+        case barrierWait = 16
+        case barrierAbort = 17
+        case barrierReset = 18
+        case barrierState = 19
     }
 
     enum Status: UInt8 {

@@ -49,6 +49,28 @@ final class MPIObjectRegistry: @unchecked Sendable {
         }
     }
 
+    private final class BarrierState {
+        let parties: Int
+        /// Parties arrived in the current pass.
+        var count = 0
+        /// Incremented when a pass opens or breaks.
+        var pass: UInt64 = 0
+        var broken = false
+        /// Passes that ended broken (their waiters get `BrokenBarrierError`).
+        var brokenPasses: Set<UInt64> = []
+        init(parties: Int) { self.parties = parties }
+
+        /// Ends the current pass as broken (its waiters fail) and marks the barrier broken.
+        func breakPass() {
+            broken = true
+            if count > 0 {
+                brokenPasses.insert(pass)
+                pass += 1
+                count = 0
+            }
+        }
+    }
+
     private struct EventState {
         var isSet = false
         var generation: UInt64 = 0
@@ -56,6 +78,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
 
     private struct Parked {
         let rank: Int
+        /// For `barrierWait`: the arrival index.
+        var index = 0
         let op: Op
         let id: UInt64
         let deadline: UInt64?
@@ -71,6 +95,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
     private var locks: [UInt64: Owner?] = [:]
     private var events: [UInt64: EventState] = [:]
     private var values: [UInt64: [UInt8]] = [:]
+    private var barriers: [UInt64: BarrierState] = [:]
     private var parked: [Parked] = []
     private var replies: [(rank: Int, bytes: [UInt8])] = []
     private var waker: (@Sendable () -> Void)?
@@ -107,6 +132,66 @@ final class MPIObjectRegistry: @unchecked Sendable {
             values[id] = bytes
             return id
         }
+    }
+
+    func makeBarrier(parties: Int) -> UInt64 {
+        lock.withLock { () -> UInt64 in
+            let id = newID()
+            barriers[id] = BarrierState(parties: parties)
+            return id
+        }
+    }
+
+    static let brokenMessage = "the Barrier is broken (a wait timed out, abort() or reset() was called): reset() it to use it again"
+
+    /// `Barrier.wait` on rank 0: the arrival index, or nil if the barrier is or became broken.
+    func barrierWait(_ id: UInt64, deadline: UInt64?) throws(MPIObjectError) -> Int? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let barrier = barriers[id] else { throw unknown("barrier", id) }
+        guard !barrier.broken else { return nil }
+        let index = barrier.count
+        let myPass = barrier.pass
+        barrier.count += 1
+        if barrier.count == barrier.parties {
+            barrier.pass += 1
+            barrier.count = 0
+            settle()
+            return index
+        }
+        while barrier.pass == myPass {
+            if !lock.wait(until: deadline), barrier.pass == myPass {
+                barrier.breakPass()
+                settle()
+                return nil
+            }
+        }
+        return barrier.brokenPasses.contains(myPass) ? nil : index
+    }
+
+    /// `abort()` (breaks) or `reset()` (breaks a pass in progress, then clears).
+    func barrierBreak(_ id: UInt64, reset: Bool) throws(MPIObjectError) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let barrier = barriers[id] else { throw unknown("barrier", id) }
+        breakBarrier(barrier, reset: reset)
+    }
+
+    private func breakBarrier(_ barrier: BarrierState, reset: Bool) {
+        if reset {
+            if barrier.count > 0 { barrier.breakPass() }
+            barrier.broken = false
+        } else {
+            barrier.breakPass()
+        }
+        settle()
+    }
+
+    func barrierState(_ id: UInt64) throws(MPIObjectError) -> (broken: Bool, waiting: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let barrier = barriers[id] else { throw unknown("barrier", id) }
+        return (barrier.broken, barrier.broken ? 0 : barrier.count)
     }
 
     func valueRead(_ id: UInt64) throws(MPIObjectError) -> [UInt8] {
@@ -294,6 +379,10 @@ final class MPIObjectRegistry: @unchecked Sendable {
             replies.append((rank, MPIObjectProtocol.failure(.failed, "rank 0 cannot read an object request: \(error)")))
             return
         }
+        if entry.op == .barrierWait {
+            arrive(entry)
+            return
+        }
         if let answer = attempt(entry) {
             replies.append((rank, answer))
             if changesState(entry.op) { settle() }
@@ -304,16 +393,53 @@ final class MPIObjectRegistry: @unchecked Sendable {
         }
     }
 
-    /// Answers parked requests whose deadline passed.
+    /// Under `lock`: a worker arrives at a barrier: answered at once (broken, or the last
+    /// party), else parked until its pass opens or breaks.
+    private func arrive(_ request: Parked) {
+        guard let barrier = barriers[request.id] else {
+            replies.append((request.rank, MPIObjectProtocol.failure(.failed, unknown("barrier", request.id).message)))
+            return
+        }
+        guard !barrier.broken else {
+            replies.append((request.rank, MPIObjectProtocol.failure(.refused, Self.brokenMessage)))
+            return
+        }
+        var entry = Parked(rank: request.rank, op: request.op, id: request.id, deadline: request.deadline,
+                           payload: [], generation: barrier.pass)
+        entry.index = barrier.count
+        barrier.count += 1
+        if barrier.count == barrier.parties {
+            barrier.pass += 1
+            barrier.count = 0
+            replies.append((entry.rank, MPIObjectProtocol.reply(.ok, Self.encode(Int64(entry.index)))))
+            settle()
+        } else {
+            parked.append(entry)
+        }
+    }
+
+    /// Answers parked requests whose deadline passed (a barrier wait that times out breaks
+    /// the barrier, as in Python).
     func expire(now: UInt64) {
         lock.lock()
         defer { lock.unlock() }
         guard parked.contains(where: { ($0.deadline ?? .max) <= now }) else { return }
+        var broke: [BarrierState] = []
         parked.removeAll { entry in
             guard let deadline = entry.deadline, deadline <= now else { return false }
-            replies.append((entry.rank, MPIObjectProtocol.reply(.timedOut)))
+            if entry.op == .barrierWait, let barrier = barriers[entry.id] {
+                if barrier.pass == entry.generation { broke.append(barrier) }
+                replies.append((entry.rank, MPIObjectProtocol.failure(.refused, "a Barrier wait timed out, which broke the barrier: "
+                    + "reset() it to use it again")))
+            } else {
+                replies.append((entry.rank, MPIObjectProtocol.reply(.timedOut)))
+            }
             return true
         }
+        for barrier in broke {
+            barrier.breakPass()
+        }
+        if !broke.isEmpty { settle() }
     }
 
     /// The earliest deadline of a parked request.
@@ -341,7 +467,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
 
     private func changesState(_ op: Op) -> Bool {
         switch op {
-        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone: true
+        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone, .barrierAbort, .barrierReset: true
         default: false
         }
     }
@@ -419,6 +545,29 @@ final class MPIObjectRegistry: @unchecked Sendable {
             }
         case .valueRead, .valueWrite:
             return valueAccess(entry)
+        case .barrierWait, .barrierAbort, .barrierReset, .barrierState:
+            guard let barrier = barriers[entry.id] else {
+                return MPIObjectProtocol.failure(.failed, unknown("barrier", entry.id).message)
+            }
+            switch entry.op {
+            case .barrierWait:
+                // Parked: answered once its pass has opened or broken.
+                if barrier.pass == entry.generation { return nil }
+                if barrier.brokenPasses.contains(entry.generation) {
+                    return MPIObjectProtocol.failure(.refused, Self.brokenMessage)
+                }
+                return MPIObjectProtocol.reply(.ok, Self.encode(Int64(entry.index)))
+            case .barrierAbort, .barrierReset:
+                if entry.op == .barrierReset {
+                    if barrier.count > 0 { barrier.breakPass() }
+                    barrier.broken = false
+                } else {
+                    barrier.breakPass()
+                }
+                return MPIObjectProtocol.reply(.ok)
+            default:
+                return MPIObjectProtocol.reply(.ok, [barrier.broken ? 1 : 0] + Self.encode(Int64(barrier.broken ? 0 : barrier.count)))
+            }
         case .eventSet, .eventClear, .eventIsSet, .eventWait:
             guard var event = events[entry.id] else { return MPIObjectProtocol.failure(.failed, unknown("event", entry.id).message) }
             switch entry.op {
