@@ -210,3 +210,24 @@ struct MeetTwice: ParallelFunction {
 struct NoAction: BarrierAction {
     func callAsFunction() {}
 }
+
+/// Puts into a SimpleQueue from a worker.
+struct PutSimple: ParallelFunction {
+    var queue: SimpleQueue<String>
+    func callAsFunction(_ input: Int) throws {
+        try queue.put("item \(input)")
+    }
+}
+
+/// Waits at a barrier with a short timeout (nobody else comes): the wait breaks it.
+struct WaitAlone: ParallelFunction {
+    var barrier: Barrier
+    func callAsFunction(_ input: Int) throws -> String {
+        do {
+            _ = try barrier.wait(timeout: 0.1)
+            return "passed"
+        } catch is BrokenBarrierError {
+            return "BrokenBarrierError broken=\(barrier.isBroken)"
+        }
+    }
+}

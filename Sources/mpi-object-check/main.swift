@@ -138,6 +138,15 @@ do {
             check("joinable queue extra taskDone", error.code == .taskDoneTooOften ? "taskDoneTooOften" : "\(error)", "taskDoneTooOften")
         }
 
+        // 4c. A SimpleQueue filled by the workers; a barrier wait on a worker that times out.
+        let simple = try SimpleQueue<String>()
+        _ = try pool.map(PutSimple(queue: simple), 0..<3, chunkSize: 1)
+        var got: [String] = []
+        for _ in 0..<3 { got.append(try simple.get(timeout: 30)) }
+        check("simple queue items", got.sorted(), ["item 0", "item 1", "item 2"])
+        let lonely = try Barrier(parties: 2)
+        check("worker barrier timeout", try pool.apply(WaitAlone(barrier: lonely), 0), "BrokenBarrierError broken=true")
+
         // 5. Timeouts from a worker, answered by rank 0 (the lock is held by rank 0).
         let idle = try Event()
         try lock.acquire()
@@ -242,7 +251,6 @@ if underMPI {
     expectUnavailable("Barrier action") { _ = try Barrier(parties: 2, action: NoAction()) }
     expectUnavailable("SharedArray") { _ = try SharedArray<Double>(count: 4) }
     expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
-    expectUnavailable("SimpleQueue") { _ = try SimpleQueue<Int>() }
     expectUnavailable("RLock") { _ = try RLock() }
     expectUnavailable("Semaphore") { _ = try Semaphore(value: 2) }
     expectUnavailable("Condition") { _ = try Condition() }
