@@ -231,3 +231,38 @@ struct WaitAlone: ParallelFunction {
         }
     }
 }
+
+/// `rounds` times: holding one unit of a semaphore of value 1, log (+identity), pause, log
+/// (−identity).
+struct Limited: ParallelFunction {
+    var semaphore: Multiprocessing.Semaphore
+    var log: Queue<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        let me = workerIdentity()
+        for _ in 0..<rounds {
+            try semaphore.withLock {
+                try log.put(me)
+                var pause = timespec(tv_sec: 0, tv_nsec: 100_000)
+                nanosleep(&pause, nil)
+                try log.put(-me)
+            }
+        }
+        return me
+    }
+}
+
+/// Acquires and releases a bounded semaphore, then releases once too often.
+struct OverRelease: ParallelFunction {
+    var semaphore: BoundedSemaphore
+    func callAsFunction(_ input: Int) throws -> String {
+        let acquired = semaphore.acquire(timeout: 5)
+        try semaphore.release()
+        do {
+            try semaphore.release()
+            return "\(acquired) released twice"
+        } catch {
+            return "\(acquired) \(error.code == .releasedTooManyTimes ? "releasedTooManyTimes" : "\(error)")"
+        }
+    }
+}

@@ -106,6 +106,27 @@ do {
         check("lock sections never overlap", alternates && open == nil, true)
         print("[lock used by \(Set(holders).count) distinct workers]")
 
+        // 3a. A semaphore of value 1 as a critical section; a bounded one released too often.
+        let semaphore = try Multiprocessing.Semaphore(value: 1)
+        let semaphoreLog = try Queue<Int>()
+        _ = try pool.map(Limited(semaphore: semaphore, log: semaphoreLog, rounds: 20), 0..<tasks, chunkSize: 1)
+        var sections = 0, inside: Int? = nil, nested = false
+        while let next = try? semaphoreLog.get(timeout: 0) {
+            if let holder = inside {
+                if next != -holder { nested = true }
+                inside = nil
+                sections += 1
+            } else {
+                if next <= 0 { nested = true }
+                inside = next
+            }
+        }
+        check("semaphore sections never overlap", "\(sections) \(!nested && inside == nil)", "\(tasks * 20) true")
+        check("semaphore value after", semaphore.value, 1)
+        let bounded = try BoundedSemaphore(value: 1)
+        check("bounded semaphore over-release on a worker", try pool.apply(OverRelease(semaphore: bounded), 0),
+              "true releasedTooManyTimes")
+
         // 3b. A counter under its lock, incremented from every worker, ends exact.
         let counter = try SharedValue(0)
         let incrementers = try pool.map(Increment(counter: counter, rounds: 100), 0..<tasks, chunkSize: 1)
@@ -251,8 +272,8 @@ if underMPI {
     expectUnavailable("Barrier action") { _ = try Barrier(parties: 2, action: NoAction()) }
     expectUnavailable("SharedArray") { _ = try SharedArray<Double>(count: 4) }
     expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
+    expectUnavailable("RawSharedArray") { _ = try RawSharedArray<Int>(count: 4) }
     expectUnavailable("RLock") { _ = try RLock() }
-    expectUnavailable("Semaphore") { _ = try Semaphore(value: 2) }
     expectUnavailable("Condition") { _ = try Condition() }
     expectUnavailable("Manager") { _ = try Manager() }
 }

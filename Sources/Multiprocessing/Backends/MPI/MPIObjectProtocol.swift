@@ -37,6 +37,9 @@ enum MPIObjectProtocol {
         case barrierAbort = 17
         case barrierReset = 18
         case barrierState = 19
+        case semaphoreAcquire = 20
+        case semaphoreRelease = 21
+        case semaphoreValue = 22
     }
 
     enum Status: UInt8 {

@@ -71,6 +71,12 @@ final class MPIObjectRegistry: @unchecked Sendable {
         }
     }
 
+    private struct SemaphoreState {
+        var value: Int
+        /// `BoundedSemaphore`: the initial value, which `release` may not exceed.
+        let bound: Int?
+    }
+
     private struct EventState {
         var isSet = false
         var generation: UInt64 = 0
@@ -96,6 +102,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
     private var events: [UInt64: EventState] = [:]
     private var values: [UInt64: [UInt8]] = [:]
     private var barriers: [UInt64: BarrierState] = [:]
+    private var semaphores: [UInt64: SemaphoreState] = [:]
     private var parked: [Parked] = []
     private var replies: [(rank: Int, bytes: [UInt8])] = []
     private var waker: (@Sendable () -> Void)?
@@ -192,6 +199,52 @@ final class MPIObjectRegistry: @unchecked Sendable {
         defer { lock.unlock() }
         guard let barrier = barriers[id] else { throw unknown("barrier", id) }
         return (barrier.broken, barrier.broken ? 0 : barrier.count)
+    }
+
+    func makeSemaphore(value: Int, bounded: Bool) -> UInt64 {
+        lock.withLock { () -> UInt64 in
+            let id = newID()
+            semaphores[id] = SemaphoreState(value: value, bound: bounded ? value : nil)
+            return id
+        }
+    }
+
+    /// Takes one unit; false if none came before `deadline`.
+    func semaphoreAcquire(_ id: UInt64, deadline: UInt64?) throws(MPIObjectError) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard semaphores[id] != nil else { throw unknown("semaphore", id) }
+        while semaphores[id]!.value == 0 {
+            if !lock.wait(until: deadline), semaphores[id]!.value == 0 { return false }
+        }
+        semaphores[id]!.value -= 1
+        return true
+    }
+
+    /// Gives `count` units back; the refusal's message if a bounded semaphore would exceed
+    /// its initial value.
+    func semaphoreRelease(_ id: UInt64, count: Int) throws(MPIObjectError) -> String? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let semaphore = semaphores[id] else { throw unknown("semaphore", id) }
+        if let refusal = release(&semaphores[id]!, count: count, current: semaphore) { return refusal }
+        settle()
+        return nil
+    }
+
+    private func release(_ semaphore: inout SemaphoreState, count: Int, current: SemaphoreState) -> String? {
+        if let bound = current.bound, current.value + count > bound {
+            return "a BoundedSemaphore was released more times than it was acquired (its value would exceed \(bound))"
+        }
+        semaphore.value += count
+        return nil
+    }
+
+    func semaphoreValue(_ id: UInt64) throws(MPIObjectError) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let semaphore = semaphores[id] else { throw unknown("semaphore", id) }
+        return semaphore.value
     }
 
     func valueRead(_ id: UInt64) throws(MPIObjectError) -> [UInt8] {
@@ -467,7 +520,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
 
     private func changesState(_ op: Op) -> Bool {
         switch op {
-        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone, .barrierAbort, .barrierReset: true
+        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone, .barrierAbort, .barrierReset, .semaphoreRelease: true
         default: false
         }
     }
@@ -545,6 +598,27 @@ final class MPIObjectRegistry: @unchecked Sendable {
             }
         case .valueRead, .valueWrite:
             return valueAccess(entry)
+        case .semaphoreAcquire, .semaphoreRelease, .semaphoreValue:
+            guard let semaphore = semaphores[entry.id] else {
+                return MPIObjectProtocol.failure(.failed, unknown("semaphore", entry.id).message)
+            }
+            switch entry.op {
+            case .semaphoreAcquire:
+                if semaphore.value == 0 { return nil }
+                semaphores[entry.id]!.value -= 1
+                return MPIObjectProtocol.reply(.ok)
+            case .semaphoreRelease:
+                let count = entry.payload.withUnsafeBytes { raw -> Int in
+                    var reader = WireReader(raw)
+                    return Int((try? reader.read(Int64.self)) ?? 1)
+                }
+                if let refusal = release(&semaphores[entry.id]!, count: count, current: semaphore) {
+                    return MPIObjectProtocol.failure(.refused, refusal)
+                }
+                return MPIObjectProtocol.reply(.ok)
+            default:
+                return MPIObjectProtocol.reply(.ok, Self.encode(Int64(semaphore.value)))
+            }
         case .barrierWait, .barrierAbort, .barrierReset, .barrierState:
             guard let barrier = barriers[entry.id] else {
                 return MPIObjectProtocol.failure(.failed, unknown("barrier", entry.id).message)
