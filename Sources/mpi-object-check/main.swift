@@ -268,6 +268,17 @@ do {
 
 // 6. What is not offered across ranks fails at creation, naming what to use instead.
 if underMPI {
+    // A served object cannot reach a local worker process: a clear error, not a silent copy.
+    do {
+        let served = try Queue<Int>()
+        let outcome = try Pool.with(processes: 1, backend: .local) { pool in
+            try pool.map(Produce(queue: served, count: 1), 0..<1)
+        }
+        check("[mpi] served queue in a local pool", "ran: \(outcome)", "refused")
+    } catch {
+        let said = "\(error)"
+        check("[mpi] served queue in a local pool", said.contains("served by rank 0") ? "refused" : said, "refused")
+    }
     expectUnavailable("Pipe") { _ = try Pipe() }
     expectUnavailable("Barrier action") { _ = try Barrier(parties: 2, action: NoAction()) }
     expectUnavailable("SharedArray") { _ = try SharedArray<Double>(count: 4) }

@@ -32,6 +32,7 @@ final class MPIObjectTests: XCTestCase {
             XCTAssertTrue(outcome.output.contains("[mpi] process beyond the worker ranks: refused\n"), outcome.output)
             XCTAssertTrue(outcome.output.contains("[mpi] terminate leaves the target running: true\n"), outcome.output)
             XCTAssertTrue(outcome.output.contains("cannot interrupt a target on an MPI rank"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] served queue in a local pool: refused\n"), outcome.output)
             XCTAssertFalse(outcome.output.contains("MISMATCH"), outcome.output)
             XCTAssertLessThan(outcome.seconds, 30, outcome.output)
         }

@@ -14,11 +14,18 @@ import Glibc
 /// Requests from worker ranks are answered while an MPI pool is live (its engine thread is
 /// the MPI thread of rank 0); rank 0's own operations work at any time.
 enum MPIObjects {
-    static let isServing: Bool = {
+    /// Whether this process serves its objects. Only the process that decided it: a child
+    /// forked from rank 0 (a local worker) inherits the decision but not the MPI, so it says no
+    /// there, and a served object that reaches it fails to decode with a clear error.
+    static var isServing: Bool {
+        decision.serving && decision.pid == getpid()
+    }
+
+    private static let decision: (serving: Bool, pid: pid_t) = {
         guard MPILaunch.isUnderMPIRun, !MPILaunch.isSPMD, (MPILaunch.rank ?? 0) == 0,
-              (MPILaunch.worldSizeFromEnvironment ?? 1) > 1 else { return false }
-        if let choice = getenv("SWIFTMP_MPI_OBJECTS"), String(cString: choice) == "local" { return false }
-        return true
+              (MPILaunch.worldSizeFromEnvironment ?? 1) > 1 else { return (false, getpid()) }
+        if let choice = getenv("SWIFTMP_MPI_OBJECTS"), String(cString: choice) == "local" { return (false, getpid()) }
+        return (true, getpid())
     }()
 
     /// Throws `MPIObjectError(.unavailable)` naming `alternative` when objects are served.
