@@ -266,3 +266,20 @@ struct OverRelease: ParallelFunction {
         }
     }
 }
+
+/// Takes an RLock twice, releases it twice, then once too often; then tries `other`, which
+/// rank 0 holds.
+struct Reentrant: ParallelFunction {
+    var lock: RLock
+    var other: RLock
+    func callAsFunction(_ input: Int) throws -> String {
+        try lock.acquire()
+        try lock.acquire()
+        let held = lock.isHeldByCurrentThread
+        try lock.release()
+        try lock.release()
+        var extra = "accepted"
+        do { try lock.release() } catch { extra = error.code == .notHeld ? "notHeld" : "\(error)" }
+        return "held=\(held) extra=\(extra) other=\(try other.acquire(timeout: 0.05))"
+    }
+}

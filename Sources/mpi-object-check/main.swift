@@ -127,6 +127,17 @@ do {
         check("bounded semaphore over-release on a worker", try pool.apply(OverRelease(semaphore: bounded), 0),
               "true releasedTooManyTimes")
 
+        // 3c. RLocks: re-entrant on a worker; one held by rank 0 (twice) is not available there.
+        let reentrant = try RLock(), heldByRankZero = try RLock()
+        try heldByRankZero.acquire()
+        try heldByRankZero.acquire()
+        check("rlock on a worker", try pool.apply(Reentrant(lock: reentrant, other: heldByRankZero), 0),
+              "held=true extra=notHeld other=false")
+        try heldByRankZero.release()
+        check("rlock still held after one release", heldByRankZero.isLocked, true)
+        try heldByRankZero.release()
+        check("rlock free after two releases", heldByRankZero.isLocked, false)
+
         // 3b. A counter under its lock, incremented from every worker, ends exact.
         let counter = try SharedValue(0)
         let incrementers = try pool.map(Increment(counter: counter, rounds: 100), 0..<tasks, chunkSize: 1)
@@ -284,7 +295,6 @@ if underMPI {
     expectUnavailable("SharedArray") { _ = try SharedArray<Double>(count: 4) }
     expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
     expectUnavailable("RawSharedArray") { _ = try RawSharedArray<Int>(count: 4) }
-    expectUnavailable("RLock") { _ = try RLock() }
     expectUnavailable("Condition") { _ = try Condition() }
     expectUnavailable("Manager") { _ = try Manager() }
 }

@@ -17,14 +17,14 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
         let reference = resultLines(local)
-        XCTAssertEqual(reference.count, 29, local.output)
+        XCTAssertEqual(reference.count, 32, local.output)
         for ranks in [2, 3] {
             let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60)
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(ranks - 1)\n"), "np \(ranks): \(outcome.output)")
             XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
             let refused = outcome.output.split(separator: "\n").filter { $0.hasPrefix("unavailable ") }
-            XCTAssertEqual(refused.count, 8, outcome.output)
+            XCTAssertEqual(refused.count, 7, outcome.output)
             XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(": refused") }, outcome.output)
             XCTAssertTrue(outcome.output.contains("Pipe is not available across MPI ranks"), outcome.output)
             // Process targets ran on the worker ranks, one per rank; terminate() cannot interrupt one.

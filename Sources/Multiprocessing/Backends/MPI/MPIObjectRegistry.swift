@@ -99,6 +99,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
     private var nextID: UInt64 = 1
     private var queues: [UInt64: QueueState] = [:]
     private var locks: [UInt64: Owner?] = [:]
+    /// For an `RLock`: how many times its owner holds it.
+    private var depths: [UInt64: Int] = [:]
     private var events: [UInt64: EventState] = [:]
     private var values: [UInt64: [UInt8]] = [:]
     private var barriers: [UInt64: BarrierState] = [:]
@@ -117,12 +119,41 @@ final class MPIObjectRegistry: @unchecked Sendable {
         }
     }
 
-    func makeLock() -> UInt64 {
+    /// A lock; `recursive`: an `RLock`, which its owner may take again (and must release as
+    /// many times).
+    func makeLock(recursive: Bool = false) -> UInt64 {
         lock.withLock { () -> UInt64 in
             let id = newID()
             locks[id] = .some(nil)
+            if recursive { depths[id] = 0 }
             return id
         }
+    }
+
+    /// Under `lock`: `owner` takes the lock if free, or again if it holds an `RLock`.
+    private func take(_ id: UInt64, by owner: Owner) -> Acquisition? {
+        let current = locks[id]!
+        if current == owner {
+            guard let depth = depths[id] else { return .alreadyHeld }
+            depths[id] = depth + 1
+            return .acquired
+        }
+        guard current == nil else { return nil }
+        locks[id] = .some(owner)
+        if depths[id] != nil { depths[id] = 1 }
+        return .acquired
+    }
+
+    /// Under `lock`: `owner` releases once; false if it does not hold the lock.
+    private func give(_ id: UInt64, by owner: Owner) -> Bool {
+        guard locks[id]! == owner else { return false }
+        if let depth = depths[id], depth > 1 {
+            depths[id] = depth - 1
+            return true
+        }
+        locks[id] = .some(nil)
+        if depths[id] != nil { depths[id] = 0 }
+        return true
     }
 
     func makeEvent() -> UInt64 {
@@ -343,13 +374,9 @@ final class MPIObjectRegistry: @unchecked Sendable {
     func lockAcquire(_ id: UInt64, by owner: Owner, deadline: UInt64?) throws(MPIObjectError) -> Acquisition {
         lock.lock()
         defer { lock.unlock() }
-        guard let current = locks[id] else { throw unknown("lock", id) }
-        if current == owner { return .alreadyHeld }
+        guard locks[id] != nil else { throw unknown("lock", id) }
         while true {
-            if locks[id]! == nil {
-                locks[id] = .some(owner)
-                return .acquired
-            }
+            if let outcome = take(id, by: owner) { return outcome }
             if !lock.wait(until: deadline), locks[id]! != nil { return .timedOut }
         }
     }
@@ -358,9 +385,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
     func lockRelease(_ id: UInt64, by owner: Owner) throws(MPIObjectError) -> Bool {
         lock.lock()
         defer { lock.unlock() }
-        guard let current = locks[id] else { throw unknown("lock", id) }
-        guard current == owner else { return false }
-        locks[id] = .some(nil)
+        guard locks[id] != nil else { throw unknown("lock", id) }
+        guard give(id, by: owner) else { return false }
         settle()
         return true
     }
@@ -579,19 +605,20 @@ final class MPIObjectRegistry: @unchecked Sendable {
             guard let current = locks[entry.id] else { return MPIObjectProtocol.failure(.failed, unknown("lock", entry.id).message) }
             switch entry.op {
             case .lockAcquire:
-                if current == owner {
+                switch take(entry.id, by: owner) {
+                case nil:
+                    return nil
+                case .alreadyHeld:
                     return MPIObjectProtocol.failure(.refused, "worker rank \(entry.rank) already holds the Lock: acquiring it again "
-                        + "would wait for ever; release it first")
+                        + "would wait for ever; release it first, or use an RLock for re-entrant locking")
+                default:
+                    return MPIObjectProtocol.reply(.ok)
                 }
-                if current != nil { return nil }
-                locks[entry.id] = .some(owner)
-                return MPIObjectProtocol.reply(.ok)
             case .lockRelease:
-                guard current == owner else {
-                    return MPIObjectProtocol.failure(.refused, "release() of a Lock worker rank \(entry.rank) does not hold: only "
+                guard give(entry.id, by: owner) else {
+                    return MPIObjectProtocol.failure(.refused, "release() of a lock worker rank \(entry.rank) does not hold: only "
                         + "the task that acquired it may release it")
                 }
-                locks[entry.id] = .some(nil)
                 return MPIObjectProtocol.reply(.ok)
             default:
                 return MPIObjectProtocol.reply(.ok, [current != nil ? 1 : 0, current == owner ? 1 : 0])

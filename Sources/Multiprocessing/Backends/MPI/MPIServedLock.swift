@@ -1,10 +1,11 @@
-/// `Lock`'s operations on a lock served by rank 0. A lock acquired by a worker rank's task
+/// `Lock`'s (and `RLock`'s) operations on a lock served by rank 0. A lock acquired by a worker rank's task
 /// is owned by that rank; one acquired on rank 0 by the acquiring thread.
 struct MPIServedLock: Sendable {
     let object: MPIServedObject
 
-    init() {
-        object = MPIServedObject(id: MPIObjectRegistry.shared.makeLock())
+    /// `recursive`: an `RLock`'s.
+    init(recursive: Bool = false) {
+        object = MPIServedObject(id: MPIObjectRegistry.shared.makeLock(recursive: recursive))
     }
 
     init(id: UInt64) {
