@@ -49,3 +49,13 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
         return try MPIBackend(limit: processes)
     }
 }
+
+/// How this process was launched, as far as the MPI backend is concerned.
+public enum MPILaunchInfo {
+    /// Whether mpirun (Open MPI or a PMIx launcher) started this process.
+    public static var isUnderMPIRun: Bool { MPILaunch.isUnderMPIRun }
+    /// `SWIFTMP_MPI_MODE=spmd`: every rank runs `main`, none serves pools.
+    public static var isSPMD: Bool { MPILaunch.isSPMD }
+    /// This process's rank, from the launcher's environment.
+    public static var rank: Int? { MPILaunch.rank }
+}

@@ -27,9 +27,16 @@ public enum FunctionRegistry {
 
 enum FunctionIdentity {
     /// The name a worker can resolve back to `F`, or an error that says how to fix it.
+    private static let cacheLock = ConditionLock()
+    nonisolated(unsafe) private static var resolvable: [ObjectIdentifier: String] = [:]
+
     static func name<F: ParallelFunction>(of type: F.Type) throws(PoolError) -> String {
+        // The round trip through the runtime's type lookup costs microseconds; once a type
+        // has passed it, remember it.
+        if let known = cacheLock.withLock({ resolvable[ObjectIdentifier(type)] }) { return known }
         if let mangled = _mangledTypeName(type),
            let back = _typeByName(mangled), back == type {
+            cacheLock.withLock { resolvable[ObjectIdentifier(type)] = mangled }
             return mangled
         }
         if let key = FunctionRegistry.key(of: type) { return key }

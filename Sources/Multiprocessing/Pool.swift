@@ -139,7 +139,8 @@ public final class Pool: @unchecked Sendable {
         max(1, (count + 4 * processes - 1) / (4 * processes))
     }
 
-    private func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, exclusive: Bool = false,
+    private func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, waiting: Bool = false,
+                                            exclusive: Bool = false,
                                             finish: @escaping (Result<[F.Output], any Error>) -> Void) throws {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
@@ -148,14 +149,16 @@ public final class Pool: @unchecked Sendable {
         let job = BatchJob<F>(function: definition, inputs: inputs,
                               chunkSize: chunkSize ?? defaultChunkSize(inputs.count), finish: finish)
         job.exclusive = exclusive
-        try engine.submit(job)
+        try engine.submit(job, wake: !waiting)
     }
 
     /// Applies `function` to every input, in parallel; results in input order.
     /// Throws the first failure (`RemoteError`, `WorkerDied`, `PoolError`).
     public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>,
                                          chunkSize: Int? = nil) throws -> [F.Output] {
-        try mapAsync(function, inputs, chunkSize: chunkSize).get()
+        let completion = Completion<[F.Output]>()
+        try batch(function, Array(inputs), chunkSize: chunkSize, waiting: true) { completion.complete($0) }
+        return try AsyncResult(completion, engine: engine).get()
     }
 
     /// `map` without waiting. `callback` runs (on the pool's thread) with the results,
@@ -170,12 +173,14 @@ public final class Pool: @unchecked Sendable {
         try batch(function, Array(inputs), chunkSize: chunkSize) { result in
             completion.complete(result.map { $0 })
         }
-        return AsyncResult(completion)
+        return AsyncResult(completion, engine: engine)
     }
 
     /// Calls `function(input)` in a worker and waits for the result.
     public func apply<F: ParallelFunction>(_ function: F, _ input: F.Input) throws -> F.Output {
-        try applyAsync(function, input).get()
+        let completion = Completion<F.Output>()
+        try batch(function, [input], chunkSize: 1, waiting: true) { completion.complete($0.map { $0[0] }) }
+        return try AsyncResult(completion, engine: engine).get()
     }
 
     /// Calls `function(input)` in a worker without waiting.
@@ -188,7 +193,7 @@ public final class Pool: @unchecked Sendable {
         try batch(function, [input], chunkSize: 1) { result in
             completion.complete(result.map { $0[0] })
         }
-        return AsyncResult(completion)
+        return AsyncResult(completion, engine: engine)
     }
 
     /// `applyAsync` for a task that runs alone on a worker that runs nothing else meanwhile

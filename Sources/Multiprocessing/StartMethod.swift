@@ -1,4 +1,7 @@
-import Foundation
+import CSystemShims
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// How a local pool starts its workers (Python's start methods).
 public enum StartMethod: String, Sendable, CaseIterable, Codable {
@@ -22,19 +25,31 @@ public enum StartMethod: String, Sendable, CaseIterable, Codable {
         return StartMethod.foreignThreadCount() == 0 ? .fork : .forkserver
     }
 
-    /// Threads of this process other than the calling one and the library's own.
+    /// Threads of this process other than the calling one and the library's own
+    /// (named `swiftmp-…`), from /proc/self/task.
     static func foreignThreadCount() -> Int {
-        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/task") else { return 1 }
+        guard let directory = opendir("/proc/self/task") else { return 1 }
+        defer { closedir(directory) }
+        let me = CSystemShims_gettid()
         var count = 0
-        for entry in entries {
-            guard let tid = Int32(entry), tid != CSystemShims_gettid() else { continue }
-            let name = (try? String(contentsOfFile: "/proc/self/task/\(entry)/comm", encoding: .utf8))?
-                .trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
-            if name.hasPrefix("swiftmp-") { continue }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            guard let tid = Int32(name), tid != me else { continue }
+            if threadName("/proc/self/task/\(name)/comm").hasPrefix("swiftmp-") { continue }
             count += 1
         }
         return count
     }
+
+    private static func threadName(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { systemClose(fd) }
+        var buffer = [UInt8](repeating: 0, count: 32)
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : ""
+    }
 }
 
-import CSystemShims

@@ -37,7 +37,7 @@ if let failRank = optionValue("--fail-on-rank").flatMap(Int.init), failRank == w
 let status: Int32
 do {
     if arguments.contains("--pingpong") {
-        try PingPong(communicator: world).run()
+        try PingPongReport(communicator: world).run()
         status = 0
     } else {
         let checks = SelfTest(communicator: world)

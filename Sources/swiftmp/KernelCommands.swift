@@ -55,7 +55,7 @@ struct MandelbrotCommand: ParsableCommand {
         } else {
             print("mandelbrot \(width)×\(height), \(maxIterations) iterations: Σn = \(checksum)")
             if let output { print("wrote \(output)") }
-            print("\(pool.processes) workers (\(pool.backendSummary)), \(pieces.count) tasks, \(formatSeconds(seconds))")
+            print("\(count(pool.processes, "worker")) (\(pool.backendSummary)), \(count(pieces.count, "task")), \(formatSeconds(seconds))")
         }
     }
 }
@@ -91,7 +91,7 @@ struct MatmulCommand: ParsableCommand {
                             ("seconds", .double(seconds)), ("gflops", .double(gflops))]).text)
         } else {
             print("matmul n=\(n): ΣC = \(Int(sums.sum)), Σ C[i][j]·(i+2j+1) = \(Int(sums.weighted))")
-            print("\(pool.processes) workers (\(pool.backendSummary)), \(formatSeconds(seconds)), \((gflops * 10).rounded() / 10) GFLOP/s")
+            print("\(count(pool.processes, "worker")) (\(pool.backendSummary)), \(formatSeconds(seconds)), \((gflops * 10).rounded() / 10) GFLOP/s")
         }
     }
 }
@@ -127,7 +127,7 @@ struct NBodyCommand: ParsableCommand {
                             ("workers", .int(pool.processes)), ("seconds", .double(seconds))]).text)
         } else {
             print("nbody N=\(bodies), \(steps) steps: ½Σmv² = \(state.kineticEnergy), Σ|p|² = \(state.sumOfSquaredPositions)")
-            print("\(pool.processes) workers (\(pool.backendSummary)), \(formatSeconds(seconds))")
+            print("\(count(pool.processes, "worker")) (\(pool.backendSummary)), \(formatSeconds(seconds))")
         }
     }
 }

@@ -52,10 +52,13 @@ struct Pi: ParsableCommand {
                             ("seconds", .double(seconds))]).text)
         } else {
             print("pi ≈ \(estimate) (\(hits) hits in \(samples) samples, seed \(seed))")
-            print("\(pool.processes) workers (\(pool.backendSummary)), \(pieces.count) tasks, \(formatSeconds(seconds))")
+            print("\(count(pool.processes, "worker")) (\(pool.backendSummary)), \(count(pieces.count, "task")), \(formatSeconds(seconds))")
         }
     }
 }
+
+/// "1 worker", "2 workers".
+func count(_ n: Int, _ noun: String) -> String { n == 1 ? "1 \(noun)" : "\(n) \(noun)s" }
 
 func formatSeconds(_ seconds: Double) -> String {
     seconds < 1 ? "\(Int((seconds * 1000).rounded())) ms" : "\((seconds * 100).rounded() / 100) s"

@@ -28,13 +28,21 @@ struct PoolOptions: ParsableArguments {
     }
 
     /// A pool configured by these options.
-    func makePool() throws -> Pool {
-        try Pool(processes: processes, startMethod: startMethod.method)
+    func makePool(defaultProcesses: Int? = nil) throws -> Pool {
+        try Pool(processes: processes ?? defaultProcesses, startMethod: startMethod.method, backend: backend.backend)
     }
 }
 
 enum BackendChoice: String, ExpressibleByArgument, CaseIterable {
     case auto, local, mpi
+
+    var backend: Backend {
+        switch self {
+        case .auto: return .automatic
+        case .local: return .local
+        case .mpi: return .mpi
+        }
+    }
 }
 
 enum StartMethodChoice: String, ExpressibleByArgument, CaseIterable {

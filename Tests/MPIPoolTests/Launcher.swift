@@ -15,17 +15,20 @@ enum Launcher {
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// `mpi-pool-check`, built next to the test bundle because the test target depends on it.
-    static func poolCheck() throws -> URL {
+    static func poolCheck() throws -> URL { try executable("mpi-pool-check") }
+
+    /// A product of this package built next to the test bundle (a dependency of the target).
+    static func executable(_ name: String) throws -> URL {
         let candidates = [
             Bundle.main.bundleURL,
             Bundle.main.bundleURL.deletingLastPathComponent(),
             URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
         ]
         for directory in candidates {
-            let url = directory.appendingPathComponent("mpi-pool-check")
+            let url = directory.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        throw XCTSkip("mpi-pool-check not found next to the test bundle (\(candidates.map(\.path)))")
+        throw XCTSkip("\(name) not found next to the test bundle (\(candidates.map(\.path)))")
     }
 
     /// This environment without any variable of an enclosing MPI job, and without Swift's

@@ -101,4 +101,32 @@ final class MPIPoolTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("on 3 hosts (node1, node2, node3)"), outcome.output)
         XCTAssertEqual(resultLines(outcome), reference, outcome.output)
     }
+
+    /// `swiftmp pi` prints the same result line locally, under mpirun and on three hosts.
+    func testSwiftmpPiIsTheSameEverywhere() throws {
+        let swiftmp = try Launcher.executable("swiftmp").path
+        let arguments = ["pi", "--samples", "3000000"]
+        let local = try Launcher.run(URL(fileURLWithPath: swiftmp), arguments, environment: Launcher.cleanEnvironment, deadline: 60)
+        XCTAssertEqual(local.status, 0, local.output)
+        let expected = try XCTUnwrap(local.output.split(separator: "\n").first.map(String.init))
+        XCTAssertTrue(expected.hasPrefix("pi ≈ 3.14"), local.output)
+        for ranks in [2, 3] {
+            let outcome = try Launcher.mpirun(["-np", String(ranks), swiftmp], arguments)
+            XCTAssertEqual(outcome.status, 0, outcome.output)
+            let lines = outcome.output.split(separator: "\n").map(String.init)
+            XCTAssertEqual(lines.filter { $0.hasPrefix("pi ≈") }, [expected], "printed once, by rank 0: \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains("(mpi, \(ranks - 1) worker rank"), outcome.output)
+        }
+        guard getuid() == 0,
+              (try? Launcher.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "list"], deadline: 10))?.status == 0
+        else { throw XCTSkip("the netns cluster needs root and a working `ip netns`") }
+        let script = Launcher.packageRoot.appendingPathComponent("Scripts/netns-cluster.sh")
+        defer { _ = try? Launcher.run(script, ["down"], deadline: 30) }
+        var environment = Launcher.cleanEnvironment
+        environment["NETNS_TIMEOUT"] = "60"
+        let outcome = try Launcher.run(script, ["run", "3", swiftmp] + arguments, environment: environment, deadline: 100)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains(expected), outcome.output)
+        XCTAssertTrue(outcome.output.contains("on 3 hosts"), outcome.output)
+    }
 }

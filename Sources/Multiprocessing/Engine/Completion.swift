@@ -40,10 +40,7 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
 
     /// Waits until done or the deadline passes; returns whether it is done.
     func wait(until deadline: UInt64?) -> Bool {
-        for _ in 0..<AdaptiveWait.spinIterations {
-            if isDone { return true }
-            CSystemShimsRelax()
-        }
+        if AdaptiveWait.spin(until: { isDone }) { return true }
         return lock.withLock {
             while !isDone {
                 if !lock.wait(until: deadline), !isDone,

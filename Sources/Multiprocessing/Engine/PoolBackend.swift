@@ -24,6 +24,8 @@ protocol PoolBackend: AnyObject {
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool)
     /// Wakes `waitForActivity` from another thread.
     func wake()
+    /// Sleeps while nothing is in flight; see the default below.
+    func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool)
     /// Starts a new worker in `slot` after its predecessor ended.
     func replace(worker: Int) throws
     /// The identity of the worker in a slot, for `WorkerDied`.
@@ -39,6 +41,18 @@ protocol PoolBackend: AnyObject {
 }
 
 extension PoolBackend {
+    /// Whether a caller waiting for a result may run the engine itself (saving two thread
+    /// hand-offs per call) while the pool's thread sleeps in `waitForActivity` without the
+    /// engine's lock. Only for backends whose `waitForActivity` touches no state that
+    /// `poll`/`send` change, and needs no exclusive use of a library (MPI does).
+    var allowsCallerDriving: Bool { false }
+
+    /// Sleeps while nothing is in flight: only a submission (`wake()`) or a worker's end
+    /// matters then, not a worker's ordinary traffic.
+    func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
+        waitForActivity(spinning: false, timeoutNanoseconds: timeoutNanoseconds, ready: ready)
+    }
+
     /// Ends a misbehaving worker (its end is then reported as usual); false when the backend
     /// cannot, and the pool must break instead.
     func kill(worker: Int) -> Bool { false }

@@ -61,7 +61,9 @@ final class PoolEngine: @unchecked Sendable {
 
     // MARK: called by any thread
 
-    func submit(_ job: Job) throws(PoolError) {
+    /// Queues `job`. `wake: false` when the caller will drive the engine itself right away
+    /// (a synchronous call): waking the pool's thread would only race it for the work.
+    func submit(_ job: Job, wake: Bool = true) throws(PoolError) {
         lock.lock()
         if let brokenReason {
             lock.unlock()
@@ -74,7 +76,7 @@ final class PoolEngine: @unchecked Sendable {
         incoming.append(job)
         lock.unlock()
         hasIntake.store(true, ordering: .sequentiallyConsistent)
-        backend.wake()
+        if wake || !backend.allowsCallerDriving { backend.wake() }
     }
 
     /// Stops taking work; workers exit when the submitted work is done.
@@ -106,59 +108,121 @@ final class PoolEngine: @unchecked Sendable {
 
     // MARK: the engine thread
 
+    private enum StepOutcome {
+        case progressed, idle, stopped
+    }
+
+    /// Held by whoever runs the engine: the pool's thread, or a caller driving it while it
+    /// waits for its own result (`drive`). Everything marked "engine thread only" is under it.
+    private let driver = ConditionLock()
+    private var hasStopped = false
+
+    /// The pool's thread: runs the engine whenever no caller drives it.
     private func loop() {
-        ForkGuard.enterActivity()
-        defer { ForkGuard.leaveActivity() }
         var idleRounds = 0
         while true {
-            var progressed = false
-            if hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
-                let (newJobs, isClosing, isTerminating) = lock.withLock { () -> ([Job], Bool, Bool) in
-                    let taken = incoming
-                    incoming.removeAll()
-                    return (taken, closing, terminating)
+            driver.lock()
+            ForkGuard.enterActivity()
+            let outcome = step()
+            let busy = !tasks.isEmpty
+            let waitWithLock = !backend.allowsCallerDriving
+            ForkGuard.leaveActivity()
+            if !waitWithLock { driver.unlock() }
+            switch outcome {
+            case .stopped:
+                if waitWithLock { driver.unlock() }
+                return
+            case .progressed:
+                idleRounds = 0
+            case .idle:
+                idleRounds += 1
+                if busy {
+                    backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: 50_000_000) {
+                        hasIntake.load(ordering: .sequentiallyConsistent)
+                    }
+                } else {
+                    backend.waitIdle(timeoutNanoseconds: 500_000_000) {
+                        hasIntake.load(ordering: .sequentiallyConsistent)
+                    }
                 }
-                if isTerminating {
-                    finishAll(with: PoolError(.terminated, "the pool was terminated"), newJobs: newJobs)
-                    ForkGuard.leaveActivity()
-                    defer { ForkGuard.enterActivity() }
-                    backend.shutdown(deadline: monotonicNanoseconds())
-                    markStopped()
-                    return
-                }
-                for job in newJobs { admit(job) }
-                if isClosing && jobs.isEmpty && tasks.isEmpty {
-                    ForkGuard.leaveActivity()
-                    defer { ForkGuard.enterActivity() }
-                    stopWorkersGracefully()
-                    markStopped()
-                    return
-                }
-                progressed = true
             }
-            if backend.poll({ handle($0) }) { progressed = true }
-            if dispatch() { progressed = true }
-            if lock.withLock({ brokenReason }) != nil {
-                finishAll(with: lock.withLock { brokenReason! }, newJobs: [])
-            }
-            let closingNow = lock.withLock { closing }
-            if closingNow && jobs.isEmpty && tasks.isEmpty {
-                hasIntake.store(true, ordering: .sequentiallyConsistent)
-                continue
-            }
-            if progressed {
+            if waitWithLock { driver.unlock() }
+        }
+    }
+
+    /// Runs the engine on the calling thread until `isDone()` or `deadline`, if the backend
+    /// allows it and nobody else is running it; returns at once otherwise. A synchronous
+    /// `apply`/`map` then goes caller → worker → caller, without waking the pool's thread.
+    func drive(until isDone: () -> Bool, deadline: UInt64?) {
+        guard backend.allowsCallerDriving, driver.tryLock() else { return }
+        ForkGuard.enterActivity()
+        var idleRounds = 0
+        while !isDone() {
+            if let deadline, monotonicNanoseconds() >= deadline { break }
+            switch step() {
+            case .stopped:
+                break
+            case .progressed:
                 idleRounds = 0
                 continue
+            case .idle:
+                idleRounds += 1
+                ForkGuard.leaveActivity()
+                backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: 10_000_000) {
+                    isDone() || hasIntake.load(ordering: .sequentiallyConsistent)
+                }
+                ForkGuard.enterActivity()
+                continue
             }
-            idleRounds += 1
-            let busy = !tasks.isEmpty
-            ForkGuard.leaveActivity()
-            backend.waitForActivity(spinning: busy && idleRounds < 4,
-                                    timeoutNanoseconds: busy ? 50_000_000 : 500_000_000) {
-                hasIntake.load(ordering: .sequentiallyConsistent)
-            }
-            ForkGuard.enterActivity()
+            break
         }
+        let leftover = !jobs.isEmpty || !tasks.isEmpty
+        ForkGuard.leaveActivity()
+        driver.unlock()
+        // Hand the rest (other callers' jobs, callbacks) back to the pool's thread.
+        if leftover { backend.wake() }
+    }
+
+    /// One round of engine work. Call with `driver` held, inside `ForkGuard` activity.
+    private func step() -> StepOutcome {
+        if hasStopped { return .stopped }
+        var progressed = false
+        if hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
+            let (newJobs, isClosing, isTerminating) = lock.withLock { () -> ([Job], Bool, Bool) in
+                let taken = incoming
+                incoming.removeAll()
+                return (taken, closing, terminating)
+            }
+            if isTerminating {
+                finishAll(with: PoolError(.terminated, "the pool was terminated"), newJobs: newJobs)
+                ForkGuard.leaveActivity()
+                defer { ForkGuard.enterActivity() }
+                backend.shutdown(deadline: monotonicNanoseconds())
+                hasStopped = true
+                markStopped()
+                return .stopped
+            }
+            for job in newJobs { admit(job) }
+            if isClosing && jobs.isEmpty && tasks.isEmpty {
+                ForkGuard.leaveActivity()
+                defer { ForkGuard.enterActivity() }
+                stopWorkersGracefully()
+                hasStopped = true
+                markStopped()
+                return .stopped
+            }
+            progressed = true
+        }
+        if backend.poll({ handle($0) }) { progressed = true }
+        if dispatch() { progressed = true }
+        if let broken = lock.withLock({ brokenReason }), !jobs.isEmpty || !tasks.isEmpty {
+            finishAll(with: broken, newJobs: [])
+        }
+        if lock.withLock({ closing }) && jobs.isEmpty && tasks.isEmpty {
+            hasIntake.store(true, ordering: .sequentiallyConsistent)
+            return .progressed
+        }
+        return progressed ? .progressed : .idle
     }
 
     private func markStopped() {

@@ -31,16 +31,16 @@ final class DescriptorInbox {
                 received.forEach(systemClose)
                 return nil
             }
-            var reader = buffer.withUnsafeBytes { WireReader(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-            let announced = Int(try reader.read(UInt32.self))
-            guard announced == received.count else {
+            let segments = try buffer.withUnsafeBytes { raw -> [SegmentID]? in
+                var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[0..<n]))
+                guard Int(try reader.read(UInt32.self)) == received.count else { return nil }
+                return try received.map { _ in SegmentID(high: try reader.read(UInt64.self), low: try reader.read(UInt64.self)) }
+            }
+            guard let segments else {
                 received.forEach(systemClose)
                 return nil
             }
-            for fd in received {
-                let segment = SegmentID(high: try reader.read(UInt64.self), low: try reader.read(UInt64.self))
-                pending[segment] = fd
-            }
+            for (segment, fd) in zip(segments, received) { pending[segment] = fd }
         }
         return pending.removeValue(forKey: id)
     }

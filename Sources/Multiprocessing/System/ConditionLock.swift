@@ -25,6 +25,7 @@ final class ConditionLock: @unchecked Sendable {
     }
 
     func lock() { pthread_mutex_lock(mutex) }
+    func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
     func unlock() { pthread_mutex_unlock(mutex) }
 
     @inline(__always)

@@ -1,44 +1,103 @@
 import ArgumentParser
+import Kernels
 import Multiprocessing
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure the library and print one JSON object per line (name, value, unit).",
         discussion: """
-            Suites: pool (map throughput at three chunk sizes, apply round trip hot and cold); \
-            ipc (Queue, Pipe and Process figures).
+            Suites: pool (map throughput at three chunk sizes, apply round trip hot and cold, \
+            start-up), kernels (each kernel serially at its reference size, checksums verified), \
+            scaling (π and Mandelbrot serially and on pools of 1…N workers, N = --processes or the \
+            CPU count: speedup, efficiency, pool start-up), ipc (Queue, Pipe and Process figures), \
+            pingpong (MPI 8 B latency and 4 MiB bandwidth between ranks 0 and 1; run it as \
+            SWIFTMP_MPI_MODE=spmd Scripts/mpirun.sh -np 2 swiftmp bench pingpong). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
-            in the same run: Scripts/bench.sh runs Python's multiprocessing beside us.
+            in the same run: Scripts/bench.sh runs Python's multiprocessing, C and NumPy beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool, ipc.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc or pingpong.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
 
-    @Option(help: "Repetitions per throughput figure (the median is reported).")
-    var repetitions = 10
+    @Option(help: "Repetitions per figure, the median is reported (default: pool 10, kernels 5, scaling 3).")
+    var repetitions: Int?
+
+    @Option(help: "Scaling suite: Monte Carlo π samples (serially ≥ 1 s here).")
+    var piSamples = 3_000_000_000
+
+    @Option(help: "Scaling suite: Mandelbrot image width (with the defaults, serially ≥ 1 s here).")
+    var mandelbrotWidth = 4096
+
+    @Option(help: "Scaling suite: Mandelbrot image height.")
+    var mandelbrotHeight = 3072
+
+    @Option(help: "Scaling suite: Mandelbrot iteration limit (1–65535).")
+    var mandelbrotIterations = 2048
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool
-        case ipc
+        case pool, kernels, scaling, ipc, pingpong
+
+        var defaultRepetitions: Int {
+            switch self {
+            case .pool: return 10
+            case .kernels: return 5
+            case .scaling: return 3
+            case .ipc: return 5
+            case .pingpong: return 1
+            }
+        }
     }
 
     func validate() throws {
-        if repetitions < 1 { throw ValidationError("--repetitions must be at least 1 (got \(repetitions)).") }
+        if let repetitions, repetitions < 1 {
+            throw ValidationError("--repetitions must be at least 1 (got \(repetitions)).")
+        }
+        guard (1...(1 << 50)).contains(piSamples) else {
+            throw ValidationError("--pi-samples must be between 1 and 2^50 (got \(piSamples)).")
+        }
+        guard (1...65_536).contains(mandelbrotWidth), (1...65_536).contains(mandelbrotHeight),
+              mandelbrotWidth * mandelbrotHeight <= 1 << 30 else {
+            throw ValidationError("--mandelbrot-width and --mandelbrot-height must be between 1 and 65536 "
+                                  + "and their product at most 2^30 (got \(mandelbrotWidth)×\(mandelbrotHeight)).")
+        }
+        guard (1...65_535).contains(mandelbrotIterations) else {
+            throw ValidationError("--mandelbrot-iterations must be between 1 and 65535 (got \(mandelbrotIterations)).")
+        }
     }
 
     func run() throws {
-        if suite == .ipc {
-            return try IPCBenchmarks(repetitions: repetitions).run { print($0.json) }
+        let repetitions = self.repetitions ?? suite.defaultRepetitions
+        switch suite {
+        case .ipc:
+            try IPCBenchmarks(repetitions: repetitions).run { print($0.json) }
+        case .pingpong:
+            try PingPongBenchmark.run { print($0.json) }
+        case .pool:
+            let start = Measure.now()
+            let pool = try options.makePool(defaultProcesses: Backend.automatic.resolved == .local ? 2 : nil)
+            defer {
+                pool.close()
+                try? pool.join()
+            }
+            guard try pool.apply(SquareTask(), 3) == 9 else { throw BenchmarkError.wrongResult("apply") }
+            print(Figure(name: "pool.startup", value: Measure.now() - start, unit: "s").json)
+            print(Figure(name: "pool.workers", value: Double(pool.processes), unit: "processes").json)
+            try PoolBenchmarks(pool: pool, repetitions: repetitions).run { print($0.json) }
+        case .kernels:
+            try KernelBenchmarks(repetitions: repetitions).run { print($0.json) }
+        case .scaling:
+            let kernels: [ScalingKernel] = [
+                .pi(MonteCarloPi(samples: piSamples, seed: 12345)),
+                .mandelbrot(Mandelbrot(width: mandelbrotWidth, height: mandelbrotHeight,
+                                       maxIterations: mandelbrotIterations)),
+            ]
+            let maximum = options.processes ?? Multiprocessing.cpuCount
+            try ScalingBenchmarks(kernels: kernels, workerCounts: Array(1...maximum),
+                                  startMethod: options.startMethod.method, repetitions: repetitions)
+                .run { print($0.json) }
         }
-        let pool = try Pool(processes: options.processes ?? 2, startMethod: options.startMethod.method)
-        defer {
-            pool.close()
-            try? pool.join()
-        }
-        print(Figure(name: "pool.workers", value: Double(pool.processes), unit: "processes").json)
-        try PoolBenchmarks(pool: pool, repetitions: repetitions).run { print($0.json) }
     }
 }

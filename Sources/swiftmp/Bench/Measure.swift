@@ -18,13 +18,18 @@ enum Measure {
         return sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
     }
 
+    /// Hides `value` from the optimiser, so a timed run cannot be hoisted out of its loop.
+    @_optimize(none)
+    static func opaque<T>(_ value: T) -> T { value }
+
     /// Cumulative (idle, total) jiffies of all CPUs.
     static func cpuJiffies() -> (idle: Double, total: Double) {
         guard let file = fopen("/proc/stat", "r") else { return (0, 0) }
         defer { fclose(file) }
         var line = [CChar](repeating: 0, count: 512)
         guard fgets(&line, 512, file) != nil else { return (0, 0) }
-        let fields = String(cString: line).split(separator: " ").dropFirst().compactMap { Double($0) }
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let fields = text.split(separator: " ").dropFirst().compactMap { Double($0) }
         guard fields.count >= 5 else { return (0, 0) }
         return (fields[3] + fields[4], fields.reduce(0, +))
     }
@@ -45,15 +50,20 @@ struct Figure {
     var value: Double
     var unit: String
     var extra: [String: Double] = [:]
+    /// Fields printed with every digit (checksums, problem sizes), after `extra`.
+    var exact: [String: Double] = [:]
 
     var json: String {
         var fields = ["\"name\":\"\(name)\"", "\"value\":\(format(value))", "\"unit\":\"\(unit)\""]
         for (key, value) in extra.sorted(by: { $0.key < $1.key }) { fields.append("\"\(key)\":\(format(value))") }
+        for (key, value) in exact.sorted(by: { $0.key < $1.key }) {
+            fields.append("\"\(key)\":\(format(value, digits: 17))")
+        }
         return "{" + fields.joined(separator: ",") + "}"
     }
 
-    private func format(_ value: Double) -> String {
-        value.isFinite ? String(format: "%.6g", value) : "null"
+    private func format(_ value: Double, digits: Int = 6) -> String {
+        value.isFinite ? String(format: "%.\(digits)g", value) : "null"
     }
 }
 

@@ -48,12 +48,3 @@ struct PoolBenchmarks {
         }
     }
 }
-
-enum BenchmarkError: Error, CustomStringConvertible {
-    case wrongResult(String)
-    var description: String {
-        switch self {
-        case .wrongResult(let what): return "benchmark \(what) returned a wrong result"
-        }
-    }
-}

@@ -104,17 +104,16 @@ final class ForkServer: @unchecked Sendable {
 
     /// On the supervisor thread: reads every queued reply. False once the server is gone.
     private func readReplies() -> Bool {
-        var buffer = [UInt8](repeating: 0, count: 256)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+        defer { buffer.deallocate() }
         while true {
-            let n = buffer.withUnsafeMutableBytes { raw in
-                recv(socket, raw.baseAddress, raw.count, Int32(MSG_DONTWAIT))
-            }
+            let n = recv(socket, buffer.baseAddress, buffer.count, Int32(MSG_DONTWAIT))
             if n < 0 {
                 if errno == EAGAIN || errno == EINTR { return true }
                 return markDead()
             }
             if n == 0 { return markDead() }
-            let message = buffer.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[0..<n]) }
+            let message = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
             var reader = WireReader(message)
             guard let kind = try? reader.read(UInt8.self) else { continue }
             if kind == 1, let request = try? reader.read(UInt64.self),
@@ -166,7 +165,8 @@ final class ForkServer: @unchecked Sendable {
     /// The server's main loop (in the spawned process). Returns its exit status.
     static func serve(socket: Int32, parent: pid_t) -> Int32 {
         var children: [Int32: pid_t] = [:]   // pidfd → pid
-        var buffer = [UInt8](repeating: 0, count: 4096)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        defer { buffer.deallocate() }
         let me = getpid()
         func reply(_ writer: WireWriter) {
             _ = writer.bytes.withUnsafeBytes { raw in
@@ -195,16 +195,13 @@ final class ForkServer: @unchecked Sendable {
             var fds = [Int32](repeating: -1, count: 16)
             var fdCount: Int32 = 0
             var truncated: Int32 = 0
-            let n = buffer.withUnsafeMutableBytes { raw in
-                fds.withUnsafeMutableBufferPointer { fdBuffer in
-                    CSystemShims_recv_with_fds(socket, raw.baseAddress, raw.count, fdBuffer.baseAddress, 16, &fdCount, &truncated)
-                }
+            let n = fds.withUnsafeMutableBufferPointer { fdBuffer in
+                CSystemShims_recv_with_fds(socket, buffer.baseAddress, buffer.count, fdBuffer.baseAddress, 16, &fdCount, &truncated)
             }
             if n <= 0 { break }  // our parent closed the socket or died
             let received = Array(fds.prefix(Int(fdCount)))
             defer { received.forEach(systemClose) }
-            let message = buffer.withUnsafeBytes { UnsafeRawBufferPointer(rebasing: $0[0..<n]) }
-            var reader = WireReader(message)
+            var reader = WireReader(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             guard truncated == 0, (try? reader.read(UInt8.self)) == 1,
                   let request = try? reader.read(UInt64.self),
                   let spec = try? reader.read(String.self) else { continue }

@@ -35,6 +35,26 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     static let ringCapacity = 1 << 20
 
+    /// Whether each slot has queued outbound frames, readable without the engine's lock
+    /// (the waiting thread may not hold it).
+    private let outboundFlags: UnsafeMutablePointer<UInt32>
+
+    private func updateOutboundFlag(_ slot: Int) {
+        CSystemShims_store_u32(outboundFlags + slot, slots[slot].outbound.isEmpty ? 0 : 1)
+    }
+
+    var allowsCallerDriving: Bool { true }
+
+    /// Where the pool's thread sleeps when nothing is in flight, so that a caller driving
+    /// the engine (whose worker rings the doorbell) does not wake it at every result.
+    private let idleWord = WakeWord()
+
+    func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
+        idleWord.arm()
+        if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return }
+        idleWord.sleep(nanoseconds: timeoutNanoseconds)
+    }
+
     init(workers: Int, method: StartMethod) throws {
         self.workerCount = workers
         self.method = method.resolved
@@ -42,6 +62,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         region = try SharedRegion(size: size, name: "swiftmp-pool")
         layout = PoolRegion.format(region, slots: workers, ringCapacity: LocalBackend.ringCapacity)
         slots = Array(repeating: Slot(), count: workers)
+        outboundFlags = .allocate(capacity: workers)
+        outboundFlags.initialize(repeating: 0, count: workers)
     }
 
     var summary: String { "local, \(method.rawValue)" }
@@ -110,6 +132,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             endedLock.broadcast()
         }
         hasEnded.store(true, ordering: .sequentiallyConsistent)
+        idleWord.wake()
         layout.doorbell.ringAlways()
     }
 
@@ -121,6 +144,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         }
         if written < frame.count {
             slots[worker].outbound.append(Array(UnsafeRawBufferPointer(rebasing: frame[written...])))
+            updateOutboundFlag(worker)
         }
     }
 
@@ -133,6 +157,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         for slot in 0..<workerCount {
             if !slots[slot].outbound.isEmpty, slots[slot].outbound.push(layout.taskRing(slot)) {
                 progressed = true
+                updateOutboundFlag(slot)
             }
             progressed = drain(slot, handler) || progressed
         }
@@ -146,6 +171,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 _ = drain(slot, handler)   // what it wrote before it ended still counts
                 slots[slot].ended = exit
                 slots[slot].outbound.removeAll()
+                updateOutboundFlag(slot)
                 handler(.ended(worker: slot, exit))
                 progressed = true
             }
@@ -170,13 +196,14 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return true }
             for slot in 0..<workerCount {
                 if layout.resultRing(slot).available > 0 { return true }
-                if !slots[slot].outbound.isEmpty && layout.taskRing(slot).freeSpace > 0 { return true }
+                if CSystemShims_load_u32(outboundFlags + slot) != 0 && layout.taskRing(slot).freeSpace > 0 { return true }
             }
             return false
         }
     }
 
     func wake() {
+        idleWord.wake()
         layout.doorbell.ring()
     }
 
@@ -184,6 +211,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         slots[worker].generation += 1
         slots[worker].assembler.reset()
         slots[worker].outbound.removeAll()
+        updateOutboundFlag(worker)
         slots[worker].ended = nil
         try launch(worker)
     }
@@ -241,5 +269,6 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     deinit {
         for pid in endedLock.withLock({ Array(live) }) { Glibc.kill(pid, SIGKILL) }
         for slot in slots where slot.control >= 0 { systemClose(slot.control) }
+        outboundFlags.deallocate()
     }
 }

@@ -82,9 +82,15 @@ struct Doorbell: @unchecked Sendable {
     }
 
     /// Sleeps until rung or `timeoutNanoseconds` passes, unless `ready()` already holds
-    /// after announcing the sleep (no lost wake-up).
+    /// after announcing the sleep (no lost wake-up). Several threads may sleep here at once
+    /// (the pool's thread and a caller driving the engine): `sleeping` counts them.
     func wait(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
-        Ring.wait(sequence: sequence, sleepingFlag: sleeping, spinning: spinning,
-                  timeoutNanoseconds: timeoutNanoseconds, ready: ready)
+        if spinning && AdaptiveWait.spin(until: ready) { return }
+        let seen = CSystemShims_load_u32_seqcst(sequence)
+        _ = CSystemShims_fetch_add_u32(sleeping, 1)
+        if !ready() {
+            _ = CSystemShims_futex_wait(sequence, seen, timeoutNanoseconds)
+        }
+        _ = CSystemShims_fetch_add_u32(sleeping, UInt32.max)  // − 1
     }
 }

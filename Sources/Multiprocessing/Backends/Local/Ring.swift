@@ -1,4 +1,5 @@
 import CSystemShims
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -131,16 +132,7 @@ struct Ring: @unchecked Sendable {
 
     static func wait(sequence: UnsafeMutablePointer<UInt32>, sleepingFlag: UnsafeMutablePointer<UInt32>,
                      spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
-        if spinning {
-            for _ in 0..<AdaptiveWait.spinIterations {
-                if ready() { return }
-                CSystemShims_cpu_relax()
-            }
-            for _ in 0..<AdaptiveWait.yieldIterations {
-                if ready() { return }
-                sched_yield()
-            }
-        }
+        if spinning && AdaptiveWait.spin(until: ready) { return }
         let seen = CSystemShims_load_u32_seqcst(sequence)
         CSystemShims_store_u32_seqcst(sleepingFlag, 1)
         if !ready() {
@@ -150,9 +142,31 @@ struct Ring: @unchecked Sendable {
     }
 }
 
-/// How long a waiter spins and yields before it sleeps on a futex: a spinning round trip
-/// costs 1–5 µs here, a futex wake-up 20–130 µs.
+/// How long a waiter spins before it sleeps on a futex. A spinning round trip costs 1–5 µs
+/// here, a futex wake-up 20–130 µs — but only while the machine has a free CPU: when other
+/// processes keep every CPU busy, spinning burns the time slice the other side needs. So the
+/// budget adapts (per process): a spin that succeeds lets the next one spin longer, a spin
+/// that ends in sleep anyway halves it. No `sched_yield` phase: with other runnable processes
+/// it hands the CPU away for whole time slices (measured: hot round trips of 240 µs).
 enum AdaptiveWait {
-    static let spinIterations = 2_000
-    static let yieldIterations = 50
+    static let minimumSpins = 32
+    static let maximumSpins = 8_000
+    private static let budget = Atomic<Int>(2_000)
+
+    /// Spins (with `pause`) until `ready()` or the budget runs out; returns whether ready.
+    @inline(__always)
+    static func spin(until ready: () -> Bool) -> Bool {
+        let limit = budget.load(ordering: .relaxed)
+        var spins = 0
+        while spins < limit {
+            if ready() {
+                if spins > limit / 4 { budget.store(min(maximumSpins, limit + limit / 4 + 16), ordering: .relaxed) }
+                return true
+            }
+            CSystemShims_cpu_relax()
+            spins += 1
+        }
+        budget.store(max(minimumSpins, limit / 2), ordering: .relaxed)
+        return false
+    }
 }

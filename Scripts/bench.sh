@@ -1,0 +1,79 @@
+#!/bin/sh
+# The whole comparison in one go, interleaved so that every figure and its peer see the same
+# machine load: ROUNDS rounds of (swiftmp bench pool, Python's multiprocessing, swiftmp bench
+# kernels, the C kernels, the NumPy kernels, mpi4py.futures if installed), then the scaling
+# suite. Raw figures go to Benchmarks/bench-log.jsonl (each command line before its output);
+# Scripts/bench_report.py turns them into BENCHMARKS.md and Benchmarks/scaling.svg.
+#
+#   Scripts/bench.sh [rounds]            # default 3 rounds
+#   PROCESSES=2 Scripts/bench.sh         # workers of the pool suites and the scaling maximum
+set -eu
+cd "$(dirname "$0")/.."
+
+rounds=${1:-3}
+case "$rounds" in
+    ''|*[!0-9]*|0) echo "bench.sh: rounds must be a positive integer (got '$rounds')" >&2; exit 2 ;;
+esac
+processes=${PROCESSES:-2}
+scratch=.build-bench
+log=Benchmarks/bench-log.jsonl
+
+# Machine facts first: the load average must be the one before we add any.
+python3 - "$rounds" > "$log" <<'PY'
+import datetime, json, os, platform, subprocess, sys
+def first(command):
+    try:
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()[0].strip()
+    except (OSError, subprocess.CalledProcessError, IndexError):
+        return "unknown"
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+try:
+    import numpy; numpy_version = numpy.__version__
+except ImportError:
+    numpy_version = "not installed"
+print(json.dumps({"machine": {
+    "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    "nproc": os.cpu_count(), "affinity": len(os.sched_getaffinity(0)), "cpu": cpu,
+    "loadavg": open("/proc/loadavg").read().split()[:3], "kernel": platform.release(),
+    "swift": first(["swift", "--version"]), "python": platform.python_version(), "numpy": numpy_version,
+    "gcc": first(["gcc", "--version"]), "mpirun": first(["mpirun", "--version"]),
+    "commit": first(["git", "rev-parse", "--short", "HEAD"]), "rounds": int(sys.argv[1])}}))
+PY
+
+echo "bench.sh: building swiftmp (release, native) and the C kernels" >&2
+swift build -c release -Xswiftc -target-cpu -Xswiftc native --scratch-path "$scratch" --product swiftmp >&2
+Benchmarks/c/build.sh
+swiftmp="$scratch/release/swiftmp"
+
+have_mpi4py=no
+if python3 -c "import mpi4py.futures" 2>/dev/null && command -v mpirun >/dev/null; then
+    have_mpi4py=yes
+fi
+
+# Runs one benchmark command: its command line, then its JSON lines, into the log.
+run() {
+    echo "bench.sh: round $round: $*" >&2
+    python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1], "round": int(sys.argv[2])}))' \
+        "$*" "$round" >> "$log"
+    "$@" >> "$log"
+}
+
+for round in $(seq "$rounds"); do
+    run "$swiftmp" bench pool --processes "$processes" --start-method fork --repetitions 10
+    run python3 Scripts/bench_python_pool.py --processes "$processes" --repetitions 10
+    run "$swiftmp" bench kernels --repetitions 5
+    for kernel in pi mandelbrot matmul nbody; do
+        run "Benchmarks/c/bin/$kernel" 5
+    done
+    run python3 Scripts/bench_python_kernels.py --repetitions 3
+    if [ "$have_mpi4py" = yes ]; then
+        run Scripts/mpirun.sh -np $((processes + 1)) python3 -m mpi4py.futures Scripts/bench_mpi4py_pool.py
+    fi
+done
+round=0
+run "$swiftmp" bench scaling --processes "$processes" --start-method fork --repetitions 5
+
+python3 -c 'import json; print(json.dumps({"machine_end": {"loadavg": open("/proc/loadavg").read().split()[:3]}}))' >> "$log"
+python3 Scripts/bench_report.py "$log" BENCHMARKS.md
+python3 Scripts/scaling_svg.py "$log" Benchmarks/scaling.svg
+echo "bench.sh: wrote BENCHMARKS.md, Benchmarks/scaling.svg and $log" >&2

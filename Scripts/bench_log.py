@@ -1,0 +1,84 @@
+"""Reading the log Scripts/bench.sh writes (Benchmarks/bench-log.jsonl).
+
+The log is JSON lines: first `{"machine": {...}}`, last `{"machine_end": {"loadavg": [...]}}`, and
+between them for each benchmark command a line
+`{"command": "...", "round": r}` followed by that command's figures. Figures are
+`{"name", "value", "unit", ...}` (swiftmp bench, the Python scripts) or the C kernels'
+`{"kernel", "impl": "c", "median", ...}`, which are renamed `c.kernels.<kernel>.<size>`.
+"""
+import json
+import statistics
+
+# The C binaries print no size; these are the reference sizes they run.
+C_KERNEL_NAMES = {
+    "pi": "c.kernels.pi.20000000",
+    "mandelbrot": "c.kernels.mandelbrot.1600x1200x256",
+    "matmul": "c.kernels.matmul.1024",
+    "nbody": "c.kernels.nbody.4096x10",
+}
+
+
+class Log:
+    """The figures of one bench.sh run, by name, each with its round and command."""
+
+    def __init__(self, path):
+        self.machine = {}
+        self.machine_end = {}
+        self.figures = {}  # name -> list of dicts (the figure plus "round" and "command")
+        command, round_number = None, None
+        with open(path) as lines:
+            for number, line in enumerate(lines, 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise SystemExit(f"{path}:{number}: not JSON ({error}): {line[:80]}")
+                if "machine" in record:
+                    self.machine = record["machine"]
+                elif "machine_end" in record:
+                    self.machine_end = record["machine_end"]
+                elif "command" in record:
+                    command, round_number = record["command"], record["round"]
+                else:
+                    if "kernel" in record and record.get("impl") == "c":
+                        record = dict(record, name=C_KERNEL_NAMES[record["kernel"]],
+                                      value=record["median"], unit="s")
+                    if "name" not in record:
+                        raise SystemExit(f"{path}:{number}: a line that is neither a figure nor a command")
+                    record.update(round=round_number, command=command)
+                    self.figures.setdefault(record["name"], []).append(record)
+
+    def has(self, name):
+        return name in self.figures
+
+    def values(self, name):
+        return [f["value"] for f in self.figures.get(name, []) if f["value"] is not None]
+
+    def median(self, name):
+        values = self.values(name)
+        return statistics.median(values) if values else None
+
+    def field(self, name, key):
+        """The median over rounds of an extra field (`idle_cpu_share`, `efficiency`, …)."""
+        values = [f[key] for f in self.figures.get(name, []) if f.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    def last(self, name):
+        records = self.figures.get(name)
+        return records[-1] if records else None
+
+    def paired_ratios(self, numerator, denominator):
+        """numerator/denominator for every round that has both (they ran side by side)."""
+        by_round = {f["round"]: f["value"] for f in self.figures.get(denominator, []) if f["value"]}
+        return [f["value"] / by_round[f["round"]] for f in self.figures.get(numerator, [])
+                if f["value"] is not None and f["round"] in by_round]
+
+    def commands(self, name):
+        """The distinct commands that produced `name`, in order."""
+        seen = []
+        for f in self.figures.get(name, []):
+            if f["command"] not in seen:
+                seen.append(f["command"])
+        return seen

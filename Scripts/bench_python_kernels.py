@@ -1,0 +1,164 @@
+#!/usr/bin/env python3
+"""The compute kernels in NumPy, at the reference sizes of shared/reference/kernels.md.
+
+Monte Carlo π (20 000 000 samples, SplitMix64 vectorised in uint64), Mandelbrot 1600×1200×256,
+matmul 1024 (numpy @, whatever BLAS numpy links) and N-body 4096×10 (unless --no-nbody).
+Every run's checksum is verified; a wrong one exits non-zero. Prints one JSON object per line
+in the format of `swiftmp bench kernels`, names prefixed `numpy.`:
+
+    {"name":"numpy.kernels.pi.20000000","value":0.37,"unit":"s","max":…,"min":…,"runs":3,"hits":15707173}
+
+Usage: Scripts/bench_python_kernels.py [--repetitions N] [--no-nbody] [kernel …]
+"""
+import argparse
+import json
+import math
+import statistics
+import sys
+import time
+
+import numpy as np
+
+GAMMA = np.uint64(0x9E3779B97F4A7C15)
+
+
+def splitmix_unit(counters):
+    """SplitMix64's mix of `counters` (uint64, wrapping), as doubles in [0, 1)."""
+    z = counters
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+
+
+def pi_hits(samples, seed=12345, block=1 << 21):
+    """Hits among `samples` points; draw n is mix(seed + (n + 1)·γ), sample k uses 2k and 2k+1."""
+    hits = 0
+    seed = np.uint64(seed)
+    with np.errstate(over="ignore"):
+        for start in range(0, samples, block):
+            k = np.arange(start, min(start + block, samples), dtype=np.uint64)
+            x = splitmix_unit(seed + (np.uint64(2) * k + np.uint64(1)) * GAMMA)
+            y = splitmix_unit(seed + (np.uint64(2) * k + np.uint64(2)) * GAMMA)
+            hits += int(np.count_nonzero(x * x + y * y < 1.0))
+    return hits
+
+
+def mandelbrot_sum(width=1600, height=1200, limit=256):
+    """Σn over the image; only the pixels still iterating are updated (same IEEE operations)."""
+    cr = -2.0 + np.arange(width, dtype=np.float64) * (3.0 / width)
+    ci = -1.2 + np.arange(height, dtype=np.float64) * (2.4 / height)
+    cr, ci = [a.ravel() for a in np.meshgrid(cr, ci)]
+    zr = np.zeros_like(cr)
+    zi = np.zeros_like(cr)
+    total = 0
+    for _ in range(limit):
+        zr2 = zr * zr
+        zi2 = zi * zi
+        alive = zr2 + zi2 <= 4.0
+        if not alive.all():
+            cr, ci, zr, zi, zr2, zi2 = (a[alive] for a in (cr, ci, zr, zi, zr2, zi2))
+        if cr.size == 0:
+            break
+        total += cr.size
+        zi = 2.0 * zr * zi + ci
+        zr = zr2 - zi2 + cr
+    return total
+
+
+def matmul_checksums(n=1024):
+    i = np.arange(n, dtype=np.int64)[:, None]
+    j = np.arange(n, dtype=np.int64)[None, :]
+    a = ((3 * i + 7 * j) % 11 - 3).astype(np.float64)
+    b = ((5 * i + 3 * j) % 13 - 4).astype(np.float64)
+    start = time.perf_counter()
+    c = a @ b
+    seconds = time.perf_counter() - start
+    weight = (i + 2 * j + 1).astype(np.float64)
+    return seconds, int(c.sum()), int((c * weight).sum())
+
+
+def nbody_checksums(n=4096, steps=10, block=256):
+    idx = np.arange(n)
+    x, y, z = (((m * idx) % 4096) / 4096 - 0.5 for m in (7919, 6271, 3319))
+    vx, vy, vz = np.zeros(n), np.zeros(n), np.zeros(n)
+    mass = np.full(n, 1.0 / n)
+    eps2, dt = 1e-3 ** 2, 1e-3
+    for _ in range(steps):
+        ax, ay, az = np.empty(n), np.empty(n), np.empty(n)
+        for start in range(0, n, block):
+            rows = slice(start, start + block)
+            dx = x[None, :] - x[rows, None]
+            dy = y[None, :] - y[rows, None]
+            dz = z[None, :] - z[rows, None]
+            r2 = dx * dx + dy * dy + dz * dz + eps2
+            w = mass / (r2 * np.sqrt(r2))
+            ax[rows], ay[rows], az[rows] = (w * dx).sum(1), (w * dy).sum(1), (w * dz).sum(1)
+        vx += ax * dt; vy += ay * dt; vz += az * dt
+        x += vx * dt; y += vy * dt; z += vz * dt
+    kinetic = 0.5 * float((mass * (vx * vx + vy * vy + vz * vz)).sum())
+    return kinetic, float((x * x + y * y + z * z).sum())
+
+
+def figure(name, times, **exact):
+    fields = {"name": name, "value": float(f"{statistics.median(times):.6g}"), "unit": "s",
+              "max": float(f"{max(times):.6g}"), "min": float(f"{min(times):.6g}"), "runs": len(times)}
+    fields.update(exact)
+    print(json.dumps(fields, separators=(",", ":")), flush=True)
+
+
+def check(condition, message):
+    if not condition:
+        sys.exit(f"bench_python_kernels: checksum mismatch: {message}")
+
+
+def close(value, reference):
+    return abs(value - reference) <= 1e-9 * abs(reference)
+
+
+def timed(repetitions, body):
+    """(wall seconds per run, last result) of `repetitions` runs of `body`."""
+    times, result = [], None
+    for _ in range(repetitions):
+        start = time.perf_counter()
+        result = body()
+        times.append(time.perf_counter() - start)
+    return times, result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repetitions", type=int, default=3, help="runs per kernel (the median is reported)")
+    parser.add_argument("--no-nbody", action="store_true", help="skip the N-body kernel (the slowest)")
+    parser.add_argument("kernels", nargs="*", help="pi, mandelbrot, matmul, nbody (default: all)")
+    args = parser.parse_args()
+    unknown = sorted(set(args.kernels) - {"pi", "mandelbrot", "matmul", "nbody"})
+    if unknown:
+        parser.error(f"unknown kernel {unknown[0]!r}; kernels: pi mandelbrot matmul nbody")
+    if args.repetitions < 1:
+        parser.error(f"--repetitions must be at least 1 (got {args.repetitions})")
+    kernels = args.kernels or ["pi", "mandelbrot", "matmul"] + ([] if args.no_nbody else ["nbody"])
+
+    if "pi" in kernels:
+        times, hits = timed(args.repetitions, lambda: pi_hits(20_000_000))
+        check(hits == 15_707_173, f"pi: {hits} hits instead of 15707173")
+        figure("numpy.kernels.pi.20000000", times, hits=hits)
+    if "mandelbrot" in kernels:
+        times, total = timed(args.repetitions, mandelbrot_sum)
+        check(total == 113_169_525, f"mandelbrot: Σn = {total} instead of 113169525")
+        figure("numpy.kernels.mandelbrot.1600x1200x256", times, sum=total)
+    if "matmul" in kernels:
+        runs = [matmul_checksums() for _ in range(args.repetitions)]
+        _, total, weighted = runs[-1]
+        check((total, weighted) == (4_294_950_921, 6_594_902_263_792),
+              f"matmul: checksums {total}, {weighted}")
+        figure("numpy.kernels.matmul.1024", [r[0] for r in runs], sum=total, weighted=weighted)
+    if "nbody" in kernels:
+        times, (kinetic, squares) = timed(args.repetitions, nbody_checksums)
+        check(close(kinetic, 1.8135481578192069e-4) and close(squares, 1023.5783750684968),
+              f"nbody: {kinetic!r}, {squares!r} outside 1e-9 of the reference")
+        figure("numpy.kernels.nbody.4096x10", times, kinetic=kinetic, squares=squares)
+
+
+if __name__ == "__main__":
+    main()
