@@ -57,6 +57,10 @@ let package = Package(
         // One pool program on every backend (local, mpirun -np 1…4, the netns cluster).
         .executableTarget(name: "mpi-pool-check", dependencies: ["Multiprocessing"]),
         .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check", "swiftmp"]),
+        // Queue, Lock, Event, … between rank 0 and worker ranks (served by rank 0), locally and
+        // under mpirun -np 2/3; the primitives not offered across ranks fail at creation.
+        .executableTarget(name: "mpi-object-check", dependencies: ["Multiprocessing"]),
+        .testTarget(name: "MPIObjectTests", dependencies: ["mpi-object-check"]),
     ],
     swiftLanguageModes: [.v6]
 )

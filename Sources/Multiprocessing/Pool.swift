@@ -140,6 +140,7 @@ public final class Pool: @unchecked Sendable {
     }
 
     private func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, waiting: Bool = false,
+                                            exclusive: Bool = false,
                                             finish: @escaping (Result<[F.Output], any Error>) -> Void) throws {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
@@ -147,6 +148,7 @@ public final class Pool: @unchecked Sendable {
         let definition = try FunctionDefinition.make(function)
         let job = BatchJob<F>(function: definition, inputs: inputs,
                               chunkSize: chunkSize ?? defaultChunkSize(inputs.count), finish: finish)
+        job.exclusive = exclusive
         try engine.submit(job, wake: !waiting)
     }
 
@@ -192,6 +194,18 @@ public final class Pool: @unchecked Sendable {
             completion.complete(result.map { $0[0] })
         }
         return AsyncResult(completion, engine: engine)
+    }
+
+    /// `applyAsync` for a task that runs alone on a worker that runs nothing else meanwhile
+    /// (a `Process` target on an MPI rank, `MPIProcessHost`).
+    func applyExclusive<F: ParallelFunction>(_ function: F, _ input: F.Input,
+                                             done: @escaping @Sendable () -> Void) throws -> AsyncResult<F.Output> {
+        let completion = Completion<F.Output>()
+        completion.onComplete { _ in done() }
+        try batch(function, [input], chunkSize: 1, exclusive: true) { result in
+            completion.complete(result.map { $0[0] })
+        }
+        return AsyncResult(completion)
     }
 
     private func attach<T>(_ callback: (@Sendable (T) -> Void)?, _ errorCallback: (@Sendable (any Error) -> Void)?,

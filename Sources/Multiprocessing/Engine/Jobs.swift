@@ -41,6 +41,9 @@ class Job {
     let function: FunctionDefinition
     /// Set by the engine when the job needs nothing more (done, failed or cancelled).
     var finished = false
+    /// Runs alone on its worker (a `Process` target on an MPI rank): its chunk goes only to a
+    /// worker with nothing in flight, which then gets nothing else until it finishes.
+    var exclusive = false
 
     init(function: FunctionDefinition) {
         self.function = function

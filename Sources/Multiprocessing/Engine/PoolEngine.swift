@@ -44,6 +44,8 @@ final class PoolEngine: @unchecked Sendable {
         var serviceNanoseconds: Double = 0
         var initialized = false
         var sentSegments: Set<SegmentID> = []
+        /// Runs an exclusive job's task (see `Job.exclusive`).
+        var exclusive = false
     }
 
     init(backend: any PoolBackend, maxTasksPerChild: Int?, initializer: FunctionDefinition?) {
@@ -313,10 +315,12 @@ final class PoolEngine: @unchecked Sendable {
         while anyReady {
             anyReady = false
             for worker in workers.indices {
-                if workers[worker].retiring || workers[worker].inFlight.count >= depth(for: worker)
+                if workers[worker].retiring || workers[worker].exclusive || workers[worker].inFlight.count >= depth(for: worker)
                     || !backend.canAccept(worker: worker) { continue }
                 if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit { continue }
-                guard let job = jobs.first(where: { $0.hasChunkReady }) else { return progressed }
+                guard jobs.contains(where: { $0.hasChunkReady }) else { return progressed }
+                let idle = workers[worker].inFlight.isEmpty
+                guard let job = jobs.first(where: { $0.hasChunkReady && (!$0.exclusive || idle) }) else { continue }
                 if send(job, to: worker) {
                     progressed = true
                     anyReady = true
@@ -403,6 +407,7 @@ final class PoolEngine: @unchecked Sendable {
         tasks[taskID] = (job, span, worker)
         if workers[worker].inFlight.isEmpty { workers[worker].lastReply = monotonicNanoseconds() }
         workers[worker].inFlight.append(taskID)
+        if job.exclusive { workers[worker].exclusive = true }
         workers[worker].tasksAssigned += 1
         if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit {
             retire(worker)
@@ -485,6 +490,7 @@ final class PoolEngine: @unchecked Sendable {
         if let position = workers[worker].inFlight.firstIndex(of: taskID) {
             workers[worker].inFlight.remove(at: position)
         }
+        if workers[worker].inFlight.isEmpty { workers[worker].exclusive = false }
         let now = monotonicNanoseconds()
         let elapsed = Double(now &- workers[worker].lastReply)
         workers[worker].lastReply = now
@@ -502,6 +508,7 @@ final class PoolEngine: @unchecked Sendable {
     private func handleEnd(of worker: Int, _ exit: ChildExit) {
         let lost = workers[worker].inFlight
         let wasRetiring = workers[worker].retiring
+        workers[worker].exclusive = false
         let identity = backend.identity(of: worker)
         for taskID in lost {
             guard let task = tasks.removeValue(forKey: taskID) else { continue }

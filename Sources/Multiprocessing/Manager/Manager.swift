@@ -28,6 +28,7 @@ public final class Manager: @unchecked Sendable {
 
     /// Starts the server process.
     public init() throws {
+        try MPIObjects.refuseIfServing("Manager", use: "Queue, Lock, Event and SharedValue, which rank 0 serves itself")
         var template = Array("/tmp/swiftmp-manager-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw SystemError("mkdtemp", errno: errno)

@@ -24,6 +24,7 @@ public func Pipe(duplex: Bool = true) throws -> (Connection, Connection) {
 extension Connection {
     /// Two connected ends; see `Pipe(duplex:)`. The corresponding C function is `socketpair`.
     public static func pipe(duplex: Bool = true) throws -> (Connection, Connection) {
+        try MPIObjects.refuseIfServing("Pipe", use: "Queue")
         var pair: [Int32] = [-1, -1]
         try syscallRetrying("socketpair") {
             socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair)

@@ -30,6 +30,13 @@ import Glibc
 /// daemon children are terminated and the others are waited for, as in Python — so join
 /// your children, or mark them `daemon`.
 ///
+/// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
+/// the target runs on a worker rank instead of a local child (`startMethod` does not apply):
+/// one process per worker rank at a time, each alone on its rank; `join`, `isAlive` and
+/// `exitCode` (0, or 1 if the target threw — the error is printed by that rank) work as
+/// usual, `pid` is nil, and `terminate()` / `kill()` cannot interrupt a target on an MPI rank:
+/// they print why and the target runs to its end (ask it to stop through an `Event`).
+///
 /// With Foundation imported, `Process` also names `Foundation.Process`: write
 /// `Multiprocessing.Process` then.
 public final class Process: @unchecked Sendable {
@@ -43,6 +50,10 @@ public final class Process: @unchecked Sendable {
 
     private let target: any ParallelFunction
     private let state: ProcessState
+    /// Under mpirun: starts the target on a worker rank (`MPIProcessHost`).
+    private let rankStarter: @Sendable (String) throws -> AsyncResult<Int32>
+    /// Under mpirun, once started: the target's outcome on its rank.
+    private let onRank = Mutex<AsyncResult<Int32>?>(nil)
     private let lifecycle = Mutex<Lifecycle>(.created)
 
     private enum Lifecycle: Sendable { case created, started, closed }
@@ -53,6 +64,7 @@ public final class Process: @unchecked Sendable {
     public init(target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
                 startMethod: StartMethod = .automatic) {
         self.target = target
+        self.rankStarter = { name in try MPIProcessHost.shared.start(target, name: name) }
         self.name = name ?? "Process-\(Process.counter.add(1, ordering: .relaxed).newValue)"
         self.daemon = daemon
         self.startMethod = startMethod
@@ -70,6 +82,11 @@ public final class Process: @unchecked Sendable {
             }
         }
         do {
+            if MPIObjects.isServing {
+                let result = try rankStarter(name)
+                onRank.withLock { $0 = result }
+                return
+            }
             try launch(target)
         } catch {
             lifecycle.withLock { $0 = .created }
@@ -111,12 +128,18 @@ public final class Process: @unchecked Sendable {
         guard lifecycle.withLock({ $0 }) != .created else {
             throw ProcessError(.notStarted, "process \(name) was never started; call start() before join()")
         }
+        if let result = onRank.withLock({ $0 }) {
+            guard result.wait(timeout: timeout) else { return false }
+            MPIProcessHost.shared.releaseIfIdle()
+            return true
+        }
         return state.waitForExit(until: deadline(after: timeout))
     }
 
     /// Whether the child was started and has not ended (been reaped) yet.
     public var isAlive: Bool {
-        state.lock.withLock { state.pid > 0 && state.exit == nil }
+        if let result = onRank.withLock({ $0 }) { return !result.isReady }
+        return state.lock.withLock { state.pid > 0 && state.exit == nil }
     }
 
     /// The child's process id once started.
@@ -127,17 +150,34 @@ public final class Process: @unchecked Sendable {
     /// nil while the child runs (or before it starts); then its exit status, or minus the
     /// signal that killed it (Python's convention: -15 after `terminate()`).
     public var exitCode: Int32? {
-        state.lock.withLock { state.exit?.pythonExitCode }
+        if let result = onRank.withLock({ $0 }) {
+            guard result.isReady else { return nil }
+            return (try? result.get(timeout: 0)) ?? 1
+        }
+        return state.lock.withLock { state.exit?.pythonExitCode }
     }
 
     /// Sends SIGTERM to the child (nothing if it is not running). Python's `terminate()`.
     public func terminate() {
+        if refuseInterruptOnRank("terminate()") { return }
         state.send(SIGTERM)
     }
 
     /// Sends SIGKILL to the child (nothing if it is not running). Python's `kill()`.
     public func kill() {
+        if refuseInterruptOnRank("kill()") { return }
         state.send(SIGKILL)
+    }
+
+    /// Under mpirun a running target cannot be interrupted: says so (standard error) and
+    /// returns true; false for a local child.
+    private func refuseInterruptOnRank(_ call: String) -> Bool {
+        guard let result = onRank.withLock({ $0 }) else { return false }
+        if !result.isReady {
+            printError("swiftmp: \(call) of process \(name): cannot interrupt a target on an MPI rank; it runs to its end "
+                + "(ask it to stop through an Event it checks)")
+        }
+        return true
     }
 
     /// Releases the process object; throws if the child still runs.

@@ -9,6 +9,7 @@ public final class JoinableQueue<Element: Codable & Sendable>: Queue<Element>, @
     /// Marks one item got earlier as processed. Throws `QueueError(.taskDoneTooOften)` if
     /// called more times than items were put.
     public func taskDone() throws {
+        if let served { return try served.taskDone() }
         try core.taskDone()
     }
 
@@ -16,9 +17,10 @@ public final class JoinableQueue<Element: Codable & Sendable>: Queue<Element>, @
     /// without limit). Returns false on time-out.
     @discardableResult
     public func join(timeout: Double? = nil) throws -> Bool {
-        try core.join(deadline: deadline(after: timeout))
+        if let served { return try served.join(timeout: timeout) }
+        return try core.join(deadline: deadline(after: timeout))
     }
 
     /// Items put and not yet marked done.
-    public var unfinishedTasks: Int { core.unfinishedTasks }
+    public var unfinishedTasks: Int { served?.unfinished ?? core.unfinishedTasks }
 }

@@ -1,40 +1,41 @@
 /// An unbounded queue with only `put`, `get`, `isEmpty` and `close`: Python's
-/// `multiprocessing.SimpleQueue`. Same machinery and guarantees as `Queue`.
+/// `multiprocessing.SimpleQueue`. A `Queue` underneath, with the same guarantees — also
+/// under mpirun, where rank 0 serves it (see `Queue`).
 public final class SimpleQueue<Element: Codable & Sendable>: Codable, Waitable, @unchecked Sendable {
-    private let core: QueueCore
+    private let queue: Queue<Element>
 
     /// An empty queue with `bufferSize` bytes of shared buffer.
     public init(bufferSize: Int = 1 << 20) throws {
-        core = try QueueCore(maxSize: 0, bufferSize: bufferSize)
+        queue = try Queue(maxSize: 0, bufferSize: bufferSize)
     }
 
     /// Puts `item` (waits only while the shared buffer has no room for it).
     public func put(_ item: Element) throws {
-        try Queue<Element>.withFrame(item) { try core.put(frame: $0, deadline: nil) }
+        try queue.put(item)
     }
 
     /// Removes and returns the oldest item, waiting at most `timeout` seconds (nil: without
     /// limit). Throws `Empty` on time-out.
     public func get(timeout: Double? = nil) throws -> Element {
-        try core.get(deadline: deadline(after: timeout), decode: Queue<Element>.decode)
+        try queue.get(timeout: timeout)
     }
 
     /// Whether no item is ready to be got.
-    public var isEmpty: Bool { core.isEmpty }
+    public var isEmpty: Bool { queue.isEmpty }
 
     /// This process will use this handle no more.
-    public func close() { core.close() }
+    public func close() { queue.close() }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
-        try container.encode(core.segment)
+        try container.encode(queue)
     }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
-        core = try QueueCore(attaching: try container.decode(SharedSegment.self))
+        queue = try container.decode(Queue<Element>.self)
     }
 
-    public var _waitDescriptor: Int32? { nil }
-    public func _isReady() -> Bool { !core.isEmpty || core.isBroken }
+    public var _waitDescriptor: Int32? { queue._waitDescriptor }
+    public func _isReady() -> Bool { queue._isReady() }
 }

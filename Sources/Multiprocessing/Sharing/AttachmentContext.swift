@@ -82,6 +82,12 @@ enum AttachmentContext {
         return true
     }
 
+    /// Whether the current encode is a `Process` start (the only one that carries plain
+    /// descriptors): its child is a local process.
+    static var isEncodingForChildProcess: Bool {
+        current?.collector?.descriptors != nil
+    }
+
     static func record(_ storage: SegmentStorage) {
         current?.collector?.segments[storage.id] = storage
     }

@@ -14,6 +14,7 @@ public struct RawSharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
 
     /// A shared value starting at `initial`.
     public init(_ initial: T) throws {
+        try MPIObjects.refuseIfServing("RawSharedValue", use: "SharedValue (served by rank 0)")
         self.init(segment: try SharedSegment(size: MemoryLayout<T>.size + MemoryLayout<T>.alignment))
         address.initialize(to: initial)
     }

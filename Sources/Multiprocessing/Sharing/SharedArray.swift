@@ -25,12 +25,14 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
 
     /// An array of `count` copies of `value`, guarded by `lock` (a new `Lock` when nil).
     public init(repeating value: T, count: Int, lock: Lock? = nil) throws {
+        try MPIObjects.refuseIfServing("SharedArray", use: "a Queue to send results to rank 0, or Pool.map to gather an array")
         try self.init(count: count, lock: lock)
         base.initialize(repeating: value, count: count)
     }
 
     /// An array holding `elements`, guarded by `lock` (a new `Lock` when nil).
     public init<C: Collection>(_ elements: C, lock: Lock? = nil) throws where C.Element == T {
+        try MPIObjects.refuseIfServing("SharedArray", use: "a Queue to send results to rank 0, or Pool.map to gather an array")
         try self.init(count: elements.count, lock: lock)
         _ = UnsafeMutableBufferPointer(start: base, count: count).initialize(from: elements)
     }
@@ -112,6 +114,7 @@ extension SharedArray where T: AdditiveArithmetic {
     /// An array of `count` zeros, guarded by `lock` (a new `Lock` when nil).
     /// Python's `Array(typecode, count)`.
     public init(count: Int, lock: Lock? = nil) throws {
+        try MPIObjects.refuseIfServing("SharedArray", use: "a Queue to send results to rank 0, or Pool.map to gather an array")
         try self.init(repeating: .zero, count: count, lock: lock)
     }
 }

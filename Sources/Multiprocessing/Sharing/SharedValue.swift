@@ -23,24 +23,45 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
     /// The lock guarding the value. Python's `get_lock()`.
     public let lock: Lock
     /// The shared memory holding the value.
-    public let segment: SharedSegment
-    @usableFromInline let address: UnsafeMutablePointer<T>
+    /// nil for a value served by rank 0 under mpirun.
+    public let segment: SharedSegment?
+    /// nil for a value served by rank 0 under mpirun.
+    @usableFromInline let address: UnsafeMutablePointer<T>?
+    /// Under mpirun: the value's bytes in rank 0, read and written by messages.
+    @usableFromInline let served: MPIServedValue?
 
     /// A shared value starting at `initial`, guarded by `lock` (a new `Lock` when nil; pass
     /// one to guard several values together).
     public init(_ initial: T, lock: Lock? = nil) throws {
+        if MPIObjects.isServing {
+            let lock = try lock ?? Lock()
+            guard lock.served != nil else {
+                throw MPIObjectError(.unavailable, "a SharedValue created under mpirun is served by rank 0 and needs a Lock "
+                    + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
+            }
+            self.init(lock: lock, served: MPIServedValue(bytes: withUnsafeBytes(of: initial) { Array($0) }))
+            return
+        }
         let segment = try SharedSegment(size: MemoryLayout<T>.size + MemoryLayout<T>.alignment)
         self.init(lock: try lock ?? Lock(), segment: segment)
-        address.initialize(to: initial)
+        address!.initialize(to: initial)
+    }
+
+    private init(lock: Lock, served: MPIServedValue) {
+        self.lock = lock
+        segment = nil
+        address = nil
+        self.served = served
     }
 
     private init(lock: Lock, segment: SharedSegment) {
         self.lock = lock
         self.segment = segment
         address = segment.base.bindMemory(to: T.self, capacity: 1)
+        served = nil
     }
 
-    private enum CodingKeys: String, CodingKey { case lock, segment, size }
+    private enum CodingKeys: String, CodingKey { case lock, segment, size, served }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
@@ -48,29 +69,51 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
         guard size == MemoryLayout<T>.size else {
             throw PoolError(.encoding, "a SharedValue<\(T.self)> arrived with \(size)-byte elements, not \(MemoryLayout<T>.size)")
         }
-        self.init(lock: try container.decode(Lock.self, forKey: .lock),
-                  segment: try container.decode(SharedSegment.self, forKey: .segment))
+        let id = try container.decode(UInt64.self, forKey: .served)
+        let lock = try container.decode(Lock.self, forKey: .lock)
+        if id != 0 {
+            try MPIServedObject.checkDecoding("SharedValue")
+            self.init(lock: lock, served: MPIServedValue(id: id))
+            return
+        }
+        self.init(lock: lock, segment: try container.decode(SharedSegment.self, forKey: .segment))
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         // Wire reads keys in the order they were written: keep this order in init(from:).
         try container.encode(MemoryLayout<T>.size, forKey: .size)
+        if let served { try MPIServedObject.checkEncoding("SharedValue") }
+        try container.encode(served?.object.id ?? 0, forKey: .served)
         try container.encode(lock, forKey: .lock)
-        try container.encode(segment, forKey: .segment)
+        if served == nil { try container.encode(segment!, forKey: .segment) }
     }
 
     /// The value, read or written holding the lock.
     @inlinable
     public var value: T {
-        get { lock.withReentrantAccess { address.pointee } }
-        nonmutating set { lock.withReentrantAccess { address.pointee = newValue } }
+        get {
+            // Served: rank 0 reads and writes the value whole, so one message needs no lock.
+            guard let address else { return served!.load(T.self) }
+            return lock.withReentrantAccess { address.pointee }
+        }
+        nonmutating set {
+            guard let address else { return served!.store(newValue) }
+            lock.withReentrantAccess { address.pointee = newValue }
+        }
     }
 
     /// Runs `body` on the value holding the lock: a read-modify-write no other process can
     /// interleave with.
     @inlinable @discardableResult
     public func withLock<R, E: Error>(_ body: (inout T) throws(E) -> R) throws(E) -> R {
-        try lock.withReentrantAccess { () throws(E) -> R in try body(&address.pointee) }
+        guard let address else {
+            return try lock.withReentrantAccess { () throws(E) -> R in
+                var value = served!.load(T.self)
+                defer { served!.store(value) }
+                return try body(&value)
+            }
+        }
+        return try lock.withReentrantAccess { () throws(E) -> R in try body(&address.pointee) }
     }
 }

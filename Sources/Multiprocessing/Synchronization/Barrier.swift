@@ -24,9 +24,13 @@ public struct Barrier: Codable, Sendable {
     public let timeout: Double?
     /// Run by the last party to arrive, before the others are released.
     public let action: (any BarrierAction)?
-    /// The shared memory holding the barrier's state.
-    public let segment: SharedSegment
-    private let state: State
+    /// The shared memory holding the barrier's state; nil for a barrier served by rank 0
+    /// under mpirun.
+    public let segment: SharedSegment?
+    /// Under mpirun: the barrier rank 0 serves to every rank over MPI messages.
+    private let served: MPIServedBarrier?
+    private let localState: State?
+    private var state: State { localState! }
 
     /// The shared layout: the mutex, then 32-bit words, then the 64-bit broken-pass bitmap.
     private struct State: @unchecked Sendable {
@@ -62,9 +66,22 @@ public struct Barrier: Codable, Sendable {
     /// - Parameters:
     ///   - action: run by the last party to arrive at each pass, before any party leaves.
     ///   - timeout: the default for `wait()`, in seconds; nil waits for ever.
+    ///
+    /// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
+    /// the barrier is served by rank 0 over MPI messages: parties on worker ranks wait in
+    /// rank 0. An `action` is not offered then (`MPIObjectError(.unavailable)`): run it in the
+    /// party whose `wait()` returned `parties - 1`.
     public init(parties: Int, action: (any BarrierAction)? = nil, timeout: Double? = nil) throws {
         guard parties >= 1, parties < Int(UInt32.max) else {
             throw SynchronizationError(.invalidArgument, "a Barrier needs at least 1 party, not \(parties)")
+        }
+        if MPIObjects.isServing {
+            if action != nil {
+                throw MPIObjectError.unavailable("A Barrier action", use: "a Barrier without one, and run the action in the "
+                    + "party whose wait() returned parties - 1 (then wait() again if the others must wait for it)")
+            }
+            self.init(parties: parties, timeout: timeout, served: MPIServedBarrier(parties: parties))
+            return
         }
         if let action {
             let type = type(of: action)
@@ -89,14 +106,31 @@ public struct Barrier: Codable, Sendable {
         self.action = action
         self.timeout = timeout
         self.segment = segment
-        self.state = State(segment.base)
+        self.localState = State(segment.base)
+        served = nil
     }
 
-    private enum CodingKeys: String, CodingKey { case segment, parties, timeout, actionType, action }
+    private init(parties: Int, timeout: Double?, served: MPIServedBarrier) {
+        self.parties = parties
+        action = nil
+        self.timeout = timeout
+        segment = nil
+        localState = nil
+        self.served = served
+    }
+
+    private enum CodingKeys: String, CodingKey { case served, segment, parties, timeout, actionType, action }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         // Wire reads keys in the order they were written: the same order as encode(to:).
+        let id = try container.decode(UInt64.self, forKey: .served)
+        if id != 0 {
+            try MPIServedObject.checkDecoding("Barrier")
+            self.init(parties: try container.decode(Int.self, forKey: .parties),
+                      timeout: try container.decodeIfPresent(Double.self, forKey: .timeout), served: MPIServedBarrier(id: id))
+            return
+        }
         let segment = try container.decode(SharedSegment.self, forKey: .segment)
         let parties = try container.decode(Int.self, forKey: .parties)
         let timeout = try container.decodeIfPresent(Double.self, forKey: .timeout)
@@ -112,7 +146,15 @@ public struct Barrier: Codable, Sendable {
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encode(segment, forKey: .segment)
+        if let served {
+            try MPIServedObject.checkEncoding("Barrier")
+            try container.encode(served.object.id, forKey: .served)
+            try container.encode(parties, forKey: .parties)
+            try container.encodeIfPresent(timeout, forKey: .timeout)
+            return
+        }
+        try container.encode(UInt64(0), forKey: .served)
+        try container.encode(segment!, forKey: .segment)
         try container.encode(parties, forKey: .parties)
         try container.encodeIfPresent(timeout, forKey: .timeout)
         if let action {
@@ -130,6 +172,7 @@ public struct Barrier: Codable, Sendable {
     ///   Running out of time breaks the barrier for every party.
     /// - Throws: `BrokenBarrierError` if the barrier is or becomes broken.
     public func wait(timeout: Double? = nil) throws -> Int {
+        if let served { return try served.wait(timeout: timeout ?? self.timeout) }
         let deadline = Deadline(seconds: timeout ?? self.timeout)
         try lockState()
         if SharedAtomic.load(state.broken) != 0 {
@@ -180,6 +223,7 @@ public struct Barrier: Codable, Sendable {
     /// Breaks the barrier: every waiter, and every `wait` until `reset()`, throws
     /// `BrokenBarrierError`.
     public func abort() throws(SynchronizationError) {
+        if let served { return try served.breakOrReset(reset: false) }
         try lockState()
         breakLocked()
         unlockState()
@@ -187,6 +231,7 @@ public struct Barrier: Codable, Sendable {
 
     /// Returns the barrier to its empty state; parties waiting now get `BrokenBarrierError`.
     public func reset() throws(SynchronizationError) {
+        if let served { return try served.breakOrReset(reset: true) }
         try lockState()
         if SharedAtomic.load(state.count) > 0 { breakLocked() }
         SharedAtomic.store(state.count, 0)
@@ -195,10 +240,16 @@ public struct Barrier: Codable, Sendable {
     }
 
     /// Whether the barrier is broken.
-    public var isBroken: Bool { SharedAtomic.load(state.broken) != 0 }
+    public var isBroken: Bool {
+        if let served { return served.state.broken }
+        return SharedAtomic.load(state.broken) != 0
+    }
 
     /// The number of parties waiting in the current pass: a snapshot. Python's `n_waiting`.
-    public var nWaiting: Int { isBroken ? 0 : Int(SharedAtomic.load(state.count)) }
+    public var nWaiting: Int {
+        if let served { return served.state.waiting }
+        return isBroken ? 0 : Int(SharedAtomic.load(state.count))
+    }
 
     // MARK: internals
 

@@ -26,6 +26,7 @@ public struct Condition: Codable, Sendable {
 
     /// A condition over `lock`, or over a new `Lock` when nil.
     public init(lock: Lock? = nil) throws {
+        try MPIObjects.refuseIfServing("Condition", use: "an Event, or a Queue to hand work over")
         try self.init(lock: lock ?? Lock(), segment: SharedSegment(size: 8))
     }
 

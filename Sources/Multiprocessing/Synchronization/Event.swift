@@ -7,35 +7,66 @@
 /// Underneath: one 32-bit futex word in a shared segment holding the flag (bit 0) and a count
 /// of `set()` calls (the other bits), and a sleeper count so that `set()` makes a system call
 /// only when someone sleeps.
+///
+/// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
+/// the event is served by rank 0 over MPI messages: tasks on worker ranks that store it wait
+/// in rank 0 (answered while an MPI pool is live), without polling.
 public struct Event: Codable, Sendable {
-    /// The shared memory holding the flag.
-    public let segment: SharedSegment
-    private var state: UnsafeMutablePointer<UInt32> { segment.word(0) }
-    private var sleepers: UnsafeMutablePointer<UInt32> { segment.word(1) }
+    /// The shared memory holding the flag; nil for an event served by rank 0 under mpirun.
+    public let segment: SharedSegment?
+    private let served: MPIServedEvent?
+    private var state: UnsafeMutablePointer<UInt32> { segment!.word(0) }
+    private var sleepers: UnsafeMutablePointer<UInt32> { segment!.word(1) }
 
     /// A new event, not set.
     public init() throws {
-        self.init(segment: try SharedSegment(size: 8))
+        if MPIObjects.isServing {
+            self.init(segment: nil, served: MPIServedEvent())
+            return
+        }
+        self.init(segment: try SharedSegment(size: 8), served: nil)
     }
 
-    private init(segment: SharedSegment) {
+    private init(segment: SharedSegment?, served: MPIServedEvent?) {
         self.segment = segment
+        self.served = served
     }
+
+    private enum CodingKeys: String, CodingKey { case served, segment }
 
     public init(from decoder: any Decoder) throws {
-        self.init(segment: try SharedSegment(from: decoder))
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: keep this order in encode(to:).
+        let id = try container.decode(UInt64.self, forKey: .served)
+        if id != 0 {
+            try MPIServedObject.checkDecoding("Event")
+            self.init(segment: nil, served: MPIServedEvent(id: id))
+            return
+        }
+        self.init(segment: try container.decode(SharedSegment.self, forKey: .segment), served: nil)
     }
 
     public func encode(to encoder: any Encoder) throws {
-        try segment.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if let served {
+            try MPIServedObject.checkEncoding("Event")
+            try container.encode(served.object.id, forKey: .served)
+            return
+        }
+        try container.encode(UInt64(0), forKey: .served)
+        try container.encode(segment!, forKey: .segment)
     }
 
     /// Whether the flag is up now. Python's `is_set()`.
-    public var isSet: Bool { SharedAtomic.load(state) & 1 != 0 }
+    public var isSet: Bool {
+        if let served { return served.isSet }
+        return SharedAtomic.load(state) & 1 != 0
+    }
 
     /// Raises the flag and wakes every waiter, in every process.
     /// The corresponding system call is `futex(FUTEX_WAKE)`.
     public func set() {
+        if let served { return served.set(true) }
         var current = SharedAtomic.load(state)
         while current & 1 == 0 {
             // A new generation with the flag up.
@@ -49,6 +80,7 @@ public struct Event: Codable, Sendable {
 
     /// Lowers the flag.
     public func clear() {
+        if let served { return served.set(false) }
         var current = SharedAtomic.load(state)
         while current & 1 != 0 {
             if SharedAtomic.compareExchange(state, expected: current, desired: current & ~1) { return }
@@ -61,6 +93,7 @@ public struct Event: Codable, Sendable {
     /// The corresponding system call is `futex(FUTEX_WAIT)`.
     @discardableResult
     public func wait(timeout: Double? = nil) -> Bool {
+        if let served { return served.wait(timeout: timeout) }
         let seen = SharedAtomic.load(state)
         if seen & 1 != 0 { return true }
         let deadline = Deadline(seconds: timeout)

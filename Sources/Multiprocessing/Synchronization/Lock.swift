@@ -28,13 +28,29 @@ import Glibc
 /// Underneath: a robust, process-shared, error-checking `pthread_mutex_t` in a shared segment;
 /// ~20 ns to acquire and release when uncontended.
 public struct Lock: Codable, Sendable {
-    /// The shared memory holding the mutex.
-    public let segment: SharedSegment
-    @usableFromInline let mutex: SharedMutex
+    /// The shared memory holding the mutex; nil for a lock served by rank 0 of an mpirun job
+    /// (created there while worker ranks exist: see "Under mpirun" below).
+    public let segment: SharedSegment?
+    @usableFromInline let mutex: SharedMutex?
+    /// Under mpirun: the lock rank 0 serves to every rank over MPI messages.
+    let served: MPIServedLock?
 
     /// A new, unlocked lock.
+    ///
+    /// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
+    /// the lock is served by rank 0: a task on any worker rank that stores it acquires and
+    /// releases it by messages to rank 0 (answered while an MPI pool is live), and a worker
+    /// rank's task owns what it acquires. It cannot reach local child processes.
     public init() throws {
-        segment = try SharedSegment(size: SharedMutex.byteCount)
+        if MPIObjects.isServing {
+            segment = nil
+            mutex = nil
+            served = MPIServedLock()
+            return
+        }
+        let segment = try SharedSegment(size: SharedMutex.byteCount)
+        self.segment = segment
+        served = nil
         do {
             mutex = try SharedMutex.initialize(at: segment.base, kind: .errorChecking)
         } catch {
@@ -42,13 +58,34 @@ public struct Lock: Codable, Sendable {
         }
     }
 
+    private enum CodingKeys: String, CodingKey { case served, segment }
+
     public init(from decoder: any Decoder) throws {
-        segment = try SharedSegment(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: keep this order in encode(to:).
+        let id = try container.decode(UInt64.self, forKey: .served)
+        if id != 0 {
+            try MPIServedObject.checkDecoding("Lock")
+            segment = nil
+            mutex = nil
+            served = MPIServedLock(id: id)
+            return
+        }
+        let segment = try container.decode(SharedSegment.self, forKey: .segment)
+        self.segment = segment
         mutex = SharedMutex(at: segment.base)
+        served = nil
     }
 
     public func encode(to encoder: any Encoder) throws {
-        try segment.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if let served {
+            try MPIServedObject.checkEncoding("Lock")
+            try container.encode(served.object.id, forKey: .served)
+            return
+        }
+        try container.encode(UInt64(0), forKey: .served)
+        try container.encode(segment!, forKey: .segment)
     }
 
     /// How an acquisition went.
@@ -77,6 +114,7 @@ public struct Lock: Codable, Sendable {
     /// The corresponding C functions are `pthread_mutex_lock`, `pthread_mutex_trylock`,
     /// `pthread_mutex_timedlock` and, after `EOWNERDEAD`, `pthread_mutex_consistent`.
     public func acquireReportingRecovery(blocking: Bool = true, timeout: Double? = nil) throws(SynchronizationError) -> Acquisition {
+        guard let mutex else { return try served!.acquire(timeout: blocking ? timeout : 0) }
         do {
             switch try mutex.lock(timeout: blocking ? timeout : 0) {
             case .acquired: return .acquired
@@ -106,6 +144,7 @@ public struct Lock: Codable, Sendable {
     ///
     /// The corresponding C function is `pthread_mutex_unlock`.
     public func release() throws(SynchronizationError) {
+        guard let mutex else { return try served!.release() }
         do {
             try mutex.unlock()
         } catch where error.errno == EPERM {
@@ -132,6 +171,7 @@ public struct Lock: Codable, Sendable {
     /// default lock is an `RLock`). Traps only if the mutex memory is corrupt.
     @inlinable
     func withReentrantAccess<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        guard let mutex else { return try withServedAccess(body) }
         let result = pthread_mutex_lock(mutex.address)
         switch result {
         case EDEADLK:
@@ -148,14 +188,30 @@ public struct Lock: Codable, Sendable {
         return try body()
     }
 
+    /// `withReentrantAccess` on a served lock; a worker rank that cannot reach rank 0 ends
+    /// the job (the accessors using it cannot throw).
+    @usableFromInline
+    func withServedAccess<R, E: Error>(_ body: () throws(E) -> R) throws(E) -> R {
+        guard let served else { preconditionFailure("a Lock has neither a mutex nor a served id") }
+        do {
+            _ = try served.acquire(timeout: nil)
+        } catch where error.code == .wouldDeadlock {
+            return try body()  // held by this thread (rank 0) or this task (a worker rank) already
+        } catch {
+            MPIObjectClient.abort(MPIObjectError(.transport, "\(error)"))
+        }
+        defer { try? served.release() }
+        return try body()
+    }
+
     @usableFromInline
     static func corrupt(_ call: String, _ code: Int32) -> Never {
         preconditionFailure("\(call) failed on a shared value's lock: \(SystemError(call, errno: code)) (its shared memory is corrupt)")
     }
 
     /// Whether some thread, in any process, holds the lock now: a snapshot.
-    public var isLocked: Bool { mutex.ownerThreadID != 0 }
+    public var isLocked: Bool { mutex.map { $0.ownerThreadID != 0 } ?? served!.state.locked }
 
     /// Whether the calling thread holds the lock.
-    public var isHeldByCurrentThread: Bool { mutex.isHeldByCurrentThread }
+    public var isHeldByCurrentThread: Bool { mutex.map { $0.isHeldByCurrentThread } ?? served!.state.mine }
 }

@@ -11,12 +11,23 @@ import Glibc
 /// Underneath: a robust, process-shared, recursive `pthread_mutex_t` in a shared segment.
 public struct RLock: Codable, Sendable {
     /// The shared memory holding the mutex.
-    public let segment: SharedSegment
-    let mutex: SharedMutex
+    public let segment: SharedSegment?
+    let mutex: SharedMutex?
+    /// Under mpirun: the lock rank 0 serves to every rank over MPI messages (owned by the
+    /// acquiring thread on rank 0, by the task on a worker rank).
+    let served: MPIServedLock?
 
     /// A new, unlocked re-entrant lock.
     public init() throws {
-        segment = try SharedSegment(size: SharedMutex.byteCount)
+        if MPIObjects.isServing {
+            segment = nil
+            mutex = nil
+            served = MPIServedLock(recursive: true)
+            return
+        }
+        let segment = try SharedSegment(size: SharedMutex.byteCount)
+        self.segment = segment
+        served = nil
         do {
             mutex = try SharedMutex.initialize(at: segment.base, kind: .recursive)
         } catch {
@@ -24,13 +35,34 @@ public struct RLock: Codable, Sendable {
         }
     }
 
+    private enum CodingKeys: String, CodingKey { case served, segment }
+
     public init(from decoder: any Decoder) throws {
-        segment = try SharedSegment(from: decoder)
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: keep this order in encode(to:).
+        let id = try container.decode(UInt64.self, forKey: .served)
+        if id != 0 {
+            try MPIServedObject.checkDecoding("RLock")
+            segment = nil
+            mutex = nil
+            served = MPIServedLock(id: id)
+            return
+        }
+        let segment = try container.decode(SharedSegment.self, forKey: .segment)
+        self.segment = segment
         mutex = SharedMutex(at: segment.base)
+        served = nil
     }
 
     public func encode(to encoder: any Encoder) throws {
-        try segment.encode(to: encoder)
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if let served {
+            try MPIServedObject.checkEncoding("RLock")
+            try container.encode(served.object.id, forKey: .served)
+            return
+        }
+        try container.encode(UInt64(0), forKey: .served)
+        try container.encode(segment!, forKey: .segment)
     }
 
     /// Acquires the lock (again, if this thread holds it), saying whether its previous holder
@@ -39,6 +71,7 @@ public struct RLock: Codable, Sendable {
     /// The corresponding C functions are `pthread_mutex_lock`, `pthread_mutex_trylock` and
     /// `pthread_mutex_timedlock`.
     public func acquireReportingRecovery(blocking: Bool = true, timeout: Double? = nil) throws(SynchronizationError) -> Lock.Acquisition {
+        guard let mutex else { return try served!.acquire(timeout: blocking ? timeout : 0) }
         do {
             switch try mutex.lock(timeout: blocking ? timeout : 0) {
             case .acquired: return .acquired
@@ -61,6 +94,7 @@ public struct RLock: Codable, Sendable {
     ///
     /// The corresponding C function is `pthread_mutex_unlock`.
     public func release() throws(SynchronizationError) {
+        guard let mutex else { return try served!.release() }
         do {
             try mutex.unlock()
         } catch where error.errno == EPERM {
@@ -81,8 +115,8 @@ public struct RLock: Codable, Sendable {
     }
 
     /// Whether some thread, in any process, holds the lock now: a snapshot.
-    public var isLocked: Bool { mutex.ownerThreadID != 0 }
+    public var isLocked: Bool { mutex.map { $0.ownerThreadID != 0 } ?? served!.state.locked }
 
     /// Whether the calling thread holds the lock.
-    public var isHeldByCurrentThread: Bool { mutex.isHeldByCurrentThread }
+    public var isHeldByCurrentThread: Bool { mutex.map { $0.isHeldByCurrentThread } ?? served!.state.mine }
 }

@@ -14,6 +14,8 @@ import Glibc
 /// A rank cannot be replaced: one that dies ends the job (MPI's fault model).
 final class MPIBackend: PoolBackend, @unchecked Sendable {
     static let maxPendingSends = 16
+    static let endedMessage = "the MPI pool ended while this request waited in rank 0 (shared objects are served while "
+        + "an MPI pool is live): keep the pool open until its tasks are done"
 
     let workerCount: Int
     let framed = false
@@ -31,6 +33,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     private var failure: PoolError?
     private var backoff = IdleBackoff()
     private var closed = false
+    /// Whether this pool serves rank 0's shared objects to the workers (`MPIObjects`).
+    private let servesObjects = MPIObjects.isServing
+    /// Incomplete sends of object-service replies.
+    private var objectSends: [Request] = []
 
     /// Takes the job's worker ranks (at most `limit` of them) for a new pool.
     init(limit: Int?) throws {
@@ -47,6 +53,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         pending = Array(repeating: [], count: workerCount)
         stopSent = Array(repeating: false, count: workerCount)
         stopped = Array(repeating: false, count: workerCount)
+        if servesObjects {
+            MPIObjectRegistry.shared.setWaker { [weak self] in self?.wake() }
+        }
     }
 
     var summary: String {
@@ -105,6 +114,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 buffer.withUnsafeBytes { handler(.message(worker: worker, $0)) }
             }
             progressed = progressed || received > 0
+            if servesObjects, try serveObjects() { progressed = true }
         } catch {
             failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
             return true
@@ -113,13 +123,42 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         return progressed
     }
 
+    /// Answers the worker ranks' object requests (rank 0's object service, DESIGN.md §4):
+    /// receives them, expires parked ones whose timeout passed, sends every ready reply.
+    /// Returns whether anything moved.
+    private func serveObjects() throws -> Bool {
+        let registry = MPIObjectRegistry.shared
+        var moved = false
+        while let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIObjectProtocol.requestTag), into: &buffer) {
+            buffer.withUnsafeBytes { registry.handle($0, from: status.source) }
+            moved = true
+        }
+        registry.expire(now: monotonicNanoseconds())
+        try sendObjectReplies()
+        objectSends = try objectSends.filter { try $0.test() == nil }
+        return moved
+    }
+
+    private func sendObjectReplies() throws {
+        for reply in MPIObjectRegistry.shared.takeReplies() {
+            objectSends.append(try reply.bytes.withUnsafeBytes {
+                try communicator.isend($0, to: reply.rank, tag: MPIObjectProtocol.replyTag)
+            })
+        }
+    }
+
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
-        let deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
+        var deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
+        if servesObjects, let parked = MPIObjectRegistry.shared.nextDeadline { deadline = min(deadline, parked) }
         while true {
             wakeWord.arm()
             if ready() || failure != nil { return }
             do {
                 if try communicator.iprobe(from: .any, tag: .value(MPIProtocol.poolTag)) != nil { return }
+                if servesObjects {
+                    if MPIObjectRegistry.shared.hasReplies { return }
+                    if try communicator.iprobe(from: .any, tag: .value(MPIObjectProtocol.requestTag)) != nil { return }
+                }
                 if try completeSends() { return }
             } catch {
                 failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
@@ -146,6 +185,11 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// acknowledgements (dropping any other reply), then gives the MPI back to `MPIRoot` with
     /// the workers still busy — it drains them before the next pool, or at exit.
     func shutdown(deadline: UInt64) {
+        if servesObjects {
+            MPIObjectRegistry.shared.setWaker(nil)
+            MPIObjectRegistry.shared.failParked(Self.endedMessage)
+            if !closed { try? transport { try sendObjectReplies() } }
+        }
         guard !closed else {
             MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 }, error: failure)
             return
@@ -163,6 +207,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 }
                 while stopped.contains(false) {
                     _ = try completeSends()
+                    if servesObjects { _ = try serveObjects() }
                     if let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
                         let worker = status.source - 1
                         if worker >= 0 && worker < workerCount && buffer.first == WorkerMessage.stopped.rawValue {
@@ -175,6 +220,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                     backoff.pause(until: deadline)
                 }
                 _ = try completeSends()
+                if servesObjects {
+                    MPIObjectRegistry.shared.failParked(Self.endedMessage)
+                    try sendObjectReplies()
+                }
             }
         } catch let caught as PoolError {
             shutdownError = caught
@@ -182,7 +231,8 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             shutdownError = PoolError(.transport, "\(error)")
         }
         let busy = (0..<workerCount).filter { !stopped[$0] }.map { $0 + 1 }
-        MPIRoot.shared.closePool(draining: busy, sends: pending.flatMap { $0 }, error: shutdownError)
+        MPIRoot.shared.closePool(draining: busy, sends: pending.flatMap { $0 } + objectSends, error: shutdownError)
         pending = Array(repeating: [], count: workerCount)
+        objectSends = []
     }
 }

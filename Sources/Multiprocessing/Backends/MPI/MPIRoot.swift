@@ -177,6 +177,7 @@ final class MPIRoot: @unchecked Sendable {
                     if buffer.first == WorkerMessage.stopped.rawValue { draining.remove(status.source) }
                     backoff.noteActivity()
                 }
+                if try refuseObjectRequests(comm) { backoff.noteActivity() }
                 if draining.isEmpty && leftoverSends.isEmpty { return }
                 if monotonicNanoseconds() > deadline {
                     throw PoolError(.startFailed, "worker ranks \(draining.sorted()) are still running tasks of a terminated pool "
@@ -240,10 +241,38 @@ final class MPIRoot: @unchecked Sendable {
                 backoff.noteActivity()
                 if status.tag == MPIProtocol.controlTag && buffer.first == MPIProtocol.Control.terminated.rawValue {
                     missing.remove(status.source)
+                } else if status.tag == MPIObjectProtocol.requestTag {
+                    // A task still running asks for a shared object: answer, so that it ends.
+                    try refuse(objectRequestFrom: status.source, comm)
                 }
             }
             try Request.waitAll(sends + leftoverSends)
             leftoverSends = []
+        }
+    }
+}
+
+extension MPIRoot {
+    static let noPoolMessage = "no MPI pool is live on rank 0, so it cannot serve shared objects (the task belongs to a "
+        + "terminated pool, or the program is ending): keep the pool open until its tasks are done"
+
+    /// Answers worker requests for shared objects while no pool serves them (a terminated
+    /// pool's tasks, the program's end) with `.failed`, so that the tasks end instead of
+    /// waiting for ever. Returns whether there was any.
+    func refuseObjectRequests(_ comm: Communicator) throws -> Bool {
+        var any = false
+        var request: [UInt8] = []
+        while let status = try comm.receiveIfAvailable(from: .any, tag: .value(MPIObjectProtocol.requestTag), into: &request) {
+            try refuse(objectRequestFrom: status.source, comm)
+            any = true
+        }
+        return any
+    }
+
+    func refuse(objectRequestFrom rank: Int, _ comm: Communicator) throws {
+        // Blocking send: the worker is waiting in a receive for exactly this answer.
+        try MPIObjectProtocol.failure(.failed, Self.noPoolMessage).withUnsafeBytes {
+            try comm.send($0, to: rank, tag: MPIObjectProtocol.replyTag)
         }
     }
 }

@@ -18,6 +18,7 @@ enum MPIWorkerEntry {
             printError("swiftmp: worker rank \(MPILaunch.rank ?? -1): cannot start MPI: \(error)")
             return 70
         }
+        MPIObjectClient.install(communicator)
         var worker = MPIWorker(communicator: communicator, build: build)
         do {
             try worker.serve()

@@ -1,0 +1,74 @@
+import Wire
+
+/// The messages of the MPI object service (DESIGN.md §4: shared objects across ranks are
+/// served by messages from rank 0, not one-sided windows).
+///
+/// A worker rank's task sends one request to rank 0 on `requestTag` and waits for the one
+/// answer on `replyTag` (both on the job's duplicated world communicator, so they never mix
+/// with the pool's messages on `MPIProtocol.poolTag`). Rank 0's MPI thread (a live MPI
+/// pool's engine thread) answers; a request that cannot be satisfied yet (an empty queue, a
+/// held lock, an unset event) is parked there and answered when it can be, or when its
+/// timeout passes — the worker never polls rank 0.
+///
+/// Request: op (UInt8), object id (UInt64), timeout in seconds (Double; negative: none,
+/// 0: do not wait), payload (length-prefixed bytes). Reply: `Status` (UInt8), then for
+/// `.ok` the op's result (length-prefixed bytes), for `.failed` a message (String).
+enum MPIObjectProtocol {
+    static let requestTag = 3
+    static let replyTag = 4
+
+    enum Op: UInt8 {
+        case queuePut = 1
+        case queueGet = 2
+        case queueCount = 3
+        case lockAcquire = 4
+        case lockRelease = 5
+        case lockState = 6
+        case eventSet = 7
+        case eventClear = 8
+        case eventIsSet = 9
+        case eventWait = 10
+        case valueRead = 11
+        case valueWrite = 12
+        case queueTaskDone = 13
+        case queueJoin = 14
+        case queueUnfinished = 15
+        case barrierWait = 16
+        case barrierAbort = 17
+        case barrierReset = 18
+        case barrierState = 19
+        case semaphoreAcquire = 20
+        case semaphoreRelease = 21
+        case semaphoreValue = 22
+    }
+
+    enum Status: UInt8 {
+        case ok = 0
+        /// The timeout passed (queue full or empty, lock held, event not set).
+        case timedOut = 1
+        /// The operation is not allowed (release of a lock the caller does not hold, …).
+        case refused = 2
+        /// The service cannot answer (unknown object, the MPI pool ended).
+        case failed = 3
+    }
+
+    static func request(_ op: Op, id: UInt64, timeout: Double?, payload: UnsafeRawBufferPointer) -> [UInt8] {
+        var writer = WireWriter(capacity: 32 + payload.count)
+        writer.write(op.rawValue)
+        writer.write(id)
+        writer.write(timeout ?? -1)
+        writer.writeLengthPrefixed(payload)
+        return writer.bytes
+    }
+
+    static func reply(_ status: Status, _ payload: [UInt8] = []) -> [UInt8] {
+        var writer = WireWriter(capacity: 16 + payload.count)
+        writer.write(status.rawValue)
+        payload.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+        return writer.bytes
+    }
+
+    static func failure(_ status: Status, _ message: String) -> [UInt8] {
+        reply(status, Array(message.utf8))
+    }
+}

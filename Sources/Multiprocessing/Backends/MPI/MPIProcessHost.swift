@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs `Process` targets on the worker ranks of an mpirun job (when `MPIObjects.isServing`).
+///
+/// The first `start()` opens an implicit MPI pool over every worker rank; each target runs
+/// as an exclusive task (`Job.exclusive`): alone on a rank that runs nothing else meanwhile,
+/// so that running processes never wait behind each other. At most one process per worker
+/// rank runs at a time (a start beyond that throws, rather than queueing a target that
+/// others may be waiting for). The pool closes when a `join()` finds no process running, so
+/// that the program can make its own `Pool` afterwards; while it lives, it is the process's
+/// one MPI pool (a `Pool` made then is refused, and a `Process` started while the program's
+/// own MPI pool lives is refused too — use `pool.apply` there).
+final class MPIProcessHost: @unchecked Sendable {
+    static let shared = MPIProcessHost()
+
+    private let lock = ConditionLock()
+    // Under `lock`.
+    private var pool: Pool?
+    private var running = 0
+
+    /// The target's outcome: its exit code, 0 or 1 (it threw; the error was printed on its rank).
+    struct Target<F: ParallelFunction>: ParallelFunction where F.Input == Void, F.Output == Void {
+        var target: F
+        var name: String
+
+        func callAsFunction(_: Void) -> Int32 {
+            do {
+                try target(())
+                fflush(nil)
+                return 0
+            } catch {
+                fflush(nil)
+                printError("Process \(name) (MPI rank \(MPILaunch.rank ?? -1)): \(String(reflecting: type(of: error))): \(error)")
+                return 1
+            }
+        }
+    }
+
+    func start<F: ParallelFunction>(_ target: F, name: String) throws -> AsyncResult<Int32>
+        where F.Input == Void, F.Output == Void {
+        lock.lock()
+        defer { lock.unlock() }
+        if pool == nil {
+            do {
+                pool = try Pool(backend: .mpi)
+            } catch {
+                throw ProcessError(.startFailed, "cannot start process \(name) on an MPI worker rank: \(error) — while the "
+                    + "program's own MPI Pool is live, run the target with pool.apply(target, ()) instead")
+            }
+        }
+        let pool = pool!
+        guard running < pool.processes else {
+            throw ProcessError(.startFailed, "cannot start process \(name): each of the \(pool.processes) worker rank(s) of "
+                + "this mpirun job runs a Process already; join() one first, or launch with more ranks (mpirun -np <1 + processes>)")
+        }
+        let result: AsyncResult<Int32>
+        do {
+            result = try pool.applyExclusive(Target(target: target, name: name), ()) { [weak self] in self?.ended() }
+        } catch {
+            throw ProcessError(.startFailed, "cannot start process \(name) on an MPI worker rank: \(error)")
+        }
+        running += 1
+        return result
+    }
+
+    private func ended() {
+        lock.withLock { running -= 1 }
+    }
+
+    /// Closes the implicit pool if no process runs (called after a `join` saw its end).
+    func releaseIfIdle() {
+        let idle: Pool? = lock.withLock {
+            guard running == 0, let pool else { return nil }
+            self.pool = nil
+            return pool
+        }
+        guard let idle else { return }
+        idle.close()
+        try? idle.join()
+    }
+}

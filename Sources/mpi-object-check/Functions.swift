@@ -1,0 +1,285 @@
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The rank (or pid, locally) that runs a task.
+func workerIdentity() -> Int {
+    if let rank = getenv("OMPI_COMM_WORLD_RANK") { return Int(String(cString: rank)) ?? -1 }
+    return Int(getpid())
+}
+
+/// Puts `count` items `input * 1000 + i` into the queue; returns the worker's identity.
+struct Produce: ParallelFunction {
+    var queue: Queue<Int>
+    var count: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        for i in 0..<count { try queue.put(input * 1000 + i) }
+        return workerIdentity()
+    }
+}
+
+/// Gets `count` items a producer puts later (the queue starts empty: gets wait in rank 0).
+struct Consume: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ count: Int) throws -> Int {
+        var sum = 0
+        for _ in 0..<count { sum += try queue.get(timeout: 30) }
+        return sum
+    }
+}
+
+/// `rounds` times: under the lock, log (+identity), pause, log (−identity). The log
+/// alternates only if no two holders overlap.
+struct Critical: ParallelFunction {
+    var lock: Lock
+    var log: Queue<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        let me = workerIdentity()
+        for _ in 0..<rounds {
+            try lock.withLock {
+                try log.put(me)
+                var pause = timespec(tv_sec: 0, tv_nsec: 200_000)
+                nanosleep(&pause, nil)
+                try log.put(-me)
+            }
+        }
+        return me
+    }
+}
+
+/// Says it waits, then waits for the event; returns whether it was set.
+struct AwaitEvent: ParallelFunction {
+    var event: Event
+    var waiting: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> Bool {
+        try waiting.put(input)
+        return event.wait(timeout: 30)
+    }
+}
+
+/// Timeouts answered by rank 0: a get on an empty queue, a wait on an unset event, and an
+/// acquire of a lock rank 0 holds.
+struct Timeouts: ParallelFunction {
+    var queue: Queue<Int>
+    var event: Event
+    var lock: Lock
+    func callAsFunction(_ input: Int) throws -> String {
+        var parts: [String] = []
+        do {
+            _ = try queue.get(timeout: 0.05)
+            parts.append("get=item")
+        } catch is Empty {
+            parts.append("get=Empty")
+        }
+        parts.append("wait=\(event.wait(timeout: 0.05))")
+        parts.append("acquire=\(try lock.acquire(timeout: 0.05))")
+        parts.append("release=\((try? lock.release()) != nil ? "ok" : "notHeld")")
+        return parts.joined(separator: " ")
+    }
+}
+
+/// Round trips from a worker: lock acquire+release pairs and queue put+get pairs (µs each).
+struct RoundTrips: ParallelFunction {
+    var lock: Lock
+    var queue: Queue<Int>
+    func callAsFunction(_ count: Int) throws -> [Double] {
+        var start = clock()
+        for _ in 0..<count {
+            try lock.acquire()
+            try lock.release()
+        }
+        let lockSeconds = seconds(since: start)
+        start = clock()
+        for i in 0..<count {
+            try queue.put(i)
+            _ = try queue.get()
+        }
+        let queueSeconds = seconds(since: start)
+        return [lockSeconds / Double(count) * 1e6, queueSeconds / Double(count) * 1e6]
+    }
+
+    private func clock() -> timespec {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return now
+    }
+
+    private func seconds(since start: timespec) -> Double {
+        let now = clock()
+        return Double(now.tv_sec - start.tv_sec) + Double(now.tv_nsec - start.tv_nsec) / 1e9
+    }
+}
+
+/// `rounds` increments of a shared counter under its lock.
+struct Increment: ParallelFunction {
+    var counter: SharedValue<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        for _ in 0..<rounds { counter.withLock { $0 += 1 } }
+        return workerIdentity()
+    }
+}
+
+/// `rounds` increments through `lock` + `value` (two separate accesses made atomic by the
+/// lock, as in Python's `with counter.get_lock(): counter.value += 1`).
+struct IncrementUnderLock: ParallelFunction {
+    var counter: SharedValue<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        for _ in 0..<rounds { try counter.lock.withLock { counter.value += 1 } }
+        return workerIdentity()
+    }
+}
+
+struct Failure: Error, CustomStringConvertible {
+    var description: String { "deliberate failure" }
+}
+
+/// A `Process` target: puts its number and its worker's identity, or throws.
+struct Greet: ParallelFunction {
+    var queue: Queue<[Int]>
+    var number: Int
+    var fails: Bool
+    func callAsFunction(_: Void) throws {
+        if fails { throw Failure() }
+        try queue.put([number, workerIdentity()])
+    }
+}
+
+/// A `Process` target that waits for an event.
+struct Hold: ParallelFunction {
+    var event: Event
+    func callAsFunction(_: Void) throws {
+        _ = event.wait(timeout: 30)
+    }
+}
+
+struct Square: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int { x * x }
+}
+
+/// Takes jobs until the queue stays empty, marking each done; returns their sum.
+struct TakeJobs: ParallelFunction {
+    var jobs: JoinableQueue<Int>
+    func callAsFunction(_ input: Int) throws -> Int {
+        var sum = 0
+        while true {
+            guard let job = try? jobs.get(timeout: 0.2) else { return sum }
+            sum += job
+            try jobs.taskDone()
+        }
+    }
+}
+
+/// Waits on an empty queue (parked in rank 0 while the pool is terminated), then asks
+/// again after the pool ended; both must fail (not hang). Returns what happened.
+struct Orphan: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> String {
+        var outcomes: [String] = []
+        for attempt in 0..<2 {
+            do {
+                _ = try queue.get(timeout: 20)
+                outcomes.append("item")
+            } catch {
+                outcomes.append("\(error)")
+            }
+            if attempt == 0 {
+                var pause = timespec(tv_sec: 0, tv_nsec: 300_000_000)
+                nanosleep(&pause, nil)
+            }
+        }
+        print("ORPHAN TASK: \(outcomes.joined(separator: "; "))")
+        fflush(nil)
+        return outcomes.joined(separator: "; ")
+    }
+}
+
+/// A `Process` target: two passes of a barrier; puts both arrival indices.
+struct MeetTwice: ParallelFunction {
+    var barrier: Barrier
+    var indices: Queue<Int>
+    func callAsFunction(_: Void) throws {
+        try indices.put(try barrier.wait(timeout: 30))
+        try indices.put(try barrier.wait(timeout: 30))
+    }
+}
+
+struct NoAction: BarrierAction {
+    func callAsFunction() {}
+}
+
+/// Puts into a SimpleQueue from a worker.
+struct PutSimple: ParallelFunction {
+    var queue: SimpleQueue<String>
+    func callAsFunction(_ input: Int) throws {
+        try queue.put("item \(input)")
+    }
+}
+
+/// Waits at a barrier with a short timeout (nobody else comes): the wait breaks it.
+struct WaitAlone: ParallelFunction {
+    var barrier: Barrier
+    func callAsFunction(_ input: Int) throws -> String {
+        do {
+            _ = try barrier.wait(timeout: 0.1)
+            return "passed"
+        } catch is BrokenBarrierError {
+            return "BrokenBarrierError broken=\(barrier.isBroken)"
+        }
+    }
+}
+
+/// `rounds` times: holding one unit of a semaphore of value 1, log (+identity), pause, log
+/// (−identity).
+struct Limited: ParallelFunction {
+    var semaphore: Multiprocessing.Semaphore
+    var log: Queue<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        let me = workerIdentity()
+        for _ in 0..<rounds {
+            try semaphore.withLock {
+                try log.put(me)
+                var pause = timespec(tv_sec: 0, tv_nsec: 100_000)
+                nanosleep(&pause, nil)
+                try log.put(-me)
+            }
+        }
+        return me
+    }
+}
+
+/// Acquires and releases a bounded semaphore, then releases once too often.
+struct OverRelease: ParallelFunction {
+    var semaphore: BoundedSemaphore
+    func callAsFunction(_ input: Int) throws -> String {
+        let acquired = semaphore.acquire(timeout: 5)
+        try semaphore.release()
+        do {
+            try semaphore.release()
+            return "\(acquired) released twice"
+        } catch {
+            return "\(acquired) \(error.code == .releasedTooManyTimes ? "releasedTooManyTimes" : "\(error)")"
+        }
+    }
+}
+
+/// Takes an RLock twice, releases it twice, then once too often; then tries `other`, which
+/// rank 0 holds.
+struct Reentrant: ParallelFunction {
+    var lock: RLock
+    var other: RLock
+    func callAsFunction(_ input: Int) throws -> String {
+        try lock.acquire()
+        try lock.acquire()
+        let held = lock.isHeldByCurrentThread
+        try lock.release()
+        try lock.release()
+        var extra = "accepted"
+        do { try lock.release() } catch { extra = error.code == .notHeld ? "notHeld" : "\(error)" }
+        return "held=\(held) extra=\(extra) other=\(try other.acquire(timeout: 0.05))"
+    }
+}

@@ -1,0 +1,307 @@
+// Shared objects between rank 0 and worker ranks (a Python-tutorial-like program): the same
+// program runs locally (worker processes, objects in shared memory) and under mpirun
+// (worker ranks, objects served by rank 0 over MPI). Prints deterministic result lines, then
+// "OBJECTS OK backend=<mpi|local> workers=N"; exits 1 on a mismatch.
+//
+//   mpi-object-check            run the checks
+//   mpi-object-check --bench    also print round-trip times from a worker (µs, JSON lines)
+//   mpi-object-check --orphan   terminate a pool whose task waits on a queue, then exit: the
+//                               task's requests are refused (not left waiting), the job ends
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+nonisolated(unsafe) var mismatches = 0
+
+func check<T: Equatable>(_ name: String, _ got: T, _ expected: T) {
+    print("\(name): \(got)")
+    if got != expected {
+        mismatches += 1
+        print("MISMATCH \(name): expected \(expected)")
+    }
+}
+
+func sleepSeconds(_ seconds: Double) {
+    var pause = timespec(tv_sec: Int(seconds), tv_nsec: Int((seconds - Double(Int(seconds))) * 1e9))
+    nanosleep(&pause, nil)
+}
+
+/// Under mpirun, a primitive that is not served must fail at creation, saying what to use.
+func expectUnavailable(_ name: String, _ body: () throws -> Void) {
+    let underMPI = getenv("OMPI_COMM_WORLD_SIZE") != nil
+    do {
+        try body()
+        check("unavailable \(name)", underMPI ? "created" : "refused", "refused")
+    } catch let error as MPIObjectError where error.code == .unavailable {
+        check("unavailable \(name)", error.message.contains("use ") ? "refused" : "no advice: \(error)", "refused")
+        if name == "Pipe" { print("  e.g. \(error.message)") }
+    } catch {
+        check("unavailable \(name)", "\(error)", "refused")
+    }
+}
+
+let arguments = CommandLine.arguments.dropFirst()
+let underMPI = getenv("OMPI_COMM_WORLD_SIZE") != nil
+var backendLine = ""
+
+if arguments.contains("--orphan") {
+    do {
+        let pool = try Pool()
+        _ = try pool.applyAsync(Orphan(queue: try Queue<Int>()), 0)
+        sleepSeconds(0.1)
+        pool.terminate()
+        try? pool.join()
+        print("ORPHAN DONE")
+    } catch {
+        print("ORPHAN FAILED: \(error)")
+        exit(2)
+    }
+    exit(0)
+}
+
+do {
+    try Pool.with { pool in
+        let workers = pool.processes
+        backendLine = "backend=\(pool.backend) workers=\(workers)"
+
+        // 1. A queue filled by tasks on the workers, drained by rank 0.
+        let results = try Queue<Int>()
+        let producers = 4, perProducer = 50
+        let producedBy = try pool.map(Produce(queue: results, count: perProducer), 0..<producers, chunkSize: 1)
+        var count = 0, sum = 0
+        while count < producers * perProducer {
+            sum += try results.get(timeout: 30)
+            count += 1
+        }
+        check("queue drained count", count, producers * perProducer)
+        check("queue drained sum", sum, (0..<producers).reduce(0) { $0 + $1 * 1000 * perProducer + perProducer * (perProducer - 1) / 2 })
+        check("queue empty after", results.isEmpty, true)
+        print("[producers ran on \(Set(producedBy).count) distinct workers]")
+
+        // 2. A worker's get waits in rank 0 until rank 0 puts.
+        let handOver = try Queue<Int>(maxSize: 4)
+        let consumed = try pool.applyAsync(Consume(queue: handOver), 10)
+        sleepSeconds(0.05)
+        for i in 1...10 { try handOver.put(i) }
+        check("worker consumed sum", try consumed.get(timeout: 30), 55)
+
+        // 3. A lock held by one worker task at a time.
+        let lock = try Lock()
+        let log = try Queue<Int>()
+        let tasks = max(2, workers), rounds = 40
+        let holders = try pool.map(Critical(lock: lock, log: log, rounds: rounds), 0..<tasks, chunkSize: 1)
+        var entries = 0, alternates = true, open: Int? = nil
+        while let next = try? log.get(timeout: 0) {
+            if let holder = open {
+                if next != -holder { alternates = false }
+                open = nil
+                entries += 1
+            } else {
+                if next <= 0 { alternates = false }
+                open = next
+            }
+        }
+        check("lock critical sections", entries, tasks * rounds)
+        check("lock sections never overlap", alternates && open == nil, true)
+        print("[lock used by \(Set(holders).count) distinct workers]")
+
+        // 3a. A semaphore of value 1 as a critical section; a bounded one released too often.
+        let semaphore = try Multiprocessing.Semaphore(value: 1)
+        let semaphoreLog = try Queue<Int>()
+        _ = try pool.map(Limited(semaphore: semaphore, log: semaphoreLog, rounds: 20), 0..<tasks, chunkSize: 1)
+        var sections = 0, inside: Int? = nil, nested = false
+        while let next = try? semaphoreLog.get(timeout: 0) {
+            if let holder = inside {
+                if next != -holder { nested = true }
+                inside = nil
+                sections += 1
+            } else {
+                if next <= 0 { nested = true }
+                inside = next
+            }
+        }
+        check("semaphore sections never overlap", "\(sections) \(!nested && inside == nil)", "\(tasks * 20) true")
+        check("semaphore value after", semaphore.value, 1)
+        let bounded = try BoundedSemaphore(value: 1)
+        check("bounded semaphore over-release on a worker", try pool.apply(OverRelease(semaphore: bounded), 0),
+              "true releasedTooManyTimes")
+
+        // 3c. RLocks: re-entrant on a worker; one held by rank 0 (twice) is not available there.
+        let reentrant = try RLock(), heldByRankZero = try RLock()
+        try heldByRankZero.acquire()
+        try heldByRankZero.acquire()
+        check("rlock on a worker", try pool.apply(Reentrant(lock: reentrant, other: heldByRankZero), 0),
+              "held=true extra=notHeld other=false")
+        try heldByRankZero.release()
+        check("rlock still held after one release", heldByRankZero.isLocked, true)
+        try heldByRankZero.release()
+        check("rlock free after two releases", heldByRankZero.isLocked, false)
+
+        // 3b. A counter under its lock, incremented from every worker, ends exact.
+        let counter = try SharedValue(0)
+        let incrementers = try pool.map(Increment(counter: counter, rounds: 100), 0..<tasks, chunkSize: 1)
+        _ = try pool.map(IncrementUnderLock(counter: counter, rounds: 100), 0..<tasks, chunkSize: 1)
+        counter.withLock { $0 += 1000 }
+        check("shared counter", counter.value, tasks * 200 + 1000)
+        print("[counter incremented by \(Set(incrementers).count) distinct workers]")
+
+        // 4. An event set by rank 0 releases the waiting workers.
+        let event = try Event()
+        let waiting = try Queue<Int>()
+        let released = try pool.mapAsync(AwaitEvent(event: event, waiting: waiting), 0..<tasks, chunkSize: 1)
+        _ = try waiting.get(timeout: 30)
+        sleepSeconds(0.1)
+        check("event not set while waiting", event.isSet, false)
+        event.set()
+        check("event released every waiter", try released.get(timeout: 30), Array(repeating: true, count: tasks))
+
+        // 4b. A JoinableQueue: rank 0 joins until the workers marked every job done.
+        let jobs = try JoinableQueue<Int>()
+        for job in 1...100 { try jobs.put(job) }
+        let taken = try pool.mapAsync(TakeJobs(jobs: jobs), 0..<tasks, chunkSize: 1)
+        check("joinable queue joined", try jobs.join(timeout: 30), true)
+        check("joinable queue jobs summed", try taken.get(timeout: 30).reduce(0, +), 5050)
+        check("joinable queue unfinished", jobs.unfinishedTasks, 0)
+        do {
+            try jobs.taskDone()
+            check("joinable queue extra taskDone", "accepted", "taskDoneTooOften")
+        } catch let error as QueueError {
+            check("joinable queue extra taskDone", error.code == .taskDoneTooOften ? "taskDoneTooOften" : "\(error)", "taskDoneTooOften")
+        }
+
+        // 4c. A SimpleQueue filled by the workers; a barrier wait on a worker that times out.
+        let simple = try SimpleQueue<String>()
+        _ = try pool.map(PutSimple(queue: simple), 0..<3, chunkSize: 1)
+        var got: [String] = []
+        for _ in 0..<3 { got.append(try simple.get(timeout: 30)) }
+        check("simple queue items", got.sorted(), ["item 0", "item 1", "item 2"])
+        let lonely = try Barrier(parties: 2)
+        check("worker barrier timeout", try pool.apply(WaitAlone(barrier: lonely), 0), "BrokenBarrierError broken=true")
+
+        // 5. Timeouts from a worker, answered by rank 0 (the lock is held by rank 0).
+        let idle = try Event()
+        try lock.acquire()
+        let timeouts = try pool.apply(Timeouts(queue: try Queue<Int>(), event: idle, lock: lock), 0)
+        try lock.release()
+        check("worker timeouts", timeouts, "get=Empty wait=false acquire=false release=notHeld")
+
+        if arguments.contains("--bench") {
+            let count = 2000
+            _ = try pool.apply(RoundTrips(lock: lock, queue: try Queue<Int>()), 200)  // warm up
+            let times = try pool.apply(RoundTrips(lock: lock, queue: try Queue<Int>()), count)
+            print("{\"bench\":\"worker lock acquire+release\",\"us\":\(times[0]),\"n\":\(count)}")
+            print("{\"bench\":\"worker queue put+get\",\"us\":\(times[1]),\"n\":\(count)}")
+        }
+    }
+} catch {
+    print("OBJECTS FAILED: \(error)")
+    fflush(nil)
+    exit(2)
+}
+
+// 7. Processes: under mpirun each target runs alone on a worker rank.
+do {
+    let greetings = try Queue<[Int]>()
+    let count = 2
+    // Under mpirun one process per worker rank runs at a time: start them in turns of that many.
+    let slots = underMPI ? max(1, (Int(String(cString: getenv("OMPI_COMM_WORLD_SIZE"))) ?? 2) - 1) : count
+    let processes = (0..<count).map { Process(target: Greet(queue: greetings, number: $0, fails: false)) }
+    for first in stride(from: 0, to: count, by: slots) {
+        let turn = processes[first..<min(count, first + slots)]
+        for process in turn { try process.start() }
+        for process in turn { try process.join(timeout: 30) }
+    }
+    var numbers: [Int] = [], places = Set<Int>()
+    for _ in 0..<count {
+        let item = try greetings.get(timeout: 30)
+        numbers.append(item[0])
+        places.insert(item[1])
+    }
+    check("process greetings", numbers.sorted(), Array(0..<count))
+    check("process exit codes", processes.map { $0.exitCode }, Array(repeating: Int32(0), count: count))
+    check("process alive after join", processes.map(\.isAlive), Array(repeating: false, count: count))
+    print("[processes ran on \(places.count) distinct workers]")
+
+    let failing = Process(target: Greet(queue: greetings, number: 9, fails: true))
+    try failing.start()
+    try failing.join(timeout: 30)
+    check("failing process exit code", failing.exitCode, 1)
+
+    if underMPI {
+        let workerRanks = Int(String(cString: getenv("OMPI_COMM_WORLD_SIZE"))) ?? 1
+        check("[mpi] processes on distinct ranks", places.count, min(count, workerRanks - 1))
+        let release = try Event()
+        let held = (0..<(workerRanks - 1)).map { _ in Process(target: Hold(event: release)) }
+        for process in held { try process.start() }
+        do {
+            try Process(target: Hold(event: release)).start()
+            check("[mpi] process beyond the worker ranks", "started", "refused")
+        } catch let error as ProcessError {
+            check("[mpi] process beyond the worker ranks", error.code == .startFailed ? "refused" : "\(error)", "refused")
+        }
+        held[0].terminate()
+        check("[mpi] terminate leaves the target running", held[0].isAlive, true)
+        release.set()
+        for process in held { try process.join(timeout: 30) }
+        check("[mpi] held processes exit codes", held.map { $0.exitCode }, Array(repeating: Int32(0), count: held.count))
+    }
+    // A barrier between rank 0 and one process per worker rank (two passes), then a wait
+    // that times out and breaks it, and a reset.
+    let parties = 1 + slots
+    let barrier = try Barrier(parties: parties)
+    let indices = try Queue<Int>()
+    let meeting = (0..<slots).map { _ in Process(target: MeetTwice(barrier: barrier, indices: indices)) }
+    for process in meeting { try process.start() }
+    try indices.put(try barrier.wait(timeout: 30))
+    try indices.put(try barrier.wait(timeout: 30))
+    for process in meeting { try process.join(timeout: 30) }
+    var arrivals: [Int] = []
+    while let index = try? indices.get(timeout: 0) { arrivals.append(index) }
+    check("barrier arrivals complete", arrivals.sorted() == (0..<parties).flatMap { [$0, $0] }, true)
+    check("barrier processes exit codes", Set(meeting.map { $0.exitCode }), [0])
+    do {
+        _ = try barrier.wait(timeout: 0.1)
+        check("barrier wait alone", "passed", "BrokenBarrierError")
+    } catch is BrokenBarrierError {
+        check("barrier wait alone", "BrokenBarrierError", "BrokenBarrierError")
+    }
+    check("barrier broken after timeout", barrier.isBroken, true)
+    try barrier.reset()
+    check("barrier after reset", "\(barrier.isBroken) \(barrier.nWaiting)", "false 0")
+
+    check("pool after processes", try Pool.with { pool in try pool.map(Square(), 0..<5) }, [0, 1, 4, 9, 16])
+} catch {
+    print("PROCESSES FAILED: \(error)")
+    fflush(nil)
+    exit(2)
+}
+
+// 6. What is not offered across ranks fails at creation, naming what to use instead.
+if underMPI {
+    // A served object cannot reach a local worker process: a clear error, not a silent copy.
+    do {
+        let served = try Queue<Int>()
+        let outcome = try Pool.with(processes: 1, backend: .local) { pool in
+            try pool.map(Produce(queue: served, count: 1), 0..<1)
+        }
+        check("[mpi] served queue in a local pool", "ran: \(outcome)", "refused")
+    } catch {
+        let said = "\(error)"
+        check("[mpi] served queue in a local pool", said.contains("served by rank 0") ? "refused" : said, "refused")
+    }
+    expectUnavailable("Pipe") { _ = try Pipe() }
+    expectUnavailable("Barrier action") { _ = try Barrier(parties: 2, action: NoAction()) }
+    expectUnavailable("SharedArray") { _ = try SharedArray<Double>(count: 4) }
+    expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
+    expectUnavailable("RawSharedArray") { _ = try RawSharedArray<Int>(count: 4) }
+    expectUnavailable("Condition") { _ = try Condition() }
+    expectUnavailable("Manager") { _ = try Manager() }
+}
+
+if mismatches > 0 {
+    print("OBJECTS MISMATCHES: \(mismatches)")
+    fflush(nil)
+    exit(1)
+}
+print("OBJECTS OK \(backendLine)")

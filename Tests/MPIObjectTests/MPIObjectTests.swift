@@ -1,0 +1,52 @@
+import Foundation
+import XCTest
+
+/// `mpi-object-check`: the same lines locally and under mpirun -np 2 and 3 (Queue, Lock,
+/// Event, SharedValue served by rank 0; Process targets on worker ranks), and the primitives
+/// not offered across ranks refused at creation.
+final class MPIObjectTests: XCTestCase {
+    private func resultLines(_ outcome: Launcher.Outcome) -> [String] {
+        outcome.output.split(separator: "\n").map(String.init)
+            .filter { $0.contains(": ") && !$0.hasPrefix("OBJECTS") && !$0.hasPrefix("[") && !$0.hasPrefix(" ")
+                && !$0.hasPrefix("unavailable") && !$0.hasPrefix("Process ") && !$0.hasPrefix("swiftmp:") }
+    }
+
+    func testSameLinesLocallyAndUnderMPIRun() throws {
+        let program = try Launcher.objectCheck()
+        let local = try Launcher.run(program, [], deadline: 60)
+        XCTAssertEqual(local.status, 0, local.output)
+        XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
+        let reference = resultLines(local)
+        XCTAssertEqual(reference.count, 32, local.output)
+        for ranks in [2, 3] {
+            let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60)
+            XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(ranks - 1)\n"), "np \(ranks): \(outcome.output)")
+            XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
+            let refused = outcome.output.split(separator: "\n").filter { $0.hasPrefix("unavailable ") }
+            XCTAssertEqual(refused.count, 7, outcome.output)
+            XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(": refused") }, outcome.output)
+            XCTAssertTrue(outcome.output.contains("Pipe is not available across MPI ranks"), outcome.output)
+            // Process targets ran on the worker ranks, one per rank; terminate() cannot interrupt one.
+            XCTAssertTrue(outcome.output.contains("[mpi] processes on distinct ranks: \(min(2, ranks - 1))\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] process beyond the worker ranks: refused\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] terminate leaves the target running: true\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("cannot interrupt a target on an MPI rank"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] served queue in a local pool: refused\n"), outcome.output)
+            XCTAssertFalse(outcome.output.contains("MISMATCH"), outcome.output)
+            XCTAssertLessThan(outcome.seconds, 30, outcome.output)
+        }
+    }
+
+    /// A task waiting on a queue when its pool is terminated, asking again after the pool
+    /// ended: rank 0 refuses both requests, the task ends, the job ends cleanly and quickly.
+    func testOrphanedRequestsAreRefusedNotLeftWaiting() throws {
+        let outcome = try Launcher.mpirun(["-np", "2", try Launcher.objectCheck().path], ["--orphan"], timeout: 30)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("ORPHAN DONE"), outcome.output)
+        XCTAssertFalse(outcome.output.contains("aborting"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("ORPHAN TASK: the MPI pool ended while this request waited"), outcome.output)
+        XCTAssertTrue(outcome.output.contains("; no MPI pool is live on rank 0"), outcome.output)
+        XCTAssertLessThan(outcome.seconds, 10, outcome.output)
+    }
+}
