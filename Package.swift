@@ -44,23 +44,25 @@ let package = Package(
         // The tutorials' programs in Swift (seed-examples.md), one file each.
         .executableTarget(name: "seed-examples", dependencies: ["Multiprocessing"], path: "Examples/seed-examples"),
         // Runs every built example and checks its output.
-        .testTarget(name: "ExamplesTests", dependencies: ["seed-examples"]),
+        .testTarget(name: "ExamplesTests", dependencies: ["seed-examples", "TestSupport"]),
+        // Launching built executables and Scripts/ from tests (shared by the test targets).
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "MultiprocessingTests", dependencies: ["Multiprocessing"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // SPMD self-test of the MPI layer: every rank runs main (imports only MPI).
         .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
         // Launches real mpirun on the built mpi-selftest, so it depends on the executable.
-        .testTarget(name: "MPITests", dependencies: ["MPI", "mpi-selftest"]),
+        .testTarget(name: "MPITests", dependencies: ["MPI", "mpi-selftest", "TestSupport"]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Multiprocessing"]),
         // Runs the built CLI: outputs, errors, signals.
-        .testTarget(name: "SwiftMPTests", dependencies: ["swiftmp"]),
+        .testTarget(name: "SwiftMPTests", dependencies: ["swiftmp", "TestSupport"]),
         // One pool program on every backend (local, mpirun -np 1…4, the netns cluster).
         .executableTarget(name: "mpi-pool-check", dependencies: ["Multiprocessing"]),
-        .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check", "swiftmp"]),
+        .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check", "swiftmp", "TestSupport"]),
         // Queue, Lock, Event, … between rank 0 and worker ranks (served by rank 0), locally and
         // under mpirun -np 2/3; the primitives not offered across ranks fail at creation.
         .executableTarget(name: "mpi-object-check", dependencies: ["Multiprocessing"]),
-        .testTarget(name: "MPIObjectTests", dependencies: ["mpi-object-check"]),
+        .testTarget(name: "MPIObjectTests", dependencies: ["mpi-object-check", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

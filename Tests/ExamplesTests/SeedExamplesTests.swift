@@ -1,75 +1,29 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// Runs the built `seed-examples` executable (a dependency of this target) and checks the
 /// output of each tutorial twin.
 final class SeedExamplesTests: XCTestCase {
-    struct Outcome {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-        var seconds: Double
-    }
+    func executable() throws -> URL { try Launcher.executable("seed-examples") }
 
-    func executable() throws -> URL {
-        let candidates = [
-            Bundle.main.bundleURL,
-            Bundle.main.bundleURL.deletingLastPathComponent(),
-            URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
-        ]
-        for directory in candidates {
-            let url = directory.appendingPathComponent("seed-examples")
-            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
-        }
-        throw XCTSkip("seed-examples not found next to the test bundle")
-    }
-
-    func run(_ arguments: [String], timeout: Double = 60) throws -> Outcome {
-        let process = Foundation.Process()
-        process.executableURL = try executable()
-        process.arguments = arguments
-        var environment = ProcessInfo.processInfo.environment
-        for key in environment.keys where key.hasPrefix("OMPI_") || key.hasPrefix("PMIX_") { environment[key] = nil }
-        process.environment = environment
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("seed-out-\(UUID().uuidString)")
-        let err = FileManager.default.temporaryDirectory.appendingPathComponent("seed-err-\(UUID().uuidString)")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        defer {
-            try? FileManager.default.removeItem(at: out)
-            try? FileManager.default.removeItem(at: err)
-        }
-        process.standardOutput = try FileHandle(forWritingTo: out)
-        process.standardError = try FileHandle(forWritingTo: err)
-        process.standardInput = FileHandle.nullDevice
-        let start = Date()
-        try process.run()
-        let deadline = start.addingTimeInterval(timeout)
-        while process.isRunning && Date() < deadline { usleep(5_000) }
-        if process.isRunning {
-            process.terminate()
-            XCTFail("seed-examples \(arguments) did not finish in \(timeout) s")
-        }
-        process.waitUntilExit()
-        let outcome = Outcome(status: process.terminationStatus,
-                              stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                              stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "",
-                              seconds: Date().timeIntervalSince(start))
-        XCTAssertEqual(outcome.status, 0, "seed-examples \(arguments): \(outcome.stderr)")
+    func run(_ arguments: [String], timeout: Double = 60) throws -> Launcher.Outcome {
+        let outcome = try Launcher.run(try executable(), arguments, mergingStreams: false, deadline: timeout)
+        XCTAssertEqual(outcome.status, 0, "seed-examples \(arguments): \(outcome.errors)")
         return outcome
     }
 
     func lines(_ text: String) -> [String] { text.split(separator: "\n").map(String.init) }
 
     func test01StartAndJoin() throws {
-        let out = try run(["1"]).stdout
+        let out = try run(["1"]).output
         XCTAssertEqual(lines(out), ["job(1, 2) = 3 in Process-1", "job(1, 2) = 3 in MainProcess",
                                     "process exit code 0; thread finished"])
     }
 
     func test02SeveralProcessesRunTogether() throws {
         let outcome = try run(["2", "0.5"])
-        let output = lines(outcome.stdout)
+        let output = lines(outcome.output)
         XCTAssertEqual(output.filter { $0.hasSuffix("starting") }.count, 5)
         XCTAssertEqual(output.filter { $0.hasSuffix("finished") && $0.hasPrefix("worker") }.count, 5)
         XCTAssertTrue(output.contains("All processes finished."))
@@ -77,38 +31,38 @@ final class SeedExamplesTests: XCTestCase {
     }
 
     func test03QueueResults() throws {
-        XCTAssertEqual(try run(["3"]).stdout, "499667166000\n")
+        XCTAssertEqual(try run(["3"]).output, "499667166000\n")
     }
 
     func test04ProducerConsumer() throws {
-        XCTAssertEqual(try run(["4"]).stdout, "Hello from child\n")
+        XCTAssertEqual(try run(["4"]).output, "Hello from child\n")
     }
 
     func test05Pipe() throws {
-        XCTAssertEqual(try run(["5"]).stdout, "Hello from sender\n")
+        XCTAssertEqual(try run(["5"]).output, "Hello from sender\n")
     }
 
     func test06SharedValue() throws {
-        XCTAssertEqual(try run(["6"]).stdout, "100\n")
+        XCTAssertEqual(try run(["6"]).output, "100\n")
     }
 
     func test07LockedCounter() throws {
-        XCTAssertEqual(try run(["7"]).stdout, "200\n")
+        XCTAssertEqual(try run(["7"]).output, "200\n")
     }
 
     func test11Manager() throws {
-        XCTAssertEqual(lines(try run(["11"]).stdout), ["{0.25: 0.25, 1: 1.0, 2: 2.0}", "[0, 10, 20, 30, 40, 99]"])
+        XCTAssertEqual(lines(try run(["11"]).output), ["{0.25: 0.25, 1: 1.0, 2: 2.0}", "[0, 10, 20, 30, 40, 99]"])
     }
 
     func test12SemaphoreEventCondition() throws {
-        let output = lines(try run(["12"]).stdout)
+        let output = lines(try run(["12"]).output)
         XCTAssertEqual(output.filter { $0.hasSuffix("uses the resource") }.count, 4)
         XCTAssertEqual(output.suffix(2), ["event released [0, 1, 2]", "condition met"])
     }
 
     func test08PoolMapAndSlowMap() throws {
         let outcome = try run(["8"])
-        let output = lines(outcome.stdout)
+        let output = lines(outcome.output)
         XCTAssertEqual(output.first, "[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]")
         XCTAssertEqual(output.dropFirst().first, "[1, 4, 9, 16, 25]")
         let seconds = Double(output.last?.split(separator: " ").dropFirst(3).first ?? "") ?? 99
@@ -117,17 +71,17 @@ final class SeedExamplesTests: XCTestCase {
     }
 
     func test09ApplyAsync() throws {
-        XCTAssertEqual(lines(try run(["9"]).stdout), ["worker 0", "worker 1", "worker 2"])
+        XCTAssertEqual(lines(try run(["9"]).output), ["worker 0", "worker 1", "worker 2"])
     }
 
     func test10Starmap() throws {
-        XCTAssertEqual(try run(["10"]).stdout, "[2, 12, 30]\n")
+        XCTAssertEqual(try run(["10"]).output, "[2, 12, 30]\n")
     }
 
     func test13Images() throws {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("seed-images-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let output = lines(try run(["13", folder]).stdout)
+        let output = lines(try run(["13", folder]).output)
         XCTAssertEqual(output.count, 7)
         for i in 0..<6 {
             let path = folder + "/processed_image\(i).pgm"
@@ -139,7 +93,7 @@ final class SeedExamplesTests: XCTestCase {
     func test14OneWriter() throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("seed-lines-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: path) }
-        XCTAssertEqual(try run(["14", path]).stdout, "20 lines written to \(path), all intact: true\n")
+        XCTAssertEqual(try run(["14", path]).output, "20 lines written to \(path), all intact: true\n")
     }
 
     func testUnknownExampleExplainsUsage() throws {

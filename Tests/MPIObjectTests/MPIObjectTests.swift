@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `mpi-object-check`: the same lines locally and under mpirun -np 2 and 3 (Queue, Lock,

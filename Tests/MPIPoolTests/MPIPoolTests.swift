@@ -1,5 +1,6 @@
 import Foundation
 import Multiprocessing
+import TestSupport
 import XCTest
 
 #if canImport(Glibc)

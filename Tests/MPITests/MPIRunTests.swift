@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 /// `mpi-selftest` under real `mpirun`, at 1–4 ranks, and a job whose rank fails.

@@ -1,5 +1,6 @@
 import Foundation
 import MPI
+import TestSupport
 import XCTest
 
 #if canImport(Glibc)

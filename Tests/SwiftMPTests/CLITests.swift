@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 
 final class CLITests: XCTestCase {
@@ -6,15 +7,15 @@ final class CLITests: XCTestCase {
         for (method, workers) in [("fork", 1), ("forkserver", 2), ("spawn", 3), ("automatic", 2)] {
             let outcome = try CLIRunner.run(["pi", "--samples", "2000000", "--seed", "12345", "--json",
                                              "--start-method", method, "--processes", String(workers)])
-            XCTAssertEqual(outcome.status, 0, outcome.stderr)
-            let object = try JSONSerialization.jsonObject(with: Data(outcome.stdout.utf8)) as? [String: Any]
+            XCTAssertEqual(outcome.status, 0, outcome.errors)
+            let object = try JSONSerialization.jsonObject(with: Data(outcome.output.utf8)) as? [String: Any]
             XCTAssertEqual(object?["samples"] as? Int, 2_000_000)
             XCTAssertEqual(object?["workers"] as? Int, workers)
             hits.append(object?["hits"] as? Int ?? -1)
         }
         XCTAssertEqual(Set(hits).count, 1, "\(hits)")
         let reference = try CLIRunner.run(["pi", "--samples", "20000000", "--processes", "2"])
-        XCTAssertTrue(reference.stdout.hasPrefix("pi ≈ 3.1414346 (15707173 hits in 20000000 samples"), reference.stdout)
+        XCTAssertTrue(reference.output.hasPrefix("pi ≈ 3.1414346 (15707173 hits in 20000000 samples"), reference.output)
     }
     private var hits: [Int] = []
 
@@ -24,10 +25,10 @@ final class CLITests: XCTestCase {
                           ["frobnicate"], ["pi", "--chunk-size", "0"]] {
             let outcome = try CLIRunner.run(arguments)
             XCTAssertNotEqual(outcome.status, 0, "\(arguments)")
-            XCTAssertEqual(outcome.stdout, "", "\(arguments)")
-            let lines = outcome.stderr.split(separator: "\n")
-            XCTAssertEqual(lines.count, 1, "\(arguments): \(outcome.stderr)")
-            XCTAssertTrue(outcome.stderr.hasPrefix("swiftmp: "), "\(arguments): \(outcome.stderr)")
+            XCTAssertEqual(outcome.output, "", "\(arguments)")
+            let lines = outcome.errors.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, "\(arguments): \(outcome.errors)")
+            XCTAssertTrue(outcome.errors.hasPrefix("swiftmp: "), "\(arguments): \(outcome.errors)")
         }
     }
 
@@ -35,8 +36,8 @@ final class CLITests: XCTestCase {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("mandel-\(UUID().uuidString).png")
         defer { try? FileManager.default.removeItem(at: path) }
         let outcome = try CLIRunner.run(["mandelbrot", "--width", "400", "--height", "300", "-o", path.path, "--json"])
-        XCTAssertEqual(outcome.status, 0, outcome.stderr)
-        XCTAssertTrue(outcome.stdout.contains("\"checksum\":7077920"), outcome.stdout)
+        XCTAssertEqual(outcome.status, 0, outcome.errors)
+        XCTAssertTrue(outcome.output.contains("\"checksum\":7077920"), outcome.output)
         let data = try Data(contentsOf: path)
         XCTAssertEqual(Array(data.prefix(8)), [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         XCTAssertEqual(String(decoding: data[12..<16], as: UTF8.self), "IHDR")
@@ -48,9 +49,9 @@ final class CLITests: XCTestCase {
 
     func testKernelsAgreeWithReferences() throws {
         let matmul = try CLIRunner.run(["matmul", "--n", "256", "--processes", "2"])
-        XCTAssertTrue(matmul.stdout.contains("ΣC = 67109448, Σ C[i][j]·(i+2j+1) = 25738373806"), matmul.stdout)
+        XCTAssertTrue(matmul.output.contains("ΣC = 67109448, Σ C[i][j]·(i+2j+1) = 25738373806"), matmul.output)
         let nbody = try CLIRunner.run(["nbody", "--bodies", "1024", "--steps", "2", "--json"])
-        let object = try JSONSerialization.jsonObject(with: Data(nbody.stdout.utf8)) as? [String: Any]
+        let object = try JSONSerialization.jsonObject(with: Data(nbody.output.utf8)) as? [String: Any]
         let energy = try XCTUnwrap(object?["kinetic_energy"] as? Double)
         let positions = try XCTUnwrap(object?["sum_squared_positions"] as? Double)
         XCTAssertEqual(energy, 7.2356427349476605e-6, accuracy: 7.2356427349476605e-6 * 1e-9)

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -23,13 +24,11 @@ final class SignalTests: XCTestCase {
     func testSignalledParentLeavesNoWorkers() throws {
         for (method, signal) in [("fork", SIGINT), ("spawn", SIGTERM), ("forkserver", SIGINT), ("fork", SIGKILL)] {
             let token = UUID().uuidString
-            let (process, out, err) = try CLIRunner.start(
+            let running = try CLIRunner.start(
                 ["pi", "--samples", String(1 << 44), "--processes", "2", "--start-method", method],
                 environment: ["SWIFTMP_TEST_TOKEN": token])
-            defer {
-                try? FileManager.default.removeItem(at: out)
-                try? FileManager.default.removeItem(at: err)
-            }
+            let process = running.process
+            defer { _ = running.finish(deadline: 10) }
             // Wait until the workers run (parent + 2 workers, + the fork server).
             let started = Date()
             while processes(with: token).count < 3 && Date().timeIntervalSince(started) < 20 { usleep(20_000) }

@@ -1,0 +1,121 @@
+import Foundation
+import XCTest
+
+/// Runs this package's built executables (and `Scripts/`) as subprocesses for the tests that
+/// check whole programs: the CLI, the examples, the mpirun and netns-cluster runs.
+public enum Launcher {
+    public struct Outcome: Sendable {
+        public var status: Int32
+        /// Standard output; with `mergingStreams`, standard output and error interleaved.
+        public var output: String
+        /// Standard error (empty with `mergingStreams`).
+        public var errors: String
+        public var seconds: Double
+    }
+
+    /// The package's root directory (for `Scripts/`).
+    public static let packageRoot = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// A product of this package, built next to the test bundle because the calling test
+    /// target depends on it; skips the test when it is missing.
+    public static func executable(_ name: String) throws -> URL {
+        let candidates = [
+            Bundle.main.bundleURL,
+            Bundle.main.bundleURL.deletingLastPathComponent(),
+            URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent(),
+        ]
+        for directory in candidates {
+            let url = directory.appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: url.path) { return url }
+        }
+        throw XCTSkip("\(name) not found next to the test bundle (\(candidates.map(\.path)))")
+    }
+
+    /// This environment without any variable of an enclosing MPI job (a child that inherits
+    /// them dies in MPI_Init or is captured as a rank), and without Swift's slow crash
+    /// backtracer.
+    public static var cleanEnvironment: [String: String] {
+        var environment = ProcessInfo.processInfo.environment.filter { key, _ in
+            !key.hasPrefix("OMPI_") && !key.hasPrefix("PMIX_") && !key.hasPrefix("OPAL_") && key != "SWIFTMP_MPI_MODE"
+        }
+        environment["SWIFT_BACKTRACE"] = "enable=no"
+        return environment
+    }
+
+    /// `Scripts/mpirun.sh --timeout <timeout> <mpirunArguments> <program arguments>` (root,
+    /// oversubscription, ob1, yield when idle, no binding, a private session directory).
+    public static func mpirun(_ mpirunArguments: [String], _ arguments: [String] = [], timeout: Int = 60,
+                              environment extra: [String: String] = [:]) throws -> Outcome {
+        var environment = cleanEnvironment
+        for (key, value) in extra { environment[key] = value }
+        return try run(packageRoot.appendingPathComponent("Scripts/mpirun.sh"),
+                       ["--timeout", String(timeout)] + mpirunArguments + arguments,
+                       environment: environment, deadline: Double(timeout) + 30)
+    }
+
+    /// Starts `executable`; its output goes to files that `finish` reads.
+    public static func start(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
+                             mergingStreams: Bool = true) throws -> Running {
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.environment = environment ?? cleanEnvironment
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("swiftmp-test-\(UUID().uuidString).out")
+        let err = FileManager.default.temporaryDirectory.appendingPathComponent("swiftmp-test-\(UUID().uuidString).err")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let outHandle = try FileHandle(forWritingTo: out)
+        let errHandle = mergingStreams ? outHandle : try FileHandle(forWritingTo: err)
+        process.standardOutput = outHandle
+        process.standardError = errHandle
+        process.standardInput = FileHandle.nullDevice
+        let running = Running(process: process, out: out, err: err, handles: [outHandle, errHandle])
+        try process.run()
+        return running
+    }
+
+    /// Runs `executable` to completion; terminates it if it outlives `deadline` seconds (a
+    /// safety net behind mpirun's own `--timeout`) and fails the test then.
+    public static func run(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
+                           mergingStreams: Bool = true, deadline: Double) throws -> Outcome {
+        let running = try start(executable, arguments, environment: environment, mergingStreams: mergingStreams)
+        return running.finish(deadline: deadline)
+    }
+
+    /// A started subprocess.
+    public final class Running: @unchecked Sendable {
+        public let process: Process
+        let out: URL
+        let err: URL
+        let handles: [FileHandle]
+        let started = Date()
+
+        init(process: Process, out: URL, err: URL, handles: [FileHandle]) {
+            self.process = process
+            self.out = out
+            self.err = err
+            self.handles = handles
+        }
+
+        /// Waits for the end (at most `deadline` seconds from the start) and collects the output.
+        public func finish(deadline: Double) -> Outcome {
+            let end = started.addingTimeInterval(deadline)
+            while process.isRunning && Date() < end { usleep(5_000) }
+            if process.isRunning {
+                process.terminate()
+                XCTFail("\(process.executableURL?.lastPathComponent ?? "?") \(process.arguments ?? []) did not finish in \(deadline) s")
+            }
+            process.waitUntilExit()
+            for handle in handles { try? handle.close() }
+            defer {
+                try? FileManager.default.removeItem(at: out)
+                try? FileManager.default.removeItem(at: err)
+            }
+            return Outcome(status: process.terminationStatus,
+                           output: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                           errors: (try? String(contentsOf: err, encoding: .utf8)) ?? "",
+                           seconds: Date().timeIntervalSince(started))
+        }
+    }
+}
