@@ -1,0 +1,70 @@
+/// What `Semaphore` and `BoundedSemaphore` share: a counter in a shared segment with a futex,
+/// or — created on rank 0 of an mpirun job with worker ranks — a semaphore rank 0 serves
+/// over MPI messages. The two public types differ only in `bounded`.
+struct SemaphoreStorage: Codable, Sendable {
+    private let local: SemaphoreCore?
+    private let served: MPIServedSemaphore?
+    /// "Semaphore" or "BoundedSemaphore", for messages.
+    private let kind: String
+
+    var core: SemaphoreCore { local! }
+    var segment: SharedSegment? { local?.segment }
+
+    init(value: Int, bounded: Bool, kind: String) throws {
+        self.kind = kind
+        if MPIObjects.isServing {
+            guard value >= 0 else {
+                throw SynchronizationError(.invalidArgument, "a \(kind) needs a value of 0 or more, not \(value)")
+            }
+            local = nil
+            served = MPIServedSemaphore(value: value, bounded: bounded)
+            return
+        }
+        local = try SemaphoreCore(value: value, bounded: bounded, kind: kind)
+        served = nil
+    }
+
+    private enum CodingKeys: String, CodingKey { case served, segment }
+
+    init(from decoder: any Decoder, kind: String) throws {
+        self.kind = kind
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: keep this order in encode(to:).
+        let id = try container.decode(UInt64.self, forKey: .served)
+        if id != 0 {
+            try MPIServedObject.checkDecoding(kind)
+            local = nil
+            served = MPIServedSemaphore(id: id)
+            return
+        }
+        local = SemaphoreCore(segment: try container.decode(SharedSegment.self, forKey: .segment))
+        served = nil
+    }
+
+    init(from decoder: any Decoder) throws {
+        try self.init(from: decoder, kind: "Semaphore")
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if let served {
+            try MPIServedObject.checkEncoding(kind)
+            try container.encode(served.object.id, forKey: .served)
+            return
+        }
+        try container.encode(UInt64(0), forKey: .served)
+        try container.encode(core.segment, forKey: .segment)
+    }
+
+    func acquire(blocking: Bool, timeout: Double?) -> Bool {
+        if let served { return served.acquire(timeout: blocking ? timeout : 0) }
+        return core.acquire(blocking: blocking, timeout: timeout)
+    }
+
+    func release(_ count: Int) throws(SynchronizationError) {
+        if let served { return try served.release(count) }
+        try core.release(count, kind: kind)
+    }
+
+    var value: Int { served?.value ?? core.currentValue }
+}
