@@ -2,6 +2,7 @@
 /// `multiprocessing.SimpleQueue`. Same machinery and guarantees as `Queue`.
 public final class SimpleQueue<Element: Codable & Sendable>: Codable, Waitable, @unchecked Sendable {
     private let core: QueueCore
+    private let kind = QueueItemKind.of(Element.self)
 
     /// An empty queue with `bufferSize` bytes of shared buffer.
     public init(bufferSize: Int = 1 << 20) throws {
@@ -10,13 +11,13 @@ public final class SimpleQueue<Element: Codable & Sendable>: Codable, Waitable, 
 
     /// Puts `item` (waits only while the shared buffer has no room for it).
     public func put(_ item: Element) throws {
-        try Queue<Element>.withFrame(item) { try core.put(frame: $0, deadline: nil) }
+        try Queue<Element>.put(item, kind: kind, into: core, deadline: nil)
     }
 
     /// Removes and returns the oldest item, waiting at most `timeout` seconds (nil: without
     /// limit). Throws `Empty` on time-out.
     public func get(timeout: Double? = nil) throws -> Element {
-        try core.get(deadline: deadline(after: timeout), decode: Queue<Element>.decode)
+        try Queue<Element>.get(kind: kind, from: core, deadline: deadline(after: timeout))
     }
 
     /// Whether no item is ready to be got.
