@@ -59,7 +59,8 @@ final class ProcessState: @unchecked Sendable {
             if lock.withLock({ exit != nil }) { return true }
             let now = monotonicNanoseconds()
             var timeout: Int64 = deadline.map { $0 > now ? Int64($0 - now) : 0 } ?? -1
-            let yielding = now < yieldUntil
+            // Yield only within the caller's deadline (join(timeout: 0) must not wait).
+            let yielding = now < yieldUntil && deadline.map { now < $0 } ?? true
             if yielding { timeout = 0 }
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = CSystemShims_ppoll(&entry, 1, timeout)
