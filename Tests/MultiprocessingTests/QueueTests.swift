@@ -33,6 +33,47 @@ final class QueueTests: XCTestCase {
         XCTAssertThrowsError(try ints.get(timeout: 1)) { XCTAssertEqual(($0 as? QueueError)?.code, .encoding) }
     }
 
+    /// Plain numbers and arrays of them take a path around the codec: the bytes must be the
+    /// codec's (a handle of another element type reads them), odd sizes and empty arrays
+    /// must work, and an item of the wrong shape is an encoding error that consumes it.
+    func testPlainNumberFastPathsMatchTheCodec() throws {
+        let ints = try Queue<Int>(bufferSize: 64)
+        for i in [0, 1, -1, Int.max, Int.min] {   // 16-byte frames: 4 fit in 64 bytes
+            try ints.put(i)
+            XCTAssertEqual(try ints.get(timeout: 1), i)
+        }
+        let bytes = try Queue<[UInt8]>(bufferSize: 64)   // items bigger than the buffer stream
+        let sizes = [0, 1, 7, 63, 64, 127, 128, 300, 16_385]
+        let child = Process(target: PutByteArrays(queue: bytes, sizes: sizes))
+        try child.start()
+        for size in sizes {
+            XCTAssertEqual(try bytes.get(timeout: 20), (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        }
+        try child.join(timeout: 20)
+        XCTAssertEqual(child.exitCode, 0)
+        // The same bytes as the codec: a [Double] read back as a Codable wrapper and as doubles.
+        let doubles = try Queue<[Double]>()
+        let viaCodec = try Wire.decode(Queue<DoublesBox>.self, from: Wire.encode(doubles))
+        try doubles.put([1.5, -2, .infinity])
+        XCTAssertEqual(try viaCodec.get(timeout: 1).values, [1.5, -2, .infinity])
+        try viaCodec.put(DoublesBox(values: [3, 4]))
+        XCTAssertEqual(try doubles.get(timeout: 1), [3, 4])
+        let small = try Queue<Int16>()
+        try small.put(-3)
+        XCTAssertEqual(try small.get(timeout: 1), -3)
+        // Wrong shapes: an error, and the item is gone (the next one reads fine).
+        let asInts = try Wire.decode(Queue<Int>.self, from: Wire.encode(bytes))
+        let asFloats = try Wire.decode(Queue<[Float]>.self, from: Wire.encode(bytes))
+        try bytes.put([1, 2, 3])
+        try bytes.put([1, 2, 3, 4, 5])
+        try bytes.put([9])
+        XCTAssertThrowsError(try asInts.get(timeout: 1)) { XCTAssertEqual(($0 as? QueueError)?.code, .encoding) }
+        XCTAssertThrowsError(try asFloats.get(timeout: 1)) { XCTAssertEqual(($0 as? QueueError)?.code, .encoding) }
+        XCTAssertEqual(try bytes.get(timeout: 1), [9])
+        XCTAssertEqual(bytes.count, 0)
+        XCTAssertFalse(bytes.isBroken)
+    }
+
     func testChildrenPutParentGetsOnEveryStartMethod() throws {
         let queue = try Queue<Int>(maxSize: 10)   // created before and reused after children start
         for method in ProcessTests.methods {
@@ -165,5 +206,23 @@ struct PutSquare: ParallelFunction {
     var queue: Queue<Int>
     func callAsFunction(_ x: Int) throws {
         try queue.put(x * x)
+    }
+}
+
+struct DoublesBox: Codable, Sendable {
+    var values: [Double]
+    init(values: [Double]) { self.values = values }
+    init(from decoder: any Decoder) throws { values = try decoder.singleValueContainer().decode([Double].self) }
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(values)
+    }
+}
+
+struct PutByteArrays: ParallelFunction {
+    var queue: Queue<[UInt8]>
+    var sizes: [Int]
+    func callAsFunction(_: Void) throws {
+        for size in sizes { try queue.put((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }) }
     }
 }

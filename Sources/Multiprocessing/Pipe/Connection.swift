@@ -68,6 +68,15 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     /// Sends `value` (any `Encodable`); the peer reads it with `recv(_:)`.
     public func send<T: Encodable>(_ value: T) throws {
+        if QueueItemKind.of(T.self) == .rawScalar {
+            // A plain number: its bytes are its encoding; header and value in one send.
+            var frame: (UInt64, UInt64) = (UInt64(MemoryLayout<T>.size).littleEndian, 0)
+            try withUnsafeMutableBytes(of: &frame) { raw in
+                withUnsafeBytes(of: value) { (raw.baseAddress! + Frame.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                try sendFrame(header: nil, body: UnsafeRawBufferPointer(rebasing: raw[0..<(Frame.headerSize + MemoryLayout<T>.size)]))
+            }
+            return
+        }
         var writer = WireWriter(capacity: 64)
         Frame.begin(&writer)
         do {
@@ -81,6 +90,19 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     /// Sends raw bytes as one message; the peer reads them with `recvBytes()`.
     public func sendBytes(_ bytes: UnsafeRawBufferPointer) throws {
+        if bytes.count <= 120 {
+            // Small: header and bytes in one send (one system call, one segment for the peer).
+            var frame: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
+                (UInt64(bytes.count).littleEndian, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            try withUnsafeMutableBytes(of: &frame) { raw in
+                if bytes.count > 0 {
+                    (raw.baseAddress! + Frame.headerSize).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+                }
+                try sendFrame(header: nil, body: UnsafeRawBufferPointer(rebasing: raw[0..<(Frame.headerSize + bytes.count)]))
+            }
+            return
+        }
         var header = UInt64(bytes.count).littleEndian
         try withUnsafeBytes(of: &header) { try sendFrame(header: $0, body: bytes) }
     }
@@ -119,7 +141,20 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     /// Receives the next message, decoded as `T`. Throws `.endOfFile` if the other end
     /// closed first.
     public func recv<T: Decodable>(_ type: T.Type = T.self) throws -> T {
-        try receiveLock.withLock {
+        if QueueItemKind.of(T.self) == .rawScalar {
+            return try receiveLock.withLock {
+                let count = try receiveFrame()
+                guard count == MemoryLayout<T>.size else {
+                    throw ConnectionError(.encoding, "cannot decode a \(String(reflecting: T.self)) from a connection: the message has \(count) bytes, not \(MemoryLayout<T>.size)")
+                }
+                var bits: UInt64 = 0
+                receiveBuffer.withUnsafeBytes { raw in
+                    withUnsafeMutableBytes(of: &bits) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<count])) }
+                }
+                return withUnsafeBytes(of: &bits) { $0.baseAddress!.load(as: T.self) }
+            }
+        }
+        return try receiveLock.withLock {
             let count = try receiveFrame()
             do {
                 return try receiveBuffer.withUnsafeBytes { raw in
@@ -196,12 +231,19 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
                 CSystemShims_cpu_relax()
                 continue
             }
+            if now < spinUntil &+ Connection.yieldNanoseconds {
+                // Still a cheap wait: the peer may just be off the CPU (2 busy vCPUs); a
+                // sleeping wake-up would cost 20–130 µs on each side of every round trip.
+                sched_yield()
+                continue
+            }
             _ = pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: -1)
         }
     }
 
-    /// How long a receiver spins before it sleeps.
+    /// How long a receiver spins (pausing), then yields the CPU, before it sleeps.
     static let spinNanoseconds: UInt64 = 50_000
+    static let yieldNanoseconds: UInt64 = 1_000_000
 
     // MARK: Waitable
 

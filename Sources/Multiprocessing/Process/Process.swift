@@ -113,7 +113,9 @@ public final class Process: @unchecked Sendable {
         ProcessRegistry.add(state)
         do {
             _ = try ProcessLauncher.start(method: startMethod.resolved, payload: payload, segments: segments,
-                                          descriptors: descriptors, started: { state.started($0) },
+                                          descriptors: descriptors,
+                                          decode: { reader in try reader.decode(F.self) },
+                                          started: { state.started($0, pidfd: $1) },
                                           onExit: { state.ended($0) })
         } catch {
             ProcessRegistry.remove(state)

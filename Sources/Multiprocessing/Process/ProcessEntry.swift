@@ -16,25 +16,34 @@ enum ProcessEntry {
             printError("swiftmp process: cannot read what the parent sent: \(error)")
             return 71
         }
-        CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon)
         guard let type = FunctionIdentity.resolve(payload.typeName) else {
+            CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon)
             printError("Process \(payload.name): the target type \(payload.typeName) cannot be found by name; declare it internal or public at file scope")
             return 71
         }
-        let inbox = DescriptorInbox(socket: control)
+        return run(payload: payload, control: control) { reader in try decode(type, &reader) }
+    }
+
+    /// Runs the target in `payload`, decoded by `decode` (a forked child is handed the
+    /// payload and the decoder directly: nothing to read or look up by name). `control` is
+    /// the socket the target's descriptors arrive on, or -1 when it mentions none.
+    static func run(payload: ProcessPayload, control: Int32,
+                    decode: (inout WireReader) throws -> any ParallelFunction) -> Int32 {
+        CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon)
         let function: any ParallelFunction
         do {
-            function = try AttachmentContext.receiving(inbox.descriptor(for:)) {
+            let inbox = control >= 0 ? DescriptorInbox(socket: control) : nil
+            function = try AttachmentContext.receiving({ id in try inbox?.descriptor(for: id) }) {
                 try payload.target.withUnsafeBytes { raw in
                     var reader = WireReader(raw)
-                    return try decode(type, &reader)
+                    return try decode(&reader)
                 }
             }
         } catch {
             printError("Process \(payload.name): cannot decode the target \(payload.typeName): \(error)")
             return 71
         }
-        systemClose(control)
+        if control >= 0 { systemClose(control) }
         do {
             try runOnce(function)
         } catch {

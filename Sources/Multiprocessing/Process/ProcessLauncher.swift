@@ -15,8 +15,13 @@ import Glibc
 enum ProcessLauncher {
     static func start(method: StartMethod, payload: ProcessPayload, segments: [SegmentStorage],
                       descriptors: [(SegmentID, Int32)],
-                      started: @escaping @Sendable (pid_t) -> Void,
+                      decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
+                      started: @escaping @Sendable (pid_t, Int32) -> Void,
                       onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
+        if method == .fork || method == .automatic {
+            return try startForked(payload: payload, descriptors: descriptors, decode: decode,
+                                   started: started, onExit: onExit)
+        }
         let region = try payload.makeRegion()
         var pair: [Int32] = [-1, -1]
         try syscallRetrying("socketpair") {
@@ -47,31 +52,62 @@ enum ProcessLauncher {
         let parent = getpid()
         switch method {
         case .fork, .automatic:
-            let payloadFD = region.descriptor
-            return try ProcessSupervisor.shared.perform {
-                let pid = try ChildLauncher.fork {
-                    // Move both out of the way of 3 and 4, then into place; close the rest.
-                    let high = [fcntl(payloadFD, F_DUPFD, 512), fcntl(childSocket, F_DUPFD, 512)]
-                    dup2(high[0], 3)
-                    dup2(high[1], 4)
-                    ChildLauncher.becomeChild(parent: parent, firstToClose: 5)
-                    _exit(ProcessEntry.run(payloadDescriptor: 3, control: 4))
-                }
-                started(pid)
-                try ProcessSupervisor.shared.watch(pid: pid, onExit: onExit)
-                return pid
-            }
+            preconditionFailure("forked children start in startForked")
         case .spawn:
             let passing = [region.descriptor, childSocket]
             return try ProcessSupervisor.shared.perform {
                 let pid = try ChildLauncher.spawn(spec: "process parent=\(parent) fds=2", passing: passing)
-                started(pid)
-                try ProcessSupervisor.shared.watch(pid: pid, onExit: onExit)
+                let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
+                started(pid, pidfd)
                 return pid
             }
         case .forkserver:
             return try ForkServer.shared().fork(spec: "process fds=2", passing: [region.descriptor, childSocket],
-                                                started: started, onExit: { _, exit in onExit(exit) })
+                                                started: { started($0, -1) }, onExit: { _, exit in onExit(exit) })
+        }
+    }
+
+    /// `.fork`: the child already has the payload in memory and the decoder for its type, so
+    /// there is no memfd to fill or read and no type to look up by name; the socket for
+    /// descriptors exists only when the target mentions some (connections).
+    private static func startForked(payload: ProcessPayload, descriptors: [(SegmentID, Int32)],
+                                    decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
+                                    started: @escaping @Sendable (pid_t, Int32) -> Void,
+                                    onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
+        var childSocket: Int32 = -1
+        if !descriptors.isEmpty {
+            var pair: [Int32] = [-1, -1]
+            try syscallRetrying("socketpair") {
+                socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair)
+            }
+            childSocket = pair[1]
+            do {
+                try send(descriptors, on: pair[0])
+            } catch {
+                systemClose(pair[0])
+                systemClose(pair[1])
+                throw error
+            }
+            systemClose(pair[0])
+        }
+        defer { if childSocket >= 0 { systemClose(childSocket) } }
+        let parent = getpid()
+        let socket = childSocket
+        nonisolated(unsafe) let payload = payload
+        return try ProcessSupervisor.shared.perform {
+            let pid = try ChildLauncher.fork {
+                var control: Int32 = -1
+                if socket >= 0 {
+                    // Out of the way of 3, then into place; close the rest.
+                    dup2(fcntl(socket, F_DUPFD, 512), 3)
+                    control = 3
+                }
+                ChildLauncher.becomeChild(parent: parent, firstToClose: control >= 0 ? 4 : 3)
+                _exit(ProcessEntry.run(payload: payload, control: control, decode: decode))
+            }
+            let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
+            started(pid, pidfd)
+            return pid
         }
     }
 

@@ -1,3 +1,4 @@
+import CSystemShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,18 +9,28 @@ final class ProcessState: @unchecked Sendable {
     let daemon: Bool
     private(set) var pid: pid_t = 0
     private(set) var exit: ChildExit?
+    /// Our own copy of the child's pidfd (-1 if none, e.g. a fork server's child): `join`
+    /// polls it, so it learns of the exit without waiting for the supervisor thread.
+    private var pidfd: Int32 = -1
 
     init(daemon: Bool) {
         self.daemon = daemon
     }
 
-    func started(_ pid: pid_t) {
-        lock.withLock { self.pid = pid }
+    deinit { if pidfd >= 0 { systemClose(pidfd) } }
+
+    func started(_ pid: pid_t, pidfd: Int32 = -1) {
+        lock.withLock {
+            self.pid = pid
+            self.pidfd = pidfd
+        }
     }
 
+    /// Records the child's end (the first report wins: a joiner that saw it through the
+    /// pidfd, or the supervisor that reaped it).
     func ended(_ exit: ChildExit) {
         lock.withLock {
-            self.exit = exit
+            if self.exit == nil { self.exit = exit }
             lock.broadcast()
         }
         ProcessRegistry.remove(self)
@@ -27,12 +38,46 @@ final class ProcessState: @unchecked Sendable {
 
     /// Waits until the child ended or `deadline` (monotonic ns) passes; true if it ended.
     func waitForExit(until deadline: UInt64?) -> Bool {
-        lock.withLock {
+        let (fd, done) = lock.withLock { (pidfd, exit != nil) }
+        if done { return true }
+        if fd >= 0, let ended = waitOnPidfd(fd, until: deadline) { return ended }
+        return lock.withLock {
             while exit == nil {
                 if let deadline, monotonicNanoseconds() >= deadline { return false }
                 lock.wait(until: deadline)
             }
             return true
+        }
+    }
+
+    /// Polls the pidfd (yielding for up to 1 ms, then sleeping) and reads the exit status
+    /// without reaping (`WNOWAIT`: the supervisor still reaps). nil: fall back to waiting
+    /// for the supervisor (it reaped the child first).
+    private func waitOnPidfd(_ fd: Int32, until deadline: UInt64?) -> Bool? {
+        let yieldUntil = monotonicNanoseconds() &+ 1_000_000
+        while true {
+            if lock.withLock({ exit != nil }) { return true }
+            let now = monotonicNanoseconds()
+            var timeout: Int64 = deadline.map { $0 > now ? Int64($0 - now) : 0 } ?? -1
+            // Yield only within the caller's deadline (join(timeout: 0) must not wait).
+            let yielding = now < yieldUntil && deadline.map { now < $0 } ?? true
+            if yielding { timeout = 0 }
+            var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = CSystemShims_ppoll(&entry, 1, timeout)
+            if ready > 0 {
+                var status: Int32 = 0
+                var pid: pid_t = 0
+                if CSystemShims_waitid_pidfd(fd, WNOHANG | WNOWAIT, &status, &pid) == 0, pid != 0 {
+                    ended(ChildExit(waitStatus: status))
+                    return true
+                }
+                return nil
+            }
+            if ready == 0 {
+                if yielding { sched_yield(); continue }
+                return lock.withLock { exit != nil }
+            }
+            if errno != EINTR { return nil }
         }
     }
 

@@ -31,6 +31,7 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     let served: MPIServedQueue?
     /// `local`, where `served` is nil.
     var core: QueueCore { local! }
+    let kind = QueueItemKind.of(Element.self)
 
     /// A queue of at most `maxSize` items (0: no bound), with `bufferSize` bytes of shared
     /// buffer (rounded up to a power of two; items larger than it stream through).
@@ -51,7 +52,7 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     /// is full. Throws `Full` on time-out.
     public func put(_ item: Element, timeout: Double? = nil) throws {
         if let served { return try served.put(try Queue.encode(item), timeout: timeout) }
-        try Queue.withFrame(item) { try core.put(frame: $0, deadline: deadline(after: timeout)) }
+        try Queue.put(item, kind: kind, into: core, deadline: deadline(after: timeout))
     }
 
     /// Puts `item` if there is room now; throws `Full` otherwise.
@@ -63,7 +64,7 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     /// limit). Throws `Empty` on time-out.
     public func get(timeout: Double? = nil) throws -> Element {
         if let served { return try served.get(timeout: timeout).withUnsafeBytes { try Queue.decode($0) } }
-        return try core.get(deadline: deadline(after: timeout), decode: Queue.decode)
+        return try Queue.get(kind: kind, from: core, deadline: deadline(after: timeout))
     }
 
     /// Removes and returns the oldest item if there is one now; throws `Empty` otherwise.
@@ -129,6 +130,91 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
 
     // MARK: coding items
 
+    /// Puts `item` with the cheapest encoding that gives the same bytes as `Wire`: a plain
+    /// number is copied as it is, an array of plain numbers streams from its storage into
+    /// the shared buffer, anything else goes through the codec.
+    static func put(_ item: Element, kind: QueueItemKind, into core: QueueCore, deadline: UInt64?) throws {
+        switch kind {
+        case .rawScalar:
+            // Header and value in one 16-byte frame on the stack (raw scalars are ≤ 8 bytes).
+            var frame: (UInt64, UInt64) = (UInt64(MemoryLayout<Element>.size).littleEndian, 0)
+            try withUnsafeMutableBytes(of: &frame) { raw in
+                withUnsafeBytes(of: item) { (raw.baseAddress! + Frame.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                try core.put(frame: UnsafeRawBufferPointer(rebasing: raw[0..<(Frame.headerSize + MemoryLayout<Element>.size)]),
+                             deadline: deadline)
+            }
+        case .rawArray:
+            let array = item as! any _QueueRawArray
+            try array._withRawBytes { body in
+                let count = UInt64(array._rawCount)
+                var prefix: (UInt64, UInt64, UInt64) = (0, 0, 0)
+                try withUnsafeMutableBytes(of: &prefix) { raw in
+                    var used = Frame.headerSize
+                    var value = count
+                    while value >= 0x80 {
+                        raw[used] = UInt8(truncatingIfNeeded: value) | 0x80
+                        value >>= 7
+                        used += 1
+                    }
+                    raw[used] = UInt8(truncatingIfNeeded: value)
+                    used += 1
+                    raw.storeBytes(of: UInt64(used - Frame.headerSize + body.count).littleEndian, as: UInt64.self)
+                    try core.put(prefix: UnsafeRawBufferPointer(rebasing: raw[0..<used]), body: body, deadline: deadline)
+                }
+            }
+        case .codable:
+            try withFrame(item) { try core.put(frame: $0, deadline: deadline) }
+        }
+    }
+
+    /// Gets an item, decoding plain numbers and arrays of them straight from the shared buffer.
+    static func get(kind: QueueItemKind, from core: QueueCore, deadline: UInt64?) throws -> Element {
+        switch kind {
+        case .rawScalar:
+            return try core.get(deadline: deadline) { length in
+                let size = MemoryLayout<Element>.size
+                guard length == size else {
+                    throw QueueError(.encoding, "cannot decode a \(String(reflecting: Element.self)) from a queue (was it put as another type?): the item has \(length) bytes, not \(size)")
+                }
+                var value: UInt64 = 0
+                try withUnsafeMutableBytes(of: &value) { try core.readPayload(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<size])) }
+                return withUnsafeBytes(of: &value) { $0.baseAddress!.load(as: Element.self) }
+            }
+        case .rawArray:
+            let type = Element.self as! any _QueueRawArray.Type
+            return try core.get(deadline: deadline) { length in
+                try Queue.receiveRawArray(type, length: length, core: core)
+            }
+        case .codable:
+            return try core.get(deadline: deadline, decode: Queue.decode)
+        }
+    }
+
+    private static func receiveRawArray<A: _QueueRawArray>(_: A.Type, length: Int, core: QueueCore) throws -> Element {
+        func corrupt(_ why: String) -> QueueError {
+            QueueError(.encoding, "cannot decode a \(String(reflecting: Element.self)) from a queue (was it put as another type?): \(why)")
+        }
+        // The element count (a varint), one byte at a time.
+        var count: UInt64 = 0
+        var shift: UInt64 = 0
+        var used = 0
+        while true {
+            guard used < length, used < 10 else { throw corrupt("no valid element count") }
+            var byte: UInt8 = 0
+            try withUnsafeMutableBytes(of: &byte) { try core.readPayload(into: $0) }
+            used += 1
+            count |= UInt64(byte & 0x7F) << shift
+            if byte < 0x80 { break }
+            shift += 7
+        }
+        let stride = A._rawStride
+        guard count <= UInt64(length - used), Int(count) * stride == length - used else {
+            throw corrupt("\(count) elements of \(stride) bytes do not make the item's \(length - used) bytes")
+        }
+        let array = try A._makeRaw(count: Int(count)) { try core.readPayload(into: $0) }
+        return array as! Element
+    }
+
     static func withFrame<R>(_ item: Element, _ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         var writer = WireWriter(capacity: 32)
         Frame.begin(&writer)
@@ -160,6 +246,51 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
             return value
         } catch {
             throw QueueError(.encoding, "cannot decode a \(String(reflecting: Element.self)) from a queue (was it put as another type?): \(error)")
+        }
+    }
+}
+
+/// How a queue moves items of a given type.
+enum QueueItemKind {
+    /// A `WireRawElement` (a fixed-width number): its bytes are its encoding.
+    case rawScalar
+    /// An array of `WireRawElement`s: a varint count and the elements' bytes.
+    case rawArray
+    /// Anything else: the `Wire` codec.
+    case codable
+
+    @inline(__always)
+    static func of<T>(_: T.Type) -> QueueItemKind {
+        #if _endian(little)
+        if T.self is any WireRawElement.Type { return MemoryLayout<T>.size <= 8 ? .rawScalar : .codable }
+        if T.self is any _QueueRawArray.Type { return .rawArray }
+        #endif
+        return .codable
+    }
+}
+
+/// An array whose elements are `WireRawElement`s, seen without knowing the element type.
+protocol _QueueRawArray {
+    static var _rawStride: Int { get }
+    var _rawCount: Int { get }
+    func _withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R
+    /// An array of `count` elements whose bytes `fill` writes (all of them, or it throws).
+    static func _makeRaw(count: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> Self
+}
+
+extension Array: _QueueRawArray where Element: WireRawElement {
+    static var _rawStride: Int { MemoryLayout<Element>.stride }
+    var _rawCount: Int { count }
+    func _withRawBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try withUnsafeBytes(body)
+    }
+    static func _makeRaw(count: Int, fill: (UnsafeMutableRawBufferPointer) throws -> Void) rethrows -> [Element] {
+        if count == 0 { return [] }
+        return try [Element](unsafeUninitializedCapacity: count) { buffer, initialized in
+            // Zero-filled first would cost a pass over the memory; the elements are plain
+            // numbers, so raw bytes are valid values whatever `fill` managed to write.
+            try fill(UnsafeMutableRawBufferPointer(buffer))
+            initialized = count
         }
     }
 }

@@ -21,11 +21,12 @@ import Glibc
 /// `unfinished` (items put and not yet `taskDone`), each with a futex word for waiters.
 ///
 /// Header (bytes): magic @0, ring capacity @8, maxSize @16, broken @24, producer mutex @64,
-/// consumer mutex @128, reserved @192, notFullSequence @196, notFullSleepers @200,
-/// unfinished @204, joinSequence @208, producerWriting @212, consumerReading @216,
-/// ring @256.
+/// producerWriting @112, unfinished @116, consumer mutex @128, consumerReading @176,
+/// reserved @192, notFullSequence @196, notFullSleepers @200, joinSequence @208, ring @256.
+/// (What only producers write shares the producer mutex's cache line, what only consumers
+/// write the consumer mutex's, so that a put and a get touch as few shared lines as they can.)
 final class QueueCore: @unchecked Sendable {
-    static let magic: UInt64 = 0x5357_4D50_5155_4555  // "SWMPQUEU"
+    static let magic: UInt64 = 0x5357_4D50_5155_4556  // "SWMPQUEV" (layout 2)
     static let ringOffset = 256
     /// How long one wait sleeps before re-checking for a dead peer.
     static let probeInterval: Int64 = 100_000_000
@@ -38,6 +39,10 @@ final class QueueCore: @unchecked Sendable {
     private let isClosedHere = Atomic<Bool>(false)
     /// Read buffer, used only while holding the consumer mutex.
     private var buffer: UnsafeMutableRawBufferPointer = .allocate(byteCount: 4096, alignment: 16)
+    /// Bytes of the item being got not read yet, and header bytes still to skip in the ring
+    /// (consumer mutex held).
+    private var payloadLeft = 0
+    private var skipPending = 0
 
     private func word(_ offset: Int) -> UnsafeMutablePointer<UInt32> {
         (segment.base + offset).assumingMemoryBound(to: UInt32.self)
@@ -46,10 +51,10 @@ final class QueueCore: @unchecked Sendable {
     private var reserved: UnsafeMutablePointer<UInt32> { word(192) }
     private var notFullSequence: UnsafeMutablePointer<UInt32> { word(196) }
     private var notFullSleepers: UnsafeMutablePointer<UInt32> { word(200) }
-    private var unfinished: UnsafeMutablePointer<UInt32> { word(204) }
+    private var unfinished: UnsafeMutablePointer<UInt32> { word(116) }
     private var joinSequence: UnsafeMutablePointer<UInt32> { word(208) }
-    private var producerWriting: UnsafeMutablePointer<UInt32> { word(212) }
-    private var consumerReading: UnsafeMutablePointer<UInt32> { word(216) }
+    private var producerWriting: UnsafeMutablePointer<UInt32> { word(112) }
+    private var consumerReading: UnsafeMutablePointer<UInt32> { word(176) }
 
     /// A new queue holding at most `maxSize` items (0: no bound) in a buffer of
     /// `bufferSize` bytes (rounded up to a power of two).
@@ -148,6 +153,12 @@ final class QueueCore: @unchecked Sendable {
 
     /// Puts one frame (header included). Throws `Full` if no room came before `deadline`.
     func put(frame: UnsafeRawBufferPointer, deadline: UInt64?) throws {
+        try put(prefix: frame, body: UnsafeRawBufferPointer(start: nil, count: 0), deadline: deadline)
+    }
+
+    /// Puts one frame made of `prefix` (which holds the header) followed by `body`, so that a
+    /// big payload is copied straight from the caller's memory into the ring.
+    func put(prefix: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, deadline: UInt64?) throws {
         try checkUsable()
         try reserve(deadline)
         var placed = false
@@ -162,7 +173,7 @@ final class QueueCore: @unchecked Sendable {
         try checkBroken()
         // Start only when the whole item fits (or the ring is empty, for an item bigger
         // than the ring): a put that times out never leaves half an item behind.
-        let needed = min(frame.count, ring.capacity)
+        let needed = min(prefix.count + body.count, ring.capacity)
         var spinning = true
         while ring.freeSpace < needed {
             if QueueCore.passed(deadline) { throw Full() }
@@ -173,18 +184,26 @@ final class QueueCore: @unchecked Sendable {
         }
         _ = CSystemShims_fetch_add_u32(unfinished, 1)
         CSystemShims_store_u32_seqcst(producerWriting, 1)
-        var done = ring.write(frame)
-        spinning = true
-        while done < frame.count {
+        try writeAll(prefix)
+        try writeAll(body)
+        CSystemShims_store_u32_seqcst(producerWriting, 0)
+        placed = true
+    }
+
+    /// Writes all of `part` into the ring, waiting for the consumer to make room (producer
+    /// mutex held).
+    private func writeAll(_ part: UnsafeRawBufferPointer) throws {
+        if part.count == 0 { return }
+        var done = ring.write(part)
+        var spinning = true
+        while done < part.count {
             ring.waitForSpace(spinning: spinning, timeoutNanoseconds: QueueCore.probeInterval)
             spinning = false
             try checkBroken()
-            let n = ring.write(UnsafeRawBufferPointer(rebasing: frame[done...]))
+            let n = ring.write(UnsafeRawBufferPointer(rebasing: part[done...]))
             if n == 0 { try probe(consumerMutex, flag: consumerReading) } else { spinning = true }
             done += n
         }
-        CSystemShims_store_u32_seqcst(producerWriting, 0)
-        placed = true
     }
 
     /// Counts one more item, waiting while `maxSize` items are in the queue.
@@ -240,6 +259,22 @@ final class QueueCore: @unchecked Sendable {
     /// Gets one item's bytes and decodes them with `decode` (under the consumer mutex).
     /// Throws `Empty` if none came before `deadline`.
     func get<T>(deadline: UInt64?, decode: (UnsafeRawBufferPointer) throws -> T) throws -> T {
+        try get(deadline: deadline) { count in
+            if buffer.count < count || (buffer.count > (16 << 20) && count < (1 << 20)) {
+                buffer.deallocate()
+                buffer = .allocate(byteCount: max(count, 4096), alignment: 16)
+            }
+            let bytes = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<count])
+            try readPayload(into: bytes)
+            return try decode(UnsafeRawBufferPointer(bytes))
+        }
+    }
+
+    /// Gets one item: `receive` is called with the payload's length, under the consumer
+    /// mutex, and reads the payload with `readPayload(into:)` (straight from the ring, no
+    /// intermediate copy). Whatever it leaves unread is skipped, so an item that cannot be
+    /// decoded is still consumed whole. Throws `Empty` if none came before `deadline`.
+    func get<T>(deadline: UInt64?, receive: (_ length: Int) throws -> T) throws -> T {
         try checkUsable()
         switch try consumerMutex.lock(timeout: QueueCore.remaining(deadline)) {
         case .timedOut: throw Empty()
@@ -263,27 +298,55 @@ final class QueueCore: @unchecked Sendable {
             markBroken()
             throw QueueError(.broken, "the queue's stream is corrupt (an item of \(length) bytes); create a new queue")
         }
-        let count = Int(length)
-        let frameSize = Frame.headerSize + count
-        if buffer.count < frameSize || (buffer.count > (16 << 20) && frameSize < (1 << 20)) {
-            buffer.deallocate()
-            buffer = .allocate(byteCount: max(frameSize, 4096), alignment: 16)
-        }
         CSystemShims_store_u32_seqcst(consumerReading, 1)
-        // Header and as much of the item as is there in one read (usually all of it).
-        var done = ring.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<frameSize]))
-        spinning = true
-        while done < frameSize {
+        // The header is consumed together with the payload's first bytes (one ring update).
+        skipPending = Frame.headerSize
+        payloadLeft = Int(length)
+        let value: T
+        do {
+            value = try receive(Int(length))
+        } catch {
+            if isBroken { throw error }
+            try skipRestOfItem()
+            CSystemShims_store_u32_seqcst(consumerReading, 0)
+            release()
+            throw error
+        }
+        try skipRestOfItem()
+        CSystemShims_store_u32_seqcst(consumerReading, 0)
+        release()
+        return value
+    }
+
+    /// Reads exactly `destination.count` more bytes of the item being got (inside `receive`).
+    func readPayload(into destination: UnsafeMutableRawBufferPointer) throws {
+        precondition(destination.count <= payloadLeft, "read past the end of a queue item")
+        var done = ring.read(into: destination, skipping: skipPending)
+        skipPending = 0
+        var spinning = true
+        while done < destination.count {
             ring.waitForData(spinning: spinning, timeoutNanoseconds: QueueCore.probeInterval)
             spinning = false
             try checkBroken()
-            let n = ring.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer[done..<frameSize]))
+            let n = ring.read(into: UnsafeMutableRawBufferPointer(rebasing: destination[done...]))
             if n == 0 { try probe(producerMutex, flag: producerWriting) } else { spinning = true }
             done += n
         }
-        CSystemShims_store_u32_seqcst(consumerReading, 0)
-        release()
-        return try decode(UnsafeRawBufferPointer(rebasing: buffer[Frame.headerSize..<frameSize]))
+        payloadLeft -= destination.count
+    }
+
+    /// Bytes of the item being got not read yet.
+    var payloadRemaining: Int { payloadLeft }
+
+    private func skipRestOfItem() throws {
+        if payloadLeft == 0 && skipPending == 0 { return }
+        var scratch: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        try withUnsafeMutableBytes(of: &scratch) { raw in
+            repeat {
+                let n = min(payloadLeft, raw.count)
+                try readPayload(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<n]))
+            } while payloadLeft > 0
+        }
     }
 
     // MARK: tasks (JoinableQueue)

@@ -64,11 +64,11 @@ struct SharedMutex: @unchecked Sendable {
 
     /// Locks, waiting at most `timeout` seconds (nil: for ever; 0: try once).
     func lock(timeout: Double? = nil) throws(SystemError) -> Outcome {
-        var result: Int32
-        if let timeout {
+        // Uncontended (the common case): no clock reading and no deadline arithmetic.
+        var result = pthread_mutex_trylock(address)
+        if result == EBUSY, let timeout {
             if timeout <= 0 {
-                result = pthread_mutex_trylock(address)
-                if result == EBUSY { return .timedOut }
+                return .timedOut
             } else {
                 var now = timespec()
                 clock_gettime(CLOCK_REALTIME, &now)
@@ -77,7 +77,7 @@ struct SharedMutex: @unchecked Sendable {
                 result = pthread_mutex_timedlock(address, &deadline)
                 if result == ETIMEDOUT { return .timedOut }
             }
-        } else {
+        } else if result == EBUSY {
             result = pthread_mutex_lock(address)
         }
         switch result {

@@ -16,6 +16,7 @@ struct IPCBenchmarks {
         report(try median("queue.1MiB", unit: "MB/s", runs: max(3, repetitions / 2)) { try queueBytes(count: 400, size: 1 << 20) })
         report(try median("pipe.pingPong.int", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: false) })
         report(try median("pipe.pingPong.bytes8", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: true) })
+        report(try median("process.rawForkExitWait", unit: "ms", runs: 1) { rawForkExitWait(times: 20) })
         for method in [StartMethod.fork, .forkserver, .spawn] {
             report(try median("process.startJoin.\(method.rawValue)", unit: "ms", runs: 1) { try startJoin(method, times: 20) })
         }
@@ -85,6 +86,21 @@ struct IPCBenchmarks {
         mine.close()
         try child.join(timeout: 30)
         return seconds / Double(rounds) * 1e6
+    }
+
+    /// The floor under `process.startJoin.fork` in this process: median milliseconds of a
+    /// bare `fork`, `_exit(0)` in the child, `waitpid` in the parent.
+    private func rawForkExitWait(times: Int) -> Double {
+        var values: [Double] = []
+        for _ in 0..<times {
+            let start = Measure.now()
+            let pid = fork()
+            if pid == 0 { _exit(0) }
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+            values.append((Measure.now() - start) * 1e3)
+        }
+        return Measure.median(values)
     }
 
     /// Median milliseconds of `Process.start()` + `join()` of an empty target.

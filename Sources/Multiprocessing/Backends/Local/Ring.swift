@@ -80,18 +80,23 @@ struct Ring: @unchecked Sendable {
         Int(CSystemShims_load_u64_seqcst(head) &- CSystemShims_load_u64(tail))
     }
 
-    /// Reads up to `destination.count` bytes without waiting; returns how many.
+    /// Reads up to `destination.count` bytes without waiting; returns how many. With
+    /// `skip`, first drops that many bytes (which the caller knows are there, e.g. a header
+    /// it peeked at), in the same update of the tail.
     @discardableResult
-    func read(into destination: UnsafeMutableRawBufferPointer) -> Int {
-        let t = CSystemShims_load_u64(tail)
-        let avail = Int(CSystemShims_load_u64_seqcst(head) &- t)
+    func read(into destination: UnsafeMutableRawBufferPointer, skipping skip: Int = 0) -> Int {
+        let t0 = CSystemShims_load_u64(tail)
+        let avail = Int(CSystemShims_load_u64_seqcst(head) &- t0) - skip
         let n = min(avail, destination.count)
-        if n == 0 { return 0 }
-        let position = Int(t & mask)
-        let first = min(n, capacity - position)
-        destination.baseAddress!.copyMemory(from: data + position, byteCount: first)
-        if first < n {
-            (destination.baseAddress! + first).copyMemory(from: data, byteCount: n - first)
+        if n == 0 && skip == 0 { return 0 }
+        let t = t0 &+ UInt64(skip)
+        if n > 0 {
+            let position = Int(t & mask)
+            let first = min(n, capacity - position)
+            destination.baseAddress!.copyMemory(from: data + position, byteCount: first)
+            if first < n {
+                (destination.baseAddress! + first).copyMemory(from: data, byteCount: n - first)
+            }
         }
         CSystemShims_store_u64_seqcst(tail, t &+ UInt64(n))
         _ = CSystemShims_fetch_add_u32(tailSequence, 1)
