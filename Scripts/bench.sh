@@ -95,6 +95,10 @@ for round in $(seq "$rounds"); do
 done
 round=0
 run "$swiftmp" bench scaling --processes "$processes" --start-method fork --repetitions 5
+if command -v mpirun >/dev/null; then
+    # The same problems on the MPI backend: 1…processes worker ranks of one mpirun job.
+    run Scripts/mpirun.sh --timeout 900 -np $((processes + 1)) "$swiftmp" bench scaling --processes "$processes" --repetitions 5
+fi
 
 python3 -c 'import json; print(json.dumps({"machine_end": {"loadavg": open("/proc/loadavg").read().split()[:3]}}))' >> "$log"
 python3 Scripts/bench_report.py "$log" BENCHMARKS.md

@@ -30,13 +30,13 @@ struct Bench: ParsableCommand {
     var piSamples = 3_000_000_000
 
     @Option(help: "Scaling suite: Mandelbrot image width (with the defaults, serially ≥ 1 s here).")
-    var mandelbrotWidth = 4096
+    var mandelbrotWidth = 2048
 
     @Option(help: "Scaling suite: Mandelbrot image height.")
-    var mandelbrotHeight = 3072
+    var mandelbrotHeight = 1536
 
     @Option(help: "Scaling suite: Mandelbrot iteration limit (1–65535).")
-    var mandelbrotIterations = 2048
+    var mandelbrotIterations = 8192
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
         case pool, kernels, scaling, ipc, pingpong

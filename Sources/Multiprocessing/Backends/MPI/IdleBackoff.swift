@@ -23,7 +23,8 @@ struct IdleBackoff {
 
     /// Pauses once, never past `deadline` (monotonic ns). `sleep` does the sleeping (by
     /// default `nanosleep`; a `WakeWord` lets another thread cut it short).
-    mutating func pause(until deadline: UInt64 = .max, sleep: (Int64) -> Void = IdleBackoff.nanosleep) {
+    mutating func pause(until deadline: UInt64 = .max, longest: Int64 = IdleBackoff.longestSleep,
+                        sleep: (Int64) -> Void = IdleBackoff.nanosleep) {
         let now = monotonicNanoseconds()
         let idle = now &- lastActivity
         if idle < Self.spinNanoseconds {
@@ -34,7 +35,7 @@ struct IdleBackoff {
             sched_yield()
             return
         }
-        nextSleep = nextSleep == 0 ? Self.firstSleep : min(Self.longestSleep, nextSleep * 2)
+        nextSleep = nextSleep == 0 ? min(Self.firstSleep, longest) : min(longest, nextSleep * 2)
         let left = deadline > now ? Int64(clamping: deadline - now) : 0
         sleep(min(nextSleep, left))
     }

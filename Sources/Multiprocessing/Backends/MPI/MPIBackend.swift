@@ -147,7 +147,22 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         }
     }
 
+    /// With tasks in flight, sleeps are capped at 100 µs. Workers send results without
+    /// waiting for rank 0 and hold a second task, so a short sleep costs them nothing, while
+    /// each rank-0 wake-up preempts a worker on a full machine (measured with 2 workers on
+    /// 2 cores, π efficiency: 0.98 with 100 µs, 0.94 with 300 µs, 0.80 with 1 ms).
+    static let busySleep: Int64 = 100_000
+
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+        wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: Self.busySleep, ready: ready)
+    }
+
+    /// Nothing in flight: sleeps grow to 1 ms (no busy core while the program runs).
+    func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
+        wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: IdleBackoff.longestSleep, ready: ready)
+    }
+
+    private func wait(timeoutNanoseconds: Int64, longestSleep: Int64, ready: () -> Bool) {
         var deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
         if servesObjects, let parked = MPIObjectRegistry.shared.nextDeadline { deadline = min(deadline, parked) }
         while true {
@@ -165,7 +180,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 return
             }
             if monotonicNanoseconds() >= deadline { return }
-            backoff.pause(until: deadline) { wakeWord.sleep(nanoseconds: $0) }
+            backoff.pause(until: deadline, longest: longestSleep) { wakeWord.sleep(nanoseconds: $0) }
         }
     }
 

@@ -47,6 +47,10 @@ struct MPIWorker {
     private var buffer: [UInt8] = []
     private var backoff = IdleBackoff()
     private var sameBuild = false
+    /// Results on their way to rank 0. Sent without waiting: a large result goes by
+    /// rendezvous, which completes only when rank 0 next polls — the worker computes the
+    /// next task meanwhile instead of idling.
+    private var sending: [Request] = []
 
     init(communicator: Communicator, build: BuildID) {
         self.communicator = communicator
@@ -56,6 +60,7 @@ struct MPIWorker {
     /// Returns after `terminate`.
     mutating func serve() throws {
         while true {
+            if !sending.isEmpty { try completeSends() }
             guard let status = try communicator.receiveIfAvailable(from: .rank(0), tag: .any, into: &buffer) else {
                 backoff.pause()
                 continue
@@ -68,9 +73,9 @@ struct MPIWorker {
                 case .none:
                     continue
                 case .reply:
-                    try reply(runtime.frame.bytes, tag: MPIProtocol.poolTag)
+                    try startReply(runtime.frame.bytes)
                 case .stop:
-                    try reply(runtime.frame.bytes, tag: MPIProtocol.poolTag)
+                    try startReply(runtime.frame.bytes)
                     runtime = WorkerRuntime(framed: false)
                 }
             } else if status.tag == MPIProtocol.controlTag {
@@ -78,6 +83,8 @@ struct MPIWorker {
                 case .hello:
                     try answerHello()
                 case .terminate:
+                    for request in sending { _ = try request.wait() }
+                    sending.removeAll()
                     try reply(MPIProtocol.controlMessage(.terminated), tag: MPIProtocol.controlTag)
                     return
                 default:
@@ -102,6 +109,20 @@ struct MPIWorker {
             $0.write(build.size)
         }
         try reply(answer, tag: MPIProtocol.controlTag)
+    }
+
+    /// Starts sending a pool reply (a copy of `bytes`); messages on one tag arrive in order.
+    private mutating func startReply(_ bytes: [UInt8]) throws {
+        let request = try bytes.withUnsafeBytes { try communicator.isend($0, to: 0, tag: MPIProtocol.poolTag) }
+        sending.append(request)
+    }
+
+    /// Forgets the sends that completed.
+    private mutating func completeSends() throws {
+        var index = 0
+        while index < sending.count {
+            if try sending[index].test() != nil { sending.remove(at: index) } else { index += 1 }
+        }
     }
 
     /// A blocking send: rank 0 never blocks on a worker, it always receives.
