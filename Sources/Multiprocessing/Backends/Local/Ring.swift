@@ -148,13 +148,13 @@ struct Ring: @unchecked Sendable {
 }
 
 /// How long a waiter spins before it sleeps on a futex. A spinning round trip costs 1–5 µs
-/// here, a futex wake-up 20–130 µs — but only while the machine has a free CPU: when other
-/// processes keep every CPU busy, spinning burns the time slice the other side needs. So the
-/// budget adapts (per process): a spin that succeeds lets the next one spin longer, a spin
-/// that ends in sleep anyway halves it. No `sched_yield` phase: with other runnable processes
-/// it hands the CPU away for whole time slices (measured: hot round trips of 240 µs).
+/// here, a futex wake-up 20–130 µs. The budget never drops below ~2 000 pauses (tens of µs):
+/// measured, a budget that halved after failed spins collapsed during long tasks and then
+/// made every back-to-back round trip sleep (70 µs instead of 10 µs). It grows when spins
+/// succeed late. No `sched_yield` phase: with other runnable processes it hands the CPU away
+/// for whole time slices (measured: hot round trips of 240 µs).
 enum AdaptiveWait {
-    static let minimumSpins = 32
+    static let minimumSpins = 2_000
     static let maximumSpins = 8_000
     private static let budget = Atomic<Int>(2_000)
 
