@@ -13,8 +13,9 @@ public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
     /// Waits until done or `deadline`, running the engine on this thread when it can.
     private func waitForCompletion(until deadline: UInt64?) -> Bool {
         if completion.isDone { return true }
-        engine?.drive(until: { completion.isDone }, deadline: deadline)
-        return completion.wait(until: deadline)
+        guard let engine else { return completion.wait(until: deadline) }
+        engine.drive(until: { completion.isDone }, deadline: deadline)
+        return completion.wait(until: deadline, spinning: engine.backend.allowsCallerDriving)
     }
 
     /// The result, waiting for it at most `timeout` seconds (nil: as long as it takes).

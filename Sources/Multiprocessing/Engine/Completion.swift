@@ -39,8 +39,10 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
     }
 
     /// Waits until done or the deadline passes; returns whether it is done.
-    func wait(until deadline: UInt64?) -> Bool {
-        if AdaptiveWait.spin(until: { isDone }) { return true }
+    /// `spinning: false` when the thread that will complete it needs this CPU (the MPI
+    /// backend's engine thread polls MPI on the same cores).
+    func wait(until deadline: UInt64?, spinning: Bool = true) -> Bool {
+        if spinning && AdaptiveWait.spin(until: { isDone }) { return true }
         return lock.withLock {
             while !isDone {
                 if !lock.wait(until: deadline), !isDone,
