@@ -32,29 +32,15 @@ public struct Event: Codable, Sendable {
         self.served = served
     }
 
-    private enum CodingKeys: String, CodingKey { case served, segment }
-
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        // Wire reads keys in the order they were written: keep this order in encode(to:).
-        let id = try container.decode(UInt64.self, forKey: .served)
-        if id != 0 {
-            try MPIServedObject.checkDecoding("Event")
-            self.init(segment: nil, served: MPIServedEvent(id: id))
-            return
+        switch try ServedOrLocalCoding.decode(kind: "Event", from: decoder) {
+        case .served(let id): self.init(segment: nil, served: MPIServedEvent(id: id))
+        case .local(let segment): self.init(segment: segment, served: nil)
         }
-        self.init(segment: try container.decode(SharedSegment.self, forKey: .segment), served: nil)
     }
 
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        if let served {
-            try MPIServedObject.checkEncoding("Event")
-            try container.encode(served.object.id, forKey: .served)
-            return
-        }
-        try container.encode(UInt64(0), forKey: .served)
-        try container.encode(segment!, forKey: .segment)
+        try ServedOrLocalCoding.encode(servedID: served?.object.id, segment: segment, kind: "Event", to: encoder)
     }
 
     /// Whether the flag is up now. Python's `is_set()`.

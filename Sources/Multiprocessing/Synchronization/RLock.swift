@@ -35,34 +35,21 @@ public struct RLock: Codable, Sendable {
         }
     }
 
-    private enum CodingKeys: String, CodingKey { case served, segment }
-
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        // Wire reads keys in the order they were written: keep this order in encode(to:).
-        let id = try container.decode(UInt64.self, forKey: .served)
-        if id != 0 {
-            try MPIServedObject.checkDecoding("RLock")
+        switch try ServedOrLocalCoding.decode(kind: "RLock", from: decoder) {
+        case .served(let id):
             segment = nil
             mutex = nil
             served = MPIServedLock(id: id)
-            return
+        case .local(let segment):
+            self.segment = segment
+            mutex = SharedMutex(at: segment.base)
+            served = nil
         }
-        let segment = try container.decode(SharedSegment.self, forKey: .segment)
-        self.segment = segment
-        mutex = SharedMutex(at: segment.base)
-        served = nil
     }
 
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        if let served {
-            try MPIServedObject.checkEncoding("RLock")
-            try container.encode(served.object.id, forKey: .served)
-            return
-        }
-        try container.encode(UInt64(0), forKey: .served)
-        try container.encode(segment!, forKey: .segment)
+        try ServedOrLocalCoding.encode(servedID: served?.object.id, segment: segment, kind: "RLock", to: encoder)
     }
 
     /// Acquires the lock (again, if this thread holds it), saying whether its previous holder

@@ -24,21 +24,16 @@ struct SemaphoreStorage: Codable, Sendable {
         served = nil
     }
 
-    private enum CodingKeys: String, CodingKey { case served, segment }
-
     init(from decoder: any Decoder, kind: String) throws {
         self.kind = kind
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        // Wire reads keys in the order they were written: keep this order in encode(to:).
-        let id = try container.decode(UInt64.self, forKey: .served)
-        if id != 0 {
-            try MPIServedObject.checkDecoding(kind)
+        switch try ServedOrLocalCoding.decode(kind: kind, from: decoder) {
+        case .served(let id):
             local = nil
             served = MPIServedSemaphore(id: id)
-            return
+        case .local(let segment):
+            local = SemaphoreCore(segment: segment)
+            served = nil
         }
-        local = SemaphoreCore(segment: try container.decode(SharedSegment.self, forKey: .segment))
-        served = nil
     }
 
     init(from decoder: any Decoder) throws {
@@ -46,14 +41,7 @@ struct SemaphoreStorage: Codable, Sendable {
     }
 
     func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
-        if let served {
-            try MPIServedObject.checkEncoding(kind)
-            try container.encode(served.object.id, forKey: .served)
-            return
-        }
-        try container.encode(UInt64(0), forKey: .served)
-        try container.encode(core.segment, forKey: .segment)
+        try ServedOrLocalCoding.encode(servedID: served?.object.id, segment: local?.segment, kind: kind, to: encoder)
     }
 
     func acquire(blocking: Bool, timeout: Double?) -> Bool {
