@@ -42,33 +42,11 @@ public struct Lock: Codable, Sendable {
     /// releases it by messages to rank 0 (answered while an MPI pool is live), and a worker
     /// rank's task owns what it acquires. It cannot reach local child processes.
     public init() throws {
-        if MPIObjects.isServing {
-            segment = nil
-            mutex = nil
-            served = MPIServedLock()
-            return
-        }
-        let segment = try SharedSegment(size: SharedMutex.byteCount)
-        self.segment = segment
-        served = nil
-        do {
-            mutex = try SharedMutex.initialize(at: segment.base, kind: .errorChecking)
-        } catch {
-            throw SynchronizationError(error, "cannot initialise a Lock")
-        }
+        (segment, mutex, served) = try MutexParts.make(kind: .errorChecking, name: "a Lock")
     }
 
     public init(from decoder: any Decoder) throws {
-        switch try ServedOrLocalCoding.decode(kind: "Lock", from: decoder) {
-        case .served(let id):
-            segment = nil
-            mutex = nil
-            served = MPIServedLock(id: id)
-        case .local(let segment):
-            self.segment = segment
-            mutex = SharedMutex(at: segment.base)
-            served = nil
-        }
+        (segment, mutex, served) = try MutexParts.decode(kind: "Lock", from: decoder)
     }
 
     public func encode(to encoder: any Encoder) throws {

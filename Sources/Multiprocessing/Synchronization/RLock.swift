@@ -19,33 +19,11 @@ public struct RLock: Codable, Sendable {
 
     /// A new, unlocked re-entrant lock.
     public init() throws {
-        if MPIObjects.isServing {
-            segment = nil
-            mutex = nil
-            served = MPIServedLock(recursive: true)
-            return
-        }
-        let segment = try SharedSegment(size: SharedMutex.byteCount)
-        self.segment = segment
-        served = nil
-        do {
-            mutex = try SharedMutex.initialize(at: segment.base, kind: .recursive)
-        } catch {
-            throw SynchronizationError(error, "cannot initialise an RLock")
-        }
+        (segment, mutex, served) = try MutexParts.make(kind: .recursive, name: "an RLock")
     }
 
     public init(from decoder: any Decoder) throws {
-        switch try ServedOrLocalCoding.decode(kind: "RLock", from: decoder) {
-        case .served(let id):
-            segment = nil
-            mutex = nil
-            served = MPIServedLock(id: id)
-        case .local(let segment):
-            self.segment = segment
-            mutex = SharedMutex(at: segment.base)
-            served = nil
-        }
+        (segment, mutex, served) = try MutexParts.decode(kind: "RLock", from: decoder)
     }
 
     public func encode(to encoder: any Encoder) throws {
