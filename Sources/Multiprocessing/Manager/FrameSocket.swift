@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// Length-prefixed frames ([UInt32 length][payload]) on a connected stream socket, with a
-/// short spin on receive (a blocking wake-up costs 20–130 µs on these machines).
+/// Length-prefixed frames ([UInt32 length][payload]) on a connected stream socket. A
+/// receive waiting for a reply spins, then yields, before it sleeps (`ReadinessWait`).
 struct FrameSocket {
     let fd: Int32
 
@@ -42,13 +42,12 @@ struct FrameSocket {
 
     private func readExactly(_ buffer: UnsafeMutableRawBufferPointer, spin: Bool) throws -> Bool {
         var offset = 0
-        // A few non-blocking tries before sleeping in poll: each is a system call, and a
-        // long spin steals the CPU the server needs on a busy machine.
-        var spins = spin ? 16 : 0
+        var wait = ReadinessWait()
         while offset < buffer.count {
             let n = recv(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_DONTWAIT))
             if n > 0 {
                 offset += n
+                wait.reset()
                 continue
             }
             if n == 0 {
@@ -57,12 +56,11 @@ struct FrameSocket {
             }
             if errno == EINTR { continue }
             guard errno == EAGAIN || errno == EWOULDBLOCK else { throw SystemError("recv", errno: errno) }
-            if spins > 0 {
-                spins -= 1
-                CSystemShimsRelax()
-                continue
+            if spin {
+                wait.pause(fd)
+            } else {
+                waitFor(Int16(POLLIN), timeout: -1)
             }
-            waitFor(Int16(POLLIN), timeout: -1)
         }
         return true
     }

@@ -23,12 +23,23 @@ enum ManagerServer {
             unlink(directory + "/socket")
             rmdir(directory)
         }
+        var lastRequest: UInt64 = 0
         while true {
             var descriptors = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
             for fd in clients.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), 1000)
+            // Right after a request the client's next one usually follows within
+            // microseconds: look without sleeping for a while (ReadinessWait's phases),
+            // so neither side pays a sleeping wake-up per operation.
+            let idle = monotonicNanoseconds() &- lastRequest
+            let hot = idle < ReadinessWait.spinNanoseconds &+ ReadinessWait.yieldNanoseconds
+            let ready = poll(&descriptors, nfds_t(descriptors.count), hot ? 0 : 1000)
+            if ready == 0 && hot {
+                if idle < ReadinessWait.spinNanoseconds { CSystemShims_cpu_relax() } else { sched_yield() }
+                continue
+            }
             if getppid() != parent { return 0 }
             if ready <= 0 { continue }
+            lastRequest = monotonicNanoseconds()
             if descriptors[0].revents != 0 {
                 let client = CSystemShims_accept_cloexec(listener)
                 if client >= 0 {

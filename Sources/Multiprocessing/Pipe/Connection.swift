@@ -206,14 +206,13 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         return count
     }
 
-    /// Reads exactly `buffer.count` bytes: spinning on non-blocking reads for up to
-    /// `spinNanoseconds`, then sleeping in `poll`.
+    /// Reads exactly `buffer.count` bytes, waiting as `ReadinessWait` does between tries.
     private func readAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, atMessageStart: Bool) throws(ConnectionError) {
         var done = 0
-        var spinUntil: UInt64 = 0
+        var wait = ReadinessWait()
         while done < buffer.count {
             let n = Glibc.recv(fd, buffer.baseAddress! + done, buffer.count - done, Int32(MSG_DONTWAIT))
-            if n > 0 { done += n; spinUntil = 0; continue }
+            if n > 0 { done += n; wait.reset(); continue }
             if n == 0 {
                 throw ConnectionError(.endOfFile, atMessageStart && done == 0
                     ? "end of file: the other end of the pipe was closed"
@@ -225,25 +224,9 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
                 if code == ECONNRESET { throw ConnectionError(.endOfFile, "end of file: the other end of the pipe was reset") }
                 throw ConnectionError(.endOfFile, "recv on a connection failed: \(SystemError("recv", errno: code))")
             }
-            let now = monotonicNanoseconds()
-            if spinUntil == 0 { spinUntil = now &+ Connection.spinNanoseconds }
-            if now < spinUntil {
-                CSystemShims_cpu_relax()
-                continue
-            }
-            if now < spinUntil &+ Connection.yieldNanoseconds {
-                // Still a cheap wait: the peer may just be off the CPU (2 busy vCPUs); a
-                // sleeping wake-up would cost 20–130 µs on each side of every round trip.
-                sched_yield()
-                continue
-            }
-            _ = pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: -1)
+            wait.pause(fd)
         }
     }
-
-    /// How long a receiver spins (pausing), then yields the CPU, before it sleeps.
-    static let spinNanoseconds: UInt64 = 50_000
-    static let yieldNanoseconds: UInt64 = 1_000_000
 
     // MARK: Waitable
 
