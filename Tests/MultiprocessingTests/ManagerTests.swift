@@ -107,4 +107,23 @@ final class ManagerTests: TimeLimitedTestCase {
         pool.terminate()
         try pool.join()
     }
+
+    func testLargeValuesAndManySmallOnesKeepTheirFrames() throws {
+        // Frames larger than the connection's 4 KiB read buffer, then many small ones: the
+        // buffered reader must neither split nor merge frames, on the client or the server.
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let blobs = try manager.dict(Int.self, [UInt8].self)
+        let sizes = [0, 1, 4091, 4096, 4097, 65_537, 3 << 20]
+        for (i, size) in sizes.enumerated() {
+            try blobs.set(i, (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) })
+        }
+        for (i, size) in sizes.enumerated() {
+            XCTAssertEqual(try blobs.get(i), (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ i) }, "size \(size)")
+        }
+        let numbers = try manager.dict(Int.self, Int.self)
+        for i in 0..<2000 { try numbers.set(i, i * i) }
+        XCTAssertEqual(try numbers.count(), 2000)
+        XCTAssertEqual(try numbers.snapshot().values.reduce(0, +), (0..<2000).reduce(0) { $0 + $1 * $1 })
+    }
 }

@@ -2,10 +2,21 @@
 import Glibc
 #endif
 
-/// Length-prefixed frames ([UInt32 length][payload]) on a connected stream socket. A
-/// receive waiting for a reply spins, then yields, before it sleeps (`ReadinessWait`).
-struct FrameSocket {
+/// Length-prefixed frames ([UInt32 length][payload]) on a connected stream socket, one per
+/// connection end. Receiving reads whatever the socket holds into a buffer, so a small
+/// frame costs one `recv`, not two. A receive waiting for a reply spins, then yields,
+/// before it sleeps (`ReadinessWait`). Not thread-safe: its owner serialises use.
+final class FrameSocket {
     let fd: Int32
+    private var buffer = [UInt8](repeating: 0, count: 4096)
+    /// Buffered bytes not yet returned: `buffer[start..<end]`.
+    private var start = 0
+    private var end = 0
+
+    init(fd: Int32) { self.fd = fd }
+
+    /// Whether a whole frame is already buffered (the next `receive` will not read).
+    var hasBufferedFrame: Bool { bufferedFrameLength() != nil }
 
     /// Sends a whole frame.
     func send(_ frame: [UInt8]) throws {
@@ -16,57 +27,88 @@ struct FrameSocket {
             }
             if n < 0 {
                 if errno == EINTR { continue }
-                if errno == EAGAIN { waitFor(Int16(POLLOUT), timeout: 1000); continue }
+                if errno == EAGAIN { _ = pollOnce(fd, events: Int16(POLLOUT), timeoutNanoseconds: 1_000_000_000); continue }
                 throw SystemError("send", errno: errno)
             }
             offset += n
         }
     }
 
-    /// Receives one frame's payload; nil when the peer closed the connection cleanly.
+    /// Receives one frame's payload; nil when the peer closed the connection cleanly
+    /// between frames. `spin`: wait awake for a while (a reply expected within
+    /// microseconds); otherwise sleep in `poll` at once.
     func receive(spin: Bool = true) throws -> [UInt8]? {
-        var header: UInt32 = 0
-        let got = try withUnsafeMutableBytes(of: &header) { raw in
-            try readExactly(raw, spin: spin)
+        var wait = ReadinessWait()
+        while true {
+            if let length = bufferedFrameLength() {
+                let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
+                start += 4 + length
+                if start == end {
+                    start = 0
+                    end = 0
+                    if buffer.count > 1 << 20 { buffer = [UInt8](repeating: 0, count: 4096) }
+                }
+                return payload
+            }
+            do {
+                if try fill() { wait.reset(); continue }
+            } catch is PeerClosed {
+                return nil
+            }
+            if spin {
+                wait.pause(fd)
+            } else {
+                _ = pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: -1)
+            }
         }
-        guard got else { return nil }
-        let length = Int(UInt32(littleEndian: header))
-        guard length <= ManagerFrame.maximum else { throw SystemError("receive (frame too large)", errno: EMSGSIZE) }
-        var payload = [UInt8](repeating: 0, count: length)
-        let complete = try payload.withUnsafeMutableBytes { raw in
-            try readExactly(raw, spin: false)
-        }
-        guard complete || length == 0 else { throw SystemError("receive (connection closed mid-frame)", errno: ECONNRESET) }
-        return payload
     }
 
-    private func readExactly(_ buffer: UnsafeMutableRawBufferPointer, spin: Bool) throws -> Bool {
-        var offset = 0
-        var wait = ReadinessWait()
-        while offset < buffer.count {
-            let n = recv(fd, buffer.baseAddress! + offset, buffer.count - offset, Int32(MSG_DONTWAIT))
+    /// The payload length of the frame at `start` when all of it is buffered.
+    private func bufferedFrameLength() -> Int? {
+        guard end - start >= 4 else { return nil }
+        let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }
+        return end - start - 4 >= length ? length : nil
+    }
+
+    /// One non-blocking read into the buffer: true if bytes arrived, false if none were
+    /// ready. End-of-file throws `PeerClosed` between frames, `ECONNRESET` mid-frame.
+    private func fill() throws -> Bool {
+        if start > 0 && start == end { start = 0; end = 0 }
+        // Room for at least the announced frame (or a header) after the buffered bytes.
+        var needed = 4
+        if end - start >= 4 {
+            let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }
+            guard length <= ManagerFrame.maximum else { throw SystemError("receive (frame too large)", errno: EMSGSIZE) }
+            needed = 4 + length
+        }
+        if start + needed > buffer.count {
+            if start > 0 {
+                buffer.withUnsafeMutableBytes { raw in
+                    raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: end - start)
+                }
+                end -= start
+                start = 0
+            }
+            if needed > buffer.count { buffer += [UInt8](repeating: 0, count: needed - buffer.count) }
+        }
+        while true {
+            let n = buffer.withUnsafeMutableBytes { raw in
+                recv(fd, raw.baseAddress! + end, raw.count - end, Int32(MSG_DONTWAIT))
+            }
             if n > 0 {
-                offset += n
-                wait.reset()
-                continue
+                end += n
+                return true
             }
             if n == 0 {
-                if offset == 0 { return false }
+                if start == end { throw PeerClosed() }
                 throw SystemError("recv (connection closed mid-frame)", errno: ECONNRESET)
             }
             if errno == EINTR { continue }
             guard errno == EAGAIN || errno == EWOULDBLOCK else { throw SystemError("recv", errno: errno) }
-            if spin {
-                wait.pause(fd)
-            } else {
-                waitFor(Int16(POLLIN), timeout: -1)
-            }
+            return false
         }
-        return true
     }
 
-    private func waitFor(_ events: Int16, timeout: Int32) {
-        var entry = pollfd(fd: fd, events: events, revents: 0)
-        _ = poll(&entry, 1, timeout)
-    }
+    /// The peer closed the connection between frames.
+    private struct PeerClosed: Error {}
 }

@@ -13,20 +13,32 @@ enum ManagerServer {
         case namespace([String: [UInt8]])
     }
 
+    /// An accepted connection: its frames, and whether it presented the key.
+    private final class Client {
+        let socket: FrameSocket
+        var authenticated = false
+        init(socket: FrameSocket) { self.socket = socket }
+    }
+
     /// Serves on the listening socket `listener` until told to shut down or the parent dies.
     static func serve(listener: Int32, authkey: [UInt8], directory: String, parent: pid_t) -> Int32 {
         var objects: [UInt64: Object] = [:]
         var nextID: UInt64 = 1
-        var clients: [Int32: Bool] = [:]   // fd → authenticated
+        var clients: [Int32: Client] = [:]
         let uid = getuid()
         defer {
             unlink(directory + "/socket")
             rmdir(directory)
         }
         var lastRequest: UInt64 = 0
+        var descriptors: [pollfd] = []
+        var clientsChanged = true
         while true {
-            var descriptors = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
-            for fd in clients.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+            if clientsChanged {
+                descriptors = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
+                for fd in clients.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+                clientsChanged = false
+            }
             // Right after a request the client's next one usually follows within
             // microseconds: look without sleeping for a while (ReadinessWait's phases),
             // so neither side pays a sleeping wake-up per operation.
@@ -44,26 +56,30 @@ enum ManagerServer {
                 let client = CSystemShims_accept_cloexec(listener)
                 if client >= 0 {
                     if CSystemShims_peer_uid(client) == Int64(uid) {
-                        clients[client] = false
+                        clients[client] = Client(socket: FrameSocket(fd: client))
+                        clientsChanged = true
                     } else {
                         systemClose(client)
                     }
                 }
             }
             for entry in descriptors.dropFirst() where entry.revents != 0 {
-                let socket = FrameSocket(fd: entry.fd)
+                guard let client = clients[entry.fd] else { continue }
+                let socket = client.socket
                 guard let request = try? socket.receive(spin: false) else {
                     clients.removeValue(forKey: entry.fd)
+                    clientsChanged = true
                     systemClose(entry.fd)
                     continue
                 }
-                if clients[entry.fd] == false {
+                if !client.authenticated {
                     let accepted = constantTimeEqual(request, authkey)
                     _ = try? socket.send(ManagerFrame.make { $0.write((accepted ? ManagerStatus.ok : .refused).rawValue) })
                     if accepted {
-                        clients[entry.fd] = true
+                        client.authenticated = true
                     } else {
                         clients.removeValue(forKey: entry.fd)
+                        clientsChanged = true
                         systemClose(entry.fd)
                     }
                     continue
