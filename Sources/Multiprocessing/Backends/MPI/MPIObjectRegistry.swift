@@ -11,7 +11,7 @@ import Glibc
 /// at once. Objects live until the program ends (they are small; ids are never reused).
 ///
 /// This file holds the machinery (ids, requests, parking, replies); each kind of object has
-/// its state and operations in its own file (`MPIObjectRegistry+Queues.swift`, `+Locks`,
+/// its state and operations in its own file (`MPIObjectRegistry+Queues.swift`, `+Pipes`, `+Locks`,
 /// `+Events` (events and barriers), `+Values` (values and arrays)). Every stored property is
 /// guarded by `lock`.
 final class MPIObjectRegistry: @unchecked Sendable {
@@ -44,6 +44,9 @@ final class MPIObjectRegistry: @unchecked Sendable {
     var values: [UInt64: [UInt8]] = [:]
     var barriers: [UInt64: BarrierState] = [:]
     var semaphores: [UInt64: SemaphoreState] = [:]
+    var pipes: [UInt64: PipeState] = [:]
+    /// Handles of pipe ends in transit (encoded, not yet decoded), by token.
+    var pipeTokens: [UInt64: (pipe: UInt64, end: Int)] = [:]
     var parked: [Parked] = []
     var replies: [(rank: Int, bytes: [UInt8])] = []
     private var waker: (@Sendable () -> Void)?
@@ -155,7 +158,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
     /// Whether an answered request of `op` may let parked requests go on.
     private func changesState(_ op: Op) -> Bool {
         switch op {
-        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone, .barrierAbort, .barrierReset, .semaphoreRelease: true
+        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone, .barrierAbort, .barrierReset, .semaphoreRelease,
+             .pipeSend, .pipeRelease: true
         default: false
         }
     }
@@ -192,12 +196,14 @@ final class MPIObjectRegistry: @unchecked Sendable {
             return attemptLock(entry)
         case .semaphoreAcquire, .semaphoreRelease, .semaphoreValue:
             return attemptSemaphore(entry)
-        case .valueRead, .valueWrite:
+        case .valueRead, .valueWrite, .valueReadRange, .valueWriteRange:
             return attemptValue(entry)
         case .barrierWait, .barrierAbort, .barrierReset, .barrierState:
             return attemptBarrier(entry)
         case .eventSet, .eventClear, .eventIsSet, .eventWait:
             return attemptEvent(entry)
+        case .pipeSend, .pipeReceive, .pipePoll, .pipeShare, .pipeAdopt, .pipeRelease:
+            return attemptPipe(entry)
         }
     }
 
