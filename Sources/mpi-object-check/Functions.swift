@@ -405,3 +405,55 @@ struct IncrementArray: ParallelFunction {
         return workerIdentity()
     }
 }
+
+// MARK: conditions
+
+/// Says it waits, then waits on the condition until `ready` is set; returns the predicate.
+struct AwaitCondition: ParallelFunction {
+    var condition: Condition
+    var ready: SharedValue<Int>
+    var waiting: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> Bool {
+        try condition.withLock {
+            try waiting.put(input)
+            return try condition.wait(for: { ready.value > 0 }, timeout: 30)
+        }
+    }
+}
+
+/// Sets `ready` and notifies every waiter, holding the condition's lock.
+struct NotifyAll: ParallelFunction {
+    var condition: Condition
+    var ready: SharedValue<Int>
+    func callAsFunction(_ input: Int) throws {
+        var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+        nanosleep(&pause, nil)
+        try condition.withLock {
+            ready.value = input
+            try condition.notifyAll()
+        }
+    }
+}
+
+/// A wait that times out, and waits and notifies without the lock.
+struct ConditionErrors: ParallelFunction {
+    var condition: Condition
+    func callAsFunction(_ input: Int) throws -> String {
+        let start = monotonicSeconds()
+        let notified = try condition.withLock { () throws -> String in
+            let outcome = try condition.wait(timeout: 0.1)
+            return "\(outcome) held=\(condition.lock.isHeldByCurrentThread)"
+        }
+        let waited = monotonicSeconds() - start
+        var errors: [String] = []
+        for action in [{ _ = try condition.wait(timeout: 0.1) }, { try condition.notify() }] {
+            do {
+                try action()
+                errors.append("accepted")
+            } catch let error as SynchronizationError {
+                errors.append("\(error.code)")
+            }
+        }
+        return "wait=\(notified) waited=\(waited >= 0.09 && waited < 5) \(errors.joined(separator: " "))"
+    }
+}

@@ -35,7 +35,7 @@ func expectUnavailable(_ name: String, _ body: () throws -> Void) {
         check("unavailable \(name)", underMPI ? "created" : "refused", "refused")
     } catch let error as MPIObjectError where error.code == .unavailable {
         check("unavailable \(name)", error.message.contains("use ") ? "refused" : "no advice: \(error)", "refused")
-        if name == "Condition" { print("  e.g. \(error.message)") }
+        if name == "Manager" { print("  e.g. \(error.message)") }
     } catch {
         check("unavailable \(name)", "\(error)", "refused")
     }
@@ -167,6 +167,30 @@ do {
         check("event not set while waiting", event.isSet, false)
         event.set()
         check("event released every waiter", try released.get(timeout: 30), Array(repeating: true, count: tasks))
+
+        // 4a. A condition: workers wait until rank 0 sets the state and notifies; rank 0
+        // waits until a worker does; timeouts and calls without the lock, on both sides.
+        let condition = try Condition()
+        let ready = try SharedValue(0, lock: condition.lock)
+        let conditionWaiting = try Queue<Int>()
+        let woken = try pool.mapAsync(AwaitCondition(condition: condition, ready: ready, waiting: conditionWaiting), 0..<tasks,
+                                      chunkSize: 1)
+        _ = try conditionWaiting.get(timeout: 30)
+        sleepSeconds(0.1)
+        try condition.withLock {
+            ready.value = 1
+            try condition.notifyAll()
+        }
+        check("condition woke every waiter", try woken.get(timeout: 30), Array(repeating: true, count: tasks))
+        let answered = try Condition()
+        let flag = try SharedValue(0, lock: answered.lock)
+        let notifier = try pool.applyAsync(NotifyAll(condition: answered, ready: flag), 7)
+        check("condition notified by a worker", try answered.withLock { try answered.wait(for: { flag.value == 7 }, timeout: 30) }, true)
+        try notifier.get(timeout: 30)
+        check("condition errors on a worker", try pool.apply(ConditionErrors(condition: answered), 0),
+              "wait=false held=true waited=true notHeld notHeld")
+        check("condition errors on the main process", try ConditionErrors(condition: answered)(0),
+              "wait=false held=true waited=true notHeld notHeld")
 
         // 4b. A JoinableQueue: rank 0 joins until the workers marked every job done.
         let jobs = try JoinableQueue<Int>()
@@ -390,7 +414,6 @@ if underMPI {
     expectUnavailable("Barrier action") { _ = try Barrier(parties: 2, action: NoAction()) }
     expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
     expectUnavailable("RawSharedArray") { _ = try RawSharedArray<Int>(count: 4) }
-    expectUnavailable("Condition") { _ = try Condition() }
     expectUnavailable("Manager") { _ = try Manager() }
 }
 

@@ -2,7 +2,7 @@
 /// service that cannot answer.
 ///
 /// Under mpirun (rank 0 of a job with worker ranks) the queues, `Pipe`, the locks and
-/// semaphores, `Event`, `Barrier`, `SharedValue` and `SharedArray` are served by rank 0 over
+/// semaphores, `Condition`, `Event`, `Barrier`, `SharedValue` and `SharedArray` are served by rank 0 over
 /// MPI messages; the other primitives (the raw shared types, `Manager`, a `Barrier` action)
 /// are refused when they are created (`.unavailable`), with a message naming what to use
 /// instead — never a hang.

@@ -53,6 +53,11 @@ enum MPIObjectProtocol {
         /// length (Int64) to read, or the bytes to write.
         case valueReadRange = 29
         case valueWriteRange = 30
+        /// Conditions: the caller must hold the condition's lock. `conditionWait` releases
+        /// it and waits for a notify (the caller acquires the lock again afterwards);
+        /// `conditionNotify`'s payload: how many waiters to wake (Int64).
+        case conditionWait = 31
+        case conditionNotify = 32
     }
 
     enum Status: UInt8 {

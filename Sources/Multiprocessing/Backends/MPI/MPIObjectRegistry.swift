@@ -11,8 +11,9 @@ import Glibc
 /// at once. Objects live until the program ends (they are small; ids are never reused).
 ///
 /// This file holds the machinery (ids, requests, parking, replies); each kind of object has
-/// its state and operations in its own file (`MPIObjectRegistry+Queues.swift`, `+Pipes`, `+Locks`,
-/// `+Events` (events and barriers), `+Values` (values and arrays)). Every stored property is
+/// its state and operations in its own file (`MPIObjectRegistry+Queues.swift`, `+Pipes`,
+/// `+Locks` (locks and semaphores), `+Conditions`, `+Events` (events and barriers),
+/// `+Values` (values and arrays)). Every stored property is
 /// guarded by `lock`.
 final class MPIObjectRegistry: @unchecked Sendable {
     static let shared = MPIObjectRegistry()
@@ -29,7 +30,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
         let id: UInt64
         let deadline: UInt64?
         let payload: [UInt8]
-        /// For `eventWait`: the event's generation when the request arrived.
+        /// For `eventWait`: the event's generation when the request arrived; for `barrierWait`
+        /// the pass; for `conditionWait` the waiter's token.
         let generation: UInt64
     }
 
@@ -45,6 +47,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
     var barriers: [UInt64: BarrierState] = [:]
     var semaphores: [UInt64: SemaphoreState] = [:]
     var pipes: [UInt64: PipeState] = [:]
+    var conditions: [UInt64: ConditionState] = [:]
     /// Handles of pipe ends in transit (encoded, not yet decoded), by token.
     var pipeTokens: [UInt64: (pipe: UInt64, end: Int)] = [:]
     var parked: [Parked] = []
@@ -98,6 +101,10 @@ final class MPIObjectRegistry: @unchecked Sendable {
             arrive(entry)
             return
         }
+        if entry.op == .conditionWait {
+            startWaiting(entry)
+            return
+        }
         if let answer = attempt(entry) {
             replies.append((rank, answer))
             if changesState(entry.op) { settle() }
@@ -117,7 +124,10 @@ final class MPIObjectRegistry: @unchecked Sendable {
         var broke: [BarrierState] = []
         parked.removeAll { entry in
             guard let deadline = entry.deadline, deadline <= now else { return false }
-            if entry.op == .barrierWait, let barrier = barriers[entry.id] {
+            if entry.op == .conditionWait {
+                conditions[entry.id]?.waiters.removeAll { $0 == entry.generation }
+                replies.append((entry.rank, MPIObjectProtocol.reply(.timedOut)))
+            } else if entry.op == .barrierWait, let barrier = barriers[entry.id] {
                 if barrier.pass == entry.generation { broke.append(barrier) }
                 replies.append((entry.rank, MPIObjectProtocol.failure(.refused, "a Barrier wait timed out, which broke the barrier: "
                     + "reset() it to use it again")))
@@ -159,7 +169,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
     private func changesState(_ op: Op) -> Bool {
         switch op {
         case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone, .barrierAbort, .barrierReset, .semaphoreRelease,
-             .pipeSend, .pipeRelease: true
+             .pipeSend, .pipeRelease, .conditionNotify: true
         default: false
         }
     }
@@ -204,6 +214,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
             return attemptEvent(entry)
         case .pipeSend, .pipeReceive, .pipePoll, .pipeShare, .pipeAdopt, .pipeRelease:
             return attemptPipe(entry)
+        case .conditionWait, .conditionNotify:
+            return attemptCondition(entry)
         }
     }
 
