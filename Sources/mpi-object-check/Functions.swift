@@ -457,3 +457,14 @@ struct ConditionErrors: ParallelFunction {
         return "wait=\(notified) waited=\(waited >= 0.09 && waited < 5) \(errors.joined(separator: " "))"
     }
 }
+
+/// Gets a connection end from a queue, sends 42 through it and closes it.
+struct ReceiveConnection: ParallelFunction {
+    var queue: Queue<Connection>
+    func callAsFunction(_ input: Int) throws -> String {
+        let connection = try queue.get(timeout: 30)
+        try connection.send(42)
+        connection.close()
+        return "sent"
+    }
+}

@@ -389,6 +389,13 @@ do {
         outbound.close()
         var got: [Int] = []
         for _ in 0..<4 { got.append(try inbound.recv(Int.self)) }
+        // An end through a served queue.
+        let (mine, theirs) = try Pipe()
+        let handOff = try Queue<Connection>()
+        try handOff.put(theirs)
+        theirs.close()
+        let sent = try Pool.with { pool in try pool.apply(ReceiveConnection(queue: handOff), 0) }
+        check("[mpi] pipe end through a queue", "\(sent) \(try mine.recv(Int.self)) then=\(endOfFile(mine))", "sent 42 then=endOfFile")
         check("[mpi] pipe to a pool function", "\(said) \(got) then=\(endOfFile(inbound))",
               "poll=false waited=true [0, 1, 2, 3] then=endOfFile")
     }

@@ -33,6 +33,7 @@ final class MPIObjectTests: XCTestCase {
             // between two worker ranks (needs two of them).
             XCTAssertTrue(outcome.output.contains("[mpi] pipe to a pool function: poll=false waited=true [0, 1, 2, 3] then=endOfFile\n"),
                           outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] pipe end through a queue: sent 42 then=endOfFile\n"), outcome.output)
             XCTAssertEqual(outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"), ranks >= 3,
                            outcome.output)
             // Process targets ran on the worker ranks, one per rank; terminate() cannot interrupt one.
