@@ -283,3 +283,188 @@ struct Reentrant: ParallelFunction {
         return "held=\(held) extra=\(extra) other=\(try other.acquire(timeout: 0.05))"
     }
 }
+
+// MARK: pipes
+
+/// A `Process` target: receives numbers until -1, answers each doubled, then sends their
+/// sum and closes its end.
+struct Echo: ParallelFunction {
+    var connection: Connection
+    func callAsFunction(_: Void) throws {
+        var sum = 0
+        while true {
+            let number = try connection.recv(Int.self)
+            if number < 0 { break }
+            sum += number
+            try connection.send(number * 2)
+        }
+        try connection.send(sum)
+        connection.close()
+    }
+}
+
+/// A `Process` target: sends `count` messages and returns without closing its end (its end
+/// closes when the process ends).
+struct SendAndLeave: ParallelFunction {
+    var connection: Connection
+    var count: Int
+    func callAsFunction(_: Void) throws {
+        for i in 0..<count { try connection.sendBytes(Array("message \(i)".utf8)) }
+    }
+}
+
+/// The outcome of a `Connection` call that should fail: the error's code.
+func connectionFailure(_ body: () throws -> Void) -> String {
+    do {
+        try body()
+        return "succeeded"
+    } catch let error as ConnectionError {
+        return "\(error.code)"
+    } catch {
+        return "\(error)"
+    }
+}
+
+/// What a receive at end-of-file does, without waiting for ever if end-of-file never comes.
+func endOfFile(_ connection: Connection) -> String {
+    do {
+        guard try connection.poll(timeout: 10) else { return "nothing within 10 s (no end-of-file)" }
+    } catch {
+        return "poll failed: \(error)"
+    }
+    return connectionFailure { _ = try connection.recvBytes() }
+}
+
+/// A pool function: polls its (empty) end with a short timeout, then sends `input` numbers.
+struct SendThrough: ParallelFunction {
+    var connection: Connection
+    func callAsFunction(_ input: Int) throws -> String {
+        let start = monotonicSeconds()
+        let ready = try connection.poll(timeout: 0.1)
+        let waited = monotonicSeconds() - start
+        for i in 0..<input { try connection.send(i) }
+        return "poll=\(ready) waited=\(waited >= 0.09 && waited < 5)"
+    }
+}
+
+/// A `Process` target on one worker rank: sends 1…10 to a peer on another rank and sums the
+/// answers; puts [sum, rank].
+struct Ping: ParallelFunction {
+    var connection: Connection
+    var results: Queue<[Int]>
+    func callAsFunction(_: Void) throws {
+        var sum = 0
+        for i in 1...10 {
+            try connection.send(i)
+            sum += try connection.recv(Int.self)
+        }
+        connection.close()
+        try results.put([sum, workerIdentity()])
+    }
+}
+
+/// A `Process` target: answers each number + 100 until end-of-file; puts [answered, rank].
+struct Pong: ParallelFunction {
+    var connection: Connection
+    var results: Queue<[Int]>
+    func callAsFunction(_: Void) throws {
+        var answered = 0
+        while true {
+            do {
+                let number = try connection.recv(Int.self)
+                try connection.send(number + 100)
+                answered += 1
+            } catch let error as ConnectionError where error.code == .endOfFile {
+                break
+            }
+        }
+        try results.put([answered, workerIdentity()])
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+// MARK: shared arrays
+
+/// `rounds` times: every element + 1 under one acquisition, then element `input % count`
+/// + 1 through the subscript under the array's lock.
+struct IncrementArray: ParallelFunction {
+    var array: SharedArray<Int>
+    var rounds: Int
+    func callAsFunction(_ input: Int) throws -> Int {
+        for _ in 0..<rounds {
+            array.withLock { buffer in
+                for index in buffer.indices { buffer[index] += 1 }
+            }
+            try array.lock.withLock { array[input % array.count] += 1 }
+        }
+        return workerIdentity()
+    }
+}
+
+// MARK: conditions
+
+/// Says it waits, then waits on the condition until `ready` is set; returns the predicate.
+struct AwaitCondition: ParallelFunction {
+    var condition: Condition
+    var ready: SharedValue<Int>
+    var waiting: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> Bool {
+        try condition.withLock {
+            try waiting.put(input)
+            return try condition.wait(for: { ready.value > 0 }, timeout: 30)
+        }
+    }
+}
+
+/// Sets `ready` and notifies every waiter, holding the condition's lock.
+struct NotifyAll: ParallelFunction {
+    var condition: Condition
+    var ready: SharedValue<Int>
+    func callAsFunction(_ input: Int) throws {
+        var pause = timespec(tv_sec: 0, tv_nsec: 50_000_000)
+        nanosleep(&pause, nil)
+        try condition.withLock {
+            ready.value = input
+            try condition.notifyAll()
+        }
+    }
+}
+
+/// A wait that times out, and waits and notifies without the lock.
+struct ConditionErrors: ParallelFunction {
+    var condition: Condition
+    func callAsFunction(_ input: Int) throws -> String {
+        let start = monotonicSeconds()
+        let notified = try condition.withLock { () throws -> String in
+            let outcome = try condition.wait(timeout: 0.1)
+            return "\(outcome) held=\(condition.lock.isHeldByCurrentThread)"
+        }
+        let waited = monotonicSeconds() - start
+        var errors: [String] = []
+        for action in [{ _ = try condition.wait(timeout: 0.1) }, { try condition.notify() }] {
+            do {
+                try action()
+                errors.append("accepted")
+            } catch let error as SynchronizationError {
+                errors.append("\(error.code)")
+            }
+        }
+        return "wait=\(notified) waited=\(waited >= 0.09 && waited < 5) \(errors.joined(separator: " "))"
+    }
+}
+
+/// Gets a connection end from a queue, sends 42 through it and closes it.
+struct ReceiveConnection: ParallelFunction {
+    var queue: Queue<Connection>
+    func callAsFunction(_ input: Int) throws -> String {
+        let connection = try queue.get(timeout: 30)
+        try connection.send(42)
+        connection.close()
+        return "sent"
+    }
+}

@@ -2,9 +2,10 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `mpi-object-check`: the same lines locally and under mpirun -np 2 and 3 (Queue, Lock,
-/// Event, SharedValue served by rank 0; Process targets on worker ranks), and the primitives
-/// not offered across ranks refused at creation.
+/// `mpi-object-check`: the same lines locally and under mpirun -np 2, 3 and 4 (queues, Pipe,
+/// locks, semaphores, Condition, Event, Barrier, SharedValue and SharedArray served by rank 0; Process
+/// targets on worker ranks; pipes between rank 0 and workers and between workers), and the
+/// primitives not offered across ranks refused at creation.
 final class MPIObjectTests: XCTestCase {
     private func resultLines(_ outcome: Launcher.Outcome) -> [String] {
         outcome.output.split(separator: "\n").map(String.init)
@@ -18,16 +19,23 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
         let reference = resultLines(local)
-        XCTAssertEqual(reference.count, 32, local.output)
-        for ranks in [2, 3] {
+        XCTAssertEqual(reference.count, 51, local.output)
+        for ranks in [2, 3, 4] {
             let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60)
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(ranks - 1)\n"), "np \(ranks): \(outcome.output)")
             XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
             let refused = outcome.output.split(separator: "\n").filter { $0.hasPrefix("unavailable ") }
-            XCTAssertEqual(refused.count, 7, outcome.output)
+            XCTAssertEqual(refused.count, 4, outcome.output)
             XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(": refused") }, outcome.output)
-            XCTAssertTrue(outcome.output.contains("Pipe is not available across MPI ranks"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("Manager is not available across MPI ranks"), outcome.output)
+            // Served pipes: to a pool function (its copy closes when the pool ends), and
+            // between two worker ranks (needs two of them).
+            XCTAssertTrue(outcome.output.contains("[mpi] pipe to a pool function: poll=false waited=true [0, 1, 2, 3] then=endOfFile\n"),
+                          outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] pipe end through a queue: sent 42 then=endOfFile\n"), outcome.output)
+            XCTAssertEqual(outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"), ranks >= 3,
+                           outcome.output)
             // Process targets ran on the worker ranks, one per rank; terminate() cannot interrupt one.
             XCTAssertTrue(outcome.output.contains("[mpi] processes on distinct ranks: \(min(2, ranks - 1))\n"), outcome.output)
             XCTAssertTrue(outcome.output.contains("[mpi] process beyond the worker ranks: refused\n"), outcome.output)

@@ -28,7 +28,8 @@ public final class Manager: @unchecked Sendable {
 
     /// Starts the server process.
     public init() throws {
-        try MPIObjects.refuseIfServing("Manager", use: "Queue, Lock, Event and SharedValue, which rank 0 serves itself")
+        try MPIObjects.refuseIfServing("Manager", use: "the objects rank 0 serves itself — Queue, Pipe, Lock, Condition, Event, "
+            + "SharedValue, SharedArray (for a dict or a list, send updates to rank 0 through a Queue)")
         var template = Array("/tmp/swiftmp-manager-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw SystemError("mkdtemp", errno: errno)

@@ -18,6 +18,14 @@ import Glibc
 /// `Pipe` or to a pool function (encoding throws `.notTransferable`).
 ///
 /// One thread at a time may send, and one may receive (each direction has its own lock).
+///
+/// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
+/// the pipe is served by rank 0 over MPI messages instead of a socket: its ends work on rank 0
+/// and on worker ranks, and can be passed to a `Process` target, a pool function or through a
+/// served `Queue`. An end is closed once every handle of it is closed (`close()`, or the
+/// handle's deallocation — a `Process` target's when it ends, a pool function's when its pool
+/// ends), as locally once every process's descriptor is. `fileDescriptor` is -1 then, and
+/// `wait(on:timeout:)` polls such connections.
 public final class Connection: Codable, Waitable, @unchecked Sendable {
     private let sendLock = ConditionLock()
     private let receiveLock = ConditionLock()
@@ -30,18 +38,39 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     /// Identifies the socket while it travels to a child.
     private let id: SegmentID
     private var receiveBuffer: [UInt8] = []
+    /// Under mpirun: the end rank 0 serves (`fd` is -1).
+    private let served: MPIServedPipeEnd?
+    /// For a served end: whether this handle is open (under `stateLock`).
+    private var servedOpen = false
 
     init(fd: Int32, readable: Bool, writable: Bool) {
         self.fd = fd
         self.readable = readable
         self.writable = writable
         self.id = .random()
+        served = nil
     }
 
-    deinit { systemClose(fd) }
+    /// A new handle of an end served by rank 0.
+    init(served: MPIServedPipeEnd, readable: Bool, writable: Bool) {
+        fd = -1
+        self.readable = readable
+        self.writable = writable
+        id = .random()
+        self.served = served
+        servedOpen = true
+    }
+
+    deinit {
+        if let served {
+            if servedOpen { served.release() }
+        } else {
+            systemClose(fd)
+        }
+    }
 
     /// Whether `close()` was called.
-    public var isClosed: Bool { stateLock.withLock { fd < 0 } }
+    public var isClosed: Bool { stateLock.withLock { served == nil ? fd < 0 : !servedOpen } }
 
     /// The socket descriptor (for `poll`/`select` in your own code); -1 once closed.
     public var fileDescriptor: Int32 { stateLock.withLock { fd } }
@@ -49,6 +78,14 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     /// Closes this end. The peer's pending `recv` then throws `.endOfFile` (once no other
     /// process holds a copy of this end).
     public func close() {
+        if let served {
+            let wasOpen = stateLock.withLock { () -> Bool in
+                defer { servedOpen = false }
+                return servedOpen
+            }
+            if wasOpen { served.release() }
+            return
+        }
         let old = stateLock.withLock { () -> Int32 in
             let old = fd
             fd = -1
@@ -56,6 +93,15 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         }
         // Not shutdown(): that would end the socket for the copies other processes hold.
         if old >= 0 { systemClose(old) }
+    }
+
+    /// A served end, checking that this handle is open.
+    private func servedEnd(for action: String) throws(ConnectionError) -> MPIServedPipeEnd? {
+        guard let served else { return nil }
+        guard stateLock.withLock({ servedOpen }) else {
+            throw ConnectionError(.closed, "cannot \(action): the connection is closed")
+        }
+        return served
     }
 
     private func descriptor(for action: String) throws(ConnectionError) -> Int32 {
@@ -68,6 +114,16 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     /// Sends `value` (any `Encodable`); the peer reads it with `recv(_:)`.
     public func send<T: Encodable>(_ value: T) throws {
+        if served != nil {
+            guard writable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only receive") }
+            var writer = WireWriter(capacity: 64)
+            do {
+                try writer.encode(value)
+            } catch {
+                throw ConnectionError(.encoding, "cannot encode \(String(reflecting: T.self)) for a connection: \(error)")
+            }
+            return try sendServed(writer.bytes)
+        }
         if QueueItemKind.of(T.self) == .rawScalar {
             // A plain number: its bytes are its encoding; header and value in one send.
             var frame: (UInt64, UInt64) = (UInt64(MemoryLayout<T>.size).littleEndian, 0)
@@ -90,6 +146,10 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     /// Sends raw bytes as one message; the peer reads them with `recvBytes()`.
     public func sendBytes(_ bytes: UnsafeRawBufferPointer) throws {
+        if served != nil {
+            guard writable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only receive") }
+            return try sendServed(Array(bytes))
+        }
         if bytes.count <= 120 {
             // Small: header and bytes in one send (one system call, one segment for the peer).
             var frame: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
@@ -110,6 +170,18 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     /// Sends raw bytes as one message; the peer reads them with `recvBytes()`.
     public func sendBytes(_ bytes: [UInt8]) throws {
         try bytes.withUnsafeBytes { try sendBytes($0) }
+    }
+
+    private func sendServed(_ bytes: [UInt8]) throws {
+        guard let served = try servedEnd(for: "send") else { return }
+        try sendLock.withLock { try served.send(bytes) }
+    }
+
+    /// Receives one served message's bytes.
+    private func receiveServed() throws -> [UInt8] {
+        guard readable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only send") }
+        guard let served = try servedEnd(for: "receive") else { return [] }
+        return try receiveLock.withLock { try served.receive() }
     }
 
     private func sendFrame(header: UnsafeRawBufferPointer?, body: UnsafeRawBufferPointer) throws {
@@ -141,6 +213,19 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     /// Receives the next message, decoded as `T`. Throws `.endOfFile` if the other end
     /// closed first.
     public func recv<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        if served != nil {
+            let bytes = try receiveServed()
+            do {
+                return try bytes.withUnsafeBytes { raw in
+                    var reader = WireReader(raw)
+                    let value = try reader.decode(T.self)
+                    guard reader.isAtEnd else { throw WireError.corrupt("\(reader.remaining) bytes left over") }
+                    return value
+                }
+            } catch {
+                throw ConnectionError(.encoding, "cannot decode a \(String(reflecting: T.self)) from a connection: \(error)")
+            }
+        }
         if QueueItemKind.of(T.self) == .rawScalar {
             return try receiveLock.withLock {
                 let count = try receiveFrame()
@@ -171,7 +256,8 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     /// Receives the next message's bytes (sent with `sendBytes` or `send`).
     public func recvBytes() throws -> [UInt8] {
-        try receiveLock.withLock {
+        if served != nil { return try receiveServed() }
+        return try receiveLock.withLock {
             let count = try receiveFrame()
             return Array(receiveBuffer[0..<count])
         }
@@ -181,6 +267,9 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     /// seconds (0: do not wait; nil: without limit).
     public func poll(timeout: Double? = 0) throws -> Bool {
         guard readable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only send") }
+        if let served = try servedEnd(for: "poll") {
+            return try served.poll(timeout: timeout.map { max(0, $0) })
+        }
         let fd = try descriptor(for: "poll")
         let limit: Int64 = timeout.map { $0 > 0 ? Int64(min($0, 1e9) * 1e9) : 0 } ?? -1
         return pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: limit)
@@ -230,16 +319,29 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     // MARK: Waitable
 
-    public var _waitDescriptor: Int32? { readable ? fileDescriptor : nil }
+    public var _waitDescriptor: Int32? { readable && served == nil ? fileDescriptor : nil }
     public func _isReady() -> Bool { (try? poll(timeout: 0)) ?? true }
 
     // MARK: Codable
 
-    private enum CodingKeys: String, CodingKey { case id, readable, writable }
+    private enum CodingKeys: String, CodingKey { case served, end, token, id, readable, writable }
 
     /// Encodes this end for a `Process` target (the socket itself travels beside the
-    /// message). Throws `.notTransferable` anywhere else.
+    /// message). Throws `.notTransferable` anywhere else. Under mpirun (a served end): for a
+    /// `Process` target, a pool function or a served queue.
     public func encode(to encoder: any Encoder) throws {
+        // Wire reads keys in the order they were written: keep this order in init(from:).
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if served != nil {
+            try MPIServedObject.checkEncoding("Connection")
+            guard let served = try servedEnd(for: "pass the connection") else { return }
+            try container.encode(served.object.id, forKey: .served)
+            try container.encode(served.end, forKey: .end)
+            try container.encode(try served.share(), forKey: .token)
+            try container.encode(readable, forKey: .readable)
+            try container.encode(writable, forKey: .writable)
+            return
+        }
         let fd = try descriptor(for: "pass the connection")
         guard AttachmentContext.recordDescriptor(fd, id: id) else {
             throw ConnectionError(.notTransferable, """
@@ -247,7 +349,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
                 target (not through a Queue, a Pipe or to a pool function)
                 """)
         }
-        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(UInt64(0), forKey: .served)
         try container.encode(id, forKey: .id)
         try container.encode(readable, forKey: .readable)
         try container.encode(writable, forKey: .writable)
@@ -255,12 +357,28 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
+        let pipe = try container.decode(UInt64.self, forKey: .served)
+        if pipe != 0 {
+            try MPIServedObject.checkDecoding("Connection")
+            let end = try container.decode(UInt8.self, forKey: .end)
+            let token = try container.decode(UInt64.self, forKey: .token)
+            let served = MPIServedPipeEnd(id: pipe, end: end)
+            fd = -1
+            id = .random()
+            readable = try container.decode(Bool.self, forKey: .readable)
+            writable = try container.decode(Bool.self, forKey: .writable)
+            self.served = served
+            // Closed if every other handle of the end was closed before this copy arrived.
+            servedOpen = try served.adopt(token: token)
+            return
+        }
         let id = try container.decode(SegmentID.self, forKey: .id)
         guard let fd = try AttachmentContext.descriptor(for: id) else {
             throw ConnectionError(.notTransferable, "connection \(id) did not arrive with the message that mentions it")
         }
         self.fd = fd
         self.id = id
+        served = nil
         self.readable = try container.decode(Bool.self, forKey: .readable)
         self.writable = try container.decode(Bool.self, forKey: .writable)
     }

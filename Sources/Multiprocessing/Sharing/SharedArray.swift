@@ -13,28 +13,68 @@
 /// while this thread already holds the lock. `Array(sharedArray)` reads element by element;
 /// `snapshot()` copies all of them under one acquisition. `T`: any `BitwiseCopyable` type,
 /// as for `SharedValue`.
+///
+/// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
+/// the elements are served by rank 0 over MPI messages, with a served `Lock`, like
+/// `SharedValue`: a subscript read or write is one message (atomic by itself), and `withLock`
+/// copies every element in, runs `body` on the copy holding the lock, and writes back what
+/// changed. `segment` is nil then.
 public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, @unchecked Sendable {
     // @unchecked: `base` points into `segment`, shared memory guarded by `lock`.
     /// The lock guarding the elements. Python's `get_lock()`.
     public let lock: Lock
-    /// The shared memory holding the elements.
-    public let segment: SharedSegment
+    /// The shared memory holding the elements; nil for an array served by rank 0 under mpirun.
+    public let segment: SharedSegment?
     /// The number of elements (fixed).
     public let count: Int
-    @usableFromInline let base: UnsafeMutablePointer<T>
+    /// nil for an array served by rank 0 under mpirun.
+    @usableFromInline let base: UnsafeMutablePointer<T>?
+    /// Under mpirun: the elements' bytes in rank 0, read and written by messages.
+    @usableFromInline let served: MPIServedValue?
 
     /// An array of `count` copies of `value`, guarded by `lock` (a new `Lock` when nil).
     public init(repeating value: T, count: Int, lock: Lock? = nil) throws {
-        try MPIObjects.refuseIfServing("SharedArray", use: "a Queue to send results to rank 0, or Pool.map to gather an array")
-        try self.init(count: count, lock: lock)
-        base.initialize(repeating: value, count: count)
+        try self.init(count: count, lock: lock) { $0.initialize(repeating: value) }
     }
 
     /// An array holding `elements`, guarded by `lock` (a new `Lock` when nil).
     public init<C: Collection>(_ elements: C, lock: Lock? = nil) throws where C.Element == T {
-        try MPIObjects.refuseIfServing("SharedArray", use: "a Queue to send results to rank 0, or Pool.map to gather an array")
-        try self.init(count: elements.count, lock: lock)
-        _ = UnsafeMutableBufferPointer(start: base, count: count).initialize(from: elements)
+        try self.init(count: elements.count, lock: lock) { _ = $0.initialize(from: elements) }
+    }
+
+    /// `count` elements that `fill` initializes (in shared memory, or in a buffer whose
+    /// bytes rank 0 then serves).
+    private init(count: Int, lock: Lock?, fill: (UnsafeMutableBufferPointer<T>) -> Void) throws {
+        guard MPIObjects.isServing else {
+            try self.init(count: count, lock: lock)
+            fill(UnsafeMutableBufferPointer(start: base!, count: count))
+            return
+        }
+        guard count >= 0 else {
+            throw SynchronizationError(.invalidArgument, "a SharedArray needs a count ≥ 0, not \(count)")
+        }
+        let (size, overflow) = count.multipliedReportingOverflow(by: MemoryLayout<T>.stride)
+        guard !overflow else {
+            throw SynchronizationError(.invalidArgument, "a SharedArray of \(count) \(T.self) is too large")
+        }
+        let lock = try lock ?? Lock()
+        guard lock.served != nil else {
+            throw MPIObjectError(.unavailable, "a SharedArray created under mpirun is served by rank 0 and needs a Lock "
+                + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
+        }
+        let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: Swift.max(count, 1))
+        defer { buffer.deallocate() }
+        fill(UnsafeMutableBufferPointer(rebasing: buffer[0..<count]))
+        let bytes = Array(UnsafeRawBufferPointer(start: buffer.baseAddress, count: size))
+        self.init(lock: lock, served: MPIServedValue(bytes: bytes), count: count)
+    }
+
+    private init(lock: Lock, served: MPIServedValue, count: Int) {
+        self.lock = lock
+        segment = nil
+        self.count = count
+        base = nil
+        self.served = served
     }
 
     private init(count: Int, lock: Lock?) throws {
@@ -53,15 +93,24 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
         self.segment = segment
         self.count = count
         base = segment.base.bindMemory(to: T.self, capacity: Swift.max(count, 1))
+        served = nil
     }
 
-    private enum CodingKeys: String, CodingKey { case lock, segment, count, stride }
+    private enum CodingKeys: String, CodingKey { case lock, segment, count, stride, served }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let stride = try container.decode(Int.self, forKey: .stride)
         guard stride == MemoryLayout<T>.stride else {
             throw PoolError(.encoding, "a SharedArray<\(T.self)> arrived with \(stride)-byte elements, not \(MemoryLayout<T>.stride)")
+        }
+        let id = try container.decode(UInt64.self, forKey: .served)
+        if id != 0 {
+            try MPIServedObject.checkDecoding("SharedArray")
+            let count = try container.decode(Int.self, forKey: .count)
+            guard count >= 0 else { throw PoolError(.encoding, "a SharedArray arrived with \(count) elements") }
+            self.init(lock: try container.decode(Lock.self, forKey: .lock), served: MPIServedValue(id: id), count: count)
+            return
         }
         let segment = try container.decode(SharedSegment.self, forKey: .segment)
         let count = try container.decode(Int.self, forKey: .count)
@@ -75,7 +124,15 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
         var container = encoder.container(keyedBy: CodingKeys.self)
         // Wire reads keys in the order they were written: keep this order in init(from:).
         try container.encode(MemoryLayout<T>.stride, forKey: .stride)
-        try container.encode(segment, forKey: .segment)
+        if let served {
+            try MPIServedObject.checkEncoding("SharedArray")
+            try container.encode(served.object.id, forKey: .served)
+            try container.encode(count, forKey: .count)
+            try container.encode(lock, forKey: .lock)
+            return
+        }
+        try container.encode(UInt64(0), forKey: .served)
+        try container.encode(segment!, forKey: .segment)
         try container.encode(count, forKey: .count)
         try container.encode(lock, forKey: .lock)
     }
@@ -88,10 +145,13 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
     public subscript(index: Int) -> T {
         get {
             precondition(index >= 0 && index < count, "SharedArray index \(index) out of range 0..<\(count)")
+            // Served: rank 0 reads and writes an element whole, so one message needs no lock.
+            guard let base else { return served!.element(index, as: T.self) }
             return lock.withReentrantAccess { base[index] }
         }
         nonmutating set {
             precondition(index >= 0 && index < count, "SharedArray index \(index) out of range 0..<\(count)")
+            guard let base else { return served!.setElement(index, newValue) }
             lock.withReentrantAccess { base[index] = newValue }
         }
     }
@@ -100,7 +160,8 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
     @inlinable @discardableResult
     public func withLock<R, E: Error>(_ body: (UnsafeMutableBufferPointer<T>) throws(E) -> R) throws(E) -> R {
         try lock.withReentrantAccess { () throws(E) -> R in
-            try body(UnsafeMutableBufferPointer(start: base, count: count))
+            guard let base else { return try served!.withElements(T.self, count: count, body) }
+            return try body(UnsafeMutableBufferPointer(start: base, count: count))
         }
     }
 
@@ -114,7 +175,6 @@ extension SharedArray where T: AdditiveArithmetic {
     /// An array of `count` zeros, guarded by `lock` (a new `Lock` when nil).
     /// Python's `Array(typecode, count)`.
     public init(count: Int, lock: Lock? = nil) throws {
-        try MPIObjects.refuseIfServing("SharedArray", use: "a Queue to send results to rank 0, or Pool.map to gather an array")
         try self.init(repeating: .zero, count: count, lock: lock)
     }
 }

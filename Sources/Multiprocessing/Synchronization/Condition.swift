@@ -16,37 +16,68 @@
 ///
 /// Underneath: a futex on a sequence counter that `notify` increments — not a process-shared
 /// `pthread_cond_t`, which cannot be destroyed safely after a waiter was killed.
+///
+/// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
+/// the condition and its lock are served by rank 0 over MPI messages: tasks on any worker
+/// rank and threads of rank 0 wait and notify through rank 0, which releases the lock and
+/// parks a waiter in one step (no notify is lost); `segment` is nil then.
 public struct Condition: Codable, Sendable {
     /// The lock that protects the state the condition is about.
     public let lock: Lock
-    /// The shared memory holding the sequence counter.
-    public let segment: SharedSegment
-    private var sequence: UnsafeMutablePointer<UInt32> { segment.word(0) }
-    private var sleepers: UnsafeMutablePointer<UInt32> { segment.word(1) }
+    /// The shared memory holding the sequence counter; nil for a condition served by rank 0.
+    public let segment: SharedSegment?
+    private let served: MPIServedCondition?
+    private var sequence: UnsafeMutablePointer<UInt32> { segment!.word(0) }
+    private var sleepers: UnsafeMutablePointer<UInt32> { segment!.word(1) }
 
     /// A condition over `lock`, or over a new `Lock` when nil.
     public init(lock: Lock? = nil) throws {
-        try MPIObjects.refuseIfServing("Condition", use: "an Event, or a Queue to hand work over")
-        try self.init(lock: lock ?? Lock(), segment: SharedSegment(size: 8))
+        if MPIObjects.isServing {
+            let lock = try lock ?? Lock()
+            guard let servedLock = lock.served else {
+                throw MPIObjectError(.unavailable, "a Condition created under mpirun is served by rank 0 and needs a Lock "
+                    + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
+            }
+            self.init(lock: lock, segment: nil, served: MPIServedCondition(lock: servedLock))
+            return
+        }
+        try self.init(lock: lock ?? Lock(), segment: SharedSegment(size: 8), served: nil)
     }
 
-    private init(lock: Lock, segment: SharedSegment) {
+    private init(lock: Lock, segment: SharedSegment?, served: MPIServedCondition?) {
         self.lock = lock
         self.segment = segment
+        self.served = served
     }
 
-    private enum CodingKeys: String, CodingKey { case lock, segment }
+    private enum CodingKeys: String, CodingKey { case lock, served, segment }
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        self.init(lock: try container.decode(Lock.self, forKey: .lock),
-                  segment: try container.decode(SharedSegment.self, forKey: .segment))
+        let lock = try container.decode(Lock.self, forKey: .lock)
+        let id = try container.decode(UInt64.self, forKey: .served)
+        if id != 0 {
+            try MPIServedObject.checkDecoding("Condition")
+            guard let servedLock = lock.served else {
+                throw MPIObjectError(.notServed, "a Condition served by rank 0 arrived with a lock that is not served")
+            }
+            self.init(lock: lock, segment: nil, served: MPIServedCondition(id: id, lock: servedLock))
+            return
+        }
+        self.init(lock: lock, segment: try container.decode(SharedSegment.self, forKey: .segment), served: nil)
     }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
+        // Wire reads keys in the order they were written: keep this order in init(from:).
         try container.encode(lock, forKey: .lock)
-        try container.encode(segment, forKey: .segment)
+        if let served {
+            try MPIServedObject.checkEncoding("Condition")
+            try container.encode(served.object.id, forKey: .served)
+            return
+        }
+        try container.encode(UInt64(0), forKey: .served)
+        try container.encode(segment!, forKey: .segment)
     }
 
     // MARK: the lock
@@ -78,6 +109,7 @@ public struct Condition: Codable, Sendable {
         guard lock.isHeldByCurrentThread else {
             throw SynchronizationError(.notHeld, "Condition.wait() without holding its lock: acquire it first (withLock { … })")
         }
+        if let served { return try served.wait(timeout: timeout) }
         let deadline = Deadline(seconds: timeout)
         let seen = SharedAtomic.load(sequence)
         SharedAtomic.add(sleepers, 1)
@@ -120,6 +152,10 @@ public struct Condition: Codable, Sendable {
     public func notify(n: Int = 1) throws(SynchronizationError) {
         guard lock.isHeldByCurrentThread else {
             throw SynchronizationError(.notHeld, "Condition.notify() without holding its lock: acquire it first (withLock { … })")
+        }
+        if let served {
+            if n > 0 { try served.notify(n) }
+            return
         }
         guard n > 0, SharedAtomic.load(sleepers) > 0 else { return }
         SharedAtomic.add(sequence, 1)

@@ -1,9 +1,11 @@
 /// A shared object that cannot be used across the ranks of an mpirun job, or an MPI object
 /// service that cannot answer.
 ///
-/// Under mpirun (rank 0 of a job with worker ranks) `Queue`, `Lock` and `Event` are served
-/// by rank 0 over MPI messages; the other primitives are refused when they are created
-/// (`.unavailable`), with a message naming what to use instead — never a hang.
+/// Under mpirun (rank 0 of a job with worker ranks) the queues, `Pipe`, the locks and
+/// semaphores, `Condition`, `Event`, `Barrier`, `SharedValue` and `SharedArray` are served by rank 0 over
+/// MPI messages; the other primitives (the raw shared types, `Manager`, a `Barrier` action)
+/// are refused when they are created (`.unavailable`), with a message naming what to use
+/// instead — never a hang.
 public struct MPIObjectError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Code: Sendable, Equatable {
         /// This primitive is not offered across MPI ranks; the message says what to use.

@@ -40,6 +40,24 @@ enum MPIObjectProtocol {
         case semaphoreAcquire = 20
         case semaphoreRelease = 21
         case semaphoreValue = 22
+        /// Pipes: the payload starts with the end (UInt8, 0 or 1).
+        case pipeSend = 23
+        case pipeReceive = 24
+        case pipePoll = 25
+        /// A handle of an end leaves in a message: a token the copy adopts.
+        case pipeShare = 26
+        /// Payload: the token (UInt64) instead of the end.
+        case pipeAdopt = 27
+        case pipeRelease = 28
+        /// Part of a value (a `SharedArray`'s elements): payload offset (Int64), then the
+        /// length (Int64) to read, or the bytes to write.
+        case valueReadRange = 29
+        case valueWriteRange = 30
+        /// Conditions: the caller must hold the condition's lock. `conditionWait` releases
+        /// it and waits for a notify (the caller acquires the lock again afterwards);
+        /// `conditionNotify`'s payload: how many waiters to wake (Int64).
+        case conditionWait = 31
+        case conditionNotify = 32
     }
 
     enum Status: UInt8 {

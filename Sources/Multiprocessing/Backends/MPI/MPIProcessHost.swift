@@ -21,11 +21,48 @@ final class MPIProcessHost: @unchecked Sendable {
     private var running = 0
 
     /// The target's outcome: its exit code, 0 or 1 (it threw; the error was printed on its rank).
+    ///
+    /// The worker rank drops its copy of the target as soon as it has run (not when the
+    /// implicit pool ends), as a local child's memory goes when it exits: a `Connection` it
+    /// holds is closed then, so that the peer's `recv` sees end-of-file.
     struct Target<F: ParallelFunction>: ParallelFunction where F.Input == Void, F.Output == Void {
-        var target: F
+        /// Holds the target until it runs.
+        final class Slot: @unchecked Sendable {
+            var target: F?
+            init(_ target: F) { self.target = target }
+        }
+
+        let slot: Slot
         var name: String
 
+        init(target: F, name: String) {
+            slot = Slot(target)
+            self.name = name
+        }
+
+        private enum CodingKeys: String, CodingKey { case target, name }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            slot = Slot(try container.decode(F.self, forKey: .target))
+            name = try container.decode(String.self, forKey: .name)
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            guard let target = slot.target else {
+                throw ProcessError(.alreadyStarted, "process \(name) already ran: a Process runs once — create a new one")
+            }
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(target, forKey: .target)
+            try container.encode(name, forKey: .name)
+        }
+
         func callAsFunction(_: Void) -> Int32 {
+            guard let target = slot.target else {
+                printError("Process \(name) (MPI rank \(MPILaunch.rank ?? -1)) was asked to run twice; it runs once")
+                return 1
+            }
+            slot.target = nil
             do {
                 try target(())
                 fflush(nil)

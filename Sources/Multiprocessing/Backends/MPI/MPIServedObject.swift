@@ -1,4 +1,4 @@
-/// What a served object (`Queue`, `Lock`, `Event` under mpirun, see `MPIObjects`) is in a
+/// What a served object (a `Queue`, `Lock`, `Pipe` end… under mpirun, see `MPIObjects`) is in a
 /// process: an id in rank 0's `MPIObjectRegistry`. Rank 0 operates on the registry directly;
 /// a worker rank sends requests through `MPIObjectClient`.
 struct MPIServedObject: Sendable, Hashable {

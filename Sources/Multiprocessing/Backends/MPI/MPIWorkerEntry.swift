@@ -75,8 +75,11 @@ struct MPIWorker {
                 case .reply:
                     try startReply(runtime.frame.bytes)
                 case .stop:
-                    try startReply(runtime.frame.bytes)
+                    let stopped = runtime.frame.bytes
+                    // Drop the pool's functions first: what they hold (a served Connection)
+                    // is given back to rank 0 while it still serves objects.
                     runtime = WorkerRuntime(framed: false)
+                    try startReply(stopped)
                 }
             } else if status.tag == MPIProtocol.controlTag {
                 switch buffer.first.flatMap(MPIProtocol.Control.init(rawValue:)) {
