@@ -468,3 +468,72 @@ struct ReceiveConnection: ParallelFunction {
         return "sent"
     }
 }
+
+// MARK: managers
+
+/// Records `input` in a manager's dict (scaled by the namespace's factor), list and
+/// namespace; returns the worker's identity.
+struct FillManager: ParallelFunction {
+    var scores: DictProxy<String, Int>
+    var log: ListProxy<String>
+    var settings: NamespaceProxy
+    func callAsFunction(_ input: Int) throws -> Int {
+        let factor = try settings.get("factor", as: Int.self) ?? 0
+        try scores.set("item-\(input)", input * factor)
+        try log.append("done \(input)")
+        try settings.set("seen-\(input)", "task \(input)")
+        return workerIdentity()
+    }
+}
+
+/// A `Process` target: edits what the pool's tasks wrote (list items in place, a removal,
+/// a namespace value) and adds its own entries.
+struct EditManager: ParallelFunction {
+    var scores: DictProxy<String, Int>
+    var log: ListProxy<String>
+    var settings: NamespaceProxy
+    func callAsFunction(_: Void) throws {
+        try scores.set("process", try scores.count())
+        _ = try scores.removeValue(forKey: "item-0")
+        try log.set(0, "first")
+        try log.append("process \(try log.count())")
+        try settings.set("factor", (try settings.get("factor", as: Int.self) ?? 0) + 1)
+    }
+}
+
+/// A manager's answers to requests that fail, and to ones that find nothing.
+struct ManagerErrors: ParallelFunction {
+    var scores: DictProxy<String, Int>
+    var log: ListProxy<String>
+    var settings: NamespaceProxy
+    func callAsFunction(_: Int) throws -> String {
+        var parts: [String] = []
+        for (name, action) in [("get", { _ = try log.get(1000) }), ("set", { try log.set(-1000, "x") }),
+                               ("remove", { _ = try log.remove(at: 1000) })] as [(String, () throws -> Void)] {
+            do {
+                try action()
+                parts.append("\(name)=accepted")
+            } catch let error as ManagerError {
+                parts.append("\(name)=\(error.code)")
+            }
+        }
+        parts.append("missing=\(try scores.get("missing").map(String.init) ?? "nil")")
+        parts.append("removed=\(try scores.removeValue(forKey: "missing"))")
+        parts.append("unset=\(try settings.get("unset", as: Int.self).map(String.init) ?? "nil")")
+        parts.append("last=\(try log.get(-1))")
+        return parts.joined(separator: " ")
+    }
+}
+
+/// A proxy call after its manager shut down: the error's code.
+struct AfterShutdown: ParallelFunction {
+    var scores: DictProxy<String, Int>
+    func callAsFunction(_: Int) throws -> String {
+        do {
+            _ = try scores.get("item-1")
+            return "answered"
+        } catch let error as ManagerError {
+            return "\(error.code)"
+        }
+    }
+}

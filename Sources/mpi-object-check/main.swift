@@ -1,6 +1,6 @@
 // Shared objects between rank 0 and worker ranks (a Python-tutorial-like program): the same
-// program runs locally (worker processes, objects in shared memory) and under mpirun
-// (worker ranks, objects served by rank 0 over MPI). Prints deterministic result lines, then
+// program runs locally (worker processes, objects in shared memory, a Manager's server
+// process) and under mpirun (worker ranks, objects and the Manager served by rank 0 over MPI). Prints deterministic result lines, then
 // "OBJECTS OK backend=<mpi|local> workers=N"; exits 1 on a mismatch.
 //
 //   mpi-object-check            run the checks
@@ -35,7 +35,7 @@ func expectUnavailable(_ name: String, _ body: () throws -> Void) {
         check("unavailable \(name)", underMPI ? "created" : "refused", "refused")
     } catch let error as MPIObjectError where error.code == .unavailable {
         check("unavailable \(name)", error.message.contains("use ") ? "refused" : "no advice: \(error)", "refused")
-        if name == "Manager" { print("  e.g. \(error.message)") }
+        if name == "RawSharedValue" { print("  e.g. \(error.message)") }
     } catch {
         check("unavailable \(name)", "\(error)", "refused")
     }
@@ -405,6 +405,62 @@ do {
     exit(2)
 }
 
+// 9. A Manager (under mpirun rank 0 serves it in process): a dict, a list and a namespace
+// filled by pool tasks and a Process on the workers, read and changed on rank 0; its errors
+// on a worker and on rank 0; every proxy unavailable after shutdown.
+do {
+    let manager = try Manager()
+    let scores = try manager.dict(String.self, Int.self)
+    let log = try manager.list(of: String.self)
+    let settings = try manager.namespace()
+    try settings.set("factor", 10)
+    let tasks = 12
+    let filledBy = try Pool.with { pool in
+        try pool.map(FillManager(scores: scores, log: log, settings: settings), 0..<tasks, chunkSize: 1)
+    }
+    check("manager dict from pool tasks", try scores.snapshot().map { "\($0.key)=\($0.value)" }.sorted(),
+          (0..<tasks).map { "item-\($0)=\($0 * 10)" }.sorted())
+    check("manager list from pool tasks", try log.snapshot().sorted(), (0..<tasks).map { "done \($0)" }.sorted())
+    check("manager namespace from pool tasks", try (0..<tasks).map { try settings.get("seen-\($0)", as: String.self) ?? "nil" },
+          (0..<tasks).map { "task \($0)" })
+    print("[manager filled by \(Set(filledBy).count) distinct workers]")
+
+    let editor = Process(target: EditManager(scores: scores, log: log, settings: settings))
+    try editor.start()
+    try editor.join(timeout: 30)
+    check("manager process exit code", editor.exitCode, 0)
+    check("manager dict after a process", "\(try scores.count()) \(try scores.get("process") ?? -1) \(try scores.get("item-0") == nil)",
+          "\(tasks) \(tasks) true")
+    check("manager list after a process", "\(try log.count()) \(try log.get(0)) \(try log.get(-1))",
+          "\(tasks + 1) first process \(tasks)")
+    check("manager namespace after a process", try settings.get("factor", as: Int.self), 11)
+
+    check("manager errors on a worker", try Pool.with { pool in
+        try pool.apply(ManagerErrors(scores: scores, log: log, settings: settings), 0)
+    }, "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
+    check("manager errors on the main process", try ManagerErrors(scores: scores, log: log, settings: settings)(0),
+          "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
+    try log.removeAll()
+    try scores.removeAll()
+    check("manager cleared", "\(try log.count()) \(try scores.count())", "0 0")
+
+    try Pool.with { pool in
+        manager.shutdown()
+        check("manager after shutdown on a worker", try pool.apply(AfterShutdown(scores: scores), 0), "unavailable")
+    }
+    check("manager after shutdown on the main process", try AfterShutdown(scores: scores)(0), "unavailable")
+    do {
+        _ = try manager.dict(Int.self, Int.self)
+        check("manager create after shutdown", "created", "unavailable")
+    } catch let error as ManagerError {
+        check("manager create after shutdown", "\(error.code)", "unavailable")
+    }
+} catch {
+    print("MANAGER FAILED: \(error)")
+    fflush(nil)
+    exit(2)
+}
+
 // 6. What is not offered across ranks fails at creation, naming what to use instead.
 if underMPI {
     // A served object cannot reach a local worker process: a clear error, not a silent copy.
@@ -421,7 +477,18 @@ if underMPI {
     expectUnavailable("Barrier action") { _ = try Barrier(parties: 2, action: NoAction()) }
     expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
     expectUnavailable("RawSharedArray") { _ = try RawSharedArray<Int>(count: 4) }
-    expectUnavailable("Manager") { _ = try Manager() }
+    // A served manager's proxy cannot reach a local worker process either.
+    do {
+        let manager = try Manager()
+        let scores = try manager.dict(String.self, Int.self)
+        let outcome = try Pool.with(processes: 1, backend: .local) { pool in
+            try pool.map(AfterShutdown(scores: scores), 0..<1)
+        }
+        check("[mpi] served manager proxy in a local pool", "ran: \(outcome)", "refused")
+    } catch {
+        let said = "\(error)"
+        check("[mpi] served manager proxy in a local pool", said.contains("served by rank 0") ? "refused" : said, "refused")
+    }
 }
 
 if mismatches > 0 {

@@ -3,9 +3,10 @@ import TestSupport
 import XCTest
 
 /// `mpi-object-check`: the same lines locally and under mpirun -np 2, 3 and 4 (queues, Pipe,
-/// locks, semaphores, Condition, Event, Barrier, SharedValue and SharedArray served by rank 0; Process
-/// targets on worker ranks; pipes between rank 0 and workers and between workers), and the
-/// primitives not offered across ranks refused at creation.
+/// locks, semaphores, Condition, Event, Barrier, SharedValue, SharedArray and a Manager's dict,
+/// list and namespace served by rank 0; Process targets on worker ranks; pipes between rank 0
+/// and workers and between workers), and the primitives not offered across ranks refused at
+/// creation.
 final class MPIObjectTests: XCTestCase {
     private func resultLines(_ outcome: Launcher.Outcome) -> [String] {
         outcome.output.split(separator: "\n").map(String.init)
@@ -19,16 +20,22 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
         let reference = resultLines(local)
-        XCTAssertEqual(reference.count, 51, local.output)
+        XCTAssertEqual(reference.count, 64, local.output)
         for ranks in [2, 3, 4] {
             let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60)
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(ranks - 1)\n"), "np \(ranks): \(outcome.output)")
             XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
             let refused = outcome.output.split(separator: "\n").filter { $0.hasPrefix("unavailable ") }
-            XCTAssertEqual(refused.count, 4, outcome.output)
+            XCTAssertEqual(refused.count, 3, outcome.output)
             XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(": refused") }, outcome.output)
-            XCTAssertTrue(outcome.output.contains("Manager is not available across MPI ranks"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("RawSharedValue is not available across MPI ranks"), outcome.output)
+            // A Manager is served by rank 0 in process: its dict, list and namespace were
+            // filled by tasks on every worker rank (the lines above match the local run's);
+            // its proxies cannot reach a local worker process.
+            XCTAssertTrue(outcome.output.contains("[manager filled by \(ranks - 1) distinct workers]\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("manager after shutdown on a worker: unavailable\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] served manager proxy in a local pool: refused\n"), outcome.output)
             // Served pipes: to a pool function (its copy closes when the pool ends), and
             // between two worker ranks (needs two of them).
             XCTAssertTrue(outcome.output.contains("[mpi] pipe to a pool function: poll=false waited=true [0, 1, 2, 3] then=endOfFile\n"),

@@ -17,8 +17,12 @@ import Glibc
 /// with mode 0700), accepts only peers of the same user (`SO_PEERCRED`) that present a
 /// random 32-byte authentication key (proxies carry it), and never listens on a network.
 /// It shuts down with `shutdown()`, when the `Manager` is dropped, or when this process
-/// exits (it removes its socket and directory then). Local only: under mpirun, proxies
-/// work in processes of rank 0's host, not on other ranks.
+/// exits (it removes its socket and directory then).
+///
+/// Under mpirun (rank 0 of a job with worker ranks, where rank 0 serves the shared objects)
+/// no server process starts: rank 0 holds the objects itself, and proxies used by tasks and
+/// `Process` targets on worker ranks send their requests to rank 0 over MPI (answered while
+/// an MPI pool is live, as for a served `Queue`). Proxies behave the same either way.
 public final class Manager: @unchecked Sendable {
     let address: ManagerAddress
     private let directory: String
@@ -26,10 +30,15 @@ public final class Manager: @unchecked Sendable {
     private let lock = ConditionLock()
     private var exited = false
 
-    /// Starts the server process.
+    /// Starts the server process (under mpirun, in rank 0: a manager rank 0 serves itself).
     public init() throws {
-        try MPIObjects.refuseIfServing("Manager", use: "the objects rank 0 serves itself — Queue, Pipe, Lock, Condition, Event, "
-            + "SharedValue, SharedArray (for a dict or a list, send updates to rank 0 through a Queue)")
+        if MPIObjects.isServing {
+            address = ManagerAddress(path: "", authkey: [], served: MPIObjectRegistry.shared.makeManager())
+            directory = ""
+            pid = getpid()
+            exitState = nil
+            return
+        }
         var template = Array("/tmp/swiftmp-manager-XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw SystemError("mkdtemp", errno: errno)
@@ -66,6 +75,7 @@ public final class Manager: @unchecked Sendable {
         }
     }
 
+    /// Nil for a manager rank 0 serves in process.
     private var exitState: ExitState!
 
     private final class ExitState: @unchecked Sendable {
@@ -103,7 +113,7 @@ public final class Manager: @unchecked Sendable {
     }
 
     private func create(_ operation: ManagerOperation) throws -> UInt64 {
-        let (_, reply) = try ManagerConnection.to(address).request(operation, object: 0)
+        let (_, reply) = try ProxyCall.perform(address, 0, operation) { _ in }
         return UInt64(try ProxyCall.readCount(reply))
     }
 
@@ -124,7 +134,7 @@ public final class Manager: @unchecked Sendable {
         NamespaceProxy(address: address, id: try create(.createNamespace))
     }
 
-    /// The server's process id.
+    /// The server's process id (under mpirun, rank 0's own: it serves the objects).
     public var serverPID: Int32 { pid }
 
     /// Stops the server (proxies fail with `ManagerError(.unavailable)` afterwards) and waits
@@ -136,6 +146,10 @@ public final class Manager: @unchecked Sendable {
             return false
         }
         guard !done else { return }
+        if address.served != 0 {
+            MPIObjectRegistry.shared.shutdownManager(address.served)
+            return
+        }
         _ = try? ManagerConnection.to(address).request(.shutdown, object: 0)
         if !exitState.wait(seconds: 5) {
             kill(pid, SIGKILL)

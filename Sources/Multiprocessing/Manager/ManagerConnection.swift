@@ -3,10 +3,47 @@ import CSystemShims
 import Glibc
 #endif
 
-/// Where a manager listens and the key that opens it. Travels inside every proxy.
+/// Where a manager listens and the key that opens it — or, for a manager created in rank 0
+/// of an mpirun job (`served` ≠ 0), which of rank 0's in-process managers holds the objects
+/// (no socket: requests travel through rank 0's MPI object service). Travels inside every
+/// proxy.
 struct ManagerAddress: Codable, Sendable, Hashable {
     var path: String
     var authkey: [UInt8]
+    /// The id of a manager rank 0 serves in process; 0 for a manager server process.
+    var served: UInt64 = 0
+
+    init(path: String, authkey: [UInt8], served: UInt64 = 0) {
+        self.path = path
+        self.authkey = authkey
+        self.served = served
+    }
+
+    private enum CodingKeys: String, CodingKey { case served, path, authkey }
+
+    // Wire reads keys in the order they were written: keep this order in init(from:).
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        if served != 0 { try MPIServedObject.checkEncoding("Manager proxy") }
+        try container.encode(served, forKey: .served)
+        if served == 0 {
+            try container.encode(path, forKey: .path)
+            try container.encode(authkey, forKey: .authkey)
+        }
+    }
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        served = try container.decode(UInt64.self, forKey: .served)
+        if served != 0 {
+            try MPIServedObject.checkDecoding("Manager proxy")
+            path = ""
+            authkey = []
+        } else {
+            path = try container.decode(String.self, forKey: .path)
+            authkey = try container.decode([UInt8].self, forKey: .authkey)
+        }
+    }
 }
 
 /// One connection per process to a manager, shared by the proxies of that process and

@@ -6,8 +6,12 @@ import Glibc
 /// The manager's server process: holds the dicts, lists and namespaces and answers
 /// requests. Single-threaded; serves every client from one poll loop. Accepts only
 /// connections from the same user (`SO_PEERCRED`) that present the authentication key.
+///
+/// `handle(_:objects:nextID:into:)` is the one implementation of the objects' semantics: the
+/// server process runs it for its socket clients, and rank 0 of an mpirun job runs it in
+/// process for its served managers (`MPIObjectRegistry+Managers.swift`).
 enum ManagerServer {
-    private enum Object {
+    enum Object {
         case dict([EncodedKey: [UInt8]])
         case list([[UInt8]])
         case namespace([String: [UInt8]])
@@ -104,10 +108,12 @@ enum ManagerServer {
         return difference == 0
     }
 
-    /// Handles one request, writing the reply; returns true for shutdown.
-    private static func handle(_ request: [UInt8], objects: inout [UInt64: Object], nextID: inout UInt64,
+    /// Handles one request ([op][object id][arguments]), appending the reply ([status][result])
+    /// to `writer`; returns true for shutdown.
+    static func handle(_ request: [UInt8], objects: inout [UInt64: Object], nextID: inout UInt64,
                                into writer: inout WireWriter) -> Bool {
-        request.withUnsafeBytes { raw in
+        let replyStart = writer.count
+        return request.withUnsafeBytes { raw in
             var reader = WireReader(raw)
             func fail(_ status: ManagerStatus) { writer.write(status.rawValue) }
             guard let code = try? reader.read(UInt8.self), let operation = ManagerOperation(rawValue: code),
@@ -211,7 +217,7 @@ enum ManagerServer {
                     }
                 }
             } catch {
-                writer.bytes.removeSubrange(4...)
+                writer.bytes.removeSubrange(replyStart...)
                 fail(.invalid)
             }
             return false

@@ -1,5 +1,6 @@
-/// A dictionary held by a `Manager`'s server process: every process that has the proxy
-/// (a pool function's property, a `Process` target's property) sees the same contents.
+/// A dictionary held by a `Manager`'s server process (under mpirun, by rank 0): every process
+/// that has the proxy (a pool function's property, a `Process` target's property) sees the
+/// same contents.
 /// Keys are compared by their encoding. Python's `Manager().dict()`.
 public struct DictProxy<Key: Codable & Hashable & Sendable, Value: Codable & Sendable>: Codable, Sendable {
     let address: ManagerAddress
@@ -114,15 +115,18 @@ public struct NamespaceProxy: Codable, Sendable {
     }
 }
 
-/// The request/reply plumbing the proxies share.
+/// The request/reply plumbing the proxies share: to a manager server process over its
+/// socket, or (`address.served` ≠ 0) to the manager rank 0 of an mpirun job serves itself.
 enum ProxyCall {
     static func perform(_ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation,
                         _ arguments: (inout WireWriter) throws -> Void) throws -> (ManagerStatus, [UInt8]) {
         var encoded = WireWriter()
         try arguments(&encoded)
-        let (status, reply) = try ManagerConnection.to(address).request(operation, object: id) { writer in
-            encoded.bytes.withUnsafeBytes { writer.writeRaw($0) }
-        }
+        let (status, reply) = address.served == 0
+            ? try ManagerConnection.to(address).request(operation, object: id) { writer in
+                encoded.bytes.withUnsafeBytes { writer.writeRaw($0) }
+            }
+            : try MPIServedManager.request(address.served, operation, object: id, encoded.bytes)
         if status == .invalid {
             throw ManagerError(.invalidRequest, "the manager rejected the request (was the object released or the manager shut down?)")
         }

@@ -2,10 +2,11 @@
 /// service that cannot answer.
 ///
 /// Under mpirun (rank 0 of a job with worker ranks) the queues, `Pipe`, the locks and
-/// semaphores, `Condition`, `Event`, `Barrier`, `SharedValue` and `SharedArray` are served by rank 0 over
-/// MPI messages; the other primitives (the raw shared types, `Manager`, a `Barrier` action)
-/// are refused when they are created (`.unavailable`), with a message naming what to use
-/// instead — never a hang.
+/// semaphores, `Condition`, `Event`, `Barrier`, `SharedValue`, `SharedArray` and a `Manager`'s
+/// objects are served by rank 0 over MPI messages; the other primitives (the raw shared types,
+/// a `Barrier` action) are refused when they are created (`.unavailable`), with a message
+/// naming what to use instead — never a hang. (A `Manager` proxy's failures are
+/// `ManagerError`s, as without mpirun.)
 public struct MPIObjectError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Code: Sendable, Equatable {
         /// This primitive is not offered across MPI ranks; the message says what to use.

@@ -58,6 +58,11 @@ enum MPIObjectProtocol {
         /// `conditionNotify`'s payload: how many waiters to wake (Int64).
         case conditionWait = 31
         case conditionNotify = 32
+        /// A `Manager` proxy's request: the id is the manager's, the payload the request a
+        /// manager server takes ([op][object id][arguments]); an `.ok` answer carries the
+        /// server's reply ([status][result]), a `.refused` one why the manager cannot answer
+        /// (it shut down).
+        case managerRequest = 33
     }
 
     enum Status: UInt8 {

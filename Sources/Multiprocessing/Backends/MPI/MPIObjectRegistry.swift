@@ -13,7 +13,7 @@ import Glibc
 /// This file holds the machinery (ids, requests, parking, replies); each kind of object has
 /// its state and operations in its own file (`MPIObjectRegistry+Queues.swift`, `+Pipes`,
 /// `+Locks` (locks and semaphores), `+Conditions`, `+Events` (events and barriers),
-/// `+Values` (values and arrays)). Every stored property is
+/// `+Values` (values and arrays), `+Managers` (a `Manager`'s dicts, lists, namespaces)). Every stored property is
 /// guarded by `lock`.
 final class MPIObjectRegistry: @unchecked Sendable {
     static let shared = MPIObjectRegistry()
@@ -50,6 +50,9 @@ final class MPIObjectRegistry: @unchecked Sendable {
     var conditions: [UInt64: ConditionState] = [:]
     /// Handles of pipe ends in transit (encoded, not yet decoded), by token.
     var pipeTokens: [UInt64: (pipe: UInt64, end: Int)] = [:]
+    /// `Manager`s rank 0 serves in process, and the ids of those shut down.
+    var managers: [UInt64: ManagerStore] = [:]
+    var closedManagers: Set<UInt64> = []
     var parked: [Parked] = []
     var replies: [(rank: Int, bytes: [UInt8])] = []
     private var waker: (@Sendable () -> Void)?
@@ -216,6 +219,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
             return attemptPipe(entry)
         case .conditionWait, .conditionNotify:
             return attemptCondition(entry)
+        case .managerRequest:
+            return attemptManager(entry)
         }
     }
 

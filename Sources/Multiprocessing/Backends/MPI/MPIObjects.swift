@@ -3,7 +3,9 @@ import Glibc
 #endif
 
 /// When the shared objects (queues, pipes, locks, semaphores, conditions, events, barriers,
-/// shared values and arrays) are served by rank 0 over MPI instead of living in shared memory, and the refusal of the primitives that are not offered across ranks.
+/// shared values and arrays, a `Manager`'s dicts, lists and namespaces) are served by rank 0
+/// over MPI instead of living in shared memory (or, for a `Manager`, in a server process), and
+/// the refusal of the primitives that are not offered across ranks.
 ///
 /// Served: in rank 0 of an mpirun job with at least one worker rank (`OMPI_COMM_WORLD_SIZE`
 /// > 1), unless `SWIFTMP_MPI_MODE=spmd` or `SWIFTMP_MPI_OBJECTS=local` (for a program under
