@@ -537,3 +537,17 @@ struct AfterShutdown: ParallelFunction {
         }
     }
 }
+
+/// Mean µs of one `set` and of one `get` on a manager dictionary, from a worker.
+struct ManagerRoundTrips: ParallelFunction {
+    var dict: DictProxy<String, Int>
+    func callAsFunction(_ count: Int) throws -> [Double] {
+        var start = monotonicSeconds()
+        for i in 0..<count { try dict.set("key-\(i % 100)", i) }
+        let setSeconds = monotonicSeconds() - start
+        start = monotonicSeconds()
+        for i in 0..<count { _ = try dict.get("key-\(i % 100)") }
+        let getSeconds = monotonicSeconds() - start
+        return [setSeconds / Double(count) * 1e6, getSeconds / Double(count) * 1e6]
+    }
+}

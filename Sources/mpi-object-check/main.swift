@@ -4,7 +4,8 @@
 // "OBJECTS OK backend=<mpi|local> workers=N"; exits 1 on a mismatch.
 //
 //   mpi-object-check            run the checks
-//   mpi-object-check --bench    also print round-trip times from a worker (µs, JSON lines)
+//   mpi-object-check --bench    also print round-trip times from a worker (µs, JSON lines):
+//                               lock, queue, a Manager dictionary's set and get
 //   mpi-object-check --orphan   terminate a pool whose task waits on a queue, then exit: the
 //                               task's requests are refused (not left waiting), the job ends
 import Multiprocessing
@@ -443,6 +444,17 @@ do {
     try log.removeAll()
     try scores.removeAll()
     check("manager cleared", "\(try log.count()) \(try scores.count())", "0 0")
+
+    if arguments.contains("--bench") {
+        let count = 2000
+        let times = try Pool.with { pool in
+            _ = try pool.apply(ManagerRoundTrips(dict: scores), 200)  // warm up
+            return try pool.apply(ManagerRoundTrips(dict: scores), count)
+        }
+        print("{\"bench\":\"worker manager dict set\",\"us\":\(times[0]),\"n\":\(count)}")
+        print("{\"bench\":\"worker manager dict get\",\"us\":\(times[1]),\"n\":\(count)}")
+        try scores.removeAll()
+    }
 
     try Pool.with { pool in
         manager.shutdown()

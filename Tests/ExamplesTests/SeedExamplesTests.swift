@@ -54,6 +54,14 @@ final class SeedExamplesTests: XCTestCase {
         XCTAssertEqual(lines(try run(["11"]).output), ["{0.25: 0.25, 1: 1.0, 2: 2.0}", "[0, 10, 20, 30, 40, 99]"])
     }
 
+    /// The same twin under mpirun: rank 0 serves the manager, the Process target runs on a
+    /// worker rank and fills the dict and the list through it.
+    func test11ManagerUnderMPIRun() throws {
+        let outcome = try Launcher.mpirun(["-np", "2", try executable().path], ["11"], timeout: 60)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertEqual(lines(outcome.output).suffix(2), ["{0.25: 0.25, 1: 1.0, 2: 2.0}", "[0, 10, 20, 30, 40, 99]"], outcome.output)
+    }
+
     func test12SemaphoreEventCondition() throws {
         let output = lines(try run(["12"]).output)
         XCTAssertEqual(output.filter { $0.hasSuffix("uses the resource") }.count, 4)
