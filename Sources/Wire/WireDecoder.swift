@@ -53,9 +53,13 @@ final class _WireDecodingState {
     /// Decodes a value known not to be special-cased, through its `init(from:)`.
     func decodePlain<T: Decodable>(_ type: T.Type, path: _WirePath) throws -> T {
         let decoder = _WireDecoder(state: self, path: path)
+        let start = reader.offset
         do {
             let value = try T(from: decoder)
             reader.offset = try decoder.endOffset()
+            if reader.offset == start && !decoder.askedForContainer {
+                try skipUnreadEncoding(of: value)
+            }
             if let error = pendingError {
                 pendingError = nil
                 throw error
@@ -64,6 +68,22 @@ final class _WireDecodingState {
         } catch let error as WireError {
             throw _wirePrefixed(error, verb: "decode", T.self)
         }
+    }
+
+    /// After an `init(from:)` that read nothing and asked for no container: skips what the
+    /// value's `encode(to:)` wrote anyway. Synthesized `Codable` for a type without stored
+    /// properties is lopsided — `encode(to:)` opens an empty keyed container (one count
+    /// byte here), `init(from:)` opens none — so without this the entries after such a
+    /// value (an empty `BarrierAction`, a marker type) would be read from the wrong place.
+    /// Encoding the decoded value again says exactly how many bytes to pass; they must match.
+    private func skipUnreadEncoding<T: Decodable>(of value: T) throws {
+        guard let encodable = value as? any Encodable else { return }
+        let expected = try Wire.encode(encodable)
+        guard !expected.isEmpty, expected.count <= reader.remaining else { return }
+        let matches = expected.withUnsafeBytes { bytes in
+            reader.buffer[reader.offset..<(reader.offset + bytes.count)].elementsEqual(bytes)
+        }
+        if matches { reader.offset += expected.count }
     }
 
     /// Decodes `count` elements (after the caller read and checked the count), requiring
@@ -111,6 +131,7 @@ final class _WireDecoder: Decoder, _WireReadExtent {
     var userInfo: [CodingUserInfoKey: Any] { [:] }
     @exclusivity(unchecked) private var keyed: _KeyedReadState?
     @exclusivity(unchecked) private var unkeyed: _UnkeyedReadState?
+    @exclusivity(unchecked) private var usedSingleValue = false
 
     init(state: _WireDecodingState, path: _WirePath) {
         self.state = state
@@ -138,8 +159,12 @@ final class _WireDecoder: Decoder, _WireReadExtent {
     }
 
     func singleValueContainer() throws -> any SingleValueDecodingContainer {
-        _WireSingleValueDecoder(state: state, path: path)
+        usedSingleValue = true
+        return _WireSingleValueDecoder(state: state, path: path)
     }
+
+    /// Whether `init(from:)` asked for any container (then it read what it meant to).
+    var askedForContainer: Bool { keyed != nil || unkeyed != nil || usedSingleValue }
 
     func endOffset() throws -> Int {
         if let keyed { return try keyed.endOffset() }

@@ -8,6 +8,22 @@ final class WireCodingTests: XCTestCase {
         XCTAssertEqual(decoded, value, file: file, line: line)
     }
 
+    struct Empty: Codable, Equatable {}
+    struct HoldsEmpty: Codable, Equatable {
+        var before: Int
+        var empty: Empty
+        var optionalEmpty: Empty?
+        var after: String
+    }
+
+    /// A value that encodes nothing (an empty struct) between keyed entries: the entries
+    /// after it must still be found.
+    func testEmptyValuesBetweenEntriesRoundTrip() throws {
+        try roundTrip(HoldsEmpty(before: 1, empty: Empty(), optionalEmpty: Empty(), after: "x"))
+        try roundTrip(HoldsEmpty(before: 2, empty: Empty(), optionalEmpty: nil, after: "y"))
+        try roundTrip([Empty(), Empty()])
+    }
+
     func testScalarsRoundTrip() throws {
         try roundTrip(0)
         try roundTrip(Int.min)
@@ -244,3 +260,4 @@ final class WireCodingTests: XCTestCase {
         XCTAssertGreaterThan(gigabytesPerSecond, 0.5, "encode+decode of [Int] ran at \(gigabytesPerSecond) GB/s")
     }
 }
+
