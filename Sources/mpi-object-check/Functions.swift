@@ -207,8 +207,33 @@ struct MeetTwice: ParallelFunction {
     }
 }
 
-struct NoAction: BarrierAction {
-    func callAsFunction() {}
+/// A barrier action that logs each pass it opens.
+struct LogPass: BarrierAction {
+    var log: Queue<String>
+    func callAsFunction() throws { try log.put("action") }
+}
+
+/// A barrier action that fails: the barrier breaks for every party.
+struct FailingAction: BarrierAction {
+    struct Failure: Error {}
+    func callAsFunction() throws { throw Failure() }
+}
+
+/// A `Process` target: `passes` passes of a barrier with an action, logging "left" after each.
+struct LeaveAndLog: ParallelFunction {
+    var barrier: Barrier
+    var log: Queue<String>
+    var passes: Int
+    func callAsFunction(_: Void) throws {
+        for _ in 0..<passes {
+            do {
+                _ = try barrier.wait(timeout: 30)
+                try log.put("left")
+            } catch is BrokenBarrierError {
+                try log.put("broken")
+            }
+        }
+    }
 }
 
 /// Puts into a SimpleQueue from a worker.

@@ -306,6 +306,24 @@ do {
     check("barrier broken after timeout", barrier.isBroken, true)
     try barrier.reset()
     check("barrier after reset", "\(barrier.isBroken) \(barrier.nWaiting)", "false 0")
+    // A barrier with an action, run by whichever party (rank) arrives last, before anyone
+    // leaves: the log is the action, then every party's "left", once per pass.
+    for (name, failing) in [("barrier action", false), ("barrier failing action", true)] {
+        let log = try Queue<String>()
+        let passes = failing ? 1 : 2
+        let acting = try Barrier(parties: parties, action: failing ? FailingAction() as any BarrierAction : LogPass(log: log))
+        let members = (0..<slots).map { _ in Process(target: LeaveAndLog(barrier: acting, log: log, passes: passes)) }
+        for process in members { try process.start() }
+        try LeaveAndLog(barrier: acting, log: log, passes: passes)(())
+        for process in members { try process.join(timeout: 30) }
+        var entries: [String] = []
+        while let entry = try? log.get(timeout: 0) { entries.append(entry) }
+        let expected = failing ? Array(repeating: "broken", count: parties)
+            : Array(repeating: ["action"] + Array(repeating: "left", count: parties), count: passes).flatMap { $0 }
+        check("\(name) order", entries == expected ? "as expected" : entries.joined(separator: ","), "as expected")
+        check("\(name) broken", acting.isBroken, failing)
+        check("\(name) exit codes", Set(members.map { $0.exitCode }), [0])
+    }
 
     check("pool after processes", try Pool.with { pool in try pool.map(Square(), 0..<5) }, [0, 1, 4, 9, 16])
 } catch {
@@ -486,7 +504,6 @@ if underMPI {
         let said = "\(error)"
         check("[mpi] served queue in a local pool", said.contains("served by rank 0") ? "refused" : said, "refused")
     }
-    expectUnavailable("Barrier action") { _ = try Barrier(parties: 2, action: NoAction()) }
     expectUnavailable("RawSharedValue") { _ = try RawSharedValue(0) }
     expectUnavailable("RawSharedArray") { _ = try RawSharedArray<Int>(count: 4) }
     // A served manager's proxy cannot reach a local worker process either.

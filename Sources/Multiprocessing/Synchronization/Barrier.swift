@@ -69,19 +69,10 @@ public struct Barrier: Codable, Sendable {
     ///
     /// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
     /// the barrier is served by rank 0 over MPI messages: parties on worker ranks wait in
-    /// rank 0. An `action` is not offered then (`MPIObjectError(.unavailable)`): run it in the
-    /// party whose `wait()` returned `parties - 1`.
+    /// rank 0, and the action runs on the rank of the last party to arrive.
     public init(parties: Int, action: (any BarrierAction)? = nil, timeout: Double? = nil) throws {
         guard parties >= 1, parties < Int(UInt32.max) else {
             throw SynchronizationError(.invalidArgument, "a Barrier needs at least 1 party, not \(parties)")
-        }
-        if MPIObjects.isServing {
-            if action != nil {
-                throw MPIObjectError.unavailable("A Barrier action", use: "a Barrier without one, and run the action in the "
-                    + "party whose wait() returned parties - 1 (then wait() again if the others must wait for it)")
-            }
-            self.init(parties: parties, timeout: timeout, served: MPIServedBarrier(parties: parties))
-            return
         }
         if let action {
             let type = type(of: action)
@@ -91,6 +82,11 @@ public struct Barrier: Codable, Sendable {
                     another process: declare it at file scope as internal or public
                     """)
             }
+        }
+        if MPIObjects.isServing {
+            self.init(parties: parties, action: action, timeout: timeout,
+                      served: MPIServedBarrier(parties: parties, hasAction: action != nil))
+            return
         }
         let segment = try SharedSegment(size: State.size)
         do {
@@ -110,9 +106,9 @@ public struct Barrier: Codable, Sendable {
         served = nil
     }
 
-    private init(parties: Int, timeout: Double?, served: MPIServedBarrier) {
+    private init(parties: Int, action: (any BarrierAction)?, timeout: Double?, served: MPIServedBarrier) {
         self.parties = parties
-        action = nil
+        self.action = action
         self.timeout = timeout
         segment = nil
         localState = nil
@@ -127,21 +123,30 @@ public struct Barrier: Codable, Sendable {
         let id = try container.decode(UInt64.self, forKey: .served)
         if id != 0 {
             try MPIServedObject.checkDecoding("Barrier")
-            self.init(parties: try container.decode(Int.self, forKey: .parties),
-                      timeout: try container.decodeIfPresent(Double.self, forKey: .timeout), served: MPIServedBarrier(id: id))
+            let parties = try container.decode(Int.self, forKey: .parties)
+            let timeout = try container.decodeIfPresent(Double.self, forKey: .timeout)
+            self.init(parties: parties, action: try Self.decodeAction(container), timeout: timeout,
+                      served: MPIServedBarrier(id: id))
             return
         }
         let segment = try container.decode(SharedSegment.self, forKey: .segment)
         let parties = try container.decode(Int.self, forKey: .parties)
         let timeout = try container.decodeIfPresent(Double.self, forKey: .timeout)
-        var action: (any BarrierAction)?
-        if let name = try container.decodeIfPresent(String.self, forKey: .actionType) {
-            guard let type = _typeByName(name) as? any BarrierAction.Type else {
-                throw SynchronizationError(.invalidArgument, "the Barrier action type \(name) is not known in this process")
-            }
-            action = try container.decode(type, forKey: .action)
+        self.init(parties: parties, action: try Self.decodeAction(container), timeout: timeout, segment: segment)
+    }
+
+    private static func decodeAction(_ container: KeyedDecodingContainer<CodingKeys>) throws -> (any BarrierAction)? {
+        guard let name = try container.decodeIfPresent(String.self, forKey: .actionType) else { return nil }
+        guard let type = _typeByName(name) as? any BarrierAction.Type else {
+            throw SynchronizationError(.invalidArgument, "the Barrier action type \(name) is not known in this process")
         }
-        self.init(parties: parties, action: action, timeout: timeout, segment: segment)
+        return try container.decode(type, forKey: .action)
+    }
+
+    private func encodeAction(_ container: inout KeyedEncodingContainer<CodingKeys>) throws {
+        guard let action else { return }
+        try container.encode(_mangledTypeName(type(of: action)), forKey: .actionType)
+        try container.encode(action, forKey: .action)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -151,16 +156,14 @@ public struct Barrier: Codable, Sendable {
             try container.encode(served.object.id, forKey: .served)
             try container.encode(parties, forKey: .parties)
             try container.encodeIfPresent(timeout, forKey: .timeout)
+            try encodeAction(&container)
             return
         }
         try container.encode(UInt64(0), forKey: .served)
         try container.encode(segment!, forKey: .segment)
         try container.encode(parties, forKey: .parties)
         try container.encodeIfPresent(timeout, forKey: .timeout)
-        if let action {
-            try container.encode(_mangledTypeName(type(of: action)), forKey: .actionType)
-            try container.encode(action, forKey: .action)
-        }
+        try encodeAction(&container)
     }
 
     // MARK: waiting
@@ -172,7 +175,7 @@ public struct Barrier: Codable, Sendable {
     ///   Running out of time breaks the barrier for every party.
     /// - Throws: `BrokenBarrierError` if the barrier is or becomes broken.
     public func wait(timeout: Double? = nil) throws -> Int {
-        if let served { return try served.wait(timeout: timeout ?? self.timeout) }
+        if let served { return try served.wait(timeout: timeout ?? self.timeout, action: action) }
         let deadline = Deadline(seconds: timeout ?? self.timeout)
         try lockState()
         if SharedAtomic.load(state.broken) != 0 {

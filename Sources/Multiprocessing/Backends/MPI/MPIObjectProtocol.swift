@@ -63,6 +63,9 @@ enum MPIObjectProtocol {
         /// server's reply ([status][result]), a `.refused` one why the manager cannot answer
         /// (it shut down).
         case managerRequest = 33
+        /// The last party of a barrier with an action ran it: payload the pass (UInt64)
+        /// and whether the action succeeded (UInt8); `.ok` when the pass opened.
+        case barrierActionDone = 34
     }
 
     enum Status: UInt8 {

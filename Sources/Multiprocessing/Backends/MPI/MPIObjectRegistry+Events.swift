@@ -7,6 +7,10 @@ extension MPIObjectRegistry {
 
     final class BarrierState {
         let parties: Int
+        /// Whether the last party to arrive runs an action before the pass opens.
+        let hasAction: Bool
+        /// The pass whose action is running (its last party holds it open), if any.
+        var actionPass: UInt64?
         /// Parties arrived in the current pass.
         var count = 0
         /// Incremented when a pass opens or breaks.
@@ -14,10 +18,40 @@ extension MPIObjectRegistry {
         var broken = false
         /// Passes that ended broken (their waiters get `BrokenBarrierError`).
         var brokenPasses: Set<UInt64> = []
-        init(parties: Int) { self.parties = parties }
+        init(parties: Int, hasAction: Bool) {
+            self.parties = parties
+            self.hasAction = hasAction
+        }
+
+        /// The last party arrived: opens the pass, or (with an action) returns the pass the
+        /// arriving party must run the action for and then end with `actionDone`.
+        func lastArrived() -> UInt64? {
+            if hasAction {
+                actionPass = pass
+                return pass
+            }
+            pass += 1
+            count = 0
+            return nil
+        }
+
+        /// The action of `actionPass` ended: opens the pass if it succeeded, else breaks it.
+        /// False when the pass broke meanwhile (a timeout, `abort()`, `reset()`).
+        func actionDone(pass actionPass: UInt64, succeeded: Bool) -> Bool {
+            guard self.actionPass == actionPass, pass == actionPass else { return false }
+            self.actionPass = nil
+            if succeeded {
+                pass += 1
+                count = 0
+            } else {
+                breakPass()
+            }
+            return succeeded
+        }
 
         /// Ends the current pass as broken (its waiters fail) and marks the barrier broken.
         func breakPass() {
+            actionPass = nil
             broken = true
             if count > 0 {
                 brokenPasses.insert(pass)
@@ -89,18 +123,20 @@ extension MPIObjectRegistry {
 
     // MARK: barriers
 
-    func makeBarrier(parties: Int) -> UInt64 {
+    func makeBarrier(parties: Int, hasAction: Bool) -> UInt64 {
         lock.withLock { () -> UInt64 in
             let id = newID()
-            barriers[id] = BarrierState(parties: parties)
+            barriers[id] = BarrierState(parties: parties, hasAction: hasAction)
             return id
         }
     }
 
     static let brokenMessage = "the Barrier is broken (a wait timed out, abort() or reset() was called): reset() it to use it again"
 
-    /// `Barrier.wait` on rank 0: the arrival index, or nil if the barrier is or became broken.
-    func barrierWait(_ id: UInt64, deadline: UInt64?) throws(MPIObjectError) -> Int? {
+    /// `Barrier.wait` on rank 0: the arrival index and, for the last party of a barrier
+    /// with an action, the pass to run it for (then `barrierActionDone`); nil if the barrier
+    /// is or became broken.
+    func barrierWait(_ id: UInt64, deadline: UInt64?) throws(MPIObjectError) -> (index: Int, actionPass: UInt64?)? {
         lock.lock()
         defer { lock.unlock() }
         guard let barrier = barriers[id] else { throw unknown("barrier", id) }
@@ -109,10 +145,9 @@ extension MPIObjectRegistry {
         let myPass = barrier.pass
         barrier.count += 1
         if barrier.count == barrier.parties {
-            barrier.pass += 1
-            barrier.count = 0
-            settle()
-            return index
+            let actionPass = barrier.lastArrived()
+            if actionPass == nil { settle() }
+            return (index, actionPass)
         }
         while barrier.pass == myPass {
             if !lock.wait(until: deadline), barrier.pass == myPass {
@@ -121,7 +156,28 @@ extension MPIObjectRegistry {
                 return nil
             }
         }
-        return barrier.brokenPasses.contains(myPass) ? nil : index
+        return barrier.brokenPasses.contains(myPass) ? nil : (index, nil)
+    }
+
+    /// Rank 0's last party finished the action of `pass`: true if the pass opened, false if
+    /// the barrier broke (the action threw, or the pass broke while it ran).
+    func barrierActionDone(_ id: UInt64, pass: UInt64, succeeded: Bool) throws(MPIObjectError) -> Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let barrier = barriers[id] else { throw unknown("barrier", id) }
+        let opened = barrier.actionDone(pass: pass, succeeded: succeeded)
+        settle()
+        return opened
+    }
+
+    /// A barrier wait's answer: the arrival index, then 1 and the pass when this party runs
+    /// the action, else 0.
+    static func barrierReply(index: Int, actionPass: UInt64?) -> [UInt8] {
+        var writer = WireWriter(capacity: 17)
+        writer.write(Int64(index))
+        writer.write(UInt8(actionPass == nil ? 0 : 1))
+        if let actionPass { writer.write(actionPass) }
+        return MPIObjectProtocol.reply(.ok, writer.bytes)
     }
 
     /// `abort()` (breaks) or `reset()` (breaks a pass in progress, then clears).
@@ -166,10 +222,9 @@ extension MPIObjectRegistry {
         entry.index = barrier.count
         barrier.count += 1
         if barrier.count == barrier.parties {
-            barrier.pass += 1
-            barrier.count = 0
-            replies.append((entry.rank, MPIObjectProtocol.reply(.ok, Self.encode(Int64(entry.index)))))
-            settle()
+            let actionPass = barrier.lastArrived()
+            replies.append((entry.rank, Self.barrierReply(index: entry.index, actionPass: actionPass)))
+            if actionPass == nil { settle() }
         } else {
             parked.append(entry)
         }
@@ -185,7 +240,16 @@ extension MPIObjectRegistry {
             if barrier.brokenPasses.contains(entry.generation) {
                 return MPIObjectProtocol.failure(.refused, Self.brokenMessage)
             }
-            return MPIObjectProtocol.reply(.ok, Self.encode(Int64(entry.index)))
+            return Self.barrierReply(index: entry.index, actionPass: nil)
+        case .barrierActionDone:
+            let done: (pass: UInt64, succeeded: Bool)? = entry.payload.withUnsafeBytes { raw in
+                var reader = WireReader(raw)
+                guard let pass = try? reader.read(UInt64.self), let flag = try? reader.read(UInt8.self) else { return nil }
+                return (pass, flag == 1)
+            }
+            guard let done else { return MPIObjectProtocol.failure(.failed, "rank 0 cannot read a barrier action's outcome") }
+            return barrier.actionDone(pass: done.pass, succeeded: done.succeeded)
+                ? MPIObjectProtocol.reply(.ok) : MPIObjectProtocol.failure(.refused, Self.brokenMessage)
         case .barrierAbort, .barrierReset:
             breakBarrier(barrier, reset: entry.op == .barrierReset)
             return MPIObjectProtocol.reply(.ok)

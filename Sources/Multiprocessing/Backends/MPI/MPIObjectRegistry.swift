@@ -171,7 +171,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
     /// Whether an answered request of `op` may let parked requests go on.
     private func changesState(_ op: Op) -> Bool {
         switch op {
-        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone, .barrierAbort, .barrierReset, .semaphoreRelease,
+        case .queuePut, .queueGet, .lockRelease, .eventSet, .queueTaskDone, .barrierAbort, .barrierReset, .barrierActionDone, .semaphoreRelease,
              .pipeSend, .pipeRelease, .conditionNotify: true
         default: false
         }
@@ -211,7 +211,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
             return attemptSemaphore(entry)
         case .valueRead, .valueWrite, .valueReadRange, .valueWriteRange:
             return attemptValue(entry)
-        case .barrierWait, .barrierAbort, .barrierReset, .barrierState:
+        case .barrierWait, .barrierAbort, .barrierReset, .barrierState, .barrierActionDone:
             return attemptBarrier(entry)
         case .eventSet, .eventClear, .eventIsSet, .eventWait:
             return attemptEvent(entry)

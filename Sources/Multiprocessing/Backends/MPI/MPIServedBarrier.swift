@@ -1,30 +1,56 @@
 import Wire
 
-/// `Barrier`'s operations on a barrier served by rank 0 (without an action: see `Barrier`).
+/// `Barrier`'s operations on a barrier served by rank 0. With an action, rank 0 holds the
+/// pass open when its last party arrives; that party runs the action where it is (rank 0 or
+/// a worker rank) and reports the outcome, which opens the pass or breaks the barrier.
 struct MPIServedBarrier: Sendable {
     let object: MPIServedObject
 
-    init(parties: Int) {
-        object = MPIServedObject(id: MPIObjectRegistry.shared.makeBarrier(parties: parties))
+    init(parties: Int, hasAction: Bool) {
+        object = MPIServedObject(id: MPIObjectRegistry.shared.makeBarrier(parties: parties, hasAction: hasAction))
     }
 
     init(id: UInt64) {
         object = MPIServedObject(id: id)
     }
 
-    func wait(timeout: Double?) throws -> Int {
+    /// Waits for the pass; the last party of a barrier with an action runs `action` first.
+    func wait(timeout: Double?, action: (any BarrierAction)?) throws -> Int {
+        let arrival: (index: Int, actionPass: UInt64?)
         if object.isLocal {
-            guard let index = try MPIObjectRegistry.shared.barrierWait(object.id, deadline: deadline(after: timeout)) else {
+            guard let local = try MPIObjectRegistry.shared.barrierWait(object.id, deadline: deadline(after: timeout)) else {
                 throw BrokenBarrierError(MPIObjectRegistry.brokenMessage)
             }
-            return index
+            arrival = local
+        } else {
+            let reply = try object.call(.barrierWait, timeout: timeout)
+            guard reply.status == .ok else { throw BrokenBarrierError(MPIObjectClient.message(reply)) }
+            arrival = try reply.payload.withUnsafeBytes { raw throws -> (Int, UInt64?) in
+                var reader = WireReader(raw)
+                let index = Int(try reader.read(Int64.self))
+                return (index, try reader.read(UInt8.self) == 1 ? try reader.read(UInt64.self) : nil)
+            }
         }
-        let reply = try object.call(.barrierWait, timeout: timeout)
-        guard reply.status == .ok else { throw BrokenBarrierError(MPIObjectClient.message(reply)) }
-        return try reply.payload.withUnsafeBytes { raw throws -> Int in
-            var reader = WireReader(raw)
-            return Int(try reader.read(Int64.self))
+        guard let pass = arrival.actionPass else { return arrival.index }
+        var failure: (any Error)?
+        if let action {
+            do { try action() } catch { failure = error }
+        } else {
+            failure = SynchronizationError(.invalidArgument, "the Barrier has an action but this copy of it arrived without one")
         }
+        let opened: Bool
+        if object.isLocal {
+            opened = try MPIObjectRegistry.shared.barrierActionDone(object.id, pass: pass, succeeded: failure == nil)
+        } else {
+            var writer = WireWriter(capacity: 9)
+            writer.write(pass)
+            writer.write(UInt8(failure == nil ? 1 : 0))
+            let reply = try writer.bytes.withUnsafeBytes { try object.call(.barrierActionDone, payload: $0) }
+            opened = reply.status == .ok
+        }
+        if let failure { throw BrokenBarrierError("the Barrier's action threw \(failure); the barrier is broken") }
+        guard opened else { throw BrokenBarrierError(MPIObjectRegistry.brokenMessage) }
+        return arrival.index
     }
 
     func breakOrReset(reset: Bool) throws(SynchronizationError) {
