@@ -10,8 +10,11 @@ import Glibc
 /// reference/peers.md (Scripts/bench_python_ipc.py measures them the same way).
 struct IPCBenchmarks {
     var repetitions: Int
+    /// Only the figures whose names start with this (nil: all).
+    var only: String?
 
-    func run(_ report: (Figure) -> Void) throws {
+    func run(_ emit: (Figure) -> Void) throws {
+        func report(_ figure: Figure?) { if let figure { emit(figure) } }
         report(try median("queue.smallInts", unit: "msgs/s", runs: repetitions) { try queueInts(count: 200_000) })
         report(try median("queue.1MiB", unit: "MB/s", runs: max(3, repetitions / 2)) { try queueBytes(count: 400, size: 1 << 20) })
         report(try median("pipe.pingPong.int", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: false) })
@@ -21,6 +24,7 @@ struct IPCBenchmarks {
             report(try median("process.startJoin.\(method.rawValue)", unit: "ms", runs: 1) { try startJoin(method, times: 20) })
         }
         report(try median("value.lockedIncrement", unit: "incr/s", runs: repetitions) { try lockedCounter(processes: 2, increments: 100_000) })
+        guard only.map({ "manager.dict".hasPrefix($0) || $0.hasPrefix("manager.dict") }) ?? true else { return }
         let manager = try Manager()
         defer { manager.shutdown() }
         let dict = try manager.dict(String.self, Int.self)
@@ -28,7 +32,8 @@ struct IPCBenchmarks {
         report(try median("manager.dict.get", unit: "µs", runs: repetitions) { try dictLatency(dict, operations: 2000, set: false) })
     }
 
-    private func median(_ name: String, unit: String, runs: Int, _ body: () throws -> Double) throws -> Figure {
+    private func median(_ name: String, unit: String, runs: Int, _ body: () throws -> Double) throws -> Figure? {
+        if let only, !name.hasPrefix(only) { return nil }
         var values: [Double] = []
         for _ in 0..<runs { values.append(try body()) }
         return Figure(name: name, value: Measure.median(values), unit: unit,
