@@ -37,11 +37,11 @@ def figure(name, value, unit, **extra):
     print(json.dumps(fields, separators=(",", ":")), flush=True)
 
 
-ONLY = None  # --only: measure only the figures whose names start with this
+ONLY = None  # --only: measure only this figure, or the figures under this dotted prefix
 
 
 def median(name, unit, runs, body):
-    if ONLY is not None and not name.startswith(ONLY):
+    if ONLY is not None and name != ONLY and not name.startswith(ONLY + "."):
         return
     values = [body() for _ in range(runs)]
     figure("python." + name, statistics.median(values), unit, min=min(values), max=max(values))
@@ -188,7 +188,7 @@ def dict_latency(shared, set_, operations=2000):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=5, help="runs per figure, the median is reported")
-    parser.add_argument("--only", help="measure only the figures whose names start with this prefix")
+    parser.add_argument("--only", help="measure only this figure, or the figures under this dotted prefix")
     args = parser.parse_args()
     global ONLY
     ONLY = args.only
@@ -203,7 +203,7 @@ def main():
     for method in ("fork", "forkserver", "spawn"):
         median(f"process.startJoin.{method}", "ms", 1, lambda: start_join(method))
     median("value.lockedIncrement", "incr/s", reps, locked_counter)
-    if ONLY is not None and not ("manager.dict".startswith(ONLY) or ONLY.startswith("manager.dict")):
+    if ONLY is not None and ONLY != "manager" and not ONLY.startswith("manager."):
         return
     with fork.Manager() as manager:
         shared = manager.dict()

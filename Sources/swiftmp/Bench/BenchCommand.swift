@@ -26,7 +26,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Repetitions per figure, the median is reported (default: pool 10, kernels 5, scaling 3).")
     var repetitions: Int?
 
-    @Option(help: "ipc suite: measure only the figures whose names start with this prefix (e.g. process.startJoin).")
+    @Option(help: "ipc suite: measure only this figure, or the figures under this dotted prefix (process.startJoin: all three start methods).")
     var only: String?
 
     @Option(help: "Scaling suite: Monte Carlo π samples (serially ≥ 1 s here).")

@@ -24,7 +24,7 @@ struct IPCBenchmarks {
             report(try median("process.startJoin.\(method.rawValue)", unit: "ms", runs: 1) { try startJoin(method, times: 20) })
         }
         report(try median("value.lockedIncrement", unit: "incr/s", runs: repetitions) { try lockedCounter(processes: 2, increments: 100_000) })
-        guard only.map({ "manager.dict".hasPrefix($0) || $0.hasPrefix("manager.dict") }) ?? true else { return }
+        guard only.map({ $0 == "manager" || $0.hasPrefix("manager.") }) ?? true else { return }
         let manager = try Manager()
         defer { manager.shutdown() }
         let dict = try manager.dict(String.self, Int.self)
@@ -33,7 +33,7 @@ struct IPCBenchmarks {
     }
 
     private func median(_ name: String, unit: String, runs: Int, _ body: () throws -> Double) throws -> Figure? {
-        if let only, !name.hasPrefix(only) { return nil }
+        if let only, name != only, !name.hasPrefix(only + ".") { return nil }
         var values: [Double] = []
         for _ in 0..<runs { values.append(try body()) }
         return Figure(name: name, value: Measure.median(values), unit: unit,
