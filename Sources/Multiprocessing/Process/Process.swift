@@ -123,7 +123,7 @@ public final class Process: @unchecked Sendable {
             _ = try ProcessLauncher.start(method: startMethod.resolved, payload: payload, segments: segments,
                                           descriptors: descriptors, inMemory: inMemory,
                                           decode: { reader in try reader.decode(F.self) },
-                                          started: { state.started($0, pidfd: $1) },
+                                          started: { state.started($0, pidfd: $1, reaps: $2) },
                                           onExit: { state.ended($0) })
         } catch {
             ProcessRegistry.remove(state)
@@ -149,6 +149,7 @@ public final class Process: @unchecked Sendable {
     /// Whether the child was started and has not ended (been reaped) yet.
     public var isAlive: Bool {
         if let result = onRank.withLock({ $0 }) { return !result.isReady }
+        state.poll()
         return state.lock.withLock { state.pid > 0 && state.exit == nil }
     }
 
@@ -164,6 +165,7 @@ public final class Process: @unchecked Sendable {
             guard result.isReady else { return nil }
             return (try? result.get(timeout: 0)) ?? 1
         }
+        state.poll()
         return state.lock.withLock { state.exit?.pythonExitCode }
     }
 

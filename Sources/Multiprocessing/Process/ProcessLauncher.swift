@@ -17,11 +17,11 @@ enum ProcessLauncher {
                       descriptors: [(SegmentID, Int32)],
                       inMemory: (@Sendable () throws -> Void)?,
                       decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-                      started: @escaping @Sendable (pid_t, Int32) -> Void,
+                      started: @escaping @Sendable (pid_t, Int32, Bool) -> Void,
                       onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
         if method == .fork || method == .automatic {
             return try startForked(payload: payload, descriptors: descriptors, inMemory: inMemory, decode: decode,
-                                   started: started, onExit: onExit)
+                                   started: started)
         }
         let region = try payload.makeRegion()
         var pair: [Int32] = [-1, -1]
@@ -59,12 +59,12 @@ enum ProcessLauncher {
             return try ProcessSupervisor.shared.perform {
                 let pid = try ChildLauncher.spawn(spec: "process parent=\(parent) fds=2", passing: passing)
                 let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
-                started(pid, pidfd)
+                started(pid, pidfd, false)
                 return pid
             }
         case .forkserver:
             return try ForkServer.shared().fork(spec: "process fds=2", passing: [region.descriptor, childSocket],
-                                                started: { started($0, -1) }, onExit: { _, exit in onExit(exit) })
+                                                started: { started($0, -1, false) }, onExit: { _, exit in onExit(exit) })
         }
     }
 
@@ -75,8 +75,7 @@ enum ProcessLauncher {
     private static func startForked(payload: ProcessPayload, descriptors: [(SegmentID, Int32)],
                                     inMemory: (@Sendable () throws -> Void)?,
                                     decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-                                    started: @escaping @Sendable (pid_t, Int32) -> Void,
-                                    onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
+                                    started: @escaping @Sendable (pid_t, Int32, Bool) -> Void) throws -> pid_t {
         var childSocket: Int32 = -1
         if !descriptors.isEmpty {
             var pair: [Int32] = [-1, -1]
@@ -113,8 +112,19 @@ enum ProcessLauncher {
                 }
                 CSystemShims_exit_child(code)
             }
-            let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
-            started(pid, pidfd)
+            // The parent reaps it through this pidfd (join, isAlive, exitCode, the next start),
+            // as Python does: the supervisor thread is not woken for it, so it sleeps through
+            // the child's life and the next fork.
+            let pidfd: Int32
+            do {
+                pidfd = try syscallRetrying("pidfd_open") { CSystemShims_pidfd_open(pid, 0) }
+            } catch {
+                _ = Glibc.kill(pid, SIGKILL)
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                throw error
+            }
+            started(pid, pidfd, true)
             return pid
         }
         // A child dies with the *thread* that forked it (PR_SET_PDEATHSIG). The main thread
