@@ -112,7 +112,8 @@ static int scrubbed(const char *entry, const char *marker) {
     return *entry == '=';
 }
 
-int CSystemShims_scrub_environment(const char *marker) {
+int CSystemShims_scrub_environment(void) {
+    const char *marker = CSYSTEMSHIMS_MARKER;
     extern char **environ;
     char name[256];
     // unsetenv shifts `environ`: look again from the start after each removal.
@@ -136,7 +137,7 @@ int CSystemShims_scrub_environment(const char *marker) {
     }
 }
 
-int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose, const char *marker) {
+int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
     if (libc_prctl(PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
     if (libc_getppid() != parent) { errno = ESRCH; return -2; }
     if (libc_syscall(SYS_close_range, firstToClose, ~0U, 0) != 0) {
@@ -145,7 +146,7 @@ int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstT
         long limit = libc_sysconf(_SC_OPEN_MAX);
         for (long fd = firstToClose; fd < (limit > 0 ? limit : 1024); fd++) (void)libc_close((int)fd);
     }
-    if (CSystemShims_scrub_environment(marker) != 0) return -4;
+    if (CSystemShims_scrub_environment() != 0) return -4;
     return 0;
 }
 
@@ -305,12 +306,12 @@ static void mpi_root_exit(void) {
 __attribute__((constructor))
 static void CSystemShims_startup_hook(void) {
     if (swiftmp_startup_entry == NULL) return;  // Multiprocessing is not linked in.
-    const char *spec = getenv("SWIFTMP_WORKER");
+    const char *spec = getenv(CSYSTEMSHIMS_MARKER);
     if (spec != NULL) {
         char copy[512];
         strncpy(copy, spec, sizeof copy - 1);
         copy[sizeof copy - 1] = '\0';
-        unsetenv("SWIFTMP_WORKER");
+        unsetenv(CSYSTEMSHIMS_MARKER);
         int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_SPAWNED, copy);
         fflush(NULL);
         _exit(status);

@@ -96,6 +96,7 @@ enum ProcessLauncher {
         let parent = getpid()
         let socket = childSocket
         nonisolated(unsafe) let payload = payload
+        CurrentProcess.prepareForFork()
         let launch = { @Sendable () throws -> pid_t in
             let pid = try ChildLauncher.fork {
                 var control: Int32 = -1

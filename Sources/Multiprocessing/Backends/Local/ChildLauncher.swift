@@ -8,7 +8,7 @@ import Glibc
 enum ChildLauncher {
     /// The environment variable that makes the library's start-up hook run a child role
     /// instead of `main`. It exists only in the spawned child's environment.
-    static let markerVariable = "SWIFTMP_WORKER"
+    static let markerVariable = CSYSTEMSHIMS_MARKER
 
     /// Variables a child must not inherit inside an mpirun job (it would die in MPI_Init or
     /// be captured as an MPI worker rank).
@@ -82,7 +82,7 @@ enum ChildLauncher {
     /// environment. All in C: right after a fork every page this touches is copied, so it
     /// allocates nothing. Ends the child (status 70) if any step fails.
     static func becomeChild(parent: pid_t, firstToClose: Int32) {
-        let result = CSystemShims_become_child(parent, SIGKILL, UInt32(firstToClose), markerVariable)
+        let result = CSystemShims_become_child(parent, SIGKILL, UInt32(firstToClose))
         if result == 0 { return }
         let code = errno
         if result != -2 {  // -2: the parent already ended; nothing to report to
