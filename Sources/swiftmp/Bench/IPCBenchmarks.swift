@@ -109,6 +109,11 @@ struct IPCBenchmarks {
     }
 
     /// Median milliseconds of `Process.start()` + `join()` of an empty target.
+    /// Like Scripts/bench_python_ipc.py's, this runs after the queue and pipe figures in the
+    /// same process (each side after its own); `--only process.startJoin` (on both sides)
+    /// measures it in a fresh process instead. Fork costs grow with what the process has
+    /// mapped: this CLI does not load Foundation; a program that imports it maps ~45 more
+    /// regions, which fork copies and the child's exit tears down (~0.1 ms more per start here).
     private func startJoin(_ method: StartMethod, times: Int) throws -> Double {
         var values: [Double] = []
         for _ in 0..<times + 1 {
