@@ -10,6 +10,12 @@ import Glibc
 /// pidfds: only a parent can reap its child, and `waitpid(-1)` or a SIGCHLD handler would
 /// steal children of other code in the process. Each child is watched through its own
 /// pidfd and reaped by pid when it exits; the owner's callback then runs on this thread.
+///
+/// Exception: a `Process` forked with `.fork` from the main thread (which lives as long as
+/// the process) is forked there and reaped by its `Process` through its own pidfd
+/// (`ProcessState`), without this thread; one forked from another thread is forked here and
+/// reaped the same way. So this thread also holds `ForkGuard`'s read side while it runs
+/// code: the main thread may fork at any time.
 final class ProcessSupervisor: @unchecked Sendable {
     static let shared = ProcessSupervisor()
 
