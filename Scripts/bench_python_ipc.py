@@ -15,7 +15,7 @@ Prints one JSON line per figure, names of `swiftmp bench ipc` prefixed `python.`
 
     {"name":"python.queue.smallInts","value":261328,"unit":"msgs/s","max":...,"min":...}
 
-Usage: Scripts/bench_python_ipc.py [--repetitions N]
+Usage: Scripts/bench_python_ipc.py [--repetitions N] [--only PREFIX]
 """
 import argparse
 import json
@@ -37,7 +37,12 @@ def figure(name, value, unit, **extra):
     print(json.dumps(fields, separators=(",", ":")), flush=True)
 
 
+ONLY = None  # --only: measure only this figure, or the figures under this dotted prefix
+
+
 def median(name, unit, runs, body):
+    if ONLY is not None and name != ONLY and not name.startswith(ONLY + "."):
+        return
     values = [body() for _ in range(runs)]
     figure("python." + name, statistics.median(values), unit, min=min(values), max=max(values))
 
@@ -183,7 +188,10 @@ def dict_latency(shared, set_, operations=2000):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repetitions", type=int, default=5, help="runs per figure, the median is reported")
+    parser.add_argument("--only", help="measure only this figure, or the figures under this dotted prefix")
     args = parser.parse_args()
+    global ONLY
+    ONLY = args.only
     if args.repetitions < 1:
         parser.error(f"--repetitions must be at least 1 (got {args.repetitions})")
     reps = args.repetitions
@@ -195,6 +203,8 @@ def main():
     for method in ("fork", "forkserver", "spawn"):
         median(f"process.startJoin.{method}", "ms", 1, lambda: start_join(method))
     median("value.lockedIncrement", "incr/s", reps, locked_counter)
+    if ONLY is not None and ONLY != "manager" and not ONLY.startswith("manager."):
+        return
     with fork.Manager() as manager:
         shared = manager.dict()
         median("manager.dict.set", "µs", reps, lambda: dict_latency(shared, True))

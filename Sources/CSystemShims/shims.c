@@ -81,6 +81,81 @@ int CSystemShims_waitid_pidfd(int pidfd, int options, int *status, pid_t *pid) {
 }
 
 int CSystemShims_set_pdeathsig(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
+
+// A new child resolves every libc function it calls for the first time through the dynamic
+// linker (lazy binding: a symbol search through every loaded library, 20–80 µs each here),
+// and the parent never called most of them, so every child paid again. The child's start and
+// end call libc only through these pointers, which are relocated when the program loads.
+static pid_t (*volatile libc_getppid)(void) = getppid;
+static int (*volatile libc_prctl)(int, ...) = prctl;
+static long (*volatile libc_syscall)(long, ...) = syscall;
+static long (*volatile libc_sysconf)(int) = sysconf;
+static int (*volatile libc_close)(int) = close;
+static int (*volatile libc_unsetenv)(const char *) = unsetenv;
+static int (*volatile libc_fflush)(FILE *) = fflush;
+static void (*volatile libc_exit)(int) = _exit;
+
+/// Whether `entry` ("NAME=value") starts with `prefix` (no libc: see above).
+static int has_prefix(const char *entry, const char *prefix) {
+    while (*prefix != 0) {
+        if (*entry++ != *prefix++) return 0;
+    }
+    return 1;
+}
+
+/// Whether `entry` is one a child must not inherit (see the header).
+static int scrubbed(const char *entry, const char *marker) {
+    if (has_prefix(entry, "OMPI_") || has_prefix(entry, "PMIX_") || has_prefix(entry, "OPAL_")) return 1;
+    while (*marker != 0) {
+        if (*entry++ != *marker++) return 0;
+    }
+    return *entry == '=';
+}
+
+int CSystemShims_scrub_environment(void) {
+    const char *marker = CSYSTEMSHIMS_MARKER;
+    extern char **environ;
+    char name[256];
+    // unsetenv shifts `environ`: look again from the start after each removal.
+    for (;;) {
+        const char *found = NULL;
+        for (char **cursor = environ; cursor != NULL && *cursor != NULL; cursor++) {
+            if (scrubbed(*cursor, marker)) { found = *cursor; break; }
+        }
+        if (found == NULL) return 0;
+        size_t length = 0;
+        while (found[length] != 0 && found[length] != '=') {
+            if (length + 1 >= sizeof name) { errno = ENAMETOOLONG; return -1; }
+            name[length] = found[length];
+            length++;
+        }
+        name[length] = 0;
+        if (length == 0 || libc_unsetenv(name) != 0) {
+            if (length == 0) errno = EINVAL;
+            return -1;
+        }
+    }
+}
+
+int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
+    if (libc_prctl(PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
+    if (libc_getppid() != parent) { errno = ESRCH; return -2; }
+    if (libc_syscall(SYS_close_range, firstToClose, ~0U, 0) != 0) {
+        if (errno != ENOSYS) return -3;
+        // Kernels before 5.9: close one by one up to the descriptor limit.
+        long limit = libc_sysconf(_SC_OPEN_MAX);
+        for (long fd = firstToClose; fd < (limit > 0 ? limit : 1024); fd++) (void)libc_close((int)fd);
+    }
+    if (CSystemShims_scrub_environment() != 0) return -4;
+    return 0;
+}
+
+void CSystemShims_exit_child(int status) {
+    (void)libc_fflush(NULL);
+    libc_exit(status);
+    __builtin_unreachable();
+}
+
 int CSystemShims_set_name(const char *name) { return prctl(PR_SET_NAME, name, 0, 0, 0); }
 
 int CSystemShims_affinity_cpu_count(void) {
@@ -231,12 +306,12 @@ static void mpi_root_exit(void) {
 __attribute__((constructor))
 static void CSystemShims_startup_hook(void) {
     if (swiftmp_startup_entry == NULL) return;  // Multiprocessing is not linked in.
-    const char *spec = getenv("SWIFTMP_WORKER");
+    const char *spec = getenv(CSYSTEMSHIMS_MARKER);
     if (spec != NULL) {
         char copy[512];
         strncpy(copy, spec, sizeof copy - 1);
         copy[sizeof copy - 1] = '\0';
-        unsetenv("SWIFTMP_WORKER");
+        unsetenv(CSYSTEMSHIMS_MARKER);
         int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_SPAWNED, copy);
         fflush(NULL);
         _exit(status);

@@ -1,4 +1,6 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import ArgumentParser
 import MPI
 import Multiprocessing
@@ -13,7 +15,7 @@ struct Info: ParsableCommand {
     func run() throws {
         let pool = try options.makePool()
         defer { pool.close(); try? pool.join() }
-        let mpi = (try? MPIEnvironment.libraryVersion)?.split(separator: "\n").first.map { String($0).trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        let mpi = (try? MPIEnvironment.libraryVersion)?.split(separator: "\n").first.map { trimmingBlanks($0) } ?? "unknown"
         if options.json {
             print(JSONLine([("backend", .string(pool.backendSummary)), ("workers", .int(pool.processes)),
                             ("cpus", .int(Multiprocessing.cpuCount)), ("start_method", .string(pool.startMethod.rawValue)),
@@ -25,4 +27,9 @@ struct Info: ParsableCommand {
             print("mpi library: \(mpi)")
         }
     }
+}
+
+/// `text` without leading and trailing spaces and tabs.
+private func trimmingBlanks(_ text: Substring) -> String {
+    String(text.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
 }

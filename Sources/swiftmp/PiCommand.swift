@@ -77,7 +77,7 @@ struct JSONLine {
             let rendered: String
             switch value {
             case .string(let s):
-                rendered = "\"" + s.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+                rendered = "\"" + s.map { $0 == "\\" || $0 == "\"" ? "\\\($0)" : String($0) }.joined() + "\""
             case .int(let i): rendered = String(i)
             case .double(let d): rendered = d.isFinite ? "\(d)" : "null"
             case .bool(let b): rendered = b ? "true" : "false"
@@ -87,4 +87,6 @@ struct JSONLine {
     }
 }
 
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -27,9 +27,11 @@ struct SwiftMP: ParsableCommand {
             }
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             printError("swiftmp: \(message)")
-            Foundation.exit(code.rawValue)
+            Glibc.exit(code.rawValue)
         }
     }
 }
 
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif

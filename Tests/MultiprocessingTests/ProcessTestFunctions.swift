@@ -98,3 +98,15 @@ struct BounceBytes: ParallelFunction {
         try outbox.put(bytes.map { $0 &* 2 })
     }
 }
+
+/// Exits with `coded + uncoded`; `uncoded` is left out of its encoding (decoded as 0).
+struct ExitWithUncoded: ParallelFunction {
+    var coded: Int32
+    var uncoded: Int32 = 0
+    private enum CodingKeys: String, CodingKey { case coded }
+    init(coded: Int32, uncoded: Int32) {
+        self.coded = coded
+        self.uncoded = uncoded
+    }
+    func callAsFunction(_: Void) { exit(coded + uncoded) }
+}

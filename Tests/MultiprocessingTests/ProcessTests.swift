@@ -77,6 +77,59 @@ final class ProcessTests: XCTestCase {
         XCTAssertTrue(Process(target: EndWith(way: .success)).name.hasPrefix("Process-"))
     }
 
+    /// A forked child calls the target as it is in the parent's memory (Python's fork); the
+    /// other start methods see what its encoding carries.
+    func testForkedChildSeesTheTargetAsItIsInMemory() throws {
+        for (method, expected) in [(StartMethod.fork, Int32(7)), (.forkserver, 3), (.spawn, 3)] {
+            let p = Process(target: ExitWithUncoded(coded: 3, uncoded: 4), startMethod: method)
+            try p.start()
+            XCTAssertTrue(try p.join(timeout: 20))
+            XCTAssertEqual(p.exitCode, expected, "\(method)")
+        }
+    }
+
+    /// Without join: isAlive and exitCode see the end (and reap the child), and a child that
+    /// nobody looks at is reaped by the next start, as in Python.
+    func testEndIsSeenWithoutJoinAndUnjoinedChildrenAreReaped() throws {
+        let polled = Process(target: EndWith(way: .status, status: 5), startMethod: .fork)
+        try polled.start()
+        let deadline = monotonicNanoseconds() + 20_000_000_000
+        while polled.isAlive && monotonicNanoseconds() < deadline { usleep(1000) }
+        XCTAssertFalse(polled.isAlive)
+        XCTAssertEqual(polled.exitCode, 5)
+
+        let forgotten = Process(target: EndWith(way: .success), startMethod: .fork)
+        try forgotten.start()
+        let pid = try XCTUnwrap(forgotten.pid)
+        usleep(200_000)  // it ends meanwhile: a zombie until someone reaps it
+        let next = Process(target: EndWith(way: .success), startMethod: .fork)
+        try next.start()  // reaps `forgotten`
+        try next.join(timeout: 20)
+        XCTAssertEqual(kill(pid, 0), -1, "the unjoined child was reaped")
+        XCTAssertEqual(forgotten.exitCode, 0)
+    }
+
+    /// A thread other than the main thread may end before its children: its children are
+    /// forked by the supervisor thread, and still started, joined and reaped as usual.
+    func testForkFromAnotherThread() throws {
+        let done = ConditionLock()
+        nonisolated(unsafe) var result: (Int32?, Bool)?
+        try spawnThread(named: "test-forker") {
+            let p = Process(target: EndWith(way: .status, status: 9), startMethod: .fork)
+            let joined = (try? p.start()).flatMap { try? p.join(timeout: 20) } ?? false
+            done.withLock {
+                result = (p.exitCode, joined)
+                done.broadcast()
+            }
+        }
+        let outcome = done.withLock { () -> (Int32?, Bool) in
+            while result == nil { done.wait(until: monotonicNanoseconds() + 30_000_000_000) }
+            return result!
+        }
+        XCTAssertTrue(outcome.1)
+        XCTAssertEqual(outcome.0, 9)
+    }
+
     func testLocalTypeIsRejectedWithAClearError() {
         struct Local: ParallelFunction { func callAsFunction(_: Void) {} }
         XCTAssertThrowsError(try Process(target: Local()).start()) { error in

@@ -37,6 +37,23 @@ int CSystemShims_pidfd_open(pid_t pid, unsigned int flags);
 /// and `*pid`. Returns 0, or -1 with errno. With WNOHANG and no change, *pid = 0.
 int CSystemShims_waitid_pidfd(int pidfd, int options, int *status, pid_t *pid);
 int CSystemShims_set_pdeathsig(int signal);
+/// The environment variable that makes the start-up hook run a child role (the spawn marker;
+/// `ChildLauncher.markerVariable` in Swift).
+#define CSYSTEMSHIMS_MARKER "SWIFTMP_WORKER"
+/// Removes the variables a child must not inherit inside an mpirun job (`OMPI_*`, `PMIX_*`,
+/// `OPAL_*`) and the spawn marker from the environment, without allocating in the caller's
+/// heap. Returns 0, or -1 with errno.
+int CSystemShims_scrub_environment(void);
+/// The start of a new child (right after fork, or first thing in a spawned one): die with
+/// the parent (`PR_SET_PDEATHSIG` with `deathSignal`), check that `parent` still lives,
+/// close every descriptor from `firstToClose` up, scrub the environment (above).
+/// Returns 0; -1 (prctl), -2 (the parent already ended), -3 (close_range) or -4 (the
+/// environment), with errno. Calls libc only through pointers relocated at load time, so a
+/// forked child does not resolve symbols lazily (see shims.c).
+int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose);
+/// The end of a child: `fflush(NULL)` then `_exit(status)`, through pointers relocated at
+/// load time (a forked child that calls `_exit` through the PLT resolves it first).
+__attribute__((noreturn)) void CSystemShims_exit_child(int status);
 int CSystemShims_set_name(const char *name);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.
 int CSystemShims_affinity_cpu_count(void);

@@ -39,6 +39,13 @@ enum CurrentProcess {
         }
     }
 
+    /// Initialises this type's state in a parent about to fork, so that a forked child's
+    /// `becomeChild` does not (a lock allocated and initialised in every child otherwise:
+    /// ~40 µs of copy-on-write faults here).
+    static func prepareForFork() {
+        lock.withLock {}
+    }
+
     /// Marks this process as a child named `name`.
     static func becomeChild(named name: String, daemon: Bool) {
         lock.withLock {

@@ -17,10 +17,12 @@ import Glibc
 /// ```
 ///
 /// The target is a `ParallelFunction<Void, Void>` value: its stored properties are its
-/// arguments (Python's `args`). It is encoded and decoded in the child with every start
-/// method, so the child sees the same values however it was started; `Queue`s, shared
-/// values, locks and `Connection`s stored in it reach the child (connections are passed as
-/// descriptors when the child starts — with every start method).
+/// arguments (Python's `args`). It is encoded when the process starts and decoded in the
+/// child — except that with `.fork` a target that mentions no `Queue`, shared value, lock or
+/// `Connection` is called as it is in the child's copy of the parent's memory, as in
+/// Python (the same values, unless its `Codable` conformance leaves something out).
+/// `Queue`s, shared values, locks and `Connection`s stored in it reach the child
+/// (connections are passed as descriptors when the child starts — with every start method).
 ///
 /// A target that throws makes the child print the error to standard error and exit with
 /// status 1: a failed child is a result (`exitCode`), not an error thrown in the parent.
@@ -49,6 +51,8 @@ public final class Process: @unchecked Sendable {
     public let startMethod: StartMethod
 
     private let target: any ParallelFunction
+    /// Calls the target (in a forked child that uses it as it is in memory).
+    private let call: @Sendable () throws -> Void
     private let state: ProcessState
     /// Under mpirun: starts the target on a worker rank (`MPIProcessHost`).
     private let rankStarter: @Sendable (String) throws -> AsyncResult<Int32>
@@ -64,6 +68,7 @@ public final class Process: @unchecked Sendable {
     public init(target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
                 startMethod: StartMethod = .automatic) {
         self.target = target
+        self.call = { try target(()) }
         self.rankStarter = { name in try MPIProcessHost.shared.start(target, name: name) }
         self.name = name ?? "Process-\(Process.counter.add(1, ordering: .relaxed).newValue)"
         self.daemon = daemon
@@ -111,11 +116,14 @@ public final class Process: @unchecked Sendable {
         let payload = ProcessPayload(typeName: typeName, name: name, daemon: daemon, target: bytes)
         let state = self.state
         ProcessRegistry.add(state)
+        // Encoded all the same: the encode checks that the target may reach a child
+        // (served objects refuse) and finds what it mentions.
+        let inMemory = segments.isEmpty && descriptors.isEmpty ? call : nil
         do {
             _ = try ProcessLauncher.start(method: startMethod.resolved, payload: payload, segments: segments,
-                                          descriptors: descriptors,
+                                          descriptors: descriptors, inMemory: inMemory,
                                           decode: { reader in try reader.decode(F.self) },
-                                          started: { state.started($0, pidfd: $1) },
+                                          started: { state.started($0, pidfd: $1, reaps: $2) },
                                           onExit: { state.ended($0) })
         } catch {
             ProcessRegistry.remove(state)
@@ -141,6 +149,7 @@ public final class Process: @unchecked Sendable {
     /// Whether the child was started and has not ended (been reaped) yet.
     public var isAlive: Bool {
         if let result = onRank.withLock({ $0 }) { return !result.isReady }
+        state.poll()
         return state.lock.withLock { state.pid > 0 && state.exit == nil }
     }
 
@@ -156,6 +165,7 @@ public final class Process: @unchecked Sendable {
             guard result.isReady else { return nil }
             return (try? result.get(timeout: 0)) ?? 1
         }
+        state.poll()
         return state.lock.withLock { state.exit?.pythonExitCode }
     }
 

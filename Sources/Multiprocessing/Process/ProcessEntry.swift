@@ -44,11 +44,24 @@ enum ProcessEntry {
             return 71
         }
         if control >= 0 { systemClose(control) }
+        return finish(name: payload.name) { try runOnce(function) }
+    }
+
+    /// Runs a forked child's target as it is in memory: the child has a copy of the parent's
+    /// memory, so a target that mentions no shared objects or connections needs no decoding
+    /// (what Python's fork start method does: the child calls the parent's target object).
+    static func run(inMemory call: () throws -> Void, name: String, daemon: Bool) -> Int32 {
+        CurrentProcess.becomeChild(named: name, daemon: daemon)
+        return finish(name: name, call)
+    }
+
+    /// Calls `body`; a throw is exit status 1 with the error on standard error.
+    private static func finish(name: String, _ body: () throws -> Void) -> Int32 {
         do {
-            try runOnce(function)
+            try body()
         } catch {
             fflush(nil)
-            printError("Process \(payload.name) (pid \(getpid())): the target threw \(String(reflecting: Swift.type(of: error))): \(error)")
+            printError("Process \(name) (pid \(getpid())): the target threw \(String(reflecting: Swift.type(of: error))): \(error)")
             return 1
         }
         fflush(nil)

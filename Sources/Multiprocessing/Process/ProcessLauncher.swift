@@ -8,19 +8,20 @@ import Glibc
 /// target mentions were queued before it started (then our end is closed, so a missing one
 /// reads as end-of-file — an error, never a hang).
 ///
-/// - `.fork`: forked by the supervisor thread; shared segments are inherited (mapped), so
-///   only connections travel on the socket.
+/// - `.fork`: forked by the calling thread if it is the main thread, else by the supervisor
+///   thread; shared segments are inherited (mapped), so only connections travel on the socket.
 /// - `.spawn`: `posix_spawn` of this executable with the role `process`.
 /// - `.forkserver`: forked by the fork server, which received both descriptors.
 enum ProcessLauncher {
     static func start(method: StartMethod, payload: ProcessPayload, segments: [SegmentStorage],
                       descriptors: [(SegmentID, Int32)],
+                      inMemory: (@Sendable () throws -> Void)?,
                       decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-                      started: @escaping @Sendable (pid_t, Int32) -> Void,
+                      started: @escaping @Sendable (pid_t, Int32, Bool) -> Void,
                       onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
         if method == .fork || method == .automatic {
-            return try startForked(payload: payload, descriptors: descriptors, decode: decode,
-                                   started: started, onExit: onExit)
+            return try startForked(payload: payload, descriptors: descriptors, inMemory: inMemory, decode: decode,
+                                   started: started)
         }
         let region = try payload.makeRegion()
         var pair: [Int32] = [-1, -1]
@@ -58,22 +59,23 @@ enum ProcessLauncher {
             return try ProcessSupervisor.shared.perform {
                 let pid = try ChildLauncher.spawn(spec: "process parent=\(parent) fds=2", passing: passing)
                 let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
-                started(pid, pidfd)
+                started(pid, pidfd, false)
                 return pid
             }
         case .forkserver:
             return try ForkServer.shared().fork(spec: "process fds=2", passing: [region.descriptor, childSocket],
-                                                started: { started($0, -1) }, onExit: { _, exit in onExit(exit) })
+                                                started: { started($0, -1, false) }, onExit: { _, exit in onExit(exit) })
         }
     }
 
     /// `.fork`: the child already has the payload in memory and the decoder for its type, so
     /// there is no memfd to fill or read and no type to look up by name; the socket for
-    /// descriptors exists only when the target mentions some (connections).
+    /// descriptors exists only when the target mentions some (connections). With `inMemory`
+    /// (the target mentions nothing shared) the child calls the target as it is in memory.
     private static func startForked(payload: ProcessPayload, descriptors: [(SegmentID, Int32)],
+                                    inMemory: (@Sendable () throws -> Void)?,
                                     decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-                                    started: @escaping @Sendable (pid_t, Int32) -> Void,
-                                    onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
+                                    started: @escaping @Sendable (pid_t, Int32, Bool) -> Void) throws -> pid_t {
         var childSocket: Int32 = -1
         if !descriptors.isEmpty {
             var pair: [Int32] = [-1, -1]
@@ -94,7 +96,8 @@ enum ProcessLauncher {
         let parent = getpid()
         let socket = childSocket
         nonisolated(unsafe) let payload = payload
-        return try ProcessSupervisor.shared.perform {
+        CurrentProcess.prepareForFork()
+        let launch = { @Sendable () throws -> pid_t in
             let pid = try ChildLauncher.fork {
                 var control: Int32 = -1
                 if socket >= 0 {
@@ -103,12 +106,35 @@ enum ProcessLauncher {
                     control = 3
                 }
                 ChildLauncher.becomeChild(parent: parent, firstToClose: control >= 0 ? 4 : 3)
-                _exit(ProcessEntry.run(payload: payload, control: control, decode: decode))
+                let code = if let inMemory {
+                    ProcessEntry.run(inMemory: inMemory, name: payload.name, daemon: payload.daemon)
+                } else {
+                    ProcessEntry.run(payload: payload, control: control, decode: decode)
+                }
+                CSystemShims_exit_child(code)
             }
-            let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
-            started(pid, pidfd)
+            // The parent reaps it through this pidfd (join, isAlive, exitCode, the next start),
+            // as Python does: the supervisor thread is not woken for it, so it sleeps through
+            // the child's life and the next fork.
+            let pidfd: Int32
+            do {
+                pidfd = try syscallRetrying("pidfd_open") { CSystemShims_pidfd_open(pid, 0) }
+            } catch {
+                _ = Glibc.kill(pid, SIGKILL)
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                throw error
+            }
+            started(pid, pidfd, true)
             return pid
         }
+        // A child dies with the *thread* that forked it (PR_SET_PDEATHSIG). The main thread
+        // lives as long as the process (libdispatch's dispatch_main parks it for ever rather
+        // than letting it exit), so the main thread forks on the spot: no hand-over to the
+        // supervisor thread and back, which costs two cross-thread wake-ups per start. Any
+        // other thread may end before its children, so they are forked by the supervisor.
+        if CSystemShims_gettid() == getpid() { return try launch() }
+        return try ProcessSupervisor.shared.perform(launch)
     }
 
     /// Queues `attachments` on `socket` in batches of 32, in `DescriptorInbox`'s format.

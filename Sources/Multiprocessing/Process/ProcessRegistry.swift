@@ -12,6 +12,10 @@ final class ProcessState: @unchecked Sendable {
     /// Our own copy of the child's pidfd (-1 if none, e.g. a fork server's child): `join`
     /// polls it, so it learns of the exit without waiting for the supervisor thread.
     private var pidfd: Int32 = -1
+    /// Whether this state reaps the child itself (a forked child, which the supervisor
+    /// thread does not watch): `join`, `isAlive`, `exitCode` and the next `start` reap it
+    /// through the pidfd, as Python's `join`, `is_alive` and `start` do.
+    private var reaps = false
 
     init(daemon: Bool) {
         self.daemon = daemon
@@ -19,11 +23,36 @@ final class ProcessState: @unchecked Sendable {
 
     deinit { if pidfd >= 0 { systemClose(pidfd) } }
 
-    func started(_ pid: pid_t, pidfd: Int32 = -1) {
+    func started(_ pid: pid_t, pidfd: Int32 = -1, reaps: Bool = false) {
         lock.withLock {
             self.pid = pid
             self.pidfd = pidfd
+            self.reaps = reaps
         }
+    }
+
+    /// Reaps the child if it ended (a self-reaping state; no wait). Returns whether it ended.
+    @discardableResult
+    func poll() -> Bool {
+        let (ended, changed) = lock.withLock { () -> (Bool, Bool) in
+            if exit != nil { return (true, false) }
+            guard reaps, pidfd >= 0 else { return (false, false) }
+            var status: Int32 = 0
+            var child: pid_t = 0
+            if CSystemShims_waitid_pidfd(pidfd, WNOHANG, &status, &child) == 0 {
+                if child == 0 { return (false, false) }  // still running
+                exit = ChildExit(waitStatus: status)
+            } else if errno == EINTR {
+                return (false, false)
+            } else {
+                // ECHILD: reaped behind our back (waitpid(-1) elsewhere in the program).
+                exit = .exited(255)
+            }
+            lock.broadcast()
+            return (true, true)
+        }
+        if changed { ProcessRegistry.remove(self) }
+        return ended
     }
 
     /// Records the child's end (the first report wins: a joiner that saw it through the
@@ -50,9 +79,9 @@ final class ProcessState: @unchecked Sendable {
         }
     }
 
-    /// Polls the pidfd (yielding for up to 1 ms, then sleeping) and reads the exit status
-    /// without reaping (`WNOWAIT`: the supervisor still reaps). nil: fall back to waiting
-    /// for the supervisor (it reaped the child first).
+    /// Polls the pidfd (yielding for up to 1 ms, then sleeping), then reaps the child (a
+    /// self-reaping state) or reads its exit status without reaping (`WNOWAIT`: the
+    /// supervisor reaps). nil: fall back to waiting for the supervisor (it reaped first).
     private func waitOnPidfd(_ fd: Int32, until deadline: UInt64?) -> Bool? {
         let yieldUntil = monotonicNanoseconds() &+ 1_000_000
         while true {
@@ -64,6 +93,10 @@ final class ProcessState: @unchecked Sendable {
             if yielding { timeout = 0 }
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = CSystemShims_ppoll(&entry, 1, timeout)
+            if ready > 0, lock.withLock({ reaps }) {
+                if poll() { return true }
+                continue  // EINTR
+            }
             if ready > 0 {
                 var status: Int32 = 0
                 var pid: pid_t = 0
@@ -99,6 +132,8 @@ enum ProcessRegistry {
     nonisolated(unsafe) private static var ownerPID: pid_t = 0
 
     static func add(_ state: ProcessState) {
+        // Reap children that ended without being joined (Python's `start` does the same).
+        for child in lock.withLock({ Array(live.values) }) { child.poll() }
         lock.withLock {
             if !installed || ownerPID != getpid() {
                 installed = true

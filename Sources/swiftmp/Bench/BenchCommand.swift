@@ -26,6 +26,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Repetitions per figure, the median is reported (default: pool 10, kernels 5, scaling 3).")
     var repetitions: Int?
 
+    @Option(help: "ipc suite: measure only this figure, or the figures under this dotted prefix (process.startJoin: all three start methods).")
+    var only: String?
+
     @Option(help: "Scaling suite: Monte Carlo π samples (serially ≥ 1 s here).")
     var piSamples = 3_000_000_000
 
@@ -73,7 +76,7 @@ struct Bench: ParsableCommand {
         let repetitions = self.repetitions ?? suite.defaultRepetitions
         switch suite {
         case .ipc:
-            try IPCBenchmarks(repetitions: repetitions).run { print($0.json) }
+            try IPCBenchmarks(repetitions: repetitions, only: only).run { print($0.json) }
         case .pingpong:
             try PingPongBenchmark.run { print($0.json) }
         case .pool:

@@ -10,8 +10,11 @@ import Glibc
 /// reference/peers.md (Scripts/bench_python_ipc.py measures them the same way).
 struct IPCBenchmarks {
     var repetitions: Int
+    /// Only the figures whose names start with this (nil: all).
+    var only: String?
 
-    func run(_ report: (Figure) -> Void) throws {
+    func run(_ emit: (Figure) -> Void) throws {
+        func report(_ figure: Figure?) { if let figure { emit(figure) } }
         report(try median("queue.smallInts", unit: "msgs/s", runs: repetitions) { try queueInts(count: 200_000) })
         report(try median("queue.1MiB", unit: "MB/s", runs: max(3, repetitions / 2)) { try queueBytes(count: 400, size: 1 << 20) })
         report(try median("pipe.pingPong.int", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: false) })
@@ -21,6 +24,7 @@ struct IPCBenchmarks {
             report(try median("process.startJoin.\(method.rawValue)", unit: "ms", runs: 1) { try startJoin(method, times: 20) })
         }
         report(try median("value.lockedIncrement", unit: "incr/s", runs: repetitions) { try lockedCounter(processes: 2, increments: 100_000) })
+        guard only.map({ $0 == "manager" || $0.hasPrefix("manager.") }) ?? true else { return }
         let manager = try Manager()
         defer { manager.shutdown() }
         let dict = try manager.dict(String.self, Int.self)
@@ -28,7 +32,8 @@ struct IPCBenchmarks {
         report(try median("manager.dict.get", unit: "µs", runs: repetitions) { try dictLatency(dict, operations: 2000, set: false) })
     }
 
-    private func median(_ name: String, unit: String, runs: Int, _ body: () throws -> Double) throws -> Figure {
+    private func median(_ name: String, unit: String, runs: Int, _ body: () throws -> Double) throws -> Figure? {
+        if let only, name != only, !name.hasPrefix(only + ".") { return nil }
         var values: [Double] = []
         for _ in 0..<runs { values.append(try body()) }
         return Figure(name: name, value: Measure.median(values), unit: unit,
@@ -104,6 +109,11 @@ struct IPCBenchmarks {
     }
 
     /// Median milliseconds of `Process.start()` + `join()` of an empty target.
+    /// Like Scripts/bench_python_ipc.py's, this runs after the queue and pipe figures in the
+    /// same process (each side after its own); `--only process.startJoin` (on both sides)
+    /// measures it in a fresh process instead. Fork costs grow with what the process has
+    /// mapped: this CLI does not load Foundation; a program that imports it maps ~45 more
+    /// regions, which fork copies and the child's exit tears down (~0.1 ms more per start here).
     private func startJoin(_ method: StartMethod, times: Int) throws -> Double {
         var values: [Double] = []
         for _ in 0..<times + 1 {

@@ -63,8 +63,20 @@ struct Figure {
     }
 
     private func format(_ value: Double, digits: Int = 6) -> String {
-        value.isFinite ? String(format: "%.\(digits)g", value) : "null"
+        value.isFinite ? formatG(value, digits: digits) : "null"
     }
 }
 
-import Foundation
+/// `value` as C's `%.<digits>g` prints it.
+func formatG(_ value: Double, digits: Int) -> String {
+    var buffer = [CChar](repeating: 0, count: 64)
+    let written = withVaList([value]) { arguments in
+        vsnprintf(&buffer, buffer.count, "%.\(digits)g", arguments)
+    }
+    precondition(written >= 0 && Int(written) < buffer.count, "vsnprintf(%g) failed")
+    return String(cString: buffer)
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -8,7 +8,7 @@ import Glibc
 enum ChildLauncher {
     /// The environment variable that makes the library's start-up hook run a child role
     /// instead of `main`. It exists only in the spawned child's environment.
-    static let markerVariable = "SWIFTMP_WORKER"
+    static let markerVariable = CSYSTEMSHIMS_MARKER
 
     /// Variables a child must not inherit inside an mpirun job (it would die in MPI_Init or
     /// be captured as an MPI worker rank).
@@ -77,27 +77,19 @@ enum ChildLauncher {
         return pid
     }
 
-    /// In a new child: die with the parent, make sure the parent still lives, and close
-    /// every descriptor from `firstToClose` up.
+    /// In a new child: die with the parent, make sure the parent still lives, close every
+    /// descriptor from `firstToClose` up and remove the mpirun job's variables from the
+    /// environment. All in C: right after a fork every page this touches is copied, so it
+    /// allocates nothing. Ends the child (status 70) if any step fails.
     static func becomeChild(parent: pid_t, firstToClose: Int32) {
-        _ = CSystemShims_set_pdeathsig(SIGKILL)
-        if getppid() != parent { _exit(70) }
-        _ = CSystemShims_close_range(UInt32(firstToClose), UInt32.max, 0)
-        scrubEnvironment()
-    }
-
-    /// Removes the mpirun job's variables from this (forked) child's environment.
-    static func scrubEnvironment() {
-        var names: [String] = []
-        var cursor = environ
-        while let entry = cursor.pointee {
-            let string = String(cString: entry)
-            if isScrubbed(string), let name = string.split(separator: "=", maxSplits: 1).first {
-                names.append(String(name))
-            }
-            cursor += 1
+        let result = CSystemShims_become_child(parent, SIGKILL, UInt32(firstToClose))
+        if result == 0 { return }
+        let code = errno
+        if result != -2 {  // -2: the parent already ended; nothing to report to
+            let step = result == -1 ? "prctl(PR_SET_PDEATHSIG)" : result == -3 ? "close_range" : "unsetenv"
+            printError("swiftmp child \(getpid()): \(SystemError(step, errno: code))")
         }
-        for name in names { unsetenv(name) }
+        _exit(70)
     }
 }
 

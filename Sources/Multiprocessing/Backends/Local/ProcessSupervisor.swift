@@ -10,6 +10,12 @@ import Glibc
 /// pidfds: only a parent can reap its child, and `waitpid(-1)` or a SIGCHLD handler would
 /// steal children of other code in the process. Each child is watched through its own
 /// pidfd and reaped by pid when it exits; the owner's callback then runs on this thread.
+///
+/// Exception: a `Process` forked with `.fork` from the main thread (which lives as long as
+/// the process) is forked there and reaped by its `Process` through its own pidfd
+/// (`ProcessState`), without this thread; one forked from another thread is forked here and
+/// reaped the same way. So this thread also holds `ForkGuard`'s read side while it runs
+/// code: the main thread may fork at any time.
 final class ProcessSupervisor: @unchecked Sendable {
     static let shared = ProcessSupervisor()
 
@@ -24,6 +30,11 @@ final class ProcessSupervisor: @unchecked Sendable {
     private var startError: SystemError?
     private var wakeFD: Int32 = -1
     private(set) var threadID: pid_t = 0
+    /// Whether the supervisor thread holds `ForkGuard`'s activity (read) side: it does while
+    /// it runs its own code and callbacks, so another thread (the main thread starting a
+    /// `Process`) never forks while it might hold a Swift runtime lock. Only that thread
+    /// touches this.
+    private var active = false
 
     private struct Watch {
         let pid: pid_t
@@ -64,7 +75,14 @@ final class ProcessSupervisor: @unchecked Sendable {
     /// Runs `body` on the supervisor thread and returns its result.
     func perform<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
         try ensureStarted()
-        if CSystemShims_gettid() == threadID { return try body() }
+        if CSystemShims_gettid() == threadID {
+            // Called back on this thread: the body may fork (ForkGuard's write side), so it
+            // runs outside our activity.
+            let wasActive = active
+            if wasActive { leaveActivity() }
+            defer { if wasActive { enterActivity() } }
+            return try body()
+        }
         let slot = ResultSlot<T>()
         let done = ConditionLock()
         lock.withLock {
@@ -118,23 +136,41 @@ final class ProcessSupervisor: @unchecked Sendable {
         _ = write(wakeFD, &one, 8)
     }
 
+    private func enterActivity() {
+        ForkGuard.enterActivity()
+        active = true
+    }
+
+    private func leaveActivity() {
+        active = false
+        ForkGuard.leaveActivity()
+    }
+
     private func loop() {
         threadID = CSystemShims_gettid()
         var descriptors: [pollfd] = []
+        enterActivity()
         while true {
             let (work, watched, extra) = lock.withLock { () -> ([@Sendable () -> Void], [Int32], [Int32]) in
                 let work = requests
                 requests.removeAll()
                 return (work, Array(watches.keys), Array(sources.keys))
             }
-            for item in work { item() }
-            if !work.isEmpty { continue }
+            if !work.isEmpty {
+                // Requests fork (ForkGuard's write side): run them outside our activity.
+                leaveActivity()
+                for item in work { item() }
+                enterActivity()
+                continue
+            }
             descriptors.removeAll(keepingCapacity: true)
             descriptors.append(pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0))
             for fd in watched { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             for fd in extra { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
             // Right after some work more tends to follow (start, then the child's exit, then
             // the next start): look again without sleeping for a short while.
+            // Polling and sleeping run no Swift runtime code: a fork may happen meanwhile.
+            leaveActivity()
             var ready: Int32 = 0
             let yieldUntil = monotonicNanoseconds() &+ ProcessSupervisor.loopYieldNanoseconds
             while true {
@@ -143,6 +179,7 @@ final class ProcessSupervisor: @unchecked Sendable {
                 sched_yield()
             }
             if ready == 0 { ready = poll(&descriptors, nfds_t(descriptors.count), -1) }
+            enterActivity()
             if ready < 0 { continue }  // EINTR
             if descriptors[0].revents != 0 {
                 var value: UInt64 = 0
