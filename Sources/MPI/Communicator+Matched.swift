@@ -30,3 +30,51 @@ extension Communicator {
         return Status(status)
     }
 }
+
+/// A whole message being received by `Communicator.startReceiveIfAvailable`: who sent it,
+/// its tag and length, and the request that completes when its bytes are here.
+public struct MatchedReceive: Sendable {
+    /// The receive in progress; it owns the message's buffer.
+    public let request: Request
+    /// The sender's rank.
+    public let source: Int
+    /// The message's tag.
+    public let tag: Int
+    /// The message's length in bytes.
+    public let count: Int
+
+    /// Calls `body` with the message's bytes. Only after `request` has completed.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        precondition(request.isComplete, "MatchedReceive.withBytes before the receive completed")
+        return try body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(request.storage)[0..<count]))
+    }
+}
+
+extension Communicator {
+    /// Starts receiving a whole message of any length if one has arrived, or returns nil at
+    /// once; never waits for the message's data. (`receiveIfAvailable` receives with
+    /// `MPI_Mrecv`, which blocks until every byte is here: past the transport's eager limit
+    /// the rest of a message moves only when the *sender* next calls MPI, which for a busy
+    /// sender may be much later.) The bytes are readable with `withBytes` once `request`
+    /// has completed (`test`/`wait`).
+    ///
+    /// The corresponding MPI functions are `MPI_Improbe`, `MPI_Get_count` and `MPI_Imrecv`.
+    public func startReceiveIfAvailable(from source: Source = .any, tag: Tag = .any) throws(MPIError) -> MatchedReceive? {
+        var message: MPI_Message? = nil
+        var flag: Int32 = 0
+        var probed = MPI_Status()
+        try check("MPI_Improbe", MPI_Improbe(source.rawValue, tag.rawValue, handle, &flag, &message, &probed))
+        guard flag != 0 else { return nil }
+        let status = Status(probed)
+        let count = try status.count(datatype: cmpi_byte())
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, count), alignment: 16)
+        var request: MPI_Request? = nil
+        let code = MPI_Imrecv(storage.baseAddress, Int32(count), cmpi_byte(), &message, &request)
+        guard code == MPI_SUCCESS else {
+            storage.deallocate()
+            throw MPIError(code: code, function: "MPI_Imrecv")
+        }
+        return MatchedReceive(request: Request(handle: request, storage: storage),
+                              source: status.source, tag: status.tag, count: count)
+    }
+}

@@ -8,6 +8,9 @@ protocol PoolBackend: AnyObject {
     var framed: Bool { get }
     /// Whether a dead worker can be replaced (local) or ends everything (MPI).
     var canReplaceWorkers: Bool { get }
+    /// Replies longer than this many bytes may reach the engine only after the worker has
+    /// finished its next task (nil: every reply arrives when sent); see the default below.
+    var lateReplyBytes: Int? { get }
     /// A short description for `swiftmp info` and errors.
     var summary: String { get }
 
@@ -46,6 +49,9 @@ extension PoolBackend {
     /// engine's lock. Only for backends whose `waitForActivity` touches no state that
     /// `poll`/`send` change, and needs no exclusive use of a library (MPI does).
     var allowsCallerDriving: Bool { false }
+
+    /// Replies arrive as soon as the worker sends them.
+    var lateReplyBytes: Int? { nil }
 
     /// Sleeps while nothing is in flight: only a submission (`wake()`) or a worker's end
     /// matters then, not a worker's ordinary traffic.

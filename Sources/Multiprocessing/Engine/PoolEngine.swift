@@ -42,6 +42,8 @@ final class PoolEngine: @unchecked Sendable {
         var completedSinceStart = 0
         var lastReply: UInt64 = 0
         var serviceNanoseconds: Double = 0
+        /// The length of the worker's last result (see `PoolBackend.lateReplyBytes`).
+        var lastReplyBytes = 0
         var initialized = false
         var sentSegments: Set<SegmentID> = []
         /// Runs an exclusive job's task (see `Job.exclusive`).
@@ -292,11 +294,15 @@ final class PoolEngine: @unchecked Sendable {
     }
 
     /// How many chunks a worker should hold: enough to hide a round trip for tiny tasks,
-    /// few for long ones so that the load stays balanced.
+    /// few for long ones so that the load stays balanced. One more while its results are long
+    /// enough to arrive late (`PoolBackend.lateReplyBytes`): the engine then learns that a
+    /// task is done only when the worker has finished the next one, and with two in hand the
+    /// worker would wait for rank 0 after every other task.
     private func depth(for worker: Int) -> Int {
         let service = workers[worker].serviceNanoseconds
-        if service <= 0 { return 2 }
-        return max(2, min(64, Int(200_000 / service) + 1))
+        let late = backend.lateReplyBytes.map { workers[worker].lastReplyBytes > $0 } ?? false
+        let base = service <= 0 ? 2 : max(2, min(64, Int(200_000 / service) + 1))
+        return late ? base + 1 : base
     }
 
     /// Sends chunks to workers with room. Returns whether anything was sent.
@@ -442,6 +448,7 @@ final class PoolEngine: @unchecked Sendable {
             case .result:
                 let taskID = try reader.read(UInt64.self)
                 guard let task = takeTask(taskID, from: worker) else { return }
+                workers[worker].lastReplyBytes = bytes.count
                 do {
                     if try task.job.deliver(task.span, outputs: &reader) { retireFinished(task.job) }
                 } catch {

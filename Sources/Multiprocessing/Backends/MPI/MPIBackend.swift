@@ -20,6 +20,12 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     let workerCount: Int
     let framed = false
     let canReplaceWorkers = false
+    /// A worker rank sends its result without waiting (`MPIWorker`); past Open MPI's eager
+    /// limit (4 KiB on shared memory with `btl_vader_single_copy_mechanism=none`, 64 KiB over
+    /// TCP) the message goes by rendezvous, whose data moves only when the worker next calls
+    /// MPI — after its next task. Measured on Mandelbrot rows (32 KiB results): with two
+    /// tasks in hand a worker waited for rank 0 before every other task.
+    let lateReplyBytes: Int? = 4096
     private let communicator: Communicator
     private let hosts: [String]      // per slot
     private let rootHost: String
@@ -30,6 +36,13 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     private var stopSent: [Bool]
     private var stopped: [Bool]
     private var buffer: [UInt8] = []
+    /// Per worker, its messages being received, oldest first. A result longer than the
+    /// eager limit is matched at once but its data arrives only when the worker next calls
+    /// MPI (after its next task): `MPI_Mrecv` would hold rank 0 — and every other worker —
+    /// that long, spinning.
+    private var receiving: [[MatchedReceive]]
+    /// Receives of messages from ranks outside the pool (never expected), left to complete.
+    private var strays: [Request] = []
     private var failure: PoolError?
     private var backoff = IdleBackoff()
     private var closed = false
@@ -51,6 +64,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         hosts = Array(lease.hosts[1...workerCount])
         rootHost = lease.hosts[0]
         pending = Array(repeating: [], count: workerCount)
+        receiving = Array(repeating: [], count: workerCount)
         stopSent = Array(repeating: false, count: workerCount)
         stopped = Array(repeating: false, count: workerCount)
         if servesObjects {
@@ -106,12 +120,24 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             progressed = try completeSends()
             var received = 0
             while received < 256,
-                  let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
+                  let incoming = try communicator.startReceiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag)) {
                 received += 1
-                let worker = status.source - 1
-                guard worker >= 0 && worker < workerCount else { continue }
-                if buffer.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
-                buffer.withUnsafeBytes { handler(.message(worker: worker, $0)) }
+                let worker = incoming.source - 1
+                if worker >= 0 && worker < workerCount {
+                    receiving[worker].append(incoming)
+                } else {
+                    strays.append(incoming.request)
+                }
+            }
+            if !strays.isEmpty { strays = try strays.filter { try $0.test() == nil } }
+            // Each worker's messages in the order it sent them.
+            for worker in 0..<workerCount {
+                while let head = receiving[worker].first, try head.request.test() != nil {
+                    receiving[worker].removeFirst()
+                    received += 1
+                    if head.count > 0, head.withBytes({ $0[0] }) == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                    head.withBytes { handler(.message(worker: worker, $0)) }
+                }
             }
             progressed = progressed || received > 0
             if servesObjects, try serveObjects() { progressed = true }
@@ -175,6 +201,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                     if try communicator.iprobe(from: .any, tag: .value(MPIObjectProtocol.requestTag)) != nil { return }
                 }
                 if try completeSends() { return }
+                for worker in 0..<workerCount {
+                    if let head = receiving[worker].first, try head.request.test() != nil { return }
+                }
             } catch {
                 failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
                 return
@@ -206,7 +235,8 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             if !closed { try? transport { try sendObjectReplies() } }
         }
         guard !closed else {
-            MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 }, error: failure)
+            MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 } + receiving.flatMap { $0.map(\.request) } + strays,
+                                     error: failure)
             return
         }
         closed = true
@@ -222,6 +252,12 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 }
                 while stopped.contains(false) {
                     _ = try completeSends()
+                    for worker in 0..<workerCount {
+                        while let head = receiving[worker].first, try head.request.test() != nil {
+                            receiving[worker].removeFirst()
+                            if head.count > 0, head.withBytes({ $0[0] }) == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                        }
+                    }
                     if servesObjects { _ = try serveObjects() }
                     if let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
                         let worker = status.source - 1
@@ -246,8 +282,12 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             shutdownError = PoolError(.transport, "\(error)")
         }
         let busy = (0..<workerCount).filter { !stopped[$0] }.map { $0 + 1 }
-        MPIRoot.shared.closePool(draining: busy, sends: pending.flatMap { $0 } + objectSends, error: shutdownError)
+        // Receives still in progress complete (and are dropped) like the leftover sends.
+        let unfinished = pending.flatMap { $0 } + objectSends + receiving.flatMap { $0.map(\.request) } + strays
+        MPIRoot.shared.closePool(draining: busy, sends: unfinished, error: shutdownError)
         pending = Array(repeating: [], count: workerCount)
+        receiving = Array(repeating: [], count: workerCount)
+        strays = []
         objectSends = []
     }
 }
