@@ -25,6 +25,9 @@ protocol PoolBackend: AnyObject {
     /// Sleeps until something may have arrived, `wake()` is called, `ready()` holds, or the
     /// timeout passes.
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool)
+    /// The engine's estimate of how often a busy worker replies (ns; 0: unknown), given
+    /// before `waitForActivity`; see the default below.
+    func pace(replyEvery nanoseconds: Int64)
     /// Wakes `waitForActivity` from another thread.
     func wake()
     /// Sleeps while nothing is in flight; see the default below.
@@ -52,6 +55,9 @@ extension PoolBackend {
 
     /// Replies arrive as soon as the worker sends them.
     var lateReplyBytes: Int? { nil }
+
+    /// Backends woken by their workers (a doorbell) need no estimate.
+    func pace(replyEvery nanoseconds: Int64) {}
 
     /// Sleeps while nothing is in flight: only a submission (`wake()`) or a worker's end
     /// matters then, not a worker's ordinary traffic.

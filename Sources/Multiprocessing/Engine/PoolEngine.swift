@@ -42,6 +42,8 @@ final class PoolEngine: @unchecked Sendable {
         var completedSinceStart = 0
         var lastReply: UInt64 = 0
         var serviceNanoseconds: Double = 0
+        /// The last time between two replies (or from dispatch to the first).
+        var lastServiceNanoseconds: Double = 0
         /// The length of the worker's last result (see `PoolBackend.lateReplyBytes`).
         var lastReplyBytes = 0
         var initialized = false
@@ -139,6 +141,7 @@ final class PoolEngine: @unchecked Sendable {
             case .idle:
                 idleRounds += 1
                 if busy {
+                    backend.pace(replyEvery: replyInterval())
                     backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: 50_000_000) {
                         hasIntake.load(ordering: .sequentiallyConsistent)
                     }
@@ -170,6 +173,7 @@ final class PoolEngine: @unchecked Sendable {
             case .idle:
                 idleRounds += 1
                 ForkGuard.leaveActivity()
+                backend.pace(replyEvery: replyInterval())
                 backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: 10_000_000) {
                     isDone() || hasIntake.load(ordering: .sequentiallyConsistent)
                 }
@@ -291,6 +295,18 @@ final class PoolEngine: @unchecked Sendable {
     private func sendFrame(to worker: Int) {
         if backend.framed { Frame.finish(&writer) }
         writer.bytes.withUnsafeBytes { backend.send($0, to: worker) }
+    }
+
+    /// How soon a reply can be expected: the shortest recent time between replies of a worker
+    /// with tasks in flight (the smaller of its moving average and its last interval, so one
+    /// quick reply after long tasks counts at once); 0 when some busy worker has no history.
+    private func replyInterval() -> Int64 {
+        var shortest = Double.infinity
+        for state in workers where !state.inFlight.isEmpty {
+            guard state.serviceNanoseconds > 0 else { return 0 }
+            shortest = min(shortest, state.serviceNanoseconds, state.lastServiceNanoseconds)
+        }
+        return shortest.isFinite ? Int64(shortest) : 0
     }
 
     /// How many chunks a worker should hold: enough to hide a round trip for tiny tasks,
@@ -503,6 +519,7 @@ final class PoolEngine: @unchecked Sendable {
         workers[worker].lastReply = now
         let old = workers[worker].serviceNanoseconds
         workers[worker].serviceNanoseconds = old == 0 ? elapsed : old * 0.8 + elapsed * 0.2
+        workers[worker].lastServiceNanoseconds = elapsed
         workers[worker].failuresWithoutProgress = 0
         workers[worker].completedSinceStart += 1
         return task

@@ -173,14 +173,31 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         }
     }
 
-    /// With tasks in flight, sleeps are capped at 100 µs. Workers send results without
-    /// waiting for rank 0 and hold a second task, so a short sleep costs them nothing, while
-    /// each rank-0 wake-up preempts a worker on a full machine (measured with 2 workers on
-    /// 2 cores, π efficiency: 0.98 with 100 µs, 0.94 with 300 µs, 0.80 with 1 ms).
+    /// With tasks in flight, sleeps are capped at 100 µs while the tasks' length is unknown
+    /// or short. Workers send results without waiting for rank 0 and hold a further task, so
+    /// a short sleep costs them nothing, while each rank-0 wake-up preempts a worker on a full
+    /// machine (measured with 2 workers on 2 cores, π efficiency: 0.98 with 100 µs, 0.94
+    /// with 300 µs, 0.80 with 1 ms — with a fixed cap, before the cap followed the tasks).
     static let busySleep: Int64 = 100_000
+    /// With long tasks the cap is a tenth of the time between replies, at most 2 ms: a
+    /// worker still has its next task in hand when rank 0 answers late, and rank 0 wakes
+    /// ~10 times per task instead of every 100 µs.
+    static let longestBusySleep: Int64 = 2_000_000
+    /// Replies further apart than this: no spinning or yielding after activity either (each
+    /// reply used to cost rank 0 up to 300 µs of spin-and-yield while the workers computed).
+    static let quietReplyInterval: Int64 = 1_000_000
+
+    /// Set by the engine before each wait (`pace(replyEvery:)`).
+    private var replyInterval: Int64 = 0
+
+    func pace(replyEvery nanoseconds: Int64) {
+        replyInterval = nanoseconds
+    }
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
-        wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: Self.busySleep, ready: ready)
+        let longest = min(Self.longestBusySleep, max(Self.busySleep, replyInterval / 10))
+        wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: longest,
+             eager: replyInterval < Self.quietReplyInterval, ready: ready)
     }
 
     /// Nothing in flight: sleeps grow to 1 ms (no busy core while the program runs).
@@ -188,7 +205,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: IdleBackoff.longestSleep, ready: ready)
     }
 
-    private func wait(timeoutNanoseconds: Int64, longestSleep: Int64, ready: () -> Bool) {
+    private func wait(timeoutNanoseconds: Int64, longestSleep: Int64, eager: Bool = true, ready: () -> Bool) {
         var deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
         if servesObjects, let parked = MPIObjectRegistry.shared.nextDeadline { deadline = min(deadline, parked) }
         while true {
@@ -209,7 +226,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 return
             }
             if monotonicNanoseconds() >= deadline { return }
-            backoff.pause(until: deadline, longest: longestSleep) { wakeWord.sleep(nanoseconds: $0) }
+            backoff.pause(until: deadline, longest: longestSleep, eager: eager) { wakeWord.sleep(nanoseconds: $0) }
         }
     }
 
