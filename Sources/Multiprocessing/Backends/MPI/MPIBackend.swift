@@ -25,7 +25,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// TCP) the message goes by rendezvous, whose data moves only when the worker next calls
     /// MPI — after its next task. Measured on Mandelbrot rows (32 KiB results): with two
     /// tasks in hand a worker waited for rank 0 before every other task.
-    let lateReplyBytes: Int? = 4096
+    let lateReplyBytes: Int? = 4096 - 64  // less the match header
     private let communicator: Communicator
     private let hosts: [String]      // per slot
     private let rootHost: String
@@ -159,6 +159,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             buffer.withUnsafeBytes { registry.handle($0, from: status.source) }
             moved = true
         }
+        if moved { lastObjectRequest = monotonicNanoseconds() }
         registry.expire(now: monotonicNanoseconds())
         try sendObjectReplies()
         objectSends = try objectSends.filter { try $0.test() == nil }
@@ -187,17 +188,27 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// reply used to cost rank 0 up to 300 µs of spin-and-yield while the workers computed).
     static let quietReplyInterval: Int64 = 1_000_000
 
+    /// Tasks that use rank 0's shared objects wait for its answers: for this long after an
+    /// object request, rank 0 polls as for short tasks.
+    static let objectActivityNanoseconds: UInt64 = 100_000_000
+
     /// Set by the engine before each wait (`pace(replyEvery:)`).
     private var replyInterval: Int64 = 0
+    /// When the last object request arrived (monotonic ns; 0: never).
+    private var lastObjectRequest: UInt64 = 0
 
     func pace(replyEvery nanoseconds: Int64) {
         replyInterval = nanoseconds
     }
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
-        let longest = min(Self.longestBusySleep, max(Self.busySleep, replyInterval / 10))
+        var interval = replyInterval
+        if lastObjectRequest != 0, monotonicNanoseconds() &- lastObjectRequest < Self.objectActivityNanoseconds {
+            interval = 0
+        }
+        let longest = min(Self.longestBusySleep, max(Self.busySleep, interval / 10))
         wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: longest,
-             eager: replyInterval < Self.quietReplyInterval, ready: ready)
+             eager: interval < Self.quietReplyInterval, ready: ready)
     }
 
     /// Nothing in flight: sleeps grow to 1 ms (no busy core while the program runs).
