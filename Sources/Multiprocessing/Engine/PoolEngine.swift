@@ -297,14 +297,18 @@ final class PoolEngine: @unchecked Sendable {
         writer.bytes.withUnsafeBytes { backend.send($0, to: worker) }
     }
 
-    /// How soon a reply can be expected: the shortest recent time between replies of a worker
-    /// with tasks in flight (the smaller of its moving average and its last interval, so one
-    /// quick reply after long tasks counts at once); 0 when some busy worker has no history.
+    /// How soon a reply can be expected: over the workers with tasks in flight, the shortest
+    /// recent time between replies (the smaller of the moving average and the last interval,
+    /// so one quick reply after long tasks counts at once) — or, when a worker has been
+    /// silent longer than that (or has no history yet, as in a fresh pool), how long it has
+    /// been silent: its current task is at least that long.
     private func replyInterval() -> Int64 {
+        let now = monotonicNanoseconds()
         var shortest = Double.infinity
         for state in workers where !state.inFlight.isEmpty {
-            guard state.serviceNanoseconds > 0 else { return 0 }
-            shortest = min(shortest, state.serviceNanoseconds, state.lastServiceNanoseconds)
+            let recent = state.serviceNanoseconds > 0 ? min(state.serviceNanoseconds, state.lastServiceNanoseconds) : 0
+            let silent = Double(now &- state.lastReply)
+            shortest = min(shortest, max(recent, silent))
         }
         return shortest.isFinite ? Int64(shortest) : 0
     }
