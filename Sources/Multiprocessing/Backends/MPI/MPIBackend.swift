@@ -25,7 +25,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// TCP) the message goes by rendezvous, whose data moves only when the worker next calls
     /// MPI — after its next task. Measured on Mandelbrot rows (32 KiB results): with two
     /// tasks in hand a worker waited for rank 0 before every other task.
-    let lateReplyBytes: Int? = 4096 - 64  // less the match header
+    let lateReplyBytes: Int? = MPIBackend.shortMessageBytes
     /// Rank 0 sleeps up to 2 ms between polls while long tasks run, and wakes on cores its
     /// workers keep busy: a worker with tasks of a few ms gets more of them in hand. Measured
     /// (Mandelbrot rows, 2 worker ranks on 2 busy cores, one task in hand): waits of 2–6 ms
@@ -45,7 +45,35 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// eager limit is matched at once but its data arrives only when the worker next calls
     /// MPI (after its next task): `MPI_Mrecv` would hold rank 0 — and every other worker —
     /// that long, spinning.
-    private var receiving: [[MatchedReceive]]
+    private var receiving: [[Incoming]]
+    /// Messages up to this long are received at once (`MPI_Mrecv`): within the eager limit
+    /// their data is all here when they are.
+    static let shortMessageBytes = 4096 - 64
+
+    /// A worker's message: being received, or short and received behind a longer one.
+    private enum Incoming {
+        case started(MatchedReceive)
+        case received([UInt8])
+
+        func isComplete() throws -> Bool {
+            switch self {
+            case .started(let receive): return try receive.request.test() != nil
+            case .received: return true
+            }
+        }
+
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            switch self {
+            case .started(let receive): return try receive.withBytes(body)
+            case .received(let bytes): return try bytes.withUnsafeBytes(body)
+            }
+        }
+
+        var request: Request? {
+            if case .started(let receive) = self { return receive.request }
+            return nil
+        }
+    }
     /// Receives of messages from ranks outside the pool (never expected), left to complete.
     private var strays: [Request] = []
     private var failure: PoolError?
@@ -125,23 +153,38 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             progressed = try completeSends()
             var received = 0
             while received < 256,
-                  let incoming = try communicator.startReceiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag)) {
+                  let arrival = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer,
+                                                                     waitingAtMost: Self.shortMessageBytes) {
                 received += 1
-                let worker = incoming.source - 1
-                if worker >= 0 && worker < workerCount {
-                    receiving[worker].append(incoming)
-                } else {
-                    strays.append(incoming.request)
+                switch arrival {
+                case .received(let status):
+                    let worker = status.source - 1
+                    guard worker >= 0 && worker < workerCount else { continue }
+                    if receiving[worker].isEmpty {
+                        if buffer.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                        buffer.withUnsafeBytes { handler(.message(worker: worker, $0)) }
+                    } else {
+                        receiving[worker].append(.received(buffer))  // after the longer one before it
+                    }
+                case .started(let incoming):
+                    let worker = incoming.source - 1
+                    if worker >= 0 && worker < workerCount {
+                        receiving[worker].append(.started(incoming))
+                    } else {
+                        strays.append(incoming.request)
+                    }
                 }
             }
             if !strays.isEmpty { strays = try strays.filter { try $0.test() == nil } }
             // Each worker's messages in the order it sent them.
             for worker in 0..<workerCount {
-                while let head = receiving[worker].first, try head.request.test() != nil {
+                while let head = receiving[worker].first, try head.isComplete() {
                     receiving[worker].removeFirst()
                     received += 1
-                    if head.count > 0, head.withBytes({ $0[0] }) == WorkerMessage.stopped.rawValue { stopped[worker] = true }
-                    head.withBytes { handler(.message(worker: worker, $0)) }
+                    head.withBytes { bytes in
+                        if bytes.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                        handler(.message(worker: worker, bytes))
+                    }
                 }
             }
             progressed = progressed || received > 0
@@ -235,7 +278,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 }
                 if try completeSends() { return }
                 for worker in 0..<workerCount {
-                    if let head = receiving[worker].first, try head.request.test() != nil { return }
+                    if let head = receiving[worker].first, try head.isComplete() { return }
                 }
             } catch {
                 failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
@@ -268,7 +311,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             if !closed { try? transport { try sendObjectReplies() } }
         }
         guard !closed else {
-            MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 } + receiving.flatMap { $0.map(\.request) } + strays,
+            MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 } + receiving.flatMap { $0.compactMap(\.request) } + strays,
                                      error: failure)
             return
         }
@@ -286,9 +329,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 while stopped.contains(false) {
                     _ = try completeSends()
                     for worker in 0..<workerCount {
-                        while let head = receiving[worker].first, try head.request.test() != nil {
+                        while let head = receiving[worker].first, try head.isComplete() {
                             receiving[worker].removeFirst()
-                            if head.count > 0, head.withBytes({ $0[0] }) == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                            if head.withBytes({ $0.first }) == WorkerMessage.stopped.rawValue { stopped[worker] = true }
                         }
                     }
                     if servesObjects { _ = try serveObjects() }
@@ -316,7 +359,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         }
         let busy = (0..<workerCount).filter { !stopped[$0] }.map { $0 + 1 }
         // Receives still in progress complete (and are dropped) like the leftover sends.
-        let unfinished = pending.flatMap { $0 } + objectSends + receiving.flatMap { $0.map(\.request) } + strays
+        let unfinished = pending.flatMap { $0 } + objectSends + receiving.flatMap { $0.compactMap(\.request) } + strays
         MPIRoot.shared.closePool(draining: busy, sends: unfinished, error: shutdownError)
         pending = Array(repeating: [], count: workerCount)
         receiving = Array(repeating: [], count: workerCount)
