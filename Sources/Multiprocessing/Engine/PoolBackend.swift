@@ -11,9 +11,6 @@ protocol PoolBackend: AnyObject {
     /// Replies longer than this many bytes may reach the engine only after the worker has
     /// finished its next task (nil: every reply arrives when sent); see the default below.
     var lateReplyBytes: Int? { get }
-    /// How long a worker may wait for its next task after a reply (the master's wake-up and
-    /// dispatch), in ns: the engine keeps enough tasks in hand to cover it.
-    var dispatchLatencyNanoseconds: Double { get }
     /// A short description for `swiftmp info` and errors.
     var summary: String { get }
 
@@ -58,9 +55,6 @@ extension PoolBackend {
 
     /// Replies arrive as soon as the worker sends them.
     var lateReplyBytes: Int? { nil }
-
-    /// A doorbell wakes the master at once: a round trip of ~200 µs covers it.
-    var dispatchLatencyNanoseconds: Double { 200_000 }
 
     /// Backends woken by their workers (a doorbell) need no estimate.
     func pace(replyEvery nanoseconds: Int64) {}

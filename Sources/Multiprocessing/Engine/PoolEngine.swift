@@ -321,7 +321,7 @@ final class PoolEngine: @unchecked Sendable {
     private func depth(for worker: Int) -> Int {
         let service = workers[worker].serviceNanoseconds
         let late = backend.lateReplyBytes.map { workers[worker].lastReplyBytes > $0 } ?? false
-        let base = service <= 0 ? 2 : max(2, min(64, Int(backend.dispatchLatencyNanoseconds / service) + 1))
+        let base = service <= 0 ? 2 : max(2, min(64, Int(200_000 / service) + 1))
         return late ? base + 1 : base
     }
 

@@ -26,11 +26,6 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// MPI — after its next task. Measured on Mandelbrot rows (32 KiB results): with two
     /// tasks in hand a worker waited for rank 0 before every other task.
     let lateReplyBytes: Int? = MPIBackend.shortMessageBytes
-    /// Rank 0 sleeps up to 2 ms between polls while long tasks run, and wakes on cores its
-    /// workers keep busy: a worker with tasks of a few ms gets more of them in hand. Measured
-    /// (Mandelbrot rows, 2 worker ranks on 2 busy cores, one task in hand): waits of 2–6 ms
-    /// for the next task where cheap rows follow each other.
-    let dispatchLatencyNanoseconds: Double = 2_000_000
     private let communicator: Communicator
     private let hosts: [String]      // per slot
     private let rootHost: String
