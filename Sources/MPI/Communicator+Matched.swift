@@ -30,3 +30,76 @@ extension Communicator {
         return Status(status)
     }
 }
+
+/// A whole message being received by `Communicator.receiveIfAvailable(from:tag:into:waitingAtMost:)`: who sent it,
+/// its tag and length, and the request that completes when its bytes are here.
+public struct MatchedReceive: Sendable {
+    /// The receive in progress; it owns the message's buffer.
+    public let request: Request
+    /// The sender's rank.
+    public let source: Int
+    /// The message's tag.
+    public let tag: Int
+    /// The message's length in bytes.
+    public let count: Int
+
+    /// Calls `body` with the message's bytes. Only after `request` has completed.
+    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        precondition(request.isComplete, "MatchedReceive.withBytes before the receive completed")
+        return try body(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(request.storage)[0..<count]))
+    }
+}
+
+/// What `Communicator.receiveIfAvailable(from:tag:into:waitingAtMost:)` found.
+public enum Arrival: Sendable {
+    /// A short message, received into the caller's buffer.
+    case received(Status)
+    /// A longer one, being received.
+    case started(MatchedReceive)
+}
+
+extension Communicator {
+    /// Receives a whole message of any length if one has arrived, or returns nil at once;
+    /// never waits for a long message's data. A message of at most `shortLength` bytes is
+    /// received into `buffer` (resized, storage reused) as by `receiveIfAvailable(from:tag:into:)`
+    /// — choose a length within the transport's eager limit, whose data is all here once the
+    /// message is; a longer one is started (`MPI_Imrecv`) and its bytes are readable with
+    /// `withBytes` once its request has completed. (`MPI_Mrecv` blocks until every byte is
+    /// here: past the eager limit the rest of a message moves only when the *sender* next
+    /// calls MPI, which for a busy sender may be much later.)
+    ///
+    /// The corresponding MPI functions are `MPI_Improbe`, `MPI_Get_count`, and `MPI_Mrecv` or
+    /// `MPI_Imrecv`.
+    public func receiveIfAvailable(from source: Source = .any, tag: Tag = .any, into buffer: inout [UInt8],
+                                   waitingAtMost shortLength: Int) throws(MPIError) -> Arrival? {
+        var message: MPI_Message? = nil
+        var flag: Int32 = 0
+        var probed = MPI_Status()
+        try check("MPI_Improbe", MPI_Improbe(source.rawValue, tag.rawValue, handle, &flag, &message, &probed))
+        guard flag != 0 else { return nil }
+        let status = Status(probed)
+        let count = try status.count(datatype: cmpi_byte())
+        if count <= shortLength {
+            if buffer.count > count {
+                buffer.removeLast(buffer.count - count)
+            } else if buffer.count < count {
+                buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
+            }
+            var received = MPI_Status()
+            let code = buffer.withUnsafeMutableBytes { bytes in
+                MPI_Mrecv(bytes.baseAddress, Int32(count), cmpi_byte(), &message, &received)
+            }
+            try check("MPI_Mrecv", code)
+            return .received(Status(received))
+        }
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, count), alignment: 16)
+        var request: MPI_Request? = nil
+        let code = MPI_Imrecv(storage.baseAddress, Int32(count), cmpi_byte(), &message, &request)
+        guard code == MPI_SUCCESS else {
+            storage.deallocate()
+            throw MPIError(code: code, function: "MPI_Imrecv")
+        }
+        return .started(MatchedReceive(request: Request(handle: request, storage: storage),
+                                       source: status.source, tag: status.tag, count: count))
+    }
+}

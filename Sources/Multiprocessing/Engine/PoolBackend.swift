@@ -8,6 +8,9 @@ protocol PoolBackend: AnyObject {
     var framed: Bool { get }
     /// Whether a dead worker can be replaced (local) or ends everything (MPI).
     var canReplaceWorkers: Bool { get }
+    /// Replies longer than this many bytes may reach the engine only after the worker has
+    /// finished its next task (nil: every reply arrives when sent); see the default below.
+    var lateReplyBytes: Int? { get }
     /// A short description for `swiftmp info` and errors.
     var summary: String { get }
 
@@ -22,6 +25,9 @@ protocol PoolBackend: AnyObject {
     /// Sleeps until something may have arrived, `wake()` is called, `ready()` holds, or the
     /// timeout passes.
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool)
+    /// The engine's estimate of how often a busy worker replies (ns; 0: unknown), given
+    /// before `waitForActivity`; see the default below.
+    func pace(replyEvery nanoseconds: Int64)
     /// Wakes `waitForActivity` from another thread.
     func wake()
     /// Sleeps while nothing is in flight; see the default below.
@@ -46,6 +52,12 @@ extension PoolBackend {
     /// engine's lock. Only for backends whose `waitForActivity` touches no state that
     /// `poll`/`send` change, and needs no exclusive use of a library (MPI does).
     var allowsCallerDriving: Bool { false }
+
+    /// Replies arrive as soon as the worker sends them.
+    var lateReplyBytes: Int? { nil }
+
+    /// Backends woken by their workers (a doorbell) need no estimate.
+    func pace(replyEvery nanoseconds: Int64) {}
 
     /// Sleeps while nothing is in flight: only a submission (`wake()`) or a worker's end
     /// matters then, not a worker's ordinary traffic.

@@ -42,6 +42,10 @@ final class PoolEngine: @unchecked Sendable {
         var completedSinceStart = 0
         var lastReply: UInt64 = 0
         var serviceNanoseconds: Double = 0
+        /// The last time between two replies (or from dispatch to the first).
+        var lastServiceNanoseconds: Double = 0
+        /// The length of the worker's last result (see `PoolBackend.lateReplyBytes`).
+        var lastReplyBytes = 0
         var initialized = false
         var sentSegments: Set<SegmentID> = []
         /// Runs an exclusive job's task (see `Job.exclusive`).
@@ -137,6 +141,7 @@ final class PoolEngine: @unchecked Sendable {
             case .idle:
                 idleRounds += 1
                 if busy {
+                    backend.pace(replyEvery: replyInterval())
                     backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: 50_000_000) {
                         hasIntake.load(ordering: .sequentiallyConsistent)
                     }
@@ -168,6 +173,7 @@ final class PoolEngine: @unchecked Sendable {
             case .idle:
                 idleRounds += 1
                 ForkGuard.leaveActivity()
+                backend.pace(replyEvery: replyInterval())
                 backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: 10_000_000) {
                     isDone() || hasIntake.load(ordering: .sequentiallyConsistent)
                 }
@@ -291,12 +297,32 @@ final class PoolEngine: @unchecked Sendable {
         writer.bytes.withUnsafeBytes { backend.send($0, to: worker) }
     }
 
+    /// How soon a reply can be expected: over the workers with tasks in flight, the shortest
+    /// recent time between replies (the smaller of the moving average and the last interval,
+    /// so one quick reply after long tasks counts at once) — or, when a worker has been
+    /// silent longer than that (or has no history yet, as in a fresh pool), how long it has
+    /// been silent: its current task is at least that long.
+    private func replyInterval() -> Int64 {
+        let now = monotonicNanoseconds()
+        var shortest = Double.infinity
+        for state in workers where !state.inFlight.isEmpty {
+            let recent = state.serviceNanoseconds > 0 ? min(state.serviceNanoseconds, state.lastServiceNanoseconds) : 0
+            let silent = Double(now &- state.lastReply)
+            shortest = min(shortest, max(recent, silent))
+        }
+        return shortest.isFinite ? Int64(shortest) : 0
+    }
+
     /// How many chunks a worker should hold: enough to hide a round trip for tiny tasks,
-    /// few for long ones so that the load stays balanced.
+    /// few for long ones so that the load stays balanced. One more while its results are long
+    /// enough to arrive late (`PoolBackend.lateReplyBytes`): the engine then learns that a
+    /// task is done only when the worker has finished the next one, and with two in hand the
+    /// worker would wait for rank 0 after every other task.
     private func depth(for worker: Int) -> Int {
         let service = workers[worker].serviceNanoseconds
-        if service <= 0 { return 2 }
-        return max(2, min(64, Int(200_000 / service) + 1))
+        let late = backend.lateReplyBytes.map { workers[worker].lastReplyBytes > $0 } ?? false
+        let base = service <= 0 ? 2 : max(2, min(64, Int(200_000 / service) + 1))
+        return late ? base + 1 : base
     }
 
     /// Sends chunks to workers with room. Returns whether anything was sent.
@@ -442,6 +468,7 @@ final class PoolEngine: @unchecked Sendable {
             case .result:
                 let taskID = try reader.read(UInt64.self)
                 guard let task = takeTask(taskID, from: worker) else { return }
+                workers[worker].lastReplyBytes = bytes.count
                 do {
                     if try task.job.deliver(task.span, outputs: &reader) { retireFinished(task.job) }
                 } catch {
@@ -496,6 +523,7 @@ final class PoolEngine: @unchecked Sendable {
         workers[worker].lastReply = now
         let old = workers[worker].serviceNanoseconds
         workers[worker].serviceNanoseconds = old == 0 ? elapsed : old * 0.8 + elapsed * 0.2
+        workers[worker].lastServiceNanoseconds = elapsed
         workers[worker].failuresWithoutProgress = 0
         workers[worker].completedSinceStart += 1
         return task

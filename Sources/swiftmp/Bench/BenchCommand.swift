@@ -41,6 +41,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Scaling suite: Mandelbrot iteration limit (1–65535).")
     var mandelbrotIterations = 8192
 
+    @Option(name: .customLong("scaling-kernel"),
+            help: "Scaling suite: a kernel to run (pi or mandelbrot; repeat the option for both, the default).")
+    var scalingKernels: [String] = []
+
+    @Option(name: .customLong("scaling-workers"),
+            help: "Scaling suite: a worker count to run (repeat the option; default 1…N).")
+    var scalingWorkers: [Int] = []
+
     enum Suite: String, ExpressibleByArgument, CaseIterable {
         case pool, kernels, scaling, ipc, pingpong
 
@@ -69,6 +77,12 @@ struct Bench: ParsableCommand {
         }
         guard (1...65_535).contains(mandelbrotIterations) else {
             throw ValidationError("--mandelbrot-iterations must be between 1 and 65535 (got \(mandelbrotIterations)).")
+        }
+        if let unknown = scalingKernels.first(where: { !["pi", "mandelbrot"].contains($0) }) {
+            throw ValidationError("--scaling-kernel must be pi or mandelbrot (got \(unknown)).")
+        }
+        if let bad = scalingWorkers.first(where: { $0 < 1 }) {
+            throw ValidationError("--scaling-workers must be at least 1 (got \(bad)).")
         }
     }
 
@@ -104,9 +118,10 @@ struct Bench: ParsableCommand {
                 .pi(MonteCarloPi(samples: piSamples, seed: 12345)),
                 .mandelbrot(Mandelbrot(width: mandelbrotWidth, height: mandelbrotHeight,
                                        maxIterations: mandelbrotIterations)),
-            ]
+            ].filter { scalingKernels.isEmpty || scalingKernels.contains($0.name) }
             let maximum = options.processes ?? Multiprocessing.cpuCount
-            try ScalingBenchmarks(kernels: kernels, workerCounts: Array(1...maximum),
+            let workerCounts = scalingWorkers.isEmpty ? Array(1...maximum) : scalingWorkers
+            try ScalingBenchmarks(kernels: kernels, workerCounts: workerCounts,
                                   startMethod: options.startMethod.method, repetitions: repetitions)
                 .run { print($0.json) }
         }

@@ -34,6 +34,14 @@ enum Measure {
         return (fields[3] + fields[4], fields.reduce(0, +))
     }
 
+    /// CPU seconds (user + system) this process has used so far, all threads.
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) * 1e-6 }
+        return seconds(usage.ru_utime) + seconds(usage.ru_stime)
+    }
+
     /// Runs `body` and returns the fraction of CPU time the machine left idle meanwhile.
     static func idleShare(_ body: () throws -> Void) rethrows -> Double {
         let before = cpuJiffies()

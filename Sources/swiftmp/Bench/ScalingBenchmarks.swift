@@ -11,6 +11,8 @@ import Multiprocessing
 /// `scaling.<backend>.pool.startup.workers_<w>` (s). Each carries the machine's idle CPU share
 /// during its runs: a serial run on a quiet machine of N CPUs leaves about (N − 1)/N idle, so a
 /// lower share means another user's work competed for the CPUs the workers needed.
+/// `master_cpu_share`: the CPU time the pool's own process (the caller, its pool thread; rank 0
+/// under MPI) used during a parallel run, per second of the run — CPU the workers did not get.
 struct ScalingBenchmarks {
     var kernels: [ScalingKernel]
     var workerCounts: [Int]
@@ -23,6 +25,7 @@ struct ScalingBenchmarks {
         var serialIdle: [Double] = []
         var parallel: [Int: [Double]] = [:]
         var parallelIdle: [Int: [Double]] = [:]
+        var masterCPU: [Int: [Double]] = [:]
         var checksum: Int?
     }
 
@@ -49,8 +52,11 @@ struct ScalingBenchmarks {
                     backend = Self.backendName(pool)
                     var result = 0
                     let start = Measure.now()
+                    let cpuBefore = Measure.processCPUSeconds()
                     let idle = try Measure.idleShare { result = try kernel.parallel(on: pool) }
-                    samples[index].parallel[workers, default: []].append(Measure.now() - start)
+                    let elapsed = Measure.now() - start
+                    samples[index].parallel[workers, default: []].append(elapsed)
+                    samples[index].masterCPU[workers, default: []].append((Measure.processCPUSeconds() - cpuBefore) / elapsed)
                     samples[index].parallelIdle[workers, default: []].append(idle)
                     if result != checksum {
                         throw BenchmarkError.checksumMismatch(
@@ -72,7 +78,8 @@ struct ScalingBenchmarks {
                             extra: ["efficiency": speedup / Double(workers), "seconds": Measure.median(times),
                                     "min": times.min() ?? .nan, "max": times.max() ?? .nan,
                                     "workers": Double(workers),
-                                    "idle_cpu_share": Measure.median(measured.parallelIdle[workers] ?? [])]))
+                                    "idle_cpu_share": Measure.median(measured.parallelIdle[workers] ?? []),
+                                    "master_cpu_share": Measure.median(measured.masterCPU[workers] ?? [])]))
             }
         }
         for workers in workerCounts {

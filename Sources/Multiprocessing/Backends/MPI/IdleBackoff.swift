@@ -5,7 +5,7 @@ import Glibc
 
 /// Test-then-sleep pacing for a loop that polls MPI (DESIGN.md §4: a rank must not burn a
 /// core while it waits). After activity it spins for 50 µs (latency), then yields the CPU
-/// until 300 µs, then sleeps 20 µs, doubling up to 1 ms.
+/// until 300 µs, then sleeps 20 µs, doubling up to 1 ms (or the caller's `longest`).
 struct IdleBackoff {
     static let spinNanoseconds: UInt64 = 50_000
     static let yieldNanoseconds: UInt64 = 300_000
@@ -23,10 +23,11 @@ struct IdleBackoff {
 
     /// Pauses once, never past `deadline` (monotonic ns). `sleep` does the sleeping (by
     /// default `nanosleep`; a `WakeWord` lets another thread cut it short).
+    /// `eager: false` skips the spin and yield: nothing is expected soon (long tasks).
     mutating func pause(until deadline: UInt64 = .max, longest: Int64 = IdleBackoff.longestSleep,
-                        sleep: (Int64) -> Void = IdleBackoff.nanosleep) {
+                        eager: Bool = true, sleep: (Int64) -> Void = IdleBackoff.nanosleep) {
         let now = monotonicNanoseconds()
-        let idle = now &- lastActivity
+        let idle = eager ? now &- lastActivity : .max
         if idle < Self.spinNanoseconds {
             for _ in 0..<32 { CSystemShims_cpu_relax() }
             return

@@ -20,6 +20,12 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     let workerCount: Int
     let framed = false
     let canReplaceWorkers = false
+    /// A worker rank sends its result without waiting (`MPIWorker`); past Open MPI's eager
+    /// limit (4 KiB on shared memory with `btl_vader_single_copy_mechanism=none`, 64 KiB over
+    /// TCP) the message goes by rendezvous, whose data moves only when the worker next calls
+    /// MPI — after its next task. Measured on Mandelbrot rows (32 KiB results): with two
+    /// tasks in hand a worker waited for rank 0 before every other task.
+    let lateReplyBytes: Int? = MPIBackend.shortMessageBytes
     private let communicator: Communicator
     private let hosts: [String]      // per slot
     private let rootHost: String
@@ -30,6 +36,41 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     private var stopSent: [Bool]
     private var stopped: [Bool]
     private var buffer: [UInt8] = []
+    /// Per worker, its messages being received, oldest first. A result longer than the
+    /// eager limit is matched at once but its data arrives only when the worker next calls
+    /// MPI (after its next task): `MPI_Mrecv` would hold rank 0 — and every other worker —
+    /// that long, spinning.
+    private var receiving: [[Incoming]]
+    /// Messages up to this long are received at once (`MPI_Mrecv`): within the eager limit
+    /// their data is all here when they are.
+    static let shortMessageBytes = 4096 - 64
+
+    /// A worker's message: being received, or short and received behind a longer one.
+    private enum Incoming {
+        case started(MatchedReceive)
+        case received([UInt8])
+
+        func isComplete() throws -> Bool {
+            switch self {
+            case .started(let receive): return try receive.request.test() != nil
+            case .received: return true
+            }
+        }
+
+        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+            switch self {
+            case .started(let receive): return try receive.withBytes(body)
+            case .received(let bytes): return try bytes.withUnsafeBytes(body)
+            }
+        }
+
+        var request: Request? {
+            if case .started(let receive) = self { return receive.request }
+            return nil
+        }
+    }
+    /// Receives of messages from ranks outside the pool (never expected), left to complete.
+    private var strays: [Request] = []
     private var failure: PoolError?
     private var backoff = IdleBackoff()
     private var closed = false
@@ -51,6 +92,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         hosts = Array(lease.hosts[1...workerCount])
         rootHost = lease.hosts[0]
         pending = Array(repeating: [], count: workerCount)
+        receiving = Array(repeating: [], count: workerCount)
         stopSent = Array(repeating: false, count: workerCount)
         stopped = Array(repeating: false, count: workerCount)
         if servesObjects {
@@ -106,12 +148,39 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             progressed = try completeSends()
             var received = 0
             while received < 256,
-                  let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
+                  let arrival = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer,
+                                                                     waitingAtMost: Self.shortMessageBytes) {
                 received += 1
-                let worker = status.source - 1
-                guard worker >= 0 && worker < workerCount else { continue }
-                if buffer.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
-                buffer.withUnsafeBytes { handler(.message(worker: worker, $0)) }
+                switch arrival {
+                case .received(let status):
+                    let worker = status.source - 1
+                    guard worker >= 0 && worker < workerCount else { continue }
+                    if receiving[worker].isEmpty {
+                        if buffer.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                        buffer.withUnsafeBytes { handler(.message(worker: worker, $0)) }
+                    } else {
+                        receiving[worker].append(.received(buffer))  // after the longer one before it
+                    }
+                case .started(let incoming):
+                    let worker = incoming.source - 1
+                    if worker >= 0 && worker < workerCount {
+                        receiving[worker].append(.started(incoming))
+                    } else {
+                        strays.append(incoming.request)
+                    }
+                }
+            }
+            if !strays.isEmpty { strays = try strays.filter { try $0.test() == nil } }
+            // Each worker's messages in the order it sent them.
+            for worker in 0..<workerCount {
+                while let head = receiving[worker].first, try head.isComplete() {
+                    receiving[worker].removeFirst()
+                    received += 1
+                    head.withBytes { bytes in
+                        if bytes.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                        handler(.message(worker: worker, bytes))
+                    }
+                }
             }
             progressed = progressed || received > 0
             if servesObjects, try serveObjects() { progressed = true }
@@ -133,6 +202,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             buffer.withUnsafeBytes { registry.handle($0, from: status.source) }
             moved = true
         }
+        if moved { lastObjectRequest = monotonicNanoseconds() }
         registry.expire(now: monotonicNanoseconds())
         try sendObjectReplies()
         objectSends = try objectSends.filter { try $0.test() == nil }
@@ -147,14 +217,41 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         }
     }
 
-    /// With tasks in flight, sleeps are capped at 100 µs. Workers send results without
-    /// waiting for rank 0 and hold a second task, so a short sleep costs them nothing, while
-    /// each rank-0 wake-up preempts a worker on a full machine (measured with 2 workers on
-    /// 2 cores, π efficiency: 0.98 with 100 µs, 0.94 with 300 µs, 0.80 with 1 ms).
+    /// With tasks in flight, sleeps are capped at 100 µs while the tasks' length is unknown
+    /// or short. Workers send results without waiting for rank 0 and hold a further task, so
+    /// a short sleep costs them nothing, while each rank-0 wake-up preempts a worker on a full
+    /// machine (measured with 2 workers on 2 cores, π efficiency: 0.98 with 100 µs, 0.94
+    /// with 300 µs, 0.80 with 1 ms — with a fixed cap, before the cap followed the tasks).
     static let busySleep: Int64 = 100_000
+    /// With long tasks the cap is a tenth of the time between replies, at most 2 ms: a
+    /// worker still has its next task in hand when rank 0 answers late, and rank 0 wakes
+    /// ~10 times per task instead of every 100 µs.
+    static let longestBusySleep: Int64 = 2_000_000
+    /// Replies further apart than this: no spinning or yielding after activity either (each
+    /// reply used to cost rank 0 up to 300 µs of spin-and-yield while the workers computed).
+    static let quietReplyInterval: Int64 = 1_000_000
+
+    /// Tasks that use rank 0's shared objects wait for its answers: for this long after an
+    /// object request, rank 0 polls as for short tasks.
+    static let objectActivityNanoseconds: UInt64 = 100_000_000
+
+    /// Set by the engine before each wait (`pace(replyEvery:)`).
+    private var replyInterval: Int64 = 0
+    /// When the last object request arrived (monotonic ns; 0: never).
+    private var lastObjectRequest: UInt64 = 0
+
+    func pace(replyEvery nanoseconds: Int64) {
+        replyInterval = nanoseconds
+    }
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
-        wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: Self.busySleep, ready: ready)
+        var interval = replyInterval
+        if lastObjectRequest != 0, monotonicNanoseconds() &- lastObjectRequest < Self.objectActivityNanoseconds {
+            interval = 0
+        }
+        let longest = min(Self.longestBusySleep, max(Self.busySleep, interval / 10))
+        wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: longest,
+             eager: interval < Self.quietReplyInterval, ready: ready)
     }
 
     /// Nothing in flight: sleeps grow to 1 ms (no busy core while the program runs).
@@ -162,7 +259,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: IdleBackoff.longestSleep, ready: ready)
     }
 
-    private func wait(timeoutNanoseconds: Int64, longestSleep: Int64, ready: () -> Bool) {
+    private func wait(timeoutNanoseconds: Int64, longestSleep: Int64, eager: Bool = true, ready: () -> Bool) {
         var deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
         if servesObjects, let parked = MPIObjectRegistry.shared.nextDeadline { deadline = min(deadline, parked) }
         while true {
@@ -175,12 +272,15 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                     if try communicator.iprobe(from: .any, tag: .value(MPIObjectProtocol.requestTag)) != nil { return }
                 }
                 if try completeSends() { return }
+                for worker in 0..<workerCount {
+                    if let head = receiving[worker].first, try head.isComplete() { return }
+                }
             } catch {
                 failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
                 return
             }
             if monotonicNanoseconds() >= deadline { return }
-            backoff.pause(until: deadline, longest: longestSleep) { wakeWord.sleep(nanoseconds: $0) }
+            backoff.pause(until: deadline, longest: longestSleep, eager: eager) { wakeWord.sleep(nanoseconds: $0) }
         }
     }
 
@@ -206,7 +306,8 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             if !closed { try? transport { try sendObjectReplies() } }
         }
         guard !closed else {
-            MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 }, error: failure)
+            MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 } + receiving.flatMap { $0.compactMap(\.request) } + strays,
+                                     error: failure)
             return
         }
         closed = true
@@ -222,6 +323,12 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 }
                 while stopped.contains(false) {
                     _ = try completeSends()
+                    for worker in 0..<workerCount {
+                        while let head = receiving[worker].first, try head.isComplete() {
+                            receiving[worker].removeFirst()
+                            if head.withBytes({ $0.first }) == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                        }
+                    }
                     if servesObjects { _ = try serveObjects() }
                     if let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
                         let worker = status.source - 1
@@ -246,8 +353,12 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             shutdownError = PoolError(.transport, "\(error)")
         }
         let busy = (0..<workerCount).filter { !stopped[$0] }.map { $0 + 1 }
-        MPIRoot.shared.closePool(draining: busy, sends: pending.flatMap { $0 } + objectSends, error: shutdownError)
+        // Receives still in progress complete (and are dropped) like the leftover sends.
+        let unfinished = pending.flatMap { $0 } + objectSends + receiving.flatMap { $0.compactMap(\.request) } + strays
+        MPIRoot.shared.closePool(draining: busy, sends: unfinished, error: shutdownError)
         pending = Array(repeating: [], count: workerCount)
+        receiving = Array(repeating: [], count: workerCount)
+        strays = []
         objectSends = []
     }
 }
