@@ -334,3 +334,9 @@ static void CSystemShims_startup_hook(void) {
         }
     }
 }
+
+/* Whether this thread holds ForkGuard's activity (read) side: ForkGuard.whileBlocked lets go
+   of it only where it is held. */
+static _Thread_local int swiftmp_fork_activity;
+int CSystemShims_fork_activity(void) { return swiftmp_fork_activity; }
+void CSystemShims_set_fork_activity(int held) { swiftmp_fork_activity = held; }

@@ -95,6 +95,10 @@ int64_t CSystemShims_fetch_add_i64(int64_t *p, int64_t v);    // seq_cst
 void CSystemShims_fence_seqcst(void);
 void CSystemShims_cpu_relax(void);
 
+/* Per-thread flag: this thread holds ForkGuard's activity side. */
+int CSystemShims_fork_activity(void);
+void CSystemShims_set_fork_activity(int held);
+
 // MARK: the start-up hook
 /// Set by the library when its Swift entry point exists (weak symbol below).
 /// The hook (a constructor in this target) looks at the environment before `main`:

@@ -201,8 +201,7 @@ final class PoolEngine: @unchecked Sendable {
             }
             if isTerminating {
                 finishAll(with: PoolError(.terminated, "the pool was terminated"), newJobs: newJobs)
-                ForkGuard.leaveActivity()
-                defer { ForkGuard.enterActivity() }
+                // Inside ForkGuard activity: the backend lets go of it only while it waits.
                 backend.shutdown(deadline: monotonicNanoseconds())
                 hasStopped = true
                 markStopped()
@@ -210,8 +209,6 @@ final class PoolEngine: @unchecked Sendable {
             }
             for job in newJobs { admit(job) }
             if isClosing && jobs.isEmpty && tasks.isEmpty {
-                ForkGuard.leaveActivity()
-                defer { ForkGuard.enterActivity() }
                 stopWorkersGracefully()
                 hasStopped = true
                 markStopped()

@@ -66,9 +66,16 @@ func deadline(after seconds: Double?) -> UInt64? {
     return monotonicNanoseconds() &+ UInt64(seconds * 1e9)
 }
 
-/// Starts a detached thread running `body`.
+private final class ThreadBody {
+    let body: @Sendable () -> Void
+    init(_ body: @escaping @Sendable () -> Void) { self.body = body }
+}
+
+/// Starts a detached thread running `body`. When `body` returns, what it captured is released
+/// inside `ForkGuard` activity: that may run deinits (a pool's engine and backend), and a
+/// fork must never catch this thread inside the Swift runtime.
 func spawnThread(named name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
-    final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+    typealias Box = ThreadBody
     let threadName = String(name.prefix(15))
     let box = Unmanaged.passRetained(Box({
         _ = CSystemShims_set_name(threadName)
@@ -80,8 +87,11 @@ func spawnThread(named name: String, _ body: @escaping @Sendable () -> Void) thr
     pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
     defer { pthread_attr_destroy(&attributes) }
     let result = pthread_create(&thread, &attributes, { context in
-        let box = Unmanaged<AnyObject>.fromOpaque(context!).takeRetainedValue()
-        (box as! Box).body()
+        let box = Unmanaged<ThreadBody>.fromOpaque(context!)
+        box.takeUnretainedValue().body()
+        ForkGuard.enterActivity()
+        box.release()
+        ForkGuard.leaveActivity()
         return nil
     }, box)
     if result != 0 {

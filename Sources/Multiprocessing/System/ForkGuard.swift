@@ -1,3 +1,4 @@
+import CSystemShims
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,11 +23,26 @@ enum ForkGuard {
 
     /// A library thread starts running code.
     @inline(__always)
-    static func enterActivity() { pthread_rwlock_rdlock(lock) }
+    static func enterActivity() {
+        pthread_rwlock_rdlock(lock)
+        CSystemShims_set_fork_activity(1)
+    }
 
     /// A library thread is about to sleep or to wait for the supervisor.
     @inline(__always)
-    static func leaveActivity() { pthread_rwlock_unlock(lock) }
+    static func leaveActivity() {
+        CSystemShims_set_fork_activity(0)
+        pthread_rwlock_unlock(lock)
+    }
+
+    /// Runs `body` (which blocks, perhaps on the supervisor) outside this thread's activity
+    /// if it holds it; a thread that does not hold it just runs `body`.
+    static func whileBlocked<T>(_ body: () throws -> T) rethrows -> T {
+        guard CSystemShims_fork_activity() != 0 else { return try body() }
+        leaveActivity()
+        defer { enterActivity() }
+        return try body()
+    }
 
     /// Runs `body` (which forks) while no library thread is active.
     static func whileForking<T>(_ body: () throws -> T) rethrows -> T {

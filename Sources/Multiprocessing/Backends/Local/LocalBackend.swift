@@ -247,22 +247,29 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         WorkerDied(pid: slots[worker].pid)
     }
 
+    /// Runs on the pool's thread inside `ForkGuard` activity (a fork for another pool never
+    /// catches it in the Swift runtime); lets go of it only while it waits, because the
+    /// supervisor that reaps the workers may need to fork meanwhile.
     func shutdown(deadline: UInt64) {
         // Keep pushing queued frames (the stops) while waiting for the workers to exit.
         while endedLock.withLock({ !live.isEmpty }) && monotonicNanoseconds() < deadline {
             for slot in 0..<workerCount where !slots[slot].outbound.isEmpty {
                 _ = slots[slot].outbound.push(layout.taskRing(slot))
             }
-            endedLock.withLock {
-                if !live.isEmpty { endedLock.wait(until: min(deadline, monotonicNanoseconds() &+ 2_000_000)) }
+            ForkGuard.whileBlocked {
+                endedLock.withLock {
+                    if !live.isEmpty { endedLock.wait(until: min(deadline, monotonicNanoseconds() &+ 2_000_000)) }
+                }
             }
         }
         let survivors = endedLock.withLock { Array(live) }
         for pid in survivors { Glibc.kill(pid, SIGKILL) }
         // Reaping happens on the supervisor thread; wait for it so no zombie outlives us.
         let end = monotonicNanoseconds() &+ 5_000_000_000
-        endedLock.withLock {
-            while !live.isEmpty && monotonicNanoseconds() < end { endedLock.wait(until: end) }
+        ForkGuard.whileBlocked {
+            endedLock.withLock {
+                while !live.isEmpty && monotonicNanoseconds() < end { endedLock.wait(until: end) }
+            }
         }
     }
 
