@@ -54,6 +54,20 @@ final class MPIObjectTests: XCTestCase {
         }
     }
 
+    /// The same program on three "hosts" (network namespaces, TCP between ranks): the
+    /// objects rank 0 serves reach worker ranks on other nodes.
+    func testSameLinesOnThreeHosts() throws {
+        let program = try Launcher.objectCheck()
+        let local = try Launcher.run(program, [], deadline: 60)
+        XCTAssertEqual(local.status, 0, local.output)
+        let outcome = try Launcher.netnsCluster(hosts: 3, program.path)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=2\n"), outcome.output)
+        XCTAssertEqual(resultLines(outcome), resultLines(local), outcome.output)
+        XCTAssertTrue(outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"),
+                      outcome.output)
+    }
+
     /// A task waiting on a queue when its pool is terminated, asking again after the pool
     /// ended: rank 0 refuses both requests, the task ends, the job ends cleanly and quickly.
     func testOrphanedRequestsAreRefusedNotLeftWaiting() throws {

@@ -85,18 +85,8 @@ final class MPIPoolTests: XCTestCase {
     }
 
     func testSameLinesOnThreeHosts() throws {
-        guard getuid() == 0 else { throw XCTSkip("the netns cluster needs root (ip netns, unshare, nsenter)") }
-        let probe = try Launcher.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "list"], deadline: 10)
-        guard probe.status == 0 else { throw XCTSkip("`ip netns` does not work here: \(probe.output)") }
-        for tool in ["/usr/bin/unshare", "/usr/bin/nsenter"] where !FileManager.default.isExecutableFile(atPath: tool) {
-            throw XCTSkip("\(tool) is missing")
-        }
         let reference = resultLines(try local())
-        let script = Launcher.packageRoot.appendingPathComponent("Scripts/netns-cluster.sh")
-        defer { _ = try? Launcher.run(script, ["down"], deadline: 30) }
-        var environment = Launcher.cleanEnvironment
-        environment["NETNS_TIMEOUT"] = "60"
-        let outcome = try Launcher.run(script, ["run", "3", try Launcher.poolCheck().path], environment: environment, deadline: 100)
+        let outcome = try Launcher.netnsCluster(hosts: 3, try Launcher.poolCheck().path)
         XCTAssertEqual(outcome.status, 0, outcome.output)
         XCTAssertTrue(outcome.output.contains("POOL OK backend=mpi workers=2\n"), outcome.output)
         XCTAssertTrue(outcome.output.contains("on 3 hosts (node1, node2, node3)"), outcome.output)
@@ -118,14 +108,7 @@ final class MPIPoolTests: XCTestCase {
             XCTAssertEqual(lines.filter { $0.hasPrefix("pi ≈") }, [expected], "printed once, by rank 0: \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("(mpi, \(ranks - 1) worker rank"), outcome.output)
         }
-        guard getuid() == 0,
-              (try? Launcher.run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "list"], deadline: 10))?.status == 0
-        else { throw XCTSkip("the netns cluster needs root and a working `ip netns`") }
-        let script = Launcher.packageRoot.appendingPathComponent("Scripts/netns-cluster.sh")
-        defer { _ = try? Launcher.run(script, ["down"], deadline: 30) }
-        var environment = Launcher.cleanEnvironment
-        environment["NETNS_TIMEOUT"] = "60"
-        let outcome = try Launcher.run(script, ["run", "3", swiftmp] + arguments, environment: environment, deadline: 100)
+        let outcome = try Launcher.netnsCluster(hosts: 3, swiftmp, arguments)
         XCTAssertEqual(outcome.status, 0, outcome.output)
         XCTAssertTrue(outcome.output.contains(expected), outcome.output)
         XCTAssertTrue(outcome.output.contains("on 3 hosts"), outcome.output)

@@ -54,6 +54,26 @@ public enum Launcher {
                        environment: environment, deadline: Double(timeout) + 30)
     }
 
+    /// `Scripts/netns-cluster.sh run <hosts> <program> <arguments>`: one rank per "host" made
+    /// of network and UTS namespaces, talking TCP on a private bridge; torn down afterwards
+    /// even if the script is killed. Throws `XCTSkip` where namespaces cannot be made (not
+    /// root, no `ip netns`, no unshare/nsenter).
+    public static func netnsCluster(hosts: Int, _ program: String, _ arguments: [String] = [],
+                                    timeout: Int = 60) throws -> Outcome {
+        guard getuid() == 0 else { throw XCTSkip("the netns cluster needs root (ip netns, unshare, nsenter)") }
+        let probe = try run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "list"], deadline: 10)
+        guard probe.status == 0 else { throw XCTSkip("`ip netns` does not work here: \(probe.output)") }
+        for tool in ["/usr/bin/unshare", "/usr/bin/nsenter"] where !FileManager.default.isExecutableFile(atPath: tool) {
+            throw XCTSkip("\(tool) is missing")
+        }
+        let script = packageRoot.appendingPathComponent("Scripts/netns-cluster.sh")
+        defer { _ = try? run(script, ["down"], deadline: 30) }
+        var environment = cleanEnvironment
+        environment["NETNS_TIMEOUT"] = String(timeout)
+        return try run(script, ["run", String(hosts), program] + arguments, environment: environment,
+                       deadline: Double(timeout) + 40)
+    }
+
     /// Starts `executable`; its output goes to files that `finish` reads.
     public static func start(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
                              mergingStreams: Bool = true) throws -> Running {
