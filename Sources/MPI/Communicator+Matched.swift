@@ -11,12 +11,24 @@ extension Communicator {
     /// The corresponding MPI functions are `MPI_Improbe`, `MPI_Get_count` and `MPI_Mrecv`.
     public func receiveIfAvailable(from source: Source = .any, tag: Tag = .any,
                                    into buffer: inout [UInt8]) throws(MPIError) -> Status? {
+        guard let probed = try probeMatched(source, tag) else { return nil }
+        var message = probed.message
+        return try receiveMatched(&message, count: try probed.status.count(datatype: cmpi_byte()), into: &buffer)
+    }
+
+    /// `MPI_Improbe`: the message that has arrived (now matched: no other receive can take
+    /// it) and its status, or nil.
+    private func probeMatched(_ source: Source, _ tag: Tag) throws(MPIError) -> (message: MPI_Message?, status: Status)? {
         var message: MPI_Message? = nil
         var flag: Int32 = 0
         var probed = MPI_Status()
         try check("MPI_Improbe", MPI_Improbe(source.rawValue, tag.rawValue, handle, &flag, &message, &probed))
-        guard flag != 0 else { return nil }
-        let count = try Status(probed).count(datatype: cmpi_byte())
+        return flag != 0 ? (message, Status(probed)) : nil
+    }
+
+    /// `MPI_Mrecv` of the matched `message` (`count` bytes) into `buffer`, resized to
+    /// `count` with its storage reused.
+    private func receiveMatched(_ message: inout MPI_Message?, count: Int, into buffer: inout [UInt8]) throws(MPIError) -> Status {
         if buffer.count > count {
             buffer.removeLast(buffer.count - count)
         } else if buffer.count < count {
@@ -72,25 +84,12 @@ extension Communicator {
     /// `MPI_Imrecv`.
     public func receiveIfAvailable(from source: Source = .any, tag: Tag = .any, into buffer: inout [UInt8],
                                    waitingAtMost shortLength: Int) throws(MPIError) -> Arrival? {
-        var message: MPI_Message? = nil
-        var flag: Int32 = 0
-        var probed = MPI_Status()
-        try check("MPI_Improbe", MPI_Improbe(source.rawValue, tag.rawValue, handle, &flag, &message, &probed))
-        guard flag != 0 else { return nil }
-        let status = Status(probed)
+        guard let probed = try probeMatched(source, tag) else { return nil }
+        var message = probed.message
+        let status = probed.status
         let count = try status.count(datatype: cmpi_byte())
         if count <= shortLength {
-            if buffer.count > count {
-                buffer.removeLast(buffer.count - count)
-            } else if buffer.count < count {
-                buffer.append(contentsOf: repeatElement(0, count: count - buffer.count))
-            }
-            var received = MPI_Status()
-            let code = buffer.withUnsafeMutableBytes { bytes in
-                MPI_Mrecv(bytes.baseAddress, Int32(count), cmpi_byte(), &message, &received)
-            }
-            try check("MPI_Mrecv", code)
-            return .received(Status(received))
+            return .received(try receiveMatched(&message, count: count, into: &buffer))
         }
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, count), alignment: 16)
         var request: MPI_Request? = nil
