@@ -11,26 +11,21 @@ map of 200 000 `x*x` at chunksize 100 and of --chunk1-tasks at chunksize 1 (task
 and the submit(f, x).result() round trip hot and cold (µs, median).
 """
 import argparse
-import json
-import math
+import os
 import statistics
 import sys
 import time
 
 from mpi4py.futures import MPIPoolExecutor
 
+# run by `python3 -m mpi4py.futures`: find bench_figure beside this file
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_figure import figure  # noqa: E402
+
 
 def square(x):
     """The trivial task (the Swift side's SquareTask)."""
     return x * x
-
-
-def figure(name, value, unit, **extra):
-    def number(v):
-        return float(f"{v:.6g}") if math.isfinite(v) else None
-    fields = {"name": name, "value": number(value), "unit": unit}
-    fields.update({key: number(extra[key]) for key in sorted(extra)})
-    print(json.dumps(fields, separators=(",", ":")), flush=True)
 
 
 def bench_map(executor, label, tasks, chunk, repetitions):

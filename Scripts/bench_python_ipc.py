@@ -18,23 +18,14 @@ Prints one JSON line per figure, names of `swiftmp bench ipc` prefixed `python.`
 Usage: Scripts/bench_python_ipc.py [--repetitions N] [--only PREFIX]
 """
 import argparse
-import json
-import math
 import multiprocessing
 import statistics
 import sys
 import time
 
+from bench_figure import figure
+
 fork = multiprocessing.get_context("fork")
-
-
-def figure(name, value, unit, **extra):
-    """One JSON line in the format of `swiftmp bench` (name, value, unit, then sorted extras)."""
-    def number(v):
-        return float(f"{v:.6g}") if math.isfinite(v) else None
-    fields = {"name": name, "value": number(value), "unit": unit}
-    fields.update({key: number(extra[key]) for key in sorted(extra)})
-    print(json.dumps(fields, separators=(",", ":")), flush=True)
 
 
 ONLY = None  # --only: measure only this figure, or the figures under this dotted prefix

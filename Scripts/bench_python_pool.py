@@ -11,12 +11,13 @@ Prints one JSON object per line with the names of `swiftmp bench pool` prefixed 
 Usage: Scripts/bench_python_pool.py [--repetitions N] [--processes N] [--tasks N]
 """
 import argparse
-import json
 import math
 import multiprocessing
 import statistics
 import sys
 import time
+
+from bench_figure import figure
 
 
 def square(x):
@@ -48,15 +49,6 @@ class IdleShare:
         total = after[1] - self.before[1]
         self.value = (after[0] - self.before[0]) / total if total > 0 else math.nan
         return False
-
-
-def figure(name, value, unit, **extra):
-    """One JSON line in the format of `swiftmp bench` (name, value, unit, then sorted extras)."""
-    def number(v):
-        return float(f"{v:.6g}") if math.isfinite(v) else None
-    fields = {"name": name, "value": number(value), "unit": unit}
-    fields.update({key: number(extra[key]) for key in sorted(extra)})
-    print(json.dumps(fields, separators=(",", ":")), flush=True)
 
 
 def bench_map(pool, tasks, repetitions):
