@@ -29,6 +29,15 @@ struct Consume: ParallelFunction {
     }
 }
 
+/// Logs +identity, pauses, logs −identity: the log alternates only if no two holders of
+/// the lock (or semaphore) around it overlap.
+func logCriticalSection(_ log: Queue<Int>, _ me: Int, pauseNanoseconds: Int) throws {
+    try log.put(me)
+    var pause = timespec(tv_sec: 0, tv_nsec: pauseNanoseconds)
+    nanosleep(&pause, nil)
+    try log.put(-me)
+}
+
 /// `rounds` times: under the lock, log (+identity), pause, log (−identity). The log
 /// alternates only if no two holders overlap.
 struct Critical: ParallelFunction {
@@ -39,10 +48,7 @@ struct Critical: ParallelFunction {
         let me = workerIdentity()
         for _ in 0..<rounds {
             try lock.withLock {
-                try log.put(me)
-                var pause = timespec(tv_sec: 0, tv_nsec: 200_000)
-                nanosleep(&pause, nil)
-                try log.put(-me)
+                try logCriticalSection(log, me, pauseNanoseconds: 200_000)
             }
         }
         return me
@@ -267,10 +273,7 @@ struct Limited: ParallelFunction {
         let me = workerIdentity()
         for _ in 0..<rounds {
             try semaphore.withLock {
-                try log.put(me)
-                var pause = timespec(tv_sec: 0, tv_nsec: 100_000)
-                nanosleep(&pause, nil)
-                try log.put(-me)
+                try logCriticalSection(log, me, pauseNanoseconds: 100_000)
             }
         }
         return me

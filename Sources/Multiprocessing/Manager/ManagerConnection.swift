@@ -94,7 +94,7 @@ final class ManagerConnection: @unchecked Sendable {
                 """)
         }
         socket = FrameSocket(fd: fd)
-        try socket.send(ManagerFrame.make { $0.writeRaw(UnsafeRawBufferPointer(start: address.authkey, count: address.authkey.count)) })
+        try socket.send(ManagerFrame.make { writer in address.authkey.withUnsafeBytes { writer.writeRaw($0) } })
         guard let reply = try socket.receive(), reply.first == ManagerStatus.ok.rawValue else {
             systemClose(fd)
             throw ManagerError(.authenticationFailed, "the manager refused the connection: wrong authentication key")

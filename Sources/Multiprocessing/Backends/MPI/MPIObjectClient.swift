@@ -58,6 +58,14 @@ enum MPIObjectClient {
         }
     }
 
+    /// The number (Int64) an answer carries.
+    static func int(_ reply: Reply) throws -> Int {
+        try reply.payload.withUnsafeBytes { raw throws -> Int in
+            var reader = WireReader(raw)
+            return Int(try reader.read(Int64.self))
+        }
+    }
+
     /// The message of a `.refused` or `.failed` reply.
     static func message(_ reply: Reply) -> String {
         String(decoding: reply.payload, as: UTF8.self)

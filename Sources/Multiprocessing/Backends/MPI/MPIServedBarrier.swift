@@ -64,17 +64,13 @@ struct MPIServedBarrier: Sendable {
 
     /// (broken, parties waiting); a worker that cannot reach rank 0 ends the job.
     var state: (broken: Bool, waiting: Int) {
-        do {
+        object.orAbort(reading: "barrier state") {
             if object.isLocal { return try MPIObjectRegistry.shared.barrierState(object.id) }
             let reply = try object.call(.barrierState)
             return try reply.payload.withUnsafeBytes { raw throws -> (Bool, Int) in
                 var reader = WireReader(raw)
                 return (try reader.read(UInt8.self) == 1, Int(try reader.read(Int64.self)))
             }
-        } catch let error as MPIObjectError {
-            MPIObjectClient.abort(error)
-        } catch {
-            MPIObjectClient.abort(MPIObjectError(.transport, "unreadable barrier state from rank 0: \(error)"))
         }
     }
 }

@@ -12,11 +12,7 @@ struct MPIServedEvent: Sendable {
     }
 
     private func perform<R>(_ body: () throws(MPIObjectError) -> R) -> R {
-        do {
-            return try body()
-        } catch {
-            MPIObjectClient.abort(error)
-        }
+        object.orAbort(reading: "event state") { try body() }
     }
 
     func set(_ up: Bool) {

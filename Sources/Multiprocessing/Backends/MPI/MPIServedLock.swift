@@ -56,12 +56,10 @@ struct MPIServedLock: Sendable {
 
     /// (locked by anyone, held by the caller); a worker that cannot reach rank 0 ends the job.
     var state: (locked: Bool, mine: Bool) {
-        do {
+        object.orAbort(reading: "lock state") {
             if object.isLocal { return try MPIObjectRegistry.shared.lockState(object.id, for: .currentThread) }
             let reply = try object.call(.lockState)
             return (reply.payload.first == 1, reply.payload.dropFirst().first == 1)
-        } catch {
-            MPIObjectClient.abort(error)
         }
     }
 }

@@ -25,6 +25,19 @@ struct MPIServedObject: Sendable, Hashable {
         }
     }
 
+    /// Runs `body` for an operation whose API cannot throw (a count, a state, `Event.set`):
+    /// a failure ends the job with the reason (`MPIObjectClient.abort`, MPI's fault model);
+    /// `what` names the answer when it could not be read.
+    func orAbort<R>(reading what: String, _ body: () throws -> R) -> R {
+        do {
+            return try body()
+        } catch let error as MPIObjectError {
+            MPIObjectClient.abort(error)
+        } catch {
+            MPIObjectClient.abort(MPIObjectError(.transport, "unreadable \(what) from rank 0: \(error)"))
+        }
+    }
+
     /// A worker's request; `.failed` becomes `MPIObjectError(.notServed)`.
     func call(_ op: MPIObjectProtocol.Op, timeout: Double? = nil,
               payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws(MPIObjectError) -> MPIObjectClient.Reply {

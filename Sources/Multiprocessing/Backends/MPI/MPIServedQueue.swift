@@ -60,20 +60,12 @@ struct MPIServedQueue: Sendable {
     var unfinished: Int { number(.queueUnfinished) }
 
     private func number(_ op: MPIObjectProtocol.Op) -> Int {
-        do {
+        object.orAbort(reading: "queue count") {
             if object.isLocal {
                 return op == .queueCount ? try MPIObjectRegistry.shared.queueCount(object.id)
                     : try MPIObjectRegistry.shared.queueUnfinished(object.id)
             }
-            let reply = try object.call(op)
-            return try reply.payload.withUnsafeBytes { raw throws -> Int in
-                var reader = WireReader(raw)
-                return Int(try reader.read(Int64.self))
-            }
-        } catch let error as MPIObjectError {
-            MPIObjectClient.abort(error)
-        } catch {
-            MPIObjectClient.abort(MPIObjectError(.transport, "unreadable queue count from rank 0: \(error)"))
+            return try MPIObjectClient.int(try object.call(op))
         }
     }
 }

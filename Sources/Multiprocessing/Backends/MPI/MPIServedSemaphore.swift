@@ -14,13 +14,11 @@ struct MPIServedSemaphore: Sendable {
     }
 
     func acquire(timeout: Double?) -> Bool {
-        do {
+        object.orAbort(reading: "semaphore acquisition") {
             if object.isLocal {
                 return try MPIObjectRegistry.shared.semaphoreAcquire(object.id, deadline: deadline(after: timeout))
             }
             return try object.call(.semaphoreAcquire, timeout: timeout).status == .ok
-        } catch {
-            MPIObjectClient.abort(error)
         }
     }
 
@@ -41,17 +39,9 @@ struct MPIServedSemaphore: Sendable {
     }
 
     var value: Int {
-        do {
+        object.orAbort(reading: "semaphore value") {
             if object.isLocal { return try MPIObjectRegistry.shared.semaphoreValue(object.id) }
-            let reply = try object.call(.semaphoreValue)
-            return try reply.payload.withUnsafeBytes { raw throws -> Int in
-                var reader = WireReader(raw)
-                return Int(try reader.read(Int64.self))
-            }
-        } catch let error as MPIObjectError {
-            MPIObjectClient.abort(error)
-        } catch {
-            MPIObjectClient.abort(MPIObjectError(.transport, "unreadable semaphore value from rank 0: \(error)"))
+            return try MPIObjectClient.int(try object.call(.semaphoreValue))
         }
     }
 }

@@ -99,12 +99,6 @@ struct MPIServedValue: Sendable {
 
     /// Runs `body`; a failure ends the job (the accessors cannot throw), with the reason.
     private func perform<R>(_ body: () throws -> R) -> R {
-        do {
-            return try body()
-        } catch let error as MPIObjectError {
-            MPIObjectClient.abort(error)
-        } catch {
-            MPIObjectClient.abort(MPIObjectError(.transport, "\(error)"))
-        }
+        object.orAbort(reading: "shared value", body)
     }
 }
