@@ -22,7 +22,7 @@ struct WaitForStart: ParallelFunction {
     var done: Queue<Int>
     var id: Int
     func callAsFunction(_: Void) throws {
-        _ = try event.wait(timeout: 30)
+        _ = event.wait(timeout: 30)
         try done.put(id)
     }
 }
@@ -49,7 +49,7 @@ func example12(_: ArraySlice<String>) throws {
     let done = try Queue<Int>()
     let waiters = (0..<3).map { Process(target: WaitForStart(event: event, done: done, id: $0)) }
     for p in waiters { try p.start() }
-    try event.set()
+    event.set()
     var ids: [Int] = []
     for _ in waiters { ids.append(try done.get(timeout: 30)) }
     for p in waiters { try p.join() }
