@@ -34,18 +34,29 @@ extension Pool {
     /// `map` for functions of several arguments: each element of `arguments` is a tuple
     /// that becomes one `Arguments` value. Python's `starmap`.
     public func starmap<F: ParallelFunction, each T>(
-        _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil
+        _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
+        timeout: Double? = nil, retry: RetryPolicy? = nil
     ) throws -> [F.Output] where F.Input == Arguments<repeat each T> {
-        try map(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize)
+        try map(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout, retry: retry)
+    }
+
+    /// `starmap`, awaited without blocking a thread; cancelling the awaiting `Task` cancels it.
+    public func asyncStarmap<F: ParallelFunction, each T>(
+        _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
+        timeout: Double? = nil, retry: RetryPolicy? = nil
+    ) async throws -> [F.Output] where F.Input == Arguments<repeat each T> {
+        try await asyncMap(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
+                      retry: retry)
     }
 
     /// `starmap` without waiting; see `mapAsync`.
     public func starmapAsync<F: ParallelFunction, each T>(
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
+        timeout: Double? = nil, retry: RetryPolicy? = nil,
         callback: (@Sendable ([F.Output]) -> Void)? = nil,
         errorCallback: (@Sendable (any Error) -> Void)? = nil
     ) throws -> AsyncResult<[F.Output]> where F.Input == Arguments<repeat each T> {
-        try mapAsync(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize,
-                     callback: callback, errorCallback: errorCallback)
+        try mapAsync(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
+                     retry: retry, callback: callback, errorCallback: errorCallback)
     }
 }

@@ -1,28 +1,21 @@
 /// The pending result of `applyAsync`, `mapAsync` or `starmapAsync` — Python's
-/// `AsyncResult`. Wait with `get(timeout:)` or `wait(timeout:)`, or `await value`.
+/// `AsyncResult`. Wait with `get(timeout:)` or `wait(timeout:)`, or `await value`;
+/// `cancel()` gives it up.
 public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
     let completion: Completion<Value>
-    /// The engine that produces the result, which a waiting caller may drive itself.
-    private weak var engine: PoolEngine?
+    private let canceller: (@Sendable () -> Void)?
 
-    init(_ completion: Completion<Value>, engine: PoolEngine? = nil) {
+    init(_ completion: Completion<Value>, cancel: (@Sendable () -> Void)? = nil) {
         self.completion = completion
-        self.engine = engine
-    }
-
-    /// Waits until done or `deadline`, running the engine on this thread when it can.
-    private func waitForCompletion(until deadline: UInt64?) -> Bool {
-        if completion.isDone { return true }
-        guard let engine else { return completion.wait(until: deadline) }
-        engine.drive(until: { completion.isDone }, deadline: deadline)
-        return completion.wait(until: deadline, spinning: engine.backend.allowsCallerDriving)
+        self.canceller = cancel
     }
 
     /// The result, waiting for it at most `timeout` seconds (nil: as long as it takes).
-    /// Throws the task's error (`RemoteError`, `WorkerDied`, `PoolError`), or
-    /// `TimeoutError` when the time runs out.
+    /// Throws the task's error (`RemoteError`, `WorkerDied`, `TaskTimedOut`,
+    /// `RetriesExhausted`, `PoolError`), or `TimeoutError` when the time runs out (the call
+    /// goes on; `cancel()` stops it).
     public func get(timeout: Double? = nil) throws -> Value {
-        guard waitForCompletion(until: deadline(after: timeout)) else {
+        guard completion.wait(until: deadline(after: timeout)) else {
             throw TimeoutError(seconds: timeout ?? 0)
         }
         return try completion.outcome!.get()
@@ -31,7 +24,7 @@ public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
     /// Waits at most `timeout` seconds; returns whether the result is ready.
     @discardableResult
     public func wait(timeout: Double? = nil) -> Bool {
-        waitForCompletion(until: deadline(after: timeout))
+        completion.wait(until: deadline(after: timeout))
     }
 
     /// Whether the call has completed (successfully or not).
@@ -43,11 +36,25 @@ public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
         return true
     }
 
-    /// The result, awaited without blocking a thread.
+    /// Gives the call up: its inputs not started are dropped, a worker running one of them
+    /// is killed and replaced (local backend; an MPI rank finishes it and the result is
+    /// dropped), and the result becomes `PoolError.cancelled` — the error callback, if any,
+    /// runs once with it. Does nothing once the result is ready.
+    public func cancel() {
+        guard !completion.isDone else { return }
+        canceller?()
+    }
+
+    /// The result, awaited without blocking a thread. Cancelling the awaiting `Task`
+    /// cancels the call.
     public var value: Value {
         get async throws {
-            try await withCheckedThrowingContinuation { continuation in
-                completion.onComplete { continuation.resume(with: $0) }
+            try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { continuation in
+                    completion.onComplete { continuation.resume(with: $0) }
+                }
+            } onCancel: {
+                cancel()
             }
         }
     }

@@ -32,7 +32,7 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
     public var signal: Int32?
     /// Its exit status, if it exited.
     public var exitCode: Int32?
-    /// The first input of the task it held (0-based), when known.
+    /// The input it was running (0-based position in the submitted sequence), when known.
     public var inputIndex: Int?
 
     public init(pid: Int32? = nil, rank: Int? = nil, host: String? = nil, signal: Int32? = nil,
@@ -77,6 +77,13 @@ public struct PoolError: Error, CustomStringConvertible, Sendable, Equatable {
         /// Messages between the master and its workers could not be sent or received (an MPI
         /// call failed); the message names the MPI function and error.
         case transport
+        /// The call was cancelled (`AsyncResult.cancel()`, a dropped `imap` stream, or the
+        /// awaiting Swift `Task` was cancelled).
+        case cancelled
+        /// `join()` was called on a pool that was neither closed nor terminated.
+        case stillRunning
+        /// A pool was created inside a pool task.
+        case nested
     }
     public var code: Code
     public var message: String

@@ -29,26 +29,31 @@ public protocol ParallelFunction<Input, Output>: Codable, Sendable {
     static func _decodeInputs(from reader: inout WireReader) throws -> [Input]
     static func _encodeOutputs(_ outputs: UnsafeBufferPointer<Output>, into writer: inout WireWriter) throws
     static func _decodeOutputs(from reader: inout WireReader) throws -> [Output]
-    /// Decodes a chunk of inputs, runs them, encodes the outputs; on the first throwing
-    /// input returns its position in the chunk and the error (nothing is written then).
-    func _runChunk(_ reader: inout WireReader, into writer: inout WireWriter) throws -> (index: Int, error: any Error)?
+    /// Decodes a chunk of inputs, runs them, encodes the outputs. Before each input it stores
+    /// the input's position in `progress` (the engine reads it if the worker dies). On the
+    /// first throwing input it calls `failed` (which starts a failure message in the writer)
+    /// and then encodes the outputs of the inputs before it.
+    func _runChunk(_ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
+                   failed: (inout WireWriter, Int, any Error) -> Void) throws
 }
 
 extension ParallelFunction {
     @inlinable
-    public func _runChunk(_ reader: inout WireReader, into writer: inout WireWriter) throws -> (index: Int, error: any Error)? {
+    public func _runChunk(_ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
+                          failed: (inout WireWriter, Int, any Error) -> Void) throws {
         let inputs = try Self._decodeInputs(from: &reader)
         var outputs: [Output] = []
         outputs.reserveCapacity(inputs.count)
         for index in inputs.indices {
+            progress.pointee = index
             do {
                 outputs.append(try self(inputs[index]))
             } catch {
-                return (index, error)
+                failed(&writer, index, error)
+                break
             }
         }
         try outputs.withUnsafeBufferPointer { try Self._encodeOutputs($0, into: &writer) }
-        return nil
     }
 }
 

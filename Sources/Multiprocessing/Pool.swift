@@ -10,7 +10,9 @@
 ///
 /// Work is a `ParallelFunction` value. Results come back in input order. A function that
 /// throws reaches the caller as `RemoteError` (with the failing input's index); a worker that
-/// dies as `WorkerDied` — never a hang — and the pool replaces it and stays usable.
+/// dies as `WorkerDied` for exactly the input it was running — never a hang — and the pool
+/// replaces it and stays usable. Inputs can have a time limit and be retried (`taskTimeout`,
+/// `RetryPolicy`); calls can be cancelled (`AsyncResult.cancel()`, Swift `Task` cancellation).
 public final class Pool: @unchecked Sendable {
     /// The number of workers (processes, or MPI worker ranks).
     public let processes: Int
@@ -19,6 +21,8 @@ public final class Pool: @unchecked Sendable {
     /// Where the workers run: `.local` or `.mpi` (never `.automatic`).
     public let backend: Backend
     let engine: PoolEngine
+    /// The pool's `taskTimeout` and `retry`, for calls that give none.
+    let defaults: TaskOptions
 
     /// Starts `processes` workers (default: `Multiprocessing.cpuCount`).
     ///
@@ -30,16 +34,33 @@ public final class Pool: @unchecked Sendable {
     ///   - startMethod: how workers start; see `StartMethod`. Local backend only.
     ///   - initializer: runs once in every worker before its first task (Python's
     ///     `initializer`/`initargs`: put the arguments in its stored properties). If it
-    ///     throws, the pool is broken and every call fails with `PoolError.startFailed`.
+    ///     throws, the pool is broken and every call fails with `PoolError.startFailed`; if
+    ///     it crashes its worker three times in a row, likewise.
     ///   - maxTasksPerChild: a worker is replaced after this many chunks. Local backend only:
     ///     the MPI backend cannot replace a rank and throws `PoolError.invalidArgument`.
+    ///   - taskTimeout: the longest an input may run, in seconds (nil: no limit), for calls
+    ///     that give no `timeout:`. A worker running an input past it is killed and replaced
+    ///     and the input fails with `TaskTimedOut` (MPI: see the README).
+    ///   - retry: how failed inputs are retried, for calls that give no `retry:` (default:
+    ///     never).
     ///   - backend: where the workers run; see `Backend`. `.automatic` (the default) is MPI
     ///     when mpirun started the program, local otherwise. `.mpi` outside mpirun throws
     ///     `PoolError.backendUnavailable`. One MPI pool at a time per process: a second one
     ///     while the first lives throws `PoolError.invalidArgument`.
+    ///
+    /// A pool cannot be created inside a pool task (its workers are daemonic, as in Python):
+    /// that throws `PoolError.nested`.
     public init(processes: Int? = nil, startMethod: StartMethod = .automatic,
                 initializer: (any ParallelFunction<Void, Void>)? = nil,
-                maxTasksPerChild: Int? = nil, backend: Backend = .automatic) throws {
+                maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
+                backend: Backend = .automatic) throws {
+        if WorkerRuntime.servesThisProcess {
+            throw PoolError(.nested, """
+                a Pool cannot be created inside a pool task (pool workers are daemonic, as in Python, and a nested \
+                pool would compete with its parent for the same cores): run the inner work in the task itself, or \
+                submit it to the outer pool from the caller (e.g. flatten the two levels into one map)
+                """)
+        }
         if let processes, processes < 1 {
             throw PoolError(.invalidArgument, "processes must be at least 1, not \(processes)")
         }
@@ -49,6 +70,7 @@ public final class Pool: @unchecked Sendable {
         if let maxTasksPerChild, maxTasksPerChild < 1 {
             throw PoolError(.invalidArgument, "maxTasksPerChild must be at least 1, not \(maxTasksPerChild)")
         }
+        let defaults = try TaskOptions(timeout: taskTimeout, retry: retry, defaults: .none)
         let definition = try initializer.map { try Pool.definition(of: $0) }
         let chosen = backend.resolved
         let poolBackend: any PoolBackend
@@ -77,6 +99,7 @@ public final class Pool: @unchecked Sendable {
         self.processes = poolBackend.workerCount
         self.startMethod = resolved
         self.backend = chosen
+        self.defaults = defaults
         self.engine = PoolEngine(backend: poolBackend, maxTasksPerChild: maxTasksPerChild, initializer: definition)
         if poolBackend is MPIBackend { MPIRoot.shared.attach(owner: self, engine: engine) }
         do {
@@ -102,10 +125,11 @@ public final class Pool: @unchecked Sendable {
     /// for work submitted with `applyAsync`/`mapAsync` to finish.
     public static func with<R>(processes: Int? = nil, startMethod: StartMethod = .automatic,
                                initializer: (any ParallelFunction<Void, Void>)? = nil,
-                               maxTasksPerChild: Int? = nil, backend: Backend = .automatic,
+                               maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
+                               backend: Backend = .automatic,
                                _ body: (Pool) throws -> R) throws -> R {
         let pool = try Pool(processes: processes, startMethod: startMethod, initializer: initializer,
-                            maxTasksPerChild: maxTasksPerChild, backend: backend)
+                            maxTasksPerChild: maxTasksPerChild, taskTimeout: taskTimeout, retry: retry, backend: backend)
         let result: R
         do {
             result = try body(pool)
@@ -127,8 +151,13 @@ public final class Pool: @unchecked Sendable {
     /// Stops the workers now; outstanding calls fail with `PoolError` (`.terminated`).
     public func terminate() { engine.terminate() }
 
-    /// Waits for the workers to exit. Call `close()` or `terminate()` first.
+    /// Waits for the workers to exit. Call `close()` or `terminate()` first: without either
+    /// it would wait for ever, and throws `PoolError.stillRunning` instead (Python's
+    /// `ValueError("Pool is still running")`).
     public func join() throws {
+        guard engine.isClosedOrTerminated else {
+            throw PoolError(.stillRunning, "join() waits for the workers to exit: call close() (or terminate()) first")
+        }
         _ = engine.join()
     }
 
@@ -139,61 +168,92 @@ public final class Pool: @unchecked Sendable {
         max(1, (count + 4 * processes - 1) / (4 * processes))
     }
 
-    private func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, waiting: Bool = false,
-                                            exclusive: Bool = false,
-                                            finish: @escaping (Result<[F.Output], any Error>) -> Void) throws {
+    /// Submits a batch job; returns it (for cancellation).
+    @discardableResult
+    func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
+                                    retry: RetryPolicy?, exclusive: Bool = false,
+                                    finish: @escaping (Result<[F.Output], any Error>) -> Void) throws -> Job {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
+        let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let definition = try FunctionDefinition.make(function)
-        let job = BatchJob<F>(function: definition, inputs: inputs,
+        let job = BatchJob<F>(function: definition, options: options, inputs: inputs,
                               chunkSize: chunkSize ?? defaultChunkSize(inputs.count), finish: finish)
         job.exclusive = exclusive
-        try engine.submit(job, wake: !waiting)
+        try engine.submit(job)
+        return job
+    }
+
+    /// Submits a batch job whose result `completion` receives, as an `AsyncResult`.
+    func submit<F: ParallelFunction, Value>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
+                                            retry: RetryPolicy?, completion: Completion<Value>,
+                                            _ transform: @escaping ([F.Output]) -> Value) throws -> AsyncResult<Value> {
+        let job = try batch(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry) { result in
+            completion.complete(result.map(transform))
+        }
+        return AsyncResult(completion, cancel: { [weak engine] in engine?.cancel(job) })
     }
 
     /// Applies `function` to every input, in parallel; results in input order.
-    /// Throws the first failure (`RemoteError`, `WorkerDied`, `PoolError`).
-    public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>,
-                                         chunkSize: Int? = nil) throws -> [F.Output] {
-        let completion = Completion<[F.Output]>()
-        try batch(function, Array(inputs), chunkSize: chunkSize, waiting: true) { completion.complete($0) }
-        return try AsyncResult(completion, engine: engine).get()
+    /// Throws the first failure (`RemoteError`, `WorkerDied`, `TaskTimedOut`,
+    /// `RetriesExhausted`, `PoolError`) as soon as it happens.
+    ///
+    /// - Parameters:
+    ///   - timeout: the longest one input may run, in seconds (default: the pool's `taskTimeout`).
+    ///   - retry: how failed inputs are retried (default: the pool's `retry`).
+    public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
+                                         timeout: Double? = nil, retry: RetryPolicy? = nil) throws -> [F.Output] {
+        try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+                   completion: Completion<[F.Output]>(), { $0 }).get()
     }
 
     /// `map` without waiting. `callback` runs (on the pool's thread) with the results,
-    /// `errorCallback` with the error; keep both short.
+    /// `errorCallback` with the error — exactly one of them, once; keep both short.
     public func mapAsync<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>,
-                                              chunkSize: Int? = nil,
+                                              chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
                                               callback: (@Sendable ([F.Output]) -> Void)? = nil,
                                               errorCallback: (@Sendable (any Error) -> Void)? = nil)
         throws -> AsyncResult<[F.Output]> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
-        try batch(function, Array(inputs), chunkSize: chunkSize) { result in
-            completion.complete(result.map { $0 })
-        }
-        return AsyncResult(completion, engine: engine)
+        return try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+                          completion: completion, { $0 })
     }
 
     /// Calls `function(input)` in a worker and waits for the result.
-    public func apply<F: ParallelFunction>(_ function: F, _ input: F.Input) throws -> F.Output {
-        let completion = Completion<F.Output>()
-        try batch(function, [input], chunkSize: 1, waiting: true) { completion.complete($0.map { $0[0] }) }
-        return try AsyncResult(completion, engine: engine).get()
+    public func apply<F: ParallelFunction>(_ function: F, _ input: F.Input, timeout: Double? = nil,
+                                           retry: RetryPolicy? = nil) throws -> F.Output {
+        try submit(function, [input], chunkSize: 1, timeout: timeout, retry: retry,
+                   completion: Completion<F.Output>(), { $0[0] }).get()
     }
 
     /// Calls `function(input)` in a worker without waiting.
-    public func applyAsync<F: ParallelFunction>(_ function: F, _ input: F.Input,
+    public func applyAsync<F: ParallelFunction>(_ function: F, _ input: F.Input, timeout: Double? = nil,
+                                                retry: RetryPolicy? = nil,
                                                 callback: (@Sendable (F.Output) -> Void)? = nil,
                                                 errorCallback: (@Sendable (any Error) -> Void)? = nil)
         throws -> AsyncResult<F.Output> {
         let completion = Completion<F.Output>()
         attach(callback, errorCallback, to: completion)
-        try batch(function, [input], chunkSize: 1) { result in
-            completion.complete(result.map { $0[0] })
-        }
-        return AsyncResult(completion, engine: engine)
+        return try submit(function, [input], chunkSize: 1, timeout: timeout, retry: retry,
+                          completion: completion, { $0[0] })
+    }
+
+    /// `map`, awaited without blocking a thread of Swift's cooperative pool; cancelling the
+    /// awaiting `Task` cancels the call (`PoolError.cancelled`). (A distinct name: an `async`
+    /// overload of `map` would be chosen over the blocking one in every `async` context.)
+    public func asyncMap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
+                                         timeout: Double? = nil, retry: RetryPolicy? = nil) async throws -> [F.Output] {
+        try await submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+                         completion: Completion<[F.Output]>(), { $0 }).value
+    }
+
+    /// `apply`, awaited without blocking a thread; cancelling the awaiting `Task` cancels it.
+    public func asyncApply<F: ParallelFunction>(_ function: F, _ input: F.Input, timeout: Double? = nil,
+                                           retry: RetryPolicy? = nil) async throws -> F.Output {
+        try await submit(function, [input], chunkSize: 1, timeout: timeout, retry: retry,
+                         completion: Completion<F.Output>(), { $0[0] }).value
     }
 
     /// `applyAsync` for a task that runs alone on a worker that runs nothing else meanwhile
@@ -202,10 +262,10 @@ public final class Pool: @unchecked Sendable {
                                              done: @escaping @Sendable () -> Void) throws -> AsyncResult<F.Output> {
         let completion = Completion<F.Output>()
         completion.onComplete { _ in done() }
-        try batch(function, [input], chunkSize: 1, exclusive: true) { result in
+        let job = try batch(function, [input], chunkSize: 1, timeout: nil, retry: RetryPolicy.none, exclusive: true) { result in
             completion.complete(result.map { $0[0] })
         }
-        return AsyncResult(completion)
+        return AsyncResult(completion, cancel: { [weak engine] in engine?.cancel(job) })
     }
 
     private func attach<T>(_ callback: (@Sendable (T) -> Void)?, _ errorCallback: (@Sendable (any Error) -> Void)?,
@@ -222,35 +282,41 @@ public final class Pool: @unchecked Sendable {
     // MARK: imap
 
     /// Like `map`, but lazy: inputs are taken from `inputs` as workers need them (at most a
-    /// few chunks ahead of the consumer), results are yielded in input order as they come.
-    /// Default chunk size 1, as Python's.
+    /// few chunks ahead of the consumer), results are yielded in input order as they come —
+    /// one `Result` per input; a failed input (also one past its `timeout`) is one failed
+    /// `Result` and the stream goes on. Default chunk size 1, as Python's. Dropping the
+    /// stream (or `cancel()`) cancels what is not done.
     public func imap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                          chunkSize: Int = 1) throws -> ResultStream<F> {
-        try stream(function, inputs, chunkSize: chunkSize, ordered: true)
+                                          chunkSize: Int = 1, timeout: Double? = nil,
+                                          retry: RetryPolicy? = nil) throws -> ResultStream<F> {
+        try stream(function, inputs, chunkSize: chunkSize, ordered: true, timeout: timeout, retry: retry)
     }
 
     /// Like `imap`, but results are yielded in the order they finish.
     public func imapUnordered<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                                   chunkSize: Int = 1) throws -> ResultStream<F> {
-        try stream(function, inputs, chunkSize: chunkSize, ordered: false)
+                                                   chunkSize: Int = 1, timeout: Double? = nil,
+                                                   retry: RetryPolicy? = nil) throws -> ResultStream<F> {
+        try stream(function, inputs, chunkSize: chunkSize, ordered: false, timeout: timeout, retry: retry)
     }
 
-    private func stream<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>,
-                                             chunkSize: Int, ordered: Bool) throws -> ResultStream<F> {
+    private func stream<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int,
+                                             ordered: Bool, timeout: Double?, retry: RetryPolicy?) throws -> ResultStream<F> {
         guard chunkSize >= 1 else {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
+        let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let definition = try FunctionDefinition.make(function)
         let engine = self.engine
-        let job = StreamJob<F>(function: definition, source: AnyIterator(inputs.makeIterator()),
-                               chunkSize: chunkSize, ordered: ordered, window: 8 * processes + 16,
+        let job = StreamJob<F>(function: definition, options: options, source: AnyIterator(inputs.makeIterator()),
+                               chunkSize: chunkSize, ordered: ordered, window: (8 * processes + 16) * chunkSize,
                                wake: { [weak engine] in engine?.backend.wake() })
         try engine.submit(job)
-        return ResultStream(job: job)
+        return ResultStream(job: job, cancel: { [weak engine] in engine?.cancel(job) })
     }
 }
 
 extension Pool {
-    /// A description of the backend and its workers, for `swiftmp info`.
+    /// A description of the backend and its workers, as `swiftmp info` prints it: e.g.
+    /// `local, fork` or `mpi, 2 worker ranks (ranks 1…2) on 1 host (node1)`.
     public var backendSummary: String { engine.backend.summary }
 }

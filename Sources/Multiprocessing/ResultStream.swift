@@ -1,19 +1,30 @@
 /// The results of `imap` / `imapUnordered`, as they arrive.
 ///
-/// Iterate it as a `Sequence` of `Result`s (a failed input does not end the stream), call
-/// `next()` which throws, or `for try await` it as an `AsyncSequence`. Dropping it before
-/// the end cancels the inputs not yet sent.
+/// Iterate it as a `Sequence` of `Result`s — exactly one per input; a failed input does not
+/// end the stream — call `next()`, or `for try await` it as an `AsyncSequence`. Dropping it
+/// before the end, or `cancel()`, cancels the inputs not done (a worker running one is
+/// killed and replaced, local backend).
 public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol, @unchecked Sendable {
     private let job: StreamJob<F>
+    private let canceller: @Sendable () -> Void
     private var buffer: [Result<F.Output, any Error>] = []
     private var position = 0
     private var ended = false
 
-    init(job: StreamJob<F>) {
+    init(job: StreamJob<F>, cancel: @escaping @Sendable () -> Void) {
         self.job = job
+        self.canceller = cancel
     }
 
-    deinit { job.cancel() }
+    deinit { if !job.finished { canceller() } }
+
+    /// Stops the stream: what is not done is cancelled; `next()` then returns nil.
+    public func cancel() {
+        canceller()
+        ended = true
+        buffer.removeAll()
+        position = 0
+    }
 
     /// The next result (or failure) in order; nil at the end.
     public func next() -> Result<F.Output, any Error>? {
@@ -24,16 +35,21 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
         if ended { return nil }
         buffer.removeAll(keepingCapacity: true)
         position = 0
-        guard let chunk = job.take() else {
+        guard let piece = job.take() else {
             ended = true
             return nil
         }
-        switch chunk {
-        case .success(let outputs):
+        switch piece {
+        case .outputs(let outputs):
             buffer = outputs.map { .success($0) }
-        case .failure(let error):
-            buffer = [.failure(error)]
-            if !(error is RemoteError || error is WorkerDied) { ended = true }
+        case .failure(let error, let count):
+            if count == 0 {
+                // The pool broke, was terminated, or the stream was cancelled.
+                buffer = [.failure(error)]
+                ended = true
+            } else {
+                buffer = Array(repeating: .failure(error), count: count)
+            }
         }
         return next()
     }
@@ -46,7 +62,8 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
 
 extension ResultStream {
     /// The outputs as an `AsyncSequence`: `for try await y in stream.values { … }`.
-    /// A failed input throws and ends the iteration.
+    /// A failed input throws and ends the iteration. Cancelling the iterating `Task`
+    /// cancels the stream.
     public var values: AsyncValues { AsyncValues(stream: self) }
 
     public struct AsyncValues: AsyncSequence, Sendable {
@@ -60,14 +77,18 @@ extension ResultStream {
                 if let buffered = stream.nextBuffered() { return try buffered.get() }
                 let stream = self.stream
                 // Waiting blocks a thread: do it on our own thread, not the cooperative pool.
-                return try await withCheckedThrowingContinuation { continuation in
-                    do {
-                        try spawnThread(named: "mp-imap-wait") {
-                            continuation.resume(with: Result { try stream.nextValue() })
+                return try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { continuation in
+                        do {
+                            try spawnThread(named: "mp-imap-wait") {
+                                continuation.resume(with: Result { try stream.nextValue() })
+                            }
+                        } catch {
+                            continuation.resume(throwing: error)
                         }
-                    } catch {
-                        continuation.resume(throwing: error)
                     }
+                } onCancel: {
+                    stream.canceller()
                 }
             }
         }

@@ -1,6 +1,6 @@
 import Synchronization
 
-/// A function value encoded once, sent to each worker once (DESIGN.md §4).
+/// A function value encoded once, sent to each worker once (`FunctionCache`).
 final class FunctionDefinition {
     let typeName: String
     let bytes: [UInt8]
@@ -28,64 +28,138 @@ final class FunctionDefinition {
     }
 }
 
-/// The chunk a task carries.
-struct ChunkSpan {
-    var index: Int
-    var firstInput: Int
+/// Consecutive inputs of one job, sent as one task: positions `first ..< first + count` in
+/// the submitted sequence.
+struct InputSpan: Equatable {
+    var first: Int
     var count: Int
+    var end: Int { first + count }
 }
 
-/// Work submitted to the engine: a map, an apply, an imap. The engine calls everything
-/// here on its own thread; jobs talk to waiting callers through their completions.
-class Job {
-    let function: FunctionDefinition
-    /// Set by the engine when the job needs nothing more (done, failed or cancelled).
+/// Work submitted to the engine: a map, an apply, an imap. Inputs are handed out as spans
+/// (a fresh chunk, or a piece of one that runs again); every input ends exactly once —
+/// delivered, or failed — and the job tells its caller. The engine calls everything here
+/// on its own thread, except `requestCancel` (hence `@unchecked Sendable`).
+class Job: @unchecked Sendable {
+    /// The function value (the engine swaps in its cached equal, `FunctionCache`).
+    var function: FunctionDefinition
+    let options: TaskOptions
+    /// Set when the job needs nothing more (done, failed or cancelled).
     var finished = false
     /// Runs alone on its worker (a `Process` target on an MPI rank): its chunk goes only to a
     /// worker with nothing in flight, which then gets nothing else until it finishes.
     var exclusive = false
+    private let cancelFlag = Atomic<Bool>(false)
+    /// Spans to run again (after a worker died, a withdrawal, or a retried failure), each
+    /// not before its time; taken before fresh inputs.
+    private var again: [(span: InputSpan, notBefore: UInt64)] = []
+    /// What each failed attempt of an input ended with (inputs that failed at least once).
+    private var history: [Int: [String]] = [:]
 
-    init(function: FunctionDefinition) {
+    init(function: FunctionDefinition, options: TaskOptions) {
         self.function = function
+        self.options = options
     }
 
-    /// Whether a chunk can be taken now.
-    var hasChunkReady: Bool { false }
-    /// Encodes the next chunk's inputs into `writer`.
-    func encodeNextChunk(into writer: inout WireWriter) throws -> ChunkSpan? { nil }
-    /// A chunk's outputs arrived; returns whether the job is now finished.
-    func deliver(_ span: ChunkSpan, outputs reader: inout WireReader) throws -> Bool { true }
-    /// A chunk failed; returns whether the job is now finished.
-    func fail(_ span: ChunkSpan?, error: any Error) -> Bool { true }
-    /// Whether the caller stopped caring (e.g. an abandoned imap).
-    var isCancelled: Bool { false }
+    // MARK: for subclasses
+
+    /// Whether fresh inputs can be taken now.
+    var hasFreshInput: Bool { false }
+    /// Takes the next fresh chunk.
+    func takeFresh() -> InputSpan? { nil }
+    /// Whether the job still takes work (a failed map takes none).
+    var wantsWork: Bool { !finished }
+    /// Encodes the inputs of `span` into `writer`.
+    func encode(_ span: InputSpan, into writer: inout WireWriter) throws {}
+    /// The outputs of every input of `span` arrived.
+    func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {}
+    /// The input at `index` failed for good (`span` is it alone).
+    func failInput(_ index: Int, error: any Error) {}
+    /// The job ends with `error` (the pool broke, was terminated, or the call was cancelled).
+    func failAll(_ error: any Error) { finished = true }
+    /// `span` is now run as the pieces in `pieces` (a partition of it).
+    func split(_ span: InputSpan, into pieces: [InputSpan]) {}
+    /// Reports what arrived in this engine round (a map fails with its lowest failed input).
+    func settle() {}
+
+    // MARK: for the engine
+
+    /// Asks the engine to cancel this job (any thread).
+    func requestCancel() { cancelFlag.store(true, ordering: .releasing) }
+    var cancelRequested: Bool { cancelFlag.load(ordering: .acquiring) }
+
+    /// Whether a span can be taken at `now`.
+    func hasSpan(now: UInt64) -> Bool {
+        guard wantsWork else { return false }
+        if again.contains(where: { $0.notBefore <= now }) { return true }
+        return hasFreshInput
+    }
+
+    /// The next span to send: a span to run again if one is due, else a fresh chunk.
+    func takeSpan(now: UInt64) -> InputSpan? {
+        guard wantsWork else { return nil }
+        if let position = again.firstIndex(where: { $0.notBefore <= now }) {
+            return again.remove(at: position).span
+        }
+        return takeFresh()
+    }
+
+    /// When the earliest waiting retry becomes due (nil: none waits).
+    var nextRetryTime: UInt64? { again.lazy.map(\.notBefore).min() }
+
+    /// `span` runs again (not before `notBefore`), ahead of fresh inputs.
+    func runAgain(_ span: InputSpan, notBefore: UInt64 = 0) {
+        guard wantsWork, span.count > 0 else { return }
+        let position = again.firstIndex(where: { $0.span.first > span.first }) ?? again.endIndex
+        again.insert((span, notBefore), at: position)
+    }
+
+    /// The input at `index` failed this way: runs it again if the retry policy says so,
+    /// otherwise fails it (with `RetriesExhausted` after more than one attempt).
+    func inputFailed(_ index: Int, error: any Error, as failure: RetryPolicy.Failure?, now: UInt64) {
+        guard wantsWork else { return }
+        let attempt = (history[index]?.count ?? 0) + 1
+        if let failure, options.retry.retries(failure, error: error, after: attempt) {
+            history[index, default: []].append(String(describing: error))
+            runAgain(InputSpan(first: index, count: 1), notBefore: now &+ options.retry.delayNanoseconds(after: attempt))
+            return
+        }
+        if let earlier = history.removeValue(forKey: index) {
+            failInput(index, error: RetriesExhausted(inputIndex: index, failures: earlier + [String(describing: error)],
+                                                     lastError: error))
+        } else {
+            failInput(index, error: error)
+        }
+    }
+
+    /// A span succeeded: its inputs need no retry history any more.
+    func forgetHistory(_ span: InputSpan) {
+        guard !history.isEmpty else { return }
+        for index in span.first..<span.end { history.removeValue(forKey: index) }
+    }
 }
 
 /// `map`, `starmap`, `apply` and their async forms: all inputs known up front, results in
-/// input order. A failure fails the whole call; no new chunk is sent after it, and the call
-/// reports the failure of the lowest input among the chunks already sent — so the error a
-/// caller sees does not depend on timing.
+/// input order. The first input that fails for good fails the whole call at once (the lowest
+/// of those that failed in the same engine round); work still running for it is abandoned.
 final class BatchJob<F: ParallelFunction>: Job {
     private let inputs: [F.Input]
     private let chunkSize: Int
     private var nextStart = 0
-    private var chunksLeft: Int
+    private var resolved = 0
     private let results: UnsafeMutablePointer<F.Output>
-    private var chunkDone: [Bool]
-    private var inFlight = 0
-    private var failure: (firstInput: Int, error: any Error)?
+    /// Spans whose results are initialized in `results`.
+    private var filled: [InputSpan] = []
+    private var failure: (index: Int, error: any Error)?
     private let finish: (Result<[F.Output], any Error>) -> Void
 
-    init(function: FunctionDefinition, inputs: [F.Input], chunkSize: Int,
+    init(function: FunctionDefinition, options: TaskOptions, inputs: [F.Input], chunkSize: Int,
          finish: @escaping (Result<[F.Output], any Error>) -> Void) {
         self.inputs = inputs
         self.chunkSize = chunkSize
-        let chunks = (inputs.count + chunkSize - 1) / chunkSize
-        self.chunksLeft = chunks
-        self.chunkDone = Array(repeating: false, count: chunks)
         self.results = .allocate(capacity: max(inputs.count, 1))
         self.finish = finish
-        super.init(function: function)
+        super.init(function: function, options: options)
         if inputs.isEmpty {
             finished = true
             finish(.success([]))
@@ -93,201 +167,223 @@ final class BatchJob<F: ParallelFunction>: Job {
     }
 
     deinit {
-        for (index, done) in chunkDone.enumerated() where done {
-            let first = index * chunkSize
-            (results + first).deinitialize(count: min(chunkSize, inputs.count - first))
-        }
+        for span in filled { (results + span.first).deinitialize(count: span.count) }
         results.deallocate()
     }
 
-    override var hasChunkReady: Bool { !finished && failure == nil && nextStart < inputs.count }
+    override var wantsWork: Bool { !finished && failure == nil }
+    override var hasFreshInput: Bool { nextStart < inputs.count }
 
-    override func encodeNextChunk(into writer: inout WireWriter) throws -> ChunkSpan? {
-        guard hasChunkReady else { return nil }
-        let first = nextStart
-        let count = min(chunkSize, inputs.count - first)
-        try inputs.withUnsafeBufferPointer { all in
-            try F._encodeInputs(UnsafeBufferPointer(rebasing: all[first..<(first + count)]), into: &writer)
-        }
-        nextStart += count
-        inFlight += 1
-        return ChunkSpan(index: first / chunkSize, firstInput: first, count: count)
+    override func takeFresh() -> InputSpan? {
+        guard nextStart < inputs.count else { return nil }
+        let span = InputSpan(first: nextStart, count: min(chunkSize, inputs.count - nextStart))
+        nextStart = span.end
+        return span
     }
 
-    override func deliver(_ span: ChunkSpan, outputs reader: inout WireReader) throws -> Bool {
-        if finished { return true }
-        inFlight -= 1
-        if failure != nil { return failIfSettled() }
+    override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
+        try inputs.withUnsafeBufferPointer { all in
+            try F._encodeInputs(UnsafeBufferPointer(rebasing: all[span.first..<span.end]), into: &writer)
+        }
+    }
+
+    override func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {
+        guard !finished else { return }
         let outputs = try F._decodeOutputs(from: &reader)
-        guard outputs.count == span.count, !chunkDone[span.index] else {
-            throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for a chunk of \(span.count)")
+        guard outputs.count == span.count else {
+            throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for \(span.count) inputs")
         }
         outputs.withUnsafeBufferPointer { source in
-            (results + span.firstInput).initialize(from: source.baseAddress!, count: span.count)
+            (results + span.first).initialize(from: source.baseAddress!, count: span.count)
         }
-        chunkDone[span.index] = true
-        chunksLeft -= 1
-        if chunksLeft == 0 {
-            finished = true
-            let count = inputs.count
-            let all = Array<F.Output>(unsafeUninitializedCapacity: count) { buffer, initialized in
-                buffer.baseAddress!.moveInitialize(from: results, count: count)
-                initialized = count
-            }
-            for index in chunkDone.indices { chunkDone[index] = false }
-            finish(.success(all))
+        filled.append(span)
+        resolved += span.count
+        guard resolved == inputs.count, failure == nil else { return }
+        finished = true
+        let count = inputs.count
+        let all = Array<F.Output>(unsafeUninitializedCapacity: count) { buffer, initialized in
+            buffer.baseAddress!.moveInitialize(from: results, count: count)
+            initialized = count
         }
-        return finished
+        filled.removeAll()
+        finish(.success(all))
     }
 
-    override func fail(_ span: ChunkSpan?, error: any Error) -> Bool {
-        if finished { return true }
-        guard let span else {
-            finished = true
-            finish(.failure(error))
-            return true
-        }
-        inFlight -= 1
-        if failure == nil || span.firstInput < failure!.firstInput {
-            failure = (span.firstInput, error)
-        }
-        return failIfSettled()
+    override func failInput(_ index: Int, error: any Error) {
+        guard !finished else { return }
+        if failure == nil || index < failure!.index { failure = (index, error) }
     }
 
-    /// After a failure: finish once no chunk sent before it can report a lower input.
-    private func failIfSettled() -> Bool {
-        guard inFlight == 0, let failure else { return false }
+    override func settle() {
+        guard !finished, let failure else { return }
         finished = true
         finish(.failure(failure.error))
-        return true
+    }
+
+    override func failAll(_ error: any Error) {
+        guard !finished else { return }
+        finished = true
+        finish(.failure(error))
+    }
+}
+
+/// What a stream hands its consumer: the outputs of consecutive inputs, or the failure of
+/// `count` consecutive inputs.
+enum StreamPiece<Output> {
+    case outputs([Output])
+    case failure(any Error, count: Int)
+
+    var count: Int {
+        switch self {
+        case .outputs(let outputs): return outputs.count
+        case .failure(_, let count): return count
+        }
     }
 }
 
 /// `imap` and `imapUnordered`: inputs pulled lazily from the caller's sequence, at most
-/// `window` chunks ahead of the consumer (back-pressure), results handed over one chunk at
-/// a time.
+/// `window` inputs ahead of the consumer (back-pressure), results handed over as they come.
 final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private var source: AnyIterator<F.Input>
     private let chunkSize: Int
     private let ordered: Bool
     private let window: Int
     private var sourceDone = false
-    private var nextChunk = 0
-    private var nextInput = 0
-    private var chunksOutstanding = 0   // dispatched, result not yet arrived
+    private var pulled = 0
+    private var unresolved = 0
+    /// Inputs of the spans not yet resolved, keyed by each span's first position.
+    private var held: [Int: ArraySlice<F.Input>] = [:]
 
     // Shared with the consumer, under `lock`.
     let lock = ConditionLock()
-    private var ready: [Int: (ChunkSpan, Result<[F.Output], any Error>)] = [:]
+    private var ready: [Int: StreamPiece<F.Output>] = [:]
     private var arrivalOrder: [Int] = []
-    private var consumedChunks = 0
-    private var totalChunks: Int?          // known once the source is exhausted
+    private var arrivalHead = 0
+    private var consumed = 0
+    private var total: Int?          // known once the source is exhausted
     private var fatal: (any Error)?
-    private let cancelled = Atomic<Bool>(false)
     private var nextToConsume = 0
     private let wake: @Sendable () -> Void
 
-    init(function: FunctionDefinition, source: AnyIterator<F.Input>, chunkSize: Int, ordered: Bool,
+    init(function: FunctionDefinition, options: TaskOptions, source: AnyIterator<F.Input>, chunkSize: Int, ordered: Bool,
          window: Int, wake: @escaping @Sendable () -> Void) {
         self.source = source
         self.chunkSize = chunkSize
         self.ordered = ordered
         self.window = window
         self.wake = wake
-        super.init(function: function)
+        super.init(function: function, options: options)
     }
 
-    override var isCancelled: Bool { cancelled.load(ordering: .relaxed) }
-
-    func cancel() {
-        cancelled.store(true, ordering: .relaxed)
-        wake()
-    }
-
-    override var hasChunkReady: Bool {
+    override var hasFreshInput: Bool {
         if finished || sourceDone { return false }
-        let consumed = lock.withLock { consumedChunks }
-        return nextChunk - consumed < window
+        let consumedNow = lock.withLock { consumed }
+        return pulled - consumedNow < window
     }
 
-    override func encodeNextChunk(into writer: inout WireWriter) throws -> ChunkSpan? {
-        guard hasChunkReady else { return nil }
+    override func takeFresh() -> InputSpan? {
+        guard hasFreshInput else { return nil }
         var inputs: [F.Input] = []
         inputs.reserveCapacity(chunkSize)
         while inputs.count < chunkSize, let next = source.next() { inputs.append(next) }
-        if inputs.count < chunkSize { sourceDone = true }
-        if inputs.isEmpty {
-            markSourceDone()
+        if inputs.count < chunkSize { markSourceDone(total: pulled + inputs.count) }
+        guard !inputs.isEmpty else {
+            finishIfResolved()
             return nil
         }
-        try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &writer) }
-        let span = ChunkSpan(index: nextChunk, firstInput: nextInput, count: inputs.count)
-        nextChunk += 1
-        nextInput += inputs.count
-        chunksOutstanding += 1
-        if sourceDone { markSourceDone() }
+        let span = InputSpan(first: pulled, count: inputs.count)
+        held[span.first] = inputs[...]
+        pulled += inputs.count
+        unresolved += inputs.count
         return span
     }
 
-    private func markSourceDone() {
+    private func markSourceDone(total count: Int) {
         sourceDone = true
         lock.withLock {
-            totalChunks = nextChunk
+            total = count
             lock.broadcast()
         }
-        if chunksOutstanding == 0 { finished = true }
     }
 
-    override func deliver(_ span: ChunkSpan, outputs reader: inout WireReader) throws -> Bool {
+    private func finishIfResolved() {
+        if sourceDone && unresolved == 0 { finished = true }
+    }
+
+    override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
+        guard let inputs = held[span.first], inputs.count == span.count else {
+            throw PoolError(.protocolViolation, "the stream holds no inputs \(span.first)..<\(span.end)")
+        }
+        try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &writer) }
+    }
+
+    override func split(_ span: InputSpan, into pieces: [InputSpan]) {
+        guard let inputs = held.removeValue(forKey: span.first) else { return }
+        for piece in pieces {
+            held[piece.first] = inputs[(inputs.startIndex + piece.first - span.first)...].prefix(piece.count)
+        }
+    }
+
+    override func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {
+        guard !finished else { return }
         let outputs = try F._decodeOutputs(from: &reader)
         guard outputs.count == span.count else {
-            throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for a chunk of \(span.count)")
+            throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for \(span.count) inputs")
         }
-        store(span, .success(outputs))
-        return finished
+        held.removeValue(forKey: span.first)
+        store(span.first, .outputs(outputs))
     }
 
-    override func fail(_ span: ChunkSpan?, error: any Error) -> Bool {
-        guard let span else {
-            lock.withLock {
-                fatal = error
-                lock.broadcast()
-            }
-            finished = true
-            return true
-        }
-        store(span, .failure(error))
-        return finished
+    override func failInput(_ index: Int, error: any Error) {
+        guard !finished else { return }
+        held.removeValue(forKey: index)
+        store(index, .failure(error, count: 1))
     }
 
-    private func store(_ span: ChunkSpan, _ result: Result<[F.Output], any Error>) {
-        chunksOutstanding -= 1
+    override func failAll(_ error: any Error) {
+        guard !finished else { return }
+        held.removeAll()
         lock.withLock {
-            ready[span.index] = (span, result)
-            if !ordered { arrivalOrder.append(span.index) }
+            fatal = error
             lock.broadcast()
         }
-        if sourceDone && chunksOutstanding == 0 { finished = true }
+        finished = true
     }
 
-    /// The next chunk's results for the consumer, waiting for them; nil at the end.
-    func take() -> Result<[F.Output], any Error>? {
+    private func store(_ first: Int, _ piece: StreamPiece<F.Output>) {
+        unresolved -= piece.count
+        lock.withLock {
+            ready[first] = piece
+            if !ordered { arrivalOrder.append(first) }
+            lock.broadcast()
+        }
+        finishIfResolved()
+    }
+
+    /// The next piece for the consumer, waiting for it; nil at the end.
+    func take() -> StreamPiece<F.Output>? {
         lock.withLock {
             while true {
-                if let fatal { return .failure(fatal) }
-                if let total = totalChunks, nextToConsume >= total { return nil }
+                if let fatal { return .failure(fatal, count: 0) }
+                if let total, nextToConsume >= total { return nil }
                 let key: Int?
                 if ordered {
                     key = ready[nextToConsume] != nil ? nextToConsume : nil
                 } else {
-                    key = arrivalOrder.first
+                    key = arrivalHead < arrivalOrder.count ? arrivalOrder[arrivalHead] : nil
                 }
-                if let key, let (_, result) = ready.removeValue(forKey: key) {
-                    if !ordered { arrivalOrder.removeFirst() }
-                    nextToConsume += 1
-                    consumedChunks += 1
+                if let key, let piece = ready.removeValue(forKey: key) {
+                    if !ordered {
+                        arrivalHead += 1
+                        if arrivalHead > 1024 && arrivalHead * 2 > arrivalOrder.count {
+                            arrivalOrder.removeFirst(arrivalHead)
+                            arrivalHead = 0
+                        }
+                    }
+                    nextToConsume += piece.count
+                    consumed += piece.count
                     wake()
-                    return result
+                    return piece
                 }
                 lock.wait(until: nil)
             }

@@ -1,23 +1,28 @@
-/// What the engine needs from a backend: a way to send frames to worker slots, to learn of
-/// replies and of workers that ended, and to start or replace workers. The public API never
-/// mentions a backend; `Pool` picks one at run time.
+/// What the engine needs from a backend: a way to send messages to worker slots, to learn
+/// of replies and of workers that ended, and to start, stop, kill or replace workers. The
+/// public API never mentions a backend; `Pool` picks one at run time.
+///
+/// Messages travel as the engine wrote them (after `MessageBuffer.headroom` bytes the
+/// backend may use for its own header); replies are decoded with the shared codec
+/// (`WorkerReply.decode`) and reported as typed events.
 protocol PoolBackend: AnyObject {
     /// Worker slots (fixed for the pool's life).
     var workerCount: Int { get }
-    /// Whether frames carry the 8-byte length header (ring transports) or not (MPI).
-    var framed: Bool { get }
     /// Whether a dead worker can be replaced (local) or ends everything (MPI).
     var canReplaceWorkers: Bool { get }
     /// Replies longer than this many bytes may reach the engine only after the worker has
-    /// finished its next task (nil: every reply arrives when sent); see the default below.
+    /// finished its next task (nil: every reply arrives when sent).
     var lateReplyBytes: Int? { get }
-    /// A short description for `swiftmp info` and errors.
+    /// A short description for `swiftmp info` and errors (`Pool.backendSummary`).
     var summary: String { get }
 
     /// Starts every worker.
     func start() throws
-    /// Queues a frame for `worker`; never waits.
-    func send(_ frame: UnsafeRawBufferPointer, to worker: Int)
+    /// Queues the message in `message` (with headroom) for `worker`; never waits. The
+    /// backend may write into the headroom.
+    func send(_ message: inout WireWriter, to worker: Int)
+    /// Tells `worker` to finish what it holds and exit (`MasterMessage.stop`).
+    func stop(worker: Int)
     /// Whether `worker`'s outbound queue is short enough to take more work.
     func canAccept(worker: Int) -> Bool
     /// Moves bytes without waiting and reports what arrived. Returns whether anything moved.
@@ -26,64 +31,60 @@ protocol PoolBackend: AnyObject {
     /// timeout passes.
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool)
     /// The engine's estimate of how often a busy worker replies (ns; 0: unknown), given
-    /// before `waitForActivity`; see the default below.
+    /// before `waitForActivity` (backends that are woken by their workers ignore it).
     func pace(replyEvery nanoseconds: Int64)
-    /// Wakes `waitForActivity` from another thread.
+    /// Wakes `waitForActivity` or `waitIdle` from another thread.
     func wake()
-    /// Sleeps while nothing is in flight; see the default below.
+    /// Sleeps while nothing is in flight: only a submission (`wake()`) or a worker's end
+    /// matters then, not a worker's ordinary traffic.
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool)
     /// Starts a new worker in `slot` after its predecessor ended.
     func replace(worker: Int) throws
     /// The identity of the worker in a slot, for `WorkerDied`.
     func identity(of worker: Int) -> WorkerDied
-    /// Ends a misbehaving worker; see the default below.
+    /// Ends a worker now (its end is then reported as usual); false when the backend
+    /// cannot (an MPI rank).
     func kill(worker: Int) -> Bool
-    /// Sends shared segments' descriptors to `worker`, ahead of the frames that mention them.
+    /// The progress words the worker in a slot shares with the engine (`WorkerProgress`),
+    /// or nil when the engine cannot see the worker's memory (MPI): it then assumes a worker
+    /// runs its oldest task, and cannot withdraw chunks.
+    func progress(of worker: Int) -> WorkerProgress?
+    /// Sends shared segments' descriptors to `worker`, ahead of the messages that mention them.
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws
-    /// Ends every worker: delivers frames still queued (the `stop`s), waits up to
+    /// Ends every worker: delivers messages still queued (the `stop`s), waits up to
     /// `deadline` (monotonic ns) for the workers to exit, then kills what is left and reaps
     /// everything.
     func shutdown(deadline: UInt64)
 }
 
-extension PoolBackend {
-    /// Whether a caller waiting for a result may run the engine itself (saving two thread
-    /// hand-offs per call) while the pool's thread sleeps in `waitForActivity` without the
-    /// engine's lock. Only for backends whose `waitForActivity` touches no state that
-    /// `poll`/`send` change, and needs no exclusive use of a library (MPI does).
-    var allowsCallerDriving: Bool { false }
-
-    /// Replies arrive as soon as the worker sends them.
-    var lateReplyBytes: Int? { nil }
-
-    /// Backends woken by their workers (a doorbell) need no estimate.
-    func pace(replyEvery nanoseconds: Int64) {}
-
-    /// Sleeps while nothing is in flight: only a submission (`wake()`) or a worker's end
-    /// matters then, not a worker's ordinary traffic.
-    func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
-        waitForActivity(spinning: false, timeoutNanoseconds: timeoutNanoseconds, ready: ready)
-    }
-
-    /// Ends a misbehaving worker (its end is then reported as usual); false when the backend
-    /// cannot, and the pool must break instead.
-    func kill(worker: Int) -> Bool { false }
-
-    func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
-        guard segments.isEmpty else {
-            throw PoolError(.backendUnavailable, """
-                shared memory objects (locks, shared values, queues) cannot be sent to this \
-                backend's workers (\(summary)); pass plain values instead
-                """)
-        }
-    }
-}
-
 enum BackendEvent {
-    /// A complete message from a worker (without frame header).
-    case message(worker: Int, UnsafeRawBufferPointer)
+    /// A decoded message from a worker.
+    case reply(worker: Int, WorkerReply)
+    /// A worker sent bytes the codec cannot read: the engine ends it like a crashed one.
+    case malformed(worker: Int, any Error)
     /// A worker ended (all its earlier messages were reported first).
     case ended(worker: Int, ChildExit)
     /// The transport failed (an MPI call returned an error): the pool is broken.
     case failed(PoolError)
+}
+
+extension BackendEvent {
+    /// The event for a message (without headroom) from `worker`.
+    static func decoding(_ bytes: UnsafeRawBufferPointer, from worker: Int) -> BackendEvent {
+        do {
+            return .reply(worker: worker, try WorkerReply.decode(bytes))
+        } catch {
+            return .malformed(worker: worker, error)
+        }
+    }
+}
+
+/// A backend without shared memory refuses shared segments with this error.
+func refusingAttachments(_ segments: [SegmentStorage], summary: String) throws {
+    guard segments.isEmpty else {
+        throw PoolError(.backendUnavailable, """
+            shared memory objects (locks, shared values, queues) cannot be sent to this \
+            backend's workers (\(summary)); pass plain values instead
+            """)
+    }
 }

@@ -1,9 +1,21 @@
 import Synchronization
 
-/// The master's scheduler, shared by both backends. One thread per pool runs `loop()`:
-/// it takes submitted jobs, keeps every worker fed with a few chunks in flight, routes
-/// replies to their jobs, and turns a worker's death into `WorkerDied` for exactly the
-/// chunks it held — then replaces it.
+/// The master's scheduler, shared by every backend. One thread per pool runs `loop()`: it
+/// takes submitted jobs, keeps every worker fed, routes replies to their jobs, and settles
+/// every input exactly once. The parts it ties together, each in its own file:
+///
+/// - `TaskLedger`: every task sent and not settled (job, inputs, worker, chunk number);
+/// - `WorkerTable`: per worker slot, what it holds in which order and how fast it answers;
+/// - `WorkerProgress`: shared with a local worker, which chunk and input it runs — so a
+///   worker's death fails only the input it was running, and chunks it has not started can
+///   be withdrawn and run elsewhere;
+/// - `FunctionCache`: function values sent once per worker;
+/// - `MasterCodec` / `WorkerReply`: the messages (`MessageCodec.swift`);
+/// - `Job`: the inputs and results of one call, retries and their history (`Jobs.swift`).
+///
+/// The backend (`PoolBackend`) moves messages and reports typed events; the engine knows
+/// nothing of its transport. `step()` is one round of work; tests drive it directly with a
+/// scripted backend, without processes or threads.
 final class PoolEngine: @unchecked Sendable {
     let backend: any PoolBackend
     let maxTasksPerChild: Int?
@@ -20,43 +32,25 @@ final class PoolEngine: @unchecked Sendable {
 
     // Engine thread only.
     private var jobs: [Job] = []
-    private var tasks: [UInt64: (job: Job, span: ChunkSpan, worker: Int)] = [:]
-    private var workers: [WorkerState]
-    private var nextTaskID: UInt64 = 1
-    private var definitions: [DefinitionKey: FunctionDefinition] = [:]
-    private var nextFunctionID: UInt32 = 1
-    private var clock: UInt64 = 0
+    private var ledger = TaskLedger()
+    private var workers: WorkerTable
+    private var functions: FunctionCache
     private var writer = WireWriter(capacity: 64 << 10)
+    private var hasStopped = false
+    /// Workers in a row that died before taking their first task while they had work.
+    private var startDeaths = 0
+    /// When the engine must look again at the latest (a time limit or a retry falls due).
+    private var nextTimer: UInt64?
 
-    private struct DefinitionKey: Hashable {
-        let typeName: String
-        let bytes: [UInt8]
-    }
-
-    struct WorkerState {
-        var inFlight: [UInt64] = []
-        var defined: Set<UInt32> = []
-        var tasksAssigned = 0
-        var retiring = false
-        var failuresWithoutProgress = 0
-        var completedSinceStart = 0
-        var lastReply: UInt64 = 0
-        var serviceNanoseconds: Double = 0
-        /// The last time between two replies (or from dispatch to the first).
-        var lastServiceNanoseconds: Double = 0
-        /// The length of the worker's last result (see `PoolBackend.lateReplyBytes`).
-        var lastReplyBytes = 0
-        var initialized = false
-        var sentSegments: Set<SegmentID> = []
-        /// Runs an exclusive job's task (see `Job.exclusive`).
-        var exclusive = false
-    }
+    /// Workers dying before their first task this many times in a row break the pool.
+    static let startDeathLimit = 3
 
     init(backend: any PoolBackend, maxTasksPerChild: Int?, initializer: FunctionDefinition?) {
         self.backend = backend
         self.maxTasksPerChild = maxTasksPerChild
         self.initializer = initializer
-        self.workers = Array(repeating: WorkerState(), count: backend.workerCount)
+        self.workers = WorkerTable(count: backend.workerCount)
+        self.functions = FunctionCache(workers: backend.workerCount)
     }
 
     func startThread() throws {
@@ -65,9 +59,8 @@ final class PoolEngine: @unchecked Sendable {
 
     // MARK: called by any thread
 
-    /// Queues `job`. `wake: false` when the caller will drive the engine itself right away
-    /// (a synchronous call): waking the pool's thread would only race it for the work.
-    func submit(_ job: Job, wake: Bool = true) throws(PoolError) {
+    /// Queues `job`.
+    func submit(_ job: Job) throws(PoolError) {
         lock.lock()
         if let brokenReason {
             lock.unlock()
@@ -79,20 +72,31 @@ final class PoolEngine: @unchecked Sendable {
         }
         incoming.append(job)
         lock.unlock()
-        hasIntake.store(true, ordering: .sequentiallyConsistent)
-        if wake || !backend.allowsCallerDriving { backend.wake() }
+        signalIntake()
+    }
+
+    /// Cancels `job`: inputs not started are dropped, a worker running one is killed and
+    /// replaced (local backend), the caller gets `PoolError.cancelled`.
+    func cancel(_ job: Job) {
+        job.requestCancel()
+        signalIntake()
     }
 
     /// Stops taking work; workers exit when the submitted work is done.
     func close() {
         lock.withLock { closing = true }
-        hasIntake.store(true, ordering: .sequentiallyConsistent)
-        backend.wake()
+        signalIntake()
     }
 
     /// Stops now: pending work fails with `PoolError.terminated`, workers are killed.
     func terminate() {
         lock.withLock { terminating = true }
+        signalIntake()
+    }
+
+    var isClosedOrTerminated: Bool { lock.withLock { closing || terminating } }
+
+    private func signalIntake() {
         hasIntake.store(true, ordering: .sequentiallyConsistent)
         backend.wake()
     }
@@ -112,241 +116,176 @@ final class PoolEngine: @unchecked Sendable {
 
     // MARK: the engine thread
 
-    private enum StepOutcome {
+    enum StepOutcome {
         case progressed, idle, stopped
     }
 
-    /// Held by whoever runs the engine: the pool's thread, or a caller driving it while it
-    /// waits for its own result (`drive`). Everything marked "engine thread only" is under it.
-    private let driver = ConditionLock()
-    private var hasStopped = false
-
-    /// The pool's thread: runs the engine whenever no caller drives it.
+    /// The pool's thread.
     private func loop() {
         var idleRounds = 0
         while true {
-            driver.lock()
             ForkGuard.enterActivity()
             let outcome = step()
-            let busy = !tasks.isEmpty
-            let waitWithLock = !backend.allowsCallerDriving
+            let busy = !ledger.isEmpty
+            let timer = nextTimer
             ForkGuard.leaveActivity()
-            if !waitWithLock { driver.unlock() }
             switch outcome {
             case .stopped:
-                if waitWithLock { driver.unlock() }
                 return
             case .progressed:
                 idleRounds = 0
             case .idle:
                 idleRounds += 1
-                if busy {
-                    backend.pace(replyEvery: replyInterval())
-                    backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: 50_000_000) {
+                var timeout: Int64 = busy ? 50_000_000 : 500_000_000
+                if let timer {
+                    let now = monotonicNanoseconds()
+                    timeout = min(timeout, timer > now ? Int64(timer - now) : 0)
+                }
+                if busy || timer != nil {
+                    backend.pace(replyEvery: workers.replyInterval(now: monotonicNanoseconds()))
+                    backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: timeout) {
                         hasIntake.load(ordering: .sequentiallyConsistent)
                     }
                 } else {
-                    backend.waitIdle(timeoutNanoseconds: 500_000_000) {
+                    backend.waitIdle(timeoutNanoseconds: timeout) {
                         hasIntake.load(ordering: .sequentiallyConsistent)
                     }
                 }
             }
-            if waitWithLock { driver.unlock() }
         }
     }
 
-    /// Runs the engine on the calling thread until `isDone()` or `deadline`, if the backend
-    /// allows it and nobody else is running it; returns at once otherwise. A synchronous
-    /// `apply`/`map` then goes caller → worker → caller, without waking the pool's thread.
-    func drive(until isDone: () -> Bool, deadline: UInt64?) {
-        guard backend.allowsCallerDriving, driver.tryLock() else { return }
-        ForkGuard.enterActivity()
-        var idleRounds = 0
-        while !isDone() {
-            if let deadline, monotonicNanoseconds() >= deadline { break }
-            switch step() {
-            case .stopped:
-                break
-            case .progressed:
-                idleRounds = 0
-                continue
-            case .idle:
-                idleRounds += 1
-                ForkGuard.leaveActivity()
-                backend.pace(replyEvery: replyInterval())
-                backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: 10_000_000) {
-                    isDone() || hasIntake.load(ordering: .sequentiallyConsistent)
-                }
-                ForkGuard.enterActivity()
-                continue
-            }
-            break
-        }
-        let leftover = !jobs.isEmpty || !tasks.isEmpty
-        ForkGuard.leaveActivity()
-        driver.unlock()
-        // Hand the rest (other callers' jobs, callbacks) back to the pool's thread.
-        if leftover { backend.wake() }
-    }
-
-    /// One round of engine work. Call with `driver` held, inside `ForkGuard` activity.
-    private func step() -> StepOutcome {
+    /// One round of engine work, on the engine's thread (inside `ForkGuard` activity).
+    func step() -> StepOutcome {
         if hasStopped { return .stopped }
         var progressed = false
         if hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
-            let (newJobs, isClosing, isTerminating) = lock.withLock { () -> ([Job], Bool, Bool) in
-                let taken = incoming
-                incoming.removeAll()
-                return (taken, closing, terminating)
+            let (newJobs, isTerminating) = lock.withLock { () -> ([Job], Bool) in
+                defer { incoming.removeAll() }
+                return (incoming, terminating)
             }
             if isTerminating {
-                finishAll(with: PoolError(.terminated, "the pool was terminated"), newJobs: newJobs)
+                for job in newJobs { job.failAll(PoolError(.terminated, "the pool was terminated")) }
+                failEverything(PoolError(.terminated, "the pool was terminated"))
                 // Inside ForkGuard activity: the backend lets go of it only while it waits.
                 backend.shutdown(deadline: monotonicNanoseconds())
-                hasStopped = true
-                markStopped()
-                return .stopped
+                return markStopped()
             }
             for job in newJobs { admit(job) }
-            if isClosing && jobs.isEmpty && tasks.isEmpty {
-                stopWorkersGracefully()
-                hasStopped = true
-                markStopped()
-                return .stopped
-            }
             progressed = true
         }
         if backend.poll({ handle($0) }) { progressed = true }
-        if dispatch() { progressed = true }
-        if let broken = lock.withLock({ brokenReason }), !jobs.isEmpty || !tasks.isEmpty {
-            finishAll(with: broken, newJobs: [])
+        let now = monotonicNanoseconds()
+        if cancelRequestedJobs() { progressed = true }
+        if let broken = lock.withLock({ brokenReason }), !jobs.isEmpty || !ledger.isEmpty {
+            failEverything(broken)
+            progressed = true
         }
-        if lock.withLock({ closing }) && jobs.isEmpty && tasks.isEmpty {
-            hasIntake.store(true, ordering: .sequentiallyConsistent)
-            return .progressed
+        nextTimer = nil
+        if enforceTimeLimits(now: now) { progressed = true }
+        if dispatch(now: now) { progressed = true }
+        if rebalance(now: now) {
+            progressed = true
+            _ = dispatch(now: now)
+        }
+        for job in jobs { job.settle() }
+        if retireFinishedJobs() { progressed = true }
+        for job in jobs { if let due = job.nextRetryTime { nextTimer = min(nextTimer ?? due, due) } }
+        if lock.withLock({ closing }) && jobs.isEmpty && ledger.isEmpty {
+            stopWorkersGracefully()
+            return markStopped()
         }
         return progressed ? .progressed : .idle
     }
 
-    private func markStopped() {
+    private func markStopped() -> StepOutcome {
+        hasStopped = true
         lock.withLock {
             stopped = true
             lock.broadcast()
         }
+        return .stopped
     }
 
+    // MARK: jobs
+
     private func admit(_ job: Job) {
-        let key = DefinitionKey(typeName: job.function.typeName, bytes: job.function.bytes)
-        let definition: FunctionDefinition
-        if let existing = definitions[key] {
-            definition = existing
-        } else {
-            definition = job.function
-            definition.id = nextFunctionID
-            nextFunctionID = nextFunctionID == UInt32.max - 1 ? 1 : nextFunctionID + 1
-            definitions[key] = definition
-            evictDefinitions()
+        let (definition, evicted) = functions.adopt(job.function)
+        job.function = definition
+        for id in evicted {
+            for worker in workers.indices where functions.drop(id, from: worker) {
+                MasterCodec.undefine(id, into: &writer)
+                backend.send(&writer, to: worker)
+            }
         }
-        definition.activeJobs += 1
-        definitionOf[ObjectIdentifier(job)] = definition
         if job.finished {
-            release(job)
+            functions.release(definition)
         } else {
             jobs.append(job)
         }
     }
 
-    private var definitionOf: [ObjectIdentifier: FunctionDefinition] = [:]
-    private var brokenDefinitions: [UInt32: any Error] = [:]
-
-    private func release(_ job: Job) {
-        if let definition = definitionOf.removeValue(forKey: ObjectIdentifier(job)) {
-            definition.activeJobs -= 1
-            clock += 1
-            definition.lastUsed = clock
-        }
+    private func retireFinishedJobs() -> Bool {
+        guard jobs.contains(where: { $0.finished }) else { return false }
+        for job in jobs where job.finished { functions.release(job.function) }
+        jobs.removeAll { $0.finished }
+        return true
     }
 
-    /// Keeps at most 64 function definitions alive in the workers.
-    private func evictDefinitions() {
-        guard definitions.count > 64 else { return }
-        let victims = definitions.filter { $0.value.activeJobs == 0 }
-            .sorted { $0.value.lastUsed < $1.value.lastUsed }
-            .prefix(definitions.count - 64)
-        for (key, definition) in victims {
-            definitions.removeValue(forKey: key)
-            for worker in workers.indices where workers[worker].defined.contains(definition.id) {
-                workers[worker].defined.remove(definition.id)
-                beginFrame()
-                writer.write(MasterMessage.undefine.rawValue)
-                writer.write(definition.id)
-                sendFrame(to: worker)
+    /// Fails every job and forgets every task (the pool broke or was terminated).
+    private func failEverything(_ error: any Error) {
+        for job in jobs { job.failAll(error) }
+        _ = retireFinishedJobs()
+        ledger.removeAll()
+        for worker in workers.indices { workers[worker].tasks.removeAll() }
+    }
+
+    private func breakPool(_ error: PoolError) {
+        lock.withLock { if brokenReason == nil { brokenReason = error } }
+    }
+
+    /// Cancelled jobs end now; their inputs that wait on a worker are withdrawn, and a worker
+    /// running one is killed (and replaced).
+    private func cancelRequestedJobs() -> Bool {
+        let cancelled = jobs.filter { $0.cancelRequested && !$0.finished }
+        guard !cancelled.isEmpty else { return false }
+        for job in cancelled {
+            job.failAll(PoolError(.cancelled, "the call was cancelled"))
+            for worker in workers.indices where workers[worker].tasks.contains(where: { ledger[$0]?.job === job }) {
+                guard let running = runningTask(on: worker) else { continue }
+                _ = withdraw(from: worker)
+                if running.job === job, backend.kill(worker: worker) {
+                    workers[worker].killedFor = .cancelled
+                }
             }
         }
+        return true
     }
 
-    private func beginFrame() {
-        if backend.framed { Frame.begin(&writer) } else { writer.bytes.removeAll(keepingCapacity: true) }
-    }
+    // MARK: dispatch
 
-    private func sendFrame(to worker: Int) {
-        if backend.framed { Frame.finish(&writer) }
-        writer.bytes.withUnsafeBytes { backend.send($0, to: worker) }
-    }
-
-    /// How soon a reply can be expected: over the workers with tasks in flight, the shortest
-    /// recent time between replies (the smaller of the moving average and the last interval,
-    /// so one quick reply after long tasks counts at once) — or, when a worker has been
-    /// silent longer than that (or has no history yet, as in a fresh pool), how long it has
-    /// been silent: its current task is at least that long.
-    private func replyInterval() -> Int64 {
-        let now = monotonicNanoseconds()
-        var shortest = Double.infinity
-        for state in workers where !state.inFlight.isEmpty {
-            let recent = state.serviceNanoseconds > 0 ? min(state.serviceNanoseconds, state.lastServiceNanoseconds) : 0
-            let silent = Double(now &- state.lastReply)
-            shortest = min(shortest, max(recent, silent))
-        }
-        return shortest.isFinite ? Int64(shortest) : 0
-    }
-
-    /// How many chunks a worker should hold: enough to hide a round trip for tiny tasks,
-    /// few for long ones so that the load stays balanced. One more while its results are long
-    /// enough to arrive late (`PoolBackend.lateReplyBytes`): the engine then learns that a
-    /// task is done only when the worker has finished the next one, and with two in hand the
-    /// worker would wait for rank 0 after every other task.
-    private func depth(for worker: Int) -> Int {
-        let service = workers[worker].serviceNanoseconds
-        let late = backend.lateReplyBytes.map { workers[worker].lastReplyBytes > $0 } ?? false
-        let base = service <= 0 ? 2 : max(2, min(64, Int(200_000 / service) + 1))
-        return late ? base + 1 : base
-    }
-
-    /// Sends chunks to workers with room. Returns whether anything was sent.
-    private func dispatch() -> Bool {
+    /// Sends spans to workers with room, one per worker per pass; idle workers first. Returns
+    /// whether anything was sent.
+    private func dispatch(now: UInt64) -> Bool {
         if jobs.isEmpty { return false }
         var progressed = false
-        // Drop jobs that need nothing more.
-        if jobs.contains(where: { $0.isCancelled }) {
-            for job in jobs where job.isCancelled { job.finished = true }
-        }
-        if jobs.contains(where: { $0.finished }) {
-            for job in jobs where job.finished { release(job) }
-            jobs.removeAll { $0.finished }
-        }
-        var anyReady = true
-        while anyReady {
-            anyReady = false
+        var sentThisPass = true
+        var idleOnly = true
+        while sentThisPass || idleOnly {
+            if !sentThisPass { idleOnly = false }
+            sentThisPass = false
             for worker in workers.indices {
-                if workers[worker].retiring || workers[worker].exclusive || workers[worker].inFlight.count >= depth(for: worker)
+                let slot = workers[worker]
+                if idleOnly && !slot.tasks.isEmpty { continue }
+                if slot.retiring || slot.exclusive
+                    || slot.tasks.count >= workers.depth(for: worker, lateReplyBytes: backend.lateReplyBytes)
                     || !backend.canAccept(worker: worker) { continue }
-                if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit { continue }
-                guard jobs.contains(where: { $0.hasChunkReady }) else { return progressed }
-                let idle = workers[worker].inFlight.isEmpty
-                guard let job = jobs.first(where: { $0.hasChunkReady && (!$0.exclusive || idle) }) else { continue }
-                if send(job, to: worker) {
+                if let limit = maxTasksPerChild, slot.tasksAssigned >= limit { continue }
+                let idle = slot.tasks.isEmpty
+                guard let job = jobs.first(where: { $0.hasSpan(now: now) && (!$0.exclusive || idle) }) else { continue }
+                if send(job, to: worker, now: now) {
                     progressed = true
-                    anyReady = true
+                    sentThisPass = true
                 }
             }
         }
@@ -359,12 +298,11 @@ final class PoolEngine: @unchecked Sendable {
         guard let initializer else { return }
         // The initializer runs as task 0 with a single Void input before any other task.
         define(initializer, on: worker)
-        beginFrame()
-        writer.write(MasterMessage.chunk.rawValue)
-        writer.write(UInt64(0))
-        writer.write(initializer.id)
-        writer.write(UInt64(1))
-        sendFrame(to: worker)
+        MasterCodec.beginChunk(task: 0, function: initializer.id, into: &writer)
+        _VoidTransport.encode(count: 1, into: &writer)
+        workers[worker].sent &+= 1
+        workers[worker].initializerChunk = workers[worker].sent
+        backend.send(&writer, to: worker)
     }
 
     /// Sends the descriptors of `segments` the worker does not have yet.
@@ -376,80 +314,168 @@ final class PoolEngine: @unchecked Sendable {
     }
 
     private func define(_ definition: FunctionDefinition, on worker: Int) {
-        guard !workers[worker].defined.contains(definition.id) else { return }
+        guard !functions.has(definition.id, on: worker) else { return }
         do {
             try attach(definition.attachments, to: worker)
         } catch {
-            // The worker will report the function as unusable; jobs using it fail with this.
-            brokenDefinitions[definition.id] = error
+            functions.markBroken(definition.id, error)
         }
-        beginFrame()
-        writer.write(MasterMessage.define.rawValue)
-        writer.write(definition.id)
-        writer.write(definition.typeName)
-        definition.bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
-        sendFrame(to: worker)
-        workers[worker].defined.insert(definition.id)
+        MasterCodec.define(definition, into: &writer)
+        backend.send(&writer, to: worker)
+        functions.record(definition.id, on: worker)
     }
 
-    private func send(_ job: Job, to worker: Int) -> Bool {
+    private func send(_ job: Job, to worker: Int, now: UInt64) -> Bool {
         ensureInitialized(worker)
-        guard let definition = definitionOf[ObjectIdentifier(job)] else { return false }
-        define(definition, on: worker)
-        if let broken = brokenDefinitions[definition.id] {
-            _ = job.fail(nil, error: broken)
-            job.finished = true
+        define(job.function, on: worker)
+        if let broken = functions.broken[job.function.id] {
+            job.failAll(broken)
             return true
         }
-        let taskID = nextTaskID
-        beginFrame()
-        writer.write(MasterMessage.chunk.rawValue)
-        writer.write(taskID)
-        writer.write(definition.id)
-        let span: ChunkSpan?
+        guard let span = job.takeSpan(now: now) else { return false }
+        MasterCodec.beginChunk(task: ledger.upcomingID, function: job.function.id, into: &writer)
         do {
-            var encoded: ChunkSpan?
-            let (_, segments) = try AttachmentContext.collecting {
-                encoded = try job.encodeNextChunk(into: &writer)
-            }
+            let (_, segments) = try AttachmentContext.collecting { try job.encode(span, into: &writer) }
             if !segments.isEmpty {
-                // The chunk frame is not sent yet, so the descriptors still go first.
-                let frame = writer
+                // The chunk is not sent yet, so the descriptors still go first.
+                let chunk = writer
                 try attach(segments, to: worker)
-                writer = frame
+                writer = chunk
             }
-            span = encoded
         } catch {
-            _ = job.fail(nil, error: PoolError(.encoding, "cannot encode an input: \(error)"))
-            job.finished = true
+            let failure = PoolError(.encoding, "cannot encode an input: \(error)")
+            for index in span.first..<span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
             return true
         }
-        guard let span else { return false }
-        nextTaskID += 1
-        sendFrame(to: worker)
-        tasks[taskID] = (job, span, worker)
-        if workers[worker].inFlight.isEmpty { workers[worker].lastReply = monotonicNanoseconds() }
-        workers[worker].inFlight.append(taskID)
+        workers[worker].sent &+= 1
+        let task = ledger.record(job: job, span: span, worker: worker, chunk: workers[worker].sent)
+        backend.send(&writer, to: worker)
+        if workers[worker].tasks.isEmpty { workers[worker].lastReply = now }
+        workers[worker].tasks.append(task.id)
         if job.exclusive { workers[worker].exclusive = true }
         workers[worker].tasksAssigned += 1
         if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit {
-            retire(worker)
+            // After its last allowed task, a worker is told to stop; it is replaced when it exits.
+            workers[worker].retiring = true
+            backend.stop(worker: worker)
         }
         return true
     }
 
-    /// After its last allowed task, a worker is told to stop; it is replaced when it exits.
-    private func retire(_ worker: Int) {
-        workers[worker].retiring = true
-        beginFrame()
-        writer.write(MasterMessage.stop.rawValue)
-        sendFrame(to: worker)
+    // MARK: where each worker is
+
+    /// The task `worker` is running now, if the engine can tell: from the shared progress
+    /// words, or (without them) the oldest task it holds.
+    private func runningTask(on worker: Int) -> TaskLedger.Task? {
+        let slot = workers[worker]
+        guard let first = slot.tasks.first else { return nil }
+        guard let progress = backend.progress(of: worker) else { return ledger[first] }
+        let taken = progress.snapshot().taken
+        for id in slot.tasks {
+            if let task = ledger[id], task.chunk == taken { return task }
+        }
+        return nil
     }
+
+    /// Takes back every chunk `worker` has not started and queues its inputs again (their
+    /// jobs run them elsewhere). Returns whether anything was withdrawn.
+    private func withdraw(from worker: Int) -> Bool {
+        guard let progress = backend.progress(of: worker) else { return false }
+        let taken = progress.withdraw(sent: workers[worker].sent)
+        if let initializerChunk = workers[worker].initializerChunk, !WorkerProgress.isAtOrAfter(taken, initializerChunk) {
+            workers[worker].initialized = false
+            workers[worker].initializerChunk = nil
+        }
+        var withdrew = false
+        workers[worker].tasks.removeAll { id in
+            guard let task = ledger[id] else { return false }
+            guard !WorkerProgress.isAtOrAfter(taken, task.chunk) else { return false }
+            _ = ledger.settle(id, from: worker)
+            task.job?.runAgain(task.span)
+            withdrew = true
+            return true
+        }
+        if workers[worker].tasks.isEmpty { workers[worker].exclusive = false }
+        return withdrew
+    }
+
+    /// A free worker never waits while inputs nobody started sit behind another worker's
+    /// running task: when a worker is idle and nothing is left to send, the chunks waiting on
+    /// the busiest worker are withdrawn (and then sent again).
+    private func rebalance(now: UInt64) -> Bool {
+        guard !jobs.isEmpty, !jobs.contains(where: { $0.hasSpan(now: now) }) else { return false }
+        guard workers.indices.contains(where: { worker in
+            let slot = workers[worker]
+            return slot.tasks.isEmpty && !slot.retiring && backend.canAccept(worker: worker)
+                && maxTasksPerChild.map { slot.tasksAssigned < $0 } ?? true
+        }) else { return false }
+        var withdrew = false
+        for worker in workers.indices where workers[worker].tasks.count > 1 && !workers[worker].exclusive {
+            if withdraw(from: worker) { withdrew = true }
+        }
+        return withdrew
+    }
+
+    /// Kills the workers whose running input is past its job's time limit (withdrawing what
+    /// waits behind it first); notes when the next limit falls due.
+    private func enforceTimeLimits(now: UInt64) -> Bool {
+        var acted = false
+        for worker in workers.indices where !workers[worker].tasks.isEmpty && workers[worker].killedFor == nil {
+            guard let running = runningTask(on: worker), let job = running.job, !job.finished,
+                  let limit = job.options.timeoutNanoseconds
+            else {
+                workers[worker].observed = nil
+                continue
+            }
+            let input = backend.progress(of: worker).map { min(max(0, $0.snapshot().input), running.span.count - 1) } ?? 0
+            if workers[worker].observed?.task != running.id || workers[worker].observed?.input != input {
+                // Without shared progress the oldest task started when the previous one ended.
+                let since = backend.progress(of: worker) == nil && workers[worker].observed?.task != running.id
+                    ? max(workers[worker].lastReply, now &- min(now, UInt64(workers.replyInterval(now: now)))) : now
+                workers[worker].observed = (running.id, input, since)
+            }
+            let due = workers[worker].observed!.since &+ limit
+            if now >= due {
+                acted = true
+                if backend.canReplaceWorkers {
+                    _ = withdraw(from: worker)
+                    workers[worker].killedFor = .timedOut(task: running.id, input: input, limit: limit)
+                    if !backend.kill(worker: worker) { workers[worker].killedFor = nil }
+                } else {
+                    giveUp(running, on: worker, limit: limit, now: now)
+                }
+            } else {
+                nextTimer = min(nextTimer ?? due, due)
+            }
+        }
+        return acted
+    }
+
+    /// A worker that cannot be killed (an MPI rank) keeps running a task past its limit: its
+    /// inputs fail with `TaskTimedOut` now, and its late reply is dropped.
+    private func giveUp(_ task: TaskLedger.Task, on worker: Int, limit: UInt64, now: UInt64) {
+        _ = ledger.settle(task.id, from: worker)
+        workers[worker].observed = nil
+        guard let job = task.job else { return }
+        let identity = backend.identity(of: worker)
+        for index in task.span.first..<task.span.end {
+            job.inputFailed(index, error: TaskTimedOut(inputIndex: index, seconds: Double(limit) / 1e9, pid: identity.pid,
+                                                       rank: identity.rank, host: identity.host),
+                            as: .timedOut, now: now)
+        }
+    }
+
+    // MARK: events
 
     private func handle(_ event: BackendEvent) {
         switch event {
-        case .message(let worker, let bytes):
-            handleMessage(from: worker, bytes)
+        case .reply(let worker, let reply):
+            handleReply(from: worker, reply)
+        case .malformed(let worker, let error):
+            // Untrusted input: a worker that sends nonsense is ended like a crashed one.
+            if !backend.kill(worker: worker) {
+                breakPool(PoolError(.protocolViolation, "a worker sent a malformed message: \(error)"))
+            }
         case .ended(let worker, let exit):
             handleEnd(of: worker, exit)
         case .failed(let error):
@@ -457,106 +483,147 @@ final class PoolEngine: @unchecked Sendable {
         }
     }
 
-    private func handleMessage(from worker: Int, _ bytes: UnsafeRawBufferPointer) {
-        var reader = WireReader(bytes)
-        do {
-            let kind = try reader.read(UInt8.self)
-            switch WorkerMessage(rawValue: kind) {
-            case .result:
-                let taskID = try reader.read(UInt64.self)
-                guard let task = takeTask(taskID, from: worker) else { return }
-                workers[worker].lastReplyBytes = bytes.count
-                do {
-                    if try task.job.deliver(task.span, outputs: &reader) { retireFinished(task.job) }
-                } catch {
-                    let wrapped = error as? PoolError
-                        ?? PoolError(.encoding, "cannot decode results of \(task.job.function.typeName): \(error)")
-                    if task.job.fail(task.span, error: wrapped) { retireFinished(task.job) }
-                }
-            case .failure:
-                let taskID = try reader.read(UInt64.self)
-                let index = Int(try reader.read(Int64.self))
-                let kind = FailureKind(rawValue: try reader.read(UInt8.self)) ?? .machinery
-                let typeName = try reader.read(String.self)
-                let message = try reader.read(String.self)
-                if taskID == 0 {
-                    // The initializer threw: the pool cannot work.
-                    workers[worker].initialized = true
-                    breakPool(PoolError(.startFailed, "the pool's initializer threw \(typeName): \(message)"))
-                    return
-                }
-                guard let task = takeTask(taskID, from: worker) else { return }
-                let error: any Error
-                switch kind {
-                case .threw:
-                    error = RemoteError(typeName: typeName, message: message, inputIndex: task.span.firstInput + index)
-                case .machinery:
-                    error = PoolError(.encoding, message)
-                case .initializer:
-                    error = PoolError(.startFailed, message)
-                }
-                if task.job.fail(task.span, error: error) { retireFinished(task.job) }
-            case .stopped:
-                break
-            case nil:
-                throw PoolError(.protocolViolation, "unknown message kind \(kind)")
-            }
-        } catch {
-            // Untrusted input: a worker that sends nonsense is ended like a crashed one.
-            if !backend.kill(worker: worker) {
-                breakPool(PoolError(.protocolViolation, "a worker sent a malformed message: \(error)"))
-            }
-        }
+    /// Removes `id` from `worker`'s list (also a task given up on or withdrawn) and notes the reply.
+    private func noteReply(_ id: UInt64, from worker: Int, bytes: Int) {
+        if let position = workers[worker].tasks.firstIndex(of: id) { workers[worker].tasks.remove(at: position) }
+        if workers[worker].tasks.isEmpty { workers[worker].exclusive = false }
+        workers.noteReply(from: worker, now: monotonicNanoseconds())
+        workers[worker].lastReplyBytes = bytes
+        workers[worker].observed = nil
+        startDeaths = 0
     }
 
-    private func takeTask(_ taskID: UInt64, from worker: Int) -> (job: Job, span: ChunkSpan, worker: Int)? {
-        guard let task = tasks.removeValue(forKey: taskID), task.worker == worker else { return nil }
-        if let position = workers[worker].inFlight.firstIndex(of: taskID) {
-            workers[worker].inFlight.remove(at: position)
-        }
-        if workers[worker].inFlight.isEmpty { workers[worker].exclusive = false }
+    private func handleReply(from worker: Int, _ reply: WorkerReply) {
         let now = monotonicNanoseconds()
-        let elapsed = Double(now &- workers[worker].lastReply)
-        workers[worker].lastReply = now
-        let old = workers[worker].serviceNanoseconds
-        workers[worker].serviceNanoseconds = old == 0 ? elapsed : old * 0.8 + elapsed * 0.2
-        workers[worker].lastServiceNanoseconds = elapsed
-        workers[worker].failuresWithoutProgress = 0
-        workers[worker].completedSinceStart += 1
-        return task
-    }
-
-    private func retireFinished(_ job: Job) {
-        job.finished = true
-    }
-
-    private func handleEnd(of worker: Int, _ exit: ChildExit) {
-        let lost = workers[worker].inFlight
-        let wasRetiring = workers[worker].retiring
-        workers[worker].exclusive = false
-        let identity = backend.identity(of: worker)
-        for taskID in lost {
-            guard let task = tasks.removeValue(forKey: taskID) else { continue }
-            var died = identity
-            switch exit {
-            case .signaled(let signal): died.signal = signal
-            case .exited(let code): died.exitCode = code
+        switch reply {
+        case .stopped:
+            break
+        case .result(let id, var outputs):
+            if id == 0 {
+                workers[worker].initializerChunk = nil
+                startDeaths = 0
+                return
             }
-            died.inputIndex = task.span.firstInput
-            if task.job.fail(task.span, error: died) { retireFinished(task.job) }
+            noteReply(id, from: worker, bytes: outputs.remaining)
+            guard let task = ledger.settle(id, from: worker), let job = task.job, job.wantsWork else { return }
+            do {
+                try job.deliver(task.span, outputs: &outputs)
+                job.forgetHistory(task.span)
+            } catch {
+                let failure = error as? PoolError
+                    ?? PoolError(.encoding, "cannot decode results of \(job.function.typeName): \(error)")
+                for index in task.span.first..<task.span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
+            }
+        case .failure(let id, let index, let kind, let typeName, let message, var outputs):
+            if id == 0 {
+                // The initializer threw: the pool cannot work.
+                workers[worker].initializerChunk = nil
+                breakPool(PoolError(.startFailed, "the pool's initializer threw \(typeName): \(message)"))
+                return
+            }
+            noteReply(id, from: worker, bytes: outputs.remaining)
+            guard let task = ledger.settle(id, from: worker), let job = task.job, job.wantsWork else { return }
+            let span = task.span
+            switch kind {
+            case .threw:
+                let position = min(max(0, index), span.count - 1)
+                let (before, culprit, after) = pieces(of: span, at: position)
+                job.split(span, into: [before, culprit, after].filter { $0.count > 0 })
+                if before.count > 0 {
+                    do {
+                        try job.deliver(before, outputs: &outputs)
+                        job.forgetHistory(before)
+                    } catch {
+                        job.runAgain(before)
+                    }
+                }
+                let remote = RemoteError(typeName: typeName, message: message, inputIndex: culprit.first)
+                job.inputFailed(culprit.first, error: remote, as: .threw, now: now)
+                job.runAgain(after)
+            case .machinery:
+                let failure = PoolError(typeName == "PoolError" && message.contains("by name") ? .unresolvableFunction : .encoding,
+                                        message)
+                for input in span.first..<span.end { job.inputFailed(input, error: failure, as: nil, now: now) }
+            case .initializer:
+                let failure = PoolError(.startFailed, message)
+                for input in span.first..<span.end { job.inputFailed(input, error: failure, as: nil, now: now) }
+            }
         }
-        let madeProgress = workers[worker].completedSinceStart > 0
-        var state = WorkerState()
-        state.failuresWithoutProgress = (wasRetiring || madeProgress) ? 0 : workers[worker].failuresWithoutProgress + 1
-        workers[worker] = state
-        let isShuttingDown = lock.withLock { terminating || stopped }
-        if isShuttingDown { return }
+    }
+
+    /// `span` around position `position`: the inputs before it, it, and those after it.
+    private func pieces(of span: InputSpan, at position: Int) -> (InputSpan, InputSpan, InputSpan) {
+        (InputSpan(first: span.first, count: position),
+         InputSpan(first: span.first + position, count: 1),
+         InputSpan(first: span.first + position + 1, count: span.count - position - 1))
+    }
+
+    /// A worker ended: the input it was running fails (`WorkerDied`, or `TaskTimedOut` /
+    /// cancelled when the engine killed it for that); every other input it held runs again
+    /// elsewhere. Then the slot gets a new worker.
+    private func handleEnd(of worker: Int, _ exit: ChildExit) {
+        let now = monotonicNanoseconds()
+        let slot = workers[worker]
+        let progress = backend.progress(of: worker)?.snapshot()
+        var identity = backend.identity(of: worker)
+        switch exit {
+        case .signaled(let signal): identity.signal = signal
+        case .exited(let code): identity.exitCode = code
+        }
+        var hadWork = slot.initializerChunk != nil
+        for (position, id) in slot.tasks.enumerated() {
+            guard let task = ledger.settle(id, from: worker) else { continue }
+            hadWork = true
+            guard let job = task.job, job.wantsWork else { continue }
+            let running: Bool
+            var inputPosition = 0
+            if let progress {
+                running = task.chunk == progress.taken
+                inputPosition = min(max(0, progress.input), task.span.count - 1)
+            } else {
+                running = position == 0
+            }
+            guard running else {
+                job.runAgain(task.span)
+                continue
+            }
+            let (before, culprit, after) = pieces(of: task.span, at: inputPosition)
+            job.split(task.span, into: [before, culprit, after].filter { $0.count > 0 })
+            job.runAgain(before)
+            job.runAgain(after)
+            var died = identity
+            died.inputIndex = culprit.first
+            switch slot.killedFor {
+            case .timedOut(let timedOutTask, let timedOutInput, let limit) where timedOutTask == id && timedOutInput == inputPosition:
+                job.inputFailed(culprit.first, error: TaskTimedOut(inputIndex: culprit.first, seconds: Double(limit) / 1e9,
+                                                                  pid: identity.pid, rank: identity.rank, host: identity.host),
+                                as: .timedOut, now: now)
+            default:
+                job.inputFailed(culprit.first, error: died, as: .workerDied, now: now)
+            }
+        }
+        // Died before taking its first task (start-up or the initializer crashed)?
+        let beforeFirstTask: Bool
+        if let progress {
+            beforeFirstTask = progress.taken == 0 || progress.taken == slot.initializerChunk
+        } else {
+            beforeFirstTask = slot.completedSinceStart == 0
+        }
+        if hadWork && beforeFirstTask && slot.killedFor == nil && !slot.retiring {
+            startDeaths += 1
+        }
+        workers.reset(worker)
+        functions.forget(worker: worker)
+        if lock.withLock({ terminating || stopped }) { return }
         guard backend.canReplaceWorkers else {
-            breakPool(PoolError(.startFailed, "a worker ended and this backend cannot replace it: \(identity)"))
+            breakPool(PoolError(.startFailed, "\(identity); an MPI rank cannot be replaced, so the pool cannot go on"))
             return
         }
-        if state.failuresWithoutProgress >= 5 {
-            breakPool(PoolError(.startFailed, "workers keep ending before they finish any task (last: \(exit)); the pool is broken"))
+        if startDeaths >= Self.startDeathLimit {
+            breakPool(PoolError(.startFailed, """
+                \(startDeaths) workers in a row ended before their first task (last: \(identity)); \
+                the pool's initializer or the worker's start-up crashes — fix it and create a new Pool
+                """))
             return
         }
         do {
@@ -568,26 +635,9 @@ final class PoolEngine: @unchecked Sendable {
         }
     }
 
-    private func breakPool(_ error: PoolError) {
-        lock.withLock { if brokenReason == nil { brokenReason = error } }
-    }
-
-    private func finishAll(with error: any Error, newJobs: [Job]) {
-        for job in jobs + newJobs where !job.finished {
-            _ = job.fail(nil, error: error)
-            job.finished = true
-        }
-        for job in jobs + newJobs { release(job) }
-        jobs.removeAll()
-        tasks.removeAll()
-        for worker in workers.indices { workers[worker].inFlight.removeAll() }
-    }
-
     private func stopWorkersGracefully() {
         for worker in workers.indices where !workers[worker].retiring {
-            beginFrame()
-            writer.write(MasterMessage.stop.rawValue)
-            sendFrame(to: worker)
+            backend.stop(worker: worker)
         }
         backend.shutdown(deadline: monotonicNanoseconds() &+ 5_000_000_000)
     }

@@ -1,33 +1,52 @@
 /// What a worker does with each message, whatever carries the messages (shared-memory
 /// rings locally, MPI messages across ranks). Synchronous by design: no `Task`, no
 /// Dispatch — a forked child must not depend on runtime threads.
+///
+/// Replies are written into `reply` after `MessageBuffer.headroom` bytes; the transport
+/// fills the headroom in (or skips it) and sends.
 final class WorkerRuntime {
+    /// Set (before any task runs) in a process that serves a pool: a pool worker, an MPI
+    /// worker rank. A pool cannot be created there (`PoolError.nested`).
+    nonisolated(unsafe) static var servesThisProcess = false
+
     enum Action {
-        /// Send `frame` (a complete frame, header included).
+        /// Send `reply`.
         case reply
         /// Nothing to send.
         case none
-        /// Acknowledge with `frame` and leave the serve loop.
+        /// Send `reply` (the acknowledgement) and leave the serve loop.
         case stop
     }
 
+    /// Function values as received, decoded when a chunk first uses them (a value whose
+    /// decoding crashes the worker is then charged to that chunk's first input).
+    private var received: [UInt32: (typeName: String, bytes: [UInt8])] = [:]
     private var functions: [UInt32: any ParallelFunction] = [:]
     private var broken: [UInt32: String] = [:]
     /// Set when the pool's initializer (task 0) threw: every later task fails with it.
     private var initializerFailure: String?
     /// The reply built by the last `handle`.
-    var frame = WireWriter(capacity: 64 << 10)
-    /// Whether `frame` includes the 8-byte frame header (ring transports) or not (MPI).
-    let framed: Bool
+    var reply = WireWriter(capacity: 64 << 10)
+    /// Shared with the engine: which chunk and input this worker runs (`WorkerProgress`).
+    private let progress: WorkerProgress
 
     /// Answers for shared segments a message mentions that this process does not map yet.
     private let attachments: (SegmentID) throws -> Int32?
 
-    init(framed: Bool, attachments: @escaping (SegmentID) throws -> Int32? = { _ in nil }) {
-        self.framed = framed
+    /// Whether `progress` is private to this runtime (freed with it).
+    private let ownsProgress: Bool
+
+    init(progress: WorkerProgress? = nil, attachments: @escaping (SegmentID) throws -> Int32? = { _ in nil }) {
+        self.progress = progress ?? .unshared()
+        self.ownsProgress = progress == nil
         self.attachments = attachments
     }
 
+    deinit {
+        if ownsProgress { UnsafeMutableRawPointer(progress.claim).deallocate() }
+    }
+
+    /// Handles one message (without headroom).
     func handle(_ message: UnsafeRawBufferPointer) -> Action {
         var reader = WireReader(message)
         guard let kind = (try? reader.read(UInt8.self)).flatMap(MasterMessage.init(rawValue:)) else {
@@ -35,45 +54,58 @@ final class WorkerRuntime {
         }
         switch kind {
         case .define:
-            define(&reader)
+            receiveDefinition(&reader)
             return .none
         case .undefine:
             if let id = try? reader.read(UInt32.self) {
+                received.removeValue(forKey: id)
                 functions.removeValue(forKey: id)
                 broken.removeValue(forKey: id)
             }
             return .none
         case .chunk:
+            // A chunk the engine withdrew (it runs elsewhere) is skipped without a word.
+            guard progress.takeChunk() else { return .none }
             runChunk(&reader)
             return .reply
         case .stop:
-            begin()
-            frame.write(WorkerMessage.stopped.rawValue)
-            finish()
+            WorkerCodec.stopped(into: &reply)
             return .stop
         }
     }
 
-    private func begin() {
-        if framed { Frame.begin(&frame) } else { frame.bytes.removeAll(keepingCapacity: true) }
-    }
-
-    private func finish() {
-        if framed { Frame.finish(&frame) }
-    }
-
-    private func define(_ reader: inout WireReader) {
+    private func receiveDefinition(_ reader: inout WireReader) {
         guard let id = try? reader.read(UInt32.self) else { return }
+        functions.removeValue(forKey: id)
+        broken.removeValue(forKey: id)
         do {
             let name = try reader.read(String.self)
-            guard let type = FunctionIdentity.resolve(name) else {
-                broken[id] = "the worker cannot find the function type \(name) by name; declare it internal or public at file scope"
-                return
-            }
-            var body = WireReader(try reader.readLengthPrefixed())
-            functions[id] = try AttachmentContext.receiving(attachments) { try Self.decode(type, &body) }
+            received[id] = (name, Array(try reader.readLengthPrefixed()))
         } catch {
             broken[id] = "the worker cannot decode the function value: \(error)"
+        }
+    }
+
+    private func function(_ id: UInt32) -> Result<any ParallelFunction, PoolError> {
+        if let function = functions[id] { return .success(function) }
+        if let reason = broken[id] { return .failure(PoolError(.encoding, reason)) }
+        guard let (name, bytes) = received.removeValue(forKey: id) else {
+            return .failure(PoolError(.encoding, "the worker has no function \(id)"))
+        }
+        guard let type = FunctionIdentity.resolve(name) else {
+            broken[id] = "the worker cannot find the function type \(name) by name; declare it internal or public at file scope"
+            return .failure(PoolError(.unresolvableFunction, broken[id]!))
+        }
+        do {
+            let decoded = try bytes.withUnsafeBytes { raw in
+                var body = WireReader(raw)
+                return try AttachmentContext.receiving(attachments) { try Self.decode(type, &body) }
+            }
+            functions[id] = decoded
+            return .success(decoded)
+        } catch {
+            broken[id] = "the worker cannot decode the function value: \(error)"
+            return .failure(PoolError(.encoding, broken[id]!))
         }
     }
 
@@ -82,45 +114,42 @@ final class WorkerRuntime {
     }
 
     private func runChunk(_ reader: inout WireReader) {
-        begin()
-        defer { finish() }
         guard let taskID = try? reader.read(UInt64.self), let id = try? reader.read(UInt32.self) else {
-            fail(task: 0, index: 0, kind: .machinery, type: "PoolError", message: "a chunk message was truncated")
+            fail(task: 0, kind: .machinery, type: "PoolError", message: "a chunk message was truncated")
             return
         }
         if let initializerFailure {
-            fail(task: taskID, index: 0, kind: .initializer, type: "PoolError", message: initializerFailure)
+            fail(task: taskID, kind: .initializer, type: "PoolError", message: initializerFailure)
             return
         }
-        guard let function = functions[id] else {
-            fail(task: taskID, index: 0, kind: .machinery, type: "PoolError",
-                 message: broken[id] ?? "the worker has no function \(id)")
+        let function: any ParallelFunction
+        switch self.function(id) {
+        case .success(let found): function = found
+        case .failure(let error):
+            fail(task: taskID, kind: .machinery, type: "PoolError", message: error.message)
             return
         }
-        frame.write(WorkerMessage.result.rawValue)
-        frame.write(taskID)
+        WorkerCodec.beginResult(task: taskID, into: &reply)
         do {
-            if let (index, error) = try AttachmentContext.receiving(attachments, { try function._runChunk(&reader, into: &frame) }) {
-                begin()
-                if taskID == 0 {
-                    initializerFailure = "the pool's initializer threw \(String(reflecting: type(of: error))): \(error)"
+            try AttachmentContext.receiving(attachments) {
+                try function._runChunk(&reader, into: &reply, progress: progress.input) { writer, index, error in
+                    let type = String(reflecting: Swift.type(of: error))
+                    if taskID == 0 {
+                        initializerFailure = "the pool's initializer threw \(type): \(error)"
+                    }
+                    WorkerCodec.beginFailure(task: taskID, index: index, kind: .threw, typeName: type,
+                                             message: String(describing: error), into: &writer)
                 }
-                fail(task: taskID, index: index, kind: .threw, type: String(reflecting: type(of: error)),
-                     message: String(describing: error))
             }
         } catch {
-            begin()
-            fail(task: taskID, index: 0, kind: .machinery, type: String(reflecting: type(of: error)),
+            fail(task: taskID, kind: .machinery, type: String(reflecting: type(of: error)),
                  message: "cannot transport inputs or outputs of \(String(reflecting: type(of: function))): \(error)")
         }
     }
 
-    private func fail(task: UInt64, index: Int, kind: FailureKind, type: String, message: String) {
-        frame.write(WorkerMessage.failure.rawValue)
-        frame.write(task)
-        frame.write(Int64(index))
-        frame.write(kind.rawValue)
-        frame.write(type)
-        frame.write(message)
+    /// The whole chunk failed (nothing ran): reported at position 0 with no outputs.
+    private func fail(task: UInt64, kind: FailureKind, type: String, message: String) {
+        WorkerCodec.beginFailure(task: task, index: 0, kind: kind, typeName: type, message: message, into: &reply)
+        _VoidTransport.encode(count: 0, into: &reply)
     }
 }

@@ -77,10 +77,12 @@ enum ProcessEntry {
         var input = WireWriter(capacity: 16)
         input.write(UInt64(1))
         var output = WireWriter(capacity: 16)
-        let failure = try input.bytes.withUnsafeBytes { raw in
+        var failure: (any Error)?
+        var position = 0
+        try input.bytes.withUnsafeBytes { raw in
             var reader = WireReader(raw)
-            return try function._runChunk(&reader, into: &output)
+            try function._runChunk(&reader, into: &output, progress: &position) { _, _, error in failure = error }
         }
-        if let failure { throw failure.error }
+        if let failure { throw failure }
     }
 }

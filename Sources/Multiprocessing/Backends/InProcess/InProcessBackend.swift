@@ -7,14 +7,15 @@ import Glibc
 /// program still works (serially).
 final class InProcessBackend: PoolBackend, @unchecked Sendable {
     let workerCount = 1
-    let framed = false
     let canReplaceWorkers = false
+    let lateReplyBytes: Int? = nil
     let summary: String
     private let wakeWord = WakeWord()
 
     // Engine thread only.
-    private var runtime = WorkerRuntime(framed: false)
+    private var runtime = WorkerRuntime()
     private var replies: [[UInt8]] = []
+    private var scratch = WireWriter(capacity: 64)
 
     init(summary: String) {
         self.summary = summary
@@ -22,16 +23,22 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
 
     func start() throws {}
 
-    func send(_ frame: UnsafeRawBufferPointer, to worker: Int) {
-        switch runtime.handle(frame) {
+    func send(_ message: inout WireWriter, to worker: Int) {
+        let action = MessageBuffer.withPayload(message) { runtime.handle($0) }
+        switch action {
         case .none:
             break
         case .reply:
-            replies.append(runtime.frame.bytes)
+            replies.append(Array(runtime.reply.bytes[MessageBuffer.headroom...]))
         case .stop:
-            replies.append(runtime.frame.bytes)
-            runtime = WorkerRuntime(framed: false)
+            replies.append(Array(runtime.reply.bytes[MessageBuffer.headroom...]))
+            runtime = WorkerRuntime()
         }
+    }
+
+    func stop(worker: Int) {
+        MasterCodec.stop(into: &scratch)
+        send(&scratch, to: worker)
     }
 
     /// A couple of results waiting: let the engine deliver them before running more.
@@ -44,7 +51,7 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
         let taken = replies
         replies.removeAll(keepingCapacity: true)
         for reply in taken {
-            reply.withUnsafeBytes { handler(.message(worker: 0, $0)) }
+            reply.withUnsafeBytes { handler(.decoding($0, from: 0)) }
         }
         return true
     }
@@ -54,6 +61,12 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
         if !replies.isEmpty || ready() { return }
         wakeWord.sleep(nanoseconds: timeoutNanoseconds)
     }
+
+    func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
+        waitForActivity(spinning: false, timeoutNanoseconds: timeoutNanoseconds, ready: ready)
+    }
+
+    func pace(replyEvery nanoseconds: Int64) {}
 
     func wake() {
         wakeWord.wake()
@@ -65,6 +78,14 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
 
     func identity(of worker: Int) -> WorkerDied {
         WorkerDied(pid: getpid())
+    }
+
+    /// The tasks run on the engine's thread: nothing to kill, nothing to withdraw.
+    func kill(worker: Int) -> Bool { false }
+    func progress(of worker: Int) -> WorkerProgress? { nil }
+
+    func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
+        try refusingAttachments(segments, summary: summary)
     }
 
     func shutdown(deadline: UInt64) {

@@ -58,19 +58,22 @@ enum ChildEntry {
     static func servePool(layout: PoolRegion, slot: Int, parent: pid_t, control: Int32) -> Int32 {
         _ = CSystemShims_set_name("swiftmp-worker")
         CurrentProcess.becomeChild(named: "PoolWorker-\(slot + 1)", daemon: true)
+        WorkerRuntime.servesThisProcess = true
         let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
                                     doorbell: layout.doorbell, parent: parent)
         let inbox = DescriptorInbox(socket: control)
-        let runtime = WorkerRuntime(framed: true, attachments: inbox.descriptor(for:))
+        let runtime = WorkerRuntime(progress: layout.progress(slot), attachments: inbox.descriptor(for:))
         while let message = channel.receive() {
             switch runtime.handle(message) {
             case .none:
                 continue
             case .reply:
-                let ok = runtime.frame.bytes.withUnsafeBytes { channel.send($0) }
+                Frame.finish(&runtime.reply)
+                let ok = runtime.reply.bytes.withUnsafeBytes { channel.send($0) }
                 if !ok { return 0 }
             case .stop:
-                _ = runtime.frame.bytes.withUnsafeBytes { channel.send($0) }
+                Frame.finish(&runtime.reply)
+                _ = runtime.reply.bytes.withUnsafeBytes { channel.send($0) }
                 fflush(nil)
                 return 0
             }

@@ -4,11 +4,13 @@ import Synchronization
 import Glibc
 #endif
 
-/// Worker processes on this machine, fed through shared-memory rings (DESIGN.md §1, §4).
+/// Worker processes on this machine, fed through shared-memory rings (`PoolRegion`): each
+/// message is a frame (`Frame`: its length in the message's headroom, then the payload).
+/// Each worker shares its progress words with the engine (`WorkerProgress`).
 final class LocalBackend: PoolBackend, @unchecked Sendable {
     let workerCount: Int
-    let framed = true
     let canReplaceWorkers = true
+    let lateReplyBytes: Int? = nil
     let method: StartMethod
     private let region: SharedRegion
     private let layout: PoolRegion
@@ -43,11 +45,11 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         CSystemShims_store_u32(outboundFlags + slot, slots[slot].outbound.isEmpty ? 0 : 1)
     }
 
-    var allowsCallerDriving: Bool { true }
-
-    /// Where the pool's thread sleeps when nothing is in flight, so that a caller driving
-    /// the engine (whose worker rings the doorbell) does not wake it at every result.
+    /// Where the pool's thread sleeps when nothing is in flight (workers' ordinary doorbell
+    /// rings do not wake it then).
     private let idleWord = WakeWord()
+    /// Builds `stop` messages.
+    private var scratch = WireWriter(capacity: 64)
 
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
         idleWord.arm()
@@ -73,6 +75,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     private func launch(_ slot: Int) throws {
+        layout.progress(slot).reset()
         layout.taskRing(slot).reset()
         layout.resultRing(slot).reset()
         if slots[slot].control >= 0 { systemClose(slots[slot].control) }
@@ -136,7 +139,17 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         layout.doorbell.ringAlways()
     }
 
-    func send(_ frame: UnsafeRawBufferPointer, to worker: Int) {
+    func send(_ message: inout WireWriter, to worker: Int) {
+        Frame.finish(&message)
+        message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+    }
+
+    func stop(worker: Int) {
+        MasterCodec.stop(into: &scratch)
+        send(&scratch, to: worker)
+    }
+
+    private func send(frame: UnsafeRawBufferPointer, to worker: Int) {
         if slots[worker].ended != nil { return }
         var written = 0
         if slots[worker].outbound.isEmpty {
@@ -182,7 +195,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private func drain(_ slot: Int, _ handler: (BackendEvent) -> Void) -> Bool {
         do {
             return try slots[slot].assembler.poll(layout.resultRing(slot)) { message in
-                handler(.message(worker: slot, message))
+                handler(.decoding(message, from: slot))
             }
         } catch {
             // A worker that sends nonsense is killed; its end is reported as usual.
@@ -237,6 +250,12 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             if sent < 0 { throw SystemError("sendmsg (descriptors to a worker)", errno: errno) }
         }
     }
+
+    func progress(of worker: Int) -> WorkerProgress? {
+        layout.progress(worker)
+    }
+
+    func pace(replyEvery nanoseconds: Int64) {}
 
     func kill(worker: Int) -> Bool {
         if slots[worker].pid > 0 && slots[worker].ended == nil { Glibc.kill(slots[worker].pid, SIGKILL) }

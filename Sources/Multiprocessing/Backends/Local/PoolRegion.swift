@@ -3,10 +3,12 @@ import CSystemShims
 import Glibc
 #endif
 
-/// The shared memory of one local pool: a header with the master's doorbell, then for each
-/// worker slot a task ring (master → worker) and a result ring (worker → master).
+/// The shared memory of one local pool: a header with the master's doorbell, each worker
+/// slot's progress words (`WorkerProgress`), then for each worker slot a task ring
+/// (master → worker) and a result ring (worker → master).
 ///
 /// Header: magic @0, slot count @8, ring capacity @16, doorbell @64, masterSleeping @128.
+/// Progress words: 64 bytes per slot from `headerSize`; rings from `ringsOffset`.
 struct PoolRegion: @unchecked Sendable {
     static let headerSize = 4096
     static let magic: UInt64 = 0x5357_4D50_504F_4F4C  // "SWMPPOOL"
@@ -15,7 +17,18 @@ struct PoolRegion: @unchecked Sendable {
     let ringCapacity: Int
 
     static func byteCount(slots: Int, ringCapacity: Int) -> Int {
-        headerSize + slots * 2 * Ring.byteCount(capacity: ringCapacity)
+        ringsOffset(slots: slots) + slots * 2 * Ring.byteCount(capacity: ringCapacity)
+    }
+
+    /// Where the rings start: after the header and the progress words, page-aligned.
+    static func ringsOffset(slots: Int) -> Int {
+        headerSize + (slots * WorkerProgress.byteCount + 4095) / 4096 * 4096
+    }
+
+    /// The progress words of a slot's worker.
+    func progress(_ slot: Int) -> WorkerProgress {
+        precondition(slot >= 0 && slot < slotCount)
+        return WorkerProgress(at: base + PoolRegion.headerSize + slot * WorkerProgress.byteCount)
     }
 
     /// Lays out a fresh region.
@@ -48,13 +61,13 @@ struct PoolRegion: @unchecked Sendable {
 
     func taskRing(_ slot: Int) -> Ring {
         precondition(slot >= 0 && slot < slotCount)
-        let offset = PoolRegion.headerSize + slot * 2 * Ring.byteCount(capacity: ringCapacity)
+        let offset = PoolRegion.ringsOffset(slots: slotCount) + slot * 2 * Ring.byteCount(capacity: ringCapacity)
         return Ring(at: base + offset, capacity: ringCapacity)
     }
 
     func resultRing(_ slot: Int) -> Ring {
         precondition(slot >= 0 && slot < slotCount)
-        let offset = PoolRegion.headerSize + (slot * 2 + 1) * Ring.byteCount(capacity: ringCapacity)
+        let offset = PoolRegion.ringsOffset(slots: slotCount) + (slot * 2 + 1) * Ring.byteCount(capacity: ringCapacity)
         return Ring(at: base + offset, capacity: ringCapacity)
     }
 }

@@ -18,7 +18,6 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         + "an MPI pool is live): keep the pool open until its tasks are done"
 
     let workerCount: Int
-    let framed = false
     let canReplaceWorkers = false
     /// A worker rank sends its result without waiting (`MPIWorker`); past Open MPI's eager
     /// limit (4 KiB on shared memory with `btl_vader_single_copy_mechanism=none`, 64 KiB over
@@ -109,11 +108,23 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// The ranks already run their serve loop (the start-up hook); `init` greeted them.
     func start() throws {}
 
-    func send(_ frame: UnsafeRawBufferPointer, to worker: Int) {
+    func send(_ message: inout WireWriter, to worker: Int) {
+        MessageBuffer.withPayload(message) { send(payload: $0, to: worker) }
+    }
+
+    func stop(worker: Int) {
+        stopSent[worker] = true
+        MasterCodec.stop(into: &scratch)
+        send(&scratch, to: worker)
+    }
+
+    /// Builds `stop` messages.
+    private var scratch = WireWriter(capacity: 64)
+
+    private func send(payload: UnsafeRawBufferPointer, to worker: Int) {
         guard !closed, failure == nil else { return }
-        if frame.first == MasterMessage.stop.rawValue { stopSent[worker] = true }
         do {
-            pending[worker].append(try communicator.isend(frame, to: worker + 1, tag: MPIProtocol.poolTag))
+            pending[worker].append(try communicator.isend(payload, to: worker + 1, tag: MPIProtocol.poolTag))
         } catch {
             failure = PoolError(.transport, "cannot send to worker rank \(worker + 1) on \(hosts[worker]): \(error)")
         }
@@ -156,8 +167,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                     let worker = status.source - 1
                     guard worker >= 0 && worker < workerCount else { continue }
                     if receiving[worker].isEmpty {
-                        if buffer.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
-                        buffer.withUnsafeBytes { handler(.message(worker: worker, $0)) }
+                        buffer.withUnsafeBytes { bytes in
+                            if WorkerReply.isStopped(bytes) { stopped[worker] = true }
+                            handler(.decoding(bytes, from: worker))
+                        }
                     } else {
                         receiving[worker].append(.received(buffer))  // after the longer one before it
                     }
@@ -177,8 +190,8 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                     receiving[worker].removeFirst()
                     received += 1
                     head.withBytes { bytes in
-                        if bytes.first == WorkerMessage.stopped.rawValue { stopped[worker] = true }
-                        handler(.message(worker: worker, bytes))
+                        if WorkerReply.isStopped(bytes) { stopped[worker] = true }
+                        handler(.decoding(bytes, from: worker))
                     }
                 }
             }
@@ -296,6 +309,14 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         WorkerDied(rank: worker + 1, host: hosts[worker])
     }
 
+    /// A rank cannot be killed without ending the job; its memory is not shared with rank 0.
+    func kill(worker: Int) -> Bool { false }
+    func progress(of worker: Int) -> WorkerProgress? { nil }
+
+    func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
+        try refusingAttachments(segments, summary: summary)
+    }
+
     /// Sends `stop` to every worker that has not had one, waits until `deadline` for their
     /// acknowledgements (dropping any other reply), then gives the MPI back to `MPIRoot` with
     /// the workers still busy — it drains them before the next pool, or at exit.
@@ -314,10 +335,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         var shutdownError: PoolError?
         do {
             try transport {
-                let stop = [MasterMessage.stop.rawValue]
+                MasterCodec.stop(into: &scratch)
                 for worker in 0..<workerCount where !stopSent[worker] {
                     stopSent[worker] = true
-                    pending[worker].append(try stop.withUnsafeBytes {
+                    pending[worker].append(try MessageBuffer.withPayload(scratch) {
                         try communicator.isend($0, to: worker + 1, tag: MPIProtocol.poolTag)
                     })
                 }
@@ -326,13 +347,13 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                     for worker in 0..<workerCount {
                         while let head = receiving[worker].first, try head.isComplete() {
                             receiving[worker].removeFirst()
-                            if head.withBytes({ $0.first }) == WorkerMessage.stopped.rawValue { stopped[worker] = true }
+                            if head.withBytes({ WorkerReply.isStopped($0) }) { stopped[worker] = true }
                         }
                     }
                     if servesObjects { _ = try serveObjects() }
                     if let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
                         let worker = status.source - 1
-                        if worker >= 0 && worker < workerCount && buffer.first == WorkerMessage.stopped.rawValue {
+                        if worker >= 0 && worker < workerCount && buffer.withUnsafeBytes({ WorkerReply.isStopped($0) }) {
                             stopped[worker] = true
                         }
                         backoff.noteActivity()

@@ -19,6 +19,7 @@ enum MPIWorkerEntry {
             return 70
         }
         MPIObjectClient.install(communicator)
+        WorkerRuntime.servesThisProcess = true
         var worker = MPIWorker(communicator: communicator, build: build)
         do {
             try worker.serve()
@@ -43,7 +44,7 @@ enum MPIWorkerEntry {
 struct MPIWorker {
     let communicator: Communicator
     let build: BuildID
-    private var runtime = WorkerRuntime(framed: false)
+    private var runtime = WorkerRuntime()
     private var buffer: [UInt8] = []
     private var backoff = IdleBackoff()
     private var sameBuild = false
@@ -78,12 +79,12 @@ struct MPIWorker {
                 case .none:
                     continue
                 case .reply:
-                    try startReply(runtime.frame.bytes)
+                    try startReply(runtime.reply)
                 case .stop:
-                    let stopped = runtime.frame.bytes
+                    let stopped = runtime.reply
                     // Drop the pool's functions first: what they hold (a served Connection)
                     // is given back to rank 0 while it still serves objects.
-                    runtime = WorkerRuntime(framed: false)
+                    runtime = WorkerRuntime()
                     try startReply(stopped)
                 }
             } else if status.tag == MPIProtocol.controlTag {
@@ -119,9 +120,10 @@ struct MPIWorker {
         try reply(answer, tag: MPIProtocol.controlTag)
     }
 
-    /// Starts sending a pool reply (a copy of `bytes`); messages on one tag arrive in order.
-    private mutating func startReply(_ bytes: [UInt8]) throws {
-        let request = try bytes.withUnsafeBytes { try communicator.isend($0, to: 0, tag: MPIProtocol.poolTag) }
+    /// Starts sending a pool reply (a copy of the message after its headroom); messages on
+    /// one tag arrive in order.
+    private mutating func startReply(_ message: WireWriter) throws {
+        let request = try MessageBuffer.withPayload(message) { try communicator.isend($0, to: 0, tag: MPIProtocol.poolTag) }
         sending.append(request)
     }
 

@@ -1,0 +1,149 @@
+/// The messages between the engine and its workers, on every backend, and their encoding —
+/// the one codec both sides share (the engine in `PoolEngine`, workers in `WorkerRuntime`).
+///
+/// Engine → worker: `define` (function id, type name, encoded function value — once per
+/// function and worker, not per chunk), `undefine`, `chunk` (task id, function id, encoded
+/// inputs), `stop`. Worker → engine: `result` (task id, encoded outputs), `failure` (task id,
+/// position in the chunk, what failed, type name, description, then the encoded outputs of
+/// the inputs before that position), `stopped`.
+///
+/// Every message is written after `MessageBuffer.headroom` reserved bytes: a transport that
+/// needs a header (the local rings' length prefix, `Frame`) fills them in place, one that
+/// does not (MPI) sends what follows. Neither side knows which.
+enum MasterMessage: UInt8 {
+    case define = 1
+    case undefine = 2
+    case chunk = 3
+    case stop = 4
+}
+
+enum WorkerMessage: UInt8 {
+    case result = 1
+    case failure = 2
+    case stopped = 3
+}
+
+/// Why (part of) a chunk failed in a worker.
+enum FailureKind: UInt8 {
+    /// The function threw: the caller gets `RemoteError`.
+    case threw = 0
+    /// The function could not be resolved or decoded, or inputs/outputs could not be
+    /// decoded/encoded: the caller gets `PoolError`.
+    case machinery = 1
+    /// The pool's initializer threw in this worker: the caller gets `PoolError.startFailed`.
+    case initializer = 2
+}
+
+/// A reusable message buffer with room for a transport header in front.
+enum MessageBuffer {
+    /// Bytes reserved in front of every message (the local rings' length prefix fits).
+    static let headroom = 8
+
+    /// Empties `writer` and reserves the headroom.
+    static func begin(_ writer: inout WireWriter) {
+        writer.bytes.removeAll(keepingCapacity: true)
+        writer.write(UInt64(0))
+    }
+
+    /// The message without the headroom.
+    static func withPayload<R>(_ writer: WireWriter, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try writer.bytes.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[headroom...])) }
+    }
+}
+
+/// Engine-side encoders. Each leaves a complete message (with headroom) in `writer`.
+enum MasterCodec {
+    static func define(_ definition: FunctionDefinition, into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(MasterMessage.define.rawValue)
+        writer.write(definition.id)
+        writer.write(definition.typeName)
+        definition.bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+    }
+
+    static func undefine(_ id: UInt32, into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(MasterMessage.undefine.rawValue)
+        writer.write(id)
+    }
+
+    /// The chunk's header; the inputs follow (written by the job).
+    static func beginChunk(task: UInt64, function: UInt32, into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(MasterMessage.chunk.rawValue)
+        writer.write(task)
+        writer.write(function)
+    }
+
+    static func stop(into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(MasterMessage.stop.rawValue)
+    }
+}
+
+/// A worker's message, decoded; the readers point into the received bytes and are valid
+/// only while the backend's handler runs.
+enum WorkerReply {
+    /// A chunk's outputs, all of them.
+    case result(task: UInt64, outputs: WireReader)
+    /// The input at `index` in the chunk failed; `outputs` holds the outputs of the `index`
+    /// inputs before it (the rest did not run).
+    case failure(task: UInt64, index: Int, kind: FailureKind, typeName: String, message: String, outputs: WireReader)
+    /// The worker acknowledged `stop` and is leaving.
+    case stopped
+
+    /// Decodes a message without its headroom (what a transport delivers).
+    static func decode(_ bytes: UnsafeRawBufferPointer) throws -> WorkerReply {
+        var reader = WireReader(bytes)
+        let kind = try reader.read(UInt8.self)
+        switch WorkerMessage(rawValue: kind) {
+        case .result:
+            let task = try reader.read(UInt64.self)
+            return .result(task: task, outputs: reader)
+        case .failure:
+            let task = try reader.read(UInt64.self)
+            let index = Int(try reader.read(Int64.self))
+            let failure = FailureKind(rawValue: try reader.read(UInt8.self)) ?? .machinery
+            let typeName = try reader.read(String.self)
+            let message = try reader.read(String.self)
+            return .failure(task: task, index: index, kind: failure, typeName: typeName, message: message, outputs: reader)
+        case .stopped:
+            return .stopped
+        case nil:
+            throw PoolError(.protocolViolation, "a worker sent an unknown message kind \(kind)")
+        }
+    }
+
+    /// Whether `bytes` (without headroom) is a `stopped` message — for transports that
+    /// track their workers' departures themselves.
+    static func isStopped(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.first == WorkerMessage.stopped.rawValue
+    }
+}
+
+/// Worker-side encoders.
+enum WorkerCodec {
+    /// Starts a `result`; the outputs follow.
+    static func beginResult(task: UInt64, into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(WorkerMessage.result.rawValue)
+        writer.write(task)
+    }
+
+    /// Starts a `failure`; the outputs of the inputs before `index` follow.
+    static func beginFailure(task: UInt64, index: Int, kind: FailureKind, typeName: String, message: String,
+                             into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(WorkerMessage.failure.rawValue)
+        writer.write(task)
+        writer.write(Int64(index))
+        writer.write(kind.rawValue)
+        writer.write(typeName)
+        writer.write(message)
+    }
+
+    static func stopped(into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(WorkerMessage.stopped.rawValue)
+    }
+}

@@ -1,0 +1,95 @@
+/// The engine's view of each worker slot: what it was sent and in which order, how fast it
+/// answers, and what it was killed for. Engine thread only.
+struct WorkerTable {
+    struct Slot {
+        /// Tasks sent and not yet answered, in the order sent (= the order it takes them).
+        var tasks: [UInt64] = []
+        /// Chunk messages sent to the worker now in this slot (numbering its chunks from 1).
+        var sent: UInt32 = 0
+        var initialized = false
+        /// The chunk number of the initializer's chunk, while it may still be unanswered.
+        var initializerChunk: UInt32?
+        var tasksAssigned = 0
+        var retiring = false
+        /// Runs an exclusive job's task (see `Job.exclusive`).
+        var exclusive = false
+        var completedSinceStart = 0
+        var lastReply: UInt64 = 0
+        var serviceNanoseconds: Double = 0
+        /// The last time between two replies (or from dispatch to the first).
+        var lastServiceNanoseconds: Double = 0
+        /// The length of the worker's last result (see `PoolBackend.lateReplyBytes`).
+        var lastReplyBytes = 0
+        var sentSegments: Set<SegmentID> = []
+        /// Which input the worker was last seen running and since when (for time limits).
+        var observed: (task: UInt64, input: Int, since: UInt64)?
+        /// Why the engine killed this worker, if it did: decides what its running input fails with.
+        var killedFor: KillReason?
+    }
+
+    enum KillReason {
+        case timedOut(task: UInt64, input: Int, limit: UInt64)
+        case cancelled
+    }
+
+    private(set) var slots: [Slot]
+
+    init(count: Int) {
+        slots = Array(repeating: Slot(), count: count)
+    }
+
+    var indices: Range<Int> { slots.indices }
+
+    subscript(worker: Int) -> Slot {
+        get { slots[worker] }
+        set { slots[worker] = newValue }
+    }
+
+    /// A new worker in this slot.
+    mutating func reset(_ worker: Int) {
+        slots[worker] = Slot()
+    }
+
+    /// Records a reply from `worker` now: its service-time estimate.
+    mutating func noteReply(from worker: Int, now: UInt64) {
+        let elapsed = Double(now &- slots[worker].lastReply)
+        slots[worker].lastReply = now
+        let old = slots[worker].serviceNanoseconds
+        slots[worker].serviceNanoseconds = old == 0 ? elapsed : old * 0.8 + elapsed * 0.2
+        slots[worker].lastServiceNanoseconds = elapsed
+        slots[worker].completedSinceStart += 1
+    }
+
+    /// How many chunks a worker should hold: enough to hide a round trip for tiny tasks, one
+    /// when tasks are long or their length unknown (so that no input waits behind a long task
+    /// while another worker is free; what waits can also be withdrawn, see `PoolEngine`). One
+    /// more while its results are long enough to arrive late (`PoolBackend.lateReplyBytes`):
+    /// the engine then learns that a task is done only when the worker has finished the next
+    /// one.
+    func depth(for worker: Int, lateReplyBytes: Int?) -> Int {
+        let slot = slots[worker]
+        let service = slot.serviceNanoseconds
+        let late = lateReplyBytes.map { slot.lastReplyBytes > $0 } ?? false
+        let base: Int
+        if service <= 0 || service > 2_000_000 {
+            base = 1
+        } else {
+            base = max(2, min(64, Int(200_000 / service) + 1))
+        }
+        return late ? base + 1 : base
+    }
+
+    /// How soon a reply can be expected: over the workers with tasks in flight, the shortest
+    /// recent time between replies (the smaller of the moving average and the last interval,
+    /// so one quick reply after long tasks counts at once) — or, when a worker has been
+    /// silent longer than that (or has no history yet), how long it has been silent.
+    func replyInterval(now: UInt64) -> Int64 {
+        var shortest = Double.infinity
+        for slot in slots where !slot.tasks.isEmpty {
+            let recent = slot.serviceNanoseconds > 0 ? min(slot.serviceNanoseconds, slot.lastServiceNanoseconds) : 0
+            let silent = Double(now &- slot.lastReply)
+            shortest = min(shortest, max(recent, silent))
+        }
+        return shortest.isFinite ? Int64(shortest) : 0
+    }
+}

@@ -1,0 +1,151 @@
+/// When and how often a failed input runs again: `Pool(retry:)` or per call (`map(…, retry:)`).
+///
+/// An input that fails in one of the ways in `on` runs again with the same input value, on
+/// any worker, after `backoff` seconds (growing by `multiplier` after each attempt, at most
+/// `maximumBackoff`), until it succeeds or has run `attempts` times. Results keep their
+/// input order whatever was retried. When the attempts are used up the caller gets
+/// `RetriesExhausted`, which lists what each attempt ended with.
+///
+/// ```swift
+/// let retry = RetryPolicy(attempts: 3, on: [.workerDied, .timedOut])
+/// let results = try pool.map(Simulate(), seeds, timeout: 60, retry: retry)
+/// ```
+public struct RetryPolicy: Sendable {
+    /// The ways an attempt can fail.
+    public enum Failure: Sendable, Hashable {
+        /// The worker process (or rank) ended while it ran the input: `WorkerDied`.
+        case workerDied
+        /// The input ran past its time limit: `TaskTimedOut`.
+        case timedOut
+        /// The function threw: `RemoteError` (and `when`, if given, agrees).
+        case threw
+    }
+
+    /// How many times an input may run in all (1: never again).
+    public var attempts: Int
+    /// Which failures are retried.
+    public var on: Set<Failure>
+    /// For `.threw`: which thrown errors are retried (nil: all).
+    public var when: (@Sendable (RemoteError) -> Bool)?
+    /// Seconds before the second attempt.
+    public var backoff: Double
+    /// Each further wait is the previous one times this.
+    public var multiplier: Double
+    /// The longest wait between two attempts, in seconds.
+    public var maximumBackoff: Double
+
+    public init(attempts: Int, on: Set<Failure> = [.workerDied, .timedOut], when: (@Sendable (RemoteError) -> Bool)? = nil,
+                backoff: Double = 0, multiplier: Double = 2, maximumBackoff: Double = 60) {
+        self.attempts = attempts
+        self.on = on
+        self.when = when
+        self.backoff = backoff
+        self.multiplier = multiplier
+        self.maximumBackoff = maximumBackoff
+    }
+
+    /// Every input runs once (the default).
+    public static let none = RetryPolicy(attempts: 1, on: [])
+
+    func validate() throws(PoolError) {
+        guard attempts >= 1 else {
+            throw PoolError(.invalidArgument, "RetryPolicy.attempts must be at least 1, not \(attempts)")
+        }
+        guard backoff >= 0, multiplier >= 1, maximumBackoff >= 0, backoff.isFinite, maximumBackoff.isFinite else {
+            throw PoolError(.invalidArgument, "RetryPolicy: backoff and maximumBackoff must be finite and ≥ 0, multiplier ≥ 1")
+        }
+    }
+
+    /// Whether an input that failed this way after `attempt` attempts runs again.
+    func retries(_ failure: Failure, error: any Error, after attempt: Int) -> Bool {
+        guard attempt < attempts, on.contains(failure) else { return false }
+        if failure == .threw, let when, let remote = error as? RemoteError { return when(remote) }
+        return true
+    }
+
+    /// Nanoseconds to wait before attempt `attempt + 1`.
+    func delayNanoseconds(after attempt: Int) -> UInt64 {
+        guard backoff > 0 else { return 0 }
+        var seconds = backoff
+        for _ in 1..<max(1, attempt) { seconds = min(maximumBackoff, seconds * multiplier) }
+        return UInt64(min(seconds, maximumBackoff) * 1e9)
+    }
+}
+
+/// Validated per-call options: a time limit per input and a retry policy.
+struct TaskOptions: Sendable {
+    var timeoutNanoseconds: UInt64?
+    var retry: RetryPolicy
+
+    static let none = TaskOptions(timeoutNanoseconds: nil, retry: .none)
+
+    init(timeoutNanoseconds: UInt64?, retry: RetryPolicy) {
+        self.timeoutNanoseconds = timeoutNanoseconds
+        self.retry = retry
+    }
+
+    /// A call's options over the pool's defaults.
+    init(timeout: Double?, retry: RetryPolicy?, defaults: TaskOptions) throws(PoolError) {
+        if let timeout {
+            guard timeout > 0, timeout.isFinite else {
+                throw PoolError(.invalidArgument, "timeout must be a positive number of seconds, not \(timeout)")
+            }
+            timeoutNanoseconds = UInt64(timeout * 1e9)
+        } else {
+            timeoutNanoseconds = defaults.timeoutNanoseconds
+        }
+        self.retry = retry ?? defaults.retry
+        try self.retry.validate()
+    }
+}
+
+/// An input that ran longer than its time limit (`Pool(taskTimeout:)` or `timeout:` of a
+/// call). Its worker was killed and replaced (local backend) or, under MPI, the input was
+/// given up while its rank finishes it (see the README).
+public struct TaskTimedOut: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The input's position in the submitted sequence (0-based).
+    public var inputIndex: Int
+    /// The limit, in seconds.
+    public var seconds: Double
+    /// The worker that ran it.
+    public var pid: Int32?
+    public var rank: Int?
+    public var host: String?
+
+    public init(inputIndex: Int, seconds: Double, pid: Int32? = nil, rank: Int? = nil, host: String? = nil) {
+        self.inputIndex = inputIndex
+        self.seconds = seconds
+        self.pid = pid
+        self.rank = rank
+        self.host = host
+    }
+
+    public var description: String {
+        var who = pid.map { "worker process \($0)" } ?? rank.map { "worker rank \($0)" } ?? "its worker"
+        if let host { who += " on \(host)" }
+        return "input \(inputIndex) ran longer than its limit of \(seconds) s on \(who)"
+    }
+}
+
+/// An input that failed on every attempt its `RetryPolicy` allowed.
+public struct RetriesExhausted: Error, CustomStringConvertible, Sendable {
+    /// The input's position in the submitted sequence (0-based).
+    public var inputIndex: Int
+    /// What each attempt ended with, first to last.
+    public var failures: [String]
+    /// The last attempt's error (`WorkerDied`, `TaskTimedOut` or `RemoteError`).
+    public var lastError: any Error
+
+    public var attempts: Int { failures.count }
+
+    public init(inputIndex: Int, failures: [String], lastError: any Error) {
+        self.inputIndex = inputIndex
+        self.failures = failures
+        self.lastError = lastError
+    }
+
+    public var description: String {
+        let listed = failures.enumerated().map { "attempt \($0.offset + 1): \($0.element)" }.joined(separator: "; ")
+        return "input \(inputIndex) failed \(failures.count) times (\(listed))"
+    }
+}
