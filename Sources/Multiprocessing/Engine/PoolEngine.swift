@@ -42,6 +42,9 @@ final class PoolEngine: @unchecked Sendable {
     /// When the engine must look again at the latest (a time limit or a retry falls due).
     private var nextTimer: UInt64?
 
+    /// The engine's clock (monotonic ns); tests drive it by hand.
+    var clock: () -> UInt64 = monotonicNanoseconds
+
     /// Workers dying before their first task this many times in a row break the pool.
     static let startDeathLimit = 3
 
@@ -138,7 +141,7 @@ final class PoolEngine: @unchecked Sendable {
                 idleRounds += 1
                 var timeout: Int64 = busy ? 50_000_000 : 500_000_000
                 if let timer {
-                    let now = monotonicNanoseconds()
+                    let now = clock()
                     timeout = min(timeout, timer > now ? Int64(timer - now) : 0)
                 }
                 if busy || timer != nil {
@@ -175,7 +178,7 @@ final class PoolEngine: @unchecked Sendable {
             progressed = true
         }
         if backend.poll({ handle($0) }) { progressed = true }
-        let now = monotonicNanoseconds()
+        let now = clock()
         if cancelRequestedJobs() { progressed = true }
         if let broken = lock.withLock({ brokenReason }), !jobs.isEmpty || !ledger.isEmpty {
             failEverything(broken)
@@ -487,14 +490,14 @@ final class PoolEngine: @unchecked Sendable {
     private func noteReply(_ id: UInt64, from worker: Int, bytes: Int) {
         if let position = workers[worker].tasks.firstIndex(of: id) { workers[worker].tasks.remove(at: position) }
         if workers[worker].tasks.isEmpty { workers[worker].exclusive = false }
-        workers.noteReply(from: worker, now: monotonicNanoseconds())
+        workers.noteReply(from: worker, now: clock())
         workers[worker].lastReplyBytes = bytes
         workers[worker].observed = nil
         startDeaths = 0
     }
 
     private func handleReply(from worker: Int, _ reply: WorkerReply) {
-        let now = monotonicNanoseconds()
+        let now = clock()
         switch reply {
         case .stopped:
             break
@@ -562,7 +565,7 @@ final class PoolEngine: @unchecked Sendable {
     /// cancelled when the engine killed it for that); every other input it held runs again
     /// elsewhere. Then the slot gets a new worker.
     private func handleEnd(of worker: Int, _ exit: ChildExit) {
-        let now = monotonicNanoseconds()
+        let now = clock()
         let slot = workers[worker]
         let progress = backend.progress(of: worker)?.snapshot()
         var identity = backend.identity(of: worker)
