@@ -82,6 +82,7 @@ public final class Pool: @unchecked Sendable {
                     + "replaced): remove it, or pass backend: .local")
             }
             poolBackend = try Backend.makeMPI(processes: processes)
+            try poolBackend.start()
             resolved = startMethod
         case .local, .automatic:
             let count = processes ?? Multiprocessing.cpuCount

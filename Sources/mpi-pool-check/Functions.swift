@@ -54,3 +54,11 @@ enum CheckError: Error, CustomStringConvertible {
         }
     }
 }
+
+/// Sleeps `x` milliseconds and returns `x`.
+struct SleepFor: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int {
+        usleep(UInt32(x * 1000))
+        return x
+    }
+}

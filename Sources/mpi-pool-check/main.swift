@@ -18,6 +18,7 @@ nonisolated(unsafe) var mismatches = 0
 
 func check<T: Equatable>(_ name: String, _ got: T, _ expected: T) {
     print("\(name): \(got)")
+    fflush(nil)
     if got != expected {
         mismatches += 1
         print("MISMATCH \(name): expected \(expected)")
@@ -107,6 +108,15 @@ check("apply", try pool.apply(affine, 7), 22)
 check("applyAsync", try (0..<10).map { try pool.applyAsync(affine, $0) }.map { try $0.get() }, Array(expected.prefix(10)))
 expectRemoteError("apply failure", index: 0) { try pool.apply(FailAt(bad: 0), 0) }
 check("apply after failure", try pool.apply(affine, -1), -2)
+// A time limit: the long input fails with TaskTimedOut (its local worker is killed; an MPI
+// rank finishes it and the late result is dropped); the stream goes on.
+check("imap timeout", try Array(pool.imap(SleepFor(), [0, 1500, 0], timeout: 0.5)).map { result in
+    switch result {
+    case .success(let value): return "ok \(value)"
+    case .failure(let error as TaskTimedOut): return "timed out \(error.inputIndex)"
+    case .failure(let error): return "\(error)"
+    }
+}, ["ok 0", "timed out 1", "ok 0"])
 
 pool.close()
 try pool.join()

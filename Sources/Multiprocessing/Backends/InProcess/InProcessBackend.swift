@@ -2,9 +2,11 @@
 import Glibc
 #endif
 
-/// A pool without worker processes: the engine thread runs each task itself, when the task
-/// is sent. Used under `mpirun -np 1`, where the job has no worker ranks, so that the same
-/// program still works (serially).
+/// A pool without worker processes: one thread of this process runs the tasks, in the order
+/// sent. Used under `mpirun -np 1`, where the job has no worker ranks, so that the same
+/// program still works (serially). The engine's thread stays free: replies, time limits
+/// and cancellation are handled as with any backend (a task past its limit is given up —
+/// its thread cannot be killed — and its late result dropped).
 final class InProcessBackend: PoolBackend, @unchecked Sendable {
     let workerCount = 1
     let canReplaceWorkers = false
@@ -12,27 +14,49 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
     let summary: String
     private let wakeWord = WakeWord()
 
-    // Engine thread only.
-    private var runtime = WorkerRuntime()
+    // Shared with the task thread, under `lock`.
+    private let lock = ConditionLock()
+    private var inbox: [[UInt8]] = []
     private var replies: [[UInt8]] = []
+    private var ending = false
+    private var threadEnded = false
     private var scratch = WireWriter(capacity: 64)
 
     init(summary: String) {
         self.summary = summary
     }
 
-    func start() throws {}
+    func start() throws {
+        try spawnThread(named: "swiftmp-inproc") { [self] in serve() }
+    }
+
+    /// The task thread: runs each message through a `WorkerRuntime`, as a worker would.
+    private func serve() {
+        var runtime = WorkerRuntime()
+        while true {
+            let message: [UInt8]? = lock.withLock {
+                while inbox.isEmpty && !ending { lock.wait(until: nil) }
+                return inbox.isEmpty ? nil : inbox.removeFirst()
+            }
+            guard let message else { break }
+            let action = message.withUnsafeBytes { runtime.handle($0) }
+            if case .none = action { continue }
+            let reply = Array(runtime.reply.bytes[MessageBuffer.headroom...])
+            if case .stop = action { runtime = WorkerRuntime() }
+            lock.withLock { replies.append(reply) }
+            wakeWord.wake()
+        }
+        lock.withLock {
+            threadEnded = true
+            lock.broadcast()
+        }
+    }
 
     func send(_ message: inout WireWriter, to worker: Int) {
-        let action = MessageBuffer.withPayload(message) { runtime.handle($0) }
-        switch action {
-        case .none:
-            break
-        case .reply:
-            replies.append(Array(runtime.reply.bytes[MessageBuffer.headroom...]))
-        case .stop:
-            replies.append(Array(runtime.reply.bytes[MessageBuffer.headroom...]))
-            runtime = WorkerRuntime()
+        let payload = MessageBuffer.withPayload(message) { Array($0) }
+        lock.withLock {
+            inbox.append(payload)
+            lock.broadcast()
         }
     }
 
@@ -41,24 +65,24 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
         send(&scratch, to: worker)
     }
 
-    /// A couple of results waiting: let the engine deliver them before running more.
     func canAccept(worker: Int) -> Bool {
-        replies.count < 2
+        lock.withLock { inbox.count < 4 }
     }
 
     func poll(_ handler: (BackendEvent) -> Void) -> Bool {
-        guard !replies.isEmpty else { return false }
-        let taken = replies
-        replies.removeAll(keepingCapacity: true)
+        let taken: [[UInt8]] = lock.withLock {
+            defer { replies.removeAll(keepingCapacity: true) }
+            return replies
+        }
         for reply in taken {
             reply.withUnsafeBytes { handler(.decoding($0, from: 0)) }
         }
-        return true
+        return !taken.isEmpty
     }
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
         wakeWord.arm()
-        if !replies.isEmpty || ready() { return }
+        if lock.withLock({ !replies.isEmpty }) || ready() { return }
         wakeWord.sleep(nanoseconds: timeoutNanoseconds)
     }
 
@@ -80,7 +104,8 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
         WorkerDied(pid: getpid())
     }
 
-    /// The tasks run on the engine's thread: nothing to kill, nothing to withdraw.
+    /// A thread cannot be killed; its memory is the engine's, but it runs tasks in the order
+    /// sent and never skips one, so there is nothing to withdraw.
     func kill(worker: Int) -> Bool { false }
     func progress(of worker: Int) -> WorkerProgress? { nil }
 
@@ -88,7 +113,16 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
         try refusingAttachments(segments, summary: summary)
     }
 
+    /// Lets the task thread finish what it runs (until `deadline`), then leaves it: a task
+    /// that never ends keeps its thread, not the program.
     func shutdown(deadline: UInt64) {
-        replies.removeAll()
+        lock.withLock {
+            ending = true
+            inbox.removeAll()
+            lock.broadcast()
+            while !threadEnded && monotonicNanoseconds() < deadline {
+                _ = lock.wait(until: deadline)
+            }
+        }
     }
 }

@@ -1,0 +1,63 @@
+#!/bin/sh
+# The pool figures of two commits side by side, interleaved so that both see the same load:
+# builds swiftmp (release, as Scripts/bench.sh builds it) at BASE in a worktree and at the
+# working tree, then runs ROUNDS rounds of `swiftmp bench pool` (local, fork) and, when
+# mpirun exists, `swiftmp bench pool` under mpirun -np 3, each commit in turn. Prints one
+# line per figure: the median of each side and their ratio (this ÷ base).
+#
+#   Scripts/bench-ab.sh [BASE] [ROUNDS]     # default: HEAD~1, 3 rounds
+set -eu
+cd "$(dirname "$0")/.."
+base=${1:-HEAD~1}
+rounds=${2:-3}
+baseline=.build-ab/base
+mkdir -p .build-ab
+if [ -d "$baseline/.git" ] || [ -f "$baseline/.git" ]; then
+    git -C "$baseline" checkout -q --detach "$(git rev-parse "$base")"
+else
+    git worktree add -q --detach "$baseline" "$(git rev-parse "$base")"
+fi
+for side in "$baseline" .; do
+    (cd "$side" && swift build -c release --static-swift-stdlib --scratch-path "$PWD/.build-ab-release" --product swiftmp >&2)
+done
+log=.build-ab/log.jsonl
+: > "$log"
+run() {
+    side=$1; shift
+    python3 -c 'import json, sys; print(json.dumps({"side": sys.argv[1]}))' "$side" >> "$log"
+    "$@" >> "$log"
+}
+for round in $(seq "$rounds"); do
+    for side in base this; do
+        if [ "$side" = base ]; then bin=$baseline/.build-ab-release/release/swiftmp; else bin=.build-ab-release/release/swiftmp; fi
+        echo "bench-ab: round $round, $side" >&2
+        run "$side" "$bin" bench pool --processes 2 --start-method fork --repetitions 10
+        if command -v mpirun >/dev/null; then
+            run "$side" Scripts/mpirun.sh -np 3 "$bin" bench pool --repetitions 10
+        fi
+    done
+done
+python3 - "$log" <<'PY'
+import json, statistics, sys
+side, figures = None, {}
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    record = json.loads(line)
+    if "side" in record:
+        side = record["side"]
+        continue
+    name = record.get("name") or record.get("figure")
+    value = record.get("value") if "value" in record else record.get("median")
+    if name is None or not isinstance(value, (int, float)):
+        continue
+    figures.setdefault(name, {}).setdefault(side, []).append(value)
+print(f"{'figure':58} {'base':>12} {'this':>12} {'this/base':>9}")
+for name in sorted(figures):
+    sides = figures[name]
+    if "base" in sides and "this" in sides:
+        b, t = statistics.median(sides["base"]), statistics.median(sides["this"])
+        unit = ""
+        print(f"{name:58} {b:12.4g} {t:12.4g} {t / b if b else float('nan'):9.3f}")
+PY
