@@ -1,7 +1,7 @@
 #!/bin/sh
 # The pool figures of two commits side by side, interleaved so that both see the same load:
-# builds swiftmp (release, as Scripts/bench.sh builds it) at BASE in a worktree and at the
-# working tree, then runs ROUNDS rounds of `swiftmp bench pool` (local, fork) and, when
+# builds swiftmp (release, as Scripts/bench.sh builds it) at BASE and at THIS (default HEAD),
+# each in a worktree under .build-ab/, then runs ROUNDS rounds of `swiftmp bench pool` (local, fork) and, when
 # mpirun exists, `swiftmp bench pool` under mpirun -np 3, each commit in turn. Prints one
 # line per figure: the median of each side and their ratio (this ÷ base).
 #
@@ -10,15 +10,17 @@ set -eu
 cd "$(dirname "$0")/.."
 base=${1:-HEAD~1}
 rounds=${2:-3}
-baseline=.build-ab/base
+this=${THIS:-HEAD}
 mkdir -p .build-ab
-if [ -d "$baseline/.git" ] || [ -f "$baseline/.git" ]; then
-    git -C "$baseline" checkout -q --detach "$(git rev-parse "$base")"
-else
-    git worktree add -q --detach "$baseline" "$(git rev-parse "$base")"
-fi
-for side in "$baseline" .; do
-    (cd "$side" && swift build -c release --static-swift-stdlib --scratch-path "$PWD/.build-ab-release" --product swiftmp >&2)
+# Each side is built from its commit in a worktree of its own (edits meanwhile cannot leak in).
+for side in base this; do
+    if [ "$side" = base ]; then commit=$(git rev-parse "$base"); else commit=$(git rev-parse "$this"); fi
+    if [ -e ".build-ab/$side/.git" ]; then
+        git -C ".build-ab/$side" checkout -q --detach "$commit"
+    else
+        git worktree add -q --detach ".build-ab/$side" "$commit"
+    fi
+    (cd ".build-ab/$side" && swift build -c release --static-swift-stdlib --scratch-path "$PWD/.build-release" --product swiftmp >&2)
 done
 log=.build-ab/log.jsonl
 : > "$log"
@@ -29,7 +31,7 @@ run() {
 }
 for round in $(seq "$rounds"); do
     for side in base this; do
-        if [ "$side" = base ]; then bin=$baseline/.build-ab-release/release/swiftmp; else bin=.build-ab-release/release/swiftmp; fi
+        bin=.build-ab/$side/.build-release/release/swiftmp
         echo "bench-ab: round $round, $side" >&2
         run "$side" "$bin" bench pool --processes 2 --start-method fork --repetitions 10
         if command -v mpirun >/dev/null; then

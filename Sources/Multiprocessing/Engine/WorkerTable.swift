@@ -42,7 +42,7 @@ struct WorkerTable {
 
     subscript(worker: Int) -> Slot {
         get { slots[worker] }
-        set { slots[worker] = newValue }
+        _modify { yield &slots[worker] }
     }
 
     /// A new worker in this slot.
