@@ -172,7 +172,7 @@ public final class Pool: @unchecked Sendable {
     /// Submits a batch job; returns it (for cancellation).
     @discardableResult
     func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
-                                    retry: RetryPolicy?, exclusive: Bool = false,
+                                    retry: RetryPolicy?, progress: ProgressReport? = nil, exclusive: Bool = false,
                                     finish: @escaping (Result<[F.Output], any Error>) -> Void) throws -> Job {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
@@ -182,15 +182,17 @@ public final class Pool: @unchecked Sendable {
         let job = BatchJob<F>(function: definition, options: options, inputs: inputs,
                               chunkSize: chunkSize ?? defaultChunkSize(inputs.count), finish: finish)
         job.exclusive = exclusive
+        job.progress = progress.map { ProgressMeter($0, total: inputs.count) }
         try engine.submit(job)
         return job
     }
 
     /// Submits a batch job whose result `completion` receives, as an `AsyncResult`.
     func submit<F: ParallelFunction, Value>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
-                                            retry: RetryPolicy?, completion: Completion<Value>,
+                                            retry: RetryPolicy?, progress: ProgressReport? = nil, completion: Completion<Value>,
                                             _ transform: @escaping ([F.Output]) -> Value) throws -> AsyncResult<Value> {
-        let job = try batch(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry) { result in
+        let job = try batch(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry,
+                            progress: progress) { result in
             completion.complete(result.map(transform))
         }
         return AsyncResult(completion, cancel: { [weak engine] in engine?.cancel(job) })
@@ -203,9 +205,11 @@ public final class Pool: @unchecked Sendable {
     /// - Parameters:
     ///   - timeout: the longest one input may run, in seconds (default: the pool's `taskTimeout`).
     ///   - retry: how failed inputs are retried (default: the pool's `retry`).
+    ///   - progress: where to report progress (default: nowhere); see `ProgressReport`.
     public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
-                                         timeout: Double? = nil, retry: RetryPolicy? = nil) throws -> [F.Output] {
-        try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+                                         timeout: Double? = nil, retry: RetryPolicy? = nil,
+                                         progress: ProgressReport? = nil) throws -> [F.Output] {
+        try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
                    completion: Completion<[F.Output]>(), { $0 }).get()
     }
 
@@ -213,12 +217,13 @@ public final class Pool: @unchecked Sendable {
     /// `errorCallback` with the error — exactly one of them, once; keep both short.
     public func mapAsync<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>,
                                               chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
+                                              progress: ProgressReport? = nil,
                                               callback: (@Sendable ([F.Output]) -> Void)? = nil,
                                               errorCallback: (@Sendable (any Error) -> Void)? = nil)
         throws -> AsyncResult<[F.Output]> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
-        return try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+        return try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
                           completion: completion, { $0 })
     }
 
@@ -245,8 +250,9 @@ public final class Pool: @unchecked Sendable {
     /// awaiting `Task` cancels the call (`PoolError.cancelled`). (A distinct name: an `async`
     /// overload of `map` would be chosen over the blocking one in every `async` context.)
     public func asyncMap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
-                                         timeout: Double? = nil, retry: RetryPolicy? = nil) async throws -> [F.Output] {
-        try await submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+                                              timeout: Double? = nil, retry: RetryPolicy? = nil,
+                                              progress: ProgressReport? = nil) async throws -> [F.Output] {
+        try await submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
                          completion: Completion<[F.Output]>(), { $0 }).value
     }
 
@@ -288,20 +294,21 @@ public final class Pool: @unchecked Sendable {
     /// `Result` and the stream goes on. Default chunk size 1, as Python's. Dropping the
     /// stream (or `cancel()`) cancels what is not done.
     public func imap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                          chunkSize: Int = 1, timeout: Double? = nil,
-                                          retry: RetryPolicy? = nil) throws -> ResultStream<F> {
-        try stream(function, inputs, chunkSize: chunkSize, ordered: true, timeout: timeout, retry: retry)
+                                          chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+                                          progress: ProgressReport? = nil) throws -> ResultStream<F> {
+        try stream(function, inputs, chunkSize: chunkSize, ordered: true, timeout: timeout, retry: retry, progress: progress)
     }
 
     /// Like `imap`, but results are yielded in the order they finish.
     public func imapUnordered<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                                   chunkSize: Int = 1, timeout: Double? = nil,
-                                                   retry: RetryPolicy? = nil) throws -> ResultStream<F> {
-        try stream(function, inputs, chunkSize: chunkSize, ordered: false, timeout: timeout, retry: retry)
+                                                   chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+                                                   progress: ProgressReport? = nil) throws -> ResultStream<F> {
+        try stream(function, inputs, chunkSize: chunkSize, ordered: false, timeout: timeout, retry: retry, progress: progress)
     }
 
     private func stream<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int,
-                                             ordered: Bool, timeout: Double?, retry: RetryPolicy?) throws -> ResultStream<F> {
+                                             ordered: Bool, timeout: Double?, retry: RetryPolicy?,
+                                             progress: ProgressReport?) throws -> ResultStream<F> {
         guard chunkSize >= 1 else {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
@@ -311,6 +318,7 @@ public final class Pool: @unchecked Sendable {
         let job = StreamJob<F>(function: definition, options: options, source: AnyIterator(inputs.makeIterator()),
                                chunkSize: chunkSize, ordered: ordered, window: (8 * processes + 16) * chunkSize,
                                wake: { [weak engine] in engine?.backend.wake() })
+        job.progress = progress.map { ProgressMeter($0, total: nil) }
         try engine.submit(job)
         return ResultStream(job: job, cancel: { [weak engine] in engine?.cancel(job) })
     }

@@ -32,16 +32,13 @@ struct MandelbrotCommand: ParsableCommand {
         defer { pool.close(); try? pool.join() }
         let kernel = Mandelbrot(width: width, height: height, maxIterations: maxIterations)
         let pieces = Chunks.split(0..<height, size: rowsPerTask)
-        let progress = ProgressBar(total: pieces.count, label: "mandelbrot", json: options.json)
         let start = Measure.now()
         var counts: [UInt16] = []
         counts.reserveCapacity(width * height)
-        for rows in try pool.imap(kernel, pieces) {
+        for rows in try pool.imap(kernel, pieces, progress: options.json ? nil : .automatic(label: "mandelbrot")) {
             counts += try rows.get()
-            progress.advance()
         }
         let seconds = Measure.now() - start
-        progress.finish()
         let checksum = Mandelbrot.checksum(counts)
         if let output {
             let pixels = MandelbrotColorMap.rgb(counts, maxIterations: maxIterations)

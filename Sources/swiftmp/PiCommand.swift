@@ -35,15 +35,13 @@ struct Pi: ParsableCommand {
         defer { pool.close(); try? pool.join() }
         let kernel = MonteCarloPi(samples: samples, seed: seed)
         let pieces = Chunks.split(0..<samples, into: tasks ?? 4 * pool.processes)
-        let progress = ProgressBar(total: pieces.count, label: "pi", json: options.json)
         let start = Measure.now()
         var hits = 0
-        for result in try pool.imapUnordered(kernel, pieces) {
+        // The library's progress: a bar on a terminal, a line every 10 s in a batch log.
+        for result in try pool.imapUnordered(kernel, pieces, progress: options.json ? nil : .automatic(label: "pi")) {
             hits += try result.get()
-            progress.advance()
         }
         let seconds = Measure.now() - start
-        progress.finish()
         let estimate = kernel.estimate(hits: hits)
         if options.json {
             print(JSONLine([("command", .string("pi")), ("samples", .int(samples)), ("hits", .int(hits)),

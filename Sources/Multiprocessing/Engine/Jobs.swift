@@ -49,6 +49,8 @@ class Job: @unchecked Sendable {
     /// Runs alone on its worker (a `Process` target on an MPI rank): its chunk goes only to a
     /// worker with nothing in flight, which then gets nothing else until it finishes.
     var exclusive = false
+    /// Counts settled inputs for the call's `ProgressReport` (nil: none asked for).
+    var progress: ProgressMeter?
     private let cancelFlag = Atomic<Bool>(false)
     /// Spans to run again (after a worker died, a withdrawal, or a retried failure), each
     /// not before its time; taken before fresh inputs.
@@ -198,6 +200,7 @@ final class BatchJob<F: ParallelFunction>: Job {
         }
         filled.append(span)
         resolved += span.count
+        progress?.advance(done: span.count)
         guard resolved == inputs.count, failure == nil else { return }
         finished = true
         let count = inputs.count
@@ -211,6 +214,7 @@ final class BatchJob<F: ParallelFunction>: Job {
 
     override func failInput(_ index: Int, error: any Error) {
         guard !finished else { return }
+        progress?.advance(failed: 1)
         if failure == nil || index < failure!.index { failure = (index, error) }
     }
 
@@ -300,6 +304,7 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
 
     private func markSourceDone(total count: Int) {
         sourceDone = true
+        progress?.setTotal(count)
         lock.withLock {
             total = count
             lock.broadcast()
@@ -331,12 +336,14 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
             throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for \(span.count) inputs")
         }
         held.removeValue(forKey: span.first)
+        progress?.advance(done: span.count)
         store(span.first, .outputs(outputs))
     }
 
     override func failInput(_ index: Int, error: any Error) {
         guard !finished else { return }
         held.removeValue(forKey: index)
+        progress?.advance(failed: 1)
         store(index, .failure(error, count: 1))
     }
 

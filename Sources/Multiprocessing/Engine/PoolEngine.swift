@@ -230,7 +230,10 @@ final class PoolEngine: @unchecked Sendable {
 
     private func retireFinishedJobs() -> Bool {
         guard jobs.contains(where: { $0.finished }) else { return false }
-        for job in jobs where job.finished { functions.release(job.function) }
+        for job in jobs where job.finished {
+            functions.release(job.function)
+            job.progress?.finish()
+        }
         jobs.removeAll { $0.finished }
         return true
     }
