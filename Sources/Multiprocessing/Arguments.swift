@@ -35,29 +35,29 @@ extension Pool {
     /// that becomes one `Arguments` value. Python's `starmap`.
     public func starmap<F: ParallelFunction, each T>(
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
-        timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil
+        timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil
     ) throws -> [F.Output] where F.Input == Arguments<repeat each T> {
         try map(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                progress: progress)
+                progress: progress, checkpoint: checkpoint)
     }
 
     /// `starmap`, awaited without blocking a thread; cancelling the awaiting `Task` cancels it.
     public func asyncStarmap<F: ParallelFunction, each T>(
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
-        timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil
+        timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil
     ) async throws -> [F.Output] where F.Input == Arguments<repeat each T> {
         try await asyncMap(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
-                           retry: retry, progress: progress)
+                           retry: retry, progress: progress, checkpoint: checkpoint)
     }
 
     /// `starmap` without waiting; see `mapAsync`.
     public func starmapAsync<F: ParallelFunction, each T>(
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
-        timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil,
+        timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil,
         callback: (@Sendable ([F.Output]) -> Void)? = nil,
         errorCallback: (@Sendable (any Error) -> Void)? = nil
     ) throws -> AsyncResult<[F.Output]> where F.Input == Arguments<repeat each T> {
         try mapAsync(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
-                     retry: retry, progress: progress, callback: callback, errorCallback: errorCallback)
+                     retry: retry, progress: progress, checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
     }
 }

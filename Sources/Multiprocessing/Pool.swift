@@ -189,8 +189,13 @@ public final class Pool: @unchecked Sendable {
 
     /// Submits a batch job whose result `completion` receives, as an `AsyncResult`.
     func submit<F: ParallelFunction, Value>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
-                                            retry: RetryPolicy?, progress: ProgressReport? = nil, completion: Completion<Value>,
+                                            retry: RetryPolicy?, progress: ProgressReport? = nil, checkpoint: String? = nil,
+                                            completion: Completion<Value>,
                                             _ transform: @escaping ([F.Output]) -> Value) throws -> AsyncResult<Value> {
+        if let checkpoint {
+            return try submitCheckpointed(function, inputs, path: checkpoint, chunkSize: chunkSize, timeout: timeout,
+                                          retry: retry, progress: progress, completion: completion, transform)
+        }
         let job = try batch(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry,
                             progress: progress) { result in
             completion.complete(result.map(transform))
@@ -206,25 +211,29 @@ public final class Pool: @unchecked Sendable {
     ///   - timeout: the longest one input may run, in seconds (default: the pool's `taskTimeout`).
     ///   - retry: how failed inputs are retried (default: the pool's `retry`).
     ///   - progress: where to report progress (default: nowhere); see `ProgressReport`.
+    ///   - checkpoint: a journal file: each finished result is appended to it, and running
+    ///     the same call again (after a crash, a kill, a wall-time limit) skips what it
+    ///     holds and returns the same results. A journal of other work is refused
+    ///     (`CheckpointError`). See the README's "Checkpoint and resume".
     public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
                                          timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                         progress: ProgressReport? = nil) throws -> [F.Output] {
+                                         progress: ProgressReport? = nil, checkpoint: String? = nil) throws -> [F.Output] {
         try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                   completion: Completion<[F.Output]>(), { $0 }).get()
+                   checkpoint: checkpoint, completion: Completion<[F.Output]>(), { $0 }).get()
     }
 
     /// `map` without waiting. `callback` runs (on the pool's thread) with the results,
     /// `errorCallback` with the error — exactly one of them, once; keep both short.
     public func mapAsync<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>,
                                               chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                              progress: ProgressReport? = nil,
+                                              progress: ProgressReport? = nil, checkpoint: String? = nil,
                                               callback: (@Sendable ([F.Output]) -> Void)? = nil,
                                               errorCallback: (@Sendable (any Error) -> Void)? = nil)
         throws -> AsyncResult<[F.Output]> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
         return try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                          completion: completion, { $0 })
+                          checkpoint: checkpoint, completion: completion, { $0 })
     }
 
     /// Calls `function(input)` in a worker and waits for the result.
@@ -251,8 +260,10 @@ public final class Pool: @unchecked Sendable {
     /// overload of `map` would be chosen over the blocking one in every `async` context.)
     public func asyncMap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
                                               timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                              progress: ProgressReport? = nil) async throws -> [F.Output] {
+                                              progress: ProgressReport? = nil,
+                                              checkpoint: String? = nil) async throws -> [F.Output] {
         try await submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                         checkpoint: checkpoint,
                          completion: Completion<[F.Output]>(), { $0 }).value
     }
 

@@ -62,3 +62,20 @@ struct SleepFor: ParallelFunction {
         return x
     }
 }
+
+/// Appends "x\n" to the file at `log` (every run of every input leaves a line), sleeps
+/// `milliseconds`, returns x².
+struct LoggedSquare: ParallelFunction {
+    var log: String
+    var milliseconds: Int
+    func callAsFunction(_ x: Int) -> Int {
+        let fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        if fd >= 0 {
+            var line = "\(x)\n"
+            line.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        usleep(UInt32(milliseconds * 1000))
+        return x * x
+    }
+}

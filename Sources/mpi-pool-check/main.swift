@@ -8,6 +8,9 @@
 //   mpi-pool-check --idle <s>       sleep s seconds before a pool and s with one (CPU check)
 //   mpi-pool-check --no-pool        make no pool at all (the workers must still end)
 //   mpi-pool-check --exit-live      exit(3) while a pool is busy (the exit handler stops it)
+//   mpi-pool-check --checkpoint <journal> <log>
+//                                   map 60 inputs (100 ms each) with a checkpoint journal, each
+//                                   run of an input logged; prints "CHECKPOINT OK sum=…"
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
 import Multiprocessing
 #if canImport(Glibc)
@@ -67,6 +70,16 @@ if arguments.contains("--exit-live") {
     print("EXIT WITH LIVE POOL")
     fflush(nil)
     exit(3)
+}
+
+if let index = words.firstIndex(of: "--checkpoint"), index + 2 < words.count {
+    let results = try pool.map(LoggedSquare(log: words[index + 2], milliseconds: 100), 0..<60, chunkSize: 1,
+                               checkpoint: words[index + 1])
+    let expected = (0..<60).map { $0 * $0 }
+    print(results == expected ? "CHECKPOINT OK sum=\(results.reduce(0, +))" : "CHECKPOINT MISMATCH \(results)")
+    pool.close()
+    try pool.join()
+    exit(results == expected ? 0 : 1)
 }
 
 if arguments.contains("--fail-rank0") {

@@ -189,12 +189,17 @@ final class BatchJob<F: ParallelFunction>: Job {
         }
     }
 
+    /// Sees each span's encoded outputs once they decoded correctly (the checkpoint journal).
+    var onDeliver: ((InputSpan, UnsafeRawBufferPointer) throws -> Void)?
+
     override func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {
         guard !finished else { return }
+        let encoded = UnsafeRawBufferPointer(rebasing: reader.buffer[reader.offset...])
         let outputs = try F._decodeOutputs(from: &reader)
         guard outputs.count == span.count else {
             throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for \(span.count) inputs")
         }
+        try onDeliver?(span, UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)]))
         outputs.withUnsafeBufferPointer { source in
             (results + span.first).initialize(from: source.baseAddress!, count: span.count)
         }

@@ -516,8 +516,8 @@ final class PoolEngine: @unchecked Sendable {
                 try job.deliver(task.span, outputs: &outputs)
                 job.forgetHistory(task.span)
             } catch {
-                let failure = error as? PoolError
-                    ?? PoolError(.encoding, "cannot decode results of \(job.function.typeName): \(error)")
+                let failure: any Error = error is PoolError || error is CheckpointError ? error
+                    : PoolError(.encoding, "cannot decode results of \(job.function.typeName): \(error)")
                 for index in task.span.first..<task.span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
             }
         case .failure(let id, let index, let kind, let typeName, let message, var outputs):

@@ -1,0 +1,57 @@
+extension Pool {
+    /// Submits a batch whose finished results go to the journal at `path`; inputs the journal
+    /// already has are not run again (`map(…, checkpoint:)`).
+    func submitCheckpointed<F: ParallelFunction, Value>(
+        _ function: F, _ inputs: [F.Input], path: String, chunkSize: Int?, timeout: Double?, retry: RetryPolicy?,
+        progress: ProgressReport?, completion: Completion<Value>, _ transform: @escaping ([F.Output]) -> Value
+    ) throws -> AsyncResult<Value> {
+        let definition = try FunctionDefinition.make(function)
+        var encodedInputs = WireWriter(capacity: 64)
+        try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &encodedInputs) }
+        let work = CheckpointJournal.Work(typeName: definition.typeName, functionHash: fnv1a(definition.bytes),
+                                          inputsHash: fnv1a(encodedInputs.bytes), count: inputs.count)
+        let (journal, records) = try CheckpointJournal.open(path: path, work: work)
+        var known: [F.Output?] = Array(repeating: nil, count: inputs.count)
+        for record in records {
+            let outputs = try record.outputs.withUnsafeBytes { raw -> [F.Output] in
+                var reader = WireReader(raw)
+                do {
+                    return try F._decodeOutputs(from: &reader)
+                } catch {
+                    throw CheckpointError(.corrupt, "the checkpoint \(path) holds results that are not \(F.Output.self): \(error)")
+                }
+            }
+            guard outputs.count == record.indices.count else {
+                throw CheckpointError(.corrupt, "the checkpoint \(path) holds a record of \(outputs.count) results for "
+                    + "\(record.indices.count) inputs; delete it to start again")
+            }
+            for (index, output) in zip(record.indices, outputs) { known[index] = output }
+        }
+        let remaining = known.indices.filter { known[$0] == nil }
+        if remaining.isEmpty {
+            journal.close()
+            completion.complete(.success(transform(known.map { $0! })))
+            return AsyncResult(completion)
+        }
+        let finish: (Result<[F.Output], any Error>) -> Void = { result in
+            journal.close()
+            completion.complete(result.map { fresh in
+                var all = known
+                for (position, index) in remaining.enumerated() { all[index] = fresh[position] }
+                return transform(all.map { $0! })
+            })
+        }
+        let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
+        if let chunkSize, chunkSize < 1 {
+            throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
+        }
+        let job = BatchJob<F>(function: definition, options: options, inputs: remaining.map { inputs[$0] },
+                              chunkSize: chunkSize ?? defaultChunkSize(remaining.count), finish: finish)
+        job.progress = progress.map { ProgressMeter($0, total: remaining.count) }
+        job.onDeliver = { span, outputs in
+            try journal.append(indices: remaining[span.first..<span.end].map { $0 }, outputs: outputs)
+        }
+        try engine.submit(job)
+        return AsyncResult(completion, cancel: { [weak engine] in engine?.cancel(job) })
+    }
+}

@@ -1,0 +1,100 @@
+import XCTest
+@testable import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Appends "x\n" to `log` each time it runs, returns x + 1.
+struct Counted: ParallelFunction {
+    var log: String
+    func callAsFunction(_ x: Int) -> Int {
+        let fd = open(log, O_WRONLY | O_APPEND | O_CREAT, 0o644)
+        if fd >= 0 {
+            var line = "\(x)\n"
+            line.withUTF8 { _ = write(fd, $0.baseAddress, $0.count) }
+            close(fd)
+        }
+        return x + 1
+    }
+}
+
+func loggedInputs(_ path: String) -> [Int] {
+    guard let data = FileManager.default.contents(atPath: path) else { return [] }
+    return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { Int($0) }
+}
+
+final class CheckpointTests: TimeLimitedTestCase {
+    private var directory = ""
+
+    override func setUp() {
+        super.setUp()
+        var template = Array("/tmp/swiftmp-ckpt-XXXXXX".utf8CString)
+        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    override func tearDown() {
+        _ = try? FileManager.default.removeItem(atPath: directory)
+        super.tearDown()
+    }
+
+    func testASecondRunRunsNothingAndGivesTheSameResults() throws {
+        let journal = directory + "/map.journal"
+        let log = directory + "/runs"
+        try Pool.with(processes: 2) { pool in
+            let first = try pool.map(Counted(log: log), 0..<500, chunkSize: 7, checkpoint: journal)
+            XCTAssertEqual(first, (1...500).map { $0 })
+            XCTAssertEqual(loggedInputs(log).sorted(), Array(0..<500))
+            let second = try pool.map(Counted(log: log), 0..<500, chunkSize: 7, checkpoint: journal)
+            XCTAssertEqual(second, first)
+            XCTAssertEqual(loggedInputs(log).count, 500, "nothing ran again")
+        }
+    }
+
+    func testAPartialJournalRunsOnlyWhatIsMissingAndATornRecordIsDropped() throws {
+        let journal = directory + "/partial.journal"
+        let log = directory + "/runs"
+        try Pool.with(processes: 2) { pool in
+            _ = try pool.map(Counted(log: log), 0..<40, chunkSize: 4, checkpoint: journal)
+        }
+        // Keep the header and the first three records; then half a record, as a kill leaves it.
+        let bytes = FileManager.default.contents(atPath: journal)!
+        let header = CheckpointJournal.decodeHeader(Array(bytes))!
+        var offset = header.length
+        var kept: [Int] = []
+        for _ in 0..<3 {
+            let (record, next) = CheckpointJournal.decodeRecord(Array(bytes), at: offset, count: 40)!
+            kept += record.indices
+            offset = next
+        }
+        let torn = Array(bytes[0..<offset]) + Array(bytes[offset..<(offset + 10)])
+        FileManager.default.createFile(atPath: journal, contents: Data(torn))
+        unlink(log)
+        try Pool.with(processes: 2) { pool in
+            XCTAssertEqual(try pool.map(Counted(log: log), 0..<40, chunkSize: 4, checkpoint: journal), (1...40).map { $0 })
+        }
+        XCTAssertEqual(Set(loggedInputs(log)), Set(0..<40).subtracting(kept))
+        XCTAssertEqual(loggedInputs(log).count, 40 - kept.count)
+    }
+
+    func testAJournalOfOtherWorkOrInUseIsRefused() throws {
+        let journal = directory + "/other.journal"
+        try Pool.with(processes: 1) { pool in
+            _ = try pool.map(Square(), 0..<10, checkpoint: journal)
+            XCTAssertThrowsError(try pool.map(Square(), 0..<11, checkpoint: journal)) {
+                XCTAssertEqual(($0 as? CheckpointError)?.code, .otherWork, "\($0)")
+            }
+            XCTAssertThrowsError(try pool.map(Affine(scale: 2, offset: 0), [1.0], checkpoint: journal)) {
+                XCTAssertEqual(($0 as? CheckpointError)?.code, .otherWork, "\($0)")
+            }
+            XCTAssertThrowsError(try pool.map(Square(), 0..<10, checkpoint: directory + "/missing/dir/journal")) {
+                XCTAssertEqual(($0 as? CheckpointError)?.code, .unusable, "\($0)")
+            }
+        }
+        let work = CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 2, count: 3)
+        let (held, _) = try CheckpointJournal.open(path: directory + "/held", work: work)
+        XCTAssertThrowsError(try CheckpointJournal.open(path: directory + "/held", work: work)) {
+            XCTAssertEqual(($0 as? CheckpointError)?.code, .inUse, "\($0)")
+        }
+        withExtendedLifetime(held) {}
+    }
+}
