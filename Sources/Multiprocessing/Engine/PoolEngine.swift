@@ -405,9 +405,11 @@ final class PoolEngine: @unchecked Sendable {
         return withdrew
     }
 
-    /// A free worker never waits while inputs nobody started sit behind another worker's
-    /// running task: when a worker is idle and nothing is left to send, the chunks waiting on
-    /// the busiest worker are withdrawn (and then sent again).
+    /// A free worker never waits long while inputs nobody started sit behind another worker's
+    /// running task: when a worker is idle and nothing is left to send, the chunks waiting
+    /// behind a task that has run for longer than `stealAge` (and twice its worker's usual
+    /// time) are withdrawn and sent again. Younger tasks are left alone: re-sending their
+    /// followers would cost more than waiting for them (short tasks at the end of a map).
     private func rebalance(now: UInt64) -> Bool {
         guard !jobs.isEmpty, !jobs.contains(where: { $0.hasSpan(now: now) }) else { return false }
         guard workers.indices.contains(where: { worker in
@@ -417,10 +419,20 @@ final class PoolEngine: @unchecked Sendable {
         }) else { return false }
         var withdrew = false
         for worker in workers.indices where workers[worker].tasks.count > 1 && !workers[worker].exclusive {
+            // The running task started when the worker last replied (or was sent work idle).
+            let slot = workers[worker]
+            let due = slot.lastReply &+ max(Self.stealAge, UInt64(2 * max(0, slot.serviceNanoseconds)))
+            if now < due {
+                nextTimer = min(nextTimer ?? due, due)
+                continue
+            }
             if withdraw(from: worker) { withdrew = true }
         }
         return withdrew
     }
+
+    /// How long a task must have run before what waits behind it is withdrawn (ns).
+    static let stealAge: UInt64 = 1_000_000
 
     /// Kills the workers whose running input is past its job's time limit (withdrawing what
     /// waits behind it first); notes when the next limit falls due.
