@@ -33,6 +33,7 @@ public struct Arguments<each T: Codable & Sendable>: Codable, Sendable {
 extension Pool {
     /// `map` for functions of several arguments: each element of `arguments` is a tuple
     /// that becomes one `Arguments` value. Python's `starmap`.
+    @inlinable
     public func starmap<F: ParallelFunction, each T>(
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil
@@ -42,6 +43,7 @@ extension Pool {
     }
 
     /// `starmap`, awaited without blocking a thread; cancelling the awaiting `Task` cancels it.
+    @inlinable
     public func asyncStarmap<F: ParallelFunction, each T>(
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil
@@ -51,6 +53,7 @@ extension Pool {
     }
 
     /// `starmap` without waiting; see `mapAsync`.
+    @inlinable
     public func starmapAsync<F: ParallelFunction, each T>(
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil,

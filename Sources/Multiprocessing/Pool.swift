@@ -215,24 +215,45 @@ public final class Pool: @unchecked Sendable {
     ///     the same call again (after a crash, a kill, a wall-time limit) skips what it
     ///     holds and returns the same results. A journal of other work is refused
     ///     (`CheckpointError`). See the README's "Checkpoint and resume".
+    ///
+    /// Any `Sequence` is turned into an array in your module, where the compiler knows its
+    /// type (`@inlinable`): a `Range`, `stride` or `lazy.map` costs what an `Array` costs.
+    @inlinable
     public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
                                          timeout: Double? = nil, retry: RetryPolicy? = nil,
                                          progress: ProgressReport? = nil, checkpoint: String? = nil) throws -> [F.Output] {
-        try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+        try _map(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                 checkpoint: checkpoint)
+    }
+
+    @usableFromInline
+    func _map<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
+                                   retry: RetryPolicy?, progress: ProgressReport?, checkpoint: String?) throws -> [F.Output] {
+        try submit(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
                    checkpoint: checkpoint, completion: Completion<[F.Output]>(), { $0 }).get()
     }
 
     /// `map` without waiting. `callback` runs (on the pool's thread) with the results,
     /// `errorCallback` with the error — exactly one of them, once; keep both short.
+    @inlinable
     public func mapAsync<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>,
                                               chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
                                               progress: ProgressReport? = nil, checkpoint: String? = nil,
                                               callback: (@Sendable ([F.Output]) -> Void)? = nil,
                                               errorCallback: (@Sendable (any Error) -> Void)? = nil)
         throws -> AsyncResult<[F.Output]> {
+        try _mapAsync(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                      checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
+    }
+
+    @usableFromInline
+    func _mapAsync<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
+                                        retry: RetryPolicy?, progress: ProgressReport?, checkpoint: String?,
+                                        callback: (@Sendable ([F.Output]) -> Void)?,
+                                        errorCallback: (@Sendable (any Error) -> Void)?) throws -> AsyncResult<[F.Output]> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
-        return try submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+        return try submit(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
                           checkpoint: checkpoint, completion: completion, { $0 })
     }
 
@@ -258,13 +279,13 @@ public final class Pool: @unchecked Sendable {
     /// `map`, awaited without blocking a thread of Swift's cooperative pool; cancelling the
     /// awaiting `Task` cancels the call (`PoolError.cancelled`). (A distinct name: an `async`
     /// overload of `map` would be chosen over the blocking one in every `async` context.)
+    @inlinable
     public func asyncMap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
                                               timeout: Double? = nil, retry: RetryPolicy? = nil,
                                               progress: ProgressReport? = nil,
                                               checkpoint: String? = nil) async throws -> [F.Output] {
-        try await submit(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                         checkpoint: checkpoint,
-                         completion: Completion<[F.Output]>(), { $0 }).value
+        try await _mapAsync(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+                            progress: progress, checkpoint: checkpoint, callback: nil, errorCallback: nil).value
     }
 
     /// `apply`, awaited without blocking a thread; cancelling the awaiting `Task` cancels it.
@@ -304,29 +325,34 @@ public final class Pool: @unchecked Sendable {
     /// one `Result` per input; a failed input (also one past its `timeout`) is one failed
     /// `Result` and the stream goes on. Default chunk size 1, as Python's. Dropping the
     /// stream (or `cancel()`) cancels what is not done.
+    @inlinable
     public func imap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
                                           chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
                                           progress: ProgressReport? = nil) throws -> ResultStream<F> {
-        try stream(function, inputs, chunkSize: chunkSize, ordered: true, timeout: timeout, retry: retry, progress: progress)
+        try _stream(function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true, timeout: timeout,
+                    retry: retry, progress: progress)
     }
 
     /// Like `imap`, but results are yielded in the order they finish.
+    @inlinable
     public func imapUnordered<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
                                                    chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
                                                    progress: ProgressReport? = nil) throws -> ResultStream<F> {
-        try stream(function, inputs, chunkSize: chunkSize, ordered: false, timeout: timeout, retry: retry, progress: progress)
+        try _stream(function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: false, timeout: timeout,
+                    retry: retry, progress: progress)
     }
 
-    private func stream<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int,
-                                             ordered: Bool, timeout: Double?, retry: RetryPolicy?,
-                                             progress: ProgressReport?) throws -> ResultStream<F> {
+    @usableFromInline
+    func _stream<F: ParallelFunction>(_ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
+                                      ordered: Bool, timeout: Double?, retry: RetryPolicy?,
+                                      progress: ProgressReport?) throws -> ResultStream<F> {
         guard chunkSize >= 1 else {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let definition = try FunctionDefinition.make(function)
         let engine = self.engine
-        let job = StreamJob<F>(function: definition, options: options, source: AnyIterator(inputs.makeIterator()),
+        let job = StreamJob<F>(function: definition, options: options, source: inputs,
                                chunkSize: chunkSize, ordered: ordered, window: (8 * processes + 16) * chunkSize,
                                wake: { [weak engine] in engine?.backend.wake() })
         job.progress = progress.map { ProgressMeter($0, total: nil) }

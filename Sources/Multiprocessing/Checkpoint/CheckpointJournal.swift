@@ -9,9 +9,9 @@ import Glibc
 /// function value and a hash of all the inputs, and their count — so a journal of other
 /// work is refused with a clear error. Then one record per finished chunk: the inputs'
 /// positions and their encoded outputs, with a checksum. Records are written with
-/// `write(2)` as each chunk's results arrive (a killed process loses nothing written; at
-/// most the chunks that were running run again) and flushed to the disk (`fsync`) at most
-/// once a second and at the end (a machine that loses power loses at most the last second).
+/// `write(2)` at most 0.1 s after their results arrive (a killed process loses at most the
+/// last 0.1 s of results, which run again) and flushed to the disk (`fsync`) at most once a
+/// second and at the end (a machine that loses power loses at most the last second).
 /// A torn last record is dropped when the journal is read. The journal is locked
 /// (`flock`) while a run uses it.
 final class CheckpointJournal {
@@ -36,7 +36,13 @@ final class CheckpointJournal {
     let path: String
     private var descriptor: Int32
     private var lastSync: UInt64 = monotonicNanoseconds()
+    private var lastWrite: UInt64 = 0
     private var unsynced = false
+    /// Records not written yet (at most `writeInterval` old, see `append`).
+    private var pending = WireWriter(capacity: 1 << 16)
+    /// Records arriving less than this long after the last write wait (ns) — one `write(2)`
+    /// per chunk would cost more than tiny tasks.
+    static let writeInterval: UInt64 = 100_000_000
 
     /// Opens (or creates) the journal at `path` for `work`; returns it and the records a
     /// previous run left. Throws `CheckpointError` for a journal of other work, one in use,
@@ -103,30 +109,62 @@ final class CheckpointJournal {
 
     deinit { close() }
 
-    /// Flushes, unlocks and closes the journal (the call ended); later appends are ignored.
+    /// Writes, flushes, unlocks and closes the journal (the call ended); later appends are ignored.
     func close() {
         guard descriptor >= 0 else { return }
+        try? writePending()
         sync()
         Glibc.close(descriptor)
         descriptor = -1
     }
 
-    /// Appends a record; flushes to the disk when the last flush is a second old.
-    func append(indices: [Int], outputs: UnsafeRawBufferPointer) throws(CheckpointError) {
+    /// Appends a record. It is written at once when the last write is `writeInterval` old,
+    /// else with the next record that is, or by `flushIfDue`; flushed to the disk when the
+    /// last flush is a second old.
+    func append(indices: Positions, outputs: UnsafeRawBufferPointer) throws(CheckpointError) {
         guard descriptor >= 0 else { return }
-        var payload = WireWriter(capacity: 16 + indices.count * 8 + outputs.count)
-        payload.write(UInt64(indices.count))
-        for index in indices { payload.write(UInt64(index)) }
-        payload.writeRaw(outputs)
-        var record = WireWriter(capacity: payload.count + 16)
-        record.write(Self.recordMagic)
-        record.write(UInt32(payload.count))
-        payload.bytes.withUnsafeBytes { record.writeRaw($0) }
-        record.write(fnv1a(payload.bytes))
-        try Self.writeAll(descriptor, record.bytes, path: path)
-        unsynced = true
-        let now = monotonicNanoseconds()
+        pending.write(Self.recordMagic)
+        let lengthAt = pending.reserve(UInt32.self)
+        let start = pending.count
+        switch indices {
+        case .range(let range):
+            pending.write(UInt8(1))
+            pending.write(UInt64(range.count))
+            pending.write(UInt64(range.lowerBound))
+        case .list(let list):
+            pending.write(UInt8(0))
+            pending.write(UInt64(list.count))
+            for index in list { pending.write(UInt64(index)) }
+        }
+        pending.writeRaw(outputs)
+        let length = pending.count - start
+        pending.patch(UInt32(length), at: lengthAt)
+        let checksum = pending.bytes.withUnsafeBytes { fnv1a(UnsafeRawBufferPointer(rebasing: $0[start..<(start + length)])) }
+        pending.write(checksum)
+        try flushIfDue()
+    }
+
+    /// The input positions of a record: consecutive (a fresh run) or listed (a resumed one).
+    enum Positions {
+        case range(Range<Int>)
+        case list([Int])
+    }
+
+    /// Writes the waiting records if the last write is `writeInterval` old (the engine calls
+    /// this every round, so no record waits much longer than that).
+    func flushIfDue(now: UInt64 = monotonicNanoseconds()) throws(CheckpointError) {
+        guard descriptor >= 0, pending.count > 0, now &- lastWrite >= Self.writeInterval || pending.count >= 1 << 20
+        else { return }
+        try writePending(now: now)
         if now &- lastSync >= Self.syncInterval { sync(now: now) }
+    }
+
+    private func writePending(now: UInt64 = monotonicNanoseconds()) throws(CheckpointError) {
+        guard pending.count > 0 else { return }
+        try Self.writeAll(descriptor, pending.bytes, path: path)
+        pending.bytes.removeAll(keepingCapacity: true)
+        lastWrite = now
+        unsynced = true
     }
 
     /// Flushes what was written to the disk.
@@ -172,15 +210,22 @@ final class CheckpointJournal {
             let start = bytes.count - reader.remaining
             let payload = Array(bytes[start..<(start + Int(length))])
             var after = WireReader(UnsafeRawBufferPointer(rebasing: raw[(start + Int(length))...]))
-            guard (try? after.read(UInt64.self)) == fnv1a(payload) else { return nil }
+            guard (try? after.read(UInt64.self)) == payload.withUnsafeBytes({ fnv1a($0) }) else { return nil }
             return payload.withUnsafeBytes { body -> (Record, Int)? in
                 var fields = WireReader(body)
-                guard let n = try? fields.read(UInt64.self), n <= UInt64(count), fields.remaining >= Int(n) * 8 else { return nil }
+                guard let kind = try? fields.read(UInt8.self), let n = try? fields.read(UInt64.self), n <= UInt64(count)
+                else { return nil }
                 var indices: [Int] = []
-                indices.reserveCapacity(Int(n))
-                for _ in 0..<n {
-                    guard let index = try? fields.read(UInt64.self), index < UInt64(count) else { return nil }
-                    indices.append(Int(index))
+                if kind == 1 {
+                    guard let first = try? fields.read(UInt64.self), first + n <= UInt64(count) else { return nil }
+                    indices = Array(Int(first)..<Int(first + n))
+                } else {
+                    guard kind == 0, fields.remaining >= Int(n) * 8 else { return nil }
+                    indices.reserveCapacity(Int(n))
+                    for _ in 0..<n {
+                        guard let index = try? fields.read(UInt64.self), index < UInt64(count) else { return nil }
+                        indices.append(Int(index))
+                    }
                 }
                 let outputs = Array(payload[(payload.count - fields.remaining)...])
                 return (Record(indices: indices, outputs: outputs), start + Int(length) + 8)
@@ -216,14 +261,28 @@ final class CheckpointJournal {
     }
 }
 
-/// FNV-1a, 64 bits: the journal's record checksum and its hashes of the work.
+/// A 64-bit hash of bytes, eight at a time (FNV-1a's constants over little-endian words,
+/// then the length): the journal's record checksum and its hashes of the work. Not a
+/// cryptographic hash — it tells work apart and finds torn records.
 func fnv1a(_ bytes: [UInt8], seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
+    bytes.withUnsafeBytes { fnv1a($0, seed: seed) }
+}
+
+func fnv1a(_ raw: UnsafeRawBufferPointer, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
     var hash = seed
-    for byte in bytes {
-        hash ^= UInt64(byte)
+    let words = raw.count / 8
+    for index in 0..<words {
+        hash ^= raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
+        hash &*= 0x0000_0100_0000_01b3
+        hash ^= hash >> 29
+    }
+    for index in (words * 8)..<raw.count {
+        hash ^= UInt64(raw[index])
         hash &*= 0x0000_0100_0000_01b3
     }
-    return hash
+    hash ^= UInt64(raw.count)
+    hash &*= 0x0000_0100_0000_01b3
+    return hash ^ (hash >> 32)
 }
 
 private func hex(_ value: UInt64) -> String { String(value, radix: 16) }

@@ -51,6 +51,8 @@ class Job: @unchecked Sendable {
     var exclusive = false
     /// Counts settled inputs for the call's `ProgressReport` (nil: none asked for).
     var progress: ProgressMeter?
+    /// Runs every engine round while the job lives (a checkpoint journal writes what waits).
+    var everyRound: (() -> Void)?
     private let cancelFlag = Atomic<Bool>(false)
     /// Spans to run again (after a worker died, a withdrawal, or a retried failure), each
     /// not before its time; taken before fresh inputs.

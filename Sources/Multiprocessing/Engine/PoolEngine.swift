@@ -191,7 +191,10 @@ final class PoolEngine: @unchecked Sendable {
             progressed = true
             _ = dispatch(now: now)
         }
-        for job in jobs { job.settle() }
+        for job in jobs {
+            job.settle()
+            job.everyRound?()
+        }
         if retireFinishedJobs() { progressed = true }
         for job in jobs { if let due = job.nextRetryTime { nextTimer = min(nextTimer ?? due, due) } }
         if lock.withLock({ closing }) && jobs.isEmpty && ledger.isEmpty {
@@ -253,8 +256,8 @@ final class PoolEngine: @unchecked Sendable {
     /// Cancelled jobs end now; their inputs that wait on a worker are withdrawn, and a worker
     /// running one is killed (and replaced).
     private func cancelRequestedJobs() -> Bool {
+        guard jobs.contains(where: { $0.cancelRequested && !$0.finished }) else { return false }
         let cancelled = jobs.filter { $0.cancelRequested && !$0.finished }
-        guard !cancelled.isEmpty else { return false }
         for job in cancelled {
             job.failAll(PoolError(.cancelled, "the call was cancelled"))
             for worker in workers.indices where workers[worker].tasks.contains(where: { ledger[$0]?.job === job }) {
@@ -437,6 +440,7 @@ final class PoolEngine: @unchecked Sendable {
     /// Kills the workers whose running input is past its job's time limit (withdrawing what
     /// waits behind it first); notes when the next limit falls due.
     private func enforceTimeLimits(now: UInt64) -> Bool {
+        guard jobs.contains(where: { $0.options.timeoutNanoseconds != nil }) else { return false }
         var acted = false
         for worker in workers.indices where !workers[worker].tasks.isEmpty && workers[worker].killedFor == nil {
             guard let running = runningTask(on: worker), let job = running.job, !job.finished,
