@@ -14,11 +14,16 @@ final class PoolFailureTests: TimeLimitedTestCase {
     func testThrowingFunctionGivesRemoteErrorWithIndexAndPoolStaysUsable() throws {
         for method in methods {
             try Pool.with(processes: 2, startMethod: method) { pool in
+                // map fails fast: with the first input that fails (the lowest of those failed in the
+                // same round) — any multiple of 7, named exactly.
                 XCTAssertThrowsError(try pool.map(FailOnMultiple(divisor: 7), 1..<50, chunkSize: 3)) { error in
                     guard let remote = error as? RemoteError else { return XCTFail("\(method): \(error)") }
-                    XCTAssertEqual(remote.inputIndex, 6, "\(method)")  // input 7 is at index 6
+                    XCTAssertEqual((remote.inputIndex + 1) % 7, 0, "\(method): \(remote)")
                     XCTAssertTrue(remote.typeName.hasSuffix("Boom"), remote.typeName)
-                    XCTAssertEqual(remote.message, "boom at 7")
+                    XCTAssertEqual(remote.message, "boom at \(remote.inputIndex + 1)")
+                }
+                XCTAssertThrowsError(try pool.map(FailOnMultiple(divisor: 7), 1..<10, chunkSize: 3)) { error in
+                    XCTAssertEqual((error as? RemoteError)?.inputIndex, 6, "\(method): \(error)")  // input 7 is at index 6
                 }
                 // imap: the failure is one element; the others are delivered.
                 let results = Array(try pool.imap(FailOnMultiple(divisor: 5), Array(1...10)))
