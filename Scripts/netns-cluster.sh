@@ -15,6 +15,8 @@
 # Needs root. Environment: SWIFTMP_NETNS_PREFIX (swiftmp), SWIFTMP_NETNS_STATE
 # (/run/swiftmp-netns), NETNS_TIMEOUT (mpirun --timeout, 60).
 set -euo pipefail
+# ip lives in /usr/sbin or /sbin, which a caller's PATH may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 export SWIFTMP_NETNS_PREFIX=${SWIFTMP_NETNS_PREFIX:-swiftmp}
