@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layering (DESIGN.md §2): swiftmp → Kernels → Multiprocessing → MPI → CMPI, and Wire
+// Layering (ARCHITECTURE.md §1): swiftmp → Kernels → Multiprocessing → MPI → CMPI, and Wire
 // (the codec) under both Multiprocessing and MPI.
 // Library products are linked statically into executables (SwiftPM's default for
 // `.library` without a type): the start-up hook in CSystemShims runs before `main`
@@ -41,7 +41,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "kernels-bench", dependencies: ["Kernels"]),
-        // The tutorials' programs in Swift (seed-examples.md), one file each.
+        // Swift twins of Python multiprocessing tutorial programs, one file each.
         .executableTarget(name: "seed-examples", dependencies: ["Multiprocessing"], path: "Examples/seed-examples"),
         // Runs every built example and checks its output.
         .testTarget(name: "ExamplesTests", dependencies: ["seed-examples", "TestSupport"]),
