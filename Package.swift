@@ -1,7 +1,7 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
-// Layering (DESIGN.md §2): swiftmp → Kernels → Multiprocessing → MPI → CMPI, and Wire
+// Layering (ARCHITECTURE.md §1): swiftmp → Kernels → Multiprocessing → MPI → CMPI, and Wire
 // (the codec) under both Multiprocessing and MPI.
 // Library products are linked statically into executables (SwiftPM's default for
 // `.library` without a type): the start-up hook in CSystemShims runs before `main`
@@ -17,6 +17,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // `swift package generate-documentation` (Scripts/docs.sh); not linked into anything.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         .systemLibrary(
@@ -41,7 +43,7 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "kernels-bench", dependencies: ["Kernels"]),
-        // The tutorials' programs in Swift (seed-examples.md), one file each.
+        // Swift twins of Python multiprocessing tutorial programs, one file each.
         .executableTarget(name: "seed-examples", dependencies: ["Multiprocessing"], path: "Examples/seed-examples"),
         // Runs every built example and checks its output.
         .testTarget(name: "ExamplesTests", dependencies: ["seed-examples", "TestSupport"]),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The compute kernels in NumPy, at the reference sizes of shared/reference/kernels.md.
+"""The compute kernels in NumPy, at the reference sizes of Benchmarks/README.md.
 
 Monte Carlo π (20 000 000 samples, SplitMix64 vectorised in uint64), Mandelbrot 1600×1200×256,
 matmul 1024 (numpy @, whatever BLAS numpy links) and N-body 4096×10 (unless --no-nbody).

@@ -78,7 +78,7 @@ def pool_section(log, out):
     out.append("")
     out.append("Idle CPU share of the whole machine while each figure was measured (median over the "
                "rounds; 0 means both CPUs were busy — ours, the peer's or another user's). Blocking wake-ups on "
-               "these VMs are bimodal (`shared/reference/peers.md`), so a round trip measured with busy CPUs "
+               "these VMs are bimodal (ARCHITECTURE.md §9: faster with busy CPUs than with idle ones), so a round trip measured with busy CPUs "
                "and one measured with idle CPUs are different conditions; the best columns give the fastest "
                "repetition seen in any round (highest rate, lowest latency):\n")
     out.append("| benchmark | idle share, ours | idle share, Python | best, ours | best, Python |")
@@ -114,7 +114,7 @@ def ipc_section(log, out):
                "way, one after the other in each round: fork start method unless named, each round's "
                "figure the median of its repetitions; shown: median [min–max] over the rounds. Ratio: "
                "ours ÷ Python's, per round, then the median. Targets: throughputs ≥ 10×, latencies "
-               "≤ 1/5. Blocking wake-ups on these VMs are bimodal (`shared/reference/peers.md`): read "
+               "≤ 1/5. Blocking wake-ups on these VMs are bimodal (ARCHITECTURE.md §9: faster with busy CPUs than with idle ones): read "
                "the pipe round trips with the load average in *Machine and run*.\n")
     out.append("| benchmark | swift-multiprocessing | Python `multiprocessing` | ratio | target | met |")
     out.append("|---|---|---|---|---|---|")
@@ -209,7 +209,7 @@ def mpi4py_section(log, out):
 
 def kernels_section(log, out):
     out.append("## Kernels, serial: Swift vs C and NumPy\n")
-    out.append("Wall seconds at the reference sizes of `shared/reference/kernels.md`, checksums verified "
+    out.append("Wall seconds at the reference sizes of `Benchmarks/README.md`, checksums verified "
                "on every run (Swift and NumPy stop on a mismatch; the C checksums are checked here). "
                "Each round's figure is the median of its repetitions; shown: median [min–max] over the "
                "rounds. Ratios are per round, then the median.\n")

@@ -1,5 +1,5 @@
 #!/bin/sh
-# mpirun with the settings this project needs (DESIGN.md §5): allowed as root, oversubscribed
+# mpirun with the settings this project needs (ARCHITECTURE.md §10): allowed as root, oversubscribed
 # rather than refused on few cores, ob1 (no UCX probe), vader without CMA single-copy
 # (~11 GB/s instead of ~4), ranks that yield when idle, no CPU binding, a private session
 # directory (concurrent runs sharing one raced), and a timeout unless the caller gives one.

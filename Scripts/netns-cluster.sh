@@ -1,5 +1,5 @@
 #!/bin/bash
-# Several "hosts" on one machine (RECIPES.md): each a network namespace with its own address
+# Several "hosts" on one machine (ARCHITECTURE.md §10): each a network namespace with its own address
 # on a private /24 and its own UTS namespace and host name (node1…node3), joined by a bridge
 # that lives in a namespace of its own. The root namespace is not touched: no interface,
 # address or route is added there, and all traffic stays on 127.0.0.0/8 or inside these
@@ -15,6 +15,8 @@
 # Needs root. Environment: SWIFTMP_NETNS_PREFIX (swiftmp), SWIFTMP_NETNS_STATE
 # (/run/swiftmp-netns), NETNS_TIMEOUT (mpirun --timeout, 60).
 set -euo pipefail
+# ip lives in /usr/sbin or /sbin, which a caller's PATH may lack.
+export PATH=$PATH:/usr/sbin:/sbin
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 export SWIFTMP_NETNS_PREFIX=${SWIFTMP_NETNS_PREFIX:-swiftmp}

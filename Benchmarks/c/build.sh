@@ -1,5 +1,6 @@
 #!/bin/sh
-# Builds the C reference kernels into Benchmarks/c/bin/ with the flags of kernels.md.
+# Builds the C reference kernels into Benchmarks/c/bin/ with the flags of Benchmarks/README.md
+# (-ffp-contract=off: no fused multiply-add, so the checksums match the Swift kernels).
 set -eu
 cd "$(dirname "$0")"
 mkdir -p bin

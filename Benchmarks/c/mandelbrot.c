@@ -1,4 +1,4 @@
-/* Mandelbrot 1600 x 1200, at most 256 iterations, scalar (kernels.md).
+/* Mandelbrot 1600 x 1200, at most 256 iterations, scalar (Benchmarks/README.md).
    Usage: mandelbrot [runs]. Prints one JSON line: sum of counts, median/min/max seconds. */
 #include <stdint.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Dense float64 matrix multiply, n = 1024, i-k-j order tiled 64 (kernels.md).
+/* Dense float64 matrix multiply, n = 1024, i-k-j order tiled 64 (Benchmarks/README.md).
    Usage: matmul [runs]. Prints one JSON line: both checksums, GFLOP/s, median/min/max seconds. */
 #include <stdio.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* All-pairs N-body, N = 4096, 10 steps, scalar in-order reduction (kernels.md).
+/* All-pairs N-body, N = 4096, 10 steps, scalar in-order reduction (Benchmarks/README.md).
    Usage: nbody [runs]. Prints one JSON line: kinetic energy, sum |p|^2, median/min/max seconds. */
 #include <math.h>
 #include <stdio.h>

@@ -1,4 +1,4 @@
-/* Monte Carlo pi, 20 000 000 samples, counter-form SplitMix64 seed 12345 (kernels.md).
+/* Monte Carlo pi, 20 000 000 samples, counter-form SplitMix64 seed 12345 (Benchmarks/README.md).
    Usage: pi [runs]. Prints one JSON line: hits, median/min/max wall seconds. */
 #include <stdint.h>
 #include <stdio.h>

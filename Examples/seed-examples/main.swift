@@ -1,4 +1,5 @@
-// Swift twins of the 14 tutorial programs in /work/shared/seed-examples.md.
+// Swift twins of 14 tutorial programs of Python's multiprocessing (process, queue, pipe, lock,
+// shared value, pool, manager, …): each file starts with what its program shows.
 // Usage: seed-examples <number 1-14> [options]   (see each file for its options)
 import Multiprocessing
 #if canImport(Glibc)

@@ -1,5 +1,5 @@
 /// Escape-time Mandelbrot set over the rectangle [−2, 1] × [−1.2, 1.2]
-/// (`shared/reference/kernels.md`).
+/// (definition and checksums: `Benchmarks/README.md`).
 ///
 /// Pixel (px, py) sits at c = (−2 + px·(3/width), −1.2 + py·(2.4/height)); its value is the
 /// number of iterations z ← z² + c, at most `maxIterations`, before |z|² > 4. Plain IEEE

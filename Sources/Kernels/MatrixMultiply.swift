@@ -1,5 +1,5 @@
 /// Dense float64 matrix product C = A·B of two n × n row-major matrices
-/// (`shared/reference/kernels.md`), cache-blocked with a vectorised register tile.
+/// (`Benchmarks/README.md`), cache-blocked with a vectorised register tile.
 ///
 /// A chunk is a range of rows of C; its result is those rows, row-major. The value carries A
 /// and B, so a pool ships them once with the function, not with every chunk.

@@ -1,5 +1,5 @@
 /// Monte Carlo estimate of π: the fraction of uniform points in the unit square that fall
-/// inside the quarter disc, times four (`shared/reference/kernels.md`).
+/// inside the quarter disc, times four (`Benchmarks/README.md`).
 ///
 /// Sample `k` uses draws `2k` (x) and `2k + 1` (y) of the counter-form ``SplitMix64`` stream,
 /// so a chunk of samples needs no state from the chunks before it and any chunking gives the

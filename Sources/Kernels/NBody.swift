@@ -1,4 +1,4 @@
-/// All-pairs gravitational N-body (`shared/reference/kernels.md`): `bodyCount` bodies on the
+/// All-pairs gravitational N-body (`Benchmarks/README.md`): `bodyCount` bodies on the
 /// grid x_i = ((7919·i) mod 4096)/4096 − 0.5 (6271 for y, 3319 for z), at rest, each of mass
 /// 1/N, G = 1, softened by ε, integrated for `steps` steps of `timeStep`.
 ///

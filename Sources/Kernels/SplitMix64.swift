@@ -1,4 +1,4 @@
-/// SplitMix64 in counter form (see `shared/reference/kernels.md`): draw `n` (0-based) of the
+/// SplitMix64 in counter form (see `Benchmarks/README.md`): draw `n` (0-based) of the
 /// stream with seed `s` is `mix(s &+ (n + 1) &* 0x9E3779B97F4A7C15)`. Any chunking of the
 /// draws gives the same numbers, so every backend and worker count agrees bit for bit.
 public enum SplitMix64 {

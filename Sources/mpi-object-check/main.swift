@@ -28,6 +28,17 @@ func sleepSeconds(_ seconds: Double) {
     nanosleep(&pause, nil)
 }
 
+/// Whether `count()` (an object's waiter count) reached `expected` within 30 s: a wake test
+/// first proves its waiters are asleep, else it could pass without exercising a wake.
+func waitersAsleep(_ expected: Int, _ count: () -> Int?) -> Bool {
+    let end = monotonicSeconds() + 30
+    while monotonicSeconds() < end {
+        if count() == expected { return true }
+        sleepSeconds(0.005)
+    }
+    return count() == expected
+}
+
 /// Under mpirun, a primitive that is not served must fail at creation, saying what to use.
 func expectUnavailable(_ name: String, _ body: () throws -> Void) {
     let underMPI = getenv("OMPI_COMM_WORLD_SIZE") != nil
@@ -164,7 +175,8 @@ do {
         let waiting = try Queue<Int>()
         let released = try pool.mapAsync(AwaitEvent(event: event, waiting: waiting), 0..<tasks, chunkSize: 1)
         _ = try waiting.get(timeout: 30)
-        sleepSeconds(0.1)
+        // Every worker holds one task (chunks of 1) and sleeps in it.
+        check("event waiters asleep before set", waitersAsleep(min(tasks, workers)) { event.waiterCount }, true)
         check("event not set while waiting", event.isSet, false)
         event.set()
         check("event released every waiter", try released.get(timeout: 30), Array(repeating: true, count: tasks))
@@ -177,7 +189,7 @@ do {
         let woken = try pool.mapAsync(AwaitCondition(condition: condition, ready: ready, waiting: conditionWaiting), 0..<tasks,
                                       chunkSize: 1)
         _ = try conditionWaiting.get(timeout: 30)
-        sleepSeconds(0.1)
+        check("condition waiters asleep before notify", waitersAsleep(min(tasks, workers)) { condition.waiterCount }, true)
         try condition.withLock {
             ready.value = 1
             try condition.notifyAll()

@@ -37,9 +37,16 @@ final class MPIPoolTests: XCTestCase {
         }
     }
 
+    /// Rank 0's `main` throws with a live pool: the job ends quickly, for that reason (the
+    /// error reaches the output and mpirun names rank 0), not for any other failure.
     func testRankZeroThatThrowsEndsTheJob() throws {
         let outcome = try Launcher.mpirun(["-np", "3", try Launcher.poolCheck().path], ["--fail-rank0"], timeout: 30)
         XCTAssertNotEqual(outcome.status, 0, outcome.output)
+        XCTAssertTrue(outcome.output.contains("Error raised at top level: --fail-rank0: rank 0 throws after creating the pool"),
+                      outcome.output)
+        XCTAssertTrue(outcome.output.contains("process rank 0 with PID"), outcome.output)
+        XCTAssertFalse(outcome.output.contains("MPI_ABORT"), "the job ended for another reason: \(outcome.output)")
+        XCTAssertFalse(outcome.output.contains("timeout"), "the job ended for another reason: \(outcome.output)")
         XCTAssertLessThan(outcome.seconds, 20, outcome.output)
     }
 

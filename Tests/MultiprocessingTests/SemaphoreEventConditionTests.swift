@@ -62,16 +62,30 @@ final class SemaphoreEventConditionTests: XCTestCase {
         XCTAssertFalse(event.wait(timeout: 0.01))
     }
 
-    /// Workers in other processes sleep on an event until the parent sets it.
+    /// Polls `condition` every 5 ms for at most `seconds`; whether it became true.
+    private func eventually(within seconds: Double = 30, _ condition: () -> Bool) -> Bool {
+        let end = monotonicSeconds() + seconds
+        while monotonicSeconds() < end {
+            if condition() { return true }
+            usleep(5_000)
+        }
+        return condition()
+    }
+
+    /// Workers in other processes sleep on an event until the parent sets it: both are
+    /// inside `wait` (the event's waiter count says so) before the parent sets it, so the
+    /// `true`s come from the wake, not from a flag already up.
     func testEventWakesWorkersInOtherProcesses() throws {
         try Pool.with(processes: 2, startMethod: .spawn) { pool in
             _ = try pool.map(Square(), [1, 2], chunkSize: 1)
             let event = try Event()
-            let waiting = try pool.mapAsync(WaitForEvent(event: event), [5.0, 5.0], chunkSize: 1)
-            usleep(100_000)
+            XCTAssertEqual(event.waiterCount, 0)
+            let waiting = try pool.mapAsync(WaitForEvent(event: event), [30.0, 30.0], chunkSize: 1)
+            XCTAssertTrue(eventually { event.waiterCount == 2 }, "waiters: \(String(describing: event.waiterCount))")
             XCTAssertFalse(waiting.isReady)
             event.set()
-            XCTAssertEqual(try waiting.get(timeout: 5), [true, true])
+            XCTAssertEqual(try waiting.get(timeout: 30), [true, true])
+            XCTAssertTrue(eventually { event.waiterCount == 0 })
             // Cleared again: a worker times out.
             event.clear()
             XCTAssertEqual(try pool.apply(WaitForEvent(event: event), 0.05), false)
@@ -96,19 +110,22 @@ final class SemaphoreEventConditionTests: XCTestCase {
     }
 
     /// Workers in other processes wait on a condition; the parent changes the state and
-    /// notifies them all.
+    /// notifies them all — once both are inside `wait` (the waiter count says so), so the
+    /// notify is what wakes them.
     func testConditionNotifiesWorkersInOtherProcesses() throws {
         try Pool.with(processes: 2, startMethod: .fork) { pool in
             _ = try pool.map(Square(), [1, 2], chunkSize: 1)
             let task = WaitForFlag(condition: try Condition(), flag: try RawSharedValue(Int32(0)))
-            let waiting = try pool.mapAsync(task, [5.0, 5.0], chunkSize: 1)
-            usleep(100_000)
+            XCTAssertEqual(task.condition.waiterCount, 0)
+            let waiting = try pool.mapAsync(task, [30.0, 30.0], chunkSize: 1)
+            XCTAssertTrue(eventually { task.condition.waiterCount == 2 },
+                          "waiters: \(String(describing: task.condition.waiterCount))")
             XCTAssertFalse(waiting.isReady)
             try task.condition.withLock {
                 task.flag.value = 1
                 try task.condition.notifyAll()
             }
-            XCTAssertEqual(try waiting.get(timeout: 5), [true, true])
+            XCTAssertEqual(try waiting.get(timeout: 30), [true, true])
         }
     }
 }

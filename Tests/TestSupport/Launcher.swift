@@ -17,8 +17,14 @@ public enum Launcher {
     public static let packageRoot = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// A failure to find what a test needs: a test that cannot run fails, it is not skipped
+    /// (a suite that passes by skipping proves nothing).
+    public struct Missing: Error, CustomStringConvertible {
+        public var description: String
+    }
+
     /// A product of this package, built next to the test bundle because the calling test
-    /// target depends on it; skips the test when it is missing.
+    /// target depends on it; throws `Missing` (the test fails) when it is not there.
     public static func executable(_ name: String) throws -> URL {
         let candidates = [
             Bundle.main.bundleURL,
@@ -29,7 +35,19 @@ public enum Launcher {
             let url = directory.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        throw XCTSkip("\(name) not found next to the test bundle (\(candidates.map(\.path)))")
+        throw Missing(description: "\(name) not found next to the test bundle (looked in \(candidates.map(\.path))): "
+                      + "build it with `swift build --build-tests` (Scripts/test.sh does)")
+    }
+
+    /// The first executable `name` in `PATH`, then in the given system directories (root's
+    /// tools such as `ip` live in /usr/sbin or /sbin, which a user's `PATH` may lack).
+    public static func tool(_ name: String, alsoIn directories: [String] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"]) -> URL? {
+        let path = ProcessInfo.processInfo.environment["PATH"]?.split(separator: ":").map(String.init) ?? []
+        for directory in path + directories {
+            let candidate = URL(fileURLWithPath: directory).appendingPathComponent(name)
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return nil
     }
 
     /// This environment without any variable of an enclosing MPI job (a child that inherits
@@ -56,15 +74,23 @@ public enum Launcher {
 
     /// `Scripts/netns-cluster.sh run <hosts> <program> <arguments>`: one rank per "host" made
     /// of network and UTS namespaces, talking TCP on a private bridge; torn down afterwards
-    /// even if the script is killed. Throws `XCTSkip` where namespaces cannot be made (not
-    /// root, no `ip netns`, no unshare/nsenter).
+    /// even if the script is killed. Throws `XCTSkip` when not root (Scripts/test.sh counts
+    /// that skip as a failure), and `Missing` (a failure) when a tool is missing or
+    /// `ip netns` does not work.
     public static func netnsCluster(hosts: Int, _ program: String, _ arguments: [String] = [],
                                     timeout: Int = 60) throws -> Outcome {
         guard getuid() == 0 else { throw XCTSkip("the netns cluster needs root (ip netns, unshare, nsenter)") }
-        let probe = try run(URL(fileURLWithPath: "/usr/sbin/ip"), ["netns", "list"], deadline: 10)
-        guard probe.status == 0 else { throw XCTSkip("`ip netns` does not work here: \(probe.output)") }
-        for tool in ["/usr/bin/unshare", "/usr/bin/nsenter"] where !FileManager.default.isExecutableFile(atPath: tool) {
-            throw XCTSkip("\(tool) is missing")
+        var tools: [String: URL] = [:]
+        for name in ["ip", "unshare", "nsenter"] {
+            guard let url = tool(name) else {
+                throw Missing(description: "`\(name)` is not installed (PATH, /usr/sbin, /sbin): "
+                              + "Scripts/install-deps.sh installs iproute2 and util-linux")
+            }
+            tools[name] = url
+        }
+        let probe = try run(tools["ip"]!, ["netns", "list"], deadline: 10)
+        guard probe.status == 0 else {
+            throw Missing(description: "`ip netns list` failed (\(probe.status)): \(probe.output)")
         }
         let script = packageRoot.appendingPathComponent("Scripts/netns-cluster.sh")
         defer { _ = try? run(script, ["down"], deadline: 30) }

@@ -43,7 +43,8 @@ public final class Manager: @unchecked Sendable {
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw SystemError("mkdtemp", errno: errno)
         }
-        directory = String(cString: template)
+        // The C string without its terminating NUL (mkdtemp filled in the X's).
+        directory = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let path = directory + "/socket"
         var generator = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }

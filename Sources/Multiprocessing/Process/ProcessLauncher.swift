@@ -95,7 +95,6 @@ enum ProcessLauncher {
         defer { if childSocket >= 0 { systemClose(childSocket) } }
         let parent = getpid()
         let socket = childSocket
-        nonisolated(unsafe) let payload = payload
         CurrentProcess.prepareForFork()
         let launch = { @Sendable () throws -> pid_t in
             let pid = try ChildLauncher.fork {

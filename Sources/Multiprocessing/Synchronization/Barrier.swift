@@ -64,6 +64,7 @@ public struct Barrier: Codable, Sendable {
     /// A barrier for `parties` parties (≥ 1).
     ///
     /// - Parameters:
+    ///   - parties: how many calls of `wait()` open each pass (at least 1).
     ///   - action: run by the last party to arrive at each pass, before any party leaves.
     ///   - timeout: the default for `wait()`, in seconds; nil waits for ever.
     ///

@@ -145,6 +145,14 @@ public struct Condition: Codable, Sendable {
         return result
     }
 
+    /// The processes and threads inside `wait` now (for tests that must know a waiter is
+    /// asleep before they wake it). Under mpirun, counted by rank 0 (the waiters not yet
+    /// notified): nil on a worker rank.
+    package var waiterCount: Int? {
+        if let served { return served.waiterCount }
+        return Int(SharedAtomic.load(sleepers))
+    }
+
     /// Wakes up to `n` waiters (at least one if any waits). Call it holding the lock.
     /// - Throws: `SynchronizationError(.notHeld)` if this thread does not hold the lock.
     ///

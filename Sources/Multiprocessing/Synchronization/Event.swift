@@ -64,6 +64,13 @@ public struct Event: Codable, Sendable {
         }
     }
 
+    /// The processes and threads inside `wait` now (for tests that must know a waiter is
+    /// asleep before they wake it). Under mpirun, counted by rank 0: nil on a worker rank.
+    package var waiterCount: Int? {
+        if let served { return served.waiterCount }
+        return Int(SharedAtomic.load(sleepers))
+    }
+
     /// Lowers the flag.
     public func clear() {
         if let served { return served.set(false) }

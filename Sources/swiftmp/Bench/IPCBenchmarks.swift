@@ -6,8 +6,8 @@ import Glibc
 /// `swiftmp bench ipc`: queue throughput (small ints and 1 MiB payloads, one producer
 /// process → this process), pipe ping-pong round trips, `Process` start + join per start
 /// method, a `SharedValue` counter incremented under its lock by two processes, and a
-/// `Manager` dictionary's set and get latency — the figures Python's are quoted for in
-/// reference/peers.md (Scripts/bench_python_ipc.py measures them the same way).
+/// `Manager` dictionary's set and get latency — the figures `BENCHMARKS.md` compares with
+/// Python's (Scripts/bench_python_ipc.py measures them the same way).
 struct IPCBenchmarks {
     var repetitions: Int
     /// Only the figures whose names start with this (nil: all).

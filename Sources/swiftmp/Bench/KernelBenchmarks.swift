@@ -1,6 +1,6 @@
 import Kernels
 
-/// Each kernel run serially at its reference size (`shared/reference/kernels.md`), timed
+/// Each kernel run serially at its reference size (`Benchmarks/README.md`), timed
 /// `repetitions` times; the median wall time is the figure and every run's checksum is
 /// verified against the reference, so a fast wrong kernel fails instead of reporting.
 ///

@@ -82,7 +82,7 @@ func formatG(_ value: Double, digits: Int) -> String {
         vsnprintf(&buffer, buffer.count, "%.\(digits)g", arguments)
     }
     precondition(written >= 0 && Int(written) < buffer.count, "vsnprintf(%g) failed")
-    return String(cString: buffer)
+    return String(decoding: buffer.prefix(Int(written)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 #if canImport(Glibc)

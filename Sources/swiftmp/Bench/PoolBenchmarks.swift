@@ -8,7 +8,8 @@ struct SquareTask: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int { x &* x }
 }
 
-/// Pool throughput and latency, as Python's multiprocessing figures in shared/reference.
+/// Pool throughput and latency, measured the same way as `Scripts/bench_python_pool.py` measures
+/// Python's multiprocessing (`BENCHMARKS.md` puts the two side by side).
 struct PoolBenchmarks {
     var pool: Pool
     var tasks = 200_000

@@ -4,7 +4,7 @@ import Glibc
 
 /// A fingerprint of this process's executable: its size and a 64-bit hash of its bytes.
 /// Rank 0 sends it to every worker rank at start-up; a rank running another build refuses
-/// (DESIGN.md §1: workers find functions by type name, which only works in the same binary).
+/// (workers find functions by type name, which only works in the same binary: ARCHITECTURE.md §2).
 struct BuildID: Equatable, Sendable, CustomStringConvertible {
     var hash: UInt64
     var size: UInt64

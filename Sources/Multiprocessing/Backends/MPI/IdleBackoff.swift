@@ -3,7 +3,7 @@ import CSystemShims
 import Glibc
 #endif
 
-/// Test-then-sleep pacing for a loop that polls MPI (DESIGN.md §4: a rank must not burn a
+/// Test-then-sleep pacing for a loop that polls MPI (ARCHITECTURE.md §8: a rank must not burn a
 /// core while it waits). After activity it spins for 50 µs (latency), then yields the CPU
 /// until 300 µs, then sleeps 20 µs, doubling up to 1 ms (or the caller's `longest`).
 struct IdleBackoff {

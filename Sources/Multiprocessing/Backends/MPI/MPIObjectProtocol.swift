@@ -1,6 +1,6 @@
 import Wire
 
-/// The messages of the MPI object service (DESIGN.md §4: shared objects across ranks are
+/// The messages of the MPI object service (ARCHITECTURE.md §8: shared objects across ranks are
 /// served by messages from rank 0, not one-sided windows).
 ///
 /// A worker rank's task sends one request to rank 0 on `requestTag` and waits for the one

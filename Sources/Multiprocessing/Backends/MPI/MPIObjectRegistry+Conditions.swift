@@ -59,6 +59,14 @@ extension MPIObjectRegistry {
         return true
     }
 
+    /// The waiters not yet notified (rank 0's threads and worker ranks' parked requests).
+    func conditionWaiters(_ id: UInt64) throws(MPIObjectError) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let condition = conditions[id] else { throw unknown("condition", id) }
+        return condition.waiters.count
+    }
+
     /// Wakes up to `count` waiters; false if `owner` does not hold the lock.
     func conditionNotify(_ id: UInt64, by owner: Owner, count: Int) throws(MPIObjectError) -> Bool {
         lock.lock()

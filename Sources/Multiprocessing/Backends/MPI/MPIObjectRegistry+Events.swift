@@ -3,6 +3,8 @@ extension MPIObjectRegistry {
     struct EventState {
         var isSet = false
         var generation: UInt64 = 0
+        /// Rank 0's threads in `eventWait` now (worker ranks' waits are parked requests).
+        var localWaiters = 0
     }
 
     final class BarrierState {
@@ -93,6 +95,8 @@ extension MPIObjectRegistry {
         lock.lock()
         defer { lock.unlock() }
         guard let seen = events[id] else { throw unknown("event", id) }
+        events[id]!.localWaiters += 1
+        defer { events[id]!.localWaiters -= 1 }
         while true {
             let now = events[id]!
             if now.isSet || now.generation != seen.generation { return true }
@@ -101,6 +105,14 @@ extension MPIObjectRegistry {
                 return last.isSet || last.generation != seen.generation
             }
         }
+    }
+
+    /// The waits in progress on an event: rank 0's threads and worker ranks' parked requests.
+    func eventWaiters(_ id: UInt64) throws(MPIObjectError) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        guard let event = events[id] else { throw unknown("event", id) }
+        return event.localWaiters + parked.count { $0.op == .eventWait && $0.id == id }
     }
 
     /// Under `lock`: the reply to a worker's event request, nil if it must wait.

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// Rank 0's served objects (queues, locks, events…) and the worker requests parked on them
-/// (DESIGN.md §4). Rank 0's threads operate on the objects directly (waiting on a condition
+/// (ARCHITECTURE.md §8). Rank 0's threads operate on the objects directly (waiting on a condition
 /// variable); worker ranks' requests arrive through `handle(_:from:)` on the live MPI pool's
 /// engine thread, which then sends what `takeReplies()` returns. A change made by rank 0
 /// that answers a parked request calls the waker the engine registered, so the answer leaves

@@ -3,7 +3,7 @@ import MPI
 import Glibc
 #endif
 
-/// Rank 0's side of an mpirun job, for the whole process (DESIGN.md §1 "Under MPI").
+/// Rank 0's side of an mpirun job, for the whole process (ARCHITECTURE.md §8, "The MPI rank-0 model").
 ///
 /// - Starts MPI lazily: at the first MPI pool, or at exit if no pool ever ran.
 /// - Greets every worker rank once: build id check, host names.

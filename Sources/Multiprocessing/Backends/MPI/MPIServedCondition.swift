@@ -43,6 +43,14 @@ struct MPIServedCondition: Sendable {
         return notified
     }
 
+    /// The waiters not yet notified, counted by rank 0; nil on a worker rank.
+    var waiterCount: Int? {
+        guard object.isLocal else { return nil }
+        return object.orAbort(reading: "condition waiters") { () throws(MPIObjectError) -> Int in
+            try MPIObjectRegistry.shared.conditionWaiters(object.id)
+        }
+    }
+
     /// Wakes up to `count` waiters.
     func notify(_ count: Int) throws(SynchronizationError) {
         do {

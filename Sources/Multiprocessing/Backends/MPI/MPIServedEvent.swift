@@ -29,6 +29,12 @@ struct MPIServedEvent: Sendable {
         }
     }
 
+    /// The waits in progress, counted by rank 0; nil on a worker rank.
+    var waiterCount: Int? {
+        guard object.isLocal else { return nil }
+        return perform { () throws(MPIObjectError) -> Int in try MPIObjectRegistry.shared.eventWaiters(object.id) }
+    }
+
     func wait(timeout: Double?) -> Bool {
         perform { () throws(MPIObjectError) -> Bool in
             if object.isLocal { return try MPIObjectRegistry.shared.eventWait(object.id, deadline: deadline(after: timeout)) }
