@@ -3,7 +3,7 @@ import MPI
 import Glibc
 #endif
 
-/// Worker ranks of an mpirun job as a pool's workers: slot i is rank i + 1 (DESIGN.md §1, §4).
+/// Worker ranks of an mpirun job as a pool's workers: slot i is rank i + 1 (ARCHITECTURE.md §3, §8).
 ///
 /// Every message is one MPI message on the job's duplicated world communicator
 /// (`MPIProtocol.poolTag`), without the frame header. Sends are non-blocking (`MPI_Isend`,
@@ -205,7 +205,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         return progressed
     }
 
-    /// Answers the worker ranks' object requests (rank 0's object service, DESIGN.md §4):
+    /// Answers the worker ranks' object requests (rank 0's object service, ARCHITECTURE.md §8):
     /// receives them, expires parked ones whose timeout passed, sends every ready reply.
     /// Returns whether anything moved.
     private func serveObjects() throws -> Bool {
