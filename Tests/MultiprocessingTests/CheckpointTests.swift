@@ -67,7 +67,7 @@ final class CheckpointTests: TimeLimitedTestCase {
             offset = next
         }
         let torn = Array(bytes[0..<offset]) + Array(bytes[offset..<(offset + 10)])
-        FileManager.default.createFile(atPath: journal, contents: Data(torn))
+        XCTAssertTrue(FileManager.default.createFile(atPath: journal, contents: Data(torn)))
         unlink(log)
         try Pool.with(processes: 2) { pool in
             XCTAssertEqual(try pool.map(Counted(log: log), 0..<40, chunkSize: 4, checkpoint: journal), (1...40).map { $0 })

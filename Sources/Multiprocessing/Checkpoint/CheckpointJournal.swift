@@ -179,7 +179,7 @@ final class CheckpointJournal {
 
     static func encodeHeader(_ work: Work) -> [UInt8] {
         var writer = WireWriter()
-        writer.writeRaw(UnsafeRawBufferPointer(start: magic, count: magic.count))
+        magic.withUnsafeBytes { writer.writeRaw($0) }
         writer.write(work.typeName)
         writer.write(work.functionHash)
         writer.write(work.inputsHash)

@@ -146,7 +146,7 @@ class Job: @unchecked Sendable {
 /// `map`, `starmap`, `apply` and their async forms: all inputs known up front, results in
 /// input order. The first input that fails for good fails the whole call at once (the lowest
 /// of those that failed in the same engine round); work still running for it is abandoned.
-final class BatchJob<F: ParallelFunction>: Job {
+final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let inputs: [F.Input]
     private let chunkSize: Int
     private var nextStart = 0
