@@ -208,6 +208,9 @@ public final class Pool: @unchecked Sendable {
     /// `RetriesExhausted`, `PoolError`) as soon as it happens.
     ///
     /// - Parameters:
+    ///   - function: the work, a `ParallelFunction` value (sent to each worker once).
+    ///   - inputs: any sequence of inputs.
+    ///   - chunkSize: inputs per task (default: Python's, ⌈n / (4 × workers)⌉).
     ///   - timeout: the longest one input may run, in seconds (default: the pool's `taskTimeout`).
     ///   - retry: how failed inputs are retried (default: the pool's `retry`).
     ///   - progress: where to report progress (default: nowhere); see `ProgressReport`.
