@@ -69,6 +69,10 @@ bin=$(swift build --package-path "$package" --show-bin-path)
 status=0
 for name in $names; do
     echo "== $name =="
-    timeout 120 "$bin/$name" </dev/null 2>&1 || { echo "check-readme: $name exited with status $?" >&2; status=1; }
+    # Each program runs in a fresh folder of its own (files it writes, e.g. a checkpoint
+    # journal, start anew and stay out of the repository).
+    rm -rf "$work/run-$name" && mkdir -p "$work/run-$name"
+    (cd "$work/run-$name" && timeout 120 "$bin/$name" </dev/null 2>&1) \
+        || { echo "check-readme: $name exited with status $?" >&2; status=1; }
 done
 exit $status
