@@ -275,6 +275,9 @@ void CSystemShims_store_u64(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __
 uint64_t CSystemShims_load_u64_seqcst(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 void CSystemShims_store_u64_seqcst(uint64_t *p, uint64_t v) { __atomic_store_n(p, v, __ATOMIC_SEQ_CST); }
 uint64_t CSystemShims_fetch_add_u64(uint64_t *p, uint64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
+int CSystemShims_cas_u64(uint64_t *p, uint64_t *expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(p, expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
 int64_t CSystemShims_fetch_add_i64(int64_t *p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_SEQ_CST); }
 void CSystemShims_fence_seqcst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 void CSystemShims_cpu_relax(void) {

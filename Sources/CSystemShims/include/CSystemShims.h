@@ -91,6 +91,7 @@ void CSystemShims_store_u64(uint64_t *p, uint64_t v);       // release
 uint64_t CSystemShims_load_u64_seqcst(const uint64_t *p);
 void CSystemShims_store_u64_seqcst(uint64_t *p, uint64_t v);
 uint64_t CSystemShims_fetch_add_u64(uint64_t *p, uint64_t v); // seq_cst
+int CSystemShims_cas_u64(uint64_t *p, uint64_t *expected, uint64_t desired); // seq_cst
 int64_t CSystemShims_fetch_add_i64(int64_t *p, int64_t v);    // seq_cst
 void CSystemShims_fence_seqcst(void);
 void CSystemShims_cpu_relax(void);
