@@ -1,3 +1,4 @@
+import Dispatch
 import XCTest
 import Foundation
 @testable import Multiprocessing
@@ -125,5 +126,137 @@ final class ManagerTests: TimeLimitedTestCase {
         for i in 0..<2000 { try numbers.set(i, i * i) }
         XCTAssertEqual(try numbers.count(), 2000)
         XCTAssertEqual(try numbers.snapshot().values.reduce(0, +), (0..<2000).reduce(0) { $0 + $1 * $1 })
+    }
+
+    // MARK: attacks and leaks
+
+    /// Open descriptors of this process.
+    private func openDescriptors() throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+    }
+
+    func testManagersLeaveNoDescriptorBehind() throws {
+        do {
+            let warmUp = try Manager()           // the supervisor's own descriptors, once
+            try warmUp.dict(Int.self, Int.self).set(1, 1)
+            warmUp.shutdown()
+        }
+        let before = try openDescriptors()
+        for _ in 0..<20 {
+            let manager = try Manager()
+            try manager.dict(Int.self, Int.self).set(1, 2)
+            manager.shutdown()
+        }
+        for _ in 0..<20 {
+            let manager = try Manager()
+            try manager.list(of: Int.self).append(1)
+            _ = manager   // dropped here
+        }
+        let after = try openDescriptors()
+        XCTAssertLessThanOrEqual(after, before + 2, "40 managers left \(after - before) descriptors open")
+    }
+
+    /// A raw connection to the manager's socket that has not authenticated.
+    private func connectRaw(_ manager: Manager) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        var storage = sockaddr_un()
+        storage.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(manager.address.path.utf8)
+        withUnsafeMutableBytes(of: &storage.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(result, 0, "connect: \(errno)")
+        return fd
+    }
+
+    private func residentKiB(_ pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return -1 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+    }
+
+    /// Runs `body` on another thread; returns whether it finished within `seconds`
+    /// (the thread may go on running).
+    private func finishes(within seconds: Double, _ body: @escaping @Sendable () throws -> Void) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            do { try body() } catch { XCTFail("\(error)") }
+            done.signal()
+        }
+        return done.wait(timeout: .now() + seconds) == .success
+    }
+
+    /// A stranger without the key (same user) that announces a 1 GiB frame, or sends half a
+    /// header, and stays connected, neither stalls the other clients nor makes the server
+    /// allocate memory; it is dropped once the authentication deadline passes.
+    func testStrangerWithoutKeyCannotFreezeOrBloatTheServer() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let dict = try manager.dict(Int.self, Int.self)
+        try dict.set(0, 0)
+        let baseline = residentKiB(manager.serverPID)
+        XCTAssertGreaterThan(baseline, 0)
+        let huge = try connectRaw(manager)
+        let half = try connectRaw(manager)
+        var closed = false
+        defer { if !closed { systemClose(huge); systemClose(half) } }
+        var announce: [UInt8] = [0, 0, 0, 0x40, 7]        // 1 GiB, then one byte of it
+        XCTAssertEqual(send(huge, &announce, 5, Int32(MSG_NOSIGNAL)), 5)
+        var header: [UInt8] = [32, 0]                      // half a header
+        XCTAssertEqual(send(half, &header, 2, Int32(MSG_NOSIGNAL)), 2)
+        usleep(100_000)
+        let served = finishes(within: 5) {
+            for i in 1...50 {
+                try dict.set(i, i * i)
+                guard try dict.get(i) == i * i else { throw ManagerError(.invalidRequest, "wrong value") }
+            }
+        }
+        let resident = residentKiB(manager.serverPID)
+        if !served {
+            // Unblock the server (main's behaviour) so that the test ends.
+            systemClose(huge)
+            systemClose(half)
+            closed = true
+        }
+        XCTAssertTrue(served, "a client without the key stalled the manager")
+        XCTAssertLessThan(resident, 200_000, "the server's memory grew from \(baseline) KiB to \(resident) KiB")
+        guard !closed else { return }
+        // Both strangers are dropped once the authentication deadline (5 s) passes.
+        for fd in [huge, half] {
+            var pollEntry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            XCTAssertEqual(poll(&pollEntry, 1, 10_000), 1, "a stranger was not dropped")
+            var byte: UInt8 = 0
+            XCTAssertLessThanOrEqual(recv(fd, &byte, 1, Int32(MSG_DONTWAIT)), 0)
+        }
+    }
+
+    /// A client that authenticated, sent half a request and stopped does not stall the others.
+    func testSlowAuthenticatedClientDoesNotStallOthers() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let dict = try manager.dict(Int.self, Int.self)
+        let slow = try connectRaw(manager)
+        defer { systemClose(slow) }
+        var frame: [UInt8] = [32, 0, 0, 0] + manager.address.authkey
+        XCTAssertEqual(send(slow, &frame, frame.count, Int32(MSG_NOSIGNAL)), frame.count)
+        var reply: [UInt8] = [0, 0, 0, 0, 0]
+        var got = 0
+        let end = monotonicSeconds() + 5
+        while got < 5 && monotonicSeconds() < end {
+            let n = recv(slow, &reply[got], 5 - got, Int32(MSG_DONTWAIT))
+            if n > 0 { got += n } else { usleep(1_000) }
+        }
+        XCTAssertEqual(reply, [1, 0, 0, 0, 0], "authentication reply")
+        var partial: [UInt8] = [100, 0, 0, 0, 13, 1]        // a 100-byte request, 2 bytes of it
+        XCTAssertEqual(send(slow, &partial, partial.count, Int32(MSG_NOSIGNAL)), partial.count)
+        usleep(100_000)
+        let served = finishes(within: 5) { try dict.set(1, 2) }
+        if !served { shutdown(slow, Int32(SHUT_RDWR)) }
+        XCTAssertTrue(served, "a slow authenticated client stalled the manager")
     }
 }

@@ -64,7 +64,8 @@ public final class Manager: @unchecked Sendable {
             throw error
         }
         exitState = state
-        // Return only once the server answers, so that no caller races its start-up.
+        // Return only once the server answers, so that no caller races its start-up. (The
+        // connection stays for this process's proxies; `shutdown` closes it.)
         do {
             _ = try ManagerConnection.to(address)
         } catch {
@@ -151,6 +152,7 @@ public final class Manager: @unchecked Sendable {
             return
         }
         _ = try? ManagerConnection.to(address).request(.shutdown, object: 0)
+        ManagerConnection.forget(address)
         if !exitState.wait(seconds: 5) {
             kill(pid, SIGKILL)
             _ = exitState.wait(seconds: 5)

@@ -7,6 +7,14 @@ import Glibc
 /// requests. Single-threaded; serves every client from one poll loop. Accepts only
 /// connections from the same user (`SO_PEERCRED`) that present the authentication key.
 ///
+/// Nothing a client does can stall the others or make the server allocate for it before it
+/// authenticated: every read and write is non-blocking, into a buffer per connection (a
+/// client sending half a frame just leaves it buffered; replies a client does not read wait
+/// in its buffer, and its further requests wait until it reads them); before the key, a
+/// frame may announce at most `preAuthenticationLimit` bytes (a larger announcement drops
+/// the connection before any buffer is sized for it), and a connection that has not
+/// presented the key within `authenticationTimeout` seconds is dropped.
+///
 /// `handle(_:objects:nextID:into:)` is the one implementation of the objects' semantics: the
 /// server process runs it for its socket clients, and rank 0 of an mpirun job runs it in
 /// process for its served managers (`MPIObjectRegistry+Managers.swift`).
@@ -17,11 +25,22 @@ enum ManagerServer {
         case namespace([String: [UInt8]])
     }
 
-    /// An accepted connection: its frames, and whether it presented the key.
+    /// Seconds a new connection has to present the key.
+    static let authenticationTimeout: Double = 5
+    /// The largest frame accepted before the key (the key is 32 bytes).
+    static let preAuthenticationLimit = 64
+
+    /// An accepted connection: its frames, and whether it presented the key (or until when
+    /// it may).
     private final class Client {
         let socket: FrameSocket
         var authenticated = false
-        init(socket: FrameSocket) { self.socket = socket }
+        let authenticationDeadline: UInt64
+        init(socket: FrameSocket) {
+            self.socket = socket
+            socket.frameLimit = ManagerServer.preAuthenticationLimit
+            authenticationDeadline = monotonicNanoseconds() &+ UInt64(ManagerServer.authenticationTimeout * 1e9)
+        }
     }
 
     /// Serves on the listening socket `listener` until told to shut down or the parent dies.
@@ -34,26 +53,36 @@ enum ManagerServer {
             unlink(directory + "/socket")
             rmdir(directory)
         }
+        func drop(_ fd: Int32) {
+            clients.removeValue(forKey: fd)
+            systemClose(fd)
+        }
         var lastRequest: UInt64 = 0
         var descriptors: [pollfd] = []
-        var clientsChanged = true
         while true {
-            if clientsChanged {
-                descriptors = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
-                for fd in clients.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-                clientsChanged = false
+            // A client with replies still to send is watched for room to send them, and its
+            // further requests wait (it cannot make the server queue without bound).
+            descriptors.removeAll(keepingCapacity: true)
+            descriptors.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            for (fd, client) in clients {
+                descriptors.append(pollfd(fd: fd, events: Int16(client.socket.hasPendingOutput ? POLLOUT : POLLIN), revents: 0))
             }
             // Right after a request the client's next one usually follows within
             // microseconds: look without sleeping for a while (ReadinessWait's phases),
             // so neither side pays a sleeping wake-up per operation.
-            let idle = monotonicNanoseconds() &- lastRequest
+            let now = monotonicNanoseconds()
+            let idle = now &- lastRequest
             let hot = idle < ReadinessWait.spinNanoseconds &+ ReadinessWait.yieldNanoseconds
             let ready = poll(&descriptors, nfds_t(descriptors.count), hot ? 0 : 1000)
+            if ready < 0 && errno != EINTR { return 70 }
             if ready == 0 && hot {
                 if idle < ReadinessWait.spinNanoseconds { CSystemShims_cpu_relax() } else { sched_yield() }
                 continue
             }
             if getppid() != parent { return 0 }
+            // Connections that did not present the key in time.
+            let expired = monotonicNanoseconds()
+            for (fd, client) in clients where !client.authenticated && expired >= client.authenticationDeadline { drop(fd) }
             if ready <= 0 { continue }
             lastRequest = monotonicNanoseconds()
             if descriptors[0].revents != 0 {
@@ -61,7 +90,6 @@ enum ManagerServer {
                 if client >= 0 {
                     if CSystemShims_peer_uid(client) == Int64(uid) {
                         clients[client] = Client(socket: FrameSocket(fd: client))
-                        clientsChanged = true
                     } else {
                         systemClose(client)
                     }
@@ -70,32 +98,38 @@ enum ManagerServer {
             for entry in descriptors.dropFirst() where entry.revents != 0 {
                 guard let client = clients[entry.fd] else { continue }
                 let socket = client.socket
-                guard let request = try? socket.receive(spin: false) else {
-                    clients.removeValue(forKey: entry.fd)
-                    clientsChanged = true
-                    systemClose(entry.fd)
-                    continue
-                }
-                if !client.authenticated {
-                    let accepted = constantTimeEqual(request, authkey)
-                    _ = try? socket.send(ManagerFrame.make { $0.write((accepted ? ManagerStatus.ok : .refused).rawValue) })
-                    if accepted {
-                        client.authenticated = true
+                do {
+                    if socket.hasPendingOutput {
+                        try socket.flush()
+                        if socket.hasPendingOutput { continue }
                     } else {
-                        clients.removeValue(forKey: entry.fd)
-                        clientsChanged = true
-                        systemClose(entry.fd)
+                        try socket.readAvailable()
                     }
-                    continue
-                }
-                var stop = false
-                let reply = ManagerFrame.make { writer in
-                    stop = handle(request, objects: &objects, nextID: &nextID, into: &writer)
-                }
-                _ = try? socket.send(reply)
-                if stop {
-                    for fd in clients.keys { systemClose(fd) }
-                    return 0
+                    // Every whole request buffered, as long as the replies go out.
+                    while !socket.hasPendingOutput, let request = socket.takeFrame() {
+                        if !client.authenticated {
+                            let accepted = constantTimeEqual(request, authkey)
+                            try socket.queue(ManagerFrame.make { $0.write((accepted ? ManagerStatus.ok : .refused).rawValue) })
+                            guard accepted else { throw SystemError("authenticate (wrong key)", errno: EACCES) }
+                            client.authenticated = true
+                            socket.frameLimit = ManagerFrame.maximum
+                            continue
+                        }
+                        var stop = false
+                        let reply = ManagerFrame.make { writer in
+                            stop = handle(request, objects: &objects, nextID: &nextID, into: &writer)
+                        }
+                        try socket.queue(reply)
+                        if stop {
+                            // Let the requester read its answer (it waits for it), then go.
+                            var wait = pollfd(fd: entry.fd, events: Int16(POLLOUT), revents: 0)
+                            while socket.hasPendingOutput, poll(&wait, 1, 1000) > 0, (try? socket.flush()) != nil {}
+                            for fd in clients.keys { systemClose(fd) }
+                            return 0
+                        }
+                    }
+                } catch {
+                    drop(entry.fd)
                 }
             }
         }
