@@ -23,6 +23,32 @@ enum ManagerServer {
         case dict([EncodedKey: [UInt8]])
         case list([[UInt8]])
         case namespace([String: [UInt8]])
+        case queue(ManagerQueue)
+        /// A lock: whether it is held (by anyone: as Python's manager locks, not owned).
+        case lock(Bool)
+        /// An event: whether it is set.
+        case event(Bool)
+        case value([UInt8])
+    }
+
+    /// A first-in first-out queue of encoded items, at most `maxSize` of them (0: no bound).
+    struct ManagerQueue {
+        var items: [[UInt8]] = []
+        var head = 0
+        var maxSize: Int
+        var count: Int { items.count - head }
+        mutating func push(_ item: [UInt8]) { items.append(item) }
+        mutating func pop() -> [UInt8]? {
+            guard head < items.count else { return nil }
+            let item = items[head]
+            items[head] = []
+            head += 1
+            if head > 64 && head * 2 > items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            return item
+        }
     }
 
     /// Seconds a new connection has to present the key.
@@ -161,15 +187,26 @@ enum ManagerServer {
                 case .shutdown:
                     writer.write(ManagerStatus.ok.rawValue)
                     return true
-                case .createDict, .createList, .createNamespace:
-                    objects[nextID] = operation == .createDict ? .dict([:]) : operation == .createList ? .list([]) : .namespace([:])
+                case .createDict, .createList, .createNamespace, .createQueue, .createLock, .createEvent, .createValue:
+                    switch operation {
+                    case .createDict: objects[nextID] = .dict([:])
+                    case .createList: objects[nextID] = .list([])
+                    case .createNamespace: objects[nextID] = .namespace([:])
+                    case .createQueue:
+                        let maxSize = try reader.read(UInt64.self)
+                        guard maxSize < UInt64(Int.max) else { fail(.invalid); return false }
+                        objects[nextID] = .queue(ManagerQueue(maxSize: Int(maxSize)))
+                    case .createLock: objects[nextID] = .lock(false)
+                    case .createEvent: objects[nextID] = .event(false)
+                    default: objects[nextID] = .value(try bytes())
+                    }
                     writer.write(ManagerStatus.ok.rawValue)
                     writer.write(nextID)
                     nextID += 1
                 case .release:
                     objects.removeValue(forKey: id)
                     writer.write(ManagerStatus.ok.rawValue)
-                case .dictGet, .dictSet, .dictDelete, .dictCount, .dictItems, .dictClear:
+                case .dictGet, .dictSet, .dictDelete, .dictCount, .dictItems, .dictClear, .dictPop, .dictSetDefault, .dictUpdate:
                     guard case .dict(var dict)? = objects[id] else { fail(.invalid); return false }
                     objects[id] = nil  // keep the dictionary uniquely referenced while mutating
                     defer { objects[id] = .dict(dict) }
@@ -185,6 +222,23 @@ enum ManagerServer {
                     case .dictDelete:
                         guard dict.removeValue(forKey: EncodedKey(bytes: try bytes())) != nil else { fail(.missing); return false }
                         writer.write(ManagerStatus.ok.rawValue)
+                    case .dictPop:
+                        guard let value = dict.removeValue(forKey: EncodedKey(bytes: try bytes())) else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .dictSetDefault:
+                        let key = EncodedKey(bytes: try bytes())
+                        let fallback = try bytes()
+                        let value = dict[key] ?? fallback
+                        dict[key] = value
+                        writer.write(ManagerStatus.ok.rawValue)
+                        value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .dictUpdate:
+                        let count = try reader.read(UInt64.self)
+                        var pairs: [(EncodedKey, [UInt8])] = []
+                        for _ in 0..<count { pairs.append((EncodedKey(bytes: try bytes()), try bytes())) }  // all or nothing
+                        for (key, value) in pairs { dict[key] = value }
+                        writer.write(ManagerStatus.ok.rawValue)
                     case .dictCount:
                         writer.write(ManagerStatus.ok.rawValue)
                         writer.write(UInt64(dict.count))
@@ -199,7 +253,7 @@ enum ManagerServer {
                         dict.removeAll()
                         writer.write(ManagerStatus.ok.rawValue)
                     }
-                case .listAppend, .listGet, .listSet, .listCount, .listRemove, .listItems, .listClear:
+                case .listAppend, .listGet, .listSet, .listCount, .listRemove, .listItems, .listClear, .listInsert, .listExtend:
                     guard case .list(var list)? = objects[id] else { fail(.invalid); return false }
                     objects[id] = nil
                     defer { objects[id] = .list(list) }
@@ -225,6 +279,18 @@ enum ManagerServer {
                         let removed = list.remove(at: i)
                         writer.write(ManagerStatus.ok.rawValue)
                         removed.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .listInsert:
+                        // Python's insert: an index past either end inserts at that end.
+                        let raw = try reader.read(Int64.self)
+                        let i = raw < 0 ? max(0, Int(raw) + list.count) : min(Int(clamping: raw), list.count)
+                        list.insert(try bytes(), at: i)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .listExtend:
+                        let count = try reader.read(UInt64.self)
+                        var items: [[UInt8]] = []
+                        for _ in 0..<count { items.append(try bytes()) }  // all or nothing
+                        list += items
+                        writer.write(ManagerStatus.ok.rawValue)
                     case .listCount:
                         writer.write(ManagerStatus.ok.rawValue)
                         writer.write(UInt64(list.count))
@@ -235,6 +301,53 @@ enum ManagerServer {
                     default:
                         list.removeAll()
                         writer.write(ManagerStatus.ok.rawValue)
+                    }
+                case .queuePut, .queueGet, .queueCount:
+                    guard case .queue(var queue)? = objects[id] else { fail(.invalid); return false }
+                    objects[id] = nil
+                    defer { objects[id] = .queue(queue) }
+                    switch operation {
+                    case .queuePut:
+                        let item = try bytes()
+                        guard queue.maxSize == 0 || queue.count < queue.maxSize else { fail(.missing); return false }
+                        queue.push(item)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .queueGet:
+                        guard let item = queue.pop() else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        item.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    default:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(queue.count))
+                    }
+                case .lockAcquire, .lockRelease, .lockIsLocked:
+                    guard case .lock(let held)? = objects[id] else { fail(.invalid); return false }
+                    switch operation {
+                    case .lockAcquire:
+                        guard !held else { fail(.missing); return false }
+                        objects[id] = .lock(true)
+                    case .lockRelease:
+                        guard held else { fail(.missing); return false }
+                        objects[id] = .lock(false)
+                    default:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(held ? UInt8(1) : 0)
+                        return false
+                    }
+                    writer.write(ManagerStatus.ok.rawValue)
+                case .eventSet, .eventClear, .eventIsSet:
+                    guard case .event(let isSet)? = objects[id] else { fail(.invalid); return false }
+                    if operation != .eventIsSet { objects[id] = .event(operation == .eventSet) }
+                    writer.write(ManagerStatus.ok.rawValue)
+                    if operation == .eventIsSet { writer.write(isSet ? UInt8(1) : 0) }
+                case .valueGet, .valueSet:
+                    guard case .value(let value)? = objects[id] else { fail(.invalid); return false }
+                    if operation == .valueSet {
+                        objects[id] = .value(try bytes())
+                        writer.write(ManagerStatus.ok.rawValue)
+                    } else {
+                        writer.write(ManagerStatus.ok.rawValue)
+                        value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
                     }
                 case .namespaceGet, .namespaceSet:
                     guard case .namespace(var names)? = objects[id] else { fail(.invalid); return false }
