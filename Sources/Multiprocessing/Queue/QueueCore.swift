@@ -78,6 +78,12 @@ final class QueueCore: @unchecked Sendable {
     /// The multi-chunk item being collected (consumer mutex held), also between `get`s when
     /// one timed out (then registered in `PartialItems` for this process).
     private var held: PartialItem?
+    /// The item being streamed: its deadline, its length, and a copy of the payload bytes
+    /// read by earlier `readPayload` calls whose destination may be gone (all but the one
+    /// that ends the item: in practice a few bytes), to make the held part on a time-out.
+    private var streamDeadline: UInt64?
+    private var streamTotal = 0
+    private var streamRead: [UInt8] = []
 
     private func word(_ offset: Int) -> UnsafeMutablePointer<UInt32> {
         (segment.base + offset).assumingMemoryBound(to: UInt32.self)
@@ -356,6 +362,8 @@ final class QueueCore: @unchecked Sendable {
 
     /// The item begun was abandoned by its producer (an abort chunk): start over.
     private struct Abandoned: Error {}
+    /// The deadline passed between two chunks of a streamed item (`held` has what was read).
+    private struct TimedOutMidItem: Error {}
 
     /// Gets one item: `receive` is called with the payload's length, under the consumer
     /// mutex, and reads the payload with `readPayload(into:)` (straight from the ring when it
@@ -390,20 +398,26 @@ final class QueueCore: @unchecked Sendable {
                 guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
                 return try deliver(length: count, from: .chunk, receive)
             }
-            if held == nil && deadline == nil {
-                // No time-out: stream the item straight into the receiver.
-                guard try waitForData(Frame.headerSize + 8, deadline) else { throw timedOut() }
+            if held == nil {
+                // Stream the item straight into the receiver, a whole chunk at a time. If the
+                // deadline passes between chunks, what was read becomes the held part.
+                guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
                 var total: UInt64 = 0
                 withUnsafeMutableBytes(of: &total) { _ = ring.read(into: $0, skipping: Frame.headerSize) }
                 total = UInt64(littleEndian: total)
-                guard total <= Frame.maximumPayload else { throw corrupt("an item of \(total) bytes") }
+                guard total <= Frame.maximumPayload, total > UInt64(count - 8) else { throw corrupt("an item of \(total) bytes") }
                 chunkLeft = count - 8
+                streamDeadline = deadline
+                streamTotal = Int(total)
+                streamRead.removeAll(keepingCapacity: true)
                 do {
                     return try deliver(length: Int(total), from: .stream, receive)
                 } catch is Abandoned {
                     _ = ring.read(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), skipping: Frame.headerSize)
                     CSystemShims_store_u32_seqcst(consumerReading, 0)
                     continue
+                } catch is TimedOutMidItem {
+                    throw timedOut()
                 }
             }
             // Collect the chunk in this process's memory.
@@ -441,8 +455,10 @@ final class QueueCore: @unchecked Sendable {
         let value: T
         do {
             value = try receive(length)
-        } catch is Abandoned {
-            throw Abandoned()
+        } catch let error as Abandoned {
+            throw error
+        } catch let error as TimedOutMidItem {
+            throw error
         } catch {
             if isBroken { throw error }
             try skipRestOfItem()
@@ -551,14 +567,20 @@ final class QueueCore: @unchecked Sendable {
             var done = 0
             while done < destination.count {
                 if chunkLeft == 0 {
-                    // The next chunk of this item (or the abort of it).
-                    guard try waitForData(Frame.headerSize, nil) else { continue }
+                    // The next chunk of this item (or the abort of it), once all of it is there.
+                    guard try waitForData(Frame.headerSize, streamDeadline) else {
+                        throw holdStreamed(UnsafeRawBufferPointer(rebasing: destination[0..<done]))
+                    }
                     var header: UInt64 = 0
                     withUnsafeMutableBytes(of: &header) { _ = ring.peek(into: $0) }
                     header = UInt64(littleEndian: header)
                     if header & QueueCore.abortFlag != 0 { throw Abandoned() }
-                    chunkLeft = Int(header & QueueCore.countMask)
-                    guard chunkLeft > 0, chunkLeft <= ring.capacity - Frame.headerSize else { throw corrupt("a chunk of \(chunkLeft) bytes") }
+                    let count = Int(header & QueueCore.countMask)
+                    guard count > 0, count <= ring.capacity - Frame.headerSize else { throw corrupt("a chunk of \(count) bytes") }
+                    guard try waitForData(Frame.headerSize + count, streamDeadline) else {
+                        throw holdStreamed(UnsafeRawBufferPointer(rebasing: destination[0..<done]))
+                    }
+                    chunkLeft = count
                     skipPending = Frame.headerSize
                 }
                 let n = min(chunkLeft, destination.count - done)
@@ -566,8 +588,27 @@ final class QueueCore: @unchecked Sendable {
                 chunkLeft -= n
                 done += n
             }
+            if payloadLeft > destination.count {
+                // Not the item's last read: keep a copy in case a later chunk is late.
+                streamRead.append(contentsOf: UnsafeRawBufferPointer(destination))
+            }
         }
         payloadLeft -= destination.count
+    }
+
+    /// The deadline passed between chunks of a streamed item: what was read (the earlier
+    /// reads' copy, then `current`) becomes the part this process holds.
+    private func holdStreamed(_ current: UnsafeRawBufferPointer) -> TimedOutMidItem {
+        let item = PartialItem(total: streamTotal)
+        if !streamRead.isEmpty {
+            streamRead.withUnsafeBytes { item.bytes.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        if current.count > 0 {
+            (item.bytes.baseAddress! + streamRead.count).copyMemory(from: current.baseAddress!, byteCount: current.count)
+        }
+        item.count = streamRead.count + current.count
+        held = item
+        return TimedOutMidItem()
     }
 
     /// Reads `destination.count` bytes of the current chunk from the ring (after skipping
