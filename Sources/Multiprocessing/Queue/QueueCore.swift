@@ -373,10 +373,10 @@ final class QueueCore: @unchecked Sendable {
     /// the type's comment).
     func get<T>(deadline: UInt64?, receive: (_ length: Int) throws -> T) throws -> T {
         try checkUsable()
-        try lockConsumer(deadline)
+        let holding = try lockConsumer(deadline)
         defer { try? consumerMutex.unlock() }
         try checkBroken()
-        held = PartialItems.take(segment.id)
+        held = holding ? PartialItems.take(segment.id) : nil
         source = .chunk
         while true {
             guard try waitForData(Frame.headerSize, deadline) else { throw timedOut() }
@@ -402,6 +402,7 @@ final class QueueCore: @unchecked Sendable {
                 // Stream the item straight into the receiver, a whole chunk at a time. If the
                 // deadline passes between chunks, what was read becomes the held part.
                 guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
+                CSystemShims_store_u32_seqcst(consumerReading, 1)
                 var total: UInt64 = 0
                 withUnsafeMutableBytes(of: &total) { _ = ring.read(into: $0, skipping: Frame.headerSize) }
                 total = UInt64(littleEndian: total)
@@ -506,8 +507,9 @@ final class QueueCore: @unchecked Sendable {
     }
 
     /// Takes the consumer mutex, then waits (releasing it) while another live process holds
-    /// a partly read item. Throws `Empty` when `deadline` passes first.
-    private func lockConsumer(_ deadline: UInt64?) throws {
+    /// a partly read item. Returns whether this process holds one. Throws `Empty` when
+    /// `deadline` passes first.
+    private func lockConsumer(_ deadline: UInt64?) throws -> Bool {
         while true {
             switch try consumerMutex.lock(timeout: QueueCore.remaining(deadline)) {
             case .timedOut: throw Empty()
@@ -515,17 +517,18 @@ final class QueueCore: @unchecked Sendable {
                 if CSystemShims_load_u32_seqcst(consumerReading) != 0 { markBroken() }
             case .acquired: break
             }
-            let seen = CSystemShims_load_u32_seqcst(holderSequence)
             let owner = CSystemShims_load_u32_seqcst(holder)
-            if owner == 0 { return }
+            if owner == 0 { return false }
+            let seen = CSystemShims_load_u32_seqcst(holderSequence)
+            if CSystemShims_load_u32_seqcst(holder) == 0 { return false }
             if pid_t(bitPattern: owner) == getpid() {
-                if PartialItems.has(segment.id) { return }
+                if PartialItems.has(segment.id) { return true }
                 markBroken()  // held here, but the memory of it is gone: cannot happen
-                return
+                return false
             }
             if kill(pid_t(bitPattern: owner), 0) != 0 && errno == ESRCH {
                 markBroken()
-                return
+                return false
             }
             try? consumerMutex.unlock()
             if QueueCore.passed(deadline) { throw Empty() }
