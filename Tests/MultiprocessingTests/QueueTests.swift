@@ -283,6 +283,26 @@ final class QueueTests: XCTestCase {
         XCTAssertEqual(putter.exitCode, 0)
     }
 
+    /// The same for an item decoded with the codec (not a raw array): the part read before
+    /// the time-out is kept, and the item arrives whole.
+    func testGetTimeoutMidItemKeepsACodableItemWhole() throws {
+        let queue = try Queue<DoublesBox>(bufferSize: 64 << 10)
+        let values = (0..<60_000).map { Double($0) * 0.5 }
+        let putter = Process(target: PutDoublesBox(queue: queue, values: values))
+        try putter.start()
+        defer { if let pid = putter.pid { kill(pid, SIGCONT) }; _ = try? putter.join(timeout: 20) }
+        let end = monotonicNanoseconds() + 10_000_000_000
+        while queue.core.ring.available < 32 << 10 && monotonicNanoseconds() < end { usleep(1000) }
+        guard let pid = putter.pid else { return XCTFail("no pid") }
+        XCTAssertEqual(kill(pid, SIGSTOP), 0)
+        XCTAssertThrowsError(try queue.get(timeout: 0.5)) { XCTAssertTrue($0 is Empty, "\($0)") }
+        XCTAssertThrowsError(try queue.get(timeout: 0.2)) { XCTAssertTrue($0 is Empty, "\($0)") }
+        XCTAssertEqual(kill(pid, SIGCONT), 0)
+        XCTAssertEqual(try queue.get(timeout: 20).values, values)
+        XCTAssertTrue(try putter.join(timeout: 20))
+        XCTAssertEqual(putter.exitCode, 0)
+    }
+
     /// The holder of a part of an item exits: other consumers get a clear error, not a hang
     /// or a torn item.
     func testHolderOfAPartialItemExitingBreaksTheQueue() throws {
@@ -346,5 +366,13 @@ struct GetOnce: ParallelFunction {
         } catch is Empty {
             try report.put(-1)
         }
+    }
+}
+
+struct PutDoublesBox: ParallelFunction {
+    var queue: Queue<DoublesBox>
+    var values: [Double]
+    func callAsFunction(_: Void) throws {
+        try queue.put(DoublesBox(values: values))
     }
 }
