@@ -553,6 +553,22 @@ struct ManagerErrors: ParallelFunction {
     }
 }
 
+/// Waits for a manager event, adds `input` to a manager value under a manager lock, puts its
+/// square in a manager queue and pops its own dict entry.
+struct ManagerExtras: ParallelFunction {
+    var results: QueueProxy<Int>
+    var lock: LockProxy
+    var total: ValueProxy<Int>
+    var go: EventProxy
+    var scores: DictProxy<String, Int>
+    func callAsFunction(_ input: Int) throws -> Int {
+        guard try go.wait(timeout: 30) else { return -1 }
+        try lock.withLock { try total.set(try total.get() + input) }
+        try results.put(input * input)
+        return try scores.pop("extra-\(input)") ?? -1
+    }
+}
+
 /// A proxy call after its manager shut down: the error's code.
 struct AfterShutdown: ParallelFunction {
     var scores: DictProxy<String, Int>

@@ -437,6 +437,7 @@ do {
 }
 
 // 9. A Manager (under mpirun rank 0 serves it in process): a dict, a list and a namespace
+// (then a queue, a lock, a value and an event used by pool tasks)
 // filled by pool tasks and a Process on the workers, read and changed on rank 0; its errors
 // on a worker and on rank 0; every proxy unavailable after shutdown.
 do {
@@ -471,6 +472,21 @@ do {
     }, "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
     check("manager errors on the main process", try ManagerErrors(scores: scores, log: log, settings: settings)(0),
           "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
+    let extraResults = try manager.queue(of: Int.self)
+    let extraLock = try manager.lock()
+    let extraTotal = try manager.value(0)
+    let extraGo = try manager.event()
+    try scores.update(Dictionary(uniqueKeysWithValues: (0..<tasks).map { ("extra-\($0)", $0) }))
+    try extraGo.set()
+    let popped = try Pool.with { pool in
+        try pool.map(ManagerExtras(results: extraResults, lock: extraLock, total: extraTotal, go: extraGo, scores: scores),
+                     0..<tasks, chunkSize: 1)
+    }
+    var squares: [Int] = []
+    for _ in 0..<tasks { squares.append(try extraResults.get(timeout: 30)) }
+    check("manager queue, lock, value, event and pop from pool tasks",
+          "\(popped == Array(0..<tasks)) \(try extraTotal.get()) \(squares.sorted() == (0..<tasks).map { $0 * $0 }) \(try extraResults.count())",
+          "true \((0..<tasks).reduce(0, +)) true 0")
     try log.removeAll()
     try scores.removeAll()
     check("manager cleared", "\(try log.count()) \(try scores.count())", "0 0")

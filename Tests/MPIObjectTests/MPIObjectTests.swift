@@ -20,7 +20,7 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
         let reference = resultLines(local)
-        XCTAssertEqual(reference.count, 72, local.output)
+        XCTAssertEqual(reference.count, 73, local.output)
         for ranks in [2, 3, 4] {
             let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60)
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")

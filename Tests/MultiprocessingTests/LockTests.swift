@@ -42,13 +42,26 @@ final class LockTests: XCTestCase {
         XCTAssertFalse(lock.isLocked)
     }
 
+    /// Python's `lock.acquire(False)` (or with a timeout) by the holder returns False; only
+    /// a wait without limit, which could never end, is refused.
+    func testHolderTryingAgainWithoutWaitingGetsFalse() throws {
+        let lock = try Lock()
+        try lock.acquire()
+        XCTAssertFalse(try lock.acquire(blocking: false))
+        XCTAssertEqual(try lock.acquireReportingRecovery(blocking: false), .timedOut)
+        XCTAssertFalse(try lock.acquire(timeout: 0.05))
+        XCTAssertTrue(lock.isHeldByCurrentThread)
+        try lock.release()
+        XCTAssertFalse(lock.isLocked)
+    }
+
     func testMisuseThrowsTypedErrors() throws {
         let lock = try Lock()
         XCTAssertThrowsError(try lock.release()) {
             XCTAssertEqual(($0 as? SynchronizationError)?.code, .notHeld)
         }
         try lock.acquire()
-        XCTAssertThrowsError(try lock.acquire(timeout: 0.05)) {
+        XCTAssertThrowsError(try lock.acquire()) {
             XCTAssertEqual(($0 as? SynchronizationError)?.code, .wouldDeadlock)
         }
         // Another thread cannot release what this one holds.

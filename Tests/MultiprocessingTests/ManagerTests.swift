@@ -1,3 +1,4 @@
+import Dispatch
 import XCTest
 import Foundation
 @testable import Multiprocessing
@@ -28,6 +29,45 @@ struct NestedManager: ParallelFunction {
 }
 
 nonisolated(unsafe) var managersKeptAlive: [Manager] = []
+
+/// A `Process` target: waits for the go event, squares jobs from a manager queue until -1,
+/// adds them to a manager value under a manager lock, and edits a dict and a list.
+struct SquareFromManagerQueue: ParallelFunction {
+    var jobs: QueueProxy<Int>
+    var results: QueueProxy<Int>
+    var lock: LockProxy
+    var go: EventProxy
+    var total: ValueProxy<Int>
+    var dict: DictProxy<String, Int>
+    var list: ListProxy<Int>
+    func callAsFunction(_: Void) throws {
+        guard try go.wait(timeout: 20) else { throw ManagerError(.invalidRequest, "no go") }
+        while true {
+            let n = try jobs.get(timeout: 20)
+            if n < 0 { break }
+            try results.put(n * n)
+            try lock.withLock { try total.set(try total.get() + n) }
+        }
+        try dict.setDefault("children", 0)
+        try lock.withLock { try dict.update(["children": (try dict.get("children") ?? 0) + 1]) }
+        try list.extend([7, 8])
+        try list.insert(6, at: 0)
+    }
+}
+
+/// A pool task: counts itself in a manager value under a manager lock, reports through a
+/// manager queue, and pops its own dict entry.
+struct CountInManager: ParallelFunction {
+    var results: QueueProxy<Int>
+    var lock: LockProxy
+    var total: ValueProxy<Int>
+    var dict: DictProxy<String, Int>
+    func callAsFunction(_ i: Int) throws -> Int {
+        try lock.withLock { try total.set(try total.get() + 1) }
+        try results.put(i)
+        return try dict.pop("task-\(i)") ?? -1
+    }
+}
 
 /// Starts a manager in the worker and keeps it; returns the worker's pid, the server's pid
 /// and the socket path.
@@ -125,5 +165,225 @@ final class ManagerTests: TimeLimitedTestCase {
         for i in 0..<2000 { try numbers.set(i, i * i) }
         XCTAssertEqual(try numbers.count(), 2000)
         XCTAssertEqual(try numbers.snapshot().values.reduce(0, +), (0..<2000).reduce(0) { $0 + $1 * $1 })
+    }
+
+    // MARK: attacks and leaks
+
+    /// Open descriptors of this process.
+    private func openDescriptors() throws -> Int {
+        try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count
+    }
+
+    func testManagersLeaveNoDescriptorBehind() throws {
+        do {
+            let warmUp = try Manager()           // the supervisor's own descriptors, once
+            try warmUp.dict(Int.self, Int.self).set(1, 1)
+            warmUp.shutdown()
+        }
+        let before = try openDescriptors()
+        for _ in 0..<20 {
+            let manager = try Manager()
+            try manager.dict(Int.self, Int.self).set(1, 2)
+            manager.shutdown()
+        }
+        for _ in 0..<20 {
+            let manager = try Manager()
+            try manager.list(of: Int.self).append(1)
+            _ = manager   // dropped here
+        }
+        let after = try openDescriptors()
+        XCTAssertLessThanOrEqual(after, before + 2, "40 managers left \(after - before) descriptors open")
+    }
+
+    /// A raw connection to the manager's socket that has not authenticated.
+    private func connectRaw(_ manager: Manager) throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        var storage = sockaddr_un()
+        storage.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(manager.address.path.utf8)
+        withUnsafeMutableBytes(of: &storage.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let result = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        XCTAssertEqual(result, 0, "connect: \(errno)")
+        return fd
+    }
+
+    private func residentKiB(_ pid: Int32) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return -1 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+    }
+
+    /// Runs `body` on another thread; returns whether it finished within `seconds`
+    /// (the thread may go on running).
+    private func finishes(within seconds: Double, _ body: @escaping @Sendable () throws -> Void) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            do { try body() } catch { XCTFail("\(error)") }
+            done.signal()
+        }
+        return done.wait(timeout: .now() + seconds) == .success
+    }
+
+    /// A stranger without the key (same user) that announces a 1 GiB frame, or sends half a
+    /// header, and stays connected, neither stalls the other clients nor makes the server
+    /// allocate memory; it is dropped once the authentication deadline passes.
+    func testStrangerWithoutKeyCannotFreezeOrBloatTheServer() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let dict = try manager.dict(Int.self, Int.self)
+        try dict.set(0, 0)
+        let baseline = residentKiB(manager.serverPID)
+        XCTAssertGreaterThan(baseline, 0)
+        let huge = try connectRaw(manager)
+        let half = try connectRaw(manager)
+        var closed = false
+        defer { if !closed { systemClose(huge); systemClose(half) } }
+        var announce: [UInt8] = [0, 0, 0, 0x40, 7]        // 1 GiB, then one byte of it
+        XCTAssertEqual(send(huge, &announce, 5, Int32(MSG_NOSIGNAL)), 5)
+        var header: [UInt8] = [32, 0]                      // half a header
+        XCTAssertEqual(send(half, &header, 2, Int32(MSG_NOSIGNAL)), 2)
+        usleep(100_000)
+        let served = finishes(within: 5) {
+            for i in 1...50 {
+                try dict.set(i, i * i)
+                guard try dict.get(i) == i * i else { throw ManagerError(.invalidRequest, "wrong value") }
+            }
+        }
+        let resident = residentKiB(manager.serverPID)
+        if !served {
+            // Unblock the server (main's behaviour) so that the test ends.
+            systemClose(huge)
+            systemClose(half)
+            closed = true
+        }
+        XCTAssertTrue(served, "a client without the key stalled the manager")
+        XCTAssertLessThan(resident, 200_000, "the server's memory grew from \(baseline) KiB to \(resident) KiB")
+        guard !closed else { return }
+        // Both strangers are dropped once the authentication deadline (5 s) passes.
+        for fd in [huge, half] {
+            var pollEntry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            XCTAssertEqual(poll(&pollEntry, 1, 10_000), 1, "a stranger was not dropped")
+            var byte: UInt8 = 0
+            XCTAssertLessThanOrEqual(recv(fd, &byte, 1, Int32(MSG_DONTWAIT)), 0)
+        }
+    }
+
+    /// A client that authenticated, sent half a request and stopped does not stall the others.
+    func testSlowAuthenticatedClientDoesNotStallOthers() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let dict = try manager.dict(Int.self, Int.self)
+        let slow = try connectRaw(manager)
+        defer { systemClose(slow) }
+        var frame: [UInt8] = [32, 0, 0, 0] + manager.address.authkey
+        XCTAssertEqual(send(slow, &frame, frame.count, Int32(MSG_NOSIGNAL)), frame.count)
+        var reply: [UInt8] = [0, 0, 0, 0, 0]
+        var got = 0
+        let end = monotonicSeconds() + 5
+        while got < 5 && monotonicSeconds() < end {
+            let n = recv(slow, &reply[got], 5 - got, Int32(MSG_DONTWAIT))
+            if n > 0 { got += n } else { usleep(1_000) }
+        }
+        XCTAssertEqual(reply, [1, 0, 0, 0, 0], "authentication reply")
+        var partial: [UInt8] = [100, 0, 0, 0, 13, 1]        // a 100-byte request, 2 bytes of it
+        XCTAssertEqual(send(slow, &partial, partial.count, Int32(MSG_NOSIGNAL)), partial.count)
+        usleep(100_000)
+        let served = finishes(within: 5) { try dict.set(1, 2) }
+        if !served { shutdown(slow, Int32(SHUT_RDWR)) }
+        XCTAssertTrue(served, "a slow authenticated client stalled the manager")
+    }
+
+    // MARK: queue, lock, event, value; more dict and list operations
+
+    func testQueueLockEventValueProxiesInProcessesAndPoolTasks() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let jobs = try manager.queue(of: Int.self, maxSize: 2)
+        let results = try manager.queue(of: Int.self)
+        let lock = try manager.lock()
+        let go = try manager.event()
+        let total = try manager.value(0)
+        let dict = try manager.dict(String.self, Int.self)
+        let list = try manager.list(of: Int.self)
+        let target = SquareFromManagerQueue(jobs: jobs, results: results, lock: lock, go: go, total: total, dict: dict, list: list)
+        let children = (0..<2).map { _ in Multiprocessing.Process(target: target, startMethod: .fork) }
+        for child in children { try child.start() }
+        XCTAssertFalse(try go.isSet())
+        try go.set()
+        // maxSize 2: these puts wait for the children to take jobs.
+        for n in 1...10 { try jobs.put(n, timeout: 20) }
+        for _ in children { try jobs.put(-1, timeout: 20) }
+        var squares: [Int] = []
+        for _ in 1...10 { squares.append(try results.get(timeout: 20)) }
+        for child in children { XCTAssertTrue(try child.join(timeout: 20)) }
+        XCTAssertEqual(children.map(\.exitCode), [0, 0])
+        XCTAssertEqual(squares.sorted(), (1...10).map { $0 * $0 })
+        XCTAssertEqual(try total.get(), 55)
+        XCTAssertEqual(try dict.get("children"), 2)
+        XCTAssertEqual(try list.count(), 6)
+        XCTAssertEqual(try list.items().filter { $0 == 6 }.count, 2)
+        XCTAssertEqual(try list.get(0), 6)
+
+        // Timeouts and non-blocking calls.
+        XCTAssertThrowsError(try results.get(timeout: 0.1)) { XCTAssertTrue($0 is Empty, "\($0)") }
+        XCTAssertThrowsError(try results.getNowait()) { XCTAssertTrue($0 is Empty) }
+        try jobs.putNowait(1)
+        try jobs.putNowait(2)
+        XCTAssertThrowsError(try jobs.put(3, timeout: 0.1)) { XCTAssertTrue($0 is Full, "\($0)") }
+        XCTAssertEqual(try jobs.count(), 2)
+        XCTAssertEqual(try jobs.get(), 1)
+        XCTAssertTrue(try lock.acquire())
+        XCTAssertTrue(try lock.isLocked())
+        XCTAssertFalse(try lock.acquire(blocking: false))
+        XCTAssertFalse(try lock.acquire(timeout: 0.1))
+        try lock.release()
+        XCTAssertThrowsError(try lock.release()) { XCTAssertEqual(($0 as? ManagerError)?.code, .invalidRequest) }
+        try go.clear()
+        XCTAssertFalse(try go.wait(timeout: 0.1))
+
+        // The same proxies in pool tasks (spawned workers receive them encoded).
+        try total.set(0)
+        try dict.update(Dictionary(uniqueKeysWithValues: (0..<8).map { ("task-\($0)", $0 * 10) }))
+        let popped = try Pool.with(processes: 2, startMethod: .spawn) { pool in
+            try pool.map(CountInManager(results: results, lock: lock, total: total, dict: dict), 0..<8, chunkSize: 1)
+        }
+        XCTAssertEqual(popped, (0..<8).map { $0 * 10 })
+        XCTAssertEqual(try total.get(), 8)
+        var reported: [Int] = []
+        for _ in 0..<8 { reported.append(try results.get(timeout: 5)) }
+        XCTAssertEqual(reported.sorted(), Array(0..<8))
+        XCTAssertEqual(try dict.count(), 1)   // only "children" is left
+    }
+
+    func testDictPopSetDefaultUpdateAndListInsertExtendItems() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let dict = try manager.dict(String.self, Int.self)
+        XCTAssertNil(try dict.pop("a"))
+        XCTAssertEqual(try dict.setDefault("a", 1), 1)
+        XCTAssertEqual(try dict.setDefault("a", 2), 1)
+        try dict.update(["b": 2, "c": 3, "a": 10])
+        XCTAssertEqual(try dict.snapshot(), ["a": 10, "b": 2, "c": 3])
+        XCTAssertEqual(try dict.pop("b"), 2)
+        XCTAssertNil(try dict.pop("b"))
+        XCTAssertEqual(try dict.count(), 2)
+
+        let list = try manager.list(of: String.self)
+        try list.extend(["b", "d"])
+        try list.insert("a", at: 0)
+        try list.insert("c", at: -1)      // before the last, as Python's
+        try list.insert("e", at: 100)     // past the end: appended
+        try list.insert("_", at: -100)    // before the start: first
+        try list.extend([String]())
+        XCTAssertEqual(try list.items(), ["_", "a", "b", "c", "d", "e"])
+        var seen: [String] = []
+        for item in try list.items() { seen.append(item) }
+        XCTAssertEqual(seen.count, 6)
     }
 }

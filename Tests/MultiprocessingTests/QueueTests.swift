@@ -1,3 +1,4 @@
+import Dispatch
 import XCTest
 @testable import Multiprocessing
 #if canImport(Glibc)
@@ -172,7 +173,7 @@ final class QueueTests: XCTestCase {
         try bigPutter.start()
         // Wait until the producer has filled the buffer (it is then blocked mid-item).
         let end = monotonicNanoseconds() + 10_000_000_000
-        while queue.core.ring.freeSpace > 0 && monotonicNanoseconds() < end { usleep(1000) }
+        while queue.core.ring.freeSpace > 64 && monotonicNanoseconds() < end { usleep(1000) }
         bigPutter.kill()
         try bigPutter.join(timeout: 20)
         let start = monotonicNanoseconds()
@@ -191,6 +192,133 @@ final class QueueTests: XCTestCase {
             for _ in 0..<10 { got.append(try queue.get(timeout: 10)) }
             XCTAssertEqual(got.sorted(), (0..<10).map { $0 * $0 })
         }
+    }
+
+    // MARK: time-outs in the middle of an item
+
+    /// Runs `body` on another thread; returns whether it finished within `seconds`.
+    private func finishes(within seconds: Double, _ body: @escaping @Sendable () -> Void) -> Bool {
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            body()
+            done.signal()
+        }
+        return done.wait(timeout: .now() + seconds) == .success
+    }
+
+    /// A put of an item 8 times the buffer, which nobody reads, honours its timeout; the
+    /// queue then holds only whole items (the abandoned one is dropped by the consumer).
+    func testPutOfABigItemTimesOutInTheMiddleAndLeavesNoTornItem() throws {
+        let queue = try Queue<[UInt8]>(bufferSize: 64 << 10)
+        let big = (0..<(512 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+        let outcome = ResultBox<Void>()
+        let returned = finishes(within: 15) { outcome.result = Result { try queue.put(big, timeout: 1) } }
+        if !returned {
+            // main's behaviour: the put waits for ever; drain the queue so that it ends.
+            _ = try? queue.get(timeout: 10)
+            XCTFail("put(timeout: 1) of an item larger than the buffer did not return")
+            return
+        }
+        XCTAssertThrowsError(try outcome.result?.get()) { XCTAssertTrue($0 is Full, "\($0)") }
+        XCTAssertEqual(queue.count, 0)
+        // The abandoned item's first megabyte fills the buffer until a consumer drops it:
+        // a get finds no item (never a torn one), and frees the buffer.
+        XCTAssertThrowsError(try queue.get(timeout: 0.2)) { XCTAssertTrue($0 is Empty, "\($0)") }
+        try queue.put([1, 2, 3], timeout: 5)
+        XCTAssertEqual(try queue.get(timeout: 5), [1, 2, 3])
+        XCTAssertThrowsError(try queue.get(timeout: 0.05)) { XCTAssertTrue($0 is Empty) }
+        // The same with a consumer that waits without a timeout (it streams the item).
+        XCTAssertThrowsError(try queue.put(big, timeout: 0.5)) { XCTAssertTrue($0 is Full, "\($0)") }
+        let got = ResultBox<[UInt8]>()
+        let done = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            got.result = Result { try queue.get() }
+            done.signal()
+        }
+        try queue.put([4], timeout: 10)
+        XCTAssertEqual(done.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(try got.result?.get(), [4])
+        // Big items still go through whole, in both directions of streaming.
+        let putter = Process(target: PutByteArrays(queue: queue, sizes: [300_000, 10, 500_000]))
+        try putter.start()
+        XCTAssertEqual(try queue.get(timeout: 20), (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        XCTAssertEqual(try queue.get(), (0..<10).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        XCTAssertEqual(try queue.get(), (0..<500_000).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        XCTAssertTrue(try putter.join(timeout: 20))
+        XCTAssertEqual(putter.exitCode, 0)
+    }
+
+    /// A get whose producer is stopped in the middle of an item honours its timeout; the
+    /// item is neither lost nor torn: the next get (here, once the producer goes on) gets it
+    /// whole, and one from another process waits for it meanwhile.
+    func testGetTimesOutWhileTheProducerIsStoppedMidItem() throws {
+        let queue = try Queue<[UInt8]>(bufferSize: 64 << 10)
+        let putter = Process(target: PutByteArrays(queue: queue, sizes: [1 << 20, 5]))
+        try putter.start()
+        defer { if let pid = putter.pid { kill(pid, SIGCONT) }; _ = try? putter.join(timeout: 20) }
+        let end = monotonicNanoseconds() + 10_000_000_000
+        while queue.core.ring.available < 32 << 10 && monotonicNanoseconds() < end { usleep(1000) }
+        guard let pid = putter.pid else { return XCTFail("no pid") }
+        XCTAssertEqual(kill(pid, SIGSTOP), 0)
+        let outcome = ResultBox<[UInt8]>()
+        let started = monotonicNanoseconds()
+        let returned = finishes(within: 15) { outcome.result = Result { try queue.get(timeout: 2) } }
+        if !returned {
+            kill(pid, SIGCONT)   // main's behaviour: the get waits for ever; let it end
+            XCTFail("get(timeout: 2) with the producer stopped mid-item did not return")
+            return
+        }
+        XCTAssertGreaterThan(monotonicNanoseconds() - started, 1_500_000_000)
+        XCTAssertThrowsError(try outcome.result?.get()) { XCTAssertTrue($0 is Empty, "\($0)") }
+        // Another process cannot take the item this one holds part of: it times out.
+        let other = try Queue<Int>()
+        let thief = Process(target: GetOnce(queue: queue, report: other, timeout: 0.5))
+        try thief.start()
+        XCTAssertEqual(try other.get(timeout: 20), -1)
+        XCTAssertTrue(try thief.join(timeout: 20))
+        XCTAssertEqual(kill(pid, SIGCONT), 0)
+        XCTAssertEqual(try queue.get(timeout: 20), (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        XCTAssertEqual(try queue.get(timeout: 20), (0..<5).map { UInt8(truncatingIfNeeded: $0 &* 7) })
+        XCTAssertTrue(try putter.join(timeout: 20))
+        XCTAssertEqual(putter.exitCode, 0)
+    }
+
+    /// The same for an item decoded with the codec (not a raw array): the part read before
+    /// the time-out is kept, and the item arrives whole.
+    func testGetTimeoutMidItemKeepsACodableItemWhole() throws {
+        let queue = try Queue<DoublesBox>(bufferSize: 64 << 10)
+        let values = (0..<60_000).map { Double($0) * 0.5 }
+        let putter = Process(target: PutDoublesBox(queue: queue, values: values))
+        try putter.start()
+        defer { if let pid = putter.pid { kill(pid, SIGCONT) }; _ = try? putter.join(timeout: 20) }
+        let end = monotonicNanoseconds() + 10_000_000_000
+        while queue.core.ring.available < 32 << 10 && monotonicNanoseconds() < end { usleep(1000) }
+        guard let pid = putter.pid else { return XCTFail("no pid") }
+        XCTAssertEqual(kill(pid, SIGSTOP), 0)
+        XCTAssertThrowsError(try queue.get(timeout: 0.5)) { XCTAssertTrue($0 is Empty, "\($0)") }
+        XCTAssertThrowsError(try queue.get(timeout: 0.2)) { XCTAssertTrue($0 is Empty, "\($0)") }
+        XCTAssertEqual(kill(pid, SIGCONT), 0)
+        XCTAssertEqual(try queue.get(timeout: 20).values, values)
+        XCTAssertTrue(try putter.join(timeout: 20))
+        XCTAssertEqual(putter.exitCode, 0)
+    }
+
+    /// The holder of a part of an item exits: other consumers get a clear error, not a hang
+    /// or a torn item.
+    func testHolderOfAPartialItemExitingBreaksTheQueue() throws {
+        let queue = try Queue<[UInt8]>(bufferSize: 64 << 10)
+        let putter = Process(target: PutByteArrays(queue: queue, sizes: [1 << 20]))
+        try putter.start()
+        defer { if let pid = putter.pid { kill(pid, SIGCONT) }; putter.kill(); _ = try? putter.join(timeout: 20) }
+        let end = monotonicNanoseconds() + 10_000_000_000
+        while queue.core.ring.available < 32 << 10 && monotonicNanoseconds() < end { usleep(1000) }
+        if let pid = putter.pid { kill(pid, SIGSTOP) }
+        let other = try Queue<Int>()
+        let holder = Process(target: GetOnce(queue: queue, report: other, timeout: 0.3))
+        try holder.start()
+        XCTAssertEqual(try other.get(timeout: 20), -1)
+        XCTAssertTrue(try holder.join(timeout: 20))
+        XCTAssertThrowsError(try queue.get(timeout: 10)) { XCTAssertEqual(($0 as? QueueError)?.code, .broken, "\($0)") }
     }
 }
 
@@ -224,5 +352,27 @@ struct PutByteArrays: ParallelFunction {
     var sizes: [Int]
     func callAsFunction(_: Void) throws {
         for size in sizes { try queue.put((0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7) }) }
+    }
+}
+
+/// Gets one item with a timeout and reports its size (-1 on time-out).
+struct GetOnce: ParallelFunction {
+    var queue: Queue<[UInt8]>
+    var report: Queue<Int>
+    var timeout: Double
+    func callAsFunction(_: Void) throws {
+        do {
+            try report.put(try queue.get(timeout: timeout).count)
+        } catch is Empty {
+            try report.put(-1)
+        }
+    }
+}
+
+struct PutDoublesBox: ParallelFunction {
+    var queue: Queue<DoublesBox>
+    var values: [Double]
+    func callAsFunction(_: Void) throws {
+        try queue.put(DoublesBox(values: values))
     }
 }

@@ -128,5 +128,71 @@ final class SemaphoreEventConditionTests: XCTestCase {
             XCTAssertEqual(try waiting.get(timeout: 30), [true, true])
         }
     }
-}
 
+    /// `notify()` wakes one waiter, not every waiter that happens to look at the condition
+    /// after it: waiters that are not asleep at that moment (here: stopped and continued,
+    /// which makes a sleeping waiter look again, as one that had released the lock and was
+    /// about to sleep would) stay waiting. `notifyAll()` then releases the rest.
+    func testNotifyOneReleasesExactlyOneWaiter() throws {
+        let condition = try Condition()
+        let ready = try SharedValue<Int32>(0)
+        let proceeded = try SharedValue<Int32>(0)
+        let children = try (0..<3).map { _ in
+            let child = Multiprocessing.Process(
+                target: WaitOnceOnCondition(condition: condition, ready: ready, proceeded: proceeded), startMethod: .fork)
+            try child.start()
+            return child
+        }
+        defer { for child in children where child.isAlive { child.kill(); _ = try? child.join(timeout: 5) } }
+        func waitUntil(_ what: String, _ condition: () -> Bool) {
+            let end = monotonicSeconds() + 10
+            while !condition() && monotonicSeconds() < end { usleep(5_000) }
+            XCTAssertTrue(condition(), what)
+        }
+        waitUntil("3 waiters") { ready.value == 3 }
+        // Holding the lock: every child has released it inside wait.
+        try condition.withLock { try condition.notify() }
+        waitUntil("one waiter proceeds") { proceeded.value >= 1 }
+        for child in children {
+            guard let pid = child.pid else { continue }
+            kill(pid, SIGSTOP)
+            kill(pid, SIGCONT)
+        }
+        usleep(500_000)
+        XCTAssertEqual(proceeded.value, 1, "notify() released more than one waiter")
+        try condition.withLock { try condition.notifyAll() }
+        for child in children { XCTAssertTrue(try child.join(timeout: 10)) }
+        XCTAssertEqual(children.map(\.exitCode), [0, 0, 0])
+        XCTAssertEqual(proceeded.value, 3)
+    }
+
+    /// The same with threads of this process, and `notify(n: 2)`.
+    func testNotifyNReleasesAtMostNThreads() throws {
+        let condition = try Condition()
+        let ready = try SharedValue<Int32>(0)
+        let proceeded = try SharedValue<Int32>(0)
+        let group = DispatchGroup()
+        for _ in 0..<4 {
+            group.enter()
+            DispatchQueue.global().async {
+                defer { group.leave() }
+                try? WaitOnceOnCondition(condition: condition, ready: ready, proceeded: proceeded)(())
+            }
+        }
+        let end = monotonicSeconds() + 10
+        while ready.value < 4 && monotonicSeconds() < end { usleep(5_000) }
+        XCTAssertEqual(ready.value, 4)
+        try condition.withLock { try condition.notify(n: 2) }
+        // Spurious returns from the kernel's wait must not let a third one through: wake
+        // every sleeper on the word without a notify.
+        usleep(200_000)
+        if let segment = condition.segment {
+            for _ in 0..<20 { Futex.wake(segment.word(0)); usleep(10_000) }
+        }
+        usleep(300_000)
+        XCTAssertEqual(proceeded.value, 2, "notify(n: 2) released another number of waiters")
+        try condition.withLock { try condition.notifyAll() }
+        XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(proceeded.value, 4)
+    }
+}

@@ -109,3 +109,18 @@ func monotonicSeconds() -> Double {
     clock_gettime(CLOCK_MONOTONIC, &time)
     return Double(time.tv_sec) + Double(time.tv_nsec) * 1e-9
 }
+
+/// Waits once on a condition (counting itself in `ready` first, holding the lock) and counts
+/// itself in `proceeded` when the wait returns.
+struct WaitOnceOnCondition: ParallelFunction {
+    var condition: Condition
+    var ready: SharedValue<Int32>
+    var proceeded: SharedValue<Int32>
+    func callAsFunction(_: Void) throws {
+        try condition.withLock {
+            ready.withLock { $0 += 1 }
+            _ = try condition.wait(timeout: 30)
+        }
+        proceeded.withLock { $0 += 1 }
+    }
+}

@@ -6,9 +6,19 @@ import Glibc
 /// connection end. Receiving reads whatever the socket holds into a buffer, so a small
 /// frame costs one `recv`, not two. A receive waiting for a reply spins, then yields,
 /// before it sleeps (`ReadinessWait`). Not thread-safe: its owner serialises use.
+///
+/// The manager's server uses it without ever waiting: `readAvailable()` (one non-blocking
+/// read), `takeFrame()` (a whole buffered frame or nil) and `queue(_:)`/`flush()` (replies
+/// written as far as the socket takes them, the rest kept for the next `POLLOUT`). A frame
+/// announced larger than `frameLimit` is refused before any buffer is sized for it.
 final class FrameSocket {
     let fd: Int32
+    /// The largest payload accepted; a larger announcement fails the read with `EMSGSIZE`.
+    var frameLimit = ManagerFrame.maximum
     private var buffer = [UInt8](repeating: 0, count: 4096)
+    /// Reply bytes not yet sent (`queue`/`flush`): `output[outputSent...]`.
+    private var output: [UInt8] = []
+    private var outputSent = 0
     /// Buffered bytes not yet returned: `buffer[start..<end]`.
     private var start = 0
     private var end = 0
@@ -40,16 +50,7 @@ final class FrameSocket {
     func receive(spin: Bool = true) throws -> [UInt8]? {
         var wait = ReadinessWait()
         while true {
-            if let length = bufferedFrameLength() {
-                let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
-                start += 4 + length
-                if start == end {
-                    start = 0
-                    end = 0
-                    if buffer.count > 1 << 20 { buffer = [UInt8](repeating: 0, count: 4096) }
-                }
-                return payload
-            }
+            if let payload = takeFrame() { return payload }
             do {
                 if try fill() { wait.reset(); continue }
             } catch is PeerClosed {
@@ -61,6 +62,56 @@ final class FrameSocket {
                 _ = pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: -1)
             }
         }
+    }
+
+    /// The next whole buffered frame's payload, or nil (never reads the socket).
+    func takeFrame() -> [UInt8]? {
+        guard let length = bufferedFrameLength() else { return nil }
+        let payload = Array(buffer[(start + 4)..<(start + 4 + length)])
+        start += 4 + length
+        if start == end {
+            start = 0
+            end = 0
+            if buffer.count > 1 << 20 { buffer = [UInt8](repeating: 0, count: 4096) }
+        }
+        return payload
+    }
+
+    /// One non-blocking read into the buffer (call it only when `takeFrame()` gave nil).
+    /// Throws when the peer closed the connection (`ECONNRESET`; a clean close between
+    /// frames too), on an error, and for a frame announced larger than `frameLimit`.
+    func readAvailable() throws {
+        do {
+            _ = try fill()
+        } catch is PeerClosed {
+            throw SystemError("recv (the peer closed the connection)", errno: ECONNRESET)
+        }
+    }
+
+    /// Whether queued reply bytes wait for the socket to take them.
+    var hasPendingOutput: Bool { outputSent < output.count }
+
+    /// Queues `frame` and sends what the socket takes now, without waiting.
+    func queue(_ frame: [UInt8]) throws {
+        if hasPendingOutput { output += frame } else { output = frame; outputSent = 0 }
+        try flush()
+    }
+
+    /// Sends queued bytes as far as the socket takes them, without waiting.
+    func flush() throws {
+        while outputSent < output.count {
+            let n = output.withUnsafeBytes { raw in
+                Glibc.send(fd, raw.baseAddress! + outputSent, raw.count - outputSent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EAGAIN || errno == EWOULDBLOCK { return }
+                throw SystemError("send", errno: errno)
+            }
+            outputSent += n
+        }
+        output = []
+        outputSent = 0
     }
 
     /// The payload length of the frame at `start` when all of it is buffered.
@@ -78,7 +129,7 @@ final class FrameSocket {
         var needed = 4
         if end - start >= 4 {
             let length = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(fromByteOffset: start, as: UInt32.self))) }
-            guard length <= ManagerFrame.maximum else { throw SystemError("receive (frame too large)", errno: EMSGSIZE) }
+            guard length <= frameLimit else { throw SystemError("receive (a frame of \(length) bytes, above \(frameLimit))", errno: EMSGSIZE) }
             needed = 4 + length
         }
         if start + needed > buffer.count {

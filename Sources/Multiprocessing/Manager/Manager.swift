@@ -3,8 +3,8 @@ import CSystemShims
 import Glibc
 #endif
 
-/// A server process that holds dictionaries, lists and namespaces for other processes —
-/// Python's `multiprocessing.Manager()`.
+/// A server process that holds dictionaries, lists, namespaces, queues, locks, events and
+/// values for other processes — Python's `multiprocessing.Manager()`.
 ///
 /// ```swift
 /// let manager = try Manager()
@@ -27,7 +27,7 @@ public final class Manager: @unchecked Sendable {
     let address: ManagerAddress
     private let directory: String
     private let pid: pid_t
-    private let lock = ConditionLock()
+    private let stateLock = ConditionLock()
     private var exited = false
 
     /// Starts the server process (under mpirun, in rank 0: a manager rank 0 serves itself).
@@ -65,7 +65,8 @@ public final class Manager: @unchecked Sendable {
             throw error
         }
         exitState = state
-        // Return only once the server answers, so that no caller races its start-up.
+        // Return only once the server answers, so that no caller races its start-up. (The
+        // connection stays for this process's proxies; `shutdown` closes it.)
         do {
             _ = try ManagerConnection.to(address)
         } catch {
@@ -113,8 +114,8 @@ public final class Manager: @unchecked Sendable {
         return fd
     }
 
-    private func create(_ operation: ManagerOperation) throws -> UInt64 {
-        let (_, reply) = try ProxyCall.perform(address, 0, operation) { _ in }
+    private func create(_ operation: ManagerOperation, _ arguments: (inout WireWriter) throws -> Void = { _ in }) throws -> UInt64 {
+        let (_, reply) = try ProxyCall.perform(address, 0, operation, arguments)
         return UInt64(try ProxyCall.readCount(reply))
     }
 
@@ -135,13 +136,37 @@ public final class Manager: @unchecked Sendable {
         NamespaceProxy(address: address, id: try create(.createNamespace))
     }
 
+    /// A new shared first-in first-out queue of at most `maxSize` items (0: no bound).
+    /// Python's `Manager().Queue(maxsize)`.
+    public func queue<Element: Codable & Sendable>(of element: Element.Type = Element.self, maxSize: Int = 0) throws -> QueueProxy<Element> {
+        guard maxSize >= 0 else {
+            throw QueueError(.invalidArgument, "maxSize must be 0 (no bound) or a positive count, not \(maxSize)")
+        }
+        return QueueProxy(address: address, id: try create(.createQueue) { $0.write(UInt64(maxSize)) })
+    }
+
+    /// A new shared lock (not owned: any process may release it). Python's `Manager().Lock()`.
+    public func lock() throws -> LockProxy {
+        LockProxy(address: address, id: try create(.createLock))
+    }
+
+    /// A new shared event, not set. Python's `Manager().Event()`.
+    public func event() throws -> EventProxy {
+        EventProxy(address: address, id: try create(.createEvent))
+    }
+
+    /// A new shared value. Python's `Manager().Value(typecode, value)`.
+    public func value<T: Codable & Sendable>(_ initial: T) throws -> ValueProxy<T> {
+        ValueProxy(address: address, id: try create(.createValue) { try ProxyCall.writeEncoded(initial, &$0) })
+    }
+
     /// The server's process id (under mpirun, rank 0's own: it serves the objects).
     public var serverPID: Int32 { pid }
 
     /// Stops the server (proxies fail with `ManagerError(.unavailable)` afterwards) and waits
     /// for it to exit.
     public func shutdown() {
-        let done: Bool = lock.withLock {
+        let done: Bool = stateLock.withLock {
             if exited { return true }
             exited = true
             return false
@@ -152,6 +177,7 @@ public final class Manager: @unchecked Sendable {
             return
         }
         _ = try? ManagerConnection.to(address).request(.shutdown, object: 0)
+        ManagerConnection.forget(address)
         if !exitState.wait(seconds: 5) {
             kill(pid, SIGKILL)
             _ = exitState.wait(seconds: 5)

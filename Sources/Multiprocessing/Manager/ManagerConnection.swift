@@ -55,10 +55,19 @@ final class ManagerConnection: @unchecked Sendable {
     static func to(_ address: ManagerAddress) throws -> ManagerConnection {
         try registryLock.withLock {
             if let existing = connections[address], existing.owner == getpid(), !existing.broken { return existing }
+            // A broken or inherited connection closes (this process's copy) as it goes.
+            connections[address] = nil
             let connection = try ManagerConnection(address)
             connections[address] = connection
             return connection
         }
+    }
+
+    /// Closes this process's connection to `address` (its manager shut down); a later
+    /// request opens a new one (and fails, the manager being gone).
+    static func forget(_ address: ManagerAddress) {
+        let dropped = registryLock.withLock { connections.removeValue(forKey: address) }
+        withExtendedLifetime(dropped) {}  // closed here, outside the registry's lock
     }
 
     private let lock = ConditionLock()

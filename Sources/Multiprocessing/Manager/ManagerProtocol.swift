@@ -3,17 +3,26 @@
 /// authentication key; the server answers `ok` or refuses and hangs up.
 ///
 /// Request payload: [op][object id UInt64][arguments]. Reply: [status][result].
+///
+/// Operations that would wait (a get from an empty queue, a put into a full one, acquiring a
+/// held lock) answer `missing` at once: the server never blocks, and the proxy retries until
+/// its timeout (`ProxyCall.retry`).
 enum ManagerOperation: UInt8 {
-    case createDict = 1, createList, createNamespace, release
-    case dictGet = 10, dictSet, dictDelete, dictCount, dictItems, dictClear
-    case listAppend = 20, listGet, listSet, listCount, listRemove, listItems, listClear
+    case createDict = 1, createList, createNamespace, release, createQueue, createLock, createEvent, createValue
+    case dictGet = 10, dictSet, dictDelete, dictCount, dictItems, dictClear, dictPop, dictSetDefault, dictUpdate
+    case listAppend = 20, listGet, listSet, listCount, listRemove, listItems, listClear, listInsert, listExtend
     case namespaceGet = 30, namespaceSet
     case shutdown = 40
+    case queuePut = 50, queueGet, queueCount
+    case lockAcquire = 60, lockRelease, lockIsLocked
+    case eventSet = 70, eventClear, eventIsSet
+    case valueGet = 80, valueSet
 }
 
 enum ManagerStatus: UInt8 {
     case ok = 0
-    /// The key, index or attribute does not exist.
+    /// The key, index or attribute does not exist; or the operation would wait (an empty or
+    /// full queue, a held lock).
     case missing = 1
     /// The request was malformed or named an unknown object.
     case invalid = 2

@@ -7,6 +7,14 @@ import Glibc
 /// requests. Single-threaded; serves every client from one poll loop. Accepts only
 /// connections from the same user (`SO_PEERCRED`) that present the authentication key.
 ///
+/// Nothing a client does can stall the others or make the server allocate for it before it
+/// authenticated: every read and write is non-blocking, into a buffer per connection (a
+/// client sending half a frame just leaves it buffered; replies a client does not read wait
+/// in its buffer, and its further requests wait until it reads them); before the key, a
+/// frame may announce at most `preAuthenticationLimit` bytes (a larger announcement drops
+/// the connection before any buffer is sized for it), and a connection that has not
+/// presented the key within `authenticationTimeout` seconds is dropped.
+///
 /// `handle(_:objects:nextID:into:)` is the one implementation of the objects' semantics: the
 /// server process runs it for its socket clients, and rank 0 of an mpirun job runs it in
 /// process for its served managers (`MPIObjectRegistry+Managers.swift`).
@@ -15,13 +23,50 @@ enum ManagerServer {
         case dict([EncodedKey: [UInt8]])
         case list([[UInt8]])
         case namespace([String: [UInt8]])
+        case queue(ManagerQueue)
+        /// A lock: whether it is held (by anyone: as Python's manager locks, not owned).
+        case lock(Bool)
+        /// An event: whether it is set.
+        case event(Bool)
+        case value([UInt8])
     }
 
-    /// An accepted connection: its frames, and whether it presented the key.
+    /// A first-in first-out queue of encoded items, at most `maxSize` of them (0: no bound).
+    struct ManagerQueue {
+        var items: [[UInt8]] = []
+        var head = 0
+        var maxSize: Int
+        var count: Int { items.count - head }
+        mutating func push(_ item: [UInt8]) { items.append(item) }
+        mutating func pop() -> [UInt8]? {
+            guard head < items.count else { return nil }
+            let item = items[head]
+            items[head] = []
+            head += 1
+            if head > 64 && head * 2 > items.count {
+                items.removeFirst(head)
+                head = 0
+            }
+            return item
+        }
+    }
+
+    /// Seconds a new connection has to present the key.
+    static let authenticationTimeout: Double = 5
+    /// The largest frame accepted before the key (the key is 32 bytes).
+    static let preAuthenticationLimit = 64
+
+    /// An accepted connection: its frames, and whether it presented the key (or until when
+    /// it may).
     private final class Client {
         let socket: FrameSocket
         var authenticated = false
-        init(socket: FrameSocket) { self.socket = socket }
+        let authenticationDeadline: UInt64
+        init(socket: FrameSocket) {
+            self.socket = socket
+            socket.frameLimit = ManagerServer.preAuthenticationLimit
+            authenticationDeadline = monotonicNanoseconds() &+ UInt64(ManagerServer.authenticationTimeout * 1e9)
+        }
     }
 
     /// Serves on the listening socket `listener` until told to shut down or the parent dies.
@@ -34,26 +79,36 @@ enum ManagerServer {
             unlink(directory + "/socket")
             rmdir(directory)
         }
+        func drop(_ fd: Int32) {
+            clients.removeValue(forKey: fd)
+            systemClose(fd)
+        }
         var lastRequest: UInt64 = 0
         var descriptors: [pollfd] = []
-        var clientsChanged = true
         while true {
-            if clientsChanged {
-                descriptors = [pollfd(fd: listener, events: Int16(POLLIN), revents: 0)]
-                for fd in clients.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-                clientsChanged = false
+            // A client with replies still to send is watched for room to send them, and its
+            // further requests wait (it cannot make the server queue without bound).
+            descriptors.removeAll(keepingCapacity: true)
+            descriptors.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0))
+            for (fd, client) in clients {
+                descriptors.append(pollfd(fd: fd, events: Int16(client.socket.hasPendingOutput ? POLLOUT : POLLIN), revents: 0))
             }
             // Right after a request the client's next one usually follows within
             // microseconds: look without sleeping for a while (ReadinessWait's phases),
             // so neither side pays a sleeping wake-up per operation.
-            let idle = monotonicNanoseconds() &- lastRequest
+            let now = monotonicNanoseconds()
+            let idle = now &- lastRequest
             let hot = idle < ReadinessWait.spinNanoseconds &+ ReadinessWait.yieldNanoseconds
             let ready = poll(&descriptors, nfds_t(descriptors.count), hot ? 0 : 1000)
+            if ready < 0 && errno != EINTR { return 70 }
             if ready == 0 && hot {
                 if idle < ReadinessWait.spinNanoseconds { CSystemShims_cpu_relax() } else { sched_yield() }
                 continue
             }
             if getppid() != parent { return 0 }
+            // Connections that did not present the key in time.
+            let expired = monotonicNanoseconds()
+            for (fd, client) in clients where !client.authenticated && expired >= client.authenticationDeadline { drop(fd) }
             if ready <= 0 { continue }
             lastRequest = monotonicNanoseconds()
             if descriptors[0].revents != 0 {
@@ -61,7 +116,6 @@ enum ManagerServer {
                 if client >= 0 {
                     if CSystemShims_peer_uid(client) == Int64(uid) {
                         clients[client] = Client(socket: FrameSocket(fd: client))
-                        clientsChanged = true
                     } else {
                         systemClose(client)
                     }
@@ -70,32 +124,38 @@ enum ManagerServer {
             for entry in descriptors.dropFirst() where entry.revents != 0 {
                 guard let client = clients[entry.fd] else { continue }
                 let socket = client.socket
-                guard let request = try? socket.receive(spin: false) else {
-                    clients.removeValue(forKey: entry.fd)
-                    clientsChanged = true
-                    systemClose(entry.fd)
-                    continue
-                }
-                if !client.authenticated {
-                    let accepted = constantTimeEqual(request, authkey)
-                    _ = try? socket.send(ManagerFrame.make { $0.write((accepted ? ManagerStatus.ok : .refused).rawValue) })
-                    if accepted {
-                        client.authenticated = true
+                do {
+                    if socket.hasPendingOutput {
+                        try socket.flush()
+                        if socket.hasPendingOutput { continue }
                     } else {
-                        clients.removeValue(forKey: entry.fd)
-                        clientsChanged = true
-                        systemClose(entry.fd)
+                        try socket.readAvailable()
                     }
-                    continue
-                }
-                var stop = false
-                let reply = ManagerFrame.make { writer in
-                    stop = handle(request, objects: &objects, nextID: &nextID, into: &writer)
-                }
-                _ = try? socket.send(reply)
-                if stop {
-                    for fd in clients.keys { systemClose(fd) }
-                    return 0
+                    // Every whole request buffered, as long as the replies go out.
+                    while !socket.hasPendingOutput, let request = socket.takeFrame() {
+                        if !client.authenticated {
+                            let accepted = constantTimeEqual(request, authkey)
+                            try socket.queue(ManagerFrame.make { $0.write((accepted ? ManagerStatus.ok : .refused).rawValue) })
+                            guard accepted else { throw SystemError("authenticate (wrong key)", errno: EACCES) }
+                            client.authenticated = true
+                            socket.frameLimit = ManagerFrame.maximum
+                            continue
+                        }
+                        var stop = false
+                        let reply = ManagerFrame.make { writer in
+                            stop = handle(request, objects: &objects, nextID: &nextID, into: &writer)
+                        }
+                        try socket.queue(reply)
+                        if stop {
+                            // Let the requester read its answer (it waits for it), then go.
+                            var wait = pollfd(fd: entry.fd, events: Int16(POLLOUT), revents: 0)
+                            while socket.hasPendingOutput, poll(&wait, 1, 1000) > 0, (try? socket.flush()) != nil {}
+                            for fd in clients.keys { systemClose(fd) }
+                            return 0
+                        }
+                    }
+                } catch {
+                    drop(entry.fd)
                 }
             }
         }
@@ -127,15 +187,26 @@ enum ManagerServer {
                 case .shutdown:
                     writer.write(ManagerStatus.ok.rawValue)
                     return true
-                case .createDict, .createList, .createNamespace:
-                    objects[nextID] = operation == .createDict ? .dict([:]) : operation == .createList ? .list([]) : .namespace([:])
+                case .createDict, .createList, .createNamespace, .createQueue, .createLock, .createEvent, .createValue:
+                    switch operation {
+                    case .createDict: objects[nextID] = .dict([:])
+                    case .createList: objects[nextID] = .list([])
+                    case .createNamespace: objects[nextID] = .namespace([:])
+                    case .createQueue:
+                        let maxSize = try reader.read(UInt64.self)
+                        guard maxSize < UInt64(Int.max) else { fail(.invalid); return false }
+                        objects[nextID] = .queue(ManagerQueue(maxSize: Int(maxSize)))
+                    case .createLock: objects[nextID] = .lock(false)
+                    case .createEvent: objects[nextID] = .event(false)
+                    default: objects[nextID] = .value(try bytes())
+                    }
                     writer.write(ManagerStatus.ok.rawValue)
                     writer.write(nextID)
                     nextID += 1
                 case .release:
                     objects.removeValue(forKey: id)
                     writer.write(ManagerStatus.ok.rawValue)
-                case .dictGet, .dictSet, .dictDelete, .dictCount, .dictItems, .dictClear:
+                case .dictGet, .dictSet, .dictDelete, .dictCount, .dictItems, .dictClear, .dictPop, .dictSetDefault, .dictUpdate:
                     guard case .dict(var dict)? = objects[id] else { fail(.invalid); return false }
                     objects[id] = nil  // keep the dictionary uniquely referenced while mutating
                     defer { objects[id] = .dict(dict) }
@@ -151,6 +222,23 @@ enum ManagerServer {
                     case .dictDelete:
                         guard dict.removeValue(forKey: EncodedKey(bytes: try bytes())) != nil else { fail(.missing); return false }
                         writer.write(ManagerStatus.ok.rawValue)
+                    case .dictPop:
+                        guard let value = dict.removeValue(forKey: EncodedKey(bytes: try bytes())) else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .dictSetDefault:
+                        let key = EncodedKey(bytes: try bytes())
+                        let fallback = try bytes()
+                        let value = dict[key] ?? fallback
+                        dict[key] = value
+                        writer.write(ManagerStatus.ok.rawValue)
+                        value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .dictUpdate:
+                        let count = try reader.read(UInt64.self)
+                        var pairs: [(EncodedKey, [UInt8])] = []
+                        for _ in 0..<count { pairs.append((EncodedKey(bytes: try bytes()), try bytes())) }  // all or nothing
+                        for (key, value) in pairs { dict[key] = value }
+                        writer.write(ManagerStatus.ok.rawValue)
                     case .dictCount:
                         writer.write(ManagerStatus.ok.rawValue)
                         writer.write(UInt64(dict.count))
@@ -165,7 +253,7 @@ enum ManagerServer {
                         dict.removeAll()
                         writer.write(ManagerStatus.ok.rawValue)
                     }
-                case .listAppend, .listGet, .listSet, .listCount, .listRemove, .listItems, .listClear:
+                case .listAppend, .listGet, .listSet, .listCount, .listRemove, .listItems, .listClear, .listInsert, .listExtend:
                     guard case .list(var list)? = objects[id] else { fail(.invalid); return false }
                     objects[id] = nil
                     defer { objects[id] = .list(list) }
@@ -191,6 +279,18 @@ enum ManagerServer {
                         let removed = list.remove(at: i)
                         writer.write(ManagerStatus.ok.rawValue)
                         removed.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .listInsert:
+                        // Python's insert: an index past either end inserts at that end.
+                        let raw = try reader.read(Int64.self)
+                        let i = raw < 0 ? max(0, Int(raw) + list.count) : min(Int(clamping: raw), list.count)
+                        list.insert(try bytes(), at: i)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .listExtend:
+                        let count = try reader.read(UInt64.self)
+                        var items: [[UInt8]] = []
+                        for _ in 0..<count { items.append(try bytes()) }  // all or nothing
+                        list += items
+                        writer.write(ManagerStatus.ok.rawValue)
                     case .listCount:
                         writer.write(ManagerStatus.ok.rawValue)
                         writer.write(UInt64(list.count))
@@ -201,6 +301,53 @@ enum ManagerServer {
                     default:
                         list.removeAll()
                         writer.write(ManagerStatus.ok.rawValue)
+                    }
+                case .queuePut, .queueGet, .queueCount:
+                    guard case .queue(var queue)? = objects[id] else { fail(.invalid); return false }
+                    objects[id] = nil
+                    defer { objects[id] = .queue(queue) }
+                    switch operation {
+                    case .queuePut:
+                        let item = try bytes()
+                        guard queue.maxSize == 0 || queue.count < queue.maxSize else { fail(.missing); return false }
+                        queue.push(item)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .queueGet:
+                        guard let item = queue.pop() else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        item.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    default:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(queue.count))
+                    }
+                case .lockAcquire, .lockRelease, .lockIsLocked:
+                    guard case .lock(let held)? = objects[id] else { fail(.invalid); return false }
+                    switch operation {
+                    case .lockAcquire:
+                        guard !held else { fail(.missing); return false }
+                        objects[id] = .lock(true)
+                    case .lockRelease:
+                        guard held else { fail(.missing); return false }
+                        objects[id] = .lock(false)
+                    default:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(held ? UInt8(1) : 0)
+                        return false
+                    }
+                    writer.write(ManagerStatus.ok.rawValue)
+                case .eventSet, .eventClear, .eventIsSet:
+                    guard case .event(let isSet)? = objects[id] else { fail(.invalid); return false }
+                    if operation != .eventIsSet { objects[id] = .event(operation == .eventSet) }
+                    writer.write(ManagerStatus.ok.rawValue)
+                    if operation == .eventIsSet { writer.write(isSet ? UInt8(1) : 0) }
+                case .valueGet, .valueSet:
+                    guard case .value(let value)? = objects[id] else { fail(.invalid); return false }
+                    if operation == .valueSet {
+                        objects[id] = .value(try bytes())
+                        writer.write(ManagerStatus.ok.rawValue)
+                    } else {
+                        writer.write(ManagerStatus.ok.rawValue)
+                        value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
                     }
                 case .namespaceGet, .namespaceSet:
                     guard case .namespace(var names)? = objects[id] else { fail(.invalid); return false }

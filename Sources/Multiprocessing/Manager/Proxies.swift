@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A dictionary held by a `Manager`'s server process (under mpirun, by rank 0): every process
 /// that has the proxy (a pool function's property, a `Process` target's property) sees the
 /// same contents.
@@ -42,6 +46,35 @@ public struct DictProxy<Key: Codable & Hashable & Sendable, Value: Codable & Sen
     }
 
     public func removeAll() throws { _ = try call(.dictClear) }
+
+    /// Removes `key` and returns its value, or nil if it was not there. Python's `pop`.
+    @discardableResult
+    public func pop(_ key: Key) throws -> Value? {
+        let (status, reply) = try call(.dictPop) { try ProxyCall.writeEncoded(key, &$0) }
+        return status == .missing ? nil : try ProxyCall.readEncoded(Value.self, reply)
+    }
+
+    /// The value for `key`, storing `defaultValue` first if there is none (in one step, so
+    /// two processes cannot both store theirs). Python's `setdefault`.
+    @discardableResult
+    public func setDefault(_ key: Key, _ defaultValue: Value) throws -> Value {
+        let (_, reply) = try call(.dictSetDefault) { writer in
+            try ProxyCall.writeEncoded(key, &writer)
+            try ProxyCall.writeEncoded(defaultValue, &writer)
+        }
+        return try ProxyCall.readEncoded(Value.self, reply)
+    }
+
+    /// Stores every pair of `entries` (in one step). Python's `update`.
+    public func update(_ entries: [Key: Value]) throws {
+        _ = try call(.dictUpdate) { writer in
+            writer.write(UInt64(entries.count))
+            for (key, value) in entries {
+                try ProxyCall.writeEncoded(key, &writer)
+                try ProxyCall.writeEncoded(value, &writer)
+            }
+        }
+    }
 }
 
 /// A list held by a `Manager`'s server process. Negative indices count from the end, as in
@@ -94,6 +127,28 @@ public struct ListProxy<Element: Codable & Sendable>: Codable, Sendable {
     }
 
     public func removeAll() throws { _ = try call(.listClear) }
+
+    /// Inserts `element` before `index` (negative: from the end; past either end: at that
+    /// end, as Python's `insert`).
+    public func insert(_ element: Element, at index: Int) throws {
+        _ = try call(.listInsert) { writer in
+            writer.write(Int64(index))
+            try ProxyCall.writeEncoded(element, &writer)
+        }
+    }
+
+    /// Appends every element of `elements` (in one step). Python's `extend`.
+    public func extend<S: Sequence>(_ elements: S) throws where S.Element == Element {
+        let items = Array(elements)
+        _ = try call(.listExtend) { writer in
+            writer.write(UInt64(items.count))
+            for item in items { try ProxyCall.writeEncoded(item, &writer) }
+        }
+    }
+
+    /// The elements, to iterate over (`for x in try list.items()`): one request, a
+    /// snapshot. Python's `for x in proxy`.
+    public func items() throws -> [Element] { try snapshot() }
 }
 
 /// Named values held by a `Manager` — Python's `Manager().Namespace()`.
@@ -115,6 +170,109 @@ public struct NamespaceProxy: Codable, Sendable {
     }
 }
 
+/// A first-in first-out queue held by a `Manager` — Python's `Manager().Queue()`. Any
+/// process with the proxy puts and gets; `put` into a full queue (with `maxSize`) and `get`
+/// from an empty one wait, retrying the request, at most `timeout` seconds (nil: for ever),
+/// then throw `Full` / `Empty` as `Queue` does. Items are encoded on the client, so the
+/// server never decodes them.
+public struct QueueProxy<Element: Codable & Sendable>: Codable, Sendable {
+    let address: ManagerAddress
+    let id: UInt64
+
+    public func put(_ item: Element, timeout: Double? = nil) throws {
+        let bytes = try Wire.encode(item)
+        let placed = try ProxyCall.retry(timeout: timeout) {
+            try ProxyCall.perform(address, id, .queuePut) { writer in
+                bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+            }.0 == .ok
+        }
+        if !placed { throw Full() }
+    }
+
+    public func putNowait(_ item: Element) throws { try put(item, timeout: 0) }
+
+    public func get(timeout: Double? = nil) throws -> Element {
+        var reply: [UInt8] = []
+        let got = try ProxyCall.retry(timeout: timeout) {
+            let (status, bytes) = try ProxyCall.perform(address, id, .queueGet) { _ in }
+            reply = bytes
+            return status == .ok
+        }
+        guard got else { throw Empty() }
+        return try ProxyCall.readEncoded(Element.self, reply)
+    }
+
+    public func getNowait() throws -> Element { try get(timeout: 0) }
+
+    /// Items in the queue now. Python's `qsize()`.
+    public func count() throws -> Int { try ProxyCall.readCount(try ProxyCall.perform(address, id, .queueCount) { _ in }.1) }
+
+    public func isEmpty() throws -> Bool { try count() == 0 }
+}
+
+/// A lock held by a `Manager` — Python's `Manager().Lock()`: not owned (any process may
+/// release it, as Python's), and not released if its holder dies. `acquire` retries the
+/// request while the lock is held, at most `timeout` seconds (nil: for ever).
+public struct LockProxy: Codable, Sendable {
+    let address: ManagerAddress
+    let id: UInt64
+
+    /// Acquires the lock; false if it stayed held for `timeout` seconds (or, not blocking, was held).
+    @discardableResult
+    public func acquire(blocking: Bool = true, timeout: Double? = nil) throws -> Bool {
+        try ProxyCall.retry(timeout: blocking ? timeout : 0) {
+            try ProxyCall.perform(address, id, .lockAcquire) { _ in }.0 == .ok
+        }
+    }
+
+    /// Releases the lock; throws `ManagerError(.invalidRequest)` if it is not held.
+    public func release() throws {
+        guard try ProxyCall.perform(address, id, .lockRelease) { _ in }.0 == .ok else {
+            throw ManagerError(.invalidRequest, "release() of a manager Lock that is not held")
+        }
+    }
+
+    /// Runs `body` holding the lock (Python's `with lock:`).
+    public func withLock<R>(_ body: () throws -> R) throws -> R {
+        try acquire()
+        defer { try? release() }
+        return try body()
+    }
+
+    /// Whether some process holds the lock now: a snapshot.
+    public func isLocked() throws -> Bool {
+        try ProxyCall.perform(address, id, .lockIsLocked) { _ in }.1.first == 1
+    }
+}
+
+/// An event held by a `Manager` — Python's `Manager().Event()`. `wait` retries the request
+/// until the event is set, at most `timeout` seconds (nil: for ever).
+public struct EventProxy: Codable, Sendable {
+    let address: ManagerAddress
+    let id: UInt64
+
+    public func set() throws { _ = try ProxyCall.perform(address, id, .eventSet) { _ in } }
+    public func clear() throws { _ = try ProxyCall.perform(address, id, .eventClear) { _ in } }
+    public func isSet() throws -> Bool { try ProxyCall.perform(address, id, .eventIsSet) { _ in }.1.first == 1 }
+
+    /// Waits until the event is set; false if `timeout` seconds passed first.
+    public func wait(timeout: Double? = nil) throws -> Bool {
+        try ProxyCall.retry(timeout: timeout) { try isSet() }
+    }
+}
+
+/// A value held by a `Manager` — Python's `Manager().Value(typecode, value)`.
+public struct ValueProxy<T: Codable & Sendable>: Codable, Sendable {
+    let address: ManagerAddress
+    let id: UInt64
+
+    public func get() throws -> T { try ProxyCall.readEncoded(T.self, try ProxyCall.perform(address, id, .valueGet) { _ in }.1) }
+
+    public func set(_ value: T) throws {
+        _ = try ProxyCall.perform(address, id, .valueSet) { try ProxyCall.writeEncoded(value, &$0) }
+    }
+}
+
 /// The request/reply plumbing the proxies share: to a manager server process over its
 /// socket, or (`address.served` ≠ 0) to the manager rank 0 of an mpirun job serves itself.
 enum ProxyCall {
@@ -131,6 +289,27 @@ enum ProxyCall {
             throw ManagerError(.invalidRequest, "the manager rejected the request (was the object released or the manager shut down?)")
         }
         return (status, reply)
+    }
+
+    /// Repeats `attempt` (a request the server answers at once, `missing` while it would
+    /// wait) until it succeeds or `timeout` seconds pass (nil: for ever; 0: once), sleeping
+    /// between tries from 50 µs up to 10 ms. False on time-out.
+    static func retry(timeout: Double?, _ attempt: () throws -> Bool) throws -> Bool {
+        let end = deadline(after: timeout)
+        var pause: UInt64 = 50_000
+        while true {
+            if try attempt() { return true }
+            var sleep = pause
+            if let end {
+                let now = monotonicNanoseconds()
+                if now >= end { return false }
+                sleep = min(sleep, end - now)
+            }
+            var time = timespec(tv_sec: Int(sleep / 1_000_000_000), tv_nsec: Int(sleep % 1_000_000_000))
+            var left = timespec()
+            while nanosleep(&time, &left) != 0 && errno == EINTR { time = left }
+            pause = min(pause * 2, 10_000_000)
+        }
     }
 
     static func writeEncoded<T: Encodable>(_ value: T, _ writer: inout WireWriter) throws {

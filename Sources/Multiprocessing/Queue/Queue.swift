@@ -20,6 +20,18 @@
 /// returns. A process killed in the middle of an item makes the queue `broken` (every call
 /// throws `QueueError(.broken)`), never hang.
 ///
+/// **Time-outs hold in the middle of an item too** (an item larger than the buffer streams
+/// through it in chunks), and never leave a torn item behind:
+/// - a `put` that times out in the middle of an item abandons it: it throws `Full`, and
+///   consumers drop the part already written (until one does, that part fills the buffer);
+/// - a `get` that times out in the middle of an item (its producer is slow or stopped)
+///   throws `Empty` and keeps the part it read in this process: the next `get` in this
+///   process, from any thread, finishes that item first. Until then, a `get` in another
+///   process waits (within its own timeout); if this process exits still holding the part,
+///   the queue is broken for the others. So a process that gets with a timeout should keep
+///   getting from the queue, or exit only once it has no part of an item.
+/// A `get` without a timeout streams a big item straight into the value it decodes.
+///
 /// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
 /// the queue is served by rank 0 over MPI messages instead: tasks on every worker rank that
 /// store it put and get through rank 0 (answered while an MPI pool is live; a `get` on an

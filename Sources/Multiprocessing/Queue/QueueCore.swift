@@ -7,26 +7,46 @@ import Glibc
 /// The shared-memory machinery behind `Queue`, `SimpleQueue` and `JoinableQueue`.
 ///
 /// A `SharedSegment` holds a header and one byte ring (`Ring`, single producer, single
-/// consumer). Items are frames (8-byte length, then the item's `Wire` encoding). Many
-/// producers and consumers take turns: a producer holds the *producer* mutex while it writes
-/// one whole item, a consumer holds the *consumer* mutex while it reads one — so the ring
-/// always sees one writer and one reader, and a big item streams through while a consumer
-/// drains it. Both mutexes are robust: a process that dies holding one is noticed by the
-/// next locker, and if it died in the middle of an item (a flag says so) the queue is
-/// marked broken — every later call throws `QueueError(.broken)` instead of hanging.
-/// A consumer waiting for the rest of an item probes the producer mutex every 100 ms to
-/// notice a producer that died mid-item (and a producer waiting for room the consumer's).
+/// consumer). Many producers and consumers take turns: a producer holds the *producer*
+/// mutex while it writes one whole item, a consumer holds the *consumer* mutex while it
+/// reads one — so the ring always sees one writer and one reader. Both mutexes are robust:
+/// a process that dies holding one is noticed by the next locker, and if it died in the
+/// middle of an item (a flag says so) the queue is marked broken — every later call throws
+/// `QueueError(.broken)` instead of hanging. A consumer waiting for the rest of an item
+/// probes the producer mutex every 100 ms to notice a producer that died mid-item (and a
+/// producer waiting for room the consumer's).
+///
+/// **Chunks, and time-outs in the middle of an item.** An item is written as chunks, each an
+/// 8-byte header (its byte count; flag `more`: the item goes on in the next chunk; flag
+/// `abort`: the item begun is abandoned) and its bytes. A producer writes a chunk only when
+/// all of it fits, so it never waits inside one, and a consumer takes a chunk only when all
+/// of it is there, so it never waits inside one either. An item that fits in the ring is
+/// one chunk, written once there is room for all of it (a put that times out before has
+/// written nothing). A bigger item streams as several chunks (the first starts with the
+/// item's total length); every chunk but the last leaves 8 bytes free, so that:
+/// - a `put` that times out in the middle of an item writes an `abort` chunk (it always
+///   fits) and throws `Full`: the item is not in the queue, and consumers drop its first
+///   chunks;
+/// - a `get` with a timeout collects a multi-chunk item in this process's memory before it
+///   decodes it. If it times out in the middle, it throws `Empty` and this process keeps
+///   what it read: the item is *held* by this process (its pid in the header), and the next
+///   `get` in this process (any thread, any handle of the queue) goes on with it, so no
+///   item is ever torn or lost. Meanwhile `get`s in other processes wait (within their own
+///   time-outs) for it to be finished; if the holding process exits first, they mark the
+///   queue broken. A `get` without a timeout streams a big item straight into the value it
+///   builds.
 ///
 /// Counters: `reserved` (items put and not yet got: `count`, and the `maxSize` bound),
 /// `unfinished` (items put and not yet `taskDone`), each with a futex word for waiters.
 ///
 /// Header (bytes): magic @0, ring capacity @8, maxSize @16, broken @24, producer mutex @64,
 /// producerWriting @112, unfinished @116, consumer mutex @128, consumerReading @176,
-/// reserved @192, notFullSequence @196, notFullSleepers @200, joinSequence @208, ring @256.
+/// reserved @192, notFullSequence @196, notFullSleepers @200, joinSequence @208,
+/// holder (pid holding a partly read item) @212, holderSequence @216, ring @256.
 /// (What only producers write shares the producer mutex's cache line, what only consumers
 /// write the consumer mutex's, so that a put and a get touch as few shared lines as they can.)
 final class QueueCore: @unchecked Sendable {
-    static let magic: UInt64 = 0x5357_4D50_5155_4556  // "SWMPQUEV" (layout 2)
+    static let magic: UInt64 = 0x5357_4D50_5155_4557  // "SWMPQUEW" (layout 3: chunks)
     static let ringOffset = 256
     /// How long one wait sleeps before re-checking for a dead peer.
     static let probeInterval: Int64 = 100_000_000
@@ -43,6 +63,27 @@ final class QueueCore: @unchecked Sendable {
     /// (consumer mutex held).
     private var payloadLeft = 0
     private var skipPending = 0
+    /// Where `readPayload` reads the item being got from (consumer mutex held).
+    private enum Source {
+        /// One chunk, all of it in the ring.
+        case chunk
+        /// Chunks streaming through the ring (`chunkLeft` bytes left in the current one).
+        case stream
+        /// A multi-chunk item collected in `held` (`heldOffset` bytes read).
+        case collected
+    }
+    private var source = Source.chunk
+    private var chunkLeft = 0
+    private var heldOffset = 0
+    /// The multi-chunk item being collected (consumer mutex held), also between `get`s when
+    /// one timed out (then registered in `PartialItems` for this process).
+    private var held: PartialItem?
+    /// The item being streamed: its deadline, its length, and a copy of the payload bytes
+    /// read by earlier `readPayload` calls whose destination may be gone (all but the one
+    /// that ends the item: in practice a few bytes), to make the held part on a time-out.
+    private var streamDeadline: UInt64?
+    private var streamTotal = 0
+    private var streamRead: [UInt8] = []
 
     private func word(_ offset: Int) -> UnsafeMutablePointer<UInt32> {
         (segment.base + offset).assumingMemoryBound(to: UInt32.self)
@@ -55,6 +96,13 @@ final class QueueCore: @unchecked Sendable {
     private var joinSequence: UnsafeMutablePointer<UInt32> { word(208) }
     private var producerWriting: UnsafeMutablePointer<UInt32> { word(112) }
     private var consumerReading: UnsafeMutablePointer<UInt32> { word(176) }
+    private var holder: UnsafeMutablePointer<UInt32> { word(212) }
+    private var holderSequence: UnsafeMutablePointer<UInt32> { word(216) }
+
+    /// Chunk header flags (the low bits hold the chunk's byte count).
+    static let moreFlag: UInt64 = 1 << 63
+    static let abortFlag: UInt64 = 1 << 62
+    static let countMask: UInt64 = (1 << 48) - 1
 
     /// A new queue holding at most `maxSize` items (0: no bound) in a buffer of
     /// `bufferSize` bytes (rounded up to a power of two).
@@ -131,6 +179,8 @@ final class QueueCore: @unchecked Sendable {
         _ = CSystemShims_futex_wake(notFullSequence, Int32.max)
         _ = CSystemShims_fetch_add_u32(joinSequence, 1)
         _ = CSystemShims_futex_wake(joinSequence, Int32.max)
+        _ = CSystemShims_fetch_add_u32(holderSequence, 1)
+        _ = CSystemShims_futex_wake(holderSequence, Int32.max)
     }
 
     private static func remaining(_ deadline: UInt64?) -> Double? {
@@ -156,8 +206,10 @@ final class QueueCore: @unchecked Sendable {
         try put(prefix: frame, body: UnsafeRawBufferPointer(start: nil, count: 0), deadline: deadline)
     }
 
-    /// Puts one frame made of `prefix` (which holds the header) followed by `body`, so that a
-    /// big payload is copied straight from the caller's memory into the ring.
+    /// Puts one frame made of `prefix` (which holds the 8-byte header) followed by `body`, so
+    /// that a big payload is copied straight from the caller's memory into the ring. Throws
+    /// `Full` if no room came before `deadline`, also in the middle of a big item (which is
+    /// then abandoned: see the type's comment).
     func put(prefix: UnsafeRawBufferPointer, body: UnsafeRawBufferPointer, deadline: UInt64?) throws {
         try checkUsable()
         try reserve(deadline)
@@ -171,38 +223,76 @@ final class QueueCore: @unchecked Sendable {
         }
         defer { try? producerMutex.unlock() }
         try checkBroken()
-        // Start only when the whole item fits (or the ring is empty, for an item bigger
-        // than the ring): a put that times out never leaves half an item behind.
-        let needed = min(prefix.count + body.count, ring.capacity)
-        var spinning = true
-        while ring.freeSpace < needed {
-            if QueueCore.passed(deadline) { throw Full() }
-            ring.waitForSpace(spinning: spinning, timeoutNanoseconds: QueueCore.sleepSlice(deadline))
-            spinning = false
-            try checkBroken()
-            if ring.freeSpace < needed { try probe(consumerMutex, flag: consumerReading) }
+        let headerSize = Frame.headerSize
+        let payload = Gathered(first: UnsafeRawBufferPointer(rebasing: prefix[headerSize...]), second: body)
+        if headerSize + payload.count <= ring.capacity {
+            // One chunk: start only when all of it fits (a put that times out leaves nothing).
+            try waitForSpace(headerSize + payload.count, deadline)
+            _ = CSystemShims_fetch_add_u32(unfinished, 1)
+            CSystemShims_store_u32_seqcst(producerWriting, 1)
+            if UInt64(littleEndian: prefix.loadUnaligned(as: UInt64.self)) == UInt64(payload.count) {
+                writeWhole(prefix)  // its header is the chunk's: one copy for header and prefix
+                writeWhole(body)
+            } else {
+                var header = UInt64(payload.count).littleEndian
+                withUnsafeBytes(of: &header) { writeWhole($0) }
+                payload.forEach(from: 0, count: payload.count) { writeWhole($0) }
+            }
+            CSystemShims_store_u32_seqcst(producerWriting, 0)
+            placed = true
+            return
         }
-        _ = CSystemShims_fetch_add_u32(unfinished, 1)
-        CSystemShims_store_u32_seqcst(producerWriting, 1)
-        try writeAll(prefix)
-        try writeAll(body)
+        // Several chunks; each one but the last leaves room for an abort chunk.
+        var sent = 0
+        while sent < payload.count {
+            let left = payload.count - sent
+            let overhead = headerSize + (sent == 0 ? 8 : 0)
+            let wanted = max(overhead + headerSize + 1, min(ring.capacity / 4, overhead + left))
+            do {
+                try waitForSpace(wanted, deadline)
+            } catch {
+                if sent > 0 {
+                    var abort = QueueCore.abortFlag.littleEndian
+                    withUnsafeBytes(of: &abort) { writeWhole($0) }
+                    CSystemShims_store_u32_seqcst(producerWriting, 0)
+                }
+                throw error
+            }
+            let free = ring.freeSpace
+            let last = free - overhead >= left
+            let n = last ? left : min(left, free - overhead - headerSize)
+            if last { _ = CSystemShims_fetch_add_u32(unfinished, 1) }
+            if sent == 0 { CSystemShims_store_u32_seqcst(producerWriting, 1) }
+            var header = (UInt64(n + overhead - headerSize) | (last ? 0 : QueueCore.moreFlag)).littleEndian
+            withUnsafeBytes(of: &header) { writeWhole($0) }
+            if sent == 0 {
+                var total = UInt64(payload.count).littleEndian
+                withUnsafeBytes(of: &total) { writeWhole($0) }
+            }
+            payload.forEach(from: sent, count: n) { writeWhole($0) }
+            sent += n
+        }
         CSystemShims_store_u32_seqcst(producerWriting, 0)
         placed = true
     }
 
-    /// Writes all of `part` into the ring, waiting for the consumer to make room (producer
-    /// mutex held).
-    private func writeAll(_ part: UnsafeRawBufferPointer) throws {
+    /// Writes `part`, for which there is room (producer mutex held).
+    private func writeWhole(_ part: UnsafeRawBufferPointer) {
         if part.count == 0 { return }
-        var done = ring.write(part)
+        let n = ring.write(part)
+        precondition(n == part.count, "a queue chunk did not fit in the room measured for it")
+    }
+
+    /// Waits until `count` bytes are free in the ring; throws `Full` when `deadline` passes
+    /// first (producer mutex held).
+    private func waitForSpace(_ count: Int, _ deadline: UInt64?) throws {
         var spinning = true
-        while done < part.count {
-            ring.waitForSpace(spinning: spinning, timeoutNanoseconds: QueueCore.probeInterval)
+        while ring.freeSpace < count {
+            if QueueCore.passed(deadline) { throw Full() }
+            ring.waitForSpace(atLeast: count, spinning: spinning, timeoutNanoseconds: QueueCore.sleepSlice(deadline))
             spinning = false
             try checkBroken()
-            let n = ring.write(UnsafeRawBufferPointer(rebasing: part[done...]))
-            if n == 0 { try probe(consumerMutex, flag: consumerReading) } else { spinning = true }
-            done += n
+            if ring.freeSpace < count { try probe(consumerMutex, flag: consumerReading) }
         }
     }
 
@@ -270,57 +360,263 @@ final class QueueCore: @unchecked Sendable {
         }
     }
 
+    /// The item begun was abandoned by its producer (an abort chunk): start over.
+    private struct Abandoned: Error {}
+    /// The deadline passed between two chunks of a streamed item (`held` has what was read).
+    private struct TimedOutMidItem: Error {}
+
     /// Gets one item: `receive` is called with the payload's length, under the consumer
-    /// mutex, and reads the payload with `readPayload(into:)` (straight from the ring, no
-    /// intermediate copy). Whatever it leaves unread is skipped, so an item that cannot be
-    /// decoded is still consumed whole. Throws `Empty` if none came before `deadline`.
+    /// mutex, and reads the payload with `readPayload(into:)` (straight from the ring when it
+    /// can, no intermediate copy). Whatever it leaves unread is skipped, so an item that
+    /// cannot be decoded is still consumed whole. Throws `Empty` if none came before
+    /// `deadline` — also in the middle of a big item, which this process then holds (see
+    /// the type's comment).
     func get<T>(deadline: UInt64?, receive: (_ length: Int) throws -> T) throws -> T {
         try checkUsable()
-        switch try consumerMutex.lock(timeout: QueueCore.remaining(deadline)) {
-        case .timedOut: throw Empty()
-        case .acquiredFromDeadOwner:
-            if CSystemShims_load_u32_seqcst(consumerReading) != 0 { markBroken() }
-        case .acquired: break
-        }
+        let holding = try lockConsumer(deadline)
         defer { try? consumerMutex.unlock() }
         try checkBroken()
-        var spinning = true
-        while ring.available < Frame.headerSize {
-            if QueueCore.passed(deadline) { throw Empty() }
-            ring.waitForData(spinning: spinning, timeoutNanoseconds: QueueCore.sleepSlice(deadline))
-            spinning = false
-            try checkBroken()
+        held = holding ? PartialItems.take(segment.id) : nil
+        source = .chunk
+        while true {
+            guard try waitForData(Frame.headerSize, deadline) else { throw timedOut() }
+            var header: UInt64 = 0
+            withUnsafeMutableBytes(of: &header) { _ = ring.peek(into: $0) }
+            header = UInt64(littleEndian: header)
+            if header & QueueCore.abortFlag != 0 {
+                _ = ring.read(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), skipping: Frame.headerSize)
+                dropHeld()
+                continue
+            }
+            let count = Int(header & QueueCore.countMask)
+            let more = header & QueueCore.moreFlag != 0
+            guard count <= ring.capacity - Frame.headerSize, !more || count >= (held == nil ? 9 : 1) else {
+                throw corrupt("a chunk of \(count) bytes")
+            }
+            if held == nil && !more {
+                // A whole item in one chunk: read it once all of it is there.
+                guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
+                return try deliver(length: count, from: .chunk, receive)
+            }
+            if held == nil {
+                // Stream the item straight into the receiver, a whole chunk at a time. If the
+                // deadline passes between chunks, what was read becomes the held part.
+                guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
+                CSystemShims_store_u32_seqcst(consumerReading, 1)
+                var total: UInt64 = 0
+                withUnsafeMutableBytes(of: &total) { _ = ring.read(into: $0, skipping: Frame.headerSize) }
+                total = UInt64(littleEndian: total)
+                guard total <= Frame.maximumPayload, total > UInt64(count - 8) else { throw corrupt("an item of \(total) bytes") }
+                chunkLeft = count - 8
+                streamDeadline = deadline
+                streamTotal = Int(total)
+                streamRead.removeAll(keepingCapacity: true)
+                do {
+                    return try deliver(length: Int(total), from: .stream, receive)
+                } catch is Abandoned {
+                    _ = ring.read(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), skipping: Frame.headerSize)
+                    CSystemShims_store_u32_seqcst(consumerReading, 0)
+                    continue
+                } catch is TimedOutMidItem {
+                    throw timedOut()
+                }
+            }
+            // Collect the chunk in this process's memory.
+            guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
+            CSystemShims_store_u32_seqcst(consumerReading, 1)
+            var skip = Frame.headerSize
+            if held == nil {
+                var total: UInt64 = 0
+                withUnsafeMutableBytes(of: &total) { _ = ring.read(into: $0, skipping: skip) }
+                total = UInt64(littleEndian: total)
+                guard total <= Frame.maximumPayload, total > UInt64(count - 8) else { throw corrupt("an item of \(total) bytes") }
+                held = PartialItem(total: Int(total))
+                skip = 0
+            }
+            let item = held!
+            let data = count - (skip == 0 ? 8 : 0)
+            guard item.count + data <= item.total, more || item.count + data == item.total else {
+                throw corrupt("chunks that do not make their item's \(item.total) bytes")
+            }
+            _ = ring.read(into: UnsafeMutableRawBufferPointer(rebasing: item.bytes[item.count..<(item.count + data)]), skipping: skip)
+            item.count += data
+            if !more {
+                heldOffset = 0
+                return try deliver(length: item.total, from: .collected, receive)
+            }
         }
-        var header: UInt64 = 0
-        withUnsafeMutableBytes(of: &header) { _ = ring.peek(into: $0) }
-        let length = UInt64(littleEndian: header)
-        guard length <= Frame.maximumPayload else {
-            markBroken()
-            throw QueueError(.broken, "the queue's stream is corrupt (an item of \(length) bytes); create a new queue")
-        }
+    }
+
+    /// Runs `receive` on the item now at hand, consumes the rest of it, and counts it got.
+    private func deliver<T>(length: Int, from source: Source, _ receive: (_ length: Int) throws -> T) throws -> T {
         CSystemShims_store_u32_seqcst(consumerReading, 1)
-        // The header is consumed together with the payload's first bytes (one ring update).
-        skipPending = Frame.headerSize
-        payloadLeft = Int(length)
+        self.source = source
+        skipPending = source == .chunk ? Frame.headerSize : 0
+        payloadLeft = length
         let value: T
         do {
-            value = try receive(Int(length))
+            value = try receive(length)
+        } catch let error as Abandoned {
+            throw error
+        } catch let error as TimedOutMidItem {
+            throw error
         } catch {
             if isBroken { throw error }
             try skipRestOfItem()
-            CSystemShims_store_u32_seqcst(consumerReading, 0)
-            release()
+            finishItem()
             throw error
         }
         try skipRestOfItem()
+        finishItem()
+        return value
+    }
+
+    /// The item was got whole: no longer held, no longer counted.
+    private func finishItem() {
+        dropHeld()
         CSystemShims_store_u32_seqcst(consumerReading, 0)
         release()
-        return value
+    }
+
+    /// Forgets the item collected so far (got, or abandoned by its producer).
+    private func dropHeld() {
+        guard held != nil else { return }
+        held = nil
+        if CSystemShims_load_u32_seqcst(holder) != 0 {
+            CSystemShims_store_u32_seqcst(holder, 0)
+            _ = CSystemShims_fetch_add_u32(holderSequence, 1)
+            _ = CSystemShims_futex_wake(holderSequence, Int32.max)
+        }
+        CSystemShims_store_u32_seqcst(consumerReading, 0)
+    }
+
+    /// `Empty`, after keeping a partly collected item for this process's next `get`.
+    private func timedOut() -> Empty {
+        if let held {
+            self.held = nil
+            PartialItems.keep(held, for: segment.id)
+            CSystemShims_store_u32_seqcst(holder, UInt32(bitPattern: getpid()))
+            CSystemShims_store_u32_seqcst(consumerReading, 0)
+        }
+        return Empty()
+    }
+
+    private func corrupt(_ what: String) -> QueueError {
+        markBroken()
+        return QueueError(.broken, "the queue's stream is corrupt (\(what)); create a new queue")
+    }
+
+    /// Takes the consumer mutex, then waits (releasing it) while another live process holds
+    /// a partly read item. Returns whether this process holds one. Throws `Empty` when
+    /// `deadline` passes first.
+    private func lockConsumer(_ deadline: UInt64?) throws -> Bool {
+        while true {
+            switch try consumerMutex.lock(timeout: QueueCore.remaining(deadline)) {
+            case .timedOut: throw Empty()
+            case .acquiredFromDeadOwner:
+                if CSystemShims_load_u32_seqcst(consumerReading) != 0 { markBroken() }
+            case .acquired: break
+            }
+            let owner = CSystemShims_load_u32_seqcst(holder)
+            if owner == 0 { return false }
+            let seen = CSystemShims_load_u32_seqcst(holderSequence)
+            if CSystemShims_load_u32_seqcst(holder) == 0 { return false }
+            if pid_t(bitPattern: owner) == getpid() {
+                if PartialItems.has(segment.id) { return true }
+                markBroken()  // held here, but the memory of it is gone: cannot happen
+                return false
+            }
+            if kill(pid_t(bitPattern: owner), 0) != 0 && errno == ESRCH {
+                markBroken()
+                return false
+            }
+            try? consumerMutex.unlock()
+            if QueueCore.passed(deadline) { throw Empty() }
+            _ = CSystemShims_futex_wait(holderSequence, seen, QueueCore.sleepSlice(deadline))
+            try checkBroken()
+        }
+    }
+
+    /// Waits until `count` bytes are readable; false when `deadline` passes first (consumer
+    /// mutex held). In the middle of an item (part of a chunk there, or chunks collected),
+    /// probes for a producer that died writing it.
+    private func waitForData(_ count: Int, _ deadline: UInt64?) throws -> Bool {
+        var spinning = true
+        while ring.available < count {
+            if QueueCore.passed(deadline) { return false }
+            ring.waitForData(atLeast: count, spinning: spinning, timeoutNanoseconds: QueueCore.sleepSlice(deadline))
+            spinning = false
+            try checkBroken()
+            if ring.available < count && (ring.available > 0 || held != nil || source == .stream) {
+                try probe(producerMutex, flag: producerWriting)
+            }
+        }
+        return true
     }
 
     /// Reads exactly `destination.count` more bytes of the item being got (inside `receive`).
     func readPayload(into destination: UnsafeMutableRawBufferPointer) throws {
         precondition(destination.count <= payloadLeft, "read past the end of a queue item")
+        switch source {
+        case .collected:
+            let item = held!
+            if destination.count > 0 {
+                destination.baseAddress!.copyMemory(from: item.bytes.baseAddress! + heldOffset, byteCount: destination.count)
+            }
+            heldOffset += destination.count
+        case .chunk:
+            try readFromRing(into: destination)
+        case .stream:
+            var done = 0
+            while done < destination.count {
+                if chunkLeft == 0 {
+                    // The next chunk of this item (or the abort of it), once all of it is there.
+                    guard try waitForData(Frame.headerSize, streamDeadline) else {
+                        throw holdStreamed(UnsafeRawBufferPointer(rebasing: destination[0..<done]))
+                    }
+                    var header: UInt64 = 0
+                    withUnsafeMutableBytes(of: &header) { _ = ring.peek(into: $0) }
+                    header = UInt64(littleEndian: header)
+                    if header & QueueCore.abortFlag != 0 { throw Abandoned() }
+                    let count = Int(header & QueueCore.countMask)
+                    guard count > 0, count <= ring.capacity - Frame.headerSize else { throw corrupt("a chunk of \(count) bytes") }
+                    guard try waitForData(Frame.headerSize + count, streamDeadline) else {
+                        throw holdStreamed(UnsafeRawBufferPointer(rebasing: destination[0..<done]))
+                    }
+                    chunkLeft = count
+                    skipPending = Frame.headerSize
+                }
+                let n = min(chunkLeft, destination.count - done)
+                try readFromRing(into: UnsafeMutableRawBufferPointer(rebasing: destination[done..<(done + n)]))
+                chunkLeft -= n
+                done += n
+            }
+            if payloadLeft > destination.count {
+                // Not the item's last read: keep a copy in case a later chunk is late.
+                streamRead.append(contentsOf: UnsafeRawBufferPointer(destination))
+            }
+        }
+        payloadLeft -= destination.count
+    }
+
+    /// The deadline passed between chunks of a streamed item: what was read (the earlier
+    /// reads' copy, then `current`) becomes the part this process holds.
+    private func holdStreamed(_ current: UnsafeRawBufferPointer) -> TimedOutMidItem {
+        let item = PartialItem(total: streamTotal)
+        if !streamRead.isEmpty {
+            streamRead.withUnsafeBytes { item.bytes.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+        }
+        if current.count > 0 {
+            (item.bytes.baseAddress! + streamRead.count).copyMemory(from: current.baseAddress!, byteCount: current.count)
+        }
+        item.count = streamRead.count + current.count
+        held = item
+        return TimedOutMidItem()
+    }
+
+    /// Reads `destination.count` bytes of the current chunk from the ring (after skipping
+    /// `skipPending` header bytes), waiting for them if the producer is still writing them.
+    private func readFromRing(into destination: UnsafeMutableRawBufferPointer) throws {
         var done = ring.read(into: destination, skipping: skipPending)
         skipPending = 0
         var spinning = true
@@ -332,7 +628,6 @@ final class QueueCore: @unchecked Sendable {
             if n == 0 { try probe(producerMutex, flag: producerWriting) } else { spinning = true }
             done += n
         }
-        payloadLeft -= destination.count
     }
 
     /// Bytes of the item being got not read yet.
@@ -375,6 +670,64 @@ final class QueueCore: @unchecked Sendable {
             try checkBroken()
             if QueueCore.passed(deadline) { return false }
             _ = CSystemShims_futex_wait(joinSequence, seen, QueueCore.sleepSlice(deadline))
+        }
+    }
+}
+
+/// A payload in two parts (a prefix and a body), seen as one run of bytes.
+private struct Gathered {
+    let first: UnsafeRawBufferPointer
+    let second: UnsafeRawBufferPointer
+    var count: Int { first.count + second.count }
+
+    /// Calls `body` with the pieces of bytes `offset..<offset + count`.
+    func forEach(from offset: Int, count: Int, _ body: (UnsafeRawBufferPointer) -> Void) {
+        var offset = offset
+        var left = count
+        if offset < first.count && left > 0 {
+            let n = min(left, first.count - offset)
+            body(UnsafeRawBufferPointer(rebasing: first[offset..<(offset + n)]))
+            offset += n
+            left -= n
+        }
+        if left > 0 {
+            let start = offset - first.count
+            body(UnsafeRawBufferPointer(rebasing: second[start..<(start + left)]))
+        }
+    }
+}
+
+/// A multi-chunk item being collected by a `get` with a timeout.
+final class PartialItem: @unchecked Sendable {
+    let total: Int
+    let bytes: UnsafeMutableRawBufferPointer
+    var count = 0
+    init(total: Int) {
+        self.total = total
+        bytes = .allocate(byteCount: max(total, 1), alignment: 16)
+    }
+    deinit { bytes.deallocate() }
+}
+
+/// The items this process holds part of (a `get` timed out in their middle), by queue: the
+/// next `get` on that queue in this process goes on with it. Entries inherited by a forked
+/// child are not the child's (the queue's header names the holding pid).
+enum PartialItems {
+    private static let lock = ConditionLock()
+    nonisolated(unsafe) private static var items: [SegmentID: (pid: pid_t, item: PartialItem)] = [:]
+
+    static func keep(_ item: PartialItem, for queue: SegmentID) {
+        lock.withLock { items[queue] = (getpid(), item) }
+    }
+
+    static func has(_ queue: SegmentID) -> Bool {
+        lock.withLock { items[queue]?.pid == getpid() }
+    }
+
+    static func take(_ queue: SegmentID) -> PartialItem? {
+        lock.withLock {
+            guard let entry = items.removeValue(forKey: queue), entry.pid == getpid() else { return nil }
+            return entry.item
         }
     }
 }

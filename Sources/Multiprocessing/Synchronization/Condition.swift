@@ -1,3 +1,4 @@
+import CSystemShims
 /// A condition variable shared between processes: Python's `multiprocessing.Condition`.
 ///
 /// Hold its lock, test the shared state, and `wait` while it is not what you need; whoever
@@ -14,7 +15,15 @@
 /// for this waiter (a spurious wake-up, as for every condition variable): re-check the state,
 /// or use `wait(for:timeout:)`, which does.
 ///
-/// Underneath: a futex on a sequence counter that `notify` increments — not a process-shared
+/// `notify(n:)` wakes at most `n` of the threads waiting when it is called (`notifyAll`: all
+/// of them), never a thread that starts waiting after it, however the waiters' sleeps and
+/// wake-ups interleave with it.
+///
+/// Underneath: a futex on a sequence counter that `notify` increments, and a count of
+/// waiters and of wake-ups granted (one 64-bit word, changed by compare-and-swap): `notify(n)`
+/// grants at most `n` wake-ups to the waiters registered then, and a waiter returns
+/// notified only by taking one. A waiter whose wait times out deregisters; if a wake-up was
+/// granted to it meanwhile, it takes it and returns true. Not a process-shared
 /// `pthread_cond_t`, which cannot be destroyed safely after a waiter was killed.
 ///
 /// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
@@ -28,7 +37,9 @@ public struct Condition: Codable, Sendable {
     public let segment: SharedSegment?
     private let served: MPIServedCondition?
     private var sequence: UnsafeMutablePointer<UInt32> { segment!.word(0) }
-    private var sleepers: UnsafeMutablePointer<UInt32> { segment!.word(1) }
+    /// Waiters registered (high 32 bits) and wake-ups granted to them, not yet taken (low 32
+    /// bits); granted ≤ waiters. Changed only by compare-and-swap.
+    private var state: UnsafeMutablePointer<UInt64> { (segment!.base + 8).assumingMemoryBound(to: UInt64.self) }
 
     /// A condition over `lock`, or over a new `Lock` when nil.
     public init(lock: Lock? = nil) throws {
@@ -41,7 +52,7 @@ public struct Condition: Codable, Sendable {
             self.init(lock: lock, segment: nil, served: MPIServedCondition(lock: servedLock))
             return
         }
-        try self.init(lock: lock ?? Lock(), segment: SharedSegment(size: 8), served: nil)
+        try self.init(lock: lock ?? Lock(), segment: SharedSegment(size: 16), served: nil)
     }
 
     private init(lock: Lock, segment: SharedSegment?, served: MPIServedCondition?) {
@@ -111,20 +122,48 @@ public struct Condition: Codable, Sendable {
         }
         if let served { return try served.wait(timeout: timeout) }
         let deadline = Deadline(seconds: timeout)
-        let seen = SharedAtomic.load(sequence)
-        SharedAtomic.add(sleepers, 1)
-        try lock.release()
+        // Registered holding the lock, so every notify after this sees this waiter, and
+        // every notify before it has already run (`registeredAt` tells them apart).
+        let registeredAt = SharedAtomic.load(sequence)
+        _ = CSystemShims_fetch_add_u64(state, 1 << 32)
+        do {
+            try lock.release()
+        } catch {
+            _ = leave()
+            throw error
+        }
         var notified = false
         while true {
-            if SharedAtomic.load(sequence) != seen { notified = true; break }
+            let seen = SharedAtomic.load(sequence)
+            // Only a notify since this waiter registered may have granted it a wake-up.
+            if seen != registeredAt && takeWakeUp() { notified = true; break }
             if !Futex.wait(sequence, while: seen, until: deadline) {
-                notified = SharedAtomic.load(sequence) != seen
+                notified = leave()
                 break
             }
         }
-        SharedAtomic.subtract(sleepers, 1)
         try lock.acquire()
         return notified
+    }
+
+    /// Takes a granted wake-up (deregistering); false if none is left.
+    private func takeWakeUp() -> Bool {
+        var current = CSystemShims_load_u64_seqcst(state)
+        while current & 0xFFFF_FFFF != 0 {
+            if CSystemShims_cas_u64(state, &current, current - (1 << 32) - 1) != 0 { return true }
+        }
+        return false
+    }
+
+    /// Deregisters a waiter that timed out; true if a wake-up was granted to it meanwhile
+    /// (every waiter still registered has one), which it takes.
+    private func leave() -> Bool {
+        var current = CSystemShims_load_u64_seqcst(state)
+        while true {
+            let granted = current & 0xFFFF_FFFF
+            let taking: UInt64 = granted == current >> 32 && granted > 0 ? 1 : 0
+            if CSystemShims_cas_u64(state, &current, current - (1 << 32) - taking) != 0 { return taking == 1 }
+        }
     }
 
     /// Waits until `predicate` (evaluated holding the lock) is true or `timeout` seconds pass
@@ -145,15 +184,16 @@ public struct Condition: Codable, Sendable {
         return result
     }
 
-    /// The processes and threads inside `wait` now (for tests that must know a waiter is
-    /// asleep before they wake it). Under mpirun, counted by rank 0 (the waiters not yet
-    /// notified): nil on a worker rank.
+    /// The processes and threads inside `wait` now (registered waiters, which every later
+    /// notify reaches: for tests that must know a waiter waits before they wake it). Under
+    /// mpirun, counted by rank 0 (the waiters not yet notified): nil on a worker rank.
     package var waiterCount: Int? {
         if let served { return served.waiterCount }
-        return Int(SharedAtomic.load(sleepers))
+        return Int(CSystemShims_load_u64_seqcst(state) >> 32)
     }
 
-    /// Wakes up to `n` waiters (at least one if any waits). Call it holding the lock.
+    /// Wakes up to `n` of the waiters waiting now (at least one if any waits); never more,
+    /// and never one that starts waiting later. Call it holding the lock.
     /// - Throws: `SynchronizationError(.notHeld)` if this thread does not hold the lock.
     ///
     /// The corresponding system call is `futex(FUTEX_WAKE)`.
@@ -165,9 +205,19 @@ public struct Condition: Codable, Sendable {
             if n > 0 { try served.notify(n) }
             return
         }
-        guard n > 0, SharedAtomic.load(sleepers) > 0 else { return }
+        guard n > 0 else { return }
+        var current = CSystemShims_load_u64_seqcst(state)
+        var grant: UInt64 = 0
+        while true {
+            let (waiters, granted) = (current >> 32, current & 0xFFFF_FFFF)
+            grant = min(UInt64(n), waiters - granted)
+            if grant == 0 { return }
+            if CSystemShims_cas_u64(state, &current, current + grant) != 0 { break }
+        }
         SharedAtomic.add(sequence, 1)
-        Futex.wake(sequence, count: Int32(clamping: n))
+        // Waiters not asleep yet see the new sequence and take a wake-up themselves; a
+        // sleeper woken for a wake-up another took sleeps again.
+        Futex.wake(sequence, count: Int32(clamping: grant))
     }
 
     /// Wakes every waiter. Call it holding the lock. Python's `notify_all`.

@@ -22,8 +22,10 @@ import Glibc
 ///
 /// **Owned.** Unlike Python's (a semaphore underneath), only the thread that acquired the
 /// lock may release it — that is how the system knows whose death frees it. Releasing a lock
-/// this thread does not hold throws `SynchronizationError(.notHeld)`; acquiring it twice from
-/// the same thread throws `.wouldDeadlock` instead of waiting for ever.
+/// this thread does not hold throws `SynchronizationError(.notHeld)`. Acquiring it again from
+/// the thread that holds it returns false when not blocking or with a timeout (as Python's,
+/// which would wait for the timeout in vain), and throws `.wouldDeadlock` without a timeout
+/// instead of waiting for ever.
 ///
 /// Underneath: a robust, process-shared, error-checking `pthread_mutex_t` in a shared segment;
 /// ~20 ns to acquire and release when uncontended.
@@ -74,12 +76,21 @@ public struct Lock: Codable, Sendable {
     /// - Parameters:
     ///   - blocking: false: try once, never wait.
     ///   - timeout: the longest wait in seconds; nil waits for ever.
-    /// - Throws: `SynchronizationError(.wouldDeadlock)` if this thread holds it already.
+    /// - Returns: `.timedOut` also when this thread holds the lock already and `blocking` is
+    ///   false or a timeout is given (waiting for itself could only end in a time-out).
+    /// - Throws: `SynchronizationError(.wouldDeadlock)` if this thread holds it already and
+    ///   would wait for ever (blocking, no timeout).
     ///
     /// The corresponding C functions are `pthread_mutex_lock`, `pthread_mutex_trylock`,
     /// `pthread_mutex_timedlock` and, after `EOWNERDEAD`, `pthread_mutex_consistent`.
     public func acquireReportingRecovery(blocking: Bool = true, timeout: Double? = nil) throws(SynchronizationError) -> Acquisition {
-        guard let mutex else { return try served!.acquire(timeout: blocking ? timeout : 0) }
+        guard let mutex else {
+            do {
+                return try served!.acquire(timeout: blocking ? timeout : 0)
+            } catch where error.code == .wouldDeadlock && (!blocking || timeout != nil) {
+                return .timedOut
+            }
+        }
         do {
             switch try mutex.lock(timeout: blocking ? timeout : 0) {
             case .acquired: return .acquired
@@ -87,6 +98,7 @@ public struct Lock: Codable, Sendable {
             case .timedOut: return .timedOut
             }
         } catch where error.errno == EDEADLK {
+            if !blocking || timeout != nil { return .timedOut }
             throw SynchronizationError(.wouldDeadlock, """
                 this thread already holds the Lock: acquiring it again would wait for ever; \
                 release it first, or use an RLock for re-entrant locking

@@ -135,6 +135,19 @@ struct Ring: @unchecked Sendable {
                   timeoutNanoseconds: timeoutNanoseconds) { freeSpace > 0 }
     }
 
+    /// Waits until at least `count` bytes can be read, or the timeout passes (spurious
+    /// returns are possible).
+    func waitForData(atLeast count: Int, spinning: Bool, timeoutNanoseconds: Int64) {
+        Ring.wait(sequence: headSequence, sleepingFlag: consumerSleeping, spinning: spinning,
+                  timeoutNanoseconds: timeoutNanoseconds) { available >= count }
+    }
+
+    /// Waits until at least `count` bytes of space are free, or the timeout passes.
+    func waitForSpace(atLeast count: Int, spinning: Bool, timeoutNanoseconds: Int64) {
+        Ring.wait(sequence: tailSequence, sleepingFlag: producerSleeping, spinning: spinning,
+                  timeoutNanoseconds: timeoutNanoseconds) { freeSpace >= count }
+    }
+
     static func wait(sequence: UnsafeMutablePointer<UInt32>, sleepingFlag: UnsafeMutablePointer<UInt32>,
                      spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
         if spinning && AdaptiveWait.spin(until: ready) { return }
