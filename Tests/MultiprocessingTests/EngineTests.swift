@@ -16,6 +16,8 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     let summary = "scripted"
     private(set) var chunks: [[Chunk]]
     private(set) var stops: [Int] = []
+    /// `define` messages per worker.
+    private(set) var defines: [Int: Int] = [:]
     private(set) var killed: [Int] = []
     private(set) var replaced: [Int] = []
     /// Replies (bytes, decoded when polled: a decoded reply points into them) and deaths.
@@ -77,6 +79,7 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     func send(_ message: inout WireWriter, to worker: Int) {
         MessageBuffer.withPayload(message) { payload in
             var reader = WireReader(payload)
+            if payload.first == MasterMessage.define.rawValue { defines[worker, default: 0] += 1 }
             guard (try? reader.read(UInt8.self)) == MasterMessage.chunk.rawValue,
                   let task = try? reader.read(UInt64.self), (try? reader.read(UInt32.self)) != nil,
                   let inputs = try? reader.decodeArray(Int.self) else { return }
@@ -134,6 +137,12 @@ final class Outcome: @unchecked Sendable {
 
 struct Identity: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int { x }
+}
+
+/// A function value that carries a table (what a scientist captures).
+struct WithTable: ParallelFunction {
+    var table: [Double]
+    func callAsFunction(_ x: Int) -> Int { x + Int(table[x % table.count]) }
 }
 
 /// The engine's logic without processes: deaths, withdrawals, time limits, retries,
@@ -332,6 +341,30 @@ final class EngineTests: XCTestCase {
         _ = engine.step()
         XCTAssertEqual(try other.result?.get(), [2])
         XCTAssertEqual(doomedOutcome.calls, 1)
+    }
+
+    func testAFunctionValueTravelsOncePerWorkerHoweverManyCallsUseIt() throws {
+        let backend = ScriptedBackend(workers: 2)
+        let engine = engine(backend)
+        let table = (0..<100_000).map(Double.init)
+        for call in 0..<20 {
+            let job = BatchJob<WithTable>(function: try FunctionDefinition.make(WithTable(table: table)), options: .none,
+                                          inputs: [call], chunkSize: 1) { _ in }
+            try engine.submit(job)
+            _ = engine.step()
+            for worker in 0..<2 where backend.chunks[worker].count > 0 {
+                backend.take(worker)
+                backend.reply(worker, task: backend.chunks[worker].last!.task, outputs: [call])
+            }
+            _ = engine.step()
+        }
+        XCTAssertEqual(backend.defines.values.reduce(0, +), backend.defines.count, "one define per worker that ran")
+        // Another value of the same type is another function.
+        let other = BatchJob<WithTable>(function: try FunctionDefinition.make(WithTable(table: [1])), options: .none,
+                                        inputs: [0], chunkSize: 1) { _ in }
+        try engine.submit(other)
+        _ = engine.step()
+        XCTAssertEqual(backend.defines.values.reduce(0, +), backend.defines.count + 1)
     }
 
     func testRepeatedDeathsBeforeTheFirstTaskBreakThePoolAndCrashingTasksDoNot() throws {

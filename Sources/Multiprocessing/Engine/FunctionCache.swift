@@ -1,12 +1,42 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The function values the engine's workers know: each distinct value (type name and
 /// encoded bytes) gets an id, is sent to a worker once before its first chunk, and is kept
 /// until 64 others have been used since (then the workers are told to drop it).
 struct FunctionCache {
     static let capacity = 64
 
+    /// A function value by content: its type, length and a 64-bit hash of its bytes (one pass
+    /// over them, eight bytes at a time), with the bytes compared only on a hash match. A value
+    /// holding a 100 MB table costs one hash per call, not `Hashable`'s byte-by-byte SipHash
+    /// of every lookup.
     private struct Key: Hashable {
         let typeName: String
+        let count: Int
+        let hash: UInt64
         let bytes: [UInt8]
+
+        init(_ definition: FunctionDefinition) {
+            typeName = definition.typeName
+            bytes = definition.bytes
+            count = bytes.count
+            hash = fnv1a(bytes)
+        }
+
+        func hash(into hasher: inout Hasher) {
+            hasher.combine(typeName)
+            hasher.combine(count)
+            hasher.combine(hash)
+        }
+
+        static func == (a: Key, b: Key) -> Bool {
+            a.hash == b.hash && a.count == b.count && a.typeName == b.typeName
+                && (a.count == 0 || a.bytes.withUnsafeBytes { x in
+                    b.bytes.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+                })
+        }
     }
 
     private var definitions: [Key: FunctionDefinition] = [:]
@@ -24,7 +54,7 @@ struct FunctionCache {
     /// The cached definition equal to `function` (or `function` itself, now cached), for a
     /// new job. Returns ids to drop from every worker that has them.
     mutating func adopt(_ function: FunctionDefinition) -> (definition: FunctionDefinition, evicted: [UInt32]) {
-        let key = Key(typeName: function.typeName, bytes: function.bytes)
+        let key = Key(function)
         let definition: FunctionDefinition
         var evicted: [UInt32] = []
         if let existing = definitions[key] {
