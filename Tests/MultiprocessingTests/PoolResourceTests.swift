@@ -73,3 +73,57 @@ final class PoolResourceTests: TimeLimitedTestCase {
                       "children: \(Self.children()), \(aliveBefore) alive before")
     }
 }
+
+/// Puts its input into a queue the function value carries.
+struct PutInto: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ x: Int) throws -> Int {
+        try queue.put(x)
+        return x
+    }
+}
+
+/// The number of shared mappings of this process (memfd / shm) — for a worker's own view.
+struct SharedMappings: ParallelFunction {
+    func callAsFunction(_: Int) -> Int {
+        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return -1 }
+        return maps.split(separator: "\n").filter { $0.contains("memfd:") || $0.contains("/dev/shm/") }.count
+    }
+}
+
+/// What the registry of a worker holds (for failure messages).
+struct SegmentsHeld: ParallelFunction {
+    func callAsFunction(_: Int) -> String {
+        "received \(SegmentRegistry.counts.received)"
+    }
+}
+
+final class PoolSegmentReleaseTests: TimeLimitedTestCase {
+    /// Issue 10 item 8: a long-lived pool whose tasks are given many short-lived shared objects
+    /// keeps only the live ones mapped in its workers (one queue per call, 100 calls: more than
+    /// the 64 function values a pool caches).
+    func testShortLivedObjectsAreUnmappedInTheWorkers() throws {
+        for method in [StartMethod.fork, .spawn] {
+            try Pool.with(processes: 1, startMethod: method) { pool in
+                func roundOfQueues(_ count: Int) throws {
+                    for i in 0..<count {
+                        let queue = try Queue<Int>()
+                        XCTAssertEqual(try pool.apply(PutInto(queue: queue), i), i)
+                        XCTAssertEqual(try queue.get(timeout: 10), i)
+                    }
+                }
+                try roundOfQueues(5)
+                usleep(700_000)                       // the engine looks twice a second
+                let before = try pool.apply(SharedMappings(), 0)
+                try roundOfQueues(100)
+                usleep(700_000)
+                _ = try pool.apply(Square(), 1)       // one more round: releases sent
+                usleep(700_000)
+                _ = try pool.apply(Square(), 2)
+                let after = try pool.apply(SharedMappings(), 0)
+                XCTAssertGreaterThan(before, 0, "\(method)")
+                XCTAssertLessThan(after - before, 10, "\(method): \(before) shared mappings before, \(after) after 100 queues: worker \((try? pool.apply(SegmentsHeld(), 0)) ?? "?"), parent owned \(SegmentRegistry.counts.owned)")
+            }
+        }
+    }
+}

@@ -59,14 +59,17 @@ struct FunctionCache {
         var evicted: [UInt32] = []
         if let existing = definitions[key] {
             definition = existing
+            if existing.attachments.isEmpty { existing.attachments = function.attachments }
         } else {
             definition = function
             definition.id = nextID
             nextID = nextID == UInt32.max - 1 ? 1 : nextID + 1
             definitions[key] = definition
-            evicted = evict()
         }
+        // In use before anything is evicted: a new definition is never its own victim (it
+        // was: never used, it sorted first, and a function past the 64th leaked in workers).
         definition.activeJobs += 1
+        evicted = evict()
         return (definition, evicted)
     }
 
@@ -75,6 +78,19 @@ struct FunctionCache {
         definition.activeJobs -= 1
         clock += 1
         definition.lastUsed = clock
+        // Idle: do not keep the objects it mentions alive (a new job brings its own).
+        if definition.activeJobs == 0 { definition.attachments = [] }
+    }
+
+    /// Drops the idle definitions that mention a segment in `gone` (an object dropped
+    /// everywhere); returns their ids, to be undefined in the workers that have them.
+    mutating func evict(mentioning gone: Set<SegmentID>) -> [UInt32] {
+        let victims = definitions.filter { $0.value.activeJobs == 0 && !$0.value.attachmentIDs.isDisjoint(with: gone) }
+        for (key, definition) in victims {
+            definitions.removeValue(forKey: key)
+            broken.removeValue(forKey: definition.id)
+        }
+        return victims.map { $0.value.id }
     }
 
     private mutating func evict() -> [UInt32] {

@@ -8,13 +8,18 @@ final class FunctionDefinition {
     var id: UInt32 = 0
     var activeJobs = 0
     var lastUsed: UInt64 = 0
-    /// Shared segments the function value mentions (sent to a worker before the value).
-    let attachments: [SegmentStorage]
+    /// Shared segments the function value mentions (sent to a worker before the value). Held
+    /// only while a job uses the definition (`FunctionCache.release` lets go), so that a
+    /// cached definition does not keep a dropped queue's memory alive.
+    var attachments: [SegmentStorage]
+    /// Their ids: a cached definition that mentions a segment that is gone is dropped.
+    let attachmentIDs: Set<SegmentID>
 
     init(typeName: String, bytes: [UInt8], attachments: [SegmentStorage] = []) {
         self.typeName = typeName
         self.bytes = bytes
         self.attachments = attachments
+        self.attachmentIDs = Set(attachments.map(\.id))
     }
 
     static func make<F: ParallelFunction>(_ function: F) throws(PoolError) -> FunctionDefinition {

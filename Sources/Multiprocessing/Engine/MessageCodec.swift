@@ -3,7 +3,8 @@
 ///
 /// Engine → worker: `define` (function id, type name, encoded function value — once per
 /// function and worker, not per chunk), `undefine`, `chunk` (task id, function id, encoded
-/// inputs), `stop`. Worker → engine: `result` (task id, encoded outputs), `failure` (task id,
+/// inputs), `stop`, `release` (shared segments the parent dropped: the worker unmaps them
+/// once nothing it holds mentions them). Worker → engine: `result` (task id, encoded outputs), `failure` (task id,
 /// position in the chunk, what failed, type name, description, then the encoded outputs of
 /// the inputs before that position), `stopped`.
 ///
@@ -15,6 +16,7 @@ enum MasterMessage: UInt8 {
     case undefine = 2
     case chunk = 3
     case stop = 4
+    case release = 5
 }
 
 enum WorkerMessage: UInt8 {
@@ -78,6 +80,16 @@ enum MasterCodec {
     static func stop(into writer: inout WireWriter) {
         MessageBuffer.begin(&writer)
         writer.write(MasterMessage.stop.rawValue)
+    }
+
+    static func release(_ segments: [SegmentID], into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(MasterMessage.release.rawValue)
+        writer.write(UInt32(segments.count))
+        for segment in segments {
+            writer.write(segment.high)
+            writer.write(segment.low)
+        }
     }
 }
 

@@ -186,6 +186,7 @@ final class PoolEngine: @unchecked Sendable {
         }
         nextTimer = nil
         if enforceTimeLimits(now: now) { progressed = true }
+        releaseGoneSegments(now: now)
         if dispatch(now: now) { progressed = true }
         if rebalance(now: now) {
             progressed = true
@@ -312,6 +313,36 @@ final class PoolEngine: @unchecked Sendable {
         workers[worker].sent &+= 1
         workers[worker].initializerChunk = workers[worker].sent
         backend.send(&writer, to: worker)
+    }
+
+    /// When the engine last looked for dropped shared segments.
+    private var lastSegmentSweep: UInt64 = 0
+    static let segmentSweepInterval: UInt64 = 500_000_000
+
+    /// Tells workers to let go of shared segments (queues, locks, values) that this process
+    /// has dropped, and drops cached functions that mention them — so a long-lived pool
+    /// given many short-lived objects keeps only the live ones mapped. At most twice a second.
+    private func releaseGoneSegments(now: UInt64) {
+        guard now &- lastSegmentSweep >= Self.segmentSweepInterval else { return }
+        lastSegmentSweep = now
+        var gone: Set<SegmentID> = []
+        for worker in workers.indices where !workers[worker].sentSegments.isEmpty {
+            for id in workers[worker].sentSegments where SegmentRegistry.lookup(id) == nil { gone.insert(id) }
+        }
+        guard !gone.isEmpty else { return }
+        for id in functions.evict(mentioning: gone) {
+            for worker in workers.indices where functions.drop(id, from: worker) {
+                MasterCodec.undefine(id, into: &writer)
+                backend.send(&writer, to: worker)
+            }
+        }
+        for worker in workers.indices {
+            let dropped = workers[worker].sentSegments.intersection(gone)
+            guard !dropped.isEmpty else { continue }
+            workers[worker].sentSegments.subtract(dropped)
+            MasterCodec.release(Array(dropped), into: &writer)
+            backend.send(&writer, to: worker)
+        }
     }
 
     /// Sends the descriptors of `segments` the worker does not have yet.

@@ -71,6 +71,14 @@ final class WorkerRuntime {
         case .stop:
             WorkerCodec.stopped(into: &reply)
             return .stop
+        case .release:
+            if let count = try? reader.read(UInt32.self) {
+                for _ in 0..<count {
+                    guard let high = try? reader.read(UInt64.self), let low = try? reader.read(UInt64.self) else { break }
+                    SegmentRegistry.release(SegmentID(high: high, low: low))
+                }
+            }
+            return .none
         }
     }
 

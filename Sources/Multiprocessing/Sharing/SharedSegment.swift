@@ -87,8 +87,9 @@ final class SegmentStorage: @unchecked Sendable {
 }
 
 /// The segments this process maps, by id. Segments created here are held weakly (they go
-/// when their last handle goes); segments received from other processes are held for the
-/// life of this process, since the sender may mention them again at any time.
+/// when their last handle goes); segments received from other processes are held until the
+/// sender says it dropped them (`release`: a pool worker hears it from its engine), since
+/// the sender may mention them again until then.
 enum SegmentRegistry {
     private final class Weak { weak var storage: SegmentStorage?; init(_ s: SegmentStorage) { storage = s } }
     private static let lock = ConditionLock()
@@ -105,8 +106,20 @@ enum SegmentRegistry {
         }
     }
 
+    /// How many segments this process holds: created here and alive, received (diagnostics).
+    static var counts: (owned: Int, received: Int) {
+        lock.withLock { (owned.values.filter { $0.storage != nil }.count, received.count) }
+    }
+
     static func lookup(_ id: SegmentID) -> SegmentStorage? {
         lock.withLock { received[id] ?? owned[id]?.storage }
+    }
+
+    /// A received segment its sender dropped: no longer held here (the mapping goes with the
+    /// last value in this process that mentions it).
+    static func release(_ id: SegmentID) {
+        let dropped: SegmentStorage? = lock.withLock { received.removeValue(forKey: id) }
+        withExtendedLifetime(dropped) {}  // deinit (which takes `lock`) runs outside it
     }
 
     static func forget(_ id: SegmentID) {
