@@ -7,15 +7,32 @@ public struct RemoteError: Error, CustomStringConvertible, Sendable, Equatable {
     public var message: String
     /// The failing input's position in the submitted sequence (0-based).
     public var inputIndex: Int
+    /// Where it ran: the worker's process id (local backend), its rank (MPI) and host.
+    public var pid: Int32?
+    public var rank: Int?
+    public var host: String?
 
-    public init(typeName: String, message: String, inputIndex: Int) {
+    public init(typeName: String, message: String, inputIndex: Int, pid: Int32? = nil, rank: Int? = nil,
+                host: String? = nil) {
         self.typeName = typeName
         self.message = message
         self.inputIndex = inputIndex
+        self.pid = pid
+        self.rank = rank
+        self.host = host
     }
 
     public var description: String {
-        "input \(inputIndex) threw \(typeName): \(message)"
+        var text = "input \(inputIndex) threw \(typeName): \(message)"
+        var place = pid.map { ["worker process \($0)"] } ?? rank.map { ["worker rank \($0)"] } ?? []
+        if let host { place.append("on \(host)") }
+        if !place.isEmpty { text += " (\(place.joined(separator: " ")))" }
+        return text
+    }
+
+    /// Equal when the same input threw the same error, wherever it ran.
+    public static func == (a: RemoteError, b: RemoteError) -> Bool {
+        a.typeName == b.typeName && a.message == b.message && a.inputIndex == b.inputIndex
     }
 }
 

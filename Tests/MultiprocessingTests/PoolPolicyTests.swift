@@ -102,7 +102,11 @@ final class PoolPolicyTests: TimeLimitedTestCase {
                 XCTAssertEqual(exhausted.inputIndex, 4)
                 XCTAssertEqual(exhausted.attempts, 3)
                 XCTAssertTrue(exhausted.failures.allSatisfy { $0.contains("boom at 4") }, "\(exhausted)")
-                XCTAssertTrue(exhausted.lastError is RemoteError)
+                guard let remote = exhausted.lastError as? RemoteError else { return XCTFail("\(exhausted.lastError)") }
+                // Where it ran, for a scientist to act on.
+                XCTAssertNotNil(remote.pid)
+                XCTAssertNotNil(remote.host)
+                XCTAssertTrue("\(remote)".contains("worker process \(remote.pid!) on \(remote.host!)"), "\(remote)")
             }
             // A predicate that refuses: no retry, the plain error.
             let never = RetryPolicy(attempts: 3, on: [.threw], when: { _ in false })

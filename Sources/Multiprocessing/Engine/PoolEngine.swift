@@ -590,7 +590,9 @@ final class PoolEngine: @unchecked Sendable {
                         job.runAgain(before)
                     }
                 }
-                let remote = RemoteError(typeName: typeName, message: message, inputIndex: culprit.first)
+                let identity = backend.identity(of: worker)
+                let remote = RemoteError(typeName: typeName, message: message, inputIndex: culprit.first, pid: identity.pid,
+                                         rank: identity.rank, host: identity.host)
                 job.inputFailed(culprit.first, error: remote, as: .threw, now: now)
                 job.runAgain(after)
             case .machinery:

@@ -193,8 +193,13 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     private func drain(_ slot: Int, _ handler: (BackendEvent) -> Void) -> Bool {
+        // The handler may call back into this backend (identity, kill): the assembler is
+        // taken out of `slots` while it runs, so that `slots` is not being modified meanwhile.
+        var assembler = FrameAssembler()
+        swap(&assembler, &slots[slot].assembler)
+        defer { swap(&assembler, &slots[slot].assembler) }
         do {
-            return try slots[slot].assembler.poll(layout.resultRing(slot)) { message in
+            return try assembler.poll(layout.resultRing(slot)) { message in
                 handler(.decoding(message, from: slot))
             }
         } catch {
@@ -263,8 +268,15 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func identity(of worker: Int) -> WorkerDied {
-        WorkerDied(pid: slots[worker].pid)
+        WorkerDied(pid: slots[worker].pid, host: LocalBackend.hostName)
     }
+
+    /// This machine's name, for errors that say where a task ran.
+    static let hostName: String? = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }()
 
     /// Runs on the pool's thread inside `ForkGuard` activity (a fork for another pool never
     /// catches it in the Swift runtime); lets go of it only while it waits, because the
