@@ -17,6 +17,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // `swift package generate-documentation` (Scripts/docs.sh); not linked into anything.
         .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
@@ -33,7 +34,9 @@ let package = Package(
         // The binary codec, below MPI so that `Communicator` can send `Codable` values too.
         .target(name: "Wire"),
         .target(name: "MPI", dependencies: ["CMPI", "Wire"]),
-        .target(name: "Multiprocessing", dependencies: ["CSystemShims", "Wire", "MPI"]),
+        .target(name: "Multiprocessing", dependencies: [
+            "CSystemShims", "Wire", "MPI", .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "Kernels", dependencies: ["Multiprocessing"]),
         .executableTarget(
             name: "swiftmp",
@@ -49,7 +52,9 @@ let package = Package(
         .testTarget(name: "ExamplesTests", dependencies: ["seed-examples", "TestSupport"]),
         // Launching built executables and Scripts/ from tests (shared by the test targets).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "MultiprocessingTests", dependencies: ["Multiprocessing"]),
+        .testTarget(name: "MultiprocessingTests", dependencies: [
+            "Multiprocessing", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // SPMD self-test of the MPI layer: every rank runs main (imports only MPI).
         .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
@@ -59,7 +64,9 @@ let package = Package(
         // Runs the built CLI: outputs, errors, signals.
         .testTarget(name: "SwiftMPTests", dependencies: ["swiftmp", "TestSupport"]),
         // One pool program on every backend (local, mpirun -np 1…4, the netns cluster).
-        .executableTarget(name: "mpi-pool-check", dependencies: ["Multiprocessing"]),
+        .executableTarget(name: "mpi-pool-check", dependencies: [
+            "Multiprocessing", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check", "swiftmp", "TestSupport"]),
         // Queue, Lock, Event, … between rank 0 and worker ranks (served by rank 0), locally and
         // under mpirun -np 2/3; the primitives not offered across ranks fail at creation.

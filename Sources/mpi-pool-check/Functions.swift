@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Logging
 import Multiprocessing
 
 /// a·x + b.
@@ -77,5 +78,13 @@ struct LoggedSquare: ParallelFunction {
         }
         usleep(UInt32(milliseconds * 1000))
         return x * x
+    }
+}
+
+/// Logs with swift-log in a task (the record is printed by the parent / rank 0).
+struct LoggingTask: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int {
+        Logger(label: "check").info("task \(x) says hello")
+        return x
     }
 }

@@ -12,6 +12,7 @@
 //                                   map 60 inputs (100 ms each) with a checkpoint journal, each
 //                                   run of an input logged; prints "CHECKPOINT OK sum=…"
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
+import Logging
 import Multiprocessing
 #if canImport(Glibc)
 import Glibc
@@ -55,6 +56,24 @@ if let index = words.firstIndex(of: "--idle"), index + 1 < words.count, let seco
     print("IDLE DONE")
     exit(0)
 }
+// Records logged in tasks are printed here, by rank 0 / the parent, with where they came from.
+struct PrintingLogHandler: LogHandler {
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .info
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
+             function: String, line: UInt) {
+        let rank = metadata?["rank"].map { " rank=\($0)" } ?? ""
+        let pid = metadata?["pid"] != nil ? " pid" : ""
+        print("[log\(rank)\(pid) in \(getpid())] \(level) \(message)")
+        fflush(nil)
+    }
+}
+WorkerLogging.bootstrap { _ in PrintingLogHandler() }
+
 let pool: Pool
 do {
     pool = try Pool()
@@ -121,6 +140,7 @@ check("apply", try pool.apply(affine, 7), 22)
 check("applyAsync", try (0..<10).map { try pool.applyAsync(affine, $0) }.map { try $0.get() }, Array(expected.prefix(10)))
 expectRemoteError("apply failure", index: 0) { try pool.apply(FailAt(bad: 0), 0) }
 check("apply after failure", try pool.apply(affine, -1), -2)
+check("logging task", try pool.map(LoggingTask(), [1, 2]), [1, 2])
 // A time limit: the long input fails with TaskTimedOut (its local worker is killed; an MPI
 // rank finishes it and the late result is dropped); the stream goes on.
 check("imap timeout", try Array(pool.imap(SleepFor(), [0, 1500, 0], timeout: 0.5)).map { result in

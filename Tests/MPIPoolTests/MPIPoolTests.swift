@@ -20,6 +20,7 @@ final class MPIPoolTests: XCTestCase {
         let outcome = try Launcher.run(try Launcher.poolCheck(), [], deadline: 60)
         XCTAssertEqual(outcome.status, 0, outcome.output)
         XCTAssertTrue(outcome.output.contains("POOL OK backend=local workers="), outcome.output)
+        XCTAssertTrue(outcome.output.contains("] info task 1 says hello"), outcome.output)
         return outcome
     }
 
@@ -34,6 +35,13 @@ final class MPIPoolTests: XCTestCase {
             XCTAssertTrue(outcome.output.contains("POOL OK backend=mpi workers=\(max(1, ranks - 1))\n"),
                           "np \(ranks): \(outcome.output)")
             XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
+            if ranks >= 2 {
+                // swift-log records from tasks on worker ranks, printed by rank 0, tagged with the rank.
+                for input in [1, 2] {
+                    XCTAssertTrue(outcome.output.range(of: "\\[log rank=[0-9]+ in [0-9]+\\] info task \(input) says hello",
+                                                       options: .regularExpression) != nil, "np \(ranks): \(outcome.output)")
+                }
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+import Logging
+
 /// The messages between the engine and its workers, on every backend, and their encoding —
 /// the one codec both sides share (the engine in `PoolEngine`, workers in `WorkerRuntime`).
 ///
@@ -6,7 +8,7 @@
 /// inputs), `stop`, `release` (shared segments the parent dropped: the worker unmaps them
 /// once nothing it holds mentions them). Worker → engine: `result` (task id, encoded outputs), `failure` (task id,
 /// position in the chunk, what failed, type name, description, then the encoded outputs of
-/// the inputs before that position), `stopped`.
+/// the inputs before that position), `stopped`, `log` (a swift-log record, `WorkerLogging`).
 ///
 /// Every message is written after `MessageBuffer.headroom` reserved bytes: a transport that
 /// needs a header (the local rings' length prefix, `Frame`) fills them in place, one that
@@ -23,6 +25,7 @@ enum WorkerMessage: UInt8 {
     case result = 1
     case failure = 2
     case stopped = 3
+    case log = 4
 }
 
 /// Why (part of) a chunk failed in a worker.
@@ -103,6 +106,8 @@ enum WorkerReply {
     case failure(task: UInt64, index: Int, kind: FailureKind, typeName: String, message: String, outputs: WireReader)
     /// The worker acknowledged `stop` and is leaving.
     case stopped
+    /// A swift-log record logged in a task.
+    case log(ForwardedRecord)
 
     /// Decodes a message without its headroom (what a transport delivers).
     static func decode(_ bytes: UnsafeRawBufferPointer) throws -> WorkerReply {
@@ -121,6 +126,20 @@ enum WorkerReply {
             return .failure(task: task, index: index, kind: failure, typeName: typeName, message: message, outputs: reader)
         case .stopped:
             return .stopped
+        case .log:
+            let level = Logger.Level(code: try reader.read(UInt8.self))
+            let label = try reader.read(String.self)
+            let message = try reader.read(String.self)
+            let count = try reader.read(UInt32.self)
+            guard count <= 10_000 else { throw PoolError(.protocolViolation, "a log record with \(count) metadata entries") }
+            var metadata: [(String, String)] = []
+            for _ in 0..<count { metadata.append((try reader.read(String.self), try reader.read(String.self))) }
+            let source = try reader.read(String.self)
+            let file = try reader.read(String.self)
+            let function = try reader.read(String.self)
+            let line = UInt(try reader.read(UInt64.self))
+            return .log(ForwardedRecord(level: level, label: label, message: message, metadata: metadata, source: source,
+                                        file: file, function: function, line: line))
         case nil:
             throw PoolError(.protocolViolation, "a worker sent an unknown message kind \(kind)")
         }
@@ -157,5 +176,23 @@ enum WorkerCodec {
     static func stopped(into writer: inout WireWriter) {
         MessageBuffer.begin(&writer)
         writer.write(WorkerMessage.stopped.rawValue)
+    }
+
+    static func log(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata, source: String,
+                    file: String, function: String, line: UInt, into writer: inout WireWriter) {
+        MessageBuffer.begin(&writer)
+        writer.write(WorkerMessage.log.rawValue)
+        writer.write(level.code)
+        writer.write(label)
+        writer.write(message)
+        writer.write(UInt32(metadata.count))
+        for (key, value) in metadata.sorted(by: { $0.key < $1.key }) {
+            writer.write(key)
+            writer.write(value.description)
+        }
+        writer.write(source)
+        writer.write(file)
+        writer.write(function)
+        writer.write(UInt64(line))
     }
 }

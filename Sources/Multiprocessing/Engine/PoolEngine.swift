@@ -551,6 +551,8 @@ final class PoolEngine: @unchecked Sendable {
         switch reply {
         case .stopped:
             break
+        case .log(let record):
+            record.emit(from: backend.identity(of: worker))
         case .result(let id, var outputs):
             if id == 0 {
                 workers[worker].initializerChunk = nil

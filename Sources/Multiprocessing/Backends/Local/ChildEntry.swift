@@ -28,6 +28,8 @@ enum ChildEntry {
                 return 71
             }
             region.closeDescriptor()
+            // Spawned (or by the fork server): `main` never ran here, so nothing set up logging.
+            WorkerLogging.bootstrapInFreshWorker()
             return withExtendedLifetime(region) { servePool(layout: layout, slot: slot, parent: parent, control: 4) }
         case "manager":
             guard let directory = values["dir"], let key = values["key"].flatMap(ManagerKey.decodeHex) else {
@@ -63,6 +65,11 @@ enum ChildEntry {
                                     doorbell: layout.doorbell, parent: parent)
         let inbox = DescriptorInbox(socket: control)
         let runtime = WorkerRuntime(progress: layout.progress(slot), attachments: inbox.descriptor(for:))
+        // Records logged in tasks travel on the result ring, before the task's result.
+        WorkerLogSink.current = WorkerLogSink { record in
+            Frame.finish(&record)
+            _ = record.bytes.withUnsafeBytes { channel.send($0) }
+        }
         while let message = channel.receive() {
             switch runtime.handle(message) {
             case .none:

@@ -20,6 +20,12 @@ enum MPIWorkerEntry {
         }
         MPIObjectClient.install(communicator)
         WorkerRuntime.servesThisProcess = true
+        // `main` never runs on a worker rank: forward swift-log records to rank 0. A record
+        // is a blocking send on the pool tag (rank 0 always receives), from the serve thread.
+        WorkerLogging.bootstrapInFreshWorker()
+        WorkerLogSink.current = WorkerLogSink { record in
+            _ = try? MessageBuffer.withPayload(record) { try communicator.send($0, to: 0, tag: MPIProtocol.poolTag) }
+        }
         var worker = MPIWorker(communicator: communicator, build: build)
         do {
             try worker.serve()
