@@ -312,8 +312,12 @@ def kernels_section(log, out):
                "on every run (Swift and NumPy stop on a mismatch; the C checksums are checked here). "
                "Each round's figure is the median of its repetitions; shown: median [min–max] over the "
                "rounds. Ratios are per round, then the median.\n")
-    out.append("| kernel | Swift (s) | C `-O3 -march=native` (s) | Swift ÷ C | target ≤ 1.1 | NumPy (s) | NumPy ÷ Swift |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("Swift: the benchmark program built as a user builds it (no flags); Swift native: the same "
+               "built with `-target-cpu native` (section *What build flags add*; the C kernels are built "
+               "with `-march=native`).\n")
+    out.append("| kernel | Swift (s) | C `-O3 -march=native` (s) | Swift ÷ C | target ≤ 1.1 | NumPy (s) | NumPy ÷ Swift "
+               "| Swift native (s) | Swift native ÷ C |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     order = ["pi", "mandelbrot", "matmul", "nbody"]
     kernels = [n for n in log.figures if n.startswith("kernels.")]
     for name in sorted(kernels, key=lambda n: order.index(n.split(".")[1]) if n.split(".")[1] in order else 9):
@@ -321,11 +325,15 @@ def kernels_section(log, out):
         versus_c, middle = ratio_cell(log.paired_ratios(name, c_name))
         versus_numpy, _ = ratio_cell(log.paired_ratios(numpy_name, name))
         label = name.removeprefix("kernels.").replace(".", " ", 1)
+        native_versus_c, _ = ratio_cell(log.paired_ratios("native." + name, c_name))
         out.append(f"| {label} | {spread(log, name)} | {spread(log, c_name)} | {versus_c} "
-                   f"| {verdict(middle, lambda r: r <= 1.1)} | {spread(log, numpy_name)} | {versus_numpy} |")
+                   f"| {verdict(middle, lambda r: r <= 1.1)} | {spread(log, numpy_name)} | {versus_numpy} "
+                   f"| {spread(log, 'native.' + name)} | {native_versus_c} |")
     matmul = log.field("kernels.matmul.1024", "gflops")
     if matmul:
-        out.append(f"\nSwift matmul 1024: {number(matmul)} GFLOP/s (median over the rounds).")
+        native = log.field("native.kernels.matmul.1024", "gflops")
+        out.append(f"\nSwift matmul 1024: {number(matmul)} GFLOP/s"
+                   + (f", native build {number(native)} GFLOP/s" if native else "") + " (median over the rounds).")
     out.append("")
     out.append(c_checksum_line(log))
     out.append("")
