@@ -26,7 +26,6 @@ case "$rounds" in
     ''|*[!0-9]*|0) echo "bench.sh: rounds must be a positive integer (got '$rounds')" >&2; exit 2 ;;
 esac
 processes=${PROCESSES:-2}
-scratch=.build-bench
 log=Benchmarks/bench-log.jsonl
 
 # Machine facts first: the load average must be the one before we add any.
@@ -97,20 +96,21 @@ run_prefixed() {
     echo "bench.sh: round $round: $*" >&2
     python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1], "round": int(sys.argv[2])}))' \
         "$*" "$round" >> "$log"
-    "$@" > "$log.part"
+    part=$(mktemp)
+    "$@" > "$part"
     python3 -c '
 import json, sys
 for line in open(sys.argv[2]):
     record = json.loads(line)
     record["name"] = sys.argv[1] + record["name"]
-    print(json.dumps(record, ensure_ascii=False))' "$prefix" "$log.part" >> "$log"
-    rm -f "$log.part"
+    print(json.dumps(record, ensure_ascii=False))' "$prefix" "$part" >> "$log"
+    rm -f "$part"
 }
 
-# Our process's anonymous resident memory when it measured process.startJoin.fork (this round),
-# for the C floor of our size.
+# Our process's anonymous resident memory when it last measured process.startJoin.fork (this
+# round's `swiftmp bench ipc`), for the C floor of our size.
 our_anon_kib() {
-    python3 - "$log" "$round" <<'PY'
+    python3 - "$log" <<'PY'
 import json, sys
 value = None
 for line in open(sys.argv[1]):
@@ -129,8 +129,9 @@ for round in $(seq "$rounds"); do
     run "$swiftmp" bench ipc --repetitions 5
     run python3 Scripts/bench_python_ipc.py --repetitions 5
     run Benchmarks/c/bin/floor 5
+    anon_kib=$(our_anon_kib)
     # shellcheck disable=SC2086 # one argument per library
-    run Benchmarks/c/bin/floor 5 --padded "$(our_anon_kib)" $libraries
+    run Benchmarks/c/bin/floor 5 --padded "$anon_kib" $libraries
     if [ "$variants" = yes ]; then
         run_prefixed native. "$external/.build-native/release/swiftmp-user" bench pool --processes "$processes" --start-method fork --repetitions 5
         run_prefixed native. "$external/.build-native/release/swiftmp-user" bench kernels --repetitions 3
