@@ -175,7 +175,9 @@ def floor_section(log, out):
                "shape — every shared library our binary loads `dlopen`ed, anonymous memory written up to our "
                "process's RssAnon when it measured `Process` start + join — so that fork copies and exit tears "
                "down as much as for ours; an 8-byte ping-pong between two processes over a `socketpair` "
-               "(what our `Pipe` is) and over two `pipe(2)`s (mean of 10 000 round trips); a 32-byte request / "
+               "(what our `Pipe` is; once with blocking reads, once with readers that wait as ours do: spin "
+               "50 µs, yield until 1 ms, then sleep in `poll`) and over two `pipe(2)`s (mean of 10 000 round "
+               "trips); a 32-byte request / "
                "16-byte reply over a Unix socket bound to a path (what a `Manager` proxy uses; mean of 2 000). "
                "Shapes (mappings, RssAnon KiB): ours "
                f"{number(ours_shape[0])}, {number(ours_shape[1])}; C of our shape {number(padded[0])}, "
@@ -193,6 +195,8 @@ def floor_section(log, out):
              "pipe.pingPong.bytes8", "c.pipe.pingPong.socketpair", ("≤ 1.2×", lambda r: r <= 1.2)),
             ("`Pipe` `send`/`recv` of an int, round trip (µs) vs C `socketpair`",
              "pipe.pingPong.int", "c.pipe.pingPong.socketpair", None),
+            ("`Pipe` `send_bytes` 8 B round trip (µs) vs C `socketpair`, both sides waiting as ours do",
+             "pipe.pingPong.bytes8", "c.pipe.pingPong.socketpairSpinning", None),
             ("`Pipe` `send_bytes` 8 B round trip (µs) vs C `pipe(2)` pair",
              "pipe.pingPong.bytes8", "c.pipe.pingPong.pipe2", None),
             ("`Manager().dict()` set (µs) vs C Unix-socket round trip",

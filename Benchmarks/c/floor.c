@@ -4,7 +4,9 @@
  *   floor RUNS                    fork + _exit + waitpid of this small program
  *                                 (c.process.forkExitWait.tiny), an 8-byte ping-pong between two
  *                                 processes over a socketpair (what our Pipe is) and over two
- *                                 pipe(2)s (c.pipe.pingPong.*), and a request/reply round trip
+ *                                 pipe(2)s (c.pipe.pingPong.*; .socketpairSpinning: both sides
+ *                                 wait as our library's readers do, spinning 50 µs, then yielding
+ *                                 until 1 ms, then sleeping in poll), and a request/reply round trip
  *                                 over a Unix socket bound to a path (what a Manager proxy uses;
  *                                 c.unixSocket.roundTrip)
  *   floor RUNS --padded ANON_KIB LIBRARY...
@@ -23,6 +25,8 @@
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <poll.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +59,39 @@ static int read_all(int fd, void *buffer, size_t size) {
         done += (size_t)n;
     }
     return 1;
+}
+
+/* Like read_all on a socket, but waiting as our library's readers do (ReadinessWait): spin
+ * for 50 µs, then sched_yield until 1 ms, then sleep in poll. */
+static int read_all_spinning(int fd, void *buffer, size_t size) {
+    size_t done = 0;
+    double started = 0;
+    while (done < size) {
+        ssize_t n = recv(fd, (char *)buffer + done, size - done, MSG_DONTWAIT);
+        if (n > 0) { done += (size_t)n; started = 0; continue; }
+        if (n == 0) return 0;
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) fail("recv");
+        double now = now_seconds();
+        if (started == 0) started = now;
+        if (now - started < 50e-6) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else if (now - started < 1050e-6) {
+            sched_yield();
+        } else {
+            struct pollfd readable = {.fd = fd, .events = POLLIN};
+            if (poll(&readable, 1, -1) < 0 && errno != EINTR) fail("poll");
+        }
+    }
+    return 1;
+}
+
+static int spinning = 0;  /* read_message waits as read_all_spinning does */
+
+static int read_message(int fd, void *buffer, size_t size) {
+    return spinning ? read_all_spinning(fd, buffer, size) : read_all(fd, buffer, size);
 }
 
 static void write_all(int fd, const void *buffer, size_t size) {
@@ -101,7 +138,7 @@ static pid_t echo_child(int in, int out, int close_in_child[2], size_t size) {
             if (close_in_child[i] >= 0 && close(close_in_child[i]) != 0) fail("close");
         }
         char message[64];
-        while (read_all(in, message, size)) write_all(out, message, size);
+        while (read_message(in, message, size)) write_all(out, message, size);
         _exit(0);
     }
     return pid;
@@ -112,12 +149,12 @@ static double round_trips(int out, int in, int rounds, size_t request, size_t re
     char message[64] = {1, 2, 3, 4, 5, 6, 7, 8};
     for (int i = 0; i < WARM_UP; i++) {
         write_all(out, message, request);
-        if (!read_all(in, message, reply)) fail("read (the echo ended early)");
+        if (!read_message(in, message, reply)) fail("read (the echo ended early)");
     }
     double start = now_seconds();
     for (int i = 0; i < rounds; i++) {
         write_all(out, message, request);
-        if (!read_all(in, message, reply)) fail("read (the echo ended early)");
+        if (!read_message(in, message, reply)) fail("read (the echo ended early)");
     }
     return (now_seconds() - start) / rounds * 1e6;
 }
@@ -251,6 +288,10 @@ int main(int argc, char **argv) {
     print_figure("c.process.forkExitWait.tiny", "ms", values, runs, 1);
     for (int r = 0; r < runs; r++) values[r] = socketpair_ping_pong();
     print_figure("c.pipe.pingPong.socketpair", "µs", values, runs, 0);
+    spinning = 1;
+    for (int r = 0; r < runs; r++) values[r] = socketpair_ping_pong();
+    print_figure("c.pipe.pingPong.socketpairSpinning", "µs", values, runs, 0);
+    spinning = 0;
     for (int r = 0; r < runs; r++) values[r] = pipes_ping_pong();
     print_figure("c.pipe.pingPong.pipe2", "µs", values, runs, 0);
     for (int r = 0; r < runs; r++) values[r] = unix_socket_round_trip();
