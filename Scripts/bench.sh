@@ -6,8 +6,18 @@
 # installed, swiftmp bench pingpong and the C ping-pong), then the scaling suite. Raw figures go to Benchmarks/bench-log.jsonl (each command line before its output);
 # Scripts/bench_report.py turns them into BENCHMARKS.md and Benchmarks/scaling.svg.
 #
+# The Swift program is built as a user builds one: Benchmarks/external is a separate package
+# that depends on this one and compiles the swiftmp command's sources, `swift build -c release`
+# with no special flags. Two more builds of it, one with -target-cpu native and one with the
+# Swift runtime linked statically, run a few suites each round under the name prefixes
+# `native.` and `static.`, to show what each flag adds. Beside the IPC figures, the operating
+# system's floor in C (Benchmarks/c/floor.c): fork + _exit + waitpid of a tiny program and of
+# one given our process's shape (the same shared libraries, as much anonymous memory), an
+# 8-byte ping-pong over a socketpair and over pipes, a Unix-socket request/reply.
+#
 #   Scripts/bench.sh [rounds]            # default 3 rounds
 #   PROCESSES=2 Scripts/bench.sh         # workers of the pool suites and the scaling maximum
+#   VARIANTS=no Scripts/bench.sh         # without the native and static builds
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -16,7 +26,6 @@ case "$rounds" in
     ''|*[!0-9]*|0) echo "bench.sh: rounds must be a positive integer (got '$rounds')" >&2; exit 2 ;;
 esac
 processes=${PROCESSES:-2}
-scratch=.build-bench
 log=Benchmarks/bench-log.jsonl
 
 # Machine facts first: the load average must be the one before we add any.
@@ -41,13 +50,21 @@ print(json.dumps({"machine": {
     "commit": first(["git", "rev-parse", "--short", "HEAD"]), "rounds": int(sys.argv[1])}}))
 PY
 
-echo "bench.sh: building swiftmp (release, native, Swift runtime linked statically) and the C kernels" >&2
-# --static-swift-stdlib, as Scripts/demo.sh and the README build it: a dozen fewer shared
-# libraries, so ~50 fewer mappings for every fork to copy and every child exit to tear down
-# (Process start+join with fork ~0.57 -> ~0.46 ms).
-swift build -c release -Xswiftc -target-cpu -Xswiftc native --static-swift-stdlib --scratch-path "$scratch" --product swiftmp >&2
+variants=${VARIANTS:-yes}
+external=Benchmarks/external
+echo "bench.sh: building the benchmark program as a user builds it ($external, release, no flags) and the C programs" >&2
+swift build -c release --package-path "$external" >&2
+swiftmp="$external/.build/release/swiftmp-user"
+if [ "$variants" = yes ]; then
+    echo "bench.sh: building it again with -target-cpu native, and with --static-swift-stdlib" >&2
+    swift build -c release --package-path "$external" --scratch-path "$external/.build-native" \
+        -Xswiftc -target-cpu -Xswiftc native >&2
+    swift build -c release --package-path "$external" --scratch-path "$external/.build-static" \
+        --static-swift-stdlib >&2
+fi
 Benchmarks/c/build.sh
-swiftmp="$scratch/release/swiftmp"
+# The shared libraries our program loads, for the C floor of our size (floor --padded).
+libraries=$(ldd "$swiftmp" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
 
 have_mpi=no have_mpi4py=no have_mpicc=no
 if command -v mpirun >/dev/null; then
@@ -72,11 +89,55 @@ run() {
     "$@" >> "$log"
 }
 
+# Like run, with every figure's name prefixed (the native and static builds' figures).
+run_prefixed() {
+    prefix=$1
+    shift
+    echo "bench.sh: round $round: $*" >&2
+    python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1], "round": int(sys.argv[2])}))' \
+        "$*" "$round" >> "$log"
+    part=$(mktemp)
+    "$@" > "$part"
+    python3 -c '
+import json, sys
+for line in open(sys.argv[2]):
+    record = json.loads(line)
+    record["name"] = sys.argv[1] + record["name"]
+    print(json.dumps(record, ensure_ascii=False))' "$prefix" "$part" >> "$log"
+    rm -f "$part"
+}
+
+# Our process's anonymous resident memory when it last measured process.startJoin.fork (this
+# round's `swiftmp bench ipc`), for the C floor of our size.
+our_anon_kib() {
+    python3 - "$log" <<'PY'
+import json, sys
+value = None
+for line in open(sys.argv[1]):
+    record = json.loads(line)
+    if record.get("name") == "process.startJoin.fork" and record.get("rss_anon_kib") is not None:
+        value = int(record["rss_anon_kib"])
+if value is None:
+    raise SystemExit("bench.sh: no process.startJoin.fork figure with rss_anon_kib in the log")
+print(value)
+PY
+}
+
 for round in $(seq "$rounds"); do
     run "$swiftmp" bench pool --processes "$processes" --start-method fork --repetitions 10
     run python3 Scripts/bench_python_pool.py --processes "$processes" --repetitions 10
     run "$swiftmp" bench ipc --repetitions 5
     run python3 Scripts/bench_python_ipc.py --repetitions 5
+    run Benchmarks/c/bin/floor 5
+    anon_kib=$(our_anon_kib)
+    # shellcheck disable=SC2086 # one argument per library
+    run Benchmarks/c/bin/floor 5 --padded "$anon_kib" $libraries
+    if [ "$variants" = yes ]; then
+        run_prefixed native. "$external/.build-native/release/swiftmp-user" bench pool --processes "$processes" --start-method fork --repetitions 5
+        run_prefixed native. "$external/.build-native/release/swiftmp-user" bench kernels --repetitions 3
+        run_prefixed static. "$external/.build-static/release/swiftmp-user" bench pool --processes "$processes" --start-method fork --repetitions 5
+        run_prefixed static. "$external/.build-static/release/swiftmp-user" bench ipc --repetitions 5 --only process
+    fi
     run "$swiftmp" bench kernels --repetitions 5
     for kernel in pi mandelbrot matmul nbody; do
         run "Benchmarks/c/bin/$kernel" 5

@@ -56,7 +56,7 @@ def pool_section(log, out):
                "median of its repetitions). Ratio: ours ÷ Python's, per round, then the median.\n")
     out.append("| benchmark | swift-multiprocessing | Python `multiprocessing` | ratio | target | met |")
     out.append("|---|---|---|---|---|---|")
-    names = sorted(n for n in log.figures if n.startswith("pool.map."))
+    names = sorted(n for n in log.figures if n.startswith("pool.map.") and ".input_" not in n)
     for name in names:
         peer = "python." + name
         text, middle = ratio_cell(log.paired_ratios(name, peer))
@@ -129,6 +129,109 @@ def ipc_section(log, out):
              ("`Manager().dict()` get (µs)", "manager.dict.get", AT_MOST_FIFTH)]
     for label, name, target in rows:
         out.append(target_row(log, label, name, "python." + name, target))
+    out.append("")
+
+
+INPUT_KINDS = [("arrayOfRange", "`Array(0..<n)`"), ("range", "`0..<n`"), ("closedRange", "`0...n-1`"),
+               ("stride", "`stride(from:to:by:)`"), ("lazyMap", "`(0..<n).lazy.map`"), ("set", "`Set`")]
+
+
+def inputs_section(log, out):
+    out.append("## Pool `map` over any sequence\n")
+    if not log.has("pool.map.200000.chunk_default.input_range"):
+        out.append("Not measured in this run.\n")
+        return
+    out.append("`pool.map(Square(), inputs, chunkSize: c)` with the inputs passed as the README passes them, "
+               "measured in the same repetitions as the array (interleaved, each repetition starting with "
+               "another kind). Each cell: tasks/s (median over the rounds) and, below, the array's rate ÷ "
+               "this input's rate, paired within each repetition, median over repetitions and then rounds "
+               "(1.00× = as fast as an array built beforehand). Target: every input within 1.1× of the array.\n")
+    out.append("| chunk size | array | " + " | ".join(label for _, label in INPUT_KINDS) + " | met |")
+    out.append("|---|---|" + "---|" * len(INPUT_KINDS) + "---|")
+    for chunk in ("default", "100", "1"):
+        base = f"pool.map.200000.chunk_{chunk}"
+        cells, worst = [], None
+        for kind, _ in INPUT_KINDS:
+            name = f"{base}.input_{kind}"
+            ratio = log.field(name, "vs_array")
+            if ratio is not None:
+                worst = ratio if worst is None else max(worst, ratio)
+            cells.append(f"{number(log.median(name))}<br>{ratio:.2f}×" if ratio is not None else "–")
+        out.append(f"| {chunk} | {number(log.median(base))} | " + " | ".join(cells)
+                   + f" | {verdict(worst, lambda r: r <= 1.1)} |")
+    out.append("")
+
+
+def floor_section(log, out):
+    out.append("## Against the floor: processes and IPC vs the same in C\n")
+    if not log.has("c.process.forkExitWait.tiny"):
+        out.append("Not measured in this run.\n")
+        return
+    ours_shape = (log.field("process.startJoin.fork", "mappings"), log.field("process.startJoin.fork", "rss_anon_kib"))
+    padded = (log.field("c.process.forkExitWait.padded", "mappings"), log.field("c.process.forkExitWait.padded", "rss_anon_kib"))
+    tiny = (log.field("c.process.forkExitWait.tiny", "mappings"), log.field("c.process.forkExitWait.tiny", "rss_anon_kib"))
+    out.append("`Benchmarks/c/floor.c`, run in each round right after `swiftmp bench ipc`: fork + `_exit` + "
+               "`waitpid` (median of 50) of a tiny C program and of the same program given our process's "
+               "shape — every shared library our binary loads `dlopen`ed, anonymous memory written up to our "
+               "process's RssAnon when it measured `Process` start + join — so that fork copies and exit tears "
+               "down as much as for ours; an 8-byte ping-pong between two processes over a `socketpair` "
+               "(what our `Pipe` is; once with blocking reads, once with readers that wait as ours do: spin "
+               "50 µs, yield until 1 ms, then sleep in `poll`) and over two `pipe(2)`s (mean of 10 000 round "
+               "trips); a 32-byte request / "
+               "16-byte reply over a Unix socket bound to a path (what a `Manager` proxy uses; mean of 2 000). "
+               "Shapes (mappings, RssAnon KiB): ours "
+               f"{number(ours_shape[0])}, {number(ours_shape[1])}; C of our shape {number(padded[0])}, "
+               f"{number(padded[1])}; tiny C {number(tiny[0])}, {number(tiny[1])}. Ratio: ours ÷ C, per round, "
+               "then the median.\n")
+    out.append("| figure | swift-multiprocessing | C floor | ratio | target | met |")
+    out.append("|---|---|---|---|---|---|")
+    rows = [("`Process` start + join, fork (ms) vs fork + `_exit` + `waitpid`, C of our shape",
+             "process.startJoin.fork", "c.process.forkExitWait.padded", ("≤ 1.3×", lambda r: r <= 1.3)),
+            ("`Process` start + join, fork (ms) vs the same, tiny C program",
+             "process.startJoin.fork", "c.process.forkExitWait.tiny", None),
+            ("bare fork + `_exit` + `waitpid` in our process (ms) vs C of our shape",
+             "process.rawForkExitWait", "c.process.forkExitWait.padded", None),
+            ("`Pipe` `send_bytes` 8 B round trip (µs) vs C `socketpair`",
+             "pipe.pingPong.bytes8", "c.pipe.pingPong.socketpair", ("≤ 1.2×", lambda r: r <= 1.2)),
+            ("`Pipe` `send`/`recv` of an int, round trip (µs) vs C `socketpair`",
+             "pipe.pingPong.int", "c.pipe.pingPong.socketpair", None),
+            ("`Pipe` `send_bytes` 8 B round trip (µs) vs C `socketpair`, both sides waiting as ours do",
+             "pipe.pingPong.bytes8", "c.pipe.pingPong.socketpairSpinning", None),
+            ("`Pipe` `send_bytes` 8 B round trip (µs) vs C `pipe(2)` pair",
+             "pipe.pingPong.bytes8", "c.pipe.pingPong.pipe2", None),
+            ("`Manager().dict()` set (µs) vs C Unix-socket round trip",
+             "manager.dict.set", "c.unixSocket.roundTrip", ("≤ 1.5×", lambda r: r <= 1.5)),
+            ("`Manager().dict()` get (µs) vs C Unix-socket round trip",
+             "manager.dict.get", "c.unixSocket.roundTrip", ("≤ 1.5×", lambda r: r <= 1.5))]
+    for label, ours, theirs, target in rows:
+        out.append(target_row(log, label, ours, theirs, target))
+    out.append("")
+
+
+def variants_section(log, out):
+    out.append("## What build flags add\n")
+    if not log.has("native.pool.map.200000.chunk_default") and not log.has("static.pool.map.200000.chunk_default"):
+        out.append("Not measured in this run (`VARIANTS=no`).\n")
+        return
+    out.append("Every other figure in this report comes from the benchmark program built as a user builds it "
+               "(`swift build -c release` of `Benchmarks/external`, no flags). The same program built with "
+               "`-Xswiftc -target-cpu -Xswiftc native` (`native.`) and with `--static-swift-stdlib` (`static.`) "
+               "ran a few suites in the same rounds. Ratio: the variant's figure ÷ the plain build's, per "
+               "round, then the median (for tasks/s above 1 is faster, for times below 1 is faster).\n")
+    out.append("| figure | plain | native | native ÷ plain | static | static ÷ plain |")
+    out.append("|---|---|---|---|---|---|")
+    names = ["pool.map.200000.chunk_default", "pool.map.200000.chunk_default.input_range",
+             "pool.map.200000.chunk_100", "pool.map.200000.chunk_1", "pool.apply.roundtrip.hot",
+             "pool.startup", "process.rawForkExitWait", "process.startJoin.fork"]
+    names += sorted(n for n in log.figures if n.startswith("kernels."))
+    for name in names:
+        if not any(log.has(p + name) for p in ("native.", "static.")):
+            continue
+        cells = []
+        for prefix in ("native.", "static."):
+            text, _ = ratio_cell(log.paired_ratios(prefix + name, name))
+            cells += [spread(log, prefix + name), text]
+        out.append(f"| `{name}` | {spread(log, name)} | " + " | ".join(cells) + " |")
     out.append("")
 
 
@@ -213,8 +316,12 @@ def kernels_section(log, out):
                "on every run (Swift and NumPy stop on a mismatch; the C checksums are checked here). "
                "Each round's figure is the median of its repetitions; shown: median [min–max] over the "
                "rounds. Ratios are per round, then the median.\n")
-    out.append("| kernel | Swift (s) | C `-O3 -march=native` (s) | Swift ÷ C | target ≤ 1.1 | NumPy (s) | NumPy ÷ Swift |")
-    out.append("|---|---|---|---|---|---|---|")
+    out.append("Swift: the benchmark program built as a user builds it (no flags); Swift native: the same "
+               "built with `-target-cpu native` (section *What build flags add*; the C kernels are built "
+               "with `-march=native`).\n")
+    out.append("| kernel | Swift (s) | C `-O3 -march=native` (s) | Swift ÷ C | target ≤ 1.1 | NumPy (s) | NumPy ÷ Swift "
+               "| Swift native (s) | Swift native ÷ C |")
+    out.append("|---|---|---|---|---|---|---|---|---|")
     order = ["pi", "mandelbrot", "matmul", "nbody"]
     kernels = [n for n in log.figures if n.startswith("kernels.")]
     for name in sorted(kernels, key=lambda n: order.index(n.split(".")[1]) if n.split(".")[1] in order else 9):
@@ -222,11 +329,15 @@ def kernels_section(log, out):
         versus_c, middle = ratio_cell(log.paired_ratios(name, c_name))
         versus_numpy, _ = ratio_cell(log.paired_ratios(numpy_name, name))
         label = name.removeprefix("kernels.").replace(".", " ", 1)
+        native_versus_c, _ = ratio_cell(log.paired_ratios("native." + name, c_name))
         out.append(f"| {label} | {spread(log, name)} | {spread(log, c_name)} | {versus_c} "
-                   f"| {verdict(middle, lambda r: r <= 1.1)} | {spread(log, numpy_name)} | {versus_numpy} |")
+                   f"| {verdict(middle, lambda r: r <= 1.1)} | {spread(log, numpy_name)} | {versus_numpy} "
+                   f"| {spread(log, 'native.' + name)} | {native_versus_c} |")
     matmul = log.field("kernels.matmul.1024", "gflops")
     if matmul:
-        out.append(f"\nSwift matmul 1024: {number(matmul)} GFLOP/s (median over the rounds).")
+        native = log.field("native.kernels.matmul.1024", "gflops")
+        out.append(f"\nSwift matmul 1024: {number(matmul)} GFLOP/s"
+                   + (f", native build {number(native)} GFLOP/s" if native else "") + " (median over the rounds).")
     out.append("")
     out.append(c_checksum_line(log))
     out.append("")
@@ -334,8 +445,9 @@ def main():
            "Generated by `Scripts/bench.sh` from one run on this machine; every figure below was measured "
            "in that run, ours beside the peer's, interleaved. On this shared, noisy machine absolute "
            "timings move by 20–100 %; the ratios are what to read.\n"]
-    for section in (machine_section, pool_section, ipc_section, mpi_pool_section, mpi4py_section,
-                    pingpong_section, kernels_section, scaling_section, commands_section):
+    for section in (machine_section, pool_section, inputs_section, ipc_section, floor_section, mpi_pool_section,
+                    mpi4py_section, pingpong_section, kernels_section, variants_section, scaling_section,
+                    commands_section):
         section(log, out)
     with open(sys.argv[2], "w") as report:
         report.write("\n".join(out))

@@ -21,7 +21,15 @@ struct IPCBenchmarks {
         report(try median("pipe.pingPong.bytes8", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: true) })
         report(try median("process.rawForkExitWait", unit: "ms", runs: 1) { rawForkExitWait(times: 20) })
         for method in [StartMethod.fork, .forkserver, .spawn] {
-            report(try median("process.startJoin.\(method.rawValue)", unit: "ms", runs: 1) { try startJoin(method, times: 20) })
+            var figure = try median("process.startJoin.\(method.rawValue)", unit: "ms", runs: 1) { try startJoin(method, times: 20) }
+            if method == .fork, figure != nil {
+                // What fork copies and exit tears down: Scripts/bench.sh gives the C floor
+                // (Benchmarks/c/floor.c --padded) this process's shape.
+                let shape = Measure.processShape()
+                figure?.extra["mappings"] = shape.mappings
+                figure?.extra["rss_anon_kib"] = shape.anonKiB
+            }
+            report(figure)
         }
         report(try median("value.lockedIncrement", unit: "incr/s", runs: repetitions) { try lockedCounter(processes: 2, increments: 100_000) })
         guard only.map({ $0 == "manager" || $0.hasPrefix("manager.") }) ?? true else { return }

@@ -42,6 +42,25 @@ enum Measure {
         return seconds(usage.ru_utime) + seconds(usage.ru_stime)
     }
 
+    /// The number of mappings (lines of /proc/self/maps) and the anonymous resident memory
+    /// (RssAnon of /proc/self/status, KiB) of this process; NaN where unreadable.
+    static func processShape() -> (mappings: Double, anonKiB: Double) {
+        func lines(_ path: String) -> [String] {
+            guard let file = fopen(path, "r") else { return [] }
+            defer { fclose(file) }
+            var result: [String] = []
+            var line = [CChar](repeating: 0, count: 1024)
+            while fgets(&line, Int32(line.count), file) != nil {
+                result.append(String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            }
+            return result
+        }
+        let maps = lines("/proc/self/maps")
+        let anon = lines("/proc/self/status").first { $0.hasPrefix("RssAnon:") }
+            .flatMap { Double($0.dropFirst("RssAnon:".count).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") }
+        return (maps.isEmpty ? .nan : Double(maps.filter { $0.hasSuffix("\n") }.count), anon ?? .nan)
+    }
+
     /// Runs `body` and returns the fraction of CPU time the machine left idle meanwhile.
     static func idleShare(_ body: () throws -> Void) rethrows -> Double {
         let before = cpuJiffies()

@@ -15,22 +15,54 @@ struct PoolBenchmarks {
     var tasks = 200_000
     var repetitions = 10
 
+    /// The inputs of the `map` figures, passed as the README passes them: an array built
+    /// beforehand (`pool.map.<tasks>.chunk_<c>`, the figure compared with Python's), and, in
+    /// the same repetitions, interleaved so that each sees the same machine load, an array
+    /// built in the call, a `Range`, a `ClosedRange`, a `stride`, a lazy map and a `Set`
+    /// (`pool.map.<tasks>.chunk_<c>.input_<kind>`, with `vs_array`: the median over the
+    /// repetitions of the array's rate ÷ this input's rate in the same repetition).
+    static let inputKinds = ["array", "arrayOfRange", "range", "closedRange", "stride", "lazyMap", "set"]
+
     func run(_ emit: (Figure) -> Void) throws {
         let inputs = Array(0..<tasks)
         let expected = inputs.map { $0 &* $0 }
+        let set = Set(inputs)
+        let setExpected = set.map { $0 &* $0 }
+        let kinds = Self.inputKinds
         for (label, chunk) in [("default", nil), ("100", 100), ("1", 1)] as [(String, Int?)] {
-            var rates: [Double] = []
+            var rates = [[Double]](repeating: [], count: kinds.count)
             let reps = chunk == 1 ? max(3, repetitions / 3) : repetitions
             let idle = try Measure.idleShare {
-                for _ in 0..<reps {
-                    let start = Measure.now()
-                    let results = try pool.map(SquareTask(), inputs, chunkSize: chunk)
-                    rates.append(Double(tasks) / (Measure.now() - start))
-                    guard results == expected else { throw BenchmarkError.wrongResult("map chunk \(label)") }
+                for rep in 0..<reps {
+                    // Each repetition starts with another kind: no kind always runs first or last.
+                    for step in 0..<kinds.count {
+                        let k = (rep + step) % kinds.count, kind = kinds[k]
+                        let start = Measure.now()
+                        let results: [Int]
+                        switch kind {
+                        case "array": results = try pool.map(SquareTask(), inputs, chunkSize: chunk)
+                        case "arrayOfRange": results = try pool.map(SquareTask(), Array(0..<tasks), chunkSize: chunk)
+                        case "range": results = try pool.map(SquareTask(), 0..<tasks, chunkSize: chunk)
+                        case "closedRange": results = try pool.map(SquareTask(), 0...(tasks - 1), chunkSize: chunk)
+                        case "stride": results = try pool.map(SquareTask(), stride(from: 0, to: tasks, by: 1), chunkSize: chunk)
+                        case "lazyMap": results = try pool.map(SquareTask(), (0..<tasks).lazy.map { $0 }, chunkSize: chunk)
+                        default: results = try pool.map(SquareTask(), set, chunkSize: chunk)
+                        }
+                        rates[k].append(Double(tasks) / (Measure.now() - start))
+                        guard results == (kind == "set" ? setExpected : expected) else {
+                            throw BenchmarkError.wrongResult("map chunk \(label), input \(kind)")
+                        }
+                    }
                 }
             }
-            emit(Figure(name: "pool.map.\(tasks).chunk_\(label)", value: Measure.median(rates), unit: "tasks/s",
-                        extra: ["min": rates.min() ?? .nan, "max": rates.max() ?? .nan, "idle_cpu_share": idle]))
+            for (k, kind) in kinds.enumerated() {
+                let name = "pool.map.\(tasks).chunk_\(label)" + (kind == "array" ? "" : ".input_\(kind)")
+                var extra = ["min": rates[k].min() ?? .nan, "max": rates[k].max() ?? .nan, "idle_cpu_share": idle]
+                if kind != "array" {
+                    extra["vs_array"] = Measure.median(zip(rates[0], rates[k]).map { $0 / $1 })
+                }
+                emit(Figure(name: name, value: Measure.median(rates[k]), unit: "tasks/s", extra: extra))
+            }
         }
         // What a progress report and a checkpoint journal cost on a long map (10× the tasks,
         // so that the journal's fixed cost per call — two fsyncs — weighs little) at chunk

@@ -1,0 +1,33 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// The benchmark program built the way a user builds a program that uses this library: a
+// separate package that depends on it, `swift build -c release`, no special flags
+// (Scripts/bench.sh). Its one target compiles the sources of the `swiftmp` command
+// (Sources/swiftmp, through the symbolic link Sources/swiftmp-user), so every call of the
+// library it times — `pool.map` over arrays, ranges, strides, lazy maps and sets included —
+// is compiled in a module of another package, as in a user's program.
+//
+//   swift build -c release --package-path Benchmarks/external
+//   Benchmarks/external/.build/release/swiftmp-user bench pool
+
+let package = Package(
+    name: "swift-multiprocessing-external-bench",
+    dependencies: [
+        .package(name: "swift-multiprocessing", path: "../.."),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .executableTarget(
+            name: "swiftmp-user",
+            dependencies: [
+                .product(name: "Multiprocessing", package: "swift-multiprocessing"),
+                .product(name: "MPI", package: "swift-multiprocessing"),
+                .product(name: "Kernels", package: "swift-multiprocessing"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/swiftmp-user"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
