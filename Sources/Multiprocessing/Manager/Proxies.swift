@@ -227,7 +227,7 @@ public struct LockProxy: Codable, Sendable {
 
     /// Releases the lock; throws `ManagerError(.invalidRequest)` if it is not held.
     public func release() throws {
-        guard try ProxyCall.perform(address, id, .lockRelease) { _ in }.0 == .ok else {
+        guard try ProxyCall.perform(address, id, .lockRelease, { _ in }).0 == .ok else {
             throw ManagerError(.invalidRequest, "release() of a manager Lock that is not held")
         }
     }
