@@ -1,0 +1,64 @@
+import Foundation
+import TestSupport
+import XCTest
+
+/// `swiftmp pi` under a real Slurm (Scripts/slurm/setup.sh: munged, slurmctld, slurmd on this
+/// machine): submitted with `sbatch --wait` in both launch styles of Scripts/slurm/, and with
+/// `srun -n 3 --mpi=pmix`. Each run must print the same estimate as a local run, computed by
+/// worker ranks (not by a singleton falling back to local workers), and exit 0.
+final class SlurmTests: XCTestCase {
+    static let samples = ["--samples", "2000000", "--seed", "7"]
+
+    override class func tearDown() {
+        SlurmCluster.stop()
+        super.tearDown()
+    }
+
+    private func swiftmp() throws -> String { try Launcher.executable("swiftmp").path }
+
+    /// The first line (`pi ≈ … (… hits in … samples, seed …)`) of a local run.
+    private func localEstimate() throws -> String {
+        let outcome = try Launcher.run(try Launcher.executable("swiftmp"), ["pi", "--backend", "local"] + Self.samples,
+                                       mergingStreams: false, deadline: 120)
+        XCTAssertEqual(outcome.status, 0, outcome.errors)
+        let line = outcome.output.split(separator: "\n").first.map(String.init) ?? ""
+        XCTAssertTrue(line.hasPrefix("pi ≈ 3.14"), outcome.output)
+        return line
+    }
+
+    private func checkMPIRun(_ output: String, workers: Int, expected: String, _ what: String) {
+        let lines = output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.filter { $0.hasPrefix("pi ≈") }, [expected], "\(what): one estimate, as locally:\n\(output)")
+        let plural = workers == 1 ? "worker" : "workers"
+        XCTAssertTrue(output.contains("\(workers) \(plural) (mpi, \(workers) worker ranks"), "\(what): run by worker ranks:\n\(output)")
+    }
+
+    func testSbatchBothLaunchStylesAndSrun() throws {
+        try SlurmCluster.start()
+        let program = try swiftmp()
+        let expected = try localEstimate()
+        // Both jobs at once, one CPU each (--overcommit: two tasks on it), so that the test
+        // waits for sbatch --wait's polling once.
+        let viaMPIRun = try SlurmCluster.submit(["--ntasks=2", "--overcommit"], template: "mpirun.sbatch", [program, "pi"] + Self.samples)
+        let viaSrun = try SlurmCluster.submit(["--ntasks=2", "--overcommit"], template: "srun.sbatch", [program, "pi"] + Self.samples)
+        let first = viaMPIRun.finish()
+        XCTAssertEqual(first.status, 0, "sbatch --wait mpirun.sbatch: \(first.sbatch)\n\(first.output)")
+        checkMPIRun(first.output, workers: 1, expected: expected, "mpirun inside the allocation")
+        let second = viaSrun.finish()
+        XCTAssertEqual(second.status, 0, "sbatch --wait srun.sbatch: \(second.sbatch)\n\(second.output)")
+        checkMPIRun(second.output, workers: 1, expected: expected, "srun --mpi=pmix in a batch job")
+
+        let direct = try SlurmCluster.srun(["-n", "3", "--overcommit", "--mpi=pmix", program, "pi"] + Self.samples)
+        XCTAssertEqual(direct.status, 0, direct.errors)
+        checkMPIRun(direct.output, workers: 2, expected: expected, "srun -n 3 --mpi=pmix")
+    }
+
+    func testFailingJobReportsItsStatus() throws {
+        try SlurmCluster.start()
+        let job = try SlurmCluster.submit(["--ntasks=2", "--overcommit"], template: "srun.sbatch",
+                                          [try swiftmp(), "pi", "--samples", "0"])
+        let result = job.finish()
+        XCTAssertNotEqual(result.status, 0, "a job whose program fails makes sbatch --wait fail: \(result.output)")
+        XCTAssertTrue(result.output.contains("swiftmp:"), result.output)
+    }
+}
