@@ -61,4 +61,25 @@ final class SlurmTests: XCTestCase {
         XCTAssertNotEqual(result.status, 0, "a job whose program fails makes sbatch --wait fail: \(result.output)")
         XCTAssertTrue(result.output.contains("swiftmp:"), result.output)
     }
+
+    /// `srun -n 2` without PMIx (the default `--mpi=none`, or `--mpi=pmi2`, which Open MPI
+    /// does not use): every task is an MPI world of 1; the program refuses at once and says
+    /// how to launch it instead of computing π twice. With SWIFTMP_INDEPENDENT_TASKS=1 the
+    /// two copies run on purpose.
+    func testSrunWithoutPMIxRefusesToRunCopies() throws {
+        try SlurmCluster.start()
+        let program = try swiftmp()
+        for mpi in ["--mpi=none", "--mpi=pmi2"] {
+            let outcome = try SlurmCluster.srun(["-n", "2", "--overcommit", mpi, program, "pi"] + Self.samples)
+            XCTAssertNotEqual(outcome.status, 0, "\(mpi): \(outcome.output)")
+            XCTAssertFalse(outcome.output.contains("pi ≈"), "\(mpi): the program did not run: \(outcome.output)")
+            XCTAssertTrue(outcome.errors.contains("2 Slurm tasks") && outcome.errors.contains("srun --mpi=pmix")
+                          && outcome.errors.contains("mpirun"), "\(mpi): \(outcome.errors)")
+            XCTAssertLessThan(outcome.seconds, 30, "refuses at once")
+        }
+        let copies = try SlurmCluster.srun(["-n", "2", "--overcommit", "--mpi=none", program, "pi"] + Self.samples,
+                                           environment: ["SWIFTMP_INDEPENDENT_TASKS": "1"])
+        XCTAssertEqual(copies.status, 0, copies.errors)
+        XCTAssertEqual(copies.output.split(separator: "\n").filter { $0.hasPrefix("pi ≈") }.count, 2, copies.output)
+    }
 }
