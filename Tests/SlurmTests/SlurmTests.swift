@@ -82,4 +82,21 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(copies.status, 0, copies.errors)
         XCTAssertEqual(copies.output.split(separator: "\n").filter { $0.hasPrefix("pi ≈") }.count, 2, copies.output)
     }
+
+    /// A task's CPUs (and its default local pool) are its share of the allocation: with
+    /// binding off (`--cpu-bind=none`, so the mask is the whole machine) `--cpus-per-task=1`
+    /// still gives one worker; `--cpus-per-task=2` gives two.
+    func testTaskUsesItsCPUsPerTask() throws {
+        try SlurmCluster.start()
+        let program = try swiftmp()
+        guard ProcessInfo.processInfo.activeProcessorCount >= 2 else { throw XCTSkip("needs 2 CPUs") }
+        for (cpus, binding) in [(1, "--cpu-bind=none"), (2, "--cpu-bind=cores")] {
+            let outcome = try SlurmCluster.srun(["-n", "1", "--cpus-per-task=\(cpus)", binding, program, "info", "--json"])
+            XCTAssertEqual(outcome.status, 0, outcome.errors)
+            let object = try JSONSerialization.jsonObject(with: Data(outcome.output.utf8)) as? [String: Any]
+            XCTAssertEqual(object?["cpus"] as? Int, cpus, outcome.output)
+            XCTAssertEqual(object?["workers"] as? Int, cpus, outcome.output)
+            XCTAssertTrue((object?["cpu_limits"] as? String ?? "").contains("Slurm share \(cpus)"), outcome.output)
+        }
+    }
 }
