@@ -30,16 +30,13 @@ public enum Philox4x32 {
 
     /// The ten round keys of `key` (Philox's key schedule): round `r` uses
     /// `(key[0] + r·weyl.0, key[1] + r·weyl.1)` modulo 2^32, as 64-bit words for `blocks`.
-    @inlinable
+    @inlinable @inline(__always)
     public static func roundKeys(_ key: SIMD2<UInt32>) -> RoundKeys {
+        let round = SIMD16<UInt64>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        let low = SIMD16<UInt64>(repeating: 0xFFFF_FFFF)
         var keys = RoundKeys()
-        var k0 = key[0], k1 = key[1]
-        for round in 0..<10 {
-            keys.k0[round] = UInt64(k0)
-            keys.k1[round] = UInt64(k1)
-            k0 &+= weyl.0
-            k1 &+= weyl.1
-        }
+        keys.k0 = (SIMD16(repeating: UInt64(key[0])) &+ round &* UInt64(weyl.0)) & low
+        keys.k1 = (SIMD16(repeating: UInt64(key[1])) &+ round &* UInt64(weyl.1)) & low
         return keys
     }
 
