@@ -99,4 +99,15 @@ final class SlurmTests: XCTestCase {
             XCTAssertTrue((object?["cpu_limits"] as? String ?? "").contains("Slurm share \(cpus)"), outcome.output)
         }
     }
+
+    /// Queues, locks, events, shared values and a Manager used by tasks on worker ranks are
+    /// served by rank 0 under `srun --mpi=pmix` as under mpirun (the job's size comes from the
+    /// step's task count, since Open MPI's variables are not set).
+    func testSharedObjectsServedUnderSrun() throws {
+        try SlurmCluster.start()
+        let program = try Launcher.executable("mpi-object-check").path
+        let outcome = try SlurmCluster.srun(["-n", "3", "--overcommit", "--mpi=pmix", program])
+        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.errors)
+        XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=2"), outcome.output + outcome.errors)
+    }
 }
