@@ -72,6 +72,8 @@ let package = Package(
         // under mpirun -np 2/3; the primitives not offered across ranks fail at creation.
         .executableTarget(name: "mpi-object-check", dependencies: ["Multiprocessing"]),
         .testTarget(name: "MPIObjectTests", dependencies: ["mpi-object-check", "TestSupport"]),
+        // swiftmp and mpi-object-check under a real one-node Slurm (Scripts/slurm/setup.sh): sbatch, srun --mpi=pmix.
+        .testTarget(name: "SlurmTests", dependencies: ["swiftmp", "mpi-object-check", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -143,6 +143,7 @@ for round in $(seq "$rounds"); do
         run "Benchmarks/c/bin/$kernel" 5
     done
     run python3 Scripts/bench_python_kernels.py --repetitions 3
+    run "$swiftmp" bench random --repetitions 5
     if [ "$have_mpi" = yes ]; then
         # Rank 0 runs the pool, the other ranks are its workers; the names start with `mpi.`.
         run Scripts/mpirun.sh -np $((processes + 1)) "$swiftmp" bench pool --repetitions 10

@@ -343,8 +343,29 @@ def kernels_section(log, out):
     out.append("")
 
 
+def random_section(log, out):
+    out.append("## Random streams\n")
+    if not log.has("random.next"):
+        out.append("Not measured in this run.\n")
+        return
+    out.append("`RandomStream` (Philox4x32-10) on one core, `swiftmp bench random`: `UInt64` draws per second "
+               "through `next()`, through `fill` into a 32 KiB buffer, and as `Double.random(in: 0..<1)`; the "
+               "π kernel draws one `UInt64` per sample (its rate from the kernels table). Target: ≥ 10⁹ draws/s "
+               "per core. Shown: median [min–max] over the rounds.\n")
+    out.append("| path | draws/s | ns per draw |")
+    out.append("|---|---|---|")
+    for label, name in (("`next()`", "random.next"), ("`fill`", "random.fill"), ("`Double.random(in:)`", "random.double")):
+        ns = log.field(name, "ns_per_draw")
+        out.append(f"| {label} | {spread(log, name)} | {number(ns)} |")
+    pi = log.values("kernels.pi.20000000")
+    if pi:
+        rate = 20_000_000 / statistics.median(pi)
+        out.append(f"| π kernel (vectorised, one draw per sample) | {number(rate)} | {number(1e9 / rate)} |")
+    out.append("")
+
+
 def c_checksum_line(log):
-    expected = {"c.kernels.pi.20000000": {"hits": 15707173},
+    expected = {"c.kernels.pi.20000000": {"hits": 15710491},
                 "c.kernels.mandelbrot.1600x1200x256": {"sum": 113169525},
                 "c.kernels.matmul.1024": {"sum": 4294950921, "weighted": 6594902263792}}
     bad = [f"{name} {key}={record.get(key)}" for name, fields in expected.items()
@@ -446,7 +467,7 @@ def main():
            "in that run, ours beside the peer's, interleaved. On this shared, noisy machine absolute "
            "timings move by 20–100 %; the ratios are what to read.\n"]
     for section in (machine_section, pool_section, inputs_section, ipc_section, floor_section, mpi_pool_section,
-                    mpi4py_section, pingpong_section, kernels_section, variants_section, scaling_section,
+                    mpi4py_section, pingpong_section, kernels_section, random_section, variants_section, scaling_section,
                     commands_section):
         section(log, out)
     with open(sys.argv[2], "w") as report:

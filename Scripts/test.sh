@@ -1,6 +1,7 @@
 #!/bin/sh
-# The whole test suite: unit tests of every module, pool tests for every start method, and
-# the tests that launch real mpirun (1–4 ranks, several network-namespace "hosts").
+# The whole test suite: unit tests of every module, pool tests for every start method, the
+# tests that launch real mpirun (1–4 ranks, several network-namespace "hosts") and a real
+# one-node Slurm (Scripts/slurm/setup.sh, which installs slurm-wlm and munge when missing).
 # Installs what is missing first. Extra arguments go to `swift test` (e.g. --filter Pool).
 #
 # A skipped test is a failure: on a machine that has what the tests need (root, Open MPI,

@@ -319,6 +319,13 @@ static void CSystemShims_startup_hook(void) {
         fflush(NULL);
         _exit(status);
     }
+    if (swiftmp_launch_check != NULL) {
+        int status = swiftmp_launch_check();
+        if (status != 0) {
+            fflush(NULL);
+            _exit(status);
+        }
+    }
     const char *mode = getenv("SWIFTMP_MPI_MODE");
     if (mode != NULL && strcmp(mode, "spmd") == 0) return;
     int rank = parse_rank(getenv("OMPI_COMM_WORLD_RANK"));

@@ -5,15 +5,17 @@ import Glibc
 
 /// Namespace for process-wide facts, as Python's `multiprocessing` module functions.
 public enum Multiprocessing {
-    /// The number of CPUs this process may run on: the size of its affinity mask
-    /// (`sched_getaffinity`), not the machine's core count — under `taskset`, a cgroup
-    /// cpuset or `mpirun --bind-to core` it is smaller. Python's `os.process_cpu_count()`.
-    public static var cpuCount: Int {
-        let fromMask = Int(CSystemShims_affinity_cpu_count())
-        if fromMask > 0 { return fromMask }
-        let online = sysconf(Int32(_SC_NPROCESSORS_ONLN))
-        return online > 0 ? online : 1
-    }
+    /// The number of CPUs this process may use, and the default number of a local pool's
+    /// workers: the smallest of its affinity mask (`sched_getaffinity` — under `taskset`, a
+    /// cgroup cpuset or `mpirun --bind-to core` it is smaller than the machine), its cgroups'
+    /// CPU bandwidth limit (`cpu.max`, rounded up) and, inside a Slurm job, this task's share
+    /// of the CPUs Slurm allocated on the node (`--cpus-per-task`, or the node's CPUs divided
+    /// among the tasks or mpirun ranks on it). At least 1. `cpuAllocation` says which limit
+    /// applies. Python's `os.process_cpu_count()` looks only at the mask.
+    public static var cpuCount: Int { cpuAllocation.count }
+
+    /// Where `cpuCount` comes from (read now).
+    public static var cpuAllocation: CPUAllocation { .current }
 }
 
 @_exported import Wire

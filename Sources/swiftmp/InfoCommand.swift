@@ -18,12 +18,14 @@ struct Info: ParsableCommand {
         let mpi = (try? MPIEnvironment.libraryVersion)?.split(separator: "\n").first.map { trimmingBlanks($0) } ?? "unknown"
         if options.json {
             print(JSONLine([("backend", .string(pool.backendSummary)), ("workers", .int(pool.processes)),
-                            ("cpus", .int(Multiprocessing.cpuCount)), ("start_method", .string(pool.startMethod.rawValue)),
+                            ("cpus", .int(Multiprocessing.cpuCount)),
+                            ("cpu_limits", .string(Multiprocessing.cpuAllocation.description)), ("start_method", .string(pool.startMethod.rawValue)),
                             ("mpi_library", .string(mpi))]).text)
         } else {
             print("backend: \(pool.backendSummary)")
             print("workers: \(pool.processes)")
-            print("cpus: \(Multiprocessing.cpuCount) (this process's affinity mask)")
+            let allocation = Multiprocessing.cpuAllocation
+            print("cpus: \(allocation.count) (\(allocation))")
             print("mpi library: \(mpi)")
         }
     }

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import Multiprocessing
 #if canImport(Glibc)
@@ -26,10 +27,11 @@ final class CPUCountTests: XCTestCase {
         return mask.reduce(0) { $0 + $1.nonzeroBitCount }
     }
 
-    func testCPUCountIsTheAffinityMaskSize() throws {
+    func testCPUCountIsAtMostTheAffinityMaskSize() throws {
         let expected = try affinityCount()
         XCTAssertGreaterThan(expected, 0)
-        XCTAssertEqual(Multiprocessing.cpuCount, expected)
+        XCTAssertEqual(Multiprocessing.cpuAllocation.affinity, expected)
+        XCTAssertLessThanOrEqual(Multiprocessing.cpuCount, expected, "other limits only lower it")
         XCTAssertLessThanOrEqual(Multiprocessing.cpuCount, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     }
 
@@ -54,5 +56,77 @@ final class CPUCountTests: XCTestCase {
         var status: Int32 = 0
         XCTAssertEqual(waitpid(pid, &status, 0), pid)
         XCTAssertEqual(status, 0, "exit 3: sched_setaffinity failed; exit 4: cpuCount was not 1 under a one-CPU mask")
+    }
+
+    func testCPUCountIsPositiveAndAtMostOnline() {
+        XCTAssertGreaterThan(Multiprocessing.cpuCount, 0)
+        XCTAssertLessThanOrEqual(Multiprocessing.cpuCount, 4096)
+        XCTAssertEqual(Multiprocessing.cpuCount, Multiprocessing.cpuAllocation.count)
+    }
+
+    func testCountIsTheSmallestLimitAndAtLeastOne() {
+        XCTAssertEqual(CPUAllocation(affinity: 8, cgroupLimit: 3, slurmShare: 4).count, 3)
+        XCTAssertEqual(CPUAllocation(affinity: 2, cgroupLimit: nil, slurmShare: 4).count, 2)
+        XCTAssertEqual(CPUAllocation(affinity: 8, cgroupLimit: nil, slurmShare: 1).count, 1)
+        XCTAssertEqual(CPUAllocation(affinity: 0, cgroupLimit: nil, slurmShare: nil).count, 1)
+        XCTAssertGreaterThan(CPUAllocation(affinity: nil, cgroupLimit: nil, slurmShare: nil).count, 0)
+        XCTAssertEqual(CPUAllocation(affinity: 8, cgroupLimit: 3, slurmShare: nil).description, "affinity mask 8, cgroup CPU limit 3")
+    }
+
+    private func share(_ variables: [String: String]) -> Int? {
+        CPUAllocation.slurmShare { variables[$0] }
+    }
+
+    func testSlurmShare() {
+        XCTAssertNil(share([:]), "not in a Slurm job")
+        XCTAssertNil(share(["SLURM_CPUS_PER_TASK": "4"]), "no job id: not in a Slurm job")
+        let job = ["SLURM_JOB_ID": "7", "SLURM_CPUS_ON_NODE": "16"]
+        XCTAssertEqual(share(job), 16, "the batch script has the node's allocation")
+        XCTAssertEqual(share(job.merging(["SLURM_CPUS_PER_TASK": "4"]) { $1 }), 4, "--cpus-per-task")
+        // An srun step of 4 tasks on this node (the second node of "8(x1),4(x2)").
+        let step = job.merging(["SLURM_STEP_ID": "0", "SLURM_STEP_TASKS_PER_NODE": "8(x1),4(x2)", "SLURM_NODEID": "1"]) { $1 }
+        XCTAssertEqual(share(step), 4)
+        XCTAssertEqual(share(step.merging(["SLURM_CPUS_PER_TASK": "2"]) { $1 }), 2)
+        XCTAssertEqual(share(step.merging(["SLURM_NODEID": "0"]) { $1 }), 2, "8 tasks on the first node")
+        // Ranks of mpirun inside the allocation: the node's CPUs among the local ranks.
+        XCTAssertEqual(share(job.merging(["OMPI_COMM_WORLD_LOCAL_SIZE": "5"]) { $1 }), 3)
+        // Overcommitted: never below 1.
+        XCTAssertEqual(share(["SLURM_JOB_ID": "7", "SLURM_CPUS_ON_NODE": "1", "SLURM_STEP_ID": "0",
+                              "SLURM_STEP_TASKS_PER_NODE": "3", "SLURM_NODEID": "0"]), 1)
+    }
+
+    func testTasksPerNodeFormat() {
+        XCTAssertEqual(CPUAllocation.tasksPerNode("2", node: 0), 2)
+        XCTAssertEqual(CPUAllocation.tasksPerNode("2(x3),1", node: 2), 2)
+        XCTAssertEqual(CPUAllocation.tasksPerNode("2(x3),1", node: 3), 1)
+        XCTAssertNil(CPUAllocation.tasksPerNode("2(x3),1", node: 4))
+        XCTAssertNil(CPUAllocation.tasksPerNode("garbage", node: 0))
+    }
+
+    /// A fake /sys/fs/cgroup: cgroup v2 `cpu.max` and v1 CFS quotas, the smallest along the
+    /// path to the root, rounded up.
+    func testCgroupLimits() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cgroup-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        func write(_ path: String, _ text: String) throws {
+            let url = root.appendingPathComponent(path)
+            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try text.write(to: url, atomically: true, encoding: .utf8)
+        }
+        // v2: the job's cgroup allows 2.5 CPUs, its parent 4, the root none.
+        try write("cpu.max", "max 100000\n")
+        try write("slurm/cpu.max", "400000 100000\n")
+        try write("slurm/job_7/cpu.max", "250000 100000\n")
+        XCTAssertEqual(CPUAllocation.cgroupLimit(cgroups: "0::/slurm/job_7\n", root: root.path), 3)
+        XCTAssertEqual(CPUAllocation.cgroupLimit(cgroups: "0::/slurm\n", root: root.path), 4)
+        XCTAssertNil(CPUAllocation.cgroupLimit(cgroups: "0::/\n", root: root.path))
+        XCTAssertNil(CPUAllocation.cgroupLimit(cgroups: "0::/elsewhere\n", root: root.path), "a path not visible here")
+        // v1: cpu,cpuacct hierarchy, quota 1.5 CPUs; -1 means none.
+        try write("cpu,cpuacct/cpu.cfs_quota_us", "-1\n")
+        try write("cpu,cpuacct/cpu.cfs_period_us", "100000\n")
+        try write("cpu,cpuacct/box/cpu.cfs_quota_us", "150000\n")
+        try write("cpu,cpuacct/box/cpu.cfs_period_us", "100000\n")
+        XCTAssertEqual(CPUAllocation.cgroupLimit(cgroups: "5:cpu,cpuacct:/box\n4:memory:/box\n", root: root.path), 2)
+        XCTAssertNil(CPUAllocation.cgroupLimit(cgroups: "5:cpu,cpuacct:/\n", root: root.path))
     }
 }

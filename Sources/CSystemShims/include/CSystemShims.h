@@ -114,6 +114,11 @@ int swiftmp_startup_entry(int kind, const char *spec) __attribute__((weak));
 /// handler that calls this (defined by the library): it stops a live MPI pool, tells every
 /// worker rank to terminate, and finalises MPI (or aborts the job if a worker is stuck).
 void swiftmp_mpi_root_exit(void) __attribute__((weak));
+/// Called by the hook before anything else but a spawned child's entry (defined by the
+/// library): non-zero when this process is one of several Slurm tasks that MPI did not
+/// launch (`srun -n 4` without `--mpi=pmix`); the hook then _exits with that status instead
+/// of running `main` once per task (the library has printed how to launch the program).
+int swiftmp_launch_check(void) __attribute__((weak));
 
 #ifdef __cplusplus
 }

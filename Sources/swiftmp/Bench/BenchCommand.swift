@@ -12,13 +12,15 @@ struct Bench: ParsableCommand {
             CPU count: speedup, efficiency, pool start-up), ipc (Queue, Pipe, Process, SharedValue and Manager \
             figures), \
             pingpong (MPI 8 B latency and 4 MiB bandwidth between ranks 0 and 1; run it as \
-            SWIFTMP_MPI_MODE=spmd Scripts/mpirun.sh -np 2 swiftmp bench pingpong). \
+            SWIFTMP_MPI_MODE=spmd Scripts/mpirun.sh -np 2 swiftmp bench pingpong), \
+            random (RandomStream, Philox4x32-10, on one core: draws/s through next(), fill and \
+            Double.random, each checked against draws computed alone). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
             in the same run: Scripts/bench.sh runs Python's multiprocessing, C and NumPy beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool, kernels, scaling, ipc or pingpong.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong or random.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -50,7 +52,7 @@ struct Bench: ParsableCommand {
     var scalingWorkers: [Int] = []
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool, kernels, scaling, ipc, pingpong
+        case pool, kernels, scaling, ipc, pingpong, random
 
         var defaultRepetitions: Int {
             switch self {
@@ -59,6 +61,7 @@ struct Bench: ParsableCommand {
             case .scaling: return 3
             case .ipc: return 5
             case .pingpong: return 1
+            case .random: return 5
             }
         }
     }
@@ -93,6 +96,8 @@ struct Bench: ParsableCommand {
             try IPCBenchmarks(repetitions: repetitions, only: only).run { print($0.json) }
         case .pingpong:
             try PingPongBenchmark.run { print($0.json) }
+        case .random:
+            try RandomBenchmarks(repetitions: repetitions).run { print($0.json) }
         case .pool:
             let start = Measure.now()
             let pool = try options.makePool(defaultProcesses: Backend.automatic.resolved == .local ? 2 : nil)

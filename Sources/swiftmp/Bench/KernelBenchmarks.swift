@@ -13,9 +13,9 @@ struct KernelBenchmarks {
         let pi = MonteCarloPi(samples: 20_000_000, seed: 12345)
         let piTimes = try timed("pi") {
             let hits = Measure.opaque(pi).serial()
-            try expect(Double(hits) == 15_707_173, "pi: \(hits) hits instead of 15707173")
+            try expect(Double(hits) == 15_710_491, "pi: \(hits) hits instead of 15710491")
         }
-        emit(figure("kernels.pi.20000000", piTimes, exact: ["hits": 15_707_173]))
+        emit(figure("kernels.pi.20000000", piTimes, exact: ["hits": 15_710_491]))
 
         let mandelbrot = Mandelbrot(width: 1600, height: 1200, maxIterations: 256)
         let mandelbrotTimes = try timed("mandelbrot") {
