@@ -64,11 +64,10 @@ struct PrintingLogHandler: LogHandler {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-             function: String, line: UInt) {
-        let rank = metadata?["rank"].map { " rank=\($0)" } ?? ""
-        let pid = metadata?["pid"] != nil ? " pid" : ""
-        print("[log\(rank)\(pid) in \(getpid())] \(level) \(message)")
+    func log(event: LogEvent) {
+        let rank = event.metadata?["rank"].map { " rank=\($0)" } ?? ""
+        let pid = event.metadata?["pid"] != nil ? " pid" : ""
+        print("[log\(rank)\(pid) in \(getpid())] \(event.level) \(event.message)")
         fflush(nil)
     }
 }

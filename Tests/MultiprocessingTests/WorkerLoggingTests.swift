@@ -21,9 +21,8 @@ struct CapturingHandler: LogHandler {
         get { metadata[key] }
         set { metadata[key] = newValue }
     }
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String, file: String,
-             function: String, line: UInt) {
-        CapturedRecords.shared.append(message.description, metadata ?? [:])
+    func log(event: LogEvent) {
+        CapturedRecords.shared.append(event.message.description, event.metadata ?? [:])
     }
 }
 

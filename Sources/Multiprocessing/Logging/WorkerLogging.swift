@@ -85,15 +85,13 @@ struct ForwardingLogHandler: LogHandler {
         set { local[metadataKey: key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
+    func log(event: LogEvent) {
         if let sink = WorkerLogSink.current, sink.isOnSendingThread {
-            let merged = local.metadata.merging(metadata ?? [:]) { $1 }
-            sink.forward(level: level, label: label, message: message.description, metadata: merged, source: source,
-                         file: file, function: function, line: line)
+            let merged = local.metadata.merging(event.metadata ?? [:]) { $1 }
+            sink.forward(level: event.level, label: label, message: event.message.description, metadata: merged,
+                         source: event.source, file: event.file, function: event.function, line: event.line)
         } else {
-            local.log(level: level, message: message, metadata: metadata, source: source, file: file,
-                      function: function, line: line)
+            local.log(event: event)
         }
     }
 }
