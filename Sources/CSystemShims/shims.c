@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -94,6 +96,9 @@ static int (*volatile libc_close)(int) = close;
 static int (*volatile libc_unsetenv)(const char *) = unsetenv;
 static int (*volatile libc_fflush)(FILE *) = fflush;
 static void (*volatile libc_exit)(int) = _exit;
+static void (*volatile libc_fpurge)(FILE *) = __fpurge;
+static int (*volatile libc_mutex_init)(pthread_mutex_t *, const pthread_mutexattr_t *) = pthread_mutex_init;
+static int (*volatile libc_cond_init)(pthread_cond_t *, const pthread_condattr_t *) = pthread_cond_init;
 
 /// Whether `entry` ("NAME=value") starts with `prefix` (no libc: see above).
 static int has_prefix(const char *entry, const char *prefix) {
@@ -148,6 +153,52 @@ int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstT
     }
     if (CSystemShims_scrub_environment() != 0) return -4;
     return 0;
+}
+
+// MARK: a forked child's first steps
+
+#define MAX_FORK_RESET_LOCKS 64
+static void *fork_reset_mutexes[MAX_FORK_RESET_LOCKS];
+static void *fork_reset_conditions[MAX_FORK_RESET_LOCKS];
+static int fork_reset_count;
+static pthread_condattr_t fork_reset_condattr;
+static int fork_reset_condattr_ready;
+
+int CSystemShims_register_fork_reset_lock(void *mutex, void *condition) {
+    static pthread_mutex_t registration = PTHREAD_MUTEX_INITIALIZER;
+    int result = 0;
+    pthread_mutex_lock(&registration);
+    if (!fork_reset_condattr_ready) {
+        pthread_condattr_init(&fork_reset_condattr);
+        pthread_condattr_setclock(&fork_reset_condattr, CLOCK_MONOTONIC);
+        fork_reset_condattr_ready = 1;
+    }
+    if (fork_reset_count < MAX_FORK_RESET_LOCKS) {
+        fork_reset_mutexes[fork_reset_count] = mutex;
+        fork_reset_conditions[fork_reset_count] = condition;
+        __atomic_store_n(&fork_reset_count, fork_reset_count + 1, __ATOMIC_RELEASE);
+    } else {
+        errno = ENOSPC;
+        result = -1;
+    }
+    pthread_mutex_unlock(&registration);
+    return result;
+}
+
+void CSystemShims_after_fork_in_child(void) {
+    // Bytes the parent had buffered (another thread may have printed between its fflush and
+    // the fork) are the parent's to write: the child drops its copy of them.
+    libc_fpurge(stdout);
+    libc_fpurge(stderr);
+    // Only the forking thread exists here: a lock another thread of the parent held at the
+    // fork would stay locked for ever. The registered ones start over, unlocked.
+    int count = __atomic_load_n(&fork_reset_count, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < count; i++) {
+        (void)libc_mutex_init((pthread_mutex_t *)fork_reset_mutexes[i], NULL);
+        if (fork_reset_conditions[i] != NULL) {
+            (void)libc_cond_init((pthread_cond_t *)fork_reset_conditions[i], &fork_reset_condattr);
+        }
+    }
 }
 
 void CSystemShims_exit_child(int status) {

@@ -88,3 +88,9 @@ struct LoggingTask: ParallelFunction {
         return x
     }
 }
+
+/// Prints a line (a Process target).
+struct PrintLine: ParallelFunction {
+    var text: String
+    func callAsFunction(_: Void) { print(text) }
+}

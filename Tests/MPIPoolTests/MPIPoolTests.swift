@@ -45,6 +45,21 @@ final class MPIPoolTests: XCTestCase {
         }
     }
 
+    /// Standard output to a file (fully buffered): lines the parent printed before a `.fork`
+    /// worker, a replacement worker (forked while the main thread prints) or a `.fork` Process
+    /// started appear once — a child never writes the parent's buffered bytes.
+    func testForkedChildrenNeverRepeatBufferedOutput() throws {
+        let outcome = try Launcher.run(try Launcher.poolCheck(), ["--stdio-once"], mergingStreams: false, deadline: 90)
+        XCTAssertEqual(outcome.status, 0, outcome.errors)
+        var counts: [Substring: Int] = [:]
+        for line in outcome.output.split(separator: "\n") { counts[line, default: 0] += 1 }
+        let repeated = counts.filter { $0.value > 1 }.keys.sorted().prefix(5)
+        XCTAssertTrue(repeated.isEmpty, "printed more than once: \(Array(repeated)) (of \(counts.count) lines)")
+        for line in ["LINE before-pool", "LINE during-0", "LINE before-process", "LINE from-process", "LINE end exit=0"] {
+            XCTAssertEqual(counts[Substring(line)], 1, line)
+        }
+    }
+
     /// Rank 0's `main` throws with a live pool: the job ends quickly, for that reason (the
     /// error reaches the output and mpirun names rank 0), not for any other failure.
     func testRankZeroThatThrowsEndsTheJob() throws {

@@ -1,4 +1,4 @@
-import Multiprocessing
+@testable import Multiprocessing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -109,4 +109,53 @@ struct ExitWithUncoded: ParallelFunction {
         self.uncoded = uncoded
     }
     func callAsFunction(_: Void) { exit(coded + uncoded) }
+}
+
+/// Starts a child process with `method` (inside a child: nesting) and exits with its exit
+/// code; 98 if the grandchild did not end within 20 s, 97 if it could not start.
+struct StartNested: ParallelFunction {
+    var method: StartMethod
+    var status: Int32
+    func callAsFunction(_: Void) {
+        let child = Multiprocessing.Process(target: EndWith(way: .status, status: status), startMethod: method)
+        do {
+            try child.start()
+            guard try child.join(timeout: 20) else {
+                try? child.kill()
+                exit(98)
+            }
+        } catch {
+            exit(97)
+        }
+        exit(child.exitCode ?? 96)
+    }
+}
+
+/// Makes a pool with `method` inside a child, maps with it twice; exits 0 if the results
+/// are right, 3 if not, 4 if the pool failed.
+struct PoolInTarget: ParallelFunction {
+    var method: StartMethod
+    func callAsFunction(_: Void) {
+        do {
+            let squares = try Pool.with(processes: 2, startMethod: method) { pool in
+                try pool.map(Square(), 0..<20) + pool.map(Square(), 0..<5, chunkSize: 1)
+            }
+            exit(squares == (0..<20).map { $0 * $0 } + (0..<5).map { $0 * $0 } ? 0 : 3)
+        } catch {
+            exit(4)
+        }
+    }
+}
+
+/// A process-wide lock that a forked child must get unlocked even if another thread of the
+/// parent held it at the fork.
+let heldAcrossFork = ConditionLock(resetInForkedChild: true)
+
+/// Exits 0 if `heldAcrossFork` can be taken (at once), 1 if it is still locked.
+struct TakeLockHeldAcrossFork: ParallelFunction {
+    func callAsFunction(_: Void) {
+        guard heldAcrossFork.tryLock() else { exit(1) }
+        heldAcrossFork.unlock()
+        exit(0)
+    }
 }

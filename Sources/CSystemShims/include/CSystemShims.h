@@ -54,6 +54,16 @@ int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstT
 /// The end of a child: `fflush(NULL)` then `_exit(status)`, through pointers relocated at
 /// load time (a forked child that calls `_exit` through the PLT resolves it first).
 __attribute__((noreturn)) void CSystemShims_exit_child(int status);
+/// Registers a process-wide mutex (a `pthread_mutex_t *`) and its condition variable (a
+/// `pthread_cond_t *` on CLOCK_MONOTONIC, or NULL) to be made new and unlocked in a child
+/// right after a fork (`CSystemShims_after_fork_in_child`). For locks that live as long as
+/// the process and that are never held by the forking thread itself. Returns 0, or -1 with
+/// errno ENOSPC (at most 64).
+int CSystemShims_register_fork_reset_lock(void *mutex, void *condition);
+/// In a child right after `fork()`: drops what the parent had buffered in `stdout` and
+/// `stderr` (the parent writes it; the child must not write it again) and re-initialises
+/// every registered lock. Allocates nothing; calls libc through load-time pointers.
+void CSystemShims_after_fork_in_child(void);
 int CSystemShims_set_name(const char *name);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.
 int CSystemShims_affinity_cpu_count(void);

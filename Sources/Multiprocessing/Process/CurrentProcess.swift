@@ -28,7 +28,7 @@ extension Multiprocessing {
 
 /// Set once at the start of a child role, before any user code runs.
 enum CurrentProcess {
-    private static let lock = ConditionLock()
+    private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var childName: String?
     nonisolated(unsafe) private static var childDaemon = false
 

@@ -126,7 +126,7 @@ final class ProcessState: @unchecked Sendable {
 /// Python, daemon children are terminated (SIGTERM, then SIGKILL after 1 s) and non-daemon
 /// children are waited for when the program exits normally (`exit` or the end of `main`).
 enum ProcessRegistry {
-    private static let lock = ConditionLock()
+    private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var live: [ObjectIdentifier: ProcessState] = [:]
     nonisolated(unsafe) private static var installed = false
     nonisolated(unsafe) private static var ownerPID: pid_t = 0

@@ -92,7 +92,7 @@ final class SegmentStorage: @unchecked Sendable {
 /// the sender may mention them again until then.
 enum SegmentRegistry {
     private final class Weak { weak var storage: SegmentStorage?; init(_ s: SegmentStorage) { storage = s } }
-    private static let lock = ConditionLock()
+    private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var owned: [SegmentID: Weak] = [:]
     nonisolated(unsafe) private static var received: [SegmentID: SegmentStorage] = [:]
 

@@ -8,13 +8,20 @@ final class ConditionLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
 
-    init() {
+    /// With `resetInForkedChild`, a child forked by `ChildLauncher.fork` gets this lock new
+    /// and unlocked, whatever another thread of the parent was doing with it at the fork: for
+    /// process-wide locks (statics, never deinitialised) that a child may take, and that the
+    /// forking thread never holds while it forks.
+    init(resetInForkedChild: Bool = false) {
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
         pthread_cond_init(condition, &attributes)
         pthread_condattr_destroy(&attributes)
+        if resetInForkedChild && CSystemShims_register_fork_reset_lock(mutex, condition) != 0 {
+            fatalError("swiftmp: more than 64 process-wide locks registered for reset after fork")
+        }
     }
 
     deinit {

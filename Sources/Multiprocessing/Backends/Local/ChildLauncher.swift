@@ -66,9 +66,12 @@ enum ChildLauncher {
     }
 
     /// Forks; the child runs `child` (which must end with `_exit`), the parent gets the pid.
+    /// The child starts with ForkGuard's and the other process-wide locks new and unlocked,
+    /// and without the parent's buffered output (`ForkGuard.forking`): it can start
+    /// processes and pools of its own, and never prints the parent's lines again.
     static func fork(child: () -> Never) throws(SystemError) -> pid_t {
         fflush(nil)
-        let (pid, code) = ForkGuard.whileForking { () -> (pid_t, Int32) in
+        let (pid, code) = ForkGuard.forking {
             let pid = Glibc.fork()
             return (pid, pid < 0 ? Glibc.errno : 0)
         }
