@@ -142,17 +142,36 @@ int CSystemShims_scrub_environment(void) {
     }
 }
 
-int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
+/// Closes descriptors first…last (last = ~0U: to the end). 0, or -1 with errno.
+static int close_descriptors(unsigned int first, unsigned int last) {
+    if (first > last) return 0;
+    if (libc_syscall(SYS_close_range, first, last, 0) == 0) return 0;
+    if (errno != ENOSYS) return -1;
+    // Kernels before 5.9: close one by one up to the descriptor limit.
+    long limit = libc_sysconf(_SC_OPEN_MAX);
+    long end = limit > 0 ? limit : 1024;
+    if (last != ~0U && (long)last + 1 < end) end = (long)last + 1;
+    for (long fd = first; fd < end; fd++) (void)libc_close((int)fd);
+    return 0;
+}
+
+int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
+                                      const int *keep, int keepCount) {
     if (libc_prctl(PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
     if (libc_getppid() != parent) { errno = ESRCH; return -2; }
-    if (libc_syscall(SYS_close_range, firstToClose, ~0U, 0) != 0) {
-        if (errno != ENOSYS) return -3;
-        // Kernels before 5.9: close one by one up to the descriptor limit.
-        long limit = libc_sysconf(_SC_OPEN_MAX);
-        for (long fd = firstToClose; fd < (limit > 0 ? limit : 1024); fd++) (void)libc_close((int)fd);
+    unsigned int next = firstToClose;
+    for (int i = 0; i < keepCount; i++) {
+        if (keep[i] < 0 || (unsigned int)keep[i] < next) continue;
+        if (close_descriptors(next, (unsigned int)keep[i] - 1) != 0) return -3;
+        next = (unsigned int)keep[i] + 1;
     }
+    if (close_descriptors(next, ~0U) != 0) return -3;
     if (CSystemShims_scrub_environment() != 0) return -4;
     return 0;
+}
+
+int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
+    return CSystemShims_become_child_keeping(parent, deathSignal, firstToClose, NULL, 0);
 }
 
 // MARK: a forked child's first steps

@@ -54,6 +54,9 @@ int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstT
 /// The end of a child: `fflush(NULL)` then `_exit(status)`, through pointers relocated at
 /// load time (a forked child that calls `_exit` through the PLT resolves it first).
 __attribute__((noreturn)) void CSystemShims_exit_child(int status);
+/// `CSystemShims_become_child`, but descriptors in `keep` (ascending) stay open.
+int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
+                                      const int *keep, int keepCount);
 /// Registers a process-wide mutex (a `pthread_mutex_t *`) and its condition variable (a
 /// `pthread_cond_t *` on CLOCK_MONOTONIC, or NULL) to be made new and unlocked in a child
 /// right after a fork (`CSystemShims_after_fork_in_child`). For locks that live as long as

@@ -84,8 +84,10 @@ enum ChildLauncher {
     /// descriptor from `firstToClose` up and remove the mpirun job's variables from the
     /// environment. All in C: right after a fork every page this touches is copied, so it
     /// allocates nothing. Ends the child (status 70) if any step fails.
-    static func becomeChild(parent: pid_t, firstToClose: Int32) {
-        let result = CSystemShims_become_child(parent, SIGKILL, UInt32(firstToClose))
+    /// `keeping` (ascending, each ≥ `firstToClose`) stay open.
+    static func becomeChild(parent: pid_t, firstToClose: Int32, keeping keep: UnsafeBufferPointer<Int32>? = nil) {
+        let result = CSystemShims_become_child_keeping(parent, SIGKILL, UInt32(firstToClose),
+                                                       keep?.baseAddress, Int32(keep?.count ?? 0))
         if result == 0 { return }
         let code = errno
         if result != -2 {  // -2: the parent already ended; nothing to report to
