@@ -72,6 +72,23 @@ final class ProcessLifecycleTests: XCTestCase {
         }
     }
 
+    /// A queue given to a child reaches the child's own children, for every pair of start
+    /// methods (a forked child used to pass on descriptor numbers it had closed).
+    func testQueuePassesFromAChildToItsChildren() throws {
+        let queue = try Queue<Int>()
+        for outer in Self.methods {
+            for inner in Self.methods {
+                let p = Process(target: PassQueueOn(queue: queue, method: inner), startMethod: outer)
+                try p.start()
+                try joinOrKill(p, 40, "\(outer) → \(inner)")
+                XCTAssertEqual(p.exitCode, 0, "a \(outer) child passing the queue to a \(inner) grandchild")
+                if p.exitCode == 0 {
+                    XCTAssertEqual(try (0..<3).map { _ in try queue.get(timeout: 20) }, [10, 11, 12])
+                }
+            }
+        }
+    }
+
     /// A Pool made inside a Process target (CPython's test_pool_in_process).
     func testPoolInsideAProcessOnEveryStartMethod() throws {
         for outer in Self.methods {

@@ -159,3 +159,44 @@ struct TakeLockHeldAcrossFork: ParallelFunction {
         exit(0)
     }
 }
+/// Reports `Multiprocessing.parentProcess` as seen in the child: "pid name" or "nil".
+struct ReportParent: ParallelFunction {
+    var queue: Queue<String>
+    func callAsFunction(_: Void) throws {
+        let parent = Multiprocessing.parentProcess
+        try queue.put(parent.map { "\($0.pid) \($0.name)" } ?? "nil")
+    }
+}
+
+/// Starts a child with `method` and reports what *it* sees as its parent (a grandchild's
+/// parent is this child, named as this child).
+struct ReportGrandchildParent: ParallelFunction {
+    var queue: Queue<String>
+    var method: StartMethod
+    func callAsFunction(_: Void) throws {
+        let child = Multiprocessing.Process(target: ReportParent(queue: queue), startMethod: method)
+        try child.start()
+        _ = try child.join(timeout: 20)
+        try queue.put("\(getpid()) \(Multiprocessing.currentProcess.name)")
+    }
+}
+
+/// A pool task: the worker's `parentProcess` as "pid name", or "nil".
+struct WorkerParent: ParallelFunction {
+    func callAsFunction(_: Int) -> String {
+        Multiprocessing.parentProcess.map { "\($0.pid) \($0.name)" } ?? "nil"
+    }
+}
+
+/// Starts a child with `method` that puts numbers on `queue` (a queue this process
+/// received), joins it and exits with its exit code (98: it did not end in 20 s).
+struct PassQueueOn: ParallelFunction {
+    var queue: Queue<Int>
+    var method: StartMethod
+    func callAsFunction(_: Void) throws {
+        let child = Multiprocessing.Process(target: PutNumbers(queue: queue, first: 10, count: 3), startMethod: method)
+        try child.start()
+        guard try child.join(timeout: 20) else { exit(98) }
+        exit(child.exitCode ?? 96)
+    }
+}

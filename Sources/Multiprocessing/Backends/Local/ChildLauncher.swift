@@ -14,7 +14,7 @@ enum ChildLauncher {
     /// be captured as an MPI worker rank).
     static func isScrubbed(_ entry: String) -> Bool {
         entry.hasPrefix("OMPI_") || entry.hasPrefix("PMIX_") || entry.hasPrefix("OPAL_")
-            || entry.hasPrefix(markerVariable + "=")
+            || entry.hasPrefix(markerVariable + "=") || entry.hasPrefix(CurrentProcess.parentVariable + "=")
     }
 
     /// Spawns `/proc/self/exe` running `spec`; `fds` arrive in the child as 3, 4, ….
@@ -53,6 +53,7 @@ enum ChildLauncher {
             cursor += 1
         }
         environment.append("\(markerVariable)=\(spec)")
+        environment.append(CurrentProcess.parentEnvironmentEntry)
         let program = "/proc/self/exe"
         let name = CommandLine.arguments.first ?? "swiftmp-worker"
         var pid: pid_t = 0
@@ -71,12 +72,16 @@ enum ChildLauncher {
     /// processes and pools of its own, and never prints the parent's lines again.
     static func fork(child: () -> Never) throws(SystemError) -> pid_t {
         fflush(nil)
+        let me = CurrentProcess.identity
         let (pid, code) = ForkGuard.forking {
             let pid = Glibc.fork()
             return (pid, pid < 0 ? Glibc.errno : 0)
         }
         if pid < 0 { throw SystemError("fork", errno: code) }
-        if pid == 0 { child() }
+        if pid == 0 {
+            CurrentProcess.forked(from: me)
+            child()
+        }
         return pid
     }
 
