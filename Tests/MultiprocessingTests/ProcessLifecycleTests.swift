@@ -89,6 +89,21 @@ final class ProcessLifecycleTests: XCTestCase {
         }
     }
 
+    /// A child's unjoined children at its end: non-daemon ones are waited for, daemon ones
+    /// terminated (Python's exit function runs in its children too; ours ended with _exit,
+    /// which killed every grandchild through PR_SET_PDEATHSIG).
+    func testAChildWaitsForItsNonDaemonChildrenAtItsEnd() throws {
+        let queue = try Queue<Int>()
+        for outer in Self.methods {
+            let p = Process(target: LeaveChildrenRunning(queue: queue, method: outer), startMethod: outer)
+            try p.start()
+            try joinOrKill(p, 40, "\(outer)")
+            XCTAssertEqual(p.exitCode, 0, "\(outer)")
+            XCTAssertEqual(try? queue.getNowait(), 1, "the non-daemon grandchild finished before its parent ended (\(outer))")
+            XCTAssertNil(try? queue.get(timeout: 0.5), "the daemon grandchild was terminated (\(outer))")
+        }
+    }
+
     /// A Pool made inside a Process target (CPython's test_pool_in_process).
     func testPoolInsideAProcessOnEveryStartMethod() throws {
         for outer in Self.methods {

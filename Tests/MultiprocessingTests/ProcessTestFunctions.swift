@@ -200,3 +200,26 @@ struct PassQueueOn: ParallelFunction {
         exit(child.exitCode ?? 96)
     }
 }
+
+/// Sleeps `seconds`, then puts `value`.
+struct PutLater: ParallelFunction {
+    var queue: Queue<Int>
+    var seconds: Double
+    var value: Int
+    func callAsFunction(_: Void) throws {
+        usleep(UInt32(seconds * 1e6))
+        try queue.put(value)
+    }
+}
+
+/// Starts a non-daemon and a daemon child (both `PutLater`) with `method` and returns
+/// without joining them: as in Python, the non-daemon one is waited for when this child
+/// ends, the daemon one terminated.
+struct LeaveChildrenRunning: ParallelFunction {
+    var queue: Queue<Int>
+    var method: StartMethod
+    func callAsFunction(_: Void) throws {
+        try Multiprocessing.Process(target: PutLater(queue: queue, seconds: 0.3, value: 1), startMethod: method).start()
+        try Multiprocessing.Process(target: PutLater(queue: queue, seconds: 30, value: 2), daemon: true, startMethod: method).start()
+    }
+}

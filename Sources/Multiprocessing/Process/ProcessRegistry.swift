@@ -91,6 +91,8 @@ final class ProcessState: @unchecked Sendable {
     /// Records the child's end (the first report wins: a joiner that saw it through the
     /// pidfd, or the supervisor that reaped it).
     func ended(_ exit: ChildExit) {
+        // Out of the registry first: a joiner woken below sees it gone from activeChildren().
+        ProcessRegistry.remove(self)
         lock.withLock {
             if self.exit == nil {
                 self.exit = exit
@@ -98,7 +100,6 @@ final class ProcessState: @unchecked Sendable {
             }
             lock.broadcast()
         }
-        ProcessRegistry.remove(self)
     }
 
     /// Waits until the child ended or `deadline` (monotonic ns) passes; true if it ended.
@@ -177,7 +178,7 @@ enum ProcessRegistry {
                 installed = true
                 ownerPID = getpid()
                 live.removeAll()
-                atexit { ProcessRegistry.atExit() }
+                atexit { ProcessRegistry.endChildren() }
             }
             live[ObjectIdentifier(state)] = (state, process)
         }
@@ -202,7 +203,9 @@ enum ProcessRegistry {
         _ = lock.withLock { live.removeValue(forKey: ObjectIdentifier(state)) }
     }
 
-    private static func atExit() {
+    /// At the end of this process (its `exit`, or the end of a `Process` child's target,
+    /// which then ends with `_exit`): terminates the daemon children, waits for the others.
+    static func endChildren() {
         let children = lock.withLock { ownerPID == getpid() ? live.values.map(\.state) : [] }
         guard !children.isEmpty else { return }
         fflush(nil)
