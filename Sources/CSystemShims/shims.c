@@ -370,6 +370,37 @@ static int parse_rank(const char *value) {
 
 static pid_t root_pid;
 
+// A worker or child that never ran main (spawned, forked by the fork server, an MPI worker
+// rank) and crashes with SIGSEGV/SIGBUS says why that may be: the globals of main.swift are
+// initialised by main. Then the previous handler (Swift's backtracer, or the default action)
+// takes the signal, so the process still dies of it.
+static struct sigaction previous_segv, previous_bus;
+static const char crash_hint[] =
+    "swiftmp: this process crashed (SIGSEGV/SIGBUS). It never ran main() (a .spawn or .forkserver "
+    "worker or child, or an MPI worker rank): globals declared in main.swift are uninitialised "
+    "here. If the code reads one, declare it in another source file (initialised on first use) "
+    "or store the value in the function value.\n";
+
+static void crash_hint_handler(int signal, siginfo_t *info, void *context) {
+    (void)context;
+    ssize_t ignored = write(2, crash_hint, sizeof crash_hint - 1);
+    (void)ignored;
+    sigaction(signal, signal == SIGSEGV ? &previous_segv : &previous_bus, NULL);
+    // A fault happens again when this returns; a signal sent by someone else is raised again.
+    if (info == NULL || info->si_code <= 0) raise(signal);
+}
+
+static void install_crash_hint(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = crash_hint_handler;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    // Best effort: without it a crash is only less explained.
+    (void)sigaction(SIGSEGV, &action, &previous_segv);
+    (void)sigaction(SIGBUS, &action, &previous_bus);
+}
+
 // Rank 0's exit handler: terminates the worker ranks and finalises MPI (only in the process
 // that registered it, not in a child forked from it).
 static void mpi_root_exit(void) {
@@ -385,6 +416,7 @@ static void CSystemShims_startup_hook(void) {
         strncpy(copy, spec, sizeof copy - 1);
         copy[sizeof copy - 1] = '\0';
         unsetenv(CSYSTEMSHIMS_MARKER);
+        install_crash_hint();
         int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_SPAWNED, copy);
         fflush(NULL);
         _exit(status);
@@ -400,6 +432,7 @@ static void CSystemShims_startup_hook(void) {
         atexit(mpi_root_exit);
     }
     if (rank >= 1) {
+        install_crash_hint();
         int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_MPI_WORKER, "");
         if (status >= 0) {  // -1: the library lets this rank run main (SPMD)
             fflush(NULL);

@@ -89,6 +89,11 @@ struct LoggingTask: ParallelFunction {
     }
 }
 
+/// Reads `mainTable`, a global of main.swift.
+struct CountMainTable: ParallelFunction {
+    func callAsFunction(_: Int) -> Int { mainTable.count }
+}
+
 /// Prints a line (a Process target).
 struct PrintLine: ParallelFunction {
     var text: String

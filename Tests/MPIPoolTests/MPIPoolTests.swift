@@ -60,6 +60,20 @@ final class MPIPoolTests: XCTestCase {
         }
     }
 
+    /// A .spawn or .forkserver worker never runs main, so a global of main.swift is
+    /// uninitialised there: the task crashes, the pool reports WorkerDied, and the worker says
+    /// why on standard error. A .fork worker sees the parent's initialised copy.
+    func testMainGlobalInAWorkerThatNeverRanMainIsExplained() throws {
+        for method in ["spawn", "forkserver"] {
+            let outcome = try Launcher.run(try Launcher.poolCheck(), ["--main-global", method], deadline: 60)
+            XCTAssertEqual(outcome.status, 0, outcome.output)
+            XCTAssertTrue(outcome.output.contains("WORKER DIED signal=11"), "\(method): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains("globals declared in main.swift are uninitialised"), "\(method): \(outcome.output)")
+        }
+        let forked = try Launcher.run(try Launcher.poolCheck(), ["--main-global", "fork"], deadline: 60)
+        XCTAssertTrue(forked.output.contains("TASK READ [3]"), forked.output)
+    }
+
     /// Rank 0's `main` throws with a live pool: the job ends quickly, for that reason (the
     /// error reaches the output and mpirun names rank 0), not for any other failure.
     func testRankZeroThatThrowsEndsTheJob() throws {
