@@ -177,24 +177,34 @@ int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstT
 // MARK: a forked child's first steps
 
 #define MAX_FORK_RESET_LOCKS 64
-static void *fork_reset_mutexes[MAX_FORK_RESET_LOCKS];
-static void *fork_reset_conditions[MAX_FORK_RESET_LOCKS];
+// The locks a forked child re-initialises live side by side here (two or three pages): the
+// child reads them all and writes only those not in their pristine state, so a fork whose
+// parent held none of them costs no copy-on-write fault for them.
+static struct fork_reset_slot {
+    pthread_mutex_t mutex;
+    pthread_cond_t condition;
+} fork_reset_slots[MAX_FORK_RESET_LOCKS];
 static int fork_reset_count;
+static pthread_mutex_t fork_reset_pristine_mutex;
+static pthread_cond_t fork_reset_pristine_condition;
 static pthread_condattr_t fork_reset_condattr;
-static int fork_reset_condattr_ready;
 
-int CSystemShims_register_fork_reset_lock(void *mutex, void *condition) {
+int CSystemShims_fork_reset_lock_slot(void **mutex, void **condition) {
     static pthread_mutex_t registration = PTHREAD_MUTEX_INITIALIZER;
     int result = 0;
     pthread_mutex_lock(&registration);
-    if (!fork_reset_condattr_ready) {
+    if (fork_reset_count == 0) {
         pthread_condattr_init(&fork_reset_condattr);
         pthread_condattr_setclock(&fork_reset_condattr, CLOCK_MONOTONIC);
-        fork_reset_condattr_ready = 1;
+        pthread_mutex_init(&fork_reset_pristine_mutex, NULL);
+        pthread_cond_init(&fork_reset_pristine_condition, &fork_reset_condattr);
     }
     if (fork_reset_count < MAX_FORK_RESET_LOCKS) {
-        fork_reset_mutexes[fork_reset_count] = mutex;
-        fork_reset_conditions[fork_reset_count] = condition;
+        struct fork_reset_slot *slot = &fork_reset_slots[fork_reset_count];
+        pthread_mutex_init(&slot->mutex, NULL);
+        pthread_cond_init(&slot->condition, &fork_reset_condattr);
+        *mutex = &slot->mutex;
+        *condition = &slot->condition;
         __atomic_store_n(&fork_reset_count, fork_reset_count + 1, __ATOMIC_RELEASE);
     } else {
         errno = ENOSPC;
@@ -204,18 +214,30 @@ int CSystemShims_register_fork_reset_lock(void *mutex, void *condition) {
     return result;
 }
 
+/// memcmp without libc (see the pointers above).
+static int differs(const void *a, const void *b, size_t length) {
+    const unsigned char *x = a, *y = b;
+    for (size_t i = 0; i < length; i++) {
+        if (x[i] != y[i]) return 1;
+    }
+    return 0;
+}
+
 void CSystemShims_after_fork_in_child(void) {
     // Bytes the parent had buffered (another thread may have printed between its fflush and
     // the fork) are the parent's to write: the child drops its copy of them.
-    libc_fpurge(stdout);
-    libc_fpurge(stderr);
+    if (stdout->_IO_write_ptr != stdout->_IO_write_base) libc_fpurge(stdout);
+    if (stderr->_IO_write_ptr != stderr->_IO_write_base) libc_fpurge(stderr);
     // Only the forking thread exists here: a lock another thread of the parent held at the
-    // fork would stay locked for ever. The registered ones start over, unlocked.
+    // fork (or a condition it waited on) would stay so for ever. Those start over.
     int count = __atomic_load_n(&fork_reset_count, __ATOMIC_ACQUIRE);
     for (int i = 0; i < count; i++) {
-        (void)libc_mutex_init((pthread_mutex_t *)fork_reset_mutexes[i], NULL);
-        if (fork_reset_conditions[i] != NULL) {
-            (void)libc_cond_init((pthread_cond_t *)fork_reset_conditions[i], &fork_reset_condattr);
+        struct fork_reset_slot *slot = &fork_reset_slots[i];
+        if (differs(&slot->mutex, &fork_reset_pristine_mutex, sizeof slot->mutex)) {
+            (void)libc_mutex_init(&slot->mutex, NULL);
+        }
+        if (differs(&slot->condition, &fork_reset_pristine_condition, sizeof slot->condition)) {
+            (void)libc_cond_init(&slot->condition, &fork_reset_condattr);
         }
     }
 }

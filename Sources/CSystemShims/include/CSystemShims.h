@@ -57,15 +57,16 @@ __attribute__((noreturn)) void CSystemShims_exit_child(int status);
 /// `CSystemShims_become_child`, but descriptors in `keep` (ascending) stay open.
 int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
                                       const int *keep, int keepCount);
-/// Registers a process-wide mutex (a `pthread_mutex_t *`) and its condition variable (a
-/// `pthread_cond_t *` on CLOCK_MONOTONIC, or NULL) to be made new and unlocked in a child
-/// right after a fork (`CSystemShims_after_fork_in_child`). For locks that live as long as
-/// the process and that are never held by the forking thread itself. Returns 0, or -1 with
-/// errno ENOSPC (at most 64).
-int CSystemShims_register_fork_reset_lock(void *mutex, void *condition);
+/// A process-wide mutex (`*mutex`, a `pthread_mutex_t *`) and condition variable
+/// (`*condition`, a `pthread_cond_t *` on CLOCK_MONOTONIC), initialised, that a child
+/// re-initialises right after a fork when they are not in their pristine state
+/// (`CSystemShims_after_fork_in_child`). They live as long as the process. For locks that
+/// the forking thread never holds while it forks. Returns 0, or -1 with errno ENOSPC (64 at most).
+int CSystemShims_fork_reset_lock_slot(void **mutex, void **condition);
 /// In a child right after `fork()`: drops what the parent had buffered in `stdout` and
 /// `stderr` (the parent writes it; the child must not write it again) and re-initialises
-/// every registered lock. Allocates nothing; calls libc through load-time pointers.
+/// the locks of `CSystemShims_fork_reset_lock_slot` that a thread held (or waited on) at the
+/// fork. Allocates nothing; calls libc through load-time pointers; writes only what it resets.
 void CSystemShims_after_fork_in_child(void);
 int CSystemShims_set_name(const char *name);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.

@@ -48,7 +48,6 @@ enum CurrentProcess {
     private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var childName: String?
     nonisolated(unsafe) private static var childDaemon = false
-    nonisolated(unsafe) private static var parentIdentity: ProcessIdentity?
     /// Set in a child right after `ChildLauncher.fork`: the process it was forked from, and
     /// the pid of the child it was recorded in (a record inherited by a further fork that did
     /// not go through `ChildLauncher.fork` — the fork server's — is not its parent).
@@ -58,8 +57,19 @@ enum CurrentProcess {
     /// through the fork server, which is spawned, to its children): "pid isMain daemon name".
     static let parentVariable = "SWIFTMP_PARENT"
 
+    /// Worked out when asked, not at the child's start: a forked child that never asks
+    /// reads no environment (a libc function the parent never called costs a forked child
+    /// a lazy symbol lookup: tens of µs).
     static var parent: ProcessIdentity? {
-        lock.withLock { childName == nil ? nil : parentIdentity }
+        let (isChild, forked) = lock.withLock { () -> (Bool, ProcessIdentity?) in
+            guard childName != nil else { return (false, nil) }
+            if let forkedFrom, forkedFrom.child == getpid() { return (true, forkedFrom.parent) }
+            return (true, nil)
+        }
+        guard isChild else { return nil }
+        if let forked { return forked }
+        return getenv(parentVariable).flatMap { parseParent(String(cString: $0)) }
+            ?? ProcessIdentity(name: "unknown", pid: getppid(), isMain: false, daemon: false)
     }
 
     /// `parentVariable=…` for a child spawned by this process.
@@ -88,16 +98,10 @@ enum CurrentProcess {
         lock.withLock {}
     }
 
-    /// Marks this process as a child named `name`, and finds its parent: the process it was
-    /// forked from by `ChildLauncher.fork`, or else the one named in `parentVariable`.
+    /// Marks this process as a child named `name`. Its parent is the process it was forked
+    /// from by `ChildLauncher.fork`, or else the one named in `parentVariable` (`parent`).
     static func becomeChild(named name: String, daemon: Bool) {
-        let inherited = getenv(parentVariable).flatMap { parseParent(String(cString: $0)) }
         lock.withLock {
-            if let forkedFrom, forkedFrom.child == getpid() {
-                parentIdentity = forkedFrom.parent
-            } else {
-                parentIdentity = inherited ?? ProcessIdentity(name: "unknown", pid: getppid(), isMain: false, daemon: false)
-            }
             childName = name
             childDaemon = daemon
         }
