@@ -26,16 +26,8 @@ final class ForkServer: @unchecked Sendable {
         }
     }
 
-    /// The running server's pid, if this process has one (for tests and diagnostics).
-    static var runningServerPID: pid_t? {
-        creation.withLock {
-            guard let instance, instance.owner == getpid(), !instance.hasEnded else { return nil }
-            return instance.serverPID
-        }
-    }
-
     private let socket: Int32
-    let serverPID: pid_t
+    private let serverPID: pid_t
     /// The process that started the server (a forked child starts its own).
     let owner = getpid()
     /// Set (on the supervisor thread) when the server process ended or its socket closed.
