@@ -31,7 +31,7 @@ func bounded<T: Sendable>(_ seconds: Double, _ what: String, file: StaticString 
     return try result.get()
 }
 
-/// The pids of this process's children whose name (comm) is `name`.
+/// The pids of this process's live (not zombie) children whose name (comm) is `name`.
 func children(named name: String) -> [pid_t] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
     return entries.compactMap { entry -> pid_t? in
@@ -40,7 +40,7 @@ func children(named name: String) -> [pid_t] {
               let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
         let comm = stat[stat.index(after: open)..<close]
         let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
-        guard comm == name, fields.count > 1, pid_t(fields[1]) == getpid() else { return nil }
+        guard comm == name, fields.count > 1, fields[0] != "Z", pid_t(fields[1]) == getpid() else { return nil }
         return pid
     }
 }
