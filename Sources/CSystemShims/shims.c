@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -94,6 +96,9 @@ static int (*volatile libc_close)(int) = close;
 static int (*volatile libc_unsetenv)(const char *) = unsetenv;
 static int (*volatile libc_fflush)(FILE *) = fflush;
 static void (*volatile libc_exit)(int) = _exit;
+static void (*volatile libc_fpurge)(FILE *) = __fpurge;
+static int (*volatile libc_mutex_init)(pthread_mutex_t *, const pthread_mutexattr_t *) = pthread_mutex_init;
+static int (*volatile libc_cond_init)(pthread_cond_t *, const pthread_condattr_t *) = pthread_cond_init;
 
 /// Whether `entry` ("NAME=value") starts with `prefix` (no libc: see above).
 static int has_prefix(const char *entry, const char *prefix) {
@@ -137,17 +142,104 @@ int CSystemShims_scrub_environment(void) {
     }
 }
 
-int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
+/// Closes descriptors first…last (last = ~0U: to the end). 0, or -1 with errno.
+static int close_descriptors(unsigned int first, unsigned int last) {
+    if (first > last) return 0;
+    if (libc_syscall(SYS_close_range, first, last, 0) == 0) return 0;
+    if (errno != ENOSYS) return -1;
+    // Kernels before 5.9: close one by one up to the descriptor limit.
+    long limit = libc_sysconf(_SC_OPEN_MAX);
+    long end = limit > 0 ? limit : 1024;
+    if (last != ~0U && (long)last + 1 < end) end = (long)last + 1;
+    for (long fd = first; fd < end; fd++) (void)libc_close((int)fd);
+    return 0;
+}
+
+int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
+                                      const int *keep, int keepCount) {
     if (libc_prctl(PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
     if (libc_getppid() != parent) { errno = ESRCH; return -2; }
-    if (libc_syscall(SYS_close_range, firstToClose, ~0U, 0) != 0) {
-        if (errno != ENOSYS) return -3;
-        // Kernels before 5.9: close one by one up to the descriptor limit.
-        long limit = libc_sysconf(_SC_OPEN_MAX);
-        for (long fd = firstToClose; fd < (limit > 0 ? limit : 1024); fd++) (void)libc_close((int)fd);
+    unsigned int next = firstToClose;
+    for (int i = 0; i < keepCount; i++) {
+        if (keep[i] < 0 || (unsigned int)keep[i] < next) continue;
+        if (close_descriptors(next, (unsigned int)keep[i] - 1) != 0) return -3;
+        next = (unsigned int)keep[i] + 1;
     }
+    if (close_descriptors(next, ~0U) != 0) return -3;
     if (CSystemShims_scrub_environment() != 0) return -4;
     return 0;
+}
+
+int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
+    return CSystemShims_become_child_keeping(parent, deathSignal, firstToClose, NULL, 0);
+}
+
+// MARK: a forked child's first steps
+
+#define MAX_FORK_RESET_LOCKS 64
+// The locks a forked child re-initialises live side by side here (two or three pages): the
+// child reads them all and writes only those not in their pristine state, so a fork whose
+// parent held none of them costs no copy-on-write fault for them.
+static struct fork_reset_slot {
+    pthread_mutex_t mutex;
+    pthread_cond_t condition;
+} fork_reset_slots[MAX_FORK_RESET_LOCKS];
+static int fork_reset_count;
+static pthread_mutex_t fork_reset_pristine_mutex;
+static pthread_cond_t fork_reset_pristine_condition;
+static pthread_condattr_t fork_reset_condattr;
+
+int CSystemShims_fork_reset_lock_slot(void **mutex, void **condition) {
+    static pthread_mutex_t registration = PTHREAD_MUTEX_INITIALIZER;
+    int result = 0;
+    pthread_mutex_lock(&registration);
+    if (fork_reset_count == 0) {
+        pthread_condattr_init(&fork_reset_condattr);
+        pthread_condattr_setclock(&fork_reset_condattr, CLOCK_MONOTONIC);
+        pthread_mutex_init(&fork_reset_pristine_mutex, NULL);
+        pthread_cond_init(&fork_reset_pristine_condition, &fork_reset_condattr);
+    }
+    if (fork_reset_count < MAX_FORK_RESET_LOCKS) {
+        struct fork_reset_slot *slot = &fork_reset_slots[fork_reset_count];
+        pthread_mutex_init(&slot->mutex, NULL);
+        pthread_cond_init(&slot->condition, &fork_reset_condattr);
+        *mutex = &slot->mutex;
+        *condition = &slot->condition;
+        __atomic_store_n(&fork_reset_count, fork_reset_count + 1, __ATOMIC_RELEASE);
+    } else {
+        errno = ENOSPC;
+        result = -1;
+    }
+    pthread_mutex_unlock(&registration);
+    return result;
+}
+
+/// memcmp without libc (see the pointers above).
+static int differs(const void *a, const void *b, size_t length) {
+    const unsigned char *x = a, *y = b;
+    for (size_t i = 0; i < length; i++) {
+        if (x[i] != y[i]) return 1;
+    }
+    return 0;
+}
+
+void CSystemShims_after_fork_in_child(void) {
+    // Bytes the parent had buffered (another thread may have printed between its fflush and
+    // the fork) are the parent's to write: the child drops its copy of them.
+    if (stdout->_IO_write_ptr != stdout->_IO_write_base) libc_fpurge(stdout);
+    if (stderr->_IO_write_ptr != stderr->_IO_write_base) libc_fpurge(stderr);
+    // Only the forking thread exists here: a lock another thread of the parent held at the
+    // fork (or a condition it waited on) would stay so for ever. Those start over.
+    int count = __atomic_load_n(&fork_reset_count, __ATOMIC_ACQUIRE);
+    for (int i = 0; i < count; i++) {
+        struct fork_reset_slot *slot = &fork_reset_slots[i];
+        if (differs(&slot->mutex, &fork_reset_pristine_mutex, sizeof slot->mutex)) {
+            (void)libc_mutex_init(&slot->mutex, NULL);
+        }
+        if (differs(&slot->condition, &fork_reset_pristine_condition, sizeof slot->condition)) {
+            (void)libc_cond_init(&slot->condition, &fork_reset_condattr);
+        }
+    }
 }
 
 void CSystemShims_exit_child(int status) {
@@ -300,6 +392,37 @@ static int parse_rank(const char *value) {
 
 static pid_t root_pid;
 
+// A worker or child that never ran main (spawned, forked by the fork server, an MPI worker
+// rank) and crashes with SIGSEGV/SIGBUS says why that may be: the globals of main.swift are
+// initialised by main. Then the previous handler (Swift's backtracer, or the default action)
+// takes the signal, so the process still dies of it.
+static struct sigaction previous_segv, previous_bus;
+static const char crash_hint[] =
+    "swiftmp: this process crashed (SIGSEGV/SIGBUS). It never ran main() (a .spawn or .forkserver "
+    "worker or child, or an MPI worker rank): globals declared in main.swift are uninitialised "
+    "here. If the code reads one, declare it in another source file (initialised on first use) "
+    "or store the value in the function value.\n";
+
+static void crash_hint_handler(int signal, siginfo_t *info, void *context) {
+    (void)context;
+    ssize_t ignored = write(2, crash_hint, sizeof crash_hint - 1);
+    (void)ignored;
+    sigaction(signal, signal == SIGSEGV ? &previous_segv : &previous_bus, NULL);
+    // A fault happens again when this returns; a signal sent by someone else is raised again.
+    if (info == NULL || info->si_code <= 0) raise(signal);
+}
+
+static void install_crash_hint(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = crash_hint_handler;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    // Best effort: without it a crash is only less explained.
+    (void)sigaction(SIGSEGV, &action, &previous_segv);
+    (void)sigaction(SIGBUS, &action, &previous_bus);
+}
+
 // Rank 0's exit handler: terminates the worker ranks and finalises MPI (only in the process
 // that registered it, not in a child forked from it).
 static void mpi_root_exit(void) {
@@ -315,6 +438,7 @@ static void CSystemShims_startup_hook(void) {
         strncpy(copy, spec, sizeof copy - 1);
         copy[sizeof copy - 1] = '\0';
         unsetenv(CSYSTEMSHIMS_MARKER);
+        install_crash_hint();
         int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_SPAWNED, copy);
         fflush(NULL);
         _exit(status);
@@ -337,6 +461,7 @@ static void CSystemShims_startup_hook(void) {
         atexit(mpi_root_exit);
     }
     if (rank >= 1) {
+        install_crash_hint();
         int status = swiftmp_startup_entry(CSYSTEMSHIMS_ENTRY_MPI_WORKER, "");
         if (status >= 0) {  // -1: the library lets this rank run main (SPMD)
             fflush(NULL);

@@ -7,7 +7,7 @@
 /// them here before the pool's workers start (which helps only workers that inherit this
 /// process's memory: the `.fork` start method).
 public enum FunctionRegistry {
-    private static let lock = ConditionLock()
+    private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var types: [String: any ParallelFunction.Type] = [:]
 
     /// Registers `type` under `name` (default: its full name as Swift prints it).
@@ -27,7 +27,7 @@ public enum FunctionRegistry {
 
 enum FunctionIdentity {
     /// The name a worker can resolve back to `F`, or an error that says how to fix it.
-    private static let cacheLock = ConditionLock()
+    private static let cacheLock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var resolvable: [ObjectIdentifier: String] = [:]
 
     static func name<F: ParallelFunction>(of type: F.Type) throws(PoolError) -> String {

@@ -289,7 +289,7 @@ do {
         } catch let error as ProcessError {
             check("[mpi] process beyond the worker ranks", error.code == .startFailed ? "refused" : "\(error)", "refused")
         }
-        held[0].terminate()
+        try held[0].terminate()
         check("[mpi] terminate leaves the target running", held[0].isAlive, true)
         release.set()
         for process in held { try process.join(timeout: 30) }

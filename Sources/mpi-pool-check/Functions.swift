@@ -88,3 +88,14 @@ struct LoggingTask: ParallelFunction {
         return x
     }
 }
+
+/// Reads `mainTable`, a global of main.swift.
+struct CountMainTable: ParallelFunction {
+    func callAsFunction(_: Int) -> Int { mainTable.count }
+}
+
+/// Prints a line (a Process target).
+struct PrintLine: ParallelFunction {
+    var text: String
+    func callAsFunction(_: Void) { print(text) }
+}

@@ -11,6 +11,10 @@
 //   mpi-pool-check --checkpoint <journal> <log>
 //                                   map 60 inputs (100 ms each) with a checkpoint journal, each
 //                                   run of an input logged; prints "CHECKPOINT OK sum=…"
+//   mpi-pool-check --main-global M  a .spawn/.forkserver (M) pool task reads a global of
+//                                   main.swift (uninitialised there: the worker crashes)
+//   mpi-pool-check --stdio-once     numbered lines printed around .fork workers (first ones,
+//                                   replacements, a .fork Process): each must appear once
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
 import Logging
 import Multiprocessing
@@ -19,6 +23,8 @@ import Glibc
 #endif
 
 nonisolated(unsafe) var mismatches = 0
+/// Initialised by main: never in a .spawn or .forkserver worker (see --main-global).
+let mainTable = [10, 20, 30]
 
 func check<T: Equatable>(_ name: String, _ got: T, _ expected: T) {
     print("\(name): \(got)")
@@ -46,6 +52,37 @@ if arguments.contains("--no-pool") {
     exit(0)
 }
 let words = Array(arguments)
+if words.first == "--main-global", words.count > 1, let method = StartMethod(rawValue: words[1]) {
+    print("main sees \(mainTable.count) entries")
+    do {
+        let counts = try Pool.with(processes: 1, startMethod: method, backend: .local) { try $0.map(CountMainTable(), [0]) }
+        print("TASK READ \(counts)")
+    } catch let error as WorkerDied {
+        print("WORKER DIED signal=\(error.signal.map(String.init) ?? "none")")
+    }
+    exit(0)
+}
+if words.first == "--stdio-once" {
+    // Run with standard output to a file or pipe (fully buffered): a forked child must never
+    // write bytes the parent had buffered before the fork.
+    print("LINE before-pool")
+    try Pool.with(processes: 2, startMethod: .fork, maxTasksPerChild: 1, backend: .local) { pool in
+        // Every chunk ends its worker: the replacements are forked while this thread prints.
+        let pending = try pool.mapAsync(Increment(), 0..<60, chunkSize: 1)
+        var n = 0
+        while !pending.isReady && n < 200_000 {
+            print("LINE during-\(n)")
+            n += 1
+        }
+        _ = try pending.get(timeout: 60)
+    }
+    print("LINE before-process")
+    let process = Multiprocessing.Process(target: PrintLine(text: "LINE from-process"), startMethod: .fork)
+    try process.start()
+    _ = try process.join(timeout: 30)
+    print("LINE end exit=\(process.exitCode.map(String.init) ?? "none")")
+    exit(0)
+}
 if let index = words.firstIndex(of: "--idle"), index + 1 < words.count, let seconds = UInt32(words[index + 1]) {
     // Rank 0 sleeps before and while a pool lives: the worker ranks must not burn CPU.
     sleep(seconds)

@@ -45,6 +45,35 @@ final class MPIPoolTests: XCTestCase {
         }
     }
 
+    /// Standard output to a file (fully buffered): lines the parent printed before a `.fork`
+    /// worker, a replacement worker (forked while the main thread prints) or a `.fork` Process
+    /// started appear once — a child never writes the parent's buffered bytes.
+    func testForkedChildrenNeverRepeatBufferedOutput() throws {
+        let outcome = try Launcher.run(try Launcher.poolCheck(), ["--stdio-once"], mergingStreams: false, deadline: 90)
+        XCTAssertEqual(outcome.status, 0, outcome.errors)
+        var counts: [Substring: Int] = [:]
+        for line in outcome.output.split(separator: "\n") { counts[line, default: 0] += 1 }
+        let repeated = counts.filter { $0.value > 1 }.keys.sorted().prefix(5)
+        XCTAssertTrue(repeated.isEmpty, "printed more than once: \(Array(repeated)) (of \(counts.count) lines)")
+        for line in ["LINE before-pool", "LINE during-0", "LINE before-process", "LINE from-process", "LINE end exit=0"] {
+            XCTAssertEqual(counts[Substring(line)], 1, line)
+        }
+    }
+
+    /// A .spawn or .forkserver worker never runs main, so a global of main.swift is
+    /// uninitialised there: the task crashes, the pool reports WorkerDied, and the worker says
+    /// why on standard error. A .fork worker sees the parent's initialised copy.
+    func testMainGlobalInAWorkerThatNeverRanMainIsExplained() throws {
+        for method in ["spawn", "forkserver"] {
+            let outcome = try Launcher.run(try Launcher.poolCheck(), ["--main-global", method], deadline: 60)
+            XCTAssertEqual(outcome.status, 0, outcome.output)
+            XCTAssertTrue(outcome.output.contains("WORKER DIED signal=11"), "\(method): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains("globals declared in main.swift are uninitialised"), "\(method): \(outcome.output)")
+        }
+        let forked = try Launcher.run(try Launcher.poolCheck(), ["--main-global", "fork"], deadline: 60)
+        XCTAssertTrue(forked.output.contains("TASK READ [3]"), forked.output)
+    }
+
     /// Rank 0's `main` throws with a live pool: the job ends quickly, for that reason (the
     /// error reaches the output and mpirun names rank 0), not for any other failure.
     func testRankZeroThatThrowsEndsTheJob() throws {

@@ -1,4 +1,4 @@
-import Multiprocessing
+@testable import Multiprocessing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -109,4 +109,117 @@ struct ExitWithUncoded: ParallelFunction {
         self.uncoded = uncoded
     }
     func callAsFunction(_: Void) { exit(coded + uncoded) }
+}
+
+/// Starts a child process with `method` (inside a child: nesting) and exits with its exit
+/// code; 98 if the grandchild did not end within 20 s, 97 if it could not start.
+struct StartNested: ParallelFunction {
+    var method: StartMethod
+    var status: Int32
+    func callAsFunction(_: Void) {
+        let child = Multiprocessing.Process(target: EndWith(way: .status, status: status), startMethod: method)
+        do {
+            try child.start()
+            guard try child.join(timeout: 20) else {
+                try? child.kill()
+                exit(98)
+            }
+        } catch {
+            exit(97)
+        }
+        exit(child.exitCode ?? 96)
+    }
+}
+
+/// Makes a pool with `method` inside a child, maps with it twice; exits 0 if the results
+/// are right, 3 if not, 4 if the pool failed.
+struct PoolInTarget: ParallelFunction {
+    var method: StartMethod
+    func callAsFunction(_: Void) {
+        do {
+            let squares = try Pool.with(processes: 2, startMethod: method) { pool in
+                try pool.map(Square(), 0..<20) + pool.map(Square(), 0..<5, chunkSize: 1)
+            }
+            exit(squares == (0..<20).map { $0 * $0 } + (0..<5).map { $0 * $0 } ? 0 : 3)
+        } catch {
+            exit(4)
+        }
+    }
+}
+
+/// A process-wide lock that a forked child must get unlocked even if another thread of the
+/// parent held it at the fork.
+let heldAcrossFork = ConditionLock(resetInForkedChild: true)
+
+/// Exits 0 if `heldAcrossFork` can be taken (at once), 1 if it is still locked.
+struct TakeLockHeldAcrossFork: ParallelFunction {
+    func callAsFunction(_: Void) {
+        guard heldAcrossFork.tryLock() else { exit(1) }
+        heldAcrossFork.unlock()
+        exit(0)
+    }
+}
+/// Reports `Multiprocessing.parentProcess` as seen in the child: "pid name" or "nil".
+struct ReportParent: ParallelFunction {
+    var queue: Queue<String>
+    func callAsFunction(_: Void) throws {
+        let parent = Multiprocessing.parentProcess
+        try queue.put(parent.map { "\($0.pid) \($0.name)" } ?? "nil")
+    }
+}
+
+/// Starts a child with `method` and reports what *it* sees as its parent (a grandchild's
+/// parent is this child, named as this child).
+struct ReportGrandchildParent: ParallelFunction {
+    var queue: Queue<String>
+    var method: StartMethod
+    func callAsFunction(_: Void) throws {
+        let child = Multiprocessing.Process(target: ReportParent(queue: queue), startMethod: method)
+        try child.start()
+        _ = try child.join(timeout: 20)
+        try queue.put("\(getpid()) \(Multiprocessing.currentProcess.name)")
+    }
+}
+
+/// A pool task: the worker's `parentProcess` as "pid name", or "nil".
+struct WorkerParent: ParallelFunction {
+    func callAsFunction(_: Int) -> String {
+        Multiprocessing.parentProcess.map { "\($0.pid) \($0.name)" } ?? "nil"
+    }
+}
+
+/// Starts a child with `method` that puts numbers on `queue` (a queue this process
+/// received), joins it and exits with its exit code (98: it did not end in 20 s).
+struct PassQueueOn: ParallelFunction {
+    var queue: Queue<Int>
+    var method: StartMethod
+    func callAsFunction(_: Void) throws {
+        let child = Multiprocessing.Process(target: PutNumbers(queue: queue, first: 10, count: 3), startMethod: method)
+        try child.start()
+        guard try child.join(timeout: 20) else { exit(98) }
+        exit(child.exitCode ?? 96)
+    }
+}
+
+/// Sleeps `seconds`, then puts `value`.
+struct PutLater: ParallelFunction {
+    var queue: Queue<Int>
+    var seconds: Double
+    var value: Int
+    func callAsFunction(_: Void) throws {
+        usleep(UInt32(seconds * 1e6))
+        try queue.put(value)
+    }
+}
+
+/// Starts a non-daemon and a daemon child (both `PutLater`) with `method` and returns
+/// without joining them: as in Python, the non-daemon one is waited for when this child
+/// ends, the daemon one terminated.
+struct LeaveChildrenRunning: ParallelFunction {
+    var queue: Queue<Int>
+    var method: StartMethod
+    func callAsFunction(_: Void) throws {
+        try Multiprocessing.Process(target: PutLater(queue: queue, seconds: 0.3, value: 1), startMethod: method).start()
+        try Multiprocessing.Process(target: PutLater(queue: queue, seconds: 30, value: 2), daemon: true, startMethod: method).start()
+    }
 }

@@ -42,14 +42,14 @@ final class ProcessTests: XCTestCase {
             XCTAssertFalse(try sleeper.join(timeout: 0.05))
             XCTAssertTrue(sleeper.isAlive)
             XCTAssertThrowsError(try sleeper.close())
-            sleeper.terminate()
+            try sleeper.terminate()
             XCTAssertTrue(try sleeper.join(timeout: 20))
             XCTAssertEqual(sleeper.exitCode, -SIGTERM, "\(method)")
             try sleeper.close()
 
             let victim = Process(target: EndWith(way: .sleep, seconds: 30), daemon: true, startMethod: method)
             try victim.start()
-            victim.kill()
+            try victim.kill()
             try victim.join(timeout: 20)
             XCTAssertEqual(victim.exitCode, -SIGKILL, "\(method)")
         }

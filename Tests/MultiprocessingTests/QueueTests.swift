@@ -174,7 +174,7 @@ final class QueueTests: XCTestCase {
         // Wait until the producer has filled the buffer (it is then blocked mid-item).
         let end = monotonicNanoseconds() + 10_000_000_000
         while queue.core.ring.freeSpace > 64 && monotonicNanoseconds() < end { usleep(1000) }
-        bigPutter.kill()
+        try bigPutter.kill()
         try bigPutter.join(timeout: 20)
         let start = monotonicNanoseconds()
         XCTAssertThrowsError(try queue.get(timeout: 10)) { XCTAssertEqual(($0 as? QueueError)?.code, .broken, "\($0)") }
@@ -309,7 +309,7 @@ final class QueueTests: XCTestCase {
         let queue = try Queue<[UInt8]>(bufferSize: 64 << 10)
         let putter = Process(target: PutByteArrays(queue: queue, sizes: [1 << 20]))
         try putter.start()
-        defer { if let pid = putter.pid { kill(pid, SIGCONT) }; putter.kill(); _ = try? putter.join(timeout: 20) }
+        defer { if let pid = putter.pid { kill(pid, SIGCONT) }; try? putter.kill(); _ = try? putter.join(timeout: 20) }
         let end = monotonicNanoseconds() + 10_000_000_000
         while queue.core.ring.available < 32 << 10 && monotonicNanoseconds() < end { usleep(1000) }
         if let pid = putter.pid { kill(pid, SIGSTOP) }

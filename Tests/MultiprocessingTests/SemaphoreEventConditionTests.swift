@@ -143,7 +143,7 @@ final class SemaphoreEventConditionTests: XCTestCase {
             try child.start()
             return child
         }
-        defer { for child in children where child.isAlive { child.kill(); _ = try? child.join(timeout: 5) } }
+        defer { for child in children where child.isAlive { try? child.kill(); _ = try? child.join(timeout: 5) } }
         func waitUntil(_ what: String, _ condition: () -> Bool) {
             let end = monotonicSeconds() + 10
             while !condition() && monotonicSeconds() < end { usleep(5_000) }

@@ -54,6 +54,20 @@ int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstT
 /// The end of a child: `fflush(NULL)` then `_exit(status)`, through pointers relocated at
 /// load time (a forked child that calls `_exit` through the PLT resolves it first).
 __attribute__((noreturn)) void CSystemShims_exit_child(int status);
+/// `CSystemShims_become_child`, but descriptors in `keep` (ascending) stay open.
+int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
+                                      const int *keep, int keepCount);
+/// A process-wide mutex (`*mutex`, a `pthread_mutex_t *`) and condition variable
+/// (`*condition`, a `pthread_cond_t *` on CLOCK_MONOTONIC), initialised, that a child
+/// re-initialises right after a fork when they are not in their pristine state
+/// (`CSystemShims_after_fork_in_child`). They live as long as the process. For locks that
+/// the forking thread never holds while it forks. Returns 0, or -1 with errno ENOSPC (64 at most).
+int CSystemShims_fork_reset_lock_slot(void **mutex, void **condition);
+/// In a child right after `fork()`: drops what the parent had buffered in `stdout` and
+/// `stderr` (the parent writes it; the child must not write it again) and re-initialises
+/// the locks of `CSystemShims_fork_reset_lock_slot` that a thread held (or waited on) at the
+/// fork. Allocates nothing; calls libc through load-time pointers; writes only what it resets.
+void CSystemShims_after_fork_in_child(void);
 int CSystemShims_set_name(const char *name);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.
 int CSystemShims_affinity_cpu_count(void);

@@ -49,7 +49,7 @@ struct ManagerAddress: Codable, Sendable, Hashable {
 /// One connection per process to a manager, shared by the proxies of that process and
 /// re-opened in a child that inherited its parent's (forked processes must not share one).
 final class ManagerConnection: @unchecked Sendable {
-    private static let registryLock = ConditionLock()
+    private static let registryLock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var connections: [ManagerAddress: ManagerConnection] = [:]
 
     static func to(_ address: ManagerAddress) throws -> ManagerConnection {

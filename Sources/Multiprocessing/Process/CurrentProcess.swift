@@ -24,13 +24,65 @@ extension Multiprocessing {
     public static var currentProcess: ProcessIdentity {
         CurrentProcess.identity
     }
+
+    /// The process that started this one: nil in the program's own process; in a child this
+    /// library started (a `Process` child, a pool worker; any start method, nested or not)
+    /// the parent's pid and name as the parent saw itself (`"MainProcess"`, or its
+    /// `Process` name). For a `.forkserver` child it is the process that asked for it, not
+    /// the fork server. Python's `parent_process()`. A target on an MPI rank sees nil.
+    public static var parentProcess: ProcessIdentity? {
+        CurrentProcess.parent
+    }
+
+    /// The live children this process started with `Process` (not pool workers), after
+    /// reaping those that ended: Python's `active_children()`. A child is listed from
+    /// `start()` until it is seen to end (here, by `join`, `isAlive`, `exitCode` or the
+    /// supervisor). Children started on MPI ranks are not listed.
+    public static func activeChildren() -> [Process] {
+        ProcessRegistry.activeChildren()
+    }
 }
 
 /// Set once at the start of a child role, before any user code runs.
 enum CurrentProcess {
-    private static let lock = ConditionLock()
+    private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var childName: String?
     nonisolated(unsafe) private static var childDaemon = false
+    /// Set in a child right after `ChildLauncher.fork`: the process it was forked from, and
+    /// the pid of the child it was recorded in (a record inherited by a further fork that did
+    /// not go through `ChildLauncher.fork` — the fork server's — is not its parent).
+    nonisolated(unsafe) private static var forkedFrom: (parent: ProcessIdentity, child: pid_t)?
+
+    /// The environment variable carrying the parent's identity to a spawned child (and
+    /// through the fork server, which is spawned, to its children): "pid isMain daemon name".
+    static let parentVariable = "SWIFTMP_PARENT"
+
+    /// Worked out when asked, not at the child's start: a forked child that never asks
+    /// reads no environment (a libc function the parent never called costs a forked child
+    /// a lazy symbol lookup: tens of µs).
+    static var parent: ProcessIdentity? {
+        let (isChild, forked) = lock.withLock { () -> (Bool, ProcessIdentity?) in
+            guard childName != nil else { return (false, nil) }
+            if let forkedFrom, forkedFrom.child == getpid() { return (true, forkedFrom.parent) }
+            return (true, nil)
+        }
+        guard isChild else { return nil }
+        if let forked { return forked }
+        return getenv(parentVariable).flatMap { parseParent(String(cString: $0)) }
+            ?? ProcessIdentity(name: "unknown", pid: getppid(), isMain: false, daemon: false)
+    }
+
+    /// `parentVariable=…` for a child spawned by this process.
+    static var parentEnvironmentEntry: String {
+        let me = identity
+        return "\(parentVariable)=\(me.pid) \(me.isMain ? 1 : 0) \(me.daemon ? 1 : 0) \(me.name)"
+    }
+
+    /// In a child right after `ChildLauncher.fork`: records `parent` (this process's identity
+    /// before the fork).
+    static func forked(from parent: ProcessIdentity) {
+        lock.withLock { forkedFrom = (parent, getpid()) }
+    }
 
     static var identity: ProcessIdentity {
         lock.withLock {
@@ -46,11 +98,18 @@ enum CurrentProcess {
         lock.withLock {}
     }
 
-    /// Marks this process as a child named `name`.
+    /// Marks this process as a child named `name`. Its parent is the process it was forked
+    /// from by `ChildLauncher.fork`, or else the one named in `parentVariable` (`parent`).
     static func becomeChild(named name: String, daemon: Bool) {
         lock.withLock {
             childName = name
             childDaemon = daemon
         }
+    }
+
+    private static func parseParent(_ text: String) -> ProcessIdentity? {
+        let parts = text.split(separator: " ", maxSplits: 3, omittingEmptySubsequences: false)
+        guard parts.count == 4, let pid = Int32(parts[0]) else { return nil }
+        return ProcessIdentity(name: String(parts[3]), pid: pid, isMain: parts[1] == "1", daemon: parts[2] == "1")
     }
 }

@@ -115,7 +115,7 @@ public final class Process: @unchecked Sendable {
         }
         let payload = ProcessPayload(typeName: typeName, name: name, daemon: daemon, target: bytes)
         let state = self.state
-        ProcessRegistry.add(state)
+        ProcessRegistry.add(state, process: self)
         // Encoded all the same: the encode checks that the target may reach a child
         // (served objects refuse) and finds what it mentions.
         let inMemory = segments.isEmpty && descriptors.isEmpty ? call : nil
@@ -132,12 +132,10 @@ public final class Process: @unchecked Sendable {
     }
 
     /// Waits until the child ends, at most `timeout` seconds (nil: without limit). Returns
-    /// whether it ended; check `exitCode`. Throws if the process was never started.
+    /// whether it ended; check `exitCode`. Throws if the process was never started, or closed.
     @discardableResult
     public func join(timeout: Double? = nil) throws -> Bool {
-        guard lifecycle.withLock({ $0 }) != .created else {
-            throw ProcessError(.notStarted, "process \(name) was never started; call start() before join()")
-        }
+        try checkStarted("join()")
         if let result = onRank.withLock({ $0 }) {
             guard result.wait(timeout: timeout) else { return false }
             MPIProcessHost.shared.releaseIfIdle()
@@ -170,15 +168,57 @@ public final class Process: @unchecked Sendable {
     }
 
     /// Sends SIGTERM to the child (nothing if it is not running). Python's `terminate()`.
-    public func terminate() {
+    /// Throws `.closed` after `close()`.
+    public func terminate() throws {
+        try checkNotClosed("terminate()")
         if refuseInterruptOnRank("terminate()") { return }
         state.send(SIGTERM)
     }
 
     /// Sends SIGKILL to the child (nothing if it is not running). Python's `kill()`.
-    public func kill() {
+    /// Throws `.closed` after `close()`.
+    public func kill() throws {
+        try checkNotClosed("kill()")
         if refuseInterruptOnRank("kill()") { return }
         state.send(SIGKILL)
+    }
+
+    /// A descriptor that becomes readable (`poll`, `select`, `epoll`) when the child ends,
+    /// and stays readable: Python's `sentinel`, to wait for any of several processes (or a
+    /// process and other descriptors) at once. The child's pidfd for `.fork` and `.spawn`;
+    /// an eventfd signalled when its end is reported for `.forkserver`. It belongs to this
+    /// `Process` (do not close or read it) and is closed by `close()` or when the `Process`
+    /// is released. Throws `.notStarted` before `start()`, `.closed` after `close()`, and
+    /// `.unsupported` for a target on an MPI rank (use `join(timeout:)` there).
+    public var sentinel: Int32 {
+        get throws {
+            try checkStarted("sentinel")
+            if onRank.withLock({ $0 }) != nil {
+                throw ProcessError(.unsupported, "process \(name) runs on an MPI rank and has no sentinel descriptor; use join(timeout:)")
+            }
+            do {
+                return try state.sentinel()
+            } catch {
+                throw ProcessError(.startFailed, "cannot make the sentinel of process \(name): \(error)")
+            }
+        }
+    }
+
+    private func checkNotClosed(_ call: String) throws(ProcessError) {
+        if lifecycle.withLock({ $0 }) == .closed {
+            throw ProcessError(.closed, "process \(name) is closed; \(call) cannot be used after close()")
+        }
+    }
+
+    private func checkStarted(_ call: String) throws(ProcessError) {
+        switch lifecycle.withLock({ $0 }) {
+        case .created:
+            throw ProcessError(.notStarted, "process \(name) was never started; call start() before \(call)")
+        case .closed:
+            throw ProcessError(.closed, "process \(name) is closed; \(call) cannot be used after close()")
+        case .started:
+            return
+        }
     }
 
     /// Under mpirun a running target cannot be interrupted: says so (standard error) and
@@ -192,12 +232,17 @@ public final class Process: @unchecked Sendable {
         return true
     }
 
-    /// Releases the process object; throws if the child still runs.
+    /// Releases what the process object holds (its descriptors); throws if the child still
+    /// runs. Afterwards `start`, `join`, `terminate`, `kill` and `sentinel` throw `.closed`
+    /// (Python's ValueError); `isAlive` is false and `exitCode` and `pid` keep their last
+    /// values. Closing again does nothing.
     public func close() throws {
+        if lifecycle.withLock({ $0 }) == .closed { return }
         if isAlive {
             throw ProcessError(.stillRunning, "process \(name) is still running; join() or terminate() it before close()")
         }
         lifecycle.withLock { $0 = .closed }
+        state.releaseDescriptors()
     }
 }
 

@@ -55,17 +55,22 @@ enum ProcessEntry {
         return finish(name: name, call)
     }
 
-    /// Calls `body`; a throw is exit status 1 with the error on standard error.
+    /// Calls `body`; a throw is exit status 1 with the error on standard error. Then, as
+    /// Python's exit function does in a child, terminates the daemon children the target
+    /// left running and waits for the others (the child ends with `_exit`, so the `atexit`
+    /// handler that does this in the main process does not run here).
     private static func finish(name: String, _ body: () throws -> Void) -> Int32 {
+        var status: Int32 = 0
         do {
             try body()
         } catch {
             fflush(nil)
             printError("Process \(name) (pid \(getpid())): the target threw \(String(reflecting: Swift.type(of: error))): \(error)")
-            return 1
+            status = 1
         }
+        ProcessRegistry.endChildren()
         fflush(nil)
-        return 0
+        return status
     }
 
     private static func decode<F: ParallelFunction>(_: F.Type, _ reader: inout WireReader) throws -> any ParallelFunction {

@@ -14,6 +14,9 @@ public struct ProcessError: Error, CustomStringConvertible, Sendable, Equatable 
         case encoding
         /// The child could not be started.
         case startFailed
+        /// The operation does not exist for this process (a target on an MPI rank has no
+        /// sentinel descriptor).
+        case unsupported
     }
     public var code: Code
     public var message: String

@@ -20,8 +20,8 @@ enum ProcessLauncher {
                       started: @escaping @Sendable (pid_t, Int32, Bool) -> Void,
                       onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
         if method == .fork || method == .automatic {
-            return try startForked(payload: payload, descriptors: descriptors, inMemory: inMemory, decode: decode,
-                                   started: started)
+            return try startForked(payload: payload, segments: segments, descriptors: descriptors, inMemory: inMemory,
+                                   decode: decode, started: started)
         }
         let region = try payload.makeRegion()
         var pair: [Int32] = [-1, -1]
@@ -72,7 +72,7 @@ enum ProcessLauncher {
     /// there is no memfd to fill or read and no type to look up by name; the socket for
     /// descriptors exists only when the target mentions some (connections). With `inMemory`
     /// (the target mentions nothing shared) the child calls the target as it is in memory.
-    private static func startForked(payload: ProcessPayload, descriptors: [(SegmentID, Int32)],
+    private static func startForked(payload: ProcessPayload, segments: [SegmentStorage], descriptors: [(SegmentID, Int32)],
                                     inMemory: (@Sendable () throws -> Void)?,
                                     decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
                                     started: @escaping @Sendable (pid_t, Int32, Bool) -> Void) throws -> pid_t {
@@ -95,16 +95,17 @@ enum ProcessLauncher {
         defer { if childSocket >= 0 { systemClose(childSocket) } }
         let parent = getpid()
         let socket = childSocket
+        // The child keeps the descriptors of the segments its target mentions (mapped, and
+        // open so that it can pass them on to children of its own, whatever their start
+        // method) and the socket; everything else from 3 up is closed.
+        let keptRegions = segments.map(\.region).filter { $0.inheritableDescriptor >= 0 }
+        let kept = (keptRegions.map(\.inheritableDescriptor) + (socket >= 0 ? [socket] : [])).sorted()
         CurrentProcess.prepareForFork()
         let launch = { @Sendable () throws -> pid_t in
             let pid = try ChildLauncher.fork {
-                var control: Int32 = -1
-                if socket >= 0 {
-                    // Out of the way of 3, then into place; close the rest.
-                    dup2(fcntl(socket, F_DUPFD, 512), 3)
-                    control = 3
-                }
-                ChildLauncher.becomeChild(parent: parent, firstToClose: control >= 0 ? 4 : 3)
+                kept.withUnsafeBufferPointer { ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: $0) }
+                for region in keptRegions { region.keptInForkedChild() }
+                let control = socket
                 let code = if let inMemory {
                     ProcessEntry.run(inMemory: inMemory, name: payload.name, daemon: payload.daemon)
                 } else {

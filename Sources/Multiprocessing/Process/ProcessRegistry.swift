@@ -16,12 +16,45 @@ final class ProcessState: @unchecked Sendable {
     /// thread does not watch): `join`, `isAlive`, `exitCode` and the next `start` reap it
     /// through the pidfd, as Python's `join`, `is_alive` and `start` do.
     private var reaps = false
+    /// The eventfd behind `sentinel` for a child without a pidfd of ours (-1 until asked).
+    private var endSignal: Int32 = -1
 
     init(daemon: Bool) {
         self.daemon = daemon
     }
 
-    deinit { if pidfd >= 0 { systemClose(pidfd) } }
+    deinit { releaseDescriptors() }
+
+    /// Closes the pidfd and the sentinel's eventfd (`Process.close()`); the child must have
+    /// ended (been reaped) already.
+    func releaseDescriptors() {
+        lock.withLock {
+            systemClose(pidfd)
+            systemClose(endSignal)
+            pidfd = -1
+            endSignal = -1
+        }
+    }
+
+    /// A descriptor readable once the child ended: its pidfd, or else an eventfd written
+    /// when its end is reported (a fork server's child).
+    func sentinel() throws(SystemError) -> Int32 {
+        lock.lock()
+        defer { lock.unlock() }
+        if pidfd >= 0 { return pidfd }
+        if endSignal < 0 {
+            endSignal = try syscallRetrying("eventfd") { CSystemShims_eventfd(0, O_CLOEXEC | O_NONBLOCK) }
+            if exit != nil { signalEnd() }
+        }
+        return endSignal
+    }
+
+    /// Makes the sentinel's eventfd readable (lock held).
+    private func signalEnd() {
+        guard endSignal >= 0 else { return }
+        var one: UInt64 = 1
+        _ = write(endSignal, &one, 8)
+    }
 
     func started(_ pid: pid_t, pidfd: Int32 = -1, reaps: Bool = false) {
         lock.withLock {
@@ -58,11 +91,15 @@ final class ProcessState: @unchecked Sendable {
     /// Records the child's end (the first report wins: a joiner that saw it through the
     /// pidfd, or the supervisor that reaped it).
     func ended(_ exit: ChildExit) {
+        // Out of the registry first: a joiner woken below sees it gone from activeChildren().
+        ProcessRegistry.remove(self)
         lock.withLock {
-            if self.exit == nil { self.exit = exit }
+            if self.exit == nil {
+                self.exit = exit
+                signalEnd()
+            }
             lock.broadcast()
         }
-        ProcessRegistry.remove(self)
     }
 
     /// Waits until the child ended or `deadline` (monotonic ns) passes; true if it ended.
@@ -126,22 +163,39 @@ final class ProcessState: @unchecked Sendable {
 /// Python, daemon children are terminated (SIGTERM, then SIGKILL after 1 s) and non-daemon
 /// children are waited for when the program exits normally (`exit` or the end of `main`).
 enum ProcessRegistry {
-    private static let lock = ConditionLock()
-    nonisolated(unsafe) private static var live: [ObjectIdentifier: ProcessState] = [:]
+    private static let lock = ConditionLock(resetInForkedChild: true)
+    /// Each live child's state and its `Process` (kept alive while the child runs, as
+    /// Python keeps its children: `activeChildren()` returns them).
+    nonisolated(unsafe) private static var live: [ObjectIdentifier: (state: ProcessState, process: Process)] = [:]
     nonisolated(unsafe) private static var installed = false
     nonisolated(unsafe) private static var ownerPID: pid_t = 0
 
-    static func add(_ state: ProcessState) {
+    static func add(_ state: ProcessState, process: Process) {
         // Reap children that ended without being joined (Python's `start` does the same).
-        for child in lock.withLock({ Array(live.values) }) { child.poll() }
+        reapEnded()
         lock.withLock {
             if !installed || ownerPID != getpid() {
                 installed = true
                 ownerPID = getpid()
                 live.removeAll()
-                atexit { ProcessRegistry.atExit() }
+                atexit { ProcessRegistry.endChildren() }
             }
-            live[ObjectIdentifier(state)] = state
+            live[ObjectIdentifier(state)] = (state, process)
+        }
+    }
+
+    /// Reaps the children that ended (a self-reaping child is reaped here; the others were
+    /// reaped by the supervisor thread and are removed when it reports them).
+    private static func reapEnded() {
+        for child in lock.withLock({ ownerPID == getpid() ? live.values.map(\.state) : [] }) { child.poll() }
+    }
+
+    /// The live children this process started, after reaping those that ended.
+    static func activeChildren() -> [Process] {
+        reapEnded()
+        return lock.withLock {
+            guard ownerPID == getpid() else { return [] }
+            return live.values.map(\.process).sorted { ($0.pid ?? 0) < ($1.pid ?? 0) }
         }
     }
 
@@ -149,8 +203,10 @@ enum ProcessRegistry {
         _ = lock.withLock { live.removeValue(forKey: ObjectIdentifier(state)) }
     }
 
-    private static func atExit() {
-        let children = lock.withLock { ownerPID == getpid() ? Array(live.values) : [] }
+    /// At the end of this process (its `exit`, or the end of a `Process` child's target,
+    /// which then ends with `_exit`): terminates the daemon children, waits for the others.
+    static func endChildren() {
+        let children = lock.withLock { ownerPID == getpid() ? live.values.map(\.state) : [] }
         guard !children.isEmpty else { return }
         fflush(nil)
         for child in children where child.daemon { child.send(SIGTERM) }

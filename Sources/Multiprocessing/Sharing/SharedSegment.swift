@@ -62,8 +62,9 @@ public struct SharedSegment: Codable, @unchecked Sendable, Hashable {
                 processes that received them only through a Queue or Pipe
                 """)
         }
+        // The descriptor stays open: this process may pass the segment on (a Process or a
+        // pool of its own, any start method), as its creator does.
         let region = try SharedRegion(adopting: fd)
-        region.closeDescriptorIfReceived()
         let received = SegmentStorage(id: id, region: region, owned: false)
         SegmentRegistry.register(received)
         storage = received
@@ -92,7 +93,7 @@ final class SegmentStorage: @unchecked Sendable {
 /// the sender may mention them again until then.
 enum SegmentRegistry {
     private final class Weak { weak var storage: SegmentStorage?; init(_ s: SegmentStorage) { storage = s } }
-    private static let lock = ConditionLock()
+    private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var owned: [SegmentID: Weak] = [:]
     nonisolated(unsafe) private static var received: [SegmentID: SegmentStorage] = [:]
 
@@ -126,12 +127,5 @@ enum SegmentRegistry {
         lock.withLock {
             if owned[id]?.storage == nil { owned[id] = nil }
         }
-    }
-}
-
-extension SharedRegion {
-    /// A received region needs no descriptor once mapped (the sender keeps its own).
-    func closeDescriptorIfReceived() {
-        closeDescriptor()
     }
 }

@@ -5,10 +5,30 @@ import Glibc
 
 /// A mutex with a condition variable (monotonic clock), for threads of one process.
 final class ConditionLock: @unchecked Sendable {
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    /// False for a lock in the C table of locks reset after fork (never freed).
+    private let ownsMemory: Bool
 
-    init() {
+    /// With `resetInForkedChild`, a child forked by `ChildLauncher.fork` gets this lock new
+    /// and unlocked, whatever another thread of the parent was doing with it at the fork: for
+    /// process-wide locks (statics, never deinitialised) that a child may take, and that the
+    /// forking thread never holds while it forks.
+    init(resetInForkedChild: Bool = false) {
+        if resetInForkedChild {
+            var mutex: UnsafeMutableRawPointer?
+            var condition: UnsafeMutableRawPointer?
+            guard CSystemShims_fork_reset_lock_slot(&mutex, &condition) == 0, let mutex, let condition else {
+                fatalError("swiftmp: more than 64 process-wide locks to reset after fork")
+            }
+            self.mutex = mutex.assumingMemoryBound(to: pthread_mutex_t.self)
+            self.condition = condition.assumingMemoryBound(to: pthread_cond_t.self)
+            ownsMemory = false
+            return
+        }
+        mutex = .allocate(capacity: 1)
+        condition = .allocate(capacity: 1)
+        ownsMemory = true
         pthread_mutex_init(mutex, nil)
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
@@ -18,6 +38,7 @@ final class ConditionLock: @unchecked Sendable {
     }
 
     deinit {
+        guard ownsMemory else { return }
         pthread_cond_destroy(condition)
         pthread_mutex_destroy(mutex)
         condition.deallocate()

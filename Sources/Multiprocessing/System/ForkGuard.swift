@@ -11,13 +11,16 @@ import Glibc
 /// only while they sleep; the supervisor takes it for writing around `fork()`. Writers are
 /// preferred, so a busy pool cannot starve a fork.
 enum ForkGuard {
+    nonisolated(unsafe) private static let attributes: UnsafeMutablePointer<pthread_rwlockattr_t> = {
+        let attributes = UnsafeMutablePointer<pthread_rwlockattr_t>.allocate(capacity: 1)
+        pthread_rwlockattr_init(attributes)
+        pthread_rwlockattr_setkind_np(attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
+        return attributes
+    }()
+
     nonisolated(unsafe) private static let lock: UnsafeMutablePointer<pthread_rwlock_t> = {
         let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
-        var attributes = pthread_rwlockattr_t()
-        pthread_rwlockattr_init(&attributes)
-        pthread_rwlockattr_setkind_np(&attributes, Int32(PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP))
-        pthread_rwlock_init(lock, &attributes)
-        pthread_rwlockattr_destroy(&attributes)
+        pthread_rwlock_init(lock, attributes)
         return lock
     }()
 
@@ -44,10 +47,23 @@ enum ForkGuard {
         return try body()
     }
 
-    /// Runs `body` (which forks) while no library thread is active.
-    static func whileForking<T>(_ body: () throws -> T) rethrows -> T {
+    /// Calls `fork` (which calls `fork()` and returns its result and errno) while no library
+    /// thread is active. The parent lets go of the lock. The child does not *unlock* it: it
+    /// runs on a thread with another id than the one that locked it, and glibc would take
+    /// that unlock for a reader's, leaving the lock write-locked for ever (the child's first
+    /// fork, or its first pool, would hang). The child makes it new instead, with every other
+    /// process-wide lock (`ConditionLock(resetInForkedChild:)`), and drops the bytes the
+    /// parent had buffered in `stdout` and `stderr`.
+    static func forking(_ fork: () -> (pid: pid_t, errno: Int32)) -> (pid: pid_t, errno: Int32) {
         pthread_rwlock_wrlock(lock)
-        defer { pthread_rwlock_unlock(lock) }
-        return try body()
+        let result = fork()
+        if result.pid == 0 {
+            pthread_rwlock_init(lock, attributes)
+            CSystemShims_set_fork_activity(0)
+            CSystemShims_after_fork_in_child()
+        } else {
+            pthread_rwlock_unlock(lock)
+        }
+        return result
     }
 }

@@ -11,8 +11,24 @@ import Glibc
 final class SharedRegion: @unchecked Sendable {
     let base: UnsafeMutableRawPointer
     let size: Int
-    /// The memfd, or -1 once closed (the mapping outlives it).
-    private(set) var descriptor: Int32
+    /// The memfd, or -1 once closed (the mapping outlives it). Also -1 in a forked child
+    /// that inherited the region (its descriptors were closed there, and the number may now
+    /// name another file), unless the child kept it (`keptInForkedChild`).
+    var descriptor: Int32 {
+        storedDescriptor >= 0 && descriptorOwner == getpid() ? storedDescriptor : -1
+    }
+    private var storedDescriptor: Int32
+    /// The process in which `storedDescriptor` is open.
+    private var descriptorOwner = getpid()
+
+    /// The descriptor as the parent had it, for a fork that keeps it open in the child.
+    var inheritableDescriptor: Int32 { descriptor }
+
+    /// In a forked child that kept `inheritableDescriptor` open: it is this process's now.
+    /// Allocates nothing.
+    func keptInForkedChild() {
+        descriptorOwner = getpid()
+    }
 
     /// Creates a zero-filled region of `size` bytes.
     init(size: Int, name: String = "swiftmp") throws(SystemError) {
@@ -28,7 +44,7 @@ final class SharedRegion: @unchecked Sendable {
             throw error
         }
         self.size = size
-        self.descriptor = fd
+        self.storedDescriptor = fd
     }
 
     /// Maps a region received from another process. Takes ownership of `descriptor`.
@@ -38,7 +54,7 @@ final class SharedRegion: @unchecked Sendable {
         guard info.st_size > 0 else { throw SystemError("fstat (empty shared region)", errno: EINVAL) }
         self.size = Int(info.st_size)
         self.base = try SharedRegion.map(fd: descriptor, size: Int(info.st_size))
-        self.descriptor = descriptor
+        self.storedDescriptor = descriptor
     }
 
     private static func map(fd: Int32, size: Int) throws(SystemError) -> UnsafeMutableRawPointer {
@@ -49,14 +65,12 @@ final class SharedRegion: @unchecked Sendable {
 
     /// Closes the descriptor; the mapping stays valid.
     func closeDescriptor() {
-        if descriptor >= 0 {
-            systemClose(descriptor)
-            descriptor = -1
-        }
+        systemClose(descriptor)
+        storedDescriptor = -1
     }
 
     deinit {
         munmap(base, size)
-        if descriptor >= 0 { systemClose(descriptor) }
+        systemClose(descriptor)
     }
 }

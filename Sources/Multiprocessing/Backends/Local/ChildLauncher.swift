@@ -14,7 +14,7 @@ enum ChildLauncher {
     /// be captured as an MPI worker rank).
     static func isScrubbed(_ entry: String) -> Bool {
         entry.hasPrefix("OMPI_") || entry.hasPrefix("PMIX_") || entry.hasPrefix("OPAL_")
-            || entry.hasPrefix(markerVariable + "=")
+            || entry.hasPrefix(markerVariable + "=") || entry.hasPrefix(CurrentProcess.parentVariable + "=")
     }
 
     /// Spawns `/proc/self/exe` running `spec`; `fds` arrive in the child as 3, 4, ….
@@ -53,6 +53,7 @@ enum ChildLauncher {
             cursor += 1
         }
         environment.append("\(markerVariable)=\(spec)")
+        environment.append(CurrentProcess.parentEnvironmentEntry)
         let program = "/proc/self/exe"
         let name = CommandLine.arguments.first ?? "swiftmp-worker"
         var pid: pid_t = 0
@@ -66,14 +67,21 @@ enum ChildLauncher {
     }
 
     /// Forks; the child runs `child` (which must end with `_exit`), the parent gets the pid.
+    /// The child starts with ForkGuard's and the other process-wide locks new and unlocked,
+    /// and without the parent's buffered output (`ForkGuard.forking`): it can start
+    /// processes and pools of its own, and never prints the parent's lines again.
     static func fork(child: () -> Never) throws(SystemError) -> pid_t {
         fflush(nil)
-        let (pid, code) = ForkGuard.whileForking { () -> (pid_t, Int32) in
+        let me = CurrentProcess.identity
+        let (pid, code) = ForkGuard.forking {
             let pid = Glibc.fork()
             return (pid, pid < 0 ? Glibc.errno : 0)
         }
         if pid < 0 { throw SystemError("fork", errno: code) }
-        if pid == 0 { child() }
+        if pid == 0 {
+            CurrentProcess.forked(from: me)
+            child()
+        }
         return pid
     }
 
@@ -81,8 +89,10 @@ enum ChildLauncher {
     /// descriptor from `firstToClose` up and remove the mpirun job's variables from the
     /// environment. All in C: right after a fork every page this touches is copied, so it
     /// allocates nothing. Ends the child (status 70) if any step fails.
-    static func becomeChild(parent: pid_t, firstToClose: Int32) {
-        let result = CSystemShims_become_child(parent, SIGKILL, UInt32(firstToClose))
+    /// `keeping` (ascending, each ≥ `firstToClose`) stay open.
+    static func becomeChild(parent: pid_t, firstToClose: Int32, keeping keep: UnsafeBufferPointer<Int32>? = nil) {
+        let result = CSystemShims_become_child_keeping(parent, SIGKILL, UInt32(firstToClose),
+                                                       keep?.baseAddress, Int32(keep?.count ?? 0))
         if result == 0 { return }
         let code = errno
         if result != -2 {  // -2: the parent already ended; nothing to report to

@@ -1,4 +1,5 @@
 import CSystemShims
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,13 +12,14 @@ import Glibc
 /// Requests: `fork` = [1][request u64][spec] + descriptors (SCM_RIGHTS).
 /// Replies: `forked` = [1][request u64][pid i32][errno i32]; `exited` = [2][pid i32][status i32].
 final class ForkServer: @unchecked Sendable {
-    private static let creation = ConditionLock()
+    private static let creation = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var instance: ForkServer?
 
-    /// The process's fork server, spawned on first use.
+    /// The process's fork server, spawned on first use, and again after the previous one
+    /// ended (killed, crashed).
     static func shared() throws -> ForkServer {
         try creation.withLock {
-            if let instance, instance.owner == getpid() { return instance }
+            if let instance, instance.owner == getpid(), !instance.hasEnded { return instance }
             let server = try ForkServer()
             instance = server
             return server
@@ -28,6 +30,10 @@ final class ForkServer: @unchecked Sendable {
     private let serverPID: pid_t
     /// The process that started the server (a forked child starts its own).
     let owner = getpid()
+    /// Set (on the supervisor thread) when the server process ended or its socket closed.
+    /// Never under `creation`: the thread that holds `creation` may be waiting for the
+    /// supervisor thread to spawn the next server.
+    private let ended = EndedFlag()
     private let lock = ConditionLock()
     private var nextRequest: UInt64 = 1
     private var replies: [UInt64: Result<pid_t, SystemError>] = [:]
@@ -36,6 +42,13 @@ final class ForkServer: @unchecked Sendable {
     private var earlyExits: [pid_t: ChildExit] = [:]
     private var dead = false
 
+    private final class EndedFlag: Sendable {
+        let value = Atomic<Bool>(false)
+        func set() { value.store(true, ordering: .releasing) }
+    }
+
+    private var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
+
     private init() throws {
         var pair: [Int32] = [-1, -1]
         try syscallRetrying("socketpair") {
@@ -43,10 +56,11 @@ final class ForkServer: @unchecked Sendable {
         }
         let parent = getpid()
         let child = pair[1]
+        let ended = self.ended
         do {
             serverPID = try ProcessSupervisor.shared.perform {
                 let pid = try ChildLauncher.spawn(spec: "fork-server parent=\(parent)", passing: [child])
-                try ProcessSupervisor.shared.watch(pid: pid) { _ in ForkServer.serverEnded() }
+                try ProcessSupervisor.shared.watch(pid: pid) { _ in ended.set() }
                 return pid
             }
         } catch {
@@ -56,18 +70,29 @@ final class ForkServer: @unchecked Sendable {
         }
         systemClose(child)
         socket = pair[0]
-        try ProcessSupervisor.shared.addSource(socket) { [weak self] fd in
-            self?.readReplies() ?? false
+        // The handler keeps this server alive until its socket reports the end: the children
+        // it was starting or watching are then reported ended, whoever still holds it.
+        do {
+            try ProcessSupervisor.shared.addSource(socket) { [self] _ in readReplies() }
+        } catch {
+            _ = Glibc.kill(serverPID, SIGKILL)
+            systemClose(socket)
+            throw error
         }
     }
 
-    private static func serverEnded() {
-        creation.withLock { instance = nil }
-    }
+    deinit { systemClose(socket) }
 
     /// Asks the server to fork a child running `spec` with `fds` as 3, 4, …
+    /// A server that ended before it got the request is replaced by a new one, transparently;
+    /// one that ends after it got the request makes this throw (the child, if it was forked,
+    /// died with the server).
     func fork(spec: String, passing fds: [Int32], started: @escaping @Sendable (pid_t) -> Void,
-              onExit: @escaping @Sendable (pid_t, ChildExit) -> Void) throws -> pid_t {
+              onExit: @escaping @Sendable (pid_t, ChildExit) -> Void, retrying: Bool = false) throws -> pid_t {
+        if hasEnded || owner != getpid() {
+            if retrying { throw SystemError("fork in the fork server (a new server ended as it started)", errno: ECHILD) }
+            return try ForkServer.shared().fork(spec: spec, passing: fds, started: started, onExit: onExit, retrying: true)
+        }
         let request = lock.withLock { () -> UInt64 in
             let id = nextRequest
             nextRequest += 1
@@ -86,17 +111,29 @@ final class ForkServer: @unchecked Sendable {
         if sent < 0 {
             let code = errno
             _ = lock.withLock { pending.removeValue(forKey: request) }
+            if code == EPIPE || code == ECONNRESET || code == ENOTCONN {
+                // The server is gone and never saw the request: ask a new one (once).
+                ended.set()
+                if retrying { throw SystemError("sendmsg to the fork server (a new server ended too)", errno: code) }
+                return try ForkServer.shared().fork(spec: spec, passing: fds, started: started, onExit: onExit, retrying: true)
+            }
             throw SystemError("sendmsg to the fork server", errno: code)
         }
         let end = monotonicNanoseconds() &+ 30_000_000_000
-        let result: Result<pid_t, SystemError>? = lock.withLock {
+        let (result, serverDied): (Result<pid_t, SystemError>?, Bool) = lock.withLock {
             while replies[request] == nil && !dead {
                 if !lock.wait(until: end), monotonicNanoseconds() >= end { break }
             }
-            return replies.removeValue(forKey: request)
+            return (replies.removeValue(forKey: request), dead)
         }
         guard let result else {
             _ = lock.withLock { pending.removeValue(forKey: request) }
+            if serverDied {
+                throw SystemError("""
+                    fork in the fork server (pid \(serverPID), which ended before it answered: nothing was \
+                    started; a new server starts on the next use, try again)
+                    """, errno: ECHILD)
+            }
             throw SystemError("the fork server did not answer", errno: ETIMEDOUT)
         }
         return try result.get()
@@ -155,8 +192,8 @@ final class ForkServer: @unchecked Sendable {
             exitHandlers.removeAll()
             return all
         }
+        ended.set()
         for (pid, handler) in handlers { handler(pid, .signaled(SIGKILL)) }
-        ForkServer.serverEnded()
         return false
     }
 

@@ -19,7 +19,7 @@ import Glibc
 final class ProcessSupervisor: @unchecked Sendable {
     static let shared = ProcessSupervisor()
 
-    private let lock = ConditionLock()
+    private let lock = ConditionLock(resetInForkedChild: true)  // the one instance lives for ever
     private var requests: [@Sendable () -> Void] = []
     private var watches: [Int32: Watch] = [:]         // by pidfd
     private var sources: [Int32: @Sendable (Int32) -> Bool] = [:]  // extra descriptors to poll
