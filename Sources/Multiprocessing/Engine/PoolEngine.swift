@@ -285,13 +285,13 @@ final class PoolEngine: @unchecked Sendable {
             if !sentThisPass { idleOnly = false }
             sentThisPass = false
             for worker in workers.indices {
-                let slot = workers[worker]
-                if idleOnly && !slot.tasks.isEmpty { continue }
-                if slot.retiring || slot.exclusive
-                    || slot.tasks.count >= workers.depth(for: worker, lateReplyBytes: backend.lateReplyBytes)
+                let held = workers[worker].tasks.count
+                if idleOnly && held > 0 { continue }
+                if workers[worker].retiring || workers[worker].exclusive
+                    || held >= workers.depth(for: worker, lateReplyBytes: backend.lateReplyBytes)
                     || !backend.canAccept(worker: worker) { continue }
-                if let limit = maxTasksPerChild, slot.tasksAssigned >= limit { continue }
-                let idle = slot.tasks.isEmpty
+                if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit { continue }
+                let idle = held == 0
                 guard let job = jobs.first(where: { $0.hasSpan(now: now) && (!$0.exclusive || idle) }) else { continue }
                 if send(job, to: worker, now: now) {
                     progressed = true
@@ -537,10 +537,10 @@ final class PoolEngine: @unchecked Sendable {
     }
 
     /// Removes `id` from `worker`'s list (also a task given up on or withdrawn) and notes the reply.
-    private func noteReply(_ id: UInt64, from worker: Int, bytes: Int) {
+    private func noteReply(_ id: UInt64, from worker: Int, bytes: Int, now: UInt64) {
         if let position = workers[worker].tasks.firstIndex(of: id) { workers[worker].tasks.remove(at: position) }
         if workers[worker].tasks.isEmpty { workers[worker].exclusive = false }
-        workers.noteReply(from: worker, now: clock())
+        workers.noteReply(from: worker, now: now)
         workers[worker].lastReplyBytes = bytes
         workers[worker].observed = nil
         startDeaths = 0
@@ -559,7 +559,7 @@ final class PoolEngine: @unchecked Sendable {
                 startDeaths = 0
                 return
             }
-            noteReply(id, from: worker, bytes: outputs.remaining)
+            noteReply(id, from: worker, bytes: outputs.remaining, now: now)
             guard let task = ledger.settle(id, from: worker), let job = task.job, job.wantsWork else { return }
             do {
                 try job.deliver(task.span, outputs: &outputs)
@@ -576,7 +576,7 @@ final class PoolEngine: @unchecked Sendable {
                 breakPool(PoolError(.startFailed, "the pool's initializer threw \(typeName): \(message)"))
                 return
             }
-            noteReply(id, from: worker, bytes: outputs.remaining)
+            noteReply(id, from: worker, bytes: outputs.remaining, now: now)
             guard let task = ledger.settle(id, from: worker), let job = task.job, job.wantsWork else { return }
             let span = task.span
             switch kind {

@@ -40,8 +40,10 @@ struct WorkerTable {
 
     var indices: Range<Int> { slots.indices }
 
+    /// Read and modified in place (a `get` would copy the slot — and retain its collections —
+    /// at every field read in the dispatch loop).
     subscript(worker: Int) -> Slot {
-        get { slots[worker] }
+        _read { yield slots[worker] }
         _modify { yield &slots[worker] }
     }
 
@@ -67,9 +69,8 @@ struct WorkerTable {
     /// the engine then learns that a task is done only when the worker has finished the next
     /// one.
     func depth(for worker: Int, lateReplyBytes: Int?) -> Int {
-        let slot = slots[worker]
-        let service = slot.serviceNanoseconds
-        let late = lateReplyBytes.map { slot.lastReplyBytes > $0 } ?? false
+        let service = slots[worker].serviceNanoseconds
+        let late = lateReplyBytes.map { slots[worker].lastReplyBytes > $0 } ?? false
         let base: Int
         if service <= 0 || service > 2_000_000 {
             base = 1
