@@ -445,6 +445,8 @@ final class PoolEngine: @unchecked Sendable {
     /// time) are withdrawn and sent again. Younger tasks are left alone: re-sending their
     /// followers would cost more than waiting for them (short tasks at the end of a map).
     private func rebalance(now: UInt64) -> Bool {
+        // Without shared progress words (MPI, in-process) nothing can be withdrawn.
+        guard backend.progress(of: 0) != nil else { return false }
         guard !jobs.isEmpty, !jobs.contains(where: { $0.hasSpan(now: now) }) else { return false }
         guard workers.indices.contains(where: { worker in
             let slot = workers[worker]
