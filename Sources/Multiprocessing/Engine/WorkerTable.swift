@@ -70,9 +70,14 @@ struct WorkerTable {
     /// one.
     func depth(for worker: Int, lateReplyBytes: Int?) -> Int {
         let service = slots[worker].serviceNanoseconds
+        let last = slots[worker].lastServiceNanoseconds
         let late = lateReplyBytes.map { slots[worker].lastReplyBytes > $0 } ?? false
+        // Long only if the average and the last interval both say so: one slow reply (the
+        // engine's own thread descheduled on a full machine) must not starve a worker of
+        // short tasks until the average recovers.
+        let recent = last > 0 ? min(service, last) : service
         let base: Int
-        if service <= 0 || service > 2_000_000 {
+        if service <= 0 || recent > 2_000_000 {
             base = 1
         } else {
             base = max(2, min(64, Int(200_000 / service) + 1))
