@@ -96,7 +96,7 @@ struct Doorbell: @unchecked Sendable {
 
     /// Sleeps until rung or `timeoutNanoseconds` passes, unless `ready()` already holds
     /// after announcing the sleep (no lost wake-up). Several threads may sleep here at once
-    /// (the pool's thread and a caller driving the engine): `sleeping` counts them.
+    /// (the pool's thread, and any other waiter): `sleeping` counts them.
     func wait(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
         if spinning && AdaptiveWait.spin(until: ready) { return }
         let seen = CSystemShims_load_u32_seqcst(sequence)
