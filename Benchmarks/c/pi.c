@@ -13,41 +13,37 @@ static inline long hit(uint64_t x, uint64_t y) {
     return xx + y * y >= xx;
 }
 
-/* The hits of block b's two samples: Philox4x32-10 of the counter (b, 0) under the key seed.
+/* Philox4x32-10 of the counter (b, 0) under the key seed: the four words into c. */
+static inline void philox(uint64_t b, uint64_t seed, uint32_t c[4]) {
+    uint32_t c0 = (uint32_t)b, c1 = (uint32_t)(b >> 32), c2 = 0, c3 = 0;
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)c0 * 0xD2511F53u, p1 = (uint64_t)c2 * 0xCD9E8D57u;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        c1 = (uint32_t)p1;
+        c3 = (uint32_t)p0;
+        c0 = n0;
+        c2 = n2;
+        k0 += 0x9E3779B9u;
+        k1 += 0xBB67AE85u;
+    }
+    c[0] = c0; c[1] = c1; c[2] = c2; c[3] = c3;
+}
+
+/* The hits of every block's two samples.
    Each block is independent of the others, so the compiler vectorises the loop over blocks. */
 static long count_hits(uint64_t seed, long samples) {
     long hits = 0;
     for (long b = 0; b < (samples + 1) / 2; b++) {
-        uint32_t c0 = (uint32_t)b, c1 = (uint32_t)((uint64_t)b >> 32), c2 = 0, c3 = 0;
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int round = 0; round < 10; round++) {
-            uint64_t p0 = (uint64_t)c0 * 0xD2511F53u, p1 = (uint64_t)c2 * 0xCD9E8D57u;
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-            c1 = (uint32_t)p1;
-            c3 = (uint32_t)p0;
-            c0 = n0;
-            c2 = n2;
-            k0 += 0x9E3779B9u;
-            k1 += 0xBB67AE85u;
-        }
-        hits += hit(c0, c1) + hit(c2, c3);
+        uint32_t c[4];
+        philox((uint64_t)b, seed, c);
+        hits += hit(c[0], c[1]) + hit(c[2], c[3]);
     }
     /* An odd count: the last block's second sample is not part of the problem. */
     if (samples % 2) {
-        uint64_t b = (uint64_t)samples / 2;
-        uint32_t c0 = (uint32_t)b, c1 = (uint32_t)(b >> 32), c2 = 0, c3 = 0;
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int round = 0; round < 10; round++) {
-            uint64_t p0 = (uint64_t)c0 * 0xD2511F53u, p1 = (uint64_t)c2 * 0xCD9E8D57u;
-            uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-            c1 = (uint32_t)p1;
-            c3 = (uint32_t)p0;
-            c0 = n0;
-            c2 = n2;
-            k0 += 0x9E3779B9u;
-            k1 += 0xBB67AE85u;
-        }
-        hits -= hit(c2, c3);
+        uint32_t c[4];
+        philox((uint64_t)samples / 2, seed, c);
+        hits -= hit(c[2], c[3]);
     }
     return hits;
 }
