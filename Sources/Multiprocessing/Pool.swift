@@ -170,19 +170,22 @@ public final class Pool: @unchecked Sendable {
     }
 
     /// Submits a batch job; returns it (for cancellation).
+    /// `definition`: the function already encoded (nil: encode it here); `prepare` runs on
+    /// the job before the engine can see it (a checkpoint journal's hooks).
     @discardableResult
     func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
                                     retry: RetryPolicy?, progress: ProgressReport? = nil, exclusive: Bool = false,
+                                    definition: FunctionDefinition? = nil, prepare: ((BatchJob<F>) -> Void)? = nil,
                                     finish: @escaping (Result<[F.Output], any Error>) -> Void) throws -> Job {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
-        let definition = try FunctionDefinition.make(function)
-        let job = BatchJob<F>(function: definition, options: options, inputs: inputs,
-                              chunkSize: chunkSize ?? defaultChunkSize(inputs.count), finish: finish)
+        let job = BatchJob<F>(function: try definition ?? FunctionDefinition.make(function), options: options,
+                              inputs: inputs, chunkSize: chunkSize ?? defaultChunkSize(inputs.count), finish: finish)
         job.exclusive = exclusive
         job.progress = progress.map { ProgressMeter($0, total: inputs.count) }
+        prepare?(job)
         try engine.submit(job)
         return job
     }

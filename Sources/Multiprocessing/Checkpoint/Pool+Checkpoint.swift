@@ -45,25 +45,20 @@ extension Pool {
                 return transform(all.map { $0! })
             })
         }
-        let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
-        if let chunkSize, chunkSize < 1 {
-            throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
-        }
-        let job = BatchJob<F>(function: definition, options: options, inputs: fresh ? inputs : remaining.map { inputs[$0] },
-                              chunkSize: chunkSize ?? defaultChunkSize(remaining.count), finish: finish)
-        job.progress = progress.map { ProgressMeter($0, total: remaining.count) }
-        job.onDeliver = { span, outputs in
-            try journal.append(indices: fresh ? .range(span.first..<span.end) : .list(Array(remaining[span.first..<span.end])),
-                               outputs: outputs)
-        }
-        job.everyRound = { [weak job] in
-            do {
-                try journal.flushIfDue()
-            } catch {
-                job?.failAll(error)
+        let job = try batch(function, fresh ? inputs : remaining.map { inputs[$0] }, chunkSize: chunkSize, timeout: timeout,
+                            retry: retry, progress: progress, definition: definition, prepare: { job in
+            job.onDeliver = { span, outputs in
+                try journal.append(indices: fresh ? .range(span.first..<span.end) : .list(Array(remaining[span.first..<span.end])),
+                                   outputs: outputs)
             }
-        }
-        try engine.submit(job)
+            job.everyRound = { [weak job] in
+                do {
+                    try journal.flushIfDue()
+                } catch {
+                    job?.failAll(error)
+                }
+            }
+        }, finish: finish)
         return AsyncResult(completion, cancel: { [weak engine] in engine?.cancel(job) })
     }
 }

@@ -482,12 +482,12 @@ final class PoolEngine: @unchecked Sendable {
                 workers[worker].observed = nil
                 continue
             }
-            let input = backend.progress(of: worker).map { min(max(0, $0.snapshot().input), running.span.count - 1) } ?? 0
+            let progress = backend.progress(of: worker)
+            let input = progress.map { min(max(0, $0.snapshot().input), running.span.count - 1) } ?? 0
             if workers[worker].observed?.task != running.id || workers[worker].observed?.input != input {
-                // Without shared progress the oldest task started when the previous one ended.
-                let since = backend.progress(of: worker) == nil && workers[worker].observed?.task != running.id
-                    ? max(workers[worker].lastReply, now &- min(now, UInt64(workers.replyInterval(now: now)))) : now
-                workers[worker].observed = (running.id, input, since)
+                // Seen now; without shared progress the oldest task started at the worker's
+                // last reply (or when it was sent to the idle worker): `lastReply`.
+                workers[worker].observed = (running.id, input, progress == nil ? workers[worker].lastReply : now)
             }
             let due = workers[worker].observed!.since &+ limit
             if now >= due {
