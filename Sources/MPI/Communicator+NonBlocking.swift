@@ -27,6 +27,19 @@ extension Communicator {
         return try isend(storage: storage, count: bytes.count, datatype: cmpi_byte(), to: destination, tag: tag)
     }
 
+    /// Starts sending a copy of `header` followed by `body` (`MPI_BYTE`) as one message and
+    /// returns at once: one copy, no intermediate buffer.
+    ///
+    /// The corresponding MPI function is `MPI_Isend`.
+    public func isend(_ header: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer, to destination: Int,
+                      tag: Int = 0) throws(MPIError) -> Request {
+        let count = header.count + body.count
+        let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, count), alignment: 16)
+        if !header.isEmpty { storage.copyMemory(from: header) }
+        if !body.isEmpty { UnsafeMutableRawBufferPointer(rebasing: storage[header.count...]).copyMemory(from: body) }
+        return try isend(storage: storage, count: count, datatype: cmpi_byte(), to: destination, tag: tag)
+    }
+
     private func isend(storage: UnsafeMutableRawBufferPointer, count: Int, datatype: MPI_Datatype, to destination: Int, tag: Int) throws(MPIError) -> Request {
         var handle: MPI_Request? = nil
         let code: Int32

@@ -3,11 +3,13 @@
 /// - `local`: worker processes on this machine, started by the pool (`StartMethod`).
 /// - `mpi`: the other ranks of the mpirun job that started this program: rank 0 runs the
 ///   program, ranks 1…N−1 serve tasks (they were captured by the library's start-up hook
-///   before `main`, so they never run the program themselves). A pool uses every worker
-///   rank, or only the first `processes` ranks if that is smaller. With `mpirun -np 1` there
-///   is no worker rank and the pool runs the tasks in rank 0 itself, on its own thread.
-///   `startMethod` does not apply; `maxTasksPerChild` is refused (a rank cannot be
-///   replaced); one MPI pool at a time per process. `SWIFTMP_MPI_MODE=spmd` in the
+///   before `main`, so they never run the program themselves). Each worker rank hosts local
+///   worker processes (`processesPerRank`, forked from the rank) that run the tasks, so a
+///   task that crashes costs its input and a replacement worker, never the job. A pool uses
+///   every worker rank's workers, or only the first `processes` if that is smaller. With
+///   `mpirun -np 1` there is no worker rank and rank 0 hosts the local workers itself.
+///   `startMethod` does not apply (workers are forked from their rank); one MPI pool at a
+///   time per process. `SWIFTMP_MPI_MODE=spmd` in the
 ///   environment turns the capture off: every rank runs `main` and the MPI backend is
 ///   unavailable (use `MPI` directly).
 /// - `automatic`: `mpi` when the program was started by mpirun (`OMPI_COMM_WORLD_SIZE`,
@@ -33,8 +35,9 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// The backend for a new pool of at most `processes` workers (nil: all worker ranks).
-    static func makeMPI(processes: Int?) throws -> any PoolBackend {
+    /// The backend for a new pool of at most `processes` workers (nil: all that the worker
+    /// ranks host), `perRank` on each worker rank (nil: each rank's default).
+    static func makeMPI(processes: Int?, perRank: Int?) throws -> any PoolBackend {
         guard MPILaunch.isUnderMPIRun else {
             throw PoolError(.backendUnavailable, "the MPI backend needs the program to be started by mpirun: "
                 + "launch with mpirun -np <1 + workers> <program> (or use backend: .local)")
@@ -44,9 +47,13 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
                 + "unset SWIFTMP_MPI_MODE to use the MPI backend, or use backend: .local")
         }
         if MPILaunch.worldSizeFromEnvironment == 1 {
-            return InProcessBackend(summary: "mpi, 1 rank (mpirun -np 1): no worker ranks, rank 0 runs the tasks itself")
+            let count = processes ?? perRank ?? Multiprocessing.cpuCount
+            let local = try LocalBackend(workers: count, method: .fork,
+                                         summary: "mpi, 1 rank (mpirun -np 1): no worker ranks, rank 0 hosts \(count) local "
+                                             + "worker\(count == 1 ? "" : "s") (fork)")
+            return local
         }
-        return try MPIBackend(limit: processes)
+        return try MPIBackend(limit: processes, perRank: perRank)
     }
 }
 

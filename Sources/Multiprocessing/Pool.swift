@@ -27,20 +27,28 @@ public final class Pool: @unchecked Sendable {
     /// Starts `processes` workers (default: `Multiprocessing.cpuCount`).
     ///
     /// - Parameters:
-    ///   - processes: the number of workers. Under the MPI backend the workers are the job's
-    ///     ranks 1…N−1: nil (the default) uses them all, a smaller number only the first
-    ///     `processes`, a larger one is cut to N−1. With `mpirun -np 1` the pool runs the
-    ///     tasks in this process, on the pool's thread.
+    ///   - processes: the number of workers. Under the MPI backend the workers are local
+    ///     worker processes hosted by the job's ranks 1…N−1 (`processesPerRank` each): nil (the
+    ///     default) uses them all, a smaller number only the first `processes` (ranks in
+    ///     order), a larger one is cut to what the ranks host. With `mpirun -np 1` rank 0
+    ///     hosts the local workers itself.
+    ///   - processesPerRank: MPI backend: how many local worker processes each worker rank
+    ///     hosts (forked from the rank; a task that crashes ends only its worker, which the
+    ///     rank replaces). Default: one per CPU the rank may use — with ranks not bound to
+    ///     CPUs, the node's CPUs shared among the worker ranks on it — so that one rank per
+    ///     node (`--map-by ppr:1:node --bind-to none`) uses every core, and one rank per core
+    ///     hosts one worker. Ignored by the local backend.
     ///   - startMethod: how workers start; see `StartMethod`. Local backend only.
     ///   - initializer: runs once in every worker before its first task (Python's
     ///     `initializer`/`initargs`: put the arguments in its stored properties). If it
     ///     throws, the pool is broken and every call fails with `PoolError.startFailed`; if
     ///     it crashes its worker three times in a row, likewise.
-    ///   - maxTasksPerChild: a worker is replaced after this many chunks. Local backend only:
-    ///     the MPI backend cannot replace a rank and throws `PoolError.invalidArgument`.
+    ///   - maxTasksPerChild: a worker is replaced after this many chunks (under MPI, the
+    ///     rank's local worker).
     ///   - taskTimeout: the longest an input may run, in seconds (nil: no limit), for calls
     ///     that give no `timeout:`. A worker running an input past it is killed and replaced
-    ///     and the input fails with `TaskTimedOut` (MPI: see the README).
+    ///     and the input fails with `TaskTimedOut` (also under MPI: the rank kills its local
+    ///     worker).
     ///   - retry: how failed inputs are retried, for calls that give no `retry:` (default:
     ///     never).
     ///   - backend: where the workers run; see `Backend`. `.automatic` (the default) is MPI
@@ -53,7 +61,7 @@ public final class Pool: @unchecked Sendable {
     public init(processes: Int? = nil, startMethod: StartMethod = .automatic,
                 initializer: (any ParallelFunction<Void, Void>)? = nil,
                 maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
-                backend: Backend = .automatic) throws {
+                processesPerRank: Int? = nil, backend: Backend = .automatic) throws {
         if WorkerRuntime.servesThisProcess {
             throw PoolError(.nested, """
                 a Pool cannot be created inside a pool task (pool workers are daemonic, as in Python, and a nested \
@@ -67,6 +75,9 @@ public final class Pool: @unchecked Sendable {
         if let processes, processes > 4096 {
             throw PoolError(.invalidArgument, "processes must be at most 4096, not \(processes)")
         }
+        if let processesPerRank, processesPerRank < 1 || processesPerRank > 4096 {
+            throw PoolError(.invalidArgument, "processesPerRank must be between 1 and 4096, not \(processesPerRank)")
+        }
         if let maxTasksPerChild, maxTasksPerChild < 1 {
             throw PoolError(.invalidArgument, "maxTasksPerChild must be at least 1, not \(maxTasksPerChild)")
         }
@@ -77,11 +88,7 @@ public final class Pool: @unchecked Sendable {
         let resolved: StartMethod
         switch chosen {
         case .mpi:
-            if maxTasksPerChild != nil {
-                throw PoolError(.invalidArgument, "maxTasksPerChild is not supported by the MPI backend (an MPI rank cannot be "
-                    + "replaced): remove it, or pass backend: .local")
-            }
-            poolBackend = try Backend.makeMPI(processes: processes)
+            poolBackend = try Backend.makeMPI(processes: processes, perRank: processesPerRank)
             try poolBackend.start()
             resolved = startMethod
         case .local, .automatic:
@@ -127,10 +134,11 @@ public final class Pool: @unchecked Sendable {
     public static func with<R>(processes: Int? = nil, startMethod: StartMethod = .automatic,
                                initializer: (any ParallelFunction<Void, Void>)? = nil,
                                maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
-                               backend: Backend = .automatic,
+                               processesPerRank: Int? = nil, backend: Backend = .automatic,
                                _ body: (Pool) throws -> R) throws -> R {
         let pool = try Pool(processes: processes, startMethod: startMethod, initializer: initializer,
-                            maxTasksPerChild: maxTasksPerChild, taskTimeout: taskTimeout, retry: retry, backend: backend)
+                            maxTasksPerChild: maxTasksPerChild, taskTimeout: taskTimeout, retry: retry,
+                            processesPerRank: processesPerRank, backend: backend)
         let result: R
         do {
             result = try body(pool)

@@ -99,3 +99,28 @@ struct PrintLine: ParallelFunction {
     var text: String
     func callAsFunction(_: Void) { print(text) }
 }
+
+/// Squares its input, except that inputs ≡ 7 (mod 50) segfault their worker, inputs ≡ 23
+/// (mod 50) SIGKILL it and inputs ≡ 41 (mod 50) call `exit(9)`.
+struct CrashSome: ParallelFunction {
+    static func fault(_ x: Int) -> String? {
+        switch x % 50 {
+        case 7: "signal 11"
+        case 23: "signal 9"
+        case 41: "exit 9"
+        default: nil
+        }
+    }
+
+    func callAsFunction(_ x: Int) -> Int {
+        switch x % 50 {
+        case 7:
+            // A real fault (not `raise`: the Swift runtime's backtracer returns from a raised SIGSEGV).
+            UnsafeMutablePointer<Int>(bitPattern: 8 | (x & 0))!.pointee = x
+        case 23: kill(getpid(), SIGKILL)
+        case 41: exit(9)
+        default: break
+        }
+        return x * x
+    }
+}

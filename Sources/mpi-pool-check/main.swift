@@ -15,6 +15,10 @@
 //                                   main.swift (uninitialised there: the worker crashes)
 //   mpi-pool-check --stdio-once     numbered lines printed around .fork workers (first ones,
 //                                   replacements, a .fork Process): each must appear once
+//   mpi-pool-check --faults [N]     1 in ~17 inputs crash their worker (segfault, SIGKILL,
+//                                   exit); a 10 s task with a 0.5 s limit; N processes per
+//                                   rank. Prints "FAULTS OK" when exactly the faulty inputs
+//                                   failed, each once, naming its worker, and the rest is right
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
 import Logging
 import Multiprocessing
@@ -110,6 +114,12 @@ struct PrintingLogHandler: LogHandler {
 }
 WorkerLogging.bootstrap { _ in PrintingLogHandler() }
 
+if words.first == "--faults" {
+    let perRank = words.dropFirst().first.flatMap { Int($0) }
+    try Faults.run(perRank: perRank)
+    exit(mismatches == 0 ? 0 : 1)
+}
+
 let pool: Pool
 do {
     pool = try Pool()
@@ -194,7 +204,7 @@ try pool.join()
 let busy = try Pool()
 do {
     _ = try Pool()
-    if busy.backend == .mpi && !busy.backendSummary.contains("rank 0 runs the tasks itself") {
+    if busy.backend == .mpi && !busy.backendSummary.contains("rank 0 hosts") {
         check("second live MPI pool", "allowed", "refused")
     }
 } catch let error as PoolError where error.code == .invalidArgument && busy.backend == .mpi {

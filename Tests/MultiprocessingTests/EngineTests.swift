@@ -124,6 +124,7 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     func progress(of worker: Int) -> WorkerProgress? {
         sharesProgress ? WorkerProgress(at: words[worker]) : nil
     }
+    func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? { nil }
 
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {}
     func shutdown(deadline: UInt64) {}

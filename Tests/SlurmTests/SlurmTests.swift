@@ -30,7 +30,9 @@ final class SlurmTests: XCTestCase {
         let lines = output.split(separator: "\n").map(String.init)
         XCTAssertEqual(lines.filter { $0.hasPrefix("pi ≈") }, [expected], "\(what): one estimate, as locally:\n\(output)")
         let plural = workers == 1 ? "worker" : "workers"
-        XCTAssertTrue(output.contains("\(workers) \(plural) (mpi, \(workers) worker ranks"), "\(what): run by worker ranks:\n\(output)")
+        let ranks = workers == 1 ? "rank" : "ranks"
+        XCTAssertTrue(output.contains("\(workers) \(plural) (mpi, \(workers) \(plural) on \(workers) worker \(ranks)"),
+                      "\(what): run by worker ranks:\n\(output)")
     }
 
     func testSbatchBothLaunchStylesAndSrun() throws {

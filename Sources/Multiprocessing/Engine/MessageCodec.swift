@@ -19,6 +19,10 @@ enum MasterMessage: UInt8 {
     case chunk = 3
     case stop = 4
     case release = 5
+    /// An answer of rank 0's object service for a task in a worker rank's local worker,
+    /// relayed by the rank (`ObjectRequestRelay`); read by the task's object call, never by
+    /// the serve loop.
+    case objectReply = 6
 }
 
 enum WorkerMessage: UInt8 {
@@ -26,6 +30,9 @@ enum WorkerMessage: UInt8 {
     case failure = 2
     case stopped = 3
     case log = 4
+    /// A task's request to rank 0's object service, from a worker rank's local worker to its
+    /// rank, which forwards it (`RankRelay`); never reaches the engine.
+    case objectRequest = 5
 }
 
 /// Why (part of) a chunk failed in a worker.
@@ -140,6 +147,8 @@ enum WorkerReply {
             let line = UInt(try reader.read(UInt64.self))
             return .log(ForwardedRecord(level: level, label: label, message: message, metadata: metadata, source: source,
                                         file: file, function: function, line: line))
+        case .objectRequest:
+            throw PoolError(.protocolViolation, "a worker sent an object request outside an MPI job")
         case nil:
             throw PoolError(.protocolViolation, "a worker sent an unknown message kind \(kind)")
         }
@@ -149,6 +158,11 @@ enum WorkerReply {
     /// track their workers' departures themselves.
     static func isStopped(_ bytes: UnsafeRawBufferPointer) -> Bool {
         bytes.first == WorkerMessage.stopped.rawValue
+    }
+
+    /// Whether `bytes` (without headroom) answers a chunk (`result` or `failure`).
+    static func isAnswer(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        bytes.first == WorkerMessage.result.rawValue || bytes.first == WorkerMessage.failure.rawValue
     }
 }
 

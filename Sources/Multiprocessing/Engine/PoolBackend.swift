@@ -49,6 +49,10 @@ protocol PoolBackend: AnyObject {
     /// or nil when the engine cannot see the worker's memory (MPI): it then assumes a worker
     /// runs its oldest task, and cannot withdraw chunks.
     func progress(of worker: Int) -> WorkerProgress?
+    /// After `worker` ended, its progress words as they were then, when the backend learnt
+    /// them other than through `progress(of:)` (a worker rank relays its local worker's);
+    /// nil otherwise.
+    func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)?
     /// Sends shared segments' descriptors to `worker`, ahead of the messages that mention them.
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws
     /// Ends every worker: delivers messages still queued (the `stop`s), waits up to

@@ -623,7 +623,8 @@ final class PoolEngine: @unchecked Sendable {
     private func handleEnd(of worker: Int, _ exit: ChildExit) {
         let now = clock()
         let slot = workers[worker]
-        let progress = backend.progress(of: worker)?.snapshot()
+        let live = backend.progress(of: worker)
+        let progress = live?.snapshot() ?? backend.finalProgress(of: worker)
         var identity = backend.identity(of: worker)
         switch exit {
         case .signaled(let signal): identity.signal = signal
@@ -653,7 +654,9 @@ final class PoolEngine: @unchecked Sendable {
             var died = identity
             died.inputIndex = culprit.first
             switch slot.killedFor {
-            case .timedOut(let timedOutTask, let timedOutInput, let limit) where timedOutTask == id && timedOutInput == inputPosition:
+            // Without live progress words the limit was enforced on the task's start, not its input's.
+            case .timedOut(let timedOutTask, let timedOutInput, let limit)
+                where timedOutTask == id && (timedOutInput == inputPosition || live == nil):
                 job.inputFailed(culprit.first, error: TaskTimedOut(inputIndex: culprit.first, seconds: Double(limit) / 1e9,
                                                                   pid: identity.pid, rank: identity.rank, host: identity.host),
                                 as: .timedOut, now: now)
@@ -675,7 +678,7 @@ final class PoolEngine: @unchecked Sendable {
         functions.forget(worker: worker)
         if lock.withLock({ terminating || stopped }) { return }
         guard backend.canReplaceWorkers else {
-            breakPool(PoolError(.startFailed, "\(identity); an MPI rank cannot be replaced, so the pool cannot go on"))
+            breakPool(PoolError(.startFailed, "\(identity); this backend cannot replace a worker, so the pool cannot go on"))
             return
         }
         if startDeaths >= Self.startDeathLimit {

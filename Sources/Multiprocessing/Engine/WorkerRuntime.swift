@@ -79,6 +79,8 @@ final class WorkerRuntime {
                 }
             }
             return .none
+        case .objectReply:
+            return .none  // an answer nobody waits for any more (its task ended)
         }
     }
 

@@ -33,8 +33,9 @@ import Glibc
 /// your children, or mark them `daemon`.
 ///
 /// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)
-/// the target runs on a worker rank instead of a local child (`startMethod` does not apply):
-/// one process per worker rank at a time, each alone on its rank; `join`, `isAlive` and
+/// the target runs on a worker rank, in one of the local worker processes it hosts, instead of
+/// a local child (`startMethod` does not apply): one process per such worker at a time, each
+/// alone on its worker; `join`, `isAlive` and
 /// `exitCode` (0, or 1 if the target threw — the error is printed by that rank) work as
 /// usual, `pid` is nil, and `terminate()` / `kill()` cannot interrupt a target on an MPI rank:
 /// they print why and the target runs to its end (ask it to stop through an `Event`).

@@ -112,6 +112,7 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
         try refusingAttachments(segments, summary: summary)
     }
+    func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? { nil }
 
     /// Lets the task thread finish what it runs (until `deadline`), then leaves it: a task
     /// that never ends keeps its thread, not the program.

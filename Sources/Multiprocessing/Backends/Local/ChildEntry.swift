@@ -70,8 +70,19 @@ enum ChildEntry {
             Frame.finish(&record)
             _ = record.bytes.withUnsafeBytes { channel.send($0) }
         }
-        while let message = channel.receive() {
-            switch runtime.handle(message) {
+        // Forked from a worker rank: objects are reached through the rank, never by MPI here.
+        let relay = MPIObjectClient.isAvailable ? ObjectRequestRelay(channel: channel) : nil
+        if let relay { MPIObjectClient.install(relay: relay) }
+        while true {
+            let action: WorkerRuntime.Action
+            if let kept = relay?.takeKept() {
+                action = kept.withUnsafeBytes { runtime.handle($0) }
+            } else if let message = channel.receive() {
+                action = runtime.handle(message)
+            } else {
+                break
+            }
+            switch action {
             case .none:
                 continue
             case .reply:

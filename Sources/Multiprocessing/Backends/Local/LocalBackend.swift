@@ -57,8 +57,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         idleWord.sleep(nanoseconds: timeoutNanoseconds)
     }
 
-    init(workers: Int, method: StartMethod) throws {
+    init(workers: Int, method: StartMethod, summary: String? = nil) throws {
         self.workerCount = workers
+        self.summaryOverride = summary
         self.method = method.resolved
         let size = PoolRegion.byteCount(slots: workers, ringCapacity: LocalBackend.ringCapacity)
         region = try SharedRegion(size: size, name: "swiftmp-pool")
@@ -68,7 +69,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         outboundFlags.initialize(repeating: 0, count: workers)
     }
 
-    var summary: String { "local, \(method.rawValue)" }
+    private let summaryOverride: String?
+    var summary: String { summaryOverride ?? "local, \(method.rawValue)" }
 
     func start() throws {
         for slot in 0..<workerCount { try launch(slot) }
@@ -149,6 +151,12 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         send(&scratch, to: worker)
     }
 
+    /// Queues a complete frame (header and payload) for `worker`, as a worker rank relays it
+    /// from rank 0 (`RankRelay`); dropped if the worker ended.
+    func forward(frame: UnsafeRawBufferPointer, to worker: Int) {
+        send(frame: frame, to: worker)
+    }
+
     private func send(frame: UnsafeRawBufferPointer, to worker: Int) {
         if slots[worker].ended != nil { return }
         var written = 0
@@ -166,33 +174,41 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func poll(_ handler: (BackendEvent) -> Void) -> Bool {
+        pollRaw(message: { slot, bytes in handler(.decoding(bytes, from: slot)) },
+                ended: { slot, exit in handler(.ended(worker: slot, exit)) })
+    }
+
+    /// `poll` without decoding: each worker message as bytes (without its frame header), and
+    /// each worker's end (after every message it wrote). A worker rank relays both to rank 0
+    /// (`RankRelay`).
+    func pollRaw(message: (Int, UnsafeRawBufferPointer) -> Void, ended: (Int, ChildExit) -> Void) -> Bool {
         var progressed = false
         for slot in 0..<workerCount {
             if !slots[slot].outbound.isEmpty, slots[slot].outbound.push(layout.taskRing(slot)) {
                 progressed = true
                 updateOutboundFlag(slot)
             }
-            progressed = drain(slot, handler) || progressed
+            progressed = drain(slot, message) || progressed
         }
         if hasEnded.exchange(false, ordering: .sequentiallyConsistent) {
-            let ended = endedLock.withLock { () -> [(slot: Int, generation: Int, exit: ChildExit)] in
+            let endings = endedLock.withLock { () -> [(slot: Int, generation: Int, exit: ChildExit)] in
                 let taken = endedQueue
                 endedQueue.removeAll()
                 return taken
             }
-            for (slot, generation, exit) in ended where generation == slots[slot].generation {
-                _ = drain(slot, handler)   // what it wrote before it ended still counts
+            for (slot, generation, exit) in endings where generation == slots[slot].generation {
+                _ = drain(slot, message)   // what it wrote before it ended still counts
                 slots[slot].ended = exit
                 slots[slot].outbound.removeAll()
                 updateOutboundFlag(slot)
-                handler(.ended(worker: slot, exit))
+                ended(slot, exit)
                 progressed = true
             }
         }
         return progressed
     }
 
-    private func drain(_ slot: Int, _ handler: (BackendEvent) -> Void) -> Bool {
+    private func drain(_ slot: Int, _ handler: (Int, UnsafeRawBufferPointer) -> Void) -> Bool {
         // The handler may call back into this backend (identity, kill): the assembler is
         // taken out of `slots` while it runs, so that `slots` is not being modified meanwhile.
         var assembler = FrameAssembler()
@@ -200,7 +216,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         defer { swap(&assembler, &slots[slot].assembler) }
         do {
             return try assembler.poll(layout.resultRing(slot)) { message in
-                handler(.decoding(message, from: slot))
+                handler(slot, message)
             }
         } catch {
             // A worker that sends nonsense is killed; its end is reported as usual.
@@ -259,6 +275,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func progress(of worker: Int) -> WorkerProgress? {
         layout.progress(worker)
     }
+    func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? { nil }
 
     func pace(replyEvery nanoseconds: Int64) {}
 

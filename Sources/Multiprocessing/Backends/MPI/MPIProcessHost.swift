@@ -5,10 +5,10 @@ import Glibc
 /// Runs `Process` targets on the worker ranks of an mpirun job (when `MPIObjects.isServing`).
 ///
 /// The first `start()` opens an implicit MPI pool over every worker rank; each target runs
-/// as an exclusive task (`Job.exclusive`): alone on a rank that runs nothing else meanwhile,
-/// so that running processes never wait behind each other. At most one process per worker
-/// rank runs at a time (a start beyond that throws, rather than queueing a target that
-/// others may be waiting for). The pool closes when a `join()` finds no process running, so
+/// as an exclusive task (`Job.exclusive`): alone on one of the local worker processes the
+/// ranks host, which runs nothing else meanwhile, so that running processes never wait behind
+/// each other. At most one process per worker runs at a time (a start beyond that throws,
+/// rather than queueing a target that others may be waiting for). The pool closes when a `join()` finds no process running, so
 /// that the program can make its own `Pool` afterwards; while it lives, it is the process's
 /// one MPI pool (a `Pool` made then is refused, and a `Process` started while the program's
 /// own MPI pool lives is refused too — use `pool.apply` there).
@@ -89,8 +89,8 @@ final class MPIProcessHost: @unchecked Sendable {
         }
         let pool = pool!
         guard running < pool.processes else {
-            throw ProcessError(.startFailed, "cannot start process \(name): each of the \(pool.processes) worker rank(s) of "
-                + "this mpirun job runs a Process already; join() one first, or launch with more ranks (mpirun -np <1 + processes>)")
+            throw ProcessError(.startFailed, "cannot start process \(name): each of the \(pool.processes) worker(s) the "
+                + "worker ranks of this mpirun job host runs a Process already; join() one first, or launch with more ranks")
         }
         let result: AsyncResult<Int32>
         do {

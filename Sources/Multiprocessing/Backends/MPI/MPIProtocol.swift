@@ -69,7 +69,12 @@ enum MPILaunch {
         return (variable("SLURM_STEP_NUM_TASKS") ?? variable("SLURM_NTASKS")).flatMap { Int($0) }
     }
 
+    /// This process's rank; in a worker rank's local worker (whose environment no longer says
+    /// it was launched by mpirun), the rank that hosts it.
     static var rank: Int? {
-        (variable("OMPI_COMM_WORLD_RANK") ?? variable("PMIX_RANK")).flatMap { Int($0) }
+        (variable("OMPI_COMM_WORLD_RANK") ?? variable("PMIX_RANK")).flatMap { Int($0) } ?? hostRank
     }
+
+    /// Set by a worker rank before it forks its local workers (`MPIWorkerEntry`).
+    nonisolated(unsafe) static var hostRank: Int?
 }

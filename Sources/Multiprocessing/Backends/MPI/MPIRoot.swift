@@ -10,8 +10,8 @@ import Glibc
 /// - Lets one MPI pool live at a time, so that one thread at a time talks to MPI
 ///   (`MPI_THREAD_SERIALIZED`): the thread creating a pool while none lives, then that
 ///   pool's engine thread, then — after the engine stopped — the exit handler.
-/// - Remembers workers that had not acknowledged their pool's `stop` (after `terminate()`)
-///   and drains them before the next pool starts.
+/// - Remembers worker ranks that had not closed their pool's local workers (after
+///   `terminate()`) and waits for them before the next pool starts.
 /// - At exit (an `atexit` handler the start-up hook registers on rank 0) tells every worker
 ///   rank to `terminate`, waits up to 5 s for their acknowledgements, then finalises MPI —
 ///   or aborts the job (`MPI_Abort`, status 1) if one does not answer.
@@ -22,10 +22,12 @@ final class MPIRoot: @unchecked Sendable {
     static let drainNanoseconds: UInt64 = 30_000_000_000
     static let exitNanoseconds: UInt64 = 5_000_000_000
 
-    /// What a pool gets: the communicator and every rank's host (index = rank).
+    /// What a pool gets: the communicator, every rank's host and how many local workers each
+    /// rank hosts by default (index = rank; rank 0's entries unused).
     struct Lease {
         let communicator: Communicator
         let hosts: [String]
+        let localWorkers: [Int]
     }
 
     private let lock = ConditionLock()
@@ -40,6 +42,7 @@ final class MPIRoot: @unchecked Sendable {
     // the engine stopped); handed over through `lock`.
     private var communicator: Communicator?
     private var hosts: [String] = []
+    private var localWorkers: [Int] = []
     private var greeted = false
     private var mismatch: PoolError?
     private var draining: Set<Int> = []
@@ -57,7 +60,7 @@ final class MPIRoot: @unchecked Sendable {
             try greet(comm)
             if let mismatch { throw mismatch }
             try drain(comm, deadline: monotonicNanoseconds() &+ Self.drainNanoseconds)
-            return Lease(communicator: comm, hosts: hosts)
+            return Lease(communicator: comm, hosts: hosts, localWorkers: localWorkers)
         } catch {
             lock.withLock { live = false }
             throw error
@@ -91,7 +94,7 @@ final class MPIRoot: @unchecked Sendable {
     }
 
     /// Gives the MPI back (the engine thread, when its pool ends). `draining`: ranks that
-    /// have not acknowledged their `stop`; `sends`: sends not yet complete.
+    /// have not closed the pool (`RelayEnvelope.Up.closed`); `sends`: sends not yet complete.
     func closePool(draining ranks: [Int], sends: [Request], error: PoolError?) {
         lock.withLock {
             draining.formUnion(ranks)
@@ -115,6 +118,7 @@ final class MPIRoot: @unchecked Sendable {
             throw PoolError(.startFailed, "cannot start MPI on rank 0: \(error)")
         }
         hosts = Array(repeating: "?", count: max(1, comm.size))
+        localWorkers = Array(repeating: 1, count: max(1, comm.size))
         hosts[0] = (try? MPIEnvironment.processorName) ?? "?"
         communicator = comm
         return comm
@@ -126,6 +130,7 @@ final class MPIRoot: @unchecked Sendable {
         let hello = MPIProtocol.controlMessage(.hello) {
             $0.write(ours.hash)
             $0.write(ours.size)
+            $0.write(hosts[0])  // a rank on the same node leaves rank 0 its core
         }
         var missing = Set(1..<comm.size)
         var mismatched: [(rank: Int, build: BuildID)] = []
@@ -145,16 +150,18 @@ final class MPIRoot: @unchecked Sendable {
                     continue
                 }
                 backoff.noteActivity()
-                let reply = try buffer.withUnsafeBytes { raw throws -> (ok: Bool, host: String, build: BuildID)? in
+                let reply = try buffer.withUnsafeBytes { raw throws -> (ok: Bool, host: String, build: BuildID, workers: Int)? in
                     var reader = WireReader(raw)
                     guard try reader.read(UInt8.self) == MPIProtocol.Control.helloReply.rawValue else { return nil }
                     let ok = try reader.read(UInt8.self) == 1
                     let host = try reader.read(String.self)
                     let build = BuildID(hash: try reader.read(UInt64.self), size: try reader.read(UInt64.self))
-                    return (ok, host, build)
+                    let workers = ok ? Int(try reader.read(UInt32.self)) : 1
+                    return (ok, host, build, workers)
                 }
                 guard let reply, missing.remove(status.source) != nil else { continue }
                 hosts[status.source] = reply.host
+                localWorkers[status.source] = max(1, reply.workers)
                 if !reply.ok { mismatched.append((status.source, reply.build)) }
             }
         }
@@ -167,21 +174,24 @@ final class MPIRoot: @unchecked Sendable {
         }
     }
 
-    /// Waits until workers left running by a terminated pool have acknowledged its `stop`.
+    /// Waits until the worker ranks of a terminated pool have closed it (`RelayEnvelope.Up.closed`:
+    /// their local workers are gone).
     private func drain(_ comm: Communicator, deadline: UInt64) throws {
         var backoff = IdleBackoff()
         try transport {
             while true {
                 leftoverSends = try leftoverSends.filter { try $0.test() == nil }
                 while let status = try comm.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
-                    if buffer.first == WorkerMessage.stopped.rawValue { draining.remove(status.source) }
+                    if buffer.withUnsafeBytes({ RelayEnvelope.read($0)?.kind }) == RelayEnvelope.Up.closed.rawValue {
+                        draining.remove(status.source)
+                    }
                     backoff.noteActivity()
                 }
                 if try refuseObjectRequests(comm) { backoff.noteActivity() }
                 if draining.isEmpty && leftoverSends.isEmpty { return }
                 if monotonicNanoseconds() > deadline {
-                    throw PoolError(.startFailed, "worker ranks \(draining.sorted()) are still running tasks of a terminated pool "
-                        + "after 30 s (a running task cannot be interrupted on an MPI rank); wait longer or restart the job")
+                    throw PoolError(.startFailed, "worker ranks \(draining.sorted()) have not closed a terminated pool's local "
+                        + "workers after 30 s (a rank is stuck or lost); restart the job")
                 }
                 backoff.pause(until: deadline)
             }
@@ -243,7 +253,7 @@ final class MPIRoot: @unchecked Sendable {
                     missing.remove(status.source)
                 } else if status.tag == MPIObjectProtocol.requestTag {
                     // A task still running asks for a shared object: answer, so that it ends.
-                    try refuse(objectRequestFrom: status.source, comm)
+                    try refuse(objectRequest: buffer, from: status.source, comm)
                 }
             }
             try Request.waitAll(sends + leftoverSends)
@@ -263,17 +273,17 @@ extension MPIRoot {
         var any = false
         var request: [UInt8] = []
         while let status = try comm.receiveIfAvailable(from: .any, tag: .value(MPIObjectProtocol.requestTag), into: &request) {
-            try refuse(objectRequestFrom: status.source, comm)
+            try refuse(objectRequest: request, from: status.source, comm)
             any = true
         }
         return any
     }
 
-    func refuse(objectRequestFrom rank: Int, _ comm: Communicator) throws {
-        // Blocking send: the worker is waiting in a receive for exactly this answer.
-        try MPIObjectProtocol.failure(.failed, Self.noPoolMessage).withUnsafeBytes {
-            try comm.send($0, to: rank, tag: MPIObjectProtocol.replyTag)
-        }
+    func refuse(objectRequest request: [UInt8], from rank: Int, _ comm: Communicator) throws {
+        let local = request.count >= 4 ? request.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) } : 0
+        let send = try MPIObjectProtocol.sendRelayed(MPIObjectProtocol.failure(.failed, Self.noPoolMessage),
+                                                     to: ObjectRequester.id(rank: rank, local: local), comm)
+        _ = try send.wait()
     }
 }
 

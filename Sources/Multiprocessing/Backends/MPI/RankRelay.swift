@@ -1,0 +1,290 @@
+import CSystemShims
+import MPI
+import Wire
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A worker rank's serve loop (ARCHITECTURE.md §8). The rank runs no task itself: for each
+/// MPI pool it hosts local worker processes (`LocalBackend`, forked from the rank; they never
+/// call MPI) and relays the pool's messages between them and rank 0 (`RelayEnvelope`). A task
+/// that crashes, exits or is killed (a time limit, a cancellation) ends only its local worker:
+/// the rank reports the end with the worker's progress words, so rank 0's engine charges
+/// exactly the input that was running, and starts a replacement when rank 0 asks.
+///
+/// Control messages answer rank 0's handshake and `terminate`. Waits on the local workers'
+/// doorbell while they hold work (a reply wakes it at once) and polls MPI between; idles with
+/// `IdleBackoff` (no busy core while rank 0's program runs).
+struct RankRelay {
+    let communicator: Communicator
+    let build: BuildID
+    private var buffer: [UInt8] = []
+    private var backoff = IdleBackoff()
+    private var sameBuild = false
+    /// The current pool's local workers.
+    private var local: LocalBackend?
+    /// How many local workers this rank hosts when rank 0's pool does not say (sent in the
+    /// handshake): see `defaultLocalWorkers`.
+    private var defaultWorkers = 1
+    /// Messages on their way to rank 0. Sent without waiting: a large result goes by
+    /// rendezvous, which completes only when rank 0 next polls.
+    private var sending: [Request] = []
+    private var scratch = WireWriter(capacity: 256)
+    /// Chunks forwarded to the local workers and not answered yet (for pacing only).
+    private var outstanding = 0
+
+    init(communicator: Communicator, build: BuildID) {
+        self.communicator = communicator
+        self.build = build
+    }
+
+    /// Returns after `terminate`.
+    mutating func serve() throws {
+        ForkGuard.enterActivity()
+        defer { ForkGuard.leaveActivity() }
+        while true {
+            var moved = false
+            if !sending.isEmpty { moved = try completeSends() }
+            while let status = try communicator.receiveIfAvailable(from: .rank(0), tag: .any, into: &buffer) {
+                moved = true
+                if status.tag == MPIProtocol.poolTag {
+                    guard sameBuild else { continue }  // rank 0 refuses pools then; never happens
+                    try handlePoolMessage()
+                } else if status.tag == MPIObjectProtocol.replyTag {
+                    relayObjectReply()
+                } else if status.tag == MPIProtocol.controlTag {
+                    switch buffer.first.flatMap(MPIProtocol.Control.init(rawValue:)) {
+                    case .hello:
+                        try answerHello()
+                    case .terminate:
+                        closeLocal(graceNanoseconds: 0)
+                        for request in sending { _ = try request.wait() }
+                        sending.removeAll()
+                        try reply(MPIProtocol.controlMessage(.terminated), tag: MPIProtocol.controlTag)
+                        return
+                    default:
+                        continue
+                    }
+                }
+            }
+            if let local, try relayReplies(from: local) { moved = true }
+            if moved {
+                backoff.noteActivity()
+                continue
+            }
+            wait()
+        }
+    }
+
+    /// Sleeps until a local worker replies (its doorbell) or, at most, the backoff's next
+    /// pause (rank 0's messages are polled).
+    private mutating func wait() {
+        guard let local, outstanding > 0 else {
+            ForkGuard.whileBlocked {
+                backoff.pause(longest: sending.isEmpty ? IdleBackoff.longestSleep : Self.sendingSleep)
+            }
+            return
+        }
+        ForkGuard.whileBlocked {
+            backoff.pause(longest: Self.busySleep) { nanoseconds in
+                local.waitForActivity(spinning: false, timeoutNanoseconds: nanoseconds) { false }
+            }
+        }
+    }
+
+    /// While a result is on its way to rank 0, idle sleeps stay short: past the eager limit
+    /// its data moves only when this rank calls MPI after rank 0 has answered.
+    static let sendingSleep: Int64 = 50_000
+    /// While the local workers hold work: a reply wakes the rank at once; rank 0's next
+    /// messages wait at most this long (a worker holds its next chunk meanwhile).
+    static let busySleep: Int64 = 200_000
+
+    // MARK: rank 0 → local workers
+
+    private mutating func handlePoolMessage() throws {
+        guard let (kind, index) = buffer.withUnsafeBytes({ RelayEnvelope.read($0) }),
+              let down = RelayEnvelope.Down(rawValue: kind) else { return }
+        switch down {
+        case .forward:
+            guard let local, index < local.workerCount else { return }
+            if buffer.count > RelayEnvelope.size, buffer[RelayEnvelope.size] == MasterMessage.chunk.rawValue { outstanding += 1 }
+            // The envelope becomes the frame header: the message goes to the ring as it came.
+            buffer.withUnsafeMutableBytes { raw in
+                raw.storeBytes(of: UInt64(raw.count - Frame.headerSize).littleEndian, toByteOffset: 0, as: UInt64.self)
+            }
+            buffer.withUnsafeBytes { local.forward(frame: $0, to: index) }
+        case .open:
+            let count = buffer.withUnsafeBytes { raw -> Int in
+                var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[RelayEnvelope.size...]))
+                return Int((try? reader.read(UInt32.self)) ?? 0)
+            }
+            try open(workers: count)
+        case .kill:
+            guard let local, index < local.workerCount else { return }
+            _ = local.kill(worker: index)
+        case .replace:
+            guard let local, index < local.workerCount else { return }
+            do {
+                try ForkGuard.whileBlocked { try local.replace(worker: index) }
+                try report(started: index, pid: local.identity(of: index).pid ?? 0)
+            } catch {
+                try fail("cannot start a replacement worker on rank \(communicator.rank): \(error)")
+            }
+        case .close:
+            let grace = buffer.withUnsafeBytes { raw -> UInt64 in
+                var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[RelayEnvelope.size...]))
+                return UInt64((try? reader.read(UInt32.self)) ?? 0) * 1_000_000
+            }
+            closeLocal(graceNanoseconds: grace)
+            RelayEnvelope.message(RelayEnvelope.Up.closed.rawValue, local: 0, into: &scratch)
+            try startSend(scratch)
+        }
+    }
+
+    /// Passes an answer of rank 0's object service ([local worker][answer]) to the local
+    /// worker whose task waits for it (`ObjectRequestRelay`).
+    private mutating func relayObjectReply() {
+        guard let local, buffer.count >= 4 else { return }
+        let index = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
+        guard index < local.workerCount else { return }
+        Frame.begin(&scratch)
+        scratch.write(MasterMessage.objectReply.rawValue)
+        scratch.bytes.append(contentsOf: buffer[4...])
+        Frame.finish(&scratch)
+        scratch.bytes.withUnsafeBytes { local.forward(frame: $0, to: index) }
+    }
+
+    /// Starts the local workers of a new pool (ending those of an earlier one first).
+    private mutating func open(workers requested: Int) throws {
+        closeLocal(graceNanoseconds: 0)
+        let count = requested > 0 ? requested : defaultWorkers
+        do {
+            let backend = try LocalBackend(workers: count, method: .fork)
+            try ForkGuard.whileBlocked { try backend.start() }
+            local = backend
+            for index in 0..<count { try report(started: index, pid: backend.identity(of: index).pid ?? 0) }
+        } catch let error as MPIError {
+            throw error
+        } catch {
+            try fail("cannot start \(count) local worker processes on rank \(communicator.rank): \(error)")
+        }
+    }
+
+    /// Ends the current pool's local workers: `stop` was sent to them by rank 0 (gracefully
+    /// closing pools); survivors after `grace` are killed. Waits until all are reaped.
+    private mutating func closeLocal(graceNanoseconds: UInt64) {
+        guard let backend = local else { return }
+        local = nil
+        outstanding = 0
+        ForkGuard.whileBlocked { backend.shutdown(deadline: monotonicNanoseconds() &+ graceNanoseconds) }
+    }
+
+    // MARK: local workers → rank 0
+
+    /// Relays what the local workers wrote and how they ended. Returns whether anything moved.
+    private mutating func relayReplies(from backend: LocalBackend) throws -> Bool {
+        var failure: (any Error)?
+        var answered = 0
+        let moved = backend.pollRaw(message: { index, bytes in
+            guard failure == nil else { return }
+            if WorkerReply.isAnswer(bytes) { answered += 1 }
+            do {
+                if bytes.first == WorkerMessage.objectRequest.rawValue {
+                    // A task asks rank 0's object service: [local worker][request] on the request tag.
+                    var header = UInt32(index).littleEndian
+                    let request = try withUnsafeBytes(of: &header) {
+                        try communicator.isend($0, UnsafeRawBufferPointer(rebasing: bytes[1...]), to: 0, tag: MPIObjectProtocol.requestTag)
+                    }
+                    sending.append(request)
+                    return
+                }
+                var header = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, local: index).littleEndian
+                let request = try withUnsafeBytes(of: &header) { try communicator.isend($0, bytes, to: 0, tag: MPIProtocol.poolTag) }
+                sending.append(request)
+            } catch {
+                failure = error
+            }
+        }, ended: { index, exit in
+            guard failure == nil else { return }
+            let words = backend.progress(of: index)?.snapshot() ?? (taken: 0, input: 0)
+            RelayEnvelope.ended(local: index, .init(exit: exit, taken: words.taken, input: words.input), into: &scratch)
+            do {
+                try startSend(scratch)
+            } catch {
+                failure = error
+            }
+        })
+        outstanding = max(0, outstanding - answered)
+        if let failure { throw failure }
+        return moved
+    }
+
+    private mutating func report(started index: Int, pid: pid_t) throws {
+        RelayEnvelope.message(RelayEnvelope.Up.started.rawValue, local: index, into: &scratch) { $0.write(Int32(pid)) }
+        try startSend(scratch)
+    }
+
+    private mutating func fail(_ message: String) throws {
+        RelayEnvelope.message(RelayEnvelope.Up.failed.rawValue, local: 0, into: &scratch) { $0.write(message) }
+        try startSend(scratch)
+    }
+
+    // MARK: MPI
+
+    /// How many local workers a rank hosts by default: one per CPU it may use
+    /// (`Multiprocessing.cpuAllocation`). A rank not bound to CPUs (its affinity is the whole
+    /// machine) shares the node's CPUs with the other worker ranks there: one rank per node
+    /// (`--map-by ppr:1:node --bind-to none`) uses every core, and `-np` = cores gives one
+    /// worker per rank.
+    static func defaultLocalWorkers(rootIsHere: Bool) -> Int {
+        let allocation = CPUAllocation.current
+        var count = allocation.count
+        let online = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        if allocation.slurmShare == nil, (allocation.affinity ?? online) >= online,
+           let ranksHere = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap({ Int(String(cString: $0)) }) {
+            let workerRanks = max(1, ranksHere - (rootIsHere ? 1 : 0))
+            count = max(1, count / workerRanks)
+        }
+        return count
+    }
+
+    private mutating func answerHello() throws {
+        let (theirs, rootHost) = try buffer.withUnsafeBytes { raw throws -> (BuildID, String) in
+            var reader = WireReader(raw)
+            _ = try reader.read(UInt8.self)
+            let build = BuildID(hash: try reader.read(UInt64.self), size: try reader.read(UInt64.self))
+            return (build, try reader.read(String.self))
+        }
+        sameBuild = theirs == build
+        let host = (try? MPIEnvironment.processorName) ?? "?"
+        defaultWorkers = Self.defaultLocalWorkers(rootIsHere: rootHost == host)
+        let answer = MPIProtocol.controlMessage(.helloReply) { [build, sameBuild, defaultWorkers] in
+            $0.write(UInt8(sameBuild ? 1 : 0))
+            $0.write(host)
+            $0.write(build.hash)
+            $0.write(build.size)
+            $0.write(UInt32(defaultWorkers))
+        }
+        try reply(answer, tag: MPIProtocol.controlTag)
+    }
+
+    private mutating func startSend(_ message: WireWriter) throws {
+        let request = try message.bytes.withUnsafeBytes { try communicator.isend($0, to: 0, tag: MPIProtocol.poolTag) }
+        sending.append(request)
+    }
+
+    /// Forgets the sends that completed; returns whether any did.
+    private mutating func completeSends() throws -> Bool {
+        let before = sending.count
+        var index = 0
+        while index < sending.count {
+            if try sending[index].test() != nil { sending.remove(at: index) } else { index += 1 }
+        }
+        return sending.count != before
+    }
+
+    /// A blocking send: rank 0 never blocks on a worker, it always receives.
+    private func reply(_ bytes: [UInt8], tag: Int) throws {
+        try bytes.withUnsafeBytes { try communicator.send($0, to: 0, tag: tag) }
+    }
+}

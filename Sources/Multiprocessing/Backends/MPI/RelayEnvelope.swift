@@ -1,0 +1,117 @@
+import MPI
+import Wire
+
+/// The envelope of every pool-tag message between rank 0 and a worker rank (ARCHITECTURE.md §8):
+/// a worker rank runs no task itself, it hosts local worker processes (`RankRelay`) and relays
+/// the pool's messages between them and rank 0. Rank 0's pool sees one worker slot per local
+/// worker of every rank.
+///
+/// The envelope fills the message's headroom (`MessageBuffer.headroom`, 8 bytes): byte 0 the
+/// kind, bytes 4…7 the local worker's index (little-endian `UInt32`). A forwarded message
+/// keeps its headroom all the way, so the rank writes it into its local worker's ring in place
+/// (the headroom becomes the frame header) and rank 0 decodes a relayed reply where it lies.
+enum RelayEnvelope {
+    static let size = MessageBuffer.headroom
+
+    /// Rank 0 → worker rank.
+    enum Down: UInt8 {
+        /// A pool message (`MasterMessage`) for local worker `local`.
+        case forward = 1
+        /// A new pool: start `UInt32` local workers (the rank answers `started` for each).
+        case open = 2
+        /// End local worker `local` now (a time limit or a cancellation); its end is reported.
+        case kill = 3
+        /// Start a new local worker in slot `local` after its predecessor ended.
+        case replace = 4
+        /// The pool is over: the local workers get `UInt32` ms to exit, then are killed; the
+        /// rank answers `closed`.
+        case close = 5
+    }
+
+    /// Worker rank → rank 0.
+    enum Up: UInt8 {
+        /// A local worker's message (`WorkerMessage`).
+        case message = 1
+        /// Local worker `local` started: its pid (`Int32`).
+        case started = 2
+        /// Local worker `local` ended: how (`UInt8` 0 exited / 1 signalled, `Int32` code or
+        /// signal), then its progress words (`UInt32` chunks taken, `Int64` input position).
+        case ended = 3
+        /// Every local worker of the pool has exited.
+        case closed = 4
+        /// The rank cannot host the pool's workers: why (`String`).
+        case failed = 5
+    }
+
+    /// The headroom's 8 bytes for `kind` and `local`.
+    static func word(_ kind: UInt8, local: Int) -> UInt64 {
+        UInt64(kind) | UInt64(UInt32(truncatingIfNeeded: local)) << 32
+    }
+
+    /// Reads a message's envelope, or nil if it is too short to have one.
+    static func read(_ message: UnsafeRawBufferPointer) -> (kind: UInt8, local: Int)? {
+        guard message.count >= size else { return nil }
+        var reader = WireReader(message)
+        guard let word = try? reader.read(UInt64.self) else { return nil }
+        return (UInt8(truncatingIfNeeded: word), Int(UInt32(truncatingIfNeeded: word >> 32)))
+    }
+
+    /// A message of `kind` for `local` with `body` after the envelope.
+    static func message(_ kind: UInt8, local: Int, into writer: inout WireWriter, _ body: (inout WireWriter) -> Void = { _ in }) {
+        writer.bytes.removeAll(keepingCapacity: true)
+        writer.write(word(kind, local: local))
+        body(&writer)
+    }
+
+    /// What a `ended` message says.
+    struct Ending {
+        var exit: ChildExit
+        var taken: UInt32
+        var input: Int
+    }
+
+    static func ended(local: Int, _ ending: Ending, into writer: inout WireWriter) {
+        message(Up.ended.rawValue, local: local, into: &writer) {
+            switch ending.exit {
+            case .exited(let code):
+                $0.write(UInt8(0))
+                $0.write(Int32(code))
+            case .signaled(let signal):
+                $0.write(UInt8(1))
+                $0.write(Int32(signal))
+            }
+            $0.write(ending.taken)
+            $0.write(Int64(ending.input))
+        }
+    }
+
+    static func readEnding(_ body: UnsafeRawBufferPointer) throws -> Ending {
+        var reader = WireReader(body)
+        let how = try reader.read(UInt8.self)
+        let code = try reader.read(Int32.self)
+        let taken = try reader.read(UInt32.self)
+        let input = Int(try reader.read(Int64.self))
+        return Ending(exit: how == 0 ? .exited(code) : .signaled(code), taken: taken, input: input)
+    }
+}
+
+/// Who asked rank 0's object service: a worker rank and the local worker on it, as the one
+/// `Int` the object registry keeps per request (`rank | local << 24`; rank 0's own calls and a
+/// rank's first local worker are just the rank). Distinct local workers of a rank are distinct
+/// owners (of a lock, a pipe end).
+enum ObjectRequester {
+    static func id(rank: Int, local: Int) -> Int { rank | local << 24 }
+    static func rank(of id: Int) -> Int { id & 0xFF_FFFF }
+    static func local(of id: Int) -> Int { id >> 24 }
+}
+
+extension MPIObjectProtocol {
+    /// Sends an answer to `requester` (`ObjectRequester`): to its rank, on `replyTag`, after
+    /// the local worker's index (`UInt32`) that the rank relays it to.
+    static func sendRelayed(_ reply: [UInt8], to requester: Int, _ communicator: Communicator) throws -> Request {
+        var local = UInt32(truncatingIfNeeded: ObjectRequester.local(of: requester)).littleEndian
+        return try withUnsafeBytes(of: &local) { header in
+            try reply.withUnsafeBytes { try communicator.isend(header, $0, to: ObjectRequester.rank(of: requester), tag: replyTag) }
+        }
+    }
+}

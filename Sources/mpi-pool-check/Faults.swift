@@ -1,0 +1,91 @@
+import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `--faults`: crashing tasks and a time limit on whatever backend is automatic. A crash
+/// costs its input and nothing else; the pool (and, under mpirun, the job) goes on.
+enum Faults {
+    static func run(perRank: Int?) throws {
+        let pool = try Pool(processesPerRank: perRank)
+        print("BACKEND \(pool.backendSummary)")
+        let inputs = Array(0..<200)
+        let faulty = inputs.filter { CrashSome.fault($0) != nil }
+        for chunk in [1, 4] {
+            var failed: [Int] = []
+            var wrong: [String] = []
+            var seen = Set<Int>()
+            let stream = try pool.imapUnordered(CrashSome(), inputs, chunkSize: chunk)
+            var count = 0
+            for (index, result) in zip(0..., try pool.imap(CrashSome(), inputs, chunkSize: chunk)) {
+                count += 1
+                switch result {
+                case .success(let value):
+                    if value != index * index { wrong.append("input \(index) gave \(value)") }
+                case .failure(let error as WorkerDied):
+                    failed.append(index)
+                    if error.inputIndex != index { wrong.append("input \(index) failed naming input \(String(describing: error.inputIndex))") }
+                    if error.pid == nil { wrong.append("input \(index): WorkerDied without a pid") }
+                    let how = error.signal.map { "signal \($0)" } ?? error.exitCode.map { "exit \($0)" } ?? "?"
+                    if how != CrashSome.fault(index) { wrong.append("input \(index): \(how), expected \(CrashSome.fault(index)!)") }
+                    if pool.backend == .mpi, pool.processes > 1, !pool.backendSummary.contains("rank 0 hosts"), error.rank == nil {
+                        wrong.append("input \(index): WorkerDied without a rank")
+                    }
+                case .failure(let error):
+                    wrong.append("input \(index): \(error)")
+                }
+            }
+            var unorderedFailures = 0
+            for result in stream {
+                switch result {
+                case .success(let value):
+                    let root = Int(Double(value).squareRoot().rounded())
+                    if !seen.insert(root).inserted { wrong.append("imapUnordered: \(root) twice") }
+                case .failure(let error as WorkerDied):
+                    unorderedFailures += 1
+                    if let index = error.inputIndex, !seen.insert(index).inserted { wrong.append("imapUnordered: \(index) twice") }
+                case .failure(let error):
+                    wrong.append("imapUnordered: \(error)")
+                }
+            }
+            check("faults chunk=\(chunk) results", count, inputs.count)
+            check("faults chunk=\(chunk) failed", failed, faulty)
+            check("faults chunk=\(chunk) imapUnordered failed", unorderedFailures, faulty.count)
+            check("faults chunk=\(chunk) imapUnordered seen", seen.count, inputs.count)
+            check("faults chunk=\(chunk) problems", wrong, [])
+        }
+        // A map fails fast with the lowest input among those that failed first (a segfault
+        // takes longer: the Swift runtime prints a backtrace); the pool goes on.
+        do {
+            _ = try pool.map(CrashSome(), Array(0..<60), chunkSize: 1)
+            check("map with crashes", "no error", "WorkerDied")
+        } catch let error as WorkerDied {
+            let index = error.inputIndex ?? -1
+            check("map with crashes", "WorkerDied at a faulty input: \(CrashSome.fault(index) != nil)", "WorkerDied at a faulty input: true")
+        }
+        check("map after crashes", try pool.map(Affine(a: 2, b: 0), Array(0..<20)), (0..<20).map { 2 * $0 })
+        // A time limit kills the long task's worker; the others finish.
+        let started = monotonicSeconds()
+        let timed = try Array(pool.imap(SleepFor(), [0, 10_000, 0, 0], chunkSize: 1, timeout: 0.5)).map { result -> String in
+            switch result {
+            case .success(let value): return "ok \(value)"
+            case .failure(let error as TaskTimedOut): return "timed out \(error.inputIndex)"
+            case .failure(let error): return "\(error)"
+            }
+        }
+        let seconds = monotonicSeconds() - started
+        check("faults timeout", timed, ["ok 0", "timed out 1", "ok 0", "ok 0"])
+        check("faults timeout within 5 s", seconds < 5, true)
+        check("after timeout", try pool.apply(Affine(a: 1, b: 1), 41), 42)
+        pool.close()
+        try pool.join()
+        fflush(nil)
+        print(mismatches == 0 ? "FAULTS OK workers=\(pool.processes)" : "FAULTS FAILED mismatches=\(mismatches)")
+    }
+
+    static func monotonicSeconds() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+}
