@@ -8,8 +8,8 @@
 ///   task that crashes costs its input and a replacement worker, never the job. A pool uses
 ///   every worker rank's workers, or only the first `processes` if that is smaller. With
 ///   `mpirun -np 1` there is no worker rank and rank 0 hosts the local workers itself.
-///   `startMethod` does not apply (workers are forked from their rank); one MPI pool at a
-///   time per process. `SWIFTMP_MPI_MODE=spmd` in the
+///   `startMethod` does not apply (workers are forked from their rank); several MPI pools
+///   may live at once, each with its own share of the workers. `SWIFTMP_MPI_MODE=spmd` in the
 ///   environment turns the capture off: every rank runs `main` and the MPI backend is
 ///   unavailable (use `MPI` directly).
 /// - `automatic`: `mpi` when the program was started by mpirun (`OMPI_COMM_WORLD_SIZE`,

@@ -53,8 +53,8 @@ public final class Pool: @unchecked Sendable {
     ///     never).
     ///   - backend: where the workers run; see `Backend`. `.automatic` (the default) is MPI
     ///     when mpirun started the program, local otherwise. `.mpi` outside mpirun throws
-    ///     `PoolError.backendUnavailable`. One MPI pool at a time per process: a second one
-    ///     while the first lives throws `PoolError.invalidArgument`.
+    ///     `PoolError.backendUnavailable`. Several MPI pools may live at once, each with the
+    ///     free workers it asks for; with none free, `PoolError.backendUnavailable`.
     ///
     /// A pool cannot be created inside a pool task (its workers are daemonic, as in Python):
     /// that throws `PoolError.nested`.
@@ -109,7 +109,7 @@ public final class Pool: @unchecked Sendable {
         self.backend = chosen
         self.defaults = defaults
         self.engine = PoolEngine(backend: poolBackend, maxTasksPerChild: maxTasksPerChild, initializer: definition)
-        if poolBackend is MPIBackend { MPIRoot.shared.attach(owner: self, engine: engine) }
+        if let mpi = poolBackend as? MPIBackend { MPIService.shared.attach(pool: mpi.pool, engine: engine) }
         do {
             try engine.startThread()
         } catch {

@@ -551,6 +551,18 @@ if underMPI {
     }
 }
 
+// A queue outlives the pools that use it: filled by one pool's tasks, read and refilled by
+// this process with no pool alive, drained by a second pool's tasks.
+do {
+    let queue = try Queue<Int>()
+    _ = try Pool.with { try $0.map(Produce(queue: queue, count: 3), [7]) }
+    var seen: [Int] = []
+    for _ in 0..<3 { seen.append(try queue.get(timeout: 30)) }
+    for value in [1, 2, 3] { try queue.put(value) }
+    let drained = try Pool.with { try $0.map(Consume(queue: queue), [3]) }
+    check("queue across pools", "\(seen.sorted()) then \(drained)", "[7000, 7001, 7002] then [6]")
+}
+
 if mismatches > 0 {
     print("OBJECTS MISMATCHES: \(mismatches)")
     fflush(nil)

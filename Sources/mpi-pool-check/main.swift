@@ -200,15 +200,29 @@ check("imap timeout", try Array(pool.imap(SleepFor(), [0, 1500, 0], timeout: 0.5
 pool.close()
 try pool.join()
 
+// Two pools alive at once, each with its own workers (under MPI: its own share of the
+// worker ranks' local workers), both working.
+if pool.processes >= 2 {
+    let first = try Pool(processes: 1)
+    let second = try Pool(processes: pool.processes - 1)
+    let a = try first.mapAsync(affine, inputs, chunkSize: 1)
+    let b = try second.mapAsync(affine, [1, 2])
+    check("two live pools", [try a.get(timeout: 60) == expected, try b.get(timeout: 60) == [4, 7]], [true, true])
+    first.close()
+    second.close()
+    try first.join()
+    try second.join()
+}
+
 // Consecutive pools on the same workers; a terminated pool's workers are drained first.
 let busy = try Pool()
 do {
     _ = try Pool()
     if busy.backend == .mpi && !busy.backendSummary.contains("rank 0 hosts") {
-        check("second live MPI pool", "allowed", "refused")
+        check("pool beyond the free workers", "allowed", "refused")
     }
-} catch let error as PoolError where error.code == .invalidArgument && busy.backend == .mpi {
-    // expected: one MPI pool at a time
+} catch let error as PoolError where error.code == .backendUnavailable && busy.backend == .mpi {
+    // expected: every worker belongs to `busy`
 }
 _ = try busy.mapAsync(Sleep(milliseconds: 20), 0..<20, chunkSize: 1)
 busy.terminate()

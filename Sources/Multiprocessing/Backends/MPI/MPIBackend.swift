@@ -1,26 +1,26 @@
 import MPI
+import Wire
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The worker ranks of an mpirun job as a pool's workers (ARCHITECTURE.md §3, §8): each worker
 /// rank hosts local worker processes (`RankRelay`) and relays the pool's messages; slot i is
-/// one local worker of one rank (`Slot`), ranks in order, `processesPerRank` (or the rank's
-/// default) each.
+/// one local worker of one rank (`Slot`), ranks in order, as many on each as the pool's
+/// lease from `MPIService` says.
 ///
 /// Every message is one MPI message on the job's duplicated world communicator
-/// (`MPIProtocol.poolTag`) with its 8-byte headroom as the relay's envelope (`RelayEnvelope`).
-/// Sends are non-blocking (`MPI_Isend`, the request kept until complete; a rank with 16
-/// incomplete sends per slot takes no more); receives are matched probes (`MPI_Improbe` +
-/// `MPI_Mrecv`) that never wait. Waiting is test-then-sleep (`IdleBackoff`), cut short by
-/// `wake()`. Only the engine thread calls it.
+/// (`MPIProtocol.poolTag`) with its 8-byte headroom as the relay's envelope (`RelayEnvelope`:
+/// kind, this pool's id, local worker). All MPI goes through `MPIService` (one thread in MPI
+/// at a time): sends are non-blocking (`MPI_Isend`; a rank with 16 incomplete sends per slot
+/// takes no more), and `poll` pumps the service — this pool's messages come straight here,
+/// those another thread's pump received come from the pool's inbox. Waiting is
+/// test-then-sleep (`IdleBackoff`), cut short by `wake()`. Only the engine thread calls it.
 ///
 /// A local worker that dies (a crashing task, a time limit, a cancellation) is replaced by its
 /// rank; a rank that dies ends the job (MPI's fault model).
 final class MPIBackend: PoolBackend, @unchecked Sendable {
     static let maxPendingSends = 16
-    static let endedMessage = "the MPI pool ended while this request waited in rank 0 (shared objects are served while "
-        + "an MPI pool is live): keep the pool open until its tasks are done"
 
     let workerCount: Int
     let canReplaceWorkers = true
@@ -29,8 +29,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// TCP) the message goes by rendezvous, whose data moves only when the rank next calls
     /// MPI. Measured on Mandelbrot rows (32 KiB results): with two tasks in hand a worker
     /// waited for rank 0 before every other task.
-    let lateReplyBytes: Int? = MPIBackend.shortMessageBytes
-    private let communicator: Communicator
+    let lateReplyBytes: Int? = MPIService.shortMessageBytes
+    private let service = MPIService.shared
+    /// This pool's id in every envelope.
+    let pool: UInt16
     private let rootHost: String
 
     /// One local worker of one rank.
@@ -52,54 +54,15 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     private let wakeWord = WakeWord()
 
     // Engine thread only.
-    /// Per rank of the pool: incomplete sends.
-    private var pending: [[Request]]
     /// Per rank of the pool: whether it answered `close`.
     private var closed: [Bool]
-    private var buffer: [UInt8] = []
-    /// Per rank, its messages being received, oldest first. A result longer than the eager
-    /// limit is matched at once but its data arrives only when the rank next calls MPI:
-    /// `MPI_Mrecv` would hold rank 0 — and every other worker — that long, spinning.
-    private var receiving: [[Incoming]]
-    /// Messages up to this long are received at once (`MPI_Mrecv`): within the eager limit
-    /// their data is all here when they are.
-    static let shortMessageBytes = 4096 - 64
-
-    /// A rank's message: being received, or short and received behind a longer one.
-    private enum Incoming {
-        case started(MatchedReceive)
-        case received([UInt8])
-
-        func isComplete() throws -> Bool {
-            switch self {
-            case .started(let receive): return try receive.request.test() != nil
-            case .received: return true
-            }
-        }
-
-        func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
-            switch self {
-            case .started(let receive): return try receive.withBytes(body)
-            case .received(let bytes): return try bytes.withUnsafeBytes(body)
-            }
-        }
-
-        var request: Request? {
-            if case .started(let receive) = self { return receive.request }
-            return nil
-        }
-    }
-    /// Receives of messages from ranks outside the pool (never expected), left to complete.
-    private var strays: [Request] = []
     private var failure: PoolError?
     private var backoff = IdleBackoff()
     private var isShutDown = false
-    /// Whether this pool serves rank 0's shared objects to the workers (`MPIObjects`).
-    private let servesObjects = MPIObjects.isServing
-    /// Incomplete sends of object-service replies.
-    private var objectSends: [Request] = []
+    /// Builds `stop` and relay control messages.
+    private var scratch = WireWriter(capacity: 64)
 
-    /// Takes the job's worker ranks for a new pool: `perRank` local workers on each (nil:
+    /// Leases the job's worker ranks' local workers for a new pool: `perRank` on each (nil:
     /// `SWIFTMP_PROCESSES_PER_RANK` from rank 0's environment, else each rank's default,
     /// `RankRelay.defaultLocalWorkers`), at most `limit` in all.
     init(limit: Int?, perRank: Int?) throws {
@@ -111,20 +74,14 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             }
             perRank = value
         }
-        let lease = try MPIRoot.shared.openPool()
-        guard lease.hosts.count > 1 else {
-            MPIRoot.shared.closePool(draining: [], sends: [], error: nil)
-            throw PoolError(.backendUnavailable, "the MPI job has no worker ranks: launch with mpirun -np 2 or more")
-        }
-        communicator = lease.communicator
+        let wakeWord = self.wakeWord
+        let lease = try service.openPool(limit: limit, perRank: perRank) { wakeWord.wake() }
+        pool = lease.pool
         rootHost = lease.hosts[0]
         var slots: [Slot] = []
         var ranks: [(rank: Int, first: Int, count: Int)] = []
         var rankIndex = Array(repeating: -1, count: lease.hosts.count)
-        for rank in 1..<lease.hosts.count {
-            let left = (limit ?? .max) - slots.count
-            guard left > 0 else { break }
-            let count = min(left, perRank ?? lease.localWorkers[rank])
+        for (rank, count) in lease.ranks {
             rankIndex[rank] = ranks.count
             ranks.append((rank, slots.count, count))
             for local in 0..<count { slots.append(Slot(rank: rank, local: local, host: lease.hosts[rank])) }
@@ -133,12 +90,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         self.ranks = ranks
         self.rankIndex = rankIndex
         workerCount = slots.count
-        pending = Array(repeating: [], count: ranks.count)
-        receiving = Array(repeating: [], count: ranks.count)
         closed = Array(repeating: false, count: ranks.count)
-        if servesObjects {
-            MPIObjectRegistry.shared.setWaker { [weak self] in self?.wake() }
-        }
     }
 
     var summary: String {
@@ -146,22 +98,24 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         let counts = Set(ranks.map(\.count))
         let perRank = counts.count == 1 ? "\(counts.first!) local worker\(counts.first! == 1 ? "" : "s") each"
             : "local workers " + ranks.map { "\($0.count)" }.joined(separator: "+")
+        let listed = ranks.map(\.rank)
+        let contiguous = listed == Array((listed.first ?? 1)...(listed.last ?? 1))
+        let which = contiguous ? "ranks \(listed.first ?? 1)…\(listed.last ?? 1)" : "ranks " + listed.map(String.init).joined(separator: ", ")
         return "mpi, \(workerCount) worker\(workerCount == 1 ? "" : "s") on \(ranks.count) worker rank\(ranks.count == 1 ? "" : "s") "
-            + "(ranks 1…\(ranks.last?.rank ?? 0), \(perRank)) on \(distinct.count) host\(distinct.count == 1 ? "" : "s") "
-            + "(\(distinct.joined(separator: ", ")))"
+            + "(\(which), \(perRank)) on \(distinct.count) host\(distinct.count == 1 ? "" : "s") (\(distinct.joined(separator: ", ")))"
     }
 
     /// Asks every rank of the pool to start its local workers (they answer `started`).
     func start() throws {
         for (index, entry) in ranks.enumerated() {
-            RelayEnvelope.message(RelayEnvelope.Down.open.rawValue, local: 0, into: &scratch) { $0.write(UInt32(entry.count)) }
+            RelayEnvelope.message(RelayEnvelope.Down.open.rawValue, pool: pool, local: 0, into: &scratch) { $0.write(UInt32(entry.count)) }
             sendControl(scratch, toRank: index)
         }
         if let failure { throw failure }
     }
 
     func send(_ message: inout WireWriter, to worker: Int) {
-        message.patch(RelayEnvelope.word(RelayEnvelope.Down.forward.rawValue, local: slots[worker].local), at: 0)
+        message.patch(RelayEnvelope.word(RelayEnvelope.Down.forward.rawValue, pool: pool, local: slots[worker].local), at: 0)
         message.bytes.withUnsafeBytes { send($0, toRank: rankIndex[slots[worker].rank]) }
     }
 
@@ -171,9 +125,6 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         send(&scratch, to: worker)
     }
 
-    /// Builds `stop` and relay control messages.
-    private var scratch = WireWriter(capacity: 64)
-
     private func sendControl(_ message: WireWriter, toRank index: Int) {
         message.bytes.withUnsafeBytes { send($0, toRank: index) }
     }
@@ -181,9 +132,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     private func send(_ bytes: UnsafeRawBufferPointer, toRank index: Int) {
         guard !isShutDown, failure == nil else { return }
         do {
-            pending[index].append(try communicator.isend(bytes, to: ranks[index].rank, tag: MPIProtocol.poolTag))
+            try service.send(bytes, toRank: ranks[index].rank)
         } catch {
-            failure = PoolError(.transport, "cannot send to worker rank \(ranks[index].rank) on "
+            failure = error as? PoolError ?? PoolError(.transport, "cannot send to worker rank \(ranks[index].rank) on "
                 + "\(slots[ranks[index].first].host): \(error)")
         }
         backoff.noteActivity()
@@ -191,19 +142,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
 
     func canAccept(worker: Int) -> Bool {
         let index = rankIndex[slots[worker].rank]
-        return slots[worker].ending == nil && pending[index].count < Self.maxPendingSends * ranks[index].count
-    }
-
-    /// Forgets completed sends; returns whether any completed.
-    private func completeSends() throws -> Bool {
-        var completed = false
-        for index in ranks.indices {
-            while let head = pending[index].first, try head.test() != nil {
-                pending[index].removeFirst()
-                completed = true
-            }
-        }
-        return completed
+        return slots[worker].ending == nil && service.pendingSends(toRank: ranks[index].rank) < Self.maxPendingSends * ranks[index].count
     }
 
     func poll(_ handler: (BackendEvent) -> Void) -> Bool {
@@ -215,69 +154,40 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         }
         var progressed = false
         do {
-            progressed = try completeSends()
-            var received = 0
-            while received < 256,
-                  let arrival = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer,
-                                                                     waitingAtMost: Self.shortMessageBytes) {
-                received += 1
-                switch arrival {
-                case .received(let status):
-                    let index = status.source < rankIndex.count ? rankIndex[status.source] : -1
-                    guard index >= 0 else { continue }
-                    if receiving[index].isEmpty {
-                        buffer.withUnsafeBytes { relayed($0, fromRank: index, handler) }
-                    } else {
-                        receiving[index].append(.received(buffer))  // after the longer one before it
-                    }
-                case .started(let incoming):
-                    let index = incoming.source < rankIndex.count ? rankIndex[incoming.source] : -1
-                    if index >= 0 {
-                        receiving[index].append(.started(incoming))
-                    } else {
-                        strays.append(incoming.request)
-                    }
-                }
-            }
-            if !strays.isEmpty { strays = try strays.filter { try $0.test() == nil } }
-            // Each rank's messages in the order it sent them.
-            for index in ranks.indices {
-                while let head = receiving[index].first, try head.isComplete() {
-                    receiving[index].removeFirst()
-                    received += 1
-                    head.withBytes { relayed($0, fromRank: index, handler) }
-                }
-            }
-            progressed = progressed || received > 0
-            if servesObjects, try serveObjects() { progressed = true }
+            progressed = try service.pump(for: pool) { rank, bytes in relayed(bytes, fromRank: rank, handler) }
         } catch {
-            failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
+            failure = error as? PoolError ?? PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
             return true
+        }
+        for (rank, bytes) in service.takeInbox(of: pool) {
+            progressed = true
+            bytes.withUnsafeBytes { relayed($0, fromRank: rank, handler) }
         }
         if progressed { backoff.noteActivity() }
         return progressed
     }
 
-    /// One message from the rank at `index` of `ranks`: a local worker's message, start or end.
-    private func relayed(_ bytes: UnsafeRawBufferPointer, fromRank index: Int, _ handler: (BackendEvent) -> Void) {
-        guard let (kind, local) = RelayEnvelope.read(bytes), let up = RelayEnvelope.Up(rawValue: kind) else {
-            failure = PoolError(.protocolViolation, "worker rank \(ranks[index].rank) sent a message without a relay envelope")
+    /// One message of this pool from `rank`: a local worker's message, start or end.
+    private func relayed(_ bytes: UnsafeRawBufferPointer, fromRank rank: Int, _ handler: (BackendEvent) -> Void) {
+        let index = rank < rankIndex.count ? rankIndex[rank] : -1
+        guard index >= 0, let (kind, _, local) = RelayEnvelope.read(bytes), let up = RelayEnvelope.Up(rawValue: kind) else {
+            failure = PoolError(.protocolViolation, "worker rank \(rank) sent a message this pool cannot read")
             return
         }
         let body = UnsafeRawBufferPointer(rebasing: bytes[RelayEnvelope.size...])
-        if up == .closed {
+        switch up {
+        case .closed:
             closed[index] = true
             return
-        }
-        if up == .failed {
+        case .failed:
             var reader = WireReader(body)
-            let reason = (try? reader.read(String.self)) ?? "(unreadable)"
-            failure = PoolError(.startFailed, reason)
+            failure = PoolError(.startFailed, (try? reader.read(String.self)) ?? "(unreadable)")
             return
+        default:
+            break
         }
         guard local < ranks[index].count else {
-            failure = PoolError(.protocolViolation, "worker rank \(ranks[index].rank) named local worker \(local) of "
-                + "\(ranks[index].count)")
+            failure = PoolError(.protocolViolation, "worker rank \(rank) named local worker \(local) of \(ranks[index].count)")
             return
         }
         let slot = ranks[index].first + local
@@ -295,39 +205,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 slots[slot].stopped = true
                 handler(.ended(worker: slot, ending.exit))
             } catch {
-                failure = PoolError(.protocolViolation, "worker rank \(ranks[index].rank) sent an unreadable end: \(error)")
+                failure = PoolError(.protocolViolation, "worker rank \(rank) sent an unreadable end: \(error)")
             }
         case .closed, .failed:
             break
-        }
-    }
-
-    /// Answers the worker ranks' object requests (rank 0's object service, ARCHITECTURE.md §8):
-    /// receives them, expires parked ones whose timeout passed, sends every ready reply.
-    /// Returns whether anything moved.
-    private func serveObjects() throws -> Bool {
-        let registry = MPIObjectRegistry.shared
-        var moved = false
-        while let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIObjectProtocol.requestTag), into: &buffer) {
-            // [local worker (UInt32)][request], from the rank that hosts it (`RankRelay`).
-            buffer.withUnsafeBytes { raw in
-                guard raw.count >= 4 else { return }
-                let local = Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
-                registry.handle(UnsafeRawBufferPointer(rebasing: raw[4...]),
-                                from: ObjectRequester.id(rank: status.source, local: local))
-            }
-            moved = true
-        }
-        if moved { lastObjectRequest = monotonicNanoseconds() }
-        registry.expire(now: monotonicNanoseconds())
-        try sendObjectReplies()
-        objectSends = try objectSends.filter { try $0.test() == nil }
-        return moved
-    }
-
-    private func sendObjectReplies() throws {
-        for reply in MPIObjectRegistry.shared.takeReplies() {
-            objectSends.append(try MPIObjectProtocol.sendRelayed(reply.bytes, to: reply.rank, communicator))
         }
     }
 
@@ -351,8 +232,6 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
 
     /// Set by the engine before each wait (`pace(replyEvery:)`).
     private var replyInterval: Int64 = 0
-    /// When the last object request arrived (monotonic ns; 0: never).
-    private var lastObjectRequest: UInt64 = 0
 
     func pace(replyEvery nanoseconds: Int64) {
         replyInterval = nanoseconds
@@ -360,6 +239,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
         var interval = replyInterval
+        let lastObjectRequest = service.lastObjectRequest
         if lastObjectRequest != 0, monotonicNanoseconds() &- lastObjectRequest < Self.objectActivityNanoseconds {
             interval = 0
         }
@@ -368,31 +248,18 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
              eager: interval < Self.quietReplyInterval, ready: ready)
     }
 
-    /// Nothing in flight: sleeps grow to 1 ms (no busy core while the program runs).
+    /// Nothing in flight: sleeps grow to 1 ms (no busy core while the program runs; the
+    /// service thread serves objects meanwhile).
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
         wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: IdleBackoff.longestSleep, ready: ready)
     }
 
     private func wait(timeoutNanoseconds: Int64, longestSleep: Int64, eager: Bool = true, ready: () -> Bool) {
-        var deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
-        if servesObjects, let parked = MPIObjectRegistry.shared.nextDeadline { deadline = min(deadline, parked) }
+        let deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
         while true {
             wakeWord.arm()
             if ready() || failure != nil { return }
-            do {
-                if try communicator.iprobe(from: .any, tag: .value(MPIProtocol.poolTag)) != nil { return }
-                if servesObjects {
-                    if MPIObjectRegistry.shared.hasReplies { return }
-                    if try communicator.iprobe(from: .any, tag: .value(MPIObjectProtocol.requestTag)) != nil { return }
-                }
-                if try completeSends() { return }
-                for index in ranks.indices {
-                    if let head = receiving[index].first, try head.isComplete() { return }
-                }
-            } catch {
-                failure = PoolError(.transport, "MPI failed between rank 0 and the worker ranks: \(error)")
-                return
-            }
+            if service.hasArrivals(for: pool) { return }
             if monotonicNanoseconds() >= deadline { return }
             backoff.pause(until: deadline, longest: longestSleep, eager: eager) { wakeWord.sleep(nanoseconds: $0) }
         }
@@ -408,7 +275,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         slots[worker].stopped = false
         slots[worker].stopSent = false
         slots[worker].pid = nil
-        RelayEnvelope.message(RelayEnvelope.Down.replace.rawValue, local: slots[worker].local, into: &scratch)
+        RelayEnvelope.message(RelayEnvelope.Down.replace.rawValue, pool: pool, local: slots[worker].local, into: &scratch)
         sendControl(scratch, toRank: rankIndex[slots[worker].rank])
         if let failure { throw failure }
     }
@@ -419,7 +286,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
 
     /// Asks the slot's rank to kill its local worker; the end is reported as usual.
     func kill(worker: Int) -> Bool {
-        RelayEnvelope.message(RelayEnvelope.Down.kill.rawValue, local: slots[worker].local, into: &scratch)
+        RelayEnvelope.message(RelayEnvelope.Down.kill.rawValue, pool: pool, local: slots[worker].local, into: &scratch)
         sendControl(scratch, toRank: rankIndex[slots[worker].rank])
         return true
     }
@@ -439,87 +306,43 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// Sends `stop` to every worker that has not had one and waits until `deadline` for their
     /// acknowledgements (dropping any other reply), then tells every rank to close the pool
     /// (its local workers get what is left of the time, then are killed) and waits a little
-    /// for the ranks' `closed`. Gives the MPI back to `MPIRoot` with the ranks that have not
-    /// answered: it waits for them before the next pool, or at exit.
+    /// for the ranks' `closed`. The service gives the pool's workers to other pools when the
+    /// ranks have answered (it waits for them before leasing them again).
     func shutdown(deadline: UInt64) {
-        if servesObjects {
-            MPIObjectRegistry.shared.setWaker(nil)
-            MPIObjectRegistry.shared.failParked(Self.endedMessage)
-            if !isShutDown { try? transport { try sendObjectReplies() } }
-        }
-        guard !isShutDown else {
-            MPIRoot.shared.closePool(draining: [], sends: pending.flatMap { $0 } + receiving.flatMap { $0.compactMap(\.request) } + strays,
-                                     error: failure)
-            return
-        }
-        var shutdownError: PoolError?
-        do {
-            try transport {
-                MasterCodec.stop(into: &scratch)
-                for worker in slots.indices where !slots[worker].stopSent && slots[worker].ending == nil {
-                    slots[worker].stopSent = true
-                    send(&scratch, to: worker)
-                }
-                try drainReplies(until: deadline) { slots.allSatisfy(\.stopped) }
-                let grace = deadline > monotonicNanoseconds() ? (deadline - monotonicNanoseconds()) / 1_000_000 : 0
-                for index in ranks.indices {
-                    RelayEnvelope.message(RelayEnvelope.Down.close.rawValue, local: 0, into: &scratch) { $0.write(UInt32(clamping: grace)) }
-                    sendControl(scratch, toRank: index)
-                }
-                // The ranks kill what is left at once when the deadline has passed (terminate).
-                try drainReplies(until: max(deadline, monotonicNanoseconds()) &+ 1_000_000_000) { !closed.contains(false) }
-                _ = try completeSends()
-                if servesObjects {
-                    MPIObjectRegistry.shared.failParked(Self.endedMessage)
-                    try sendObjectReplies()
-                }
-            }
-        } catch let caught as PoolError {
-            shutdownError = caught
-        } catch {
-            shutdownError = PoolError(.transport, "\(error)")
-        }
+        defer { service.detach(pool: pool, error: failure) }
+        guard !isShutDown else { return }
         isShutDown = true
-        let busy = ranks.indices.filter { !closed[$0] }.map { ranks[$0].rank }
-        // Receives still in progress complete (and are dropped) like the leftover sends.
-        let unfinished = pending.flatMap { $0 } + objectSends + receiving.flatMap { $0.compactMap(\.request) } + strays
-        MPIRoot.shared.closePool(draining: busy, sends: unfinished, error: shutdownError ?? failure)
-        pending = Array(repeating: [], count: ranks.count)
-        receiving = Array(repeating: [], count: ranks.count)
-        strays = []
-        objectSends = []
+        let stopping = { [self] in
+            MasterCodec.stop(into: &scratch)
+            for worker in slots.indices where !slots[worker].stopSent && slots[worker].ending == nil {
+                slots[worker].stopSent = true
+                scratch.patch(RelayEnvelope.word(RelayEnvelope.Down.forward.rawValue, pool: pool, local: slots[worker].local), at: 0)
+                try scratch.bytes.withUnsafeBytes { try service.send($0, toRank: slots[worker].rank) }
+            }
+        }
+        do {
+            try stopping()
+            drainReplies(until: deadline) { slots.allSatisfy(\.stopped) }
+            let grace = deadline > monotonicNanoseconds() ? (deadline - monotonicNanoseconds()) / 1_000_000 : 0
+            for entry in ranks {
+                RelayEnvelope.message(RelayEnvelope.Down.close.rawValue, pool: pool, local: 0, into: &scratch) {
+                    $0.write(UInt32(clamping: grace))
+                }
+                try scratch.bytes.withUnsafeBytes { try service.send($0, toRank: entry.rank) }
+            }
+            // The ranks kill what is left at once when the deadline has passed (terminate).
+            drainReplies(until: max(deadline, monotonicNanoseconds()) &+ 1_000_000_000) { !closed.contains(false) }
+        } catch {
+            if failure == nil { failure = error as? PoolError ?? PoolError(.transport, "\(error)") }
+        }
     }
 
-    /// During shutdown: receives the ranks' messages (noting `stopped`, `ended`, `closed`,
-    /// dropping the rest) and serves objects until `done()` or `deadline`.
-    private func drainReplies(until deadline: UInt64, _ done: () -> Bool) throws {
-        while !done() {
-            _ = try completeSends()
-            var moved = false
-            for index in ranks.indices {
-                while let head = receiving[index].first, try head.isComplete() {
-                    receiving[index].removeFirst()
-                    head.withBytes { relayed($0, fromRank: index) { _ in } }
-                    moved = true
-                }
-            }
-            if servesObjects, try serveObjects() { moved = true }
-            while let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer) {
-                let index = status.source < rankIndex.count ? rankIndex[status.source] : -1
-                if index >= 0 {
-                    if receiving[index].isEmpty {
-                        buffer.withUnsafeBytes { relayed($0, fromRank: index) { _ in } }
-                    } else {
-                        receiving[index].append(.received(buffer))
-                    }
-                }
-                moved = true
-            }
-            if let failure { throw failure }
-            if moved {
-                backoff.noteActivity()
-                continue
-            }
+    /// During shutdown: takes this pool's messages (noting `stopped`, `ended`, `closed`,
+    /// dropping the rest) until `done()` or `deadline`.
+    private func drainReplies(until deadline: UInt64, _ done: () -> Bool) {
+        while !done() && failure == nil {
+            let moved = poll { _ in }
+            if moved { continue }
             if monotonicNanoseconds() >= deadline { return }
             backoff.pause(until: deadline)
         }

@@ -13,8 +13,8 @@ import Glibc
 /// from the environment, without initialising MPI. Everywhere else — no mpirun, `-np 1`,
 /// inside worker ranks — objects are local, as before.
 ///
-/// Requests from worker ranks are answered while an MPI pool is live (its engine thread is
-/// the MPI thread of rank 0); rank 0's own operations work at any time.
+/// Requests from worker ranks are answered by rank 0's MPI service (`MPIService`) whether or
+/// not a pool is live; rank 0's own operations work at any time.
 enum MPIObjects {
     /// Whether this process serves its objects. Only the process that decided it: a child
     /// forked from rank 0 (a local worker) inherits the decision but not the MPI, so it says no

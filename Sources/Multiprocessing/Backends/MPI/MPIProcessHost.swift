@@ -9,9 +9,9 @@ import Glibc
 /// ranks host, which runs nothing else meanwhile, so that running processes never wait behind
 /// each other. At most one process per worker runs at a time (a start beyond that throws,
 /// rather than queueing a target that others may be waiting for). The pool closes when a `join()` finds no process running, so
-/// that the program can make its own `Pool` afterwards; while it lives, it is the process's
-/// one MPI pool (a `Pool` made then is refused, and a `Process` started while the program's
-/// own MPI pool lives is refused too — use `pool.apply` there).
+/// that the program can make its own `Pool` afterwards; while it lives, it holds every free
+/// worker (a `Pool` made then finds none free, and a `Process` started while the program's own
+/// MPI pool holds every worker is refused too — use `pool.apply` there).
 final class MPIProcessHost: @unchecked Sendable {
     static let shared = MPIProcessHost()
 

@@ -21,8 +21,14 @@ struct RankRelay {
     private var buffer: [UInt8] = []
     private var backoff = IdleBackoff()
     private var sameBuild = false
-    /// The current pool's local workers.
-    private var local: LocalBackend?
+    /// The local workers of each pool this rank serves (several pools may share a rank).
+    private var pools: [UInt16: Hosted] = [:]
+
+    private struct Hosted {
+        let backend: LocalBackend
+        /// Chunks forwarded and not answered yet (for pacing only).
+        var outstanding = 0
+    }
     /// How many local workers this rank hosts when rank 0's pool does not say (sent in the
     /// handshake): see `defaultLocalWorkers`.
     private var defaultWorkers = 1
@@ -30,8 +36,6 @@ struct RankRelay {
     /// rendezvous, which completes only when rank 0 next polls.
     private var sending: [Request] = []
     private var scratch = WireWriter(capacity: 256)
-    /// Chunks forwarded to the local workers and not answered yet (for pacing only).
-    private var outstanding = 0
 
     init(communicator: Communicator, build: BuildID) {
         self.communicator = communicator
@@ -57,7 +61,7 @@ struct RankRelay {
                     case .hello:
                         try answerHello()
                     case .terminate:
-                        closeLocal(graceNanoseconds: 0)
+                        for pool in pools.keys { closeLocal(pool, graceNanoseconds: 0) }
                         for request in sending { _ = try request.wait() }
                         sending.removeAll()
                         try reply(MPIProtocol.controlMessage(.terminated), tag: MPIProtocol.controlTag)
@@ -67,7 +71,7 @@ struct RankRelay {
                     }
                 }
             }
-            if let local, try relayReplies(from: local) { moved = true }
+            for pool in pools.keys where try relayReplies(of: pool) { moved = true }
             if moved {
                 backoff.noteActivity()
                 continue
@@ -79,15 +83,21 @@ struct RankRelay {
     /// Sleeps until a local worker replies (its doorbell) or, at most, the backoff's next
     /// pause (rank 0's messages are polled).
     private mutating func wait() {
-        guard let local, outstanding > 0 else {
+        let busy = pools.values.filter { $0.outstanding > 0 }
+        guard !busy.isEmpty else {
             ForkGuard.whileBlocked {
                 backoff.pause(longest: sending.isEmpty ? IdleBackoff.longestSleep : Self.sendingSleep)
             }
             return
         }
         ForkGuard.whileBlocked {
-            backoff.pause(longest: Self.busySleep) { nanoseconds in
-                local.waitForActivity(spinning: false, timeoutNanoseconds: nanoseconds) { false }
+            if busy.count == 1 {
+                let local = busy[0].backend
+                backoff.pause(longest: Self.busySleep) { nanoseconds in
+                    local.waitForActivity(spinning: false, timeoutNanoseconds: nanoseconds) { false }
+                }
+            } else {
+                backoff.pause(longest: Self.sendingSleep)
             }
         }
     }
@@ -102,12 +112,15 @@ struct RankRelay {
     // MARK: rank 0 → local workers
 
     private mutating func handlePoolMessage() throws {
-        guard let (kind, index) = buffer.withUnsafeBytes({ RelayEnvelope.read($0) }),
+        guard let (kind, pool, index) = buffer.withUnsafeBytes({ RelayEnvelope.read($0) }),
               let down = RelayEnvelope.Down(rawValue: kind) else { return }
+        let local = pools[pool]?.backend
         switch down {
         case .forward:
             guard let local, index < local.workerCount else { return }
-            if buffer.count > RelayEnvelope.size, buffer[RelayEnvelope.size] == MasterMessage.chunk.rawValue { outstanding += 1 }
+            if buffer.count > RelayEnvelope.size, buffer[RelayEnvelope.size] == MasterMessage.chunk.rawValue {
+                pools[pool]?.outstanding += 1
+            }
             // The envelope becomes the frame header: the message goes to the ring as it came.
             buffer.withUnsafeMutableBytes { raw in
                 raw.storeBytes(of: UInt64(raw.count - Frame.headerSize).littleEndian, toByteOffset: 0, as: UInt64.self)
@@ -118,7 +131,7 @@ struct RankRelay {
                 var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[RelayEnvelope.size...]))
                 return Int((try? reader.read(UInt32.self)) ?? 0)
             }
-            try open(workers: count)
+            try open(pool, workers: count)
         case .kill:
             guard let local, index < local.workerCount else { return }
             _ = local.kill(worker: index)
@@ -126,27 +139,34 @@ struct RankRelay {
             guard let local, index < local.workerCount else { return }
             do {
                 try ForkGuard.whileBlocked { try local.replace(worker: index) }
-                try report(started: index, pid: local.identity(of: index).pid ?? 0)
+                try report(pool, started: index, pid: local.identity(of: index).pid ?? 0)
+            } catch let error as MPIError {
+                throw error
             } catch {
-                try fail("cannot start a replacement worker on rank \(communicator.rank): \(error)")
+                try fail(pool, "cannot start a replacement worker on rank \(communicator.rank): \(error)")
             }
         case .close:
             let grace = buffer.withUnsafeBytes { raw -> UInt64 in
                 var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[RelayEnvelope.size...]))
                 return UInt64((try? reader.read(UInt32.self)) ?? 0) * 1_000_000
             }
-            closeLocal(graceNanoseconds: grace)
-            RelayEnvelope.message(RelayEnvelope.Up.closed.rawValue, local: 0, into: &scratch)
+            closeLocal(pool, graceNanoseconds: grace)
+            RelayEnvelope.message(RelayEnvelope.Up.closed.rawValue, pool: pool, local: 0, into: &scratch)
             try startSend(scratch)
         }
     }
 
+    /// A local worker's name towards rank 0's object service: its pool and index (distinct
+    /// for every worker this rank hosts, so that each is its own owner of a lock).
+    static func objectRequester(pool: UInt16, index: Int) -> UInt32 { UInt32(pool) << 16 | UInt32(index & 0xFFFF) }
+
     /// Passes an answer of rank 0's object service ([local worker][answer]) to the local
     /// worker whose task waits for it (`ObjectRequestRelay`).
     private mutating func relayObjectReply() {
-        guard let local, buffer.count >= 4 else { return }
-        let index = buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) }
-        guard index < local.workerCount else { return }
+        guard buffer.count >= 4 else { return }
+        let requester = buffer.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        let index = Int(requester & 0xFFFF)
+        guard let local = pools[UInt16(requester >> 16)]?.backend, index < local.workerCount else { return }
         Frame.begin(&scratch)
         scratch.write(MasterMessage.objectReply.rawValue)
         scratch.bytes.append(contentsOf: buffer[4...])
@@ -154,35 +174,34 @@ struct RankRelay {
         scratch.bytes.withUnsafeBytes { local.forward(frame: $0, to: index) }
     }
 
-    /// Starts the local workers of a new pool (ending those of an earlier one first).
-    private mutating func open(workers requested: Int) throws {
-        closeLocal(graceNanoseconds: 0)
+    /// Starts the local workers of a new pool.
+    private mutating func open(_ pool: UInt16, workers requested: Int) throws {
+        closeLocal(pool, graceNanoseconds: 0)
         let count = requested > 0 ? requested : defaultWorkers
         do {
             let backend = try LocalBackend(workers: count, method: .fork)
             try ForkGuard.whileBlocked { try backend.start() }
-            local = backend
-            for index in 0..<count { try report(started: index, pid: backend.identity(of: index).pid ?? 0) }
+            pools[pool] = Hosted(backend: backend)
+            for index in 0..<count { try report(pool, started: index, pid: backend.identity(of: index).pid ?? 0) }
         } catch let error as MPIError {
             throw error
         } catch {
-            try fail("cannot start \(count) local worker processes on rank \(communicator.rank): \(error)")
+            try fail(pool, "cannot start \(count) local worker processes on rank \(communicator.rank): \(error)")
         }
     }
 
-    /// Ends the current pool's local workers: `stop` was sent to them by rank 0 (gracefully
-    /// closing pools); survivors after `grace` are killed. Waits until all are reaped.
-    private mutating func closeLocal(graceNanoseconds: UInt64) {
-        guard let backend = local else { return }
-        local = nil
-        outstanding = 0
-        ForkGuard.whileBlocked { backend.shutdown(deadline: monotonicNanoseconds() &+ graceNanoseconds) }
+    /// Ends a pool's local workers: `stop` was sent to them by rank 0 (gracefully closing
+    /// pools); survivors after `grace` are killed. Waits until all are reaped.
+    private mutating func closeLocal(_ pool: UInt16, graceNanoseconds: UInt64) {
+        guard let hosted = pools.removeValue(forKey: pool) else { return }
+        ForkGuard.whileBlocked { hosted.backend.shutdown(deadline: monotonicNanoseconds() &+ graceNanoseconds) }
     }
 
     // MARK: local workers → rank 0
 
-    /// Relays what the local workers wrote and how they ended. Returns whether anything moved.
-    private mutating func relayReplies(from backend: LocalBackend) throws -> Bool {
+    /// Relays what a pool's local workers wrote and how they ended. Returns whether anything moved.
+    private mutating func relayReplies(of pool: UInt16) throws -> Bool {
+        guard let backend = pools[pool]?.backend else { return false }
         var failure: (any Error)?
         var answered = 0
         let moved = backend.pollRaw(message: { index, bytes in
@@ -191,14 +210,14 @@ struct RankRelay {
             do {
                 if bytes.first == WorkerMessage.objectRequest.rawValue {
                     // A task asks rank 0's object service: [local worker][request] on the request tag.
-                    var header = UInt32(index).littleEndian
+                    var header = Self.objectRequester(pool: pool, index: index).littleEndian
                     let request = try withUnsafeBytes(of: &header) {
                         try communicator.isend($0, UnsafeRawBufferPointer(rebasing: bytes[1...]), to: 0, tag: MPIObjectProtocol.requestTag)
                     }
                     sending.append(request)
                     return
                 }
-                var header = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, local: index).littleEndian
+                var header = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, pool: pool, local: index).littleEndian
                 let request = try withUnsafeBytes(of: &header) { try communicator.isend($0, bytes, to: 0, tag: MPIProtocol.poolTag) }
                 sending.append(request)
             } catch {
@@ -207,25 +226,25 @@ struct RankRelay {
         }, ended: { index, exit in
             guard failure == nil else { return }
             let words = backend.progress(of: index)?.snapshot() ?? (taken: 0, input: 0)
-            RelayEnvelope.ended(local: index, .init(exit: exit, taken: words.taken, input: words.input), into: &scratch)
+            RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: words.taken, input: words.input), into: &scratch)
             do {
                 try startSend(scratch)
             } catch {
                 failure = error
             }
         })
-        outstanding = max(0, outstanding - answered)
+        if answered > 0, let hosted = pools[pool] { pools[pool]?.outstanding = max(0, hosted.outstanding - answered) }
         if let failure { throw failure }
         return moved
     }
 
-    private mutating func report(started index: Int, pid: pid_t) throws {
-        RelayEnvelope.message(RelayEnvelope.Up.started.rawValue, local: index, into: &scratch) { $0.write(Int32(pid)) }
+    private mutating func report(_ pool: UInt16, started index: Int, pid: pid_t) throws {
+        RelayEnvelope.message(RelayEnvelope.Up.started.rawValue, pool: pool, local: index, into: &scratch) { $0.write(Int32(pid)) }
         try startSend(scratch)
     }
 
-    private mutating func fail(_ message: String) throws {
-        RelayEnvelope.message(RelayEnvelope.Up.failed.rawValue, local: 0, into: &scratch) { $0.write(message) }
+    private mutating func fail(_ pool: UInt16, _ message: String) throws {
+        RelayEnvelope.message(RelayEnvelope.Up.failed.rawValue, pool: pool, local: 0, into: &scratch) { $0.write(message) }
         try startSend(scratch)
     }
 

@@ -7,7 +7,8 @@ import Wire
 /// worker of every rank.
 ///
 /// The envelope fills the message's headroom (`MessageBuffer.headroom`, 8 bytes): byte 0 the
-/// kind, bytes 4…7 the local worker's index (little-endian `UInt32`). A forwarded message
+/// kind, bytes 2…3 the pool (`MPIService.Lease.pool`; a rank may host workers of several
+/// pools), bytes 4…7 the local worker's index (little-endian `UInt32`). A forwarded message
 /// keeps its headroom all the way, so the rank writes it into its local worker's ring in place
 /// (the headroom becomes the frame header) and rank 0 decodes a relayed reply where it lies.
 enum RelayEnvelope {
@@ -43,23 +44,24 @@ enum RelayEnvelope {
         case failed = 5
     }
 
-    /// The headroom's 8 bytes for `kind` and `local`.
-    static func word(_ kind: UInt8, local: Int) -> UInt64 {
-        UInt64(kind) | UInt64(UInt32(truncatingIfNeeded: local)) << 32
+    /// The headroom's 8 bytes for `kind`, `pool` and `local`.
+    static func word(_ kind: UInt8, pool: UInt16, local: Int) -> UInt64 {
+        UInt64(kind) | UInt64(pool) << 16 | UInt64(UInt32(truncatingIfNeeded: local)) << 32
     }
 
     /// Reads a message's envelope, or nil if it is too short to have one.
-    static func read(_ message: UnsafeRawBufferPointer) -> (kind: UInt8, local: Int)? {
+    static func read(_ message: UnsafeRawBufferPointer) -> (kind: UInt8, pool: UInt16, local: Int)? {
         guard message.count >= size else { return nil }
         var reader = WireReader(message)
         guard let word = try? reader.read(UInt64.self) else { return nil }
-        return (UInt8(truncatingIfNeeded: word), Int(UInt32(truncatingIfNeeded: word >> 32)))
+        return (UInt8(truncatingIfNeeded: word), UInt16(truncatingIfNeeded: word >> 16), Int(UInt32(truncatingIfNeeded: word >> 32)))
     }
 
-    /// A message of `kind` for `local` with `body` after the envelope.
-    static func message(_ kind: UInt8, local: Int, into writer: inout WireWriter, _ body: (inout WireWriter) -> Void = { _ in }) {
+    /// A message of `kind` for `pool`'s `local` with `body` after the envelope.
+    static func message(_ kind: UInt8, pool: UInt16, local: Int, into writer: inout WireWriter,
+                        _ body: (inout WireWriter) -> Void = { _ in }) {
         writer.bytes.removeAll(keepingCapacity: true)
-        writer.write(word(kind, local: local))
+        writer.write(word(kind, pool: pool, local: local))
         body(&writer)
     }
 
@@ -70,8 +72,8 @@ enum RelayEnvelope {
         var input: Int
     }
 
-    static func ended(local: Int, _ ending: Ending, into writer: inout WireWriter) {
-        message(Up.ended.rawValue, local: local, into: &writer) {
+    static func ended(pool: UInt16, local: Int, _ ending: Ending, into writer: inout WireWriter) {
+        message(Up.ended.rawValue, pool: pool, local: local, into: &writer) {
             switch ending.exit {
             case .exited(let code):
                 $0.write(UInt8(0))
