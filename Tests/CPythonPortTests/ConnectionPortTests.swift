@@ -14,6 +14,7 @@
 // TestWait.test_wait / test_wait_slow   → testWaitOnManyChildren
 // TestWait.test_wait_timeout            → testWaitTimeout
 // TestWait.test_neg_timeout             → testWaitTimeout
+// TestWait.test_wait_integer            → testWaitOnAProcessAndConnections (a Process is waitable: gap filled)
 // _TestPicklingConnections.test_access  → testConnectionCannotTravelThroughAConnection (difference)
 //
 // Already covered in Tests/MultiprocessingTests: test_spawn_close (the parent closes the
@@ -73,6 +74,16 @@ struct SendThreeMessages: ParallelFunction {
         try connection.sendBytes(Array("a".utf8))
         try connection.sendBytes(Array("b".utf8))
         try connection.sendBytes(Array("cd".utf8))
+    }
+}
+
+/// CPython's `signal_and_sleep`: releases the semaphore, then sleeps.
+struct SignalAndSleep: ParallelFunction {
+    var semaphore: Multiprocessing.Semaphore
+    var seconds: Double
+    func callAsFunction(_: Void) throws {
+        try semaphore.release()
+        usleep(UInt32(seconds * 1e6))
     }
 }
 
@@ -289,6 +300,41 @@ final class ConnectionPortTests: PortTestCase {
         let (negative, quick) = timed { Multiprocessing.wait(on: [b], timeout: -1) }
         XCTAssertTrue(negative.isEmpty)
         assertQuick(quick, "wait(timeout: -1)")
+    }
+
+    /// test_wait_integer: a process is waited for with connections (Python passes its
+    /// sentinel): it is ready once it ended, the connections once they can be read.
+    func testWaitOnAProcessAndConnections() throws {
+        try forEachMethod { method in
+            let semaphore = try Multiprocessing.Semaphore(value: 0)
+            let (a, b) = try Pipe()
+            let expected = 0.5
+            let p = try started(SignalAndSleep(semaphore: semaphore, seconds: expected), method)
+            defer { try? p.kill(); _ = try? p.join(timeout: 20) }
+            XCTAssertTrue(semaphore.acquire(timeout: 20))
+            let objects: [any Waitable] = [a, p, b]
+            var (ready, elapsed) = timed { Multiprocessing.wait(on: objects, timeout: expected + 20) }
+            XCTAssertEqual(ready.count, 1, "\(method)")
+            XCTAssertTrue(ready.first === p, "\(method): \(ready)")
+            XCTAssertLessThan(elapsed, expected + 2)
+            XCTAssertGreaterThan(elapsed, expected - 0.3)
+            try a.send(Optional<Int>.none)
+            (ready, elapsed) = timed { Multiprocessing.wait(on: objects, timeout: 20) }
+            XCTAssertEqual(ready.count, 2, "\(method)")
+            XCTAssertTrue(ready.contains { $0 === p } && ready.contains { $0 === b }, "\(method)")
+            assertQuick(elapsed, "wait with a process that ended and a readable connection")
+            try b.send(Optional<Int>.none)
+            (ready, elapsed) = timed { Multiprocessing.wait(on: objects, timeout: 20) }
+            XCTAssertEqual(ready.count, 3, "\(method)")
+            assertQuick(elapsed, "wait with everything ready")
+            try joinOrKill(p)
+            XCTAssertEqual(Multiprocessing.wait(on: [p], timeout: 0).count, 1, "\(method): still ready after join")
+            try p.close()
+            XCTAssertEqual(Multiprocessing.wait(on: [p], timeout: 0).count, 1, "\(method): still ready after close")
+        }
+        // A process that was never started is never ready.
+        let never = Multiprocessing.Process(target: SleepFor(seconds: 0))
+        XCTAssertTrue(Multiprocessing.wait(on: [never], timeout: 0.05).isEmpty)
     }
 
     /// test_access, difference: a connection cannot be sent through another connection; the
