@@ -11,8 +11,8 @@
 // _TestBarrier.test_abort             → testAbortBreaksTheBarrier
 // _TestBarrier.test_reset             → testResetFreesTheWaiters
 // _TestBarrier.test_abort_and_reset   → testAbortThenReset
-// _TestBarrier.test_timeout           → testTimeoutBreaksTheBarrierForAll
-// _TestBarrier.test_default_timeout   → testDefaultTimeoutBreaksTheBarrierForAll
+// _TestBarrier.test_timeout           → testTimeoutBreaksTheBarrierForAll (fork only: 1 s of waiting each)
+// _TestBarrier.test_default_timeout   → testDefaultTimeoutBreaksTheBarrierForAll (spawn only, likewise)
 // _TestBarrier.test_thousand          → testManyPassesInOrder (200 passes instead of 1000)
 // (parties, n_waiting, broken)        → checked throughout
 //
