@@ -16,6 +16,7 @@
 // TestWait.test_neg_timeout             → testWaitTimeout
 // TestWait.test_wait_integer            → testWaitOnAProcessAndConnections (a Process is waitable: gap filled)
 // _TestPicklingConnections.test_access  → testConnectionCannotTravelThroughAConnection (difference)
+// (pickling a Lock for a connection)    → testSharedObjectsAreRefusedAtSend (bug fixed)
 //
 // Already covered in Tests/MultiprocessingTests: test_spawn_close (the parent closes the
 // child's end at once). Not applicable: recv_bytes_into / BufferTooShort, test_fd_transfer
@@ -335,6 +336,22 @@ final class ConnectionPortTests: PortTestCase {
         // A process that was never started is never ready.
         let never = Multiprocessing.Process(target: SleepFor(seconds: 0))
         XCTAssertTrue(Multiprocessing.wait(on: [never], timeout: 0.05).isEmpty)
+    }
+
+    /// Shared objects cannot be sent through a connection either (bug fixed: the send
+    /// succeeded and the receiver failed to decode the message).
+    func testSharedObjectsAreRefusedAtSend() throws {
+        let (a, b) = try Pipe()
+        for send in [{ try a.send(try Lock()) }, { try a.send(try SharedValue<Double>(1)) }, { try a.send([try Event()]) },
+                     { try a.send(try Queue<Int>()) }] as [() throws -> Void] {
+            XCTAssertThrowsError(try send()) { error in
+                XCTAssertEqual((error as? ConnectionError)?.code, .encoding, "\(error)")
+                XCTAssertTrue("\(error)".contains("Process target or pool function"), "\(error)")
+            }
+        }
+        XCTAssertFalse(try b.poll(timeout: 0), "nothing was sent")
+        try a.send(5)
+        XCTAssertEqual(try b.recv(Int.self), 5)
     }
 
     /// test_access, difference: a connection cannot be sent through another connection; the

@@ -16,6 +16,7 @@
 // _TestContainers.test_dict_proxy_nested         → testProxiesInsideContainers
 // _TestContainers.test_nested_queue              → testProxiesInsideContainers
 // _TestContainers.test_namespace                 → testNamespaceProxyInAChild
+// (pickling a Lock for a manager)                → testSharedObjectsAreRefusedByManagerContainers (bug fixed)
 //
 // Gaps (not in the API, so not ported): manager RLock, Semaphore, BoundedSemaphore,
 // Condition, Barrier, Pool, Array, set and JoinableQueue proxies (test_rlock, test_semaphore,
@@ -205,6 +206,26 @@ final class ManagerPortTests: PortTestCase {
             try o.set("y", 1)
             try runChild(ManagerChild(kind: .namespace, namespace: o), method)
         }
+    }
+
+    /// Shared objects cannot be stored in manager containers either (CPython refuses to
+    /// pickle a Lock for a manager): the call fails and the container is unchanged. (Bug
+    /// fixed: the store succeeded and every reader in another process failed to decode.)
+    func testSharedObjectsAreRefusedByManagerContainers() throws {
+        func checkRefused(_ error: any Error, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertTrue("\(error)".contains("Process target or pool function"), "\(error)", file: file, line: line)
+        }
+        let dict = try manager.dict(String.self, Lock.self)
+        XCTAssertThrowsError(try dict.set("lock", try Lock())) { checkRefused($0) }
+        XCTAssertEqual(try dict.count(), 0)
+        let list = try manager.list(of: Event.self)
+        XCTAssertThrowsError(try list.append(try Event())) { checkRefused($0) }
+        XCTAssertEqual(try list.count(), 0)
+        let queue = try manager.queue(of: SharedValue<Int>.self)
+        XCTAssertThrowsError(try queue.put(try SharedValue(3))) { checkRefused($0) }
+        XCTAssertEqual(try queue.count(), 0)
+        XCTAssertThrowsError(try manager.value(try Queue<Int>())) { checkRefused($0) }
+        XCTAssertThrowsError(try manager.namespace().set("sem", try Multiprocessing.Semaphore(value: 1))) { checkRefused($0) }
     }
 
     /// _TestContainers.test_list.

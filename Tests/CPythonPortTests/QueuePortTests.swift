@@ -15,6 +15,9 @@
 // _TestQueue.test_closed_queue_empty_exceptions        → testClosedQueueRefusesPutAndGet (difference below)
 // TestSimpleQueue.test_empty                           → testSimpleQueueEmptySeenFromAChild
 // TestSimpleQueue.test_close                           → testClosedQueueRefusesPutAndGet (close twice)
+// (pickling a Lock for a queue raises RuntimeError     → testSharedObjectsAreRefusedAtPut (bug fixed: the put
+//  "…should only be shared between processes through     succeeded and the consumer's get failed, losing the item)
+//  inheritance")
 //
 // Not applicable: test_no_import_lock_contention, test_queue_feeder_on_queue_feeder_error (no
 // feeder thread: a put encodes and writes in the caller, so its error is the caller's).
@@ -80,6 +83,20 @@ struct JoinQueue: ParallelFunction {
     var queue: JoinableQueue<String>
     func callAsFunction(_: Void) throws {
         exit(try queue.join(timeout: 30) ? 0 : 2)
+    }
+}
+
+/// Gets one item and reports what happened: "got" or the error.
+struct GetSharedObject: ParallelFunction {
+    var queue: Queue<Event>
+    var report: Queue<String>
+    func callAsFunction(_: Void) throws {
+        do {
+            _ = try queue.get(timeout: 0.3)
+            try report.put("got")
+        } catch {
+            try report.put("\(error)")
+        }
     }
 }
 
@@ -292,6 +309,39 @@ final class QueuePortTests: PortTestCase {
         simple.close()
         XCTAssertThrowsError(try simple.put(1)) { XCTAssertEqual(($0 as? QueueError)?.code, .closed, "\($0)") }
         XCTAssertThrowsError(try simple.get(timeout: 1)) { XCTAssertEqual(($0 as? QueueError)?.code, .closed, "\($0)") }
+    }
+
+    /// Shared objects (locks, events, shared values, queues) travel in a Process target or a
+    /// pool function, never through a queue (README; CPython raises RuntimeError when it
+    /// pickles one): the put fails, with a message that says where they can go, and the
+    /// queue is left as it was. (The put used to succeed and a consumer in another process
+    /// got an encoding error for an item that was then lost.)
+    func testSharedObjectsAreRefusedAtPut() throws {
+        func checkRefused(_ error: any Error, file: StaticString = #filePath, line: UInt = #line) {
+            XCTAssertEqual((error as? QueueError)?.code, .encoding, "\(error)", file: file, line: line)
+            XCTAssertTrue("\(error)".contains("Process target or pool function"), "\(error)", file: file, line: line)
+        }
+        let events = try Queue<Event>()
+        XCTAssertThrowsError(try events.put(try Event())) { checkRefused($0) }
+        XCTAssertThrowsError(try Queue<Lock>().put(try Lock())) { checkRefused($0) }
+        XCTAssertThrowsError(try Queue<SharedValue<Int>>().put(try SharedValue(1))) { checkRefused($0) }
+        XCTAssertThrowsError(try Queue<[Multiprocessing.Semaphore]>().put([try .init(value: 1)])) { checkRefused($0) }
+        XCTAssertThrowsError(try Queue<Queue<Int>>().put(try Queue<Int>())) { checkRefused($0) }
+        XCTAssertThrowsError(try JoinableQueue<RLock>().put(try RLock())) { checkRefused($0) }
+        XCTAssertThrowsError(try SimpleQueue<Barrier>().put(try Barrier(parties: 2))) { checkRefused($0) }
+        XCTAssertTrue(events.isEmpty)
+        // A consumer in another process is never handed such an item.
+        try forEachMethod { method in
+            let report = try Queue<String>()
+            let p = try started(GetSharedObject(queue: events, report: report), method)
+            XCTAssertThrowsError(try events.put(try Event())) { checkRefused($0) }
+            XCTAssertEqual(try report.get(timeout: 30), "the queue is empty", "\(method)")
+            try joinOrKill(p)
+        }
+        // Plain values in the same queue type still travel.
+        let plain = try Queue<[String: Int]>()
+        try plain.put(["a": 1])
+        XCTAssertEqual(try plain.get(timeout: 5), ["a": 1])
     }
 
     /// TestSimpleQueue.test_empty: a child sees the queue empty, then not.
