@@ -11,6 +11,7 @@
 // _TestSemaphore.test_semaphore                 → testSemaphoreCounts
 // _TestSemaphore.test_bounded_semaphore         → testBoundedSemaphoreCounts
 // _TestSemaphore.test_timeout                   → testSemaphoreTimeouts
+// _TestCondition.check_invariant               → waiterCount == 0 in the three notify tests
 // _TestCondition.test_notify                    → testNotifyWakesOneAtATime
 // _TestCondition.test_notify_all                → testNotifyAllAfterTimedOutWaiters
 // _TestCondition.test_notify_n                  → testNotifyN
@@ -33,7 +34,7 @@
 //   check is commented out for macOS).
 
 import XCTest
-import Multiprocessing
+import Multiprocessing   // and Condition.waiterCount (package access): CPython's check_invariant
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -232,14 +233,14 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
 
     // MARK: conditions
 
-    /// Starts `processes` children and `threads` threads running `WaitOnCondition`.
+    /// Starts `processes` children and then `threads` threads running `WaitOnCondition`.
+    /// (CPython interleaves them; here every child starts before the first thread: a `.fork`
+    /// while a thread the library did not start runs Swift code can hang the child in the
+    /// Swift runtime — the README's fork-safety rule, reproduced with these very cases.)
     private func startWaiters(_ task: WaitOnCondition, processes: Int, threads: Int,
                               _ method: StartMethod) throws -> ([Multiprocessing.Process], [TestThread]) {
-        var children: [Multiprocessing.Process] = [], others: [TestThread] = []
-        for _ in 0..<max(processes, threads) {
-            if children.count < processes { children.append(try started(task, daemon: true, method)) }
-            if others.count < threads { others.append(TestThread { try task(()) }) }
-        }
+        let children = try (0..<processes).map { _ in try started(task, daemon: true, method) }
+        let others = (0..<threads).map { _ in TestThread { try task(()) } }
         return (children, others)
     }
 
@@ -265,6 +266,7 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
             XCTAssertEqual(task.woken.value, 1, "\(method): notify() woke more than one")
             try task.condition.withLock { try task.condition.notify() }
             XCTAssertTrue(eventually { task.woken.value == 2 }, "\(method)")
+            XCTAssertEqual(task.condition.waiterCount, 0, "\(method): check_invariant")
             try finish(children, threads, method)
         }
     }
@@ -280,6 +282,7 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
             for _ in 0..<6 { XCTAssertTrue(sleeping.acquire(timeout: 30)) }
             for _ in 0..<6 { XCTAssertTrue(woken.acquire(timeout: 30), "\(method): a waiter did not time out") }
             XCTAssertEqual(woken.value, 0)
+            XCTAssertEqual(condition.waiterCount, 0, "\(method): check_invariant after time-outs")
             try finish(first, firstThreads, method)
             let waiting = WaitOnCondition(condition: condition, sleeping: sleeping, woken: woken, timeout: nil)
             let (second, secondThreads) = try startWaiters(waiting, processes: 3, threads: 3, method)
@@ -289,6 +292,7 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
             try condition.withLock { try condition.notifyAll() }
             for _ in 0..<6 { XCTAssertTrue(woken.acquire(timeout: 30), "\(method): notifyAll left a waiter asleep") }
             XCTAssertEqual(woken.value, 0)
+            XCTAssertEqual(condition.waiterCount, 0, "\(method): check_invariant after notifyAll")
             try finish(second, secondThreads, method)
         }
     }
@@ -312,6 +316,7 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
             try task.condition.withLock { try task.condition.notify(n: 3) }
             usleep(50_000)
             XCTAssertEqual(task.woken.value, 6)
+            XCTAssertEqual(task.condition.waiterCount, 0, "\(method): check_invariant")
             try finish(children, threads, method)
         }
     }
