@@ -55,6 +55,8 @@ let package = Package(
         .testTarget(name: "MultiprocessingTests", dependencies: [
             "Multiprocessing", .product(name: "Logging", package: "swift-log"),
         ]),
+        // CPython's Lib/test/_test_multiprocessing.py cases, ported to this API (every start method).
+        .testTarget(name: "CPythonPortTests", dependencies: ["Multiprocessing"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // SPMD self-test of the MPI layer: every rank runs main (imports only MPI).
         .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),

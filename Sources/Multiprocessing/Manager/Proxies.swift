@@ -180,7 +180,7 @@ public struct QueueProxy<Element: Codable & Sendable>: Codable, Sendable {
     let id: UInt64
 
     public func put(_ item: Element, timeout: Double? = nil) throws {
-        let bytes = try Wire.encode(item)
+        let bytes = try AttachmentContext.plainValuesOnly(for: "a manager") { try Wire.encode(item) }
         let placed = try ProxyCall.retry(timeout: timeout) {
             try ProxyCall.perform(address, id, .queuePut) { writer in
                 bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
@@ -313,7 +313,7 @@ enum ProxyCall {
     }
 
     static func writeEncoded<T: Encodable>(_ value: T, _ writer: inout WireWriter) throws {
-        let bytes = try Wire.encode(value)
+        let bytes = try AttachmentContext.plainValuesOnly(for: "a manager") { try Wire.encode(value) }
         bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
     }
 

@@ -118,7 +118,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
             guard writable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only receive") }
             var writer = WireWriter(capacity: 64)
             do {
-                try writer.encode(value)
+                try AttachmentContext.plainValuesOnly(for: "a connection") { try writer.encode(value) }
             } catch {
                 throw ConnectionError(.encoding, "cannot encode \(String(reflecting: T.self)) for a connection: \(error)")
             }
@@ -136,7 +136,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         var writer = WireWriter(capacity: 64)
         Frame.begin(&writer)
         do {
-            try writer.encode(value)
+            try AttachmentContext.plainValuesOnly(for: "a connection") { try writer.encode(value) }
         } catch {
             throw ConnectionError(.encoding, "cannot encode \(String(reflecting: T.self)) for a connection: \(error)")
         }

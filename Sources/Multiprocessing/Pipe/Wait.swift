@@ -4,7 +4,8 @@ import Glibc
 #endif
 
 /// Something `wait(on:timeout:)` can wait for: a `Connection` (ready when a message or
-/// end-of-file can be read) or a queue (ready when an item can be got).
+/// end-of-file can be read), a queue (ready when an item can be got) or a `Process` (ready
+/// once it has ended).
 public protocol Waitable: AnyObject, Sendable {
     /// A descriptor that polls readable when the object is ready, if it has one.
     var _waitDescriptor: Int32? { get }
@@ -16,8 +17,8 @@ public protocol Waitable: AnyObject, Sendable {
 /// limit); returns the ready ones (empty on time-out). Python's
 /// `multiprocessing.connection.wait`.
 ///
-/// Connections are waited for in `ppoll`; queues have no descriptor and are checked
-/// between polls, every 50 µs at first and then at most every millisecond.
+/// Connections and processes (their `sentinel`) are waited for in `ppoll`; queues have no
+/// descriptor and are checked between polls, every 50 µs at first and then at most every millisecond.
 ///
 /// Inside an `XCTestCase` (whose `wait(for:)` hides this function) write
 /// `Multiprocessing.wait(on:timeout:)`.

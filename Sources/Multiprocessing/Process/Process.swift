@@ -254,3 +254,12 @@ extension Multiprocessing {
     /// The library's `Process` (spelled this way where Foundation's `Process` is visible).
     public typealias Process = MultiprocessingProcess
 }
+
+/// A process is `Waitable`: `Multiprocessing.wait(on:timeout:)` reports it once it has ended
+/// (Python passes `process.sentinel` to `multiprocessing.connection.wait`), so a parent can
+/// wait for the first of several children and connections at once. It is polled through its
+/// `sentinel`; a process never started is never ready; after `close()` it stays ready.
+extension Process: Waitable {
+    public var _waitDescriptor: Int32? { try? sentinel }
+    public func _isReady() -> Bool { exitCode != nil }
+}

@@ -231,7 +231,7 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
         var writer = WireWriter(capacity: 32)
         Frame.begin(&writer)
         do {
-            try writer.encode(item)
+            try AttachmentContext.plainValuesOnly(for: "a queue") { try writer.encode(item) }
         } catch {
             throw QueueError(.encoding, "cannot encode a \(String(reflecting: Element.self)) for a queue: \(error)")
         }
@@ -243,7 +243,7 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     static func encode(_ item: Element) throws -> [UInt8] {
         var writer = WireWriter(capacity: 32)
         do {
-            try writer.encode(item)
+            try AttachmentContext.plainValuesOnly(for: "a queue") { try writer.encode(item) }
         } catch {
             throw QueueError(.encoding, "cannot encode a \(String(reflecting: Element.self)) for a queue: \(error)")
         }

@@ -22,6 +22,9 @@ enum AttachmentContext {
     private final class Frame {
         var collector: Collector?
         var source: Source?
+        /// What is being encoded when only plain values may travel (a queue item, a pipe
+        /// message, a manager value): a shared segment mentioned there is refused.
+        var plainValuesOnly: String?
     }
 
     private static let key: pthread_key_t = {
@@ -72,6 +75,25 @@ enum AttachmentContext {
         frame.collector = collector
         let value = try with(frame, body)
         return (value, Array(collector.segments.values), collector.descriptors!.map { ($0.key, $0.value) })
+    }
+
+    /// Runs `body` (the encode of a value for `channel`: "a queue", "a connection", "a
+    /// manager") so that a shared object it mentions throws instead of being encoded: its
+    /// memory cannot travel that way, and the receiver could not use it.
+    static func plainValuesOnly<T>(for channel: String, _ body: () throws -> T) rethrows -> T {
+        let frame = Frame()
+        frame.plainValuesOnly = channel
+        return try with(frame, body)
+    }
+
+    /// Throws if the current encode admits only plain values (see `plainValuesOnly`).
+    static func checkSegmentMayTravel() throws {
+        guard let channel = current?.plainValuesOnly else { return }
+        throw PoolError(.encoding, """
+            a shared object (lock, event, semaphore, condition, barrier, queue, shared value or array) cannot \
+            travel through \(channel): only plain values do; store it in the Process target or pool function \
+            that needs it (its memory travels with the process or the task)
+            """)
     }
 
     /// Records a plain descriptor (a connection's socket) the current encode mentions;

@@ -62,12 +62,14 @@ struct SharedMutex: @unchecked Sendable {
         case timedOut
     }
 
-    /// Locks, waiting at most `timeout` seconds (nil: for ever; 0: try once).
+    /// Locks, waiting at most `timeout` seconds (nil: for ever; 0, negative or NaN: try
+    /// once; 10⁹ s or more, infinity included: for ever, as `deadline(after:)`).
     func lock(timeout: Double? = nil) throws(SystemError) -> Outcome {
         // Uncontended (the common case): no clock reading and no deadline arithmetic.
         var result = pthread_mutex_trylock(address)
-        if result == EBUSY, let timeout {
-            if timeout <= 0 {
+        // A timeout beyond 10⁹ s is no limit: its deadline would not fit in a timespec.
+        if result == EBUSY, let timeout, !(timeout >= 1e9) {
+            if !(timeout > 0) {
                 return .timedOut
             } else {
                 var now = timespec()

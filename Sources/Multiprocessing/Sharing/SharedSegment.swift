@@ -43,6 +43,7 @@ public struct SharedSegment: Codable, @unchecked Sendable, Hashable {
     public func hash(into hasher: inout Hasher) { hasher.combine(storage.id) }
 
     public func encode(to encoder: any Encoder) throws {
+        try AttachmentContext.checkSegmentMayTravel()
         var container = encoder.unkeyedContainer()
         try container.encode(storage.id)
         AttachmentContext.record(storage)

@@ -8,10 +8,11 @@ struct Deadline: Sendable {
     /// Nanoseconds on `CLOCK_MONOTONIC`, or nil for no deadline.
     let nanoseconds: Int64?
 
-    /// A deadline `seconds` from now (nil: none; negative counts as 0).
+    /// A deadline `seconds` from now (nil: none; negative, minus infinity and NaN count as
+    /// 0 — now —, as in `deadline(after:)`; 10⁹ s or more, infinity included, as no limit).
     init(seconds: Double?) {
         guard let seconds else { nanoseconds = nil; return }
-        let delta = seconds.isFinite ? Int64(min(max(seconds, 0), 1e9) * 1e9) : Int64.max / 4
+        let delta = !(seconds > 0) ? 0 : seconds >= 1e9 ? Int64.max / 4 : Int64(seconds * 1e9)
         nanoseconds = Deadline.now() + delta
     }
 
