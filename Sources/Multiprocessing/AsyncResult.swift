@@ -4,10 +4,14 @@
 public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
     let completion: Completion<Value>
     private let canceller: (@Sendable () -> Void)?
+    /// The engine whose thread completes it: a wait on that thread (in a callback) could
+    /// never end.
+    private let completer: ObjectIdentifier?
 
-    init(_ completion: Completion<Value>, cancel: (@Sendable () -> Void)? = nil) {
+    init(_ completion: Completion<Value>, engine: PoolEngine? = nil, cancel: (@Sendable () -> Void)? = nil) {
         self.completion = completion
         self.canceller = cancel
+        self.completer = engine.map(ObjectIdentifier.init)
     }
 
     // Waiters sleep at once rather than spin: on a full machine a spinning caller takes the
@@ -17,18 +21,25 @@ public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
     /// The result, waiting for it at most `timeout` seconds (nil: as long as it takes).
     /// Throws the task's error (`RemoteError`, `WorkerDied`, `TaskTimedOut`,
     /// `RetriesExhausted`, `PoolError`), or `TimeoutError` when the time runs out (the call
-    /// goes on; `cancel()` stops it).
+    /// goes on; `cancel()` stops it). Called without a timeout in a callback of the same pool
+    /// (on the pool's own thread, which completes it) it throws `PoolError.invalidArgument`
+    /// instead of waiting for ever.
     public func get(timeout: Double? = nil) throws -> Value {
+        if timeout == nil, !completion.isDone, let completer, PoolThread.isCurrent(completer) {
+            throw PoolError(.invalidArgument, PoolThread.waitMessage("get()"))
+        }
         guard completion.wait(until: deadline(after: timeout), spinning: false) else {
             throw TimeoutError(seconds: timeout ?? 0)
         }
         return try completion.outcome!.get()
     }
 
-    /// Waits at most `timeout` seconds; returns whether the result is ready.
+    /// Waits at most `timeout` seconds; returns whether the result is ready. In a callback
+    /// of the same pool (on the pool's own thread, which completes it) it returns at once.
     @discardableResult
     public func wait(timeout: Double? = nil) -> Bool {
-        completion.wait(until: deadline(after: timeout), spinning: false)
+        if !completion.isDone, let completer, PoolThread.isCurrent(completer) { return false }
+        return completion.wait(until: deadline(after: timeout), spinning: false)
     }
 
     /// Whether the call has completed (successfully or not).

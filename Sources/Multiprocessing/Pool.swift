@@ -164,6 +164,9 @@ public final class Pool: @unchecked Sendable {
     /// it would wait for ever, and throws `PoolError.stillRunning` instead (Python's
     /// `ValueError("Pool is still running")`).
     public func join() throws {
+        if PoolThread.isCurrent(ObjectIdentifier(engine)) {
+            throw PoolError(.invalidArgument, PoolThread.waitMessage("join()"))
+        }
         guard engine.isClosedOrTerminated else {
             throw PoolError(.stillRunning, "join() waits for the workers to exit: call close() (or terminate()) first")
         }
@@ -211,7 +214,7 @@ public final class Pool: @unchecked Sendable {
                             progress: progress) { result in
             completion.complete(result.map(transform))
         }
-        return AsyncResult(completion, cancel: { [weak engine] in engine?.cancel(job) })
+        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 
     /// Applies `function` to every input, in parallel; results in input order.
@@ -318,7 +321,7 @@ public final class Pool: @unchecked Sendable {
         let job = try batch(function, [input], chunkSize: 1, timeout: nil, retry: RetryPolicy.none, exclusive: true) { result in
             completion.complete(result.map { $0[0] })
         }
-        return AsyncResult(completion, cancel: { [weak engine] in engine?.cancel(job) })
+        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 
     private func attach<T>(_ callback: (@Sendable (T) -> Void)?, _ errorCallback: (@Sendable (any Error) -> Void)?,

@@ -87,10 +87,11 @@ struct TaskOptions: Sendable {
     /// A call's options over the pool's defaults.
     init(timeout: Double?, retry: RetryPolicy?, defaults: TaskOptions) throws(PoolError) {
         if let timeout {
-            guard timeout > 0, timeout.isFinite else {
+            guard timeout > 0, !timeout.isNaN else {
                 throw PoolError(.invalidArgument, "timeout must be a positive number of seconds, not \(timeout)")
             }
-            timeoutNanoseconds = UInt64(timeout * 1e9)
+            // 10⁹ s and more (and infinity) is no limit, as for every other timeout in the API.
+            timeoutNanoseconds = timeout >= 1e9 ? nil : UInt64(timeout * 1e9)
         } else {
             timeoutNanoseconds = defaults.timeoutNanoseconds
         }

@@ -34,7 +34,7 @@ extension Pool {
         if remaining.isEmpty {
             journal.close()
             completion.complete(.success(transform(known.map { $0! })))
-            return AsyncResult(completion)
+            return AsyncResult(completion, engine: engine)
         }
         let finish: (Result<[F.Output], any Error>) -> Void = { result in
             journal.close()
@@ -59,6 +59,6 @@ extension Pool {
                 }
             }
         }, finish: finish)
-        return AsyncResult(completion, cancel: { [weak engine] in engine?.cancel(job) })
+        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 }

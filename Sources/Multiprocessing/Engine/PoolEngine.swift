@@ -1,4 +1,7 @@
 import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The master's scheduler, shared by every backend. One thread per pool runs `loop()`: it
 /// takes submitted jobs, keeps every worker fed, routes replies to their jobs, and settles
@@ -125,6 +128,7 @@ final class PoolEngine: @unchecked Sendable {
 
     /// The pool's thread.
     private func loop() {
+        PoolThread.mark(self)
         var idleRounds = 0
         while true {
             ForkGuard.enterActivity()
@@ -702,5 +706,31 @@ final class PoolEngine: @unchecked Sendable {
             backend.stop(worker: worker)
         }
         backend.shutdown(deadline: monotonicNanoseconds() &+ 5_000_000_000)
+    }
+}
+
+/// Which pool's engine runs on this thread (callbacks run there): a blocking wait for that
+/// pool on its own thread could never end, so it fails at once instead (Python's
+/// "cannot join current thread").
+enum PoolThread {
+    private static let key: pthread_key_t = {
+        var key = pthread_key_t()
+        let result = pthread_key_create(&key, nil)
+        precondition(result == 0, "pthread_key_create failed (\(result)): the process is out of thread-local keys")
+        return key
+    }()
+
+    static func mark(_ engine: PoolEngine) {
+        pthread_setspecific(key, UnsafeRawPointer(Unmanaged.passUnretained(engine).toOpaque()))
+    }
+
+    static func isCurrent(_ engine: ObjectIdentifier) -> Bool {
+        guard let current = pthread_getspecific(key) else { return false }
+        return ObjectIdentifier(Unmanaged<PoolEngine>.fromOpaque(current).takeUnretainedValue()) == engine
+    }
+
+    static func waitMessage(_ call: String) -> String {
+        "\(call) was called in a callback, on the pool's own thread, which it would wait for for ever: call it from "
+            + "another thread (callbacks should be short), or give get() a timeout"
     }
 }
