@@ -97,6 +97,16 @@ func churn() throws {
         print("CHURN rss_kib warm=\(warm.memory) end=\(residentKiB()) growth=\(residentKiB() - warm.memory)")
         print("CHURN served warm=\(warm.served) end=\(served)")
     }
+    // A pool that ends drops its functions on the worker ranks first: their copies are
+    // released while it still answers, and the objects go when rank 0 drops its own.
+    let before = servedObjectCount()
+    try Pool.with { pool in
+        let queue = try Queue<Int>()
+        let lock = try Lock()
+        let value = try SharedValue(0)
+        _ = try pool.map(ChurnTask(queue: queue, lock: lock, value: value), 1...4, chunkSize: 1)
+    }
+    print("CHURN served before=\(before) after_pool=\(servedObjectCount())")
 }
 
 struct Noop: ParallelFunction {

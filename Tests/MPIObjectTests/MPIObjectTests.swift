@@ -99,6 +99,10 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertNotNil(served["end"], outcome.output)
         XCTAssertLessThanOrEqual(served["end"] ?? .max, served["warm"] ?? -1, outcome.output)
         XCTAssertLessThan(served["warm"] ?? .max, 100, outcome.output)
+        // A pool that ended released its workers' copies (its tasks' objects are gone).
+        let afterPool = numbers("CHURN served before")
+        XCTAssertEqual(afterPool["after_pool"], afterPool["before"], outcome.output)
+        XCTAssertNotNil(afterPool["before"], outcome.output)
         // 9 000 rounds of about 14 objects each; 4 MB is far below what keeping them costs.
         XCTAssertLessThan(memory["growth"] ?? .max, 4096, outcome.output)
     }
