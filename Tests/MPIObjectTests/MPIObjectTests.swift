@@ -100,4 +100,31 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertFalse(outcome.output.contains("ORPHAN TASK"), outcome.output)
         XCTAssertLessThan(outcome.seconds, 10, outcome.output)
     }
+
+    /// 10 000 rounds of short-lived served objects of every kind, some used by tasks on the
+    /// worker ranks: rank 0 frees each once its last handle is gone — its served-object count
+    /// comes back to where it was after 1 000 rounds, its resident memory stays flat (objects
+    /// were never freed before: +12.5 MB over these rounds).
+    func testShortLivedServedObjectsAreFreed() throws {
+        let outcome = try Launcher.mpirun(["-np", "3", try Launcher.objectCheck().path], ["--churn"], timeout: 120)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let numbers = { (prefix: String) -> [String: Int] in
+            guard let line = outcome.output.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return [:] }
+            return Dictionary(uniqueKeysWithValues: line.split(separator: " ").compactMap { field -> (String, Int)? in
+                let parts = field.split(separator: "=")
+                guard parts.count == 2, let value = Int(parts[1]) else { return nil }
+                return (String(parts[0]), value)
+            })
+        }
+        let served = numbers("CHURN served"), memory = numbers("CHURN rss_kib")
+        XCTAssertNotNil(served["end"], outcome.output)
+        XCTAssertLessThanOrEqual(served["end"] ?? .max, served["warm"] ?? -1, outcome.output)
+        XCTAssertLessThan(served["warm"] ?? .max, 100, outcome.output)
+        // A pool that ended released its workers' copies (its tasks' objects are gone).
+        let afterPool = numbers("CHURN served before")
+        XCTAssertEqual(afterPool["after_pool"], afterPool["before"], outcome.output)
+        XCTAssertNotNil(afterPool["before"], outcome.output)
+        // 9 000 rounds of about 14 objects each; 4 MB is far below what keeping them costs.
+        XCTAssertLessThan(memory["growth"] ?? .max, 4096, outcome.output)
+    }
 }

@@ -46,6 +46,14 @@ final class WorkerRuntime {
         if ownsProgress { UnsafeMutableRawPointer(progress.claim).deallocate() }
     }
 
+    /// Drops every function value this worker holds (and what they hold: served objects'
+    /// handles, shared segments), as before it exits.
+    func forgetFunctions() {
+        received.removeAll()
+        functions.removeAll()
+        broken.removeAll()
+    }
+
     /// Handles one message (without headroom).
     func handle(_ message: UnsafeRawBufferPointer) -> Action {
         var reader = WireReader(message)

@@ -25,6 +25,8 @@ import Glibc
 /// an MPI pool is live, as for a served `Queue`). Proxies behave the same either way.
 public final class Manager: @unchecked Sendable {
     let address: ManagerAddress
+    /// Under mpirun: the handle of the manager rank 0 serves (it is freed with this object).
+    private let served: MPIServedObject?
     private let directory: String
     private let pid: pid_t
     private let stateLock = ConditionLock()
@@ -33,7 +35,9 @@ public final class Manager: @unchecked Sendable {
     /// Starts the server process (under mpirun, in rank 0: a manager rank 0 serves itself).
     public init() throws {
         if MPIObjects.isServing {
-            address = ManagerAddress(path: "", authkey: [], served: MPIObjectRegistry.shared.makeManager())
+            let served = MPIServedManager.make()
+            self.served = served
+            address = ManagerAddress(path: "", authkey: [], served: served.id)
             directory = ""
             pid = getpid()
             exitState = nil
@@ -49,6 +53,7 @@ public final class Manager: @unchecked Sendable {
         var generator = SystemRandomNumberGenerator()
         let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         address = ManagerAddress(path: path, authkey: key)
+        served = nil
         let listener = try Manager.listen(at: path)
         defer { systemClose(listener) }
         let spec = "manager parent=\(getpid()) fds=1 dir=\(directory) key=\(ManagerKey.hex(key))"
@@ -172,8 +177,8 @@ public final class Manager: @unchecked Sendable {
             return false
         }
         guard !done else { return }
-        if address.served != 0 {
-            MPIObjectRegistry.shared.shutdownManager(address.served)
+        if let served {
+            MPIServedManager.shutdown(served)
             return
         }
         _ = try? ManagerConnection.to(address).request(.shutdown, object: 0)

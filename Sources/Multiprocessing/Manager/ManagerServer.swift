@@ -17,7 +17,7 @@ import Glibc
 ///
 /// `handle(_:objects:nextID:into:)` is the one implementation of the objects' semantics: the
 /// server process runs it for its socket clients, and rank 0 of an mpirun job runs it in
-/// process for its served managers (`MPIObjectRegistry+Managers.swift`).
+/// process for its served managers (`Backends/MPI/Served/ServedManager.swift`).
 enum ManagerServer {
     enum Object {
         case dict([EncodedKey: [UInt8]])

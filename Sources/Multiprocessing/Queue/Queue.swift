@@ -113,7 +113,7 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
         var container = encoder.container(keyedBy: CodingKeys.self)
         // Wire reads keys in the order they were written: keep this order in init(from:).
         if let served {
-            try MPIServedObject.checkEncoding("Queue")
+            try MPIServedObject.checkEncoding("Queue", id: served.object.id)
             try container.encode(served.object.id, forKey: .served)
             try container.encode(served.maxSize, forKey: .maxSize)
             return

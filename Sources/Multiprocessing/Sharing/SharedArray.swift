@@ -125,7 +125,7 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
         // Wire reads keys in the order they were written: keep this order in init(from:).
         try container.encode(MemoryLayout<T>.stride, forKey: .stride)
         if let served {
-            try MPIServedObject.checkEncoding("SharedArray")
+            try MPIServedObject.checkEncoding("SharedArray", id: served.object.id)
             try container.encode(served.object.id, forKey: .served)
             try container.encode(count, forKey: .count)
             try container.encode(lock, forKey: .lock)

@@ -83,7 +83,7 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
         var container = encoder.container(keyedBy: CodingKeys.self)
         // Wire reads keys in the order they were written: keep this order in init(from:).
         try container.encode(MemoryLayout<T>.size, forKey: .size)
-        if served != nil { try MPIServedObject.checkEncoding("SharedValue") }
+        if let served { try MPIServedObject.checkEncoding("SharedValue", id: served.object.id) }
         try container.encode(served?.object.id ?? 0, forKey: .served)
         try container.encode(lock, forKey: .lock)
         if served == nil { try container.encode(segment!, forKey: .segment) }

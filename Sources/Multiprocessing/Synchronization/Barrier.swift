@@ -153,7 +153,7 @@ public struct Barrier: Codable, Sendable {
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         if let served {
-            try MPIServedObject.checkEncoding("Barrier")
+            try MPIServedObject.checkEncoding("Barrier", id: served.object.id)
             try container.encode(served.object.id, forKey: .served)
             try container.encode(parties, forKey: .parties)
             try container.encodeIfPresent(timeout, forKey: .timeout)

@@ -49,7 +49,7 @@ public struct Condition: Codable, Sendable {
                 throw MPIObjectError(.unavailable, "a Condition created under mpirun is served by rank 0 and needs a Lock "
                     + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
             }
-            self.init(lock: lock, segment: nil, served: MPIServedCondition(lock: servedLock))
+            self.init(lock: lock, segment: nil, served: try MPIServedCondition(lock: servedLock))
             return
         }
         try self.init(lock: lock ?? Lock(), segment: SharedSegment(size: 16), served: nil)
@@ -83,7 +83,7 @@ public struct Condition: Codable, Sendable {
         // Wire reads keys in the order they were written: keep this order in init(from:).
         try container.encode(lock, forKey: .lock)
         if let served {
-            try MPIServedObject.checkEncoding("Condition")
+            try MPIServedObject.checkEncoding("Condition", id: served.object.id)
             try container.encode(served.object.id, forKey: .served)
             return
         }

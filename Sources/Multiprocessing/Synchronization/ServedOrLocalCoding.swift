@@ -13,7 +13,7 @@ enum ServedOrLocalCoding {
     static func encode(servedID: UInt64?, segment: SharedSegment?, kind: String, to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         if let servedID {
-            try MPIServedObject.checkEncoding(kind)
+            try MPIServedObject.checkEncoding(kind, id: servedID)
             try container.encode(servedID, forKey: .served)
             return
         }

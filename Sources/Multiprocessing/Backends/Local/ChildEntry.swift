@@ -89,7 +89,15 @@ enum ChildEntry {
                 Frame.finish(&runtime.reply)
                 let ok = runtime.reply.bytes.withUnsafeBytes { channel.send($0) }
                 if !ok { return 0 }
+                // Handles the task dropped while another of its requests was under way.
+                if relay != nil { MPIObjectClient.flushReleases(waiting: false) }
             case .stop:
+                if relay != nil {
+                    // Give rank 0 back the served objects the pool's functions hold before
+                    // this worker exits (an exit runs no deinit), while it still answers.
+                    runtime.forgetFunctions()
+                    MPIObjectClient.flushReleases(waiting: false)
+                }
                 Frame.finish(&runtime.reply)
                 _ = runtime.reply.bytes.withUnsafeBytes { channel.send($0) }
                 fflush(nil)

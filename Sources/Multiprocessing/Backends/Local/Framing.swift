@@ -184,6 +184,19 @@ final class WorkerChannel {
         return UnsafeRawBufferPointer(view)
     }
 
+    /// Blocks until a whole message arrives and returns a copy of it (the view `receive`
+    /// returned before stays valid: a task reading its answer from the rank while its chunk's
+    /// inputs are still being decoded, `ObjectRequestRelay`); nil when the parent is gone.
+    func receiveCopy() -> [UInt8]? {
+        var length: UInt64 = 0
+        guard withUnsafeMutableBytes(of: &length, { readExactly($0) }) else { return nil }
+        length = UInt64(littleEndian: length)
+        guard length <= Frame.maximumPayload else { return nil }
+        var message = [UInt8](repeating: 0, count: Int(length))
+        guard message.withUnsafeMutableBytes({ readExactly($0) }) else { return nil }
+        return message
+    }
+
     /// Writes a whole frame, waiting for space as needed; false when the parent is gone.
     func send(_ frame: UnsafeRawBufferPointer) -> Bool {
         var done = 0

@@ -7,8 +7,14 @@ import Glibc
 
 /// The object service's client side: sends one request to rank 0 and waits for its answer.
 /// Tasks run in a worker rank's local workers, which reach rank 0 through their rank
-/// (`ObjectRequestRelay`); the rank itself talks MPI (test-then-sleep, no busy core; the
-/// answer comes on its own tag). Calls from several threads of one task take turns.
+/// (`ObjectRequestRelay`: the rank puts the worker's name in front, `RankRelay`); a process
+/// that talks MPI itself polls for the answer on its own tag (test-then-sleep, no busy core).
+/// Calls from several threads of one task take turns.
+///
+/// Handle counts: a decoded handle is retained at once (one round trip, so that rank 0 counts
+/// it before the sender may drop its own). A dropped handle's release is queued and sent at
+/// once if no request of this process is under way (one round trip in the `deinit`), else it
+/// travels with the next request: a `deinit` never waits for another thread's request.
 enum MPIObjectClient {
     private enum Transport {
         /// A worker rank (set by `MPIWorkerEntry`): MPI to rank 0.
@@ -18,10 +24,15 @@ enum MPIObjectClient {
     }
 
     private static let state = Mutex<Transport?>(nil)
+    /// Handle count changes not yet sent, oldest first.
+    private static let pending = Mutex<[(id: UInt64, delta: Int32)]>([])
+    /// This process's local id among the processes its rank hosts (0: the rank itself).
+    private static let localID = Atomic<UInt64>(0)
 
     /// Set once by `MPIWorkerEntry` before the serve loop starts.
-    static func install(_ communicator: Communicator) {
+    static func install(_ communicator: Communicator, local: UInt64 = 0) {
         state.withLock { $0 = .mpi(communicator) }
+        localID.store(local, ordering: .relaxed)
     }
 
     /// Set by a worker rank's local worker (forked from the rank, so it inherited the rank's
@@ -40,62 +51,91 @@ enum MPIObjectClient {
 
     typealias Reply = (status: MPIObjectProtocol.Status, payload: [UInt8])
 
-    static func call(_ op: MPIObjectProtocol.Op, id: UInt64, timeout: Double? = nil,
-                     payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws(MPIObjectError) -> Reply {
-        let request = MPIObjectProtocol.request(op, id: id, timeout: timeout, payload: payload)
+    /// Sends one request for object `id` of `kind` (with the queued handle counts) and waits
+    /// for its answer.
+    static func call(_ kind: ServedKind, id: UInt64, timeout: Double? = nil, body: [UInt8] = []) throws(MPIObjectError) -> Reply {
         let answer: Result<[UInt8], MPIObjectError> = state.withLock { transport in
-            let communicator: Communicator
-            switch transport {
-            case nil:
+            guard let transport else {
                 return .failure(MPIObjectError(.wrongProcess, "this object is served by rank 0 of an mpirun job and this "
                     + "process is not one of its workers (a child process of its own?): pass it to a Pool with the MPI backend"))
-            case .relay(let relay):
-                guard let reply = relay.call(request) else {
-                    return .failure(MPIObjectError(.transport, "the worker rank that hosts this worker ended; rank 0's object "
-                        + "service cannot be reached"))
-                }
-                return .success(reply)
-            case .mpi(let mpi):
-                communicator = mpi
             }
-            do {
-                try request.withUnsafeBytes { try communicator.send($0, to: 0, tag: MPIObjectProtocol.requestTag) }
-                var buffer: [UInt8] = []
-                var backoff = IdleBackoff()
-                while try communicator.receiveIfAvailable(from: .rank(0), tag: .value(MPIObjectProtocol.replyTag),
-                                                          into: &buffer) == nil {
-                    backoff.pause()
-                }
-                return .success(buffer)
-            } catch {
-                return .failure(MPIObjectError(.transport, "worker rank \(communicator.rank) cannot reach rank 0's object service: \(error)"))
-            }
+            return exchange(transport, kind: kind, id: id, timeout: timeout, body: body)
         }
         let bytes = try answer.get()
         do {
-            return try bytes.withUnsafeBytes { raw throws -> Reply in
-                var reader = WireReader(raw)
-                guard let status = MPIObjectProtocol.Status(rawValue: try reader.read(UInt8.self)) else {
-                    throw WireError.corrupt("unknown status")
-                }
-                return (status, Array(try reader.readLengthPrefixed()))
-            }
+            let reply = try MPIObjectProtocol.readReply(bytes)
+            return (reply.status, reply.payload)
         } catch {
             throw MPIObjectError(.transport, "rank 0's object service sent an unreadable answer: \(error)")
         }
     }
 
-    /// The number (Int64) an answer carries.
-    static func int(_ reply: Reply) throws -> Int {
-        try reply.payload.withUnsafeBytes { raw throws -> Int in
-            var reader = WireReader(raw)
-            return Int(try reader.read(Int64.self))
+    /// Under `state`: one request and its answer.
+    private static func exchange(_ transport: Transport, kind: ServedKind, id: UInt64, timeout: Double?,
+                                 body: [UInt8]) -> Result<[UInt8], MPIObjectError> {
+        let counts = pending.withLock { counts in
+            defer { counts.removeAll() }
+            return counts
+        }
+        let request = MPIObjectProtocol.Request(local: localID.load(ordering: .relaxed), counts: counts, kind: kind, id: id,
+                                                timeout: timeout ?? -1).encode(body: body)
+        let communicator: Communicator
+        switch transport {
+        case .relay(let relay):
+            guard let reply = relay.call(request) else {
+                return .failure(MPIObjectError(.transport, "the worker rank that hosts this worker ended; rank 0's object "
+                    + "service cannot be reached"))
+            }
+            return .success(reply)
+        case .mpi(let mpi):
+            communicator = mpi
+        }
+        do {
+            try request.withUnsafeBytes { try communicator.send($0, to: 0, tag: MPIObjectProtocol.requestTag) }
+            var buffer: [UInt8] = []
+            var backoff = IdleBackoff()
+            while try communicator.receiveIfAvailable(from: .rank(0), tag: .value(MPIObjectProtocol.replyTag),
+                                                      into: &buffer) == nil {
+                backoff.pause()
+            }
+            return .success(buffer)
+        } catch {
+            return .failure(MPIObjectError(.transport, "worker rank \(communicator.rank) cannot reach rank 0's object service: \(error)"))
         }
     }
 
-    /// The message of a `.refused` or `.failed` reply.
-    static func message(_ reply: Reply) -> String {
-        String(decoding: reply.payload, as: UTF8.self)
+    /// Counts a decoded handle of `id` at rank 0 (with the queued releases); errors are
+    /// dropped: the handle's first use reports them.
+    static func retain(_ id: UInt64) {
+        pending.withLock { $0.append((id, 1)) }
+        _ = try? call(.none, id: 0)
+    }
+
+    /// Queues the pin of an encoded handle of `id` (it travels with the next request, before
+    /// this process's release of that handle).
+    static func pin(_ id: UInt64) {
+        pending.withLock { $0.append((id, 0)) }
+    }
+
+    /// Queues the release of a dropped handle of `id` and sends the queue if no other
+    /// request of this process is under way.
+    static func release(_ id: UInt64) {
+        pending.withLock { $0.append((id, -1)) }
+        flushReleases(waiting: false)
+    }
+
+    /// Sends the queued handle counts now (the worker's serve loop, when a task ends).
+    /// `waiting: false`: only if no request of this process is under way (never blocks on
+    /// another thread's request).
+    static func flushReleases(waiting: Bool = true) {
+        guard pending.withLock({ !$0.isEmpty }) else { return }
+        if waiting {
+            _ = try? call(.none, id: 0)
+            return
+        }
+        _ = state.withLockIfAvailable { transport in
+            if let transport { _ = exchange(transport, kind: .none, id: 0, timeout: nil, body: []) }
+        }
     }
 
     /// For calls whose API cannot throw (`Event.set`, `Event.wait`): the job cannot go on

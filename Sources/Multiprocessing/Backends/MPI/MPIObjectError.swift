@@ -15,7 +15,8 @@ public struct MPIObjectError: Error, CustomStringConvertible, Sendable, Equatabl
         /// process started inside an mpirun job).
         case wrongProcess
         /// Rank 0 could not answer: no MPI pool was live, the pool ended while the request
-        /// waited, or the object is unknown.
+        /// waited, or the object is unknown (never served by rank 0, or freed when its last
+        /// handle was dropped).
         case notServed
         /// An MPI call failed.
         case transport

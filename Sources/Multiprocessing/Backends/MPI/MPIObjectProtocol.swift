@@ -5,96 +5,104 @@ import Wire
 ///
 /// A worker rank's task sends one request to rank 0 on `requestTag` and waits for the one
 /// answer on `replyTag` (both on the job's duplicated world communicator, so they never mix
-/// with the pool's messages on `MPIProtocol.poolTag`). Rank 0's MPI thread (a live MPI
-/// pool's engine thread) answers; a request that cannot be satisfied yet (an empty queue, a
-/// held lock, an unset event) is parked there and answered when it can be, or when its
-/// timeout passes — the worker never polls rank 0.
+/// with the pool's messages on `MPIProtocol.poolTag`). Rank 0's MPI thread answers; a request
+/// that cannot be satisfied yet (an empty queue, a held lock, an unset event) is parked there
+/// and answered when it can be, or when its timeout passes — the worker never polls rank 0.
 ///
-/// Request: op (UInt8), object id (UInt64), timeout in seconds (Double; negative: none,
-/// 0: do not wait), payload (length-prefixed bytes). Reply: `Status` (UInt8), then for
-/// `.ok` the op's result (length-prefixed bytes), for `.failed` a message (String).
+/// Request (version 2): version (UInt8), the requester's local id (UInt64: 0 for the rank
+/// itself, else the local worker process of that rank that asks), handle counts (UInt32 n,
+/// then n × object id (UInt64) and change (Int32): the retains (+1), releases (-1) and
+/// pins (0: a handle was encoded) of the requester's handles, applied before the request), the object's kind (UInt8,
+/// `ServedKind`; `.none`: only counts), object id (UInt64), timeout in seconds (Double;
+/// negative: none, 0: do not wait), then the kind's request (`ServedState.encode`).
+///
+/// Reply (version 2): version (UInt8), the requester's local id (UInt64, so that a rank can
+/// hand the reply to its local worker), `Status` (UInt8), then length-prefixed bytes: for
+/// `.ok` the kind's reply, for `.failed` a message (the object is unknown or freed, the
+/// request unreadable, no MPI pool to answer).
 enum MPIObjectProtocol {
     static let requestTag = 3
     static let replyTag = 4
-
-    enum Op: UInt8 {
-        case queuePut = 1
-        case queueGet = 2
-        case queueCount = 3
-        case lockAcquire = 4
-        case lockRelease = 5
-        case lockState = 6
-        case eventSet = 7
-        case eventClear = 8
-        case eventIsSet = 9
-        case eventWait = 10
-        case valueRead = 11
-        case valueWrite = 12
-        case queueTaskDone = 13
-        case queueJoin = 14
-        case queueUnfinished = 15
-        case barrierWait = 16
-        case barrierAbort = 17
-        case barrierReset = 18
-        case barrierState = 19
-        case semaphoreAcquire = 20
-        case semaphoreRelease = 21
-        case semaphoreValue = 22
-        /// Pipes: the payload starts with the end (UInt8, 0 or 1).
-        case pipeSend = 23
-        case pipeReceive = 24
-        case pipePoll = 25
-        /// A handle of an end leaves in a message: a token the copy adopts.
-        case pipeShare = 26
-        /// Payload: the token (UInt64) instead of the end.
-        case pipeAdopt = 27
-        case pipeRelease = 28
-        /// Part of a value (a `SharedArray`'s elements): payload offset (Int64), then the
-        /// length (Int64) to read, or the bytes to write.
-        case valueReadRange = 29
-        case valueWriteRange = 30
-        /// Conditions: the caller must hold the condition's lock. `conditionWait` releases
-        /// it and waits for a notify (the caller acquires the lock again afterwards);
-        /// `conditionNotify`'s payload: how many waiters to wake (Int64).
-        case conditionWait = 31
-        case conditionNotify = 32
-        /// A `Manager` proxy's request: the id is the manager's, the payload the request a
-        /// manager server takes ([op][object id][arguments]); an `.ok` answer carries the
-        /// server's reply ([status][result]), a `.refused` one why the manager cannot answer
-        /// (it shut down).
-        case managerRequest = 33
-        /// The last party of a barrier with an action ran it: payload the pass (UInt64)
-        /// and whether the action succeeded (UInt8); `.ok` when the pass opened.
-        case barrierActionDone = 34
-    }
+    static let version: UInt8 = 2
 
     enum Status: UInt8 {
         case ok = 0
-        /// The timeout passed (queue full or empty, lock held, event not set).
-        case timedOut = 1
-        /// The operation is not allowed (release of a lock the caller does not hold, …).
-        case refused = 2
         /// The service cannot answer (unknown object, the MPI pool ended).
         case failed = 3
     }
 
-    static func request(_ op: Op, id: UInt64, timeout: Double?, payload: UnsafeRawBufferPointer) -> [UInt8] {
-        var writer = WireWriter(capacity: 32 + payload.count)
-        writer.write(op.rawValue)
-        writer.write(id)
-        writer.write(timeout ?? -1)
-        writer.writeLengthPrefixed(payload)
-        return writer.bytes
+    struct Request {
+        var local: UInt64
+        var counts: [(id: UInt64, delta: Int32)]
+        var kind: ServedKind
+        var id: UInt64
+        /// Seconds; negative: none.
+        var timeout: Double
+
+        /// The header; the kind's request follows it (left in `reader`).
+        static func decode(_ reader: inout WireReader) throws(WireError) -> Request {
+            let version = try reader.read(UInt8.self)
+            guard version == MPIObjectProtocol.version else {
+                throw WireError.corrupt("object request of version \(version), rank 0 reads version \(MPIObjectProtocol.version) "
+                    + "(every rank must run the same build)")
+            }
+            let local = try reader.read(UInt64.self)
+            let n = Int(try reader.read(UInt32.self))
+            guard n <= reader.remaining / 12 else { throw WireError.corrupt("\(n) handle counts") }
+            var counts: [(UInt64, Int32)] = []
+            counts.reserveCapacity(n)
+            for _ in 0..<n { counts.append((try reader.read(UInt64.self), try reader.read(Int32.self))) }
+            guard let kind = ServedKind(rawValue: try reader.read(UInt8.self)) else {
+                throw WireError.corrupt("unknown object kind (another build?)")
+            }
+            return Request(local: local, counts: counts, kind: kind, id: try reader.read(UInt64.self),
+                           timeout: try reader.read(Double.self))
+        }
+
+        func encode(body: [UInt8]) -> [UInt8] {
+            var writer = WireWriter(capacity: 40 + counts.count * 12 + body.count)
+            writer.write(MPIObjectProtocol.version)
+            writer.write(local)
+            writer.write(UInt32(counts.count))
+            for (id, delta) in counts {
+                writer.write(id)
+                writer.write(delta)
+            }
+            writer.write(kind.rawValue)
+            writer.write(id)
+            writer.write(timeout)
+            body.withUnsafeBytes { writer.writeRaw($0) }
+            return writer.bytes
+        }
     }
 
-    static func reply(_ status: Status, _ payload: [UInt8] = []) -> [UInt8] {
-        var writer = WireWriter(capacity: 16 + payload.count)
+    static func reply(_ status: Status, _ payload: [UInt8] = [], local: UInt64 = 0) -> [UInt8] {
+        var writer = WireWriter(capacity: 24 + payload.count)
+        writer.write(version)
+        writer.write(local)
         writer.write(status.rawValue)
         payload.withUnsafeBytes { writer.writeLengthPrefixed($0) }
         return writer.bytes
     }
 
-    static func failure(_ status: Status, _ message: String) -> [UInt8] {
-        reply(status, Array(message.utf8))
+    static func failure(_ status: Status, _ message: String, local: UInt64 = 0) -> [UInt8] {
+        reply(status, Array(message.utf8), local: local)
+    }
+
+    /// A reply's status and payload.
+    static func readReply(_ bytes: [UInt8]) throws(WireError) -> (local: UInt64, status: Status, payload: [UInt8]) {
+        let outcome = bytes.withUnsafeBytes { raw in
+            Result { () throws(WireError) -> (local: UInt64, status: Status, payload: [UInt8]) in
+                var reader = WireReader(raw)
+                let version = try reader.read(UInt8.self)
+                guard version == MPIObjectProtocol.version else {
+                    throw WireError.corrupt("object reply of version \(version), expected \(MPIObjectProtocol.version) (another build?)")
+                }
+                let local = try reader.read(UInt64.self)
+                guard let status = Status(rawValue: try reader.read(UInt8.self)) else { throw WireError.corrupt("unknown status") }
+                return (local, status, try reader.readBytes())
+            }
+        }
+        return try outcome.get()
     }
 }

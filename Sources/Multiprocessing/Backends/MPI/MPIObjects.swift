@@ -35,3 +35,11 @@ enum MPIObjects {
         if isServing { throw MPIObjectError.unavailable(primitive, use: alternative) }
     }
 }
+
+/// What rank 0's object service holds now, for checks and diagnostics (`mpi-object-check
+/// --churn`): not a stable API.
+@_spi(Diagnostics)
+public enum MPIObjectDiagnostics {
+    /// The objects rank 0 serves now (0 in a process that serves none).
+    public static var servedObjectCount: Int { MPIObjectRegistry.shared.count }
+}

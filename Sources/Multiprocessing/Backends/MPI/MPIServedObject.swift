@@ -1,11 +1,77 @@
-/// What a served object (a `Queue`, `Lock`, `Pipe` end… under mpirun, see `MPIObjects`) is in a
-/// process: an id in rank 0's `MPIObjectRegistry`. Rank 0 operates on the registry directly;
-/// a worker rank sends requests through `MPIObjectClient`.
-struct MPIServedObject: Sendable, Hashable {
+import Wire
+
+/// A handle of a served object (a `Queue`, `Lock`, `Pipe`… under mpirun, see `MPIObjects`) in
+/// one process: an id in rank 0's `MPIObjectRegistry`, counted there while this handle lives
+/// (ARCHITECTURE.md §8). Copies of a user value share the handle (a class); each decoded copy
+/// is a handle of its own. Rank 0 runs requests on the registry directly; a worker rank sends
+/// them through `MPIObjectClient`.
+final class MPIServedObject: Sendable {
     let id: UInt64
+    /// Whether this handle counts at rank 0 (a pipe end counts its handles itself).
+    private let counted: Bool
+
+    /// The handle of an object rank 0 has just added (counted by its creator's handle).
+    init(created id: UInt64, counted: Bool = true) {
+        self.id = id
+        self.counted = counted
+    }
+
+    /// The handle of a decoded copy: counted at rank 0 now.
+    init(decoded id: UInt64, counted: Bool = true) {
+        self.id = id
+        self.counted = counted
+        guard counted else { return }
+        if MPIObjects.isServing {
+            MPIObjectRegistry.shared.retain(id)
+        } else if MPIObjectClient.isAvailable {
+            MPIObjectClient.retain(id)
+        }
+    }
+
+    deinit {
+        guard counted else { return }
+        if MPIObjects.isServing {
+            MPIObjectRegistry.shared.release(id)
+        } else if MPIObjectClient.isAvailable {
+            MPIObjectClient.release(id)
+        }
+    }
 
     /// Whether this process talks to the registry directly (rank 0).
     var isLocal: Bool { MPIObjects.isServing }
+
+    /// Runs `request` on the object: on rank 0 for the calling thread, waiting at most
+    /// `timeout` seconds while it is parked (nil: no limit); on a worker rank, by a message.
+    func perform<S: ServedState>(_: S.Type, _ request: S.Request, timeout: Double? = nil) throws(MPIObjectError) -> S.Reply {
+        if isLocal {
+            return try MPIObjectRegistry.shared.perform(id, S.self, request, from: .currentThread, deadline: deadline(after: timeout))
+        }
+        var writer = WireWriter(capacity: 32)
+        S.encode(request, into: &writer)
+        let reply = try MPIObjectClient.call(S.kind, id: id, timeout: timeout.map { max(0, $0) }, body: writer.bytes)
+        guard reply.status == .ok else { throw MPIObjectError(.notServed, String(decoding: reply.payload, as: UTF8.self)) }
+        let decoded = reply.payload.withUnsafeBytes { raw in
+            Result { () throws(WireError) -> S.Reply in
+                var reader = WireReader(raw)
+                return try S.decodeReply(&reader)
+            }
+        }
+        switch decoded {
+        case .success(let reply): return reply
+        case .failure(let error): throw MPIObjectError(.transport, "rank 0 sent an unreadable \(S.kind) reply: \(error)")
+        }
+    }
+
+    /// Checks, while encoding `kind`, that the value is not going to a local child process,
+    /// and pins object `id` while the copy travels (`MPIObjectRegistry`).
+    static func checkEncoding(_ kind: String, id: UInt64) throws(MPIObjectError) {
+        try checkEncoding(kind)
+        if MPIObjects.isServing {
+            MPIObjectRegistry.shared.pin(id)
+        } else if MPIObjectClient.isAvailable {
+            MPIObjectClient.pin(id)
+        }
+    }
 
     /// Checks, while encoding `kind`, that the value is not going to a local child process.
     static func checkEncoding(_ kind: String) throws(MPIObjectError) {
@@ -37,12 +103,12 @@ struct MPIServedObject: Sendable, Hashable {
             MPIObjectClient.abort(MPIObjectError(.transport, "unreadable \(what) from rank 0: \(error)"))
         }
     }
+}
 
-    /// A worker's request; `.failed` becomes `MPIObjectError(.notServed)`.
-    func call(_ op: MPIObjectProtocol.Op, timeout: Double? = nil,
-              payload: UnsafeRawBufferPointer = UnsafeRawBufferPointer(start: nil, count: 0)) throws(MPIObjectError) -> MPIObjectClient.Reply {
-        let reply = try MPIObjectClient.call(op, id: id, timeout: timeout, payload: payload)
-        if reply.status == .failed { throw MPIObjectError(.notServed, MPIObjectClient.message(reply)) }
-        return reply
+/// Creates served objects on rank 0.
+extension MPIServedObject {
+    /// Serves `state`; the handle that counts it.
+    static func serve(_ state: some ServedState, counted: Bool = true) -> MPIServedObject {
+        MPIServedObject(created: MPIObjectRegistry.shared.add(state, handles: counted ? 1 : 0), counted: counted)
     }
 }

@@ -27,9 +27,11 @@ final class ObjectRequestRelay: @unchecked Sendable {
         frame.bytes.append(contentsOf: request)
         Frame.finish(&frame)
         guard frame.bytes.withUnsafeBytes({ channel.send($0) }) else { return nil }
-        while let message = channel.receive() {
+        // Copies: the message the serve loop is handling (the task's chunk) lies in the
+        // channel's receive buffer, and its inputs may still be decoded after this call.
+        while let message = channel.receiveCopy() {
             if message.first == MasterMessage.objectReply.rawValue { return Array(message.dropFirst()) }
-            kept.append(Array(message))
+            kept.append(message)
         }
         return nil
     }

@@ -110,7 +110,7 @@ enum ObjectRequester {
 extension MPIObjectProtocol {
     /// Sends an answer to `requester` (`ObjectRequester`): to its rank, on `replyTag`, after
     /// the local worker's index (`UInt32`) that the rank relays it to.
-    static func sendRelayed(_ reply: [UInt8], to requester: Int, _ communicator: Communicator) throws -> Request {
+    static func sendRelayed(_ reply: [UInt8], to requester: Int, _ communicator: Communicator) throws -> MPI.Request {
         var local = UInt32(truncatingIfNeeded: ObjectRequester.local(of: requester)).littleEndian
         return try withUnsafeBytes(of: &local) { header in
             try reply.withUnsafeBytes { try communicator.isend(header, $0, to: ObjectRequester.rank(of: requester), tag: replyTag) }
