@@ -9,7 +9,8 @@
 ///   `startMethod` does not apply; `maxTasksPerChild` is refused (a rank cannot be
 ///   replaced); one MPI pool at a time per process. `SWIFTMP_MPI_MODE=spmd` in the
 ///   environment turns the capture off: every rank runs `main` and the MPI backend is
-///   unavailable (use `MPI` directly).
+///   unavailable (use `MPI` directly). In a build without the package's `MPI` trait there is
+///   no MPI backend: `.mpi` throws `PoolError(.backendUnavailable)` saying to enable it.
 /// - `automatic`: `mpi` when the program was started by mpirun (`OMPI_COMM_WORLD_SIZE`,
 ///   `OMPI_COMM_WORLD_RANK` or `PMIX_RANK` is set, and not in SPMD mode), else `local`.
 public enum Backend: Sendable, Hashable, CustomStringConvertible {
@@ -35,6 +36,9 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
 
     /// The backend for a new pool of at most `processes` workers (nil: all worker ranks).
     static func makeMPI(processes: Int?) throws -> any PoolBackend {
+        #if !MPI
+        throw PoolError(.backendUnavailable, WithoutMPI.message)
+        #else
         guard MPILaunch.isUnderMPIRun else {
             throw PoolError(.backendUnavailable, "the MPI backend needs the program to be started by mpirun: "
                 + "launch with mpirun -np <1 + workers> <program> (or use backend: .local)")
@@ -47,6 +51,7 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
             return InProcessBackend(summary: "mpi, 1 rank (mpirun -np 1): no worker ranks, rank 0 runs the tasks itself")
         }
         return try MPIBackend(limit: processes)
+        #endif
     }
 }
 

@@ -102,7 +102,9 @@ public final class Pool: @unchecked Sendable {
         self.backend = chosen
         self.defaults = defaults
         self.engine = PoolEngine(backend: poolBackend, maxTasksPerChild: maxTasksPerChild, initializer: definition)
+        #if MPI
         if poolBackend is MPIBackend { MPIRoot.shared.attach(owner: self, engine: engine) }
+        #endif
         do {
             try engine.startThread()
         } catch {

@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import TestSupport
 import XCTest
@@ -80,3 +81,4 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertLessThan(outcome.seconds, 10, outcome.output)
     }
 }
+#endif

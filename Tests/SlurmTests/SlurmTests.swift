@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import TestSupport
 import XCTest
@@ -111,3 +112,4 @@ final class SlurmTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=2"), outcome.output + outcome.errors)
     }
 }
+#endif

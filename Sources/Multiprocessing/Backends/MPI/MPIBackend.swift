@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 #if canImport(Glibc)
 import Glibc
@@ -383,3 +384,4 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         objectSends = []
     }
 }
+#endif

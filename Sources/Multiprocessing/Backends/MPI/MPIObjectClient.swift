@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 import Synchronization
 import Wire
@@ -79,3 +80,4 @@ enum MPIObjectClient {
         MPIEnvironment.abort(70)
     }
 }
+#endif

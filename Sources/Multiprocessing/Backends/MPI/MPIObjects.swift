@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if MPI
 
 /// When the shared objects (queues, pipes, locks, semaphores, conditions, events, barriers,
 /// shared values and arrays, a `Manager`'s dicts, lists and namespaces) are served by rank 0
@@ -35,3 +36,4 @@ enum MPIObjects {
         if isServing { throw MPIObjectError.unavailable(primitive, use: alternative) }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 #if canImport(Glibc)
 import Glibc
@@ -291,3 +292,4 @@ func transport<T>(_ body: () throws -> T) throws -> T {
 func swiftmpMPIRootExit() {
     MPIRoot.shared.atExit()
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import CSystemShims
 import MPI
 #if canImport(Glibc)
@@ -162,3 +163,4 @@ struct MPIWorker {
         try bytes.withUnsafeBytes { try communicator.send($0, to: 0, tag: tag) }
     }
 }
+#endif
