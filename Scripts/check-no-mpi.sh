@@ -49,6 +49,14 @@ case $out in *"MPI trait"*) ;; *) fail "rank 0 of an mpirun job built without MP
 out=$(OMPI_COMM_WORLD_SIZE=2 OMPI_COMM_WORLD_RANK=1 "$swiftmp" pi --samples 1000 2>&1) ||
     fail "rank 1 of an mpirun job built without MPI failed: $out"
 [ -z "$out" ] || fail "rank 1 of an mpirun job built without MPI printed: $out"
+# A real mpirun job, where mpirun exists: rank 0's error, once.
+if command -v mpirun >/dev/null; then
+    if out=$(sh "$root/Scripts/mpirun.sh" --timeout 60 -np 3 "$swiftmp" pi --samples 1000 2>&1); then
+        fail "an mpirun job of swiftmp built without MPI succeeded: $out"
+    fi
+    [ "$(printf '%s\n' "$out" | grep -c 'built without Open MPI')" -eq 1 ] ||
+        fail "an mpirun job of swiftmp built without MPI did not print its error once: $out"
+fi
 
 # A dependent package turns the trait off with `traits: []`.
 package=$work/no-mpi-user
