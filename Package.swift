@@ -3,6 +3,10 @@ import PackageDescription
 
 // Layering (ARCHITECTURE.md §1): swiftmp → Kernels → Multiprocessing → MPI → CMPI, and Wire
 // (the codec) under both Multiprocessing and MPI.
+// The `MPI` trait (default on) brings the Open MPI backend: `MPI`/`CMPI` (pkg-config `ompi-c`)
+// become dependencies of Multiprocessing and swiftmp only when it is on, and the code that uses
+// them is under `#if MPI` (ARCHITECTURE.md §1). `swift build --disable-default-traits` builds
+// Multiprocessing, Kernels and swiftmp without Open MPI (the local backend only).
 // Library products are linked statically into executables (SwiftPM's default for
 // `.library` without a type): the start-up hook in CSystemShims runs before `main`
 // and must see the executable's types.
@@ -14,6 +18,14 @@ let package = Package(
         .library(name: "MPI", targets: ["MPI"]),
         .library(name: "Kernels", targets: ["Kernels"]),
         .executable(name: "swiftmp", targets: ["swiftmp"]),
+    ],
+    traits: [
+        .trait(
+            name: "MPI",
+            description: "The Open MPI backend (Backend.mpi, mpirun and srun launches, objects served by rank 0); "
+                + "needs Open MPI and its pkg-config file ompi-c. Off: the local backend only, no Open MPI needed."
+        ),
+        .default(enabledTraits: ["MPI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -35,13 +47,14 @@ let package = Package(
         .target(name: "Wire"),
         .target(name: "MPI", dependencies: ["CMPI", "Wire"]),
         .target(name: "Multiprocessing", dependencies: [
-            "CSystemShims", "Wire", "MPI", .product(name: "Logging", package: "swift-log"),
+            "CSystemShims", "Wire", .target(name: "MPI", condition: .when(traits: ["MPI"])),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Kernels", dependencies: ["Multiprocessing"]),
         .executableTarget(
             name: "swiftmp",
             dependencies: [
-                "Kernels", "Multiprocessing", "MPI",
+                "Kernels", "Multiprocessing", .target(name: "MPI", condition: .when(traits: ["MPI"])),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -59,9 +72,11 @@ let package = Package(
         .testTarget(name: "CPythonPortTests", dependencies: ["Multiprocessing"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // SPMD self-test of the MPI layer: every rank runs main (imports only MPI).
-        .executableTarget(name: "mpi-selftest", dependencies: ["MPI"]),
+        .executableTarget(name: "mpi-selftest", dependencies: [.target(name: "MPI", condition: .when(traits: ["MPI"]))]),
         // Launches real mpirun on the built mpi-selftest, so it depends on the executable.
-        .testTarget(name: "MPITests", dependencies: ["MPI", "mpi-selftest", "TestSupport"]),
+        .testTarget(name: "MPITests", dependencies: [
+            .target(name: "MPI", condition: .when(traits: ["MPI"])), "mpi-selftest", "TestSupport",
+        ]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Multiprocessing"]),
         // Runs the built CLI: outputs, errors, signals.
         .testTarget(name: "SwiftMPTests", dependencies: ["swiftmp", "TestSupport"]),

@@ -3,7 +3,8 @@
 # machine load: ROUNDS rounds of (swiftmp bench pool, Python's multiprocessing pool, swiftmp
 # bench ipc, Python's multiprocessing IPC, swiftmp bench kernels, the C kernels, the NumPy
 # kernels; when mpirun exists: swiftmp bench pool on the MPI backend, mpi4py.futures if
-# installed, swiftmp bench pingpong and the C ping-pong), then the scaling suite. Raw figures go to Benchmarks/bench-log.jsonl (each command line before its output);
+# installed, swiftmp bench pingpong and the C ping-pong, mpi-object-check --bench locally and
+# under mpirun -np 2 and 3), then the scaling suite. Raw figures go to Benchmarks/bench-log.jsonl (each command line before its output);
 # Scripts/bench_report.py turns them into BENCHMARKS.md and Benchmarks/scaling.svg.
 #
 # The Swift program is built as a user builds one: Benchmarks/external is a separate package
@@ -69,6 +70,10 @@ libraries=$(ldd "$swiftmp" | awk '$2 == "=>" && $3 ~ /^\// { print $3 }')
 have_mpi=no have_mpi4py=no have_mpicc=no
 if command -v mpirun >/dev/null; then
     have_mpi=yes
+    # The served objects' round trips: a test program of this package, built here in release.
+    echo "bench.sh: building mpi-object-check (release, .build-bench)" >&2
+    swift build -c release --product mpi-object-check --scratch-path .build-bench >&2
+    objects="$(swift build -c release --scratch-path .build-bench --show-bin-path)/mpi-object-check"
     if python3 -c "import mpi4py.futures" 2>/dev/null; then have_mpi4py=yes; fi
     if command -v mpicc >/dev/null; then
         have_mpicc=yes
@@ -87,6 +92,28 @@ run() {
     python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1], "round": int(sys.argv[2])}))' \
         "$*" "$round" >> "$log"
     "$@" >> "$log"
+}
+
+# mpi-object-check --bench (a worker's round trips to shared objects, JSON lines
+# {"bench", "us"}) as figures objects.<where>.<lock|queue|manager_set|manager_get> (µs).
+run_objects() {
+    where=$1
+    shift
+    echo "bench.sh: round $round: $*" >&2
+    python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1], "round": int(sys.argv[2])}))' \
+        "$*" "$round" >> "$log"
+    part=$(mktemp)
+    "$@" > "$part"
+    python3 -c '
+import json, sys
+names = {"worker lock acquire+release": "lock", "worker queue put+get": "queue",
+         "worker manager dict set": "manager_set", "worker manager dict get": "manager_get"}
+for line in open(sys.argv[2]):
+    if line.startswith("{\"bench\""):
+        record = json.loads(line)
+        print(json.dumps({"name": "objects." + sys.argv[1] + "." + names[record["bench"]],
+                          "value": record["us"], "unit": "us", "n": record["n"]}))' "$where" "$part" >> "$log"
+    rm -f "$part"
 }
 
 # Like run, with every figure's name prefixed (the native and static builds' figures).
@@ -157,6 +184,11 @@ for round in $(seq "$rounds"); do
     if [ "$have_mpicc" = yes ]; then
         run Scripts/mpirun.sh -np 2 Benchmarks/c/bin/pingpong
     fi
+    if [ "$have_mpi" = yes ]; then
+        run_objects local "$objects" --bench
+        run_objects mpi2 Scripts/mpirun.sh -np 2 "$objects" --bench
+        run_objects mpi3 Scripts/mpirun.sh -np 3 "$objects" --bench
+    fi
 done
 round=0
 run "$swiftmp" bench scaling --processes "$processes" --start-method fork --repetitions 5
@@ -168,4 +200,5 @@ fi
 python3 -c 'import json; print(json.dumps({"machine_end": {"loadavg": open("/proc/loadavg").read().split()[:3]}}))' >> "$log"
 python3 Scripts/bench_report.py "$log" BENCHMARKS.md
 python3 Scripts/scaling_svg.py "$log" Benchmarks/scaling.svg
-echo "bench.sh: wrote BENCHMARKS.md, Benchmarks/scaling.svg and $log" >&2
+python3 Scripts/readme_figures.py
+echo "bench.sh: wrote BENCHMARKS.md, Benchmarks/scaling.svg, $log and README.md's figures" >&2

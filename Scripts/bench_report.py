@@ -288,6 +288,25 @@ def pingpong_section(log, out):
     out.append("")
 
 
+def objects_section(log, out):
+    out.append("## Shared objects across MPI ranks\n")
+    if not log.has("objects.mpi2.lock"):
+        out.append("Not measured in this run (no `mpirun`).\n")
+        return
+    out.append("`mpi-object-check --bench` (release): from inside a pool task, 2 000 round trips after 200 of "
+               "warm-up, mean µs each. Locally the worker is a process and the objects live in shared memory (the "
+               "`Manager` in its server process); under `Scripts/mpirun.sh` the worker is rank 1 and every "
+               "operation is a request to rank 0 and its answer (ARCHITECTURE.md §8); with `-np 3` the two worker "
+               "ranks and rank 0 share 2 CPUs (oversubscribed). Shown: median [min–max] over the rounds.\n")
+    out.append("| operation, from a worker (µs) | local | mpirun -np 2 | mpirun -np 3 |")
+    out.append("|---|---|---|---|")
+    for label, op in (("`Lock` acquire + release", "lock"), ("`Queue` put + get", "queue"),
+                      ("`Manager().dict()` set", "manager_set"), ("`Manager().dict()` get", "manager_get")):
+        cells = [spread(log, f"objects.{where}.{op}") for where in ("local", "mpi2", "mpi3")]
+        out.append(f"| {label} | " + " | ".join(cells) + " |")
+    out.append("")
+
+
 def mpi4py_section(log, out):
     if not log.has("mpi4py.pool.map.200000.chunk_100"):
         out.append("## mpi4py.futures\n\nNot measured in this run (mpi4py is not installed).\n")
@@ -467,7 +486,7 @@ def main():
            "in that run, ours beside the peer's, interleaved. On this shared, noisy machine absolute "
            "timings move by 20–100 %; the ratios are what to read.\n"]
     for section in (machine_section, pool_section, inputs_section, ipc_section, floor_section, mpi_pool_section,
-                    mpi4py_section, pingpong_section, kernels_section, random_section, variants_section, scaling_section,
+                    mpi4py_section, pingpong_section, objects_section, kernels_section, random_section, variants_section, scaling_section,
                     commands_section):
         section(log, out)
     with open(sys.argv[2], "w") as report:

@@ -79,8 +79,8 @@ public struct Mandelbrot: Codable, Sendable, Hashable {
             while iteration < limit {
                 let zra2 = zra * zra, zia2 = zia * zia
                 let zrb2 = zrb * zrb, zib2 = zib * zib
-                activeA = activeA .& (zra2 + zia2 .<= four)
-                activeB = activeB .& (zrb2 + zib2 .<= four)
+                activeA .&= zra2 + zia2 .<= four
+                activeB .&= zrb2 + zib2 .<= four
                 if !any(activeA .| activeB) { break }
                 na &+= one.replacing(with: 0, where: .!activeA)
                 nb &+= one.replacing(with: 0, where: .!activeB)

@@ -11,7 +11,8 @@
 ///   `startMethod` does not apply (workers are forked from their rank); several MPI pools
 ///   may live at once, each with its own share of the workers. `SWIFTMP_MPI_MODE=spmd` in the
 ///   environment turns the capture off: every rank runs `main` and the MPI backend is
-///   unavailable (use `MPI` directly).
+///   unavailable (use `MPI` directly). In a build without the package's `MPI` trait there is
+///   no MPI backend: `.mpi` throws `PoolError(.backendUnavailable)` saying to enable it.
 /// - `automatic`: `mpi` when the program was started by mpirun (`OMPI_COMM_WORLD_SIZE`,
 ///   `OMPI_COMM_WORLD_RANK` or `PMIX_RANK` is set, and not in SPMD mode), else `local`.
 public enum Backend: Sendable, Hashable, CustomStringConvertible {
@@ -38,6 +39,9 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
     /// The backend for a new pool of at most `processes` workers (nil: all that the worker
     /// ranks host), `perRank` on each worker rank (nil: each rank's default).
     static func makeMPI(processes: Int?, perRank: Int?) throws -> any PoolBackend {
+        #if !MPI
+        throw PoolError(.backendUnavailable, WithoutMPI.message)
+        #else
         guard MPILaunch.isUnderMPIRun else {
             throw PoolError(.backendUnavailable, "the MPI backend needs the program to be started by mpirun: "
                 + "launch with mpirun -np <1 + workers> <program> (or use backend: .local)")
@@ -48,12 +52,15 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
         }
         if MPILaunch.worldSizeFromEnvironment == 1 {
             let count = processes ?? perRank ?? Multiprocessing.cpuCount
-            let local = try LocalBackend(workers: count, method: .fork,
+            // The fork server: rank 0 runs the program's threads (and MPI's), and a worker
+            // forked while one of them holds a runtime lock would hang (README, fork safety).
+            let local = try LocalBackend(workers: count, method: .forkserver,
                                          summary: "mpi, 1 rank (mpirun -np 1): no worker ranks, rank 0 hosts \(count) local "
-                                             + "worker\(count == 1 ? "" : "s") (fork)")
+                                             + "worker\(count == 1 ? "" : "s") (forkserver)")
             return local
         }
         return try MPIBackend(limit: processes, perRank: perRank)
+        #endif
     }
 }
 

@@ -1,4 +1,5 @@
 import CSystemShims
+@_exported import Wire
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,4 +19,3 @@ public enum Multiprocessing {
     public static var cpuAllocation: CPUAllocation { .current }
 }
 
-@_exported import Wire

@@ -109,7 +109,9 @@ public final class Pool: @unchecked Sendable {
         self.backend = chosen
         self.defaults = defaults
         self.engine = PoolEngine(backend: poolBackend, maxTasksPerChild: maxTasksPerChild, initializer: definition)
+        #if MPI
         if let mpi = poolBackend as? MPIBackend { MPIService.shared.attach(pool: mpi.pool, engine: engine) }
+        #endif
         do {
             try engine.startThread()
         } catch {

@@ -7,7 +7,11 @@ import Glibc
 /// costs its input and nothing else; the pool (and, under mpirun, the job) goes on.
 enum Faults {
     static func run(perRank: Int?) throws {
-        let pool = try Pool(processesPerRank: perRank)
+        // Replacements are started while this thread iterates results: not `.fork` (a worker
+        // forked while this thread holds a Swift runtime lock hangs; README, fork safety).
+        // Under mpirun the start method does not apply: a worker rank forks its workers while
+        // no other thread of it runs Swift code.
+        let pool = try Pool(startMethod: .forkserver, processesPerRank: perRank)
         print("BACKEND \(pool.backendSummary)")
         let inputs = Array(0..<200)
         let faulty = inputs.filter { CrashSome.fault($0) != nil }

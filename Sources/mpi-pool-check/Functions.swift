@@ -1,8 +1,8 @@
+import Logging
+import Multiprocessing
 #if canImport(Glibc)
 import Glibc
 #endif
-import Logging
-import Multiprocessing
 
 /// a·x + b.
 struct Affine: ParallelFunction {

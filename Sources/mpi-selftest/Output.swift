@@ -1,3 +1,4 @@
+#if MPI
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,3 +14,4 @@ func printError(_ line: String) {
     var text = line + "\n"
     text.withUTF8 { bytes in _ = write(2, bytes.baseAddress, bytes.count) }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 
 /// Ping-pong between ranks 0 and 1: one-way latency for 8 bytes (µs, median over 10 000 round
@@ -18,3 +19,4 @@ struct PingPongReport {
 
     private func rounded(_ value: Double) -> Double { (value * 1000).rounded() / 1000 }
 }
+#endif

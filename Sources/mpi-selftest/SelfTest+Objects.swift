@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 
 /// A `Codable` value with nested, variable-size parts.
@@ -29,3 +30,4 @@ extension SelfTest {
         return ok
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 
 /// Every collective and point-to-point operation of the MPI layer, checked at any world size.
@@ -308,3 +309,4 @@ final class SelfTest {
         return ok
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 // SPMD self-test of the MPI layer: every rank runs this file.
 //
 //   mpirun -np N mpi-selftest                  every check; rank 0 prints "<check> ok" lines,
@@ -50,3 +51,11 @@ do {
     fail("rank \(world.rank): \(error)", status: 1)
 }
 exit(status)
+#else
+// Built without the package's MPI trait: there is no MPI layer to test.
+#if canImport(Glibc)
+import Glibc
+#endif
+print("mpi-selftest: built without the MPI trait (swift build --disable-default-traits): there is no MPI to test")
+exit(1)
+#endif

@@ -1,9 +1,11 @@
+import ArgumentParser
+import Multiprocessing
+#if MPI
+import MPI
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
-import ArgumentParser
-import MPI
-import Multiprocessing
 
 struct Info: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,7 +17,11 @@ struct Info: ParsableCommand {
     func run() throws {
         let pool = try options.makePool()
         defer { pool.close(); try? pool.join() }
+        #if MPI
         let mpi = (try? MPIEnvironment.libraryVersion)?.split(separator: "\n").first.map { trimmingBlanks($0) } ?? "unknown"
+        #else
+        let mpi = "none (built without the MPI trait)"
+        #endif
         if options.json {
             print(JSONLine([("backend", .string(pool.backendSummary)), ("workers", .int(pool.processes)),
                             ("cpus", .int(Multiprocessing.cpuCount)),
@@ -31,7 +37,9 @@ struct Info: ParsableCommand {
     }
 }
 
+#if MPI
 /// `text` without leading and trailing spaces and tabs.
 private func trimmingBlanks(_ text: Substring) -> String {
     String(text.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed())
 }
+#endif

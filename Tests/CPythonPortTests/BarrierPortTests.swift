@@ -18,8 +18,8 @@
 //
 // Already covered in Tests/MultiprocessingTests: test_single_thread.
 
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

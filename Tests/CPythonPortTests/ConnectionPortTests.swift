@@ -29,8 +29,8 @@
 // - Misuse is `ConnectionError` with a code: `.wrongDirection` (Python's OSError on a one-way
 //   end), `.closed` (OSError after close), `.endOfFile` (EOFError).
 
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

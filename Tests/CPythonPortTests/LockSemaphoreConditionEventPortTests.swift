@@ -33,8 +33,8 @@
 // - A BoundedSemaphore released above its start throws `.releasedTooManyTimes` (CPython's
 //   check is commented out for macOS).
 
-import XCTest
 import Multiprocessing   // and Condition.waiterCount (package access): CPython's check_invariant
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -32,8 +32,8 @@
 // - List operations Python spells with operators (`+=`, `*=`, `copy`) are `extend` and
 //   `items()`; sort, reverse, index and count are done on the snapshot.
 
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

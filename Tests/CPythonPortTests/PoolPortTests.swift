@@ -41,8 +41,8 @@
 //   there is no remote traceback.
 // - A result that cannot be encoded is `PoolError(.encoding)` (Python's MaybeEncodingError).
 
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -37,8 +37,8 @@
 //   children inherit them all).
 
 import Dispatch
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

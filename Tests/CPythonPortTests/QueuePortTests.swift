@@ -29,8 +29,8 @@
 // - `isEmpty` of a closed queue is a property that does not throw (Python's `empty()` raises
 //   OSError once the closed queue had been used); `close()` affects only this handle.
 
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

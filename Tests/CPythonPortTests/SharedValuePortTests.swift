@@ -16,8 +16,8 @@
 // Not applicable: test_invalid_typecode (types are checked by the compiler), test_copy
 // (values are copied by Swift), _TestHeap (no heap of blocks: one memfd per object).
 
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -8,8 +8,8 @@
 // this machine has two cores shared with other builds.
 
 import Dispatch
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

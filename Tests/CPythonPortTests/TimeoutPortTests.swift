@@ -16,8 +16,8 @@
 // Semaphore, BoundedSemaphore, Event, Condition and Barrier (and not at all elsewhere); an
 // infinite or huge timeout on a contended Lock or RLock crashed the process (Double → Int).
 
-import XCTest
 import Multiprocessing
+import XCTest
 #if canImport(Glibc)
 import Glibc
 #endif

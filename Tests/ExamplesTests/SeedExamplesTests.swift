@@ -54,6 +54,7 @@ final class SeedExamplesTests: XCTestCase {
         XCTAssertEqual(lines(try run(["11"]).output), ["{0.25: 0.25, 1: 1.0, 2: 2.0}", "[0, 10, 20, 30, 40, 99]"])
     }
 
+    #if MPI
     /// The same twin under mpirun: rank 0 serves the manager, the Process target runs on a
     /// worker rank and fills the dict and the list through it.
     func test11ManagerUnderMPIRun() throws {
@@ -61,6 +62,7 @@ final class SeedExamplesTests: XCTestCase {
         XCTAssertEqual(outcome.status, 0, outcome.output)
         XCTAssertEqual(lines(outcome.output).suffix(2), ["{0.25: 0.25, 1: 1.0, 2: 2.0}", "[0, 10, 20, 30, 40, 99]"], outcome.output)
     }
+    #endif
 
     func test12SemaphoreEventCondition() throws {
         let output = lines(try run(["12"]).output)

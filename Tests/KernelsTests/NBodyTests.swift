@@ -1,5 +1,6 @@
-@testable import Kernels
 import XCTest
+
+@testable import Kernels
 
 final class NBodyTests: XCTestCase {
     private func assertRelative(_ value: Double, _ expected: Double, _ tolerance: Double = 1e-9,

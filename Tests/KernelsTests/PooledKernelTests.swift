@@ -1,6 +1,6 @@
-import XCTest
 import Kernels
 import Multiprocessing
+import XCTest
 
 /// Every kernel through a pool at 1, 2 and 3 workers gives the reference checksums
 /// (bit-exact for π, Mandelbrot and matmul; N-body identical to the serial run).

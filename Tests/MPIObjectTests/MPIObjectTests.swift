@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import TestSupport
 import XCTest
@@ -128,3 +129,4 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertLessThan(memory["growth"] ?? .max, 4096, outcome.output)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 @testable import Multiprocessing
 import TestSupport
@@ -86,3 +87,4 @@ final class CheckpointResumeTests: XCTestCase {
                                 rerun: { try Launcher.mpirun(["-np", "3", program], $0) })
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import Multiprocessing
 import TestSupport
@@ -192,3 +193,4 @@ final class MPIPoolTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("on 3 hosts"), outcome.output)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import TestSupport
 
@@ -10,3 +11,4 @@ extension Launcher {
         try mpirun(["-np", String(ranks), try selfTest().path], arguments, timeout: timeout)
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import TestSupport
 import XCTest
@@ -37,3 +38,4 @@ final class MPIRunTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains(#""unit":"MB/s"}"#), outcome.output)
     }
 }
+#endif

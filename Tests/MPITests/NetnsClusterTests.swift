@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import TestSupport
 import XCTest
@@ -18,3 +19,4 @@ final class NetnsClusterTests: XCTestCase {
         }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import MPI
 import TestSupport
@@ -85,3 +86,4 @@ final class SingletonTests: XCTestCase {
         XCTAssertThrowsError(try MPIEnvironment.initialize())
     }
 }
+#endif

@@ -37,7 +37,7 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         }
     }
 
-    deinit { words.forEach { $0.deallocate() } }
+    deinit { for word in words { word.deallocate() } }
 
     // MARK: the test plays the workers
 

@@ -1,6 +1,6 @@
 import Dispatch
-import XCTest
 import Foundation
+import XCTest
 @testable import Multiprocessing
 #if canImport(Glibc)
 import Glibc

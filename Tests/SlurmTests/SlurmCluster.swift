@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import TestSupport
 import XCTest
@@ -113,3 +114,4 @@ enum SlurmCluster {
         return Job(running: running, output: output)
     }
 }
+#endif

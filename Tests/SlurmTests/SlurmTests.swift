@@ -1,3 +1,4 @@
+#if MPI
 import Foundation
 import TestSupport
 import XCTest
@@ -113,3 +114,4 @@ final class SlurmTests: XCTestCase {
         XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=2"), outcome.output + outcome.errors)
     }
 }
+#endif

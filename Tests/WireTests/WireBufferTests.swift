@@ -1,5 +1,5 @@
-import XCTest
 import Wire
+import XCTest
 
 final class WireBufferTests: XCTestCase {
     func testIntegersRoundTripLittleEndian() throws {

@@ -1,5 +1,5 @@
-import XCTest
 import Wire
+import XCTest
 
 final class WireCodingTests: XCTestCase {
     func roundTrip<T: Codable & Equatable>(_ value: T, file: StaticString = #filePath, line: UInt = #line) throws {

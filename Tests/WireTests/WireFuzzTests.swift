@@ -1,5 +1,5 @@
-import XCTest
 import Wire
+import XCTest
 
 /// Seeded SplitMix64, so that failures reproduce.
 struct SplitMix64: RandomNumberGenerator {

@@ -21,7 +21,7 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
             return pending
         }
         guard let pending else { return }
-        pending.forEach { $0(outcome) }
+        for callback in pending { callback(outcome) }
         lock.withLock {
             done.store(true, ordering: .releasing)
             lock.broadcast()
@@ -58,5 +58,3 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
     var outcome: Result<Value, any Error>? { lock.withLock { result } }
 }
 
-import CSystemShims
-@inline(__always) func CSystemShimsRelax() { CSystemShims_cpu_relax() }

@@ -216,7 +216,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         guard resolved == inputs.count, failure == nil else { return }
         finished = true
         let count = inputs.count
-        let all = Array<F.Output>(unsafeUninitializedCapacity: count) { buffer, initialized in
+        let all = [F.Output](unsafeUninitializedCapacity: count) { buffer, initialized in
             buffer.baseAddress!.moveInitialize(from: results, count: count)
             initialized = count
         }

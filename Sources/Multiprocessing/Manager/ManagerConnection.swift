@@ -76,7 +76,7 @@ final class ManagerConnection: @unchecked Sendable {
     private var broken = false
 
     private init(_ address: ManagerAddress) throws {
-        let fd = socket_cloexec()
+        let fd = socketCloseOnExec()
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
         var storage = sockaddr_un()
         storage.sun_family = sa_family_t(AF_UNIX)
@@ -142,6 +142,6 @@ final class ManagerConnection: @unchecked Sendable {
     }
 }
 
-private func socket_cloexec() -> Int32 {
+private func socketCloseOnExec() -> Int32 {
     socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
 }

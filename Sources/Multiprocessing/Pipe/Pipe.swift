@@ -17,6 +17,8 @@ import Glibc
 ///
 /// With Foundation imported, `Pipe` also names `Foundation.Pipe`: write
 /// `Multiprocessing.Pipe(duplex:)` or `Connection.pipe(duplex:)` then.
+// swift-format-ignore: AlwaysUseLowerCamelCase
+// Python's name: multiprocessing.Pipe().
 public func Pipe(duplex: Bool = true) throws -> (Connection, Connection) {
     try Connection.pipe(duplex: duplex)
 }
@@ -46,6 +48,7 @@ extension Connection {
 
 extension Multiprocessing {
     /// `Pipe(duplex:)`, spelled this way where Foundation's `Pipe` is visible.
+    // swift-format-ignore: AlwaysUseLowerCamelCase
     public static func Pipe(duplex: Bool = true) throws -> (Connection, Connection) {
         try Connection.pipe(duplex: duplex)
     }

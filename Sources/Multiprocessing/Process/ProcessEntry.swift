@@ -33,7 +33,8 @@ enum ProcessEntry {
         let function: any ParallelFunction
         do {
             let inbox = control >= 0 ? DescriptorInbox(socket: control) : nil
-            function = try AttachmentContext.receiving({ id in try inbox?.descriptor(for: id) }) {
+            let fetch = { (id: SegmentID) in try inbox?.descriptor(for: id) }
+            function = try AttachmentContext.receiving(fetch) {
                 try payload.target.withUnsafeBytes { raw in
                     var reader = WireReader(raw)
                     return try decode(&reader)

@@ -114,6 +114,6 @@ enum SharedMemoryTracker {
     }
 }
 
-private extension Substring {
-    var trimmingSuffixNewline: Substring { hasSuffix("\n") ? dropLast() : self }
+extension Substring {
+    fileprivate var trimmingSuffixNewline: Substring { hasSuffix("\n") ? dropLast() : self }
 }

@@ -121,7 +121,11 @@ func swiftmpStartupEntry(_ kind: Int32, _ spec: UnsafePointer<CChar>?) -> Int32 
         ChildLauncher.becomeChild(parent: parent, firstToClose: 3 + passed)
         return ChildEntry.run(spec: text)
     case 2:  // CSYSTEMSHIMS_ENTRY_MPI_WORKER
+        #if MPI
         return MPIWorkerEntry.run()
+        #else
+        return WithoutMPI.workerRankEntry()
+        #endif
     default:
         return -1
     }

@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 import Wire
 #if canImport(Glibc)
@@ -348,3 +349,4 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         }
     }
 }
+#endif

@@ -1,6 +1,8 @@
-import MPI
 import Synchronization
 import Wire
+#if MPI
+import MPI
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -17,8 +19,10 @@ import Glibc
 /// travels with the next request: a `deinit` never waits for another thread's request.
 enum MPIObjectClient {
     private enum Transport {
+        #if MPI
         /// A worker rank (set by `MPIWorkerEntry`): MPI to rank 0.
         case mpi(Communicator)
+        #endif
         /// A worker rank's local worker: through the rank.
         case relay(ObjectRequestRelay)
     }
@@ -30,10 +34,12 @@ enum MPIObjectClient {
     private static let localID = Atomic<UInt64>(0)
 
     /// Set once by `MPIWorkerEntry` before the serve loop starts.
+    #if MPI
     static func install(_ communicator: Communicator, local: UInt64 = 0) {
         state.withLock { $0 = .mpi(communicator) }
         localID.store(local, ordering: .relaxed)
     }
+    #endif
 
     /// Set by a worker rank's local worker (forked from the rank, so it inherited the rank's
     /// MPI transport, which it must never use) before it serves.
@@ -79,7 +85,9 @@ enum MPIObjectClient {
         }
         let request = MPIObjectProtocol.Request(local: localID.load(ordering: .relaxed), counts: counts, kind: kind, id: id,
                                                 timeout: timeout ?? -1).encode(body: body)
+        #if MPI
         let communicator: Communicator
+        #endif
         switch transport {
         case .relay(let relay):
             guard let reply = relay.call(request) else {
@@ -87,9 +95,12 @@ enum MPIObjectClient {
                     + "service cannot be reached"))
             }
             return .success(reply)
+        #if MPI
         case .mpi(let mpi):
             communicator = mpi
+        #endif
         }
+        #if MPI
         do {
             try request.withUnsafeBytes { try communicator.send($0, to: 0, tag: MPIObjectProtocol.requestTag) }
             var buffer: [UInt8] = []
@@ -102,6 +113,7 @@ enum MPIObjectClient {
         } catch {
             return .failure(MPIObjectError(.transport, "worker rank \(communicator.rank) cannot reach rank 0's object service: \(error)"))
         }
+        #endif
     }
 
     /// Counts a decoded handle of `id` at rank 0 (with the queued releases); errors are
@@ -149,6 +161,10 @@ enum MPIObjectClient {
         }
         printError("swiftmp: worker rank \(MPILaunch.rank ?? -1): \(error); ending the MPI job")
         fflush(nil)
+        #if MPI
         MPIEnvironment.abort(70)
+        #else
+        exit(70)
+        #endif
     }
 }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+#if MPI
 
 /// When the shared objects (queues, pipes, locks, semaphores, conditions, events, barriers,
 /// shared values and arrays, a `Manager`'s dicts, lists and namespaces) are served by rank 0
@@ -43,3 +44,4 @@ public enum MPIObjectDiagnostics {
     /// The objects rank 0 serves now (0 in a process that serves none).
     public static var servedObjectCount: Int { MPIObjectRegistry.shared.count }
 }
+#endif

@@ -1,7 +1,10 @@
+#if MPI
 import MPI
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
+#if MPI
 
 /// What rank 0 and the worker ranks say to each other, on a duplicate of `MPI_COMM_WORLD`
 /// made right after `MPI_Init` on every rank (so the program's own messages never mix in).
@@ -43,6 +46,10 @@ enum MPIProtocol {
     }
 }
 
+#endif
+
+// Outside `#if MPI`: read from the environment only, so that a build without the `MPI` trait
+// still knows it runs under mpirun (and says that it cannot serve it, `WithoutMPI`).
 /// What the environment says about how the process was launched.
 enum MPILaunch {
     private static func variable(_ name: String) -> String? {

@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 import Wire
 #if canImport(Glibc)
@@ -619,3 +620,4 @@ func transport<T>(_ body: () throws -> T) throws -> T {
 func swiftmpMPIRootExit() {
     MPIService.shared.atExit()
 }
+#endif

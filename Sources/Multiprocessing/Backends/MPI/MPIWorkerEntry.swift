@@ -1,3 +1,4 @@
+#if MPI
 import CSystemShims
 import MPI
 #if canImport(Glibc)
@@ -41,3 +42,4 @@ enum MPIWorkerEntry {
         return 0
     }
 }
+#endif

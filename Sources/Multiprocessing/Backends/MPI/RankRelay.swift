@@ -1,3 +1,4 @@
+#if MPI
 import CSystemShims
 import MPI
 import Wire
@@ -307,3 +308,4 @@ struct RankRelay {
         try bytes.withUnsafeBytes { try communicator.send($0, to: 0, tag: tag) }
     }
 }
+#endif

@@ -1,3 +1,4 @@
+#if MPI
 import MPI
 import Wire
 
@@ -117,3 +118,4 @@ extension MPIObjectProtocol {
         }
     }
 }
+#endif
