@@ -99,3 +99,13 @@ struct PrintLine: ParallelFunction {
     var text: String
     func callAsFunction(_: Void) { print(text) }
 }
+
+/// A few draws from the input's own stream (`pool.map(_:_:seed:)`), mixed with the input:
+/// the same on every backend, worker count and chunk size.
+struct SeededDraws: RandomizedFunction {
+    func callAsFunction(_ x: Int, random: inout RandomStream) -> UInt64 {
+        var mixed = UInt64(x)
+        for _ in 0..<(x % 5 + 1) { mixed = mixed &* 31 &+ random.next() }
+        return mixed
+    }
+}

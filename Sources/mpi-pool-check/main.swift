@@ -163,11 +163,18 @@ for chunk in [1, 3, nil] as [Int?] {
         try pool.map(FailAt(bad: 37), 0..<100, chunkSize: chunk)
     }
     check("mapAsync chunk=\(label)", try pool.mapAsync(affine, inputs, chunkSize: chunk).get(), expected)
+    // Input i draws from stream i of the seed: the results (printed as a checksum) are the
+    // serial ones on every backend.
+    let seeded = try pool.map(SeededDraws(), inputs, seed: 2024, chunkSize: chunk)
+    check("seeded map chunk=\(label)", seeded.reduce(0, &+), try SeededDraws().serial(inputs, seed: 2024).reduce(0, &+))
 }
 for chunk in [1, 3] {
     check("imap chunk=\(chunk)", try Array(pool.imap(affine, inputs, chunkSize: chunk)).map { try $0.get() }, expected)
     check("imapUnordered chunk=\(chunk)",
           try Array(pool.imapUnordered(affine, inputs, chunkSize: chunk)).map { try $0.get() }.sorted(), expected)
+    check("seeded imap chunk=\(chunk)",
+          try Array(pool.imap(SeededDraws(), inputs, seed: 7, chunkSize: chunk)).map { try $0.get() },
+          try SeededDraws().serial(inputs, seed: 7))
     expectRemoteError("imap failure chunk=\(chunk)", index: 11) {
         try Array(pool.imap(FailAt(bad: 11), 0..<20, chunkSize: chunk)).map { try $0.get() }
     }
