@@ -61,6 +61,7 @@ enum ChildEntry {
         _ = CSystemShims_set_name("swiftmp-worker")
         CurrentProcess.becomeChild(named: "PoolWorker-\(slot + 1)", daemon: true)
         WorkerRuntime.servesThisProcess = true
+        CrashReports.install(parent: parent)
         let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
                                     doorbell: layout.doorbell, parent: parent)
         let inbox = DescriptorInbox(socket: control)

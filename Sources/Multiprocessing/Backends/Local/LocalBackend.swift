@@ -33,6 +33,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         var ended: ChildExit?
         /// Our end of the worker's control socket (descriptors travel there), or -1.
         var control: Int32 = -1
+        /// Its crash report, read when it ended by a signal (`CrashReports`).
+        var crashReport: String?
     }
 
     static let ringCapacity = 1 << 20
@@ -75,6 +77,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     private func launch(_ slot: Int) throws {
+        CrashReports.prepare(parent: parentPID)
         layout.progress(slot).reset()
         layout.taskRing(slot).reset()
         layout.resultRing(slot).reset()
@@ -183,6 +186,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             for (slot, generation, exit) in ended where generation == slots[slot].generation {
                 _ = drain(slot, handler)   // what it wrote before it ended still counts
                 slots[slot].ended = exit
+                if case .signaled = exit { slots[slot].crashReport = CrashReports.collect(parent: parentPID, worker: slots[slot].pid) }
                 slots[slot].outbound.removeAll()
                 updateOutboundFlag(slot)
                 handler(.ended(worker: slot, exit))
@@ -231,6 +235,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         slots[worker].outbound.removeAll()
         updateOutboundFlag(worker)
         slots[worker].ended = nil
+        slots[worker].crashReport = nil
         try launch(worker)
     }
 
@@ -268,7 +273,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func identity(of worker: Int) -> WorkerDied {
-        WorkerDied(pid: slots[worker].pid, host: LocalBackend.hostName)
+        WorkerDied(pid: slots[worker].pid, host: LocalBackend.hostName, crashReport: slots[worker].crashReport)
     }
 
     /// This machine's name, for errors that say where a task ran.
@@ -302,6 +307,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 while !live.isEmpty && monotonicNanoseconds() < end { endedLock.wait(until: end) }
             }
         }
+        CrashReports.cleanUp(parent: parentPID)
     }
 
     deinit {
