@@ -455,6 +455,8 @@ static void crash_report_handler(int signal, siginfo_t *info, void *context) {
     if (info == NULL || info->si_code <= 0) raise(signal);
 }
 
+void CSystemShims_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
 int CSystemShims_install_crash_report(const char *path, int raw_frames) {
     size_t length = strlen(path);
     if (length + 1 > sizeof crash_report_path) { errno = ENAMETOOLONG; return -1; }

@@ -109,3 +109,17 @@ struct SeededDraws: RandomizedFunction {
         return mixed
     }
 }
+
+/// Writes one line on standard output and one (without its newline) on standard error;
+/// returns its pid (for `--tag-output`).
+struct Chatter: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int32 {
+        print("chatter out \(x)")
+        // Two writes for one line: the parent joins them.
+        for piece in ["chatter err \(x) part one, ", "part two\n"] {
+            _ = piece.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+            usleep(1_000)
+        }
+        return getpid()
+    }
+}

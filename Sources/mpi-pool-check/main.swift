@@ -15,6 +15,9 @@
 //                                   main.swift (uninitialised there: the worker crashes)
 //   mpi-pool-check --stdio-once     numbered lines printed around .fork workers (first ones,
 //                                   replacements, a .fork Process): each must appear once
+//   mpi-pool-check --tag-output     local pools (each start method) whose tasks print a line
+//                                   on stdout and one on stderr; prints "WORKERS <method> <pids>"
+//                                   (run it with SWIFTMP_TAG_OUTPUT=1 to see the lines tagged)
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
 import Logging
 import Multiprocessing
@@ -81,6 +84,16 @@ if words.first == "--stdio-once" {
     try process.start()
     _ = try process.join(timeout: 30)
     print("LINE end exit=\(process.exitCode.map(String.init) ?? "none")")
+    exit(0)
+}
+if words.first == "--tag-output" {
+    for method in [StartMethod.fork, .forkserver, .spawn] {
+        let pids = try Pool.with(processes: 2, startMethod: method, backend: .local) { pool in
+            try pool.map(Chatter(), 0..<4, chunkSize: 1)
+        }
+        print("WORKERS \(method) \(Set(pids).sorted().map(String.init).joined(separator: " "))")
+        fflush(nil)
+    }
     exit(0)
 }
 if let index = words.firstIndex(of: "--idle"), index + 1 < words.count, let seconds = UInt32(words[index + 1]) {

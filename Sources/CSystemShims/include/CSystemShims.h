@@ -73,6 +73,8 @@ int CSystemShims_set_name(const char *name);
 /// the file `path` instead of standard output/error, for the parent to read; `raw_frames`:
 /// also the raw return addresses (when Swift's backtracer is off). -1 with errno.
 int CSystemShims_install_crash_report(const char *path, int raw_frames);
+/// Standard output line-buffered (a pool worker whose output is a pipe, `OutputTagging`).
+void CSystemShims_line_buffer_stdout(void);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.
 int CSystemShims_affinity_cpu_count(void);
 pid_t CSystemShims_gettid(void);

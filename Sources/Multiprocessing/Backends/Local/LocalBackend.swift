@@ -95,12 +95,18 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             self?.childEnded(slot: slot, generation: generation, pid: pid, exit: exit)
         }
         let pid: pid_t
+        // SWIFTMP_TAG_OUTPUT=1: the worker's 1 and 2 are pipes read here (OutputTagging).
+        let tagged = try OutputTagging.Pipes.ifEnabled()
+        var launched = false
+        defer { if !launched { tagged?.discard() } }
+        let passed = tagged == nil ? " fds=2" : " fds=4 stdio=5"
         switch method {
         case .fork, .automatic:
             let layout = self.layout
             let parent = parentPID
             pid = try ProcessSupervisor.shared.perform { [self] in
                 let pid = try ChildLauncher.fork {
+                    tagged?.redirectInChild()
                     if childControl != 3 { dup2(childControl, 3) }
                     ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
                     _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3))
@@ -111,19 +117,22 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             }
         case .spawn:
             let fd = region.descriptor
-            let spec = "pool-worker parent=\(parentPID) slot=\(slot) fds=2"
+            let spec = "pool-worker parent=\(parentPID) slot=\(slot)" + passed
             pid = try ProcessSupervisor.shared.perform { [self] in
-                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl])
+                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl] + (tagged?.childEnds ?? []))
                 started(pid)
                 try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
                 return pid
             }
         case .forkserver:
             let server = try ForkServer.shared()
-            pid = try server.fork(spec: "pool-worker slot=\(slot) fds=2", passing: [region.descriptor, childControl],
+            pid = try server.fork(spec: "pool-worker slot=\(slot)" + passed,
+                                  passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
                                   started: { [weak self] in self?.started($0) }, onExit: onExit)
         }
         slots[slot].pid = pid
+        launched = true
+        try tagged?.started(pid: pid)
     }
 
     /// Registers a started worker; on the supervisor thread, before it can be reaped.
@@ -308,6 +317,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             }
         }
         CrashReports.cleanUp(parent: parentPID)
+        let pids = slots.map(\.pid)
+        ForkGuard.whileBlocked { OutputTagging.awaitEnd(of: pids, deadline: monotonicNanoseconds() &+ 2_000_000_000) }
     }
 
     deinit {
