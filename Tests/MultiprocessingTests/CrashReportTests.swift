@@ -44,3 +44,39 @@ final class CrashReportTests: XCTestCase {
         }
     }
 }
+
+/// Throws a `TracedError` for input `bad`, two calls deep.
+struct ThrowsTraced: ParallelFunction {
+    var bad: Int
+    func callAsFunction(_ x: Int) throws -> Int {
+        try check(x)
+        return x
+    }
+    @inline(never)
+    func check(_ x: Int) throws {
+        if x == bad { throw TracedError(Boom(value: x)) }
+    }
+}
+
+/// A `TracedError` thrown in a worker reaches the caller with where it was thrown.
+final class TracedErrorTests: XCTestCase {
+    func testRemoteErrorShowsWhereTheTaskThrew() throws {
+        try Pool.with(processes: 2, backend: .local) { pool in
+            XCTAssertThrowsError(try pool.map(ThrowsTraced(bad: 4), 0..<8, chunkSize: 2)) { error in
+                guard let remote = error as? RemoteError else { return XCTFail("\(error)") }
+                XCTAssertEqual(remote.inputIndex, 4)
+                guard let trace = remote.backtrace else { return XCTFail("no backtrace: \(remote)") }
+                XCTAssertTrue(trace.contains("ThrowsTraced.check"), trace)
+                XCTAssertTrue(trace.contains("ThrowsTraced.callAsFunction"), trace)
+                XCTAssertTrue(trace.contains("CrashReportTests.swift"), "file and line: \(trace)")
+                XCTAssertFalse(trace.contains("WorkerRuntime"), "the pool's own frames are left out: \(trace)")
+                XCTAssertTrue("\(remote)".contains("ThrowsTraced.check"), "printed with the error: \(remote)")
+                XCTAssertTrue(remote.message.hasPrefix("MultiprocessingTests.Boom: "), remote.message)
+            }
+            // Other errors have none.
+            XCTAssertThrowsError(try pool.map(ThrowOn(victims: [1]), 0..<3)) { error in
+                XCTAssertNil((error as? RemoteError)?.backtrace, "\(error)")
+            }
+        }
+    }
+}
