@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -430,6 +431,7 @@ static void install_crash_hint(void) {
 // the file, points descriptors 1 and 2 at it and gives the signal to the previous handler
 // (Swift's backtracer, or the crash hint above); with `raw_frames` (the backtracer is off) it
 // first writes the raw return addresses itself (backtrace_symbols_fd). All async-signal-safe.
+static char crash_report_directory[4096];
 static char crash_report_path[4096];
 static struct sigaction crash_previous[NSIG];
 static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP };
@@ -438,7 +440,17 @@ static int crash_raw_frames;
 static void crash_report_handler(int signal, siginfo_t *info, void *context) {
     (void)context;
     struct sigaction *previous = &crash_previous[signal];
-    int fd = open(crash_report_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    // The directory is made at the first crash, private to this user; one that is not ours
+    // and private is not used (the report then goes where it would have gone).
+    // Twice: the parent removes the directory when it has read another worker's report.
+    int fd = -1;
+    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+        struct stat directory;
+        (void)mkdir(crash_report_directory, 0700);
+        if (lstat(crash_report_directory, &directory) != 0 || !S_ISDIR(directory.st_mode)
+            || directory.st_uid != getuid() || (directory.st_mode & 077) != 0) break;
+        fd = open(crash_report_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
     if (fd >= 0) {
         if (crash_raw_frames) {
             void *frames[64];
@@ -457,9 +469,13 @@ static void crash_report_handler(int signal, siginfo_t *info, void *context) {
 
 void CSystemShims_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
-int CSystemShims_install_crash_report(const char *path, int raw_frames) {
-    size_t length = strlen(path);
-    if (length + 1 > sizeof crash_report_path) { errno = ENAMETOOLONG; return -1; }
+int CSystemShims_install_crash_report(const char *directory, const char *path, int raw_frames) {
+    size_t length = strlen(path), directory_length = strlen(directory);
+    if (length + 1 > sizeof crash_report_path || directory_length + 1 > sizeof crash_report_directory) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(crash_report_directory, directory, directory_length + 1);
     memcpy(crash_report_path, path, length + 1);
     crash_raw_frames = raw_frames;
     // backtrace() loads its unwinder on first use (it allocates): not in the handler.

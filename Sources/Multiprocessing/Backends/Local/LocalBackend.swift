@@ -77,7 +77,6 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     private func launch(_ slot: Int) throws {
-        CrashReports.prepare(parent: parentPID)
         layout.progress(slot).reset()
         layout.taskRing(slot).reset()
         layout.resultRing(slot).reset()
@@ -316,7 +315,6 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 while !live.isEmpty && monotonicNanoseconds() < end { endedLock.wait(until: end) }
             }
         }
-        CrashReports.cleanUp(parent: parentPID)
         let pids = slots.map(\.pid)
         ForkGuard.whileBlocked { OutputTagging.awaitEnd(of: pids, deadline: monotonicNanoseconds() &+ 2_000_000_000) }
     }
