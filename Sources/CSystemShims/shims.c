@@ -1,6 +1,7 @@
 #include "CSystemShims.h"
 
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
@@ -14,6 +15,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -421,6 +423,73 @@ static void install_crash_hint(void) {
     // Best effort: without it a crash is only less explained.
     (void)sigaction(SIGSEGV, &action, &previous_segv);
     (void)sigaction(SIGBUS, &action, &previous_bus);
+}
+
+// A pool worker's crash report: on a crash signal the report (Swift's backtracer writes it to
+// standard output, or standard error with SWIFT_BACKTRACE=output-to=stderr) goes to the file
+// `crash_report_path`, which the parent reads when the worker has ended. The handler opens
+// the file, points descriptors 1 and 2 at it and gives the signal to the previous handler
+// (Swift's backtracer, or the crash hint above); with `raw_frames` (the backtracer is off) it
+// first writes the raw return addresses itself (backtrace_symbols_fd). All async-signal-safe.
+static char crash_report_directory[4096];
+static char crash_report_path[4096];
+static struct sigaction crash_previous[NSIG];
+static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP };
+static int crash_raw_frames;
+
+static void crash_report_handler(int signal, siginfo_t *info, void *context) {
+    (void)context;
+    struct sigaction *previous = &crash_previous[signal];
+    // The directory is made at the first crash, private to this user; one that is not ours
+    // and private is not used (the report then goes where it would have gone).
+    // Twice: the parent removes the directory when it has read another worker's report.
+    int fd = -1;
+    for (int attempt = 0; attempt < 2 && fd < 0; attempt++) {
+        struct stat directory;
+        (void)mkdir(crash_report_directory, 0700);
+        if (lstat(crash_report_directory, &directory) != 0 || !S_ISDIR(directory.st_mode)
+            || directory.st_uid != getuid() || (directory.st_mode & 077) != 0) break;
+        fd = open(crash_report_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    }
+    if (fd >= 0) {
+        if (crash_raw_frames) {
+            void *frames[64];
+            int count = backtrace(frames, 64);
+            backtrace_symbols_fd(frames, count, fd);
+        }
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+    }
+    sigaction(signal, previous, NULL);
+    // A fault happens again when this returns; a signal sent by someone else (abort) is
+    // raised again, for the previous handler.
+    if (info == NULL || info->si_code <= 0) raise(signal);
+}
+
+void CSystemShims_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
+int CSystemShims_install_crash_report(const char *directory, const char *path, int raw_frames) {
+    size_t length = strlen(path), directory_length = strlen(directory);
+    if (length + 1 > sizeof crash_report_path || directory_length + 1 > sizeof crash_report_directory) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(crash_report_directory, directory, directory_length + 1);
+    memcpy(crash_report_path, path, length + 1);
+    crash_raw_frames = raw_frames;
+    // backtrace() loads its unwinder on first use (it allocates): not in the handler.
+    void *frame[1];
+    (void)backtrace(frame, 1);
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = crash_report_handler;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
+        if (sigaction(crash_signals[i], &action, &crash_previous[crash_signals[i]]) != 0) return -1;
+    }
+    return 0;
 }
 
 // Rank 0's exit handler: terminates the worker ranks and finalises MPI (only in the process

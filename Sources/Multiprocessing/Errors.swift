@@ -51,15 +51,23 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
     public var exitCode: Int32?
     /// The input it was running (0-based position in the submitted sequence), when known.
     public var inputIndex: Int?
+    /// Where it crashed, when it crashed (a crash signal: SIGSEGV, SIGBUS, SIGILL — which is
+    /// what `fatalError`, a failed `precondition` or an overflow trap raise —, SIGFPE,
+    /// SIGABRT, SIGTRAP): the report of Swift's backtracer in the worker, the crashed
+    /// thread's frames symbolicated with file and line where the binary has debug
+    /// information (local backend; nil for a worker killed from outside, or under MPI).
+    /// `description` shows its frames; the parent also printed it on standard error.
+    public var crashReport: String?
 
     public init(pid: Int32? = nil, rank: Int? = nil, host: String? = nil, signal: Int32? = nil,
-                exitCode: Int32? = nil, inputIndex: Int? = nil) {
+                exitCode: Int32? = nil, inputIndex: Int? = nil, crashReport: String? = nil) {
         self.pid = pid
         self.rank = rank
         self.host = host
         self.signal = signal
         self.exitCode = exitCode
         self.inputIndex = inputIndex
+        self.crashReport = crashReport
     }
 
     public var description: String {
@@ -68,7 +76,15 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
         let how = signal.map { "was killed by signal \($0) (\(signalName($0)))" }
             ?? exitCode.map { "exited with status \($0)" } ?? "ended"
         let which = inputIndex.map { " while running input \($0)" } ?? ""
-        return "\(who) \(how)\(which)"
+        let trace = crashReport.map { "\n" + CrashReports.summary($0) } ?? ""
+        return "\(who) \(how)\(which)\(trace)"
+    }
+
+    /// Equal when the same worker ended the same way on the same input (the crash reports
+    /// are not compared: they hold addresses).
+    public static func == (a: WorkerDied, b: WorkerDied) -> Bool {
+        a.pid == b.pid && a.rank == b.rank && a.host == b.host && a.signal == b.signal && a.exitCode == b.exitCode
+            && a.inputIndex == b.inputIndex
     }
 }
 

@@ -5,7 +5,10 @@
 /// before the end, or `cancel()`, cancels the inputs not done (a worker running one is
 /// killed and replaced, local backend).
 public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol, @unchecked Sendable {
-    private let job: StreamJob<F>
+    private let job: StreamJob<F>?
+    /// Instead of a job: gives the next results (nil at the end) and says whether it ended
+    /// (a checkpointed stream, `Pool+CheckpointStream.swift`).
+    private let external: (next: () -> [Result<F.Output, any Error>]?, finished: () -> Bool)?
     private let canceller: @Sendable () -> Void
     private var buffer: [Result<F.Output, any Error>] = []
     private var position = 0
@@ -13,10 +16,18 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
 
     init(job: StreamJob<F>, cancel: @escaping @Sendable () -> Void) {
         self.job = job
+        self.external = nil
         self.canceller = cancel
     }
 
-    deinit { if !job.finished { canceller() } }
+    init(results next: @escaping () -> [Result<F.Output, any Error>]?, finished: @escaping () -> Bool,
+         cancel: @escaping @Sendable () -> Void) {
+        self.job = nil
+        self.external = (next, finished)
+        self.canceller = cancel
+    }
+
+    deinit { if !(job?.finished ?? external?.finished() ?? true) { canceller() } }
 
     /// Stops the stream: what is not done is cancelled; `next()` then returns nil.
     public func cancel() {
@@ -35,7 +46,15 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
         if ended { return nil }
         buffer.removeAll(keepingCapacity: true)
         position = 0
-        guard let piece = job.take() else {
+        if let external {
+            guard let results = external.next() else {
+                ended = true
+                return nil
+            }
+            buffer = results
+            return next()
+        }
+        guard let piece = job?.take() else {
             ended = true
             return nil
         }

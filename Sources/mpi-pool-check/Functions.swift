@@ -124,3 +124,27 @@ struct CrashSome: ParallelFunction {
         return x * x
     }
 }
+
+/// A few draws from the input's own stream (`pool.map(_:_:seed:)`), mixed with the input:
+/// the same on every backend, worker count and chunk size.
+struct SeededDraws: RandomizedFunction {
+    func callAsFunction(_ x: Int, random: inout RandomStream) -> UInt64 {
+        var mixed = UInt64(x)
+        for _ in 0..<(x % 5 + 1) { mixed = mixed &* 31 &+ random.next() }
+        return mixed
+    }
+}
+
+/// Writes one line on standard output and one (without its newline) on standard error;
+/// returns its pid (for `--tag-output`).
+struct Chatter: ParallelFunction {
+    func callAsFunction(_ x: Int) -> Int32 {
+        print("chatter out \(x)")
+        // Two writes for one line: the parent joins them.
+        for piece in ["chatter err \(x) part one, ", "part two\n"] {
+            _ = piece.utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+            usleep(1_000)
+        }
+        return getpid()
+    }
+}

@@ -19,6 +19,9 @@
 //                                   exit); a 10 s task with a 0.5 s limit; N processes per
 //                                   rank. Prints "FAULTS OK" when exactly the faulty inputs
 //                                   failed, each once, naming its worker, and the rest is right
+//   mpi-pool-check --tag-output     local pools (each start method) whose tasks print a line
+//                                   on stdout and one on stderr; prints "WORKERS <method> <pids>"
+//                                   (run it with SWIFTMP_TAG_OUTPUT=1 to see the lines tagged)
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
 import Logging
 import Multiprocessing
@@ -85,6 +88,16 @@ if words.first == "--stdio-once" {
     try process.start()
     _ = try process.join(timeout: 30)
     print("LINE end exit=\(process.exitCode.map(String.init) ?? "none")")
+    exit(0)
+}
+if words.first == "--tag-output" {
+    for method in [StartMethod.fork, .forkserver, .spawn] {
+        let pids = try Pool.with(processes: 2, startMethod: method, backend: .local) { pool in
+            try pool.map(Chatter(), 0..<4, chunkSize: 1)
+        }
+        print("WORKERS \(method) \(Set(pids).sorted().map(String.init).joined(separator: " "))")
+        fflush(nil)
+    }
     exit(0)
 }
 if let index = words.firstIndex(of: "--idle"), index + 1 < words.count, let seconds = UInt32(words[index + 1]) {
@@ -173,11 +186,18 @@ for chunk in [1, 3, nil] as [Int?] {
         try pool.map(FailAt(bad: 37), 0..<100, chunkSize: chunk)
     }
     check("mapAsync chunk=\(label)", try pool.mapAsync(affine, inputs, chunkSize: chunk).get(), expected)
+    // Input i draws from stream i of the seed: the results (printed as a checksum) are the
+    // serial ones on every backend.
+    let seeded = try pool.map(SeededDraws(), inputs, seed: 2024, chunkSize: chunk)
+    check("seeded map chunk=\(label)", seeded.reduce(0, &+), try SeededDraws().serial(inputs, seed: 2024).reduce(0, &+))
 }
 for chunk in [1, 3] {
     check("imap chunk=\(chunk)", try Array(pool.imap(affine, inputs, chunkSize: chunk)).map { try $0.get() }, expected)
     check("imapUnordered chunk=\(chunk)",
           try Array(pool.imapUnordered(affine, inputs, chunkSize: chunk)).map { try $0.get() }.sorted(), expected)
+    check("seeded imap chunk=\(chunk)",
+          try Array(pool.imap(SeededDraws(), inputs, seed: 7, chunkSize: chunk)).map { try $0.get() },
+          try SeededDraws().serial(inputs, seed: 7))
     expectRemoteError("imap failure chunk=\(chunk)", index: 11) {
         try Array(pool.imap(FailAt(bad: 11), 0..<20, chunkSize: chunk)).map { try $0.get() }
     }

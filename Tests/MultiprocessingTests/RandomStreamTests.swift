@@ -76,12 +76,12 @@ final class RandomStreamTests: XCTestCase {
 
     func testJumpFillStreamAndCoding() throws {
         let reference = (0..<300).map { RandomStream.draw(seed: 99, stream: 5, index: UInt64($0)) }
-        for start in [0, 1, 31, 32, 33, 64, 101] {
+        for start in [0, 1, 31, 32, 33, 63, 64, 65, 101, 127] {
             var jumped = RandomStream(seed: 99, stream: 5)
             jumped.jump(by: UInt64(start))
             XCTAssertEqual(jumped.position, UInt64(start))
             XCTAssertEqual(jumped.next(), reference[start])
-            for count in [0, 1, 31, 32, 33, 100, 150] {
+            for count in [0, 1, 31, 32, 33, 63, 64, 65, 100, 129, 150] {
                 var random = RandomStream(seed: 99, stream: 5)
                 for _ in 0..<start { _ = random.next() }
                 var buffer = [UInt64](repeating: 0, count: count)

@@ -69,6 +69,13 @@ int CSystemShims_fork_reset_lock_slot(void **mutex, void **condition);
 /// fork. Allocates nothing; calls libc through load-time pointers; writes only what it resets.
 void CSystemShims_after_fork_in_child(void);
 int CSystemShims_set_name(const char *name);
+/// In a pool worker: a crash signal writes the crash report (Swift's backtracer's output) to
+/// the file `path` in `directory` (made then, private) instead of standard output/error, for
+/// the parent to read; `raw_frames`: also the raw return addresses (when Swift's backtracer
+/// is off). -1 with errno.
+int CSystemShims_install_crash_report(const char *directory, const char *path, int raw_frames);
+/// Standard output line-buffered (a pool worker whose output is a pipe, `OutputTagging`).
+void CSystemShims_line_buffer_stdout(void);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.
 int CSystemShims_affinity_cpu_count(void);
 pid_t CSystemShims_gettid(void);

@@ -159,6 +159,14 @@ final class CheckpointJournal {
         if now &- lastSync >= Self.syncInterval { sync(now: now) }
     }
 
+    /// Writes the waiting records now (not flushed to the disk): a checkpointed stream calls
+    /// it before its consumer waits for the next result.
+    func writeNow() throws(CheckpointError) {
+        guard descriptor >= 0 else { return }
+        try writePending()
+        if monotonicNanoseconds() &- lastSync >= Self.syncInterval { sync() }
+    }
+
     private func writePending(now: UInt64 = monotonicNanoseconds()) throws(CheckpointError) {
         guard pending.count > 0 else { return }
         try Self.writeAll(descriptor, pending.bytes, path: path)

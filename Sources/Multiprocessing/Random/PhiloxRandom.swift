@@ -93,15 +93,16 @@ public enum Philox4x32 {
 /// four 32-bit outputs `x0…x3` give draw `2b` = `x0 | x1 << 32` and draw `2b + 1` =
 /// `x2 | x3 << 32`. Nothing depends on which process, thread or chunk computes it: give input
 /// `i` of a parallel map its own stream, `RandomStream(seed: seed, stream: UInt64(i))`, and the
-/// results are the same for every worker count, chunk size, backend and retry. `jump(by:)`
-/// skips draws in constant time.
+/// results are the same for every worker count, chunk size, backend and retry —
+/// `Pool.map(_:_:seed:)` does that for a `RandomizedFunction`. `jump(by:)` skips draws in
+/// constant time.
 ///
 /// Quality: Salmon et al. (SC '11) report that Philox4x32 passes all of TestU01's SmallCrush,
 /// Crush and BigCrush with as few as seven rounds; ten is their recommended default, with a
 /// safety margin. Streams never overlap: for one seed, every (stream, draw) pair is a distinct
 /// counter of one keyed bijection. It is not a cryptographic generator.
 ///
-/// Speed: sixteen blocks (32 draws) are made at once in vector registers; `swiftmp bench
+/// Speed: thirty-two blocks (64 draws) are made at once in vector registers; `swiftmp bench
 /// random` measures it (BENCHMARKS.md).
 ///
 /// ```swift
@@ -115,21 +116,33 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
     /// Which stream of the seed's family.
     public let stream: UInt64
 
-    /// Sixteen blocks of output, in draw order: `buffer[j]` is draw `2 · base + j`.
-    @usableFromInline var buffer: SIMD32<UInt64>
-    /// The block of `buffer[0]` and `buffer[1]`.
+    /// Thirty-two blocks of output, in draw order: draw `2 · base + j` is word `j` of `buffer`.
+    @usableFromInline var buffer: Draws
+    /// The block of the buffer's first two draws.
     @usableFromInline var base: UInt64
-    /// The next draw in the buffer, 0…32 (32: the buffer is used up). Invariant:
+    /// The next draw in the buffer, 0…64 (64: the buffer is used up). Invariant:
     /// `position == 2 · base + index` (wrapping).
     @usableFromInline var index: Int
 
-    @usableFromInline static let width = 16
+    /// Blocks made per refill: two groups of sixteen, computed side by side (two independent
+    /// chains of multiplications keep the vector unit busy while each waits on its products).
+    @usableFromInline static let width = 32
+
+    /// Sixty-four draws, contiguous in memory.
+    @usableFromInline struct Draws: Sendable {
+        @usableFromInline var low: SIMD32<UInt64>
+        @usableFromInline var high: SIMD32<UInt64>
+        @usableFromInline init(low: SIMD32<UInt64>, high: SIMD32<UInt64>) {
+            self.low = low
+            self.high = high
+        }
+    }
 
     /// Stream `stream` (default 0) of `seed`, at its first draw.
     public init(seed: UInt64, stream: UInt64 = 0) {
         self.seed = seed
         self.stream = stream
-        buffer = .zero
+        buffer = Draws(low: .zero, high: .zero)
         base = 0 &- UInt64(Self.width)
         index = 2 * Self.width
     }
@@ -158,7 +171,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
 
     @inlinable
     public mutating func next() -> UInt64 {
-        if index == 2 * Self.width { refill() }
+        if _slowPath(index == 2 * Self.width) { refill() }
         // A load from memory: a dynamic index into a vector kept in registers is slow.
         let draw = withUnsafeBytes(of: &buffer) { $0.load(fromByteOffset: index &* 8, as: UInt64.self) }
         index &+= 1
@@ -166,7 +179,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
     }
 
     /// Writes the next `buffer.count` draws into `buffer`: the same values as that many
-    /// `next()` calls, made 32 at a time straight into the buffer.
+    /// `next()` calls, made 64 at a time straight into the buffer.
     public mutating func fill(_ buffer: UnsafeMutableBufferPointer<UInt64>) {
         guard var out = buffer.baseAddress else { return }
         var remaining = buffer.count
@@ -175,14 +188,12 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
             out += 1
             remaining -= 1
         }
-        let keys = Philox4x32.roundKeys(Self.key(seed))
-        let lanes = SIMD16<UInt64>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        let key = Self.key(seed)
         let raw = UnsafeMutableRawPointer(out)
         var offset = 0
         while remaining >= 2 * Self.width {
             base &+= UInt64(Self.width)
-            raw.storeBytes(of: Self.draws(SIMD16<UInt64>(repeating: base) &+ lanes, stream: stream, keys: keys),
-                           toByteOffset: offset, as: SIMD32<UInt64>.self)
+            raw.storeBytes(of: Self.draws(base, stream: stream, key: key), toByteOffset: offset, as: Draws.self)
             offset += 2 * Self.width * 8
             remaining -= 2 * Self.width
         }
@@ -207,21 +218,29 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
         index = 0
     }
 
-    /// Computes the sixteen blocks from `base`.
+    /// Computes the buffer's blocks from `base`.
     @usableFromInline
     mutating func fill() {
-        let blocks = SIMD16<UInt64>(repeating: base) &+ SIMD16<UInt64>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-        buffer = Self.draws(blocks, stream: stream, keys: Philox4x32.roundKeys(Self.key(seed)))
+        buffer = Self.draws(base, stream: stream, key: Self.key(seed))
     }
 
-    /// The 32 draws of the sixteen blocks `blocks` of `stream`, in draw order.
-    @inlinable @inline(__always)
-    static func draws(_ blocks: SIMD16<UInt64>, stream: UInt64, keys: Philox4x32.RoundKeys) -> SIMD32<UInt64> {
-        let (x0, x1, x2, x3) = Philox4x32.blocks(blocks, blocks &>> 32, SIMD16<UInt64>(repeating: stream),
-                                                 SIMD16<UInt64>(repeating: stream >> 32), keys: keys)
-        let first = x0 | x1 &<< 32, second = x2 | x3 &<< 32
-        // Interleaved: first[0], second[0], first[1], … (the compiler makes it one shuffle per half).
-        return SIMD32(
+    /// The 64 draws of blocks `base…base + 31` of `stream`, in draw order.
+    @inline(__always)
+    static func draws(_ base: UInt64, stream: UInt64, key: SIMD2<UInt32>) -> Draws {
+        let keys = Philox4x32.roundKeys(key)
+        let lanes = SIMD16<UInt64>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        let blocks = SIMD16<UInt64>(repeating: base) &+ lanes, more = blocks &+ 16
+        let s0 = SIMD16<UInt64>(repeating: stream), s1 = SIMD16<UInt64>(repeating: stream >> 32)
+        // Two independent groups: the compiler interleaves their rounds.
+        let (x0, x1, x2, x3) = Philox4x32.blocks(blocks, blocks &>> 32, s0, s1, keys: keys)
+        let (y0, y1, y2, y3) = Philox4x32.blocks(more, more &>> 32, s0, s1, keys: keys)
+        return Draws(low: interleave(x0 | x1 &<< 32, x2 | x3 &<< 32), high: interleave(y0 | y1 &<< 32, y2 | y3 &<< 32))
+    }
+
+    /// first[0], second[0], first[1], … (the compiler makes it one shuffle per half).
+    @inline(__always)
+    static func interleave(_ first: SIMD16<UInt64>, _ second: SIMD16<UInt64>) -> SIMD32<UInt64> {
+        SIMD32(
             first[0], second[0], first[1], second[1], first[2], second[2], first[3], second[3],
             first[4], second[4], first[5], second[5], first[6], second[6], first[7], second[7],
             first[8], second[8], first[9], second[9], first[10], second[10], first[11], second[11],

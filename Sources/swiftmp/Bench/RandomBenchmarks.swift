@@ -1,4 +1,8 @@
+import Kernels
 import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `RandomStream` (Philox4x32-10) on one core: draws per second through `next()` (the
 /// `RandomNumberGenerator` interface, 32 draws computed at a time), through `fill` (into a
@@ -7,8 +11,15 @@ import Multiprocessing
 /// ones computed alone (`RandomStream.draw`), so a fast wrong generator fails instead of
 /// reporting.
 ///
-/// Names: `random.next`, `random.fill`, `random.double`, in draws/s, with `min`, `max`,
-/// `runs` and `ns_per_draw` (of the median).
+/// The reference is `random.kernel`: the π kernel (`MonteCarloPi`), which computes the same
+/// Philox blocks in vector registers and consumes them there, run over as many samples (one
+/// draw each) in the same process — so `next_per_kernel` compares them under the same load.
+///
+/// Names: `random.next`, `random.fill`, `random.double`, `random.kernel`, in draws/s (wall
+/// clock), with `min`, `max`, `runs`, `ns_per_draw` (of the median) and `cpu_draws_per_s`
+/// (the median over the thread's CPU time: on a busy machine the wall clock counts the time
+/// other processes had the core). `random.next` also has `next_per_kernel`, the ratio of the
+/// CPU-time rates.
 struct RandomBenchmarks {
     var repetitions = 5
     var draws = 1 << 27
@@ -17,6 +28,14 @@ struct RandomBenchmarks {
 
     func run(_ emit: (Figure) -> Void) throws {
         try checkSample()
+        let pi = MonteCarloPi(samples: draws, seed: Self.seed)
+        var kernelHits = 0
+        let kernelTimes = try timed {
+            kernelHits = Measure.opaque(pi).serial()
+        }
+        guard abs(pi.estimate(hits: kernelHits) - Double.pi) < 0.001 else {
+            throw BenchmarkError.wrongResult("random.kernel: π ≈ \(pi.estimate(hits: kernelHits))")
+        }
         var nextSum: UInt64 = 0
         let nextTimes = try timed {
             var random = Measure.opaque(RandomStream(seed: Self.seed, stream: Self.stream))
@@ -24,7 +43,10 @@ struct RandomBenchmarks {
             for _ in 0..<draws { sum &+= random.next() }
             nextSum = Measure.opaque(sum)
         }
-        emit(figure("random.next", nextTimes))
+        var next = figure("random.next", nextTimes)
+        let kernel = figure("random.kernel", kernelTimes)
+        next.extra["next_per_kernel"] = (next.extra["cpu_draws_per_s"] ?? .nan) / (kernel.extra["cpu_draws_per_s"] ?? .nan)
+        emit(next)
 
         var fillSum: UInt64 = 0
         var buffer = [UInt64](repeating: 0, count: 4096)
@@ -50,6 +72,7 @@ struct RandomBenchmarks {
             guard abs(mean - 0.5) < 0.001 else { throw BenchmarkError.wrongResult("random.double: mean \(mean)") }
         }
         emit(figure("random.double", doubleTimes))
+        emit(kernel)
     }
 
     /// Draws around the 32-draw refills, through next() and fill, against draws computed alone.
@@ -67,18 +90,28 @@ struct RandomBenchmarks {
         }
     }
 
-    private func timed(_ body: () throws -> Void) throws -> [Double] {
+    /// Each run's (wall, thread CPU) seconds.
+    private func timed(_ body: () throws -> Void) throws -> [(wall: Double, cpu: Double)] {
         try (0..<repetitions).map { _ in
-            let start = Measure.now()
+            let start = Measure.now(), cpuStart = try threadCPUSeconds()
             try body()
-            return Measure.now() - start
+            return (Measure.now() - start, try threadCPUSeconds() - cpuStart)
         }
     }
 
-    private func figure(_ name: String, _ times: [Double]) -> Figure {
-        let rates = times.map { Double(draws) / $0 }
+    private func threadCPUSeconds() throws -> Double {
+        var ts = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 else {
+            throw BenchmarkError.setup("clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed (errno \(errno)): this kernel gives no per-thread CPU clock")
+        }
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+
+    private func figure(_ name: String, _ times: [(wall: Double, cpu: Double)]) -> Figure {
+        let rates = times.map { Double(draws) / $0.wall }
         return Figure(name: name, value: Measure.median(rates), unit: "draws/s",
                       extra: ["min": rates.min() ?? .nan, "max": rates.max() ?? .nan, "runs": Double(times.count),
-                              "ns_per_draw": 1e9 / Measure.median(rates)])
+                              "ns_per_draw": 1e9 / Measure.median(rates),
+                              "cpu_draws_per_s": Measure.median(times.map { Double(draws) / $0.cpu })])
     }
 }

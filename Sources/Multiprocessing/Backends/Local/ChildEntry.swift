@@ -28,6 +28,7 @@ enum ChildEntry {
                 return 71
             }
             region.closeDescriptor()
+            if let stdio = values["stdio"].flatMap({ Int32($0) }) { OutputTagging.redirect(output: stdio, error: stdio + 1) }
             // Spawned (or by the fork server): `main` never ran here, so nothing set up logging.
             WorkerLogging.bootstrapInFreshWorker()
             return withExtendedLifetime(region) { servePool(layout: layout, slot: slot, parent: parent, control: 4) }
@@ -61,6 +62,7 @@ enum ChildEntry {
         _ = CSystemShims_set_name("swiftmp-worker")
         CurrentProcess.becomeChild(named: "PoolWorker-\(slot + 1)", daemon: true)
         WorkerRuntime.servesThisProcess = true
+        CrashReports.install(parent: parent)
         let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
                                     doorbell: layout.doorbell, parent: parent)
         let inbox = DescriptorInbox(socket: control)

@@ -201,6 +201,7 @@ final class ForkServer: @unchecked Sendable {
 
     /// The server's main loop (in the spawned process). Returns its exit status.
     static func serve(socket: Int32, parent: pid_t) -> Int32 {
+        CrashReports.owner = parent  // the pool's process, where a worker's crash report goes
         var children: [Int32: pid_t] = [:]   // pidfd → pid
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
         defer { buffer.deallocate() }

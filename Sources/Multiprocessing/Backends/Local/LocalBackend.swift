@@ -33,6 +33,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         var ended: ChildExit?
         /// Our end of the worker's control socket (descriptors travel there), or -1.
         var control: Int32 = -1
+        /// Its crash report, read when it ended by a signal (`CrashReports`).
+        var crashReport: String?
     }
 
     static let ringCapacity = 1 << 20
@@ -94,12 +96,18 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             self?.childEnded(slot: slot, generation: generation, pid: pid, exit: exit)
         }
         let pid: pid_t
+        // SWIFTMP_TAG_OUTPUT=1: the worker's 1 and 2 are pipes read here (OutputTagging).
+        let tagged = try OutputTagging.Pipes.ifEnabled()
+        var launched = false
+        defer { if !launched { tagged?.discard() } }
+        let passed = tagged == nil ? " fds=2" : " fds=4 stdio=5"
         switch method {
         case .fork, .automatic:
             let layout = self.layout
             let parent = parentPID
             pid = try ProcessSupervisor.shared.perform { [self] in
                 let pid = try ChildLauncher.fork {
+                    tagged?.redirectInChild()
                     if childControl != 3 { dup2(childControl, 3) }
                     ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
                     _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3))
@@ -110,19 +118,22 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             }
         case .spawn:
             let fd = region.descriptor
-            let spec = "pool-worker parent=\(parentPID) slot=\(slot) fds=2"
+            let spec = "pool-worker parent=\(parentPID) slot=\(slot)" + passed
             pid = try ProcessSupervisor.shared.perform { [self] in
-                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl])
+                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl] + (tagged?.childEnds ?? []))
                 started(pid)
                 try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
                 return pid
             }
         case .forkserver:
             let server = try ForkServer.shared()
-            pid = try server.fork(spec: "pool-worker slot=\(slot) fds=2", passing: [region.descriptor, childControl],
+            pid = try server.fork(spec: "pool-worker slot=\(slot)" + passed,
+                                  passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
                                   started: { [weak self] in self?.started($0) }, onExit: onExit)
         }
         slots[slot].pid = pid
+        launched = true
+        try tagged?.started(pid: pid)
     }
 
     /// Registers a started worker; on the supervisor thread, before it can be reaped.
@@ -199,6 +210,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             for (slot, generation, exit) in endings where generation == slots[slot].generation {
                 _ = drain(slot, message)   // what it wrote before it ended still counts
                 slots[slot].ended = exit
+                if case .signaled = exit { slots[slot].crashReport = CrashReports.collect(parent: parentPID, worker: slots[slot].pid) }
                 slots[slot].outbound.removeAll()
                 updateOutboundFlag(slot)
                 ended(slot, exit)
@@ -247,6 +259,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         slots[worker].outbound.removeAll()
         updateOutboundFlag(worker)
         slots[worker].ended = nil
+        slots[worker].crashReport = nil
         try launch(worker)
     }
 
@@ -285,7 +298,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func identity(of worker: Int) -> WorkerDied {
-        WorkerDied(pid: slots[worker].pid, host: LocalBackend.hostName)
+        WorkerDied(pid: slots[worker].pid, host: LocalBackend.hostName, crashReport: slots[worker].crashReport)
     }
 
     /// This machine's name, for errors that say where a task ran.
@@ -319,6 +332,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 while !live.isEmpty && monotonicNanoseconds() < end { endedLock.wait(until: end) }
             }
         }
+        let pids = slots.map(\.pid)
+        ForkGuard.whileBlocked { OutputTagging.awaitEnd(of: pids, deadline: monotonicNanoseconds() &+ 2_000_000_000) }
     }
 
     deinit {
