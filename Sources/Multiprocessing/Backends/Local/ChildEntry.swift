@@ -61,9 +61,9 @@ enum ChildEntry {
         _ = CSystemShims_set_name("swiftmp-worker")
         CurrentProcess.becomeChild(named: "PoolWorker-\(slot + 1)", daemon: true)
         WorkerRuntime.servesThisProcess = true
-        let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
-                                    doorbell: layout.doorbell, parent: parent)
         let inbox = DescriptorInbox(socket: control)
+        let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
+                                    doorbell: layout.doorbell, parent: parent, control: control, inbox: inbox)
         let runtime = WorkerRuntime(progress: layout.progress(slot), attachments: inbox.descriptor(for:))
         // Records logged in tasks travel on the result ring, before the task's result.
         WorkerLogSink.current = WorkerLogSink { record in
@@ -71,19 +71,27 @@ enum ChildEntry {
             _ = record.bytes.withUnsafeBytes { channel.send($0) }
         }
         while let message = channel.receive() {
-            switch runtime.handle(message) {
+            let outcome = runtime.handle(message)
+            channel.releaseMessage()
+            switch outcome {
             case .none:
                 continue
             case .reply:
                 Frame.finish(&runtime.reply)
                 let ok = runtime.reply.bytes.withUnsafeBytes { channel.send($0) }
                 if !ok { return 0 }
+                // A large reply's buffer is not kept for the next one (it went out of band).
+                if runtime.reply.bytes.capacity > OutOfBand.threshold { runtime.reply = WireWriter(capacity: 64 << 10) }
             case .stop:
                 Frame.finish(&runtime.reply)
                 _ = runtime.reply.bytes.withUnsafeBytes { channel.send($0) }
                 fflush(nil)
                 return 0
             }
+        }
+        if let failure = channel.failure {
+            printError("swiftmp worker: \(failure)")
+            return 71
         }
         return 0
     }

@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Worker processes on this machine, fed through shared-memory rings (`PoolRegion`): each
-/// message is a frame (`Frame`: its length in the message's headroom, then the payload).
+/// message is a frame (`Frame`: its length in the message's headroom, then the payload); a
+/// message over 1 MiB travels in a memfd of its own, its frame only a reference (`OutOfBand`).
 /// Each worker shares its progress words with the engine (`WorkerProgress`).
 final class LocalBackend: PoolBackend, @unchecked Sendable {
     let workerCount: Int
@@ -50,6 +51,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private let idleWord = WakeWord()
     /// Builds `stop` messages.
     private var scratch = WireWriter(capacity: 64)
+    /// Names the messages sent out of band (`OutOfBand`).
+    private var nextToken: UInt64 = 0
 
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
         idleWord.arm()
@@ -142,6 +145,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func send(_ message: inout WireWriter, to worker: Int) {
         Frame.finish(&message)
         message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+        // A large message went out of band: its buffer is not kept for the next one.
+        if message.bytes.capacity > OutOfBand.threshold { message = WireWriter(capacity: 64 << 10) }
     }
 
     func stop(worker: Int) {
@@ -151,6 +156,13 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     private func send(frame: UnsafeRawBufferPointer, to worker: Int) {
         if slots[worker].ended != nil { return }
+        if frame.count - Frame.headerSize > OutOfBand.threshold {
+            nextToken &+= 1
+            if let reference = OutOfBand.send(UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
+                                              token: nextToken, on: slots[worker].control) {
+                return reference.withUnsafeBytes { send(frame: $0, to: worker) }
+            }
+        }
         var written = 0
         if slots[worker].outbound.isEmpty {
             written = layout.taskRing(worker).write(frame)
@@ -199,8 +211,21 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         swap(&assembler, &slots[slot].assembler)
         defer { swap(&assembler, &slots[slot].assembler) }
         do {
-            return try assembler.poll(layout.resultRing(slot)) { message in
-                handler(.decoding(message, from: slot))
+            return try assembler.poll(layout.resultRing(slot)) { payload in
+                switch payload {
+                case .inline(let message):
+                    handler(.decoding(message, from: slot))
+                case .outOfBand(let token, let size):
+                    do {
+                        let fd = try OutOfBand.receiveDescriptor(token: token, on: slots[slot].control)
+                        defer { systemClose(fd) }
+                        let message = try OutOfBand.map(fd, size: size)
+                        defer { OutOfBand.unmap(message) }
+                        handler(.decoding(message, from: slot))
+                    } catch {
+                        handler(.malformed(worker: slot, error))
+                    }
+                }
             }
         } catch {
             // A worker that sends nonsense is killed; its end is reported as usual.
