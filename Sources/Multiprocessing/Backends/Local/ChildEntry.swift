@@ -72,7 +72,9 @@ enum ChildEntry {
         }
         while let message = channel.receive() {
             let outcome = runtime.handle(message)
-            channel.releaseMessage()
+            // A large message's mapping goes once the reply is out (freeing its memory
+            // takes time the caller need not wait for).
+            defer { channel.releaseMessage() }
             switch outcome {
             case .none:
                 continue
