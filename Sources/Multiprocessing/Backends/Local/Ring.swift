@@ -47,9 +47,12 @@ struct Ring: @unchecked Sendable {
 
     // MARK: producer
 
-    /// Bytes that can be written now.
+    /// Bytes that can be written now. The tail is read first: a thread that only looks
+    /// (not the producer) could otherwise see a tail the consumer moved past the head it
+    /// read before, and compute a negative distance.
     var freeSpace: Int {
-        capacity - Int(CSystemShims_load_u64(head) &- CSystemShims_load_u64_seqcst(tail))
+        let t = CSystemShims_load_u64_seqcst(tail)
+        return capacity - Int(CSystemShims_load_u64_seqcst(head) &- t)
     }
 
     /// Writes as many bytes of `source` as fit, without waiting; returns how many.
@@ -75,9 +78,12 @@ struct Ring: @unchecked Sendable {
 
     // MARK: consumer
 
-    /// Bytes that can be read now.
+    /// Bytes that can be read now. The tail is read first, for the same reason as in
+    /// `freeSpace`: with the head first, a thread that only looks (not the consumer) traps
+    /// when the consumer reads between the two loads.
     var available: Int {
-        Int(CSystemShims_load_u64_seqcst(head) &- CSystemShims_load_u64(tail))
+        let t = CSystemShims_load_u64_seqcst(tail)
+        return Int(CSystemShims_load_u64_seqcst(head) &- t)
     }
 
     /// Reads up to `destination.count` bytes without waiting; returns how many. With
