@@ -47,12 +47,19 @@ struct Ring: @unchecked Sendable {
 
     // MARK: producer
 
-    /// Bytes that can be written now. The tail is read first: a thread that only looks
-    /// (not the producer) could otherwise see a tail the consumer moved past the head it
-    /// read before, and compute a negative distance.
+    /// Bytes that can be written now: exact for the producer; for a thread that only looks
+    /// (the pool's thread checking rings before it sleeps, while another thread uses them)
+    /// a hint in 0...capacity — its two loads are not one snapshot, so their distance can be
+    /// negative or exceed the capacity (converted unchecked, that trapped).
     var freeSpace: Int {
-        let t = CSystemShims_load_u64_seqcst(tail)
-        return capacity - Int(CSystemShims_load_u64_seqcst(head) &- t)
+        let h = CSystemShims_load_u64(head)
+        return capacity - Ring.clamp(h &- CSystemShims_load_u64_seqcst(tail), capacity)
+    }
+
+    /// A distance between two positions loaded one after the other, in 0...capacity.
+    @inline(__always)
+    static func clamp(_ distance: UInt64, _ capacity: Int) -> Int {
+        min(capacity, max(0, Int(Int64(bitPattern: distance))))
     }
 
     /// Writes as many bytes of `source` as fit, without waiting; returns how many.
@@ -78,12 +85,11 @@ struct Ring: @unchecked Sendable {
 
     // MARK: consumer
 
-    /// Bytes that can be read now. The tail is read first, for the same reason as in
-    /// `freeSpace`: with the head first, a thread that only looks (not the consumer) traps
-    /// when the consumer reads between the two loads.
+    /// Bytes that can be read now: exact for the consumer, a hint in 0...capacity for a
+    /// thread that only looks (see `freeSpace`).
     var available: Int {
-        let t = CSystemShims_load_u64_seqcst(tail)
-        return Int(CSystemShims_load_u64_seqcst(head) &- t)
+        let h = CSystemShims_load_u64_seqcst(head)
+        return Ring.clamp(h &- CSystemShims_load_u64(tail), capacity)
     }
 
     /// Reads up to `destination.count` bytes without waiting; returns how many. With
