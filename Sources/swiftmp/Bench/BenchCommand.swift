@@ -28,7 +28,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Repetitions per figure, the median is reported (default: pool 10, kernels 5, scaling 3).")
     var repetitions: Int?
 
-    @Option(help: "ipc suite: measure only this figure, or the figures under this dotted prefix (process.startJoin: all three start methods).")
+    @Option(help: "ipc and pool suites: measure only this figure, or the figures under this dotted prefix (process.startJoin: all three start methods; pool.apply: the round trips).")
     var only: String?
 
     @Option(help: "Scaling suite: Monte Carlo π samples (serially ≥ 1 s here).")
@@ -115,7 +115,7 @@ struct Bench: ParsableCommand {
             guard try pool.apply(SquareTask(), 3) == 9 else { throw BenchmarkError.wrongResult("apply") }
             emit(Figure(name: "pool.startup", value: Measure.now() - start, unit: "s"))
             emit(Figure(name: "pool.workers", value: Double(pool.processes), unit: "processes"))
-            try PoolBenchmarks(pool: pool, repetitions: repetitions).run(emit)
+            try PoolBenchmarks(pool: pool, repetitions: repetitions, only: only).run(emit)
         case .kernels:
             try KernelBenchmarks(repetitions: repetitions).run { print($0.json) }
         case .scaling:

@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// `swiftmp bench ipc`: queue throughput (small ints and 1 MiB payloads, one producer
-/// process → this process), pipe ping-pong round trips, `Process` start + join per start
+/// process → this process), one 512 MiB value to and from a pool worker (`LargeMessageBenchmarks`), pipe ping-pong round trips, `Process` start + join per start
 /// method, a `SharedValue` counter incremented under its lock by two processes, and a
 /// `Manager` dictionary's set and get latency — the figures `BENCHMARKS.md` compares with
 /// Python's (Scripts/bench_python_ipc.py measures them the same way).
@@ -17,6 +17,8 @@ struct IPCBenchmarks {
         func report(_ figure: Figure?) { if let figure { emit(figure) } }
         report(try median("queue.smallInts", unit: "msgs/s", runs: repetitions) { try queueInts(count: 200_000) })
         report(try median("queue.1MiB", unit: "MB/s", runs: max(3, repetitions / 2)) { try queueBytes(count: 400, size: 1 << 20) })
+        // Beside the queue's 1 MiB messages: one 512 MiB value each way through a local pool.
+        try LargeMessageBenchmarks(repetitions: max(3, repetitions / 2)).run(only: only, emit)
         report(try median("pipe.pingPong.int", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: false) })
         report(try median("pipe.pingPong.bytes8", unit: "µs", runs: repetitions) { try pingPong(rounds: 10_000, bytes: true) })
         report(try median("process.rawForkExitWait", unit: "ms", runs: 1) { rawForkExitWait(times: 20) })

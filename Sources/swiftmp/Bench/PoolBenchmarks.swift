@@ -14,6 +14,13 @@ struct PoolBenchmarks {
     var pool: Pool
     var tasks = 200_000
     var repetitions = 10
+    /// Only the figures whose names start with this (nil: all), e.g. `pool.apply`.
+    var only: String?
+
+    private func wanted(_ prefix: String) -> Bool {
+        guard let only else { return true }
+        return prefix.hasPrefix(only) || only.hasPrefix(prefix)
+    }
 
     /// The inputs of the `map` figures, passed as the README passes them: an array built
     /// beforehand (`pool.map.<tasks>.chunk_<c>`, the figure compared with Python's), and, in
@@ -24,6 +31,11 @@ struct PoolBenchmarks {
     static let inputKinds = ["array", "arrayOfRange", "range", "closedRange", "stride", "lazyMap", "set"]
 
     func run(_ emit: (Figure) -> Void) throws {
+        if wanted("pool.map") { try maps(emit) }
+        if wanted("pool.apply") { try roundTrips(emit) }
+    }
+
+    private func maps(_ emit: (Figure) -> Void) throws {
         let inputs = Array(0..<tasks)
         let expected = inputs.map { $0 &* $0 }
         let set = Set(inputs)
@@ -91,7 +103,10 @@ struct PoolBenchmarks {
             emit(Figure(name: "pool.map.\(long.count).chunk_100.\(name)", value: Measure.median(rates[variant]),
                         unit: "tasks/s", extra: ["vs_plain": Measure.median(rates[variant]) / Measure.median(rates[0])]))
         }
-        for (label, pause) in [("hot", 0.0), ("cold", 0.001)] {
+    }
+
+    private func roundTrips(_ emit: (Figure) -> Void) throws {
+        for (label, pause) in [("hot", 0.0), ("cold", 0.001)] where wanted("pool.apply.roundtrip.\(label)") {
             var latencies: [Double] = []
             let rounds = pause == 0 ? 2_000 : 300
             let idle = try Measure.idleShare {
@@ -104,7 +119,13 @@ struct PoolBenchmarks {
                 }
             }
             emit(Figure(name: "pool.apply.roundtrip.\(label)", value: Measure.median(latencies), unit: "us",
-                        extra: ["min": latencies.min() ?? .nan, "idle_cpu_share": idle]))
+                        extra: ["min": latencies.min() ?? .nan, "idle_cpu_share": idle,
+                                "p10": percentile(latencies, 0.1), "p90": percentile(latencies, 0.9)]))
         }
+    }
+
+    private func percentile(_ values: [Double], _ fraction: Double) -> Double {
+        let sorted = values.sorted()
+        return sorted.isEmpty ? .nan : sorted[min(sorted.count - 1, Int(Double(sorted.count) * fraction))]
     }
 }

@@ -63,9 +63,9 @@ enum ChildEntry {
         CurrentProcess.becomeChild(named: "PoolWorker-\(slot + 1)", daemon: true)
         WorkerRuntime.servesThisProcess = true
         CrashReports.install(parent: parent)
-        let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
-                                    doorbell: layout.doorbell, parent: parent)
         let inbox = DescriptorInbox(socket: control)
+        let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
+                                    doorbell: layout.doorbell, parent: parent, control: control, inbox: inbox)
         let runtime = WorkerRuntime(progress: layout.progress(slot), attachments: inbox.descriptor(for:))
         // Records logged in tasks travel on the result ring, before the task's result.
         WorkerLogSink.current = WorkerLogSink { record in
@@ -81,6 +81,8 @@ enum ChildEntry {
                 action = kept.withUnsafeBytes { runtime.handle($0) }
             } else if let message = channel.receive() {
                 action = runtime.handle(message)
+                // A large message's mapping goes at the next receive, once the reply is out
+                // (freeing its memory takes time the caller need not wait for).
             } else {
                 break
             }
@@ -93,6 +95,8 @@ enum ChildEntry {
                 if !ok { return 0 }
                 // Handles the task dropped while another of its requests was under way.
                 if relay != nil { MPIObjectClient.flushReleases(waiting: false) }
+                // A large reply's buffer is not kept for the next one (it went out of band).
+                if runtime.reply.bytes.capacity > OutOfBand.threshold { runtime.reply = WireWriter(capacity: 64 << 10) }
             case .stop:
                 if relay != nil {
                     // Give rank 0 back the served objects the pool's functions hold before
@@ -105,6 +109,10 @@ enum ChildEntry {
                 fflush(nil)
                 return 0
             }
+        }
+        if let failure = channel.failure {
+            printError("swiftmp worker: \(failure)")
+            return 71
         }
         return 0
     }

@@ -1,12 +1,26 @@
+import CSystemShims
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Messages on a ring are frames: a little-endian UInt64 payload length, then the payload.
+/// A message larger than `OutOfBand.threshold` travels in a memfd of its own instead
+/// (`OutOfBand`): its frame is a reference, the length with `outOfBand` set, then an 8-byte
+/// token naming the descriptor sent ahead on the slot's control socket.
 enum Frame {
     static let headerSize = 8
     /// The largest payload a peer may announce; a larger length means a corrupt stream.
     static let maximumPayload: UInt64 = 1 << 40
+    /// Set in a header's length: the payload is elsewhere (`OutOfBand`), the frame holds its token.
+    static let outOfBand: UInt64 = 1 << 63
+    /// The bytes of a reference frame: the header, then the token.
+    static let referenceSize = headerSize + 8
+
+    /// Writes a reference to an out-of-band message of `size` bytes into `bytes` (16 bytes).
+    static func writeReference(size: Int, token: UInt64, into bytes: UnsafeMutableRawPointer) {
+        bytes.storeBytes(of: (outOfBand | UInt64(size)).littleEndian, as: UInt64.self)
+        (bytes + headerSize).storeBytes(of: token.littleEndian, as: UInt64.self)
+    }
 
     /// Starts a frame: reserves the length, to be completed by `finish`.
     static func begin(_ writer: inout WireWriter) {
@@ -20,6 +34,12 @@ enum Frame {
     }
 }
 
+/// What a frame carries: the message itself, or a reference to one sent out of band.
+enum FramePayload {
+    case inline(UnsafeRawBufferPointer)
+    case outOfBand(token: UInt64, size: Int)
+}
+
 /// Reassembles frames from a ring without ever waiting: call `poll` whenever bytes may
 /// have arrived. Memory grows with the bytes that really arrived, never with a length field
 /// alone.
@@ -30,13 +50,15 @@ struct FrameAssembler {
     private var expected = 0
     private var filled = 0
     private var inPayload = false
+    /// The size of the out-of-band message the frame being read refers to, or nil.
+    private var referenced: Int?
 
     /// Bytes of a partial frame held here.
     var hasPartialFrame: Bool { headerFilled > 0 || inPayload }
 
     /// Reads what the ring holds and hands every complete payload to `deliver`.
     /// Returns whether any byte was read. Throws `WireError` on an impossible length.
-    mutating func poll(_ ring: Ring, deliver: (UnsafeRawBufferPointer) throws -> Void) throws -> Bool {
+    mutating func poll(_ ring: Ring, deliver: (FramePayload) throws -> Void) throws -> Bool {
         var progressed = false
         while true {
             if !inPayload {
@@ -47,7 +69,16 @@ struct FrameAssembler {
                 progressed = true
                 headerFilled += n
                 if headerFilled < Frame.headerSize { return progressed }
-                let length = UInt64(littleEndian: header)
+                var length = UInt64(littleEndian: header)
+                referenced = nil
+                if length & Frame.outOfBand != 0 {
+                    length &= ~Frame.outOfBand
+                    guard length <= Frame.maximumPayload else {
+                        throw WireError(code: .tooLarge, message: "a peer announced a \(length)-byte message")
+                    }
+                    referenced = Int(length)
+                    length = UInt64(Frame.referenceSize - Frame.headerSize)
+                }
                 guard length <= Frame.maximumPayload else {
                     throw WireError(code: .tooLarge, message: "a peer announced a \(length)-byte message")
                 }
@@ -74,8 +105,14 @@ struct FrameAssembler {
             inPayload = false
             headerFilled = 0
             let count = expected
+            if let size = referenced {
+                referenced = nil
+                let token = payload.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+                try deliver(.outOfBand(token: token, size: size))
+                continue
+            }
             try payload.withUnsafeBytes { raw in
-                try deliver(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
+                try deliver(.inline(UnsafeRawBufferPointer(rebasing: raw[0..<count])))
             }
         }
     }
@@ -126,6 +163,129 @@ struct FrameQueue {
     }
 }
 
+/// Messages larger than `threshold` bytes do not go through a ring, which would take them a
+/// ring's capacity at a time, each piece copied in and out, the sender waiting for the
+/// receiver between pieces. The sender writes the message once into a memfd of its own,
+/// sends the descriptor on the slot's control socket (`SCM_RIGHTS`, in `DescriptorInbox`'s
+/// format, the id's high word `marker`), then a reference frame (`Frame.writeReference`) on
+/// the ring; the receiver maps the memfd read-only, decodes from the mapping, unmaps it and
+/// closes the descriptor.
+///
+/// Nothing outlives a crash: the sender closes its descriptor once sent; a descriptor sent
+/// but not yet received goes with the receiving end of the socket (the worker's when it
+/// dies; the pool's when it replaces the worker or ends); a mapping goes with its process.
+enum OutOfBand {
+    static let threshold = 1 << 20
+    /// The high word of the ids of out-of-band messages on a control socket (the ids of
+    /// shared segments, which travel there too, are random).
+    static let marker: UInt64 = 0x5357_4D50_4D53_4721  // "SWMPMSG!"
+
+    /// For tests only: a worker exits right after sending a message's descriptor, before
+    /// the reference (a crash in the middle of a transfer).
+    nonisolated(unsafe) static var exitAfterSendingDescriptor = false
+
+    static func id(_ token: UInt64) -> SegmentID { SegmentID(high: marker, low: token) }
+
+    /// A new memfd holding `payload`.
+    static func store(_ payload: UnsafeRawBufferPointer) throws(SystemError) -> Int32 {
+        let fd = try syscallRetrying("memfd_create (for a large message)") {
+            CSystemShims_memfd_create("swiftmp-message", 1 /* MFD_CLOEXEC */)
+        }
+        var done = 0
+        while done < payload.count {
+            let n = pwrite(fd, payload.baseAddress! + done, payload.count - done, off_t(done))
+            if n > 0 {
+                done += n
+                continue
+            }
+            let code = n < 0 ? Glibc.errno : ENOSPC
+            if code == EINTR { continue }
+            systemClose(fd)
+            throw SystemError("pwrite (a \(payload.count)-byte message into shared memory: free memory, or pass smaller values)",
+                              errno: code)
+        }
+        return fd
+    }
+
+    /// Sends the descriptor of message `token` on `socket`.
+    static func sendDescriptor(_ fd: Int32, token: UInt64, on socket: Int32) throws(SystemError) {
+        var message = WireWriter(capacity: 20)
+        message.write(UInt32(1))
+        message.write(marker)
+        message.write(token)
+        var descriptor = fd
+        let sent = message.bytes.withUnsafeBytes { raw in
+            CSystemShims_send_with_fds(socket, raw.baseAddress, raw.count, &descriptor, 1)
+        }
+        if sent < 0 { throw SystemError("sendmsg (a large message's descriptor)", errno: Glibc.errno) }
+    }
+
+    /// The descriptor of message `token`, read from `socket` without waiting: its sender sent
+    /// it before the reference, so it must be there.
+    static func receiveDescriptor(token: UInt64, on socket: Int32) throws -> Int32 {
+        var ready = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
+        guard socket >= 0, poll(&ready, 1, 0) == 1, ready.revents & Int16(POLLIN) != 0 else {
+            throw PoolError(.protocolViolation, "a worker referred to a large message whose descriptor never came")
+        }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        var fds = [Int32](repeating: -1, count: 8)
+        var count: Int32 = 0
+        var truncated: Int32 = 0
+        let n = buffer.withUnsafeMutableBytes { raw in
+            fds.withUnsafeMutableBufferPointer {
+                CSystemShims_recv_with_fds(socket, raw.baseAddress, raw.count, $0.baseAddress, 8, &count, &truncated)
+            }
+        }
+        let received = Array(fds.prefix(Int(max(0, count))))
+        if n < 0 {
+            let code = Glibc.errno
+            received.forEach(systemClose)
+            throw SystemError("recvmsg (a large message's descriptor)", errno: code)
+        }
+        let id: SegmentID? = buffer.withUnsafeBytes { raw in
+            var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[0..<max(0, n)]))
+            guard let count = try? reader.read(UInt32.self), count == 1,
+                  let high = try? reader.read(UInt64.self), let low = try? reader.read(UInt64.self) else { return nil }
+            return SegmentID(high: high, low: low)
+        }
+        guard truncated == 0, received.count == 1, id == OutOfBand.id(token) else {
+            received.forEach(systemClose)
+            throw PoolError(.protocolViolation, "a worker sent a large message's descriptor out of order")
+        }
+        return received[0]
+    }
+
+    /// Maps a received message (read-only), checking its size.
+    static func map(_ fd: Int32, size: Int) throws(SystemError) -> UnsafeRawBufferPointer {
+        var info = stat()
+        try syscallRetrying("fstat (a large message)") { fstat(fd, &info) }
+        guard size > 0, info.st_size == size else {
+            throw SystemError("fstat (a large message of \(info.st_size) bytes, announced as \(size))", errno: EINVAL)
+        }
+        let pointer = mmap(nil, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0)
+        guard let pointer, pointer != MAP_FAILED else {
+            throw SystemError("mmap (a \(size)-byte message: free memory, or pass smaller values)", errno: Glibc.errno)
+        }
+        return UnsafeRawBufferPointer(start: pointer, count: size)
+    }
+
+    static func unmap(_ view: UnsafeRawBufferPointer) {
+        munmap(UnsafeMutableRawPointer(mutating: view.baseAddress), view.count)
+    }
+
+    /// Writes `payload` out of band to the peer behind `socket`; returns the reference frame
+    /// to send on the ring instead, or nil when that failed (the message then goes through
+    /// the ring).
+    static func send(_ payload: UnsafeRawBufferPointer, token: UInt64, on socket: Int32) -> [UInt8]? {
+        guard socket >= 0, let fd = try? store(payload) else { return nil }
+        defer { systemClose(fd) }
+        guard (try? sendDescriptor(fd, token: token, on: socket)) != nil else { return nil }
+        var reference = [UInt8](repeating: 0, count: Frame.referenceSize)
+        reference.withUnsafeMutableBytes { Frame.writeReference(size: payload.count, token: token, into: $0.baseAddress!) }
+        return reference
+    }
+}
+
 /// The worker's side of a slot: blocking receive of tasks and blocking send of results.
 /// Waiting spins briefly, then sleeps on the ring's futex, checking between sleeps that
 /// the parent still lives.
@@ -134,17 +294,36 @@ final class WorkerChannel {
     let results: Ring
     let doorbell: Doorbell
     let parent: pid_t
+    /// The control socket (descriptors of large messages go out there) and its reader.
+    let control: Int32
+    let inbox: DescriptorInbox
     private var storage: UnsafeMutableRawBufferPointer
+    /// The mapping of the last message received out of band, until the next `receive`.
+    private var mapped: UnsafeRawBufferPointer?
+    private var nextToken: UInt64 = 0
+    /// Why `receive` returned nil although the parent lives.
+    private(set) var failure: String?
 
-    init(tasks: Ring, results: Ring, doorbell: Doorbell, parent: pid_t) {
+    init(tasks: Ring, results: Ring, doorbell: Doorbell, parent: pid_t, control: Int32, inbox: DescriptorInbox) {
         self.tasks = tasks
         self.results = results
         self.doorbell = doorbell
         self.parent = parent
+        self.control = control
+        self.inbox = inbox
         self.storage = .allocate(byteCount: 64 << 10, alignment: 16)
     }
 
-    deinit { storage.deallocate() }
+    deinit {
+        releaseMessage()
+        storage.deallocate()
+    }
+
+    /// Unmaps the last message if it came out of band (the view `receive` returned dies).
+    func releaseMessage() {
+        if let mapped { OutOfBand.unmap(mapped) }
+        mapped = nil
+    }
 
     /// Whether the process that started this worker is gone.
     var parentIsGone: Bool { getppid() != parent }
@@ -170,9 +349,13 @@ final class WorkerChannel {
     /// Blocks until a whole message arrives; nil when the parent is gone.
     /// The returned view is valid until the next call.
     func receive() -> UnsafeRawBufferPointer? {
+        releaseMessage()
         var length: UInt64 = 0
         guard withUnsafeMutableBytes(of: &length, { readExactly($0) }) else { return nil }
         length = UInt64(littleEndian: length)
+        if length & Frame.outOfBand != 0 {
+            return receiveOutOfBand(size: length & ~Frame.outOfBand)
+        }
         guard length <= Frame.maximumPayload else { return nil }
         let count = Int(length)
         if storage.count < count || (storage.count > (16 << 20) && count < (1 << 20)) {
@@ -184,6 +367,25 @@ final class WorkerChannel {
         return UnsafeRawBufferPointer(view)
     }
 
+    private func receiveOutOfBand(size: UInt64) -> UnsafeRawBufferPointer? {
+        var token: UInt64 = 0
+        guard size <= Frame.maximumPayload, withUnsafeMutableBytes(of: &token, { readExactly($0) }) else { return nil }
+        token = UInt64(littleEndian: token)
+        do {
+            guard let fd = try inbox.descriptor(for: OutOfBand.id(token)) else {
+                failure = "the descriptor of a large message never came (the control socket closed)"
+                return nil
+            }
+            defer { systemClose(fd) }
+            let view = try OutOfBand.map(fd, size: Int(size))
+            mapped = view
+            return view
+        } catch {
+            failure = "cannot read a large message: \(error)"
+            return nil
+        }
+    }
+
     /// Blocks until a whole message arrives and returns a copy of it (the view `receive`
     /// returned before stays valid: a task reading its answer from the rank while its chunk's
     /// inputs are still being decoded, `ObjectRequestRelay`); nil when the parent is gone.
@@ -191,14 +393,43 @@ final class WorkerChannel {
         var length: UInt64 = 0
         guard withUnsafeMutableBytes(of: &length, { readExactly($0) }) else { return nil }
         length = UInt64(littleEndian: length)
+        if length & Frame.outOfBand != 0 {
+            // Mapped, copied and unmapped at once (the current message's mapping stays).
+            let size = length & ~Frame.outOfBand
+            var token: UInt64 = 0
+            guard size <= Frame.maximumPayload, withUnsafeMutableBytes(of: &token, { readExactly($0) }) else { return nil }
+            do {
+                guard let fd = try inbox.descriptor(for: OutOfBand.id(UInt64(littleEndian: token))) else { return nil }
+                defer { systemClose(fd) }
+                let view = try OutOfBand.map(fd, size: Int(size))
+                defer { OutOfBand.unmap(view) }
+                return Array(view)
+            } catch {
+                failure = "cannot read a large message: \(error)"
+                return nil
+            }
+        }
         guard length <= Frame.maximumPayload else { return nil }
         var message = [UInt8](repeating: 0, count: Int(length))
         guard message.withUnsafeMutableBytes({ readExactly($0) }) else { return nil }
         return message
     }
 
-    /// Writes a whole frame, waiting for space as needed; false when the parent is gone.
+    /// Writes a whole message (a frame), out of band when it is large; false when the
+    /// parent is gone.
     func send(_ frame: UnsafeRawBufferPointer) -> Bool {
+        if frame.count - Frame.headerSize > OutOfBand.threshold {
+            nextToken &+= 1
+            if let reference = OutOfBand.send(UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
+                                              token: nextToken, on: control) {
+                if OutOfBand.exitAfterSendingDescriptor { _exit(70) }
+                return reference.withUnsafeBytes { sendFrame($0) }
+            }
+        }
+        return sendFrame(frame)
+    }
+
+    private func sendFrame(_ frame: UnsafeRawBufferPointer) -> Bool {
         var done = 0
         var spins = true
         while done < frame.count {

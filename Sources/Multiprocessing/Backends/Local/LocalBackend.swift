@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 /// Worker processes on this machine, fed through shared-memory rings (`PoolRegion`): each
-/// message is a frame (`Frame`: its length in the message's headroom, then the payload).
+/// message is a frame (`Frame`: its length in the message's headroom, then the payload); a
+/// message over 1 MiB travels in a memfd of its own, its frame only a reference (`OutOfBand`).
 /// Each worker shares its progress words with the engine (`WorkerProgress`).
 final class LocalBackend: PoolBackend, @unchecked Sendable {
     let workerCount: Int
@@ -52,6 +53,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private let idleWord = WakeWord()
     /// Builds `stop` messages.
     private var scratch = WireWriter(capacity: 64)
+    /// Names the messages sent out of band (`OutOfBand`).
+    private var nextToken: UInt64 = 0
 
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
         idleWord.arm()
@@ -155,6 +158,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func send(_ message: inout WireWriter, to worker: Int) {
         Frame.finish(&message)
         message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+        // A large message went out of band: its buffer is not kept for the next one.
+        if message.bytes.capacity > OutOfBand.threshold { message = WireWriter(capacity: 64 << 10) }
     }
 
     func stop(worker: Int) {
@@ -170,6 +175,13 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     private func send(frame: UnsafeRawBufferPointer, to worker: Int) {
         if slots[worker].ended != nil { return }
+        if frame.count - Frame.headerSize > OutOfBand.threshold {
+            nextToken &+= 1
+            if let reference = OutOfBand.send(UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
+                                              token: nextToken, on: slots[worker].control) {
+                return reference.withUnsafeBytes { send(frame: $0, to: worker) }
+            }
+        }
         var written = 0
         if slots[worker].outbound.isEmpty {
             written = layout.taskRing(worker).write(frame)
@@ -227,8 +239,22 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         swap(&assembler, &slots[slot].assembler)
         defer { swap(&assembler, &slots[slot].assembler) }
         do {
-            return try assembler.poll(layout.resultRing(slot)) { message in
-                handler(slot, message)
+            return try assembler.poll(layout.resultRing(slot)) { payload in
+                switch payload {
+                case .inline(let message):
+                    handler(slot, message)
+                case .outOfBand(let token, let size):
+                    do {
+                        let fd = try OutOfBand.receiveDescriptor(token: token, on: slots[slot].control)
+                        defer { systemClose(fd) }
+                        let message = try OutOfBand.map(fd, size: size)
+                        defer { OutOfBand.unmap(message) }
+                        handler(slot, message)
+                    } catch {
+                        // Nonsense from a worker: it is ended like a crashed one.
+                        _ = kill(worker: slot)
+                    }
+                }
             }
         } catch {
             // A worker that sends nonsense is killed; its end is reported as usual.
@@ -249,8 +275,12 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func wake() {
-        idleWord.wake()
+        // The doorbell first: it costs nothing when the pool's thread sleeps in `waitIdle`.
+        // In the other order, a submitting thread preempted by the thread it just woke rang
+        // the doorbell only after that thread had sent the work and gone to wait for the
+        // reply — a second, useless wake-up in one cold `apply` of 7 (perf sched traces).
         layout.doorbell.ring()
+        idleWord.wake()
     }
 
     func replace(worker: Int) throws {

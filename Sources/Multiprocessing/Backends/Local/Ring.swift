@@ -47,9 +47,19 @@ struct Ring: @unchecked Sendable {
 
     // MARK: producer
 
-    /// Bytes that can be written now.
+    /// Bytes that can be written now: exact for the producer; for a thread that only looks
+    /// (the pool's thread checking rings before it sleeps, while another thread uses them)
+    /// a hint in 0...capacity — its two loads are not one snapshot, so their distance can be
+    /// negative or exceed the capacity (converted unchecked, that trapped).
     var freeSpace: Int {
-        capacity - Int(CSystemShims_load_u64(head) &- CSystemShims_load_u64_seqcst(tail))
+        let h = CSystemShims_load_u64(head)
+        return capacity - Ring.clamp(h &- CSystemShims_load_u64_seqcst(tail), capacity)
+    }
+
+    /// A distance between two positions loaded one after the other, in 0...capacity.
+    @inline(__always)
+    static func clamp(_ distance: UInt64, _ capacity: Int) -> Int {
+        min(capacity, max(0, Int(Int64(bitPattern: distance))))
     }
 
     /// Writes as many bytes of `source` as fit, without waiting; returns how many.
@@ -75,9 +85,11 @@ struct Ring: @unchecked Sendable {
 
     // MARK: consumer
 
-    /// Bytes that can be read now.
+    /// Bytes that can be read now: exact for the consumer, a hint in 0...capacity for a
+    /// thread that only looks (see `freeSpace`).
     var available: Int {
-        Int(CSystemShims_load_u64_seqcst(head) &- CSystemShims_load_u64(tail))
+        let h = CSystemShims_load_u64_seqcst(head)
+        return Ring.clamp(h &- CSystemShims_load_u64(tail), capacity)
     }
 
     /// Reads up to `destination.count` bytes without waiting; returns how many. With

@@ -1,0 +1,201 @@
+import XCTest
+@testable import Multiprocessing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `count` bytes in 64 KiB blocks: each block the same pattern (from `seed`), its first 8
+/// bytes replaced by its index mixed with `seed` — a block out of place or a byte changed
+/// shows. Built and checked with `memcpy`/`memcmp` (fast in debug builds too).
+enum Patterned {
+    static let block = 1 << 16
+
+    static func pattern(_ seed: UInt8) -> [UInt8] {
+        (0..<block).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ Int(seed) &+ ($0 >> 8)) }
+    }
+
+    static func tag(_ index: Int, _ seed: UInt8) -> UInt64 { UInt64(index) &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(seed) }
+
+    static func make(_ count: Int, seed: UInt8) -> [UInt8] {
+        let pattern = Patterned.pattern(seed)
+        return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+            let base = UnsafeMutableRawPointer(buffer.baseAddress!)
+            for (index, start) in stride(from: 0, to: count, by: block).enumerated() {
+                let length = min(block, count - start)
+                pattern.withUnsafeBytes { (base + start).copyMemory(from: $0.baseAddress!, byteCount: length) }
+                if length >= 8 { (base + start).storeBytes(of: tag(index, seed), toByteOffset: 0, as: UInt64.self) }
+            }
+            initialized = count
+        }
+    }
+
+    /// The offset of the first block that differs from `make(bytes.count, seed:)`, or nil.
+    static func firstWrongBlock(_ bytes: [UInt8], seed: UInt8) -> Int? {
+        let pattern = Patterned.pattern(seed)
+        return bytes.withUnsafeBytes { raw in
+            pattern.withUnsafeBytes { expected in
+                for (index, start) in stride(from: 0, to: raw.count, by: block).enumerated() {
+                    let length = min(block, raw.count - start)
+                    if length >= 8 {
+                        if raw.loadUnaligned(fromByteOffset: start, as: UInt64.self) != tag(index, seed) { return start }
+                        if memcmp(raw.baseAddress! + start + 8, expected.baseAddress! + 8, length - 8) != 0 { return start }
+                    } else if memcmp(raw.baseAddress! + start, expected.baseAddress!, length) != 0 {
+                        return start
+                    }
+                }
+                return nil
+            }
+        }
+    }
+}
+
+/// Lines of /proc/self/maps and the targets of /proc/self/fd naming the memfds of large messages.
+func outOfBandTraces() -> [String] {
+    var traces: [String] = []
+    if let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) {
+        traces += maps.split(separator: "\n").filter { $0.contains("swiftmp-message") }.map(String.init)
+    }
+    if let directory = opendir("/proc/self/fd") {
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            var target = [CChar](repeating: 0, count: 512)
+            let n = readlink("/proc/self/fd/" + name, &target, target.count - 1)
+            if n > 0 {
+                let text = String(decoding: target.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if text.contains("swiftmp-message") { traces.append("fd \(name) -> \(text)") }
+            }
+        }
+    }
+    return traces
+}
+
+/// The machine's shared memory in use (Shmem of /proc/meminfo), bytes.
+func machineShmem() -> Int {
+    guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
+          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Shmem:") }),
+          let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+    else { return 0 }
+    return kib * 1024
+}
+
+/// Checks every byte of its input (`Patterned`, seed 1), reports whether the input was mapped
+/// out of band here, and returns `resultSize` bytes (`Patterned`, seed 2).
+struct CheckAndMakeBytes: ParallelFunction {
+    var resultSize: Int
+    struct Report: Codable, Sendable {
+        var count: Int
+        var firstWrong: Int?
+        var mappedHere: Bool
+        var bytes: [UInt8]
+    }
+    func callAsFunction(_ input: [UInt8]) -> Report {
+        let firstWrong = Patterned.firstWrongBlock(input, seed: 1)
+        return Report(count: input.count, firstWrong: firstWrong, mappedHere: !outOfBandTraces().isEmpty,
+                      bytes: Patterned.make(resultSize, seed: 2))
+    }
+}
+
+/// Kills its worker while the large input is mapped there.
+struct CrashHoldingLargeInput: ParallelFunction {
+    func callAsFunction(_ input: [UInt8]) -> Int {
+        if input.count > 1 << 20 && !outOfBandTraces().isEmpty { kill(getpid(), SIGKILL) }
+        return input.count
+    }
+}
+
+/// Returns `count` bytes from a worker that exits right after sending their descriptor,
+/// before the reference reaches the ring.
+struct ExitAfterLargeResultDescriptor: ParallelFunction {
+    func callAsFunction(_ count: Int) -> [UInt8] {
+        OutOfBand.exitAfterSendingDescriptor = true
+        return [UInt8](repeating: 3, count: count)
+    }
+}
+
+/// Messages over `OutOfBand.threshold` travel in a memfd of their own, not through the ring.
+final class OutOfBandMessageTests: XCTestCase {
+    func makeInput(_ count: Int) -> [UInt8] { Patterned.make(count, seed: 1) }
+
+    func checkResult(_ bytes: [UInt8], count: Int, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(bytes.count, count, file: file, line: line)
+        let wrong = Patterned.firstWrongBlock(bytes, seed: 2)
+        XCTAssertNil(wrong, "the result's block at \(wrong ?? -1) is wrong", file: file, line: line)
+    }
+
+    /// 64 MiB each way, every byte checked, and the input was mapped in the worker (so it did
+    /// not come through the ring); then several large messages in flight at once on two
+    /// workers, each with its own descriptor; then a small one after them.
+    func testLargeInputsAndResultsTravelOutOfBandIntact() throws {
+        try Pool.with(processes: 2, startMethod: .fork) { pool in
+            let count = (64 << 20) + 4099
+            let report = try pool.apply(CheckAndMakeBytes(resultSize: count - 17), makeInput(count))
+            XCTAssertEqual(report.count, count)
+            XCTAssertNil(report.firstWrong, "the input's block at \(report.firstWrong ?? -1) arrived wrong")
+            XCTAssertTrue(report.mappedHere, "a 64 MiB input was not mapped out of band in the worker")
+            checkResult(report.bytes, count: count - 17)
+
+            let sizes = [(3 << 20) + 1, 5 << 20, (2 << 20) + 77, 4 << 20]
+            let reports = try pool.map(CheckAndMakeBytes(resultSize: 6 << 20), sizes.map(makeInput), chunkSize: 1)
+            for (size, report) in zip(sizes, reports) {
+                XCTAssertEqual(report.count, size)
+                XCTAssertNil(report.firstWrong)
+                XCTAssertTrue(report.mappedHere)
+                checkResult(report.bytes, count: 6 << 20)
+            }
+            let small = try pool.apply(CheckAndMakeBytes(resultSize: 10), makeInput(1000))
+            XCTAssertNil(small.firstWrong)
+            XCTAssertFalse(small.mappedHere, "a 1000-byte input went out of band")
+            checkResult(small.bytes, count: 10)
+            XCTAssertEqual(outOfBandTraces(), [], "the pool's process keeps a large message open or mapped")
+        }
+    }
+
+    /// Spawned workers and fork-server workers receive their control socket otherwise than
+    /// forked ones: large messages reach them and come back too.
+    func testLargeMessagesWithSpawnedAndForkServerWorkers() throws {
+        for method in [StartMethod.spawn, .forkserver] {
+            try Pool.with(processes: 1, startMethod: method) { pool in
+                let report = try pool.apply(CheckAndMakeBytes(resultSize: 9 << 20), makeInput(7 << 20), timeout: 60)
+                XCTAssertEqual(report.count, 7 << 20, "\(method)")
+                XCTAssertNil(report.firstWrong, "\(method)")
+                XCTAssertTrue(report.mappedHere, "\(method)")
+                checkResult(report.bytes, count: 9 << 20)
+            }
+        }
+    }
+
+    /// A worker killed while it holds a large input: the pool reports it, keeps nothing of the
+    /// message (no descriptor, no mapping, the machine's shared memory back where it was),
+    /// and the replacement worker takes large inputs again.
+    func testWorkerCrashHoldingLargeInputLeaksNothing() throws {
+        try Pool.with(processes: 1, startMethod: .fork) { pool in
+            let count = 128 << 20
+            XCTAssertEqual(try pool.apply(CrashHoldingLargeInput(), [1, 2, 3]), 3)
+            let before = machineShmem()
+            XCTAssertThrowsError(try pool.apply(CrashHoldingLargeInput(), [UInt8](repeating: 1, count: count), timeout: 60))
+            XCTAssertEqual(outOfBandTraces(), [])
+            let report = try pool.apply(CheckAndMakeBytes(resultSize: 3 << 20), makeInput(2 << 20), timeout: 60)
+            XCTAssertNil(report.firstWrong)
+            checkResult(report.bytes, count: 3 << 20)
+            XCTAssertLessThan(machineShmem() - before, count / 2, "the crashed worker's large input is still in memory")
+        }
+    }
+
+    /// A worker that dies between sending a large result's descriptor and its reference: the
+    /// call fails, and the descriptor waiting in the pool's control socket goes with the
+    /// socket when the worker is replaced.
+    func testWorkerCrashInTheMiddleOfALargeResultLeaksNothing() throws {
+        try Pool.with(processes: 1, startMethod: .fork) { pool in
+            let count = 128 << 20
+            XCTAssertEqual(try pool.apply(CrashHoldingLargeInput(), [1]), 1)
+            let before = machineShmem()
+            XCTAssertThrowsError(try pool.apply(ExitAfterLargeResultDescriptor(), count, timeout: 60))
+            let report = try pool.apply(CheckAndMakeBytes(resultSize: 3 << 20), makeInput(2 << 20), timeout: 60)
+            XCTAssertNil(report.firstWrong)
+            checkResult(report.bytes, count: 3 << 20)
+            XCTAssertEqual(outOfBandTraces(), [])
+            XCTAssertLessThan(machineShmem() - before, count / 2, "the dead worker's large result is still in memory")
+        }
+    }
+}
