@@ -15,7 +15,7 @@
 # figure, after a {"side","np","per_rank","load"} line naming the run).
 #
 #   Scripts/bench-mpi.sh [BASE] [ROUNDS]      # default: c192c9a, 3 rounds
-#   DISPATCH_TASKS=50000 DISPATCH_RANKS="1 2 4 8 16" POOL_REPETITIONS=5 Scripts/bench-mpi.sh
+#   DISPATCH_TASKS=50000 DISPATCH_ROUNDS=2 DISPATCH_RANKS="1 2 4 8 16" POOL_REPETITIONS=5 Scripts/bench-mpi.sh
 set -eu
 cd "$(dirname "$0")/.."
 base=${1:-c192c9a}
@@ -23,6 +23,7 @@ rounds=${2:-3}
 this=${THIS:-HEAD}
 pool_repetitions=${POOL_REPETITIONS:-5}
 dispatch_tasks=${DISPATCH_TASKS:-50000}
+dispatch_rounds=${DISPATCH_ROUNDS:-2}
 dispatch_ranks=${DISPATCH_RANKS:-1 2 4 8 16}
 hybrid_ranks=${HYBRID_RANKS:-1 2 4}
 hybrid_workers=${HYBRID_WORKERS:-4}
@@ -61,7 +62,7 @@ for round in $(seq "$rounds"); do
             echo "bench-mpi: round $round, -np $np, $side" >&2
             if [ "$side" = mpi4py ]; then
                 run mpi4py "$np" 1 Scripts/mpirun.sh --timeout 600 -np "$np" python3 -m mpi4py.futures \
-                    Benchmarks/mpi4py_futures_bench.py --repetitions 3
+                    Benchmarks/mpi4py_futures_bench.py --repetitions 3 --chunk1-tasks 1000
             else
                 run "$side" "$np" 1 Scripts/mpirun.sh --timeout 600 -np "$np" \
                     ".build-ab/$side/.build-release/release/swiftmp" bench pool --repetitions "$pool_repetitions"
@@ -69,7 +70,7 @@ for round in $(seq "$rounds"); do
         done
     done
 done
-for round in $(seq "$rounds"); do
+for round in $(seq "$dispatch_rounds"); do
     for ranks in $dispatch_ranks; do
         for side in base this; do
             echo "bench-mpi: dispatch round $round, $ranks worker ranks × 1, $side" >&2
