@@ -16,6 +16,7 @@
 #
 #   Scripts/bench-mpi.sh [BASE] [ROUNDS]      # default: c192c9a, 3 rounds
 #   DISPATCH_TASKS=50000 DISPATCH_ROUNDS=2 DISPATCH_RANKS="1 2 4 8 16" POOL_REPETITIONS=5 Scripts/bench-mpi.sh
+#   PARTS=dispatch APPEND=1 Scripts/bench-mpi.sh c192c9a      # only part 2, added to the same log
 set -eu
 cd "$(dirname "$0")/.."
 base=${1:-c192c9a}
@@ -27,6 +28,7 @@ dispatch_rounds=${DISPATCH_ROUNDS:-2}
 dispatch_ranks=${DISPATCH_RANKS:-1 2 4 8 16}
 hybrid_ranks=${HYBRID_RANKS:-1 2 4}
 hybrid_workers=${HYBRID_WORKERS:-4}
+parts=${PARTS:-ab dispatch}
 command -v mpirun >/dev/null || { echo "bench-mpi: mpirun not found (Scripts/install-deps.sh installs Open MPI)" >&2; exit 1; }
 python3 -c 'import mpi4py.futures' 2>/dev/null || {
     echo "bench-mpi: mpi4py not found: pip install mpi4py (or --break-system-packages outside a venv)" >&2; exit 1; }
@@ -46,7 +48,7 @@ for side in base this; do
     (cd "$dir" && swift build -c release --static-swift-stdlib --scratch-path "$PWD/.build-release" --product swiftmp >&2)
 done
 log=.build-ab/mpi-log.jsonl
-: > "$log"
+[ "${APPEND:-0}" = 1 ] || : > "$log"
 run() {  # side np per_rank command…
     side=$1 np=$2 per_rank=$3; shift 3
     python3 -c 'import json, os, sys; print(json.dumps({"side": sys.argv[1], "np": int(sys.argv[2]), "per_rank": sys.argv[3], "load": os.getloadavg()[0]}))' \
@@ -56,6 +58,8 @@ run() {  # side np per_rank command…
 {
     echo "{\"meta\": \"start\", \"date\": \"$(date -u '+%Y-%m-%d %H:%M UTC')\", \"base\": \"$(git rev-parse --short "$base")\", \"this\": \"$(git rev-parse --short "$this_commit")\", \"uptime\": \"$(uptime | sed 's/.*load/load/')\", \"nproc\": $(nproc)}"
 } >> "$log"
+case " $parts " in *" ab "*) ;; *) rounds=0 ;; esac
+case " $parts " in *" dispatch "*) ;; *) dispatch_rounds=0 ;; esac
 for round in $(seq "$rounds"); do
     for np in 3 2; do
         for side in base this mpi4py; do

@@ -10,7 +10,8 @@ import Glibc
 /// `OMPI_COMM_WORLD_SIZE`) and the pool's processes — so one log holds every layout:
 /// `dispatch.ranks_<r>.processes_<p>.chunk_<c>` in tasks/s, with `rank0_cpu_us_per_task`
 /// (median over the repetitions of rank 0's user + system time ÷ tasks) and
-/// `rank0_cpu_share` (rank 0's CPU time ÷ wall time: near 1, rank 0 is the bottleneck).
+/// `rank0_cpu_share` (rank 0's CPU time ÷ wall time: near 1, rank 0 is the bottleneck), and
+/// `apply_hot_us`, the hot `apply` round trip in the same pool (median of 1000).
 struct DispatchBenchmark {
     var pool: Pool
     var tasks = 100_000
@@ -36,6 +37,13 @@ struct DispatchBenchmark {
                 shares.append(cpu / wall)
             }
         }
+        // The hot apply round trip in the same pool (µs, median of 1000).
+        var trips: [Double] = []
+        for i in 0..<1_000 {
+            let start = Measure.now()
+            guard try pool.apply(SquareTask(), i) == i &* i else { throw BenchmarkError.wrongResult("dispatch apply") }
+            trips.append((Measure.now() - start) * 1e6)
+        }
         let worldSize = getenv("OMPI_COMM_WORLD_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
         let name = "dispatch.ranks_\(max(0, worldSize - 1)).processes_\(pool.processes).chunk_\(chunkSize)"
         emit(Figure(name: name, value: Measure.median(rates), unit: "tasks/s", extra: [
@@ -44,6 +52,7 @@ struct DispatchBenchmark {
             "rank0_cpu_share": Measure.median(shares),
             "idle_cpu_share": idle,
             "tasks": Double(tasks),
+            "apply_hot_us": Measure.median(trips),
         ]))
     }
 }
