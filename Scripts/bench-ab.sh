@@ -16,7 +16,9 @@ mkdir -p .build-ab
 for side in base this; do
     if [ "$side" = base ]; then commit=$(git rev-parse "$base"); else commit=$(git rev-parse "$this"); fi
     if [ -e ".build-ab/$side/.git" ]; then
-        git -C ".build-ab/$side" checkout -q --detach "$commit"
+        # -f and clean: Scripts/bench-mpi.sh copies benchmark sources into these worktrees.
+        git -C ".build-ab/$side" checkout -q -f --detach "$commit"
+        git -C ".build-ab/$side" clean -fdq -- Sources/swiftmp
     else
         git worktree add -q --detach ".build-ab/$side" "$commit"
     fi

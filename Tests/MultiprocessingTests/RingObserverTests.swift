@@ -1,5 +1,5 @@
-import XCTest
 import Synchronization
+import XCTest
 @testable import Multiprocessing
 #if canImport(Glibc)
 import Glibc

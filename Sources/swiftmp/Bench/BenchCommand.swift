@@ -13,6 +13,9 @@ struct Bench: ParsableCommand {
             figures), \
             pingpong (MPI 8 B latency and 4 MiB bandwidth between ranks 0 and 1; run it as \
             SWIFTMP_MPI_MODE=spmd Scripts/mpirun.sh -np 2 swiftmp bench pingpong), \
+            dispatch (under mpirun: rank 0's dispatch capacity, a map of --tasks tasks that do \
+            nothing at chunk size 1 or --chunk-size, with rank 0's CPU time per task; \
+            SWIFTMP_PROCESSES_PER_RANK sets the local workers per rank), \
             random (RandomStream, Philox4x32-10, on one core: draws/s through next(), fill and \
             Double.random, each checked against draws computed alone). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
@@ -20,7 +23,7 @@ struct Bench: ParsableCommand {
             """
     )
 
-    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong or random.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch or random.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -30,6 +33,9 @@ struct Bench: ParsableCommand {
 
     @Option(help: "ipc and pool suites: measure only this figure, or the figures under this dotted prefix (process.startJoin: all three start methods; pool.apply: the round trips).")
     var only: String?
+
+    @Option(help: "Dispatch suite: tasks per map.")
+    var tasks = 100_000
 
     @Option(help: "Scaling suite: Monte Carlo π samples (serially ≥ 1 s here).")
     var piSamples = 3_000_000_000
@@ -52,7 +58,7 @@ struct Bench: ParsableCommand {
     var scalingWorkers: [Int] = []
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool, kernels, scaling, ipc, pingpong, random
+        case pool, kernels, scaling, ipc, pingpong, dispatch, random
 
         var defaultRepetitions: Int {
             switch self {
@@ -61,6 +67,7 @@ struct Bench: ParsableCommand {
             case .scaling: return 3
             case .ipc: return 5
             case .pingpong: return 1
+            case .dispatch: return 3
             case .random: return 5
             }
         }
@@ -83,6 +90,9 @@ struct Bench: ParsableCommand {
         }
         if let unknown = scalingKernels.first(where: { !["pi", "mandelbrot"].contains($0) }) {
             throw ValidationError("--scaling-kernel must be pi or mandelbrot (got \(unknown)).")
+        }
+        if tasks < 1 {
+            throw ValidationError("--tasks must be at least 1 (got \(tasks)).")
         }
         if let bad = scalingWorkers.first(where: { $0 < 1 }) {
             throw ValidationError("--scaling-workers must be at least 1 (got \(bad)).")
@@ -116,6 +126,18 @@ struct Bench: ParsableCommand {
             emit(Figure(name: "pool.startup", value: Measure.now() - start, unit: "s"))
             emit(Figure(name: "pool.workers", value: Double(pool.processes), unit: "processes"))
             try PoolBenchmarks(pool: pool, repetitions: repetitions, only: only).run(emit)
+        case .dispatch:
+            let pool = try options.makePool()
+            defer {
+                pool.close()
+                try? pool.join()
+            }
+            let prefix = pool.backend == .mpi ? "mpi." : ""
+            try DispatchBenchmark(pool: pool, tasks: tasks, chunkSize: options.chunkSize ?? 1, repetitions: repetitions).run {
+                var figure = $0
+                figure.name = prefix + figure.name
+                print(figure.json)
+            }
         case .kernels:
             try KernelBenchmarks(repetitions: repetitions).run { print($0.json) }
         case .scaling:

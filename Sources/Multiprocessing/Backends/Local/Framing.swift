@@ -189,7 +189,7 @@ enum OutOfBand {
     /// A new memfd holding `payload`.
     static func store(_ payload: UnsafeRawBufferPointer) throws(SystemError) -> Int32 {
         let fd = try syscallRetrying("memfd_create (for a large message)") {
-            CSystemShims_memfd_create("swiftmp-message", 1 /* MFD_CLOEXEC */)
+            CSystemShims_memfd_create("swiftmp-message", 1)  // MFD_CLOEXEC
         }
         var done = 0
         while done < payload.count {
