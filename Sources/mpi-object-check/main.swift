@@ -305,11 +305,13 @@ do {
         } catch let error as ProcessError {
             check("[mpi] process beyond the workers", error.code == .startFailed ? "refused" : "\(error)", "refused")
         }
+        // terminate() ends the target's worker (its rank kills it), as for a local child.
         try held[0].terminate()
-        check("[mpi] terminate leaves the target running", held[0].isAlive, true)
+        try held[0].join(timeout: 30)
+        check("[mpi] terminate ends the target", "\(held[0].isAlive) \(held[0].exitCode.map(String.init) ?? "nil")", "false -15")
         release.set()
-        for process in held { try process.join(timeout: 30) }
-        check("[mpi] held processes exit codes", held.map { $0.exitCode }, Array(repeating: Int32(0), count: held.count))
+        for process in held.dropFirst() { try process.join(timeout: 30) }
+        check("[mpi] held processes exit codes", held.dropFirst().map { $0.exitCode }, Array(repeating: Int32(0), count: held.count - 1))
     }
     // A barrier between rank 0 and one process per worker rank (two passes), then a wait
     // that times out and breaks it, and a reset.

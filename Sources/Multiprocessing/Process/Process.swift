@@ -37,8 +37,8 @@ import Glibc
 /// a local child (`startMethod` does not apply): one process per such worker at a time, each
 /// alone on its worker; `join`, `isAlive` and
 /// `exitCode` (0, or 1 if the target threw — the error is printed by that rank) work as
-/// usual, `pid` is nil, and `terminate()` / `kill()` cannot interrupt a target on an MPI rank:
-/// they print why and the target runs to its end (ask it to stop through an `Event`).
+/// usual, `pid` is nil, and `terminate()` / `kill()` end the local worker that runs the target
+/// (its rank kills it; `exitCode` is then −15 or −9, as for a local child).
 ///
 /// With Foundation imported, `Process` also names `Foundation.Process`: write
 /// `Multiprocessing.Process` then.
@@ -59,6 +59,9 @@ public final class Process: @unchecked Sendable {
     private let rankStarter: @Sendable (String) throws -> AsyncResult<Int32>
     /// Under mpirun, once started: the target's outcome on its rank.
     private let onRank = Mutex<AsyncResult<Int32>?>(nil)
+    /// The signal `terminate()`/`kill()` stood for on an MPI rank (its input was cancelled:
+    /// the rank killed the worker running it).
+    private let interruptedBy = Mutex<Int32?>(nil)
     private let lifecycle = Mutex<Lifecycle>(.created)
 
     private enum Lifecycle: Sendable { case created, started, closed }
@@ -162,6 +165,10 @@ public final class Process: @unchecked Sendable {
     public var exitCode: Int32? {
         if let result = onRank.withLock({ $0 }) {
             guard result.isReady else { return nil }
+            if case .failure(let error as PoolError)? = result.completion.outcome, error.code == .cancelled,
+               let signal = interruptedBy.withLock({ $0 }) {
+                return -signal
+            }
             return (try? result.get(timeout: 0)) ?? 1
         }
         state.poll()
@@ -172,7 +179,7 @@ public final class Process: @unchecked Sendable {
     /// Throws `.closed` after `close()`.
     public func terminate() throws {
         try checkNotClosed("terminate()")
-        if refuseInterruptOnRank("terminate()") { return }
+        if interruptOnRank(SIGTERM) { return }
         state.send(SIGTERM)
     }
 
@@ -180,7 +187,7 @@ public final class Process: @unchecked Sendable {
     /// Throws `.closed` after `close()`.
     public func kill() throws {
         try checkNotClosed("kill()")
-        if refuseInterruptOnRank("kill()") { return }
+        if interruptOnRank(SIGKILL) { return }
         state.send(SIGKILL)
     }
 
@@ -222,13 +229,14 @@ public final class Process: @unchecked Sendable {
         }
     }
 
-    /// Under mpirun a running target cannot be interrupted: says so (standard error) and
-    /// returns true; false for a local child.
-    private func refuseInterruptOnRank(_ call: String) -> Bool {
+    /// Under mpirun: cancels the target's input, so that its rank kills the local worker
+    /// running it (its exit code is then −`signal`, as for a local child); returns true. False
+    /// for a local child.
+    private func interruptOnRank(_ signal: Int32) -> Bool {
         guard let result = onRank.withLock({ $0 }) else { return false }
         if !result.isReady {
-            printError("swiftmp: \(call) of process \(name): cannot interrupt a target on an MPI rank; it runs to its end "
-                + "(ask it to stop through an Event it checks)")
+            interruptedBy.withLock { if $0 == nil { $0 = signal } }
+            result.cancel()
         }
         return true
     }
