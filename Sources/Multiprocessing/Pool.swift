@@ -376,7 +376,7 @@ public final class Pool: @unchecked Sendable {
                                wake: { [weak engine] in engine?.backend.wake() })
         job.progress = progress.map { ProgressMeter($0, total: nil) }
         try engine.submit(job)
-        return ResultStream(job: job, cancel: { [weak engine] in engine?.cancel(job) })
+        return ResultStream(job: job, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 }
 

@@ -10,14 +10,18 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     /// (a checkpointed stream, `Pool+CheckpointStream.swift`).
     private let external: (next: () -> [Result<F.Output, any Error>]?, finished: () -> Bool)?
     private let canceller: @Sendable () -> Void
+    /// The engine whose thread produces the results: iterating on that thread (in a callback
+    /// of the same pool) could wait for ever.
+    private var completer: ObjectIdentifier?
     private var buffer: [Result<F.Output, any Error>] = []
     private var position = 0
     private var ended = false
 
-    init(job: StreamJob<F>, cancel: @escaping @Sendable () -> Void) {
+    init(job: StreamJob<F>, engine: PoolEngine? = nil, cancel: @escaping @Sendable () -> Void) {
         self.job = job
         self.external = nil
         self.canceller = cancel
+        self.completer = engine.map(ObjectIdentifier.init)
     }
 
     init(results next: @escaping () -> [Result<F.Output, any Error>]?, finished: @escaping () -> Bool,
@@ -53,6 +57,11 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
             }
             buffer = results
             return next()
+        }
+        if let completer, PoolThread.isCurrent(completer) {
+            // In a callback of the same pool: the results could never arrive; the stream ends.
+            ended = true
+            return .failure(PoolError(.invalidArgument, PoolThread.waitMessage("iterating an imap stream")))
         }
         guard let piece = job?.take() else {
             ended = true

@@ -40,6 +40,29 @@ final class PoolCallbackThreadTests: XCTestCase {
         XCTAssertEqual(try pool.apply(Square(), 6), 36, "the pool goes on")
     }
 
+    /// Iterating an `imap` stream of the same pool in a callback ends it with one failure
+    /// instead of waiting for ever.
+    func testIteratingAStreamInACallbackFailsInsteadOfHanging() throws {
+        let pool = try Pool(processes: 1, startMethod: .fork)
+        defer { pool.terminate() }
+        let stream = try pool.imap(Square(), [1, 2, 3])
+        let seen = Mutex<String>("")
+        let done = try pool.applyAsync(Square(), 3, callback: { _ in
+            let results = Array(stream)
+            seen.withLock {
+                $0 = results.map { result in
+                    switch result {
+                    case .success(let value): return "\(value)"
+                    case .failure(let error as PoolError): return "\(error.code)"
+                    case .failure(let error): return "\(error)"
+                    }
+                }.joined(separator: " ")
+            }
+        })
+        XCTAssertTrue(done.wait(timeout: 60), "the callback hung")
+        XCTAssertEqual(seen.withLock { $0 }, "invalidArgument")
+    }
+
     /// A timeout of 10⁹ s or more (or infinity) means no limit, as everywhere else in the API,
     /// instead of crashing on the conversion to nanoseconds.
     func testHugeTimeoutMeansNoLimit() throws {
