@@ -310,38 +310,29 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// for the ranks' `closed`. The service gives the pool's workers to other pools when the
     /// ranks have answered (it waits for them before leasing them again).
     func shutdown(deadline: UInt64) {
-        defer { service.detach(pool: pool, error: failure) }
+        defer {
+            isShutDown = true
+            service.detach(pool: pool, error: failure)
+        }
         guard !isShutDown else { return }
-        isShutDown = true
-        let stopping = { [self] in
-            MasterCodec.stop(into: &scratch)
-            for worker in slots.indices where !slots[worker].stopSent && slots[worker].ending == nil {
-                slots[worker].stopSent = true
-                scratch.patch(RelayEnvelope.word(RelayEnvelope.Down.forward.rawValue, pool: pool, local: slots[worker].local), at: 0)
-                try scratch.bytes.withUnsafeBytes { try service.send($0, toRank: slots[worker].rank) }
+        // `send` records a transport failure in `failure`, which ends the waits.
+        for worker in slots.indices where !slots[worker].stopSent && slots[worker].ending == nil { stop(worker: worker) }
+        drainReplies(until: deadline) { slots.allSatisfy(\.stopped) }
+        let grace = deadline > monotonicNanoseconds() ? (deadline - monotonicNanoseconds()) / 1_000_000 : 0
+        for index in ranks.indices {
+            RelayEnvelope.message(RelayEnvelope.Down.close.rawValue, pool: pool, local: 0, into: &scratch) {
+                $0.write(UInt32(clamping: grace))
             }
+            sendControl(scratch, toRank: index)
         }
-        do {
-            try stopping()
-            drainReplies(until: deadline) { slots.allSatisfy(\.stopped) }
-            let grace = deadline > monotonicNanoseconds() ? (deadline - monotonicNanoseconds()) / 1_000_000 : 0
-            for entry in ranks {
-                RelayEnvelope.message(RelayEnvelope.Down.close.rawValue, pool: pool, local: 0, into: &scratch) {
-                    $0.write(UInt32(clamping: grace))
-                }
-                try scratch.bytes.withUnsafeBytes { try service.send($0, toRank: entry.rank) }
-            }
-            // The ranks kill what is left at once when the deadline has passed (terminate).
-            drainReplies(until: max(deadline, monotonicNanoseconds()) &+ 1_000_000_000) { !closed.contains(false) }
-        } catch {
-            if failure == nil { failure = error as? PoolError ?? PoolError(.transport, "\(error)") }
-        }
+        // The ranks kill what is left at once when the deadline has passed (terminate).
+        drainReplies(until: max(deadline, monotonicNanoseconds()) &+ 1_000_000_000) { !closed.contains(false) }
     }
 
     /// During shutdown: takes this pool's messages (noting `stopped`, `ended`, `closed`,
     /// dropping the rest) until `done()` or `deadline`.
     private func drainReplies(until deadline: UInt64, _ done: () -> Bool) {
-        while !done() && failure == nil {
+        while !done() && failure == nil && !isShutDown {
             let moved = poll { _ in }
             if moved { continue }
             if monotonicNanoseconds() >= deadline { return }

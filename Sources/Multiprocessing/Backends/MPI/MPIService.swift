@@ -345,8 +345,7 @@ final class MPIService: @unchecked Sendable {
         while let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIObjectProtocol.requestTag), into: &buffer) {
             // [local worker (UInt32)][request], from the rank that hosts it (`RankRelay`).
             buffer.withUnsafeBytes { raw in
-                guard raw.count >= 4 else { return }
-                let local = Int(UInt32(littleEndian: raw.loadUnaligned(as: UInt32.self)))
+                guard let local = ObjectRequester.readLocal(raw).map(Int.init) else { return }
                 registry.handle(UnsafeRawBufferPointer(rebasing: raw[4...]), from: ObjectRequester.id(rank: status.source, local: local))
             }
             moved = true
@@ -591,7 +590,7 @@ final class MPIService: @unchecked Sendable {
                     missing.remove(status.source)
                 } else if status.tag == MPIObjectProtocol.requestTag {
                     // A task still running asks for a shared object: answer, so that it ends.
-                    let local = buffer.count >= 4 ? buffer.withUnsafeBytes { Int(UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self))) } : 0
+                    let local = buffer.withUnsafeBytes { ObjectRequester.readLocal($0).map(Int.init) ?? 0 }
                     _ = try MPIObjectProtocol.sendRelayed(MPIObjectProtocol.failure(.failed, Self.endingMessage),
                                                           to: ObjectRequester.id(rank: status.source, local: local), comm).wait()
                 }

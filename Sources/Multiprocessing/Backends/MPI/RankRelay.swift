@@ -157,15 +157,10 @@ struct RankRelay {
         }
     }
 
-    /// A local worker's name towards rank 0's object service: its pool and index (distinct
-    /// for every worker this rank hosts, so that each is its own owner of a lock).
-    static func objectRequester(pool: UInt16, index: Int) -> UInt32 { UInt32(pool) << 16 | UInt32(index & 0xFFFF) }
-
     /// Passes an answer of rank 0's object service ([local worker][answer]) to the local
     /// worker whose task waits for it (`ObjectRequestRelay`).
     private mutating func relayObjectReply() {
-        guard buffer.count >= 4 else { return }
-        let requester = buffer.withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        guard let requester = buffer.withUnsafeBytes({ ObjectRequester.readLocal($0) }) else { return }
         let index = Int(requester & 0xFFFF)
         guard let local = pools[UInt16(requester >> 16)]?.backend, index < local.workerCount else { return }
         Frame.begin(&scratch)
@@ -211,7 +206,7 @@ struct RankRelay {
             do {
                 if bytes.first == WorkerMessage.objectRequest.rawValue {
                     // A task asks rank 0's object service: [local worker][request] on the request tag.
-                    var header = Self.objectRequester(pool: pool, index: index).littleEndian
+                    var header = ObjectRequester.local(pool: pool, index: index).littleEndian
                     let request = try withUnsafeBytes(of: &header) {
                         try communicator.isend($0, UnsafeRawBufferPointer(rebasing: bytes[1...]), to: 0, tag: MPIObjectProtocol.requestTag)
                     }

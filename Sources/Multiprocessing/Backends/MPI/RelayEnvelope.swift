@@ -104,6 +104,15 @@ enum RelayEnvelope {
 /// owners (of a lock, a pipe end).
 enum ObjectRequester {
     static func id(rank: Int, local: Int) -> Int { rank | local << 24 }
+
+    /// A rank's name for one of its local workers (pool and index: distinct for every worker
+    /// it hosts), sent in front of the worker's requests and of their answers.
+    static func local(pool: UInt16, index: Int) -> UInt32 { UInt32(pool) << 16 | UInt32(index & 0xFFFF) }
+
+    /// The local worker's name in front of a request or an answer (nil if too short).
+    static func readLocal(_ message: UnsafeRawBufferPointer) -> UInt32? {
+        message.count >= 4 ? UInt32(littleEndian: message.loadUnaligned(as: UInt32.self)) : nil
+    }
     static func rank(of id: Int) -> Int { id & 0xFF_FFFF }
     static func local(of id: Int) -> Int { id >> 24 }
 }
