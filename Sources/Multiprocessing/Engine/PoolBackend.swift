@@ -13,6 +13,9 @@ protocol PoolBackend: AnyObject {
     /// Replies longer than this many bytes may reach the engine only after the worker has
     /// finished its next task (nil: every reply arrives when sent).
     var lateReplyBytes: Int? { get }
+    /// How long a task takes to reach an idle worker and its answer to come back (ns): the
+    /// engine keeps this much of short tasks queued at each worker (`WorkerTable.depth`).
+    var pipelineNanoseconds: Int64 { get }
     /// A short description for `swiftmp info` and errors (`Pool.backendSummary`).
     var summary: String { get }
 
@@ -21,6 +24,10 @@ protocol PoolBackend: AnyObject {
     /// Queues the message in `message` (with headroom) for `worker`; never waits. The
     /// backend may write into the headroom.
     func send(_ message: inout WireWriter, to worker: Int)
+    /// Sends what `send` queued: a backend may gather the messages of one engine round for one
+    /// destination into one transport message (MPI). The engine calls it at the end of every
+    /// round that may have sent; the backend also flushes before it waits.
+    func flush()
     /// Tells `worker` to finish what it holds and exit (`MasterMessage.stop`).
     func stop(worker: Int)
     /// Whether `worker`'s outbound queue is short enough to take more work.
@@ -59,6 +66,12 @@ protocol PoolBackend: AnyObject {
     /// `deadline` (monotonic ns) for the workers to exit, then kills what is left and reaps
     /// everything.
     func shutdown(deadline: UInt64)
+}
+
+extension PoolBackend {
+    func flush() {}
+    /// A local worker answers within this: the rings wake it at once.
+    var pipelineNanoseconds: Int64 { 200_000 }
 }
 
 enum BackendEvent {

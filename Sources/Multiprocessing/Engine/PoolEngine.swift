@@ -196,6 +196,8 @@ final class PoolEngine: @unchecked Sendable {
             progressed = true
             _ = dispatch(now: now)
         }
+        // What this round sent goes now, before callbacks run.
+        backend.flush()
         for job in jobs {
             job.settle()
             job.everyRound?()
@@ -292,7 +294,8 @@ final class PoolEngine: @unchecked Sendable {
                 let held = workers[worker].tasks.count
                 if idleOnly && held > 0 { continue }
                 if workers[worker].retiring || workers[worker].exclusive
-                    || held >= workers.depth(for: worker, lateReplyBytes: backend.lateReplyBytes)
+                    || held >= workers.depth(for: worker, lateReplyBytes: backend.lateReplyBytes,
+                                                  pipelineNanoseconds: backend.pipelineNanoseconds)
                     || !backend.canAccept(worker: worker) { continue }
                 if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit { continue }
                 let idle = held == 0

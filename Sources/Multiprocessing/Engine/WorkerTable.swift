@@ -62,13 +62,14 @@ struct WorkerTable {
         slots[worker].completedSinceStart += 1
     }
 
-    /// How many chunks a worker should hold: enough to hide a round trip for tiny tasks, one
+    /// How many chunks a worker should hold: enough to hide a round trip for tiny tasks (the
+    /// backend's `pipelineNanoseconds` of them), one
     /// when tasks are long or their length unknown (so that no input waits behind a long task
     /// while another worker is free; what waits can also be withdrawn, see `PoolEngine`). One
     /// more while its results are long enough to arrive late (`PoolBackend.lateReplyBytes`):
     /// the engine then learns that a task is done only when the worker has finished the next
     /// one.
-    func depth(for worker: Int, lateReplyBytes: Int?) -> Int {
+    func depth(for worker: Int, lateReplyBytes: Int?, pipelineNanoseconds: Int64 = 200_000) -> Int {
         let service = slots[worker].serviceNanoseconds
         let last = slots[worker].lastServiceNanoseconds
         let late = lateReplyBytes.map { slots[worker].lastReplyBytes > $0 } ?? false
@@ -80,7 +81,7 @@ struct WorkerTable {
         if service <= 0 || recent > 2_000_000 {
             base = 1
         } else {
-            base = max(2, min(64, Int(200_000 / service) + 1))
+            base = max(2, min(64, Int(Double(pipelineNanoseconds) / service) + 1))
         }
         return late ? base + 1 : base
     }

@@ -31,6 +31,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// MPI. Measured on Mandelbrot rows (32 KiB results): with two tasks in hand a worker
     /// waited for rank 0 before every other task.
     let lateReplyBytes: Int? = MPIService.shortMessageBytes
+    /// A task travels rank 0 → worker rank → local worker and back, with a sleeping hop on
+    /// each side when the machine is full: short tasks are queued a millisecond deep.
+    let pipelineNanoseconds: Int64 = 1_000_000
     private let service = MPIService.shared
     /// This pool's id in every envelope.
     let pool: UInt16
@@ -62,6 +65,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     private var isShutDown = false
     /// Builds `stop` and relay control messages.
     private var scratch = WireWriter(capacity: 64)
+    /// Per rank of the pool: what this round sends it, gathered into one MPI message (`RelayBatch`)
+    /// and sent by `flush()` — at the end of the engine's round, or before anything waits.
+    private var outboxes: [RelayBatch]
+    private var hasOutgoing = false
 
     /// Leases the job's worker ranks' local workers for a new pool: `perRank` on each (nil:
     /// `SWIFTMP_PROCESSES_PER_RANK` from rank 0's environment, else each rank's default,
@@ -92,6 +99,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         self.rankIndex = rankIndex
         workerCount = slots.count
         closed = Array(repeating: false, count: ranks.count)
+        outboxes = Array(repeating: RelayBatch(pool: lease.pool, limit: MPIService.shortMessageBytes), count: ranks.count)
     }
 
     var summary: String {
@@ -117,7 +125,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
 
     func send(_ message: inout WireWriter, to worker: Int) {
         message.patch(RelayEnvelope.word(RelayEnvelope.Down.forward.rawValue, pool: pool, local: slots[worker].local), at: 0)
-        message.bytes.withUnsafeBytes { send($0, toRank: rankIndex[slots[worker].rank]) }
+        message.bytes.withUnsafeBytes { post($0, toRank: rankIndex[slots[worker].rank]) }
     }
 
     func stop(worker: Int) {
@@ -126,11 +134,36 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         send(&scratch, to: worker)
     }
 
+    /// Sends a control message now, after what the rank's outbox holds.
     private func sendControl(_ message: WireWriter, toRank index: Int) {
-        message.bytes.withUnsafeBytes { send($0, toRank: index) }
+        message.bytes.withUnsafeBytes { post($0, toRank: index) }
+        flush()
     }
 
-    private func send(_ bytes: UnsafeRawBufferPointer, toRank index: Int) {
+    /// Queues a message for the rank at `index` in its outbox (a long one goes at once, after
+    /// what the outbox holds).
+    private func post(_ bytes: UnsafeRawBufferPointer, toRank index: Int) {
+        guard !isShutDown, failure == nil else { return }
+        if outboxes[index].wouldOverflow(adding: bytes.count) { flush(rank: index) }
+        if bytes.count > outboxes[index].limit {
+            transmit(bytes, toRank: index)
+        } else {
+            outboxes[index].append(bytes)
+            hasOutgoing = true
+        }
+    }
+
+    func flush() {
+        guard hasOutgoing else { return }
+        hasOutgoing = false
+        for index in outboxes.indices where !outboxes[index].isEmpty { flush(rank: index) }
+    }
+
+    private func flush(rank index: Int) {
+        outboxes[index].flush { transmit($0, toRank: index) }
+    }
+
+    private func transmit(_ bytes: UnsafeRawBufferPointer, toRank index: Int) {
         guard !isShutDown, failure == nil else { return }
         do {
             try service.send(bytes, toRank: ranks[index].rank)
@@ -147,6 +180,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     }
 
     func poll(_ handler: (BackendEvent) -> Void) -> Bool {
+        flush()
         if let failure {
             handler(.failed(failure))
             self.failure = nil
@@ -168,8 +202,17 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         return progressed
     }
 
-    /// One message of this pool from `rank`: a local worker's message, start or end.
+    /// One message of this pool from `rank`: a local worker's message, start or end, or a
+    /// batch of them (`RelayBatch`).
     private func relayed(_ bytes: UnsafeRawBufferPointer, fromRank rank: Int, _ handler: (BackendEvent) -> Void) {
+        if RelayEnvelope.read(bytes)?.kind == RelayBatch.kind {
+            do {
+                try RelayBatch.forEach(in: bytes) { relayed($0, fromRank: rank, handler) }
+            } catch {
+                failure = PoolError(.protocolViolation, "worker rank \(rank) sent a batch this pool cannot read: \(error)")
+            }
+            return
+        }
         let index = rank < rankIndex.count ? rankIndex[rank] : -1
         guard index >= 0, let (kind, _, local) = RelayEnvelope.read(bytes), let up = RelayEnvelope.Up(rawValue: kind) else {
             failure = PoolError(.protocolViolation, "worker rank \(rank) sent a message this pool cannot read")
@@ -256,6 +299,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     }
 
     private func wait(timeoutNanoseconds: Int64, longestSleep: Int64, eager: Bool = true, ready: () -> Bool) {
+        flush()
         let deadline = monotonicNanoseconds() &+ UInt64(max(0, timeoutNanoseconds))
         while true {
             wakeWord.arm()

@@ -37,6 +37,8 @@ struct RankRelay {
     /// rendezvous, which completes only when rank 0 next polls.
     private var sending: [Request] = []
     private var scratch = WireWriter(capacity: 256)
+    /// The local workers' messages of one pass, sent to rank 0 together (`relayReplies`).
+    private var outbox = RelayBatch(pool: 0, limit: MPIService.shortMessageBytes)
 
     init(communicator: Communicator, build: BuildID) {
         self.communicator = communicator
@@ -54,7 +56,7 @@ struct RankRelay {
                 moved = true
                 if status.tag == MPIProtocol.poolTag {
                     guard sameBuild else { continue }  // rank 0 refuses pools then; never happens
-                    try handlePoolMessage()
+                    try handlePoolMessages()
                 } else if status.tag == MPIObjectProtocol.replyTag {
                     relayObjectReply()
                 } else if status.tag == MPIProtocol.controlTag {
@@ -112,27 +114,38 @@ struct RankRelay {
 
     // MARK: rank 0 → local workers
 
-    private mutating func handlePoolMessage() throws {
-        guard let (kind, pool, index) = buffer.withUnsafeBytes({ RelayEnvelope.read($0) }),
+    /// The pool message in `buffer`: one message, or a batch of them (`RelayBatch`).
+    private mutating func handlePoolMessages() throws {
+        // The message is moved out of `buffer` while it is handled (handling changes `self`).
+        var message: [UInt8] = []
+        swap(&message, &buffer)
+        defer { swap(&message, &buffer) }
+        try message.withUnsafeMutableBytes { raw in
+            if RelayEnvelope.read(UnsafeRawBufferPointer(raw))?.kind == RelayBatch.kind {
+                try RelayBatch.forEach(in: raw) { try handlePoolMessage($0) }
+            } else {
+                try handlePoolMessage(raw)
+            }
+        }
+    }
+
+    private mutating func handlePoolMessage(_ message: UnsafeMutableRawBufferPointer) throws {
+        guard let (kind, pool, index) = RelayEnvelope.read(UnsafeRawBufferPointer(message)),
               let down = RelayEnvelope.Down(rawValue: kind) else { return }
         let local = pools[pool]?.backend
+        let body = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(message)[RelayEnvelope.size...])
         switch down {
         case .forward:
             guard let local, index < local.workerCount else { return }
-            if buffer.count > RelayEnvelope.size, buffer[RelayEnvelope.size] == MasterMessage.chunk.rawValue {
+            if body.first == MasterMessage.chunk.rawValue {
                 pools[pool]?.outstanding += 1
             }
             // The envelope becomes the frame header: the message goes to the ring as it came.
-            buffer.withUnsafeMutableBytes { raw in
-                raw.storeBytes(of: UInt64(raw.count - Frame.headerSize).littleEndian, toByteOffset: 0, as: UInt64.self)
-            }
-            buffer.withUnsafeBytes { local.forward(frame: $0, to: index) }
+            message.storeBytes(of: UInt64(message.count - Frame.headerSize).littleEndian, toByteOffset: 0, as: UInt64.self)
+            local.forward(frame: UnsafeRawBufferPointer(message), to: index)
         case .open:
-            let count = buffer.withUnsafeBytes { raw -> Int in
-                var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[RelayEnvelope.size...]))
-                return Int((try? reader.read(UInt32.self)) ?? 0)
-            }
-            try open(pool, workers: count)
+            var reader = WireReader(body)
+            try open(pool, workers: Int((try? reader.read(UInt32.self)) ?? 0))
         case .kill:
             guard let local, index < local.workerCount else { return }
             _ = local.kill(worker: index)
@@ -147,11 +160,8 @@ struct RankRelay {
                 try fail(pool, "cannot start a replacement worker on rank \(communicator.rank): \(error)")
             }
         case .close:
-            let grace = buffer.withUnsafeBytes { raw -> UInt64 in
-                var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[RelayEnvelope.size...]))
-                return UInt64((try? reader.read(UInt32.self)) ?? 0) * 1_000_000
-            }
-            closeLocal(pool, graceNanoseconds: grace)
+            var reader = WireReader(body)
+            closeLocal(pool, graceNanoseconds: UInt64((try? reader.read(UInt32.self)) ?? 0) * 1_000_000)
             RelayEnvelope.message(RelayEnvelope.Up.closed.rawValue, pool: pool, local: 0, into: &scratch)
             try startSend(scratch)
         }
@@ -195,11 +205,13 @@ struct RankRelay {
 
     // MARK: local workers → rank 0
 
-    /// Relays what a pool's local workers wrote and how they ended. Returns whether anything moved.
+    /// Relays what a pool's local workers wrote and how they ended, in order, gathered into
+    /// batches (`RelayBatch`) sent at the end of the pass. Returns whether anything moved.
     private mutating func relayReplies(of pool: UInt16) throws -> Bool {
         guard let backend = pools[pool]?.backend else { return false }
         var failure: (any Error)?
         var answered = 0
+        outbox.pool = pool
         let moved = backend.pollRaw(message: { index, bytes in
             guard failure == nil else { return }
             if WorkerReply.isAnswer(bytes) { answered += 1 }
@@ -213,9 +225,15 @@ struct RankRelay {
                     sending.append(request)
                     return
                 }
-                var header = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, pool: pool, local: index).littleEndian
-                let request = try withUnsafeBytes(of: &header) { try communicator.isend($0, bytes, to: 0, tag: MPIProtocol.poolTag) }
-                sending.append(request)
+                let envelope = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, pool: pool, local: index)
+                if outbox.wouldOverflow(adding: RelayEnvelope.size + bytes.count) { try flushOutbox() }
+                if RelayEnvelope.size + bytes.count > outbox.limit {
+                    // Too long to batch: alone, straight from the ring.
+                    var header = envelope.littleEndian
+                    sending.append(try withUnsafeBytes(of: &header) { try communicator.isend($0, bytes, to: 0, tag: MPIProtocol.poolTag) })
+                } else {
+                    outbox.append(envelope: envelope, body: bytes)
+                }
             } catch {
                 failure = error
             }
@@ -224,14 +242,26 @@ struct RankRelay {
             let words = backend.progress(of: index)?.snapshot() ?? (taken: 0, input: 0)
             RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: words.taken, input: words.input), into: &scratch)
             do {
-                try startSend(scratch)
+                if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
+                scratch.bytes.withUnsafeBytes { outbox.append($0) }
             } catch {
                 failure = error
             }
         })
+        if failure == nil {
+            do { try flushOutbox() } catch { failure = error }
+        }
         if answered > 0, let hosted = pools[pool] { pools[pool]?.outstanding = max(0, hosted.outstanding - answered) }
         if let failure { throw failure }
         return moved
+    }
+
+    /// Sends what `outbox` gathered.
+    private mutating func flushOutbox() throws {
+        let communicator = communicator
+        var request: Request?
+        try outbox.flush { request = try communicator.isend($0, to: 0, tag: MPIProtocol.poolTag) }
+        if let request { sending.append(request) }
     }
 
     private mutating func report(_ pool: UInt16, started index: Int, pid: pid_t) throws {
