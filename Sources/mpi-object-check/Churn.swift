@@ -109,6 +109,43 @@ func churn() throws {
     print("CHURN served before=\(before) after_pool=\(servedObjectCount())")
 }
 
+/// Holds a queue (a counted handle once decoded in the worker) and kills its worker.
+struct KillWithHandle: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> Int {
+        try queue.put(input)
+        kill(getpid(), SIGKILL)
+        return input
+    }
+}
+
+/// `--churn-killed`: 30 rounds of a queue whose handle a task decodes in a local worker that is
+/// then SIGKILLed (it never releases it); rank 0 drops a dead worker's handles, so the served
+/// count comes back to where it was.
+func churnKilled() throws {
+    try Pool.with { pool in
+        _ = try pool.map(Noop(tag: -1), 0..<pool.processes, chunkSize: 1)
+        let before = servedObjectCount()
+        var died = 0
+        for round in 0..<30 {
+            let queue = try Queue<Int>()
+            do {
+                _ = try pool.apply(KillWithHandle(queue: queue), round)
+            } catch is WorkerDied {
+                died += 1
+            }
+            guard try queue.get(timeout: 10) == round else { throw ChurnError("the task's put was lost") }
+        }
+        var served = servedObjectCount()
+        let end = monotonicSeconds() + 10
+        while served > before, monotonicSeconds() < end {
+            sleepSeconds(0.01)
+            served = servedObjectCount()
+        }
+        print("CHURN killed died=\(died) before=\(before) end=\(served)")
+    }
+}
+
 struct Noop: ParallelFunction {
     var tag: Int
     func callAsFunction(_ input: Int) throws -> Int { input }

@@ -9,6 +9,7 @@
 //   mpi-object-check --orphan   terminate a pool whose task waits on a queue, then exit: the
 //                               task's requests are refused (not left waiting), the job ends
 //   mpi-object-check --churn    create and drop 10 000 short-lived served objects of every kind
+//   mpi-object-check --churn-killed   queues whose handles die with SIGKILLed local workers
 //                               (some used by tasks on the worker ranks); prints rank 0's
 //                               resident memory and served-object count before and after
 import Multiprocessing
@@ -70,6 +71,16 @@ if arguments.contains("--orphan") {
         print("ORPHAN DONE")
     } catch {
         print("ORPHAN FAILED: \(error)")
+        exit(2)
+    }
+    exit(0)
+}
+
+if arguments.contains("--churn-killed") {
+    do {
+        try churnKilled()
+    } catch {
+        print("CHURN FAILED: \(error)")
         exit(2)
     }
     exit(0)

@@ -127,5 +127,23 @@ final class MPIObjectTests: XCTestCase {
         // 9 000 rounds of about 14 objects each; 4 MB is far below what keeping them costs.
         XCTAssertLessThan(memory["growth"] ?? .max, 4096, outcome.output)
     }
+
+    /// A local worker that is killed holding handles (a task decoded a queue, then its worker
+    /// was SIGKILLed) never releases them: rank 0 drops what a dead worker held, so 30 such
+    /// queues are freed (they were kept for the job's life before).
+    func testHandlesOfAKilledLocalWorkerAreDropped() throws {
+        let outcome = try Launcher.mpirun(["-np", "3", try Launcher.objectCheck().path], ["--churn-killed"], timeout: 120)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        guard let line = outcome.output.split(separator: "\n").first(where: { $0.hasPrefix("CHURN killed") }) else {
+            return XCTFail(outcome.output)
+        }
+        let fields = Dictionary(uniqueKeysWithValues: line.split(separator: " ").compactMap { field -> (String, Int)? in
+            let parts = field.split(separator: "=")
+            return parts.count == 2 ? Int(parts[1]).map { (String(parts[0]), $0) } : nil
+        })
+        XCTAssertEqual(fields["died"], 30, outcome.output)
+        XCTAssertNotNil(fields["before"], outcome.output)
+        XCTAssertEqual(fields["end"], fields["before"], outcome.output)
+    }
 }
 #endif

@@ -222,6 +222,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         switch up {
         case .closed:
             closed[index] = true
+            // Every local worker of the pool on that rank has exited: what they held is dropped.
+            let pool = self.pool
+            MPIObjectRegistry.shared.dropProcesses { ObjectRequester.rank(of: $0) == rank && ObjectRequester.local(of: $0) >> 16 == Int(pool) }
             return
         case .failed:
             var reader = WireReader(body)
@@ -246,6 +249,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             do {
                 let ending = try RelayEnvelope.readEnding(body)
                 slots[slot].ending = ending
+                // A local worker that ended never releases the handles it held.
+                let process = ObjectRequester.id(rank: rank, local: Int(ObjectRequester.local(pool: pool, index: local)))
+                MPIObjectRegistry.shared.dropProcesses { $0 == process }
                 slots[slot].stopped = true
                 handler(.ended(worker: slot, ending.exit))
             } catch {

@@ -42,6 +42,9 @@ final class MPIObjectRegistry: @unchecked Sendable {
     private var waker: (@Sendable () -> Void)?
     /// Objects with no handle left that only a pin keeps.
     private var lingering: Set<UInt64> = []
+    /// Per process of a worker rank (`ObjectRequester.id`): the handles it holds (retains
+    /// less releases it sent), dropped when it ends (`dropProcesses`).
+    private var held: [Int: [UInt64: Int]] = [:]
 
     /// How long an encoding keeps its object when no copy of it is decoded.
     static let pinSeconds: UInt64 = 60
@@ -195,7 +198,11 @@ final class MPIObjectRegistry: @unchecked Sendable {
         do {
             var reader = WireReader(bytes)
             request = try MPIObjectProtocol.Request.decode(&reader)
-            for (id, delta) in request.counts { _ = change(id, by: Int(delta)) }
+            for (id, delta) in request.counts where delta != 0 {
+                _ = change(id, by: Int(delta))
+                held[rank, default: [:]][id, default: 0] += Int(delta)
+                if held[rank]?[id] == 0 { held[rank]?[id] = nil }
+            }
             let requester = Requester(rank: rank, local: request.local)
             guard request.kind != .none else {
                 replies.append((rank, MPIObjectProtocol.reply(.ok, local: request.local)))
@@ -276,6 +283,31 @@ final class MPIObjectRegistry: @unchecked Sendable {
         lock.withLock {
             defer { replies.removeAll() }
             return replies
+        }
+    }
+
+    /// Processes of worker ranks that ended (`gone` is asked with each `ObjectRequester.id`):
+    /// the handles they held are dropped — a process killed or crashed never sends its
+    /// releases — and their parked requests forgotten (nobody waits for the answers).
+    func dropProcesses(where gone: (Int) -> Bool) {
+        lock.withLock {
+            var touched: [UInt64] = []
+            for (process, counts) in held where gone(process) {
+                held[process] = nil
+                for (id, count) in counts where count > 0 {
+                    _ = change(id, by: -count)
+                    touched.append(id)
+                }
+            }
+            parked.removeAll { entry in
+                guard let rank = entry.rank, gone(rank) else { return false }
+                objects[entry.id]?.parked -= 1
+                touched.append(entry.id)
+                return true
+            }
+            guard !touched.isEmpty else { return }
+            settle()
+            for id in touched { collect(id) }
         }
     }
 
