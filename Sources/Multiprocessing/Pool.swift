@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// A pool of worker processes — Python's `multiprocessing.Pool`.
 ///
 /// ```swift
@@ -384,4 +388,22 @@ extension Pool {
     /// A description of the backend and its workers, as `swiftmp info` prints it: e.g.
     /// `local, fork` or `mpi, 2 worker ranks (ranks 1…2) on 1 host (node1)`.
     public var backendSummary: String { engine.backend.summary }
+
+    /// Where each worker is now: one entry per worker slot, with the pid of the process in
+    /// it (a replaced worker's successor once it has started), and under mpirun the worker
+    /// rank that hosts it and that rank's host. `swiftmp info` prints it.
+    /// Waits up to 5 s for workers still starting (a worker rank reports its workers' pids
+    /// shortly after the pool is made).
+    public var workerPlacement: [WorkerPlacement] {
+        let end = monotonicNanoseconds() &+ 5_000_000_000
+        var placement = engine.placement()
+        // Not on the pool's own thread (a callback): nothing would change while it waited.
+        while placement.contains(where: { $0.pid == nil }), !PoolThread.isCurrent(ObjectIdentifier(engine)), !engine.isStopped,
+              monotonicNanoseconds() < end {
+            var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
+            _ = nanosleep(&pause, nil)
+            placement = engine.placement()
+        }
+        return placement
+    }
 }

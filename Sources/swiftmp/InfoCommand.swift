@@ -26,10 +26,12 @@ struct Info: ParsableCommand {
             print(JSONLine([("backend", .string(pool.backendSummary)), ("workers", .int(pool.processes)),
                             ("cpus", .int(Multiprocessing.cpuCount)),
                             ("cpu_limits", .string(Multiprocessing.cpuAllocation.description)), ("start_method", .string(pool.startMethod.rawValue)),
-                            ("mpi_library", .string(mpi))]).text)
+                            ("mpi_library", .string(mpi)),
+                            ("placement", .string(pool.workerPlacement.map(\.description).joined(separator: "; ")))]).text)
         } else {
             print("backend: \(pool.backendSummary)")
             print("workers: \(pool.processes)")
+            for worker in pool.workerPlacement { print("  \(worker)") }
             let allocation = Multiprocessing.cpuAllocation
             print("cpus: \(allocation.count) (\(allocation))")
             print("mpi library: \(mpi)")

@@ -172,6 +172,20 @@ final class MPIPoolTests: XCTestCase {
         XCTAssertEqual(resultLines(outcome), reference, outcome.output)
     }
 
+    /// `swiftmp info` under mpirun says who is where: one line per local worker, with its
+    /// rank and its own pid (`Pool.workerPlacement`), `processesPerRank` on each worker rank.
+    func testInfoSaysWhichRankHostsEachWorker() throws {
+        let swiftmp = try Launcher.executable("swiftmp").path
+        let outcome = try Launcher.mpirun(["-np", "3", swiftmp], ["info"], environment: ["SWIFTMP_PROCESSES_PER_RANK": "2"])
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let workers = outcome.output.split(separator: "\n").filter { $0.hasPrefix("  worker ") }
+        XCTAssertEqual(workers.count, 4, outcome.output)
+        let ranks = workers.compactMap { line in line.split(separator: " ").firstIndex(of: "rank").map { Int(line.split(separator: " ")[$0 + 1].dropLast()) } ?? nil }
+        XCTAssertEqual(ranks, [1, 1, 2, 2], outcome.output)
+        let pids = Set(workers.compactMap { line in line.split(separator: " ").firstIndex(of: "pid").map { Int(line.split(separator: " ")[$0 + 1]) } ?? nil })
+        XCTAssertEqual(pids.count, 4, "four distinct worker processes: \(outcome.output)")
+    }
+
     /// `swiftmp pi` prints the same result line locally, under mpirun and on three hosts.
     func testSwiftmpPiIsTheSameEverywhere() throws {
         let swiftmp = try Launcher.executable("swiftmp").path

@@ -32,6 +32,10 @@ final class PoolEngine: @unchecked Sendable {
     private var stopped = false
     private var brokenReason: PoolError?
     private let hasIntake = Atomic<Bool>(false)
+    /// Callers waiting for `placement()`; the engine thread answers with a new generation.
+    private var placementWaiters = 0
+    private var placementGeneration = 0
+    private var placementAnswer: [WorkerPlacement] = []
 
     // Engine thread only.
     private var jobs: [Job] = []
@@ -120,6 +124,34 @@ final class PoolEngine: @unchecked Sendable {
 
     var isStopped: Bool { lock.withLock { stopped } }
 
+    /// Which process is in each worker slot now (pid, rank, host), read on the engine thread
+    /// (the backend's tables are the engine thread's alone). Waits up to 5 s for it.
+    func placement() -> [WorkerPlacement] {
+        if PoolThread.isCurrent(ObjectIdentifier(self)) { return currentPlacement() }
+        lock.lock()
+        defer { lock.unlock() }
+        // After the engine thread ended nothing changes the tables any more.
+        if stopped { return currentPlacement() }
+        let generation = placementGeneration
+        placementWaiters += 1
+        defer { placementWaiters -= 1 }
+        hasIntake.store(true, ordering: .sequentiallyConsistent)
+        backend.wake()
+        let end = deadline(after: 5)
+        while placementGeneration == generation && !stopped {
+            if !lock.wait(until: end), let end, monotonicNanoseconds() >= end { break }
+        }
+        if placementGeneration == generation && stopped { return currentPlacement() }
+        return placementAnswer
+    }
+
+    private func currentPlacement() -> [WorkerPlacement] {
+        (0..<backend.workerCount).map { slot in
+            let identity = backend.identity(of: slot)
+            return WorkerPlacement(slot: slot, pid: identity.pid, rank: identity.rank, host: identity.host)
+        }
+    }
+
     // MARK: the engine thread
 
     enum StepOutcome {
@@ -167,9 +199,17 @@ final class PoolEngine: @unchecked Sendable {
         if hasStopped { return .stopped }
         var progressed = false
         if hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
-            let (newJobs, isTerminating) = lock.withLock { () -> ([Job], Bool) in
+            let (newJobs, isTerminating, placementAsked) = lock.withLock { () -> ([Job], Bool, Bool) in
                 defer { incoming.removeAll() }
-                return (incoming, terminating)
+                return (incoming, terminating, placementWaiters > 0)
+            }
+            if placementAsked {
+                let answer = currentPlacement()
+                lock.withLock {
+                    placementAnswer = answer
+                    placementGeneration += 1
+                    lock.broadcast()
+                }
             }
             if isTerminating {
                 for job in newJobs { job.failAll(PoolError(.terminated, "the pool was terminated")) }
