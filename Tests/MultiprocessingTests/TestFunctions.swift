@@ -33,8 +33,16 @@ struct DieOn: ParallelFunction {
     enum Way: String, Codable { case sigkill, segfault, fatal, exit }
     var victim: Int
     var way: Way
+    /// If set, the victim writes the monotonic time (ns) to this file just before it dies.
+    var stamp: String? = nil
     func callAsFunction(_ x: Int) -> Int {
         if x == victim {
+            if let stamp, let file = fopen(stamp, "w") {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                fputs(String(UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)), file)
+                fclose(file)
+            }
             switch way {
             case .sigkill: kill(getpid(), SIGKILL)
             case .segfault: UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
