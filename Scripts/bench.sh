@@ -176,7 +176,7 @@ for round in $(seq "$rounds"); do
         run Scripts/mpirun.sh -np $((processes + 1)) "$swiftmp" bench pool --repetitions 10
     fi
     if [ "$have_mpi4py" = yes ]; then
-        run Scripts/mpirun.sh -np $((processes + 1)) python3 -m mpi4py.futures Scripts/bench_mpi4py_pool.py
+        run Scripts/mpirun.sh -np $((processes + 1)) python3 -m mpi4py.futures Benchmarks/mpi4py_futures_bench.py
     fi
     if [ "$have_mpi" = yes ]; then
         run env SWIFTMP_MPI_MODE=spmd Scripts/mpirun.sh -np 2 "$swiftmp" bench pingpong
