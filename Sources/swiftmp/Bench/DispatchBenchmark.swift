@@ -1,4 +1,4 @@
-import Multiprocessing
+@_spi(Diagnostics) import Multiprocessing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +11,9 @@ import Glibc
 /// `dispatch.ranks_<r>.processes_<p>.chunk_<c>` in tasks/s, with `rank0_cpu_us_per_task`
 /// (median over the repetitions of rank 0's user + system time ÷ tasks) and
 /// `rank0_cpu_share` (rank 0's CPU time ÷ wall time: near 1, rank 0 is the bottleneck), and
-/// `apply_hot_us`, the hot `apply` round trip in the same pool (median of 1000).
+/// `apply_hot_us`, the hot `apply` round trip in the same pool (median of 1000), and
+/// `engine_cpu_us_per_task`, the engine's own CPU time per task with no transport
+/// (`EngineCostProbe`: the same map driven inline) — the floor under rank 0's cost.
 struct DispatchBenchmark {
     var pool: Pool
     var tasks = 100_000
@@ -44,6 +46,10 @@ struct DispatchBenchmark {
             guard try pool.apply(SquareTask(), i) == i &* i else { throw BenchmarkError.wrongResult("dispatch apply") }
             trips.append((Measure.now() - start) * 1e6)
         }
+        // The engine alone (no transport, workers answering inline, this thread's CPU time):
+        // the floor under rank 0's cost per task at this chunk size and worker count.
+        let engine = try EngineCostProbe.nanosecondsPerTask(tasks: tasks, chunkSize: chunkSize, workers: pool.processes,
+                                                             repetitions: repetitions) / 1000
         let worldSize = getenv("OMPI_COMM_WORLD_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
         let name = "dispatch.ranks_\(max(0, worldSize - 1)).processes_\(pool.processes).chunk_\(chunkSize)"
         emit(Figure(name: name, value: Measure.median(rates), unit: "tasks/s", extra: [
@@ -53,6 +59,7 @@ struct DispatchBenchmark {
             "idle_cpu_share": idle,
             "tasks": Double(tasks),
             "apply_hot_us": Measure.median(trips),
+            "engine_cpu_us_per_task": engine,
         ]))
     }
 }
