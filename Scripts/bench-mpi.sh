@@ -9,8 +9,9 @@
 #     (SWIFTMP_PROCESSES_PER_RANK=1; BASE too, whose ranks run tasks themselves) and, for
 #     THIS, 1, 2, 4 worker ranks × 4 local workers.
 #
-# Both sides run the same benchmark code: THIS's Sources/swiftmp/Bench is copied over BASE's
-# (the library is BASE's). Builds as Scripts/bench-ab.sh does, into .build-ab/{base,this}.
+# Both sides run the same benchmark code: THIS's Sources/swiftmp/Bench and the engine probe it
+# calls (Sources/Multiprocessing/Engine/EngineCostProbe.swift) are copied over BASE's (the
+# library is BASE's). Builds as Scripts/bench-ab.sh does, into .build-ab/{base,this}.
 # Prints Markdown tables; the raw figures go to .build-ab/mpi-log.jsonl (one JSON line per
 # figure, after a {"side","np","per_rank","load"} line naming the run).
 #
@@ -39,12 +40,12 @@ for side in base this; do
     dir=.build-ab/$side
     if [ -e "$dir/.git" ]; then
         git -C "$dir" checkout -q -f --detach "$commit"
-        git -C "$dir" clean -fdq -- Sources/swiftmp
+        git -C "$dir" clean -fdq -- Sources/swiftmp Sources/Multiprocessing
     else
         git worktree add -q --detach "$dir" "$commit"
     fi
-    # The same benchmark code on both sides.
-    git archive "$this_commit" Sources/swiftmp/Bench | tar -x -C "$dir"
+    # The same benchmark code on both sides (with the engine probe it calls).
+    git archive "$this_commit" Sources/swiftmp/Bench Sources/Multiprocessing/Engine/EngineCostProbe.swift | tar -x -C "$dir"
     (cd "$dir" && swift build -c release --static-swift-stdlib --scratch-path "$PWD/.build-release" --product swiftmp >&2)
 done
 log=.build-ab/mpi-log.jsonl
