@@ -477,6 +477,19 @@ def commands_section(log, out):
     out.append("")
 
 
+def reports_section(out):
+    """The reports of the benchmark commands that Scripts/bench.sh does not run (each says its own
+    command: Scripts/bench-mpi.sh, swiftmp bench ipc --only …), kept in Benchmarks/reports/*.md
+    and appended as they are, so that regenerating this file never drops them."""
+    import glob
+    for path in sorted(glob.glob(f"{REPORTS}/*.md")):
+        out.append(f"<!-- from Benchmarks/reports/{path.rsplit('/', 1)[1]} -->")
+        out.append(open(path).read().rstrip() + "\n")
+
+
+REPORTS = (__file__.rsplit("/Scripts/", 1)[0] if "/Scripts/" in __file__ else ".") + "/Benchmarks/reports"
+
+
 def main():
     if len(sys.argv) != 3:
         raise SystemExit("usage: bench_report.py LOG.jsonl BENCHMARKS.md")
@@ -489,6 +502,7 @@ def main():
                     mpi4py_section, pingpong_section, objects_section, kernels_section, random_section, variants_section, scaling_section,
                     commands_section):
         section(log, out)
+    reports_section(out)
     with open(sys.argv[2], "w") as report:
         report.write("\n".join(out))
 
