@@ -44,14 +44,16 @@ public enum MatrixKernel {
 
     /// C[rows × n] += A[rows × n] · B[n × n], all row-major with leading dimension `n`, with
     /// the register tile of `path` and panels of `panelDepth × panelWidth` (tests use small
-    /// ones to cross panel edges on small matrices).
+    /// ones to cross panel edges on small matrices). With `overwrite`, C = A·B instead, and C
+    /// may start uninitialised: the first depth panel stores its tiles without reading C.
     ///
     /// - Complexity: O(`rows · n²`) time, O(`min(panelDepth, n) · min(panelWidth, n)`) scratch.
     @inlinable
     public static func multiplyAdd(
         a: UnsafePointer<Double>, b: UnsafePointer<Double>, c: UnsafeMutablePointer<Double>,
         rows: Int, n: Int, path: Path = .native,
-        panelDepth: Int = MatrixKernel.panelDepth, panelWidth: Int = MatrixKernel.panelWidth
+        panelDepth: Int = MatrixKernel.panelDepth, panelWidth: Int = MatrixKernel.panelWidth,
+        overwrite: Bool = false
     ) {
         precondition(rows >= 0 && n >= 0 && panelDepth > 0 && panelWidth > 0)
         let tileRows = path.tileRows, tileColumns = path.tileColumns
@@ -87,16 +89,21 @@ public enum MatrixKernel {
                         let target = c + row * n + column + j
                         let panel = UnsafePointer(packedB + strip * depth * tileColumns)
                         let full = height == tileRows && tileWidth == tileColumns
-                        if !full { edge.initialize(repeating: 0, count: tileRows * tileColumns) }
                         let out = full ? target : edge, ldc = full ? n : tileColumns
+                        // The first panel of an overwrite, and every edge tile, start from 0.
+                        let load = full && !(overwrite && depthStart == 0)
                         switch path {
-                        case .wide: wideTile(a: packedA, b: panel, depth: depth, c: out, ldc: ldc)
-                        case .narrow: narrowTile(a: packedA, b: panel, depth: depth, c: out, ldc: ldc)
+                        case .wide:
+                            wideTile(a: packedA, b: panel, depth: depth, c: out, ldc: ldc, load: load)
+                        case .narrow:
+                            narrowTile(a: packedA, b: panel, depth: depth, c: out, ldc: ldc, load: load)
                         }
                         if !full {
+                            let first = overwrite && depthStart == 0
                             for r in 0..<height {
                                 for s in 0..<tileWidth {
-                                    target[r * n + s] += edge[r * tileColumns + s]
+                                    let value = edge[r * tileColumns + s]
+                                    if first { target[r * n + s] = value } else { target[r * n + s] += value }
                                 }
                             }
                         }
@@ -157,17 +164,18 @@ public enum MatrixKernel {
         kernels_muladd4(x, y, c)
     }
 
-    /// The wide register tile: C[8 × 16] += Apacked[depth × 8]ᵀ · Bstrip[depth × 16].
+    /// The wide register tile: C[8 × 16] += Apacked[depth × 8]ᵀ · Bstrip[depth × 16] (C taken
+    /// as 0 without `load`).
     @inlinable @inline(__always)
     static func wideTile(
         a: UnsafePointer<Double>, b: UnsafePointer<Double>, depth: Int,
-        c: UnsafeMutablePointer<Double>, ldc: Int
+        c: UnsafeMutablePointer<Double>, ldc: Int, load loadC: Bool
     ) {
         typealias V = SIMD8<Double>
         let raw = UnsafeMutableRawPointer(c)
         let stride = ldc * MemoryLayout<Double>.stride
         @inline(__always) func load(_ r: Int, _ half: Int) -> V {
-            raw.loadUnaligned(fromByteOffset: r * stride + half * 64, as: V.self)
+            loadC ? raw.loadUnaligned(fromByteOffset: r * stride + half * 64, as: V.self) : V()
         }
         @inline(__always) func store(_ v: V, _ r: Int, _ half: Int) {
             raw.storeBytes(of: v, toByteOffset: r * stride + half * 64, as: V.self)
@@ -207,17 +215,18 @@ public enum MatrixKernel {
         store(c60, 6, 0); store(c61, 6, 1); store(c70, 7, 0); store(c71, 7, 1)
     }
 
-    /// The narrow register tile: C[4 × 4] += Apacked[depth × 4]ᵀ · Bstrip[depth × 4].
+    /// The narrow register tile: C[4 × 4] += Apacked[depth × 4]ᵀ · Bstrip[depth × 4] (C taken
+    /// as 0 without `load`).
     @inlinable @inline(__always)
     static func narrowTile(
         a: UnsafePointer<Double>, b: UnsafePointer<Double>, depth: Int,
-        c: UnsafeMutablePointer<Double>, ldc: Int
+        c: UnsafeMutablePointer<Double>, ldc: Int, load loadC: Bool
     ) {
         typealias V = SIMD4<Double>
         let raw = UnsafeMutableRawPointer(c)
         let stride = ldc * MemoryLayout<Double>.stride
         @inline(__always) func load(_ r: Int) -> V {
-            raw.loadUnaligned(fromByteOffset: r * stride, as: V.self)
+            loadC ? raw.loadUnaligned(fromByteOffset: r * stride, as: V.self) : V()
         }
         @inline(__always) func store(_ v: V, _ r: Int) {
             raw.storeBytes(of: v, toByteOffset: r * stride, as: V.self)

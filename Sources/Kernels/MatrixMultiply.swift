@@ -63,18 +63,18 @@ public struct MatrixMultiply: Codable, Sendable {
         precondition(rows.lowerBound >= 0 && rows.upperBound <= n,
                      "MatrixMultiply: rows \(rows) outside 0..<\(n)")
         let n = self.n
-        var c = [Double](repeating: 0, count: rows.count * n)
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                c.withUnsafeMutableBufferPointer { c in
+        // Written, not accumulated: no pass to zero it first.
+        return [Double](unsafeUninitializedCapacity: rows.count * n) { c, count in
+            a.withUnsafeBufferPointer { a in
+                b.withUnsafeBufferPointer { b in
                     guard rows.count > 0, n > 0 else { return }
                     MatrixKernel.multiplyAdd(
                         a: a.baseAddress! + rows.lowerBound * n, b: b.baseAddress!,
-                        c: c.baseAddress!, rows: rows.count, n: n)
+                        c: c.baseAddress!, rows: rows.count, n: n, overwrite: true)
                 }
             }
+            count = rows.count * n
         }
-        return c
     }
 
     /// The whole product C = A·B, row-major.

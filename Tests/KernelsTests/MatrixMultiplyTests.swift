@@ -45,19 +45,21 @@ final class MatrixMultiplyTests: XCTestCase {
         }
     }
 
-    /// C = A·B through `MatrixKernel` with the given tile and panel sizes.
+    /// C = A·B through `MatrixKernel` with the given tile and panel sizes: accumulated into
+    /// zeros, or with `overwrite` written over NaNs (every entry must be stored).
     private func product(_ p: MatrixMultiply, rows: Range<Int>, path: MatrixKernel.Path,
                          panelDepth: Int = MatrixKernel.panelDepth,
-                         panelWidth: Int = MatrixKernel.panelWidth) -> [Double] {
+                         panelWidth: Int = MatrixKernel.panelWidth,
+                         overwrite: Bool = false) -> [Double] {
         let n = p.n
-        var c = [Double](repeating: 0, count: rows.count * n)
+        var c = [Double](repeating: overwrite ? .nan : 0, count: rows.count * n)
         p.a.withUnsafeBufferPointer { a in
             p.b.withUnsafeBufferPointer { b in
                 c.withUnsafeMutableBufferPointer { c in
                     MatrixKernel.multiplyAdd(
                         a: a.baseAddress! + rows.lowerBound * n, b: b.baseAddress!,
                         c: c.baseAddress!, rows: rows.count, n: n, path: path,
-                        panelDepth: panelDepth, panelWidth: panelWidth)
+                        panelDepth: panelDepth, panelWidth: panelWidth, overwrite: overwrite)
                 }
             }
         }
@@ -85,10 +87,14 @@ final class MatrixMultiplyTests: XCTestCase {
         let naive = naiveProduct(p)
         for path in MatrixKernel.Path.allCases {
             for (depth, width) in [(24, 40), (7, 16), (256, 1024)] {
-                XCTAssertEqual(product(p, rows: 0..<70, path: path, panelDepth: depth, panelWidth: width),
-                               naive, "\(path) panels \(depth)×\(width)")
-                XCTAssertEqual(product(p, rows: 9..<31, path: path, panelDepth: depth, panelWidth: width),
-                               Array(naive[(9 * 70)..<(31 * 70)]), "\(path) rows 9..<31")
+                for overwrite in [false, true] {
+                    let label = "\(path) panels \(depth)×\(width) overwrite \(overwrite)"
+                    XCTAssertEqual(product(p, rows: 0..<70, path: path, panelDepth: depth,
+                                           panelWidth: width, overwrite: overwrite), naive, label)
+                    XCTAssertEqual(product(p, rows: 9..<31, path: path, panelDepth: depth,
+                                           panelWidth: width, overwrite: overwrite),
+                                   Array(naive[(9 * 70)..<(31 * 70)]), "\(label) rows 9..<31")
+                }
             }
         }
     }
