@@ -25,7 +25,7 @@ else
 fi
 if gcc $flags -o bin/matmul_openblas matmul_openblas.c -lopenblas 2>/dev/null; then :; else
     rm -f bin/matmul_openblas
-    echo "build.sh: libopenblas not found (apt-get install libopenblas-dev): matmul_openblas not built" >&2
+    echo "build.sh: libopenblas not found (Scripts/install-deps.sh --bench installs libopenblas-dev): matmul_openblas not built" >&2
 fi
 # The operating system's floor under the process and IPC figures (fork, socketpair, pipes, a
 # Unix socket): -ldl for the --padded mode's dlopen.
