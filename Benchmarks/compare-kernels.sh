@@ -13,7 +13,8 @@
 #   plain     kernels-bench built as a user builds: swift build -c release, no flags
 #   native    kernels-bench built with -Xswiftc -target-cpu -Xswiftc native
 # Prints the JSON lines, the core's measured peak (Benchmarks/c/peak.c), and a table of the
-# medians over the rounds with the ratios Swift ÷ best (≤ 1.00: Swift is at least as fast),
+# medians over the rounds with the ratios Swift ÷ best (best: the faster of the best C and
+# NumPy in the same round; ≤ 1.00: Swift is at least as fast),
 # and the load average before and after (the machine may be shared: only ratios of the same
 # round mean anything).
 set -eu
@@ -97,10 +98,14 @@ for clock, title in (("wall", "wall seconds (median over rounds)"),
             if r["round_kernel"] == kernel and seconds(r["result"], clock) is not None:
                 per_impl.setdefault(r["round_impl"], {})[r["round_number"]] = seconds(r["result"], clock)
         med = {i: statistics.median(t.values()) for i, t in per_impl.items()}
+        # The reference of a round: the faster of the best C and NumPy (matmul has both).
+        best = {}
+        for ref in ("best", "numpy"):
+            for n, t in per_impl.get(ref, {}).items():
+                best[n] = min(t, best.get(n, t))
         def ratio(impl):
-            if impl not in per_impl or "best" not in per_impl:
+            if impl not in per_impl or not best:
                 return float("nan")
-            best = per_impl["best"]
             return statistics.median(t / best[n] for n, t in per_impl[impl].items() if n in best)
         print(f"{kernel:<11}" + "".join(f"{med[i]:>10.4f}" if i in med else f"{'-':>10}" for i in impls)
               + f"{ratio('native'):>13.2f}{ratio('plain'):>12.2f}")
