@@ -50,7 +50,9 @@ let package = Package(
             "CSystemShims", "Wire", .target(name: "MPI", condition: .when(traits: ["MPI"])),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "Kernels", dependencies: ["Multiprocessing"]),
+        // The kernels' build-time vector width and FMA (a C header Swift imports): no flags.
+        .target(name: "KernelsSupport"),
+        .target(name: "Kernels", dependencies: ["Multiprocessing", "KernelsSupport"]),
         .executableTarget(
             name: "swiftmp",
             dependencies: [

@@ -2,7 +2,7 @@
 """The compute kernels in NumPy, at the reference sizes of Benchmarks/README.md.
 
 Monte Carlo π (20 000 000 samples, Philox4x32-10 vectorised in uint64), Mandelbrot 1600×1200×256,
-matmul 1024 (numpy @, whatever BLAS numpy links) and N-body 4096×10 (unless --no-nbody).
+matmul 1024 (numpy @, whatever BLAS numpy links, on OPENBLAS_NUM_THREADS threads) and N-body 4096×10 (unless --no-nbody).
 Every run's checksum is verified; a wrong one exits non-zero. Prints one JSON object per line
 in the format of `swiftmp bench kernels`, names prefixed `numpy.`:
 
@@ -13,6 +13,7 @@ Usage: Scripts/bench_python_kernels.py [--repetitions N] [--no-nbody] [kernel �
 import argparse
 import json
 import math
+import os
 import statistics
 import sys
 import time
@@ -83,11 +84,11 @@ def matmul_checksums(n=1024):
     j = np.arange(n, dtype=np.int64)[None, :]
     a = ((3 * i + 7 * j) % 11 - 3).astype(np.float64)
     b = ((5 * i + 3 * j) % 13 - 4).astype(np.float64)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.thread_time()
     c = a @ b
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.thread_time() - cpu_start
     weight = (i + 2 * j + 1).astype(np.float64)
-    return seconds, int(c.sum()), int((c * weight).sum())
+    return seconds, int(c.sum()), int((c * weight).sum()), cpu
 
 
 def nbody_checksums(n=4096, steps=10, block=256):
@@ -160,11 +161,16 @@ def main():
         check(total == 113_169_525, f"mandelbrot: Σn = {total} instead of 113169525")
         figure("numpy.kernels.mandelbrot.1600x1200x256", times, sum=total)
     if "matmul" in kernels:
+        matmul_checksums(64)  # untimed: BLAS loads its kernels and starts its threads here
         runs = [matmul_checksums() for _ in range(args.repetitions)]
-        _, total, weighted = runs[-1]
+        _, total, weighted, _ = runs[-1]
         check((total, weighted) == (4_294_950_921, 6_594_902_263_792),
               f"matmul: checksums {total}, {weighted}")
-        figure("numpy.kernels.matmul.1024", [r[0] for r in runs], sum=total, weighted=weighted)
+        # OPENBLAS_NUM_THREADS=1 (Benchmarks/compare-kernels.sh) times BLAS on one core.
+        # cpu: this thread's CPU time, BLAS's own when it runs on one thread.
+        figure("numpy.kernels.matmul.1024", [r[0] for r in runs], sum=total, weighted=weighted,
+               blas_threads=os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+               cpu=float(f"{statistics.median(r[3] for r in runs):.6g}"))
     if "nbody" in kernels:
         times, (kinetic, squares) = timed(args.repetitions, nbody_checksums)
         check(close(kinetic, 1.8135481578192069e-4) and close(squares, 1023.5783750684968),

@@ -4,9 +4,15 @@
 # decodes with it), iproute2 and util-linux (`ip netns`, unshare and nsenter: the three-host
 # tests in network namespaces).
 # Idempotent: does nothing when everything is there.
+#   --bench  also what the benchmarks' best C references need: libopenblas-dev
+#            (Benchmarks/c/matmul_openblas.c; the library and its tests never use it).
 set -eu
 
 need=""
+if [ "${1:-}" = --bench ]; then
+    [ -f /usr/include/x86_64-linux-gnu/cblas.h ] || [ -f /usr/include/cblas.h ] \
+        || [ -f /usr/include/openblas/cblas.h ] || need="$need libopenblas-dev"
+fi
 command -v mpirun >/dev/null 2>&1 || need="$need openmpi-bin"
 [ -f /usr/lib/x86_64-linux-gnu/openmpi/include/mpi.h ] || [ -f /usr/include/x86_64-linux-gnu/mpi/mpi.h ] \
     || pkg-config --exists ompi-c 2>/dev/null || need="$need libopenmpi-dev"

@@ -1,4 +1,4 @@
-/* Shared helpers for the C reference kernels: a monotonic clock and a median. */
+/* Shared helpers for the C reference kernels: a monotonic clock, a CPU clock and a median. */
 #ifndef KERNELS_COMMON_H
 #define KERNELS_COMMON_H
 #include <stdlib.h>
@@ -7,6 +7,14 @@
 static double now_seconds(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* The calling thread's CPU time: on a shared machine, the time the scheduler gave the run
+   (reported as "cpu" beside the wall times). */
+static inline double cpu_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 

@@ -27,16 +27,17 @@ static void render(void) {
 
 int main(int argc, char **argv) {
     int runs = run_count(argc, argv);
-    double times[runs];
+    double times[runs], cpus[runs];
     long sum = 0;
     for (int r = 0; r < runs; r++) {
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         render();
         times[r] = now_seconds() - t0;
+        cpus[r] = cpu_seconds() - c0;
     }
     for (int i = 0; i < W * H; i++) sum += counts[i];
     double m = median(times, runs);
-    printf("{\"kernel\":\"mandelbrot\",\"impl\":\"c\",\"sum\":%ld,\"median\":%.6f,\"min\":%.6f,\"max\":%.6f,\"runs\":%d}\n",
-           sum, m, times[0], times[runs - 1], runs);
+    printf("{\"kernel\":\"mandelbrot\",\"impl\":\"c\",\"sum\":%ld,\"median\":%.6f,\"min\":%.6f,\"max\":%.6f,\"runs\":%d,\"cpu\":%.6f}\n",
+           sum, m, times[0], times[runs - 1], runs, median(cpus, runs));
     return 0;
 }

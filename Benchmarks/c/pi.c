@@ -50,15 +50,16 @@ static long count_hits(uint64_t seed, long samples) {
 
 int main(int argc, char **argv) {
     int runs = run_count(argc, argv);
-    double times[runs];
+    double times[runs], cpus[runs];
     long hits = 0;
     for (int r = 0; r < runs; r++) {
-        double t0 = now_seconds();
+        double t0 = now_seconds(), c0 = cpu_seconds();
         hits = count_hits(12345, 20000000);
         times[r] = now_seconds() - t0;
+        cpus[r] = cpu_seconds() - c0;
     }
     double m = median(times, runs);
-    printf("{\"kernel\":\"pi\",\"impl\":\"c\",\"hits\":%ld,\"median\":%.6f,\"min\":%.6f,\"max\":%.6f,\"runs\":%d}\n",
-           hits, m, times[0], times[runs - 1], runs);
+    printf("{\"kernel\":\"pi\",\"impl\":\"c\",\"hits\":%ld,\"median\":%.6f,\"min\":%.6f,\"max\":%.6f,\"runs\":%d,\"cpu\":%.6f}\n",
+           hits, m, times[0], times[runs - 1], runs, median(cpus, runs));
     return 0;
 }

@@ -36,24 +36,26 @@ public struct MonteCarloPi: Codable, Sendable, Hashable {
             hits &+= Self.isHit(RandomStream.draw(seed: seed, stream: 0, index: UInt64(truncatingIfNeeded: k)))
             k += 1
         }
-        // Thirty-two samples (sixteen Philox blocks) per step, in vector registers.
-        typealias Words = SIMD16<UInt64>
-        let keys = Philox4x32.roundKeys(RandomStream.key(seed))
-        let lanes = Words(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+        // Thirty-two samples (sixteen Philox blocks) per step, as two groups of eight blocks
+        // in 8-lane registers (one block per 64-bit lane).
+        typealias Words = SIMD8<UInt64>
+        let key = RandomStream.key(seed)
+        let lanes = Words(0, 1, 2, 3, 4, 5, 6, 7)
         var hitLanes = Words.zero
-        while end - k >= 64 {
-            let blocks = Words(repeating: UInt64(truncatingIfNeeded: k >> 1)) &+ lanes
-            let more = blocks &+ 16
-            let (x0, x1, x2, x3) = Philox4x32.blocks(blocks, blocks &>> 32, .zero, .zero, keys: keys)
-            let (y0, y1, y2, y3) = Philox4x32.blocks(more, more &>> 32, .zero, .zero, keys: keys)
-            hitLanes &+= Self.hits(x0, x1) &+ Self.hits(x2, x3) &+ Self.hits(y0, y1) &+ Self.hits(y2, y3)
-            k += 64
-        }
-        while end - k >= 32 {
-            let blocks = Words(repeating: UInt64(truncatingIfNeeded: k >> 1)) &+ lanes
-            let (x0, x1, x2, x3) = Philox4x32.blocks(blocks, blocks &>> 32, .zero, .zero, keys: keys)
-            hitLanes &+= Self.hits(x0, x1) &+ Self.hits(x2, x3)
-            k += 32
+        withUnsafeTemporaryAllocation(of: Words.self, capacity: 20) { keys in
+            for r in 0..<10 {
+                let round = UInt32(truncatingIfNeeded: r)
+                keys[2 * r] = Words(repeating: UInt64(key[0] &+ round &* 0x9E37_79B9))
+                keys[2 * r + 1] = Words(repeating: UInt64(key[1] &+ round &* 0xBB67_AE85))
+            }
+            let keys = UnsafePointer(keys.baseAddress!)
+            while end - k >= 32 {
+                let first = Words(repeating: UInt64(truncatingIfNeeded: k >> 1)) &+ lanes
+                let second = first &+ 8
+                let (x0, x1, x2, x3, y0, y1, y2, y3) = Self.philox(first, second, keys: keys)
+                hitLanes &+= Self.hits(x0, x1) &+ Self.hits(x2, x3) &+ Self.hits(y0, y1) &+ Self.hits(y2, y3)
+                k += 32
+            }
         }
         hits &+= Int(truncatingIfNeeded: hitLanes.wrappedSum())
         while k < end {
@@ -71,13 +73,44 @@ public struct MonteCarloPi: Codable, Sendable, Hashable {
         return (x * x).addingReportingOverflow(y * y).overflow ? 0 : 1
     }
 
-    /// `isHit` on sixteen samples given as their x and y words (< 2^32).
+    /// `isHit` on eight samples given as their x and y words (< 2^32).
     @inlinable @inline(__always)
-    static func hits(_ x: SIMD16<UInt64>, _ y: SIMD16<UInt64>) -> SIMD16<UInt64> {
+    static func hits(_ x: SIMD8<UInt64>, _ y: SIMD8<UInt64>) -> SIMD8<UInt64> {
         let xx = x &* x
         let sum = xx &+ y &* y
         // No carry out of 64 bits: the sum did not wrap below one of its terms.
-        return SIMD16<UInt64>(repeating: 1).replacing(with: 0, where: sum .< xx)
+        return SIMD8<UInt64>(repeating: 1).replacing(with: 0, where: sum .< xx)
+    }
+
+    /// Philox4x32-10 (`Philox4x32.blocks` of Multiprocessing, in 8-lane registers) of the
+    /// counters `first` and `second` (block numbers, stream 0), one block per 64-bit lane,
+    /// the two groups' rounds interleaved: the four output words of each, each < 2^32.
+    /// `keys` holds the round keys broadcast, round r's k0 at 2r and k1 at 2r + 1. Only the
+    /// low 32 bits of a lane matter to a product, so hi() is a shift and lo() needs no mask
+    /// until the output.
+    @inlinable @inline(__always)
+    static func philox(_ first: SIMD8<UInt64>, _ second: SIMD8<UInt64>,
+                       keys: UnsafePointer<SIMD8<UInt64>>)
+        -> (SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>,
+            SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>)
+    {
+        typealias W = SIMD8<UInt64>
+        let low = W(repeating: 0xFFFF_FFFF)
+        let m0 = W(repeating: 0xD251_1F53), m1 = W(repeating: 0xCD9E_8D57)
+        var a = (first, first &>> 32, W.zero, W.zero)
+        var b = (second, second &>> 32, W.zero, W.zero)
+        @inline(__always) func round(_ r: UInt32) {
+            let key0 = keys[2 * Int(r)], key1 = keys[2 * Int(r) + 1]
+            let pa0 = (a.0 & low) &* m0, pa1 = (a.2 & low) &* m1
+            let pb0 = (b.0 & low) &* m0, pb1 = (b.2 & low) &* m1
+            a = ((pa1 &>> 32) ^ a.1 ^ key0, pa1, (pa0 &>> 32) ^ a.3 ^ key1, pa0)
+            b = ((pb1 &>> 32) ^ b.1 ^ key0, pb1, (pb0 &>> 32) ^ b.3 ^ key1, pb0)
+        }
+        // Unrolled; the keys come from memory, so they are operands of the XORs instead of
+        // registers rebuilt every round.
+        round(0); round(1); round(2); round(3); round(4)
+        round(5); round(6); round(7); round(8); round(9)
+        return (a.0 & low, a.1 & low, a.2 & low, a.3 & low, b.0 & low, b.1 & low, b.2 & low, b.3 & low)
     }
 
     /// The hits over all samples, computed in one chunk.

@@ -1,3 +1,5 @@
+import KernelsSupport
+
 /// The force pass of one ``NBody`` step: the gravitational acceleration of a range of bodies
 /// from all bodies, a_i = Σ_j m_j·d/(r²·√r²) with d = p_j − p_i and r² = |d|² + ε².
 ///
@@ -54,18 +56,50 @@ public struct NBodyAccelerations: Codable, Sendable {
         }
     }
 
-    /// 1/√x for positive normal `x`, to within a few ulp: the bit-shift estimate (3.4 %
-    /// error) refined by four Newton steps y ← y·(1.5 − ½x·y²), each squaring the error
-    /// (3.4e−2 → 1.8e−3 → 4.7e−6 → 3.4e−11 → rounding). All lanes stay in vector registers;
-    /// `SIMD8.squareRoot()` lowers to eight libm calls (errno semantics) and runs ~3× slower.
+    /// How 1/√x starts before Newton's steps refine it.
+    public enum Estimate: Sendable, CaseIterable {
+        /// The integer estimate 0x5FE6EB50C7B537A9 − bits/2 (3.4 % error), then four steps.
+        case integer
+        /// The build target's estimate (`kernels_rsqrt_estimate8`: AVX-512's vrsqrt14pd,
+        /// 2^-14, then two steps; the integer one elsewhere).
+        case target
+
+        /// ``target`` when the build has a hardware estimate, else ``integer``.
+        public static let native = Estimate(estimateBits: Int(KERNELS_RSQRT_ESTIMATE_BITS))
+
+        init(estimateBits: Int) { self = estimateBits > 4 ? .target : .integer }
+    }
+
+    /// 1/√x for positive normal `x`, to within a few ulp: an estimate refined by Newton steps
+    /// y ← y·(1.5 − ½x·y²), each squaring the error (3.4e−2 → 1.8e−3 → 4.7e−6 → 3.4e−11 →
+    /// rounding from the integer estimate; 6e−5 → 5e−9 → rounding from vrsqrt14pd). All
+    /// lanes stay in vector registers; `SIMD8.squareRoot()` lowers to eight libm calls (errno
+    /// semantics) and runs ~3× slower.
     @inlinable @inline(__always)
-    static func inverseSquareRoot(_ x: SIMD8<Double>) -> SIMD8<Double> {
-        let bits = unsafeBitCast(x, to: SIMD8<UInt64>.self)
-        var y = unsafeBitCast(SIMD8<UInt64>(repeating: 0x5FE6_EB50_C7B5_37A9) &- (bits &>> 1),
+    static func inverseSquareRoot(_ x: SIMD8<Double>, _ estimate: Estimate) -> SIMD8<Double> {
+        var y: SIMD8<Double>
+        let steps: Int
+        if estimate == .target {
+            y = kernels_rsqrt_estimate8(x)
+            steps = newtonSteps(estimateBits: Int(KERNELS_RSQRT_ESTIMATE_BITS))
+        } else {
+            let bits = unsafeBitCast(x, to: SIMD8<UInt64>.self)
+            y = unsafeBitCast(SIMD8<UInt64>(repeating: 0x5FE6_EB50_C7B5_37A9) &- (bits &>> 1),
                               to: SIMD8<Double>.self)
+            steps = 4
+        }
         let halfX = 0.5 * x
-        for _ in 0..<4 { y = y * (1.5 - halfX * y * y) }
+        for _ in 0..<steps { y = y * (1.5 - halfX * y * y) }
         return y
+    }
+
+    /// Newton steps from an estimate good to `estimateBits` bits to double precision (each
+    /// doubles the bits): 2 from 14 bits, 4 from 4.
+    @inlinable @inline(__always)
+    static func newtonSteps(estimateBits: Int) -> Int {
+        var bits = estimateBits, steps = 0
+        while bits < 53 { bits *= 2; steps += 1 }
+        return steps
     }
 
     /// Sixteen bodies per pass over j, as two independent 8-lane groups: their dependency
@@ -75,7 +109,7 @@ public struct NBodyAccelerations: Codable, Sendable {
         _ bodies: Range<Int>,
         x: UnsafePointer<Double>, y: UnsafePointer<Double>, z: UnsafePointer<Double>,
         mass: UnsafePointer<Double>, count: Int, softeningSquared: Double,
-        into out: UnsafeMutablePointer<Double>
+        into out: UnsafeMutablePointer<Double>, estimate: Estimate = .native
     ) {
         typealias V = SIMD8<Double>
         let eps2 = V(repeating: softeningSquared)
@@ -96,8 +130,8 @@ public struct NBodyAccelerations: Codable, Sendable {
                 let mj = V(repeating: mass[j])
                 let dxa = xj - xa, dya = yj - ya, dza = zj - za
                 let dxb = xj - xb, dyb = yj - yb, dzb = zj - zb
-                let inverseA = Self.inverseSquareRoot(dxa * dxa + dya * dya + dza * dza + eps2)
-                let inverseB = Self.inverseSquareRoot(dxb * dxb + dyb * dyb + dzb * dzb + eps2)
+                let inverseA = Self.inverseSquareRoot(dxa * dxa + dya * dya + dza * dza + eps2, estimate)
+                let inverseB = Self.inverseSquareRoot(dxb * dxb + dyb * dyb + dzb * dzb + eps2, estimate)
                 let fa = mj * (inverseA * inverseA * inverseA)
                 let fb = mj * (inverseB * inverseB * inverseB)
                 sxa += dxa * fa; sya += dya * fa; sza += dza * fa

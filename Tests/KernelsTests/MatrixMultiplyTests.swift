@@ -44,4 +44,58 @@ final class MatrixMultiplyTests: XCTestCase {
             if n > 10 { XCTAssertEqual(p(5..<14), Array(naiveProduct(p)[(5 * n)..<(14 * n)])) }
         }
     }
+
+    /// C = A·B through `MatrixKernel` with the given tile and panel sizes: accumulated into
+    /// zeros, or with `overwrite` written over NaNs (every entry must be stored).
+    private func product(_ p: MatrixMultiply, rows: Range<Int>, path: MatrixKernel.Path,
+                         panelDepth: Int = MatrixKernel.panelDepth,
+                         panelWidth: Int = MatrixKernel.panelWidth,
+                         overwrite: Bool = false) -> [Double] {
+        let n = p.n
+        var c = [Double](repeating: overwrite ? .nan : 0, count: rows.count * n)
+        p.a.withUnsafeBufferPointer { a in
+            p.b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    MatrixKernel.multiplyAdd(
+                        a: a.baseAddress! + rows.lowerBound * n, b: b.baseAddress!,
+                        c: c.baseAddress!, rows: rows.count, n: n, path: path,
+                        panelDepth: panelDepth, panelWidth: panelWidth, overwrite: overwrite)
+                }
+            }
+        }
+        return c
+    }
+
+    func testBothTilesGiveTheReferenceChecksums() {
+        // The build picks one tile (wide for AVX-512 targets, narrow otherwise); both must give
+        // the reference product in every build, bit for bit.
+        let p = MatrixMultiply.reference(n: 256)
+        for path in MatrixKernel.Path.allCases {
+            let (sum, weighted) = MatrixMultiply.checksums(product(p, rows: 0..<256, path: path), n: 256)
+            XCTAssertEqual(sum, 67_109_448, "\(path)")
+            XCTAssertEqual(weighted, 25_738_373_806, "\(path)")
+        }
+        XCTAssertEqual(MatrixKernel.Path(vectorBits: 512), .wide)
+        XCTAssertEqual(MatrixKernel.Path(vectorBits: 256), .narrow)
+        XCTAssertEqual(MatrixKernel.Path(vectorBits: 128), .narrow)
+    }
+
+    func testBothTilesAcrossPanelAndTileEdgesMatchTheNaiveProduct() {
+        // Small panels (depth 24, width 40: neither a multiple of the 16-column strip) on
+        // n = 70 cross every edge: partial tiles, partial strips, several panels each way.
+        let p = MatrixMultiply.reference(n: 70)
+        let naive = naiveProduct(p)
+        for path in MatrixKernel.Path.allCases {
+            for (depth, width) in [(24, 40), (7, 16), (256, 1024)] {
+                for overwrite in [false, true] {
+                    let label = "\(path) panels \(depth)×\(width) overwrite \(overwrite)"
+                    XCTAssertEqual(product(p, rows: 0..<70, path: path, panelDepth: depth,
+                                           panelWidth: width, overwrite: overwrite), naive, label)
+                    XCTAssertEqual(product(p, rows: 9..<31, path: path, panelDepth: depth,
+                                           panelWidth: width, overwrite: overwrite),
+                                   Array(naive[(9 * 70)..<(31 * 70)]), "\(label) rows 9..<31")
+                }
+            }
+        }
+    }
 }

@@ -1,4 +1,4 @@
-import Kernels
+@testable import Kernels
 import Multiprocessing
 import XCTest
 
@@ -42,5 +42,36 @@ final class MonteCarloPiTests: XCTestCase {
         // references in Benchmarks/) must reproduce. Its first 100 000 samples, pinned too.
         XCTAssertEqual(MonteCarloPi(samples: 100_000, seed: 12345).serial(), scalarHits(seed: 12345, 0..<100_000))
         XCTAssertEqual(MonteCarloPi(samples: 100_000, seed: 12345).serial(), 78_653)
+    }
+
+    func testVectorPhiloxWordsEqualTheStreamsDraws() {
+        // Both 8-lane groups against RandomStream, bit for bit, with counters past 2^32 blocks
+        // (the high counter word) and a seed with a non-zero high key word.
+        let seed: UInt64 = 0x0123_4567_89AB_CDEF
+        let key = RandomStream.key(seed)
+        var keys = [SIMD8<UInt64>]()
+        for r in 0..<10 {
+            let round = UInt32(r)
+            keys.append(SIMD8(repeating: UInt64(key[0] &+ round &* 0x9E37_79B9)))
+            keys.append(SIMD8(repeating: UInt64(key[1] &+ round &* 0xBB67_AE85)))
+        }
+        for start: UInt64 in [0, 5, (1 << 32) - 3, 1 << 40] {
+            let first = SIMD8<UInt64>(repeating: start) &+ SIMD8(0, 1, 2, 3, 4, 5, 6, 7)
+            let words = MonteCarloPi.philox(first, first &+ 8, keys: keys)
+            let groups = [(words.0, words.1, words.2, words.3), (words.4, words.5, words.6, words.7)]
+            for (g, (x0, x1, x2, x3)) in groups.enumerated() {
+                for lane in 0..<8 {
+                    let block = start + UInt64(8 * g + lane)
+                    XCTAssertEqual(x0[lane] | x1[lane] << 32,
+                                   RandomStream.draw(seed: seed, stream: 0, index: 2 * block), "block \(block)")
+                    XCTAssertEqual(x2[lane] | x3[lane] << 32,
+                                   RandomStream.draw(seed: seed, stream: 0, index: 2 * block + 1), "block \(block)")
+                }
+            }
+        }
+        // And through the kernel, past 2^33 samples.
+        let problem = MonteCarloPi(samples: 1 << 34, seed: seed)
+        let range = (1 << 33) + 3..<(1 << 33) + 200
+        XCTAssertEqual(problem(range), scalarHits(seed: seed, range))
     }
 }

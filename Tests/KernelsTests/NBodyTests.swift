@@ -28,40 +28,63 @@ final class NBodyTests: XCTestCase {
     }
 
     func testForcePassMatchesTheScalarDefinition() {
+        // Both ways of starting the inverse square root (the build's estimate — vrsqrt14pd in
+        // AVX-512 builds — and the integer one every build has) against the divided definition.
         let state = NBody(bodyCount: 37, steps: 0).initialState()
-        let pass = state.accelerations(softening: 1e-3)
         let eps2 = 1e-3 * 1e-3
-        for range in [0..<37, 5..<6, 30..<37, 3..<20] {
-            let result = pass(range)
-            for (offset, i) in range.enumerated() {
-                var s = (0.0, 0.0, 0.0)
-                for j in 0..<state.count {
-                    let dx = state.x[j] - state.x[i], dy = state.y[j] - state.y[i]
-                    let dz = state.z[j] - state.z[i]
-                    let r2 = dx * dx + dy * dy + dz * dz + eps2
-                    let f = state.mass[j] / (r2 * r2.squareRoot())
-                    s.0 += dx * f; s.1 += dy * f; s.2 += dz * f
+        for estimate in NBodyAccelerations.Estimate.allCases {
+            for range in [0..<37, 5..<6, 30..<37, 3..<20] {
+                var result = [Double](repeating: .nan, count: 3 * range.count)
+                result.withUnsafeMutableBufferPointer { out in
+                    NBodyAccelerations.accelerate(
+                        range, x: state.x, y: state.y, z: state.z, mass: state.mass,
+                        count: state.count, softeningSquared: eps2, into: out.baseAddress!,
+                        estimate: estimate)
                 }
-                // The kernel's inverse square root is within a few ulp of the divided one.
-                let scale = max(abs(s.0), abs(s.1), abs(s.2))
-                XCTAssertEqual(result[3 * offset], s.0, accuracy: 1e-14 * scale)
-                XCTAssertEqual(result[3 * offset + 1], s.1, accuracy: 1e-14 * scale)
-                XCTAssertEqual(result[3 * offset + 2], s.2, accuracy: 1e-14 * scale)
+                for (offset, i) in range.enumerated() {
+                    var s = (0.0, 0.0, 0.0)
+                    for j in 0..<state.count {
+                        let dx = state.x[j] - state.x[i], dy = state.y[j] - state.y[i]
+                        let dz = state.z[j] - state.z[i]
+                        let r2 = dx * dx + dy * dy + dz * dz + eps2
+                        let f = state.mass[j] / (r2 * r2.squareRoot())
+                        s.0 += dx * f; s.1 += dy * f; s.2 += dz * f
+                    }
+                    // The kernel's inverse square root is within a few ulp of the divided one.
+                    let scale = max(abs(s.0), abs(s.1), abs(s.2))
+                    XCTAssertEqual(result[3 * offset], s.0, accuracy: 1e-14 * scale, "\(estimate)")
+                    XCTAssertEqual(result[3 * offset + 1], s.1, accuracy: 1e-14 * scale, "\(estimate)")
+                    XCTAssertEqual(result[3 * offset + 2], s.2, accuracy: 1e-14 * scale, "\(estimate)")
+                }
             }
         }
+        // The pass a pool maps uses the build's estimate.
+        let pass = state.accelerations(softening: 1e-3)
+        var native = [Double](repeating: .nan, count: 3 * 37)
+        native.withUnsafeMutableBufferPointer { out in
+            NBodyAccelerations.accelerate(
+                0..<37, x: state.x, y: state.y, z: state.z, mass: state.mass, count: state.count,
+                softeningSquared: eps2, into: out.baseAddress!, estimate: .native)
+        }
+        XCTAssertEqual(pass(0..<37), native)
     }
 
     func testInverseSquareRootIsWithinAFewUlp() {
-        var x = 1e-12
-        while x < 1e12 {
-            let lanes = SIMD8<Double>(x, x * 1.1, x * 1.3, x * 1.7, x * 2.0, x * 2.3, x * 2.9, x * 3.5)
-            let inverse = NBodyAccelerations.inverseSquareRoot(lanes)
-            for lane in 0..<8 {
-                let exact = 1 / lanes[lane].squareRoot()
-                XCTAssertEqual(inverse[lane], exact, accuracy: 4 * exact.ulp, "x = \(lanes[lane])")
+        for estimate in NBodyAccelerations.Estimate.allCases {
+            var x = 1e-12
+            while x < 1e12 {
+                let lanes = SIMD8<Double>(x, x * 1.1, x * 1.3, x * 1.7, x * 2.0, x * 2.3, x * 2.9, x * 3.5)
+                let inverse = NBodyAccelerations.inverseSquareRoot(lanes, estimate)
+                for lane in 0..<8 {
+                    let exact = 1 / lanes[lane].squareRoot()
+                    XCTAssertEqual(inverse[lane], exact, accuracy: 4 * exact.ulp,
+                                   "x = \(lanes[lane]), \(estimate)")
+                }
+                x *= 3.7
             }
-            x *= 3.7
         }
+        XCTAssertEqual(NBodyAccelerations.newtonSteps(estimateBits: 14), 2)
+        XCTAssertEqual(NBodyAccelerations.newtonSteps(estimateBits: 4), 4)
     }
 
     func testInitialGrid() {

@@ -1,0 +1,65 @@
+/* What the Swift kernels (Sources/Kernels) need from the C compiler and Swift cannot say:
+   the vector width the module is compiled for, and a multiply-add that is fused exactly when
+   the target has FMA. Swift compiles these inline functions with the same target CPU as the
+   Swift code that calls them (plain `swift build`: x86-64 baseline, SSE2; with
+   `-Xswiftc -target-cpu -Xswiftc native`: this machine's), so the choice is made at build
+   time and costs nothing at run time. */
+#ifndef KERNELS_SUPPORT_H
+#define KERNELS_SUPPORT_H
+
+/* The widest double vector the build's target has: 512 (AVX-512F), 256 (AVX) or 128. */
+#if defined(__AVX512F__)
+#define KERNELS_VECTOR_BITS 512
+#elif defined(__AVX__)
+#define KERNELS_VECTOR_BITS 256
+#else
+#define KERNELS_VECTOR_BITS 128
+#endif
+
+/* 1 when the target has fused multiply-add instructions. */
+#if defined(__FMA__) || defined(__aarch64__)
+#define KERNELS_HAS_FMA 1
+#else
+#define KERNELS_HAS_FMA 0
+#endif
+
+typedef double kernels_double8 __attribute__((ext_vector_type(8)));
+typedef double kernels_double4 __attribute__((ext_vector_type(4)));
+
+/* a·b + c, one rounding (fused) when the target has FMA, two otherwise (LLVM's fmuladd).
+   Only for sums that are exact either way (MatrixMultiply's integer matrices): Swift's
+   `addingProduct` always fuses, and without FMA hardware it calls libm's fma per lane. */
+static inline __attribute__((always_inline))
+kernels_double8 kernels_muladd8(kernels_double8 a, kernels_double8 b, kernels_double8 c) {
+#pragma clang fp contract(on)
+    return a * b + c;
+}
+
+static inline __attribute__((always_inline))
+kernels_double4 kernels_muladd4(kernels_double4 a, kernels_double4 b, kernels_double4 c) {
+#pragma clang fp contract(on)
+    return a * b + c;
+}
+
+/* An estimate of 1/√x per lane for positive normal x, with a relative error below
+   2^-KERNELS_RSQRT_ESTIMATE_BITS: AVX-512's vrsqrt14pd (2^-14) when the target has it, else
+   the integer estimate 0x5FE6EB50C7B537A9 − bits/2 (3.4 %), which needs two more Newton
+   steps to reach double precision. */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define KERNELS_RSQRT_ESTIMATE_BITS 14
+static inline __attribute__((always_inline))
+kernels_double8 kernels_rsqrt_estimate8(kernels_double8 x) {
+    return (kernels_double8)_mm512_rsqrt14_pd((__m512d)x);
+}
+#else
+#define KERNELS_RSQRT_ESTIMATE_BITS 4
+static inline __attribute__((always_inline))
+kernels_double8 kernels_rsqrt_estimate8(kernels_double8 x) {
+    typedef unsigned long long kernels_u64x8 __attribute__((ext_vector_type(8)));
+    kernels_u64x8 bits = (kernels_u64x8)x;
+    return (kernels_double8)((kernels_u64x8)0x5FE6EB50C7B537A9ull - (bits >> 1));
+}
+#endif
+
+#endif
