@@ -11,6 +11,9 @@
 //   mpi-pool-check --checkpoint <journal> <log>
 //                                   map 60 inputs (100 ms each) with a checkpoint journal, each
 //                                   run of an input logged; prints "CHECKPOINT OK sum=…"
+//   mpi-pool-check --checkpoint-stream ordered|unordered <journal> <log>
+//                                   the same with imap / imapUnordered (results in input order,
+//                                   or any order)
 //   mpi-pool-check --main-global M  a .spawn/.forkserver (M) pool task reads a global of
 //                                   main.swift (uninitialised there: the worker crashes)
 //   mpi-pool-check --stdio-once     numbered lines printed around .fork workers (first ones,
@@ -150,6 +153,19 @@ if arguments.contains("--exit-live") {
     exit(3)
 }
 
+if let index = words.firstIndex(of: "--checkpoint-stream"), index + 3 < words.count {
+    let ordered = words[index + 1] == "ordered"
+    let function = LoggedSquare(log: words[index + 3], milliseconds: 100)
+    let stream = ordered ? try pool.imap(function, 0..<60, chunkSize: 1, checkpoint: words[index + 2])
+        : try pool.imapUnordered(function, 0..<60, chunkSize: 1, checkpoint: words[index + 2])
+    let results = try stream.map { try $0.get() }
+    let expected = (0..<60).map { $0 * $0 }
+    let same = ordered ? results == expected : results.sorted() == expected
+    print(same ? "CHECKPOINT OK sum=\(results.reduce(0, +))" : "CHECKPOINT MISMATCH \(results)")
+    pool.close()
+    try pool.join()
+    exit(same ? 0 : 1)
+}
 if let index = words.firstIndex(of: "--checkpoint"), index + 2 < words.count {
     let results = try pool.map(LoggedSquare(log: words[index + 2], milliseconds: 100), 0..<60, chunkSize: 1,
                                checkpoint: words[index + 1])
