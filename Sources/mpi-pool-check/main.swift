@@ -25,6 +25,10 @@
 //   mpi-pool-check --tag-output     local pools (each start method) whose tasks print a line
 //                                   on stdout and one on stderr; prints "WORKERS <method> <pids>"
 //                                   (run it with SWIFTMP_TAG_OUTPUT=1 to see the lines tagged)
+//   mpi-pool-check --tag-output option|off
+//                                   the same with Pool(tagOutput: true|false), and after each
+//                                   pool a Process(tagOutput:) of that method printing a line on
+//                                   each stream; prints "PROCESS <method> <pid> exit=<code>"
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
 import Logging
 import Multiprocessing
@@ -94,12 +98,22 @@ if words.first == "--stdio-once" {
     exit(0)
 }
 if words.first == "--tag-output" {
+    // "option": Pool(tagOutput: true) and Process(tagOutput: true); "off": tagOutput: false.
+    let option: Bool? = switch words.dropFirst().first { case "option": true; case "off": false; default: nil }
     for method in [StartMethod.fork, .forkserver, .spawn] {
-        let pids = try Pool.with(processes: 2, startMethod: method, backend: .local) { pool in
+        let pids = try Pool.with(processes: 2, startMethod: method, backend: .local, tagOutput: option) { pool in
             try pool.map(Chatter(), 0..<4, chunkSize: 1)
         }
         print("WORKERS \(method) \(Set(pids).sorted().map(String.init).joined(separator: " "))")
         fflush(nil)
+        if option != nil {
+            let process = Multiprocessing.Process(target: ProcessChatter(method: "\(method)"), startMethod: method,
+                                                  tagOutput: option)
+            try process.start()
+            _ = try process.join(timeout: 30)
+            print("PROCESS \(method) \(process.pid.map(String.init) ?? "none") exit=\(process.exitCode.map(String.init) ?? "none")")
+            fflush(nil)
+        }
     }
     exit(0)
 }
