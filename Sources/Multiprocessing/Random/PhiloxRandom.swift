@@ -171,9 +171,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
 
     @inlinable
     public mutating func next() -> UInt64 {
-        // The index is read once and written once; the refill is a static function that is
-        // given only the buffer and the block number, so the optimiser may keep the index in a
-        // register across a loop of calls (a mutating call would need it stored every draw).
+        // The index is read once and written once (see `refill`).
         var i = index
         if _slowPath(i == 2 * Self.width) {
             Self.refill(&buffer, &base, seed: seed, stream: stream)
@@ -218,52 +216,13 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
         array.withUnsafeMutableBufferPointer { fill($0) }
     }
 
-    /// `next()`'s refill: the following 32 blocks into `buffer`, in four groups of eight (the
-    /// state of a group fits in the vector registers; measured faster here than the two
-    /// groups of sixteen that `fill` streams out, whose state is spilled to the stack).
+    /// `next()`'s refill: the following 32 blocks into `buffer`. Static, and given only the
+    /// buffer and the block number, so that a loop of `next()` calls may keep the index in
+    /// a register (a mutating call that may read it would need it stored at every draw).
     @usableFromInline @inline(never)
     static func refill(_ buffer: inout Draws, _ base: inout UInt64, seed: UInt64, stream: UInt64) {
         base &+= UInt64(width)
-        let keys = Philox4x32.roundKeys(key(seed))
-        let lanes = SIMD8<UInt64>(0, 1, 2, 3, 4, 5, 6, 7)
-        let s0 = SIMD8<UInt64>(repeating: stream), s1 = SIMD8<UInt64>(repeating: stream >> 32)
-        let first = base
-        withUnsafeMutableBytes(of: &buffer) { raw in
-            for group in 0..<4 {
-                let blocks = SIMD8<UInt64>(repeating: first &+ UInt64(8 * group)) &+ lanes
-                let (even, odd) = eightBlocks(blocks, blocks &>> 32, s0, s1, keys: keys)
-                let draws = SIMD16(even[0], odd[0], even[1], odd[1], even[2], odd[2], even[3], odd[3],
-                                   even[4], odd[4], even[5], odd[5], even[6], odd[6], even[7], odd[7])
-                raw.storeBytes(of: draws, toByteOffset: group * 128, as: SIMD16<UInt64>.self)
-            }
-        }
-    }
-
-    /// `Philox4x32.blocks` for eight blocks, returning their draws: lane `i` of the first
-    /// result is draw `2 · block`, of the second draw `2 · block + 1`.
-    @inline(__always)
-    static func eightBlocks(_ c0: SIMD8<UInt64>, _ c1: SIMD8<UInt64>, _ c2: SIMD8<UInt64>, _ c3: SIMD8<UInt64>,
-                            keys: Philox4x32.RoundKeys) -> (SIMD8<UInt64>, SIMD8<UInt64>) {
-        typealias Lanes = SIMD8<UInt64>
-        let low = Lanes(repeating: 0xFFFF_FFFF)
-        let m0 = Lanes(repeating: UInt64(Philox4x32.multipliers.0)), m1 = Lanes(repeating: UInt64(Philox4x32.multipliers.1))
-        var state = (c0, c1, c2, c3)
-        @inline(__always) func round(_ k0: UInt64, _ k1: UInt64) {
-            let p0 = (state.0 & low) &* m0
-            let p1 = (state.2 & low) &* m1
-            state = ((p1 &>> 32) ^ state.1 ^ Lanes(repeating: k0), p1, (p0 &>> 32) ^ state.3 ^ Lanes(repeating: k1), p0)
-        }
-        round(keys.k0[0], keys.k1[0])
-        round(keys.k0[1], keys.k1[1])
-        round(keys.k0[2], keys.k1[2])
-        round(keys.k0[3], keys.k1[3])
-        round(keys.k0[4], keys.k1[4])
-        round(keys.k0[5], keys.k1[5])
-        round(keys.k0[6], keys.k1[6])
-        round(keys.k0[7], keys.k1[7])
-        round(keys.k0[8], keys.k1[8])
-        round(keys.k0[9], keys.k1[9])
-        return ((state.0 & low) | (state.1 &<< 32), (state.2 & low) | (state.3 &<< 32))
+        buffer = draws(base, stream: stream, key: key(seed))
     }
 
     /// Computes the buffer's blocks from `base`.
