@@ -294,6 +294,11 @@ func fnv1a(_ raw: UnsafeRawBufferPointer, seed: UInt64 = 0xcbf2_9ce4_8422_2325) 
 
 /// A journal's writer thread: writes what it is handed, flushes it to the disk a second
 /// later at most, and at the end flushes and closes the file. It owns the descriptor.
+///
+/// Forks (`ForkGuard`): the thread is active while it runs code and lets go while it sleeps
+/// and during its `write`s and `fsync`s; the threads that hand it work take its lock outside
+/// their activity (`ForkGuard.whileBlocked`), so none waits for the lock while a fork waits
+/// for it.
 final class JournalWriter: @unchecked Sendable {
     private let descriptor: Int32
     private let path: String
@@ -302,7 +307,6 @@ final class JournalWriter: @unchecked Sendable {
     private var queued: [UInt8] = []
     /// A spare buffer to hand back to the journal (its capacity is reused).
     private var spare: [UInt8] = []
-    private var busy = false
     private var finishing = false
     /// All is written and the file unlocked.
     private var released = false
@@ -319,84 +323,102 @@ final class JournalWriter: @unchecked Sendable {
 
     /// Starts the thread (the caller closes the descriptor if this throws).
     func start() throws(SystemError) {
-        try spawnThread(named: "swiftmp-journal") { [self] in run() }
+        try spawnThread(named: "swiftmp-journal") { [self] in
+            ForkGuard.enterActivity()
+            run()
+            ForkGuard.leaveActivity()
+        }
     }
 
     /// What the writer could not write (the call fails with it).
-    var failure: CheckpointError? { lock.withLock { error } }
+    var failure: CheckpointError? { ForkGuard.whileBlocked { lock.withLock { error } } }
 
     /// Queues `bytes` to be written; returns an empty buffer to fill next.
     func submit(_ bytes: [UInt8]) -> [UInt8] {
-        lock.withLock {
-            if queued.isEmpty {
-                queued = bytes
-                lock.broadcast()
-                var next = spare
-                spare = []
+        ForkGuard.whileBlocked {
+            lock.withLock {
+                defer { lock.broadcast() }
+                if queued.isEmpty {
+                    queued = bytes
+                    var next = spare
+                    spare = []
+                    next.removeAll(keepingCapacity: true)
+                    return next
+                }
+                queued += bytes
+                var next = bytes
                 next.removeAll(keepingCapacity: true)
                 return next
             }
-            queued += bytes
-            lock.broadcast()
-            var next = bytes
-            next.removeAll(keepingCapacity: true)
-            return next
         }
     }
 
     /// Queues the last bytes, waits until all is written, unlocks the file; the thread then
     /// flushes it to the disk and closes it.
     func finish(_ bytes: [UInt8]) {
-        lock.withLock {
-            queued += bytes
-            finishing = true
-            lock.broadcast()
-            while !released { _ = lock.wait(until: nil) }
+        ForkGuard.whileBlocked {
+            lock.withLock {
+                queued += bytes
+                finishing = true
+                lock.broadcast()
+                while !released { _ = lock.wait(until: nil) }
+            }
         }
+    }
+
+    /// A blocking system call outside this thread's activity.
+    private func outside<T>(_ body: () -> T) -> T {
+        ForkGuard.leaveActivity()
+        defer { ForkGuard.enterActivity() }
+        return body()
     }
 
     private func run() {
         var batch: [UInt8] = []
         while true {
-            let (finishing, syncDue): (Bool, Bool) = lock.withLock {
-                busy = false
+            let finished: Bool = lock.withLock {
                 if !batch.isEmpty {
                     batch.removeAll(keepingCapacity: true)
                     if spare.capacity < batch.capacity { swap(&spare, &batch) }
                 }
-                lock.broadcast()
-                while queued.isEmpty && !self.finishing {
+                while queued.isEmpty && !finishing {
                     let due = unsynced ? lastSync &+ CheckpointJournal.syncInterval : nil
                     if let due, monotonicNanoseconds() >= due { break }
-                    _ = lock.wait(until: due)
+                    _ = outside { lock.wait(until: due) }
                 }
                 swap(&batch, &queued)
-                busy = true
-                return (self.finishing && batch.isEmpty, unsynced && monotonicNanoseconds() &- lastSync >= CheckpointJournal.syncInterval)
+                return finishing && batch.isEmpty
             }
-            if finishing {
+            if finished {
                 // The next run may open it now (it reads what was written; the flush to the
                 // disk goes on here, on this open file).
                 _ = flock(descriptor, LOCK_UN)
                 lock.withLock {
-                    busy = false
                     released = true
                     lock.broadcast()
                 }
-                if unsynced { _ = fsync(descriptor) }
-                Glibc.close(descriptor)
+                outside {
+                    if unsynced { _ = fsync(descriptor) }
+                    _ = Glibc.close(descriptor)
+                }
                 return
             }
             if !batch.isEmpty {
-                do {
-                    try CheckpointJournal.writeAll(descriptor, batch, path: path)
-                    unsynced = true
-                } catch {
-                    lock.withLock { if self.error == nil { self.error = error } }
+                let written: Result<Void, CheckpointError> = outside {
+                    do throws(CheckpointError) {
+                        try CheckpointJournal.writeAll(descriptor, batch, path: path)
+                        return .success(())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                switch written {
+                case .success: unsynced = true
+                case .failure(let error): lock.withLock { if self.error == nil { self.error = error } }
                 }
             }
-            if syncDue || (unsynced && monotonicNanoseconds() &- lastSync >= CheckpointJournal.syncInterval) {
-                _ = fsync(descriptor)
+            if unsynced && monotonicNanoseconds() &- lastSync >= CheckpointJournal.syncInterval {
+                _ = outside { fsync(descriptor) }
                 unsynced = false
                 lastSync = monotonicNanoseconds()
             }
