@@ -6,7 +6,9 @@ extension Pool {
         progress: ProgressReport?, completion: Completion<Value>, _ transform: @escaping ([F.Output]) -> Value
     ) throws -> AsyncResult<Value> {
         let definition = try FunctionDefinition.make(function)
-        var encodedInputs = WireWriter(capacity: 64)
+        // Sized for the encoding of fixed-size inputs at once: growing it by doubling to
+        // (say) 16 MB copies and faults in twice that, on the caller's thread.
+        var encodedInputs = WireWriter(capacity: 64 + min(inputs.count * MemoryLayout<F.Input>.stride, 1 << 28))
         try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &encodedInputs) }
         let work = CheckpointJournal.Work(typeName: definition.typeName, functionHash: fnv1a(definition.bytes),
                                           inputsHash: fnv1a(encodedInputs.bytes), count: inputs.count)
