@@ -59,13 +59,18 @@ public final class Pool: @unchecked Sendable {
     ///     when mpirun started the program, local otherwise. `.mpi` outside mpirun throws
     ///     `PoolError.backendUnavailable`. Several MPI pools may live at once, each with the
     ///     free workers it asks for; with none free, `PoolError.backendUnavailable`.
+    ///   - tagOutput: local backend: each line a worker writes on its standard output or
+    ///     error reaches the program's own prefixed with `[pid N] ` (`[rank R pid N] ` on an
+    ///     MPI rank), like `mpirun --tag-output`. nil (the default): as the environment
+    ///     variable `SWIFTMP_TAG_OUTPUT` says (`1` turns it on); true or false win over it.
+    ///     Under the MPI backend the worker ranks' local workers follow the variable.
     ///
     /// A pool cannot be created inside a pool task (its workers are daemonic, as in Python):
     /// that throws `PoolError.nested`.
     public init(processes: Int? = nil, startMethod: StartMethod = .automatic,
                 initializer: (any ParallelFunction<Void, Void>)? = nil,
                 maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
-                processesPerRank: Int? = nil, backend: Backend = .automatic) throws {
+                processesPerRank: Int? = nil, backend: Backend = .automatic, tagOutput: Bool? = nil) throws {
         if WorkerRuntime.servesThisProcess {
             throw PoolError(.nested, """
                 a Pool cannot be created inside a pool task (pool workers are daemonic, as in Python, and a nested \
@@ -99,7 +104,7 @@ public final class Pool: @unchecked Sendable {
             let count = processes ?? Multiprocessing.cpuCount
             resolved = startMethod.resolved
             do {
-                let local = try LocalBackend(workers: count, method: resolved)
+                let local = try LocalBackend(workers: count, method: resolved, tagOutput: tagOutput)
                 try local.start()
                 poolBackend = local
             } catch let error as PoolError {
@@ -140,11 +145,11 @@ public final class Pool: @unchecked Sendable {
     public static func with<R>(processes: Int? = nil, startMethod: StartMethod = .automatic,
                                initializer: (any ParallelFunction<Void, Void>)? = nil,
                                maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
-                               processesPerRank: Int? = nil, backend: Backend = .automatic,
+                               processesPerRank: Int? = nil, backend: Backend = .automatic, tagOutput: Bool? = nil,
                                _ body: (Pool) throws -> R) throws -> R {
         let pool = try Pool(processes: processes, startMethod: startMethod, initializer: initializer,
                             maxTasksPerChild: maxTasksPerChild, taskTimeout: taskTimeout, retry: retry,
-                            processesPerRank: processesPerRank, backend: backend)
+                            processesPerRank: processesPerRank, backend: backend, tagOutput: tagOutput)
         let result: R
         do {
             result = try body(pool)

@@ -137,6 +137,16 @@ struct SeededDraws: RandomizedFunction {
 
 /// Writes one line on standard output and one (without its newline) on standard error;
 /// returns its pid (for `--tag-output`).
+/// A `Process` target: one line on standard output, one on standard error.
+struct ProcessChatter: ParallelFunction {
+    var method: String
+    func callAsFunction(_: Void) {
+        print("process out \(method)")
+        fflush(nil)
+        _ = "process err \(method)\n".utf8CString.withUnsafeBufferPointer { write(2, $0.baseAddress, $0.count - 1) }
+    }
+}
+
 struct Chatter: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int32 {
         print("chatter out \(x)")

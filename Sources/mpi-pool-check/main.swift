@@ -11,6 +11,9 @@
 //   mpi-pool-check --checkpoint <journal> <log>
 //                                   map 60 inputs (100 ms each) with a checkpoint journal, each
 //                                   run of an input logged; prints "CHECKPOINT OK sum=…"
+//   mpi-pool-check --checkpoint-stream ordered|unordered <journal> <log>
+//                                   the same with imap / imapUnordered (results in input order,
+//                                   or any order)
 //   mpi-pool-check --main-global M  a .spawn/.forkserver (M) pool task reads a global of
 //                                   main.swift (uninitialised there: the worker crashes)
 //   mpi-pool-check --stdio-once     numbered lines printed around .fork workers (first ones,
@@ -22,6 +25,10 @@
 //   mpi-pool-check --tag-output     local pools (each start method) whose tasks print a line
 //                                   on stdout and one on stderr; prints "WORKERS <method> <pids>"
 //                                   (run it with SWIFTMP_TAG_OUTPUT=1 to see the lines tagged)
+//   mpi-pool-check --tag-output option|off
+//                                   the same with Pool(tagOutput: true|false), and after each
+//                                   pool a Process(tagOutput:) of that method printing a line on
+//                                   each stream; prints "PROCESS <method> <pid> exit=<code>"
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
 import Logging
 import Multiprocessing
@@ -91,12 +98,22 @@ if words.first == "--stdio-once" {
     exit(0)
 }
 if words.first == "--tag-output" {
+    // "option": Pool(tagOutput: true) and Process(tagOutput: true); "off": tagOutput: false.
+    let option: Bool? = switch words.dropFirst().first { case "option": true; case "off": false; default: nil }
     for method in [StartMethod.fork, .forkserver, .spawn] {
-        let pids = try Pool.with(processes: 2, startMethod: method, backend: .local) { pool in
+        let pids = try Pool.with(processes: 2, startMethod: method, backend: .local, tagOutput: option) { pool in
             try pool.map(Chatter(), 0..<4, chunkSize: 1)
         }
         print("WORKERS \(method) \(Set(pids).sorted().map(String.init).joined(separator: " "))")
         fflush(nil)
+        if option != nil {
+            let process = Multiprocessing.Process(target: ProcessChatter(method: "\(method)"), startMethod: method,
+                                                  tagOutput: option)
+            try process.start()
+            _ = try process.join(timeout: 30)
+            print("PROCESS \(method) \(process.pid.map(String.init) ?? "none") exit=\(process.exitCode.map(String.init) ?? "none")")
+            fflush(nil)
+        }
     }
     exit(0)
 }
@@ -150,6 +167,19 @@ if arguments.contains("--exit-live") {
     exit(3)
 }
 
+if let index = words.firstIndex(of: "--checkpoint-stream"), index + 3 < words.count {
+    let ordered = words[index + 1] == "ordered"
+    let function = LoggedSquare(log: words[index + 3], milliseconds: 100)
+    let stream = ordered ? try pool.imap(function, 0..<60, chunkSize: 1, checkpoint: words[index + 2])
+        : try pool.imapUnordered(function, 0..<60, chunkSize: 1, checkpoint: words[index + 2])
+    let results = try stream.map { try $0.get() }
+    let expected = (0..<60).map { $0 * $0 }
+    let same = ordered ? results == expected : results.sorted() == expected
+    print(same ? "CHECKPOINT OK sum=\(results.reduce(0, +))" : "CHECKPOINT MISMATCH \(results)")
+    pool.close()
+    try pool.join()
+    exit(same ? 0 : 1)
+}
 if let index = words.firstIndex(of: "--checkpoint"), index + 2 < words.count {
     let results = try pool.map(LoggedSquare(log: words[index + 2], milliseconds: 100), 0..<60, chunkSize: 1,
                                checkpoint: words[index + 1])

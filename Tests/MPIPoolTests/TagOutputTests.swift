@@ -2,8 +2,9 @@ import Foundation
 import TestSupport
 import XCTest
 
-/// `SWIFTMP_TAG_OUTPUT=1`: each line a local pool worker writes on stdout or stderr reaches
-/// the program's own stdout or stderr as `[pid N] line`; without it, untagged as before.
+/// `SWIFTMP_TAG_OUTPUT=1` or `tagOutput: true`: each line a local pool worker (or a `Process`)
+/// writes on stdout or stderr reaches the program's own stdout or stderr as `[pid N] line`;
+/// without either, untagged as before.
 final class TagOutputTests: XCTestCase {
     func testWorkerLinesAreTaggedWithTheirPid() throws {
         var environment = Launcher.cleanEnvironment
@@ -30,6 +31,54 @@ final class TagOutputTests: XCTestCase {
         }
         XCTAssertFalse(outcome.output.contains("chatter err"), "stderr lines stay on stderr")
         XCTAssertEqual(output.filter { $0.contains("chatter") }.count, 12, "each line once: \(outcome.output)")
+    }
+
+    /// `Pool(…, tagOutput: true)` and `Process(…, tagOutput: true)` tag without the variable,
+    /// on every start method; `tagOutput: false` wins over `SWIFTMP_TAG_OUTPUT=1`.
+    func testTheOptionTagsPoolsAndProcessesOnEveryStartMethod() throws {
+        let outcome = try Launcher.run(try Launcher.poolCheck(), ["--tag-output", "option"],
+                                       environment: Launcher.cleanEnvironment, mergingStreams: false, deadline: 60)
+        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.errors)
+        let output = outcome.output.split(separator: "\n").map(String.init)
+        let errors = outcome.errors.split(separator: "\n").map(String.init)
+        let workerLines = output.filter { $0.hasPrefix("WORKERS ") }
+        XCTAssertEqual(workerLines.count, 3, outcome.output)
+        for line in workerLines {
+            let pids = line.split(separator: " ").dropFirst(2).map(String.init)
+            let position = output.firstIndex(of: line)!
+            for x in 0..<4 {
+                XCTAssertTrue(pids.contains { output[..<position].contains("[pid \($0)] chatter out \(x)") },
+                              "\(line): \(outcome.output)")
+                XCTAssertTrue(pids.contains { errors.contains("[pid \($0)] chatter err \(x) part one, part two") },
+                              "\(line): \(outcome.errors)")
+            }
+        }
+        let processLines = output.filter { $0.hasPrefix("PROCESS ") }
+        XCTAssertEqual(processLines.count, 3, outcome.output)
+        for line in processLines {
+            let fields = line.split(separator: " ").map(String.init)
+            XCTAssertEqual(fields.count, 4, line)
+            guard fields.count == 4 else { continue }
+            let (method, pid) = (fields[1], fields[2])
+            XCTAssertEqual(fields[3], "exit=0", line)
+            // Out before join() returned, so before the PROCESS line.
+            let position = output.firstIndex(of: line)!
+            XCTAssertTrue(output[..<position].contains("[pid \(pid)] process out \(method)"), "\(line): \(outcome.output)")
+            XCTAssertTrue(errors.contains("[pid \(pid)] process err \(method)"), "\(line): \(outcome.errors)")
+        }
+        XCTAssertEqual(output.filter { $0.contains("chatter") || $0.contains("process out") }.count, 15,
+                       "each line once, none untagged: \(outcome.output)")
+        XCTAssertFalse(output.contains { $0.hasPrefix("chatter") || $0.hasPrefix("process") }, outcome.output)
+
+        var environment = Launcher.cleanEnvironment
+        environment["SWIFTMP_TAG_OUTPUT"] = "1"
+        let off = try Launcher.run(try Launcher.poolCheck(), ["--tag-output", "off"], environment: environment,
+                                   mergingStreams: false, deadline: 60)
+        XCTAssertEqual(off.status, 0, off.output + off.errors)
+        let offLines = off.output.split(separator: "\n").map(String.init)
+        XCTAssertEqual(offLines.filter { $0.hasPrefix("chatter out ") }.count, 12, off.output)
+        XCTAssertEqual(offLines.filter { $0.hasPrefix("process out ") }.count, 3, off.output)
+        XCTAssertFalse(off.output.contains("[pid ") || off.errors.contains("[pid "), off.output + off.errors)
     }
 
     func testWithoutTheVariableLinesAreUntouched() throws {

@@ -76,6 +76,24 @@ final class CheckpointTests: TimeLimitedTestCase {
         XCTAssertEqual(loggedInputs(log).count, 40 - kept.count)
     }
 
+    /// The journal's writer thread runs while the pool forks replacement workers (one per
+    /// chunk here): no fork may catch it inside the runtime, and no thread may wait for it
+    /// while a fork waits for them (`ForkGuard`); then a second run reads every result.
+    func testTheWriterThreadAndForksOfReplacementWorkers() throws {
+        let journal = directory + "/forks.journal"
+        let log = directory + "/runs"
+        try Pool.with(processes: 2, startMethod: .fork, maxTasksPerChild: 1) { pool in
+            for round in 0..<3 {
+                unlink(journal)
+                XCTAssertEqual(try pool.map(Counted(log: log), 0..<150, chunkSize: 1, checkpoint: journal),
+                               (1...150).map { $0 }, "round \(round)")
+            }
+            let before = loggedInputs(log).count
+            XCTAssertEqual(try pool.map(Counted(log: log), 0..<150, chunkSize: 1, checkpoint: journal), (1...150).map { $0 })
+            XCTAssertEqual(loggedInputs(log).count, before, "the journal held every result")
+        }
+    }
+
     func testAJournalOfOtherWorkOrInUseIsRefused() throws {
         let journal = directory + "/other.journal"
         try Pool.with(processes: 1) { pool in

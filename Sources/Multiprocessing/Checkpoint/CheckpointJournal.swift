@@ -8,13 +8,19 @@ import Glibc
 /// The file starts with a header naming the work — the function's type, a hash of the
 /// function value and a hash of all the inputs, and their count — so a journal of other
 /// work is refused with a clear error. Then one record per finished chunk: the inputs'
-/// positions and their encoded outputs, with a checksum. Records are written with
-/// `write(2)` at most 0.1 s after their results arrive (a killed process loses at most the
-/// last 0.1 s of results, which run again) and flushed to the disk (`fsync`) at most once a
-/// second and at the end (a machine that loses power loses at most the last second).
-/// A torn last record is dropped when the journal is read. The journal is locked
-/// (`flock`) while a run uses it.
-final class CheckpointJournal {
+/// positions and their encoded outputs, with a checksum. The journal is locked (`flock`)
+/// while a run uses it. A torn last record is dropped when the journal is read.
+///
+/// Durability: records are built on the pool's thread and handed, at most 0.1 s after
+/// their results arrive (or once 1 MiB waits), to the journal's own writer thread, which
+/// writes them (`write(2)`) at once — a killed process loses at most the last 0.1 s of
+/// results, which run again — and flushes them to the disk (`fsync`) at most a second
+/// later. When the call ends, everything is written before it returns (so the next run, in
+/// this process or another, reads it all) and flushed right after, without the call
+/// waiting for the disk: a machine that loses power loses at most the last second or so of
+/// results. Neither a `write` nor an `fsync` runs on the pool's thread (measured: they cost
+/// a checkpointed map of tiny tasks most of its speed there).
+final class CheckpointJournal: @unchecked Sendable {
     static let magic: [UInt8] = Array("SWMPCKP1".utf8)
     static let recordMagic: UInt32 = 0x4443_4552  // "RECD"
     static let syncInterval: UInt64 = 1_000_000_000
@@ -34,15 +40,15 @@ final class CheckpointJournal {
     }
 
     let path: String
-    private var descriptor: Int32
-    private var lastSync: UInt64 = monotonicNanoseconds()
-    private var lastWrite: UInt64 = 0
-    private var unsynced = false
-    /// Records not written yet (at most `writeInterval` old, see `append`).
+    private var isOpen = true
+    private var lastHandOff: UInt64 = monotonicNanoseconds()
+    /// Records not handed to the writer yet (at most `writeInterval` old, see `append`).
     private var pending = WireWriter(capacity: 1 << 16)
-    /// Records arriving less than this long after the last write wait (ns) — one `write(2)`
+    /// Records arriving less than this long after the last hand-off wait (ns): one hand-off
     /// per chunk would cost more than tiny tasks.
     static let writeInterval: UInt64 = 100_000_000
+    /// Writes and flushes on its own thread.
+    private let writer: JournalWriter
 
     /// Opens (or creates) the journal at `path` for `work`; returns it and the records a
     /// previous run left. Throws `CheckpointError` for a journal of other work, one in use,
@@ -65,8 +71,7 @@ final class CheckpointJournal {
             let header = encodeHeader(work)
             if bytes.isEmpty {
                 try writeAll(fd, header, path: path)
-                _ = fsync(fd)
-                return (CheckpointJournal(path: path, descriptor: fd), [])
+                return (try CheckpointJournal(path: path, descriptor: fd, unsynced: true), [])
             }
             guard let found = decodeHeader(bytes) else {
                 throw CheckpointError(.otherWork, "\(path) is not a checkpoint journal of this library; delete it or choose "
@@ -95,34 +100,38 @@ final class CheckpointJournal {
             guard lseek(fd, 0, SEEK_END) >= 0 else {
                 throw CheckpointError(.unusable, "cannot seek in the checkpoint \(path): \(String(cString: strerror(errno)))")
             }
-            return (CheckpointJournal(path: path, descriptor: fd), records)
+            return (try CheckpointJournal(path: path, descriptor: fd, unsynced: offset < bytes.count), records)
         } catch {
             Glibc.close(fd)
             throw error
         }
     }
 
-    private init(path: String, descriptor: Int32) {
+    private init(path: String, descriptor: Int32, unsynced: Bool) throws(CheckpointError) {
         self.path = path
-        self.descriptor = descriptor
+        writer = JournalWriter(descriptor: descriptor, path: path, unsynced: unsynced)
+        do {
+            try writer.start()
+        } catch {
+            throw CheckpointError(.unusable, "cannot start the thread that writes the checkpoint \(path): \(error)")
+        }
     }
 
     deinit { close() }
 
-    /// Writes, flushes, unlocks and closes the journal (the call ended); later appends are ignored.
+    /// Writes what waits, unlocks the journal (the call ended; it returns once this did) and
+    /// lets the writer flush it to the disk and close it; later appends are ignored.
     func close() {
-        guard descriptor >= 0 else { return }
-        try? writePending()
-        sync()
-        Glibc.close(descriptor)
-        descriptor = -1
+        guard isOpen else { return }
+        isOpen = false
+        writer.finish(pending.bytes)
+        pending.bytes.removeAll()
     }
 
-    /// Appends a record. It is written at once when the last write is `writeInterval` old,
-    /// else with the next record that is, or by `flushIfDue`; flushed to the disk when the
-    /// last flush is a second old.
+    /// Appends a record. It is handed to the writer at once when the last hand-off is
+    /// `writeInterval` old, else with the next record that is, or by `flushIfDue`.
     func append(indices: Positions, outputs: UnsafeRawBufferPointer) throws(CheckpointError) {
-        guard descriptor >= 0 else { return }
+        guard isOpen else { return }
         pending.write(Self.recordMagic)
         let lengthAt = pending.reserve(UInt32.self)
         let start = pending.count
@@ -150,37 +159,27 @@ final class CheckpointJournal {
         case list([Int])
     }
 
-    /// Writes the waiting records if the last write is `writeInterval` old (the engine calls
-    /// this every round, so no record waits much longer than that).
+    /// Hands the waiting records to the writer if the last hand-off is `writeInterval` old
+    /// (the engine calls this every round, so no record waits much longer than that); throws
+    /// what the writer could not write.
     func flushIfDue(now: UInt64 = monotonicNanoseconds()) throws(CheckpointError) {
-        guard descriptor >= 0, pending.count > 0, now &- lastWrite >= Self.writeInterval || pending.count >= 1 << 20
-        else { return }
-        try writePending(now: now)
-        if now &- lastSync >= Self.syncInterval { sync(now: now) }
+        guard isOpen, now &- lastHandOff >= Self.writeInterval || pending.count >= 1 << 20 else { return }
+        if let error = writer.failure { throw error }
+        handOff(now: now)
     }
 
-    /// Writes the waiting records now (not flushed to the disk): a checkpointed stream calls
-    /// it before its consumer waits for the next result.
+    /// Hands the waiting records to the writer now, which writes them at once: a
+    /// checkpointed stream calls it before its consumer waits for the next result.
     func writeNow() throws(CheckpointError) {
-        guard descriptor >= 0 else { return }
-        try writePending()
-        if monotonicNanoseconds() &- lastSync >= Self.syncInterval { sync() }
+        guard isOpen else { return }
+        if let error = writer.failure { throw error }
+        handOff(now: monotonicNanoseconds())
     }
 
-    private func writePending(now: UInt64 = monotonicNanoseconds()) throws(CheckpointError) {
+    private func handOff(now: UInt64) {
+        lastHandOff = now
         guard pending.count > 0 else { return }
-        try Self.writeAll(descriptor, pending.bytes, path: path)
-        pending.bytes.removeAll(keepingCapacity: true)
-        lastWrite = now
-        unsynced = true
-    }
-
-    /// Flushes what was written to the disk.
-    func sync(now: UInt64 = monotonicNanoseconds()) {
-        guard unsynced, descriptor >= 0 else { return }
-        _ = fsync(descriptor)
-        unsynced = false
-        lastSync = now
+        pending.bytes = writer.submit(pending.bytes)
     }
 
     // MARK: format
@@ -255,7 +254,7 @@ final class CheckpointJournal {
         }
     }
 
-    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(CheckpointError) {
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(CheckpointError) {
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
@@ -291,6 +290,140 @@ func fnv1a(_ raw: UnsafeRawBufferPointer, seed: UInt64 = 0xcbf2_9ce4_8422_2325) 
     hash ^= UInt64(raw.count)
     hash &*= 0x0000_0100_0000_01b3
     return hash ^ (hash >> 32)
+}
+
+/// A journal's writer thread: writes what it is handed, flushes it to the disk a second
+/// later at most, and at the end flushes and closes the file. It owns the descriptor.
+///
+/// Forks (`ForkGuard`): the thread is active while it runs code and lets go while it sleeps
+/// and during its `write`s and `fsync`s; the threads that hand it work take its lock outside
+/// their activity (`ForkGuard.whileBlocked`), so none waits for the lock while a fork waits
+/// for it.
+final class JournalWriter: @unchecked Sendable {
+    private let descriptor: Int32
+    private let path: String
+    private let lock = ConditionLock()
+    // Under `lock`.
+    private var queued: [UInt8] = []
+    /// A spare buffer to hand back to the journal (its capacity is reused).
+    private var spare: [UInt8] = []
+    private var finishing = false
+    /// All is written and the file unlocked.
+    private var released = false
+    private var error: CheckpointError?
+    // Writer thread only.
+    private var unsynced: Bool
+    private var lastSync = monotonicNanoseconds()
+
+    init(descriptor: Int32, path: String, unsynced: Bool) {
+        self.descriptor = descriptor
+        self.path = path
+        self.unsynced = unsynced
+    }
+
+    /// Starts the thread (the caller closes the descriptor if this throws).
+    func start() throws(SystemError) {
+        try spawnThread(named: "swiftmp-journal") { [self] in
+            ForkGuard.enterActivity()
+            run()
+            ForkGuard.leaveActivity()
+        }
+    }
+
+    /// What the writer could not write (the call fails with it).
+    var failure: CheckpointError? { ForkGuard.whileBlocked { lock.withLock { error } } }
+
+    /// Queues `bytes` to be written; returns an empty buffer to fill next.
+    func submit(_ bytes: [UInt8]) -> [UInt8] {
+        ForkGuard.whileBlocked {
+            lock.withLock {
+                defer { lock.broadcast() }
+                if queued.isEmpty {
+                    queued = bytes
+                    var next = spare
+                    spare = []
+                    next.removeAll(keepingCapacity: true)
+                    return next
+                }
+                queued += bytes
+                var next = bytes
+                next.removeAll(keepingCapacity: true)
+                return next
+            }
+        }
+    }
+
+    /// Queues the last bytes, waits until all is written, unlocks the file; the thread then
+    /// flushes it to the disk and closes it.
+    func finish(_ bytes: [UInt8]) {
+        ForkGuard.whileBlocked {
+            lock.withLock {
+                queued += bytes
+                finishing = true
+                lock.broadcast()
+                while !released { _ = lock.wait(until: nil) }
+            }
+        }
+    }
+
+    /// A blocking system call outside this thread's activity.
+    private func outside<T>(_ body: () -> T) -> T {
+        ForkGuard.leaveActivity()
+        defer { ForkGuard.enterActivity() }
+        return body()
+    }
+
+    private func run() {
+        var batch: [UInt8] = []
+        while true {
+            let finished: Bool = lock.withLock {
+                if !batch.isEmpty {
+                    batch.removeAll(keepingCapacity: true)
+                    if spare.capacity < batch.capacity { swap(&spare, &batch) }
+                }
+                while queued.isEmpty && !finishing {
+                    let due = unsynced ? lastSync &+ CheckpointJournal.syncInterval : nil
+                    if let due, monotonicNanoseconds() >= due { break }
+                    _ = outside { lock.wait(until: due) }
+                }
+                swap(&batch, &queued)
+                return finishing && batch.isEmpty
+            }
+            if finished {
+                // The next run may open it now (it reads what was written; the flush to the
+                // disk goes on here, on this open file).
+                _ = flock(descriptor, LOCK_UN)
+                lock.withLock {
+                    released = true
+                    lock.broadcast()
+                }
+                outside {
+                    if unsynced { _ = fsync(descriptor) }
+                    _ = Glibc.close(descriptor)
+                }
+                return
+            }
+            if !batch.isEmpty {
+                let written: Result<Void, CheckpointError> = outside {
+                    do throws(CheckpointError) {
+                        try CheckpointJournal.writeAll(descriptor, batch, path: path)
+                        return .success(())
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                switch written {
+                case .success: unsynced = true
+                case .failure(let error): lock.withLock { if self.error == nil { self.error = error } }
+                }
+            }
+            if unsynced && monotonicNanoseconds() &- lastSync >= CheckpointJournal.syncInterval {
+                _ = outside { fsync(descriptor) }
+                unsynced = false
+                lastSync = monotonicNanoseconds()
+            }
+        }
+    }
 }
 
 private func hex(_ value: UInt64) -> String { String(value, radix: 16) }

@@ -12,11 +12,11 @@ extension Pool {
     /// journal keeps a hash of each input with its result, and an input that differs from
     /// the one recorded at its position ends the stream with `CheckpointError(.otherWork)`.
     /// A journal of a `map`, or of another function value, is refused when the stream is
-    /// made. Failed inputs are not recorded (they run again next time). A result is written
-    /// before the stream next waits for one (and every 0.1 s while results keep coming),
-    /// flushed to the disk at most a second later and when the stream ends or is dropped;
-    /// results received but not written when the process dies run again. Inputs and
-    /// outputs must be `Codable`.
+    /// made. Failed inputs are not recorded (they run again next time). A result is handed to
+    /// the journal's writer thread, which writes it at once, before the stream next waits for
+    /// one (and every 0.1 s while results keep coming), and flushed to the disk at most a
+    /// second later and right after the stream ends or is dropped; results received but not
+    /// written when the process dies run again. Inputs and outputs must be `Codable`.
     @inlinable
     public func imap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
                                           chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,

@@ -68,9 +68,19 @@ public final class Process: @unchecked Sendable {
 
     private static let counter = Atomic<Int>(0)
 
+    /// Whether the child's output lines are tagged (`tagOutput:` of `init`).
+    private let tagOutput: Bool?
+
     /// A process that will run `target` once when started.
+    ///
+    /// `tagOutput`: each line the child writes on its standard output or error reaches this
+    /// program's own prefixed with `[pid N] `, like `mpirun --tag-output` (and `join()`
+    /// returns once its last lines are out). nil (the default): as the environment variable
+    /// `SWIFTMP_TAG_OUTPUT` says; true or false win over it. Not for a target run on an MPI
+    /// rank (there the variable decides).
     public init(target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
-                startMethod: StartMethod = .automatic) {
+                startMethod: StartMethod = .automatic, tagOutput: Bool? = nil) {
+        self.tagOutput = tagOutput
         self.target = target
         self.call = { try target(()) }
         self.rankStarter = { name in try MPIProcessHost.shared.start(target, name: name) }
@@ -124,7 +134,7 @@ public final class Process: @unchecked Sendable {
         // (served objects refuse) and finds what it mentions.
         let inMemory = segments.isEmpty && descriptors.isEmpty ? call : nil
         do {
-            _ = try ProcessLauncher.start(method: startMethod.resolved, payload: payload, segments: segments,
+            _ = try ProcessLauncher.start(method: startMethod.resolved, tagOutput: tagOutput, payload: payload, segments: segments,
                                           descriptors: descriptors, inMemory: inMemory,
                                           decode: { reader in try reader.decode(F.self) },
                                           started: { state.started($0, pidfd: $1, reaps: $2) },
@@ -145,7 +155,10 @@ public final class Process: @unchecked Sendable {
             MPIProcessHost.shared.releaseIfIdle()
             return true
         }
-        return state.waitForExit(until: deadline(after: timeout))
+        guard state.waitForExit(until: deadline(after: timeout)) else { return false }
+        // Tagged output (tagOutput): its last lines are written out before join returns.
+        if let pid { OutputTagging.awaitEnd(of: [pid], deadline: monotonicNanoseconds() &+ 2_000_000_000) }
+        return true
     }
 
     /// Whether the child was started and has not ended (been reaped) yet.

@@ -13,15 +13,22 @@ import Glibc
 /// - `.spawn`: `posix_spawn` of this executable with the role `process`.
 /// - `.forkserver`: forked by the fork server, which received both descriptors.
 enum ProcessLauncher {
-    static func start(method: StartMethod, payload: ProcessPayload, segments: [SegmentStorage],
+    static func start(method: StartMethod, tagOutput: Bool? = nil, payload: ProcessPayload, segments: [SegmentStorage],
                       descriptors: [(SegmentID, Int32)],
                       inMemory: (@Sendable () throws -> Void)?,
                       decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
                       started: @escaping @Sendable (pid_t, Int32, Bool) -> Void,
                       onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
+        // tagOutput / SWIFTMP_TAG_OUTPUT: the child's 1 and 2 are pipes read by the supervisor.
+        let tagged = try OutputTagging.Pipes.ifEnabled(option: tagOutput)
+        var launched = false
+        defer { if !launched { tagged?.discard() } }
         if method == .fork || method == .automatic {
-            return try startForked(payload: payload, segments: segments, descriptors: descriptors, inMemory: inMemory,
-                                   decode: decode, started: started)
+            let pid = try startForked(payload: payload, segments: segments, descriptors: descriptors, inMemory: inMemory,
+                                      tagged: tagged, decode: decode, started: started)
+            launched = true
+            try tagged?.started(pid: pid)
+            return pid
         }
         let region = try payload.makeRegion()
         var pair: [Int32] = [-1, -1]
@@ -51,21 +58,27 @@ enum ProcessLauncher {
         systemClose(mine)
 
         let parent = getpid()
+        let passed = tagged == nil ? "fds=2" : "fds=4 stdio=5"
+        let pid: pid_t
         switch method {
         case .fork, .automatic:
             preconditionFailure("forked children start in startForked")
         case .spawn:
-            let passing = [region.descriptor, childSocket]
-            return try ProcessSupervisor.shared.perform {
-                let pid = try ChildLauncher.spawn(spec: "process parent=\(parent) fds=2", passing: passing)
+            let passing = [region.descriptor, childSocket] + (tagged?.childEnds ?? [])
+            pid = try ProcessSupervisor.shared.perform {
+                let pid = try ChildLauncher.spawn(spec: "process parent=\(parent) \(passed)", passing: passing)
                 let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
                 started(pid, pidfd, false)
                 return pid
             }
         case .forkserver:
-            return try ForkServer.shared().fork(spec: "process fds=2", passing: [region.descriptor, childSocket],
-                                                started: { started($0, -1, false) }, onExit: { _, exit in onExit(exit) })
+            pid = try ForkServer.shared().fork(spec: "process \(passed)",
+                                               passing: [region.descriptor, childSocket] + (tagged?.childEnds ?? []),
+                                               started: { started($0, -1, false) }, onExit: { _, exit in onExit(exit) })
         }
+        launched = true
+        try tagged?.started(pid: pid)
+        return pid
     }
 
     /// `.fork`: the child already has the payload in memory and the decoder for its type, so
@@ -73,7 +86,7 @@ enum ProcessLauncher {
     /// descriptors exists only when the target mentions some (connections). With `inMemory`
     /// (the target mentions nothing shared) the child calls the target as it is in memory.
     private static func startForked(payload: ProcessPayload, segments: [SegmentStorage], descriptors: [(SegmentID, Int32)],
-                                    inMemory: (@Sendable () throws -> Void)?,
+                                    inMemory: (@Sendable () throws -> Void)?, tagged: OutputTagging.Pipes?,
                                     decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
                                     started: @escaping @Sendable (pid_t, Int32, Bool) -> Void) throws -> pid_t {
         var childSocket: Int32 = -1
@@ -103,6 +116,7 @@ enum ProcessLauncher {
         CurrentProcess.prepareForFork()
         let launch = { @Sendable () throws -> pid_t in
             let pid = try ChildLauncher.fork {
+                tagged?.redirectInChild()
                 kept.withUnsafeBufferPointer { ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: $0) }
                 for region in keptRegions { region.keptInForkedChild() }
                 let control = socket

@@ -171,10 +171,15 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
 
     @inlinable
     public mutating func next() -> UInt64 {
-        if _slowPath(index == 2 * Self.width) { refill() }
+        // The index is read once and written once (see `refill`).
+        var i = index
+        if _slowPath(i == 2 * Self.width) {
+            Self.refill(&buffer, &base, seed: seed, stream: stream)
+            i = 0
+        }
         // A load from memory: a dynamic index into a vector kept in registers is slow.
-        let draw = withUnsafeBytes(of: &buffer) { $0.load(fromByteOffset: index &* 8, as: UInt64.self) }
-        index &+= 1
+        let draw = withUnsafeBytes(of: &buffer) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) }
+        index = i &+ 1
         return draw
     }
 
@@ -211,11 +216,13 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
         array.withUnsafeMutableBufferPointer { fill($0) }
     }
 
-    @usableFromInline
-    mutating func refill() {
-        base &+= UInt64(Self.width)
-        fill()
-        index = 0
+    /// `next()`'s refill: the following 32 blocks into `buffer`. Static, and given only the
+    /// buffer and the block number, so that a loop of `next()` calls may keep the index in
+    /// a register (a mutating call that may read it would need it stored at every draw).
+    @usableFromInline @inline(never)
+    static func refill(_ buffer: inout Draws, _ base: inout UInt64, seed: UInt64, stream: UInt64) {
+        base &+= UInt64(width)
+        buffer = draws(base, stream: stream, key: key(seed))
     }
 
     /// Computes the buffer's blocks from `base`.

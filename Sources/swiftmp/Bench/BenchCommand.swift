@@ -17,13 +17,15 @@ struct Bench: ParsableCommand {
             nothing at chunk size 1 or --chunk-size, with rank 0's CPU time per task; \
             SWIFTMP_PROCESSES_PER_RANK sets the local workers per rank), \
             random (RandomStream, Philox4x32-10, on one core: draws/s through next(), fill and \
-            Double.random, each checked against draws computed alone). \
+            Double.random, each checked against draws computed alone), \
+            checkpoint (a map at chunk size 100 with and without checkpoint:, interleaved, on 2 M \
+            trivial tasks and 100 k tasks of 10 µs: vs_plain). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
             in the same run: Scripts/bench.sh runs Python's multiprocessing, C and NumPy beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch or random.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch, random or checkpoint.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -58,7 +60,7 @@ struct Bench: ParsableCommand {
     var scalingWorkers: [Int] = []
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool, kernels, scaling, ipc, pingpong, dispatch, random
+        case pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint
 
         var defaultRepetitions: Int {
             switch self {
@@ -69,6 +71,7 @@ struct Bench: ParsableCommand {
             case .pingpong: return 1
             case .dispatch: return 3
             case .random: return 5
+            case .checkpoint: return 5
             }
         }
     }
@@ -108,6 +111,13 @@ struct Bench: ParsableCommand {
             try PingPongBenchmark.run { print($0.json) }
         case .random:
             try RandomBenchmarks(repetitions: repetitions).run { print($0.json) }
+        case .checkpoint:
+            let pool = try options.makePool(defaultProcesses: 2)
+            defer {
+                pool.close()
+                try? pool.join()
+            }
+            try CheckpointBenchmarks(pool: pool, repetitions: repetitions).run { print($0.json) }
         case .pool:
             let start = Measure.now()
             let pool = try options.makePool(defaultProcesses: Backend.automatic.resolved == .local ? 2 : nil)

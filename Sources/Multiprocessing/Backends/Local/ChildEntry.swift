@@ -47,6 +47,7 @@ enum ChildEntry {
             }
             return ManagerServer.serve(listener: 3, authkey: key, directory: directory, parent: parent)
         case "process":
+            if let stdio = values["stdio"].flatMap({ Int32($0) }) { OutputTagging.redirect(output: stdio, error: stdio + 1) }
             return ProcessEntry.run(payloadDescriptor: 3, control: 4)
         case "fork-server":
             _ = CSystemShims_set_name("swiftmp-forksrv")

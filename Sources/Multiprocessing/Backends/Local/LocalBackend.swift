@@ -62,7 +62,11 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         idleWord.sleep(nanoseconds: timeoutNanoseconds)
     }
 
-    init(workers: Int, method: StartMethod, summary: String? = nil) throws {
+    /// `Pool(…, tagOutput:)`: nil leaves it to `SWIFTMP_TAG_OUTPUT` (`OutputTagging`).
+    private let tagOutput: Bool?
+
+    init(workers: Int, method: StartMethod, summary: String? = nil, tagOutput: Bool? = nil) throws {
+        self.tagOutput = tagOutput
         self.workerCount = workers
         self.summaryOverride = summary
         self.method = method.resolved
@@ -99,8 +103,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             self?.childEnded(slot: slot, generation: generation, pid: pid, exit: exit)
         }
         let pid: pid_t
-        // SWIFTMP_TAG_OUTPUT=1: the worker's 1 and 2 are pipes read here (OutputTagging).
-        let tagged = try OutputTagging.Pipes.ifEnabled()
+        // tagOutput / SWIFTMP_TAG_OUTPUT=1: the worker's 1 and 2 are pipes read here (OutputTagging).
+        let tagged = try OutputTagging.Pipes.ifEnabled(option: tagOutput)
         var launched = false
         defer { if !launched { tagged?.discard() } }
         let passed = tagged == nil ? " fds=2" : " fds=4 stdio=5"

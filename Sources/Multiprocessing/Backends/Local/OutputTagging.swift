@@ -3,18 +3,25 @@ import CSystemShims
 import Glibc
 #endif
 
-/// `SWIFTMP_TAG_OUTPUT=1`: every line a local pool worker writes on its standard output or
-/// standard error reaches the program's own, prefixed with where it came from —
-/// `[pid 1234] line`, or `[rank 2 pid 1234] line` when the pool's process is rank 2 of an
-/// MPI job — like `mpirun --tag-output`.
+/// `Pool(…, tagOutput: true)`, `Process(…, tagOutput: true)` or `SWIFTMP_TAG_OUTPUT=1`: every
+/// line a local pool worker (or the process) writes on its standard output or standard error
+/// reaches the program's own, prefixed with where it came from — `[pid 1234] line`, or
+/// `[rank 2 pid 1234] line` when the pool's process is rank 2 of an MPI job — like
+/// `mpirun --tag-output`.
 ///
 /// Each worker then gets two pipes as its descriptors 1 and 2 (line-buffered); the process
 /// supervisor's thread reads them and writes each complete line, prefixed, with one `write`
 /// to descriptor 1 or 2 of this process (a line longer than 64 KiB is cut there; a last line
 /// without a newline gets one when the worker ends). Off (the default), workers share the
-/// program's descriptors as before and nothing of this runs. The variable is read each time
-/// a worker starts.
+/// program's descriptors as before and nothing of this runs. The option wins over the
+/// variable (`tagOutput: false` turns it off); without the option (nil) the variable is read
+/// each time a worker starts.
 enum OutputTagging {
+    /// Whether workers started now are tagged: `option` if given, else the variable.
+    static func isEnabled(option: Bool?) -> Bool {
+        option ?? isEnabled
+    }
+
     static var isEnabled: Bool {
         guard let value = getenv("SWIFTMP_TAG_OUTPUT").map({ String(cString: $0) }) else { return false }
         return ["1", "yes", "true", "on"].contains(value.lowercased())
@@ -27,12 +34,12 @@ enum OutputTagging {
     }()
 
     /// A worker's two pipes, made before it starts: the child's ends become its 1 and 2.
-    struct Pipes {
+    struct Pipes: Sendable {
         var outputRead: Int32, outputWrite: Int32, errorRead: Int32, errorWrite: Int32
 
-        /// The pipes if tagging is on, nil otherwise.
-        static func ifEnabled() throws(SystemError) -> Pipes? {
-            guard OutputTagging.isEnabled else { return nil }
+        /// The pipes if tagging is on (`option`, else the variable), nil otherwise.
+        static func ifEnabled(option: Bool? = nil) throws(SystemError) -> Pipes? {
+            guard OutputTagging.isEnabled(option: option) else { return nil }
             var output: [Int32] = [-1, -1], error: [Int32] = [-1, -1]
             try syscallRetrying("pipe2 (a worker's tagged standard output)") { CSystemShims_pipe2(&output, O_CLOEXEC) }
             do {
