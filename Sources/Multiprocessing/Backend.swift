@@ -38,7 +38,7 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
 
     /// The backend for a new pool of at most `processes` workers (nil: all that the worker
     /// ranks host), `perRank` on each worker rank (nil: each rank's default).
-    static func makeMPI(processes: Int?, perRank: Int?) throws -> any PoolBackend {
+    static func makeMPI(processes: Int?, perRank: Int?, tagOutput: Bool? = nil) throws -> any PoolBackend {
         #if !MPI
         throw PoolError(.backendUnavailable, WithoutMPI.message)
         #else
@@ -56,10 +56,10 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
             // forked while one of them holds a runtime lock would hang (README, fork safety).
             let local = try LocalBackend(workers: count, method: .forkserver,
                                          summary: "mpi, 1 rank (mpirun -np 1): no worker ranks, rank 0 hosts \(count) local "
-                                             + "worker\(count == 1 ? "" : "s") (forkserver)")
+                                             + "worker\(count == 1 ? "" : "s") (forkserver)", tagOutput: tagOutput)
             return local
         }
-        return try MPIBackend(limit: processes, perRank: perRank)
+        return try MPIBackend(limit: processes, perRank: perRank, tagOutput: tagOutput)
         #endif
     }
 }

@@ -63,7 +63,8 @@ public final class Pool: @unchecked Sendable {
     ///     error reaches the program's own prefixed with `[pid N] ` (`[rank R pid N] ` on an
     ///     MPI rank), like `mpirun --tag-output`. nil (the default): as the environment
     ///     variable `SWIFTMP_TAG_OUTPUT` says (`1` turns it on); true or false win over it.
-    ///     Under the MPI backend the worker ranks' local workers follow the variable.
+    ///     Under the MPI backend the worker ranks' local workers follow it too (the variable
+    ///     as rank 0's environment has it, when the option is nil).
     ///
     /// A pool cannot be created inside a pool task (its workers are daemonic, as in Python):
     /// that throws `PoolError.nested`.
@@ -97,7 +98,7 @@ public final class Pool: @unchecked Sendable {
         let resolved: StartMethod
         switch chosen {
         case .mpi:
-            poolBackend = try Backend.makeMPI(processes: processes, perRank: processesPerRank)
+            poolBackend = try Backend.makeMPI(processes: processes, perRank: processesPerRank, tagOutput: tagOutput)
             try poolBackend.start()
             resolved = startMethod
         case .local, .automatic:

@@ -97,6 +97,14 @@ if words.first == "--stdio-once" {
     print("LINE end exit=\(process.exitCode.map(String.init) ?? "none")")
     exit(0)
 }
+if words.first == "--tag-output-mpi" {
+    // Under mpirun: Pool(tagOutput: true) on the MPI backend; the ranks' local workers tag.
+    let pids = try Pool.with(processes: 2, backend: .mpi, tagOutput: true) { pool in
+        try pool.map(Chatter(), 0..<4, chunkSize: 1)
+    }
+    print("WORKERS mpi \(Set(pids).sorted().map(String.init).joined(separator: " "))")
+    exit(0)
+}
 if words.first == "--tag-output" {
     // "option": Pool(tagOutput: true) and Process(tagOutput: true); "off": tagOutput: false.
     let option: Bool? = switch words.dropFirst().first { case "option": true; case "off": false; default: nil }

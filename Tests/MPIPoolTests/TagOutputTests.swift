@@ -33,6 +33,22 @@ final class TagOutputTests: XCTestCase {
         XCTAssertEqual(output.filter { $0.contains("chatter") }.count, 12, "each line once: \(outcome.output)")
     }
 
+    /// Under mpirun, `Pool(…, tagOutput: true)` reaches the worker ranks: their local workers'
+    /// lines come tagged with rank and pid (the variable is not set anywhere).
+    func testTheOptionTagsTheWorkerRanksLocalWorkers() throws {
+        let outcome = try Launcher.mpirun(["-np", "3", try Launcher.poolCheck().path], ["--tag-output-mpi"])
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let lines = outcome.output.split(separator: "\n").map(String.init)
+        let pids = try XCTUnwrap(lines.first { $0.hasPrefix("WORKERS mpi ") }, outcome.output).split(separator: " ").dropFirst(2)
+        XCTAssertFalse(pids.isEmpty, outcome.output)
+        for x in 0..<4 {
+            XCTAssertTrue(lines.contains { line in
+                pids.contains { line.range(of: "^\\[rank [12] pid \($0)\\] chatter out \(x)$", options: .regularExpression) != nil }
+            }, "input \(x): \(outcome.output)")
+        }
+        XCTAssertFalse(lines.contains { $0.hasPrefix("chatter") }, "no untagged line: \(outcome.output)")
+    }
+
     /// `Pool(…, tagOutput: true)` and `Process(…, tagOutput: true)` tag without the variable,
     /// on every start method; `tagOutput: false` wins over `SWIFTMP_TAG_OUTPUT=1`.
     func testTheOptionTagsPoolsAndProcessesOnEveryStartMethod() throws {

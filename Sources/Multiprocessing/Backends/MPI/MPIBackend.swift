@@ -38,6 +38,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// This pool's id in every envelope.
     let pool: UInt16
     private let rootHost: String
+    /// Whether the ranks' local workers tag their output (`Pool(tagOutput:)`, else rank 0's
+    /// `SWIFTMP_TAG_OUTPUT`), sent with `open`.
+    private let tagOutput: Bool
 
     /// One local worker of one rank.
     struct Slot {
@@ -73,7 +76,8 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// Leases the job's worker ranks' local workers for a new pool: `perRank` on each (nil:
     /// `SWIFTMP_PROCESSES_PER_RANK` from rank 0's environment, else each rank's default,
     /// `RankRelay.defaultLocalWorkers`), at most `limit` in all.
-    init(limit: Int?, perRank: Int?) throws {
+    init(limit: Int?, perRank: Int?, tagOutput: Bool? = nil) throws {
+        self.tagOutput = OutputTagging.isEnabled(option: tagOutput)
         var perRank = perRank
         if perRank == nil, let text = getenv("SWIFTMP_PROCESSES_PER_RANK").map({ String(cString: $0) }) {
             guard let value = Int(text), value >= 1, value <= 4096 else {
@@ -117,7 +121,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// Asks every rank of the pool to start its local workers (they answer `started`).
     func start() throws {
         for (index, entry) in ranks.enumerated() {
-            RelayEnvelope.message(RelayEnvelope.Down.open.rawValue, pool: pool, local: 0, into: &scratch) { $0.write(UInt32(entry.count)) }
+            RelayEnvelope.message(RelayEnvelope.Down.open.rawValue, pool: pool, local: 0, into: &scratch) { [tagOutput] in
+                $0.write(UInt32(entry.count))
+                $0.write(UInt8(tagOutput ? 1 : 0))
+            }
             sendControl(scratch, toRank: index)
         }
         if let failure { throw failure }

@@ -145,7 +145,8 @@ struct RankRelay {
             local.forward(frame: UnsafeRawBufferPointer(message), to: index)
         case .open:
             var reader = WireReader(body)
-            try open(pool, workers: Int((try? reader.read(UInt32.self)) ?? 0))
+            let count = Int((try? reader.read(UInt32.self)) ?? 0)
+            try open(pool, workers: count, tagOutput: (try? reader.read(UInt8.self)).map { $0 != 0 })
         case .kill:
             guard let local, index < local.workerCount else { return }
             _ = local.kill(worker: index)
@@ -181,11 +182,11 @@ struct RankRelay {
     }
 
     /// Starts the local workers of a new pool.
-    private mutating func open(_ pool: UInt16, workers requested: Int) throws {
+    private mutating func open(_ pool: UInt16, workers requested: Int, tagOutput: Bool?) throws {
         closeLocal(pool, graceNanoseconds: 0)
         let count = requested > 0 ? requested : defaultWorkers
         do {
-            let backend = try LocalBackend(workers: count, method: .fork)
+            let backend = try LocalBackend(workers: count, method: .fork, tagOutput: tagOutput)
             try ForkGuard.whileBlocked { try backend.start() }
             pools[pool] = Hosted(backend: backend)
             for index in 0..<count { try report(pool, started: index, pid: backend.identity(of: index).pid ?? 0) }

@@ -19,7 +19,8 @@ enum RelayEnvelope {
     enum Down: UInt8 {
         /// A pool message (`MasterMessage`) for local worker `local`.
         case forward = 1
-        /// A new pool: start `UInt32` local workers (the rank answers `started` for each).
+        /// A new pool: start `UInt32` local workers (the rank answers `started` for each);
+        /// then `UInt8` 1 if their output is tagged (`Pool(tagOutput:)`).
         case open = 2
         /// End local worker `local` now (a time limit or a cancellation); its end is reported.
         case kill = 3
