@@ -1,6 +1,6 @@
-@testable import Kernels
 import Multiprocessing
 import XCTest
+@testable import Kernels
 
 final class MonteCarloPiTests: XCTestCase {
     /// The definition, one sample at a time: sample k is draw k of stream 0, x its low 32 bits,
