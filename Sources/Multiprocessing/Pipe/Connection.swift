@@ -9,7 +9,8 @@ import Glibc
 /// bytes (a value's `Wire` encoding for `send`/`recv`). `recv` waits for a whole message;
 /// if the other end is closed first it throws `ConnectionError` with code `.endOfFile` —
 /// it never hangs on a dead peer. Waiting spins for a few microseconds before it sleeps
-/// (a sleeping wake-up costs 20–130 µs on small VMs).
+/// (a sleeping wake-up costs 20–130 µs on small VMs), while the machine has a CPU free for
+/// the peer (`SpinGate`).
 ///
 /// Passing a connection to a child: store it in a `Process` target. The child receives its
 /// own descriptor for the socket with every start method (SCM_RIGHTS when it starts); close
