@@ -38,7 +38,7 @@ extension Pool {
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil
     ) throws -> [F.Output] where F.Input == Arguments<repeat each T> {
-        try map(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout, retry: retry,
+        try map(function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout, retry: retry,
                 progress: progress, checkpoint: checkpoint)
     }
 
@@ -48,7 +48,7 @@ extension Pool {
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil
     ) async throws -> [F.Output] where F.Input == Arguments<repeat each T> {
-        try await asyncMap(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
+        try await asyncMap(function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
                            retry: retry, progress: progress, checkpoint: checkpoint)
     }
 
@@ -60,7 +60,7 @@ extension Pool {
         callback: (@Sendable ([F.Output]) -> Void)? = nil,
         errorCallback: (@Sendable (any Error) -> Void)? = nil
     ) throws -> AsyncResult<[F.Output]> where F.Input == Arguments<repeat each T> {
-        try mapAsync(function, arguments.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
+        try mapAsync(function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
                      retry: retry, progress: progress, checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
     }
 }

@@ -194,20 +194,24 @@ public final class Pool: @unchecked Sendable {
 
     /// Submits a batch job; returns it (for cancellation).
     /// `definition`: the function already encoded (nil: encode it here); `prepare` runs on
-    /// the job before the engine can see it (a checkpoint journal's hooks).
+    /// the job before the engine can see it (a checkpoint journal's hooks). `producing`: the
+    /// caller writes that many inputs into the job after this returns (`inputs` is empty).
     @discardableResult
-    func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
-                                    retry: RetryPolicy?, progress: ProgressReport? = nil, exclusive: Bool = false,
-                                    definition: FunctionDefinition? = nil, prepare: ((BatchJob<F>) -> Void)? = nil,
-                                    finish: @escaping (Result<[F.Output], any Error>) -> Void) throws -> Job {
+    func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], producing: Int? = nil, chunkSize: Int?,
+                                    timeout: Double?, retry: RetryPolicy?, progress: ProgressReport? = nil,
+                                    exclusive: Bool = false, definition: FunctionDefinition? = nil,
+                                    prepare: ((BatchJob<F>) -> Void)? = nil,
+                                    finish: @escaping (Result<[F.Output], any Error>) -> Void) throws -> BatchJob<F> {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
+        let count = producing ?? inputs.count
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let job = BatchJob<F>(function: try definition ?? FunctionDefinition.make(function), options: options,
-                              inputs: inputs, chunkSize: chunkSize ?? defaultChunkSize(inputs.count), finish: finish)
+                              inputs: inputs, producing: producing, chunkSize: chunkSize ?? defaultChunkSize(count),
+                              finish: finish)
         job.exclusive = exclusive
-        job.progress = progress.map { ProgressMeter($0, total: inputs.count) }
+        job.progress = progress.map { ProgressMeter($0, total: count) }
         prepare?(job)
         try engine.submit(job)
         return job
@@ -245,14 +249,52 @@ public final class Pool: @unchecked Sendable {
     ///     holds and returns the same results. A journal of other work is refused
     ///     (`CheckpointError`). See the README's "Checkpoint and resume".
     ///
-    /// Any `Sequence` is turned into an array in your module, where the compiler knows its
-    /// type (`@inlinable`): a `Range`, `stride` or `lazy.map` costs what an `Array` costs.
+    /// Any `Sequence` is read once, in order, on the calling thread, before the call returns
+    /// (Python's `list(iterable)`), in your module, where the compiler knows its type
+    /// (`@inlinable`). An `Array` is used as it is; a collection (a range, a `Set`, a
+    /// `lazy.map`, a slice…) or an integer `stride` of a thousand inputs or more is written
+    /// straight into the call's input buffer while the workers already run the first chunks
+    /// (`_InputProducer`), so that it costs about what an `Array` costs.
     @inlinable
     public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
                                          timeout: Double? = nil, retry: RetryPolicy? = nil,
                                          progress: ProgressReport? = nil, checkpoint: String? = nil) throws -> [F.Output] {
-        try _map(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                 checkpoint: checkpoint)
+        if checkpoint == nil, let producer = _InputProducer(inputs) {
+            return try _mapProducing(function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
+                                     progress: progress, callback: nil, errorCallback: nil) {
+                producer.produce(into: $0, every: $1, publish: $2)
+            }.get()
+        }
+        return try _map(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                        checkpoint: checkpoint)
+    }
+
+    /// `mapAsync` of `count` inputs that `produce` writes, on this thread, into the job's
+    /// input buffer (its first argument) after the job is submitted, calling its third
+    /// argument with how many are written every time it has written a multiple of its second
+    /// (and at the end): the engine sends those while the rest are written.
+    @usableFromInline
+    func _mapProducing<F: ParallelFunction>(
+        _ function: F, count: Int, chunkSize: Int?, timeout: Double?, retry: RetryPolicy?, progress: ProgressReport?,
+        callback: (@Sendable ([F.Output]) -> Void)?, errorCallback: (@Sendable (any Error) -> Void)?,
+        produce: (UnsafeMutablePointer<F.Input>, Int, (Int) -> Void) -> Void
+    ) throws -> AsyncResult<[F.Output]> {
+        let completion = Completion<[F.Output]>()
+        attach(callback, errorCallback, to: completion)
+        let job = try batch(function, [], producing: count, chunkSize: chunkSize, timeout: timeout, retry: retry,
+                            progress: progress) { result in
+            completion.complete(result)
+        }
+        // Published in whole chunks, at most ~16 times (each wakes the pool's thread).
+        let chunk = chunkSize ?? defaultChunkSize(count)
+        let wanted = max(4096, (count + 15) / 16)
+        let step = (wanted + chunk - 1) / chunk * chunk
+        let backend = engine.backend
+        produce(job.producedInputs!, step) { written in
+            job.publish(written)
+            backend.wake()
+        }
+        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 
     @usableFromInline
@@ -271,8 +313,14 @@ public final class Pool: @unchecked Sendable {
                                               callback: (@Sendable ([F.Output]) -> Void)? = nil,
                                               errorCallback: (@Sendable (any Error) -> Void)? = nil)
         throws -> AsyncResult<[F.Output]> {
-        try _mapAsync(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                      checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
+        if checkpoint == nil, let producer = _InputProducer(inputs) {
+            return try _mapProducing(function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
+                                     progress: progress, callback: callback, errorCallback: errorCallback) {
+                producer.produce(into: $0, every: $1, publish: $2)
+            }
+        }
+        return try _mapAsync(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+                             progress: progress, checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
     }
 
     @usableFromInline
@@ -313,8 +361,14 @@ public final class Pool: @unchecked Sendable {
                                               timeout: Double? = nil, retry: RetryPolicy? = nil,
                                               progress: ProgressReport? = nil,
                                               checkpoint: String? = nil) async throws -> [F.Output] {
-        try await _mapAsync(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
-                            progress: progress, checkpoint: checkpoint, callback: nil, errorCallback: nil).value
+        if checkpoint == nil, let producer = _InputProducer(inputs) {
+            return try await _mapProducing(function, count: producer.count, chunkSize: chunkSize, timeout: timeout,
+                                           retry: retry, progress: progress, callback: nil, errorCallback: nil) {
+                producer.produce(into: $0, every: $1, publish: $2)
+            }.value
+        }
+        return try await _mapAsync(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+                                   progress: progress, checkpoint: checkpoint, callback: nil, errorCallback: nil).value
     }
 
     /// `apply`, awaited without blocking a thread; cancelling the awaiting `Task` cancels it.

@@ -153,6 +153,11 @@ class Job: @unchecked Sendable {
 /// of those that failed in the same engine round); work still running for it is abandoned.
 final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let inputs: [F.Input]
+    /// Inputs the caller writes after submitting (`producing:`), on its own thread, while the
+    /// engine sends those it has published (`publish`): the first `available` are written.
+    private let written: UnsafeMutablePointer<F.Input>?
+    private let available: Atomic<Int>
+    private let count: Int
     private let chunkSize: Int
     private var nextStart = 0
     private var resolved = 0
@@ -162,14 +167,17 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private var failure: (index: Int, error: any Error)?
     private let finish: (Result<[F.Output], any Error>) -> Void
 
-    init(function: FunctionDefinition, options: TaskOptions, inputs: [F.Input], chunkSize: Int,
-         finish: @escaping (Result<[F.Output], any Error>) -> Void) {
+    init(function: FunctionDefinition, options: TaskOptions, inputs: [F.Input], producing: Int? = nil,
+         chunkSize: Int, finish: @escaping (Result<[F.Output], any Error>) -> Void) {
         self.inputs = inputs
+        count = producing ?? inputs.count
+        written = producing.map { .allocate(capacity: max($0, 1)) }
+        available = Atomic(producing == nil ? inputs.count : 0)
         self.chunkSize = chunkSize
-        self.results = .allocate(capacity: max(inputs.count, 1))
+        self.results = .allocate(capacity: max(count, 1))
         self.finish = finish
         super.init(function: function, options: options)
-        if inputs.isEmpty {
+        if count == 0 {
             finished = true
             finish(.success([]))
         }
@@ -178,19 +186,33 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     deinit {
         for span in filled { (results + span.first).deinitialize(count: span.count) }
         results.deallocate()
+        if let written {
+            written.deinitialize(count: available.load(ordering: .acquiring))
+            written.deallocate()
+        }
     }
 
+    /// Where the caller of a `producing:` job writes its inputs, in order (nil otherwise).
+    var producedInputs: UnsafeMutablePointer<F.Input>? { written }
+
+    /// The first `count` produced inputs are written (the caller's thread; wake the engine).
+    func publish(_ count: Int) { available.store(count, ordering: .releasing) }
+
     override var wantsWork: Bool { !finished && failure == nil }
-    override var hasFreshInput: Bool { nextStart < inputs.count }
+    override var hasFreshInput: Bool { nextStart < available.load(ordering: .acquiring) }
 
     override func takeFresh() -> InputSpan? {
-        guard nextStart < inputs.count else { return nil }
-        let span = InputSpan(first: nextStart, count: min(chunkSize, inputs.count - nextStart))
+        let ready = available.load(ordering: .acquiring)
+        guard nextStart < ready else { return nil }
+        let span = InputSpan(first: nextStart, count: min(chunkSize, ready - nextStart))
         nextStart = span.end
         return span
     }
 
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
+        if let written {
+            return try F._encodeInputs(UnsafeBufferPointer(start: written + span.first, count: span.count), into: &writer)
+        }
         try inputs.withUnsafeBufferPointer { all in
             try F._encodeInputs(UnsafeBufferPointer(rebasing: all[span.first..<span.end]), into: &writer)
         }
@@ -213,9 +235,8 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         filled.append(span)
         resolved += span.count
         progress?.advance(done: span.count)
-        guard resolved == inputs.count, failure == nil else { return }
+        guard resolved == count, failure == nil else { return }
         finished = true
-        let count = inputs.count
         let all = [F.Output](unsafeUninitializedCapacity: count) { buffer, initialized in
             buffer.baseAddress!.moveInitialize(from: results, count: count)
             initialized = count

@@ -98,7 +98,9 @@ enum ManagerServer {
             // so neither side pays a sleeping wake-up per operation.
             let now = monotonicNanoseconds()
             let idle = now &- lastRequest
+            // Only with a CPU free for the client (`SpinGate`).
             let hot = idle < ReadinessWait.spinNanoseconds &+ ReadinessWait.yieldNanoseconds
+                && SpinGate.spinningPays(now: now)
             let ready = poll(&descriptors, nfds_t(descriptors.count), hot ? 0 : 1000)
             if ready < 0 && errno != EINTR { return 70 }
             if ready == 0 && hot {

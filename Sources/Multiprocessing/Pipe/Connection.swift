@@ -9,7 +9,8 @@ import Glibc
 /// bytes (a value's `Wire` encoding for `send`/`recv`). `recv` waits for a whole message;
 /// if the other end is closed first it throws `ConnectionError` with code `.endOfFile` —
 /// it never hangs on a dead peer. Waiting spins for a few microseconds before it sleeps
-/// (a sleeping wake-up costs 20–130 µs on small VMs).
+/// (a sleeping wake-up costs 20–130 µs on small VMs), while the machine has a CPU free for
+/// the peer (`SpinGate`).
 ///
 /// Passing a connection to a child: store it in a `Process` target. The child receives its
 /// own descriptor for the socket with every start method (SCM_RIGHTS when it starts); close
@@ -295,12 +296,16 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         return count
     }
 
-    /// Reads exactly `buffer.count` bytes, waiting as `ReadinessWait` does between tries.
+    /// Reads exactly `buffer.count` bytes, waiting as `ReadinessWait` does between tries —
+    /// or, while the machine has no CPU free for the peer (`SpinGate`), in `recv` itself (one
+    /// system call per read, as a blocking C reader; a descriptor made non-blocking by its
+    /// owner still waits as `ReadinessWait` does).
     private func readAll(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer, atMessageStart: Bool) throws(ConnectionError) {
         var done = 0
         var wait = ReadinessWait()
+        let flags = SpinGate.spinningPays() ? Int32(MSG_DONTWAIT) : 0
         while done < buffer.count {
-            let n = Glibc.recv(fd, buffer.baseAddress! + done, buffer.count - done, Int32(MSG_DONTWAIT))
+            let n = Glibc.recv(fd, buffer.baseAddress! + done, buffer.count - done, flags)
             if n > 0 { done += n; wait.reset(); continue }
             if n == 0 {
                 throw ConnectionError(.endOfFile, atMessageStart && done == 0
