@@ -95,19 +95,23 @@ def main():
             match = re.match(r"mpi\.dispatch\.ranks_(\d+)\.processes_(\d+)\.chunk_(\d+)$", name)
             if match:
                 key = (r["side"], int(match.group(1)), int(match.group(2)))
-                d = dispatch.setdefault(key, {"rate": [], "cost": [], "share": [], "load": []})
+                d = dispatch.setdefault(key, {"rate": [], "cost": [], "share": [], "load": [], "engine": []})
                 d["rate"].append(fig["value"])
                 d["cost"].append(fig["rank0_cpu_us_per_task"])
                 d["share"].append(fig["rank0_cpu_share"])
                 d["load"].append(r["load"])
+                if "engine_cpu_us_per_task" in fig:
+                    d["engine"].append(fig["engine_cpu_us_per_task"])
     if dispatch:
         print("\nRank 0's dispatch capacity: `map` of tasks that do nothing, chunk size 1; rank 0's CPU "
               "time (getrusage, all its threads) per task; ceiling = 1 ÷ that cost; bound below = the "
               f"task length under which {WORKERS} workers (64 nodes × 64 cores) are limited by rank 0 "
-              f"({WORKERS} × cost).\n")
+              f"({WORKERS} × cost); engine alone = the same map driven by that side's engine with workers "
+              "answering inline (`engine_cpu_us_per_task`, `EngineCostProbe`), the floor under rank 0's cost.\n")
         print("| side | worker ranks × local workers | tasks/s at rank 0 | rank 0 CPU µs/task | rank 0 CPU ÷ wall | "
-              f"ceiling 1/c (tasks/s) | tasks shorter than this are bound by rank 0 at {WORKERS} workers | load (1 min) |")
-        print("|---|---|---|---|---|---|---|---|")
+              f"ceiling 1/c (tasks/s) | tasks shorter than this are bound by rank 0 at {WORKERS} workers | "
+              "engine alone µs/task | load (1 min) |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for (side, ranks, processes) in sorted(dispatch, key=lambda k: (k[0] != "base", k[2] // max(k[1], 1), k[1])):
             d = dispatch[(side, ranks, processes)]
             cost = statistics.median(d["cost"])
@@ -116,6 +120,7 @@ def main():
             print(f"| {label} | {ranks} × {processes // max(ranks, 1)} | {summary(d['rate'])} | {summary(d['cost'])} | "
                   f"{fmt(statistics.median(d['share']), 2)} | {fmt(1e6 / cost) if cost > 0 else '–'} | "
                   f"{fmt(bound / 1000) + ' ms' if bound >= 1000 else fmt(bound) + ' µs'} | "
+                  f"{summary(d['engine']) if d['engine'] else '–'} | "
                   f"{min(d['load']):.1f}–{max(d['load']):.1f} |")
 
 
