@@ -7,6 +7,8 @@
 # C for this CPU — AVX-512 intrinsics (pi_avx512, mandelbrot_avx512, nbody_avx512, built when
 # the compiler's -march=native has AVX-512F), OpenBLAS's dgemm on one thread (matmul_openblas,
 # built when libopenblas-dev is installed), and peak (the core's clock and vector GFLOP/s).
+# The two programs of a kernel share <kernel>_common.h (the problem, the timed runs, the
+# checksums and the JSON line) and differ only in the kernel's loop.
 set -eu
 cd "$(dirname "$0")"
 mkdir -p bin

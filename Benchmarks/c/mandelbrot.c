@@ -1,11 +1,7 @@
 /* Mandelbrot 1600 x 1200, at most 256 iterations, scalar (Benchmarks/README.md).
-   Usage: mandelbrot [runs]. Prints one JSON line: sum of counts, median/min/max seconds. */
-#include <stdint.h>
-#include <stdio.h>
-#include "common.h"
-
-enum { W = 1600, H = 1200, MAXIT = 256 };
-static uint16_t counts[W * H];
+   Usage: mandelbrot [runs]. Prints one JSON line: sum of counts, median/min/max seconds.
+   The problem and the report: mandelbrot_common.h. */
+#include "mandelbrot_common.h"
 
 static void render(void) {
     for (int py = 0; py < H; py++) {
@@ -26,18 +22,5 @@ static void render(void) {
 }
 
 int main(int argc, char **argv) {
-    int runs = run_count(argc, argv);
-    double times[runs], cpus[runs];
-    long sum = 0;
-    for (int r = 0; r < runs; r++) {
-        double t0 = now_seconds(), c0 = cpu_seconds();
-        render();
-        times[r] = now_seconds() - t0;
-        cpus[r] = cpu_seconds() - c0;
-    }
-    for (int i = 0; i < W * H; i++) sum += counts[i];
-    double m = median(times, runs);
-    printf("{\"kernel\":\"mandelbrot\",\"impl\":\"c\",\"sum\":%ld,\"median\":%.6f,\"min\":%.6f,\"max\":%.6f,\"runs\":%d,\"cpu\":%.6f}\n",
-           sum, m, times[0], times[runs - 1], runs, median(cpus, runs));
-    return 0;
+    return mandelbrot_main(argc, argv, "c");
 }

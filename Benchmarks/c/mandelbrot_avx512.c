@@ -2,14 +2,12 @@
    AVX-512 core (Benchmarks/README.md). Each row runs G groups of eight pixels at once (their
    dependency chains interleave); each lane runs exactly the scalar recurrence with separate
    multiplies and adds (no FMA), so the counts, and Σn = 113 169 525, are the scalar ones.
-   Usage: mandelbrot_avx512 [runs]. Prints one JSON line like mandelbrot.c. */
+   Usage: mandelbrot_avx512 [runs]. Prints one JSON line like mandelbrot.c (mandelbrot_common.h:
+   the problem and the report). */
 #include <immintrin.h>
-#include <stdint.h>
-#include <stdio.h>
-#include "common.h"
+#include "mandelbrot_common.h"
 
-enum { W = 1600, H = 1200, MAXIT = 256, G = 4 };
-static uint16_t counts[W * H];
+enum { G = 4 };
 
 static void render(void) {
     const double dx = 3.0 / W;
@@ -53,18 +51,5 @@ static void render(void) {
 }
 
 int main(int argc, char **argv) {
-    int runs = run_count(argc, argv);
-    double times[runs], cpus[runs];
-    long sum = 0;
-    for (int r = 0; r < runs; r++) {
-        double t0 = now_seconds(), c0 = cpu_seconds();
-        render();
-        times[r] = now_seconds() - t0;
-        cpus[r] = cpu_seconds() - c0;
-    }
-    for (int i = 0; i < W * H; i++) sum += counts[i];
-    double m = median(times, runs);
-    printf("{\"kernel\":\"mandelbrot\",\"impl\":\"c-avx512\",\"sum\":%ld,\"median\":%.6f,\"min\":%.6f,\"max\":%.6f,\"runs\":%d,\"cpu\":%.6f}\n",
-           sum, m, times[0], times[runs - 1], runs, median(cpus, runs));
-    return 0;
+    return mandelbrot_main(argc, argv, "c-avx512");
 }

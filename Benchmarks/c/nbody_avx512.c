@@ -6,13 +6,10 @@
      default: vrsqrt14pd (14 bits) refined by two Newton steps y ← y·(1.5 − ½r²·y²) to a few
               ulp, then (1/√r²)³ — the spec's 1e-9 relative tolerance on the checksums allows
               it, and it avoids the slow divide and square-root units.
-   Usage: nbody_avx512 [runs]. Prints one JSON line like nbody.c. */
+   Usage: nbody_avx512 [runs]. Prints one JSON line like nbody.c (nbody_common.h: the problem,
+   the steps and the report). */
 #include <immintrin.h>
-#include <stdio.h>
-#include "common.h"
-
-enum { N = 4096, STEPS = 10 };
-static double x[N], y[N], z[N], vx[N], vy[N], vz[N], m[N], ax[N], ay[N], az[N];
+#include "nbody_common.h"
 
 /* m_j / (r² · √r²), per lane. */
 static inline __m512d factor(__m512d r2, __m512d mj) {
@@ -27,64 +24,34 @@ static inline __m512d factor(__m512d r2, __m512d mj) {
 #endif
 }
 
-static void simulate(void) {
-    const double eps2 = 1e-3 * 1e-3, dt = 1e-3;
-    for (int i = 0; i < N; i++) {
-        x[i] = (double)((7919L * i) % 4096) / 4096.0 - 0.5;
-        y[i] = (double)((6271L * i) % 4096) / 4096.0 - 0.5;
-        z[i] = (double)((3319L * i) % 4096) / 4096.0 - 0.5;
-        vx[i] = vy[i] = vz[i] = 0.0;
-        m[i] = 1.0 / N;
-    }
+static void accelerations(void) {
     const __m512d e = _mm512_set1_pd(eps2);
-    for (int s = 0; s < STEPS; s++) {
-        for (int i = 0; i < N; i += 16) {
-            __m512d xa = _mm512_loadu_pd(&x[i]), ya = _mm512_loadu_pd(&y[i]), za = _mm512_loadu_pd(&z[i]);
-            __m512d xb = _mm512_loadu_pd(&x[i + 8]), yb = _mm512_loadu_pd(&y[i + 8]), zb = _mm512_loadu_pd(&z[i + 8]);
-            __m512d sxa = _mm512_setzero_pd(), sya = sxa, sza = sxa, sxb = sxa, syb = sxa, szb = sxa;
-            for (int j = 0; j < N; j++) {
-                __m512d xj = _mm512_set1_pd(x[j]), yj = _mm512_set1_pd(y[j]), zj = _mm512_set1_pd(z[j]);
-                __m512d mj = _mm512_set1_pd(m[j]);
-                __m512d dxa = _mm512_sub_pd(xj, xa), dya = _mm512_sub_pd(yj, ya), dza = _mm512_sub_pd(zj, za);
-                __m512d dxb = _mm512_sub_pd(xj, xb), dyb = _mm512_sub_pd(yj, yb), dzb = _mm512_sub_pd(zj, zb);
-                __m512d r2a = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(dxa, dxa),
-                    _mm512_mul_pd(dya, dya)), _mm512_mul_pd(dza, dza)), e);
-                __m512d r2b = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(dxb, dxb),
-                    _mm512_mul_pd(dyb, dyb)), _mm512_mul_pd(dzb, dzb)), e);
-                __m512d fa = factor(r2a, mj), fb = factor(r2b, mj);
-                sxa = _mm512_add_pd(sxa, _mm512_mul_pd(dxa, fa));
-                sya = _mm512_add_pd(sya, _mm512_mul_pd(dya, fa));
-                sza = _mm512_add_pd(sza, _mm512_mul_pd(dza, fa));
-                sxb = _mm512_add_pd(sxb, _mm512_mul_pd(dxb, fb));
-                syb = _mm512_add_pd(syb, _mm512_mul_pd(dyb, fb));
-                szb = _mm512_add_pd(szb, _mm512_mul_pd(dzb, fb));
-            }
-            _mm512_storeu_pd(&ax[i], sxa); _mm512_storeu_pd(&ay[i], sya); _mm512_storeu_pd(&az[i], sza);
-            _mm512_storeu_pd(&ax[i + 8], sxb); _mm512_storeu_pd(&ay[i + 8], syb); _mm512_storeu_pd(&az[i + 8], szb);
+    for (int i = 0; i < N; i += 16) {
+        __m512d xa = _mm512_loadu_pd(&x[i]), ya = _mm512_loadu_pd(&y[i]), za = _mm512_loadu_pd(&z[i]);
+        __m512d xb = _mm512_loadu_pd(&x[i + 8]), yb = _mm512_loadu_pd(&y[i + 8]), zb = _mm512_loadu_pd(&z[i + 8]);
+        __m512d sxa = _mm512_setzero_pd(), sya = sxa, sza = sxa, sxb = sxa, syb = sxa, szb = sxa;
+        for (int j = 0; j < N; j++) {
+            __m512d xj = _mm512_set1_pd(x[j]), yj = _mm512_set1_pd(y[j]), zj = _mm512_set1_pd(z[j]);
+            __m512d mj = _mm512_set1_pd(m[j]);
+            __m512d dxa = _mm512_sub_pd(xj, xa), dya = _mm512_sub_pd(yj, ya), dza = _mm512_sub_pd(zj, za);
+            __m512d dxb = _mm512_sub_pd(xj, xb), dyb = _mm512_sub_pd(yj, yb), dzb = _mm512_sub_pd(zj, zb);
+            __m512d r2a = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(dxa, dxa),
+                _mm512_mul_pd(dya, dya)), _mm512_mul_pd(dza, dza)), e);
+            __m512d r2b = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(_mm512_mul_pd(dxb, dxb),
+                _mm512_mul_pd(dyb, dyb)), _mm512_mul_pd(dzb, dzb)), e);
+            __m512d fa = factor(r2a, mj), fb = factor(r2b, mj);
+            sxa = _mm512_add_pd(sxa, _mm512_mul_pd(dxa, fa));
+            sya = _mm512_add_pd(sya, _mm512_mul_pd(dya, fa));
+            sza = _mm512_add_pd(sza, _mm512_mul_pd(dza, fa));
+            sxb = _mm512_add_pd(sxb, _mm512_mul_pd(dxb, fb));
+            syb = _mm512_add_pd(syb, _mm512_mul_pd(dyb, fb));
+            szb = _mm512_add_pd(szb, _mm512_mul_pd(dzb, fb));
         }
-        for (int i = 0; i < N; i++) {
-            vx[i] += ax[i] * dt; vy[i] += ay[i] * dt; vz[i] += az[i] * dt;
-            x[i] += vx[i] * dt; y[i] += vy[i] * dt; z[i] += vz[i] * dt;
-        }
+        _mm512_storeu_pd(&ax[i], sxa); _mm512_storeu_pd(&ay[i], sya); _mm512_storeu_pd(&az[i], sza);
+        _mm512_storeu_pd(&ax[i + 8], sxb); _mm512_storeu_pd(&ay[i + 8], syb); _mm512_storeu_pd(&az[i + 8], szb);
     }
 }
 
 int main(int argc, char **argv) {
-    int runs = run_count(argc, argv);
-    double times[runs], cpus[runs];
-    for (int r = 0; r < runs; r++) {
-        double t0 = now_seconds(), c0 = cpu_seconds();
-        simulate();
-        times[r] = now_seconds() - t0;
-        cpus[r] = cpu_seconds() - c0;
-    }
-    double kinetic = 0.0, squares = 0.0;
-    for (int i = 0; i < N; i++) {
-        kinetic += 0.5 * m[i] * (vx[i] * vx[i] + vy[i] * vy[i] + vz[i] * vz[i]);
-        squares += x[i] * x[i] + y[i] * y[i] + z[i] * z[i];
-    }
-    double md = median(times, runs);
-    printf("{\"kernel\":\"nbody\",\"impl\":\"c-avx512\",\"kinetic\":%.17g,\"squares\":%.17g,\"median\":%.6f,\"min\":%.6f,\"max\":%.6f,\"runs\":%d,\"cpu\":%.6f}\n",
-           kinetic, squares, md, times[0], times[runs - 1], runs, median(cpus, runs));
-    return 0;
+    return nbody_main(argc, argv, "c-avx512");
 }

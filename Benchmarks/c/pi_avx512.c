@@ -3,30 +3,12 @@
    per vector, one per 64-bit lane: vpmuludq multiplies the low 32 bits of each lane into the
    full 64-bit product, so hi() is a shift and lo() needs no mask until the output (the
    garbage above bit 31 of c1 and c3 only reaches bits that later multiplies ignore).
-   Usage: pi_avx512 [runs]. Prints one JSON line like pi.c. */
+   Usage: pi_avx512 [runs]. Prints one JSON line like pi.c (pi_common.h: the problem, the
+   scalar sample and the report). */
 #include <immintrin.h>
-#include <stdint.h>
-#include <stdio.h>
-#include "common.h"
+#include "pi_common.h"
 
 enum { U = 2 }; /* vectors of eight blocks per step, interleaved */
-
-static inline long hit(uint64_t x, uint64_t y) {
-    uint64_t xx = x * x;
-    return xx + y * y >= xx;
-}
-
-static inline void philox(uint64_t b, uint64_t seed, uint32_t c[4]) {
-    uint32_t c0 = (uint32_t)b, c1 = (uint32_t)(b >> 32), c2 = 0, c3 = 0;
-    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-    for (int round = 0; round < 10; round++) {
-        uint64_t p0 = (uint64_t)c0 * 0xD2511F53u, p1 = (uint64_t)c2 * 0xCD9E8D57u;
-        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0, n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
-        c1 = (uint32_t)p1; c3 = (uint32_t)p0; c0 = n0; c2 = n2;
-        k0 += 0x9E3779B9u; k1 += 0xBB67AE85u;
-    }
-    c[0] = c0; c[1] = c1; c[2] = c2; c[3] = c3;
-}
 
 /* Hits (0 or 1 per lane, as a mask) of the samples x = low 32 bits of a, y = of b. */
 static inline __mmask8 hits(__m512i a, __m512i b) {
@@ -75,26 +57,18 @@ static long count_hits(uint64_t seed, long samples) {
     return hits_total;
 }
 
-int main(int argc, char **argv) {
-    int runs = run_count(argc, argv);
-    double times[runs], cpus[runs];
-    long hits_total = 0;
+static void run(void) {
     /* Read through volatile: the compiler cannot compute the answer at build time. */
-    static volatile uint64_t volatile_seed = 12345;
-    static volatile long volatile_samples = 20000000;
-    for (int r = 0; r < runs; r++) {
-        double t0 = now_seconds(), c0 = cpu_seconds();
-        uint64_t seed = volatile_seed;
-        long samples = volatile_samples;
-        /* The work stays between the two clock reads. */
-        __asm__ volatile("" : "+r"(seed), "+r"(samples) : : "memory");
-        hits_total = count_hits(seed, samples);
-        __asm__ volatile("" : : "r"(hits_total) : "memory");
-        times[r] = now_seconds() - t0;
-        cpus[r] = cpu_seconds() - c0;
-    }
-    double m = median(times, runs);
-    printf("{\"kernel\":\"pi\",\"impl\":\"c-avx512\",\"hits\":%ld,\"median\":%.6f,\"min\":%.6f,\"max\":%.6f,\"runs\":%d,\"cpu\":%.6f}\n",
-           hits_total, m, times[0], times[runs - 1], runs, median(cpus, runs));
-    return 0;
+    static volatile uint64_t volatile_seed = SEED;
+    static volatile long volatile_samples = SAMPLES;
+    uint64_t seed = volatile_seed;
+    long samples = volatile_samples;
+    /* The work stays between the two clock reads. */
+    __asm__ volatile("" : "+r"(seed), "+r"(samples) : : "memory");
+    pi_hits = count_hits(seed, samples);
+    __asm__ volatile("" : : "r"(pi_hits) : "memory");
+}
+
+int main(int argc, char **argv) {
+    return pi_main(argc, argv, "c-avx512");
 }
