@@ -11,24 +11,7 @@ final class TagOutputTests: XCTestCase {
         environment["SWIFTMP_TAG_OUTPUT"] = "1"
         let outcome = try Launcher.run(try Launcher.poolCheck(), ["--tag-output"], environment: environment,
                                        mergingStreams: false, deadline: 60)
-        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.errors)
-        let output = outcome.output.split(separator: "\n").map(String.init)
-        let errors = outcome.errors.split(separator: "\n").map(String.init)
-        let workerLines = output.filter { $0.hasPrefix("WORKERS ") }
-        XCTAssertEqual(workerLines.count, 3, outcome.output)
-        for line in workerLines {
-            let pids = line.split(separator: " ").dropFirst(2).map(String.init)
-            XCTAssertFalse(pids.isEmpty, line)
-            let position = output.firstIndex(of: line)!
-            for x in 0..<4 {
-                // Some worker of that pool printed it, tagged with its pid, on the right stream,
-                // before the pool ended (a program that exits then loses no line).
-                XCTAssertTrue(pids.contains { output[..<position].contains("[pid \($0)] chatter out \(x)") },
-                              "\(line): \(outcome.output)")
-                XCTAssertTrue(pids.contains { errors.contains("[pid \($0)] chatter err \(x) part one, part two") },
-                              "\(line): \(outcome.errors)")
-            }
-        }
+        let output = checkWorkerLinesAreTagged(outcome).output
         XCTAssertFalse(outcome.output.contains("chatter err"), "stderr lines stay on stderr")
         XCTAssertEqual(output.filter { $0.contains("chatter") }.count, 12, "each line once: \(outcome.output)")
     }
@@ -54,21 +37,7 @@ final class TagOutputTests: XCTestCase {
     func testTheOptionTagsPoolsAndProcessesOnEveryStartMethod() throws {
         let outcome = try Launcher.run(try Launcher.poolCheck(), ["--tag-output", "option"],
                                        environment: Launcher.cleanEnvironment, mergingStreams: false, deadline: 60)
-        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.errors)
-        let output = outcome.output.split(separator: "\n").map(String.init)
-        let errors = outcome.errors.split(separator: "\n").map(String.init)
-        let workerLines = output.filter { $0.hasPrefix("WORKERS ") }
-        XCTAssertEqual(workerLines.count, 3, outcome.output)
-        for line in workerLines {
-            let pids = line.split(separator: " ").dropFirst(2).map(String.init)
-            let position = output.firstIndex(of: line)!
-            for x in 0..<4 {
-                XCTAssertTrue(pids.contains { output[..<position].contains("[pid \($0)] chatter out \(x)") },
-                              "\(line): \(outcome.output)")
-                XCTAssertTrue(pids.contains { errors.contains("[pid \($0)] chatter err \(x) part one, part two") },
-                              "\(line): \(outcome.errors)")
-            }
-        }
+        let (output, errors) = checkWorkerLinesAreTagged(outcome)
         let processLines = output.filter { $0.hasPrefix("PROCESS ") }
         XCTAssertEqual(processLines.count, 3, outcome.output)
         for line in processLines {
@@ -104,5 +73,31 @@ final class TagOutputTests: XCTestCase {
         let output = outcome.output.split(separator: "\n").map(String.init)
         XCTAssertEqual(output.filter { $0.hasPrefix("chatter out ") }.count, 12, outcome.output)
         XCTAssertFalse(outcome.output.contains("[pid "), outcome.output)
+    }
+
+    /// Checks a `--tag-output` run of pool-check that exited 0: its three `WORKERS <label> <pid>…`
+    /// lines, and for each, inputs 0 to 3's chatter tagged with one of that pool's worker pids, on
+    /// stdout before the pool's line and on stderr. Returns the lines of stdout and of stderr.
+    private func checkWorkerLinesAreTagged(_ outcome: Launcher.Outcome, file: StaticString = #filePath,
+                                           line callerLine: UInt = #line) -> (output: [String], errors: [String]) {
+        XCTAssertEqual(outcome.status, 0, outcome.output + outcome.errors, file: file, line: callerLine)
+        let output = outcome.output.split(separator: "\n").map(String.init)
+        let errors = outcome.errors.split(separator: "\n").map(String.init)
+        let workerLines = output.filter { $0.hasPrefix("WORKERS ") }
+        XCTAssertEqual(workerLines.count, 3, outcome.output, file: file, line: callerLine)
+        for line in workerLines {
+            let pids = line.split(separator: " ").dropFirst(2).map(String.init)
+            XCTAssertFalse(pids.isEmpty, line, file: file, line: callerLine)
+            let position = output.firstIndex(of: line)!
+            for x in 0..<4 {
+                // Some worker of that pool printed it, tagged with its pid, on the right stream,
+                // before the pool ended (a program that exits then loses no line).
+                XCTAssertTrue(pids.contains { output[..<position].contains("[pid \($0)] chatter out \(x)") },
+                              "\(line): \(outcome.output)", file: file, line: callerLine)
+                XCTAssertTrue(pids.contains { errors.contains("[pid \($0)] chatter err \(x) part one, part two") },
+                              "\(line): \(outcome.errors)", file: file, line: callerLine)
+            }
+        }
+        return (output, errors)
     }
 }
