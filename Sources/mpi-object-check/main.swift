@@ -11,6 +11,8 @@
 //   mpi-object-check --churn    create and drop 10 000 short-lived served objects of every kind
 //                               (some used by tasks on the worker ranks); prints rank 0's
 //                               resident memory and served-object count before and after
+//   mpi-object-check --broadcast  pool.broadcast of a 40 MiB array and a dictionary, read by
+//                               every worker's tasks (checksums, which copy each maps)
 import Multiprocessing
 #if canImport(Glibc)
 import Glibc
@@ -70,6 +72,16 @@ if arguments.contains("--orphan") {
         print("ORPHAN DONE")
     } catch {
         print("ORPHAN FAILED: \(error)")
+        exit(2)
+    }
+    exit(0)
+}
+
+if arguments.contains("--broadcast") {
+    do {
+        try broadcastCheck()
+    } catch {
+        print("BROADCAST FAILED: \(error)")
         exit(2)
     }
     exit(0)
