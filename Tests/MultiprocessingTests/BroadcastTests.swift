@@ -105,6 +105,34 @@ struct BroadcastMappingsHeld: ParallelFunction {
     }
 }
 
+/// The segment id a local broadcast's handle names (its encoding's last field), read without
+/// mapping it.
+struct BroadcastPlaceProbe: Decodable {
+    enum Place { case segment(SegmentID), other }
+    var place: Place
+    private enum CodingKeys: String, CodingKey { case type, format, stride, count, place }
+    private struct Raw: Decodable {
+        var place: Place
+        init(from decoder: any Decoder) throws {
+            var container = try decoder.unkeyedContainer()
+            if try container.decode(UInt8.self) == 1 {
+                var segment = try container.nestedUnkeyedContainer()
+                place = .segment(try segment.decode(SegmentID.self))
+            } else {
+                place = .other
+            }
+        }
+    }
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        _ = try container.decode(String.self, forKey: .type)
+        _ = try container.decode(UInt8.self, forKey: .format)
+        _ = try container.decode(Int.self, forKey: .stride)
+        _ = try container.decode(Int.self, forKey: .count)
+        place = try container.decode(Raw.self, forKey: .place).place
+    }
+}
+
 final class BroadcastTests: TimeLimitedTestCase {
     /// Issue 13 item 3: a 64 MiB array broadcast once is read by the tasks of a pool on every
     /// start method (in place and through `value`), with the right checksum; and the workers
@@ -198,7 +226,14 @@ final class BroadcastTests: TimeLimitedTestCase {
                 XCTAssertEqual((error as? PoolError)?.code, .encoding, "\(error)")
                 XCTAssertTrue("\(error)".contains("released"), "\(error)")
             }
-            // Its bytes are gone from this process: a copy made before cannot find them.
+            // Its bytes are gone from this process (once the engine let go of the finished
+            // map's function): a copy made before cannot find them.
+            guard case .segment(let segment) = try Wire.decode(BroadcastPlaceProbe.self, from: encoded).place else {
+                return XCTFail("a local broadcast's handle names a segment")
+            }
+            let end = Date().addingTimeInterval(10)
+            while SegmentRegistry.lookup(segment) != nil && Date() < end { usleep(10_000) }
+            XCTAssertNil(SegmentRegistry.lookup(segment), "the released broadcast's segment is still held after 10 s")
             XCTAssertThrowsError(try Wire.decode(Broadcast<[Double]>.self, from: encoded)) { error in
                 XCTAssertEqual((error as? BroadcastError)?.code, .unavailable, "\(error)")
             }

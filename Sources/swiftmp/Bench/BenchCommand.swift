@@ -17,13 +17,15 @@ struct Bench: ParsableCommand {
             nothing at chunk size 1 or --chunk-size, with rank 0's CPU time per task; \
             SWIFTMP_PROCESSES_PER_RANK sets the local workers per rank), \
             random (RandomStream, Philox4x32-10, on one core: draws/s through next(), fill and \
-            Double.random, each checked against draws computed alone). \
+            Double.random, each checked against draws computed alone), \
+            broadcast (pool.broadcast of 1 GiB read by 2 workers against a memcpy of it, interleaved; \
+            under mpirun -np 3: Scripts/bench-broadcast.sh adds a C MPI_Bcast). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
             in the same run: Scripts/bench.sh runs Python's multiprocessing, C and NumPy beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch or random.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch, random or broadcast.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -58,7 +60,7 @@ struct Bench: ParsableCommand {
     var scalingWorkers: [Int] = []
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool, kernels, scaling, ipc, pingpong, dispatch, random
+        case pool, kernels, scaling, ipc, pingpong, dispatch, random, broadcast
 
         var defaultRepetitions: Int {
             switch self {
@@ -69,6 +71,7 @@ struct Bench: ParsableCommand {
             case .pingpong: return 1
             case .dispatch: return 3
             case .random: return 5
+            case .broadcast: return 3
             }
         }
     }
@@ -138,6 +141,8 @@ struct Bench: ParsableCommand {
                 figure.name = prefix + figure.name
                 print(figure.json)
             }
+        case .broadcast:
+            try BroadcastBenchmark(repetitions: repetitions, options: options).run { print($0.json) }
         case .kernels:
             try KernelBenchmarks(repetitions: repetitions).run { print($0.json) }
         case .scaling:
