@@ -39,7 +39,11 @@ import Glibc
 /// submitted keeps it alive until it ends; a worker drops its mapping when the pool tells it
 /// the segment is gone (twice a second at most), like any shared object. Using the handle
 /// afterwards throws `BroadcastError(.released)` (in a task: submitting a function that holds
-/// it throws `PoolError(.encoding)` naming the release).
+/// it throws `PoolError(.encoding)` naming the release). Under mpirun rank 0 frees its bytes
+/// once no handle counts them (the workers' copies count until their cached function values
+/// are dropped, at the latest when the pool ends); a node's copy is removed when the local
+/// worker that fetched it ends (if it was killed: by the next shared memory block created or
+/// opened on that node, `SharedMemory.removeOrphans()`).
 public struct Broadcast<Value: Codable & Sendable>: Codable, @unchecked Sendable {
     let storage: BroadcastStorage
 
@@ -69,6 +73,8 @@ public struct Broadcast<Value: Codable & Sendable>: Codable, @unchecked Sendable
     /// Runs `body` on the elements in shared memory, without copying them (an array of plain
     /// numbers: `Double`, `Int`, `UInt8`…). The buffer is valid only inside `body`; the
     /// memory is read-only in workers (a write through a cast pointer crashes the task).
+    /// - Parameter body: reads the elements; what it returns is returned.
+    /// - Throws: `BroadcastError` (as `value`), or what `body` throws.
     public func withUnsafeBufferPointer<Element: WireRawElement, R>(
         _ body: (UnsafeBufferPointer<Element>) throws -> R
     ) throws -> R where Value == [Element] {
@@ -160,6 +166,8 @@ extension Pool {
     ///
     /// Arrays of plain numbers (`WireRawElement`) are stored raw (one `memcpy` here); other
     /// values are Wire-encoded. The broadcast lives until `release()` or this pool's end.
+    /// - Parameter value: the data (it is copied: `value` may be dropped afterwards).
+    /// - Returns: the handle tasks read it through.
     /// - Throws: `BroadcastError(.invalidArgument)` for a value holding shared objects or a
     ///   pool that is closed; `PoolError` when shared memory cannot be had.
     public func broadcast<Value: Codable & Sendable>(_ value: Value) throws -> Broadcast<Value> {
