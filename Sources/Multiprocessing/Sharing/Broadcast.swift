@@ -44,7 +44,7 @@ import Glibc
 /// are dropped, at the latest when the pool ends); a node's copy is removed when the local
 /// worker that fetched it ends (if it was killed: by the next shared memory block created or
 /// opened on that node, `SharedMemory.removeOrphans()`).
-public struct Broadcast<Value: Codable & Sendable>: Codable, @unchecked Sendable {
+public struct Broadcast<Value: Codable & Sendable>: Codable, Sendable {
     let storage: BroadcastStorage
 
     init(storage: BroadcastStorage) {
