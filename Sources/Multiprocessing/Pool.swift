@@ -25,6 +25,8 @@ public final class Pool: @unchecked Sendable {
     /// Where the workers run: `.local` or `.mpi` (never `.automatic`).
     public let backend: Backend
     let engine: PoolEngine
+    /// The broadcasts this pool made (`broadcast(_:)`), released at its end.
+    let broadcasts = BroadcastOwnership()
     /// The pool's `taskTimeout` and `retry`, for calls that give none.
     let defaults: TaskOptions
 
@@ -136,6 +138,7 @@ public final class Pool: @unchecked Sendable {
 
     deinit {
         if !engine.isStopped { engine.terminate() }
+        broadcasts.releaseAll()
     }
 
     /// Runs `body` with a new pool, then closes it and waits for its workers (pending work
@@ -170,7 +173,10 @@ public final class Pool: @unchecked Sendable {
     public func close() { engine.close() }
 
     /// Stops the workers now; outstanding calls fail with `PoolError` (`.terminated`).
-    public func terminate() { engine.terminate() }
+    public func terminate() {
+        engine.terminate()
+        broadcasts.releaseAll()
+    }
 
     /// Waits for the workers to exit. Call `close()` or `terminate()` first: without either
     /// it would wait for ever, and throws `PoolError.stillRunning` instead (Python's
@@ -183,6 +189,7 @@ public final class Pool: @unchecked Sendable {
             throw PoolError(.stillRunning, "join() waits for the workers to exit: call close() (or terminate()) first")
         }
         _ = engine.join()
+        broadcasts.releaseAll()
     }
 
     // MARK: map

@@ -6,6 +6,8 @@
 //   mpi-object-check            run the checks
 //   mpi-object-check --bench    also print round-trip times from a worker (µs, JSON lines):
 //                               lock, queue, a Manager dictionary's set and get
+//   mpi-object-check --broadcast  pool.broadcast of a 40 MiB array and a dictionary, read by
+//                               every worker's tasks (checksums, which copy each maps)
 //   mpi-object-check --orphan   terminate a pool whose task waits on a queue, then exit: the
 //                               task's requests are refused (not left waiting), the job ends
 //   mpi-object-check --churn    create and drop 10 000 short-lived served objects of every kind
@@ -91,6 +93,16 @@ if arguments.contains("--churn") {
         try churn()
     } catch {
         print("CHURN FAILED: \(error)")
+        exit(2)
+    }
+    exit(0)
+}
+
+if arguments.contains("--broadcast") {
+    do {
+        try broadcastCheck()
+    } catch {
+        print("BROADCAST FAILED: \(error)")
         exit(2)
     }
     exit(0)

@@ -19,13 +19,15 @@ struct Bench: ParsableCommand {
             random (RandomStream, Philox4x32-10, on one core: draws/s through next(), fill and \
             Double.random, each checked against draws computed alone), \
             checkpoint (a map at chunk size 100 with and without checkpoint:, interleaved, on 2 M \
-            trivial tasks and 100 k tasks of 10 µs: vs_plain). \
+            trivial tasks and 100 k tasks of 10 µs: vs_plain), \
+            broadcast (pool.broadcast of 1 GiB read by 2 workers against a memcpy of it, interleaved; \
+            under mpirun -np 3: Scripts/bench-broadcast.sh adds a C MPI_Bcast). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
             in the same run: Scripts/bench.sh runs Python's multiprocessing, C and NumPy beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch, random or checkpoint.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint or broadcast.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -60,7 +62,7 @@ struct Bench: ParsableCommand {
     var scalingWorkers: [Int] = []
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint
+        case pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint, broadcast
 
         var defaultRepetitions: Int {
             switch self {
@@ -72,6 +74,7 @@ struct Bench: ParsableCommand {
             case .dispatch: return 3
             case .random: return 5
             case .checkpoint: return 5
+            case .broadcast: return 3
             }
         }
     }
@@ -148,6 +151,8 @@ struct Bench: ParsableCommand {
                 figure.name = prefix + figure.name
                 print(figure.json)
             }
+        case .broadcast:
+            try BroadcastBenchmark(repetitions: repetitions, options: options).run { print($0.json) }
         case .kernels:
             try KernelBenchmarks(repetitions: repetitions).run { print($0.json) }
         case .scaling:

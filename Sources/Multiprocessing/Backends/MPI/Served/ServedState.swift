@@ -86,6 +86,7 @@ enum ServedKind: UInt8, Sendable {
     case value = 7
     case pipe = 8
     case manager = 9
+    case broadcast = 10
 }
 
 extension WireWriter {
