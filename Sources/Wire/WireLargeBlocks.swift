@@ -6,12 +6,13 @@
 // (the local pool's memfd: one copy from the caller's array, and no second buffer of the
 // message's size in the sender's memory).
 //
-// Decoding: a large array is one allocation and one copy (`_wireCopyLarge`). The destination
-// is advised to use transparent huge pages (one page fault per 2 MiB instead of per 4 KiB,
-// when the kernel gives them on request); a source inside a registered shared mapping of a
-// message (`WireSharedMappings`) is copied a piece at a time, each piece's pages dropped from
-// the mapping once copied, so that the receiver's resident memory holds the new array and not
-// also the whole message.
+// Decoding: a large array is one allocation and one copy (`_wireCopyLarge`). A source inside a
+// registered shared mapping of a message (`WireSharedMappings`) is copied a piece at a time,
+// each piece's pages dropped from the mapping once copied, so that the receiver's resident
+// memory holds the new array and not also the whole message. The destination gets no
+// huge-page advice (MADV_HUGEPAGE): measured on a VM that hands freed memory back to its host,
+// it made a 512 MiB transfer slower and far less steady (median 194 against 327 MB/s over 7
+// interleaved rounds), huge pages coming from exactly the memory the host took back.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -168,16 +169,9 @@ final class _WireLock: @unchecked Sendable {
 @usableFromInline
 func _wireCopyLarge(to destination: UnsafeMutableRawPointer, from source: UnsafeRawBufferPointer) {
     #if os(Linux)
-    let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
-    func pageDown(_ address: UInt) -> UInt { address & ~(page - 1) }
-    if source.count >= _wireHugePageAdviceMinimum {
-        // Storage this large is a mapping of its own (above malloc's largest mmap threshold),
-        // so the advice touches nothing else. Only a hint: an error changes nothing.
-        let start = pageDown(UInt(bitPattern: destination) + page - 1)
-        let end = pageDown(UInt(bitPattern: destination) + UInt(source.count))
-        if end > start { _ = madvise(UnsafeMutableRawPointer(bitPattern: start), Int(end - start), MADV_HUGEPAGE) }
-    }
     if WireSharedMappings.contains(source) {
+        let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+        func pageDown(_ address: UInt) -> UInt { address & ~(page - 1) }
         let piece = 8 << 20
         var done = 0
         while done < source.count {
@@ -197,8 +191,3 @@ func _wireCopyLarge(to destination: UnsafeMutableRawPointer, from source: Unsafe
     #endif
     destination.copyMemory(from: source.baseAddress!, byteCount: source.count)
 }
-
-/// Arrays from this size (bytes) on get huge-page advice: above glibc's largest mmap
-/// threshold (32 MiB), so their storage is a mapping of its own.
-@usableFromInline
-let _wireHugePageAdviceMinimum = 32 << 20
