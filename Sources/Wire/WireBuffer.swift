@@ -1,7 +1,18 @@
 /// A growable byte buffer that messages are written into: little-endian integers, raw
 /// bytes, and (in `WireEncoder.swift`) `Codable` values.
 public struct WireWriter: Sendable {
+    /// The message's bytes, except the large blocks referenced instead of copied (below):
+    /// read `bytes` alone only from a writer that never had `defersLargeBlocks` set.
     public var bytes: [UInt8]
+    /// Whether arrays of `WireRawElement`s of `WireDeferredBlock.minimumSize` bytes or more
+    /// are referenced (`deferredBlocks`) instead of copied into `bytes`: for a transport that
+    /// gathers the parts itself (`withParts`), as the local pool's out-of-band messages do.
+    /// Kept by `removeAll`.
+    public var defersLargeBlocks = false
+    /// The blocks referenced instead of copied, in order (see `WireLargeBlocks.swift`).
+    public internal(set) var deferredBlocks: [WireDeferredBlock] = []
+    /// Their total size in bytes.
+    public internal(set) var deferredByteCount = 0
 
     @inlinable
     public init(capacity: Int = 256) {

@@ -16,6 +16,7 @@ extension WireWriter {
             self = state.takeWriter()
         } catch {
             self = state.takeWriter()
+            _removeDeferredBlocks(after: start)
             bytes.removeSubrange(start...)  // no half-written value
             throw error
         }
@@ -36,7 +37,7 @@ extension WireWriter {
     @inlinable
     public mutating func encodeArray<T: Encodable>(_ values: [T]) throws {
         if _wireIsRaw(T.self) {
-            values.withUnsafeBufferPointer { _writeRawElements($0) }
+            values.withUnsafeBufferPointer { _writeRawElements($0, owner: values) }
         } else {
             try encode(values)
         }
@@ -46,7 +47,7 @@ extension WireWriter {
     @inlinable
     public mutating func encodeArray<T: Encodable>(_ values: ArraySlice<T>) throws {
         if _wireIsRaw(T.self) {
-            values.withUnsafeBufferPointer { _writeRawElements($0) }
+            values.withUnsafeBufferPointer { _writeRawElements($0, owner: values) }
         } else {
             try encode(Array(values))
         }

@@ -120,6 +120,7 @@ final class _WireEncodingState {
                 varint.writeVarint(count)
                 writer.bytes[container.countOffset] = varint.bytes[0]
                 writer.bytes.insert(contentsOf: varint.bytes[1...], at: container.countOffset + 1)
+                writer._shiftDeferredBlocks(after: container.countOffset, by: varint.bytes.count - 1)
             }
         }
     }

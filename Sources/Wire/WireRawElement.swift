@@ -31,13 +31,17 @@ func _wireIsRaw<T>(_: T.Type) -> Bool {
 }
 
 extension WireWriter {
-    /// Appends `count` (as a varint) and then the elements' bytes with one copy.
-    /// Only for element types where `_wireIsRaw` is true.
+    /// Appends `count` (as a varint) and then the elements' bytes with one copy — or, when
+    /// `defersLargeBlocks` is set, the elements are many and `owner` (a value holding them:
+    /// the array, which keeps them alive and unchanged) is given, a reference to them
+    /// (`WireDeferredBlock`). Only for element types where `_wireIsRaw` is true.
     @inlinable
-    mutating func _writeRawElements<T>(_ elements: UnsafeBufferPointer<T>) {
+    mutating func _writeRawElements<T>(_ elements: UnsafeBufferPointer<T>, owner: Any? = nil) {
         writeVarint(UInt64(elements.count))
         let raw = UnsafeRawBufferPointer(elements)
-        if raw.count > 0 {
+        if raw.count >= WireDeferredBlock.minimumSize, defersLargeBlocks, let owner {
+            _deferBlock(raw, owner: owner)
+        } else if raw.count > 0 {
             bytes.append(contentsOf: raw.assumingMemoryBound(to: UInt8.self))
         }
     }
@@ -53,8 +57,12 @@ extension WireReader {
         if count == 0 { return [] }
         let source = try readRaw(count: count * stride)
         return [T](unsafeUninitializedCapacity: count) { destination, initialized in
-            UnsafeMutableRawPointer(destination.baseAddress!)
-                .copyMemory(from: source.baseAddress!, byteCount: source.count)
+            if source.count >= WireDeferredBlock.minimumSize {
+                _wireCopyLarge(to: UnsafeMutableRawPointer(destination.baseAddress!), from: source)
+            } else {
+                UnsafeMutableRawPointer(destination.baseAddress!)
+                    .copyMemory(from: source.baseAddress!, byteCount: source.count)
+            }
             initialized = count
         }
     }

@@ -59,14 +59,14 @@ extension Optional: _WireEncodeSpecial where Wrapped: Encodable {
 extension Array: _WireEncodeSpecial where Element: Encodable {
     @usableFromInline
     func _wireEncode(into state: _WireEncodingState, path: _WirePath) throws {
-        try withUnsafeBufferPointer { try state.encodeCollection($0, path: path) }
+        try withUnsafeBufferPointer { try state.encodeCollection($0, owner: self, path: path) }
     }
 }
 
 extension ContiguousArray: _WireEncodeSpecial where Element: Encodable {
     @usableFromInline
     func _wireEncode(into state: _WireEncodingState, path: _WirePath) throws {
-        try withUnsafeBufferPointer { try state.encodeCollection($0, path: path) }
+        try withUnsafeBufferPointer { try state.encodeCollection($0, owner: self, path: path) }
     }
 }
 
@@ -93,9 +93,10 @@ extension Dictionary: _WireEncodeSpecial where Key: Encodable, Value: Encodable 
 
 extension _WireEncodingState {
     /// A count and the elements: one copy for raw element types.
-    func encodeCollection<T: Encodable>(_ elements: UnsafeBufferPointer<T>, path: _WirePath) throws {
+    /// `owner` holds the elements (the collection itself), for `WireWriter.defersLargeBlocks`.
+    func encodeCollection<T: Encodable>(_ elements: UnsafeBufferPointer<T>, owner: Any, path: _WirePath) throws {
         if _wireIsRaw(T.self) {
-            writer._writeRawElements(elements)
+            writer._writeRawElements(elements, owner: owner)
         } else {
             writer.writeVarint(UInt64(elements.count))
             try encodeElements(elements, path: path)

@@ -51,9 +51,10 @@ enum MessageBuffer {
     /// Bytes reserved in front of every message (the local rings' length prefix fits).
     static let headroom = 8
 
-    /// Empties `writer` and reserves the headroom.
+    /// Empties `writer` (its deferred blocks too, `WireWriter.defersLargeBlocks`) and
+    /// reserves the headroom.
     static func begin(_ writer: inout WireWriter) {
-        writer.bytes.removeAll(keepingCapacity: true)
+        writer.removeAll(keepingCapacity: true)
         writer.write(UInt64(0))
     }
 

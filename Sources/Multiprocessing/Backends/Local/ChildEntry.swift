@@ -68,6 +68,8 @@ enum ChildEntry {
         let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
                                     doorbell: layout.doorbell, parent: parent, control: control, inbox: inbox)
         let runtime = WorkerRuntime(progress: layout.progress(slot), attachments: inbox.descriptor(for:))
+        // Large result arrays are written from where they are into the memfd (`WorkerChannel.send`).
+        runtime.reply.defersLargeBlocks = true
         // Records logged in tasks travel on the result ring, before the task's result.
         WorkerLogSink.current = WorkerLogSink { record in
             Frame.finish(&record)
@@ -92,12 +94,15 @@ enum ChildEntry {
                 continue
             case .reply:
                 Frame.finish(&runtime.reply)
-                let ok = runtime.reply.bytes.withUnsafeBytes { channel.send($0) }
+                let ok = channel.send(&runtime.reply)
                 if !ok { return 0 }
                 // Handles the task dropped while another of its requests was under way.
                 if relay != nil { MPIObjectClient.flushReleases(waiting: false) }
                 // A large reply's buffer is not kept for the next one (it went out of band).
-                if runtime.reply.bytes.capacity > OutOfBand.threshold { runtime.reply = WireWriter(capacity: 64 << 10) }
+                if runtime.reply.bytes.capacity > OutOfBand.threshold || !runtime.reply.deferredBlocks.isEmpty {
+                    runtime.reply = WireWriter(capacity: 64 << 10)
+                    runtime.reply.defersLargeBlocks = true
+                }
             case .stop:
                 if relay != nil {
                     // Give rank 0 back the served objects the pool's functions hold before
@@ -106,7 +111,7 @@ enum ChildEntry {
                     MPIObjectClient.flushReleases(waiting: false)
                 }
                 Frame.finish(&runtime.reply)
-                _ = runtime.reply.bytes.withUnsafeBytes { channel.send($0) }
+                _ = channel.send(&runtime.reply)
                 fflush(nil)
                 return 0
             }

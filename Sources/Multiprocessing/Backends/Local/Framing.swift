@@ -24,13 +24,13 @@ enum Frame {
 
     /// Starts a frame: reserves the length, to be completed by `finish`.
     static func begin(_ writer: inout WireWriter) {
-        writer.bytes.removeAll(keepingCapacity: true)
+        writer.removeAll(keepingCapacity: true)
         writer.write(UInt64(0))
     }
 
-    /// Fills in the payload length of a frame started with `begin`.
+    /// Fills in the payload length of a frame started with `begin` (deferred blocks included).
     static func finish(_ writer: inout WireWriter) {
-        writer.patch(UInt64(writer.count - headerSize), at: 0)
+        writer.patch(UInt64(writer.totalCount - headerSize), at: 0)
     }
 }
 
@@ -186,23 +186,30 @@ enum OutOfBand {
 
     static func id(_ token: UInt64) -> SegmentID { SegmentID(high: marker, low: token) }
 
-    /// A new memfd holding `payload`.
-    static func store(_ payload: UnsafeRawBufferPointer) throws(SystemError) -> Int32 {
+    /// A new memfd holding `parts`, one after the other: written straight from where they
+    /// are (a message's bytes and the large arrays it references, `WireWriter.withParts`),
+    /// never gathered into a buffer first.
+    static func store(_ parts: [UnsafeRawBufferPointer]) throws(SystemError) -> Int32 {
         let fd = try syscallRetrying("memfd_create (for a large message)") {
             CSystemShims_memfd_create("swiftmp-message", 1)  // MFD_CLOEXEC
         }
-        var done = 0
-        while done < payload.count {
-            let n = pwrite(fd, payload.baseAddress! + done, payload.count - done, off_t(done))
-            if n > 0 {
-                done += n
-                continue
+        let total = parts.reduce(0) { $0 + $1.count }
+        var offset = 0
+        for part in parts {
+            var done = 0
+            while done < part.count {
+                let n = pwrite(fd, part.baseAddress! + done, part.count - done, off_t(offset + done))
+                if n > 0 {
+                    done += n
+                    continue
+                }
+                let code = n < 0 ? Glibc.errno : ENOSPC
+                if code == EINTR { continue }
+                systemClose(fd)
+                throw SystemError("pwrite (a \(total)-byte message into shared memory: free memory, or pass smaller values)",
+                                  errno: code)
             }
-            let code = n < 0 ? Glibc.errno : ENOSPC
-            if code == EINTR { continue }
-            systemClose(fd)
-            throw SystemError("pwrite (a \(payload.count)-byte message into shared memory: free memory, or pass smaller values)",
-                              errno: code)
+            offset += part.count
         }
         return fd
     }
@@ -262,14 +269,20 @@ enum OutOfBand {
         guard size > 0, info.st_size == size else {
             throw SystemError("fstat (a large message of \(info.st_size) bytes, announced as \(size))", errno: EINVAL)
         }
-        let pointer = mmap(nil, size, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0)
+        // Not populated: a decoder copying a large array out of it faults its pages in a
+        // piece at a time and drops them once copied (`WireSharedMappings`), so the receiver
+        // never holds the whole message beside what it decodes.
+        let pointer = mmap(nil, size, PROT_READ, MAP_SHARED, fd, 0)
         guard let pointer, pointer != MAP_FAILED else {
             throw SystemError("mmap (a \(size)-byte message: free memory, or pass smaller values)", errno: Glibc.errno)
         }
-        return UnsafeRawBufferPointer(start: pointer, count: size)
+        let view = UnsafeRawBufferPointer(start: pointer, count: size)
+        WireSharedMappings.register(view)
+        return view
     }
 
     static func unmap(_ view: UnsafeRawBufferPointer) {
+        WireSharedMappings.unregister(view)
         munmap(UnsafeMutableRawPointer(mutating: view.baseAddress), view.count)
     }
 
@@ -277,12 +290,37 @@ enum OutOfBand {
     /// to send on the ring instead, or nil when that failed (the message then goes through
     /// the ring).
     static func send(_ payload: UnsafeRawBufferPointer, token: UInt64, on socket: Int32) -> [UInt8]? {
-        guard socket >= 0, let fd = try? store(payload) else { return nil }
+        send(parts: [payload], token: token, on: socket)
+    }
+
+    /// `send` of a message in consecutive parts.
+    static func send(parts: [UnsafeRawBufferPointer], token: UInt64, on socket: Int32) -> [UInt8]? {
+        guard socket >= 0, let fd = try? store(parts) else { return nil }
         defer { systemClose(fd) }
         guard (try? sendDescriptor(fd, token: token, on: socket)) != nil else { return nil }
+        let size = parts.reduce(0) { $0 + $1.count }
         var reference = [UInt8](repeating: 0, count: Frame.referenceSize)
-        reference.withUnsafeMutableBytes { Frame.writeReference(size: payload.count, token: token, into: $0.baseAddress!) }
+        reference.withUnsafeMutableBytes { Frame.writeReference(size: size, token: token, into: $0.baseAddress!) }
         return reference
+    }
+
+    /// Whether `message` (a complete frame, `Frame.finish`ed) must go out of band: it
+    /// references blocks it does not hold (`WireWriter.defersLargeBlocks`), or it is large.
+    static func wants(_ message: WireWriter) -> Bool {
+        message.totalCount - Frame.headerSize > threshold
+    }
+
+    /// Sends a complete frame that references deferred blocks out of band, its parts written
+    /// straight into the memfd, and returns the reference frame to send on the ring instead;
+    /// or (small, no control socket, or the memfd failed) copies the blocks into
+    /// `message.bytes` and returns nil: the frame then goes as usual.
+    static func send(deferred message: inout WireWriter, token: UInt64, on socket: Int32) -> [UInt8]? {
+        if wants(message),
+           let reference = message.withParts(from: Frame.headerSize, { send(parts: $0, token: token, on: socket) }) {
+            return reference
+        }
+        message.materializeDeferredBlocks()
+        return nil
     }
 }
 
@@ -413,6 +451,20 @@ final class WorkerChannel {
         var message = [UInt8](repeating: 0, count: Int(length))
         guard message.withUnsafeMutableBytes({ readExactly($0) }) else { return nil }
         return message
+    }
+
+    /// Writes a whole message built in `message` (a frame, `Frame.finish`ed), out of band
+    /// when it is large, straight from the arrays it references (`WireWriter.defersLargeBlocks`);
+    /// false when the parent is gone.
+    func send(_ message: inout WireWriter) -> Bool {
+        if !message.deferredBlocks.isEmpty {
+            nextToken &+= 1
+            if let reference = OutOfBand.send(deferred: &message, token: nextToken, on: control) {
+                if OutOfBand.exitAfterSendingDescriptor { _exit(70) }
+                return reference.withUnsafeBytes { sendFrame($0) }
+            }
+        }
+        return message.bytes.withUnsafeBytes { send($0) }
     }
 
     /// Writes a whole message (a frame), out of band when it is large; false when the

@@ -161,9 +161,24 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func send(_ message: inout WireWriter, to worker: Int) {
         Frame.finish(&message)
-        message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
-        // A large message went out of band: its buffer is not kept for the next one.
-        if message.bytes.capacity > OutOfBand.threshold { message = WireWriter(capacity: 64 << 10) }
+        if !message.deferredBlocks.isEmpty, slots[worker].ended == nil {
+            nextToken &+= 1
+            if let reference = OutOfBand.send(deferred: &message, token: nextToken, on: slots[worker].control) {
+                reference.withUnsafeBytes { send(frame: $0, to: worker) }
+            } else {
+                message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+            }
+        } else {
+            message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+        }
+        // A large message went out of band: its buffer (or the arrays it referenced) is not
+        // kept for the next one.
+        if message.bytes.capacity > OutOfBand.threshold || !message.deferredBlocks.isEmpty {
+            message = WireWriter(capacity: 64 << 10)
+        }
+        // The next messages written here may reference their large arrays rather than copy
+        // them: this backend gathers them into the memfd (`OutOfBand.send(deferred:)`).
+        message.defersLargeBlocks = true
     }
 
     func stop(worker: Int) {
