@@ -46,10 +46,12 @@ let package = Package(
         // The binary codec, below MPI so that `Communicator` can send `Codable` values too.
         .target(name: "Wire"),
         .target(name: "MPI", dependencies: ["CMPI", "Wire"]),
-        .target(name: "Multiprocessing", dependencies: [
-            "CSystemShims", "Wire", .target(name: "MPI", condition: .when(traits: ["MPI"])),
-            .product(name: "Logging", package: "swift-log"),
-        ]),
+        .target(
+            name: "Multiprocessing",
+            dependencies: [
+                "CSystemShims", "Wire", .target(name: "MPI", condition: .when(traits: ["MPI"])),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         // The kernels' build-time vector width and FMA (a C header Swift imports): no flags.
         .target(name: "KernelsSupport"),
         .target(name: "Kernels", dependencies: ["Multiprocessing", "KernelsSupport"]),
@@ -67,25 +69,31 @@ let package = Package(
         .testTarget(name: "ExamplesTests", dependencies: ["seed-examples", "TestSupport"]),
         // Launching built executables and Scripts/ from tests (shared by the test targets).
         .target(name: "TestSupport", path: "Tests/TestSupport"),
-        .testTarget(name: "MultiprocessingTests", dependencies: [
-            "Multiprocessing", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .testTarget(
+            name: "MultiprocessingTests",
+            dependencies: [
+                "Multiprocessing", .product(name: "Logging", package: "swift-log"),
+            ]),
         // CPython's Lib/test/_test_multiprocessing.py cases, ported to this API (every start method).
         .testTarget(name: "CPythonPortTests", dependencies: ["Multiprocessing"]),
         .testTarget(name: "WireTests", dependencies: ["Wire"]),
         // SPMD self-test of the MPI layer: every rank runs main (imports only MPI).
         .executableTarget(name: "mpi-selftest", dependencies: [.target(name: "MPI", condition: .when(traits: ["MPI"]))]),
         // Launches real mpirun on the built mpi-selftest, so it depends on the executable.
-        .testTarget(name: "MPITests", dependencies: [
-            .target(name: "MPI", condition: .when(traits: ["MPI"])), "mpi-selftest", "TestSupport",
-        ]),
+        .testTarget(
+            name: "MPITests",
+            dependencies: [
+                .target(name: "MPI", condition: .when(traits: ["MPI"])), "mpi-selftest", "TestSupport",
+            ]),
         .testTarget(name: "KernelsTests", dependencies: ["Kernels", "Multiprocessing"]),
         // Runs the built CLI: outputs, errors, signals.
         .testTarget(name: "SwiftMPTests", dependencies: ["swiftmp", "TestSupport"]),
         // One pool program on every backend (local, mpirun -np 1…4, the netns cluster).
-        .executableTarget(name: "mpi-pool-check", dependencies: [
-            "Multiprocessing", .product(name: "Logging", package: "swift-log"),
-        ]),
+        .executableTarget(
+            name: "mpi-pool-check",
+            dependencies: [
+                "Multiprocessing", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "MPIPoolTests", dependencies: ["Multiprocessing", "mpi-pool-check", "swiftmp", "TestSupport"]),
         // Queue, Lock, Event, … between rank 0 and worker ranks (served by rank 0), locally and
         // under mpirun -np 2/3; the primitives not offered across ranks fail at creation.

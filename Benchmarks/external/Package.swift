@@ -27,7 +27,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/swiftmp-user"
-        ),
+        )
     ],
     swiftLanguageModes: [.v6]
 )

@@ -12,13 +12,13 @@ struct Job: ParallelFunction {
 }
 
 func example01(_: ArraySlice<String>) throws {
-    let p = Multiprocessing.Process(target: Job(a: 1, b: 2))   // Foundation has a Process too
+    let p = Multiprocessing.Process(target: Job(a: 1, b: 2)) // Foundation has a Process too
     try p.start()
     try p.join()
 
     let job = Job(a: 1, b: 2)
     let t = Thread { job(()) }
     t.start()
-    while !t.isFinished { usleep(1000) }   // Foundation's Thread has no join()
+    while !t.isFinished { usleep(1000) } // Foundation's Thread has no join()
     print("process exit code \(p.exitCode ?? -1); thread finished")
 }

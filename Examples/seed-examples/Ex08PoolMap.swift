@@ -1,5 +1,6 @@
 // 8. Pool.map, and a map whose items sleep 1 s each: 5 items on 4 workers take ~2 s.
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -12,5 +12,5 @@ func example09(_: ArraySlice<String>) throws {
     let results = try (0..<3).map { try pool.applyAsync(Greet(), $0) }
     pool.close()
     try pool.join()
-    for result in results { print(try result.get().prefix(8)) }   // "worker 0", …
+    for result in results { print(try result.get().prefix(8)) } // "worker 0", …
 }

@@ -1,5 +1,6 @@
 // 12. Semaphore, Condition, Event: guarding a resource and waiting for a signal.
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

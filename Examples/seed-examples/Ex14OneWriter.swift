@@ -20,7 +20,7 @@ func example14(_ arguments: ArraySlice<String>) throws {
     let producers = (0..<4).map { Multiprocessing.Process(target: LineProducer(lines: lines, id: $0)) }
     for producer in producers { try producer.start() }
     var text = ""
-    for _ in 0..<(4 * 5) { text += try lines.get(timeout: 30) + "\n" }   // the one writer
+    for _ in 0..<(4 * 5) { text += try lines.get(timeout: 30) + "\n" } // the one writer
     for producer in producers { try producer.join() }
     try text.write(toFile: path, atomically: true, encoding: .utf8)
     let written = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")

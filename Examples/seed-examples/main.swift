@@ -2,6 +2,7 @@
 // shared value, pool, manager, …): each file starts with what its program shows.
 // Usage: seed-examples <number 1-14> [options]   (see each file for its options)
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

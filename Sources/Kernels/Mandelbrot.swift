@@ -15,8 +15,9 @@ public struct Mandelbrot: Codable, Sendable, Hashable {
 
     public init(width: Int = 1600, height: Int = 1200, maxIterations: Int = 256) {
         precondition(width > 0 && height > 0, "Mandelbrot: empty image \(width)×\(height)")
-        precondition((0...Int(UInt16.max)).contains(maxIterations),
-                     "Mandelbrot: maxIterations \(maxIterations) does not fit UInt16")
+        precondition(
+            (0...Int(UInt16.max)).contains(maxIterations),
+            "Mandelbrot: maxIterations \(maxIterations) does not fit UInt16")
         self.width = width
         self.height = height
         self.maxIterations = maxIterations
@@ -28,8 +29,9 @@ public struct Mandelbrot: Codable, Sendable, Hashable {
     /// - Complexity: O(`rows.count · width · maxIterations`).
     @inlinable
     public func callAsFunction(_ rows: Range<Int>) -> [UInt16] {
-        precondition(rows.lowerBound >= 0 && rows.upperBound <= height,
-                     "Mandelbrot: rows \(rows) outside 0..<\(height)")
+        precondition(
+            rows.lowerBound >= 0 && rows.upperBound <= height,
+            "Mandelbrot: rows \(rows) outside 0..<\(height)")
         let width = self.width
         return [UInt16](unsafeUninitializedCapacity: rows.count * width) { buffer, count in
             for (offset, row) in rows.enumerated() {
@@ -71,8 +73,10 @@ public struct Mandelbrot: Codable, Sendable, Hashable {
         @inline(__always) func start(_ px: Int) -> Lanes {
             Lanes(repeating: -2.0) + (Lanes(repeating: Double(px)) + laneOffsets) * dx
         }
-        @inline(__always) func step(_ zr: inout Lanes, _ zi: inout Lanes, _ cr: Lanes,
-                                    _ active: inout Mask, _ n: inout SIMD8<Int64>) {
+        @inline(__always) func step(
+            _ zr: inout Lanes, _ zi: inout Lanes, _ cr: Lanes,
+            _ active: inout Mask, _ n: inout SIMD8<Int64>
+        ) {
             let zr2 = zr * zr, zi2 = zi * zi
             active .&= zr2 + zi2 .<= four
             // A true lane of a mask is all ones (−1): subtracting it counts the step.

@@ -5,7 +5,7 @@ public enum MandelbrotColorMap {
     @inlinable
     public static func color(_ n: Int, maxIterations: Int) -> (red: UInt8, green: UInt8, blue: UInt8) {
         guard n < maxIterations, maxIterations > 0 else { return (0, 0, 0) }
-        let t = (Double(n) / Double(maxIterations)).squareRoot()  // lifts the many low counts
+        let t = (Double(n) / Double(maxIterations)).squareRoot() // lifts the many low counts
         let s = 1 - t
         func byte(_ v: Double) -> UInt8 { UInt8(max(0, min(255, (v * 255).rounded()))) }
         return (byte(9 * s * t * t * t), byte(15 * s * s * t * t), byte(8.5 * s * s * s * t))

@@ -76,13 +76,15 @@ public enum MatrixKernel {
             var depthStart = 0
             while depthStart < n {
                 let depth = min(panelDepth, n - depthStart)
-                packB(b + depthStart * n + column, n: n, depth: depth, width: width,
-                      tileColumns: tileColumns, into: packedB)
+                packB(
+                    b + depthStart * n + column, n: n, depth: depth, width: width,
+                    tileColumns: tileColumns, into: packedB)
                 var row = 0
                 while row < rows {
                     let height = min(tileRows, rows - row)
-                    packA(a + row * n + depthStart, n: n, height: height, depth: depth,
-                          tileRows: tileRows, into: packedA)
+                    packA(
+                        a + row * n + depthStart, n: n, height: height, depth: depth,
+                        tileRows: tileRows, into: packedA)
                     for strip in 0..<strips {
                         let j = strip * tileColumns
                         let tileWidth = min(tileColumns, width - j)
@@ -132,8 +134,9 @@ public enum MatrixKernel {
             for _ in 0..<depth {
                 let raw = UnsafeMutableRawPointer(out)
                 raw.storeBytes(of: source.loadUnaligned(as: SIMD8<Double>.self), as: SIMD8<Double>.self)
-                raw.storeBytes(of: source.loadUnaligned(fromByteOffset: 64, as: SIMD8<Double>.self),
-                               toByteOffset: 64, as: SIMD8<Double>.self)
+                raw.storeBytes(
+                    of: source.loadUnaligned(fromByteOffset: 64, as: SIMD8<Double>.self),
+                    toByteOffset: 64, as: SIMD8<Double>.self)
                 source += rowBytes
                 out += 16
             }

@@ -19,8 +19,9 @@ public struct MatrixMultiply: Codable, Sendable {
 
     public init(n: Int, a: [Double], b: [Double]) {
         precondition(n >= 0, "MatrixMultiply: negative order \(n)")
-        precondition(a.count == n * n && b.count == n * n,
-                     "MatrixMultiply: expected \(n * n) values, got \(a.count) and \(b.count)")
+        precondition(
+            a.count == n * n && b.count == n * n,
+            "MatrixMultiply: expected \(n * n) values, got \(a.count) and \(b.count)")
         self.n = n
         self.a = a
         self.b = b
@@ -60,8 +61,9 @@ public struct MatrixMultiply: Codable, Sendable {
     /// - Complexity: O(`rows.count · n²`) time, O(`MatrixKernel.panelDepth · panelWidth`) scratch.
     @inlinable
     public func callAsFunction(_ rows: Range<Int>) -> [Double] {
-        precondition(rows.lowerBound >= 0 && rows.upperBound <= n,
-                     "MatrixMultiply: rows \(rows) outside 0..<\(n)")
+        precondition(
+            rows.lowerBound >= 0 && rows.upperBound <= n,
+            "MatrixMultiply: rows \(rows) outside 0..<\(n)")
         let n = self.n
         // Written, not accumulated: no pass to zero it first.
         return [Double](unsafeUninitializedCapacity: rows.count * n) { c, count in

@@ -26,8 +26,9 @@ public struct MonteCarloPi: Codable, Sendable, Hashable {
     /// - Complexity: O(`chunk.count`).
     @inlinable
     public func callAsFunction(_ chunk: Range<Int>) -> Int {
-        precondition(chunk.lowerBound >= 0 && chunk.upperBound <= samples,
-                     "MonteCarloPi: chunk \(chunk) outside 0..<\(samples)")
+        precondition(
+            chunk.lowerBound >= 0 && chunk.upperBound <= samples,
+            "MonteCarloPi: chunk \(chunk) outside 0..<\(samples)")
         var k = chunk.lowerBound
         let end = chunk.upperBound
         var hits = 0
@@ -89,10 +90,14 @@ public struct MonteCarloPi: Codable, Sendable, Hashable {
     /// low 32 bits of a lane matter to a product, so hi() is a shift and lo() needs no mask
     /// until the output.
     @inlinable @inline(__always)
-    static func philox(_ first: SIMD8<UInt64>, _ second: SIMD8<UInt64>,
-                       keys: UnsafePointer<SIMD8<UInt64>>)
-        -> (SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>,
-            SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>)
+    static func philox(
+        _ first: SIMD8<UInt64>, _ second: SIMD8<UInt64>,
+        keys: UnsafePointer<SIMD8<UInt64>>
+    )
+        -> (
+            SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>,
+            SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>, SIMD8<UInt64>
+        )
     {
         typealias W = SIMD8<UInt64>
         let low = W(repeating: 0xFFFF_FFFF)

@@ -14,8 +14,10 @@ public struct NBody: Codable, Sendable, Hashable {
     /// ε; the force pass adds ε² to every squared distance.
     public var softening: Double
 
-    public init(bodyCount: Int = 4096, steps: Int = 10, timeStep: Double = 1e-3,
-                softening: Double = 1e-3) {
+    public init(
+        bodyCount: Int = 4096, steps: Int = 10, timeStep: Double = 1e-3,
+        softening: Double = 1e-3
+    ) {
         precondition(bodyCount > 0 && steps >= 0, "NBody: bodyCount \(bodyCount), steps \(steps)")
         self.bodyCount = bodyCount
         self.steps = steps
@@ -33,9 +35,10 @@ public struct NBody: Codable, Sendable, Hashable {
             (0..<n).map { Double((multiplier * $0) % 4096) / 4096.0 - 0.5 }
         }
         let zeros = [Double](repeating: 0, count: n)
-        return NBodyState(x: coordinate(7919), y: coordinate(6271), z: coordinate(3319),
-                          vx: zeros, vy: zeros, vz: zeros,
-                          mass: [Double](repeating: 1.0 / Double(n), count: n))
+        return NBodyState(
+            x: coordinate(7919), y: coordinate(6271), z: coordinate(3319),
+            vx: zeros, vy: zeros, vz: zeros,
+            mass: [Double](repeating: 1.0 / Double(n), count: n))
     }
 
     /// Advances `state` by one step, computing the accelerations in one chunk.

@@ -19,8 +19,9 @@ public struct NBodyAccelerations: Codable, Sendable {
     public let softeningSquared: Double
 
     public init(x: [Double], y: [Double], z: [Double], mass: [Double], softeningSquared: Double) {
-        precondition(x.count == y.count && y.count == z.count && z.count == mass.count,
-                     "NBodyAccelerations: coordinate and mass arrays differ in length")
+        precondition(
+            x.count == y.count && y.count == z.count && z.count == mass.count,
+            "NBodyAccelerations: coordinate and mass arrays differ in length")
         self.x = x
         self.y = y
         self.z = z
@@ -37,8 +38,9 @@ public struct NBodyAccelerations: Codable, Sendable {
     /// - Complexity: O(`bodies.count · count`).
     @inlinable
     public func callAsFunction(_ bodies: Range<Int>) -> [Double] {
-        precondition(bodies.lowerBound >= 0 && bodies.upperBound <= count,
-                     "NBodyAccelerations: bodies \(bodies) outside 0..<\(count)")
+        precondition(
+            bodies.lowerBound >= 0 && bodies.upperBound <= count,
+            "NBodyAccelerations: bodies \(bodies) outside 0..<\(count)")
         return [Double](unsafeUninitializedCapacity: 3 * bodies.count) { out, initialized in
             x.withUnsafeBufferPointer { x in
                 y.withUnsafeBufferPointer { y in
@@ -84,8 +86,9 @@ public struct NBodyAccelerations: Codable, Sendable {
             steps = newtonSteps(estimateBits: Int(KERNELS_RSQRT_ESTIMATE_BITS))
         } else {
             let bits = unsafeBitCast(x, to: SIMD8<UInt64>.self)
-            y = unsafeBitCast(SIMD8<UInt64>(repeating: 0x5FE6_EB50_C7B5_37A9) &- (bits &>> 1),
-                              to: SIMD8<Double>.self)
+            y = unsafeBitCast(
+                SIMD8<UInt64>(repeating: 0x5FE6_EB50_C7B5_37A9) &- (bits &>> 1),
+                to: SIMD8<Double>.self)
             steps = 4
         }
         let halfX = 0.5 * x
@@ -139,8 +142,10 @@ public struct NBodyAccelerations: Codable, Sendable {
             }
             let base = out + 3 * (first - bodies.lowerBound)
             for lane in 0..<lanes {
-                let (sx, sy, sz) = lane < 8 ? (sxa[lane], sya[lane], sza[lane])
-                                            : (sxb[lane - 8], syb[lane - 8], szb[lane - 8])
+                let (sx, sy, sz) =
+                    lane < 8
+                    ? (sxa[lane], sya[lane], sza[lane])
+                    : (sxb[lane - 8], syb[lane - 8], szb[lane - 8])
                 base[3 * lane] = sx
                 base[3 * lane + 1] = sy
                 base[3 * lane + 2] = sz

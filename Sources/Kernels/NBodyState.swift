@@ -8,11 +8,14 @@ public struct NBodyState: Codable, Sendable, Equatable {
     public var vz: [Double]
     public var mass: [Double]
 
-    public init(x: [Double], y: [Double], z: [Double],
-                vx: [Double], vy: [Double], vz: [Double], mass: [Double]) {
+    public init(
+        x: [Double], y: [Double], z: [Double],
+        vx: [Double], vy: [Double], vz: [Double], mass: [Double]
+    ) {
         let n = mass.count
-        precondition([x, y, z, vx, vy, vz].allSatisfy { $0.count == n },
-                     "NBodyState: arrays differ in length")
+        precondition(
+            [x, y, z, vx, vy, vz].allSatisfy { $0.count == n },
+            "NBodyState: arrays differ in length")
         self.x = x; self.y = y; self.z = z
         self.vx = vx; self.vy = vy; self.vz = vz
         self.mass = mass

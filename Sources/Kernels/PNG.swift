@@ -29,10 +29,12 @@ public struct PNGImage: Sendable, Equatable {
     /// An image of `width × height` pixels; `pixels` holds one byte per pixel (grayscale) or
     /// three (RGB), row-major.
     public init(width: Int, height: Int, colorType: ColorType, pixels: [UInt8]) {
-        precondition(width > 0 && height > 0 && width <= Int(Int32.max) && height <= Int(Int32.max),
-                     "PNGImage: bad size \(width)×\(height)")
-        precondition(pixels.count == width * height * colorType.channels,
-                     "PNGImage: \(pixels.count) bytes for \(width)×\(height) \(colorType)")
+        precondition(
+            width > 0 && height > 0 && width <= Int(Int32.max) && height <= Int(Int32.max),
+            "PNGImage: bad size \(width)×\(height)")
+        precondition(
+            pixels.count == width * height * colorType.channels,
+            "PNGImage: \(pixels.count) bytes for \(width)×\(height) \(colorType)")
         self.width = width
         self.height = height
         self.colorType = colorType
@@ -47,7 +49,7 @@ public struct PNGImage: Sendable, Equatable {
         var header: [UInt8] = []
         Self.appendBigEndian(UInt32(width), to: &header)
         Self.appendBigEndian(UInt32(height), to: &header)
-        header += [8, colorType.rawValue, 0, 0, 0]  // depth, colour type, deflate, filter, no interlace
+        header += [8, colorType.rawValue, 0, 0, 0] // depth, colour type, deflate, filter, no interlace
         Self.appendChunk("IHDR", header, to: &file)
         Self.appendChunk("IDAT", Self.zlibStored(scanlines()), to: &file)
         Self.appendChunk("IEND", [], to: &file)
@@ -107,13 +109,13 @@ public struct PNGImage: Sendable, Equatable {
     /// A zlib stream (RFC 1950) of stored deflate blocks (RFC 1951 §3.2.4) holding `data`.
     static func zlibStored(_ data: [UInt8]) -> [UInt8] {
         let blockLimit = 65535
-        var stream: [UInt8] = [0x78, 0x01]  // deflate, 32 KiB window; check bits make 0x7801 % 31 == 0
+        var stream: [UInt8] = [0x78, 0x01] // deflate, 32 KiB window; check bits make 0x7801 % 31 == 0
         stream.reserveCapacity(data.count + data.count / blockLimit * 5 + 11)
         var start = 0
         repeat {
             let length = min(blockLimit, data.count - start)
             let final = start + length == data.count
-            stream.append(final ? 1 : 0)  // BFINAL, BTYPE = 00 (stored)
+            stream.append(final ? 1 : 0) // BFINAL, BTYPE = 00 (stored)
             let len = UInt16(length)
             stream += [UInt8(len & 0xFF), UInt8(len >> 8), UInt8(~len & 0xFF), UInt8(~len >> 8)]
             stream.append(contentsOf: data[start..<(start + length)])
@@ -132,8 +134,10 @@ public struct PNGImage: Sendable, Equatable {
     }
 
     private static func appendBigEndian(_ value: UInt32, to bytes: inout [UInt8]) {
-        bytes += [UInt8(value >> 24), UInt8((value >> 16) & 0xFF),
-                  UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF)]
+        bytes += [
+            UInt8(value >> 24), UInt8((value >> 16) & 0xFF),
+            UInt8((value >> 8) & 0xFF), UInt8(value & 0xFF),
+        ]
     }
 }
 

@@ -44,8 +44,10 @@ extension Communicator {
     /// The corresponding MPI function is `MPI_Bcast`.
     public func broadcast(_ bytes: UnsafeMutableRawBufferPointer, root: Int = 0) throws(MPIError) {
         let root = try rootRank(root, "MPI_Bcast")
-        try check("MPI_Bcast", MPI_Bcast(
-            bytes.baseAddress, try mpiInt32(bytes.count, "MPI_Bcast", what: "count"), cmpi_byte(), root, handle))
+        try check(
+            "MPI_Bcast",
+            MPI_Bcast(
+                bytes.baseAddress, try mpiInt32(bytes.count, "MPI_Bcast", what: "count"), cmpi_byte(), root, handle))
     }
 
     // MARK: Reduce
@@ -177,8 +179,9 @@ extension Communicator {
             code = values.withUnsafeBufferPointer { input in
                 (counts ?? []).withUnsafeBufferPointer { c in
                     displacements.withUnsafeBufferPointer { d in
-                        MPI_Gatherv(input.baseAddress, count, T.mpiDatatype,
-                                    output.baseAddress, c.baseAddress, d.baseAddress, T.mpiDatatype, rootRank, handle)
+                        MPI_Gatherv(
+                            input.baseAddress, count, T.mpiDatatype,
+                            output.baseAddress, c.baseAddress, d.baseAddress, T.mpiDatatype, rootRank, handle)
                     }
                 }
             }
@@ -202,8 +205,9 @@ extension Communicator {
             code = values.withUnsafeBufferPointer { input in
                 counts.withUnsafeBufferPointer { c in
                     displacements.withUnsafeBufferPointer { d in
-                        MPI_Allgatherv(input.baseAddress, count, T.mpiDatatype,
-                                       output.baseAddress, c.baseAddress, d.baseAddress, T.mpiDatatype, handle)
+                        MPI_Allgatherv(
+                            input.baseAddress, count, T.mpiDatatype,
+                            output.baseAddress, c.baseAddress, d.baseAddress, T.mpiDatatype, handle)
                     }
                 }
             }
@@ -226,7 +230,7 @@ extension Communicator {
 
     private static func split<T>(_ flat: [T], counts: [Int32], displacements: [Int32]) -> [[T]] {
         zip(counts, displacements).map { count, start in
-            Array(flat[Int(start) ..< Int(start) + Int(count)])
+            Array(flat[Int(start)..<Int(start) + Int(count)])
         }
     }
 }

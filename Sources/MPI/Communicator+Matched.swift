@@ -9,8 +9,10 @@ extension Communicator {
     /// take it in between.
     ///
     /// The corresponding MPI functions are `MPI_Improbe`, `MPI_Get_count` and `MPI_Mrecv`.
-    public func receiveIfAvailable(from source: Source = .any, tag: Tag = .any,
-                                   into buffer: inout [UInt8]) throws(MPIError) -> Status? {
+    public func receiveIfAvailable(
+        from source: Source = .any, tag: Tag = .any,
+        into buffer: inout [UInt8]
+    ) throws(MPIError) -> Status? {
         guard let probed = try probeMatched(source, tag) else { return nil }
         var message = probed.message
         return try receiveMatched(&message, count: try probed.status.count(datatype: cmpi_byte()), into: &buffer)
@@ -82,8 +84,10 @@ extension Communicator {
     ///
     /// The corresponding MPI functions are `MPI_Improbe`, `MPI_Get_count`, and `MPI_Mrecv` or
     /// `MPI_Imrecv`.
-    public func receiveIfAvailable(from source: Source = .any, tag: Tag = .any, into buffer: inout [UInt8],
-                                   waitingAtMost shortLength: Int) throws(MPIError) -> Arrival? {
+    public func receiveIfAvailable(
+        from source: Source = .any, tag: Tag = .any, into buffer: inout [UInt8],
+        waitingAtMost shortLength: Int
+    ) throws(MPIError) -> Arrival? {
         guard let probed = try probeMatched(source, tag) else { return nil }
         var message = probed.message
         let status = probed.status
@@ -98,7 +102,9 @@ extension Communicator {
             storage.deallocate()
             throw MPIError(code: code, function: "MPI_Imrecv")
         }
-        return .started(MatchedReceive(request: Request(handle: request, storage: storage),
-                                       source: status.source, tag: status.tag, count: count))
+        return .started(
+            MatchedReceive(
+                request: Request(handle: request, storage: storage),
+                source: status.source, tag: status.tag, count: count))
     }
 }

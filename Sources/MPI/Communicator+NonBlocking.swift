@@ -31,8 +31,10 @@ extension Communicator {
     /// returns at once: one copy, no intermediate buffer.
     ///
     /// The corresponding MPI function is `MPI_Isend`.
-    public func isend(_ header: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer, to destination: Int,
-                      tag: Int = 0) throws(MPIError) -> Request {
+    public func isend(
+        _ header: UnsafeRawBufferPointer, _ body: UnsafeRawBufferPointer, to destination: Int,
+        tag: Int = 0
+    ) throws(MPIError) -> Request {
         let count = header.count + body.count
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, count), alignment: 16)
         if !header.isEmpty { storage.copyMemory(from: header) }
@@ -63,7 +65,9 @@ extension Communicator {
     /// them.
     ///
     /// The corresponding MPI function is `MPI_Irecv`.
-    public func irecv<T: MPIDatatypeRepresentable>(_ type: T.Type, capacity: Int, from source: Source = .any, tag: Tag = .any) throws(MPIError) -> ReceiveRequest<T> {
+    public func irecv<T: MPIDatatypeRepresentable>(_ type: T.Type, capacity: Int, from source: Source = .any, tag: Tag = .any) throws(MPIError)
+        -> ReceiveRequest<T>
+    {
         let count = try mpiInt32(capacity, "MPI_Irecv", what: "count")
         let storage = UnsafeMutableRawBufferPointer.allocate(
             byteCount: max(1, capacity * MemoryLayout<T>.stride), alignment: MemoryLayout<T>.alignment)

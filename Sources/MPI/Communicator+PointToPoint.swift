@@ -7,13 +7,15 @@ extension Communicator {
     /// overload takes.
     @usableFromInline
     func send(address: UnsafeRawPointer?, count: Int, datatype: MPI_Datatype, to destination: Int, tag: Int) throws(MPIError) {
-        try check("MPI_Send", MPI_Send(
-            address,
-            try mpiInt32(count, "MPI_Send", what: "count"),
-            datatype,
-            try mpiInt32(destination, "MPI_Send", what: "destination rank"),
-            try mpiInt32(tag, "MPI_Send", what: "tag"),
-            handle))
+        try check(
+            "MPI_Send",
+            MPI_Send(
+                address,
+                try mpiInt32(count, "MPI_Send", what: "count"),
+                datatype,
+                try mpiInt32(destination, "MPI_Send", what: "destination rank"),
+                try mpiInt32(tag, "MPI_Send", what: "tag"),
+                handle))
     }
 
     /// Sends the values in `buffer` to `destination`; returns when the buffer may be reused.
@@ -59,9 +61,11 @@ extension Communicator {
     @usableFromInline
     func receive(address: UnsafeMutableRawPointer?, count: Int, datatype: MPI_Datatype, from source: Source, tag: Tag) throws(MPIError) -> Status {
         var status = MPI_Status()
-        try check("MPI_Recv", MPI_Recv(
-            address, try mpiInt32(count, "MPI_Recv", what: "count"), datatype,
-            source.rawValue, tag.rawValue, handle, &status))
+        try check(
+            "MPI_Recv",
+            MPI_Recv(
+                address, try mpiInt32(count, "MPI_Recv", what: "count"), datatype,
+                source.rawValue, tag.rawValue, handle, &status))
         return Status(status)
     }
 
@@ -73,7 +77,9 @@ extension Communicator {
     /// The corresponding MPI function is `MPI_Recv`.
     @inlinable
     @discardableResult
-    public func receive<T: MPIDatatypeRepresentable>(into buffer: UnsafeMutableBufferPointer<T>, from source: Source = .any, tag: Tag = .any) throws(MPIError) -> Status {
+    public func receive<T: MPIDatatypeRepresentable>(into buffer: UnsafeMutableBufferPointer<T>, from source: Source = .any, tag: Tag = .any) throws(MPIError)
+        -> Status
+    {
         try receive(address: UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count, datatype: T.mpiDatatype, from: source, tag: tag)
     }
 
@@ -139,7 +145,9 @@ extension Communicator {
     /// receive cannot take it in between.
     ///
     /// The corresponding MPI functions are `MPI_Mprobe`, `MPI_Get_count` and `MPI_Mrecv`.
-    public func receiveArray<T: MPIDatatypeRepresentable>(of type: T.Type, from source: Source = .any, tag: Tag = .any) throws(MPIError) -> (elements: [T], status: Status) {
+    public func receiveArray<T: MPIDatatypeRepresentable>(of type: T.Type, from source: Source = .any, tag: Tag = .any) throws(MPIError) -> (
+        elements: [T], status: Status
+    ) {
         try receiveMatched(datatype: T.mpiDatatype, elementType: T.self, from: source, tag: tag)
     }
 
@@ -151,7 +159,9 @@ extension Communicator {
         return (elements, status)
     }
 
-    private func receiveMatched<T: BitwiseCopyable>(datatype: MPI_Datatype, elementType: T.Type, from source: Source, tag: Tag) throws(MPIError) -> ([T], Status) {
+    private func receiveMatched<T: BitwiseCopyable>(datatype: MPI_Datatype, elementType: T.Type, from source: Source, tag: Tag) throws(MPIError) -> (
+        [T], Status
+    ) {
         var message: MPI_Message? = nil
         var probed = MPI_Status()
         try check("MPI_Mprobe", MPI_Mprobe(source.rawValue, tag.rawValue, handle, &message, &probed))

@@ -1,5 +1,6 @@
 import CMPI
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif

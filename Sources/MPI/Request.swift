@@ -61,11 +61,12 @@ public final class Request: @unchecked Sendable {
 
     deinit {
         if completedStatus == nil, let pending = handle, pending != cmpi_request_null(),
-           MPIEnvironment.isInitialized, !MPIEnvironment.isFinalized {
+            MPIEnvironment.isInitialized, !MPIEnvironment.isFinalized
+        {
             var h: MPI_Request? = pending
             MPI_Cancel(&h)
             MPI_Request_free(&h)
-            return  // MPI may still write into `storage`: leak it rather than free it.
+            return // MPI may still write into `storage`: leak it rather than free it.
         }
         storage.deallocate()
     }

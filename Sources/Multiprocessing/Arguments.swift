@@ -38,8 +38,9 @@ extension Pool {
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil
     ) throws -> [F.Output] where F.Input == Arguments<repeat each T> {
-        try map(function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                progress: progress, checkpoint: checkpoint)
+        try map(
+            function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout, retry: retry,
+            progress: progress, checkpoint: checkpoint)
     }
 
     /// `starmap`, awaited without blocking a thread; cancelling the awaiting `Task` cancels it.
@@ -48,8 +49,9 @@ extension Pool {
         _ function: F, _ arguments: some Sequence<(repeat each T)>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil, progress: ProgressReport? = nil, checkpoint: String? = nil
     ) async throws -> [F.Output] where F.Input == Arguments<repeat each T> {
-        try await asyncMap(function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
-                           retry: retry, progress: progress, checkpoint: checkpoint)
+        try await asyncMap(
+            function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
+            retry: retry, progress: progress, checkpoint: checkpoint)
     }
 
     /// `starmap` without waiting; see `mapAsync`.
@@ -60,7 +62,8 @@ extension Pool {
         callback: (@Sendable ([F.Output]) -> Void)? = nil,
         errorCallback: (@Sendable (any Error) -> Void)? = nil
     ) throws -> AsyncResult<[F.Output]> where F.Input == Arguments<repeat each T> {
-        try mapAsync(function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
-                     retry: retry, progress: progress, checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
+        try mapAsync(
+            function, arguments.lazy.map { Arguments(repeat each $0) }, chunkSize: chunkSize, timeout: timeout,
+            retry: retry, progress: progress, checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
     }
 }

@@ -43,20 +43,25 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
         throw PoolError(.backendUnavailable, WithoutMPI.message)
         #else
         guard MPILaunch.isUnderMPIRun else {
-            throw PoolError(.backendUnavailable, "the MPI backend needs the program to be started by mpirun: "
-                + "launch with mpirun -np <1 + workers> <program> (or use backend: .local)")
+            throw PoolError(
+                .backendUnavailable,
+                "the MPI backend needs the program to be started by mpirun: "
+                    + "launch with mpirun -np <1 + workers> <program> (or use backend: .local)")
         }
         guard !MPILaunch.isSPMD else {
-            throw PoolError(.backendUnavailable, "SWIFTMP_MPI_MODE=spmd: every rank runs main and none serves as a worker; "
-                + "unset SWIFTMP_MPI_MODE to use the MPI backend, or use backend: .local")
+            throw PoolError(
+                .backendUnavailable,
+                "SWIFTMP_MPI_MODE=spmd: every rank runs main and none serves as a worker; "
+                    + "unset SWIFTMP_MPI_MODE to use the MPI backend, or use backend: .local")
         }
         if MPILaunch.worldSizeFromEnvironment == 1 {
             let count = processes ?? perRank ?? Multiprocessing.cpuCount
             // The fork server: rank 0 runs the program's threads (and MPI's), and a worker
             // forked while one of them holds a runtime lock would hang (README, fork safety).
-            let local = try LocalBackend(workers: count, method: .forkserver,
-                                         summary: "mpi, 1 rank (mpirun -np 1): no worker ranks, rank 0 hosts \(count) local "
-                                             + "worker\(count == 1 ? "" : "s") (forkserver)", tagOutput: tagOutput)
+            let local = try LocalBackend(
+                workers: count, method: .forkserver,
+                summary: "mpi, 1 rank (mpirun -np 1): no worker ranks, rank 0 hosts \(count) local "
+                    + "worker\(count == 1 ? "" : "s") (forkserver)", tagOutput: tagOutput)
             return local
         }
         return try MPIBackend(limit: processes, perRank: perRank, tagOutput: tagOutput)

@@ -12,8 +12,10 @@ public struct RemoteError: Error, CustomStringConvertible, Sendable, Equatable {
     public var rank: Int?
     public var host: String?
 
-    public init(typeName: String, message: String, inputIndex: Int, pid: Int32? = nil, rank: Int? = nil,
-                host: String? = nil) {
+    public init(
+        typeName: String, message: String, inputIndex: Int, pid: Int32? = nil, rank: Int? = nil,
+        host: String? = nil
+    ) {
         self.typeName = typeName
         self.message = message
         self.inputIndex = inputIndex
@@ -59,8 +61,10 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
     /// `description` shows its frames; the parent also printed it on standard error.
     public var crashReport: String?
 
-    public init(pid: Int32? = nil, rank: Int? = nil, host: String? = nil, signal: Int32? = nil,
-                exitCode: Int32? = nil, inputIndex: Int? = nil, crashReport: String? = nil) {
+    public init(
+        pid: Int32? = nil, rank: Int? = nil, host: String? = nil, signal: Int32? = nil,
+        exitCode: Int32? = nil, inputIndex: Int? = nil, crashReport: String? = nil
+    ) {
         self.pid = pid
         self.rank = rank
         self.host = host
@@ -73,7 +77,8 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
     public var description: String {
         var who = pid.map { "worker process \($0)" } ?? rank.map { "worker rank \($0)" } ?? "a worker"
         if let host { who += " on \(host)" }
-        let how = signal.map { "was killed by signal \($0) (\(signalName($0)))" }
+        let how =
+            signal.map { "was killed by signal \($0) (\(signalName($0)))" }
             ?? exitCode.map { "exited with status \($0)" } ?? "ended"
         let which = inputIndex.map { " while running input \($0)" } ?? ""
         let trace = crashReport.map { "\n" + CrashReports.summary($0) } ?? ""

@@ -35,12 +35,15 @@ enum FunctionIdentity {
         // has passed it, remember it.
         if let known = cacheLock.withLock({ resolvable[ObjectIdentifier(type)] }) { return known }
         if let mangled = _mangledTypeName(type),
-           let back = _typeByName(mangled), back == type {
+            let back = _typeByName(mangled), back == type
+        {
             cacheLock.withLock { resolvable[ObjectIdentifier(type)] = mangled }
             return mangled
         }
         if let key = FunctionRegistry.key(of: type) { return key }
-        throw PoolError(.unresolvableFunction, """
+        throw PoolError(
+            .unresolvableFunction,
+            """
             \(String(reflecting: type)) cannot be found by name in a worker process: it is \
             private, fileprivate or local to a function (or generic over such a type). \
             Declare it at file scope as internal or public.

@@ -1,5 +1,6 @@
 import CSystemShims
 @_exported import Wire
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,4 +19,3 @@ public enum Multiprocessing {
     /// Where `cpuCount` comes from (read now).
     public static var cpuAllocation: CPUAllocation { .current }
 }
-

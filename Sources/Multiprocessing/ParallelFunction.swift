@@ -33,14 +33,17 @@ public protocol ParallelFunction<Input, Output>: Codable, Sendable {
     /// the input's position in `progress` (the engine reads it if the worker dies). On the
     /// first throwing input it calls `failed` (which starts a failure message in the writer)
     /// and then encodes the outputs of the inputs before it.
-    func _runChunk(_ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
-                   failed: (inout WireWriter, Int, any Error) -> Void) throws
+    func _runChunk(
+        _ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
+        failed: (inout WireWriter, Int, any Error) -> Void) throws
 }
 
 extension ParallelFunction {
     @inlinable
-    public func _runChunk(_ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
-                          failed: (inout WireWriter, Int, any Error) -> Void) throws {
+    public func _runChunk(
+        _ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
+        failed: (inout WireWriter, Int, any Error) -> Void
+    ) throws {
         let inputs = try Self._decodeInputs(from: &reader)
         var outputs: [Output] = []
         outputs.reserveCapacity(inputs.count)

@@ -70,12 +70,16 @@ public final class Pool: @unchecked Sendable {
     ///
     /// A pool cannot be created inside a pool task (its workers are daemonic, as in Python):
     /// that throws `PoolError.nested`.
-    public init(processes: Int? = nil, startMethod: StartMethod = .automatic,
-                initializer: (any ParallelFunction<Void, Void>)? = nil,
-                maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
-                processesPerRank: Int? = nil, backend: Backend = .automatic, tagOutput: Bool? = nil) throws {
+    public init(
+        processes: Int? = nil, startMethod: StartMethod = .automatic,
+        initializer: (any ParallelFunction<Void, Void>)? = nil,
+        maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
+        processesPerRank: Int? = nil, backend: Backend = .automatic, tagOutput: Bool? = nil
+    ) throws {
         if WorkerRuntime.servesThisProcess {
-            throw PoolError(.nested, """
+            throw PoolError(
+                .nested,
+                """
                 a Pool cannot be created inside a pool task (pool workers are daemonic, as in Python, and a nested \
                 pool would compete with its parent for the same cores): run the inner work in the task itself, or \
                 submit it to the outer pool from the caller (e.g. flatten the two levels into one map)
@@ -146,14 +150,17 @@ public final class Pool: @unchecked Sendable {
     ///
     /// Unlike Python's `with Pool() as p:`, which calls `terminate()` on exit, this waits
     /// for work submitted with `applyAsync`/`mapAsync` to finish.
-    public static func with<R>(processes: Int? = nil, startMethod: StartMethod = .automatic,
-                               initializer: (any ParallelFunction<Void, Void>)? = nil,
-                               maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
-                               processesPerRank: Int? = nil, backend: Backend = .automatic, tagOutput: Bool? = nil,
-                               _ body: (Pool) throws -> R) throws -> R {
-        let pool = try Pool(processes: processes, startMethod: startMethod, initializer: initializer,
-                            maxTasksPerChild: maxTasksPerChild, taskTimeout: taskTimeout, retry: retry,
-                            processesPerRank: processesPerRank, backend: backend, tagOutput: tagOutput)
+    public static func with<R>(
+        processes: Int? = nil, startMethod: StartMethod = .automatic,
+        initializer: (any ParallelFunction<Void, Void>)? = nil,
+        maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
+        processesPerRank: Int? = nil, backend: Backend = .automatic, tagOutput: Bool? = nil,
+        _ body: (Pool) throws -> R
+    ) throws -> R {
+        let pool = try Pool(
+            processes: processes, startMethod: startMethod, initializer: initializer,
+            maxTasksPerChild: maxTasksPerChild, taskTimeout: taskTimeout, retry: retry,
+            processesPerRank: processesPerRank, backend: backend, tagOutput: tagOutput)
         let result: R
         do {
             result = try body(pool)
@@ -204,19 +211,22 @@ public final class Pool: @unchecked Sendable {
     /// the job before the engine can see it (a checkpoint journal's hooks). `producing`: the
     /// caller writes that many inputs into the job after this returns (`inputs` is empty).
     @discardableResult
-    func batch<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], producing: Int? = nil, chunkSize: Int?,
-                                    timeout: Double?, retry: RetryPolicy?, progress: ProgressReport? = nil,
-                                    exclusive: Bool = false, definition: FunctionDefinition? = nil,
-                                    prepare: ((BatchJob<F>) -> Void)? = nil,
-                                    finish: @escaping (Result<[F.Output], any Error>) -> Void) throws -> BatchJob<F> {
+    func batch<F: ParallelFunction>(
+        _ function: F, _ inputs: [F.Input], producing: Int? = nil, chunkSize: Int?,
+        timeout: Double?, retry: RetryPolicy?, progress: ProgressReport? = nil,
+        exclusive: Bool = false, definition: FunctionDefinition? = nil,
+        prepare: ((BatchJob<F>) -> Void)? = nil,
+        finish: @escaping (Result<[F.Output], any Error>) -> Void
+    ) throws -> BatchJob<F> {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
         let count = producing ?? inputs.count
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
-        let job = BatchJob<F>(function: try definition ?? FunctionDefinition.make(function), options: options,
-                              inputs: inputs, producing: producing, chunkSize: chunkSize ?? defaultChunkSize(count),
-                              finish: finish)
+        let job = BatchJob<F>(
+            function: try definition ?? FunctionDefinition.make(function), options: options,
+            inputs: inputs, producing: producing, chunkSize: chunkSize ?? defaultChunkSize(count),
+            finish: finish)
         job.exclusive = exclusive
         job.progress = progress.map { ProgressMeter($0, total: count) }
         prepare?(job)
@@ -225,16 +235,21 @@ public final class Pool: @unchecked Sendable {
     }
 
     /// Submits a batch job whose result `completion` receives, as an `AsyncResult`.
-    func submit<F: ParallelFunction, Value>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
-                                            retry: RetryPolicy?, progress: ProgressReport? = nil, checkpoint: String? = nil,
-                                            completion: Completion<Value>,
-                                            _ transform: @escaping ([F.Output]) -> Value) throws -> AsyncResult<Value> {
+    func submit<F: ParallelFunction, Value>(
+        _ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
+        retry: RetryPolicy?, progress: ProgressReport? = nil, checkpoint: String? = nil,
+        completion: Completion<Value>,
+        _ transform: @escaping ([F.Output]) -> Value
+    ) throws -> AsyncResult<Value> {
         if let checkpoint {
-            return try submitCheckpointed(function, inputs, path: checkpoint, chunkSize: chunkSize, timeout: timeout,
-                                          retry: retry, progress: progress, completion: completion, transform)
+            return try submitCheckpointed(
+                function, inputs, path: checkpoint, chunkSize: chunkSize, timeout: timeout,
+                retry: retry, progress: progress, completion: completion, transform)
         }
-        let job = try batch(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                            progress: progress) { result in
+        let job = try batch(
+            function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry,
+            progress: progress
+        ) { result in
             completion.complete(result.map(transform))
         }
         return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
@@ -263,17 +278,22 @@ public final class Pool: @unchecked Sendable {
     /// straight into the call's input buffer while the workers already run the first chunks
     /// (`_InputProducer`), so that it costs about what an `Array` costs.
     @inlinable
-    public func map<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
-                                         timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                         progress: ProgressReport? = nil, checkpoint: String? = nil) throws -> [F.Output] {
+    public func map<F: ParallelFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
+        timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil, checkpoint: String? = nil
+    ) throws -> [F.Output] {
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try _mapProducing(function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                                     progress: progress, callback: nil, errorCallback: nil) {
+            return try _mapProducing(
+                function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
+                progress: progress, callback: nil, errorCallback: nil
+            ) {
                 producer.produce(into: $0, every: $1, publish: $2)
             }.get()
         }
-        return try _map(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                        checkpoint: checkpoint)
+        return try _map(
+            function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+            checkpoint: checkpoint)
     }
 
     /// `mapAsync` of `count` inputs that `produce` writes, on this thread, into the job's
@@ -288,8 +308,10 @@ public final class Pool: @unchecked Sendable {
     ) throws -> AsyncResult<[F.Output]> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
-        let job = try batch(function, [], producing: count, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                            progress: progress) { result in
+        let job = try batch(
+            function, [], producing: count, chunkSize: chunkSize, timeout: timeout, retry: retry,
+            progress: progress
+        ) { result in
             completion.complete(result)
         }
         // Published in whole chunks, at most ~16 times (each wakes the pool's thread).
@@ -305,90 +327,123 @@ public final class Pool: @unchecked Sendable {
     }
 
     @usableFromInline
-    func _map<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
-                                   retry: RetryPolicy?, progress: ProgressReport?, checkpoint: String?) throws -> [F.Output] {
-        try submit(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                   checkpoint: checkpoint, completion: Completion<[F.Output]>(), { $0 }).get()
+    func _map<F: ParallelFunction>(
+        _ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
+        retry: RetryPolicy?, progress: ProgressReport?, checkpoint: String?
+    ) throws -> [F.Output] {
+        try submit(
+            function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+            checkpoint: checkpoint, completion: Completion<[F.Output]>(), { $0 }
+        ).get()
     }
 
     /// `map` without waiting. `callback` runs (on the pool's thread) with the results,
     /// `errorCallback` with the error — exactly one of them, once; keep both short.
     @inlinable
-    public func mapAsync<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>,
-                                              chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                              progress: ProgressReport? = nil, checkpoint: String? = nil,
-                                              callback: (@Sendable ([F.Output]) -> Void)? = nil,
-                                              errorCallback: (@Sendable (any Error) -> Void)? = nil)
-        throws -> AsyncResult<[F.Output]> {
+    public func mapAsync<F: ParallelFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input>,
+        chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil, checkpoint: String? = nil,
+        callback: (@Sendable ([F.Output]) -> Void)? = nil,
+        errorCallback: (@Sendable (any Error) -> Void)? = nil
+    )
+        throws -> AsyncResult<[F.Output]>
+    {
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try _mapProducing(function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                                     progress: progress, callback: callback, errorCallback: errorCallback) {
+            return try _mapProducing(
+                function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
+                progress: progress, callback: callback, errorCallback: errorCallback
+            ) {
                 producer.produce(into: $0, every: $1, publish: $2)
             }
         }
-        return try _mapAsync(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
-                             progress: progress, checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
+        return try _mapAsync(
+            function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+            progress: progress, checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
     }
 
     @usableFromInline
-    func _mapAsync<F: ParallelFunction>(_ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
-                                        retry: RetryPolicy?, progress: ProgressReport?, checkpoint: String?,
-                                        callback: (@Sendable ([F.Output]) -> Void)?,
-                                        errorCallback: (@Sendable (any Error) -> Void)?) throws -> AsyncResult<[F.Output]> {
+    func _mapAsync<F: ParallelFunction>(
+        _ function: F, _ inputs: [F.Input], chunkSize: Int?, timeout: Double?,
+        retry: RetryPolicy?, progress: ProgressReport?, checkpoint: String?,
+        callback: (@Sendable ([F.Output]) -> Void)?,
+        errorCallback: (@Sendable (any Error) -> Void)?
+    ) throws -> AsyncResult<[F.Output]> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
-        return try submit(function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                          checkpoint: checkpoint, completion: completion, { $0 })
+        return try submit(
+            function, inputs, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+            checkpoint: checkpoint, completion: completion, { $0 })
     }
 
     /// Calls `function(input)` in a worker and waits for the result.
-    public func apply<F: ParallelFunction>(_ function: F, _ input: F.Input, timeout: Double? = nil,
-                                           retry: RetryPolicy? = nil) throws -> F.Output {
-        try submit(function, [input], chunkSize: 1, timeout: timeout, retry: retry,
-                   completion: Completion<F.Output>(), { $0[0] }).get()
+    public func apply<F: ParallelFunction>(
+        _ function: F, _ input: F.Input, timeout: Double? = nil,
+        retry: RetryPolicy? = nil
+    ) throws -> F.Output {
+        try submit(
+            function, [input], chunkSize: 1, timeout: timeout, retry: retry,
+            completion: Completion<F.Output>(), { $0[0] }
+        ).get()
     }
 
     /// Calls `function(input)` in a worker without waiting.
-    public func applyAsync<F: ParallelFunction>(_ function: F, _ input: F.Input, timeout: Double? = nil,
-                                                retry: RetryPolicy? = nil,
-                                                callback: (@Sendable (F.Output) -> Void)? = nil,
-                                                errorCallback: (@Sendable (any Error) -> Void)? = nil)
-        throws -> AsyncResult<F.Output> {
+    public func applyAsync<F: ParallelFunction>(
+        _ function: F, _ input: F.Input, timeout: Double? = nil,
+        retry: RetryPolicy? = nil,
+        callback: (@Sendable (F.Output) -> Void)? = nil,
+        errorCallback: (@Sendable (any Error) -> Void)? = nil
+    )
+        throws -> AsyncResult<F.Output>
+    {
         let completion = Completion<F.Output>()
         attach(callback, errorCallback, to: completion)
-        return try submit(function, [input], chunkSize: 1, timeout: timeout, retry: retry,
-                          completion: completion, { $0[0] })
+        return try submit(
+            function, [input], chunkSize: 1, timeout: timeout, retry: retry,
+            completion: completion, { $0[0] })
     }
 
     /// `map`, awaited without blocking a thread of Swift's cooperative pool; cancelling the
     /// awaiting `Task` cancels the call (`PoolError.cancelled`). (A distinct name: an `async`
     /// overload of `map` would be chosen over the blocking one in every `async` context.)
     @inlinable
-    public func asyncMap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
-                                              timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                              progress: ProgressReport? = nil,
-                                              checkpoint: String? = nil) async throws -> [F.Output] {
+    public func asyncMap<F: ParallelFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
+        timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil,
+        checkpoint: String? = nil
+    ) async throws -> [F.Output] {
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try await _mapProducing(function, count: producer.count, chunkSize: chunkSize, timeout: timeout,
-                                           retry: retry, progress: progress, callback: nil, errorCallback: nil) {
+            return try await _mapProducing(
+                function, count: producer.count, chunkSize: chunkSize, timeout: timeout,
+                retry: retry, progress: progress, callback: nil, errorCallback: nil
+            ) {
                 producer.produce(into: $0, every: $1, publish: $2)
             }.value
         }
-        return try await _mapAsync(function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
-                                   progress: progress, checkpoint: checkpoint, callback: nil, errorCallback: nil).value
+        return try await _mapAsync(
+            function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
+            progress: progress, checkpoint: checkpoint, callback: nil, errorCallback: nil
+        ).value
     }
 
     /// `apply`, awaited without blocking a thread; cancelling the awaiting `Task` cancels it.
-    public func asyncApply<F: ParallelFunction>(_ function: F, _ input: F.Input, timeout: Double? = nil,
-                                           retry: RetryPolicy? = nil) async throws -> F.Output {
-        try await submit(function, [input], chunkSize: 1, timeout: timeout, retry: retry,
-                         completion: Completion<F.Output>(), { $0[0] }).value
+    public func asyncApply<F: ParallelFunction>(
+        _ function: F, _ input: F.Input, timeout: Double? = nil,
+        retry: RetryPolicy? = nil
+    ) async throws -> F.Output {
+        try await submit(
+            function, [input], chunkSize: 1, timeout: timeout, retry: retry,
+            completion: Completion<F.Output>(), { $0[0] }
+        ).value
     }
 
     /// `applyAsync` for a task that runs alone on a worker that runs nothing else meanwhile
     /// (a `Process` target on an MPI rank, `MPIProcessHost`).
-    func applyExclusive<F: ParallelFunction>(_ function: F, _ input: F.Input,
-                                             done: @escaping @Sendable () -> Void) throws -> AsyncResult<F.Output> {
+    func applyExclusive<F: ParallelFunction>(
+        _ function: F, _ input: F.Input,
+        done: @escaping @Sendable () -> Void
+    ) throws -> AsyncResult<F.Output> {
         let completion = Completion<F.Output>()
         completion.onComplete { _ in done() }
         let job = try batch(function, [input], chunkSize: 1, timeout: nil, retry: RetryPolicy.none, exclusive: true) { result in
@@ -397,8 +452,10 @@ public final class Pool: @unchecked Sendable {
         return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 
-    private func attach<T>(_ callback: (@Sendable (T) -> Void)?, _ errorCallback: (@Sendable (any Error) -> Void)?,
-                           to completion: Completion<T>) {
+    private func attach<T>(
+        _ callback: (@Sendable (T) -> Void)?, _ errorCallback: (@Sendable (any Error) -> Void)?,
+        to completion: Completion<T>
+    ) {
         guard callback != nil || errorCallback != nil else { return }
         completion.onComplete { result in
             switch result {
@@ -416,35 +473,44 @@ public final class Pool: @unchecked Sendable {
     /// `Result` and the stream goes on. Default chunk size 1, as Python's. Dropping the
     /// stream (or `cancel()`) cancels what is not done.
     @inlinable
-    public func imap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                          chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                          progress: ProgressReport? = nil) throws -> ResultStream<F> {
-        try _stream(function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true, timeout: timeout,
-                    retry: retry, progress: progress)
+    public func imap<F: ParallelFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input> & Sendable,
+        chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil
+    ) throws -> ResultStream<F> {
+        try _stream(
+            function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true, timeout: timeout,
+            retry: retry, progress: progress)
     }
 
     /// Like `imap`, but results are yielded in the order they finish.
     @inlinable
-    public func imapUnordered<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                                   chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                                   progress: ProgressReport? = nil) throws -> ResultStream<F> {
-        try _stream(function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: false, timeout: timeout,
-                    retry: retry, progress: progress)
+    public func imapUnordered<F: ParallelFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input> & Sendable,
+        chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil
+    ) throws -> ResultStream<F> {
+        try _stream(
+            function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: false, timeout: timeout,
+            retry: retry, progress: progress)
     }
 
     @usableFromInline
-    func _stream<F: ParallelFunction>(_ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
-                                      ordered: Bool, timeout: Double?, retry: RetryPolicy?,
-                                      progress: ProgressReport?) throws -> ResultStream<F> {
+    func _stream<F: ParallelFunction>(
+        _ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
+        ordered: Bool, timeout: Double?, retry: RetryPolicy?,
+        progress: ProgressReport?
+    ) throws -> ResultStream<F> {
         guard chunkSize >= 1 else {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let definition = try FunctionDefinition.make(function)
         let engine = self.engine
-        let job = StreamJob<F>(function: definition, options: options, source: inputs,
-                               chunkSize: chunkSize, ordered: ordered, window: (8 * processes + 16) * chunkSize,
-                               wake: { [weak engine] in engine?.backend.wake() })
+        let job = StreamJob<F>(
+            function: definition, options: options, source: inputs,
+            chunkSize: chunkSize, ordered: ordered, window: (8 * processes + 16) * chunkSize,
+            wake: { [weak engine] in engine?.backend.wake() })
         job.progress = progress.map { ProgressMeter($0, total: nil) }
         try engine.submit(job)
         return ResultStream(job: job, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
@@ -466,7 +532,8 @@ extension Pool {
         var placement = engine.placement()
         // Not on the pool's own thread (a callback): nothing would change while it waited.
         while placement.contains(where: { $0.pid == nil }), !PoolThread.isCurrent(ObjectIdentifier(engine)), !engine.isStopped,
-              monotonicNanoseconds() < end {
+            monotonicNanoseconds() < end
+        {
             var pause = timespec(tv_sec: 0, tv_nsec: 2_000_000)
             _ = nanosleep(&pause, nil)
             placement = engine.placement()

@@ -24,8 +24,10 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
         self.completer = engine.map(ObjectIdentifier.init)
     }
 
-    init(results next: @escaping () -> [Result<F.Output, any Error>]?, finished: @escaping () -> Bool,
-         cancel: @escaping @Sendable () -> Void) {
+    init(
+        results next: @escaping () -> [Result<F.Output, any Error>]?, finished: @escaping () -> Bool,
+        cancel: @escaping @Sendable () -> Void
+    ) {
         self.job = nil
         self.external = (next, finished)
         self.canceller = cancel

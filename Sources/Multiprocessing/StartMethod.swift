@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,4 +53,3 @@ public enum StartMethod: String, Sendable, CaseIterable, Codable {
         return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : ""
     }
 }
-

@@ -34,8 +34,10 @@ public struct RetryPolicy: Sendable {
     /// The longest wait between two attempts, in seconds.
     public var maximumBackoff: Double
 
-    public init(attempts: Int, on: Set<Failure> = [.workerDied, .timedOut], when: (@Sendable (RemoteError) -> Bool)? = nil,
-                backoff: Double = 0, multiplier: Double = 2, maximumBackoff: Double = 60) {
+    public init(
+        attempts: Int, on: Set<Failure> = [.workerDied, .timedOut], when: (@Sendable (RemoteError) -> Bool)? = nil,
+        backoff: Double = 0, multiplier: Double = 2, maximumBackoff: Double = 60
+    ) {
         self.attempts = attempts
         self.on = on
         self.when = when

@@ -61,7 +61,8 @@ extension RemoteError {
     /// line (also part of `message`); nil for other errors.
     public var backtrace: String? {
         guard typeName == String(reflecting: TracedError.self),
-              let range = message.firstRange(of: TracedError.marker) else { return nil }
+            let range = message.firstRange(of: TracedError.marker)
+        else { return nil }
         return String(message[range.upperBound...])
     }
 }

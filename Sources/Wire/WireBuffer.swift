@@ -127,8 +127,8 @@ public struct WireReader {
     public mutating func readLength(elementSize: Int = 1) throws(WireError) -> Int {
         let raw = try read(UInt64.self)
         guard raw <= UInt64(Int.max), elementSize > 0,
-              Int(raw).multipliedReportingOverflow(by: elementSize).overflow == false,
-              Int(raw) * elementSize <= remaining
+            Int(raw).multipliedReportingOverflow(by: elementSize).overflow == false,
+            Int(raw) * elementSize <= remaining
         else { throw WireError.truncated(needed: Int(clamping: raw), remaining: remaining) }
         return Int(raw)
     }

@@ -17,7 +17,7 @@ extension WireWriter {
         } catch {
             self = state.takeWriter()
             _removeDeferredBlocks(after: start)
-            bytes.removeSubrange(start...)  // no half-written value
+            bytes.removeSubrange(start...) // no half-written value
             throw error
         }
     }

@@ -284,11 +284,12 @@ final class _KeyedReadState: _WireReadExtent {
             var string = key.stringValue
             return string.withUTF8 { utf8 in
                 utf8.count == count
-                    && (count == 0 || state.reader.buffer.baseAddress!.advanced(by: start)
-                        .assumingMemoryBound(to: UInt8.self)
-                        .withMemoryRebound(to: UInt8.self, capacity: count) { stored in
-                            UnsafeBufferPointer(start: stored, count: count).elementsEqual(utf8)
-                        })
+                    && (count == 0
+                        || state.reader.buffer.baseAddress!.advanced(by: start)
+                            .assumingMemoryBound(to: UInt8.self)
+                            .withMemoryRebound(to: UInt8.self, capacity: count) { stored in
+                                UnsafeBufferPointer(start: stored, count: count).elementsEqual(utf8)
+                            })
             }
         }
     }
@@ -376,10 +377,12 @@ struct _WireKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     private func required(_ key: Key, _ type: Any.Type) throws -> _KeyedReadState.Location {
         guard let location = try read.locate(key) else {
-            throw DecodingError.keyNotFound(key, DecodingError.Context(
-                codingPath: codingPath,
-                debugDescription: "cannot decode \(type): no entry for key \"\(key.stringValue)\""
-                    + " (Wire reads keyed containers in the order they were encoded)"))
+            throw DecodingError.keyNotFound(
+                key,
+                DecodingError.Context(
+                    codingPath: codingPath,
+                    debugDescription: "cannot decode \(type): no entry for key \"\(key.stringValue)\""
+                        + " (Wire reads keyed containers in the order they were encoded)"))
         }
         return location
     }
@@ -481,8 +484,10 @@ struct _WireKeyedDecoder<Key: CodingKey>: KeyedDecodingContainerProtocol {
 
     private func superDecoder(key: some CodingKey) throws -> any Decoder {
         guard let location = try read.locate(key) else {
-            throw DecodingError.keyNotFound(key, DecodingError.Context(
-                codingPath: codingPath, debugDescription: "no entry for the superclass"))
+            throw DecodingError.keyNotFound(
+                key,
+                DecodingError.Context(
+                    codingPath: codingPath, debugDescription: "no entry for the superclass"))
         }
         let decoder = _WireDecoder(state: read.state, path: path.appending(key))
         if location == .next { read.pendingChild = decoder }

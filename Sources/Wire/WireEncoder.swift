@@ -221,8 +221,9 @@ final class _WireEncoder: Encoder {
     }
 
     func container<Key: CodingKey>(keyedBy type: Key.Type) -> KeyedEncodingContainer<Key> {
-        KeyedEncodingContainer(_WireKeyedEncoder<Key>(
-            state: state, id: counted(keyed: true), path: path))
+        KeyedEncodingContainer(
+            _WireKeyedEncoder<Key>(
+                state: state, id: counted(keyed: true), path: path))
     }
 
     func unkeyedContainer() -> any UnkeyedEncodingContainer {
@@ -326,8 +327,9 @@ struct _WireKeyedEncoder<Key: CodingKey>: KeyedEncodingContainerProtocol {
         keyedBy keyType: NestedKey.Type, forKey key: Key
     ) -> KeyedEncodingContainer<NestedKey> {
         let id = nestedID(key)
-        return KeyedEncodingContainer(_WireKeyedEncoder<NestedKey>(
-            state: state, id: id, path: path.appending(key)))
+        return KeyedEncodingContainer(
+            _WireKeyedEncoder<NestedKey>(
+                state: state, id: id, path: path.appending(key)))
     }
 
     mutating func nestedUnkeyedContainer(forKey key: Key) -> any UnkeyedEncodingContainer {

@@ -5,6 +5,7 @@
 //
 // With no kernel named, all four run. `--png` also writes the Mandelbrot image.
 import Kernels
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -48,9 +49,10 @@ func median(_ sorted: [Double]) -> Double {
 }
 
 func report(_ kernel: String, _ fields: String, _ times: [Double], cpu: [Double]) {
-    print("{\"kernel\":\"\(kernel)\",\"impl\":\"swift\",\(fields),"
-        + "\"median\":\(median(times)),\"min\":\(times[0]),\"max\":\(times[times.count - 1]),"
-        + "\"runs\":\(times.count),\"cpu\":\(median(cpu))}")
+    print(
+        "{\"kernel\":\"\(kernel)\",\"impl\":\"swift\",\(fields),"
+            + "\"median\":\(median(times)),\"min\":\(times[0]),\"max\":\(times[times.count - 1]),"
+            + "\"runs\":\(times.count),\"cpu\":\(median(cpu))}")
 }
 
 var runs = 5
@@ -87,8 +89,9 @@ for kernel in kernels {
         if let pngPath {
             let rgb = MandelbrotColorMap.rgb(counts, maxIterations: problem.maxIterations)
             do {
-                try PNGImage.write(width: problem.width, height: problem.height, pixels: rgb,
-                                   to: pngPath)
+                try PNGImage.write(
+                    width: problem.width, height: problem.height, pixels: rgb,
+                    to: pngPath)
             } catch {
                 fatalError("\(error)")
             }

@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,8 +24,9 @@ struct BroadcastSlice: ParallelFunction {
                 i += 1
             }
             let host = Multiprocessing.currentProcess
-            return BroadcastSliceResult(sum: sum, worker: "\(host.name) \(getpid())",
-                                        copy: mappingFile(UInt(bitPattern: elements.baseAddress)))
+            return BroadcastSliceResult(
+                sum: sum, worker: "\(host.name) \(getpid())",
+                copy: mappingFile(UInt(bitPattern: elements.baseAddress)))
         }
     }
 
@@ -37,7 +39,8 @@ struct BroadcastSlice: ParallelFunction {
             let fields = text.split(separator: " ", omittingEmptySubsequences: true)
             let range = fields[0].split(separator: "-")
             guard range.count == 2, let low = UInt(range[0], radix: 16), let high = UInt(range[1], radix: 16),
-                  low <= address, address < high else { continue }
+                low <= address, address < high
+            else { continue }
             // permissions, inode, path
             return "\(fields[1]) \(fields.count > 4 ? fields[4] : "") \(fields.count > 5 ? fields[5].trimmingCharacters(in: "\n") : "")"
         }
@@ -59,7 +62,7 @@ struct BroadcastWord: ParallelFunction {
 }
 
 func broadcastCheck() throws {
-    let count = 5 << 20  // 40 MiB
+    let count = 5 << 20 // 40 MiB
     var data = [Double](repeating: 0, count: count)
     for i in 0..<count { data[i] = Double(i % 1000) }
     let expected = data.reduce(0, +)
@@ -74,8 +77,9 @@ func broadcastCheck() throws {
         print("BROADCAST workers=\(workers) seen=\(workersSeen) copies=\(copies.count) \(copies.sorted())")
         check("broadcast read-only", copies.allSatisfy { $0.hasPrefix("r--s") }, true)
         let words = try pool.broadcast(["alpha": 1, "beta": 2, "gamma": 3])
-        check("broadcast dictionary", try pool.map(BroadcastWord(words: words), ["gamma", "alpha", "delta", "beta"]),
-              [3, 1, -1, 2])
+        check(
+            "broadcast dictionary", try pool.map(BroadcastWord(words: words), ["gamma", "alpha", "delta", "beta"]),
+            [3, 1, -1, 2])
         table.release()
         check("broadcast released", table.isReleased, true)
         do {

@@ -1,4 +1,5 @@
 @_spi(Diagnostics) import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -535,8 +536,10 @@ struct ManagerErrors: ParallelFunction {
     var settings: NamespaceProxy
     func callAsFunction(_: Int) throws -> String {
         var parts: [String] = []
-        for (name, action) in [("get", { _ = try log.get(1000) }), ("set", { try log.set(-1000, "x") }),
-                               ("remove", { _ = try log.remove(at: 1000) })] as [(String, () throws -> Void)] {
+        for (name, action) in [
+            ("get", { _ = try log.get(1000) }), ("set", { try log.set(-1000, "x") }),
+            ("remove", { _ = try log.remove(at: 1000) }),
+        ] as [(String, () throws -> Void)] {
             do {
                 try action()
                 parts.append("\(name)=accepted")

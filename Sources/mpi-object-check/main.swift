@@ -15,6 +15,7 @@
 //                               (some used by tasks on the worker ranks); prints rank 0's
 //                               resident memory and served-object count before and after
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -173,15 +174,17 @@ do {
         check("semaphore sections never overlap", "\(sections) \(!nested && inside == nil)", "\(tasks * 20) true")
         check("semaphore value after", semaphore.value, 1)
         let bounded = try BoundedSemaphore(value: 1)
-        check("bounded semaphore over-release on a worker", try pool.apply(OverRelease(semaphore: bounded), 0),
-              "true releasedTooManyTimes")
+        check(
+            "bounded semaphore over-release on a worker", try pool.apply(OverRelease(semaphore: bounded), 0),
+            "true releasedTooManyTimes")
 
         // 3c. RLocks: re-entrant on a worker; one held by rank 0 (twice) is not available there.
         let reentrant = try RLock(), heldByRankZero = try RLock()
         try heldByRankZero.acquire()
         try heldByRankZero.acquire()
-        check("rlock on a worker", try pool.apply(Reentrant(lock: reentrant, other: heldByRankZero), 0),
-              "held=true extra=notHeld other=false")
+        check(
+            "rlock on a worker", try pool.apply(Reentrant(lock: reentrant, other: heldByRankZero), 0),
+            "held=true extra=notHeld other=false")
         try heldByRankZero.release()
         check("rlock still held after one release", heldByRankZero.isLocked, true)
         try heldByRankZero.release()
@@ -222,8 +225,9 @@ do {
         let condition = try Condition()
         let ready = try SharedValue(0, lock: condition.lock)
         let conditionWaiting = try Queue<Int>()
-        let woken = try pool.mapAsync(AwaitCondition(condition: condition, ready: ready, waiting: conditionWaiting), 0..<tasks,
-                                      chunkSize: 1)
+        let woken = try pool.mapAsync(
+            AwaitCondition(condition: condition, ready: ready, waiting: conditionWaiting), 0..<tasks,
+            chunkSize: 1)
         _ = try conditionWaiting.get(timeout: 30)
         check("condition waiters asleep before notify", waitersAsleep(min(tasks, workers)) { condition.waiterCount }, true)
         try condition.withLock {
@@ -236,10 +240,12 @@ do {
         let notifier = try pool.applyAsync(NotifyAll(condition: answered, ready: flag), 7)
         check("condition notified by a worker", try answered.withLock { try answered.wait(for: { flag.value == 7 }, timeout: 30) }, true)
         try notifier.get(timeout: 30)
-        check("condition errors on a worker", try pool.apply(ConditionErrors(condition: answered), 0),
-              "wait=false held=true waited=true notHeld notHeld")
-        check("condition errors on the main process", try ConditionErrors(condition: answered)(0),
-              "wait=false held=true waited=true notHeld notHeld")
+        check(
+            "condition errors on a worker", try pool.apply(ConditionErrors(condition: answered), 0),
+            "wait=false held=true waited=true notHeld notHeld")
+        check(
+            "condition errors on the main process", try ConditionErrors(condition: answered)(0),
+            "wait=false held=true waited=true notHeld notHeld")
 
         // 4b. A JoinableQueue: rank 0 joins until the workers marked every job done.
         let jobs = try JoinableQueue<Int>()
@@ -273,7 +279,7 @@ do {
 
         if arguments.contains("--bench") {
             let count = 2000
-            _ = try pool.apply(RoundTrips(lock: lock, queue: try Queue<Int>()), 200)  // warm up
+            _ = try pool.apply(RoundTrips(lock: lock, queue: try Queue<Int>()), 200) // warm up
             let times = try pool.apply(RoundTrips(lock: lock, queue: try Queue<Int>()), count)
             print("{\"bench\":\"worker lock acquire+release\",\"us\":\(times[0]),\"n\":\(count)}")
             print("{\"bench\":\"worker queue put+get\",\"us\":\(times[1]),\"n\":\(count)}")
@@ -371,7 +377,9 @@ do {
         for process in members { try process.join(timeout: 30) }
         var entries: [String] = []
         while let entry = try? log.get(timeout: 0) { entries.append(entry) }
-        let expected = failing ? Array(repeating: "broken", count: parties)
+        let expected =
+            failing
+            ? Array(repeating: "broken", count: parties)
             : Array(repeating: ["action"] + Array(repeating: "left", count: parties), count: passes).flatMap { $0 }
         check("\(name) order", entries == expected ? "as expected" : entries.joined(separator: ","), "as expected")
         check("\(name) broken", acting.isBroken, failing)
@@ -391,7 +399,7 @@ do {
     let (here, there) = try Pipe()
     let echo = Process(target: Echo(connection: there))
     try echo.start()
-    there.close()  // the process holds its own handle
+    there.close() // the process holds its own handle
     var doubled: [Int] = []
     for i in 1...5 {
         try here.send(i)
@@ -399,13 +407,15 @@ do {
     }
     try here.send(-1)
     let sum = try here.recv(Int.self)
-    check("pipe echo", "\(doubled) sum=\(sum) then=\(endOfFile(here))",
-          "[2, 4, 6, 8, 10] sum=15 then=endOfFile")
+    check(
+        "pipe echo", "\(doubled) sum=\(sum) then=\(endOfFile(here))",
+        "[2, 4, 6, 8, 10] sum=15 then=endOfFile")
     check("pipe send to a closed peer", connectionFailure { try here.send(1) }, "brokenPipe")
     try echo.join(timeout: 30)
     here.close()
-    check("pipe closed handle", "\(here.isClosed) \(connectionFailure { try here.send(1) }) \(connectionFailure { _ = try here.poll() })",
-          "true closed closed")
+    check(
+        "pipe closed handle", "\(here.isClosed) \(connectionFailure { try here.send(1) }) \(connectionFailure { _ = try here.poll() })",
+        "true closed closed")
 
     // One-way: the process sends and leaves without closing; end-of-file after its messages.
     let (reader, writer) = try Pipe(duplex: false)
@@ -414,8 +424,10 @@ do {
     let waited = monotonicSeconds() - start
     check("pipe poll timeout", "\(early) \(waited >= 0.09 && waited < 5)", "false true")
     check("pipe wait timeout", Multiprocessing.wait(on: [reader], timeout: 0.1).count, 0)
-    check("pipe wrong direction", "\(connectionFailure { try reader.send(1) }) \(connectionFailure { _ = try writer.recvBytes() }) "
-          + "\(connectionFailure { _ = try writer.poll() })", "wrongDirection wrongDirection wrongDirection")
+    check(
+        "pipe wrong direction",
+        "\(connectionFailure { try reader.send(1) }) \(connectionFailure { _ = try writer.recvBytes() }) "
+            + "\(connectionFailure { _ = try writer.poll() })", "wrongDirection wrongDirection wrongDirection")
     let leaver = Process(target: SendAndLeave(connection: writer, count: 3))
     try leaver.start()
     writer.close()
@@ -432,8 +444,9 @@ do {
     let (left, right) = try Pipe()
     try left.send("kept")
     right.close()
-    check("pipe broken and eof", "\(connectionFailure { try left.send(2) }) \(endOfFile(left))",
-          "brokenPipe endOfFile")
+    check(
+        "pipe broken and eof", "\(connectionFailure { try left.send(2) }) \(endOfFile(left))",
+        "brokenPipe endOfFile")
     left.close()
 
     if underMPI {
@@ -452,8 +465,9 @@ do {
             try pong.join(timeout: 30)
             let first = try results.get(timeout: 30), second = try results.get(timeout: 30)
             let (pinged, ponged) = first[0] == 10 ? (second, first) : (first, second)
-            check("[mpi] pipe between worker ranks", "sum=\(pinged[0]) answered=\(ponged[0]) distinct=\(pinged[1] != ponged[1])",
-                  "sum=1055 answered=10 distinct=true")
+            check(
+                "[mpi] pipe between worker ranks", "sum=\(pinged[0]) answered=\(ponged[0]) distinct=\(pinged[1] != ponged[1])",
+                "sum=1055 answered=10 distinct=true")
         }
         // A pool function holding an end: its copy closes when the pool ends.
         let (inbound, outbound) = try Pipe()
@@ -468,8 +482,9 @@ do {
         theirs.close()
         let sent = try Pool.with { pool in try pool.apply(ReceiveConnection(queue: handOff), 0) }
         check("[mpi] pipe end through a queue", "\(sent) \(try mine.recv(Int.self)) then=\(endOfFile(mine))", "sent 42 then=endOfFile")
-        check("[mpi] pipe to a pool function", "\(said) \(got) then=\(endOfFile(inbound))",
-              "poll=false waited=true [0, 1, 2, 3] then=endOfFile")
+        check(
+            "[mpi] pipe to a pool function", "\(said) \(got) then=\(endOfFile(inbound))",
+            "poll=false waited=true [0, 1, 2, 3] then=endOfFile")
     }
 } catch {
     print("PIPES FAILED: \(error)")
@@ -491,28 +506,35 @@ do {
     let filledBy = try Pool.with { pool in
         try pool.map(FillManager(scores: scores, log: log, settings: settings), 0..<tasks, chunkSize: 1)
     }
-    check("manager dict from pool tasks", try scores.snapshot().map { "\($0.key)=\($0.value)" }.sorted(),
-          (0..<tasks).map { "item-\($0)=\($0 * 10)" }.sorted())
+    check(
+        "manager dict from pool tasks", try scores.snapshot().map { "\($0.key)=\($0.value)" }.sorted(),
+        (0..<tasks).map { "item-\($0)=\($0 * 10)" }.sorted())
     check("manager list from pool tasks", try log.snapshot().sorted(), (0..<tasks).map { "done \($0)" }.sorted())
-    check("manager namespace from pool tasks", try (0..<tasks).map { try settings.get("seen-\($0)", as: String.self) ?? "nil" },
-          (0..<tasks).map { "task \($0)" })
+    check(
+        "manager namespace from pool tasks", try (0..<tasks).map { try settings.get("seen-\($0)", as: String.self) ?? "nil" },
+        (0..<tasks).map { "task \($0)" })
     print("[manager filled by \(Set(filledBy).count) distinct workers]")
 
     let editor = Process(target: EditManager(scores: scores, log: log, settings: settings))
     try editor.start()
     try editor.join(timeout: 30)
     check("manager process exit code", editor.exitCode, 0)
-    check("manager dict after a process", "\(try scores.count()) \(try scores.get("process") ?? -1) \(try scores.get("item-0") == nil)",
-          "\(tasks) \(tasks) true")
-    check("manager list after a process", "\(try log.count()) \(try log.get(0)) \(try log.get(-1))",
-          "\(tasks + 1) first process \(tasks)")
+    check(
+        "manager dict after a process", "\(try scores.count()) \(try scores.get("process") ?? -1) \(try scores.get("item-0") == nil)",
+        "\(tasks) \(tasks) true")
+    check(
+        "manager list after a process", "\(try log.count()) \(try log.get(0)) \(try log.get(-1))",
+        "\(tasks + 1) first process \(tasks)")
     check("manager namespace after a process", try settings.get("factor", as: Int.self), 11)
 
-    check("manager errors on a worker", try Pool.with { pool in
-        try pool.apply(ManagerErrors(scores: scores, log: log, settings: settings), 0)
-    }, "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
-    check("manager errors on the main process", try ManagerErrors(scores: scores, log: log, settings: settings)(0),
-          "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
+    check(
+        "manager errors on a worker",
+        try Pool.with { pool in
+            try pool.apply(ManagerErrors(scores: scores, log: log, settings: settings), 0)
+        }, "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
+    check(
+        "manager errors on the main process", try ManagerErrors(scores: scores, log: log, settings: settings)(0),
+        "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
     let extraResults = try manager.queue(of: Int.self)
     let extraLock = try manager.lock()
     let extraTotal = try manager.value(0)
@@ -520,14 +542,16 @@ do {
     try scores.update(Dictionary(uniqueKeysWithValues: (0..<tasks).map { ("extra-\($0)", $0) }))
     try extraGo.set()
     let popped = try Pool.with { pool in
-        try pool.map(ManagerExtras(results: extraResults, lock: extraLock, total: extraTotal, go: extraGo, scores: scores),
-                     0..<tasks, chunkSize: 1)
+        try pool.map(
+            ManagerExtras(results: extraResults, lock: extraLock, total: extraTotal, go: extraGo, scores: scores),
+            0..<tasks, chunkSize: 1)
     }
     var squares: [Int] = []
     for _ in 0..<tasks { squares.append(try extraResults.get(timeout: 30)) }
-    check("manager queue, lock, value, event and pop from pool tasks",
-          "\(popped == Array(0..<tasks)) \(try extraTotal.get()) \(squares.sorted() == (0..<tasks).map { $0 * $0 }) \(try extraResults.count())",
-          "true \((0..<tasks).reduce(0, +)) true 0")
+    check(
+        "manager queue, lock, value, event and pop from pool tasks",
+        "\(popped == Array(0..<tasks)) \(try extraTotal.get()) \(squares.sorted() == (0..<tasks).map { $0 * $0 }) \(try extraResults.count())",
+        "true \((0..<tasks).reduce(0, +)) true 0")
     try log.removeAll()
     try scores.removeAll()
     check("manager cleared", "\(try log.count()) \(try scores.count())", "0 0")
@@ -535,7 +559,7 @@ do {
     if arguments.contains("--bench") {
         let count = 2000
         let times = try Pool.with { pool in
-            _ = try pool.apply(ManagerRoundTrips(dict: scores), 200)  // warm up
+            _ = try pool.apply(ManagerRoundTrips(dict: scores), 200) // warm up
             return try pool.apply(ManagerRoundTrips(dict: scores), count)
         }
         print("{\"bench\":\"worker manager dict set\",\"us\":\(times[0]),\"n\":\(count)}")

@@ -1,5 +1,6 @@
 import Logging
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -32,6 +32,7 @@
 // A pool that cannot start prints "POOL START FAILED: <error>" and exits 2.
 import Logging
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -107,7 +108,12 @@ if words.first == "--tag-output-mpi" {
 }
 if words.first == "--tag-output" {
     // "option": Pool(tagOutput: true) and Process(tagOutput: true); "off": tagOutput: false.
-    let option: Bool? = switch words.dropFirst().first { case "option": true; case "off": false; default: nil }
+    let option: Bool? =
+        switch words.dropFirst().first {
+        case "option": true;
+        case "off": false;
+        default: nil
+        }
     for method in [StartMethod.fork, .forkserver, .spawn] {
         let pids = try Pool.with(processes: 2, startMethod: method, backend: .local, tagOutput: option) { pool in
             try pool.map(Chatter(), 0..<4, chunkSize: 1)
@@ -115,8 +121,9 @@ if words.first == "--tag-output" {
         print("WORKERS \(method) \(Set(pids).sorted().map(String.init).joined(separator: " "))")
         fflush(nil)
         if option != nil {
-            let process = Multiprocessing.Process(target: ProcessChatter(method: "\(method)"), startMethod: method,
-                                                  tagOutput: option)
+            let process = Multiprocessing.Process(
+                target: ProcessChatter(method: "\(method)"), startMethod: method,
+                tagOutput: option)
             try process.start()
             _ = try process.join(timeout: 30)
             print("PROCESS \(method) \(process.pid.map(String.init) ?? "none") exit=\(process.exitCode.map(String.init) ?? "none")")
@@ -178,7 +185,9 @@ if arguments.contains("--exit-live") {
 if let index = words.firstIndex(of: "--checkpoint-stream"), index + 3 < words.count {
     let ordered = words[index + 1] == "ordered"
     let function = LoggedSquare(log: words[index + 3], milliseconds: 100)
-    let stream = ordered ? try pool.imap(function, 0..<60, chunkSize: 1, checkpoint: words[index + 2])
+    let stream =
+        ordered
+        ? try pool.imap(function, 0..<60, chunkSize: 1, checkpoint: words[index + 2])
         : try pool.imapUnordered(function, 0..<60, chunkSize: 1, checkpoint: words[index + 2])
     let results = try stream.map { try $0.get() }
     let expected = (0..<60).map { $0 * $0 }
@@ -189,8 +198,9 @@ if let index = words.firstIndex(of: "--checkpoint-stream"), index + 3 < words.co
     exit(same ? 0 : 1)
 }
 if let index = words.firstIndex(of: "--checkpoint"), index + 2 < words.count {
-    let results = try pool.map(LoggedSquare(log: words[index + 2], milliseconds: 100), 0..<60, chunkSize: 1,
-                               checkpoint: words[index + 1])
+    let results = try pool.map(
+        LoggedSquare(log: words[index + 2], milliseconds: 100), 0..<60, chunkSize: 1,
+        checkpoint: words[index + 1])
     let expected = (0..<60).map { $0 * $0 }
     print(results == expected ? "CHECKPOINT OK sum=\(results.reduce(0, +))" : "CHECKPOINT MISMATCH \(results)")
     pool.close()
@@ -217,9 +227,10 @@ let expected = inputs.map { affine($0) }
 for chunk in [1, 3, nil] as [Int?] {
     let label = chunk.map(String.init) ?? "default"
     check("map chunk=\(label)", try pool.map(affine, inputs, chunkSize: chunk), expected)
-    check("starmap chunk=\(label)",
-          try pool.starmap(Power(), [(2, 10), (3, 4), (5, 3), (7, 0), (-2, 3)], chunkSize: chunk),
-          [1024, 81, 125, 1, -8])
+    check(
+        "starmap chunk=\(label)",
+        try pool.starmap(Power(), [(2, 10), (3, 4), (5, 3), (7, 0), (-2, 3)], chunkSize: chunk),
+        [1024, 81, 125, 1, -8])
     expectRemoteError("map failure chunk=\(label)", index: 37) {
         try pool.map(FailAt(bad: 37), 0..<100, chunkSize: chunk)
     }
@@ -231,11 +242,13 @@ for chunk in [1, 3, nil] as [Int?] {
 }
 for chunk in [1, 3] {
     check("imap chunk=\(chunk)", try Array(pool.imap(affine, inputs, chunkSize: chunk)).map { try $0.get() }, expected)
-    check("imapUnordered chunk=\(chunk)",
-          try Array(pool.imapUnordered(affine, inputs, chunkSize: chunk)).map { try $0.get() }.sorted(), expected)
-    check("seeded imap chunk=\(chunk)",
-          try Array(pool.imap(SeededDraws(), inputs, seed: 7, chunkSize: chunk)).map { try $0.get() },
-          try SeededDraws().serial(inputs, seed: 7))
+    check(
+        "imapUnordered chunk=\(chunk)",
+        try Array(pool.imapUnordered(affine, inputs, chunkSize: chunk)).map { try $0.get() }.sorted(), expected)
+    check(
+        "seeded imap chunk=\(chunk)",
+        try Array(pool.imap(SeededDraws(), inputs, seed: 7, chunkSize: chunk)).map { try $0.get() },
+        try SeededDraws().serial(inputs, seed: 7))
     expectRemoteError("imap failure chunk=\(chunk)", index: 11) {
         try Array(pool.imap(FailAt(bad: 11), 0..<20, chunkSize: chunk)).map { try $0.get() }
     }
@@ -247,13 +260,15 @@ check("apply after failure", try pool.apply(affine, -1), -2)
 check("logging task", try pool.map(LoggingTask(), [1, 2]), [1, 2])
 // A time limit: the long input fails with TaskTimedOut (its local worker is killed; an MPI
 // rank finishes it and the late result is dropped); the stream goes on.
-check("imap timeout", try Array(pool.imap(SleepFor(), [0, 1500, 0], timeout: 0.5)).map { result in
-    switch result {
-    case .success(let value): return "ok \(value)"
-    case .failure(let error as TaskTimedOut): return "timed out \(error.inputIndex)"
-    case .failure(let error): return "\(error)"
-    }
-}, ["ok 0", "timed out 1", "ok 0"])
+check(
+    "imap timeout",
+    try Array(pool.imap(SleepFor(), [0, 1500, 0], timeout: 0.5)).map { result in
+        switch result {
+        case .success(let value): return "ok \(value)"
+        case .failure(let error as TaskTimedOut): return "timed out \(error.inputIndex)"
+        case .failure(let error): return "\(error)"
+        }
+    }, ["ok 0", "timed out 1", "ok 0"])
 
 pool.close()
 try pool.join()

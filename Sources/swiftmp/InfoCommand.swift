@@ -1,5 +1,6 @@
 import ArgumentParser
 import Multiprocessing
+
 #if MPI
 import MPI
 #endif
@@ -23,11 +24,14 @@ struct Info: ParsableCommand {
         let mpi = "none (built without the MPI trait)"
         #endif
         if options.json {
-            print(JSONLine([("backend", .string(pool.backendSummary)), ("workers", .int(pool.processes)),
-                            ("cpus", .int(Multiprocessing.cpuCount)),
-                            ("cpu_limits", .string(Multiprocessing.cpuAllocation.description)), ("start_method", .string(pool.startMethod.rawValue)),
-                            ("mpi_library", .string(mpi)),
-                            ("placement", .string(pool.workerPlacement.map(\.description).joined(separator: "; ")))]).text)
+            print(
+                JSONLine([
+                    ("backend", .string(pool.backendSummary)), ("workers", .int(pool.processes)),
+                    ("cpus", .int(Multiprocessing.cpuCount)),
+                    ("cpu_limits", .string(Multiprocessing.cpuAllocation.description)), ("start_method", .string(pool.startMethod.rawValue)),
+                    ("mpi_library", .string(mpi)),
+                    ("placement", .string(pool.workerPlacement.map(\.description).joined(separator: "; "))),
+                ]).text)
         } else {
             print("backend: \(pool.backendSummary)")
             print("workers: \(pool.processes)")

@@ -6,7 +6,8 @@ struct MandelbrotCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mandelbrot",
         abstract: "Render the Mandelbrot set on the pool's workers, optionally to a PNG.",
-        discussion: "Rows are handed out a few at a time as workers free up (rows cost very different amounts). Reference: 1600×1200, 256 iterations → Σn = 113 169 525."
+        discussion:
+            "Rows are handed out a few at a time as workers free up (rows cost very different amounts). Reference: 1600×1200, 256 iterations → Σn = 113 169 525."
     )
 
     @Option(help: "Image width in pixels.") var width = 1600
@@ -45,10 +46,13 @@ struct MandelbrotCommand: ParsableCommand {
             try PNGImage(width: width, height: height, colorType: .rgb, pixels: pixels).write(to: output)
         }
         if options.json {
-            print(JSONLine([("command", .string("mandelbrot")), ("width", .int(width)), ("height", .int(height)),
-                            ("max_iterations", .int(maxIterations)), ("checksum", .int(checksum)),
-                            ("workers", .int(pool.processes)), ("seconds", .double(seconds)),
-                            ("output", .string(output ?? ""))]).text)
+            print(
+                JSONLine([
+                    ("command", .string("mandelbrot")), ("width", .int(width)), ("height", .int(height)),
+                    ("max_iterations", .int(maxIterations)), ("checksum", .int(checksum)),
+                    ("workers", .int(pool.processes)), ("seconds", .double(seconds)),
+                    ("output", .string(output ?? "")),
+                ]).text)
         } else {
             print("mandelbrot \(width)×\(height), \(maxIterations) iterations: Σn = \(checksum)")
             if let output { print("wrote \(output)") }
@@ -83,9 +87,12 @@ struct MatmulCommand: ParsableCommand {
         let sums = MatrixMultiply.checksums(c, n: n)
         let gflops = 2 * Double(n) * Double(n) * Double(n) / seconds / 1e9
         if options.json {
-            print(JSONLine([("command", .string("matmul")), ("n", .int(n)), ("sum", .double(sums.sum)),
-                            ("weighted_sum", .double(sums.weighted)), ("workers", .int(pool.processes)),
-                            ("seconds", .double(seconds)), ("gflops", .double(gflops))]).text)
+            print(
+                JSONLine([
+                    ("command", .string("matmul")), ("n", .int(n)), ("sum", .double(sums.sum)),
+                    ("weighted_sum", .double(sums.weighted)), ("workers", .int(pool.processes)),
+                    ("seconds", .double(seconds)), ("gflops", .double(gflops)),
+                ]).text)
         } else {
             print("matmul n=\(n): ΣC = \(Int(sums.sum)), Σ C[i][j]·(i+2j+1) = \(Int(sums.weighted))")
             print("\(count(pool.processes, "worker")) (\(pool.backendSummary)), \(formatSeconds(seconds)), \((gflops * 10).rounded() / 10) GFLOP/s")
@@ -118,10 +125,13 @@ struct NBodyCommand: ParsableCommand {
         let state = try NBody(bodyCount: bodies, steps: steps).simulate(on: pool, tasksPerStep: tasksPerStep)
         let seconds = Measure.now() - start
         if options.json {
-            print(JSONLine([("command", .string("nbody")), ("bodies", .int(bodies)), ("steps", .int(steps)),
-                            ("kinetic_energy", .double(state.kineticEnergy)),
-                            ("sum_squared_positions", .double(state.sumOfSquaredPositions)),
-                            ("workers", .int(pool.processes)), ("seconds", .double(seconds))]).text)
+            print(
+                JSONLine([
+                    ("command", .string("nbody")), ("bodies", .int(bodies)), ("steps", .int(steps)),
+                    ("kinetic_energy", .double(state.kineticEnergy)),
+                    ("sum_squared_positions", .double(state.sumOfSquaredPositions)),
+                    ("workers", .int(pool.processes)), ("seconds", .double(seconds)),
+                ]).text)
         } else {
             print("nbody N=\(bodies), \(steps) steps: ½Σmv² = \(state.kineticEnergy), Σ|p|² = \(state.sumOfSquaredPositions)")
             print("\(count(pool.processes, "worker")) (\(pool.backendSummary)), \(formatSeconds(seconds))")

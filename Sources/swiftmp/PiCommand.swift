@@ -44,10 +44,13 @@ struct Pi: ParsableCommand {
         let seconds = Measure.now() - start
         let estimate = kernel.estimate(hits: hits)
         if options.json {
-            print(JSONLine([("command", .string("pi")), ("samples", .int(samples)), ("hits", .int(hits)),
-                            ("estimate", .double(estimate)), ("tasks", .int(pieces.count)),
-                            ("workers", .int(pool.processes)), ("backend", .string(pool.backendSummary)),
-                            ("seconds", .double(seconds))]).text)
+            print(
+                JSONLine([
+                    ("command", .string("pi")), ("samples", .int(samples)), ("hits", .int(hits)),
+                    ("estimate", .double(estimate)), ("tasks", .int(pieces.count)),
+                    ("workers", .int(pool.processes)), ("backend", .string(pool.backendSummary)),
+                    ("seconds", .double(seconds)),
+                ]).text)
         } else {
             print("pi ≈ \(estimate) (\(hits) hits in \(samples) samples, seed \(seed))")
             print("\(count(pool.processes, "worker")) (\(pool.backendSummary)), \(count(pieces.count, "task")), \(formatSeconds(seconds))")
@@ -71,17 +74,18 @@ struct JSONLine {
     init(_ fields: [(String, Value)]) { self.fields = fields }
 
     var text: String {
-        "{" + fields.map { key, value in
-            let rendered: String
-            switch value {
-            case .string(let s):
-                rendered = "\"" + s.map { $0 == "\\" || $0 == "\"" ? "\\\($0)" : String($0) }.joined() + "\""
-            case .int(let i): rendered = String(i)
-            case .double(let d): rendered = d.isFinite ? "\(d)" : "null"
-            case .bool(let b): rendered = b ? "true" : "false"
-            }
-            return "\"\(key)\":\(rendered)"
-        }.joined(separator: ",") + "}"
+        "{"
+            + fields.map { key, value in
+                let rendered: String
+                switch value {
+                case .string(let s):
+                    rendered = "\"" + s.map { $0 == "\\" || $0 == "\"" ? "\\\($0)" : String($0) }.joined() + "\""
+                case .int(let i): rendered = String(i)
+                case .double(let d): rendered = d.isFinite ? "\(d)" : "null"
+                case .bool(let b): rendered = b ? "true" : "false"
+                }
+                return "\"\(key)\":\(rendered)"
+            }.joined(separator: ",") + "}"
     }
 }
 

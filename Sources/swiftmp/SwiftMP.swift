@@ -10,8 +10,10 @@ struct SwiftMP: ParsableCommand {
             Runs on local worker processes, or on MPI ranks when launched by mpirun \
             (Scripts/mpirun.sh -np 3 .build/release/swiftmp pi): the output is the same.
             """,
-        subcommands: [Pi.self, MandelbrotCommand.self, MatmulCommand.self, NBodyCommand.self,
-                      Bench.self, Info.self]
+        subcommands: [
+            Pi.self, MandelbrotCommand.self, MatmulCommand.self, NBodyCommand.self,
+            Bench.self, Info.self,
+        ]
     )
 
     /// Like ArgumentParser's `main`, but a bad argument or a failure prints one line
@@ -23,7 +25,7 @@ struct SwiftMP: ParsableCommand {
         } catch {
             let code = exitCode(for: error)
             if code == .success {
-                exit(withError: error)  // --help, --version
+                exit(withError: error) // --help, --version
             }
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "\(error)"
             printError("swiftmp: \(message)")

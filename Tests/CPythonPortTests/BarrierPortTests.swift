@@ -20,6 +20,7 @@
 
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -148,18 +149,22 @@ final class BarrierPortTests: PortTestCase {
     /// Runs `kind` on N − 1 child processes and this thread (CPython's `run_threads`), then
     /// joins them; returns the run's state.
     @discardableResult
-    private func runParties(_ kind: BarrierCase, _ method: StartMethod, passes: Int = 1, action: Bool = false,
-                            timeout: Double? = 30) throws -> BarrierRun {
+    private func runParties(
+        _ kind: BarrierCase, _ method: StartMethod, passes: Int = 1, action: Bool = false,
+        timeout: Double? = 30
+    ) throws -> BarrierRun {
         let results = try (0..<3).map { _ in try SharedValue<Int>(0) }
-        let barrier = try Barrier(parties: barrierParties, action: action ? AppendTrue(counter: results[0]) : nil,
-                                  timeout: timeout)
-        let run = BarrierRun(barrier: barrier, second: try Barrier(parties: barrierParties, timeout: 30), results: results,
-                             queue: try Queue<Int>(), passes: passes, connection: nil, lock: try Lock())
+        let barrier = try Barrier(
+            parties: barrierParties, action: action ? AppendTrue(counter: results[0]) : nil,
+            timeout: timeout)
+        let run = BarrierRun(
+            barrier: barrier, second: try Barrier(parties: barrierParties, timeout: 30), results: results,
+            queue: try Queue<Int>(), passes: passes, connection: nil, lock: try Lock())
         let children = try (0..<(barrierParties - 1)).map { _ in
             try started(BarrierParty(kind: kind, run: run), daemon: true, method)
         }
         var finished = false
-        defer { if !finished { try? barrier.abort(); try? run.second.abort() } }   // frees the children
+        defer { if !finished { try? barrier.abort(); try? run.second.abort() } } // frees the children
         try BarrierParty(kind: kind, run: run)(())
         for p in children { try joinOrKill(p) }
         finished = true
@@ -263,8 +268,9 @@ final class BarrierPortTests: PortTestCase {
             // Here every party is a child: N children and no party in this process.
             let barrier = try Barrier(parties: barrierParties, timeout: 30)
             let results = try (0..<3).map { _ in try SharedValue<Int>(0) }
-            let run = BarrierRun(barrier: barrier, second: barrier, results: results, queue: try Queue<Int>(), passes: passes,
-                                 connection: writer, lock: try Lock())
+            let run = BarrierRun(
+                barrier: barrier, second: barrier, results: results, queue: try Queue<Int>(), passes: passes,
+                connection: writer, lock: try Lock())
             let children = try (0..<barrierParties).map { _ in
                 try started(BarrierParty(kind: .thousand, run: run), daemon: true, method)
             }

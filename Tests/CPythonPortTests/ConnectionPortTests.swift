@@ -31,6 +31,7 @@
 
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -134,7 +135,7 @@ final class ConnectionPortTests: PortTestCase {
             let big = [UInt8](repeating: UInt8(ascii: "X"), count: 16 << 20)
             try conn.sendBytes(big)
             XCTAssertEqual(try conn.recvBytes(), big, "\(method): 16 MiB")
-            try conn.sendBytes([])   // CPython's SENTINEL: the child stops
+            try conn.sendBytes([]) // CPython's SENTINEL: the child stops
             childConn.close()
             XCTAssertTrue(conn.readable)
             XCTAssertTrue(conn.writable)
@@ -280,8 +281,9 @@ final class ConnectionPortTests: PortTestCase {
                     }
                 }
                 let expected = children.flatMap { p in (0..<10).map { [$0, Int(p.pid!)] } }
-                XCTAssertEqual(messages.sorted { $0.lexicographicallyPrecedes($1) }, expected.sorted { $0.lexicographicallyPrecedes($1) },
-                               "\(method) slow: \(slow)")
+                XCTAssertEqual(
+                    messages.sorted { $0.lexicographicallyPrecedes($1) }, expected.sorted { $0.lexicographicallyPrecedes($1) },
+                    "\(method) slow: \(slow)")
                 for p in children { try joinOrKill(p) }
             }
         }
@@ -342,8 +344,10 @@ final class ConnectionPortTests: PortTestCase {
     /// succeeded and the receiver failed to decode the message).
     func testSharedObjectsAreRefusedAtSend() throws {
         let (a, b) = try Pipe()
-        for send in [{ try a.send(try Lock()) }, { try a.send(try SharedValue<Double>(1)) }, { try a.send([try Event()]) },
-                     { try a.send(try Queue<Int>()) }] as [() throws -> Void] {
+        for send in [
+            { try a.send(try Lock()) }, { try a.send(try SharedValue<Double>(1)) }, { try a.send([try Event()]) },
+            { try a.send(try Queue<Int>()) },
+        ] as [() throws -> Void] {
             XCTAssertThrowsError(try send()) { error in
                 XCTAssertEqual((error as? ConnectionError)?.code, .encoding, "\(error)")
                 XCTAssertTrue("\(error)".contains("Process target or pool function"), "\(error)")

@@ -33,8 +33,9 @@
 // - A BoundedSemaphore released above its start throws `.releasedTooManyTimes` (CPython's
 //   check is commented out for macOS).
 
-import Multiprocessing   // and Condition.waiterCount (package access): CPython's check_invariant
+import Multiprocessing // and Condition.waiterCount (package access): CPython's check_invariant
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -166,8 +167,10 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
                 let lock = try Lock(), rlock = try RLock()
                 let result = try SharedValue<Int32>(0)
                 let event = try Event()
-                let p = try started(TakeLockAndReport(lock: reentrant ? nil : lock, rlock: reentrant ? rlock : nil,
-                                                      result: result, event: event), method)
+                let p = try started(
+                    TakeLockAndReport(
+                        lock: reentrant ? nil : lock, rlock: reentrant ? rlock : nil,
+                        result: result, event: event), method)
                 XCTAssertTrue(event.wait(timeout: 30))
                 XCTAssertTrue(reentrant ? rlock.isLocked : lock.isLocked, "\(method) reentrant: \(reentrant)")
                 XCTAssertEqual(result.value, 1)
@@ -201,8 +204,9 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
     /// test_semaphore: an unbounded semaphore goes above its start.
     func testSemaphoreCounts() throws {
         let semaphore = try Multiprocessing.Semaphore(value: 2)
-        try checkTwoUnits(value: { semaphore.value }, acquire: { semaphore.acquire(blocking: $0) },
-                          release: { try semaphore.release() })
+        try checkTwoUnits(
+            value: { semaphore.value }, acquire: { semaphore.acquire(blocking: $0) },
+            release: { try semaphore.release() })
         try semaphore.release()
         XCTAssertEqual(semaphore.value, 3)
         try semaphore.release()
@@ -212,8 +216,9 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
     /// test_bounded_semaphore (with the check CPython leaves commented out).
     func testBoundedSemaphoreCounts() throws {
         let semaphore = try BoundedSemaphore(value: 2)
-        try checkTwoUnits(value: { semaphore.value }, acquire: { semaphore.acquire(blocking: $0) },
-                          release: { try semaphore.release() })
+        try checkTwoUnits(
+            value: { semaphore.value }, acquire: { semaphore.acquire(blocking: $0) },
+            release: { try semaphore.release() })
         XCTAssertThrowsError(try semaphore.release()) {
             XCTAssertEqual(($0 as? SynchronizationError)?.code, .releasedTooManyTimes)
         }
@@ -237,8 +242,10 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
     /// (CPython interleaves them; here every child starts before the first thread: a `.fork`
     /// while a thread the library did not start runs Swift code can hang the child in the
     /// Swift runtime — the README's fork-safety rule, reproduced with these very cases.)
-    private func startWaiters(_ task: WaitOnCondition, processes: Int, threads: Int,
-                              _ method: StartMethod) throws -> ([Multiprocessing.Process], [TestThread]) {
+    private func startWaiters(
+        _ task: WaitOnCondition, processes: Int, threads: Int,
+        _ method: StartMethod
+    ) throws -> ([Multiprocessing.Process], [TestThread]) {
         let children = try (0..<processes).map { _ in try started(task, daemon: true, method) }
         let others = (0..<threads).map { _ in TestThread { try task(()) } }
         return (children, others)
@@ -253,8 +260,9 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
     /// test_notify: a process and a thread wait; each notify wakes exactly one.
     func testNotifyWakesOneAtATime() throws {
         try forEachMethod { method in
-            let task = WaitOnCondition(condition: try Condition(), sleeping: try .init(value: 0), woken: try .init(value: 0),
-                                       timeout: nil)
+            let task = WaitOnCondition(
+                condition: try Condition(), sleeping: try .init(value: 0), woken: try .init(value: 0),
+                timeout: nil)
             let (children, threads) = try startWaiters(task, processes: 1, threads: 1, method)
             XCTAssertTrue(task.sleeping.acquire(timeout: 30))
             XCTAssertTrue(task.sleeping.acquire(timeout: 30))
@@ -301,8 +309,9 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
     /// then wakes nobody.
     func testNotifyN() throws {
         try forEachMethod { method in
-            let task = WaitOnCondition(condition: try Condition(), sleeping: try .init(value: 0), woken: try .init(value: 0),
-                                       timeout: nil)
+            let task = WaitOnCondition(
+                condition: try Condition(), sleeping: try .init(value: 0), woken: try .init(value: 0),
+                timeout: nil)
             let (children, threads) = try startWaiters(task, processes: 3, threads: 3, method)
             for _ in 0..<6 { XCTAssertTrue(task.sleeping.acquire(timeout: 30)) }
             usleep(50_000)
@@ -361,8 +370,9 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
             let condition = try Condition()
             let state = try SharedValue<Int32>(0), success = try SharedValue<Int32>(0)
             let semaphore = try Multiprocessing.Semaphore(value: 0)
-            let p = try started(WaitForFourInTime(condition: condition, state: state, success: success, started: semaphore),
-                                daemon: true, method)
+            let p = try started(
+                WaitForFourInTime(condition: condition, state: state, success: success, started: semaphore),
+                daemon: true, method)
             XCTAssertTrue(semaphore.acquire(timeout: 30))
             for _ in 0..<3 {
                 usleep(10_000)

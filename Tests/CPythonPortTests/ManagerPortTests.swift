@@ -34,6 +34,7 @@
 
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,12 +75,12 @@ struct ManagerChild: ParallelFunction {
             try require(try list.get(0) == 5, "obj[0]")
             try require(try list.items().filter { $0 == 5 }.count == 1, "count(5)")
             try require(try list.items().firstIndex(of: 5) == 0, "index(5)")
-            try list.extend([7])                                  // obj += [7]
+            try list.extend([7]) // obj += [7]
             try require(try list.items() == [5, 7], "after +=")
-            try list.extend(try list.items())                     // obj *= 2
+            try list.extend(try list.items()) // obj *= 2
             try require(try list.items() == [5, 7, 5, 7], "after *= 2")
-            let double = try list.items() + list.items()         // obj * 2: a plain array
-            let copied = try list.items()                         // obj.copy()
+            let double = try list.items() + list.items() // obj * 2: a plain array
+            let copied = try list.items() // obj.copy()
             try list.extend(double + copied)
             var count = 0
             for _ in try list.items() { count += 1 }
@@ -92,7 +93,7 @@ struct ManagerChild: ParallelFunction {
             try require(try dict.count() == 1, "len")
             try require(try dict.get("foo") == 5, "obj['foo']")
             try require(try dict.snapshot() == ["foo": 5], "items")
-            try dict.update(["bar": 6])                          // obj |= {'bar': 6}
+            try dict.update(["bar": 6]) // obj |= {'bar': 6}
             try require(try dict.snapshot() == ["foo": 5, "bar": 6], "after |=")
             try require(try dict.pop("bar") == 6, "popitem")
             try require(try dict.setDefault("bar", 0) == 0, "setdefault")
@@ -158,10 +159,10 @@ final class ManagerPortTests: PortTestCase {
             let queue = try manager.queue(of: Int.self, maxSize: 2)
             try queue.put(5)
             try queue.put(6)
-            XCTAssertThrowsError(try queue.putNowait(7)) { XCTAssertTrue($0 is Full) }   // full()
+            XCTAssertThrowsError(try queue.putNowait(7)) { XCTAssertTrue($0 is Full) } // full()
             try runChild(ManagerChild(kind: .queue, queue: queue), method)
             XCTAssertTrue(try queue.isEmpty())
-            try queue.putNowait(1)   // not full
+            try queue.putNowait(1) // not full
         }
     }
 
@@ -238,8 +239,8 @@ final class ManagerPortTests: PortTestCase {
         try b.extend(0..<5)
         XCTAssertEqual(try b.items(), Array(0..<5))
         XCTAssertEqual(try b.get(2), 2)
-        XCTAssertEqual(Array(try b.items()[2...]), [2, 3, 4])   // b[2:10]
-        try b.extend(try b.items())                              // b *= 2
+        XCTAssertEqual(Array(try b.items()[2...]), [2, 3, 4]) // b[2:10]
+        try b.extend(try b.items()) // b *= 2
         XCTAssertEqual(try b.items(), [0, 1, 2, 3, 4, 0, 1, 2, 3, 4])
         XCTAssertEqual(try b.items() + [5, 6], [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6])
         XCTAssertEqual(try a.items(), Array(0..<10))

@@ -43,6 +43,7 @@
 
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -138,14 +139,20 @@ final class PoolPortTests: PortTestCase {
         try withPools(processes: 2) { pool, method in
             let calls = NSLockish()
             nonisolated(unsafe) var results: [[Int]] = [], errors: [any Error] = []
-            XCTAssertTrue(try pool.mapAsync(ParseInt(), ["1"], callback: { r in calls.withLock { results.append(r) } },
-                                            errorCallback: { e in calls.withLock { errors.append(e) } }).wait(timeout: 30))
+            XCTAssertTrue(
+                try pool.mapAsync(
+                    ParseInt(), ["1"], callback: { r in calls.withLock { results.append(r) } },
+                    errorCallback: { e in calls.withLock { errors.append(e) } }
+                ).wait(timeout: 30))
             calls.withLock {
                 XCTAssertEqual(results, [[1]], "\(method)")
                 XCTAssertTrue(errors.isEmpty)
             }
-            XCTAssertTrue(try pool.mapAsync(ParseInt(), ["a"], callback: { r in calls.withLock { results.append(r) } },
-                                            errorCallback: { e in calls.withLock { errors.append(e) } }).wait(timeout: 30))
+            XCTAssertTrue(
+                try pool.mapAsync(
+                    ParseInt(), ["a"], callback: { r in calls.withLock { results.append(r) } },
+                    errorCallback: { e in calls.withLock { errors.append(e) } }
+                ).wait(timeout: 30))
             calls.withLock {
                 XCTAssertEqual(results.count + errors.count, 2, "\(method)")
                 XCTAssertEqual(errors.count, 1)
@@ -170,7 +177,7 @@ final class PoolPortTests: PortTestCase {
     /// test_async: get waits for the task (about its 0.1 s).
     func testApplyAsyncGetWaits() throws {
         try withPools(processes: 2) { pool, method in
-            _ = try pool.map(Sqr(), [1, 2], chunkSize: 1)   // the workers are up
+            _ = try pool.map(Sqr(), [1, 2], chunkSize: 1) // the workers are up
             let result = try pool.applyAsync(SlowSqr(seconds: 0.1), 7)
             let (value, elapsed) = try timed { try result.get(timeout: 30) }
             XCTAssertEqual(value, 49, "\(method)")
@@ -212,8 +219,9 @@ final class PoolPortTests: PortTestCase {
     func testImapUnordered() throws {
         try withPools { pool, method in
             XCTAssertEqual(try pool.imapUnordered(Sqr(), Array(0..<10)).map { try $0.get() }.sorted(), (0..<10).map { $0 * $0 })
-            XCTAssertEqual(try pool.imapUnordered(Sqr(), Array(0..<1000), chunkSize: 100).map { try $0.get() }.sorted(),
-                           (0..<1000).map { $0 * $0 }, "\(method)")
+            XCTAssertEqual(
+                try pool.imapUnordered(Sqr(), Array(0..<1000), chunkSize: 100).map { try $0.get() }.sorted(),
+                (0..<1000).map { $0 * $0 }, "\(method)")
         }
     }
 
@@ -336,8 +344,9 @@ final class PoolPortTests: PortTestCase {
                 let results = try (0..<100).map { try pool.applyAsync(WorkerPid(), $0) }
                 let pids = try results.map { try $0.get(timeout: 60) }
                 XCTAssertGreaterThan(Set(pids).count, 3, "\(method): workers were not replaced")
-                XCTAssertEqual(try (0..<100).map { try pool.applyAsync(Sqr(), $0) }.map { try $0.get(timeout: 60) },
-                               (0..<100).map { $0 * $0 }, "\(method)")
+                XCTAssertEqual(
+                    try (0..<100).map { try pool.applyAsync(Sqr(), $0) }.map { try $0.get(timeout: 60) },
+                    (0..<100).map { $0 * $0 }, "\(method)")
             }
         }
     }
@@ -362,8 +371,9 @@ final class PoolPortTests: PortTestCase {
         try forEachMethod { method in
             let namespace = try manager.namespace()
             try namespace.set("test", 0)
-            let pool = try Pool(processes: 1, startMethod: method,
-                                initializer: CountInitializer(namespace: namespace, lock: try manager.lock()))
+            let pool = try Pool(
+                processes: 1, startMethod: method,
+                initializer: CountInitializer(namespace: namespace, lock: try manager.lock()))
             _ = try pool.map(Sqr(), [1, 2, 3])
             pool.close()
             try pool.join()

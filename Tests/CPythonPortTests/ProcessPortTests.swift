@@ -39,6 +39,7 @@
 import Dispatch
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -75,8 +76,9 @@ struct RecursionNode: ParallelFunction {
         try connection.send(id)
         guard id.count < 2 else { return }
         for i in 0..<2 {
-            let child = Multiprocessing.Process(target: RecursionNode(connection: connection, id: id + [i], method: method),
-                                                startMethod: method)
+            let child = Multiprocessing.Process(
+                target: RecursionNode(connection: connection, id: id + [i], method: method),
+                startMethod: method)
             try child.start()
             guard try child.join(timeout: 30) else { throw ChildCheckFailed("child \(id + [i]) did not end") }
             try require(child.exitCode == 0, "child \(id + [i]) exited \(String(describing: child.exitCode))")
@@ -97,7 +99,7 @@ struct ReportDescriptorCount: ParallelFunction {
             }
             closedir(dir)
         }
-        try queue.put(count - 1)   // the directory's own descriptor
+        try queue.put(count - 1) // the directory's own descriptor
         _ = event.wait(timeout: 30)
     }
 }
@@ -120,11 +122,13 @@ enum DetachedThread {
         final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
         var thread = pthread_t()
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
-        let result = pthread_create(&thread, nil, { raw in
-            let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
-            box.body()
-            return nil
-        }, box)
+        let result = pthread_create(
+            &thread, nil,
+            { raw in
+                let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+                box.body()
+                return nil
+            }, box)
         if result == 0 { pthread_detach(thread) }
     }
 }
@@ -139,7 +143,7 @@ struct BreakStandardStream: ParallelFunction {
         switch way {
         case .closeStdoutWithPendingOutput:
             setvbuf(out, nil, _IOFBF, 4096)
-            fputs("pending output that can never be written\n", out)   // flushed at the child's end: EBADF
+            fputs("pending output that can never be written\n", out) // flushed at the child's end: EBADF
             close(1)
         case .fcloseStdout: fclose(out)
         case .closeStderr: close(2)
@@ -201,8 +205,9 @@ struct NestedChain: ParallelFunction {
         let mine = pids + [Int(getpid())]
         try require(Multiprocessing.parentProcess.map { Int($0.pid) } == pids.last, "parent is not the previous level")
         if levels > 1 {
-            let p = Multiprocessing.Process(target: NestedChain(connection: connection, levels: levels - 1, method: method, pids: mine),
-                                            startMethod: method)
+            let p = Multiprocessing.Process(
+                target: NestedChain(connection: connection, levels: levels - 1, method: method, pids: mine),
+                startMethod: method)
             try p.start()
             guard try p.join(timeout: 40) else { throw ChildCheckFailed("level \(levels - 1) did not end") }
             try require(p.exitCode == 0, "level \(levels - 1) exited \(String(describing: p.exitCode))")
@@ -263,24 +268,24 @@ struct BlockThroughSignals: ParallelFunction {
     func callAsFunction(_: Void) throws {
         installInterruptingHandler()
         try connection.send("ready")
-        let x = try connection.recv(Int.self)                       // 1
+        let x = try connection.recv(Int.self) // 1
         try connection.send(x)
-        try connection.sendBytes([UInt8](repeating: 120, count: 4 << 20))   // 2: blocks in write
-        try require(try queue.get(timeout: 30) == 7, "queue")       // 3
+        try connection.sendBytes([UInt8](repeating: 120, count: 4 << 20)) // 2: blocks in write
+        try require(try queue.get(timeout: 30) == 7, "queue") // 3
         try connection.send("queue")
-        try require(try lock.acquire(timeout: 30), "lock")           // 4
+        try require(try lock.acquire(timeout: 30), "lock") // 4
         try lock.release()
         try connection.send("lock")
-        try require(semaphore.acquire(timeout: 30), "semaphore")     // 5
+        try require(semaphore.acquire(timeout: 30), "semaphore") // 5
         try connection.send("semaphore")
-        try require(event.wait(timeout: 30), "event")                // 6
+        try require(event.wait(timeout: 30), "event") // 6
         try connection.send("event")
-        let woken = try condition.withLock { try condition.wait(for: { flag.value != 0 }, timeout: 30) }   // 7
+        let woken = try condition.withLock { try condition.wait(for: { flag.value != 0 }, timeout: 30) } // 7
         try require(woken, "condition")
         try connection.send("condition")
-        _ = try barrier.wait(timeout: 30)                            // 8
+        _ = try barrier.wait(timeout: 30) // 8
         try connection.send("barrier")
-        let sleeper = Multiprocessing.Process(target: SleepFor(seconds: 0.5), startMethod: method)   // 9
+        let sleeper = Multiprocessing.Process(target: SleepFor(seconds: 0.5), startMethod: method) // 9
         try sleeper.start()
         try require(try sleeper.join(timeout: 30), "join")
         try require(sleeper.exitCode == 0, "sleeper exit \(String(describing: sleeper.exitCode))")
@@ -296,8 +301,9 @@ final class ProcessPortTests: PortTestCase {
     func testProcessLifecycleAndAttributes() throws {
         try forEachMethod { method in
             let queue = try Queue<String>(maxSize: 1)
-            let p = Multiprocessing.Process(target: ReportArguments(queue: queue, arguments: [1, 2]), name: "SomeProcess",
-                                            daemon: true, startMethod: method)
+            let p = Multiprocessing.Process(
+                target: ReportArguments(queue: queue, arguments: [1, 2]), name: "SomeProcess",
+                daemon: true, startMethod: method)
             XCTAssertFalse(p.isAlive)
             XCTAssertTrue(p.daemon)
             XCTAssertFalse(Multiprocessing.activeChildren().contains { $0 === p })
@@ -344,7 +350,7 @@ final class ProcessPortTests: PortTestCase {
                 switch signal {
                 case SIGTERM: try p.terminate()
                 case SIGKILL: try p.kill()
-                default: kill(try XCTUnwrap(p.pid), signal)   // no interrupt() in the API
+                default: kill(try XCTUnwrap(p.pid), signal) // no interrupt() in the API
                 }
                 let (joined, elapsed) = try timed { try p.join(timeout: 10) }
                 XCTAssertTrue(joined, "\(method) signal \(signal)")
@@ -521,9 +527,10 @@ final class ProcessPortTests: PortTestCase {
             let condition = try Condition()
             let flag = try SharedValue<Int32>(0)
             let barrier = try Barrier(parties: 2)
-            let target = BlockThroughSignals(connection: theirs, queue: try Queue<Int>(), lock: lock, semaphore: semaphore,
-                                             event: try Event(), condition: condition, flag: flag, barrier: barrier,
-                                             method: method)
+            let target = BlockThroughSignals(
+                connection: theirs, queue: try Queue<Int>(), lock: lock, semaphore: semaphore,
+                event: try Event(), condition: condition, flag: flag, barrier: barrier,
+                method: method)
             try lock.acquire()
             let p = try started(target, method)
             theirs.close()
@@ -543,7 +550,7 @@ final class ProcessPortTests: PortTestCase {
             interrupt()
             try mine.send(1234)
             XCTAssertEqual(try mine.recv(Int.self), 1234)
-            interrupt()   // the child is blocked writing 4 MiB into a full pipe
+            interrupt() // the child is blocked writing 4 MiB into a full pipe
             XCTAssertEqual(try mine.recvBytes(), [UInt8](repeating: 120, count: 4 << 20), "\(method)")
             interrupt()
             try target.queue.put(7)
@@ -578,7 +585,8 @@ final class ProcessPortTests: PortTestCase {
 /// Whether `pid` is a live process (not gone, not a zombie).
 func isRunning(_ pid: pid_t) -> Bool {
     guard let stat = readTextFile("/proc/\(pid)/stat"),
-          let close = stat.lastIndex(of: ")") else { return false }
+        let close = stat.lastIndex(of: ")")
+    else { return false }
     let state = stat[stat.index(close, offsetBy: 2)...].prefix(1)
     return state != "Z" && state != "X"
 }

@@ -31,6 +31,7 @@
 
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -147,8 +148,9 @@ final class QueuePortTests: PortTestCase {
         try forEachMethod { method in
             let queue = try Queue<Int>(maxSize: 6)
             let childCanStart = try Event(), parentCanContinue = try Event()
-            let p = try started(TakeSix(queue: queue, childCanStart: childCanStart, parentCanContinue: parentCanContinue),
-                                daemon: true, method)
+            let p = try started(
+                TakeSix(queue: queue, childCanStart: childCanStart, parentCanContinue: parentCanContinue),
+                daemon: true, method)
             XCTAssertTrue(queue.isEmpty)
             XCTAssertFalse(queue.isFull)
             try queue.put(1)
@@ -183,8 +185,9 @@ final class QueuePortTests: PortTestCase {
         try forEachMethod { method in
             let queue = try Queue<Int>()
             let childCanStart = try Event(), parentCanContinue = try Event()
-            let p = try started(PutTwoToFive(queue: queue, childCanStart: childCanStart, parentCanContinue: parentCanContinue),
-                                daemon: true, method)
+            let p = try started(
+                PutTwoToFive(queue: queue, childCanStart: childCanStart, parentCanContinue: parentCanContinue),
+                daemon: true, method)
             XCTAssertTrue(queue.isEmpty)
             childCanStart.set()
             XCTAssertTrue(parentCanContinue.wait(timeout: 30))
@@ -213,7 +216,7 @@ final class QueuePortTests: PortTestCase {
             let queue = try Queue<Int>()
             for i in 0..<10 { try queue.put(i) }
             let p = try started(PutTenToNineteen(queue: queue), daemon: true, method)
-            try joinOrKill(p)   // its items outlive it (CPython: the feeder thread flushes before exit)
+            try joinOrKill(p) // its items outlive it (CPython: the feeder thread flushes before exit)
             XCTAssertEqual(p.exitCode, 0)
             XCTAssertEqual(try (0..<20).map { _ in try queue.get(timeout: 30) }, Array(0..<20), "\(method)")
             XCTAssertThrowsError(try queue.getNowait()) { XCTAssertTrue($0 is Empty) }
@@ -302,7 +305,7 @@ final class QueuePortTests: PortTestCase {
             XCTAssertThrowsError(try queue.put("foo")) { XCTAssertEqual(($0 as? QueueError)?.code, .closed, "\($0)") }
             XCTAssertThrowsError(try queue.get()) { XCTAssertEqual(($0 as? QueueError)?.code, .closed, "\($0)") }
             XCTAssertThrowsError(try queue.getNowait()) { XCTAssertEqual(($0 as? QueueError)?.code, .closed, "\($0)") }
-            _ = queue.isEmpty   // no error (difference: Python's empty() raises OSError here)
+            _ = queue.isEmpty // no error (difference: Python's empty() raises OSError here)
         }
         let simple = try SimpleQueue<Int>()
         simple.close()
@@ -349,8 +352,9 @@ final class QueuePortTests: PortTestCase {
         try forEachMethod { method in
             let queue = try SimpleQueue<Bool>()
             let childCanStart = try Event(), parentCanContinue = try Event()
-            let p = try started(ReportEmptiness(queue: queue, childCanStart: childCanStart, parentCanContinue: parentCanContinue),
-                                daemon: true, method)
+            let p = try started(
+                ReportEmptiness(queue: queue, childCanStart: childCanStart, parentCanContinue: parentCanContinue),
+                daemon: true, method)
             XCTAssertTrue(queue.isEmpty)
             childCanStart.set()
             XCTAssertTrue(parentCanContinue.wait(timeout: 30))

@@ -18,6 +18,7 @@
 
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -61,7 +62,9 @@ struct DoubleEverything: ParallelFunction {
             x.withLock { $0 *= 2 }
             y.withLock { $0 *= 2 }
             z.withLock { $0 *= 2 }
-            foo.withLock { $0.x *= 2; $0.y *= 2 }
+            foo.withLock {
+                $0.x *= 2; $0.y *= 2
+            }
             array.withLock { for i in $0.indices { $0[i] *= 2 } }
         } else {
             x.value *= 2; y.value *= 2; z.value *= 2
@@ -70,7 +73,7 @@ struct DoubleEverything: ParallelFunction {
             for i in array.indices { array[i] *= 2 }
         }
         let length = string.firstIndex(of: 0) ?? string.count
-        for i in 0..<length { string[length + i] = string[i] }   // 'hello' * 2
+        for i in 0..<length { string[length + i] = string[i] } // 'hello' * 2
     }
 }
 
@@ -78,19 +81,23 @@ final class SharedValuePortTests: PortTestCase {
     /// test_value / test_rawvalue.
     func testValuesSetInAChild() throws {
         try forEachMethod { method in
-            let target = SetValues(i: try .init(4343), d: try .init(3.625), h: try .init(-232), q: try .init(1 << 33),
-                                   c: try .init(UInt8(ascii: "x")), ri: try .init(4343), rd: try .init(3.625),
-                                   rh: try .init(-232), rq: try .init(1 << 33), rc: try .init(UInt8(ascii: "x")))
-            XCTAssertEqual([Int64(target.i.value), Int64(target.h.value), target.q.value, Int64(target.c.value)],
-                           [4343, -232, 1 << 33, Int64(UInt8(ascii: "x"))])
+            let target = SetValues(
+                i: try .init(4343), d: try .init(3.625), h: try .init(-232), q: try .init(1 << 33),
+                c: try .init(UInt8(ascii: "x")), ri: try .init(4343), rd: try .init(3.625),
+                rh: try .init(-232), rq: try .init(1 << 33), rc: try .init(UInt8(ascii: "x")))
+            XCTAssertEqual(
+                [Int64(target.i.value), Int64(target.h.value), target.q.value, Int64(target.c.value)],
+                [4343, -232, 1 << 33, Int64(UInt8(ascii: "x"))])
             XCTAssertEqual(target.d.value, 3.625)
             let p = try started(target, daemon: true, method)
             try joinOrKill(p)
             XCTAssertEqual(p.exitCode, 0)
-            XCTAssertEqual([Int64(target.i.value), Int64(target.h.value), target.q.value, Int64(target.c.value)],
-                           [24234, 234, 1 << 34, Int64(UInt8(ascii: "y"))], "\(method)")
-            XCTAssertEqual([Int64(target.ri.value), Int64(target.rh.value), target.rq.value, Int64(target.rc.value)],
-                           [24234, 234, 1 << 34, Int64(UInt8(ascii: "y"))], "\(method) raw")
+            XCTAssertEqual(
+                [Int64(target.i.value), Int64(target.h.value), target.q.value, Int64(target.c.value)],
+                [24234, 234, 1 << 34, Int64(UInt8(ascii: "y"))], "\(method)")
+            XCTAssertEqual(
+                [Int64(target.ri.value), Int64(target.rh.value), target.rq.value, Int64(target.rc.value)],
+                [24234, 234, 1 << 34, Int64(UInt8(ascii: "y"))], "\(method) raw")
             XCTAssertEqual(target.d.value, -4.25)
             XCTAssertEqual(target.rd.value, -4.25)
         }
@@ -153,9 +160,10 @@ final class SharedValuePortTests: PortTestCase {
             for locked in [false, true] {
                 let string = try SharedArray<UInt8>(count: 20)
                 for (i, byte) in "hello".utf8.enumerated() { string[i] = byte }
-                let target = DoubleEverything(x: try .init(7), y: try .init(1.0 / 3.0), z: try .init(1 << 33),
-                                              foo: try .init(Foo(x: 3, y: 2, z: 0)), array: try .init((0..<10).map(Double.init)),
-                                              string: string, locked: locked)
+                let target = DoubleEverything(
+                    x: try .init(7), y: try .init(1.0 / 3.0), z: try .init(1 << 33),
+                    foo: try .init(Foo(x: 3, y: 2, z: 0)), array: try .init((0..<10).map(Double.init)),
+                    string: string, locked: locked)
                 let p = try started(target, daemon: true, method)
                 try joinOrKill(p)
                 XCTAssertEqual(p.exitCode, 0)

@@ -10,6 +10,7 @@
 import Dispatch
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -45,8 +46,10 @@ class PortTestCase: XCTestCase {
     }
 
     /// Runs `body` once per start method; a failure names the method.
-    func forEachMethod(_ methods: [StartMethod] = PortTestCase.methods,
-                       _ body: (StartMethod) throws -> Void) throws {
+    func forEachMethod(
+        _ methods: [StartMethod] = PortTestCase.methods,
+        _ body: (StartMethod) throws -> Void
+    ) throws {
         for method in methods {
             do {
                 try body(method)
@@ -58,8 +61,10 @@ class PortTestCase: XCTestCase {
 
     /// Creates and starts a process.
     @discardableResult
-    func started(_ target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
-                 _ method: StartMethod) throws -> Multiprocessing.Process {
+    func started(
+        _ target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
+        _ method: StartMethod
+    ) throws -> Multiprocessing.Process {
         let p = Multiprocessing.Process(target: target, name: name, daemon: daemon, startMethod: method)
         try p.start()
         return p
@@ -67,8 +72,10 @@ class PortTestCase: XCTestCase {
 
     /// Joins `p` within `seconds` (CPython's `join_process`); kills it and fails if it does
     /// not end.
-    func joinOrKill(_ p: Multiprocessing.Process, _ seconds: Double = 30, _ what: String = "",
-                    file: StaticString = #filePath, line: UInt = #line) throws {
+    func joinOrKill(
+        _ p: Multiprocessing.Process, _ seconds: Double = 30, _ what: String = "",
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         if try !p.join(timeout: seconds) {
             XCTFail("\(p.name) \(what): did not end within \(seconds) s", file: file, line: line)
             try p.kill()
@@ -94,8 +101,10 @@ class PortTestCase: XCTestCase {
 
     /// CPython's assertTimingAlmostEqual(elapsed, seconds) for a timed-out wait: not before
     /// the timeout (minus the clock's slack), and not much after.
-    func assertWaited(_ elapsed: Double, _ seconds: Double, _ what: String,
-                      file: StaticString = #filePath, line: UInt = #line) {
+    func assertWaited(
+        _ elapsed: Double, _ seconds: Double, _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertGreaterThanOrEqual(elapsed, seconds - 0.01, "\(what) returned early", file: file, line: line)
         XCTAssertLessThan(elapsed, seconds + 2.0, "\(what) returned late", file: file, line: line)
     }
@@ -119,7 +128,7 @@ final class TestThread: @unchecked Sendable {
     @discardableResult
     func wait(_ seconds: Double = 30) throws -> Bool {
         guard done.wait(timeout: .now() + seconds) == .success else { return false }
-        done.signal()   // later waits return at once
+        done.signal() // later waits return at once
         if let failure = lock.withLock({ failure }) { throw failure }
         return true
     }

@@ -18,6 +18,7 @@
 
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,8 +81,8 @@ final class TimeoutPortTests: PortTestCase {
             }
         }
         if barrier.isBroken { try barrier.reset() }
-        try? barrier.abort()        // frees a barrier wait that did not return
-        event.set()                 // frees an event wait that did not return
+        try? barrier.abort() // frees a barrier wait that did not return
+        event.set() // frees an event wait that did not return
         try semaphore.release(10)
         try condition.withLock { try condition.notifyAll() }
         try letGo.release()
@@ -94,7 +95,7 @@ final class TimeoutPortTests: PortTestCase {
     func testNonPositiveTimeoutsReturnAtOnce() throws {
         try checkEveryCallReturnsAtOnce(0)
         try checkEveryCallReturnsAtOnce(-1)
-        try checkEveryCallReturnsAtOnce(-.infinity)   // used to wait for ever in the futex-based primitives
+        try checkEveryCallReturnsAtOnce(-.infinity) // used to wait for ever in the futex-based primitives
     }
 
     /// A NaN timeout is treated as 0 by every call.

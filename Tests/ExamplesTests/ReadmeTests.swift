@@ -23,8 +23,9 @@ final class ReadmeTests: XCTestCase {
         }
         XCTAssertTrue(sections[1].lines.contains("2000"), "progress and checkpoint: \(outcome.output)")
         XCTAssertTrue(sections[2].lines.contains("[1.0, 4.0]"), "worker logs: \(outcome.output)")
-        XCTAssertTrue(sections[2].lines.contains { $0.contains("T = 2.0") && $0.contains("pid=") && $0.contains("host=") },
-                      "a worker's record, tagged, in the program's output: \(outcome.output)")
+        XCTAssertTrue(
+            sections[2].lines.contains { $0.contains("T = 2.0") && $0.contains("pid=") && $0.contains("host=") },
+            "a worker's record, tagged, in the program's output: \(outcome.output)")
         XCTAssertTrue(sections[3].lines.contains("499667166000 2"), outcome.output)
         XCTAssertTrue(sections[4].lines.contains("true"), "random streams: as a serial run: \(outcome.output)")
         XCTAssertTrue(sections[5].lines.contains("[1, 2, 9, 28, 65, 126, 217, 344]"), outcome.output)

@@ -17,8 +17,12 @@ final class SeedExamplesTests: XCTestCase {
 
     func test01StartAndJoin() throws {
         let out = try run(["1"]).output
-        XCTAssertEqual(lines(out), ["job(1, 2) = 3 in Process-1", "job(1, 2) = 3 in MainProcess",
-                                    "process exit code 0; thread finished"])
+        XCTAssertEqual(
+            lines(out),
+            [
+                "job(1, 2) = 3 in Process-1", "job(1, 2) = 3 in MainProcess",
+                "process exit code 0; thread finished",
+            ])
     }
 
     func test02SeveralProcessesRunTogether() throws {

@@ -23,9 +23,9 @@ final class MatrixMultiplyTests: XCTestCase {
 
     func testGenerators() {
         let a = MatrixMultiply.referenceA(n: 4), b = MatrixMultiply.referenceB(n: 4)
-        XCTAssertEqual(a[0], -3)          // (0) mod 11 − 3
-        XCTAssertEqual(a[1 * 4 + 2], 3)   // (3 + 14) mod 11 − 3 = 6 − 3
-        XCTAssertEqual(b[2 * 4 + 3], 2)   // (10 + 9) mod 13 − 4 = 6 − 4
+        XCTAssertEqual(a[0], -3) // (0) mod 11 − 3
+        XCTAssertEqual(a[1 * 4 + 2], 3) // (3 + 14) mod 11 − 3 = 6 − 3
+        XCTAssertEqual(b[2 * 4 + 3], 2) // (10 + 9) mod 13 − 4 = 6 − 4
     }
 
     func testRowChunksConcatenateToTheWholeProduct() {
@@ -47,10 +47,12 @@ final class MatrixMultiplyTests: XCTestCase {
 
     /// C = A·B through `MatrixKernel` with the given tile and panel sizes: accumulated into
     /// zeros, or with `overwrite` written over NaNs (every entry must be stored).
-    private func product(_ p: MatrixMultiply, rows: Range<Int>, path: MatrixKernel.Path,
-                         panelDepth: Int = MatrixKernel.panelDepth,
-                         panelWidth: Int = MatrixKernel.panelWidth,
-                         overwrite: Bool = false) -> [Double] {
+    private func product(
+        _ p: MatrixMultiply, rows: Range<Int>, path: MatrixKernel.Path,
+        panelDepth: Int = MatrixKernel.panelDepth,
+        panelWidth: Int = MatrixKernel.panelWidth,
+        overwrite: Bool = false
+    ) -> [Double] {
         let n = p.n
         var c = [Double](repeating: overwrite ? .nan : 0, count: rows.count * n)
         p.a.withUnsafeBufferPointer { a in
@@ -89,11 +91,15 @@ final class MatrixMultiplyTests: XCTestCase {
             for (depth, width) in [(24, 40), (7, 16), (256, 1024)] {
                 for overwrite in [false, true] {
                     let label = "\(path) panels \(depth)×\(width) overwrite \(overwrite)"
-                    XCTAssertEqual(product(p, rows: 0..<70, path: path, panelDepth: depth,
-                                           panelWidth: width, overwrite: overwrite), naive, label)
-                    XCTAssertEqual(product(p, rows: 9..<31, path: path, panelDepth: depth,
-                                           panelWidth: width, overwrite: overwrite),
-                                   Array(naive[(9 * 70)..<(31 * 70)]), "\(label) rows 9..<31")
+                    XCTAssertEqual(
+                        product(
+                            p, rows: 0..<70, path: path, panelDepth: depth,
+                            panelWidth: width, overwrite: overwrite), naive, label)
+                    XCTAssertEqual(
+                        product(
+                            p, rows: 9..<31, path: path, panelDepth: depth,
+                            panelWidth: width, overwrite: overwrite),
+                        Array(naive[(9 * 70)..<(31 * 70)]), "\(label) rows 9..<31")
                 }
             }
         }

@@ -1,5 +1,6 @@
 import Multiprocessing
 import XCTest
+
 @testable import Kernels
 
 final class MonteCarloPiTests: XCTestCase {
@@ -62,10 +63,12 @@ final class MonteCarloPiTests: XCTestCase {
             for (g, (x0, x1, x2, x3)) in groups.enumerated() {
                 for lane in 0..<8 {
                     let block = start + UInt64(8 * g + lane)
-                    XCTAssertEqual(x0[lane] | x1[lane] << 32,
-                                   RandomStream.draw(seed: seed, stream: 0, index: 2 * block), "block \(block)")
-                    XCTAssertEqual(x2[lane] | x3[lane] << 32,
-                                   RandomStream.draw(seed: seed, stream: 0, index: 2 * block + 1), "block \(block)")
+                    XCTAssertEqual(
+                        x0[lane] | x1[lane] << 32,
+                        RandomStream.draw(seed: seed, stream: 0, index: 2 * block), "block \(block)")
+                    XCTAssertEqual(
+                        x2[lane] | x3[lane] << 32,
+                        RandomStream.draw(seed: seed, stream: 0, index: 2 * block + 1), "block \(block)")
                 }
             }
         }

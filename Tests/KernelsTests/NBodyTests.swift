@@ -3,10 +3,13 @@ import XCTest
 @testable import Kernels
 
 final class NBodyTests: XCTestCase {
-    private func assertRelative(_ value: Double, _ expected: Double, _ tolerance: Double = 1e-9,
-                                file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertLessThanOrEqual(abs(value - expected), tolerance * abs(expected),
-                                 "\(value) vs \(expected)", file: file, line: line)
+    private func assertRelative(
+        _ value: Double, _ expected: Double, _ tolerance: Double = 1e-9,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
+        XCTAssertLessThanOrEqual(
+            abs(value - expected), tolerance * abs(expected),
+            "\(value) vs \(expected)", file: file, line: line)
     }
 
     func testReferenceChecksums1024x2() {
@@ -77,8 +80,9 @@ final class NBodyTests: XCTestCase {
                 let inverse = NBodyAccelerations.inverseSquareRoot(lanes, estimate)
                 for lane in 0..<8 {
                     let exact = 1 / lanes[lane].squareRoot()
-                    XCTAssertEqual(inverse[lane], exact, accuracy: 4 * exact.ulp,
-                                   "x = \(lanes[lane]), \(estimate)")
+                    XCTAssertEqual(
+                        inverse[lane], exact, accuracy: 4 * exact.ulp,
+                        "x = \(lanes[lane]), \(estimate)")
                 }
                 x *= 3.7
             }

@@ -14,21 +14,23 @@ final class PNGTests: XCTestCase {
 
     func testChecksumKnownValues() {
         XCTAssertEqual(CRC32.checksum(Array("123456789".utf8)), 0xCBF4_3926)
-        XCTAssertEqual(CRC32.checksum(Array("6789".utf8), continuing: CRC32.checksum(Array("12345".utf8))),
-                       0xCBF4_3926)
+        XCTAssertEqual(
+            CRC32.checksum(Array("6789".utf8), continuing: CRC32.checksum(Array("12345".utf8))),
+            0xCBF4_3926)
         XCTAssertEqual(Adler32.checksum(Array("Wikipedia".utf8)), 0x11E6_0398)
-        XCTAssertEqual(Adler32.checksum([UInt8](repeating: 0xFF, count: 100_000)),
-                       { () -> UInt32 in   // the definition, reducing every byte
-                           var a: UInt32 = 1, b: UInt32 = 0
-                           for _ in 0..<100_000 { a = (a + 255) % 65521; b = (b + a) % 65521 }
-                           return b << 16 | a
-                       }())
+        XCTAssertEqual(
+            Adler32.checksum([UInt8](repeating: 0xFF, count: 100_000)),
+            { () -> UInt32 in // the definition, reducing every byte
+                var a: UInt32 = 1, b: UInt32 = 0
+                for _ in 0..<100_000 { a = (a + 255) % 65521; b = (b + a) % 65521 }
+                return b << 16 | a
+            }())
     }
 
     /// Writes an RGB image whose zlib stream needs several stored blocks, reads it back and
     /// checks the signature, IHDR, every chunk's CRC and the stored blocks' contents.
     func testWrittenFileParsesBack() throws {
-        let width = 150, height = 170  // 170 · (1 + 450) bytes: two stored blocks
+        let width = 150, height = 170 // 170 · (1 + 450) bytes: two stored blocks
         let pixels = (0..<(width * height * 3)).map { UInt8(truncatingIfNeeded: $0 &* 7) }
         let path = temporaryPath("rgb.png")
         defer { try? FileManager.default.removeItem(atPath: path) }
@@ -43,8 +45,11 @@ final class PNGTests: XCTestCase {
             let typeAndData = Array(file[(offset + 4)..<(offset + 8 + length)])
             let crc = bigEndian(file[(offset + 8 + length)..<(offset + 12 + length)])
             XCTAssertEqual(CRC32.checksum(typeAndData), crc)
-            chunks.append((String(decoding: typeAndData[0..<4], as: UTF8.self),
-                           Array(typeAndData[4...])))
+            chunks.append(
+                (
+                    String(decoding: typeAndData[0..<4], as: UTF8.self),
+                    Array(typeAndData[4...])
+                ))
             offset += 12 + length
         }
         XCTAssertEqual(offset, file.count)
@@ -78,8 +83,9 @@ final class PNGTests: XCTestCase {
         let rowBytes = 3 * width
         for row in 0..<height {
             XCTAssertEqual(inflated[row * (rowBytes + 1)], 0, "filter byte")
-            XCTAssertEqual(Array(inflated[(row * (rowBytes + 1) + 1)...].prefix(rowBytes)),
-                           Array(pixels[(row * rowBytes)..<((row + 1) * rowBytes)]))
+            XCTAssertEqual(
+                Array(inflated[(row * (rowBytes + 1) + 1)...].prefix(rowBytes)),
+                Array(pixels[(row * rowBytes)..<((row + 1) * rowBytes)]))
         }
     }
 

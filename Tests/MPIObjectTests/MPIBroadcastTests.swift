@@ -9,8 +9,9 @@ final class MPIBroadcastTests: XCTestCase {
     func testBroadcastIsReadOnEveryRankFromOneCopyPerNode() throws {
         let program = try Launcher.objectCheck()
         for (ranks, perRank) in [(1, 2), (2, 1), (3, 2)] {
-            let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], ["--broadcast"], timeout: 90,
-                                              environment: ["SWIFTMP_PROCESSES_PER_RANK": String(perRank)])
+            let outcome = try Launcher.mpirun(
+                ["-np", String(ranks), program.path], ["--broadcast"], timeout: 90,
+                environment: ["SWIFTMP_PROCESSES_PER_RANK": String(perRank)])
             let label = "np \(ranks), \(perRank) per rank"
             XCTAssertEqual(outcome.status, 0, "\(label): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("BROADCAST OK\n"), "\(label): \(outcome.output)")
@@ -24,8 +25,9 @@ final class MPIBroadcastTests: XCTestCase {
             // Every worker read it, and all of them (one node) mapped the same copy: the pool's
             // segment with -np 1, else this node's copy of rank 0's bytes.
             if ranks > 1 {
-                XCTAssertTrue(line.hasPrefix("BROADCAST workers=\((ranks - 1) * perRank) seen=\((ranks - 1) * perRank) copies=1 "),
-                              "\(label): \(line)")
+                XCTAssertTrue(
+                    line.hasPrefix("BROADCAST workers=\((ranks - 1) * perRank) seen=\((ranks - 1) * perRank) copies=1 "),
+                    "\(label): \(line)")
                 XCTAssertTrue(line.contains("/dev/shm/swiftmp_bc_"), "\(label): \(line)")
             } else {
                 XCTAssertTrue(line.contains(" copies=1 "), "\(label): \(line)")

@@ -11,8 +11,10 @@ import XCTest
 final class MPIObjectTests: XCTestCase {
     private func resultLines(_ outcome: Launcher.Outcome) -> [String] {
         outcome.output.split(separator: "\n").map(String.init)
-            .filter { $0.contains(": ") && !$0.hasPrefix("OBJECTS") && !$0.hasPrefix("[") && !$0.hasPrefix(" ")
-                && !$0.hasPrefix("unavailable") && !$0.hasPrefix("Process ") && !$0.hasPrefix("swiftmp:") }
+            .filter {
+                $0.contains(": ") && !$0.hasPrefix("OBJECTS") && !$0.hasPrefix("[") && !$0.hasPrefix(" ")
+                    && !$0.hasPrefix("unavailable") && !$0.hasPrefix("Process ") && !$0.hasPrefix("swiftmp:")
+            }
     }
 
     func testSameLinesLocallyAndUnderMPIRun() throws {
@@ -24,8 +26,9 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(reference.count, 74, local.output)
         for ranks in [2, 3, 4] {
             // One local worker per rank, so that the per-worker lines below are per rank.
-            let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60,
-                                              environment: ["SWIFTMP_PROCESSES_PER_RANK": "1"])
+            let outcome = try Launcher.mpirun(
+                ["-np", String(ranks), program.path], timeout: 60,
+                environment: ["SWIFTMP_PROCESSES_PER_RANK": "1"])
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(ranks - 1)\n"), "np \(ranks): \(outcome.output)")
             XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
@@ -41,11 +44,13 @@ final class MPIObjectTests: XCTestCase {
             XCTAssertTrue(outcome.output.contains("[mpi] served manager proxy in a local pool: refused\n"), outcome.output)
             // Served pipes: to a pool function (its copy closes when the pool ends), and
             // between two worker ranks (needs two of them).
-            XCTAssertTrue(outcome.output.contains("[mpi] pipe to a pool function: poll=false waited=true [0, 1, 2, 3] then=endOfFile\n"),
-                          outcome.output)
+            XCTAssertTrue(
+                outcome.output.contains("[mpi] pipe to a pool function: poll=false waited=true [0, 1, 2, 3] then=endOfFile\n"),
+                outcome.output)
             XCTAssertTrue(outcome.output.contains("[mpi] pipe end through a queue: sent 42 then=endOfFile\n"), outcome.output)
-            XCTAssertEqual(outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"), ranks >= 3,
-                           outcome.output)
+            XCTAssertEqual(
+                outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"), ranks >= 3,
+                outcome.output)
             // Process targets ran on the ranks' local workers, one per worker; terminate() cannot interrupt one.
             XCTAssertTrue(outcome.output.contains("[mpi] processes on distinct workers: true\n"), outcome.output)
             XCTAssertTrue(outcome.output.contains("[mpi] process beyond the workers: refused\n"), outcome.output)
@@ -68,8 +73,9 @@ final class MPIObjectTests: XCTestCase {
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
         XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(2 * cpus)\n"), outcome.output)
         XCTAssertEqual(resultLines(outcome), resultLines(local), outcome.output)
-        XCTAssertTrue(outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"),
-                      outcome.output)
+        XCTAssertTrue(
+            outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"),
+            outcome.output)
     }
 
     /// Two local workers on each worker rank: shared objects keep working from both, and the
@@ -78,8 +84,9 @@ final class MPIObjectTests: XCTestCase {
         let program = try Launcher.objectCheck()
         let reference = resultLines(try Launcher.run(program, [], deadline: 60))
         for ranks in [2, 3] {
-            let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], timeout: 60,
-                                              environment: ["SWIFTMP_PROCESSES_PER_RANK": "2"])
+            let outcome = try Launcher.mpirun(
+                ["-np", String(ranks), program.path], timeout: 60,
+                environment: ["SWIFTMP_PROCESSES_PER_RANK": "2"])
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(2 * (ranks - 1))\n"), outcome.output)
             XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
@@ -110,11 +117,12 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(outcome.status, 0, outcome.output)
         let numbers = { (prefix: String) -> [String: Int] in
             guard let line = outcome.output.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return [:] }
-            return Dictionary(uniqueKeysWithValues: line.split(separator: " ").compactMap { field -> (String, Int)? in
-                let parts = field.split(separator: "=")
-                guard parts.count == 2, let value = Int(parts[1]) else { return nil }
-                return (String(parts[0]), value)
-            })
+            return Dictionary(
+                uniqueKeysWithValues: line.split(separator: " ").compactMap { field -> (String, Int)? in
+                    let parts = field.split(separator: "=")
+                    guard parts.count == 2, let value = Int(parts[1]) else { return nil }
+                    return (String(parts[0]), value)
+                })
         }
         let served = numbers("CHURN served"), memory = numbers("CHURN rss_kib")
         XCTAssertNotNil(served["end"], outcome.output)
@@ -137,10 +145,11 @@ final class MPIObjectTests: XCTestCase {
         guard let line = outcome.output.split(separator: "\n").first(where: { $0.hasPrefix("CHURN killed") }) else {
             return XCTFail(outcome.output)
         }
-        let fields = Dictionary(uniqueKeysWithValues: line.split(separator: " ").compactMap { field -> (String, Int)? in
-            let parts = field.split(separator: "=")
-            return parts.count == 2 ? Int(parts[1]).map { (String(parts[0]), $0) } : nil
-        })
+        let fields = Dictionary(
+            uniqueKeysWithValues: line.split(separator: " ").compactMap { field -> (String, Int)? in
+                let parts = field.split(separator: "=")
+                return parts.count == 2 ? Int(parts[1]).map { (String(parts[0]), $0) } : nil
+            })
         XCTAssertEqual(fields["died"], 30, outcome.output)
         XCTAssertNotNil(fields["before"], outcome.output)
         XCTAssertEqual(fields["end"], fields["before"], outcome.output)

@@ -29,7 +29,8 @@ final class CheckpointResumeTests: XCTestCase {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { Int32($0) }.filter { pid in
             guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return false }
+                let close = stat.lastIndex(of: ")")
+            else { return false }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             return fields.count > 2 && Int32(fields[1]) == parent
         }
@@ -40,10 +41,14 @@ final class CheckpointResumeTests: XCTestCase {
         return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { Int($0) }
     }
 
-    private func killMidwayAndResume(label: String, mode: [String] = ["--checkpoint"],
-                                     start: ([String]) throws -> Launcher.Running,
-                                     kill: (Launcher.Running) -> Void, rerun: ([String]) throws -> Launcher.Outcome) throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("swiftmp-resume-\(getpid())-\(label.replacingOccurrences(of: " ", with: "-"))").path
+    private func killMidwayAndResume(
+        label: String, mode: [String] = ["--checkpoint"],
+        start: ([String]) throws -> Launcher.Running,
+        kill: (Launcher.Running) -> Void, rerun: ([String]) throws -> Launcher.Outcome
+    ) throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "swiftmp-resume-\(getpid())-\(label.replacingOccurrences(of: " ", with: "-"))"
+        ).path
         try? FileManager.default.removeItem(atPath: directory)
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: directory) }
@@ -71,9 +76,10 @@ final class CheckpointResumeTests: XCTestCase {
 
     func testLocalParentSIGKILLedThenResumed() throws {
         let program = try Launcher.poolCheck()
-        try killMidwayAndResume(label: "local", start: { try Launcher.start(program, $0) },
-                                kill: { kill($0.process.processIdentifier, SIGKILL) },
-                                rerun: { try Launcher.run(program, $0, deadline: 60) })
+        try killMidwayAndResume(
+            label: "local", start: { try Launcher.start(program, $0) },
+            kill: { kill($0.process.processIdentifier, SIGKILL) },
+            rerun: { try Launcher.run(program, $0, deadline: 60) })
     }
 
     func testMPIRunKilledThenResumed() throws {
@@ -84,10 +90,11 @@ final class CheckpointResumeTests: XCTestCase {
     func testLocalParentSIGKILLedThenResumedImap() throws {
         let program = try Launcher.poolCheck()
         for order in ["ordered", "unordered"] {
-            try killMidwayAndResume(label: "local imap \(order)", mode: ["--checkpoint-stream", order],
-                                    start: { try Launcher.start(program, $0) },
-                                    kill: { kill($0.process.processIdentifier, SIGKILL) },
-                                    rerun: { try Launcher.run(program, $0, deadline: 60) })
+            try killMidwayAndResume(
+                label: "local imap \(order)", mode: ["--checkpoint-stream", order],
+                start: { try Launcher.start(program, $0) },
+                kill: { kill($0.process.processIdentifier, SIGKILL) },
+                rerun: { try Launcher.run(program, $0, deadline: 60) })
         }
     }
 
@@ -100,13 +107,14 @@ final class CheckpointResumeTests: XCTestCase {
     private func mpirunKilledThenResumed(label: String, mode: [String]) throws {
         let program = try Launcher.poolCheck().path
         let script = Launcher.packageRoot.appendingPathComponent("Scripts/mpirun.sh")
-        try killMidwayAndResume(label: label, mode: mode,
-                                start: { try Launcher.start(script, ["--timeout", "60", "-np", "3", program] + $0) },
-                                kill: { running in
-                                    // Scripts/mpirun.sh waits for mpirun (to clean up after it): end mpirun itself.
-                                    for pid in self.children(of: running.process.processIdentifier) { kill(pid, SIGTERM) }
-                                },
-                                rerun: { try Launcher.mpirun(["-np", "3", program], $0) })
+        try killMidwayAndResume(
+            label: label, mode: mode,
+            start: { try Launcher.start(script, ["--timeout", "60", "-np", "3", program] + $0) },
+            kill: { running in
+                // Scripts/mpirun.sh waits for mpirun (to clean up after it): end mpirun itself.
+                for pid in self.children(of: running.process.processIdentifier) { kill(pid, SIGTERM) }
+            },
+            rerun: { try Launcher.mpirun(["-np", "3", program], $0) })
     }
 }
 #endif

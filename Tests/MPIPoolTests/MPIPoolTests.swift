@@ -42,8 +42,10 @@ final class MPIPoolTests: XCTestCase {
             if ranks >= 2 {
                 // swift-log records from tasks on worker ranks, printed by rank 0, tagged with the rank.
                 for input in [1, 2] {
-                    XCTAssertTrue(outcome.output.range(of: "\\[log rank=[0-9]+ pid in [0-9]+\\] info task \(input) says hello",
-                                                       options: .regularExpression) != nil, "np \(ranks): \(outcome.output)")
+                    XCTAssertTrue(
+                        outcome.output.range(
+                            of: "\\[log rank=[0-9]+ pid in [0-9]+\\] info task \(input) says hello",
+                            options: .regularExpression) != nil, "np \(ranks): \(outcome.output)")
                 }
             }
         }
@@ -112,8 +114,9 @@ final class MPIPoolTests: XCTestCase {
     func testRankZeroThatThrowsEndsTheJob() throws {
         let outcome = try Launcher.mpirun(["-np", "3", try Launcher.poolCheck().path], ["--fail-rank0"], timeout: 30)
         XCTAssertNotEqual(outcome.status, 0, outcome.output)
-        XCTAssertTrue(outcome.output.contains("Error raised at top level: --fail-rank0: rank 0 throws after creating the pool"),
-                      outcome.output)
+        XCTAssertTrue(
+            outcome.output.contains("Error raised at top level: --fail-rank0: rank 0 throws after creating the pool"),
+            outcome.output)
         XCTAssertTrue(outcome.output.contains("process rank 0 with PID"), outcome.output)
         XCTAssertFalse(outcome.output.contains("MPI_ABORT"), "the job ended for another reason: \(outcome.output)")
         XCTAssertFalse(outcome.output.contains("timeout"), "the job ended for another reason: \(outcome.output)")
@@ -141,13 +144,14 @@ final class MPIPoolTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: other) }
         let handle = try FileHandle(forWritingTo: other)
         try handle.seekToEnd()
-        try handle.write(contentsOf: [0])   // another build: one more byte
+        try handle.write(contentsOf: [0]) // another build: one more byte
         try handle.close()
         let outcome = try Launcher.mpirun(["-np", "1", program.path, ":", "-np", "1", other.path], timeout: 30)
         XCTAssertEqual(outcome.status, 2, outcome.output)
         XCTAssertTrue(outcome.output.contains("POOL START FAILED: worker rank 1 on "), outcome.output)
-        XCTAssertTrue(outcome.output.contains("the executables differ: rebuild and copy the same binary to every node"),
-                      outcome.output)
+        XCTAssertTrue(
+            outcome.output.contains("the executables differ: rebuild and copy the same binary to every node"),
+            outcome.output)
     }
 
     func testMPIBackendOutsideMPIRunIsUnavailable() throws {
@@ -180,7 +184,9 @@ final class MPIPoolTests: XCTestCase {
         XCTAssertEqual(outcome.status, 0, outcome.output)
         let workers = outcome.output.split(separator: "\n").filter { $0.hasPrefix("  worker ") }
         XCTAssertEqual(workers.count, 4, outcome.output)
-        let ranks = workers.compactMap { line in line.split(separator: " ").firstIndex(of: "rank").map { Int(line.split(separator: " ")[$0 + 1].dropLast()) } ?? nil }
+        let ranks = workers.compactMap { line in
+            line.split(separator: " ").firstIndex(of: "rank").map { Int(line.split(separator: " ")[$0 + 1].dropLast()) } ?? nil
+        }
         XCTAssertEqual(ranks, [1, 1, 2, 2], outcome.output)
         let pids = Set(workers.compactMap { line in line.split(separator: " ").firstIndex(of: "pid").map { Int(line.split(separator: " ")[$0 + 1]) } ?? nil })
         XCTAssertEqual(pids.count, 4, "four distinct worker processes: \(outcome.output)")

@@ -81,7 +81,7 @@ final class SingletonTests: XCTestCase {
         }
 
         try MPIEnvironment.finalize()
-        try MPIEnvironment.finalize()  // idempotent
+        try MPIEnvironment.finalize() // idempotent
         XCTAssertTrue(MPIEnvironment.isFinalized)
         XCTAssertThrowsError(try MPIEnvironment.initialize())
     }

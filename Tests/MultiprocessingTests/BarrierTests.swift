@@ -1,5 +1,6 @@
 import Dispatch
 import XCTest
+
 @testable import Multiprocessing
 
 final class BarrierTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import Wire
 import XCTest
+
 @testable import Multiprocessing
 
 /// Sums one quarter of a broadcast array in shared memory (no copy).
@@ -139,7 +140,7 @@ final class BroadcastTests: TimeLimitedTestCase {
     /// map the one copy (read-only): a change made in it after they first read it is seen by
     /// their next tasks, which a copy per worker would not see.
     func testBroadcastArrayIsReadByTasksOnEveryStartMethodThroughOneSharedCopy() throws {
-        let count = 8 << 20   // 64 MiB of Double
+        let count = 8 << 20 // 64 MiB of Double
         let data = broadcastTestData(count)
         let size = count / 4
         let quarters = (0..<4).map { q in broadcastTestSum((q * size)..<((q + 1) * size)) }
@@ -148,8 +149,9 @@ final class BroadcastTests: TimeLimitedTestCase {
                 let table = try pool.broadcast(data)
                 XCTAssertEqual(table.byteCount, count * 8)
                 XCTAssertEqual(try pool.map(BroadcastQuarterSum(table: table), 0..<4, chunkSize: 1), quarters, "\(method)")
-                XCTAssertEqual(try pool.apply(BroadcastValueProbe(table: table), 0), [Double(count), 0, Double((count - 1) % 1000)],
-                               "\(method)")
+                XCTAssertEqual(
+                    try pool.apply(BroadcastValueProbe(table: table), 0), [Double(count), 0, Double((count - 1) % 1000)],
+                    "\(method)")
                 let before = try pool.map(BroadcastElementAndMapping(table: table), Array(repeating: 7, count: 8), chunkSize: 1)
                 XCTAssertEqual(Set(before.map(\.element)), [7], "\(method)")
                 XCTAssertEqual(Set(before.map(\.permissions)), ["r--s"], "\(method): workers map the broadcast read-only")
@@ -186,14 +188,15 @@ final class BroadcastTests: TimeLimitedTestCase {
                 _ = try pool.map(Square(), 0..<4, chunkSize: 1)
                 let before = try pool.map(BroadcastMappingsHeld(), 0..<4, chunkSize: 1).map { $0[1] }.max()!
                 for round in 0..<50 {
-                    let table = try pool.broadcast([Double](repeating: Double(round), count: 1 << 17))  // 1 MiB
-                    XCTAssertEqual(try pool.map(BroadcastQuarterSum(table: table), 0..<4, chunkSize: 1).reduce(0, +),
-                                   Double(round * (1 << 17)), "\(method)")
+                    let table = try pool.broadcast([Double](repeating: Double(round), count: 1 << 17)) // 1 MiB
+                    XCTAssertEqual(
+                        try pool.map(BroadcastQuarterSum(table: table), 0..<4, chunkSize: 1).reduce(0, +),
+                        Double(round * (1 << 17)), "\(method)")
                     table.release()
                 }
                 XCTAssertEqual(BroadcastBytes.liveCount, 0, "\(method): this process still maps released broadcasts")
                 for _ in 0..<2 {
-                    usleep(700_000)                           // the engine looks twice a second
+                    usleep(700_000) // the engine looks twice a second
                     _ = try pool.map(Square(), 0..<4, chunkSize: 1)
                 }
                 let held = try pool.map(BroadcastMappingsHeld(), 0..<4, chunkSize: 1)

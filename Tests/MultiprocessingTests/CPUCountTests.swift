@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,8 +93,11 @@ final class CPUCountTests: XCTestCase {
         // Ranks of mpirun inside the allocation: the node's CPUs among the local ranks.
         XCTAssertEqual(share(job.merging(["OMPI_COMM_WORLD_LOCAL_SIZE": "5"]) { $1 }), 3)
         // Overcommitted: never below 1.
-        XCTAssertEqual(share(["SLURM_JOB_ID": "7", "SLURM_CPUS_ON_NODE": "1", "SLURM_STEP_ID": "0",
-                              "SLURM_STEP_TASKS_PER_NODE": "3", "SLURM_NODEID": "0"]), 1)
+        XCTAssertEqual(
+            share([
+                "SLURM_JOB_ID": "7", "SLURM_CPUS_ON_NODE": "1", "SLURM_STEP_ID": "0",
+                "SLURM_STEP_TASKS_PER_NODE": "3", "SLURM_NODEID": "0",
+            ]), 1)
     }
 
     func testTasksPerNodeFormat() {

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,14 +42,18 @@ final class CheckpointStreamTests: TimeLimitedTestCase {
                 // The first run stops after 30 results (a kill would lose at most the last 0.1 s).
                 var received: [Int] = []
                 do {
-                    let stream = ordered ? try pool.imap(function, 0..<100, chunkSize: 3, checkpoint: journal)
+                    let stream =
+                        ordered
+                        ? try pool.imap(function, 0..<100, chunkSize: 3, checkpoint: journal)
                         : try pool.imapUnordered(function, 0..<100, chunkSize: 3, checkpoint: journal)
                     for result in stream.prefix(30) { received.append(try result.get()) }
                 }
                 if ordered { XCTAssertEqual(received, Array(1...30)) }
                 let runsBefore = loggedInputs(log)
                 // The second run: the same results, in input order (imap), without running the 30 again.
-                let stream = ordered ? try pool.imap(function, 0..<100, chunkSize: 3, checkpoint: journal)
+                let stream =
+                    ordered
+                    ? try pool.imap(function, 0..<100, chunkSize: 3, checkpoint: journal)
                     : try pool.imapUnordered(function, 0..<100, chunkSize: 3, checkpoint: journal)
                 let all = try stream.map { try $0.get() }
                 if ordered {

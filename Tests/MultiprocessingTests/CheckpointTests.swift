@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -85,8 +87,9 @@ final class CheckpointTests: TimeLimitedTestCase {
         try Pool.with(processes: 2, startMethod: .fork, maxTasksPerChild: 1) { pool in
             for round in 0..<3 {
                 unlink(journal)
-                XCTAssertEqual(try pool.map(Counted(log: log), 0..<150, chunkSize: 1, checkpoint: journal),
-                               (1...150).map { $0 }, "round \(round)")
+                XCTAssertEqual(
+                    try pool.map(Counted(log: log), 0..<150, chunkSize: 1, checkpoint: journal),
+                    (1...150).map { $0 }, "round \(round)")
             }
             let before = loggedInputs(log).count
             XCTAssertEqual(try pool.map(Counted(log: log), 0..<150, chunkSize: 1, checkpoint: journal), (1...150).map { $0 })

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -28,8 +30,9 @@ final class CrashReportTests: XCTestCase {
             }
         }
         var status = stat()
-        XCTAssertNotEqual(lstat(CrashReports.directory(parent: getpid()), &status), 0,
-                          "the reports' directory is gone once the pools have ended")
+        XCTAssertNotEqual(
+            lstat(CrashReports.directory(parent: getpid()), &status), 0,
+            "the reports' directory is gone once the pools have ended")
     }
 
     func testWithoutSwiftsBacktracerTheReportHasTheRawFrames() throws {

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Multiprocessing
 
 /// A backend with no processes: it records what the engine sends, and the test plays the
@@ -81,8 +82,9 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
             var reader = WireReader(payload)
             if payload.first == MasterMessage.define.rawValue { defines[worker, default: 0] += 1 }
             guard (try? reader.read(UInt8.self)) == MasterMessage.chunk.rawValue,
-                  let task = try? reader.read(UInt64.self), (try? reader.read(UInt32.self)) != nil,
-                  let inputs = try? reader.decodeArray(Int.self) else { return }
+                let task = try? reader.read(UInt64.self), (try? reader.read(UInt32.self)) != nil,
+                let inputs = try? reader.decodeArray(Int.self)
+            else { return }
             chunks[worker].append(Chunk(task: task, inputs: inputs))
         }
     }
@@ -157,20 +159,27 @@ final class EngineTests: XCTestCase {
         return engine
     }
 
-    private func batch(_ engine: PoolEngine, _ inputs: [Int], chunkSize: Int, timeout: Double? = nil,
-                       retry: RetryPolicy = .none) throws -> (BatchJob<Identity>, Outcome) {
+    private func batch(
+        _ engine: PoolEngine, _ inputs: [Int], chunkSize: Int, timeout: Double? = nil,
+        retry: RetryPolicy = .none
+    ) throws -> (BatchJob<Identity>, Outcome) {
         let outcome = Outcome()
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: .none)
-        let job = BatchJob<Identity>(function: try FunctionDefinition.make(Identity()), options: options, inputs: inputs,
-                                     chunkSize: chunkSize) { outcome.result = $0; outcome.calls += 1 }
+        let job = BatchJob<Identity>(
+            function: try FunctionDefinition.make(Identity()), options: options, inputs: inputs,
+            chunkSize: chunkSize
+        ) {
+            outcome.result = $0; outcome.calls += 1
+        }
         try engine.submit(job)
         return (job, outcome)
     }
 
     private func stream(_ engine: PoolEngine, _ inputs: [Int], chunkSize: Int = 1) throws -> StreamJob<Identity> {
-        let job = StreamJob<Identity>(function: try FunctionDefinition.make(Identity()), options: .none,
-                                      source: AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true,
-                                      window: 100, wake: {})
+        let job = StreamJob<Identity>(
+            function: try FunctionDefinition.make(Identity()), options: .none,
+            source: AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true,
+            window: 100, wake: {})
         try engine.submit(job)
         return job
     }
@@ -182,7 +191,7 @@ final class EngineTests: XCTestCase {
         _ = engine.step()
         XCTAssertEqual(backend.chunks[0], [.init(task: 1, inputs: [0, 1])])
         XCTAssertEqual(backend.chunks[1], [.init(task: 2, inputs: [2, 3])])
-        backend.take(0, at: 1)            // worker 0 runs input 1 when it dies
+        backend.take(0, at: 1) // worker 0 runs input 1 when it dies
         backend.die(0)
         _ = engine.step()
         XCTAssertEqual(backend.replaced, [0])
@@ -212,9 +221,9 @@ final class EngineTests: XCTestCase {
         backend.take(0)
         backend.reply(0, task: 1, outputs: [0])
         now += 1_000
-        _ = engine.step()                  // a fast reply: the worker now holds more than one
+        _ = engine.step() // a fast reply: the worker now holds more than one
         XCTAssertEqual(backend.chunks[0].map(\.inputs), [[0], [1], [2]])
-        backend.take(0)                    // takes input 1, then dies in it; input 2 not taken
+        backend.take(0) // takes input 1, then dies in it; input 2 not taken
         backend.die(0)
         _ = engine.step()
         guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
@@ -236,7 +245,7 @@ final class EngineTests: XCTestCase {
         _ = engine.step()
         XCTAssertEqual(backend.chunks[0].suffix(2).map(\.inputs), [[400], [10]])
         XCTAssertEqual(backend.chunks[1].suffix(2).map(\.inputs), [[10], [10]])
-        backend.take(0)                                     // 400 runs on worker 0
+        backend.take(0) // 400 runs on worker 0
         backend.take(1); backend.reply(1, task: 4, outputs: [10])
         backend.take(1); backend.reply(1, task: 6, outputs: [10])
         now += 20_000_000
@@ -257,7 +266,7 @@ final class EngineTests: XCTestCase {
         let (_, outcome) = try batch(engine, [7], chunkSize: 1, timeout: 1)
         _ = engine.step()
         backend.take(0)
-        _ = engine.step()                  // seen running
+        _ = engine.step() // seen running
         now += 600_000_000
         _ = engine.step()
         XCTAssertEqual(backend.killed, [])
@@ -273,12 +282,13 @@ final class EngineTests: XCTestCase {
     func testWithoutSharedProgressATimeLimitGivesTheInputUpAndDropsTheLateReply() throws {
         let backend = ScriptedBackend(workers: 1, canReplace: false, sharesProgress: false)
         let engine = engine(backend)
-        _ = try stream(engine, [1, 2])      // ahead of it, two inputs without a limit
+        _ = try stream(engine, [1, 2]) // ahead of it, two inputs without a limit
         _ = engine.step()
-        let limited = StreamJob<Identity>(function: try FunctionDefinition.make(Identity()),
-                                          options: try TaskOptions(timeout: 0.5, retry: nil, defaults: .none),
-                                          source: AnyIterator([5].makeIterator()), chunkSize: 1, ordered: true,
-                                          window: 10, wake: {})
+        let limited = StreamJob<Identity>(
+            function: try FunctionDefinition.make(Identity()),
+            options: try TaskOptions(timeout: 0.5, retry: nil, defaults: .none),
+            source: AnyIterator([5].makeIterator()), chunkSize: 1, ordered: true,
+            window: 10, wake: {})
         try engine.submit(limited)
         backend.reply(0, task: 1, outputs: [1])
         _ = engine.step()
@@ -293,7 +303,7 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(backend.killed, [])
         guard case .failure(let error, _)? = limited.take() else { return XCTFail() }
         XCTAssertEqual((error as? TaskTimedOut)?.inputIndex, 0)
-        backend.reply(0, task: task, outputs: [5])   // late: dropped
+        backend.reply(0, task: task, outputs: [5]) // late: dropped
         _ = engine.step()
         XCTAssertNil(limited.take(), "the stream ended with one result for its one input")
     }
@@ -304,7 +314,7 @@ final class EngineTests: XCTestCase {
         let (_, outcome) = try batch(engine, [0, 1, 2], chunkSize: 3, retry: RetryPolicy(attempts: 2, on: [.threw], backoff: 1))
         _ = engine.step()
         backend.take(0, at: 1)
-        backend.fail(0, task: 1, at: 1, outputsBefore: [0])   // input 1 threw
+        backend.fail(0, task: 1, at: 1, outputsBefore: [0]) // input 1 threw
         _ = engine.step()
         // Input 2 runs at once; input 1 waits for its backoff.
         XCTAssertEqual(backend.chunks[0].map(\.inputs), [[0, 1, 2], [2]])
@@ -349,8 +359,10 @@ final class EngineTests: XCTestCase {
         let engine = engine(backend)
         let table = (0..<100_000).map(Double.init)
         for call in 0..<20 {
-            let job = BatchJob<WithTable>(function: try FunctionDefinition.make(WithTable(table: table)), options: .none,
-                                          inputs: [call], chunkSize: 1) { _ in }
+            let job = BatchJob<WithTable>(
+                function: try FunctionDefinition.make(WithTable(table: table)), options: .none,
+                inputs: [call], chunkSize: 1
+            ) { _ in }
             try engine.submit(job)
             _ = engine.step()
             for worker in 0..<2 where backend.chunks[worker].count > 0 {
@@ -361,8 +373,10 @@ final class EngineTests: XCTestCase {
         }
         XCTAssertEqual(backend.defines.values.reduce(0, +), backend.defines.count, "one define per worker that ran")
         // Another value of the same type is another function.
-        let other = BatchJob<WithTable>(function: try FunctionDefinition.make(WithTable(table: [1])), options: .none,
-                                        inputs: [0], chunkSize: 1) { _ in }
+        let other = BatchJob<WithTable>(
+            function: try FunctionDefinition.make(WithTable(table: [1])), options: .none,
+            inputs: [0], chunkSize: 1
+        ) { _ in }
         try engine.submit(other)
         _ = engine.step()
         XCTAssertEqual(backend.defines.values.reduce(0, +), backend.defines.count + 1)

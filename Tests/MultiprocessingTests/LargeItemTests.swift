@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -144,8 +146,9 @@ final class LargeItemTests: XCTestCase {
     func testCallerPeakMemoryStaysUnderOnePointSixTimesALargeItem() throws {
         let size = 192 << 20
         let queue = try Queue<[Double]>()
-        let child = Multiprocessing.Process(target: LargeItemPeakProbe(queue: queue, size: size, startMethod: .fork),
-                                            startMethod: .fork)
+        let child = Multiprocessing.Process(
+            target: LargeItemPeakProbe(queue: queue, size: size, startMethod: .fork),
+            startMethod: .fork)
         try child.start()
         let ratios = try queue.get(timeout: 120)
         try child.join(timeout: 60)

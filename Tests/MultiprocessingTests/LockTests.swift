@@ -1,6 +1,8 @@
 import Dispatch
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -96,7 +98,10 @@ final class LockTests: XCTestCase {
         XCTAssertThrowsError(try lock.release()) {
             XCTAssertEqual(($0 as? SynchronizationError)?.code, .notHeld)
         }
-        XCTAssertTrue(try onOtherThread { let got = try lock.acquire(timeout: 1); try lock.release(); return got })
+        XCTAssertTrue(
+            try onOtherThread {
+                let got = try lock.acquire(timeout: 1); try lock.release(); return got
+            })
     }
 
     /// Two processes × 100 000 locked increments end at exactly 200 000, whatever the start
@@ -111,7 +116,8 @@ final class LockTests: XCTestCase {
                 let wall = monotonicSeconds() - start
                 XCTAssertEqual(counter.value, 200_000, "\(method)")
                 let rate = 200_000 / (times.max() ?? wall)
-                print("""
+                print(
+                    """
                     \(method): 2 processes × 100 000 locked increments: \
                     \(Int(rate)) incr/s inside the workers, \(Int(200_000 / wall)) incr/s with the pool round trip
                     """)
@@ -130,7 +136,7 @@ final class LockTests: XCTestCase {
             let outcome = try value.lock.acquireReportingRecovery(timeout: 5)
             XCTAssertEqual(outcome, .acquiredFromDeadOwner)
             XCTAssertTrue(outcome.previousOwnerDied)
-            XCTAssertEqual(value.value, 99)   // re-entrant access while held
+            XCTAssertEqual(value.value, 99) // re-entrant access while held
             try value.lock.release()
             // Usable normally afterwards, from this process and from a new worker.
             XCTAssertEqual(try value.lock.acquireReportingRecovery(timeout: 1), .acquired)

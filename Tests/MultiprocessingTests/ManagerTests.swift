@@ -1,7 +1,9 @@
 import Dispatch
 import Foundation
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -176,7 +178,7 @@ final class ManagerTests: TimeLimitedTestCase {
 
     func testManagersLeaveNoDescriptorBehind() throws {
         do {
-            let warmUp = try Manager()           // the supervisor's own descriptors, once
+            let warmUp = try Manager() // the supervisor's own descriptors, once
             try warmUp.dict(Int.self, Int.self).set(1, 1)
             warmUp.shutdown()
         }
@@ -189,7 +191,7 @@ final class ManagerTests: TimeLimitedTestCase {
         for _ in 0..<20 {
             let manager = try Manager()
             try manager.list(of: Int.self).append(1)
-            _ = manager   // dropped here
+            _ = manager // dropped here
         }
         let after = try openDescriptors()
         XCTAssertLessThanOrEqual(after, before + 2, "40 managers left \(after - before) descriptors open")
@@ -215,7 +217,8 @@ final class ManagerTests: TimeLimitedTestCase {
 
     private func residentKiB(_ pid: Int32) -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return -1 }
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return -1 }
         return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
     }
 
@@ -244,9 +247,9 @@ final class ManagerTests: TimeLimitedTestCase {
         let half = try connectRaw(manager)
         var closed = false
         defer { if !closed { systemClose(huge); systemClose(half) } }
-        var announce: [UInt8] = [0, 0, 0, 0x40, 7]        // 1 GiB, then one byte of it
+        var announce: [UInt8] = [0, 0, 0, 0x40, 7] // 1 GiB, then one byte of it
         XCTAssertEqual(send(huge, &announce, 5, Int32(MSG_NOSIGNAL)), 5)
-        var header: [UInt8] = [32, 0]                      // half a header
+        var header: [UInt8] = [32, 0] // half a header
         XCTAssertEqual(send(half, &header, 2, Int32(MSG_NOSIGNAL)), 2)
         usleep(100_000)
         let served = finishes(within: 5) {
@@ -291,7 +294,7 @@ final class ManagerTests: TimeLimitedTestCase {
             if n > 0 { got += n } else { usleep(1_000) }
         }
         XCTAssertEqual(reply, [1, 0, 0, 0, 0], "authentication reply")
-        var partial: [UInt8] = [100, 0, 0, 0, 13, 1]        // a 100-byte request, 2 bytes of it
+        var partial: [UInt8] = [100, 0, 0, 0, 13, 1] // a 100-byte request, 2 bytes of it
         XCTAssertEqual(send(slow, &partial, partial.count, Int32(MSG_NOSIGNAL)), partial.count)
         usleep(100_000)
         let served = finishes(within: 5) { try dict.set(1, 2) }
@@ -358,7 +361,7 @@ final class ManagerTests: TimeLimitedTestCase {
         var reported: [Int] = []
         for _ in 0..<8 { reported.append(try results.get(timeout: 5)) }
         XCTAssertEqual(reported.sorted(), Array(0..<8))
-        XCTAssertEqual(try dict.count(), 1)   // only "children" is left
+        XCTAssertEqual(try dict.count(), 1) // only "children" is left
     }
 
     func testDictPopSetDefaultUpdateAndListInsertExtendItems() throws {
@@ -377,9 +380,9 @@ final class ManagerTests: TimeLimitedTestCase {
         let list = try manager.list(of: String.self)
         try list.extend(["b", "d"])
         try list.insert("a", at: 0)
-        try list.insert("c", at: -1)      // before the last, as Python's
-        try list.insert("e", at: 100)     // past the end: appended
-        try list.insert("_", at: -100)    // before the start: first
+        try list.insert("c", at: -1) // before the last, as Python's
+        try list.insert("e", at: 100) // past the end: appended
+        try list.insert("_", at: -100) // before the start: first
         try list.extend([String]())
         XCTAssertEqual(try list.items(), ["_", "a", "b", "c", "d", "e"])
         var seen: [String] = []

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,8 +75,8 @@ func outOfBandTraces() -> [String] {
 /// The machine's shared memory in use (Shmem of /proc/meminfo), bytes.
 func machineShmem() -> Int {
     guard let text = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8),
-          let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Shmem:") }),
-          let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Shmem:") }),
+        let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
     else { return 0 }
     return kib * 1024
 }
@@ -91,8 +93,9 @@ struct CheckAndMakeBytes: ParallelFunction {
     }
     func callAsFunction(_ input: [UInt8]) -> Report {
         let firstWrong = Patterned.firstWrongBlock(input, seed: 1)
-        return Report(count: input.count, firstWrong: firstWrong, mappedHere: !outOfBandTraces().isEmpty,
-                      bytes: Patterned.make(resultSize, seed: 2))
+        return Report(
+            count: input.count, firstWrong: firstWrong, mappedHere: !outOfBandTraces().isEmpty,
+            bytes: Patterned.make(resultSize, seed: 2))
     }
 }
 

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -38,16 +40,19 @@ final class PoolAPITests: TimeLimitedTestCase {
         for i in 0..<3 {
             results.append(try pool.applyAsync(Square(), i, callback: { value in box.withLock { seen.append(value) } }))
         }
-        let failing = try pool.applyAsync(FailOnMultiple(divisor: 2), 4, errorCallback: { error in
-            box.withLock { errors.append("\(error)") }
-        })
+        let failing = try pool.applyAsync(
+            FailOnMultiple(divisor: 2), 4,
+            errorCallback: { error in
+                box.withLock { errors.append("\(error)") }
+            })
         for result in results { _ = result.wait(timeout: 10) }
         _ = failing.wait(timeout: 10)
         XCTAssertEqual(box.withLock { seen.sorted() }, [0, 1, 4])
         let reported = box.withLock { errors }
         XCTAssertEqual(reported.count, 1)
-        XCTAssertTrue(reported.first?.hasPrefix("input 0 threw MultiprocessingTests.Boom: boom at 4 (worker process ") ?? false,
-                      "\(reported)")
+        XCTAssertTrue(
+            reported.first?.hasPrefix("input 0 threw MultiprocessingTests.Boom: boom at 4 (worker process ") ?? false,
+            "\(reported)")
         XCTAssertFalse(failing.isSuccessful)
         let awaited = try await pool.applyAsync(Square(), 12).value
         XCTAssertEqual(awaited, 144)
@@ -57,7 +62,7 @@ final class PoolAPITests: TimeLimitedTestCase {
 
     func testImapIsLazyOrderedAndHasBackPressure() throws {
         try Pool.with(processes: 2) { pool in
-            let source = CountingSequence()   // infinite
+            let source = CountingSequence() // infinite
             let stream = try pool.imap(Square(), source, chunkSize: 2)
             var got: [Int] = []
             for result in stream {

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -87,12 +89,14 @@ final class PoolAccountingTests: TimeLimitedTestCase {
         for method in methods {
             let ledger = CallbackLedger()
             try Pool.with(processes: 2, startMethod: method) { pool in
-                let innocent = try pool.applyAsync(SleepMilliseconds(), 200,
-                                                   callback: { _ in ledger.record("innocent ok") },
-                                                   errorCallback: { _ in ledger.record("innocent error") })
-                let victim = try pool.applyAsync(CrashOn(victims: [7]), 7,
-                                                 callback: { _ in ledger.record("victim ok") },
-                                                 errorCallback: { _ in ledger.record("victim error") })
+                let innocent = try pool.applyAsync(
+                    SleepMilliseconds(), 200,
+                    callback: { _ in ledger.record("innocent ok") },
+                    errorCallback: { _ in ledger.record("innocent error") })
+                let victim = try pool.applyAsync(
+                    CrashOn(victims: [7]), 7,
+                    callback: { _ in ledger.record("victim ok") },
+                    errorCallback: { _ in ledger.record("victim error") })
                 XCTAssertEqual(try innocent.get(timeout: 20), 200, "\(method)")
                 XCTAssertThrowsError(try victim.get(timeout: 20)) { XCTAssertTrue($0 is WorkerDied, "\(method): \($0)") }
             }
@@ -134,8 +138,9 @@ final class PoolAccountingTests: TimeLimitedTestCase {
                 for round in 0..<6 {
                     let pids = Set(try pool.map(WorkerPID(), Array(0..<40), chunkSize: 1))
                     if let pid = pids.first { kill(pid, SIGKILL) }
-                    XCTAssertEqual(try pool.map(Square(), 0..<30, chunkSize: 1), (0..<30).map { $0 * $0 },
-                                   "\(method) round \(round)")
+                    XCTAssertEqual(
+                        try pool.map(Square(), 0..<30, chunkSize: 1), (0..<30).map { $0 * $0 },
+                        "\(method) round \(round)")
                 }
             }
         }
@@ -145,7 +150,7 @@ final class PoolAccountingTests: TimeLimitedTestCase {
     func testWorkerDiedArrivesAtOnceDespiteALongChunk() throws {
         for method in methods {
             let pool = try Pool(processes: 2, startMethod: method)
-            _ = try pool.map(Square(), 0..<4)   // workers up
+            _ = try pool.map(Square(), 0..<4) // workers up
             let start = monotonicNanoseconds()
             XCTAssertThrowsError(try pool.map(SlowThenCrash(seconds: 4), [0, 1], chunkSize: 1)) { error in
                 XCTAssertEqual((error as? WorkerDied)?.inputIndex, 1, "\(method): \(error)")

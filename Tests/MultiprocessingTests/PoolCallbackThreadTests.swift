@@ -15,26 +15,28 @@ final class PoolCallbackThreadTests: XCTestCase {
             other.terminate()
         }
         let seen = Mutex<[String]>([])
-        let done = try pool.applyAsync(Square(), 3, callback: { _ in
-            func note(_ text: String) { seen.withLock { $0.append(text) } }
-            do {
-                try pool.join()
-                note("join returned")
-            } catch let error as PoolError {
-                note("join \(error.code)")
-            } catch {
-                note("join \(error)")
-            }
-            do {
-                _ = try pool.apply(Square(), 4)
-                note("apply returned")
-            } catch let error as PoolError {
-                note("apply \(error.code)")
-            } catch {
-                note("apply \(error)")
-            }
-            note("other pool \((try? other.apply(Square(), 5)).map(String.init) ?? "failed")")
-        })
+        let done = try pool.applyAsync(
+            Square(), 3,
+            callback: { _ in
+                func note(_ text: String) { seen.withLock { $0.append(text) } }
+                do {
+                    try pool.join()
+                    note("join returned")
+                } catch let error as PoolError {
+                    note("join \(error.code)")
+                } catch {
+                    note("join \(error)")
+                }
+                do {
+                    _ = try pool.apply(Square(), 4)
+                    note("apply returned")
+                } catch let error as PoolError {
+                    note("apply \(error.code)")
+                } catch {
+                    note("apply \(error)")
+                }
+                note("other pool \((try? other.apply(Square(), 5)).map(String.init) ?? "failed")")
+            })
         XCTAssertTrue(done.wait(timeout: 60), "the callback hung")
         XCTAssertEqual(seen.withLock { $0 }, ["join invalidArgument", "apply invalidArgument", "other pool 25"])
         XCTAssertEqual(try pool.apply(Square(), 6), 36, "the pool goes on")
@@ -47,18 +49,20 @@ final class PoolCallbackThreadTests: XCTestCase {
         defer { pool.terminate() }
         let stream = try pool.imap(Square(), [1, 2, 3])
         let seen = Mutex<String>("")
-        let done = try pool.applyAsync(Square(), 3, callback: { _ in
-            let results = Array(stream)
-            seen.withLock {
-                $0 = results.map { result in
-                    switch result {
-                    case .success(let value): return "\(value)"
-                    case .failure(let error as PoolError): return "\(error.code)"
-                    case .failure(let error): return "\(error)"
-                    }
-                }.joined(separator: " ")
-            }
-        })
+        let done = try pool.applyAsync(
+            Square(), 3,
+            callback: { _ in
+                let results = Array(stream)
+                seen.withLock {
+                    $0 = results.map { result in
+                        switch result {
+                        case .success(let value): return "\(value)"
+                        case .failure(let error as PoolError): return "\(error.code)"
+                        case .failure(let error): return "\(error)"
+                        }
+                    }.joined(separator: " ")
+                }
+            })
         XCTAssertTrue(done.wait(timeout: 60), "the callback hung")
         XCTAssertEqual(seen.withLock { $0 }, "invalidArgument")
     }

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,7 +25,7 @@ final class PoolFailureTests: TimeLimitedTestCase {
                     XCTAssertEqual(remote.message, "boom at \(remote.inputIndex + 1)")
                 }
                 XCTAssertThrowsError(try pool.map(FailOnMultiple(divisor: 7), 1..<10, chunkSize: 3)) { error in
-                    XCTAssertEqual((error as? RemoteError)?.inputIndex, 6, "\(method): \(error)")  // input 7 is at index 6
+                    XCTAssertEqual((error as? RemoteError)?.inputIndex, 6, "\(method): \(error)") // input 7 is at index 6
                 }
                 // imap: the failure is one element; the others are delivered.
                 let results = Array(try pool.imap(FailOnMultiple(divisor: 5), Array(1...10)))

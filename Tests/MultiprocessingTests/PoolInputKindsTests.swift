@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -136,10 +138,12 @@ final class PoolInputKindsTests: TimeLimitedTestCase {
                 XCTAssertEqual(try pool.starmap(Add(), pairs), expected, "array n=\(n)")
                 XCTAssertEqual(try pool.starmap(Add(), (0..<n).lazy.map { ($0, 3 * $0 - 1) }), expected, "lazy n=\(n)")
                 XCTAssertEqual(try pool.starmap(Add(), pairs[...]), expected, "slice n=\(n)")
-                XCTAssertEqual(try pool.starmap(Add(), zip(0..<n, stride(from: -1, to: 3 * n - 1, by: 3))), expected,
-                               "zip n=\(n)")
-                XCTAssertEqual(try pool.starmapAsync(Add(), (0..<n).lazy.map { ($0, 3 * $0 - 1) }, chunkSize: 9).get(),
-                               expected, "starmapAsync n=\(n)")
+                XCTAssertEqual(
+                    try pool.starmap(Add(), zip(0..<n, stride(from: -1, to: 3 * n - 1, by: 3))), expected,
+                    "zip n=\(n)")
+                XCTAssertEqual(
+                    try pool.starmapAsync(Add(), (0..<n).lazy.map { ($0, 3 * $0 - 1) }, chunkSize: 9).get(),
+                    expected, "starmapAsync n=\(n)")
             }
         }
     }

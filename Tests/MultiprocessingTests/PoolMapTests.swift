@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Multiprocessing
 
 final class PoolMapTests: TimeLimitedTestCase {

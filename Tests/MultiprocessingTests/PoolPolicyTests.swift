@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -88,8 +90,9 @@ final class PoolPolicyTests: TimeLimitedTestCase {
         for method in methods {
             let directory = temporaryDirectory()
             try Pool.with(processes: 2, startMethod: method) { pool in
-                let results = try pool.map(CrashOnceOn(directory: directory, victims: [3, 7]), 0..<10, chunkSize: 2,
-                                           retry: RetryPolicy(attempts: 2))
+                let results = try pool.map(
+                    CrashOnceOn(directory: directory, victims: [3, 7]), 0..<10, chunkSize: 2,
+                    retry: RetryPolicy(attempts: 2))
                 XCTAssertEqual(results, (0..<10).map { $0 * 10 }, "\(method)")
             }
         }
@@ -120,8 +123,10 @@ final class PoolPolicyTests: TimeLimitedTestCase {
         let directory = temporaryDirectory()
         try Pool.with(processes: 1) { pool in
             let start = monotonicNanoseconds()
-            XCTAssertEqual(try pool.apply(CrashOnceOn(directory: directory, victims: [1]), 1,
-                                          retry: RetryPolicy(attempts: 2, backoff: 0.3)), 10)
+            XCTAssertEqual(
+                try pool.apply(
+                    CrashOnceOn(directory: directory, victims: [1]), 1,
+                    retry: RetryPolicy(attempts: 2, backoff: 0.3)), 10)
             XCTAssertGreaterThanOrEqual(seconds(since: start), 0.3)
         }
     }
@@ -131,8 +136,9 @@ final class PoolPolicyTests: TimeLimitedTestCase {
             let ledger = CallbackLedger()
             try Pool.with(processes: 2, startMethod: method) { pool in
                 let pids = Set(try pool.map(WorkerPID(), Array(0..<20)))
-                let long = try pool.applyAsync(Sleep(seconds: 10), 1, callback: { _ in ledger.record("ok") },
-                                               errorCallback: { _ in ledger.record("error") })
+                let long = try pool.applyAsync(
+                    Sleep(seconds: 10), 1, callback: { _ in ledger.record("ok") },
+                    errorCallback: { _ in ledger.record("error") })
                 usleep(100_000)
                 let start = monotonicNanoseconds()
                 long.cancel()
@@ -140,7 +146,7 @@ final class PoolPolicyTests: TimeLimitedTestCase {
                     XCTAssertEqual(($0 as? PoolError)?.code, .cancelled, "\(method): \($0)")
                 }
                 XCTAssertLessThan(seconds(since: start), 1, "\(method)")
-                long.cancel()  // again: nothing happens
+                long.cancel() // again: nothing happens
                 // Both workers free again within a second: the sleeping one was replaced.
                 let after = Set(try pool.map(WorkerPID(), Array(0..<20)))
                 XCTAssertEqual(try pool.map(Square(), 0..<10, timeout: 2), (0..<10).map { $0 * $0 }, "\(method)")
@@ -154,7 +160,7 @@ final class PoolPolicyTests: TimeLimitedTestCase {
         try Pool.with(processes: 2) { pool in
             do {
                 let stream = try pool.imap(Sleep(seconds: 10), Array(0..<6))
-                _ = stream  // dropped unconsumed
+                _ = stream // dropped unconsumed
             }
             let start = monotonicNanoseconds()
             XCTAssertEqual(try pool.map(Square(), 0..<4), [0, 1, 4, 9])
@@ -191,9 +197,11 @@ final class PoolPolicyTests: TimeLimitedTestCase {
         try Pool.with(processes: 2) { pool in
             var results: [AsyncResult<Int>] = []
             for input in 0..<60 {
-                results.append(try pool.applyAsync(CrashOn(victims: Set(stride(from: 0, to: 60, by: 7))), input,
-                                                   callback: { ledger.record("ok \($0)") },
-                                                   errorCallback: { _ in ledger.record("error \(input)") }))
+                results.append(
+                    try pool.applyAsync(
+                        CrashOn(victims: Set(stride(from: 0, to: 60, by: 7))), input,
+                        callback: { ledger.record("ok \($0)") },
+                        errorCallback: { _ in ledger.record("error \(input)") }))
             }
             for result in results { _ = result.wait(timeout: 30) }
         }

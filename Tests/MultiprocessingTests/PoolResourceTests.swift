@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -14,12 +16,13 @@ final class PoolResourceTests: TimeLimitedTestCase {
     static func openDescriptors() -> Set<String> {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
         // A descriptor that vanished before readlink was the directory listing's own.
-        return Set(names.compactMap { name in
-            guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)") else {
-                return nil
-            }
-            return "\(name) → \(target)"
-        })
+        return Set(
+            names.compactMap { name in
+                guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(name)") else {
+                    return nil
+                }
+                return "\(name) → \(target)"
+            })
     }
 
     /// Children of this process: (zombies, alive).
@@ -28,8 +31,9 @@ final class PoolResourceTests: TimeLimitedTestCase {
         var zombies = 0, alive = 0
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard Int32(entry) != nil,
-                  let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { continue }
+                let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+                let close = stat.lastIndex(of: ")")
+            else { continue }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard fields.count > 2, Int32(fields[1]) == me else { continue }
             if fields[0] == "Z" { zombies += 1 } else { alive += 1 }
@@ -67,10 +71,12 @@ final class PoolResourceTests: TimeLimitedTestCase {
                 }
             }
         }
-        XCTAssertTrue(waitUntil(5) { Self.openDescriptors().isSubset(of: baseline) },
-                      "new descriptors: \(Self.openDescriptors().subtracting(baseline))")
-        XCTAssertTrue(waitUntil(5) { Self.children().zombies == 0 && Self.children().alive == aliveBefore },
-                      "children: \(Self.children()), \(aliveBefore) alive before")
+        XCTAssertTrue(
+            waitUntil(5) { Self.openDescriptors().isSubset(of: baseline) },
+            "new descriptors: \(Self.openDescriptors().subtracting(baseline))")
+        XCTAssertTrue(
+            waitUntil(5) { Self.children().zombies == 0 && Self.children().alive == aliveBefore },
+            "children: \(Self.children()), \(aliveBefore) alive before")
     }
 }
 
@@ -113,16 +119,19 @@ final class PoolSegmentReleaseTests: TimeLimitedTestCase {
                     }
                 }
                 try roundOfQueues(5)
-                usleep(700_000)                       // the engine looks twice a second
+                usleep(700_000) // the engine looks twice a second
                 let before = try pool.apply(SharedMappings(), 0)
                 try roundOfQueues(100)
                 usleep(700_000)
-                _ = try pool.apply(Square(), 1)       // one more round: releases sent
+                _ = try pool.apply(Square(), 1) // one more round: releases sent
                 usleep(700_000)
                 _ = try pool.apply(Square(), 2)
                 let after = try pool.apply(SharedMappings(), 0)
                 XCTAssertGreaterThan(before, 0, "\(method)")
-                XCTAssertLessThan(after - before, 10, "\(method): \(before) shared mappings before, \(after) after 100 queues: worker \((try? pool.apply(SegmentsHeld(), 0)) ?? "?"), parent owned \(SegmentRegistry.counts.owned)")
+                XCTAssertLessThan(
+                    after - before, 10,
+                    "\(method): \(before) shared mappings before, \(after) after 100 queues: worker \((try? pool.apply(SegmentsHeld(), 0)) ?? "?"), parent owned \(SegmentRegistry.counts.owned)"
+                )
             }
         }
     }

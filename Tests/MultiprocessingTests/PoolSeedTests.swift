@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -64,8 +66,9 @@ final class PoolSeedTests: XCTestCase {
         for workers in [1, 2, 3] {
             try Pool.with(processes: workers, backend: .local) { pool in
                 for chunk in [1, 7, nil] as [Int?] {
-                    XCTAssertEqual(try pool.map(walk, inputs, seed: 7, chunkSize: chunk), expected,
-                                   "\(workers) workers, chunk \(chunk.map(String.init) ?? "default")")
+                    XCTAssertEqual(
+                        try pool.map(walk, inputs, seed: 7, chunkSize: chunk), expected,
+                        "\(workers) workers, chunk \(chunk.map(String.init) ?? "default")")
                 }
             }
         }
@@ -76,10 +79,12 @@ final class PoolSeedTests: XCTestCase {
         for method in [StartMethod.fork, .forkserver, .spawn] {
             try Pool.with(processes: 2, startMethod: method, backend: .local) { pool in
                 XCTAssertEqual(try pool.map(walk, inputs, seed: 99, chunkSize: 3), expected, "\(method) map")
-                XCTAssertEqual(try pool.mapAsync(walk, inputs, seed: 99, chunkSize: 5).get(timeout: 60), expected,
-                               "\(method) mapAsync")
-                XCTAssertEqual(try pool.imap(walk, inputs, seed: 99, chunkSize: 4).map { try $0.get() }, expected,
-                               "\(method) imap")
+                XCTAssertEqual(
+                    try pool.mapAsync(walk, inputs, seed: 99, chunkSize: 5).get(timeout: 60), expected,
+                    "\(method) mapAsync")
+                XCTAssertEqual(
+                    try pool.imap(walk, inputs, seed: 99, chunkSize: 4).map { try $0.get() }, expected,
+                    "\(method) imap")
                 let unordered = try pool.imapUnordered(walk, inputs, seed: 99, chunkSize: 2).map { try $0.get() }
                 XCTAssertEqual(unordered.sorted { $0[1] < $1[1] }, expected, "\(method) imapUnordered")
             }
@@ -103,8 +108,9 @@ final class PoolSeedTests: XCTestCase {
         // The reference runs here, serially: with no victims (a victim would kill this process).
         let reference = try CrashingStreamWalk(directory: directory, victims: []).serial(0..<16, seed: 5)
         try Pool.with(processes: 2, backend: .local) { pool in
-            XCTAssertEqual(try pool.map(crashing, 0..<16, seed: 5, chunkSize: 4, retry: RetryPolicy(attempts: 2)),
-                           reference)
+            XCTAssertEqual(
+                try pool.map(crashing, 0..<16, seed: 5, chunkSize: 4, retry: RetryPolicy(attempts: 2)),
+                reference)
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/3"), "input 3 crashed its worker once")
         XCTAssertTrue(FileManager.default.fileExists(atPath: "\(directory)/11"), "input 11 crashed its worker once")

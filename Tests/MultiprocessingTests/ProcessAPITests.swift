@@ -1,6 +1,8 @@
 import Foundation
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -9,8 +11,10 @@ import Glibc
 final class ProcessAPITests: XCTestCase {
     static let methods: [StartMethod] = [.fork, .forkserver, .spawn]
 
-    private func assertClosed(_ body: @autoclosure () throws -> some Any, _ what: String,
-                              file: StaticString = #filePath, line: UInt = #line) {
+    private func assertClosed(
+        _ body: @autoclosure () throws -> some Any, _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertThrowsError(try body(), what, file: file, line: line) {
             XCTAssertEqual(($0 as? ProcessError)?.code, .closed, "\(what): \($0)", file: file, line: line)
         }
@@ -107,8 +111,9 @@ final class ProcessAPITests: XCTestCase {
         }
         for outer in Self.methods {
             for inner in Self.methods {
-                let p = Process(target: ReportGrandchildParent(queue: queue, method: inner), name: "outer-\(outer)",
-                                startMethod: outer)
+                let p = Process(
+                    target: ReportGrandchildParent(queue: queue, method: inner), name: "outer-\(outer)",
+                    startMethod: outer)
                 try p.start()
                 let grandchild = try queue.get(timeout: 30)
                 let child = try queue.get(timeout: 30)

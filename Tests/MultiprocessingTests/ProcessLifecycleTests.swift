@@ -1,15 +1,19 @@
 import Foundation
 import Synchronization
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// Runs `body` on its own thread and waits at most `seconds` for it: a hang fails the test
 /// instead of the suite (the stuck thread is left behind).
-func bounded<T: Sendable>(_ seconds: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line,
-                          _ body: @escaping @Sendable () throws -> T) throws -> T {
+func bounded<T: Sendable>(
+    _ seconds: Double, _ what: String, file: StaticString = #filePath, line: UInt = #line,
+    _ body: @escaping @Sendable () throws -> T
+) throws -> T {
     let done = ConditionLock()
     nonisolated(unsafe) var outcome: Result<T, any Error>?
     try spawnThread(named: "test-bounded") {
@@ -36,8 +40,9 @@ func children(named name: String) -> [pid_t] {
     guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
     return entries.compactMap { entry -> pid_t? in
         guard let pid = pid_t(entry),
-              let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-              let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { return nil }
+            let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
+            let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+        else { return nil }
         let comm = stat[stat.index(after: open)..<close]
         let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
         guard comm == name, fields.count > 1, fields[0] != "Z", pid_t(fields[1]) == getpid() else { return nil }
@@ -49,8 +54,10 @@ final class ProcessLifecycleTests: XCTestCase {
     static let methods: [StartMethod] = [.fork, .forkserver, .spawn]
 
     /// Joins `p` within `seconds`; kills it (and fails) if it does not end.
-    private func joinOrKill(_ p: Multiprocessing.Process, _ seconds: Double, _ what: String,
-                            file: StaticString = #filePath, line: UInt = #line) throws {
+    private func joinOrKill(
+        _ p: Multiprocessing.Process, _ seconds: Double, _ what: String,
+        file: StaticString = #filePath, line: UInt = #line
+    ) throws {
         if try !p.join(timeout: seconds) {
             XCTFail("\(what): did not end within \(seconds) s", file: file, line: line)
             try p.kill()
@@ -121,7 +128,7 @@ final class ProcessLifecycleTests: XCTestCase {
     /// server's… — are such locks).
     func testLocksHeldByOtherThreadsAreUnlockedInAForkedChild() throws {
         let held = ConditionLock()
-        nonisolated(unsafe) var state = 0  // 1: the helper holds the lock; 2: let it go
+        nonisolated(unsafe) var state = 0 // 1: the helper holds the lock; 2: let it go
         try spawnThread(named: "test-holder") {
             heldAcrossFork.lock()
             held.withLock {
@@ -132,7 +139,11 @@ final class ProcessLifecycleTests: XCTestCase {
             heldAcrossFork.unlock()
         }
         held.withLock { while state != 1 { held.wait(until: monotonicNanoseconds() + 30_000_000_000) } }
-        defer { held.withLock { state = 2; held.broadcast() } }
+        defer {
+            held.withLock {
+                state = 2; held.broadcast()
+            }
+        }
         let p = Process(target: TakeLockHeldAcrossFork(), startMethod: .fork)
         try p.start()
         try joinOrKill(p, 30, "child taking the lock")

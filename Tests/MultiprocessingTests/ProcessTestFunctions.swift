@@ -1,4 +1,5 @@
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -101,9 +103,9 @@ final class ProcessTests: XCTestCase {
         let forgotten = Process(target: EndWith(way: .success), startMethod: .fork)
         try forgotten.start()
         let pid = try XCTUnwrap(forgotten.pid)
-        usleep(200_000)  // it ends meanwhile: a zombie until someone reaps it
+        usleep(200_000) // it ends meanwhile: a zombie until someone reaps it
         let next = Process(target: EndWith(way: .success), startMethod: .fork)
-        try next.start()  // reaps `forgotten`
+        try next.start() // reaps `forgotten`
         try next.join(timeout: 20)
         XCTAssertEqual(kill(pid, 0), -1, "the unjoined child was reaped")
         XCTAssertEqual(forgotten.exitCode, 0)

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,8 +45,10 @@ final class ProgressTests: TimeLimitedTestCase {
     func testCallbackSeesEveryInputSettledAndAFinalUpdate() throws {
         let log = UpdateLog()
         try Pool.with(processes: 2) { pool in
-            XCTAssertThrowsError(try pool.map(FailOnMultiple(divisor: 100), 1..<400, chunkSize: 7,
-                                              progress: .callback { log.append($0) }))
+            XCTAssertThrowsError(
+                try pool.map(
+                    FailOnMultiple(divisor: 100), 1..<400, chunkSize: 7,
+                    progress: .callback { log.append($0) }))
             _ = try pool.map(Square(), 0..<300, chunkSize: 7, progress: .callback { log.append($0) })
             let streamed = Array(try pool.imapUnordered(Square(), Array(0..<50), progress: .callback { log.append($0) }))
             XCTAssertEqual(streamed.count, 50)
@@ -67,8 +71,9 @@ final class ProgressTests: TimeLimitedTestCase {
         defer { close(file); unlink(path) }
         try withStandardError(file) {
             try Pool.with(processes: 2) { pool in
-                _ = try pool.map(SleepMilliseconds(), Array(repeating: 20, count: 30), chunkSize: 1,
-                                 progress: .automatic(label: "sweep", every: 0.1))
+                _ = try pool.map(
+                    SleepMilliseconds(), Array(repeating: 20, count: 30), chunkSize: 1,
+                    progress: .automatic(label: "sweep", every: 0.1))
             }
         }
         lseek(file, 0, SEEK_SET)
@@ -89,8 +94,9 @@ final class ProgressTests: TimeLimitedTestCase {
         defer { close(terminal) }
         try withStandardError(terminal) {
             try Pool.with(processes: 2) { pool in
-                _ = try pool.map(SleepMilliseconds(), Array(repeating: 50, count: 50), chunkSize: 1,
-                                 progress: .automatic(label: "sweep"))
+                _ = try pool.map(
+                    SleepMilliseconds(), Array(repeating: 50, count: 50), chunkSize: 1,
+                    progress: .automatic(label: "sweep"))
             }
         }
         let flags = fcntl(master, F_GETFL)

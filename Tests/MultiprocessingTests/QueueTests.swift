@@ -1,6 +1,8 @@
 import Dispatch
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -39,11 +41,11 @@ final class QueueTests: XCTestCase {
     /// must work, and an item of the wrong shape is an encoding error that consumes it.
     func testPlainNumberFastPathsMatchTheCodec() throws {
         let ints = try Queue<Int>(bufferSize: 64)
-        for i in [0, 1, -1, Int.max, Int.min] {   // 16-byte frames: 4 fit in 64 bytes
+        for i in [0, 1, -1, Int.max, Int.min] { // 16-byte frames: 4 fit in 64 bytes
             try ints.put(i)
             XCTAssertEqual(try ints.get(timeout: 1), i)
         }
-        let bytes = try Queue<[UInt8]>(bufferSize: 64)   // items bigger than the buffer stream
+        let bytes = try Queue<[UInt8]>(bufferSize: 64) // items bigger than the buffer stream
         let sizes = [0, 1, 7, 63, 64, 127, 128, 300, 16_385]
         let child = Process(target: PutByteArrays(queue: bytes, sizes: sizes))
         try child.start()
@@ -76,7 +78,7 @@ final class QueueTests: XCTestCase {
     }
 
     func testChildrenPutParentGetsOnEveryStartMethod() throws {
-        let queue = try Queue<Int>(maxSize: 10)   // created before and reused after children start
+        let queue = try Queue<Int>(maxSize: 10) // created before and reused after children start
         for method in ProcessTests.methods {
             let producer = Process(target: PutNumbers(queue: queue, first: 0, count: 100), startMethod: method)
             try producer.start()
@@ -128,7 +130,7 @@ final class QueueTests: XCTestCase {
     }
 
     func testOneMebibytePayloadRoundTrip() throws {
-        let inbox = try Queue<[UInt8]>(bufferSize: 256 << 10)   // smaller than the item: it streams
+        let inbox = try Queue<[UInt8]>(bufferSize: 256 << 10) // smaller than the item: it streams
         let outbox = try Queue<[UInt8]>()
         let payload = (0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
         for method in ProcessTests.methods {
@@ -264,7 +266,7 @@ final class QueueTests: XCTestCase {
         let started = monotonicNanoseconds()
         let returned = finishes(within: 15) { outcome.result = Result { try queue.get(timeout: 2) } }
         if !returned {
-            kill(pid, SIGCONT)   // main's behaviour: the get waits for ever; let it end
+            kill(pid, SIGCONT) // main's behaviour: the get waits for ever; let it end
             XCTFail("get(timeout: 2) with the producer stopped mid-item did not return")
             return
         }

@@ -9,18 +9,23 @@ final class RandomStreamTests: XCTestCase {
     static let knownAnswers: [(rounds: Int, counter: SIMD4<UInt32>, key: SIMD2<UInt32>, output: SIMD4<UInt32>)] = [
         (10, SIMD4(0, 0, 0, 0), SIMD2(0, 0), SIMD4(0x6627_E8D5, 0xE169_C58D, 0xBC57_AC4C, 0x9B00_DBD8)),
         (10, SIMD4(repeating: 0xFFFF_FFFF), SIMD2(repeating: 0xFFFF_FFFF), SIMD4(0x408F_276D, 0x41C8_3B0E, 0xA20B_C7C6, 0x6D54_51FD)),
-        (10, SIMD4(0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344), SIMD2(0xA409_3822, 0x299F_31D0),
-         SIMD4(0xD16C_FE09, 0x94FD_CCEB, 0x5001_E420, 0x2412_6EA1)),
+        (
+            10, SIMD4(0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344), SIMD2(0xA409_3822, 0x299F_31D0),
+            SIMD4(0xD16C_FE09, 0x94FD_CCEB, 0x5001_E420, 0x2412_6EA1)
+        ),
         (7, SIMD4(0, 0, 0, 0), SIMD2(0, 0), SIMD4(0x5F6F_B709, 0x0D89_3F64, 0x4F12_1F81, 0x4F73_0A48)),
         (7, SIMD4(repeating: 0xFFFF_FFFF), SIMD2(repeating: 0xFFFF_FFFF), SIMD4(0x5207_DDC2, 0x4516_5E59, 0x4D8E_E751, 0x8C52_F662)),
-        (7, SIMD4(0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344), SIMD2(0xA409_3822, 0x299F_31D0),
-         SIMD4(0x4DFC_CABA, 0x190A_87F0, 0xC473_62BA, 0xB6B5_242A)),
+        (
+            7, SIMD4(0x243F_6A88, 0x85A3_08D3, 0x1319_8A2E, 0x0370_7344), SIMD2(0xA409_3822, 0x299F_31D0),
+            SIMD4(0x4DFC_CABA, 0x190A_87F0, 0xC473_62BA, 0xB6B5_242A)
+        ),
     ]
 
     func testPhiloxKnownAnswers() {
         for vector in Self.knownAnswers {
-            XCTAssertEqual(Philox4x32.block(vector.counter, key: vector.key, rounds: vector.rounds), vector.output,
-                           "\(vector.rounds) rounds, counter \(vector.counter)")
+            XCTAssertEqual(
+                Philox4x32.block(vector.counter, key: vector.key, rounds: vector.rounds), vector.output,
+                "\(vector.rounds) rounds, counter \(vector.counter)")
         }
     }
 
@@ -30,8 +35,9 @@ final class RandomStreamTests: XCTestCase {
         for vector in Self.knownAnswers where vector.rounds == 10 {
             let garbage = SIMD16<UInt64>((0..<16).map { _ in UInt64.random(in: 0...UInt64.max, using: &random) & ~0xFFFF_FFFF })
             func lane(_ word: UInt32) -> SIMD16<UInt64> { SIMD16(repeating: UInt64(word)) | garbage }
-            let (x0, x1, x2, x3) = Philox4x32.blocks(lane(vector.counter[0]), lane(vector.counter[1]), lane(vector.counter[2]),
-                                                     lane(vector.counter[3]), keys: Philox4x32.roundKeys(vector.key))
+            let (x0, x1, x2, x3) = Philox4x32.blocks(
+                lane(vector.counter[0]), lane(vector.counter[1]), lane(vector.counter[2]),
+                lane(vector.counter[3]), keys: Philox4x32.roundKeys(vector.key))
             for i in 0..<16 {
                 XCTAssertEqual(SIMD4(UInt32(x0[i]), UInt32(x1[i]), UInt32(x2[i]), UInt32(x3[i])), vector.output)
                 XCTAssertEqual(x0[i] >> 32 | x1[i] >> 32 | x2[i] >> 32 | x3[i] >> 32, 0)
@@ -52,11 +58,15 @@ final class RandomStreamTests: XCTestCase {
         var zero = RandomStream(seed: 0, stream: 0)
         XCTAssertEqual(zero.next(), 0xE169_C58D_6627_E8D5, "the first known answer")
         XCTAssertEqual(zero.next(), 0x9B00_DBD8_BC57_AC4C)
-        for (seed, stream, block) in [(UInt64(0x299F_31D0_A409_3822), UInt64(0x0370_7344_1319_8A2E), UInt64(0x05A3_08D3_243F_6A88)),
-                                      (12345, 0, 17), (UInt64.max, UInt64.max, (UInt64(1) << 63) - 1)] {
-            let x = Philox4x32.block(SIMD4(UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: block >> 32),
-                                           UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32)),
-                                     key: SIMD2(UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)))
+        for (seed, stream, block) in [
+            (UInt64(0x299F_31D0_A409_3822), UInt64(0x0370_7344_1319_8A2E), UInt64(0x05A3_08D3_243F_6A88)),
+            (12345, 0, 17), (UInt64.max, UInt64.max, (UInt64(1) << 63) - 1),
+        ] {
+            let x = Philox4x32.block(
+                SIMD4(
+                    UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: block >> 32),
+                    UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32)),
+                key: SIMD2(UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32)))
             var random = RandomStream(seed: seed, stream: stream)
             random.jump(to: 2 * block)
             XCTAssertEqual(random.next(), UInt64(x[0]) | UInt64(x[1]) << 32)
@@ -142,8 +152,9 @@ final class RandomStreamPoolTests: XCTestCase {
         for workers in [1, 2, 3] {
             try Pool.with(processes: workers, backend: .local) { pool in
                 for chunkSize in [1, 7, 64] {
-                    XCTAssertEqual(try pool.map(walk, inputs, chunkSize: chunkSize), serial,
-                                   "\(workers) workers, chunk size \(chunkSize)")
+                    XCTAssertEqual(
+                        try pool.map(walk, inputs, chunkSize: chunkSize), serial,
+                        "\(workers) workers, chunk size \(chunkSize)")
                 }
                 let unordered = try pool.imapUnordered(walk, inputs, chunkSize: 5).map { try $0.get() }
                 XCTAssertEqual(unordered.sorted(), serial.sorted(), "\(workers) workers, imapUnordered")

@@ -45,8 +45,12 @@ final class RelayBatchTests: XCTestCase {
         let body: [UInt8] = [1, 2, 3, 4, 5]
         body.withUnsafeBytes { batch.append(envelope: RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, pool: 7, local: 2), body: $0) }
         message(RelayEnvelope.Up.ended.rawValue, local: 1, body: [9]).withUnsafeBytes { batch.append($0) }
-        XCTAssertEqual(try unpacked(sent(&batch)[0]), [message(RelayEnvelope.Up.message.rawValue, local: 2, body: body),
-                                                       message(RelayEnvelope.Up.ended.rawValue, local: 1, body: [9])])
+        XCTAssertEqual(
+            try unpacked(sent(&batch)[0]),
+            [
+                message(RelayEnvelope.Up.message.rawValue, local: 2, body: body),
+                message(RelayEnvelope.Up.ended.rawValue, local: 1, body: [9]),
+            ])
     }
 
     func testALoneMessageTravelsAsItself() {

@@ -1,6 +1,8 @@
 import Synchronization
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

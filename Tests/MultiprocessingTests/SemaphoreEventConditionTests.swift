@@ -1,6 +1,8 @@
 import Dispatch
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,7 +17,7 @@ final class SemaphoreEventConditionTests: XCTestCase {
         XCTAssertFalse(semaphore.acquire(timeout: 0.1))
         XCTAssertGreaterThan(monotonicSeconds() - start, 0.09)
         XCTAssertEqual(semaphore.value, 0)
-        try semaphore.release(3)   // an unbounded semaphore may go above its start
+        try semaphore.release(3) // an unbounded semaphore may go above its start
         XCTAssertEqual(semaphore.value, 3)
         XCTAssertThrowsError(try Multiprocessing.Semaphore(value: -1))
     }
@@ -102,7 +104,7 @@ final class SemaphoreEventConditionTests: XCTestCase {
         }
         try condition.withLock {
             XCTAssertFalse(try condition.wait(timeout: 0.05))
-            XCTAssertTrue(condition.lock.isHeldByCurrentThread)   // re-acquired
+            XCTAssertTrue(condition.lock.isHeldByCurrentThread) // re-acquired
             XCTAssertFalse(try condition.wait(for: { false }, timeout: 0.05))
             XCTAssertTrue(try condition.wait(for: { true }, timeout: 0))
             try condition.notifyAll()
@@ -118,8 +120,9 @@ final class SemaphoreEventConditionTests: XCTestCase {
             let task = WaitForFlag(condition: try Condition(), flag: try RawSharedValue(Int32(0)))
             XCTAssertEqual(task.condition.waiterCount, 0)
             let waiting = try pool.mapAsync(task, [30.0, 30.0], chunkSize: 1)
-            XCTAssertTrue(eventually { task.condition.waiterCount == 2 },
-                          "waiters: \(String(describing: task.condition.waiterCount))")
+            XCTAssertTrue(
+                eventually { task.condition.waiterCount == 2 },
+                "waiters: \(String(describing: task.condition.waiterCount))")
             XCTAssertFalse(waiting.isReady)
             try task.condition.withLock {
                 task.flag.value = 1

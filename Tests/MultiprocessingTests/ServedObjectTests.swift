@@ -1,5 +1,6 @@
 import Wire
 import XCTest
+
 @testable import Multiprocessing
 
 /// The served objects' logic (rank 0's object service under mpirun, ARCHITECTURE.md §8)
@@ -16,8 +17,10 @@ final class ServedObjectTests: XCTestCase {
         return state.attempt(&request, from: requester)
     }
 
-    private func reply<S: ServedState>(_ state: S, _ request: S.Request, _ requester: Requester,
-                                       file: StaticString = #filePath, line: UInt = #line) -> S.Reply? {
+    private func reply<S: ServedState>(
+        _ state: S, _ request: S.Request, _ requester: Requester,
+        file: StaticString = #filePath, line: UInt = #line
+    ) -> S.Reply? {
         guard case .reply(let reply) = run(state, request, requester) else {
             XCTFail("parked, expected a reply", file: file, line: line)
             return nil
@@ -235,15 +238,19 @@ final class ServedObjectTests: XCTestCase {
     // MARK: the registry
 
     /// A worker's request as rank 0 receives it.
-    private func remote<S: ServedState>(_: S.Type, _ id: UInt64, _ request: S.Request, local: UInt64 = 0, timeout: Double? = nil,
-                                        counts: [(id: UInt64, delta: Int32)] = []) -> [UInt8] {
+    private func remote<S: ServedState>(
+        _: S.Type, _ id: UInt64, _ request: S.Request, local: UInt64 = 0, timeout: Double? = nil,
+        counts: [(id: UInt64, delta: Int32)] = []
+    ) -> [UInt8] {
         var writer = WireWriter(capacity: 32)
         S.encode(request, into: &writer)
         return MPIObjectProtocol.Request(local: local, counts: counts, kind: S.kind, id: id, timeout: timeout ?? -1)
             .encode(body: writer.bytes)
     }
 
-    private func decode<S: ServedState>(_: S.Type, _ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> (local: UInt64, reply: S.Reply?, failure: String?) {
+    private func decode<S: ServedState>(_: S.Type, _ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) -> (
+        local: UInt64, reply: S.Reply?, failure: String?
+    ) {
         do {
             let envelope = try MPIObjectProtocol.readReply(bytes)
             guard envelope.status == .ok else { return (envelope.local, nil, String(decoding: envelope.payload, as: UTF8.self)) }
@@ -295,8 +302,10 @@ final class ServedObjectTests: XCTestCase {
         XCTAssertNil(registry.nextDeadline)
         // Rank 0's own wait ends at its deadline.
         let start = monotonicNanoseconds()
-        XCTAssertEqual(try registry.perform(id, ServedQueue.self, .get, from: .currentThread,
-                                            deadline: start + 20_000_000), .timedOut)
+        XCTAssertEqual(
+            try registry.perform(
+                id, ServedQueue.self, .get, from: .currentThread,
+                deadline: start + 20_000_000), .timedOut)
         XCTAssertGreaterThanOrEqual(monotonicNanoseconds() - start, 20_000_000)
         XCTAssertEqual(registry.parkedCount(id), 0)
     }
@@ -361,8 +370,9 @@ final class ServedObjectTests: XCTestCase {
         registry.release(id)
         XCTAssertTrue(registry.contains(id))
         // The worker drops its copy too, while its get still waits.
-        send(registry, MPIObjectProtocol.Request(local: 0, counts: [(id, -1)], kind: .none, id: 0, timeout: -1).encode(body: []),
-             from: 1)
+        send(
+            registry, MPIObjectProtocol.Request(local: 0, counts: [(id, -1)], kind: .none, id: 0, timeout: -1).encode(body: []),
+            from: 1)
         XCTAssertEqual(try? MPIObjectProtocol.readReply(registry.takeReplies()[0].bytes).status, .ok, "a count-only request is answered")
         XCTAssertTrue(registry.contains(id), "the parked get keeps it")
         registry.failParked("the pool ended")
@@ -375,8 +385,9 @@ final class ServedObjectTests: XCTestCase {
         let id = registry.add(ServedPipe(), handles: 0)
         XCTAssertTrue(registry.contains(id))
         for end in [0, 1] {
-            _ = try registry.perform(id, ServedPipe.self, ServedPipe.Request(operation: .release, end: end), from: .currentThread,
-                                     deadline: nil)
+            _ = try registry.perform(
+                id, ServedPipe.self, ServedPipe.Request(operation: .release, end: end), from: .currentThread,
+                deadline: nil)
         }
         XCTAssertFalse(registry.contains(id))
     }
@@ -387,12 +398,15 @@ final class ServedObjectTests: XCTestCase {
         for round in 0..<10_000 {
             let queue = registry.add(ServedQueue(maxSize: 0))
             let lock = registry.add(ServedLock(recursive: false))
-            XCTAssertEqual(try registry.perform(queue, ServedQueue.self, .put([UInt8(truncatingIfNeeded: round)]),
-                                                from: .currentThread, deadline: nil), .done)
+            XCTAssertEqual(
+                try registry.perform(
+                    queue, ServedQueue.self, .put([UInt8(truncatingIfNeeded: round)]),
+                    from: .currentThread, deadline: nil), .done)
             send(registry, remote(ServedLock.self, lock, .acquire, counts: [(lock, 1), (queue, 1)]), from: 1)
             send(registry, remote(ServedLock.self, lock, .release, counts: [(queue, -1)]), from: 1)
-            send(registry, MPIObjectProtocol.Request(local: 0, counts: [(lock, -1)], kind: .none, id: 0, timeout: -1).encode(body: []),
-                 from: 1)
+            send(
+                registry, MPIObjectProtocol.Request(local: 0, counts: [(lock, -1)], kind: .none, id: 0, timeout: -1).encode(body: []),
+                from: 1)
             registry.release(queue)
             registry.release(lock)
         }

@@ -1,5 +1,7 @@
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -88,7 +90,7 @@ final class SharedMemoryTests: XCTestCase {
         // Another process of this user may sweep it first; either way it must go.
         for _ in 0..<50 where exists(name) {
             SharedMemory.removeOrphans()
-            if exists(name) { usleep(20_000) }   // the worker may not be reaped yet
+            if exists(name) { usleep(20_000) } // the worker may not be reaped yet
         }
         XCTAssertFalse(exists(name), "the tracker did not remove the block of a dead creator")
         XCTAssertFalse(access(SharedMemoryTracker.directory + "/" + name, F_OK) == 0, "its record stayed")

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Multiprocessing
 
 final class SharedSegmentTests: TimeLimitedTestCase {
@@ -7,7 +8,7 @@ final class SharedSegmentTests: TimeLimitedTestCase {
     func testSegmentCreatedAfterWorkersStartReachesThemOnEveryStartMethod() throws {
         for method in [StartMethod.fork, .forkserver, .spawn] {
             try Pool.with(processes: 2, startMethod: method) { pool in
-                _ = try pool.map(Square(), [1, 2])   // workers are up
+                _ = try pool.map(Square(), [1, 2]) // workers are up
                 let segment = try SharedSegment(size: 8 * 64)
                 for i in 0..<64 { segment.base.storeBytes(of: -i, toByteOffset: i * 8, as: Int.self) }
                 let before = try pool.map(WriteSquareIntoSegment(segment: segment), 0..<64, chunkSize: 5)

@@ -1,11 +1,15 @@
 import XCTest
+
 @testable import Multiprocessing
 
 final class SharedValueTests: XCTestCase {
     func testValueAndArrayInOneProcess() throws {
         let value = try SharedValue(Double(1.5))
         value.value = 2.5
-        XCTAssertEqual(value.withLock { v -> Double in v *= 2; return v }, 5)
+        XCTAssertEqual(
+            value.withLock { v -> Double in
+                v *= 2; return v
+            }, 5)
         // Accessors work while the lock is held (Python's default RLock behaviour).
         try value.lock.withLock { value.value += 1 }
         XCTAssertEqual(value.value, 6)

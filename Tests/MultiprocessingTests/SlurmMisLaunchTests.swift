@@ -1,11 +1,14 @@
 import XCTest
+
 @testable import Multiprocessing
 
 /// Which Slurm environments are refused at start-up (`SlurmMisLaunch`); the refusal itself is
 /// tested on the built CLI (SwiftMPTests.SlurmLaunchTests) and under a real Slurm (SlurmTests).
 final class SlurmMisLaunchTests: XCTestCase {
-    private let step = ["SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "4",
-                        "SLURM_PROCID": "3"]
+    private let step = [
+        "SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0", "SLURM_STEP_NUM_TASKS": "4", "SLURM_NTASKS": "4",
+        "SLURM_PROCID": "3",
+    ]
 
     private func detect(_ changes: [String: String?]) -> SlurmMisLaunch? {
         var variables = step

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Multiprocessing
 
 /// `SpinGate`: waiters for a Pipe, a Manager reply or a child's end stay awake only while the

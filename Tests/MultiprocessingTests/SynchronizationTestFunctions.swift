@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -31,7 +32,9 @@ struct UseLimitedResource: ParallelFunction {
     var peak: SharedValue<Int>
     func callAsFunction(_ x: Int) throws -> Int {
         guard semaphore.acquire(timeout: 10) else { return -1 }
-        let now = current.withLock { value -> Int in value += 1; return value }
+        let now = current.withLock { value -> Int in
+            value += 1; return value
+        }
         peak.withLock { $0 = max($0, now) }
         usleep(30_000)
         current.withLock { $0 -= 1 }

@@ -1,5 +1,6 @@
 import Multiprocessing
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif

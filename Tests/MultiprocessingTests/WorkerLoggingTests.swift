@@ -1,6 +1,8 @@
 import Logging
 import XCTest
+
 @testable import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -22,8 +22,9 @@ enum SlurmCluster {
     /// `XCTSkip` where slurmd cannot run (not root).
     static func start() throws {
         guard getuid() == 0 else {
-            throw XCTSkip("a real Slurm needs root (slurmd runs jobs as their users, munged must own its key): "
-                + "run the tests as root to include the Slurm tests")
+            throw XCTSkip(
+                "a real Slurm needs root (slurmd runs jobs as their users, munged must own its key): "
+                    + "run the tests as root to include the Slurm tests")
         }
         if started { return }
         if let failure { XCTFail(failure); throw XCTSkip("Slurm did not start (see the failure above)") }
@@ -88,8 +89,9 @@ enum SlurmCluster {
 
     /// `srun <arguments>` (a 2-minute limit), standard output and error apart.
     static func srun(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Launcher.Outcome {
-        try Launcher.run(URL(fileURLWithPath: "/usr/bin/srun"), ["--time=2"] + arguments,
-                         environment: environment(extra), mergingStreams: false, deadline: 150)
+        try Launcher.run(
+            URL(fileURLWithPath: "/usr/bin/srun"), ["--time=2"] + arguments,
+            environment: environment(extra), mergingStreams: false, deadline: 150)
     }
 
     /// A started `sbatch --wait -o <file> <options> <script> <arguments>`.
@@ -108,9 +110,10 @@ enum SlurmCluster {
     static func submit(_ options: [String], template: String, _ arguments: [String]) throws -> Job {
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("swiftmp-slurm-\(UUID().uuidString).out")
         let script = Launcher.packageRoot.appendingPathComponent("Scripts/slurm/\(template)")
-        let running = try Launcher.start(URL(fileURLWithPath: "/usr/bin/sbatch"),
-                                         ["--wait", "--time=2", "--output=\(output.path)"] + options + [script.path] + arguments,
-                                         environment: environment())
+        let running = try Launcher.start(
+            URL(fileURLWithPath: "/usr/bin/sbatch"),
+            ["--wait", "--time=2", "--output=\(output.path)"] + options + [script.path] + arguments,
+            environment: environment())
         return Job(running: running, output: output)
     }
 }

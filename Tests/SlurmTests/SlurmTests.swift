@@ -19,8 +19,9 @@ final class SlurmTests: XCTestCase {
 
     /// The first line (`pi ≈ … (… hits in … samples, seed …)`) of a local run.
     private func localEstimate() throws -> String {
-        let outcome = try Launcher.run(try Launcher.executable("swiftmp"), ["pi", "--backend", "local"] + Self.samples,
-                                       mergingStreams: false, deadline: 120)
+        let outcome = try Launcher.run(
+            try Launcher.executable("swiftmp"), ["pi", "--backend", "local"] + Self.samples,
+            mergingStreams: false, deadline: 120)
         XCTAssertEqual(outcome.status, 0, outcome.errors)
         let line = outcome.output.split(separator: "\n").first.map(String.init) ?? ""
         XCTAssertTrue(line.hasPrefix("pi ≈ 3.14"), outcome.output)
@@ -32,8 +33,9 @@ final class SlurmTests: XCTestCase {
         XCTAssertEqual(lines.filter { $0.hasPrefix("pi ≈") }, [expected], "\(what): one estimate, as locally:\n\(output)")
         let plural = workers == 1 ? "worker" : "workers"
         let ranks = workers == 1 ? "rank" : "ranks"
-        XCTAssertTrue(output.contains("\(workers) \(plural) (mpi, \(workers) \(plural) on \(workers) worker \(ranks)"),
-                      "\(what): run by worker ranks:\n\(output)")
+        XCTAssertTrue(
+            output.contains("\(workers) \(plural) (mpi, \(workers) \(plural) on \(workers) worker \(ranks)"),
+            "\(what): run by worker ranks:\n\(output)")
     }
 
     func testSbatchBothLaunchStylesAndSrun() throws {
@@ -58,8 +60,9 @@ final class SlurmTests: XCTestCase {
 
     func testFailingJobReportsItsStatus() throws {
         try SlurmCluster.start()
-        let job = try SlurmCluster.submit(["--ntasks=2", "--overcommit"], template: "srun.sbatch",
-                                          [try swiftmp(), "pi", "--samples", "0"])
+        let job = try SlurmCluster.submit(
+            ["--ntasks=2", "--overcommit"], template: "srun.sbatch",
+            [try swiftmp(), "pi", "--samples", "0"])
         let result = job.finish()
         XCTAssertNotEqual(result.status, 0, "a job whose program fails makes sbatch --wait fail: \(result.output)")
         XCTAssertTrue(result.output.contains("swiftmp:"), result.output)
@@ -76,12 +79,14 @@ final class SlurmTests: XCTestCase {
             let outcome = try SlurmCluster.srun(["-n", "2", "--overcommit", mpi, program, "pi"] + Self.samples)
             XCTAssertNotEqual(outcome.status, 0, "\(mpi): \(outcome.output)")
             XCTAssertFalse(outcome.output.contains("pi ≈"), "\(mpi): the program did not run: \(outcome.output)")
-            XCTAssertTrue(outcome.errors.contains("2 Slurm tasks") && outcome.errors.contains("srun --mpi=pmix")
-                          && outcome.errors.contains("mpirun"), "\(mpi): \(outcome.errors)")
+            XCTAssertTrue(
+                outcome.errors.contains("2 Slurm tasks") && outcome.errors.contains("srun --mpi=pmix")
+                    && outcome.errors.contains("mpirun"), "\(mpi): \(outcome.errors)")
             XCTAssertLessThan(outcome.seconds, 30, "refuses at once")
         }
-        let copies = try SlurmCluster.srun(["-n", "2", "--overcommit", "--mpi=none", program, "pi"] + Self.samples,
-                                           environment: ["SWIFTMP_INDEPENDENT_TASKS": "1"])
+        let copies = try SlurmCluster.srun(
+            ["-n", "2", "--overcommit", "--mpi=none", program, "pi"] + Self.samples,
+            environment: ["SWIFTMP_INDEPENDENT_TASKS": "1"])
         XCTAssertEqual(copies.status, 0, copies.errors)
         XCTAssertEqual(copies.output.split(separator: "\n").filter { $0.hasPrefix("pi ≈") }.count, 2, copies.output)
     }

@@ -5,8 +5,10 @@ import XCTest
 final class CLITests: XCTestCase {
     func testPiIsBitExactOnEveryStartMethodAndWorkerCount() throws {
         for (method, workers) in [("fork", 1), ("forkserver", 2), ("spawn", 3), ("automatic", 2)] {
-            let outcome = try CLIRunner.run(["pi", "--samples", "2000000", "--seed", "12345", "--json",
-                                             "--start-method", method, "--processes", String(workers)])
+            let outcome = try CLIRunner.run([
+                "pi", "--samples", "2000000", "--seed", "12345", "--json",
+                "--start-method", method, "--processes", String(workers),
+            ])
             XCTAssertEqual(outcome.status, 0, outcome.errors)
             let object = try JSONSerialization.jsonObject(with: Data(outcome.output.utf8)) as? [String: Any]
             XCTAssertEqual(object?["samples"] as? Int, 2_000_000)
@@ -20,9 +22,11 @@ final class CLITests: XCTestCase {
     private var hits: [Int] = []
 
     func testBadArgumentsGiveOneLineAndNonZeroExit() throws {
-        for arguments in [["pi", "--samples", "0"], ["pi", "--processes", "0"], ["pi", "--backend", "cloud"],
-                          ["mandelbrot", "--width", "-3"], ["matmul", "--n", "x"], ["nbody", "--steps", "-1"],
-                          ["frobnicate"], ["pi", "--chunk-size", "0"]] {
+        for arguments in [
+            ["pi", "--samples", "0"], ["pi", "--processes", "0"], ["pi", "--backend", "cloud"],
+            ["mandelbrot", "--width", "-3"], ["matmul", "--n", "x"], ["nbody", "--steps", "-1"],
+            ["frobnicate"], ["pi", "--chunk-size", "0"],
+        ] {
             let outcome = try CLIRunner.run(arguments)
             XCTAssertNotEqual(outcome.status, 0, "\(arguments)")
             XCTAssertEqual(outcome.output, "", "\(arguments)")

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,9 +13,10 @@ final class CPUAllocationTests: XCTestCase {
         var environment = Launcher.cleanEnvironment.filter { !$0.key.hasPrefix("SLURM_") }
         for (key, value) in extra { environment[key] = value }
         let swiftmp = try Launcher.executable("swiftmp").path
-        let outcome = try Launcher.run(URL(fileURLWithPath: prefix.isEmpty ? swiftmp : "/usr/bin/env"),
-                                       prefix.isEmpty ? ["info", "--json"] : prefix + [swiftmp, "info", "--json"],
-                                       environment: environment, mergingStreams: false, deadline: 60)
+        let outcome = try Launcher.run(
+            URL(fileURLWithPath: prefix.isEmpty ? swiftmp : "/usr/bin/env"),
+            prefix.isEmpty ? ["info", "--json"] : prefix + [swiftmp, "info", "--json"],
+            environment: environment, mergingStreams: false, deadline: 60)
         XCTAssertEqual(outcome.status, 0, outcome.errors)
         return try XCTUnwrap(JSONSerialization.jsonObject(with: Data(outcome.output.utf8)) as? [String: Any], outcome.output)
     }
@@ -31,8 +33,10 @@ final class CPUAllocationTests: XCTestCase {
         XCTAssertEqual(perTask["cpus"] as? Int, 1)
         XCTAssertEqual(perTask["workers"] as? Int, 1, "the default pool follows --cpus-per-task")
         XCTAssertEqual(perTask["cpu_limits"] as? String, "affinity mask \(all), Slurm share 1")
-        let step = try info(["SLURM_JOB_ID": "7", "SLURM_STEP_ID": "0", "SLURM_CPUS_ON_NODE": String(all),
-                             "SLURM_STEP_TASKS_PER_NODE": String(all), "SLURM_NODEID": "0", "SLURM_STEP_NUM_TASKS": "1"])
+        let step = try info([
+            "SLURM_JOB_ID": "7", "SLURM_STEP_ID": "0", "SLURM_CPUS_ON_NODE": String(all),
+            "SLURM_STEP_TASKS_PER_NODE": String(all), "SLURM_NODEID": "0", "SLURM_STEP_NUM_TASKS": "1",
+        ])
         XCTAssertEqual(step["cpus"] as? Int, 1, "\(all) tasks on \(all) CPUs: one each")
     }
 
@@ -56,7 +60,8 @@ final class CPUAllocationTests: XCTestCase {
             try "100000\n".write(toFile: directory + "/cpu.cfs_period_us", atomically: false, encoding: .utf8)
             try "100000\n".write(toFile: directory + "/cpu.cfs_quota_us", atomically: false, encoding: .utf8)
         } else if let controllers = try? String(contentsOfFile: "/sys/fs/cgroup/cgroup.subtree_control", encoding: .utf8),
-                  controllers.contains("cpu") {
+            controllers.contains("cpu")
+        {
             directory = "/sys/fs/cgroup/" + name
             guard mkdir(directory, 0o755) == 0 else { throw XCTSkip("cannot make \(directory): errno \(errno)") }
             try "100000 100000\n".write(toFile: directory + "/cpu.max", atomically: false, encoding: .utf8)

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,7 +14,8 @@ final class SignalTests: XCTestCase {
         var found: [Int32] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry),
-                  let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ") else { continue }
+                let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ")
+            else { continue }
             if environ.split(separator: 0).contains(where: { String(decoding: $0, as: UTF8.self) == "SWIFTMP_TEST_TOKEN=\(token)" }) {
                 found.append(pid)
             }

@@ -9,15 +9,18 @@ import XCTest
 final class SlurmLaunchTests: XCTestCase {
     /// What `srun -n 3 --mpi=none` gives task `rank`.
     private func stepVariables(rank: Int, tasks: Int = 3) -> [String: String] {
-        ["SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0", "SLURM_STEPID": "0", "SLURM_STEP_NUM_TASKS": String(tasks),
-         "SLURM_NTASKS": String(tasks), "SLURM_PROCID": String(rank), "SLURM_LOCALID": String(rank)]
+        [
+            "SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0", "SLURM_STEPID": "0", "SLURM_STEP_NUM_TASKS": String(tasks),
+            "SLURM_NTASKS": String(tasks), "SLURM_PROCID": String(rank), "SLURM_LOCALID": String(rank),
+        ]
     }
 
     private func run(_ environment: [String: String]) throws -> Launcher.Outcome {
         var full = Launcher.cleanEnvironment.filter { !$0.key.hasPrefix("SLURM_") }
         for (key, value) in environment { full[key] = value }
-        return try Launcher.run(try Launcher.executable("swiftmp"), ["pi", "--samples", "100000"], environment: full,
-                                mergingStreams: false, deadline: 60)
+        return try Launcher.run(
+            try Launcher.executable("swiftmp"), ["pi", "--samples", "100000"], environment: full,
+            mergingStreams: false, deadline: 60)
     }
 
     func testTaskZeroRefusesAndSaysHowToLaunch() throws {

@@ -35,8 +35,9 @@ public enum Launcher {
             let url = directory.appendingPathComponent(name)
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
-        throw Missing(description: "\(name) not found next to the test bundle (looked in \(candidates.map(\.path))): "
-                      + "build it with `swift build --build-tests` (Scripts/test.sh does)")
+        throw Missing(
+            description: "\(name) not found next to the test bundle (looked in \(candidates.map(\.path))): "
+                + "build it with `swift build --build-tests` (Scripts/test.sh does)")
     }
 
     /// The first executable `name` in `PATH`, then in the given system directories (root's
@@ -63,13 +64,16 @@ public enum Launcher {
 
     /// `Scripts/mpirun.sh --timeout <timeout> <mpirunArguments> <program arguments>` (root,
     /// oversubscription, ob1, yield when idle, no binding, a private session directory).
-    public static func mpirun(_ mpirunArguments: [String], _ arguments: [String] = [], timeout: Int = 60,
-                              environment extra: [String: String] = [:]) throws -> Outcome {
+    public static func mpirun(
+        _ mpirunArguments: [String], _ arguments: [String] = [], timeout: Int = 60,
+        environment extra: [String: String] = [:]
+    ) throws -> Outcome {
         var environment = cleanEnvironment
         for (key, value) in extra { environment[key] = value }
-        return try run(packageRoot.appendingPathComponent("Scripts/mpirun.sh"),
-                       ["--timeout", String(timeout)] + mpirunArguments + arguments,
-                       environment: environment, deadline: Double(timeout) + 30)
+        return try run(
+            packageRoot.appendingPathComponent("Scripts/mpirun.sh"),
+            ["--timeout", String(timeout)] + mpirunArguments + arguments,
+            environment: environment, deadline: Double(timeout) + 30)
     }
 
     /// `Scripts/netns-cluster.sh run <hosts> <program> <arguments>`: one rank per "host" made
@@ -77,14 +81,17 @@ public enum Launcher {
     /// even if the script is killed. Throws `XCTSkip` when not root (Scripts/test.sh counts
     /// that skip as a failure), and `Missing` (a failure) when a tool is missing or
     /// `ip netns` does not work.
-    public static func netnsCluster(hosts: Int, _ program: String, _ arguments: [String] = [],
-                                    timeout: Int = 60) throws -> Outcome {
+    public static func netnsCluster(
+        hosts: Int, _ program: String, _ arguments: [String] = [],
+        timeout: Int = 60
+    ) throws -> Outcome {
         guard getuid() == 0 else { throw XCTSkip("the netns cluster needs root (ip netns, unshare, nsenter)") }
         var tools: [String: URL] = [:]
         for name in ["ip", "unshare", "nsenter"] {
             guard let url = tool(name) else {
-                throw Missing(description: "`\(name)` is not installed (PATH, /usr/sbin, /sbin): "
-                              + "Scripts/install-deps.sh installs iproute2 and util-linux")
+                throw Missing(
+                    description: "`\(name)` is not installed (PATH, /usr/sbin, /sbin): "
+                        + "Scripts/install-deps.sh installs iproute2 and util-linux")
             }
             tools[name] = url
         }
@@ -96,13 +103,16 @@ public enum Launcher {
         defer { _ = try? run(script, ["down"], deadline: 30) }
         var environment = cleanEnvironment
         environment["NETNS_TIMEOUT"] = String(timeout)
-        return try run(script, ["run", String(hosts), program] + arguments, environment: environment,
-                       deadline: Double(timeout) + 40)
+        return try run(
+            script, ["run", String(hosts), program] + arguments, environment: environment,
+            deadline: Double(timeout) + 40)
     }
 
     /// Starts `executable`; its output goes to files that `finish` reads.
-    public static func start(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
-                             mergingStreams: Bool = true) throws -> Running {
+    public static func start(
+        _ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
+        mergingStreams: Bool = true
+    ) throws -> Running {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -123,8 +133,10 @@ public enum Launcher {
 
     /// Runs `executable` to completion; terminates it if it outlives `deadline` seconds (a
     /// safety net behind mpirun's own `--timeout`) and fails the test then.
-    public static func run(_ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
-                           mergingStreams: Bool = true, deadline: Double) throws -> Outcome {
+    public static func run(
+        _ executable: URL, _ arguments: [String], environment: [String: String]? = nil,
+        mergingStreams: Bool = true, deadline: Double
+    ) throws -> Outcome {
         let running = try start(executable, arguments, environment: environment, mergingStreams: mergingStreams)
         return running.finish(deadline: deadline)
     }
@@ -158,10 +170,11 @@ public enum Launcher {
                 try? FileManager.default.removeItem(at: out)
                 try? FileManager.default.removeItem(at: err)
             }
-            return Outcome(status: process.terminationStatus,
-                           output: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                           errors: (try? String(contentsOf: err, encoding: .utf8)) ?? "",
-                           seconds: Date().timeIntervalSince(started))
+            return Outcome(
+                status: process.terminationStatus,
+                output: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                errors: (try? String(contentsOf: err, encoding: .utf8)) ?? "",
+                seconds: Date().timeIntervalSince(started))
         }
     }
 }

@@ -204,7 +204,7 @@ final class WireCodingTests: XCTestCase {
                 let c = try decoder.container(keyedBy: CodingKeys.self)
                 a = try c.decode(Int.self, forKey: .a)
                 b = try c.decode(Int.self, forKey: .b)
-                again = try c.decode(Int.self, forKey: .a)   // an entry already passed
+                again = try c.decode(Int.self, forKey: .a) // an entry already passed
             }
         }
         struct Reversed: Decodable {
@@ -261,4 +261,3 @@ final class WireCodingTests: XCTestCase {
         XCTAssertGreaterThan(gigabytesPerSecond, 0.5, "encode+decode of [Int] ran at \(gigabytesPerSecond) GB/s")
     }
 }
-

@@ -67,20 +67,20 @@ final class WireFuzzTests: XCTestCase {
         for round in 0..<1_000 {
             var bytes = samples[round % samples.count]
             switch round % 5 {
-            case 0:  // flip a few bits
+            case 0: // flip a few bits
                 for _ in 0...Int.random(in: 0...3, using: &random) {
                     let index = Int.random(in: 0..<bytes.count, using: &random)
                     bytes[index] ^= 1 << UInt8.random(in: 0...7, using: &random)
                 }
-            case 1:  // truncate
+            case 1: // truncate
                 bytes.removeLast(Int.random(in: 1...bytes.count, using: &random))
-            case 2:  // a huge varint length or count somewhere
+            case 2: // a huge varint length or count somewhere
                 let index = Int.random(in: 0..<bytes.count, using: &random)
                 let huge: [UInt8] = [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F]
                 bytes.replaceSubrange(index..<min(index + 2, bytes.count), with: huge)
-            case 3:  // random byte strings
+            case 3: // random byte strings
                 bytes = (0..<Int.random(in: 0...64, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) }
-            default:  // overwrite a byte with an edge value
+            default: // overwrite a byte with an edge value
                 let index = Int.random(in: 0..<bytes.count, using: &random)
                 bytes[index] = [0, 1, 0x7F, 0x80, 0xFF].randomElement(using: &random)!
             }

@@ -1,5 +1,7 @@
-@testable import Wire
 import XCTest
+
+@testable import Wire
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -63,9 +65,10 @@ final class WireLargeBlockTests: XCTestCase {
     }
 
     private func record() -> Record {
-        Record(doubles: (0..<40_000).map { Double($0) * 0.5 }, tag: 7,
-               inner: ManyThenLarge(small: Array(0..<200), large: bytes(300_001, seed: 3), name: "né"),
-               ints: Array(0..<10))
+        Record(
+            doubles: (0..<40_000).map { Double($0) * 0.5 }, tag: 7,
+            inner: ManyThenLarge(small: Array(0..<200), large: bytes(300_001, seed: 3), name: "né"),
+            ints: Array(0..<10))
     }
 
     /// The gathered parts are exactly the bytes a plain writer writes, the large arrays were
@@ -156,7 +159,7 @@ final class WireLargeBlockTests: XCTestCase {
     /// A large array decoded out of a registered shared mapping (copied in pieces, each
     /// piece's pages dropped from the mapping) is intact, at an odd offset and across pieces.
     func testLargeArrayDecodesIntactFromASharedMapping() throws {
-        let doubles = (0..<(3 << 20) + 5).map { Double($0) * 1.25 - 7 }  // 24 MiB: three pieces and a bit
+        let doubles = (0..<(3 << 20) + 5).map { Double($0) * 1.25 - 7 } // 24 MiB: three pieces and a bit
         var writer = WireWriter()
         writer.write(UInt8(3))
         try writer.encode(doubles)

@@ -52,8 +52,10 @@ struct Everything: Codable, Equatable {
     var set: Set<String> = ["x", "y"]
     var point = Point(x: 1, y: -2, z: 3)
     var points = [Point(x: 0, y: 0, z: 0), Point(x: .max, y: .min, z: 9)]
-    var shapes: [Shape] = [.empty, .circle(radius: 2), .rect(width: 3, height: 4), .labeled("l", 5),
-                           .group([.empty, .maybe(nil), .maybe(.circle(radius: 1))])]
+    var shapes: [Shape] = [
+        .empty, .circle(radius: 2), .rect(width: 3, height: 4), .labeled("l", 5),
+        .group([.empty, .maybe(nil), .maybe(.circle(radius: 1))]),
+    ]
     var color = Color.green
     var matrix: [[Double]] = [[1, 2], [], [3]]
 }

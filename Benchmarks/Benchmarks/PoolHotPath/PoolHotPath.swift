@@ -39,18 +39,22 @@ let benchmarks: @Sendable () -> Void = {
         metrics: [.wallClock, .throughput, .mallocCountTotal],
         maxDuration: .seconds(3)
     )
-    Benchmark("apply round trip", configuration: configuration, closure: { benchmark in
-        let pool = currentPool()
-        for i in benchmark.scaledIterations {
-            blackHole(try pool.apply(Square(), i))
-        }
-    }, setup: startPool, teardown: stopPool)
-    Benchmark("map 10000, chunk 100", configuration: configuration, closure: { benchmark in
-        let pool = currentPool()
-        for _ in benchmark.scaledIterations {
-            let results = try pool.map(Square(), inputs, chunkSize: 100)
-            precondition(results == expected, "map returned a wrong result")
-            blackHole(results)
-        }
-    }, setup: startPool, teardown: stopPool)
+    Benchmark(
+        "apply round trip", configuration: configuration,
+        closure: { benchmark in
+            let pool = currentPool()
+            for i in benchmark.scaledIterations {
+                blackHole(try pool.apply(Square(), i))
+            }
+        }, setup: startPool, teardown: stopPool)
+    Benchmark(
+        "map 10000, chunk 100", configuration: configuration,
+        closure: { benchmark in
+            let pool = currentPool()
+            for _ in benchmark.scaledIterations {
+                let results = try pool.map(Square(), inputs, chunkSize: 100)
+                precondition(results == expected, "map returned a wrong result")
+                blackHole(results)
+            }
+        }, setup: startPool, teardown: stopPool)
 }

@@ -1,5 +1,5 @@
 import Benchmark
-import Multiprocessing  // re-exports Wire
+import Multiprocessing // re-exports Wire
 
 /// A small fixed-size value, as a task's argument often is.
 struct Point: Codable, Equatable {
@@ -24,9 +24,10 @@ struct Order: Codable, Equatable {
 
 let integers = Array(0..<25_000)
 let point = Point(x: 1.5, y: -2.25, label: 7)
-let order = Order(id: 42, customer: "Ada Lovelace", tags: ["priority", "export"],
-                  lines: (0..<8).map { Order.Line(sku: "SKU-\($0)", quantity: $0 + 1, price: Double($0) * 9.99) },
-                  note: nil)
+let order = Order(
+    id: 42, customer: "Ada Lovelace", tags: ["priority", "export"],
+    lines: (0..<8).map { Order.Line(sku: "SKU-\($0)", quantity: $0 + 1, price: Double($0) * 9.99) },
+    note: nil)
 
 /// A decode that did not give back the encoded value.
 struct RoundTripMismatch: Error, CustomStringConvertible {

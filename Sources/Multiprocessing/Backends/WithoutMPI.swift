@@ -10,7 +10,8 @@ import Glibc
 /// memory, and ranks ≥ 1 of an mpirun job exit quietly at start-up (nothing to serve), so that
 /// rank 0's error is printed once.
 enum WithoutMPI {
-    static let message = "this program was built without Open MPI: the swift-multiprocessing package's MPI trait is off, "
+    static let message =
+        "this program was built without Open MPI: the swift-multiprocessing package's MPI trait is off, "
         + "so there is no MPI backend. Enable the trait to use it (swift build without --disable-default-traits; "
         + "in a dependent package, .package(url: …, from: …) with the default traits or traits: [\"MPI\"]), "
         + "or use backend: .local"

@@ -22,7 +22,7 @@ import Glibc
 /// a checkpointed map of tiny tasks most of its speed there).
 final class CheckpointJournal: @unchecked Sendable {
     static let magic: [UInt8] = Array("SWMPCKP1".utf8)
-    static let recordMagic: UInt32 = 0x4443_4552  // "RECD"
+    static let recordMagic: UInt32 = 0x4443_4552 // "RECD"
     static let syncInterval: UInt64 = 1_000_000_000
 
     /// What the journal is about.
@@ -56,15 +56,19 @@ final class CheckpointJournal: @unchecked Sendable {
     static func open(path: String, work: Work) throws(CheckpointError) -> (CheckpointJournal, [Record]) {
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
-            throw CheckpointError(.unusable, "cannot open the checkpoint \(path): \(String(cString: strerror(errno))); "
-                + "choose a writable path")
+            throw CheckpointError(
+                .unusable,
+                "cannot open the checkpoint \(path): \(String(cString: strerror(errno))); "
+                    + "choose a writable path")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno
             Glibc.close(fd)
-            throw CheckpointError(.inUse, reason == EWOULDBLOCK
-                ? "the checkpoint \(path) is in use by another run; wait for it or use another path"
-                : "cannot lock the checkpoint \(path): \(String(cString: strerror(reason)))")
+            throw CheckpointError(
+                .inUse,
+                reason == EWOULDBLOCK
+                    ? "the checkpoint \(path) is in use by another run; wait for it or use another path"
+                    : "cannot lock the checkpoint \(path): \(String(cString: strerror(reason)))")
         }
         do throws(CheckpointError) {
             let bytes = try readAll(fd, path: path)
@@ -74,11 +78,15 @@ final class CheckpointJournal: @unchecked Sendable {
                 return (try CheckpointJournal(path: path, descriptor: fd, unsynced: true), [])
             }
             guard let found = decodeHeader(bytes) else {
-                throw CheckpointError(.otherWork, "\(path) is not a checkpoint journal of this library; delete it or choose "
-                    + "another path")
+                throw CheckpointError(
+                    .otherWork,
+                    "\(path) is not a checkpoint journal of this library; delete it or choose "
+                        + "another path")
             }
             guard found.work == work else {
-                throw CheckpointError(.otherWork, """
+                throw CheckpointError(
+                    .otherWork,
+                    """
                     the checkpoint \(path) records other work (\(found.work.typeName), \(found.work.count) inputs, \
                     function hash \(hex(found.work.functionHash)), inputs hash \(hex(found.work.inputsHash))) than this \
                     call (\(work.typeName), \(work.count) inputs, function hash \(hex(work.functionHash)), inputs hash \
@@ -199,11 +207,13 @@ final class CheckpointJournal: @unchecked Sendable {
         return bytes.withUnsafeBytes { raw in
             var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[magic.count...]))
             guard let name = try? reader.read(String.self), let function = try? reader.read(UInt64.self),
-                  let inputs = try? reader.read(UInt64.self), let count = try? reader.read(UInt64.self),
-                  count <= UInt64(Int.max)
+                let inputs = try? reader.read(UInt64.self), let count = try? reader.read(UInt64.self),
+                count <= UInt64(Int.max)
             else { return nil }
-            return (Work(typeName: name, functionHash: function, inputsHash: inputs, count: Int(count)),
-                    bytes.count - reader.remaining)
+            return (
+                Work(typeName: name, functionHash: function, inputsHash: inputs, count: Int(count)),
+                bytes.count - reader.remaining
+            )
         }
     }
 
@@ -212,7 +222,7 @@ final class CheckpointJournal: @unchecked Sendable {
         return bytes.withUnsafeBytes { raw in
             var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[offset...]))
             guard (try? reader.read(UInt32.self)) == recordMagic, let length = try? reader.read(UInt32.self),
-                  reader.remaining >= Int(length) + 8
+                reader.remaining >= Int(length) + 8
             else { return nil }
             let start = bytes.count - reader.remaining
             let payload = Array(bytes[start..<(start + Int(length))])
@@ -260,8 +270,10 @@ final class CheckpointJournal: @unchecked Sendable {
             let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 && errno == EINTR { continue }
             if n <= 0 {
-                throw CheckpointError(.unusable, "cannot write the checkpoint \(path): \(String(cString: strerror(errno))); "
-                    + "is the disk full?")
+                throw CheckpointError(
+                    .unusable,
+                    "cannot write the checkpoint \(path): \(String(cString: strerror(errno))); "
+                        + "is the disk full?")
             }
             offset += n
         }

@@ -10,8 +10,9 @@ extension Pool {
         // (say) 16 MB copies and faults in twice that, on the caller's thread.
         var encodedInputs = WireWriter(capacity: 64 + min(inputs.count * MemoryLayout<F.Input>.stride, 1 << 28))
         try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &encodedInputs) }
-        let work = CheckpointJournal.Work(typeName: definition.typeName, functionHash: fnv1a(definition.bytes),
-                                          inputsHash: fnv1a(encodedInputs.bytes), count: inputs.count)
+        let work = CheckpointJournal.Work(
+            typeName: definition.typeName, functionHash: fnv1a(definition.bytes),
+            inputsHash: fnv1a(encodedInputs.bytes), count: inputs.count)
         let (journal, records) = try CheckpointJournal.open(path: path, work: work)
         // A fresh journal (the common case) skips the bookkeeping of what is known: this
         // function is generic and runs unspecialised, at tens of ns per element and pass.
@@ -27,8 +28,10 @@ extension Pool {
                 }
             }
             guard outputs.count == record.indices.count else {
-                throw CheckpointError(.corrupt, "the checkpoint \(path) holds a record of \(outputs.count) results for "
-                    + "\(record.indices.count) inputs; delete it to start again")
+                throw CheckpointError(
+                    .corrupt,
+                    "the checkpoint \(path) holds a record of \(outputs.count) results for "
+                        + "\(record.indices.count) inputs; delete it to start again")
             }
             for (index, output) in zip(record.indices, outputs) { known[index] = output }
         }
@@ -40,27 +43,31 @@ extension Pool {
         }
         let finish: (Result<[F.Output], any Error>) -> Void = { result in
             journal.close()
-            completion.complete(result.map { computed in
-                if fresh { return transform(computed) }
-                var all = known
-                for (position, index) in remaining.enumerated() { all[index] = computed[position] }
-                return transform(all.map { $0! })
-            })
+            completion.complete(
+                result.map { computed in
+                    if fresh { return transform(computed) }
+                    var all = known
+                    for (position, index) in remaining.enumerated() { all[index] = computed[position] }
+                    return transform(all.map { $0! })
+                })
         }
-        let job = try batch(function, fresh ? inputs : remaining.map { inputs[$0] }, chunkSize: chunkSize, timeout: timeout,
-                            retry: retry, progress: progress, definition: definition, prepare: { job in
-            job.onDeliver = { span, outputs in
-                try journal.append(indices: fresh ? .range(span.first..<span.end) : .list(Array(remaining[span.first..<span.end])),
-                                   outputs: outputs)
-            }
-            job.everyRound = { [weak job] in
-                do {
-                    try journal.flushIfDue()
-                } catch {
-                    job?.failAll(error)
+        let job = try batch(
+            function, fresh ? inputs : remaining.map { inputs[$0] }, chunkSize: chunkSize, timeout: timeout,
+            retry: retry, progress: progress, definition: definition,
+            prepare: { job in
+                job.onDeliver = { span, outputs in
+                    try journal.append(
+                        indices: fresh ? .range(span.first..<span.end) : .list(Array(remaining[span.first..<span.end])),
+                        outputs: outputs)
                 }
-            }
-        }, finish: finish)
+                job.everyRound = { [weak job] in
+                    do {
+                        try journal.flushIfDue()
+                    } catch {
+                        job?.failAll(error)
+                    }
+                }
+            }, finish: finish)
         return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 }

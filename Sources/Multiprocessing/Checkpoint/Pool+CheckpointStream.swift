@@ -18,34 +18,43 @@ extension Pool {
     /// second later and right after the stream ends or is dropped; results received but not
     /// written when the process dies run again. Inputs and outputs must be `Codable`.
     @inlinable
-    public func imap<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                          chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                          progress: ProgressReport? = nil, checkpoint: String) throws -> ResultStream<F>
+    public func imap<F: ParallelFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input> & Sendable,
+        chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil, checkpoint: String
+    ) throws -> ResultStream<F>
     where F.Input: Codable, F.Output: Codable {
-        try _checkpointedStream(function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true,
-                                timeout: timeout, retry: retry, progress: progress, path: checkpoint)
+        try _checkpointedStream(
+            function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true,
+            timeout: timeout, retry: retry, progress: progress, path: checkpoint)
     }
 
     /// `imapUnordered` with a checkpoint journal (see `imap(_:_:chunkSize:timeout:retry:progress:checkpoint:)`):
     /// a resumed run hands back the recorded results first, as it reads their inputs.
     @inlinable
-    public func imapUnordered<F: ParallelFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                                   chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                                   progress: ProgressReport? = nil,
-                                                   checkpoint: String) throws -> ResultStream<F>
+    public func imapUnordered<F: ParallelFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input> & Sendable,
+        chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil,
+        checkpoint: String
+    ) throws -> ResultStream<F>
     where F.Input: Codable, F.Output: Codable {
-        try _checkpointedStream(function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: false,
-                                timeout: timeout, retry: retry, progress: progress, path: checkpoint)
+        try _checkpointedStream(
+            function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: false,
+            timeout: timeout, retry: retry, progress: progress, path: checkpoint)
     }
 
     @usableFromInline
-    func _checkpointedStream<F: ParallelFunction>(_ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
-                                                  ordered: Bool, timeout: Double?, retry: RetryPolicy?,
-                                                  progress: ProgressReport?, path: String) throws -> ResultStream<F>
+    func _checkpointedStream<F: ParallelFunction>(
+        _ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
+        ordered: Bool, timeout: Double?, retry: RetryPolicy?,
+        progress: ProgressReport?, path: String
+    ) throws -> ResultStream<F>
     where F.Input: Codable, F.Output: Codable {
         let definition = try FunctionDefinition.make(function)
-        let work = CheckpointJournal.Work(typeName: definition.typeName, functionHash: fnv1a(definition.bytes),
-                                          inputsHash: CheckpointedStream<F>.streamMarker, count: Int.max)
+        let work = CheckpointJournal.Work(
+            typeName: definition.typeName, functionHash: fnv1a(definition.bytes),
+            inputsHash: CheckpointedStream<F>.streamMarker, count: Int.max)
         let (journal, records) = try CheckpointJournal.open(path: path, work: work)
         let state: CheckpointedStream<F>
         do {
@@ -54,14 +63,16 @@ extension Pool {
             journal.close()
             throw error
         }
-        let inner = try _stream(PositionedFunction(function: function), state.pending(), chunkSize: chunkSize,
-                                ordered: ordered, timeout: timeout, retry: retry, progress: progress)
+        let inner = try _stream(
+            PositionedFunction(function: function), state.pending(), chunkSize: chunkSize,
+            ordered: ordered, timeout: timeout, retry: retry, progress: progress)
         state.inner = inner
-        return ResultStream(results: { state.next() }, finished: { state.isFinished },
-                            cancel: { [weak inner] in
-                                inner?.cancel()
-                                state.stop()
-                            })
+        return ResultStream(
+            results: { state.next() }, finished: { state.isFinished },
+            cancel: { [weak inner] in
+                inner?.cancel()
+                state.stop()
+            })
     }
 }
 
@@ -119,15 +130,19 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
 
     var isFinished: Bool { finished }
 
-    init(journal: CheckpointJournal, records: [CheckpointJournal.Record], inputs: AnyIterator<F.Input>,
-         ordered: Bool) throws {
+    init(
+        journal: CheckpointJournal, records: [CheckpointJournal.Record], inputs: AnyIterator<F.Input>,
+        ordered: Bool
+    ) throws {
         self.journal = journal
         self.ordered = ordered
         self.source = inputs
         for record in records {
             guard record.indices.count == 1 else {
-                throw CheckpointError(.corrupt, "the checkpoint \(journal.path) holds a record of \(record.indices.count) "
-                    + "inputs, not one stream result; delete it to start again")
+                throw CheckpointError(
+                    .corrupt,
+                    "the checkpoint \(journal.path) holds a record of \(record.indices.count) "
+                        + "inputs, not one stream result; delete it to start again")
             }
             let entry = try record.outputs.withUnsafeBytes { raw -> (UInt64, F.Output) in
                 var reader = WireReader(raw)
@@ -137,8 +152,10 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                     guard outputs.count == 1 else { throw WireError.corrupt("\(outputs.count) outputs") }
                     return (hash, outputs[0])
                 } catch {
-                    throw CheckpointError(.corrupt, "the checkpoint \(journal.path) holds results that are not "
-                        + "\(F.Output.self): \(error); delete it to start again")
+                    throw CheckpointError(
+                        .corrupt,
+                        "the checkpoint \(journal.path) holds results that are not "
+                            + "\(F.Output.self): \(error); delete it to start again")
                 }
             }
             known[record.indices[0]] = entry
@@ -160,10 +177,17 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                             replays.append((index, .success(entry.output)))
                             continue
                         }
-                        replays.append((index, .failure(CheckpointError(.otherWork, """
-                            the checkpoint \(journal.path) records another input at position \(index) than this \
-                            stream's; delete it to start again, or use another path
-                            """))))
+                        replays.append(
+                            (
+                                index,
+                                .failure(
+                                    CheckpointError(
+                                        .otherWork,
+                                        """
+                                        the checkpoint \(journal.path) records another input at position \(index) than this \
+                                        stream's; delete it to start again, or use another path
+                                        """))
+                            ))
                         return nil
                     }
                     sentOrder.append(index)
@@ -180,7 +204,7 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
         do {
             try withUnsafePointer(to: value) { try F._encodeInputs(UnsafeBufferPointer(start: $0, count: 1), into: &writer) }
         } catch {
-            return 0  // cannot be encoded: the pool reports it when it sends the input
+            return 0 // cannot be encoded: the pool reports it when it sends the input
         }
         return fnv1a(writer.bytes)
     }
@@ -237,7 +261,8 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
             lock.withLock {
                 let current = ordered && taken < sentOrder.count ? sentOrder[taken] : Int.max
                 while replayHead < replays.count, replays[replayHead].index < current,
-                      case .success = replays[replayHead].result {
+                    case .success = replays[replayHead].result
+                {
                     earlier.append(replays[replayHead].result)
                     replayHead += 1
                 }
@@ -250,7 +275,8 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                 return earlier + [.success(positioned.value)]
             case .failure(let error):
                 // The error names the input's position among those sent: give the caller's.
-                let sentPosition = (error as? RemoteError)?.inputIndex ?? (error as? WorkerDied)?.inputIndex
+                let sentPosition =
+                    (error as? RemoteError)?.inputIndex ?? (error as? WorkerDied)?.inputIndex
                     ?? (error as? TaskTimedOut)?.inputIndex ?? (error as? RetriesExhausted)?.inputIndex
                 let index = lock.withLock { () -> Int? in
                     guard let sentPosition, sentPosition >= 0, sentPosition < sentOrder.count else { return nil }

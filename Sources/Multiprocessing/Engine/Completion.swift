@@ -46,7 +46,8 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
         return lock.withLock {
             while !isDone {
                 if !lock.wait(until: deadline), !isDone,
-                   let deadline, monotonicNanoseconds() >= deadline {
+                    let deadline, monotonicNanoseconds() >= deadline
+                {
                     return false
                 }
             }
@@ -57,4 +58,3 @@ final class Completion<Value: Sendable>: @unchecked Sendable {
     /// The result, if done.
     var outcome: Result<Value, any Error>? { lock.withLock { result } }
 }
-

@@ -18,8 +18,10 @@ public enum EngineCostProbe {
             let backend = InlineBackend(workers: workers)
             let engine = PoolEngine(backend: backend, maxTasksPerChild: nil, initializer: nil)
             let outcome = Completion<[Int]>()
-            let job = BatchJob<SquareProbe>(function: try FunctionDefinition.make(SquareProbe()), options: .none, inputs: inputs,
-                                            chunkSize: chunkSize) { outcome.complete($0) }
+            let job = BatchJob<SquareProbe>(
+                function: try FunctionDefinition.make(SquareProbe()), options: .none, inputs: inputs,
+                chunkSize: chunkSize
+            ) { outcome.complete($0) }
             try engine.submit(job)
             let start = threadCPUNanoseconds()
             while !outcome.isDone {
@@ -27,7 +29,8 @@ public enum EngineCostProbe {
             }
             costs.append(Double(threadCPUNanoseconds() - start) / Double(tasks))
             guard case .success(let results) = outcome.outcome, results.count == tasks,
-                  results.enumerated().allSatisfy({ $0.element == $0.offset &* $0.offset }) else {
+                results.enumerated().allSatisfy({ $0.element == $0.offset &* $0.offset })
+            else {
                 throw PoolError(.encoding, "the engine probe's map returned a wrong result")
             }
             engine.terminate()

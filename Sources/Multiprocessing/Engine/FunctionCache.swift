@@ -33,9 +33,10 @@ struct FunctionCache {
 
         static func == (a: Key, b: Key) -> Bool {
             a.hash == b.hash && a.count == b.count && a.typeName == b.typeName
-                && (a.count == 0 || a.bytes.withUnsafeBytes { x in
-                    b.bytes.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
-                })
+                && (a.count == 0
+                    || a.bytes.withUnsafeBytes { x in
+                        b.bytes.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+                    })
         }
     }
 

@@ -134,8 +134,11 @@ class Job: @unchecked Sendable {
             return
         }
         if let earlier = history.removeValue(forKey: index) {
-            failInput(index, error: RetriesExhausted(inputIndex: index, failures: earlier + [String(describing: error)],
-                                                     lastError: error))
+            failInput(
+                index,
+                error: RetriesExhausted(
+                    inputIndex: index, failures: earlier + [String(describing: error)],
+                    lastError: error))
         } else {
             failInput(index, error: error)
         }
@@ -167,8 +170,10 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private var failure: (index: Int, error: any Error)?
     private let finish: (Result<[F.Output], any Error>) -> Void
 
-    init(function: FunctionDefinition, options: TaskOptions, inputs: [F.Input], producing: Int? = nil,
-         chunkSize: Int, finish: @escaping (Result<[F.Output], any Error>) -> Void) {
+    init(
+        function: FunctionDefinition, options: TaskOptions, inputs: [F.Input], producing: Int? = nil,
+        chunkSize: Int, finish: @escaping (Result<[F.Output], any Error>) -> Void
+    ) {
         self.inputs = inputs
         count = producing ?? inputs.count
         written = producing.map { .allocate(capacity: max($0, 1)) }
@@ -297,13 +302,15 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private var arrivalOrder: [Int] = []
     private var arrivalHead = 0
     private var consumed = 0
-    private var total: Int?          // known once the source is exhausted
+    private var total: Int? // known once the source is exhausted
     private var fatal: (any Error)?
     private var nextToConsume = 0
     private let wake: @Sendable () -> Void
 
-    init(function: FunctionDefinition, options: TaskOptions, source: AnyIterator<F.Input>, chunkSize: Int, ordered: Bool,
-         window: Int, wake: @escaping @Sendable () -> Void) {
+    init(
+        function: FunctionDefinition, options: TaskOptions, source: AnyIterator<F.Input>, chunkSize: Int, ordered: Bool,
+        window: Int, wake: @escaping @Sendable () -> Void
+    ) {
         self.source = source
         self.chunkSize = chunkSize
         self.ordered = ordered

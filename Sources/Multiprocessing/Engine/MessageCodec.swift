@@ -146,8 +146,10 @@ enum WorkerReply {
             let file = try reader.read(String.self)
             let function = try reader.read(String.self)
             let line = UInt(try reader.read(UInt64.self))
-            return .log(ForwardedRecord(level: level, label: label, message: message, metadata: metadata, source: source,
-                                        file: file, function: function, line: line))
+            return .log(
+                ForwardedRecord(
+                    level: level, label: label, message: message, metadata: metadata, source: source,
+                    file: file, function: function, line: line))
         case .objectRequest:
             throw PoolError(.protocolViolation, "a worker sent an object request outside an MPI job")
         case nil:
@@ -177,8 +179,10 @@ enum WorkerCodec {
     }
 
     /// Starts a `failure`; the outputs of the inputs before `index` follow.
-    static func beginFailure(task: UInt64, index: Int, kind: FailureKind, typeName: String, message: String,
-                             into writer: inout WireWriter) {
+    static func beginFailure(
+        task: UInt64, index: Int, kind: FailureKind, typeName: String, message: String,
+        into writer: inout WireWriter
+    ) {
         MessageBuffer.begin(&writer)
         writer.write(WorkerMessage.failure.rawValue)
         writer.write(task)
@@ -193,8 +197,10 @@ enum WorkerCodec {
         writer.write(WorkerMessage.stopped.rawValue)
     }
 
-    static func log(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata, source: String,
-                    file: String, function: String, line: UInt, into writer: inout WireWriter) {
+    static func log(
+        level: Logger.Level, label: String, message: String, metadata: Logger.Metadata, source: String,
+        file: String, function: String, line: UInt, into writer: inout WireWriter
+    ) {
         MessageBuffer.begin(&writer)
         writer.write(WorkerMessage.log.rawValue)
         writer.write(level.code)

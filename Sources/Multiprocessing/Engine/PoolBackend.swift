@@ -99,7 +99,9 @@ extension BackendEvent {
 /// A backend without shared memory refuses shared segments with this error.
 func refusingAttachments(_ segments: [SegmentStorage], summary: String) throws {
     guard segments.isEmpty else {
-        throw PoolError(.backendUnavailable, """
+        throw PoolError(
+            .backendUnavailable,
+            """
             shared memory objects (locks, shared values, queues) cannot be sent to this \
             backend's workers (\(summary)); pass plain values instead
             """)

@@ -1,4 +1,5 @@
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -334,9 +335,14 @@ final class PoolEngine: @unchecked Sendable {
                 let held = workers[worker].tasks.count
                 if idleOnly && held > 0 { continue }
                 if workers[worker].retiring || workers[worker].exclusive
-                    || held >= workers.depth(for: worker, lateReplyBytes: backend.lateReplyBytes,
-                                                  pipelineNanoseconds: backend.pipelineNanoseconds)
-                    || !backend.canAccept(worker: worker) { continue }
+                    || held
+                        >= workers.depth(
+                            for: worker, lateReplyBytes: backend.lateReplyBytes,
+                            pipelineNanoseconds: backend.pipelineNanoseconds)
+                    || !backend.canAccept(worker: worker)
+                {
+                    continue
+                }
                 if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit { continue }
                 let idle = held == 0
                 guard let job = jobs.first(where: { $0.hasSpan(now: now) && (!$0.exclusive || idle) }) else { continue }
@@ -495,11 +501,13 @@ final class PoolEngine: @unchecked Sendable {
         // Without shared progress words (MPI, in-process) nothing can be withdrawn.
         guard backend.progress(of: 0) != nil else { return false }
         guard !jobs.isEmpty, !jobs.contains(where: { $0.hasSpan(now: now) }) else { return false }
-        guard workers.indices.contains(where: { worker in
-            let slot = workers[worker]
-            return slot.tasks.isEmpty && !slot.retiring && backend.canAccept(worker: worker)
-                && maxTasksPerChild.map { slot.tasksAssigned < $0 } ?? true
-        }) else { return false }
+        guard
+            workers.indices.contains(where: { worker in
+                let slot = workers[worker]
+                return slot.tasks.isEmpty && !slot.retiring && backend.canAccept(worker: worker)
+                    && maxTasksPerChild.map { slot.tasksAssigned < $0 } ?? true
+            })
+        else { return false }
         var withdrew = false
         for worker in workers.indices where workers[worker].tasks.count > 1 && !workers[worker].exclusive {
             // The running task started when the worker last replied (or was sent work idle).
@@ -524,7 +532,7 @@ final class PoolEngine: @unchecked Sendable {
         var acted = false
         for worker in workers.indices where !workers[worker].tasks.isEmpty && workers[worker].killedFor == nil {
             guard let running = runningTask(on: worker), let job = running.job, !job.finished,
-                  let limit = job.options.timeoutNanoseconds
+                let limit = job.options.timeoutNanoseconds
             else {
                 workers[worker].observed = nil
                 continue
@@ -561,9 +569,12 @@ final class PoolEngine: @unchecked Sendable {
         guard let job = task.job else { return }
         let identity = backend.identity(of: worker)
         for index in task.span.first..<task.span.end {
-            job.inputFailed(index, error: TaskTimedOut(inputIndex: index, seconds: Double(limit) / 1e9, pid: identity.pid,
-                                                       rank: identity.rank, host: identity.host),
-                            as: .timedOut, now: now)
+            job.inputFailed(
+                index,
+                error: TaskTimedOut(
+                    inputIndex: index, seconds: Double(limit) / 1e9, pid: identity.pid,
+                    rank: identity.rank, host: identity.host),
+                as: .timedOut, now: now)
         }
     }
 
@@ -614,7 +625,9 @@ final class PoolEngine: @unchecked Sendable {
                 try job.deliver(task.span, outputs: &outputs)
                 job.forgetHistory(task.span)
             } catch {
-                let failure: any Error = error is PoolError || error is CheckpointError ? error
+                let failure: any Error =
+                    error is PoolError || error is CheckpointError
+                    ? error
                     : PoolError(.encoding, "cannot decode results of \(job.function.typeName): \(error)")
                 for index in task.span.first..<task.span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
             }
@@ -642,13 +655,15 @@ final class PoolEngine: @unchecked Sendable {
                     }
                 }
                 let identity = backend.identity(of: worker)
-                let remote = RemoteError(typeName: typeName, message: message, inputIndex: culprit.first, pid: identity.pid,
-                                         rank: identity.rank, host: identity.host)
+                let remote = RemoteError(
+                    typeName: typeName, message: message, inputIndex: culprit.first, pid: identity.pid,
+                    rank: identity.rank, host: identity.host)
                 job.inputFailed(culprit.first, error: remote, as: .threw, now: now)
                 job.runAgain(after)
             case .machinery:
-                let failure = PoolError(typeName == "PoolError" && message.contains("by name") ? .unresolvableFunction : .encoding,
-                                        message)
+                let failure = PoolError(
+                    typeName == "PoolError" && message.contains("by name") ? .unresolvableFunction : .encoding,
+                    message)
                 for input in span.first..<span.end { job.inputFailed(input, error: failure, as: nil, now: now) }
             case .initializer:
                 let failure = PoolError(.startFailed, message)
@@ -659,9 +674,11 @@ final class PoolEngine: @unchecked Sendable {
 
     /// `span` around position `position`: the inputs before it, it, and those after it.
     private func pieces(of span: InputSpan, at position: Int) -> (InputSpan, InputSpan, InputSpan) {
-        (InputSpan(first: span.first, count: position),
-         InputSpan(first: span.first + position, count: 1),
-         InputSpan(first: span.first + position + 1, count: span.count - position - 1))
+        (
+            InputSpan(first: span.first, count: position),
+            InputSpan(first: span.first + position, count: 1),
+            InputSpan(first: span.first + position + 1, count: span.count - position - 1)
+        )
     }
 
     /// A worker ended: the input it was running fails (`WorkerDied`, or `TaskTimedOut` /
@@ -703,10 +720,13 @@ final class PoolEngine: @unchecked Sendable {
             switch slot.killedFor {
             // Without live progress words the limit was enforced on the task's start, not its input's.
             case .timedOut(let timedOutTask, let timedOutInput, let limit)
-                where timedOutTask == id && (timedOutInput == inputPosition || live == nil):
-                job.inputFailed(culprit.first, error: TaskTimedOut(inputIndex: culprit.first, seconds: Double(limit) / 1e9,
-                                                                  pid: identity.pid, rank: identity.rank, host: identity.host),
-                                as: .timedOut, now: now)
+            where timedOutTask == id && (timedOutInput == inputPosition || live == nil):
+                job.inputFailed(
+                    culprit.first,
+                    error: TaskTimedOut(
+                        inputIndex: culprit.first, seconds: Double(limit) / 1e9,
+                        pid: identity.pid, rank: identity.rank, host: identity.host),
+                    as: .timedOut, now: now)
             default:
                 job.inputFailed(culprit.first, error: died, as: .workerDied, now: now)
             }
@@ -729,10 +749,13 @@ final class PoolEngine: @unchecked Sendable {
             return
         }
         if startDeaths >= Self.startDeathLimit {
-            breakPool(PoolError(.startFailed, """
-                \(startDeaths) workers in a row ended before their first task (last: \(identity)); \
-                the pool's initializer or the worker's start-up crashes — fix it and create a new Pool
-                """))
+            breakPool(
+                PoolError(
+                    .startFailed,
+                    """
+                    \(startDeaths) workers in a row ended before their first task (last: \(identity)); \
+                    the pool's initializer or the worker's start-up crashes — fix it and create a new Pool
+                    """))
             return
         }
         do {

@@ -58,7 +58,7 @@ final class WorkerRuntime {
     func handle(_ message: UnsafeRawBufferPointer) -> Action {
         var reader = WireReader(message)
         guard let kind = (try? reader.read(UInt8.self)).flatMap(MasterMessage.init(rawValue:)) else {
-            return .none  // the master never sends this; ignore rather than crash
+            return .none // the master never sends this; ignore rather than crash
         }
         switch kind {
         case .define:
@@ -88,7 +88,7 @@ final class WorkerRuntime {
             }
             return .none
         case .objectReply:
-            return .none  // an answer nobody waits for any more (its task ended)
+            return .none // an answer nobody waits for any more (its task ended)
         }
     }
 
@@ -155,13 +155,15 @@ final class WorkerRuntime {
                     if taskID == 0 {
                         initializerFailure = "the pool's initializer threw \(type): \(error)"
                     }
-                    WorkerCodec.beginFailure(task: taskID, index: index, kind: .threw, typeName: type,
-                                             message: String(describing: error), into: &writer)
+                    WorkerCodec.beginFailure(
+                        task: taskID, index: index, kind: .threw, typeName: type,
+                        message: String(describing: error), into: &writer)
                 }
             }
         } catch {
-            fail(task: taskID, kind: .machinery, type: String(reflecting: type(of: error)),
-                 message: "cannot transport inputs or outputs of \(String(reflecting: type(of: function))): \(error)")
+            fail(
+                task: taskID, kind: .machinery, type: String(reflecting: type(of: error)),
+                message: "cannot transport inputs or outputs of \(String(reflecting: type(of: function))): \(error)")
         }
     }
 

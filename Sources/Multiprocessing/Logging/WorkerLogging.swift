@@ -1,5 +1,6 @@
 // swift-log's `Logger`, `LogHandler` and `LoggingSystem` come with `import Multiprocessing`.
 @_exported import Logging
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -51,10 +52,13 @@ final class WorkerLogSink: @unchecked Sendable {
     /// Whether the calling thread may send through this sink.
     var isOnSendingThread: Bool { pthread_equal(pthread_self(), thread) != 0 }
 
-    func forward(level: Logger.Level, label: String, message: String, metadata: Logger.Metadata,
-                 source: String, file: String, function: String, line: UInt) {
-        WorkerCodec.log(level: level, label: label, message: message, metadata: metadata, source: source,
-                        file: file, function: function, line: line, into: &writer)
+    func forward(
+        level: Logger.Level, label: String, message: String, metadata: Logger.Metadata,
+        source: String, file: String, function: String, line: UInt
+    ) {
+        WorkerCodec.log(
+            level: level, label: label, message: message, metadata: metadata, source: source,
+            file: file, function: function, line: line, into: &writer)
         send(&writer)
     }
 }
@@ -88,8 +92,9 @@ struct ForwardingLogHandler: LogHandler {
     func log(event: LogEvent) {
         if let sink = WorkerLogSink.current, sink.isOnSendingThread {
             let merged = local.metadata.merging(event.metadata ?? [:]) { $1 }
-            sink.forward(level: event.level, label: label, message: event.message.description, metadata: merged,
-                         source: event.source, file: event.file, function: event.function, line: event.line)
+            sink.forward(
+                level: event.level, label: label, message: event.message.description, metadata: merged,
+                source: event.source, file: event.file, function: event.function, line: event.line)
         } else {
             local.log(event: event)
         }

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -88,7 +89,11 @@ public final class Manager: @unchecked Sendable {
     private final class ExitState: @unchecked Sendable {
         let lock = ConditionLock()
         var exited = false
-        func markExited() { lock.withLock { exited = true; lock.broadcast() } }
+        func markExited() {
+            lock.withLock {
+                exited = true; lock.broadcast()
+            }
+        }
         func wait(seconds: Double) -> Bool {
             let end = deadline(after: seconds)
             return lock.withLock {

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -67,7 +68,7 @@ final class ManagerConnection: @unchecked Sendable {
     /// request opens a new one (and fails, the manager being gone).
     static func forget(_ address: ManagerAddress) {
         let dropped = registryLock.withLock { connections.removeValue(forKey: address) }
-        withExtendedLifetime(dropped) {}  // closed here, outside the registry's lock
+        withExtendedLifetime(dropped) {} // closed here, outside the registry's lock
     }
 
     private let lock = ConditionLock()
@@ -97,7 +98,9 @@ final class ManagerConnection: @unchecked Sendable {
         if result != 0 {
             let code = errno
             systemClose(fd)
-            throw ManagerError(.unavailable, """
+            throw ManagerError(
+                .unavailable,
+                """
                 cannot reach the manager at \(address.path) (\(SystemError("connect", errno: code))): it has \
                 shut down, its owner exited, or it runs on another host
                 """)
@@ -116,8 +119,10 @@ final class ManagerConnection: @unchecked Sendable {
     }
 
     /// Sends a request and returns the reply's status and the rest of the reply.
-    func request(_ operation: ManagerOperation, object: UInt64,
-                 _ arguments: (inout WireWriter) -> Void = { _ in }) throws -> (ManagerStatus, [UInt8]) {
+    func request(
+        _ operation: ManagerOperation, object: UInt64,
+        _ arguments: (inout WireWriter) -> Void = { _ in }
+    ) throws -> (ManagerStatus, [UInt8]) {
         try lock.withLock {
             let frame = ManagerFrame.make { writer in
                 writer.write(operation.rawValue)
@@ -127,7 +132,8 @@ final class ManagerConnection: @unchecked Sendable {
             do {
                 try socket.send(frame)
                 guard let reply = try socket.receive(), let first = reply.first,
-                      let status = ManagerStatus(rawValue: first) else {
+                    let status = ManagerStatus(rawValue: first)
+                else {
                     throw ManagerError(.unavailable, "the manager closed the connection")
                 }
                 return (status, Array(reply.dropFirst()))

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -99,7 +100,8 @@ enum ManagerServer {
             let now = monotonicNanoseconds()
             let idle = now &- lastRequest
             // Only with a CPU free for the client (`SpinGate`).
-            let hot = idle < ReadinessWait.spinNanoseconds &+ ReadinessWait.yieldNanoseconds
+            let hot =
+                idle < ReadinessWait.spinNanoseconds &+ ReadinessWait.yieldNanoseconds
                 && SpinGate.spinningPays(now: now)
             let ready = poll(&descriptors, nfds_t(descriptors.count), hot ? 0 : 1000)
             if ready < 0 && errno != EINTR { return 70 }
@@ -172,14 +174,17 @@ enum ManagerServer {
 
     /// Handles one request ([op][object id][arguments]), appending the reply ([status][result])
     /// to `writer`; returns true for shutdown.
-    static func handle(_ request: [UInt8], objects: inout [UInt64: Object], nextID: inout UInt64,
-                               into writer: inout WireWriter) -> Bool {
+    static func handle(
+        _ request: [UInt8], objects: inout [UInt64: Object], nextID: inout UInt64,
+        into writer: inout WireWriter
+    ) -> Bool {
         let replyStart = writer.count
         return request.withUnsafeBytes { raw in
             var reader = WireReader(raw)
             func fail(_ status: ManagerStatus) { writer.write(status.rawValue) }
             guard let code = try? reader.read(UInt8.self), let operation = ManagerOperation(rawValue: code),
-                  let id = try? reader.read(UInt64.self) else {
+                let id = try? reader.read(UInt64.self)
+            else {
                 fail(.invalid)
                 return false
             }
@@ -210,7 +215,7 @@ enum ManagerServer {
                     writer.write(ManagerStatus.ok.rawValue)
                 case .dictGet, .dictSet, .dictDelete, .dictCount, .dictItems, .dictClear, .dictPop, .dictSetDefault, .dictUpdate:
                     guard case .dict(var dict)? = objects[id] else { fail(.invalid); return false }
-                    objects[id] = nil  // keep the dictionary uniquely referenced while mutating
+                    objects[id] = nil // keep the dictionary uniquely referenced while mutating
                     defer { objects[id] = .dict(dict) }
                     switch operation {
                     case .dictGet:
@@ -238,7 +243,7 @@ enum ManagerServer {
                     case .dictUpdate:
                         let count = try reader.read(UInt64.self)
                         var pairs: [(EncodedKey, [UInt8])] = []
-                        for _ in 0..<count { pairs.append((EncodedKey(bytes: try bytes()), try bytes())) }  // all or nothing
+                        for _ in 0..<count { pairs.append((EncodedKey(bytes: try bytes()), try bytes())) } // all or nothing
                         for (key, value) in pairs { dict[key] = value }
                         writer.write(ManagerStatus.ok.rawValue)
                     case .dictCount:
@@ -290,7 +295,7 @@ enum ManagerServer {
                     case .listExtend:
                         let count = try reader.read(UInt64.self)
                         var items: [[UInt8]] = []
-                        for _ in 0..<count { items.append(try bytes()) }  // all or nothing
+                        for _ in 0..<count { items.append(try bytes()) } // all or nothing
                         list += items
                         writer.write(ManagerStatus.ok.rawValue)
                     case .listCount:

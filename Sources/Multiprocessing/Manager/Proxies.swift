@@ -276,11 +276,14 @@ public struct ValueProxy<T: Codable & Sendable>: Codable, Sendable {
 /// The request/reply plumbing the proxies share: to a manager server process over its
 /// socket, or (`address.served` ≠ 0) to the manager rank 0 of an mpirun job serves itself.
 enum ProxyCall {
-    static func perform(_ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation,
-                        _ arguments: (inout WireWriter) throws -> Void) throws -> (ManagerStatus, [UInt8]) {
+    static func perform(
+        _ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation,
+        _ arguments: (inout WireWriter) throws -> Void
+    ) throws -> (ManagerStatus, [UInt8]) {
         var encoded = WireWriter()
         try arguments(&encoded)
-        let (status, reply) = address.served == 0
+        let (status, reply) =
+            address.served == 0
             ? try ManagerConnection.to(address).request(operation, object: id) { writer in
                 encoded.bytes.withUnsafeBytes { writer.writeRaw($0) }
             }

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -153,9 +154,12 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         }
         if bytes.count <= 120 {
             // Small: header and bytes in one send (one system call, one segment for the peer).
-            var frame: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) =
-                (UInt64(bytes.count).littleEndian, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+            var frame:
+                (
+                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+                ) =
+                    (UInt64(bytes.count).littleEndian, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
             try withUnsafeMutableBytes(of: &frame) { raw in
                 if bytes.count > 0 {
                     (raw.baseAddress! + Frame.headerSize).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
@@ -231,7 +235,9 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
             return try receiveLock.withLock {
                 let count = try receiveFrame()
                 guard count == MemoryLayout<T>.size else {
-                    throw ConnectionError(.encoding, "cannot decode a \(String(reflecting: T.self)) from a connection: the message has \(count) bytes, not \(MemoryLayout<T>.size)")
+                    throw ConnectionError(
+                        .encoding,
+                        "cannot decode a \(String(reflecting: T.self)) from a connection: the message has \(count) bytes, not \(MemoryLayout<T>.size)")
                 }
                 var bits: UInt64 = 0
                 receiveBuffer.withUnsafeBytes { raw in
@@ -308,9 +314,11 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
             let n = Glibc.recv(fd, buffer.baseAddress! + done, buffer.count - done, flags)
             if n > 0 { done += n; wait.reset(); continue }
             if n == 0 {
-                throw ConnectionError(.endOfFile, atMessageStart && done == 0
-                    ? "end of file: the other end of the pipe was closed"
-                    : "end of file in the middle of a message: the other end closed while sending")
+                throw ConnectionError(
+                    .endOfFile,
+                    atMessageStart && done == 0
+                        ? "end of file: the other end of the pipe was closed"
+                        : "end of file in the middle of a message: the other end closed while sending")
             }
             let code = errno
             if code == EINTR { continue }
@@ -349,7 +357,9 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         }
         let fd = try descriptor(for: "pass the connection")
         guard AttachmentContext.recordDescriptor(fd, id: id) else {
-            throw ConnectionError(.notTransferable, """
+            throw ConnectionError(
+                .notTransferable,
+                """
                 a Connection can be passed to a child only as a stored property of a Process \
                 target (not through a Queue, a Pipe or to a pool function)
                 """)
@@ -403,6 +413,6 @@ func pollOnce(_ fd: Int32, events: Int16, timeoutNanoseconds: Int64) -> Bool {
         let result = CSystemShims_ppoll(&entry, 1, left)
         if result > 0 { return true }
         if result == 0 { return false }
-        if errno != EINTR { return true }  // let the caller's read report the error
+        if errno != EINTR { return true } // let the caller's read report the error
     }
 }

@@ -28,21 +28,27 @@ extension Connection {
     public static func pipe(duplex: Bool = true) throws -> (Connection, Connection) {
         if MPIObjects.isServing {
             let (first, second) = MPIServedPipeEnd.makePipe()
-            return (Connection(served: first, readable: true, writable: duplex),
-                    Connection(served: second, readable: duplex, writable: true))
+            return (
+                Connection(served: first, readable: true, writable: duplex),
+                Connection(served: second, readable: duplex, writable: true)
+            )
         }
         var pair: [Int32] = [-1, -1]
         try syscallRetrying("socketpair") {
             socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair)
         }
         if duplex {
-            return (Connection(fd: pair[0], readable: true, writable: true),
-                    Connection(fd: pair[1], readable: true, writable: true))
+            return (
+                Connection(fd: pair[0], readable: true, writable: true),
+                Connection(fd: pair[1], readable: true, writable: true)
+            )
         }
         _ = shutdown(pair[0], Int32(SHUT_WR))
         _ = shutdown(pair[1], Int32(SHUT_RD))
-        return (Connection(fd: pair[0], readable: true, writable: false),
-                Connection(fd: pair[1], readable: false, writable: true))
+        return (
+            Connection(fd: pair[0], readable: true, writable: false),
+            Connection(fd: pair[1], readable: false, writable: true)
+        )
     }
 }
 

@@ -86,8 +86,9 @@ enum CurrentProcess {
 
     static var identity: ProcessIdentity {
         lock.withLock {
-            ProcessIdentity(name: childName ?? "MainProcess", pid: getpid(), isMain: childName == nil,
-                            daemon: childDaemon)
+            ProcessIdentity(
+                name: childName ?? "MainProcess", pid: getpid(), isMain: childName == nil,
+                daemon: childDaemon)
         }
     }
 

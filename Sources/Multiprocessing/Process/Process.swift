@@ -1,4 +1,5 @@
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,8 +79,10 @@ public final class Process: @unchecked Sendable {
     /// returns once its last lines are out). nil (the default): as the environment variable
     /// `SWIFTMP_TAG_OUTPUT` says; true or false win over it. Not for a target run on an MPI
     /// rank (there the variable decides).
-    public init(target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
-                startMethod: StartMethod = .automatic, tagOutput: Bool? = nil) {
+    public init(
+        target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
+        startMethod: StartMethod = .automatic, tagOutput: Bool? = nil
+    ) {
         self.tagOutput = tagOutput
         self.target = target
         self.call = { try target(()) }
@@ -134,11 +137,12 @@ public final class Process: @unchecked Sendable {
         // (served objects refuse) and finds what it mentions.
         let inMemory = segments.isEmpty && descriptors.isEmpty ? call : nil
         do {
-            _ = try ProcessLauncher.start(method: startMethod.resolved, tagOutput: tagOutput, payload: payload, segments: segments,
-                                          descriptors: descriptors, inMemory: inMemory,
-                                          decode: { reader in try reader.decode(F.self) },
-                                          started: { state.started($0, pidfd: $1, reaps: $2) },
-                                          onExit: { state.ended($0) })
+            _ = try ProcessLauncher.start(
+                method: startMethod.resolved, tagOutput: tagOutput, payload: payload, segments: segments,
+                descriptors: descriptors, inMemory: inMemory,
+                decode: { reader in try reader.decode(F.self) },
+                started: { state.started($0, pidfd: $1, reaps: $2) },
+                onExit: { state.ended($0) })
         } catch {
             ProcessRegistry.remove(state)
             throw error
@@ -179,7 +183,8 @@ public final class Process: @unchecked Sendable {
         if let result = onRank.withLock({ $0 }) {
             guard result.isReady else { return nil }
             if case .failure(let error as PoolError)? = result.completion.outcome, error.code == .cancelled,
-               let signal = interruptedBy.withLock({ $0 }) {
+                let signal = interruptedBy.withLock({ $0 })
+            {
                 return -signal
             }
             return (try? result.get(timeout: 0)) ?? 1

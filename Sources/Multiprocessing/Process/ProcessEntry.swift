@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,8 +28,10 @@ enum ProcessEntry {
     /// Runs the target in `payload`, decoded by `decode` (a forked child is handed the
     /// payload and the decoder directly: nothing to read or look up by name). `control` is
     /// the socket the target's descriptors arrive on, or -1 when it mentions none.
-    static func run(payload: ProcessPayload, control: Int32,
-                    decode: (inout WireReader) throws -> any ParallelFunction) -> Int32 {
+    static func run(
+        payload: ProcessPayload, control: Int32,
+        decode: (inout WireReader) throws -> any ParallelFunction
+    ) -> Int32 {
         CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon)
         let function: any ParallelFunction
         do {

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -13,19 +14,22 @@ import Glibc
 /// - `.spawn`: `posix_spawn` of this executable with the role `process`.
 /// - `.forkserver`: forked by the fork server, which received both descriptors.
 enum ProcessLauncher {
-    static func start(method: StartMethod, tagOutput: Bool? = nil, payload: ProcessPayload, segments: [SegmentStorage],
-                      descriptors: [(SegmentID, Int32)],
-                      inMemory: (@Sendable () throws -> Void)?,
-                      decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-                      started: @escaping @Sendable (pid_t, Int32, Bool) -> Void,
-                      onExit: @escaping @Sendable (ChildExit) -> Void) throws -> pid_t {
+    static func start(
+        method: StartMethod, tagOutput: Bool? = nil, payload: ProcessPayload, segments: [SegmentStorage],
+        descriptors: [(SegmentID, Int32)],
+        inMemory: (@Sendable () throws -> Void)?,
+        decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
+        started: @escaping @Sendable (pid_t, Int32, Bool) -> Void,
+        onExit: @escaping @Sendable (ChildExit) -> Void
+    ) throws -> pid_t {
         // tagOutput / SWIFTMP_TAG_OUTPUT: the child's 1 and 2 are pipes read by the supervisor.
         let tagged = try OutputTagging.Pipes.ifEnabled(option: tagOutput)
         var launched = false
         defer { if !launched { tagged?.discard() } }
         if method == .fork || method == .automatic {
-            let pid = try startForked(payload: payload, segments: segments, descriptors: descriptors, inMemory: inMemory,
-                                      tagged: tagged, decode: decode, started: started)
+            let pid = try startForked(
+                payload: payload, segments: segments, descriptors: descriptors, inMemory: inMemory,
+                tagged: tagged, decode: decode, started: started)
             launched = true
             try tagged?.started(pid: pid)
             return pid
@@ -42,7 +46,9 @@ enum ProcessLauncher {
             if method != .fork {
                 for segment in segments {
                     guard segment.region.descriptor >= 0 else {
-                        throw ProcessError(.encoding, """
+                        throw ProcessError(
+                            .encoding,
+                            """
                             the target mentions shared memory this process received from another \
                             process; it can reach a child only with the .fork start method
                             """)
@@ -72,9 +78,10 @@ enum ProcessLauncher {
                 return pid
             }
         case .forkserver:
-            pid = try ForkServer.shared().fork(spec: "process \(passed)",
-                                               passing: [region.descriptor, childSocket] + (tagged?.childEnds ?? []),
-                                               started: { started($0, -1, false) }, onExit: { _, exit in onExit(exit) })
+            pid = try ForkServer.shared().fork(
+                spec: "process \(passed)",
+                passing: [region.descriptor, childSocket] + (tagged?.childEnds ?? []),
+                started: { started($0, -1, false) }, onExit: { _, exit in onExit(exit) })
         }
         launched = true
         try tagged?.started(pid: pid)
@@ -85,10 +92,12 @@ enum ProcessLauncher {
     /// there is no memfd to fill or read and no type to look up by name; the socket for
     /// descriptors exists only when the target mentions some (connections). With `inMemory`
     /// (the target mentions nothing shared) the child calls the target as it is in memory.
-    private static func startForked(payload: ProcessPayload, segments: [SegmentStorage], descriptors: [(SegmentID, Int32)],
-                                    inMemory: (@Sendable () throws -> Void)?, tagged: OutputTagging.Pipes?,
-                                    decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-                                    started: @escaping @Sendable (pid_t, Int32, Bool) -> Void) throws -> pid_t {
+    private static func startForked(
+        payload: ProcessPayload, segments: [SegmentStorage], descriptors: [(SegmentID, Int32)],
+        inMemory: (@Sendable () throws -> Void)?, tagged: OutputTagging.Pipes?,
+        decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
+        started: @escaping @Sendable (pid_t, Int32, Bool) -> Void
+    ) throws -> pid_t {
         var childSocket: Int32 = -1
         if !descriptors.isEmpty {
             var pair: [Int32] = [-1, -1]
@@ -120,11 +129,12 @@ enum ProcessLauncher {
                 kept.withUnsafeBufferPointer { ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: $0) }
                 for region in keptRegions { region.keptInForkedChild() }
                 let control = socket
-                let code = if let inMemory {
-                    ProcessEntry.run(inMemory: inMemory, name: payload.name, daemon: payload.daemon)
-                } else {
-                    ProcessEntry.run(payload: payload, control: control, decode: decode)
-                }
+                let code =
+                    if let inMemory {
+                        ProcessEntry.run(inMemory: inMemory, name: payload.name, daemon: payload.daemon)
+                    } else {
+                        ProcessEntry.run(payload: payload, control: control, decode: decode)
+                    }
                 CSystemShims_exit_child(code)
             }
             // The parent reaps it through this pidfd (join, isAlive, exitCode, the next start),

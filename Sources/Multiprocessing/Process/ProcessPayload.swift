@@ -7,7 +7,7 @@ import Glibc
 /// (shared segments, connections) arrive on a socket at descriptor 4, each announced by id,
 /// as a pool worker receives them (`DescriptorInbox`).
 struct ProcessPayload {
-    static let magic: UInt64 = 0x5357_4D50_5052_4F43  // "SWMPPROC"
+    static let magic: UInt64 = 0x5357_4D50_5052_4F43 // "SWMPPROC"
 
     var typeName: String
     var name: String

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -73,7 +74,7 @@ final class ProcessState: @unchecked Sendable {
             var status: Int32 = 0
             var child: pid_t = 0
             if CSystemShims_waitid_pidfd(pidfd, WNOHANG, &status, &child) == 0 {
-                if child == 0 { return (false, false) }  // still running
+                if child == 0 { return (false, false) } // still running
                 exit = ChildExit(waitStatus: status)
             } else if errno == EINTR {
                 return (false, false)
@@ -136,7 +137,7 @@ final class ProcessState: @unchecked Sendable {
             let ready = CSystemShims_ppoll(&entry, 1, timeout)
             if ready > 0, lock.withLock({ reaps }) {
                 if poll() { return true }
-                continue  // EINTR
+                continue // EINTR
             }
             if ready > 0 {
                 var status: Int32 = 0

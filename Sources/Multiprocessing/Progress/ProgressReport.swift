@@ -44,8 +44,10 @@ public struct ProgressReport: Sendable {
     }
 
     /// `body` with each update, at most every `seconds` (0: after every result) and at the end.
-    public static func callback(every seconds: Double = 0,
-                                _ body: @escaping @Sendable (ProgressUpdate) -> Void) -> ProgressReport {
+    public static func callback(
+        every seconds: Double = 0,
+        _ body: @escaping @Sendable (ProgressUpdate) -> Void
+    ) -> ProgressReport {
         ProgressReport(style: .callback(body), label: "", interval: max(0, seconds), delay: 0)
     }
 }
@@ -120,8 +122,10 @@ final class ProgressMeter {
     private let clock: () -> UInt64
     private let output: (String) -> Void
 
-    init(_ report: ProgressReport, total: Int?, clock: @escaping () -> UInt64 = monotonicNanoseconds,
-         output: @escaping (String) -> Void = ProgressMeter.writeStandardError) {
+    init(
+        _ report: ProgressReport, total: Int?, clock: @escaping () -> UInt64 = monotonicNanoseconds,
+        output: @escaping (String) -> Void = ProgressMeter.writeStandardError
+    ) {
         self.report = report
         self.total = total
         self.clock = clock
@@ -158,8 +162,9 @@ final class ProgressMeter {
         let settled = done + failed
         let rate = elapsed > 0 ? Double(settled) / elapsed : 0
         let remaining = total.flatMap { total in rate > 0 ? Double(max(0, total - settled)) / rate : nil }
-        return ProgressUpdate(done: done, failed: failed, total: total, elapsed: elapsed, rate: rate,
-                              remaining: remaining, isFinal: final)
+        return ProgressUpdate(
+            done: done, failed: failed, total: total, elapsed: elapsed, rate: rate,
+            remaining: remaining, isFinal: final)
     }
 
     private func emit(now: UInt64, final: Bool) {
@@ -172,8 +177,9 @@ final class ProgressMeter {
         case .lines:
             output(update.line(label: report.label) + "\n")
         case .bar:
-            output("\r\u{1B}[2K" + ProgressMeter.bar(update) + " " + update.line(label: report.label)
-                   + (final ? "\n" : ""))
+            output(
+                "\r\u{1B}[2K" + ProgressMeter.bar(update) + " " + update.line(label: report.label)
+                    + (final ? "\n" : ""))
         }
     }
 

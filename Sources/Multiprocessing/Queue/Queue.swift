@@ -152,8 +152,9 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
             var frame: (UInt64, UInt64) = (UInt64(MemoryLayout<Element>.size).littleEndian, 0)
             try withUnsafeMutableBytes(of: &frame) { raw in
                 withUnsafeBytes(of: item) { (raw.baseAddress! + Frame.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                try core.put(frame: UnsafeRawBufferPointer(rebasing: raw[0..<(Frame.headerSize + MemoryLayout<Element>.size)]),
-                             deadline: deadline)
+                try core.put(
+                    frame: UnsafeRawBufferPointer(rebasing: raw[0..<(Frame.headerSize + MemoryLayout<Element>.size)]),
+                    deadline: deadline)
             }
         case .rawArray:
             let array = item as! any _QueueRawArray
@@ -186,7 +187,10 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
             return try core.get(deadline: deadline) { length in
                 let size = MemoryLayout<Element>.size
                 guard length == size else {
-                    throw QueueError(.encoding, "cannot decode a \(String(reflecting: Element.self)) from a queue (was it put as another type?): the item has \(length) bytes, not \(size)")
+                    throw QueueError(
+                        .encoding,
+                        "cannot decode a \(String(reflecting: Element.self)) from a queue (was it put as another type?): the item has \(length) bytes, not \(size)"
+                    )
                 }
                 var value: UInt64 = 0
                 try withUnsafeMutableBytes(of: &value) { try core.readPayload(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<size])) }

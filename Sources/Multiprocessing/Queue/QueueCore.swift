@@ -1,5 +1,6 @@
 import CSystemShims
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,7 +47,7 @@ import Glibc
 /// (What only producers write shares the producer mutex's cache line, what only consumers
 /// write the consumer mutex's, so that a put and a get touch as few shared lines as they can.)
 final class QueueCore: @unchecked Sendable {
-    static let magic: UInt64 = 0x5357_4D50_5155_4557  // "SWMPQUEW" (layout 3: chunks)
+    static let magic: UInt64 = 0x5357_4D50_5155_4557 // "SWMPQUEW" (layout 3: chunks)
     static let ringOffset = 256
     /// How long one wait sleeps before re-checking for a dead peer.
     static let probeInterval: Int64 = 100_000_000
@@ -130,12 +131,14 @@ final class QueueCore: @unchecked Sendable {
     init(attaching segment: SharedSegment) throws {
         let base = segment.base
         guard segment.size >= QueueCore.ringOffset + Ring.headerSize,
-              CSystemShims_load_u64_seqcst(base.assumingMemoryBound(to: UInt64.self)) == QueueCore.magic else {
+            CSystemShims_load_u64_seqcst(base.assumingMemoryBound(to: UInt64.self)) == QueueCore.magic
+        else {
             throw QueueError(.invalidArgument, "the shared memory received is not a queue")
         }
         let capacity = Int(truncatingIfNeeded: (base + 8).load(as: UInt64.self))
         guard capacity >= 64, capacity & (capacity - 1) == 0,
-              QueueCore.ringOffset + Ring.byteCount(capacity: capacity) <= segment.size else {
+            QueueCore.ringOffset + Ring.byteCount(capacity: capacity) <= segment.size
+        else {
             throw QueueError(.invalidArgument, "the queue received has a corrupt header")
         }
         self.segment = segment
@@ -165,7 +168,9 @@ final class QueueCore: @unchecked Sendable {
 
     private func checkBroken() throws(QueueError) {
         if isBroken {
-            throw QueueError(.broken, """
+            throw QueueError(
+                .broken,
+                """
                 the queue is broken: a process died in the middle of putting or getting an item, \
                 so the stream of items is cut; create a new queue
                 """)
@@ -231,7 +236,7 @@ final class QueueCore: @unchecked Sendable {
             _ = CSystemShims_fetch_add_u32(unfinished, 1)
             CSystemShims_store_u32_seqcst(producerWriting, 1)
             if UInt64(littleEndian: prefix.loadUnaligned(as: UInt64.self)) == UInt64(payload.count) {
-                writeWhole(prefix)  // its header is the chunk's: one copy for header and prefix
+                writeWhole(prefix) // its header is the chunk's: one copy for header and prefix
                 writeWhole(body)
             } else {
                 var header = UInt64(payload.count).littleEndian
@@ -334,7 +339,7 @@ final class QueueCore: @unchecked Sendable {
     private func probe(_ mutex: SharedMutex, flag: UnsafeMutablePointer<UInt32>) throws {
         switch try mutex.lock(timeout: 0) {
         case .timedOut:
-            return  // held: its owner lives (a dead owner's robust mutex is not "busy")
+            return // held: its owner lives (a dead owner's robust mutex is not "busy")
         case .acquiredFromDeadOwner:
             if CSystemShims_load_u32_seqcst(flag) != 0 { markBroken() }
             try mutex.unlock()
@@ -523,7 +528,7 @@ final class QueueCore: @unchecked Sendable {
             if CSystemShims_load_u32_seqcst(holder) == 0 { return false }
             if pid_t(bitPattern: owner) == getpid() {
                 if PartialItems.has(segment.id) { return true }
-                markBroken()  // held here, but the memory of it is gone: cannot happen
+                markBroken() // held here, but the memory of it is gone: cannot happen
                 return false
             }
             if kill(pid_t(bitPattern: owner), 0) != 0 && errno == ESRCH {

@@ -22,8 +22,10 @@ public enum Philox4x32 {
             }
             let p0 = UInt64(c0) &* UInt64(multipliers.0)
             let p1 = UInt64(c2) &* UInt64(multipliers.1)
-            (c0, c1, c2, c3) = (UInt32(truncatingIfNeeded: p1 >> 32) ^ c1 ^ k0, UInt32(truncatingIfNeeded: p1),
-                                UInt32(truncatingIfNeeded: p0 >> 32) ^ c3 ^ k1, UInt32(truncatingIfNeeded: p0))
+            (c0, c1, c2, c3) = (
+                UInt32(truncatingIfNeeded: p1 >> 32) ^ c1 ^ k0, UInt32(truncatingIfNeeded: p1),
+                UInt32(truncatingIfNeeded: p0 >> 32) ^ c3 ^ k1, UInt32(truncatingIfNeeded: p0)
+            )
         }
         return SIMD4(c0, c1, c2, c3)
     }
@@ -54,8 +56,10 @@ public enum Philox4x32 {
     /// registers: 64-bit lanes let each 32×32→64-bit product be one instruction (`vpmuludq`)
     /// and need no widening or narrowing between rounds; the ten rounds are unrolled.
     @inlinable @inline(__always)
-    public static func blocks(_ c0: SIMD16<UInt64>, _ c1: SIMD16<UInt64>, _ c2: SIMD16<UInt64>, _ c3: SIMD16<UInt64>,
-                              keys: RoundKeys)
+    public static func blocks(
+        _ c0: SIMD16<UInt64>, _ c1: SIMD16<UInt64>, _ c2: SIMD16<UInt64>, _ c3: SIMD16<UInt64>,
+        keys: RoundKeys
+    )
         -> (SIMD16<UInt64>, SIMD16<UInt64>, SIMD16<UInt64>, SIMD16<UInt64>)
     {
         typealias Lanes = SIMD16<UInt64>
@@ -264,9 +268,11 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
     /// `n`-th `next()` of `RandomStream(seed: seed, stream: stream)`.
     public static func draw(seed: UInt64, stream: UInt64, index n: UInt64) -> UInt64 {
         let block = n >> 1
-        let x = Philox4x32.block(SIMD4(UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: block >> 32),
-                                       UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32)),
-                                 key: key(seed))
+        let x = Philox4x32.block(
+            SIMD4(
+                UInt32(truncatingIfNeeded: block), UInt32(truncatingIfNeeded: block >> 32),
+                UInt32(truncatingIfNeeded: stream), UInt32(truncatingIfNeeded: stream >> 32)),
+            key: key(seed))
         return n & 1 == 0 ? UInt64(x[0]) | UInt64(x[1]) << 32 : UInt64(x[2]) | UInt64(x[3]) << 32
     }
 

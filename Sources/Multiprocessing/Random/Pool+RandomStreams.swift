@@ -82,56 +82,74 @@ extension Pool {
     /// same numbers; give each call that must draw new numbers its own seed. The other
     /// parameters are `map`'s (a checkpoint journal records the seed with the function).
     @inlinable
-    public func map<F: RandomizedFunction>(_ function: F, _ inputs: some Sequence<F.Input>, seed: UInt64,
-                                           chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                           progress: ProgressReport? = nil, checkpoint: String? = nil) throws -> [F.Output] {
-        try _map(WithRandomStreams(function, seed: seed), WithRandomStreams<F>.indexed(inputs), chunkSize: chunkSize,
-                 timeout: timeout, retry: retry, progress: progress, checkpoint: checkpoint)
+    public func map<F: RandomizedFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input>, seed: UInt64,
+        chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil, checkpoint: String? = nil
+    ) throws -> [F.Output] {
+        try _map(
+            WithRandomStreams(function, seed: seed), WithRandomStreams<F>.indexed(inputs), chunkSize: chunkSize,
+            timeout: timeout, retry: retry, progress: progress, checkpoint: checkpoint)
     }
 
     /// `mapAsync` for a `RandomizedFunction`: streams as in `map(_:_:seed:)`.
     @inlinable
-    public func mapAsync<F: RandomizedFunction>(_ function: F, _ inputs: some Sequence<F.Input>, seed: UInt64,
-                                                chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                                progress: ProgressReport? = nil, checkpoint: String? = nil,
-                                                callback: (@Sendable ([F.Output]) -> Void)? = nil,
-                                                errorCallback: (@Sendable (any Error) -> Void)? = nil)
-        throws -> AsyncResult<[F.Output]> {
-        try _mapAsync(WithRandomStreams(function, seed: seed), WithRandomStreams<F>.indexed(inputs), chunkSize: chunkSize,
-                      timeout: timeout, retry: retry, progress: progress, checkpoint: checkpoint, callback: callback,
-                      errorCallback: errorCallback)
+    public func mapAsync<F: RandomizedFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input>, seed: UInt64,
+        chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil, checkpoint: String? = nil,
+        callback: (@Sendable ([F.Output]) -> Void)? = nil,
+        errorCallback: (@Sendable (any Error) -> Void)? = nil
+    )
+        throws -> AsyncResult<[F.Output]>
+    {
+        try _mapAsync(
+            WithRandomStreams(function, seed: seed), WithRandomStreams<F>.indexed(inputs), chunkSize: chunkSize,
+            timeout: timeout, retry: retry, progress: progress, checkpoint: checkpoint, callback: callback,
+            errorCallback: errorCallback)
     }
 
     /// `asyncMap` for a `RandomizedFunction`: streams as in `map(_:_:seed:)`.
     @inlinable
-    public func asyncMap<F: RandomizedFunction>(_ function: F, _ inputs: some Sequence<F.Input>, seed: UInt64,
-                                                chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                                progress: ProgressReport? = nil,
-                                                checkpoint: String? = nil) async throws -> [F.Output] {
-        try await _mapAsync(WithRandomStreams(function, seed: seed), WithRandomStreams<F>.indexed(inputs),
-                            chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
-                            checkpoint: checkpoint, callback: nil, errorCallback: nil).value
+    public func asyncMap<F: RandomizedFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input>, seed: UInt64,
+        chunkSize: Int? = nil, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil,
+        checkpoint: String? = nil
+    ) async throws -> [F.Output] {
+        try await _mapAsync(
+            WithRandomStreams(function, seed: seed), WithRandomStreams<F>.indexed(inputs),
+            chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+            checkpoint: checkpoint, callback: nil, errorCallback: nil
+        ).value
     }
 
     /// `imap` for a `RandomizedFunction`: input `i` of the sequence (counted as it is read)
     /// draws from stream `i` of `seed`; results in input order.
     @inlinable
-    public func imap<F: RandomizedFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable, seed: UInt64,
-                                            chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
-                                            progress: ProgressReport? = nil) throws -> ResultStream<WithRandomStreams<F>> {
-        try _stream(WithRandomStreams(function, seed: seed), Self.indexedIterator(inputs), chunkSize: chunkSize,
-                    ordered: true, timeout: timeout, retry: retry, progress: progress)
+    public func imap<F: RandomizedFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input> & Sendable, seed: UInt64,
+        chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil
+    ) throws -> ResultStream<WithRandomStreams<F>> {
+        try _stream(
+            WithRandomStreams(function, seed: seed), Self.indexedIterator(inputs), chunkSize: chunkSize,
+            ordered: true, timeout: timeout, retry: retry, progress: progress)
     }
 
     /// `imapUnordered` for a `RandomizedFunction`: streams as in `imap(_:_:seed:)`, results in
     /// the order they finish.
     @inlinable
-    public func imapUnordered<F: RandomizedFunction>(_ function: F, _ inputs: some Sequence<F.Input> & Sendable,
-                                                     seed: UInt64, chunkSize: Int = 1, timeout: Double? = nil,
-                                                     retry: RetryPolicy? = nil, progress: ProgressReport? = nil)
-        throws -> ResultStream<WithRandomStreams<F>> {
-        try _stream(WithRandomStreams(function, seed: seed), Self.indexedIterator(inputs), chunkSize: chunkSize,
-                    ordered: false, timeout: timeout, retry: retry, progress: progress)
+    public func imapUnordered<F: RandomizedFunction>(
+        _ function: F, _ inputs: some Sequence<F.Input> & Sendable,
+        seed: UInt64, chunkSize: Int = 1, timeout: Double? = nil,
+        retry: RetryPolicy? = nil, progress: ProgressReport? = nil
+    )
+        throws -> ResultStream<WithRandomStreams<F>>
+    {
+        try _stream(
+            WithRandomStreams(function, seed: seed), Self.indexedIterator(inputs), chunkSize: chunkSize,
+            ordered: false, timeout: timeout, retry: retry, progress: progress)
     }
 
     @inlinable

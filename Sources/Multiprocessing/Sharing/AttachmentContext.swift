@@ -68,7 +68,8 @@ enum AttachmentContext {
     /// Runs `body` (an encode) and returns what it produced with the segments and the plain
     /// descriptors it mentioned (a `Process` target: connections may travel too).
     static func collectingWithDescriptors<T>(_ body: () throws -> T) rethrows
-        -> (T, [SegmentStorage], [(SegmentID, Int32)]) {
+        -> (T, [SegmentStorage], [(SegmentID, Int32)])
+    {
         let frame = Frame()
         let collector = Collector()
         collector.descriptors = [:]
@@ -89,7 +90,9 @@ enum AttachmentContext {
     /// Throws if the current encode admits only plain values (see `plainValuesOnly`).
     static func checkSegmentMayTravel() throws {
         guard let channel = current?.plainValuesOnly else { return }
-        throw PoolError(.encoding, """
+        throw PoolError(
+            .encoding,
+            """
             a shared object (lock, event, semaphore, condition, barrier, queue, shared value or array) cannot \
             travel through \(channel): only plain values do; store it in the Process target or pool function \
             that needs it (its memory travels with the process or the task)

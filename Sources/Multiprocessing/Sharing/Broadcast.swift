@@ -1,5 +1,6 @@
 import Synchronization
 import Wire
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -267,7 +268,9 @@ enum BroadcastPlace: Codable {
             do {
                 self = .segment(try container.decode(SharedSegment.self))
             } catch let error as PoolError {
-                throw BroadcastError(.unavailable, """
+                throw BroadcastError(
+                    .unavailable,
+                    """
                     a Broadcast's shared memory is not available in this process: a broadcast reaches the workers \
                     of the pool that made it, stored in a function value or an input of that pool's tasks, while it \
                     is not released (\(error.message))
@@ -302,8 +305,9 @@ extension Array: BroadcastRawArray where Element: WireRawElement {
         let count = bytes.count / MemoryLayout<Element>.stride
         self.init(unsafeUninitializedCapacity: count) { destination, initialized in
             if count > 0 {
-                UnsafeMutableRawPointer(destination.baseAddress!).copyMemory(from: bytes.baseAddress!,
-                                                                             byteCount: count * MemoryLayout<Element>.stride)
+                UnsafeMutableRawPointer(destination.baseAddress!).copyMemory(
+                    from: bytes.baseAddress!,
+                    byteCount: count * MemoryLayout<Element>.stride)
             }
             initialized = count
         }
@@ -376,8 +380,10 @@ final class BroadcastBytes: @unchecked Sendable {
             if written < 0 {
                 let code = errno
                 if code == EINTR { continue }
-                throw BroadcastError(.unavailable, "cannot write \(source.count) bytes of a broadcast into shared memory "
-                    + "(is /dev/shm or memory full?): \(SystemError("pwrite", errno: code))")
+                throw BroadcastError(
+                    .unavailable,
+                    "cannot write \(source.count) bytes of a broadcast into shared memory "
+                        + "(is /dev/shm or memory full?): \(SystemError("pwrite", errno: code))")
             }
             guard written > 0 else {
                 throw BroadcastError(.unavailable, "cannot write a broadcast into shared memory: pwrite wrote nothing")
@@ -391,7 +397,7 @@ final class BroadcastBytes: @unchecked Sendable {
     /// is 262 144 of them). Best effort: an older kernel faults as usual.
     static func populateForWriting(_ base: UnsafeMutableRawPointer, _ size: Int) {
         guard size > 0 else { return }
-        _ = madvise(base, size, 23)  // MADV_POPULATE_WRITE
+        _ = madvise(base, size, 23) // MADV_POPULATE_WRITE
     }
 
     private final class Weak { weak var bytes: BroadcastBytes?; init(_ b: BroadcastBytes) { bytes = b } }
@@ -488,8 +494,10 @@ final class BroadcastStorage: @unchecked Sendable {
             try served.checkEncoding()
             return .served(id: served.object.id, key: served.key)
         case .released:
-            throw BroadcastError(.released, "this Broadcast<\(type)> was released (release(), or the pool that made it "
-                + "ended): broadcast the value again with the pool that uses it")
+            throw BroadcastError(
+                .released,
+                "this Broadcast<\(type)> was released (release(), or the pool that made it "
+                    + "ended): broadcast the value again with the pool that uses it")
         }
     }
 

@@ -14,14 +14,16 @@ public struct RawSharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codabl
 
     /// An array of `count` copies of `value`.
     public init(repeating value: T, count: Int) throws {
-        try MPIObjects.refuseIfServing("RawSharedArray", use: "SharedArray (served by rank 0; its `withLock` gives the whole buffer), a Queue, or Pool.map to gather an array")
+        try MPIObjects.refuseIfServing(
+            "RawSharedArray", use: "SharedArray (served by rank 0; its `withLock` gives the whole buffer), a Queue, or Pool.map to gather an array")
         try self.init(count: count)
         buffer.initialize(repeating: value)
     }
 
     /// An array holding `elements`.
     public init<C: Collection>(_ elements: C) throws where C.Element == T {
-        try MPIObjects.refuseIfServing("RawSharedArray", use: "SharedArray (served by rank 0; its `withLock` gives the whole buffer), a Queue, or Pool.map to gather an array")
+        try MPIObjects.refuseIfServing(
+            "RawSharedArray", use: "SharedArray (served by rank 0; its `withLock` gives the whole buffer), a Queue, or Pool.map to gather an array")
         try self.init(count: elements.count)
         _ = buffer.initialize(from: elements)
     }
@@ -80,7 +82,8 @@ public struct RawSharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codabl
 extension RawSharedArray where T: AdditiveArithmetic {
     /// An array of `count` zeros. Python's `RawArray(typecode, count)`.
     public init(count: Int) throws {
-        try MPIObjects.refuseIfServing("RawSharedArray", use: "SharedArray (served by rank 0; its `withLock` gives the whole buffer), a Queue, or Pool.map to gather an array")
+        try MPIObjects.refuseIfServing(
+            "RawSharedArray", use: "SharedArray (served by rank 0; its `withLock` gives the whole buffer), a Queue, or Pool.map to gather an array")
         try self.init(repeating: .zero, count: count)
     }
 }

@@ -59,8 +59,10 @@ public struct SharedArray<T: BitwiseCopyable>: RandomAccessCollection, Codable, 
         }
         let lock = try lock ?? Lock()
         guard lock.served != nil else {
-            throw MPIObjectError(.unavailable, "a SharedArray created under mpirun is served by rank 0 and needs a Lock "
-                + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
+            throw MPIObjectError(
+                .unavailable,
+                "a SharedArray created under mpirun is served by rank 0 and needs a Lock "
+                    + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
         }
         let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: Swift.max(count, 1))
         defer { buffer.deallocate() }

@@ -143,7 +143,8 @@ final class SharedMemoryMapping: @unchecked Sendable {
         if fd < 0 {
             let code = errno
             if code == EEXIST {
-                throw SharedMemoryError(.exists, "a shared memory block named \(name) exists already: pick another name, open it with create: false, or unlink it")
+                throw SharedMemoryError(
+                    .exists, "a shared memory block named \(name) exists already: pick another name, open it with create: false, or unlink it")
             }
             throw failure("shm_open /\(name)", code)
         }
@@ -168,7 +169,8 @@ final class SharedMemoryMapping: @unchecked Sendable {
         if fd < 0 {
             let code = errno
             if code == ENOENT {
-                throw SharedMemoryError(.notFound, "no shared memory block named \(name): it was never created, or was unlinked (its creator closed it or ended)")
+                throw SharedMemoryError(
+                    .notFound, "no shared memory block named \(name): it was never created, or was unlinked (its creator closed it or ended)")
             }
             throw failure("shm_open /\(name)", code)
         }
@@ -181,7 +183,7 @@ final class SharedMemoryMapping: @unchecked Sendable {
             }
             let base = try map(fd: fd, size: Int(info.st_size))
             return SharedMemoryMapping(name: name, base: base, size: Int(info.st_size), trackingCreator: nil)
-        } catch where error.errno == EINVAL {
+        } catch  where error.errno == EINVAL {
             throw SharedMemoryError(.invalidSize, "the shared memory block \(name) is empty (its creator has not sized it yet?)", underlyingError: error)
         } catch {
             throw SharedMemoryError(.systemCall, "cannot open shared memory \(name): \(error)", underlyingError: error)
@@ -211,7 +213,7 @@ final class SharedMemoryMapping: @unchecked Sendable {
         }
         if unmap { munmap(base, size) }
         if remove {
-            _ = shm_unlink("/" + name)   // ENOENT: someone else unlinked it; fine
+            _ = shm_unlink("/" + name) // ENOENT: someone else unlinked it; fine
             SharedMemoryTracker.forget(name: name)
         }
     }

@@ -73,10 +73,10 @@ enum SharedMemoryTracker {
             guard let text = readSmallFile(recordPath) else { continue }
             let fields = text.split(separator: " ").compactMap { UInt64($0.trimmingSuffixNewline) }
             guard fields.count == 3, let pid = Int32(exactly: fields[0]) else {
-                _ = unlink(recordPath)   // unreadable: not ours to keep
+                _ = unlink(recordPath) // unreadable: not ours to keep
                 continue
             }
-            if let start = processStartTime(pid), start == fields[1] { continue }   // creator alive
+            if let start = processStartTime(pid), start == fields[1] { continue } // creator alive
             var info = stat()
             if stat(shmDirectory + name, &info) == 0, UInt64(info.st_ino) == fields[2] {
                 if shm_unlink("/" + name) == 0 { removed.append(name) }
@@ -90,7 +90,8 @@ enum SharedMemoryTracker {
     /// exist or is a zombie. Field 22 of `/proc/<pid>/stat`.
     static func processStartTime(_ pid: Int32) -> UInt64? {
         guard let text = readSmallFile("/proc/\(pid)/stat"),
-              let close = text.lastIndex(of: ")") else { return nil }
+            let close = text.lastIndex(of: ")")
+        else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is the state (field 3), so field 22 is fields[19].
         guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }

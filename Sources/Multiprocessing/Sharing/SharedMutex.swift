@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -103,7 +104,7 @@ struct SharedMutex: @unchecked Sendable {
     /// The thread id (Linux `gettid`) of the holder, or 0 when free (or its holder died and
     /// nobody locked it since). A snapshot: it may change at once.
     var ownerThreadID: Int32 {
-        Int32(bitPattern: CSystemShims_load_u32_seqcst(ownerWord) & 0x3fff_ffff)  // FUTEX_TID_MASK
+        Int32(bitPattern: CSystemShims_load_u32_seqcst(ownerWord) & 0x3fff_ffff) // FUTEX_TID_MASK
     }
 
     /// Whether the calling thread holds the mutex.

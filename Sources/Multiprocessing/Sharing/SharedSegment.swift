@@ -57,7 +57,9 @@ public struct SharedSegment: Codable, @unchecked Sendable, Hashable {
             return
         }
         guard let fd = try AttachmentContext.descriptor(for: id) else {
-            throw PoolError(.encoding, """
+            throw PoolError(
+                .encoding,
+                """
                 shared memory \(id) is not available in this process: shared objects (locks, \
                 shared values, queues) can be passed to a Process or a pool function, not to \
                 processes that received them only through a Queue or Pipe
@@ -121,7 +123,7 @@ enum SegmentRegistry {
     /// last value in this process that mentions it).
     static func release(_ id: SegmentID) {
         let dropped: SegmentStorage? = lock.withLock { received.removeValue(forKey: id) }
-        withExtendedLifetime(dropped) {}  // deinit (which takes `lock`) runs outside it
+        withExtendedLifetime(dropped) {} // deinit (which takes `lock`) runs outside it
     }
 
     static func forget(_ id: SegmentID) {

@@ -36,8 +36,10 @@ public struct SharedValue<T: BitwiseCopyable>: Codable, @unchecked Sendable {
         if MPIObjects.isServing {
             let lock = try lock ?? Lock()
             guard lock.served != nil else {
-                throw MPIObjectError(.unavailable, "a SharedValue created under mpirun is served by rank 0 and needs a Lock "
-                    + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
+                throw MPIObjectError(
+                    .unavailable,
+                    "a SharedValue created under mpirun is served by rank 0 and needs a Lock "
+                        + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
             }
             self.init(lock: lock, served: MPIServedValue(bytes: withUnsafeBytes(of: initial) { Array($0) }))
             return

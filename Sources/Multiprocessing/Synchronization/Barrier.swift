@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -78,15 +79,18 @@ public struct Barrier: Codable, Sendable {
         if let action {
             let type = type(of: action)
             guard let name = _mangledTypeName(type), _typeByName(name) == type else {
-                throw SynchronizationError(.invalidArgument, """
+                throw SynchronizationError(
+                    .invalidArgument,
+                    """
                     the Barrier action \(String(reflecting: type)) cannot be found by name in \
                     another process: declare it at file scope as internal or public
                     """)
             }
         }
         if MPIObjects.isServing {
-            self.init(parties: parties, action: action, timeout: timeout,
-                      served: MPIServedBarrier(parties: parties, hasAction: action != nil))
+            self.init(
+                parties: parties, action: action, timeout: timeout,
+                served: MPIServedBarrier(parties: parties, hasAction: action != nil))
             return
         }
         let segment = try SharedSegment(size: State.size)
@@ -126,8 +130,9 @@ public struct Barrier: Codable, Sendable {
             try MPIServedObject.checkDecoding("Barrier")
             let parties = try container.decode(Int.self, forKey: .parties)
             let timeout = try container.decodeIfPresent(Double.self, forKey: .timeout)
-            self.init(parties: parties, action: try Self.decodeAction(container), timeout: timeout,
-                      served: MPIServedBarrier(id: id))
+            self.init(
+                parties: parties, action: try Self.decodeAction(container), timeout: timeout,
+                served: MPIServedBarrier(id: id))
             return
         }
         let segment = try container.decode(SharedSegment.self, forKey: .segment)

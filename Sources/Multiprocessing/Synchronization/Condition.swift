@@ -1,4 +1,5 @@
 import CSystemShims
+
 /// A condition variable shared between processes: Python's `multiprocessing.Condition`.
 ///
 /// Hold its lock, test the shared state, and `wait` while it is not what you need; whoever
@@ -46,8 +47,10 @@ public struct Condition: Codable, Sendable {
         if MPIObjects.isServing {
             let lock = try lock ?? Lock()
             guard let servedLock = lock.served else {
-                throw MPIObjectError(.unavailable, "a Condition created under mpirun is served by rank 0 and needs a Lock "
-                    + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
+                throw MPIObjectError(
+                    .unavailable,
+                    "a Condition created under mpirun is served by rank 0 and needs a Lock "
+                        + "created under mpirun too (this one lives in local shared memory): pass nil or a Lock made by rank 0")
             }
             self.init(lock: lock, segment: nil, served: try MPIServedCondition(lock: servedLock))
             return

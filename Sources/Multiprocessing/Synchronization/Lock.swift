@@ -87,7 +87,7 @@ public struct Lock: Codable, Sendable {
         guard let mutex else {
             do {
                 return try served!.acquire(timeout: blocking ? timeout : 0)
-            } catch where error.code == .wouldDeadlock && (!blocking || timeout != nil) {
+            } catch  where error.code == .wouldDeadlock && (!blocking || timeout != nil) {
                 return .timedOut
             }
         }
@@ -97,9 +97,11 @@ public struct Lock: Codable, Sendable {
             case .acquiredFromDeadOwner: return .acquiredFromDeadOwner
             case .timedOut: return .timedOut
             }
-        } catch where error.errno == EDEADLK {
+        } catch  where error.errno == EDEADLK {
             if !blocking || timeout != nil { return .timedOut }
-            throw SynchronizationError(.wouldDeadlock, """
+            throw SynchronizationError(
+                .wouldDeadlock,
+                """
                 this thread already holds the Lock: acquiring it again would wait for ever; \
                 release it first, or use an RLock for re-entrant locking
                 """)
@@ -124,8 +126,10 @@ public struct Lock: Codable, Sendable {
         guard let mutex else { return try served!.release() }
         do {
             try mutex.unlock()
-        } catch where error.errno == EPERM {
-            throw SynchronizationError(.notHeld, """
+        } catch  where error.errno == EPERM {
+            throw SynchronizationError(
+                .notHeld,
+                """
                 release() of a Lock this thread does not hold: only the thread that acquired \
                 it may release it
                 """)
@@ -172,8 +176,8 @@ public struct Lock: Codable, Sendable {
         guard let served else { preconditionFailure("a Lock has neither a mutex nor a served id") }
         do {
             _ = try served.acquire(timeout: nil)
-        } catch where error.code == .wouldDeadlock {
-            return try body()  // held by this thread (rank 0) or this task (a worker rank) already
+        } catch  where error.code == .wouldDeadlock {
+            return try body() // held by this thread (rank 0) or this task (a worker rank) already
         } catch {
             MPIObjectClient.abort(MPIObjectError(.transport, "\(error)"))
         }

@@ -62,8 +62,10 @@ public struct RLock: Codable, Sendable {
         guard let mutex else { return try served!.release() }
         do {
             try mutex.unlock()
-        } catch where error.errno == EPERM {
-            throw SynchronizationError(.notHeld, """
+        } catch  where error.errno == EPERM {
+            throw SynchronizationError(
+                .notHeld,
+                """
                 release() of an RLock this thread does not hold: only the thread that \
                 acquired it may release it, as many times as it acquired it
                 """)

@@ -51,7 +51,9 @@ struct SemaphoreCore: @unchecked Sendable {
         while true {
             guard UInt64(current) + UInt64(count) <= ceiling else {
                 if limit != 0 {
-                    throw SynchronizationError(.releasedTooManyTimes, """
+                    throw SynchronizationError(
+                        .releasedTooManyTimes,
+                        """
                         BoundedSemaphore released too many times: its value \(current) + \(count) \
                         would exceed its initial value \(limit); release only what you acquired
                         """)

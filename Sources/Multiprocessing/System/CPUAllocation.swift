@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,9 +49,10 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
     /// This process's allocation, read now.
     public static var current: CPUAllocation {
         let mask = Int(CSystemShims_affinity_cpu_count())
-        return CPUAllocation(affinity: mask > 0 ? mask : nil,
-                             cgroupLimit: cgroupLimit(cgroups: readSmallFile("/proc/self/cgroup") ?? "", root: "/sys/fs/cgroup"),
-                             slurmShare: slurmShare { name in getenv(name).map { String(cString: $0) } })
+        return CPUAllocation(
+            affinity: mask > 0 ? mask : nil,
+            cgroupLimit: cgroupLimit(cgroups: readSmallFile("/proc/self/cgroup") ?? "", root: "/sys/fs/cgroup"),
+            slurmShare: slurmShare { name in getenv(name).map { String(cString: $0) } })
     }
 
     // MARK: Slurm
@@ -147,9 +149,10 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
     /// cgroup v1 `cpu.cfs_quota_us` (-1: none) and `cpu.cfs_period_us`.
     private static func v1Limit(_ directory: String) -> Int? {
         guard let quotaText = readSmallFile(directory + "/cpu.cfs_quota_us"),
-              let periodText = readSmallFile(directory + "/cpu.cfs_period_us"),
-              let quota = Int(quotaText.filter { !$0.isWhitespace }),
-              let period = Int(periodText.filter { !$0.isWhitespace }) else { return nil }
+            let periodText = readSmallFile(directory + "/cpu.cfs_period_us"),
+            let quota = Int(quotaText.filter { !$0.isWhitespace }),
+            let period = Int(periodText.filter { !$0.isWhitespace })
+        else { return nil }
         return cpus(quota: quota, period: period)
     }
 

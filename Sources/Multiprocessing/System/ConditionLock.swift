@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -98,23 +99,27 @@ private final class ThreadBody {
 func spawnThread(named name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) {
     typealias Box = ThreadBody
     let threadName = String(name.prefix(15))
-    let box = Unmanaged.passRetained(Box({
-        _ = CSystemShims_set_name(threadName)
-        body()
-    })).toOpaque()
+    let box = Unmanaged.passRetained(
+        Box({
+            _ = CSystemShims_set_name(threadName)
+            body()
+        })
+    ).toOpaque()
     var thread = pthread_t()
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)
     pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
     defer { pthread_attr_destroy(&attributes) }
-    let result = pthread_create(&thread, &attributes, { context in
-        let box = Unmanaged<ThreadBody>.fromOpaque(context!)
-        box.takeUnretainedValue().body()
-        ForkGuard.enterActivity()
-        box.release()
-        ForkGuard.leaveActivity()
-        return nil
-    }, box)
+    let result = pthread_create(
+        &thread, &attributes,
+        { context in
+            let box = Unmanaged<ThreadBody>.fromOpaque(context!)
+            box.takeUnretainedValue().body()
+            ForkGuard.enterActivity()
+            box.release()
+            ForkGuard.leaveActivity()
+            return nil
+        }, box)
     if result != 0 {
         Unmanaged<AnyObject>.fromOpaque(box).release()
         throw SystemError("pthread_create", errno: result)

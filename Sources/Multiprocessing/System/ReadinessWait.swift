@@ -1,5 +1,6 @@
 import CSystemShims
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif

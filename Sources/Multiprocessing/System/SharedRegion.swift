@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -34,7 +35,7 @@ final class SharedRegion: @unchecked Sendable {
     init(size: Int, name: String = "swiftmp") throws(SystemError) {
         precondition(size > 0)
         let fd = try syscallRetrying("memfd_create") {
-            CSystemShims_memfd_create(name, 1)  // MFD_CLOEXEC
+            CSystemShims_memfd_create(name, 1) // MFD_CLOEXEC
         }
         do throws(SystemError) {
             try syscallRetrying("ftruncate") { ftruncate(fd, off_t(size)) }

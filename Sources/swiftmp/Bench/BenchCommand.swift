@@ -35,7 +35,10 @@ struct Bench: ParsableCommand {
     @Option(help: "Repetitions per figure, the median is reported (default: pool 10, kernels 5, scaling 3).")
     var repetitions: Int?
 
-    @Option(help: "ipc and pool suites: measure only this figure, or the figures under this dotted prefix (process.startJoin: all three start methods; pool.apply: the round trips).")
+    @Option(
+        help:
+            "ipc and pool suites: measure only this figure, or the figures under this dotted prefix (process.startJoin: all three start methods; pool.apply: the round trips)."
+    )
     var only: String?
 
     @Option(help: "Dispatch suite: tasks per map.")
@@ -53,12 +56,14 @@ struct Bench: ParsableCommand {
     @Option(help: "Scaling suite: Mandelbrot iteration limit (1–65535).")
     var mandelbrotIterations = 8192
 
-    @Option(name: .customLong("scaling-kernel"),
-            help: "Scaling suite: a kernel to run (pi or mandelbrot; repeat the option for both, the default).")
+    @Option(
+        name: .customLong("scaling-kernel"),
+        help: "Scaling suite: a kernel to run (pi or mandelbrot; repeat the option for both, the default).")
     var scalingKernels: [String] = []
 
-    @Option(name: .customLong("scaling-workers"),
-            help: "Scaling suite: a worker count to run (repeat the option; default 1…N).")
+    @Option(
+        name: .customLong("scaling-workers"),
+        help: "Scaling suite: a worker count to run (repeat the option; default 1…N).")
     var scalingWorkers: [Int] = []
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
@@ -87,9 +92,11 @@ struct Bench: ParsableCommand {
             throw ValidationError("--pi-samples must be between 1 and 2^50 (got \(piSamples)).")
         }
         guard (1...65_536).contains(mandelbrotWidth), (1...65_536).contains(mandelbrotHeight),
-              mandelbrotWidth * mandelbrotHeight <= 1 << 30 else {
-            throw ValidationError("--mandelbrot-width and --mandelbrot-height must be between 1 and 65536 "
-                                  + "and their product at most 2^30 (got \(mandelbrotWidth)×\(mandelbrotHeight)).")
+            mandelbrotWidth * mandelbrotHeight <= 1 << 30
+        else {
+            throw ValidationError(
+                "--mandelbrot-width and --mandelbrot-height must be between 1 and 65536 "
+                    + "and their product at most 2^30 (got \(mandelbrotWidth)×\(mandelbrotHeight)).")
         }
         guard (1...65_535).contains(mandelbrotIterations) else {
             throw ValidationError("--mandelbrot-iterations must be between 1 and 65535 (got \(mandelbrotIterations)).")
@@ -158,14 +165,18 @@ struct Bench: ParsableCommand {
         case .scaling:
             let kernels: [ScalingKernel] = [
                 .pi(MonteCarloPi(samples: piSamples, seed: 12345)),
-                .mandelbrot(Mandelbrot(width: mandelbrotWidth, height: mandelbrotHeight,
-                                       maxIterations: mandelbrotIterations)),
+                .mandelbrot(
+                    Mandelbrot(
+                        width: mandelbrotWidth, height: mandelbrotHeight,
+                        maxIterations: mandelbrotIterations)),
             ].filter { scalingKernels.isEmpty || scalingKernels.contains($0.name) }
             let maximum = options.processes ?? Multiprocessing.cpuCount
             let workerCounts = scalingWorkers.isEmpty ? Array(1...maximum) : scalingWorkers
-            try ScalingBenchmarks(kernels: kernels, workerCounts: workerCounts,
-                                  startMethod: options.startMethod.method, repetitions: repetitions)
-                .run { print($0.json) }
+            try ScalingBenchmarks(
+                kernels: kernels, workerCounts: workerCounts,
+                startMethod: options.startMethod.method, repetitions: repetitions
+            )
+            .run { print($0.json) }
         }
     }
 }

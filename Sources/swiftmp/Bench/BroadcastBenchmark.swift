@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -71,14 +72,22 @@ struct BroadcastBenchmark {
             table.release()
         }
         let copy = Measure.median(copies)
-        emit(Figure(name: "\(prefix)broadcast.memcpy.\(label)", value: copy, unit: "s",
-                    extra: ["min": copies.min() ?? .nan, "max": copies.max() ?? .nan, "GB_per_s": Double(size) / copy / 1e9,
-                            "loadavg1": load]))
+        emit(
+            Figure(
+                name: "\(prefix)broadcast.memcpy.\(label)", value: copy, unit: "s",
+                extra: [
+                    "min": copies.min() ?? .nan, "max": copies.max() ?? .nan, "GB_per_s": Double(size) / copy / 1e9,
+                    "loadavg1": load,
+                ]))
         let broadcast = Measure.median(broadcasts)
-        emit(Figure(name: "\(prefix)broadcast.\(label)", value: broadcast, unit: "s",
-                    extra: ["min": broadcasts.min() ?? .nan, "max": broadcasts.max() ?? .nan,
-                            "ratio_to_memcpy": broadcast / copy,
-                            "create_s": Measure.median(creates), "workers_seen": seen.min() ?? .nan, "loadavg1": load]))
+        emit(
+            Figure(
+                name: "\(prefix)broadcast.\(label)", value: broadcast, unit: "s",
+                extra: [
+                    "min": broadcasts.min() ?? .nan, "max": broadcasts.max() ?? .nan,
+                    "ratio_to_memcpy": broadcast / copy,
+                    "create_s": Measure.median(creates), "workers_seen": seen.min() ?? .nan, "loadavg1": load,
+                ]))
     }
 
     /// Seconds of one `memcpy` of `data` into freshly mapped memory (a copy has to land
@@ -86,7 +95,8 @@ struct BroadcastBenchmark {
     static func memcpySeconds(_ data: [Double]) -> Double {
         let size = data.count * MemoryLayout<Double>.stride
         guard let destination = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              destination != MAP_FAILED else { return .nan }
+            destination != MAP_FAILED
+        else { return .nan }
         defer { munmap(destination, size) }
         let start = Measure.now()
         data.withUnsafeBytes { _ = memcpy(destination, $0.baseAddress!, size) }

@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,7 +53,9 @@ struct CheckpointBenchmarks {
                 let withJournal = (rep + step) % 2 == 1
                 unlink(journal)
                 let start = Measure.now(), cpuStart = Measure.processCPUSeconds()
-                let results = withJournal ? try pool.map(function, inputs, chunkSize: 100, checkpoint: journal)
+                let results =
+                    withJournal
+                    ? try pool.map(function, inputs, chunkSize: 100, checkpoint: journal)
                     : try pool.map(function, inputs, chunkSize: 100)
                 let rate = Double(count) / (Measure.now() - start)
                 let cpu = Measure.processCPUSeconds() - cpuStart
@@ -66,11 +69,15 @@ struct CheckpointBenchmarks {
                 }
             }
         }
-        emit(Figure(name: name, value: Measure.median(checkpointed), unit: "tasks/s",
-                    extra: ["plain": Measure.median(plain), "vs_plain": Measure.median(zip(checkpointed, plain).map { $0 / $1 }),
-                            "min_vs_plain": zip(checkpointed, plain).map { $0 / $1 }.min() ?? .nan,
-                            "max_vs_plain": zip(checkpointed, plain).map { $0 / $1 }.max() ?? .nan,
-                            "parent_cpu_ms": 1000 * Measure.median(checkpointedCPU),
-                            "plain_parent_cpu_ms": 1000 * Measure.median(plainCPU)]))
+        emit(
+            Figure(
+                name: name, value: Measure.median(checkpointed), unit: "tasks/s",
+                extra: [
+                    "plain": Measure.median(plain), "vs_plain": Measure.median(zip(checkpointed, plain).map { $0 / $1 }),
+                    "min_vs_plain": zip(checkpointed, plain).map { $0 / $1 }.min() ?? .nan,
+                    "max_vs_plain": zip(checkpointed, plain).map { $0 / $1 }.max() ?? .nan,
+                    "parent_cpu_ms": 1000 * Measure.median(checkpointedCPU),
+                    "plain_parent_cpu_ms": 1000 * Measure.median(plainCPU),
+                ]))
     }
 }

@@ -1,4 +1,5 @@
 @_spi(Diagnostics) import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,18 +49,23 @@ struct DispatchBenchmark {
         }
         // The engine alone (no transport, workers answering inline, this thread's CPU time):
         // the floor under rank 0's cost per task at this chunk size and worker count.
-        let engine = try EngineCostProbe.nanosecondsPerTask(tasks: tasks, chunkSize: chunkSize, workers: pool.processes,
-                                                             repetitions: repetitions) / 1000
+        let engine =
+            try EngineCostProbe.nanosecondsPerTask(
+                tasks: tasks, chunkSize: chunkSize, workers: pool.processes,
+                repetitions: repetitions) / 1000
         let worldSize = getenv("OMPI_COMM_WORLD_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
         let name = "dispatch.ranks_\(max(0, worldSize - 1)).processes_\(pool.processes).chunk_\(chunkSize)"
-        emit(Figure(name: name, value: Measure.median(rates), unit: "tasks/s", extra: [
-            "min": rates.min() ?? .nan, "max": rates.max() ?? .nan,
-            "rank0_cpu_us_per_task": Measure.median(costs),
-            "rank0_cpu_share": Measure.median(shares),
-            "idle_cpu_share": idle,
-            "tasks": Double(tasks),
-            "apply_hot_us": Measure.median(trips),
-            "engine_cpu_us_per_task": engine,
-        ]))
+        emit(
+            Figure(
+                name: name, value: Measure.median(rates), unit: "tasks/s",
+                extra: [
+                    "min": rates.min() ?? .nan, "max": rates.max() ?? .nan,
+                    "rank0_cpu_us_per_task": Measure.median(costs),
+                    "rank0_cpu_share": Measure.median(shares),
+                    "idle_cpu_share": idle,
+                    "tasks": Double(tasks),
+                    "apply_hot_us": Measure.median(trips),
+                    "engine_cpu_us_per_task": engine,
+                ]))
     }
 }

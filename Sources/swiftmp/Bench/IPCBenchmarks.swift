@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,8 +47,9 @@ struct IPCBenchmarks {
         if let only, name != only, !name.hasPrefix(only + ".") { return nil }
         var values: [Double] = []
         for _ in 0..<runs { values.append(try body()) }
-        return Figure(name: name, value: Measure.median(values), unit: unit,
-                      extra: ["min": values.min() ?? .nan, "max": values.max() ?? .nan])
+        return Figure(
+            name: name, value: Measure.median(values), unit: unit,
+            extra: ["min": values.min() ?? .nan, "max": values.max() ?? .nan])
     }
 
     /// Messages per second from a child putting `count` ints to this process getting them.
@@ -85,7 +87,7 @@ struct IPCBenchmarks {
         try child.start()
         theirs.close()
         let payload: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
-        for i in 0..<100 { try mine.send(i); _ = try mine.recv(Int.self) }  // warm up (the echo is in Int mode first)
+        for i in 0..<100 { try mine.send(i); _ = try mine.recv(Int.self) } // warm up (the echo is in Int mode first)
         try mine.send(-1)
         let start = Measure.now()
         for i in 0..<rounds {
@@ -133,7 +135,7 @@ struct IPCBenchmarks {
             try p.join(timeout: 30)
             values.append((Measure.now() - start) * 1e3)
         }
-        return Measure.median(Array(values.dropFirst()))  // the first may start the fork server
+        return Measure.median(Array(values.dropFirst())) // the first may start the fork server
     }
 
     /// Increments per second of `processes` children each adding 1 to one `SharedValue<Int32>`

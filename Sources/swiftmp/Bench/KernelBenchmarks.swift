@@ -28,11 +28,13 @@ struct KernelBenchmarks {
         let matmul = MatrixMultiply.reference(n: n)
         let matmulTimes = try timed("matmul") {
             let sums = MatrixMultiply.checksums(Measure.opaque(matmul).serial(), n: n)
-            try expect(sums.sum == 4_294_950_921 && sums.weighted == 6_594_902_263_792,
-                       "matmul: checksums \(sums) instead of (4294950921, 6594902263792)")
+            try expect(
+                sums.sum == 4_294_950_921 && sums.weighted == 6_594_902_263_792,
+                "matmul: checksums \(sums) instead of (4294950921, 6594902263792)")
         }
-        var matmulFigure = figure("kernels.matmul.1024", matmulTimes,
-                                  exact: ["sum": 4_294_950_921, "weighted": 6_594_902_263_792])
+        var matmulFigure = figure(
+            "kernels.matmul.1024", matmulTimes,
+            exact: ["sum": 4_294_950_921, "weighted": 6_594_902_263_792])
         matmulFigure.extra["gflops"] = 2 * Double(n * n * n) / matmulFigure.value / 1e9
         emit(matmulFigure)
 
@@ -41,12 +43,15 @@ struct KernelBenchmarks {
         let nbodyTimes = try timed("nbody") {
             let state = Measure.opaque(nbody).serial()
             energies = (state.kineticEnergy, state.sumOfSquaredPositions)
-            try expect(Self.close(energies.kinetic, 1.8135481578192069e-4)
-                       && Self.close(energies.squares, 1023.5783750684968),
-                       "nbody: checksums \(energies) outside 1e-9 of the reference")
+            try expect(
+                Self.close(energies.kinetic, 1.8135481578192069e-4)
+                    && Self.close(energies.squares, 1023.5783750684968),
+                "nbody: checksums \(energies) outside 1e-9 of the reference")
         }
-        emit(figure("kernels.nbody.4096x10", nbodyTimes,
-                    exact: ["kinetic": energies.kinetic, "squares": energies.squares]))
+        emit(
+            figure(
+                "kernels.nbody.4096x10", nbodyTimes,
+                exact: ["kinetic": energies.kinetic, "squares": energies.squares]))
     }
 
     /// Wall times in seconds of `repetitions` runs of `body`.
@@ -59,9 +64,10 @@ struct KernelBenchmarks {
     }
 
     private func figure(_ name: String, _ times: [Double], exact: [String: Double]) -> Figure {
-        Figure(name: name, value: Measure.median(times), unit: "s",
-               extra: ["min": times.min() ?? .nan, "max": times.max() ?? .nan, "runs": Double(times.count)],
-               exact: exact)
+        Figure(
+            name: name, value: Measure.median(times), unit: "s",
+            extra: ["min": times.min() ?? .nan, "max": times.max() ?? .nan, "runs": Double(times.count)],
+            exact: exact)
     }
 
     private func expect(_ condition: Bool, _ message: @autoclosure () -> String) throws {

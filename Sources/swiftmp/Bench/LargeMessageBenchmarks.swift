@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -46,8 +47,9 @@ struct LargeMessageBenchmarks {
                     continue
                 }
                 let queue = try Queue<[Double]>()
-                let child = Process(target: LargeTransferProbe(queue: queue, result: kind == 1, size: size),
-                                    startMethod: .fork)
+                let child = Process(
+                    target: LargeTransferProbe(queue: queue, result: kind == 1, size: size),
+                    startMethod: .fork)
                 try child.start()
                 let figures = try queue.get(timeout: 300)
                 try child.join(timeout: 60)
@@ -65,7 +67,8 @@ struct LargeMessageBenchmarks {
     static func freshMemoryRate(_ size: Int) -> Double {
         let start = Measure.now()
         guard let pointer = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
-              pointer != MAP_FAILED else { return .nan }
+            pointer != MAP_FAILED
+        else { return .nan }
         memset(pointer, 1, size)
         let seconds = Measure.now() - start
         munmap(pointer, size)
@@ -86,7 +89,7 @@ struct LargeTransferProbe: ParallelFunction {
             pool.close()
             try? pool.join()
         }
-        _ = try pool.apply(LargeResultTask(), 16)  // started, and the function defined
+        _ = try pool.apply(LargeResultTask(), 16) // started, and the function defined
         _ = try pool.apply(LargeInputTask(), [1])
         let before = PeakMemory.reset()
         let start: Double

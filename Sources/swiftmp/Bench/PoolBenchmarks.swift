@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -100,8 +101,10 @@ struct PoolBenchmarks {
         }
         unlink(journal)
         for (variant, name) in ["plain", "progress", "checkpoint"].enumerated() {
-            emit(Figure(name: "pool.map.\(long.count).chunk_100.\(name)", value: Measure.median(rates[variant]),
-                        unit: "tasks/s", extra: ["vs_plain": Measure.median(rates[variant]) / Measure.median(rates[0])]))
+            emit(
+                Figure(
+                    name: "pool.map.\(long.count).chunk_100.\(name)", value: Measure.median(rates[variant]),
+                    unit: "tasks/s", extra: ["vs_plain": Measure.median(rates[variant]) / Measure.median(rates[0])]))
         }
     }
 
@@ -118,9 +121,13 @@ struct PoolBenchmarks {
                     guard value == i &* i else { throw BenchmarkError.wrongResult("apply") }
                 }
             }
-            emit(Figure(name: "pool.apply.roundtrip.\(label)", value: Measure.median(latencies), unit: "us",
-                        extra: ["min": latencies.min() ?? .nan, "idle_cpu_share": idle,
-                                "p10": percentile(latencies, 0.1), "p90": percentile(latencies, 0.9)]))
+            emit(
+                Figure(
+                    name: "pool.apply.roundtrip.\(label)", value: Measure.median(latencies), unit: "us",
+                    extra: [
+                        "min": latencies.min() ?? .nan, "idle_cpu_share": idle,
+                        "p10": percentile(latencies, 0.1), "p90": percentile(latencies, 0.9),
+                    ]))
         }
     }
 

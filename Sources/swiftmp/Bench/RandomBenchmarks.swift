@@ -1,5 +1,6 @@
 import Kernels
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -109,9 +110,12 @@ struct RandomBenchmarks {
 
     private func figure(_ name: String, _ times: [(wall: Double, cpu: Double)]) -> Figure {
         let rates = times.map { Double(draws) / $0.wall }
-        return Figure(name: name, value: Measure.median(rates), unit: "draws/s",
-                      extra: ["min": rates.min() ?? .nan, "max": rates.max() ?? .nan, "runs": Double(times.count),
-                              "ns_per_draw": 1e9 / Measure.median(rates),
-                              "cpu_draws_per_s": Measure.median(times.map { Double(draws) / $0.cpu })])
+        return Figure(
+            name: name, value: Measure.median(rates), unit: "draws/s",
+            extra: [
+                "min": rates.min() ?? .nan, "max": rates.max() ?? .nan, "runs": Double(times.count),
+                "ns_per_draw": 1e9 / Measure.median(rates),
+                "cpu_draws_per_s": Measure.median(times.map { Double(draws) / $0.cpu }),
+            ])
     }
 }

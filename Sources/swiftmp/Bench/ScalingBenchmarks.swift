@@ -67,26 +67,39 @@ struct ScalingBenchmarks {
         }
         for (kernel, measured) in zip(kernels, samples) {
             let serialMedian = Measure.median(measured.serial)
-            emit(Figure(name: "scaling.\(kernel.name).serial", value: serialMedian, unit: "s",
-                        extra: ["min": measured.serial.min() ?? .nan, "max": measured.serial.max() ?? .nan,
-                                "idle_cpu_share": Measure.median(measured.serialIdle)],
-                        exact: kernel.size.merging(["checksum": Double(measured.checksum ?? 0)]) { a, _ in a }))
+            emit(
+                Figure(
+                    name: "scaling.\(kernel.name).serial", value: serialMedian, unit: "s",
+                    extra: [
+                        "min": measured.serial.min() ?? .nan, "max": measured.serial.max() ?? .nan,
+                        "idle_cpu_share": Measure.median(measured.serialIdle),
+                    ],
+                    exact: kernel.size.merging(["checksum": Double(measured.checksum ?? 0)]) { a, _ in a }))
             for workers in workerCounts {
                 let times = measured.parallel[workers] ?? []
                 let speedup = serialMedian / Measure.median(times)
-                emit(Figure(name: "scaling.\(backend).\(kernel.name).workers_\(workers)", value: speedup, unit: "x",
-                            extra: ["efficiency": speedup / Double(workers), "seconds": Measure.median(times),
-                                    "min": times.min() ?? .nan, "max": times.max() ?? .nan,
-                                    "workers": Double(workers),
-                                    "idle_cpu_share": Measure.median(measured.parallelIdle[workers] ?? []),
-                                    "master_cpu_share": Measure.median(measured.masterCPU[workers] ?? [])]))
+                emit(
+                    Figure(
+                        name: "scaling.\(backend).\(kernel.name).workers_\(workers)", value: speedup, unit: "x",
+                        extra: [
+                            "efficiency": speedup / Double(workers), "seconds": Measure.median(times),
+                            "min": times.min() ?? .nan, "max": times.max() ?? .nan,
+                            "workers": Double(workers),
+                            "idle_cpu_share": Measure.median(measured.parallelIdle[workers] ?? []),
+                            "master_cpu_share": Measure.median(measured.masterCPU[workers] ?? []),
+                        ]))
             }
         }
         for workers in workerCounts {
             let times = startups[workers] ?? []
-            emit(Figure(name: "scaling.\(backend).pool.startup.workers_\(workers)", value: Measure.median(times),
-                        unit: "s", extra: ["min": times.min() ?? .nan, "max": times.max() ?? .nan,
-                                           "workers": Double(workers)]))
+            emit(
+                Figure(
+                    name: "scaling.\(backend).pool.startup.workers_\(workers)", value: Measure.median(times),
+                    unit: "s",
+                    extra: [
+                        "min": times.min() ?? .nan, "max": times.max() ?? .nan,
+                        "workers": Double(workers),
+                    ]))
         }
     }
 

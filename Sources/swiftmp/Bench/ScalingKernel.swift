@@ -24,8 +24,10 @@ enum ScalingKernel {
         case .pi(let kernel):
             return ["samples": Double(kernel.samples)]
         case .mandelbrot(let kernel):
-            return ["width": Double(kernel.width), "height": Double(kernel.height),
-                    "max_iterations": Double(kernel.maxIterations)]
+            return [
+                "width": Double(kernel.width), "height": Double(kernel.height),
+                "max_iterations": Double(kernel.maxIterations),
+            ]
         }
     }
 

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -20,9 +21,9 @@ enum ChildEntry {
         switch role {
         case "pool-worker":
             guard let slot = values["slot"].flatMap({ Int($0) }),
-                  let region = try? SharedRegion(adopting: 3),
-                  let layout = try? PoolRegion.attach(region),
-                  slot >= 0, slot < layout.slotCount
+                let region = try? SharedRegion(adopting: 3),
+                let layout = try? PoolRegion.attach(region),
+                slot >= 0, slot < layout.slotCount
             else {
                 printError("swiftmp worker: cannot attach the pool's shared memory (\(spec))")
                 return 71
@@ -65,8 +66,9 @@ enum ChildEntry {
         WorkerRuntime.servesThisProcess = true
         CrashReports.install(parent: parent)
         let inbox = DescriptorInbox(socket: control)
-        let channel = WorkerChannel(tasks: layout.taskRing(slot), results: layout.resultRing(slot),
-                                    doorbell: layout.doorbell, parent: parent, control: control, inbox: inbox)
+        let channel = WorkerChannel(
+            tasks: layout.taskRing(slot), results: layout.resultRing(slot),
+            doorbell: layout.doorbell, parent: parent, control: control, inbox: inbox)
         let runtime = WorkerRuntime(progress: layout.progress(slot), attachments: inbox.descriptor(for:))
         // Large result arrays are written from where they are into the memfd (`WorkerChannel.send`).
         runtime.reply.defersLargeBlocks = true
@@ -129,14 +131,14 @@ enum ChildEntry {
 @_cdecl("swiftmp_startup_entry")
 func swiftmpStartupEntry(_ kind: Int32, _ spec: UnsafePointer<CChar>?) -> Int32 {
     switch kind {
-    case 1:  // CSYSTEMSHIMS_ENTRY_SPAWNED
+    case 1: // CSYSTEMSHIMS_ENTRY_SPAWNED
         let text = spec.map { String(cString: $0) } ?? ""
         let words = text.split(separator: " ")
         let parent = words.first(where: { $0.hasPrefix("parent=") }).flatMap { pid_t($0.dropFirst(7)) } ?? getppid()
         let passed = words.first(where: { $0.hasPrefix("fds=") }).flatMap { Int32($0.dropFirst(4)) } ?? 1
         ChildLauncher.becomeChild(parent: parent, firstToClose: 3 + passed)
         return ChildEntry.run(spec: text)
-    case 2:  // CSYSTEMSHIMS_ENTRY_MPI_WORKER
+    case 2: // CSYSTEMSHIMS_ENTRY_MPI_WORKER
         #if MPI
         return MPIWorkerEntry.run()
         #else

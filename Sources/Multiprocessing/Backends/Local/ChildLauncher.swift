@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -91,11 +92,12 @@ enum ChildLauncher {
     /// allocates nothing. Ends the child (status 70) if any step fails.
     /// `keeping` (ascending, each ≥ `firstToClose`) stay open.
     static func becomeChild(parent: pid_t, firstToClose: Int32, keeping keep: UnsafeBufferPointer<Int32>? = nil) {
-        let result = CSystemShims_become_child_keeping(parent, SIGKILL, UInt32(firstToClose),
-                                                       keep?.baseAddress, Int32(keep?.count ?? 0))
+        let result = CSystemShims_become_child_keeping(
+            parent, SIGKILL, UInt32(firstToClose),
+            keep?.baseAddress, Int32(keep?.count ?? 0))
         if result == 0 { return }
         let code = errno
-        if result != -2 {  // -2: the parent already ended; nothing to report to
+        if result != -2 { // -2: the parent already ended; nothing to report to
             let step = result == -1 ? "prctl(PR_SET_PDEATHSIG)" : result == -3 ? "close_range" : "unsetenv"
             printError("swiftmp child \(getpid()): \(SystemError(step, errno: code))")
         }

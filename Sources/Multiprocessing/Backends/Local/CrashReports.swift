@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -50,13 +51,14 @@ enum CrashReports {
         let folder = directory(parent: parent)
         var status = stat()
         guard lstat(folder, &status) == 0, status.st_mode & S_IFMT == S_IFDIR, status.st_uid == getuid(),
-              status.st_mode & 0o077 == 0 else { return nil }
+            status.st_mode & 0o077 == 0
+        else { return nil }
         let path = file(parent: parent, worker: worker)
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         unlink(path)
-        rmdir(folder)  // fails while another worker's report waits there: it goes with that one
+        rmdir(folder) // fails while another worker's report waits there: it goes with that one
         var bytes: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 64 << 10)
         while bytes.count < 4 << 20 {

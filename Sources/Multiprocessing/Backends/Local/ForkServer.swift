@@ -1,5 +1,6 @@
 import CSystemShims
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -87,8 +88,10 @@ final class ForkServer: @unchecked Sendable {
     /// A server that ended before it got the request is replaced by a new one, transparently;
     /// one that ends after it got the request makes this throw (the child, if it was forked,
     /// died with the server).
-    func fork(spec: String, passing fds: [Int32], started: @escaping @Sendable (pid_t) -> Void,
-              onExit: @escaping @Sendable (pid_t, ChildExit) -> Void, retrying: Bool = false) throws -> pid_t {
+    func fork(
+        spec: String, passing fds: [Int32], started: @escaping @Sendable (pid_t) -> Void,
+        onExit: @escaping @Sendable (pid_t, ChildExit) -> Void, retrying: Bool = false
+    ) throws -> pid_t {
         if hasEnded || owner != getpid() {
             if retrying { throw SystemError("fork in the fork server (a new server ended as it started)", errno: ECHILD) }
             return try ForkServer.shared().fork(spec: spec, passing: fds, started: started, onExit: onExit, retrying: true)
@@ -129,7 +132,8 @@ final class ForkServer: @unchecked Sendable {
         guard let result else {
             _ = lock.withLock { pending.removeValue(forKey: request) }
             if serverDied {
-                throw SystemError("""
+                throw SystemError(
+                    """
                     fork in the fork server (pid \(serverPID), which ended before it answered: nothing was \
                     started; a new server starts on the next use, try again)
                     """, errno: ECHILD)
@@ -154,7 +158,8 @@ final class ForkServer: @unchecked Sendable {
             var reader = WireReader(message)
             guard let kind = try? reader.read(UInt8.self) else { continue }
             if kind == 1, let request = try? reader.read(UInt64.self),
-               let pid = try? reader.read(Int32.self), let code = try? reader.read(Int32.self) {
+                let pid = try? reader.read(Int32.self), let code = try? reader.read(Int32.self)
+            {
                 let callbacks = lock.withLock { pending.removeValue(forKey: request) }
                 if code == 0, let callbacks {
                     callbacks.started(pid)
@@ -201,8 +206,8 @@ final class ForkServer: @unchecked Sendable {
 
     /// The server's main loop (in the spawned process). Returns its exit status.
     static func serve(socket: Int32, parent: pid_t) -> Int32 {
-        CrashReports.owner = parent  // the pool's process, where a worker's crash report goes
-        var children: [Int32: pid_t] = [:]   // pidfd → pid
+        CrashReports.owner = parent // the pool's process, where a worker's crash report goes
+        var children: [Int32: pid_t] = [:] // pidfd → pid
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
         defer { buffer.deallocate() }
         let me = getpid()
@@ -236,13 +241,14 @@ final class ForkServer: @unchecked Sendable {
             let n = fds.withUnsafeMutableBufferPointer { fdBuffer in
                 CSystemShims_recv_with_fds(socket, buffer.baseAddress, buffer.count, fdBuffer.baseAddress, 16, &fdCount, &truncated)
             }
-            if n <= 0 { break }  // our parent closed the socket or died
+            if n <= 0 { break } // our parent closed the socket or died
             let received = Array(fds.prefix(Int(fdCount)))
             defer { received.forEach(systemClose) }
             var reader = WireReader(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             guard truncated == 0, (try? reader.read(UInt8.self)) == 1,
-                  let request = try? reader.read(UInt64.self),
-                  let spec = try? reader.read(String.self) else { continue }
+                let request = try? reader.read(UInt64.self),
+                let spec = try? reader.read(String.self)
+            else { continue }
             var writer = WireWriter()
             writer.write(UInt8(1))
             writer.write(request)

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -178,7 +179,7 @@ enum OutOfBand {
     static let threshold = 1 << 20
     /// The high word of the ids of out-of-band messages on a control socket (the ids of
     /// shared segments, which travel there too, are random).
-    static let marker: UInt64 = 0x5357_4D50_4D53_4721  // "SWMPMSG!"
+    static let marker: UInt64 = 0x5357_4D50_4D53_4721 // "SWMPMSG!"
 
     /// For tests only: a worker exits right after sending a message's descriptor, before
     /// the reference (a crash in the middle of a transfer).
@@ -191,7 +192,7 @@ enum OutOfBand {
     /// never gathered into a buffer first.
     static func store(_ parts: [UnsafeRawBufferPointer]) throws(SystemError) -> Int32 {
         let fd = try syscallRetrying("memfd_create (for a large message)") {
-            CSystemShims_memfd_create("swiftmp-message", 1)  // MFD_CLOEXEC
+            CSystemShims_memfd_create("swiftmp-message", 1) // MFD_CLOEXEC
         }
         let total = parts.reduce(0) { $0 + $1.count }
         var offset = 0
@@ -206,8 +207,9 @@ enum OutOfBand {
                 let code = n < 0 ? Glibc.errno : ENOSPC
                 if code == EINTR { continue }
                 systemClose(fd)
-                throw SystemError("pwrite (a \(total)-byte message into shared memory: free memory, or pass smaller values)",
-                                  errno: code)
+                throw SystemError(
+                    "pwrite (a \(total)-byte message into shared memory: free memory, or pass smaller values)",
+                    errno: code)
             }
             offset += part.count
         }
@@ -252,7 +254,8 @@ enum OutOfBand {
         let id: SegmentID? = buffer.withUnsafeBytes { raw in
             var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[0..<max(0, n)]))
             guard let count = try? reader.read(UInt32.self), count == 1,
-                  let high = try? reader.read(UInt64.self), let low = try? reader.read(UInt64.self) else { return nil }
+                let high = try? reader.read(UInt64.self), let low = try? reader.read(UInt64.self)
+            else { return nil }
             return SegmentID(high: high, low: low)
         }
         guard truncated == 0, received.count == 1, id == OutOfBand.id(token) else {
@@ -316,7 +319,8 @@ enum OutOfBand {
     /// `message.bytes` and returns nil: the frame then goes as usual.
     static func send(deferred message: inout WireWriter, token: UInt64, on socket: Int32) -> [UInt8]? {
         if wants(message),
-           let reference = message.withParts(from: Frame.headerSize, { send(parts: $0, token: token, on: socket) }) {
+            let reference = message.withParts(from: Frame.headerSize, { send(parts: $0, token: token, on: socket) })
+        {
             return reference
         }
         message.materializeDeferredBlocks()
@@ -373,7 +377,7 @@ final class WorkerChannel {
             let n = tasks.read(into: UnsafeMutableRawBufferPointer(rebasing: destination[done...]))
             if n > 0 {
                 done += n
-                doorbell.ring()  // space freed for the master
+                doorbell.ring() // space freed for the master
                 spins = true
                 continue
             }
@@ -472,8 +476,10 @@ final class WorkerChannel {
     func send(_ frame: UnsafeRawBufferPointer) -> Bool {
         if frame.count - Frame.headerSize > OutOfBand.threshold {
             nextToken &+= 1
-            if let reference = OutOfBand.send(UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
-                                              token: nextToken, on: control) {
+            if let reference = OutOfBand.send(
+                UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
+                token: nextToken, on: control)
+            {
                 if OutOfBand.exitAfterSendingDescriptor { _exit(70) }
                 return reference.withUnsafeBytes { sendFrame($0) }
             }

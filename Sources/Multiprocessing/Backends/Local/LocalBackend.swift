@@ -1,5 +1,6 @@
 import CSystemShims
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -23,7 +24,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     // Shared with the supervisor thread.
     private let endedLock = ConditionLock()
     private var endedQueue: [(slot: Int, generation: Int, exit: ChildExit)] = []
-    private var live: Set<pid_t> = []      // workers started and not yet reaped
+    private var live: Set<pid_t> = [] // workers started and not yet reaped
     private let hasEnded = Atomic<Bool>(false)
 
     private struct Slot {
@@ -134,9 +135,10 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             }
         case .forkserver:
             let server = try ForkServer.shared()
-            pid = try server.fork(spec: "pool-worker slot=\(slot)" + passed,
-                                  passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
-                                  started: { [weak self] in self?.started($0) }, onExit: onExit)
+            pid = try server.fork(
+                spec: "pool-worker slot=\(slot)" + passed,
+                passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
+                started: { [weak self] in self?.started($0) }, onExit: onExit)
         }
         slots[slot].pid = pid
         launched = true
@@ -196,8 +198,10 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         if slots[worker].ended != nil { return }
         if frame.count - Frame.headerSize > OutOfBand.threshold {
             nextToken &+= 1
-            if let reference = OutOfBand.send(UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
-                                              token: nextToken, on: slots[worker].control) {
+            if let reference = OutOfBand.send(
+                UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
+                token: nextToken, on: slots[worker].control)
+            {
                 return reference.withUnsafeBytes { send(frame: $0, to: worker) }
             }
         }
@@ -216,8 +220,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func poll(_ handler: (BackendEvent) -> Void) -> Bool {
-        pollRaw(message: { slot, bytes in handler(.decoding(bytes, from: slot)) },
-                ended: { slot, exit in handler(.ended(worker: slot, exit)) })
+        pollRaw(
+            message: { slot, bytes in handler(.decoding(bytes, from: slot)) },
+            ended: { slot, exit in handler(.ended(worker: slot, exit)) })
     }
 
     /// `poll` without decoding: each worker message as bytes (without its frame header), and
@@ -239,7 +244,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 return taken
             }
             for (slot, generation, exit) in endings where generation == slots[slot].generation {
-                _ = drain(slot, message)   // what it wrote before it ended still counts
+                _ = drain(slot, message) // what it wrote before it ended still counts
                 slots[slot].ended = exit
                 if case .signaled = exit { slots[slot].crashReport = CrashReports.collect(parent: parentPID, worker: slots[slot].pid) }
                 slots[slot].outbound.removeAll()

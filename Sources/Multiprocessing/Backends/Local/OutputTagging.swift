@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -178,7 +179,7 @@ final class LineTagger: @unchecked Sendable {
             while offset < raw.count {
                 let written = write(target, raw.baseAddress! + offset, raw.count - offset)
                 if written < 0 && errno == EINTR { continue }
-                if written <= 0 { return }  // our own output is closed: the line is dropped
+                if written <= 0 { return } // our own output is closed: the line is dropped
                 offset += written
             }
         }

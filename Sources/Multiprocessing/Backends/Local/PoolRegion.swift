@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +12,7 @@ import Glibc
 /// Progress words: 64 bytes per slot from `headerSize`; rings from `ringsOffset`.
 struct PoolRegion: @unchecked Sendable {
     static let headerSize = 4096
-    static let magic: UInt64 = 0x5357_4D50_504F_4F4C  // "SWMPPOOL"
+    static let magic: UInt64 = 0x5357_4D50_504F_4F4C // "SWMPPOOL"
     let base: UnsafeMutableRawPointer
     let slotCount: Int
     let ringCapacity: Int
@@ -49,14 +50,15 @@ struct PoolRegion: @unchecked Sendable {
         let slots = Int(truncatingIfNeeded: (base + 8).load(as: UInt64.self))
         let capacity = Int(truncatingIfNeeded: (base + 16).load(as: UInt64.self))
         guard slots > 0, capacity > 0, capacity & (capacity - 1) == 0,
-              byteCount(slots: slots, ringCapacity: capacity) <= region.size
+            byteCount(slots: slots, ringCapacity: capacity) <= region.size
         else { throw SystemError("attach pool region (bad layout)", errno: EINVAL) }
         return PoolRegion(base: base, slotCount: slots, ringCapacity: capacity)
     }
 
     var doorbell: Doorbell {
-        Doorbell(sequence: (base + 64).assumingMemoryBound(to: UInt32.self),
-                 sleeping: (base + 128).assumingMemoryBound(to: UInt32.self))
+        Doorbell(
+            sequence: (base + 64).assumingMemoryBound(to: UInt32.self),
+            sleeping: (base + 128).assumingMemoryBound(to: UInt32.self))
     }
 
     func taskRing(_ slot: Int) -> Ring {
@@ -104,6 +106,6 @@ struct Doorbell: @unchecked Sendable {
         if !ready() {
             _ = CSystemShims_futex_wait(sequence, seen, timeoutNanoseconds)
         }
-        _ = CSystemShims_fetch_add_u32(sleeping, UInt32.max)  // − 1
+        _ = CSystemShims_fetch_add_u32(sleeping, UInt32.max) // − 1
     }
 }

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -19,10 +20,10 @@ import Glibc
 final class ProcessSupervisor: @unchecked Sendable {
     static let shared = ProcessSupervisor()
 
-    private let lock = ConditionLock(resetInForkedChild: true)  // the one instance lives for ever
+    private let lock = ConditionLock(resetInForkedChild: true) // the one instance lives for ever
     private var requests: [@Sendable () -> Void] = []
-    private var watches: [Int32: Watch] = [:]         // by pidfd
-    private var sources: [Int32: @Sendable (Int32) -> Bool] = [:]  // extra descriptors to poll
+    private var watches: [Int32: Watch] = [:] // by pidfd
+    private var sources: [Int32: @Sendable (Int32) -> Bool] = [:] // extra descriptors to poll
     private var started = false
     /// The process the thread was started in: a forked child has no supervisor thread (fork
     /// copies only the calling thread) and starts its own.
@@ -119,7 +120,7 @@ final class ProcessSupervisor: @unchecked Sendable {
         _ = fcntl(pidfd, F_SETFD, FD_CLOEXEC)
         let copy = duplicate ? fcntl(pidfd, F_DUPFD_CLOEXEC, 0) : -1
         lock.withLock { watches[pidfd] = Watch(pid: pid, onExit: onExit) }
-        if CSystemShims_gettid() != threadID { wake() }  // on this thread: the loop polls it next
+        if CSystemShims_gettid() != threadID { wake() } // on this thread: the loop polls it next
         return copy
     }
 
@@ -180,7 +181,7 @@ final class ProcessSupervisor: @unchecked Sendable {
             }
             if ready == 0 { ready = poll(&descriptors, nfds_t(descriptors.count), -1) }
             enterActivity()
-            if ready < 0 { continue }  // EINTR
+            if ready < 0 { continue } // EINTR
             if descriptors[0].revents != 0 {
                 var value: UInt64 = 0
                 _ = read(wakeFD, &value, 8)
@@ -200,7 +201,7 @@ final class ProcessSupervisor: @unchecked Sendable {
         var status: Int32 = 0
         var pid: pid_t = 0
         let r = CSystemShims_waitid_pidfd(pidfd, WNOHANG, &status, &pid)
-        if r == 0 && pid == 0 { return }  // not yet
+        if r == 0 && pid == 0 { return } // not yet
         _ = lock.withLock { watches.removeValue(forKey: pidfd) }
         systemClose(pidfd)
         // r != 0: someone else reaped it (ECHILD); report it as ended without a status.

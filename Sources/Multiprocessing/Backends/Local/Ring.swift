@@ -1,5 +1,6 @@
 import CSystemShims
 import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -137,31 +138,41 @@ struct Ring: @unchecked Sendable {
     /// Waits until at least one byte can be read, or the timeout passes (spurious returns
     /// are possible). The caller re-checks `available`.
     func waitForData(spinning: Bool, timeoutNanoseconds: Int64) {
-        Ring.wait(sequence: headSequence, sleepingFlag: consumerSleeping, spinning: spinning,
-                  timeoutNanoseconds: timeoutNanoseconds) { available > 0 }
+        Ring.wait(
+            sequence: headSequence, sleepingFlag: consumerSleeping, spinning: spinning,
+            timeoutNanoseconds: timeoutNanoseconds
+        ) { available > 0 }
     }
 
     /// Waits until at least one byte of space is free, or the timeout passes.
     func waitForSpace(spinning: Bool, timeoutNanoseconds: Int64) {
-        Ring.wait(sequence: tailSequence, sleepingFlag: producerSleeping, spinning: spinning,
-                  timeoutNanoseconds: timeoutNanoseconds) { freeSpace > 0 }
+        Ring.wait(
+            sequence: tailSequence, sleepingFlag: producerSleeping, spinning: spinning,
+            timeoutNanoseconds: timeoutNanoseconds
+        ) { freeSpace > 0 }
     }
 
     /// Waits until at least `count` bytes can be read, or the timeout passes (spurious
     /// returns are possible).
     func waitForData(atLeast count: Int, spinning: Bool, timeoutNanoseconds: Int64) {
-        Ring.wait(sequence: headSequence, sleepingFlag: consumerSleeping, spinning: spinning,
-                  timeoutNanoseconds: timeoutNanoseconds) { available >= count }
+        Ring.wait(
+            sequence: headSequence, sleepingFlag: consumerSleeping, spinning: spinning,
+            timeoutNanoseconds: timeoutNanoseconds
+        ) { available >= count }
     }
 
     /// Waits until at least `count` bytes of space are free, or the timeout passes.
     func waitForSpace(atLeast count: Int, spinning: Bool, timeoutNanoseconds: Int64) {
-        Ring.wait(sequence: tailSequence, sleepingFlag: producerSleeping, spinning: spinning,
-                  timeoutNanoseconds: timeoutNanoseconds) { freeSpace >= count }
+        Ring.wait(
+            sequence: tailSequence, sleepingFlag: producerSleeping, spinning: spinning,
+            timeoutNanoseconds: timeoutNanoseconds
+        ) { freeSpace >= count }
     }
 
-    static func wait(sequence: UnsafeMutablePointer<UInt32>, sleepingFlag: UnsafeMutablePointer<UInt32>,
-                     spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+    static func wait(
+        sequence: UnsafeMutablePointer<UInt32>, sleepingFlag: UnsafeMutablePointer<UInt32>,
+        spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool
+    ) {
         if spinning && AdaptiveWait.spin(until: ready) { return }
         let seen = CSystemShims_load_u32_seqcst(sequence)
         CSystemShims_store_u32_seqcst(sleepingFlag, 1)

@@ -1,4 +1,5 @@
 import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -24,8 +25,10 @@ struct IdleBackoff {
     /// Pauses once, never past `deadline` (monotonic ns). `sleep` does the sleeping (by
     /// default `nanosleep`; a `WakeWord` lets another thread cut it short).
     /// `eager: false` skips the spin and yield: nothing is expected soon (long tasks).
-    mutating func pause(until deadline: UInt64 = .max, longest: Int64 = IdleBackoff.longestSleep,
-                        eager: Bool = true, sleep: (Int64) -> Void = IdleBackoff.nanosleep) {
+    mutating func pause(
+        until deadline: UInt64 = .max, longest: Int64 = IdleBackoff.longestSleep,
+        eager: Bool = true, sleep: (Int64) -> Void = IdleBackoff.nanosleep
+    ) {
         let now = monotonicNanoseconds()
         let idle = eager ? now &- lastActivity : .max
         if idle < Self.spinNanoseconds {

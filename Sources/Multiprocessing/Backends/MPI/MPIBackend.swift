@@ -81,8 +81,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         var perRank = perRank
         if perRank == nil, let text = getenv("SWIFTMP_PROCESSES_PER_RANK").map({ String(cString: $0) }) {
             guard let value = Int(text), value >= 1, value <= 4096 else {
-                throw PoolError(.invalidArgument, "SWIFTMP_PROCESSES_PER_RANK=\(text): give a number of local workers per "
-                    + "worker rank between 1 and 4096, or unset it (each rank then hosts one per CPU it may use)")
+                throw PoolError(
+                    .invalidArgument,
+                    "SWIFTMP_PROCESSES_PER_RANK=\(text): give a number of local workers per "
+                        + "worker rank between 1 and 4096, or unset it (each rank then hosts one per CPU it may use)")
             }
             perRank = value
         }
@@ -109,7 +111,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     var summary: String {
         let distinct = Set(ranks.map { slots[$0.first].host } + [rootHost]).sorted()
         let counts = Set(ranks.map(\.count))
-        let perRank = counts.count == 1 ? "\(counts.first!) local worker\(counts.first! == 1 ? "" : "s") each"
+        let perRank =
+            counts.count == 1
+            ? "\(counts.first!) local worker\(counts.first! == 1 ? "" : "s") each"
             : "local workers " + ranks.map { "\($0.count)" }.joined(separator: "+")
         let listed = ranks.map(\.rank)
         let contiguous = listed == Array((listed.first ?? 1)...(listed.last ?? 1))
@@ -175,8 +179,12 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         do {
             try service.send(bytes, toRank: ranks[index].rank)
         } catch {
-            failure = error as? PoolError ?? PoolError(.transport, "cannot send to worker rank \(ranks[index].rank) on "
-                + "\(slots[ranks[index].first].host): \(error)")
+            failure =
+                error as? PoolError
+                ?? PoolError(
+                    .transport,
+                    "cannot send to worker rank \(ranks[index].rank) on "
+                        + "\(slots[ranks[index].first].host): \(error)")
         }
         backoff.noteActivity()
     }
@@ -301,8 +309,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             interval = 0
         }
         let longest = min(Self.longestBusySleep, max(Self.busySleep, interval / 10))
-        wait(timeoutNanoseconds: timeoutNanoseconds, longestSleep: longest,
-             eager: interval < Self.quietReplyInterval, ready: ready)
+        wait(
+            timeoutNanoseconds: timeoutNanoseconds, longestSleep: longest,
+            eager: interval < Self.quietReplyInterval, ready: ready)
     }
 
     /// Nothing in flight: sleeps grow to 1 ms (no busy core while the program runs; the

@@ -1,5 +1,6 @@
 import Synchronization
 import Wire
+
 #if MPI
 import MPI
 #endif
@@ -62,8 +63,11 @@ enum MPIObjectClient {
     static func call(_ kind: ServedKind, id: UInt64, timeout: Double? = nil, body: [UInt8] = []) throws(MPIObjectError) -> Reply {
         let answer: Result<[UInt8], MPIObjectError> = state.withLock { transport in
             guard let transport else {
-                return .failure(MPIObjectError(.wrongProcess, "this object is served by rank 0 of an mpirun job and this "
-                    + "process is not one of its workers (a child process of its own?): pass it to a Pool with the MPI backend"))
+                return .failure(
+                    MPIObjectError(
+                        .wrongProcess,
+                        "this object is served by rank 0 of an mpirun job and this "
+                            + "process is not one of its workers (a child process of its own?): pass it to a Pool with the MPI backend"))
             }
             return exchange(transport, kind: kind, id: id, timeout: timeout, body: body)
         }
@@ -77,22 +81,29 @@ enum MPIObjectClient {
     }
 
     /// Under `state`: one request and its answer.
-    private static func exchange(_ transport: Transport, kind: ServedKind, id: UInt64, timeout: Double?,
-                                 body: [UInt8]) -> Result<[UInt8], MPIObjectError> {
+    private static func exchange(
+        _ transport: Transport, kind: ServedKind, id: UInt64, timeout: Double?,
+        body: [UInt8]
+    ) -> Result<[UInt8], MPIObjectError> {
         let counts = pending.withLock { counts in
             defer { counts.removeAll() }
             return counts
         }
-        let request = MPIObjectProtocol.Request(local: localID.load(ordering: .relaxed), counts: counts, kind: kind, id: id,
-                                                timeout: timeout ?? -1).encode(body: body)
+        let request = MPIObjectProtocol.Request(
+            local: localID.load(ordering: .relaxed), counts: counts, kind: kind, id: id,
+            timeout: timeout ?? -1
+        ).encode(body: body)
         #if MPI
         let communicator: Communicator
         #endif
         switch transport {
         case .relay(let relay):
             guard let reply = relay.call(request) else {
-                return .failure(MPIObjectError(.transport, "the worker rank that hosts this worker ended; rank 0's object "
-                    + "service cannot be reached"))
+                return .failure(
+                    MPIObjectError(
+                        .transport,
+                        "the worker rank that hosts this worker ended; rank 0's object "
+                            + "service cannot be reached"))
             }
             return .success(reply)
         #if MPI
@@ -105,8 +116,10 @@ enum MPIObjectClient {
             try request.withUnsafeBytes { try communicator.send($0, to: 0, tag: MPIObjectProtocol.requestTag) }
             var buffer: [UInt8] = []
             var backoff = IdleBackoff()
-            while try communicator.receiveIfAvailable(from: .rank(0), tag: .value(MPIObjectProtocol.replyTag),
-                                                      into: &buffer) == nil {
+            while try communicator.receiveIfAvailable(
+                from: .rank(0), tag: .value(MPIObjectProtocol.replyTag),
+                into: &buffer) == nil
+            {
                 backoff.pause()
             }
             return .success(buffer)

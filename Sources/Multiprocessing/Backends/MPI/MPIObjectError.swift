@@ -34,8 +34,10 @@ public struct MPIObjectError: Error, CustomStringConvertible, Sendable, Equatabl
 
     /// The error for `primitive` created under mpirun, naming `alternative`.
     static func unavailable(_ primitive: String, use alternative: String) -> MPIObjectError {
-        MPIObjectError(.unavailable, "\(primitive) is not available across MPI ranks (this program runs under mpirun, "
-            + "where shared objects are served by rank 0 over MPI messages): use \(alternative) — or, for a program that "
-            + "only uses local worker processes, set SWIFTMP_MPI_OBJECTS=local")
+        MPIObjectError(
+            .unavailable,
+            "\(primitive) is not available across MPI ranks (this program runs under mpirun, "
+                + "where shared objects are served by rank 0 over MPI messages): use \(alternative) — or, for a program that "
+                + "only uses local worker processes, set SWIFTMP_MPI_OBJECTS=local")
     }
 }

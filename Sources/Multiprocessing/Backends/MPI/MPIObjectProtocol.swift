@@ -43,8 +43,9 @@ enum MPIObjectProtocol {
         static func decode(_ reader: inout WireReader) throws(WireError) -> Request {
             let version = try reader.read(UInt8.self)
             guard version == MPIObjectProtocol.version else {
-                throw WireError.corrupt("object request of version \(version), rank 0 reads version \(MPIObjectProtocol.version) "
-                    + "(every rank must run the same build)")
+                throw WireError.corrupt(
+                    "object request of version \(version), rank 0 reads version \(MPIObjectProtocol.version) "
+                        + "(every rank must run the same build)")
             }
             let local = try reader.read(UInt64.self)
             let n = Int(try reader.read(UInt32.self))
@@ -55,8 +56,9 @@ enum MPIObjectProtocol {
             guard let kind = ServedKind(rawValue: try reader.read(UInt8.self)) else {
                 throw WireError.corrupt("unknown object kind (another build?)")
             }
-            return Request(local: local, counts: counts, kind: kind, id: try reader.read(UInt64.self),
-                           timeout: try reader.read(Double.self))
+            return Request(
+                local: local, counts: counts, kind: kind, id: try reader.read(UInt64.self),
+                timeout: try reader.read(Double.self))
         }
 
         func encode(body: [UInt8]) -> [UInt8] {

@@ -122,9 +122,11 @@ final class MPIObjectRegistry: @unchecked Sendable {
     }
 
     static func unknown(_ kind: ServedKind, _ id: UInt64) -> MPIObjectError {
-        MPIObjectError(.notServed, "rank 0 serves no \(kind) with id \(id): it was freed when its last handle was "
-            + "dropped (keep a handle in the sending process until the receiver has its copy), or it was not created "
-            + "by rank 0 of this job")
+        MPIObjectError(
+            .notServed,
+            "rank 0 serves no \(kind) with id \(id): it was freed when its last handle was "
+                + "dropped (keep a handle in the sending process until the receiver has its copy), or it was not created "
+                + "by rank 0 of this job")
     }
 
     /// Runs `body` on the state of `id` (rank 0's queries that need no request).
@@ -144,8 +146,10 @@ final class MPIObjectRegistry: @unchecked Sendable {
 
     /// Runs `request` on `id` for `requester` (a thread of rank 0), waiting while it is
     /// parked, until `deadline` (then the kind's `expire` answers).
-    func perform<S: ServedState>(_ id: UInt64, _: S.Type, _ request: S.Request, from requester: Requester,
-                                 deadline: UInt64?) throws(MPIObjectError) -> S.Reply {
+    func perform<S: ServedState>(
+        _ id: UInt64, _: S.Type, _ request: S.Request, from requester: Requester,
+        deadline: UInt64?
+    ) throws(MPIObjectError) -> S.Reply {
         lock.lock()
         defer { lock.unlock() }
         guard let entry = objects[id], let state = entry.state as? S else { throw Self.unknown(S.kind, id) }
@@ -209,13 +213,24 @@ final class MPIObjectRegistry: @unchecked Sendable {
                 return
             }
             guard let entry = objects[request.id] else {
-                replies.append((rank, MPIObjectProtocol.failure(.failed, Self.unknown(request.kind, request.id).message,
-                                                                local: request.local)))
+                replies.append(
+                    (
+                        rank,
+                        MPIObjectProtocol.failure(
+                            .failed, Self.unknown(request.kind, request.id).message,
+                            local: request.local)
+                    ))
                 return
             }
             guard type(of: entry.state).kind == request.kind else {
-                replies.append((rank, MPIObjectProtocol.failure(.failed, "object \(request.id) is a \(type(of: entry.state).kind), "
-                    + "not a \(request.kind) (another build?)", local: request.local)))
+                replies.append(
+                    (
+                        rank,
+                        MPIObjectProtocol.failure(
+                            .failed,
+                            "object \(request.id) is a \(type(of: entry.state).kind), "
+                                + "not a \(request.kind) (another build?)", local: request.local)
+                    ))
                 return
             }
             let deadline: UInt64? = request.timeout < 0 ? nil : monotonicNanoseconds() &+ UInt64(min(request.timeout, 1e9) * 1e9)
@@ -229,8 +244,10 @@ final class MPIObjectRegistry: @unchecked Sendable {
     }
 
     /// Under `lock`: a worker's request on `state` (its kind opened).
-    private func handle<S: ServedState>(_ entry: Entry, _ state: S, id: UInt64, _ reader: inout WireReader,
-                                        from requester: Requester, deadline: UInt64?) throws(WireError) {
+    private func handle<S: ServedState>(
+        _ entry: Entry, _ state: S, id: UInt64, _ reader: inout WireReader,
+        from requester: Requester, deadline: UInt64?
+    ) throws(WireError) {
         var request = try S.decodeRequest(&reader)
         switch state.attempt(&request, from: requester) {
         case .reply(let reply):
@@ -240,8 +257,10 @@ final class MPIObjectRegistry: @unchecked Sendable {
                 let reply = state.expire(request, from: requester)
                 replies.append((requester.rank, Self.encode(S.self, reply, local: requester.local)))
             } else {
-                parked.append(Parked(state: state, id: id, request: request, requester: requester, deadline: deadline,
-                                     rank: requester.rank))
+                parked.append(
+                    Parked(
+                        state: state, id: id, request: request, requester: requester, deadline: deadline,
+                        rank: requester.rank))
                 entry.parked += 1
             }
         }

@@ -26,7 +26,8 @@ enum MPIObjects {
 
     private static let decision: (serving: Bool, pid: pid_t) = {
         guard MPILaunch.isUnderMPIRun, !MPILaunch.isSPMD, (MPILaunch.rank ?? 0) == 0,
-              (MPILaunch.worldSizeFromEnvironment ?? 1) > 1 else { return (false, getpid()) }
+            (MPILaunch.worldSizeFromEnvironment ?? 1) > 1
+        else { return (false, getpid()) }
         if let choice = getenv("SWIFTMP_MPI_OBJECTS"), String(cString: choice) == "local" { return (false, getpid()) }
         return (true, getpid())
     }()

@@ -76,21 +76,25 @@ final class MPIProcessHost: @unchecked Sendable {
     }
 
     func start<F: ParallelFunction>(_ target: F, name: String) throws -> AsyncResult<Int32>
-        where F.Input == Void, F.Output == Void {
+    where F.Input == Void, F.Output == Void {
         lock.lock()
         defer { lock.unlock() }
         if pool == nil {
             do {
                 pool = try Pool(backend: .mpi)
             } catch {
-                throw ProcessError(.startFailed, "cannot start process \(name) on an MPI worker rank: \(error) — while the "
-                    + "program's own MPI Pool is live, run the target with pool.apply(target, ()) instead")
+                throw ProcessError(
+                    .startFailed,
+                    "cannot start process \(name) on an MPI worker rank: \(error) — while the "
+                        + "program's own MPI Pool is live, run the target with pool.apply(target, ()) instead")
             }
         }
         let pool = pool!
         guard running < pool.processes else {
-            throw ProcessError(.startFailed, "cannot start process \(name): each of the \(pool.processes) worker(s) the "
-                + "worker ranks of this mpirun job host runs a Process already; join() one first, or launch with more ranks")
+            throw ProcessError(
+                .startFailed,
+                "cannot start process \(name): each of the \(pool.processes) worker(s) the "
+                    + "worker ranks of this mpirun job host runs a Process already; join() one first, or launch with more ranks")
         }
         let result: AsyncResult<Int32>
         do {

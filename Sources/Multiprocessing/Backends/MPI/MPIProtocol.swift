@@ -31,9 +31,11 @@ enum MPIProtocol {
     static func start() throws -> Communicator {
         let level = try MPIEnvironment.initialize(threadLevel: threadLevel)
         guard level >= threadLevel else {
-            throw PoolError(.backendUnavailable, "MPI provides thread level \(level) but the MPI pool needs \(threadLevel): "
-                + "if the program initialised MPI itself, use MPIEnvironment.initialize(threadLevel: .serialized); "
-                + "otherwise use an Open MPI built with thread support")
+            throw PoolError(
+                .backendUnavailable,
+                "MPI provides thread level \(level) but the MPI pool needs \(threadLevel): "
+                    + "if the program initialised MPI itself, use MPIEnvironment.initialize(threadLevel: .serialized); "
+                    + "otherwise use an Open MPI built with thread support")
         }
         return try Communicator.world.duplicate()
     }

@@ -76,18 +76,22 @@ final class MPIServedObject: Sendable {
     /// Checks, while encoding `kind`, that the value is not going to a local child process.
     static func checkEncoding(_ kind: String) throws(MPIObjectError) {
         if AttachmentContext.isEncodingForChildProcess {
-            throw MPIObjectError(.wrongProcess, "a \(kind) created under mpirun is served by rank 0 over MPI and cannot "
-                + "reach a local child Process: run the work in a Pool (the MPI backend, the default under mpirun), "
-                + "or set SWIFTMP_MPI_OBJECTS=local to keep objects in local shared memory")
+            throw MPIObjectError(
+                .wrongProcess,
+                "a \(kind) created under mpirun is served by rank 0 over MPI and cannot "
+                    + "reach a local child Process: run the work in a Pool (the MPI backend, the default under mpirun), "
+                    + "or set SWIFTMP_MPI_OBJECTS=local to keep objects in local shared memory")
         }
     }
 
     /// Checks, while decoding `kind`, that this process can reach rank 0's registry.
     static func checkDecoding(_ kind: String) throws(MPIObjectError) {
         guard MPIObjects.isServing || MPIObjectClient.isAvailable else {
-            throw MPIObjectError(.wrongProcess, "a \(kind) served by rank 0 of an mpirun job reached a process that is not "
-                + "one of the job's ranks (a local worker process?): use a Pool with the MPI backend, or set "
-                + "SWIFTMP_MPI_OBJECTS=local so that objects live in local shared memory")
+            throw MPIObjectError(
+                .wrongProcess,
+                "a \(kind) served by rank 0 of an mpirun job reached a process that is not "
+                    + "one of the job's ranks (a local worker process?): use a Pool with the MPI backend, or set "
+                    + "SWIFTMP_MPI_OBJECTS=local so that objects live in local shared memory")
         }
     }
 

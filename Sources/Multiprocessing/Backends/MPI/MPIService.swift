@@ -147,8 +147,10 @@ final class MPIService: @unchecked Sendable {
             // A pool that ended gives its workers back when its ranks answer `close`: wait.
             if leases.keys.contains(where: { inboxes[$0] == nil }) {
                 if monotonicNanoseconds() >= deadline {
-                    throw PoolError(.startFailed, "worker ranks have not closed an ended pool's local workers after 30 s (a "
-                        + "rank is stuck or lost); restart the job")
+                    throw PoolError(
+                        .startFailed,
+                        "worker ranks have not closed an ended pool's local workers after 30 s (a "
+                            + "rank is stuck or lost); restart the job")
                 }
                 wakeWord.wake()
                 _ = lock.wait(until: min(deadline, monotonicNanoseconds() &+ 100_000_000))
@@ -180,8 +182,10 @@ final class MPIService: @unchecked Sendable {
                 return Lease(pool: pool, ranks: ranks, hosts: hosts)
             }
             let used = leases.values.reduce(0) { $0 + $1.values.reduce(0, +) }
-            throw PoolError(.backendUnavailable, "no MPI worker is free: the \(used) local workers of this job's worker ranks "
-                + "belong to other live pools; close one first, or give those pools fewer processes")
+            throw PoolError(
+                .backendUnavailable,
+                "no MPI worker is free: the \(used) local workers of this job's worker ranks "
+                    + "belong to other live pools; close one first, or give those pools fewer processes")
         }
     }
 
@@ -259,7 +263,7 @@ final class MPIService: @unchecked Sendable {
     /// another thread holds the MPI.
     @discardableResult
     func pump(for pool: UInt16?, blocking: Bool = true, _ deliver: (Int, UnsafeRawBufferPointer) -> Void) throws -> Bool {
-        if holdsMPI { return false }  // a delivery's own pump: the outer one goes on
+        if holdsMPI { return false } // a delivery's own pump: the outer one goes on
         if blocking { lockMPI() } else if !tryLockMPI() { return false }
         defer { unlockMPI() }
         guard let communicator else { return false }
@@ -272,8 +276,10 @@ final class MPIService: @unchecked Sendable {
         return moved
     }
 
-    private func pumpLocked(_ communicator: Communicator, for pool: UInt16?, _ deliver: (Int, UnsafeRawBufferPointer) -> Void,
-                            woken: inout Set<UInt16>) throws -> Bool {
+    private func pumpLocked(
+        _ communicator: Communicator, for pool: UInt16?, _ deliver: (Int, UnsafeRawBufferPointer) -> Void,
+        woken: inout Set<UInt16>
+    ) throws -> Bool {
         var moved = false
         for rank in pending.indices {
             while let head = pending[rank].first, try head.test() != nil {
@@ -284,8 +290,10 @@ final class MPIService: @unchecked Sendable {
         if !otherSends.isEmpty { otherSends = try otherSends.filter { try $0.test() == nil } }
         var received = 0
         while received < 256,
-              let arrival = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer,
-                                                                 waitingAtMost: Self.shortMessageBytes) {
+            let arrival = try communicator.receiveIfAvailable(
+                from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer,
+                waitingAtMost: Self.shortMessageBytes)
+        {
             received += 1
             switch arrival {
             case .received(let status):
@@ -293,13 +301,13 @@ final class MPIService: @unchecked Sendable {
                 if receiving[status.source].isEmpty {
                     buffer.withUnsafeBytes { route($0, from: status.source, for: pool, deliver, woken: &woken) }
                 } else {
-                    receiving[status.source].append(.received(buffer))  // after the longer one before it
+                    receiving[status.source].append(.received(buffer)) // after the longer one before it
                 }
             case .started(let incoming):
                 if receiving.indices.contains(incoming.source) {
                     receiving[incoming.source].append(.started(incoming))
                 } else {
-                    otherSends.append(incoming.request)  // never expected; left to complete
+                    otherSends.append(incoming.request) // never expected; left to complete
                 }
             }
         }
@@ -317,8 +325,10 @@ final class MPIService: @unchecked Sendable {
 
     /// One message from `rank`: to `deliver` if it is `pool`'s, else to its pool's inbox; a
     /// `closed` also gives the pool's workers on that rank back.
-    private func route(_ bytes: UnsafeRawBufferPointer, from rank: Int, for pool: UInt16?,
-                       _ deliver: (Int, UnsafeRawBufferPointer) -> Void, woken: inout Set<UInt16>) {
+    private func route(
+        _ bytes: UnsafeRawBufferPointer, from rank: Int, for pool: UInt16?,
+        _ deliver: (Int, UnsafeRawBufferPointer) -> Void, woken: inout Set<UInt16>
+    ) {
         guard let envelope = RelayEnvelope.read(bytes) else { return }
         if envelope.kind == RelayEnvelope.Up.closed.rawValue {
             lock.withLock {
@@ -373,7 +383,7 @@ final class MPIService: @unchecked Sendable {
             for rank in pending.indices { if let head = pending[rank].first, try head.test() != nil { return true } }
             for rank in receiving.indices { if let head = receiving[rank].first, try head.isComplete() { return true } }
         } catch {
-            return true  // the next pump reports it
+            return true // the next pump reports it
         }
         return false
     }
@@ -440,14 +450,15 @@ final class MPIService: @unchecked Sendable {
 
     /// Greets every worker rank: build id check, host names, default local workers.
     private func greet(_ comm: Communicator) throws -> (Communicator, Greeting) {
-        var greeting = Greeting(hosts: Array(repeating: "?", count: max(1, comm.size)),
-                                workers: Array(repeating: 1, count: max(1, comm.size)))
+        var greeting = Greeting(
+            hosts: Array(repeating: "?", count: max(1, comm.size)),
+            workers: Array(repeating: 1, count: max(1, comm.size)))
         greeting.hosts[0] = (try? MPIEnvironment.processorName) ?? "?"
         let ours = BuildID.current
         let hello = MPIProtocol.controlMessage(.hello) {
             $0.write(ours.hash)
             $0.write(ours.size)
-            $0.write(greeting.hosts[0])  // a rank on the same node leaves rank 0 its core
+            $0.write(greeting.hosts[0]) // a rank on the same node leaves rank 0 its core
         }
         var missing = Set(1..<comm.size)
         var mismatched: [(rank: Int, build: BuildID)] = []
@@ -461,8 +472,10 @@ final class MPIService: @unchecked Sendable {
             while !missing.isEmpty {
                 guard let status = try comm.receiveIfAvailable(from: .any, tag: .value(MPIProtocol.controlTag), into: &buffer) else {
                     if monotonicNanoseconds() > deadline {
-                        throw PoolError(.startFailed, "worker ranks \(missing.sorted()) did not answer rank 0's start-up handshake "
-                            + "within 60 s: start the same program on every rank, without SWIFTMP_MPI_MODE=spmd")
+                        throw PoolError(
+                            .startFailed,
+                            "worker ranks \(missing.sorted()) did not answer rank 0's start-up handshake "
+                                + "within 60 s: start the same program on every rank, without SWIFTMP_MPI_MODE=spmd")
                     }
                     backoff.pause(until: deadline)
                     continue
@@ -485,10 +498,12 @@ final class MPIService: @unchecked Sendable {
         }
         if let first = mismatched.min(by: { $0.rank < $1.rank }) {
             let ranks = mismatched.map(\.rank).sorted()
-            greeting.mismatch = PoolError(.startFailed, "worker rank \(first.rank) on \(greeting.hosts[first.rank]) runs another "
-                + "build than rank 0 on \(greeting.hosts[0]) (\(first.build) vs \(ours))"
-                + "\(ranks.count > 1 ? "; ranks \(ranks) all differ" : ""): "
-                + "the executables differ: rebuild and copy the same binary to every node")
+            greeting.mismatch = PoolError(
+                .startFailed,
+                "worker rank \(first.rank) on \(greeting.hosts[first.rank]) runs another "
+                    + "build than rank 0 on \(greeting.hosts[0]) (\(first.build) vs \(ours))"
+                    + "\(ranks.count > 1 ? "; ranks \(ranks) all differ" : ""): "
+                    + "the executables differ: rebuild and copy the same binary to every node")
         }
         return (comm, greeting)
     }
@@ -514,8 +529,11 @@ final class MPIService: @unchecked Sendable {
             var deadline = monotonicNanoseconds() &+ UInt64(IdleBackoff.longestSleep)
             if let parked = MPIObjectRegistry.shared.nextDeadline { deadline = min(deadline, parked) }
             ForkGuard.whileBlocked {
-                backoff.pause(until: deadline, eager: lastObjectRequest != 0
-                              && monotonicNanoseconds() &- lastObjectRequest < 100_000_000) { wakeWord.sleep(nanoseconds: $0) }
+                backoff.pause(
+                    until: deadline,
+                    eager: lastObjectRequest != 0
+                        && monotonicNanoseconds() &- lastObjectRequest < 100_000_000
+                ) { wakeWord.sleep(nanoseconds: $0) }
             }
         }
         lock.withLock {
@@ -579,8 +597,10 @@ final class MPIService: @unchecked Sendable {
                 // Anything else still in flight (results of a terminated pool, `closed`) is dropped.
                 guard let status = try comm.receiveIfAvailable(from: .any, tag: .any, into: &buffer) else {
                     if monotonicNanoseconds() > deadline {
-                        throw PoolError(.transport, "worker ranks \(missing.sorted()) did not stop within 5 s of the program's "
-                            + "end (still running a task?)")
+                        throw PoolError(
+                            .transport,
+                            "worker ranks \(missing.sorted()) did not stop within 5 s of the program's "
+                                + "end (still running a task?)")
                     }
                     backoff.pause(until: deadline)
                     continue
@@ -591,8 +611,10 @@ final class MPIService: @unchecked Sendable {
                 } else if status.tag == MPIObjectProtocol.requestTag {
                     // A task still running asks for a shared object: answer, so that it ends.
                     let local = buffer.withUnsafeBytes { ObjectRequester.readLocal($0).map(Int.init) ?? 0 }
-                    _ = try MPIObjectProtocol.sendRelayed(MPIObjectProtocol.failure(.failed, Self.endingMessage),
-                                                          to: ObjectRequester.id(rank: status.source, local: local), comm).wait()
+                    _ = try MPIObjectProtocol.sendRelayed(
+                        MPIObjectProtocol.failure(.failed, Self.endingMessage),
+                        to: ObjectRequester.id(rank: status.source, local: local), comm
+                    ).wait()
                 }
             }
             try Request.waitAll(sends + pending.flatMap { $0 } + otherSends)
@@ -601,7 +623,8 @@ final class MPIService: @unchecked Sendable {
         }
     }
 
-    static let endingMessage = "the program is ending on rank 0, which no longer serves shared objects: "
+    static let endingMessage =
+        "the program is ending on rank 0, which no longer serves shared objects: "
         + "let the tasks that use them finish before the program ends"
 }
 

@@ -11,7 +11,7 @@ enum MPIWorkerEntry {
     /// `terminate`, 70 if MPI fails (which ends the job).
     static func run() -> Int32 {
         _ = CSystemShims_set_name("swiftmp-rank")
-        let build = BuildID.current  // while rank 0 may still be starting
+        let build = BuildID.current // while rank 0 may still be starting
         let communicator: Communicator
         do {
             communicator = try MPIProtocol.start()

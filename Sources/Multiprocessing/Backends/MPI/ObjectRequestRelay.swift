@@ -1,4 +1,5 @@
 import Wire
+
 #if canImport(Glibc)
 import Glibc
 #endif

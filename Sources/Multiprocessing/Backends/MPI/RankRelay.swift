@@ -55,7 +55,7 @@ struct RankRelay {
             while let status = try communicator.receiveIfAvailable(from: .rank(0), tag: .any, into: &buffer) {
                 moved = true
                 if status.tag == MPIProtocol.poolTag {
-                    guard sameBuild else { continue }  // rank 0 refuses pools then; never happens
+                    guard sameBuild else { continue } // rank 0 refuses pools then; never happens
                     try handlePoolMessages()
                 } else if status.tag == MPIObjectProtocol.replyTag {
                     relayObjectReply()
@@ -131,7 +131,8 @@ struct RankRelay {
 
     private mutating func handlePoolMessage(_ message: UnsafeMutableRawBufferPointer) throws {
         guard let (kind, pool, index) = RelayEnvelope.read(UnsafeRawBufferPointer(message)),
-              let down = RelayEnvelope.Down(rawValue: kind) else { return }
+            let down = RelayEnvelope.Down(rawValue: kind)
+        else { return }
         let local = pools[pool]?.backend
         let body = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(message)[RelayEnvelope.size...])
         switch down {
@@ -213,42 +214,44 @@ struct RankRelay {
         var failure: (any Error)?
         var answered = 0
         outbox.pool = pool
-        let moved = backend.pollRaw(message: { index, bytes in
-            guard failure == nil else { return }
-            if WorkerReply.isAnswer(bytes) { answered += 1 }
-            do {
-                if bytes.first == WorkerMessage.objectRequest.rawValue {
-                    // A task asks rank 0's object service: [local worker][request] on the request tag.
-                    var header = ObjectRequester.local(pool: pool, index: index).littleEndian
-                    let request = try withUnsafeBytes(of: &header) {
-                        try communicator.isend($0, UnsafeRawBufferPointer(rebasing: bytes[1...]), to: 0, tag: MPIObjectProtocol.requestTag)
+        let moved = backend.pollRaw(
+            message: { index, bytes in
+                guard failure == nil else { return }
+                if WorkerReply.isAnswer(bytes) { answered += 1 }
+                do {
+                    if bytes.first == WorkerMessage.objectRequest.rawValue {
+                        // A task asks rank 0's object service: [local worker][request] on the request tag.
+                        var header = ObjectRequester.local(pool: pool, index: index).littleEndian
+                        let request = try withUnsafeBytes(of: &header) {
+                            try communicator.isend($0, UnsafeRawBufferPointer(rebasing: bytes[1...]), to: 0, tag: MPIObjectProtocol.requestTag)
+                        }
+                        sending.append(request)
+                        return
                     }
-                    sending.append(request)
-                    return
+                    let envelope = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, pool: pool, local: index)
+                    if outbox.wouldOverflow(adding: RelayEnvelope.size + bytes.count) { try flushOutbox() }
+                    if RelayEnvelope.size + bytes.count > outbox.limit {
+                        // Too long to batch: alone, straight from the ring.
+                        var header = envelope.littleEndian
+                        sending.append(try withUnsafeBytes(of: &header) { try communicator.isend($0, bytes, to: 0, tag: MPIProtocol.poolTag) })
+                    } else {
+                        outbox.append(envelope: envelope, body: bytes)
+                    }
+                } catch {
+                    failure = error
                 }
-                let envelope = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, pool: pool, local: index)
-                if outbox.wouldOverflow(adding: RelayEnvelope.size + bytes.count) { try flushOutbox() }
-                if RelayEnvelope.size + bytes.count > outbox.limit {
-                    // Too long to batch: alone, straight from the ring.
-                    var header = envelope.littleEndian
-                    sending.append(try withUnsafeBytes(of: &header) { try communicator.isend($0, bytes, to: 0, tag: MPIProtocol.poolTag) })
-                } else {
-                    outbox.append(envelope: envelope, body: bytes)
+            },
+            ended: { index, exit in
+                guard failure == nil else { return }
+                let words = backend.progress(of: index)?.snapshot() ?? (taken: 0, input: 0)
+                RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: words.taken, input: words.input), into: &scratch)
+                do {
+                    if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
+                    scratch.bytes.withUnsafeBytes { outbox.append($0) }
+                } catch {
+                    failure = error
                 }
-            } catch {
-                failure = error
-            }
-        }, ended: { index, exit in
-            guard failure == nil else { return }
-            let words = backend.progress(of: index)?.snapshot() ?? (taken: 0, input: 0)
-            RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: words.taken, input: words.input), into: &scratch)
-            do {
-                if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
-                scratch.bytes.withUnsafeBytes { outbox.append($0) }
-            } catch {
-                failure = error
-            }
-        })
+            })
         if failure == nil {
             do { try flushOutbox() } catch { failure = error }
         }
@@ -287,7 +290,8 @@ struct RankRelay {
         var count = allocation.count
         let online = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         if allocation.slurmShare == nil, (allocation.affinity ?? online) >= online,
-           let ranksHere = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap({ Int(String(cString: $0)) }) {
+            let ranksHere = getenv("OMPI_COMM_WORLD_LOCAL_SIZE").flatMap({ Int(String(cString: $0)) })
+        {
             let workerRanks = max(1, ranksHere - (rootIsHere ? 1 : 0))
             count = max(1, count / workerRanks)
         }

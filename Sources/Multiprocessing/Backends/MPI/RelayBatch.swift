@@ -75,8 +75,10 @@ struct RelayBatch {
 
     /// Calls `body` with each message of `batch` (a whole batch message, envelope included),
     /// in order; the messages may be changed in place. Throws if a length runs past the end.
-    static func forEach(in batch: UnsafeMutableRawBufferPointer,
-                        _ body: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
+    static func forEach(
+        in batch: UnsafeMutableRawBufferPointer,
+        _ body: (UnsafeMutableRawBufferPointer) throws -> Void
+    ) throws {
         var offset = RelayEnvelope.size
         while offset < batch.count {
             guard batch.count - offset >= lengthSize else { throw RelayBatchError.truncated(at: offset) }

@@ -60,8 +60,10 @@ enum RelayEnvelope {
     }
 
     /// A message of `kind` for `pool`'s `local` with `body` after the envelope.
-    static func message(_ kind: UInt8, pool: UInt16, local: Int, into writer: inout WireWriter,
-                        _ body: (inout WireWriter) -> Void = { _ in }) {
+    static func message(
+        _ kind: UInt8, pool: UInt16, local: Int, into writer: inout WireWriter,
+        _ body: (inout WireWriter) -> Void = { _ in }
+    ) {
         writer.bytes.removeAll(keepingCapacity: true)
         writer.write(word(kind, pool: pool, local: local))
         body(&writer)

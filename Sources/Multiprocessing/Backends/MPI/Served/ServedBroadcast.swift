@@ -1,5 +1,6 @@
 import CSystemShims
 import Wire
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -100,8 +101,10 @@ final class BroadcastServed: @unchecked Sendable {
 
     /// On rank 0: serves a copy of `source` (`layout.byteCount` bytes); returns the handle and
     /// rank 0's own mapping of them.
-    static func create(layout: BroadcastLayout,
-                       from source: UnsafeRawBufferPointer) throws -> (BroadcastServed, BroadcastBytes) {
+    static func create(
+        layout: BroadcastLayout,
+        from source: UnsafeRawBufferPointer
+    ) throws -> (BroadcastServed, BroadcastBytes) {
         let region = layout.byteCount > 0 ? try SharedRegion(size: layout.byteCount, name: "swiftmp-broadcast") : nil
         let buffer = UnsafeMutableRawBufferPointer(start: region?.base, count: layout.byteCount)
         if let region { try BroadcastBytes.write(source, into: region) }
@@ -148,8 +151,9 @@ final class BroadcastServed: @unchecked Sendable {
         do {
             reply = try object.perform(ServedBroadcast.self, .read(offset: offset, count: count))
         } catch {
-            throw BroadcastError(error.code == .notServed ? .unavailable : .transport,
-                                 "cannot fetch a broadcast from rank 0: \(error.message)")
+            throw BroadcastError(
+                error.code == .notServed ? .unavailable : .transport,
+                "cannot fetch a broadcast from rank 0: \(error.message)")
         }
         switch reply {
         case .bytes(let bytes) where bytes.count == count: return bytes
@@ -193,8 +197,8 @@ enum BroadcastNodeCopy {
             let created: SharedMemoryMapping?
             do throws(SharedMemoryError) {
                 created = try SharedMemoryMapping.create(name: name, size: size, track: true)
-            } catch where error.code == .exists {
-                created = nil  // another local worker of this node makes it: wait for it below
+            } catch  where error.code == .exists {
+                created = nil // another local worker of this node makes it: wait for it below
             } catch {
                 throw BroadcastError(.unavailable, "cannot make this node's copy of a broadcast: \(error.message)")
             }
@@ -236,7 +240,7 @@ enum BroadcastNodeCopy {
             }
         } catch {
             CSystemShims_store_u32(state(mapping), 2)
-            mapping.close()  // unlinks it: another worker may try again
+            mapping.close() // unlinks it: another worker may try again
             throw error
         }
         CSystemShims_store_u32(state(mapping), 1)
@@ -244,11 +248,15 @@ enum BroadcastNodeCopy {
     }
 
     /// Waits until the block's maker completes it; nil if it failed (try again).
-    private static func waitForMaker(_ mapping: SharedMemoryMapping, served: BroadcastServed,
-                              deadline: UInt64) throws -> BroadcastBytes? {
+    private static func waitForMaker(
+        _ mapping: SharedMemoryMapping, served: BroadcastServed,
+        deadline: UInt64
+    ) throws -> BroadcastBytes? {
         guard mapping.size == headerSize + served.layout.byteCount else {
-            throw BroadcastError(.corrupt, "this node's copy of a broadcast has \(mapping.size) bytes, not "
-                + "\(headerSize + served.layout.byteCount)")
+            throw BroadcastError(
+                .corrupt,
+                "this node's copy of a broadcast has \(mapping.size) bytes, not "
+                    + "\(headerSize + served.layout.byteCount)")
         }
         var pause: UInt32 = 100
         while true {
@@ -278,7 +286,8 @@ enum BroadcastNodeCopy {
         if mprotect(mapping.base, mapping.size, PROT_READ) != 0 {
             throw BroadcastError(.unavailable, "cannot map a broadcast read-only: \(SystemError("mprotect", errno: errno))")
         }
-        return BroadcastBytes(buffer: UnsafeRawBufferPointer(start: mapping.base + headerSize, count: count), keeper: mapping,
-                              protectedIn: getpid())
+        return BroadcastBytes(
+            buffer: UnsafeRawBufferPointer(start: mapping.base + headerSize, count: count), keeper: mapping,
+            protectedIn: getpid())
     }
 }

@@ -128,15 +128,19 @@ struct MPIServedLock: Sendable {
         case .done: return .acquired
         case .timedOut: return .timedOut
         default:
-            throw SynchronizationError(.wouldDeadlock, "\(holder) already holds the Lock: acquiring it again would wait "
-                + "for ever; release it first, or use an RLock for re-entrant locking")
+            throw SynchronizationError(
+                .wouldDeadlock,
+                "\(holder) already holds the Lock: acquiring it again would wait "
+                    + "for ever; release it first, or use an RLock for re-entrant locking")
         }
     }
 
     func release() throws(SynchronizationError) {
         guard try perform(.release, timeout: nil, "release") == .done else {
-            throw SynchronizationError(.notHeld, "release() of a Lock \(holder) does not hold: only the \(object.isLocal ? "thread" : "task") "
-                + "that acquired it may release it")
+            throw SynchronizationError(
+                .notHeld,
+                "release() of a Lock \(holder) does not hold: only the \(object.isLocal ? "thread" : "task") "
+                    + "that acquired it may release it")
         }
     }
 

@@ -24,7 +24,8 @@ final class ServedManager: ServedState {
         case shutDown
     }
 
-    static let shutDownMessage = "the manager has shut down (rank 0 of the mpirun job served it; shutdown() or dropping "
+    static let shutDownMessage =
+        "the manager has shut down (rank 0 of the mpirun job served it; shutdown() or dropping "
         + "the Manager ends it)"
 
     func attempt(_ request: inout Request, from _: Requester) -> ServedOutcome<Reply> {
@@ -96,8 +97,10 @@ enum MPIServedManager {
         _ = try? manager.perform(ServedManager.self, .shutdown)
     }
 
-    static func request(_ manager: UInt64, _ operation: ManagerOperation, object: UInt64,
-                        _ arguments: [UInt8]) throws(ManagerError) -> (ManagerStatus, [UInt8]) {
+    static func request(
+        _ manager: UInt64, _ operation: ManagerOperation, object: UInt64,
+        _ arguments: [UInt8]
+    ) throws(ManagerError) -> (ManagerStatus, [UInt8]) {
         var writer = WireWriter(capacity: 9 + arguments.count)
         writer.write(operation.rawValue)
         writer.write(object)
@@ -106,7 +109,7 @@ enum MPIServedManager {
         do {
             // Proxies do not count: the handle is not retained (`counted: false`).
             reply = try MPIServedObject(decoded: manager, counted: false).perform(ServedManager.self, .request(writer.bytes))
-        } catch where error.code == .notServed {
+        } catch  where error.code == .notServed {
             throw ManagerError(.unavailable, "the manager served by rank 0 cannot answer: \(error)")
         } catch {
             throw ManagerError(.unavailable, "the manager served by rank 0 cannot be reached: \(error)")

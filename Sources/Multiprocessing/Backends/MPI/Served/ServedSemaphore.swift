@@ -115,8 +115,10 @@ struct MPIServedSemaphore: Sendable {
             throw SynchronizationError(.systemCall, "cannot release a semaphore served by rank 0: \(error)")
         }
         if case .tooManyReleases(let bound) = reply {
-            throw SynchronizationError(.releasedTooManyTimes, "a BoundedSemaphore was released more times than it was "
-                + "acquired (its value would exceed \(bound))")
+            throw SynchronizationError(
+                .releasedTooManyTimes,
+                "a BoundedSemaphore was released more times than it was "
+                    + "acquired (its value would exceed \(bound))")
         }
     }
 

@@ -143,8 +143,11 @@ struct MPIServedValue: Sendable {
     func load<T: BitwiseCopyable>(_: T.Type) -> T {
         let bytes = read(.read)
         guard bytes.count == MemoryLayout<T>.size else {
-            MPIObjectClient.abort(MPIObjectError(.notServed, "rank 0 holds \(bytes.count) bytes for a SharedValue<\(T.self)> "
-                + "of \(MemoryLayout<T>.size) bytes"))
+            MPIObjectClient.abort(
+                MPIObjectError(
+                    .notServed,
+                    "rank 0 holds \(bytes.count) bytes for a SharedValue<\(T.self)> "
+                        + "of \(MemoryLayout<T>.size) bytes"))
         }
         return bytes.withUnsafeBytes { $0.loadUnaligned(as: T.self) }
     }
@@ -182,8 +185,10 @@ struct MPIServedValue: Sendable {
     /// Runs `body` on a copy of all `count` elements, then writes back what it changed
     /// (the caller holds the array's lock).
     @usableFromInline
-    func withElements<T: BitwiseCopyable, R, E: Error>(_: T.Type, count: Int,
-                                                       _ body: (UnsafeMutableBufferPointer<T>) throws(E) -> R) throws(E) -> R {
+    func withElements<T: BitwiseCopyable, R, E: Error>(
+        _: T.Type, count: Int,
+        _ body: (UnsafeMutableBufferPointer<T>) throws(E) -> R
+    ) throws(E) -> R {
         let size = count * MemoryLayout<T>.stride
         let before = readBytes(offset: 0, count: size)
         let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: Swift.max(count, 1))
