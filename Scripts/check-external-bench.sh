@@ -16,4 +16,8 @@ case "$output" in
     *'"name":"process.startJoin.fork"'*'"rss_anon_kib":'*) ;;
     *) echo "check-external-bench.sh: unexpected output from $program: $output" >&2; exit 1 ;;
 esac
+# Built with the MPI trait, as the library (its `#if MPI` parts are there: the ping-pong suite).
+case "$("$program" info)" in
+    *'built without the MPI trait'*) echo "check-external-bench.sh: $program was built without the MPI trait" >&2; exit 1 ;;
+esac
 echo "check-external-bench.sh: $external builds and runs" >&2

@@ -13,6 +13,12 @@ import PackageDescription
 
 let package = Package(
     name: "swift-multiprocessing-external-bench",
+    // The swiftmp sources test `#if MPI` (the MPI ping-pong, the MPI library's name): this
+    // package has the trait too, on by default, as the library has.
+    traits: [
+        .trait(name: "MPI", description: "The MPI parts of the benchmark program (as the library's MPI trait)."),
+        .default(enabledTraits: ["MPI"]),
+    ],
     dependencies: [
         .package(name: "swift-multiprocessing", path: "../.."),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,7 +28,7 @@ let package = Package(
             name: "swiftmp-user",
             dependencies: [
                 .product(name: "Multiprocessing", package: "swift-multiprocessing"),
-                .product(name: "MPI", package: "swift-multiprocessing"),
+                .product(name: "MPI", package: "swift-multiprocessing", condition: .when(traits: ["MPI"])),
                 .product(name: "Kernels", package: "swift-multiprocessing"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
