@@ -162,12 +162,17 @@ for round in $(seq "$rounds"); do
     if [ "$variants" = yes ]; then
         run_prefixed native. "$external/.build-native/release/swiftmp-user" bench pool --processes "$processes" --start-method fork --repetitions 5
         run_prefixed native. "$external/.build-native/release/swiftmp-user" bench kernels --repetitions 3
+        run_prefixed native. "$external/.build-native/release/swiftmp-user" bench random --repetitions 5
         run_prefixed static. "$external/.build-static/release/swiftmp-user" bench pool --processes "$processes" --start-method fork --repetitions 5
         run_prefixed static. "$external/.build-static/release/swiftmp-user" bench ipc --repetitions 5 --only process
     fi
     run "$swiftmp" bench kernels --repetitions 5
     for kernel in pi mandelbrot matmul nbody; do
         run "Benchmarks/c/bin/$kernel" 5
+    done
+    # The best C for this CPU, where built (Benchmarks/c/build.sh): AVX-512 intrinsics, OpenBLAS.
+    for best in pi_avx512 mandelbrot_avx512 matmul_openblas nbody_avx512; do
+        if [ -x "Benchmarks/c/bin/$best" ]; then run "Benchmarks/c/bin/$best" 5; fi
     done
     run python3 Scripts/bench_python_kernels.py --repetitions 3
     run "$swiftmp" bench random --repetitions 5

@@ -4,7 +4,8 @@ The log is JSON lines: first `{"machine": {...}}`, last `{"machine_end": {"loada
 between them for each benchmark command a line
 `{"command": "...", "round": r}` followed by that command's figures. Figures are
 `{"name", "value", "unit", ...}` (swiftmp bench, the Python scripts) or the C kernels'
-`{"kernel", "impl": "c", "median", ...}`, which are renamed `c.kernels.<kernel>.<size>`.
+`{"kernel", "impl": "c", "median", ...}`, which are renamed `c.kernels.<kernel>.<size>` (and
+`best.kernels.<kernel>.<size>` for the best references, impl `c-avx512` or `c-openblas`).
 """
 import json
 import statistics
@@ -42,9 +43,13 @@ class Log:
                 elif "command" in record:
                     command, round_number = record["command"], record["round"]
                 else:
-                    if "kernel" in record and record.get("impl") == "c":
-                        record = dict(record, name=C_KERNEL_NAMES[record["kernel"]],
-                                      value=record["median"], unit="s")
+                    if "kernel" in record and str(record.get("impl", "")).startswith("c"):
+                        # c: the scalar reference; c-avx512, c-openblas: the best for this CPU,
+                        # named best.kernels.<kernel>.<size> (Benchmarks/c, Benchmarks/README.md).
+                        name = C_KERNEL_NAMES[record["kernel"]]
+                        if record["impl"] != "c":
+                            name = "best." + name.removeprefix("c.")
+                        record = dict(record, name=name, value=record["median"], unit="s")
                     if "name" not in record:
                         raise SystemExit(f"{path}:{number}: a line that is neither a figure nor a command")
                     record.update(round=round_number, command=command)

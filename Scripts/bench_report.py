@@ -56,7 +56,8 @@ def pool_section(log, out):
                "median of its repetitions). Ratio: ours ÷ Python's, per round, then the median.\n")
     out.append("| benchmark | swift-multiprocessing | Python `multiprocessing` | ratio | target | met |")
     out.append("|---|---|---|---|---|---|")
-    names = sorted(n for n in log.figures if n.startswith("pool.map.") and ".input_" not in n)
+    names = sorted(n for n in log.figures if n.startswith("pool.map.") and ".input_" not in n
+                   and "." not in n.split(".chunk_", 1)[-1])
     for name in names:
         peer = "python." + name
         text, middle = ratio_cell(log.paired_ratios(name, peer))
@@ -76,6 +77,22 @@ def pool_section(log, out):
     out.append(f"| start-up to first result (s) | {spread(log, 'pool.startup')} | "
                f"{spread(log, 'python.pool.startup')} | {text} | reported | – |")
     out.append("")
+    extras = sorted(n for n in log.figures if n.startswith("pool.map.") and ".input_" not in n
+                    and "." in n.split(".chunk_", 1)[-1] and not n.endswith(".plain"))
+    if extras:
+        out.append("What asking for progress or a checkpoint costs: the same map with `progress:` or "
+                   "`checkpoint:` beside the plain one, interleaved in each repetition (ratio: with ÷ plain, "
+                   "per round, then the median; 1 = free):\n")
+        out.append("| map | plain (tasks/s) | with it (tasks/s) | with ÷ plain |")
+        out.append("|---|---|---|---|")
+        for name in extras:
+            plain = name.rsplit(".", 1)[0] + ".plain"
+            text, _ = ratio_cell(log.paired_ratios(name, plain))
+            tasks, rest = name.removeprefix("pool.map.").split(".chunk_")
+            chunk, what = rest.split(".", 1)
+            out.append(f"| {number(float(tasks))} tasks, chunksize {chunk}, {what} | {spread(log, plain)} | "
+                       f"{spread(log, name)} | {text} |")
+        out.append("")
     out.append("Idle CPU share of the whole machine while each figure was measured (median over the "
                "rounds; 0 means both CPUs were busy — ours, the peer's or another user's). Blocking wake-ups on "
                "these VMs are bimodal (ARCHITECTURE.md §9: faster with busy CPUs than with idle ones), so a round trip measured with busy CPUs "
@@ -352,6 +369,22 @@ def kernels_section(log, out):
         out.append(f"| {label} | {spread(log, name)} | {spread(log, c_name)} | {versus_c} "
                    f"| {verdict(middle, lambda r: r <= 1.1)} | {spread(log, numpy_name)} | {versus_numpy} "
                    f"| {spread(log, 'native.' + name)} | {native_versus_c} |")
+    if any(n.startswith("best.kernels.") for n in log.figures):
+        out.append("\nAgainst the best C for this CPU (`Benchmarks/c/*_avx512.c`: AVX-512 intrinsics, no fused "
+                   "multiply-add, the same checksums; `matmul_openblas.c`: OpenBLAS's `dgemm` on one thread), "
+                   "each ratio per round, then the median (`Benchmarks/compare-kernels.sh` runs the same "
+                   "comparison on its own, with thread CPU time):\n")
+        out.append("| kernel | best C (s) | Swift ÷ best C | Swift native ÷ best C | target ≤ 1.0 (native) |")
+        out.append("|---|---|---|---|---|")
+        for name in sorted(kernels, key=lambda n: order.index(n.split(".")[1]) if n.split(".")[1] in order else 9):
+            best = "best." + name
+            if not log.has(best):
+                continue
+            plain_ratio, _ = ratio_cell(log.paired_ratios(name, best))
+            native_ratio, native_middle = ratio_cell(log.paired_ratios("native." + name, best))
+            label = name.removeprefix("kernels.").replace(".", " ", 1)
+            out.append(f"| {label} | {spread(log, best)} | {plain_ratio} | {native_ratio} "
+                       f"| {verdict(native_middle, lambda r: r <= 1.0)} |")
     matmul = log.field("kernels.matmul.1024", "gflops")
     if matmul:
         native = log.field("native.kernels.matmul.1024", "gflops")
@@ -370,16 +403,20 @@ def random_section(log, out):
     out.append("`RandomStream` (Philox4x32-10) on one core, `swiftmp bench random`: `UInt64` draws per second "
                "through `next()`, through `fill` into a 32 KiB buffer, and as `Double.random(in: 0..<1)`; the "
                "π kernel draws one `UInt64` per sample (its rate from the kernels table). Target: ≥ 10⁹ draws/s "
-               "per core. Shown: median [min–max] over the rounds.\n")
-    out.append("| path | draws/s | ns per draw |")
-    out.append("|---|---|---|")
+               "per core. Built as a user builds (no flags), and with `-target-cpu native` (AVX-512 here: "
+               "Philox's products in vector registers), per second of wall clock and of the thread's CPU "
+               "time (on a loaded machine the wall clock counts other processes' turns). Shown: median "
+               "[min–max] over the rounds.\n")
+    out.append("| path | draws/s | native, draws/s | native, draws per CPU second |")
+    out.append("|---|---|---|---|")
     for label, name in (("`next()`", "random.next"), ("`fill`", "random.fill"), ("`Double.random(in:)`", "random.double")):
-        ns = log.field(name, "ns_per_draw")
-        out.append(f"| {label} | {spread(log, name)} | {number(ns)} |")
-    pi = log.values("kernels.pi.20000000")
+        cpu = [f["cpu_draws_per_s"] for f in log.figures.get("native." + name, []) if f.get("cpu_draws_per_s")]
+        out.append(f"| {label} | {spread(log, name)} | {spread(log, 'native.' + name)} | "
+                   f"{number(statistics.median(cpu)) if cpu else '–'} |")
+    pi, native_pi = log.values("kernels.pi.20000000"), log.values("native.kernels.pi.20000000")
     if pi:
-        rate = 20_000_000 / statistics.median(pi)
-        out.append(f"| π kernel (vectorised, one draw per sample) | {number(rate)} | {number(1e9 / rate)} |")
+        rate = lambda values: number(20_000_000 / statistics.median(values)) if values else "–"
+        out.append(f"| π kernel (vectorised, one draw per sample) | {rate(pi)} | {rate(native_pi)} | – |")
     out.append("")
 
 

@@ -61,10 +61,10 @@ FIGURES = {
     "objects.mpi2.queue": (OBJECTS, "`Queue` put + get", "mpirun -np 2", as_is(" µs")),
     "objects.mpi3.lock": (OBJECTS, "`Lock` acquire + release", "mpirun -np 3", as_is(" µs")),
     "objects.mpi3.queue": (OBJECTS, "`Queue` put + get", "mpirun -np 3", as_is(" µs")),
-    "random.fill": (RANDOM, "`fill`", "draws/s", giga("G draws/s")),
-    "random.next": (RANDOM, "`next()`", "draws/s", giga("G/s")),
-    "random.double": (RANDOM, "`Double.random(in:)`", "draws/s", giga("G/s")),
-    "random.pi_kernel": (RANDOM, "π kernel", "draws/s", giga("G draws/s")),
+    "random.fill": (RANDOM, "`fill`", "native, draws per CPU second", giga("G draws/s")),
+    "random.next": (RANDOM, "`next()`", "native, draws per CPU second", giga("G/s")),
+    "random.double": (RANDOM, "`Double.random(in:)`", "native, draws per CPU second", giga("G/s")),
+    "random.pi_kernel": (RANDOM, "π kernel", "native, draws/s", giga("G draws/s")),
 }
 
 MARKER = re.compile(r"<!-- figure: ([A-Za-z0-9_.]+) -->(.*?)<!-- /figure -->")
