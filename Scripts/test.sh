@@ -19,11 +19,15 @@ ALLOWED_SKIPS="LargeMessageTests.testMessagesOverTwoGiBTravelBothWays"
 Scripts/install-deps.sh
 swift build --build-tests
 
-log=$(mktemp "${TMPDIR:-/tmp}/swiftmp-test.XXXXXX")
-trap 'rm -f "$log" "$log.status"' EXIT
-# The exit status of `swift test`, not of tee.
-{ swift test --skip-build "$@" 2>&1; echo $? >"$log.status"; } | tee "$log"
-status=$(cat "$log.status")
+# The log lives under .build (the tests create and clean up many files in /tmp).
+mkdir -p .build
+log=$(mktemp .build/test-log.XXXXXX)
+trap 'rm -f "$log"' EXIT
+# The exit status of `swift test`, not of tee's, through descriptor 4 (no file to lose).
+exec 3>&1
+# (swift test and its children do not inherit 3 or 4: a daemon a test starts keeps no pipe open.)
+status=$({ { swift test --skip-build "$@" 2>&1 3>&- 4>&-; echo $? >&4; } | tee "$log" >&3; } 4>&1)
+exec 3>&-
 
 # XCTest prints one line per finished test: Test Case 'Suite.test' passed|failed|skipped (…).
 # Swift Testing prints ✔/✘/➜ lines: Test name() passed|failed|skipped.
@@ -50,7 +54,10 @@ run=$((passed + failed + skipped))
 
 echo "$run tests run"
 result=0
-if [ "$status" -ne 0 ]; then
+if [ -z "$status" ]; then
+    echo "test.sh: swift test's exit status was lost (the shell running it was killed)" >&2
+    result=1
+elif [ "$status" -ne 0 ]; then
     echo "test.sh: swift test exited with status $status" >&2
     result=1
 fi
