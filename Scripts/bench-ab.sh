@@ -16,9 +16,10 @@ mkdir -p .build-ab
 for side in base this; do
     if [ "$side" = base ]; then commit=$(git rev-parse "$base"); else commit=$(git rev-parse "$this"); fi
     if [ -e ".build-ab/$side/.git" ]; then
-        # -f and clean: Scripts/bench-mpi.sh copies benchmark sources into these worktrees.
+        # -f and clean: Scripts/bench-mpi.sh copies benchmark sources (and the engine probe they
+        # call) into these worktrees.
         git -C ".build-ab/$side" checkout -q -f --detach "$commit"
-        git -C ".build-ab/$side" clean -fdq -- Sources/swiftmp
+        git -C ".build-ab/$side" clean -fdq -- Sources/swiftmp Sources/Multiprocessing
     else
         git worktree add -q --detach ".build-ab/$side" "$commit"
     fi
