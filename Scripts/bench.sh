@@ -86,11 +86,16 @@ else
     echo "bench.sh: mpirun not found: the MPI backend, mpi4py.futures and the ping-pong are not measured" >&2
 fi
 
-# Runs one benchmark command: its command line, then its JSON lines, into the log.
-run() {
+# Notes a benchmark command's line (and the round) in the log, before its figures.
+note_command() {
     echo "bench.sh: round $round: $*" >&2
     python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1], "round": int(sys.argv[2])}))' \
         "$*" "$round" >> "$log"
+}
+
+# Runs one benchmark command: its command line, then its JSON lines, into the log.
+run() {
+    note_command "$@"
     "$@" >> "$log"
 }
 
@@ -99,9 +104,7 @@ run() {
 run_objects() {
     where=$1
     shift
-    echo "bench.sh: round $round: $*" >&2
-    python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1], "round": int(sys.argv[2])}))' \
-        "$*" "$round" >> "$log"
+    note_command "$@"
     part=$(mktemp)
     "$@" > "$part"
     python3 -c '
@@ -120,9 +123,7 @@ for line in open(sys.argv[2]):
 run_prefixed() {
     prefix=$1
     shift
-    echo "bench.sh: round $round: $*" >&2
-    python3 -c 'import json, sys; print(json.dumps({"command": sys.argv[1], "round": int(sys.argv[2])}))' \
-        "$*" "$round" >> "$log"
+    note_command "$@"
     part=$(mktemp)
     "$@" > "$part"
     python3 -c '
