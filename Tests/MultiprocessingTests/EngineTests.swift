@@ -25,6 +25,8 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     private var events: [(worker: Int, bytes: [UInt8]?, exit: ChildExit?)] = []
     private var words: [UnsafeMutableRawPointer]
     let sharesProgress: Bool
+    /// Runs inside the next `poll`, once: what another thread does while the engine works.
+    var duringNextPoll: (() -> Void)?
 
     init(workers: Int, canReplace: Bool = true, sharesProgress: Bool = true) {
         workerCount = workers
@@ -93,6 +95,10 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     func canAccept(worker: Int) -> Bool { true }
 
     func poll(_ handler: (BackendEvent) -> Void) -> Bool {
+        if let action = duringNextPoll {
+            duringNextPoll = nil
+            action()
+        }
         let taken = events
         events.removeAll()
         for event in taken {
@@ -405,5 +411,32 @@ final class EngineTests: XCTestCase {
         guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
         XCTAssertEqual((error as? PoolError)?.code, .startFailed)
         XCTAssertTrue("\(error)".contains("before their first task"), "\(error)")
+    }
+
+    /// A call submitted, then `close()`, while the engine is between taking new work and
+    /// deciding whether to stop: the call still runs and the pool stops only after it.
+    /// (Before: the engine saw `closing` with no job admitted yet, stopped its workers, and
+    /// `join()` returned with the call never run.)
+    func testACallSubmittedJustBeforeCloseRunsBeforeThePoolStops() throws {
+        let backend = ScriptedBackend(workers: 1)
+        let engine = engine(backend)
+        XCTAssertEqual(engine.step(), .idle)
+        var submitted: (BatchJob<Identity>, Outcome)?
+        backend.duringNextPoll = { [self] in
+            submitted = try? batch(engine, [7], chunkSize: 1)
+            engine.close()
+        }
+        XCTAssertNotEqual(engine.step(), .stopped)
+        XCTAssertTrue(backend.stops.isEmpty)
+        _ = engine.step()
+        XCTAssertEqual(backend.chunks[0], [.init(task: 1, inputs: [7])])
+        backend.take(0)
+        backend.reply(0, task: 1, outputs: [7])
+        XCTAssertEqual(engine.step(), .stopped)
+        XCTAssertEqual(backend.stops, [0])
+        guard case .success(let values)? = submitted?.1.result else {
+            return XCTFail("\(String(describing: submitted?.1.result))")
+        }
+        XCTAssertEqual(values, [7])
     }
 }

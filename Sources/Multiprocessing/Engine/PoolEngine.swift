@@ -245,7 +245,8 @@ final class PoolEngine: @unchecked Sendable {
         }
         if retireFinishedJobs() { progressed = true }
         for job in jobs { if let due = job.nextRetryTime { nextTimer = min(nextTimer ?? due, due) } }
-        if lock.withLock({ closing }) && jobs.isEmpty && ledger.isEmpty {
+        // `incoming` too: a call submitted just before `close()` may not be admitted yet.
+        if jobs.isEmpty && ledger.isEmpty && lock.withLock({ closing && incoming.isEmpty }) {
             stopWorkersGracefully()
             return markStopped()
         }
