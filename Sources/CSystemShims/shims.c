@@ -86,6 +86,12 @@ int CSystemShims_waitid_pidfd(int pidfd, int options, int *status, pid_t *pid) {
 
 int CSystemShims_set_pdeathsig(int signal) { return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0); }
 
+int CSystemShims_set_timer_slack(unsigned long nanoseconds) {
+    return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0);
+}
+
+long CSystemShims_timer_slack(void) { return prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0); }
+
 // A new child resolves every libc function it calls for the first time through the dynamic
 // linker (lazy binding: a symbol search through every loaded library, 20–80 µs each here),
 // and the parent never called most of them, so every child paid again. The child's start and

@@ -36,6 +36,12 @@ int CSystemShims_pidfd_open(pid_t pid, unsigned int flags);
 /// waitid(P_PIDFD, fd, …, WEXITED | options). Fills `*status` in waitpid's encoding
 /// and `*pid`. Returns 0, or -1 with errno. With WNOHANG and no change, *pid = 0.
 int CSystemShims_waitid_pidfd(int pidfd, int options, int *status, pid_t *pid);
+/// Sets the calling thread's timer slack (`PR_SET_TIMERSLACK`, in nanoseconds): how late
+/// the kernel may end its timed sleeps. The default, 50 µs, makes a 20 µs sleep take ~70 µs.
+/// Returns 0, or -1 with errno.
+int CSystemShims_set_timer_slack(unsigned long nanoseconds);
+/// The calling thread's timer slack in nanoseconds (`PR_GET_TIMERSLACK`), or -1 with errno.
+long CSystemShims_timer_slack(void);
 int CSystemShims_set_pdeathsig(int signal);
 /// The environment variable that makes the start-up hook run a child role (the spawn marker;
 /// `ChildLauncher.markerVariable` in Swift).

@@ -80,6 +80,7 @@ enum ChildEntry {
         // Forked from a worker rank: objects are reached through the rank, never by MPI here.
         let relay = MPIObjectClient.isAvailable ? ObjectRequestRelay(channel: channel) : nil
         if let relay { MPIObjectClient.install(relay: relay) }
+        if relay != nil { channel.spinsForTasks = { SpinGate.spinningPays() } }
         while true {
             let action: WorkerRuntime.Action
             if let kept = relay?.takeKept() {

@@ -7,6 +7,10 @@ import Glibc
 /// Test-then-sleep pacing for a loop that polls MPI (ARCHITECTURE.md §8: a rank must not burn a
 /// core while it waits). After activity it spins for 50 µs (latency), then yields the CPU
 /// until 300 µs, then sleeps 20 µs, doubling up to 1 ms (or the caller's `longest`).
+///
+/// MPI cannot wake a sleeper when a message arrives, so a poller's latency is its sleep's
+/// real length: the thread that sleeps first sets its timer slack to 1 µs
+/// (`PR_SET_TIMERSLACK`; the default 50 µs made a 20 µs sleep last 70–120 µs here).
 struct IdleBackoff {
     static let spinNanoseconds: UInt64 = 50_000
     static let yieldNanoseconds: UInt64 = 300_000
@@ -15,6 +19,9 @@ struct IdleBackoff {
 
     private var lastActivity = monotonicNanoseconds()
     private var nextSleep: Int64 = 0
+    /// The thread whose timer slack this backoff has tightened.
+    private var tightened: pthread_t?
+    static let timerSlackNanoseconds: UInt = 1_000
 
     /// Something happened: the next pauses are short again.
     mutating func noteActivity() {
@@ -39,9 +46,19 @@ struct IdleBackoff {
             sched_yield()
             return
         }
+        tightenTimerSlack()
         nextSleep = nextSleep == 0 ? min(Self.firstSleep, longest) : min(longest, nextSleep * 2)
         let left = deadline > now ? Int64(clamping: deadline - now) : 0
         sleep(min(nextSleep, left))
+    }
+
+    /// Once per thread that sleeps here. A failure (never expected: the value is valid) only
+    /// leaves the default slack, so it is not retried.
+    private mutating func tightenTimerSlack() {
+        let me = pthread_self()
+        if let tightened, pthread_equal(tightened, me) != 0 { return }
+        tightened = me
+        _ = CSystemShims_set_timer_slack(Self.timerSlackNanoseconds)
     }
 
     static func nanosleep(_ nanoseconds: Int64) {
