@@ -35,6 +35,7 @@ python3 -c 'import mpi4py.futures' 2>/dev/null || {
     echo "bench-mpi: mpi4py not found: pip install mpi4py (or --break-system-packages outside a venv)" >&2; exit 1; }
 mkdir -p .build-ab
 this_commit=$(git rev-parse "$this")
+base_bench=same
 for side in base this; do
     if [ "$side" = base ]; then commit=$(git rev-parse "$base"); else commit=$this_commit; fi
     dir=.build-ab/$side
@@ -44,9 +45,18 @@ for side in base this; do
     else
         git worktree add -q --detach "$dir" "$commit"
     fi
-    # The same benchmark code on both sides (with the engine probe it calls).
+    # The same benchmark code on both sides (with the engine probe it calls) where BASE can
+    # build it; suites that need a newer API (pool.broadcast, …) do not build on an older BASE,
+    # which then runs its own benchmark code (said in the log's start record).
     git archive "$this_commit" Sources/swiftmp/Bench Sources/Multiprocessing/Engine/EngineCostProbe.swift | tar -x -C "$dir"
-    (cd "$dir" && swift build -c release --static-swift-stdlib --scratch-path "$PWD/.build-release" --product swiftmp >&2)
+    if ! (cd "$dir" && swift build -c release --static-swift-stdlib --scratch-path "$PWD/.build-release" --product swiftmp >&2); then
+        [ "$side" = base ] || exit 1
+        echo "bench-mpi: BASE cannot build THIS's benchmark code: BASE runs its own" >&2
+        git -C "$dir" checkout -q -f --detach "$commit"
+        git -C "$dir" clean -fdq -- Sources/swiftmp Sources/Multiprocessing
+        (cd "$dir" && swift build -c release --static-swift-stdlib --scratch-path "$PWD/.build-release" --product swiftmp >&2)
+        base_bench=own
+    fi
 done
 log=.build-ab/mpi-log.jsonl
 [ "${APPEND:-0}" = 1 ] || : > "$log"
@@ -57,7 +67,7 @@ run() {  # side np per_rank command…
     env SWIFTMP_PROCESSES_PER_RANK="$per_rank" "$@" >> "$log"
 }
 {
-    echo "{\"meta\": \"start\", \"date\": \"$(date -u '+%Y-%m-%d %H:%M UTC')\", \"base\": \"$(git rev-parse --short "$base")\", \"this\": \"$(git rev-parse --short "$this_commit")\", \"uptime\": \"$(uptime | sed 's/.*load/load/')\", \"nproc\": $(nproc)}"
+    echo "{\"meta\": \"start\", \"date\": \"$(date -u '+%Y-%m-%d %H:%M UTC')\", \"base\": \"$(git rev-parse --short "$base")\", \"this\": \"$(git rev-parse --short "$this_commit")\", \"uptime\": \"$(uptime | sed 's/.*load/load/')\", \"nproc\": $(nproc), \"base_bench\": \"$base_bench\"}"
 } >> "$log"
 case " $parts " in *" ab "*) ;; *) rounds=0 ;; esac
 case " $parts " in *" dispatch "*) ;; *) dispatch_rounds=0 ;; esac
@@ -78,6 +88,11 @@ done
 for round in $(seq "$dispatch_rounds"); do
     for ranks in $dispatch_ranks; do
         for side in base this; do
+            # An older BASE running its own benchmark code may have no dispatch suite.
+            if [ "$side" = base ] && [ "$base_bench" = own ] \
+                && ! ".build-ab/base/.build-release/release/swiftmp" bench --help 2>/dev/null | grep -q 'dispatch ('; then
+                continue
+            fi
             echo "bench-mpi: dispatch round $round, $ranks worker ranks × 1, $side" >&2
             run "$side" $((ranks + 1)) 1 Scripts/mpirun.sh --timeout 600 -np $((ranks + 1)) \
                 ".build-ab/$side/.build-release/release/swiftmp" bench dispatch --tasks "$dispatch_tasks"
