@@ -52,4 +52,14 @@ final class MandelbrotTests: XCTestCase {
             XCTAssertEqual(m.serial(), scalarCounts(m), "\(width) wide, \(limit) iterations")
         }
     }
+
+    func testCountsAbove32767MatchTheScalarDefinition() {
+        // The SIMD counts are 16-bit lanes holding the count's bit pattern: the pixels inside
+        // the set (c = 0 ± 0.4i and −1/3 ± 0.4i) count up to the limit, past Int16.max, and
+        // must still come out as the scalar counts.
+        let m = Mandelbrot(width: 9, height: 3, maxIterations: 40_000)
+        let counts = m.serial()
+        XCTAssertEqual(counts, scalarCounts(m))
+        XCTAssertTrue(counts.contains(40_000), "no pixel reached the limit: \(counts)")
+    }
 }

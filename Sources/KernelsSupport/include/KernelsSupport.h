@@ -25,6 +25,8 @@
 
 typedef double kernels_double8 __attribute__((ext_vector_type(8)));
 typedef double kernels_double4 __attribute__((ext_vector_type(4)));
+typedef long long kernels_long8 __attribute__((ext_vector_type(8)));
+typedef short kernels_short8 __attribute__((ext_vector_type(8)));
 
 /* a·b + c, one rounding (fused) when the target has FMA, two otherwise (LLVM's fmuladd).
    Only for sums that are exact either way (MatrixMultiply's integer matrices): Swift's
@@ -39,6 +41,37 @@ static inline __attribute__((always_inline))
 kernels_double4 kernels_muladd4(kernels_double4 a, kernels_double4 b, kernels_double4 c) {
 #pragma clang fp contract(on)
     return a * b + c;
+}
+
+/* Mandelbrot's lane masks and iteration counts (Sources/Kernels/Mandelbrot.swift): a mask is
+   a SIMDMask of eight 64-bit lanes (a compare of SIMD8<Double>), all ones where true; the
+   counts are eight 16-bit lanes. Written in C because Swift's SIMD conversions and
+   `replacing(with:where:)` go lane by lane; here each is one vector operation, and with
+   AVX-512 a mask stays in a mask register: the select is one masked add on a 128-bit
+   register, the compare of counts writes a mask register. */
+
+/* Per lane, a where mask is true, else b. */
+static inline __attribute__((always_inline))
+kernels_short8 kernels_select8_short(kernels_long8 mask, kernels_short8 a, kernels_short8 b) {
+    return __builtin_convertvector(mask, kernels_short8) < 0 ? a : b;
+}
+
+/* The mask of the lanes where a == b. */
+static inline __attribute__((always_inline))
+kernels_long8 kernels_equal8_short(kernels_short8 a, kernels_short8 b) {
+    return __builtin_convertvector(a == b, kernels_long8);
+}
+
+/* x, its value hidden from the optimiser (with AVX-512; elsewhere x itself). Mandelbrot counts
+   with kernels_select8_short(active, n + one, n): were `one` a known 1, LLVM would rewrite
+   the select as n − active, which AVX-512 does in two instructions (vpmovm2w turns the mask
+   register into a vector, vpsubw) instead of one masked vpaddw. */
+static inline __attribute__((always_inline))
+kernels_short8 kernels_opaque8_short(kernels_short8 x) {
+#if defined(__AVX512F__)
+    __asm__("" : "+v"(x));
+#endif
+    return x;
 }
 
 /* An estimate of 1/√x per lane for positive normal x, with a relative error below
