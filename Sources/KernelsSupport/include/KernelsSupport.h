@@ -27,6 +27,7 @@ typedef double kernels_double8 __attribute__((ext_vector_type(8)));
 typedef double kernels_double4 __attribute__((ext_vector_type(4)));
 typedef long long kernels_long8 __attribute__((ext_vector_type(8)));
 typedef short kernels_short8 __attribute__((ext_vector_type(8)));
+typedef unsigned long long kernels_ulong8 __attribute__((ext_vector_type(8)));
 
 /* a·b + c, one rounding (fused) when the target has FMA, two otherwise (LLVM's fmuladd).
    Only for sums that are exact either way (MatrixMultiply's integer matrices): Swift's
@@ -68,6 +69,25 @@ kernels_long8 kernels_equal8_short(kernels_short8 a, kernels_short8 b) {
    register into a vector, vpsubw) instead of one masked vpaddw. */
 static inline __attribute__((always_inline))
 kernels_short8 kernels_opaque8_short(kernels_short8 x) {
+#if defined(__AVX512F__)
+    __asm__("" : "+v"(x));
+#endif
+    return x;
+}
+
+/* MonteCarloPi's hit count (Sources/Kernels/MonteCarloPi.swift), the same two tools on 64-bit
+   lanes: per lane, a where mask is true (all ones), else b; and x with its value hidden from
+   the optimiser (with AVX-512; elsewhere x itself). With them the count of the lanes under a
+   compare's mask is one masked vpaddq (n + one where the mask is true), and the compare of a
+   sum with one of its terms stays a compare (LLVM would otherwise see the carry-out idiom
+   a + b < a and rewrite it as ~a < b, one more instruction). */
+static inline __attribute__((always_inline))
+kernels_ulong8 kernels_select8_ulong(kernels_long8 mask, kernels_ulong8 a, kernels_ulong8 b) {
+    return mask < 0 ? a : b;
+}
+
+static inline __attribute__((always_inline))
+kernels_ulong8 kernels_opaque8_ulong(kernels_ulong8 x) {
 #if defined(__AVX512F__)
     __asm__("" : "+v"(x));
 #endif
