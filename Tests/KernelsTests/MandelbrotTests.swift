@@ -44,9 +44,9 @@ final class MandelbrotTests: XCTestCase {
     }
 
     func testEdgesOfTheGroupsAndOfTheEscapeTestMatchTheScalarDefinition() {
-        // 32 pixels run at once and the all-escaped test runs every four steps: widths around
-        // 32 and iteration limits that are not multiples of four (0 included) must not change
-        // a count.
+        // 32 pixels run at once and the all-escaped test runs after each block of steps (two):
+        // widths around 32 and iteration limits that are not multiples of the block (0
+        // included) must not change a count.
         for (width, limit) in [(1, 5), (8, 3), (31, 1), (32, 0), (33, 7), (65, 257), (40, 4)] {
             let m = Mandelbrot(width: width, height: 11, maxIterations: limit)
             XCTAssertEqual(m.serial(), scalarCounts(m), "\(width) wide, \(limit) iterations")
