@@ -34,6 +34,9 @@ public enum MatrixKernel {
         public var tileColumns: Int { self == .wide ? 16 : 4 }
     }
 
+    /// The size of a transparent huge page on x86-64 and most Linux systems: 2 MiB.
+    @usableFromInline static let hugePage = 2 << 20
+
     /// Depth (k) of a packed panel: a 16-column strip of B (32 KiB) stays in L1 beside the
     /// A sliver.
     public static let panelDepth = 256
@@ -60,12 +63,19 @@ public enum MatrixKernel {
         // A panel's strips are padded to whole tiles.
         let depthMax = max(1, min(panelDepth, n))
         let stripsMax = (max(1, min(panelWidth, n)) + tileColumns - 1) / tileColumns
-        let packedB = UnsafeMutablePointer<Double>.allocate(
-            capacity: depthMax * stripsMax * tileColumns)
+        // The packed panel (2 MiB at the reference size) on a huge-page boundary, in huge pages
+        // where the system gives them (kernels_advise_huge_pages; otherwise normal pages).
+        let packedBCount = depthMax * stripsMax * tileColumns
+        let packedBBytes = packedBCount * MemoryLayout<Double>.stride
+        let packedBRaw = UnsafeMutableRawPointer.allocate(
+            byteCount: packedBBytes,
+            alignment: packedBBytes >= hugePage ? hugePage : MemoryLayout<Double>.alignment)
+        _ = kernels_advise_huge_pages(packedBRaw, packedBBytes)
+        let packedB = packedBRaw.bindMemory(to: Double.self, capacity: packedBCount)
         let packedA = UnsafeMutablePointer<Double>.allocate(capacity: depthMax * tileRows)
         let edge = UnsafeMutablePointer<Double>.allocate(capacity: tileRows * tileColumns)
         defer {
-            packedB.deallocate()
+            packedBRaw.deallocate()
             packedA.deallocate()
             edge.deallocate()
         }

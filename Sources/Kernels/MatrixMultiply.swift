@@ -1,3 +1,5 @@
+import KernelsSupport
+
 /// Dense float64 matrix product C = A·B of two n × n row-major matrices
 /// (`Benchmarks/README.md`), cache-blocked with a vectorised register tile.
 ///
@@ -67,6 +69,9 @@ public struct MatrixMultiply: Codable, Sendable {
         let n = self.n
         // Written, not accumulated: no pass to zero it first.
         return [Double](unsafeUninitializedCapacity: rows.count * n) { c, count in
+            // In huge pages where the system gives them (a large product's first touch, else
+            // page faults by the thousand); when it does not, normal pages, only slower.
+            _ = kernels_advise_huge_pages(c.baseAddress, c.count * MemoryLayout<Double>.stride)
             a.withUnsafeBufferPointer { a in
                 b.withUnsafeBufferPointer { b in
                     guard rows.count > 0, n > 0 else { return }

@@ -1,3 +1,4 @@
+import KernelsSupport
 import Multiprocessing
 
 /// Monte Carlo estimate of π: the fraction of uniform points in the unit square that fall
@@ -42,6 +43,7 @@ public struct MonteCarloPi: Codable, Sendable, Hashable {
         typealias Words = SIMD8<UInt64>
         let key = RandomStream.key(seed)
         let lanes = Words(0, 1, 2, 3, 4, 5, 6, 7)
+        let one = kernels_opaque8_ulong(Words(repeating: 1))
         var hitLanes = Words.zero
         withUnsafeTemporaryAllocation(of: Words.self, capacity: 20) { keys in
             for r in 0..<10 {
@@ -54,7 +56,10 @@ public struct MonteCarloPi: Codable, Sendable, Hashable {
                 let first = Words(repeating: UInt64(truncatingIfNeeded: k >> 1)) &+ lanes
                 let second = first &+ 8
                 let (x0, x1, x2, x3, y0, y1, y2, y3) = Self.philox(first, second, keys: keys)
-                hitLanes &+= Self.hits(x0, x1) &+ Self.hits(x2, x3) &+ Self.hits(y0, y1) &+ Self.hits(y2, y3)
+                Self.countHits(x0, x1, into: &hitLanes, one: one)
+                Self.countHits(x2, x3, into: &hitLanes, one: one)
+                Self.countHits(y0, y1, into: &hitLanes, one: one)
+                Self.countHits(y2, y3, into: &hitLanes, one: one)
                 k += 32
             }
         }
@@ -74,13 +79,19 @@ public struct MonteCarloPi: Codable, Sendable, Hashable {
         return (x * x).addingReportingOverflow(y * y).overflow ? 0 : 1
     }
 
-    /// `isHit` on eight samples given as their x and y words (< 2^32).
+    /// `isHit` on eight samples given as their x and y words (< 2^32): adds `one` (1, hidden
+    /// from the optimiser) to `counts` in the lanes that hit. No carry out of 64 bits: the sum
+    /// did not wrap below one of its terms. Written with `KernelsSupport`'s select and opaque
+    /// value so that AVX-512 does it as the C does: two multiplies, an add, a compare into a
+    /// mask register and one masked add (`KernelsSupport.h`).
     @inlinable @inline(__always)
-    static func hits(_ x: SIMD8<UInt64>, _ y: SIMD8<UInt64>) -> SIMD8<UInt64> {
+    static func countHits(
+        _ x: SIMD8<UInt64>, _ y: SIMD8<UInt64>, into counts: inout SIMD8<UInt64>, one: SIMD8<UInt64>
+    ) {
         let xx = x &* x
-        let sum = xx &+ y &* y
-        // No carry out of 64 bits: the sum did not wrap below one of its terms.
-        return SIMD8<UInt64>(repeating: 1).replacing(with: 0, where: sum .< xx)
+        let sum = kernels_opaque8_ulong(xx &+ y &* y)
+        let hit = unsafeBitCast(sum .>= xx, to: SIMD8<Int64>.self)
+        counts = kernels_select8_ulong(hit, counts &+ one, counts)
     }
 
     /// Philox4x32-10 (`Philox4x32.blocks` of Multiprocessing, in 8-lane registers) of the

@@ -44,12 +44,22 @@ final class MandelbrotTests: XCTestCase {
     }
 
     func testEdgesOfTheGroupsAndOfTheEscapeTestMatchTheScalarDefinition() {
-        // 32 pixels run at once and the all-escaped test runs every four steps: widths around
-        // 32 and iteration limits that are not multiples of four (0 included) must not change
-        // a count.
+        // 32 pixels run at once and the all-escaped test runs after each block of steps (two):
+        // widths around 32 and iteration limits that are not multiples of the block (0
+        // included) must not change a count.
         for (width, limit) in [(1, 5), (8, 3), (31, 1), (32, 0), (33, 7), (65, 257), (40, 4)] {
             let m = Mandelbrot(width: width, height: 11, maxIterations: limit)
             XCTAssertEqual(m.serial(), scalarCounts(m), "\(width) wide, \(limit) iterations")
         }
+    }
+
+    func testCountsAbove32767MatchTheScalarDefinition() {
+        // The SIMD counts are 16-bit lanes holding the count's bit pattern: the pixels inside
+        // the set (c = 0 ± 0.4i and −1/3 ± 0.4i) count up to the limit, past Int16.max, and
+        // must still come out as the scalar counts.
+        let m = Mandelbrot(width: 9, height: 3, maxIterations: 40_000)
+        let counts = m.serial()
+        XCTAssertEqual(counts, scalarCounts(m))
+        XCTAssertTrue(counts.contains(40_000), "no pixel reached the limit: \(counts)")
     }
 }
