@@ -358,6 +358,9 @@ final class WorkerChannel {
     private var mapped: UnsafeRawBufferPointer?
     /// The last message received remote, until `releaseRemoteMessage` or the next `receive`.
     private var remote: RemoteMessage?
+    /// A later remote message `receiveCopy` read whole while `remote` was still being decoded:
+    /// told to the pool with it (the pool lets go of every message up to the token it is told).
+    private var copiedWhileReading: UInt64 = 0
     /// Large results sent remote, kept until the pool has read them (`resultsRead`).
     private var heldResults: [(token: UInt64, blocks: [WireDeferredBlock])] = []
     private var nextToken: UInt64 = 0
@@ -396,7 +399,8 @@ final class WorkerChannel {
     func releaseRemoteMessage() {
         guard let message = remote else { return }
         remote = nil
-        transfer.inputsRead = message.token
+        transfer.inputsRead = max(message.token, copiedWhileReading)
+        copiedWhileReading = 0
     }
 
     /// Lets go of the large results the pool has read.
@@ -534,7 +538,9 @@ final class WorkerChannel {
         if length & RemoteTransfer.flag != 0 {
             // Read whole at once (the current message stays).
             guard let message = receiveRemote(size: length & ~RemoteTransfer.flag) else { return nil }
-            defer { transfer.inputsRead = message.token }
+            defer {
+                if remote == nil { transfer.inputsRead = message.token } else { copiedWhileReading = message.token }
+            }
             do {
                 try message.materialize()
             } catch {
