@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +64,26 @@ int CSystemShims_close_range(unsigned int first, unsigned int last, int flags) {
 }
 int CSystemShims_pidfd_open(pid_t pid, unsigned int flags) {
     return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+long CSystemShims_process_vm_read(pid_t pid, void *local, const void *remote, size_t count) {
+    struct iovec to = {local, count};
+    struct iovec from = {(void *)remote, count};
+    return (long)syscall(SYS_process_vm_readv, pid, &to, 1UL, &from, 1UL, 0UL);
+}
+
+int CSystemShims_process_vm_read_all(pid_t pid, void *local, const void *remote, size_t count) {
+    size_t done = 0;
+    while (done < count) {
+        long n = CSystemShims_process_vm_read(pid, (char *)local + done, (const char *)remote + done, count - done);
+        if (n > 0) {
+            done += (size_t)n;
+            continue;
+        }
+        if (n == 0) return EFAULT;
+        if (errno == EINTR) continue;
+        return errno;
+    }
+    return 0;
 }
 
 #ifndef P_PIDFD

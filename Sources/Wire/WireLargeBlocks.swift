@@ -2,17 +2,21 @@
 //
 // Encoding: a writer with `defersLargeBlocks` set references the bytes of a large
 // `WireRawElement` array (`WireDeferredBlock`, holding the array) instead of copying them into
-// `bytes`; the transport gathers the parts (`withParts`) straight into where the message goes
-// (the local pool's memfd: one copy from the caller's array, and no second buffer of the
-// message's size in the sender's memory).
+// `bytes`; the transport gathers the parts (`withParts`) straight into where the message goes,
+// or sends only where they are (the local pool: their addresses, read by the receiver with
+// process_vm_readv straight into the arrays it decodes).
 //
 // Decoding: a large array is one allocation and one copy (`_wireCopyLarge`). A source inside a
+// registered remote range (`WireRemoteRanges`: a message whose large blocks stayed in the
+// sender's memory) is read from there straight into the new array. A source inside a
 // registered shared mapping of a message (`WireSharedMappings`) is copied a piece at a time,
 // each piece's pages dropped from the mapping once copied, so that the receiver's resident
-// memory holds the new array and not also the whole message. The destination gets no
-// huge-page advice (MADV_HUGEPAGE): measured on a VM that hands freed memory back to its host,
-// it made a 512 MiB transfer slower and far less steady (median 194 against 327 MB/s over 7
-// interleaved rounds), huge pages coming from exactly the memory the host took back.
+// memory holds the new array and not also the whole message. Copying out of a shared mapping,
+// the destination gets no huge-page advice (MADV_HUGEPAGE): measured on a VM that hands freed
+// memory back to its host, it made a 512 MiB transfer slower and far less steady (median 194
+// against 327 MB/s over 7 interleaved rounds), huge pages coming from exactly the memory the
+// host took back. A remote range's `fetch` decides for itself (the local pool's advises huge
+// pages: there it pays, `RemoteTransfer.hugePages`).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -165,9 +169,61 @@ final class _WireLock: @unchecked Sendable {
     }
 }
 
-/// Copies a large array's bytes into its new storage (see the top of this file).
+/// Ranges of a received message's bytes that are not there: each stands for bytes of the
+/// sender's memory, that `fetch` reads (into `destination`, `count` bytes from `offset` of the
+/// range) and returns 0 or an errno. A transport registers them before decoding the message
+/// and unregisters them after; `_wireCopyLarge` reads a large array inside one through
+/// `fetch`, straight into the array. Only large raw arrays (`WireDeferredBlock`) may lie
+/// there: they are written and read back only by `_writeRawElements` / `_readRawElements`.
+public enum WireRemoteRanges {
+    public typealias Fetch = (_ destination: UnsafeMutableRawPointer, _ offset: Int, _ count: Int) -> Int32
+
+    private static let lock = _WireLock()
+    nonisolated(unsafe) private static var ranges: [(start: UInt, end: UInt, fetch: Fetch)] = []
+
+    /// Registers `range` (bytes of a message about to be decoded) as read by `fetch`.
+    public static func register(_ range: UnsafeRawBufferPointer, fetch: @escaping Fetch) {
+        guard let base = range.baseAddress, range.count > 0 else { return }
+        let start = UInt(bitPattern: base)
+        lock.withLock { ranges.append((start, start + UInt(range.count), fetch)) }
+    }
+
+    /// Unregisters every range inside `region` (call before unmapping it).
+    public static func unregister(inside region: UnsafeRawBufferPointer) {
+        guard let base = region.baseAddress else { return }
+        let start = UInt(bitPattern: base)
+        let end = start + UInt(region.count)
+        lock.withLock { ranges.removeAll { $0.start >= start && $0.end <= end } }
+    }
+
+    /// The fetch of the range holding all of `bytes`, and where they start in it.
+    static func lookup(_ bytes: UnsafeRawBufferPointer) -> (fetch: Fetch, offset: Int)? {
+        guard let base = bytes.baseAddress else { return nil }
+        let start = UInt(bitPattern: base)
+        let end = start + UInt(bytes.count)
+        return lock.withLock {
+            guard let range = ranges.last(where: { $0.start <= start && end <= $0.end }) else { return nil }
+            return (range.fetch, Int(start - range.start))
+        }
+    }
+
+    /// Whether any range is registered (no lock: a hint for tests).
+    public static var isEmpty: Bool { lock.withLock { ranges.isEmpty } }
+}
+
+/// Copies a large array's bytes into its new storage (see the top of this file). Throws only
+/// for a remote range whose sender cannot be read (gone, or not permitted).
 @usableFromInline
-func _wireCopyLarge(to destination: UnsafeMutableRawPointer, from source: UnsafeRawBufferPointer) {
+func _wireCopyLarge(to destination: UnsafeMutableRawPointer, from source: UnsafeRawBufferPointer) throws(WireError) {
+    if let (fetch, offset) = WireRemoteRanges.lookup(source) {
+        let code = fetch(destination, offset, source.count)
+        if code != 0 {
+            throw WireError(
+                code: .truncated,
+                message: "cannot read a \(source.count)-byte array from the process that sent it (errno \(code): \(String(cString: strerror(code))))")
+        }
+        return
+    }
     #if os(Linux)
     if WireSharedMappings.contains(source) {
         let page = UInt(sysconf(Int32(_SC_PAGESIZE)))

@@ -56,14 +56,23 @@ extension WireReader {
         let count = try readCount(minimumElementSize: stride, of: [T].self)
         if count == 0 { return [] }
         let source = try readRaw(count: count * stride)
-        return [T](unsafeUninitializedCapacity: count) { destination, initialized in
-            if source.count >= WireDeferredBlock.minimumSize {
-                _wireCopyLarge(to: UnsafeMutableRawPointer(destination.baseAddress!), from: source)
-            } else {
+        if source.count < WireDeferredBlock.minimumSize {
+            return [T](unsafeUninitializedCapacity: count) { destination, initialized in
                 UnsafeMutableRawPointer(destination.baseAddress!)
                     .copyMemory(from: source.baseAddress!, byteCount: source.count)
+                initialized = count
             }
-            initialized = count
         }
+        var failure: WireError?
+        let array = [T](unsafeUninitializedCapacity: count) { destination, initialized in
+            do throws(WireError) {
+                try _wireCopyLarge(to: UnsafeMutableRawPointer(destination.baseAddress!), from: source)
+                initialized = count
+            } catch {
+                failure = error // nothing initialized: the storage goes with the empty array
+            }
+        }
+        if let failure { throw failure }
+        return array
     }
 }

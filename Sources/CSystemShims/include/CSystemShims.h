@@ -33,6 +33,13 @@ int CSystemShims_eventfd(unsigned int initval, int flags);
 int CSystemShims_memfd_create(const char *name, unsigned int flags);
 int CSystemShims_close_range(unsigned int first, unsigned int last, int flags);
 int CSystemShims_pidfd_open(pid_t pid, unsigned int flags);
+/// process_vm_readv of one range: copies up to `count` bytes at `remote` in process `pid` to
+/// `local`. Returns the bytes copied (fewer when the range ends in an unmapped page) or -1
+/// with errno (EPERM: not allowed to read that process; ESRCH: it is gone; EFAULT).
+long CSystemShims_process_vm_read(pid_t pid, void *local, const void *remote, size_t count);
+/// Reads all `count` bytes at `remote` in process `pid` into `local` (process_vm_readv, again
+/// after a short read or EINTR). Returns 0 or an errno (EFAULT for a range that ends early).
+int CSystemShims_process_vm_read_all(pid_t pid, void *local, const void *remote, size_t count);
 /// waitid(P_PIDFD, fd, …, WEXITED | options). Fills `*status` in waitpid's encoding
 /// and `*pid`. Returns 0, or -1 with errno. With WNOHANG and no change, *pid = 0.
 int CSystemShims_waitid_pidfd(int pidfd, int options, int *status, pid_t *pid);

@@ -28,7 +28,10 @@ struct LargeResultTask: ParallelFunction {
 /// `memory.fresh.<size>`: MB/s of writing `size` bytes of freshly mapped memory, the floor of
 /// anything that builds a new value of that size (slow on virtual machines that hand freed
 /// memory back to their host: there every transfer pays it at least once, for the value it
-/// builds).
+/// builds). The transport is the pool's own choice (process_vm_readv from the sender's memory
+/// where permitted, else a memfd); `SWIFTMP_PROCESS_VM_READV=0` forces the memfd and
+/// `SWIFTMP_LARGE_HUGEPAGES=0` drops the huge-page advice, to compare them in one build
+/// (Benchmarks/reports/large-values.md).
 struct LargeMessageBenchmarks {
     var size = 512 << 20
     var repetitions = 3

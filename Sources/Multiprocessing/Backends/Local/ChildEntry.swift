@@ -66,9 +66,15 @@ enum ChildEntry {
         WorkerRuntime.servesThisProcess = true
         CrashReports.install(parent: parent)
         let inbox = DescriptorInbox(socket: control)
+        // Large messages read across processes (`RemoteTransfer`): where the pool may find this
+        // worker's mapping of the region, and whether this worker can read the pool's.
+        let transfer = layout.transfer(slot)
+        transfer.workerAddress = UInt64(UInt(bitPattern: layout.base))
+        transfer.workerReadsPool = RemoteTransfer.probe(pid: layout.poolPID, address: layout.poolAddress) ? 1 : 2
         let channel = WorkerChannel(
             tasks: layout.taskRing(slot), results: layout.resultRing(slot),
-            doorbell: layout.doorbell, parent: parent, control: control, inbox: inbox)
+            doorbell: layout.doorbell, parent: parent, control: control, inbox: inbox,
+            transfer: transfer, pool: layout.poolPID)
         let runtime = WorkerRuntime(progress: layout.progress(slot), attachments: inbox.descriptor(for:))
         // Large result arrays are written from where they are into the memfd (`WorkerChannel.send`).
         runtime.reply.defersLargeBlocks = true
@@ -88,7 +94,9 @@ enum ChildEntry {
             } else if let message = channel.receive() {
                 action = runtime.handle(message)
                 // A large message's mapping goes at the next receive, once the reply is out
-                // (freeing its memory takes time the caller need not wait for).
+                // (freeing its memory takes time the caller need not wait for); a remote one
+                // goes now, before the reply, so that the pool lets go of its arrays.
+                channel.releaseRemoteMessage()
             } else {
                 break
             }
@@ -115,10 +123,12 @@ enum ChildEntry {
                 }
                 Frame.finish(&runtime.reply)
                 _ = channel.send(&runtime.reply)
+                channel.awaitResultsRead()
                 fflush(nil)
                 return 0
             }
         }
+        channel.awaitResultsRead()
         if let failure = channel.failure {
             printError("swiftmp worker: \(failure)")
             return 71

@@ -39,6 +39,8 @@ enum Frame {
 enum FramePayload {
     case inline(UnsafeRawBufferPointer)
     case outOfBand(token: UInt64, size: Int)
+    /// A message whose large arrays stay in the sender's memory (`RemoteTransfer`).
+    case remote(UnsafeRawBufferPointer)
 }
 
 /// Reassembles frames from a ring without ever waiting: call `poll` whenever bytes may
@@ -53,6 +55,8 @@ struct FrameAssembler {
     private var inPayload = false
     /// The size of the out-of-band message the frame being read refers to, or nil.
     private var referenced: Int?
+    /// Whether the frame being read describes a remote message (`RemoteTransfer`).
+    private var remote = false
 
     /// Bytes of a partial frame held here.
     var hasPartialFrame: Bool { headerFilled > 0 || inPayload }
@@ -72,7 +76,11 @@ struct FrameAssembler {
                 if headerFilled < Frame.headerSize { return progressed }
                 var length = UInt64(littleEndian: header)
                 referenced = nil
-                if length & Frame.outOfBand != 0 {
+                remote = false
+                if length & Frame.outOfBand == 0, length & RemoteTransfer.flag != 0 {
+                    length &= ~RemoteTransfer.flag
+                    remote = true
+                } else if length & Frame.outOfBand != 0 {
                     length &= ~Frame.outOfBand
                     guard length <= Frame.maximumPayload else {
                         throw WireError(code: .tooLarge, message: "a peer announced a \(length)-byte message")
@@ -112,8 +120,11 @@ struct FrameAssembler {
                 try deliver(.outOfBand(token: token, size: size))
                 continue
             }
+            let isRemote = remote
+            remote = false
             try payload.withUnsafeBytes { raw in
-                try deliver(.inline(UnsafeRawBufferPointer(rebasing: raw[0..<count])))
+                let bytes = UnsafeRawBufferPointer(rebasing: raw[0..<count])
+                try deliver(isRemote ? .remote(bytes) : .inline(bytes))
             }
         }
     }
@@ -339,9 +350,19 @@ final class WorkerChannel {
     /// The control socket (descriptors of large messages go out there) and its reader.
     let control: Int32
     let inbox: DescriptorInbox
+    /// The slot's words for remote messages, and the pool's process (`RemoteTransfer`).
+    let transfer: TransferWords
+    let pool: pid_t
     private var storage: UnsafeMutableRawBufferPointer
     /// The mapping of the last message received out of band, until the next `receive`.
     private var mapped: UnsafeRawBufferPointer?
+    /// The last message received remote, until `releaseRemoteMessage` or the next `receive`.
+    private var remote: RemoteMessage?
+    /// A later remote message `receiveCopy` read whole while `remote` was still being decoded:
+    /// told to the pool with it (the pool lets go of every message up to the token it is told).
+    private var copiedWhileReading: UInt64 = 0
+    /// Large results sent remote, kept until the pool has read them (`resultsRead`).
+    private var heldResults: [(token: UInt64, blocks: [WireDeferredBlock])] = []
     private var nextToken: UInt64 = 0
     /// Why `receive` returned nil although the parent lives.
     private(set) var failure: String?
@@ -352,13 +373,18 @@ final class WorkerChannel {
     /// (measured under mpirun -np 2 on 2 CPUs: hot round trip 85–112 µs spinning, 30–57 µs not).
     var spinsForTasks: () -> Bool = { true }
 
-    init(tasks: Ring, results: Ring, doorbell: Doorbell, parent: pid_t, control: Int32, inbox: DescriptorInbox) {
+    init(
+        tasks: Ring, results: Ring, doorbell: Doorbell, parent: pid_t, control: Int32, inbox: DescriptorInbox,
+        transfer: TransferWords, pool: pid_t
+    ) {
         self.tasks = tasks
         self.results = results
         self.doorbell = doorbell
         self.parent = parent
         self.control = control
         self.inbox = inbox
+        self.transfer = transfer
+        self.pool = pool
         self.storage = .allocate(byteCount: 64 << 10, alignment: 16)
     }
 
@@ -371,6 +397,35 @@ final class WorkerChannel {
     func releaseMessage() {
         if let mapped { OutOfBand.unmap(mapped) }
         mapped = nil
+        releaseRemoteMessage()
+    }
+
+    /// Drops the last message if it came remote (the view `receive` returned dies) and tells
+    /// the pool it may let go of its arrays.
+    func releaseRemoteMessage() {
+        guard let message = remote else { return }
+        remote = nil
+        transfer.inputsRead = max(message.token, copiedWhileReading)
+        copiedWhileReading = 0
+    }
+
+    /// Lets go of the large results the pool has read.
+    private func dropReadResults() {
+        guard !heldResults.isEmpty else { return }
+        let read = transfer.resultsRead
+        heldResults.removeAll { $0.token <= read }
+    }
+
+    /// Before the worker exits: waits until the pool has read its large results (or is gone).
+    func awaitResultsRead() {
+        dropReadResults()
+        while !heldResults.isEmpty && !parentIsGone {
+            let seen = CSystemShims_load_u32_seqcst(transfer.resultsReadSequence)
+            dropReadResults()
+            if heldResults.isEmpty { break }
+            _ = CSystemShims_futex_wait(transfer.resultsReadSequence, seen, 100_000_000)
+            dropReadResults()
+        }
     }
 
     /// Whether the process that started this worker is gone.
@@ -389,6 +444,7 @@ final class WorkerChannel {
             }
             tasks.waitForData(spinning: spins, timeoutNanoseconds: 100_000_000)
             spins = false
+            dropReadResults()
             if tasks.available == 0 && parentIsGone { return false }
         }
         return true
@@ -401,8 +457,15 @@ final class WorkerChannel {
         var length: UInt64 = 0
         guard withUnsafeMutableBytes(of: &length, { readExactly($0) }) else { return nil }
         length = UInt64(littleEndian: length)
+        dropReadResults()
         if length & Frame.outOfBand != 0 {
             return receiveOutOfBand(size: length & ~Frame.outOfBand)
+        }
+        if length & RemoteTransfer.flag != 0 {
+            guard let message = receiveRemote(size: length & ~RemoteTransfer.flag) else { return nil }
+            message.register()
+            remote = message
+            return message.bytes
         }
         guard length <= Frame.maximumPayload else { return nil }
         let count = Int(length)
@@ -413,6 +476,27 @@ final class WorkerChannel {
         let view = UnsafeMutableRawBufferPointer(rebasing: storage[0..<count])
         guard readExactly(view) else { return nil }
         return UnsafeRawBufferPointer(view)
+    }
+
+    /// Reads a remote frame's payload of `size` bytes and opens the message it describes.
+    private func receiveRemote(size: UInt64) -> RemoteMessage? {
+        guard size <= UInt64(OutOfBand.threshold) else {
+            failure = "the pool announced a \(size)-byte remote message description"
+            return nil
+        }
+        let count = Int(size)
+        if storage.count < count {
+            storage.deallocate()
+            storage = .allocate(byteCount: max(count, 64 << 10), alignment: 16)
+        }
+        let view = UnsafeMutableRawBufferPointer(rebasing: storage[0..<count])
+        guard readExactly(view) else { return nil }
+        do {
+            return try RemoteMessage(payload: UnsafeRawBufferPointer(view), from: pool)
+        } catch {
+            failure = "cannot read a large message: \(error)"
+            return nil
+        }
     }
 
     private func receiveOutOfBand(size: UInt64) -> UnsafeRawBufferPointer? {
@@ -457,6 +541,20 @@ final class WorkerChannel {
                 return nil
             }
         }
+        if length & RemoteTransfer.flag != 0 {
+            // Read whole at once (the current message stays).
+            guard let message = receiveRemote(size: length & ~RemoteTransfer.flag) else { return nil }
+            defer {
+                if remote == nil { transfer.inputsRead = message.token } else { copiedWhileReading = message.token }
+            }
+            do {
+                try message.materialize()
+            } catch {
+                failure = "cannot read a large message: \(error)"
+                return nil
+            }
+            return Array(message.bytes)
+        }
         guard length <= Frame.maximumPayload else { return nil }
         var message = [UInt8](repeating: 0, count: Int(length))
         guard message.withUnsafeMutableBytes({ readExactly($0) }) else { return nil }
@@ -467,8 +565,17 @@ final class WorkerChannel {
     /// when it is large, straight from the arrays it references (`WireWriter.defersLargeBlocks`);
     /// false when the parent is gone.
     func send(_ message: inout WireWriter) -> Bool {
+        dropReadResults()
         if !message.deferredBlocks.isEmpty {
             nextToken &+= 1
+            // The pool reads the arrays from here (`RemoteTransfer`), when it can.
+            if OutOfBand.wants(message), RemoteTransfer.enabled, transfer.poolReadsWorker == 1,
+                let frame = RemoteTransfer.frame(for: message, token: nextToken)
+            {
+                heldResults.append((nextToken, message.deferredBlocks))
+                if OutOfBand.exitAfterSendingDescriptor { _ = frame.withUnsafeBytes { sendFrame($0) }; _exit(70) }
+                return frame.withUnsafeBytes { sendFrame($0) }
+            }
             if let reference = OutOfBand.send(deferred: &message, token: nextToken, on: control) {
                 if OutOfBand.exitAfterSendingDescriptor { _exit(70) }
                 return reference.withUnsafeBytes { sendFrame($0) }

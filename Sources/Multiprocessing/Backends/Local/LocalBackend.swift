@@ -37,6 +37,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         var control: Int32 = -1
         /// Its crash report, read when it ended by a signal (`CrashReports`).
         var crashReport: String?
+        /// Large arguments sent remote (`RemoteTransfer`), kept until the worker has read
+        /// them (its `inputsRead`) or ends.
+        var held: [(token: UInt64, blocks: [WireDeferredBlock])] = []
     }
 
     static let ringCapacity = 1 << 20
@@ -88,6 +91,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     private func launch(_ slot: Int) throws {
         layout.progress(slot).reset()
+        layout.transfer(slot).reset()
+        slots[slot].held.removeAll()
         layout.taskRing(slot).reset()
         layout.resultRing(slot).reset()
         if slots[slot].control >= 0 { systemClose(slots[slot].control) }
@@ -163,9 +168,16 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func send(_ message: inout WireWriter, to worker: Int) {
         Frame.finish(&message)
+        probe(worker)
         if !message.deferredBlocks.isEmpty, slots[worker].ended == nil {
             nextToken &+= 1
-            if let reference = OutOfBand.send(deferred: &message, token: nextToken, on: slots[worker].control) {
+            // The worker reads the arrays from here (`RemoteTransfer`), when it can.
+            if OutOfBand.wants(message), RemoteTransfer.enabled, layout.transfer(worker).workerReadsPool == 1,
+                let frame = RemoteTransfer.frame(for: message, token: nextToken)
+            {
+                slots[worker].held.append((nextToken, message.deferredBlocks))
+                frame.withUnsafeBytes { send(frame: $0, to: worker) }
+            } else if let reference = OutOfBand.send(deferred: &message, token: nextToken, on: slots[worker].control) {
                 reference.withUnsafeBytes { send(frame: $0, to: worker) }
             } else {
                 message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
@@ -181,6 +193,23 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         // The next messages written here may reference their large arrays rather than copy
         // them: this backend gathers them into the memfd (`OutOfBand.send(deferred:)`).
         message.defersLargeBlocks = true
+    }
+
+    /// Finds out once whether this process can read `worker`'s memory (`RemoteTransfer`),
+    /// as soon as the worker published where to look.
+    private func probe(_ worker: Int) {
+        let words = layout.transfer(worker)
+        guard words.poolReadsWorker == 0 else { return }
+        let address = words.workerAddress
+        guard address != 0, slots[worker].pid > 0, slots[worker].ended == nil else { return }
+        words.poolReadsWorker = RemoteTransfer.probe(pid: slots[worker].pid, address: address) ? 1 : 2
+    }
+
+    /// Lets go of the large arguments `worker` has read.
+    private func dropReadInputs(_ worker: Int) {
+        guard !slots[worker].held.isEmpty else { return }
+        let read = layout.transfer(worker).inputsRead
+        slots[worker].held.removeAll { $0.token <= read }
     }
 
     func stop(worker: Int) {
@@ -221,6 +250,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func poll(_ handler: (BackendEvent) -> Void) -> Bool {
         pollRaw(
+            decoding: true,
             message: { slot, bytes in handler(.decoding(bytes, from: slot)) },
             ended: { slot, exit in handler(.ended(worker: slot, exit)) })
     }
@@ -229,13 +259,22 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// each worker's end (after every message it wrote). A worker rank relays both to rank 0
     /// (`RankRelay`).
     func pollRaw(message: (Int, UnsafeRawBufferPointer) -> Void, ended: (Int, ChildExit) -> Void) -> Bool {
+        pollRaw(decoding: false, message: message, ended: ended)
+    }
+
+    /// `decoding`: `message` decodes the bytes it gets (the large arrays of a remote message
+    /// are then read while decoding, `WireRemoteRanges`), rather than copying them.
+    private func pollRaw(
+        decoding: Bool, message: (Int, UnsafeRawBufferPointer) -> Void, ended: (Int, ChildExit) -> Void
+    ) -> Bool {
         var progressed = false
         for slot in 0..<workerCount {
+            dropReadInputs(slot)
             if !slots[slot].outbound.isEmpty, slots[slot].outbound.push(layout.taskRing(slot)) {
                 progressed = true
                 updateOutboundFlag(slot)
             }
-            progressed = drain(slot, message) || progressed
+            progressed = drain(slot, decoding: decoding, message) || progressed
         }
         if hasEnded.exchange(false, ordering: .sequentiallyConsistent) {
             let endings = endedLock.withLock { () -> [(slot: Int, generation: Int, exit: ChildExit)] in
@@ -244,8 +283,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 return taken
             }
             for (slot, generation, exit) in endings where generation == slots[slot].generation {
-                _ = drain(slot, message) // what it wrote before it ended still counts
+                _ = drain(slot, decoding: decoding, message) // what it wrote before it ended still counts
                 slots[slot].ended = exit
+                slots[slot].held.removeAll() // its large arguments: nobody reads them any more
                 if case .signaled = exit { slots[slot].crashReport = CrashReports.collect(parent: parentPID, worker: slots[slot].pid) }
                 slots[slot].outbound.removeAll()
                 updateOutboundFlag(slot)
@@ -256,7 +296,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         return progressed
     }
 
-    private func drain(_ slot: Int, _ handler: (Int, UnsafeRawBufferPointer) -> Void) -> Bool {
+    private func drain(_ slot: Int, decoding: Bool, _ handler: (Int, UnsafeRawBufferPointer) -> Void) -> Bool {
         // The handler may call back into this backend (identity, kill): the assembler is
         // taken out of `slots` while it runs, so that `slots` is not being modified meanwhile.
         var assembler = FrameAssembler()
@@ -278,12 +318,37 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                         // Nonsense from a worker: it is ended like a crashed one.
                         _ = kill(worker: slot)
                     }
+                case .remote(let payload):
+                    receiveRemote(payload, from: slot, decoding: decoding, handler)
                 }
             }
         } catch {
             // A worker that sends nonsense is killed; its end is reported as usual.
             _ = kill(worker: slot)
             return true
+        }
+    }
+
+    /// A message whose large arrays are still in `slot`'s worker (`RemoteTransfer`): read
+    /// while decoding, or first when `decoding` is false. A worker that cannot be read (it
+    /// ended after sending the message) or that sent nonsense is ended like a crashed one,
+    /// the message dropped. The worker lets go of the arrays once told (`resultsRead`).
+    private func receiveRemote(
+        _ payload: UnsafeRawBufferPointer, from slot: Int, decoding: Bool, _ handler: (Int, UnsafeRawBufferPointer) -> Void
+    ) {
+        do {
+            let message = try RemoteMessage(payload: payload, from: slots[slot].pid)
+            defer { layout.transfer(slot).resultsRead = message.token }
+            RemoteTransfer.receivedForTesting += 1
+            if RemoteTransfer.awaitSenderExitForTesting { RemoteTransfer.awaitExit(of: slots[slot].pid) }
+            guard message.probe() else {
+                _ = kill(worker: slot)
+                return
+            }
+            if decoding { message.register() } else { try message.materialize() }
+            handler(slot, message.bytes)
+        } catch {
+            _ = kill(worker: slot)
         }
     }
 
@@ -308,6 +373,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func replace(worker: Int) throws {
+        slots[worker].held.removeAll()
         slots[worker].generation += 1
         slots[worker].assembler.reset()
         slots[worker].outbound.removeAll()
@@ -366,6 +432,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// catches it in the Swift runtime); lets go of it only while it waits, because the
     /// supervisor that reaps the workers may need to fork meanwhile.
     func shutdown(deadline: UInt64) {
+        // Nothing more is read here: a worker keeping a large result for this process to read
+        // (`RemoteTransfer`) need not wait before it exits.
+        for slot in 0..<workerCount { layout.transfer(slot).resultsRead = .max }
         // Keep pushing queued frames (the stops) while waiting for the workers to exit.
         while endedLock.withLock({ !live.isEmpty }) && monotonicNanoseconds() < deadline {
             for slot in 0..<workerCount where !slots[slot].outbound.isEmpty {

@@ -8,8 +8,10 @@ import Glibc
 /// slot's progress words (`WorkerProgress`), then for each worker slot a task ring
 /// (master → worker) and a result ring (worker → master).
 ///
-/// Header: magic @0, slot count @8, ring capacity @16, doorbell @64, masterSleeping @128.
-/// Progress words: 64 bytes per slot from `headerSize`; rings from `ringsOffset`.
+/// Header: magic @0, slot count @8, ring capacity @16, the pool's pid @24 and its address of
+/// this region @32 (`RemoteTransfer`'s probe), doorbell @64, masterSleeping @128.
+/// Progress words: 64 bytes per slot from `headerSize`, then each slot's `TransferWords`
+/// (64 bytes); rings from `ringsOffset`.
 struct PoolRegion: @unchecked Sendable {
     static let headerSize = 4096
     static let magic: UInt64 = 0x5357_4D50_504F_4F4C // "SWMPPOOL"
@@ -23,8 +25,20 @@ struct PoolRegion: @unchecked Sendable {
 
     /// Where the rings start: after the header and the progress words, page-aligned.
     static func ringsOffset(slots: Int) -> Int {
-        headerSize + (slots * WorkerProgress.byteCount + 4095) / 4096 * 4096
+        headerSize + (slots * (WorkerProgress.byteCount + TransferWords.byteCount) + 4095) / 4096 * 4096
     }
+
+    /// The words a slot's two sides use for large messages read across processes.
+    func transfer(_ slot: Int) -> TransferWords {
+        precondition(slot >= 0 && slot < slotCount)
+        return TransferWords(
+            at: base + PoolRegion.headerSize + slotCount * WorkerProgress.byteCount + slot * TransferWords.byteCount)
+    }
+
+    /// The pool's process (the worker's peer, whoever started it: a fork server too).
+    var poolPID: pid_t { pid_t(truncatingIfNeeded: (base + 24).load(as: UInt64.self)) }
+    /// Where the pool's process maps this region (a worker reads its magic there to probe).
+    var poolAddress: UInt64 { (base + 32).load(as: UInt64.self) }
 
     /// The progress words of a slot's worker.
     func progress(_ slot: Int) -> WorkerProgress {
@@ -38,6 +52,8 @@ struct PoolRegion: @unchecked Sendable {
         base.storeBytes(of: magic, as: UInt64.self)
         (base + 8).storeBytes(of: UInt64(slots), as: UInt64.self)
         (base + 16).storeBytes(of: UInt64(ringCapacity), as: UInt64.self)
+        (base + 24).storeBytes(of: UInt64(getpid()), as: UInt64.self)
+        (base + 32).storeBytes(of: UInt64(UInt(bitPattern: base)), as: UInt64.self)
         return PoolRegion(base: base, slotCount: slots, ringCapacity: ringCapacity)
     }
 
