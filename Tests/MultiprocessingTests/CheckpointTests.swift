@@ -97,11 +97,46 @@ final class CheckpointTests: TimeLimitedTestCase {
         }
     }
 
+    /// The inputs' hash in place (numbers hashed where they are, the hash streamed over the
+    /// count's bytes and theirs) is the hash of their encoding, as a journal's header records it.
+    func testInputsHashedInPlaceEqualTheirEncodingsHash() throws {
+        var random = SystemRandomNumberGenerator()
+        let bytes = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &random) }
+        for _ in 0..<50 {
+            let cuts = (0..<Int.random(in: 0...6, using: &random)).map { _ in Int.random(in: 0...bytes.count, using: &random) }.sorted()
+            var hasher = FNV1aHasher()
+            var start = 0
+            bytes.withUnsafeBytes { raw in
+                for cut in cuts + [bytes.count] {
+                    hasher.add(UnsafeRawBufferPointer(rebasing: raw[start..<cut]))
+                    start = cut
+                }
+            }
+            XCTAssertEqual(hasher.finish(), fnv1a(bytes), "cuts \(cuts)")
+        }
+        func encodedHash<F: ParallelFunction>(_: F.Type, _ inputs: [F.Input]) throws -> UInt64 {
+            var writer = WireWriter(capacity: 64)
+            try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &writer) }
+            return fnv1a(writer.bytes)
+        }
+        for count in [0, 1, 3, 4, 5, 127, 128, 100_000] {
+            let numbers = (0..<count).map { $0 &* 7919 }
+            XCTAssertEqual(try rawInputsHash(Square.self, numbers), try encodedHash(Square.self, numbers), "\(count) Ints")
+        }
+        let bytesInputs = Array(bytes[0..<333])
+        XCTAssertEqual(try rawInputsHash(EchoInput<UInt8>.self, bytesInputs), try encodedHash(EchoInput<UInt8>.self, bytesInputs))
+        XCTAssertNil(try rawInputsHash(EchoInput<String>.self, ["a", "b"]), "not numbers: encoded and hashed")
+    }
+
     func testAJournalOfOtherWorkOrInUseIsRefused() throws {
         let journal = directory + "/other.journal"
         try Pool.with(processes: 1) { pool in
             _ = try pool.map(Square(), 0..<10, checkpoint: journal)
             XCTAssertThrowsError(try pool.map(Square(), 0..<11, checkpoint: journal)) {
+                XCTAssertEqual(($0 as? CheckpointError)?.code, .otherWork, "\($0)")
+            }
+            // As many inputs, one of them other: only the inputs' hash tells.
+            XCTAssertThrowsError(try pool.map(Square(), Array(0..<9) + [100], checkpoint: journal)) {
                 XCTAssertEqual(($0 as? CheckpointError)?.code, .otherWork, "\($0)")
             }
             XCTAssertThrowsError(try pool.map(Affine(scale: 2, offset: 0), [1.0], checkpoint: journal)) {
@@ -118,4 +153,9 @@ final class CheckpointTests: TimeLimitedTestCase {
         }
         withExtendedLifetime(held) {}
     }
+}
+
+/// Returns its input (of any type): for the inputs' hash of several element types.
+struct EchoInput<Value: Codable & Sendable>: ParallelFunction {
+    func callAsFunction(_ x: Value) -> Value { x }
 }
