@@ -128,6 +128,25 @@ final class CheckpointTests: TimeLimitedTestCase {
         XCTAssertNil(try rawInputsHash(EchoInput<String>.self, ["a", "b"]), "not numbers: encoded and hashed")
     }
 
+    /// The writer seals records with the checksum `fnv1a` of each payload: four of a length
+    /// side by side, others alone.
+    func testSealedRecordsCarryEachPayloadsChecksum() {
+        var random = SystemRandomNumberGenerator()
+        var bytes: [UInt8] = []
+        var payloads: [(offset: Int, length: Int)] = []
+        for length in [805, 805, 805, 805, 805, 13, 805, 805, 805, 805, 0, 0, 0, 0, 7, 64, 64, 64, 64] {
+            bytes += [0x52, 0x45, 0x43, 0x44] + withUnsafeBytes(of: UInt32(length).littleEndian) { Array($0) }
+            payloads.append((bytes.count, length))
+            bytes += (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            bytes += [UInt8](repeating: 0, count: 8)
+        }
+        CheckpointJournal.sealRecords(&bytes)
+        for (offset, length) in payloads {
+            let checksum = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset + length, as: UInt64.self)) }
+            XCTAssertEqual(checksum, fnv1a(Array(bytes[offset..<(offset + length)])), "payload of \(length) bytes at \(offset)")
+        }
+    }
+
     func testAJournalOfOtherWorkOrInUseIsRefused() throws {
         let journal = directory + "/other.journal"
         try Pool.with(processes: 1) { pool in
