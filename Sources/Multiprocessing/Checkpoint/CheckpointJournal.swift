@@ -168,8 +168,10 @@ final class CheckpointJournal: @unchecked Sendable {
     }
 
     /// Appends a record. It is handed to the writer at once when the last hand-off is
-    /// `writeInterval` old, else with the next record that is, or by `flushIfDue`.
-    func append(indices: Positions, outputs: UnsafeRawBufferPointer) throws(CheckpointError) {
+    /// `writeInterval` old, else with the next record that is, or by `flushIfDue`. With
+    /// `checkingTime` false only a full buffer is handed off here (no clock read): for a
+    /// caller that runs `flushIfDue` often anyway (a map's engine, every round).
+    func append(indices: Positions, outputs: UnsafeRawBufferPointer, checkingTime: Bool = true) throws(CheckpointError) {
         guard isOpen else { return }
         pending.write(Self.recordMagic)
         let lengthAt = pending.reserve(UInt32.self)
@@ -188,7 +190,7 @@ final class CheckpointJournal: @unchecked Sendable {
         pending.patch(UInt32(pending.count - start), at: lengthAt)
         // The checksum: computed by the writer thread, before it writes the record.
         pending.write(UInt64(0))
-        try flushIfDue()
+        if checkingTime || pending.count >= 1 << 20 { try flushIfDue() }
     }
 
     /// The input positions of a record: consecutive (a fresh run) or listed (a resumed one).

@@ -59,10 +59,12 @@ extension Pool {
             function, fresh ? inputs : remaining.map { inputs[$0] }, chunkSize: chunkSize, timeout: timeout,
             retry: retry, progress: progress, definition: definition,
             prepare: { job in
+                // The engine runs `everyRound` after each round's deliveries: records are
+                // handed off on time there, and `append` reads no clock.
                 job.onDeliver = { span, outputs in
                     try journal.append(
                         indices: fresh ? .range(span.first..<span.end) : .list(Array(remaining[span.first..<span.end])),
-                        outputs: outputs)
+                        outputs: outputs, checkingTime: false)
                 }
                 job.everyRound = { [weak job] in
                     do {
