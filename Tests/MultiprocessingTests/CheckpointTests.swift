@@ -147,6 +147,25 @@ final class CheckpointTests: TimeLimitedTestCase {
         }
     }
 
+    /// A new journal's header is the writer's: when the inputs' hash cannot be computed the
+    /// journal says so when it closes (the call fails) and writes nothing after it — no
+    /// records without a header; the next run finds an empty file and starts afresh.
+    func testAHeaderThatCannotBeComputedFailsTheCloseAndWritesNothing() throws {
+        struct Unhashable: Error {}
+        let path = directory + "/unhashable.journal"
+        let (journal, records) = try CheckpointJournal.open(path: path, typeName: "t", functionHash: 1, count: 2) {
+            throw Unhashable()
+        }
+        XCTAssertTrue(records.isEmpty)
+        try withUnsafeBytes(of: UInt64(7)) { try journal.append(indices: .range(0..<1), outputs: $0) }
+        XCTAssertEqual(journal.close()?.code, .unusable)
+        XCTAssertEqual(FileManager.default.contents(atPath: path)?.count, 0, "nothing written")
+        let (again, _) = try CheckpointJournal.open(path: path, typeName: "t", functionHash: 1, count: 2) { 3 }
+        XCTAssertNil(again.close())
+        let header = CheckpointJournal.decodeHeader(Array(FileManager.default.contents(atPath: path)!))
+        XCTAssertEqual(header?.work, CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 3, count: 2))
+    }
+
     func testAJournalOfOtherWorkOrInUseIsRefused() throws {
         let journal = directory + "/other.journal"
         try Pool.with(processes: 1) { pool in

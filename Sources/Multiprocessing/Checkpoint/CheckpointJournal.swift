@@ -66,7 +66,8 @@ final class CheckpointJournal: @unchecked Sendable {
     /// needs it at once, to be checked; a new one (the common case) does not: its writer
     /// thread computes it and writes the header before any record, while the map runs, so
     /// the call's thread does not wait for it. A failure there (an input that cannot be
-    /// encoded) is the journal's failure, thrown by the next `append` or `flushIfDue`.
+    /// encoded) is the journal's failure, thrown by the next `append` or `flushIfDue` and
+    /// returned by `close`; nothing is written after it.
     static func open(
         path: String, typeName: String, functionHash: UInt64, count: Int,
         inputsHash: @escaping @Sendable () throws -> UInt64
@@ -159,12 +160,16 @@ final class CheckpointJournal: @unchecked Sendable {
     deinit { close() }
 
     /// Writes what waits, unlocks the journal (the call ended; it returns once this did) and
-    /// lets the writer flush it to the disk and close it; later appends are ignored.
-    func close() {
-        guard isOpen else { return }
+    /// lets the writer flush it to the disk and close it; later appends are ignored. Returns
+    /// what the writer could not write, if anything (the header of a new journal, or a record:
+    /// the journal then misses them).
+    @discardableResult
+    func close() -> CheckpointError? {
+        guard isOpen else { return nil }
         isOpen = false
         writer.finish(pending.bytes)
         pending.bytes.removeAll()
+        return writer.failure
     }
 
     /// Appends a record. It is handed to the writer at once when the last hand-off is

@@ -41,18 +41,24 @@ extension Pool {
         }
         let remaining = fresh ? [] : known.indices.filter { known[$0] == nil }
         if fresh ? inputs.isEmpty : remaining.isEmpty {
-            journal.close()
+            if let failure = journal.close() {
+                completion.complete(.failure(failure))
+                return AsyncResult(completion, engine: engine)
+            }
             completion.complete(.success(transform(known.map { $0! })))
             return AsyncResult(completion, engine: engine)
         }
         let finish: (Result<[F.Output], any Error>) -> Void = { result in
-            journal.close()
+            // A journal that could not be written (its header, computed while the map ran, or
+            // the last records) fails the call: the results are not safe on disk.
+            let failure = journal.close()
             completion.complete(
-                result.map { computed in
-                    if fresh { return transform(computed) }
+                result.flatMap { computed in
+                    if let failure { return .failure(failure) }
+                    if fresh { return .success(transform(computed)) }
                     var all = known
                     for (position, index) in remaining.enumerated() { all[index] = computed[position] }
-                    return transform(all.map { $0! })
+                    return .success(transform(all.map { $0! }))
                 })
         }
         let job = try batch(
