@@ -112,6 +112,46 @@ final class RandomStreamTests: XCTestCase {
         XCTAssertEqual(copy.position, 42)
     }
 
+    /// Streams read through `next()` and `fill` across every kind of refill: the first ones, a
+    /// refill whose 32 blocks cross a change of the counter's high word (block 2^32·h − 1 to
+    /// 2^32·h), the refills after it, jumps back to an earlier high word, and the last blocks
+    /// before 2^64 draws. Each draw equals the one computed alone, and a hash of all of them is pinned
+    /// (computed before the generator's refill was rewritten), so the streams' values cannot
+    /// drift.
+    func testDrawsPinnedAcrossCounterHighWordChanges() {
+        let cases: [(seed: UInt64, stream: UInt64, start: UInt64)] = [
+            (0, 0, 0), (42, 7, 0), (12345, 3, 5), (UInt64.max, UInt64.max, 0),
+            (0x0123_4567_89AB_CDEF, 0xFEDC_BA98_7654_3210, 2 * ((1 << 32) - 40)),
+            (99, 1 << 32, 2 * ((1 << 32) - 16) + 1), (7, 5, 2 * ((3 << 32) - 1)),
+            (1, 2, UInt64.max - 700), (3, 4, 2 * ((1 << 33) - 31)),
+        ]
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (seed, stream, start) in cases {
+            var random = RandomStream(seed: seed, stream: stream)
+            random.jump(to: start)
+            var filled = RandomStream(seed: seed, stream: stream)
+            filled.jump(to: start)
+            var buffer = [UInt64](repeating: 0, count: 300)
+            filled.fill(&buffer)
+            for n in 0..<300 {
+                let position = start &+ UInt64(n)
+                let expected = RandomStream.draw(seed: seed, stream: stream, index: position)
+                let drawn = random.next()
+                XCTAssertEqual(drawn, expected, "seed \(seed), stream \(stream), draw \(position) through next()")
+                XCTAssertEqual(buffer[n], expected, "seed \(seed), stream \(stream), draw \(position) through fill")
+                hash = (hash ^ drawn) &* 0x0000_0100_0000_01b3
+            }
+            // Back to an earlier high word of the counter, then on across the change again.
+            random.jump(to: start)
+            for n in 0..<100 {
+                XCTAssertEqual(random.next(), RandomStream.draw(seed: seed, stream: stream, index: start &+ UInt64(n)))
+            }
+        }
+        XCTAssertEqual(hash, Self.pinnedHash, "the streams' values changed")
+    }
+
+    static let pinnedHash: UInt64 = 0x7C56_E964_FAFC_B768
+
     func testUniformEnoughForASmokeTest() {
         // Not a statistical test suite (that is the paper's BigCrush): 2^16 doubles, mean and
         // the 16 bins of the top nibble within 5 standard deviations.

@@ -19,7 +19,9 @@ import Glibc
 /// this process or another, reads it all) and flushed right after, without the call
 /// waiting for the disk: a machine that loses power loses at most the last second or so of
 /// results. Neither a `write` nor an `fsync` runs on the pool's thread (measured: they cost
-/// a checkpointed map of tiny tasks most of its speed there).
+/// a checkpointed map of tiny tasks most of its speed there), nor the records' checksums
+/// (the writer seals each record before writing it), nor, for a new journal, the hash of
+/// the inputs (the writer computes it and writes the header before any record).
 final class CheckpointJournal: @unchecked Sendable {
     static let magic: [UInt8] = Array("SWMPCKP1".utf8)
     static let recordMagic: UInt32 = 0x4443_4552 // "RECD"
@@ -43,7 +45,9 @@ final class CheckpointJournal: @unchecked Sendable {
     private var isOpen = true
     private var lastHandOff: UInt64 = monotonicNanoseconds()
     /// Records not handed to the writer yet (at most `writeInterval` old, see `append`).
-    private var pending = WireWriter(capacity: 1 << 16)
+    /// Room for a hand-off's worth at once: grown by doubling, a buffer would be copied
+    /// several times on the pool's thread (its pages are touched only as it fills).
+    private var pending = WireWriter(capacity: (1 << 20) + (1 << 16))
     /// Records arriving less than this long after the last hand-off wait (ns): one hand-off
     /// per chunk would cost more than tiny tasks.
     static let writeInterval: UInt64 = 100_000_000
@@ -54,6 +58,20 @@ final class CheckpointJournal: @unchecked Sendable {
     /// previous run left. Throws `CheckpointError` for a journal of other work, one in use,
     /// or a file that cannot be used.
     static func open(path: String, work: Work) throws(CheckpointError) -> (CheckpointJournal, [Record]) {
+        try open(path: path, typeName: work.typeName, functionHash: work.functionHash, count: work.count) { work.inputsHash }
+    }
+
+    /// `open(path:work:)` for work whose inputs hash is costly (a map's: all its inputs
+    /// encoded and hashed, milliseconds for millions of inputs). A journal that has records
+    /// needs it at once, to be checked; a new one (the common case) does not: its writer
+    /// thread computes it and writes the header before any record, while the map runs, so
+    /// the call's thread does not wait for it. A failure there (an input that cannot be
+    /// encoded) is the journal's failure, thrown by the next `append` or `flushIfDue` and
+    /// returned by `close`; nothing is written after it.
+    static func open(
+        path: String, typeName: String, functionHash: UInt64, count: Int,
+        inputsHash: @escaping @Sendable () throws -> UInt64
+    ) throws(CheckpointError) -> (CheckpointJournal, [Record]) {
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
             throw CheckpointError(
@@ -72,10 +90,22 @@ final class CheckpointJournal: @unchecked Sendable {
         }
         do throws(CheckpointError) {
             let bytes = try readAll(fd, path: path)
-            let header = encodeHeader(work)
             if bytes.isEmpty {
-                try writeAll(fd, header, path: path)
-                return (try CheckpointJournal(path: path, descriptor: fd, unsynced: true), [])
+                let header: @Sendable () throws(CheckpointError) -> [UInt8] = { () throws(CheckpointError) in
+                    do {
+                        return encodeHeader(
+                            Work(typeName: typeName, functionHash: functionHash, inputsHash: try inputsHash(), count: count))
+                    } catch {
+                        throw CheckpointError(.unusable, "cannot hash the inputs for the checkpoint \(path): \(error)")
+                    }
+                }
+                return (try CheckpointJournal(path: path, descriptor: fd, unsynced: true, header: header), [])
+            }
+            let work: Work
+            do {
+                work = Work(typeName: typeName, functionHash: functionHash, inputsHash: try inputsHash(), count: count)
+            } catch {
+                throw CheckpointError(.unusable, "cannot hash the inputs for the checkpoint \(path): \(error)")
             }
             guard let found = decodeHeader(bytes) else {
                 throw CheckpointError(
@@ -115,9 +145,11 @@ final class CheckpointJournal: @unchecked Sendable {
         }
     }
 
-    private init(path: String, descriptor: Int32, unsynced: Bool) throws(CheckpointError) {
+    private init(
+        path: String, descriptor: Int32, unsynced: Bool, header: (@Sendable () throws(CheckpointError) -> [UInt8])? = nil
+    ) throws(CheckpointError) {
         self.path = path
-        writer = JournalWriter(descriptor: descriptor, path: path, unsynced: unsynced)
+        writer = JournalWriter(descriptor: descriptor, path: path, unsynced: unsynced, header: header)
         do {
             try writer.start()
         } catch {
@@ -128,17 +160,23 @@ final class CheckpointJournal: @unchecked Sendable {
     deinit { close() }
 
     /// Writes what waits, unlocks the journal (the call ended; it returns once this did) and
-    /// lets the writer flush it to the disk and close it; later appends are ignored.
-    func close() {
-        guard isOpen else { return }
+    /// lets the writer flush it to the disk and close it; later appends are ignored. Returns
+    /// what the writer could not write, if anything (the header of a new journal, or a record:
+    /// the journal then misses them).
+    @discardableResult
+    func close() -> CheckpointError? {
+        guard isOpen else { return nil }
         isOpen = false
         writer.finish(pending.bytes)
         pending.bytes.removeAll()
+        return writer.failure
     }
 
     /// Appends a record. It is handed to the writer at once when the last hand-off is
-    /// `writeInterval` old, else with the next record that is, or by `flushIfDue`.
-    func append(indices: Positions, outputs: UnsafeRawBufferPointer) throws(CheckpointError) {
+    /// `writeInterval` old, else with the next record that is, or by `flushIfDue`. With
+    /// `checkingTime` false only a full buffer is handed off here (no clock read): for a
+    /// caller that runs `flushIfDue` often anyway (a map's engine, every round).
+    func append(indices: Positions, outputs: UnsafeRawBufferPointer, checkingTime: Bool = true) throws(CheckpointError) {
         guard isOpen else { return }
         pending.write(Self.recordMagic)
         let lengthAt = pending.reserve(UInt32.self)
@@ -154,11 +192,10 @@ final class CheckpointJournal: @unchecked Sendable {
             for index in list { pending.write(UInt64(index)) }
         }
         pending.writeRaw(outputs)
-        let length = pending.count - start
-        pending.patch(UInt32(length), at: lengthAt)
-        let checksum = pending.bytes.withUnsafeBytes { fnv1a(UnsafeRawBufferPointer(rebasing: $0[start..<(start + length)])) }
-        pending.write(checksum)
-        try flushIfDue()
+        pending.patch(UInt32(pending.count - start), at: lengthAt)
+        // The checksum: computed by the writer thread, before it writes the record.
+        pending.write(UInt64(0))
+        if checkingTime || pending.count >= 1 << 20 { try flushIfDue() }
     }
 
     /// The input positions of a record: consecutive (a fresh run) or listed (a resumed one).
@@ -169,9 +206,12 @@ final class CheckpointJournal: @unchecked Sendable {
 
     /// Hands the waiting records to the writer if the last hand-off is `writeInterval` old
     /// (the engine calls this every round, so no record waits much longer than that); throws
-    /// what the writer could not write.
-    func flushIfDue(now: UInt64 = monotonicNanoseconds()) throws(CheckpointError) {
-        guard isOpen, now &- lastHandOff >= Self.writeInterval || pending.count >= 1 << 20 else { return }
+    /// what the writer could not write. With nothing waiting it returns at once (the engine's
+    /// rounds are frequent: no clock read, no lock).
+    func flushIfDue() throws(CheckpointError) {
+        guard isOpen, pending.count > 0 else { return }
+        let now = monotonicNanoseconds()
+        guard now &- lastHandOff >= Self.writeInterval || pending.count >= 1 << 20 else { return }
         if let error = writer.failure { throw error }
         handOff(now: now)
     }
@@ -191,6 +231,43 @@ final class CheckpointJournal: @unchecked Sendable {
     }
 
     // MARK: format
+
+    /// Fills in the checksum of every record in `bytes` (whole records, as `append` wrote
+    /// them with a zero checksum): the writer thread's part of `append`. Four records of the
+    /// same length (a map's full chunks) are hashed side by side: each hash is a chain of
+    /// dependent multiplications, and four chains keep the multiplier busy.
+    static func sealRecords(_ bytes: inout [UInt8]) {
+        bytes.withUnsafeMutableBytes { raw in
+            /// The payload's offset and length of the record at `offset` (nil: none whole).
+            func record(at offset: Int) -> (payload: Int, length: Int)? {
+                guard offset + 8 <= raw.count else { return nil }
+                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
+                guard offset + 8 + length + 8 <= raw.count else { return nil }
+                return (offset + 8, length)
+            }
+            func seal(_ payload: Int, _ length: Int, _ checksum: UInt64) {
+                raw.storeBytes(of: checksum.littleEndian, toByteOffset: payload + length, as: UInt64.self)
+            }
+            var offset = 0
+            while let first = record(at: offset) {
+                let length = first.length
+                if let second = record(at: first.payload + length + 8), second.length == length,
+                    let third = record(at: second.payload + length + 8), third.length == length,
+                    let fourth = record(at: third.payload + length + 8), fourth.length == length
+                {
+                    let sums = fnv1a4(UnsafeRawBufferPointer(raw), first.payload, second.payload, third.payload, fourth.payload, length: length)
+                    seal(first.payload, length, sums.0)
+                    seal(second.payload, length, sums.1)
+                    seal(third.payload, length, sums.2)
+                    seal(fourth.payload, length, sums.3)
+                    offset = fourth.payload + length + 8
+                } else {
+                    seal(first.payload, length, fnv1a(UnsafeRawBufferPointer(rebasing: raw[first.payload..<(first.payload + length)])))
+                    offset = first.payload + length + 8
+                }
+            }
+        }
+    }
 
     static func encodeHeader(_ work: Work) -> [UInt8] {
         var writer = WireWriter()
@@ -304,8 +381,96 @@ func fnv1a(_ raw: UnsafeRawBufferPointer, seed: UInt64 = 0xcbf2_9ce4_8422_2325) 
     return hash ^ (hash >> 32)
 }
 
-/// A journal's writer thread: writes what it is handed, flushes it to the disk a second
-/// later at most, and at the end flushes and closes the file. It owns the descriptor.
+/// `fnv1a` of four buffers of `length` bytes at offsets `a`, `b`, `c`, `d` of `raw`, computed
+/// side by side (the same values as four `fnv1a` calls).
+func fnv1a4(_ raw: UnsafeRawBufferPointer, _ a: Int, _ b: Int, _ c: Int, _ d: Int, length: Int) -> (UInt64, UInt64, UInt64, UInt64) {
+    let prime: UInt64 = 0x0000_0100_0000_01b3
+    var (h0, h1, h2, h3) = (UInt64(0xcbf2_9ce4_8422_2325), UInt64(0xcbf2_9ce4_8422_2325), UInt64(0xcbf2_9ce4_8422_2325), UInt64(0xcbf2_9ce4_8422_2325))
+    let words = length / 8
+    for word in 0..<words {
+        let at = 8 * word
+        h0 ^= raw.loadUnaligned(fromByteOffset: a + at, as: UInt64.self)
+        h1 ^= raw.loadUnaligned(fromByteOffset: b + at, as: UInt64.self)
+        h2 ^= raw.loadUnaligned(fromByteOffset: c + at, as: UInt64.self)
+        h3 ^= raw.loadUnaligned(fromByteOffset: d + at, as: UInt64.self)
+        h0 &*= prime
+        h1 &*= prime
+        h2 &*= prime
+        h3 &*= prime
+        h0 ^= h0 >> 29
+        h1 ^= h1 >> 29
+        h2 ^= h2 >> 29
+        h3 ^= h3 >> 29
+    }
+    for at in (8 * words)..<length {
+        h0 = (h0 ^ UInt64(raw[a + at])) &* prime
+        h1 = (h1 ^ UInt64(raw[b + at])) &* prime
+        h2 = (h2 ^ UInt64(raw[c + at])) &* prime
+        h3 = (h3 ^ UInt64(raw[d + at])) &* prime
+    }
+    func finish(_ hash: UInt64) -> UInt64 {
+        let hash = (hash ^ UInt64(length)) &* prime
+        return hash ^ (hash >> 32)
+    }
+    return (finish(h0), finish(h1), finish(h2), finish(h3))
+}
+
+/// `fnv1a` of the concatenation of byte buffers added one after the other (the same value
+/// as `fnv1a` of all of them copied into one; little-endian machines).
+struct FNV1aHasher {
+    private var hash: UInt64
+    /// Bytes of a word not complete yet (the low `carried` bytes, little-endian).
+    private var carry: UInt64 = 0
+    private var carried = 0
+    private var total = 0
+
+    init(seed: UInt64 = 0xcbf2_9ce4_8422_2325) { hash = seed }
+
+    mutating func add(_ raw: UnsafeRawBufferPointer) {
+        total += raw.count
+        var index = 0
+        if carried > 0 {
+            while carried < 8 && index < raw.count {
+                carry |= UInt64(raw[index]) << (8 * UInt64(carried))
+                carried += 1
+                index += 1
+            }
+            guard carried == 8 else { return }
+            mix(carry)
+            carry = 0
+            carried = 0
+        }
+        let words = (raw.count - index) / 8
+        for word in 0..<words { mix(raw.loadUnaligned(fromByteOffset: index + 8 * word, as: UInt64.self)) }
+        index += 8 * words
+        while index < raw.count {
+            carry |= UInt64(raw[index]) << (8 * UInt64(carried))
+            carried += 1
+            index += 1
+        }
+    }
+
+    private mutating func mix(_ word: UInt64) {
+        hash ^= word
+        hash &*= 0x0000_0100_0000_01b3
+        hash ^= hash >> 29
+    }
+
+    func finish() -> UInt64 {
+        var hash = self.hash
+        for byte in 0..<carried {
+            hash ^= (carry >> (8 * UInt64(byte))) & 0xFF
+            hash &*= 0x0000_0100_0000_01b3
+        }
+        hash ^= UInt64(total)
+        hash &*= 0x0000_0100_0000_01b3
+        return hash ^ (hash >> 32)
+    }
+}
+
+/// A journal's writer thread: writes what it is handed (first the header, when it is to
+/// compute it, then the records, each sealed with its checksum), flushes it to the disk a
+/// second later at most, and at the end flushes and closes the file. It owns the descriptor.
 ///
 /// Forks (`ForkGuard`): the thread is active while it runs code and lets go while it sleeps
 /// and during its `write`s and `fsync`s; the threads that hand it work take its lock outside
@@ -326,11 +491,16 @@ final class JournalWriter: @unchecked Sendable {
     // Writer thread only.
     private var unsynced: Bool
     private var lastSync = monotonicNanoseconds()
+    /// The header of a new journal, to compute and write before any record.
+    private var header: (@Sendable () throws(CheckpointError) -> [UInt8])?
 
-    init(descriptor: Int32, path: String, unsynced: Bool) {
+    init(
+        descriptor: Int32, path: String, unsynced: Bool, header: (@Sendable () throws(CheckpointError) -> [UInt8])? = nil
+    ) {
         self.descriptor = descriptor
         self.path = path
         self.unsynced = unsynced
+        self.header = header
     }
 
     /// Starts the thread (the caller closes the descriptor if this throws).
@@ -379,13 +549,22 @@ final class JournalWriter: @unchecked Sendable {
     }
 
     /// A blocking system call outside this thread's activity.
-    private func outside<T>(_ body: () -> T) -> T {
+    private func outside<T, E>(_ body: () throws(E) -> T) throws(E) -> T {
         ForkGuard.leaveActivity()
         defer { ForkGuard.enterActivity() }
-        return body()
+        return try body()
     }
 
     private func run() {
+        if let header {
+            self.header = nil
+            do throws(CheckpointError) {
+                let bytes = try header()
+                try outside { () throws(CheckpointError) in try CheckpointJournal.writeAll(descriptor, bytes, path: path) }
+            } catch {
+                lock.withLock { if self.error == nil { self.error = error } }
+            }
+        }
         var batch: [UInt8] = []
         while true {
             let finished: Bool = lock.withLock {
@@ -415,7 +594,10 @@ final class JournalWriter: @unchecked Sendable {
                 }
                 return
             }
-            if !batch.isEmpty {
+            // Nothing more is written after a failure (a journal without its header, or with a
+            // gap, would be read wrong).
+            if !batch.isEmpty, lock.withLock({ error == nil }) {
+                CheckpointJournal.sealRecords(&batch)
                 let written: Result<Void, CheckpointError> = outside {
                     do throws(CheckpointError) {
                         try CheckpointJournal.writeAll(descriptor, batch, path: path)

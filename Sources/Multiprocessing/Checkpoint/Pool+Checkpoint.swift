@@ -6,14 +6,18 @@ extension Pool {
         progress: ProgressReport?, completion: Completion<Value>, _ transform: @escaping ([F.Output]) -> Value
     ) throws -> AsyncResult<Value> {
         let definition = try FunctionDefinition.make(function)
-        // Sized for the encoding of fixed-size inputs at once: growing it by doubling to
-        // (say) 16 MB copies and faults in twice that, on the caller's thread.
-        var encodedInputs = WireWriter(capacity: 64 + min(inputs.count * MemoryLayout<F.Input>.stride, 1 << 28))
-        try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &encodedInputs) }
-        let work = CheckpointJournal.Work(
-            typeName: definition.typeName, functionHash: fnv1a(definition.bytes),
-            inputsHash: fnv1a(encodedInputs.bytes), count: inputs.count)
-        let (journal, records) = try CheckpointJournal.open(path: path, work: work)
+        // The inputs' hash (their encoding hashed: milliseconds for millions of inputs) is
+        // computed by the journal's writer thread while the map runs when the journal is new.
+        let (journal, records) = try CheckpointJournal.open(
+            path: path, typeName: definition.typeName, functionHash: fnv1a(definition.bytes), count: inputs.count
+        ) {
+            if let hash = try rawInputsHash(F.self, inputs) { return hash }
+            // Sized for the encoding of fixed-size inputs at once: growing it by doubling to
+            // (say) 16 MB copies and faults in twice that.
+            var encodedInputs = WireWriter(capacity: 64 + min(inputs.count * MemoryLayout<F.Input>.stride, 1 << 28))
+            try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &encodedInputs) }
+            return fnv1a(encodedInputs.bytes)
+        }
         // A fresh journal (the common case) skips the bookkeeping of what is known: this
         // function is generic and runs unspecialised, at tens of ns per element and pass.
         let fresh = records.isEmpty
@@ -37,28 +41,36 @@ extension Pool {
         }
         let remaining = fresh ? [] : known.indices.filter { known[$0] == nil }
         if fresh ? inputs.isEmpty : remaining.isEmpty {
-            journal.close()
+            if let failure = journal.close() {
+                completion.complete(.failure(failure))
+                return AsyncResult(completion, engine: engine)
+            }
             completion.complete(.success(transform(known.map { $0! })))
             return AsyncResult(completion, engine: engine)
         }
         let finish: (Result<[F.Output], any Error>) -> Void = { result in
-            journal.close()
+            // A journal that could not be written (its header, computed while the map ran, or
+            // the last records) fails the call: the results are not safe on disk.
+            let failure = journal.close()
             completion.complete(
-                result.map { computed in
-                    if fresh { return transform(computed) }
+                result.flatMap { computed in
+                    if let failure { return .failure(failure) }
+                    if fresh { return .success(transform(computed)) }
                     var all = known
                     for (position, index) in remaining.enumerated() { all[index] = computed[position] }
-                    return transform(all.map { $0! })
+                    return .success(transform(all.map { $0! }))
                 })
         }
         let job = try batch(
             function, fresh ? inputs : remaining.map { inputs[$0] }, chunkSize: chunkSize, timeout: timeout,
             retry: retry, progress: progress, definition: definition,
             prepare: { job in
+                // The engine runs `everyRound` after each round's deliveries: records are
+                // handed off on time there, and `append` reads no clock.
                 job.onDeliver = { span, outputs in
                     try journal.append(
                         indices: fresh ? .range(span.first..<span.end) : .list(Array(remaining[span.first..<span.end])),
-                        outputs: outputs)
+                        outputs: outputs, checkingTime: false)
                 }
                 job.everyRound = { [weak job] in
                     do {
@@ -70,4 +82,33 @@ extension Pool {
             }, finish: finish)
         return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
+}
+
+/// The inputs' hash (`fnv1a` of `F._encodeInputs(inputs)`) without encoding them, when they
+/// are numbers whose encoding is their count (a varint) and their bytes — checked on the
+/// first few: nil otherwise. Millions of numbers are hashed in place instead of copied first.
+func rawInputsHash<F: ParallelFunction>(_: F.Type, _ inputs: [F.Input]) throws -> UInt64? {
+    #if _endian(little)
+    guard F.Input.self is any WireRawElement.Type, MemoryLayout<F.Input>.size == MemoryLayout<F.Input>.stride else {
+        return nil
+    }
+    return try inputs.withUnsafeBufferPointer { buffer -> UInt64? in
+        let raw = UnsafeRawBufferPointer(buffer)
+        let sample = min(buffer.count, 4)
+        var encoded = WireWriter(capacity: 64)
+        try F._encodeInputs(UnsafeBufferPointer(rebasing: buffer[0..<sample]), into: &encoded)
+        var expected = WireWriter(capacity: 64)
+        expected.writeVarint(UInt64(sample))
+        expected.writeRaw(UnsafeRawBufferPointer(rebasing: raw[0..<(sample * MemoryLayout<F.Input>.stride)]))
+        guard encoded.deferredBlocks.isEmpty, encoded.bytes == expected.bytes else { return nil }
+        var count = WireWriter(capacity: 16)
+        count.writeVarint(UInt64(buffer.count))
+        var hasher = FNV1aHasher()
+        count.bytes.withUnsafeBytes { hasher.add($0) }
+        hasher.add(raw)
+        return hasher.finish()
+    }
+    #else
+    return nil
+    #endif
 }

@@ -120,12 +120,10 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
     /// Which stream of the seed's family.
     public let stream: UInt64
 
-    /// Thirty-two blocks of output, in draw order: draw `2 · base + j` is word `j` of `buffer`.
-    @usableFromInline var buffer: Draws
-    /// The block of the buffer's first two draws.
-    @usableFromInline var base: UInt64
+    /// The buffered draws and what a refill needs (see `Generator`).
+    @usableFromInline var generator: Generator
     /// The next draw in the buffer, 0…64 (64: the buffer is used up). Invariant:
-    /// `position == 2 · base + index` (wrapping).
+    /// `position == 2 · generator.base + index` (wrapping).
     @usableFromInline var index: Int
 
     /// Blocks made per refill: two groups of sixteen, computed side by side (two independent
@@ -142,12 +140,127 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
         }
     }
 
+    /// The buffer and everything a refill reads, in memory: the round keys, and the words
+    /// that the first three rounds compute alike for every block of a refill (a refill's
+    /// blocks differ only in the counter's low word, unless they cross a change of its high
+    /// word). Read from memory, they cost the vector unit nothing (broadcast loads) where
+    /// values in general registers would each cost a broadcast.
+    @usableFromInline struct Generator: Sendable {
+        /// Thirty-two blocks of output, in draw order: draw `2 · base + j` is word `j`.
+        @usableFromInline var buffer: Draws
+        /// The block of the buffer's first two draws.
+        @usableFromInline var base: UInt64
+        /// The stream (the counter's words 2 and 3).
+        let stream: UInt64
+        /// Philox's round keys of the seed.
+        let keys: Philox4x32.RoundKeys
+        /// The counter's high word (block >> 32) that `early` is for.
+        var high: UInt64
+        /// Words of the first three rounds shared by all blocks of counter high word `high`
+        /// (`prepare`).
+        var early: SIMD4<UInt64>
+
+        init(seed: UInt64, stream: UInt64) {
+            buffer = Draws(low: .zero, high: .zero)
+            base = 0 &- UInt64(RandomStream.width)
+            self.stream = stream
+            keys = Philox4x32.roundKeys(RandomStream.key(seed))
+            high = 0
+            early = .zero
+            prepare(high: 0)
+        }
+
+        /// Computes `early` for the blocks whose counter high word is `high`. Philox's first
+        /// round multiplies counter word 2 (the stream) and XORs word 1 (`high`): the same for
+        /// all of them; its output word 0 then makes the second round's first product the
+        /// same too, whose low word is the third round's word 3.
+        mutating func prepare(high: UInt64) {
+            let low: UInt64 = 0xFFFF_FFFF
+            let m0 = UInt64(Philox4x32.multipliers.0), m1 = UInt64(Philox4x32.multipliers.1)
+            let q1 = (stream & low) &* m1
+            let a0 = (q1 >> 32) ^ high ^ keys.k0[0]
+            let q0 = a0 &* m0
+            self.high = high
+            early = SIMD4(
+                (stream >> 32) ^ keys.k1[0], (q1 & low) ^ keys.k0[1], (q0 >> 32) ^ keys.k1[1], (q0 & low) ^ keys.k1[2])
+        }
+
+        /// The 64 draws of blocks `base…base + 31`, in draw order.
+        @inline(__always)
+        mutating func draws(_ base: UInt64) -> Draws {
+            let high = base >> 32
+            guard _fastPath(high == (base &+ 31) >> 32) else { return Self.crossing(base, stream: stream, keys: keys) }
+            if _slowPath(high != self.high) { prepare(high: high) }
+            return Draws(low: group(base), high: group(base &+ 16))
+        }
+
+        /// Thirty-two draws: blocks `base…base + 15`, which share the counter's high word
+        /// `self.high`. The ten rounds of `Philox4x32.blocks`, less what `early` holds, and
+        /// the last one packed: draw 2b = x0 | x1 << 32 is the last first product rotated by
+        /// 32 bits with its low word XORed.
+        @inline(__always)
+        func group(_ base: UInt64) -> SIMD32<UInt64> {
+            typealias Lanes = SIMD16<UInt64>
+            let low = Lanes(repeating: 0xFFFF_FFFF)
+            let m0 = Lanes(repeating: UInt64(Philox4x32.multipliers.0))
+            let m1 = Lanes(repeating: UInt64(Philox4x32.multipliers.1))
+            // Counter word 0 (the block's low word; the high halves are ignored).
+            let c0 = Lanes(repeating: base) &+ Lanes(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+            // Round 0: words 0 and 1 come out the same in every block.
+            var p0 = (c0 & low) &* m0
+            var s2 = (p0 &>> 32) ^ Lanes(repeating: early[0])
+            var s3 = p0
+            // Round 1: word 0 is the same in every block (its product is in `early`).
+            var p1 = (s2 & low) &* m1
+            var s0 = (p1 &>> 32) ^ Lanes(repeating: early[1])
+            var s1 = p1
+            s2 = s3 ^ Lanes(repeating: early[2])
+            // Round 2: word 3 is the same in every block.
+            p0 = (s0 & low) &* m0
+            p1 = (s2 & low) &* m1
+            s0 = (p1 &>> 32) ^ s1 ^ Lanes(repeating: keys.k0[2])
+            s1 = p1
+            s2 = (p0 &>> 32) ^ Lanes(repeating: early[3])
+            s3 = p0
+            @inline(__always) func round(_ r: Int) {
+                let p0 = (s0 & low) &* m0
+                let p1 = (s2 & low) &* m1
+                (s0, s1, s2, s3) = (
+                    (p1 &>> 32) ^ s1 ^ Lanes(repeating: keys.k0[r]), p1, (p0 &>> 32) ^ s3 ^ Lanes(repeating: keys.k1[r]), p0
+                )
+            }
+            round(3)
+            round(4)
+            round(5)
+            round(6)
+            round(7)
+            round(8)
+            p0 = (s0 & low) &* m0
+            p1 = (s2 & low) &* m1
+            let even = (p1 &>> 32 | p1 &<< 32) ^ ((s1 ^ Lanes(repeating: keys.k0[9])) & low)
+            let odd = (p0 &>> 32 | p0 &<< 32) ^ ((s3 ^ Lanes(repeating: keys.k1[9])) & low)
+            return interleave(even, odd)
+        }
+
+        /// The draws of 32 blocks whose counter's high word changes among them (once every
+        /// 2^32 blocks): all four counter words in every lane.
+        @inline(never)
+        static func crossing(_ base: UInt64, stream: UInt64, keys: Philox4x32.RoundKeys) -> Draws {
+            let lanes = SIMD16<UInt64>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+            let blocks = SIMD16<UInt64>(repeating: base) &+ lanes, more = blocks &+ 16
+            let s0 = SIMD16<UInt64>(repeating: stream), s1 = SIMD16<UInt64>(repeating: stream >> 32)
+            let (x0, x1, x2, x3) = Philox4x32.blocks(blocks, blocks &>> 32, s0, s1, keys: keys)
+            let (y0, y1, y2, y3) = Philox4x32.blocks(more, more &>> 32, s0, s1, keys: keys)
+            return Draws(
+                low: interleave(x0 | x1 &<< 32, x2 | x3 &<< 32), high: interleave(y0 | y1 &<< 32, y2 | y3 &<< 32))
+        }
+    }
+
     /// Stream `stream` (default 0) of `seed`, at its first draw.
     public init(seed: UInt64, stream: UInt64 = 0) {
         self.seed = seed
         self.stream = stream
-        buffer = Draws(low: .zero, high: .zero)
-        base = 0 &- UInt64(Self.width)
+        generator = Generator(seed: seed, stream: stream)
         index = 2 * Self.width
     }
 
@@ -158,7 +271,7 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
 
     /// The index of the next draw in this stream.
     public var position: UInt64 {
-        base &* 2 &+ UInt64(index)
+        generator.base &* 2 &+ UInt64(index)
     }
 
     /// Skips `draws` draws (constant time): the next draw is draw `position + draws`.
@@ -168,8 +281,8 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
 
     /// Moves to draw `position` (constant time).
     public mutating func jump(to position: UInt64) {
-        base = position >> 1
-        fill()
+        generator.base = position >> 1
+        generator.buffer = generator.draws(generator.base)
         index = Int(position & 1)
     }
 
@@ -178,11 +291,11 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
         // The index is read once and written once (see `refill`).
         var i = index
         if _slowPath(i == 2 * Self.width) {
-            Self.refill(&buffer, &base, seed: seed, stream: stream)
+            Self.refill(&generator)
             i = 0
         }
         // A load from memory: a dynamic index into a vector kept in registers is slow.
-        let draw = withUnsafeBytes(of: &buffer) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) }
+        let draw = withUnsafeBytes(of: &generator.buffer) { $0.load(fromByteOffset: i &* 8, as: UInt64.self) }
         index = i &+ 1
         return draw
     }
@@ -197,12 +310,11 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
             out += 1
             remaining -= 1
         }
-        let key = Self.key(seed)
         let raw = UnsafeMutableRawPointer(out)
         var offset = 0
         while remaining >= 2 * Self.width {
-            base &+= UInt64(Self.width)
-            raw.storeBytes(of: Self.draws(base, stream: stream, key: key), toByteOffset: offset, as: Draws.self)
+            generator.base &+= UInt64(Self.width)
+            raw.storeBytes(of: generator.draws(generator.base), toByteOffset: offset, as: Draws.self)
             offset += 2 * Self.width * 8
             remaining -= 2 * Self.width
         }
@@ -220,32 +332,13 @@ public struct RandomStream: RandomNumberGenerator, Sendable, Hashable, Codable {
         array.withUnsafeMutableBufferPointer { fill($0) }
     }
 
-    /// `next()`'s refill: the following 32 blocks into `buffer`. Static, and given only the
-    /// buffer and the block number, so that a loop of `next()` calls may keep the index in
-    /// a register (a mutating call that may read it would need it stored at every draw).
+    /// `next()`'s refill: the following 32 blocks into the buffer. Static, and given only the
+    /// generator (not the index), so that a loop of `next()` calls may keep the index in a
+    /// register (a mutating call that may read it would need it stored at every draw).
     @usableFromInline @inline(never)
-    static func refill(_ buffer: inout Draws, _ base: inout UInt64, seed: UInt64, stream: UInt64) {
-        base &+= UInt64(width)
-        buffer = draws(base, stream: stream, key: key(seed))
-    }
-
-    /// Computes the buffer's blocks from `base`.
-    @usableFromInline
-    mutating func fill() {
-        buffer = Self.draws(base, stream: stream, key: Self.key(seed))
-    }
-
-    /// The 64 draws of blocks `base…base + 31` of `stream`, in draw order.
-    @inline(__always)
-    static func draws(_ base: UInt64, stream: UInt64, key: SIMD2<UInt32>) -> Draws {
-        let keys = Philox4x32.roundKeys(key)
-        let lanes = SIMD16<UInt64>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
-        let blocks = SIMD16<UInt64>(repeating: base) &+ lanes, more = blocks &+ 16
-        let s0 = SIMD16<UInt64>(repeating: stream), s1 = SIMD16<UInt64>(repeating: stream >> 32)
-        // Two independent groups: the compiler interleaves their rounds.
-        let (x0, x1, x2, x3) = Philox4x32.blocks(blocks, blocks &>> 32, s0, s1, keys: keys)
-        let (y0, y1, y2, y3) = Philox4x32.blocks(more, more &>> 32, s0, s1, keys: keys)
-        return Draws(low: interleave(x0 | x1 &<< 32, x2 | x3 &<< 32), high: interleave(y0 | y1 &<< 32, y2 | y3 &<< 32))
+    static func refill(_ generator: inout Generator) {
+        generator.base &+= UInt64(width)
+        generator.buffer = generator.draws(generator.base)
     }
 
     /// first[0], second[0], first[1], … (the compiler makes it one shuffle per half).
