@@ -1,7 +1,7 @@
+import Wire
 import XCTest
 
 @testable import Multiprocessing
-import Wire
 
 #if canImport(Glibc)
 import Glibc
