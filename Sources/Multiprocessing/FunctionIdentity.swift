@@ -56,3 +56,120 @@ enum FunctionIdentity {
         return _typeByName(name) as? any ParallelFunction.Type
     }
 }
+
+/// Whether a value's bits stand for all of its contents while a copy of it is kept: true
+/// when everything it holds, down to the leaves, is a plain number, `Bool`, `String` or
+/// `Character`, or a struct, tuple or enum of such, or an `Array`, `ContiguousArray`,
+/// `ArraySlice`, `Set`, `Dictionary` or `Optional` of such. Those buffers are copy-on-write:
+/// while a kept copy shares one, a mutation through another copy copies it first.
+/// Anything else — a class instance, a closure, a pointer, a type with a custom mirror
+/// (which may hide what it holds), an existential whose value is not so listed — may change
+/// behind the same bits, and makes the answer false. `FunctionEncodings` relies on it.
+enum ValueStability {
+    /// Nodes looked at before giving up (false): a value this deep is encoded each time.
+    static let nodeLimit = 256
+
+    static func isStable(_ value: Any) -> Bool {
+        var budget = nodeLimit
+        return isStable(value, budget: &budget)
+    }
+
+    private static let leaves: Set<ObjectIdentifier> = [
+        ObjectIdentifier(Bool.self), ObjectIdentifier(Int.self), ObjectIdentifier(Int8.self),
+        ObjectIdentifier(Int16.self), ObjectIdentifier(Int32.self), ObjectIdentifier(Int64.self),
+        ObjectIdentifier(UInt.self), ObjectIdentifier(UInt8.self), ObjectIdentifier(UInt16.self),
+        ObjectIdentifier(UInt32.self), ObjectIdentifier(UInt64.self), ObjectIdentifier(Float.self),
+        ObjectIdentifier(Double.self), ObjectIdentifier(String.self), ObjectIdentifier(Character.self),
+        ObjectIdentifier(Unicode.Scalar.self),
+    ]
+
+    static func isStable(_ value: Any, budget: inout Int) -> Bool {
+        budget -= 1
+        guard budget >= 0 else { return false }
+        let type = type(of: value)
+        if leaves.contains(ObjectIdentifier(type)) { return true }
+        if let container = value as? any _StableContainer { return container._isStable(budget: &budget) }
+        // A custom mirror shows what its author chose, not what the value holds.
+        if type is AnyClass || value is any CustomReflectable { return false }
+        let mirror = Mirror(reflecting: value)
+        switch mirror.displayStyle {
+        case .struct?, .tuple?, .enum?, .optional?:
+            return mirror.children.allSatisfy { isStable($0.value, budget: &budget) }
+        default:
+            // Classes, closures, metatypes, pointers' raw words: not known to be values.
+            return false
+        }
+    }
+
+    /// Whether every value of `type` is stable, from its type alone: a leaf, or a listed
+    /// container of such.
+    static func isStableType(_ type: Any.Type) -> Bool {
+        if leaves.contains(ObjectIdentifier(type)) { return true }
+        if let container = type as? any _StableContainer.Type { return container._elementsAreStable }
+        return false
+    }
+
+    /// Whether `element` — one element of an array of plain-data elements (`_isPOD`) — is a
+    /// struct or tuple of plain numbers, so that every element of its type is: a struct's
+    /// stored properties are the same in every instance (an enum's payload is not).
+    static func isPlainStruct(_ element: Any, budget: inout Int) -> Bool {
+        budget -= 1
+        guard budget >= 0 else { return false }
+        let type = type(of: element)
+        if leaves.contains(ObjectIdentifier(type)) { return true }
+        if type is AnyClass || element is any CustomReflectable { return false }
+        let mirror = Mirror(reflecting: element)
+        guard mirror.displayStyle == .struct || mirror.displayStyle == .tuple else { return false }
+        return mirror.children.allSatisfy { isPlainStruct($0.value, budget: &budget) }
+    }
+}
+
+/// The containers `ValueStability` looks into by type, without walking their elements.
+protocol _StableContainer {
+    static var _elementsAreStable: Bool { get }
+    func _isStable(budget: inout Int) -> Bool
+}
+
+extension Optional: _StableContainer {
+    static var _elementsAreStable: Bool { ValueStability.isStableType(Wrapped.self) }
+    func _isStable(budget: inout Int) -> Bool {
+        guard let wrapped = self else { return true }
+        return ValueStability.isStable(wrapped, budget: &budget)
+    }
+}
+
+extension Array: _StableContainer {
+    static var _elementsAreStable: Bool { ValueStability.isStableType(Element.self) }
+    func _isStable(budget: inout Int) -> Bool {
+        if Self._elementsAreStable || isEmpty { return true }
+        return _isPOD(Element.self) && ValueStability.isPlainStruct(self[0], budget: &budget)
+    }
+}
+
+extension ContiguousArray: _StableContainer {
+    static var _elementsAreStable: Bool { ValueStability.isStableType(Element.self) }
+    func _isStable(budget: inout Int) -> Bool {
+        if Self._elementsAreStable || isEmpty { return true }
+        return _isPOD(Element.self) && ValueStability.isPlainStruct(self[0], budget: &budget)
+    }
+}
+
+extension ArraySlice: _StableContainer {
+    static var _elementsAreStable: Bool { ValueStability.isStableType(Element.self) }
+    func _isStable(budget: inout Int) -> Bool {
+        if Self._elementsAreStable || isEmpty { return true }
+        return _isPOD(Element.self) && ValueStability.isPlainStruct(self[startIndex], budget: &budget)
+    }
+}
+
+extension Set: _StableContainer {
+    static var _elementsAreStable: Bool { ValueStability.isStableType(Element.self) }
+    func _isStable(budget: inout Int) -> Bool { isEmpty || Self._elementsAreStable }
+}
+
+extension Dictionary: _StableContainer {
+    static var _elementsAreStable: Bool {
+        ValueStability.isStableType(Key.self) && ValueStability.isStableType(Value.self)
+    }
+    func _isStable(budget: inout Int) -> Bool { isEmpty || Self._elementsAreStable }
+}

@@ -1,17 +1,22 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 
 /// The function values the engine's workers know: each distinct value (type name and
 /// encoded bytes) gets an id, is sent to a worker once before its first chunk, and is kept
-/// until 64 others have been used since (then the workers are told to drop it).
+/// while it is among the 64 used last and the encodings kept total at most `byteBudget`
+/// (1 GiB; the least recently used idle ones go first, and the workers are told to drop
+/// them). A worker keeps exactly the values it was sent and not told to drop, so its memory
+/// for function values is bounded the same way. A definition in use is never dropped.
 struct FunctionCache {
     static let capacity = 64
+    static let defaultByteBudget = 1 << 30
 
-    /// A function value by content: its type, length and a 64-bit hash of its bytes (one pass
-    /// over them, eight bytes at a time), with the bytes compared only on a hash match. A value
-    /// holding a 100 MB table costs one hash per call, not `Hashable`'s byte-by-byte SipHash
-    /// of every lookup.
+    /// A function value by content: its type, length and `contentHash` of its bytes (taken
+    /// once, when the definition is made), with the bytes compared only on a hash match — and
+    /// not even then when both share one buffer (a value `FunctionEncodings` did not encode
+    /// again). A value holding a 100 MB table costs no pass over it on the pool's thread.
     private struct Key: Hashable {
         let typeName: String
         let count: Int
@@ -22,7 +27,7 @@ struct FunctionCache {
             typeName = definition.typeName
             bytes = definition.bytes
             count = bytes.count
-            hash = fnv1a(bytes)
+            hash = definition.contentHash
         }
 
         func hash(into hasher: inout Hasher) {
@@ -35,9 +40,54 @@ struct FunctionCache {
             a.hash == b.hash && a.count == b.count && a.typeName == b.typeName
                 && (a.count == 0
                     || a.bytes.withUnsafeBytes { x in
-                        b.bytes.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0 }
+                        b.bytes.withUnsafeBytes { y in
+                            x.baseAddress == y.baseAddress || memcmp(x.baseAddress!, y.baseAddress!, x.count) == 0
+                        }
                     })
         }
+    }
+
+    /// A 64-bit hash of `bytes` at memory speed: four independent multiply–xorshift lanes over
+    /// 32-byte blocks (FNV's prime), the tail and the length, then a final mix. Not a
+    /// cryptographic hash: equal hashes are confirmed by comparing the bytes.
+    static func contentHash(_ bytes: [UInt8]) -> UInt64 {
+        bytes.withUnsafeBytes { contentHash($0) }
+    }
+
+    static func contentHash(_ raw: UnsafeRawBufferPointer) -> UInt64 {
+        let prime: UInt64 = 0x0000_0100_0000_01b3
+        var lanes: (UInt64, UInt64, UInt64, UInt64) = (
+            0xcbf2_9ce4_8422_2325, 0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f, 0x1656_67b1_9e37_79f9
+        )
+        let blocks = raw.count / 32
+        var offset = 0
+        for _ in 0..<blocks {
+            lanes.0 = (lanes.0 ^ raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) &* prime
+            lanes.1 = (lanes.1 ^ raw.loadUnaligned(fromByteOffset: offset + 8, as: UInt64.self)) &* prime
+            lanes.2 = (lanes.2 ^ raw.loadUnaligned(fromByteOffset: offset + 16, as: UInt64.self)) &* prime
+            lanes.3 = (lanes.3 ^ raw.loadUnaligned(fromByteOffset: offset + 24, as: UInt64.self)) &* prime
+            lanes.0 ^= lanes.0 >> 29
+            lanes.1 ^= lanes.1 >> 29
+            lanes.2 ^= lanes.2 >> 29
+            lanes.3 ^= lanes.3 >> 29
+            offset += 32
+        }
+        var hash = mix(lanes.0) ^ (mix(lanes.1) &* 3) ^ (mix(lanes.2) &* 5) ^ (mix(lanes.3) &* 7)
+        while offset < raw.count {
+            hash = (hash ^ UInt64(raw[offset])) &* prime
+            offset += 1
+        }
+        return mix(hash ^ UInt64(raw.count))
+    }
+
+    /// MurmurHash3's 64-bit finaliser: every input bit reaches every output bit.
+    private static func mix(_ value: UInt64) -> UInt64 {
+        var x = value
+        x ^= x >> 33
+        x &*= 0xff51_afd7_ed55_8ccd
+        x ^= x >> 33
+        x &*= 0xc4ce_b9fe_1a85_ec53
+        return x ^ (x >> 33)
     }
 
     private var definitions: [Key: FunctionDefinition] = [:]
@@ -48,8 +98,12 @@ struct FunctionCache {
     /// Functions whose shared segments could not be sent: the jobs using them fail.
     private(set) var broken: [UInt32: any Error] = [:]
 
-    init(workers: Int) {
+    /// Encoded bytes kept at most, beyond those of definitions in use.
+    let byteBudget: Int
+
+    init(workers: Int, byteBudget: Int = FunctionCache.defaultByteBudget) {
         defined = Array(repeating: [], count: workers)
+        self.byteBudget = byteBudget
     }
 
     /// The cached definition equal to `function` (or `function` itself, now cached), for a
@@ -95,15 +149,20 @@ struct FunctionCache {
     }
 
     private mutating func evict() -> [UInt32] {
-        guard definitions.count > Self.capacity else { return [] }
-        let victims = definitions.filter { $0.value.activeJobs == 0 }
-            .sorted { $0.value.lastUsed < $1.value.lastUsed }
-            .prefix(definitions.count - Self.capacity)
-        for (key, definition) in victims {
+        var bytes = definitions.values.reduce(0) { $0 + $1.bytes.count }
+        guard definitions.count > Self.capacity || bytes > byteBudget else { return [] }
+        let idle = definitions.filter { $0.value.activeJobs == 0 }.sorted { $0.value.lastUsed < $1.value.lastUsed }
+        var count = definitions.count
+        var victims: [UInt32] = []
+        for (key, definition) in idle {
+            guard count > Self.capacity || bytes > byteBudget else { break }
             definitions.removeValue(forKey: key)
             broken.removeValue(forKey: definition.id)
+            victims.append(definition.id)
+            count -= 1
+            bytes -= definition.bytes.count
         }
-        return victims.map { $0.value.id }
+        return victims
     }
 
     func has(_ id: UInt32, on worker: Int) -> Bool { defined[worker].contains(id) }
@@ -113,4 +172,108 @@ struct FunctionCache {
     /// A new worker in `worker`'s slot knows nothing.
     mutating func forget(worker: Int) { defined[worker].removeAll() }
     mutating func markBroken(_ id: UInt32, _ error: any Error) { broken[id] = error }
+}
+
+/// A function value and its encoding, kept by the definitions made from it (so by the pools
+/// that cache them) and looked up by `FunctionEncodings`.
+final class EncodedFunction: Sendable {
+    let typeName: String
+    /// The value's own bytes (`MemoryLayout.size` of its type): for an array, the reference
+    /// to its buffer, not the elements.
+    let representation: [UInt8]
+    /// The value itself: it holds every buffer `representation` mentions, so none of them
+    /// is freed (and its address reused) or changed in place while this lives — a mutation
+    /// of a shared buffer copies it first.
+    let value: any Sendable
+    let bytes: [UInt8]
+    let hash: UInt64
+
+    init(typeName: String, representation: [UInt8], value: any Sendable, bytes: [UInt8]) {
+        self.typeName = typeName
+        self.representation = representation
+        self.value = value
+        self.bytes = bytes
+        self.hash = FunctionCache.contentHash(bytes)
+    }
+}
+
+/// Function values are encoded once, not once per call: a call whose value has the same
+/// type and the same bits as one encoded before — while that encoding is still held — takes
+/// its bytes (and hash) instead of encoding, hashing and comparing the value again. For a
+/// value capturing a 100 MB table, that is three passes over 100 MB saved per call.
+///
+/// Sound only where the bits say everything: the value's stored properties, down to the
+/// leaves, are plain numbers, strings, structs, tuples, enums, and arrays, sets,
+/// dictionaries and optionals of such (`ValueStability`). Such a value's buffers are
+/// copy-on-write: while the kept value shares them, a mutation through any other copy
+/// copies the buffer first, so a value with the same bits is the same contents. A class
+/// instance (or anything not so listed) can change behind the same bits; such values are
+/// encoded on every call, and the pool's cache compares contents (`FunctionCache`).
+/// The encoding must depend only on the value (synthesized `Codable` does; a custom
+/// `encode(to:)` that reads global state would be read once).
+///
+/// Memory: the table holds at most `capacity` entries, each weakly — an encoding lives as long
+/// as a definition made from it (a job, or a pool's `FunctionCache`), no longer.
+enum FunctionEncodings {
+    static let capacity = 16
+
+    private struct Entry {
+        weak var encoded: EncodedFunction?
+        var lastUsed: UInt64
+    }
+
+    private static let lock = ConditionLock(resetInForkedChild: true)
+    nonisolated(unsafe) private static var entries: [Entry] = []
+    nonisolated(unsafe) private static var clock: UInt64 = 0
+    /// Function values encoded so far in this process (for the tests).
+    static let encodings = Atomic<Int>(0)
+
+    static func definition<F: ParallelFunction>(of function: F) throws(PoolError) -> FunctionDefinition {
+        let name = try FunctionIdentity.name(of: F.self)
+        // A value without references is its bits: encoding it costs about as much as comparing.
+        let representation = _isPOD(F.self) || !ValueStability.isStable(function)
+            ? nil : withUnsafeBytes(of: function) { Array($0) }
+        if let representation, let known = lookup(name, representation) {
+            return FunctionDefinition(typeName: name, bytes: known.bytes, source: known)
+        }
+        let bytes: [UInt8]
+        let attachments: [SegmentStorage]
+        do {
+            (bytes, attachments) = try AttachmentContext.collecting { try Wire.encode(function) }
+        } catch {
+            throw PoolError(.encoding, "cannot encode the function value \(String(reflecting: F.self)): \(error)")
+        }
+        encodings.add(1, ordering: .relaxed)
+        guard let representation, attachments.isEmpty else {
+            return FunctionDefinition(typeName: name, bytes: bytes, attachments: attachments)
+        }
+        let encoded = EncodedFunction(typeName: name, representation: representation, value: function, bytes: bytes)
+        remember(encoded)
+        return FunctionDefinition(typeName: name, bytes: bytes, source: encoded)
+    }
+
+    private static func lookup(_ typeName: String, _ representation: [UInt8]) -> EncodedFunction? {
+        lock.withLock {
+            for index in entries.indices {
+                guard let encoded = entries[index].encoded, encoded.typeName == typeName,
+                    encoded.representation == representation
+                else { continue }
+                clock += 1
+                entries[index].lastUsed = clock
+                return encoded
+            }
+            return nil
+        }
+    }
+
+    private static func remember(_ encoded: EncodedFunction) {
+        lock.withLock {
+            entries.removeAll { $0.encoded == nil }
+            if entries.count >= capacity, let oldest = entries.indices.min(by: { entries[$0].lastUsed < entries[$1].lastUsed }) {
+                entries.remove(at: oldest)
+            }
+            clock += 1
+            entries.append(Entry(encoded: encoded, lastUsed: clock))
+        }
+    }
 }
