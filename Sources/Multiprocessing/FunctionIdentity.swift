@@ -1,3 +1,5 @@
+@_spi(Reflection) import Swift
+
 /// How a worker finds the type of a `ParallelFunction` it receives.
 ///
 /// The default is the type's mangled name (`_mangledTypeName` / `_typeByName`), which works
@@ -69,10 +71,94 @@ enum ValueStability {
     /// Nodes looked at before giving up (false): a value this deep is encoded each time.
     static let nodeLimit = 256
 
-    static func isStable(_ value: Any) -> Bool {
+    /// Whether `value` is stable, from its parts (a `Mirror` walk), whatever its type's verdict.
+    static func isStableValue(_ value: Any) -> Bool {
         var budget = nodeLimit
         return isStable(value, budget: &budget)
     }
+
+    /// What a type's stored fields say, before any value of it is looked at.
+    enum Verdict: Equatable {
+        /// Every value of the type is stable.
+        case stable
+        /// No value is known to be (a class instance, a closure, a pointer among its fields).
+        case unstable
+        /// It depends on the value: an enum, an optional, an existential, an array of
+        /// elements that are not all stable (an empty one is) — `isStable` looks at it.
+        case perInstance
+    }
+
+    private static let verdictLock = ConditionLock(resetInForkedChild: true)
+    nonisolated(unsafe) private static var verdicts: [ObjectIdentifier: Verdict] = [:]
+
+    /// `T`'s verdict, worked out once per type from its fields' types (`_forEachField`),
+    /// so that a call with a value of a stable type looks at none of its parts.
+    static func verdict<T>(for type: T.Type) -> Verdict {
+        let key = ObjectIdentifier(type)
+        if let known = verdictLock.withLock({ verdicts[key] }) { return known }
+        var budget = nodeLimit
+        let verdict = typeVerdict(type, budget: &budget)
+        verdictLock.withLock { verdicts[key] = verdict }
+        return verdict
+    }
+
+    /// Whether `value` is stable: from its type's verdict, or looked at when that depends on it.
+    static func isStable<T>(_ value: T) -> Bool {
+        switch verdict(for: T.self) {
+        case .stable: return true
+        case .unstable: return false
+        case .perInstance: return isStableValue(value)
+        }
+    }
+
+    /// Holds one `T`: its one field's kind is `T`'s kind.
+    private struct Holder<T> { var value: T }
+
+    static func typeVerdict<T>(_ type: T.Type, budget: inout Int) -> Verdict {
+        var kind: _MetadataKind?
+        _ = _forEachField(of: Holder<T>.self) { _, _, _, fieldKind in
+            kind = fieldKind
+            return false
+        }
+        guard let kind else { return .perInstance }
+        return typeVerdict(type, kind: kind, budget: &budget)
+    }
+
+    private static func typeVerdict(_ type: Any.Type, kind: _MetadataKind, budget: inout Int) -> Verdict {
+        budget -= 1
+        guard budget >= 0 else { return .perInstance }
+        if leaves.contains(ObjectIdentifier(type)) { return .stable }
+        if let container = type as? any _StableContainer.Type {
+            return container._elementsAreStable ? .stable : .perInstance
+        }
+        switch kind {
+        case .struct, .tuple:
+            var verdict = Verdict.stable
+            var fields = 0
+            let walked = _forEachField(of: type) { _, _, fieldType, fieldKind in
+                fields += 1
+                switch typeVerdict(fieldType, kind: fieldKind, budget: &budget) {
+                case .stable: break
+                case .perInstance: verdict = .perInstance
+                case .unstable:
+                    verdict = .unstable
+                    return false
+                }
+                return true
+            }
+            if verdict == .unstable { return .unstable }
+            // Without field records (or fields the walk does not show), look at values.
+            guard walked, fields > 0 || size(of: type) == 0 else { return .perInstance }
+            return verdict
+        case .enum, .optional, .existential:
+            return .perInstance
+        default:
+            // Classes, closures, metatypes, raw pointers' builtin words.
+            return .unstable
+        }
+    }
+
+    private static func size<T>(of _: T.Type) -> Int { MemoryLayout<T>.size }
 
     private static let leaves: Set<ObjectIdentifier> = [
         ObjectIdentifier(Bool.self), ObjectIdentifier(Int.self), ObjectIdentifier(Int8.self),

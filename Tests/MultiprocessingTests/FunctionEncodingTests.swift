@@ -62,6 +62,9 @@ struct WithMirror: CustomReflectable {
 }
 struct WithPointer { var pointer: UnsafeMutablePointer<Double> }
 struct WithClosure { var body: @Sendable () -> Int }
+struct WithAny { var any: Any }
+struct WithPair { var pair: (Knob, Int) }
+struct Nested { var inner: TableAt, scale: Double, names: [String: [Int]] }
 
 final class FunctionEncodingTests: TimeLimitedTestCase {
     /// Issue 13: 20 calls with one value capturing a table encode it once (on today's main,
@@ -147,7 +150,7 @@ final class FunctionEncodingTests: TimeLimitedTestCase {
             ("ContiguousArray", ContiguousArray([1, 2])),
         ]
         for (name, value) in stable {
-            XCTAssertTrue(ValueStability.isStable(value), name)
+            XCTAssertTrue(ValueStability.isStableValue(value), name)
         }
         let unstable: [(String, Any)] = [
             ("class", knob), ("struct with class", WithKnob(knob: knob)),
@@ -159,10 +162,43 @@ final class FunctionEncodingTests: TimeLimitedTestCase {
             ("closure", WithClosure(body: { 1 })), ("function value with class", ReadsKnob(knob: knob, table: [])),
         ]
         for (name, value) in unstable {
-            XCTAssertFalse(ValueStability.isStable(value), name)
+            XCTAssertFalse(ValueStability.isStableValue(value), name)
         }
         // Too large to look through: encoded each time instead.
-        XCTAssertFalse(ValueStability.isStable((0..<300).reduce(Chain.end) { .link($1, $0) }))
+        XCTAssertFalse(ValueStability.isStableValue((0..<300).reduce(Chain.end) { .link($1, $0) }))
+    }
+
+    /// A type's verdict comes from its fields' types, once per type; where it depends on the
+    /// value (an existential, an optional, an enum), each value is looked at — a type with
+    /// a stable value first is not taken as stable for the next.
+    func testTypeVerdictsComeFromFieldTypesAndDeferToValuesWhereTheyMust() {
+        let knob = Knob(1)
+        XCTAssertEqual(ValueStability.verdict(for: TableAt.self), .stable)
+        XCTAssertEqual(ValueStability.verdict(for: CountedTable.self), .stable)
+        XCTAssertEqual(ValueStability.verdict(for: Nested.self), .stable)
+        XCTAssertEqual(ValueStability.verdict(for: ReadsKnob.self), .unstable)
+        XCTAssertEqual(ValueStability.verdict(for: WithMirror.self), .unstable, "the fields, not the custom mirror")
+        XCTAssertEqual(ValueStability.verdict(for: WithPointer.self), .unstable)
+        XCTAssertEqual(ValueStability.verdict(for: WithClosure.self), .unstable)
+        XCTAssertEqual(ValueStability.verdict(for: WithAny.self), .perInstance)
+        XCTAssertEqual(ValueStability.verdict(for: WithOptionalKnob.self), .perInstance)
+        XCTAssertEqual(ValueStability.verdict(for: Tagged.self), .perInstance)
+        XCTAssertEqual(ValueStability.verdict(for: Shade.self), .perInstance)
+        XCTAssertNotEqual(ValueStability.verdict(for: WithPair.self), .stable)
+        XCTAssertNotEqual(ValueStability.verdict(for: (Knob, Int).self), .stable)
+        XCTAssertNotEqual(ValueStability.verdict(for: [Knob].self), .stable)
+
+        XCTAssertTrue(ValueStability.isStable(TableAt(table: [1])))
+        XCTAssertFalse(ValueStability.isStable(ReadsKnob(knob: knob, table: [])))
+        XCTAssertTrue(ValueStability.isStable(WithAny(any: 3)))
+        XCTAssertFalse(ValueStability.isStable(WithAny(any: knob)), "after a stable value of the same type")
+        XCTAssertTrue(ValueStability.isStable(WithAny(any: [1.0, 2.0])))
+        XCTAssertFalse(ValueStability.isStable(WithAny(any: WithKnob(knob: knob))))
+        XCTAssertTrue(ValueStability.isStable(WithOptionalKnob(knob: nil)))
+        XCTAssertFalse(ValueStability.isStable(WithOptionalKnob(knob: knob)))
+        XCTAssertTrue(ValueStability.isStable(Tagged.number(2)))
+        XCTAssertFalse(ValueStability.isStable(Tagged.knob(knob)))
+        XCTAssertFalse(ValueStability.isStable(WithPair(pair: (knob, 1))))
     }
 
     /// The pool's cache tells contents apart by hash and bytes: equal bytes in separate buffers
