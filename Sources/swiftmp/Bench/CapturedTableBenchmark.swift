@@ -25,6 +25,30 @@ struct CapturedTableTask: ParallelFunction {
     }
 }
 
+/// A class instance beside the table: the library cannot tell from the value's bits whether
+/// it changed, so a value holding one is encoded on every call.
+final class TableNote: Codable, @unchecked Sendable {
+    var label = "table"
+}
+
+/// `CapturedTableTask` with a `TableNote`.
+struct CapturedTableNoteTask: ParallelFunction {
+    let table: [Double]
+    let note: TableNote
+
+    func callAsFunction(_ input: Int) -> [Double] {
+        [Double(getpid()), CapturedTableTask.sum(table, from: input)]
+    }
+}
+
+/// A small value that is not plain data (a `String`, an array): what a call costs when the
+/// value is tiny — the check that lets a large one skip its encoding must not cost more.
+struct SmallCaptureTask: ParallelFunction {
+    let name: String
+    let weights: [Double]
+    func callAsFunction(_ input: Int) -> Double { weights[input % weights.count] }
+}
+
 /// `swiftmp bench captured`: issue 13's case — `calls` (20) `applyAsync` of one function value
 /// that captures a `size`-byte `[Double]` (100 MB), against what the issue sets as the
 /// target, "one transfer per worker plus the compute", measured in the same run.
@@ -36,7 +60,9 @@ struct CapturedTableTask: ParallelFunction {
 /// - `twenty`: `calls` `applyAsync` of the value on another fresh pool, then `get` on each;
 /// - `hot`: `calls` more on that pool (the workers have the value): the cost per call once
 ///   sent;
-/// - `compute`: the `calls` calls run here, serially.
+/// - `compute`: the `calls` calls run here, serially;
+/// - `withClass`: `calls` `applyAsync` on a third fresh pool of the value with a class
+///   instance beside the table (`CapturedTableNoteTask`), encoded on every call.
 ///
 /// `captured.calls` is the median `twenty`, with `ratio_to_target` = twenty / (workers ×
 /// single + compute), `workers` the workers the calls reached (distinct pids); the issue's
@@ -44,6 +70,10 @@ struct CapturedTableTask: ParallelFunction {
 /// after the first added, `hot_s` the median `hot`; `encode_s` is one `Wire.encode` of the
 /// value here and `memcmp_s` one comparison of its bytes with a copy: what a call costs if
 /// the value is encoded again, and what each pass over its bytes costs.
+/// `captured.small.submit` is what submitting one `applyAsync` of `SmallCaptureTask` costs
+/// the calling thread (µs, 2 000 in a row, after 200 unmeasured `apply`), `apply_p10_us` the
+/// 10th percentile of 2 000 synchronous `apply` round trips (wake-ups on a shared machine are
+/// bimodal: the median says which mode the run fell in).
 struct CapturedTableBenchmark {
     var size = 100_000_000
     var calls = 20
@@ -60,6 +90,10 @@ struct CapturedTableBenchmark {
         var reached: [Double] = []
         var encodes: [Double] = []
         var passes: [Double] = []
+        var withClasses: [Double] = []
+        var classRatios: [Double] = []
+        var smalls: [Double] = []
+        var submits: [Double] = []
         let load = BroadcastBenchmark.loadAverage()
         var prefix = ""
         for repetition in 0..<repetitions {
@@ -71,7 +105,7 @@ struct CapturedTableBenchmark {
                     initialized = count
                 }
             }
-            let workers = try (0..<2).map { _ in
+            let workers = try (0..<3).map { _ in
                 let pool = try options.makePool(defaultProcesses: Backend.automatic.resolved == .local ? 2 : nil)
                 let squares = try pool.map(SquareTask(), Array(0..<(4 * pool.processes)), chunkSize: 1)
                 guard squares == (0..<(4 * pool.processes)).map({ $0 * $0 }) else {
@@ -134,8 +168,39 @@ struct CapturedTableBenchmark {
             passes.append(Measure.now() - start)
             guard same == 0 else { throw BenchmarkError.wrongResult("memcmp") }
 
+            // With a class instance beside the table: encoded on every call.
+            let noted = CapturedTableNoteTask(table: tables[1], note: TableNote())
+            start = Measure.now()
+            pending = try (0..<calls).map { try workers[2].applyAsync(noted, $0) }
+            results = try pending.map { try $0.get() }
+            withClasses.append(Measure.now() - start)
+            for (input, result) in results.enumerated() where result[1] != CapturedTableTask.sum(tables[1], from: input) {
+                throw BenchmarkError.wrongResult("applyAsync with a class \(input)")
+            }
+            let classPids = Set(results.map { $0[0] })
+
+            // A small value, many times: the submitting thread's cost per call (encoding,
+            // or the check that spares it), then the round trip of a synchronous apply.
+            let small = SmallCaptureTask(name: "weights", weights: [1, 2, 3, 4])
+            for input in 0..<200 { _ = try workers[2].apply(small, input) }
+            start = Measure.now()
+            let submitted = try (0..<2000).map { try workers[2].applyAsync(small, $0) }
+            submits.append((Measure.now() - start) / 2000 * 1e6)
+            for (input, result) in submitted.enumerated() where try result.get() != Double(input % 4 + 1) {
+                throw BenchmarkError.wrongResult("small applyAsync")
+            }
+            var trips: [Double] = []
+            for input in 0..<2000 {
+                let began = Measure.now()
+                guard try workers[2].apply(small, input) == Double(input % 4 + 1) else { throw BenchmarkError.wrongResult("small apply") }
+                trips.append(Measure.now() - began)
+            }
+            trips.sort()
+            smalls.append(trips[trips.count / 10] * 1e6)
+
             reached.append(Double(pids.count))
             ratios.append(twenties.last! / (Double(pids.count) * singles.last! + computes.last!))
+            classRatios.append(withClasses.last! / (Double(classPids.count) * singles.last! + computes.last!))
         }
         let label = size % 1_000_000 == 0 ? "\(size / 1_000_000)MB" : "\(size)B"
         let single = Measure.median(singles)
@@ -154,6 +219,22 @@ struct CapturedTableBenchmark {
                     "per_call_s": (twenty - single) / Double(calls - 1),
                     "hot_s": Measure.median(hots), "encode_s": Measure.median(encodes),
                     "memcmp_s": Measure.median(passes), "loadavg1": load,
+                ]))
+        let withClass = Measure.median(withClasses)
+        emit(
+            Figure(
+                name: "\(prefix)captured.\(label).calls\(calls).withClass", value: withClass, unit: "s",
+                extra: [
+                    "min": withClasses.min() ?? .nan, "max": withClasses.max() ?? .nan,
+                    "ratio_to_target": Measure.median(classRatios), "per_call_s": (withClass - single) / Double(calls - 1),
+                    "loadavg1": load,
+                ]))
+        emit(
+            Figure(
+                name: "\(prefix)captured.small.submit", value: Measure.median(submits), unit: "us",
+                extra: [
+                    "min": submits.min() ?? .nan, "max": submits.max() ?? .nan,
+                    "apply_p10_us": Measure.median(smalls), "loadavg1": load,
                 ]))
     }
 }
