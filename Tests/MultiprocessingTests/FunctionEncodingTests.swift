@@ -201,6 +201,44 @@ final class FunctionEncodingTests: TimeLimitedTestCase {
         XCTAssertFalse(ValueStability.isStable(WithPair(pair: (knob, 1))))
     }
 
+    /// A value holding a class instance is encoded on every call and matched by content: equal
+    /// to an encoding still held, it takes those bytes (one buffer for the pool's cache to
+    /// recognise); changed, it gets its own. The buffer kept between calls never leaks into
+    /// a result: every definition's bytes are its value's encoding, exactly sized.
+    func testValuesHoldingAClassAreMatchedByContent() throws {
+        let knob = Knob(1)
+        let function = ReadsKnob(knob: knob, table: (0..<500_000).map(Double.init))
+        let before = FunctionEncodings.encodings.load(ordering: .relaxed)
+        let a = try FunctionEncodings.definition(of: function)
+        let b = try FunctionEncodings.definition(of: function)
+        XCTAssertTrue(a.source != nil && a.source === b.source)
+        XCTAssertTrue(a.bytes.withUnsafeBytes { x in b.bytes.withUnsafeBytes { $0.baseAddress == x.baseAddress } })
+        XCTAssertEqual(a.contentHash, b.contentHash)
+        knob.value = 2
+        let c = try FunctionEncodings.definition(of: function)
+        XCTAssertFalse(c.source === a.source)
+        XCTAssertTrue(c.bytes == (try Wire.encode(function)), "c: the encoding of its value")
+        XCTAssertNotEqual(c.contentHash, a.contentHash)
+        let d = try FunctionEncodings.definition(of: function)
+        XCTAssertTrue(d.source === c.source)
+        XCTAssertTrue(d.bytes == (try Wire.encode(function)), "d: the encoding of its value")
+        knob.value = 1
+        let e = try FunctionEncodings.definition(of: function)
+        XCTAssertTrue(e.source === a.source, "a is still held")
+        XCTAssertTrue(e.bytes == (try Wire.encode(function)), "e: the encoding of its value")
+        XCTAssertEqual(FunctionEncodings.encodings.load(ordering: .relaxed) - before, 5)
+        // A small value after a large one: its own bytes, not the large kept buffer.
+        let small = ReadsKnob(knob: Knob(3), table: [1])
+        let f = try FunctionEncodings.definition(of: small)
+        XCTAssertTrue(f.bytes == (try Wire.encode(small)), "f: the encoding of its value")
+        XCTAssertLessThan(f.bytes.capacity, 1 << 20)
+        // A stable value equal to another in content (built anew): one buffer for both.
+        let g = try FunctionEncodings.definition(of: TableAt(table: (0..<1000).map(Double.init)))
+        let h = try FunctionEncodings.definition(of: TableAt(table: (0..<1000).map(Double.init)))
+        XCTAssertTrue(g.bytes.withUnsafeBytes { x in h.bytes.withUnsafeBytes { $0.baseAddress == x.baseAddress } })
+        XCTAssertFalse(g.source === h.source)
+    }
+
     /// The pool's cache tells contents apart by hash and bytes: equal bytes in separate buffers
     /// are one function, the same length with other bytes another; the hash of a buffer and
     /// of its copy agree, and one changed byte changes it.

@@ -174,57 +174,76 @@ struct FunctionCache {
     mutating func markBroken(_ id: UInt32, _ error: any Error) { broken[id] = error }
 }
 
-/// A function value and its encoding, kept by the definitions made from it (so by the pools
-/// that cache them) and looked up by `FunctionEncodings`.
-final class EncodedFunction: Sendable {
+/// A function value's encoding, kept by the definitions made from it (so by the jobs and the
+/// pools' caches that hold those) and found again by `FunctionEncodings`.
+final class EncodedFunction: @unchecked Sendable {
     let typeName: String
-    /// The value's own bytes (`MemoryLayout.size` of its type): for an array, the reference
-    /// to its buffer, not the elements.
-    let representation: [UInt8]
-    /// The value itself: it holds every buffer `representation` mentions, so none of them
+    /// For a value `ValueStability` calls stable: its own bytes (`MemoryLayout.size` of its
+    /// type; for an array, the reference to its buffer, not the elements).
+    let representation: [UInt8]?
+    /// That value itself: it holds every buffer `representation` mentions, so none of them
     /// is freed (and its address reused) or changed in place while this lives — a mutation
     /// of a shared buffer copies it first.
-    let value: any Sendable
+    let value: (any Sendable)?
     let bytes: [UInt8]
     let hash: UInt64
+    /// The buffer the last call that matched this encoding wrote into, kept for the next call
+    /// (so it goes with this encoding). Guarded by `FunctionEncodings`' lock.
+    fileprivate var spare: WireWriter?
 
-    init(typeName: String, representation: [UInt8], value: any Sendable, bytes: [UInt8]) {
+    init(typeName: String, representation: [UInt8]?, value: (any Sendable)?, bytes: [UInt8], hash: UInt64) {
         self.typeName = typeName
         self.representation = representation
         self.value = value
         self.bytes = bytes
-        self.hash = FunctionCache.contentHash(bytes)
+        self.hash = hash
     }
 }
 
-/// Function values are encoded once, not once per call: a call whose value has the same
-/// type and the same bits as one encoded before — while that encoding is still held — takes
-/// its bytes (and hash) instead of encoding, hashing and comparing the value again. For a
-/// value capturing a 100 MB table, that is three passes over 100 MB saved per call.
+/// Function values are encoded once per value, not once per call.
 ///
-/// Sound only where the bits say everything: the value's stored properties, down to the
-/// leaves, are plain numbers, strings, structs, tuples, enums, and arrays, sets,
-/// dictionaries and optionals of such (`ValueStability`). Such a value's buffers are
-/// copy-on-write: while the kept value shares them, a mutation through any other copy
-/// copies the buffer first, so a value with the same bits is the same contents. A class
-/// instance (or anything not so listed) can change behind the same bits; such values are
-/// encoded on every call, and the pool's cache compares contents (`FunctionCache`).
-/// The encoding must depend only on the value (synthesized `Codable` does; a custom
+/// - A call whose value has the same type and the same bits as one encoded before — while
+///   that encoding is still held — takes its bytes and hash: no encoding, no hashing, no
+///   comparison (for a value capturing a 100 MB table, three passes over 100 MB spared).
+///   Sound only where the bits say everything: the value's stored properties, down to the
+///   leaves, are plain numbers, strings, and structs, tuples, enums, arrays, sets,
+///   dictionaries and optionals of such (`ValueStability`). Their buffers are copy-on-write:
+///   while the kept value shares one, a mutation through any other copy copies it first, so
+///   the same bits are the same contents.
+/// - Any other value (one holding a class instance, which may have changed behind the same
+///   reference) is encoded on every call — into a buffer kept from the last call, so a large
+///   one costs a copy, not fresh pages — and hashed; equal to an encoding still held (type,
+///   length, hash, then every byte), it takes that encoding's bytes, so the pool's cache
+///   finds its definition without comparing again and the buffer serves the next call.
+///
+/// The encoding must depend only on the value (synthesized `Codable`'s does; a custom
 /// `encode(to:)` that reads global state would be read once).
 ///
-/// Memory: the table holds at most `capacity` entries, each weakly — an encoding lives as long
-/// as a definition made from it (a job, or a pool's `FunctionCache`), no longer.
+/// Memory: the table holds at most `capacity` entries, each weakly — an encoding lives as
+/// long as a definition made from it (a job, or a pool's `FunctionCache`), no longer; one
+/// buffer is kept, by the encoding it last matched, and goes with it. Nothing runs when an
+/// encoding is freed (it may be freed while this lock is held: a weak reference loaded here
+/// can be the last).
 enum FunctionEncodings {
     static let capacity = 16
 
     private struct Entry {
         weak var encoded: EncodedFunction?
+        let id: ObjectIdentifier
         var lastUsed: UInt64
+    }
+
+    /// A kept buffer worth moving into a new encoding rather than copying out of: at most
+    /// twice the bytes it holds, or within 1 MiB of them.
+    private static func fits(_ writer: WireWriter) -> Bool {
+        writer.bytes.capacity <= 2 * writer.bytes.count || writer.bytes.capacity - writer.bytes.count <= 1 << 20
     }
 
     private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var entries: [Entry] = []
     nonisolated(unsafe) private static var clock: UInt64 = 0
+    /// The encoding that keeps the spare buffer.
+    nonisolated(unsafe) private static weak var spareHolder: EncodedFunction?
     /// Function values encoded so far in this process (for the tests).
     static let encodings = Atomic<Int>(0)
 
@@ -236,22 +255,67 @@ enum FunctionEncodings {
         if let representation, let known = lookup(name, representation) {
             return FunctionDefinition(typeName: name, bytes: known.bytes, source: known)
         }
-        let bytes: [UInt8]
+        if _isPOD(F.self) {
+            do {
+                let (bytes, attachments) = try AttachmentContext.collecting { try Wire.encode(function) }
+                encodings.add(1, ordering: .relaxed)
+                return FunctionDefinition(typeName: name, bytes: bytes, attachments: attachments)
+            } catch {
+                throw PoolError(.encoding, "cannot encode the function value \(String(reflecting: F.self)): \(error)")
+            }
+        }
+        let (spare, holder) = lock.withLock { () -> (WireWriter?, EncodedFunction?) in
+            guard let holder = spareHolder else { return (nil, nil) }
+            return (holder.spare.take(), holder)
+        }
+        var writer = spare ?? WireWriter(capacity: 64)
         let attachments: [SegmentStorage]
         do {
-            (bytes, attachments) = try AttachmentContext.collecting { try Wire.encode(function) }
+            (_, attachments) = try AttachmentContext.collecting { try writer.encode(function) }
         } catch {
             throw PoolError(.encoding, "cannot encode the function value \(String(reflecting: F.self)): \(error)")
         }
         encodings.add(1, ordering: .relaxed)
-        guard let representation, attachments.isEmpty else {
-            return FunctionDefinition(typeName: name, bytes: bytes, attachments: attachments)
+        let hash = FunctionCache.contentHash(writer.bytes)
+        if let known = lookup(name, hash, writer.bytes) {
+            writer.bytes.removeAll(keepingCapacity: true)
+            lock.withLock {
+                known.spare = writer
+                spareHolder = known
+            }
+            guard let representation else {
+                return FunctionDefinition(typeName: name, bytes: known.bytes, attachments: attachments, source: known)
+            }
+            // A stable value with other bits and the same contents (an equal table built
+            // anew): its bits are remembered too, with the bytes already held.
+            let encoded = EncodedFunction(typeName: name, representation: representation, value: function, bytes: known.bytes, hash: hash)
+            remember(encoded)
+            return FunctionDefinition(typeName: name, bytes: known.bytes, attachments: attachments, source: encoded)
         }
-        let encoded = EncodedFunction(typeName: name, representation: representation, value: function, bytes: bytes)
+        let bytes: [UInt8]
+        if fits(writer) {
+            bytes = writer.bytes
+        } else {
+            // A small value in a large kept buffer: copied out, the buffer kept where it was.
+            bytes = [UInt8](unsafeUninitializedCapacity: writer.bytes.count) { buffer, initialized in
+                writer.bytes.withUnsafeBytes { _ = memcpy(buffer.baseAddress!, $0.baseAddress!, $0.count) }
+                initialized = writer.bytes.count
+            }
+            writer.bytes.removeAll(keepingCapacity: true)
+            if let holder {
+                lock.withLock {
+                    if spareHolder === holder, holder.spare == nil { holder.spare = writer }
+                }
+            }
+        }
+        let encoded = EncodedFunction(
+            typeName: name, representation: representation, value: representation == nil ? nil : function,
+            bytes: bytes, hash: hash)
         remember(encoded)
-        return FunctionDefinition(typeName: name, bytes: bytes, source: encoded)
+        return FunctionDefinition(typeName: name, bytes: bytes, attachments: attachments, source: encoded)
     }
 
+    /// The live encoding of a value of type `typeName` with these bits.
     private static func lookup(_ typeName: String, _ representation: [UInt8]) -> EncodedFunction? {
         lock.withLock {
             for index in entries.indices {
@@ -266,6 +330,32 @@ enum FunctionEncodings {
         }
     }
 
+    /// The live encoding of type `typeName` equal to `bytes` (hash, then every byte).
+    private static func lookup(_ typeName: String, _ hash: UInt64, _ bytes: [UInt8]) -> EncodedFunction? {
+        // The bytes are compared outside the lock (a large value takes milliseconds).
+        let candidates = lock.withLock {
+            entries.compactMap { entry -> EncodedFunction? in
+                guard let encoded = entry.encoded, encoded.hash == hash, encoded.bytes.count == bytes.count,
+                    encoded.typeName == typeName
+                else { return nil }
+                return encoded
+            }
+        }
+        let match = candidates.first { encoded in
+            bytes.isEmpty
+                || encoded.bytes.withUnsafeBytes { a in
+                    bytes.withUnsafeBytes { b in memcmp(a.baseAddress!, b.baseAddress!, a.count) == 0 }
+                }
+        }
+        if let match {
+            lock.withLock {
+                clock += 1
+                if let index = entries.firstIndex(where: { $0.id == ObjectIdentifier(match) }) { entries[index].lastUsed = clock }
+            }
+        }
+        return match
+    }
+
     private static func remember(_ encoded: EncodedFunction) {
         lock.withLock {
             entries.removeAll { $0.encoded == nil }
@@ -273,7 +363,7 @@ enum FunctionEncodings {
                 entries.remove(at: oldest)
             }
             clock += 1
-            entries.append(Entry(encoded: encoded, lastUsed: clock))
+            entries.append(Entry(encoded: encoded, id: ObjectIdentifier(encoded), lastUsed: clock))
         }
     }
 }
