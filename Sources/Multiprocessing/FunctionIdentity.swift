@@ -159,6 +159,7 @@ enum ValueStability {
     }
 
     private static func size<T>(of _: T.Type) -> Int { MemoryLayout<T>.size }
+    private static func podType<T>(_ type: T.Type) -> Bool { _isPOD(type) }
 
     private static let leaves: Set<ObjectIdentifier> = [
         ObjectIdentifier(Bool.self), ObjectIdentifier(Int.self), ObjectIdentifier(Int8.self),
@@ -180,6 +181,9 @@ enum ValueStability {
         let mirror = Mirror(reflecting: value)
         switch mirror.displayStyle {
         case .struct?, .tuple?, .enum?, .optional?:
+            // No children shown but bytes with references in them: a type built without
+            // reflection metadata hides its fields.
+            if mirror.children.isEmpty { return size(of: type) == 0 || podType(type) }
             return mirror.children.allSatisfy { isStable($0.value, budget: &budget) }
         default:
             // Classes, closures, metatypes, pointers' raw words: not known to be values.
