@@ -14,22 +14,22 @@ final class FunctionDefinition {
     var attachments: [SegmentStorage]
     /// Their ids: a cached definition that mentions a segment that is gone is dropped.
     let attachmentIDs: Set<SegmentID>
+    /// `FunctionCache.contentHash(bytes)`, taken once, on the submitting thread.
+    let contentHash: UInt64
+    /// The value `bytes` encode, kept so that a later equal value reuses them (`FunctionEncodings`).
+    let source: EncodedFunction?
 
-    init(typeName: String, bytes: [UInt8], attachments: [SegmentStorage] = []) {
+    init(typeName: String, bytes: [UInt8], attachments: [SegmentStorage] = [], source: EncodedFunction? = nil) {
         self.typeName = typeName
         self.bytes = bytes
         self.attachments = attachments
         self.attachmentIDs = Set(attachments.map(\.id))
+        self.contentHash = source?.hash ?? FunctionCache.contentHash(bytes)
+        self.source = source
     }
 
     static func make<F: ParallelFunction>(_ function: F) throws(PoolError) -> FunctionDefinition {
-        let name = try FunctionIdentity.name(of: F.self)
-        do {
-            let (bytes, attachments) = try AttachmentContext.collecting { try Wire.encode(function) }
-            return FunctionDefinition(typeName: name, bytes: bytes, attachments: attachments)
-        } catch {
-            throw PoolError(.encoding, "cannot encode the function value \(String(reflecting: F.self)): \(error)")
-        }
+        try FunctionEncodings.definition(of: function)
     }
 }
 

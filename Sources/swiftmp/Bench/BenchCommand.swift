@@ -21,13 +21,15 @@ struct Bench: ParsableCommand {
             checkpoint (a map at chunk size 100 with and without checkpoint:, interleaved, on 2 M \
             trivial tasks and 100 k tasks of 10 µs: vs_plain), \
             broadcast (pool.broadcast of 1 GiB read by 2 workers against a memcpy of it, interleaved; \
-            under mpirun -np 3: Scripts/bench-broadcast.sh adds a C MPI_Bcast). \
+            under mpirun -np 3: Scripts/bench-broadcast.sh adds a C MPI_Bcast), \
+            captured (20 applyAsync of a function value capturing a 100 MB table against one \
+            transfer per worker plus the compute, measured in the same run: ratio_to_target). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
             in the same run: Scripts/bench.sh runs Python's multiprocessing, C and NumPy beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint or broadcast.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint, broadcast or captured.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -67,7 +69,7 @@ struct Bench: ParsableCommand {
     var scalingWorkers: [Int] = []
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint, broadcast
+        case pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint, broadcast, captured
 
         var defaultRepetitions: Int {
             switch self {
@@ -80,6 +82,7 @@ struct Bench: ParsableCommand {
             case .random: return 5
             case .checkpoint: return 5
             case .broadcast: return 3
+            case .captured: return 3
             }
         }
     }
@@ -160,6 +163,8 @@ struct Bench: ParsableCommand {
             }
         case .broadcast:
             try BroadcastBenchmark(repetitions: repetitions, options: options).run { print($0.json) }
+        case .captured:
+            try CapturedTableBenchmark(repetitions: repetitions, options: options).run { print($0.json) }
         case .kernels:
             try KernelBenchmarks(repetitions: repetitions).run { print($0.json) }
         case .scaling:
