@@ -1,3 +1,4 @@
+import Wire
 import XCTest
 
 @testable import Multiprocessing
@@ -81,20 +82,23 @@ func machineShmem() -> Int {
     return kib * 1024
 }
 
-/// Checks every byte of its input (`Patterned`, seed 1), reports whether the input was mapped
-/// out of band here, and returns `resultSize` bytes (`Patterned`, seed 2).
+/// Checks every byte of its input (`Patterned`, seed 1), reports whether the input's large
+/// array was read from the pool's memory (`WireRemoteRanges`: registered while the function
+/// runs) or mapped out of band (a memfd) here, and returns `resultSize` bytes (`Patterned`,
+/// seed 2).
 struct CheckAndMakeBytes: ParallelFunction {
     var resultSize: Int
     struct Report: Codable, Sendable {
         var count: Int
         var firstWrong: Int?
+        var readRemote: Bool
         var mappedHere: Bool
         var bytes: [UInt8]
     }
     func callAsFunction(_ input: [UInt8]) -> Report {
-        let firstWrong = Patterned.firstWrongBlock(input, seed: 1)
-        return Report(
-            count: input.count, firstWrong: firstWrong, mappedHere: !outOfBandTraces().isEmpty,
+        Report(
+            count: input.count, firstWrong: Patterned.firstWrongBlock(input, seed: 1),
+            readRemote: !WireRemoteRanges.isEmpty, mappedHere: !outOfBandTraces().isEmpty,
             bytes: Patterned.make(resultSize, seed: 2))
     }
 }

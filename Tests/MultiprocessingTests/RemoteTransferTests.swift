@@ -7,41 +7,12 @@ import XCTest
 import Glibc
 #endif
 
-/// Checks every byte of its input (`Patterned`, seed 1), reports whether the input's large
-/// array was read from the pool's memory (`WireRemoteRanges`: registered while the function
-/// runs) or mapped from a memfd, and returns `resultSize` bytes (`Patterned`, seed 2).
-struct CheckRemoteAndMakeBytes: ParallelFunction {
-    var resultSize: Int
-    struct Report: Codable, Sendable {
-        var count: Int
-        var firstWrong: Int?
-        var readRemote: Bool
-        var mappedHere: Bool
-        var bytes: [UInt8]
-    }
-    func callAsFunction(_ input: [UInt8]) -> Report {
-        Report(
-            count: input.count, firstWrong: Patterned.firstWrongBlock(input, seed: 1),
-            readRemote: !WireRemoteRanges.isEmpty, mappedHere: !outOfBandTraces().isEmpty,
-            bytes: Patterned.make(resultSize, seed: 2))
-    }
-}
-
 /// Kills its worker once it has its (large) input.
 struct CrashWithLargeInput: ParallelFunction {
     func callAsFunction(_ input: [UInt8]) -> Int {
         if input.count > 1 << 20 { kill(getpid(), SIGKILL) }
         return input.count
     }
-}
-
-/// This process's resident memory (VmRSS), bytes.
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-        let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
-        let kib = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
-    else { return 0 }
-    return kib * 1024
 }
 
 /// Large messages between a pool and its workers read with process_vm_readv from the
@@ -68,9 +39,9 @@ final class RemoteTransferTests: XCTestCase {
         let input = Patterned.make(count, seed: 1)
         for method in [StartMethod.fork, .spawn, .forkserver] {
             try Pool.with(processes: 2, startMethod: method) { pool in
-                _ = try pool.apply(CheckRemoteAndMakeBytes(resultSize: 1), [1], timeout: 60) // the workers started
+                _ = try pool.apply(CheckAndMakeBytes(resultSize: 1), [1], timeout: 60) // the workers started
                 let received = RemoteTransfer.receivedForTesting
-                let report = try pool.apply(CheckRemoteAndMakeBytes(resultSize: count - 17), input, timeout: 60)
+                let report = try pool.apply(CheckAndMakeBytes(resultSize: count - 17), input, timeout: 60)
                 XCTAssertEqual(report.count, count, "\(method)")
                 XCTAssertNil(report.firstWrong, "\(method): the input's block at \(report.firstWrong ?? -1) arrived wrong")
                 XCTAssertTrue(report.readRemote, "\(method): the worker did not read the input from the pool's memory")
@@ -80,7 +51,7 @@ final class RemoteTransferTests: XCTestCase {
 
                 let sizes = [(3 << 20) + 1, 5 << 20, (2 << 20) + 77, 4 << 20]
                 let reports = try pool.map(
-                    CheckRemoteAndMakeBytes(resultSize: 6 << 20), sizes.map { Patterned.make($0, seed: 1) }, chunkSize: 1,
+                    CheckAndMakeBytes(resultSize: 6 << 20), sizes.map { Patterned.make($0, seed: 1) }, chunkSize: 1,
                     timeout: 60)
                 for (size, report) in zip(sizes, reports) {
                     XCTAssertEqual(report.count, size, "\(method)")
@@ -88,7 +59,7 @@ final class RemoteTransferTests: XCTestCase {
                     XCTAssertTrue(report.readRemote, "\(method)")
                     checkResult(report.bytes, count: 6 << 20, "\(method)")
                 }
-                let small = try pool.apply(CheckRemoteAndMakeBytes(resultSize: 10), Patterned.make(1000, seed: 1), timeout: 60)
+                let small = try pool.apply(CheckAndMakeBytes(resultSize: 10), Patterned.make(1000, seed: 1), timeout: 60)
                 XCTAssertNil(small.firstWrong, "\(method)")
                 XCTAssertFalse(small.readRemote, "\(method): a 1000-byte input was read remote")
             }
@@ -103,10 +74,10 @@ final class RemoteTransferTests: XCTestCase {
         RemoteTransfer.probeFailsForTesting = true
         for method in [StartMethod.fork, .spawn] {
             try Pool.with(processes: 1, startMethod: method) { pool in
-                _ = try pool.apply(CheckRemoteAndMakeBytes(resultSize: 1), [1], timeout: 60)
+                _ = try pool.apply(CheckAndMakeBytes(resultSize: 1), [1], timeout: 60)
                 let received = RemoteTransfer.receivedForTesting
                 let count = (9 << 20) + 5
-                let report = try pool.apply(CheckRemoteAndMakeBytes(resultSize: count), Patterned.make(count, seed: 1), timeout: 60)
+                let report = try pool.apply(CheckAndMakeBytes(resultSize: count), Patterned.make(count, seed: 1), timeout: 60)
                 XCTAssertNil(report.firstWrong, "\(method)")
                 XCTAssertFalse(report.readRemote, "\(method): the input was read remote although not permitted")
                 XCTAssertTrue(report.mappedHere, "\(method): the input did not come in a memfd")
@@ -120,13 +91,13 @@ final class RemoteTransferTests: XCTestCase {
     /// fails with WorkerDied (nothing hangs), and the replacement worker moves large values.
     func testWorkerEndingBeforeItsLargeResultIsReadReportsWorkerDied() throws {
         try Pool.with(processes: 1, startMethod: .fork) { pool in
-            _ = try pool.apply(CheckRemoteAndMakeBytes(resultSize: 1), [1], timeout: 60)
+            _ = try pool.apply(CheckAndMakeBytes(resultSize: 1), [1], timeout: 60)
             RemoteTransfer.awaitSenderExitForTesting = true
             XCTAssertThrowsError(try pool.apply(ExitAfterLargeResultDescriptor(), 16 << 20, timeout: 60)) { error in
                 XCTAssertTrue(error is WorkerDied, "\(error)")
             }
             RemoteTransfer.awaitSenderExitForTesting = false
-            let report = try pool.apply(CheckRemoteAndMakeBytes(resultSize: 3 << 20), Patterned.make(2 << 20, seed: 1), timeout: 60)
+            let report = try pool.apply(CheckAndMakeBytes(resultSize: 3 << 20), Patterned.make(2 << 20, seed: 1), timeout: 60)
             XCTAssertNil(report.firstWrong)
             XCTAssertTrue(report.readRemote)
             checkResult(report.bytes, count: 3 << 20, "after the replacement")
@@ -143,7 +114,7 @@ final class RemoteTransferTests: XCTestCase {
             _ = try pool.apply(TakeBytes(), [1], timeout: 60)
             for crash in [false, true] {
                 var bytes = [UInt8](repeating: 3, count: count)
-                let before = residentBytes()
+                let before = LargeItemPeakProbe.status("VmRSS:")
                 if crash {
                     XCTAssertThrowsError(try pool.apply(CrashWithLargeInput(), bytes, timeout: 60)) { error in
                         XCTAssertTrue(error is WorkerDied, "\(error)")
@@ -155,7 +126,7 @@ final class RemoteTransferTests: XCTestCase {
                 // The pool's thread lets go at its next look at the worker: bounded wait.
                 var freed = false
                 for _ in 0..<200 {
-                    if before - residentBytes() > count / 2 {
+                    if before - LargeItemPeakProbe.status("VmRSS:") > Double(count / 2) {
                         freed = true
                         break
                     }
