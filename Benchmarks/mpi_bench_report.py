@@ -94,33 +94,45 @@ def main():
         for name, fig in r["figures"].items():
             match = re.match(r"mpi\.dispatch\.ranks_(\d+)\.processes_(\d+)\.chunk_(\d+)$", name)
             if match:
-                key = (r["side"], int(match.group(1)), int(match.group(2)))
-                d = dispatch.setdefault(key, {"rate": [], "cost": [], "share": [], "load": [], "engine": []})
+                ranks, processes = int(match.group(1)), int(match.group(2))
+                # The layout: given by the run (SCHEDULING), else the default (node when a
+                # rank hosts several workers); older logs had only relay.
+                layout = r.get("scheduling") or ("node" if processes > ranks and "scheduling" in r else "relay")
+                if r["side"] == "base":
+                    layout = "ranks run tasks"
+                key = (r["side"], ranks, processes, layout)
+                d = dispatch.setdefault(key, {"rate": [], "cost": [], "share": [], "load": [], "engine": [], "node": []})
                 d["rate"].append(fig["value"])
                 d["cost"].append(fig["rank0_cpu_us_per_task"])
                 d["share"].append(fig["rank0_cpu_share"])
                 d["load"].append(r["load"])
                 if "engine_cpu_us_per_task" in fig:
                     d["engine"].append(fig["engine_cpu_us_per_task"])
+                if "engine_node_cpu_us_per_task" in fig:
+                    d["node"].append(fig["engine_node_cpu_us_per_task"])
     if dispatch:
         print("\nRank 0's dispatch capacity: `map` of tasks that do nothing, chunk size 1; rank 0's CPU "
               "time (getrusage, all its threads) per task; ceiling = 1 ÷ that cost; bound below = the "
               f"task length under which {WORKERS} workers (64 nodes × 64 cores) are limited by rank 0 "
-              f"({WORKERS} × cost); engine alone = the same map driven by that side's engine with workers "
-              "answering inline (`engine_cpu_us_per_task`, `EngineCostProbe`), the floor under rank 0's cost.\n")
-        print("| side | worker ranks × local workers | tasks/s at rank 0 | rank 0 CPU µs/task | rank 0 CPU ÷ wall | "
+              f"({WORKERS} × cost); engine alone = the same map driven by the engine with workers "
+              "answering inline, rank 0 scheduling every worker (`engine_cpu_us_per_task`) and each rank "
+              "one slot answering bundles (`engine_node_cpu_us_per_task`, `EngineCostProbe`): the floor "
+              "under rank 0's cost in each layout.\n")
+        print("| side | layout | worker ranks × local workers | tasks/s at rank 0 | rank 0 CPU µs/task | rank 0 CPU ÷ wall | "
               f"ceiling 1/c (tasks/s) | tasks shorter than this are bound by rank 0 at {WORKERS} workers | "
-              "engine alone µs/task | load (1 min) |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for (side, ranks, processes) in sorted(dispatch, key=lambda k: (k[0] != "base", k[2] // max(k[1], 1), k[1])):
-            d = dispatch[(side, ranks, processes)]
+              "engine alone µs/task (relay) | engine alone µs/task (node) | load (1 min) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        order = {"ranks run tasks": 0, "relay": 1, "node": 2}
+        for key in sorted(dispatch, key=lambda k: (k[0] != "base", k[2] // max(k[1], 1), order.get(k[3], 3), k[1])):
+            side, ranks, processes, layout = key
+            d = dispatch[key]
             cost = statistics.median(d["cost"])
             label = "base (c192c9a)" if side == "base" else "this"
             bound = WORKERS * cost
-            print(f"| {label} | {ranks} × {processes // max(ranks, 1)} | {summary(d['rate'])} | {summary(d['cost'])} | "
+            print(f"| {label} | {layout} | {ranks} × {processes // max(ranks, 1)} | {summary(d['rate'])} | {summary(d['cost'])} | "
                   f"{fmt(statistics.median(d['share']), 2)} | {fmt(1e6 / cost) if cost > 0 else '–'} | "
                   f"{fmt(bound / 1000) + ' ms' if bound >= 1000 else fmt(bound) + ' µs'} | "
-                  f"{summary(d['engine']) if d['engine'] else '–'} | "
+                  f"{summary(d['engine']) if d['engine'] else '–'} | {summary(d['node']) if d['node'] else '–'} | "
                   f"{min(d['load']):.1f}–{max(d['load']):.1f} |")
 
 

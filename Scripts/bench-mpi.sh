@@ -7,7 +7,9 @@
 #  2. Rank 0's dispatch capacity: `swiftmp bench dispatch` (tasks that do nothing, chunk size
 #     1, rank 0's CPU time per task) at 1, 2, 4, 8, 16 worker ranks × 1 local worker
 #     (SWIFTMP_PROCESSES_PER_RANK=1; BASE too, whose ranks run tasks themselves) and, for
-#     THIS, 1, 2, 4 worker ranks × 4 local workers.
+#     THIS, 1, 2, 4 worker ranks × 4 local workers in both layouts: each rank scheduling its
+#     own workers (SWIFTMP_RANK_SCHEDULING=node, the default there) and rank 0 scheduling
+#     every worker (relay).
 #
 # Both sides run the same benchmark code: THIS's Sources/swiftmp/Bench and the engine probe it
 # calls (Sources/Multiprocessing/Engine/EngineCostProbe.swift) are copied over BASE's (the
@@ -60,11 +62,11 @@ for side in base this; do
 done
 log=.build-ab/mpi-log.jsonl
 [ "${APPEND:-0}" = 1 ] || : > "$log"
-run() {  # side np per_rank command…
+run() {  # side np per_rank command… (SCHEDULING=node|relay in the environment: the layout)
     side=$1 np=$2 per_rank=$3; shift 3
-    python3 -c 'import json, os, sys; print(json.dumps({"side": sys.argv[1], "np": int(sys.argv[2]), "per_rank": sys.argv[3], "load": os.getloadavg()[0]}))' \
-        "$side" "$np" "$per_rank" >> "$log"
-    env SWIFTMP_PROCESSES_PER_RANK="$per_rank" "$@" >> "$log"
+    python3 -c 'import json, os, sys; print(json.dumps({"side": sys.argv[1], "np": int(sys.argv[2]), "per_rank": sys.argv[3], "scheduling": sys.argv[4], "load": os.getloadavg()[0]}))' \
+        "$side" "$np" "$per_rank" "${SCHEDULING:-}" >> "$log"
+    env SWIFTMP_PROCESSES_PER_RANK="$per_rank" SWIFTMP_RANK_SCHEDULING="${SCHEDULING:-}" "$@" >> "$log"
 }
 {
     echo "{\"meta\": \"start\", \"date\": \"$(date -u '+%Y-%m-%d %H:%M UTC')\", \"base\": \"$(git rev-parse --short "$base")\", \"this\": \"$(git rev-parse --short "$this_commit")\", \"uptime\": \"$(uptime | sed 's/.*load/load/')\", \"nproc\": $(nproc), \"base_bench\": \"$base_bench\"}"
@@ -99,9 +101,11 @@ for round in $(seq "$dispatch_rounds"); do
         done
     done
     for ranks in $hybrid_ranks; do
-        echo "bench-mpi: dispatch round $round, $ranks worker ranks × $hybrid_workers, this" >&2
-        run this $((ranks + 1)) "$hybrid_workers" Scripts/mpirun.sh --timeout 600 -np $((ranks + 1)) \
-            .build-ab/this/.build-release/release/swiftmp bench dispatch --tasks "$dispatch_tasks"
+        for scheduling in node relay; do
+            echo "bench-mpi: dispatch round $round, $ranks worker ranks × $hybrid_workers, this, $scheduling" >&2
+            SCHEDULING=$scheduling run this $((ranks + 1)) "$hybrid_workers" Scripts/mpirun.sh --timeout 600 -np $((ranks + 1)) \
+                .build-ab/this/.build-release/release/swiftmp bench dispatch --tasks "$dispatch_tasks"
+        done
     done
 done
 echo "{\"meta\": \"end\", \"uptime\": \"$(uptime | sed 's/.*load/load/')\"}" >> "$log"

@@ -38,7 +38,9 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
 
     /// The backend for a new pool of at most `processes` workers (nil: all that the worker
     /// ranks host), `perRank` on each worker rank (nil: each rank's default).
-    static func makeMPI(processes: Int?, perRank: Int?, tagOutput: Bool? = nil) throws -> any PoolBackend {
+    static func makeMPI(
+        processes: Int?, perRank: Int?, tagOutput: Bool? = nil, maxTasksPerChild: Int? = nil, relayOnly: Bool = false
+    ) throws -> any PoolBackend {
         #if !MPI
         throw PoolError(.backendUnavailable, WithoutMPI.message)
         #else
@@ -64,7 +66,9 @@ public enum Backend: Sendable, Hashable, CustomStringConvertible {
                     + "worker\(count == 1 ? "" : "s") (forkserver)", tagOutput: tagOutput)
             return local
         }
-        return try MPIBackend(limit: processes, perRank: perRank, tagOutput: tagOutput)
+        return try MPIBackend(
+            limit: processes, perRank: perRank, tagOutput: tagOutput, scheduling: relayOnly ? .relay : nil,
+            maxTasksPerChild: maxTasksPerChild)
         #endif
     }
 }

@@ -70,11 +70,25 @@ public final class Pool: @unchecked Sendable {
     ///
     /// A pool cannot be created inside a pool task (its workers are daemonic, as in Python):
     /// that throws `PoolError.nested`.
-    public init(
+    public convenience init(
         processes: Int? = nil, startMethod: StartMethod = .automatic,
         initializer: (any ParallelFunction<Void, Void>)? = nil,
         maxTasksPerChild: Int? = nil, taskTimeout: Double? = nil, retry: RetryPolicy = .none,
         processesPerRank: Int? = nil, backend: Backend = .automatic, tagOutput: Bool? = nil
+    ) throws {
+        try self.init(
+            processes: processes, startMethod: startMethod, initializer: initializer,
+            maxTasksPerChild: maxTasksPerChild, taskTimeout: taskTimeout, retry: retry,
+            processesPerRank: processesPerRank, backend: backend, tagOutput: tagOutput, relayOnly: false)
+    }
+
+    /// `relayOnly`: under MPI, rank 0 schedules every local worker of the ranks itself
+    /// (`RankScheduling.relay`) — for `Process` targets, each of which needs a local worker of
+    /// its own (`MPIProcessHost`).
+    init(
+        processes: Int?, startMethod: StartMethod, initializer: (any ParallelFunction<Void, Void>)?,
+        maxTasksPerChild: Int?, taskTimeout: Double?, retry: RetryPolicy,
+        processesPerRank: Int?, backend: Backend, tagOutput: Bool?, relayOnly: Bool
     ) throws {
         if WorkerRuntime.servesThisProcess {
             throw PoolError(
@@ -104,7 +118,9 @@ public final class Pool: @unchecked Sendable {
         let resolved: StartMethod
         switch chosen {
         case .mpi:
-            poolBackend = try Backend.makeMPI(processes: processes, perRank: processesPerRank, tagOutput: tagOutput)
+            poolBackend = try Backend.makeMPI(
+                processes: processes, perRank: processesPerRank, tagOutput: tagOutput, maxTasksPerChild: maxTasksPerChild,
+                relayOnly: relayOnly)
             try poolBackend.start()
             resolved = startMethod
         case .local, .automatic:
@@ -120,7 +136,7 @@ public final class Pool: @unchecked Sendable {
                 throw PoolError(.startFailed, "cannot start \(count) worker processes (\(resolved.rawValue)): \(error)")
             }
         }
-        self.processes = poolBackend.workerCount
+        self.processes = poolBackend.processCount
         self.startMethod = resolved
         self.backend = chosen
         self.defaults = defaults

@@ -82,6 +82,23 @@ enum Faults {
         check("faults timeout", timed, ["ok 0", "timed out 1", "ok 0", "ok 0"])
         check("faults timeout within 5 s", seconds < 5, true)
         check("after timeout", try pool.apply(Affine(a: 1, b: 1), 41), 42)
+        // Cancelling a call kills the workers running its inputs (a rank that schedules its
+        // workers is asked to); the caller hears at once, the pool goes on.
+        let cancelStarted = monotonicSeconds()
+        let pending = try pool.mapAsync(SleepFor(), [10_000, 10_000, 10_000, 10_000], chunkSize: 1)
+        usleep(300_000)
+        pending.cancel()
+        var cancelled = "no error"
+        do {
+            _ = try pending.get(timeout: 20)
+        } catch let error as PoolError {
+            cancelled = "\(error.code)"
+        } catch {
+            cancelled = "\(error)"
+        }
+        check("faults cancel", cancelled, "cancelled")
+        check("after cancel", try pool.apply(Affine(a: 1, b: 1), 41), 42)
+        check("faults cancel and the next call within 5 s", monotonicSeconds() - cancelStarted < 5, true)
         pool.close()
         try pool.join()
         fflush(nil)

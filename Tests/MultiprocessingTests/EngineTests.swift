@@ -1,6 +1,6 @@
 import XCTest
 
-@testable import Multiprocessing
+@_spi(Diagnostics) @testable import Multiprocessing
 
 /// A backend with no processes: it records what the engine sends, and the test plays the
 /// workers — taking chunks, replying, dying — by hand. With `PoolEngine.step()` and a
@@ -9,6 +9,13 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     struct Chunk: Equatable {
         var task: UInt64
         var inputs: [Int]
+    }
+
+    /// A bundle's header (`MasterMessage.bundle`), for a backend whose slots schedule inputs.
+    struct Bundle: Equatable {
+        var task: UInt64
+        var chunkSize: Int
+        var timeoutNanoseconds: UInt64
     }
 
     let workerCount: Int
@@ -27,12 +34,17 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     let sharesProgress: Bool
     /// Runs inside the next `poll`, once: what another thread does while the engine works.
     var duringNextPoll: (() -> Void)?
+    /// Set: each slot schedules inputs on this many processes (`PoolBackend.schedulesInputs`).
+    var laneCount: Int?
+    private(set) var bundles: [[Bundle]]
+    private(set) var cancelled: [(task: UInt64, worker: Int)] = []
 
     init(workers: Int, canReplace: Bool = true, sharesProgress: Bool = true) {
         workerCount = workers
         canReplaceWorkers = canReplace
         self.sharesProgress = sharesProgress
         chunks = Array(repeating: [], count: workers)
+        bundles = Array(repeating: [], count: workers)
         words = (0..<workers).map { _ in
             let base = UnsafeMutableRawPointer.allocate(byteCount: WorkerProgress.byteCount, alignment: 64)
             base.initializeMemory(as: UInt8.self, repeating: 0, count: WorkerProgress.byteCount)
@@ -83,12 +95,43 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         MessageBuffer.withPayload(message) { payload in
             var reader = WireReader(payload)
             if payload.first == MasterMessage.define.rawValue { defines[worker, default: 0] += 1 }
-            guard (try? reader.read(UInt8.self)) == MasterMessage.chunk.rawValue,
-                let task = try? reader.read(UInt64.self), (try? reader.read(UInt32.self)) != nil,
-                let inputs = try? reader.decodeArray(Int.self)
+            let kind = try? reader.read(UInt8.self)
+            guard kind == MasterMessage.chunk.rawValue || kind == MasterMessage.bundle.rawValue,
+                let task = try? reader.read(UInt64.self), (try? reader.read(UInt32.self)) != nil
             else { return }
+            if kind == MasterMessage.bundle.rawValue {
+                guard let chunkSize = try? reader.read(UInt32.self), let timeout = try? reader.read(UInt64.self) else { return }
+                bundles[worker].append(Bundle(task: task, chunkSize: Int(chunkSize), timeoutNanoseconds: timeout))
+            }
+            guard let inputs = try? reader.decodeArray(Int.self) else { return }
             chunks[worker].append(Chunk(task: task, inputs: inputs))
         }
+    }
+
+    var schedulesInputs: Bool { laneCount != nil }
+    func lanes(of worker: Int) -> Int { laneCount ?? 1 }
+    func cancel(task: UInt64, on worker: Int) { cancelled.append((task, worker)) }
+
+    /// A scheduling slot's answer, input by input.
+    func outcomes(_ worker: Int, task: UInt64, _ pieces: [Either]) {
+        var writer = WireWriter()
+        Outcomes.begin(task: task, into: &writer)
+        for piece in pieces {
+            switch piece {
+            case .outputs(let outputs):
+                try! Outcomes.appendOutputs(count: outputs.count, into: &writer) { writer in
+                    try outputs.withUnsafeBufferPointer { try writer.encodeArray($0) }
+                }
+            case .failed(let failure):
+                Outcomes.appendFailure(failure, into: &writer)
+            }
+        }
+        push(writer, from: worker)
+    }
+
+    enum Either {
+        case outputs([Int])
+        case failed(OutcomeFailure)
     }
 
     func stop(worker: Int) { stops.append(worker) }
@@ -121,7 +164,9 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         WorkerProgress(at: words[worker]).reset()
     }
 
-    func identity(of worker: Int) -> WorkerDied { WorkerDied(pid: Int32(1000 + worker)) }
+    func identity(of worker: Int) -> WorkerDied {
+        laneCount == nil ? WorkerDied(pid: Int32(1000 + worker)) : WorkerDied(rank: worker + 1, host: "node\(worker + 1)")
+    }
 
     func kill(worker: Int) -> Bool {
         guard canReplaceWorkers else { return false }
@@ -130,7 +175,7 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     }
 
     func progress(of worker: Int) -> WorkerProgress? {
-        sharesProgress ? WorkerProgress(at: words[worker]) : nil
+        sharesProgress && laneCount == nil ? WorkerProgress(at: words[worker]) : nil
     }
     func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? { nil }
 
@@ -438,5 +483,170 @@ final class EngineTests: XCTestCase {
             return XCTFail("\(String(describing: submitted?.1.result))")
         }
         XCTAssertEqual(values, [7])
+    }
+
+    // MARK: slots that schedule inputs (an MPI worker rank with its own engine, `NodeScheduler`)
+
+    /// A scheduling slot gets bundles: at first a chunk per process it hosts, then, once it
+    /// answers fast, up to 64 chunks per process — so the engine's work per input falls — and
+    /// never more than two bundles at a time.
+    func testASchedulingSlotGetsBundlesThatGrowWithFastAnswers() throws {
+        let backend = ScriptedBackend(workers: 2)
+        backend.laneCount = 4
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, Array(0..<2_000), chunkSize: 1, timeout: 3)
+        _ = engine.step()
+        for worker in 0..<2 {
+            XCTAssertEqual(backend.chunks[worker].map(\.inputs.count), [4, 4], "worker \(worker)")
+            XCTAssertEqual(backend.bundles[worker].map(\.chunkSize), [1, 1])
+            XCTAssertEqual(backend.bundles[worker].first?.timeoutNanoseconds, 3_000_000_000)
+        }
+        var answered: Set<UInt64> = []
+        var rounds = 0
+        while outcome.result == nil && rounds < 200 {
+            rounds += 1
+            for worker in 0..<2 {
+                for chunk in backend.chunks[worker] where !answered.contains(chunk.task) {
+                    answered.insert(chunk.task)
+                    backend.reply(worker, task: chunk.task, outputs: chunk.inputs)
+                }
+            }
+            now += 50_000
+            _ = engine.step()
+        }
+        guard case .success(let values)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertEqual(values, Array(0..<2_000))
+        let sizes = backend.chunks.flatMap { $0.map(\.inputs.count) }
+        XCTAssertEqual(sizes.max(), 4 * 64, "bundles grow to 64 chunks per process: \(sizes)")
+        XCTAssertLessThan(sizes.count, 40, "2 000 inputs in few bundles: \(sizes)")
+        XCTAssertEqual(outcome.calls, 1)
+    }
+
+    /// A bundle answered input by input: the inputs that ran are delivered, each failed input
+    /// fails alone with the error its slot reported (named with its rank and host, the pid of
+    /// the process it ran in), and the inputs the answer does not cover run again.
+    func testOutcomesChargeExactlyTheInputsThatFailed() throws {
+        let backend = ScriptedBackend(workers: 1)
+        backend.laneCount = 3
+        let engine = engine(backend)
+        _ = try stream(engine, Array(0..<3))
+        _ = engine.step()
+        XCTAssertEqual(backend.chunks[0].map(\.inputs), [[0, 1, 2]])
+        // A quick answer: the next bundle carries two chunks per process.
+        backend.reply(0, task: 1, outputs: [0, 1, 2])
+        now += 10_000
+        _ = engine.step()
+        let big = try stream(engine, Array(0..<6))
+        _ = engine.step()
+        guard let chunk = backend.chunks[0].last, chunk.inputs == Array(0..<6) else {
+            return XCTFail("\(backend.chunks[0])")
+        }
+        backend.outcomes(
+            0, task: chunk.task,
+            [
+                .outputs([0, 1]), .failed(OutcomeFailure(kind: .died, pid: 4242, signal: 11)), .outputs([3]),
+                .failed(OutcomeFailure(kind: .threw, typeName: "Boom", message: "boom 4", pid: 4243)),
+            ])
+        now += 10_000
+        _ = engine.step()
+        // Input 5, not covered by the answer, is sent again.
+        XCTAssertEqual(backend.chunks[0].last?.inputs, [5])
+        backend.reply(0, task: backend.chunks[0].last!.task, outputs: [5])
+        _ = engine.step()
+        var results: [String] = []
+        while let piece = big.take() {
+            switch piece {
+            case .outputs(let outputs): results += outputs.map { "\($0)" }
+            case .failure(let error as WorkerDied, _):
+                results.append("died \(error.inputIndex ?? -1) pid \(error.pid ?? 0) signal \(error.signal ?? 0) rank \(error.rank ?? 0)")
+            case .failure(let error as RemoteError, _):
+                results.append("threw \(error.inputIndex) \(error.message) on \(error.host ?? "?")")
+            case .failure(let error, _): results.append("other \(error)")
+            }
+        }
+        XCTAssertEqual(results, ["0", "1", "died 2 pid 4242 signal 11 rank 1", "3", "threw 4 boom 4 on node1", "5"])
+    }
+
+    /// The call's retry policy applies to an input a scheduling slot reports failed: it runs
+    /// again (alone), and the call succeeds.
+    func testAFailedInputOfABundleIsRetriedByTheCallsPolicy() throws {
+        let backend = ScriptedBackend(workers: 1)
+        backend.laneCount = 2
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, [0, 1], chunkSize: 1, retry: RetryPolicy(attempts: 2, on: [.workerDied], backoff: 0))
+        _ = engine.step()
+        let task = backend.chunks[0][0].task
+        backend.outcomes(0, task: task, [.outputs([0]), .failed(OutcomeFailure(kind: .died, pid: 7, signal: 9))])
+        now += 10_000
+        _ = engine.step()
+        XCTAssertNil(outcome.result)
+        XCTAssertEqual(backend.chunks[0].last?.inputs, [1])
+        backend.reply(0, task: backend.chunks[0].last!.task, outputs: [1])
+        _ = engine.step()
+        guard case .success(let values)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertEqual(values, [0, 1])
+    }
+
+    /// Cancelling a call asks each scheduling slot holding its inputs to cancel that bundle
+    /// (rank 0 cannot kill a rank); the call fails once, as cancelled; the slot's late answer
+    /// is dropped and the slot takes new work.
+    func testCancellingACallAsksItsSchedulingSlotsToCancel() throws {
+        let backend = ScriptedBackend(workers: 2)
+        backend.laneCount = 1
+        let engine = engine(backend)
+        let (job, outcome) = try batch(engine, [0, 1, 2, 3], chunkSize: 1)
+        _ = engine.step()
+        let tasks = backend.chunks.map { $0.map(\.task) }
+        XCTAssertEqual(tasks.map(\.count), [2, 2])
+        engine.cancel(job)
+        _ = engine.step()
+        XCTAssertEqual(backend.cancelled.map(\.task).sorted(), tasks.flatMap { $0 }.sorted())
+        guard case .failure(let error as PoolError)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertEqual(error.code, .cancelled)
+        for worker in 0..<2 {
+            for task in tasks[worker] {
+                backend.outcomes(worker, task: task, [.failed(OutcomeFailure(kind: .cancelled, message: "the call was cancelled"))])
+            }
+        }
+        _ = engine.step()
+        XCTAssertEqual(outcome.calls, 1)
+        let (_, next) = try batch(engine, [9], chunkSize: 1)
+        _ = engine.step()
+        guard let worker = (0..<2).first(where: { backend.chunks[$0].last?.inputs == [9] }) else {
+            return XCTFail("input 9 was not sent: \(backend.chunks)")
+        }
+        backend.reply(worker, task: backend.chunks[worker].last!.task, outputs: [9])
+        _ = engine.step()
+        guard case .success(let values)? = next.result else { return XCTFail("\(String(describing: next.result))") }
+        XCTAssertEqual(values, [9])
+    }
+
+    /// A time limit is the scheduling slot's to apply (it knows when each input starts): the
+    /// engine never gives up on a bundle for running long.
+    func testASchedulingSlotsBundleIsNeverGivenUpForItsTimeLimit() throws {
+        let backend = ScriptedBackend(workers: 1)
+        backend.laneCount = 2
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, [0, 1], chunkSize: 1, timeout: 0.5)
+        _ = engine.step()
+        now += 5_000_000_000
+        _ = engine.step()
+        XCTAssertNil(outcome.result)
+        let task = backend.chunks[0][0].task
+        backend.outcomes(0, task: task, [.outputs([0]), .failed(OutcomeFailure(kind: .timedOut, pid: 31, seconds: 0.5))])
+        _ = engine.step()
+        guard case .failure(let error as TaskTimedOut)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertEqual(error.inputIndex, 1)
+        XCTAssertEqual(error.pid, 31)
+        XCTAssertEqual(error.rank, 1)
+    }
+
+    /// The engine-cost probe runs a map through scheduling slots (bundles answered inline)
+    /// and checks every result, as it does through per-process slots.
+    func testTheEngineProbeRunsBundlesToSchedulingSlots() throws {
+        for lanes in [nil, 1, 4] {
+            let cost = try EngineCostProbe.nanosecondsPerTask(tasks: 5_000, chunkSize: 1, workers: 3, repetitions: 1, lanes: lanes)
+            XCTAssertGreaterThan(cost, 0, "lanes \(String(describing: lanes))")
+        }
     }
 }

@@ -10,12 +10,17 @@ import Glibc
 @_spi(Diagnostics)
 public enum EngineCostProbe {
     /// Nanoseconds of this thread's CPU time per input for a map of `tasks` integer squares at
-    /// `chunkSize` over `workers` slots (median of `repetitions`); checks the results.
-    public static func nanosecondsPerTask(tasks: Int, chunkSize: Int, workers: Int, repetitions: Int) throws -> Double {
+    /// `chunkSize` over `workers` slots (median of `repetitions`); checks the results. With
+    /// `lanes`, each slot is a scheduling slot of that many processes (an MPI rank that
+    /// schedules its local workers, `RankScheduling.node`): the engine sends it bundles, which it
+    /// answers inline, whole.
+    public static func nanosecondsPerTask(
+        tasks: Int, chunkSize: Int, workers: Int, repetitions: Int, lanes: Int? = nil
+    ) throws -> Double {
         var costs: [Double] = []
         let inputs = Array(0..<tasks)
         for _ in 0..<max(1, repetitions) {
-            let backend = InlineBackend(workers: workers)
+            let backend = InlineBackend(workers: workers, lanes: lanes)
             let engine = PoolEngine(backend: backend, maxTasksPerChild: nil, initializer: nil)
             let outcome = Completion<[Int]>()
             let job = BatchJob<SquareProbe>(
@@ -62,16 +67,37 @@ final class InlineBackend: PoolBackend, @unchecked Sendable {
     private let runtimes: [WorkerRuntime]
     private var replies: [(worker: Int, bytes: [UInt8])] = []
     private var scratch = WireWriter(capacity: 64)
+    private let laneCount: Int?
 
-    init(workers: Int) {
+    init(workers: Int, lanes: Int? = nil) {
         workerCount = workers
+        laneCount = lanes
         runtimes = (0..<workers).map { _ in WorkerRuntime() }
     }
+
+    var schedulesInputs: Bool { laneCount != nil }
+    func lanes(of worker: Int) -> Int { laneCount ?? 1 }
 
     func start() throws {}
 
     func send(_ message: inout WireWriter, to worker: Int) {
         let runtime = runtimes[worker]
+        let isBundle = MessageBuffer.withPayload(message) { $0.first == MasterMessage.bundle.rawValue }
+        if isBundle {
+            // A scheduling slot's bundle, run whole as one chunk: its header without the chunk
+            // size and the time limit.
+            MessageBuffer.withPayload(message) { payload in
+                var reader = WireReader(payload)
+                _ = try? reader.read(UInt8.self)
+                let task = (try? reader.read(UInt64.self)) ?? 0
+                let function = (try? reader.read(UInt32.self)) ?? 0
+                _ = try? reader.read(UInt32.self)
+                _ = try? reader.read(UInt64.self)
+                MasterCodec.beginChunk(task: task, function: function, into: &scratch)
+                scratch.writeRaw(UnsafeRawBufferPointer(rebasing: payload[reader.offset...]))
+            }
+            swap(&scratch, &message)
+        }
         let action = MessageBuffer.withPayload(message) { runtime.handle($0) }
         if case .none = action { return }
         replies.append((worker, MessageBuffer.withPayload(runtime.reply) { Array($0) }))

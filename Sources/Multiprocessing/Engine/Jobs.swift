@@ -76,6 +76,11 @@ class Job: @unchecked Sendable {
     var hasFreshInput: Bool { false }
     /// Takes the next fresh chunk.
     func takeFresh() -> InputSpan? { nil }
+    /// Takes up to `limit` fresh inputs (at least a chunk), for a worker that schedules inputs
+    /// itself (`MasterMessage.bundle`); by default one chunk.
+    func takeFresh(upTo limit: Int) -> InputSpan? { takeFresh() }
+    /// The call's chunk size: how many inputs a worker runs as one task.
+    var inputsPerChunk: Int { 1 }
     /// Whether the job still takes work (a failed map takes none).
     var wantsWork: Bool { !finished }
     /// Encodes the inputs of `span` into `writer`.
@@ -111,6 +116,15 @@ class Job: @unchecked Sendable {
             return again.remove(at: position).span
         }
         return takeFresh()
+    }
+
+    /// `takeSpan(now:)` for a worker that schedules inputs itself: up to `limit` fresh inputs.
+    func takeSpan(now: UInt64, upTo limit: Int) -> InputSpan? {
+        guard wantsWork else { return nil }
+        if let position = again.firstIndex(where: { $0.notBefore <= now }) {
+            return again.remove(at: position).span
+        }
+        return takeFresh(upTo: limit)
     }
 
     /// When the earliest waiting retry becomes due (nil: none waits).
@@ -206,10 +220,14 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override var wantsWork: Bool { !finished && failure == nil }
     override var hasFreshInput: Bool { nextStart < available.load(ordering: .acquiring) }
 
-    override func takeFresh() -> InputSpan? {
+    override func takeFresh() -> InputSpan? { takeFresh(upTo: chunkSize) }
+
+    override var inputsPerChunk: Int { chunkSize }
+
+    override func takeFresh(upTo limit: Int) -> InputSpan? {
         let ready = available.load(ordering: .acquiring)
         guard nextStart < ready else { return nil }
-        let span = InputSpan(first: nextStart, count: min(chunkSize, ready - nextStart))
+        let span = InputSpan(first: nextStart, count: min(max(limit, chunkSize), ready - nextStart))
         nextStart = span.end
         return span
     }
@@ -325,12 +343,19 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
         return pulled - consumedNow < window
     }
 
-    override func takeFresh() -> InputSpan? {
+    override func takeFresh() -> InputSpan? { takeFresh(upTo: chunkSize) }
+
+    override var inputsPerChunk: Int { chunkSize }
+
+    override func takeFresh(upTo limit: Int) -> InputSpan? {
         guard hasFreshInput else { return nil }
+        // Never past the window: the consumer's back-pressure holds for bundles too.
+        let room = window - (pulled - lock.withLock { consumed })
+        let wanted = max(chunkSize, min(limit, room))
         var inputs: [F.Input] = []
-        inputs.reserveCapacity(chunkSize)
-        while inputs.count < chunkSize, let next = source.next() { inputs.append(next) }
-        if inputs.count < chunkSize { markSourceDone(total: pulled + inputs.count) }
+        inputs.reserveCapacity(wanted)
+        while inputs.count < wanted, let next = source.next() { inputs.append(next) }
+        if inputs.count < wanted { markSourceDone(total: pulled + inputs.count) }
         guard !inputs.isEmpty else {
             finishIfResolved()
             return nil

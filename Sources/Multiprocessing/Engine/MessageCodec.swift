@@ -23,6 +23,11 @@ enum MasterMessage: UInt8 {
     /// relayed by the rank (`ObjectRequestRelay`); read by the task's object call, never by
     /// the serve loop.
     case objectReply = 6
+    /// Inputs for a worker that schedules them itself on its own workers (an MPI worker rank,
+    /// `NodeScheduler`): task id, function id, the call's chunk size (`UInt32`) and time limit
+    /// per input (`UInt64` ns, 0: none), then the inputs. Answered with one `result` for them
+    /// all, or with `outcomes` when some failed.
+    case bundle = 7
 }
 
 enum WorkerMessage: UInt8 {
@@ -33,6 +38,8 @@ enum WorkerMessage: UInt8 {
     /// A task's request to rank 0's object service, from a worker rank's local worker to its
     /// rank, which forwards it (`RankRelay`); never reaches the engine.
     case objectRequest = 5
+    /// A bundle's answer input by input (`Outcomes`), when some of its inputs failed.
+    case outcomes = 6
 }
 
 /// Why (part of) a chunk failed in a worker.
@@ -88,6 +95,18 @@ enum MasterCodec {
         writer.write(function)
     }
 
+    /// A bundle's header; the inputs follow (written by the job).
+    static func beginBundle(
+        task: UInt64, function: UInt32, chunkSize: Int, timeoutNanoseconds: UInt64?, into writer: inout WireWriter
+    ) {
+        MessageBuffer.begin(&writer)
+        writer.write(MasterMessage.bundle.rawValue)
+        writer.write(task)
+        writer.write(function)
+        writer.write(UInt32(clamping: chunkSize))
+        writer.write(timeoutNanoseconds ?? 0)
+    }
+
     static func stop(into writer: inout WireWriter) {
         MessageBuffer.begin(&writer)
         writer.write(MasterMessage.stop.rawValue)
@@ -112,6 +131,8 @@ enum WorkerReply {
     /// The input at `index` in the chunk failed; `outputs` holds the outputs of the `index`
     /// inputs before it (the rest did not run).
     case failure(task: UInt64, index: Int, kind: FailureKind, typeName: String, message: String, outputs: WireReader)
+    /// A bundle's inputs, some failed: its pieces in input order (`Outcomes.pieces`).
+    case outcomes(task: UInt64, pieces: WireReader)
     /// The worker acknowledged `stop` and is leaving.
     case stopped
     /// A swift-log record logged in a task.
@@ -132,6 +153,9 @@ enum WorkerReply {
             let typeName = try reader.read(String.self)
             let message = try reader.read(String.self)
             return .failure(task: task, index: index, kind: failure, typeName: typeName, message: message, outputs: reader)
+        case .outcomes:
+            let task = try reader.read(UInt64.self)
+            return .outcomes(task: task, pieces: reader)
         case .stopped:
             return .stopped
         case .log:
@@ -166,6 +190,7 @@ enum WorkerReply {
     /// Whether `bytes` (without headroom) answers a chunk (`result` or `failure`).
     static func isAnswer(_ bytes: UnsafeRawBufferPointer) -> Bool {
         bytes.first == WorkerMessage.result.rawValue || bytes.first == WorkerMessage.failure.rawValue
+            || bytes.first == WorkerMessage.outcomes.rawValue
     }
 }
 

@@ -60,6 +60,23 @@ protocol PoolBackend: AnyObject {
     /// them other than through `progress(of:)` (a worker rank relays its local worker's);
     /// nil otherwise.
     func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)?
+    /// Whether each slot is a scheduler of several processes rather than one process (an MPI
+    /// worker rank hosting local workers, `NodeScheduler`): the engine then sends a slot
+    /// `bundle`s of many inputs, which the slot hands out a chunk at a time to its processes;
+    /// the slot answers input by input (`outcomes`), applies the call's time limit to each input
+    /// itself, replaces its own processes (`maxTasksPerChild` too) and cancels on `cancel`.
+    var schedulesInputs: Bool { get }
+    /// How many processes run a slot's inputs at once (1 unless `schedulesInputs`).
+    func lanes(of worker: Int) -> Int
+    /// Asks a scheduling slot to drop what it holds of task `task` (a cancelled call): inputs
+    /// not started fail as cancelled, a process running one is killed; the slot still answers
+    /// the task.
+    func cancel(task: UInt64, on worker: Int)
+    /// How many worker processes the pool has (`Pool.processes`): the slots, or the processes
+    /// behind them.
+    var processCount: Int { get }
+    /// Which process is in each worker place (pid, rank, host).
+    func placements() -> [WorkerPlacement]
     /// Sends shared segments' descriptors to `worker`, ahead of the messages that mention them.
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws
     /// Ends every worker: delivers messages still queued (the `stop`s), waits up to
@@ -69,6 +86,16 @@ protocol PoolBackend: AnyObject {
 }
 
 extension PoolBackend {
+    var schedulesInputs: Bool { false }
+    func lanes(of worker: Int) -> Int { 1 }
+    func cancel(task: UInt64, on worker: Int) {}
+    var processCount: Int { workerCount }
+    func placements() -> [WorkerPlacement] {
+        (0..<workerCount).map { slot in
+            let identity = self.identity(of: slot)
+            return WorkerPlacement(slot: slot, pid: identity.pid, rank: identity.rank, host: identity.host)
+        }
+    }
     func flush() {}
     /// A local worker answers within this: the rings wake it at once.
     var pipelineNanoseconds: Int64 { 200_000 }

@@ -146,12 +146,7 @@ final class PoolEngine: @unchecked Sendable {
         return placementAnswer
     }
 
-    private func currentPlacement() -> [WorkerPlacement] {
-        (0..<backend.workerCount).map { slot in
-            let identity = backend.identity(of: slot)
-            return WorkerPlacement(slot: slot, pid: identity.pid, rank: identity.rank, host: identity.host)
-        }
-    }
+    private func currentPlacement() -> [WorkerPlacement] { backend.placements() }
 
     // MARK: the engine thread
 
@@ -182,7 +177,8 @@ final class PoolEngine: @unchecked Sendable {
                     timeout = min(timeout, timer > now ? Int64(timer - now) : 0)
                 }
                 if busy || timer != nil {
-                    backend.pace(replyEvery: workers.replyInterval(now: monotonicNanoseconds()))
+                    backend.pace(
+                        replyEvery: workers.replyInterval(now: monotonicNanoseconds(), smoothed: backend.schedulesInputs))
                     backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: timeout) {
                         hasIntake.load(ordering: .sequentiallyConsistent)
                     }
@@ -310,6 +306,11 @@ final class PoolEngine: @unchecked Sendable {
         for job in cancelled {
             job.failAll(PoolError(.cancelled, "the call was cancelled"))
             for worker in workers.indices where workers[worker].tasks.contains(where: { ledger[$0]?.job === job }) {
+                if backend.schedulesInputs {
+                    // The slot cancels its share and still answers each task (dropped then).
+                    for id in workers[worker].tasks where ledger[id]?.job === job { backend.cancel(task: id, on: worker) }
+                    continue
+                }
                 guard let running = runningTask(on: worker) else { continue }
                 _ = withdraw(from: worker)
                 if running.job === job, backend.kill(worker: worker) {
@@ -329,6 +330,7 @@ final class PoolEngine: @unchecked Sendable {
         var progressed = false
         var sentThisPass = true
         var idleOnly = true
+        let bundling = backend.schedulesInputs
         while sentThisPass || idleOnly {
             if !sentThisPass { idleOnly = false }
             sentThisPass = false
@@ -337,14 +339,17 @@ final class PoolEngine: @unchecked Sendable {
                 if idleOnly && held > 0 { continue }
                 if workers[worker].retiring || workers[worker].exclusive
                     || held
-                        >= workers.depth(
-                            for: worker, lateReplyBytes: backend.lateReplyBytes,
-                            pipelineNanoseconds: backend.pipelineNanoseconds)
+                        >= (bundling
+                            ? Self.bundlesInFlight
+                            : workers.depth(
+                                for: worker, lateReplyBytes: backend.lateReplyBytes,
+                                pipelineNanoseconds: backend.pipelineNanoseconds))
                     || !backend.canAccept(worker: worker)
                 {
                     continue
                 }
-                if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit { continue }
+                // A scheduling slot retires its own processes.
+                if !bundling, let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit { continue }
                 let idle = held == 0
                 guard let job = jobs.first(where: { $0.hasSpan(now: now) && (!$0.exclusive || idle) }) else { continue }
                 if send(job, to: worker, now: now) {
@@ -426,8 +431,16 @@ final class PoolEngine: @unchecked Sendable {
             job.failAll(broken)
             return true
         }
-        guard let span = job.takeSpan(now: now) else { return false }
-        MasterCodec.beginChunk(task: ledger.upcomingID, function: job.function.id, into: &writer)
+        let bundling = backend.schedulesInputs
+        guard let span = bundling ? job.takeSpan(now: now, upTo: bundleSize(for: worker, job: job)) : job.takeSpan(now: now)
+        else { return false }
+        if bundling {
+            MasterCodec.beginBundle(
+                task: ledger.upcomingID, function: job.function.id, chunkSize: job.inputsPerChunk,
+                timeoutNanoseconds: job.options.timeoutNanoseconds, into: &writer)
+        } else {
+            MasterCodec.beginChunk(task: ledger.upcomingID, function: job.function.id, into: &writer)
+        }
         do {
             let (_, segments) = try AttachmentContext.collecting { try job.encode(span, into: &writer) }
             if !segments.isEmpty {
@@ -448,13 +461,28 @@ final class PoolEngine: @unchecked Sendable {
         workers[worker].tasks.append(task.id)
         if job.exclusive { workers[worker].exclusive = true }
         workers[worker].tasksAssigned += 1
-        if let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit {
+        if !bundling, let limit = maxTasksPerChild, workers[worker].tasksAssigned >= limit {
             // After its last allowed task, a worker is told to stop; it is replaced when it exits.
             workers[worker].retiring = true
             backend.stop(worker: worker)
         }
         return true
     }
+
+    /// A scheduling slot (`PoolBackend.schedulesInputs`) holds this many bundles: one its
+    /// processes run, one that arrives meanwhile.
+    static let bundlesInFlight = 2
+
+    /// How many inputs a bundle for a scheduling slot carries: `chunksPerLane` chunks for each
+    /// of its processes (`bundleChunksPerLane`) — so the engine's cost per input falls with the
+    /// number of inputs per bundle, and the slot still hands them out a chunk at a time (the
+    /// balance of the call's chunk size).
+    private func bundleSize(for worker: Int, job: Job) -> Int {
+        job.inputsPerChunk * max(1, backend.lanes(of: worker)) * workers[worker].bundleChunksPerLane
+    }
+
+    /// The longest a slot's bundle should take, about: two of the backend's round trips.
+    private var bundleTarget: Double { 2 * Double(backend.pipelineNanoseconds) }
 
     // MARK: where each worker is
 
@@ -529,7 +557,8 @@ final class PoolEngine: @unchecked Sendable {
     /// Kills the workers whose running input is past its job's time limit (withdrawing what
     /// waits behind it first); notes when the next limit falls due.
     private func enforceTimeLimits(now: UInt64) -> Bool {
-        guard jobs.contains(where: { $0.options.timeoutNanoseconds != nil }) else { return false }
+        // A scheduling slot applies each input's limit itself (the bundle carries it).
+        guard !backend.schedulesInputs, jobs.contains(where: { $0.options.timeoutNanoseconds != nil }) else { return false }
         var acted = false
         for worker in workers.indices where !workers[worker].tasks.isEmpty && workers[worker].killedFor == nil {
             guard let running = runningTask(on: worker), let job = running.job, !job.finished,
@@ -621,7 +650,9 @@ final class PoolEngine: @unchecked Sendable {
                 return
             }
             noteReply(id, from: worker, bytes: outputs.remaining, now: now)
-            guard let task = ledger.settle(id, from: worker), let job = task.job, job.wantsWork else { return }
+            guard let task = ledger.settle(id, from: worker), let job = task.job else { return }
+            noteBundle(task, from: worker)
+            guard job.wantsWork else { return }
             do {
                 try job.deliver(task.span, outputs: &outputs)
                 job.forgetHistory(task.span)
@@ -632,6 +663,12 @@ final class PoolEngine: @unchecked Sendable {
                     : PoolError(.encoding, "cannot decode results of \(job.function.typeName): \(error)")
                 for index in task.span.first..<task.span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
             }
+        case .outcomes(let id, var pieces):
+            noteReply(id, from: worker, bytes: pieces.remaining, now: now)
+            guard let task = ledger.settle(id, from: worker), let job = task.job else { return }
+            noteBundle(task, from: worker)
+            guard job.wantsWork else { return }
+            settleOutcomes(of: task, job: job, &pieces, from: worker, now: now)
         case .failure(let id, let index, let kind, let typeName, let message, var outputs):
             if id == 0 {
                 // The initializer threw: the pool cannot work.
@@ -671,6 +708,72 @@ final class PoolEngine: @unchecked Sendable {
                 for input in span.first..<span.end { job.inputFailed(input, error: failure, as: nil, now: now) }
             }
         }
+    }
+
+    /// For a scheduling slot, after an answer: bundles grow (doubling, up to 64 chunks per
+    /// process) while a full one is answered in under half of `bundleTarget` — the time then
+    /// goes to the round trip, not to the work — and shrink (halving, down to one chunk per
+    /// process) when one takes more than twice as long: long tasks are sent a chunk per process,
+    /// so that nothing waits behind them at the slot while another slot is idle.
+    private func noteBundle(_ task: TaskLedger.Task, from worker: Int) {
+        guard backend.schedulesInputs, let job = task.job else { return }
+        let perChunk = max(1, job.inputsPerChunk)
+        let chunks = (task.span.count + perChunk - 1) / perChunk
+        let lanes = max(1, backend.lanes(of: worker))
+        let current = workers[worker].bundleChunksPerLane
+        let took = workers[worker].lastServiceNanoseconds
+        if took > 2 * bundleTarget {
+            workers[worker].bundleChunksPerLane = max(1, current / 2)
+        } else if took < bundleTarget / 2, chunks >= current * lanes {
+            workers[worker].bundleChunksPerLane = min(Self.maxBundleChunksPerLane, current * 2)
+        }
+    }
+
+    /// The most chunks per process a bundle carries.
+    static let maxBundleChunksPerLane = 64
+
+    /// A bundle answered input by input (`Outcomes`): the runs that succeeded are delivered,
+    /// each failed input fails alone with what the slot said (its retry policy applies), and
+    /// inputs the answer does not cover run again.
+    private func settleOutcomes(of task: TaskLedger.Task, job: Job, _ reader: inout WireReader, from worker: Int, now: UInt64) {
+        let span = task.span
+        let pieces: [Outcomes.Piece]
+        do {
+            pieces = try Outcomes.pieces(&reader)
+        } catch {
+            let failure = PoolError(.protocolViolation, "a worker answered a bundle unreadably: \(error)")
+            for index in span.first..<span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
+            return
+        }
+        var spans: [InputSpan] = []
+        var position = span.first
+        for piece in pieces where position < span.end {
+            let count = min(piece.count, span.end - position)
+            spans.append(InputSpan(first: position, count: count))
+            position += count
+        }
+        let rest = InputSpan(first: position, count: span.end - position)
+        job.split(span, into: (spans + [rest]).filter { $0.count > 0 })
+        let identity = backend.identity(of: worker)
+        for (piece, part) in zip(pieces, spans) {
+            switch piece {
+            case .outputs(_, let bytes):
+                var outputs = WireReader(bytes)
+                do {
+                    try job.deliver(part, outputs: &outputs)
+                    job.forgetHistory(part)
+                } catch {
+                    let failure: any Error =
+                        error is PoolError || error is CheckpointError
+                        ? error : PoolError(.encoding, "cannot decode results of \(job.function.typeName): \(error)")
+                    for index in part.first..<part.end { job.inputFailed(index, error: failure, as: nil, now: now) }
+                }
+            case .failed(let failure):
+                let (error, kind) = failure.error(inputIndex: part.first, worker: identity)
+                job.inputFailed(part.first, error: error, as: kind, now: now)
+            }
+        }
+        job.runAgain(rest)
     }
 
     /// `span` around position `position`: the inputs before it, it, and those after it.
@@ -760,9 +863,9 @@ final class PoolEngine: @unchecked Sendable {
             return
         }
         do {
-            ForkGuard.leaveActivity()
-            defer { ForkGuard.enterActivity() }
-            try backend.replace(worker: worker)
+            // Out of this thread's fork activity while it forks (a worker rank's engine,
+            // `NodeScheduler`, may be stepped by a thread that holds none).
+            try ForkGuard.whileBlocked { try backend.replace(worker: worker) }
         } catch {
             breakPool(PoolError(.startFailed, "cannot start a replacement worker: \(error)"))
         }

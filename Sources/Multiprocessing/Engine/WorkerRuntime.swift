@@ -89,6 +89,8 @@ final class WorkerRuntime {
             return .none
         case .objectReply:
             return .none // an answer nobody waits for any more (its task ended)
+        case .bundle:
+            return .none // only a backend whose workers schedule inputs sends bundles (`NodeScheduler`)
         }
     }
 

@@ -18,6 +18,8 @@ struct WorkerTable {
         var serviceNanoseconds: Double = 0
         /// The last time between two replies (or from dispatch to the first).
         var lastServiceNanoseconds: Double = 0
+        /// For a scheduling slot: how many chunks per process its next bundle carries.
+        var bundleChunksPerLane = 1
         /// The length of the worker's last result (see `PoolBackend.lateReplyBytes`).
         var lastReplyBytes = 0
         var sentSegments: Set<SegmentID> = []
@@ -90,10 +92,13 @@ struct WorkerTable {
     /// recent time between replies (the smaller of the moving average and the last interval,
     /// so one quick reply after long tasks counts at once) — or, when a worker has been
     /// silent longer than that (or has no history yet), how long it has been silent.
-    func replyInterval(now: UInt64) -> Int64 {
+    /// `smoothed` (slots that schedule inputs, answering bundles): the moving average alone —
+    /// two bundles answered back to back say nothing of how soon the next answer comes.
+    func replyInterval(now: UInt64, smoothed: Bool = false) -> Int64 {
         var shortest = Double.infinity
         for slot in slots where !slot.tasks.isEmpty {
-            let recent = slot.serviceNanoseconds > 0 ? min(slot.serviceNanoseconds, slot.lastServiceNanoseconds) : 0
+            let average = slot.serviceNanoseconds
+            let recent = average > 0 ? (smoothed ? average : min(average, slot.lastServiceNanoseconds)) : 0
             let silent = Double(now &- slot.lastReply)
             shortest = min(shortest, max(recent, silent))
         }

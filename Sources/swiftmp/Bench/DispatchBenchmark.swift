@@ -14,7 +14,9 @@ import Glibc
 /// `rank0_cpu_share` (rank 0's CPU time ÷ wall time: near 1, rank 0 is the bottleneck), and
 /// `apply_hot_us`, the hot `apply` round trip in the same pool (median of 1000), and
 /// `engine_cpu_us_per_task`, the engine's own CPU time per task with no transport
-/// (`EngineCostProbe`: the same map driven inline) — the floor under rank 0's cost.
+/// (`EngineCostProbe`: the same map driven inline) — the floor under rank 0's cost — and
+/// `engine_node_cpu_us_per_task`, the same with node scheduling (one slot per worker rank
+/// answering bundles, `RankScheduling.node`).
 struct DispatchBenchmark {
     var pool: Pool
     var tasks = 100_000
@@ -54,6 +56,13 @@ struct DispatchBenchmark {
                 tasks: tasks, chunkSize: chunkSize, workers: pool.processes,
                 repetitions: repetitions) / 1000
         let worldSize = getenv("OMPI_COMM_WORLD_SIZE").flatMap { Int(String(cString: $0)) } ?? 1
+        // The same with node scheduling: one slot per worker rank, bundles of inputs, each
+        // rank's share of the processes as its lanes (what rank 0's engine pays then).
+        let ranks = max(1, worldSize - 1)
+        let engineNode =
+            try EngineCostProbe.nanosecondsPerTask(
+                tasks: tasks, chunkSize: chunkSize, workers: ranks, repetitions: repetitions,
+                lanes: max(1, pool.processes / ranks)) / 1000
         let name = "dispatch.ranks_\(max(0, worldSize - 1)).processes_\(pool.processes).chunk_\(chunkSize)"
         emit(
             Figure(
@@ -66,6 +75,7 @@ struct DispatchBenchmark {
                     "tasks": Double(tasks),
                     "apply_hot_us": Measure.median(trips),
                     "engine_cpu_us_per_task": engine,
+                    "engine_node_cpu_us_per_task": engineNode,
                 ]))
     }
 }

@@ -251,9 +251,22 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func poll(_ handler: (BackendEvent) -> Void) -> Bool {
         pollRaw(
             decoding: true,
-            message: { slot, bytes in handler(.decoding(bytes, from: slot)) },
-            ended: { slot, exit in handler(.ended(worker: slot, exit)) })
+            message: { slot, bytes in
+                if let intercept, intercept(slot, bytes) { return }
+                handler(.decoding(bytes, from: slot))
+            },
+            ended: { slot, exit in
+                observeEnd?(slot, exit)
+                handler(.ended(worker: slot, exit))
+            })
     }
+
+    /// Set by a worker rank that runs an engine over these workers (`NodeScheduler`): sees each
+    /// worker message before the engine and takes those that are not the engine's (a task's
+    /// object request, a log record: relayed to rank 0) by returning true.
+    var intercept: ((Int, UnsafeRawBufferPointer) -> Bool)?
+    /// Set with `intercept`: learns of each worker's end before the engine.
+    var observeEnd: ((Int, ChildExit) -> Void)?
 
     /// `poll` without decoding: each worker message as bytes (without its frame header), and
     /// each worker's end (after every message it wrote). A worker rank relays both to rank 0

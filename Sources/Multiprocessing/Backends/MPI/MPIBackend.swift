@@ -54,6 +54,16 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         var stopSent = false
     }
     private var slots: [Slot]
+    /// How the ranks schedule (`RankScheduling`): with `.node` each slot is a whole rank, which
+    /// runs its own engine over its local workers (`NodeScheduler`) and gets bundles.
+    let scheduling: RankScheduling
+    /// Per slot: how many local workers run its inputs (1 per slot when relaying).
+    private let laneCounts: [Int]
+    /// With `.node`: per slot, the pid of each local worker (`started`), for `placements()`
+    /// and log records.
+    private var localPids: [[pid_t?]]
+    /// `maxTasksPerChild`, applied by the ranks themselves with `.node`.
+    private let maxTasksPerChild: Int?
     /// The ranks the pool uses, in order, with their first slot and slot count.
     private let ranks: [(rank: Int, first: Int, count: Int)]
     /// Rank → index in `ranks` (-1: not in the pool).
@@ -76,8 +86,12 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// Leases the job's worker ranks' local workers for a new pool: `perRank` on each (nil:
     /// `SWIFTMP_PROCESSES_PER_RANK` from rank 0's environment, else each rank's default,
     /// `RankRelay.defaultLocalWorkers`), at most `limit` in all.
-    init(limit: Int?, perRank: Int?, tagOutput: Bool? = nil) throws {
+    init(
+        limit: Int?, perRank: Int?, tagOutput: Bool? = nil, scheduling: RankScheduling? = nil,
+        maxTasksPerChild: Int? = nil
+    ) throws {
         self.tagOutput = OutputTagging.isEnabled(option: tagOutput)
+        self.maxTasksPerChild = maxTasksPerChild
         var perRank = perRank
         if perRank == nil, let text = getenv("SWIFTMP_PROCESSES_PER_RANK").map({ String(cString: $0) }) {
             guard let value = Int(text), value >= 1, value <= 4096 else {
@@ -88,18 +102,32 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             }
             perRank = value
         }
+        let requested = try scheduling ?? RankScheduling.fromEnvironment()
         let wakeWord = self.wakeWord
         let lease = try service.openPool(limit: limit, perRank: perRank) { wakeWord.wake() }
         pool = lease.pool
         rootHost = lease.hosts[0]
+        let scheduling = requested ?? RankScheduling.automatic(localWorkers: lease.ranks.map(\.count))
+        self.scheduling = scheduling
         var slots: [Slot] = []
+        var lanes: [Int] = []
         var ranks: [(rank: Int, first: Int, count: Int)] = []
         var rankIndex = Array(repeating: -1, count: lease.hosts.count)
         for (rank, count) in lease.ranks {
             rankIndex[rank] = ranks.count
-            ranks.append((rank, slots.count, count))
-            for local in 0..<count { slots.append(Slot(rank: rank, local: local, host: lease.hosts[rank])) }
+            switch scheduling {
+            case .node:
+                ranks.append((rank, slots.count, 1))
+                slots.append(Slot(rank: rank, local: 0, host: lease.hosts[rank]))
+                lanes.append(count)
+            case .relay:
+                ranks.append((rank, slots.count, count))
+                for local in 0..<count { slots.append(Slot(rank: rank, local: local, host: lease.hosts[rank])) }
+                lanes += Array(repeating: 1, count: count)
+            }
         }
+        laneCounts = lanes
+        localPids = lanes.map { Array(repeating: nil, count: scheduling == .node ? $0 : 0) }
         self.slots = slots
         self.ranks = ranks
         self.rankIndex = rankIndex
@@ -108,26 +136,58 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         outboxes = Array(repeating: RelayBatch(pool: lease.pool, limit: MPIService.shortMessageBytes), count: ranks.count)
     }
 
+    var schedulesInputs: Bool { scheduling == .node }
+    func lanes(of worker: Int) -> Int { laneCounts[worker] }
+    var processCount: Int { laneCounts.reduce(0, +) }
+
+    func placements() -> [WorkerPlacement] {
+        guard scheduling == .node else {
+            return slots.indices.map { WorkerPlacement(slot: $0, pid: slots[$0].pid, rank: slots[$0].rank, host: slots[$0].host) }
+        }
+        var places: [WorkerPlacement] = []
+        for (slot, pids) in localPids.enumerated() {
+            for pid in pids { places.append(WorkerPlacement(slot: places.count, pid: pid, rank: slots[slot].rank, host: slots[slot].host)) }
+        }
+        return places
+    }
+
+    /// Asks a scheduling rank to cancel what it holds of `task`.
+    func cancel(task: UInt64, on worker: Int) {
+        guard scheduling == .node else { return }
+        RelayEnvelope.message(RelayEnvelope.Down.cancel.rawValue, pool: pool, local: 0, into: &scratch) { $0.write(task) }
+        sendControl(scratch, toRank: rankIndex[slots[worker].rank])
+    }
+
     var summary: String {
         let distinct = Set(ranks.map { slots[$0.first].host } + [rootHost]).sorted()
-        let counts = Set(ranks.map(\.count))
+        let counts = Set(ranks.indices.map { laneTotal(ofRank: $0) })
         let perRank =
             counts.count == 1
             ? "\(counts.first!) local worker\(counts.first! == 1 ? "" : "s") each"
-            : "local workers " + ranks.map { "\($0.count)" }.joined(separator: "+")
+            : "local workers " + ranks.indices.map { "\(laneTotal(ofRank: $0))" }.joined(separator: "+")
         let listed = ranks.map(\.rank)
         let contiguous = listed == Array((listed.first ?? 1)...(listed.last ?? 1))
         let which = contiguous ? "ranks \(listed.first ?? 1)…\(listed.last ?? 1)" : "ranks " + listed.map(String.init).joined(separator: ", ")
-        return "mpi, \(workerCount) worker\(workerCount == 1 ? "" : "s") on \(ranks.count) worker rank\(ranks.count == 1 ? "" : "s") "
-            + "(\(which), \(perRank)) on \(distinct.count) host\(distinct.count == 1 ? "" : "s") (\(distinct.joined(separator: ", ")))"
+        let scheduled = scheduling == .node ? ", each rank scheduling its own" : ""
+        return "mpi, \(processCount) worker\(processCount == 1 ? "" : "s") on \(ranks.count) worker rank\(ranks.count == 1 ? "" : "s") "
+            + "(\(which), \(perRank)\(scheduled)) on \(distinct.count) host\(distinct.count == 1 ? "" : "s") (\(distinct.joined(separator: ", ")))"
+    }
+
+    /// The local workers the rank at `index` hosts for this pool.
+    private func laneTotal(ofRank index: Int) -> Int {
+        (ranks[index].first..<(ranks[index].first + ranks[index].count)).reduce(0) { $0 + laneCounts[$1] }
     }
 
     /// Asks every rank of the pool to start its local workers (they answer `started`).
     func start() throws {
-        for (index, entry) in ranks.enumerated() {
-            RelayEnvelope.message(RelayEnvelope.Down.open.rawValue, pool: pool, local: 0, into: &scratch) { [tagOutput] in
-                $0.write(UInt32(entry.count))
+        for index in ranks.indices {
+            let count = laneTotal(ofRank: index)
+            RelayEnvelope.message(RelayEnvelope.Down.open.rawValue, pool: pool, local: 0, into: &scratch) {
+                [tagOutput, scheduling, maxTasksPerChild] in
+                $0.write(UInt32(count))
                 $0.write(UInt8(tagOutput ? 1 : 0))
+                $0.write(UInt8(scheduling == .node ? 1 : 0))
+                $0.write(UInt32(clamping: maxTasksPerChild ?? 0))
             }
             sendControl(scratch, toRank: index)
         }
@@ -248,6 +308,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         default:
             break
         }
+        if scheduling == .node {
+            relayedFromScheduler(up, body, fromRank: rank, slot: ranks[index].first, local: local, handler)
+            return
+        }
         guard local < ranks[index].count else {
             failure = PoolError(.protocolViolation, "worker rank \(rank) named local worker \(local) of \(ranks[index].count)")
             return
@@ -277,6 +341,38 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         }
     }
 
+    /// A message from a rank that schedules its local workers (`.node`): its answers are the
+    /// slot's; its local workers' starts and ends are noted (their pids; the objects an ended
+    /// one held are dropped), never reported to the engine — the rank replaced the worker and
+    /// charged the input already.
+    private func relayedFromScheduler(
+        _ up: RelayEnvelope.Up, _ body: UnsafeRawBufferPointer, fromRank rank: Int, slot: Int, local: Int,
+        _ handler: (BackendEvent) -> Void
+    ) {
+        guard local < laneCounts[slot] else {
+            failure = PoolError(.protocolViolation, "worker rank \(rank) named local worker \(local) of \(laneCounts[slot])")
+            return
+        }
+        switch up {
+        case .message:
+            if WorkerReply.isStopped(body) { slots[slot].stopped = true }
+            if body.first == WorkerMessage.log.rawValue, case .reply(_, .log(let record)) = BackendEvent.decoding(body, from: slot) {
+                record.emit(from: WorkerDied(pid: localPids[slot][local], rank: rank, host: slots[slot].host))
+                return
+            }
+            handler(.decoding(body, from: slot))
+        case .started:
+            var reader = WireReader(body)
+            localPids[slot][local] = (try? reader.read(Int32.self)).map { pid_t($0) }
+        case .ended:
+            let process = ObjectRequester.id(rank: rank, local: Int(ObjectRequester.local(pool: pool, index: local)))
+            MPIObjectRegistry.shared.dropProcesses { $0 == process }
+            localPids[slot][local] = nil
+        case .closed, .failed:
+            break
+        }
+    }
+
     /// With tasks in flight, sleeps are capped at 100 µs while the tasks' length is unknown
     /// or short. Workers send results without waiting for rank 0 and hold a further task, so
     /// a short sleep costs them nothing, while each rank-0 wake-up preempts a worker on a full
@@ -290,6 +386,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// Replies further apart than this: no spinning or yielding after activity either (each
     /// reply used to cost rank 0 up to 300 µs of spin-and-yield while the workers computed).
     static let quietReplyInterval: Int64 = 1_000_000
+    /// The same for ranks that schedule their own workers (`.node`): each holds a second
+    /// bundle while rank 0 answers the first, so rank 0 spins only for replies closer than
+    /// this (a hot `apply`), not between bundles (its spinning was most of its CPU per task).
+    static let quietBundleInterval: Int64 = 200_000
 
     /// Tasks that use rank 0's shared objects wait for its answers: for this long after an
     /// object request, rank 0 polls as for short tasks.
@@ -311,7 +411,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         let longest = min(Self.longestBusySleep, max(Self.busySleep, interval / 10))
         wait(
             timeoutNanoseconds: timeoutNanoseconds, longestSleep: longest,
-            eager: interval < Self.quietReplyInterval, ready: ready)
+            eager: interval < (scheduling == .node ? Self.quietBundleInterval : Self.quietReplyInterval), ready: ready)
     }
 
     /// Nothing in flight: sleeps grow to 1 ms (no busy core while the program runs; the
@@ -351,8 +451,10 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         WorkerDied(pid: slots[worker].pid, rank: slots[worker].rank, host: slots[worker].host)
     }
 
-    /// Asks the slot's rank to kill its local worker; the end is reported as usual.
+    /// Asks the slot's rank to kill its local worker; the end is reported as usual. A rank
+    /// that schedules its own (`.node`) cannot be killed.
     func kill(worker: Int) -> Bool {
+        guard scheduling == .relay else { return false }
         RelayEnvelope.message(RelayEnvelope.Down.kill.rawValue, pool: pool, local: slots[worker].local, into: &scratch)
         sendControl(scratch, toRank: rankIndex[slots[worker].rank])
         return true

@@ -81,7 +81,9 @@ final class MPIProcessHost: @unchecked Sendable {
         defer { lock.unlock() }
         if pool == nil {
             do {
-                pool = try Pool(backend: .mpi)
+                pool = try Pool(
+                    processes: nil, startMethod: .automatic, initializer: nil, maxTasksPerChild: nil, taskTimeout: nil,
+                    retry: .none, processesPerRank: nil, backend: .mpi, tagOutput: nil, relayOnly: true)
             } catch {
                 throw ProcessError(
                     .startFailed,

@@ -512,6 +512,9 @@ final class MPIService: @unchecked Sendable {
 
     /// Pumps when nobody else does: every millisecond at most when idle, sooner after
     /// activity or a wake-up. Leaves `ForkGuard` activity only while it sleeps.
+    /// The service thread's longest sleep while a pool's engine pumps.
+    static let asidePoolSleep: Int64 = 20_000_000
+
     private func serve() {
         ForkGuard.enterActivity()
         defer { ForkGuard.leaveActivity() }
@@ -526,11 +529,14 @@ final class MPIService: @unchecked Sendable {
                 backoff.noteActivity()
                 continue
             }
-            var deadline = monotonicNanoseconds() &+ UInt64(IdleBackoff.longestSleep)
+            // While a pool lives there is nothing to poll here: wake only for parked requests'
+            // deadlines (or when woken: a pool detached, an object changed).
+            let longest = idle ? IdleBackoff.longestSleep : Self.asidePoolSleep
+            var deadline = monotonicNanoseconds() &+ UInt64(longest)
             if let parked = MPIObjectRegistry.shared.nextDeadline { deadline = min(deadline, parked) }
             ForkGuard.whileBlocked {
                 backoff.pause(
-                    until: deadline,
+                    until: deadline, longest: longest,
                     eager: lastObjectRequest != 0
                         && monotonicNanoseconds() &- lastObjectRequest < 100_000_000
                 ) { wakeWord.sleep(nanoseconds: $0) }

@@ -29,6 +29,10 @@ struct RankRelay {
         let backend: LocalBackend
         /// Chunks forwarded and not answered yet (for pacing only).
         var outstanding = 0
+        /// With `RankScheduling.node`: the engine this rank runs over the pool's local workers.
+        var scheduler: NodeScheduler?
+
+        var isBusy: Bool { outstanding > 0 || scheduler?.isBusy == true }
     }
     /// How many local workers this rank hosts when rank 0's pool does not say (sent in the
     /// handshake): see `defaultLocalWorkers`.
@@ -86,7 +90,7 @@ struct RankRelay {
     /// Sleeps until a local worker replies (its doorbell) or, at most, the backoff's next
     /// pause (rank 0's messages are polled).
     private mutating func wait() {
-        let busy = pools.values.filter { $0.outstanding > 0 }
+        let busy = pools.values.filter(\.isBusy)
         guard !busy.isEmpty else {
             ForkGuard.whileBlocked {
                 backoff.pause(longest: sending.isEmpty ? IdleBackoff.longestSleep : Self.sendingSleep)
@@ -137,6 +141,10 @@ struct RankRelay {
         let body = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(message)[RelayEnvelope.size...])
         switch down {
         case .forward:
+            if let scheduler = pools[pool]?.scheduler {
+                scheduler.handle(body)
+                return
+            }
             guard let local, index < local.workerCount else { return }
             if body.first == MasterMessage.chunk.rawValue {
                 pools[pool]?.outstanding += 1
@@ -147,7 +155,13 @@ struct RankRelay {
         case .open:
             var reader = WireReader(body)
             let count = Int((try? reader.read(UInt32.self)) ?? 0)
-            try open(pool, workers: count, tagOutput: (try? reader.read(UInt8.self)).map { $0 != 0 })
+            let tagOutput = (try? reader.read(UInt8.self)).map { $0 != 0 }
+            let schedules = (try? reader.read(UInt8.self)) == 1
+            let maxTasks = Int((try? reader.read(UInt32.self)) ?? 0)
+            try open(pool, workers: count, tagOutput: tagOutput, schedules: schedules, maxTasksPerChild: maxTasks > 0 ? maxTasks : nil)
+        case .cancel:
+            var reader = WireReader(body)
+            if let task = try? reader.read(UInt64.self) { pools[pool]?.scheduler?.cancel(task: task) }
         case .kill:
             guard let local, index < local.workerCount else { return }
             _ = local.kill(worker: index)
@@ -183,13 +197,17 @@ struct RankRelay {
     }
 
     /// Starts the local workers of a new pool.
-    private mutating func open(_ pool: UInt16, workers requested: Int, tagOutput: Bool?) throws {
+    private mutating func open(
+        _ pool: UInt16, workers requested: Int, tagOutput: Bool?, schedules: Bool, maxTasksPerChild: Int?
+    ) throws {
         closeLocal(pool, graceNanoseconds: 0)
         let count = requested > 0 ? requested : defaultWorkers
         do {
             let backend = try LocalBackend(workers: count, method: .fork, tagOutput: tagOutput)
             try ForkGuard.whileBlocked { try backend.start() }
-            pools[pool] = Hosted(backend: backend)
+            pools[pool] = Hosted(
+                backend: backend,
+                scheduler: schedules ? NodeScheduler(backend: backend, maxTasksPerChild: maxTasksPerChild) : nil)
             for index in 0..<count { try report(pool, started: index, pid: backend.identity(of: index).pid ?? 0) }
         } catch let error as MPIError {
             throw error
@@ -202,7 +220,13 @@ struct RankRelay {
     /// pools); survivors after `grace` are killed. Waits until all are reaped.
     private mutating func closeLocal(_ pool: UInt16, graceNanoseconds: UInt64) {
         guard let hosted = pools.removeValue(forKey: pool) else { return }
-        ForkGuard.whileBlocked { hosted.backend.shutdown(deadline: monotonicNanoseconds() &+ graceNanoseconds) }
+        ForkGuard.whileBlocked {
+            if let scheduler = hosted.scheduler {
+                scheduler.close(graceNanoseconds: graceNanoseconds)
+            } else {
+                hosted.backend.shutdown(deadline: monotonicNanoseconds() &+ graceNanoseconds)
+            }
+        }
     }
 
     // MARK: local workers → rank 0
@@ -210,6 +234,7 @@ struct RankRelay {
     /// Relays what a pool's local workers wrote and how they ended, in order, gathered into
     /// batches (`RelayBatch`) sent at the end of the pass. Returns whether anything moved.
     private mutating func relayReplies(of pool: UInt16) throws -> Bool {
+        if let scheduler = pools[pool]?.scheduler { return try relayScheduled(pool, scheduler) }
         guard let backend = pools[pool]?.backend else { return false }
         var failure: (any Error)?
         var answered = 0
@@ -219,24 +244,8 @@ struct RankRelay {
                 guard failure == nil else { return }
                 if WorkerReply.isAnswer(bytes) { answered += 1 }
                 do {
-                    if bytes.first == WorkerMessage.objectRequest.rawValue {
-                        // A task asks rank 0's object service: [local worker][request] on the request tag.
-                        var header = ObjectRequester.local(pool: pool, index: index).littleEndian
-                        let request = try withUnsafeBytes(of: &header) {
-                            try communicator.isend($0, UnsafeRawBufferPointer(rebasing: bytes[1...]), to: 0, tag: MPIObjectProtocol.requestTag)
-                        }
-                        sending.append(request)
-                        return
-                    }
-                    let envelope = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, pool: pool, local: index)
-                    if outbox.wouldOverflow(adding: RelayEnvelope.size + bytes.count) { try flushOutbox() }
-                    if RelayEnvelope.size + bytes.count > outbox.limit {
-                        // Too long to batch: alone, straight from the ring.
-                        var header = envelope.littleEndian
-                        sending.append(try withUnsafeBytes(of: &header) { try communicator.isend($0, bytes, to: 0, tag: MPIProtocol.poolTag) })
-                    } else {
-                        outbox.append(envelope: envelope, body: bytes)
-                    }
+                    // A task's object request goes to rank 0's object service ([local worker][request]).
+                    try relayUp(bytes, pool: pool, local: index)
                 } catch {
                     failure = error
                 }
@@ -258,6 +267,54 @@ struct RankRelay {
         if answered > 0, let hosted = pools[pool] { pools[pool]?.outstanding = max(0, hosted.outstanding - answered) }
         if let failure { throw failure }
         return moved
+    }
+
+    /// `RankScheduling.node`: one round of the rank's engine, then what it answered, its local
+    /// workers' object requests and log records, and their ends, to rank 0.
+    private mutating func relayScheduled(_ pool: UInt16, _ scheduler: NodeScheduler) throws -> Bool {
+        var moved = scheduler.step()
+        outbox.pool = pool
+        for answer in scheduler.answers {
+            moved = true
+            try answer.withUnsafeBytes { try relayUp(UnsafeRawBufferPointer(rebasing: $0[MessageBuffer.headroom...]), pool: pool, local: 0) }
+        }
+        scheduler.answers.removeAll(keepingCapacity: true)
+        for (index, bytes) in scheduler.passedOn {
+            moved = true
+            try bytes.withUnsafeBytes { try relayUp($0, pool: pool, local: index) }
+        }
+        scheduler.passedOn.removeAll(keepingCapacity: true)
+        for (index, exit, _) in scheduler.endings {
+            moved = true
+            RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: 0, input: 0), into: &scratch)
+            if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
+            scratch.bytes.withUnsafeBytes { outbox.append($0) }
+        }
+        scheduler.endings.removeAll(keepingCapacity: true)
+        try flushOutbox()
+        return moved
+    }
+
+    /// One message of a local worker (or the rank's engine, `local` 0) for rank 0: a task's
+    /// object request goes to rank 0's object service; anything else into the outbox (alone
+    /// when too long to batch).
+    private mutating func relayUp(_ bytes: UnsafeRawBufferPointer, pool: UInt16, local index: Int) throws {
+        if bytes.first == WorkerMessage.objectRequest.rawValue {
+            var header = ObjectRequester.local(pool: pool, index: index).littleEndian
+            let request = try withUnsafeBytes(of: &header) {
+                try communicator.isend($0, UnsafeRawBufferPointer(rebasing: bytes[1...]), to: 0, tag: MPIObjectProtocol.requestTag)
+            }
+            sending.append(request)
+            return
+        }
+        let envelope = RelayEnvelope.word(RelayEnvelope.Up.message.rawValue, pool: pool, local: index)
+        if outbox.wouldOverflow(adding: RelayEnvelope.size + bytes.count) { try flushOutbox() }
+        if RelayEnvelope.size + bytes.count > outbox.limit {
+            var header = envelope.littleEndian
+            sending.append(try withUnsafeBytes(of: &header) { try communicator.isend($0, bytes, to: 0, tag: MPIProtocol.poolTag) })
+        } else {
+            outbox.append(envelope: envelope, body: bytes)
+        }
     }
 
     /// Sends what `outbox` gathered.

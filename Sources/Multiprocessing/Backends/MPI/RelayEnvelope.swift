@@ -20,7 +20,9 @@ enum RelayEnvelope {
         /// A pool message (`MasterMessage`) for local worker `local`.
         case forward = 1
         /// A new pool: start `UInt32` local workers (the rank answers `started` for each);
-        /// then `UInt8` 1 if their output is tagged (`Pool(tagOutput:)`).
+        /// then `UInt8` 1 if their output is tagged (`Pool(tagOutput:)`), `UInt8` 1 if the rank
+        /// schedules them itself (`RankScheduling.node`: it then answers bundles, reports its
+        /// workers' ends only for the objects they held) and `UInt32` `maxTasksPerChild` (0: none).
         case open = 2
         /// End local worker `local` now (a time limit or a cancellation); its end is reported.
         case kill = 3
@@ -29,6 +31,9 @@ enum RelayEnvelope {
         /// The pool is over: the local workers get `UInt32` ms to exit, then are killed; the
         /// rank answers `closed`.
         case close = 5
+        /// Cancel task `UInt64` (a bundle, `RankScheduling.node`): the rank's engine drops its
+        /// inputs not started and kills a local worker running one; the bundle is still answered.
+        case cancel = 7
     }
 
     /// Worker rank → rank 0.
