@@ -159,3 +159,21 @@ struct Chatter: ParallelFunction {
         return getpid()
     }
 }
+
+/// Set by `MarkInitialized`, the pool's initializer, in each worker process.
+nonisolated(unsafe) var initializedHere = false
+
+/// A pool initializer: marks the worker process.
+struct MarkInitialized: ParallelFunction {
+    func callAsFunction(_: Void) { initializedHere = true }
+}
+
+/// Whether the worker ran the pool's initializer, and which process it is.
+struct WorkerMark: Codable, Sendable {
+    var initialized: Bool
+    var pid: Int32
+}
+
+struct ReportWorker: ParallelFunction {
+    func callAsFunction(_ x: Int) -> WorkerMark { WorkerMark(initialized: initializedHere, pid: getpid()) }
+}

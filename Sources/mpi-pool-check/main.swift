@@ -302,6 +302,12 @@ busy.terminate()
 try busy.join()
 check("pool after terminate", try Pool.with { try $0.map(affine, [1, 2, 3]) }, [4, 7, 10])
 check("pool.with again", try Pool.with(processes: 1) { try $0.map(affine, inputs) }, expected)
+// The pool's initializer runs in every worker before its first task, and maxTasksPerChild
+// retires a worker after that many chunks (under MPI, where ranks schedule their own workers,
+// the rank's engine does both).
+let marks = try Pool.with(initializer: MarkInitialized(), maxTasksPerChild: 2) { try $0.map(ReportWorker(), 0..<12, chunkSize: 1) }
+check("initializer ran before every task", marks.allSatisfy(\.initialized), true)
+check("maxTasksPerChild 2: at most 2 tasks per process", Dictionary(grouping: marks, by: \.pid).values.allSatisfy { $0.count <= 2 }, true)
 
 fflush(nil)
 if mismatches > 0 {
