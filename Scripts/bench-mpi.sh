@@ -20,6 +20,8 @@
 #   Scripts/bench-mpi.sh [BASE] [ROUNDS]      # default: c192c9a, 3 rounds
 #   DISPATCH_TASKS=50000 DISPATCH_ROUNDS=2 DISPATCH_RANKS="1 2 4 8 16" POOL_REPETITIONS=5 Scripts/bench-mpi.sh
 #   PARTS=dispatch APPEND=1 Scripts/bench-mpi.sh c192c9a      # only part 2, added to the same log
+#   PARTS=layouts Scripts/bench-mpi.sh                         # only THIS's two layouts (part 2's
+#                                                              # hybrid runs; BASE is not built)
 set -eu
 cd "$(dirname "$0")/.."
 base=${1:-c192c9a}
@@ -38,7 +40,9 @@ python3 -c 'import mpi4py.futures' 2>/dev/null || {
 mkdir -p .build-ab
 this_commit=$(git rev-parse "$this")
 base_bench=same
-for side in base this; do
+sides="base this"
+case " $parts " in *" ab "*|*" dispatch "*) ;; *) sides=this ;; esac
+for side in $sides; do
     if [ "$side" = base ]; then commit=$(git rev-parse "$base"); else commit=$this_commit; fi
     dir=.build-ab/$side
     if [ -e "$dir/.git" ]; then
@@ -72,6 +76,8 @@ run() {  # side np per_rank command… (SCHEDULING=node|relay in the environment
     echo "{\"meta\": \"start\", \"date\": \"$(date -u '+%Y-%m-%d %H:%M UTC')\", \"base\": \"$(git rev-parse --short "$base")\", \"this\": \"$(git rev-parse --short "$this_commit")\", \"uptime\": \"$(uptime | sed 's/.*load/load/')\", \"nproc\": $(nproc), \"base_bench\": \"$base_bench\"}"
 } >> "$log"
 case " $parts " in *" ab "*) ;; *) rounds=0 ;; esac
+layout_rounds=0
+case " $parts " in *" layouts "*) layout_rounds=$dispatch_rounds ;; esac
 case " $parts " in *" dispatch "*) ;; *) dispatch_rounds=0 ;; esac
 for round in $(seq "$rounds"); do
     for np in 3 2; do
@@ -103,6 +109,16 @@ for round in $(seq "$dispatch_rounds"); do
     for ranks in $hybrid_ranks; do
         for scheduling in node relay; do
             echo "bench-mpi: dispatch round $round, $ranks worker ranks × $hybrid_workers, this, $scheduling" >&2
+            SCHEDULING=$scheduling run this $((ranks + 1)) "$hybrid_workers" Scripts/mpirun.sh --timeout 600 -np $((ranks + 1)) \
+                .build-ab/this/.build-release/release/swiftmp bench dispatch --tasks "$dispatch_tasks"
+        done
+    done
+done
+# THIS alone, both layouts (PARTS=layouts).
+for round in $(seq "$layout_rounds"); do
+    for ranks in $hybrid_ranks; do
+        for scheduling in node relay; do
+            echo "bench-mpi: layouts round $round, $ranks worker ranks × $hybrid_workers, $scheduling" >&2
             SCHEDULING=$scheduling run this $((ranks + 1)) "$hybrid_workers" Scripts/mpirun.sh --timeout 600 -np $((ranks + 1)) \
                 .build-ab/this/.build-release/release/swiftmp bench dispatch --tasks "$dispatch_tasks"
         done
