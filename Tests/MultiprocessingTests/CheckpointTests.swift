@@ -1,5 +1,6 @@
 import XCTest
 
+import CSystemShims
 @testable import Multiprocessing
 
 #if canImport(Glibc)
@@ -202,6 +203,45 @@ final class CheckpointTests: TimeLimitedTestCase {
         XCTAssertNil(again.close())
         let header = CheckpointJournal.decodeHeader(Array(FileManager.default.contents(atPath: path)!))
         XCTAssertEqual(header?.work, CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 3, count: 2))
+    }
+
+    /// The writer allocates the file's blocks ahead of its writes (cheaper writes on ext4) and
+    /// gives them back when the journal closes — and the next run does, after a kill left them.
+    func testSpaceAllocatedAheadIsGivenBackOnCloseAndAfterAKill() throws {
+        let path = directory + "/ahead.journal"
+        func allocated() -> Int {
+            var status = stat()
+            XCTAssertEqual(stat(path, &status), 0)
+            return Int(status.st_blocks) * 512
+        }
+        // Whether this file system allocates ahead at all (tmpfs, ext4 and XFS do).
+        let probe = open(directory + "/probe", O_RDWR | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(probe, 0)
+        let allocates = CSystemShims_fallocate_keep_size(probe, 0, 1 << 20) == 0
+        close(probe)
+
+        let work = CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 2, count: 100)
+        let (journal, _) = try CheckpointJournal.open(path: path, work: work)
+        try withUnsafeBytes(of: UInt64(7)) { try journal.append(indices: .range(0..<1), outputs: $0) }
+        try journal.writeNow()
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        while (FileManager.default.contents(atPath: path)?.count ?? 0) == 0 && monotonicNanoseconds() < deadline {
+            usleep(1000)
+        }
+        if allocates { XCTAssertGreaterThanOrEqual(allocated(), 4 << 20, "allocated ahead while open") }
+        XCTAssertNil(journal.close())
+        XCTAssertLessThan(allocated(), 1 << 20, "given back on close")
+
+        // A killed run leaves its allocation: the next run's open gives it back, records kept.
+        let size = FileManager.default.contents(atPath: path)!.count
+        let fd = open(path, O_RDWR)
+        if allocates { XCTAssertEqual(CSystemShims_fallocate_keep_size(fd, Int64(size), 8 << 20), 0) }
+        close(fd)
+        let (again, records) = try CheckpointJournal.open(path: path, work: work)
+        XCTAssertEqual(records.map(\.indices), [[0]])
+        XCTAssertLessThan(allocated(), 1 << 20, "given back on open")
+        XCTAssertNil(again.close())
+        XCTAssertEqual(FileManager.default.contents(atPath: path)!.count, size)
     }
 
     /// A journal of the first format (per-record checksums) is refused with a message that
