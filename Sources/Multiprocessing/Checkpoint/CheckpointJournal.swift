@@ -535,10 +535,12 @@ final class JournalWriter: @unchecked Sendable {
             }
         }
         let failure = failed ? nil : write(header: header, frames: frames)
-        // The next run may open it now (it reads what was written; the flush to the disk goes
-        // on in the writer thread, on this open file).
-        releasePreallocation()
-        _ = flock(descriptor, LOCK_UN)
+        ForkGuard.whileBlocked {
+            releasePreallocation()
+            // The next run may open it now (it reads what was written; the flush to the disk
+            // goes on in the writer thread, on this open file).
+            _ = flock(descriptor, LOCK_UN)
+        }
         return ForkGuard.whileBlocked {
             lock.withLock {
                 if let failure, error == nil { error = failure }
