@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <pthread.h>
@@ -571,3 +572,7 @@ static void CSystemShims_startup_hook(void) {
 static _Thread_local int swiftmp_fork_activity;
 int CSystemShims_fork_activity(void) { return swiftmp_fork_activity; }
 void CSystemShims_set_fork_activity(int held) { swiftmp_fork_activity = held; }
+
+int CSystemShims_fallocate_keep_size(int fd, int64_t offset, int64_t length) {
+    return (int)syscall(SYS_fallocate, fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
+}

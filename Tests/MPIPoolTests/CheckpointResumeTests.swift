@@ -15,13 +15,7 @@ final class CheckpointResumeTests: XCTestCase {
     private func journalIndices(_ path: String) -> Set<Int> {
         guard let data = FileManager.default.contents(atPath: path), let header = CheckpointJournal.decodeHeader(Array(data))
         else { return [] }
-        var offset = header.length
-        var done: Set<Int> = []
-        while let (record, next) = CheckpointJournal.decodeRecord(Array(data), at: offset, count: header.work.count) {
-            done.formUnion(record.indices)
-            offset = next
-        }
-        return done
+        return Set(CheckpointJournal.decodeRecords(Array(data), from: header.length, count: header.work.count).records.flatMap(\.indices))
     }
 
     /// The processes whose parent is `parent` (from /proc).

@@ -1,5 +1,6 @@
 import XCTest
 
+import CSystemShims
 @testable import Multiprocessing
 
 #if canImport(Glibc)
@@ -52,30 +53,45 @@ final class CheckpointTests: TimeLimitedTestCase {
         }
     }
 
-    func testAPartialJournalRunsOnlyWhatIsMissingAndATornRecordIsDropped() throws {
+    /// A journal cut in the middle of a frame (as a kill leaves it), or with a damaged frame:
+    /// the whole frames before are kept, the rest runs again.
+    func testAPartialJournalRunsOnlyWhatIsMissingAndATornOrDamagedFrameIsDropped() throws {
         let journal = directory + "/partial.journal"
         let log = directory + "/runs"
         try Pool.with(processes: 2) { pool in
             _ = try pool.map(Counted(log: log), 0..<40, chunkSize: 4, checkpoint: journal)
         }
-        // Keep the header and the first three records; then half a record, as a kill leaves it.
-        let bytes = FileManager.default.contents(atPath: journal)!
-        let header = CheckpointJournal.decodeHeader(Array(bytes))!
-        var offset = header.length
-        var kept: [Int] = []
-        for _ in 0..<3 {
-            let (record, next) = CheckpointJournal.decodeRecord(Array(bytes), at: offset, count: 40)!
-            kept += record.indices
-            offset = next
+        let bytes = Array(FileManager.default.contents(atPath: journal)!)
+        let header = CheckpointJournal.decodeHeader(bytes)!
+        let (records, end) = CheckpointJournal.decodeRecords(bytes, from: header.length, count: 40)
+        XCTAssertEqual(end, bytes.count)
+        XCTAssertEqual(Set(records.flatMap(\.indices)), Set(0..<40))
+        XCTAssertEqual(records.flatMap(\.indices).count, 40)
+        let first = Array(records[0..<3]), second = Array(records[3..<5]), rest = Array(records[5...])
+        let kept = first.flatMap(\.indices)
+        let head = Array(bytes[0..<header.length]) + CheckpointJournal.encodeFrame(first)
+        var damaged = CheckpointJournal.encodeFrame(second)
+        damaged[damaged.count - 3] ^= 0x10
+        let torn = CheckpointJournal.encodeFrame(second + rest)
+        for (label, contents) in [
+            ("torn", head + Array(torn[0..<(torn.count / 2)])),
+            ("damaged", head + damaged + CheckpointJournal.encodeFrame(rest)),
+        ] {
+            XCTAssertTrue(FileManager.default.createFile(atPath: journal, contents: Data(contents)))
+            unlink(log)
+            try Pool.with(processes: 2) { pool in
+                XCTAssertEqual(
+                    try pool.map(Counted(log: log), 0..<40, chunkSize: 4, checkpoint: journal), (1...40).map { $0 }, label)
+            }
+            XCTAssertEqual(Set(loggedInputs(log)), Set(0..<40).subtracting(kept), label)
+            XCTAssertEqual(loggedInputs(log).count, 40 - kept.count, label)
+            // The journal was cut after the whole frames, then holds the rest.
+            let after = Array(FileManager.default.contents(atPath: journal)!)
+            let (all, allEnd) = CheckpointJournal.decodeRecords(after, from: header.length, count: 40)
+            XCTAssertEqual(allEnd, after.count, label)
+            XCTAssertEqual(all.flatMap(\.indices).sorted(), Array(0..<40), label)
+            XCTAssertEqual(Array(all[0..<3]), first, label)
         }
-        let torn = Array(bytes[0..<offset]) + Array(bytes[offset..<(offset + 10)])
-        XCTAssertTrue(FileManager.default.createFile(atPath: journal, contents: Data(torn)))
-        unlink(log)
-        try Pool.with(processes: 2) { pool in
-            XCTAssertEqual(try pool.map(Counted(log: log), 0..<40, chunkSize: 4, checkpoint: journal), (1...40).map { $0 })
-        }
-        XCTAssertEqual(Set(loggedInputs(log)), Set(0..<40).subtracting(kept))
-        XCTAssertEqual(loggedInputs(log).count, 40 - kept.count)
     }
 
     /// The journal's writer thread runs while the pool forks replacement workers (one per
@@ -102,9 +118,9 @@ final class CheckpointTests: TimeLimitedTestCase {
     func testInputsHashedInPlaceEqualTheirEncodingsHash() throws {
         var random = SystemRandomNumberGenerator()
         let bytes = (0..<1000).map { _ in UInt8.random(in: 0...255, using: &random) }
-        for _ in 0..<50 {
+        for _ in 0..<100 {
             let cuts = (0..<Int.random(in: 0...6, using: &random)).map { _ in Int.random(in: 0...bytes.count, using: &random) }.sorted()
-            var hasher = FNV1aHasher()
+            var hasher = StripeHasher(seed: 5)
             var start = 0
             bytes.withUnsafeBytes { raw in
                 for cut in cuts + [bytes.count] {
@@ -112,14 +128,14 @@ final class CheckpointTests: TimeLimitedTestCase {
                     start = cut
                 }
             }
-            XCTAssertEqual(hasher.finish(), fnv1a(bytes), "cuts \(cuts)")
+            XCTAssertEqual(hasher.finish(), stripeHash(bytes, seed: 5), "cuts \(cuts)")
         }
         func encodedHash<F: ParallelFunction>(_: F.Type, _ inputs: [F.Input]) throws -> UInt64 {
             var writer = WireWriter(capacity: 64)
             try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &writer) }
-            return fnv1a(writer.bytes)
+            return stripeHash(writer.bytes)
         }
-        for count in [0, 1, 3, 4, 5, 127, 128, 100_000] {
+        for count in [0, 1, 3, 4, 5, 7, 8, 9, 15, 16, 17, 127, 128, 100_000] {
             let numbers = (0..<count).map { $0 &* 7919 }
             XCTAssertEqual(try rawInputsHash(Square.self, numbers), try encodedHash(Square.self, numbers), "\(count) Ints")
         }
@@ -128,23 +144,46 @@ final class CheckpointTests: TimeLimitedTestCase {
         XCTAssertNil(try rawInputsHash(EchoInput<String>.self, ["a", "b"]), "not numbers: encoded and hashed")
     }
 
-    /// The writer seals records with the checksum `fnv1a` of each payload: four of a length
-    /// side by side, others alone.
-    func testSealedRecordsCarryEachPayloadsChecksum() {
+    /// The journal's hash sees every bit, in whole stripes, whole words of the last stripe and
+    /// its last bytes, and the length (a trailing zero byte, a seed, a swap of two words).
+    func testTheJournalsHashSeesEveryBitAndTheLength() {
         var random = SystemRandomNumberGenerator()
-        var bytes: [UInt8] = []
-        var payloads: [(offset: Int, length: Int)] = []
-        for length in [805, 805, 805, 805, 805, 13, 805, 805, 805, 805, 0, 0, 0, 0, 7, 64, 64, 64, 64] {
-            bytes += [0x52, 0x45, 0x43, 0x44] + withUnsafeBytes(of: UInt32(length).littleEndian) { Array($0) }
-            payloads.append((bytes.count, length))
-            bytes += (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
-            bytes += [UInt8](repeating: 0, count: 8)
+        let bytes = (0..<200).map { _ in UInt8.random(in: 0...255, using: &random) }
+        for length in [0, 1, 7, 8, 9, 63, 64, 65, 71, 130, 200] {
+            let buffer = Array(bytes[0..<length])
+            let hash = stripeHash(buffer)
+            XCTAssertNotEqual(stripeHash(buffer + [0]), hash, "\(length) bytes and a zero")
+            XCTAssertNotEqual(stripeHash(buffer, seed: 1), hash, "\(length) bytes, another seed")
+            for bit in 0..<(8 * length) {
+                var flipped = buffer
+                flipped[bit / 8] ^= UInt8(1) << UInt8(bit % 8)
+                XCTAssertNotEqual(stripeHash(flipped), hash, "\(length) bytes, bit \(bit)")
+            }
+            if length >= 16 {
+                let swapped = Array(buffer[8..<16] + buffer[0..<8] + buffer[16...])
+                XCTAssertNotEqual(stripeHash(swapped), hash, "\(length) bytes, first two words swapped")
+            }
         }
-        CheckpointJournal.sealRecords(&bytes)
-        for (offset, length) in payloads {
-            let checksum = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset + length, as: UInt64.self)) }
-            XCTAssertEqual(checksum, fnv1a(Array(bytes[offset..<(offset + length)])), "payload of \(length) bytes at \(offset)")
-        }
+        XCTAssertNotEqual(stripeHash([UInt8](repeating: 0, count: 64)), stripeHash([UInt8](repeating: 0, count: 128)))
+    }
+
+    /// A sealed frame's records read back as written; its header carries the payload's length
+    /// and checksum.
+    func testFramesRoundTrip() {
+        let records = [
+            CheckpointJournal.Record(indices: [3, 1, 2], outputs: [1, 2, 3, 4, 5]),
+            CheckpointJournal.Record(indices: [0], outputs: []),
+            CheckpointJournal.Record(indices: [9, 8], outputs: Array(repeating: 7, count: 300)),
+        ]
+        let header = CheckpointJournal.encodeHeader(CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 2, count: 10))
+        let file = header + CheckpointJournal.encodeFrame(records) + CheckpointJournal.encodeFrame([records[0]])
+        XCTAssertEqual(CheckpointJournal.decodeHeader(file)?.length, header.count)
+        let (decoded, end) = CheckpointJournal.decodeRecords(file, from: header.count, count: 10)
+        XCTAssertEqual(decoded, records + [records[0]])
+        XCTAssertEqual(end, file.count)
+        let (fewer, _) = CheckpointJournal.decodeRecords(file, from: header.count, count: 9)
+        XCTAssertEqual(fewer, [], "an index beyond the inputs: the frame is not read")
+        XCTAssertNil(CheckpointJournal.decodeHeader(Array(header.dropLast())), "a torn header")
     }
 
     /// A new journal's header is the writer's: when the inputs' hash cannot be computed the
@@ -164,6 +203,61 @@ final class CheckpointTests: TimeLimitedTestCase {
         XCTAssertNil(again.close())
         let header = CheckpointJournal.decodeHeader(Array(FileManager.default.contents(atPath: path)!))
         XCTAssertEqual(header?.work, CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 3, count: 2))
+    }
+
+    /// The writer allocates the file's blocks ahead of its writes (cheaper writes on ext4) and
+    /// gives them back when the journal closes — and the next run does, after a kill left them.
+    func testSpaceAllocatedAheadIsGivenBackOnCloseAndAfterAKill() throws {
+        let path = directory + "/ahead.journal"
+        func allocated() -> Int {
+            var status = stat()
+            XCTAssertEqual(stat(path, &status), 0)
+            return Int(status.st_blocks) * 512
+        }
+        // Whether this file system allocates ahead at all (tmpfs, ext4 and XFS do).
+        let probe = open(directory + "/probe", O_RDWR | O_CREAT, 0o644)
+        XCTAssertGreaterThanOrEqual(probe, 0)
+        let allocates = CSystemShims_fallocate_keep_size(probe, 0, 1 << 20) == 0
+        close(probe)
+
+        let work = CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 2, count: 100)
+        let (journal, _) = try CheckpointJournal.open(path: path, work: work)
+        try withUnsafeBytes(of: UInt64(7)) { try journal.append(indices: .range(0..<1), outputs: $0) }
+        try journal.writeNow()
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        while (FileManager.default.contents(atPath: path)?.count ?? 0) == 0 && monotonicNanoseconds() < deadline {
+            usleep(1000)
+        }
+        if allocates { XCTAssertGreaterThanOrEqual(allocated(), 4 << 20, "allocated ahead while open") }
+        XCTAssertNil(journal.close())
+        XCTAssertLessThan(allocated(), 1 << 20, "given back on close")
+
+        // A killed run leaves its allocation: the next run's open gives it back, records kept.
+        let size = FileManager.default.contents(atPath: path)!.count
+        let fd = open(path, O_RDWR)
+        if allocates { XCTAssertEqual(CSystemShims_fallocate_keep_size(fd, Int64(size), 8 << 20), 0) }
+        close(fd)
+        let (again, records) = try CheckpointJournal.open(path: path, work: work)
+        XCTAssertEqual(records.map(\.indices), [[0]])
+        XCTAssertLessThan(allocated(), 1 << 20, "given back on open")
+        XCTAssertNil(again.close())
+        XCTAssertEqual(FileManager.default.contents(atPath: path)!.count, size)
+    }
+
+    /// A journal of the first format (per-record checksums) is refused with a message that
+    /// says what to do, and left as it is.
+    func testAJournalOfTheFirstFormatIsRefusedWithWhatToDo() throws {
+        let journal = directory + "/v1.journal"
+        let old = Array("SWMPCKP1".utf8) + [UInt8](repeating: 3, count: 40)
+        XCTAssertTrue(FileManager.default.createFile(atPath: journal, contents: Data(old)))
+        try Pool.with(processes: 1) { pool in
+            XCTAssertThrowsError(try pool.map(Square(), 0..<10, checkpoint: journal)) {
+                XCTAssertEqual(($0 as? CheckpointError)?.code, .otherWork, "\($0)")
+                XCTAssertTrue("\($0)".contains("older version"), "\($0)")
+                XCTAssertTrue("\($0)".contains("delete it"), "\($0)")
+            }
+        }
+        XCTAssertEqual(FileManager.default.contents(atPath: journal).map { Array($0) }, old)
     }
 
     func testAJournalOfOtherWorkOrInUseIsRefused() throws {

@@ -134,6 +134,11 @@ void CSystemShims_cpu_relax(void);
 int CSystemShims_fork_activity(void);
 void CSystemShims_set_fork_activity(int held);
 
+/* fallocate(2) with FALLOC_FL_KEEP_SIZE (blocks allocated beyond the end, the size kept): 0,
+   or -1 with errno (EOPNOTSUPP where the file system has no fallocate). The checkpoint
+   journal's writer allocates ahead of its writes. */
+int CSystemShims_fallocate_keep_size(int fd, int64_t offset, int64_t length);
+
 // MARK: the start-up hook
 /// Set by the library when its Swift entry point exists (weak symbol below).
 /// The hook (a constructor in this target) looks at the environment before `main`:

@@ -1,3 +1,5 @@
+import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -5,11 +7,16 @@ import Glibc
 /// A map's results on disk, so that a run killed midway (SIGKILL, node lost, wall-time
 /// limit) is resumed by running the same program again: `map(…, checkpoint: path)`.
 ///
-/// The file starts with a header naming the work — the function's type, a hash of the
-/// function value and a hash of all the inputs, and their count — so a journal of other
-/// work is refused with a clear error. Then one record per finished chunk: the inputs'
-/// positions and their encoded outputs, with a checksum. The journal is locked (`flock`)
-/// while a run uses it. A torn last record is dropped when the journal is read.
+/// Format 2 (`SWMPCKP2`). The file starts with a header naming the work — the function's
+/// type, a hash of the function value and a hash of all the inputs, and their count — with
+/// its checksum, so a journal of other work is refused with a clear error (and a journal of
+/// format 1, the first one, with a message saying to delete it). Then frames: one per
+/// hand-off to the writer (below), each a length and a checksum over its records, a record
+/// being the inputs' positions (a first one and a count for a fresh run's consecutive
+/// inputs, a list for a resumed run's) and their encoded outputs, as the worker sent them.
+/// One checksum per frame (`stripeHash`, at memory speed) finds a torn or damaged frame,
+/// which is dropped with what follows it when the journal is read. The journal is locked
+/// (`flock`) while a run uses it.
 ///
 /// Durability: records are built on the pool's thread and handed, at most 0.1 s after
 /// their results arrive (or once 1 MiB waits), to the journal's own writer thread, which
@@ -18,13 +25,19 @@ import Glibc
 /// later. When the call ends, everything is written before it returns (so the next run, in
 /// this process or another, reads it all) and flushed right after, without the call
 /// waiting for the disk: a machine that loses power loses at most the last second or so of
-/// results. Neither a `write` nor an `fsync` runs on the pool's thread (measured: they cost
-/// a checkpointed map of tiny tasks most of its speed there), nor the records' checksums
-/// (the writer seals each record before writing it), nor, for a new journal, the hash of
-/// the inputs (the writer computes it and writes the header before any record).
+/// results. The last records are written by the thread that ends the call, once the writer
+/// is done with what it was writing (no wake-up of the writer to wait for), then the writer
+/// flushes and closes the file. No other `write`, and no `fsync`, runs on the pool's thread
+/// (measured: they cost a checkpointed map of tiny tasks most of its speed there), nor the
+/// frames' checksums, nor, for a new journal, the hash of the inputs (the writer computes
+/// it and writes the header before any frame).
 final class CheckpointJournal: @unchecked Sendable {
-    static let magic: [UInt8] = Array("SWMPCKP1".utf8)
-    static let recordMagic: UInt32 = 0x4443_4552 // "RECD"
+    static let magic: [UInt8] = Array("SWMPCKP2".utf8)
+    /// The first format's magic: such a journal is refused with a message to delete it.
+    static let formatOneMagic: [UInt8] = Array("SWMPCKP1".utf8)
+    static let frameMagic: UInt32 = 0x4D41_5246 // "FRAM"
+    /// A frame's header: magic (UInt32), payload length (UInt64), checksum (UInt64).
+    static let frameHeaderSize = 20
     static let syncInterval: UInt64 = 1_000_000_000
 
     /// What the journal is about.
@@ -36,7 +49,7 @@ final class CheckpointJournal: @unchecked Sendable {
     }
 
     /// One record: positions of inputs and the encoded outputs of exactly those inputs.
-    struct Record {
+    struct Record: Equatable {
         var indices: [Int]
         var outputs: [UInt8]
     }
@@ -44,13 +57,14 @@ final class CheckpointJournal: @unchecked Sendable {
     let path: String
     private var isOpen = true
     private var lastHandOff: UInt64 = monotonicNanoseconds()
-    /// Records not handed to the writer yet (at most `writeInterval` old, see `append`).
-    /// Room for a hand-off's worth at once: grown by doubling, a buffer would be copied
-    /// several times on the pool's thread (its pages are touched only as it fills).
-    private var pending = WireWriter(capacity: (1 << 20) + (1 << 16))
+    /// The frame being filled: records not handed to the writer yet (at most
+    /// `writeInterval` old, see `append`), after room for the frame's header.
+    private var pending: JournalBuffer
     /// Records arriving less than this long after the last hand-off wait (ns): one hand-off
     /// per chunk would cost more than tiny tasks.
     static let writeInterval: UInt64 = 100_000_000
+    /// A frame this full is handed off at once.
+    static let handOffBytes = 1 << 20
     /// Writes and flushes on its own thread.
     private let writer: JournalWriter
 
@@ -62,7 +76,7 @@ final class CheckpointJournal: @unchecked Sendable {
     }
 
     /// `open(path:work:)` for work whose inputs hash is costly (a map's: all its inputs
-    /// encoded and hashed, milliseconds for millions of inputs). A journal that has records
+    /// hashed, a millisecond or so for millions of numbers). A journal that has records
     /// needs it at once, to be checked; a new one (the common case) does not: its writer
     /// thread computes it and writes the header before any record, while the map runs, so
     /// the call's thread does not wait for it. A failure there (an input that cannot be
@@ -99,19 +113,26 @@ final class CheckpointJournal: @unchecked Sendable {
                         throw CheckpointError(.unusable, "cannot hash the inputs for the checkpoint \(path): \(error)")
                     }
                 }
-                return (try CheckpointJournal(path: path, descriptor: fd, unsynced: true, header: header), [])
+                return (try CheckpointJournal(path: path, descriptor: fd, size: 0, unsynced: true, header: header), [])
+            }
+            guard let found = decodeHeader(bytes) else {
+                if bytes.starts(with: formatOneMagic) {
+                    throw CheckpointError(
+                        .otherWork,
+                        "the checkpoint \(path) was written by an older version of swift-multiprocessing (journal "
+                            + "format 1), which this version does not read; delete it to start again (the inputs it "
+                            + "holds run again), or finish the run with the version that wrote it")
+                }
+                throw CheckpointError(
+                    .otherWork,
+                    "\(path) is not a checkpoint journal of this library; delete it or choose "
+                        + "another path")
             }
             let work: Work
             do {
                 work = Work(typeName: typeName, functionHash: functionHash, inputsHash: try inputsHash(), count: count)
             } catch {
                 throw CheckpointError(.unusable, "cannot hash the inputs for the checkpoint \(path): \(error)")
-            }
-            guard let found = decodeHeader(bytes) else {
-                throw CheckpointError(
-                    .otherWork,
-                    "\(path) is not a checkpoint journal of this library; delete it or choose "
-                        + "another path")
             }
             guard found.work == work else {
                 throw CheckpointError(
@@ -123,22 +144,16 @@ final class CheckpointJournal: @unchecked Sendable {
                     \(hex(work.inputsHash))); delete it to start again, or use another path
                     """)
             }
-            var records: [Record] = []
-            var offset = found.length
-            while let (record, next) = decodeRecord(bytes, at: offset, count: work.count) {
-                records.append(record)
-                offset = next
-            }
-            if offset < bytes.count {
-                // A torn last record (the run was killed while writing it): drop it.
-                guard ftruncate(fd, off_t(offset)) == 0 else {
-                    throw CheckpointError(.unusable, "cannot truncate the checkpoint \(path): \(String(cString: strerror(errno)))")
-                }
+            let (records, end) = decodeRecords(bytes, from: found.length, count: work.count)
+            // A torn last frame (the run was killed while writing it) is dropped; so is the
+            // space a killed run had allocated beyond the end (see `JournalWriter.preallocate`).
+            guard ftruncate(fd, off_t(end)) == 0 else {
+                throw CheckpointError(.unusable, "cannot truncate the checkpoint \(path): \(String(cString: strerror(errno)))")
             }
             guard lseek(fd, 0, SEEK_END) >= 0 else {
                 throw CheckpointError(.unusable, "cannot seek in the checkpoint \(path): \(String(cString: strerror(errno)))")
             }
-            return (try CheckpointJournal(path: path, descriptor: fd, unsynced: offset < bytes.count), records)
+            return (try CheckpointJournal(path: path, descriptor: fd, size: end, unsynced: end < bytes.count), records)
         } catch {
             Glibc.close(fd)
             throw error
@@ -146,10 +161,12 @@ final class CheckpointJournal: @unchecked Sendable {
     }
 
     private init(
-        path: String, descriptor: Int32, unsynced: Bool, header: (@Sendable () throws(CheckpointError) -> [UInt8])? = nil
+        path: String, descriptor: Int32, size: Int, unsynced: Bool,
+        header: (@Sendable () throws(CheckpointError) -> [UInt8])? = nil
     ) throws(CheckpointError) {
         self.path = path
-        writer = JournalWriter(descriptor: descriptor, path: path, unsynced: unsynced, header: header)
+        writer = JournalWriter(descriptor: descriptor, path: path, size: size, unsynced: unsynced, header: header)
+        pending = JournalBuffer(capacity: Self.handOffBytes + (1 << 16))
         do {
             try writer.start()
         } catch {
@@ -159,43 +176,40 @@ final class CheckpointJournal: @unchecked Sendable {
 
     deinit { close() }
 
-    /// Writes what waits, unlocks the journal (the call ended; it returns once this did) and
-    /// lets the writer flush it to the disk and close it; later appends are ignored. Returns
-    /// what the writer could not write, if anything (the header of a new journal, or a record:
-    /// the journal then misses them).
+    /// Writes what waits (on this thread, once the writer is done with what it was writing),
+    /// unlocks the journal (the call ended; it returns once this did) and lets the writer
+    /// flush it to the disk and close it; later appends are ignored. Returns what could not
+    /// be written, if anything (the header of a new journal, or a record: the journal then
+    /// misses them).
     @discardableResult
     func close() -> CheckpointError? {
         guard isOpen else { return nil }
         isOpen = false
-        writer.finish(pending.bytes)
-        pending.bytes.removeAll()
-        return writer.failure
+        return writer.finish(pending.hasRecords ? pending : nil)
     }
 
     /// Appends a record. It is handed to the writer at once when the last hand-off is
     /// `writeInterval` old, else with the next record that is, or by `flushIfDue`. With
-    /// `checkingTime` false only a full buffer is handed off here (no clock read): for a
+    /// `checkingTime` false only a full frame is handed off here (no clock read): for a
     /// caller that runs `flushIfDue` often anyway (a map's engine, every round).
     func append(indices: Positions, outputs: UnsafeRawBufferPointer, checkingTime: Bool = true) throws(CheckpointError) {
         guard isOpen else { return }
-        pending.write(Self.recordMagic)
-        let lengthAt = pending.reserve(UInt32.self)
-        let start = pending.count
+        let frame = pending
         switch indices {
         case .range(let range):
-            pending.write(UInt8(1))
-            pending.write(UInt64(range.count))
-            pending.write(UInt64(range.lowerBound))
+            frame.reserve(25 + outputs.count)
+            frame.write(UInt8(1))
+            frame.write(UInt64(range.count))
+            frame.write(UInt64(range.lowerBound))
         case .list(let list):
-            pending.write(UInt8(0))
-            pending.write(UInt64(list.count))
-            for index in list { pending.write(UInt64(index)) }
+            frame.reserve(17 + 8 * list.count + outputs.count)
+            frame.write(UInt8(0))
+            frame.write(UInt64(list.count))
+            for index in list { frame.write(UInt64(index)) }
         }
-        pending.writeRaw(outputs)
-        pending.patch(UInt32(pending.count - start), at: lengthAt)
-        // The checksum: computed by the writer thread, before it writes the record.
-        pending.write(UInt64(0))
-        if checkingTime || pending.count >= 1 << 20 { try flushIfDue() }
+        frame.write(UInt64(outputs.count))
+        frame.write(outputs)
+        if checkingTime || frame.count >= Self.handOffBytes { try flushIfDue() }
     }
 
     /// The input positions of a record: consecutive (a fresh run) or listed (a resumed one).
@@ -209,9 +223,9 @@ final class CheckpointJournal: @unchecked Sendable {
     /// what the writer could not write. With nothing waiting it returns at once (the engine's
     /// rounds are frequent: no clock read, no lock).
     func flushIfDue() throws(CheckpointError) {
-        guard isOpen, pending.count > 0 else { return }
+        guard isOpen, pending.hasRecords else { return }
         let now = monotonicNanoseconds()
-        guard now &- lastHandOff >= Self.writeInterval || pending.count >= 1 << 20 else { return }
+        guard now &- lastHandOff >= Self.writeInterval || pending.count >= Self.handOffBytes else { return }
         if let error = writer.failure { throw error }
         handOff(now: now)
     }
@@ -226,65 +240,63 @@ final class CheckpointJournal: @unchecked Sendable {
 
     private func handOff(now: UInt64) {
         lastHandOff = now
-        guard pending.count > 0 else { return }
-        pending.bytes = writer.submit(pending.bytes)
+        guard pending.hasRecords else { return }
+        pending = writer.submit(pending)
     }
 
     // MARK: format
 
-    /// Fills in the checksum of every record in `bytes` (whole records, as `append` wrote
-    /// them with a zero checksum): the writer thread's part of `append`. Four records of the
-    /// same length (a map's full chunks) are hashed side by side: each hash is a chain of
-    /// dependent multiplications, and four chains keep the multiplier busy.
-    static func sealRecords(_ bytes: inout [UInt8]) {
-        bytes.withUnsafeMutableBytes { raw in
-            /// The payload's offset and length of the record at `offset` (nil: none whole).
-            func record(at offset: Int) -> (payload: Int, length: Int)? {
-                guard offset + 8 <= raw.count else { return nil }
-                let length = Int(UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt32.self)))
-                guard offset + 8 + length + 8 <= raw.count else { return nil }
-                return (offset + 8, length)
-            }
-            func seal(_ payload: Int, _ length: Int, _ checksum: UInt64) {
-                raw.storeBytes(of: checksum.littleEndian, toByteOffset: payload + length, as: UInt64.self)
-            }
-            var offset = 0
-            while let first = record(at: offset) {
-                let length = first.length
-                if let second = record(at: first.payload + length + 8), second.length == length,
-                    let third = record(at: second.payload + length + 8), third.length == length,
-                    let fourth = record(at: third.payload + length + 8), fourth.length == length
-                {
-                    let sums = fnv1a4(UnsafeRawBufferPointer(raw), first.payload, second.payload, third.payload, fourth.payload, length: length)
-                    seal(first.payload, length, sums.0)
-                    seal(second.payload, length, sums.1)
-                    seal(third.payload, length, sums.2)
-                    seal(fourth.payload, length, sums.3)
-                    offset = fourth.payload + length + 8
-                } else {
-                    seal(first.payload, length, fnv1a(UnsafeRawBufferPointer(rebasing: raw[first.payload..<(first.payload + length)])))
-                    offset = first.payload + length + 8
-                }
-            }
+    /// Fills in the header of the frame `buffer` holds (its records after room for the
+    /// header): the writer thread's part of `append`.
+    static func seal(_ buffer: JournalBuffer) {
+        let payload = UnsafeRawBufferPointer(start: buffer.base + frameHeaderSize, count: buffer.count - frameHeaderSize)
+        buffer.base.storeBytes(of: frameMagic.littleEndian, as: UInt32.self)
+        buffer.base.storeBytes(of: UInt64(payload.count).littleEndian, toByteOffset: 4, as: UInt64.self)
+        buffer.base.storeBytes(
+            of: stripeHash(payload, seed: UInt64(payload.count)).littleEndian, toByteOffset: 12, as: UInt64.self)
+    }
+
+    /// A sealed frame of `records` (tests build journals with it).
+    static func encodeFrame(_ records: [Record]) -> [UInt8] {
+        let buffer = JournalBuffer(capacity: 64)
+        for record in records {
+            buffer.write(UInt8(0))
+            buffer.write(UInt64(record.indices.count))
+            for index in record.indices { buffer.write(UInt64(index)) }
+            buffer.write(UInt64(record.outputs.count))
+            record.outputs.withUnsafeBytes { buffer.write($0) }
         }
+        seal(buffer)
+        return Array(UnsafeRawBufferPointer(start: buffer.base, count: buffer.count))
     }
 
     static func encodeHeader(_ work: Work) -> [UInt8] {
+        var fields = WireWriter()
+        fields.write(work.typeName)
+        fields.write(work.functionHash)
+        fields.write(work.inputsHash)
+        fields.write(UInt64(work.count))
         var writer = WireWriter()
         magic.withUnsafeBytes { writer.writeRaw($0) }
-        writer.write(work.typeName)
-        writer.write(work.functionHash)
-        writer.write(work.inputsHash)
-        writer.write(UInt64(work.count))
+        writer.write(UInt64(fields.count))
+        fields.bytes.withUnsafeBytes { writer.writeRaw($0) }
+        writer.write(stripeHash(fields.bytes))
         return writer.bytes
     }
 
     static func decodeHeader(_ bytes: [UInt8]) -> (work: Work, length: Int)? {
-        guard bytes.count >= magic.count, Array(bytes[0..<magic.count]) == magic else { return nil }
+        guard bytes.starts(with: magic) else { return nil }
         return bytes.withUnsafeBytes { raw in
             var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[magic.count...]))
-            guard let name = try? reader.read(String.self), let function = try? reader.read(UInt64.self),
-                let inputs = try? reader.read(UInt64.self), let count = try? reader.read(UInt64.self),
+            guard let length = try? reader.read(UInt64.self), length <= UInt64(reader.remaining),
+                reader.remaining - Int(length) >= 8
+            else { return nil }
+            let fields = UnsafeRawBufferPointer(rebasing: reader.buffer[reader.offset..<(reader.offset + Int(length))])
+            reader.offset += Int(length)
+            guard (try? reader.read(UInt64.self)) == stripeHash(fields) else { return nil }
+            var fieldReader = WireReader(fields)
+            guard let name = try? fieldReader.read(String.self), let function = try? fieldReader.read(UInt64.self),
+                let inputs = try? fieldReader.read(UInt64.self), let count = try? fieldReader.read(UInt64.self),
                 count <= UInt64(Int.max)
             else { return nil }
             return (
@@ -294,57 +306,81 @@ final class CheckpointJournal: @unchecked Sendable {
         }
     }
 
-    static func decodeRecord(_ bytes: [UInt8], at offset: Int, count: Int) -> (Record, Int)? {
-        guard bytes.count - offset >= 8 else { return nil }
-        return bytes.withUnsafeBytes { raw in
-            var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[offset...]))
-            guard (try? reader.read(UInt32.self)) == recordMagic, let length = try? reader.read(UInt32.self),
-                reader.remaining >= Int(length) + 8
-            else { return nil }
-            let start = bytes.count - reader.remaining
-            let payload = Array(bytes[start..<(start + Int(length))])
-            var after = WireReader(UnsafeRawBufferPointer(rebasing: raw[(start + Int(length))...]))
-            guard (try? after.read(UInt64.self)) == payload.withUnsafeBytes({ fnv1a($0) }) else { return nil }
-            return payload.withUnsafeBytes { body -> (Record, Int)? in
-                var fields = WireReader(body)
-                guard let kind = try? fields.read(UInt8.self), let n = try? fields.read(UInt64.self), n <= UInt64(count)
-                else { return nil }
-                var indices: [Int] = []
-                if kind == 1 {
-                    guard let first = try? fields.read(UInt64.self), first + n <= UInt64(count) else { return nil }
-                    indices = Array(Int(first)..<Int(first + n))
-                } else {
-                    guard kind == 0, fields.remaining >= Int(n) * 8 else { return nil }
-                    indices.reserveCapacity(Int(n))
-                    for _ in 0..<n {
-                        guard let index = try? fields.read(UInt64.self), index < UInt64(count) else { return nil }
-                        indices.append(Int(index))
-                    }
-                }
-                let outputs = Array(payload[(payload.count - fields.remaining)...])
-                return (Record(indices: indices, outputs: outputs), start + Int(length) + 8)
+    /// The records of the whole frames from `offset` on, and where the first frame that is
+    /// not whole and intact (torn by a kill, or damaged) starts: the journal is cut there.
+    static func decodeRecords(_ bytes: [UInt8], from offset: Int, count: Int) -> (records: [Record], end: Int) {
+        var records: [Record] = []
+        var offset = offset
+        bytes.withUnsafeBytes { raw in
+            while raw.count - offset >= frameHeaderSize {
+                guard UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: offset, as: UInt32.self)) == frameMagic
+                else { return }
+                let length = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 4, as: UInt64.self))
+                guard length <= UInt64(raw.count - offset - frameHeaderSize) else { return }
+                let payload = UnsafeRawBufferPointer(
+                    rebasing: raw[(offset + frameHeaderSize)..<(offset + frameHeaderSize + Int(length))])
+                let checksum = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: offset + 12, as: UInt64.self))
+                guard checksum == stripeHash(payload, seed: length), let frame = decodeFrame(payload, count: count)
+                else { return }
+                records += frame
+                offset += frameHeaderSize + Int(length)
             }
         }
+        return (records, offset)
+    }
+
+    /// The records of an intact frame's payload (nil if they do not parse: the frame is dropped).
+    private static func decodeFrame(_ payload: UnsafeRawBufferPointer, count: Int) -> [Record]? {
+        var reader = WireReader(payload)
+        var records: [Record] = []
+        while !reader.isAtEnd {
+            guard let kind = try? reader.read(UInt8.self), let n = try? reader.read(UInt64.self), n <= UInt64(count)
+            else { return nil }
+            var indices: [Int] = []
+            if kind == 1 {
+                guard let first = try? reader.read(UInt64.self), first <= UInt64(count) - n else { return nil }
+                indices = Array(Int(first)..<Int(first + n))
+            } else {
+                guard kind == 0, UInt64(reader.remaining) / 8 >= n else { return nil }
+                indices.reserveCapacity(Int(n))
+                for _ in 0..<n {
+                    guard let index = try? reader.read(UInt64.self), index < UInt64(count) else { return nil }
+                    indices.append(Int(index))
+                }
+            }
+            guard let length = try? reader.read(UInt64.self), length <= UInt64(reader.remaining) else { return nil }
+            let outputs = Array(UnsafeRawBufferPointer(rebasing: reader.buffer[reader.offset..<(reader.offset + Int(length))]))
+            reader.offset += Int(length)
+            records.append(Record(indices: indices, outputs: outputs))
+        }
+        return records
     }
 
     private static func readAll(_ fd: Int32, path: String) throws(CheckpointError) -> [UInt8] {
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        var status = stat()
+        guard fstat(fd, &status) == 0 else {
+            throw CheckpointError(.unusable, "cannot read the checkpoint \(path): \(String(cString: strerror(errno)))")
+        }
+        var bytes = [UInt8](repeating: 0, count: max(Int(status.st_size), 0) + (1 << 16))
+        var filled = 0
         while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if filled == bytes.count { bytes += [UInt8](repeating: 0, count: bytes.count) }
+            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + filled, $0.count - filled) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 {
                 throw CheckpointError(.unusable, "cannot read the checkpoint \(path): \(String(cString: strerror(errno)))")
             }
-            if n == 0 { return bytes }
-            bytes += chunk[0..<n]
+            if n == 0 { break }
+            filled += n
         }
+        bytes.removeLast(bytes.count - filled)
+        return bytes
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8], path: String) throws(CheckpointError) {
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, path: String) throws(CheckpointError) {
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 {
                 throw CheckpointError(
@@ -357,147 +393,102 @@ final class CheckpointJournal: @unchecked Sendable {
     }
 }
 
-/// A 64-bit hash of bytes, eight at a time (FNV-1a's constants over little-endian words,
-/// then the length): the journal's record checksum and its hashes of the work. Not a
-/// cryptographic hash — it tells work apart and finds torn records.
-func fnv1a(_ bytes: [UInt8], seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
-    bytes.withUnsafeBytes { fnv1a($0, seed: seed) }
-}
+/// A frame's bytes: room for its header, then records, appended with plain stores and
+/// `memcpy` (the pool's thread fills it: no per-byte array appends). Owned by one thread at
+/// a time (the journal fills it, the writer seals and writes it, then hands it back).
+final class JournalBuffer: @unchecked Sendable {
+    private(set) var base: UnsafeMutableRawPointer
+    private(set) var capacity: Int
+    /// Bytes in use, the frame's header included.
+    private(set) var count = CheckpointJournal.frameHeaderSize
 
-func fnv1a(_ raw: UnsafeRawBufferPointer, seed: UInt64 = 0xcbf2_9ce4_8422_2325) -> UInt64 {
-    var hash = seed
-    let words = raw.count / 8
-    for index in 0..<words {
-        hash ^= raw.loadUnaligned(fromByteOffset: index * 8, as: UInt64.self)
-        hash &*= 0x0000_0100_0000_01b3
-        hash ^= hash >> 29
-    }
-    for index in (words * 8)..<raw.count {
-        hash ^= UInt64(raw[index])
-        hash &*= 0x0000_0100_0000_01b3
-    }
-    hash ^= UInt64(raw.count)
-    hash &*= 0x0000_0100_0000_01b3
-    return hash ^ (hash >> 32)
-}
-
-/// `fnv1a` of four buffers of `length` bytes at offsets `a`, `b`, `c`, `d` of `raw`, computed
-/// side by side (the same values as four `fnv1a` calls).
-func fnv1a4(_ raw: UnsafeRawBufferPointer, _ a: Int, _ b: Int, _ c: Int, _ d: Int, length: Int) -> (UInt64, UInt64, UInt64, UInt64) {
-    let prime: UInt64 = 0x0000_0100_0000_01b3
-    var (h0, h1, h2, h3) = (UInt64(0xcbf2_9ce4_8422_2325), UInt64(0xcbf2_9ce4_8422_2325), UInt64(0xcbf2_9ce4_8422_2325), UInt64(0xcbf2_9ce4_8422_2325))
-    let words = length / 8
-    for word in 0..<words {
-        let at = 8 * word
-        h0 ^= raw.loadUnaligned(fromByteOffset: a + at, as: UInt64.self)
-        h1 ^= raw.loadUnaligned(fromByteOffset: b + at, as: UInt64.self)
-        h2 ^= raw.loadUnaligned(fromByteOffset: c + at, as: UInt64.self)
-        h3 ^= raw.loadUnaligned(fromByteOffset: d + at, as: UInt64.self)
-        h0 &*= prime
-        h1 &*= prime
-        h2 &*= prime
-        h3 &*= prime
-        h0 ^= h0 >> 29
-        h1 ^= h1 >> 29
-        h2 ^= h2 >> 29
-        h3 ^= h3 >> 29
-    }
-    for at in (8 * words)..<length {
-        h0 = (h0 ^ UInt64(raw[a + at])) &* prime
-        h1 = (h1 ^ UInt64(raw[b + at])) &* prime
-        h2 = (h2 ^ UInt64(raw[c + at])) &* prime
-        h3 = (h3 ^ UInt64(raw[d + at])) &* prime
-    }
-    func finish(_ hash: UInt64) -> UInt64 {
-        let hash = (hash ^ UInt64(length)) &* prime
-        return hash ^ (hash >> 32)
-    }
-    return (finish(h0), finish(h1), finish(h2), finish(h3))
-}
-
-/// `fnv1a` of the concatenation of byte buffers added one after the other (the same value
-/// as `fnv1a` of all of them copied into one; little-endian machines).
-struct FNV1aHasher {
-    private var hash: UInt64
-    /// Bytes of a word not complete yet (the low `carried` bytes, little-endian).
-    private var carry: UInt64 = 0
-    private var carried = 0
-    private var total = 0
-
-    init(seed: UInt64 = 0xcbf2_9ce4_8422_2325) { hash = seed }
-
-    mutating func add(_ raw: UnsafeRawBufferPointer) {
-        total += raw.count
-        var index = 0
-        if carried > 0 {
-            while carried < 8 && index < raw.count {
-                carry |= UInt64(raw[index]) << (8 * UInt64(carried))
-                carried += 1
-                index += 1
-            }
-            guard carried == 8 else { return }
-            mix(carry)
-            carry = 0
-            carried = 0
-        }
-        let words = (raw.count - index) / 8
-        for word in 0..<words { mix(raw.loadUnaligned(fromByteOffset: index + 8 * word, as: UInt64.self)) }
-        index += 8 * words
-        while index < raw.count {
-            carry |= UInt64(raw[index]) << (8 * UInt64(carried))
-            carried += 1
-            index += 1
-        }
+    init(capacity: Int) {
+        self.capacity = max(capacity, 64)
+        base = .allocate(byteCount: self.capacity, alignment: 16)
     }
 
-    private mutating func mix(_ word: UInt64) {
-        hash ^= word
-        hash &*= 0x0000_0100_0000_01b3
-        hash ^= hash >> 29
+    deinit { base.deallocate() }
+
+    var hasRecords: Bool { count > CheckpointJournal.frameHeaderSize }
+
+    /// Empties it for the next frame (its memory is kept).
+    func reset() { count = CheckpointJournal.frameHeaderSize }
+
+    /// Makes room for `extra` more bytes.
+    @inline(__always)
+    func reserve(_ extra: Int) {
+        if count + extra > capacity { grow(count + extra) }
     }
 
-    func finish() -> UInt64 {
-        var hash = self.hash
-        for byte in 0..<carried {
-            hash ^= (carry >> (8 * UInt64(byte))) & 0xFF
-            hash &*= 0x0000_0100_0000_01b3
-        }
-        hash ^= UInt64(total)
-        hash &*= 0x0000_0100_0000_01b3
-        return hash ^ (hash >> 32)
+    private func grow(_ needed: Int) {
+        let larger = max(needed, 2 * capacity)
+        let moved = UnsafeMutableRawPointer.allocate(byteCount: larger, alignment: 16)
+        moved.copyMemory(from: base, byteCount: count)
+        base.deallocate()
+        base = moved
+        capacity = larger
+    }
+
+    @inline(__always)
+    func write<T: FixedWidthInteger>(_ value: T) {
+        reserve(MemoryLayout<T>.size)
+        (base + count).storeBytes(of: value.littleEndian, as: T.self)
+        count += MemoryLayout<T>.size
+    }
+
+    @inline(__always)
+    func write(_ raw: UnsafeRawBufferPointer) {
+        guard let source = raw.baseAddress, raw.count > 0 else { return }
+        reserve(raw.count)
+        (base + count).copyMemory(from: source, byteCount: raw.count)
+        count += raw.count
     }
 }
 
 /// A journal's writer thread: writes what it is handed (first the header, when it is to
-/// compute it, then the records, each sealed with its checksum), flushes it to the disk a
-/// second later at most, and at the end flushes and closes the file. It owns the descriptor.
+/// compute it, then the frames, each sealed with its checksum), flushes it to the disk a
+/// second later at most, and at the end (once the journal's `close` wrote the rest) flushes
+/// and closes the file. It owns the descriptor.
 ///
 /// Forks (`ForkGuard`): the thread is active while it runs code and lets go while it sleeps
 /// and during its `write`s and `fsync`s; the threads that hand it work take its lock outside
 /// their activity (`ForkGuard.whileBlocked`), so none waits for the lock while a fork waits
 /// for it.
 final class JournalWriter: @unchecked Sendable {
+    typealias Header = @Sendable () throws(CheckpointError) -> [UInt8]
+
     private let descriptor: Int32
     private let path: String
     private let lock = ConditionLock()
     // Under `lock`.
-    private var queued: [UInt8] = []
-    /// A spare buffer to hand back to the journal (its capacity is reused).
-    private var spare: [UInt8] = []
+    /// Frames to write, in order.
+    private var queued: [JournalBuffer] = []
+    /// Written frames' buffers, to hand back to the journal (their memory is reused).
+    private var spares: [JournalBuffer] = []
+    /// The header of a new journal, to compute and write before any frame.
+    private var header: Header?
+    /// A thread (this one, or the one that closes the journal) is writing what it took.
+    private var writing = false
+    /// The journal is closing: its `close` writes what is left.
     private var finishing = false
-    /// All is written and the file unlocked.
+    /// All is written and the file unlocked: flush and close it.
     private var released = false
-    private var error: CheckpointError?
-    // Writer thread only.
     private var unsynced: Bool
+    private var error: CheckpointError?
+    // The thread that writes (the writer, or the one closing the journal: never both at once).
+    /// The file's size: where the next write goes.
+    private var size: Int
+    /// The end of the space allocated for the file (`preallocate`).
+    private var allocated: Int
+    /// False once the file system refused to allocate ahead.
+    private var preallocating = true
+    // Writer thread only.
     private var lastSync = monotonicNanoseconds()
-    /// The header of a new journal, to compute and write before any record.
-    private var header: (@Sendable () throws(CheckpointError) -> [UInt8])?
 
-    init(
-        descriptor: Int32, path: String, unsynced: Bool, header: (@Sendable () throws(CheckpointError) -> [UInt8])? = nil
-    ) {
+    init(descriptor: Int32, path: String, size: Int, unsynced: Bool, header: Header? = nil) {
         self.descriptor = descriptor
+        self.size = size
+        allocated = size
         self.path = path
         self.unsynced = unsynced
         self.header = header
@@ -512,38 +503,51 @@ final class JournalWriter: @unchecked Sendable {
         }
     }
 
-    /// What the writer could not write (the call fails with it).
+    /// What could not be written (the call fails with it).
     var failure: CheckpointError? { ForkGuard.whileBlocked { lock.withLock { error } } }
 
-    /// Queues `bytes` to be written; returns an empty buffer to fill next.
-    func submit(_ bytes: [UInt8]) -> [UInt8] {
-        ForkGuard.whileBlocked {
+    /// Queues a frame to be written; returns an empty buffer to fill next.
+    func submit(_ frame: JournalBuffer) -> JournalBuffer {
+        let spare: JournalBuffer? = ForkGuard.whileBlocked {
             lock.withLock {
-                defer { lock.broadcast() }
-                if queued.isEmpty {
-                    queued = bytes
-                    var next = spare
-                    spare = []
-                    next.removeAll(keepingCapacity: true)
-                    return next
-                }
-                queued += bytes
-                var next = bytes
-                next.removeAll(keepingCapacity: true)
-                return next
+                queued.append(frame)
+                lock.broadcast()
+                return spares.popLast()
             }
         }
+        return spare ?? JournalBuffer(capacity: frame.capacity)
     }
 
-    /// Queues the last bytes, waits until all is written, unlocks the file; the thread then
-    /// flushes it to the disk and closes it.
-    func finish(_ bytes: [UInt8]) {
-        ForkGuard.whileBlocked {
-            lock.withLock {
-                queued += bytes
+    /// Writes `last` and what is still queued — on this thread, once the writer is done with
+    /// what it was writing —, unlocks the file and lets the thread flush it to the disk and
+    /// close it. Returns what could not be written, if anything.
+    func finish(_ last: JournalBuffer?) -> CheckpointError? {
+        let (header, frames, failed) = ForkGuard.whileBlocked {
+            lock.withLock { () -> (Header?, [JournalBuffer], Bool) in
+                if let last { queued.append(last) }
                 finishing = true
+                while writing { _ = lock.wait(until: nil) }
+                defer {
+                    self.header = nil
+                    queued = []
+                }
+                return (self.header, queued, error != nil)
+            }
+        }
+        let failure = failed ? nil : write(header: header, frames: frames)
+        ForkGuard.whileBlocked {
+            releasePreallocation()
+            // The next run may open it now (it reads what was written; the flush to the disk
+            // goes on in the writer thread, on this open file).
+            _ = flock(descriptor, LOCK_UN)
+        }
+        return ForkGuard.whileBlocked {
+            lock.withLock {
+                if let failure, error == nil { error = failure }
+                if failure == nil && (header != nil || !frames.isEmpty) { unsynced = true }
+                released = true
                 lock.broadcast()
-                while !released { _ = lock.wait(until: nil) }
+                return error
             }
         }
     }
@@ -555,66 +559,123 @@ final class JournalWriter: @unchecked Sendable {
         return try body()
     }
 
-    private func run() {
-        if let header {
-            self.header = nil
-            do throws(CheckpointError) {
+    /// Computes and writes the header if given, then seals and writes each frame, in order;
+    /// on whichever thread took them (the `write`s outside its `ForkGuard` activity).
+    private func write(header: Header?, frames: [JournalBuffer]) -> CheckpointError? {
+        do throws(CheckpointError) {
+            if let header {
                 let bytes = try header()
-                try outside { () throws(CheckpointError) in try CheckpointJournal.writeAll(descriptor, bytes, path: path) }
+                let failure = bytes.withUnsafeBytes { raw -> CheckpointError? in
+                    do throws(CheckpointError) {
+                        try writeBlocking(raw)
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+                if let failure { throw failure }
+            }
+            for frame in frames {
+                CheckpointJournal.seal(frame)
+                try writeBlocking(UnsafeRawBufferPointer(start: frame.base, count: frame.count))
+            }
+            return nil
+        } catch {
+            return error
+        }
+    }
+
+    /// Allocates the file's blocks ahead of its end, `KEEP_SIZE` (the size, and what a reader
+    /// sees, do not change): a `write(2)` into allocated blocks costs ext4 about a third less
+    /// CPU time than one that reserves them (measured: 16.7 MB in 1 MiB writes, 3.2 → 2.3 ms).
+    /// As much as the file holds already, 4–64 MiB; given back (`releasePreallocation`) before
+    /// the journal is unlocked, and by the next run's `open` after a kill. Only an
+    /// optimisation: a file system that refuses it (no `fallocate`, a full disk, a quota) is
+    /// just written to, and a real lack of space fails the `write`.
+    private func preallocate(_ count: Int) {
+        guard preallocating, size + count > allocated else { return }
+        let end = size + count + min(max(size + count, 4 << 20), 64 << 20)
+        if CSystemShims_fallocate_keep_size(descriptor, Int64(allocated), Int64(end - allocated)) == 0 {
+            allocated = end
+        } else {
+            preallocating = false
+        }
+    }
+
+    /// Frees the blocks allocated beyond the file's end (a truncation to its size). Runs
+    /// before the file is unlocked: the next run may append to it then. A failure only
+    /// leaves them allocated until the next run opens the journal.
+    private func releasePreallocation() {
+        guard allocated > size else { return }
+        if ftruncate(descriptor, off_t(size)) == 0 { allocated = size }
+    }
+
+    /// `writeAll` outside this thread's `ForkGuard` activity, into preallocated blocks.
+    private func writeBlocking(_ raw: UnsafeRawBufferPointer) throws(CheckpointError) {
+        preallocate(raw.count)
+        defer { size += raw.count }
+        let failure: CheckpointError? = ForkGuard.whileBlocked {
+            do throws(CheckpointError) {
+                try CheckpointJournal.writeAll(descriptor, raw, path: path)
+                return nil
             } catch {
-                lock.withLock { if self.error == nil { self.error = error } }
+                return error
             }
         }
-        var batch: [UInt8] = []
+        if let failure { throw failure }
+    }
+
+    private enum Step {
+        case write(Header?, [JournalBuffer])
+        case sync
+        case close(unsynced: Bool)
+    }
+
+    private func run() {
         while true {
-            let finished: Bool = lock.withLock {
-                if !batch.isEmpty {
-                    batch.removeAll(keepingCapacity: true)
-                    if spare.capacity < batch.capacity { swap(&spare, &batch) }
-                }
-                while queued.isEmpty && !finishing {
-                    let due = unsynced ? lastSync &+ CheckpointJournal.syncInterval : nil
-                    if let due, monotonicNanoseconds() >= due { break }
+            let step: Step = lock.withLock {
+                while true {
+                    if released { return .close(unsynced: unsynced) }
+                    // Once closing, the closing thread writes what is left; nothing more is
+                    // written after a failure (a journal without its header, or with a gap,
+                    // would be read wrong).
+                    if !finishing && !writing && error == nil && (header != nil || !queued.isEmpty) {
+                        writing = true
+                        defer {
+                            header = nil
+                            queued = []
+                        }
+                        return .write(header, queued)
+                    }
+                    let due = unsynced && !writing ? lastSync &+ CheckpointJournal.syncInterval : nil
+                    if let due, monotonicNanoseconds() >= due {
+                        unsynced = false
+                        return .sync
+                    }
                     _ = outside { lock.wait(until: due) }
                 }
-                swap(&batch, &queued)
-                return finishing && batch.isEmpty
             }
-            if finished {
-                // The next run may open it now (it reads what was written; the flush to the
-                // disk goes on here, on this open file).
-                _ = flock(descriptor, LOCK_UN)
-                lock.withLock {
-                    released = true
-                    lock.broadcast()
-                }
+            switch step {
+            case .close(let unsynced):
                 outside {
                     if unsynced { _ = fsync(descriptor) }
                     _ = Glibc.close(descriptor)
                 }
                 return
-            }
-            // Nothing more is written after a failure (a journal without its header, or with a
-            // gap, would be read wrong).
-            if !batch.isEmpty, lock.withLock({ error == nil }) {
-                CheckpointJournal.sealRecords(&batch)
-                let written: Result<Void, CheckpointError> = outside {
-                    do throws(CheckpointError) {
-                        try CheckpointJournal.writeAll(descriptor, batch, path: path)
-                        return .success(())
-                    } catch {
-                        return .failure(error)
-                    }
-                }
-                switch written {
-                case .success: unsynced = true
-                case .failure(let error): lock.withLock { if self.error == nil { self.error = error } }
-                }
-            }
-            if unsynced && monotonicNanoseconds() &- lastSync >= CheckpointJournal.syncInterval {
+            case .sync:
                 _ = outside { fsync(descriptor) }
-                unsynced = false
                 lastSync = monotonicNanoseconds()
+            case .write(let header, let frames):
+                let failure = write(header: header, frames: frames)
+                for frame in frames { frame.reset() }
+                lock.withLock {
+                    writing = false
+                    if let failure, error == nil { error = failure }
+                    if failure == nil { unsynced = true }
+                    // Two spares: one being filled while one waits here.
+                    spares += frames.prefix(max(0, 2 - spares.count))
+                    lock.broadcast()
+                }
             }
         }
     }
@@ -625,7 +686,8 @@ private func hex(_ value: UInt64) -> String { String(value, radix: 16) }
 /// A checkpoint journal that cannot be used for this call.
 public struct CheckpointError: Error, CustomStringConvertible, Sendable, Equatable {
     public enum Code: Sendable, Equatable {
-        /// The journal records other work (another function value, other inputs).
+        /// The journal records other work (another function value, other inputs), or was
+        /// written in a format this version does not read.
         case otherWork
         /// Another run holds the journal.
         case inUse

@@ -6,17 +6,18 @@ extension Pool {
         progress: ProgressReport?, completion: Completion<Value>, _ transform: @escaping ([F.Output]) -> Value
     ) throws -> AsyncResult<Value> {
         let definition = try FunctionDefinition.make(function)
-        // The inputs' hash (their encoding hashed: milliseconds for millions of inputs) is
-        // computed by the journal's writer thread while the map runs when the journal is new.
+        // The inputs' hash (their encoding hashed: a millisecond or so for millions of numbers,
+        // more for inputs that must be encoded first) is computed by the journal's writer
+        // thread while the map runs when the journal is new.
         let (journal, records) = try CheckpointJournal.open(
-            path: path, typeName: definition.typeName, functionHash: fnv1a(definition.bytes), count: inputs.count
+            path: path, typeName: definition.typeName, functionHash: stripeHash(definition.bytes), count: inputs.count
         ) {
             if let hash = try rawInputsHash(F.self, inputs) { return hash }
             // Sized for the encoding of fixed-size inputs at once: growing it by doubling to
             // (say) 16 MB copies and faults in twice that.
             var encodedInputs = WireWriter(capacity: 64 + min(inputs.count * MemoryLayout<F.Input>.stride, 1 << 28))
             try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &encodedInputs) }
-            return fnv1a(encodedInputs.bytes)
+            return stripeHash(encodedInputs.bytes)
         }
         // A fresh journal (the common case) skips the bookkeeping of what is known: this
         // function is generic and runs unspecialised, at tens of ns per element and pass.
@@ -84,7 +85,7 @@ extension Pool {
     }
 }
 
-/// The inputs' hash (`fnv1a` of `F._encodeInputs(inputs)`) without encoding them, when they
+/// The inputs' hash (`stripeHash` of `F._encodeInputs(inputs)`) without encoding them, when they
 /// are numbers whose encoding is their count (a varint) and their bytes — checked on the
 /// first few: nil otherwise. Millions of numbers are hashed in place instead of copied first.
 func rawInputsHash<F: ParallelFunction>(_: F.Type, _ inputs: [F.Input]) throws -> UInt64? {
@@ -103,7 +104,7 @@ func rawInputsHash<F: ParallelFunction>(_: F.Type, _ inputs: [F.Input]) throws -
         guard encoded.deferredBlocks.isEmpty, encoded.bytes == expected.bytes else { return nil }
         var count = WireWriter(capacity: 16)
         count.writeVarint(UInt64(buffer.count))
-        var hasher = FNV1aHasher()
+        var hasher = StripeHasher()
         count.bytes.withUnsafeBytes { hasher.add($0) }
         hasher.add(raw)
         return hasher.finish()

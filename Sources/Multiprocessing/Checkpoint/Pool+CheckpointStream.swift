@@ -53,7 +53,7 @@ extension Pool {
     where F.Input: Codable, F.Output: Codable {
         let definition = try FunctionDefinition.make(function)
         let work = CheckpointJournal.Work(
-            typeName: definition.typeName, functionHash: fnv1a(definition.bytes),
+            typeName: definition.typeName, functionHash: stripeHash(definition.bytes),
             inputsHash: CheckpointedStream<F>.streamMarker, count: Int.max)
         let (journal, records) = try CheckpointJournal.open(path: path, work: work)
         let state: CheckpointedStream<F>
@@ -101,7 +101,7 @@ struct PositionedFunction<F: ParallelFunction>: ParallelFunction where F.Input: 
 /// sends on those the journal does not hold, replays those it does, records new results.
 final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F.Input: Codable, F.Output: Codable {
     /// The header's inputs hash of a stream journal (a map journal hashes its inputs).
-    static var streamMarker: UInt64 { fnv1a(Array("swiftmp checkpointed stream".utf8)) }
+    static var streamMarker: UInt64 { stripeHash(Array("swiftmp checkpointed stream".utf8)) }
 
     private let journal: CheckpointJournal
     private let ordered: Bool
@@ -206,7 +206,7 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
         } catch {
             return 0 // cannot be encoded: the pool reports it when it sends the input
         }
-        return fnv1a(writer.bytes)
+        return stripeHash(writer.bytes)
     }
 
     /// The next results for the consumer (nil at the end); never empty.
