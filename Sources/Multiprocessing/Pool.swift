@@ -210,9 +210,11 @@ public final class Pool: @unchecked Sendable {
     /// `definition`: the function already encoded (nil: encode it here); `prepare` runs on
     /// the job before the engine can see it (a checkpoint journal's hooks). `producing`: the
     /// caller writes that many inputs into the job after this returns (`inputs` is empty).
+    /// `progression`: the inputs are those integers, computed (`inputs` is empty).
     @discardableResult
     func batch<F: ParallelFunction>(
-        _ function: F, _ inputs: [F.Input], producing: Int? = nil, chunkSize: Int?,
+        _ function: F, _ inputs: [F.Input], producing: Int? = nil, progression: _IntegerProgression? = nil,
+        chunkSize: Int?,
         timeout: Double?, retry: RetryPolicy?, progress: ProgressReport? = nil,
         exclusive: Bool = false, definition: FunctionDefinition? = nil,
         prepare: ((BatchJob<F>) -> Void)? = nil,
@@ -221,11 +223,12 @@ public final class Pool: @unchecked Sendable {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
-        let count = producing ?? inputs.count
+        let count = progression?.count ?? producing ?? inputs.count
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let job = BatchJob<F>(
             function: try definition ?? FunctionDefinition.make(function), options: options,
-            inputs: inputs, producing: producing, chunkSize: chunkSize ?? defaultChunkSize(count),
+            inputs: inputs, producing: producing, progression: progression,
+            chunkSize: chunkSize ?? defaultChunkSize(count),
             finish: finish)
         job.exclusive = exclusive
         job.progress = progress.map { ProgressMeter($0, total: count) }
@@ -273,16 +276,25 @@ public final class Pool: @unchecked Sendable {
     ///
     /// Any `Sequence` is read once, in order, on the calling thread, before the call returns
     /// (Python's `list(iterable)`), in your module, where the compiler knows its type
-    /// (`@inlinable`). An `Array` is used as it is; a collection (a range, a `Set`, a
-    /// `lazy.map`, a slice…) or an integer `stride` of a thousand inputs or more is written
-    /// straight into the call's input buffer while the workers already run the first chunks
-    /// (`_InputProducer`), so that it costs about what an `Array` costs.
+    /// (`@inlinable`), so that every kind costs about what an `Array` costs. An `Array` is
+    /// used as it is; an integer range or stride (`0..<n`, `0...n`, `stride(from:to:by:)`,
+    /// `stride(from:through:by:)`) is not stored at all: each chunk's inputs are computed
+    /// from its bounds straight into the chunk's message (`_IntegerProgression`); another
+    /// collection (a `Set`, a `lazy.map`, a slice…) of a thousand inputs or more is written
+    /// into the call's input buffer while the workers already run the first chunks
+    /// (`_InputProducer`, `PoolInputs.swift`).
     @inlinable
     public func map<F: ParallelFunction>(
         _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil,
         progress: ProgressReport? = nil, checkpoint: String? = nil
     ) throws -> [F.Output] {
+        if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
+            return try _mapProgression(
+                function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: nil, errorCallback: nil
+            ).get()
+        }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
             return try _mapProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
@@ -294,6 +306,24 @@ public final class Pool: @unchecked Sendable {
         return try _map(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
             checkpoint: checkpoint)
+    }
+
+    /// `mapAsync` of the integers of `progression`, computed into each chunk's message.
+    @usableFromInline
+    func _mapProgression<F: ParallelFunction>(
+        _ function: F, _ progression: _IntegerProgression, chunkSize: Int?, timeout: Double?, retry: RetryPolicy?,
+        progress: ProgressReport?, callback: (@Sendable ([F.Output]) -> Void)?,
+        errorCallback: (@Sendable (any Error) -> Void)?
+    ) throws -> AsyncResult<[F.Output]> {
+        let completion = Completion<[F.Output]>()
+        attach(callback, errorCallback, to: completion)
+        let job = try batch(
+            function, [], progression: progression, chunkSize: chunkSize, timeout: timeout, retry: retry,
+            progress: progress
+        ) { result in
+            completion.complete(result)
+        }
+        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 
     /// `mapAsync` of `count` inputs that `produce` writes, on this thread, into the job's
@@ -349,6 +379,11 @@ public final class Pool: @unchecked Sendable {
     )
         throws -> AsyncResult<[F.Output]>
     {
+        if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
+            return try _mapProgression(
+                function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: callback, errorCallback: errorCallback)
+        }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
             return try _mapProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
@@ -413,6 +448,12 @@ public final class Pool: @unchecked Sendable {
         progress: ProgressReport? = nil,
         checkpoint: String? = nil
     ) async throws -> [F.Output] {
+        if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
+            return try await _mapProgression(
+                function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: nil, errorCallback: nil
+            ).value
+        }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
             return try await _mapProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout,
