@@ -296,12 +296,11 @@ public final class Pool: @unchecked Sendable {
             ).get()
         }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try _mapProducing(
+            let produced = try _submitProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                progress: progress, callback: nil, errorCallback: nil
-            ) {
-                producer.produce(into: $0, every: $1, publish: $2)
-            }.get()
+                progress: progress, callback: nil, errorCallback: nil)
+            producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
+            return try produced.result.get()
         }
         return try _map(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
@@ -326,16 +325,16 @@ public final class Pool: @unchecked Sendable {
         return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }
 
-    /// `mapAsync` of `count` inputs that `produce` writes, on this thread, into the job's
-    /// input buffer (its first argument) after the job is submitted, calling its third
-    /// argument with how many are written every time it has written a multiple of its second
-    /// (and at the end): the engine sends those while the rest are written.
+    /// Submits a `mapAsync` of `count` inputs that the caller then writes, on this thread, in
+    /// order, into the job's input buffer (`_ProducedInputs.base`), calling `publish(n)` every
+    /// time it has written a multiple of `step` (and at the end): the engine sends those while
+    /// the rest are written. (The caller writes them itself, in its own module, so that the
+    /// sequence's iteration — a `lazy.map`'s closure — is compiled where it is known.)
     @usableFromInline
-    func _mapProducing<F: ParallelFunction>(
+    func _submitProducing<F: ParallelFunction>(
         _ function: F, count: Int, chunkSize: Int?, timeout: Double?, retry: RetryPolicy?, progress: ProgressReport?,
-        callback: (@Sendable ([F.Output]) -> Void)?, errorCallback: (@Sendable (any Error) -> Void)?,
-        produce: (UnsafeMutablePointer<F.Input>, Int, (Int) -> Void) -> Void
-    ) throws -> AsyncResult<[F.Output]> {
+        callback: (@Sendable ([F.Output]) -> Void)?, errorCallback: (@Sendable (any Error) -> Void)?
+    ) throws -> _ProducedInputs<F.Input, F.Output> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
         let job = try batch(
@@ -349,11 +348,13 @@ public final class Pool: @unchecked Sendable {
         let wanted = max(4096, (count + 15) / 16)
         let step = (wanted + chunk - 1) / chunk * chunk
         let backend = engine.backend
-        produce(job.producedInputs!, step) { written in
-            job.publish(written)
-            backend.wake()
-        }
-        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
+        return _ProducedInputs(
+            base: job.producedInputs!, step: step,
+            publish: { written in
+                job.publish(written)
+                backend.wake()
+            },
+            result: AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) }))
     }
 
     @usableFromInline
@@ -385,12 +386,11 @@ public final class Pool: @unchecked Sendable {
                 callback: callback, errorCallback: errorCallback)
         }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try _mapProducing(
+            let produced = try _submitProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                progress: progress, callback: callback, errorCallback: errorCallback
-            ) {
-                producer.produce(into: $0, every: $1, publish: $2)
-            }
+                progress: progress, callback: callback, errorCallback: errorCallback)
+            producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
+            return produced.result
         }
         return try _mapAsync(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
@@ -455,12 +455,11 @@ public final class Pool: @unchecked Sendable {
             ).value
         }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try await _mapProducing(
+            let produced = try _submitProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout,
-                retry: retry, progress: progress, callback: nil, errorCallback: nil
-            ) {
-                producer.produce(into: $0, every: $1, publish: $2)
-            }.value
+                retry: retry, progress: progress, callback: nil, errorCallback: nil)
+            producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
+            return try await produced.result.value
         }
         return try await _mapAsync(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,

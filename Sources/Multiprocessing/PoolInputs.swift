@@ -202,6 +202,23 @@ struct _InputProducer<S: Sequence> {
     }
 }
 
+/// A submitted map whose `count` inputs the caller writes at `base`, in order, calling
+/// `publish(n)` each time `n`, a multiple of `step`, or all are written (`Pool._submitProducing`).
+@usableFromInline
+struct _ProducedInputs<Input, Output: Sendable> {
+    @usableFromInline let base: UnsafeMutablePointer<Input>
+    @usableFromInline let step: Int
+    @usableFromInline let publish: (Int) -> Void
+    @usableFromInline let result: AsyncResult<[Output]>
+
+    init(base: UnsafeMutablePointer<Input>, step: Int, publish: @escaping (Int) -> Void, result: AsyncResult<[Output]>) {
+        self.base = base
+        self.step = step
+        self.publish = publish
+        self.result = result
+    }
+}
+
 /// The input buffers of maps over collections (way 2 above), kept for the next map once a
 /// map is done: memory that a map writes its inputs into for the first time is page-faulted
 /// in, a page at a time, which costs about as much as the rest of a map of trivial tasks (a
