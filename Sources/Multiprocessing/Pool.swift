@@ -519,7 +519,7 @@ public final class Pool: @unchecked Sendable {
         progress: ProgressReport? = nil
     ) throws -> ResultStream<F> {
         try _stream(
-            function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true, timeout: timeout,
+            function, _specialisedIterator(inputs), chunkSize: chunkSize, ordered: true, timeout: timeout,
             retry: retry, progress: progress)
     }
 
@@ -531,7 +531,7 @@ public final class Pool: @unchecked Sendable {
         progress: ProgressReport? = nil
     ) throws -> ResultStream<F> {
         try _stream(
-            function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: false, timeout: timeout,
+            function, _specialisedIterator(inputs), chunkSize: chunkSize, ordered: false, timeout: timeout,
             retry: retry, progress: progress)
     }
 

@@ -114,7 +114,8 @@ final class PoolIntegerProgressionTests: TimeLimitedTestCase {
             XCTAssertEqual(
                 try pool.map(ThreeXPlusOne<Int16>(), stride(from: Int16(-30_000), to: 30_000, by: 17)),
                 stride(from: Int16(-30_000), to: 30_000, by: 17).map { $0 &* 3 &+ 1 })
-            XCTAssertEqual(try pool.map(ThreeXPlusOne<UInt64>(), (UInt64.max - 999)...UInt64.max, chunkSize: 100), ((UInt64.max - 999)...UInt64.max).map { $0 &* 3 &+ 1 })
+            XCTAssertEqual(
+                try pool.map(ThreeXPlusOne<UInt64>(), (UInt64.max - 999)...UInt64.max, chunkSize: 100), ((UInt64.max - 999)...UInt64.max).map { $0 &* 3 &+ 1 })
             XCTAssertEqual(try pool.map(OwnInputEncoding(), 0..<3000, chunkSize: 100), (0..<3000).map { $0 + 5 })
             XCTAssertEqual(try pool.starmap(Add(), zip(0..<n, 0..<n)), (0..<n).map { 2 * $0 })
         }
