@@ -1,5 +1,3 @@
-import Synchronization
-
 // How `map`, `mapAsync`, `asyncMap` and the `starmap`s read a sequence of inputs that is not
 // an `Array`, compiled in the caller's module (`@inlinable`), where the sequence's type is
 // known. Three ways, the first that applies:
@@ -244,7 +242,7 @@ enum InputBufferCache {
     /// Every buffer's alignment (types aligned more strictly are allocated apart).
     static let alignment = 64
 
-    private struct State: @unchecked Sendable {
+    private struct State {
         /// Buffers kept for the next maps: address and size in bytes.
         var kept: [(base: UnsafeMutableRawPointer, byteCount: Int)] = []
         /// The size of each buffer handed out now, by address (a kept buffer may be larger
@@ -252,7 +250,10 @@ enum InputBufferCache {
         var handedOut: [UnsafeMutableRawPointer: Int] = [:]
     }
 
-    private static let state = Mutex(State())
+    /// A process-wide lock, new and unlocked in a child forked while another thread held it
+    /// (a worker that maps over a collection in a pool of its own).
+    private static let lock = ConditionLock(resetInForkedChild: true)
+    nonisolated(unsafe) private static var state = State()
 
     private static func byteCount<T>(_: T.Type, capacity: Int) -> Int? {
         guard MemoryLayout<T>.alignment <= alignment else { return nil }
@@ -264,7 +265,7 @@ enum InputBufferCache {
     /// enough, or a new one. Give it back with `give` (with the same type and capacity).
     static func take<T>(_: T.Type, capacity: Int) -> UnsafeMutablePointer<T> {
         guard let bytes = byteCount(T.self, capacity: capacity) else { return .allocate(capacity: max(capacity, 1)) }
-        let base = state.withLock { state -> UnsafeMutableRawPointer in
+        let base = lock.withLock { () -> UnsafeMutableRawPointer in
             var best: Int?
             for (index, buffer) in state.kept.enumerated() where buffer.byteCount >= bytes {
                 if best == nil || buffer.byteCount < state.kept[best!].byteCount { best = index }
@@ -283,34 +284,33 @@ enum InputBufferCache {
     static func give<T>(_ pointer: UnsafeMutablePointer<T>, capacity: Int) {
         guard byteCount(T.self, capacity: capacity) != nil else { return pointer.deallocate() }
         let base = UnsafeMutableRawPointer(pointer)
-        // Addresses (a `sending` result must be Sendable).
-        let free = state.withLock { state -> [UInt] in
-            guard let size = state.handedOut.removeValue(forKey: base) else { return [UInt(bitPattern: base)] }
+        let free = lock.withLock { () -> [UnsafeMutableRawPointer] in
+            guard let size = state.handedOut.removeValue(forKey: base) else { return [base] }
             state.kept.append((base, size))
             state.kept.sort { $0.byteCount > $1.byteCount }
             var total = state.kept.reduce(0) { $0 + $1.byteCount }
-            var free: [UInt] = []
+            var free: [UnsafeMutableRawPointer] = []
             while state.kept.count > maximumBuffers || total > budget {
                 let smallest = state.kept.removeLast()
                 total -= smallest.byteCount
-                free.append(UInt(bitPattern: smallest.base))
+                free.append(smallest.base)
             }
             return free
         }
-        for address in free { UnsafeMutableRawPointer(bitPattern: address)!.deallocate() }
+        for base in free { base.deallocate() }
     }
 
     /// Frees the kept buffers (for tests).
     static func freeKept() {
-        let free = state.withLock { state -> [UInt] in
+        let free = lock.withLock { () -> [UnsafeMutableRawPointer] in
             defer { state.kept.removeAll() }
-            return state.kept.map { UInt(bitPattern: $0.base) }
+            return state.kept.map(\.base)
         }
-        for address in free { UnsafeMutableRawPointer(bitPattern: address)!.deallocate() }
+        for base in free { base.deallocate() }
     }
 
     /// How many buffers, and bytes, are kept now (for tests).
     static var keptNow: (buffers: Int, bytes: Int) {
-        state.withLock { ($0.kept.count, $0.kept.reduce(0) { $0 + $1.byteCount }) }
+        lock.withLock { (state.kept.count, state.kept.reduce(0) { $0 + $1.byteCount }) }
     }
 }
