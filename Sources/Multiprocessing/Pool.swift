@@ -226,9 +226,11 @@ public final class Pool: @unchecked Sendable {
     /// `definition`: the function already encoded (nil: encode it here); `prepare` runs on
     /// the job before the engine can see it (a checkpoint journal's hooks). `producing`: the
     /// caller writes that many inputs into the job after this returns (`inputs` is empty).
+    /// `progression`: the inputs are those integers, computed (`inputs` is empty).
     @discardableResult
     func batch<F: ParallelFunction>(
-        _ function: F, _ inputs: [F.Input], producing: Int? = nil, chunkSize: Int?,
+        _ function: F, _ inputs: [F.Input], producing: Int? = nil, progression: _IntegerProgression? = nil,
+        chunkSize: Int?,
         timeout: Double?, retry: RetryPolicy?, progress: ProgressReport? = nil,
         exclusive: Bool = false, definition: FunctionDefinition? = nil,
         prepare: ((BatchJob<F>) -> Void)? = nil,
@@ -237,11 +239,12 @@ public final class Pool: @unchecked Sendable {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
-        let count = producing ?? inputs.count
+        let count = progression?.count ?? producing ?? inputs.count
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let job = BatchJob<F>(
             function: try definition ?? FunctionDefinition.make(function), options: options,
-            inputs: inputs, producing: producing, chunkSize: chunkSize ?? defaultChunkSize(count),
+            inputs: inputs, producing: producing, progression: progression,
+            chunkSize: chunkSize ?? defaultChunkSize(count),
             finish: finish)
         job.exclusive = exclusive
         job.progress = progress.map { ProgressMeter($0, total: count) }
@@ -289,39 +292,65 @@ public final class Pool: @unchecked Sendable {
     ///
     /// Any `Sequence` is read once, in order, on the calling thread, before the call returns
     /// (Python's `list(iterable)`), in your module, where the compiler knows its type
-    /// (`@inlinable`). An `Array` is used as it is; a collection (a range, a `Set`, a
-    /// `lazy.map`, a slice…) or an integer `stride` of a thousand inputs or more is written
-    /// straight into the call's input buffer while the workers already run the first chunks
-    /// (`_InputProducer`), so that it costs about what an `Array` costs.
+    /// (`@inlinable`), so that every kind costs about what an `Array` costs. An `Array` is
+    /// used as it is; an integer range or stride (`0..<n`, `0...n`, `stride(from:to:by:)`,
+    /// `stride(from:through:by:)`) is not stored at all: each chunk's inputs are computed
+    /// from its bounds straight into the chunk's message (`_IntegerProgression`); another
+    /// collection (a `Set`, a `lazy.map`, a slice…) of a thousand inputs or more is written
+    /// into the call's input buffer while the workers already run the first chunks
+    /// (`_InputProducer`, `PoolInputs.swift`).
     @inlinable
     public func map<F: ParallelFunction>(
         _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
         timeout: Double? = nil, retry: RetryPolicy? = nil,
         progress: ProgressReport? = nil, checkpoint: String? = nil
     ) throws -> [F.Output] {
+        if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
+            return try _mapProgression(
+                function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: nil, errorCallback: nil
+            ).get()
+        }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try _mapProducing(
+            let produced = try _submitProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                progress: progress, callback: nil, errorCallback: nil
-            ) {
-                producer.produce(into: $0, every: $1, publish: $2)
-            }.get()
+                progress: progress, callback: nil, errorCallback: nil)
+            producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
+            return try produced.result.get()
         }
         return try _map(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
             checkpoint: checkpoint)
     }
 
-    /// `mapAsync` of `count` inputs that `produce` writes, on this thread, into the job's
-    /// input buffer (its first argument) after the job is submitted, calling its third
-    /// argument with how many are written every time it has written a multiple of its second
-    /// (and at the end): the engine sends those while the rest are written.
+    /// `mapAsync` of the integers of `progression`, computed into each chunk's message.
     @usableFromInline
-    func _mapProducing<F: ParallelFunction>(
-        _ function: F, count: Int, chunkSize: Int?, timeout: Double?, retry: RetryPolicy?, progress: ProgressReport?,
-        callback: (@Sendable ([F.Output]) -> Void)?, errorCallback: (@Sendable (any Error) -> Void)?,
-        produce: (UnsafeMutablePointer<F.Input>, Int, (Int) -> Void) -> Void
+    func _mapProgression<F: ParallelFunction>(
+        _ function: F, _ progression: _IntegerProgression, chunkSize: Int?, timeout: Double?, retry: RetryPolicy?,
+        progress: ProgressReport?, callback: (@Sendable ([F.Output]) -> Void)?,
+        errorCallback: (@Sendable (any Error) -> Void)?
     ) throws -> AsyncResult<[F.Output]> {
+        let completion = Completion<[F.Output]>()
+        attach(callback, errorCallback, to: completion)
+        let job = try batch(
+            function, [], progression: progression, chunkSize: chunkSize, timeout: timeout, retry: retry,
+            progress: progress
+        ) { result in
+            completion.complete(result)
+        }
+        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
+    }
+
+    /// Submits a `mapAsync` of `count` inputs that the caller then writes, on this thread, in
+    /// order, into the job's input buffer (`_ProducedInputs.base`), calling `publish(n)` every
+    /// time it has written a multiple of `step` (and at the end): the engine sends those while
+    /// the rest are written. (The caller writes them itself, in its own module, so that the
+    /// sequence's iteration — a `lazy.map`'s closure — is compiled where it is known.)
+    @usableFromInline
+    func _submitProducing<F: ParallelFunction>(
+        _ function: F, count: Int, chunkSize: Int?, timeout: Double?, retry: RetryPolicy?, progress: ProgressReport?,
+        callback: (@Sendable ([F.Output]) -> Void)?, errorCallback: (@Sendable (any Error) -> Void)?
+    ) throws -> _ProducedInputs<F.Input, F.Output> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
         let job = try batch(
@@ -335,11 +364,13 @@ public final class Pool: @unchecked Sendable {
         let wanted = max(4096, (count + 15) / 16)
         let step = (wanted + chunk - 1) / chunk * chunk
         let backend = engine.backend
-        produce(job.producedInputs!, step) { written in
-            job.publish(written)
-            backend.wake()
-        }
-        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
+        return _ProducedInputs(
+            base: job.producedInputs!, step: step,
+            publish: { written in
+                job.publish(written)
+                backend.wake()
+            },
+            result: AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) }))
     }
 
     @usableFromInline
@@ -365,13 +396,17 @@ public final class Pool: @unchecked Sendable {
     )
         throws -> AsyncResult<[F.Output]>
     {
+        if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
+            return try _mapProgression(
+                function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: callback, errorCallback: errorCallback)
+        }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try _mapProducing(
+            let produced = try _submitProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout, retry: retry,
-                progress: progress, callback: callback, errorCallback: errorCallback
-            ) {
-                producer.produce(into: $0, every: $1, publish: $2)
-            }
+                progress: progress, callback: callback, errorCallback: errorCallback)
+            producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
+            return produced.result
         }
         return try _mapAsync(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
@@ -429,13 +464,18 @@ public final class Pool: @unchecked Sendable {
         progress: ProgressReport? = nil,
         checkpoint: String? = nil
     ) async throws -> [F.Output] {
+        if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
+            return try await _mapProgression(
+                function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: nil, errorCallback: nil
+            ).value
+        }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
-            return try await _mapProducing(
+            let produced = try _submitProducing(
                 function, count: producer.count, chunkSize: chunkSize, timeout: timeout,
-                retry: retry, progress: progress, callback: nil, errorCallback: nil
-            ) {
-                producer.produce(into: $0, every: $1, publish: $2)
-            }.value
+                retry: retry, progress: progress, callback: nil, errorCallback: nil)
+            producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
+            return try await produced.result.value
         }
         return try await _mapAsync(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
@@ -495,7 +535,7 @@ public final class Pool: @unchecked Sendable {
         progress: ProgressReport? = nil
     ) throws -> ResultStream<F> {
         try _stream(
-            function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: true, timeout: timeout,
+            function, _specialisedIterator(inputs), chunkSize: chunkSize, ordered: true, timeout: timeout,
             retry: retry, progress: progress)
     }
 
@@ -507,7 +547,7 @@ public final class Pool: @unchecked Sendable {
         progress: ProgressReport? = nil
     ) throws -> ResultStream<F> {
         try _stream(
-            function, AnyIterator(inputs.makeIterator()), chunkSize: chunkSize, ordered: false, timeout: timeout,
+            function, _specialisedIterator(inputs), chunkSize: chunkSize, ordered: false, timeout: timeout,
             retry: retry, progress: progress)
     }
 

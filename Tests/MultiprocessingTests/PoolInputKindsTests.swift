@@ -149,26 +149,28 @@ final class PoolInputKindsTests: TimeLimitedTestCase {
     }
 
     /// Integer strides are counted from their bounds (not read twice, as `Array(_:)` reads
-    /// them), whatever their direction; other sequences are not taken for strides.
+    /// them), whatever their direction, and computed, never stored (`_IntegerProgression`);
+    /// other sequences are not taken for strides.
     func testIntegerStridesAreCountedFromTheirBounds() {
         let cases: [(any Sequence<Int>, Int)] = [
             (stride(from: 0, to: 5000, by: 1), 5000), (stride(from: 0, to: 5000, by: 3), 1667),
             (stride(from: 5000, to: 0, by: -3), 1667), (stride(from: 5000, through: 0, by: -4), 1251),
             (stride(from: -3000, through: 3000, by: 2), 3001), (stride(from: Int.min, to: Int.max, by: Int.max / 1000), 2001),
+            (stride(from: 0, to: 10, by: 1), 10),
         ]
         for (sequence, count) in cases {
             func check(_ s: some Sequence<Int>) {
-                let producer = _InputProducer(s)
-                XCTAssertEqual(producer?.count, count, "\(s)")
-                XCTAssertNotNil(producer?.arithmetic, "\(s)")
+                XCTAssertEqual(_IntegerProgression(s, for: WrappingSquare.self)?.count, count, "\(s)")
+                XCTAssertNil(_InputProducer(s), "\(s): not read into a buffer")
                 XCTAssertEqual(Array(s).count, count, "\(s)")
             }
             check(sequence)
         }
-        XCTAssertNil(_InputProducer(stride(from: 0, to: 10, by: 1)), "short: made an array")
         XCTAssertNil(_InputProducer(Array(0..<5000)), "an array is used as it is")
+        XCTAssertNil(_IntegerProgression(Array(0..<5000), for: WrappingSquare.self), "an array is used as it is")
         XCTAssertNil(_InputProducer(PlainSequence(values: Array(0..<5000))), "unknown length: made an array")
-        XCTAssertNil(_InputProducer(stride(from: 0.0, to: 5000, by: 1)).flatMap(\.arithmetic), "not an Int stride")
+        XCTAssertNil(_IntegerProgression(stride(from: 0, to: 0, by: 1), for: WrappingSquare.self), "empty: made an array")
+        XCTAssertNotNil(_InputProducer((0..<5000).lazy.map { $0 }), "a lazy map is read into a buffer")
     }
 
     /// A long collection is not read whole before the work starts: its last element is read

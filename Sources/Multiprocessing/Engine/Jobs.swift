@@ -174,6 +174,8 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     /// engine sends those it has published (`publish`): the first `available` are written.
     private let written: UnsafeMutablePointer<F.Input>?
     private let available: Atomic<Int>
+    /// Inputs computed from their position (an integer range or stride), not stored.
+    private let progression: _IntegerProgression?
     private let count: Int
     private let chunkSize: Int
     private var nextStart = 0
@@ -186,12 +188,13 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
 
     init(
         function: FunctionDefinition, options: TaskOptions, inputs: [F.Input], producing: Int? = nil,
-        chunkSize: Int, finish: @escaping (Result<[F.Output], any Error>) -> Void
+        progression: _IntegerProgression? = nil, chunkSize: Int, finish: @escaping (Result<[F.Output], any Error>) -> Void
     ) {
         self.inputs = inputs
-        count = producing ?? inputs.count
-        written = producing.map { .allocate(capacity: max($0, 1)) }
-        available = Atomic(producing == nil ? inputs.count : 0)
+        self.progression = progression
+        count = progression?.count ?? producing ?? inputs.count
+        written = producing.map { InputBufferCache.take(F.Input.self, capacity: $0) }
+        available = Atomic(producing == nil ? count : 0)
         self.chunkSize = chunkSize
         self.results = .allocate(capacity: max(count, 1))
         self.finish = finish
@@ -207,7 +210,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         results.deallocate()
         if let written {
             written.deinitialize(count: available.load(ordering: .acquiring))
-            written.deallocate()
+            InputBufferCache.give(written, capacity: count)
         }
     }
 
@@ -233,6 +236,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     }
 
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
+        if let progression { return progression.encode(span, into: &writer) }
         if let written {
             return try F._encodeInputs(UnsafeBufferPointer(start: written + span.first, count: span.count), into: &writer)
         }

@@ -34,6 +34,10 @@ struct PoolBenchmarks {
     func run(_ emit: (Figure) -> Void) throws {
         if wanted("pool.map") { try maps(emit) }
         if wanted("pool.apply") { try roundTrips(emit) }
+        // Every entry point over every input kind: only when asked for (InputKindsBenchmark).
+        if let only, only.hasPrefix("pool.inputs") {
+            try InputKindsBenchmark(pool: pool, tasks: tasks, repetitions: repetitions, only: only).run(emit)
+        }
     }
 
     private func maps(_ emit: (Figure) -> Void) throws {
