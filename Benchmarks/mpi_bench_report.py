@@ -51,8 +51,11 @@ def main():
     runs, meta = load(sys.argv[1])
     if "start" in meta:
         m = meta["start"]
-        print(f"- date: {m['date']}; base {m['base']} (worker ranks run tasks), this {m['this']} "
-              f"(worker ranks relay to local workers); nproc {m['nproc']}")
+        if any(r["side"] == "base" for r in runs):
+            print(f"- date: {m['date']}; base {m['base']} (worker ranks run tasks), this {m['this']} "
+                  f"(worker ranks host local workers); nproc {m['nproc']}")
+        else:
+            print(f"- date: {m['date']}; this {m['this']} alone (base not run); nproc {m['nproc']}")
         print(f"- {m['uptime']} at the start" + (f", {meta['end']['uptime']} at the end" if "end" in meta else ""))
     pool = [r for r in runs if any(n.startswith(("mpi.pool.", "mpi4py.pool.")) for n in r["figures"])]
     rows = [

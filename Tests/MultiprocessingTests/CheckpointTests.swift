@@ -1,6 +1,6 @@
+import CSystemShims
 import XCTest
 
-import CSystemShims
 @testable import Multiprocessing
 
 #if canImport(Glibc)
