@@ -79,14 +79,15 @@ final class MPIObjectTests: XCTestCase {
     }
 
     /// Two local workers on each worker rank: shared objects keep working from both, and the
-    /// two are distinct owners (a lock held by one excludes the other on the same rank).
+    /// two are distinct owners (a lock held by one excludes the other on the same rank) —
+    /// with the rank scheduling them itself (`-np 2`) and with rank 0 scheduling them (`-np 3`).
     func testTwoLocalWorkersPerRankShareObjectsCorrectly() throws {
         let program = try Launcher.objectCheck()
         let reference = resultLines(try Launcher.run(program, [], deadline: 60))
         for ranks in [2, 3] {
             let outcome = try Launcher.mpirun(
                 ["-np", String(ranks), program.path], timeout: 60,
-                environment: ["SWIFTMP_PROCESSES_PER_RANK": "2"])
+                environment: ["SWIFTMP_PROCESSES_PER_RANK": "2", "SWIFTMP_RANK_SCHEDULING": ranks == 2 ? "node" : "relay"])
             XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(2 * (ranks - 1))\n"), outcome.output)
             XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")

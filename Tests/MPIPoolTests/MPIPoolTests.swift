@@ -39,6 +39,16 @@ final class MPIPoolTests: XCTestCase {
             let workers = ranks == 1 ? cpus : (ranks - 1) * max(1, cpus / (ranks - 1))
             XCTAssertTrue(outcome.output.contains("POOL OK backend=mpi workers=\(workers)\n"), "np \(ranks): \(outcome.output)")
             XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
+            if (2...3).contains(ranks) {
+                // Each rank scheduling its 2 local workers itself (bundles): the same lines.
+                let node = try Launcher.mpirun(
+                    ["-np", String(ranks), program], [],
+                    environment: ["SWIFTMP_RANK_SCHEDULING": "node", "SWIFTMP_PROCESSES_PER_RANK": "2"])
+                XCTAssertEqual(node.status, 0, "np \(ranks), node: \(node.output)")
+                XCTAssertTrue(node.output.contains("each rank scheduling its own"), node.output)
+                XCTAssertTrue(node.output.contains("POOL OK backend=mpi workers=\(2 * (ranks - 1))\n"), node.output)
+                XCTAssertEqual(resultLines(node), reference, "np \(ranks), node: \(node.output)")
+            }
             if ranks >= 2 {
                 // swift-log records from tasks on worker ranks, printed by rank 0, tagged with the rank.
                 for input in [1, 2] {
@@ -53,17 +63,22 @@ final class MPIPoolTests: XCTestCase {
 
     /// Tasks that segfault, are SIGKILLed or exit on a worker rank's local worker cost exactly
     /// their input (`WorkerDied` naming it, its pid and signal or status); the rank replaces
-    /// the worker, the job and the pool go on; a 0.5 s time limit kills a 10 s task. At 1–4
-    /// ranks with 1 and 2 local workers per rank, and locally.
+    /// the worker, the job and the pool go on; a 0.5 s time limit kills a 10 s task; a
+    /// cancelled call kills what runs for it. At 1–4 ranks with 1 and 2 local workers per rank,
+    /// in both layouts (rank 0 or the rank scheduling the local workers), and locally.
     func testCrashingTasksNeverEndTheJob() throws {
         let program = try Launcher.poolCheck()
         let local = try Launcher.run(program, ["--faults"], deadline: 90)
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("FAULTS OK workers="), local.output)
         for ranks in 1...4 {
-            for perRank in [1, 2] {
-                let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], ["--faults", String(perRank)], timeout: 90)
-                let label = "np \(ranks), \(perRank) per rank"
+            // Rank 0 scheduling every local worker (the default below 4 per rank), and each
+            // rank scheduling its own (`SWIFTMP_RANK_SCHEDULING=node`, bundles).
+            for (perRank, scheduling) in [(1, ""), (2, ""), (2, "node")] {
+                let outcome = try Launcher.mpirun(
+                    ["-np", String(ranks), program.path], ["--faults", String(perRank)], timeout: 90,
+                    environment: ["SWIFTMP_RANK_SCHEDULING": scheduling])
+                let label = "np \(ranks), \(perRank) per rank \(scheduling)"
                 XCTAssertEqual(outcome.status, 0, "\(label): \(outcome.output)")
                 let workers = ranks == 1 ? perRank : (ranks - 1) * perRank
                 XCTAssertTrue(outcome.output.contains("FAULTS OK workers=\(workers)\n"), "\(label): \(outcome.output)")

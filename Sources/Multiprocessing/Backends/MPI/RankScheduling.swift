@@ -23,15 +23,22 @@ enum RankScheduling: Equatable {
             throw PoolError(
                 .invalidArgument,
                 "SWIFTMP_RANK_SCHEDULING=\(text): give node (each worker rank schedules its local workers) or relay "
-                    + "(rank 0 schedules every local worker), or unset it (node when a rank hosts several workers)")
+                    + "(rank 0 schedules every local worker), or unset it (node when a rank hosts \(nodeThreshold) workers or more)")
         }
     }
 
     /// The default for a pool whose ranks host these many local workers: `.node` when one
-    /// hosts several (node-level ranks: rank 0 talks to nodes, not cores), `.relay` when each
-    /// hosts one (one rank per core: a bundle would have one worker to go to).
+    /// hosts `nodeThreshold` or more (node-level ranks: rank 0 talks to nodes, not cores),
+    /// `.relay` otherwise. A rank with a handful of workers gains little (rank 0's cost per
+    /// chunk is shared by few workers) and its own engine is one more hop per task: measured
+    /// with 2 workers on one rank (`-np 2` on 2 vCPUs), node scheduling had 1.2× relay's hot
+    /// round trip and 0.5–0.7× its chunk-1 throughput; with 4 per rank, comparable throughput
+    /// and a tenth of rank 0's CPU per task (`Benchmarks/reports/mpi-relay.md`).
     static func automatic(localWorkers: [Int]) -> RankScheduling {
-        localWorkers.contains { $0 >= 2 } ? .node : .relay
+        localWorkers.contains { $0 >= nodeThreshold } ? .node : .relay
     }
+
+    /// Local workers on one rank from which it schedules them itself by default.
+    static let nodeThreshold = 4
 }
 #endif

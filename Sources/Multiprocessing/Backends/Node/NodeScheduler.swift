@@ -19,6 +19,9 @@ final class NodeScheduler {
     private let maxTasksPerChild: Int?
     private(set) var engine: PoolEngine?
     private var definitions: [UInt32: FunctionDefinition] = [:]
+    /// The function types resolved by name, per function id (resolving costs a lookup by
+    /// name: once per function, not per bundle).
+    private var types: [UInt32: any ParallelFunction.Type] = [:]
     private var initializer: FunctionDefinition?
     /// Bundles not answered yet, by rank 0's task id.
     private var bundles: [UInt64: Job] = [:]
@@ -64,8 +67,12 @@ final class NodeScheduler {
                 let bytes = try? reader.readLengthPrefixed()
             else { return }
             definitions[id] = FunctionDefinition(typeName: name, bytes: Array(bytes))
+            types.removeValue(forKey: id)
         case .undefine:
-            if let id = try? reader.read(UInt32.self) { definitions.removeValue(forKey: id) }
+            if let id = try? reader.read(UInt32.self) {
+                definitions.removeValue(forKey: id)
+                types.removeValue(forKey: id)
+            }
         case .chunk:
             // Only the pool's initializer comes as a chunk (task 0): this engine runs it on each
             // local worker before its first task; rank 0's slot is answered at once.
@@ -100,7 +107,7 @@ final class NodeScheduler {
             answerFailed(task: task, PoolError(.encoding, "the worker rank has no function \(function)"))
             return
         }
-        guard let type = FunctionIdentity.resolve(definition.typeName) else {
+        guard let type = types[function] ?? FunctionIdentity.resolve(definition.typeName) else {
             answerFailed(
                 task: task,
                 PoolError(
@@ -109,6 +116,7 @@ final class NodeScheduler {
                 ))
             return
         }
+        types[function] = type
         do {
             let job = try Self.makeJob(
                 type, task: task, definition: definition, chunkSize: Int(chunkSize),
