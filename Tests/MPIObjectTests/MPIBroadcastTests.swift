@@ -4,15 +4,17 @@ import TestSupport
 import XCTest
 
 /// `mpi-object-check --broadcast` (issue 13 item 3): `pool.broadcast` of a 40 MiB array and a
-/// dictionary, read by the tasks of every worker on 1–3 ranks with 1–2 local workers per rank.
+/// dictionary, read by the tasks of every worker on 1–3 ranks with 1–2 local workers per rank,
+/// scheduled by rank 0 or by each rank.
 final class MPIBroadcastTests: XCTestCase {
     func testBroadcastIsReadOnEveryRankFromOneCopyPerNode() throws {
         let program = try Launcher.objectCheck()
-        for (ranks, perRank) in [(1, 2), (2, 1), (3, 2)] {
+        // The last case with each rank scheduling its own workers (bundles).
+        for (ranks, perRank, scheduling) in [(1, 2, ""), (2, 1, ""), (3, 2, ""), (3, 2, "node")] {
             let outcome = try Launcher.mpirun(
                 ["-np", String(ranks), program.path], ["--broadcast"], timeout: 90,
-                environment: ["SWIFTMP_PROCESSES_PER_RANK": String(perRank)])
-            let label = "np \(ranks), \(perRank) per rank"
+                environment: ["SWIFTMP_PROCESSES_PER_RANK": String(perRank), "SWIFTMP_RANK_SCHEDULING": scheduling])
+            let label = "np \(ranks), \(perRank) per rank \(scheduling)"
             XCTAssertEqual(outcome.status, 0, "\(label): \(outcome.output)")
             XCTAssertTrue(outcome.output.contains("BROADCAST OK\n"), "\(label): \(outcome.output)")
             XCTAssertFalse(outcome.output.contains("MISMATCH"), "\(label): \(outcome.output)")
