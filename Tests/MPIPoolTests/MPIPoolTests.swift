@@ -205,6 +205,17 @@ final class MPIPoolTests: XCTestCase {
         XCTAssertEqual(ranks, [1, 1, 2, 2], outcome.output)
         let pids = Set(workers.compactMap { line in line.split(separator: " ").firstIndex(of: "pid").map { Int(line.split(separator: " ")[$0 + 1]) } ?? nil })
         XCTAssertEqual(pids.count, 4, "four distinct worker processes: \(outcome.output)")
+        XCTAssertFalse(outcome.output.contains("scheduling its own"), "2 per rank: rank 0 schedules them: \(outcome.output)")
+        // From 4 local workers per rank, the rank schedules them itself (the default,
+        // `RankScheduling.nodeThreshold`); the placement still lists each worker process.
+        let node = try Launcher.mpirun(["-np", "2", swiftmp], ["info"], environment: ["SWIFTMP_PROCESSES_PER_RANK": "4"])
+        XCTAssertEqual(node.status, 0, node.output)
+        XCTAssertTrue(node.output.contains("(ranks 1…1, 4 local workers each, each rank scheduling its own)"), node.output)
+        let nodeWorkers = node.output.split(separator: "\n").filter { $0.hasPrefix("  worker ") }
+        XCTAssertEqual(nodeWorkers.count, 4, node.output)
+        XCTAssertTrue(nodeWorkers.allSatisfy { $0.contains("rank 1, pid ") }, node.output)
+        let nodePids = Set(nodeWorkers.compactMap { line in line.split(separator: " ").firstIndex(of: "pid").map { Int(line.split(separator: " ")[$0 + 1]) } ?? nil })
+        XCTAssertEqual(nodePids.count, 4, "four distinct worker processes: \(node.output)")
     }
 
     /// `swiftmp pi` prints the same result line locally, under mpirun and on three hosts.
