@@ -214,7 +214,10 @@ final class MPIPoolTests: XCTestCase {
         let nodeWorkers = node.output.split(separator: "\n").filter { $0.hasPrefix("  worker ") }
         XCTAssertEqual(nodeWorkers.count, 4, node.output)
         XCTAssertTrue(nodeWorkers.allSatisfy { $0.contains("rank 1, pid ") }, node.output)
-        let nodePids = Set(nodeWorkers.compactMap { line in line.split(separator: " ").firstIndex(of: "pid").map { Int(line.split(separator: " ")[$0 + 1]) } ?? nil })
+        let nodePids = Set(
+            nodeWorkers.compactMap { line in
+                line.split(separator: " ").firstIndex(of: "pid").map { Int(line.split(separator: " ")[$0 + 1]) } ?? nil
+            })
         XCTAssertEqual(nodePids.count, 4, "four distinct worker processes: \(node.output)")
     }
 
