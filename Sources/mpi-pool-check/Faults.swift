@@ -99,6 +99,12 @@ enum Faults {
         check("faults cancel", cancelled, "cancelled")
         check("after cancel", try pool.apply(Affine(a: 1, b: 1), 41), 42)
         check("faults cancel and the next call within 5 s", monotonicSeconds() - cancelStarted < 5, true)
+        // Every worker place names the process in it now: the replacements too.
+        let placement = pool.workerPlacement
+        check(
+            "placement after crashes names every worker",
+            placement.count == pool.processes && placement.allSatisfy { $0.pid != nil }
+                && Set(placement.compactMap(\.pid)).count == placement.count, true)
         pool.close()
         try pool.join()
         fflush(nil)

@@ -284,14 +284,18 @@ struct RankRelay {
             try bytes.withUnsafeBytes { try relayUp($0, pool: pool, local: index) }
         }
         scheduler.passedOn.removeAll(keepingCapacity: true)
-        for (index, exit, _) in scheduler.endings {
+        var replaced: [(index: Int, pid: pid_t)] = []
+        for (index, exit, old) in scheduler.endings {
             moved = true
             RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: 0, input: 0), into: &scratch)
             if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
             scratch.bytes.withUnsafeBytes { outbox.append($0) }
+            // The engine replaced it in the same round: rank 0's placement names the new one.
+            if let pid = scheduler.backend.identity(of: index).pid, pid != old { replaced.append((index, pid)) }
         }
         scheduler.endings.removeAll(keepingCapacity: true)
         try flushOutbox()
+        for (index, pid) in replaced { try report(pool, started: index, pid: pid) }
         return moved
     }
 
