@@ -80,15 +80,6 @@ func monotonicNanoseconds() -> UInt64 {
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
-/// Monotonic time in nanoseconds from the coarse clock (`CLOCK_MONOTONIC_COARSE`: the last
-/// clock tick, 1–4 ms behind at most; a quarter of the precise clock's cost).
-@inline(__always)
-func coarseMonotonicNanoseconds() -> UInt64 {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts)
-    return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-}
-
 /// A deadline `seconds` from now, or nil for none. Negative or NaN timeouts mean "now".
 func deadline(after seconds: Double?) -> UInt64? {
     guard let seconds else { return nil }

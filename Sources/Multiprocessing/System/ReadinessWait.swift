@@ -33,7 +33,7 @@ struct ReadinessWait {
         let now = monotonicNanoseconds()
         if started == 0 {
             started = now
-            awake = SpinGate.spinningPays()
+            awake = SpinGate.spinningPays(now: now)
         }
         guard awake else { return pollOnce(fd, events: events, timeoutNanoseconds: sleepNanoseconds) }
         let waited = now &- started
@@ -52,27 +52,24 @@ struct ReadinessWait {
 /// Whether a waiter should stay awake (spin, yield) for a peer that answers within
 /// microseconds: only while no more threads are runnable than the machine has CPUs (the
 /// running count of `/proc/loadavg`, which counts the asking thread itself), so that the
-/// peer has a CPU to answer on. Read at most every 2 ms per process, by the coarse clock (a
-/// reader asks before each message: 5 ns instead of 22 for the precise clock; so every 2 ms
-/// to one clock tick); without `/proc/loadavg`, waiters stay awake as they always did.
+/// peer has a CPU to answer on. Read at most every 2 ms per process; without
+/// `/proc/loadavg`, waiters stay awake as they always did. (Not the coarse clock, though a
+/// reader asks before each message: its 4 ms tick would keep a "no" from a passing thread
+/// twice as long.)
 enum SpinGate {
-    /// The last answer: (when it was read, in coarse-clock ns, with its lowest bit replaced
-    /// by the answer); 0 before the first.
+    /// The last answer: (when it was read, in ns, with its lowest bit replaced by the
+    /// answer); 0 before the first.
     private static let last = Atomic<UInt64>(0)
     static let refreshNanoseconds: UInt64 = 2_000_000
     private static let onlineCPUs = max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
 
-    static func spinningPays() -> Bool {
-        let now = coarseMonotonicNanoseconds()
+    static func spinningPays(now: UInt64 = monotonicNanoseconds()) -> Bool {
         let cached = last.load(ordering: .relaxed)
         if cached != 0 && isFresh(stamp: cached & ~1, now: now) { return cached & 1 == 1 }
         let pays = pays(runnable: runnableThreads(), cpus: onlineCPUs)
         last.store((now & ~1) | (pays ? 1 : 0), ordering: .relaxed)
         return pays
     }
-
-    /// `spinningPays()`: the gate keeps its own clock, `now` is not used.
-    static func spinningPays(now _: UInt64) -> Bool { spinningPays() }
 
     /// Whether an answer read at `stamp` still holds at `now` (another thread may have stored
     /// a stamp read after this thread's `now`: fresh then).
