@@ -21,6 +21,18 @@ final class SpinGateTests: TimeLimitedTestCase {
         XCTAssertTrue(SpinGate.pays(runnable: nil, cpus: 2), "unknown: stay awake, as before")
     }
 
+    /// The answer is kept `refreshNanoseconds` by the gate's clock, and a stamp stored by
+    /// another thread after this one read the clock counts as fresh (not as 584 years old,
+    /// which would read /proc/loadavg again).
+    func testAnAnswerStaysFreshForTheRefreshInterval() {
+        let stamp: UInt64 = 10_000_000
+        XCTAssertTrue(SpinGate.isFresh(stamp: stamp, now: stamp))
+        XCTAssertTrue(SpinGate.isFresh(stamp: stamp, now: stamp + SpinGate.refreshNanoseconds - 1))
+        XCTAssertFalse(SpinGate.isFresh(stamp: stamp, now: stamp + SpinGate.refreshNanoseconds))
+        XCTAssertTrue(SpinGate.isFresh(stamp: stamp, now: stamp - 1), "a stamp after this thread's clock reading")
+        XCTAssertTrue(SpinGate.isFresh(stamp: stamp, now: 0))
+    }
+
     func testThisMachinesLoadavgIsReadable() throws {
         let runnable = try XCTUnwrap(SpinGate.runnableThreads(), "/proc/loadavg could not be read")
         XCTAssertGreaterThanOrEqual(runnable, 1, "the reading thread itself runs")

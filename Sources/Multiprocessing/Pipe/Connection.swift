@@ -1,4 +1,5 @@
 import CSystemShims
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -7,7 +8,10 @@ import Glibc
 /// One end of a `Pipe`: Python's `multiprocessing.connection.Connection`.
 ///
 /// Messages are frames on a Unix stream socket: an 8-byte little-endian length, then the
-/// bytes (a value's `Wire` encoding for `send`/`recv`). `recv` waits for a whole message;
+/// bytes (a value's `Wire` encoding for `send`/`recv`; a plain number's own bytes). A message
+/// of up to 120 bytes travels padded to a 128-byte frame, and a reader's first `recv` asks for
+/// those 128 bytes: one system call reads a small message whole, and a reader never takes
+/// bytes of the next message from the socket (another process may read it). `recv` waits for a whole message;
 /// if the other end is closed first it throws `ConnectionError` with code `.endOfFile` —
 /// it never hangs on a dead peer. Waiting spins for a few microseconds before it sleeps
 /// (a sleeping wake-up costs 20–130 µs on small VMs), while the machine has a CPU free for
@@ -32,13 +36,15 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     private let sendLock = ConditionLock()
     private let receiveLock = ConditionLock()
     private let stateLock = ConditionLock()
-    private var fd: Int32
+    /// The socket; -1 once closed (or for a served end).
+    private let fd: Atomic<Int32>
     /// Whether this end can receive.
     public let readable: Bool
     /// Whether this end can send.
     public let writable: Bool
     /// Identifies the socket while it travels to a child.
     private let id: SegmentID
+    /// A large message's bytes (under `receiveLock`); small ones are read on the stack.
     private var receiveBuffer: [UInt8] = []
     /// Under mpirun: the end rank 0 serves (`fd` is -1).
     private let served: MPIServedPipeEnd?
@@ -46,7 +52,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     private var servedOpen = false
 
     init(fd: Int32, readable: Bool, writable: Bool) {
-        self.fd = fd
+        self.fd = Atomic(fd)
         self.readable = readable
         self.writable = writable
         self.id = .random()
@@ -55,7 +61,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     /// A new handle of an end served by rank 0.
     init(served: MPIServedPipeEnd, readable: Bool, writable: Bool) {
-        fd = -1
+        fd = Atomic(-1)
         self.readable = readable
         self.writable = writable
         id = .random()
@@ -67,15 +73,19 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         if let served {
             if servedOpen { served.release() }
         } else {
-            systemClose(fd)
+            systemClose(fd.load(ordering: .acquiring))
         }
     }
 
     /// Whether `close()` was called.
-    public var isClosed: Bool { stateLock.withLock { served == nil ? fd < 0 : !servedOpen } }
+    public var isClosed: Bool { served == nil ? fd.load(ordering: .acquiring) < 0 : stateLock.withLock { !servedOpen } }
 
     /// The socket descriptor (for `poll`/`select` in your own code); -1 once closed.
-    public var fileDescriptor: Int32 { stateLock.withLock { fd } }
+    public var fileDescriptor: Int32 { fd.load(ordering: .acquiring) }
+
+    /// Whether rank 0 serves this end (under mpirun): its messages are not socket frames.
+    @usableFromInline
+    var isServed: Bool { served != nil }
 
     /// Closes this end. The peer's pending `recv` then throws `.endOfFile` (once no other
     /// process holds a copy of this end).
@@ -88,11 +98,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
             if wasOpen { served.release() }
             return
         }
-        let old = stateLock.withLock { () -> Int32 in
-            let old = fd
-            fd = -1
-            return old
-        }
+        let old = fd.exchange(-1, ordering: .acquiringAndReleasing)
         // Not shutdown(): that would end the socket for the copies other processes hold.
         if old >= 0 { systemClose(old) }
     }
@@ -107,43 +113,62 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     }
 
     private func descriptor(for action: String) throws(ConnectionError) -> Int32 {
-        let fd = stateLock.withLock { self.fd }
+        let fd = self.fd.load(ordering: .acquiring)
         guard fd >= 0 else { throw ConnectionError(.closed, "cannot \(action): the connection is closed") }
         return fd
     }
 
+    // MARK: frames
+
+    /// The size of a small message's frame: its length, its bytes, then zeros. A reader's
+    /// first `recv` of a message asks for this many bytes — never more than any frame holds.
+    static let smallFrameSize = 128
+    /// The largest message that travels in a small frame.
+    static let smallPayload = smallFrameSize - Frame.headerSize
+
+    /// One small frame, on the stack.
+    private typealias SmallFrame = (
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
+        UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
+    )
+    private static var emptyFrame: SmallFrame { (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0) }
+
     // MARK: sending
 
     /// Sends `value` (any `Encodable`); the peer reads it with `recv(_:)`.
+    ///
+    /// Inlinable so that a caller's concrete type is known here: a plain number (`Int`,
+    /// `Double`…) then goes straight to the socket as its own bytes, with no type test at run time.
+    @inlinable
     public func send<T: Encodable>(_ value: T) throws {
-        if served != nil {
-            guard writable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only receive") }
-            var writer = WireWriter(capacity: 64)
-            do {
-                try AttachmentContext.plainValuesOnly(for: "a connection") { try writer.encode(value) }
-            } catch {
-                throw ConnectionError(.encoding, "cannot encode \(String(reflecting: T.self)) for a connection: \(error)")
-            }
-            return try sendServed(writer.bytes)
-        }
-        if QueueItemKind.of(T.self) == .rawScalar {
-            // A plain number: its bytes are its encoding; header and value in one send.
-            var frame: (UInt64, UInt64) = (UInt64(MemoryLayout<T>.size).littleEndian, 0)
-            try withUnsafeMutableBytes(of: &frame) { raw in
-                withUnsafeBytes(of: value) { (raw.baseAddress! + Frame.headerSize).copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
-                try sendFrame(header: nil, body: UnsafeRawBufferPointer(rebasing: raw[0..<(Frame.headerSize + MemoryLayout<T>.size)]))
-            }
+        #if _endian(little)
+        if T.self is any WireRawElement.Type && MemoryLayout<T>.size <= 8 && !isServed {
+            // A plain number: its bytes are its encoding.
+            try withUnsafeBytes(of: value) { try sendMessage($0) }
             return
         }
+        #endif
+        try sendEncoding(value)
+    }
+
+    /// `send` of a value that is not a plain number (or of any value on a served end).
+    @usableFromInline
+    func sendEncoding<T: Encodable>(_ value: T) throws {
+        if served != nil {
+            guard writable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only receive") }
+            return try sendServed(try Self.encode(value))
+        }
+        try Self.encode(value).withUnsafeBytes { try sendMessage($0) }
+    }
+
+    private static func encode<T: Encodable>(_ value: T) throws -> [UInt8] {
         var writer = WireWriter(capacity: 64)
-        Frame.begin(&writer)
         do {
             try AttachmentContext.plainValuesOnly(for: "a connection") { try writer.encode(value) }
         } catch {
             throw ConnectionError(.encoding, "cannot encode \(String(reflecting: T.self)) for a connection: \(error)")
         }
-        Frame.finish(&writer)
-        try writer.bytes.withUnsafeBytes { try sendFrame(header: nil, body: $0) }
+        return writer.bytes
     }
 
     /// Sends raw bytes as one message; the peer reads them with `recvBytes()`.
@@ -152,24 +177,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
             guard writable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only receive") }
             return try sendServed(Array(bytes))
         }
-        if bytes.count <= 120 {
-            // Small: header and bytes in one send (one system call, one segment for the peer).
-            var frame:
-                (
-                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                    UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64
-                ) =
-                    (UInt64(bytes.count).littleEndian, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-            try withUnsafeMutableBytes(of: &frame) { raw in
-                if bytes.count > 0 {
-                    (raw.baseAddress! + Frame.headerSize).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-                }
-                try sendFrame(header: nil, body: UnsafeRawBufferPointer(rebasing: raw[0..<(Frame.headerSize + bytes.count)]))
-            }
-            return
-        }
-        var header = UInt64(bytes.count).littleEndian
-        try withUnsafeBytes(of: &header) { try sendFrame(header: $0, body: bytes) }
+        try sendMessage(bytes)
     }
 
     /// Sends raw bytes as one message; the peer reads them with `recvBytes()`.
@@ -189,19 +197,59 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         return try receiveLock.withLock { try served.receive() }
     }
 
-    private func sendFrame(header: UnsafeRawBufferPointer?, body: UnsafeRawBufferPointer) throws {
+    /// Sends `payload` as one frame on the socket, with one system call: a small message
+    /// padded to `smallFrameSize` bytes, a larger one as its length and its bytes gathered
+    /// by `sendmsg`.
+    @usableFromInline
+    func sendMessage(_ payload: UnsafeRawBufferPointer) throws {
         guard writable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only receive") }
         let fd = try descriptor(for: "send")
-        try sendLock.withLock {
-            if let header { try writeAll(fd, header) }
-            try writeAll(fd, body)
+        if payload.count <= Self.smallPayload {
+            var frame = Self.emptyFrame
+            frame.0 = UInt64(payload.count).littleEndian
+            withUnsafeMutableBytes(of: &frame) { raw in
+                if payload.count > 0 {
+                    (raw.baseAddress! + Frame.headerSize).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+                }
+            }
+            sendLock.lock()
+            defer { sendLock.unlock() }
+            try withUnsafeBytes(of: &frame) { try writeAll(fd, $0, then: nil) }
+            return
         }
+        var header = UInt64(payload.count).littleEndian
+        sendLock.lock()
+        defer { sendLock.unlock() }
+        try withUnsafeBytes(of: &header) { try writeAll(fd, $0, then: payload) }
     }
 
-    private func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) throws(ConnectionError) {
+    /// Writes `first`, then `second`, whole: with `sendmsg` gathering both while some of
+    /// `first` is left.
+    private func writeAll(_ fd: Int32, _ first: UnsafeRawBufferPointer, then second: UnsafeRawBufferPointer?) throws(ConnectionError) {
+        let secondCount = second?.count ?? 0
+        let total = first.count + secondCount
         var done = 0
-        while done < bytes.count {
-            let n = Glibc.send(fd, bytes.baseAddress! + done, bytes.count - done, Int32(MSG_NOSIGNAL))
+        while done < total {
+            let n: Int
+            if done < first.count && secondCount > 0 {
+                var parts = (
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: first.baseAddress! + done), iov_len: first.count - done),
+                    iovec(iov_base: UnsafeMutableRawPointer(mutating: second!.baseAddress!), iov_len: secondCount)
+                )
+                n = withUnsafeMutablePointer(to: &parts) { pointer in
+                    pointer.withMemoryRebound(to: iovec.self, capacity: 2) { vectors in
+                        var message = msghdr()
+                        message.msg_iov = vectors
+                        message.msg_iovlen = 2
+                        return Glibc.sendmsg(fd, &message, Int32(MSG_NOSIGNAL))
+                    }
+                }
+            } else if done < first.count {
+                n = Glibc.send(fd, first.baseAddress! + done, first.count - done, Int32(MSG_NOSIGNAL))
+            } else {
+                let offset = done - first.count
+                n = Glibc.send(fd, second!.baseAddress! + offset, secondCount - offset, Int32(MSG_NOSIGNAL))
+            }
             if n > 0 { done += n; continue }
             let code = errno
             if code == EINTR { continue }
@@ -217,57 +265,58 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
 
     /// Receives the next message, decoded as `T`. Throws `.endOfFile` if the other end
     /// closed first.
+    ///
+    /// Inlinable for the same reason as `send(_:)`: a plain number is read into its own bytes.
+    @inlinable
     public func recv<T: Decodable>(_ type: T.Type = T.self) throws -> T {
+        #if _endian(little)
+        if T.self is any WireRawElement.Type && MemoryLayout<T>.size <= 8 && !isServed {
+            var bits: UInt64 = 0
+            try withUnsafeMutableBytes(of: &bits) { raw in
+                try receiveNumber(into: UnsafeMutableRawBufferPointer(rebasing: raw[0..<MemoryLayout<T>.size]), type: T.self)
+            }
+            return withUnsafeBytes(of: &bits) { $0.load(as: T.self) }
+        }
+        #endif
+        return try receiveDecoding(T.self)
+    }
+
+    /// Receives a message of exactly `bytes.count` bytes (a plain number's) into `bytes`.
+    @usableFromInline
+    func receiveNumber(into bytes: UnsafeMutableRawBufferPointer, type: Any.Type) throws {
+        try receiveMessage { payload in
+            guard payload.count == bytes.count else {
+                throw ConnectionError(
+                    .encoding,
+                    "cannot decode a \(String(reflecting: type)) from a connection: the message has \(payload.count) bytes, not \(bytes.count)")
+            }
+            bytes.copyMemory(from: payload)
+        }
+    }
+
+    /// `recv` of a value that is not a plain number (or of any value on a served end).
+    @usableFromInline
+    func receiveDecoding<T: Decodable>(_: T.Type) throws -> T {
+        func decode(_ raw: UnsafeRawBufferPointer) throws -> T {
+            do {
+                var reader = WireReader(raw)
+                let value = try reader.decode(T.self)
+                guard reader.isAtEnd else { throw WireError.corrupt("\(reader.remaining) bytes left over") }
+                return value
+            } catch {
+                throw ConnectionError(.encoding, "cannot decode a \(String(reflecting: T.self)) from a connection: \(error)")
+            }
+        }
         if served != nil {
-            let bytes = try receiveServed()
-            do {
-                return try bytes.withUnsafeBytes { raw in
-                    var reader = WireReader(raw)
-                    let value = try reader.decode(T.self)
-                    guard reader.isAtEnd else { throw WireError.corrupt("\(reader.remaining) bytes left over") }
-                    return value
-                }
-            } catch {
-                throw ConnectionError(.encoding, "cannot decode a \(String(reflecting: T.self)) from a connection: \(error)")
-            }
+            return try receiveServed().withUnsafeBytes { try decode($0) }
         }
-        if QueueItemKind.of(T.self) == .rawScalar {
-            return try receiveLock.withLock {
-                let count = try receiveFrame()
-                guard count == MemoryLayout<T>.size else {
-                    throw ConnectionError(
-                        .encoding,
-                        "cannot decode a \(String(reflecting: T.self)) from a connection: the message has \(count) bytes, not \(MemoryLayout<T>.size)")
-                }
-                var bits: UInt64 = 0
-                receiveBuffer.withUnsafeBytes { raw in
-                    withUnsafeMutableBytes(of: &bits) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: raw[0..<count])) }
-                }
-                return withUnsafeBytes(of: &bits) { $0.baseAddress!.load(as: T.self) }
-            }
-        }
-        return try receiveLock.withLock {
-            let count = try receiveFrame()
-            do {
-                return try receiveBuffer.withUnsafeBytes { raw in
-                    var reader = WireReader(UnsafeRawBufferPointer(rebasing: raw[0..<count]))
-                    let value = try reader.decode(T.self)
-                    guard reader.isAtEnd else { throw WireError.corrupt("\(reader.remaining) bytes left over") }
-                    return value
-                }
-            } catch {
-                throw ConnectionError(.encoding, "cannot decode a \(String(reflecting: T.self)) from a connection: \(error)")
-            }
-        }
+        return try receiveMessage(decode)
     }
 
     /// Receives the next message's bytes (sent with `sendBytes` or `send`).
     public func recvBytes() throws -> [UInt8] {
         if served != nil { return try receiveServed() }
-        return try receiveLock.withLock {
-            let count = try receiveFrame()
-            return Array(receiveBuffer[0..<count])
-        }
+        return try receiveMessage { Array($0) }
     }
 
     /// Whether a message (or end-of-file) can be read now, waiting at most `timeout`
@@ -282,24 +331,37 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         return pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: limit)
     }
 
-    /// Reads one frame into `receiveBuffer`; returns its length. Receive lock held.
-    private func receiveFrame() throws -> Int {
+    /// Reads one frame from the socket and calls `body` with its message's bytes (valid
+    /// during the call only): a small message's on the stack, read with one `recv`; a larger
+    /// one's in `receiveBuffer`.
+    private func receiveMessage<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
         guard readable else { throw ConnectionError(.wrongDirection, "this end of a one-way pipe can only send") }
         let fd = try descriptor(for: "receive")
-        var header: UInt64 = 0
-        try withUnsafeMutableBytes(of: &header) { try readAll(fd, $0, atMessageStart: true) }
-        let length = UInt64(littleEndian: header)
+        receiveLock.lock()
+        defer { receiveLock.unlock() }
+        var frame = Self.emptyFrame
+        // Every frame has at least `smallFrameSize` bytes: this read takes nothing of the next.
+        try withUnsafeMutableBytes(of: &frame) { try readAll(fd, $0, atMessageStart: true) }
+        let length = UInt64(littleEndian: frame.0)
         guard length <= Frame.maximumPayload else {
             throw ConnectionError(.encoding, "the peer announced a \(length)-byte message: the stream is corrupt")
         }
         let count = Int(length)
+        if count <= Self.smallPayload {
+            return try withUnsafeBytes(of: &frame) { raw in
+                try body(UnsafeRawBufferPointer(rebasing: raw[Frame.headerSize..<(Frame.headerSize + count)]))
+            }
+        }
         if receiveBuffer.count < count || receiveBuffer.count > max(count, 1 << 20) * 4 {
             receiveBuffer = [UInt8](repeating: 0, count: count)
         }
-        try receiveBuffer.withUnsafeMutableBytes {
-            try readAll(fd, UnsafeMutableRawBufferPointer(rebasing: $0[0..<count]), atMessageStart: false)
+        try receiveBuffer.withUnsafeMutableBytes { buffer in
+            withUnsafeBytes(of: &frame) { raw in
+                buffer.baseAddress!.copyMemory(from: raw.baseAddress! + Frame.headerSize, byteCount: Self.smallPayload)
+            }
+            try readAll(fd, UnsafeMutableRawBufferPointer(rebasing: buffer[Self.smallPayload..<count]), atMessageStart: false)
         }
-        return count
+        return try receiveBuffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
 
     /// Reads exactly `buffer.count` bytes, waiting as `ReadinessWait` does between tries —
@@ -378,7 +440,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
             let end = try container.decode(UInt8.self, forKey: .end)
             let token = try container.decode(UInt64.self, forKey: .token)
             let served = MPIServedPipeEnd(id: pipe, end: end)
-            fd = -1
+            fd = Atomic(-1)
             id = .random()
             readable = try container.decode(Bool.self, forKey: .readable)
             writable = try container.decode(Bool.self, forKey: .writable)
@@ -391,7 +453,7 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         guard let fd = try AttachmentContext.descriptor(for: id) else {
             throw ConnectionError(.notTransferable, "connection \(id) did not arrive with the message that mentions it")
         }
-        self.fd = fd
+        self.fd = Atomic(fd)
         self.id = id
         served = nil
         self.readable = try container.decode(Bool.self, forKey: .readable)

@@ -53,7 +53,9 @@ struct ReadinessWait {
 /// microseconds: only while no more threads are runnable than the machine has CPUs (the
 /// running count of `/proc/loadavg`, which counts the asking thread itself), so that the
 /// peer has a CPU to answer on. Read at most every 2 ms per process; without
-/// `/proc/loadavg`, waiters stay awake as they always did.
+/// `/proc/loadavg`, waiters stay awake as they always did. (Not the coarse clock, though a
+/// reader asks before each message: its 4 ms tick would keep a "no" from a passing thread
+/// twice as long.)
 enum SpinGate {
     /// The last answer: (when it was read, in ns, with its lowest bit replaced by the
     /// answer); 0 before the first.
@@ -63,10 +65,16 @@ enum SpinGate {
 
     static func spinningPays(now: UInt64 = monotonicNanoseconds()) -> Bool {
         let cached = last.load(ordering: .relaxed)
-        if cached != 0 && now &- (cached & ~1) < refreshNanoseconds { return cached & 1 == 1 }
+        if cached != 0 && isFresh(stamp: cached & ~1, now: now) { return cached & 1 == 1 }
         let pays = pays(runnable: runnableThreads(), cpus: onlineCPUs)
         last.store((now & ~1) | (pays ? 1 : 0), ordering: .relaxed)
         return pays
+    }
+
+    /// Whether an answer read at `stamp` still holds at `now` (another thread may have stored
+    /// a stamp read after this thread's `now`: fresh then).
+    static func isFresh(stamp: UInt64, now: UInt64) -> Bool {
+        now <= stamp || now - stamp < refreshNanoseconds
     }
 
     /// Staying awake pays while the runnable threads (the asking one among them) fit on the
@@ -82,17 +90,20 @@ enum SpinGate {
         let fd = Glibc.open("/proc/loadavg", O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { return nil }
         defer { systemClose(fd) }
-        var bytes = [UInt8](repeating: 0, count: 128)
-        var count = -1
-        while count < 0 {
-            count = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if count < 0 && errno != EINTR { return nil }
+        // On the stack: "0.52 0.58 0.59 3/1024 12345\n" is far shorter.
+        var bytes: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+        return withUnsafeMutableBytes(of: &bytes) { buffer -> Int? in
+            var count = -1
+            while count < 0 {
+                count = Glibc.read(fd, buffer.baseAddress, buffer.count)
+                if count < 0 && errno != EINTR { return nil }
+            }
+            return parseRunnable(UnsafeRawBufferPointer(rebasing: buffer[0..<count]))
         }
-        return parseRunnable(bytes[0..<count])
     }
 
     /// The running count in the text of /proc/loadavg: "0.52 0.58 0.59 3/1024 12345" → 3.
-    static func parseRunnable(_ text: some Collection<UInt8>) -> Int? {
+    static func parseRunnable(_ text: some Sequence<UInt8>) -> Int? {
         var spaces = 0, value = 0, digits = 0
         for byte in text {
             if spaces < 3 {
