@@ -93,6 +93,15 @@ for round in $(seq "$rounds"); do
         done
     done
 done
+layouts() {  # label: THIS's dispatch at HYBRID_RANKS × HYBRID_WORKERS, each rank scheduling its own and relayed
+    for ranks in $hybrid_ranks; do
+        for scheduling in node relay; do
+            echo "bench-mpi: $1, $ranks worker ranks × $hybrid_workers, this, $scheduling" >&2
+            SCHEDULING=$scheduling run this $((ranks + 1)) "$hybrid_workers" Scripts/mpirun.sh --timeout 600 -np $((ranks + 1)) \
+                .build-ab/this/.build-release/release/swiftmp bench dispatch --tasks "$dispatch_tasks"
+        done
+    done
+}
 for round in $(seq "$dispatch_rounds"); do
     for ranks in $dispatch_ranks; do
         for side in base this; do
@@ -106,23 +115,11 @@ for round in $(seq "$dispatch_rounds"); do
                 ".build-ab/$side/.build-release/release/swiftmp" bench dispatch --tasks "$dispatch_tasks"
         done
     done
-    for ranks in $hybrid_ranks; do
-        for scheduling in node relay; do
-            echo "bench-mpi: dispatch round $round, $ranks worker ranks × $hybrid_workers, this, $scheduling" >&2
-            SCHEDULING=$scheduling run this $((ranks + 1)) "$hybrid_workers" Scripts/mpirun.sh --timeout 600 -np $((ranks + 1)) \
-                .build-ab/this/.build-release/release/swiftmp bench dispatch --tasks "$dispatch_tasks"
-        done
-    done
+    layouts "dispatch round $round"
 done
 # THIS alone, both layouts (PARTS=layouts).
 for round in $(seq "$layout_rounds"); do
-    for ranks in $hybrid_ranks; do
-        for scheduling in node relay; do
-            echo "bench-mpi: layouts round $round, $ranks worker ranks × $hybrid_workers, $scheduling" >&2
-            SCHEDULING=$scheduling run this $((ranks + 1)) "$hybrid_workers" Scripts/mpirun.sh --timeout 600 -np $((ranks + 1)) \
-                .build-ab/this/.build-release/release/swiftmp bench dispatch --tasks "$dispatch_tasks"
-        done
-    done
+    layouts "layouts round $round"
 done
 echo "{\"meta\": \"end\", \"uptime\": \"$(uptime | sed 's/.*load/load/')\"}" >> "$log"
 python3 Benchmarks/mpi_bench_report.py "$log"

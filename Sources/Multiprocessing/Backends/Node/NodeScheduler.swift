@@ -151,20 +151,20 @@ final class NodeScheduler {
         bundles.removeValue(forKey: answer.task)
         do {
             try answer.writeAnswer(into: &writer)
+            answers.append(writer.bytes)
         } catch {
-            MessageBuffer.begin(&writer)
-            WorkerCodec.beginFailure(
-                task: answer.task, index: 0, kind: .machinery, typeName: String(reflecting: type(of: error)),
-                message: "cannot transport outputs: \(error)", into: &writer)
-            _VoidTransport.encode(count: 0, into: &writer)
+            answerWhole(task: answer.task, .machinery, typeName: String(reflecting: type(of: error)), "cannot transport outputs: \(error)")
         }
-        answers.append(writer.bytes)
     }
 
     /// The whole bundle failed before any input ran.
     private func answerFailed(task: UInt64, _ error: PoolError) {
-        let kind: FailureKind = error.code == .startFailed ? .initializer : .machinery
-        WorkerCodec.beginFailure(task: task, index: 0, kind: kind, typeName: "PoolError", message: error.message, into: &writer)
+        answerWhole(task: task, error.code == .startFailed ? .initializer : .machinery, typeName: "PoolError", error.message)
+    }
+
+    /// A `failure` at position 0 with no outputs: every input of the bundle failed this way.
+    private func answerWhole(task: UInt64, _ kind: FailureKind, typeName: String, _ message: String) {
+        WorkerCodec.beginFailure(task: task, index: 0, kind: kind, typeName: typeName, message: message, into: &writer)
         _VoidTransport.encode(count: 0, into: &writer)
         answers.append(writer.bytes)
     }
