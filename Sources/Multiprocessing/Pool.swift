@@ -234,6 +234,7 @@ public final class Pool: @unchecked Sendable {
         timeout: Double?, retry: RetryPolicy?, progress: ProgressReport? = nil,
         exclusive: Bool = false, definition: FunctionDefinition? = nil,
         prepare: ((BatchJob<F>) -> Void)? = nil,
+        drivenUntil isDone: (() -> Bool)? = nil,
         finish: @escaping (Result<[F.Output], any Error>) -> Void
     ) throws -> BatchJob<F> {
         if let chunkSize, chunkSize < 1 {
@@ -249,6 +250,8 @@ public final class Pool: @unchecked Sendable {
         job.exclusive = exclusive
         job.progress = progress.map { ProgressMeter($0, total: count) }
         prepare?(job)
+        // A synchronous apply runs the engine on its own thread when the pool is idle.
+        if let isDone, try engine.runDriven(job, until: isDone) { return job }
         try engine.submit(job)
         return job
     }
@@ -427,15 +430,18 @@ public final class Pool: @unchecked Sendable {
             checkpoint: checkpoint, completion: completion, { $0 })
     }
 
-    /// Calls `function(input)` in a worker and waits for the result.
+    /// Calls `function(input)` in a worker and waits for the result. On an idle pool the
+    /// calling thread runs the pool's engine itself while it waits (no hand-off to the pool's
+    /// thread and back: ARCHITECTURE.md §6, "Callers drive their own `apply`").
     public func apply<F: ParallelFunction>(
         _ function: F, _ input: F.Input, timeout: Double? = nil,
         retry: RetryPolicy? = nil
     ) throws -> F.Output {
-        try submit(
-            function, [input], chunkSize: 1, timeout: timeout, retry: retry,
-            completion: Completion<F.Output>(), { $0[0] }
-        ).get()
+        let completion = Completion<F.Output>()
+        let job = try batch(
+            function, [input], chunkSize: 1, timeout: timeout, retry: retry, drivenUntil: { completion.isDone },
+            finish: { result in completion.complete(result.map { $0[0] }) })
+        return try AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) }).get()
     }
 
     /// Calls `function(input)` in a worker without waiting.

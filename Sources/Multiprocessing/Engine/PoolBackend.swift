@@ -16,6 +16,9 @@ protocol PoolBackend: AnyObject {
     /// How long a task takes to reach an idle worker and its answer to come back (ns): the
     /// engine keeps this much of short tasks queued at each worker (`WorkerTable.depth`).
     var pipelineNanoseconds: Int64 { get }
+    /// How long an idle engine may go without a round while callers drive it
+    /// (`EngineBaton`): the backend's duties between calls (MPI: rank 0 serves objects).
+    var idleCheckNanoseconds: Int64 { get }
     /// A short description for `swiftmp info` and errors (`Pool.backendSummary`).
     var summary: String { get }
 
@@ -99,6 +102,8 @@ extension PoolBackend {
     func flush() {}
     /// A local worker answers within this: the rings wake it at once.
     var pipelineNanoseconds: Int64 { 200_000 }
+    /// A local pool has nothing to do between calls: a worker's end is handled at the next.
+    var idleCheckNanoseconds: Int64 { 50_000_000 }
 }
 
 enum BackendEvent {

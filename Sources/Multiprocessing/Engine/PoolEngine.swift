@@ -33,6 +33,11 @@ final class PoolEngine: @unchecked Sendable {
     private var stopped = false
     private var brokenReason: PoolError?
     private let hasIntake = Atomic<Bool>(false)
+    /// Who runs the rounds: this pool's thread, or a caller driving its own `apply`.
+    private let baton = EngineBaton()
+    /// Whether the last round left nothing to do (no job, no task, no timer): a caller may
+    /// drive then. Written by whoever holds the baton.
+    private let isIdle = Atomic<Bool>(true)
     /// Callers waiting for `placement()`; the engine thread answers with a new generation.
     private var placementWaiters = 0
     private var placementGeneration = 0
@@ -110,6 +115,7 @@ final class PoolEngine: @unchecked Sendable {
     private func signalIntake() {
         hasIntake.store(true, ordering: .sequentiallyConsistent)
         backend.wake()
+        baton.wakeThread()
     }
 
     /// Waits until the engine has stopped every worker.
@@ -136,8 +142,7 @@ final class PoolEngine: @unchecked Sendable {
         let generation = placementGeneration
         placementWaiters += 1
         defer { placementWaiters -= 1 }
-        hasIntake.store(true, ordering: .sequentiallyConsistent)
-        backend.wake()
+        signalIntake()
         let end = deadline(after: 5)
         while placementGeneration == generation && !stopped {
             if !lock.wait(until: end), let end, monotonicNanoseconds() >= end { break }
@@ -154,48 +159,111 @@ final class PoolEngine: @unchecked Sendable {
         case progressed, idle, stopped
     }
 
-    /// The pool's thread.
+    /// The pool's thread. It holds the baton for each round and for its waits while the
+    /// engine has work; idle, it leaves the baton to callers that drive (`EngineBaton`).
     private func loop() {
         PoolThread.mark(self)
         var idleRounds = 0
         while true {
+            guard !baton.callerWaiting, baton.tryTakeForThread() else {
+                baton.sleepWhileDriven(timeoutNanoseconds: backend.idleCheckNanoseconds) {
+                    hasIntake.load(ordering: .sequentiallyConsistent)
+                }
+                continue
+            }
             ForkGuard.enterActivity()
             let outcome = step()
-            let busy = !ledger.isEmpty
-            let timer = nextTimer
             ForkGuard.leaveActivity()
             switch outcome {
             case .stopped:
+                baton.releaseByThread()
                 return
             case .progressed:
                 idleRounds = 0
             case .idle:
                 idleRounds += 1
-                var timeout: Int64 = busy ? 50_000_000 : 500_000_000
-                if let timer {
-                    let now = clock()
-                    timeout = min(timeout, timer > now ? Int64(timer - now) : 0)
-                }
-                if busy || timer != nil {
-                    backend.pace(
-                        replyEvery: workers.replyInterval(now: monotonicNanoseconds(), smoothed: backend.schedulesInputs))
-                    backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: timeout) {
+                if !ledger.isEmpty || nextTimer != nil {
+                    waitForWork(idleRounds: idleRounds) { baton.callerWaiting }
+                } else if baton.callersDrive() {
+                    baton.releaseByThread()
+                    baton.sleepWhileDriven(timeoutNanoseconds: backend.idleCheckNanoseconds) {
                         hasIntake.load(ordering: .sequentiallyConsistent)
                     }
+                    continue
                 } else {
-                    backend.waitIdle(timeoutNanoseconds: timeout) {
-                        hasIntake.load(ordering: .sequentiallyConsistent)
+                    backend.waitIdle(timeoutNanoseconds: 500_000_000) {
+                        hasIntake.load(ordering: .sequentiallyConsistent) || baton.callerWaiting
                     }
                 }
             }
+            baton.releaseByThread()
         }
     }
 
+    /// Waits for the backend while work is in flight (or a timer is set), at most until the
+    /// next timer.
+    private func waitForWork(idleRounds: Int, orWhen ready: () -> Bool) {
+        var timeout: Int64 = 50_000_000
+        if let timer = nextTimer {
+            let now = clock()
+            timeout = min(timeout, timer > now ? Int64(timer - now) : 0)
+        }
+        backend.pace(replyEvery: workers.replyInterval(now: monotonicNanoseconds(), smoothed: backend.schedulesInputs))
+        backend.waitForActivity(spinning: idleRounds < 4, timeoutNanoseconds: timeout) {
+            hasIntake.load(ordering: .sequentiallyConsistent) || ready()
+        }
+    }
+
+    /// Runs `job` — a caller's `apply` — on the calling thread until it is done, when the
+    /// engine has nothing else to do: the caller takes the baton, admits the job and runs
+    /// the rounds itself, with the pool's thread asleep, so the round trip has no hand-off
+    /// between threads. Returns false without submitting when the engine is busy or the
+    /// caller is the pool's thread. Hands the engine back to the pool's thread as soon as
+    /// anything else arrives (a submission, a cancellation, `close`); the job then goes on
+    /// there and the caller waits for it as usual.
+    func runDriven(_ job: Job, until isDone: () -> Bool) throws(PoolError) -> Bool {
+        guard isIdle.load(ordering: .sequentiallyConsistent), !hasIntake.load(ordering: .sequentiallyConsistent),
+            !PoolThread.isCurrent(ObjectIdentifier(self))
+        else { return false }
+        baton.takeForCaller { backend.wake() }
+        defer {
+            isIdle.store(jobs.isEmpty && ledger.isEmpty && nextTimer == nil, ordering: .sequentiallyConsistent)
+            let leftWork = !isIdle.load(ordering: .sequentiallyConsistent) || hasIntake.load(ordering: .sequentiallyConsistent)
+            baton.releaseByCaller()
+            if leftWork { baton.wakeThread() }
+        }
+        guard !hasStopped, jobs.isEmpty, ledger.isEmpty, nextTimer == nil,
+            !hasIntake.load(ordering: .sequentiallyConsistent)
+        else { return false }
+        let refusal: PoolError? = lock.withLock {
+            if let brokenReason { return brokenReason }
+            return closing || terminating ? PoolError(.closed, "the pool is closed; create a new Pool") : nil
+        }
+        if let refusal { throw refusal }
+        admit(job)
+        var idleRounds = 0
+        while !isDone() && !hasIntake.load(ordering: .sequentiallyConsistent) {
+            ForkGuard.enterActivity()
+            let outcome = step(admitting: false)
+            ForkGuard.leaveActivity()
+            if outcome == .stopped || isDone() { break }
+            if outcome == .idle {
+                idleRounds += 1
+                waitForWork(idleRounds: idleRounds) { false }
+            } else {
+                idleRounds = 0
+            }
+        }
+        return true
+    }
+
     /// One round of engine work, on the engine's thread (inside `ForkGuard` activity).
-    func step() -> StepOutcome {
+    /// `admitting: false` (a caller driving) leaves submissions, cancellations and requests
+    /// to the pool's thread.
+    func step(admitting: Bool = true) -> StepOutcome {
         if hasStopped { return .stopped }
         var progressed = false
-        if hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
+        if admitting, hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
             let (newJobs, isTerminating, placementAsked) = lock.withLock { () -> ([Job], Bool, Bool) in
                 defer { incoming.removeAll() }
                 return (incoming, terminating, placementWaiters > 0)
@@ -246,6 +314,7 @@ final class PoolEngine: @unchecked Sendable {
             stopWorkersGracefully()
             return markStopped()
         }
+        isIdle.store(jobs.isEmpty && ledger.isEmpty && nextTimer == nil, ordering: .sequentiallyConsistent)
         return progressed ? .progressed : .idle
     }
 

@@ -34,6 +34,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     /// A task travels rank 0 → worker rank → local worker and back, with a sleeping hop on
     /// each side when the machine is full: short tasks are queued a millisecond deep.
     let pipelineNanoseconds: Int64 = 1_000_000
+    /// Rank 0's pool pumps MPI for served objects while it lives (`MPIService`): at least
+    /// every millisecond, as its idle backoff does.
+    let idleCheckNanoseconds: Int64 = IdleBackoff.longestSleep
     private let service = MPIService.shared
     /// This pool's id in every envelope.
     let pool: UInt16
