@@ -576,3 +576,22 @@ void CSystemShims_set_fork_activity(int held) { swiftmp_fork_activity = held; }
 int CSystemShims_fallocate_keep_size(int fd, int64_t offset, int64_t length) {
     return (int)syscall(SYS_fallocate, fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
+
+int CSystemShims_current_cpu(void) { return sched_getcpu(); }
+
+int CSystemShims_move_to_cpu(int cpu) {
+    cpu_set_t allowed, one;
+    if (cpu < 0 || cpu >= CPU_SETSIZE) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1;
+    if (!CPU_ISSET(cpu, &allowed)) {
+        errno = EINVAL;
+        return -1;
+    }
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    if (sched_setaffinity(0, sizeof one, &one) != 0) return -1;
+    return sched_setaffinity(0, sizeof allowed, &allowed);
+}

@@ -47,6 +47,12 @@ int CSystemShims_waitid_pidfd(int pidfd, int options, int *status, pid_t *pid);
 /// the kernel may end its timed sleeps. The default, 50 µs, makes a 20 µs sleep take ~70 µs.
 /// Returns 0, or -1 with errno.
 int CSystemShims_set_timer_slack(unsigned long nanoseconds);
+/// The CPU the calling thread runs on (sched_getcpu; -1 with errno when unknown).
+int CSystemShims_current_cpu(void);
+/// Moves the calling process to `cpu` now and lets it run where it could before (its
+/// affinity set to that CPU alone, then back): the scheduler then prefers that CPU when it
+/// next wakes it. 0, or -1 with errno (EINVAL: `cpu` is not one this process may use).
+int CSystemShims_move_to_cpu(int cpu);
 /// The calling thread's timer slack in nanoseconds (`PR_GET_TIMERSLACK`), or -1 with errno.
 long CSystemShims_timer_slack(void);
 int CSystemShims_set_pdeathsig(int signal);

@@ -86,7 +86,11 @@ enum ChildEntry {
         // Forked from a worker rank: objects are reached through the rank, never by MPI here.
         let relay = MPIObjectClient.isAvailable ? ObjectRequestRelay(channel: channel) : nil
         if let relay { MPIObjectClient.install(relay: relay) }
-        if relay != nil { channel.spinsForTasks = { SpinGate.spinningPays() } }
+        if relay != nil {
+            channel.spinsForTasks = { SpinGate.spinningPays() }
+            // `SWIFTMP_WORKER_FOLLOWS_RANK=0` leaves the worker where the kernel puts it.
+            channel.followsRank = getenv("SWIFTMP_WORKER_FOLLOWS_RANK").map { String(cString: $0) != "0" } ?? true
+        }
         while true {
             let action: WorkerRuntime.Action
             if let kept = relay?.takeKept() {

@@ -372,6 +372,17 @@ final class WorkerChannel {
     /// poll MPI, and a third waiter awake on a full machine takes the CPU the relay needs
     /// (measured under mpirun -np 2 on 2 CPUs: hot round trip 85–112 µs spinning, 30–57 µs not).
     var spinsForTasks: () -> Bool = { true }
+    /// A worker hosted by an MPI rank follows its rank's CPU: when it waited for a task that
+    /// came alone — the rank had nothing else in flight (`TransferWords.rankCPU`) and the
+    /// ring holds only it: a round trip, not a stream of tasks — and runs on another CPU
+    /// than the one the rank sent it from, it moves there (`CSystemShims_move_to_cpu`), so
+    /// that the rank's next wake-up of it is on its own CPU. A wake-up across CPUs costs ~14 µs per
+    /// task on these VMs (an interrupt to the other CPU): a hot `apply` under mpirun -np 3
+    /// took 35 µs in the runs where the kernel had put the worker on rank 0's CPU, 21 µs
+    /// otherwise. Streams of tasks (a `map`) are left where the kernel puts them.
+    var followsRank = false
+    /// Whether the current `receive` had to wait for its first bytes.
+    private var waitedForTask = false
 
     init(
         tasks: Ring, results: Ring, doorbell: Doorbell, parent: pid_t, control: Int32, inbox: DescriptorInbox,
@@ -428,6 +439,14 @@ final class WorkerChannel {
         }
     }
 
+    /// Moves to the CPU the rank last forwarded from, if this worker runs elsewhere
+    /// (`followsRank`). A CPU this worker may not use (its affinity changed) ends following.
+    private func followRank() {
+        let wanted = Int32(transfer.rankCPU) - 1
+        guard wanted >= 0, CSystemShims_current_cpu() != wanted else { return }
+        if CSystemShims_move_to_cpu(wanted) != 0 { followsRank = false }
+    }
+
     /// Whether the process that started this worker is gone.
     var parentIsGone: Bool { getppid() != parent }
 
@@ -443,6 +462,7 @@ final class WorkerChannel {
                 continue
             }
             tasks.waitForData(spinning: spins, timeoutNanoseconds: 100_000_000)
+            waitedForTask = true
             spins = false
             dropReadResults()
             if tasks.available == 0 && parentIsGone { return false }
@@ -455,9 +475,11 @@ final class WorkerChannel {
     func receive() -> UnsafeRawBufferPointer? {
         releaseMessage()
         var length: UInt64 = 0
+        waitedForTask = false
         guard withUnsafeMutableBytes(of: &length, { readExactly($0) }) else { return nil }
         length = UInt64(littleEndian: length)
         dropReadResults()
+        if followsRank && waitedForTask && UInt64(tasks.available) == length { followRank() }
         if length & Frame.outOfBand != 0 {
             return receiveOutOfBand(size: length & ~Frame.outOfBand)
         }

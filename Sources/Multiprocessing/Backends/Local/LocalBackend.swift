@@ -219,9 +219,19 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     /// Queues a complete frame (header and payload) for `worker`, as a worker rank relays it
     /// from rank 0 (`RankRelay`); dropped if the worker ended.
-    func forward(frame: UnsafeRawBufferPointer, to worker: Int) {
+    /// Sends a frame as it is (a worker rank relaying rank 0's message). `beckoning`: a lone
+    /// task for an idle worker, which should then run on this CPU (`WorkerChannel.followsRank`);
+    /// otherwise the worker stays where it is.
+    func forward(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false) {
+        let cpu = beckoning ? CSystemShims_current_cpu() : -1
+        let word: UInt32 = cpu >= 0 ? UInt32(cpu + 1) : 0
+        let transfer = layout.transfer(worker)
+        if transfer.rankCPU != word { transfer.rankCPU = word }
         send(frame: frame, to: worker)
     }
+
+    /// What `forward` last told `worker` of this CPU (`TransferWords.rankCPU`).
+    func rankCPU(of worker: Int) -> UInt32 { layout.transfer(worker).rankCPU }
 
     private func send(frame: UnsafeRawBufferPointer, to worker: Int) {
         if slots[worker].ended != nil { return }

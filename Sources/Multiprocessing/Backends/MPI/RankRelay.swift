@@ -126,14 +126,15 @@ struct RankRelay {
         defer { swap(&message, &buffer) }
         try message.withUnsafeMutableBytes { raw in
             if RelayEnvelope.read(UnsafeRawBufferPointer(raw))?.kind == RelayBatch.kind {
-                try RelayBatch.forEach(in: raw) { try handlePoolMessage($0) }
+                try RelayBatch.forEach(in: raw) { try handlePoolMessage($0, alone: false) }
             } else {
-                try handlePoolMessage(raw)
+                try handlePoolMessage(raw, alone: true)
             }
         }
     }
 
-    private mutating func handlePoolMessage(_ message: UnsafeMutableRawBufferPointer) throws {
+    /// `alone`: the message came in an MPI message of its own (not in a `RelayBatch`).
+    private mutating func handlePoolMessage(_ message: UnsafeMutableRawBufferPointer, alone: Bool) throws {
         guard let (kind, pool, index) = RelayEnvelope.read(UnsafeRawBufferPointer(message)),
             let down = RelayEnvelope.Down(rawValue: kind)
         else { return }
@@ -146,12 +147,16 @@ struct RankRelay {
                 return
             }
             guard let local, index < local.workerCount else { return }
+            // A task that came alone for a pool with nothing in flight here (a round trip, not
+            // a stream of tasks): its worker should run on this CPU (`WorkerChannel.followsRank`).
+            var lone = false
             if body.first == MasterMessage.chunk.rawValue {
+                lone = alone && pools[pool]?.outstanding == 0
                 pools[pool]?.outstanding += 1
             }
             // The envelope becomes the frame header: the message goes to the ring as it came.
             message.storeBytes(of: UInt64(message.count - Frame.headerSize).littleEndian, toByteOffset: 0, as: UInt64.self)
-            local.forward(frame: UnsafeRawBufferPointer(message), to: index)
+            local.forward(frame: UnsafeRawBufferPointer(message), to: index, beckoning: lone)
         case .open:
             var reader = WireReader(body)
             let count = Int((try? reader.read(UInt32.self)) ?? 0)
