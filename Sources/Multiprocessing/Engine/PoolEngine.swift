@@ -241,6 +241,13 @@ final class PoolEngine: @unchecked Sendable {
         }
         if let refusal { throw refusal }
         admit(job)
+        // Sent before the first round's poll (under MPI, 1–2 µs of probing that can find
+        // nothing of this call): a worker's end that poll would have reported first leaves
+        // the task untaken there, and it runs elsewhere.
+        ForkGuard.enterActivity()
+        _ = dispatch(now: clock())
+        backend.flush()
+        ForkGuard.leaveActivity()
         var idleRounds = 0
         while !isDone() && !hasIntake.load(ordering: .sequentiallyConsistent) {
             ForkGuard.enterActivity()
