@@ -43,5 +43,7 @@ final class FollowRankTests: XCTestCase {
         XCTAssertGreaterThan(backend.rankCPU(of: 0), 0)
         frame.bytes.withUnsafeBytes { backend.forward(frame: $0, to: 0) }
         XCTAssertEqual(backend.rankCPU(of: 0), 0)
+        // Every send says which CPU it came from (a worker after an idle wait does not spin there).
+        XCTAssertGreaterThan(backend.senderCPU(of: 0), 0)
     }
 }

@@ -381,6 +381,10 @@ final class WorkerChannel {
     /// took 35 µs in the runs where the kernel had put the worker on rank 0's CPU, 21 µs
     /// otherwise. Streams of tasks (a `map`) are left where the kernel puts them.
     var followsRank = false
+    /// Whether the last wait for a task was long (`idleNanoseconds`): the pool is not
+    /// streaming tasks, so a spin on its CPU would only hold the CPU its next call needs.
+    private var wasIdle = false
+    static let idleNanoseconds: UInt64 = 200_000
     /// Whether the current `receive` had to wait for its first bytes.
     private var waitedForTask = false
 
@@ -439,6 +443,17 @@ final class WorkerChannel {
         }
     }
 
+    /// Whether this worker runs on the CPU the pool last sent to it from. After an idle wait
+    /// (`wasIdle`) it then sleeps at once for its next task instead of spinning: a cold
+    /// `apply` (after 1 ms idle) woke the worker on the caller's CPU while the other CPU
+    /// idled, and the worker's spin held the CPU the caller needed to take the reply
+    /// (`perf sched`): 78–102 µs, 18–20 µs without that spin; hot calls and maps (whose
+    /// waits are short) spin as before.
+    private func onSendersCPU() -> Bool {
+        let sender = Int32(transfer.senderCPU) - 1
+        return sender >= 0 && CSystemShims_current_cpu() == sender
+    }
+
     /// Moves to the CPU the rank last forwarded from, if this worker runs elsewhere
     /// (`followsRank`). A CPU this worker may not use (its affinity changed) ends following.
     private func followRank() {
@@ -452,16 +467,18 @@ final class WorkerChannel {
 
     private func readExactly(_ destination: UnsafeMutableRawBufferPointer) -> Bool {
         var done = 0
-        var spins = spinsForTasks()
+        var spins = spinsForTasks() && !(wasIdle && onSendersCPU())
         while done < destination.count {
             let n = tasks.read(into: UnsafeMutableRawBufferPointer(rebasing: destination[done...]))
             if n > 0 {
                 done += n
                 doorbell.ring() // space freed for the master
-                spins = spinsForTasks()
+                spins = spinsForTasks() && !(wasIdle && onSendersCPU())
                 continue
             }
+            let waitStart = monotonicNanoseconds()
             tasks.waitForData(spinning: spins, timeoutNanoseconds: 100_000_000)
+            wasIdle = monotonicNanoseconds() &- waitStart > Self.idleNanoseconds
             waitedForTask = true
             spins = false
             dropReadResults()

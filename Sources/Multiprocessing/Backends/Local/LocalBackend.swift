@@ -232,9 +232,16 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     /// What `forward` last told `worker` of this CPU (`TransferWords.rankCPU`).
     func rankCPU(of worker: Int) -> UInt32 { layout.transfer(worker).rankCPU }
+    /// The CPU (+ 1) the last message to `worker` was sent from (`TransferWords.senderCPU`).
+    func senderCPU(of worker: Int) -> UInt32 { layout.transfer(worker).senderCPU }
 
     private func send(frame: UnsafeRawBufferPointer, to worker: Int) {
         if slots[worker].ended != nil { return }
+        // Where the worker should not spin for its next task after an idle wait
+        // (`WorkerChannel.onSendersCPU`).
+        let cpu = CSystemShims_current_cpu()
+        let transfer = layout.transfer(worker)
+        if cpu >= 0, transfer.senderCPU != UInt32(cpu + 1) { transfer.senderCPU = UInt32(cpu + 1) }
         if frame.count - Frame.headerSize > OutOfBand.threshold {
             nextToken &+= 1
             if let reference = OutOfBand.send(

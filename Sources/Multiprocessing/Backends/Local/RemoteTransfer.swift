@@ -141,6 +141,13 @@ struct TransferWords: @unchecked Sendable {
 
     func reset() { base.initializeMemory(as: UInt8.self, repeating: 0, count: TransferWords.byteCount) }
 
+    /// The CPU (+ 1; 0: unknown) the pool last sent to this worker from
+    /// (`WorkerChannel.onSendersCPU`).
+    var senderCPU: UInt32 {
+        get { CSystemShims_load_u32((base + 44).assumingMemoryBound(to: UInt32.self)) }
+        nonmutating set { CSystemShims_store_u32((base + 44).assumingMemoryBound(to: UInt32.self), newValue) }
+    }
+
     /// The CPU (+ 1) an MPI worker rank forwarded a lone task to this worker from; 0 when
     /// the last message it forwarded was not one (`WorkerChannel.followsRank`).
     var rankCPU: UInt32 {
