@@ -40,7 +40,7 @@ public struct TracedError: Error, CustomStringConvertible, Sendable {
 
     /// The calling thread's frames, symbolicated, without the `skipping` innermost ones
     /// (below the caller of this function), without Swift's thunks, and — in a pool task —
-    /// without the pool's own frames below the task (from `_runChunk` on).
+    /// without the pool's own frames below the task (from `_runChunk` or `_runPlainChunk` on).
     @inline(never)
     static func frames(skipping: Int) -> String {
         guard let captured = try? Backtrace.capture() else { return "    (no backtrace: the stack could not be read)" }
@@ -49,7 +49,11 @@ public struct TracedError: Error, CustomStringConvertible, Sendable {
         }
         var lines: [String] = []
         for frame in symbolicated.frames.dropFirst(skipping + 1) where !frame.isSwiftThunk {
-            if frame.symbol?.name.contains("ParallelFunction._runChunk(") == true { break }
+            if let name = frame.symbol?.name,
+                name.contains("ParallelFunction._runChunk(") || name.contains("ParallelFunction._runPlainChunk(")
+            {
+                break
+            }
             lines.append("    \(frame)")
         }
         return lines.joined(separator: "\n")

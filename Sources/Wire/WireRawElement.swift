@@ -76,3 +76,61 @@ extension WireReader {
         return array
     }
 }
+
+// Reading and writing raw arrays in place, for a caller that computes element by element
+// (the pool's chunk loop) and would otherwise build an array only to copy it.
+
+/// Whether arrays of `T` travel as raw bytes (`WireRawElement`, little-endian machine): then
+/// `_readRawElementBytes`, `_appendRawElements` and `_decodeRawArray` apply.
+@inlinable
+public func _wireTravelsRaw<T>(_: T.Type) -> Bool { _wireIsRaw(T.self) }
+
+extension WireReader {
+    /// Reads what `WireWriter.encodeArray` wrote for a type where `_wireTravelsRaw` is true,
+    /// as the elements' bytes (`count × stride`, not aligned for `T`: read them with
+    /// `loadUnaligned`), without copying. Nil, with nothing read, when the array is
+    /// `WireDeferredBlock.minimumSize` bytes or more: its bytes may then be a reference to
+    /// another process's memory (decode it with `decodeArray`).
+    @inlinable
+    public mutating func _readRawElementBytes<T>(_: T.Type) throws(WireError) -> (count: Int, bytes: UnsafeRawBufferPointer)? {
+        let start = offset
+        let count = try readCount(minimumElementSize: MemoryLayout<T>.stride, of: [T].self)
+        let byteCount = count * MemoryLayout<T>.stride
+        guard byteCount < WireDeferredBlock.minimumSize else {
+            offset = start
+            return nil
+        }
+        return (count, try readRaw(count: byteCount))
+    }
+
+    /// What `decodeArray` returns for a type where `_wireTravelsRaw` is true, copied into
+    /// `destination` instead of a new array: throws (`.corrupt`) unless the message holds
+    /// exactly `expected` elements.
+    @inlinable
+    public mutating func _decodeRawArray<T>(_: T.Type, into destination: UnsafeMutablePointer<T>, expected: Int) throws(WireError) {
+        let stride = MemoryLayout<T>.stride
+        let count = try readCount(minimumElementSize: stride, of: [T].self)
+        guard count == expected else {
+            throw WireError.corrupt("\(count) elements of \(T.self) where \(expected) were expected")
+        }
+        let source = try readRaw(count: count * stride)
+        guard source.count > 0 else { return }
+        if source.count < WireDeferredBlock.minimumSize {
+            UnsafeMutableRawPointer(destination).copyMemory(from: source.baseAddress!, byteCount: source.count)
+        } else {
+            try _wireCopyLarge(to: UnsafeMutableRawPointer(destination), from: source)
+        }
+    }
+}
+
+extension WireWriter {
+    /// Appends what `encodeArray` appends for `count` elements of a type where
+    /// `_wireTravelsRaw` is true, the elements written in place by `initialize` (it must
+    /// write all `count × stride` bytes, with `storeBytes`: they are not aligned for `T`).
+    /// Never a deferred block: for arrays under `WireDeferredBlock.minimumSize` bytes.
+    @inlinable
+    public mutating func _appendRawElements<T>(_: T.Type, count: Int, _ initialize: (UnsafeMutableRawBufferPointer) -> Void) {
+        writeVarint(UInt64(count))
+        appendBytes(count: count * MemoryLayout<T>.stride, initialize)
+    }
+}

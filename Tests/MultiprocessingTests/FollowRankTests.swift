@@ -38,12 +38,15 @@ final class FollowRankTests: XCTestCase {
         Frame.begin(&frame)
         frame.write(MasterMessage.chunk.rawValue)
         Frame.finish(&frame)
-        XCTAssertEqual(backend.rankCPU(of: 0), 0)
+        XCTAssertEqual(backend.sender(of: 0), TransferWords.Sender(cpu: -1, beckoning: false))
         frame.bytes.withUnsafeBytes { backend.forward(frame: $0, to: 0, beckoning: true) }
-        XCTAssertGreaterThan(backend.rankCPU(of: 0), 0)
+        let beckoned = backend.sender(of: 0)
+        XCTAssertTrue(beckoned.beckoning)
+        XCTAssertEqual(beckoned.cpu, CSystemShims_current_cpu(), "the rank's CPU (this thread did not move)")
+        // Any other message clears it, and still says which CPU it came from (a worker after
+        // an idle wait does not spin there).
         frame.bytes.withUnsafeBytes { backend.forward(frame: $0, to: 0) }
-        XCTAssertEqual(backend.rankCPU(of: 0), 0)
-        // Every send says which CPU it came from (a worker after an idle wait does not spin there).
-        XCTAssertGreaterThan(backend.senderCPU(of: 0), 0)
+        XCTAssertFalse(backend.sender(of: 0).beckoning)
+        XCTAssertNotNil(backend.sender(of: 0).cpu)
     }
 }

@@ -180,7 +180,12 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let chunkSize: Int
     private var nextStart = 0
     private var resolved = 0
-    private let results: UnsafeMutablePointer<F.Output>
+    /// Where results go, by input position: for plain numbers (`PlainTransport`) the array
+    /// the call returns, written in place (its elements need no initialization, so it is made
+    /// whole up front and filled span by span: no copy at the end); for other types a buffer
+    /// moved into the array once every result is there.
+    private var rawResults: [F.Output]?
+    private let results: UnsafeMutablePointer<F.Output>?
     /// Spans whose results are initialized in `results`.
     private var filled: [InputSpan] = []
     private var failure: (index: Int, error: any Error)?
@@ -196,7 +201,13 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         written = producing.map { InputBufferCache.take(F.Input.self, capacity: $0) }
         available = Atomic(producing == nil ? count : 0)
         self.chunkSize = chunkSize
-        self.results = .allocate(capacity: max(count, 1))
+        if PlainTransport.of(F.self).outputs {
+            let count = count
+            rawResults = [F.Output](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+            results = nil
+        } else {
+            results = .allocate(capacity: max(count, 1))
+        }
         self.finish = finish
         super.init(function: function, options: options)
         if count == 0 {
@@ -206,8 +217,10 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     }
 
     deinit {
-        for span in filled { (results + span.first).deinitialize(count: span.count) }
-        results.deallocate()
+        if let results {
+            for span in filled { (results + span.first).deinitialize(count: span.count) }
+            results.deallocate()
+        }
         if let written {
             written.deinitialize(count: available.load(ordering: .acquiring))
             InputBufferCache.give(written, capacity: count)
@@ -251,24 +264,41 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {
         guard !finished else { return }
         let encoded = UnsafeRawBufferPointer(rebasing: reader.buffer[reader.offset...])
-        let outputs = try F._decodeOutputs(from: &reader)
-        guard outputs.count == span.count else {
-            throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for \(span.count) inputs")
-        }
-        try onDeliver?(span, UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)]))
-        outputs.withUnsafeBufferPointer { source in
-            (results + span.first).initialize(from: source.baseAddress!, count: span.count)
+        if rawResults != nil {
+            // Plain numbers: straight from the message into their place (no array between).
+            var peek = reader
+            let count = try peek.readCount(minimumElementSize: MemoryLayout<F.Output>.stride, of: [F.Output].self)
+            guard count == span.count else {
+                throw PoolError(.protocolViolation, "a worker returned \(count) results for \(span.count) inputs")
+            }
+            try rawResults!.withUnsafeMutableBufferPointer { all in
+                try reader._decodeRawArray(F.Output.self, into: all.baseAddress! + span.first, expected: span.count)
+            }
+            try onDeliver?(span, UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)]))
+        } else if let results {
+            let outputs = try F._decodeOutputs(from: &reader)
+            guard outputs.count == span.count else {
+                throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for \(span.count) inputs")
+            }
+            try onDeliver?(span, UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)]))
+            outputs.withUnsafeBufferPointer { source in
+                (results + span.first).initialize(from: source.baseAddress!, count: span.count)
+            }
         }
         filled.append(span)
         resolved += span.count
         progress?.advance(done: span.count)
         guard resolved == count, failure == nil else { return }
         finished = true
+        filled.removeAll()
+        if let all = rawResults {
+            rawResults = nil
+            return finish(.success(all))
+        }
         let all = [F.Output](unsafeUninitializedCapacity: count) { buffer, initialized in
-            buffer.baseAddress!.moveInitialize(from: results, count: count)
+            buffer.baseAddress!.moveInitialize(from: results!, count: count)
             initialized = count
         }
-        filled.removeAll()
         finish(.success(all))
     }
 

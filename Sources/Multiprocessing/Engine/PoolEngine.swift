@@ -166,9 +166,7 @@ final class PoolEngine: @unchecked Sendable {
         var idleRounds = 0
         while true {
             guard !baton.callerWaiting, baton.tryTakeForThread() else {
-                baton.sleepWhileDriven(timeoutNanoseconds: backend.idleCheckNanoseconds) {
-                    hasIntake.load(ordering: .sequentiallyConsistent)
-                }
+                sleepWhileCallersDrive()
                 continue
             }
             ForkGuard.enterActivity()
@@ -186,9 +184,7 @@ final class PoolEngine: @unchecked Sendable {
                     waitForWork(idleRounds: idleRounds) { baton.callerWaiting }
                 } else if baton.callersDrive() {
                     baton.releaseByThread()
-                    baton.sleepWhileDriven(timeoutNanoseconds: backend.idleCheckNanoseconds) {
-                        hasIntake.load(ordering: .sequentiallyConsistent)
-                    }
+                    sleepWhileCallersDrive()
                     continue
                 } else {
                     backend.waitIdle(timeoutNanoseconds: 500_000_000) {
@@ -197,6 +193,14 @@ final class PoolEngine: @unchecked Sendable {
                 }
             }
             baton.releaseByThread()
+        }
+    }
+
+    /// The pool's thread, without the baton, while callers drive: until a submission or the
+    /// backend's idle check is due.
+    private func sleepWhileCallersDrive() {
+        baton.sleepWhileDriven(timeoutNanoseconds: backend.idleCheckNanoseconds) {
+            hasIntake.load(ordering: .sequentiallyConsistent)
         }
     }
 

@@ -21,7 +21,9 @@ final class WorkerRuntime {
     /// Function values as received, decoded when a chunk first uses them (a value whose
     /// decoding crashes the worker is then charged to that chunk's first input).
     private var received: [UInt32: (typeName: String, bytes: [UInt8])] = [:]
-    private var functions: [UInt32: any ParallelFunction] = [:]
+    /// Each decoded value, and whether its inputs and outputs travel as plain numbers
+    /// (`PlainTransport`: its chunks then run through `_runPlainChunk`).
+    private var functions: [UInt32: (value: any ParallelFunction, plain: Bool)] = [:]
     private var broken: [UInt32: String] = [:]
     /// Set when the pool's initializer (task 0) threw: every later task fails with it.
     private var initializerFailure: String?
@@ -106,7 +108,7 @@ final class WorkerRuntime {
         }
     }
 
-    private func function(_ id: UInt32) -> Result<any ParallelFunction, PoolError> {
+    private func function(_ id: UInt32) -> Result<(value: any ParallelFunction, plain: Bool), PoolError> {
         if let function = functions[id] { return .success(function) }
         if let reason = broken[id] { return .failure(PoolError(.encoding, reason)) }
         guard let (name, bytes) = received.removeValue(forKey: id) else {
@@ -121,8 +123,10 @@ final class WorkerRuntime {
                 var body = WireReader(raw)
                 return try AttachmentContext.receiving(attachments) { try Self.decode(type, &body) }
             }
-            functions[id] = decoded
-            return .success(decoded)
+            let transport = Swift.type(of: decoded)._plainTransport()
+            let function = (value: decoded, plain: transport.inputs && transport.outputs)
+            functions[id] = function
+            return .success(function)
         } catch {
             broken[id] = "the worker cannot decode the function value: \(error)"
             return .failure(PoolError(.encoding, broken[id]!))
@@ -142,7 +146,7 @@ final class WorkerRuntime {
             fail(task: taskID, kind: .initializer, type: "PoolError", message: initializerFailure)
             return
         }
-        let function: any ParallelFunction
+        let function: (value: any ParallelFunction, plain: Bool)
         switch self.function(id) {
         case .success(let found): function = found
         case .failure(let error):
@@ -152,20 +156,24 @@ final class WorkerRuntime {
         WorkerCodec.beginResult(task: taskID, into: &reply)
         do {
             try AttachmentContext.receiving(attachments) {
-                try function._runChunk(&reader, into: &reply, progress: progress.input) { writer, index, error in
+                let failed = { (writer: inout WireWriter, index: Int, error: any Error) in
                     let type = String(reflecting: Swift.type(of: error))
                     if taskID == 0 {
-                        initializerFailure = "the pool's initializer threw \(type): \(error)"
+                        self.initializerFailure = "the pool's initializer threw \(type): \(error)"
                     }
                     WorkerCodec.beginFailure(
                         task: taskID, index: index, kind: .threw, typeName: type,
                         message: String(describing: error), into: &writer)
                 }
+                if function.plain, try function.value._runPlainChunk(&reader, into: &reply, progress: progress.input, failed: failed) {
+                    return
+                }
+                try function.value._runChunk(&reader, into: &reply, progress: progress.input, failed: failed)
             }
         } catch {
             fail(
                 task: taskID, kind: .machinery, type: String(reflecting: type(of: error)),
-                message: "cannot transport inputs or outputs of \(String(reflecting: type(of: function))): \(error)")
+                message: "cannot transport inputs or outputs of \(String(reflecting: type(of: function.value))): \(error)")
         }
     }
 

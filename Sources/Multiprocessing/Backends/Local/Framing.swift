@@ -373,7 +373,7 @@ final class WorkerChannel {
     /// (measured under mpirun -np 2 on 2 CPUs: hot round trip 85–112 µs spinning, 30–57 µs not).
     var spinsForTasks: () -> Bool = { true }
     /// A worker hosted by an MPI rank follows its rank's CPU: when it waited for a task that
-    /// came alone — the rank had nothing else in flight (`TransferWords.rankCPU`) and the
+    /// came alone — the rank had nothing else in flight (`TransferWords.Sender.beckoning`) and the
     /// ring holds only it: a round trip, not a stream of tasks — and runs on another CPU
     /// than the one the rank sent it from, it moves there (`CSystemShims_move_to_cpu`), so
     /// that the rank's next wake-up of it is on its own CPU. A wake-up across CPUs costs ~14 µs per
@@ -450,15 +450,15 @@ final class WorkerChannel {
     /// (`perf sched`): 78–102 µs, 18–20 µs without that spin; hot calls and maps (whose
     /// waits are short) spin as before.
     private func onSendersCPU() -> Bool {
-        let sender = Int32(transfer.senderCPU) - 1
-        return sender >= 0 && CSystemShims_current_cpu() == sender
+        guard let sender = transfer.sender.cpu else { return false }
+        return CSystemShims_current_cpu() == sender
     }
 
     /// Moves to the CPU the rank last forwarded from, if this worker runs elsewhere
     /// (`followsRank`). A CPU this worker may not use (its affinity changed) ends following.
     private func followRank() {
-        let wanted = Int32(transfer.rankCPU) - 1
-        guard wanted >= 0, CSystemShims_current_cpu() != wanted else { return }
+        let sender = transfer.sender
+        guard sender.beckoning, let wanted = sender.cpu, CSystemShims_current_cpu() != wanted else { return }
         if CSystemShims_move_to_cpu(wanted) != 0 { followsRank = false }
     }
 

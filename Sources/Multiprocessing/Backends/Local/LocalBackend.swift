@@ -217,31 +217,24 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         send(&scratch, to: worker)
     }
 
-    /// Queues a complete frame (header and payload) for `worker`, as a worker rank relays it
-    /// from rank 0 (`RankRelay`); dropped if the worker ended.
-    /// Sends a frame as it is (a worker rank relaying rank 0's message). `beckoning`: a lone
-    /// task for an idle worker, which should then run on this CPU (`WorkerChannel.followsRank`);
-    /// otherwise the worker stays where it is.
+    /// Sends a complete frame (header and payload) as it is, as a worker rank relays rank 0's
+    /// message (`RankRelay`); dropped if the worker ended. `beckoning`: a lone task for an idle
+    /// worker, which should then run on this CPU (`WorkerChannel.followsRank`); otherwise the
+    /// worker stays where it is.
     func forward(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false) {
-        let cpu = beckoning ? CSystemShims_current_cpu() : -1
-        let word: UInt32 = cpu >= 0 ? UInt32(cpu + 1) : 0
-        let transfer = layout.transfer(worker)
-        if transfer.rankCPU != word { transfer.rankCPU = word }
-        send(frame: frame, to: worker)
+        send(frame: frame, to: worker, beckoning: beckoning)
     }
 
-    /// What `forward` last told `worker` of this CPU (`TransferWords.rankCPU`).
-    func rankCPU(of worker: Int) -> UInt32 { layout.transfer(worker).rankCPU }
-    /// The CPU (+ 1) the last message to `worker` was sent from (`TransferWords.senderCPU`).
-    func senderCPU(of worker: Int) -> UInt32 { layout.transfer(worker).senderCPU }
+    /// What the last message to `worker` said of its sender (`TransferWords.sender`).
+    func sender(of worker: Int) -> TransferWords.Sender { layout.transfer(worker).sender }
 
-    private func send(frame: UnsafeRawBufferPointer, to worker: Int) {
+    private func send(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false) {
         if slots[worker].ended != nil { return }
         // Where the worker should not spin for its next task after an idle wait
-        // (`WorkerChannel.onSendersCPU`).
-        let cpu = CSystemShims_current_cpu()
+        // (`WorkerChannel.onSendersCPU`), and whether it should move there (`followsRank`).
         let transfer = layout.transfer(worker)
-        if cpu >= 0, transfer.senderCPU != UInt32(cpu + 1) { transfer.senderCPU = UInt32(cpu + 1) }
+        let sender = TransferWords.Sender(cpu: CSystemShims_current_cpu(), beckoning: beckoning)
+        if transfer.sender != sender { transfer.sender = sender }
         if frame.count - Frame.headerSize > OutOfBand.threshold {
             nextToken &+= 1
             if let reference = OutOfBand.send(

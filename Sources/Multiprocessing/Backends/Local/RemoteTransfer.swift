@@ -128,7 +128,8 @@ enum RemoteTransfer {
 /// the slot's worker is launched): the worker's address of the region @0 (for the pool's
 /// probe), whether the worker may read the pool @8 and the pool the worker @12 (0 not yet
 /// known, 1 yes, 2 no), the last remote argument the worker has read @16, the last remote
-/// result the pool has read @24 and a futex word bumped with it @32.
+/// result the pool has read @24, a futex word bumped with it @32, and what the pool said of
+/// its last sender @40 (`Sender`).
 struct TransferWords: @unchecked Sendable {
     static let byteCount = 64
     let base: UnsafeMutableRawPointer
@@ -141,18 +142,34 @@ struct TransferWords: @unchecked Sendable {
 
     func reset() { base.initializeMemory(as: UInt8.self, repeating: 0, count: TransferWords.byteCount) }
 
-    /// The CPU (+ 1; 0: unknown) the pool last sent to this worker from
-    /// (`WorkerChannel.onSendersCPU`).
-    var senderCPU: UInt32 {
-        get { CSystemShims_load_u32((base + 44).assumingMemoryBound(to: UInt32.self)) }
-        nonmutating set { CSystemShims_store_u32((base + 44).assumingMemoryBound(to: UInt32.self), newValue) }
+    /// What the pool said of itself with its last message to this worker, in one word: the CPU
+    /// it sent from (`WorkerChannel.onSendersCPU`) and whether that was an MPI worker rank
+    /// forwarding a lone task the worker should follow it for (`WorkerChannel.followsRank`).
+    struct Sender: Equatable {
+        /// The CPU the message was sent from, if known.
+        var cpu: Int32?
+        var beckoning: Bool
+
+        init(cpu: Int32, beckoning: Bool) {
+            self.cpu = cpu >= 0 ? cpu : nil
+            self.beckoning = beckoning && cpu >= 0
+        }
+
+        /// Bits 0–30: the CPU + 1 (0: unknown); bit 31: beckoning.
+        fileprivate init(word: UInt32) {
+            let cpu = Int32(word & 0x7FFF_FFFF) - 1
+            self.init(cpu: cpu, beckoning: word & 0x8000_0000 != 0)
+        }
+
+        fileprivate var word: UInt32 {
+            guard let cpu else { return 0 }
+            return UInt32(cpu + 1) | (beckoning ? 0x8000_0000 : 0)
+        }
     }
 
-    /// The CPU (+ 1) an MPI worker rank forwarded a lone task to this worker from; 0 when
-    /// the last message it forwarded was not one (`WorkerChannel.followsRank`).
-    var rankCPU: UInt32 {
-        get { CSystemShims_load_u32((base + 40).assumingMemoryBound(to: UInt32.self)) }
-        nonmutating set { CSystemShims_store_u32((base + 40).assumingMemoryBound(to: UInt32.self), newValue) }
+    var sender: Sender {
+        get { Sender(word: CSystemShims_load_u32((base + 40).assumingMemoryBound(to: UInt32.self))) }
+        nonmutating set { CSystemShims_store_u32((base + 40).assumingMemoryBound(to: UInt32.self), newValue.word) }
     }
 
     var workerAddress: UInt64 {
