@@ -54,7 +54,15 @@ PY
 variants=${VARIANTS:-yes}
 external=Benchmarks/external
 echo "bench.sh: building the benchmark program as a user builds it ($external, release, no flags) and the C programs" >&2
+# SwiftPM keeps a dependency's list of source files in the dependent's build folders: after a
+# file is added to or removed from this package, those builds fail to find it. So they are
+# dropped whenever the list differs from the one they were built with.
+sources=$(find Sources -name '*.swift' | LC_ALL=C sort | cksum)
+if [ "$(cat "$external/.build/swiftmp-sources" 2>/dev/null)" != "$sources" ]; then
+    rm -rf "$external/.build" "$external/.build-native" "$external/.build-static"
+fi
 swift build -c release --package-path "$external" >&2
+echo "$sources" > "$external/.build/swiftmp-sources"
 swiftmp="$external/.build/release/swiftmp-user"
 if [ "$variants" = yes ]; then
     echo "bench.sh: building it again with -target-cpu native, and with --static-swift-stdlib" >&2
