@@ -20,3 +20,57 @@ final class PoolMapTests: TimeLimitedTestCase {
         }
     }
 }
+
+/// A plain-number function (`PlainTransport`) whose input and output differ in width: its
+/// chunks run in place in the worker (`_runPlainChunk`) and its results land in the returned
+/// array; `failAt` throws mid-chunk.
+struct WidenAndScale: ParallelFunction {
+    var failAt: UInt8? = nil
+    func callAsFunction(_ x: UInt8) throws -> Double {
+        if let failAt, x == failAt { throw PlainNumberRefusal(value: Int(x)) }
+        return Double(x) * 1.5 - 3
+    }
+}
+
+struct PlainNumberRefusal: Error { var value: Int }
+
+/// Narrower out than in.
+struct LowHalf: ParallelFunction {
+    func callAsFunction(_ x: Int64) -> Int16 { Int16(truncatingIfNeeded: x &* 3) }
+}
+
+extension PoolMapTests {
+    /// Plain numbers of other widths than `Int` through real workers, at chunk sizes that put
+    /// every chunk under the in-place limit and one default chunk over it (320 000 `Int64`s:
+    /// 2.5 MB chunks take the general path): results equal the serial ones, and an input that
+    /// throws fails the map naming exactly that input.
+    func testPlainNumbersOfOtherWidthsMatchSerialAndNameTheFailingInput() throws {
+        XCTAssertTrue(PlainTransport.of(WidenAndScale.self) == (true, true))
+        XCTAssertTrue(PlainTransport.of(LowHalf.self) == (true, true))
+        for method in [StartMethod.fork, .spawn] {
+            try Pool.with(processes: 2, startMethod: method) { pool in
+                let bytes = (0..<50_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+                for chunk in [1, 100, nil] as [Int?] {
+                    let got = try pool.map(WidenAndScale(), bytes, chunkSize: chunk)
+                    XCTAssertEqual(got, bytes.map { Double($0) * 1.5 - 3 }, "\(method) chunk \(chunk ?? 0)")
+                }
+                for count in [1_000, 320_000] {
+                    let wide = (0..<count).map { Int64($0) &* 1_000_003 }
+                    XCTAssertEqual(
+                        try pool.map(LowHalf(), wide), wide.map { Int16(truncatingIfNeeded: $0 &* 3) }, "\(method) n=\(count)")
+                }
+                // One input throws (a map fails with the lowest input among those failed so far,
+                // so only one may).
+                let failing = 30_123
+                let once = bytes.indices.map { $0 == failing ? 200 : (bytes[$0] == 200 ? 201 : bytes[$0]) }
+                XCTAssertThrowsError(try pool.map(WidenAndScale(failAt: 200), once, chunkSize: 5_000)) { error in
+                    guard let remote = error as? RemoteError else { return XCTFail("\(method): \(error)") }
+                    XCTAssertEqual(remote.inputIndex, failing, "\(method)")
+                    XCTAssertTrue(remote.typeName.hasSuffix("PlainNumberRefusal"), "\(method): \(remote.typeName)")
+                }
+                // The pool goes on.
+                XCTAssertEqual(try pool.map(WidenAndScale(), [1, 2]), [-1.5, 0])
+            }
+        }
+    }
+}
