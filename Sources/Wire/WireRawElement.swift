@@ -48,25 +48,25 @@ extension WireWriter {
 }
 
 extension WireReader {
-    /// Reads what `_writeRawElements` wrote: the count is checked against the bytes left
-    /// before the array (of exactly `count` elements) is allocated.
+    /// Reads the count `_writeRawElements` wrote and the region of `count × stride` bytes
+    /// after it (in the message, or a reference to another process's memory when the
+    /// region is `WireDeferredBlock.minimumSize` bytes or more: copy it with
+    /// `_copyRawRegion`). The count is checked against the bytes left first.
+    @inlinable
+    mutating func _readRawRegion<T>(_: T.Type) throws(WireError) -> (count: Int, bytes: UnsafeRawBufferPointer) {
+        let count = try readCount(minimumElementSize: MemoryLayout<T>.stride, of: [T].self)
+        return (count, try readRaw(count: count * MemoryLayout<T>.stride))
+    }
+
+    /// Reads what `_writeRawElements` wrote into an array of exactly `count` elements.
     @inlinable
     mutating func _readRawElements<T>(_: T.Type) throws(WireError) -> [T] {
-        let stride = MemoryLayout<T>.stride
-        let count = try readCount(minimumElementSize: stride, of: [T].self)
+        let (count, source) = try _readRawRegion(T.self)
         if count == 0 { return [] }
-        let source = try readRaw(count: count * stride)
-        if source.count < WireDeferredBlock.minimumSize {
-            return [T](unsafeUninitializedCapacity: count) { destination, initialized in
-                UnsafeMutableRawPointer(destination.baseAddress!)
-                    .copyMemory(from: source.baseAddress!, byteCount: source.count)
-                initialized = count
-            }
-        }
         var failure: WireError?
         let array = [T](unsafeUninitializedCapacity: count) { destination, initialized in
             do throws(WireError) {
-                try _wireCopyLarge(to: UnsafeMutableRawPointer(destination.baseAddress!), from: source)
+                try _copyRawRegion(source, to: UnsafeMutableRawPointer(destination.baseAddress!))
                 initialized = count
             } catch {
                 failure = error // nothing initialized: the storage goes with the empty array
@@ -74,6 +74,18 @@ extension WireReader {
         }
         if let failure { throw failure }
         return array
+    }
+}
+
+/// Copies a region `_readRawRegion` returned to `destination`: with one `memcpy` when it is
+/// in the message, else from where it lives (`_wireCopyLarge`).
+@inlinable
+func _copyRawRegion(_ source: UnsafeRawBufferPointer, to destination: UnsafeMutableRawPointer) throws(WireError) {
+    guard source.count > 0 else { return }
+    if source.count < WireDeferredBlock.minimumSize {
+        destination.copyMemory(from: source.baseAddress!, byteCount: source.count)
+    } else {
+        try _wireCopyLarge(to: destination, from: source)
     }
 }
 
@@ -94,32 +106,28 @@ extension WireReader {
     @inlinable
     public mutating func _readRawElementBytes<T>(_: T.Type) throws(WireError) -> (count: Int, bytes: UnsafeRawBufferPointer)? {
         let start = offset
-        let count = try readCount(minimumElementSize: MemoryLayout<T>.stride, of: [T].self)
-        let byteCount = count * MemoryLayout<T>.stride
-        guard byteCount < WireDeferredBlock.minimumSize else {
+        let region = try _readRawRegion(T.self)
+        guard region.bytes.count < WireDeferredBlock.minimumSize else {
             offset = start
             return nil
         }
-        return (count, try readRaw(count: byteCount))
+        return region
     }
 
     /// What `decodeArray` returns for a type where `_wireTravelsRaw` is true, copied into
-    /// `destination` instead of a new array: throws (`.corrupt`) unless the message holds
-    /// exactly `expected` elements.
+    /// `destination` instead of a new array when the message holds exactly `expected`
+    /// elements. Returns how many it holds: when that is not `expected`, nothing is copied
+    /// and nothing read.
     @inlinable
-    public mutating func _decodeRawArray<T>(_: T.Type, into destination: UnsafeMutablePointer<T>, expected: Int) throws(WireError) {
-        let stride = MemoryLayout<T>.stride
-        let count = try readCount(minimumElementSize: stride, of: [T].self)
+    public mutating func _decodeRawArray<T>(_: T.Type, into destination: UnsafeMutablePointer<T>, expected: Int) throws(WireError) -> Int {
+        let start = offset
+        let (count, source) = try _readRawRegion(T.self)
         guard count == expected else {
-            throw WireError.corrupt("\(count) elements of \(T.self) where \(expected) were expected")
+            offset = start
+            return count
         }
-        let source = try readRaw(count: count * stride)
-        guard source.count > 0 else { return }
-        if source.count < WireDeferredBlock.minimumSize {
-            UnsafeMutableRawPointer(destination).copyMemory(from: source.baseAddress!, byteCount: source.count)
-        } else {
-            try _wireCopyLarge(to: UnsafeMutableRawPointer(destination), from: source)
-        }
+        try _copyRawRegion(source, to: UnsafeMutableRawPointer(destination))
+        return count
     }
 }
 

@@ -29,3 +29,50 @@ final class WireBufferTests: XCTestCase {
         }
     }
 }
+
+final class WireRawInPlaceTests: XCTestCase {
+    /// `_decodeRawArray` copies exactly the expected count into place; a message holding
+    /// another count is reported (the count returned), with nothing copied and nothing read.
+    func testDecodeRawArrayInPlaceChecksTheCountBeforeCopying() throws {
+        var writer = WireWriter()
+        try writer.encodeArray([Int32(7), -8, 9])
+        writer.write(UInt8(42))
+        try writer.bytes.withUnsafeBytes { raw in
+            var destination = [Int32](repeating: 0, count: 4)
+            var reader = WireReader(raw)
+            let found = try destination.withUnsafeMutableBufferPointer { buffer in
+                try reader._decodeRawArray(Int32.self, into: buffer.baseAddress!, expected: 4)
+            }
+            XCTAssertEqual(found, 3)
+            XCTAssertEqual(reader.offset, 0, "nothing read when the count differs")
+            XCTAssertEqual(destination, [0, 0, 0, 0], "nothing copied when the count differs")
+            let exact = try destination.withUnsafeMutableBufferPointer { buffer in
+                try reader._decodeRawArray(Int32.self, into: buffer.baseAddress! + 1, expected: 3)
+            }
+            XCTAssertEqual(exact, 3)
+            XCTAssertEqual(destination, [0, 7, -8, 9])
+            XCTAssertEqual(try reader.read(UInt8.self), 42, "the reader is past the array")
+        }
+    }
+
+    /// `_readRawElementBytes` gives the bytes of a small array in place, and leaves the
+    /// reader where it was (nil) for an array whose bytes may live elsewhere.
+    func testRawElementBytesInPlaceOnlyUnderTheDeferredSize() throws {
+        var writer = WireWriter()
+        try writer.encodeArray([UInt16(1), 2])
+        let large = [UInt8](repeating: 5, count: WireDeferredBlock.minimumSize)
+        try writer.encodeArray(large)
+        try writer.bytes.withUnsafeBytes { raw in
+            var reader = WireReader(raw)
+            let small = try XCTUnwrap(try reader._readRawElementBytes(UInt16.self))
+            XCTAssertEqual(small.count, 2)
+            XCTAssertEqual(small.bytes.count, 4)
+            XCTAssertEqual(small.bytes.loadUnaligned(fromByteOffset: 2, as: UInt16.self), 2)
+            let before = reader.offset
+            XCTAssertNil(try reader._readRawElementBytes(UInt8.self))
+            XCTAssertEqual(reader.offset, before)
+            XCTAssertEqual(try reader.decodeArray(UInt8.self), large)
+            XCTAssertTrue(reader.isAtEnd)
+        }
+    }
+}

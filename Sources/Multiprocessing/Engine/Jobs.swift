@@ -264,28 +264,27 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {
         guard !finished else { return }
         let encoded = UnsafeRawBufferPointer(rebasing: reader.buffer[reader.offset...])
+        var outputs: [F.Output] = []
+        let delivered: Int
         if rawResults != nil {
             // Plain numbers: straight from the message into their place (no array between).
-            var peek = reader
-            let count = try peek.readCount(minimumElementSize: MemoryLayout<F.Output>.stride, of: [F.Output].self)
-            guard count == span.count else {
-                throw PoolError(.protocolViolation, "a worker returned \(count) results for \(span.count) inputs")
-            }
-            try rawResults!.withUnsafeMutableBufferPointer { all in
+            delivered = try rawResults!.withUnsafeMutableBufferPointer { all in
                 try reader._decodeRawArray(F.Output.self, into: all.baseAddress! + span.first, expected: span.count)
             }
-            try onDeliver?(span, UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)]))
-        } else if let results {
-            let outputs = try F._decodeOutputs(from: &reader)
-            guard outputs.count == span.count else {
-                throw PoolError(.protocolViolation, "a worker returned \(outputs.count) results for \(span.count) inputs")
-            }
-            try onDeliver?(span, UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)]))
+        } else {
+            outputs = try F._decodeOutputs(from: &reader)
+            delivered = outputs.count
+        }
+        guard delivered == span.count else {
+            throw PoolError(.protocolViolation, "a worker returned \(delivered) results for \(span.count) inputs")
+        }
+        try onDeliver?(span, UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)]))
+        if let results {
             outputs.withUnsafeBufferPointer { source in
                 (results + span.first).initialize(from: source.baseAddress!, count: span.count)
             }
+            filled.append(span)
         }
-        filled.append(span)
         resolved += span.count
         progress?.advance(done: span.count)
         guard resolved == count, failure == nil else { return }
