@@ -67,6 +67,40 @@ final class NodeSchedulerTests: TimeLimitedTestCase {
         }
     }
 
+    /// Rank 0 dropping a function value (`undefine`, its cache evicted it) drops it from the
+    /// rank's engine and from the local workers that ran it: nothing the value holds (served
+    /// objects' handles) outlives rank 0's copy; a bundle naming it again is refused.
+    func testAFunctionRankZeroDropsLeavesTheRanksEngineAndItsWorkers() throws {
+        let scheduler = try scheduler(workers: 2)
+        defer { scheduler.close(graceNanoseconds: 0) }
+        try define(Identity(), id: 3, on: scheduler)
+        try define(WithTable(table: [1]), id: 4, on: scheduler)
+        try bundle(task: 11, function: 3, Array(0..<20), chunkSize: 2, on: scheduler)
+        try bundle(task: 12, function: 4, Array(0..<20), chunkSize: 2, on: scheduler)
+        XCTAssertEqual(
+            Set(try answers(scheduler, count: 2).map { "\($0)" }),
+            ["\(Answer.result(task: 11, Array(0..<20)))", "\(Answer.result(task: 12, Array(1...20)))"])
+        let engine = try XCTUnwrap(scheduler.engine)
+        XCTAssertEqual(engine.cachedFunctions.kept, 2)
+        let heldBefore = engine.cachedFunctions.onWorkers
+        XCTAssertGreaterThanOrEqual(heldBefore, 2, "each function ran on some worker")
+
+        var writer = WireWriter()
+        MasterCodec.undefine(3, into: &writer)
+        MessageBuffer.withPayload(writer) { scheduler.handle($0) }
+        let deadline = monotonicNanoseconds() + 5_000_000_000
+        while engine.cachedFunctions.kept > 1 && monotonicNanoseconds() < deadline { scheduler.step() }
+        XCTAssertEqual(engine.cachedFunctions.kept, 1, "the rank's engine dropped the value rank 0 dropped")
+        XCTAssertLessThan(engine.cachedFunctions.onWorkers, heldBefore, "its workers were told to drop it")
+
+        scheduler.answers.removeAll()
+        try bundle(task: 13, function: 3, [1], on: scheduler)
+        XCTAssertNotEqual(try answers(scheduler, count: 1), [.result(task: 13, [1])], "refused: the rank has no such function now")
+        try bundle(task: 14, function: 4, [5], on: scheduler)
+        scheduler.answers.removeAll()
+        XCTAssertEqual(try answers(scheduler, count: 1), [.result(task: 14, [6])], "the other function is still there")
+    }
+
     func testABundleWhoseInputsAllSucceedIsOneResult() throws {
         let scheduler = try scheduler(workers: 2)
         defer { scheduler.close(graceNanoseconds: 0) }

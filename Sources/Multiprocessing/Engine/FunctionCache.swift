@@ -149,6 +149,20 @@ struct FunctionCache {
         return victims.map { $0.value.id }
     }
 
+    /// Drops the idle definition equal to `function` (a worker rank's own engine, when rank 0
+    /// has dropped it: `NodeScheduler`); returns its id, to be undefined in the workers that
+    /// have it. A definition in use stays, and goes as any other when idle.
+    mutating func evict(equalTo function: FunctionDefinition) -> [UInt32] {
+        let key = Key(function)
+        guard let definition = definitions[key], definition.activeJobs == 0 else { return [] }
+        definitions.removeValue(forKey: key)
+        broken.removeValue(forKey: definition.id)
+        return [definition.id]
+    }
+
+    /// How many definitions are kept, and how many (definition, worker) pairs the workers hold.
+    var counts: (kept: Int, onWorkers: Int) { (definitions.count, defined.reduce(0) { $0 + $1.count }) }
+
     private mutating func evict() -> [UInt32] {
         var bytes = definitions.values.reduce(0) { $0 + $1.bytes.count }
         guard definitions.count > Self.capacity || bytes > byteBudget else { return [] }

@@ -28,6 +28,8 @@ final class PoolEngine: @unchecked Sendable {
     // Shared with callers, under `lock`.
     private let lock = ConditionLock()
     private var incoming: [Job] = []
+    /// Function values to drop once idle (`forget(_:)`).
+    private var forgotten: [FunctionDefinition] = []
     private var closing = false
     private var terminating = false
     private var stopped = false
@@ -97,6 +99,17 @@ final class PoolEngine: @unchecked Sendable {
         job.requestCancel()
         signalIntake()
     }
+
+    /// Drops `function` from the engine's cache and from the workers that have it, if no job
+    /// uses it (a worker rank's engine, when rank 0 has dropped it: `NodeScheduler`).
+    func forget(_ function: FunctionDefinition) {
+        lock.withLock { forgotten.append(function) }
+        signalIntake()
+    }
+
+    /// How many function values the engine keeps, and how many its workers hold (engine
+    /// thread; tests).
+    var cachedFunctions: (kept: Int, onWorkers: Int) { functions.counts }
 
     /// Stops taking work; workers exit when the submitted work is done.
     func close() {
@@ -275,9 +288,13 @@ final class PoolEngine: @unchecked Sendable {
         if hasStopped { return .stopped }
         var progressed = false
         if admitting, hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
-            let (newJobs, isTerminating, placementAsked) = lock.withLock { () -> ([Job], Bool, Bool) in
-                defer { incoming.removeAll() }
-                return (incoming, terminating, placementWaiters > 0)
+            let (newJobs, dropped, isTerminating, placementAsked) = lock.withLock {
+                () -> ([Job], [FunctionDefinition], Bool, Bool) in
+                defer {
+                    incoming.removeAll()
+                    forgotten.removeAll()
+                }
+                return (incoming, forgotten, terminating, placementWaiters > 0)
             }
             if placementAsked {
                 let answer = currentPlacement()
@@ -294,6 +311,7 @@ final class PoolEngine: @unchecked Sendable {
                 backend.shutdown(deadline: monotonicNanoseconds())
                 return markStopped()
             }
+            for function in dropped { undefineEverywhere(functions.evict(equalTo: function)) }
             for job in newJobs { admit(job) }
             progressed = true
         }
@@ -343,16 +361,21 @@ final class PoolEngine: @unchecked Sendable {
     private func admit(_ job: Job) {
         let (definition, evicted) = functions.adopt(job.function)
         job.function = definition
-        for id in evicted {
-            for worker in workers.indices where functions.drop(id, from: worker) {
-                MasterCodec.undefine(id, into: &writer)
-                backend.send(&writer, to: worker)
-            }
-        }
+        undefineEverywhere(evicted)
         if job.finished {
             functions.release(definition)
         } else {
             jobs.append(job)
+        }
+    }
+
+    /// Tells each worker that has one of `ids` (function values the cache dropped) to drop it.
+    private func undefineEverywhere(_ ids: [UInt32]) {
+        for id in ids {
+            for worker in workers.indices where functions.drop(id, from: worker) {
+                MasterCodec.undefine(id, into: &writer)
+                backend.send(&writer, to: worker)
+            }
         }
     }
 
@@ -469,12 +492,7 @@ final class PoolEngine: @unchecked Sendable {
             for id in workers[worker].sentSegments where SegmentRegistry.lookup(id) == nil { gone.insert(id) }
         }
         guard !gone.isEmpty else { return }
-        for id in functions.evict(mentioning: gone) {
-            for worker in workers.indices where functions.drop(id, from: worker) {
-                MasterCodec.undefine(id, into: &writer)
-                backend.send(&writer, to: worker)
-            }
-        }
+        undefineEverywhere(functions.evict(mentioning: gone))
         for worker in workers.indices {
             let dropped = workers[worker].sentSegments.intersection(gone)
             guard !dropped.isEmpty else { continue }

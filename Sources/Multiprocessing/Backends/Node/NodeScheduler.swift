@@ -69,9 +69,11 @@ final class NodeScheduler {
             definitions[id] = FunctionDefinition(typeName: name, bytes: Array(bytes))
             types.removeValue(forKey: id)
         case .undefine:
-            if let id = try? reader.read(UInt32.self) {
-                definitions.removeValue(forKey: id)
+            // Rank 0 dropped the value: so does this engine, and its local workers, so that
+            // nothing it holds (served objects' handles) outlives rank 0's copy.
+            if let id = try? reader.read(UInt32.self), let definition = definitions.removeValue(forKey: id) {
                 types.removeValue(forKey: id)
+                engine?.forget(definition)
             }
         case .chunk:
             // Only the pool's initializer comes as a chunk (task 0): this engine runs it on each
