@@ -37,12 +37,13 @@ public protocol ParallelFunction<Input, Output>: Codable, Sendable {
         _ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
         failed: (inout WireWriter, Int, any Error) -> Void) throws
     /// `_runChunk` for a type whose inputs and outputs travel as plain numbers
-    /// (`_plainTransport()`, checked by the caller): each input read from the message and each
-    /// output written into the reply in place. Returns false, having read nothing, when it
-    /// does not apply (other types, or arrays too large: `WireDeferredBlock.minimumSize`).
+    /// (`_plainTransport()`, checked by the caller): each input read from the message (or, for
+    /// a large chunk, a piece at a time into `buffers`) and each output written into the reply
+    /// in place (or into a block of `buffers` the reply references). Returns false, having
+    /// read nothing, for other types.
     func _runPlainChunk(
-        _ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
-        failed: (inout WireWriter, Int, any Error) -> Void
+        _ reader: inout WireReader, into writer: inout WireWriter, buffers: _PlainChunkBuffers,
+        progress: UnsafeMutablePointer<Int>, failed: (inout WireWriter, Int, any Error) -> Void
     ) throws -> Bool
     /// Whether the inputs and the outputs travel as the library writes arrays of plain numbers
     /// (`WireRawElement`, and `_encodeInputs` / `_encodeOutputs` are the library's). Costs two
@@ -71,52 +72,85 @@ extension ParallelFunction {
         try outputs.withUnsafeBufferPointer { try Self._encodeOutputs($0, into: &writer) }
     }
 
-    /// `_runChunk` for plain numbers in and out under `WireDeferredBlock.minimumSize` bytes
-    /// each way: the same bytes as the general path's, with no array of inputs or outputs in
-    /// between (two allocations per chunk, each faulting its pages in afresh once it crosses
-    /// malloc's mmap threshold, and two copies: a default-chunk map of 200 000 `Int`s spent
-    /// about half its time there).
+    /// `_runChunk` for plain numbers in and out: the same bytes as the general path's, with no
+    /// array of inputs or outputs in between (two allocations per chunk, each faulting its
+    /// pages in afresh once it crosses malloc's mmap threshold, and two copies: a default-chunk
+    /// map of 200 000 `Int`s spent about half its time there). Under
+    /// `WireDeferredBlock.minimumSize` bytes each way, each input is read from the message and
+    /// each output written into the reply. Larger, the inputs are read a piece at a time into
+    /// `buffers` (from the pool's memory when they are a reference to it) and the outputs
+    /// written into a block `buffers` keeps, which the reply references (`_PlainChunkBuffers`).
     @inlinable
     public func _runPlainChunk(
-        _ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
-        failed: (inout WireWriter, Int, any Error) -> Void
+        _ reader: inout WireReader, into writer: inout WireWriter, buffers: _PlainChunkBuffers,
+        progress: UnsafeMutablePointer<Int>, failed: (inout WireWriter, Int, any Error) -> Void
     ) throws -> Bool {
         guard _wireTravelsRaw(Input.self), _wireTravelsRaw(Output.self) else { return false }
         let outputStride = MemoryLayout<Output>.stride, inputStride = MemoryLayout<Input>.stride
-        let start = reader.offset
-        guard let (count, inputs) = try reader._readRawElementBytes(Input.self) else { return false }
-        guard count * outputStride < WireDeferredBlock.minimumSize else {
-            reader.offset = start
-            return false
-        }
-        let first = writer.count
-        var failure: (index: Int, error: any Error)?
-        writer._appendRawElements(Output.self, count: count) { outputs in
+        let (count, inputs) = try reader._readRawRegion(Input.self)
+        let outputBytes = count &* outputStride
+        /// Runs the `n` inputs at `source` (positions `first`…) into `destination`; returns the
+        /// one that threw, if one did.
+        func run(
+            _ first: Int, _ n: Int, from source: UnsafeRawPointer, into destination: UnsafeMutableRawPointer
+        ) -> (index: Int, error: any Error)? {
             var index = 0
-            while index < count {
-                progress.pointee = index
-                let input = inputs.loadUnaligned(fromByteOffset: index &* inputStride, as: Input.self)
+            while index < n {
+                progress.pointee = first &+ index
+                let input = source.loadUnaligned(fromByteOffset: index &* inputStride, as: Input.self)
                 do {
-                    outputs.storeBytes(of: try self(input), toByteOffset: index &* outputStride, as: Output.self)
+                    destination.storeBytes(of: try self(input), toByteOffset: index &* outputStride, as: Output.self)
                 } catch {
-                    failure = (index, error)
-                    break
+                    return (first &+ index, error)
                 }
                 index &+= 1
             }
-            if index < count {
-                // Every byte must be written; the reply is rewritten below.
-                UnsafeMutableRawBufferPointer(rebasing: outputs[(index &* outputStride)...]).initializeMemory(
-                    as: UInt8.self, repeating: 0)
-            }
+            return nil
         }
-        if let failure {
+        var failure: (index: Int, error: any Error)?
+        if inputs.count < WireDeferredBlock.minimumSize && outputBytes < WireDeferredBlock.minimumSize {
+            let start = writer.count
+            writer._appendRawElements(Output.self, count: count) { outputs in
+                guard count > 0 else { return }
+                failure = run(0, count, from: inputs.baseAddress!, into: outputs.baseAddress!)
+                if let failure {
+                    // Every byte must be written; the reply is rewritten below.
+                    UnsafeMutableRawBufferPointer(rebasing: outputs[(failure.index &* outputStride)...]).initializeMemory(
+                        as: UInt8.self, repeating: 0)
+                }
+            }
+            guard let failure else { return true }
             // The failure message comes first (`failed` starts it), then the outputs before it.
-            let done = Array(writer.bytes[(writer.count - count * outputStride)...].prefix(failure.index * outputStride))
-            writer.bytes.removeSubrange(first...)
+            let outputs = Array(writer.bytes[(writer.count - outputBytes)...].prefix(failure.index &* outputStride))
+            writer.bytes.removeSubrange(start...)
             failed(&writer, failure.index, failure.error)
             writer.writeVarint(UInt64(failure.index))
-            done.withUnsafeBytes { writer.writeRaw($0) }
+            outputs.withUnsafeBytes { writer.writeRaw($0) }
+            return true
+        }
+        let output = buffers.block(bytes: outputBytes)
+        let perPiece = _PlainChunkBuffers.pieceBytes / inputStride
+        var next = 0
+        while next < count && failure == nil {
+            let n = min(perPiece, count &- next)
+            let piece = UnsafeRawBufferPointer(rebasing: inputs[(next &* inputStride)..<((next &+ n) &* inputStride)])
+            var source = UnsafeRawPointer(buffers.piece)
+            if inputs.count < WireDeferredBlock.minimumSize {
+                source = piece.baseAddress! // in the message
+            } else {
+                try _copyRawRegion(piece, of: inputs.count, to: buffers.piece)
+            }
+            failure = run(next, n, from: source, into: output.pointer + next &* outputStride)
+            next &+= n
+        }
+        let done = UnsafeRawBufferPointer(start: output.pointer, count: (failure?.index ?? count) &* outputStride)
+        if let failure {
+            // The failure message comes first (`failed` starts it), then the outputs before it.
+            failed(&writer, failure.index, failure.error)
+            writer.writeVarint(UInt64(failure.index))
+            writer.writeRaw(done)
+        } else {
+            writer._appendRawElements(Output.self, count: count, block: done, owner: output)
         }
         return true
     }

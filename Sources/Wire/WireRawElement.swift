@@ -53,7 +53,7 @@ extension WireReader {
     /// region is `WireDeferredBlock.minimumSize` bytes or more: copy it with
     /// `_copyRawRegion`). The count is checked against the bytes left first.
     @inlinable
-    mutating func _readRawRegion<T>(_: T.Type) throws(WireError) -> (count: Int, bytes: UnsafeRawBufferPointer) {
+    public mutating func _readRawRegion<T>(_: T.Type) throws(WireError) -> (count: Int, bytes: UnsafeRawBufferPointer) {
         let count = try readCount(minimumElementSize: MemoryLayout<T>.stride, of: [T].self)
         return (count, try readRaw(count: count * MemoryLayout<T>.stride))
     }
@@ -80,12 +80,21 @@ extension WireReader {
 /// Copies a region `_readRawRegion` returned to `destination`: with one `memcpy` when it is
 /// in the message, else from where it lives (`_wireCopyLarge`).
 @inlinable
-func _copyRawRegion(_ source: UnsafeRawBufferPointer, to destination: UnsafeMutableRawPointer) throws(WireError) {
-    guard source.count > 0 else { return }
-    if source.count < WireDeferredBlock.minimumSize {
-        destination.copyMemory(from: source.baseAddress!, byteCount: source.count)
+public func _copyRawRegion(_ source: UnsafeRawBufferPointer, to destination: UnsafeMutableRawPointer) throws(WireError) {
+    try _copyRawRegion(source, of: source.count, to: destination)
+}
+
+/// Copies `piece`, a part of a region of `regionCount` bytes that `_readRawRegion` returned,
+/// to `destination`: where the region lives decides how (a region of
+/// `WireDeferredBlock.minimumSize` bytes or more may be in another process's memory, so its
+/// pieces are read from there however small).
+@inlinable
+public func _copyRawRegion(_ piece: UnsafeRawBufferPointer, of regionCount: Int, to destination: UnsafeMutableRawPointer) throws(WireError) {
+    guard piece.count > 0 else { return }
+    if regionCount < WireDeferredBlock.minimumSize {
+        destination.copyMemory(from: piece.baseAddress!, byteCount: piece.count)
     } else {
-        try _wireCopyLarge(to: destination, from: source)
+        try _wireCopyLarge(to: destination, from: piece)
     }
 }
 
@@ -132,6 +141,16 @@ extension WireReader {
 }
 
 extension WireWriter {
+    /// Appends what `encodeArray` appends for the `count` elements whose bytes are `block` (a
+    /// type where `_wireTravelsRaw` is true): a reference to `block` when `defersLargeBlocks`
+    /// is set and it is `WireDeferredBlock.minimumSize` bytes or more — `owner` keeps it
+    /// alive and unchanged until the message has been read — else a copy.
+    @inlinable
+    public mutating func _appendRawElements<T>(_: T.Type, count: Int, block: UnsafeRawBufferPointer, owner: Any) {
+        _writeRawElements(
+            UnsafeBufferPointer(start: block.baseAddress?.assumingMemoryBound(to: T.self), count: count), owner: owner)
+    }
+
     /// Appends what `encodeArray` appends for `count` elements of a type where
     /// `_wireTravelsRaw` is true, the elements written in place by `initialize` (it must
     /// write all `count × stride` bytes, with `storeBytes`: they are not aligned for `T`).

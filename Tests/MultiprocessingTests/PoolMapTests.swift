@@ -73,4 +73,35 @@ extension PoolMapTests {
             }
         }
     }
+
+    /// Chunks of plain numbers past the in-place limit both ways (2 MB of `Int`s per chunk: the
+    /// worker reads the inputs from the pool's memory a piece at a time and writes the outputs
+    /// into a block it keeps, which the pool reads from there; `_PlainChunkBuffers`): results
+    /// equal the serial ones map after map, sizes changing (a block reused before the pool had
+    /// read it would show), with `process_vm_readv` and with it refused (the memfd); a throw in
+    /// a later piece of a large chunk fails the map naming exactly its input.
+    func testLargePlainChunksTravelByReferenceAndTheWorkersBlocksAreReused() throws {
+        for refused in [false, true] {
+            RemoteTransfer.probeFailsForTesting = refused
+            defer { RemoteTransfer.probeFailsForTesting = false }
+            for method in [StartMethod.fork, .spawn] {
+                try Pool.with(processes: 2, startMethod: method) { pool in
+                    for round in 0..<4 {
+                        let inputs = (0..<(1_000_000 + round * 77_777)).map { $0 &* (round + 1) - 500_000 }
+                        XCTAssertEqual(try pool.map(Square(), inputs), inputs.map { $0 * $0 }, "\(method) refused: \(refused) round \(round)")
+                    }
+                    let bytes = (0..<700_000).map { UInt8(truncatingIfNeeded: $0 &* 13) }
+                    XCTAssertEqual(try pool.map(WidenAndScale(), bytes, chunkSize: 300_000), bytes.map { Double($0) * 1.5 - 3 })
+                    // One input throws, in the second piece of its chunk (pieces of 262 144).
+                    let failing = 300_000 + 270_000
+                    let once = bytes.indices.map { $0 == failing ? 200 : (bytes[$0] == 200 ? 201 : bytes[$0]) }
+                    XCTAssertThrowsError(try pool.map(WidenAndScale(failAt: 200), once, chunkSize: 300_000)) { error in
+                        guard let remote = error as? RemoteError else { return XCTFail("\(method): \(error)") }
+                        XCTAssertEqual(remote.inputIndex, failing, "\(method) refused: \(refused)")
+                    }
+                    XCTAssertEqual(try pool.map(Square(), [3, 4]), [9, 16], "the pool goes on")
+                }
+            }
+        }
+    }
 }

@@ -178,6 +178,8 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let progression: _IntegerProgression?
     private let count: Int
     private let chunkSize: Int
+    /// Whether the inputs travel as the library writes plain numbers (`PlainTransport`).
+    private let plainInputs: Bool
     private var nextStart = 0
     private var resolved = 0
     /// Where results go, by input position: for plain numbers (`PlainTransport`) the array
@@ -201,6 +203,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         written = producing.map { InputBufferCache.take(F.Input.self, capacity: $0) }
         available = Atomic(producing == nil ? count : 0)
         self.chunkSize = chunkSize
+        plainInputs = PlainTransport.of(F.self).inputs
         if PlainTransport.of(F.self).outputs {
             let count = count
             rawResults = [F.Output](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
@@ -252,6 +255,14 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         if let progression { return progression.encode(span, into: &writer) }
         if let written {
             return try F._encodeInputs(UnsafeBufferPointer(start: written + span.first, count: span.count), into: &writer)
+        }
+        if plainInputs {
+            // The library's encoding (`PlainTransport`): a large span goes as a reference to
+            // the inputs, which the worker reads in place (`WireWriter.defersLargeBlocks`).
+            return inputs.withUnsafeBufferPointer { all in
+                let block = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: all[span.first..<span.end]))
+                writer._appendRawElements(F.Input.self, count: span.count, block: block, owner: inputs)
+            }
         }
         try inputs.withUnsafeBufferPointer { all in
             try F._encodeInputs(UnsafeBufferPointer(rebasing: all[span.first..<span.end]), into: &writer)

@@ -29,6 +29,8 @@ final class WorkerRuntime {
     private var initializerFailure: String?
     /// The reply built by the last `handle`.
     var reply = WireWriter(capacity: 64 << 10)
+    /// What large chunks of plain numbers are read into and written from (made at the first).
+    private lazy var plainBuffers = _PlainChunkBuffers()
     /// Shared with the engine: which chunk and input this worker runs (`WorkerProgress`).
     private let progress: WorkerProgress
 
@@ -165,7 +167,10 @@ final class WorkerRuntime {
                         task: taskID, index: index, kind: .threw, typeName: type,
                         message: String(describing: error), into: &writer)
                 }
-                if function.plain, try function.value._runPlainChunk(&reader, into: &reply, progress: progress.input, failed: failed) {
+                if function.plain,
+                    try function.value._runPlainChunk(
+                        &reader, into: &reply, buffers: plainBuffers, progress: progress.input, failed: failed)
+                {
                     return
                 }
                 try function.value._runChunk(&reader, into: &reply, progress: progress.input, failed: failed)
