@@ -85,9 +85,11 @@ final class BundleJob<F: ParallelFunction>: Job, BundleAnswer, @unchecked Sendab
         }
         for piece in pieces {
             runs.append(
-                (piece.lowerBound,
-                 piece.count == decoded.count
-                    ? decoded : Array(decoded[(piece.lowerBound - span.first)..<(piece.upperBound - span.first)])))
+                (
+                    piece.lowerBound,
+                    piece.count == decoded.count
+                        ? decoded : Array(decoded[(piece.lowerBound - span.first)..<(piece.upperBound - span.first)])
+                ))
             resolved += piece.count
         }
         finishIfSettled()
