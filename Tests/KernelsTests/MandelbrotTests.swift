@@ -72,6 +72,16 @@ final class MandelbrotTests: XCTestCase {
         }
     }
 
+    func testImageOverTheOneMebibytePrefaultMatchesTheScalarDefinition() {
+        // From 1 MiB of counts the image's fresh pages are mapped before the stores
+        // (kernels_prefault_for_writing): 1100 × 500 counts are 1.05 MiB, twice in a row
+        // (the second image may reuse the first one's pages, then nothing is done).
+        let m = Mandelbrot(width: 1100, height: 500, maxIterations: 6)
+        let expected = scalarCounts(m)
+        XCTAssertEqual(m.serial(), expected)
+        XCTAssertEqual(m.serial(), expected)
+    }
+
     func testCountsAbove32767MatchTheScalarDefinition() {
         // The SIMD counts are 16-bit lanes holding the count's bit pattern: the pixels inside
         // the set (c = 0 ± 0.4i and −1/3 ± 0.4i) count up to the limit, past Int16.max, and
