@@ -72,7 +72,7 @@ public struct NBodyAccelerations: Codable, Sendable {
         init(estimateBits: Int) { self = estimateBits > 4 ? .target : .integer }
     }
 
-    /// 1/√x for positive normal `x`, to within a few ulp: an estimate refined by Newton steps
+    /// 1/√x for finite `x` ≥ 2^-1021, to within a few ulp: an estimate refined by Newton steps
     /// y ← y·(1.5 − ½x·y²), each squaring the error (3.4e−2 → 1.8e−3 → 4.7e−6 → 3.4e−11 →
     /// rounding from the integer estimate; 6e−5 → 5e−9 → rounding from vrsqrt14pd). All
     /// lanes stay in vector registers; `SIMD8.squareRoot()` lowers to eight libm calls (errno
@@ -91,7 +91,11 @@ public struct NBodyAccelerations: Codable, Sendable {
                 to: SIMD8<Double>.self)
             steps = 4
         }
-        let halfX = 0.5 * x
+        // ½x as x with its exponent one less: for x ≥ 2^-1021 the multiply's value exactly,
+        // with an integer subtraction instead of one of the multiplies that bound the loop
+        // (r² ≥ ε² here).
+        let halfX = unsafeBitCast(
+            unsafeBitCast(x, to: SIMD8<UInt64>.self) &- SIMD8(repeating: 1 << 52), to: SIMD8<Double>.self)
         for _ in 0..<steps { y = y * (1.5 - halfX * y * y) }
         return y
     }
