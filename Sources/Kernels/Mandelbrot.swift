@@ -9,7 +9,8 @@ import KernelsSupport
 /// Σn = 113 169 525 at 1600 × 1200 × 256 and 7 077 920 at 400 × 300 × 256.
 ///
 /// A chunk is a range of rows; its result is their iteration counts, row-major. Thirty-two
-/// pixels run at once in four 8-lane SIMD groups.
+/// pixels run at once in four 8-lane SIMD groups: tiles of 8 × 4 pixels over four rows at a
+/// time, 32 pixels of one row for the rows left over.
 public struct Mandelbrot: Codable, Sendable, Hashable {
     public var width: Int
     public var height: Int
@@ -36,9 +37,22 @@ public struct Mandelbrot: Codable, Sendable, Hashable {
             "Mandelbrot: rows \(rows) outside 0..<\(height)")
         let width = self.width
         return [UInt16](unsafeUninitializedCapacity: rows.count * width) { buffer, count in
-            for (offset, row) in rows.enumerated() {
-                let out = UnsafeMutableBufferPointer(rebasing: buffer[(offset * width)...])
-                computeRow(row, into: out.baseAddress!)
+            guard let out = buffer.baseAddress, !rows.isEmpty else {
+                count = 0
+                return
+            }
+            // A large image's fresh pages mapped in one call rather than fault by fault
+            // (advice only; nothing done for memory malloc hands out again).
+            _ = kernels_prefault_for_writing(out, buffer.count * MemoryLayout<UInt16>.stride)
+            // Four rows at a time in tiles of 8 × 4 pixels, the rows left over one at a time.
+            var row = rows.lowerBound
+            while rows.upperBound - row >= 4 {
+                computeFourRows(row, into: out + (row - rows.lowerBound) * width)
+                row += 4
+            }
+            while row < rows.upperBound {
+                computeRow(row, into: out + (row - rows.lowerBound) * width)
+                row += 1
             }
             count = rows.count * width
         }
@@ -56,7 +70,74 @@ public struct Mandelbrot: Codable, Sendable, Hashable {
         counts.reduce(0) { $0 &+ Int($1) }
     }
 
-    /// One row, thirty-two pixels per step as four 8-lane groups whose dependency chains
+    @usableFromInline typealias Lanes = SIMD8<Double>
+    @usableFromInline typealias Counts = SIMD8<Int16>
+
+    /// The real parts of pixels `px..<px + 8`.
+    @inlinable @inline(__always)
+    func real(_ px: Int) -> Lanes {
+        Lanes(repeating: -2.0) + (Lanes(repeating: Double(px)) + Lanes(0, 1, 2, 3, 4, 5, 6, 7))
+            * (3.0 / Double(width))
+    }
+
+    /// The imaginary part of row `row`, in every lane.
+    @inlinable @inline(__always)
+    func imaginary(_ row: Int) -> Lanes {
+        Lanes(repeating: -1.2 + Double(row) * (2.4 / Double(height)))
+    }
+
+    /// The counts of the first `count` lanes of `n` (all eight when `count` ≥ 8) to `out`.
+    @inlinable @inline(__always)
+    func store(_ n: Counts, _ out: UnsafeMutablePointer<UInt16>, _ count: Int) {
+        if count >= 8 {
+            UnsafeMutableRawPointer(out).storeBytes(of: n, as: Counts.self)
+        } else {
+            for lane in 0..<max(0, count) {
+                out[lane] = UInt16(truncatingIfNeeded: n[lane])
+            }
+        }
+    }
+
+    /// Rows `row..<row + 4` into `out` (row after row, `width` apart), in tiles of 8 × 4
+    /// pixels: one 8-lane group per row. The 32 pixels of a step run until the last of them
+    /// escapes; a compact tile's pixels escape closer together than 32 of one row, so fewer
+    /// steps are wasted on escaped lanes (at 1600 × 1200 × 256, 4.4 % fewer group steps).
+    @inlinable
+    func computeFourRows(_ row: Int, into out: UnsafeMutablePointer<UInt16>) {
+        let width = self.width
+        let ci0 = imaginary(row), ci1 = imaginary(row + 1)
+        let ci2 = imaginary(row + 2), ci3 = imaginary(row + 3)
+        var px = 0
+        while px < width {
+            let cr = real(px)
+            let (n0, n1, n2, n3) = counts(cr, cr, cr, cr, ci0, ci1, ci2, ci3)
+            let left = width - px
+            store(n0, out + px, left)
+            store(n1, out + width + px, left)
+            store(n2, out + 2 * width + px, left)
+            store(n3, out + 3 * width + px, left)
+            px += 8
+        }
+    }
+
+    /// Row `row` into `out`, thirty-two pixels per step (four groups of eight side by side).
+    @inlinable
+    func computeRow(_ row: Int, into out: UnsafeMutablePointer<UInt16>) {
+        let width = self.width
+        let ci = imaginary(row)
+        var px = 0
+        while px < width {
+            let (n0, n1, n2, n3) = counts(
+                real(px), real(px + 8), real(px + 16), real(px + 24), ci, ci, ci, ci)
+            store(n0, out + px, width - px)
+            store(n1, out + px + 8, width - px - 8)
+            store(n2, out + px + 16, width - px - 16)
+            store(n3, out + px + 24, width - px - 24)
+            px += 32
+        }
+    }
+
+    /// The counts of four 8-lane groups of pixels, c = cr + ci·i, whose dependency chains
     /// interleave. Each lane runs exactly the scalar recurrence, so the counts are those of the
     /// one-pixel-at-a-time loop. The steps run in blocks of two, as the AVX-512 C runs one
     /// step: a lane's mask (still counting) is, at the start of a block, its count equal to the
@@ -67,24 +148,18 @@ public struct Mandelbrot: Codable, Sendable, Hashable {
     /// `KernelsSupport.h`). A lane stops counting at its first |z|² > 4, so the test for "all
     /// 32 escaped" runs only after each block: the step after the last escape changes no count.
     /// The counts are 16-bit (`maxIterations` fits `UInt16`, held as its bit pattern).
-    @inlinable
-    func computeRow(_ row: Int, into out: UnsafeMutablePointer<UInt16>) {
-        typealias Lanes = SIMD8<Double>
-        typealias Counts = SIMD8<Int16>
+    @inlinable @inline(__always)
+    func counts(
+        _ cr0: Lanes, _ cr1: Lanes, _ cr2: Lanes, _ cr3: Lanes,
+        _ ci0: Lanes, _ ci1: Lanes, _ ci2: Lanes, _ ci3: Lanes
+    ) -> (Counts, Counts, Counts, Counts) {
         typealias Mask = SIMDMask<SIMD8<Int64>>
-        let width = self.width
         let limit = self.maxIterations
-        let dx = 3.0 / Double(width)
-        let ci = Lanes(repeating: -1.2 + Double(row) * (2.4 / Double(self.height)))
-        let laneOffsets = Lanes(0, 1, 2, 3, 4, 5, 6, 7)
         let four = Lanes(repeating: 4.0)
         let one = kernels_opaque8_short(Counts(repeating: 1))
-        // Lanes past the right edge compute pixels that are never stored.
-        @inline(__always) func start(_ px: Int) -> Lanes {
-            Lanes(repeating: -2.0) + (Lanes(repeating: Double(px)) + laneOffsets) * dx
-        }
         @inline(__always) func step(
-            _ zr: inout Lanes, _ zi: inout Lanes, _ cr: Lanes, _ active: inout Mask, _ n: inout Counts
+            _ zr: inout Lanes, _ zi: inout Lanes, _ cr: Lanes, _ ci: Lanes, _ active: inout Mask,
+            _ n: inout Counts
         ) {
             let zr2 = zr * zr, zi2 = zi * zi
             active .&= zr2 + zi2 .<= four
@@ -95,50 +170,35 @@ public struct Mandelbrot: Codable, Sendable, Hashable {
         @inline(__always) func eq(_ a: Counts, _ b: Counts) -> Mask {
             unsafeBitCast(kernels_equal8_short(a, b), to: Mask.self)
         }
-        @inline(__always) func store(_ n: Counts, _ first: Int) {
-            let count = min(8, width - first)
-            if count == 8 {
-                UnsafeMutableRawPointer(out + first).storeBytes(of: n, as: Counts.self)
-            } else {
-                for lane in 0..<max(0, count) {
-                    out[first + lane] = UInt16(truncatingIfNeeded: n[lane])
-                }
+        var zr0 = Lanes(), zi0 = Lanes(), zr1 = Lanes(), zi1 = Lanes()
+        var zr2 = Lanes(), zi2 = Lanes(), zr3 = Lanes(), zi3 = Lanes()
+        var n0 = Counts(), n1 = Counts(), n2 = Counts(), n3 = Counts()
+        var iteration = 0
+        while limit - iteration >= 2 {
+            // The lanes still counting after `iteration` steps: those that counted every step.
+            let t = Counts(repeating: Int16(truncatingIfNeeded: iteration))
+            var a0 = eq(n0, t), a1 = eq(n1, t), a2 = eq(n2, t), a3 = eq(n3, t)
+            // Two steps, written out: a loop here would carry the masks as vectors. (The
+            // compiler lays out each group's steps of a block one after the other, and the
+            // core's scheduler then sees fewer groups at once: blocks of four steps ran 4 %
+            // slower, of three 2 %, of one step 3 %, its test dominating.)
+            step(&zr0, &zi0, cr0, ci0, &a0, &n0); step(&zr1, &zi1, cr1, ci1, &a1, &n1)
+            step(&zr2, &zi2, cr2, ci2, &a2, &n2); step(&zr3, &zi3, cr3, ci3, &a3, &n3)
+            step(&zr0, &zi0, cr0, ci0, &a0, &n0); step(&zr1, &zi1, cr1, ci1, &a1, &n1)
+            step(&zr2, &zi2, cr2, ci2, &a2, &n2); step(&zr3, &zi3, cr3, ci3, &a3, &n3)
+            iteration += 2
+            if !any((a0 .| a1) .| (a2 .| a3)) { break }
+        }
+        if iteration < limit && limit - iteration < 2 {
+            // The last step of an odd limit.
+            let t = Counts(repeating: Int16(truncatingIfNeeded: iteration))
+            var a0 = eq(n0, t), a1 = eq(n1, t), a2 = eq(n2, t), a3 = eq(n3, t)
+            while iteration < limit {
+                step(&zr0, &zi0, cr0, ci0, &a0, &n0); step(&zr1, &zi1, cr1, ci1, &a1, &n1)
+                step(&zr2, &zi2, cr2, ci2, &a2, &n2); step(&zr3, &zi3, cr3, ci3, &a3, &n3)
+                iteration += 1
             }
         }
-        var px = 0
-        while px < width {
-            let cr0 = start(px), cr1 = start(px + 8), cr2 = start(px + 16), cr3 = start(px + 24)
-            var zr0 = Lanes(), zi0 = Lanes(), zr1 = Lanes(), zi1 = Lanes()
-            var zr2 = Lanes(), zi2 = Lanes(), zr3 = Lanes(), zi3 = Lanes()
-            var n0 = Counts(), n1 = Counts(), n2 = Counts(), n3 = Counts()
-            var iteration = 0
-            while limit - iteration >= 2 {
-                // The lanes still counting after `iteration` steps: those that counted every step.
-                let t = Counts(repeating: Int16(truncatingIfNeeded: iteration))
-                var a0 = eq(n0, t), a1 = eq(n1, t), a2 = eq(n2, t), a3 = eq(n3, t)
-                // Two steps, written out: a loop here would carry the masks as vectors. (The
-                // compiler lays out each group's steps of a block one after the other, and the
-                // core's scheduler then sees fewer groups at once: blocks of four steps ran 4 %
-                // slower, of three 2 %, of one step 3 %, its test dominating.)
-                step(&zr0, &zi0, cr0, &a0, &n0); step(&zr1, &zi1, cr1, &a1, &n1)
-                step(&zr2, &zi2, cr2, &a2, &n2); step(&zr3, &zi3, cr3, &a3, &n3)
-                step(&zr0, &zi0, cr0, &a0, &n0); step(&zr1, &zi1, cr1, &a1, &n1)
-                step(&zr2, &zi2, cr2, &a2, &n2); step(&zr3, &zi3, cr3, &a3, &n3)
-                iteration += 2
-                if !any((a0 .| a1) .| (a2 .| a3)) { break }
-            }
-            if iteration < limit && limit - iteration < 2 {
-                // The last step of an odd limit.
-                let t = Counts(repeating: Int16(truncatingIfNeeded: iteration))
-                var a0 = eq(n0, t), a1 = eq(n1, t), a2 = eq(n2, t), a3 = eq(n3, t)
-                while iteration < limit {
-                    step(&zr0, &zi0, cr0, &a0, &n0); step(&zr1, &zi1, cr1, &a1, &n1)
-                    step(&zr2, &zi2, cr2, &a2, &n2); step(&zr3, &zi3, cr3, &a3, &n3)
-                    iteration += 1
-                }
-            }
-            store(n0, px); store(n1, px + 8); store(n2, px + 16); store(n3, px + 24)
-            px += 32
-        }
+        return (n0, n1, n2, n3)
     }
 }

@@ -53,6 +53,35 @@ final class MandelbrotTests: XCTestCase {
         }
     }
 
+    func testRowRangesAroundTheFourRowTilesMatchTheScalarDefinition() {
+        // Four rows run at once in tiles of 8 × 4 pixels, the rows left over one at a time:
+        // every start row (tiles then begin at other rows of the image) and every count from 0
+        // to 9 (whole tiles, tiles and leftover rows, leftover rows only), at widths that are
+        // not multiples of the eight lanes, must give the rows of the scalar image.
+        for width in [3, 13, 40] {
+            let m = Mandelbrot(width: width, height: 14, maxIterations: 60)
+            let whole = scalarCounts(m)
+            for start in 0...4 {
+                for count in 0...9 {
+                    let rows = start..<(start + count)
+                    XCTAssertEqual(
+                        m(rows), Array(whole[(start * width)..<((start + count) * width)]),
+                        "\(width) wide, rows \(rows)")
+                }
+            }
+        }
+    }
+
+    func testImageOverTheOneMebibytePrefaultMatchesTheScalarDefinition() {
+        // From 1 MiB of counts the image's fresh pages are mapped before the stores
+        // (kernels_prefault_for_writing): 1100 × 500 counts are 1.05 MiB, twice in a row
+        // (the second image may reuse the first one's pages, then nothing is done).
+        let m = Mandelbrot(width: 1100, height: 500, maxIterations: 6)
+        let expected = scalarCounts(m)
+        XCTAssertEqual(m.serial(), expected)
+        XCTAssertEqual(m.serial(), expected)
+    }
+
     func testCountsAbove32767MatchTheScalarDefinition() {
         // The SIMD counts are 16-bit lanes holding the count's bit pattern: the pixels inside
         // the set (c = 0 ± 0.4i and −1/3 ± 0.4i) count up to the limit, past Int16.max, and

@@ -33,8 +33,15 @@ final class MonteCarloPiTests: XCTestCase {
 
     func testVectorPathMatchesTheDefinitionAtOddBoundaries() {
         let problem = MonteCarloPi(samples: 10_000, seed: 987_654_321)
-        for range in [0..<10_000, 3..<4_001, 9_995..<10_000, 17..<17, 31..<97, 64..<129] {
+        for range in [0..<10_000, 3..<4_001, 9_995..<10_000, 17..<17, 31..<97, 64..<129, 1..<160, 2..<98] {
             XCTAssertEqual(problem(range), scalarHits(seed: 987_654_321, range), "\(range)")
+            // Both step widths, whatever the build: two groups (32 samples) and four (64, AVX-512
+            // builds), the rest of the chunk in narrower steps.
+            for fourGroups in [false, true] {
+                XCTAssertEqual(
+                    problem.hits(range, fourGroups: fourGroups), scalarHits(seed: 987_654_321, range),
+                    "\(range), four groups: \(fourGroups)")
+            }
         }
     }
 

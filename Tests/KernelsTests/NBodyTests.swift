@@ -30,6 +30,31 @@ final class NBodyTests: XCTestCase {
         XCTAssertEqual(state, problem.serial())
     }
 
+    func testFourBodiesPerPassGiveTheSameSumsAsOne() {
+        // AVX-512 builds take four bodies j per pass (their terms added in order j, j + 1, …),
+        // others one: bit-identical sums, whatever the build, for body counts that leave 0–3
+        // bodies after the passes of four.
+        for bodyCount in [1, 2, 3, 4, 5, 6, 7, 37] {
+            let state = NBody(bodyCount: bodyCount, steps: 0).initialState()
+            for estimate in NBodyAccelerations.Estimate.allCases {
+                func pass(_ bodiesPerPass: Int) -> [Double] {
+                    var result = [Double](repeating: .nan, count: 3 * bodyCount)
+                    result.withUnsafeMutableBufferPointer { out in
+                        NBodyAccelerations.accelerate(
+                            0..<bodyCount, x: state.x, y: state.y, z: state.z, mass: state.mass,
+                            count: state.count, softeningSquared: 1e-6, into: out.baseAddress!,
+                            estimate: estimate, bodiesPerPass: bodiesPerPass)
+                    }
+                    return result
+                }
+                let one = pass(1)
+                XCTAssertFalse(one.contains { $0.isNaN }, "\(bodyCount) bodies")
+                XCTAssertEqual(pass(4), one, "\(bodyCount) bodies, \(estimate)")
+            }
+        }
+        XCTAssertTrue([1, 4].contains(NBodyAccelerations.nativeBodiesPerPass))
+    }
+
     func testForcePassMatchesTheScalarDefinition() {
         // Both ways of starting the inverse square root (the build's estimate — vrsqrt14pd in
         // AVX-512 builds — and the integer one every build has) against the divided definition.

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #if defined(__linux__)
 #include <sys/mman.h>
+#include <unistd.h>
 #endif
 
 /* The widest double vector the build's target has: 512 (AVX-512F), 256 (AVX) or 128. */
@@ -135,6 +136,40 @@ static inline int kernels_advise_huge_pages(void *p, size_t bytes) {
     uintptr_t end = ((uintptr_t)p + bytes) & ~(huge - 1);
     if (end <= start) return 0;
     return madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)p;
+    (void)bytes;
+    return 0;
+#endif
+}
+
+/* Asks Linux to map the pages of [p, p + bytes) for writing now, in one call, when the range
+   is fresh memory about to be written from scratch (Mandelbrot's image: 3.7 MiB, 940 pages):
+   one madvise(MADV_POPULATE_WRITE) costs less than taking the 940 page faults one by one in
+   the middle of the kernel's stores, and the 2 MiB-aligned part is first advised huge pages
+   (kernels_advise_huge_pages). Only for ranges of at least 1 MiB whose last whole page is not
+   resident (mincore): memory that malloc hands out again is mapped already, and the call
+   would only walk its pages. The contents are unchanged. Advice only: 0 when nothing was to
+   be done or the pages were mapped, else -1 (errno set; before Linux 5.14 MADV_POPULATE_WRITE
+   is EINVAL) and the pages are mapped by the first writes, as without it. Elsewhere than
+   Linux, 0 and nothing done. */
+static inline int kernels_prefault_for_writing(void *p, size_t bytes) {
+#if defined(__linux__)
+    const long pageSize = sysconf(_SC_PAGESIZE);
+    if (pageSize <= 0) return -1;
+    const uintptr_t page = (uintptr_t)pageSize;
+    uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)p + bytes) & ~(page - 1);
+    if (end <= start || end - start < ((uintptr_t)1 << 20)) return 0;
+    unsigned char resident = 0;
+    if (mincore((void *)(end - page), page, &resident) != 0) return -1;
+    if (resident & 1) return 0;
+    (void)kernels_advise_huge_pages(p, bytes);
+#if defined(MADV_POPULATE_WRITE)
+    return madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#else
+    return madvise((void *)start, end - start, 23); /* MADV_POPULATE_WRITE, Linux 5.14 */
+#endif
 #else
     (void)p;
     (void)bytes;
