@@ -101,6 +101,18 @@ final class NodeSchedulerTests: TimeLimitedTestCase {
         XCTAssertEqual(try answers(scheduler, count: 1), [.result(task: 14, [6])], "the other function is still there")
     }
 
+    /// A bundle whose chunks are large (1.6 MB of `Int`s each: sent to the local workers as a
+    /// reference to the rank's copy, their outputs read back from the workers' kept blocks):
+    /// one result, every output right.
+    func testABundleOfLargeChunksIsOneResult() throws {
+        let scheduler = try scheduler(workers: 2)
+        defer { scheduler.close(graceNanoseconds: 0) }
+        try define(WithTable(table: [5]), id: 3, on: scheduler)
+        let inputs = Array(0..<600_000)
+        try bundle(task: 21, function: 3, inputs, chunkSize: 200_000, on: scheduler)
+        XCTAssertEqual(try answers(scheduler, count: 1), [.result(task: 21, inputs.map { $0 + 5 })])
+    }
+
     func testABundleWhoseInputsAllSucceedIsOneResult() throws {
         let scheduler = try scheduler(workers: 2)
         defer { scheduler.close(graceNanoseconds: 0) }

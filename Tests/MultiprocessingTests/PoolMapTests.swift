@@ -99,6 +99,11 @@ extension PoolMapTests {
                         guard let remote = error as? RemoteError else { return XCTFail("\(method): \(error)") }
                         XCTAssertEqual(remote.inputIndex, failing, "\(method) refused: \(refused)")
                     }
+                    // imap's chunks (its own inputs, held per chunk) the same way.
+                    let streamed = (0..<700_000).map { $0 - 350_000 }
+                    XCTAssertEqual(
+                        try pool.imap(Square(), streamed, chunkSize: 300_000).map { try $0.get() }, streamed.map { $0 * $0 },
+                        "\(method) refused: \(refused) imap")
                     XCTAssertEqual(try pool.map(Square(), [3, 4]), [9, 16], "the pool goes on")
                 }
             }

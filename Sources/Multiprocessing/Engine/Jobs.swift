@@ -165,6 +165,20 @@ class Job: @unchecked Sendable {
     }
 }
 
+/// Writes a span of inputs held by `owner` (an array, a slice or a job: it keeps them alive and
+/// unchanged): when they travel as the library writes plain numbers (`plain`, from
+/// `PlainTransport`) as raw bytes — a large span as a reference to them, which the worker reads
+/// where they are (`WireWriter.defersLargeBlocks`) — else with the function's own encoding.
+func encodeInputs<F: ParallelFunction>(
+    _: F.Type, _ inputs: UnsafeBufferPointer<F.Input>, owner: Any, plain: Bool, into writer: inout WireWriter
+) throws {
+    if plain {
+        writer._appendRawElements(F.Input.self, count: inputs.count, block: UnsafeRawBufferPointer(inputs), owner: owner)
+    } else {
+        try F._encodeInputs(inputs, into: &writer)
+    }
+}
+
 /// `map`, `starmap`, `apply` and their async forms: all inputs known up front, results in
 /// input order. The first input that fails for good fails the whole call at once (the lowest
 /// of those that failed in the same engine round); work still running for it is abandoned.
@@ -254,18 +268,14 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
         if let progression { return progression.encode(span, into: &writer) }
         if let written {
-            return try F._encodeInputs(UnsafeBufferPointer(start: written + span.first, count: span.count), into: &writer)
-        }
-        if plainInputs {
-            // The library's encoding (`PlainTransport`): a large span goes as a reference to
-            // the inputs, which the worker reads in place (`WireWriter.defersLargeBlocks`).
-            return inputs.withUnsafeBufferPointer { all in
-                let block = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: all[span.first..<span.end]))
-                writer._appendRawElements(F.Input.self, count: span.count, block: block, owner: inputs)
-            }
+            // The buffer is the job's until it ends: the job keeps it for a reference.
+            let span = UnsafeBufferPointer(start: written + span.first, count: span.count)
+            return try encodeInputs(F.self, span, owner: self, plain: plainInputs, into: &writer)
         }
         try inputs.withUnsafeBufferPointer { all in
-            try F._encodeInputs(UnsafeBufferPointer(rebasing: all[span.first..<span.end]), into: &writer)
+            try encodeInputs(
+                F.self, UnsafeBufferPointer(rebasing: all[span.first..<span.end]), owner: inputs, plain: plainInputs,
+                into: &writer)
         }
     }
 
@@ -357,6 +367,8 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private var unresolved = 0
     /// Inputs of the spans not yet resolved, keyed by each span's first position.
     private var held: [Int: ArraySlice<F.Input>] = [:]
+    /// Whether the inputs travel as the library writes plain numbers (`PlainTransport`).
+    private let plainInputs = PlainTransport.of(F.self).inputs
 
     // Shared with the consumer, under `lock`.
     let lock = ConditionLock()
@@ -428,7 +440,9 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
         guard let inputs = held[span.first], inputs.count == span.count else {
             throw PoolError(.protocolViolation, "the stream holds no inputs \(span.first)..<\(span.end)")
         }
-        try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &writer) }
+        try inputs.withUnsafeBufferPointer {
+            try encodeInputs(F.self, $0, owner: inputs, plain: plainInputs, into: &writer)
+        }
     }
 
     override func split(_ span: InputSpan, into pieces: [InputSpan]) {

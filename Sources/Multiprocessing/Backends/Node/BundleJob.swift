@@ -17,6 +17,8 @@ final class BundleJob<F: ParallelFunction>: Job, BundleAnswer, @unchecked Sendab
     let task: UInt64
     private let inputs: [F.Input]
     private let chunkSize: Int
+    /// Whether the inputs travel as the library writes plain numbers (`PlainTransport`).
+    private let plainInputs = PlainTransport.of(F.self).inputs
     private var nextStart = 0
     /// Which inputs have ended (an output or a failure).
     private var settled: [Bool]
@@ -57,7 +59,9 @@ final class BundleJob<F: ParallelFunction>: Job, BundleAnswer, @unchecked Sendab
 
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
         try inputs.withUnsafeBufferPointer { all in
-            try F._encodeInputs(UnsafeBufferPointer(rebasing: all[span.first..<span.end]), into: &writer)
+            try encodeInputs(
+                F.self, UnsafeBufferPointer(rebasing: all[span.first..<span.end]), owner: inputs,
+                plain: plainInputs, into: &writer)
         }
     }
 
