@@ -29,6 +29,23 @@ final class MandelbrotTests: XCTestCase {
         XCTAssertEqual(Mandelbrot.checksum(counts), 7_077_920)
     }
 
+    /// `render(_:into:)` writes exactly what `callAsFunction` returns, into a buffer used again
+    /// and again (what was there before does not show).
+    func testRenderIntoAKeptBufferMatchesTheArrays() {
+        let m = Mandelbrot(width: 37, height: 23, maxIterations: 300)
+        let whole = m.serial()
+        XCTAssertEqual(Mandelbrot.checksum(whole), Mandelbrot.checksum(scalarCounts(m)))
+        let kept = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: whole.count)
+        defer { kept.deallocate() }
+        for rows in [0..<23, 0..<1, 5..<14, 19..<23, 3..<3] {
+            kept.initialize(repeating: 0xBEEF)
+            let room = UnsafeMutableBufferPointer(rebasing: kept[..<(rows.count * m.width)])
+            m.render(rows, into: room)
+            XCTAssertEqual(Array(room), m(rows), "rows \(rows)")
+            XCTAssertTrue(kept[(rows.count * m.width)...].allSatisfy { $0 == 0xBEEF }, "nothing past the rows, \(rows)")
+        }
+    }
+
     func testRowChunksConcatenateToTheWholeImage() {
         let m = Mandelbrot(width: 120, height: 90, maxIterations: 256)
         let whole = m.serial()

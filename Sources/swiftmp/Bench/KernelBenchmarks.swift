@@ -4,7 +4,8 @@ import Kernels
 /// `repetitions` times; the median wall time is the figure and every run's checksum is
 /// verified against the reference, so a fast wrong kernel fails instead of reporting.
 ///
-/// Names: `kernels.pi.20000000`, `kernels.mandelbrot.1600x1200x256`, `kernels.matmul.1024`,
+/// Names: `kernels.pi.20000000`, `kernels.mandelbrot.1600x1200x256` (and `.into`: into a
+/// buffer kept across the runs, as the C references write theirs), `kernels.matmul.1024`,
 /// `kernels.nbody.4096x10`, in seconds, with `min`, `max`, `runs` and the checksums.
 struct KernelBenchmarks {
     var repetitions = 5
@@ -23,6 +24,15 @@ struct KernelBenchmarks {
             try expect(sum == 113_169_525, "mandelbrot: Σn = \(sum) instead of 113169525")
         }
         emit(figure("kernels.mandelbrot.1600x1200x256", mandelbrotTimes, exact: ["sum": 113_169_525]))
+        // The same into one buffer kept across the runs, as the C references write theirs.
+        let image = UnsafeMutableBufferPointer<UInt16>.allocate(capacity: 1600 * 1200)
+        defer { image.deallocate() }
+        let mandelbrotIntoTimes = try timed("mandelbrot into a kept buffer") {
+            Measure.opaque(mandelbrot).render(0..<1200, into: image)
+            let sum = image.reduce(0) { $0 &+ Int($1) }
+            try expect(sum == 113_169_525, "mandelbrot into a kept buffer: Σn = \(sum) instead of 113169525")
+        }
+        emit(figure("kernels.mandelbrot.1600x1200x256.into", mandelbrotIntoTimes, exact: ["sum": 113_169_525]))
 
         let n = 1024
         let matmul = MatrixMultiply.reference(n: n)
