@@ -77,9 +77,12 @@ extension ParallelFunction {
     /// pages in afresh once it crosses malloc's mmap threshold, and two copies: a default-chunk
     /// map of 200 000 `Int`s spent about half its time there). Under
     /// `WireDeferredBlock.minimumSize` bytes each way, each input is read from the message and
-    /// each output written into the reply. Larger, the inputs are read a piece at a time into
-    /// `buffers` (from the pool's memory when they are a reference to it) and the outputs
-    /// written into a block `buffers` keeps, which the reply references (`_PlainChunkBuffers`).
+    /// each output written into the reply. Larger, the outputs are written into a block
+    /// `buffers` keeps, which the reply references (`_PlainChunkBuffers`), and large inputs are
+    /// read a piece at a time into `buffers` (from the pool's memory when they are a reference
+    /// to it); small inputs are read in place. A piece that cannot be read (the pool's memory
+    /// gone) ends the chunk with that error after the pieces before it ran (the general path
+    /// read every input before running any).
     @inlinable
     public func _runPlainChunk(
         _ reader: inout WireReader, into writer: inout WireWriter, buffers: _PlainChunkBuffers,
@@ -143,14 +146,16 @@ extension ParallelFunction {
             failure = run(next, n, from: source, into: output.pointer + next &* outputStride)
             next &+= n
         }
-        let done = UnsafeRawBufferPointer(start: output.pointer, count: (failure?.index ?? count) &* outputStride)
-        if let failure {
-            // The failure message comes first (`failed` starts it), then the outputs before it.
-            failed(&writer, failure.index, failure.error)
-            writer.writeVarint(UInt64(failure.index))
-            writer.writeRaw(done)
-        } else {
-            writer._appendRawElements(Output.self, count: count, block: done, owner: output)
+        withExtendedLifetime(output) {
+            let done = UnsafeRawBufferPointer(start: output.pointer, count: (failure?.index ?? count) &* outputStride)
+            if let failure {
+                // The failure message comes first (`failed` starts it), then the outputs before it.
+                failed(&writer, failure.index, failure.error)
+                writer.writeVarint(UInt64(failure.index))
+                writer.writeRaw(done)
+            } else {
+                writer._appendRawElements(Output.self, count: count, block: done, owner: output)
+            }
         }
         return true
     }

@@ -174,7 +174,10 @@ final class _WireLock: @unchecked Sendable {
 /// range) and returns 0 or an errno. A transport registers them before decoding the message
 /// and unregisters them after; `_wireCopyLarge` reads a large array inside one through
 /// `fetch`, straight into the array. Only large raw arrays (`WireDeferredBlock`) may lie
-/// there: they are written and read back only by `_writeRawElements` / `_readRawElements`.
+/// there: they are written by `_writeRawElements` and read only through `_copyRawRegion`
+/// (`_readRawElements`, `decodeArray`, `_decodeRawArray`). A reader that takes a message's
+/// bytes as they are (a checkpoint journal keeping the encoded outputs) must first ask
+/// `intersects`: those ranges' bytes are not there.
 public enum WireRemoteRanges {
     public typealias Fetch = (_ destination: UnsafeMutableRawPointer, _ offset: Int, _ count: Int) -> Int32
 
@@ -205,6 +208,14 @@ public enum WireRemoteRanges {
             guard let range = ranges.last(where: { $0.start <= start && end <= $0.end }) else { return nil }
             return (range.fetch, Int(start - range.start))
         }
+    }
+
+    /// Whether any registered range overlaps `bytes` (bytes that are not all there).
+    public static func intersects(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return false }
+        let start = UInt(bitPattern: base)
+        let end = start + UInt(bytes.count)
+        return lock.withLock { ranges.contains { $0.start < end && start < $0.end } }
     }
 
     /// Whether any range is registered (no lock: a hint for tests).

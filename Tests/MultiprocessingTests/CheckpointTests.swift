@@ -291,3 +291,36 @@ final class CheckpointTests: TimeLimitedTestCase {
 struct EchoInput<Value: Codable & Sendable>: ParallelFunction {
     func callAsFunction(_ x: Value) -> Value { x }
 }
+
+/// Outputs that are large arrays themselves (travelling as a reference to the worker's memory).
+struct LargeRowOf: ParallelFunction {
+    func callAsFunction(_ x: Int) -> [Double] { Array(repeating: Double(x), count: 40_000) }
+}
+
+extension CheckpointTests {
+    /// A checkpointed map whose chunks' outputs are read from the worker's memory (large
+    /// plain chunks, and outputs that are large arrays): the journal holds the outputs, not
+    /// the message's unfilled place for them — a second run returns them from the journal.
+    /// With `process_vm_readv` and with it refused (the memfd).
+    func testLargeOutputsReadFromTheWorkerAreJournaledAsThemselves() throws {
+        for refused in [false, true] {
+            RemoteTransfer.probeFailsForTesting = refused
+            defer { RemoteTransfer.probeFailsForTesting = false }
+            let inputs = Array(1...400_000)
+            let squares = inputs.map { $0 * $0 }
+            let rows = Array(1...8)
+            try Pool.with(processes: 2, startMethod: .fork) { pool in
+                let plain = directory + "/plain-\(refused).journal"
+                XCTAssertTrue(try pool.map(Square(), inputs, chunkSize: 200_000, checkpoint: plain) == squares)
+                let again = try pool.map(Square(), inputs, chunkSize: 200_000, checkpoint: plain)
+                XCTAssertTrue(
+                    again == squares,
+                    "refused: \(refused), from the journal: first wrong at \(String(describing: again.indices.first { again[$0] != squares[$0] }))")
+                let nested = directory + "/nested-\(refused).journal"
+                XCTAssertTrue(try pool.map(LargeRowOf(), rows, chunkSize: 4, checkpoint: nested) == rows.map { LargeRowOf()($0) })
+                let rowsAgain = try pool.map(LargeRowOf(), rows, chunkSize: 4, checkpoint: nested)
+                XCTAssertTrue(rowsAgain == rows.map { LargeRowOf()($0) }, "refused: \(refused): \(rowsAgain.map { $0.prefix(2) })")
+            }
+        }
+    }
+}

@@ -273,9 +273,9 @@ final class FunctionEncodingTests: TimeLimitedTestCase {
         }
         let a = cache.adopt(definition(1))
         XCTAssertEqual(a.evicted, [])
-        cache.release(a.definition)
+        _ = cache.release(a.definition)
         let b = cache.adopt(definition(2))
-        cache.release(b.definition)
+        _ = cache.release(b.definition)
         XCTAssertEqual(b.evicted, [])
         let c = cache.adopt(definition(3))
         XCTAssertEqual(c.evicted, [a.definition.id], "3000 bytes: the oldest idle one goes")

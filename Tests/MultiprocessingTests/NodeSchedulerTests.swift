@@ -101,6 +101,27 @@ final class NodeSchedulerTests: TimeLimitedTestCase {
         XCTAssertEqual(try answers(scheduler, count: 1), [.result(task: 14, [6])], "the other function is still there")
     }
 
+    /// Rank 0 dropping a value while a bundle still runs it here (a map that failed at its
+    /// first error does not wait for its other bundles): the rank's engine drops it once the
+    /// bundle is answered, and tells its workers.
+    func testAFunctionDroppedWhileInUseGoesOnceIdle() throws {
+        let scheduler = try scheduler(workers: 2)
+        defer { scheduler.close(graceNanoseconds: 0) }
+        try define(SleepMilliseconds(), id: 3, on: scheduler)
+        try bundle(task: 11, function: 3, [300, 300], chunkSize: 1, on: scheduler)
+        for _ in 0..<50 { scheduler.step() } // admitted, running
+        let engine = try XCTUnwrap(scheduler.engine)
+        XCTAssertEqual(engine.cachedFunctions.kept, 1)
+        var writer = WireWriter()
+        MasterCodec.undefine(3, into: &writer)
+        MessageBuffer.withPayload(writer) { scheduler.handle($0) }
+        XCTAssertEqual(try answers(scheduler, count: 1), [.result(task: 11, [300, 300])])
+        let deadline = monotonicNanoseconds() + 5_000_000_000
+        while engine.cachedFunctions != (0, 0) && monotonicNanoseconds() < deadline { scheduler.step() }
+        XCTAssertEqual(engine.cachedFunctions.kept, 0, "dropped once idle")
+        XCTAssertEqual(engine.cachedFunctions.onWorkers, 0, "and by its workers")
+    }
+
     /// A bundle whose chunks are large (1.6 MB of `Int`s each: sent to the local workers as a
     /// reference to the rank's copy, their outputs read back from the workers' kept blocks):
     /// one result, every output right.

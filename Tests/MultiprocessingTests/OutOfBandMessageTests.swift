@@ -220,3 +220,45 @@ final class OutOfBandMessageTests: XCTestCase {
         }
     }
 }
+
+/// A worker's channel reading ahead while the current message is still in use.
+final class WorkerChannelReadAheadTests: XCTestCase {
+    /// `WorkerChannel.receiveCopy` (a task's object request, read while its chunk's inputs are
+    /// still being read: `ObjectRequestRelay`) must leave the message `receive` returned as it
+    /// is — also when the next frame is remote, whose description it reads.
+    func testReceiveCopyOfARemoteFrameKeepsTheCurrentInlineMessage() throws {
+        let ringCapacity = 1 << 20
+        let region = try SharedRegion(size: PoolRegion.byteCount(slots: 1, ringCapacity: ringCapacity))
+        let layout = PoolRegion.format(region, slots: 1, ringCapacity: ringCapacity)
+        let ring = layout.taskRing(0)
+        // The current frame: inline, 1000 bytes of 0xAB.
+        var current = WireWriter()
+        current.write(UInt64(1000))
+        [UInt8](repeating: 0xAB, count: 1000).withUnsafeBytes { current.writeRaw($0) }
+        // The next: remote, one block of 300 000 bytes of this process (RemoteTransfer's frame).
+        let block = [UInt8](repeating: 0x5C, count: 300_000)
+        var payload = WireWriter()
+        payload.write(UInt64(7)) // token
+        payload.write(UInt64(300_000 + 16)) // the message's full size
+        payload.write(UInt32(1))
+        payload.write(UInt32(0))
+        payload.write(UInt64(16)) // the block's position
+        block.withUnsafeBytes { payload.write(UInt64(UInt(bitPattern: $0.baseAddress!))) }
+        payload.write(UInt64(300_000))
+        [UInt8](repeating: 0x11, count: 16).withUnsafeBytes { payload.writeRaw($0) }
+        var next = WireWriter()
+        next.write(RemoteTransfer.flag | UInt64(payload.count))
+        payload.bytes.withUnsafeBytes { next.writeRaw($0) }
+        for frame in [current, next] { frame.bytes.withUnsafeBytes { XCTAssertEqual(ring.write($0), $0.count) } }
+        let channel = WorkerChannel(
+            tasks: ring, results: layout.resultRing(0), doorbell: layout.doorbell, parent: getppid(), control: -1,
+            inbox: DescriptorInbox(socket: -1), transfer: layout.transfer(0), pool: getpid())
+        let view = try XCTUnwrap(channel.receive())
+        XCTAssertEqual(Array(view), [UInt8](repeating: 0xAB, count: 1000))
+        let copy = try XCTUnwrap(channel.receiveCopy())
+        XCTAssertEqual(copy.count, 300_016)
+        XCTAssertTrue(Array(copy[16...]) == block, "the remote block read from where it is")
+        withExtendedLifetime(block) {}
+        XCTAssertTrue(view.allSatisfy { $0 == 0xAB }, "the current message is as it was: \(Array(view.prefix(16)))")
+    }
+}

@@ -92,6 +92,8 @@ struct FunctionCache {
     }
 
     private var definitions: [Key: FunctionDefinition] = [:]
+    /// Definitions to drop once idle (`evict(equalTo:)` while in use).
+    private var forgotten: Set<Key> = []
     private var nextID: UInt32 = 1
     private var clock: UInt64 = 0
     /// Per worker, the ids it has.
@@ -113,6 +115,7 @@ struct FunctionCache {
         let key = Key(function)
         let definition: FunctionDefinition
         var evicted: [UInt32] = []
+        forgotten.remove(key) // wanted again
         if let existing = definitions[key] {
             definition = existing
             if existing.attachments.isEmpty { existing.attachments = function.attachments }
@@ -129,13 +132,17 @@ struct FunctionCache {
         return (definition, evicted)
     }
 
-    /// A job using `definition` ended.
-    mutating func release(_ definition: FunctionDefinition) {
+    /// A job using `definition` ended. Returns the id to drop from the workers that have it
+    /// when the definition was forgotten while in use (`evict(equalTo:)`) and is idle now.
+    mutating func release(_ definition: FunctionDefinition) -> [UInt32] {
         definition.activeJobs -= 1
         clock += 1
         definition.lastUsed = clock
+        guard definition.activeJobs == 0 else { return [] }
         // Idle: do not keep the objects it mentions alive (a new job brings its own).
-        if definition.activeJobs == 0 { definition.attachments = [] }
+        definition.attachments = []
+        guard !forgotten.isEmpty, forgotten.remove(Key(definition)) != nil else { return [] }
+        return evict(equalTo: definition)
     }
 
     /// Drops the idle definitions that mention a segment in `gone` (an object dropped
@@ -149,12 +156,17 @@ struct FunctionCache {
         return victims.map { $0.value.id }
     }
 
-    /// Drops the idle definition equal to `function` (a worker rank's own engine, when rank 0
-    /// has dropped it: `NodeScheduler`); returns its id, to be undefined in the workers that
-    /// have it. A definition in use stays, and goes as any other when idle.
+    /// Drops the definition equal to `function` (a worker rank's own engine, when rank 0 has
+    /// dropped it: `NodeScheduler`); returns its id, to be undefined in the workers that have
+    /// it. A definition in use goes when its last job ends (`release`), unless a new job takes
+    /// it first.
     mutating func evict(equalTo function: FunctionDefinition) -> [UInt32] {
         let key = Key(function)
-        guard let definition = definitions[key], definition.activeJobs == 0 else { return [] }
+        guard let definition = definitions[key] else { return [] }
+        guard definition.activeJobs == 0 else {
+            forgotten.insert(key)
+            return []
+        }
         definitions.removeValue(forKey: key)
         broken.removeValue(forKey: definition.id)
         return [definition.id]

@@ -299,7 +299,25 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         guard delivered == span.count else {
             throw PoolError(.protocolViolation, "a worker returned \(delivered) results for \(span.count) inputs")
         }
-        try onDeliver?(span, UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)]))
+        if let onDeliver {
+            let region = UnsafeRawBufferPointer(rebasing: encoded[..<(encoded.count - reader.remaining)])
+            if WireRemoteRanges.intersects(region) {
+                // Large arrays of it are still in the worker's memory (read only by decoding):
+                // the outputs as they decoded, encoded again.
+                var record = WireWriter(capacity: 64)
+                if let rawResults {
+                    rawResults.withUnsafeBufferPointer { all in
+                        let block = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: all[span.first..<span.end]))
+                        record._appendRawElements(F.Output.self, count: span.count, block: block, owner: rawResults)
+                    }
+                } else {
+                    try outputs.withUnsafeBufferPointer { try F._encodeOutputs($0, into: &record) }
+                }
+                try record.bytes.withUnsafeBytes { try onDeliver(span, $0) }
+            } else {
+                try onDeliver(span, region)
+            }
+        }
         if let results {
             outputs.withUnsafeBufferPointer { source in
                 (results + span.first).initialize(from: source.baseAddress!, count: span.count)

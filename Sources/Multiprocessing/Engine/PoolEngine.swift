@@ -363,7 +363,7 @@ final class PoolEngine: @unchecked Sendable {
         job.function = definition
         undefineEverywhere(evicted)
         if job.finished {
-            functions.release(definition)
+            undefineEverywhere(functions.release(definition))
         } else {
             jobs.append(job)
         }
@@ -382,7 +382,7 @@ final class PoolEngine: @unchecked Sendable {
     private func retireFinishedJobs() -> Bool {
         guard jobs.contains(where: { $0.finished }) else { return false }
         for job in jobs where job.finished {
-            functions.release(job.function)
+            undefineEverywhere(functions.release(job.function))
             job.progress?.finish()
         }
         jobs.removeAll { $0.finished }

@@ -518,24 +518,33 @@ final class WorkerChannel {
     }
 
     /// Reads a remote frame's payload of `size` bytes and opens the message it describes.
-    private func receiveRemote(size: UInt64) -> RemoteMessage? {
+    /// Reads a remote frame's description (into `storage`, or — `keepingCurrent`, while the
+    /// current message may lie in `storage` — into a buffer of its own; `RemoteMessage` copies
+    /// what it keeps).
+    private func receiveRemote(size: UInt64, keepingCurrent: Bool = false) -> RemoteMessage? {
         guard size <= UInt64(OutOfBand.threshold) else {
             failure = "the pool announced a \(size)-byte remote message description"
             return nil
         }
         let count = Int(size)
+        func parse(_ view: UnsafeMutableRawBufferPointer) -> RemoteMessage? {
+            guard readExactly(view) else { return nil }
+            do {
+                return try RemoteMessage(payload: UnsafeRawBufferPointer(view), from: pool)
+            } catch {
+                failure = "cannot read a large message: \(error)"
+                return nil
+            }
+        }
+        if keepingCurrent {
+            var description = [UInt8](repeating: 0, count: count)
+            return description.withUnsafeMutableBytes { parse($0) }
+        }
         if storage.count < count {
             storage.deallocate()
             storage = .allocate(byteCount: max(count, 64 << 10), alignment: 16)
         }
-        let view = UnsafeMutableRawBufferPointer(rebasing: storage[0..<count])
-        guard readExactly(view) else { return nil }
-        do {
-            return try RemoteMessage(payload: UnsafeRawBufferPointer(view), from: pool)
-        } catch {
-            failure = "cannot read a large message: \(error)"
-            return nil
-        }
+        return parse(UnsafeMutableRawBufferPointer(rebasing: storage[0..<count]))
     }
 
     private func receiveOutOfBand(size: UInt64) -> UnsafeRawBufferPointer? {
@@ -582,7 +591,7 @@ final class WorkerChannel {
         }
         if length & RemoteTransfer.flag != 0 {
             // Read whole at once (the current message stays).
-            guard let message = receiveRemote(size: length & ~RemoteTransfer.flag) else { return nil }
+            guard let message = receiveRemote(size: length & ~RemoteTransfer.flag, keepingCurrent: true) else { return nil }
             defer {
                 if remote == nil { transfer.inputsRead = message.token } else { copiedWhileReading = message.token }
             }
