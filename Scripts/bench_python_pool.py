@@ -2,7 +2,8 @@
 """Python's multiprocessing measured exactly as `swiftmp bench pool` measures the Swift pool.
 
 Pool(2) with the fork start method: Pool.map of 200 000 trivial `x*x` tasks at the default
-chunksize, chunksize 100 and chunksize 1 (tasks/s, median of the repetitions), and the
+chunksize, chunksize 100 and chunksize 1, and of 2 000 000 at the default chunksize
+(tasks/s, median of the repetitions), and the
 apply_async(...).get() round trip hot (back to back) and cold (after a 1 ms sleep), in µs.
 Prints one JSON object per line with the names of `swiftmp bench pool` prefixed `python.`:
 
@@ -66,6 +67,19 @@ def bench_map(pool, tasks, repetitions):
                     sys.exit(f"bench_python_pool: map chunk {label} returned a wrong result")
         figure(f"python.pool.map.{tasks}.chunk_{label}", statistics.median(rates), "tasks/s",
                min=min(rates), max=max(rates), idle_cpu_share=idle.value)
+    # A large map at the default chunksize (10x the tasks), as the Swift side measures it.
+    large = list(range(10 * tasks))
+    large_expected = [x * x for x in large]
+    rates = []
+    with IdleShare() as idle:
+        for _ in range(max(3, repetitions // 3)):
+            start = time.perf_counter()
+            results = pool.map(square, large)
+            rates.append(len(large) / (time.perf_counter() - start))
+            if results != large_expected:
+                sys.exit("bench_python_pool: the large map returned a wrong result")
+    figure(f"python.pool.map.{len(large)}.chunk_default", statistics.median(rates), "tasks/s",
+           min=min(rates), max=max(rates), idle_cpu_share=idle.value)
 
 
 def bench_apply(pool):

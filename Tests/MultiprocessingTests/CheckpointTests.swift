@@ -309,6 +309,14 @@ extension CheckpointTests {
             let inputs = Array(1...400_000)
             let squares = inputs.map { $0 * $0 }
             let rows = Array(1...8)
+            let remoteBefore = RemoteTransfer.receivedForTesting
+            defer {
+                // Without `process_vm_readv` here, nothing came from the worker's memory: the
+                // case this test is about did not happen.
+                if !refused && RemoteTransfer.enabledByEnvironment && RemoteTransfer.receivedForTesting == remoteBefore {
+                    XCTFail("no result was read from a worker's memory (process_vm_readv refused here?)")
+                }
+            }
             try Pool.with(processes: 2, startMethod: .fork) { pool in
                 let plain = directory + "/plain-\(refused).journal"
                 XCTAssertTrue(try pool.map(Square(), inputs, chunkSize: 200_000, checkpoint: plain) == squares)

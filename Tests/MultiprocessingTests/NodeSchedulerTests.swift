@@ -122,6 +122,30 @@ final class NodeSchedulerTests: TimeLimitedTestCase {
         XCTAssertEqual(engine.cachedFunctions.onWorkers, 0, "and by its workers")
     }
 
+    /// A bundle of a value and rank 0's undefine of it taken by the rank's engine in one round
+    /// (no step between): the value still goes once idle — whether an earlier bundle was
+    /// running it or it was new.
+    func testABundleAndTheUndefineOfItsFunctionInOneRoundStillDropIt() throws {
+        for inUse in [true, false] {
+            let scheduler = try scheduler(workers: 2)
+            defer { scheduler.close(graceNanoseconds: 0) }
+            try define(SleepMilliseconds(), id: 3, on: scheduler)
+            if inUse {
+                try bundle(task: 11, function: 3, [300, 300], chunkSize: 1, on: scheduler)
+                for _ in 0..<50 { scheduler.step() } // admitted, running
+            }
+            try bundle(task: 12, function: 3, [10], chunkSize: 1, on: scheduler)
+            var writer = WireWriter()
+            MasterCodec.undefine(3, into: &writer)
+            MessageBuffer.withPayload(writer) { scheduler.handle($0) }
+            XCTAssertEqual(try answers(scheduler, count: inUse ? 2 : 1).count, inUse ? 2 : 1)
+            let engine = try XCTUnwrap(scheduler.engine)
+            let deadline = monotonicNanoseconds() + 5_000_000_000
+            while engine.cachedFunctions != (0, 0) && monotonicNanoseconds() < deadline { scheduler.step() }
+            XCTAssertEqual(engine.cachedFunctions.kept, 0, "dropped once idle, in use before: \(inUse)")
+        }
+    }
+
     /// A bundle whose chunks are large (1.6 MB of `Int`s each: sent to the local workers as a
     /// reference to the rank's copy, their outputs read back from the workers' kept blocks):
     /// one result, every output right.

@@ -109,4 +109,28 @@ extension PoolMapTests {
             }
         }
     }
+
+    /// Inputs the library produces into a buffer of its own (a lazy collection), in large
+    /// chunks sent as a reference to that buffer (owned by the call's job): a map failing in
+    /// its first chunk, with the other chunks still queued, then two calls at once reusing the
+    /// buffers — every result right, with `process_vm_readv` and with the memfd.
+    func testLargeChunksOfProducedInputsOutliveAFailedCall() throws {
+        for refused in [false, true] {
+            RemoteTransfer.probeFailsForTesting = refused
+            defer { RemoteTransfer.probeFailsForTesting = false }
+            try Pool.with(processes: 2, startMethod: .fork) { pool in
+                for round in 0..<3 {
+                    let n = 1_400_000 + round * 1_111
+                    let bytes = (0..<n).lazy.map { UInt8(truncatingIfNeeded: $0 &* (round + 3)) }
+                    let once = (0..<n).lazy.map { $0 == 10 ? 200 : (bytes[$0] == 200 ? 201 : bytes[$0]) }
+                    XCTAssertThrowsError(try pool.map(WidenAndScale(failAt: 200), once, chunkSize: 300_000))
+                    let a = try pool.mapAsync(WidenAndScale(), bytes, chunkSize: 300_000)
+                    let other = (0..<n).lazy.map { UInt8(truncatingIfNeeded: $0 &* 7 &+ round) }
+                    let b = try pool.mapAsync(WidenAndScale(), other, chunkSize: 300_000)
+                    XCTAssertTrue(try a.get() == bytes.map { Double($0) * 1.5 - 3 }, "refused \(refused) round \(round) a")
+                    XCTAssertTrue(try b.get() == other.map { Double($0) * 1.5 - 3 }, "refused \(refused) round \(round) b")
+                }
+            }
+        }
+    }
 }

@@ -311,8 +311,10 @@ final class PoolEngine: @unchecked Sendable {
                 backend.shutdown(deadline: monotonicNanoseconds())
                 return markStopped()
             }
-            for function in dropped { undefineEverywhere(functions.evict(equalTo: function)) }
+            // Jobs first: a bundle and rank 0's undefine of its function taken in one round
+            // came in that order (the undefine marks the value to go once the bundle is done).
             for job in newJobs { admit(job) }
+            for function in dropped { undefineEverywhere(functions.evict(equalTo: function)) }
             progressed = true
         }
         if backend.poll({ handle($0) }) { progressed = true }
