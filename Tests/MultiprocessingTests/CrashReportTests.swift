@@ -35,6 +35,27 @@ final class CrashReportTests: XCTestCase {
             "the reports' directory is gone once the pools have ended")
     }
 
+    /// A crash signal the task sends itself (`raise(SIGSEGV)`, `kill(getpid(), SIGBUS)`) is not
+    /// a fault that happens again when the handlers return: the worker must still die of it
+    /// (as in Python), not return the input's result as if nothing happened.
+    func testASelfSentCrashSignalKillsTheWorker() throws {
+        for method in [StartMethod.fork, .spawn] {
+            try Pool.with(processes: 1, startMethod: method, backend: .local) { pool in
+                XCTAssertThrowsError(try pool.map(DieOn(victim: 1, way: .raiseSegv), 0..<3, chunkSize: 1)) { error in
+                    guard let died = error as? WorkerDied else { return XCTFail("\(method): \(error)") }
+                    XCTAssertEqual(died.inputIndex, 1, "\(method)")
+                    XCTAssertEqual(died.signal, SIGSEGV, "\(method)")
+                    XCTAssertNotNil(died.crashReport, "\(method): the report of its own crash")
+                }
+                // The replacement, and again: every such signal costs its input.
+                XCTAssertThrowsError(try pool.map(DieOn(victim: 0, way: .raiseSegv), 0..<2, chunkSize: 1)) { error in
+                    XCTAssertEqual((error as? WorkerDied)?.signal, SIGSEGV, "\(method): \(error)")
+                }
+                XCTAssertEqual(try pool.map(DieOn(victim: -1, way: .raiseSegv), 0..<3), [0, 1, 2])
+            }
+        }
+    }
+
     func testWithoutSwiftsBacktracerTheReportHasTheRawFrames() throws {
         // The backtracer reads SWIFT_BACKTRACE at start-up: only a spawned worker sees this.
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
