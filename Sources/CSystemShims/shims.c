@@ -513,6 +513,35 @@ static void crash_report_handler(int signal, siginfo_t *info, void *context) {
     chain_crash_signal(signal, info, context, previous);
 }
 
+// A `Process` child: a crash signal the target sends itself (raise, kill) ends the child with
+// it, whatever handler the child inherited (Swift's backtracer returns from a sent signal and
+// the process would go on). A fault goes to the inherited handler as before.
+static struct sigaction sent_previous[NSIG];
+
+static void sent_crash_handler(int signal, siginfo_t *info, void *context) {
+    chain_crash_signal(signal, info, context, &sent_previous[signal]);
+}
+
+int CSystemShims_die_of_sent_crash_signals(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = sent_crash_handler;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
+        int signal = crash_signals[i];
+        struct sigaction current;
+        if (sigaction(signal, NULL, &current) != 0) return -1;
+        // Already ours (a child of a child): keep the handler it chains to.
+        if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == sent_crash_handler) continue;
+        // Ignored or default: a sent signal already does what it should.
+        if (!(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) continue;
+        sent_previous[signal] = current;
+        if (sigaction(signal, &action, NULL) != 0) return -1;
+    }
+    return 0;
+}
+
 void CSystemShims_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
 int CSystemShims_install_crash_report(const char *directory, const char *path, int raw_frames) {

@@ -37,6 +37,21 @@ final class ProcessTests: XCTestCase {
         }
     }
 
+    /// A crash signal the target sends itself (`raise(SIGSEGV)`) ends the child with it, as in
+    /// Python (`os.kill(os.getpid(), SIGSEGV)` gives exitcode -11): Swift's backtracer, which
+    /// the child inherits, returns from the signal expecting a fault to happen again, and the
+    /// child went on and exited 0.
+    func testSelfSentCrashSignalEndsTheChildWithIt() throws {
+        for method in Self.methods {
+            for signal in [SIGSEGV, SIGILL] {
+                let crash = Process(target: EndWith(way: .raiseSignal, status: signal), startMethod: method)
+                try crash.start()
+                XCTAssertTrue(try crash.join(timeout: 20))
+                XCTAssertEqual(crash.exitCode, -signal, "\(method) signal \(signal)")
+            }
+        }
+    }
+
     func testTerminateKillAndJoinTimeout() throws {
         for method in Self.methods {
             let sleeper = Process(target: EndWith(way: .sleep, seconds: 30), startMethod: method)
