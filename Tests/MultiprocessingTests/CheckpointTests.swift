@@ -53,6 +53,24 @@ final class CheckpointTests: TimeLimitedTestCase {
         }
     }
 
+    /// A rerun that finds every result in the journal runs nothing, but a progress callback
+    /// still gets its final update (`.callback`: "and at the end"), every input done.
+    func testAFullyResumedRunStillReportsItsFinalProgress() throws {
+        let journal = directory + "/progress.journal"
+        let log = UpdateLog()
+        try Pool.with(processes: 2) { pool in
+            _ = try pool.map(Square(), 0..<40, chunkSize: 3, checkpoint: journal)
+            let again = try pool.map(
+                Square(), 0..<40, chunkSize: 3, progress: .callback { log.append($0) }, checkpoint: journal)
+            XCTAssertEqual(again, (0..<40).map { $0 * $0 })
+        }
+        let finals = log.all.filter(\.isFinal)
+        XCTAssertEqual(finals.count, 1, "\(log.all)")
+        XCTAssertEqual(finals.first?.done, 40)
+        XCTAssertEqual(finals.first?.failed, 0)
+        XCTAssertEqual(finals.first?.total, 40)
+    }
+
     /// A journal cut in the middle of a frame (as a kill leaves it), or with a damaged frame:
     /// the whole frames before are kept, the rest runs again.
     func testAPartialJournalRunsOnlyWhatIsMissingAndATornOrDamagedFrameIsDropped() throws {

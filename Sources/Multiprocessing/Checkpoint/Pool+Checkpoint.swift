@@ -46,6 +46,14 @@ extension Pool {
                 completion.complete(.failure(failure))
                 return AsyncResult(completion, engine: engine)
             }
+            // Nothing runs, but the call's progress still ends: every input settled, from the
+            // journal (a `.callback` gets its final update; a bar or lines, as for any call that
+            // ends before its first report, print nothing).
+            if let progress {
+                let meter = ProgressMeter(progress, total: inputs.count)
+                meter.advance(done: inputs.count)
+                meter.finish()
+            }
             completion.complete(.success(transform(known.map { $0! })))
             return AsyncResult(completion, engine: engine)
         }
