@@ -443,6 +443,15 @@ static const char crash_hint[] =
 static void chain_crash_signal(int signal, siginfo_t *info, void *context, const struct sigaction *previous) {
     sigaction(signal, previous, NULL);
     if (info != NULL && info->si_code > 0) return;
+    // Unblocked first, as the kernel leaves it for a handler installed with SA_NODEFER (Swift's
+    // backtracer is): while its report is written, the crashed process serves the reports's
+    // memory reads and recovers from the faults some of them cause (a register that points
+    // nowhere). A fault with the signal blocked would kill the process in the middle of the
+    // report, and the backtracer process, left waiting for an answer, would never end.
+    sigset_t unblocked;
+    sigemptyset(&unblocked);
+    sigaddset(&unblocked, signal);
+    pthread_sigmask(SIG_UNBLOCK, &unblocked, NULL);
     if (previous->sa_flags & SA_SIGINFO) {
         if (previous->sa_sigaction != NULL) previous->sa_sigaction(signal, info, context);
     } else if (previous->sa_handler == SIG_IGN) {
