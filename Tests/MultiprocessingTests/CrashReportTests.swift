@@ -56,6 +56,51 @@ final class CrashReportTests: XCTestCase {
         }
     }
 
+    /// A pool terminated while a worker writes its crash report leaves no `swift-backtrace`
+    /// process behind: killed in the middle of its report, the worker left its backtracer
+    /// waiting for ever (an orphan that outlived the pool, holding the worker's descriptors).
+    func testTerminatingDuringACrashReportLeavesNoBacktracerBehind() throws {
+        for method in [StartMethod.fork, .spawn, .forkserver] {
+            try terminateDuringACrashReport(method)
+        }
+    }
+
+    func terminateDuringACrashReport(_ method: StartMethod) throws {
+        let pool = try Pool(processes: 1, startMethod: method, backend: .local)
+        let pid = try pool.apply(WorkerPID(), 0)
+        let report = CrashReports.file(parent: getpid(), worker: pid)
+        _ = try pool.applyAsync(DieOn(victim: 0, way: .fatal), 0)
+        // The worker makes its report's file when it crashes, then starts its backtracer.
+        let end = monotonicNanoseconds() + 20_000_000_000
+        while access(report, F_OK) != 0 && monotonicNanoseconds() < end { usleep(1_000) }
+        XCTAssertEqual(access(report, F_OK), 0, "the worker crashed")
+        usleep(20_000)
+        pool.terminate()
+        try pool.join()
+        // A backtracer left waiting stays for ever; one that is ending goes within moments.
+        var left = Self.backtracers(writingTo: report)
+        let settled = monotonicNanoseconds() + 2_000_000_000
+        while !left.isEmpty && monotonicNanoseconds() < settled {
+            usleep(50_000)
+            left = Self.backtracers(writingTo: report)
+        }
+        for orphan in left { kill(orphan, SIGKILL) }
+        XCTAssertEqual(left, [], "\(method): swift-backtrace processes left writing to \(report)")
+        unlink(report)
+        rmdir(CrashReports.directory(parent: getpid()))
+    }
+
+    /// The `swift-backtrace` processes whose standard output is `path`.
+    static func backtracers(writingTo path: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            guard comm.hasPrefix("swift-backtrace") else { return false }
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/1")) ?? ""
+            return target.hasPrefix(path)
+        }
+    }
+
     func testWithoutSwiftsBacktracerTheReportHasTheRawFrames() throws {
         // The backtracer reads SWIFT_BACKTRACE at start-up: only a spawned worker sees this.
         setenv("SWIFT_BACKTRACE", "enable=no", 1)
