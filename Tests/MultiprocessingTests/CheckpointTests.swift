@@ -26,6 +26,15 @@ func loggedInputs(_ path: String) -> [Int] {
     return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { Int($0) }
 }
 
+/// Throws for input x while the file `dir/fail-x` exists; returns x + 1.
+struct FailWhileFlagged: ParallelFunction {
+    var directory: String
+    func callAsFunction(_ x: Int) throws -> Int {
+        if access("\(directory)/fail-\(x)", F_OK) == 0 { throw Boom(value: x) }
+        return x + 1
+    }
+}
+
 final class CheckpointTests: TimeLimitedTestCase {
     private var directory = ""
 
@@ -69,6 +78,27 @@ final class CheckpointTests: TimeLimitedTestCase {
         XCTAssertEqual(finals.first?.done, 40)
         XCTAssertEqual(finals.first?.failed, 0)
         XCTAssertEqual(finals.first?.total, 40)
+    }
+
+    /// An input that fails in a resumed run is named by its position in the call's inputs,
+    /// not among the inputs the journal did not hold.
+    func testAFailureInAResumedRunNamesItsInputsPosition() throws {
+        let journal = directory + "/failing.journal"
+        let function = FailWhileFlagged(directory: directory)
+        try Pool.with(processes: 1) { pool in
+            close(open(directory + "/fail-3", O_CREAT | O_WRONLY, 0o600))
+            XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal)) { error in
+                XCTAssertEqual((error as? RemoteError)?.inputIndex, 3, "\(error)")
+            }
+            unlink(directory + "/fail-3")
+            close(open(directory + "/fail-30", O_CREAT | O_WRONLY, 0o600))
+            XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal)) { error in
+                XCTAssertEqual((error as? RemoteError)?.inputIndex, 30, "\(error)")
+                XCTAssertEqual((error as? RemoteError)?.message, "\(Boom(value: 30))")
+            }
+            unlink(directory + "/fail-30")
+            XCTAssertEqual(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal), Array(1...40))
+        }
     }
 
     /// A journal cut in the middle of a frame (as a kill leaves it), or with a damaged frame:
