@@ -433,13 +433,44 @@ static const char crash_hint[] =
     "here. If the code reads one, declare it in another source file (initialised on first use) "
     "or store the value in the function value.\n";
 
+// Hands a crash signal on to the handler that was there before ours (`previous`, restored).
+// A fault happens again when our handler returns, and the previous handler takes it then. A
+// signal that was sent (raise, kill, abort: si_code <= 0) does not happen again: the previous
+// handler is called here, and the process then dies of the signal by its default action (the
+// signal is blocked in the handler; it is delivered when the handler returns). Swift's
+// backtracer returns after writing its report, expecting the fault again: a task's
+// `raise(SIGSEGV)` would otherwise be survived, and the task would go on. All async-signal-safe.
+static void chain_crash_signal(int signal, siginfo_t *info, void *context, const struct sigaction *previous) {
+    sigaction(signal, previous, NULL);
+    if (info != NULL && info->si_code > 0) return;
+    // Unblocked first, as the kernel leaves it for a handler installed with SA_NODEFER (Swift's
+    // backtracer is): while its report is written, the crashed process serves the reports's
+    // memory reads and recovers from the faults some of them cause (a register that points
+    // nowhere). A fault with the signal blocked would kill the process in the middle of the
+    // report, and the backtracer process, left waiting for an answer, would never end.
+    sigset_t unblocked;
+    sigemptyset(&unblocked);
+    sigaddset(&unblocked, signal);
+    pthread_sigmask(SIG_UNBLOCK, &unblocked, NULL);
+    if (previous->sa_flags & SA_SIGINFO) {
+        if (previous->sa_sigaction != NULL) previous->sa_sigaction(signal, info, context);
+    } else if (previous->sa_handler == SIG_IGN) {
+        return;
+    } else if (previous->sa_handler != SIG_DFL) {
+        previous->sa_handler(signal);
+    }
+    struct sigaction fallback;
+    memset(&fallback, 0, sizeof fallback);
+    fallback.sa_handler = SIG_DFL;
+    sigemptyset(&fallback.sa_mask);
+    sigaction(signal, &fallback, NULL);
+    raise(signal);
+}
+
 static void crash_hint_handler(int signal, siginfo_t *info, void *context) {
-    (void)context;
     ssize_t ignored = write(2, crash_hint, sizeof crash_hint - 1);
     (void)ignored;
-    sigaction(signal, signal == SIGSEGV ? &previous_segv : &previous_bus, NULL);
-    // A fault happens again when this returns; a signal sent by someone else is raised again.
-    if (info == NULL || info->si_code <= 0) raise(signal);
+    chain_crash_signal(signal, info, context, signal == SIGSEGV ? &previous_segv : &previous_bus);
 }
 
 static void install_crash_hint(void) {
@@ -466,7 +497,6 @@ static const int crash_signals[] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, S
 static int crash_raw_frames;
 
 static void crash_report_handler(int signal, siginfo_t *info, void *context) {
-    (void)context;
     struct sigaction *previous = &crash_previous[signal];
     // The directory is made at the first crash, private to this user; one that is not ours
     // and private is not used (the report then goes where it would have gone).
@@ -489,10 +519,36 @@ static void crash_report_handler(int signal, siginfo_t *info, void *context) {
         dup2(fd, 2);
         close(fd);
     }
-    sigaction(signal, previous, NULL);
-    // A fault happens again when this returns; a signal sent by someone else (abort) is
-    // raised again, for the previous handler.
-    if (info == NULL || info->si_code <= 0) raise(signal);
+    chain_crash_signal(signal, info, context, previous);
+}
+
+// A `Process` child: a crash signal the target sends itself (raise, kill) ends the child with
+// it, whatever handler the child inherited (Swift's backtracer returns from a sent signal and
+// the process would go on). A fault goes to the inherited handler as before.
+static struct sigaction sent_previous[NSIG];
+
+static void sent_crash_handler(int signal, siginfo_t *info, void *context) {
+    chain_crash_signal(signal, info, context, &sent_previous[signal]);
+}
+
+int CSystemShims_die_of_sent_crash_signals(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = sent_crash_handler;
+    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
+        int signal = crash_signals[i];
+        struct sigaction current;
+        if (sigaction(signal, NULL, &current) != 0) return -1;
+        // Already ours (a child of a child): keep the handler it chains to.
+        if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == sent_crash_handler) continue;
+        // Ignored or default: a sent signal already does what it should.
+        if (!(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) continue;
+        sent_previous[signal] = current;
+        if (sigaction(signal, &action, NULL) != 0) return -1;
+    }
+    return 0;
 }
 
 void CSystemShims_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

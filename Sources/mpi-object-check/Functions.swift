@@ -154,6 +154,17 @@ struct Greet: ParallelFunction {
     }
 }
 
+/// A `Process` target that ends its process: `exit(status)`, or a crash (`status` 0: a
+/// segmentation fault).
+struct EndProcess: ParallelFunction {
+    var status: Int32
+    func callAsFunction(_: Void) {
+        fflush(nil)
+        if status != 0 { exit(status) }
+        UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
+    }
+}
+
 /// A `Process` target that waits for an event.
 struct Hold: ParallelFunction {
     var event: Event

@@ -320,6 +320,13 @@ do {
     try failing.start()
     try failing.join(timeout: 30)
     check("failing process exit code", failing.exitCode, 1)
+    // A target that exits or crashes: its exit status, or minus the signal (as Python's).
+    let ending = [Process(target: EndProcess(status: 3)), Process(target: EndProcess(status: 0))]
+    for process in ending {
+        try process.start()
+        try process.join(timeout: 30)
+    }
+    check("exiting and crashing process exit codes", ending.map(\.exitCode), [3, -SIGSEGV])
 
     if underMPI {
         // Processes running at once are each alone on a worker (those run in turns may run

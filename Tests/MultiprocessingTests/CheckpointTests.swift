@@ -26,6 +26,15 @@ func loggedInputs(_ path: String) -> [Int] {
     return String(decoding: data, as: UTF8.self).split(separator: "\n").compactMap { Int($0) }
 }
 
+/// Throws for input x while the file `dir/fail-x` exists; returns x + 1.
+struct FailWhileFlagged: ParallelFunction {
+    var directory: String
+    func callAsFunction(_ x: Int) throws -> Int {
+        if access("\(directory)/fail-\(x)", F_OK) == 0 { throw Boom(value: x) }
+        return x + 1
+    }
+}
+
 final class CheckpointTests: TimeLimitedTestCase {
     private var directory = ""
 
@@ -50,6 +59,45 @@ final class CheckpointTests: TimeLimitedTestCase {
             let second = try pool.map(Counted(log: log), 0..<500, chunkSize: 7, checkpoint: journal)
             XCTAssertEqual(second, first)
             XCTAssertEqual(loggedInputs(log).count, 500, "nothing ran again")
+        }
+    }
+
+    /// A rerun that finds every result in the journal runs nothing, but a progress callback
+    /// still gets its final update (`.callback`: "and at the end"), every input done.
+    func testAFullyResumedRunStillReportsItsFinalProgress() throws {
+        let journal = directory + "/progress.journal"
+        let log = UpdateLog()
+        try Pool.with(processes: 2) { pool in
+            _ = try pool.map(Square(), 0..<40, chunkSize: 3, checkpoint: journal)
+            let again = try pool.map(
+                Square(), 0..<40, chunkSize: 3, progress: .callback { log.append($0) }, checkpoint: journal)
+            XCTAssertEqual(again, (0..<40).map { $0 * $0 })
+        }
+        let finals = log.all.filter(\.isFinal)
+        XCTAssertEqual(finals.count, 1, "\(log.all)")
+        XCTAssertEqual(finals.first?.done, 40)
+        XCTAssertEqual(finals.first?.failed, 0)
+        XCTAssertEqual(finals.first?.total, 40)
+    }
+
+    /// An input that fails in a resumed run is named by its position in the call's inputs,
+    /// not among the inputs the journal did not hold.
+    func testAFailureInAResumedRunNamesItsInputsPosition() throws {
+        let journal = directory + "/failing.journal"
+        let function = FailWhileFlagged(directory: directory)
+        try Pool.with(processes: 1) { pool in
+            close(open(directory + "/fail-3", O_CREAT | O_WRONLY, 0o600))
+            XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal)) { error in
+                XCTAssertEqual((error as? RemoteError)?.inputIndex, 3, "\(error)")
+            }
+            unlink(directory + "/fail-3")
+            close(open(directory + "/fail-30", O_CREAT | O_WRONLY, 0o600))
+            XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal)) { error in
+                XCTAssertEqual((error as? RemoteError)?.inputIndex, 30, "\(error)")
+                XCTAssertEqual((error as? RemoteError)?.message, "\(Boom(value: 30))")
+            }
+            unlink(directory + "/fail-30")
+            XCTAssertEqual(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal), Array(1...40))
         }
     }
 

@@ -35,6 +35,72 @@ final class CrashReportTests: XCTestCase {
             "the reports' directory is gone once the pools have ended")
     }
 
+    /// A crash signal the task sends itself (`raise(SIGSEGV)`, `kill(getpid(), SIGBUS)`) is not
+    /// a fault that happens again when the handlers return: the worker must still die of it
+    /// (as in Python), not return the input's result as if nothing happened.
+    func testASelfSentCrashSignalKillsTheWorker() throws {
+        for method in [StartMethod.fork, .spawn] {
+            try Pool.with(processes: 1, startMethod: method, backend: .local) { pool in
+                XCTAssertThrowsError(try pool.map(DieOn(victim: 1, way: .raiseSegv), 0..<3, chunkSize: 1)) { error in
+                    guard let died = error as? WorkerDied else { return XCTFail("\(method): \(error)") }
+                    XCTAssertEqual(died.inputIndex, 1, "\(method)")
+                    XCTAssertEqual(died.signal, SIGSEGV, "\(method)")
+                    XCTAssertNotNil(died.crashReport, "\(method): the report of its own crash")
+                }
+                // The replacement, and again: every such signal costs its input.
+                XCTAssertThrowsError(try pool.map(DieOn(victim: 0, way: .raiseSegv), 0..<2, chunkSize: 1)) { error in
+                    XCTAssertEqual((error as? WorkerDied)?.signal, SIGSEGV, "\(method): \(error)")
+                }
+                XCTAssertEqual(try pool.map(DieOn(victim: -1, way: .raiseSegv), 0..<3), [0, 1, 2])
+            }
+        }
+    }
+
+    /// A pool terminated while a worker writes its crash report leaves no `swift-backtrace`
+    /// process behind: killed in the middle of its report, the worker left its backtracer
+    /// waiting for ever (an orphan that outlived the pool, holding the worker's descriptors).
+    func testTerminatingDuringACrashReportLeavesNoBacktracerBehind() throws {
+        for method in [StartMethod.fork, .spawn, .forkserver] {
+            try terminateDuringACrashReport(method)
+        }
+    }
+
+    func terminateDuringACrashReport(_ method: StartMethod) throws {
+        let pool = try Pool(processes: 1, startMethod: method, backend: .local)
+        let pid = try pool.apply(WorkerPID(), 0)
+        let report = CrashReports.file(parent: getpid(), worker: pid)
+        _ = try pool.applyAsync(DieOn(victim: 0, way: .fatal), 0)
+        // The worker makes its report's file when it crashes, then starts its backtracer.
+        let end = monotonicNanoseconds() + 20_000_000_000
+        while access(report, F_OK) != 0 && monotonicNanoseconds() < end { usleep(1_000) }
+        XCTAssertEqual(access(report, F_OK), 0, "the worker crashed")
+        usleep(20_000)
+        pool.terminate()
+        try pool.join()
+        // A backtracer left waiting stays for ever; one that is ending goes within moments.
+        var left = Self.backtracers(writingTo: report)
+        let settled = monotonicNanoseconds() + 2_000_000_000
+        while !left.isEmpty && monotonicNanoseconds() < settled {
+            usleep(50_000)
+            left = Self.backtracers(writingTo: report)
+        }
+        for orphan in left { kill(orphan, SIGKILL) }
+        XCTAssertEqual(left, [], "\(method): swift-backtrace processes left writing to \(report)")
+        unlink(report)
+        rmdir(CrashReports.directory(parent: getpid()))
+    }
+
+    /// The `swift-backtrace` processes whose standard output is `path`.
+    static func backtracers(writingTo path: String) -> [pid_t] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { Int32($0) }.filter { pid in
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            guard comm.hasPrefix("swift-backtrace") else { return false }
+            let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/1")) ?? ""
+            return target.hasPrefix(path)
+        }
+    }
+
     func testWithoutSwiftsBacktracerTheReportHasTheRawFrames() throws {
         // The backtracer reads SWIFT_BACKTRACE at start-up: only a spawned worker sees this.
         setenv("SWIFT_BACKTRACE", "enable=no", 1)

@@ -53,7 +53,7 @@ final class PoolFailureTests: TimeLimitedTestCase {
                     XCTAssertNotNil(died.pid)
                     switch way {
                     case .sigkill: XCTAssertEqual(died.signal, SIGKILL)
-                    case .segfault: XCTAssertEqual(died.signal, SIGSEGV)
+                    case .segfault, .raiseSegv: XCTAssertEqual(died.signal, SIGSEGV)
                     case .fatal: XCTAssertTrue(died.signal == SIGILL || died.signal == SIGTRAP, "\(died)")
                     case .exit: XCTAssertEqual(died.exitCode, 3)
                     }

@@ -6,7 +6,7 @@ import Glibc
 
 /// Ends its process in a chosen way.
 struct EndWith: ParallelFunction {
-    enum Way: String, Codable { case success, status, throwing, segfault, sleep }
+    enum Way: String, Codable { case success, status, throwing, segfault, sleep, raiseSignal }
     var way: Way
     var status: Int32 = 0
     var seconds: Double = 0
@@ -17,6 +17,7 @@ struct EndWith: ParallelFunction {
         case .throwing: throw Boom(value: Int(status))
         case .segfault: UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
         case .sleep: usleep(UInt32(seconds * 1e6))
+        case .raiseSignal: raise(status) // sent, not a fault: nothing happens again on return
         }
     }
 }

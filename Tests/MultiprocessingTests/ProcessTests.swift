@@ -37,6 +37,58 @@ final class ProcessTests: XCTestCase {
         }
     }
 
+    /// A crash signal the target sends itself (`raise(SIGSEGV)`) ends the child with it, as in
+    /// Python (`os.kill(os.getpid(), SIGSEGV)` gives exitcode -11): Swift's backtracer, which
+    /// the child inherits, returns from the signal expecting a fault to happen again, and the
+    /// child went on and exited 0.
+    func testSelfSentCrashSignalEndsTheChildWithIt() throws {
+        for method in Self.methods {
+            for signal in [SIGSEGV, SIGILL] {
+                let crash = Process(target: EndWith(way: .raiseSignal, status: signal), startMethod: method)
+                try crash.start()
+                XCTAssertTrue(try crash.join(timeout: 20))
+                XCTAssertEqual(crash.exitCode, -signal, "\(method) signal \(signal)")
+            }
+        }
+    }
+
+    /// The report Swift's backtracer writes for such a signal is whole: the child serves the
+    /// backtracer's reads of its memory until the end (a read that faults is recovered from),
+    /// instead of being killed in the middle — which cut the report at "Registers:" and left
+    /// the backtracer process waiting for ever (holding the program's standard error: under
+    /// mpirun the job then never ended).
+    func testASelfSentCrashSignalGetsAWholeCrashReport() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("swiftmp-report-\(getpid())").path
+        defer { unlink(path) }
+        let file = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        XCTAssertGreaterThanOrEqual(file, 0)
+        // The child inherits descriptors 1 and 2 pointing at the file (only while it starts).
+        fflush(nil)
+        let savedOut = dup(1)
+        let savedError = dup(2)
+        dup2(file, 1)
+        dup2(file, 2)
+        close(file)
+        let crash = Process(target: EndWith(way: .raiseSignal, status: SIGSEGV), startMethod: .fork)
+        let started = Result { try crash.start() }
+        dup2(savedOut, 1)
+        dup2(savedError, 2)
+        close(savedOut)
+        close(savedError)
+        try started.get()
+        XCTAssertTrue(try crash.join(timeout: 20))
+        XCTAssertEqual(crash.exitCode, -SIGSEGV)
+        var report = ""
+        let end = monotonicNanoseconds() + 10_000_000_000
+        while monotonicNanoseconds() < end {
+            report = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+            if report.contains("Backtrace took") { break }
+            usleep(50_000)
+        }
+        XCTAssertTrue(report.contains("Registers:"), "a report: \(report)")
+        XCTAssertTrue(report.contains("Backtrace took"), "the report goes on to its end: \(report.suffix(300))")
+    }
+
     func testTerminateKillAndJoinTimeout() throws {
         for method in Self.methods {
             let sleeper = Process(target: EndWith(way: .sleep, seconds: 30), startMethod: method)

@@ -31,7 +31,7 @@ struct FailOnMultiple: ParallelFunction {
 
 /// Kills its own process for input `victim` (signal, trap or exit).
 struct DieOn: ParallelFunction {
-    enum Way: String, Codable { case sigkill, segfault, fatal, exit }
+    enum Way: String, Codable { case sigkill, segfault, fatal, exit, raiseSegv }
     var victim: Int
     var way: Way
     /// If set, the victim writes the monotonic time (ns) to this file just before it dies.
@@ -49,6 +49,7 @@ struct DieOn: ParallelFunction {
             case .segfault: UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
             case .fatal: fatalError("deliberate crash in a test worker")
             case .exit: _exit(3)
+            case .raiseSegv: raise(SIGSEGV) // sent, not a fault: nothing happens again on return
             }
         }
         return x

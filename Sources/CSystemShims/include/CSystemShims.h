@@ -93,6 +93,10 @@ int CSystemShims_set_name(const char *name);
 /// the parent to read; `raw_frames`: also the raw return addresses (when Swift's backtracer
 /// is off). -1 with errno.
 int CSystemShims_install_crash_report(const char *directory, const char *path, int raw_frames);
+/// In a `Process` child: a crash signal the child sends itself (raise, kill) ends it with that
+/// signal, whatever handler it inherited (Swift's backtracer returns from a sent signal). -1
+/// with errno.
+int CSystemShims_die_of_sent_crash_signals(void);
 /// Standard output line-buffered (a pool worker whose output is a pipe, `OutputTagging`).
 void CSystemShims_line_buffer_stdout(void);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.

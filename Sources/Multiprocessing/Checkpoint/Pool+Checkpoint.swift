@@ -46,6 +46,14 @@ extension Pool {
                 completion.complete(.failure(failure))
                 return AsyncResult(completion, engine: engine)
             }
+            // Nothing runs, but the call's progress still ends: every input settled, from the
+            // journal (a `.callback` gets its final update; a bar or lines, as for any call that
+            // ends before its first report, print nothing).
+            if let progress {
+                let meter = ProgressMeter(progress, total: inputs.count)
+                meter.advance(done: inputs.count)
+                meter.finish()
+            }
             completion.complete(.success(transform(known.map { $0! })))
             return AsyncResult(completion, engine: engine)
         }
@@ -53,6 +61,9 @@ extension Pool {
             // A journal that could not be written (its header, computed while the map ran, or
             // the last records) fails the call: the results are not safe on disk.
             let failure = journal.close()
+            // The job holds only the inputs the journal lacked: its input i is the call's
+            // input remaining[i], which is what a failure names.
+            let result = fresh ? result : result.mapError { renumbered($0) { $0 >= 0 && $0 < remaining.count ? remaining[$0] : $0 } }
             completion.complete(
                 result.flatMap { computed in
                     if let failure { return .failure(failure) }
@@ -82,6 +93,28 @@ extension Pool {
                 }
             }, finish: finish)
         return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
+    }
+}
+
+/// `error` with the input it names read through `position` (a resumed run's job index → the
+/// call's input index).
+func renumbered(_ error: any Error, _ position: (Int) -> Int) -> any Error {
+    switch error {
+    case var remote as RemoteError:
+        remote.inputIndex = position(remote.inputIndex)
+        return remote
+    case var died as WorkerDied:
+        died.inputIndex = died.inputIndex.map(position)
+        return died
+    case var late as TaskTimedOut:
+        late.inputIndex = position(late.inputIndex)
+        return late
+    case var exhausted as RetriesExhausted:
+        exhausted.inputIndex = position(exhausted.inputIndex)
+        exhausted.lastError = renumbered(exhausted.lastError, position)
+        return exhausted
+    default:
+        return error
     }
 }
 

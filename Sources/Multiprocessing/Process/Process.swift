@@ -187,6 +187,12 @@ public final class Process: @unchecked Sendable {
             {
                 return -signal
             }
+            // The target's worker ended (exit, crash, killed): its status or signal, as a local
+            // child's.
+            if case .failure(let died as WorkerDied)? = result.completion.outcome {
+                if let signal = died.signal { return -signal }
+                if let status = died.exitCode { return status }
+            }
             return (try? result.get(timeout: 0)) ?? 1
         }
         state.poll()

@@ -64,6 +64,9 @@ enum ProcessEntry {
     /// left running and waits for the others (the child ends with `_exit`, so the `atexit`
     /// handler that does this in the main process does not run here).
     private static func finish(name: String, _ body: () throws -> Void) -> Int32 {
+        if CSystemShims_die_of_sent_crash_signals() != 0 {
+            printError("Process \(name) (pid \(getpid())): a crash signal it sends itself may not end it: \(SystemError("sigaction", errno: errno))")
+        }
         var status: Int32 = 0
         do {
             try body()

@@ -45,6 +45,49 @@ enum CrashReports {
         }
     }
 
+    /// Kills the worker `pid` with SIGKILL, and first the `swift-backtrace` process it started
+    /// if it is writing a crash report: killed in the middle of one, the worker leaves its
+    /// backtracer waiting for ever for the worker's answers (it holds both ends of their
+    /// socket), a process that would outlive the pool (and, on an MPI rank, keep the job's
+    /// output open). The worker is stopped first, so that it starts none meanwhile.
+    static func kill(worker pid: pid_t) {
+        guard pid > 0 else { return }
+        _ = Glibc.kill(pid, SIGSTOP)
+        for child in backtracers(of: pid) { _ = Glibc.kill(child, SIGKILL) }
+        _ = Glibc.kill(pid, SIGKILL)
+    }
+
+    /// The children of `pid` (any of its threads') that run Swift's backtracer.
+    static func backtracers(of pid: pid_t) -> [pid_t] {
+        guard let tasks = opendir("/proc/\(pid)/task") else { return [] }
+        defer { closedir(tasks) }
+        var found: [pid_t] = []
+        while let entry = readdir(tasks) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let thread = Int32(name) else { continue }
+            for child in readSmallFile("/proc/\(pid)/task/\(thread)/children").split(separator: " ") {
+                guard let child = Int32(child.filter { $0 != "\n" }) else { continue }
+                if readSmallFile("/proc/\(child)/comm").hasPrefix("swift-backtrace") { found.append(child) }
+            }
+        }
+        return found
+    }
+
+    private static func readSmallFile(_ path: String) -> String {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "" }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        var length = 0
+        while length < bytes.count {
+            let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + length, $0.count - length) }
+            if count < 0 && errno == EINTR { continue }
+            guard count > 0 else { break }
+            length += count
+        }
+        return String(decoding: bytes[0..<length], as: UTF8.self)
+    }
+
     /// In the parent, once the worker `worker` has ended by a signal: its report (removed
     /// from the disk), or nil if it wrote none (killed, not crashed).
     static func collect(parent: pid_t, worker: pid_t) -> String? {

@@ -436,7 +436,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func pace(replyEvery nanoseconds: Int64) {}
 
     func kill(worker: Int) -> Bool {
-        if slots[worker].pid > 0 && slots[worker].ended == nil { Glibc.kill(slots[worker].pid, SIGKILL) }
+        if slots[worker].pid > 0 && slots[worker].ended == nil { CrashReports.kill(worker: slots[worker].pid) }
         return true
     }
 
@@ -470,7 +470,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             }
         }
         let survivors = endedLock.withLock { Array(live) }
-        for pid in survivors { Glibc.kill(pid, SIGKILL) }
+        for pid in survivors { CrashReports.kill(worker: pid) }
         // Reaping happens on the supervisor thread; wait for it so no zombie outlives us.
         let end = monotonicNanoseconds() &+ 5_000_000_000
         ForkGuard.whileBlocked {
@@ -483,7 +483,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     deinit {
-        for pid in endedLock.withLock({ Array(live) }) { Glibc.kill(pid, SIGKILL) }
+        for pid in endedLock.withLock({ Array(live) }) { CrashReports.kill(worker: pid) }
         for slot in slots where slot.control >= 0 { systemClose(slot.control) }
         outboundFlags.deallocate()
     }
