@@ -1,3 +1,12 @@
+/// What a checkpointed stream's source gives for one wait (`Pool+CheckpointStream.swift`).
+enum StreamBatch<Output> {
+    /// The next results: never empty.
+    case results([Result<Output, any Error>])
+    case ended
+    /// The deadline passed first.
+    case timedOut
+}
+
 /// The results of `imap` / `imapUnordered`, as they arrive.
 ///
 /// Iterate it as a `Sequence` of `Result`s — exactly one per input; a failed input does not
@@ -8,7 +17,7 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     private let job: StreamJob<F>?
     /// Instead of a job: gives the next results (nil at the end) and says whether it ended
     /// (a checkpointed stream, `Pool+CheckpointStream.swift`).
-    private let external: (next: () -> [Result<F.Output, any Error>]?, finished: () -> Bool)?
+    private let external: (next: (UInt64?) -> StreamBatch<F.Output>, finished: () -> Bool)?
     private let canceller: @Sendable () -> Void
     /// The engine whose thread produces the results: iterating on that thread (in a callback
     /// of the same pool) could wait for ever.
@@ -25,7 +34,7 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     }
 
     init(
-        results next: @escaping () -> [Result<F.Output, any Error>]?, finished: @escaping () -> Bool,
+        results next: @escaping (_ deadline: UInt64?) -> StreamBatch<F.Output>, finished: @escaping () -> Bool,
         cancel: @escaping @Sendable () -> Void
     ) {
         self.job = nil
@@ -45,34 +54,68 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
 
     /// The next result (or failure) in order; nil at the end.
     public func next() -> Result<F.Output, any Error>? {
+        if case .result(let result) = next(until: nil) { return result }
+        return nil
+    }
+
+    /// `next()` waiting at most `timeout` seconds: throws `TimeoutError` when no result came
+    /// in time — the stream goes on, a later call gets it (Python's
+    /// `IMapIterator.next(timeout)`); nil at the end.
+    public func next(timeout: Double) throws -> Result<F.Output, any Error>? {
+        guard timeout.isFinite, timeout >= 0 else {
+            throw PoolError(.invalidArgument, "next(timeout: \(timeout)): the timeout must be a number of seconds, 0 or more")
+        }
+        switch next(until: monotonicNanoseconds() &+ UInt64(timeout * 1e9)) {
+        case .result(let result): return result
+        case .end: return nil
+        case .timedOut: throw TimeoutError(seconds: timeout)
+        }
+    }
+
+    /// What waiting for the next result ends with.
+    enum Next {
+        case result(Result<F.Output, any Error>)
+        case end
+        case timedOut
+    }
+
+    /// The next result, waiting at most until `deadline` (monotonic ns; nil: for ever).
+    func next(until deadline: UInt64?) -> Next {
         if position < buffer.count {
             defer { position += 1 }
-            return buffer[position]
+            return .result(buffer[position])
         }
-        if ended { return nil }
+        if ended { return .end }
         buffer.removeAll(keepingCapacity: true)
         position = 0
         if let external {
-            guard let results = external.next() else {
+            switch external.next(deadline) {
+            case .results(let results): buffer = results
+            case .ended:
                 ended = true
-                return nil
+                return .end
+            case .timedOut: return .timedOut
             }
-            buffer = results
-            return next()
+            return next(until: deadline)
         }
         if let completer, PoolThread.isCurrent(completer) {
             // In a callback of the same pool: the results could never arrive; the stream ends.
             ended = true
-            return .failure(PoolError(.invalidArgument, PoolThread.waitMessage("iterating an imap stream")))
+            return .result(.failure(PoolError(.invalidArgument, PoolThread.waitMessage("iterating an imap stream"))))
         }
-        guard let piece = job?.take() else {
+        guard let job else {
             ended = true
-            return nil
+            return .end
         }
-        switch piece {
-        case .outputs(let outputs):
+        switch job.take(until: deadline) {
+        case .ended:
+            ended = true
+            return .end
+        case .timedOut:
+            return .timedOut
+        case .piece(.outputs(let outputs)):
             buffer = outputs.map { .success($0) }
-        case .failure(let error, let count):
+        case .piece(.failure(let error, let count)):
             if count == 0 {
                 // The pool broke, was terminated, or the stream was cancelled.
                 buffer = [.failure(error)]
@@ -81,7 +124,7 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
                 buffer = Array(repeating: .failure(error), count: count)
             }
         }
-        return next()
+        return next(until: deadline)
     }
 
     /// The next output; throws the input's failure; nil at the end.

@@ -165,6 +165,16 @@ struct EndProcess: ParallelFunction {
     }
 }
 
+/// A `Process` target that takes `lock` and crashes holding it (a segmentation fault).
+struct CrashHoldingLock: ParallelFunction {
+    var lock: Lock
+    func callAsFunction(_: Void) throws {
+        try lock.acquire()
+        fflush(nil)
+        UnsafeMutablePointer<Int>(bitPattern: 16)!.pointee = 1
+    }
+}
+
 /// A `Process` target that waits for an event.
 struct Hold: ParallelFunction {
     var event: Event

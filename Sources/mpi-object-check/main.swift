@@ -327,6 +327,17 @@ do {
         try process.join(timeout: 30)
     }
     check("exiting and crashing process exit codes", ending.map(\.exitCode), [3, -SIGSEGV])
+    // A lock whose holder crashed is the next acquirer's, who is told (a robust mutex locally;
+    // under mpirun rank 0 lets go of it when the holder's rank reports its end).
+    let orphaned = try Lock()
+    let holder = Process(target: CrashHoldingLock(lock: orphaned))
+    try holder.start()
+    try holder.join(timeout: 30)
+    let recovered = try orphaned.acquireReportingRecovery(timeout: 30)
+    try orphaned.release()
+    let again = try orphaned.acquireReportingRecovery(timeout: 30)
+    try orphaned.release()
+    check("a lock whose holder crashed, then again", [recovered, again], [.acquiredFromDeadOwner, .acquired])
 
     if underMPI {
         // Processes running at once are each alone on a worker (those run in turns may run

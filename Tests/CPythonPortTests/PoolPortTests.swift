@@ -215,6 +215,36 @@ final class PoolPortTests: PortTestCase {
         }
     }
 
+    /// IMapIterator.next(timeout): a result not there in time raises TimeoutError and the
+    /// iterator goes on — the next call with a longer timeout gets it; then the end. The same
+    /// for an unordered stream and a checkpointed one; a negative timeout is refused.
+    func testImapNextWithATimeout() throws {
+        var template = Array("/tmp/swiftmp-port-XXXXXX".utf8CString)
+        let directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        defer { _ = try? FileManager.default.removeItem(atPath: directory) }
+        try forEachMethod { method in
+            let pool = try Pool(processes: 1, startMethod: method)
+            defer { pool.terminate() }
+            let streams = [
+                try pool.imap(SlowSqr(seconds: 0.3), [1, 2]),
+                try pool.imapUnordered(SlowSqr(seconds: 0.3), [1, 2]),
+                try pool.imap(SlowSqr(seconds: 0.3), [1, 2], checkpoint: directory + "/\(method).journal"),
+            ]
+            for (which, stream) in streams.enumerated() {
+                let (early, waited) = timed { Result { try stream.next(timeout: 0.01) } }
+                XCTAssertThrowsError(try early.get(), "\(method) stream \(which)") { XCTAssertTrue($0 is TimeoutError, "\($0)") }
+                assertQuick(waited, "next(timeout: 0.01)")
+                var got: [Int] = []
+                for _ in 0..<2 { got.append(try XCTUnwrap(try stream.next(timeout: 30)).get()) }
+                XCTAssertEqual(got.sorted(), [1, 4], "\(method) stream \(which)")
+                XCTAssertNil(try stream.next(timeout: 30), "the end")
+            }
+            XCTAssertThrowsError(try pool.imap(Sqr(), [1]).next(timeout: -1)) {
+                XCTAssertEqual(($0 as? PoolError)?.code, .invalidArgument, "\($0)")
+            }
+        }
+    }
+
     /// test_imap_unordered.
     func testImapUnordered() throws {
         try withPools { pool, method in

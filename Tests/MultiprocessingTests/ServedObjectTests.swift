@@ -50,6 +50,37 @@ final class ServedObjectTests: XCTestCase {
         XCTAssertEqual(lock.expire(.acquire, from: rank2), .timedOut)
     }
 
+    /// A holder that ends (its rank reported it) lets go of the lock, however deep an RLock's
+    /// hold: the next acquirer gets it and is told, once; an end of another process changes
+    /// nothing, and rank 0's threads are never taken for ended processes.
+    func testALockWhoseHolderEndedIsTheNextAcquirersAndSaysSo() {
+        for recursive in [false, true] {
+            let lock = ServedLock(recursive: recursive)
+            XCTAssertEqual(reply(lock, .acquire, rank1Local), .done)
+            if recursive { XCTAssertEqual(reply(lock, .acquire, rank1Local), .done) }
+            var waiting = ServedLock.Request.acquire
+            XCTAssertTrue(parks(lock, &waiting, rank2))
+            XCTAssertFalse(lock.processesEnded { $0 == rank2.rank }, "another process ended")
+            XCTAssertFalse(lock.processesEnded { $0 == rank1.rank && false })
+            XCTAssertTrue(lock.processesEnded { $0 == rank1Local.rank })
+            XCTAssertNil(lock.owner)
+            XCTAssertEqual(reply(lock, waiting, rank2), .doneFromDeadOwner)
+            XCTAssertEqual(reply(lock, .release, rank2), .done)
+            XCTAssertEqual(reply(lock, .acquire, rank2), .done, "told once")
+            let thread = Requester.currentThread
+            XCTAssertEqual(reply(lock, .release, rank2), .done)
+            XCTAssertEqual(reply(lock, .acquire, thread), .done)
+            XCTAssertFalse(lock.processesEnded { _ in true }, "a thread of rank 0 is no ended process")
+            XCTAssertEqual(lock.owner, thread)
+        }
+        var writer = WireWriter()
+        ServedLock.encode(.doneFromDeadOwner, into: &writer)
+        writer.bytes.withUnsafeBytes { raw in
+            var reader = WireReader(raw)
+            XCTAssertEqual(try? ServedLock.decodeReply(&reader), .doneFromDeadOwner)
+        }
+    }
+
     func testRLockCountsItsOwnersAcquisitions() {
         let lock = ServedLock(recursive: true)
         for _ in 0..<3 { XCTAssertEqual(reply(lock, .acquire, rank2), .done) }

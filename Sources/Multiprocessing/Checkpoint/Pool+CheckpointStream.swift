@@ -68,7 +68,7 @@ extension Pool {
             ordered: ordered, timeout: timeout, retry: retry, progress: progress)
         state.inner = inner
         return ResultStream(
-            results: { state.next() }, finished: { state.isFinished },
+            results: { state.next(until: $0) }, finished: { state.isFinished },
             cancel: { [weak inner] in
                 inner?.cancel()
                 state.stop()
@@ -209,12 +209,13 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
         return stripeHash(writer.bytes)
     }
 
-    /// The next results for the consumer (nil at the end); never empty.
-    func next() -> [Result<F.Output, any Error>]? {
+    /// The next results for the consumer (never empty), waiting for them at most until
+    /// `deadline` (monotonic ns; nil: for ever).
+    func next(until deadline: UInt64?) -> StreamBatch<F.Output> {
         while !finished {
             if let stopError {
                 finish()
-                return [.failure(stopError)]
+                return .results([.failure(stopError)])
             }
             // Replays first: all of them (unordered), or those before the next input sent.
             var out: [Result<F.Output, any Error>] = []
@@ -231,15 +232,15 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                 }
             }
             if stopError != nil { inner?.cancel() }
-            if !out.isEmpty { return out }
+            if !out.isEmpty { return .results(out) }
             if stopError != nil { continue }
             if innerEnded {
                 finish()
-                return nil
+                return .ended
             }
             guard let inner else {
                 finish()
-                return nil
+                return .ended
             }
             var result = inner.nextBuffered()
             if result == nil {
@@ -250,7 +251,11 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                     stopError = error
                     continue
                 }
-                result = inner.next()
+                switch inner.next(until: deadline) {
+                case .result(let next): result = next
+                case .end: result = nil
+                case .timedOut: return .timedOut
+                }
             }
             guard let result else {
                 innerEnded = true
@@ -272,7 +277,7 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
             case .success(let positioned):
                 let hash = lock.withLock { hashes.removeValue(forKey: positioned.index) } ?? 0
                 record(positioned.index, hash: hash, output: positioned.value)
-                return earlier + [.success(positioned.value)]
+                return .results(earlier + [.success(positioned.value)])
             case .failure(let error):
                 // The error names the input's position among those sent: give the caller's.
                 let sentPosition =
@@ -284,10 +289,10 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                     hashes[index] = nil
                     return index
                 }
-                return earlier + [.failure(renumbered(error, index))]
+                return .results(earlier + [.failure(renumbered(error, index))])
             }
         }
-        return nil
+        return .ended
     }
 
     private func record(_ index: Int, hash: UInt64, output: F.Output) {

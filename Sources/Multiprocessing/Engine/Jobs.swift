@@ -359,6 +359,15 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     }
 }
 
+/// What waiting for a stream's next piece ends with.
+enum StreamTake<Output> {
+    case piece(StreamPiece<Output>)
+    /// Every input's result was taken.
+    case ended
+    /// The deadline passed first.
+    case timedOut
+}
+
 /// What a stream hands its consumer: the outputs of consecutive inputs, or the failure of
 /// `count` consecutive inputs.
 enum StreamPiece<Output> {
@@ -510,10 +519,16 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
 
     /// The next piece for the consumer, waiting for it; nil at the end.
     func take() -> StreamPiece<F.Output>? {
+        if case .piece(let piece) = take(until: nil) { return piece }
+        return nil
+    }
+
+    /// `take()` waiting at most until `deadline` (monotonic ns; nil: for ever).
+    func take(until deadline: UInt64?) -> StreamTake<F.Output> {
         lock.withLock {
             while true {
-                if let fatal { return .failure(fatal, count: 0) }
-                if let total, nextToConsume >= total { return nil }
+                if let fatal { return .piece(.failure(fatal, count: 0)) }
+                if let total, nextToConsume >= total { return .ended }
                 let key: Int?
                 if ordered {
                     key = ready[nextToConsume] != nil ? nextToConsume : nil
@@ -531,9 +546,9 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
                     nextToConsume += piece.count
                     consumed += piece.count
                     wake()
-                    return piece
+                    return .piece(piece)
                 }
-                lock.wait(until: nil)
+                if !lock.wait(until: deadline), let deadline, monotonicNanoseconds() >= deadline { return .timedOut }
             }
         }
     }

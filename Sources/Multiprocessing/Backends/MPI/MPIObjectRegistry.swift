@@ -324,6 +324,8 @@ final class MPIObjectRegistry: @unchecked Sendable {
                 touched.append(entry.id)
                 return true
             }
+            // What they owned (a lock they held) is let go: others parked on it may go on.
+            for (id, entry) in objects where entry.state.processesEnded(gone) { touched.append(id) }
             guard !touched.isEmpty else { return }
             settle()
             for id in touched { collect(id) }

@@ -3,6 +3,8 @@ import Wire
 /// A served `Lock` or `RLock`: held by one requester (a thread of rank 0, a worker rank, a
 /// local worker of a rank). An acquire of a held lock parks until it is released or its
 /// timeout passes; an `RLock`'s owner may take it again and must release it as many times.
+/// A holder that ends (its rank reports the local worker's end) lets go of it: the next
+/// acquirer is told (`Lock.Acquisition.acquiredFromDeadOwner`), as with a local robust mutex.
 final class ServedLock: ServedState {
     static let kind = ServedKind.lock
 
@@ -10,6 +12,8 @@ final class ServedLock: ServedState {
     private(set) var owner: Requester?
     /// How many times the owner holds it (1 for a `Lock`).
     private(set) var depth = 0
+    /// The last holder ended holding it; the next acquirer has not been told yet.
+    private var ownerDied = false
 
     init(recursive: Bool) { self.recursive = recursive }
 
@@ -21,6 +25,8 @@ final class ServedLock: ServedState {
 
     enum Reply: Equatable {
         case done
+        /// Acquired from a holder that ended holding it.
+        case doneFromDeadOwner
         case timedOut
         /// A `Lock` its owner tries to take again (it would wait for ever).
         case alreadyHeld
@@ -39,7 +45,16 @@ final class ServedLock: ServedState {
         guard owner == nil else { return nil }
         owner = requester
         depth = 1
-        return .done
+        defer { ownerDied = false }
+        return ownerDied ? .doneFromDeadOwner : .done
+    }
+
+    func processesEnded(_ gone: (Int) -> Bool) -> Bool {
+        guard let owner, !owner.isThread, gone(owner.rank) else { return false }
+        self.owner = nil
+        depth = 0
+        ownerDied = true
+        return true
     }
 
     /// `requester` releases once; false if it does not hold the lock.
@@ -91,6 +106,7 @@ final class ServedLock: ServedState {
             writer.write(UInt8(4))
             writer.write(locked)
             writer.write(mine)
+        case .doneFromDeadOwner: writer.write(UInt8(5))
         }
     }
 
@@ -101,6 +117,7 @@ final class ServedLock: ServedState {
         case 2: .alreadyHeld
         case 3: .notHeld
         case 4: .state(locked: try reader.read(Bool.self), mine: try reader.read(Bool.self))
+        case 5: .doneFromDeadOwner
         default: throw WireError.corrupt("unknown lock reply")
         }
     }
@@ -126,6 +143,7 @@ struct MPIServedLock: Sendable {
     func acquire(timeout: Double?) throws(SynchronizationError) -> Lock.Acquisition {
         switch try perform(.acquire, timeout: timeout, "acquire") {
         case .done: return .acquired
+        case .doneFromDeadOwner: return .acquiredFromDeadOwner
         case .timedOut: return .timedOut
         default:
             throw SynchronizationError(

@@ -64,6 +64,11 @@ protocol ServedState: AnyObject {
     /// its ends count their own handles).
     var keepsAlive: Bool { get }
 
+    /// Processes of worker ranks ended (`gone` on their `ObjectRequester.id`, the requesters'
+    /// `rank`): forgets what they owned (a lock they held). Returns whether the state changed
+    /// (parked requests may be answerable now).
+    func processesEnded(_ gone: (Int) -> Bool) -> Bool
+
     static func encode(_ request: Request, into writer: inout WireWriter)
     static func decodeRequest(_ reader: inout WireReader) throws(WireError) -> Request
     static func encode(_ reply: Reply, into writer: inout WireWriter)
@@ -72,6 +77,7 @@ protocol ServedState: AnyObject {
 
 extension ServedState {
     var keepsAlive: Bool { false }
+    func processesEnded(_: (Int) -> Bool) -> Bool { false }
 }
 
 /// The kinds on the wire (a request names its object's kind; a mismatch is another build).
