@@ -473,12 +473,18 @@ static void crash_hint_handler(int signal, siginfo_t *info, void *context) {
     chain_crash_signal(signal, info, context, signal == SIGSEGV ? &previous_segv : &previous_bus);
 }
 
-static void install_crash_hint(void) {
+// A crash signal's action: `handler` with the signal's details, on the alternate stack.
+static struct sigaction crash_action(void (*handler)(int, siginfo_t *, void *)) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
-    action.sa_sigaction = crash_hint_handler;
+    action.sa_sigaction = handler;
     action.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&action.sa_mask);
+    return action;
+}
+
+static void install_crash_hint(void) {
+    struct sigaction action = crash_action(crash_hint_handler);
     // Best effort: without it a crash is only less explained.
     (void)sigaction(SIGSEGV, &action, &previous_segv);
     (void)sigaction(SIGBUS, &action, &previous_bus);
@@ -532,11 +538,7 @@ static void sent_crash_handler(int signal, siginfo_t *info, void *context) {
 }
 
 int CSystemShims_die_of_sent_crash_signals(void) {
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_sigaction = sent_crash_handler;
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&action.sa_mask);
+    struct sigaction action = crash_action(sent_crash_handler);
     for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
         int signal = crash_signals[i];
         struct sigaction current;
@@ -565,11 +567,7 @@ int CSystemShims_install_crash_report(const char *directory, const char *path, i
     // backtrace() loads its unwinder on first use (it allocates): not in the handler.
     void *frame[1];
     (void)backtrace(frame, 1);
-    struct sigaction action;
-    memset(&action, 0, sizeof action);
-    action.sa_sigaction = crash_report_handler;
-    action.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&action.sa_mask);
+    struct sigaction action = crash_action(crash_report_handler);
     for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
         if (sigaction(crash_signals[i], &action, &crash_previous[crash_signals[i]]) != 0) return -1;
     }

@@ -135,14 +135,7 @@ public struct NBodyAccelerations: Codable, Sendable {
         var first = bodies.lowerBound
         while first < bodies.upperBound {
             let lanes = min(16, bodies.upperBound - first)
-            // Lanes past the range repeat the last body and are not stored.
-            var xa = V(), ya = V(), za = V(), xb = V(), yb = V(), zb = V()
-            for lane in 0..<8 {
-                let i = first + min(lane, lanes - 1)
-                xa[lane] = x[i]; ya[lane] = y[i]; za[lane] = z[i]
-                let k = first + min(lane + 8, lanes - 1)
-                xb[lane] = x[k]; yb[lane] = y[k]; zb[lane] = z[k]
-            }
+            let (xa, ya, za, xb, yb, zb) = Self.group(first, lanes: lanes, x: x, y: y, z: z)
             var sxa = V(), sya = V(), sza = V(), sxb = V(), syb = V(), szb = V()
             for j in 0..<count {
                 let xj = V(repeating: x[j]), yj = V(repeating: y[j]), zj = V(repeating: z[j])
@@ -156,17 +149,40 @@ public struct NBodyAccelerations: Codable, Sendable {
                 sxa += dxa * fa; sya += dya * fa; sza += dza * fa
                 sxb += dxb * fb; syb += dyb * fb; szb += dzb * fb
             }
-            let base = out + 3 * (first - bodies.lowerBound)
-            for lane in 0..<lanes {
-                let (sx, sy, sz) =
-                    lane < 8
-                    ? (sxa[lane], sya[lane], sza[lane])
-                    : (sxb[lane - 8], syb[lane - 8], szb[lane - 8])
-                base[3 * lane] = sx
-                base[3 * lane + 1] = sy
-                base[3 * lane + 2] = sz
-            }
+            Self.store((sxa, sya, sza, sxb, syb, szb), lanes: lanes, into: out + 3 * (first - bodies.lowerBound))
             first += 16
+        }
+    }
+
+    /// The positions of bodies `first ..< first + lanes` (at most 16) in two 8-lane groups;
+    /// lanes past the range repeat the last body (their sums are not stored).
+    @inlinable @inline(__always)
+    static func group(
+        _ first: Int, lanes: Int, x: UnsafePointer<Double>, y: UnsafePointer<Double>, z: UnsafePointer<Double>
+    ) -> (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>) {
+        var xa = SIMD8<Double>(), ya = SIMD8<Double>(), za = SIMD8<Double>()
+        var xb = SIMD8<Double>(), yb = SIMD8<Double>(), zb = SIMD8<Double>()
+        for lane in 0..<8 {
+            let i = first + min(lane, lanes - 1)
+            xa[lane] = x[i]; ya[lane] = y[i]; za[lane] = z[i]
+            let k = first + min(lane + 8, lanes - 1)
+            xb[lane] = x[k]; yb[lane] = y[k]; zb[lane] = z[k]
+        }
+        return (xa, ya, za, xb, yb, zb)
+    }
+
+    /// Stores the two groups' sums of the first `lanes` bodies at `base`, x, y, z per body.
+    @inlinable @inline(__always)
+    static func store(
+        _ sums: (SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>, SIMD8<Double>),
+        lanes: Int, into base: UnsafeMutablePointer<Double>
+    ) {
+        for lane in 0..<lanes {
+            let (sx, sy, sz) =
+                lane < 8 ? (sums.0[lane], sums.1[lane], sums.2[lane]) : (sums.3[lane - 8], sums.4[lane - 8], sums.5[lane - 8])
+            base[3 * lane] = sx
+            base[3 * lane + 1] = sy
+            base[3 * lane + 2] = sz
         }
     }
 
@@ -188,14 +204,7 @@ public struct NBodyAccelerations: Codable, Sendable {
         var first = bodies.lowerBound
         while first < bodies.upperBound {
             let lanes = min(16, bodies.upperBound - first)
-            // Lanes past the range repeat the last body and are not stored.
-            var xa = V(), ya = V(), za = V(), xb = V(), yb = V(), zb = V()
-            for lane in 0..<8 {
-                let i = first + min(lane, lanes - 1)
-                xa[lane] = x[i]; ya[lane] = y[i]; za[lane] = z[i]
-                let k = first + min(lane + 8, lanes - 1)
-                xb[lane] = x[k]; yb[lane] = y[k]; zb[lane] = z[k]
-            }
+            let (xa, ya, za, xb, yb, zb) = Self.group(first, lanes: lanes, x: x, y: y, z: z)
             var sxa = V(), sya = V(), sza = V(), sxb = V(), syb = V(), szb = V()
             // Body j's terms of the two groups' sums.
             @inline(__always) func terms(_ j: Int) -> (V, V, V, V, V, V) {
@@ -223,16 +232,7 @@ public struct NBodyAccelerations: Codable, Sendable {
                 sxa += t.0; sya += t.1; sza += t.2; sxb += t.3; syb += t.4; szb += t.5
                 j += 1
             }
-            let base = out + 3 * (first - bodies.lowerBound)
-            for lane in 0..<lanes {
-                let (sx, sy, sz) =
-                    lane < 8
-                    ? (sxa[lane], sya[lane], sza[lane])
-                    : (sxb[lane - 8], syb[lane - 8], szb[lane - 8])
-                base[3 * lane] = sx
-                base[3 * lane + 1] = sy
-                base[3 * lane + 2] = sz
-            }
+            Self.store((sxa, sya, sza, sxb, syb, szb), lanes: lanes, into: out + 3 * (first - bodies.lowerBound))
             first += 16
         }
     }

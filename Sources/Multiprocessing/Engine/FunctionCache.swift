@@ -149,11 +149,7 @@ struct FunctionCache {
     /// everywhere); returns their ids, to be undefined in the workers that have them.
     mutating func evict(mentioning gone: Set<SegmentID>) -> [UInt32] {
         let victims = definitions.filter { $0.value.activeJobs == 0 && !$0.value.attachmentIDs.isDisjoint(with: gone) }
-        for (key, definition) in victims {
-            definitions.removeValue(forKey: key)
-            broken.removeValue(forKey: definition.id)
-        }
-        return victims.map { $0.value.id }
+        return victims.map { remove($0.key) }
     }
 
     /// Drops the definition equal to `function` (a worker rank's own engine, when rank 0 has
@@ -167,9 +163,14 @@ struct FunctionCache {
             forgotten.insert(key)
             return []
         }
-        definitions.removeValue(forKey: key)
-        broken.removeValue(forKey: definition.id)
-        return [definition.id]
+        return [remove(key)]
+    }
+
+    /// Drops the definition under `key`; returns its id.
+    private mutating func remove(_ key: Key) -> UInt32 {
+        let id = definitions.removeValue(forKey: key)!.id
+        broken.removeValue(forKey: id)
+        return id
     }
 
     /// How many definitions are kept, and how many (definition, worker) pairs the workers hold.
@@ -183,9 +184,7 @@ struct FunctionCache {
         var victims: [UInt32] = []
         for (key, definition) in idle {
             guard count > Self.capacity || bytes > byteBudget else { break }
-            definitions.removeValue(forKey: key)
-            broken.removeValue(forKey: definition.id)
-            victims.append(definition.id)
+            victims.append(remove(key))
             count -= 1
             bytes -= definition.bytes.count
         }
