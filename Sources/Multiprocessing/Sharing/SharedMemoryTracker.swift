@@ -70,7 +70,7 @@ enum SharedMemoryTracker {
         var removed: [String] = []
         for name in names {
             let recordPath = directory + "/" + name
-            guard let text = readSmallFile(recordPath) else { continue }
+            guard let text = readSmallFile(recordPath, limit: 4096, followingLinks: false) else { continue }
             let fields = text.split(separator: " ").compactMap { UInt64($0.trimmingSuffixNewline) }
             guard fields.count == 3, let pid = Int32(exactly: fields[0]) else {
                 _ = unlink(recordPath) // unreadable: not ours to keep
@@ -89,7 +89,7 @@ enum SharedMemoryTracker {
     /// The start time (clock ticks after boot) of a running process, or nil if it does not
     /// exist or is a zombie. Field 22 of `/proc/<pid>/stat`.
     static func processStartTime(_ pid: Int32) -> UInt64? {
-        guard let text = readSmallFile("/proc/\(pid)/stat"),
+        guard let text = readSmallFile("/proc/\(pid)/stat", limit: 4096, followingLinks: false),
             let close = text.lastIndex(of: ")")
         else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ")
@@ -98,21 +98,6 @@ enum SharedMemoryTracker {
         return UInt64(fields[19])
     }
 
-    /// A file's contents (up to 4 KiB), or nil if it cannot be read.
-    static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard fd >= 0 else { return nil }
-        defer { systemClose(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        var total = 0
-        while total < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            total += n
-        }
-        return String(decoding: bytes[..<total], as: UTF8.self)
-    }
 }
 
 extension Substring {

@@ -161,20 +161,4 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
         return max(1, (quota + period - 1) / period)
     }
 
-    /// The first 64 KiB of a file (enough for /proc and cgroup files), nil if it cannot be read.
-    static func readSmallFile(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 65536)
-        var total = 0
-        while total < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, $0.count - total) }
-            if count < 0 && errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { break }
-            total += count
-        }
-        return String(decoding: bytes.prefix(total), as: UTF8.self)
-    }
 }

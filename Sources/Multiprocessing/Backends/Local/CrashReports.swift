@@ -65,27 +65,12 @@ enum CrashReports {
         while let entry = readdir(tasks) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             guard let thread = Int32(name) else { continue }
-            for child in readSmallFile("/proc/\(pid)/task/\(thread)/children").split(separator: " ") {
+            for child in (readSmallFile("/proc/\(pid)/task/\(thread)/children", limit: 4096) ?? "").split(separator: " ") {
                 guard let child = Int32(child.filter { $0 != "\n" }) else { continue }
-                if readSmallFile("/proc/\(child)/comm").hasPrefix("swift-backtrace") { found.append(child) }
+                if (readSmallFile("/proc/\(child)/comm", limit: 4096) ?? "").hasPrefix("swift-backtrace") { found.append(child) }
             }
         }
         return found
-    }
-
-    private static func readSmallFile(_ path: String) -> String {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return "" }
-        defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: 4096)
-        var length = 0
-        while length < bytes.count {
-            let count = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + length, $0.count - length) }
-            if count < 0 && errno == EINTR { continue }
-            guard count > 0 else { break }
-            length += count
-        }
-        return String(decoding: bytes[0..<length], as: UTF8.self)
     }
 
     /// In the parent, once the worker `worker` has ended by a signal: its report (removed
