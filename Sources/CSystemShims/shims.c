@@ -129,6 +129,8 @@ static void (*volatile libc_exit)(int) = _exit;
 static void (*volatile libc_fpurge)(FILE *) = __fpurge;
 static int (*volatile libc_mutex_init)(pthread_mutex_t *, const pthread_mutexattr_t *) = pthread_mutex_init;
 static int (*volatile libc_cond_init)(pthread_cond_t *, const pthread_condattr_t *) = pthread_cond_init;
+static int (*volatile libc_sigaction)(int, const struct sigaction *, struct sigaction *) = sigaction;
+static int (*volatile libc_sigemptyset)(sigset_t *) = sigemptyset;
 
 /// Whether `entry` ("NAME=value") starts with `prefix` (no libc: see above).
 static int has_prefix(const char *entry, const char *prefix) {
@@ -474,12 +476,13 @@ static void crash_hint_handler(int signal, siginfo_t *info, void *context) {
 }
 
 // A crash signal's action: `handler` with the signal's details, on the alternate stack.
+// (libc through the pointers above: a `Process` child sets one up before its target runs.)
 static struct sigaction crash_action(void (*handler)(int, siginfo_t *, void *)) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = handler;
     action.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    sigemptyset(&action.sa_mask);
+    libc_sigemptyset(&action.sa_mask);
     return action;
 }
 
@@ -542,13 +545,13 @@ int CSystemShims_die_of_sent_crash_signals(void) {
     for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
         int signal = crash_signals[i];
         struct sigaction current;
-        if (sigaction(signal, NULL, &current) != 0) return -1;
+        if (libc_sigaction(signal, NULL, &current) != 0) return -1;
         // Already ours (a child of a child): keep the handler it chains to.
         if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == sent_crash_handler) continue;
         // Ignored or default: a sent signal already does what it should.
         if (!(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) continue;
         sent_previous[signal] = current;
-        if (sigaction(signal, &action, NULL) != 0) return -1;
+        if (libc_sigaction(signal, &action, NULL) != 0) return -1;
     }
     return 0;
 }
@@ -569,7 +572,7 @@ int CSystemShims_install_crash_report(const char *directory, const char *path, i
     (void)backtrace(frame, 1);
     struct sigaction action = crash_action(crash_report_handler);
     for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
-        if (sigaction(crash_signals[i], &action, &crash_previous[crash_signals[i]]) != 0) return -1;
+        if (libc_sigaction(crash_signals[i], &action, &crash_previous[crash_signals[i]]) != 0) return -1;
     }
     return 0;
 }
