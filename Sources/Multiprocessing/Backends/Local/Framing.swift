@@ -462,17 +462,6 @@ final class WorkerChannel {
         if CSystemShims_move_to_cpu(wanted) != 0 { followsRank = false }
     }
 
-    /// Wakes a pool that dozes on this worker's backlog (`TransferWords.wakeBelow`, an MPI rank
-    /// relaying a stream of chunks) once the task ring holds fewer bytes than it asked for, or
-    /// — `urgent`: the pool must act now (an object request waits for its answer, the result
-    /// ring is full) — whatever the ring holds. One load when the pool does not doze.
-    @inline(__always)
-    func wakeDozingPool(urgent: Bool = false) {
-        let mark = CSystemShims_load_u32(transfer.wakeBelow)
-        guard mark != 0, urgent || tasks.available < Int(mark) else { return }
-        if CSystemShims_exchange_u32(transfer.wakeBelow, 0) != 0 { doorbell.ringAlways() }
-    }
-
     /// Whether the process that started this worker is gone.
     var parentIsGone: Bool { getppid() != parent }
 
@@ -484,7 +473,6 @@ final class WorkerChannel {
             if n > 0 {
                 done += n
                 doorbell.ring() // space freed for the master
-                wakeDozingPool()
                 spins = spinsForTasks() && !(wasIdle && onSendersCPU())
                 continue
             }
@@ -671,7 +659,6 @@ final class WorkerChannel {
                 spins = true
                 continue
             }
-            wakeDozingPool(urgent: true)
             results.waitForSpace(spinning: spins, timeoutNanoseconds: 100_000_000)
             spins = false
             if results.freeSpace == 0 && parentIsGone { return false }

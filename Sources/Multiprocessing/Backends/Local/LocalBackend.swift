@@ -386,35 +386,6 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         }
     }
 
-    /// Sleeps up to `nanoseconds` while `workers` hold a backlog of tasks, without being woken
-    /// by each message they take or answer (an MPI rank relaying a stream of chunks,
-    /// `RankRelay`): each of them wakes this pool once its task ring holds under half of
-    /// what it holds now, or when it needs the pool at once (`WorkerChannel.wakeDozingPool`);
-    /// a worker's end wakes it too. Returns false without sleeping when a worker holds too
-    /// little (under `leastBytes`) or frames wait for room in a ring.
-    func doze(nanoseconds: Int64, workers: Range<Int>, leastBytes: Int) -> Bool {
-        for slot in 0..<workerCount where CSystemShims_load_u32(outboundFlags + slot) != 0 { return false }
-        var marks: [(slot: Int, bytes: UInt32)] = []
-        marks.reserveCapacity(workers.count)
-        for slot in workers {
-            let held = layout.taskRing(slot).available
-            guard slots[slot].ended == nil, held >= leastBytes else { return false }
-            marks.append((slot, UInt32(clamping: max(1, held / 2))))
-        }
-        for (slot, bytes) in marks { CSystemShims_store_u32_seqcst(layout.transfer(slot).wakeBelow, bytes) }
-        layout.doorbell.doze(timeoutNanoseconds: nanoseconds) {
-            if hasEnded.load(ordering: .sequentiallyConsistent) { return true }
-            // A worker that cleared its mark rang before this sleep began; one that took its
-            // tasks while the marks were being set may not have seen its mark.
-            return marks.contains {
-                CSystemShims_load_u32_seqcst(layout.transfer($0.slot).wakeBelow) == 0
-                    || layout.taskRing($0.slot).available < Int($0.bytes)
-            }
-        }
-        for (slot, _) in marks { CSystemShims_store_u32_seqcst(layout.transfer(slot).wakeBelow, 0) }
-        return true
-    }
-
     func wake() {
         // The doorbell first: it costs nothing when the pool's thread sleeps in `waitIdle`.
         // In the other order, a submitting thread preempted by the thread it just woke rang

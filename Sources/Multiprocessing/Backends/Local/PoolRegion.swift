@@ -112,17 +112,6 @@ struct Doorbell: @unchecked Sendable {
         _ = CSystemShims_futex_wake(sequence, Int32.max)
     }
 
-    /// Sleeps until `ringAlways` or `timeoutNanoseconds` passes, unless `ready()` already holds
-    /// after the sequence was read (no lost wake-up). Not counted in `sleeping`: a worker's
-    /// ordinary `ring` for each message it takes or writes does not wake this sleeper (a pool
-    /// dozing on its workers' backlog, `LocalBackend.doze`).
-    func doze(timeoutNanoseconds: Int64, ready: () -> Bool) {
-        let seen = CSystemShims_load_u32_seqcst(sequence)
-        if !ready() {
-            _ = CSystemShims_futex_wait(sequence, seen, timeoutNanoseconds)
-        }
-    }
-
     /// Sleeps until rung or `timeoutNanoseconds` passes, unless `ready()` already holds
     /// after announcing the sleep (no lost wake-up). Several threads may sleep here at once
     /// (the pool's thread, and any other waiter): `sleeping` counts them.

@@ -128,8 +128,8 @@ enum RemoteTransfer {
 /// the slot's worker is launched): the worker's address of the region @0 (for the pool's
 /// probe), whether the worker may read the pool @8 and the pool the worker @12 (0 not yet
 /// known, 1 yes, 2 no), the last remote argument the worker has read @16, the last remote
-/// result the pool has read @24, a futex word bumped with it @32, what the pool said of
-/// its last sender @40 (`Sender`), and the pool's dozing watermark @48 (`wakeBelow`).
+/// result the pool has read @24, a futex word bumped with it @32, and what the pool said of
+/// its last sender @40 (`Sender`).
 struct TransferWords: @unchecked Sendable {
     static let byteCount = 64
     let base: UnsafeMutableRawPointer
@@ -171,13 +171,6 @@ struct TransferWords: @unchecked Sendable {
         get { Sender(word: CSystemShims_load_u32((base + 40).assumingMemoryBound(to: UInt32.self))) }
         nonmutating set { CSystemShims_store_u32((base + 40).assumingMemoryBound(to: UInt32.self), newValue.word) }
     }
-
-    /// Set by a pool that dozes while this worker holds a backlog (`LocalBackend.doze`, an MPI
-    /// rank relaying a stream of chunks): the worker wakes the pool (`Doorbell.ringAlways`)
-    /// once its task ring holds fewer bytes than this, or when it needs the pool at once (an
-    /// object request, a full result ring), and clears it; 0: the pool is not dozing, the
-    /// ordinary doorbell applies.
-    var wakeBelow: UnsafeMutablePointer<UInt32> { (base + 48).assumingMemoryBound(to: UInt32.self) }
 
     var workerAddress: UInt64 {
         get { CSystemShims_load_u64_seqcst(words) }

@@ -54,7 +54,7 @@ struct IdleBackoff {
 
     /// Once per thread that sleeps here. A failure (never expected: the value is valid) only
     /// leaves the default slack, so it is not retried.
-    mutating func tightenTimerSlack() {
+    private mutating func tightenTimerSlack() {
         let me = pthread_self()
         if let tightened, pthread_equal(tightened, me) != 0 { return }
         tightened = me

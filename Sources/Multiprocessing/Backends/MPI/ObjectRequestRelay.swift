@@ -28,7 +28,6 @@ final class ObjectRequestRelay: @unchecked Sendable {
         frame.bytes.append(contentsOf: request)
         Frame.finish(&frame)
         guard frame.bytes.withUnsafeBytes({ channel.send($0) }) else { return nil }
-        channel.wakeDozingPool(urgent: true) // the rank may be dozing on this worker's backlog
         // Copies: the message the serve loop is handling (the task's chunk) lies in the
         // channel's receive buffer, and its inputs may still be decoded after this call.
         while let message = channel.receiveCopy() {

@@ -14,8 +14,7 @@ import Glibc
 /// exactly the input that was running, and starts a replacement when rank 0 asks.
 ///
 /// Control messages answer rank 0's handshake and `terminate`. Waits on the local workers'
-/// doorbell while they hold work (a reply wakes it at once) and polls MPI between; dozes while
-/// each holds a backlog of chunks (`dozeOnBacklog`: not woken by each reply); idles with
+/// doorbell while they hold work (a reply wakes it at once) and polls MPI between; idles with
 /// `IdleBackoff` (no busy core while rank 0's program runs).
 struct RankRelay {
     let communicator: Communicator
@@ -26,50 +25,14 @@ struct RankRelay {
     /// The local workers of each pool this rank serves (several pools may share a rank).
     private var pools: [UInt16: Hosted] = [:]
 
-    /// A reference: the serve loop reads and updates it on every pass, without copying its arrays.
-    private final class Hosted {
+    private struct Hosted {
         let backend: LocalBackend
+        /// Chunks forwarded and not answered yet (for pacing only).
+        var outstanding = 0
         /// With `RankScheduling.node`: the engine this rank runs over the pool's local workers.
         var scheduler: NodeScheduler?
-        /// Per local worker: chunks forwarded and not answered yet (for pacing only).
-        var held: [Int]
-        /// Per local worker: how long it takes per chunk (moving average, ns; 0 not known),
-        /// from the answers seen while it held chunks (`dozeOnBacklog`).
-        var chunkNanoseconds: [Double]
-        /// Per local worker: when its answers were last counted while it held chunks, or when
-        /// it got one while it held none (0: it holds none).
-        var busySince: [UInt64]
 
-        init(backend: LocalBackend, scheduler: NodeScheduler?) {
-            self.backend = backend
-            self.scheduler = scheduler
-            held = Array(repeating: 0, count: backend.workerCount)
-            chunkNanoseconds = Array(repeating: 0, count: backend.workerCount)
-            busySince = Array(repeating: 0, count: backend.workerCount)
-        }
-
-        var outstanding: Int { held.reduce(0, +) }
-        var isBusy: Bool { held.contains { $0 > 0 } || scheduler?.isBusy == true }
-
-        /// `answered[i]` answers of local worker i were seen `now`.
-        func count(answered: [Int], now: UInt64) {
-            for index in answered.indices where answered[index] > 0 {
-                let count = answered[index]
-                if busySince[index] != 0 {
-                    let sample = Double(now &- busySince[index]) / Double(count)
-                    let last = chunkNanoseconds[index]
-                    chunkNanoseconds[index] = last == 0 ? sample : 0.75 * last + 0.25 * sample
-                }
-                held[index] = max(0, held[index] - count)
-                busySince[index] = held[index] > 0 ? now : 0
-            }
-        }
-
-        /// Local worker `index` ended: what it held is no longer answered by it.
-        func ended(_ index: Int) {
-            held[index] = 0
-            busySince[index] = 0
-        }
+        var isBusy: Bool { outstanding > 0 || scheduler?.isBusy == true }
     }
     /// How many local workers this rank hosts when rank 0's pool does not say (sent in the
     /// handshake): see `defaultLocalWorkers`.
@@ -80,8 +43,6 @@ struct RankRelay {
     private var scratch = WireWriter(capacity: 256)
     /// The local workers' messages of one pass, sent to rank 0 together (`relayReplies`).
     private var outbox = RelayBatch(pool: 0, limit: MPIService.shortMessageBytes)
-    /// Per local worker of the pool being relayed: its answers in this pass (`relayReplies`).
-    private var answered: [Int] = []
 
     init(communicator: Communicator, build: BuildID) {
         self.communicator = communicator
@@ -120,47 +81,11 @@ struct RankRelay {
             for pool in pools.keys where try relayReplies(of: pool) { moved = true }
             if moved {
                 backoff.noteActivity()
-                _ = dozeOnBacklog()
                 continue
             }
-            if dozeOnBacklog() { continue }
             wait()
         }
     }
-
-    /// While the local workers of the one busy pool each hold a backlog of chunks — a stream,
-    /// not a round trip — sleeps for a quarter of the time the shortest backlog lasts (at most
-    /// `busySleep`), woken only when a worker's task ring runs down to half of what it
-    /// holds, a worker needs the rank at once (an object request, a full result ring) or
-    /// ends (`LocalBackend.doze`). The answers it holds meanwhile are missing from rank 0's
-    /// pipeline: short backlogs (chunk size 1: 64 chunks of a few µs) are relayed as they come. Without it the rank took and relayed each answer as it came
-    /// and spun between them, on a machine where its local worker needs the CPU. Returns
-    /// whether it slept.
-    private mutating func dozeOnBacklog() -> Bool {
-        var busy: Hosted?
-        for hosted in pools.values where hosted.isBusy {
-            if busy != nil { return false }
-            busy = hosted
-        }
-        guard let hosted = busy, hosted.scheduler == nil else { return false }
-        var shortest = Double.infinity
-        for index in hosted.held.indices {
-            let estimate = hosted.chunkNanoseconds[index]
-            guard hosted.held[index] > 1, estimate > 0 else { return false }
-            shortest = min(shortest, Double(hosted.held[index]) * estimate)
-        }
-        var nanoseconds = Int64(min(Double(Self.busySleep), shortest / 4))
-        if !sending.isEmpty { nanoseconds = min(nanoseconds, Self.sendingSleep) }
-        guard nanoseconds >= Self.shortestDoze else { return false }
-        backoff.tightenTimerSlack()
-        return ForkGuard.whileBlocked {
-            hosted.backend.doze(nanoseconds: nanoseconds, workers: hosted.held.indices, leastBytes: 1)
-        }
-    }
-
-    /// A doze shorter than this is not worth its two context switches and holds back too
-    /// large a part of the pipeline: the rank relays as answers come.
-    static let shortestDoze: Int64 = 50_000
 
     /// Sleeps until a local worker replies (its doorbell) or, at most, the backoff's next
     /// pause (rank 0's messages are polled).
@@ -225,10 +150,9 @@ struct RankRelay {
             // A task that came alone for a pool with nothing in flight here (a round trip, not
             // a stream of tasks): its worker should run on this CPU (`WorkerChannel.followsRank`).
             var lone = false
-            if body.first == MasterMessage.chunk.rawValue, let hosted = pools[pool] {
-                lone = alone && hosted.outstanding == 0
-                if hosted.held[index] == 0 { hosted.busySince[index] = monotonicNanoseconds() }
-                hosted.held[index] += 1
+            if body.first == MasterMessage.chunk.rawValue {
+                lone = alone && pools[pool]?.outstanding == 0
+                pools[pool]?.outstanding += 1
             }
             // The envelope becomes the frame header: the message goes to the ring as it came.
             message.storeBytes(of: UInt64(message.count - Frame.headerSize).littleEndian, toByteOffset: 0, as: UInt64.self)
@@ -318,13 +242,12 @@ struct RankRelay {
         if let scheduler = pools[pool]?.scheduler { return try relayScheduled(pool, scheduler) }
         guard let backend = pools[pool]?.backend else { return false }
         var failure: (any Error)?
-        answered.removeAll(keepingCapacity: true)
-        answered.append(contentsOf: repeatElement(0, count: backend.workerCount))
+        var answered = 0
         outbox.pool = pool
         let moved = backend.pollRaw(
             message: { index, bytes in
                 guard failure == nil else { return }
-                if WorkerReply.isAnswer(bytes) { answered[index] += 1 }
+                if WorkerReply.isAnswer(bytes) { answered += 1 }
                 do {
                     // A task's object request goes to rank 0's object service ([local worker][request]).
                     try relayUp(bytes, pool: pool, local: index)
@@ -333,8 +256,6 @@ struct RankRelay {
                 }
             },
             ended: { index, exit in
-                pools[pool]?.ended(index)
-                answered[index] = 0
                 guard failure == nil else { return }
                 let words = backend.progress(of: index)?.snapshot() ?? (taken: 0, input: 0)
                 RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: words.taken, input: words.input), into: &scratch)
@@ -348,7 +269,7 @@ struct RankRelay {
         if failure == nil {
             do { try flushOutbox() } catch { failure = error }
         }
-        if moved { pools[pool]?.count(answered: answered, now: monotonicNanoseconds()) }
+        if answered > 0, let hosted = pools[pool] { pools[pool]?.outstanding = max(0, hosted.outstanding - answered) }
         if let failure { throw failure }
         return moved
     }
