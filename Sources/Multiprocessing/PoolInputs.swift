@@ -356,7 +356,7 @@ struct _CollectionInputs: @unchecked Sendable {
         let total = count
         self.init(count: count) { first, count, plain, writer in
             // A slice or a contiguous array: the span where it is, as an `Array`'s.
-            let contiguous = try inputs.withContiguousStorageIfAvailable { all in
+            let contiguous: Void? = try inputs.withContiguousStorageIfAvailable { all in
                 guard first + count <= all.count else { throw _CollectionInputs.shorter(than: total) }
                 let span = UnsafeBufferPointer(rebasing: all[first..<(first + count)])
                 if plain {
