@@ -3,7 +3,7 @@ import PackageDescription
 
 // The benchmark program built the way a user builds a program that uses this library: a
 // separate package that depends on it, `swift build -c release`, no special flags
-// (Scripts/bench.sh). Its one target compiles the sources of the `swiftmp` command
+// (Scripts/bench.sh). Its main target compiles the sources of the `swiftmp` command
 // (Sources/swiftmp, through the symbolic link Sources/swiftmp-user), so every call of the
 // library it times — `pool.map` over arrays, ranges, strides, lazy maps and sets included —
 // is compiled in a module of another package, as in a user's program.
@@ -33,7 +33,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/swiftmp-user"
-        )
+        ),
+        // Each input kind's map in a block of its own, with its CPU time (input-kinds.md).
+        .executableTarget(
+            name: "input-kinds-cpu",
+            dependencies: [.product(name: "Multiprocessing", package: "swift-multiprocessing")],
+            path: "Sources/input-kinds-cpu"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

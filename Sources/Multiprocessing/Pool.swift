@@ -227,10 +227,11 @@ public final class Pool: @unchecked Sendable {
     /// the job before the engine can see it (a checkpoint journal's hooks). `producing`: the
     /// caller writes that many inputs into the job after this returns (`inputs` is empty).
     /// `progression`: the inputs are those integers, computed (`inputs` is empty).
+    /// `collection`: the inputs are read from it as their spans go out (`inputs` is empty).
     @discardableResult
     func batch<F: ParallelFunction>(
         _ function: F, _ inputs: [F.Input], producing: Int? = nil, progression: _IntegerProgression? = nil,
-        chunkSize: Int?,
+        collection: _CollectionInputs? = nil, chunkSize: Int?,
         timeout: Double?, retry: RetryPolicy?, progress: ProgressReport? = nil,
         exclusive: Bool = false, definition: FunctionDefinition? = nil,
         prepare: ((BatchJob<F>) -> Void)? = nil,
@@ -240,11 +241,11 @@ public final class Pool: @unchecked Sendable {
         if let chunkSize, chunkSize < 1 {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
-        let count = progression?.count ?? producing ?? inputs.count
+        let count = progression?.count ?? collection?.count ?? producing ?? inputs.count
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let job = BatchJob<F>(
             function: try definition ?? FunctionDefinition.make(function), options: options,
-            inputs: inputs, producing: producing, progression: progression,
+            inputs: inputs, producing: producing, progression: progression, collection: collection,
             chunkSize: chunkSize ?? defaultChunkSize(count),
             finish: finish)
         job.exclusive = exclusive
@@ -293,15 +294,18 @@ public final class Pool: @unchecked Sendable {
     ///     holds and returns the same results. A journal of other work is refused
     ///     (`CheckpointError`). See the README's "Checkpoint and resume".
     ///
-    /// Any `Sequence` is read once, in order, on the calling thread, before the call returns
-    /// (Python's `list(iterable)`), in your module, where the compiler knows its type
-    /// (`@inlinable`), so that every kind costs about what an `Array` costs. An `Array` is
-    /// used as it is; an integer range or stride (`0..<n`, `0...n`, `stride(from:to:by:)`,
+    /// Any `Sequence` is read in order, before the call returns (Python's `list(iterable)`),
+    /// by code compiled in your module, where the compiler knows its type (`@inlinable`), so
+    /// that every kind costs about what an `Array` costs. An `Array` is used as it is; an
+    /// integer range or stride (`0..<n`, `0...n`, `stride(from:to:by:)`,
     /// `stride(from:through:by:)`) is not stored at all: each chunk's inputs are computed
-    /// from its bounds straight into the chunk's message (`_IntegerProgression`); another
-    /// collection (a `Set`, a `lazy.map`, a slice…) of a thousand inputs or more is written
-    /// into the call's input buffer while the workers already run the first chunks
-    /// (`_InputProducer`, `PoolInputs.swift`).
+    /// from its bounds straight into the chunk's message (`_IntegerProgression`); a `Set`, a
+    /// slice or a dictionary's keys or values (of a thousand inputs or more) is not copied
+    /// either: each chunk's inputs are read from it straight into the chunk's message, on
+    /// the pool's thread (`_CollectionInputs`); another collection (a `lazy.map`…) is read on
+    /// the calling thread into the call's input buffer while the workers already run the
+    /// first chunks (`_InputProducer`, `PoolInputs.swift`), so a `lazy.map`'s closure runs on
+    /// the calling thread, once per input.
     @inlinable
     public func map<F: ParallelFunction>(
         _ function: F, _ inputs: some Sequence<F.Input>, chunkSize: Int? = nil,
@@ -311,6 +315,12 @@ public final class Pool: @unchecked Sendable {
         if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
             return try _mapProgression(
                 function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: nil, errorCallback: nil
+            ).get()
+        }
+        if checkpoint == nil, let collection = _CollectionInputs(inputs, for: F.self) {
+            return try _mapCollection(
+                function, collection, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
                 callback: nil, errorCallback: nil
             ).get()
         }
@@ -337,6 +347,25 @@ public final class Pool: @unchecked Sendable {
         attach(callback, errorCallback, to: completion)
         let job = try batch(
             function, [], progression: progression, chunkSize: chunkSize, timeout: timeout, retry: retry,
+            progress: progress
+        ) { result in
+            completion.complete(result)
+        }
+        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
+    }
+
+    /// `mapAsync` of `collection`'s inputs, read on the pool's thread as each span goes out
+    /// (`_CollectionInputs`).
+    @usableFromInline
+    func _mapCollection<F: ParallelFunction>(
+        _ function: F, _ collection: _CollectionInputs, chunkSize: Int?, timeout: Double?, retry: RetryPolicy?,
+        progress: ProgressReport?, callback: (@Sendable ([F.Output]) -> Void)?,
+        errorCallback: (@Sendable (any Error) -> Void)?
+    ) throws -> AsyncResult<[F.Output]> {
+        let completion = Completion<[F.Output]>()
+        attach(callback, errorCallback, to: completion)
+        let job = try batch(
+            function, [], collection: collection, chunkSize: chunkSize, timeout: timeout, retry: retry,
             progress: progress
         ) { result in
             completion.complete(result)
@@ -389,6 +418,8 @@ public final class Pool: @unchecked Sendable {
 
     /// `map` without waiting. `callback` runs (on the pool's thread) with the results,
     /// `errorCallback` with the error — exactly one of them, once; keep both short.
+    /// `inputs` is read as `map` reads it; what runs code of yours (a `lazy.map`'s closure)
+    /// runs on the calling thread before this returns.
     @inlinable
     public func mapAsync<F: ParallelFunction>(
         _ function: F, _ inputs: some Sequence<F.Input>,
@@ -402,6 +433,11 @@ public final class Pool: @unchecked Sendable {
         if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
             return try _mapProgression(
                 function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: callback, errorCallback: errorCallback)
+        }
+        if checkpoint == nil, let collection = _CollectionInputs(inputs, for: F.self) {
+            return try _mapCollection(
+                function, collection, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
                 callback: callback, errorCallback: errorCallback)
         }
         if checkpoint == nil, let producer = _InputProducer(inputs) {
@@ -473,6 +509,12 @@ public final class Pool: @unchecked Sendable {
         if checkpoint == nil, let progression = _IntegerProgression(inputs, for: F.self) {
             return try await _mapProgression(
                 function, progression, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
+                callback: nil, errorCallback: nil
+            ).value
+        }
+        if checkpoint == nil, let collection = _CollectionInputs(inputs, for: F.self) {
+            return try await _mapCollection(
+                function, collection, chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
                 callback: nil, errorCallback: nil
             ).value
         }

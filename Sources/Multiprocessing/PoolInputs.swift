@@ -8,14 +8,22 @@
 //    computed straight into the chunk's message (`WireWriter.writeArithmeticIntegers`) — the
 //    same bytes as the chunk of an array, which the worker decodes as an array of plain
 //    numbers. Any span of it (a retried piece, a single input) is computed the same way.
-// 2. Another collection (a `Set`, a `lazy.map`, a slice, any `Collection`) of at least
-//    `_InputProducer.threshold` inputs is written, on the calling thread and in the
-//    sequence's order, straight into the job's input buffer after the job is submitted, and
-//    published in whole chunks, so that the workers run the first chunks while the rest are
-//    read (`_InputProducer`). The buffer is taken from, and given back to, a small cache
-//    (`InputBufferCache`), so that a map does not page-fault fresh memory for its inputs.
-// 3. Everything else (an `Array`, a short collection, a sequence of unknown length) is made
-//    an array (an `Array` is used as it is).
+// 2. A standard library collection whose elements any thread may read (a `Set`, a slice,
+//    a dictionary's keys…, `_ReadableOnAnyThread`) of at least `_CollectionInputs.threshold`
+//    inputs is not copied either: the job keeps it, and the pool's thread writes each span
+//    it sends straight from the collection into the span's message (`_CollectionInputs`,
+//    its code compiled here for the collection's own type), so each element is read once,
+//    when its chunk goes out — nothing is read on the calling thread first. A span sent
+//    again (a retried piece) is read again, by index.
+// 3. Another collection (a `lazy.map`, whose closure may be isolated to the caller's actor,
+//    a collection type of the caller's) of at least `_InputProducer.threshold` inputs is
+//    written, on the calling thread and in the sequence's order, straight into the job's
+//    input buffer after the job is submitted, and published in whole chunks, so that the
+//    workers run the first chunks while the rest are read (`_InputProducer`). The buffer is
+//    taken from, and given back to, a small cache (`InputBufferCache`), so that a map does
+//    not page-fault fresh memory for its inputs.
+// 4. Everything else (an `Array`, a short collection, a sequence of unknown length, a
+//    checkpointed map) is made an array (an `Array` is used as it is).
 
 /// The inputs of a map over an integer range or stride: `count` values `first`,
 /// `first + step`, … of an integer type `byteWidth` bytes wide, kept as 64-bit bit patterns
@@ -162,7 +170,7 @@ func _specialisedIterator<S: Sequence>(_ inputs: S) -> AnyIterator<S.Element> {
     return AnyIterator { iterator.next() }
 }
 
-/// Reads a collection that is not an `Array` into a job's input buffer (way 2 above).
+/// Reads a collection that is not an `Array` into a job's input buffer (way 3 above).
 @usableFromInline
 struct _InputProducer<S: Sequence> {
     /// Shorter collections are made an array: a publication wakes the pool's thread.
@@ -228,7 +236,7 @@ struct _ProducedInputs<Input, Output: Sendable> {
     }
 }
 
-/// The input buffers of maps over collections (way 2 above), kept for the next map once a
+/// The input buffers of maps over collections (way 3 above), kept for the next map once a
 /// map is done: memory that a map writes its inputs into for the first time is page-faulted
 /// in, a page at a time, which costs about as much as the rest of a map of trivial tasks (a
 /// map over a ready `Array` pays none of it). At most `maximumBuffers` buffers, `budget`
@@ -312,5 +320,194 @@ enum InputBufferCache {
     /// How many buffers, and bytes, are kept now (for tests).
     static var keptNow: (buffers: Int, bytes: Int) {
         lock.withLock { (state.kept.count, state.kept.reduce(0) { $0 + $1.byteCount }) }
+    }
+}
+
+/// The inputs of a map over a standard library collection that any thread may read (a
+/// `Set`, a slice, a dictionary's keys…; way 2 above): never copied into memory of ours. The job keeps the collection, and the
+/// pool's thread writes each span it sends straight from the collection into the span's
+/// message (`encode`), so that each element is read once, when its chunk goes out, by a
+/// thread that would otherwise wait for the workers. The fresh chunks, sent in order, are
+/// read with one iterator that goes on from where the last chunk ended, compiled in the
+/// caller's module for the collection's own type (`_LiveIterator`: ~1 ns per element of a
+/// `Set`); a span sent again (a retried piece) is read by index (`_CollectionSpans`:
+/// generic code, ~10× slower per element, from the nearest known index before it; random
+/// access collections jump to it).
+@usableFromInline
+struct _CollectionInputs: @unchecked Sendable {
+    /// Shorter collections are made an array.
+    @usableFromInline static var threshold: Int { 1024 }
+
+    @usableFromInline let count: Int
+    /// Writes the inputs at positions `first ..< first + count` as `F._encodeInputs` writes
+    /// an array of them (the plain numbers' raw form when `plain`, `PlainTransport`). Called
+    /// on the pool's thread only.
+    @usableFromInline let encode: (_ first: Int, _ count: Int, _ plain: Bool, _ writer: inout WireWriter) throws -> Void
+
+    /// `inputs` as spans of a collection, if it is a collection of at least `threshold`
+    /// inputs other than an `Array`; nil otherwise.
+    @inlinable
+    init?<F: ParallelFunction, S: Sequence<F.Input>>(_ inputs: S, for _: F.Type) {
+        if inputs is [F.Input] { return nil }
+        guard inputs is any _ReadableOnAnyThread, let collection = inputs as? any Collection<F.Input>,
+            let (count, byIndex) = Self.byIndex(collection, for: F.self)
+        else { return nil }
+        let live = _LiveIterator(inputs.makeIterator())
+        let total = count
+        self.init(count: count) { first, count, plain, writer in
+            // A slice or a contiguous array: the span where it is, as an `Array`'s.
+            let contiguous: Void? = try inputs.withContiguousStorageIfAvailable { all in
+                guard first + count <= all.count else { throw _CollectionInputs.shorter(than: total) }
+                let span = UnsafeBufferPointer(rebasing: all[first..<(first + count)])
+                if plain {
+                    writer._appendRawElements(F.Input.self, count: count, block: UnsafeRawBufferPointer(span), owner: inputs)
+                } else {
+                    try F._encodeInputs(span, into: &writer)
+                }
+            }
+            if contiguous != nil { return }
+            guard first == live.position, var iterator = live.iterator else {
+                return try byIndex(first, count, plain, &writer)
+            }
+            // Taken: given back once the span is read whole (else later spans go by index).
+            live.iterator = nil
+            var short = false
+            if plain {
+                let stride = MemoryLayout<F.Input>.stride
+                writer._appendRawElements(F.Input.self, count: count) { raw in
+                    for k in 0..<count {
+                        guard let input = iterator.next() else {
+                            short = true
+                            // Every byte must be written: zeros, in a message that is not sent.
+                            UnsafeMutableRawBufferPointer(rebasing: raw[(k &* stride)...])
+                                .initializeMemory(as: UInt8.self, repeating: 0)
+                            return
+                        }
+                        raw.storeBytes(of: input, toByteOffset: k &* stride, as: F.Input.self)
+                    }
+                }
+            } else {
+                var inputs: [F.Input] = []
+                inputs.reserveCapacity(count)
+                while inputs.count < count, let input = iterator.next() { inputs.append(input) }
+                short = inputs.count < count
+                if !short { try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &writer) } }
+            }
+            if short { throw _CollectionInputs.shorter(than: total) }
+            live.iterator = iterator
+            live.position = first + count
+        }
+    }
+
+    @usableFromInline
+    init(count: Int, encode: @escaping (Int, Int, Bool, inout WireWriter) throws -> Void) {
+        self.count = count
+        self.encode = encode
+    }
+
+    /// `collection`'s count and its spans read by index, if it has at least `threshold`.
+    @usableFromInline
+    static func byIndex<F: ParallelFunction, C: Collection<F.Input>>(
+        _ collection: C, for _: F.Type
+    ) -> (Int, (Int, Int, Bool, inout WireWriter) throws -> Void)? {
+        let count = collection.count
+        guard count >= threshold else { return nil }
+        let spans = _CollectionSpans(collection, count: count)
+        return (count, { first, count, plain, writer in try spans.encode(first: first, count: count, plain: plain, F.self, into: &writer) })
+    }
+
+    @usableFromInline
+    static func shorter(than count: Int) -> PoolError {
+        PoolError(
+            .invalidArgument,
+            "invalid Collection: fewer elements than its 'count' (\(count)) said; pass an Array of its elements instead")
+    }
+}
+
+/// A standard library collection whose elements can be read on any thread, running no code
+/// of the caller's: its iteration and indices are the library's own, and copying an element
+/// runs no code (a map's inputs are `Sendable`). A `lazy.map` is not one: its closure may be
+/// isolated to the caller's actor (Swift 6 checks that at run time, and traps on another
+/// thread), as may a collection type of the caller's.
+@usableFromInline
+protocol _ReadableOnAnyThread {}
+
+extension Set: _ReadableOnAnyThread {}
+extension ArraySlice: _ReadableOnAnyThread {}
+extension ContiguousArray: _ReadableOnAnyThread {}
+extension Array: _ReadableOnAnyThread {}
+extension Dictionary.Keys: _ReadableOnAnyThread {}
+extension Dictionary.Values: _ReadableOnAnyThread {}
+extension Slice: _ReadableOnAnyThread where Base: _ReadableOnAnyThread {}
+extension ReversedCollection: _ReadableOnAnyThread where Base: _ReadableOnAnyThread {}
+
+/// The iterator that reads a collection's fresh chunks, in order (`_CollectionInputs`), and
+/// the position of its next element; nil once a span failed to read.
+@usableFromInline
+final class _LiveIterator<I: IteratorProtocol> {
+    @usableFromInline var iterator: I?
+    @usableFromInline var position = 0
+
+    @inlinable
+    init(_ iterator: I) { self.iterator = iterator }
+}
+
+/// A collection read by index (`_CollectionInputs`, for spans sent again): the index where
+/// each span so read ended is kept, so that the next walks from the nearest known index
+/// before it (a random-access collection jumps there).
+final class _CollectionSpans<C: Collection> {
+    let base: C
+    let count: Int
+    /// Known (position, index) pairs, by position; the first is (0, startIndex).
+    private var marks: [(position: Int, index: C.Index)]
+
+    init(_ base: C, count: Int) {
+        self.base = base
+        self.count = count
+        marks = [(0, base.startIndex)]
+    }
+
+    /// The index of the input at `position` (< `count`): from the nearest known one before it.
+    private func index(at position: Int) throws -> C.Index {
+        var low = 0, high = marks.count
+        while high - low > 1 {
+            let middle = (low + high) / 2
+            if marks[middle].position <= position { low = middle } else { high = middle }
+        }
+        // O(1) for a random-access collection, a walk otherwise.
+        guard let index = base.index(marks[low].index, offsetBy: position - marks[low].position, limitedBy: base.endIndex)
+        else { throw _CollectionInputs.shorter(than: count) }
+        return index
+    }
+
+    /// Records that the input at `position` is at `index`.
+    private func remember(_ position: Int, _ index: C.Index) {
+        guard position < count else { return }
+        var low = 0, high = marks.count
+        while low < high {
+            let middle = (low + high) / 2
+            if marks[middle].position < position { low = middle + 1 } else { high = middle }
+        }
+        if low < marks.count, marks[low].position == position { return }
+        marks.insert((position, index), at: low)
+    }
+
+    /// Writes the inputs at `first ..< first + count` as `F._encodeInputs` writes them.
+    func encode<F: ParallelFunction>(
+        first: Int, count: Int, plain: Bool, _: F.Type, into writer: inout WireWriter
+    ) throws where C.Element == F.Input {
+        var index = try self.index(at: first)
+        remember(first, index)
+        var inputs: [F.Input] = []
+        inputs.reserveCapacity(count)
+        while inputs.count < count {
+            guard index != base.endIndex else { throw _CollectionInputs.shorter(than: self.count) }
+            inputs.append(base[index])
+            base.formIndex(after: &index)
+        }
+        try inputs.withUnsafeBufferPointer {
+            try encodeInputs(F.self, $0, owner: inputs, plain: plain, into: &writer)
+        }
+        remember(first + count, index)
     }
 }

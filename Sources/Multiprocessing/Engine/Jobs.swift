@@ -190,6 +190,8 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let available: Atomic<Int>
     /// Inputs computed from their position (an integer range or stride), not stored.
     private let progression: _IntegerProgression?
+    /// Inputs read from the caller's collection by position as each span goes out, not stored.
+    private let collection: _CollectionInputs?
     private let count: Int
     private let chunkSize: Int
     /// Whether the inputs travel as the library writes plain numbers (`PlainTransport`).
@@ -209,11 +211,13 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
 
     init(
         function: FunctionDefinition, options: TaskOptions, inputs: [F.Input], producing: Int? = nil,
-        progression: _IntegerProgression? = nil, chunkSize: Int, finish: @escaping (Result<[F.Output], any Error>) -> Void
+        progression: _IntegerProgression? = nil, collection: _CollectionInputs? = nil, chunkSize: Int,
+        finish: @escaping (Result<[F.Output], any Error>) -> Void
     ) {
         self.inputs = inputs
         self.progression = progression
-        count = progression?.count ?? producing ?? inputs.count
+        self.collection = collection
+        count = progression?.count ?? collection?.count ?? producing ?? inputs.count
         written = producing.map { InputBufferCache.take(F.Input.self, capacity: $0) }
         available = Atomic(producing == nil ? count : 0)
         self.chunkSize = chunkSize
@@ -267,6 +271,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
 
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
         if let progression { return progression.encode(span, into: &writer) }
+        if let collection { return try collection.encode(span.first, span.count, plainInputs, &writer) }
         if let written {
             // The buffer is the job's until it ends: the job keeps it for a reference.
             let span = UnsafeBufferPointer(start: written + span.first, count: span.count)
