@@ -77,7 +77,10 @@ final class PoolInputKindsTests: TimeLimitedTestCase {
             ("strideThroughExact", stride(from: -n, through: n, by: 1)),
             ("strideEmpty", stride(from: 0, to: 10, by: -1)),
             ("strideExtremes", stride(from: Int.min, to: Int.max, by: Int.max / Int(n) * 2 + 1)),
-            ("lazyMap", (0..<n).lazy.map { $0 &* 31 &+ 1 }), ("set", Set((0..<n).map { $0 * 7 - 3 })),
+            // No lazy map here: `LazyMapSequence` is not `Sendable`, so written as one of these
+            // `(0..<n).lazy.map { … }` becomes the eager map's `Array` (it did, unnoticed).
+            // PoolCollectionInputsTests passes real lazy maps to every entry point.
+            ("set", Set((0..<n).map { $0 * 7 - 3 })),
             ("plainSequence", PlainSequence(values: (0..<n).map { $0 - 100 })),
             ("plainCollection", PlainCollection(values: (0..<n).map { $0 ^ 0x55 })),
             ("arraySlice", Array(0..<(n + 40))[17..<(n + 17)]),
