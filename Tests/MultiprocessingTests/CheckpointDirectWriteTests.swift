@@ -177,7 +177,7 @@ final class CheckpointDirectWriteTests: TimeLimitedTestCase {
         try append(third, to: journal, perFrame: third.count)
         XCTAssertNil(journal.close())
         let bytes = contents(path)
-        let header = CheckpointJournal.decodeHeader(bytes)!
+        let header = try XCTUnwrap(CheckpointJournal.decodeHeader(bytes), "a header, then frames")
         let firstEnd = header.length + CheckpointJournal.encodeFrame(first).count
         let secondEnd = firstEnd + CheckpointJournal.encodeFrame(second).count
         XCTAssertEqual(decoded(path)?.records, first + second + third)
