@@ -79,7 +79,8 @@ final class CheckpointDirectWriteTests: TimeLimitedTestCase {
     /// Direct writes where offered: while the journal is open, the file is whole blocks (the
     /// last one ends in zeros, which a reader drops as a torn frame); closed, it is cut to the
     /// journal. A copy taken while it was open (what a kill leaves) opens with every record,
-    /// is cut to them, and takes more records after them, directly again.
+    /// is cut to them, and takes more records after them, directly again, and the last ones
+    /// through the page cache when it closes.
     func testAMapsJournalIsWrittenAroundThePageCacheWhereOfferedAndKeepsItsFormat() throws {
         let offered = offersDirectWrites(directory)
         let path = directory + "/direct.journal"
@@ -107,9 +108,17 @@ final class CheckpointDirectWriteTests: TimeLimitedTestCase {
         XCTAssertEqual(contents(killed).count, open.end, "cut to the records on open")
         XCTAssertEqual(resumed.writesDirectly, offered)
         try append(second, to: resumed, perFrame: 13)
+        // Records still waiting when the journal closes: the closing thread writes them after
+        // the direct writes, through the page cache.
+        let third = records(500, 37)
+        for record in third {
+            try record.outputs.withUnsafeBytes { try resumed.append(indices: .list(record.indices), outputs: $0, checkingTime: false) }
+        }
         XCTAssertNil(resumed.close())
-        XCTAssertEqual(decoded(killed)?.records, first + second)
+        XCTAssertEqual(decoded(killed)?.records, first + second + third)
         XCTAssertEqual(decoded(killed)?.end, decoded(killed)?.size)
+        let (_, all) = try CheckpointJournal.open(path: killed, work: work, directWrites: true)
+        XCTAssertEqual(all, first + second + third)
     }
 
     /// Where direct writes are not offered (tmpfs: /dev/shm), the journal goes through the page
