@@ -856,7 +856,7 @@ final class JournalWriter: @unchecked Sendable {
                 throw CheckpointError(
                     .unusable, "cannot write the checkpoint \(path) through the page cache: \(String(cString: strerror(errno)))")
             }
-            lock.withLock { direct = 0 }
+            ForkGuard.whileBlocked { lock.withLock { direct = 0 } }
             // Bytes before `from` are in the file (the block's first ones were already).
             let from = max(done, lead)
             size = start + min(from, end)
