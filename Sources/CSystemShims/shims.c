@@ -634,6 +634,36 @@ int CSystemShims_fallocate_keep_size(int fd, int64_t offset, int64_t length) {
     return (int)syscall(SYS_fallocate, fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);
 }
 
+int CSystemShims_enable_direct_io(int fd) {
+#ifdef STATX_DIOALIGN
+    struct statx status;
+    if (statx(fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &status) != 0) return 0;
+    if (!(status.stx_mask & STATX_DIOALIGN) || status.stx_dio_offset_align == 0 || status.stx_dio_mem_align == 0)
+        return 0;
+    unsigned alignment = 4096;
+    if (status.stx_dio_offset_align > alignment) alignment = status.stx_dio_offset_align;
+    if (status.stx_dio_mem_align > alignment) alignment = status.stx_dio_mem_align;
+    // Powers of two up to 64 KiB (what a frame's padding may cost).
+    if (alignment > 65536 || (alignment & (alignment - 1)) != 0) return 0;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags | O_DIRECT) != 0) return 0;
+    return (int)alignment;
+#else
+    (void)fd;
+    return 0;
+#endif
+}
+
+int CSystemShims_disable_direct_io(int fd) {
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFL, flags & ~O_DIRECT);
+}
+
+int CSystemShims_advise_huge_pages(void *address, size_t length) {
+    return madvise(address, length, MADV_HUGEPAGE);
+}
+
 int CSystemShims_current_cpu(void) { return sched_getcpu(); }
 
 int CSystemShims_move_to_cpu(int cpu) {

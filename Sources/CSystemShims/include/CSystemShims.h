@@ -149,6 +149,18 @@ void CSystemShims_set_fork_activity(int held);
    journal's writer allocates ahead of its writes. */
 int CSystemShims_fallocate_keep_size(int fd, int64_t offset, int64_t length);
 
+/* Direct I/O (O_DIRECT) for the checkpoint journal's writes, where the file system says it
+   supports it (statx's STATX_DIOALIGN; not tmpfs, for one): sets O_DIRECT on fd and returns the
+   alignment (a power of two, 4096 or more) that the writes' offsets, lengths and buffers then
+   keep; 0 where direct I/O is not offered or fcntl refuses it (fd unchanged: write through the
+   page cache). */
+int CSystemShims_enable_direct_io(int fd);
+/* Clears O_DIRECT on fd (a write refused it after all): 0, or -1 with errno. */
+int CSystemShims_disable_direct_io(int fd);
+/* madvise(MADV_HUGEPAGE): 0, or -1 with errno (only advice: a kernel without transparent huge
+   pages refuses it). */
+int CSystemShims_advise_huge_pages(void *address, size_t length);
+
 // MARK: the start-up hook
 /// Set by the library when its Swift entry point exists (weak symbol below).
 /// The hook (a constructor in this target) looks at the environment before `main`:

@@ -10,7 +10,8 @@ extension Pool {
         // more for inputs that must be encoded first) is computed by the journal's writer
         // thread while the map runs when the journal is new.
         let (journal, records) = try CheckpointJournal.open(
-            path: path, typeName: definition.typeName, functionHash: stripeHash(definition.bytes), count: inputs.count
+            path: path, typeName: definition.typeName, functionHash: stripeHash(definition.bytes), count: inputs.count,
+            directWrites: true
         ) {
             if let hash = try rawInputsHash(F.self, inputs) { return hash }
             // Sized for the encoding of fixed-size inputs at once: growing it by doubling to
