@@ -245,7 +245,9 @@ public final class Pool: @unchecked Sendable {
         let job = BatchJob<F>(
             function: try definition ?? FunctionDefinition.make(function), options: options,
             inputs: inputs, producing: producing, progression: progression,
-            chunkSize: chunkSize ?? defaultChunkSize(count),
+            // No chunk holds more than the call's inputs (a bundle's size under MPI is a
+            // multiple of it: `Int.max` would overflow there).
+            chunkSize: min(chunkSize ?? defaultChunkSize(count), max(1, count)),
             finish: finish)
         job.exclusive = exclusive
         job.progress = progress.map { ProgressMeter($0, total: count) }
@@ -532,8 +534,8 @@ public final class Pool: @unchecked Sendable {
     /// Like `map`, but lazy: inputs are taken from `inputs` as workers need them (at most a
     /// few chunks ahead of the consumer), results are yielded in input order as they come —
     /// one `Result` per input; a failed input (also one past its `timeout`) is one failed
-    /// `Result` and the stream goes on. Default chunk size 1, as Python's. Dropping the
-    /// stream (or `cancel()`) cancels what is not done.
+    /// `Result` and the stream goes on. Default chunk size 1, as Python's (at most 2²⁴: a
+    /// larger one is cut to it). Dropping the stream (or `cancel()`) cancels what is not done.
     @inlinable
     public func imap<F: ParallelFunction>(
         _ function: F, _ inputs: some Sequence<F.Input> & Sendable,
@@ -557,6 +559,9 @@ public final class Pool: @unchecked Sendable {
             retry: retry, progress: progress)
     }
 
+    /// The largest chunk an `imap` stream sends (2²⁴ inputs): a larger `chunkSize` is cut to it.
+    static let largestStreamChunk = 1 << 24
+
     @usableFromInline
     func _stream<F: ParallelFunction>(
         _ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
@@ -566,6 +571,9 @@ public final class Pool: @unchecked Sendable {
         guard chunkSize >= 1 else {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
+        // The window (back-pressure) is a multiple of the chunk size: a larger chunk would
+        // overflow it, and changes nothing but how many chunks the inputs are cut into.
+        let chunkSize = min(chunkSize, Pool.largestStreamChunk)
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let definition = try FunctionDefinition.make(function)
         let engine = self.engine

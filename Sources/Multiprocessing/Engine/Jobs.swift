@@ -436,7 +436,8 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
         let room = window - (pulled - lock.withLock { consumed })
         let wanted = max(chunkSize, min(limit, room))
         var inputs: [F.Input] = []
-        inputs.reserveCapacity(wanted)
+        // Not more than a source that ends early needs: the chunk size may be large.
+        inputs.reserveCapacity(min(wanted, 1 << 16))
         while inputs.count < wanted, let next = source.next() { inputs.append(next) }
         if inputs.count < wanted { markSourceDone(total: pulled + inputs.count) }
         guard !inputs.isEmpty else {
