@@ -65,12 +65,13 @@ public struct RetryPolicy: Sendable {
         return true
     }
 
-    /// Nanoseconds to wait before attempt `attempt + 1`.
+    /// Nanoseconds to wait before attempt `attempt + 1` — at most 10⁹ s (about 32 years, what
+    /// every timeout of the API takes for "for ever"), so that it fits in the engine's clock.
     func delayNanoseconds(after attempt: Int) -> UInt64 {
         guard backoff > 0 else { return 0 }
         var seconds = backoff
         for _ in 1..<max(1, attempt) { seconds = min(maximumBackoff, seconds * multiplier) }
-        return UInt64(min(seconds, maximumBackoff) * 1e9)
+        return UInt64(min(seconds, maximumBackoff, 1e9) * 1e9)
     }
 }
 
