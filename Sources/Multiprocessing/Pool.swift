@@ -568,6 +568,17 @@ public final class Pool: @unchecked Sendable {
         ordered: Bool, timeout: Double?, retry: RetryPolicy?,
         progress: ProgressReport?
     ) throws -> ResultStream<F> {
+        try stream(
+            function, inputs, chunkSize: chunkSize, ordered: ordered, timeout: timeout, retry: retry,
+            meter: progress.map { ProgressMeter($0, total: nil) })
+    }
+
+    /// `_stream` reporting its progress to `meter` (a checkpointed stream's, which counts the
+    /// inputs its journal answers too).
+    func stream<F: ParallelFunction>(
+        _ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
+        ordered: Bool, timeout: Double?, retry: RetryPolicy?, meter: ProgressMeter?
+    ) throws -> ResultStream<F> {
         guard chunkSize >= 1 else {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
@@ -581,7 +592,7 @@ public final class Pool: @unchecked Sendable {
             function: definition, options: options, source: inputs,
             chunkSize: chunkSize, ordered: ordered, window: (8 * processes + 16) * chunkSize,
             wake: { [weak engine] in engine?.backend.wake() })
-        job.progress = progress.map { ProgressMeter($0, total: nil) }
+        job.progress = meter
         try engine.submit(job)
         return ResultStream(job: job, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }

@@ -380,3 +380,47 @@ extension CheckpointTests {
         }
     }
 }
+
+extension CheckpointTests {
+    /// A partly resumed run reports the progress of the whole call: the inputs the journal
+    /// gave are done (and counted in `resumed`), the total is every input (not only those
+    /// left: "10/786" for a call of 2 000), and the rate is this run's own. For a map and
+    /// for a checkpointed stream.
+    func testAPartlyResumedRunsProgressCountsTheWholeCall() throws {
+        let function = FailWhileFlagged(directory: directory)
+        let flag = directory + "/fail-30"
+        try Pool.with(processes: 1) { pool in
+            for streamed in [false, true] {
+                let journal = directory + "/partial-progress-\(streamed).journal"
+                close(open(flag, O_CREAT | O_WRONLY, 0o600))
+                if streamed {
+                    let first = Array(try pool.imap(function, Array(0..<40), checkpoint: journal))
+                    XCTAssertEqual(first.filter { (try? $0.get()) == nil }.count, 1)
+                } else {
+                    XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal))
+                }
+                unlink(flag)
+                let log = UpdateLog()
+                let progress = ProgressReport.callback { log.append($0) }
+                let results =
+                    streamed
+                    ? try pool.imap(function, Array(0..<40), progress: progress, checkpoint: journal).map { try $0.get() }
+                    : try pool.map(function, 0..<40, chunkSize: 1, progress: progress, checkpoint: journal)
+                XCTAssertEqual(results, Array(1...40), "streamed \(streamed)")
+                let updates = log.all
+                let final = try XCTUnwrap(updates.last, "streamed \(streamed)")
+                XCTAssertTrue(final.isFinal)
+                XCTAssertEqual(final.done, 40, "streamed \(streamed): \(final)")
+                XCTAssertEqual(final.total, 40, "streamed \(streamed): \(final)")
+                XCTAssertGreaterThanOrEqual(final.resumed, 30, "streamed \(streamed): \(final)")
+                XCTAssertLessThan(final.resumed, 40, "streamed \(streamed): \(final)")
+                XCTAssertTrue(final.line(label: "p").hasPrefix("p: 40/40 (100.0%), \(final.resumed) from the checkpoint"), final.line(label: "p"))
+                for update in updates {
+                    XCTAssertGreaterThanOrEqual(update.done, update.resumed, "\(update)")
+                    if let total = update.total { XCTAssertEqual(total, 40, "streamed \(streamed): \(update)") }
+                }
+                if !streamed { XCTAssertTrue(updates.allSatisfy { $0.total == 40 && $0.resumed == final.resumed }, "\(updates)") }
+            }
+        }
+    }
+}

@@ -63,9 +63,12 @@ extension Pool {
             journal.close()
             throw error
         }
-        let inner = try _stream(
+        // The call's progress: the inputs the journal answers are done (`ProgressMeter.resume`).
+        let meter = progress.map { ProgressMeter($0, total: nil) }
+        state.meter = meter
+        let inner = try stream(
             PositionedFunction(function: function), state.pending(), chunkSize: chunkSize,
-            ordered: ordered, timeout: timeout, retry: retry, progress: progress)
+            ordered: ordered, timeout: timeout, retry: retry, meter: meter)
         state.inner = inner
         return ResultStream(
             results: { state.next(until: $0) }, finished: { state.isFinished },
@@ -108,6 +111,8 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
     /// The journal's results: input position → (input hash, output).
     private var known: [Int: (hash: UInt64, output: F.Output)] = [:]
     var inner: ResultStream<PositionedFunction<F>>?
+    /// The call's progress (the pool's thread only, which reads the inputs).
+    var meter: ProgressMeter?
 
     // Shared with the pool's thread, which reads the inputs.
     private let lock = ConditionLock()
@@ -175,6 +180,7 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                     if let entry = known[index] {
                         if entry.hash == hash {
                             replays.append((index, .success(entry.output)))
+                            meter?.resume(1)
                             continue
                         }
                         replays.append(
