@@ -148,8 +148,26 @@ public struct RetriesExhausted: Error, CustomStringConvertible, Sendable {
         self.lastError = lastError
     }
 
+    /// One line per attempt (the first line of what it ended with), then the rest of the
+    /// last attempt's description — a crash report's frames, once:
+    ///
+    /// ```
+    /// input 4 failed 3 times:
+    ///   attempt 1: worker process 812 on node1 was killed by signal 11 (SIGSEGV) while running input 4
+    ///   attempt 2: …
+    ///   attempt 3: …
+    /// the last attempt's report (every attempt's is in `failures`):
+    /// Thread 0 "swiftmp-worker" crashed: …
+    /// ```
     public var description: String {
-        let listed = failures.enumerated().map { "attempt \($0.offset + 1): \($0.element)" }.joined(separator: "; ")
-        return "input \(inputIndex) failed \(failures.count) times (\(listed))"
+        var text = "input \(inputIndex) failed \(failures.count) times:"
+        for (number, failure) in failures.enumerated() {
+            text += "\n  attempt \(number + 1): " + failure.prefix { $0 != "\n" }
+        }
+        let last = String(describing: lastError)
+        if let newline = last.firstIndex(of: "\n") {
+            text += "\nthe last attempt's report (every attempt's is in `failures`):" + last[newline...]
+        }
+        return text
     }
 }
