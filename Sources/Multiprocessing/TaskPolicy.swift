@@ -141,11 +141,30 @@ public struct RetriesExhausted: Error, CustomStringConvertible, Sendable {
     public var lastError: any Error
 
     public var attempts: Int { failures.count }
+    /// Each attempt's error, when the engine made this (`failures` are their descriptions):
+    /// kept so that all of them can name the input by its position in the call (`renumber`).
+    private var attemptErrors: [any Error] = []
 
     public init(inputIndex: Int, failures: [String], lastError: any Error) {
         self.inputIndex = inputIndex
         self.failures = failures
         self.lastError = lastError
+    }
+
+    /// The engine's: `errors` are the attempts' errors, first to last (at least one).
+    init(inputIndex: Int, errors: [any Error]) {
+        self.init(inputIndex: inputIndex, failures: errors.map { String(describing: $0) }, lastError: errors[errors.count - 1])
+        attemptErrors = errors
+    }
+
+    /// The input, in all it holds, named through `position` (a resumed run's or a
+    /// checkpointed stream's position among the inputs it sent → the call's input index).
+    mutating func renumber(_ position: (Int) -> Int) {
+        inputIndex = position(inputIndex)
+        lastError = renumbered(lastError, position)
+        guard attemptErrors.count == failures.count else { return }
+        attemptErrors = attemptErrors.map { renumbered($0, position) }
+        failures = attemptErrors.map { String(describing: $0) }
     }
 
     /// One line per attempt (the first line of what it ended with), then the rest of the

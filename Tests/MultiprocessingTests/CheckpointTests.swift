@@ -429,3 +429,36 @@ extension CheckpointTests {
         }
     }
 }
+
+extension CheckpointTests {
+    /// An input whose retries run out in a resumed run (map) or a checkpointed stream is
+    /// named by its position in the call in everything `RetriesExhausted` holds: its index,
+    /// every attempt's description (`failures`, the lines of its description) and
+    /// `lastError` — not by its position among the inputs the journal lacked.
+    func testRetriesExhaustedInAResumedRunNamesTheCallersInputInEveryAttempt() throws {
+        let function = FailWhileFlagged(directory: directory)
+        close(open(directory + "/fail-30", O_CREAT | O_WRONLY, 0o600))
+        let retry = RetryPolicy(attempts: 2, on: [.threw])
+        func check(_ error: any Error, _ label: String) {
+            guard let exhausted = error as? RetriesExhausted else { return XCTFail("\(label): \(error)") }
+            XCTAssertEqual(exhausted.inputIndex, 30, label)
+            XCTAssertEqual((exhausted.lastError as? RemoteError)?.inputIndex, 30, "\(label): \(exhausted.lastError)")
+            XCTAssertEqual(exhausted.failures.count, 2, label)
+            XCTAssertTrue(exhausted.failures.allSatisfy { $0.hasPrefix("input 30 threw") }, "\(label): \(exhausted.failures)")
+            XCTAssertFalse("\(exhausted)".contains("input 0 "), "\(label): \(exhausted)")
+        }
+        try Pool.with(processes: 1) { pool in
+            let journal = directory + "/retried.journal"
+            XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal))
+            XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, retry: retry, checkpoint: journal)) {
+                check($0, "map")
+            }
+            let streamJournal = directory + "/retried-stream.journal"
+            _ = Array(try pool.imap(function, Array(0..<40), checkpoint: streamJournal))
+            let again = Array(try pool.imap(function, Array(0..<40), retry: retry, checkpoint: streamJournal))
+            XCTAssertEqual(again.count, 40)
+            guard case .failure(let error) = again[30] else { return XCTFail("input 30 should fail: \(again[30])") }
+            check(error, "stream")
+        }
+    }
+}

@@ -112,8 +112,7 @@ func renumbered(_ error: any Error, _ position: (Int) -> Int) -> any Error {
         late.inputIndex = position(late.inputIndex)
         return late
     case var exhausted as RetriesExhausted:
-        exhausted.inputIndex = position(exhausted.inputIndex)
-        exhausted.lastError = renumbered(exhausted.lastError, position)
+        exhausted.renumber(position)
         return exhausted
     default:
         return error

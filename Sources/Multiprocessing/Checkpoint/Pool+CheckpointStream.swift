@@ -295,7 +295,7 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                     hashes[index] = nil
                     return index
                 }
-                return .results(earlier + [.failure(renumbered(error, index))])
+                return .results(earlier + [.failure(index.map { index in renumbered(error) { _ in index } } ?? error)])
             }
         }
         return .ended
@@ -310,26 +310,6 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
         } catch {
             stopError = error
             inner?.cancel()
-        }
-    }
-
-    private func renumbered(_ error: any Error, _ index: Int?) -> any Error {
-        guard let index else { return error }
-        switch error {
-        case var remote as RemoteError:
-            remote.inputIndex = index
-            return remote
-        case var died as WorkerDied:
-            died.inputIndex = index
-            return died
-        case var late as TaskTimedOut:
-            late.inputIndex = index
-            return late
-        case var exhausted as RetriesExhausted:
-            exhausted.inputIndex = index
-            return exhausted
-        default:
-            return error
         }
     }
 

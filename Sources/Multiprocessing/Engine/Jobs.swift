@@ -63,7 +63,7 @@ class Job: @unchecked Sendable {
     /// not before its time; taken before fresh inputs.
     private var again: [(span: InputSpan, notBefore: UInt64)] = []
     /// What each failed attempt of an input ended with (inputs that failed at least once).
-    private var history: [Int: [String]] = [:]
+    private var history: [Int: [any Error]] = [:]
 
     init(function: FunctionDefinition, options: TaskOptions) {
         self.function = function
@@ -143,16 +143,14 @@ class Job: @unchecked Sendable {
         guard wantsWork else { return }
         let attempt = (history[index]?.count ?? 0) + 1
         if let failure, options.retry.retries(failure, error: error, after: attempt) {
-            history[index, default: []].append(String(describing: error))
+            history[index, default: []].append(error)
             runAgain(InputSpan(first: index, count: 1), notBefore: now &+ options.retry.delayNanoseconds(after: attempt))
             return
         }
         if let earlier = history.removeValue(forKey: index) {
             failInput(
                 index,
-                error: RetriesExhausted(
-                    inputIndex: index, failures: earlier + [String(describing: error)],
-                    lastError: error))
+                error: RetriesExhausted(inputIndex: index, errors: earlier + [error]))
         } else {
             failInput(index, error: error)
         }
