@@ -618,3 +618,27 @@ struct ManagerRoundTrips: ParallelFunction {
         return [setSeconds / Double(count) * 1e6, getSeconds / Double(count) * 1e6]
     }
 }
+
+/// Closes its copy of `queue`, then tries it: "put=closed get=closed" (Python's ValueError
+/// "Queue is closed"), served or not; other copies stay usable.
+struct CloseAndUse: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> String {
+        queue.close()
+        return closedQueueUse(queue)
+    }
+}
+
+func closedQueueUse(_ queue: Queue<Int>) -> String {
+    func outcome(_ body: () throws -> Void) -> String {
+        do {
+            try body()
+            return "ok"
+        } catch let error as QueueError where error.code == .closed {
+            return "closed"
+        } catch {
+            return "\(error)"
+        }
+    }
+    return "put=\(outcome { try queue.put(1) }) get=\(outcome { _ = try queue.get(timeout: 0.05) })"
+}

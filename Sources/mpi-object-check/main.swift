@@ -267,6 +267,13 @@ do {
         var got: [String] = []
         for _ in 0..<3 { got.append(try simple.get(timeout: 30)) }
         check("simple queue items", got.sorted(), ["item 0", "item 1", "item 2"])
+        // 4d. close() of a queue: refused afterwards in the process that closed it only.
+        let closing = try Queue<Int>()
+        check("queue closed in a worker", try pool.apply(CloseAndUse(queue: closing), 0), "put=closed get=closed")
+        try closing.put(7)
+        check("queue not closed here", try closing.get(timeout: 30), 7)
+        closing.close()
+        check("queue closed here", closedQueueUse(closing), "put=closed get=closed")
         let lonely = try Barrier(parties: 2)
         check("worker barrier timeout", try pool.apply(WaitAlone(barrier: lonely), 0), "BrokenBarrierError broken=true")
 
