@@ -642,3 +642,23 @@ func closedQueueUse(_ queue: Queue<Int>) -> String {
     }
     return "put=\(outcome { try queue.put(1) }) get=\(outcome { _ = try queue.get(timeout: 0.05) })"
 }
+
+/// A pool function: sends `input` through its end, then is SIGKILLed with its worker — which
+/// never closes the end: its peer must still see end-of-file (as a local pipe's reader does
+/// once the killed process's descriptor is gone), not wait for ever.
+struct SendThenDie: ParallelFunction {
+    var connection: Connection
+    func callAsFunction(_ input: Int) throws -> Int {
+        try connection.send(input)
+        kill(getpid(), SIGKILL)
+        return input
+    }
+}
+
+extension Result {
+    /// Whether this is a `WorkerDied` failure.
+    var failureIsWorkerDied: Bool {
+        if case .failure(let error) = self { return error is WorkerDied }
+        return false
+    }
+}

@@ -510,6 +510,18 @@ do {
         check(
             "[mpi] pipe to a pool function", "\(said) \(got) then=\(endOfFile(inbound))",
             "poll=false waited=true [0, 1, 2, 3] then=endOfFile")
+        // A pool function holding an end, killed with its worker while the pool goes on: the
+        // rank reports the worker's end, and rank 0 closes the handles it held.
+        let (survivor, doomed) = try Pipe()
+        let killed = try Pool.with { pool -> String in
+            let outcome = Result { try pool.apply(SendThenDie(connection: doomed), 9) }
+            doomed.close()
+            let received = try survivor.recv(Int.self)
+            let eof = endOfFile(survivor)
+            let worker = outcome.failureIsWorkerDied ? "WorkerDied=true" : "\(outcome)"
+            return "\(worker) got \(received) then=\(eof)"
+        }
+        check("[mpi] pipe end of a killed pool task", killed, "WorkerDied=true got 9 then=endOfFile")
     }
 } catch {
     print("PIPES FAILED: \(error)")
