@@ -43,7 +43,7 @@ struct SemaphoreCore: @unchecked Sendable {
 
     func release(_ count: Int, kind: String) throws(SynchronizationError) {
         guard count >= 1, count < Int(UInt32.max) else {
-            throw SynchronizationError(.invalidArgument, "release(\(count)) of a \(kind): release at least 1")
+            throw SynchronizationError(.invalidArgument, "release(\(count)) of a \(kind): release from 1 to \(UInt32.max - 1) at a time")
         }
         let limit = SharedAtomic.load(bound)
         let ceiling = limit == 0 ? UInt64(UInt32.max - 1) : UInt64(limit)
