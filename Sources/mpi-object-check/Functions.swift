@@ -662,3 +662,21 @@ extension Result {
         return false
     }
 }
+
+/// Releases a semaphore by counts out of range (each refused, the value unchanged), then by 2.
+struct ReleaseOutOfRange: ParallelFunction {
+    var semaphore: Multiprocessing.Semaphore
+    func callAsFunction(_ input: Int) throws -> String {
+        var parts: [String] = []
+        for count in [0, -1, Int.max] {
+            do {
+                try semaphore.release(count)
+                parts.append("\(count)=accepted")
+            } catch {
+                parts.append("\(count)=\(error.code)")
+            }
+        }
+        try semaphore.release(2)
+        return parts.joined(separator: " ") + " value=\(semaphore.value)"
+    }
+}

@@ -178,6 +178,15 @@ do {
             "bounded semaphore over-release on a worker", try pool.apply(OverRelease(semaphore: bounded), 0),
             "true releasedTooManyTimes")
 
+        // 3b'. Release counts out of range are refused, on a worker and here (rank 0).
+        let counted = try Multiprocessing.Semaphore(value: 1)
+        check(
+            "semaphore release out of range on a worker", try pool.apply(ReleaseOutOfRange(semaphore: counted), 0),
+            "0=invalidArgument -1=invalidArgument \(Int.max)=invalidArgument value=3")
+        check(
+            "semaphore release out of range here", try ReleaseOutOfRange(semaphore: counted)(0),
+            "0=invalidArgument -1=invalidArgument \(Int.max)=invalidArgument value=5")
+
         // 3c. RLocks: re-entrant on a worker; one held by rank 0 (twice) is not available there.
         let reentrant = try RLock(), heldByRankZero = try RLock()
         try heldByRankZero.acquire()
