@@ -246,7 +246,9 @@ public final class Pool: @unchecked Sendable {
         let job = BatchJob<F>(
             function: try definition ?? FunctionDefinition.make(function), options: options,
             inputs: inputs, producing: producing, progression: progression, collection: collection,
-            chunkSize: chunkSize ?? defaultChunkSize(count),
+            // No chunk holds more than the call's inputs (a bundle's size under MPI is a
+            // multiple of it: `Int.max` would overflow there).
+            chunkSize: min(chunkSize ?? defaultChunkSize(count), max(1, count)),
             finish: finish)
         job.exclusive = exclusive
         job.progress = progress.map { ProgressMeter($0, total: count) }
@@ -574,8 +576,8 @@ public final class Pool: @unchecked Sendable {
     /// Like `map`, but lazy: inputs are taken from `inputs` as workers need them (at most a
     /// few chunks ahead of the consumer), results are yielded in input order as they come —
     /// one `Result` per input; a failed input (also one past its `timeout`) is one failed
-    /// `Result` and the stream goes on. Default chunk size 1, as Python's. Dropping the
-    /// stream (or `cancel()`) cancels what is not done.
+    /// `Result` and the stream goes on. Default chunk size 1, as Python's (at most 2²⁴: a
+    /// larger one is cut to it). Dropping the stream (or `cancel()`) cancels what is not done.
     @inlinable
     public func imap<F: ParallelFunction>(
         _ function: F, _ inputs: some Sequence<F.Input> & Sendable,
@@ -599,15 +601,32 @@ public final class Pool: @unchecked Sendable {
             retry: retry, progress: progress)
     }
 
+    /// The largest chunk an `imap` stream sends (2²⁴ inputs): a larger `chunkSize` is cut to it.
+    static let largestStreamChunk = 1 << 24
+
     @usableFromInline
     func _stream<F: ParallelFunction>(
         _ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
         ordered: Bool, timeout: Double?, retry: RetryPolicy?,
         progress: ProgressReport?
     ) throws -> ResultStream<F> {
+        try stream(
+            function, inputs, chunkSize: chunkSize, ordered: ordered, timeout: timeout, retry: retry,
+            meter: progress.map { ProgressMeter($0, total: nil) })
+    }
+
+    /// `_stream` reporting its progress to `meter` (a checkpointed stream's, which counts the
+    /// inputs its journal answers too).
+    func stream<F: ParallelFunction>(
+        _ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
+        ordered: Bool, timeout: Double?, retry: RetryPolicy?, meter: ProgressMeter?
+    ) throws -> ResultStream<F> {
         guard chunkSize >= 1 else {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
+        // The window (back-pressure) is a multiple of the chunk size: a larger chunk would
+        // overflow it, and changes nothing but how many chunks the inputs are cut into.
+        let chunkSize = min(chunkSize, Pool.largestStreamChunk)
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let definition = try FunctionDefinition.make(function)
         let engine = self.engine
@@ -615,7 +634,7 @@ public final class Pool: @unchecked Sendable {
             function: definition, options: options, source: inputs,
             chunkSize: chunkSize, ordered: ordered, window: (8 * processes + 16) * chunkSize,
             wake: { [weak engine] in engine?.backend.wake() })
-        job.progress = progress.map { ProgressMeter($0, total: nil) }
+        job.progress = meter
         try engine.submit(job)
         return ResultStream(job: job, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
     }

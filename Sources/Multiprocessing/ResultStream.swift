@@ -60,12 +60,10 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
 
     /// `next()` waiting at most `timeout` seconds: throws `TimeoutError` when no result came
     /// in time — the stream goes on, a later call gets it (Python's
-    /// `IMapIterator.next(timeout)`); nil at the end.
+    /// `IMapIterator.next(timeout)`); nil at the end. As every timeout of the API: 0, a
+    /// negative one or NaN does not wait, infinity (or 10⁹ s and more) waits as `next()`.
     public func next(timeout: Double) throws -> Result<F.Output, any Error>? {
-        guard timeout.isFinite, timeout >= 0 else {
-            throw PoolError(.invalidArgument, "next(timeout: \(timeout)): the timeout must be a number of seconds, 0 or more")
-        }
-        switch next(until: monotonicNanoseconds() &+ UInt64(timeout * 1e9)) {
+        switch next(until: deadline(after: timeout)) {
         case .result(let result): return result
         case .end: return nil
         case .timedOut: throw TimeoutError(seconds: timeout)

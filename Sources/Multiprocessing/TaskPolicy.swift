@@ -65,12 +65,13 @@ public struct RetryPolicy: Sendable {
         return true
     }
 
-    /// Nanoseconds to wait before attempt `attempt + 1`.
+    /// Nanoseconds to wait before attempt `attempt + 1` — at most 10⁹ s (about 32 years, what
+    /// every timeout of the API takes for "for ever"), so that it fits in the engine's clock.
     func delayNanoseconds(after attempt: Int) -> UInt64 {
         guard backoff > 0 else { return 0 }
         var seconds = backoff
         for _ in 1..<max(1, attempt) { seconds = min(maximumBackoff, seconds * multiplier) }
-        return UInt64(min(seconds, maximumBackoff) * 1e9)
+        return UInt64(min(seconds, maximumBackoff, 1e9) * 1e9)
     }
 }
 
@@ -140,6 +141,9 @@ public struct RetriesExhausted: Error, CustomStringConvertible, Sendable {
     public var lastError: any Error
 
     public var attempts: Int { failures.count }
+    /// Each attempt's error, when the engine made this (`failures` are their descriptions):
+    /// kept so that all of them can name the input by its position in the call (`renumber`).
+    private var attemptErrors: [any Error] = []
 
     public init(inputIndex: Int, failures: [String], lastError: any Error) {
         self.inputIndex = inputIndex
@@ -147,8 +151,42 @@ public struct RetriesExhausted: Error, CustomStringConvertible, Sendable {
         self.lastError = lastError
     }
 
+    /// The engine's: `errors` are the attempts' errors, first to last (at least one).
+    init(inputIndex: Int, errors: [any Error]) {
+        self.init(inputIndex: inputIndex, failures: errors.map { String(describing: $0) }, lastError: errors[errors.count - 1])
+        attemptErrors = errors
+    }
+
+    /// The input, in all it holds, named through `position` (a resumed run's or a
+    /// checkpointed stream's position among the inputs it sent → the call's input index).
+    mutating func renumber(_ position: (Int) -> Int) {
+        inputIndex = position(inputIndex)
+        lastError = renumbered(lastError, position)
+        guard attemptErrors.count == failures.count else { return }
+        attemptErrors = attemptErrors.map { renumbered($0, position) }
+        failures = attemptErrors.map { String(describing: $0) }
+    }
+
+    /// One line per attempt (the first line of what it ended with), then the rest of the
+    /// last attempt's description — a crash report's frames, once:
+    ///
+    /// ```
+    /// input 4 failed 3 times:
+    ///   attempt 1: worker process 812 on node1 was killed by signal 11 (SIGSEGV) while running input 4
+    ///   attempt 2: …
+    ///   attempt 3: …
+    /// the last attempt's report (every attempt's is in `failures`):
+    /// Thread 0 "swiftmp-worker" crashed: …
+    /// ```
     public var description: String {
-        let listed = failures.enumerated().map { "attempt \($0.offset + 1): \($0.element)" }.joined(separator: "; ")
-        return "input \(inputIndex) failed \(failures.count) times (\(listed))"
+        var text = "input \(inputIndex) failed \(failures.count) times:"
+        for (number, failure) in failures.enumerated() {
+            text += "\n  attempt \(number + 1): " + failure.prefix { $0 != "\n" }
+        }
+        let last = String(describing: lastError)
+        if let newline = last.firstIndex(of: "\n") {
+            text += "\nthe last attempt's report (every attempt's is in `failures`):" + last[newline...]
+        }
+        return text
     }
 }

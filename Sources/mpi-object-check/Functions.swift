@@ -618,3 +618,65 @@ struct ManagerRoundTrips: ParallelFunction {
         return [setSeconds / Double(count) * 1e6, getSeconds / Double(count) * 1e6]
     }
 }
+
+/// Closes its copy of `queue`, then tries it: "put=closed get=closed" (Python's ValueError
+/// "Queue is closed"), served or not; other copies stay usable.
+struct CloseAndUse: ParallelFunction {
+    var queue: Queue<Int>
+    func callAsFunction(_ input: Int) throws -> String {
+        queue.close()
+        return closedQueueUse(queue)
+    }
+}
+
+func closedQueueUse(_ queue: Queue<Int>) -> String {
+    func outcome(_ body: () throws -> Void) -> String {
+        do {
+            try body()
+            return "ok"
+        } catch let error as QueueError where error.code == .closed {
+            return "closed"
+        } catch {
+            return "\(error)"
+        }
+    }
+    return "put=\(outcome { try queue.put(1) }) get=\(outcome { _ = try queue.get(timeout: 0.05) })"
+}
+
+/// A pool function: sends `input` through its end, then is SIGKILLed with its worker — which
+/// never closes the end: its peer must still see end-of-file (as a local pipe's reader does
+/// once the killed process's descriptor is gone), not wait for ever.
+struct SendThenDie: ParallelFunction {
+    var connection: Connection
+    func callAsFunction(_ input: Int) throws -> Int {
+        try connection.send(input)
+        kill(getpid(), SIGKILL)
+        return input
+    }
+}
+
+extension Result {
+    /// Whether this is a `WorkerDied` failure.
+    var failureIsWorkerDied: Bool {
+        if case .failure(let error) = self { return error is WorkerDied }
+        return false
+    }
+}
+
+/// Releases a semaphore by counts out of range (each refused, the value unchanged), then by 2.
+struct ReleaseOutOfRange: ParallelFunction {
+    var semaphore: Multiprocessing.Semaphore
+    func callAsFunction(_ input: Int) throws -> String {
+        var parts: [String] = []
+        for count in [0, -1, Int.max] {
+            do {
+                try semaphore.release(count)
+                parts.append("\(count)=accepted")
+            } catch {
+                parts.append("\(count)=\(error.code)")
+            }
+        }
+        try semaphore.release(2)
+        return parts.joined(separator: " ") + " value=\(semaphore.value)"
+    }
+}

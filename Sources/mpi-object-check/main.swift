@@ -178,6 +178,15 @@ do {
             "bounded semaphore over-release on a worker", try pool.apply(OverRelease(semaphore: bounded), 0),
             "true releasedTooManyTimes")
 
+        // 3b'. Release counts out of range are refused, on a worker and here (rank 0).
+        let counted = try Multiprocessing.Semaphore(value: 1)
+        check(
+            "semaphore release out of range on a worker", try pool.apply(ReleaseOutOfRange(semaphore: counted), 0),
+            "0=invalidArgument -1=invalidArgument \(Int.max)=invalidArgument value=3")
+        check(
+            "semaphore release out of range here", try ReleaseOutOfRange(semaphore: counted)(0),
+            "0=invalidArgument -1=invalidArgument \(Int.max)=invalidArgument value=5")
+
         // 3c. RLocks: re-entrant on a worker; one held by rank 0 (twice) is not available there.
         let reentrant = try RLock(), heldByRankZero = try RLock()
         try heldByRankZero.acquire()
@@ -267,6 +276,13 @@ do {
         var got: [String] = []
         for _ in 0..<3 { got.append(try simple.get(timeout: 30)) }
         check("simple queue items", got.sorted(), ["item 0", "item 1", "item 2"])
+        // 4d. close() of a queue: refused afterwards in the process that closed it only.
+        let closing = try Queue<Int>()
+        check("queue closed in a worker", try pool.apply(CloseAndUse(queue: closing), 0), "put=closed get=closed")
+        try closing.put(7)
+        check("queue not closed here", try closing.get(timeout: 30), 7)
+        closing.close()
+        check("queue closed here", closedQueueUse(closing), "put=closed get=closed")
         let lonely = try Barrier(parties: 2)
         check("worker barrier timeout", try pool.apply(WaitAlone(barrier: lonely), 0), "BrokenBarrierError broken=true")
 
@@ -503,6 +519,18 @@ do {
         check(
             "[mpi] pipe to a pool function", "\(said) \(got) then=\(endOfFile(inbound))",
             "poll=false waited=true [0, 1, 2, 3] then=endOfFile")
+        // A pool function holding an end, killed with its worker while the pool goes on: the
+        // rank reports the worker's end, and rank 0 closes the handles it held.
+        let (survivor, doomed) = try Pipe()
+        let killed = try Pool.with { pool -> String in
+            let outcome = Result { try pool.apply(SendThenDie(connection: doomed), 9) }
+            doomed.close()
+            let received = try survivor.recv(Int.self)
+            let eof = endOfFile(survivor)
+            let worker = outcome.failureIsWorkerDied ? "WorkerDied=true" : "\(outcome)"
+            return "\(worker) got \(received) then=\(eof)"
+        }
+        check("[mpi] pipe end of a killed pool task", killed, "WorkerDied=true got 9 then=endOfFile")
     }
 } catch {
     print("PIPES FAILED: \(error)")

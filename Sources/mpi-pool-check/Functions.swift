@@ -177,3 +177,8 @@ struct WorkerMark: Codable, Sendable {
 struct ReportWorker: ParallelFunction {
     func callAsFunction(_ x: Int) -> WorkerMark { WorkerMark(initialized: initializedHere, pid: getpid()) }
 }
+
+/// A `Process` target that does nothing.
+struct DoNothing: ParallelFunction {
+    func callAsFunction(_: Void) {}
+}

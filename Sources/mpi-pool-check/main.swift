@@ -8,6 +8,8 @@
 //   mpi-pool-check --idle <s>       sleep s seconds before a pool and s with one (CPU check)
 //   mpi-pool-check --no-pool        make no pool at all (the workers must still end)
 //   mpi-pool-check --exit-live      exit(3) while a pool is busy (the exit handler stops it)
+//   mpi-pool-check --after-terminate  terminate() a pool (no join) and at once start a Process
+//                                   and a new pool; prints "AFTER TERMINATE process exit=0 pool=…"
 //   mpi-pool-check --checkpoint <journal> <log>
 //                                   map 60 inputs (100 ms each) with a checkpoint journal, each
 //                                   run of an input logged; prints "CHECKPOINT OK sum=…"
@@ -174,6 +176,18 @@ do {
     exit(2)
 }
 
+if arguments.contains("--after-terminate") {
+    // terminate() without join(), then at once a Process and a new pool: they get the
+    // workers the terminated pool gives back (under mpirun: once its ranks closed them).
+    _ = try pool.map(Sleep(milliseconds: 1), 0..<8, chunkSize: 1)
+    pool.terminate()
+    let process = Process(target: DoNothing())
+    try process.start()
+    try process.join(timeout: 30)
+    let squares = try Pool.with { try $0.map(Sleep(milliseconds: 0), [1, 2, 3]) }
+    print("AFTER TERMINATE process exit=\(process.exitCode.map(String.init) ?? "none") pool=\(squares)")
+    exit(0)
+}
 if arguments.contains("--exit-live") {
     _ = try pool.mapAsync(Sleep(milliseconds: 20), 0..<40, chunkSize: 1)
     usleep(50_000)

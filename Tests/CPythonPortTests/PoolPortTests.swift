@@ -28,10 +28,12 @@
 // TestInitializers.test_pool_initializer              → testInitializerRunsOncePerWorker
 // MiscTestCase.test_large_pool                        → testLargePool (fork, 100 workers)
 // (join without close)                                → testJoinWithoutCloseThrows
+// _TestPool.test_release_task_refs                    → testACallsInputsAndFunctionAreReleased (class
+//                                                       instances watched by weak references)
 //
 // Not applicable: test_map_handle_iterable_exception, test_imap_handle_iterable_exception,
 // test_imap_unordered_handle_iterable_exception (a Swift Sequence cannot throw),
-// test_release_task_refs, test_resource_warning, test_enter (no garbage collector / no
+// test_resource_warning, test_enter (no garbage collector / no
 // re-entering `Pool.with`), test_map_unplicklable (PoolEncodingTests has it),
 // test_worker_finalization_via_atexit_handler_of_multiprocessing.
 //
@@ -239,8 +241,9 @@ final class PoolPortTests: PortTestCase {
                 XCTAssertEqual(got.sorted(), [1, 4], "\(method) stream \(which)")
                 XCTAssertNil(try stream.next(timeout: 30), "the end")
             }
-            XCTAssertThrowsError(try pool.imap(Sqr(), [1]).next(timeout: -1)) {
-                XCTAssertEqual(($0 as? PoolError)?.code, .invalidArgument, "\($0)")
+            // A negative timeout does not wait (Python's Condition.wait(-1)): TimeoutError.
+            XCTAssertThrowsError(try pool.imap(SlowSqr(seconds: 0.3), [1]).next(timeout: -1)) {
+                XCTAssertTrue($0 is TimeoutError, "\($0)")
             }
         }
     }
@@ -426,6 +429,43 @@ final class PoolPortTests: PortTestCase {
         try withPools(processes: 1) { pool, method in
             XCTAssertThrowsError(try pool.join()) { XCTAssertEqual(($0 as? PoolError)?.code, .stillRunning, "\(method)") }
             XCTAssertEqual(try pool.apply(Sqr(), 3), 9)
+        }
+    }
+}
+
+/// An input that is a class instance, so that a weak reference can watch it.
+final class CountedInput: Codable, @unchecked Sendable {
+    let value: Int
+    init(_ value: Int) { self.value = value }
+}
+
+/// A function value that is a class instance: doubles its input's value.
+final class DoubleCounted: ParallelFunction, @unchecked Sendable {
+    func callAsFunction(_ input: CountedInput) -> Int { input.value * 2 }
+}
+
+extension PoolPortTests {
+    /// test_release_task_refs: once a call returned, the pool holds none of its inputs nor its
+    /// function value — for every kind of call, a cancelled one too.
+    func testACallsInputsAndFunctionAreReleased() throws {
+        try withPools(processes: 2) { pool, method in
+            var watched: [WeakReference] = []
+            do {
+                let inputs = (0..<30).map { CountedInput($0) }
+                let function = DoubleCounted()
+                watched = inputs.map(WeakReference.init) + [WeakReference(function)]
+                let doubled = (0..<30).map { $0 * 2 }
+                XCTAssertEqual(try pool.map(function, inputs, chunkSize: 3), doubled, "\(method)")
+                XCTAssertEqual(try pool.mapAsync(function, inputs).get(timeout: 30), doubled, "\(method)")
+                XCTAssertEqual(try pool.applyAsync(function, inputs[1]).get(timeout: 30), 2, "\(method)")
+                XCTAssertEqual(try pool.imap(function, inputs).map { try $0.get() }, doubled, "\(method)")
+                XCTAssertEqual(try pool.imapUnordered(function, inputs).map { try $0.get() }.sorted(), doubled)
+                let cancelled = try pool.mapAsync(function, inputs, chunkSize: 1)
+                cancelled.cancel()
+                _ = try? cancelled.get(timeout: 30)
+            }
+            // Callbacks and the engine's last steps run on the pool's thread after a call returns.
+            XCTAssertTrue(eventually(within: 5) { watched.allSatisfy { $0.object == nil } }, "\(method): still held")
         }
     }
 }

@@ -19,12 +19,14 @@
 // TestCloseFds.test_closefd                      → testChildDoesNotInheritUnrelatedDescriptors (documented difference for fork)
 // _TestPollEintr.test_poll_eintr                 → testJoinIsNotBrokenBySignals
 // TestIgnoreEINTR.test_ignore                    → testBlockingCallsInAChildIgnoreSignals
+// _TestProcess.test_lose_target_ref              → testAStartedProcessLetsGoOfItsTarget (a class target
+//                                                  watched by a weak reference; bug fixed: Process kept it)
 //
 // Already covered in Tests/MultiprocessingTests (not repeated): test_current,
 // test_parent_process_attributes, test_sentinel, test_close, test_forkserver_sigkill,
 // test_nested_startmethod, test_sys_exit (exit statuses), test_subclassing (echo over a pipe).
-// Not applicable: test_set_executable, test_args_argument, test_lose_target_ref (no
-// pickling or garbage collector), test_forkserver_auth_*.
+// Not applicable: test_set_executable, test_args_argument (no pickling),
+// test_forkserver_auth_*.
 //
 // Differences from Python, checked as documented here:
 // - No `Process.interrupt()`; a child has no KeyboardInterrupt, so SIGINT ends it with -SIGINT
@@ -603,4 +605,40 @@ func readTextFile(_ path: String) -> String? {
         bytes += buffer[0..<n]
     }
     return String(decoding: bytes, as: UTF8.self)
+}
+
+/// CPython's `DummyCallable` as a class (so that a weak reference can watch it): puts 5.
+final class DummyCallable: ParallelFunction, @unchecked Sendable {
+    let queue: Queue<Int>?
+    init(queue: Queue<Int>?) { self.queue = queue }
+    func callAsFunction(_: Void) throws { try queue?.put(5) }
+}
+
+/// A weak reference.
+final class WeakReference: @unchecked Sendable {
+    weak var object: AnyObject?
+    init(_ object: AnyObject) { self.object = object }
+}
+
+extension ProcessPortTests {
+    /// test_lose_target_ref: once started, the `Process` no longer holds its target (nor what
+    /// it captures: a large table stays alive as long as a joined `Process` is kept otherwise).
+    /// Without shared objects too (a forked child calls the target in its copy of memory).
+    func testAStartedProcessLetsGoOfItsTarget() throws {
+        try forEachMethod { method in
+            for withQueue in [true, false] {
+                let queue = withQueue ? try Queue<Int>() : nil
+                var target: DummyCallable? = DummyCallable(queue: queue)
+                let watched = WeakReference(target!)
+                let p = Multiprocessing.Process(target: target!, startMethod: method)
+                target = nil
+                try p.start()
+                try joinOrKill(p)
+                XCTAssertEqual(p.exitCode, 0, "\(method)")
+                XCTAssertNil(watched.object, "\(method), queue \(withQueue): the started process still holds its target")
+                if let queue { XCTAssertEqual(try queue.get(timeout: 10), 5, "\(method)") }
+                withExtendedLifetime(p) {}
+            }
+        }
+    }
 }

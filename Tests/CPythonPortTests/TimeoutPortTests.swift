@@ -39,6 +39,7 @@ final class TimeoutPortTests: PortTestCase {
         let pool = try Pool(processes: 1, startMethod: .fork)
         defer { pool.terminate() }
         let slow = try pool.applyAsync(SlowSqr(seconds: 30), 1)
+        let stream = try pool.imap(SlowSqr(seconds: 30), [1])
         try queue.put(1)
         try joinable.put(1)
         _ = bounded.acquire()
@@ -70,6 +71,7 @@ final class TimeoutPortTests: PortTestCase {
             ("Process.join", { _ = try sleeper.join(timeout: timeout) }),
             ("AsyncResult.wait", { _ = slow.wait(timeout: timeout) }),
             ("AsyncResult.get", { _ = try? slow.get(timeout: timeout) }),
+            ("ResultStream.next", { _ = try? stream.next(timeout: timeout) }),
         ]
         for (name, call) in calls {
             let start = monotonicNow()
@@ -105,9 +107,12 @@ final class TimeoutPortTests: PortTestCase {
 
     /// An infinite (or huge) timeout waits like no timeout: here until another thread lets
     /// go. (A contended Lock or RLock used to crash the process converting the deadline to
-    /// an integer.)
+    /// an integer; so did `ResultStream.next(timeout:)` — which refused infinity, too.)
     func testInfiniteTimeoutsStillWait() throws {
+        let pool = try Pool(processes: 1, startMethod: .fork)
+        defer { pool.terminate() }
         for timeout in [Double.infinity, .greatestFiniteMagnitude, 1e300] {
+            let stream = try pool.imap(SlowSqr(seconds: 0.6), [3])
             let semaphore = try Multiprocessing.Semaphore(value: 0)
             let event = try Event()
             let queue = try Queue<Int>()
@@ -134,6 +139,7 @@ final class TimeoutPortTests: PortTestCase {
                     guard try rlock.acquire(timeout: timeout) else { throw ChildCheckFailed("rlock") }
                     try rlock.release()
                 },
+                TestThread { guard try stream.next(timeout: timeout)?.get() == 9 else { throw ChildCheckFailed("stream") } },
             ]
             usleep(200_000)
             for waiter in waiters { XCTAssertFalse(try waiter.wait(0), "timeout \(timeout): returned before the release") }

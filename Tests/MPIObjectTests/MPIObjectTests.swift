@@ -23,7 +23,7 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
         let reference = resultLines(local)
-        XCTAssertEqual(reference.count, 76, local.output)
+        XCTAssertEqual(reference.count, 81, local.output)
         for ranks in [2, 3, 4] {
             // One local worker per rank, so that the per-worker lines below are per rank.
             let outcome = try Launcher.mpirun(
@@ -48,6 +48,10 @@ final class MPIObjectTests: XCTestCase {
                 outcome.output.contains("[mpi] pipe to a pool function: poll=false waited=true [0, 1, 2, 3] then=endOfFile\n"),
                 outcome.output)
             XCTAssertTrue(outcome.output.contains("[mpi] pipe end through a queue: sent 42 then=endOfFile\n"), outcome.output)
+            // An end held by a pool task killed with its worker: closed for its peer.
+            XCTAssertTrue(
+                outcome.output.contains("[mpi] pipe end of a killed pool task: WorkerDied=true got 9 then=endOfFile\n"),
+                outcome.output)
             XCTAssertEqual(
                 outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"), ranks >= 3,
                 outcome.output)

@@ -145,6 +145,21 @@ final class MPIPoolTests: XCTestCase {
         XCTAssertLessThan(outcome.seconds, 10, outcome.output)
     }
 
+    /// A pool terminated (not joined) gives its workers back before a `Process` or a new pool
+    /// that starts right after needs them: under mpirun they wait for its ranks to close them
+    /// rather than fail with "no MPI worker is free". Locally and at -np 2 and 3.
+    func testAProcessOrPoolRightAfterTerminateGetsTheWorkers() throws {
+        let program = try Launcher.poolCheck()
+        let expected = "AFTER TERMINATE process exit=0 pool=[1, 2, 3]"
+        let local = try Launcher.run(program, ["--after-terminate"], deadline: 60)
+        XCTAssertTrue(local.output.contains(expected), local.output)
+        for ranks in [2, 3] {
+            let outcome = try Launcher.mpirun(["-np", String(ranks), program.path], ["--after-terminate"], timeout: 60)
+            XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains(expected), "np \(ranks): \(outcome.output)")
+        }
+    }
+
     func testExitWithLivePoolKeepsTheStatus() throws {
         let outcome = try Launcher.mpirun(["-np", "3", try Launcher.poolCheck().path], ["--exit-live"], timeout: 30)
         XCTAssertEqual(outcome.status, 3, outcome.output)

@@ -380,3 +380,85 @@ extension CheckpointTests {
         }
     }
 }
+
+extension CheckpointTests {
+    /// A partly resumed run reports the progress of the whole call: the inputs the journal
+    /// gave are done (and counted in `resumed`), the total is every input (not only those
+    /// left: "10/786" for a call of 2 000), and the rate is this run's own. For a map and
+    /// for a checkpointed stream.
+    func testAPartlyResumedRunsProgressCountsTheWholeCall() throws {
+        let function = FailWhileFlagged(directory: directory)
+        let flag = directory + "/fail-30"
+        let logs = [false: UpdateLog(), true: UpdateLog()]
+        try Pool.with(processes: 1) { pool in
+            for streamed in [false, true] {
+                let journal = directory + "/partial-progress-\(streamed).journal"
+                close(open(flag, O_CREAT | O_WRONLY, 0o600))
+                if streamed {
+                    let first = Array(try pool.imap(function, Array(0..<40), checkpoint: journal))
+                    XCTAssertEqual(first.filter { (try? $0.get()) == nil }.count, 1)
+                } else {
+                    XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal))
+                }
+                unlink(flag)
+                let log = logs[streamed]!
+                let progress = ProgressReport.callback { log.append($0) }
+                let results =
+                    streamed
+                    ? try pool.imap(function, Array(0..<40), progress: progress, checkpoint: journal).map { try $0.get() }
+                    : try pool.map(function, 0..<40, chunkSize: 1, progress: progress, checkpoint: journal)
+                XCTAssertEqual(results, Array(1...40), "streamed \(streamed)")
+            }
+        }
+        // The final update may come after the call returned: read them once the pool ended.
+        for (streamed, log) in logs {
+            let updates = log.all
+            let final = try XCTUnwrap(updates.last, "streamed \(streamed)")
+            XCTAssertTrue(final.isFinal, "streamed \(streamed): \(updates)")
+            XCTAssertEqual(final.done, 40, "streamed \(streamed): \(final)")
+            XCTAssertEqual(final.total, 40, "streamed \(streamed): \(final)")
+            XCTAssertGreaterThanOrEqual(final.resumed, 30, "streamed \(streamed): \(final)")
+            XCTAssertLessThan(final.resumed, 40, "streamed \(streamed): \(final)")
+            let line = final.line(label: "p")
+            XCTAssertTrue(line.hasPrefix("p: 40/40 (100.0%), \(final.resumed) from the checkpoint"), line)
+            for update in updates {
+                XCTAssertGreaterThanOrEqual(update.done, update.resumed, "\(update)")
+                if let total = update.total { XCTAssertEqual(total, 40, "streamed \(streamed): \(update)") }
+            }
+            if !streamed { XCTAssertTrue(updates.allSatisfy { $0.total == 40 && $0.resumed == final.resumed }, "\(updates)") }
+        }
+    }
+}
+
+extension CheckpointTests {
+    /// An input whose retries run out in a resumed run (map) or a checkpointed stream is
+    /// named by its position in the call in everything `RetriesExhausted` holds: its index,
+    /// every attempt's description (`failures`, the lines of its description) and
+    /// `lastError` — not by its position among the inputs the journal lacked.
+    func testRetriesExhaustedInAResumedRunNamesTheCallersInputInEveryAttempt() throws {
+        let function = FailWhileFlagged(directory: directory)
+        close(open(directory + "/fail-30", O_CREAT | O_WRONLY, 0o600))
+        let retry = RetryPolicy(attempts: 2, on: [.threw])
+        func check(_ error: any Error, _ label: String) {
+            guard let exhausted = error as? RetriesExhausted else { return XCTFail("\(label): \(error)") }
+            XCTAssertEqual(exhausted.inputIndex, 30, label)
+            XCTAssertEqual((exhausted.lastError as? RemoteError)?.inputIndex, 30, "\(label): \(exhausted.lastError)")
+            XCTAssertEqual(exhausted.failures.count, 2, label)
+            XCTAssertTrue(exhausted.failures.allSatisfy { $0.hasPrefix("input 30 threw") }, "\(label): \(exhausted.failures)")
+            XCTAssertFalse("\(exhausted)".contains("input 0 "), "\(label): \(exhausted)")
+        }
+        try Pool.with(processes: 1) { pool in
+            let journal = directory + "/retried.journal"
+            XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, checkpoint: journal))
+            XCTAssertThrowsError(try pool.map(function, 0..<40, chunkSize: 1, retry: retry, checkpoint: journal)) {
+                check($0, "map")
+            }
+            let streamJournal = directory + "/retried-stream.journal"
+            _ = Array(try pool.imap(function, Array(0..<40), checkpoint: streamJournal))
+            let again = Array(try pool.imap(function, Array(0..<40), retry: retry, checkpoint: streamJournal))
+            XCTAssertEqual(again.count, 40)
+            guard case .failure(let error) = again[30] else { return XCTFail("input 30 should fail: \(again[30])") }
+            check(error, "stream")
+        }
+    }
+}

@@ -234,3 +234,31 @@ final class PoolPolicyTests: TimeLimitedTestCase {
         }
     }
 }
+
+extension PoolPolicyTests {
+    /// `RetriesExhausted` reads as one line per attempt, then the last attempt's crash report
+    /// once — not every attempt's report in one run-on line (several KB); each attempt's
+    /// whole description stays in `failures`, the last error in `lastError`.
+    func testRetriesExhaustedReadsAsOneLinePerAttemptAndTheLastReportOnce() throws {
+        try Pool.with(processes: 1, startMethod: .fork) { pool in
+            XCTAssertThrowsError(try pool.apply(DieOn(victim: 1, way: .segfault), 1, retry: RetryPolicy(attempts: 3))) { error in
+                guard let exhausted = error as? RetriesExhausted else { return XCTFail("\(error)") }
+                let text = "\(exhausted)"
+                let last = "\(exhausted.lastError)"
+                func count(_ part: String, in whole: String) -> Int { whole.components(separatedBy: part).count - 1 }
+                let frame = "DieOn.callAsFunction"
+                XCTAssertGreaterThan(count(frame, in: last), 0, "the last attempt's report: \(last)")
+                XCTAssertEqual(count(frame, in: text), count(frame, in: last), "the report once: \(text)")
+                XCTAssertTrue(exhausted.failures.allSatisfy { $0.contains(frame) }, "every report kept: \(exhausted.failures)")
+                let lines = text.split(separator: "\n")
+                XCTAssertEqual(lines.first, "input 0 failed 3 times:", text)
+                for attempt in 1...3 {
+                    XCTAssertTrue(
+                        lines[attempt].hasPrefix("  attempt \(attempt): worker process ")
+                            && lines[attempt].hasSuffix("was killed by signal 11 (SIGSEGV) while running input 0"),
+                        text)
+                }
+            }
+        }
+    }
+}

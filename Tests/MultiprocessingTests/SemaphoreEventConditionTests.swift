@@ -199,3 +199,20 @@ final class SemaphoreEventConditionTests: XCTestCase {
         XCTAssertEqual(proceeded.value, 4)
     }
 }
+
+extension SemaphoreEventConditionTests {
+    /// A count out of range says which range: "release at least 1" was the message for
+    /// `release(Int.max)` too.
+    func testAReleaseCountOutOfRangeSaysTheRange() throws {
+        let semaphore = try Multiprocessing.Semaphore(value: 0)
+        for count in [0, -1, Int.max, Int(UInt32.max)] {
+            XCTAssertThrowsError(try semaphore.release(count)) { error in
+                guard let error = error as? SynchronizationError else { return XCTFail("\(error)") }
+                XCTAssertEqual(error.code, .invalidArgument)
+                XCTAssertTrue("\(error)".contains("from 1 to 4294967294"), "\(count): \(error)")
+            }
+        }
+        try semaphore.release(2)
+        XCTAssertTrue(semaphore.acquire(timeout: 0) && semaphore.acquire(timeout: 0))
+    }
+}

@@ -266,6 +266,38 @@ final class ServedObjectTests: XCTestCase {
         XCTAssertFalse(pipe.keepsAlive)
     }
 
+    /// The handles a process adopted and never released (it was killed, crashed, or its pool
+    /// closed) are released when its end is reported: its peer gets end-of-file, parked or not.
+    func testPipeEndsAdoptedByAnEndedProcessAreClosed() {
+        let pipe = ServedPipe()
+        func request(_ operation: ServedPipe.Operation, _ end: Int, _ bytes: [UInt8] = []) -> ServedPipe.Request {
+            ServedPipe.Request(operation: operation, end: end, bytes: bytes)
+        }
+        // End 1 goes to a local worker of rank 1 (twice: two copies), then the creator closes it.
+        var tokens: [UInt64] = []
+        for _ in 0..<2 {
+            guard case .token(let token) = reply(pipe, request(.share, 1), rank2) else { return XCTFail("no token") }
+            tokens.append(token)
+        }
+        XCTAssertEqual(reply(pipe, request(.release, 1), rank2), .done)
+        for token in tokens {
+            var writer = WireWriter(capacity: 8)
+            writer.write(token)
+            XCTAssertEqual(reply(pipe, request(.adopt, 1, writer.bytes), rank1Local), .adopted(true))
+        }
+        XCTAssertEqual(reply(pipe, request(.release, 1), rank1Local), .done, "one copy closed, one held")
+        var receive = request(.receive, 0)
+        XCTAssertTrue(parks(pipe, &receive, rank2))
+        XCTAssertFalse(pipe.processesEnded { $0 == rank2.rank }, "another process ended")
+        XCTAssertFalse(pipe.isClosed(1))
+        XCTAssertTrue(pipe.processesEnded { $0 == rank1Local.rank })
+        XCTAssertTrue(pipe.isClosed(1))
+        XCTAssertEqual(reply(pipe, receive, rank2), .endOfFile)
+        XCTAssertEqual(reply(pipe, request(.send, 0, [1]), rank2), .brokenPipe)
+        XCTAssertFalse(pipe.processesEnded { $0 == rank1Local.rank }, "released once")
+        XCTAssertFalse(pipe.processesEnded { _ in true }, "rank 0's threads hold no adopted handle here")
+    }
+
     // MARK: the registry
 
     /// A worker's request as rank 0 receives it.

@@ -51,8 +51,8 @@ extension Pool {
             // journal (a `.callback` gets its final update; a bar or lines, as for any call that
             // ends before its first report, print nothing).
             if let progress {
-                let meter = ProgressMeter(progress, total: inputs.count)
-                meter.advance(done: inputs.count)
+                let meter = ProgressMeter(progress, total: 0)
+                meter.resume(inputs.count)
                 meter.finish()
             }
             completion.complete(.success(transform(known.map { $0! })))
@@ -78,6 +78,8 @@ extension Pool {
             function, fresh ? inputs : remaining.map { inputs[$0] }, chunkSize: chunkSize, timeout: timeout,
             retry: retry, progress: progress, definition: definition,
             prepare: { job in
+                // The call's progress counts what the journal gave as done (of all the inputs).
+                if !fresh { job.progress?.resume(inputs.count - remaining.count) }
                 // The engine runs `everyRound` after each round's deliveries: records are
                 // handed off on time there, and `append` reads no clock.
                 job.onDeliver = { span, outputs in
@@ -111,8 +113,7 @@ func renumbered(_ error: any Error, _ position: (Int) -> Int) -> any Error {
         late.inputIndex = position(late.inputIndex)
         return late
     case var exhausted as RetriesExhausted:
-        exhausted.inputIndex = position(exhausted.inputIndex)
-        exhausted.lastError = renumbered(exhausted.lastError, position)
+        exhausted.renumber(position)
         return exhausted
     default:
         return error

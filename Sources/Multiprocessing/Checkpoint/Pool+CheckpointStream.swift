@@ -63,9 +63,12 @@ extension Pool {
             journal.close()
             throw error
         }
-        let inner = try _stream(
+        // The call's progress: the inputs the journal answers are done (`ProgressMeter.resume`).
+        let meter = progress.map { ProgressMeter($0, total: nil) }
+        state.meter = meter
+        let inner = try stream(
             PositionedFunction(function: function), state.pending(), chunkSize: chunkSize,
-            ordered: ordered, timeout: timeout, retry: retry, progress: progress)
+            ordered: ordered, timeout: timeout, retry: retry, meter: meter)
         state.inner = inner
         return ResultStream(
             results: { state.next(until: $0) }, finished: { state.isFinished },
@@ -108,6 +111,8 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
     /// The journal's results: input position → (input hash, output).
     private var known: [Int: (hash: UInt64, output: F.Output)] = [:]
     var inner: ResultStream<PositionedFunction<F>>?
+    /// The call's progress (the pool's thread only, which reads the inputs).
+    var meter: ProgressMeter?
 
     // Shared with the pool's thread, which reads the inputs.
     private let lock = ConditionLock()
@@ -175,6 +180,7 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                     if let entry = known[index] {
                         if entry.hash == hash {
                             replays.append((index, .success(entry.output)))
+                            meter?.resume(1)
                             continue
                         }
                         replays.append(
@@ -289,7 +295,7 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
                     hashes[index] = nil
                     return index
                 }
-                return .results(earlier + [.failure(renumbered(error, index))])
+                return .results(earlier + [.failure(index.map { index in renumbered(error) { _ in index } } ?? error)])
             }
         }
         return .ended
@@ -304,26 +310,6 @@ final class CheckpointedStream<F: ParallelFunction>: @unchecked Sendable where F
         } catch {
             stopError = error
             inner?.cancel()
-        }
-    }
-
-    private func renumbered(_ error: any Error, _ index: Int?) -> any Error {
-        guard let index else { return error }
-        switch error {
-        case var remote as RemoteError:
-            remote.inputIndex = index
-            return remote
-        case var died as WorkerDied:
-            died.inputIndex = index
-            return died
-        case var late as TaskTimedOut:
-            late.inputIndex = index
-            return late
-        case var exhausted as RetriesExhausted:
-            exhausted.inputIndex = index
-            return exhausted
-        default:
-            return error
         }
     }
 

@@ -63,7 +63,7 @@ class Job: @unchecked Sendable {
     /// not before its time; taken before fresh inputs.
     private var again: [(span: InputSpan, notBefore: UInt64)] = []
     /// What each failed attempt of an input ended with (inputs that failed at least once).
-    private var history: [Int: [String]] = [:]
+    private var history: [Int: [any Error]] = [:]
 
     init(function: FunctionDefinition, options: TaskOptions) {
         self.function = function
@@ -143,16 +143,14 @@ class Job: @unchecked Sendable {
         guard wantsWork else { return }
         let attempt = (history[index]?.count ?? 0) + 1
         if let failure, options.retry.retries(failure, error: error, after: attempt) {
-            history[index, default: []].append(String(describing: error))
+            history[index, default: []].append(error)
             runAgain(InputSpan(first: index, count: 1), notBefore: now &+ options.retry.delayNanoseconds(after: attempt))
             return
         }
         if let earlier = history.removeValue(forKey: index) {
             failInput(
                 index,
-                error: RetriesExhausted(
-                    inputIndex: index, failures: earlier + [String(describing: error)],
-                    lastError: error))
+                error: RetriesExhausted(inputIndex: index, errors: earlier + [error]))
         } else {
             failInput(index, error: error)
         }
@@ -441,7 +439,8 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
         let room = window - (pulled - lock.withLock { consumed })
         let wanted = max(chunkSize, min(limit, room))
         var inputs: [F.Input] = []
-        inputs.reserveCapacity(wanted)
+        // Not more than a source that ends early needs: the chunk size may be large.
+        inputs.reserveCapacity(min(wanted, 1 << 16))
         while inputs.count < wanted, let next = source.next() { inputs.append(next) }
         if inputs.count < wanted { markSourceDone(total: pulled + inputs.count) }
         guard !inputs.isEmpty else {

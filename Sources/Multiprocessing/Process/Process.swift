@@ -52,12 +52,18 @@ public final class Process: @unchecked Sendable {
     /// How the child is started.
     public let startMethod: StartMethod
 
-    private let target: any ParallelFunction
-    /// Calls the target (in a forked child that uses it as it is in memory).
-    private let call: @Sendable () throws -> Void
+    /// The target and what starts it, until the process started: then it is let go (with
+    /// what it captures), as Python's `Process.start()` drops its target.
+    private let launcher: Mutex<Launcher?>
     private let state: ProcessState
-    /// Under mpirun: starts the target on a worker rank (`MPIProcessHost`).
-    private let rankStarter: @Sendable (String) throws -> AsyncResult<Int32>
+
+    private struct Launcher: Sendable {
+        let target: any ParallelFunction
+        /// Calls the target (in a forked child that uses it as it is in memory).
+        let call: @Sendable () throws -> Void
+        /// Under mpirun: starts the target on a worker rank (`MPIProcessHost`).
+        let rankStarter: @Sendable (String) throws -> AsyncResult<Int32>
+    }
     /// Under mpirun, once started: the target's outcome on its rank.
     private let onRank = Mutex<AsyncResult<Int32>?>(nil)
     /// The signal `terminate()`/`kill()` stood for on an MPI rank (its input was cancelled:
@@ -84,9 +90,10 @@ public final class Process: @unchecked Sendable {
         startMethod: StartMethod = .automatic, tagOutput: Bool? = nil
     ) {
         self.tagOutput = tagOutput
-        self.target = target
-        self.call = { try target(()) }
-        self.rankStarter = { name in try MPIProcessHost.shared.start(target, name: name) }
+        self.launcher = Mutex(
+            Launcher(
+                target: target, call: { try target(()) },
+                rankStarter: { name in try MPIProcessHost.shared.start(target, name: name) }))
         self.name = name ?? "Process-\(Process.counter.add(1, ordering: .relaxed).newValue)"
         self.daemon = daemon
         self.startMethod = startMethod
@@ -103,13 +110,16 @@ public final class Process: @unchecked Sendable {
             case .closed: throw ProcessError(.closed, "process \(name) is closed")
             }
         }
+        // Only one start gets past the check above; a failed one may be tried again.
+        guard let launcher = launcher.withLock({ $0 }) else { return }
         do {
             if MPIObjects.isServing {
-                let result = try rankStarter(name)
+                let result = try launcher.rankStarter(name)
                 onRank.withLock { $0 = result }
-                return
+            } else {
+                try launch(launcher.target, call: launcher.call)
             }
-            try launch(target)
+            self.launcher.withLock { $0 = nil }
         } catch {
             lifecycle.withLock { $0 = .created }
             if error is ProcessError { throw error }
@@ -117,7 +127,7 @@ public final class Process: @unchecked Sendable {
         }
     }
 
-    private func launch<F: ParallelFunction>(_ target: F) throws {
+    private func launch<F: ParallelFunction>(_ target: F, call: @escaping @Sendable () throws -> Void) throws {
         let typeName: String
         do {
             typeName = try FunctionIdentity.name(of: F.self)

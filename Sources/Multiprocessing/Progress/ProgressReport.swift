@@ -11,8 +11,10 @@ import Glibc
 /// - `.callback`: your function, with a `ProgressUpdate`, at most every so many seconds and
 ///   once at the end. It runs on the pool's thread: keep it short.
 ///
-/// Counts are of inputs, settled: delivered or failed for good. With no progress option (the
-/// default) nothing is measured or printed.
+/// Counts are of inputs, settled: delivered or failed for good. A run resumed from a
+/// checkpoint counts the whole call: the inputs the journal gave are done from the start
+/// (`ProgressUpdate.resumed`), the total is every input, the rate and ETA are this run's own.
+/// With no progress option (the default) nothing is measured or printed.
 public struct ProgressReport: Sendable {
     enum Style: Sendable {
         case bar
@@ -54,22 +56,26 @@ public struct ProgressReport: Sendable {
 
 /// A call's progress at one moment.
 public struct ProgressUpdate: Sendable, Equatable {
-    /// Inputs delivered.
+    /// Inputs delivered (those a checkpoint journal gave included).
     public var done: Int
+    /// Of `done`, the inputs whose results a checkpoint journal gave (a resumed run): not
+    /// run again, and not counted in `rate`.
+    public var resumed: Int
     /// Inputs failed for good.
     public var failed: Int
     /// All inputs (nil for an `imap` whose sequence is not exhausted yet).
     public var total: Int?
     /// Seconds since the call was submitted.
     public var elapsed: Double
-    /// Inputs settled per second so far.
+    /// Inputs settled per second so far by this run (not those the journal gave).
     public var rate: Double
     /// Seconds left at that rate (nil while the total or the rate is unknown).
     public var remaining: Double?
     /// Whether this is the last update of the call.
     public var isFinal: Bool
 
-    /// `"label: 1234/5000 (24.7%), 3.21k/s, ETA 1m12s"`.
+    /// `"label: 1234/5000 (24.7%), 3.21k/s, ETA 1m12s"`; a resumed run's says how many
+    /// came from the checkpoint: `"label: 1234/5000 (24.7%), 1000 from the checkpoint, …"`.
     public func line(label: String) -> String {
         let settled = done + failed
         var text = "\(label): \(settled)"
@@ -77,6 +83,7 @@ public struct ProgressUpdate: Sendable, Equatable {
             text += "/\(total)"
             if total > 0 { text += " (\(ProgressUpdate.percent(settled, of: total)))" }
         }
+        if resumed > 0 { text += ", \(resumed) from the checkpoint" }
         if failed > 0 { text += ", \(failed) failed" }
         text += ", \(ProgressUpdate.rate(rate))"
         if isFinal {
@@ -116,6 +123,8 @@ final class ProgressMeter {
     private var total: Int?
     private var done = 0
     private var failed = 0
+    /// Of `done`, the inputs a checkpoint journal gave.
+    private var resumed = 0
     private var lastReport: UInt64
     private var reported = false
     private var finished = false
@@ -134,8 +143,17 @@ final class ProgressMeter {
         lastReport = start
     }
 
-    /// The total, once an `imap`'s sequence is exhausted.
-    func setTotal(_ count: Int) { total = count }
+    /// The total, once an `imap`'s sequence is exhausted: `count` inputs run, and those the
+    /// journal gave.
+    func setTotal(_ count: Int) { total = count + resumed }
+
+    /// `count` more inputs whose results a checkpoint journal gave (done, and part of the
+    /// total, but not of the rate). Reports nothing by itself.
+    func resume(_ count: Int) {
+        resumed += count
+        done += count
+        total = total.map { $0 + count }
+    }
 
     func advance(done delivered: Int = 0, failed lost: Int = 0) {
         done += delivered
@@ -160,10 +178,10 @@ final class ProgressMeter {
     private func update(now: UInt64, final: Bool) -> ProgressUpdate {
         let elapsed = Double(now &- start) / 1e9
         let settled = done + failed
-        let rate = elapsed > 0 ? Double(settled) / elapsed : 0
+        let rate = elapsed > 0 ? Double(settled - resumed) / elapsed : 0
         let remaining = total.flatMap { total in rate > 0 ? Double(max(0, total - settled)) / rate : nil }
         return ProgressUpdate(
-            done: done, failed: failed, total: total, elapsed: elapsed, rate: rate,
+            done: done, resumed: resumed, failed: failed, total: total, elapsed: elapsed, rate: rate,
             remaining: remaining, isFinal: final)
     }
 

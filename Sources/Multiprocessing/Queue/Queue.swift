@@ -1,3 +1,5 @@
+import Synchronization
+
 /// A first-in first-out queue between processes: Python's `multiprocessing.Queue`.
 ///
 /// ```swift
@@ -44,6 +46,8 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     /// `local`, where `served` is nil.
     var core: QueueCore { local! }
     let kind = QueueItemKind.of(Element.self)
+    /// `close()` was called on this handle (a served queue's; a local one's `core` knows).
+    private let servedClosed = Atomic<Bool>(false)
 
     /// A queue of at most `maxSize` items (0: no bound), with `bufferSize` bytes of shared
     /// buffer (rounded up to a power of two; items larger than it stream through).
@@ -63,7 +67,10 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     /// Puts `item`, waiting at most `timeout` seconds (nil: without limit) while the queue
     /// is full. Throws `Full` on time-out.
     public func put(_ item: Element, timeout: Double? = nil) throws {
-        if let served { return try served.put(try Queue.encode(item), timeout: timeout) }
+        if let served {
+            if servedClosed.load(ordering: .relaxed) { throw QueueError.closedHere }
+            return try served.put(try Queue.encode(item), timeout: timeout)
+        }
         try Queue.put(item, kind: kind, into: core, deadline: deadline(after: timeout))
     }
 
@@ -75,7 +82,10 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     /// Removes and returns the oldest item, waiting at most `timeout` seconds (nil: without
     /// limit). Throws `Empty` on time-out.
     public func get(timeout: Double? = nil) throws -> Element {
-        if let served { return try served.get(timeout: timeout).withUnsafeBytes { try Queue.decode($0) } }
+        if let served {
+            if servedClosed.load(ordering: .relaxed) { throw QueueError.closedHere }
+            return try served.get(timeout: timeout).withUnsafeBytes { try Queue.decode($0) }
+        }
         return try Queue.get(kind: kind, from: core, deadline: deadline(after: timeout))
     }
 
@@ -103,6 +113,7 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     /// `QueueError(.closed)`. Other processes are not affected. Python's `close()`.
     public func close() {
         local?.close()
+        servedClosed.store(true, ordering: .relaxed)
     }
 
     // MARK: Codable

@@ -160,9 +160,7 @@ final class QueueCore: @unchecked Sendable {
     var isBroken: Bool { CSystemShims_load_u32_seqcst(broken) != 0 }
 
     private func checkUsable() throws(QueueError) {
-        if isClosedHere.load(ordering: .relaxed) {
-            throw QueueError(.closed, "the queue was closed in this process; use another handle or do not close it")
-        }
+        if isClosedHere.load(ordering: .relaxed) { throw QueueError.closedHere }
         try checkBroken()
     }
 

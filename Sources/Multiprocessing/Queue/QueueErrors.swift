@@ -34,5 +34,8 @@ public struct QueueError: Error, CustomStringConvertible, Sendable, Equatable {
         self.message = message
     }
 
+    /// A `put` or `get` on a handle after its `close()`.
+    static let closedHere = QueueError(.closed, "the queue was closed in this process; use another handle or do not close it")
+
     public var description: String { message }
 }

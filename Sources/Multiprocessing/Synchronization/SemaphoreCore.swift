@@ -41,10 +41,15 @@ struct SemaphoreCore: @unchecked Sendable {
         }
     }
 
-    func release(_ count: Int, kind: String) throws(SynchronizationError) {
+    /// A `release` count is 1 to 2³² − 2 (what one futex word holds), local or served.
+    static func checkReleaseCount(_ count: Int, kind: String) throws(SynchronizationError) {
         guard count >= 1, count < Int(UInt32.max) else {
-            throw SynchronizationError(.invalidArgument, "release(\(count)) of a \(kind): release at least 1")
+            throw SynchronizationError(.invalidArgument, "release(\(count)) of a \(kind): release from 1 to \(UInt32.max - 1) at a time")
         }
+    }
+
+    func release(_ count: Int, kind: String) throws(SynchronizationError) {
+        try Self.checkReleaseCount(count, kind: kind)
         let limit = SharedAtomic.load(bound)
         let ceiling = limit == 0 ? UInt64(UInt32.max - 1) : UInt64(limit)
         var current = SharedAtomic.load(value)

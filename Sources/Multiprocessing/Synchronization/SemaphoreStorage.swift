@@ -50,6 +50,9 @@ struct SemaphoreStorage: Codable, Sendable {
     }
 
     func release(_ count: Int) throws(SynchronizationError) {
+        // Checked here for a served semaphore too: rank 0 would take a negative count off its
+        // value, and overflow on a huge one (ending the job).
+        try SemaphoreCore.checkReleaseCount(count, kind: kind)
         if let served { return try served.release(count) }
         try core.release(count, kind: kind)
     }

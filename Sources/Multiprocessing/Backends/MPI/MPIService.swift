@@ -23,8 +23,9 @@ import Glibc
 /// - **Several pools.** Each pool leases local workers of the worker ranks (`Lease`, its id
 ///   in every relay envelope): a rank's capacity is what it hosts by default; a pool takes
 ///   what is free, ranks in order, up to its `processes`, and gives it back when the ranks
-///   answer its `close`. A pool that finds nothing free waits (up to 30 s) for closing
-///   pools, then fails with a clear error.
+///   answer its `close`. A pool (or a `Process`) that finds nothing free waits (up to 30 s)
+///   for closing pools — ended ones whose ranks have not answered, and closed or terminated
+///   ones whose engine has not stopped yet —, then fails with a clear error.
 /// - **Exit** (an `atexit` handler the start-up hook registers on rank 0): terminates the live
 ///   pools, stops the service thread, tells every worker rank to `terminate`, waits up to
 ///   5 s for their acknowledgements, then finalises MPI — or aborts the job (`MPI_Abort`,
@@ -180,6 +181,19 @@ final class MPIService: @unchecked Sendable {
                 leases[pool] = lease
                 inboxes[pool] = Inbox(wake: wake)
                 return Lease(pool: pool, ranks: ranks, hosts: hosts)
+            }
+            // A pool closed or terminated but not ended yet (`terminate()` returns before its
+            // engine has stopped) gives its workers back soon: wait for it too.
+            if engines.values.contains(where: { $0.isClosedOrTerminated }) {
+                if monotonicNanoseconds() < deadline {
+                    wakeWord.wake()
+                    _ = lock.wait(until: min(deadline, monotonicNanoseconds() &+ 100_000_000))
+                    continue
+                }
+                throw PoolError(
+                    .backendUnavailable,
+                    "no MPI worker is free: pools that were closed or terminated have not given their local workers "
+                        + "back after 30 s (a closed pool first finishes its work); join() them first")
             }
             let used = leases.values.reduce(0) { $0 + $1.values.reduce(0, +) }
             throw PoolError(

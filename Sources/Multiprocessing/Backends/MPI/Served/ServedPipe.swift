@@ -11,7 +11,10 @@ import Wire
 /// handle is closed: its peer's `recv` then throws end-of-file once the buffer is empty,
 /// and its peer's `send` throws broken-pipe. As locally, where an end is closed once every
 /// process's descriptor of it is. The pipe's handles count its ends, not the registry: it is
-/// freed once both ends are closed (`keepsAlive`).
+/// freed once both ends are closed (`keepsAlive`). A process of a worker rank that ends
+/// (killed, crashed, its pool closed) never releases the handles it adopted: they are
+/// released when its rank reports the end (`processesEnded`), as a dead process's descriptors
+/// close locally.
 final class ServedPipe: ServedState {
     static let kind = ServedKind.pipe
 
@@ -21,6 +24,9 @@ final class ServedPipe: ServedState {
     private(set) var handles = [1, 1]
     /// Handles in transit not yet adopted.
     private var tokens: Set<UInt64> = []
+    /// Per end, the handles adopted by processes of worker ranks (by `Requester.rank`, their
+    /// `ObjectRequester.id`) and not released yet.
+    private var adopted: [[Int: Int]] = [[:], [:]]
     private var nextToken: UInt64 = 1
 
     func isClosed(_ end: Int) -> Bool { handles[end] == 0 }
@@ -57,7 +63,7 @@ final class ServedPipe: ServedState {
     static let endOfFileMessage = "end of file: the other end of the pipe was closed"
     static let brokenPipeMessage = "cannot send: the other end of the pipe is closed"
 
-    func attempt(_ request: inout Request, from _: Requester) -> ServedOutcome<Reply> {
+    func attempt(_ request: inout Request, from requester: Requester) -> ServedOutcome<Reply> {
         let end = request.end
         switch request.operation {
         case .send:
@@ -80,15 +86,32 @@ final class ServedPipe: ServedState {
                 var reader = WireReader(raw)
                 return (try? reader.read(UInt64.self)) ?? 0
             }
-            if tokens.remove(token) != nil { return .reply(.adopted(true)) }
-            // Another copy of the same message adopted the token first.
-            guard !isClosed(end) else { return .reply(.adopted(false)) }
-            handles[end] += 1
+            if tokens.remove(token) == nil {
+                // Another copy of the same message adopted the token first.
+                guard !isClosed(end) else { return .reply(.adopted(false)) }
+                handles[end] += 1
+            }
+            if !requester.isThread { adopted[end][requester.rank, default: 0] += 1 }
             return .reply(.adopted(true))
         case .release:
             if handles[end] > 0 { handles[end] -= 1 }
+            if let count = adopted[end][requester.rank] { adopted[end][requester.rank] = count > 1 ? count - 1 : nil }
             return .reply(.done)
         }
+    }
+
+    /// The handles that ended processes adopted and never released are released: their
+    /// peers' `recv` gets end-of-file, their `send` broken-pipe (parked ones too).
+    func processesEnded(_ gone: (Int) -> Bool) -> Bool {
+        var changed = false
+        for end in 0..<2 {
+            for (process, count) in adopted[end] where gone(process) {
+                adopted[end][process] = nil
+                handles[end] = max(0, handles[end] - count)
+                changed = true
+            }
+        }
+        return changed
     }
 
     func expire(_ request: Request, from _: Requester) -> Reply {
