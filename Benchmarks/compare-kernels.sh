@@ -37,6 +37,9 @@ numpy=no
 python3 -c "import numpy" 2>/dev/null && numpy=yes
 # One run of implementation $2 of kernel $1, tagged with that implementation.
 # The short kernels (pi, mandelbrot) run three times per call and report their median.
+openblas_core=
+if grep -qw avx512f /proc/cpuinfo 2>/dev/null; then openblas_core=OPENBLAS_CORETYPE=SkylakeX; fi
+
 run() {
     kernel=$1 impl=$2
     n=1
@@ -46,7 +49,8 @@ run() {
         best)
             if [ "$kernel" = matmul ]; then exe=$bin/matmul_openblas; else exe=$bin/${kernel}_avx512; fi
             [ -x "$exe" ] || return 0
-            line=$(OPENBLAS_NUM_THREADS=1 "$exe" $n) ;;
+            # OpenBLAS's AVX-512 kernels where the CPU has them (Scripts/bench.sh says why).
+            line=$(OPENBLAS_NUM_THREADS=1 env $openblas_core "$exe" $n) ;;
         numpy)
             [ "$kernel" = matmul ] && [ $numpy = yes ] || return 0
             line=$(OPENBLAS_NUM_THREADS=1 python3 Scripts/bench_python_kernels.py --repetitions 1 matmul) ;;

@@ -372,7 +372,7 @@ def kernels_section(log, out):
                    f"| {spread(log, 'native.' + name)} | {native_versus_c} |")
     if any(n.startswith("best.kernels.") for n in log.figures):
         out.append("\nAgainst the best C for this CPU (`Benchmarks/c/*_avx512.c`: AVX-512 intrinsics, no fused "
-                   "multiply-add, the same checksums; `matmul_openblas.c`: OpenBLAS's `dgemm` on one thread), "
+                   "multiply-add, the same checksums; `matmul_openblas.c`: OpenBLAS's `dgemm` on one thread, with its AVX-512 kernels where the CPU has AVX-512: `OPENBLAS_CORETYPE=SkylakeX`, as `Scripts/bench.sh` runs it), "
                    "each ratio per round, then the median (`Benchmarks/compare-kernels.sh` runs the same "
                    "comparison on its own, with thread CPU time):\n")
         out.append("| kernel | best C (s) | Swift ÷ best C | Swift native ÷ best C | target ≤ 1.0 (native) |")
