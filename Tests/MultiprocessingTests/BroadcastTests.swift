@@ -67,7 +67,7 @@ struct BroadcastElementAndMapping: ParallelFunction {
     }
 
     static func permissions(of address: UInt) -> String {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return "?" }
+        guard let maps = wholeFile("/proc/self/maps") else { return "?" }
         for line in maps.split(separator: "\n") {
             let fields = line.split(separator: " ")
             let range = fields[0].split(separator: "-")

@@ -55,7 +55,7 @@ enum Patterned {
 /// Lines of /proc/self/maps and the targets of /proc/self/fd naming the memfds of large messages.
 func outOfBandTraces() -> [String] {
     var traces: [String] = []
-    if let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) {
+    if let maps = wholeFile("/proc/self/maps") {
         traces += maps.split(separator: "\n").filter { $0.contains("swiftmp-message") }.map(String.init)
     }
     if let directory = opendir("/proc/self/fd") {

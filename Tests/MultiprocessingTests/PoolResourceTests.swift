@@ -92,7 +92,7 @@ struct PutInto: ParallelFunction {
 /// The number of shared mappings of this process (memfd / shm) — for a worker's own view.
 struct SharedMappings: ParallelFunction {
     func callAsFunction(_: Int) -> Int {
-        guard let maps = try? String(contentsOfFile: "/proc/self/maps", encoding: .utf8) else { return -1 }
+        guard let maps = wholeFile("/proc/self/maps") else { return -1 }
         return maps.split(separator: "\n").filter { $0.contains("memfd:") || $0.contains("/dev/shm/") }.count
     }
 }
@@ -105,6 +105,25 @@ struct SegmentsHeld: ParallelFunction {
 }
 
 final class PoolSegmentReleaseTests: TimeLimitedTestCase {
+    /// The probe below reads all of /proc/self/maps: late in the suite this process (and a
+    /// worker forked from it) has thousands of mappings, and a probe that read only the
+    /// first 4 KiB (Foundation's `String(contentsOfFile:)`) found none of a pool's.
+    func testTheMappingProbeReadsAllOfALongMapsFile() throws {
+        let queue = try Queue<Int>()
+        // Mappings that do not merge (alternate protections), below the queue's.
+        var pages: [UnsafeMutableRawPointer] = []
+        defer { for page in pages { munmap(page, 4096) } }
+        for i in 0..<2000 {
+            guard let page = mmap(nil, 4096, i % 2 == 0 ? PROT_READ : PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0),
+                page != MAP_FAILED
+            else { break }
+            pages.append(page)
+        }
+        XCTAssertGreaterThan((wholeFile("/proc/self/maps") ?? "").utf8.count, 64 << 10)
+        XCTAssertGreaterThan(SharedMappings()(0), 0)
+        withExtendedLifetime(queue) {}
+    }
+
     /// Issue 10 item 8: a long-lived pool whose tasks are given many short-lived shared objects
     /// keeps only the live ones mapped in its workers (one queue per call, 100 calls: more than
     /// the 64 function values a pool caches).

@@ -210,3 +210,22 @@ struct MakeBytes: ParallelFunction {
         (0..<count).map { UInt8($0 % 251) }
     }
 }
+
+/// The whole text of a file, read with read(2) until its end. For /proc files: they report
+/// size 0, and Foundation's `String(contentsOfFile:)` returns only their first ~4 KiB — in a
+/// process with many mappings (late in the suite) /proc/self/maps is far longer, and a test
+/// that looked for a mapping there did not find it.
+func wholeFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if count < 0 && errno == EINTR { continue }
+        guard count >= 0 else { return nil }
+        if count == 0 { return String(decoding: bytes, as: UTF8.self) }
+        bytes += buffer[..<count]
+    }
+}
