@@ -345,15 +345,9 @@ public final class Pool: @unchecked Sendable {
         progress: ProgressReport?, callback: (@Sendable ([F.Output]) -> Void)?,
         errorCallback: (@Sendable (any Error) -> Void)?
     ) throws -> AsyncResult<[F.Output]> {
-        let completion = Completion<[F.Output]>()
-        attach(callback, errorCallback, to: completion)
-        let job = try batch(
-            function, [], progression: progression, chunkSize: chunkSize, timeout: timeout, retry: retry,
-            progress: progress
-        ) { result in
-            completion.complete(result)
-        }
-        return AsyncResult(completion, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
+        try mapWithoutInputArray(
+            function, progression: progression, collection: nil, chunkSize: chunkSize, timeout: timeout,
+            retry: retry, progress: progress, callback: callback, errorCallback: errorCallback)
     }
 
     /// `mapAsync` of `collection`'s inputs, read on the pool's thread as each span goes out
@@ -364,11 +358,22 @@ public final class Pool: @unchecked Sendable {
         progress: ProgressReport?, callback: (@Sendable ([F.Output]) -> Void)?,
         errorCallback: (@Sendable (any Error) -> Void)?
     ) throws -> AsyncResult<[F.Output]> {
+        try mapWithoutInputArray(
+            function, progression: nil, collection: collection, chunkSize: chunkSize, timeout: timeout,
+            retry: retry, progress: progress, callback: callback, errorCallback: errorCallback)
+    }
+
+    /// `mapAsync` of inputs the job reads from `progression` or `collection` as it sends them.
+    private func mapWithoutInputArray<F: ParallelFunction>(
+        _ function: F, progression: _IntegerProgression?, collection: _CollectionInputs?, chunkSize: Int?,
+        timeout: Double?, retry: RetryPolicy?, progress: ProgressReport?,
+        callback: (@Sendable ([F.Output]) -> Void)?, errorCallback: (@Sendable (any Error) -> Void)?
+    ) throws -> AsyncResult<[F.Output]> {
         let completion = Completion<[F.Output]>()
         attach(callback, errorCallback, to: completion)
         let job = try batch(
-            function, [], collection: collection, chunkSize: chunkSize, timeout: timeout, retry: retry,
-            progress: progress
+            function, [], progression: progression, collection: collection, chunkSize: chunkSize, timeout: timeout,
+            retry: retry, progress: progress
         ) { result in
             completion.complete(result)
         }
