@@ -333,6 +333,26 @@ final class CheckpointTests: TimeLimitedTestCase {
         }
         withExtendedLifetime(held) {}
     }
+
+    /// A path that is not a regular file (a FIFO, a character device) is refused at once:
+    /// reading it to its end would wait for ever (a FIFO) or never end (`/dev/zero`).
+    func testAJournalPathThatIsNotARegularFileIsRefusedAtOnce() throws {
+        let fifo = directory + "/fifo"
+        XCTAssertEqual(mkfifo(fifo, 0o600), 0)
+        try Pool.with(processes: 1) { pool in
+            for path in [fifo, "/dev/zero"] {
+                let start = monotonicNanoseconds()
+                XCTAssertThrowsError(try pool.map(Square(), 0..<10, checkpoint: path)) {
+                    XCTAssertEqual(($0 as? CheckpointError)?.code, .unusable, "\($0)")
+                    XCTAssertTrue("\($0)".contains("not a regular file"), "\($0)")
+                }
+                XCTAssertThrowsError(try pool.imap(Square(), [1, 2], checkpoint: path).map { try $0.get() }) {
+                    XCTAssertEqual(($0 as? CheckpointError)?.code, .unusable, "\($0)")
+                }
+                XCTAssertLessThan(monotonicNanoseconds() - start, 5_000_000_000, path)
+            }
+        }
+    }
 }
 
 /// Returns its input (of any type): for the inputs' hash of several element types.

@@ -115,12 +115,28 @@ final class CheckpointJournal: @unchecked Sendable {
         path: String, typeName: String, functionHash: UInt64, count: Int, directWrites: Bool = false,
         refusingDirectWritesAfter: Int? = nil, inputsHash: @escaping @Sendable () throws -> UInt64
     ) throws(CheckpointError) -> (CheckpointJournal, [Record]) {
-        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        // O_NONBLOCK: opening a FIFO or a device must not wait; refused just below.
+        let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0o644)
         guard fd >= 0 else {
             throw CheckpointError(
                 .unusable,
                 "cannot open the checkpoint \(path): \(String(cString: strerror(errno))); "
                     + "choose a writable path")
+        }
+        // Only a regular file: reading a FIFO to its end waits for ever, a device such as
+        // /dev/zero never ends.
+        var status = stat()
+        guard fstat(fd, &status) == 0, fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) == 0 else {
+            let reason = errno
+            Glibc.close(fd)
+            throw CheckpointError(.unusable, "cannot use the checkpoint \(path): \(String(cString: strerror(reason)))")
+        }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            Glibc.close(fd)
+            throw CheckpointError(
+                .unusable,
+                "the checkpoint \(path) is not a regular file (a FIFO, a device or a socket); "
+                    + "choose the path of a file")
         }
         guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
             let reason = errno
