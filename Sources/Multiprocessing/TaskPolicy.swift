@@ -94,7 +94,9 @@ struct TaskOptions: Sendable {
                 throw PoolError(.invalidArgument, "timeout must be a positive number of seconds, not \(timeout)")
             }
             // 10⁹ s and more (and infinity) is no limit, as for every other timeout in the API.
-            timeoutNanoseconds = timeout >= 1e9 ? nil : UInt64(timeout * 1e9)
+            // At least 1 ns: a limit under a nanosecond is a limit too (a bundle's header,
+            // `MessageCodec.beginBundle`, says "none" with 0).
+            timeoutNanoseconds = timeout >= 1e9 ? nil : max(1, UInt64(timeout * 1e9))
         } else {
             timeoutNanoseconds = defaults.timeoutNanoseconds
         }

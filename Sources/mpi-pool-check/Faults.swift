@@ -82,6 +82,14 @@ enum Faults {
         check("faults timeout", timed, ["ok 0", "timed out 1", "ok 0", "ok 0"])
         check("faults timeout within 5 s", seconds < 5, true)
         check("after timeout", try pool.apply(Affine(a: 1, b: 1), 41), 42)
+        // A limit shorter than a nanosecond is a limit too (not "none"), in every layout.
+        let tinyStarted = monotonicSeconds()
+        let tiny = try Array(pool.imap(SleepFor(), [2_000], chunkSize: 1, timeout: 1e-12)).map { result -> String in
+            if case .failure(let error as TaskTimedOut) = result { return "timed out \(error.inputIndex)" }
+            return "\(result)"
+        }
+        check("faults timeout of 1e-12 s", tiny, ["timed out 0"])
+        check("faults timeout of 1e-12 s within 1.5 s", monotonicSeconds() - tinyStarted < 1.5, true)
         // Cancelling a call kills the workers running its inputs (a rank that schedules its
         // workers is asked to); the caller hears at once, the pool goes on.
         let cancelStarted = monotonicSeconds()

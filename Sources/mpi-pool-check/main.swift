@@ -21,9 +21,10 @@
 //   mpi-pool-check --stdio-once     numbered lines printed around .fork workers (first ones,
 //                                   replacements, a .fork Process): each must appear once
 //   mpi-pool-check --faults [N]     1 in ~17 inputs crash their worker (segfault, SIGKILL,
-//                                   exit); a 10 s task with a 0.5 s limit; N processes per
-//                                   rank. Prints "FAULTS OK" when exactly the faulty inputs
-//                                   failed, each once, naming its worker, and the rest is right
+//                                   exit); a 10 s task with a 0.5 s limit, a 2 s one with a
+//                                   1e-12 s limit; N processes per rank. Prints "FAULTS OK"
+//                                   when exactly the faulty inputs failed, each once, naming
+//                                   its worker, and the rest is right
 //   mpi-pool-check --tag-output     local pools (each start method) whose tasks print a line
 //                                   on stdout and one on stderr; prints "WORKERS <method> <pids>"
 //                                   (run it with SWIFTMP_TAG_OUTPUT=1 to see the lines tagged)
