@@ -1,4 +1,5 @@
 import Dispatch
+import Synchronization
 import Foundation
 import XCTest
 
@@ -124,6 +125,36 @@ final class ManagerTests: TimeLimitedTestCase {
         }
         try real.set(1, 2)
         XCTAssertEqual(try real.get(1), 2)
+    }
+
+    /// A refused key closes the connection's descriptor once: closing it again (as the
+    /// connection's deinit did after the refusal had closed it) closes whatever descriptor
+    /// another thread opened meanwhile under the same number.
+    func testARefusedKeyClosesItsDescriptorOnce() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        var key = manager.address.authkey
+        key[0] ^= 0xFF
+        let forged = DictProxy<Int, Int>(address: ManagerAddress(path: manager.address.path, authkey: key), id: 1)
+        let stop = Atomic<Bool>(false)
+        let closedUnderUs = Atomic<Int>(0)
+        let victim = Thread {
+            // Opens descriptors as fast as it can; one closed by someone else fails its own close.
+            while !stop.load(ordering: .relaxed) {
+                let fd = open("/dev/null", O_RDONLY)
+                if fd >= 0, close(fd) != 0 { closedUnderUs.add(1, ordering: .relaxed) }
+            }
+        }
+        victim.start()
+        let end = monotonicNanoseconds() + 3_000_000_000
+        var attempts = 0
+        while monotonicNanoseconds() < end && closedUnderUs.load(ordering: .relaxed) == 0 {
+            XCTAssertThrowsError(try forged.get(1))
+            attempts += 1
+        }
+        stop.store(true, ordering: .relaxed)
+        usleep(10_000)
+        XCTAssertEqual(closedUnderUs.load(ordering: .relaxed), 0, "after \(attempts) refused connections")
     }
 
     func testManagerOfAKilledOwnerGoesAwayWithItsSocket() throws {
@@ -389,4 +420,20 @@ final class ManagerTests: TimeLimitedTestCase {
         for item in try list.items() { seen.append(item) }
         XCTAssertEqual(seen.count, 6)
     }
+}
+
+/// A Unix socket listening at `path`.
+private func listeningSocket(at path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        raw.copyBytes(from: Array(path.utf8))
+        raw[path.utf8.count] = 0
+    }
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard fd >= 0, bound == 0, listen(fd, 4) == 0 else { throw SystemError("bind \(path)", errno: errno) }
+    return fd
 }

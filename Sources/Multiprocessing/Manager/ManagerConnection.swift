@@ -105,10 +105,10 @@ final class ManagerConnection: @unchecked Sendable {
                 shut down, its owner exited, or it runs on another host
                 """)
         }
+        // From here on `deinit` closes the descriptor, also when this initializer throws.
         socket = FrameSocket(fd: fd)
         try socket.send(ManagerFrame.make { writer in address.authkey.withUnsafeBytes { writer.writeRaw($0) } })
         guard let reply = try socket.receive(), reply.first == ManagerStatus.ok.rawValue else {
-            systemClose(fd)
             throw ManagerError(.authenticationFailed, "the manager refused the connection: wrong authentication key")
         }
     }
