@@ -1,6 +1,6 @@
 import Dispatch
-import Synchronization
 import Foundation
+import Synchronization
 import XCTest
 
 @testable import Multiprocessing
@@ -125,6 +125,38 @@ final class ManagerTests: TimeLimitedTestCase {
         }
         try real.set(1, 2)
         XCTAssertEqual(try real.get(1), 2)
+    }
+
+    /// A manager that goes away while a proxy connects (it shuts down, or its owner exits,
+    /// between the proxy's `connect` and the key's answer) is `ManagerError(.unavailable)`,
+    /// whether it closed the connection cleanly or reset it — not a `SystemError`, nor a
+    /// wrong key.
+    func testAManagerGoneDuringTheHandshakeIsUnavailable() throws {
+        let directory = NSTemporaryDirectory() + "swiftmp-handshake-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        for reset in [false, true] {
+            let path = directory + "/socket-\(reset)"
+            let listener = try listeningSocket(at: path)
+            defer { close(listener) }
+            // The "server": accepts, waits for the key, then closes — after reading it (a
+            // clean end of file for the proxy) or without (a reset).
+            let server = Thread {
+                let client = accept(listener, nil, nil)
+                var ready = pollfd(fd: client, events: Int16(POLLIN), revents: 0)
+                _ = poll(&ready, 1, 10_000)
+                if !reset {
+                    var key = [UInt8](repeating: 0, count: 64)
+                    _ = recv(client, &key, key.count, 0)
+                }
+                close(client)
+            }
+            server.start()
+            let proxy = DictProxy<Int, Int>(address: ManagerAddress(path: path, authkey: Array(repeating: 7, count: 32)), id: 1)
+            XCTAssertThrowsError(try proxy.get(1)) { error in
+                XCTAssertEqual((error as? ManagerError)?.code, .unavailable, "reset \(reset): \(type(of: error)) \(error)")
+            }
+        }
     }
 
     /// A refused key closes the connection's descriptor once: closing it again (as the

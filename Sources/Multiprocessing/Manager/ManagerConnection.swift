@@ -107,10 +107,23 @@ final class ManagerConnection: @unchecked Sendable {
         }
         // From here on `deinit` closes the descriptor, also when this initializer throws.
         socket = FrameSocket(fd: fd)
-        try socket.send(ManagerFrame.make { writer in address.authkey.withUnsafeBytes { writer.writeRaw($0) } })
-        guard let reply = try socket.receive(), reply.first == ManagerStatus.ok.rawValue else {
+        let reply: [UInt8]?
+        do {
+            try socket.send(ManagerFrame.make { writer in address.authkey.withUnsafeBytes { writer.writeRaw($0) } })
+            reply = try socket.receive()
+        } catch {
+            throw ManagerError(.unavailable, ManagerConnection.goneMessage(address, error))
+        }
+        guard let reply else { throw ManagerError(.unavailable, ManagerConnection.goneMessage(address, nil)) }
+        guard reply.first == ManagerStatus.ok.rawValue else {
             throw ManagerError(.authenticationFailed, "the manager refused the connection: wrong authentication key")
         }
+    }
+
+    /// The manager closed the connection before it answered the key: it is going away.
+    private static func goneMessage(_ address: ManagerAddress, _ error: (any Error)?) -> String {
+        "the manager at \(address.path) closed the connection before it answered\(error.map { " (\($0))" } ?? ""): "
+            + "it is shutting down, or its owner is exiting"
     }
 
     deinit {
