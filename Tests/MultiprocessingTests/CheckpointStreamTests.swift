@@ -102,6 +102,15 @@ final class CheckpointStreamTests: TimeLimitedTestCase {
             _ = try pool.map(function, [1, 2], checkpoint: mapJournal)
             XCTAssertThrowsError(try pool.imap(function, [1, 2], checkpoint: mapJournal)) { error in
                 XCTAssertEqual((error as? CheckpointError)?.code, .otherWork, "\(error)")
+                // Each side's work as a reader can tell it: a map's count, a stream as a stream.
+                XCTAssertTrue("\(error)".contains("2 inputs"), "\(error)")
+                XCTAssertTrue("\(error)".contains("an imap stream"), "\(error)")
+                XCTAssertFalse("\(error)".contains("\(Int.max)"), "\(error)")
+            }
+            XCTAssertThrowsError(try pool.map(function, [1, 2, 3], checkpoint: journal)) { error in
+                XCTAssertEqual((error as? CheckpointError)?.code, .otherWork, "\(error)")
+                XCTAssertTrue("\(error)".contains("an imap stream"), "\(error)")
+                XCTAssertFalse("\(error)".contains("\(Int.max)"), "\(error)")
             }
         }
     }

@@ -49,6 +49,13 @@ final class CheckpointJournal: @unchecked Sendable {
         var functionHash: UInt64
         var inputsHash: UInt64
         var count: Int
+
+        /// For messages: the function's type, how many inputs (an `imap` stream's count is
+        /// `Int.max`, its inputs being unknown in advance), and the hashes.
+        var summary: String {
+            let inputs = count == Int.max ? "an imap stream" : "\(count) inputs"
+            return "\(typeName), \(inputs), function hash \(hex(functionHash)), inputs hash \(hex(inputsHash))"
+        }
     }
 
     /// One record: positions of inputs and the encoded outputs of exactly those inputs.
@@ -190,10 +197,8 @@ final class CheckpointJournal: @unchecked Sendable {
                 throw CheckpointError(
                     .otherWork,
                     """
-                    the checkpoint \(path) records other work (\(found.work.typeName), \(found.work.count) inputs, \
-                    function hash \(hex(found.work.functionHash)), inputs hash \(hex(found.work.inputsHash))) than this \
-                    call (\(work.typeName), \(work.count) inputs, function hash \(hex(work.functionHash)), inputs hash \
-                    \(hex(work.inputsHash))); delete it to start again, or use another path
+                    the checkpoint \(path) records other work (\(found.work.summary)) than this call \
+                    (\(work.summary)); delete it to start again, or use another path
                     """)
             }
             let (records, end) = decodeRecords(bytes, from: found.length, count: work.count)
