@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -287,6 +288,12 @@ int CSystemShims_affinity_cpu_count(void) {
     CPU_ZERO(&set);
     if (sched_getaffinity(0, sizeof set, &set) != 0) return -1;
     return CPU_COUNT(&set);
+}
+
+unsigned long long CSystemShims_memory_and_swap_bytes(void) {
+    struct sysinfo info;
+    if (sysinfo(&info) != 0) return 0;
+    return ((unsigned long long)info.totalram + info.totalswap) * (info.mem_unit ? info.mem_unit : 1);
 }
 
 pid_t CSystemShims_gettid(void) { return (pid_t)syscall(SYS_gettid); }

@@ -242,6 +242,9 @@ public final class Pool: @unchecked Sendable {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
         }
         let count = progression?.count ?? collection?.count ?? producing ?? inputs.count
+        try Pool.checkMemory(
+            count: count, outputStride: MemoryLayout<F.Output>.stride,
+            inputStride: producing == nil ? 0 : MemoryLayout<F.Input>.stride)
         let options = try TaskOptions(timeout: timeout, retry: retry, defaults: defaults)
         let job = BatchJob<F>(
             function: try definition ?? FunctionDefinition.make(function), options: options,
@@ -257,6 +260,25 @@ public final class Pool: @unchecked Sendable {
         if let isDone, try engine.runDriven(job, until: isDone) { return job }
         try engine.submit(job)
         return job
+    }
+
+    /// Refuses a call whose results — and the inputs the caller writes into the job, for a
+    /// `producing:` job — need more bytes than the machine has (`machineMemoryBytes`):
+    /// allocating them would end the program. Python's `map` raises `MemoryError` there.
+    static func checkMemory(count: Int, outputStride: Int, inputStride: Int) throws(PoolError) {
+        let (outputs, overflow) = count.multipliedReportingOverflow(by: max(outputStride, 1))
+        let (inputs, inputOverflow) = count.multipliedReportingOverflow(by: inputStride)
+        // Below 1 GiB no question (and no system call on the `apply` path).
+        if !overflow && !inputOverflow && max(outputs, inputs) <= 1 << 30 { return }
+        let limit = machineMemoryBytes()
+        guard overflow || inputOverflow || outputs > limit || inputs > limit else { return }
+        throw PoolError(
+            .invalidArgument,
+            """
+            a call over \(count) inputs cannot hold its results in memory (\(count) × \(outputStride) bytes; this \
+            machine has \(limit) bytes of memory and swap): use imap or imapUnordered, which keep only a window \
+            of results, or split the inputs into several calls
+            """)
     }
 
     /// Submits a batch job whose result `completion` receives, as an `AsyncResult`.

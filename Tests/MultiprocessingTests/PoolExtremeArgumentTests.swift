@@ -50,3 +50,28 @@ extension PoolExtremeArgumentTests {
         }
     }
 }
+
+extension PoolExtremeArgumentTests {
+    /// A map over more inputs than the machine's memory can hold results for (a range is
+    /// accepted as it is, without an array) is a typed error naming imap, not the end of the
+    /// program (an allocation that fails ends it); imap over the same range works.
+    func testAMapWhoseResultsCannotFitIsRefused() throws {
+        try Pool.with(processes: 1) { pool in
+            for count in [1 << 40, Int.max] {
+                XCTAssertThrowsError(try pool.map(Square(), 0..<count)) {
+                    XCTAssertEqual(($0 as? PoolError)?.code, .invalidArgument, "\($0)")
+                    XCTAssertTrue("\($0)".contains("imap"), "\($0)")
+                }
+                XCTAssertThrowsError(try pool.mapAsync(Square(), stride(from: 0, to: count, by: 1)))
+                XCTAssertThrowsError(try pool.map(Square(), (0..<count).lazy.map { $0 })) {
+                    XCTAssertEqual(($0 as? PoolError)?.code, .invalidArgument, "\($0)")
+                }
+                XCTAssertThrowsError(try pool.starmap(Add(), (0..<count).lazy.map { ($0, $0) }))
+                let stream = try pool.imap(Square(), 0..<count)
+                XCTAssertEqual(try stream.next()?.get(), 0)
+                stream.cancel()
+            }
+            XCTAssertEqual(try pool.map(Square(), 0..<(1 << 12)).count, 1 << 12)
+        }
+    }
+}

@@ -101,6 +101,9 @@ int CSystemShims_die_of_sent_crash_signals(void);
 void CSystemShims_line_buffer_stdout(void);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.
 int CSystemShims_affinity_cpu_count(void);
+
+/// This machine's memory and swap in bytes (sysinfo), or 0 when sysinfo fails.
+unsigned long long CSystemShims_memory_and_swap_bytes(void);
 pid_t CSystemShims_gettid(void);
 
 /// accept4(…, SOCK_CLOEXEC), retrying EINTR.
