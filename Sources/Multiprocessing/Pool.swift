@@ -262,6 +262,15 @@ public final class Pool: @unchecked Sendable {
         return job
     }
 
+    /// `checkMemory` before `inputs` are made an array (a checkpointed map of a range is):
+    /// the array and the results must fit.
+    @usableFromInline
+    func _checkMemory<F: ParallelFunction>(_ inputs: some Sequence, _: F.Type) throws {
+        try Pool.checkMemory(
+            count: inputs.underestimatedCount, outputStride: MemoryLayout<F.Output>.stride,
+            inputStride: MemoryLayout<F.Input>.stride)
+    }
+
     /// Refuses a call whose results — and the inputs the caller writes into the job, for a
     /// `producing:` job — need more bytes than the machine has (`machineMemoryBytes`):
     /// allocating them would end the program. Python's `map` raises `MemoryError` there.
@@ -355,6 +364,7 @@ public final class Pool: @unchecked Sendable {
             producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
             return try produced.result.get()
         }
+        try _checkMemory(inputs, F.self)
         return try _map(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry, progress: progress,
             checkpoint: checkpoint)
@@ -476,6 +486,7 @@ public final class Pool: @unchecked Sendable {
             producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
             return produced.result
         }
+        try _checkMemory(inputs, F.self)
         return try _mapAsync(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
             progress: progress, checkpoint: checkpoint, callback: callback, errorCallback: errorCallback)
@@ -554,6 +565,7 @@ public final class Pool: @unchecked Sendable {
             producer.produce(into: produced.base, every: produced.step, publish: produced.publish)
             return try await produced.result.value
         }
+        try _checkMemory(inputs, F.self)
         return try await _mapAsync(
             function, Array(inputs), chunkSize: chunkSize, timeout: timeout, retry: retry,
             progress: progress, checkpoint: checkpoint, callback: nil, errorCallback: nil

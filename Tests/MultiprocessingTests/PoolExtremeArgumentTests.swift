@@ -67,6 +67,10 @@ extension PoolExtremeArgumentTests {
                     XCTAssertEqual(($0 as? PoolError)?.code, .invalidArgument, "\($0)")
                 }
                 XCTAssertThrowsError(try pool.starmap(Add(), (0..<count).lazy.map { ($0, $0) }))
+                // With a checkpoint the inputs are made an array first: that must fit too.
+                XCTAssertThrowsError(try pool.map(Square(), 0..<count, checkpoint: "/nonexistent/journal")) {
+                    XCTAssertEqual(($0 as? PoolError)?.code, .invalidArgument, "\($0)")
+                }
                 let stream = try pool.imap(Square(), 0..<count)
                 XCTAssertEqual(try stream.next()?.get(), 0)
                 stream.cancel()
