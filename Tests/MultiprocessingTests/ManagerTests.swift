@@ -232,6 +232,23 @@ final class ManagerTests: TimeLimitedTestCase {
         XCTAssertEqual(try numbers.snapshot().values.reduce(0, +), (0..<2000).reduce(0) { $0 + $1 * $1 })
     }
 
+    /// A value larger than a manager frame (1 GiB) is refused before it is sent, as too
+    /// large: `ManagerError(.invalidRequest)` saying so (not "the manager is gone", which the
+    /// server's refusal of the frame looked like), and the manager goes on serving.
+    func testAValueLargerThanAFrameIsRefusedAsTooLarge() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let blobs = try manager.list(of: [UInt8].self)
+        // 1 025 times the same MiB (one array in this process): a request of just over 1 GiB.
+        let mebibyte = [UInt8](repeating: 1, count: 1 << 20)
+        XCTAssertThrowsError(try blobs.extend(Array(repeating: mebibyte, count: 1025))) { error in
+            XCTAssertEqual((error as? ManagerError)?.code, .invalidRequest, "\(error)")
+            XCTAssertTrue("\(error)".contains("too large"), "\(error)")
+        }
+        try blobs.append([1, 2, 3])
+        XCTAssertEqual(try blobs.snapshot(), [[1, 2, 3]])
+    }
+
     // MARK: attacks and leaks
 
     /// Open descriptors of this process.

@@ -282,6 +282,18 @@ enum ProxyCall {
     ) throws -> (ManagerStatus, [UInt8]) {
         var encoded = WireWriter()
         try arguments(&encoded)
+        // The server refuses a frame above `ManagerFrame.maximum` (the operation and the
+        // object id, 9 bytes, then the arguments) by dropping the connection, which looks like
+        // its end; and a frame's length must fit its 32-bit header.
+        if address.served == 0 && encoded.count > ManagerFrame.maximum - 9 {
+            throw ManagerError(
+                .invalidRequest,
+                """
+                a manager request of \(encoded.count) bytes is too large: a manager takes at most \
+                \(ManagerFrame.maximum - 9) bytes per call; split the value (or use a Queue, a SharedArray or \
+                pool.broadcast for bulk data)
+                """)
+        }
         let (status, reply) =
             address.served == 0
             ? try ManagerConnection.to(address).request(operation, object: id) { writer in
