@@ -77,7 +77,8 @@ final class ForkServer: @unchecked Sendable {
             try ProcessSupervisor.shared.addSource(socket) { [self] _ in readReplies() }
         } catch {
             _ = Glibc.kill(serverPID, SIGKILL)
-            systemClose(socket)
+            // Not closed here: every property is set, so `deinit` runs and closes `socket`
+            // (closing it here too would close whatever took its number meanwhile).
             throw error
         }
     }
