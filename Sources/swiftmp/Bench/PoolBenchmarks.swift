@@ -17,6 +17,8 @@ struct PoolBenchmarks {
     var repetitions = 10
     /// Only the figures whose names start with this (nil: all), e.g. `pool.apply`.
     var only: String?
+    /// The order of the input kinds in each repetition, and which kinds run.
+    var inputOrder = InputOrder()
 
     private func wanted(_ prefix: String) -> Bool {
         guard let only else { return true }
@@ -28,7 +30,8 @@ struct PoolBenchmarks {
     /// the same repetitions, interleaved so that each sees the same machine load, an array
     /// built in the call, a `Range`, a `ClosedRange`, a `stride`, a lazy map and a `Set`
     /// (`pool.map.<tasks>.chunk_<c>.input_<kind>`, with `vs_array`: the median over the
-    /// repetitions of the array's rate ÷ this input's rate in the same repetition).
+    /// repetitions of the array's rate ÷ this input's rate in the same repetition), in a
+    /// new order in every repetition (`InputOrder`).
     static let inputKinds = ["array", "arrayOfRange", "range", "closedRange", "stride", "lazyMap", "set"]
 
     func run(_ emit: (Figure) -> Void) throws {
@@ -36,7 +39,8 @@ struct PoolBenchmarks {
         if wanted("pool.apply") { try roundTrips(emit) }
         // Every entry point over every input kind: only when asked for (InputKindsBenchmark).
         if let only, only.hasPrefix("pool.inputs") {
-            try InputKindsBenchmark(pool: pool, tasks: tasks, repetitions: repetitions, only: only).run(emit)
+            try InputKindsBenchmark(pool: pool, tasks: tasks, repetitions: repetitions, only: only, inputOrder: inputOrder)
+                .run(emit)
         }
     }
 
@@ -45,35 +49,34 @@ struct PoolBenchmarks {
         let expected = inputs.map { $0 &* $0 }
         let set = Set(inputs)
         let setExpected = set.map { $0 &* $0 }
-        let kinds = Self.inputKinds
+        let kinds = inputOrder.selected(Self.inputKinds)
         for (label, chunk) in [("default", nil), ("100", 100), ("1", 1)] as [(String, Int?)] {
-            var rates = [[Double]](repeating: [], count: kinds.count)
+            let prefix = "pool.map.\(tasks).chunk_\(label)"
+            guard wanted(prefix) else { continue }
             let reps = chunk == 1 ? max(3, repetitions / 3) : repetitions
+            var rates: [[Double]] = []
             let idle = try Measure.idleShare {
-                for rep in 0..<reps {
-                    // Each repetition starts with another kind: no kind always runs first or last.
-                    for step in 0..<kinds.count {
-                        let k = (rep + step) % kinds.count, kind = kinds[k]
-                        let start = Measure.now()
-                        let results: [Int]
-                        switch kind {
-                        case "array": results = try pool.map(SquareTask(), inputs, chunkSize: chunk)
-                        case "arrayOfRange": results = try pool.map(SquareTask(), Array(0..<tasks), chunkSize: chunk)
-                        case "range": results = try pool.map(SquareTask(), 0..<tasks, chunkSize: chunk)
-                        case "closedRange": results = try pool.map(SquareTask(), 0...(tasks - 1), chunkSize: chunk)
-                        case "stride": results = try pool.map(SquareTask(), stride(from: 0, to: tasks, by: 1), chunkSize: chunk)
-                        case "lazyMap": results = try pool.map(SquareTask(), (0..<tasks).lazy.map { $0 }, chunkSize: chunk)
-                        default: results = try pool.map(SquareTask(), set, chunkSize: chunk)
-                        }
-                        rates[k].append(Double(tasks) / (Measure.now() - start))
-                        guard results == (kind == "set" ? setExpected : expected) else {
-                            throw BenchmarkError.wrongResult("map chunk \(label), input \(kind)")
-                        }
+                // Each repetition calls the kinds in another order (`InputOrder`): no kind
+                // always runs first, last, or after the same other kind.
+                rates = try timeKinds(kinds, tasks: tasks, repetitions: reps, order: inputOrder, prefix: prefix, emit: emit) {
+                    kind in
+                    let results: [Int]
+                    switch kind {
+                    case "array": results = try pool.map(SquareTask(), inputs, chunkSize: chunk)
+                    case "arrayOfRange": results = try pool.map(SquareTask(), Array(0..<tasks), chunkSize: chunk)
+                    case "range": results = try pool.map(SquareTask(), 0..<tasks, chunkSize: chunk)
+                    case "closedRange": results = try pool.map(SquareTask(), 0...(tasks - 1), chunkSize: chunk)
+                    case "stride": results = try pool.map(SquareTask(), stride(from: 0, to: tasks, by: 1), chunkSize: chunk)
+                    case "lazyMap": results = try pool.map(SquareTask(), (0..<tasks).lazy.map { $0 }, chunkSize: chunk)
+                    default: results = try pool.map(SquareTask(), set, chunkSize: chunk)
+                    }
+                    guard results == (kind == "set" ? setExpected : expected) else {
+                        throw BenchmarkError.wrongResult("map chunk \(label), input \(kind)")
                     }
                 }
             }
             for (k, kind) in kinds.enumerated() {
-                let name = "pool.map.\(tasks).chunk_\(label)" + (kind == "array" ? "" : ".input_\(kind)")
+                let name = prefix + (kind == "array" ? "" : ".input_\(kind)")
                 var extra = ["min": rates[k].min() ?? .nan, "max": rates[k].max() ?? .nan, "idle_cpu_share": idle]
                 if kind != "array" {
                     extra["vs_array"] = Measure.median(zip(rates[0], rates[k]).map { $0 / $1 })
@@ -86,6 +89,7 @@ struct PoolBenchmarks {
         // size 100, beside the plain map measured in the same rounds (interleaved: the same
         // machine load; each repetition starts with another variant, so that none always
         // runs first — the first map after another's paid for the memory the other let go).
+        guard wanted("pool.map.\(10 * tasks)") else { return }
         let long = Array(0..<(10 * tasks))
         let longExpected = long.map { $0 &* $0 }
         var rates: [[Double]] = [[], [], []]
