@@ -54,7 +54,7 @@ struct Bench: ParsableCommand {
 
     @Option(
         help:
-            "Pool suite: only these input kinds beside the ready array, comma-separated (array, arrayOfRange, range, closedRange, stride, lazyMap, set), e.g. range to time the array and the range alone, interleaved."
+            "Pool suite: only these input kinds beside the ready array, comma-separated (arrayOfRange, range, closedRange, stride, lazyMap, set, and makeArray, readSet: the array made, the set read, without a map), e.g. range to time the array and the range alone, interleaved."
     )
     var inputKinds: String?
 

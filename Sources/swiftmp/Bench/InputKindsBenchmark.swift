@@ -45,21 +45,23 @@ struct InputKindsBenchmark {
         let kinds = inputOrder.selected(Self.kinds)
         var rates: [[Double]] = []
         let idle = try Measure.idleShare {
-            rates = try timeKinds(kinds, tasks: n, repetitions: repetitions, order: inputOrder, prefix: prefix, emit: emit) {
-                kind in
-                let results: [Int]
-                switch kind {
-                case "array": results = try call(api, array, chunk)
-                case "range": results = try call(api, 0..<n, chunk)
-                case "closedRange": results = try call(api, 0...(n - 1), chunk)
-                case "stride": results = try call(api, stride(from: 0, to: n, by: 1), chunk)
-                case "lazyMap": results = try call(api, (0..<n).lazy.map { $0 }, chunk)
-                default: results = try call(api, set, chunk)
-                }
-                guard results == (kind == "set" ? setExpected : expected) else {
-                    throw BenchmarkError.wrongResult("\(prefix) input \(kind)")
-                }
-            }
+            rates = try timeKinds(
+                kinds, tasks: n, repetitions: repetitions, order: inputOrder, prefix: prefix, emit: emit,
+                call: { kind -> [Int] in
+                    switch kind {
+                    case "array": return try call(api, array, chunk)
+                    case "range": return try call(api, 0..<n, chunk)
+                    case "closedRange": return try call(api, 0...(n - 1), chunk)
+                    case "stride": return try call(api, stride(from: 0, to: n, by: 1), chunk)
+                    case "lazyMap": return try call(api, (0..<n).lazy.map { $0 }, chunk)
+                    default: return try call(api, set, chunk)
+                    }
+                },
+                check: { kind, results in
+                    guard results == (kind == "set" ? setExpected : expected) else {
+                        throw BenchmarkError.wrongResult("\(prefix) input \(kind)")
+                    }
+                })
         }
         for (k, kind) in kinds.enumerated() {
             var extra = ["min": rates[k].min() ?? .nan, "max": rates[k].max() ?? .nan, "idle_cpu_share": idle]

@@ -56,19 +56,21 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
-/// Runs `call(kind)` for every kind in every repetition in `order`'s order, timing each, and
-/// returns each kind's rates (tasks/s) in repetition order; emits the samples if asked.
-func timeKinds(
+/// Runs `call(kind)` for every kind in every repetition in `order`'s order, timing each (the
+/// call only: `check` then verifies what it returned, untimed), and returns each kind's rates
+/// (tasks/s) in repetition order; emits the samples if asked.
+func timeKinds<Result>(
     _ kinds: [String], tasks: Int, repetitions: Int, order: InputOrder, prefix: String,
-    emit: (Figure) -> Void, call: (String) throws -> Void
+    emit: (Figure) -> Void, call: (String) throws -> Result, check: (String, Result) throws -> Void
 ) rethrows -> [[Double]] {
     var rates = [[Double]](repeating: [], count: kinds.count)
     var previous = -1
     for (rep, sequence) in order.orders(count: kinds.count, repetitions: repetitions).enumerated() {
         for k in sequence {
             let start = Measure.now()
-            try call(kinds[k])
+            let result = try call(kinds[k])
             let seconds = Measure.now() - start
+            try check(kinds[k], result)
             rates[k].append(Double(tasks) / seconds)
             if order.samples {
                 emit(
