@@ -78,7 +78,7 @@ def pool_section(log, out):
                f"{spread(log, 'python.pool.startup')} | {text} | reported | – |")
     out.append("")
     extras = sorted(n for n in log.figures if n.startswith("pool.map.") and ".input_" not in n
-                    and "." in n.split(".chunk_", 1)[-1] and not n.endswith(".plain"))
+                    and ".alone_" not in n and "." in n.split(".chunk_", 1)[-1] and not n.endswith(".plain"))
     if extras:
         out.append("What asking for progress or a checkpoint costs: the same map with `progress:` or "
                    "`checkpoint:` beside the plain one, interleaved in each repetition (ratio: with ÷ plain, "
@@ -159,21 +159,31 @@ def inputs_section(log, out):
         out.append("Not measured in this run.\n")
         return
     out.append("`pool.map(Square(), inputs, chunkSize: c)` with the inputs passed as the README passes them, "
-               "measured in the same repetitions as the array (interleaved, each repetition starting with "
-               "another kind). Each cell: tasks/s (median over the rounds) and, below, the array's rate ÷ "
-               "this input's rate, paired within each repetition, median over repetitions and then rounds "
-               "(1.00× = as fast as an array built beforehand). Target: every input within 1.1× of the array.\n")
-    out.append("| chunk size | array | " + " | ".join(label for _, label in INPUT_KINDS) + " | met |")
-    out.append("|---|---|" + "---|" * len(INPUT_KINDS) + "---|")
+               "measured in the same repetitions as the array (interleaved, the kinds in a new shuffled order "
+               "in every repetition, so that none always runs after the same other one: a call pays for what "
+               "the call before it freed). Each cell: tasks/s (median over the rounds) and, below, the "
+               "array's rate ÷ this input's rate, paired within each repetition, median over repetitions and "
+               "then rounds (1.00× = as fast as an array built beforehand). Target: every input within 1.1× of "
+               "the array. `Array(0..<n)` is an array the caller makes in the call: it pays for making it "
+               "(not counted in *met*); beside it, in the same repetitions, what making it alone costs "
+               "(`Array(0..<n)` made and freed, no map), and what reading the `Set` alone costs (once, into "
+               "memory kept between repetitions: the least its map must do), each ÷ the array's map.\n")
+    out.append("| chunk size | array | " + " | ".join(label for _, label in INPUT_KINDS)
+               + " | making `Array(0..<n)` alone | reading the `Set` alone | met |")
+    out.append("|---|---|" + "---|" * len(INPUT_KINDS) + "---|---|---|")
     for chunk in ("default", "100", "1"):
         base = f"pool.map.200000.chunk_{chunk}"
         cells, worst = [], None
         for kind, _ in INPUT_KINDS:
             name = f"{base}.input_{kind}"
             ratio = log.field(name, "vs_array")
-            if ratio is not None:
+            if ratio is not None and kind != "arrayOfRange":
                 worst = ratio if worst is None else max(worst, ratio)
             cells.append(f"{number(log.median(name))}<br>{ratio:.2f}×" if ratio is not None else "–")
+        for what in ("makeArray", "readSet"):
+            name = f"{base}.alone_{what}"
+            ratio = log.field(name, "vs_array")
+            cells.append(f"{number(log.median(name))} µs<br>{ratio:.2f}×" if ratio is not None else "–")
         out.append(f"| {chunk} | {number(log.median(base))} | " + " | ".join(cells)
                    + f" | {verdict(worst, lambda r: r <= 1.1)} |")
     out.append("")

@@ -40,6 +40,13 @@ let package = Package(
             dependencies: [.product(name: "Multiprocessing", package: "swift-multiprocessing")],
             path: "Sources/input-kinds-cpu"
         ),
+        // A Set's map and an Array(0..<n) made in the call beside what their extra work costs
+        // alone, in the same repetitions (input-kinds.md, session 10).
+        .executableTarget(
+            name: "input-floors",
+            dependencies: [.product(name: "Multiprocessing", package: "swift-multiprocessing")],
+            path: "Sources/input-floors"
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -55,7 +55,7 @@ def main():
             for figure in figures:
                 if log:
                     log.write(json.dumps(dict(figure, build=build, round=round_, load=load)) + "\n")
-                if "vs_array" not in figure:
+                if "vs_array" not in figure or ".input_" not in figure["name"]:
                     continue
                 call, _, kind = figure["name"].rpartition(".input_")
                 ratios[(call, kind)][build].append(figure["vs_array"])

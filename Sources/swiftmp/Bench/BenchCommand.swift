@@ -43,6 +43,24 @@ struct Bench: ParsableCommand {
     )
     var only: String?
 
+    @Option(
+        help:
+            "Pool suite, the map figures over each input kind: the order of the kinds in each repetition (shuffled: a new order each time, from --input-seed; rotated: the old fixed cyclic order)."
+    )
+    var inputOrder: InputOrder.Mode = .shuffled
+
+    @Option(help: "Pool suite: the seed of the shuffled input-kind orders.")
+    var inputSeed: UInt64 = 0x5EED
+
+    @Option(
+        help:
+            "Pool suite: only these input kinds beside the ready array, comma-separated (arrayOfRange, range, closedRange, stride, lazyMap, set, and makeArray, readSet: the array made, the set read, without a map), e.g. range to time the array and the range alone, interleaved."
+    )
+    var inputKinds: String?
+
+    @Flag(help: "Pool suite: also print every input-kind timing (<figure>.sample.<kind>.after_<previous kind>).")
+    var inputSamples = false
+
     @Option(help: "Dispatch suite: tasks per map.")
     var tasks = 100_000
 
@@ -107,6 +125,10 @@ struct Bench: ParsableCommand {
         if let unknown = scalingKernels.first(where: { !["pi", "mandelbrot"].contains($0) }) {
             throw ValidationError("--scaling-kernel must be pi or mandelbrot (got \(unknown)).")
         }
+        let known = Set(PoolBenchmarks.inputKinds)
+        if let inputKinds, let unknown = inputKinds.split(separator: ",").first(where: { !known.contains(String($0)) }) {
+            throw ValidationError("--input-kinds: unknown kind \(unknown) (known: \(PoolBenchmarks.inputKinds.joined(separator: ", "))).")
+        }
         if tasks < 1 {
             throw ValidationError("--tasks must be at least 1 (got \(tasks)).")
         }
@@ -148,7 +170,10 @@ struct Bench: ParsableCommand {
             guard try pool.apply(SquareTask(), 3) == 9 else { throw BenchmarkError.wrongResult("apply") }
             emit(Figure(name: "pool.startup", value: Measure.now() - start, unit: "s"))
             emit(Figure(name: "pool.workers", value: Double(pool.processes), unit: "processes"))
-            try PoolBenchmarks(pool: pool, repetitions: repetitions, only: only).run(emit)
+            let order = InputOrder(
+                mode: inputOrder, seed: inputSeed,
+                kinds: inputKinds.map { $0.split(separator: ",").map(String.init) }, samples: inputSamples)
+            try PoolBenchmarks(pool: pool, repetitions: repetitions, only: only, inputOrder: order).run(emit)
         case .dispatch:
             let pool = try options.makePool()
             defer {

@@ -7,7 +7,7 @@ struct SquareArguments: ParallelFunction {
 
 /// Every input kind through every entry point (`map`, `mapAsync`, `starmap`, `imap`), each
 /// kind's time ÷ the same call's over a ready `Array` in the same repetition (interleaved:
-/// each repetition starts with another kind), at the default chunk size, 100 and 1:
+/// each repetition calls the kinds in another order, `InputOrder`), at the default chunk size, 100 and 1:
 /// `pool.inputs.<api>.<tasks>.chunk_<c>.input_<kind>` with `vs_array` (the median of the
 /// per-repetition ratios). Run only when asked for (`bench pool --only pool.inputs`, or a
 /// prefix of one figure, e.g. `--only pool.inputs.map`). Chunk size 1, and `starmap` (its
@@ -18,6 +18,7 @@ struct InputKindsBenchmark {
     var tasks = 200_000
     var repetitions = 10
     var only: String
+    var inputOrder = InputOrder()
 
     static let kinds = ["array", "range", "closedRange", "stride", "lazyMap", "set"]
     static let apis = ["map", "mapAsync", "starmap", "imap"]
@@ -41,28 +42,26 @@ struct InputKindsBenchmark {
         let set = Set(array)
         let expected = array.map { $0 &* $0 }
         let setExpected = set.map { $0 &* $0 }
-        let kinds = Self.kinds
-        var rates = [[Double]](repeating: [], count: kinds.count)
+        let kinds = inputOrder.selected(Self.kinds)
+        var rates: [[Double]] = []
         let idle = try Measure.idleShare {
-            for rep in 0..<repetitions {
-                for step in 0..<kinds.count {
-                    let k = (rep + step) % kinds.count, kind = kinds[k]
-                    let start = Measure.now()
-                    let results: [Int]
+            rates = try timeKinds(
+                kinds, tasks: n, repetitions: repetitions, order: inputOrder, prefix: prefix, emit: emit,
+                call: { kind -> [Int] in
                     switch kind {
-                    case "array": results = try call(api, array, chunk)
-                    case "range": results = try call(api, 0..<n, chunk)
-                    case "closedRange": results = try call(api, 0...(n - 1), chunk)
-                    case "stride": results = try call(api, stride(from: 0, to: n, by: 1), chunk)
-                    case "lazyMap": results = try call(api, (0..<n).lazy.map { $0 }, chunk)
-                    default: results = try call(api, set, chunk)
+                    case "array": return try call(api, array, chunk)
+                    case "range": return try call(api, 0..<n, chunk)
+                    case "closedRange": return try call(api, 0...(n - 1), chunk)
+                    case "stride": return try call(api, stride(from: 0, to: n, by: 1), chunk)
+                    case "lazyMap": return try call(api, (0..<n).lazy.map { $0 }, chunk)
+                    default: return try call(api, set, chunk)
                     }
-                    rates[k].append(Double(n) / (Measure.now() - start))
+                },
+                check: { kind, results in
                     guard results == (kind == "set" ? setExpected : expected) else {
                         throw BenchmarkError.wrongResult("\(prefix) input \(kind)")
                     }
-                }
-            }
+                })
         }
         for (k, kind) in kinds.enumerated() {
             var extra = ["min": rates[k].min() ?? .nan, "max": rates[k].max() ?? .nan, "idle_cpu_share": idle]

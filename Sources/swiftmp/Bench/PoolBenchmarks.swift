@@ -17,6 +17,8 @@ struct PoolBenchmarks {
     var repetitions = 10
     /// Only the figures whose names start with this (nil: all), e.g. `pool.apply`.
     var only: String?
+    /// The order of the input kinds in each repetition, and which kinds run.
+    var inputOrder = InputOrder()
 
     private func wanted(_ prefix: String) -> Bool {
         guard let only else { return true }
@@ -28,15 +30,35 @@ struct PoolBenchmarks {
     /// the same repetitions, interleaved so that each sees the same machine load, an array
     /// built in the call, a `Range`, a `ClosedRange`, a `stride`, a lazy map and a `Set`
     /// (`pool.map.<tasks>.chunk_<c>.input_<kind>`, with `vs_array`: the median over the
-    /// repetitions of the array's rate ÷ this input's rate in the same repetition).
-    static let inputKinds = ["array", "arrayOfRange", "range", "closedRange", "stride", "lazyMap", "set"]
+    /// repetitions of the array's rate ÷ this input's rate in the same repetition), in a
+    /// new order in every repetition (`InputOrder`). Beside them, in the same repetitions, the
+    /// two costs no map can avoid (`pool.map.<tasks>.chunk_<c>.alone_<what>`, in µs, with
+    /// `vs_array`): `makeArray`, the caller's own `Array(0..<n)` made and freed (what the
+    /// "made in the call" figure pays beyond a ready array), and `readSet`, the `Set` read
+    /// once into memory kept between repetitions (what the `Set`'s map must do at least).
+    static let inputKinds = [
+        "array", "arrayOfRange", "range", "closedRange", "stride", "lazyMap", "set", "makeArray", "readSet",
+    ]
+
+    /// Reads `set` into `raw` as the library's `Set` path does (its iterator, raw stores).
+    @inline(never)
+    static func read(_ set: Set<Int>, into raw: UnsafeMutableRawPointer) -> Int {
+        var iterator = set.makeIterator()
+        var count = 0
+        while let x = iterator.next() {
+            raw.storeBytes(of: x, toByteOffset: count &* MemoryLayout<Int>.stride, as: Int.self)
+            count &+= 1
+        }
+        return count
+    }
 
     func run(_ emit: (Figure) -> Void) throws {
         if wanted("pool.map") { try maps(emit) }
         if wanted("pool.apply") { try roundTrips(emit) }
         // Every entry point over every input kind: only when asked for (InputKindsBenchmark).
         if let only, only.hasPrefix("pool.inputs") {
-            try InputKindsBenchmark(pool: pool, tasks: tasks, repetitions: repetitions, only: only).run(emit)
+            try InputKindsBenchmark(pool: pool, tasks: tasks, repetitions: repetitions, only: only, inputOrder: inputOrder)
+                .run(emit)
         }
     }
 
@@ -45,39 +67,57 @@ struct PoolBenchmarks {
         let expected = inputs.map { $0 &* $0 }
         let set = Set(inputs)
         let setExpected = set.map { $0 &* $0 }
-        let kinds = Self.inputKinds
+        let kinds = inputOrder.selected(Self.inputKinds)
+        let kept = UnsafeMutableRawPointer.allocate(byteCount: tasks * MemoryLayout<Int>.stride, alignment: 64)
+        defer { kept.deallocate() }
+        kept.initializeMemory(as: UInt8.self, repeating: 0, count: tasks * MemoryLayout<Int>.stride)
         for (label, chunk) in [("default", nil), ("100", 100), ("1", 1)] as [(String, Int?)] {
-            var rates = [[Double]](repeating: [], count: kinds.count)
+            let prefix = "pool.map.\(tasks).chunk_\(label)"
+            guard wanted(prefix) else { continue }
             let reps = chunk == 1 ? max(3, repetitions / 3) : repetitions
+            var rates: [[Double]] = []
             let idle = try Measure.idleShare {
-                for rep in 0..<reps {
-                    // Each repetition starts with another kind: no kind always runs first or last.
-                    for step in 0..<kinds.count {
-                        let k = (rep + step) % kinds.count, kind = kinds[k]
-                        let start = Measure.now()
-                        let results: [Int]
+                // Each repetition calls the kinds in another order (`InputOrder`): no kind
+                // always runs first, last, or after the same other kind.
+                rates = try timeKinds(
+                    kinds, tasks: tasks, repetitions: reps, order: inputOrder, prefix: prefix, emit: emit,
+                    call: { kind -> [Int] in
                         switch kind {
-                        case "array": results = try pool.map(SquareTask(), inputs, chunkSize: chunk)
-                        case "arrayOfRange": results = try pool.map(SquareTask(), Array(0..<tasks), chunkSize: chunk)
-                        case "range": results = try pool.map(SquareTask(), 0..<tasks, chunkSize: chunk)
-                        case "closedRange": results = try pool.map(SquareTask(), 0...(tasks - 1), chunkSize: chunk)
-                        case "stride": results = try pool.map(SquareTask(), stride(from: 0, to: tasks, by: 1), chunkSize: chunk)
-                        case "lazyMap": results = try pool.map(SquareTask(), (0..<tasks).lazy.map { $0 }, chunkSize: chunk)
-                        default: results = try pool.map(SquareTask(), set, chunkSize: chunk)
+                        case "array": return try pool.map(SquareTask(), inputs, chunkSize: chunk)
+                        case "arrayOfRange": return try pool.map(SquareTask(), Array(0..<tasks), chunkSize: chunk)
+                        case "range": return try pool.map(SquareTask(), 0..<tasks, chunkSize: chunk)
+                        case "closedRange": return try pool.map(SquareTask(), 0...(tasks - 1), chunkSize: chunk)
+                        case "stride": return try pool.map(SquareTask(), stride(from: 0, to: tasks, by: 1), chunkSize: chunk)
+                        case "lazyMap": return try pool.map(SquareTask(), (0..<tasks).lazy.map { $0 }, chunkSize: chunk)
+                        case "set": return try pool.map(SquareTask(), set, chunkSize: chunk)
+                        // The array made and freed, without a map: its count.
+                        case "makeArray": return [Measure.opaque(Array(0..<tasks)).count]
+                        default: return [Self.read(set, into: kept)]
                         }
-                        rates[k].append(Double(tasks) / (Measure.now() - start))
-                        guard results == (kind == "set" ? setExpected : expected) else {
-                            throw BenchmarkError.wrongResult("map chunk \(label), input \(kind)")
+                    },
+                    check: { kind, results in
+                        let ok: Bool
+                        switch kind {
+                        case "makeArray", "readSet": ok = results == [tasks]
+                        case "set": ok = results == setExpected
+                        default: ok = results == expected
                         }
-                    }
-                }
+                        guard ok else { throw BenchmarkError.wrongResult("map chunk \(label), input \(kind)") }
+                    })
             }
             for (k, kind) in kinds.enumerated() {
-                let name = "pool.map.\(tasks).chunk_\(label)" + (kind == "array" ? "" : ".input_\(kind)")
-                var extra = ["min": rates[k].min() ?? .nan, "max": rates[k].max() ?? .nan, "idle_cpu_share": idle]
-                if kind != "array" {
-                    extra["vs_array"] = Measure.median(zip(rates[0], rates[k]).map { $0 / $1 })
+                let vsArray = Measure.median(zip(rates[0], rates[k]).map { $0 / $1 })
+                if kind == "makeArray" || kind == "readSet" {
+                    let microseconds = rates[k].map { 1e6 * Double(tasks) / $0 }
+                    emit(
+                        Figure(
+                            name: "\(prefix).alone_\(kind)", value: Measure.median(microseconds), unit: "us",
+                            extra: ["min": microseconds.min() ?? .nan, "max": microseconds.max() ?? .nan, "vs_array": vsArray]))
+                    continue
                 }
+                let name = prefix + (kind == "array" ? "" : ".input_\(kind)")
+                var extra = ["min": rates[k].min() ?? .nan, "max": rates[k].max() ?? .nan, "idle_cpu_share": idle]
+                if kind != "array" { extra["vs_array"] = vsArray }
                 emit(Figure(name: name, value: Measure.median(rates[k]), unit: "tasks/s", extra: extra))
             }
         }
@@ -86,6 +126,7 @@ struct PoolBenchmarks {
         // size 100, beside the plain map measured in the same rounds (interleaved: the same
         // machine load; each repetition starts with another variant, so that none always
         // runs first — the first map after another's paid for the memory the other let go).
+        guard wanted("pool.map.\(10 * tasks)") else { return }
         let long = Array(0..<(10 * tasks))
         let longExpected = long.map { $0 &* $0 }
         var rates: [[Double]] = [[], [], []]
