@@ -83,9 +83,10 @@ final class CheckpointJournal: @unchecked Sendable {
     /// Near the end of a run whose number of inputs is known (`expect`), a frame is handed
     /// off once it holds as many inputs as are still to come and at least this many bytes:
     /// the frames shrink by half towards the end, so the last one, which the thread ending
-    /// the call writes, is small. (It goes into the page cache, whose fresh pages cost this
-    /// VM 2–3 µs each: measured, 2.7 ms of the pool thread's time per map of 2 M results
-    /// when the last frame was whatever the 2 MiB frames left, up to 2 MiB.)
+    /// the call writes, is small. (It goes into the page cache, whose fresh pages can cost a
+    /// VM several µs each when the host took them back: measured here, 2.8 ms of the pool
+    /// thread's time per map of 2 M results when the last frame was whatever the 2 MiB
+    /// frames left, up to 2 MiB; 0.1–0.2 ms with the frames halving.)
     static let tailFrameBytes = 64 << 10
     /// Writes and flushes on its own thread.
     private let writer: JournalWriter

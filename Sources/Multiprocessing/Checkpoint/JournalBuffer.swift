@@ -115,8 +115,8 @@ final class JournalBuffer: @unchecked Sendable {
 /// time per map of 2 M results when each journal allocated its own). Holds at most
 /// `capacity` buffers of a frame's size (2 MiB each) for the process's life: four, as a map's
 /// journal uses one being filled, one being written, the writer's spare, and one more when
-/// the writer falls behind (measured under load: with three, the pool's thread zeroed 0.85
-/// ms of fresh huge pages per map of 2 M results; with four, 0.16).
+/// the writer falls behind. (Profiles under load found fresh huge pages zeroed in some later
+/// maps with three, and with four; too few to tell the two apart.)
 final class JournalBufferCache: Sendable {
     static let shared = JournalBufferCache()
     static let capacity = 4
