@@ -207,4 +207,67 @@ final class CheckpointDirectWriteTests: TimeLimitedTestCase {
             XCTAssertEqual(decoded(path)?.end, decoded(path)?.size, label)
         }
     }
+
+    /// A map's journal told how many inputs the run records (`expect`) hands its frames to the
+    /// writer as the end nears — each once it holds as many inputs as are still to come, and
+    /// the writer is idle —, without a clock or a full frame: by the time every record is
+    /// appended, all but the last `tailFrameBytes` or so are written, and the thread closing
+    /// the journal writes only that (on main, all 1.6 MB waited for the close).
+    func testFramesShrinkTowardsTheEndSoTheLastWriteIsShort() throws {
+        let count = 200_000, perRecord = 100
+        let tailWork = CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 2, count: count)
+        let path = directory + "/tail.journal"
+        let (journal, _) = try CheckpointJournal.open(path: path, work: tailWork, directWrites: true)
+        journal.expect(inputs: count)
+        let outputs = [UInt8](repeating: 7, count: 8 * perRecord)
+        let deadline = monotonicNanoseconds() + 20_000_000_000
+        /// The writer is done with what it was handed (a frame near the end waits for that).
+        func waitForTheWriter() {
+            while !journal.writerIsIdle && monotonicNanoseconds() < deadline { usleep(100) }
+            XCTAssertTrue(journal.writerIsIdle, "the writer is done in 20 s")
+        }
+        for first in stride(from: 0, to: count, by: perRecord) {
+            try outputs.withUnsafeBytes {
+                try journal.append(indices: .range(first..<(first + perRecord)), outputs: $0, checkingTime: false)
+            }
+            waitForTheWriter()
+        }
+        let bytes = contents(path)
+        let header = try XCTUnwrap(CheckpointJournal.decodeHeader(bytes))
+        let written = CheckpointJournal.decodeRecords(bytes, from: header.length, count: count).records
+            .reduce(0) { $0 + $1.indices.count }
+        let frames = frameLengths(bytes, from: header.length)
+        // The last frame holds less than `tailFrameBytes` and one record.
+        let lastFrameInputs = (CheckpointJournal.tailFrameBytes / (25 + outputs.count) + 1) * perRecord
+        XCTAssertGreaterThanOrEqual(written, count - lastFrameInputs, "written before the close")
+        XCTAssertLessThan(written, count, "the last frame is the closing thread's")
+        XCTAssertGreaterThanOrEqual(frames.count, 4, "\(frames)")
+        for (earlier, later) in zip(frames, frames.dropFirst()) {
+            XCTAssertLessThanOrEqual(
+                later, max(earlier / 2, CheckpointJournal.tailFrameBytes) + 25 + outputs.count,
+                "each frame about half the one before, or tailFrameBytes: \(frames)")
+        }
+        XCTAssertNil(journal.close())
+        let closed = contents(path)
+        let all = CheckpointJournal.decodeRecords(closed, from: header.length, count: count)
+        XCTAssertEqual(all.records.count, count / perRecord)
+        XCTAssertTrue(all.records.map { $0.indices.first! } == Array(stride(from: 0, to: count, by: perRecord)))
+        XCTAssertEqual(all.end, closed.count)
+    }
+
+    /// The payload lengths of the intact frames from `offset` on.
+    private func frameLengths(_ bytes: [UInt8], from offset: Int) -> [Int] {
+        var lengths: [Int] = []
+        var offset = offset
+        while offset + CheckpointJournal.frameHeaderSize <= bytes.count {
+            let length = bytes[(offset + 4)..<(offset + 12)].reversed().reduce(0) { $0 << 8 | Int($1) }
+            let end = offset + CheckpointJournal.frameHeaderSize + length
+            guard length > 0, end <= bytes.count,
+                CheckpointJournal.decodeRecords(Array(bytes[..<end]), from: offset, count: Int.max).end == end
+            else { break }
+            lengths.append(length)
+            offset = end
+        }
+        return lengths
+    }
 }

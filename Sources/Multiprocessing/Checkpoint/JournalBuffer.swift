@@ -113,10 +113,13 @@ final class JournalBuffer: @unchecked Sendable {
 /// The buffers closed journals left, a few, for the next: a new buffer's pages are faulted in
 /// — a huge page zeroed — by the pool's thread as it fills it (measured: about 2 ms of its
 /// time per map of 2 M results when each journal allocated its own). Holds at most
-/// `capacity` buffers of a frame's size (2 MiB each) for the process's life.
+/// `capacity` buffers of a frame's size (2 MiB each) for the process's life: four, as a map's
+/// journal uses one being filled, one being written, the writer's spare, and one more when
+/// the writer falls behind. (Profiles under load found fresh huge pages zeroed in some later
+/// maps with three, and with four; too few to tell the two apart.)
 final class JournalBufferCache: Sendable {
     static let shared = JournalBufferCache()
-    static let capacity = 3
+    static let capacity = 4
     private let buffers = Mutex<[JournalBuffer]>([])
 
     func take(capacity: Int) -> JournalBuffer? {

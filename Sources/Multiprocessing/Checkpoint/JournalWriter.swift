@@ -49,6 +49,9 @@ final class JournalWriter: @unchecked Sendable {
     private var writing = false
     /// The journal is closing: its `close` writes what is left.
     private var finishing = false
+    /// Nothing queued and nothing being written (set under `lock`; read without it by the
+    /// journal, which hands off a frame near the end only then: `CheckpointJournal.isDueBySize`).
+    private let idle = Atomic<Bool>(true)
     /// All is written and the file unlocked: flush and close it.
     private var released = false
     private var unsynced: Bool
@@ -113,6 +116,10 @@ final class JournalWriter: @unchecked Sendable {
         }
     }
 
+    /// Whether the writer has nothing queued and is not writing: a frame handed off now is
+    /// written at once, and a buffer it wrote is there to fill next.
+    var isIdle: Bool { idle.load(ordering: .acquiring) }
+
     /// What could not be written (the call fails with it).
     var failure: CheckpointError? { ForkGuard.whileBlocked { lock.withLock { error } } }
 
@@ -121,6 +128,7 @@ final class JournalWriter: @unchecked Sendable {
         let spare: JournalBuffer? = ForkGuard.whileBlocked {
             lock.withLock {
                 queued.append(frame)
+                idle.store(false, ordering: .releasing)
                 lock.broadcast()
                 return spares.popLast()
             }
@@ -365,6 +373,7 @@ final class JournalWriter: @unchecked Sendable {
                     if failure == nil { unsynced = true }
                     // Two spares: one being filled while one waits here.
                     spares += frames.prefix(max(0, 2 - spares.count))
+                    if queued.isEmpty { idle.store(true, ordering: .releasing) }
                     lock.broadcast()
                 }
             }

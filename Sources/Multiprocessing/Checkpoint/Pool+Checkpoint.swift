@@ -80,6 +80,7 @@ extension Pool {
             prepare: { job in
                 // The call's progress counts what the journal gave as done (of all the inputs).
                 if !fresh { job.progress?.resume(inputs.count - remaining.count) }
+                journal.expect(inputs: fresh ? inputs.count : remaining.count)
                 // The engine runs `everyRound` after each round's deliveries: records are
                 // handed off on time there, and `append` reads no clock.
                 job.onDeliver = { span, outputs in
