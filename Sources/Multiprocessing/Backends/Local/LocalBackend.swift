@@ -57,6 +57,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private let idleWord = WakeWord()
     /// Builds `stop` messages.
     private var scratch = WireWriter(capacity: 64)
+    /// Workers written to without a wake-up (`forward(…, deferringWake: true)`), until `wakeDeferred()`.
+    private var unwoken: [Int] = []
     /// Names the messages sent out of band (`OutOfBand`).
     private var nextToken: UInt64 = 0
 
@@ -220,15 +222,23 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// Sends a complete frame (header and payload) as it is, as a worker rank relays rank 0's
     /// message (`RankRelay`); dropped if the worker ended. `beckoning`: a lone task for an idle
     /// worker, which should then run on this CPU (`WorkerChannel.followsRank`); otherwise the
-    /// worker stays where it is.
-    func forward(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false) {
-        send(frame: frame, to: worker, beckoning: beckoning)
+    /// worker stays where it is. `deferringWake`: a sleeping worker is woken only by the next
+    /// `wakeDeferred()` (the rank forwards a whole batch first: a worker woken per task
+    /// preempted the rank for each one).
+    func forward(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false, deferringWake: Bool = false) {
+        send(frame: frame, to: worker, beckoning: beckoning, deferringWake: deferringWake)
+    }
+
+    /// Wakes the workers that `forward(…, deferringWake: true)` wrote to since the last call.
+    func wakeDeferred() {
+        for worker in unwoken { layout.taskRing(worker).wakeConsumer() }
+        unwoken.removeAll(keepingCapacity: true)
     }
 
     /// What the last message to `worker` said of its sender (`TransferWords.sender`).
     func sender(of worker: Int) -> TransferWords.Sender { layout.transfer(worker).sender }
 
-    private func send(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false) {
+    private func send(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false, deferringWake: Bool = false) {
         if slots[worker].ended != nil { return }
         // Where the worker should not spin for its next task after an idle wait
         // (`WorkerChannel.onSendersCPU`), and whether it should move there (`followsRank`).
@@ -241,12 +251,13 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
                 token: nextToken, on: slots[worker].control)
             {
-                return reference.withUnsafeBytes { send(frame: $0, to: worker) }
+                return reference.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferringWake) }
             }
         }
         var written = 0
         if slots[worker].outbound.isEmpty {
-            written = layout.taskRing(worker).write(frame)
+            written = layout.taskRing(worker).write(frame, waking: !deferringWake)
+            if deferringWake && written > 0 && unwoken.last != worker && !unwoken.contains(worker) { unwoken.append(worker) }
         }
         if written < frame.count {
             slots[worker].outbound.append(Array(UnsafeRawBufferPointer(rebasing: frame[written...])))
