@@ -41,4 +41,40 @@ final class RingDeferredWakeTests: XCTestCase {
         while returned.load(ordering: .sequentiallyConsistent) == 0 && monotonicNanoseconds() < wokenBy { usleep(1000) }
         XCTAssertEqual(returned.load(ordering: .sequentiallyConsistent), 400, "wakeConsumer() did not wake the consumer")
     }
+
+    /// A backend whose sends defer their wake-ups (`LocalBackend.defersWakes`, a worker rank's
+    /// own engine) remembers each worker it wrote to once, and wakes them all at the end of the
+    /// engine's round (`flush`), before any wait, and at shutdown; `forward(…, deferringWake:)`
+    /// (the relay's batches) the same.
+    func testDeferredWakesAreAllDeliveredByFlushWaitAndShutdown() throws {
+        let backend = try LocalBackend(workers: 3, method: .fork)
+        var frame = WireWriter()
+        Frame.begin(&frame)
+        frame.write(MasterMessage.chunk.rawValue)
+        Frame.finish(&frame)
+        frame.bytes.withUnsafeBytes { backend.forward(frame: $0, to: 1, deferringWake: true) }
+        frame.bytes.withUnsafeBytes { backend.forward(frame: $0, to: 1, deferringWake: true) }
+        frame.bytes.withUnsafeBytes { backend.forward(frame: $0, to: 0) }
+        XCTAssertEqual(backend.unwoken, [1], "one wake-up per worker, none for a message sent waking")
+        backend.flush()
+        XCTAssertEqual(backend.unwoken, [])
+
+        backend.defersWakes = true
+        var message = WireWriter()
+        for worker in [2, 0, 2] {
+            MasterCodec.stop(into: &message)
+            backend.send(&message, to: worker)
+        }
+        XCTAssertEqual(backend.unwoken, [2, 0])
+        backend.waitForActivity(spinning: false, timeoutNanoseconds: 0) { true }
+        XCTAssertEqual(backend.unwoken, [], "a wait first wakes what the round left asleep")
+        MasterCodec.stop(into: &message)
+        backend.send(&message, to: 1)
+        backend.waitIdle(timeoutNanoseconds: 0) { true }
+        XCTAssertEqual(backend.unwoken, [])
+        MasterCodec.stop(into: &message)
+        backend.send(&message, to: 1)
+        backend.shutdown(deadline: monotonicNanoseconds())
+        XCTAssertEqual(backend.unwoken, [])
+    }
 }

@@ -58,11 +58,12 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// Builds `stop` messages.
     private var scratch = WireWriter(capacity: 64)
     /// Workers written to without a wake-up (`forward(…, deferringWake: true)`), until `wakeDeferred()`.
-    private var unwoken: [Int] = []
+    private(set) var unwoken: [Int] = []
     /// Names the messages sent out of band (`OutOfBand`).
     private var nextToken: UInt64 = 0
 
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
+        wakeDeferred()
         idleWord.arm()
         if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return }
         idleWord.sleep(nanoseconds: timeoutNanoseconds)
@@ -171,6 +172,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func send(_ message: inout WireWriter, to worker: Int) {
         Frame.finish(&message)
         probe(worker)
+        let deferring = defersWakes
         if !message.deferredBlocks.isEmpty, slots[worker].ended == nil {
             nextToken &+= 1
             // The worker reads the arrays from here (`RemoteTransfer`), when it can.
@@ -178,14 +180,14 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 let frame = RemoteTransfer.frame(for: message, token: nextToken)
             {
                 slots[worker].held.append((nextToken, message.deferredBlocks))
-                frame.withUnsafeBytes { send(frame: $0, to: worker) }
+                frame.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferring) }
             } else if let reference = OutOfBand.send(deferred: &message, token: nextToken, on: slots[worker].control) {
-                reference.withUnsafeBytes { send(frame: $0, to: worker) }
+                reference.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferring) }
             } else {
-                message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+                message.bytes.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferring) }
             }
         } else {
-            message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+            message.bytes.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferring) }
         }
         // A large message went out of band: its buffer (or the arrays it referenced) is not
         // kept for the next one.
@@ -229,10 +231,22 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         send(frame: frame, to: worker, beckoning: beckoning, deferringWake: deferringWake)
     }
 
-    /// Wakes the workers that `forward(…, deferringWake: true)` wrote to since the last call.
+    /// Wakes the workers that `forward(…, deferringWake: true)` (or `send` with `defersWakes`)
+    /// wrote to since the last call.
     func wakeDeferred() {
+        guard !unwoken.isEmpty else { return }
         for worker in unwoken { layout.taskRing(worker).wakeConsumer() }
         unwoken.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether `send` leaves the worker asleep until `flush()` (or a wait, or `shutdown`): set
+    /// by a worker rank that runs an engine over these workers (`NodeScheduler`), whose
+    /// workers sleep between tasks on a full machine — woken per chunk, each preempted the rank
+    /// (as in `RankRelay`'s batches). A local pool's engine wakes per message (its workers spin).
+    var defersWakes = false
+
+    func flush() {
+        wakeDeferred()
     }
 
     /// What the last message to `worker` said of its sender (`TransferWords.sender`).
@@ -387,6 +401,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+        wakeDeferred()
         layout.doorbell.wait(spinning: spinning, timeoutNanoseconds: timeoutNanoseconds) {
             if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return true }
             for slot in 0..<workerCount {
@@ -466,6 +481,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// catches it in the Swift runtime); lets go of it only while it waits, because the
     /// supervisor that reaps the workers may need to fork meanwhile.
     func shutdown(deadline: UInt64) {
+        wakeDeferred()
         // Nothing more is read here: a worker keeping a large result for this process to read
         // (`RemoteTransfer`) need not wait before it exits.
         for slot in 0..<workerCount { layout.transfer(slot).resultsRead = .max }
