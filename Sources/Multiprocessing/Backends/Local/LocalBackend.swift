@@ -57,7 +57,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private let idleWord = WakeWord()
     /// Builds `stop` messages.
     private var scratch = WireWriter(capacity: 64)
-    /// Workers written to without a wake-up (`forward(…, deferringWake: true)`), until `wakeDeferred()`.
+    /// Workers written to without a wake-up (`forward(…, deferringWake: true)`, `send` with
+    /// `defersWakes`), until `wakeDeferred()`.
     private(set) var unwoken: [Int] = []
     /// Names the messages sent out of band (`OutOfBand`).
     private var nextToken: UInt64 = 0
