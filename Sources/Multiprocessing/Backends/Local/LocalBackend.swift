@@ -57,10 +57,14 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private let idleWord = WakeWord()
     /// Builds `stop` messages.
     private var scratch = WireWriter(capacity: 64)
+    /// Workers written to without a wake-up (`forward(…, deferringWake: true)`, `send` with
+    /// `defersWakes`), until `wakeDeferred()`.
+    private(set) var unwoken: [Int] = []
     /// Names the messages sent out of band (`OutOfBand`).
     private var nextToken: UInt64 = 0
 
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
+        wakeDeferred()
         idleWord.arm()
         if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return }
         idleWord.sleep(nanoseconds: timeoutNanoseconds)
@@ -169,6 +173,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func send(_ message: inout WireWriter, to worker: Int) {
         Frame.finish(&message)
         probe(worker)
+        let deferring = defersWakes
         if !message.deferredBlocks.isEmpty, slots[worker].ended == nil {
             nextToken &+= 1
             // The worker reads the arrays from here (`RemoteTransfer`), when it can.
@@ -176,14 +181,14 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 let frame = RemoteTransfer.frame(for: message, token: nextToken)
             {
                 slots[worker].held.append((nextToken, message.deferredBlocks))
-                frame.withUnsafeBytes { send(frame: $0, to: worker) }
+                frame.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferring) }
             } else if let reference = OutOfBand.send(deferred: &message, token: nextToken, on: slots[worker].control) {
-                reference.withUnsafeBytes { send(frame: $0, to: worker) }
+                reference.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferring) }
             } else {
-                message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+                message.bytes.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferring) }
             }
         } else {
-            message.bytes.withUnsafeBytes { send(frame: $0, to: worker) }
+            message.bytes.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferring) }
         }
         // A large message went out of band: its buffer (or the arrays it referenced) is not
         // kept for the next one.
@@ -220,15 +225,35 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// Sends a complete frame (header and payload) as it is, as a worker rank relays rank 0's
     /// message (`RankRelay`); dropped if the worker ended. `beckoning`: a lone task for an idle
     /// worker, which should then run on this CPU (`WorkerChannel.followsRank`); otherwise the
-    /// worker stays where it is.
-    func forward(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false) {
-        send(frame: frame, to: worker, beckoning: beckoning)
+    /// worker stays where it is. `deferringWake`: a sleeping worker is woken only by the next
+    /// `wakeDeferred()` (the rank forwards a whole batch first: a worker woken per task
+    /// preempted the rank for each one).
+    func forward(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false, deferringWake: Bool = false) {
+        send(frame: frame, to: worker, beckoning: beckoning, deferringWake: deferringWake)
+    }
+
+    /// Wakes the workers that `forward(…, deferringWake: true)` (or `send` with `defersWakes`)
+    /// wrote to since the last call.
+    func wakeDeferred() {
+        guard !unwoken.isEmpty else { return }
+        for worker in unwoken { layout.taskRing(worker).wakeConsumer() }
+        unwoken.removeAll(keepingCapacity: true)
+    }
+
+    /// Whether `send` leaves the worker asleep until `flush()` (or a wait, or `shutdown`): set
+    /// by a worker rank that runs an engine over these workers (`NodeScheduler`), whose
+    /// workers sleep between tasks on a full machine — woken per chunk, each preempted the rank
+    /// (as in `RankRelay`'s batches). A local pool's engine wakes per message (its workers spin).
+    var defersWakes = false
+
+    func flush() {
+        wakeDeferred()
     }
 
     /// What the last message to `worker` said of its sender (`TransferWords.sender`).
     func sender(of worker: Int) -> TransferWords.Sender { layout.transfer(worker).sender }
 
-    private func send(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false) {
+    private func send(frame: UnsafeRawBufferPointer, to worker: Int, beckoning: Bool = false, deferringWake: Bool = false) {
         if slots[worker].ended != nil { return }
         // Where the worker should not spin for its next task after an idle wait
         // (`WorkerChannel.onSendersCPU`), and whether it should move there (`followsRank`).
@@ -241,12 +266,13 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 UnsafeRawBufferPointer(rebasing: frame[Frame.headerSize...]),
                 token: nextToken, on: slots[worker].control)
             {
-                return reference.withUnsafeBytes { send(frame: $0, to: worker) }
+                return reference.withUnsafeBytes { send(frame: $0, to: worker, deferringWake: deferringWake) }
             }
         }
         var written = 0
         if slots[worker].outbound.isEmpty {
-            written = layout.taskRing(worker).write(frame)
+            written = layout.taskRing(worker).write(frame, waking: !deferringWake)
+            if deferringWake && written > 0 && unwoken.last != worker && !unwoken.contains(worker) { unwoken.append(worker) }
         }
         if written < frame.count {
             slots[worker].outbound.append(Array(UnsafeRawBufferPointer(rebasing: frame[written...])))
@@ -376,6 +402,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+        wakeDeferred()
         layout.doorbell.wait(spinning: spinning, timeoutNanoseconds: timeoutNanoseconds) {
             if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return true }
             for slot in 0..<workerCount {
@@ -455,6 +482,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// catches it in the Swift runtime); lets go of it only while it waits, because the
     /// supervisor that reaps the workers may need to fork meanwhile.
     func shutdown(deadline: UInt64) {
+        wakeDeferred()
         // Nothing more is read here: a worker keeping a large result for this process to read
         // (`RemoteTransfer`) need not wait before it exits.
         for slot in 0..<workerCount { layout.transfer(slot).resultsRead = .max }

@@ -64,8 +64,11 @@ struct Ring: @unchecked Sendable {
     }
 
     /// Writes as many bytes of `source` as fit, without waiting; returns how many.
+    /// `waking: false` leaves a sleeping consumer asleep: the caller calls `wakeConsumer()`
+    /// after its last write of a series (a worker rank forwarding a batch of tasks wakes its
+    /// worker once, not once per task, which the woken worker would preempt it for).
     @discardableResult
-    func write(_ source: UnsafeRawBufferPointer) -> Int {
+    func write(_ source: UnsafeRawBufferPointer, waking: Bool = true) -> Int {
         let h = CSystemShims_load_u64(head)
         let free = capacity - Int(h &- CSystemShims_load_u64_seqcst(tail))
         let n = min(free, source.count)
@@ -78,10 +81,18 @@ struct Ring: @unchecked Sendable {
         }
         CSystemShims_store_u64_seqcst(head, h &+ UInt64(n))
         _ = CSystemShims_fetch_add_u32(headSequence, 1)
+        if waking { wakeConsumer() }
+        return n
+    }
+
+    /// Wakes the consumer if it sleeps (after writes made with `waking: false`). A consumer
+    /// that went to sleep after those writes' sequence increments finds the bytes before it
+    /// sleeps; one that slept before them is woken here.
+    @inline(__always)
+    func wakeConsumer() {
         if CSystemShims_load_u32_seqcst(consumerSleeping) != 0 {
             _ = CSystemShims_futex_wake(headSequence, Int32.max)
         }
-        return n
     }
 
     // MARK: consumer

@@ -124,6 +124,10 @@ struct RankRelay {
         var message: [UInt8] = []
         swap(&message, &buffer)
         defer { swap(&message, &buffer) }
+        // The tasks of a batch go into the rings first, then each worker that got one is woken
+        // once: woken per task, a sleeping worker preempted the rank for each (perf: the rank's
+        // largest cost at chunk sizes 1 and 100, Benchmarks/reports/mpi-relay.md, session 10).
+        defer { for hosted in pools.values { hosted.backend.wakeDeferred() } }
         try message.withUnsafeMutableBytes { raw in
             if RelayEnvelope.read(UnsafeRawBufferPointer(raw))?.kind == RelayBatch.kind {
                 try RelayBatch.forEach(in: raw) { try handlePoolMessage($0, alone: false) }
@@ -156,7 +160,7 @@ struct RankRelay {
             }
             // The envelope becomes the frame header: the message goes to the ring as it came.
             message.storeBytes(of: UInt64(message.count - Frame.headerSize).littleEndian, toByteOffset: 0, as: UInt64.self)
-            local.forward(frame: UnsafeRawBufferPointer(message), to: index, beckoning: lone)
+            local.forward(frame: UnsafeRawBufferPointer(message), to: index, beckoning: lone, deferringWake: true)
         case .open:
             var reader = WireReader(body)
             let count = Int((try? reader.read(UInt32.self)) ?? 0)

@@ -42,6 +42,8 @@ final class NodeScheduler {
     init(backend: LocalBackend, maxTasksPerChild: Int?) {
         self.backend = backend
         self.maxTasksPerChild = maxTasksPerChild
+        // The engine's round wakes each local worker it sent to once, at its end (`flush`).
+        backend.defersWakes = true
         backend.intercept = { [unowned self] index, bytes in
             guard let kind = bytes.first,
                 kind == WorkerMessage.objectRequest.rawValue || kind == WorkerMessage.log.rawValue
