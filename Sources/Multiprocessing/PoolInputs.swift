@@ -350,7 +350,7 @@ struct _CollectionInputs: @unchecked Sendable {
     init?<F: ParallelFunction, S: Sequence<F.Input>>(_ inputs: S, for _: F.Type) {
         if inputs is [F.Input] { return nil }
         guard inputs is any _ReadableOnAnyThread, let collection = inputs as? any Collection<F.Input>,
-            let (count, byIndex, noteStart) = Self.byIndex(collection, for: F.self)
+            let (count, byIndex) = Self.byIndex(collection, for: F.self)
         else { return nil }
         let live = _LiveIterator(inputs.makeIterator())
         let total = count
@@ -372,7 +372,6 @@ struct _CollectionInputs: @unchecked Sendable {
             // Taken: given back once the span is read whole (else later spans go by index).
             live.iterator = nil
             var short = false
-            var head: F.Input?
             if plain {
                 let stride = MemoryLayout<F.Input>.stride
                 writer._appendRawElements(F.Input.self, count: count) { raw in
@@ -389,7 +388,6 @@ struct _CollectionInputs: @unchecked Sendable {
                                 .initializeMemory(as: UInt8.self, repeating: 0)
                             return
                         }
-                        if k == 0 { head = input }
                         raw.storeBytes(of: input, toByteOffset: k &* stride, as: F.Input.self)
                     }
                 }
@@ -398,14 +396,11 @@ struct _CollectionInputs: @unchecked Sendable {
                 inputs.reserveCapacity(count)
                 while inputs.count < count, let input = iterator.next() { inputs.append(input) }
                 short = inputs.count < count
-                head = inputs.first
                 if !short { try inputs.withUnsafeBufferPointer { try F._encodeInputs($0, into: &writer) } }
             }
             if short { throw _CollectionInputs.shorter(than: total) }
             live.iterator = iterator
             live.position = first + count
-            // Where this span starts, for reading it again by index (a withdrawn chunk).
-            if let head { noteStart(first, head) }
         }
     }
 
@@ -415,20 +410,15 @@ struct _CollectionInputs: @unchecked Sendable {
         self.encode = encode
     }
 
-    /// `collection`'s count, its spans read by index, and what tells them that the input at a
-    /// position is an element read in order (`_CollectionSpans.noteStart`), if it has at least
-    /// `threshold`.
+    /// `collection`'s count and its spans read by index, if it has at least `threshold`.
     @usableFromInline
     static func byIndex<F: ParallelFunction, C: Collection<F.Input>>(
         _ collection: C, for _: F.Type
-    ) -> (Int, (Int, Int, Bool, inout WireWriter) throws -> Void, (Int, F.Input) -> Void)? {
+    ) -> (Int, (Int, Int, Bool, inout WireWriter) throws -> Void)? {
         let count = collection.count
         guard count >= threshold else { return nil }
         let spans = _CollectionSpans(collection, count: count)
-        return (
-            count, { first, count, plain, writer in try spans.encode(first: first, count: count, plain: plain, F.self, into: &writer) },
-            { position, element in spans.noteStart(position, element) }
-        )
+        return (count, { first, count, plain, writer in try spans.encode(first: first, count: count, plain: plain, F.self, into: &writer) })
     }
 
     @usableFromInline
@@ -494,20 +484,6 @@ final class _CollectionSpans<C: Collection> {
         else { throw _CollectionInputs.shorter(than: count) }
         return index
     }
-
-    /// Records that the input at `position` (the first of a span read in order) is `element`,
-    /// when the collection finds an element's index without walking — a `Set` or a
-    /// dictionary's keys, by hashing (`_customIndexOfEquatableElement`, the standard library's
-    /// `firstIndex(of:)` hook; other collections answer nil) — so that the span, sent again
-    /// (a chunk withdrawn from a busy worker), is read from its own index instead of walking
-    /// there from the nearest known one (up to the whole collection, a few ns a step).
-    func noteStart(_ position: Int, _ element: C.Element) {
-        guard position > 0, let found = base._customIndexOfEquatableElement(element), let index = found else { return }
-        remember(position, index)
-    }
-
-    /// How many positions have a known index (the start's included; for tests).
-    var knownPositions: Int { marks.count }
 
     /// Records that the input at `position` is at `index`.
     private func remember(_ position: Int, _ index: C.Index) {

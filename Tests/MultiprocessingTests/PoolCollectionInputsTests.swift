@@ -94,11 +94,7 @@ final class PoolCollectionInputsTests: TimeLimitedTestCase {
     func testAnySpanEncodesAsTheSameSpanOfTheArray() throws {
         let set = Set((0..<5000).map { $0 * 13 })
         let elements = Array(set)
-        let spans = [
-            (0, 1000), (1000, 1000), (2000, 3000), (1500, 1), (1200, 333), (0, 5000), (4999, 1), (10, 20), (2500, 2500),
-            // Again from where spans read in order started (their indices found by hashing).
-            (1000, 1000), (2000, 500), (2000, 3000),
-        ]
+        let spans = [(0, 1000), (1000, 1000), (2000, 3000), (1500, 1), (1200, 333), (0, 5000), (4999, 1), (10, 20), (2500, 2500)]
         for plain in [true, false] {
             // The first three in order (read by the one iterator), the others by index.
             let inputs = try XCTUnwrap(_CollectionInputs(set, for: WrappingSquare.self))
@@ -135,35 +131,6 @@ final class PoolCollectionInputsTests: TimeLimitedTestCase {
             try stringElements[first..<(first + count)].withUnsafeBufferPointer { try Exclaim._encodeInputs($0, into: &theirs) }
             XCTAssertEqual(ours.bytes, theirs.bytes, "strings \(first)..<\(first + count)")
         }
-    }
-
-    /// A span read in order tells the reader by index where it starts, for a `Set` and a
-    /// dictionary's keys (whose elements' indices are found by hashing), so that a chunk sent
-    /// again (withdrawn from a busy worker) is read from its own index, not walked to from the
-    /// start; other collections keep only their start.
-    func testWhereASpanReadInOrderStartsIsKnownForASetAndADictionarysKeys() throws {
-        let set = Set((0..<5000).map { $0 * 13 })
-        let elements = Array(set)
-        let spans = _CollectionSpans(set, count: set.count)
-        for start in [1000, 2000, 3000] { spans.noteStart(start, elements[start]) }
-        XCTAssertEqual(spans.knownPositions, 4, "the start and three spans")
-        var ours = WireWriter(capacity: 64)
-        try spans.encode(first: 2000, count: 1500, plain: true, WrappingSquare.self, into: &ours)
-        var theirs = WireWriter(capacity: 64)
-        try elements[2000..<3500].withUnsafeBufferPointer {
-            try encodeInputs(WrappingSquare.self, $0, owner: elements, plain: true, into: &theirs)
-        }
-        XCTAssertEqual(ours.bytes, theirs.bytes)
-
-        let keys = Dictionary(uniqueKeysWithValues: (0..<3000).map { ($0 * 7, $0) }).keys
-        let keySpans = _CollectionSpans(keys, count: keys.count)
-        keySpans.noteStart(1500, Array(keys)[1500])
-        XCTAssertEqual(keySpans.knownPositions, 2)
-
-        let slice = Array(0..<3000)[500...]
-        let sliceSpans = _CollectionSpans(slice, count: slice.count)
-        sliceSpans.noteStart(1000, slice[slice.startIndex + 1000])
-        XCTAssertEqual(sliceSpans.knownPositions, 1, "an array slice finds no index by hashing")
     }
 
     /// Every collection kind through every entry point (and a checkpointed map): the results
