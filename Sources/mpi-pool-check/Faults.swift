@@ -84,12 +84,14 @@ enum Faults {
         check("after timeout", try pool.apply(Affine(a: 1, b: 1), 41), 42)
         // A limit shorter than a nanosecond is a limit too (not "none"), in every layout.
         let tinyStarted = monotonicSeconds()
-        let tiny = try Array(pool.imap(SleepFor(), [2_000], chunkSize: 1, timeout: 1e-12)).map { result -> String in
+        let tiny = try Array(pool.imap(SleepFor(), [10_000], chunkSize: 1, timeout: 1e-12)).map { result -> String in
             if case .failure(let error as TaskTimedOut) = result { return "timed out \(error.inputIndex)" }
             return "\(result)"
         }
         check("faults timeout of 1e-12 s", tiny, ["timed out 0"])
-        check("faults timeout of 1e-12 s within 1.5 s", monotonicSeconds() - tinyStarted < 1.5, true)
+        // Killed, not run to its end (10 s); the bound is the one above (a loaded CI machine took
+        // over 1.5 s once to kill and replace the worker).
+        check("faults timeout of 1e-12 s within 5 s", monotonicSeconds() - tinyStarted < 5, true)
         // Cancelling a call kills the workers running its inputs (a rank that schedules its
         // workers is asked to); the caller hears at once, the pool goes on.
         let cancelStarted = monotonicSeconds()
