@@ -1,4 +1,5 @@
 import ArgumentParser
+import Kernels
 
 /// The order in which the input-kind benchmarks (`PoolBenchmarks`' map figures,
 /// `InputKindsBenchmark`) call the kinds in each repetition, and which kinds they call.
@@ -31,7 +32,7 @@ struct InputOrder {
 
     /// The order of the kinds' indices (0..<count) in each of `repetitions` repetitions.
     func orders(count: Int, repetitions: Int) -> [[Int]] {
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         return (0..<repetitions).map { rep in
             switch mode {
             case .rotated: return (0..<count).map { (rep + $0) % count }
@@ -41,18 +42,16 @@ struct InputOrder {
     }
 }
 
-/// A small seeded generator (SplitMix64), so that a shuffled order is the same on every run.
-struct SplitMix64: RandomNumberGenerator {
+/// A small seeded generator (Kernels' SplitMix64 stepped in order), so that a shuffled order
+/// is the same on every run.
+struct SeededGenerator: RandomNumberGenerator {
     var state: UInt64
 
     init(seed: UInt64) { state = seed }
 
     mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        state &+= SplitMix64.gamma
+        return SplitMix64.mix(state)
     }
 }
 
