@@ -24,9 +24,11 @@ mkdir -p .build
 log=$(mktemp .build/test-log.XXXXXX)
 trap 'rm -f "$log"' EXIT
 # The exit status of `swift test`, not of tee's, through descriptor 4 (no file to lose).
+# `|| code=$?`: under `set -e` a bare failing `swift test` would end the subshell before the
+# echo, and a failed run would read as a lost status.
 exec 3>&1
 # (swift test and its children do not inherit 3 or 4: a daemon a test starts keeps no pipe open.)
-status=$({ { swift test --skip-build "$@" 2>&1 3>&- 4>&-; echo $? >&4; } | tee "$log" >&3; } 4>&1)
+status=$({ { code=0; swift test --skip-build "$@" 2>&1 3>&- 4>&- || code=$?; echo $code >&4; } | tee "$log" >&3; } 4>&1)
 exec 3>&-
 
 # XCTest prints one line per finished test: Test Case 'Suite.test' passed|failed|skipped (…).
@@ -52,6 +54,11 @@ set -- $summary
 passed=$1 failed=$2 skipped=$3 unexpected=$4
 run=$((passed + failed + skipped))
 
+# CI shows the end of the output: repeat there what failed, with the assertions' messages.
+if [ "$failed" -ne 0 ]; then
+    echo "test.sh: the failures (repeated from above):"
+    grep -E "^Test Case .* failed \(|: error: |^[^ ]+ Test .* failed after |recorded an issue" "$log" | cut -c1-600 | tail -n 60
+fi
 echo "$run tests run"
 result=0
 if [ -z "$status" ]; then
