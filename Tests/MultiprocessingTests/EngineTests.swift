@@ -32,6 +32,8 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     private var events: [(worker: Int, bytes: [UInt8]?, exit: ChildExit?)] = []
     private var words: [UnsafeMutableRawPointer]
     let sharesProgress: Bool
+    /// Set: like an MPI rank's worker, the progress words are seen only once it ended.
+    let reportsFinalProgress: Bool
     /// Runs inside the next `poll`, once: what another thread does while the engine works.
     var duringNextPoll: (() -> Void)?
     /// Set: each slot schedules inputs on this many processes (`PoolBackend.schedulesInputs`).
@@ -39,10 +41,11 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     private(set) var bundles: [[Bundle]]
     private(set) var cancelled: [(task: UInt64, worker: Int)] = []
 
-    init(workers: Int, canReplace: Bool = true, sharesProgress: Bool = true) {
+    init(workers: Int, canReplace: Bool = true, sharesProgress: Bool = true, reportsFinalProgress: Bool = false) {
         workerCount = workers
         canReplaceWorkers = canReplace
         self.sharesProgress = sharesProgress
+        self.reportsFinalProgress = reportsFinalProgress
         chunks = Array(repeating: [], count: workers)
         bundles = Array(repeating: [], count: workers)
         words = (0..<workers).map { _ in
@@ -177,7 +180,9 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     func progress(of worker: Int) -> WorkerProgress? {
         sharesProgress && laneCount == nil ? WorkerProgress(at: words[worker]) : nil
     }
-    func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? { nil }
+    func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? {
+        reportsFinalProgress ? WorkerProgress(at: words[worker]).snapshot() : nil
+    }
 
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {}
     func shutdown(deadline: UInt64) {}
@@ -328,6 +333,57 @@ final class EngineTests: XCTestCase {
         _ = engine.step()
         guard case .failure(let error)? = outcome.result else { return XCTFail() }
         XCTAssertEqual(error as? TaskTimedOut, TaskTimedOut(inputIndex: 0, seconds: 1, pid: 1000))
+    }
+
+    /// Where the engine sees a worker's progress only once it ended (an MPI rank's local
+    /// worker, rank 0 scheduling), a limit shorter than the way to the worker ran out before the
+    /// worker took the task: the engine killed a worker that had not started it, saw the task
+    /// not taken, and ran the input again — to be killed again. A 1e-12 s limit cost up to 31
+    /// kills and replacements for one input under mpirun (0.6 s; once over 1.5 s in CI). The
+    /// input the engine killed for fails with `TaskTimedOut`, once.
+    func testALimitThatRunsOutBeforeTheWorkerTakesTheTaskFailsTheInputOnce() throws {
+        let backend = ScriptedBackend(workers: 1, sharesProgress: false, reportsFinalProgress: true)
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, [7], chunkSize: 1, timeout: 1e-9)
+        _ = engine.step()
+        XCTAssertEqual(backend.chunks[0].map(\.inputs), [[7]])
+        now += 10
+        _ = engine.step()
+        XCTAssertEqual(backend.killed, [0])
+        backend.die(0) // before it took the chunk
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0])
+        _ = engine.step()
+        guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertEqual(error as? TaskTimedOut, TaskTimedOut(inputIndex: 0, seconds: 1e-9, pid: 1000))
+        XCTAssertEqual(backend.chunks[0].count, 1, "the input was not sent again")
+        XCTAssertEqual(backend.killed, [0])
+    }
+
+    /// The same in a stream: the input killed for fails once; the next one goes to the
+    /// replacement.
+    func testALimitThatRunsOutBeforeTheWorkerTakesTheTaskCostsOnlyThatInput() throws {
+        let backend = ScriptedBackend(workers: 1, sharesProgress: false, reportsFinalProgress: true)
+        let engine = engine(backend)
+        let job = StreamJob<Identity>(
+            function: try FunctionDefinition.make(Identity()),
+            options: try TaskOptions(timeout: 1e-9, retry: nil, defaults: .none),
+            source: AnyIterator([7, 8].makeIterator()), chunkSize: 1, ordered: true,
+            window: 10, wake: {})
+        try engine.submit(job)
+        _ = engine.step()
+        now += 10
+        _ = engine.step()
+        XCTAssertEqual(backend.killed, [0])
+        backend.die(0)
+        _ = engine.step()
+        _ = engine.step()
+        // Checked first: `take()` waits for a result.
+        guard backend.chunks[0].map(\.inputs) == [[7], [8]] else {
+            return XCTFail("input 1 should go to the replacement, input 0 not again: \(backend.chunks[0].map(\.inputs))")
+        }
+        guard case .failure(let error, _)? = job.take() else { return XCTFail("input 0 did not fail") }
+        XCTAssertEqual((error as? TaskTimedOut)?.inputIndex, 0)
     }
 
     func testWithoutSharedProgressATimeLimitGivesTheInputUpAndDropsTheLateReply() throws {

@@ -903,13 +903,21 @@ final class PoolEngine: @unchecked Sendable {
             guard let task = ledger.settle(id, from: worker) else { continue }
             hadWork = true
             guard let job = task.job, job.wantsWork else { continue }
-            let running: Bool
+            var running: Bool
             var inputPosition = 0
             if let progress {
                 running = task.chunk == progress.taken
                 inputPosition = min(max(0, progress.input), task.span.count - 1)
             } else {
                 running = position == 0
+            }
+            // Killed for its limit before it took the task: where the engine sees progress only
+            // at the end (an MPI rank's worker), the limit counts from when the task reached the
+            // free worker, and may run out on the way. The input fails once (`TaskTimedOut`);
+            // run again, it would be killed again, and again (a 1e-12 s limit: 31 kills).
+            if !running, live == nil, case .timedOut(let timedOutTask, _, _) = slot.killedFor, timedOutTask == id {
+                running = true
+                inputPosition = 0
             }
             guard running else {
                 job.runAgain(task.span)
