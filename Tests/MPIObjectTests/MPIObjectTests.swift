@@ -26,42 +26,44 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(reference.count, 81, local.output)
         for ranks in [2, 3, 4] {
             // One local worker per rank, so that the per-worker lines below are per rank.
+            // Standard output alone: the ranks' crash reports (of the processes the program
+            // crashes on purpose) go to standard error, and could cut a line in two here.
             let outcome = try Launcher.mpirun(
                 ["-np", String(ranks), program.path], timeout: 60,
-                environment: ["SWIFTMP_PROCESSES_PER_RANK": "1"])
-            XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
-            XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(ranks - 1)\n"), "np \(ranks): \(outcome.output)")
-            XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
+                environment: ["SWIFTMP_PROCESSES_PER_RANK": "1"], mergingStreams: false)
+            XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.transcript)")
+            XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(ranks - 1)\n"), "np \(ranks): \(outcome.transcript)")
+            XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.transcript)")
             let refused = outcome.output.split(separator: "\n").filter { $0.hasPrefix("unavailable ") }
-            XCTAssertEqual(refused.count, 2, outcome.output)
-            XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(": refused") }, outcome.output)
-            XCTAssertTrue(outcome.output.contains("RawSharedValue is not available across MPI ranks"), outcome.output)
+            XCTAssertEqual(refused.count, 2, outcome.transcript)
+            XCTAssertTrue(refused.allSatisfy { $0.hasSuffix(": refused") }, outcome.transcript)
+            XCTAssertTrue(outcome.output.contains("RawSharedValue is not available across MPI ranks"), outcome.transcript)
             // A Manager is served by rank 0 in process: its dict, list and namespace were
             // filled by tasks on every worker rank (the lines above match the local run's);
             // its proxies cannot reach a local worker process.
-            XCTAssertTrue(outcome.output.contains("[manager filled by \(ranks - 1) distinct workers]\n"), outcome.output)
-            XCTAssertTrue(outcome.output.contains("manager after shutdown on a worker: unavailable\n"), outcome.output)
-            XCTAssertTrue(outcome.output.contains("[mpi] served manager proxy in a local pool: refused\n"), outcome.output)
+            XCTAssertTrue(outcome.output.contains("[manager filled by \(ranks - 1) distinct workers]\n"), outcome.transcript)
+            XCTAssertTrue(outcome.output.contains("manager after shutdown on a worker: unavailable\n"), outcome.transcript)
+            XCTAssertTrue(outcome.output.contains("[mpi] served manager proxy in a local pool: refused\n"), outcome.transcript)
             // Served pipes: to a pool function (its copy closes when the pool ends), and
             // between two worker ranks (needs two of them).
             XCTAssertTrue(
                 outcome.output.contains("[mpi] pipe to a pool function: poll=false waited=true [0, 1, 2, 3] then=endOfFile\n"),
-                outcome.output)
-            XCTAssertTrue(outcome.output.contains("[mpi] pipe end through a queue: sent 42 then=endOfFile\n"), outcome.output)
+                outcome.transcript)
+            XCTAssertTrue(outcome.output.contains("[mpi] pipe end through a queue: sent 42 then=endOfFile\n"), outcome.transcript)
             // An end held by a pool task killed with its worker: closed for its peer.
             XCTAssertTrue(
                 outcome.output.contains("[mpi] pipe end of a killed pool task: WorkerDied=true got 9 then=endOfFile\n"),
-                outcome.output)
+                outcome.transcript)
             XCTAssertEqual(
                 outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"), ranks >= 3,
-                outcome.output)
+                outcome.transcript)
             // Process targets ran on the ranks' local workers, one per worker; terminate() cannot interrupt one.
-            XCTAssertTrue(outcome.output.contains("[mpi] processes on distinct workers: true\n"), outcome.output)
-            XCTAssertTrue(outcome.output.contains("[mpi] process beyond the workers: refused\n"), outcome.output)
-            XCTAssertTrue(outcome.output.contains("[mpi] terminate ends the target: false -15\n"), outcome.output)
-            XCTAssertTrue(outcome.output.contains("[mpi] served queue in a local pool: refused\n"), outcome.output)
-            XCTAssertFalse(outcome.output.contains("MISMATCH"), outcome.output)
-            XCTAssertLessThan(outcome.seconds, 30, outcome.output)
+            XCTAssertTrue(outcome.output.contains("[mpi] processes on distinct workers: true\n"), outcome.transcript)
+            XCTAssertTrue(outcome.output.contains("[mpi] process beyond the workers: refused\n"), outcome.transcript)
+            XCTAssertTrue(outcome.output.contains("[mpi] terminate ends the target: false -15\n"), outcome.transcript)
+            XCTAssertTrue(outcome.output.contains("[mpi] served queue in a local pool: refused\n"), outcome.transcript)
+            XCTAssertFalse(outcome.output.contains("MISMATCH"), outcome.transcript)
+            XCTAssertLessThan(outcome.seconds, 30, outcome.transcript)
         }
     }
 
@@ -71,15 +73,15 @@ final class MPIObjectTests: XCTestCase {
         let program = try Launcher.objectCheck()
         let local = try Launcher.run(program, [], deadline: 60)
         XCTAssertEqual(local.status, 0, local.output)
-        let outcome = try Launcher.netnsCluster(hosts: 3, program.path)
-        XCTAssertEqual(outcome.status, 0, outcome.output)
+        let outcome = try Launcher.netnsCluster(hosts: 3, program.path, mergingStreams: false)
+        XCTAssertEqual(outcome.status, 0, outcome.transcript)
         // One worker rank alone on each of two hosts: each hosts a worker per CPU.
         let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(2 * cpus)\n"), outcome.output)
-        XCTAssertEqual(resultLines(outcome), resultLines(local), outcome.output)
+        XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(2 * cpus)\n"), outcome.transcript)
+        XCTAssertEqual(resultLines(outcome), resultLines(local), outcome.transcript)
         XCTAssertTrue(
             outcome.output.contains("[mpi] pipe between worker ranks: sum=1055 answered=10 distinct=true\n"),
-            outcome.output)
+            outcome.transcript)
     }
 
     /// Two local workers on each worker rank: shared objects keep working from both, and the
@@ -91,11 +93,12 @@ final class MPIObjectTests: XCTestCase {
         for ranks in [2, 3] {
             let outcome = try Launcher.mpirun(
                 ["-np", String(ranks), program.path], timeout: 60,
-                environment: ["SWIFTMP_PROCESSES_PER_RANK": "2", "SWIFTMP_RANK_SCHEDULING": ranks == 2 ? "node" : "relay"])
-            XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.output)")
-            XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(2 * (ranks - 1))\n"), outcome.output)
-            XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.output)")
-            XCTAssertTrue(outcome.output.contains("lock sections never overlap: true\n"), outcome.output)
+                environment: ["SWIFTMP_PROCESSES_PER_RANK": "2", "SWIFTMP_RANK_SCHEDULING": ranks == 2 ? "node" : "relay"],
+                mergingStreams: false)
+            XCTAssertEqual(outcome.status, 0, "np \(ranks): \(outcome.transcript)")
+            XCTAssertTrue(outcome.output.contains("OBJECTS OK backend=mpi workers=\(2 * (ranks - 1))\n"), outcome.transcript)
+            XCTAssertEqual(resultLines(outcome), reference, "np \(ranks): \(outcome.transcript)")
+            XCTAssertTrue(outcome.output.contains("lock sections never overlap: true\n"), outcome.transcript)
         }
     }
 
@@ -105,12 +108,12 @@ final class MPIObjectTests: XCTestCase {
     /// would be refused, not left waiting.
     func testOrphanedRequestsAreRefusedNotLeftWaiting() throws {
         let outcome = try Launcher.mpirun(["-np", "2", try Launcher.objectCheck().path], ["--orphan"], timeout: 30)
-        XCTAssertEqual(outcome.status, 0, outcome.output)
-        XCTAssertTrue(outcome.output.contains("ORPHAN DONE"), outcome.output)
-        XCTAssertFalse(outcome.output.contains("aborting"), outcome.output)
+        XCTAssertEqual(outcome.status, 0, outcome.transcript)
+        XCTAssertTrue(outcome.output.contains("ORPHAN DONE"), outcome.transcript)
+        XCTAssertFalse(outcome.output.contains("aborting"), outcome.transcript)
         // The task would print after its second request (300 ms later): its worker was killed first.
-        XCTAssertFalse(outcome.output.contains("ORPHAN TASK"), outcome.output)
-        XCTAssertLessThan(outcome.seconds, 10, outcome.output)
+        XCTAssertFalse(outcome.output.contains("ORPHAN TASK"), outcome.transcript)
+        XCTAssertLessThan(outcome.seconds, 10, outcome.transcript)
     }
 
     /// 10 000 rounds of short-lived served objects of every kind, some used by tasks on the
@@ -119,7 +122,7 @@ final class MPIObjectTests: XCTestCase {
     /// were never freed before: +12.5 MB over these rounds).
     func testShortLivedServedObjectsAreFreed() throws {
         let outcome = try Launcher.mpirun(["-np", "3", try Launcher.objectCheck().path], ["--churn"], timeout: 120)
-        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertEqual(outcome.status, 0, outcome.transcript)
         let numbers = { (prefix: String) -> [String: Int] in
             guard let line = outcome.output.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return [:] }
             return Dictionary(
@@ -130,15 +133,15 @@ final class MPIObjectTests: XCTestCase {
                 })
         }
         let served = numbers("CHURN served"), memory = numbers("CHURN rss_kib")
-        XCTAssertNotNil(served["end"], outcome.output)
-        XCTAssertLessThanOrEqual(served["end"] ?? .max, served["warm"] ?? -1, outcome.output)
-        XCTAssertLessThan(served["warm"] ?? .max, 100, outcome.output)
+        XCTAssertNotNil(served["end"], outcome.transcript)
+        XCTAssertLessThanOrEqual(served["end"] ?? .max, served["warm"] ?? -1, outcome.transcript)
+        XCTAssertLessThan(served["warm"] ?? .max, 100, outcome.transcript)
         // A pool that ended released its workers' copies (its tasks' objects are gone).
         let afterPool = numbers("CHURN served before")
-        XCTAssertEqual(afterPool["after_pool"], afterPool["before"], outcome.output)
-        XCTAssertNotNil(afterPool["before"], outcome.output)
+        XCTAssertEqual(afterPool["after_pool"], afterPool["before"], outcome.transcript)
+        XCTAssertNotNil(afterPool["before"], outcome.transcript)
         // 9 000 rounds of about 14 objects each; 4 MB is far below what keeping them costs.
-        XCTAssertLessThan(memory["growth"] ?? .max, 4096, outcome.output)
+        XCTAssertLessThan(memory["growth"] ?? .max, 4096, outcome.transcript)
     }
 
     /// A local worker that is killed holding handles (a task decoded a queue, then its worker
@@ -146,18 +149,18 @@ final class MPIObjectTests: XCTestCase {
     /// queues are freed (they were kept for the job's life before).
     func testHandlesOfAKilledLocalWorkerAreDropped() throws {
         let outcome = try Launcher.mpirun(["-np", "3", try Launcher.objectCheck().path], ["--churn-killed"], timeout: 120)
-        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertEqual(outcome.status, 0, outcome.transcript)
         guard let line = outcome.output.split(separator: "\n").first(where: { $0.hasPrefix("CHURN killed") }) else {
-            return XCTFail(outcome.output)
+            return XCTFail(outcome.transcript)
         }
         let fields = Dictionary(
             uniqueKeysWithValues: line.split(separator: " ").compactMap { field -> (String, Int)? in
                 let parts = field.split(separator: "=")
                 return parts.count == 2 ? Int(parts[1]).map { (String(parts[0]), $0) } : nil
             })
-        XCTAssertEqual(fields["died"], 30, outcome.output)
-        XCTAssertNotNil(fields["before"], outcome.output)
-        XCTAssertEqual(fields["end"], fields["before"], outcome.output)
+        XCTAssertEqual(fields["died"], 30, outcome.transcript)
+        XCTAssertNotNil(fields["before"], outcome.transcript)
+        XCTAssertEqual(fields["end"], fields["before"], outcome.transcript)
     }
 }
 #endif

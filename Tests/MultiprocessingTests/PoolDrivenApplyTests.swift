@@ -70,9 +70,18 @@ final class PoolDrivenApplyTests: TimeLimitedTestCase {
 
     /// `terminate()` from another thread ends an `apply` that runs a long task: it fails
     /// with `PoolError.terminated`, within seconds, not after the task.
+    /// (terminate() waits until the task runs: on a loaded machine, 100 ms was once not
+    /// enough for the other thread to call `apply`, which then found the pool stopped.)
     func testTerminateFromAnotherThreadEndsARunningApply() throws {
         let pool = try Pool(processes: 1, startMethod: .fork)
-        let outcome = try applyOnAnotherThread(pool, Sleep(seconds: 30), 1, within: 10) { pool.terminate() }
+        let marker = FileManager.default.temporaryDirectory.appendingPathComponent("swiftmp-running-\(UUID().uuidString)").path
+        defer { unlink(marker) }
+        let outcome = try applyOnAnotherThread(pool, MarkThenSleep(seconds: 30), marker, within: 10) {
+            let end = monotonicNanoseconds() + 20_000_000_000
+            while access(marker, F_OK) != 0 && monotonicNanoseconds() < end { usleep(1_000) }
+            XCTAssertEqual(access(marker, F_OK), 0, "the task did not start within 20 s")
+            pool.terminate()
+        }
         guard case .failure(let error) = outcome else { return XCTFail("\(outcome)") }
         XCTAssertEqual((error as? PoolError)?.code, .terminated, "\(error)")
     }
@@ -100,6 +109,16 @@ final class PoolDrivenApplyTests: TimeLimitedTestCase {
         meanwhile()
         XCTAssertEqual(ended.wait(timeout: .now() + seconds), .success, "apply did not end")
         return try XCTUnwrap(outcome.get())
+    }
+}
+
+/// Creates the file at its input, then sleeps: the caller knows the task runs.
+struct MarkThenSleep: ParallelFunction {
+    var seconds: Double
+    func callAsFunction(_ path: String) -> Int {
+        close(open(path, O_CREAT | O_WRONLY, 0o600))
+        usleep(UInt32(seconds * 1e6))
+        return 0
     }
 }
 

@@ -39,7 +39,14 @@ final class RemoteTransferTests: XCTestCase {
         let input = Patterned.make(count, seed: 1)
         for method in [StartMethod.fork, .spawn, .forkserver] {
             try Pool.with(processes: 2, startMethod: method) { pool in
-                _ = try pool.apply(CheckAndMakeBytes(resultSize: 1), [1], timeout: 60) // the workers started
+                _ = try pool.apply(CheckAndMakeBytes(resultSize: 1), [1], timeout: 60)
+                // Both workers have probed the pool's memory (at their start; under load the
+                // second was once still starting when the map below sent it a large input, which
+                // then took the memfd, as it should).
+                let local = try XCTUnwrap(pool.engine.backend as? LocalBackend)
+                let end = monotonicNanoseconds() + 20_000_000_000
+                while !(0..<2).allSatisfy(local.hasProbedRemoteTransfer) && monotonicNanoseconds() < end { usleep(1_000) }
+                XCTAssertTrue((0..<2).allSatisfy(local.hasProbedRemoteTransfer), "\(method): the workers did not start")
                 let received = RemoteTransfer.receivedForTesting
                 let report = try pool.apply(CheckAndMakeBytes(resultSize: count - 17), input, timeout: 60)
                 XCTAssertEqual(report.count, count, "\(method)")

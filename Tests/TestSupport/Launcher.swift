@@ -11,6 +11,8 @@ public enum Launcher {
         /// Standard error (empty with `mergingStreams`).
         public var errors: String
         public var seconds: Double
+        /// For a failure's message: standard output, then standard error if kept apart.
+        public var transcript: String { errors.isEmpty ? output : output + "\n[standard error]\n" + errors }
     }
 
     /// The package's root directory (for `Scripts/`).
@@ -64,16 +66,19 @@ public enum Launcher {
 
     /// `Scripts/mpirun.sh --timeout <timeout> <mpirunArguments> <program arguments>` (root,
     /// oversubscription, ob1, yield when idle, no binding, a private session directory).
+    /// `mergingStreams: false` keeps the ranks' standard error (crash reports, warnings) out of
+    /// `output`: mpirun forwards each stream in the chunks it reads, so a report written while
+    /// rank 0 prints a line can land in the middle of that line.
     public static func mpirun(
         _ mpirunArguments: [String], _ arguments: [String] = [], timeout: Int = 60,
-        environment extra: [String: String] = [:]
+        environment extra: [String: String] = [:], mergingStreams: Bool = true
     ) throws -> Outcome {
         var environment = cleanEnvironment
         for (key, value) in extra { environment[key] = value }
         return try run(
             packageRoot.appendingPathComponent("Scripts/mpirun.sh"),
             ["--timeout", String(timeout)] + mpirunArguments + arguments,
-            environment: environment, deadline: Double(timeout) + 30)
+            environment: environment, mergingStreams: mergingStreams, deadline: Double(timeout) + 30)
     }
 
     /// `Scripts/netns-cluster.sh run <hosts> <program> <arguments>`: one rank per "host" made
@@ -83,7 +88,7 @@ public enum Launcher {
     /// `ip netns` does not work.
     public static func netnsCluster(
         hosts: Int, _ program: String, _ arguments: [String] = [],
-        timeout: Int = 60
+        timeout: Int = 60, mergingStreams: Bool = true
     ) throws -> Outcome {
         guard getuid() == 0 else { throw XCTSkip("the netns cluster needs root (ip netns, unshare, nsenter)") }
         var tools: [String: URL] = [:]
@@ -105,7 +110,7 @@ public enum Launcher {
         environment["NETNS_TIMEOUT"] = String(timeout)
         return try run(
             script, ["run", String(hosts), program] + arguments, environment: environment,
-            deadline: Double(timeout) + 40)
+            mergingStreams: mergingStreams, deadline: Double(timeout) + 40)
     }
 
     /// Starts `executable`; its output goes to files that `finish` reads.

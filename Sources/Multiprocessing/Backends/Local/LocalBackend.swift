@@ -462,6 +462,10 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func pace(replyEvery nanoseconds: Int64) {}
 
+    /// For tests: whether `worker` has found out at its start if it may read the pool's memory
+    /// (`RemoteTransfer`): a large message sent to it before then takes the memfd.
+    func hasProbedRemoteTransfer(_ worker: Int) -> Bool { layout.transfer(worker).workerReadsPool != 0 }
+
     func kill(worker: Int) -> Bool {
         if slots[worker].pid > 0 && slots[worker].ended == nil { CrashReports.kill(worker: slots[worker].pid) }
         return true
