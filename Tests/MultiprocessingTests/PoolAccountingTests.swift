@@ -180,7 +180,10 @@ final class PoolAccountingTests: TimeLimitedTestCase {
     func testShortTasksDoNotWaitBehindALongOne() throws {
         for method in methods {
             try Pool.with(processes: 2, startMethod: method) { pool in
-                _ = try pool.map(Square(), 0..<4)
+                // Both workers run (they meet at a barrier): on a loaded machine a second worker
+                // still starting after 400 ms once left every input to the first, in order.
+                let barrier = try Barrier(parties: 2, timeout: 30)
+                _ = try pool.map(MeetAtBarrier(barrier: barrier), 0..<2, chunkSize: 1)
                 let order = try pool.imapUnordered(SleepMilliseconds(), [400, 10, 10, 10], chunkSize: 1).map { try $0.get() }
                 XCTAssertEqual(order, [10, 10, 10, 400], "\(method)")
             }
