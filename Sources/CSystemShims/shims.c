@@ -689,3 +689,28 @@ int CSystemShims_move_to_cpu(int cpu) {
     if (sched_setaffinity(0, sizeof one, &one) != 0) return -1;
     return sched_setaffinity(0, sizeof allowed, &allowed);
 }
+
+// MARK: the Swift runtime's demangler
+
+/// Exported by libswiftCore: with outputBuffer NULL the result is malloc'd; a name it cannot
+/// read comes back unchanged (or NULL).
+extern char *swift_demangle(
+    const char *mangledName, size_t mangledNameLength, char *outputBuffer, size_t *outputBufferSize, uint32_t flags);
+
+char *CSystemShims_swift_demangle_type(const char *name, size_t length) {
+    // A type's mangled name lacks the "$s" prefix of a symbol; "D" marks a type mangling.
+    size_t total = length + 3;
+    char *symbol = malloc(total + 1);
+    if (symbol == NULL) return NULL;
+    memcpy(symbol, "$s", 2);
+    memcpy(symbol + 2, name, length);
+    symbol[total - 1] = 'D';
+    symbol[total] = 0;
+    char *result = swift_demangle(symbol, total, NULL, NULL, 0);
+    if (result != NULL && strcmp(result, symbol) == 0) {
+        free(result);
+        result = NULL;
+    }
+    free(symbol);
+    return result;
+}

@@ -1,3 +1,5 @@
+import CSystemShims
+import Glibc
 @_spi(Reflection) import Swift
 
 /// How a worker finds the type of a `ParallelFunction` it receives.
@@ -50,6 +52,24 @@ enum FunctionIdentity {
             private, fileprivate or local to a function (or generic over such a type). \
             Declare it at file scope as internal or public.
             """)
+    }
+
+    /// A name made by `name(of:)` as the user wrote the type (`MyApp.Square`, `[Swift.Int]`),
+    /// not the runtime's mangling (`5MyApp6SquareV`) — for messages only: the name is never
+    /// looked up (it may come from a file or another build). A registered name is shown as
+    /// registered; anything that is not a mangling, as it is.
+    static func readableName(_ name: String) -> String {
+        let registered = "registered:"
+        if name.hasPrefix(registered) { return String(name.dropFirst(registered.count)) }
+        // Manglings made by `_mangledTypeName` are printable ASCII; bytes outside it (symbolic
+        // references, a corrupt file) are never handed to the demangler.
+        guard !name.isEmpty, name.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else { return name }
+        let demangled = name.utf8CString.withUnsafeBufferPointer {
+            CSystemShims_swift_demangle_type($0.baseAddress, $0.count - 1)
+        }
+        guard let demangled else { return name }
+        defer { free(demangled) }
+        return String(cString: demangled)
     }
 
     /// Resolves a name made by `name(of:)` in this process.

@@ -333,6 +333,29 @@ struct Reentrant: ParallelFunction {
     }
 }
 
+/// Releases a Lock and an RLock that no one holds: the error's code and the kind its
+/// message names ("a Lock", "an RLock"; the whole message if it names neither).
+struct UnheldReleases: ParallelFunction {
+    var lock: Lock
+    var rlock: RLock
+    func callAsFunction(_: Int) -> String {
+        func named(_ error: SynchronizationError) -> String {
+            let kind = ["an RLock", "a Lock"].first { error.message.contains($0) } ?? error.message
+            return "\(error.code) \(kind)"
+        }
+        var parts: [String] = []
+        do {
+            try lock.release()
+            parts.append("Lock=released")
+        } catch { parts.append("Lock=\(named(error))") }
+        do {
+            try rlock.release()
+            parts.append("RLock=released")
+        } catch { parts.append("RLock=\(named(error))") }
+        return parts.joined(separator: " ")
+    }
+}
+
 // MARK: pipes
 
 /// A `Process` target: receives numbers until -1, answers each doubled, then sends their

@@ -198,6 +198,10 @@ do {
         check("rlock still held after one release", heldByRankZero.isLocked, true)
         try heldByRankZero.release()
         check("rlock free after two releases", heldByRankZero.isLocked, false)
+        // 3c'. A release of a lock not held names its kind (Lock or RLock), on a worker and here.
+        let unheld = UnheldReleases(lock: try Lock(), rlock: try RLock())
+        check("unheld releases on a worker", try pool.apply(unheld, 0), "Lock=notHeld a Lock RLock=notHeld an RLock")
+        check("unheld releases here", unheld(0), "Lock=notHeld a Lock RLock=notHeld an RLock")
 
         // 3b. A counter under its lock, incremented from every worker, ends exact.
         let counter = try SharedValue(0)

@@ -15,6 +15,7 @@
 // TestWait.test_wait_timeout            → testWaitTimeout
 // TestWait.test_neg_timeout             → testWaitTimeout
 // TestWait.test_wait_integer            → testWaitOnAProcessAndConnections (a Process is waitable: gap filled)
+// (wait on nothing, on a closed end)     → testWaitOnNothingOrOnAClosedConnectionReturns (hangs fixed)
 // _TestPicklingConnections.test_access  → testConnectionCannotTravelThroughAConnection (difference)
 // (pickling a Lock for a connection)    → testSharedObjectsAreRefusedAtSend (bug fixed)
 //
@@ -303,6 +304,29 @@ final class ConnectionPortTests: PortTestCase {
         let (negative, quick) = timed { Multiprocessing.wait(on: [b], timeout: -1) }
         XCTAssertTrue(negative.isEmpty)
         assertQuick(quick, "wait(timeout: -1)")
+    }
+
+    /// Waits with nothing that could become ready return instead of blocking for ever: an
+    /// empty list returns [] at once, and a closed connection or queue is ready (its recv or
+    /// get throws `.closed` at once; Python's wait raises on a closed connection). All used to
+    /// wait without end when no timeout was given (ppoll on no descriptor; a closed end's
+    /// descriptor, -1, was skipped; an empty closed queue was never ready).
+    func testWaitOnNothingOrOnAClosedConnectionReturns() throws {
+        let (a, b) = try Pipe()
+        a.close()
+        let queue = try Queue<Int>()
+        queue.close()
+        let calls: [(String, @Sendable () -> Void)] = [
+            ("empty", { XCTAssertTrue(Multiprocessing.wait(on: [] as [Connection]).isEmpty) }),
+            ("empty, untyped", { XCTAssertTrue(Multiprocessing.wait(on: [] as [any Waitable]).isEmpty) }),
+            ("closed", { XCTAssertTrue(Multiprocessing.wait(on: [a]).first === a) }),
+            ("closed queue", { XCTAssertTrue(Multiprocessing.wait(on: [queue]).first === queue) }),
+        ]
+        for (name, call) in calls {
+            let thread = TestThread(call)
+            XCTAssertTrue(try thread.wait(5), "wait(on:) \(name) did not return within 5 s")
+        }
+        _ = b
     }
 
     /// test_wait_integer: a process is waited for with connections (Python passes its

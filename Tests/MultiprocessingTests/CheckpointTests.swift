@@ -321,6 +321,9 @@ final class CheckpointTests: TimeLimitedTestCase {
             }
             XCTAssertThrowsError(try pool.map(Affine(scale: 2, offset: 0), [1.0], checkpoint: journal)) {
                 XCTAssertEqual(($0 as? CheckpointError)?.code, .otherWork, "\($0)")
+                // Both types named as written, not as the runtime mangles them (`20Multiprocessing…V`).
+                XCTAssertTrue("\($0)".contains("(\(String(reflecting: Square.self)), 10 inputs"), "\($0)")
+                XCTAssertTrue("\($0)".contains("(\(String(reflecting: Affine.self)), 1 inputs"), "\($0)")
             }
             XCTAssertThrowsError(try pool.map(Square(), 0..<10, checkpoint: directory + "/missing/dir/journal")) {
                 XCTAssertEqual(($0 as? CheckpointError)?.code, .unusable, "\($0)")
@@ -332,6 +335,20 @@ final class CheckpointTests: TimeLimitedTestCase {
             XCTAssertEqual(($0 as? CheckpointError)?.code, .inUse, "\($0)")
         }
         withExtendedLifetime(held) {}
+    }
+
+    /// Function type names as they travel (mangled, or registered) shown as the user wrote
+    /// the type; anything else shown as it is, never handed to the demangler when it holds
+    /// bytes no mangling has.
+    func testTypeNamesInMessagesAreReadable() throws {
+        XCTAssertEqual(FunctionIdentity.readableName(try FunctionIdentity.name(of: Square.self)), "MultiprocessingTests.Square")
+        XCTAssertEqual(
+            FunctionIdentity.readableName(try FunctionIdentity.name(of: EchoInput<Int>.self)),
+            "MultiprocessingTests.EchoInput<Swift.Int>")
+        XCTAssertEqual(FunctionIdentity.readableName("registered:my square"), "my square")
+        for asIs in ["", "xyz", "not a mangling", "\u{1}\u{2}abc", "20MultiprocessingTests6Squa"] {
+            XCTAssertEqual(FunctionIdentity.readableName(asIs), asIs)
+        }
     }
 
     /// A path that is not a regular file (a FIFO, a character device) is refused at once:

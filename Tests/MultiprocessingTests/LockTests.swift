@@ -145,4 +145,40 @@ final class LockTests: XCTestCase {
             XCTAssertEqual(value.value, 1099)
         }
     }
+
+    /// Out of descriptors (each lock holds one for its segment), creating one more says what to
+    /// do — drop objects or raise `ulimit -n`, with the limit — instead of only "Too many open
+    /// files". Checked in a forked child whose descriptor limit is a few above those it has open.
+    func testRunningOutOfDescriptorsSaysWhatToDo() throws {
+        let (mine, theirs) = try Pipe()
+        let child = Process(target: LocksUntilOutOfDescriptors(report: theirs), startMethod: .fork)
+        try child.start()
+        XCTAssertTrue(try mine.poll(timeout: 60), "the child reported nothing")
+        let message = try mine.recv(String.self)
+        XCTAssertTrue(try child.join(timeout: 30))
+        XCTAssertTrue(message.hasPrefix("after "), message)
+        XCTAssertTrue(message.contains("Too many open files"), message)
+        XCTAssertTrue(message.contains("ulimit -n"), message)
+        XCTAssertTrue(message.contains("Lock"), message)
+    }
+}
+
+/// Lowers this process's descriptor limit to a few above its highest open descriptor, creates
+/// locks until one fails, and sends "after <n> locks: <error>".
+struct LocksUntilOutOfDescriptors: ParallelFunction {
+    var report: Connection
+    func callAsFunction(_: Void) throws {
+        let highest = (try FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")).compactMap { Int32($0) }.max() ?? 2
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw SystemError("getrlimit", errno: errno) }
+        limit.rlim_cur = rlim_t(highest + 8)
+        guard setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 else { throw SystemError("setrlimit", errno: errno) }
+        var locks: [Lock] = []
+        do {
+            while locks.count < 1000 { locks.append(try Lock()) }
+            try report.send("1000 locks made: no limit reached")
+        } catch {
+            try report.send("after \(locks.count) locks: \(error)")
+        }
+    }
 }

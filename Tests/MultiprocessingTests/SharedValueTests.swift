@@ -2,6 +2,10 @@ import XCTest
 
 @testable import Multiprocessing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 final class SharedValueTests: XCTestCase {
     func testValueAndArrayInOneProcess() throws {
         let value = try SharedValue(Double(1.5))
@@ -34,6 +38,25 @@ final class SharedValueTests: XCTestCase {
         XCTAssertEqual(rawValue.value, -4)
     }
 
+    /// An index out of range stops the process with a message naming the array and its range,
+    /// in every build (a `precondition`, kept by -O, as `Array` and `SharedArray` do). The
+    /// subscript used to be `buffer[index]`, checked by debug builds only: in a release build a
+    /// write past the end went into whatever memory followed the segment.
+    func testRawSharedArrayIndexOutOfRangeStopsWithTheRange() throws {
+        for (index, write) in [(4, true), (-1, false)] {
+            let log = NSTemporaryDirectory() + "/raw-shared-array-\(getpid())-\(index).stderr"
+            defer { unlink(log) }
+            let child = Process(
+                target: TouchRawSharedArray(array: try RawSharedArray<Int32>(count: 4), index: index, write: write, log: log),
+                startMethod: .fork)
+            try child.start()
+            XCTAssertTrue(try child.join(timeout: 60))
+            XCTAssertLessThan(child.exitCode ?? 0, 0, "ended by a signal (the trap)")
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            XCTAssertTrue(text.contains("RawSharedArray index \(index) out of range 0..<4"), text)
+        }
+    }
+
     /// Workers fill a locked and a raw shared array, created after they started.
     func testArraysFilledByWorkers() throws {
         for method in [StartMethod.fork, .spawn] {
@@ -44,6 +67,23 @@ final class SharedValueTests: XCTestCase {
                 XCTAssertEqual(task.locked.snapshot(), (0..<100).map { Int64($0 * $0) }, "\(method)")
                 XCTAssertEqual(Array(task.raw), (0..<100).map { Double($0) * 0.5 }, "\(method)")
             }
+        }
+    }
+}
+
+/// Reads or writes `array[index]` with its standard error sent to `log` (for the trap's message).
+struct TouchRawSharedArray: ParallelFunction {
+    var array: RawSharedArray<Int32>
+    var index: Int
+    var write: Bool
+    var log: String
+    func callAsFunction(_: Void) throws {
+        let fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        guard fd >= 0, dup2(fd, 2) == 2 else { throw SystemError("open/dup2 \(log)", errno: errno) }
+        if write {
+            array[index] = 1
+        } else {
+            _ = array[index]
         }
     }
 }

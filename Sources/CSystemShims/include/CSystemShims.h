@@ -115,6 +115,12 @@ long long CSystemShims_peer_uid(int socket);
 /// For a server whose owner's death is signalled with PR_SET_PDEATHSIG(SIGTERM).
 int CSystemShims_cleanup_on_termination(const char *file, const char *directory);
 
+// MARK: the Swift runtime's demangler
+/// A Swift mangled type name (as `_mangledTypeName` gives it, without the `$s` prefix) as
+/// Swift prints it (`swift_demangle` of libswiftCore, which every Swift program links):
+/// a string to free(), or NULL when `name` is not a mangled name.
+char *CSystemShims_swift_demangle_type(const char *name, size_t length);
+
 // MARK: descriptor passing (SCM_RIGHTS)
 /// Sends `length` bytes and `fdCount` descriptors in one message. Returns bytes sent or -1.
 ssize_t CSystemShims_send_with_fds(int socket, const void *bytes, size_t length,

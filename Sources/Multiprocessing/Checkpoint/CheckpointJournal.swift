@@ -54,7 +54,7 @@ final class CheckpointJournal: @unchecked Sendable {
         /// `Int.max`, its inputs being unknown in advance), and the hashes.
         var summary: String {
             let inputs = count == Int.max ? "an imap stream" : "\(count) inputs"
-            return "\(typeName), \(inputs), function hash \(hex(functionHash)), inputs hash \(hex(inputsHash))"
+            return "\(FunctionIdentity.readableName(typeName)), \(inputs), function hash \(hex(functionHash)), inputs hash \(hex(inputsHash))"
         }
     }
 

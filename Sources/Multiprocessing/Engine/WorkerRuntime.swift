@@ -117,7 +117,7 @@ final class WorkerRuntime {
             return .failure(PoolError(.encoding, "the worker has no function \(id)"))
         }
         guard let type = FunctionIdentity.resolve(name) else {
-            broken[id] = "the worker cannot find the function type \(name) by name; declare it internal or public at file scope"
+            broken[id] = "the worker cannot find the function type \(FunctionIdentity.readableName(name)) by name; declare it internal or public at file scope"
             return .failure(PoolError(.unresolvableFunction, broken[id]!))
         }
         do {

@@ -20,6 +20,8 @@ public protocol Waitable: AnyObject, Sendable {
 ///
 /// Connections and processes (their `sentinel`) are waited for in `ppoll`; queues have no
 /// descriptor and are checked between polls, every 50 µs at first and then at most every millisecond.
+/// An empty list returns [] at once (nothing in it can become ready), and a connection or
+/// queue closed here is ready (its `recv` or `get` throws at once).
 ///
 /// Inside an `XCTestCase` (whose `wait(for:)` hides this function) write
 /// `Multiprocessing.wait(on:timeout:)`.
@@ -47,6 +49,9 @@ extension Multiprocessing {
 }
 
 func waitUntilReady(_ objects: [any Waitable], timeout: Double?) -> [any Waitable] {
+    // Nothing to wait on can never become ready: without a timeout, ppoll on no descriptor
+    // would block for ever.
+    if objects.isEmpty { return [] }
     let end = deadline(after: timeout)
     var descriptors: [pollfd] = []
     var owners: [Int] = []
@@ -57,11 +62,15 @@ func waitUntilReady(_ objects: [any Waitable], timeout: Double?) -> [any Waitabl
         }
     }
     let pollOnly = owners.count == objects.count
+    // The others are asked each round: those without a descriptor, and those whose descriptor
+    // is gone (a closed connection: ready, its recv throws at once).
+    let polled = Set(owners)
+    let asked = objects.indices.filter { !polled.contains($0) }
     var step: UInt64 = 50_000
     while true {
         var ready: [any Waitable] = []
-        for object in objects where object._waitDescriptor == nil && object._isReady() {
-            ready.append(object)
+        for index in asked where objects[index]._isReady() {
+            ready.append(objects[index])
         }
         let now = monotonicNanoseconds()
         var wait: UInt64 = ready.isEmpty ? (end.map { $0 > now ? $0 - now : 0 } ?? UInt64.max) : 0

@@ -19,7 +19,9 @@ enum ProcessEntry {
         }
         guard let type = FunctionIdentity.resolve(payload.typeName) else {
             CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon)
-            printError("Process \(payload.name): the target type \(payload.typeName) cannot be found by name; declare it internal or public at file scope")
+            printError(
+                "Process \(payload.name): the target type \(FunctionIdentity.readableName(payload.typeName)) cannot be "
+                    + "found by name; declare it internal or public at file scope")
             return 71
         }
         return run(payload: payload, control: control) { reader in try decode(type, &reader) }
@@ -44,7 +46,7 @@ enum ProcessEntry {
                 }
             }
         } catch {
-            printError("Process \(payload.name): cannot decode the target \(payload.typeName): \(error)")
+            printError("Process \(payload.name): cannot decode the target \(FunctionIdentity.readableName(payload.typeName)): \(error)")
             return 71
         }
         if control >= 0 { systemClose(control) }

@@ -149,7 +149,11 @@ public class Queue<Element: Codable & Sendable>: Codable, Waitable, @unchecked S
     // MARK: Waitable
 
     public var _waitDescriptor: Int32? { nil }
-    public func _isReady() -> Bool { served.map { $0.count > 0 } ?? (!core.isEmpty || core.isBroken) }
+    /// Ready when an item can be got, or when `get` would throw at once (closed here, broken).
+    public func _isReady() -> Bool {
+        if let served { return servedClosed.load(ordering: .relaxed) || served.count > 0 }
+        return !core.isEmpty || core.isBroken || core.isClosed
+    }
 
     // MARK: coding items
 

@@ -153,6 +153,8 @@ final class QueueCore: @unchecked Sendable {
     // MARK: state
 
     func close() { isClosedHere.store(true, ordering: .relaxed) }
+    /// Whether this process closed its handle (`close()`).
+    var isClosed: Bool { isClosedHere.load(ordering: .relaxed) }
 
     var count: Int { Int(CSystemShims_load_u32_seqcst(reserved)) }
     var isEmpty: Bool { ring.available == 0 }

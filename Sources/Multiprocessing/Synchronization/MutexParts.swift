@@ -18,7 +18,7 @@ enum MutexParts {
 
     static func decode(kind: String, from decoder: any Decoder) throws -> Parts {
         switch try ServedOrLocalCoding.decode(kind: kind, from: decoder) {
-        case .served(let id): return (nil, nil, MPIServedLock(id: id))
+        case .served(let id): return (nil, nil, MPIServedLock(id: id, kind: kind))
         case .local(let segment): return (segment, SharedMutex(at: segment.base), nil)
         }
     }

@@ -15,7 +15,24 @@ public struct SystemError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String {
-        "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))"
+        "\(call) failed: \(String(cString: strerror(errno))) (errno \(errno))" + SystemError.advice(for: errno)
+    }
+
+    /// What to do about an errno the caller can act on: running out of descriptors.
+    static func advice(for errno: Int32) -> String {
+        switch errno {
+        case EMFILE:
+            var limit = rlimit()
+            let soft = getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0 ? " (now \(limit.rlim_cur))" : ""
+            return "; this process has as many descriptors open as its limit allows\(soft): each Lock, RLock, "
+                + "Semaphore, Event, Condition, Barrier, Queue, SharedValue, SharedArray, Pipe end and Pool "
+                + "holds some while it exists — drop those no longer needed, or raise the limit "
+                + "(ulimit -n, or setrlimit(RLIMIT_NOFILE) before creating them)"
+        case ENFILE:
+            return "; the system's table of open files is full (fs.file-max): close descriptors, or raise it"
+        default:
+            return ""
+        }
     }
 }
 

@@ -23,13 +23,15 @@ struct Bench: ParsableCommand {
             broadcast (pool.broadcast of 1 GiB read by 2 workers against a memcpy of it, interleaved; \
             under mpirun -np 3: Scripts/bench-broadcast.sh adds a C MPI_Bcast), \
             captured (20 applyAsync of a function value capturing a 100 MB table against one \
-            transfer per worker plus the compute, measured in the same run: ratio_to_target). \
+            transfer per worker plus the compute, measured in the same run: ratio_to_target), \
+            rawarray (RawSharedArray's checked subscript against its unchecked buffer, interleaved, \
+            in order and gathered: per_buffer; and how a write past the end ends). \
             Timings on a shared machine are only meaningful as ratios against a baseline measured \
             in the same run: Scripts/bench.sh runs Python's multiprocessing, C and NumPy beside us.
             """
     )
 
-    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint, broadcast or captured.")
+    @Argument(help: "What to measure: pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint, broadcast, captured or rawarray.")
     var suite: Suite = .pool
 
     @OptionGroup var options: PoolOptions
@@ -87,7 +89,7 @@ struct Bench: ParsableCommand {
     var scalingWorkers: [Int] = []
 
     enum Suite: String, ExpressibleByArgument, CaseIterable {
-        case pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint, broadcast, captured
+        case pool, kernels, scaling, ipc, pingpong, dispatch, random, checkpoint, broadcast, captured, rawarray
 
         var defaultRepetitions: Int {
             switch self {
@@ -101,6 +103,7 @@ struct Bench: ParsableCommand {
             case .checkpoint: return 5
             case .broadcast: return 3
             case .captured: return 3
+            case .rawarray: return 15
             }
         }
     }
@@ -146,6 +149,8 @@ struct Bench: ParsableCommand {
             try PingPongBenchmark.run { print($0.json) }
         case .random:
             try RandomBenchmarks(repetitions: repetitions).run { print($0.json) }
+        case .rawarray:
+            try RawArrayBenchmark(repetitions: repetitions).run { print($0.json) }
         case .checkpoint:
             let pool = try options.makePool(defaultProcesses: 2)
             defer {

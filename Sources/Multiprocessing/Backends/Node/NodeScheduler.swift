@@ -116,7 +116,7 @@ final class NodeScheduler {
                 task: task,
                 PoolError(
                     .unresolvableFunction,
-                    "the worker cannot find the function type \(definition.typeName) by name; declare it internal or public at file scope"
+                    "the worker cannot find the function type \(FunctionIdentity.readableName(definition.typeName)) by name; declare it internal or public at file scope"
                 ))
             return
         }

@@ -128,15 +128,23 @@ final class ServedLock: ServedState {
 /// acquiring thread.
 struct MPIServedLock: Sendable {
     let object: MPIServedObject
+    /// `RLock` or `Lock`, for messages: the kind the user made.
+    let kind: String
 
     /// `recursive`: an `RLock`'s.
     init(recursive: Bool = false) {
         object = .serve(ServedLock(recursive: recursive))
+        kind = recursive ? "RLock" : "Lock"
     }
 
-    init(id: UInt64) {
+    /// A decoded copy of a served `kind` ("Lock" or "RLock").
+    init(id: UInt64, kind: String) {
         object = MPIServedObject(decoded: id)
+        self.kind = kind
     }
+
+    /// "a Lock", "an RLock".
+    private var named: String { (kind.first == "R" ? "an " : "a ") + kind }
 
     private var holder: String { object.isLocal ? "this thread" : "this task" }
 
@@ -148,7 +156,7 @@ struct MPIServedLock: Sendable {
         default:
             throw SynchronizationError(
                 .wouldDeadlock,
-                "\(holder) already holds the Lock: acquiring it again would wait "
+                "\(holder) already holds the \(kind): acquiring it again would wait "
                     + "for ever; release it first, or use an RLock for re-entrant locking")
         }
     }
@@ -157,8 +165,8 @@ struct MPIServedLock: Sendable {
         guard try perform(.release, timeout: nil, "release") == .done else {
             throw SynchronizationError(
                 .notHeld,
-                "release() of a Lock \(holder) does not hold: only the \(object.isLocal ? "thread" : "task") "
-                    + "that acquired it may release it")
+                "release() of \(named) \(holder) does not hold: only the \(object.isLocal ? "thread" : "task") "
+                    + "that acquired it may release it" + (kind == "RLock" ? ", as many times as it acquired it" : ""))
         }
     }
 
@@ -166,7 +174,7 @@ struct MPIServedLock: Sendable {
         do {
             return try object.perform(ServedLock.self, request, timeout: timeout)
         } catch {
-            throw SynchronizationError(.systemCall, "cannot \(action) a Lock served by rank 0: \(error)")
+            throw SynchronizationError(.systemCall, "cannot \(action) \(named) served by rank 0: \(error)")
         }
     }
 
