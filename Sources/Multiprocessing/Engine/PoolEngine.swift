@@ -760,7 +760,7 @@ final class PoolEngine: @unchecked Sendable {
                 let failure: any Error =
                     error is PoolError || error is CheckpointError
                     ? error
-                    : PoolError(.encoding, "cannot decode results of \(job.function.typeName): \(error)")
+                    : PoolError(.encoding, "cannot decode results of \(FunctionIdentity.readableName(job.function.typeName)): \(error)")
                 for index in task.span.first..<task.span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
             }
         case .outcomes(let id, var pieces):
@@ -865,7 +865,7 @@ final class PoolEngine: @unchecked Sendable {
                 } catch {
                     let failure: any Error =
                         error is PoolError || error is CheckpointError
-                        ? error : PoolError(.encoding, "cannot decode results of \(job.function.typeName): \(error)")
+                        ? error : PoolError(.encoding, "cannot decode results of \(FunctionIdentity.readableName(job.function.typeName)): \(error)")
                     for index in part.first..<part.end { job.inputFailed(index, error: failure, as: nil, now: now) }
                 }
             case .failed(let failure):
