@@ -203,6 +203,25 @@ int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned in
     return 0;
 }
 
+_Static_assert(sizeof(CSystemShims_affinity) == sizeof(cpu_set_t), "CSystemShims_affinity holds a cpu_set_t");
+
+int CSystemShims_pin_to_current_cpu(CSystemShims_affinity *saved) {
+    // The raw call fills only the kernel's mask size: the rest must read as zero.
+    memset(saved, 0, sizeof *saved);
+    if (libc_syscall(SYS_sched_getaffinity, 0, sizeof *saved, saved->bits) < 0) return -1;
+    int cpu = sched_getcpu();
+    if (cpu < 0) return -1;
+    if (cpu >= CPU_SETSIZE) { errno = EINVAL; return -1; }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return libc_syscall(SYS_sched_setaffinity, 0, sizeof one, &one) == 0 ? 0 : -1;
+}
+
+int CSystemShims_restore_affinity(const CSystemShims_affinity *saved) {
+    return libc_syscall(SYS_sched_setaffinity, 0, sizeof *saved, saved->bits) == 0 ? 0 : -1;
+}
+
 int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
     return CSystemShims_become_child_keeping(parent, deathSignal, firstToClose, NULL, 0);
 }
