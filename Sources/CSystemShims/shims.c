@@ -219,7 +219,11 @@ int CSystemShims_pin_to_current_cpu(CSystemShims_affinity *saved) {
 }
 
 int CSystemShims_restore_affinity(const CSystemShims_affinity *saved) {
-    return libc_syscall(SYS_sched_setaffinity, 0, sizeof *saved, saved->bits) == 0 ? 0 : -1;
+    return CSystemShims_set_affinity_of(0, saved);
+}
+
+int CSystemShims_set_affinity_of(pid_t pid, const CSystemShims_affinity *saved) {
+    return libc_syscall(SYS_sched_setaffinity, pid, sizeof *saved, saved->bits) == 0 ? 0 : -1;
 }
 
 int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {

@@ -84,6 +84,8 @@ int CSystemShims_pin_to_current_cpu(CSystemShims_affinity *saved);
 /// Sets the calling thread's CPU affinity back to `saved`. 0, or -1 with errno. Calls libc
 /// only through a pointer relocated at load time (a forked child calls it first).
 int CSystemShims_restore_affinity(const CSystemShims_affinity *saved);
+/// Sets the CPU affinity of thread or process `pid` to `saved`. 0, or -1 with errno.
+int CSystemShims_set_affinity_of(pid_t pid, const CSystemShims_affinity *saved);
 /// `CSystemShims_become_child`, but descriptors in `keep` (ascending) stay open.
 int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
                                       const int *keep, int keepCount);

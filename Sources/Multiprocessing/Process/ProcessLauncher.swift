@@ -148,7 +148,7 @@ enum ProcessLauncher {
                 if pinned { _ = SameCPUStart.restore(affinity) }
                 throw error
             }
-            if pinned, let failure = SameCPUStart.restore(affinity) {
+            if pinned, let failure = SameCPUStart.restore(affinity, child: pid) {
                 _ = Glibc.kill(pid, SIGKILL)
                 var status: Int32 = 0
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
