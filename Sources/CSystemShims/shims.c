@@ -189,7 +189,9 @@ static int close_descriptors(unsigned int first, unsigned int last) {
 }
 
 int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
-                                      const int *keep, int keepCount) {
+                                      const int *keep, int keepCount,
+                                      const CSystemShims_affinity *affinity) {
+    if (affinity != NULL && CSystemShims_set_affinity_of(0, affinity) != 0) return -5;
     if (libc_prctl(PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
     if (libc_getppid() != parent) { errno = ESRCH; return -2; }
     unsigned int next = firstToClose;
@@ -227,7 +229,7 @@ int CSystemShims_set_affinity_of(pid_t pid, const CSystemShims_affinity *saved) 
 }
 
 int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
-    return CSystemShims_become_child_keeping(parent, deathSignal, firstToClose, NULL, 0);
+    return CSystemShims_become_child_keeping(parent, deathSignal, firstToClose, NULL, 0, NULL);
 }
 
 // MARK: a forked child's first steps

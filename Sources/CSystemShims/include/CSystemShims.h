@@ -86,9 +86,11 @@ int CSystemShims_pin_to_current_cpu(CSystemShims_affinity *saved);
 int CSystemShims_restore_affinity(const CSystemShims_affinity *saved);
 /// Sets the CPU affinity of thread or process `pid` to `saved`. 0, or -1 with errno.
 int CSystemShims_set_affinity_of(pid_t pid, const CSystemShims_affinity *saved);
-/// `CSystemShims_become_child`, but descriptors in `keep` (ascending) stay open.
+/// `CSystemShims_become_child`, but descriptors in `keep` (ascending) stay open, and with
+/// `affinity` (not NULL) the child first takes that CPU affinity (-5 with errno if it cannot).
 int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
-                                      const int *keep, int keepCount);
+                                      const int *keep, int keepCount,
+                                      const CSystemShims_affinity *affinity);
 /// A process-wide mutex (`*mutex`, a `pthread_mutex_t *`) and condition variable
 /// (`*condition`, a `pthread_cond_t *` on CLOCK_MONOTONIC), initialised, that a child
 /// re-initialises right after a fork when they are not in their pristine state

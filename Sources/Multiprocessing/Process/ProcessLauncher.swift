@@ -131,9 +131,12 @@ enum ProcessLauncher {
             let pid: pid_t
             do {
                 pid = try ChildLauncher.fork {
-                    if pinned { SameCPUStart.restoreInChild(affinity) }
                     tagged?.redirectInChild()
-                    kept.withUnsafeBufferPointer { ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: $0) }
+                    kept.withUnsafeBufferPointer { keep in
+                        withUnsafePointer(to: affinity) {
+                            ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: keep, affinity: pinned ? $0 : nil)
+                        }
+                    }
                     for region in keptRegions { region.keptInForkedChild() }
                     let control = socket
                     let code =

@@ -49,12 +49,4 @@ enum SameCPUStart {
         _ = CSystemShims_set_affinity_of(child, &copy)
         return restore(saved)
     }
-
-    /// In the new child: the parent thread's affinity, or the child ends (status 70) saying
-    /// why — it must not run its target held to one CPU.
-    static func restoreInChild(_ saved: CSystemShims_affinity) {
-        guard let failure = restore(saved) else { return }
-        printError("swiftmp child \(getpid()): \(failure)")
-        _exit(70)
-    }
 }
