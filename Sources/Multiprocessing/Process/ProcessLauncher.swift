@@ -124,8 +124,8 @@ enum ProcessLauncher {
         let kept = (keptRegions.map(\.inheritableDescriptor) + (socket >= 0 ? [socket] : [])).sorted()
         CurrentProcess.prepareForFork()
         let launch = { @Sendable () throws -> pid_t in
-            // The child is queued on the forking thread's CPU (`SameCPUStart`); its first
-            // step gives it back the affinity the thread had.
+            // The child is queued on the forking thread's CPU (`SameCPUStart`); right after
+            // the fork the thread and the child get back the affinity the thread had.
             var affinity = CSystemShims_affinity()
             let pinned = SameCPUStart.pin(saving: &affinity)
             let pid: pid_t
@@ -148,7 +148,8 @@ enum ProcessLauncher {
                     CSystemShims_exit_child(code)
                 }
             } catch {
-                if pinned { _ = SameCPUStart.restore(affinity) }
+                // A thread left on one CPU is the worse of the two failures.
+                if pinned, let failure = SameCPUStart.restore(affinity) { throw failure }
                 throw error
             }
             if pinned, let failure = SameCPUStart.restore(affinity, child: pid) {

@@ -35,7 +35,9 @@ enum SameCPUStart {
     static func restore(_ saved: CSystemShims_affinity) -> SystemError? {
         var saved = saved
         if CSystemShims_restore_affinity(&saved) == 0 { return nil }
-        return SystemError("sched_setaffinity (giving the thread that started a process its CPUs back)", errno: errno)
+        return SystemError(
+            "sched_setaffinity (giving the thread that started a process its CPUs back; SWIFTMP_PROCESS_SAME_CPU=0 avoids the call)",
+            errno: errno)
     }
 
     /// In the parent, right after the fork: gives the calling thread its saved affinity back,
