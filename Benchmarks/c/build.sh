@@ -32,3 +32,5 @@ fi
 # The operating system's floor under the process and IPC figures (fork, socketpair, pipes, a
 # Unix socket): -ldl for the --padded mode's dlopen.
 gcc -O2 -std=gnu11 -Wall -o bin/floor floor.c -ldl
+# Where a forked child runs and how its parent waits (Benchmarks/reports/process-start.md).
+gcc -O2 -std=gnu11 -Wall -o bin/fork_placement fork_placement.c -ldl

@@ -189,7 +189,9 @@ static int close_descriptors(unsigned int first, unsigned int last) {
 }
 
 int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
-                                      const int *keep, int keepCount) {
+                                      const int *keep, int keepCount,
+                                      const CSystemShims_affinity *affinity) {
+    if (affinity != NULL && CSystemShims_set_affinity_of(0, affinity) != 0) return -5;
     if (libc_prctl(PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
     if (libc_getppid() != parent) { errno = ESRCH; return -2; }
     unsigned int next = firstToClose;
@@ -203,8 +205,31 @@ int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned in
     return 0;
 }
 
+_Static_assert(sizeof(CSystemShims_affinity) == sizeof(cpu_set_t), "CSystemShims_affinity holds a cpu_set_t");
+
+int CSystemShims_pin_to_current_cpu(CSystemShims_affinity *saved) {
+    // The raw call fills only the kernel's mask size: the rest must read as zero.
+    memset(saved, 0, sizeof *saved);
+    if (libc_syscall(SYS_sched_getaffinity, 0, sizeof *saved, saved->bits) < 0) return -1;
+    int cpu = sched_getcpu();
+    if (cpu < 0) return -1;
+    if (cpu >= CPU_SETSIZE) { errno = EINVAL; return -1; }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return libc_syscall(SYS_sched_setaffinity, 0, sizeof one, &one) == 0 ? 0 : -1;
+}
+
+int CSystemShims_restore_affinity(const CSystemShims_affinity *saved) {
+    return CSystemShims_set_affinity_of(0, saved);
+}
+
+int CSystemShims_set_affinity_of(pid_t pid, const CSystemShims_affinity *saved) {
+    return libc_syscall(SYS_sched_setaffinity, pid, sizeof *saved, saved->bits) == 0 ? 0 : -1;
+}
+
 int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
-    return CSystemShims_become_child_keeping(parent, deathSignal, firstToClose, NULL, 0);
+    return CSystemShims_become_child_keeping(parent, deathSignal, firstToClose, NULL, 0, NULL);
 }
 
 // MARK: a forked child's first steps

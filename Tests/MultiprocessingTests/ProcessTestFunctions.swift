@@ -1,3 +1,4 @@
+import CSystemShims
 @testable import Multiprocessing
 
 #if canImport(Glibc)
@@ -19,6 +20,14 @@ struct EndWith: ParallelFunction {
         case .sleep: usleep(UInt32(seconds * 1e6))
         case .raiseSignal: raise(status) // sent, not a fault: nothing happens again on return
         }
+    }
+}
+
+/// Exits 0 if the child may run on `cpus` CPUs (its affinity), else 2.
+struct CheckCPUCount: ParallelFunction {
+    var cpus: Int32
+    func callAsFunction(_: Void) {
+        if CSystemShims_affinity_cpu_count() != cpus { exit(2) }
     }
 }
 

@@ -1,3 +1,4 @@
+import CSystemShims
 import XCTest
 
 @testable import Multiprocessing
@@ -182,6 +183,70 @@ final class ProcessTests: XCTestCase {
         }
         XCTAssertTrue(outcome.1)
         XCTAssertEqual(outcome.0, 9)
+    }
+
+    /// A `.fork` child is queued on its parent's CPU (`SameCPUStart`), but runs with the
+    /// CPUs its parent's thread may use, and every thread of the parent — the main thread,
+    /// which forks itself, and the supervisor, which forks for other threads — has its own
+    /// CPUs back afterwards.
+    func testForkedChildAndParentKeepTheirCPUs() throws {
+        let cpus = CSystemShims_affinity_cpu_count()
+        try XCTSkipIf(cpus < 2, "a child held to one CPU cannot be told apart on a machine with one")
+        let before = try threadCPUs()
+        let child = Process(target: CheckCPUCount(cpus: cpus), startMethod: .fork)
+        try child.start()
+        XCTAssertTrue(try child.join(timeout: 20))
+        XCTAssertEqual(child.exitCode, 0, "the child may run on all \(cpus) CPUs of its parent")
+
+        let done = ConditionLock()
+        nonisolated(unsafe) var exitCode: Int32??
+        try spawnThread(named: "test-cpus") {
+            let p = Process(target: CheckCPUCount(cpus: cpus), startMethod: .fork)
+            _ = (try? p.start()).flatMap { try? p.join(timeout: 20) }
+            done.withLock {
+                exitCode = .some(p.exitCode)
+                done.broadcast()
+            }
+        }
+        let fromThread = done.withLock { () -> Int32?? in
+            while exitCode == nil { done.wait(until: monotonicNanoseconds() + 30_000_000_000) }
+            return exitCode!
+        }
+        XCTAssertEqual(fromThread, 0, "a child forked by the supervisor thread may run on all \(cpus) CPUs")
+        let after = try threadCPUs()
+        for (thread, allowed) in after {
+            XCTAssertEqual(allowed, before[thread] ?? before[getpid()], "thread \(thread) has its CPUs back")
+        }
+    }
+
+    /// Each thread of this process: its `Cpus_allowed_list` line.
+    private func threadCPUs() throws -> [Int32: String] {
+        var result: [Int32: String] = [:]
+        guard let directory = opendir("/proc/self/task") else { throw SystemError("opendir", errno: errno) }
+        defer { closedir(directory) }
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let thread = Int32(name),
+                let status = try? String(decoding: readAll("/proc/self/task/\(name)/status"), as: UTF8.self),
+                let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+            else { continue }
+            result[thread] = String(line)
+        }
+        return result
+    }
+
+    private func readAll(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw SystemError("open \(path)", errno: errno) }
+        defer { close(fd) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = read(fd, &buffer, buffer.count)
+            if count < 0 { throw SystemError("read \(path)", errno: errno) }
+            if count == 0 { return bytes }
+            bytes += buffer[0..<count]
+        }
     }
 
     func testLocalTypeIsRejectedWithAClearError() {

@@ -73,9 +73,24 @@ int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstT
 /// The end of a child: `fflush(NULL)` then `_exit(status)`, through pointers relocated at
 /// load time (a forked child that calls `_exit` through the PLT resolves it first).
 __attribute__((noreturn)) void CSystemShims_exit_child(int status);
-/// `CSystemShims_become_child`, but descriptors in `keep` (ascending) stay open.
+/// A thread's CPU affinity (up to 1024 CPUs), saved by `CSystemShims_pin_to_current_cpu`.
+typedef struct {
+    unsigned long bits[1024 / (8 * sizeof(unsigned long))];
+} CSystemShims_affinity;
+/// Saves the calling thread's CPU affinity in `saved`, then restricts the thread to the CPU
+/// it runs on, so that a child it forks next is queued on that CPU (ProcessLauncher). 0, or
+/// -1 with errno, the affinity unchanged (e.g. a machine with more than 1024 CPUs).
+int CSystemShims_pin_to_current_cpu(CSystemShims_affinity *saved);
+/// Sets the calling thread's CPU affinity back to `saved`. 0, or -1 with errno. Calls libc
+/// only through a pointer relocated at load time (a forked child calls it first).
+int CSystemShims_restore_affinity(const CSystemShims_affinity *saved);
+/// Sets the CPU affinity of thread or process `pid` to `saved`. 0, or -1 with errno.
+int CSystemShims_set_affinity_of(pid_t pid, const CSystemShims_affinity *saved);
+/// `CSystemShims_become_child`, but descriptors in `keep` (ascending) stay open, and with
+/// `affinity` (not NULL) the child first takes that CPU affinity (-5 with errno if it cannot).
 int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
-                                      const int *keep, int keepCount);
+                                      const int *keep, int keepCount,
+                                      const CSystemShims_affinity *affinity);
 /// A process-wide mutex (`*mutex`, a `pthread_mutex_t *`) and condition variable
 /// (`*condition`, a `pthread_cond_t *` on CLOCK_MONOTONIC), initialised, that a child
 /// re-initialises right after a fork when they are not in their pristine state

@@ -77,6 +77,8 @@ public final class Process: @unchecked Sendable {
 
     /// Whether the child's output lines are tagged (`tagOutput:` of `init`).
     private let tagOutput: Bool?
+    /// Whether they are, decided when the child started (then `join` waits for its last lines).
+    private let outputTagged = Atomic<Bool>(false)
 
     /// A process that will run `target` once when started.
     ///
@@ -146,9 +148,11 @@ public final class Process: @unchecked Sendable {
         // Encoded all the same: the encode checks that the target may reach a child
         // (served objects refuse) and finds what it mentions.
         let inMemory = segments.isEmpty && descriptors.isEmpty ? call : nil
+        let tagged = OutputTagging.isEnabled(option: tagOutput)
+        outputTagged.store(tagged, ordering: .relaxed)
         do {
             _ = try ProcessLauncher.start(
-                method: startMethod.resolved, tagOutput: tagOutput, payload: payload, segments: segments,
+                method: startMethod.resolved, tagOutput: tagged, payload: payload, segments: segments,
                 descriptors: descriptors, inMemory: inMemory,
                 decode: { reader in try reader.decode(F.self) },
                 started: { state.started($0, pidfd: $1, reaps: $2) },
@@ -171,7 +175,9 @@ public final class Process: @unchecked Sendable {
         }
         guard state.waitForExit(until: deadline(after: timeout)) else { return false }
         // Tagged output (tagOutput): its last lines are written out before join returns.
-        if let pid { OutputTagging.awaitEnd(of: [pid], deadline: monotonicNanoseconds() &+ 2_000_000_000) }
+        if outputTagged.load(ordering: .relaxed), let pid {
+            OutputTagging.awaitEnd(of: [pid], deadline: monotonicNanoseconds() &+ 2_000_000_000)
+        }
         return true
     }
 

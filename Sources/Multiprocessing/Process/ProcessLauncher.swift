@@ -124,18 +124,39 @@ enum ProcessLauncher {
         let kept = (keptRegions.map(\.inheritableDescriptor) + (socket >= 0 ? [socket] : [])).sorted()
         CurrentProcess.prepareForFork()
         let launch = { @Sendable () throws -> pid_t in
-            let pid = try ChildLauncher.fork {
-                tagged?.redirectInChild()
-                kept.withUnsafeBufferPointer { ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: $0) }
-                for region in keptRegions { region.keptInForkedChild() }
-                let control = socket
-                let code =
-                    if let inMemory {
-                        ProcessEntry.run(inMemory: inMemory, name: payload.name, daemon: payload.daemon)
-                    } else {
-                        ProcessEntry.run(payload: payload, control: control, decode: decode)
+            // The child is queued on the forking thread's CPU (`SameCPUStart`); right after
+            // the fork the thread and the child get back the affinity the thread had.
+            var affinity = CSystemShims_affinity()
+            let pinned = SameCPUStart.pin(saving: &affinity)
+            let pid: pid_t
+            do {
+                pid = try ChildLauncher.fork {
+                    tagged?.redirectInChild()
+                    kept.withUnsafeBufferPointer { keep in
+                        withUnsafePointer(to: affinity) {
+                            ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: keep, affinity: pinned ? $0 : nil)
+                        }
                     }
-                CSystemShims_exit_child(code)
+                    for region in keptRegions { region.keptInForkedChild() }
+                    let control = socket
+                    let code =
+                        if let inMemory {
+                            ProcessEntry.run(inMemory: inMemory, name: payload.name, daemon: payload.daemon)
+                        } else {
+                            ProcessEntry.run(payload: payload, control: control, decode: decode)
+                        }
+                    CSystemShims_exit_child(code)
+                }
+            } catch {
+                // A thread left on one CPU is the worse of the two failures.
+                if pinned, let failure = SameCPUStart.restore(affinity) { throw failure }
+                throw error
+            }
+            if pinned, let failure = SameCPUStart.restore(affinity, child: pid) {
+                _ = Glibc.kill(pid, SIGKILL)
+                var status: Int32 = 0
+                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                throw failure
             }
             // The parent reaps it through this pidfd (join, isAlive, exitCode, the next start),
             // as Python does: the supervisor thread is not woken for it, so it sleeps through

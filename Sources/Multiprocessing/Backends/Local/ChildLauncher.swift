@@ -90,15 +90,25 @@ enum ChildLauncher {
     /// descriptor from `firstToClose` up and remove the mpirun job's variables from the
     /// environment. All in C: right after a fork every page this touches is copied, so it
     /// allocates nothing. Ends the child (status 70) if any step fails.
-    /// `keeping` (ascending, each ≥ `firstToClose`) stay open.
-    static func becomeChild(parent: pid_t, firstToClose: Int32, keeping keep: UnsafeBufferPointer<Int32>? = nil) {
+    /// `keeping` (ascending, each ≥ `firstToClose`) stay open. With `affinity`, the child
+    /// first takes that CPU affinity (`SameCPUStart`).
+    static func becomeChild(
+        parent: pid_t, firstToClose: Int32, keeping keep: UnsafeBufferPointer<Int32>? = nil,
+        affinity: UnsafePointer<CSystemShims_affinity>? = nil
+    ) {
         let result = CSystemShims_become_child_keeping(
             parent, SIGKILL, UInt32(firstToClose),
-            keep?.baseAddress, Int32(keep?.count ?? 0))
+            keep?.baseAddress, Int32(keep?.count ?? 0), affinity)
         if result == 0 { return }
         let code = errno
         if result != -2 { // -2: the parent already ended; nothing to report to
-            let step = result == -1 ? "prctl(PR_SET_PDEATHSIG)" : result == -3 ? "close_range" : "unsetenv"
+            let step =
+                switch result {
+                case -1: "prctl(PR_SET_PDEATHSIG)"
+                case -3: "close_range"
+                case -5: "sched_setaffinity (taking the CPUs of the thread that forked it)"
+                default: "unsetenv"
+                }
             printError("swiftmp child \(getpid()): \(SystemError(step, errno: code))")
         }
         _exit(70)
