@@ -150,7 +150,7 @@ final class PoolAccountingTests: TimeLimitedTestCase {
     func testWorkerDiedArrivesAtOnceDespiteALongChunk() throws {
         for method in methods {
             let pool = try Pool(processes: 2, startMethod: method)
-            _ = try pool.map(Square(), 0..<4) // workers up
+            try everyWorkerRuns(pool) // a spawned worker still starting once took 2.1 s here at load 15
             let start = monotonicNanoseconds()
             XCTAssertThrowsError(try pool.map(SlowThenCrash(seconds: 4), [0, 1], chunkSize: 1)) { error in
                 XCTAssertEqual((error as? WorkerDied)?.inputIndex, 1, "\(method): \(error)")
@@ -180,13 +180,19 @@ final class PoolAccountingTests: TimeLimitedTestCase {
     func testShortTasksDoNotWaitBehindALongOne() throws {
         for method in methods {
             try Pool.with(processes: 2, startMethod: method) { pool in
-                // Both workers run (they meet at a barrier): on a loaded machine a second worker
-                // still starting after 400 ms once left every input to the first, in order.
-                let barrier = try Barrier(parties: 2, timeout: 30)
-                _ = try pool.map(MeetAtBarrier(barrier: barrier), 0..<2, chunkSize: 1)
+                // On a loaded machine a second worker still starting after 400 ms once left
+                // every input to the first, in order.
+                try everyWorkerRuns(pool)
                 let order = try pool.imapUnordered(SleepMilliseconds(), [400, 10, 10, 10], chunkSize: 1).map { try $0.get() }
                 XCTAssertEqual(order, [10, 10, 10, 400], "\(method)")
             }
         }
     }
+}
+
+/// Returns once every worker of `pool` runs a task (they meet at a barrier): a timed check
+/// right after must not count a worker's start, which takes seconds on a loaded machine.
+func everyWorkerRuns(_ pool: Pool) throws {
+    let barrier = try Barrier(parties: pool.processes, timeout: 60)
+    _ = try pool.map(MeetAtBarrier(barrier: barrier), 0..<pool.processes, chunkSize: 1)
 }
