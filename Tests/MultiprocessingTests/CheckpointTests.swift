@@ -253,6 +253,39 @@ final class CheckpointTests: TimeLimitedTestCase {
         XCTAssertEqual(header?.work, CheckpointJournal.Work(typeName: "t", functionHash: 1, inputsHash: 3, count: 2))
     }
 
+    /// A journal whose writer thread cannot start is refused with a message saying so, and
+    /// leaves the file as it was: nothing written (no header of a journal that never ran),
+    /// its descriptor closed once, its lock released, so the next run opens it afresh.
+    func testAWriterThreadThatCannotStartLeavesTheFileAsItWas() throws {
+        let path = directory + "/nothread.journal"
+        // This process's descriptors (others' pools may close theirs meanwhile, not open any).
+        func openDescriptors() -> Set<String> { Set((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []) }
+        let failing: JournalWriter.Spawn = { _, _ throws(SystemError) in throw SystemError("pthread_create", errno: EAGAIN) }
+        var before = openDescriptors()
+        XCTAssertThrowsError(
+            try CheckpointJournal.open(path: path, typeName: "t", functionHash: 1, count: 2, spawn: failing) { 3 }
+        ) { error in
+            XCTAssertEqual((error as? CheckpointError)?.code, .unusable)
+            XCTAssertTrue("\(error)".contains("cannot start the thread"), "\(error)")
+        }
+        XCTAssertEqual(openDescriptors().subtracting(before), [], "the journal's descriptor is closed")
+        XCTAssertEqual(FileManager.default.contents(atPath: path)?.count, 0, "nothing written")
+
+        // A journal with records: refused the same way, its bytes unchanged, and still readable.
+        let (journal, _) = try CheckpointJournal.open(path: path, typeName: "t", functionHash: 1, count: 2) { 3 }
+        try withUnsafeBytes(of: UInt64(7)) { try journal.append(indices: .range(0..<1), outputs: $0) }
+        XCTAssertNil(journal.close())
+        let written = FileManager.default.contents(atPath: path)
+        before = openDescriptors()
+        XCTAssertThrowsError(
+            try CheckpointJournal.open(path: path, typeName: "t", functionHash: 1, count: 2, spawn: failing) { 3 })
+        XCTAssertEqual(openDescriptors().subtracting(before), [], "the journal's descriptor is closed")
+        XCTAssertEqual(FileManager.default.contents(atPath: path), written, "nothing written")
+        let (again, records) = try CheckpointJournal.open(path: path, typeName: "t", functionHash: 1, count: 2) { 3 }
+        XCTAssertEqual(records.map(\.indices), [[0]], "unlocked, and the record kept")
+        XCTAssertNil(again.close())
+    }
+
     /// The writer allocates the file's blocks ahead of its writes (cheaper writes on ext4) and
     /// gives them back when the journal closes — and the next run does, after a kill left them.
     func testSpaceAllocatedAheadIsGivenBackOnCloseAndAfterAKill() throws {

@@ -113,13 +113,15 @@ final class CheckpointJournal: @unchecked Sendable {
     /// or a file that cannot be used. `directWrites`: write around the page cache where the
     /// file system offers it (`JournalWriter`: a map's journal, whose frames are large; a
     /// stream's frames are a result each); `refusingDirectWritesAfter` (tests): direct writes
-    /// after this many are refused, as by a file system that does not take them after all.
+    /// after this many are refused, as by a file system that does not take them after all;
+    /// `spawn` (tests): starts the writer's thread.
     static func open(
-        path: String, work: Work, directWrites: Bool = false, refusingDirectWritesAfter: Int? = nil
+        path: String, work: Work, directWrites: Bool = false, refusingDirectWritesAfter: Int? = nil,
+        spawn: JournalWriter.Spawn = spawnThread
     ) throws(CheckpointError) -> (CheckpointJournal, [Record]) {
         try open(
             path: path, typeName: work.typeName, functionHash: work.functionHash, count: work.count,
-            directWrites: directWrites, refusingDirectWritesAfter: refusingDirectWritesAfter
+            directWrites: directWrites, refusingDirectWritesAfter: refusingDirectWritesAfter, spawn: spawn
         ) { work.inputsHash }
     }
 
@@ -132,7 +134,8 @@ final class CheckpointJournal: @unchecked Sendable {
     /// returned by `close`; nothing is written after it.
     static func open(
         path: String, typeName: String, functionHash: UInt64, count: Int, directWrites: Bool = false,
-        refusingDirectWritesAfter: Int? = nil, inputsHash: @escaping @Sendable () throws -> UInt64
+        refusingDirectWritesAfter: Int? = nil, spawn: JournalWriter.Spawn = spawnThread,
+        inputsHash: @escaping @Sendable () throws -> UInt64
     ) throws(CheckpointError) -> (CheckpointJournal, [Record]) {
         // O_NONBLOCK: opening a FIFO or a device must not wait; refused just below.
         let fd = Glibc.open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NONBLOCK, 0o644)
@@ -184,7 +187,8 @@ final class CheckpointJournal: @unchecked Sendable {
                 let writer = JournalWriter(
                     descriptor: fd, path: path, size: 0, unsynced: true, header: header, directWrites: directWrites,
                     refusingDirectWritesAfter: refusingDirectWritesAfter)
-                return (try CheckpointJournal(path: path, writer: writer, firstFrameOffset: headerLength), [])
+                try start(writer, spawn: spawn, path: path)
+                return (CheckpointJournal(path: path, writer: writer, firstFrameOffset: headerLength), [])
             }
             guard let found = decodeHeader(bytes) else {
                 if bytes.starts(with: formatOneMagic) {
@@ -222,14 +226,32 @@ final class CheckpointJournal: @unchecked Sendable {
             let writer = JournalWriter(
                 descriptor: fd, path: path, size: end, existing: bytes, unsynced: end < bytes.count,
                 directWrites: directWrites, refusingDirectWritesAfter: refusingDirectWritesAfter)
-            return (try CheckpointJournal(path: path, writer: writer, firstFrameOffset: end), records)
+            try start(writer, spawn: spawn, path: path)
+            return (CheckpointJournal(path: path, writer: writer, firstFrameOffset: end), records)
         } catch {
             Glibc.close(fd)
             throw error
         }
     }
 
-    private init(path: String, writer: JournalWriter, firstFrameOffset: Int) throws(CheckpointError) {
+    /// Starts `writer`'s thread, which owns the descriptor from then on (it closes it after
+    /// the journal's `close`). If the thread cannot start, nothing was written and the caller
+    /// still owns the descriptor: no journal is made (whose `close` would hand the end of the
+    /// work to a thread that does not exist).
+    private static func start(_ writer: JournalWriter, spawn: JournalWriter.Spawn, path: String) throws(CheckpointError) {
+        do {
+            try writer.start(spawn)
+        } catch {
+            throw CheckpointError(
+                .unusable,
+                "cannot start the thread that writes the checkpoint \(path): \(error); the process may be at its "
+                    + "limit of threads (ulimit -u) or out of memory: end some threads or processes and run it again, "
+                    + "or run without checkpoint:")
+        }
+    }
+
+    /// A journal whose writer thread runs.
+    private init(path: String, writer: JournalWriter, firstFrameOffset: Int) {
         self.path = path
         self.writer = writer
         alignment = writer.alignment
@@ -237,11 +259,6 @@ final class CheckpointJournal: @unchecked Sendable {
         let first = JournalBuffer.make(capacity: Self.handOffBytes + (1 << 16))
         first.reset(lead: nextOffset % alignment)
         (pending, pendingStart, cursor, limit) = (first, first.base, first.base + first.count, first.base + first.capacity)
-        do {
-            try writer.start()
-        } catch {
-            throw CheckpointError(.unusable, "cannot start the thread that writes the checkpoint \(path): \(error)")
-        }
     }
 
     deinit { close() }

@@ -31,6 +31,8 @@ import Glibc
 /// for it.
 final class JournalWriter: @unchecked Sendable {
     typealias Header = @Sendable () throws(CheckpointError) -> [UInt8]
+    /// Starts a thread running the body (`spawnThread`; tests make it fail).
+    typealias Spawn = (_ name: String, _ body: @escaping @Sendable () -> Void) throws(SystemError) -> Void
 
     private let descriptor: Int32
     private let path: String
@@ -108,8 +110,8 @@ final class JournalWriter: @unchecked Sendable {
     var writesDirectly: Bool { lock.withLock { direct > 0 } }
 
     /// Starts the thread (the caller closes the descriptor if this throws).
-    func start() throws(SystemError) {
-        try spawnThread(named: "swiftmp-journal") { [self] in
+    func start(_ spawn: Spawn = spawnThread) throws(SystemError) {
+        try spawn("swiftmp-journal") { [self] in
             ForkGuard.enterActivity()
             run()
             ForkGuard.leaveActivity()
