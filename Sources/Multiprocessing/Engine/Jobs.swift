@@ -85,6 +85,9 @@ class Job: @unchecked Sendable {
     var wantsWork: Bool { !finished }
     /// Encodes the inputs of `span` into `writer`.
     func encode(_ span: InputSpan, into writer: inout WireWriter) throws {}
+    /// Whether `encode` writes the inputs as raw plain numbers (`PlainTransport`): then they
+    /// cannot mention a shared segment, and the engine encodes them without collecting any.
+    var encodesPlainInputs: Bool { false }
     /// The outputs of every input of `span` arrived.
     func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {}
     /// The input at `index` failed for good (`span` is it alone).
@@ -272,6 +275,8 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         nextStart = span.end
         return span
     }
+
+    override var encodesPlainInputs: Bool { plainInputs }
 
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
         if let progression { return progression.encode(span, into: &writer) }
@@ -476,6 +481,8 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private func finishIfResolved() {
         if sourceDone && unresolved == 0 { finished = true }
     }
+
+    override var encodesPlainInputs: Bool { plainInputs }
 
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
         guard let inputs = held[span.first], inputs.count == span.count else {
