@@ -85,6 +85,9 @@ class Job: @unchecked Sendable {
     var wantsWork: Bool { !finished }
     /// Encodes the inputs of `span` into `writer`.
     func encode(_ span: InputSpan, into writer: inout WireWriter) throws {}
+    /// Whether `encode` writes the inputs as raw plain numbers (`PlainTransport`): then they
+    /// cannot mention a shared segment, and the engine encodes them without collecting any.
+    var encodesPlainInputs: Bool { false }
     /// The outputs of every input of `span` arrived.
     func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {}
     /// The input at `index` failed for good (`span` is it alone).
@@ -198,9 +201,16 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private var resolved = 0
     /// Where results go, by input position: for plain numbers (`PlainTransport`) the array
     /// the call returns, written in place (its elements need no initialization, so it is made
-    /// whole up front and filled span by span: no copy at the end); for other types a buffer
-    /// moved into the array once every result is there.
+    /// whole when the first span's results arrive and filled span by span: no copy at the
+    /// end); for other types a buffer moved into the array once every result is there.
+    ///
+    /// The array is made on the engine's thread, not the caller's: from the engine thread's
+    /// own malloc arena, whose freed top is kept for the next call's array, where the
+    /// caller's (the main arena, given back to the kernel past glibc's trim threshold) made
+    /// each map's array fresh pages — a page fault per 4 KiB on the engine's thread
+    /// (`Benchmarks/engine-ab.md`, session 11).
     private var rawResults: [F.Output]?
+    private let plainOutputs: Bool
     private let results: UnsafeMutablePointer<F.Output>?
     /// Spans whose results are initialized in `results`.
     private var filled: [InputSpan] = []
@@ -220,9 +230,8 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         available = Atomic(producing == nil ? count : 0)
         self.chunkSize = chunkSize
         plainInputs = PlainTransport.of(F.self).inputs
-        if PlainTransport.of(F.self).outputs {
-            let count = count
-            rawResults = [F.Output](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        plainOutputs = PlainTransport.of(F.self).outputs
+        if plainOutputs {
             results = nil
         } else {
             results = .allocate(capacity: max(count, 1))
@@ -267,6 +276,8 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         return span
     }
 
+    override var encodesPlainInputs: Bool { plainInputs }
+
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
         if let progression { return progression.encode(span, into: &writer) }
         if let collection { return try collection.encode(span.first, span.count, plainInputs, &writer) }
@@ -290,8 +301,12 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         let encoded = UnsafeRawBufferPointer(rebasing: reader.buffer[reader.offset...])
         var outputs: [F.Output] = []
         let delivered: Int
-        if rawResults != nil {
+        if plainOutputs {
             // Plain numbers: straight from the message into their place (no array between).
+            if rawResults == nil {
+                let count = count
+                rawResults = [F.Output](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+            }
             delivered = try rawResults!.withUnsafeMutableBufferPointer { all in
                 try reader._decodeRawArray(F.Output.self, into: all.baseAddress! + span.first, expected: span.count)
             }
@@ -466,6 +481,8 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private func finishIfResolved() {
         if sourceDone && unresolved == 0 { finished = true }
     }
+
+    override var encodesPlainInputs: Bool { plainInputs }
 
     override func encode(_ span: InputSpan, into writer: inout WireWriter) throws {
         guard let inputs = held[span.first], inputs.count == span.count else {

@@ -542,7 +542,14 @@ final class PoolEngine: @unchecked Sendable {
             MasterCodec.beginChunk(task: ledger.upcomingID, function: job.function.id, into: &writer)
         }
         do {
-            let (_, segments) = try AttachmentContext.collecting { try job.encode(span, into: &writer) }
+            // Plain numbers cannot mention a shared segment: no collecting context per chunk.
+            let segments: [SegmentStorage]
+            if job.encodesPlainInputs {
+                try job.encode(span, into: &writer)
+                segments = []
+            } else {
+                segments = try AttachmentContext.collecting { try job.encode(span, into: &writer) }.1
+            }
             if !segments.isEmpty {
                 // The chunk is not sent yet, so the descriptors still go first.
                 let chunk = writer

@@ -36,6 +36,8 @@ final class WorkerRuntime {
 
     /// Answers for shared segments a message mentions that this process does not map yet.
     private let attachments: (SegmentID) throws -> Int32?
+    /// The same, as the decode context each chunk runs in (made once).
+    private let receiver: AttachmentContext.Receiver
 
     /// Whether `progress` is private to this runtime (freed with it).
     private let ownsProgress: Bool
@@ -44,6 +46,7 @@ final class WorkerRuntime {
         self.progress = progress ?? .unshared()
         self.ownsProgress = progress == nil
         self.attachments = attachments
+        self.receiver = AttachmentContext.Receiver(attachments)
     }
 
     deinit {
@@ -157,7 +160,7 @@ final class WorkerRuntime {
         }
         WorkerCodec.beginResult(task: taskID, into: &reply)
         do {
-            try AttachmentContext.receiving(attachments) {
+            try receiver.run {
                 let failed = { (writer: inout WireWriter, index: Int, error: any Error) in
                     let type = String(reflecting: Swift.type(of: error))
                     if taskID == 0 {

@@ -65,6 +65,22 @@ enum AttachmentContext {
         return try with(frame, body)
     }
 
+    /// A decode context made once and entered for each decode: what `receiving` does, without
+    /// its two allocations per call (a worker enters it for every chunk it runs).
+    final class Receiver {
+        private let frame = Frame()
+
+        init(_ fetch: @escaping (SegmentID) throws -> Int32?) {
+            frame.source = Source(fetch)
+        }
+
+        /// Runs `body` (a decode, or a chunk's run) with this receiver's `fetch` answering for
+        /// segments not mapped here.
+        func run<T>(_ body: () throws -> T) rethrows -> T {
+            try AttachmentContext.with(frame, body)
+        }
+    }
+
     /// Runs `body` (an encode) and returns what it produced with the segments and the plain
     /// descriptors it mentioned (a `Process` target: connections may travel too).
     static func collectingWithDescriptors<T>(_ body: () throws -> T) rethrows

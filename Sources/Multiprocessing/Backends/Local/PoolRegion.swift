@@ -9,7 +9,7 @@ import Glibc
 /// (master → worker) and a result ring (worker → master).
 ///
 /// Header: magic @0, slot count @8, ring capacity @16, the pool's pid @24 and its address of
-/// this region @32 (`RemoteTransfer`'s probe), doorbell @64, masterSleeping @128.
+/// this region @32 (`RemoteTransfer`'s probe), doorbell @64, masterSleeping @128, rung @192.
 /// Progress words: 64 bytes per slot from `headerSize`, then each slot's `TransferWords`
 /// (64 bytes); rings from `ringsOffset`.
 struct PoolRegion: @unchecked Sendable {
@@ -74,7 +74,8 @@ struct PoolRegion: @unchecked Sendable {
     var doorbell: Doorbell {
         Doorbell(
             sequence: (base + 64).assumingMemoryBound(to: UInt32.self),
-            sleeping: (base + 128).assumingMemoryBound(to: UInt32.self))
+            sleeping: (base + 128).assumingMemoryBound(to: UInt32.self),
+            rung: (base + 192).assumingMemoryBound(to: UInt32.self))
     }
 
     func taskRing(_ slot: Int) -> Ring {
@@ -93,14 +94,29 @@ struct PoolRegion: @unchecked Sendable {
 /// The master's wake-up word: anyone who gives the master something to do (a worker that
 /// wrote a result or freed task space, a thread that submitted work, the reaper that saw a
 /// worker die) rings it; the master sleeps on it when nothing can progress.
+///
+/// One ring per sleep makes the system call: the first ringer raises `rung`, and later rings
+/// cost a load and an exchange until a waiter lowers it before it sleeps again. Without it,
+/// every message a worker wrote or read while the woken master waited for a CPU made a futex
+/// call (three per chunk: about as many calls as chunks on a loaded machine,
+/// `Benchmarks/engine-ab.md`, session 11).
 struct Doorbell: @unchecked Sendable {
     let sequence: UnsafeMutablePointer<UInt32>
     let sleeping: UnsafeMutablePointer<UInt32>
+    /// 1 from a ring that woke the sleepers until one of them sleeps again.
+    let rung: UnsafeMutablePointer<UInt32>
 
-    /// Wakes the master if it sleeps. Cheap when it does not.
+    /// Wakes the master if it sleeps and no ring since it went to sleep has woken it yet.
+    /// Cheap when it does not sleep.
+    ///
+    /// Why no wake-up is lost: a waiter lowers `rung` before it reads `sequence`, announces
+    /// itself in `sleeping` and looks at `ready()` once more. A ring that finds `rung` raised
+    /// either raised after that lowering by a ringer whose increment of `sequence` the
+    /// waiter's `futex_wait` sees (it returns at once, or is woken), or before it, and then
+    /// what that ringer published came before the waiter's last look, which finds it.
     @inline(__always)
     func ring() {
-        if CSystemShims_load_u32_seqcst(sleeping) != 0 {
+        if CSystemShims_load_u32_seqcst(sleeping) != 0 && CSystemShims_exchange_u32(rung, 1) == 0 {
             _ = CSystemShims_fetch_add_u32(sequence, 1)
             _ = CSystemShims_futex_wake(sequence, Int32.max)
         }
@@ -117,6 +133,7 @@ struct Doorbell: @unchecked Sendable {
     /// (the pool's thread, and any other waiter): `sleeping` counts them.
     func wait(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
         if spinning && AdaptiveWait.spin(until: ready) { return }
+        CSystemShims_store_u32_seqcst(rung, 0)
         let seen = CSystemShims_load_u32_seqcst(sequence)
         _ = CSystemShims_fetch_add_u32(sleeping, 1)
         if !ready() {

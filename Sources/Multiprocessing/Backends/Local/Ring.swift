@@ -8,9 +8,10 @@ import Glibc
 /// A single-producer single-consumer byte ring in memory shared between two processes.
 ///
 /// Positions are 64-bit byte counters that only grow; the capacity is a power of two.
-/// Waiting is adaptive: callers spin briefly, then yield, then sleep on a futex. A side
-/// that writes or reads increments a futex sequence word and wakes the other side only when
-/// that side announced it is sleeping, so the fast path makes no system call.
+/// Waiting is adaptive: callers spin briefly, then sleep on a futex. A side that writes or
+/// reads increments a futex sequence word and wakes the other side only when that side
+/// announced it is sleeping (and takes the announcement down: one wake-up per sleep), so the
+/// fast path makes no system call.
 ///
 /// Layout (bytes from `header`): head @0, headSequence @8, tail @64, tailSequence @72,
 /// consumerSleeping @128, producerSleeping @192, data @256.
@@ -90,8 +91,19 @@ struct Ring: @unchecked Sendable {
     /// sleeps; one that slept before them is woken here.
     @inline(__always)
     func wakeConsumer() {
-        if CSystemShims_load_u32_seqcst(consumerSleeping) != 0 {
-            _ = CSystemShims_futex_wake(headSequence, Int32.max)
+        Ring.wake(headSequence, ifSleeping: consumerSleeping)
+    }
+
+    /// Wakes the side sleeping on `sequence` if its flag says it sleeps, and takes the flag
+    /// down: until that side runs again and sleeps anew, later writes (or reads) make no
+    /// system call. A woken side looks at the ring before it sleeps again, so it finds what
+    /// they brought. Without this, every message written while the woken side waited for a
+    /// CPU made a futex call of its own (on a loaded machine most of the pool's `futex` calls,
+    /// `Benchmarks/engine-ab.md`, session 11).
+    @inline(__always)
+    static func wake(_ sequence: UnsafeMutablePointer<UInt32>, ifSleeping flag: UnsafeMutablePointer<UInt32>) {
+        if CSystemShims_load_u32_seqcst(flag) != 0 && CSystemShims_exchange_u32(flag, 0) != 0 {
+            _ = CSystemShims_futex_wake(sequence, Int32.max)
         }
     }
 
@@ -124,9 +136,7 @@ struct Ring: @unchecked Sendable {
         }
         CSystemShims_store_u64_seqcst(tail, t &+ UInt64(n))
         _ = CSystemShims_fetch_add_u32(tailSequence, 1)
-        if CSystemShims_load_u32_seqcst(producerSleeping) != 0 {
-            _ = CSystemShims_futex_wake(tailSequence, Int32.max)
-        }
+        Ring.wake(tailSequence, ifSleeping: producerSleeping)
         return n
     }
 
