@@ -12,7 +12,11 @@ import Glibc
 /// `initialize` installs `MPI_ERRORS_RETURN` on `MPI_COMM_WORLD` and `MPI_COMM_SELF`, so every
 /// failure reaches Swift as a thrown `MPIError` instead of aborting the job.
 public enum MPIEnvironment {
-    private static let lock = Mutex(())
+    /// Also holds the threads `MPI_Init` started, which `finalize` lets finish their work.
+    private static let lock = Mutex(LibraryThreads(ids: []))
+
+    /// How long `finalize` waits for the MPI library's own threads to be quiet.
+    static let quietNanoseconds: UInt64 = 2_000_000_000
 
     /// Initialises MPI once for this process and returns the thread level the library provides,
     /// which may be lower than the one asked for. Calling it again returns the level already
@@ -23,13 +27,15 @@ public enum MPIEnvironment {
     /// The corresponding MPI function is `MPI_Init_thread`.
     @discardableResult
     public static func initialize(threadLevel requested: ThreadLevel = .funneled) throws(MPIError) -> ThreadLevel {
-        try lock.withLock { _ throws(MPIError) -> ThreadLevel in
+        try lock.withLock { libraryThreads throws(MPIError) -> ThreadLevel in
             if isFinalized {
                 throw MPIError(function: "MPI_Init_thread", message: "MPI was already finalized in this process; it cannot be initialised again")
             }
             if isInitialized { return try queryThreadLevel() }
             var provided: Int32 = 0
-            try check("MPI_Init_thread", MPI_Init_thread(nil, nil, requested.mpiValue, &provided))
+            let (status, started) = LibraryThreads.started { MPI_Init_thread(nil, nil, requested.mpiValue, &provided) }
+            libraryThreads = started
+            try check("MPI_Init_thread", status)
             try check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(cmpi_comm_world(), cmpi_errors_return()))
             try check("MPI_Comm_set_errhandler", MPI_Comm_set_errhandler(cmpi_comm_self(), cmpi_errors_return()))
             return ThreadLevel(mpiValue: provided) ?? .single
@@ -70,10 +76,15 @@ public enum MPIEnvironment {
     /// Shuts MPI down. Every rank must call it before exiting normally; calling it again, or
     /// before `initialize`, does nothing.
     ///
+    /// It first lets the threads the MPI library started in `initialize` run what is queued
+    /// for them (up to 2 s): Open MPI 4.1 unloads code they may still be about to run
+    /// (`LibraryThreads`).
+    ///
     /// The corresponding MPI function is `MPI_Finalize`.
     public static func finalize() throws(MPIError) {
-        try lock.withLock { _ throws(MPIError) in
+        try lock.withLock { libraryThreads throws(MPIError) in
             guard isInitialized, !isFinalized else { return }
+            _ = libraryThreads.waitUntilQuiet(timeoutNanoseconds: quietNanoseconds)
             try check("MPI_Finalize", MPI_Finalize())
         }
     }

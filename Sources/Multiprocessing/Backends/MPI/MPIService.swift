@@ -29,7 +29,9 @@ import Glibc
 /// - **Exit** (an `atexit` handler the start-up hook registers on rank 0): terminates the live
 ///   pools, stops the service thread, tells every worker rank to `terminate`, waits up to
 ///   5 s for their acknowledgements, then finalises MPI — or aborts the job (`MPI_Abort`,
-///   status 1) if one does not answer.
+///   status 1) if one does not answer. `MPIEnvironment.finalize` first lets Open MPI's own
+///   threads run what `MPI_Init` queued for them (`LibraryThreads`): without a pool MPI starts
+///   here, and Open MPI 4.1 would otherwise unload code one of them is about to run.
 final class MPIService: @unchecked Sendable {
     static let shared = MPIService()
 
