@@ -60,13 +60,11 @@ enum AttachmentContext {
 
     /// Runs `body` (a decode) with `fetch` answering for segments not mapped here.
     static func receiving<T>(_ fetch: @escaping (SegmentID) throws -> Int32?, _ body: () throws -> T) rethrows -> T {
-        let frame = Frame()
-        frame.source = Source(fetch)
-        return try with(frame, body)
+        try Receiver(fetch).run(body)
     }
 
-    /// A decode context made once and entered for each decode: what `receiving` does, without
-    /// its two allocations per call (a worker enters it for every chunk it runs).
+    /// A decode context made once and entered for each decode: what `receiving` makes per
+    /// call (a worker makes one and enters it for every chunk it runs).
     final class Receiver {
         private let frame = Frame()
 
