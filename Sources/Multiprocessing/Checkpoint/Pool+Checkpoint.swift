@@ -88,11 +88,11 @@ extension Pool {
                         indices: fresh ? .range(span.first..<span.end) : .list(Array(remaining[span.first..<span.end])),
                         outputs: outputs, checkingTime: false)
                 }
-                job.everyRound = { [weak job] in
+                job.everyRound = { job in
                     do {
                         try journal.flushIfDue()
                     } catch {
-                        job?.failAll(error)
+                        job.failAll(error)
                     }
                 }
             }, finish: finish)

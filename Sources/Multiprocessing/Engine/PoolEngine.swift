@@ -336,7 +336,7 @@ final class PoolEngine: @unchecked Sendable {
         backend.flush()
         for job in jobs {
             job.settle()
-            job.everyRound?()
+            job.everyRound?(job)
         }
         if retireFinishedJobs() { progressed = true }
         for job in jobs { if let due = job.nextRetryTime { nextTimer = min(nextTimer ?? due, due) } }
