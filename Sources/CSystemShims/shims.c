@@ -590,18 +590,30 @@ int CSystemShims_die_of_sent_crash_signals(void) {
 
 void CSystemShims_line_buffer_stdout(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
 
-int CSystemShims_install_crash_report(const char *directory, const char *path, int raw_frames) {
-    size_t length = strlen(path), directory_length = strlen(directory);
-    if (length + 1 > sizeof crash_report_path || directory_length + 1 > sizeof crash_report_directory) {
+int CSystemShims_install_crash_report(const char *directory, int raw_frames) {
+    // The path by hand, not snprintf: a forked worker runs this at its start, and each page of
+    // libc's formatting code it touched was a page fault there.
+    char digits[16];
+    size_t count = 0;
+    for (unsigned long pid = (unsigned long)getpid(); count == 0 || pid > 0; pid /= 10) digits[count++] = (char)('0' + pid % 10);
+    size_t directory_length = strlen(directory);
+    if (directory_length + 1 > sizeof crash_report_directory || directory_length + 1 + count + 1 > sizeof crash_report_path) {
         errno = ENAMETOOLONG;
         return -1;
     }
     memcpy(crash_report_directory, directory, directory_length + 1);
-    memcpy(crash_report_path, path, length + 1);
+    memcpy(crash_report_path, directory, directory_length);
+    crash_report_path[directory_length] = '/';
+    for (size_t i = 0; i < count; i++) crash_report_path[directory_length + 1 + i] = digits[count - 1 - i];
+    crash_report_path[directory_length + 1 + count] = '\0';
     crash_raw_frames = raw_frames;
-    // backtrace() loads its unwinder on first use (it allocates): not in the handler.
-    void *frame[1];
-    (void)backtrace(frame, 1);
+    // backtrace() loads its unwinder on first use (it allocates): not in the handler. Only the
+    // raw frames need it: it costs a worker ~0.1 ms at its start (the unwinder's tables read in,
+    // page by page, after the fork; `perf`), paid on every pool's start-up.
+    if (raw_frames) {
+        void *frame[1];
+        (void)backtrace(frame, 1);
+    }
     struct sigaction action = crash_action(crash_report_handler);
     for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
         if (libc_sigaction(crash_signals[i], &action, &crash_previous[crash_signals[i]]) != 0) return -1;

@@ -137,11 +137,13 @@ extension ParallelFunction {
         while next < count && failure == nil {
             let n = min(perPiece, count &- next)
             let piece = UnsafeRawBufferPointer(rebasing: inputs[(next &* inputStride)..<((next &+ n) &* inputStride)])
-            var source = UnsafeRawPointer(buffers.piece)
+            let source: UnsafeRawPointer
             if inputs.count < WireDeferredBlock.minimumSize {
                 source = piece.baseAddress! // in the message
             } else {
-                try _copyRawRegion(piece, of: inputs.count, to: buffers.piece)
+                let buffer = buffers.piece
+                try _copyRawRegion(piece, of: inputs.count, to: buffer)
+                source = UnsafeRawPointer(buffer)
             }
             failure = run(next, n, from: source, into: output.pointer + next &* outputStride)
             next &+= n

@@ -166,4 +166,88 @@ final class WakeOncePerSleepTests: XCTestCase {
             XCTAssertEqual(timedOut, 0, "a ring was lost (the master slept to its timeout)")
         }
     }
+
+    /// A worker's channel over a task ring and the master's doorbell (no control socket, no
+    /// results read).
+    private func withWorkerChannel(capacity: Int, _ body: (WorkerChannel, Ring, Doorbell) throws -> Void) rethrows {
+        try withRing(capacity: capacity) { tasks, _ in
+            try withRing(capacity: 4096) { results, _ in
+                try withDoorbell { doorbell in
+                    let transfer = UnsafeMutableRawPointer.allocate(byteCount: TransferWords.byteCount, alignment: 64)
+                    defer { transfer.deallocate() }
+                    let words = TransferWords(at: transfer)
+                    words.reset()
+                    let channel = WorkerChannel(
+                        tasks: tasks, results: results, doorbell: doorbell, parent: getppid(), control: -1,
+                        inbox: DescriptorInbox(socket: -1), transfer: words, pool: getppid())
+                    try body(channel, tasks, doorbell)
+                }
+            }
+        }
+    }
+
+    /// One frame (length, then payload) of `count` bytes of `value`.
+    private static func frame(_ count: Int, _ value: UInt8) -> [UInt8] {
+        withUnsafeBytes(of: UInt64(count).littleEndian) { Array($0) } + [UInt8](repeating: value, count: count)
+    }
+
+    /// A worker reading a task from a ring with room to spare does not ring the master's
+    /// doorbell: the master waits for space only after filling the ring, and a master asleep
+    /// waiting for this task's reply would be woken for nothing (once per cold `apply`, at a
+    /// pool's start-up between its two workers' starts). Rang on every read before.
+    func testReadingATaskFromARingWithRoomDoesNotRingTheMaster() {
+        withWorkerChannel(capacity: 4096) { channel, tasks, doorbell in
+            CSystemShims_store_u32_seqcst(doorbell.sleeping, 1) // the master waits (for the reply)
+            let message = Self.frame(100, 7)
+            XCTAssertEqual(message.withUnsafeBytes { tasks.write($0) }, message.count)
+            XCTAssertEqual(channel.receive().map(Array.init), [UInt8](repeating: 7, count: 100))
+            XCTAssertEqual(CSystemShims_load_u32_seqcst(doorbell.sequence), 0, "the read rang the master's doorbell")
+            CSystemShims_store_u32_seqcst(doorbell.sleeping, 0)
+        }
+    }
+
+    /// A master that writes what fits into a small task ring, keeps the rest and sleeps on its
+    /// doorbell while the ring is full (as the pool does with its queued frames) is woken by
+    /// the worker's reads every time: every frame arrives, none after a sleep to the timeout.
+    func testAMasterWaitingForRoomInTheTaskRingIsWokenByTheWorker() {
+        withWorkerChannel(capacity: 256) { channel, tasks, doorbell in
+            let frames = 3_000
+            let stop = Atomic<Bool>(false)
+            let done = Atomic<Bool>(false)
+            let master = Thread {
+                defer { done.store(true, ordering: .sequentiallyConsistent) }
+                for index in 0..<frames {
+                    let message = Self.frame(40 + index % 150, UInt8(truncatingIfNeeded: index))
+                    var written = 0
+                    while written < message.count {
+                        if stop.load(ordering: .sequentiallyConsistent) { return }
+                        written += message.withUnsafeBytes { tasks.write(UnsafeRawBufferPointer(rebasing: $0[written...])) }
+                        if written < message.count {
+                            // The ring is full: sleep until the worker frees space.
+                            doorbell.wait(spinning: false, timeoutNanoseconds: 20_000_000_000) { tasks.freeSpace > 0 }
+                        }
+                    }
+                }
+            }
+            master.start()
+            // A lost wake-up leaves the master asleep for its 20 s timeout: 3 000 small frames
+            // move in well under a second.
+            let deadline = monotonicNanoseconds() + 15_000_000_000
+            var received = 0
+            var wrong = 0
+            while received < frames && monotonicNanoseconds() < deadline, let message = channel.receive() {
+                if message.count != 40 + received % 150 || message.contains(where: { $0 != UInt8(truncatingIfNeeded: received) }) {
+                    wrong += 1
+                }
+                received += 1
+            }
+            XCTAssertEqual(received, frames, "the master slept to its timeout")
+            XCTAssertEqual(wrong, 0)
+            stop.store(true, ordering: .sequentiallyConsistent)
+            while !done.load(ordering: .sequentiallyConsistent) {
+                doorbell.ringAlways()
+                usleep(1_000)
+            }
+        }
+    }
 }

@@ -104,10 +104,10 @@ int CSystemShims_fork_reset_lock_slot(void **mutex, void **condition);
 void CSystemShims_after_fork_in_child(void);
 int CSystemShims_set_name(const char *name);
 /// In a pool worker: a crash signal writes the crash report (Swift's backtracer's output) to
-/// the file `path` in `directory` (made then, private) instead of standard output/error, for
-/// the parent to read; `raw_frames`: also the raw return addresses (when Swift's backtracer
-/// is off). -1 with errno.
-int CSystemShims_install_crash_report(const char *directory, const char *path, int raw_frames);
+/// the file `<directory>/<this process's pid>` (the directory made then, private) instead of
+/// standard output/error, for the parent to read; `raw_frames`: also the raw return addresses
+/// (when Swift's backtracer is off). -1 with errno.
+int CSystemShims_install_crash_report(const char *directory, int raw_frames);
 /// In a `Process` child: a crash signal the child sends itself (raise, kill) ends it with that
 /// signal, whatever handler it inherited (Swift's backtracer returns from a sent signal). -1
 /// with errno.

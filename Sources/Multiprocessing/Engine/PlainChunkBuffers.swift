@@ -8,7 +8,8 @@ import Wire
 ///
 /// Fresh memory costs a page fault per 4 KiB on first touch (~1 µs each on these VMs): a
 /// chunk of 250 000 `Int`s built two new 2 MB arrays and faulted ~1 500 pages in the worker.
-/// Kept buffers are touched once. Bounded: the piece buffer is 256 KiB, and at most
+/// Kept buffers are touched once. Bounded: the piece buffer is 256 KiB (made at the first chunk
+/// with large inputs: a worker that never gets one maps none), and at most
 /// `keptBytes` (64 MiB) of output blocks wait here between chunks; a larger block is freed
 /// when the pool has read it. One per worker runtime (the chunk loop's thread).
 public final class _PlainChunkBuffers: @unchecked Sendable {
@@ -17,17 +18,22 @@ public final class _PlainChunkBuffers: @unchecked Sendable {
     /// Output blocks kept between chunks, in bytes at most.
     static let keptBytes = 64 << 20
 
-    @usableFromInline let piece: UnsafeMutableRawPointer
+    /// The piece buffer, made at first use (on the chunk loop's thread).
+    @usableFromInline var piece: UnsafeMutableRawPointer {
+        if let allocated = pieceStorage { return allocated }
+        let allocated = UnsafeMutableRawPointer.allocate(byteCount: Self.pieceBytes, alignment: 64)
+        pieceStorage = allocated
+        return allocated
+    }
+    private var pieceStorage: UnsafeMutableRawPointer?
     /// Blocks back from their replies, under `lock`.
     private var free: [(pointer: UnsafeMutableRawPointer, capacity: Int)] = []
     private let lock = ConditionLock()
 
-    init() {
-        piece = .allocate(byteCount: Self.pieceBytes, alignment: 64)
-    }
+    init() {}
 
     deinit {
-        piece.deallocate()
+        pieceStorage?.deallocate()
         for block in free { block.pointer.deallocate() }
     }
 

@@ -18,12 +18,38 @@ final class WorkerRuntime {
         case stop
     }
 
-    /// Function values as received, decoded when a chunk first uses them (a value whose
-    /// decoding crashes the worker is then charged to that chunk's first input).
-    private var received: [UInt32: (typeName: String, bytes: [UInt8])] = [:]
-    /// Each decoded value, and whether its inputs and outputs travel as plain numbers
+    /// One function this worker was sent (`define`): its value as received, decoded when a
+    /// chunk first uses it (a value whose decoding crashes the worker is then charged to that
+    /// chunk's first input).
+    ///
+    /// A class in one dictionary: copying, destroying or storing one is a reference count.
+    /// Tuples (and structs holding an existential) in optionals and dictionaries made the
+    /// runtime build their types' metadata from mangled names at the first task — in a
+    /// freshly forked worker ~30 page faults (the runtime's code and tables, not mapped in the
+    /// child yet) on the first `apply`'s path (`perf`, pool start-up).
+    private final class Function {
+        let typeName: String
+        /// The value's encoding, until decoded.
+        var bytes: [UInt8]
+        var decoded: Decoded?
+
+        init(typeName: String, bytes: [UInt8]) {
+            self.typeName = typeName
+            self.bytes = bytes
+        }
+    }
+    /// A decoded function value, and whether its inputs and outputs travel as plain numbers
     /// (`PlainTransport`: its chunks then run through `_runPlainChunk`).
-    private var functions: [UInt32: (value: any ParallelFunction, plain: Bool)] = [:]
+    private final class Decoded {
+        let value: any ParallelFunction
+        let plain: Bool
+
+        init(value: any ParallelFunction, plain: Bool) {
+            self.value = value
+            self.plain = plain
+        }
+    }
+    private var functions: [UInt32: Function] = [:]
     private var broken: [UInt32: String] = [:]
     /// Set when the pool's initializer (task 0) threw: every later task fails with it.
     private var initializerFailure: String?
@@ -56,7 +82,6 @@ final class WorkerRuntime {
     /// Drops every function value this worker holds (and what they hold: served objects'
     /// handles, shared segments), as before it exits.
     func forgetFunctions() {
-        received.removeAll()
         functions.removeAll()
         broken.removeAll()
     }
@@ -73,7 +98,6 @@ final class WorkerRuntime {
             return .none
         case .undefine:
             if let id = try? reader.read(UInt32.self) {
-                received.removeValue(forKey: id)
                 functions.removeValue(forKey: id)
                 broken.removeValue(forKey: id)
             }
@@ -107,32 +131,37 @@ final class WorkerRuntime {
         broken.removeValue(forKey: id)
         do {
             let name = try reader.read(String.self)
-            received[id] = (name, Array(try reader.readLengthPrefixed()))
+            functions[id] = Function(typeName: name, bytes: Array(try reader.readLengthPrefixed()))
         } catch {
             broken[id] = "the worker cannot decode the function value: \(error)"
         }
     }
 
-    private func function(_ id: UInt32) -> Result<(value: any ParallelFunction, plain: Bool), PoolError> {
-        if let function = functions[id] { return .success(function) }
+    /// Function `id`, decoded.
+    private func function(_ id: UInt32) -> Result<Decoded, PoolError> {
         if let reason = broken[id] { return .failure(PoolError(.encoding, reason)) }
-        guard let (name, bytes) = received.removeValue(forKey: id) else {
+        guard let function = functions[id] else {
             return .failure(PoolError(.encoding, "the worker has no function \(id)"))
         }
+        if let decoded = function.decoded { return .success(decoded) }
+        let name = function.typeName
         guard let type = FunctionIdentity.resolve(name) else {
+            functions.removeValue(forKey: id)
             broken[id] = "the worker cannot find the function type \(FunctionIdentity.readableName(name)) by name; declare it internal or public at file scope"
             return .failure(PoolError(.unresolvableFunction, broken[id]!))
         }
         do {
-            let decoded = try bytes.withUnsafeBytes { raw in
+            let decoded = try function.bytes.withUnsafeBytes { raw in
                 var body = WireReader(raw)
                 return try AttachmentContext.receiving(attachments) { try Self.decode(type, &body) }
             }
             let transport = Swift.type(of: decoded)._plainTransport()
-            let function = (value: decoded, plain: transport.inputs && transport.outputs)
-            functions[id] = function
-            return .success(function)
+            let ready = Decoded(value: decoded, plain: transport.inputs && transport.outputs)
+            function.decoded = ready
+            function.bytes = []
+            return .success(ready)
         } catch {
+            functions.removeValue(forKey: id)
             broken[id] = "the worker cannot decode the function value: \(error)"
             return .failure(PoolError(.encoding, broken[id]!))
         }
@@ -151,7 +180,7 @@ final class WorkerRuntime {
             fail(task: taskID, kind: .initializer, type: "PoolError", message: initializerFailure)
             return
         }
-        let function: (value: any ParallelFunction, plain: Bool)
+        let function: Decoded
         switch self.function(id) {
         case .success(let found): function = found
         case .failure(let error):

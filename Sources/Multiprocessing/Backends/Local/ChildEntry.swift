@@ -59,12 +59,15 @@ enum ChildEntry {
         }
     }
 
-    /// A pool worker's serve loop over its slot's rings.
-    static func servePool(layout: PoolRegion, slot: Int, parent: pid_t, control: Int32) -> Int32 {
+    /// A pool worker's serve loop over its slot's rings. `crashReports`: made by the pool's
+    /// process before it forked this worker (nil: made here).
+    static func servePool(
+        layout: PoolRegion, slot: Int, parent: pid_t, control: Int32, crashReports: CrashReports.Setup? = nil
+    ) -> Int32 {
         _ = CSystemShims_set_name("swiftmp-worker")
         CurrentProcess.becomeChild(named: "PoolWorker-\(slot + 1)", daemon: true)
         WorkerRuntime.servesThisProcess = true
-        CrashReports.install(parent: parent)
+        CrashReports.install(parent: parent, setup: crashReports)
         let inbox = DescriptorInbox(socket: control)
         // Large messages read across processes (`RemoteTransfer`): where the pool may find this
         // worker's mapping of the region, and whether this worker can read the pool's.

@@ -33,14 +33,31 @@ enum CrashReports {
     /// The pool's process, in a fork server (whose children's parent is the server).
     nonisolated(unsafe) static var owner: pid_t?
 
-    /// In a pool worker, before its first task.
-    static func install(parent: pid_t) {
-        let pool = owner ?? parent
-        let path = file(parent: pool, worker: getpid())
-        // Swift's backtracer is on unless SWIFT_BACKTRACE turns it off (read at start-up).
-        let settings = getenv("SWIFT_BACKTRACE").map { String(cString: $0) } ?? ""
-        let backtracerOff = settings.split(separator: ",").contains { $0.filter { $0 != " " } == "enable=no" }
-        if CSystemShims_install_crash_report(directory(parent: pool), path, backtracerOff ? 1 : 0) != 0 {
+    /// What a worker's handler needs, worked out before the worker starts: by the pool's
+    /// process once for the workers it forks (`LocalBackend`), so that a forked worker runs no
+    /// string code for it at its start (every page it writes then is copied first).
+    struct Setup: Sendable {
+        /// The reports' directory (`directory(parent:)`), NUL-terminated.
+        let directory: [CChar]
+        /// Swift's backtracer is off: the handler writes the raw return addresses itself.
+        let rawFrames: Bool
+
+        /// For the workers of the pool in process `pool`.
+        init(pool: pid_t) {
+            directory = Array(CrashReports.directory(parent: pool).utf8CString)
+            // Swift's backtracer is on unless SWIFT_BACKTRACE turns it off (read at start-up).
+            let settings = getenv("SWIFT_BACKTRACE").map { String(cString: $0) } ?? ""
+            rawFrames = settings.split(separator: ",").contains { $0.filter { $0 != " " } == "enable=no" }
+        }
+    }
+
+    /// In a pool worker, before its first task; `setup` made for it (nil: made here).
+    static func install(parent: pid_t, setup: Setup? = nil) {
+        let setup = setup ?? Setup(pool: owner ?? parent)
+        let code = setup.directory.withUnsafeBufferPointer {
+            CSystemShims_install_crash_report($0.baseAddress!, setup.rawFrames ? 1 : 0)
+        }
+        if code != 0 {
             printError("swiftmp worker \(getpid()): no crash report for this worker: \(SystemError("sigaction", errno: errno))")
         }
     }

@@ -469,10 +469,14 @@ final class WorkerChannel {
         var done = 0
         var spins = spinsForTasks() && !(wasIdle && onSendersCPU())
         while done < destination.count {
+            let position = tasks.readPosition
             let n = tasks.read(into: UnsafeMutableRawBufferPointer(rebasing: destination[done...]))
             if n > 0 {
                 done += n
-                doorbell.ring() // space freed for the master
+                // Space freed for the master, which waits for it only when it filled the ring
+                // (frames it could not write whole). Otherwise no ring: it would wake a master
+                // waiting for this task's reply for nothing (a cold `apply`: once per call).
+                if tasks.wasFull(readingFrom: position) { doorbell.ring() }
                 spins = spinsForTasks() && !(wasIdle && onSendersCPU())
                 continue
             }

@@ -17,6 +17,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private let region: SharedRegion
     private let layout: PoolRegion
     private let parentPID = getpid()
+    /// What the workers forked here install for their crash reports (`CrashReports.Setup`).
+    private lazy var crashReportSetup = CrashReports.Setup(pool: parentPID)
 
     // Engine thread only.
     private var slots: [Slot]
@@ -84,6 +86,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         slots = Array(repeating: Slot(), count: workers)
         outboundFlags = .allocate(capacity: workers)
         outboundFlags.initialize(repeating: 0, count: workers)
+        // Read once here, before any worker is forked: each forked worker would read the
+        // environment again at its start otherwise (a lazy global is not set in the child).
+        _ = RemoteTransfer.enabled
     }
 
     private let summaryOverride: String?
@@ -122,12 +127,13 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         case .fork, .automatic:
             let layout = self.layout
             let parent = parentPID
+            let crashReports = crashReportSetup
             pid = try ProcessSupervisor.shared.perform { [self] in
                 let pid = try ChildLauncher.fork {
                     tagged?.redirectInChild()
                     if childControl != 3 { dup2(childControl, 3) }
                     ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
-                    _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3))
+                    _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3, crashReports: crashReports))
                 }
                 started(pid)
                 try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
@@ -172,7 +178,10 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func send(_ message: inout WireWriter, to worker: Int) {
         Frame.finish(&message)
-        probe(worker)
+        // Whether this process can read the worker is found out after the message went out
+        // (below): the worker already runs it meanwhile. A message with large arrays needs
+        // only what the worker found out (`workerReadsPool`).
+        defer { probe(worker) }
         let deferring = defersWakes
         if !message.deferredBlocks.isEmpty, slots[worker].ended == nil {
             nextToken &+= 1

@@ -17,8 +17,9 @@ import Glibc
 /// worker ends); a worker keeps a large result until the pool's `resultsRead` passes its
 /// token, and waits for that before it exits.
 ///
-/// Used only where the receiver can read the sender (a probe at the worker's start, each
-/// side reading the other's copy of the pool region's magic): under `ptrace` restrictions
+/// Used only where the receiver can read the sender (a probe, each side reading the other's
+/// copy of the pool region's magic: the worker at its start, the pool once its first message
+/// to the worker is out): under `ptrace` restrictions
 /// (Yama's `ptrace_scope`, a non-dumpable process, a container without the permission)
 /// messages take the memfd as before.
 ///

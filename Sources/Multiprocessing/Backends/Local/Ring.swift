@@ -140,6 +140,19 @@ struct Ring: @unchecked Sendable {
         return n
     }
 
+    /// The consumer's position (exact for the consumer).
+    var readPosition: UInt64 { CSystemShims_load_u64(tail) }
+
+    /// For the consumer, after a read that started at `position` (`readPosition` before it):
+    /// whether the ring was full from there, so that the producer may be waiting for the space
+    /// this read freed. A producer that writes what fits and keeps the rest (the pool's
+    /// queued frames) waits for space only after a write that filled the ring, and looks at
+    /// the ring once more after it announced that it sleeps: either it saw this read's space
+    /// or this load sees its write (both sequentially consistent).
+    func wasFull(readingFrom position: UInt64) -> Bool {
+        CSystemShims_load_u64_seqcst(head) &- position >= UInt64(capacity)
+    }
+
     /// Copies up to `destination.count` readable bytes without consuming them; returns how many.
     func peek(into destination: UnsafeMutableRawBufferPointer) -> Int {
         let t = CSystemShims_load_u64(tail)
