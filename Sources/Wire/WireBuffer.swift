@@ -149,8 +149,13 @@ public struct WireReader {
 
     @inlinable
     public mutating func read(_: String.Type) throws(WireError) -> String {
-        let raw = try readLengthPrefixed()
-        guard let string = String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self) else {
+        let bytes = try readLengthPrefixed().bindMemory(to: UInt8.self)
+        // Not `String(validating:as:)`: generic over the encoding, unspecialized, it built
+        // metadata at its first use in each process (a forked pool worker decoding its first
+        // function's name: page faults on the first `apply`'s path). Decoding repairs invalid
+        // UTF-8 (a bad sequence becomes U+FFFD), so the result's bytes differ from the input's.
+        let string = String(decoding: bytes, as: UTF8.self)
+        guard string.utf8.count == bytes.count, string.utf8.elementsEqual(bytes) else {
             throw WireError.corrupt("a string was not valid UTF-8")
         }
         return string

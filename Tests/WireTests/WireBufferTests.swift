@@ -18,6 +18,31 @@ final class WireBufferTests: XCTestCase {
         }
     }
 
+    /// A string's bytes must be valid UTF-8: a stray byte, a sequence cut short (one cut to 3
+    /// of its 4 bytes repairs to U+FFFD, the same byte count) and an overlong encoding are
+    /// rejected as corrupt, never repaired; valid text of 1 to 4 bytes a character reads back.
+    func testStringsMustBeValidUTF8() throws {
+        for bytes: [UInt8] in [[0x61, 0xFF, 0x62], [0xF0, 0x9F, 0x98], [0x61, 0xE2, 0x82], [0xC0, 0xAF], [0xED, 0xA0, 0x80]] {
+            var writer = WireWriter()
+            bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+            try writer.bytes.withUnsafeBytes { raw in
+                var reader = WireReader(raw)
+                XCTAssertThrowsError(try reader.read(String.self), "\(bytes)") { error in
+                    XCTAssertEqual((error as? WireError)?.code, .corrupt, "\(bytes)")
+                }
+            }
+        }
+        for text in ["", "a", "héllo", "€ and 😀", String(repeating: "ü😀x", count: 1000)] {
+            var writer = WireWriter()
+            writer.write(text)
+            try writer.bytes.withUnsafeBytes { raw in
+                var reader = WireReader(raw)
+                XCTAssertEqual(try reader.read(String.self), text)
+                XCTAssertTrue(reader.isAtEnd)
+            }
+        }
+    }
+
     func testLengthLargerThanBufferIsRejected() throws {
         var writer = WireWriter()
         writer.write(UInt64.max)

@@ -22,18 +22,22 @@ final class WorkerRuntime {
     /// chunk first uses it (a value whose decoding crashes the worker is then charged to that
     /// chunk's first input).
     ///
-    /// A class in one dictionary: copying, destroying or storing one is a reference count.
-    /// Tuples (and structs holding an existential) in optionals and dictionaries made the
-    /// runtime build their types' metadata from mangled names at the first task — in a
-    /// freshly forked worker ~30 page faults (the runtime's code and tables, not mapped in the
-    /// child yet) on the first `apply`'s path (`perf`, pool start-up).
+    /// Classes in an array, found by id (a worker holds at most a pool's `FunctionCache`
+    /// capacity of them): copying, destroying or storing one is a reference count. Tuples (and
+    /// structs holding an existential) in optionals and dictionaries made the runtime build
+    /// their types' metadata from mangled names at the first task, and a dictionary keyed by
+    /// id its storage's (its code shared with other dictionaries', taking the types as
+    /// arguments) — in a freshly forked worker ~30 page faults (the runtime's code and tables,
+    /// not mapped in the child yet) on the first `apply`'s path (`perf`, pool start-up).
     private final class Function {
+        let id: UInt32
         let typeName: String
         /// The value's encoding, until decoded.
         var bytes: [UInt8]
         var decoded: Decoded?
 
-        init(typeName: String, bytes: [UInt8]) {
+        init(id: UInt32, typeName: String, bytes: [UInt8]) {
+            self.id = id
             self.typeName = typeName
             self.bytes = bytes
         }
@@ -49,7 +53,16 @@ final class WorkerRuntime {
             self.plain = plain
         }
     }
-    private var functions: [UInt32: Function] = [:]
+    private var functions: [Function] = []
+
+    private func function(withID id: UInt32) -> Function? {
+        for function in functions where function.id == id { return function }
+        return nil
+    }
+
+    private func forget(_ id: UInt32) {
+        functions.removeAll { $0.id == id }
+    }
     private var broken: [UInt32: String] = [:]
     /// Set when the pool's initializer (task 0) threw: every later task fails with it.
     private var initializerFailure: String?
@@ -98,7 +111,7 @@ final class WorkerRuntime {
             return .none
         case .undefine:
             if let id = try? reader.read(UInt32.self) {
-                functions.removeValue(forKey: id)
+                forget(id)
                 broken.removeValue(forKey: id)
             }
             return .none
@@ -127,11 +140,11 @@ final class WorkerRuntime {
 
     private func receiveDefinition(_ reader: inout WireReader) {
         guard let id = try? reader.read(UInt32.self) else { return }
-        functions.removeValue(forKey: id)
+        forget(id)
         broken.removeValue(forKey: id)
         do {
             let name = try reader.read(String.self)
-            functions[id] = Function(typeName: name, bytes: Array(try reader.readLengthPrefixed()))
+            functions.append(Function(id: id, typeName: name, bytes: Array(try reader.readLengthPrefixed())))
         } catch {
             broken[id] = "the worker cannot decode the function value: \(error)"
         }
@@ -140,13 +153,13 @@ final class WorkerRuntime {
     /// Function `id`, decoded.
     private func function(_ id: UInt32) -> Result<Decoded, PoolError> {
         if let reason = broken[id] { return .failure(PoolError(.encoding, reason)) }
-        guard let function = functions[id] else {
+        guard let function = function(withID: id) else {
             return .failure(PoolError(.encoding, "the worker has no function \(id)"))
         }
         if let decoded = function.decoded { return .success(decoded) }
         let name = function.typeName
         guard let type = FunctionIdentity.resolve(name) else {
-            functions.removeValue(forKey: id)
+            forget(id)
             broken[id] = "the worker cannot find the function type \(FunctionIdentity.readableName(name)) by name; declare it internal or public at file scope"
             return .failure(PoolError(.unresolvableFunction, broken[id]!))
         }
@@ -161,7 +174,7 @@ final class WorkerRuntime {
             function.bytes = []
             return .success(ready)
         } catch {
-            functions.removeValue(forKey: id)
+            forget(id)
             broken[id] = "the worker cannot decode the function value: \(error)"
             return .failure(PoolError(.encoding, broken[id]!))
         }
