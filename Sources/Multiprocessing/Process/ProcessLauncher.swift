@@ -122,29 +122,32 @@ enum ProcessLauncher {
         // method) and the socket; everything else from 3 up is closed.
         let keptRegions = segments.map(\.region).filter { $0.inheritableDescriptor >= 0 }
         let kept = (keptRegions.map(\.inheritableDescriptor) + (socket >= 0 ? [socket] : [])).sorted()
-        CurrentProcess.prepareForFork()
-        let launch = { @Sendable () throws -> pid_t in
+        // A local function, not a closure value: on the main thread it is called directly,
+        // and its captures are not put in a heap context first (the parent writes that page
+        // again after the fork).
+        @Sendable func launch() throws -> pid_t {
             // The child is queued on the forking thread's CPU (`SameCPUStart`); right after
             // the fork the thread and the child get back the affinity the thread had.
             var affinity = CSystemShims_affinity()
             let pinned = SameCPUStart.pin(saving: &affinity)
             let pid: pid_t
             do {
-                pid = try ChildLauncher.fork {
+                pid = try fork(named: payload.name, daemon: payload.daemon) {
                     tagged?.redirectInChild()
                     kept.withUnsafeBufferPointer { keep in
                         withUnsafePointer(to: affinity) {
                             ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: keep, affinity: pinned ? $0 : nil)
                         }
                     }
-                    for region in keptRegions { region.keptInForkedChild() }
-                    let control = socket
+                    // (Written so that the usual child, whose target mentions nothing, retains
+                    // nothing: the Swift runtime's code is a page fault of its own there.)
+                    if !keptRegions.isEmpty {
+                        for region in keptRegions { region.keptInForkedChild() }
+                    }
                     let code =
-                        if let inMemory {
-                            ProcessEntry.run(inMemory: inMemory, name: payload.name, daemon: payload.daemon)
-                        } else {
-                            ProcessEntry.run(payload: payload, control: control, decode: decode)
-                        }
+                        inMemory != nil
+                        ? ProcessEntry.run(inMemory: { try inMemory?() }, name: payload.name)
+                        : ProcessEntry.run(payload: payload, control: socket, decode: decode)
                     CSystemShims_exit_child(code)
                 }
             } catch {
@@ -180,6 +183,24 @@ enum ProcessLauncher {
         // other thread may end before its children, so they are forked by the supervisor.
         if CSystemShims_gettid() == getpid() { return try launch() }
         return try ProcessSupervisor.shared.perform(launch)
+    }
+
+    /// `fork()` for a `.fork` child: `ChildLauncher.fork`, except that the parent records the
+    /// child's identity (`CurrentProcess.prepareForkedChild`) and the child only marks itself,
+    /// in C, before `child` runs.
+    private static func fork(named name: String, daemon: Bool, child: () -> Never) throws(SystemError) -> pid_t {
+        CSystemShims_flush_all()
+        CurrentProcess.prepareForkedChild(named: name, daemon: daemon)
+        let (pid, code) = ForkGuard.forking {
+            let pid = Glibc.fork()
+            return (pid, pid < 0 ? Glibc.errno : 0)
+        }
+        if pid < 0 { throw SystemError("fork", errno: code) }
+        if pid == 0 {
+            CSystemShims_mark_forked_child()
+            child()
+        }
+        return pid
     }
 
     /// Queues `attachments` on `socket` in batches of 32, in `DescriptorInbox`'s format.
