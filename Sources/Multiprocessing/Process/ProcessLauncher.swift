@@ -18,9 +18,8 @@ enum ProcessLauncher {
         method: StartMethod, tagOutput: Bool? = nil, payload: ProcessPayload, segments: [SegmentStorage],
         descriptors: [(SegmentID, Int32)],
         inMemory: (@Sendable () throws -> Void)?,
-        decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-        started: @escaping @Sendable (pid_t, Int32, Bool) -> Void,
-        onExit: @escaping @Sendable (ChildExit) -> Void
+        decode: (@Sendable (inout WireReader) throws -> any ParallelFunction)?,
+        state: ProcessState
     ) throws -> pid_t {
         // tagOutput / SWIFTMP_TAG_OUTPUT: the child's 1 and 2 are pipes read by the supervisor.
         let tagged = try OutputTagging.Pipes.ifEnabled(option: tagOutput)
@@ -29,7 +28,7 @@ enum ProcessLauncher {
         if method == .fork || method == .automatic {
             let pid = try startForked(
                 payload: payload, segments: segments, descriptors: descriptors, inMemory: inMemory,
-                tagged: tagged, decode: decode, started: started)
+                tagged: tagged, decode: decode, state: state)
             launched = true
             try tagged?.started(pid: pid)
             return pid
@@ -73,15 +72,15 @@ enum ProcessLauncher {
             let passing = [region.descriptor, childSocket] + (tagged?.childEnds ?? [])
             pid = try ProcessSupervisor.shared.perform {
                 let pid = try ChildLauncher.spawn(spec: "process parent=\(parent) \(passed)", passing: passing)
-                let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
-                started(pid, pidfd, false)
+                let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true) { state.ended($0) }
+                state.started(pid, pidfd: pidfd)
                 return pid
             }
         case .forkserver:
             pid = try ForkServer.shared().fork(
                 spec: "process \(passed)",
                 passing: [region.descriptor, childSocket] + (tagged?.childEnds ?? []),
-                started: { started($0, -1, false) }, onExit: { _, exit in onExit(exit) })
+                started: { state.started($0) }, onExit: { _, exit in state.ended(exit) })
         }
         launched = true
         try tagged?.started(pid: pid)
@@ -91,13 +90,14 @@ enum ProcessLauncher {
     /// `.fork`: the child already has the payload in memory and the decoder for its type, so
     /// there is no memfd to fill or read and no type to look up by name; the socket for
     /// descriptors exists only when the target mentions some (connections). With `inMemory`
-    /// (the target mentions nothing shared) the child calls the target as it is in memory.
+    /// (the target mentions nothing shared; then there is no `decode`) the child calls the
+    /// target as it is in memory.
     private static func startForked(
         payload: ProcessPayload, segments: [SegmentStorage], descriptors: [(SegmentID, Int32)],
         inMemory: (@Sendable () throws -> Void)?, tagged: OutputTagging.Pipes?,
-        decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-        started: @escaping @Sendable (pid_t, Int32, Bool) -> Void
+        decode: (@Sendable (inout WireReader) throws -> any ParallelFunction)?, state: ProcessState
     ) throws -> pid_t {
+        precondition((inMemory == nil) != (decode == nil), "a forked child either calls its target as it is in memory or decodes it")
         var childSocket: Int32 = -1
         if !descriptors.isEmpty {
             var pair: [Int32] = [-1, -1]
@@ -145,9 +145,11 @@ enum ProcessLauncher {
                         for region in keptRegions { region.keptInForkedChild() }
                     }
                     let code =
-                        inMemory != nil
-                        ? ProcessEntry.run(inMemory: { try inMemory?() }, name: payload.name)
-                        : ProcessEntry.run(payload: payload, control: socket, decode: decode)
+                        if let decode {
+                            ProcessEntry.run(payload: payload, control: socket, decode: decode)
+                        } else {
+                            ProcessEntry.run(inMemory: { try inMemory?() }, name: payload.name)
+                        }
                     CSystemShims_exit_child(code)
                 }
             } catch {
@@ -173,7 +175,7 @@ enum ProcessLauncher {
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 throw error
             }
-            started(pid, pidfd, true)
+            state.started(pid, pidfd: pidfd, reaps: true)
             return pid
         }
         // A child dies with the *thread* that forked it (PR_SET_PDEATHSIG). The main thread
