@@ -152,7 +152,7 @@ static long child_syscall(long number, long a1, long a2, long a3, long a4, long 
     register long x2 __asm__("x2") = a3;
     register long x3 __asm__("x3") = a4;
     register long x4 __asm__("x4") = a5;
-    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory");
+    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory", "cc");
     result = x0;
 #else
     return libc_syscall(number, a1, a2, a3, a4, a5);
