@@ -24,7 +24,7 @@ for round in $(seq 1 "$rounds"); do
         name=${variant%%=*} program=${variant#*=}
         tag="{\"variant\":\"$name\",\"round\":$round,\"load\":\"$load\","
         if [ "$name" = c ]; then
-            anon=$(grep -s '"process.startJoin.fork"' "$out" | tail -1 |
+            anon=$({ grep -s '"process.startJoin.fork"' "$out" || true; } | tail -1 |
                 python3 -c 'import json, sys; line = sys.stdin.read().strip(); print(json.loads(line)["rss_anon_kib"] if line else 1500)')
             # shellcheck disable=SC2086
             nice -n -10 "$program" 1 --padded "$anon" $libraries | sed "s|^{|$tag|" >>"$out"

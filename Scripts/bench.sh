@@ -87,7 +87,9 @@ if command -v mpirun >/dev/null; then
     # The served objects' round trips: a test program of this package, built here in release.
     echo "bench.sh: building mpi-object-check (release, .build-bench)" >&2
     swift build -c release --product mpi-object-check --scratch-path .build-bench >&2
+    # Relative to the repository (the log and BENCHMARKS.md quote the command).
     objects="$(swift build -c release --scratch-path .build-bench --show-bin-path)/mpi-object-check"
+    objects=".build-bench/${objects#"$PWD/.build-bench/"}"
     if python3 -c "import mpi4py.futures" 2>/dev/null; then have_mpi4py=yes; fi
     if command -v mpicc >/dev/null; then
         have_mpicc=yes

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdio_ext.h>
 #include <stdlib.h>
@@ -119,8 +120,9 @@ long CSystemShims_timer_slack(void) { return prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0
 // linker (lazy binding: a symbol search through every loaded library, 20–80 µs each here),
 // and the parent never called most of them, so every child paid again. The child's start and
 // end call libc only through these pointers, which are relocated when the program loads.
-static pid_t (*volatile libc_getppid)(void) = getppid;
-static int (*volatile libc_prctl)(int, ...) = prctl;
+// Each libc function also costs a new child a page fault on its code (the child does not
+// inherit the parent's page-table entries for code), so the simple system calls go through
+// `syscall`, which the child needs anyway.
 static long (*volatile libc_syscall)(long, ...) = syscall;
 static long (*volatile libc_sysconf)(int) = sysconf;
 static int (*volatile libc_close)(int) = close;
@@ -131,7 +133,36 @@ static void (*volatile libc_fpurge)(FILE *) = __fpurge;
 static int (*volatile libc_mutex_init)(pthread_mutex_t *, const pthread_mutexattr_t *) = pthread_mutex_init;
 static int (*volatile libc_cond_init)(pthread_cond_t *, const pthread_condattr_t *) = pthread_cond_init;
 static int (*volatile libc_sigaction)(int, const struct sigaction *, struct sigaction *) = sigaction;
-static int (*volatile libc_sigemptyset)(sigset_t *) = sigemptyset;
+
+// A system call made here, without libc: a new child that calls libc's `syscall` faults in
+// one more page of libc's code. The result, or -1 with errno set.
+static long child_syscall(long number, long a1, long a2, long a3, long a4, long a5) {
+    long result;
+#if defined(__x86_64__)
+    register long r10 __asm__("r10") = a4;
+    register long r8 __asm__("r8") = a5;
+    __asm__ volatile("syscall"
+                     : "=a"(result)
+                     : "a"(number), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8)
+                     : "rcx", "r11", "memory");
+#elif defined(__aarch64__)
+    register long x8 __asm__("x8") = number;
+    register long x0 __asm__("x0") = a1;
+    register long x1 __asm__("x1") = a2;
+    register long x2 __asm__("x2") = a3;
+    register long x3 __asm__("x3") = a4;
+    register long x4 __asm__("x4") = a5;
+    __asm__ volatile("svc #0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3), "r"(x4) : "memory", "cc");
+    result = x0;
+#else
+    return libc_syscall(number, a1, a2, a3, a4, a5);
+#endif
+    if (result < 0 && result > -4096) {
+        errno = (int)-result;
+        return -1;
+    }
+    return result;
+}
 
 /// Whether `entry` ("NAME=value") starts with `prefix` (no libc: see above).
 static int has_prefix(const char *entry, const char *prefix) {
@@ -178,7 +209,7 @@ int CSystemShims_scrub_environment(void) {
 /// Closes descriptors first…last (last = ~0U: to the end). 0, or -1 with errno.
 static int close_descriptors(unsigned int first, unsigned int last) {
     if (first > last) return 0;
-    if (libc_syscall(SYS_close_range, first, last, 0) == 0) return 0;
+    if (child_syscall(SYS_close_range, first, last, 0, 0, 0) == 0) return 0;
     if (errno != ENOSYS) return -1;
     // Kernels before 5.9: close one by one up to the descriptor limit.
     long limit = libc_sysconf(_SC_OPEN_MAX);
@@ -192,8 +223,8 @@ int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned in
                                       const int *keep, int keepCount,
                                       const CSystemShims_affinity *affinity) {
     if (affinity != NULL && CSystemShims_set_affinity_of(0, affinity) != 0) return -5;
-    if (libc_prctl(PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
-    if (libc_getppid() != parent) { errno = ESRCH; return -2; }
+    if (child_syscall(SYS_prctl, PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
+    if ((pid_t)child_syscall(SYS_getppid, 0, 0, 0, 0, 0) != parent) { errno = ESRCH; return -2; }
     unsigned int next = firstToClose;
     for (int i = 0; i < keepCount; i++) {
         if (keep[i] < 0 || (unsigned int)keep[i] < next) continue;
@@ -225,7 +256,7 @@ int CSystemShims_restore_affinity(const CSystemShims_affinity *saved) {
 }
 
 int CSystemShims_set_affinity_of(pid_t pid, const CSystemShims_affinity *saved) {
-    return libc_syscall(SYS_sched_setaffinity, pid, sizeof *saved, saved->bits) == 0 ? 0 : -1;
+    return child_syscall(SYS_sched_setaffinity, pid, sizeof *saved, (long)saved->bits, 0, 0) == 0 ? 0 : -1;
 }
 
 int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose) {
@@ -300,8 +331,26 @@ void CSystemShims_after_fork_in_child(void) {
     }
 }
 
+// glibc's list of open streams (exported; `struct _IO_FILE_plus *`, whose first member is the
+// FILE), read without its lock: see CSystemShims_flush_all.
+extern FILE *_IO_list_all;
+
+void CSystemShims_flush_all(void) {
+    // fflush(NULL) flushes the streams that hold output (`_IO_flush_all`: write pointer past
+    // the write base, or wide-oriented). A child that has none skips the call: it costs a new
+    // child page faults on libc's code and on the list's lock. A stream opened or closed
+    // meanwhile by another thread is one fflush(NULL) would race with too (its own fclose
+    // flushes it).
+    for (FILE *stream = _IO_list_all; stream != NULL; stream = stream->_chain) {
+        if (stream->_mode > 0 || stream->_IO_write_ptr > stream->_IO_write_base) {
+            (void)libc_fflush(NULL);
+            return;
+        }
+    }
+}
+
 void CSystemShims_exit_child(int status) {
-    (void)libc_fflush(NULL);
+    CSystemShims_flush_all();
     libc_exit(status);
     __builtin_unreachable();
 }
@@ -507,14 +556,13 @@ static void crash_hint_handler(int signal, siginfo_t *info, void *context) {
     chain_crash_signal(signal, info, context, signal == SIGSEGV ? &previous_segv : &previous_bus);
 }
 
-// A crash signal's action: `handler` with the signal's details, on the alternate stack.
-// (libc through the pointers above: a `Process` child sets one up before its target runs.)
+// A crash signal's action: `handler` with the signal's details, on the alternate stack, no
+// signal blocked (the zeroed mask is glibc's empty set).
 static struct sigaction crash_action(void (*handler)(int, siginfo_t *, void *)) {
     struct sigaction action;
     memset(&action, 0, sizeof action);
     action.sa_sigaction = handler;
     action.sa_flags = SA_SIGINFO | SA_ONSTACK;
-    libc_sigemptyset(&action.sa_mask);
     return action;
 }
 
@@ -566,24 +614,51 @@ static void crash_report_handler(int signal, siginfo_t *info, void *context) {
 // A `Process` child: a crash signal the target sends itself (raise, kill) ends the child with
 // it, whatever handler the child inherited (Swift's backtracer returns from a sent signal and
 // the process would go on). A fault goes to the inherited handler as before.
-static struct sigaction sent_previous[NSIG];
+// What a `Process` child writes of this file's data before its target runs, on one page (each
+// page a new child writes is copied): its mark and the handlers its own chain to.
+// ForkGuard's lock is here too: every forked child (a pool worker as well) writes it first.
+static struct {
+    pthread_rwlock_t fork_guard;
+    pid_t forked_child;
+    struct sigaction replaced;  // what die_of_sent_crash_signals replaced (not on the stack)
+    struct sigaction sent_previous[NSIG];
+} process_child __attribute__((aligned(4096)));
+_Static_assert(offsetof(__typeof__(process_child), sent_previous) + (SIGSEGV + 1) * sizeof(struct sigaction) <= 4096,
+               "the crash signals' entries share the mark's page");
+
+void *CSystemShims_fork_guard_lock(void) { return &process_child.fork_guard; }
+
+void CSystemShims_mark_forked_child(void) { process_child.forked_child = CSystemShims_process_id(); }
+
+pid_t CSystemShims_process_id(void) { return (pid_t)child_syscall(SYS_getpid, 0, 0, 0, 0, 0); }
+
+pid_t CSystemShims_forked_child_pid(void) { return process_child.forked_child; }
 
 static void sent_crash_handler(int signal, siginfo_t *info, void *context) {
-    chain_crash_signal(signal, info, context, &sent_previous[signal]);
+    chain_crash_signal(signal, info, context, &process_child.sent_previous[signal]);
 }
 
+// The action, a constant (crash_action's, the zeroed mask glibc's empty set): a new child
+// builds none on its stack.
+static const struct sigaction sent_crash_action = {
+    .sa_sigaction = sent_crash_handler, .sa_flags = SA_SIGINFO | SA_ONSTACK};
+
 int CSystemShims_die_of_sent_crash_signals(void) {
-    struct sigaction action = crash_action(sent_crash_handler);
+    struct sigaction *replaced = &process_child.replaced;
     for (size_t i = 0; i < sizeof crash_signals / sizeof crash_signals[0]; i++) {
         int signal = crash_signals[i];
-        struct sigaction current;
-        if (libc_sigaction(signal, NULL, &current) != 0) return -1;
+        // One call that installs ours and returns what was there (usually a handler: Swift's
+        // backtracer); the rare cases below put it back.
+        if (libc_sigaction(signal, &sent_crash_action, replaced) != 0) return -1;
         // Already ours (a child of a child): keep the handler it chains to.
-        if ((current.sa_flags & SA_SIGINFO) && current.sa_sigaction == sent_crash_handler) continue;
+        if ((replaced->sa_flags & SA_SIGINFO) && replaced->sa_sigaction == sent_crash_handler) continue;
         // Ignored or default: a sent signal already does what it should.
-        if (!(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN)) continue;
-        sent_previous[signal] = current;
-        if (libc_sigaction(signal, &action, NULL) != 0) return -1;
+        if (!(replaced->sa_flags & SA_SIGINFO) && (replaced->sa_handler == SIG_DFL || replaced->sa_handler == SIG_IGN)) {
+            if (libc_sigaction(signal, replaced, NULL) != 0) return -1;
+            continue;
+        }
+        // Copied inline: memcpy would be one more page of libc's code to fault in.
+        __builtin_memcpy_inline(&process_child.sent_previous[signal], replaced, sizeof *replaced);
     }
     return 0;
 }
@@ -673,6 +748,13 @@ static void CSystemShims_startup_hook(void) {
 static _Thread_local int swiftmp_fork_activity;
 int CSystemShims_fork_activity(void) { return swiftmp_fork_activity; }
 void CSystemShims_set_fork_activity(int held) { swiftmp_fork_activity = held; }
+
+void CSystemShims_forked_child_reset(void *lock, const void *pristine) {
+    *(pthread_rwlock_t *)lock = *(const pthread_rwlock_t *)pristine;
+    // Written only when set: the page of this thread's TLS is the parent's until written.
+    if (swiftmp_fork_activity != 0) swiftmp_fork_activity = 0;
+    CSystemShims_after_fork_in_child();
+}
 
 int CSystemShims_fallocate_keep_size(int fd, int64_t offset, int64_t length) {
     return (int)syscall(SYS_fallocate, fd, FALLOC_FL_KEEP_SIZE, (off_t)offset, (off_t)length);

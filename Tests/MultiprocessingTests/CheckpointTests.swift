@@ -1,4 +1,5 @@
 import CSystemShims
+import Dispatch
 import XCTest
 
 @testable import Multiprocessing
@@ -256,6 +257,35 @@ final class CheckpointTests: TimeLimitedTestCase {
     /// A journal whose writer thread cannot start is refused with a message saying so, and
     /// leaves the file as it was: nothing written (no header of a journal that never ran),
     /// its descriptor closed once, its lock released, so the next run opens it afresh.
+    /// Every buffer the writer wrote comes back to be filled again: one dropped would be made
+    /// anew, its huge page zeroed by the pool's thread in the middle of a map (on main the
+    /// writer kept two and dropped the rest of what it wrote at once).
+    func testEveryWrittenBufferComesBackAsASpare() throws {
+        let path = directory + "/spares.journal"
+        let descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        XCTAssertGreaterThanOrEqual(descriptor, 0)
+        let writer = JournalWriter(descriptor: descriptor, path: path, size: 0, unsynced: false)
+        // The thread runs only once three frames wait: it takes them in one go.
+        let go = DispatchSemaphore(value: 0)
+        try writer.start { name, body throws(SystemError) in
+            try spawnThread(named: name) {
+                go.wait()
+                body()
+            }
+        }
+        let frames = (0..<3).map { _ in JournalBuffer(capacity: 4096) }
+        for frame in frames {
+            frame.write(UInt64(7))
+            _ = writer.submit(frame)
+        }
+        go.signal()
+        let deadline = monotonicNanoseconds() + 20_000_000_000
+        while !writer.isIdle && monotonicNanoseconds() < deadline { usleep(100) }
+        XCTAssertTrue(writer.isIdle, "the writer is done in 20 s")
+        XCTAssertEqual(writer.spareCount, 3)
+        XCTAssertNil(writer.finish(nil))
+    }
+
     func testAWriterThreadThatCannotStartLeavesTheFileAsItWas() throws {
         let path = directory + "/nothread.journal"
         // This process's descriptors (others' pools may close theirs meanwhile, not open any).

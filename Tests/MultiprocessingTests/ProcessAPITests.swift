@@ -97,6 +97,25 @@ final class ProcessAPITests: XCTestCase {
         XCTAssertFalse(Multiprocessing.activeChildren().contains { p in sleepers.contains { $0 === p } })
     }
 
+    /// A `.fork` child whose target mentions no shared objects runs it as it is in memory and
+    /// takes its identity from what its parent recorded before the fork: its name, daemon
+    /// flag and parent, and so does a grandchild started the same way (after which the child
+    /// is still itself); the parent stays the main process.
+    func testForkedInMemoryChildIdentity() throws {
+        for daemon in [false, true] {
+            let name = "in-memory-\(daemon)"
+            let target = CheckForkedIdentity(
+                name: name, daemon: daemon, parentPID: getpid(), parentName: "MainProcess", grandchild: "\(name)-child")
+            let p = Process(target: target, name: name, daemon: daemon, startMethod: .fork)
+            try p.start()
+            XCTAssertTrue(try p.join(timeout: 30))
+            XCTAssertEqual(p.exitCode, 0, "daemon: \(daemon) (CheckForkedIdentity's codes)")
+        }
+        XCTAssertEqual(Multiprocessing.currentProcess.name, "MainProcess")
+        XCTAssertTrue(Multiprocessing.currentProcess.isMain)
+        XCTAssertNil(Multiprocessing.parentProcess)
+    }
+
     /// Python's parent_process(): nil in the main process; in a child the parent's pid and
     /// name, on every start method, nested, and in pool workers.
     func testParentProcess() throws {

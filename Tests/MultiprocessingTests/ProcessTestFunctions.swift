@@ -234,3 +234,41 @@ struct LeaveChildrenRunning: ParallelFunction {
         try Multiprocessing.Process(target: PutLater(queue: queue, seconds: 30, value: 2), daemon: true, startMethod: method).start()
     }
 }
+
+/// A `.fork` child whose target mentions no shared objects (run as it is in memory): exits 0
+/// if `currentProcess` and `parentProcess` are as given, else the number of the first check
+/// that failed. With `grandchild`, it then starts and joins a `.fork` grandchild of that name
+/// checking itself the same way (its failure: 10 + its code), and checks itself again (30 +).
+struct CheckForkedIdentity: ParallelFunction {
+    var name: String
+    var daemon: Bool
+    var parentPID: Int32
+    var parentName: String
+    var grandchild: String?
+
+    func callAsFunction(_: Void) {
+        if let failed = check() { exit(failed) }
+        guard let grandchild else { return }
+        let target = CheckForkedIdentity(name: grandchild, daemon: false, parentPID: getpid(), parentName: name)
+        let p = Multiprocessing.Process(target: target, name: grandchild, startMethod: .fork)
+        do {
+            try p.start()
+            guard try p.join(timeout: 20) else { exit(20) }
+        } catch {
+            exit(21)
+        }
+        if p.exitCode != 0 { exit(10 + (p.exitCode ?? 9)) }
+        if let failed = check() { exit(30 + failed) }
+    }
+
+    private func check() -> Int32? {
+        let me = Multiprocessing.currentProcess
+        guard me.name == name else { return 1 }
+        guard !me.isMain else { return 2 }
+        guard me.daemon == daemon else { return 3 }
+        guard me.pid == getpid() else { return 4 }
+        guard let parent = Multiprocessing.parentProcess else { return 5 }
+        guard parent.pid == parentPID, parent.name == parentName, parent.isMain == (parentName == "MainProcess") else { return 6 }
+        return nil
+    }
+}

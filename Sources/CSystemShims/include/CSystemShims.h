@@ -70,8 +70,11 @@ int CSystemShims_scrub_environment(void);
 /// environment), with errno. Calls libc only through pointers relocated at load time, so a
 /// forked child does not resolve symbols lazily (see shims.c).
 int CSystemShims_become_child(pid_t parent, int deathSignal, unsigned int firstToClose);
-/// The end of a child: `fflush(NULL)` then `_exit(status)`, through pointers relocated at
-/// load time (a forked child that calls `_exit` through the PLT resolves it first).
+/// `fflush(NULL)` if a stream holds output (else no call: a new child that wrote nothing does
+/// not fault in libc's stdio code), through a pointer relocated at load time.
+void CSystemShims_flush_all(void);
+/// The end of a child: `CSystemShims_flush_all` then `_exit(status)`, through pointers
+/// relocated at load time (a forked child that calls `_exit` through the PLT resolves it first).
 __attribute__((noreturn)) void CSystemShims_exit_child(int status);
 /// A thread's CPU affinity (up to 1024 CPUs), saved by `CSystemShims_pin_to_current_cpu`.
 typedef struct {
@@ -102,6 +105,11 @@ int CSystemShims_fork_reset_lock_slot(void **mutex, void **condition);
 /// the locks of `CSystemShims_fork_reset_lock_slot` that a thread held (or waited on) at the
 /// fork. Allocates nothing; calls libc through load-time pointers; writes only what it resets.
 void CSystemShims_after_fork_in_child(void);
+/// In a forked child, first: makes `lock` (a `pthread_rwlock_t *` the forking thread held for
+/// writing) a copy of `pristine` (one initialised with the same attributes and never used:
+/// what `pthread_rwlock_init` would write, without a call into another page of libc), clears
+/// this thread's fork activity, then does `CSystemShims_after_fork_in_child`.
+void CSystemShims_forked_child_reset(void *lock, const void *pristine);
 int CSystemShims_set_name(const char *name);
 /// In a pool worker: a crash signal writes the crash report (Swift's backtracer's output) to
 /// the file `<directory>/<this process's pid>` (the directory made then, private) instead of
@@ -112,6 +120,16 @@ int CSystemShims_install_crash_report(const char *directory, int raw_frames);
 /// signal, whatever handler it inherited (Swift's backtracer returns from a sent signal). -1
 /// with errno.
 int CSystemShims_die_of_sent_crash_signals(void);
+/// In a `.fork` child of a `Process`, right after the fork: records this process's pid as
+/// the forked child's (`CurrentProcess.prepareForkedChild`). No libc call but `syscall`.
+void CSystemShims_mark_forked_child(void);
+/// Room for ForkGuard's lock (a `pthread_rwlock_t`, not initialised), on the page a new
+/// `Process` child writes anyway (`CSystemShims_mark_forked_child`).
+void *CSystemShims_fork_guard_lock(void);
+/// getpid() without a call into libc (a new child that calls it faults in another page).
+pid_t CSystemShims_process_id(void);
+/// The pid `CSystemShims_mark_forked_child` recorded (inherited by a further fork), or 0.
+pid_t CSystemShims_forked_child_pid(void);
 /// Standard output line-buffered (a pool worker whose output is a pipe, `OutputTagging`).
 void CSystemShims_line_buffer_stdout(void);
 /// The number of CPUs in this thread's affinity mask (sched_getaffinity), or -1.

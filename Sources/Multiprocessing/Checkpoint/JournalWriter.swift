@@ -122,6 +122,9 @@ final class JournalWriter: @unchecked Sendable {
     /// written at once, and a buffer it wrote is there to fill next.
     var isIdle: Bool { idle.load(ordering: .acquiring) }
 
+    /// Written buffers waiting to be filled again (tests).
+    var spareCount: Int { lock.withLock { spares.count } }
+
     /// What could not be written (the call fails with it).
     var failure: CheckpointError? { ForkGuard.whileBlocked { lock.withLock { error } } }
 
@@ -373,8 +376,11 @@ final class JournalWriter: @unchecked Sendable {
                     writing = false
                     if let failure, error == nil { error = failure }
                     if failure == nil { unsynced = true }
-                    // Two spares: one being filled while one waits here.
-                    spares += frames.prefix(max(0, 2 - spares.count))
+                    // Every written buffer is a spare (the journal takes them back, or the
+                    // buffer cache at the end): one dropped here would be made again, its
+                    // huge page zeroed by the pool's thread (and given back by the VM, a
+                    // fresh page from the host).
+                    spares += frames
                     if queued.isEmpty { idle.store(true, ordering: .releasing) }
                     lock.broadcast()
                 }

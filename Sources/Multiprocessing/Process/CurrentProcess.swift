@@ -1,3 +1,5 @@
+import CSystemShims
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,6 +54,12 @@ enum CurrentProcess {
     /// the pid of the child it was recorded in (a record inherited by a further fork that did
     /// not go through `ChildLauncher.fork` — the fork server's — is not its parent).
     nonisolated(unsafe) private static var forkedFrom: (parent: ProcessIdentity, child: pid_t)?
+    /// The identity of a `.fork` child of a `Process`, recorded by its parent right before the
+    /// fork (`prepareForkedChild`), and the parent's pid. The child writes none of it, only its
+    /// pid in C (`CSystemShims_mark_forked_child`, on a page it writes anyway): each page a new
+    /// child writes is copied, and each lock, runtime function and string it touches on the
+    /// way is a page fault of its own (Benchmarks/reports/process-start.md).
+    nonisolated(unsafe) private static var pendingChild: (parent: ProcessIdentity, name: String, daemon: Bool, forker: pid_t)?
 
     /// The environment variable carrying the parent's identity to a spawned child (and
     /// through the fork server, which is spawned, to its children): "pid isMain daemon name".
@@ -62,6 +70,7 @@ enum CurrentProcess {
     /// a lazy symbol lookup: tens of µs).
     static var parent: ProcessIdentity? {
         let (isChild, forked) = lock.withLock { () -> (Bool, ProcessIdentity?) in
+            if let child = forkedChild { return (true, child.parent) }
             guard childName != nil else { return (false, nil) }
             if let forkedFrom, forkedFrom.child == getpid() { return (true, forkedFrom.parent) }
             return (true, nil)
@@ -85,18 +94,43 @@ enum CurrentProcess {
     }
 
     static var identity: ProcessIdentity {
-        lock.withLock {
-            ProcessIdentity(
-                name: childName ?? "MainProcess", pid: getpid(), isMain: childName == nil,
-                daemon: childDaemon)
-        }
+        lock.withLock { identityLocked }
     }
 
-    /// Initialises this type's state in a parent about to fork, so that a forked child's
-    /// `becomeChild` does not (a lock allocated and initialised in every child otherwise:
-    /// ~40 µs of copy-on-write faults here).
-    static func prepareForFork() {
-        lock.withLock {}
+    /// `identity`, the lock held.
+    private static var identityLocked: ProcessIdentity {
+        if let child = forkedChild {
+            return ProcessIdentity(name: child.name, pid: getpid(), isMain: false, daemon: child.daemon)
+        }
+        return ProcessIdentity(
+            name: childName ?? "MainProcess", pid: getpid(), isMain: childName == nil, daemon: childDaemon)
+    }
+
+    /// `pendingChild` if this process is the child it describes (lock held): it was marked
+    /// after the fork, and it is not the parent that recorded it. A process forked from that
+    /// child in another way (a pool worker) has another pid than the mark it inherited.
+    private static var forkedChild: (parent: ProcessIdentity, name: String, daemon: Bool, forker: pid_t)? {
+        guard let pending = pendingChild else { return nil }
+        let pid = getpid()
+        guard pending.forker != pid, CSystemShims_forked_child_pid() == pid else { return nil }
+        return pending
+    }
+
+    /// In a parent about to fork a `Process` child (`ProcessLauncher`): records the child's
+    /// identity, which the child takes as its own once marked (`CSystemShims_mark_forked_child`).
+    /// Also initialises this type's lock here rather than in every child.
+    static func prepareForkedChild(named name: String, daemon: Bool) {
+        lock.withLock {
+            let me = identityLocked
+            // A forked child about to fork a child of its own: its own identity moves to the
+            // fields a spawned child has, before its record is replaced.
+            if let child = forkedChild {
+                childName = child.name
+                childDaemon = child.daemon
+                forkedFrom = (child.parent, getpid())
+            }
+            pendingChild = (me, name, daemon, getpid())
+        }
     }
 
     /// Marks this process as a child named `name`. Its parent is the process it was forked

@@ -58,11 +58,9 @@ public final class Process: @unchecked Sendable {
     private let state: ProcessState
 
     private struct Launcher: Sendable {
-        let target: any ParallelFunction
+        let target: any ParallelFunction<Void, Void>
         /// Calls the target (in a forked child that uses it as it is in memory).
         let call: @Sendable () throws -> Void
-        /// Under mpirun: starts the target on a worker rank (`MPIProcessHost`).
-        let rankStarter: @Sendable (String) throws -> AsyncResult<Int32>
     }
     /// Under mpirun, once started: the target's outcome on its rank.
     private let onRank = Mutex<AsyncResult<Int32>?>(nil)
@@ -92,10 +90,7 @@ public final class Process: @unchecked Sendable {
         startMethod: StartMethod = .automatic, tagOutput: Bool? = nil
     ) {
         self.tagOutput = tagOutput
-        self.launcher = Mutex(
-            Launcher(
-                target: target, call: { try target(()) },
-                rankStarter: { name in try MPIProcessHost.shared.start(target, name: name) }))
+        self.launcher = Mutex(Launcher(target: target, call: { try target(()) }))
         self.name = name ?? "Process-\(Process.counter.add(1, ordering: .relaxed).newValue)"
         self.daemon = daemon
         self.startMethod = startMethod
@@ -116,7 +111,7 @@ public final class Process: @unchecked Sendable {
         guard let launcher = launcher.withLock({ $0 }) else { return }
         do {
             if MPIObjects.isServing {
-                let result = try launcher.rankStarter(name)
+                let result = try MPIProcessHost.shared.start(launcher.target, name: name)
                 onRank.withLock { $0 = result }
             } else {
                 try launch(launcher.target, call: launcher.call)
@@ -150,17 +145,23 @@ public final class Process: @unchecked Sendable {
         let inMemory = segments.isEmpty && descriptors.isEmpty ? call : nil
         let tagged = OutputTagging.isEnabled(option: tagOutput)
         outputTagged.store(tagged, ordering: .relaxed)
+        // A decoder only for a forked child that decodes its target (one object less to
+        // allocate, and write after the fork, per start otherwise).
+        let decode = inMemory == nil ? Self.decoder(for: F.self) : nil
         do {
             _ = try ProcessLauncher.start(
                 method: startMethod.resolved, tagOutput: tagged, payload: payload, segments: segments,
-                descriptors: descriptors, inMemory: inMemory,
-                decode: { reader in try reader.decode(F.self) },
-                started: { state.started($0, pidfd: $1, reaps: $2) },
-                onExit: { state.ended($0) })
+                descriptors: descriptors, inMemory: inMemory, decode: decode, state: state)
         } catch {
             ProcessRegistry.remove(state)
             throw error
         }
+    }
+
+    private static func decoder<F: ParallelFunction>(
+        for _: F.Type
+    ) -> (@Sendable (inout WireReader) throws -> any ParallelFunction)? {
+        { reader in try reader.decode(F.self) }
     }
 
     /// Waits until the child ends, at most `timeout` seconds (nil: without limit). Returns

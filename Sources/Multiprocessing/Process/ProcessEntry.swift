@@ -56,15 +56,19 @@ enum ProcessEntry {
     /// Runs a forked child's target as it is in memory: the child has a copy of the parent's
     /// memory, so a target that mentions no shared objects or connections needs no decoding
     /// (what Python's fork start method does: the child calls the parent's target object).
-    static func run(inMemory call: () throws -> Void, name: String, daemon: Bool) -> Int32 {
-        CurrentProcess.becomeChild(named: name, daemon: daemon)
-        return finish(name: name, call)
+    /// Its identity (`name`, `daemon`) was recorded by the parent before the fork
+    /// (`CurrentProcess.prepareForkedChild`). Inlined with `finish` into the child's code, so
+    /// that `call` is not copied (retained) on the way.
+    @inline(__always)
+    static func run(inMemory call: () throws -> Void, name: String) -> Int32 {
+        finish(name: name, call)
     }
 
     /// Calls `body`; a throw is exit status 1 with the error on standard error. Then, as
     /// Python's exit function does in a child, terminates the daemon children the target
     /// left running and waits for the others (the child ends with `_exit`, so the `atexit`
     /// handler that does this in the main process does not run here).
+    @inline(__always)
     private static func finish(name: String, _ body: () throws -> Void) -> Int32 {
         if CSystemShims_die_of_sent_crash_signals() != 0 {
             printError("Process \(name) (pid \(getpid())): a crash signal it sends itself may not end it: \(SystemError("sigaction", errno: errno))")
@@ -78,7 +82,7 @@ enum ProcessEntry {
             status = 1
         }
         ProcessRegistry.endChildren()
-        fflush(nil)
+        CSystemShims_flush_all()
         return status
     }
 

@@ -18,9 +18,8 @@ enum ProcessLauncher {
         method: StartMethod, tagOutput: Bool? = nil, payload: ProcessPayload, segments: [SegmentStorage],
         descriptors: [(SegmentID, Int32)],
         inMemory: (@Sendable () throws -> Void)?,
-        decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-        started: @escaping @Sendable (pid_t, Int32, Bool) -> Void,
-        onExit: @escaping @Sendable (ChildExit) -> Void
+        decode: (@Sendable (inout WireReader) throws -> any ParallelFunction)?,
+        state: ProcessState
     ) throws -> pid_t {
         // tagOutput / SWIFTMP_TAG_OUTPUT: the child's 1 and 2 are pipes read by the supervisor.
         let tagged = try OutputTagging.Pipes.ifEnabled(option: tagOutput)
@@ -29,7 +28,7 @@ enum ProcessLauncher {
         if method == .fork || method == .automatic {
             let pid = try startForked(
                 payload: payload, segments: segments, descriptors: descriptors, inMemory: inMemory,
-                tagged: tagged, decode: decode, started: started)
+                tagged: tagged, decode: decode, state: state)
             launched = true
             try tagged?.started(pid: pid)
             return pid
@@ -73,15 +72,15 @@ enum ProcessLauncher {
             let passing = [region.descriptor, childSocket] + (tagged?.childEnds ?? [])
             pid = try ProcessSupervisor.shared.perform {
                 let pid = try ChildLauncher.spawn(spec: "process parent=\(parent) \(passed)", passing: passing)
-                let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true, onExit: onExit)
-                started(pid, pidfd, false)
+                let pidfd = try ProcessSupervisor.shared.watch(pid: pid, duplicate: true) { state.ended($0) }
+                state.started(pid, pidfd: pidfd)
                 return pid
             }
         case .forkserver:
             pid = try ForkServer.shared().fork(
                 spec: "process \(passed)",
                 passing: [region.descriptor, childSocket] + (tagged?.childEnds ?? []),
-                started: { started($0, -1, false) }, onExit: { _, exit in onExit(exit) })
+                started: { state.started($0) }, onExit: { _, exit in state.ended(exit) })
         }
         launched = true
         try tagged?.started(pid: pid)
@@ -91,13 +90,14 @@ enum ProcessLauncher {
     /// `.fork`: the child already has the payload in memory and the decoder for its type, so
     /// there is no memfd to fill or read and no type to look up by name; the socket for
     /// descriptors exists only when the target mentions some (connections). With `inMemory`
-    /// (the target mentions nothing shared) the child calls the target as it is in memory.
+    /// (the target mentions nothing shared; then there is no `decode`) the child calls the
+    /// target as it is in memory.
     private static func startForked(
         payload: ProcessPayload, segments: [SegmentStorage], descriptors: [(SegmentID, Int32)],
         inMemory: (@Sendable () throws -> Void)?, tagged: OutputTagging.Pipes?,
-        decode: @escaping @Sendable (inout WireReader) throws -> any ParallelFunction,
-        started: @escaping @Sendable (pid_t, Int32, Bool) -> Void
+        decode: (@Sendable (inout WireReader) throws -> any ParallelFunction)?, state: ProcessState
     ) throws -> pid_t {
+        precondition((inMemory == nil) != (decode == nil), "a forked child either calls its target as it is in memory or decodes it")
         var childSocket: Int32 = -1
         if !descriptors.isEmpty {
             var pair: [Int32] = [-1, -1]
@@ -122,28 +122,33 @@ enum ProcessLauncher {
         // method) and the socket; everything else from 3 up is closed.
         let keptRegions = segments.map(\.region).filter { $0.inheritableDescriptor >= 0 }
         let kept = (keptRegions.map(\.inheritableDescriptor) + (socket >= 0 ? [socket] : [])).sorted()
-        CurrentProcess.prepareForFork()
-        let launch = { @Sendable () throws -> pid_t in
+        // A local function, not a closure value: on the main thread it is called directly,
+        // and its captures are not put in a heap context first (the parent writes that page
+        // again after the fork).
+        @Sendable func launch() throws -> pid_t {
             // The child is queued on the forking thread's CPU (`SameCPUStart`); right after
             // the fork the thread and the child get back the affinity the thread had.
             var affinity = CSystemShims_affinity()
             let pinned = SameCPUStart.pin(saving: &affinity)
             let pid: pid_t
             do {
-                pid = try ChildLauncher.fork {
+                pid = try fork(named: payload.name, daemon: payload.daemon) {
                     tagged?.redirectInChild()
                     kept.withUnsafeBufferPointer { keep in
                         withUnsafePointer(to: affinity) {
                             ChildLauncher.becomeChild(parent: parent, firstToClose: 3, keeping: keep, affinity: pinned ? $0 : nil)
                         }
                     }
-                    for region in keptRegions { region.keptInForkedChild() }
-                    let control = socket
+                    // (Written so that the usual child, whose target mentions nothing, retains
+                    // nothing: the Swift runtime's code is a page fault of its own there.)
+                    if !keptRegions.isEmpty {
+                        for region in keptRegions { region.keptInForkedChild() }
+                    }
                     let code =
-                        if let inMemory {
-                            ProcessEntry.run(inMemory: inMemory, name: payload.name, daemon: payload.daemon)
+                        if let decode {
+                            ProcessEntry.run(payload: payload, control: socket, decode: decode)
                         } else {
-                            ProcessEntry.run(payload: payload, control: control, decode: decode)
+                            ProcessEntry.run(inMemory: { try inMemory?() }, name: payload.name)
                         }
                     CSystemShims_exit_child(code)
                 }
@@ -170,7 +175,7 @@ enum ProcessLauncher {
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 throw error
             }
-            started(pid, pidfd, true)
+            state.started(pid, pidfd: pidfd, reaps: true)
             return pid
         }
         // A child dies with the *thread* that forked it (PR_SET_PDEATHSIG). The main thread
@@ -180,6 +185,24 @@ enum ProcessLauncher {
         // other thread may end before its children, so they are forked by the supervisor.
         if CSystemShims_gettid() == getpid() { return try launch() }
         return try ProcessSupervisor.shared.perform(launch)
+    }
+
+    /// `fork()` for a `.fork` child: `ChildLauncher.fork`, except that the parent records the
+    /// child's identity (`CurrentProcess.prepareForkedChild`) and the child only marks itself,
+    /// in C, before `child` runs.
+    private static func fork(named name: String, daemon: Bool, child: () -> Never) throws(SystemError) -> pid_t {
+        CSystemShims_flush_all()
+        CurrentProcess.prepareForkedChild(named: name, daemon: daemon)
+        let (pid, code) = ForkGuard.forking {
+            let pid = Glibc.fork()
+            return (pid, pid < 0 ? Glibc.errno : 0)
+        }
+        if pid < 0 { throw SystemError("fork", errno: code) }
+        if pid == 0 {
+            CSystemShims_mark_forked_child()
+            child()
+        }
+        return pid
     }
 
     /// Queues `attachments` on `socket` in batches of 32, in `DescriptorInbox`'s format.

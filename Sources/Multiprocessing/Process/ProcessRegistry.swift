@@ -1,4 +1,5 @@
 import CSystemShims
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -124,14 +125,20 @@ final class ProcessState: @unchecked Sendable {
     private func waitOnPidfd(_ fd: Int32, until deadline: UInt64?) -> Bool? {
         // On a machine with more runnable threads than CPUs the yields take the CPU the
         // child needs to end (Process start + join took 1–3 ms instead of 0.4 ms there).
+        // Asked only once a first look found the child running: a `.fork` child queued on
+        // its parent's CPU (`SameCPUStart`) has usually ended by then, and the answer costs
+        // a read of /proc/loadavg every 2 ms.
         let start = monotonicNanoseconds()
-        let yieldUntil = SpinGate.spinningPays(now: start) ? start &+ 1_000_000 : start
+        var yieldUntil: UInt64?
         while true {
             if lock.withLock({ exit != nil }) { return true }
             let now = monotonicNanoseconds()
             var timeout: Int64 = deadline.map { $0 > now ? Int64($0 - now) : 0 } ?? -1
-            // Yield only within the caller's deadline (join(timeout: 0) must not wait).
-            let yielding = now < yieldUntil && deadline.map { now < $0 } ?? true
+            // The first look never waits; yield only within the caller's deadline
+            // (join(timeout: 0) must not wait).
+            let first = yieldUntil == nil
+            let until = yieldUntil ?? start
+            let yielding = first || (now < until && deadline.map { now < $0 } ?? true)
             if yielding { timeout = 0 }
             var entry = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             let ready = CSystemShims_ppoll(&entry, 1, timeout)
@@ -149,6 +156,10 @@ final class ProcessState: @unchecked Sendable {
                 return nil
             }
             if ready == 0 {
+                if first {
+                    yieldUntil = SpinGate.spinningPays(now: now) ? start &+ 1_000_000 : start
+                    continue
+                }
                 if yielding { sched_yield(); continue }
                 return lock.withLock { exit != nil }
             }
@@ -174,6 +185,9 @@ enum ProcessRegistry {
     nonisolated(unsafe) private static var live: [ObjectIdentifier: (state: ProcessState, process: Process)] = [:]
     nonisolated(unsafe) private static var installed = false
     nonisolated(unsafe) private static var ownerPID: pid_t = 0
+    /// `ownerPID`, read without the lock by `endChildren`: a `Process` child whose target
+    /// started no child of its own ends without touching the lock (a page it would copy).
+    private static let owner = Atomic<Int32>(0)
 
     static func add(_ state: ProcessState, process: Process) {
         // Reap children that ended without being joined (Python's `start` does the same).
@@ -182,6 +196,7 @@ enum ProcessRegistry {
             if !installed || ownerPID != getpid() {
                 installed = true
                 ownerPID = getpid()
+                owner.store(ownerPID, ordering: .releasing)
                 live.removeAll()
                 atexit { ProcessRegistry.endChildren() }
             }
@@ -211,6 +226,7 @@ enum ProcessRegistry {
     /// At the end of this process (its `exit`, or the end of a `Process` child's target,
     /// which then ends with `_exit`): terminates the daemon children, waits for the others.
     static func endChildren() {
+        guard owner.load(ordering: .acquiring) == CSystemShims_process_id() else { return }
         let children = lock.withLock { ownerPID == getpid() ? live.values.map(\.state) : [] }
         guard !children.isEmpty else { return }
         fflush(nil)

@@ -19,7 +19,16 @@ enum ForkGuard {
         return attributes
     }()
 
+    /// In C, on the page a new `Process` child writes anyway (each page it writes is copied).
     nonisolated(unsafe) private static let lock: UnsafeMutablePointer<pthread_rwlock_t> = {
+        let lock = CSystemShims_fork_guard_lock().assumingMemoryBound(to: pthread_rwlock_t.self)
+        pthread_rwlock_init(lock, attributes)
+        return lock
+    }()
+
+    /// Initialised as `lock` was and never used: a forked child's `lock` is made a copy of it
+    /// (`CSystemShims_forked_child_reset`).
+    nonisolated(unsafe) private static let pristine: UnsafeMutablePointer<pthread_rwlock_t> = {
         let lock = UnsafeMutablePointer<pthread_rwlock_t>.allocate(capacity: 1)
         pthread_rwlock_init(lock, attributes)
         return lock
@@ -56,12 +65,11 @@ enum ForkGuard {
     /// process-wide lock (`ConditionLock(resetInForkedChild:)`), and drops the bytes the
     /// parent had buffered in `stdout` and `stderr`.
     static func forking(_ fork: () -> (pid: pid_t, errno: Int32)) -> (pid: pid_t, errno: Int32) {
+        let lock = lock, pristine = pristine
         pthread_rwlock_wrlock(lock)
         let result = fork()
         if result.pid == 0 {
-            pthread_rwlock_init(lock, attributes)
-            CSystemShims_set_fork_activity(0)
-            CSystemShims_after_fork_in_child()
+            CSystemShims_forked_child_reset(lock, pristine)
         } else {
             pthread_rwlock_unlock(lock)
         }
