@@ -191,13 +191,11 @@ enum ProcessLauncher {
     /// child's identity (`CurrentProcess.prepareForkedChild`) and the child only marks itself,
     /// in C, before `child` runs.
     private static func fork(named name: String, daemon: Bool, child: () -> Never) throws(SystemError) -> pid_t {
-        CSystemShims_flush_all()
+        // fflush(NULL) itself, under libc's lock of the stream list: other threads of this
+        // process may open and close streams (`CSystemShims_flush_all` is for the child's end).
+        fflush(nil)
         CurrentProcess.prepareForkedChild(named: name, daemon: daemon)
-        let (pid, code) = ForkGuard.forking {
-            let pid = Glibc.fork()
-            return (pid, pid < 0 ? Glibc.errno : 0)
-        }
-        if pid < 0 { throw SystemError("fork", errno: code) }
+        let pid = try ChildLauncher.forkUnderGuard()
         if pid == 0 {
             CSystemShims_mark_forked_child()
             child()

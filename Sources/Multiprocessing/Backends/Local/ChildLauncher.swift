@@ -74,15 +74,21 @@ enum ChildLauncher {
     static func fork(child: () -> Never) throws(SystemError) -> pid_t {
         fflush(nil)
         let me = CurrentProcess.identity
+        let pid = try forkUnderGuard()
+        if pid == 0 {
+            CurrentProcess.forked(from: me)
+            child()
+        }
+        return pid
+    }
+
+    /// `fork()` under `ForkGuard.forking`: the pid in the parent, 0 in the child.
+    static func forkUnderGuard() throws(SystemError) -> pid_t {
         let (pid, code) = ForkGuard.forking {
             let pid = Glibc.fork()
             return (pid, pid < 0 ? Glibc.errno : 0)
         }
         if pid < 0 { throw SystemError("fork", errno: code) }
-        if pid == 0 {
-            CurrentProcess.forked(from: me)
-            child()
-        }
         return pid
     }
 
