@@ -54,7 +54,7 @@ extension WireReader {
     /// `_copyRawRegion`). The count is checked against the bytes left first.
     @inlinable
     public mutating func _readRawRegion<T>(_: T.Type) throws(WireError) -> (count: Int, bytes: UnsafeRawBufferPointer) {
-        let count = try readCount(minimumElementSize: MemoryLayout<T>.stride, of: [T].self)
+        let count = try readCount(minimumElementSize: MemoryLayout<T>.stride, arrayOf: T.self)
         return (count, try readRaw(count: count * MemoryLayout<T>.stride))
     }
 

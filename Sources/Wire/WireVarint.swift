@@ -49,12 +49,25 @@ extension WireReader {
     /// still there, so that nothing is allocated for a count the message cannot hold.
     @inlinable
     public mutating func readCount<T>(minimumElementSize: Int, of type: T.Type) throws(WireError) -> Int {
+        try readCount(minimumElementSize: minimumElementSize) { "\(T.self)" }
+    }
+
+    /// `readCount(minimumElementSize:of:)` for an array of `Element`s, without making the
+    /// array type's metadata (in unspecialised code `[Element].self` is a runtime lookup, on
+    /// the path of every chunk of results) unless the count is refused.
+    @inlinable
+    public mutating func readCount<Element>(minimumElementSize: Int, arrayOf _: Element.Type) throws(WireError) -> Int {
+        try readCount(minimumElementSize: minimumElementSize) { "\([Element].self)" }
+    }
+
+    @usableFromInline
+    mutating func readCount(minimumElementSize: Int, naming name: () -> String) throws(WireError) -> Int {
         let raw = try readVarint()
         let size = max(minimumElementSize, 1)
         guard raw <= UInt64(remaining / size) else {
             throw WireError(
                 code: .truncated,
-                message: "cannot decode \(T.self): message truncated: a count of \(raw) elements"
+                message: "cannot decode \(name()): message truncated: a count of \(raw) elements"
                     + " of at least \(size) bytes does not fit in the \(remaining) bytes left")
         }
         return Int(raw)

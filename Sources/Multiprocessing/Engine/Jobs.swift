@@ -44,13 +44,15 @@ struct InputSpan: Equatable {
 /// Work submitted to the engine: a map, an apply, an imap. Inputs are handed out as spans
 /// (a fresh chunk, or a piece of one that runs again); every input ends exactly once —
 /// delivered, or failed — and the job tells its caller. The engine calls everything here
-/// on its own thread, except `requestCancel` (hence `@unchecked Sendable`).
+/// on its own thread, except `requestCancel` (hence `@unchecked Sendable`). The state the
+/// engine touches for every task is `@exclusivity(unchecked)`, as the engine's own
+/// (`PoolEngine`): one thread uses it, and the runtime's dynamic checks cost per access.
 class Job: @unchecked Sendable {
     /// The function value (the engine swaps in its cached equal, `FunctionCache`).
     var function: FunctionDefinition
     let options: TaskOptions
     /// Set when the job needs nothing more (done, failed or cancelled).
-    var finished = false
+    @exclusivity(unchecked) var finished = false
     /// Runs alone on its worker (a `Process` target on an MPI rank): its chunk goes only to a
     /// worker with nothing in flight, which then gets nothing else until it finishes.
     var exclusive = false
@@ -64,9 +66,9 @@ class Job: @unchecked Sendable {
     private let cancelFlag = Atomic<Bool>(false)
     /// Spans to run again (after a worker died, a withdrawal, or a retried failure), each
     /// not before its time; taken before fresh inputs.
-    private var again: [(span: InputSpan, notBefore: UInt64)] = []
+    @exclusivity(unchecked) private var again: [(span: InputSpan, notBefore: UInt64)] = []
     /// What each failed attempt of an input ended with (inputs that failed at least once).
-    private var history: [Int: [any Error]] = [:]
+    @exclusivity(unchecked) private var history: [Int: [any Error]] = [:]
 
     init(function: FunctionDefinition, options: TaskOptions) {
         self.function = function
@@ -188,6 +190,9 @@ func encodeInputs<F: ParallelFunction>(
 /// of those that failed in the same engine round); work still running for it is abandoned.
 final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let inputs: [F.Input]
+    /// `inputs`' elements (the array is the job's, never changed): spans are encoded from
+    /// there without an operation on the generic array (a run-time metadata lookup each).
+    private let inputsStart: UnsafePointer<F.Input>?
     /// Inputs the caller writes after submitting (`producing:`), on its own thread, while the
     /// engine sends those it has published (`publish`): the first `available` are written.
     private let written: UnsafeMutablePointer<F.Input>?
@@ -200,8 +205,8 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let chunkSize: Int
     /// Whether the inputs travel as the library writes plain numbers (`PlainTransport`).
     private let plainInputs: Bool
-    private var nextStart = 0
-    private var resolved = 0
+    @exclusivity(unchecked) private var nextStart = 0
+    @exclusivity(unchecked) private var resolved = 0
     /// Where results go, by input position: for plain numbers (`PlainTransport`) the array
     /// the call returns, written in place (its elements need no initialization, so it is made
     /// whole when the first span's results arrive and filled span by span: no copy at the
@@ -212,12 +217,17 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     /// caller's (the main arena, given back to the kernel past glibc's trim threshold) made
     /// each map's array fresh pages — a page fault per 4 KiB on the engine's thread
     /// (`Benchmarks/engine-ab.md`, session 11).
-    private var rawResults: [F.Output]?
+    @exclusivity(unchecked) private var rawResults: [F.Output]?
+    /// `rawResults`' elements (the array is made whole once and never grows, and only this job
+    /// holds it until it ends): each span's results are decoded there without an operation on
+    /// the generic array, each of which looks up its type's metadata at run time (this code is
+    /// not specialised: a job's methods are called through its class).
+    @exclusivity(unchecked) private var rawStart: UnsafeMutablePointer<F.Output>?
     private let plainOutputs: Bool
     private let results: UnsafeMutablePointer<F.Output>?
     /// Spans whose results are initialized in `results`.
-    private var filled: [InputSpan] = []
-    private var failure: (index: Int, error: any Error)?
+    @exclusivity(unchecked) private var filled: [InputSpan] = []
+    @exclusivity(unchecked) private var failure: (index: Int, error: any Error)?
     private let finish: (Result<[F.Output], any Error>) -> Void
 
     init(
@@ -226,6 +236,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         finish: @escaping (Result<[F.Output], any Error>) -> Void
     ) {
         self.inputs = inputs
+        inputsStart = inputs.withUnsafeBufferPointer { $0.baseAddress }
         self.progression = progression
         self.collection = collection
         count = progression?.count ?? collection?.count ?? producing ?? inputs.count
@@ -289,11 +300,10 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
             let span = UnsafeBufferPointer(start: written + span.first, count: span.count)
             return try encodeInputs(F.self, span, owner: self, plain: plainInputs, into: &writer)
         }
-        try inputs.withUnsafeBufferPointer { all in
-            try encodeInputs(
-                F.self, UnsafeBufferPointer(rebasing: all[span.first..<span.end]), owner: inputs, plain: plainInputs,
-                into: &writer)
-        }
+        // The job holds the inputs for as long as it lives: it is their owner for a reference.
+        precondition(span.first >= 0 && span.end <= count, "a span beyond the job's inputs")
+        let slice = UnsafeBufferPointer(start: inputsStart.map { $0 + span.first }, count: span.count)
+        try encodeInputs(F.self, slice, owner: self, plain: plainInputs, into: &writer)
     }
 
     /// Sees each span's encoded outputs once they decoded correctly (the checkpoint journal).
@@ -302,20 +312,16 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override func deliver(_ span: InputSpan, outputs reader: inout WireReader) throws {
         guard !finished else { return }
         let encoded = UnsafeRawBufferPointer(rebasing: reader.buffer[reader.offset...])
-        var outputs: [F.Output] = []
+        var outputs: [F.Output]?
         let delivered: Int
         if plainOutputs {
             // Plain numbers: straight from the message into their place (no array between).
-            if rawResults == nil {
-                let count = count
-                rawResults = [F.Output](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
-            }
-            delivered = try rawResults!.withUnsafeMutableBufferPointer { all in
-                try reader._decodeRawArray(F.Output.self, into: all.baseAddress! + span.first, expected: span.count)
-            }
+            let start = rawStart ?? makeRawResults()
+            delivered = try reader._decodeRawArray(F.Output.self, into: start + span.first, expected: span.count)
         } else {
-            outputs = try F._decodeOutputs(from: &reader)
-            delivered = outputs.count
+            let decoded = try F._decodeOutputs(from: &reader)
+            delivered = decoded.count
+            outputs = decoded
         }
         guard delivered == span.count else {
             throw PoolError(.protocolViolation, "a worker returned \(delivered) results for \(span.count) inputs")
@@ -331,7 +337,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
                         let block = UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: all[span.first..<span.end]))
                         record._appendRawElements(F.Output.self, count: span.count, block: block, owner: rawResults)
                     }
-                } else {
+                } else if let outputs {
                     try outputs.withUnsafeBufferPointer { try F._encodeOutputs($0, into: &record) }
                 }
                 try record.bytes.withUnsafeBytes { try onDeliver(span, $0) }
@@ -339,7 +345,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
                 try onDeliver(span, region)
             }
         }
-        if let results {
+        if let results, let outputs {
             outputs.withUnsafeBufferPointer { source in
                 (results + span.first).initialize(from: source.baseAddress!, count: span.count)
             }
@@ -352,6 +358,7 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
         filled.removeAll()
         if let all = rawResults {
             rawResults = nil
+            rawStart = nil
             return finish(.success(all))
         }
         let all = [F.Output](unsafeUninitializedCapacity: count) { buffer, initialized in
@@ -359,6 +366,17 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
             initialized = count
         }
         finish(.success(all))
+    }
+
+    /// Makes the array of plain results, whole (its elements need no initialization), and
+    /// returns where its elements start.
+    private func makeRawResults() -> UnsafeMutablePointer<F.Output> {
+        let count = count
+        var all = [F.Output](unsafeUninitializedCapacity: count) { _, initialized in initialized = count }
+        let start = all.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        rawResults = all
+        rawStart = start
+        return start
     }
 
     override func failInput(_ index: Int, error: any Error) {

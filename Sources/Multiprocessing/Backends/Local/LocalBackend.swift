@@ -20,8 +20,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// What the workers forked here install for their crash reports (`CrashReports.Setup`).
     private lazy var crashReportSetup = CrashReports.Setup(pool: parentPID)
 
-    // Engine thread only.
-    private var slots: [Slot]
+    // Engine thread only (`@exclusivity(unchecked)`, as the engine's state: `PoolEngine`).
+    @exclusivity(unchecked) private var slots: [Slot]
 
     // Shared with the supervisor thread.
     private let endedLock = ConditionLock()
@@ -61,7 +61,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     private var scratch = WireWriter(capacity: 64)
     /// Workers written to without a wake-up (`forward(…, deferringWake: true)`, `send` with
     /// `defersWakes`), until `wakeDeferred()`.
-    private(set) var unwoken: [Int] = []
+    @exclusivity(unchecked) private(set) var unwoken: [Int] = []
     /// Names the messages sent out of band (`OutOfBand`).
     private var nextToken: UInt64 = 0
 
