@@ -98,6 +98,9 @@ struct FunctionCache {
     private var clock: UInt64 = 0
     /// Per worker, the ids it has.
     private var defined: [Set<UInt32>]
+    /// Per worker, the id `has` last found there (0: none): a map asks for the same one before
+    /// every chunk, and this answers without hashing.
+    private var lastFound: [UInt32]
     /// Functions whose shared segments could not be sent: the jobs using them fail.
     private(set) var broken: [UInt32: any Error] = [:]
 
@@ -106,6 +109,7 @@ struct FunctionCache {
 
     init(workers: Int, byteBudget: Int = FunctionCache.defaultByteBudget) {
         defined = Array(repeating: [], count: workers)
+        lastFound = Array(repeating: 0, count: workers)
         self.byteBudget = byteBudget
     }
 
@@ -191,12 +195,23 @@ struct FunctionCache {
         return victims
     }
 
-    func has(_ id: UInt32, on worker: Int) -> Bool { defined[worker].contains(id) }
+    mutating func has(_ id: UInt32, on worker: Int) -> Bool {
+        if id != 0 && lastFound[worker] == id { return true }
+        guard defined[worker].contains(id) else { return false }
+        lastFound[worker] = id
+        return true
+    }
     mutating func record(_ id: UInt32, on worker: Int) { defined[worker].insert(id) }
     /// Drops `id` from `worker`'s set; returns whether it had it.
-    mutating func drop(_ id: UInt32, from worker: Int) -> Bool { defined[worker].remove(id) != nil }
+    mutating func drop(_ id: UInt32, from worker: Int) -> Bool {
+        if lastFound[worker] == id { lastFound[worker] = 0 }
+        return defined[worker].remove(id) != nil
+    }
     /// A new worker in `worker`'s slot knows nothing.
-    mutating func forget(worker: Int) { defined[worker].removeAll() }
+    mutating func forget(worker: Int) {
+        defined[worker].removeAll()
+        lastFound[worker] = 0
+    }
     mutating func markBroken(_ id: UInt32, _ error: any Error) { broken[id] = error }
 }
 

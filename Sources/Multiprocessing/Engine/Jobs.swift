@@ -113,7 +113,7 @@ class Job: @unchecked Sendable {
     /// Whether a span can be taken at `now`.
     func hasSpan(now: UInt64) -> Bool {
         guard wantsWork else { return false }
-        if again.contains(where: { $0.notBefore <= now }) { return true }
+        if !again.isEmpty && again.contains(where: { $0.notBefore <= now }) { return true }
         return hasFreshInput
     }
 

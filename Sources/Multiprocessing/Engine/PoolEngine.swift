@@ -537,8 +537,9 @@ final class PoolEngine: @unchecked Sendable {
 
     private func send(_ job: Job, to worker: Int, now: UInt64) -> Bool {
         ensureInitialized(worker)
-        define(job.function, on: worker)
-        if let broken = functions.broken[job.function.id] {
+        let function = job.function
+        define(function, on: worker)
+        if !functions.broken.isEmpty, let broken = functions.broken[function.id] {
             job.failAll(broken)
             return true
         }
@@ -547,10 +548,10 @@ final class PoolEngine: @unchecked Sendable {
         else { return false }
         if bundling {
             MasterCodec.beginBundle(
-                task: ledger.upcomingID, function: job.function.id, chunkSize: job.inputsPerChunk,
+                task: ledger.upcomingID, function: function.id, chunkSize: job.inputsPerChunk,
                 timeoutNanoseconds: job.options.timeoutNanoseconds, into: &writer)
         } else {
-            MasterCodec.beginChunk(task: ledger.upcomingID, function: job.function.id, into: &writer)
+            MasterCodec.beginChunk(task: ledger.upcomingID, function: function.id, into: &writer)
         }
         do {
             // Plain numbers cannot mention a shared segment: no collecting context per chunk.
