@@ -1,5 +1,6 @@
-import Kernels
 import XCTest
+
+@testable import Kernels
 
 final class MandelbrotTests: XCTestCase {
     /// The definition, one pixel at a time.
@@ -64,26 +65,44 @@ final class MandelbrotTests: XCTestCase {
         // 32 pixels run at once and the all-escaped test runs after each block of steps (two):
         // widths around 32 and iteration limits that are not multiples of the block (0
         // included) must not change a count.
+        // With and without the five-row tiles (11 rows: two of them and a single row, or two
+        // four-row tiles and three single rows).
         for (width, limit) in [(1, 5), (8, 3), (31, 1), (32, 0), (33, 7), (65, 257), (40, 4)] {
             let m = Mandelbrot(width: width, height: 11, maxIterations: limit)
-            XCTAssertEqual(m.serial(), scalarCounts(m), "\(width) wide, \(limit) iterations")
+            let expected = scalarCounts(m)
+            XCTAssertEqual(m.serial(), expected, "\(width) wide, \(limit) iterations")
+            for fiveRowTiles in [false, true] {
+                let counts = [UInt16](unsafeUninitializedCapacity: width * 11) { buffer, initialized in
+                    m.render(0..<11, into: buffer, fiveRowTiles: fiveRowTiles)
+                    initialized = buffer.count
+                }
+                XCTAssertEqual(counts, expected, "\(width) wide, \(limit) iterations, five-row tiles: \(fiveRowTiles)")
+            }
         }
     }
 
-    func testRowRangesAroundTheFourRowTilesMatchTheScalarDefinition() {
-        // Four rows run at once in tiles of 8 × 4 pixels, the rows left over one at a time:
-        // every start row (tiles then begin at other rows of the image) and every count from 0
-        // to 9 (whole tiles, tiles and leftover rows, leftover rows only), at widths that are
-        // not multiples of the eight lanes, must give the rows of the scalar image.
+    func testRowRangesAroundTheFourAndFiveRowTilesMatchTheScalarDefinition() {
+        // Five rows run at once in tiles of 8 × 5 pixels (AVX-512 builds), then four in tiles
+        // of 8 × 4, the rows left over one at a time: with and without the five-row tiles
+        // (whatever this build's default), every start row (tiles then begin at other rows of
+        // the image) and every count from 0 to 10 (whole tiles of each kind, tiles and
+        // leftover rows, leftover rows only), at widths that are not multiples of the eight
+        // lanes, must give the rows of the scalar image.
         for width in [3, 13, 40] {
-            let m = Mandelbrot(width: width, height: 14, maxIterations: 60)
+            let m = Mandelbrot(width: width, height: 15, maxIterations: 61)
             let whole = scalarCounts(m)
-            for start in 0...4 {
-                for count in 0...9 {
-                    let rows = start..<(start + count)
-                    XCTAssertEqual(
-                        m(rows), Array(whole[(start * width)..<((start + count) * width)]),
-                        "\(width) wide, rows \(rows)")
+            for fiveRowTiles in [false, true] {
+                for start in 0...4 {
+                    for count in 0...10 {
+                        let rows = start..<(start + count)
+                        let counts = [UInt16](unsafeUninitializedCapacity: count * width) { buffer, initialized in
+                            m.render(rows, into: buffer, fiveRowTiles: fiveRowTiles)
+                            initialized = buffer.count
+                        }
+                        XCTAssertEqual(
+                            counts, Array(whole[(start * width)..<((start + count) * width)]),
+                            "\(width) wide, rows \(rows), five-row tiles: \(fiveRowTiles)")
+                    }
                 }
             }
         }
@@ -97,6 +116,25 @@ final class MandelbrotTests: XCTestCase {
         let expected = scalarCounts(m)
         XCTAssertEqual(m.serial(), expected)
         XCTAssertEqual(m.serial(), expected)
+    }
+
+    func testPixelsWithAZeroOrTinyPartOfCMatchTheScalarDefinition() {
+        // The new zi is one rounding of 2·(zr·zi) + ci (fused where the target has FMA), the
+        // definition's (2·zr)·zi + ci: the same bits unless zr·zi underflows, which the
+        // grid's c rules out (Mandelbrot.counts). The pixels that come closest: c_r = 0
+        // (3 and 12 wide), c_i = 0 (2 and 10 high), and c_r or c_i = ±2⁻⁵², tiny but not 0
+        // (147 wide: −2 + 98·(3/147); 74 high: −1.2 + 37·(2.4/74)), on long orbits.
+        for (width, height, limit) in [(3, 2, 20_000), (12, 10, 20_000), (147, 74, 1_000)] {
+            let m = Mandelbrot(width: width, height: height, maxIterations: limit)
+            let expected = scalarCounts(m)
+            for fiveRowTiles in [false, true] {
+                let counts = [UInt16](unsafeUninitializedCapacity: width * height) { buffer, initialized in
+                    m.render(0..<height, into: buffer, fiveRowTiles: fiveRowTiles)
+                    initialized = buffer.count
+                }
+                XCTAssertEqual(counts, expected, "\(width) × \(height), five-row tiles: \(fiveRowTiles)")
+            }
+        }
     }
 
     func testCountsAbove32767MatchTheScalarDefinition() {

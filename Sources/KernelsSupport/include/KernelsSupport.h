@@ -51,6 +51,20 @@ kernels_double4 kernels_muladd4(kernels_double4 a, kernels_double4 b, kernels_do
     return a * b + c;
 }
 
+/* 2·p + c with one rounding: one fused multiply-add when the target has FMA, else (p + p) + c.
+   Both give the same bits, as p + p = 2·p exactly (a doubling only moves the exponent), so this
+   is not a contraction of a rounded product: Mandelbrot (Sources/Kernels/Mandelbrot.swift)
+   computes its 2·zr·zi + ci as kernels_twice_plus8(zr·zi, ci), one operation fewer per step
+   with FMA. */
+static inline __attribute__((always_inline))
+kernels_double8 kernels_twice_plus8(kernels_double8 p, kernels_double8 c) {
+#if KERNELS_HAS_FMA
+    return __builtin_elementwise_fma((kernels_double8)2.0, p, c);
+#else
+    return (p + p) + c;
+#endif
+}
+
 /* Mandelbrot's lane masks and iteration counts (Sources/Kernels/Mandelbrot.swift): a mask is
    a SIMDMask of eight 64-bit lanes (a compare of SIMD8<Double>), all ones where true; the
    counts are eight 16-bit lanes. Written in C because Swift's SIMD conversions and
