@@ -17,6 +17,8 @@
 // against 327 MB/s over 7 interleaved rounds), huge pages coming from exactly the memory the
 // host took back. A remote range's `fetch` decides for itself (the local pool's advises huge
 // pages: there it pays, `RemoteTransfer.hugePages`).
+import Synchronization
+
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -183,12 +185,18 @@ public enum WireRemoteRanges {
 
     private static let lock = _WireLock()
     nonisolated(unsafe) private static var ranges: [(start: UInt, end: UInt, fetch: Fetch)] = []
+    /// How many ranges are registered (written under `lock`): `intersects` answers without the
+    /// lock when none is — a checkpointed map asks it for every chunk of results.
+    private static let registered = Atomic<Int>(0)
 
     /// Registers `range` (bytes of a message about to be decoded) as read by `fetch`.
     public static func register(_ range: UnsafeRawBufferPointer, fetch: @escaping Fetch) {
         guard let base = range.baseAddress, range.count > 0 else { return }
         let start = UInt(bitPattern: base)
-        lock.withLock { ranges.append((start, start + UInt(range.count), fetch)) }
+        lock.withLock {
+            ranges.append((start, start + UInt(range.count), fetch))
+            registered.store(ranges.count, ordering: .releasing)
+        }
     }
 
     /// Unregisters every range inside `region` (call before unmapping it).
@@ -196,7 +204,10 @@ public enum WireRemoteRanges {
         guard let base = region.baseAddress else { return }
         let start = UInt(bitPattern: base)
         let end = start + UInt(region.count)
-        lock.withLock { ranges.removeAll { $0.start >= start && $0.end <= end } }
+        lock.withLock {
+            ranges.removeAll { $0.start >= start && $0.end <= end }
+            registered.store(ranges.count, ordering: .releasing)
+        }
     }
 
     /// The fetch of the range holding all of `bytes`, and where they start in it.
@@ -215,6 +226,7 @@ public enum WireRemoteRanges {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return false }
         let start = UInt(bitPattern: base)
         let end = start + UInt(bytes.count)
+        guard registered.load(ordering: .acquiring) > 0 else { return false }
         return lock.withLock { ranges.contains { $0.start < end && start < $0.end } }
     }
 
