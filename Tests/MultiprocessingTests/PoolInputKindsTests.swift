@@ -176,6 +176,29 @@ final class PoolInputKindsTests: TimeLimitedTestCase {
         XCTAssertNotNil(_InputProducer((0..<5000).lazy.map { $0 }), "a lazy map is read into a buffer")
     }
 
+    /// `_InputProducer.produce` writes every input in order and publishes each whole step and
+    /// the end, exactly once each, for a collection with its own iterator, a `lazy.map` (of
+    /// `Int`s, whose loop the compiler vectorises, and of `String`s, which need copying) and
+    /// a contiguous one, whatever the count's remainder.
+    func testProduceWritesEveryInputAndPublishesWholeSteps() {
+        func check<S: Sequence>(_ inputs: S, step: Int, _ label: String) where S.Element: Equatable {
+            guard let producer = _InputProducer(inputs) else { return XCTFail("\(label): not produced") }
+            let base = UnsafeMutablePointer<S.Element>.allocate(capacity: producer.count)
+            defer { base.deinitialize(count: producer.count).deallocate() }
+            var published: [Int] = []
+            producer.produce(into: base, every: step) { published.append($0) }
+            let expected = Array(stride(from: step, to: producer.count, by: step)) + [producer.count]
+            XCTAssertEqual(published, expected, label)
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: base, count: producer.count)), Array(inputs), label)
+        }
+        for (count, step) in [(10_001, 4096), (8192, 4096), (1024, 5000), (3000, 1)] {
+            check(PlainCollection(values: Array((0..<count).reversed())), step: step, "own iterator \(count)/\(step)")
+            check((0..<count).lazy.map { $0 &* 3 &- 7 }, step: step, "lazy map of Int \(count)/\(step)")
+            check((0..<count).lazy.map { "input \($0)" }, step: step, "lazy map of String \(count)/\(step)")
+            check(ContiguousArray(0..<count), step: step, "contiguous \(count)/\(step)")
+        }
+    }
+
     /// A long collection is not read whole before the work starts: its last element is read
     /// only after a worker ran input 0 (on a pool that read it all first, the iterator would
     /// wait its 20 s and the call would take that long).

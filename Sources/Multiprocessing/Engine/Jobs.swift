@@ -79,6 +79,10 @@ class Job: @unchecked Sendable {
 
     /// Whether fresh inputs can be taken now.
     var hasFreshInput: Bool { false }
+    /// Whether the caller is still writing inputs the engine will send (a map over a
+    /// collection read on the calling thread): the engine waits for them as for replies,
+    /// spinning first, not asleep until the caller's next publication wakes it.
+    var awaitsInput: Bool { false }
     /// Takes the next fresh chunk.
     func takeFresh() -> InputSpan? { nil }
     /// Takes up to `limit` fresh inputs (at least a chunk), for a worker that schedules inputs
@@ -273,10 +277,15 @@ final class BatchJob<F: ParallelFunction>: Job, @unchecked Sendable {
     var producedInputs: UnsafeMutablePointer<F.Input>? { written }
 
     /// The first `count` produced inputs are written (the caller's thread; wake the engine).
-    func publish(_ count: Int) { available.store(count, ordering: .releasing) }
+    /// Sequentially consistent: the pool's thread announces its sleep, then looks at
+    /// `available` (`PoolEngine.loop`); the caller stores here, then looks whether it sleeps.
+    func publish(_ count: Int) { available.store(count, ordering: .sequentiallyConsistent) }
 
     override var wantsWork: Bool { !finished && failure == nil }
     override var hasFreshInput: Bool { nextStart < available.load(ordering: .acquiring) }
+    override var awaitsInput: Bool {
+        written != nil && !finished && failure == nil && available.load(ordering: .acquiring) < count
+    }
 
     override func takeFresh() -> InputSpan? { takeFresh(upTo: chunkSize) }
 

@@ -196,8 +196,19 @@ final class PoolEngine: @unchecked Sendable {
                 idleRounds = 0
             case .idle:
                 idleRounds += 1
-                if !ledger.isEmpty || nextTimer != nil {
-                    waitForWork(idleRounds: idleRounds) { baton.callerWaiting }
+                // A map whose caller still writes its inputs (`BatchJob.awaitsInput`) is waited
+                // for as replies are, spinning first, and its next publication ends the wait:
+                // asleep in `waitIdle`, the pool's thread took a futex wake-up (tens of µs
+                // here) after the first publication of every such map, and a spinning one did
+                // not see a publication before a reply or its spin's end
+                // (`Benchmarks/reports/input-kinds.md`, session 13).
+                // (Found once per round: the wait's test runs on every spin, and most rounds
+                // have no such map.)
+                let producing = jobs.filter { $0.awaitsInput }
+                if !ledger.isEmpty || nextTimer != nil || !producing.isEmpty {
+                    waitForWork(idleRounds: idleRounds) {
+                        baton.callerWaiting || producing.contains { $0.hasFreshInput }
+                    }
                 } else if baton.callersDrive() {
                     baton.releaseByThread()
                     sleepWhileCallersDrive()
