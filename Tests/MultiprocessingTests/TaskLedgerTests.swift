@@ -35,6 +35,27 @@ final class TaskLedgerTests: XCTestCase {
         XCTAssertNil(ledger.settle(99, from: 0), "never sent")
     }
 
+    /// More tasks in flight than the window holds (a worker given many tiny chunks): the
+    /// oldest move out of the window while their slots are still in it, and each is still
+    /// found and settled once (a bug fixed: such a task's reply was dropped, the map hung).
+    func testTasksMovedOutOfTheWindowAreStillFound() {
+        var ledger = TaskLedger()
+        let job = job()
+        let limit = TaskLedger.windowLimit
+        let tasks = (0..<(limit + 200)).map {
+            ledger.record(job: job, span: InputSpan(first: $0, count: 1), worker: $0 % 2, chunk: UInt32($0))
+        }
+        XCTAssertEqual(ledger.storage.older, 200)
+        for task in tasks {
+            XCTAssertEqual(ledger[task.id]?.span.first, task.span.first)
+            XCTAssertNil(ledger.settle(task.id, from: 1 - task.worker), "held by the other worker")
+            XCTAssertEqual(ledger.settle(task.id, from: task.worker)?.id, task.id)
+            XCTAssertNil(ledger.settle(task.id, from: task.worker), "settled once")
+        }
+        XCTAssertTrue(ledger.isEmpty)
+        XCTAssertEqual(ledger.storage.older, 0)
+    }
+
     /// A long task held while 100 000 short ones come and go: it is still found, and the
     /// ledger keeps a bounded window, not a slot per id sent since.
     func testALongHeldTaskDoesNotGrowTheLedger() {

@@ -51,15 +51,16 @@ struct TaskLedger {
         return Int(id - windowStart)
     }
 
+    /// (A task moved to `older` leaves its slot nil, in the window until the front is dropped.)
     subscript(id: UInt64) -> Task? {
-        if let slot = slot(of: id) { return window[slot] }
+        if let slot = slot(of: id), let task = window[slot] { return task }
         return older[id]
     }
 
     /// Removes the task `id` if `worker` holds it.
     mutating func settle(_ id: UInt64, from worker: Int) -> Task? {
-        if let slot = slot(of: id) {
-            guard let task = window[slot], task.worker == worker else { return nil }
+        if let slot = slot(of: id), let task = window[slot] {
+            guard task.worker == worker else { return nil }
             window[slot] = nil
             count -= 1
             advance()
