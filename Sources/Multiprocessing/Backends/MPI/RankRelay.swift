@@ -61,6 +61,12 @@ struct RankRelay {
                 if status.tag == MPIProtocol.poolTag {
                     guard sameBuild else { continue } // rank 0 refuses pools then; never happens
                     try handlePoolMessages()
+                    // The local workers' replies go before the next probe: a task forwarded
+                    // alone has often been answered already (waking its worker on this CPU ran
+                    // it), and a probe that finds nothing yields the CPU inside MPI first
+                    // (`mpi_yield_when_idle`): ~1 µs of a hot round trip (`Benchmarks/engine-ab.md`,
+                    // session 13).
+                    break
                 } else if status.tag == MPIObjectProtocol.replyTag {
                     relayObjectReply()
                 } else if status.tag == MPIProtocol.controlTag {
