@@ -88,11 +88,21 @@ extension Communicator {
         from source: Source = .any, tag: Tag = .any, into buffer: inout [UInt8],
         waitingAtMost shortLength: Int
     ) throws(MPIError) -> Arrival? {
+        try receiveIfAvailable(from: source, tag: tag, into: &buffer, waitingAtMost: { _ in shortLength })
+    }
+
+    /// `receiveIfAvailable(from:tag:into:waitingAtMost:)` with the short length chosen per
+    /// message by its tag: one probe for messages of several tags, each received as its tag
+    /// needs (`Int.max`: always whole, as `receiveIfAvailable(from:tag:into:)` does).
+    public func receiveIfAvailable(
+        from source: Source = .any, tag: Tag = .any, into buffer: inout [UInt8],
+        waitingAtMost shortLength: (_ tag: Int) -> Int
+    ) throws(MPIError) -> Arrival? {
         guard let probed = try probeMatched(source, tag) else { return nil }
         var message = probed.message
         let status = probed.status
         let count = try status.count(datatype: cmpi_byte())
-        if count <= shortLength {
+        if count <= shortLength(status.tag) {
             return .received(try receiveMatched(&message, count: count, into: &buffer))
         }
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, count), alignment: 16)

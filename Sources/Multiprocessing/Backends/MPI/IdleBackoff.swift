@@ -8,11 +8,18 @@ import Glibc
 /// core while it waits). After activity it spins for 50 µs (latency), then yields the CPU
 /// until 300 µs, then sleeps 20 µs, doubling up to 1 ms (or the caller's `longest`).
 ///
+/// A spin's pause is short (`spinPauses`): the loop's own probe is most of a turn (under
+/// `mpi_yield_when_idle` a probe that finds nothing yields the CPU), and a message is seen
+/// on average half a turn after it arrived. With 32 pauses (~0.75 µs here) a hot `apply`
+/// under mpirun -np 3 waited ~2 µs for each of its two hops; with 2, ~0.8 µs
+/// (`Benchmarks/engine-ab.md`, session 13).
+///
 /// MPI cannot wake a sleeper when a message arrives, so a poller's latency is its sleep's
 /// real length: the thread that sleeps first sets its timer slack to 1 µs
 /// (`PR_SET_TIMERSLACK`; the default 50 µs made a 20 µs sleep last 70–120 µs here).
 struct IdleBackoff {
     static let spinNanoseconds: UInt64 = 50_000
+    static let spinPauses = 2
     static let yieldNanoseconds: UInt64 = 300_000
     static let firstSleep: Int64 = 20_000
     static let longestSleep: Int64 = 1_000_000
@@ -39,7 +46,7 @@ struct IdleBackoff {
         let now = monotonicNanoseconds()
         let idle = eager ? now &- lastActivity : .max
         if idle < Self.spinNanoseconds {
-            for _ in 0..<32 { CSystemShims_cpu_relax() }
+            for _ in 0..<Self.spinPauses { CSystemShims_cpu_relax() }
             return
         }
         if idle < Self.yieldNanoseconds {

@@ -305,15 +305,25 @@ final class MPIService: @unchecked Sendable {
         }
         if !otherSends.isEmpty { otherSends = try otherSends.filter { try $0.test() == nil } }
         var received = 0
+        var requests = false
+        // One probe for both tags a pump takes (pool messages, object requests): each probe that
+        // finds nothing yields the CPU inside MPI (`mpi_yield_when_idle`), and a hot round
+        // trip's reply waited behind a second one (`Benchmarks/engine-ab.md`, session 13).
+        // An object request is received whole, as the object service always did. No control
+        // message arrives while pumps run: the greeting ends before the communicator is set
+        // here, and `terminateWorkers` holds the MPI after the pools and the service thread ended.
         while received < 256,
             let arrival = try communicator.receiveIfAvailable(
-                from: .any, tag: .value(MPIProtocol.poolTag), into: &buffer,
-                waitingAtMost: Self.shortMessageBytes)
+                from: .any, tag: .any, into: &buffer,
+                waitingAtMost: { $0 == MPIObjectProtocol.requestTag ? .max : Self.shortMessageBytes })
         {
             received += 1
             switch arrival {
+            case .received(let status) where status.tag == MPIObjectProtocol.requestTag:
+                handleObjectRequest(from: status.source)
+                requests = true
             case .received(let status):
-                guard receiving.indices.contains(status.source) else { continue }
+                guard status.tag == MPIProtocol.poolTag, receiving.indices.contains(status.source) else { continue }
                 if receiving[status.source].isEmpty {
                     buffer.withUnsafeBytes { route($0, from: status.source, for: pool, deliver, woken: &woken) }
                 } else {
@@ -335,7 +345,7 @@ final class MPIService: @unchecked Sendable {
                 head.withBytes { route($0, from: rank, for: pool, deliver, woken: &woken) }
             }
         }
-        if try serveObjects(communicator) { moved = true }
+        if try serveObjects(communicator, requestsArrived: requests) { moved = true }
         return moved || received > 0
     }
 
@@ -363,19 +373,21 @@ final class MPIService: @unchecked Sendable {
         }
     }
 
-    /// Answers the worker ranks' object requests: receives them, expires parked ones whose
-    /// timeout passed, sends every ready reply. Returns whether a request arrived.
-    private func serveObjects(_ communicator: Communicator) throws -> Bool {
-        let registry = MPIObjectRegistry.shared
-        var moved = false
-        while let status = try communicator.receiveIfAvailable(from: .any, tag: .value(MPIObjectProtocol.requestTag), into: &buffer) {
-            // [local worker (UInt32)][request], from the rank that hosts it (`RankRelay`).
-            buffer.withUnsafeBytes { raw in
-                guard let local = ObjectRequester.readLocal(raw).map(Int.init) else { return }
-                registry.handle(UnsafeRawBufferPointer(rebasing: raw[4...]), from: ObjectRequester.id(rank: status.source, local: local))
-            }
-            moved = true
+    /// The object request in `buffer` from `rank`: [local worker (UInt32)][request], from the
+    /// rank that hosts it (`RankRelay`).
+    private func handleObjectRequest(from rank: Int) {
+        buffer.withUnsafeBytes { raw in
+            guard let local = ObjectRequester.readLocal(raw).map(Int.init) else { return }
+            MPIObjectRegistry.shared.handle(
+                UnsafeRawBufferPointer(rebasing: raw[4...]), from: ObjectRequester.id(rank: rank, local: local))
         }
+    }
+
+    /// Answers the worker ranks' object requests (the pump received them): expires parked ones
+    /// whose timeout passed, sends every ready reply. Returns `requestsArrived`.
+    private func serveObjects(_ communicator: Communicator, requestsArrived: Bool) throws -> Bool {
+        let registry = MPIObjectRegistry.shared
+        let moved = requestsArrived
         if moved { lastObjectRequest = monotonicNanoseconds() }
         registry.expire(now: monotonicNanoseconds())
         for reply in registry.takeReplies() {
@@ -393,8 +405,8 @@ final class MPIService: @unchecked Sendable {
         defer { unlockMPI() }
         guard let communicator else { return false }
         do {
-            if try communicator.iprobe(from: .any, tag: .value(MPIProtocol.poolTag)) != nil { return true }
-            if try communicator.iprobe(from: .any, tag: .value(MPIObjectProtocol.requestTag)) != nil { return true }
+            // Any tag: a pool message or an object request (one probe, see `pumpLocked`).
+            if try communicator.iprobe(from: .any, tag: .any) != nil { return true }
             if MPIObjectRegistry.shared.hasReplies { return true }
             for rank in pending.indices { if let head = pending[rank].first, try head.test() != nil { return true } }
             for rank in receiving.indices { if let head = receiving[rank].first, try head.isComplete() { return true } }

@@ -43,6 +43,8 @@ struct RankRelay {
     private var scratch = WireWriter(capacity: 256)
     /// The local workers' messages of one pass, sent to rank 0 together (`relayReplies`).
     private var outbox = RelayBatch(pool: 0, limit: MPIService.shortMessageBytes)
+    /// Whether the pool message just handled forwarded a lone task (`handlePoolMessage`).
+    private var forwardedLone = false
 
     init(communicator: Communicator, build: BuildID) {
         self.communicator = communicator
@@ -60,7 +62,14 @@ struct RankRelay {
                 moved = true
                 if status.tag == MPIProtocol.poolTag {
                     guard sameBuild else { continue } // rank 0 refuses pools then; never happens
+                    forwardedLone = false
                     try handlePoolMessages()
+                    // After a lone task (a round trip), the local workers' replies go before the
+                    // next probe: waking its worker on this CPU has often run it already, and a
+                    // probe that finds nothing yields the CPU inside MPI first
+                    // (`mpi_yield_when_idle`): ~0.7 µs of a hot round trip (`Benchmarks/engine-ab.md`,
+                    // session 13). A stream of tasks is drained first, its replies relayed in one batch.
+                    if forwardedLone { break }
                 } else if status.tag == MPIObjectProtocol.replyTag {
                     relayObjectReply()
                 } else if status.tag == MPIProtocol.controlTag {
@@ -158,6 +167,7 @@ struct RankRelay {
                 lone = alone && pools[pool]?.outstanding == 0
                 pools[pool]?.outstanding += 1
             }
+            if lone { forwardedLone = true }
             // The envelope becomes the frame header: the message goes to the ring as it came.
             message.storeBytes(of: UInt64(message.count - Frame.headerSize).littleEndian, toByteOffset: 0, as: UInt64.self)
             local.forward(frame: UnsafeRawBufferPointer(message), to: index, beckoning: lone, deferringWake: true)
