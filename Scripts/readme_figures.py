@@ -53,6 +53,7 @@ FIGURES = {
     "pool.map.chunk_default.ratio": (POOL, "`map` 200 000 tasks, chunksize default", "ratio", as_is()),
     "pool.map.chunk_1.ratio": (POOL, "`map` 200 000 tasks, chunksize 1", "ratio", as_is()),
     "pool.apply.hot": (POOL, "`apply` round trip, hot", "swift-multiprocessing", as_is(" µs")),
+    "pool.map.checkpoint.vs_plain": (POOL, "2 000 000 tasks, chunksize 100, checkpoint", "with ÷ plain", as_is()),
     "python.pool.apply.hot": (POOL, "`apply` round trip, hot", "Python `multiprocessing`", as_is(" µs")),
     "mpi.pool.map.chunk_1.ratio": (MPI_POOL, "`map` chunksize 1", "ratio", as_is()),
     "objects.local.lock": (OBJECTS, "`Lock` acquire + release", "local", as_is(" µs")),
