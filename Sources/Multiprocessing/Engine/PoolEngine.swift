@@ -332,10 +332,17 @@ final class PoolEngine: @unchecked Sendable {
             progressed = true
         }
         // One clock read for the replies of a poll (not one each: a map of tiny tasks takes
-        // several per round), at the first event.
+        // several per round), at the first event — except a reply from a worker without shared
+        // progress words (MPI, in-process): there its next input's time limit counts from the
+        // reply's time (`observed`), which a caller's callback run for an earlier reply of the
+        // same poll must not make look older.
         var polledAt: UInt64 = 0
         if backend.poll({ event in
-            if polledAt == 0 { polledAt = clock() }
+            if polledAt == 0 {
+                polledAt = clock()
+            } else if case .reply(let worker, _) = event, backend.progress(of: worker) == nil {
+                polledAt = clock()
+            }
             handle(event, now: polledAt)
         }) {
             progressed = true
