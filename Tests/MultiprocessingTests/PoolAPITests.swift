@@ -101,6 +101,33 @@ final class PoolAPITests: TimeLimitedTestCase {
         broken.terminate()
     }
 
+    /// A worker dies with the thread that forked it (PR_SET_PDEATHSIG). The main thread forks
+    /// a pool's workers itself; a pool made on any other thread has them forked by the
+    /// supervisor thread, so they outlive the thread that made the pool.
+    func testAPoolMadeOnAThreadThatEndsKeepsItsWorkers() throws {
+        let done = ConditionLock()
+        nonisolated(unsafe) var made: Result<Pool, any Error>?
+        try spawnThread(named: "test-pool-maker") {
+            let result = Result { try Pool(processes: 2, startMethod: .fork) }
+            done.withLock {
+                made = result
+                done.broadcast()
+            }
+        }
+        let pool = try done.withLock { () -> Result<Pool, any Error> in
+            while made == nil { done.wait(until: monotonicNanoseconds() + 30_000_000_000) }
+            return made!
+        }.get()
+        defer { pool.terminate() }
+        let pids = pool.workerPlacement.compactMap(\.pid)
+        XCTAssertEqual(pids.count, 2)
+        // The maker thread has ended by now or soon will: give a death signal time to land.
+        usleep(200_000)
+        for pid in pids { XCTAssertEqual(kill(pid, 0), 0, "worker \(pid) outlived the thread that made the pool") }
+        XCTAssertEqual(try pool.map(Square(), 0..<40, chunkSize: 1), (0..<40).map { $0 * $0 })
+        XCTAssertEqual(Set(pool.workerPlacement.compactMap(\.pid)), Set(pids), "no worker was replaced")
+    }
+
     func testMaxTasksPerChildReplacesWorkers() throws {
         try Pool.with(processes: 1, maxTasksPerChild: 2) { pool in
             let pids = try pool.map(WorkerPID(), 0..<6, chunkSize: 1)
