@@ -95,21 +95,10 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     var summary: String { summaryOverride ?? "local, \(method.rawValue)" }
 
     func start() throws {
-        try launch(Array(0..<workerCount))
+        for slot in 0..<workerCount { try launch(slot) }
     }
 
-    /// A worker about to start in `slot`: its rings reset, its control socket made (the
-    /// child's end `childControl`, closed here once it started or could not).
-    private struct Launch: Sendable {
-        let slot: Int
-        let childControl: Int32
-        let tagged: OutputTagging.Pipes?
-        let onExit: @Sendable (pid_t, ChildExit) -> Void
-        /// What a spawned worker's spec says it was passed.
-        var passed: String { tagged == nil ? " fds=2" : " fds=4 stdio=5" }
-    }
-
-    private func prepare(_ slot: Int) throws -> Launch {
+    private func launch(_ slot: Int) throws {
         layout.progress(slot).reset()
         layout.transfer(slot).reset()
         slots[slot].held.removeAll()
@@ -121,121 +110,57 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         try syscallRetrying("socketpair") {
             socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair)
         }
+        let childControl = pair[1]
+        defer { systemClose(childControl) }
         slots[slot].control = pair[0]
         let generation = slots[slot].generation
         let onExit: @Sendable (pid_t, ChildExit) -> Void = { [weak self] pid, exit in
             self?.childEnded(slot: slot, generation: generation, pid: pid, exit: exit)
         }
+        let pid: pid_t
         // tagOutput / SWIFTMP_TAG_OUTPUT=1: the worker's 1 and 2 are pipes read here (OutputTagging).
-        let tagged: OutputTagging.Pipes?
-        do {
-            tagged = try OutputTagging.Pipes.ifEnabled(option: tagOutput)
-        } catch {
-            systemClose(pair[1])
-            throw error
-        }
-        return Launch(slot: slot, childControl: pair[1], tagged: tagged, onExit: onExit)
-    }
-
-    /// Starts a worker in each of `slots`. Forked workers are forked back to back, by the
-    /// main thread if it asks, else in one request to the supervisor thread: a request is a
-    /// hand-over between threads and back (hundreds of µs on a 2-CPU machine while the first
-    /// worker starts).
-    private func launch(_ slots: [Int]) throws {
-        var launches: [Launch] = []
-        var pids: [pid_t] = []
-        defer {
-            for (index, launch) in launches.enumerated() {
-                systemClose(launch.childControl)
-                if index >= pids.count { launch.tagged?.discard() }
-            }
-        }
-        for slot in slots { launches.append(try prepare(slot)) }
-        var failure: (any Error)?
+        let tagged = try OutputTagging.Pipes.ifEnabled(option: tagOutput)
+        var launched = false
+        defer { if !launched { tagged?.discard() } }
+        let passed = tagged == nil ? " fds=2" : " fds=4 stdio=5"
         switch method {
         case .fork, .automatic:
             let layout = self.layout
             let parent = parentPID
             let crashReports = crashReportSetup
-            let ready = launches
-            // A local function, not a closure value: on the main thread it is called directly.
-            @Sendable func forkAll() -> [Result<pid_t, SystemError>] {
-                var outcomes: [Result<pid_t, SystemError>] = []
-                for launch in ready {
-                    do throws(SystemError) {
-                        let pid = try ChildLauncher.fork {
-                            launch.tagged?.redirectInChild()
-                            if launch.childControl != 3 { dup2(launch.childControl, 3) }
-                            ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
-                            _exit(
-                                ChildEntry.servePool(
-                                    layout: layout, slot: launch.slot, parent: parent, control: 3,
-                                    crashReports: crashReports))
-                        }
-                        started(pid)
-                        try ProcessSupervisor.shared.watch(pid: pid) { launch.onExit(pid, $0) }
-                        outcomes.append(.success(pid))
-                    } catch {
-                        outcomes.append(.failure(error))
-                        break
-                    }
+            pid = try ProcessSupervisor.shared.perform { [self] in
+                let pid = try ChildLauncher.fork {
+                    tagged?.redirectInChild()
+                    if childControl != 3 { dup2(childControl, 3) }
+                    ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
+                    _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3, crashReports: crashReports))
                 }
-                return outcomes
-            }
-            // A worker dies with the *thread* that forked it (PR_SET_PDEATHSIG): the main thread
-            // lives as long as the process, so it forks on the spot, as `Process` does — no
-            // hand-over to the supervisor thread and back per start (the supervisor still
-            // reaps them); any other thread may end before its workers: the supervisor forks.
-            let outcomes =
-                CSystemShims_gettid() == getpid() ? forkAll() : try ProcessSupervisor.shared.perform(forkAll)
-            for outcome in outcomes {
-                switch outcome {
-                case .success(let pid): pids.append(pid)
-                case .failure(let error): failure = error
-                }
+                started(pid)
+                try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
+                return pid
             }
         case .spawn:
             let fd = region.descriptor
-            for launch in launches {
-                let spec = "pool-worker parent=\(parentPID) slot=\(launch.slot)" + launch.passed
-                do {
-                    pids.append(
-                        try ProcessSupervisor.shared.perform { [self] in
-                            let pid = try ChildLauncher.spawn(
-                                spec: spec, passing: [fd, launch.childControl] + (launch.tagged?.childEnds ?? []))
-                            started(pid)
-                            try ProcessSupervisor.shared.watch(pid: pid) { launch.onExit(pid, $0) }
-                            return pid
-                        })
-                } catch {
-                    failure = error
-                    break
-                }
+            let spec = "pool-worker parent=\(parentPID) slot=\(slot)" + passed
+            pid = try ProcessSupervisor.shared.perform { [self] in
+                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl] + (tagged?.childEnds ?? []))
+                started(pid)
+                try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
+                return pid
             }
         case .forkserver:
-            for launch in launches {
-                do {
-                    let server = try ForkServer.shared()
-                    pids.append(
-                        try server.fork(
-                            spec: "pool-worker slot=\(launch.slot)" + launch.passed,
-                            passing: [region.descriptor, launch.childControl] + (launch.tagged?.childEnds ?? []),
-                            started: { [weak self] in self?.started($0) }, onExit: launch.onExit))
-                } catch {
-                    failure = error
-                    break
-                }
-            }
+            let server = try ForkServer.shared()
+            pid = try server.fork(
+                spec: "pool-worker slot=\(slot)" + passed,
+                passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
+                started: { [weak self] in self?.started($0) }, onExit: onExit)
         }
-        for (launch, pid) in zip(launches, pids) {
-            self.slots[launch.slot].pid = pid
-        }
-        if let failure { throw failure }
-        for (launch, pid) in zip(launches, pids) {
-            try launch.tagged?.started(pid: pid)
-        }
+        slots[slot].pid = pid
+        launched = true
+        try tagged?.started(pid: pid)
     }
 
+    /// Registers a started worker; on the supervisor thread, before it can be reaped.
     private func started(_ pid: pid_t) {
         endedLock.withLock { _ = live.insert(pid) }
     }
@@ -514,7 +439,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         updateOutboundFlag(worker)
         slots[worker].ended = nil
         slots[worker].crashReport = nil
-        try launch([worker])
+        try launch(worker)
     }
 
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
