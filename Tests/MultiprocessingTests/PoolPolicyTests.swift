@@ -221,6 +221,25 @@ final class PoolPolicyTests: TimeLimitedTestCase {
         try pool.join()
     }
 
+    /// `on` reads back what was set, through the initializer and the property, and decides
+    /// which failures are retried.
+    func testRetryPolicyOnReadsBackAndDecides() {
+        var policy = RetryPolicy(attempts: 3, on: [.threw])
+        XCTAssertEqual(policy.on, [.threw])
+        XCTAssertTrue(policy.retries(.threw, error: PoolError(.closed, "x"), after: 1))
+        XCTAssertFalse(policy.retries(.workerDied, error: PoolError(.closed, "x"), after: 1))
+        policy.on = [.workerDied, .timedOut]
+        XCTAssertEqual(policy.on, [.workerDied, .timedOut])
+        XCTAssertTrue(policy.retries(.timedOut, error: PoolError(.closed, "x"), after: 2))
+        XCTAssertFalse(policy.retries(.timedOut, error: PoolError(.closed, "x"), after: 3), "attempts used up")
+        XCTAssertFalse(policy.retries(.threw, error: PoolError(.closed, "x"), after: 1))
+        XCTAssertEqual(RetryPolicy(attempts: 2).on, [.workerDied, .timedOut])
+        XCTAssertEqual(RetryPolicy.none.on, [])
+        XCTAssertEqual(RetryPolicy.none.attempts, 1)
+        policy.on = []
+        XCTAssertEqual(policy.on, [])
+    }
+
     func testBadPolicyArgumentsAreClearErrors() throws {
         XCTAssertThrowsError(try Pool(processes: 1, taskTimeout: 0)) {
             XCTAssertEqual(($0 as? PoolError)?.code, .invalidArgument)
