@@ -42,7 +42,9 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
         self.canceller = cancel
     }
 
-    deinit { if !(job?.finished ?? external?.finished() ?? true) { canceller() } }
+    /// A stream dropped before its job finished cancels what is left. (`isFinished`: the
+    /// engine's thread sets the job's `finished` while this may run on any other.)
+    deinit { if !(job?.isFinished ?? external?.finished() ?? true) { canceller() } }
 
     /// Stops the stream: what is not done is cancelled; `next()` then returns nil.
     public func cancel() {

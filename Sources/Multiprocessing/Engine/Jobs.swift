@@ -51,8 +51,14 @@ class Job: @unchecked Sendable {
     /// The function value (the engine swaps in its cached equal, `FunctionCache`).
     var function: FunctionDefinition
     let options: TaskOptions
-    /// Set when the job needs nothing more (done, failed or cancelled).
-    @exclusivity(unchecked) var finished = false
+    /// Set when the job needs nothing more (done, failed or cancelled). Engine thread only;
+    /// other threads read `isFinished`.
+    @exclusivity(unchecked) var finished = false {
+        didSet { if finished { finishedFlag.store(true, ordering: .releasing) } }
+    }
+    private let finishedFlag = Atomic<Bool>(false)
+    /// `finished`, for any thread (a result stream's owner, when it drops the stream).
+    var isFinished: Bool { finishedFlag.load(ordering: .acquiring) }
     /// Runs alone on its worker (a `Process` target on an MPI rank): its chunk goes only to a
     /// worker with nothing in flight, which then gets nothing else until it finishes.
     var exclusive = false
