@@ -415,6 +415,58 @@ final class EngineTests: XCTestCase {
         XCTAssertNil(limited.take(), "the stream ended with one result for its one input")
     }
 
+    /// Without shared progress words an input's time counts from the reply before it on its
+    /// worker. Two replies in one poll: a caller's callback run for the first (600 ms on the
+    /// clock) must not make the second look older — the limited input after it has run
+    /// 0.1 s, not 0.7 s, and is not given up.
+    func testASlowCallbackDoesNotAgeTheNextReplyOfThePoll() throws {
+        let backend = ScriptedBackend(workers: 1, canReplace: false, sharesProgress: false)
+        let engine = engine(backend)
+        // Quick replies first: the engine then keeps several chunks on the worker.
+        let warm = try stream(engine, [10, 11, 12])
+        var answered = 0
+        while answered < 3 {
+            _ = engine.step()
+            guard answered < backend.chunks[0].count else { return XCTFail("no chunk to answer") }
+            now += 10_000
+            let chunk = backend.chunks[0][answered]
+            backend.reply(0, task: chunk.task, outputs: chunk.inputs)
+            answered += 1
+        }
+        _ = engine.step()
+        for _ in 0..<3 { _ = warm.take() }
+        let slow = BatchJob<Identity>(
+            function: try FunctionDefinition.make(Identity()), options: .none, inputs: [1], chunkSize: 1
+        ) { [unowned self] _ in now += 600_000_000 }
+        try engine.submit(slow)
+        let limited = StreamJob<Identity>(
+            function: try FunctionDefinition.make(Identity()),
+            options: try TaskOptions(timeout: 0.5, retry: nil, defaults: .none),
+            source: AnyIterator([5, 6].makeIterator()), chunkSize: 1, ordered: true,
+            window: 10, wake: {})
+        try engine.submit(limited)
+        _ = engine.step()
+        _ = engine.step()
+        let sent = Array(backend.chunks[0].dropFirst(3))
+        XCTAssertEqual(sent.map(\.inputs), [[1], [5], [6]], "all three pipelined to the one worker")
+        guard sent.count == 3 else { return }
+        backend.reply(0, task: sent[0].task, outputs: [1])
+        backend.reply(0, task: sent[1].task, outputs: [5])
+        _ = engine.step() // the slow callback runs between the two replies
+        now += 100_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.killed, [])
+        guard case .outputs(let five)? = limited.take() else { return XCTFail("input 5 failed") }
+        XCTAssertEqual(five, [5])
+        guard case .timedOut = limited.take(until: monotonicNanoseconds()) else {
+            return XCTFail("input 6 has run 0.1 s of its 0.5 s: neither given up nor done")
+        }
+        backend.reply(0, task: sent[2].task, outputs: [6])
+        _ = engine.step()
+        guard case .outputs(let six)? = limited.take() else { return XCTFail("input 6 failed") }
+        XCTAssertEqual(six, [6])
+    }
+
     func testARetriedInputRunsAgainAfterItsBackoff() throws {
         let backend = ScriptedBackend(workers: 1)
         let engine = engine(backend)
