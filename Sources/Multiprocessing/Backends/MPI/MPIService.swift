@@ -330,7 +330,9 @@ final class MPIService: @unchecked Sendable {
                     receiving[status.source].append(.received(buffer)) // after the longer one before it
                 }
             case .started(let incoming):
-                if receiving.indices.contains(incoming.source) {
+                // As for a short one, only a pool message is routed; a long message of another
+                // tag (never expected) is left to complete and dropped.
+                if incoming.tag == MPIProtocol.poolTag, receiving.indices.contains(incoming.source) {
                     receiving[incoming.source].append(.started(incoming))
                 } else {
                     otherSends.append(incoming.request) // never expected; left to complete
