@@ -1,4 +1,4 @@
-"""Summary of `bench checkpoint` runs of the session-14 experiment (branch ckpt14-exp, 9c79503)
+"""Summary of `bench checkpoint` runs of the session-14 experiment (checkpoint-worker-journal-experiment.patch)
 with SWIFTMP_EXP_WJ=2 SWIFTMP_EXP_WJ_AB=1: each repetition runs, in one process and pool, a
 plain map, a map journaled by the parent's writer (main's journal) and one journaled by the
 workers, in a rotating order. Input: lines "ROUND load=L1 L5 L15 {json}", as written by
