@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """pool.startup of two swiftmp builds, interleaved: one cold process per sample.
 
-    nice -n -10 Scripts/startup_ab.py BASE_SWIFTMP THIS_SWIFTMP [ROUNDS]   # default 40 rounds
+    nice -n -10 Scripts/startup_ab.py [--quiet] BASE_SWIFTMP THIS_SWIFTMP [ROUNDS]   # default 40 rounds
+
+--quiet: each round starts only once the machine's CPUs have been at least 92 % idle over two
+0.3 s windows in a row (/proc/stat; gives up waiting after 10 minutes and says so), so that
+rounds run between another job's bursts (a build, a benchmark) rather than during them.
 
 Each round runs `swiftmp bench pool --processes 2 --start-method fork --repetitions 1 --only zzz`
 once with each build, the order swapped every round, and keeps its `pool.startup` (one
@@ -40,19 +44,46 @@ def sample(binary):
     return value
 
 
+def busy(interval=0.3):
+    """The share of the machine's CPU time that was not idle over `interval` seconds."""
+    def read():
+        with open("/proc/stat") as file:
+            fields = list(map(int, file.readline().split()[1:]))
+        return sum(fields), fields[3] + fields[4]  # idle + iowait
+    total0, idle0 = read()
+    time.sleep(interval)
+    total1, idle1 = read()
+    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+
+
+def wait_until_quiet(limit=0.08, patience=600):
+    """Waits until two windows in a row are under `limit` busy; False if `patience` s passed."""
+    end = time.time() + patience
+    while time.time() < end:
+        if busy() < limit and busy() < limit:
+            return True
+    return False
+
+
 def load():
     with open("/proc/loadavg") as file:
         return file.read().split()[0]
 
 
 def main():
-    if len(sys.argv) not in (3, 4):
+    arguments = sys.argv[1:]
+    quiet = "--quiet" in arguments
+    arguments = [a for a in arguments if a != "--quiet"]
+    if len(arguments) not in (2, 3):
         sys.exit(__doc__)
-    sides = {"base": sys.argv[1], "this": sys.argv[2]}
-    rounds = int(sys.argv[3]) if len(sys.argv) == 4 else 40
+    sides = {"base": arguments[0], "this": arguments[1]}
+    rounds = int(arguments[2]) if len(arguments) == 3 else 40
+    noisy = 0
     values = {"base": [], "this": []}
     before = load()
     for round in range(rounds):
+        if quiet and not wait_until_quiet():
+            noisy += 1
         order = ["base", "this"] if round % 2 == 0 else ["this", "base"]
         for side in order:
             values[side].append(sample(sides[side]))
@@ -64,6 +95,8 @@ def main():
               f"[p25 {q[0]:.3f}, p75 {q[2]:.3f}, min {v[0]:.3f}, max {v[-1]:.3f}]")
     ratio = statistics.median(values["this"]) / statistics.median(values["base"])
     print(f"this/base (medians): {ratio:.3f}; load {before} before, {after} after")
+    if quiet:
+        print(f"--quiet: {noisy} of {rounds} rounds started without a quiet machine")
 
 
 if __name__ == "__main__":
