@@ -90,6 +90,7 @@ enum ChildEntry {
         let relay = MPIObjectClient.isAvailable ? ObjectRequestRelay(channel: channel) : nil
         if let relay { MPIObjectClient.install(relay: relay) }
         if relay != nil {
+            channel.spinsForTasks = { SpinGate.spinningPays() }
             // `SWIFTMP_WORKER_FOLLOWS_RANK=0` leaves the worker where the kernel puts it.
             channel.followsRank = getenv("SWIFTMP_WORKER_FOLLOWS_RANK").map { String(cString: $0) != "0" } ?? true
         }

@@ -366,14 +366,12 @@ final class WorkerChannel {
     private var nextToken: UInt64 = 0
     /// Why `receive` returned nil although the parent lives.
     private(set) var failure: String?
-    /// Whether to spin (rather than sleep at once) while waiting for the next task: a worker
-    /// spins only while the machine has a CPU free (`SpinGate`). Its master answers within
-    /// microseconds, but on a full machine a spinning worker takes the CPU the master needs:
-    /// in a map of tiny tasks at chunk size 100 on 2 CPUs the pool's thread is the bottleneck
-    /// (1.3–1.4× faster with the gate, `Benchmarks/engine-ab.md`, session 14); under MPI its
-    /// rank and rank 0 already poll MPI (mpirun -np 2 on 2 CPUs: hot round trip 85–112 µs
-    /// spinning, 30–57 µs not). A lone round trip still finds its worker awake.
-    var spinsForTasks: () -> Bool = { SpinGate.spinningPays() }
+    /// Whether to spin (rather than sleep at once) while waiting for the next task. A pool's
+    /// worker spins: its master answers within microseconds. A worker hosted by an MPI rank
+    /// spins only while the machine has a CPU free (`SpinGate`): its rank and rank 0 already
+    /// poll MPI, and a third waiter awake on a full machine takes the CPU the relay needs
+    /// (measured under mpirun -np 2 on 2 CPUs: hot round trip 85–112 µs spinning, 30–57 µs not).
+    var spinsForTasks: () -> Bool = { true }
     /// A worker hosted by an MPI rank follows its rank's CPU: when it waited for a task that
     /// came alone — the rank had nothing else in flight (`TransferWords.Sender.beckoning`) and the
     /// ring holds only it: a round trip, not a stream of tasks — and runs on another CPU
