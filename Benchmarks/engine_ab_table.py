@@ -6,26 +6,14 @@ per figure, each side's median over the rounds, their ratio (this ÷ base), and 
 
 PREFIX keeps only the figures whose names start with it (e.g. `mpi.`).
 """
-import json
+import os
 import statistics
 import sys
 
-path = sys.argv[1]
-prefix = sys.argv[2] if len(sys.argv) > 2 else ""
-side, figures = None, {}
-for line in open(path):
-    line = line.strip()
-    if not line.startswith("{"):
-        continue
-    record = json.loads(line)
-    if "side" in record:
-        side = record["side"]
-        continue
-    name, value = record.get("name"), record.get("value")
-    if name is None or not isinstance(value, (int, float)) or not name.startswith(prefix):
-        continue
-    figures.setdefault(name, {}).setdefault(side, []).append(value)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Scripts"))
+from bench_log import ab_figures  # noqa: E402
 
+figures = ab_figures(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "")
 
 def number(value):
     return f"{value:.3g}"

@@ -43,21 +43,10 @@ for round in $(seq "$rounds"); do
     done
 done
 python3 - "$log" <<'PY'
-import json, statistics, sys
-side, figures = None, {}
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line.startswith("{"):
-        continue
-    record = json.loads(line)
-    if "side" in record:
-        side = record["side"]
-        continue
-    name = record.get("name") or record.get("figure")
-    value = record.get("value") if "value" in record else record.get("median")
-    if name is None or not isinstance(value, (int, float)):
-        continue
-    figures.setdefault(name, {}).setdefault(side, []).append(value)
+import statistics, sys
+sys.path.insert(0, "Scripts")
+from bench_log import ab_figures
+figures = ab_figures(sys.argv[1])
 print(f"{'figure':58} {'base':>12} {'this':>12} {'this/base':>9}")
 for name in sorted(figures):
     sides = figures[name]

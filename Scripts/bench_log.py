@@ -87,3 +87,25 @@ class Log:
             if f["command"] not in seen:
                 seen.append(f["command"])
         return seen
+
+
+def ab_figures(path, prefix=""):
+    """The figures of a `Scripts/bench-ab.sh` log (.build-ab/log.jsonl: a `{"side": …}` line, then
+    that side's figures): name → side → the values in round order, only names starting with
+    `prefix`. Figures as `bench.sh` logs them (`name`/`value`, or `figure`/`median`)."""
+    side, figures = None, {}
+    with open(path) as lines:
+        for line in lines:
+            line = line.strip()
+            if not line.startswith("{"):
+                continue
+            record = json.loads(line)
+            if "side" in record:
+                side = record["side"]
+                continue
+            name = record.get("name") or record.get("figure")
+            value = record.get("value") if "value" in record else record.get("median")
+            if name is None or not isinstance(value, (int, float)) or not name.startswith(prefix):
+                continue
+            figures.setdefault(name, {}).setdefault(side, []).append(value)
+    return figures

@@ -20,6 +20,8 @@ import subprocess
 import sys
 import time
 
+from bench_python_pool import cpu_jiffies
+
 
 def sample(binary):
     command = ["stdbuf", "-oL", binary, "bench", "pool", "--processes", "2", "--start-method", "fork",
@@ -46,13 +48,9 @@ def sample(binary):
 
 def busy(interval=0.3):
     """The share of the machine's CPU time that was not idle over `interval` seconds."""
-    def read():
-        with open("/proc/stat") as file:
-            fields = list(map(int, file.readline().split()[1:]))
-        return sum(fields), fields[3] + fields[4]  # idle + iowait
-    total0, idle0 = read()
+    idle0, total0 = cpu_jiffies()
     time.sleep(interval)
-    total1, idle1 = read()
+    idle1, total1 = cpu_jiffies()
     return 1 - (idle1 - idle0) / max(1, total1 - total0)
 
 

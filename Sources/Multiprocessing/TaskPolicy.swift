@@ -21,6 +21,7 @@ public struct RetryPolicy: Sendable {
         case threw
 
         static let all: [Failure] = [.workerDied, .timedOut, .threw]
+        static func bits(of failures: Set<Failure>) -> UInt8 { failures.reduce(0) { $0 | $1.bit } }
         var bit: UInt8 {
             switch self {
             case .workerDied: 1
@@ -35,7 +36,7 @@ public struct RetryPolicy: Sendable {
     /// Which failures are retried.
     public var on: Set<Failure> {
         get { Set(Failure.all.filter { failureBits & $0.bit != 0 }) }
-        set { failureBits = newValue.reduce(0) { $0 | $1.bit } }
+        set { failureBits = Failure.bits(of: newValue) }
     }
     /// `on` as bits (`Failure.bit`): a policy is copied and read with every call, and a
     /// `Set` of an enum of this module has its metadata built from its mangled name at its
@@ -55,25 +56,26 @@ public struct RetryPolicy: Sendable {
         attempts: Int, on: Set<Failure> = [.workerDied, .timedOut], when: (@Sendable (RemoteError) -> Bool)? = nil,
         backoff: Double = 0, multiplier: Double = 2, maximumBackoff: Double = 60
     ) {
+        self.init(
+            attempts: attempts, failureBits: Failure.bits(of: on), when: when, backoff: backoff,
+            multiplier: multiplier, maximumBackoff: maximumBackoff)
+    }
+
+    private init(
+        attempts: Int, failureBits: UInt8, when: (@Sendable (RemoteError) -> Bool)?, backoff: Double,
+        multiplier: Double, maximumBackoff: Double
+    ) {
         self.attempts = attempts
-        self.failureBits = on.reduce(0) { $0 | $1.bit }
+        self.failureBits = failureBits
         self.when = when
         self.backoff = backoff
         self.multiplier = multiplier
         self.maximumBackoff = maximumBackoff
     }
 
-    private init(attempts: Int, failureBits: UInt8) {
-        self.attempts = attempts
-        self.failureBits = failureBits
-        self.when = nil
-        self.backoff = 0
-        self.multiplier = 2
-        self.maximumBackoff = 60
-    }
-
     /// Every input runs once (the default).
-    public static let none = RetryPolicy(attempts: 1, failureBits: 0)
+    public static let none = RetryPolicy(
+        attempts: 1, failureBits: 0, when: nil, backoff: 0, multiplier: 2, maximumBackoff: 60)
 
     func validate() throws(PoolError) {
         guard attempts >= 1 else {
