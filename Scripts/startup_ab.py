@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """pool.startup of two swiftmp builds, interleaved: one cold process per sample.
 
-    nice -n -10 Scripts/startup_ab.py [--quiet] BASE_SWIFTMP THIS_SWIFTMP [ROUNDS]   # default 40 rounds
+    nice -n -10 Scripts/startup_ab.py [--quiet] [--mpi NP] BASE_SWIFTMP THIS_SWIFTMP [ROUNDS]   # default 40 rounds
+
+--mpi NP: each sample runs under `Scripts/mpirun.sh --timeout 120 -np NP` and keeps
+`mpi.pool.startup` (the pool of an mpirun-launched program, its first `apply` answered).
 
 --quiet: each round starts only once the machine's CPUs have been at least 92 % idle over two
 0.3 s windows in a row (/proc/stat; gives up waiting after 10 minutes and says so), so that
@@ -15,6 +18,7 @@ line-buffered by stdbuf; the workers die with it). Prints each side's median, qu
 max in ms, the ratio of the medians (this ÷ base), and the load average before and after.
 """
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -23,18 +27,30 @@ import time
 from bench_python_pool import cpu_jiffies
 
 
-def sample(binary):
-    command = ["stdbuf", "-oL", binary, "bench", "pool", "--processes", "2", "--start-method", "fork",
-               "--repetitions", "1", "--only", "zzz"]
+def sample(binary, ranks=None):
+    if ranks is None:
+        command = ["stdbuf", "-oL", binary, "bench", "pool", "--processes", "2", "--start-method", "fork",
+                   "--repetitions", "1", "--only", "zzz"]
+        name = "pool.startup"
+    else:
+        mpirun = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mpirun.sh")
+        command = ["stdbuf", "-oL", mpirun, "--timeout", "120", "-np", str(ranks), binary, "bench", "pool",
+                   "--repetitions", "1", "--only", "zzz"]
+        name = "mpi.pool.startup"
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     value = None
     for line in process.stdout:
         if line.startswith("{"):
             record = json.loads(line)
-            if record.get("name") == "pool.startup":
+            if record.get("name") == name:
                 value = record["value"] * 1e3
-                break
-    if process.poll() is None:
+                # Under mpirun the job is left to end by itself (killing the script would leave
+                # mpirun and its ranks behind; mpirun.sh's --timeout bounds it).
+                if ranks is None:
+                    break
+    if ranks is not None:
+        process.wait()
+    elif process.poll() is None:
         try:
             process.wait(timeout=0.05)
         except subprocess.TimeoutExpired:
@@ -42,7 +58,7 @@ def sample(binary):
             process.wait()
             time.sleep(0.05)  # its workers end with it (PR_SET_PDEATHSIG)
     if value is None:
-        sys.exit(f"startup_ab: {binary} printed no pool.startup")
+        sys.exit(f"startup_ab: {binary} printed no {name}")
     return value
 
 
@@ -72,6 +88,13 @@ def main():
     arguments = sys.argv[1:]
     quiet = "--quiet" in arguments
     arguments = [a for a in arguments if a != "--quiet"]
+    ranks = None
+    if "--mpi" in arguments:
+        at = arguments.index("--mpi")
+        if at + 1 >= len(arguments) or not arguments[at + 1].isdigit() or int(arguments[at + 1]) < 1:
+            sys.exit("startup_ab: --mpi needs a number of ranks (1 or more)")
+        ranks = int(arguments[at + 1])
+        del arguments[at:at + 2]
     if len(arguments) not in (2, 3):
         sys.exit(__doc__)
     sides = {"base": arguments[0], "this": arguments[1]}
@@ -84,7 +107,7 @@ def main():
             noisy += 1
         order = ["base", "this"] if round % 2 == 0 else ["this", "base"]
         for side in order:
-            values[side].append(sample(sides[side]))
+            values[side].append(sample(sides[side], ranks))
     after = load()
     for side in ("base", "this"):
         v = sorted(values[side])
