@@ -25,11 +25,9 @@ public struct RemoteError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String {
-        var text = "input \(inputIndex) threw \(typeName): \(message)"
-        var place = pid.map { ["worker process \($0)"] } ?? rank.map { ["worker rank \($0)"] } ?? []
-        if let host { place.append("on \(host)") }
-        if !place.isEmpty { text += " (\(place.joined(separator: " ")))" }
-        return text
+        let text = "input \(inputIndex) threw \(typeName): \(message)"
+        let place = workerPlace(pid: pid, rank: rank, host: host, unnamed: "")
+        return place.isEmpty ? text : text + " (\(place))"
     }
 
     /// Equal when the same input threw the same error, wherever it ran.
@@ -75,8 +73,7 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public var description: String {
-        var who = pid.map { "worker process \($0)" } ?? rank.map { "worker rank \($0)" } ?? "a worker"
-        if let host { who += " on \(host)" }
+        let who = workerPlace(pid: pid, rank: rank, host: host, unnamed: "a worker")
         let how =
             signal.map { "was killed by signal \($0) (\(signalName($0)))" }
             ?? exitCode.map { "exited with status \($0)" } ?? "ended"
@@ -91,6 +88,21 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
         a.pid == b.pid && a.rank == b.rank && a.host == b.host && a.signal == b.signal && a.exitCode == b.exitCode
             && a.inputIndex == b.inputIndex
     }
+}
+
+/// Where a worker ran, as the failure messages say it: "worker process 123 of rank 2 on
+/// node2" (a local worker hosted by an MPI rank), "worker rank 2 on node2", "worker process
+/// 123 on vm"; `unnamed` (then " on host" if known) when neither its pid nor its rank is.
+func workerPlace(pid: Int32?, rank: Int?, host: String?, unnamed: String) -> String {
+    var place =
+        switch (pid, rank) {
+        case (let pid?, let rank?): "worker process \(pid) of rank \(rank)"
+        case (let pid?, nil): "worker process \(pid)"
+        case (nil, let rank?): "worker rank \(rank)"
+        case (nil, nil): unnamed
+        }
+    if let host { place += place.isEmpty ? "on \(host)" : " on \(host)" }
+    return place
 }
 
 /// A misuse of a pool or a failure of the machinery around the tasks.

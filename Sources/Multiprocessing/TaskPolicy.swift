@@ -155,8 +155,7 @@ public struct TaskTimedOut: Error, CustomStringConvertible, Sendable, Equatable 
     }
 
     public var description: String {
-        var who = pid.map { "worker process \($0)" } ?? rank.map { "worker rank \($0)" } ?? "its worker"
-        if let host { who += " on \(host)" }
+        let who = workerPlace(pid: pid, rank: rank, host: host, unnamed: "its worker")
         return "input \(inputIndex) ran longer than its limit of \(seconds) s on \(who)"
     }
 }
