@@ -1,4 +1,5 @@
 import CSystemShims
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -30,7 +31,11 @@ final class ProcessSupervisor: @unchecked Sendable {
     private var startedIn: pid_t = 0
     private var startError: SystemError?
     private var wakeFD: Int32 = -1
-    private(set) var threadID: pid_t = 0
+    /// The supervisor thread's id, written by that thread when it starts and read by any
+    /// thread (`perform`, `watch`) to tell whether it is that thread: an atomic, as a plain
+    /// variable read there while the thread starts is a data race (ThreadSanitizer).
+    private let threadIDWord = Atomic<pid_t>(0)
+    var threadID: pid_t { threadIDWord.load(ordering: .relaxed) }
     /// Whether the supervisor thread holds `ForkGuard`'s activity (read) side: it does while
     /// it runs its own code and callbacks, so another thread (the main thread starting a
     /// `Process`) never forks while it might hold a Swift runtime lock. Only that thread
@@ -148,7 +153,7 @@ final class ProcessSupervisor: @unchecked Sendable {
     }
 
     private func loop() {
-        threadID = CSystemShims_gettid()
+        threadIDWord.store(CSystemShims_gettid(), ordering: .relaxed)
         var descriptors: [pollfd] = []
         enterActivity()
         while true {
