@@ -1,5 +1,6 @@
 #if MPI
 import MPI
+import Synchronization
 import Wire
 #if canImport(Glibc)
 import Glibc
@@ -106,8 +107,11 @@ final class MPIService: @unchecked Sendable {
     /// their data is all here when they are. Longer ones are matched at once but their data
     /// arrives when the rank next calls MPI: `MPI_Mrecv` would hold rank 0 that long.
     static let shortMessageBytes = 4096 - 64
-    /// When the last object request arrived (monotonic ns; 0: never).
-    private(set) var lastObjectRequest: UInt64 = 0
+    /// When the last object request arrived (monotonic ns; 0: never). Written by the thread
+    /// that pumps, read by the service thread and the pool's engine without the pump's lock:
+    /// an atomic (a plain variable is a data race there, ThreadSanitizer).
+    private let lastObjectRequestWord = Atomic<UInt64>(0)
+    var lastObjectRequest: UInt64 { lastObjectRequestWord.load(ordering: .relaxed) }
 
     private enum Incoming {
         case started(MatchedReceive)
@@ -390,7 +394,7 @@ final class MPIService: @unchecked Sendable {
     private func serveObjects(_ communicator: Communicator, requestsArrived: Bool) throws -> Bool {
         let registry = MPIObjectRegistry.shared
         let moved = requestsArrived
-        if moved { lastObjectRequest = monotonicNanoseconds() }
+        if moved { lastObjectRequestWord.store(monotonicNanoseconds(), ordering: .relaxed) }
         registry.expire(now: monotonicNanoseconds())
         for reply in registry.takeReplies() {
             otherSends.append(try MPIObjectProtocol.sendRelayed(reply.bytes, to: reply.rank, communicator))
