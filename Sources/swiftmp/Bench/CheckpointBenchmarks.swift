@@ -20,10 +20,11 @@ struct SpinTask: ParallelFunction {
 
 /// What a checkpoint journal costs a `map` at chunk size 100: the same map with and without
 /// `checkpoint:`, interleaved (each repetition runs both, in alternating order, so both see
-/// the same machine load), on trivial tasks (`SquareTask`, 2 M inputs by default) and on
-/// ~10 µs tasks. Each journal is a fresh file in /tmp, removed after.
+/// the same machine load), on trivial tasks (`SquareTask`, 2 M inputs by default), on ~1 µs
+/// tasks and on ~10 µs tasks. Each journal is a fresh file in /tmp, removed after.
 ///
-/// Names: `checkpoint.map.<n>.square` and `checkpoint.map.<n>.spin_10us`, in tasks/s of the
+/// Names: `checkpoint.map.<n>.square`, `checkpoint.map.<n>.spin_1us` and
+/// `checkpoint.map.<n>.spin_10us`, in tasks/s of the
 /// checkpointed map, with `plain` (the plain map's median rate) and `vs_plain` (the median
 /// over the repetitions of checkpointed ÷ plain rate in the same repetition: 1 is free), and
 /// the CPU time of this process (the pool's thread, the journal's writer; not the workers) per
@@ -34,9 +35,11 @@ struct CheckpointBenchmarks {
     var repetitions = 5
     var trivialTasks = 2_000_000
     var spinTasks = 100_000
+    var shortSpinTasks = 500_000
 
     func run(_ emit: (Figure) -> Void) throws {
         try compare("checkpoint.map.\(trivialTasks).square", SquareTask(), count: trivialTasks, emit)
+        try compare("checkpoint.map.\(shortSpinTasks).spin_1us", SpinTask(microseconds: 1), count: shortSpinTasks, emit)
         try compare("checkpoint.map.\(spinTasks).spin_10us", SpinTask(microseconds: 10), count: spinTasks, emit)
     }
 
