@@ -15,10 +15,10 @@
 # watchdog at times); heavy tests (BroadcastTests, PoolMapTests) for the same reason; and
 # suites that fork pools' workers while other pools run (PoolAccountingTests,
 # PoolCallbackThreadTests, PoolDrivenApplyTests, LockTests, NodeSchedulerTests, the MPI
-# tests' local workers): run after
-# the others, a worker forked there was found stuck in the Swift runtime's `swift_once` at
-# its first message, under the sanitizer only (ARCHITECTURE.md §6). Each of those suites
-# ran here at least once on its own with no race reported.
+# tests' local workers): run after the others, a worker forked there was found stuck in the
+# Swift runtime's `swift_once` at its first message, under the sanitizer only
+# (ARCHITECTURE.md §6). Each of those suites ran here at least once on its own with no race
+# reported.
 # Not part of Scripts/test.sh: the sanitized build is another full build.
 set -eu
 cd "$(dirname "$0")/.."

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 
-from bench_python_pool import cpu_jiffies
+from bench_python_pool import IdleShare
 
 
 def sample(binary, ranks=None):
@@ -64,10 +64,9 @@ def sample(binary, ranks=None):
 
 def busy(interval=0.3):
     """The share of the machine's CPU time that was not idle over `interval` seconds."""
-    idle0, total0 = cpu_jiffies()
-    time.sleep(interval)
-    idle1, total1 = cpu_jiffies()
-    return 1 - (idle1 - idle0) / max(1, total1 - total0)
+    with IdleShare() as idle:
+        time.sleep(interval)
+    return 1 - idle.value  # NaN (no jiffies counted) compares as not quiet
 
 
 def wait_until_quiet(limit=0.08, patience=600):

@@ -24,8 +24,7 @@ struct SpinTask: ParallelFunction {
 /// tasks and on ~10 µs tasks. Each journal is a fresh file in /tmp, removed after.
 ///
 /// Names: `checkpoint.map.<n>.square`, `checkpoint.map.<n>.spin_1us` and
-/// `checkpoint.map.<n>.spin_10us`, in tasks/s of the
-/// checkpointed map, with `plain` (the plain map's median rate) and `vs_plain` (the median
+/// `checkpoint.map.<n>.spin_10us`, in tasks/s of the checkpointed map, with `plain` (the plain map's median rate) and `vs_plain` (the median
 /// over the repetitions of checkpointed ÷ plain rate in the same repetition: 1 is free), and
 /// the CPU time of this process (the pool's thread, the journal's writer; not the workers) per
 /// map, `parent_cpu_ms` and `plain_parent_cpu_ms` (medians): on a busy machine the wall clock
