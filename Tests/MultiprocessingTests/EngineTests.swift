@@ -40,6 +40,8 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     var laneCount: Int?
     private(set) var bundles: [[Bundle]]
     private(set) var cancelled: [(task: UInt64, worker: Int)] = []
+    /// Each worker process's CPU time (ns), when set: what `cpuNanoseconds(of:)` reports.
+    var cpu: [UInt64]?
 
     init(workers: Int, canReplace: Bool = true, sharesProgress: Bool = true, reportsFinalProgress: Bool = false) {
         workerCount = workers
@@ -183,6 +185,8 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? {
         reportsFinalProgress ? WorkerProgress(at: words[worker]).snapshot() : nil
     }
+
+    func cpuNanoseconds(of worker: Int) -> UInt64? { cpu?[worker] }
 
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {}
     func shutdown(deadline: UInt64) {}
@@ -756,5 +760,102 @@ final class EngineTests: XCTestCase {
             let cost = try EngineCostProbe.nanosecondsPerTask(tasks: 5_000, chunkSize: 1, workers: 3, repetitions: 1, lanes: lanes)
             XCTAssertGreaterThan(cost, 0, "lanes \(String(describing: lanes))")
         }
+    }
+    // MARK: wedged workers
+
+    /// Steps the engine once a second for `seconds` seconds.
+    private func watch(_ engine: PoolEngine, seconds: Int, each: () -> Void = {}) {
+        for _ in 0..<seconds {
+            now += 1_000_000_000
+            each()
+            _ = engine.step()
+        }
+    }
+
+    /// A worker that never takes the chunk it was handed (stuck at start, say) is killed
+    /// after `wedgeNanoseconds` and replaced; its inputs run on the new one and none fails.
+    func testAWorkerThatNeverTakesItsChunkIsReplacedAndNoInputIsCharged() throws {
+        let backend = ScriptedBackend(workers: 1)
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, [7, 8], chunkSize: 1)
+        _ = engine.step()
+        XCTAssertEqual(backend.chunks[0].map(\.inputs), [[7]])
+        watch(engine, seconds: 29)
+        XCTAssertEqual(backend.killed, [], "not before 30 s")
+        watch(engine, seconds: 3)
+        XCTAssertEqual(backend.killed, [0])
+        XCTAssertFalse(backend.take(0), "the wedged worker would skip the withdrawn chunk")
+        backend.die(0)
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0])
+        XCTAssertEqual(backend.chunks[0].last?.inputs, [7])
+        backend.take(0)
+        backend.reply(0, task: backend.chunks[0].last!.task, outputs: [7])
+        _ = engine.step()
+        backend.take(0)
+        backend.reply(0, task: backend.chunks[0].last!.task, outputs: [8])
+        _ = engine.step()
+        XCTAssertEqual(try outcome.result?.get(), [7, 8])
+        XCTAssertEqual(outcome.calls, 1)
+        XCTAssertEqual(backend.killed, [0])
+    }
+
+    /// Not wedged: a worker running a long task, one that uses CPU before taking its chunk
+    /// (decoding a large function value), and time the engine did not watch (its thread was
+    /// in a long callback).
+    func testABusyWorkerOrAnUnwatchedPauseIsNotTakenForAWedge() throws {
+        let backend = ScriptedBackend(workers: 2)
+        backend.cpu = [0, 0]
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, [1, 2], chunkSize: 1)
+        _ = engine.step()
+        backend.take(0) // worker 0 runs a task for 100 s
+        watch(engine, seconds: 100) { backend.cpu![1] += 500_000_000 } // worker 1 busy, not taking
+        XCTAssertEqual(backend.killed, [])
+        // Worker 1 goes quiet: wedged once a window of 30 s saw it use no CPU (30–60 s).
+        watch(engine, seconds: 29)
+        XCTAssertEqual(backend.killed, [])
+        watch(engine, seconds: 33)
+        XCTAssertEqual(backend.killed, [1])
+        backend.die(1)
+        _ = engine.step()
+        // The new worker 1 does not take its chunk either, but the engine is away for 100 s:
+        // that time does not count.
+        XCTAssertEqual(backend.chunks[1].last?.inputs, [2])
+        _ = engine.step()
+        now += 100_000_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.killed, [1])
+        backend.take(1)
+        backend.reply(1, task: backend.chunks[1].last!.task, outputs: [2])
+        backend.reply(0, task: backend.chunks[0].last!.task, outputs: [1])
+        _ = engine.step()
+        XCTAssertEqual(try outcome.result?.get(), [1, 2])
+    }
+
+    /// Workers wedged before their first task three times in a row break the pool, with a
+    /// message that says so; a worker wedged after it had run tasks is only replaced.
+    func testWorkersWedgedAtStartThreeTimesBreakThePool() throws {
+        let backend = ScriptedBackend(workers: 1)
+        let engine = engine(backend)
+        let (_, first) = try batch(engine, [1], chunkSize: 1)
+        _ = engine.step()
+        backend.take(0)
+        backend.reply(0, task: 1, outputs: [1])
+        let (_, outcome) = try batch(engine, [9], chunkSize: 1)
+        _ = engine.step()
+        XCTAssertEqual(try first.result?.get(), [1])
+        for round in 1...4 {
+            watch(engine, seconds: 32)
+            XCTAssertEqual(backend.killed.count, round)
+            backend.die(0)
+            _ = engine.step()
+            // The first worker had run a task: its wedge does not count; three more do.
+            if round < 4 { XCTAssertNil(outcome.result, "round \(round)") }
+        }
+        guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertEqual((error as? PoolError)?.code, .startFailed)
+        XCTAssertTrue("\(error)".contains("3 workers in a row were killed before their first task, none taken in 30.0 s"), "\(error)")
+        XCTAssertTrue("\(error)".contains("try .spawn"), "\(error)")
     }
 }

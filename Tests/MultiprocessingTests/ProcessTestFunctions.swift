@@ -1,4 +1,5 @@
 import CSystemShims
+
 @testable import Multiprocessing
 
 #if canImport(Glibc)

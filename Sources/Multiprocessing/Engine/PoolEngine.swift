@@ -66,6 +66,18 @@ final class PoolEngine: @unchecked Sendable {
     /// Workers dying before their first task this many times in a row break the pool.
     static let startDeathLimit = 3
 
+    /// A worker that has not taken the first chunk it holds for this long (ns), its process
+    /// using next to no CPU meanwhile, is wedged: it is replaced and its chunks run elsewhere
+    /// (`replaceWedgedWorkers`). Tests shorten it (from any thread).
+    var wedgeNanoseconds: UInt64 {
+        get { wedgeLimit.load(ordering: .relaxed) }
+        set { wedgeLimit.store(newValue, ordering: .relaxed) }
+    }
+    private let wedgeLimit = Atomic<UInt64>(30_000_000_000)
+    /// When the engine last looked for wedged workers, and how often it looks.
+    private var lastWedgeCheck: UInt64 = 0
+    static let wedgeCheckInterval: UInt64 = 1_000_000_000
+
     init(backend: any PoolBackend, maxTasksPerChild: Int?, initializer: FunctionDefinition?) {
         self.backend = backend
         self.maxTasksPerChild = maxTasksPerChild
@@ -355,6 +367,7 @@ final class PoolEngine: @unchecked Sendable {
         }
         nextTimer = nil
         if enforceTimeLimits(now: now) { progressed = true }
+        if now &- lastWedgeCheck >= Self.wedgeCheckInterval, replaceWedgedWorkers(now: now) { progressed = true }
         releaseGoneSegments(now: now)
         if dispatch(now: now) { progressed = true }
         if rebalance(now: now) {
@@ -691,6 +704,60 @@ final class PoolEngine: @unchecked Sendable {
     /// How long a task must have run before what waits behind it is withdrawn (ns).
     static let stealAge: UInt64 = 1_000_000
 
+    /// Wedged workers. A worker takes each chunk it holds within microseconds of finishing
+    /// the one before (or of starting and reading the function value). One that has not taken
+    /// the first chunk it holds for `wedgeNanoseconds`, while its process used under 1 % of a
+    /// CPU, is stuck before running anything of it — say a `.fork` child that met a lock some
+    /// other thread held at the fork — and would keep its inputs for ever where the call set no
+    /// time limit. Its chunks are withdrawn (they run elsewhere, and it skips them should it
+    /// ever read them), and it is killed and replaced: no input is charged. A worker busy before
+    /// its chunk (decoding a large function value, say) uses CPU and is watched afresh; one
+    /// running the pool's initializer has taken that chunk. Wedged at start three times in a
+    /// row breaks the pool, as start-up crashes do. Looked at once a second; when the engine's
+    /// rounds stopped for longer (a long callback on its thread), what was seen before is
+    /// forgotten, so only time the engine watched counts.
+    private func replaceWedgedWorkers(now: UInt64) -> Bool {
+        let away = now &- lastWedgeCheck > 3 * Self.wedgeCheckInterval
+        lastWedgeCheck = now
+        guard backend.canReplaceWorkers, !backend.schedulesInputs else { return false }
+        var acted = false
+        for worker in workers.indices {
+            guard workers[worker].killedFor == nil, let progress = backend.progress(of: worker),
+                let first = firstUnansweredChunk(of: worker), !WorkerProgress.isAtOrAfter(progress.snapshot().taken, first)
+            else {
+                workers[worker].stall = nil
+                continue
+            }
+            let cpu = backend.cpuNanoseconds(of: worker)
+            guard let stall = workers[worker].stall, stall.chunk == first, !away else {
+                workers[worker].stall = (first, now, cpu)
+                continue
+            }
+            let waited = now &- stall.since
+            guard waited >= wedgeNanoseconds else { continue }
+            if let cpu, let before = stall.cpu, cpu &- before > waited / 100 {
+                workers[worker].stall = (first, now, cpu)
+                continue
+            }
+            workers[worker].stall = nil
+            _ = withdraw(from: worker)
+            // Taken just now: not wedged after all.
+            if WorkerProgress.isAtOrAfter(progress.snapshot().taken, first) { continue }
+            workers[worker].killedFor = .wedged
+            if !backend.kill(worker: worker) { workers[worker].killedFor = nil }
+            acted = true
+        }
+        return acted
+    }
+
+    /// The number of the first chunk `worker` holds unanswered: the initializer's, or its
+    /// oldest task's.
+    private func firstUnansweredChunk(of worker: Int) -> UInt32? {
+        if let chunk = workers[worker].initializerChunk { return chunk }
+        guard let id = workers[worker].tasks.first else { return nil }
+        return ledger[id]?.chunk
+    }
+
     /// Kills the workers whose running input is past its job's time limit (withdrawing what
     /// waits behind it first); notes when the next limit falls due.
     private func enforceTimeLimits(now: UInt64) -> Bool {
@@ -987,7 +1054,9 @@ final class PoolEngine: @unchecked Sendable {
         } else {
             beforeFirstTask = slot.completedSinceStart == 0
         }
-        if hadWork && beforeFirstTask && slot.killedFor == nil && !slot.retiring {
+        // A worker wedged at start held work too (withdrawn before it was killed).
+        let wedged = slot.killedFor == .wedged
+        if (hadWork || wedged) && beforeFirstTask && (slot.killedFor == nil || wedged) && !slot.retiring {
             startDeaths += 1
         }
         workers.reset(worker)
@@ -998,12 +1067,19 @@ final class PoolEngine: @unchecked Sendable {
             return
         }
         if startDeaths >= Self.startDeathLimit {
+            let (how, cause) =
+                wedged
+                ? (
+                    "were killed before their first task, none taken in \(Double(wedgeNanoseconds) / 1e9) s",
+                    "hangs (a .fork child waiting for a lock another thread held at the fork? try .spawn)"
+                )
+                : ("ended before their first task", "crashes")
             breakPool(
                 PoolError(
                     .startFailed,
                     """
-                    \(startDeaths) workers in a row ended before their first task (last: \(identity)); \
-                    the pool's initializer or the worker's start-up crashes — fix it and create a new Pool
+                    \(startDeaths) workers in a row \(how) (last: \(identity)); \
+                    the pool's initializer or the worker's start-up \(cause) — fix it and create a new Pool
                     """))
             return
         }

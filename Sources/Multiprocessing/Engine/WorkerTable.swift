@@ -27,11 +27,17 @@ struct WorkerTable {
         var observed: (task: UInt64, input: Int, since: UInt64)?
         /// Why the engine killed this worker, if it did: decides what its running input fails with.
         var killedFor: KillReason?
+        /// Since when (and at what CPU time of its process) the worker has been seen not to take
+        /// the chunk numbered `chunk`, the first it holds (see `PoolEngine`, "wedged workers").
+        var stall: (chunk: UInt32, since: UInt64, cpu: UInt64?)?
     }
 
-    enum KillReason {
+    enum KillReason: Equatable {
         case timedOut(task: UInt64, input: Int, limit: UInt64)
         case cancelled
+        /// It did not take the chunk it was handed for the engine's `wedgeNanoseconds`, using
+        /// next to no CPU meanwhile: nothing of its was running, so no input is charged.
+        case wedged
     }
 
     private(set) var slots: [Slot]

@@ -35,7 +35,7 @@ enum SharedMemoryTracker {
     /// Records that this process created block `name` with inode `inode`.
     static func record(name: String, inode: UInt64) throws(SystemError) {
         let path = try ensureDirectory() + "/" + name
-        guard let start = processStartTime(getpid()) else {
+        guard let start = ProcessStat.startTime(of: getpid()) else {
             throw SystemError("read /proc/self/stat", errno: ENOENT)
         }
         let fd = try syscallRetrying("open \(path)") {
@@ -76,7 +76,7 @@ enum SharedMemoryTracker {
                 _ = unlink(recordPath) // unreadable: not ours to keep
                 continue
             }
-            if let start = processStartTime(pid), start == fields[1] { continue } // creator alive
+            if let start = ProcessStat.startTime(of: pid), start == fields[1] { continue } // creator alive
             var info = stat()
             if stat(shmDirectory + name, &info) == 0, UInt64(info.st_ino) == fields[2] {
                 if shm_unlink("/" + name) == 0 { removed.append(name) }
@@ -85,19 +85,6 @@ enum SharedMemoryTracker {
         }
         return removed
     }
-
-    /// The start time (clock ticks after boot) of a running process, or nil if it does not
-    /// exist or is a zombie. Field 22 of `/proc/<pid>/stat`.
-    static func processStartTime(_ pid: Int32) -> UInt64? {
-        guard let text = readSmallFile("/proc/\(pid)/stat", limit: 4096, followingLinks: false),
-            let close = text.lastIndex(of: ")")
-        else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ")
-        // fields[0] is the state (field 3), so field 22 is fields[19].
-        guard fields.count > 19, fields[0] != "Z", fields[0] != "X" else { return nil }
-        return UInt64(fields[19])
-    }
-
 }
 
 extension Substring {

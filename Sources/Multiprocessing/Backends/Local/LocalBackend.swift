@@ -469,6 +469,11 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
     func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? { nil }
 
+    func cpuNanoseconds(of worker: Int) -> UInt64? {
+        guard slots[worker].pid > 0, slots[worker].ended == nil else { return nil }
+        return ProcessStat.cpuNanoseconds(of: slots[worker].pid)
+    }
+
     func pace(replyEvery nanoseconds: Int64) {}
 
     /// For tests: whether `worker` has found out at its start if it may read the pool's memory
