@@ -272,20 +272,21 @@ public final class Pool: @unchecked Sendable {
     }
 
     /// Refuses a call whose results — and the inputs the caller writes into the job, for a
-    /// `producing:` job — need more bytes than the machine has (`machineMemoryBytes`):
-    /// allocating them would end the program. Python's `map` raises `MemoryError` there.
+    /// `producing:` job — need more bytes than this process can be given (`MemoryLimit`: the
+    /// machine's memory and swap, or its cgroup's limit): allocating them would end the program.
+    /// Python's `map` raises `MemoryError` there.
     static func checkMemory(count: Int, outputStride: Int, inputStride: Int) throws(PoolError) {
         let (outputs, overflow) = count.multipliedReportingOverflow(by: max(outputStride, 1))
         let (inputs, inputOverflow) = count.multipliedReportingOverflow(by: inputStride)
         // Below 1 GiB no question (and no system call on the `apply` path).
         if !overflow && !inputOverflow && max(outputs, inputs) <= 1 << 30 { return }
-        let limit = machineMemoryBytes()
-        guard overflow || inputOverflow || outputs > limit || inputs > limit else { return }
+        let limit = MemoryLimit.current
+        guard overflow || inputOverflow || outputs > limit.bytes || inputs > limit.bytes else { return }
         throw PoolError(
             .invalidArgument,
             """
-            a call over \(count) inputs cannot hold its results in memory (\(count) × \(outputStride) bytes; this \
-            machine has \(limit) bytes of memory and swap): use imap or imapUnordered, which keep only a window \
+            a call over \(count) inputs cannot hold its results in memory (\(count) × \(outputStride) bytes; \
+            more than \(limit.described)): use imap or imapUnordered, which keep only a window \
             of results, or split the inputs into several calls
             """)
     }

@@ -111,13 +111,9 @@ final class CPUCountTests: XCTestCase {
     /// A fake /sys/fs/cgroup: cgroup v2 `cpu.max` and v1 CFS quotas, the smallest along the
     /// path to the root, rounded up.
     func testCgroupLimits() throws {
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("cgroup-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: root) }
-        func write(_ path: String, _ text: String) throws {
-            let url = root.appendingPathComponent(path)
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try text.write(to: url, atomically: true, encoding: .utf8)
-        }
+        let root = try FakeCgroupRoot()
+        defer { root.remove() }
+        let write = root.write
         // v2: the job's cgroup allows 2.5 CPUs, its parent 4, the root none.
         try write("cpu.max", "max 100000\n")
         try write("slurm/cpu.max", "400000 100000\n")

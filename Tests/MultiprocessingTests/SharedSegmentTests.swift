@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 
 @testable import Multiprocessing
@@ -45,8 +46,88 @@ final class SharedSegmentTests: TimeLimitedTestCase {
         for line in lines {
             XCTAssertTrue(line.hasPrefix("threw "), line)
             // A machine of more than 1 TiB meets the older limit first.
-            XCTAssertTrue(line.contains("memory and swap") || (size > 1 << 40 && line.contains("1 TiB")), line)
+            XCTAssertTrue(
+                line.contains("memory and swap") || line.contains("memory limit of this process's cgroup")
+                    || (size > 1 << 40 && line.contains("1 TiB")), line)
         }
+    }
+
+    /// In a container or a Slurm job with `--mem`, the limit is the cgroup's: shared memory
+    /// larger than it is refused, saying so, instead of the out-of-memory killer ending the
+    /// process that fills it. A forked child moves itself into a new memory cgroup limited to
+    /// 256 MiB (as root, where this machine lets one be made: cgroup v1, or v2 with the memory
+    /// controller delegated) and tries 512 MiB.
+    func testSharedMemoryLargerThanTheCgroupLimitIsRefused() throws {
+        guard let cgroup = try TestMemoryCgroup(limit: 256 << 20) else {
+            throw XCTSkip("no memory cgroup can be made here (not root, or the controller is not delegated)")
+        }
+        defer { cgroup.remove() }
+        let (mine, theirs) = try Pipe()
+        let child = Process(target: SegmentsLargerThanTheCgroup(report: theirs, procs: cgroup.procs), startMethod: .fork)
+        try child.start()
+        theirs.close()
+        guard try mine.poll(timeout: 60), let lines = try? mine.recv([String].self) else {
+            _ = try child.join(timeout: 30)
+            return XCTFail("the child reported nothing (exit \(String(describing: child.exitCode)): the out-of-memory killer?)")
+        }
+        XCTAssertTrue(try child.join(timeout: 30))
+        XCTAssertEqual(lines.count, 3, "\(lines)")
+        for line in lines.dropFirst() {
+            XCTAssertTrue(line.hasPrefix("threw "), line)
+            XCTAssertTrue(line.contains("memory limit of this process's cgroup (268435456 bytes"), line)
+        }
+        XCTAssertEqual(lines.first, "made 1 MiB", "a small segment is still made")
+    }
+
+    /// The cgroup walk reads memory limits: v2 `memory.max` (+ `memory.swap.max`), v1
+    /// `memory.memsw.limit_in_bytes` or `memory.limit_in_bytes` + the machine's swap; "no limit"
+    /// spelled as v1 does (about 2⁶³) or as "max"; the smallest along the path.
+    func testCgroupMemoryLimitsAreRead() throws {
+        let root = try FakeCgroupRoot()
+        defer { root.remove() }
+        let write = root.write
+        func bytes(_ cgroups: String, swap: Int = 0) -> Int? {
+            MemoryLimit.cgroupBytes(CgroupLimits(cgroups: cgroups, root: root.path), machineSwapBytes: swap)
+        }
+        try write("memory.max", "max\n")
+        try write("slurm/memory.max", "8589934592\n")
+        try write("slurm/job_7/memory.max", "4294967296\n")
+        try write("slurm/job_7/memory.swap.max", "0\n")
+        XCTAssertEqual(bytes("0::/slurm/job_7\n", swap: 1 << 30), 4 << 30)
+        XCTAssertEqual(bytes("0::/slurm\n", swap: 1 << 30), (8 << 30) + (1 << 30), "swap.max absent: the machine's swap")
+        XCTAssertNil(bytes("0::/\n"))
+        XCTAssertNil(bytes("0::/elsewhere\n"), "a path not visible here")
+        try write("memory/memory.limit_in_bytes", "9223372036854771712\n")
+        try write("memory/box/memory.limit_in_bytes", "1073741824\n")
+        XCTAssertEqual(bytes("4:memory:/box\n1:cpu:/box\n", swap: 512), (1 << 30) + 512)
+        try write("memory/box/memory.memsw.limit_in_bytes", "2147483648\n")
+        XCTAssertEqual(bytes("4:memory:/box\n", swap: 512), 2 << 30, "memory and swap together")
+        XCTAssertNil(bytes("4:memory:/\n"))
+        XCTAssertEqual(MemoryLimit.limit(machineBytes: 100, cgroup: 50), MemoryLimit(bytes: 50, fromCgroup: true))
+        XCTAssertEqual(MemoryLimit.limit(machineBytes: 100, cgroup: 500), MemoryLimit(bytes: 100, fromCgroup: false))
+        XCTAssertEqual(MemoryLimit.limit(machineBytes: 100, cgroup: nil), MemoryLimit(bytes: 100, fromCgroup: false))
+    }
+}
+
+/// Moves itself into the cgroup whose `cgroup.procs` is `procs`, then makes a 1 MiB segment
+/// and tries a `SharedSegment` and a `RawSharedArray` of 512 MiB; sends "made …" or "threw <error>" for each.
+struct SegmentsLargerThanTheCgroup: ParallelFunction {
+    var report: Connection
+    var procs: String
+    func callAsFunction(_: Void) throws {
+        try "\(getpid())".write(toFile: procs, atomically: false, encoding: .utf8)
+        var lines: [String] = []
+        do {
+            _ = try SharedSegment(size: 1 << 20)
+            lines.append("made 1 MiB")
+        } catch { lines.append("threw \(error)") }
+        for make in [{ _ = try SharedSegment(size: 512 << 20) }, { _ = try RawSharedArray<UInt8>(count: 512 << 20) }] {
+            do {
+                try make()
+                lines.append("made")
+            } catch { lines.append("threw \(error)") }
+        }
+        try report.send(lines)
     }
 }
 
@@ -64,7 +145,7 @@ struct SegmentsLargerThanTheMachine: ParallelFunction {
         guard getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 else { throw SystemError("getrlimit", errno: errno) }
         limit.rlim_cur = rlim_t(kib * 1024 + (4 << 30))
         guard setrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0 else { throw SystemError("setrlimit", errno: errno) }
-        let size = machineMemoryBytes() + (1 << 30)
+        let size = MemoryLimit.current.bytes + (1 << 30)
         var lines: [String] = []
         func attempt(_ make: () throws -> Void) {
             do {

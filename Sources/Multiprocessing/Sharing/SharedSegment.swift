@@ -26,19 +26,23 @@ public struct SharedSegment: Codable, @unchecked Sendable, Hashable {
     let storage: SegmentStorage
 
     /// A new zero-filled segment of at least `size` bytes: 1 byte to 1 TiB, and no more than
-    /// this machine's memory and swap (`PoolError(.invalidArgument)` otherwise: such memory
-    /// could never be filled — RawSharedArray and SharedArray fill it at once, and a page past
-    /// what the machine has calls the kernel's out-of-memory killer on this or another process).
+    /// this process can be given — the machine's memory and swap, or its cgroup's memory limit
+    /// (a container's, a Slurm job's `--mem`) — `PoolError(.invalidArgument)` otherwise: such
+    /// memory could never be filled (RawSharedArray and SharedArray fill it at once, and a page
+    /// past the limit calls the kernel's out-of-memory killer on this or another process).
     public init(size: Int) throws {
         guard size > 0, size <= 1 << 40 else {
             throw PoolError(.invalidArgument, "a shared segment must hold 1 byte to 1 TiB, not \(size)")
         }
-        let machine = machineMemoryBytes()
-        guard size <= machine else {
-            throw PoolError(
-                .invalidArgument,
-                "a shared segment of \(size) bytes is more than this machine's memory and swap (\(machine) bytes): "
-                    + "it could never be filled; share less (split the data, or send it in parts through a Queue)")
+        // Below 64 MiB no question (and no file read for every lock or value made).
+        if size > 64 << 20 {
+            let limit = MemoryLimit.current
+            guard size <= limit.bytes else {
+                throw PoolError(
+                    .invalidArgument,
+                    "a shared segment of \(size) bytes is more than \(limit.described): "
+                        + "it could never be filled; share less (split the data, or send it in parts through a Queue)")
+            }
         }
         let region = try SharedRegion(size: size, name: "swiftmp-shared")
         storage = SegmentStorage(id: .random(), region: region, owned: true)

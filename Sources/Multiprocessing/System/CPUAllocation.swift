@@ -103,39 +103,8 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
     /// text of /proc/self/cgroup) and their ancestors, with the hierarchies mounted under
     /// `root`; nil if none is limited.
     static func cgroupLimit(cgroups: String, root: String) -> Int? {
-        var limits: [Int] = []
-        for line in cgroups.split(separator: "\n") {
-            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-            guard fields.count == 3 else { continue }
-            let controllers = fields[1].split(separator: ",")
-            let path = String(fields[2])
-            if fields[0] == "0" && fields[1].isEmpty {
-                // cgroup v2: the unified hierarchy at `root` (or `root`/unified on hybrid systems).
-                for mount in [root, root + "/unified"] {
-                    if let limit = smallestLimit(mount: mount, path: path, read: v2Limit) { limits.append(limit) }
-                }
-            } else if controllers.contains("cpu") {
-                let names = [controllers.joined(separator: ","), "cpu", "cpu,cpuacct", "cpuacct,cpu"]
-                var seen = Set<String>()
-                for name in names where seen.insert(name).inserted {
-                    if let limit = smallestLimit(mount: root + "/" + name, path: path, read: v1Limit) { limits.append(limit) }
-                }
-            }
-        }
-        return limits.min()
-    }
-
-    /// The smallest limit from `mount`+`path` up to `mount` (a directory that does not exist,
-    /// as in a container with its own cgroup namespace, has no limit to read).
-    private static func smallestLimit(mount: String, path: String, read: (String) -> Int?) -> Int? {
-        var limits: [Int] = []
-        var components = path.split(separator: "/").map(String.init)
-        while true {
-            let directory = components.isEmpty ? mount : mount + "/" + components.joined(separator: "/")
-            if let limit = read(directory) { limits.append(limit) }
-            if components.isEmpty { return limits.min() }
-            components.removeLast()
-        }
+        CgroupLimits(cgroups: cgroups, root: root).smallest(
+            v1Controller: "cpu", v1Mounts: ["cpu", "cpu,cpuacct", "cpuacct,cpu"], v1: v1Limit, v2: v2Limit)
     }
 
     /// cgroup v2 `cpu.max`: "max 100000" or "<quota> <period>".
@@ -148,10 +117,8 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
 
     /// cgroup v1 `cpu.cfs_quota_us` (-1: none) and `cpu.cfs_period_us`.
     private static func v1Limit(_ directory: String) -> Int? {
-        guard let quotaText = readSmallFile(directory + "/cpu.cfs_quota_us"),
-            let periodText = readSmallFile(directory + "/cpu.cfs_period_us"),
-            let quota = Int(quotaText.filter { !$0.isWhitespace }),
-            let period = Int(periodText.filter { !$0.isWhitespace })
+        guard let quota = CgroupLimits.number(directory + "/cpu.cfs_quota_us"),
+            let period = CgroupLimits.number(directory + "/cpu.cfs_period_us")
         else { return nil }
         return cpus(quota: quota, period: period)
     }
