@@ -40,8 +40,8 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     var laneCount: Int?
     private(set) var bundles: [[Bundle]]
     private(set) var cancelled: [(task: UInt64, worker: Int)] = []
-    /// Each worker process's CPU time (ns), when set: what `cpuNanoseconds(of:)` reports.
-    var cpu: [UInt64]?
+    /// Each worker process's state and CPU time, when set: what `activity(of:)` reports.
+    var activity: [ProcessActivity]?
 
     init(workers: Int, canReplace: Bool = true, sharesProgress: Bool = true, reportsFinalProgress: Bool = false) {
         workerCount = workers
@@ -186,7 +186,7 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         reportsFinalProgress ? WorkerProgress(at: words[worker]).snapshot() : nil
     }
 
-    func cpuNanoseconds(of worker: Int) -> UInt64? { cpu?[worker] }
+    func activity(of worker: Int) -> ProcessActivity? { activity?[worker] }
 
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {}
     func shutdown(deadline: UInt64) {}
@@ -805,13 +805,20 @@ final class EngineTests: XCTestCase {
     /// in a long callback).
     func testABusyWorkerOrAnUnwatchedPauseIsNotTakenForAWedge() throws {
         let backend = ScriptedBackend(workers: 2)
-        backend.cpu = [0, 0]
+        backend.activity = Array(repeating: ProcessActivity(state: "S", cpuNanoseconds: 0), count: 2)
         let engine = engine(backend)
         let (_, outcome) = try batch(engine, [1, 2], chunkSize: 1)
         _ = engine.step()
         backend.take(0) // worker 0 runs a task for 100 s
-        watch(engine, seconds: 100) { backend.cpu![1] += 500_000_000 } // worker 1 busy, not taking
+        watch(engine, seconds: 100) { backend.activity![1].cpuNanoseconds += 500_000_000 } // worker 1 busy, not taking
         XCTAssertEqual(backend.killed, [])
+        // Waiting for the disk, then held by a debugger: 100 s each, no CPU, not killed.
+        for state: Character in ["D", "t"] {
+            backend.activity![1].state = state
+            watch(engine, seconds: 100)
+            XCTAssertEqual(backend.killed, [], "state \(state)")
+        }
+        backend.activity![1].state = "S"
         // Worker 1 goes quiet: wedged once a window of 30 s saw it use no CPU (30–60 s).
         watch(engine, seconds: 29)
         XCTAssertEqual(backend.killed, [])

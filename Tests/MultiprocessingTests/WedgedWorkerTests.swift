@@ -19,6 +19,12 @@ final class WedgedWorkerTests: TimeLimitedTestCase {
                 let before = pool.workerPlacement.compactMap(\.pid)
                 XCTAssertEqual(before.count, 2, "\(method)")
                 XCTAssertEqual(kill(before[0], SIGSTOP), 0)
+                var state = ProcessStat.activity(of: before[0])?.state
+                for _ in 0..<100 where state != "T" {
+                    usleep(10_000)
+                    state = ProcessStat.activity(of: before[0])?.state
+                }
+                XCTAssertEqual(state, "T", "\(method): what /proc says of a stopped worker")
                 let start = monotonicNanoseconds()
                 XCTAssertEqual(try pool.map(Square(), Array(0..<40), chunkSize: 1), (0..<40).map { $0 * $0 }, "\(method)")
                 let seconds = Double(monotonicNanoseconds() - start) / 1e9

@@ -63,10 +63,10 @@ protocol PoolBackend: AnyObject {
     /// them other than through `progress(of:)` (a worker rank relays its local worker's);
     /// nil otherwise.
     func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)?
-    /// The CPU time the worker process in a slot has used (ns), where the backend can read it;
-    /// nil otherwise. The engine tells a wedged worker from a busy one with it (`PoolEngine`,
-    /// "wedged workers").
-    func cpuNanoseconds(of worker: Int) -> UInt64?
+    /// The state and CPU time of the worker process in a slot, where the backend can read
+    /// them; nil otherwise. The engine tells a wedged worker from a busy one with it
+    /// (`PoolEngine.replaceWedgedWorkers`).
+    func activity(of worker: Int) -> ProcessActivity?
     /// Whether each slot is a scheduler of several processes rather than one process (an MPI
     /// worker rank hosting local workers, `NodeScheduler`): the engine then sends a slot
     /// `bundle`s of many inputs, which the slot hands out a chunk at a time to its processes;
@@ -104,7 +104,7 @@ extension PoolBackend {
         }
     }
     func flush() {}
-    func cpuNanoseconds(of worker: Int) -> UInt64? { nil }
+    func activity(of worker: Int) -> ProcessActivity? { nil }
     /// A local worker answers within this: the rings wake it at once.
     var pipelineNanoseconds: Int64 { 200_000 }
     /// A local pool has nothing to do between calls: a worker's end is handled at the next.

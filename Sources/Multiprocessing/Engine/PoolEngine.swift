@@ -711,8 +711,9 @@ final class PoolEngine: @unchecked Sendable {
     /// other thread held at the fork — and would keep its inputs for ever where the call set no
     /// time limit. Its chunks are withdrawn (they run elsewhere, and it skips them should it
     /// ever read them), and it is killed and replaced: no input is charged. A worker busy before
-    /// its chunk (decoding a large function value, say) uses CPU and is watched afresh; one
-    /// running the pool's initializer has taken that chunk. Wedged at start three times in a
+    /// its chunk (decoding a large function value, say) uses CPU and is watched afresh, as is one
+    /// waiting for a device (state D: its binary paged in from a slow file system) or held by a
+    /// debugger (t); one running the pool's initializer has taken that chunk. Wedged at start three times in a
     /// row breaks the pool, as start-up crashes do. Looked at once a second; when the engine's
     /// rounds stopped for longer (a long callback on its thread), what was seen before is
     /// forgotten, so only time the engine watched counts.
@@ -728,8 +729,9 @@ final class PoolEngine: @unchecked Sendable {
                 workers[worker].stall = nil
                 continue
             }
-            let cpu = backend.cpuNanoseconds(of: worker)
-            guard let stall = workers[worker].stall, stall.chunk == first, !away else {
+            let activity = backend.activity(of: worker)
+            let cpu = activity?.cpuNanoseconds
+            guard let stall = workers[worker].stall, stall.chunk == first, !away, activity?.isHeldOutside != true else {
                 workers[worker].stall = (first, now, cpu)
                 continue
             }

@@ -22,14 +22,27 @@ enum ProcessStat {
         return UInt64(fields[19])
     }
 
-    /// The CPU time a process has used so far, user and system (fields 14 and 15), in ns, at
-    /// the kernel's clock-tick resolution (10 ms at the usual 100 Hz); nil if it cannot tell.
-    static func cpuNanoseconds(of pid: Int32) -> UInt64? {
-        guard let fields = fields(of: pid), fields.count > 12, let user = UInt64(fields[11]),
-            let system = UInt64(fields[12])
+    /// What a process is doing now (its state) and the CPU time it has used so far; nil if it
+    /// cannot tell.
+    static func activity(of pid: Int32) -> ProcessActivity? {
+        guard let fields = fields(of: pid), fields.count > 12, let state = fields[0].first,
+            let user = UInt64(fields[11]), let system = UInt64(fields[12])
         else { return nil }
         let ticks = sysconf(Int32(_SC_CLK_TCK))
         guard ticks > 0 else { return nil }
-        return (user + system) * (1_000_000_000 / UInt64(ticks))
+        return ProcessActivity(state: state, cpuNanoseconds: (user + system) * (1_000_000_000 / UInt64(ticks)))
     }
+}
+
+/// A process's state and CPU time, from `/proc/<pid>/stat`.
+struct ProcessActivity: Equatable {
+    /// Field 3: R running, S sleeping, D waiting for a device (paging in, a slow file system),
+    /// T stopped by a signal, t stopped by a debugger, Z a zombie…
+    var state: Character
+    /// User and system time (fields 14 and 15), in ns, at the kernel's clock-tick resolution
+    /// (10 ms at the usual 100 Hz).
+    var cpuNanoseconds: UInt64
+
+    /// Waiting for a device or held by a debugger: not stuck in this process's own code.
+    var isHeldOutside: Bool { state == "D" || state == "t" }
 }

@@ -469,9 +469,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
     func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)? { nil }
 
-    func cpuNanoseconds(of worker: Int) -> UInt64? {
+    func activity(of worker: Int) -> ProcessActivity? {
         guard slots[worker].pid > 0, slots[worker].ended == nil else { return nil }
-        return ProcessStat.cpuNanoseconds(of: slots[worker].pid)
+        return ProcessStat.activity(of: slots[worker].pid)
     }
 
     func pace(replyEvery nanoseconds: Int64) {}
