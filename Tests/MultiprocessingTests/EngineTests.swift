@@ -40,7 +40,8 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
     var laneCount: Int?
     private(set) var bundles: [[Bundle]]
     private(set) var cancelled: [(task: UInt64, worker: Int)] = []
-    /// Each worker process's state and CPU time, when set: what `activity(of:)` reports.
+    /// Each worker process's state and CPU time (asleep, none used, unless a test says
+    /// otherwise; nil: the backend cannot tell): what `activity(of:)` reports.
     var activity: [ProcessActivity]?
 
     init(workers: Int, canReplace: Bool = true, sharesProgress: Bool = true, reportsFinalProgress: Bool = false) {
@@ -50,6 +51,7 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         self.reportsFinalProgress = reportsFinalProgress
         chunks = Array(repeating: [], count: workers)
         bundles = Array(repeating: [], count: workers)
+        activity = Array(repeating: ProcessActivity(state: "S", cpuNanoseconds: 0), count: workers)
         words = (0..<workers).map { _ in
             let base = UnsafeMutableRawPointer.allocate(byteCount: WorkerProgress.byteCount, alignment: 64)
             base.initializeMemory(as: UInt8.self, repeating: 0, count: WorkerProgress.byteCount)
@@ -84,7 +86,7 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         push(writer, from: worker)
     }
 
-    private func push(_ writer: WireWriter, from worker: Int) {
+    func push(_ writer: WireWriter, from worker: Int) {
         events.append((worker, MessageBuffer.withPayload(writer) { Array($0) }, nil))
     }
 
@@ -800,25 +802,31 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(backend.killed, [0])
     }
 
-    /// Not wedged: a worker running a long task, one that uses CPU before taking its chunk
-    /// (decoding a large function value), and time the engine did not watch (its thread was
-    /// in a long callback).
+    /// Not wedged: a worker running a long task; one that uses CPU before taking its chunk
+    /// (reading a large message), is running or starved of a CPU, waits for a device or is
+    /// held by a debugger; one whose state the backend cannot read; and time the engine did
+    /// not watch (its thread was in a long callback).
     func testABusyWorkerOrAnUnwatchedPauseIsNotTakenForAWedge() throws {
         let backend = ScriptedBackend(workers: 2)
-        backend.activity = Array(repeating: ProcessActivity(state: "S", cpuNanoseconds: 0), count: 2)
         let engine = engine(backend)
         let (_, outcome) = try batch(engine, [1, 2], chunkSize: 1)
         _ = engine.step()
         backend.take(0) // worker 0 runs a task for 100 s
         watch(engine, seconds: 100) { backend.activity![1].cpuNanoseconds += 500_000_000 } // worker 1 busy, not taking
         XCTAssertEqual(backend.killed, [])
-        // Waiting for the disk, then held by a debugger: 100 s each, no CPU, not killed.
-        for state: Character in ["D", "t"] {
+        // Runnable but starved, waiting for the disk, held by a debugger: 100 s each, no CPU
+        // used, not killed; nor while the backend cannot tell.
+        for state: Character in ["R", "D", "t"] {
             backend.activity![1].state = state
             watch(engine, seconds: 100)
             XCTAssertEqual(backend.killed, [], "state \(state)")
         }
         backend.activity![1].state = "S"
+        let known = backend.activity
+        backend.activity = nil
+        watch(engine, seconds: 100)
+        XCTAssertEqual(backend.killed, [], "no state, no kill")
+        backend.activity = known
         // Worker 1 goes quiet: wedged once a window of 30 s saw it use no CPU (30–60 s).
         watch(engine, seconds: 29)
         XCTAssertEqual(backend.killed, [])
@@ -826,13 +834,15 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(backend.killed, [1])
         backend.die(1)
         _ = engine.step()
-        // The new worker 1 does not take its chunk either, but the engine is away for 100 s:
-        // that time does not count.
+        // The new worker 1 does not take its chunk either; watched for 5 s, then the engine is
+        // away for 100 s: that time does not count — 29 s more and it is still not killed.
         XCTAssertEqual(backend.chunks[1].last?.inputs, [2])
-        _ = engine.step()
+        watch(engine, seconds: 5)
         now += 100_000_000_000
         _ = engine.step()
         XCTAssertEqual(backend.killed, [1])
+        watch(engine, seconds: 29)
+        XCTAssertEqual(backend.killed, [1], "the watch began again after the pause")
         backend.take(1)
         backend.reply(1, task: backend.chunks[1].last!.task, outputs: [2])
         backend.reply(0, task: backend.chunks[0].last!.task, outputs: [1])
@@ -865,4 +875,39 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue("\(error)".contains("3 workers in a row were killed before their first task, none taken in 30.0 s"), "\(error)")
         XCTAssertTrue("\(error)".contains("try .spawn"), "\(error)")
     }
+    /// With an initializer: a worker that answers its initializer and then wedges before
+    /// its first task counts as a start death (the initializer's answer does not end the run
+    /// of them), so replacements that all do so break the pool instead of being replaced every
+    /// 30 s for ever; a crash and then wedges say both in the message.
+    func testWorkersWedgedAfterTheirInitializerBreakThePool() throws {
+        let backend = ScriptedBackend(workers: 1)
+        let engine = PoolEngine(backend: backend, maxTasksPerChild: nil, initializer: try FunctionDefinition.make(NoSetup()))
+        engine.clock = { [unowned self] in now }
+        let (_, outcome) = try batch(engine, [4], chunkSize: 1)
+        _ = engine.step()
+        // The first worker's initializer crashes.
+        backend.take(0)
+        backend.die(0)
+        _ = engine.step()
+        for round in 1...2 {
+            backend.take(0) // the initializer, answered
+            var writer = WireWriter()
+            WorkerCodec.beginResult(task: 0, into: &writer)
+            _VoidTransport.encode(count: 1, into: &writer)
+            backend.push(writer, from: 0)
+            watch(engine, seconds: 32)
+            XCTAssertEqual(backend.killed.count, round, "the task was never taken: killed")
+            backend.die(0)
+            _ = engine.step()
+            if round < 2 { XCTAssertNil(outcome.result, "round \(round)") }
+        }
+        guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertEqual((error as? PoolError)?.code, .startFailed)
+        XCTAssertTrue("\(error)".contains("3 workers in a row ended or hung before their first task"), "\(error)")
+    }
+}
+
+/// An initializer that does nothing.
+struct NoSetup: ParallelFunction {
+    func callAsFunction(_: Void) {}
 }

@@ -55,8 +55,10 @@ final class PoolEngine: @unchecked Sendable {
     @exclusivity(unchecked) private var functions: FunctionCache
     @exclusivity(unchecked) private var writer = WireWriter(capacity: 64 << 10)
     private var hasStopped = false
-    /// Workers in a row that died before taking their first task while they had work.
+    /// Workers in a row that died before taking their first task while they had work, or were
+    /// killed as wedged before answering one (reset by a task's answer); of them, the wedged.
     private var startDeaths = 0
+    private var startWedges = 0
     /// When the engine must look again at the latest (a time limit or a retry falls due).
     private var nextTimer: UInt64?
 
@@ -704,19 +706,23 @@ final class PoolEngine: @unchecked Sendable {
     /// How long a task must have run before what waits behind it is withdrawn (ns).
     static let stealAge: UInt64 = 1_000_000
 
-    /// Wedged workers. A worker takes each chunk it holds within microseconds of finishing
-    /// the one before (or of starting and reading the function value). One that has not taken
-    /// the first chunk it holds for `wedgeNanoseconds`, while its process used under 1 % of a
-    /// CPU, is stuck before running anything of it — say a `.fork` child that met a lock some
-    /// other thread held at the fork — and would keep its inputs for ever where the call set no
-    /// time limit. Its chunks are withdrawn (they run elsewhere, and it skips them should it
-    /// ever read them), and it is killed and replaced: no input is charged. A worker busy before
-    /// its chunk (decoding a large function value, say) uses CPU and is watched afresh, as is one
-    /// waiting for a device (state D: its binary paged in from a slow file system) or held by a
-    /// debugger (t); one running the pool's initializer has taken that chunk. Wedged at start three times in a
-    /// row breaks the pool, as start-up crashes do. Looked at once a second; when the engine's
-    /// rounds stopped for longer (a long callback on its thread), what was seen before is
-    /// forgotten, so only time the engine watched counts.
+    /// Wedged workers. A worker takes each chunk it holds as soon as it has read the message
+    /// (before it decodes the function value or runs anything), within microseconds of
+    /// finishing the one before or of starting. One that has not taken the first chunk it holds
+    /// for `wedgeNanoseconds`, asleep (not running, not waiting for a device, not held by a
+    /// debugger) and having used under 1 % of a CPU meanwhile, is stuck before running anything
+    /// of it — say a `.fork` child that met a lock another thread held at the fork, reading its
+    /// first message — and would keep its inputs for ever where the call set no time limit.
+    /// Its chunks are withdrawn (they run elsewhere, and it skips them should it ever read
+    /// them), and it is killed and replaced: no input is charged. A worker still reading a
+    /// large message uses CPU or waits for a device (its binary paged in from a slow file
+    /// system) and is watched afresh; one running the pool's initializer has taken that chunk.
+    /// A hang after the take (in the function's decoding, the initializer, the task) is the
+    /// call's time limit's to end. Without the process's state (`PoolBackend.activity` nil) the
+    /// engine cannot tell a wedged worker from a slow one and leaves it alone. Wedged before its
+    /// first task's answer three times in a row breaks the pool, as start-up crashes do. Looked
+    /// at once a second; when the engine's rounds stopped for longer (a long callback on its
+    /// thread), what was seen before is forgotten, so only time the engine watched counts.
     private func replaceWedgedWorkers(now: UInt64) -> Bool {
         let away = now &- lastWedgeCheck > 3 * Self.wedgeCheckInterval
         lastWedgeCheck = now
@@ -729,16 +735,18 @@ final class PoolEngine: @unchecked Sendable {
                 workers[worker].stall = nil
                 continue
             }
-            let activity = backend.activity(of: worker)
-            let cpu = activity?.cpuNanoseconds
-            guard let stall = workers[worker].stall, stall.chunk == first, !away, activity?.isHeldOutside != true else {
-                workers[worker].stall = (first, now, cpu)
+            guard let activity = backend.activity(of: worker) else {
+                workers[worker].stall = nil
+                continue
+            }
+            guard let stall = workers[worker].stall, stall.chunk == first, !away, !activity.isRunningOrHeld else {
+                workers[worker].stall = (first, now, activity.cpuNanoseconds)
                 continue
             }
             let waited = now &- stall.since
             guard waited >= wedgeNanoseconds else { continue }
-            if let cpu, let before = stall.cpu, cpu &- before > waited / 100 {
-                workers[worker].stall = (first, now, cpu)
+            if activity.cpuNanoseconds &- stall.cpu > waited / 100 {
+                workers[worker].stall = (first, now, activity.cpuNanoseconds)
                 continue
             }
             workers[worker].stall = nil
@@ -840,6 +848,7 @@ final class PoolEngine: @unchecked Sendable {
         workers[worker].lastReplyBytes = bytes
         workers[worker].observed = nil
         startDeaths = 0
+        startWedges = 0
     }
 
     /// A worker's reply, seen at `now`.
@@ -851,8 +860,9 @@ final class PoolEngine: @unchecked Sendable {
             record.emit(from: backend.identity(of: worker))
         case .result(let id, var outputs):
             if id == 0 {
+                // Not the end of a run of start deaths: a worker may still wedge or die before
+                // its first task's answer.
                 workers[worker].initializerChunk = nil
-                startDeaths = 0
                 return
             }
             noteReply(id, from: worker, bytes: outputs.remaining, now: now)
@@ -1056,10 +1066,13 @@ final class PoolEngine: @unchecked Sendable {
         } else {
             beforeFirstTask = slot.completedSinceStart == 0
         }
-        // A worker wedged at start held work too (withdrawn before it was killed).
+        // A worker killed as wedged held work too (withdrawn before the kill): it counts if it
+        // never answered a task (its initializer's answer aside).
         let wedged = slot.killedFor == .wedged
-        if (hadWork || wedged) && beforeFirstTask && (slot.killedFor == nil || wedged) && !slot.retiring {
+        let startDeath = wedged ? slot.completedSinceStart == 0 : hadWork && beforeFirstTask && slot.killedFor == nil
+        if startDeath && !slot.retiring {
             startDeaths += 1
+            if wedged { startWedges += 1 }
         }
         workers.reset(worker)
         functions.forget(worker: worker)
@@ -1069,13 +1082,13 @@ final class PoolEngine: @unchecked Sendable {
             return
         }
         if startDeaths >= Self.startDeathLimit {
+            let hang = "hangs (a .fork child waiting for a lock another thread held at the fork? try .spawn)"
             let (how, cause) =
-                wedged
-                ? (
-                    "were killed before their first task, none taken in \(Double(wedgeNanoseconds) / 1e9) s",
-                    "hangs (a .fork child waiting for a lock another thread held at the fork? try .spawn)"
-                )
-                : ("ended before their first task", "crashes")
+                startWedges == startDeaths
+                ? ("were killed before their first task, none taken in \(Double(wedgeNanoseconds) / 1e9) s", hang)
+                : startWedges == 0
+                    ? ("ended before their first task", "crashes")
+                    : ("ended or hung before their first task", "crashes or " + hang)
             breakPool(
                 PoolError(
                     .startFailed,

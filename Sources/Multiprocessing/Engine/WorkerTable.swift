@@ -29,7 +29,7 @@ struct WorkerTable {
         var killedFor: KillReason?
         /// Since when (and at what CPU time of its process) the worker has been seen not to take
         /// the chunk numbered `chunk`, the first it holds (see `PoolEngine`, "wedged workers").
-        var stall: (chunk: UInt32, since: UInt64, cpu: UInt64?)?
+        var stall: (chunk: UInt32, since: UInt64, cpu: UInt64)?
     }
 
     enum KillReason: Equatable {

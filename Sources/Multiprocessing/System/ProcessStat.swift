@@ -36,13 +36,14 @@ enum ProcessStat {
 
 /// A process's state and CPU time, from `/proc/<pid>/stat`.
 struct ProcessActivity: Equatable {
-    /// Field 3: R running, S sleeping, D waiting for a device (paging in, a slow file system),
-    /// T stopped by a signal, t stopped by a debugger, Z a zombie…
+    /// Field 3: R running or waiting for a CPU, S sleeping, D waiting for a device (paging
+    /// in, a slow file system), T stopped by a signal, t stopped by a debugger, Z a zombie…
     var state: Character
     /// User and system time (fields 14 and 15), in ns, at the kernel's clock-tick resolution
     /// (10 ms at the usual 100 Hz).
     var cpuNanoseconds: UInt64
 
-    /// Waiting for a device or held by a debugger: not stuck in this process's own code.
-    var isHeldOutside: Bool { state == "D" || state == "t" }
+    /// Running (or starved of a CPU: runnable, its time not counted yet), waiting for a
+    /// device, or held by a debugger: not stuck asleep in its own code.
+    var isRunningOrHeld: Bool { state == "R" || state == "D" || state == "t" }
 }
