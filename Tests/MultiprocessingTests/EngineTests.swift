@@ -218,6 +218,7 @@ final class EngineTests: XCTestCase {
     private func engine(_ backend: ScriptedBackend) -> PoolEngine {
         let engine = PoolEngine(backend: backend, maxTasksPerChild: nil, initializer: nil)
         engine.clock = { [unowned self] in now }
+        engine.logger = Logger(label: "engine-test", factory: { _ in CapturingHandler() })
         return engine
     }
 
@@ -779,6 +780,8 @@ final class EngineTests: XCTestCase {
     func testAWorkerThatNeverTakesItsChunkIsReplacedAndNoInputIsCharged() throws {
         let backend = ScriptedBackend(workers: 1)
         let engine = engine(backend)
+        let warning = "worker process 1000 held its work for 30 s without starting it"
+        let warned = CapturedRecords.shared.matching(warning).count
         let (_, outcome) = try batch(engine, [7, 8], chunkSize: 1)
         _ = engine.step()
         XCTAssertEqual(backend.chunks[0].map(\.inputs), [[7]])
@@ -786,6 +789,7 @@ final class EngineTests: XCTestCase {
         XCTAssertEqual(backend.killed, [], "not before 30 s")
         watch(engine, seconds: 3)
         XCTAssertEqual(backend.killed, [0])
+        XCTAssertEqual(CapturedRecords.shared.matching(warning).count, warned + 1, "a warning says what the engine did")
         XCTAssertFalse(backend.take(0), "the wedged worker would skip the withdrawn chunk")
         backend.die(0)
         _ = engine.step()
@@ -883,6 +887,7 @@ final class EngineTests: XCTestCase {
         let backend = ScriptedBackend(workers: 1)
         let engine = PoolEngine(backend: backend, maxTasksPerChild: nil, initializer: try FunctionDefinition.make(NoSetup()))
         engine.clock = { [unowned self] in now }
+        engine.logger = Logger(label: "engine-test", factory: { _ in CapturingHandler() })
         let (_, outcome) = try batch(engine, [4], chunkSize: 1)
         _ = engine.step()
         // The first worker's initializer crashes.

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -76,6 +77,10 @@ final class PoolEngine: @unchecked Sendable {
         set { wedgeLimit.store(newValue, ordering: .relaxed) }
     }
     private let wedgeLimit = Atomic<UInt64>(30_000_000_000)
+    /// Where the engine says what it did on its own (a wedged worker replaced): a warning
+    /// through the program's swift-log handler (stderr unless it bootstrapped another).
+    /// Tests set their own before the engine runs.
+    var logger = Logger(label: "swift-multiprocessing")
     /// When the engine last looked for wedged workers, and how often it looks.
     private var lastWedgeCheck: UInt64 = 0
     static let wedgeCheckInterval: UInt64 = 1_000_000_000
@@ -754,7 +759,17 @@ final class PoolEngine: @unchecked Sendable {
             // Taken just now: not wedged after all.
             if WorkerProgress.isAtOrAfter(progress.snapshot().taken, first) { continue }
             workers[worker].killedFor = .wedged
-            if !backend.kill(worker: worker) { workers[worker].killedFor = nil }
+            guard backend.kill(worker: worker) else {
+                workers[worker].killedFor = nil
+                continue
+            }
+            let identity = backend.identity(of: worker)
+            let place = workerPlace(pid: identity.pid, rank: identity.rank, host: identity.host, unnamed: "a worker")
+            logger.warning(
+                """
+                \(place) held its work for \(waited / 1_000_000_000) s without starting it, asleep and using no CPU: \
+                killed and replaced; its inputs run on other workers, none is lost
+                """)
             acted = true
         }
         return acted
