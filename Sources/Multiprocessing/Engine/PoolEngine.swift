@@ -56,10 +56,13 @@ final class PoolEngine: @unchecked Sendable {
     @exclusivity(unchecked) private var functions: FunctionCache
     @exclusivity(unchecked) private var writer = WireWriter(capacity: 64 << 10)
     private var hasStopped = false
-    /// Workers in a row that died before taking their first task while they had work, or were
-    /// killed as wedged before answering one (reset by a task's answer); of them, the wedged.
+    /// Workers in a row that died before taking their first task while they had work.
     private var startDeaths = 0
-    private var startWedges = 0
+    /// Per worker slot: its workers killed in a row as wedged before answering a task (reset
+    /// by the slot's next answer). Per slot, not in all: a lock held at the moment a pool
+    /// forks many workers may wedge several of them once; only a start that hangs every time
+    /// wedges one slot's replacements again and again.
+    private var wedgedStarts: [Int]
     /// When the engine must look again at the latest (a time limit or a retry falls due).
     private var nextTimer: UInt64?
 
@@ -91,6 +94,7 @@ final class PoolEngine: @unchecked Sendable {
         self.initializer = initializer
         self.workers = WorkerTable(count: backend.workerCount)
         self.functions = FunctionCache(workers: backend.workerCount)
+        self.wedgedStarts = Array(repeating: 0, count: backend.workerCount)
     }
 
     func startThread() throws {
@@ -724,8 +728,8 @@ final class PoolEngine: @unchecked Sendable {
     /// system) and is watched afresh; one running the pool's initializer has taken that chunk.
     /// A hang after the take (in the function's decoding, the initializer, the task) is the
     /// call's time limit's to end. Without the process's state (`PoolBackend.activity` nil) the
-    /// engine cannot tell a wedged worker from a slow one and leaves it alone. Wedged before its
-    /// first task's answer three times in a row breaks the pool, as start-up crashes do. Looked
+    /// engine cannot tell a wedged worker from a slow one and leaves it alone. Three workers of
+    /// one slot in a row wedged before a task's answer break the pool (`wedgedStarts`). Looked
     /// at once a second; when the engine's rounds stopped for longer (a long callback on its
     /// thread), what was seen before is forgotten, so only time the engine watched counts.
     private func replaceWedgedWorkers(now: UInt64) -> Bool {
@@ -863,7 +867,7 @@ final class PoolEngine: @unchecked Sendable {
         workers[worker].lastReplyBytes = bytes
         workers[worker].observed = nil
         startDeaths = 0
-        startWedges = 0
+        wedgedStarts[worker] = 0
     }
 
     /// A worker's reply, seen at `now`.
@@ -875,9 +879,9 @@ final class PoolEngine: @unchecked Sendable {
             record.emit(from: backend.identity(of: worker))
         case .result(let id, var outputs):
             if id == 0 {
-                // Not the end of a run of start deaths: a worker may still wedge or die before
-                // its first task's answer.
+                // (A worker may still wedge before its first task's answer: `wedgedStarts`.)
                 workers[worker].initializerChunk = nil
+                startDeaths = 0
                 return
             }
             noteReply(id, from: worker, bytes: outputs.remaining, now: now)
@@ -1081,13 +1085,12 @@ final class PoolEngine: @unchecked Sendable {
         } else {
             beforeFirstTask = slot.completedSinceStart == 0
         }
-        // A worker killed as wedged held work too (withdrawn before the kill): it counts if it
-        // never answered a task (its initializer's answer aside).
-        let wedged = slot.killedFor == .wedged
-        let startDeath = wedged ? slot.completedSinceStart == 0 : hadWork && beforeFirstTask && slot.killedFor == nil
-        if startDeath && !slot.retiring {
+        // A worker killed as wedged counts, in its slot, if it never answered a task (its
+        // initializer's answer aside).
+        if slot.killedFor == .wedged {
+            if slot.completedSinceStart == 0 && !slot.retiring { wedgedStarts[worker] += 1 }
+        } else if hadWork && beforeFirstTask && slot.killedFor == nil && !slot.retiring {
             startDeaths += 1
-            if wedged { startWedges += 1 }
         }
         workers.reset(worker)
         functions.forget(worker: worker)
@@ -1097,19 +1100,23 @@ final class PoolEngine: @unchecked Sendable {
             return
         }
         if startDeaths >= Self.startDeathLimit {
-            let hang = "hangs (a .fork child waiting for a lock another thread held at the fork? try .spawn)"
-            let (how, cause) =
-                startWedges == startDeaths
-                ? ("were killed before their first task, none taken in \(Double(wedgeNanoseconds) / 1e9) s", hang)
-                : startWedges == 0
-                    ? ("ended before their first task", "crashes")
-                    : ("ended or hung before their first task", "crashes or " + hang)
             breakPool(
                 PoolError(
                     .startFailed,
                     """
-                    \(startDeaths) workers in a row \(how) (last: \(identity)); \
-                    the pool's initializer or the worker's start-up \(cause) — fix it and create a new Pool
+                    \(startDeaths) workers in a row ended before their first task (last: \(identity)); \
+                    the pool's initializer or the worker's start-up crashes — fix it and create a new Pool
+                    """))
+            return
+        }
+        if wedgedStarts[worker] >= Self.startDeathLimit {
+            breakPool(
+                PoolError(
+                    .startFailed,
+                    """
+                    \(wedgedStarts[worker]) workers in a row in one place were killed before their first task, none \
+                    taken in \(Double(wedgeNanoseconds) / 1e9) s (last: \(identity)); the worker's start-up hangs (a .fork \
+                    child waiting for a lock another thread held at the fork? try .spawn) — fix it and create a new Pool
                     """))
             return
         }
