@@ -86,7 +86,15 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         push(writer, from: worker)
     }
 
-    func push(_ writer: WireWriter, from worker: Int) {
+    /// The worker answers the pool's initializer (task 0).
+    func answerInitializer(_ worker: Int) {
+        var writer = WireWriter()
+        WorkerCodec.beginResult(task: 0, into: &writer)
+        _VoidTransport.encode(count: 1, into: &writer)
+        push(writer, from: worker)
+    }
+
+    private func push(_ writer: WireWriter, from worker: Int) {
         events.append((worker, MessageBuffer.withPayload(writer) { Array($0) }, nil))
     }
 
@@ -568,9 +576,7 @@ final class EngineTests: XCTestCase {
         }
         _ = engine.step()
         _ = engine.step()
-        guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
-        XCTAssertEqual((error as? PoolError)?.code, .startFailed)
-        XCTAssertTrue("\(error)".contains("before their first task"), "\(error)")
+        assertStartFailed(outcome, saying: "before their first task")
     }
 
     /// A call submitted, then `close()`, while the engine is between taking new work and
@@ -764,6 +770,15 @@ final class EngineTests: XCTestCase {
             XCTAssertGreaterThan(cost, 0, "lanes \(String(describing: lanes))")
         }
     }
+    /// The call failed with `PoolError(.startFailed)` whose message holds each of `parts`.
+    private func assertStartFailed(_ outcome: Outcome, saying parts: String..., line: UInt = #line) {
+        guard case .failure(let error)? = outcome.result else {
+            return XCTFail("\(String(describing: outcome.result))", line: line)
+        }
+        XCTAssertEqual((error as? PoolError)?.code, .startFailed, line: line)
+        for part in parts { XCTAssertTrue("\(error)".contains(part), "\(error)", line: line) }
+    }
+
     // MARK: wedged workers
 
     /// Steps the engine once a second for `seconds` seconds.
@@ -874,12 +889,9 @@ final class EngineTests: XCTestCase {
             // The first worker had run a task: its wedge does not count; three more do.
             if round < 4 { XCTAssertNil(outcome.result, "round \(round)") }
         }
-        guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
-        XCTAssertEqual((error as? PoolError)?.code, .startFailed)
-        XCTAssertTrue(
-            "\(error)".contains("3 workers in a row in one place were killed before their first task, none taken in 30.0 s"),
-            "\(error)")
-        XCTAssertTrue("\(error)".contains("try .spawn"), "\(error)")
+        assertStartFailed(
+            outcome, saying: "3 workers in a row in one place were killed before their first task, none taken in 30.0 s",
+            "try .spawn")
     }
     /// With an initializer: a worker that answers its initializer and then wedges before its
     /// first task counts as wedged at start (the initializer's answer does not end the run), so
@@ -892,20 +904,15 @@ final class EngineTests: XCTestCase {
         let (_, outcome) = try batch(engine, [4], chunkSize: 1)
         _ = engine.step()
         for round in 1...3 {
-            backend.take(0) // the initializer, answered
-            var writer = WireWriter()
-            WorkerCodec.beginResult(task: 0, into: &writer)
-            _VoidTransport.encode(count: 1, into: &writer)
-            backend.push(writer, from: 0)
+            backend.take(0)
+            backend.answerInitializer(0)
             watch(engine, seconds: 32)
             XCTAssertEqual(backend.killed.count, round, "the task was never taken: killed")
             backend.die(0)
             _ = engine.step()
             if round < 3 { XCTAssertNil(outcome.result, "round \(round)") }
         }
-        guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
-        XCTAssertEqual((error as? PoolError)?.code, .startFailed)
-        XCTAssertTrue("\(error)".contains("3 workers in a row in one place were killed before their first task"), "\(error)")
+        assertStartFailed(outcome, saying: "3 workers in a row in one place were killed before their first task")
     }
 
     /// A lock held while a pool forks many workers may wedge several of them once: each is

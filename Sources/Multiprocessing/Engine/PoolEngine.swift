@@ -739,12 +739,9 @@ final class PoolEngine: @unchecked Sendable {
         var acted = false
         for worker in workers.indices {
             guard workers[worker].killedFor == nil, let progress = backend.progress(of: worker),
-                let first = firstUnansweredChunk(of: worker), !WorkerProgress.isAtOrAfter(progress.snapshot().taken, first)
+                let first = firstUnansweredChunk(of: worker), !WorkerProgress.isAtOrAfter(progress.snapshot().taken, first),
+                let activity = backend.activity(of: worker)
             else {
-                workers[worker].stall = nil
-                continue
-            }
-            guard let activity = backend.activity(of: worker) else {
                 workers[worker].stall = nil
                 continue
             }

@@ -51,7 +51,7 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
         let mask = Int(CSystemShims_affinity_cpu_count())
         return CPUAllocation(
             affinity: mask > 0 ? mask : nil,
-            cgroupLimit: cgroupLimit(cgroups: readSmallFile("/proc/self/cgroup") ?? "", root: "/sys/fs/cgroup"),
+            cgroupLimit: CgroupLimits.current.cpuLimit,
             slurmShare: slurmShare { name in getenv(name).map { String(cString: $0) } })
     }
 
@@ -103,12 +103,11 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
     /// text of /proc/self/cgroup) and their ancestors, with the hierarchies mounted under
     /// `root`; nil if none is limited.
     static func cgroupLimit(cgroups: String, root: String) -> Int? {
-        CgroupLimits(cgroups: cgroups, root: root).smallest(
-            v1Controller: "cpu", v1Mounts: ["cpu", "cpu,cpuacct", "cpuacct,cpu"], v1: v1Limit, v2: v2Limit)
+        CgroupLimits(cgroups: cgroups, root: root).cpuLimit
     }
 
     /// cgroup v2 `cpu.max`: "max 100000" or "<quota> <period>".
-    private static func v2Limit(_ directory: String) -> Int? {
+    fileprivate static func v2Limit(_ directory: String) -> Int? {
         guard let text = readSmallFile(directory + "/cpu.max") else { return nil }
         let words = text.split(whereSeparator: { $0 == " " || $0 == "\n" })
         guard words.count >= 2, let quota = Int(words[0]), let period = Int(words[1]) else { return nil }
@@ -116,7 +115,7 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// cgroup v1 `cpu.cfs_quota_us` (-1: none) and `cpu.cfs_period_us`.
-    private static func v1Limit(_ directory: String) -> Int? {
+    fileprivate static func v1Limit(_ directory: String) -> Int? {
         guard let quota = CgroupLimits.number(directory + "/cpu.cfs_quota_us"),
             let period = CgroupLimits.number(directory + "/cpu.cfs_period_us")
         else { return nil }
@@ -128,4 +127,13 @@ public struct CPUAllocation: Sendable, Equatable, CustomStringConvertible {
         return max(1, (quota + period - 1) / period)
     }
 
+}
+
+extension CgroupLimits {
+    /// The smallest CPU bandwidth limit of these cgroups (CPUs, rounded up); nil if none.
+    var cpuLimit: Int? {
+        smallest(
+            v1Controller: "cpu", v1Mounts: ["cpu", "cpu,cpuacct", "cpuacct,cpu"],
+            v1: CPUAllocation.v1Limit, v2: CPUAllocation.v2Limit)
+    }
 }
