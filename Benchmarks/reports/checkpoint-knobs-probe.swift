@@ -1,4 +1,5 @@
 import Multiprocessing
+
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -169,10 +169,20 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         return !taken.isEmpty
     }
 
-    func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {}
+    /// Called at each wait the engine asks for (`idle`: `waitIdle`, else `waitForActivity`),
+    /// after the engine's `ready()` check ran; the waits return at once.
+    var onWait: ((_ idle: Bool) -> Void)?
+
+    func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
+        _ = ready()
+        onWait?(false)
+    }
     func pace(replyEvery nanoseconds: Int64) {}
     func wake() {}
-    func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {}
+    func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
+        _ = ready()
+        onWait?(true)
+    }
 
     func replace(worker: Int) throws {
         replaced.append(worker)

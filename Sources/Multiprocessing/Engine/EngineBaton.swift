@@ -63,7 +63,7 @@ final class EngineBaton: @unchecked Sendable {
         let seen = CSystemShims_load_u32_seqcst(word)
         CSystemShims_store_u32_seqcst(sleeping, 1)
         if !ready() && timeoutNanoseconds > 0 {
-            _ = CSystemShims_futex_wait(word, seen, timeoutNanoseconds)
+            ForkGuard.whileBlocked { _ = CSystemShims_futex_wait(word, seen, timeoutNanoseconds) }
         }
         CSystemShims_store_u32_seqcst(sleeping, 0)
     }

@@ -200,18 +200,20 @@ final class PoolEngine: @unchecked Sendable {
 
     /// The pool's thread. It holds the baton for each round and for its waits while the
     /// engine has work; idle, it leaves the baton to callers that drive (`EngineBaton`).
+    /// It runs inside `ForkGuard` activity throughout — its rounds, and the bookkeeping and
+    /// checks of its waits — and leaves it only while it sleeps (in the backend's or the
+    /// baton's futex wait), as the MPI service thread does.
     private func loop() {
         PoolThread.mark(self)
+        ForkGuard.enterActivity()
+        defer { ForkGuard.leaveActivity() }
         var idleRounds = 0
         while true {
             guard !baton.callerWaiting, baton.tryTakeForThread() else {
                 sleepWhileCallersDrive()
                 continue
             }
-            ForkGuard.enterActivity()
-            let outcome = step()
-            ForkGuard.leaveActivity()
-            switch outcome {
+            switch step() {
             case .stopped:
                 baton.releaseByThread()
                 return
@@ -294,25 +296,26 @@ final class PoolEngine: @unchecked Sendable {
             return closing || terminating ? PoolError(.closed, "the pool is closed; create a new Pool") : nil
         }
         if let refusal { throw refusal }
-        admit(job)
-        // Sent before the first round's poll (under MPI, 1–2 µs of probing that can find
-        // nothing of this call): a worker's end that poll would have reported first leaves
-        // the task untaken there, and it runs elsewhere.
-        ForkGuard.enterActivity()
-        _ = dispatch(now: clock())
-        backend.flush()
-        ForkGuard.leaveActivity()
-        var idleRounds = 0
-        while !isDone() && !hasIntake.load(ordering: .sequentiallyConsistent) {
-            ForkGuard.enterActivity()
-            let outcome = step(admitting: false)
-            ForkGuard.leaveActivity()
-            if outcome == .stopped || isDone() { break }
-            if outcome == .idle {
-                idleRounds += 1
-                waitForWork(idleRounds: idleRounds) { false }
-            } else {
-                idleRounds = 0
+        // Inside `ForkGuard` activity as the pool's thread is (entered with the baton held:
+        // never waiting for it inside), unless this thread is already in it (another pool's
+        // callback).
+        ForkGuard.withActivity {
+            admit(job)
+            // Sent before the first round's poll (under MPI, 1–2 µs of probing that can find
+            // nothing of this call): a worker's end that poll would have reported first leaves
+            // the task untaken there, and it runs elsewhere.
+            _ = dispatch(now: clock())
+            backend.flush()
+            var idleRounds = 0
+            while !isDone() && !hasIntake.load(ordering: .sequentiallyConsistent) {
+                let outcome = step(admitting: false)
+                if outcome == .stopped || isDone() { break }
+                if outcome == .idle {
+                    idleRounds += 1
+                    waitForWork(idleRounds: idleRounds) { false }
+                } else {
+                    idleRounds = 0
+                }
             }
         }
         return true

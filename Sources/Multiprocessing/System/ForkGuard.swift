@@ -48,6 +48,16 @@ enum ForkGuard {
         pthread_rwlock_unlock(lock)
     }
 
+    /// Runs `body` inside this thread's activity, entering it unless the thread holds it
+    /// already (a read lock taken twice would wait for a waiting fork that waits for it).
+    /// Never call it holding a lock that a thread in activity may wait for.
+    static func withActivity<T>(_ body: () throws -> T) rethrows -> T {
+        guard CSystemShims_fork_activity() == 0 else { return try body() }
+        enterActivity()
+        defer { leaveActivity() }
+        return try body()
+    }
+
     /// Runs `body` (which blocks, perhaps on the supervisor) outside this thread's activity
     /// if it holds it; a thread that does not hold it just runs `body`.
     static func whileBlocked<T>(_ body: () throws -> T) rethrows -> T {

@@ -15,7 +15,7 @@ final class WakeWord: @unchecked Sendable {
 
     func sleep(nanoseconds: Int64) {
         guard nanoseconds > 0 else { return }
-        _ = CSystemShims_futex_wait(word, 0, nanoseconds)
+        ForkGuard.whileBlocked { _ = CSystemShims_futex_wait(word, 0, nanoseconds) }
     }
 
     func wake() {

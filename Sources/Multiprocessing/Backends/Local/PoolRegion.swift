@@ -137,7 +137,7 @@ struct Doorbell: @unchecked Sendable {
         let seen = CSystemShims_load_u32_seqcst(sequence)
         _ = CSystemShims_fetch_add_u32(sleeping, 1)
         if !ready() {
-            _ = CSystemShims_futex_wait(sequence, seen, timeoutNanoseconds)
+            ForkGuard.whileBlocked { _ = CSystemShims_futex_wait(sequence, seen, timeoutNanoseconds) }
         }
         _ = CSystemShims_fetch_add_u32(sleeping, UInt32.max) // − 1
     }

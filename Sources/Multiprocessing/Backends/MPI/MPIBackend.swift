@@ -507,7 +507,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             let moved = poll { _ in }
             if moved { continue }
             if monotonicNanoseconds() >= deadline { return }
-            backoff.pause(until: deadline)
+            ForkGuard.whileBlocked { backoff.pause(until: deadline) }
         }
     }
 }
