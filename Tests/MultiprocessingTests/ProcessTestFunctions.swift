@@ -250,7 +250,8 @@ struct CheckForkedIdentity: ParallelFunction {
     func callAsFunction(_: Void) {
         if let failed = check() { exit(failed) }
         guard let grandchild else { return }
-        let target = CheckForkedIdentity(name: grandchild, daemon: false, parentPID: getpid(), parentName: name)
+        // Made without `daemon:`: it takes this child's flag (as Python's does).
+        let target = CheckForkedIdentity(name: grandchild, daemon: daemon, parentPID: getpid(), parentName: name)
         let p = Multiprocessing.Process(target: target, name: grandchild, startMethod: .fork)
         do {
             try p.start()

@@ -85,13 +85,17 @@ public final class Process: @unchecked Sendable {
     /// returns once its last lines are out). nil (the default): as the environment variable
     /// `SWIFTMP_TAG_OUTPUT` says; true or false win over it. Not for a target run on an MPI
     /// rank (there the variable decides).
+    ///
+    /// `daemon`: nil (the default) takes the current process's flag, as Python does — false
+    /// in the main program, true in a daemon child.
     public init(
-        target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool = false,
+        target: some ParallelFunction<Void, Void>, name: String? = nil, daemon: Bool? = nil,
         startMethod: StartMethod = .automatic, tagOutput: Bool? = nil
     ) {
         self.tagOutput = tagOutput
         self.launcher = Mutex(Launcher(target: target, call: { try target(()) }))
         self.name = name ?? "Process-\(Process.counter.add(1, ordering: .relaxed).newValue)"
+        let daemon = daemon ?? Multiprocessing.currentProcess.daemon
         self.daemon = daemon
         self.startMethod = startMethod
         self.state = ProcessState(daemon: daemon)
