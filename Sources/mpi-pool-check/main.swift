@@ -25,6 +25,9 @@
 //                                   1e-12 s limit; N processes per rank. Prints "FAULTS OK"
 //                                   when exactly the faulty inputs failed, each once, naming
 //                                   its worker, and the rest is right
+//   mpi-pool-check --wedge [N]      a worker stopped (SIGSTOP) before it takes its work is
+//                                   replaced after SWIFTMP_WEDGE_SECONDS and the map completes;
+//                                   N processes per rank. Prints "WEDGE OK"
 //   mpi-pool-check --tag-output     local pools (each start method) whose tasks print a line
 //                                   on stdout and one on stderr; prints "WORKERS <method> <pids>"
 //                                   (run it with SWIFTMP_TAG_OUTPUT=1 to see the lines tagged)
@@ -161,6 +164,11 @@ struct PrintingLogHandler: LogHandler {
     }
 }
 WorkerLogging.bootstrap { _ in PrintingLogHandler() }
+
+if words.first == "--wedge" {
+    try Wedge.run(perRank: words.dropFirst().first.flatMap { Int($0) })
+    exit(mismatches == 0 ? 0 : 1)
+}
 
 if words.first == "--faults" {
     let perRank = words.dropFirst().first.flatMap { Int($0) }

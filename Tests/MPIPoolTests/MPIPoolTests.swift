@@ -87,6 +87,36 @@ final class MPIPoolTests: XCTestCase {
         }
     }
 
+    /// A worker stopped with SIGSTOP before it takes its work (as a `.fork` child stuck at its
+    /// first message would be) is killed and replaced once `SWIFTMP_WEDGE_SECONDS` pass and
+    /// the map completes: locally (the engine watches its workers), under mpirun with rank 0
+    /// scheduling each local worker (the worker rank watches the ones it relays, and rank 0
+    /// logs it naming the rank) and with each rank scheduling its own (the rank's engine).
+    /// (Before: a relayed worker was watched by nobody and the map waited for ever.)
+    func testAWorkerStuckBeforeItsWorkIsReplacedOnEveryLayout() throws {
+        let program = try Launcher.poolCheck()
+        let wedge = ["SWIFTMP_WEDGE_SECONDS": "2"]
+        let local = try Launcher.run(
+            program, ["--wedge"], environment: Launcher.cleanEnvironment.merging(wedge) { $1 }, deadline: 60)
+        XCTAssertEqual(local.status, 0, local.output)
+        XCTAssertTrue(local.output.contains("WEDGE OK workers="), local.output)
+        for (ranks, perRank, scheduling) in [(2, 1, ""), (3, 1, ""), (3, 2, "node")] {
+            let label = "np \(ranks), \(perRank) per rank \(scheduling)"
+            let outcome = try Launcher.mpirun(
+                ["-np", String(ranks), program.path], ["--wedge", String(perRank)], timeout: 60,
+                environment: wedge.merging(["SWIFTMP_RANK_SCHEDULING": scheduling]) { $1 })
+            XCTAssertEqual(outcome.status, 0, "\(label): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains("WEDGE OK workers=\((ranks - 1) * perRank) "), "\(label): \(outcome.output)")
+            XCTAssertFalse(outcome.output.contains("MISMATCH"), "\(label): \(outcome.output)")
+            if scheduling.isEmpty {
+                XCTAssertTrue(outcome.output.contains("killed by its rank and replaced"), "\(label): \(outcome.output)")
+                XCTAssertNotNil(
+                    outcome.output.range(of: "worker process [0-9]+ of rank [12] on", options: .regularExpression),
+                    "\(label): \(outcome.output)")
+            }
+        }
+    }
+
     /// The same on three hosts: one worker rank alone on each of two of them.
     func testCrashingTasksNeverEndTheJobOnThreeHosts() throws {
         let outcome = try Launcher.netnsCluster(hosts: 3, try Launcher.poolCheck().path, ["--faults", "2"], timeout: 90)

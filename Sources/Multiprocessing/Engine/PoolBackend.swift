@@ -63,6 +63,9 @@ protocol PoolBackend: AnyObject {
     /// them other than through `progress(of:)` (a worker rank relays its local worker's);
     /// nil otherwise.
     func finalProgress(of worker: Int) -> (taken: UInt32, input: Int)?
+    /// Whether the worker that ended in a slot was killed as wedged by whoever hosts it (an
+    /// MPI worker rank watching the local workers it relays, `RankRelay`); false otherwise.
+    func endedWedged(worker: Int) -> Bool
     /// The state and CPU time of the worker process in a slot, where the backend can read
     /// them; nil otherwise. The engine tells a wedged worker from a busy one with it
     /// (`PoolEngine.replaceWedgedWorkers`).
@@ -105,6 +108,7 @@ extension PoolBackend {
     }
     func flush() {}
     func activity(of worker: Int) -> ProcessActivity? { nil }
+    func endedWedged(worker: Int) -> Bool { false }
     /// A local worker answers within this: the rings wake it at once.
     var pipelineNanoseconds: Int64 { 200_000 }
     /// A local pool has nothing to do between calls: a worker's end is handled at the next.

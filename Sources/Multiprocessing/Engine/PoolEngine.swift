@@ -79,7 +79,7 @@ final class PoolEngine: @unchecked Sendable {
         get { wedgeLimit.load(ordering: .relaxed) }
         set { wedgeLimit.store(newValue, ordering: .relaxed) }
     }
-    private let wedgeLimit = Atomic<UInt64>(30_000_000_000)
+    private let wedgeLimit = Atomic<UInt64>(WedgeWatch.defaultLimitNanoseconds)
     /// Where the engine says what it did on its own (a wedged worker replaced): a warning
     /// through the program's swift-log handler (stderr unless it bootstrapped another).
     /// Tests set their own before the engine runs.
@@ -742,23 +742,16 @@ final class PoolEngine: @unchecked Sendable {
         var acted = false
         for worker in workers.indices {
             guard workers[worker].killedFor == nil, let progress = backend.progress(of: worker),
-                let first = firstUnansweredChunk(of: worker), !WorkerProgress.isAtOrAfter(progress.snapshot().taken, first),
-                let activity = backend.activity(of: worker)
+                let first = firstUnansweredChunk(of: worker)
             else {
-                workers[worker].stall = nil
+                workers[worker].wedgeWatch.forget()
                 continue
             }
-            guard let stall = workers[worker].stall, stall.chunk == first, !away, !activity.isRunningOrHeld else {
-                workers[worker].stall = (first, now, activity.cpuNanoseconds)
-                continue
-            }
-            let waited = now &- stall.since
-            guard waited >= wedgeNanoseconds else { continue }
-            if activity.cpuNanoseconds &- stall.cpu > waited / 100 {
-                workers[worker].stall = (first, now, activity.cpuNanoseconds)
-                continue
-            }
-            workers[worker].stall = nil
+            guard
+                let waited = workers[worker].wedgeWatch.look(
+                    first: first, taken: progress.snapshot().taken, activity: { backend.activity(of: worker) }, now: now,
+                    away: away, limit: wedgeNanoseconds)
+            else { continue }
             _ = withdraw(from: worker)
             // Taken just now: not wedged after all.
             if WorkerProgress.isAtOrAfter(progress.snapshot().taken, first) { continue }
@@ -1026,12 +1019,23 @@ final class PoolEngine: @unchecked Sendable {
     private func handleEnd(of worker: Int, _ exit: ChildExit) {
         let now = clock()
         let slot = workers[worker]
+        // Killed by the engine, or as wedged by the MPI worker rank that hosts it.
+        let killedFor = slot.killedFor ?? (backend.endedWedged(worker: worker) ? .wedged : nil)
         let live = backend.progress(of: worker)
         let progress = live?.snapshot() ?? backend.finalProgress(of: worker)
         var identity = backend.identity(of: worker)
         switch exit {
         case .signaled(let signal): identity.signal = signal
         case .exited(let code): identity.exitCode = code
+        }
+        if slot.killedFor == nil, killedFor == .wedged {
+            let place = workerPlace(pid: identity.pid, rank: identity.rank, host: identity.host, unnamed: "a worker")
+            logger.warning(
+                """
+                \(place) held its work for \(WedgeWatch.defaultLimitNanoseconds / 1_000_000_000) s or more without \
+                starting it, asleep and using no CPU: killed by its rank and replaced; its inputs run on other \
+                workers, none is lost
+                """)
         }
         var hadWork = slot.initializerChunk != nil
         for (position, id) in slot.tasks.enumerated() {
@@ -1050,7 +1054,7 @@ final class PoolEngine: @unchecked Sendable {
             // at the end (an MPI rank's worker), the limit counts from when the task reached the
             // free worker, and may run out on the way. The input fails once (`TaskTimedOut`);
             // run again, it would be killed again, and again (a 1e-12 s limit: 31 kills).
-            if !running, live == nil, case .timedOut(let timedOutTask, _, _) = slot.killedFor, timedOutTask == id {
+            if !running, live == nil, case .timedOut(let timedOutTask, _, _) = killedFor, timedOutTask == id {
                 running = true
                 inputPosition = 0
             }
@@ -1064,7 +1068,7 @@ final class PoolEngine: @unchecked Sendable {
             job.runAgain(after)
             var died = identity
             died.inputIndex = culprit.first
-            switch slot.killedFor {
+            switch killedFor {
             // Without live progress words the limit was enforced on the task's start, not its input's.
             case .timedOut(let timedOutTask, let timedOutInput, let limit)
             where timedOutTask == id && (timedOutInput == inputPosition || live == nil):
@@ -1087,9 +1091,9 @@ final class PoolEngine: @unchecked Sendable {
         }
         // A worker killed as wedged counts, in its slot, if it never answered a task (its
         // initializer's answer aside).
-        if slot.killedFor == .wedged {
+        if killedFor == .wedged {
             if slot.completedSinceStart == 0 && !slot.retiring { wedgedStarts[worker] += 1 }
-        } else if hadWork && beforeFirstTask && slot.killedFor == nil && !slot.retiring {
+        } else if hadWork && beforeFirstTask && killedFor == nil && !slot.retiring {
             startDeaths += 1
         }
         workers.reset(worker)

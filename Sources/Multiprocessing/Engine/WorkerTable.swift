@@ -27,9 +27,8 @@ struct WorkerTable {
         var observed: (task: UInt64, input: Int, since: UInt64)?
         /// Why the engine killed this worker, if it did: decides what its running input fails with.
         var killedFor: KillReason?
-        /// Since when (and at what CPU time of its process) the worker has been seen not to take
-        /// the chunk numbered `chunk`, the first it holds (see `PoolEngine`, "wedged workers").
-        var stall: (chunk: UInt32, since: UInt64, cpu: UInt64)?
+        /// Whether the worker holds a chunk it does not take (see `PoolEngine`, "wedged workers").
+        var wedgeWatch = WedgeWatch()
     }
 
     enum KillReason: Equatable {

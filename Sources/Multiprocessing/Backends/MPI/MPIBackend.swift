@@ -471,6 +471,8 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         slots[worker].ending.map { ($0.taken, $0.input) }
     }
 
+    func endedWedged(worker: Int) -> Bool { slots[worker].ending?.wedged ?? false }
+
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
         try refusingAttachments(segments, summary: summary)
     }

@@ -31,9 +31,34 @@ struct RankRelay {
         var outstanding = 0
         /// With `RankScheduling.node`: the engine this rank runs over the pool's local workers.
         var scheduler: NodeScheduler?
+        /// Without a scheduler: what each local worker holds, watched for wedges.
+        var watched: [WatchedWorker]
+
+        init(backend: LocalBackend, scheduler: NodeScheduler?) {
+            self.backend = backend
+            self.scheduler = scheduler
+            watched = Array(repeating: WatchedWorker(), count: backend.workerCount)
+        }
 
         var isBusy: Bool { outstanding > 0 || scheduler?.isBusy == true }
     }
+
+    /// A relayed local worker: rank 0's engine cannot see its progress words or its process,
+    /// so the rank watches it as the engine watches its own (`WedgeWatch`): chunks forwarded
+    /// to it are numbered 1, 2, … as its progress word counts the ones it takes, and it
+    /// answers them in order.
+    private struct WatchedWorker {
+        var forwarded: UInt32 = 0
+        var answered: UInt32 = 0
+        var watch = WedgeWatch()
+        /// Killed as wedged; said in its `ended` report.
+        var wedged = false
+
+        /// The first chunk it holds unanswered, if any.
+        var firstUnanswered: UInt32? { forwarded == answered ? nil : answered &+ 1 }
+    }
+    /// When the rank last looked for wedged local workers (`killWedgedWorkers`).
+    private var lastWedgeCheck: UInt64 = 0
     /// How many local workers this rank hosts when rank 0's pool does not say (sent in the
     /// handshake): see `defaultLocalWorkers`.
     private var defaultWorkers = 1
@@ -87,6 +112,8 @@ struct RankRelay {
                     }
                 }
             }
+            let now = monotonicNanoseconds()
+            if now &- lastWedgeCheck >= PoolEngine.wedgeCheckInterval { killWedgedWorkers(now: now) }
             for pool in pools.keys where try relayReplies(of: pool) { moved = true }
             if moved {
                 backoff.noteActivity()
@@ -166,6 +193,7 @@ struct RankRelay {
             if body.first == MasterMessage.chunk.rawValue {
                 lone = alone && pools[pool]?.outstanding == 0
                 pools[pool]?.outstanding += 1
+                pools[pool]?.watched[index].forwarded &+= 1
             }
             if lone { forwardedLone = true }
             // The envelope becomes the frame header: the message goes to the ring as it came.
@@ -186,6 +214,7 @@ struct RankRelay {
             _ = local.kill(worker: index)
         case .replace:
             guard let local, index < local.workerCount else { return }
+            pools[pool]?.watched[index] = WatchedWorker()
             do {
                 try ForkGuard.whileBlocked { try local.replace(worker: index) }
                 try report(pool, started: index, pid: local.identity(of: index).pid ?? 0)
@@ -248,6 +277,28 @@ struct RankRelay {
         }
     }
 
+    /// Kills each relayed local worker that holds a chunk it does not take, asleep
+    /// (`WedgeWatch`, as `PoolEngine.replaceWedgedWorkers` does for the engine's own): its
+    /// end goes to rank 0 marked wedged, whose engine runs its chunks elsewhere (none was
+    /// taken: no input is charged) and asks for a replacement. Workers of a rank that
+    /// schedules its own (`NodeScheduler`) are watched by that engine.
+    private mutating func killWedgedWorkers(now: UInt64) {
+        let away = now &- lastWedgeCheck > 3 * PoolEngine.wedgeCheckInterval
+        lastWedgeCheck = now
+        for (pool, hosted) in pools where hosted.scheduler == nil {
+            for index in hosted.watched.indices where !hosted.watched[index].wedged {
+                let backend = hosted.backend
+                guard let taken = backend.progress(of: index)?.snapshot().taken,
+                    pools[pool]?.watched[index].watch.look(
+                        first: hosted.watched[index].firstUnanswered, taken: taken,
+                        activity: { backend.activity(of: index) }, now: now, away: away,
+                        limit: WedgeWatch.defaultLimitNanoseconds) != nil
+                else { continue }
+                pools[pool]?.watched[index].wedged = backend.kill(worker: index)
+            }
+        }
+    }
+
     // MARK: local workers → rank 0
 
     /// Relays what a pool's local workers wrote and how they ended, in order, gathered into
@@ -257,11 +308,16 @@ struct RankRelay {
         guard let backend = pools[pool]?.backend else { return false }
         var failure: (any Error)?
         var answered = 0
+        var watched = pools[pool]?.watched ?? []
+        defer { pools[pool]?.watched = watched }
         outbox.pool = pool
         let moved = backend.pollRaw(
             message: { index, bytes in
                 guard failure == nil else { return }
-                if WorkerReply.isAnswer(bytes) { answered += 1 }
+                if WorkerReply.isAnswer(bytes) {
+                    answered += 1
+                    if index < watched.count { watched[index].answered &+= 1 }
+                }
                 do {
                     // A task's object request goes to rank 0's object service ([local worker][request]).
                     try relayUp(bytes, pool: pool, local: index)
@@ -272,7 +328,11 @@ struct RankRelay {
             ended: { index, exit in
                 guard failure == nil else { return }
                 let words = backend.progress(of: index)?.snapshot() ?? (taken: 0, input: 0)
-                RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: words.taken, input: words.input), into: &scratch)
+                let wedged = index < watched.count && watched[index].wedged
+                if index < watched.count { watched[index] = WatchedWorker() }
+                RelayEnvelope.ended(
+                    pool: pool, local: index, .init(exit: exit, taken: words.taken, input: words.input, wedged: wedged),
+                    into: &scratch)
                 do {
                     if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
                     scratch.bytes.withUnsafeBytes { outbox.append($0) }

@@ -43,7 +43,8 @@ enum RelayEnvelope {
         /// Local worker `local` started: its pid (`Int32`).
         case started = 2
         /// Local worker `local` ended: how (`UInt8` 0 exited / 1 signalled, `Int32` code or
-        /// signal), then its progress words (`UInt32` chunks taken, `Int64` input position).
+        /// signal), then its progress words (`UInt32` chunks taken, `Int64` input position),
+        /// then whether the rank killed it as wedged (`UInt8`, `RankRelay`).
         case ended = 3
         /// Every local worker of the pool has exited.
         case closed = 4
@@ -79,6 +80,8 @@ enum RelayEnvelope {
         var exit: ChildExit
         var taken: UInt32
         var input: Int
+        /// The rank killed it: it held a chunk untaken, asleep (`WedgeWatch`).
+        var wedged = false
     }
 
     static func ended(pool: UInt16, local: Int, _ ending: Ending, into writer: inout WireWriter) {
@@ -93,6 +96,7 @@ enum RelayEnvelope {
             }
             $0.write(ending.taken)
             $0.write(Int64(ending.input))
+            $0.write(UInt8(ending.wedged ? 1 : 0))
         }
     }
 
@@ -102,7 +106,8 @@ enum RelayEnvelope {
         let code = try reader.read(Int32.self)
         let taken = try reader.read(UInt32.self)
         let input = Int(try reader.read(Int64.self))
-        return Ending(exit: how == 0 ? .exited(code) : .signaled(code), taken: taken, input: input)
+        let wedged = try reader.read(UInt8.self) == 1
+        return Ending(exit: how == 0 ? .exited(code) : .signaled(code), taken: taken, input: input, wedged: wedged)
     }
 }
 
