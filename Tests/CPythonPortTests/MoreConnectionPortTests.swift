@@ -6,6 +6,10 @@
 // _TestConnection.test_connection (poll timings)      → testPollWaitsForItsTimeoutOrForData
 // (BrokenPipeError on a send to a closed end)         → testSendToAnEndClosedInAChildThrows
 // _TestPoll.test_strings (after the peer's close)     → testMessagesSentBeforeTheCloseAreStillRead
+// _TestConnection.test_sendbytes (offset, size)       → testSendBytesWithAnOffsetAndASize
+// _TestConnection.test_connection (recv_bytes_into,
+//   BufferTooShort)                                   → testRecvBytesIntoABufferAtAnOffset
+// (recv_bytes(maxlength), "bad message length")       → testRecvBytesWithAMaximumLength
 //
 // Differences from Python, checked as documented: EOFError is `ConnectionError(.endOfFile)`,
 // BrokenPipeError is `ConnectionError(.brokenPipe)` (or `.endOfFile`), never a SIGPIPE.
@@ -132,5 +136,92 @@ final class MoreConnectionPortTests: PortTestCase {
             }
             XCTAssertEqual(got, Array(0..<200), "\(method)")
         }
+    }
+
+    /// test_sendbytes: `sendBytes(msg, offset, size)` sends that slice (size nil: to the end;
+    /// an empty one at the end); an offset or size outside the message throws and sends
+    /// nothing (Python: ValueError), the pipe going on.
+    func testSendBytesWithAnOffsetAndASize() throws {
+        let (a, b) = try Pipe()
+        let msg = Array("abcdefghijklmnopqrstuvwxyz".utf8)
+        try a.sendBytes(msg)
+        XCTAssertEqual(try b.recvBytes(), msg)
+        try a.sendBytes(msg, offset: 5)
+        XCTAssertEqual(try b.recvBytes(), Array(msg[5...]))
+        try a.sendBytes(msg, offset: 7, size: 8)
+        XCTAssertEqual(try b.recvBytes(), Array(msg[7..<15]))
+        try a.sendBytes(msg, offset: 26)
+        XCTAssertEqual(try b.recvBytes(), [])
+        try a.sendBytes(msg, offset: 26, size: 0)
+        XCTAssertEqual(try b.recvBytes(), [])
+        for (offset, size) in [(27, nil), (22, 5), (26, 1), (-1, nil), (4, -1)] as [(Int, Int?)] {
+            XCTAssertThrowsError(try a.sendBytes(msg, offset: offset, size: size), "offset \(offset) size \(String(describing: size))") {
+                XCTAssertEqual(($0 as? ConnectionError)?.code, .invalidArgument, "\($0)")
+            }
+        }
+        XCTAssertFalse(try b.poll(timeout: 0.05), "a refused sendBytes sent something")
+        try a.sendBytes(msg, offset: 25)
+        XCTAssertEqual(try b.recvBytes(), Array("z".utf8))
+    }
+
+    /// test_connection: `recv_bytes_into(buffer)` and `(buffer, offset)` return the length and
+    /// fill the buffer from the offset, leaving the rest; a message longer than the room
+    /// raises BufferTooShort carrying it whole (the buffer untouched, the next message next);
+    /// from a child on every start method, of small and large (framed) sizes.
+    func testRecvBytesIntoABufferAtAnOffset() throws {
+        try forEachMethod { method in
+            let (mine, theirs) = try Pipe()
+            let small = Array(repeating: UInt8(7), count: 16)
+            let large = (0..<100_000).map { UInt8(truncatingIfNeeded: $0) }
+            let p = try started(SendBytesAndExit(connection: theirs, messages: [small, small, large, small]), method)
+            theirs.close()
+            var buffer = [UInt8](repeating: 0, count: 40)
+            XCTAssertEqual(try mine.recvBytes(into: &buffer), 16, "\(method)")
+            XCTAssertEqual(Array(buffer[0..<16]), small)
+            XCTAssertEqual(Array(buffer[16...]), Array(repeating: 0, count: 24))
+            buffer = [UInt8](repeating: 1, count: 40)
+            XCTAssertEqual(try mine.recvBytes(into: &buffer, offset: 12), 16, "\(method)")
+            XCTAssertEqual(Array(buffer[0..<12]), Array(repeating: 1, count: 12))
+            XCTAssertEqual(Array(buffer[12..<28]), small)
+            XCTAssertEqual(Array(buffer[28...]), Array(repeating: 1, count: 12))
+            let before = buffer
+            XCTAssertThrowsError(try mine.recvBytes(into: &buffer, offset: 30), "\(method)") {
+                XCTAssertEqual(($0 as? BufferTooShort)?.bytes, large, "\(method)")
+                XCTAssertEqual(($0 as? BufferTooShort)?.room, 10, "\(method)")
+            }
+            XCTAssertEqual(buffer, before, "\(method): BufferTooShort changed the buffer")
+            XCTAssertThrowsError(try mine.recvBytes(into: &buffer, offset: 41)) {
+                XCTAssertEqual(($0 as? ConnectionError)?.code, .invalidArgument, "\($0)")
+            }
+            XCTAssertThrowsError(try mine.recvBytes(into: &buffer, offset: -1)) {
+                XCTAssertEqual(($0 as? ConnectionError)?.code, .invalidArgument, "\($0)")
+            }
+            XCTAssertEqual(try mine.recvBytes(into: &buffer, offset: 24), 16, "\(method): the message after the refused one")
+            XCTAssertEqual(Array(buffer[24...]), small)
+            try joinOrKill(p)
+        }
+    }
+
+    /// recv_bytes(maxlength): a message longer than the limit is refused (Python: OSError
+    /// "bad message length"); here it is dropped and the next one is read.
+    func testRecvBytesWithAMaximumLength() throws {
+        let (a, b) = try Pipe()
+        try a.sendBytes(Array(repeating: 1, count: 300))
+        try a.sendBytes(Array(repeating: 2, count: 10))
+        XCTAssertThrowsError(try b.recvBytes(maxLength: 299)) {
+            XCTAssertEqual(($0 as? ConnectionError)?.code, .messageTooLong, "\($0)")
+        }
+        XCTAssertEqual(try b.recvBytes(maxLength: 10), Array(repeating: 2, count: 10))
+        try a.sendBytes([])
+        XCTAssertEqual(try b.recvBytes(maxLength: 0), [])
+    }
+}
+
+/// Sends each message with `sendBytes`, then ends.
+struct SendBytesAndExit: ParallelFunction {
+    var connection: Connection
+    var messages: [[UInt8]]
+    func callAsFunction(_: Void) throws {
+        for message in messages { try connection.sendBytes(message) }
     }
 }

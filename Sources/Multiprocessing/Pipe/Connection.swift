@@ -185,6 +185,23 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         try bytes.withUnsafeBytes { try sendBytes($0) }
     }
 
+    /// Sends `size` bytes of `bytes` from `offset` (nil: to the end) as one message —
+    /// Python's `send_bytes(buf, offset, size)`. An offset or size outside `bytes` throws
+    /// `ConnectionError(.invalidArgument)` and sends nothing.
+    public func sendBytes(_ bytes: [UInt8], offset: Int, size: Int? = nil) throws {
+        guard offset >= 0 else { throw ConnectionError(.invalidArgument, "sendBytes: the offset \(offset) is negative") }
+        guard offset <= bytes.count else {
+            throw ConnectionError(.invalidArgument, "sendBytes: the offset \(offset) is past the \(bytes.count) bytes given")
+        }
+        let size = size ?? bytes.count - offset
+        guard size >= 0 else { throw ConnectionError(.invalidArgument, "sendBytes: the size \(size) is negative") }
+        guard size <= bytes.count - offset else {
+            throw ConnectionError(
+                .invalidArgument, "sendBytes: \(size) bytes from offset \(offset) run past the \(bytes.count) bytes given")
+        }
+        try bytes.withUnsafeBytes { try sendBytes(UnsafeRawBufferPointer(rebasing: $0[offset..<(offset + size)])) }
+    }
+
     private func sendServed(_ bytes: [UInt8]) throws {
         guard let served = try servedEnd(for: "send") else { return }
         try sendLock.withLock { try served.send(bytes) }
@@ -317,6 +334,44 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
     public func recvBytes() throws -> [UInt8] {
         if served != nil { return try receiveServed() }
         return try receiveMessage { Array($0) }
+    }
+
+    /// Receives the next message's bytes if it has at most `maxLength` of them — Python's
+    /// `recv_bytes(maxlength)`. A longer message is read and dropped, and
+    /// `ConnectionError(.messageTooLong)` thrown; the connection goes on with the next.
+    public func recvBytes(maxLength: Int) throws -> [UInt8] {
+        guard maxLength >= 0 else { throw ConnectionError(.invalidArgument, "recvBytes: maxLength \(maxLength) is negative") }
+        let bytes = try recvBytes()
+        guard bytes.count <= maxLength else {
+            throw ConnectionError(.messageTooLong, "recvBytes: a \(bytes.count)-byte message, longer than maxLength \(maxLength), was dropped")
+        }
+        return bytes
+    }
+
+    /// Receives the next message into `buffer` from `offset` and returns its length —
+    /// Python's `recv_bytes_into(buffer, offset)`. A message longer than the room after
+    /// `offset` throws `BufferTooShort` holding the whole message (read, so the next call
+    /// gets the next one) and leaves `buffer` as it was; an offset outside `buffer` throws
+    /// `ConnectionError(.invalidArgument)` before anything is read.
+    public func recvBytes(into buffer: UnsafeMutableRawBufferPointer, offset: Int = 0) throws -> Int {
+        guard offset >= 0 else { throw ConnectionError(.invalidArgument, "recvBytes(into:): the offset \(offset) is negative") }
+        guard offset <= buffer.count else {
+            throw ConnectionError(
+                .invalidArgument, "recvBytes(into:): the offset \(offset) is past the buffer's \(buffer.count) bytes")
+        }
+        let room = buffer.count - offset
+        func place(_ payload: UnsafeRawBufferPointer) throws -> Int {
+            guard payload.count <= room else { throw BufferTooShort(bytes: Array(payload), room: room) }
+            if payload.count > 0 { (buffer.baseAddress! + offset).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+            return payload.count
+        }
+        if served != nil { return try receiveServed().withUnsafeBytes { try place($0) } }
+        return try receiveMessage(place)
+    }
+
+    /// `recvBytes(into:offset:)` into an array's bytes.
+    public func recvBytes(into buffer: inout [UInt8], offset: Int = 0) throws -> Int {
+        try buffer.withUnsafeMutableBytes { try recvBytes(into: $0, offset: offset) }
     }
 
     /// Whether a message (or end-of-file) can be read now, waiting at most `timeout`

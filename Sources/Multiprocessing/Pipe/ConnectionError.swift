@@ -14,6 +14,11 @@ public struct ConnectionError: Error, CustomStringConvertible, Sendable, Equatab
         case encoding
         /// The connection cannot travel where it was sent.
         case notTransferable
+        /// An offset or size outside the buffer given (Python's `ValueError`).
+        case invalidArgument
+        /// `recvBytes(maxLength:)`: the message was longer (Python's "bad message length");
+        /// it was read and dropped.
+        case messageTooLong
     }
     public var code: Code
     public var message: String
@@ -24,4 +29,23 @@ public struct ConnectionError: Error, CustomStringConvertible, Sendable, Equatab
     }
 
     public var description: String { message }
+}
+
+/// `Connection.recvBytes(into:offset:)`: the message did not fit in the buffer after the
+/// offset (Python's `multiprocessing.BufferTooShort`). It was read whole and is here; the
+/// buffer is unchanged.
+public struct BufferTooShort: Error, CustomStringConvertible, Sendable, Equatable {
+    /// The whole message.
+    public var bytes: [UInt8]
+    /// The room there was.
+    public var room: Int
+
+    public init(bytes: [UInt8], room: Int) {
+        self.bytes = bytes
+        self.room = room
+    }
+
+    public var description: String {
+        "a \(bytes.count)-byte message does not fit in the \(room) bytes after the offset (the message is in this error)"
+    }
 }
