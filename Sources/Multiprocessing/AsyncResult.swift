@@ -51,6 +51,15 @@ public final class AsyncResult<Value: Sendable>: @unchecked Sendable {
         return true
     }
 
+    /// Whether the call completed without an error — Python's `successful()`, which raises
+    /// `ValueError` while the result is not ready: this throws `PoolError(.stillRunning)`.
+    public func successful() throws(PoolError) -> Bool {
+        guard completion.isDone else {
+            throw PoolError(.stillRunning, "the call's result is not ready yet: wait() or get() first, or ask isReady")
+        }
+        return isSuccessful
+    }
+
     /// Gives the call up: its inputs not started are dropped, a worker running one of them
     /// is killed and replaced (local backend; an MPI rank finishes it and the result is
     /// dropped), and the result becomes `PoolError.cancelled` — the error callback, if any,

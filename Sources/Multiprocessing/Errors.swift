@@ -130,7 +130,8 @@ public struct PoolError: Error, CustomStringConvertible, Sendable, Equatable {
         /// The call was cancelled (`AsyncResult.cancel()`, a dropped `imap` stream, or the
         /// awaiting Swift `Task` was cancelled).
         case cancelled
-        /// `join()` was called on a pool that was neither closed nor terminated.
+        /// `join()` was called on a pool that was neither closed nor terminated, or
+        /// `AsyncResult.successful()` before the result was ready.
         case stillRunning
         /// A pool was created inside a pool task.
         case nested

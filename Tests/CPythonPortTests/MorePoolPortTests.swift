@@ -242,13 +242,21 @@ final class MorePoolPortTests: PortTestCase {
     }
 
     /// test_async / AsyncResult.successful(): a failed result is ready, not successful, and
-    /// `get` throws the same error every time.
+    /// `get` throws the same error every time; `successful()` of a result not ready yet
+    /// throws (Python: ValueError).
     func testAFailedResultKeepsItsError() throws {
         try Pool.with(processes: 1, startMethod: .fork) { pool in
+            let slow = try pool.applyAsync(SleepFor(seconds: 1), ())
+            XCTAssertThrowsError(try slow.successful()) {
+                XCTAssertEqual(($0 as? PoolError)?.code, .stillRunning, "\($0)")
+            }
+            try slow.get(timeout: 30)
+            XCTAssertTrue(try slow.successful())
             let result = try pool.applyAsync(SqrFailingAt(failing: 7), 7)
             XCTAssertTrue(result.wait(timeout: 30))
             XCTAssertTrue(result.isReady)
             XCTAssertFalse(result.isSuccessful)
+            XCTAssertFalse(try result.successful())
             var messages: [String] = []
             for _ in 0..<3 {
                 XCTAssertThrowsError(try result.get()) { messages.append(($0 as? RemoteError)?.message ?? "\($0)") }
