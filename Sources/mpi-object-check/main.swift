@@ -587,21 +587,24 @@ do {
         "get=invalidRequest set=invalidRequest remove=invalidRequest missing=nil removed=false unset=nil last=process \(tasks)")
     let extraResults = try manager.queue(of: Int.self)
     let extraLock = try manager.lock()
+    let extraUnits = try manager.boundedSemaphore(value: 2)
     let extraTotal = try manager.value(0)
     let extraGo = try manager.event()
     try scores.update(Dictionary(uniqueKeysWithValues: (0..<tasks).map { ("extra-\($0)", $0) }))
     try extraGo.set()
     let popped = try Pool.with { pool in
         try pool.map(
-            ManagerExtras(results: extraResults, lock: extraLock, total: extraTotal, go: extraGo, scores: scores),
+            ManagerExtras(
+                results: extraResults, lock: extraLock, units: extraUnits, total: extraTotal, go: extraGo, scores: scores),
             0..<tasks, chunkSize: 1)
     }
     var squares: [Int] = []
     for _ in 0..<tasks { squares.append(try extraResults.get(timeout: 30)) }
     check(
-        "manager queue, lock, value, event and pop from pool tasks",
-        "\(popped == Array(0..<tasks)) \(try extraTotal.get()) \(squares.sorted() == (0..<tasks).map { $0 * $0 }) \(try extraResults.count())",
-        "true \((0..<tasks).reduce(0, +)) true 0")
+        "manager queue, lock, semaphore, value, event and pop from pool tasks",
+        "\(popped == Array(0..<tasks)) \(try extraTotal.get()) \(squares.sorted() == (0..<tasks).map { $0 * $0 }) "
+            + "\(try extraResults.count()) \(try extraUnits.value())",
+        "true \((0..<tasks).reduce(0, +)) true 0 2")
     try log.removeAll()
     try scores.removeAll()
     check("manager cleared", "\(try log.count()) \(try scores.count())", "0 0")

@@ -4,6 +4,8 @@
 // CPython test                                   → Swift test (ManagerPortTests)
 // TestSyncManagerTypes.test_event                → testEventProxyInAChild
 // TestSyncManagerTypes.test_lock                 → testLockProxyTakenInAChildReleasedHere
+// TestSyncManagerTypes.test_semaphore,
+//   test_bounded_semaphore                       → testSemaphoreProxiesTakenInAChildReleasedHere
 // TestSyncManagerTypes.test_queue                → testQueueProxyInAChild
 // TestSyncManagerTypes.test_list                 → testListProxyInAChild
 // TestSyncManagerTypes.test_dict                 → testDictProxyInAChild
@@ -18,9 +20,9 @@
 // _TestContainers.test_namespace                 → testNamespaceProxyInAChild
 // (pickling a Lock for a manager)                → testSharedObjectsAreRefusedByManagerContainers (bug fixed)
 //
-// Gaps (not in the API, so not ported): manager RLock, Semaphore, BoundedSemaphore,
-// Condition, Barrier, Pool, Array, set and JoinableQueue proxies (test_rlock, test_semaphore,
-// test_bounded_semaphore, test_condition, test_barrier, test_pool, test_array, test_set*,
+// Gaps (not in the API, so not ported): manager RLock,
+// Condition, Barrier, Pool, Array, set and JoinableQueue proxies (test_rlock,
+// test_condition, test_barrier, test_pool, test_array, test_set*,
 // test_joinable_queue); deleting a namespace attribute (`del n.job`); the manager
 // initializer (TestInitializers.test_manager_initializer); custom managers (_TestMyManager)
 // and remote managers (_TestRemoteManager, _TestManagerRestart).
@@ -144,6 +146,41 @@ final class ManagerPortTests: PortTestCase {
 
     /// test_lock: a manager lock taken in a child (which then ends) is released here; a
     /// second release throws.
+    /// test_semaphore / test_bounded_semaphore: a child acquires the manager's semaphore and
+    /// ends; the unit stays taken (a non-blocking acquire here fails, a timed one waits its
+    /// timeout) until this process releases it. Also: an unbounded one goes past its start, a
+    /// bounded one refuses that (Python: ValueError) and stays as it was.
+    func testSemaphoreProxiesTakenInAChildReleasedHere() throws {
+        for bounded in [false, true] {
+            try forEachMethod { method in
+                let semaphore = try bounded ? manager.boundedSemaphore() : manager.semaphore()
+                XCTAssertEqual(semaphore.bounded, bounded)
+                let p = try started(AcquireManagerSemaphore(semaphore: semaphore), daemon: true, method)
+                try joinOrKill(p)
+                XCTAssertEqual(p.exitCode, 0, "\(method)")
+                XCTAssertEqual(try semaphore.value(), 0, "\(method)")
+                XCTAssertFalse(try semaphore.acquire(blocking: false), "\(method)")
+                let (taken, elapsed) = try timed { try semaphore.acquire(timeout: 0.2) }
+                XCTAssertFalse(taken, "\(method)")
+                XCTAssertGreaterThanOrEqual(elapsed, 0.15, "\(method)")
+                try semaphore.release()
+                XCTAssertEqual(try semaphore.value(), 1, "\(method)")
+            }
+        }
+        let unbounded = try manager.semaphore(value: 0)
+        try unbounded.release()
+        try unbounded.release()
+        XCTAssertEqual(try unbounded.value(), 2)
+        let bounded = try manager.boundedSemaphore(value: 2)
+        XCTAssertThrowsError(try bounded.release()) {
+            XCTAssertEqual(($0 as? ManagerError)?.code, .invalidRequest, "\($0)")
+        }
+        XCTAssertEqual(try bounded.value(), 2)
+        try bounded.withLock { XCTAssertEqual(try bounded.value(), 1) }
+        XCTAssertEqual(try bounded.value(), 2)
+        XCTAssertThrowsError(try manager.semaphore(value: -1))
+    }
+
     func testLockProxyTakenInAChildReleasedHere() throws {
         try forEachMethod { method in
             let lock = try manager.lock()
@@ -321,5 +358,13 @@ final class ManagerPortTests: PortTestCase {
         try queueDict.set(0, try manager.queue(of: Int.self))
         try queueDict.get(0)?.put(456)
         XCTAssertEqual(try queueDict.get(0)?.get(timeout: 5), 456)
+    }
+}
+
+/// CPython's `_test_semaphore`: acquires the semaphore and ends without releasing it.
+struct AcquireManagerSemaphore: ParallelFunction {
+    var semaphore: SemaphoreProxy
+    func callAsFunction(_: Void) throws {
+        try require(try semaphore.acquire(timeout: 30), "acquire")
     }
 }

@@ -160,6 +160,28 @@ public final class Manager: @unchecked Sendable {
         LockProxy(address: address, id: try create(.createLock))
     }
 
+    /// A new shared semaphore starting at `value`. Python's `Manager().Semaphore(value)`.
+    public func semaphore(value: Int = 1) throws -> SemaphoreProxy {
+        try makeSemaphore(value: value, bounded: false)
+    }
+
+    /// A new shared semaphore starting at `value` that refuses a release past it. Python's
+    /// `Manager().BoundedSemaphore(value)`.
+    public func boundedSemaphore(value: Int = 1) throws -> SemaphoreProxy {
+        try makeSemaphore(value: value, bounded: true)
+    }
+
+    private func makeSemaphore(value: Int, bounded: Bool) throws -> SemaphoreProxy {
+        guard value >= 0, value < Int(UInt32.max) else {
+            throw ManagerError(.invalidRequest, "a manager semaphore starts at a value from 0 to \(UInt32.max - 1), not \(value)")
+        }
+        let id = try create(.createSemaphore) {
+            $0.write(UInt64(value))
+            $0.write(UInt8(bounded ? 1 : 0))
+        }
+        return SemaphoreProxy(address: address, id: id, bounded: bounded)
+    }
+
     /// A new shared event, not set. Python's `Manager().Event()`.
     public func event() throws -> EventProxy {
         EventProxy(address: address, id: try create(.createEvent))

@@ -9,6 +9,7 @@
 /// its timeout (`ProxyCall.retry`).
 enum ManagerOperation: UInt8 {
     case createDict = 1, createList, createNamespace, release, createQueue, createLock, createEvent, createValue
+    case createSemaphore = 9
     case dictGet = 10, dictSet, dictDelete, dictCount, dictItems, dictClear, dictPop, dictSetDefault, dictUpdate
     case listAppend = 20, listGet, listSet, listCount, listRemove, listItems, listClear, listInsert, listExtend
     case namespaceGet = 30, namespaceSet
@@ -17,6 +18,7 @@ enum ManagerOperation: UInt8 {
     case lockAcquire = 60, lockRelease, lockIsLocked
     case eventSet = 70, eventClear, eventIsSet
     case valueGet = 80, valueSet
+    case semaphoreAcquire = 90, semaphoreRelease, semaphoreValue
 }
 
 enum ManagerStatus: UInt8 {

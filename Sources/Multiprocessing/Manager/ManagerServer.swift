@@ -30,6 +30,8 @@ enum ManagerServer {
         /// An event: whether it is set.
         case event(Bool)
         case value([UInt8])
+        /// A semaphore's value, and its bound for a bounded one (the value it started at).
+        case semaphore(value: Int, bound: Int?)
     }
 
     /// A first-in first-out queue of encoded items, at most `maxSize` of them (0: no bound).
@@ -194,7 +196,8 @@ enum ManagerServer {
                 case .shutdown:
                     writer.write(ManagerStatus.ok.rawValue)
                     return true
-                case .createDict, .createList, .createNamespace, .createQueue, .createLock, .createEvent, .createValue:
+                case .createDict, .createList, .createNamespace, .createQueue, .createLock, .createEvent, .createValue,
+                    .createSemaphore:
                     switch operation {
                     case .createDict: objects[nextID] = .dict([:])
                     case .createList: objects[nextID] = .list([])
@@ -205,6 +208,11 @@ enum ManagerServer {
                         objects[nextID] = .queue(ManagerQueue(maxSize: Int(maxSize)))
                     case .createLock: objects[nextID] = .lock(false)
                     case .createEvent: objects[nextID] = .event(false)
+                    case .createSemaphore:
+                        let value = try reader.read(UInt64.self)
+                        let bounded = try reader.read(UInt8.self) == 1
+                        guard value < UInt64(UInt32.max) else { fail(.invalid); return false }
+                        objects[nextID] = .semaphore(value: Int(value), bound: bounded ? Int(value) : nil)
                     default: objects[nextID] = .value(try bytes())
                     }
                     writer.write(ManagerStatus.ok.rawValue)
@@ -342,6 +350,23 @@ enum ManagerServer {
                         return false
                     }
                     writer.write(ManagerStatus.ok.rawValue)
+                case .semaphoreAcquire, .semaphoreRelease, .semaphoreValue:
+                    guard case .semaphore(let value, let bound)? = objects[id] else { fail(.invalid); return false }
+                    switch operation {
+                    case .semaphoreAcquire:
+                        guard value > 0 else { fail(.missing); return false }
+                        objects[id] = .semaphore(value: value - 1, bound: bound)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .semaphoreRelease:
+                        // A bounded one released past its bound: refused, unchanged.
+                        if let bound, value >= bound { fail(.missing); return false }
+                        guard value < Int(UInt32.max) - 1 else { fail(.invalid); return false }
+                        objects[id] = .semaphore(value: value + 1, bound: bound)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    default:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(value))
+                    }
                 case .eventSet, .eventClear, .eventIsSet:
                     guard case .event(let isSet)? = objects[id] else { fail(.invalid); return false }
                     if operation != .eventIsSet { objects[id] = .event(operation == .eventSet) }
