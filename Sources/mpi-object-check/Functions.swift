@@ -605,12 +605,15 @@ struct ManagerExtras: ParallelFunction {
     var results: QueueProxy<Int>
     var lock: LockProxy
     var units: SemaphoreProxy
+    var nested: RLockProxy
     var total: ValueProxy<Int>
     var go: EventProxy
     var scores: DictProxy<String, Int>
     func callAsFunction(_ input: Int) throws -> Int {
         guard try go.wait(timeout: 30) else { return -1 }
-        try units.withLock { try lock.withLock { try total.set(try total.get() + input) } }
+        try units.withLock {
+            try nested.withLock { try nested.withLock { try lock.withLock { try total.set(try total.get() + input) } } }
+        }
         try results.put(input * input)
         return try scores.pop("extra-\(input)") ?? -1
     }

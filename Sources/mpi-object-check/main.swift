@@ -588,6 +588,7 @@ do {
     let extraResults = try manager.queue(of: Int.self)
     let extraLock = try manager.lock()
     let extraUnits = try manager.boundedSemaphore(value: 2)
+    let extraNested = try manager.rlock()
     let extraTotal = try manager.value(0)
     let extraGo = try manager.event()
     try scores.update(Dictionary(uniqueKeysWithValues: (0..<tasks).map { ("extra-\($0)", $0) }))
@@ -595,16 +596,17 @@ do {
     let popped = try Pool.with { pool in
         try pool.map(
             ManagerExtras(
-                results: extraResults, lock: extraLock, units: extraUnits, total: extraTotal, go: extraGo, scores: scores),
+                results: extraResults, lock: extraLock, units: extraUnits, nested: extraNested, total: extraTotal, go: extraGo,
+                scores: scores),
             0..<tasks, chunkSize: 1)
     }
     var squares: [Int] = []
     for _ in 0..<tasks { squares.append(try extraResults.get(timeout: 30)) }
     check(
-        "manager queue, lock, semaphore, value, event and pop from pool tasks",
+        "manager queue, lock, semaphore, rlock, value, event and pop from pool tasks",
         "\(popped == Array(0..<tasks)) \(try extraTotal.get()) \(squares.sorted() == (0..<tasks).map { $0 * $0 }) "
-            + "\(try extraResults.count()) \(try extraUnits.value())",
-        "true \((0..<tasks).reduce(0, +)) true 0 2")
+            + "\(try extraResults.count()) \(try extraUnits.value()) \(try extraNested.isLocked())",
+        "true \((0..<tasks).reduce(0, +)) true 0 2 false")
     try log.removeAll()
     try scores.removeAll()
     check("manager cleared", "\(try log.count()) \(try scores.count())", "0 0")

@@ -4,6 +4,7 @@
 // CPython test                                   → Swift test (ManagerPortTests)
 // TestSyncManagerTypes.test_event                → testEventProxyInAChild
 // TestSyncManagerTypes.test_lock                 → testLockProxyTakenInAChildReleasedHere
+// TestSyncManagerTypes.test_rlock               → testRLockProxyIsOwnedAndReentrant
 // TestSyncManagerTypes.test_semaphore,
 //   test_bounded_semaphore                       → testSemaphoreProxiesTakenInAChildReleasedHere
 // TestSyncManagerTypes.test_queue                → testQueueProxyInAChild
@@ -17,13 +18,12 @@
 // _TestContainers.test_list_proxy_in_list        → testProxiesInsideContainers
 // _TestContainers.test_dict_proxy_nested         → testProxiesInsideContainers
 // _TestContainers.test_nested_queue              → testProxiesInsideContainers
-// _TestContainers.test_namespace                 → testNamespaceProxyInAChild
+// _TestContainers.test_namespace (and `del n.job`) → testNamespaceProxyInAChild
 // (pickling a Lock for a manager)                → testSharedObjectsAreRefusedByManagerContainers (bug fixed)
 //
-// Gaps (not in the API, so not ported): manager RLock,
-// Condition, Barrier, Pool, Array, set and JoinableQueue proxies (test_rlock,
-// test_condition, test_barrier, test_pool, test_array, test_set*,
-// test_joinable_queue); deleting a namespace attribute (`del n.job`); the manager
+// Gaps (not in the API, so not ported): manager
+// Condition, Barrier, Pool, Array, set and JoinableQueue proxies (test_condition, test_barrier, test_pool, test_array, test_set*,
+// test_joinable_queue); the manager
 // initializer (TestInitializers.test_manager_initializer); custom managers (_TestMyManager)
 // and remote managers (_TestRemoteManager, _TestManagerRestart).
 //
@@ -181,6 +181,38 @@ final class ManagerPortTests: PortTestCase {
         XCTAssertThrowsError(try manager.semaphore(value: -1))
     }
 
+    /// test_rlock: a child acquires and releases the manager's RLock (twice nested); here it
+    /// is reentrant for the thread that holds it, refused to another thread and to a child
+    /// (acquire times out, release throws) until released as many times as acquired.
+    func testRLockProxyIsOwnedAndReentrant() throws {
+        try forEachMethod { method in
+            let rlock = try manager.rlock()
+            let p = try started(UseManagerRLock(rlock: rlock, release: true), daemon: true, method)
+            try joinOrKill(p)
+            XCTAssertEqual(p.exitCode, 0, "\(method)")
+            XCTAssertFalse(try rlock.isLocked(), "\(method)")
+            XCTAssertTrue(try rlock.acquire())
+            XCTAssertTrue(try rlock.acquire(blocking: false))
+            XCTAssertEqual(try rlock.heldByCurrentThread(), 2)
+            let child = try started(UseManagerRLock(rlock: rlock, release: false), daemon: true, method)
+            try joinOrKill(child)
+            XCTAssertEqual(child.exitCode, 0, "\(method): the child got the lock this process holds")
+            let other = TestThread {
+                XCTAssertFalse(try rlock.acquire(timeout: 0.1), "another thread acquired it")
+                XCTAssertThrowsError(try rlock.release(), "another thread released it")
+                XCTAssertEqual(try rlock.heldByCurrentThread(), 0)
+            }
+            XCTAssertTrue(try other.wait(10))
+            try rlock.release()
+            XCTAssertTrue(try rlock.isLocked())
+            try rlock.release()
+            XCTAssertFalse(try rlock.isLocked())
+            XCTAssertThrowsError(try rlock.release()) {
+                XCTAssertEqual(($0 as? ManagerError)?.code, .invalidRequest, "\($0)")
+            }
+        }
+    }
+
     func testLockProxyTakenInAChildReleasedHere() throws {
         try forEachMethod { method in
             let lock = try manager.lock()
@@ -238,6 +270,11 @@ final class ManagerPortTests: PortTestCase {
         XCTAssertEqual(try n.get("name", as: String.self), "Bob")
         XCTAssertEqual(try n.get("job", as: String.self), "Builder")
         XCTAssertNil(try n.get("missing", as: String.self))
+        // `del n.job`: gone, the others kept; deleting it again finds nothing.
+        XCTAssertTrue(try n.remove("job"))
+        XCTAssertNil(try n.get("job", as: String.self))
+        XCTAssertEqual(try n.get("name", as: String.self), "Bob")
+        XCTAssertFalse(try n.remove("job"))
         try forEachMethod { method in
             let o = try manager.namespace()
             try o.set("x", 0)
@@ -366,5 +403,23 @@ struct AcquireManagerSemaphore: ParallelFunction {
     var semaphore: SemaphoreProxy
     func callAsFunction(_: Void) throws {
         try require(try semaphore.acquire(timeout: 30), "acquire")
+    }
+}
+
+/// CPython's `_test_rlock`: acquires the RLock twice and releases it twice (`release`); or
+/// checks that it cannot be had while another holds it (a timed acquire fails).
+struct UseManagerRLock: ParallelFunction {
+    var rlock: RLockProxy
+    var release: Bool
+    func callAsFunction(_: Void) throws {
+        guard release else {
+            try require(!(try rlock.acquire(timeout: 0.1)), "acquired an RLock another process holds")
+            return
+        }
+        try require(try rlock.acquire(timeout: 30), "acquire")
+        try require(try rlock.acquire(blocking: false), "acquire again")
+        try require(try rlock.heldByCurrentThread() == 2, "held twice")
+        try rlock.release()
+        try rlock.release()
     }
 }

@@ -182,6 +182,12 @@ public final class Manager: @unchecked Sendable {
         return SemaphoreProxy(address: address, id: id, bounded: bounded)
     }
 
+    /// A new shared reentrant lock, owned by the thread that acquires it (of any process).
+    /// Python's `Manager().RLock()`.
+    public func rlock() throws -> RLockProxy {
+        RLockProxy(address: address, id: try create(.createRLock))
+    }
+
     /// A new shared event, not set. Python's `Manager().Event()`.
     public func event() throws -> EventProxy {
         EventProxy(address: address, id: try create(.createEvent))

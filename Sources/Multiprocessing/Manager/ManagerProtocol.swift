@@ -10,15 +10,17 @@
 enum ManagerOperation: UInt8 {
     case createDict = 1, createList, createNamespace, release, createQueue, createLock, createEvent, createValue
     case createSemaphore = 9
+    case createRLock = 110
     case dictGet = 10, dictSet, dictDelete, dictCount, dictItems, dictClear, dictPop, dictSetDefault, dictUpdate
     case listAppend = 20, listGet, listSet, listCount, listRemove, listItems, listClear, listInsert, listExtend
-    case namespaceGet = 30, namespaceSet
+    case namespaceGet = 30, namespaceSet, namespaceDelete
     case shutdown = 40
     case queuePut = 50, queueGet, queueCount
     case lockAcquire = 60, lockRelease, lockIsLocked
     case eventSet = 70, eventClear, eventIsSet
     case valueGet = 80, valueSet
     case semaphoreAcquire = 90, semaphoreRelease, semaphoreValue
+    case rlockAcquire = 100, rlockRelease, rlockState
 }
 
 enum ManagerStatus: UInt8 {

@@ -32,6 +32,9 @@ enum ManagerServer {
         case value([UInt8])
         /// A semaphore's value, and its bound for a bounded one (the value it started at).
         case semaphore(value: Int, bound: Int?)
+        /// A reentrant lock: its holder (a thread's `ManagerOwner` token; 0 free) and how many
+        /// times it holds it.
+        case rlock(owner: UInt64, count: Int)
     }
 
     /// A first-in first-out queue of encoded items, at most `maxSize` of them (0: no bound).
@@ -197,7 +200,7 @@ enum ManagerServer {
                     writer.write(ManagerStatus.ok.rawValue)
                     return true
                 case .createDict, .createList, .createNamespace, .createQueue, .createLock, .createEvent, .createValue,
-                    .createSemaphore:
+                    .createSemaphore, .createRLock:
                     switch operation {
                     case .createDict: objects[nextID] = .dict([:])
                     case .createList: objects[nextID] = .list([])
@@ -208,6 +211,7 @@ enum ManagerServer {
                         objects[nextID] = .queue(ManagerQueue(maxSize: Int(maxSize)))
                     case .createLock: objects[nextID] = .lock(false)
                     case .createEvent: objects[nextID] = .event(false)
+                    case .createRLock: objects[nextID] = .rlock(owner: 0, count: 0)
                     case .createSemaphore:
                         let value = try reader.read(UInt64.self)
                         let bounded = try reader.read(UInt8.self) == 1
@@ -367,6 +371,24 @@ enum ManagerServer {
                         writer.write(ManagerStatus.ok.rawValue)
                         writer.write(UInt64(value))
                     }
+                case .rlockAcquire, .rlockRelease, .rlockState:
+                    guard case .rlock(let owner, let count)? = objects[id] else { fail(.invalid); return false }
+                    let caller = try reader.read(UInt64.self)
+                    switch operation {
+                    case .rlockAcquire:
+                        guard caller != 0, owner == 0 || owner == caller else { fail(.missing); return false }
+                        objects[id] = .rlock(owner: caller, count: count + 1)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .rlockRelease:
+                        // Only its holder releases it (Python: "cannot release un-acquired lock").
+                        guard caller != 0, owner == caller else { fail(.missing); return false }
+                        objects[id] = count > 1 ? .rlock(owner: owner, count: count - 1) : .rlock(owner: 0, count: 0)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    default:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt8(owner == 0 ? 0 : owner == caller ? 2 : 1))
+                        writer.write(UInt64(count))
+                    }
                 case .eventSet, .eventClear, .eventIsSet:
                     guard case .event(let isSet)? = objects[id] else { fail(.invalid); return false }
                     if operation != .eventIsSet { objects[id] = .event(operation == .eventSet) }
@@ -381,7 +403,7 @@ enum ManagerServer {
                         writer.write(ManagerStatus.ok.rawValue)
                         value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
                     }
-                case .namespaceGet, .namespaceSet:
+                case .namespaceGet, .namespaceSet, .namespaceDelete:
                     guard case .namespace(var names)? = objects[id] else { fail(.invalid); return false }
                     objects[id] = nil
                     defer { objects[id] = .namespace(names) }
@@ -390,6 +412,9 @@ enum ManagerServer {
                         guard let value = names[name] else { fail(.missing); return false }
                         writer.write(ManagerStatus.ok.rawValue)
                         value.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    } else if operation == .namespaceDelete {
+                        guard names.removeValue(forKey: name) != nil else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
                     } else {
                         names[name] = try bytes()
                         writer.write(ManagerStatus.ok.rawValue)

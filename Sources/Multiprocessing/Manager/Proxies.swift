@@ -168,6 +168,12 @@ public struct NamespaceProxy: Codable, Sendable {
             try ProxyCall.writeEncoded(value, &writer)
         }
     }
+
+    /// Removes `name` (Python's `del namespace.name`); returns whether it was there.
+    @discardableResult
+    public func remove(_ name: String) throws -> Bool {
+        try ProxyCall.perform(address, id, .namespaceDelete) { $0.write(name) }.0 == .ok
+    }
 }
 
 /// A first-in first-out queue held by a `Manager` — Python's `Manager().Queue()`. Any
