@@ -641,6 +641,55 @@ public final class Pool: @unchecked Sendable {
             retry: retry, progress: progress)
     }
 
+    /// `imap` over a sequence that is not `Sendable` — a `lazy.map` (never `Sendable` in
+    /// Swift, whatever its closure), a `lazy.filter`, a sequence of your own: it is read on
+    /// the thread that iterates the results (when the call is made, then at each `next()`,
+    /// at most the stream's window ahead of what was consumed), never on the pool's thread,
+    /// so an endless one is fine too. (Without this, the compiler took the standard
+    /// library's eager `map` for a `lazy.map` argument: over `0...` it never returned.)
+    public func imap<F: ParallelFunction, S: Sequence<F.Input>>(
+        _ function: F, _ inputs: sending S,
+        chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil
+    ) throws -> ResultStream<F> {
+        try fedStream(
+            function, inputs.makeIterator(), chunkSize: chunkSize, ordered: true, timeout: timeout, retry: retry,
+            progress: progress)
+    }
+
+    /// `imapUnordered` over a sequence that is not `Sendable`: read as `imap`'s is.
+    public func imapUnordered<F: ParallelFunction, S: Sequence<F.Input>>(
+        _ function: F, _ inputs: sending S,
+        chunkSize: Int = 1, timeout: Double? = nil, retry: RetryPolicy? = nil,
+        progress: ProgressReport? = nil
+    ) throws -> ResultStream<F> {
+        try fedStream(
+            function, inputs.makeIterator(), chunkSize: chunkSize, ordered: false, timeout: timeout, retry: retry,
+            progress: progress)
+    }
+
+    private func fedStream<F: ParallelFunction, I: IteratorProtocol<F.Input>>(
+        _ function: F, _ iterator: I, chunkSize: Int, ordered: Bool, timeout: Double?, retry: RetryPolicy?,
+        progress: ProgressReport?
+    ) throws -> ResultStream<F> {
+        var iterator = iterator
+        var ended = false
+        return try stream(
+            function, nil, chunkSize: chunkSize, ordered: ordered, timeout: timeout, retry: retry,
+            meter: progress.map { ProgressMeter($0, total: nil) }
+        ) { job in
+            guard !ended, let fed = job.fed else { return }
+            let room = job.feedRoom
+            guard room > 0 else { return }
+            var inputs: [F.Input] = []
+            inputs.reserveCapacity(min(room, 1 << 16))
+            while inputs.count < room, let next = iterator.next() { inputs.append(next) }
+            ended = inputs.count < room
+            fed.push(inputs, ended: ended)
+            job.wakeEngine()
+        }
+    }
+
     /// The largest chunk an `imap` stream sends (2²⁴ inputs): a larger `chunkSize` is cut to it.
     static let largestStreamChunk = 1 << 24
 
@@ -657,9 +706,12 @@ public final class Pool: @unchecked Sendable {
 
     /// `_stream` reporting its progress to `meter` (a checkpointed stream's, which counts the
     /// inputs its journal answers too).
+    ///
+    /// `inputs` nil: the consumer's thread feeds the job with `feed` (`fedStream`), first here.
     func stream<F: ParallelFunction>(
-        _ function: F, _ inputs: AnyIterator<F.Input>, chunkSize: Int,
-        ordered: Bool, timeout: Double?, retry: RetryPolicy?, meter: ProgressMeter?
+        _ function: F, _ inputs: AnyIterator<F.Input>?, chunkSize: Int,
+        ordered: Bool, timeout: Double?, retry: RetryPolicy?, meter: ProgressMeter?,
+        feed: ((StreamJob<F>) -> Void)? = nil
     ) throws -> ResultStream<F> {
         guard chunkSize >= 1 else {
             throw PoolError(.invalidArgument, "chunkSize must be at least 1, not \(chunkSize)")
@@ -675,8 +727,10 @@ public final class Pool: @unchecked Sendable {
             chunkSize: chunkSize, ordered: ordered, window: (8 * processes + 16) * chunkSize,
             wake: { [weak engine] in engine?.backend.wake() })
         job.progress = meter
+        let feeder = feed.map { feed in { feed(job) } }
+        feeder?()
         try engine.submit(job)
-        return ResultStream(job: job, engine: engine, cancel: { [weak engine] in engine?.cancel(job) })
+        return ResultStream(job: job, engine: engine, feeder: feeder, cancel: { [weak engine] in engine?.cancel(job) })
     }
 }
 

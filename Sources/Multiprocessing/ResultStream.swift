@@ -25,12 +25,26 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     private var buffer: [Result<F.Output, any Error>] = []
     private var position = 0
     private var ended = false
+    /// Reads the caller's sequence (one that is not `Sendable`) into the job's `fed` inputs,
+    /// up to its window: on the thread that iterates the results, never the pool's.
+    private var feeder: (() -> Void)?
 
-    init(job: StreamJob<F>, engine: PoolEngine? = nil, cancel: @escaping @Sendable () -> Void) {
+    init(
+        job: StreamJob<F>, engine: PoolEngine? = nil, feeder: (() -> Void)? = nil,
+        cancel: @escaping @Sendable () -> Void
+    ) {
         self.job = job
         self.external = nil
         self.canceller = cancel
         self.completer = engine.map(ObjectIdentifier.init)
+        self.feeder = feeder
+    }
+
+    /// Hands the job the inputs its window has room for, read from the caller's sequence
+    /// here (a stream over a sequence that is not `Sendable`; nothing otherwise).
+    func feed() {
+        guard !ended, position >= buffer.count else { return }
+        feeder?()
     }
 
     init(
@@ -56,6 +70,7 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
 
     /// The next result (or failure) in order; nil at the end.
     public func next() -> Result<F.Output, any Error>? {
+        feed()
         if case .result(let result) = next(until: nil) { return result }
         return nil
     }
@@ -65,6 +80,7 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     /// `IMapIterator.next(timeout)`); nil at the end. As every timeout of the API: 0, a
     /// negative one or NaN does not wait, infinity (or 10⁹ s and more) waits as `next()`.
     public func next(timeout: Double) throws -> Result<F.Output, any Error>? {
+        feed()
         switch next(until: deadline(after: timeout)) {
         case .result(let result): return result
         case .end: return nil
@@ -131,6 +147,13 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     public func nextValue() throws -> F.Output? {
         try next()?.get()
     }
+
+    /// `nextValue()` without reading the caller's sequence (`AsyncValues`, on its waiting
+    /// thread: it was read where the iteration runs).
+    func nextValueFed() throws -> F.Output? {
+        if case .result(let result) = next(until: nil) { return try result.get() }
+        return nil
+    }
 }
 
 extension ResultStream {
@@ -149,12 +172,14 @@ extension ResultStream {
             public mutating func next() async throws -> F.Output? {
                 if let buffered = stream.nextBuffered() { return try buffered.get() }
                 let stream = self.stream
+                // Here, not on the waiting thread: the sequence is read where it was iterated.
+                stream.feed()
                 // Waiting blocks a thread: do it on our own thread, not the cooperative pool.
                 return try await withTaskCancellationHandler {
                     try await withCheckedThrowingContinuation { continuation in
                         do {
                             try spawnThread(named: "mp-imap-wait") {
-                                continuation.resume(with: Result { try stream.nextValue() })
+                                continuation.resume(with: Result { try stream.nextValueFed() })
                             }
                         } catch {
                             continuation.resume(throwing: error)

@@ -436,10 +436,51 @@ enum StreamPiece<Output> {
     }
 }
 
+/// Inputs of a stream whose sequence the pool's thread may not read (not `Sendable`: a
+/// `lazy.map`, …): the thread that iterates the results reads it (`ResultStream.feed`) and
+/// hands the inputs over here, at most the stream's window ahead of what it consumed.
+final class FedInputs<Input>: @unchecked Sendable {
+    private let lock = ConditionLock()
+    private var items: [Input] = []
+    private var head = 0
+    private var ended = false
+    /// How many inputs were handed over in all (the feeding thread's).
+    private(set) var handed = 0
+
+    /// Hands `inputs` over; `ended`: the sequence has no more.
+    func push(_ inputs: [Input], ended: Bool) {
+        handed += inputs.count
+        lock.withLock {
+            items.append(contentsOf: inputs)
+            if ended { self.ended = true }
+        }
+    }
+
+    /// Whether inputs wait here, or the end does.
+    var isReady: Bool { lock.withLock { head < items.count || ended } }
+
+    /// Up to `limit` inputs, and whether the sequence has ended with them.
+    func pop(upTo limit: Int) -> (inputs: [Input], drained: Bool) {
+        lock.withLock {
+            let end = min(items.count, head + limit)
+            let taken = Array(items[head..<end])
+            head = end
+            if head == items.count {
+                items.removeAll(keepingCapacity: true)
+                head = 0
+            }
+            return (taken, ended && head == items.count)
+        }
+    }
+}
+
 /// `imap` and `imapUnordered`: inputs pulled lazily from the caller's sequence, at most
 /// `window` inputs ahead of the consumer (back-pressure), results handed over as they come.
+/// The pool's thread pulls a `Sendable` sequence (`source`); any other is fed by the
+/// consumer's thread (`fed`).
 final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private var source: AnyIterator<F.Input>
+    let fed: FedInputs<F.Input>?
     private let chunkSize: Int
     private let ordered: Bool
     private let window: Int
@@ -463,10 +504,11 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let wake: @Sendable () -> Void
 
     init(
-        function: FunctionDefinition, options: TaskOptions, source: AnyIterator<F.Input>, chunkSize: Int, ordered: Bool,
+        function: FunctionDefinition, options: TaskOptions, source: AnyIterator<F.Input>?, chunkSize: Int, ordered: Bool,
         window: Int, wake: @escaping @Sendable () -> Void
     ) {
-        self.source = source
+        self.source = source ?? AnyIterator { nil }
+        self.fed = source == nil ? FedInputs() : nil
         self.chunkSize = chunkSize
         self.ordered = ordered
         self.window = window
@@ -476,8 +518,18 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
 
     override var hasFreshInput: Bool {
         if finished || sourceDone { return false }
+        if let fed, !fed.isReady { return false }
         let consumedNow = lock.withLock { consumed }
         return pulled - consumedNow < window
+    }
+
+    /// Tells the engine that inputs were fed.
+    func wakeEngine() { wake() }
+
+    /// How many more inputs the consumer's thread may hand over now (`fed`).
+    var feedRoom: Int {
+        guard let fed else { return 0 }
+        return window - (fed.handed - lock.withLock { consumed })
     }
 
     override func takeFresh() -> InputSpan? { takeFresh(upTo: chunkSize) }
@@ -490,10 +542,16 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
         let room = window - (pulled - lock.withLock { consumed })
         let wanted = max(chunkSize, min(limit, room))
         var inputs: [F.Input] = []
-        // Not more than a source that ends early needs: the chunk size may be large.
-        inputs.reserveCapacity(min(wanted, 1 << 16))
-        while inputs.count < wanted, let next = source.next() { inputs.append(next) }
-        if inputs.count < wanted { markSourceDone(total: pulled + inputs.count) }
+        if let fed {
+            let (taken, drained) = fed.pop(upTo: wanted)
+            inputs = taken
+            if drained { markSourceDone(total: pulled + inputs.count) }
+        } else {
+            // Not more than a source that ends early needs: the chunk size may be large.
+            inputs.reserveCapacity(min(wanted, 1 << 16))
+            while inputs.count < wanted, let next = source.next() { inputs.append(next) }
+            if inputs.count < wanted { markSourceDone(total: pulled + inputs.count) }
+        }
         guard !inputs.isEmpty else {
             finishIfResolved()
             return nil
