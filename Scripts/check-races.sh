@@ -13,16 +13,16 @@
 # QueueTests, PipeTests, ManagerTests, WorkerLoggingTests, CheckpointTests…: a spawned child
 # of the sanitized test binary starts so slowly that their tests pass the two-minute
 # watchdog at times); heavy tests (BroadcastTests, PoolMapTests) for the same reason; and
-# suites that fork pools' workers while other pools run (PoolAccountingTests,
-# PoolCallbackThreadTests, PoolDrivenApplyTests, LockTests, NodeSchedulerTests, the MPI
-# tests' local workers): run after the others, a worker forked there was found stuck in the
-# Swift runtime's `swift_once` at its first message, under the sanitizer only
-# (ARCHITECTURE.md §6). Each of those suites ran here at least once on its own with no race
-# reported.
+# NodeSchedulerTests (its test thread steps a rank's engine outside ForkGuard activity while
+# workers are forked: under the sanitizer their answers did not come within 20 s).
+# PoolAccountingTests, PoolCallbackThreadTests, PoolDrivenApplyTests and LockTests fork
+# pools' workers while other pools run: left out until session 17, when a worker forked
+# there was found stuck in `swift_once` at its first message (the pool's thread ran code
+# outside ForkGuard activity between rounds: ARCHITECTURE.md §4); in since.
 # Not part of Scripts/test.sh: the sanitized build is another full build.
 set -eu
 cd "$(dirname "$0")/.."
-suites=${1:-'EngineTests|EngineDrivingTests|TaskLedgerTests|RelayBatchTests|ErrorPlaceTests|CheckpointDirectWriteTests|CheckpointStreamTests|ProgressTests|WakeOncePerSleepTests|RingDeferredWakeTests|RingObserverTests|SpinGateTests|IdleBackoffTests'}
+suites=${1:-'EngineTests|EngineDrivingTests|TaskLedgerTests|RelayBatchTests|ErrorPlaceTests|CheckpointDirectWriteTests|CheckpointStreamTests|ProgressTests|WakeOncePerSleepTests|RingDeferredWakeTests|RingObserverTests|SpinGateTests|IdleBackoffTests|ForkGuardTests|PoolAccountingTests|PoolCallbackThreadTests|PoolDrivenApplyTests|LockTests|PoolFedStreamTests'}
 scratch="$PWD/.build-tsan"
 swift build --build-tests --sanitize=thread --scratch-path "$scratch" >&2
 log="$scratch/check-races.log"

@@ -226,16 +226,12 @@ public struct LockProxy: Codable, Sendable {
     /// Acquires the lock; false if it stayed held for `timeout` seconds (or, not blocking, was held).
     @discardableResult
     public func acquire(blocking: Bool = true, timeout: Double? = nil) throws -> Bool {
-        try ProxyCall.retry(timeout: blocking ? timeout : 0) {
-            try ProxyCall.perform(address, id, .lockAcquire) { _ in }.0 == .ok
-        }
+        try ProxyCall.acquire(address, id, .lockAcquire, blocking: blocking, timeout: timeout)
     }
 
     /// Releases the lock; throws `ManagerError(.invalidRequest)` if it is not held.
     public func release() throws {
-        guard try ProxyCall.perform(address, id, .lockRelease, { _ in }).0 == .ok else {
-            throw ManagerError(.invalidRequest, "release() of a manager Lock that is not held")
-        }
+        try ProxyCall.release(address, id, .lockRelease, refusal: "release() of a manager Lock that is not held")
     }
 
     /// Runs `body` holding the lock (Python's `with lock:`).
@@ -315,6 +311,24 @@ enum ProxyCall {
     /// Repeats `attempt` (a request the server answers at once, `missing` while it would
     /// wait) until it succeeds or `timeout` seconds pass (nil: for ever; 0: once), sleeping
     /// between tries from 50 µs up to 10 ms. False on time-out.
+    /// Takes a lock, reentrant lock or semaphore: `operation` retried while the server says
+    /// it would wait (`missing`), at most `timeout` seconds (not blocking: once).
+    static func acquire(
+        _ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation, blocking: Bool, timeout: Double?,
+        _ arguments: (inout WireWriter) throws -> Void = { _ in }
+    ) throws -> Bool {
+        try retry(timeout: blocking ? timeout : 0) { try perform(address, id, operation, arguments).0 == .ok }
+    }
+
+    /// Gives a lock, reentrant lock or semaphore back; throws `ManagerError(.invalidRequest)`
+    /// with `refusal` when the server refuses.
+    static func release(
+        _ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation, refusal: String,
+        _ arguments: (inout WireWriter) throws -> Void = { _ in }
+    ) throws {
+        guard try perform(address, id, operation, arguments).0 == .ok else { throw ManagerError(.invalidRequest, refusal) }
+    }
+
     static func retry(timeout: Double?, _ attempt: () throws -> Bool) throws -> Bool {
         let end = deadline(after: timeout)
         var pause: UInt64 = 50_000

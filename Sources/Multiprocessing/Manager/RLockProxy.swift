@@ -18,17 +18,15 @@ public struct RLockProxy: Codable, Sendable {
     @discardableResult
     public func acquire(blocking: Bool = true, timeout: Double? = nil) throws -> Bool {
         let owner = ManagerOwner.current
-        return try ProxyCall.retry(timeout: blocking ? timeout : 0) {
-            try ProxyCall.perform(address, id, .rlockAcquire) { $0.write(owner) }.0 == .ok
-        }
+        return try ProxyCall.acquire(address, id, .rlockAcquire, blocking: blocking, timeout: timeout) { $0.write(owner) }
     }
 
     /// Releases one level; throws `ManagerError(.invalidRequest)` if this thread does not
     /// hold the lock.
     public func release() throws {
         let owner = ManagerOwner.current
-        guard try ProxyCall.perform(address, id, .rlockRelease, { $0.write(owner) }).0 == .ok else {
-            throw ManagerError(.invalidRequest, "release() of a manager RLock this thread does not hold")
+        try ProxyCall.release(address, id, .rlockRelease, refusal: "release() of a manager RLock this thread does not hold") {
+            $0.write(owner)
         }
     }
 

@@ -12,18 +12,16 @@ public struct SemaphoreProxy: Codable, Sendable {
     /// was 0).
     @discardableResult
     public func acquire(blocking: Bool = true, timeout: Double? = nil) throws -> Bool {
-        try ProxyCall.retry(timeout: blocking ? timeout : 0) {
-            try ProxyCall.perform(address, id, .semaphoreAcquire) { _ in }.0 == .ok
-        }
+        try ProxyCall.acquire(address, id, .semaphoreAcquire, blocking: blocking, timeout: timeout)
     }
 
     /// Gives one unit back; for a bounded semaphore already at its starting value throws
     /// `ManagerError(.invalidRequest)` (Python: "Semaphore released too many times") and
     /// changes nothing.
     public func release() throws {
-        guard try ProxyCall.perform(address, id, .semaphoreRelease, { _ in }).0 == .ok else {
-            throw ManagerError(.invalidRequest, "release() of a manager BoundedSemaphore already at its starting value: released too many times")
-        }
+        try ProxyCall.release(
+            address, id, .semaphoreRelease,
+            refusal: "release() of a manager BoundedSemaphore already at its starting value: released too many times")
     }
 
     /// Runs `body` holding one unit (Python's `with semaphore:`).
