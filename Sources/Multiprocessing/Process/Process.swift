@@ -228,6 +228,16 @@ public final class Process: @unchecked Sendable {
         state.send(SIGTERM)
     }
 
+    /// Sends SIGINT to the child (nothing if it is not running), as Ctrl-C would. Python's
+    /// `interrupt()` (3.14): a child that does not handle SIGINT ends killed by it
+    /// (`exitCode` −2; Python's child raises `KeyboardInterrupt` and exits with 1).
+    /// Throws `.closed` after `close()`.
+    public func interrupt() throws {
+        try checkNotClosed("interrupt()")
+        if interruptOnRank(SIGINT) { return }
+        state.send(SIGINT)
+    }
+
     /// Sends SIGKILL to the child (nothing if it is not running). Python's `kill()`.
     /// Throws `.closed` after `close()`.
     public func kill() throws {
