@@ -5,6 +5,7 @@
 // TestSyncManagerTypes.test_event                → testEventProxyInAChild
 // TestSyncManagerTypes.test_lock                 → testLockProxyTakenInAChildReleasedHere
 // TestSyncManagerTypes.test_rlock               → testRLockProxyIsOwnedAndReentrant
+// TestSyncManagerTypes.test_joinable_queue       → testJoinableQueueProxyInAChild
 // TestSyncManagerTypes.test_semaphore,
 //   test_bounded_semaphore                       → testSemaphoreProxiesTakenInAChildReleasedHere
 // TestSyncManagerTypes.test_queue                → testQueueProxyInAChild
@@ -21,9 +22,8 @@
 // _TestContainers.test_namespace (and `del n.job`) → testNamespaceProxyInAChild
 // (pickling a Lock for a manager)                → testSharedObjectsAreRefusedByManagerContainers (bug fixed)
 //
-// Gaps (not in the API, so not ported): manager
-// Condition, Barrier, Pool, Array, set and JoinableQueue proxies (test_condition, test_barrier, test_pool, test_array, test_set*,
-// test_joinable_queue); the manager
+// Gaps (not in the API, so not ported): manager Condition, Barrier, Pool, Array and set
+// proxies (test_condition, test_barrier, test_pool, test_array, test_set*); the manager
 // initializer (TestInitializers.test_manager_initializer); custom managers (_TestMyManager)
 // and remote managers (_TestRemoteManager, _TestManagerRestart).
 //
@@ -235,6 +235,28 @@ final class ManagerPortTests: PortTestCase {
         }
     }
 
+    /// test_joinable_queue: as test_queue, and the child marks each item done; `join` here
+    /// waits for that (its timeout passes while one is not done); a `taskDone()` too many is
+    /// refused (Python: ValueError).
+    func testJoinableQueueProxyInAChild() throws {
+        try forEachMethod { method in
+            let queue = try manager.joinableQueue(of: Int.self, maxSize: 2)
+            try queue.put(5)
+            try queue.put(6)
+            let (joined, elapsed) = try timed { try queue.join(timeout: 0.2) }
+            XCTAssertFalse(joined, "\(method): join before the items were done")
+            XCTAssertGreaterThanOrEqual(elapsed, 0.15)
+            let p = try started(DrainManagerQueue(queue: queue, expected: [5, 6]), daemon: true, method)
+            XCTAssertTrue(try queue.join(timeout: 30), "\(method): the child's taskDone() calls")
+            try joinOrKill(p)
+            XCTAssertEqual(p.exitCode, 0, "\(method)")
+            XCTAssertTrue(try queue.isEmpty())
+            XCTAssertThrowsError(try queue.taskDone()) {
+                XCTAssertEqual(($0 as? ManagerError)?.code, .invalidRequest, "\($0)")
+            }
+        }
+    }
+
     func testListProxyInAChild() throws {
         try forEachMethod { method in
             let list = try manager.list(of: Int.self)
@@ -421,5 +443,17 @@ struct UseManagerRLock: ParallelFunction {
         try require(try rlock.heldByCurrentThread() == 2, "held twice")
         try rlock.release()
         try rlock.release()
+    }
+}
+
+/// Gets the expected items from a manager queue, marking each done.
+struct DrainManagerQueue: ParallelFunction {
+    var queue: QueueProxy<Int>
+    var expected: [Int]
+    func callAsFunction(_: Void) throws {
+        for item in expected {
+            try require(try queue.get(timeout: 30) == item, "item \(item)")
+            try queue.taskDone()
+        }
     }
 }

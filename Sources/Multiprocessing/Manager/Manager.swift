@@ -155,6 +155,14 @@ public final class Manager: @unchecked Sendable {
         return QueueProxy(address: address, id: try create(.createQueue) { $0.write(UInt64(maxSize)) })
     }
 
+    /// A new shared queue whose items are marked done (`taskDone()`) and waited for (`join`).
+    /// Python's `Manager().JoinableQueue()` (every manager queue can: as Python's `Queue()`).
+    public func joinableQueue<Element: Codable & Sendable>(
+        of element: Element.Type = Element.self, maxSize: Int = 0
+    ) throws -> QueueProxy<Element> {
+        try queue(of: element, maxSize: maxSize)
+    }
+
     /// A new shared lock (not owned: any process may release it). Python's `Manager().Lock()`.
     public func lock() throws -> LockProxy {
         LockProxy(address: address, id: try create(.createLock))

@@ -15,7 +15,7 @@ enum ManagerOperation: UInt8 {
     case listAppend = 20, listGet, listSet, listCount, listRemove, listItems, listClear, listInsert, listExtend
     case namespaceGet = 30, namespaceSet, namespaceDelete
     case shutdown = 40
-    case queuePut = 50, queueGet, queueCount
+    case queuePut = 50, queueGet, queueCount, queueTaskDone, queueJoin
     case lockAcquire = 60, lockRelease, lockIsLocked
     case eventSet = 70, eventClear, eventIsSet
     case valueGet = 80, valueSet

@@ -42,6 +42,8 @@ enum ManagerServer {
         var items: [[UInt8]] = []
         var head = 0
         var maxSize: Int
+        /// Items put and not yet marked done (`taskDone`): `join` waits for 0.
+        var unfinished = 0
         var count: Int { items.count - head }
         mutating func push(_ item: [UInt8]) { items.append(item) }
         mutating func pop() -> [UInt8]? {
@@ -321,7 +323,7 @@ enum ManagerServer {
                         list.removeAll()
                         writer.write(ManagerStatus.ok.rawValue)
                     }
-                case .queuePut, .queueGet, .queueCount:
+                case .queuePut, .queueGet, .queueCount, .queueTaskDone, .queueJoin:
                     guard case .queue(var queue)? = objects[id] else { fail(.invalid); return false }
                     objects[id] = nil
                     defer { objects[id] = .queue(queue) }
@@ -330,6 +332,15 @@ enum ManagerServer {
                         let item = try bytes()
                         guard queue.maxSize == 0 || queue.count < queue.maxSize else { fail(.missing); return false }
                         queue.push(item)
+                        queue.unfinished += 1
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .queueTaskDone:
+                        // More taskDone() calls than items put: refused (Python's ValueError).
+                        guard queue.unfinished > 0 else { fail(.missing); return false }
+                        queue.unfinished -= 1
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .queueJoin:
+                        guard queue.unfinished == 0 else { fail(.missing); return false }
                         writer.write(ManagerStatus.ok.rawValue)
                     case .queueGet:
                         guard let item = queue.pop() else { fail(.missing); return false }

@@ -213,6 +213,20 @@ public struct QueueProxy<Element: Codable & Sendable>: Codable, Sendable {
     /// Items in the queue now. Python's `qsize()`.
     public func count() throws -> Int { try ProxyCall.readCount(try ProxyCall.perform(address, id, .queueCount) { _ in }.1) }
 
+    /// Marks one item got from the queue as processed (Python's `task_done()`, which a
+    /// manager's queue has as `queue.Queue` does). More calls than items put throw
+    /// `ManagerError(.invalidRequest)`.
+    public func taskDone() throws {
+        try ProxyCall.release(address, id, .queueTaskDone, refusal: "taskDone() called more times than there were items put")
+    }
+
+    /// Waits until every item put has been marked done (`taskDone()`), at most `timeout`
+    /// seconds (nil: for ever); returns false on time-out. Python's `join()`.
+    @discardableResult
+    public func join(timeout: Double? = nil) throws -> Bool {
+        try ProxyCall.acquire(address, id, .queueJoin, blocking: true, timeout: timeout)
+    }
+
     public func isEmpty() throws -> Bool { try count() == 0 }
 }
 
