@@ -471,8 +471,18 @@ do {
     writer.close()
     check("pipe poll with message", try reader.poll(timeout: 30), true)
     check("pipe wait with message", Multiprocessing.wait(on: [reader], timeout: 30).count, 1)
-    var messages: [String] = []
-    for _ in 0..<3 { messages.append(String(decoding: try reader.recvBytes(), as: UTF8.self)) }
+    // Read whole, then too long for the room after an offset (BufferTooShort holds it), then
+    // into a buffer at an offset.
+    var messages = [String(decoding: try reader.recvBytes(), as: UTF8.self)]
+    var small = [UInt8](repeating: 0, count: 6)
+    do {
+        _ = try reader.recvBytes(into: &small, offset: 2)
+    } catch let short as BufferTooShort {
+        messages.append(String(decoding: short.bytes, as: UTF8.self))
+    }
+    var room = [UInt8](repeating: 0, count: 20)
+    let length = try reader.recvBytes(into: &room, offset: 3)
+    messages.append(String(decoding: room[3..<(3 + length)], as: UTF8.self))
     check("pipe one-way messages", messages, ["message 0", "message 1", "message 2"])
     check("pipe eof after the process ended", endOfFile(reader), "endOfFile")
     check("pipe poll at eof", try reader.poll(timeout: 0), true)
