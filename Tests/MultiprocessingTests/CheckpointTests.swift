@@ -286,6 +286,34 @@ final class CheckpointTests: TimeLimitedTestCase {
         XCTAssertNil(writer.finish(nil))
     }
 
+    /// A journal on a file system that fills up during the map (a 1 MiB tmpfs): the call
+    /// fails at once with `CheckpointError(.unusable)` saying the disk is full — no crash, no
+    /// hang — and the pool goes on; with room again, the same call over the journal left
+    /// behind completes with every result.
+    func testADiskThatFillsUpFailsTheCallClearlyAndThePoolGoesOn() throws {
+        guard getuid() == 0 else { throw XCTSkip("mounting a small tmpfs needs root") }
+        let mountPoint = directory + "/tiny"
+        XCTAssertEqual(mkdir(mountPoint, 0o755), 0)
+        guard mount("tmpfs", mountPoint, "tmpfs", 0, "size=1m") == 0 else {
+            return XCTFail("cannot mount a 1 MiB tmpfs at \(mountPoint): errno \(errno)")
+        }
+        defer { umount2(mountPoint, Int32(MNT_DETACH)) }
+        let journal = mountPoint + "/journal"
+        let inputs = Array(0..<400_000)
+        try Pool.with(processes: 2) { pool in
+            let start = monotonicNanoseconds()
+            XCTAssertThrowsError(try pool.map(Square(), inputs, chunkSize: 100, checkpoint: journal)) { error in
+                XCTAssertEqual((error as? CheckpointError)?.code, .unusable, "\(error)")
+                XCTAssertTrue("\(error)".contains("No space left on device"), "\(error)")
+            }
+            XCTAssertLessThan(Double(monotonicNanoseconds() - start) / 1e9, 30)
+            XCTAssertEqual(try pool.map(Square(), 0..<10), (0..<10).map { $0 * $0 })
+            // Room again (the journal's file system grown): the rerun over what was written completes.
+            XCTAssertEqual(mount("tmpfs", mountPoint, "tmpfs", UInt(MS_REMOUNT), "size=64m"), 0, "remount: errno \(errno)")
+            XCTAssertEqual(try pool.map(Square(), inputs, chunkSize: 100, checkpoint: journal), inputs.map { $0 * $0 })
+        }
+    }
+
     func testAWriterThreadThatCannotStartLeavesTheFileAsItWas() throws {
         let path = directory + "/nothread.journal"
         // This process's descriptors (others' pools may close theirs meanwhile, not open any).
