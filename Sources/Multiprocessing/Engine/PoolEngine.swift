@@ -760,16 +760,21 @@ final class PoolEngine: @unchecked Sendable {
                 workers[worker].killedFor = nil
                 continue
             }
-            let identity = backend.identity(of: worker)
-            let place = workerPlace(pid: identity.pid, rank: identity.rank, host: identity.host, unnamed: "a worker")
-            logger.warning(
-                """
-                \(place) held its work for \(waited / 1_000_000_000) s without starting it, asleep and using no CPU: \
-                killed and replaced; its inputs run on other workers, none is lost
-                """)
+            warnWedged(backend.identity(of: worker), held: "\(waited / 1_000_000_000) s", killer: "")
             acted = true
         }
         return acted
+    }
+
+    /// Says that a worker held its work for `held` without starting it and was killed
+    /// (`killer`: "" by the engine, " by its rank" by the MPI worker rank that hosts it).
+    private func warnWedged(_ identity: WorkerDied, held: String, killer: String) {
+        let place = workerPlace(pid: identity.pid, rank: identity.rank, host: identity.host, unnamed: "a worker")
+        logger.warning(
+            """
+            \(place) held its work for \(held) without starting it, asleep and using no CPU: killed\(killer) and \
+            replaced; its inputs run on other workers, none is lost
+            """)
     }
 
     /// The number of the first chunk `worker` holds unanswered: the initializer's, or its
@@ -1029,13 +1034,7 @@ final class PoolEngine: @unchecked Sendable {
         case .exited(let code): identity.exitCode = code
         }
         if slot.killedFor == nil, killedFor == .wedged {
-            let place = workerPlace(pid: identity.pid, rank: identity.rank, host: identity.host, unnamed: "a worker")
-            logger.warning(
-                """
-                \(place) held its work for \(WedgeWatch.defaultLimitNanoseconds / 1_000_000_000) s or more without \
-                starting it, asleep and using no CPU: killed by its rank and replaced; its inputs run on other \
-                workers, none is lost
-                """)
+            warnWedged(identity, held: "\(WedgeWatch.defaultLimitNanoseconds / 1_000_000_000) s or more", killer: " by its rank")
         }
         var hadWork = slot.initializerChunk != nil
         for (position, id) in slot.tasks.enumerated() {

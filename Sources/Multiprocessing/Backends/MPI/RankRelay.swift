@@ -308,7 +308,10 @@ struct RankRelay {
         guard let backend = pools[pool]?.backend else { return false }
         var failure: (any Error)?
         var answered = 0
+        // Moved out while the pass counts answers (the pool left without a reference, so the
+        // counting does not copy the array), and back after it.
         var watched = pools[pool]?.watched ?? []
+        pools[pool]?.watched = []
         defer { pools[pool]?.watched = watched }
         outbox.pool = pool
         let moved = backend.pollRaw(
