@@ -619,6 +619,31 @@ struct ManagerExtras: ParallelFunction {
     }
 }
 
+/// Waits on a manager condition for `flag` to be 1, meets the main process at a manager
+/// barrier, then writes 7 into its cell of a manager array.
+struct ManagerMeeting: ParallelFunction {
+    var ready: ConditionProxy
+    var flag: ValueProxy<Int>
+    var meeting: BarrierProxy
+    var cells: ArrayProxy<Int>
+    struct Met: Codable, Sendable {
+        var saw: Bool
+        var index: Int
+    }
+    func callAsFunction(_ cell: Int) throws -> Met {
+        let saw = try ready.withLock { try ready.wait(for: { try flag.get() == 1 }, timeout: 60) }
+        let index = try meeting.wait()
+        try cells.set(cell, 7)
+        return Met(saw: saw, index: index)
+    }
+}
+
+/// A manager barrier's action: counts its runs in a manager value.
+struct CountMeeting: BarrierAction {
+    var count: ValueProxy<Int>
+    func callAsFunction() throws { try count.set(try count.get() + 1) }
+}
+
 /// A proxy call after its manager shut down: the error's code.
 struct AfterShutdown: ParallelFunction {
     var scores: DictProxy<String, Int>

@@ -17,6 +17,9 @@
 // (parties, n_waiting, broken)        → checked throughout
 //
 // Already covered in Tests/MultiprocessingTests: test_single_thread.
+//
+// CPython runs _TestBarrier for its 'manager' type too (`Manager().Barrier`): every case
+// above runs a second time as `testManager…` with a `Manager`'s `BarrierProxy` (`PortBarrier`).
 
 import Multiprocessing
 import XCTest
@@ -32,10 +35,68 @@ enum BarrierCase: String, Codable {
     case multipass, waitReturn, action, abort, reset, abortAndReset, timeout, defaultTimeout, thousand
 }
 
+/// The barrier under test: shared memory's, or a manager's (CPython's 'manager' type).
+enum PortBarrier: Codable {
+    case local(Barrier)
+    case manager(BarrierProxy)
+
+    var parties: Int {
+        switch self {
+        case .local(let barrier): barrier.parties
+        case .manager(let barrier): barrier.parties
+        }
+    }
+
+    func wait(timeout: Double? = nil) throws -> Int {
+        switch self {
+        case .local(let barrier): try barrier.wait(timeout: timeout)
+        case .manager(let barrier): try barrier.wait(timeout: timeout)
+        }
+    }
+
+    func abort() throws {
+        switch self {
+        case .local(let barrier): try barrier.abort()
+        case .manager(let barrier): try barrier.abort()
+        }
+    }
+
+    func reset() throws {
+        switch self {
+        case .local(let barrier): try barrier.reset()
+        case .manager(let barrier): try barrier.reset()
+        }
+    }
+
+    var nWaiting: Int {
+        get throws {
+            switch self {
+            case .local(let barrier): barrier.nWaiting
+            case .manager(let barrier): try barrier.nWaiting()
+            }
+        }
+    }
+
+    var isBroken: Bool {
+        get throws {
+            switch self {
+            case .local(let barrier): barrier.isBroken
+            case .manager(let barrier): try barrier.isBroken()
+            }
+        }
+    }
+
+    /// A barrier of `manager` when there is one, else a shared-memory one.
+    static func make(_ manager: Manager?, parties: Int, action: (any BarrierAction)? = nil, timeout: Double?) throws -> PortBarrier {
+        if let manager { return .manager(try manager.barrier(parties: parties, action: action, timeout: timeout)) }
+        return .local(try Barrier(parties: parties, action: action, timeout: timeout))
+    }
+}
+
 /// Shared state of one run.
 struct BarrierRun: Codable {
-    var barrier: Barrier
-    var second: Barrier
+    var barrier: PortBarrier
+    var second: PortBarrier
     var results: [SharedValue<Int>]
     var queue: Queue<Int>
     var passes: Int
@@ -63,8 +124,9 @@ struct BarrierParty: ParallelFunction {
                 try require(run.count(0) == (i + 1) * n, "lockstep after pass \(i): \(run.count(0))")
                 _ = try barrier.wait()
             }
-            try require(barrier.nWaiting == 0, "n_waiting \(barrier.nWaiting)")
-            try require(!barrier.isBroken, "broken")
+            let waiting = try barrier.nWaiting
+            try require(waiting == 0, "n_waiting \(waiting)")
+            try require(!(try barrier.isBroken), "broken")
         case .waitReturn:
             try run.queue.put(try barrier.wait())
         case .action:
@@ -86,7 +148,7 @@ struct BarrierParty: ParallelFunction {
             let i = try barrier.wait()
             if i == n / 2 {
                 let end = monotonicNow() + 30
-                while barrier.nWaiting < n - 1 && monotonicNow() < end { usleep(1_000) }
+                while try barrier.nWaiting < n - 1 && monotonicNow() < end { usleep(1_000) }
                 try barrier.reset()
             } else {
                 do {
@@ -146,6 +208,15 @@ struct AppendTrue: BarrierAction {
 }
 
 final class BarrierPortTests: PortTestCase {
+    /// The manager whose barriers a `testManager…` case uses; nil for shared-memory barriers.
+    private var manager: Manager?
+
+    override func tearDown() {
+        manager?.shutdown()
+        manager = nil
+        super.tearDown()
+    }
+
     /// Runs `kind` on N − 1 child processes and this thread (CPython's `run_threads`), then
     /// joins them; returns the run's state.
     @discardableResult
@@ -154,11 +225,11 @@ final class BarrierPortTests: PortTestCase {
         timeout: Double? = 30
     ) throws -> BarrierRun {
         let results = try (0..<3).map { _ in try SharedValue<Int>(0) }
-        let barrier = try Barrier(
-            parties: barrierParties, action: action ? AppendTrue(counter: results[0]) : nil,
+        let barrier = try PortBarrier.make(
+            manager, parties: barrierParties, action: action ? AppendTrue(counter: results[0]) : nil,
             timeout: timeout)
         let run = BarrierRun(
-            barrier: barrier, second: try Barrier(parties: barrierParties, timeout: 30), results: results,
+            barrier: barrier, second: try PortBarrier.make(manager, parties: barrierParties, timeout: 30), results: results,
             queue: try Queue<Int>(), passes: passes, connection: nil, lock: try Lock())
         let children = try (0..<(barrierParties - 1)).map { _ in
             try started(BarrierParty(kind: kind, run: run), daemon: true, method)
@@ -173,7 +244,12 @@ final class BarrierPortTests: PortTestCase {
     }
 
     /// test_barrier.
-    func testBarrierPassesInLockstep() throws {
+    func testBarrierPassesInLockstep() throws { try barrierPassesInLockstep(managed: false) }
+
+    func testManagerBarrierPassesInLockstep() throws { try barrierPassesInLockstep(managed: true) }
+
+    private func barrierPassesInLockstep(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let run = try runParties(.multipass, method)
             XCTAssertEqual(run.count(0), barrierParties)
@@ -182,7 +258,12 @@ final class BarrierPortTests: PortTestCase {
     }
 
     /// test_barrier_10.
-    func testBarrierPassesInLockstepTenTimes() throws {
+    func testBarrierPassesInLockstepTenTimes() throws { try barrierPassesInLockstepTenTimes(managed: false) }
+
+    func testManagerBarrierPassesInLockstepTenTimes() throws { try barrierPassesInLockstepTenTimes(managed: true) }
+
+    private func barrierPassesInLockstepTenTimes(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let run = try runParties(.multipass, method, passes: 10)
             XCTAssertEqual(run.count(0), 10 * barrierParties)
@@ -190,7 +271,12 @@ final class BarrierPortTests: PortTestCase {
     }
 
     /// test_wait_return: the arrival indices; exactly one is 0.
-    func testExactlyOnePartyGetsIndexZero() throws {
+    func testExactlyOnePartyGetsIndexZero() throws { try exactlyOnePartyGetsIndexZero(managed: false) }
+
+    func testManagerExactlyOnePartyGetsIndexZero() throws { try exactlyOnePartyGetsIndexZero(managed: true) }
+
+    private func exactlyOnePartyGetsIndexZero(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let run = try runParties(.waitReturn, method)
             let indices = try (0..<barrierParties).map { _ in try run.queue.get(timeout: 10) }
@@ -200,7 +286,12 @@ final class BarrierPortTests: PortTestCase {
     }
 
     /// test_action: the action runs once, before any party leaves.
-    func testActionRunsOncePerPass() throws {
+    func testActionRunsOncePerPass() throws { try actionRunsOncePerPass(managed: false) }
+
+    func testManagerActionRunsOncePerPass() throws { try actionRunsOncePerPass(managed: true) }
+
+    private func actionRunsOncePerPass(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let run = try runParties(.action, method, action: true)
             XCTAssertEqual(run.count(0), 1, "\(method)")
@@ -208,30 +299,45 @@ final class BarrierPortTests: PortTestCase {
     }
 
     /// test_abort: one party aborts; the others get BrokenBarrierError; the barrier stays broken.
-    func testAbortBreaksTheBarrier() throws {
+    func testAbortBreaksTheBarrier() throws { try abortBreaksTheBarrier(managed: false) }
+
+    func testManagerAbortBreaksTheBarrier() throws { try abortBreaksTheBarrier(managed: true) }
+
+    private func abortBreaksTheBarrier(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let run = try runParties(.abort, method)
             XCTAssertEqual(run.count(0), 0, "\(method)")
             XCTAssertEqual(run.count(1), barrierParties - 1, "\(method)")
-            XCTAssertTrue(run.barrier.isBroken)
-            XCTAssertEqual(run.barrier.nWaiting, 0)
+            XCTAssertTrue(try run.barrier.isBroken)
+            XCTAssertEqual(try run.barrier.nWaiting, 0)
         }
     }
 
     /// test_reset: a reset while N − 1 wait frees them with BrokenBarrierError, and the barrier
     /// is then usable by all N.
-    func testResetFreesTheWaiters() throws {
+    func testResetFreesTheWaiters() throws { try resetFreesTheWaiters(managed: false) }
+
+    func testManagerResetFreesTheWaiters() throws { try resetFreesTheWaiters(managed: true) }
+
+    private func resetFreesTheWaiters(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let run = try runParties(.reset, method)
             XCTAssertEqual(run.count(0), 0, "\(method)")
             XCTAssertEqual(run.count(1), barrierParties - 1, "\(method)")
             XCTAssertEqual(run.count(2), barrierParties, "\(method)")
-            XCTAssertFalse(run.barrier.isBroken)
+            XCTAssertFalse(try run.barrier.isBroken)
         }
     }
 
     /// test_abort_and_reset: a broken barrier, reset, is usable again.
-    func testAbortThenReset() throws {
+    func testAbortThenReset() throws { try abortThenReset(managed: false) }
+
+    func testManagerAbortThenReset() throws { try abortThenReset(managed: true) }
+
+    private func abortThenReset(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let run = try runParties(.abortAndReset, method)
             XCTAssertEqual(run.count(0), 0, "\(method)")
@@ -243,16 +349,26 @@ final class BarrierPortTests: PortTestCase {
     /// test_timeout: one party is late; wait(timeout:) breaks the barrier for every party,
     /// the late one included. (Timing does not depend on the start method: fork only, to
     /// keep the target fast; the other cases check the barrier across every method.)
-    func testTimeoutBreaksTheBarrierForAll() throws {
+    func testTimeoutBreaksTheBarrierForAll() throws { try timeoutBreaksTheBarrierForAll(managed: false) }
+
+    func testManagerTimeoutBreaksTheBarrierForAll() throws { try timeoutBreaksTheBarrierForAll(managed: true) }
+
+    private func timeoutBreaksTheBarrierForAll(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod([.fork]) { method in
             let run = try runParties(.timeout, method)
             XCTAssertEqual(run.count(0), barrierParties, "\(method)")
-            XCTAssertTrue(run.barrier.isBroken)
+            XCTAssertTrue(try run.barrier.isBroken)
         }
     }
 
     /// test_default_timeout: the same with the barrier's own timeout.
-    func testDefaultTimeoutBreaksTheBarrierForAll() throws {
+    func testDefaultTimeoutBreaksTheBarrierForAll() throws { try defaultTimeoutBreaksTheBarrierForAll(managed: false) }
+
+    func testManagerDefaultTimeoutBreaksTheBarrierForAll() throws { try defaultTimeoutBreaksTheBarrierForAll(managed: true) }
+
+    private func defaultTimeoutBreaksTheBarrierForAll(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod([.spawn]) { method in
             let run = try runParties(.defaultTimeout, method, timeout: 0.3)
             XCTAssertEqual(run.count(0), barrierParties, "\(method)")
@@ -261,12 +377,17 @@ final class BarrierPortTests: PortTestCase {
 
     /// test_thousand: N child processes pass the barrier 200 times, each sending the pass
     /// number through one pipe under a lock; the parent reads every pass N times, in order.
-    func testManyPassesInOrder() throws {
+    func testManyPassesInOrder() throws { try manyPassesInOrder(managed: false) }
+
+    func testManagerManyPassesInOrder() throws { try manyPassesInOrder(managed: true) }
+
+    private func manyPassesInOrder(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let (reader, writer) = try Pipe(duplex: false)
             let passes = 200
             // Here every party is a child: N children and no party in this process.
-            let barrier = try Barrier(parties: barrierParties, timeout: 30)
+            let barrier = try PortBarrier.make(manager, parties: barrierParties, timeout: 30)
             let results = try (0..<3).map { _ in try SharedValue<Int>(0) }
             let run = BarrierRun(
                 barrier: barrier, second: barrier, results: results, queue: try Queue<Int>(), passes: passes,

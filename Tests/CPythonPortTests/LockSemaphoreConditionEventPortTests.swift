@@ -21,6 +21,10 @@
 // _TestCondition.test_wait_result               → testWaitResult
 // _TestEvent.test_event                         → testEvent
 //
+// CPython runs _TestCondition for its 'manager' type too (`Manager().Condition()`, over a
+// manager RLock): every condition case above runs a second time as `testManager…` with a
+// `Manager`'s `ConditionProxy` (`PortCondition`).
+//
 // Not applicable: test_repr_lock, test_repr_rlock, _TestEvent.test_repr (no owner
 // descriptions); the SIGINT half of test_wait_result (no KeyboardInterrupt).
 //
@@ -61,9 +65,79 @@ struct TakeLockAndReport: ParallelFunction {
     }
 }
 
+/// The condition under test: shared memory's, or a manager's (CPython's 'manager' type).
+enum PortCondition: Codable {
+    case local(Condition)
+    case manager(ConditionProxy)
+
+    /// A condition of `manager` when there is one, else a shared-memory one.
+    static func make(_ manager: Manager?) throws -> PortCondition {
+        if let manager { return .manager(try manager.condition()) }
+        return .local(try Condition())
+    }
+
+    func acquire() throws {
+        switch self {
+        case .local(let condition): _ = try condition.acquire()
+        case .manager(let condition): _ = try condition.acquire()
+        }
+    }
+
+    func release() throws {
+        switch self {
+        case .local(let condition): try condition.release()
+        case .manager(let condition): try condition.release()
+        }
+    }
+
+    func withLock<R>(_ body: () throws -> R) throws -> R {
+        try acquire()
+        defer { try? release() }
+        return try body()
+    }
+
+    func wait(timeout: Double? = nil) throws -> Bool {
+        switch self {
+        case .local(let condition): try condition.wait(timeout: timeout)
+        case .manager(let condition): try condition.wait(timeout: timeout)
+        }
+    }
+
+    func wait(for predicate: () throws -> Bool, timeout: Double? = nil) throws -> Bool {
+        switch self {
+        case .local(let condition): try condition.wait(for: predicate, timeout: timeout)
+        case .manager(let condition): try condition.wait(for: predicate, timeout: timeout)
+        }
+    }
+
+    func notify(n: Int = 1) throws {
+        switch self {
+        case .local(let condition): try condition.notify(n: n)
+        case .manager(let condition): _ = try condition.notify(n: n)
+        }
+    }
+
+    func notifyAll() throws {
+        switch self {
+        case .local(let condition): try condition.notifyAll()
+        case .manager(let condition): _ = try condition.notifyAll()
+        }
+    }
+
+    /// CPython's check_invariant: the waiters not yet woken.
+    var waiterCount: Int? {
+        get throws {
+            switch self {
+            case .local(let condition): condition.waiterCount
+            case .manager(let condition): try condition.waiterCount()
+            }
+        }
+    }
+}
+
 /// CPython's condition `f`: holding the lock, releases `sleeping`, waits, releases `woken`.
 struct WaitOnCondition: ParallelFunction {
-    var condition: Condition
+    var condition: PortCondition
     var sleeping: Multiprocessing.Semaphore
     var woken: Multiprocessing.Semaphore
     var timeout: Double?
@@ -78,7 +152,7 @@ struct WaitOnCondition: ParallelFunction {
 
 /// CPython's `_test_waitfor_f`: sets the state to 0, notifies, waits for 4 (exit 1 if not).
 struct WaitForFour: ParallelFunction {
-    var condition: Condition
+    var condition: PortCondition
     var state: SharedValue<Int32>
     func callAsFunction(_: Void) throws {
         try condition.withLock {
@@ -92,7 +166,7 @@ struct WaitForFour: ParallelFunction {
 
 /// CPython's `_test_waitfor_timeout_f`: waits for a state that never comes, 0.1 s.
 struct WaitForFourInTime: ParallelFunction {
-    var condition: Condition
+    var condition: PortCondition
     var state: SharedValue<Int32>
     var success: SharedValue<Int32>
     var started: Multiprocessing.Semaphore
@@ -109,7 +183,7 @@ struct WaitForFourInTime: ParallelFunction {
 
 /// CPython's `_test_wait_result`: notifies once.
 struct NotifyOnce: ParallelFunction {
-    var condition: Condition
+    var condition: PortCondition
     func callAsFunction(_: Void) throws {
         try condition.withLock { try condition.notify() }
     }
@@ -126,6 +200,15 @@ struct SetEventLater: ParallelFunction {
 }
 
 final class LockSemaphoreConditionEventPortTests: PortTestCase {
+    /// The manager whose conditions a `testManager…` case uses; nil for shared-memory ones.
+    private var manager: Manager?
+
+    override func tearDown() {
+        manager?.shutdown()
+        manager = nil
+        super.tearDown()
+    }
+
     // MARK: locks
 
     /// test_lock, test_lock_context.
@@ -258,10 +341,15 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
     }
 
     /// test_notify: a process and a thread wait; each notify wakes exactly one.
-    func testNotifyWakesOneAtATime() throws {
+    func testNotifyWakesOneAtATime() throws { try notifyWakesOneAtATime(managed: false) }
+
+    func testManagerNotifyWakesOneAtATime() throws { try notifyWakesOneAtATime(managed: true) }
+
+    private func notifyWakesOneAtATime(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let task = WaitOnCondition(
-                condition: try Condition(), sleeping: try .init(value: 0), woken: try .init(value: 0),
+                condition: try PortCondition.make(manager), sleeping: try .init(value: 0), woken: try .init(value: 0),
                 timeout: nil)
             let (children, threads) = try startWaiters(task, processes: 1, threads: 1, method)
             XCTAssertTrue(task.sleeping.acquire(timeout: 30))
@@ -274,23 +362,28 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
             XCTAssertEqual(task.woken.value, 1, "\(method): notify() woke more than one")
             try task.condition.withLock { try task.condition.notify() }
             XCTAssertTrue(eventually { task.woken.value == 2 }, "\(method)")
-            XCTAssertEqual(task.condition.waiterCount, 0, "\(method): check_invariant")
+            XCTAssertEqual(try task.condition.waiterCount, 0, "\(method): check_invariant")
             try finish(children, threads, method)
         }
     }
 
     /// test_notify_all: three processes and three threads time out (0.1 s); then six more
     /// wait without a timeout, none wakes alone, and one notifyAll wakes them all.
-    func testNotifyAllAfterTimedOutWaiters() throws {
+    func testNotifyAllAfterTimedOutWaiters() throws { try notifyAllAfterTimedOutWaiters(managed: false) }
+
+    func testManagerNotifyAllAfterTimedOutWaiters() throws { try notifyAllAfterTimedOutWaiters(managed: true) }
+
+    private func notifyAllAfterTimedOutWaiters(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
-            let condition = try Condition()
+            let condition = try PortCondition.make(manager)
             let sleeping = try Multiprocessing.Semaphore(value: 0), woken = try Multiprocessing.Semaphore(value: 0)
             let timing = WaitOnCondition(condition: condition, sleeping: sleeping, woken: woken, timeout: 0.1)
             let (first, firstThreads) = try startWaiters(timing, processes: 3, threads: 3, method)
             for _ in 0..<6 { XCTAssertTrue(sleeping.acquire(timeout: 30)) }
             for _ in 0..<6 { XCTAssertTrue(woken.acquire(timeout: 30), "\(method): a waiter did not time out") }
             XCTAssertEqual(woken.value, 0)
-            XCTAssertEqual(condition.waiterCount, 0, "\(method): check_invariant after time-outs")
+            XCTAssertEqual(try condition.waiterCount, 0, "\(method): check_invariant after time-outs")
             try finish(first, firstThreads, method)
             let waiting = WaitOnCondition(condition: condition, sleeping: sleeping, woken: woken, timeout: nil)
             let (second, secondThreads) = try startWaiters(waiting, processes: 3, threads: 3, method)
@@ -300,17 +393,22 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
             try condition.withLock { try condition.notifyAll() }
             for _ in 0..<6 { XCTAssertTrue(woken.acquire(timeout: 30), "\(method): notifyAll left a waiter asleep") }
             XCTAssertEqual(woken.value, 0)
-            XCTAssertEqual(condition.waiterCount, 0, "\(method): check_invariant after notifyAll")
+            XCTAssertEqual(try condition.waiterCount, 0, "\(method): check_invariant after notifyAll")
             try finish(second, secondThreads, method)
         }
     }
 
     /// test_notify_n: notify(n: 2) wakes two of six; notify(n: 4) the other four; notify(n: 3)
     /// then wakes nobody.
-    func testNotifyN() throws {
+    func testNotifyN() throws { try notifyN(managed: false) }
+
+    func testManagerNotifyN() throws { try notifyN(managed: true) }
+
+    private func notifyN(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
             let task = WaitOnCondition(
-                condition: try Condition(), sleeping: try .init(value: 0), woken: try .init(value: 0),
+                condition: try PortCondition.make(manager), sleeping: try .init(value: 0), woken: try .init(value: 0),
                 timeout: nil)
             let (children, threads) = try startWaiters(task, processes: 3, threads: 3, method)
             for _ in 0..<6 { XCTAssertTrue(task.sleeping.acquire(timeout: 30)) }
@@ -325,14 +423,19 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
             try task.condition.withLock { try task.condition.notify(n: 3) }
             usleep(50_000)
             XCTAssertEqual(task.woken.value, 6)
-            XCTAssertEqual(task.condition.waiterCount, 0, "\(method): check_invariant")
+            XCTAssertEqual(try task.condition.waiterCount, 0, "\(method): check_invariant")
             try finish(children, threads, method)
         }
     }
 
     /// test_timeout (condition).
-    func testConditionWaitTimeout() throws {
-        let condition = try Condition()
+    func testConditionWaitTimeout() throws { try conditionWaitTimeout(managed: false) }
+
+    func testManagerConditionWaitTimeout() throws { try conditionWaitTimeout(managed: true) }
+
+    private func conditionWaitTimeout(managed: Bool) throws {
+        if managed { manager = try Manager() }
+        let condition = try PortCondition.make(manager)
         try condition.acquire()
         let (result, elapsed) = try timed { try condition.wait(timeout: 0.1) }
         try condition.release()
@@ -342,9 +445,14 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
 
     /// test_waitfor: the parent waits for the child's state 0, then counts up to 4 with a
     /// notify each time; the child's wait(for:) sees 4.
-    func testWaitForAcrossProcesses() throws {
+    func testWaitForAcrossProcesses() throws { try waitForAcrossProcesses(managed: false) }
+
+    func testManagerWaitForAcrossProcesses() throws { try waitForAcrossProcesses(managed: true) }
+
+    private func waitForAcrossProcesses(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
-            let condition = try Condition()
+            let condition = try PortCondition.make(manager)
             let state = try SharedValue<Int32>(-1)
             let p = try started(WaitForFour(condition: condition, state: state), daemon: true, method)
             try condition.withLock {
@@ -365,9 +473,14 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
 
     /// test_waitfor_timeout: the state never reaches 4; the child's wait(for:timeout: 0.1)
     /// returns false, not before 0.1 s.
-    func testWaitForTimeoutInAChild() throws {
+    func testWaitForTimeoutInAChild() throws { try waitForTimeoutInAChild(managed: false) }
+
+    func testManagerWaitForTimeoutInAChild() throws { try waitForTimeoutInAChild(managed: true) }
+
+    private func waitForTimeoutInAChild(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
-            let condition = try Condition()
+            let condition = try PortCondition.make(manager)
             let state = try SharedValue<Int32>(0), success = try SharedValue<Int32>(0)
             let semaphore = try Multiprocessing.Semaphore(value: 0)
             let p = try started(
@@ -387,9 +500,14 @@ final class LockSemaphoreConditionEventPortTests: PortTestCase {
     }
 
     /// test_wait_result: wait(0) and wait(0.1) return false; a child's notify makes wait true.
-    func testWaitResult() throws {
+    func testWaitResult() throws { try waitResult(managed: false) }
+
+    func testManagerWaitResult() throws { try waitResult(managed: true) }
+
+    private func waitResult(managed: Bool) throws {
+        if managed { manager = try Manager() }
         try forEachMethod { method in
-            let condition = try Condition()
+            let condition = try PortCondition.make(manager)
             try condition.withLock {
                 XCTAssertFalse(try condition.wait(timeout: 0))
                 XCTAssertFalse(try condition.wait(timeout: 0.1))

@@ -13,6 +13,9 @@
 // TestSyncManagerTypes.test_dict                 → testDictProxyInAChild
 // TestSyncManagerTypes.test_value                → testValueProxyInAChild
 // TestSyncManagerTypes.test_namespace            → testNamespaceProxyInAChild
+// _TestArray (its 'manager' half: Manager().Array) → testArrayProxyInAChild
+// _TestCondition, _TestBarrier ('manager' type)  → LockSemaphoreConditionEventPortTests and
+//                                                  BarrierPortTests, their testManager… cases
 // _TestContainers.test_list                      → testListOperations
 // _TestContainers.test_list_iter                 → testIterationIsASnapshot (difference)
 // _TestContainers.test_dict / test_dict_iter     → testDictOperations, testIterationIsASnapshot (difference)
@@ -22,8 +25,8 @@
 // _TestContainers.test_namespace (and `del n.job`) → testNamespaceProxyInAChild
 // (pickling a Lock for a manager)                → testSharedObjectsAreRefusedByManagerContainers (bug fixed)
 //
-// Gaps (not in the API, so not ported): manager Condition, Barrier, Pool, Array and set
-// proxies (test_condition, test_barrier, test_pool, test_array, test_set*); the manager
+// Gaps (not in the API, so not ported): manager Pool and set proxies (test_pool,
+// test_set*); the manager
 // initializer (TestInitializers.test_manager_initializer); custom managers (_TestMyManager)
 // and remote managers (_TestRemoteManager, _TestManagerRestart).
 //
@@ -43,7 +46,7 @@ import Glibc
 
 /// CPython's TestSyncManagerTypes child side, one case per kind.
 struct ManagerChild: ParallelFunction {
-    enum Kind: String, Codable { case event, lock, queue, list, dict, value, namespace }
+    enum Kind: String, Codable { case event, lock, queue, list, dict, value, namespace, array }
     var kind: Kind
     var event: EventProxy?
     var lock: LockProxy?
@@ -52,6 +55,7 @@ struct ManagerChild: ParallelFunction {
     var dict: DictProxy<String, Int>?
     var value: ValueProxy<Int>?
     var namespace: NamespaceProxy?
+    var array: ArrayProxy<Double>?
 
     func callAsFunction(_: Void) throws {
         switch kind {
@@ -103,6 +107,15 @@ struct ManagerChild: ParallelFunction {
             try require(try dict.pop("bar") == 7, "pop")
             try dict.removeAll()
             try require(try dict.count() == 0, "clear")
+        case .array:
+            let array = array!
+            try require(try array.count() == 3, "len")
+            try require(try array.get(0) == 0.5 && (try array.get(-1)) == 2.5, "arr[0], arr[-1]")
+            try array.set(1, try array.get(1) * 10)
+            var outOfRange = false
+            do { try array.set(3, 0) } catch let error as ManagerError where error.code == .invalidRequest { outOfRange = true }
+            try require(outOfRange, "arr[3] = 0 was accepted")
+            try require(try array.count() == 3, "len after")
         case .value:
             try require(try value!.get() == 1, "value")
             try value!.set(2)
@@ -280,6 +293,18 @@ final class ManagerPortTests: PortTestCase {
             let value = try manager.value(1)
             try runChild(ManagerChild(kind: .value, value: value), method)
             XCTAssertEqual(try value.get(), 2)
+        }
+    }
+
+    /// _TestArray's manager half: a child reads the array, changes an element, and cannot
+    /// write past its end; the length never changes.
+    func testArrayProxyInAChild() throws {
+        try forEachMethod { method in
+            let array = try manager.array([0.5, 1.5, 2.5])
+            try runChild(ManagerChild(kind: .array, array: array), method)
+            XCTAssertEqual(try array.snapshot(), [0.5, 15, 2.5])
+            XCTAssertThrowsError(try array.get(3)) { XCTAssertEqual(($0 as? ManagerError)?.code, .invalidRequest) }
+            XCTAssertEqual(try manager.array([Int]()).count(), 0)
         }
     }
 

@@ -23,7 +23,7 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertEqual(local.status, 0, local.output)
         XCTAssertTrue(local.output.contains("OBJECTS OK backend=local"), local.output)
         let reference = resultLines(local)
-        XCTAssertEqual(reference.count, 83, local.output)
+        XCTAssertEqual(reference.count, 84, local.output)
         for ranks in [2, 3, 4] {
             // One local worker per rank, so that the per-worker lines below are per rank.
             // Standard output alone: the ranks' crash reports (of the processes the program

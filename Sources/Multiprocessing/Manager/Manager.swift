@@ -196,6 +196,59 @@ public final class Manager: @unchecked Sendable {
         RLockProxy(address: address, id: try create(.createRLock))
     }
 
+    /// A new shared condition variable over a new manager `RLock`. Python's
+    /// `Manager().Condition()`.
+    public func condition() throws -> ConditionProxy {
+        try condition(lock: try rlock())
+    }
+
+    /// A new shared condition variable over `lock`, a reentrant lock of this manager.
+    /// Python's `Manager().Condition(lock)`.
+    public func condition(lock: RLockProxy) throws -> ConditionProxy {
+        try makeCondition(lockAddress: lock.address, lockID: lock.id, reentrant: true)
+    }
+
+    /// A new shared condition variable over `lock`, a lock of this manager. Python's
+    /// `Manager().Condition(lock)`.
+    public func condition(lock: LockProxy) throws -> ConditionProxy {
+        try makeCondition(lockAddress: lock.address, lockID: lock.id, reentrant: false)
+    }
+
+    private func makeCondition(lockAddress: ManagerAddress, lockID: UInt64, reentrant: Bool) throws -> ConditionProxy {
+        guard lockAddress == address else {
+            throw ManagerError(.invalidRequest, "a manager Condition needs a lock of the same manager: make the lock with this manager's lock() or rlock()")
+        }
+        let id = try create(.createCondition) { $0.write(lockID) }
+        return ConditionProxy(address: address, id: id, lockID: lockID, reentrant: reentrant)
+    }
+
+    /// A new shared barrier for `parties` parties (at least 1). Python's
+    /// `Manager().Barrier(parties, action, timeout)`.
+    ///
+    /// - Parameters:
+    ///   - action: run by the last party to arrive at each pass, before any party leaves;
+    ///     its type must be `internal` or `public` (another process finds it by name).
+    ///   - timeout: the default for `wait()`, in seconds; nil waits for ever.
+    public func barrier(parties: Int, action: (any BarrierAction)? = nil, timeout: Double? = nil) throws -> BarrierProxy {
+        guard parties >= 1, parties < Int(UInt32.max) else {
+            throw ManagerError(.invalidRequest, "a manager Barrier needs at least 1 party, not \(parties)")
+        }
+        try BarrierActionCoding.check(action, for: "manager Barrier")
+        let id = try create(.createBarrier) {
+            $0.write(UInt64(parties))
+            $0.write(UInt8(action == nil ? 0 : 1))
+        }
+        return BarrierProxy(address: address, id: id, parties: parties, timeout: timeout, action: action)
+    }
+
+    /// A new shared array holding `elements`, of a length that never changes. Python's
+    /// `Manager().Array(typecode, sequence)`.
+    public func array<Element: Codable & Sendable>(_ elements: [Element]) throws -> ArrayProxy<Element> {
+        let list = try list(of: Element.self)
+        try list.extend(elements)
+        return ArrayProxy(list: list)
+    }
+
     /// A new shared event, not set. Python's `Manager().Event()`.
     public func event() throws -> EventProxy {
         EventProxy(address: address, id: try create(.createEvent))

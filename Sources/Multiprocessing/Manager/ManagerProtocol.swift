@@ -11,6 +11,7 @@ enum ManagerOperation: UInt8 {
     case createDict = 1, createList, createNamespace, release, createQueue, createLock, createEvent, createValue
     case createSemaphore = 9
     case createRLock = 110
+    case createCondition = 111, createBarrier
     case dictGet = 10, dictSet, dictDelete, dictCount, dictItems, dictClear, dictPop, dictSetDefault, dictUpdate
     case listAppend = 20, listGet, listSet, listCount, listRemove, listItems, listClear, listInsert, listExtend
     case namespaceGet = 30, namespaceSet, namespaceDelete
@@ -21,6 +22,8 @@ enum ManagerOperation: UInt8 {
     case valueGet = 80, valueSet
     case semaphoreAcquire = 90, semaphoreRelease, semaphoreValue
     case rlockAcquire = 100, rlockRelease, rlockState
+    case conditionWait = 120, conditionResume, conditionNotify, conditionWaiters
+    case barrierArrive = 130, barrierLook, barrierActionEnded, barrierGiveUp, barrierAbort, barrierReset, barrierState
 }
 
 enum ManagerStatus: UInt8 {

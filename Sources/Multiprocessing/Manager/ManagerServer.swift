@@ -35,6 +35,8 @@ enum ManagerServer {
         /// A reentrant lock: its holder (a thread's `ManagerOwner` token; 0 free) and how many
         /// times it holds it.
         case rlock(owner: UInt64, count: Int)
+        case condition(ManagerCondition)
+        case barrier(ManagerBarrier)
     }
 
     /// A first-in first-out queue of encoded items, at most `maxSize` of them (0: no bound).
@@ -202,7 +204,7 @@ enum ManagerServer {
                     writer.write(ManagerStatus.ok.rawValue)
                     return true
                 case .createDict, .createList, .createNamespace, .createQueue, .createLock, .createEvent, .createValue,
-                    .createSemaphore, .createRLock:
+                    .createSemaphore, .createRLock, .createCondition, .createBarrier:
                     switch operation {
                     case .createDict: objects[nextID] = .dict([:])
                     case .createList: objects[nextID] = .list([])
@@ -219,6 +221,15 @@ enum ManagerServer {
                         let bounded = try reader.read(UInt8.self) == 1
                         guard value < UInt64(UInt32.max) else { fail(.invalid); return false }
                         objects[nextID] = .semaphore(value: Int(value), bound: bounded ? Int(value) : nil)
+                    case .createCondition:
+                        let lock = try reader.read(UInt64.self)
+                        guard ManagerLocks.levels(held: lock, by: 0, in: objects) != nil else { fail(.invalid); return false }
+                        objects[nextID] = .condition(ManagerCondition(lock: lock))
+                    case .createBarrier:
+                        let parties = try reader.read(UInt64.self)
+                        let hasAction = try reader.read(UInt8.self) == 1
+                        guard parties >= 1, parties < UInt64(UInt32.max) else { fail(.invalid); return false }
+                        objects[nextID] = .barrier(ManagerBarrier(parties: Int(parties), hasAction: hasAction))
                     default: objects[nextID] = .value(try bytes())
                     }
                     writer.write(ManagerStatus.ok.rawValue)
@@ -399,6 +410,76 @@ enum ManagerServer {
                         writer.write(ManagerStatus.ok.rawValue)
                         writer.write(UInt8(owner == 0 ? 0 : owner == caller ? 2 : 1))
                         writer.write(UInt64(count))
+                    }
+                case .conditionWait, .conditionResume, .conditionNotify, .conditionWaiters:
+                    guard case .condition(var condition)? = objects[id] else { fail(.invalid); return false }
+                    objects[id] = nil // keep its waiters uniquely referenced while changing them
+                    defer { objects[id] = .condition(condition) }
+                    let outcome: ManagerCondition.Outcome
+                    switch operation {
+                    case .conditionWaiters:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(condition.waiting.count))
+                        return false
+                    case .conditionWait:
+                        outcome = condition.beginWait(try reader.read(UInt64.self), objects: &objects)
+                    case .conditionResume:
+                        let caller = try reader.read(UInt64.self)
+                        let ticket = try reader.read(UInt64.self)
+                        let givingUp = try reader.read(UInt8.self) == 1
+                        outcome = condition.resume(caller, ticket: ticket, givingUp: givingUp, objects: &objects)
+                    default:
+                        let caller = try reader.read(UInt64.self)
+                        outcome = condition.notify(caller, Int(clamping: try reader.read(UInt64.self)), objects: objects)
+                    }
+                    switch outcome {
+                    case .ticket(let ticket):
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(ticket)
+                    case .resumed(let notified):
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt8(notified ? 1 : 0))
+                    case .woke(let count):
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(count))
+                    case .refused: fail(.missing)
+                    case .invalid: fail(.invalid)
+                    }
+                case .barrierArrive, .barrierLook, .barrierActionEnded, .barrierGiveUp, .barrierAbort, .barrierReset,
+                    .barrierState:
+                    guard case .barrier(var barrier)? = objects[id] else { fail(.invalid); return false }
+                    objects[id] = nil
+                    defer { objects[id] = .barrier(barrier) }
+                    switch operation {
+                    case .barrierArrive:
+                        switch barrier.arrive() {
+                        case .arrived(let pass, let index, let last):
+                            writer.write(ManagerStatus.ok.rawValue)
+                            writer.write(UInt8(last ? 1 : 0))
+                            writer.write(pass)
+                            writer.write(UInt64(index))
+                        case .broken:
+                            writer.write(ManagerStatus.ok.rawValue)
+                            writer.write(UInt8(2))
+                        case .busy: fail(.missing)
+                        }
+                    case .barrierLook, .barrierActionEnded, .barrierGiveUp:
+                        let pass = try reader.read(UInt64.self)
+                        let state: ManagerBarrier.PassState
+                        switch operation {
+                        case .barrierLook: state = barrier.look(pass)
+                        case .barrierActionEnded: state = barrier.actionEnded(pass, succeeded: try reader.read(UInt8.self) == 1)
+                        default: state = barrier.giveUp(pass)
+                        }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(state.rawValue)
+                    case .barrierAbort, .barrierReset:
+                        if operation == .barrierAbort { barrier.abort() } else { barrier.reset() }
+                        writer.write(ManagerStatus.ok.rawValue)
+                    default:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(barrier.waiting))
+                        writer.write(UInt8(barrier.broken ? 1 : 0))
                     }
                 case .eventSet, .eventClear, .eventIsSet:
                     guard case .event(let isSet)? = objects[id] else { fail(.invalid); return false }

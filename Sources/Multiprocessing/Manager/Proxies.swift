@@ -322,9 +322,6 @@ enum ProxyCall {
         return (status, reply)
     }
 
-    /// Repeats `attempt` (a request the server answers at once, `missing` while it would
-    /// wait) until it succeeds or `timeout` seconds pass (nil: for ever; 0: once), sleeping
-    /// between tries from 50 µs up to 10 ms. False on time-out.
     /// Takes a lock, reentrant lock or semaphore: `operation` retried while the server says
     /// it would wait (`missing`), at most `timeout` seconds (not blocking: once).
     static func acquire(
@@ -343,15 +340,29 @@ enum ProxyCall {
         guard try perform(address, id, operation, arguments).0 == .ok else { throw ManagerError(.invalidRequest, refusal) }
     }
 
+    /// Repeats `attempt` (a request the server answers at once, `missing` while it would
+    /// wait) until it succeeds or `timeout` seconds pass (nil: for ever; 0: once), sleeping
+    /// between tries from 50 µs up to 10 ms. False on time-out.
     static func retry(timeout: Double?, _ attempt: () throws -> Bool) throws -> Bool {
         let end = deadline(after: timeout)
-        var pause: UInt64 = 50_000
+        var backoff = Backoff()
         while true {
             if try attempt() { return true }
+            if let end, monotonicNanoseconds() >= end { return false }
+            backoff.pause(until: end)
+        }
+    }
+
+    /// The pause between a proxy's tries of a request the server answered "would wait": from
+    /// 50 µs, doubling up to 10 ms, never past `end`.
+    struct Backoff {
+        private var pause: UInt64 = 50_000
+
+        mutating func pause(until end: UInt64?) {
             var sleep = pause
             if let end {
                 let now = monotonicNanoseconds()
-                if now >= end { return false }
+                if now >= end { return }
                 sleep = min(sleep, end - now)
             }
             var time = timespec(tv_sec: Int(sleep / 1_000_000_000), tv_nsec: Int(sleep % 1_000_000_000))

@@ -76,17 +76,7 @@ public struct Barrier: Codable, Sendable {
         guard parties >= 1, parties < Int(UInt32.max) else {
             throw SynchronizationError(.invalidArgument, "a Barrier needs at least 1 party, not \(parties)")
         }
-        if let action {
-            let type = type(of: action)
-            guard let name = _mangledTypeName(type), _typeByName(name) == type else {
-                throw SynchronizationError(
-                    .invalidArgument,
-                    """
-                    the Barrier action \(String(reflecting: type)) cannot be found by name in \
-                    another process: declare it at file scope as internal or public
-                    """)
-            }
-        }
+        try BarrierActionCoding.check(action, for: "Barrier")
         if MPIObjects.isServing {
             self.init(
                 parties: parties, action: action, timeout: timeout,
@@ -142,17 +132,11 @@ public struct Barrier: Codable, Sendable {
     }
 
     private static func decodeAction(_ container: KeyedDecodingContainer<CodingKeys>) throws -> (any BarrierAction)? {
-        guard let name = try container.decodeIfPresent(String.self, forKey: .actionType) else { return nil }
-        guard let type = _typeByName(name) as? any BarrierAction.Type else {
-            throw SynchronizationError(.invalidArgument, "the Barrier action type \(name) is not known in this process")
-        }
-        return try container.decode(type, forKey: .action)
+        try BarrierActionCoding.decode(from: container, typeKey: .actionType, valueKey: .action)
     }
 
     private func encodeAction(_ container: inout KeyedEncodingContainer<CodingKeys>) throws {
-        guard let action else { return }
-        try container.encode(_mangledTypeName(type(of: action)), forKey: .actionType)
-        try container.encode(action, forKey: .action)
+        try BarrierActionCoding.encode(action, into: &container, typeKey: .actionType, valueKey: .action)
     }
 
     public func encode(to encoder: any Encoder) throws {
