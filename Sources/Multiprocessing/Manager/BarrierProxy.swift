@@ -44,8 +44,10 @@ public struct BarrierProxy: Codable, Sendable {
         try BarrierActionCoding.encode(action, into: &container, typeKey: .actionType, valueKey: .action)
     }
 
-    private func ask(_ operation: ManagerOperation, _ arguments: (inout WireWriter) throws -> Void = { _ in }) throws -> [UInt8] {
-        try ProxyCall.perform(address, id, operation, arguments).1
+    private func ask(
+        _ operation: ManagerOperation, deadline: UInt64? = nil, _ arguments: (inout WireWriter) throws -> Void = { _ in }
+    ) throws -> [UInt8] {
+        try ProxyCall.perform(address, id, operation, deadline: deadline, arguments).1
     }
 
     /// Waits until `parties` parties have called `wait`; returns this party's arrival index.
@@ -57,8 +59,8 @@ public struct BarrierProxy: Codable, Sendable {
         var backoff = ProxyCall.Backoff()
         // Arriving waits only while the last party of the pass before runs its action.
         var arrival: [UInt8] = []
-        let arrived = try ProxyCall.retry(timeout: timeout ?? self.timeout) {
-            let (status, reply) = try ProxyCall.perform(address, id, .barrierArrive) { _ in }
+        let arrived = try ProxyCall.retry(timeout: timeout ?? self.timeout) { deadline in
+            let (status, reply) = try ProxyCall.perform(address, id, .barrierArrive, deadline: deadline) { _ in }
             arrival = reply
             return status == .ok
         }
@@ -87,10 +89,10 @@ public struct BarrierProxy: Codable, Sendable {
             if let failure { throw BrokenBarrierError("the manager Barrier's action threw \(failure); the barrier is broken") }
         } else {
             while true {
-                state = try ask(.barrierLook) { $0.write(pass) }.first ?? 2
+                state = try ask(.barrierLook, deadline: end) { $0.write(pass) }.first ?? 2
                 if state != ManagerBarrier.PassState.waiting.rawValue { break }
                 if let end, monotonicNanoseconds() >= end {
-                    state = try ask(.barrierGiveUp) { $0.write(pass) }.first ?? 2
+                    state = try ask(.barrierGiveUp, deadline: end) { $0.write(pass) }.first ?? 2
                     if state == ManagerBarrier.PassState.broke.rawValue {
                         throw BrokenBarrierError(
                             "manager Barrier.wait() timed out with \(index + 1) of \(parties) parties arrived; the barrier is broken")

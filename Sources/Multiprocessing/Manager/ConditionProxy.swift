@@ -50,17 +50,17 @@ public struct ConditionProxy: Codable, Sendable {
     /// - Throws: `ManagerError(.invalidRequest)` if the caller does not hold the lock.
     public func wait(timeout: Double? = nil) throws -> Bool {
         let owner = ManagerOwner.current
-        let (status, reply) = try ProxyCall.perform(address, id, .conditionWait) { $0.write(owner) }
+        let end = deadline(after: timeout)
+        let (status, reply) = try ProxyCall.perform(address, id, .conditionWait, deadline: end) { $0.write(owner) }
         guard status == .ok else {
             throw ManagerError(.invalidRequest, "wait() on a manager Condition without holding its lock: acquire it first (withLock { … })")
         }
         let ticket = UInt64(try ProxyCall.readCount(reply))
-        let end = deadline(after: timeout)
         var givingUp = false
         var backoff = ProxyCall.Backoff()
         while true {
             if let end, !givingUp, monotonicNanoseconds() >= end { givingUp = true }
-            let (status, reply) = try ProxyCall.perform(address, id, .conditionResume) { writer in
+            let (status, reply) = try ProxyCall.perform(address, id, .conditionResume, deadline: givingUp ? nil : end) { writer in
                 writer.write(owner)
                 writer.write(ticket)
                 writer.write(UInt8(givingUp ? 1 : 0))

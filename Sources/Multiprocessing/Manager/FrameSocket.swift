@@ -28,16 +28,27 @@ final class FrameSocket {
     /// Whether a whole frame is already buffered (the next `receive` will not read).
     var hasBufferedFrame: Bool { bufferedFrameLength() != nil }
 
-    /// Sends a whole frame.
-    func send(_ frame: [UInt8]) throws {
+    /// Sends a whole frame; with a `deadline` (monotonic nanoseconds), throws `TimedOut` if the
+    /// peer has not taken it all by then (the frame may be cut: drop the connection).
+    func send(_ frame: [UInt8], deadline: UInt64? = nil) throws {
         var offset = 0
+        let flags = Int32(MSG_NOSIGNAL) | (deadline == nil ? 0 : Int32(MSG_DONTWAIT))
         while offset < frame.count {
             let n = frame.withUnsafeBytes { raw in
-                Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, flags)
             }
             if n < 0 {
                 if errno == EINTR { continue }
-                if errno == EAGAIN { _ = pollOnce(fd, events: Int16(POLLOUT), timeoutNanoseconds: 1_000_000_000); continue }
+                if errno == EAGAIN {
+                    var sleep: Int64 = 1_000_000_000
+                    if let deadline {
+                        let now = monotonicNanoseconds()
+                        if now >= deadline { throw TimedOut() }
+                        sleep = min(sleep, Int64(deadline - now))
+                    }
+                    _ = pollOnce(fd, events: Int16(POLLOUT), timeoutNanoseconds: sleep)
+                    continue
+                }
                 throw SystemError("send", errno: errno)
             }
             offset += n
@@ -46,8 +57,9 @@ final class FrameSocket {
 
     /// Receives one frame's payload; nil when the peer closed the connection cleanly
     /// between frames. `spin`: wait awake for a while (a reply expected within
-    /// microseconds); otherwise sleep in `poll` at once.
-    func receive(spin: Bool = true) throws -> [UInt8]? {
+    /// microseconds); otherwise sleep in `poll` at once. With a `deadline` (monotonic
+    /// nanoseconds), throws `TimedOut` if no whole frame came by then.
+    func receive(spin: Bool = true, deadline: UInt64? = nil) throws -> [UInt8]? {
         var wait = ReadinessWait()
         while true {
             if let payload = takeFrame() { return payload }
@@ -56,13 +68,33 @@ final class FrameSocket {
             } catch is PeerClosed {
                 return nil
             }
+            var sleep: Int64 = -1
+            if let deadline {
+                let now = monotonicNanoseconds()
+                if now >= deadline { throw TimedOut() }
+                sleep = Int64(deadline - now)
+            }
             if spin {
-                wait.pause(fd)
+                wait.pause(fd, sleepNanoseconds: sleep)
             } else {
-                _ = pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: -1)
+                _ = pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: sleep)
             }
         }
     }
+
+    /// After a `receive` timed out: stops the peer from sending more (its further sends fail
+    /// with `EPIPE`, so it knows this end did not get them), then returns a whole frame that
+    /// arrived before that, if one did.
+    func stopReceiving() -> [UInt8]? {
+        shutdown(fd, Int32(SHUT_RD))
+        while true {
+            if let payload = takeFrame() { return payload }
+            guard (try? fill()) == true else { return nil }
+        }
+    }
+
+    /// No frame came, or could be sent, before the deadline.
+    struct TimedOut: Error {}
 
     /// The next whole buffered frame's payload, or nil (never reads the socket).
     func takeFrame() -> [UInt8]? {

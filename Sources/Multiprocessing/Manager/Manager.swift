@@ -226,6 +226,7 @@ public final class Manager: @unchecked Sendable {
     /// `Manager().Barrier(parties, action, timeout)`.
     ///
     /// - Parameters:
+    ///   - parties: how many calls of `wait()` open each pass (at least 1).
     ///   - action: run by the last party to arrive at each pass, before any party leaves;
     ///     its type must be `internal` or `public` (another process finds it by name).
     ///   - timeout: the default for `wait()`, in seconds; nil waits for ever.

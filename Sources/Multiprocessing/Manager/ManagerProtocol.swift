@@ -51,6 +51,9 @@ public struct ManagerError: Error, CustomStringConvertible, Sendable, Equatable 
         case authenticationFailed
         /// A list index out of range, or another request the server refused.
         case invalidRequest
+        /// A call with a timeout got no answer from the manager in time (at least
+        /// `ManagerConnection.answerFloor`): its process is stopped or overloaded.
+        case timedOut
     }
     public var code: Code
     public var message: String

@@ -48,6 +48,15 @@ enum ManagerServer {
         var unfinished = 0
         var count: Int { items.count - head }
         mutating func push(_ item: [UInt8]) { items.append(item) }
+        /// Puts an item back at the front (one taken whose answer was not delivered).
+        mutating func pushFront(_ item: [UInt8]) {
+            if head > 0 {
+                head -= 1
+                items[head] = item
+            } else {
+                items.insert(item, at: 0)
+            }
+        }
         mutating func pop() -> [UInt8]? {
             guard head < items.count else { return nil }
             let item = items[head]
@@ -71,6 +80,9 @@ enum ManagerServer {
     private final class Client {
         let socket: FrameSocket
         var authenticated = false
+        /// The request whose answer is not all sent yet, and the answer: given back
+        /// (`undoUndelivered`) if the connection fails before it is.
+        var unsent: (request: [UInt8], answer: [UInt8])?
         let authenticationDeadline: UInt64
         init(socket: FrameSocket) {
             self.socket = socket
@@ -141,6 +153,7 @@ enum ManagerServer {
                     if socket.hasPendingOutput {
                         try socket.flush()
                         if socket.hasPendingOutput { continue }
+                        client.unsent = nil
                     } else {
                         try socket.readAvailable()
                     }
@@ -158,7 +171,9 @@ enum ManagerServer {
                         let reply = ManagerFrame.make { writer in
                             stop = handle(request, objects: &objects, nextID: &nextID, into: &writer)
                         }
+                        client.unsent = (request, reply)
                         try socket.queue(reply)
+                        if !socket.hasPendingOutput { client.unsent = nil }
                         if stop {
                             // Let the requester read its answer (it waits for it), then go.
                             var wait = pollfd(fd: entry.fd, events: Int16(POLLOUT), revents: 0)
@@ -168,6 +183,9 @@ enum ManagerServer {
                         }
                     }
                 } catch {
+                    if let unsent = client.unsent {
+                        undoUndelivered(request: unsent.request, answer: unsent.answer, objects: &objects)
+                    }
                     drop(entry.fd)
                 }
             }

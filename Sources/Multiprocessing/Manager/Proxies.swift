@@ -187,8 +187,8 @@ public struct QueueProxy<Element: Codable & Sendable>: Codable, Sendable {
 
     public func put(_ item: Element, timeout: Double? = nil) throws {
         let bytes = try AttachmentContext.plainValuesOnly(for: "a manager") { try Wire.encode(item) }
-        let placed = try ProxyCall.retry(timeout: timeout) {
-            try ProxyCall.perform(address, id, .queuePut) { writer in
+        let placed = try ProxyCall.retry(timeout: timeout) { deadline in
+            try ProxyCall.perform(address, id, .queuePut, deadline: deadline) { writer in
                 bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
             }.0 == .ok
         }
@@ -199,8 +199,8 @@ public struct QueueProxy<Element: Codable & Sendable>: Codable, Sendable {
 
     public func get(timeout: Double? = nil) throws -> Element {
         var reply: [UInt8] = []
-        let got = try ProxyCall.retry(timeout: timeout) {
-            let (status, bytes) = try ProxyCall.perform(address, id, .queueGet) { _ in }
+        let got = try ProxyCall.retry(timeout: timeout) { deadline in
+            let (status, bytes) = try ProxyCall.perform(address, id, .queueGet, deadline: deadline) { _ in }
             reply = bytes
             return status == .ok
         }
@@ -273,7 +273,9 @@ public struct EventProxy: Codable, Sendable {
 
     /// Waits until the event is set; false if `timeout` seconds passed first.
     public func wait(timeout: Double? = nil) throws -> Bool {
-        try ProxyCall.retry(timeout: timeout) { try isSet() }
+        try ProxyCall.retry(timeout: timeout) { deadline in
+            try ProxyCall.perform(address, id, .eventIsSet, deadline: deadline) { _ in }.1.first == 1
+        }
     }
 }
 
@@ -292,8 +294,11 @@ public struct ValueProxy<T: Codable & Sendable>: Codable, Sendable {
 /// The request/reply plumbing the proxies share: to a manager server process over its
 /// socket, or (`address.served` ≠ 0) to the manager rank 0 of an mpirun job serves itself.
 enum ProxyCall {
+    /// One request. With a `deadline` (monotonic nanoseconds; a call with a timeout), the
+    /// answer is waited for until then, at least `ManagerConnection.answerFloor`: see
+    /// `ManagerConnection`.
     static func perform(
-        _ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation,
+        _ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation, deadline: UInt64? = nil,
         _ arguments: (inout WireWriter) throws -> Void
     ) throws -> (ManagerStatus, [UInt8]) {
         var encoded = WireWriter()
@@ -312,14 +317,28 @@ enum ProxyCall {
         }
         let (status, reply) =
             address.served == 0
-            ? try ManagerConnection.to(address).request(operation, object: id) { writer in
-                encoded.bytes.withUnsafeBytes { writer.writeRaw($0) }
-            }
+            ? try requestOverSocket(address, id, operation, deadline: deadline, encoded.bytes)
             : try MPIServedManager.request(address.served, operation, object: id, encoded.bytes)
         if status == .invalid {
             throw ManagerError(.invalidRequest, "the manager rejected the request (was the object released or the manager shut down?)")
         }
         return (status, reply)
+    }
+
+    /// A request on this process's connection to the manager; on a new one when another
+    /// call dropped it meanwhile (its answer did not come in time).
+    private static func requestOverSocket(
+        _ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation, deadline: UInt64?, _ arguments: [UInt8]
+    ) throws -> (ManagerStatus, [UInt8]) {
+        while true {
+            do {
+                return try ManagerConnection.to(address, deadline: deadline).request(operation, object: id, deadline: deadline) { writer in
+                    arguments.withUnsafeBytes { writer.writeRaw($0) }
+                }
+            } catch is ManagerConnection.Dropped {
+                continue
+            }
+        }
     }
 
     /// Takes a lock, reentrant lock or semaphore: `operation` retried while the server says
@@ -328,7 +347,7 @@ enum ProxyCall {
         _ address: ManagerAddress, _ id: UInt64, _ operation: ManagerOperation, blocking: Bool, timeout: Double?,
         _ arguments: (inout WireWriter) throws -> Void = { _ in }
     ) throws -> Bool {
-        try retry(timeout: blocking ? timeout : 0) { try perform(address, id, operation, arguments).0 == .ok }
+        try retry(timeout: blocking ? timeout : 0) { try perform(address, id, operation, deadline: $0, arguments).0 == .ok }
     }
 
     /// Gives a lock, reentrant lock or semaphore back; throws `ManagerError(.invalidRequest)`
@@ -343,11 +362,12 @@ enum ProxyCall {
     /// Repeats `attempt` (a request the server answers at once, `missing` while it would
     /// wait) until it succeeds or `timeout` seconds pass (nil: for ever; 0: once), sleeping
     /// between tries from 50 µs up to 10 ms. False on time-out.
-    static func retry(timeout: Double?, _ attempt: () throws -> Bool) throws -> Bool {
+    /// `attempt` gets the call's deadline, for its request (nil without a timeout).
+    static func retry(timeout: Double?, _ attempt: (_ deadline: UInt64?) throws -> Bool) throws -> Bool {
         let end = deadline(after: timeout)
         var backoff = Backoff()
         while true {
-            if try attempt() { return true }
+            if try attempt(end) { return true }
             if let end, monotonicNanoseconds() >= end { return false }
             backoff.pause(until: end)
         }
