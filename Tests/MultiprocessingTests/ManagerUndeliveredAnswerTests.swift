@@ -7,6 +7,20 @@ import XCTest
 import Glibc
 #endif
 
+/// A `Process` target: connects to the manager, says so, and on `go` takes an item from a
+/// manager queue, waiting for ever.
+struct TakeFromManagerQueue: ParallelFunction {
+    var queue: QueueProxy<Int>
+    var connected: Event
+    var go: Event
+    func callAsFunction(_: Void) throws {
+        _ = try queue.count()
+        connected.set()
+        guard go.wait(timeout: 30) else { return }
+        _ = try queue.get()
+    }
+}
+
 /// A manager that stops answering (its process stopped, or overloaded): every call with a
 /// timeout returns in time, and what an answer nobody received would have handed over stays
 /// with the manager (`ManagerConnection`, `ManagerServer.undoUndelivered`).
@@ -93,6 +107,22 @@ final class ManagerUndeliveredAnswerTests: TimeLimitedTestCase {
         // The manager carried out the requests it had read, could not answer them, and gave
         // back what they took.
         XCTAssertEqual(try queue.get(timeout: 5), 42, "the queue's item was lost")
+
+        // A client that dies waiting for its answer: the manager cannot send it, and gives
+        // back what it took.
+        try queue.put(43)
+        let connected = try Event(), takeNow = try Event()
+        let taker = Multiprocessing.Process(
+            target: TakeFromManagerQueue(queue: queue, connected: connected, go: takeNow), startMethod: .fork)
+        try taker.start()
+        XCTAssertTrue(connected.wait(timeout: 30))
+        stop()
+        takeNow.set()
+        usleep(300_000) // its request sent; the stopped manager reads it later
+        try taker.kill()
+        XCTAssertTrue(try taker.join(timeout: 10))
+        try resume()
+        XCTAssertEqual(try queue.get(timeout: 5), 43, "the item taken for the killed process was lost")
         XCTAssertFalse(try lock.isLocked(), "the lock stayed taken")
         XCTAssertEqual(try units.value(), 1, "the semaphore's unit was lost")
     }
