@@ -407,9 +407,16 @@ int CSystemShims_cleanup_on_termination(const char *file, const char *directory)
     action.sa_handler = cleanup_and_exit;
     sigemptyset(&action.sa_mask);
     if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
-    if (sigaction(SIGINT, &action, NULL) != 0) return -1;
     if (sigaction(SIGHUP, &action, NULL) != 0) return -1;
-    return 0;
+    return CSystemShims_ignore_interrupts(1);
+}
+
+int CSystemShims_ignore_interrupts(int ignore) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = ignore ? SIG_IGN : SIG_DFL;
+    sigemptyset(&action.sa_mask);
+    return sigaction(SIGINT, &action, NULL);
 }
 
 #define MAX_PASSED_FDS 64

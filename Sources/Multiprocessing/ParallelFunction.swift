@@ -60,6 +60,7 @@ extension ParallelFunction {
         let inputs = try Self._decodeInputs(from: &reader)
         var outputs: [Output] = []
         outputs.reserveCapacity(inputs.count)
+        let start = writer.mark
         for index in inputs.indices {
             progress.pointee = index
             do {
@@ -69,7 +70,27 @@ extension ParallelFunction {
                 break
             }
         }
-        try outputs.withUnsafeBufferPointer { try Self._encodeOutputs($0, into: &writer) }
+        do {
+            try outputs.withUnsafeBufferPointer { try Self._encodeOutputs($0, into: &writer) }
+        } catch {
+            // One result that cannot be encoded fails its own input, not its chunk: the
+            // results before it go back, and the inputs after it run again elsewhere in the
+            // chunk's place (as after an input that threw).
+            writer.rewind(to: start)
+            var scratch = WireWriter()
+            let bad =
+                outputs.indices.first { index in
+                    scratch.removeAll()
+                    return
+                        (try? outputs.withUnsafeBufferPointer {
+                            try Self._encodeOutputs(UnsafeBufferPointer(rebasing: $0[index...index]), into: &scratch)
+                        }) == nil
+                } ?? 0
+            failed(&writer, bad, PoolError(.encoding, "its result cannot be encoded to go back to the caller: \(error)"))
+            try outputs.withUnsafeBufferPointer {
+                try Self._encodeOutputs(UnsafeBufferPointer(rebasing: $0[..<bad]), into: &writer)
+            }
+        }
     }
 
     /// `_runChunk` for plain numbers in and out: the same bytes as the general path's, with no

@@ -65,6 +65,28 @@ public struct WireWriter: Sendable {
         return offset
     }
 
+    /// A point of the message to come back to (`rewind(to:)`).
+    public struct Mark: Sendable {
+        @usableFromInline let byteCount: Int
+        @usableFromInline let blockCount: Int
+        @usableFromInline init(byteCount: Int, blockCount: Int) {
+            self.byteCount = byteCount
+            self.blockCount = blockCount
+        }
+    }
+
+    /// The message as it is now.
+    @inlinable
+    public var mark: Mark { Mark(byteCount: bytes.count, blockCount: deferredBlocks.count) }
+
+    /// Forgets what was written after `mark` (a value that failed to encode half-way).
+    public mutating func rewind(to mark: Mark) {
+        precondition(mark.byteCount <= bytes.count && mark.blockCount <= deferredBlocks.count, "rewind past the message's end")
+        bytes.removeSubrange(mark.byteCount...)
+        for block in deferredBlocks[mark.blockCount...] { deferredByteCount -= block.bytes.count }
+        deferredBlocks.removeSubrange(mark.blockCount...)
+    }
+
     @inlinable
     public mutating func patch<T: FixedWidthInteger>(_ value: T, at offset: Int) {
         withUnsafeBytes(of: value.littleEndian) { raw in

@@ -144,9 +144,13 @@ int CSystemShims_accept_cloexec(int socket);
 /// The user id of the peer of a connected Unix socket (SO_PEERCRED), or -1 with errno.
 long long CSystemShims_peer_uid(int socket);
 
-/// On SIGTERM (and SIGINT, SIGHUP): unlink `file`, remove `directory`, _exit(0).
-/// For a server whose owner's death is signalled with PR_SET_PDEATHSIG(SIGTERM).
+/// On SIGTERM (and SIGHUP): unlink `file`, remove `directory`, _exit(0); SIGINT ignored.
+/// For a server whose owner's death is signalled with PR_SET_PDEATHSIG(SIGTERM): Ctrl-C in a
+/// terminal reaches the whole process group, and the server goes with its owner, not before
+/// (Python's manager server ignores SIGINT too).
 int CSystemShims_cleanup_on_termination(const char *file, const char *directory);
+/// SIGINT ignored (`ignore` ≠ 0) or back to its default action; -1 with errno on failure.
+int CSystemShims_ignore_interrupts(int ignore);
 
 // MARK: the Swift runtime's demangler
 /// A Swift mangled type name (as `_mangledTypeName` gives it, without the `$s` prefix) as

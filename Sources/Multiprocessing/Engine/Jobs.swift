@@ -85,6 +85,9 @@ class Job: @unchecked Sendable {
 
     /// Whether fresh inputs can be taken now.
     var hasFreshInput: Bool { false }
+    /// The pool was closed: no job comes after this one (a stream stops holding back for its
+    /// consumer).
+    func poolClosed() {}
     /// Whether the caller is still writing inputs the engine will send (a map over a
     /// collection read on the calling thread): the engine waits for them as for replies,
     /// spinning first, not asleep until the caller's next publication wakes it.
@@ -485,6 +488,9 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let ordered: Bool
     private let window: Int
     private var sourceDone = false
+    /// The pool was closed: the inputs the pool reads run ahead of the consumer without
+    /// bound, so that `join` does not wait for it (Python's `imap` reads them all at once).
+    private var windowLifted = false
     private var pulled = 0
     private var unresolved = 0
     /// Inputs of the spans not yet resolved, keyed by each span's first position.
@@ -519,8 +525,14 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override var hasFreshInput: Bool {
         if finished || sourceDone { return false }
         if let fed, !fed.isReady { return false }
+        if windowLifted { return true }
         let consumedNow = lock.withLock { consumed }
         return pulled - consumedNow < window
+    }
+
+    override func poolClosed() {
+        // A fed stream's inputs come from its consumer's thread: it still paces them.
+        if fed == nil { windowLifted = true }
     }
 
     /// Tells the engine that inputs were fed.
@@ -539,7 +551,7 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override func takeFresh(upTo limit: Int) -> InputSpan? {
         guard hasFreshInput else { return nil }
         // Never past the window: the consumer's back-pressure holds for bundles too.
-        let room = window - (pulled - lock.withLock { consumed })
+        let room = windowLifted ? Int.max : window - (pulled - lock.withLock { consumed })
         let wanted = max(chunkSize, min(limit, room))
         var inputs: [F.Input] = []
         if let fed {

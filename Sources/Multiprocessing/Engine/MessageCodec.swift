@@ -51,6 +51,9 @@ enum FailureKind: UInt8 {
     case machinery = 1
     /// The pool's initializer threw in this worker: the caller gets `PoolError.startFailed`.
     case initializer = 2
+    /// The input at the failure's index ran, but its result cannot be encoded: that input
+    /// gets `PoolError(.encoding)`; the results before it came, the inputs after it run again.
+    case resultNotEncodable = 3
 }
 
 /// A reusable message buffer with room for a transport header in front.

@@ -328,13 +328,13 @@ final class PoolEngine: @unchecked Sendable {
         if hasStopped { return .stopped }
         var progressed = false
         if admitting, hasIntake.exchange(false, ordering: .sequentiallyConsistent) {
-            let (newJobs, dropped, isTerminating, placementAsked) = lock.withLock {
-                () -> ([Job], [FunctionDefinition], Bool, Bool) in
+            let (newJobs, dropped, isTerminating, placementAsked, isClosing) = lock.withLock {
+                () -> ([Job], [FunctionDefinition], Bool, Bool, Bool) in
                 defer {
                     incoming.removeAll()
                     forgotten.removeAll()
                 }
-                return (incoming, forgotten, terminating, placementWaiters > 0)
+                return (incoming, forgotten, terminating, placementWaiters > 0, closing)
             }
             if placementAsked {
                 let answer = currentPlacement()
@@ -355,6 +355,9 @@ final class PoolEngine: @unchecked Sendable {
             // came in that order (the undefine marks the value to go once the bundle is done).
             for job in newJobs { admit(job) }
             for function in dropped { undefineEverywhere(functions.evict(equalTo: function)) }
+            // Closed: nothing more comes, and `join` waits for the work, not for the consumers
+            // of streams (Python's): every stream the pool reads may run ahead of its consumer.
+            if isClosing { for job in jobs { job.poolClosed() } }
             progressed = true
         }
         // One clock read for the replies of a poll (not one each: a map of tiny tasks takes
@@ -913,7 +916,7 @@ final class PoolEngine: @unchecked Sendable {
             guard let task = ledger.settle(id, from: worker), let job = task.job, job.wantsWork else { return }
             let span = task.span
             switch kind {
-            case .threw:
+            case .threw, .resultNotEncodable:
                 let position = min(max(0, index), span.count - 1)
                 let (before, culprit, after) = pieces(of: span, at: position)
                 job.split(span, into: [before, culprit, after].filter { $0.count > 0 })
@@ -925,11 +928,16 @@ final class PoolEngine: @unchecked Sendable {
                         job.runAgain(before)
                     }
                 }
-                let identity = backend.identity(of: worker)
-                let remote = RemoteError(
-                    typeName: typeName, message: message, inputIndex: culprit.first, pid: identity.pid,
-                    rank: identity.rank, host: identity.host)
-                job.inputFailed(culprit.first, error: remote, as: .threw, now: now)
+                if kind == .resultNotEncodable {
+                    // Deterministic: no retry.
+                    job.inputFailed(culprit.first, error: PoolError(.encoding, "input \(culprit.first): \(message)"), as: nil, now: now)
+                } else {
+                    let identity = backend.identity(of: worker)
+                    let remote = RemoteError(
+                        typeName: typeName, message: message, inputIndex: culprit.first, pid: identity.pid,
+                        rank: identity.rank, host: identity.host)
+                    job.inputFailed(culprit.first, error: remote, as: .threw, now: now)
+                }
                 job.runAgain(after)
             case .machinery:
                 let failure = PoolError(

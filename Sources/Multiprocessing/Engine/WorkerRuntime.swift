@@ -208,9 +208,11 @@ final class WorkerRuntime {
                     if taskID == 0 {
                         self.initializerFailure = "the pool's initializer threw \(type): \(error)"
                     }
+                    // A result that could not be encoded (`_runChunk`) is the pool's failure, not the task's.
+                    let unencodable = (error as? PoolError).flatMap { $0.code == .encoding ? $0 : nil }
                     WorkerCodec.beginFailure(
-                        task: taskID, index: index, kind: .threw, typeName: type,
-                        message: String(describing: error), into: &writer)
+                        task: taskID, index: index, kind: unencodable == nil ? .threw : .resultNotEncodable, typeName: type,
+                        message: unencodable?.message ?? String(describing: error), into: &writer)
                 }
                 if function.plain,
                     try function.value._runPlainChunk(

@@ -39,7 +39,12 @@ enum ChildEntry {
                 return 64
             }
             _ = CSystemShims_set_name("swiftmp-manager")
-            _ = CSystemShims_cleanup_on_termination(directory + "/socket", directory)
+            // Also ignores SIGINT (Ctrl-C reaches the whole process group), as Python's
+            // manager server does: it goes when its owner goes.
+            guard CSystemShims_cleanup_on_termination(directory + "/socket", directory) == 0 else {
+                printError("swiftmp manager: cannot set its signal handling: \(SystemError("sigaction", errno: errno))")
+                return 71
+            }
             _ = CSystemShims_set_pdeathsig(SIGTERM)
             if getppid() != parent {
                 unlink(directory + "/socket")
@@ -52,6 +57,13 @@ enum ChildEntry {
             return ProcessEntry.run(payloadDescriptor: 3, control: 4)
         case "fork-server":
             _ = CSystemShims_set_name("swiftmp-forksrv")
+            // Ctrl-C reaches the whole process group: the server must outlive it while its
+            // parent does (it goes when the parent goes), as Python's fork server does. The
+            // children it forks get SIGINT's default action back (`ForkServer.serve`).
+            guard CSystemShims_ignore_interrupts(1) == 0 else {
+                printError("swiftmp fork server: cannot ignore SIGINT: \(SystemError("sigaction", errno: errno))")
+                return 71
+            }
             return ForkServer.serve(socket: 3, parent: parent)
         default:
             printError("swiftmp: unknown child role \(role)")

@@ -256,7 +256,10 @@ final class ForkServer: @unchecked Sendable {
             fflush(nil)
             let pid = Glibc.fork()
             if pid == 0 {
-                // The child: passed descriptors become 3, 4, …; everything else closes.
+                // The child: SIGINT's default action again (the server ignores it), as a
+                // spawned child has it.
+                _ = CSystemShims_ignore_interrupts(0)
+                // Passed descriptors become 3, 4, …; everything else closes.
                 var moved: [Int32] = []
                 for fd in received { moved.append(fcntl(fd, F_DUPFD, 512)) }
                 for (index, fd) in moved.enumerated() { dup2(fd, Int32(3 + index)) }
