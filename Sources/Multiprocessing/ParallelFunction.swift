@@ -86,7 +86,9 @@ extension ParallelFunction {
                             try Self._encodeOutputs(UnsafeBufferPointer(rebasing: $0[index...index]), into: &scratch)
                         }) == nil
                 } ?? 0
-            failed(&writer, bad, PoolError(.encoding, "its result cannot be encoded to go back to the caller: \(error)"))
+            failed(
+                &writer, bad,
+                PoolError(.encoding, "its result of \(String(reflecting: Self.self)) cannot be encoded to go back to the caller: \(error)"))
             try outputs.withUnsafeBufferPointer {
                 try Self._encodeOutputs(UnsafeBufferPointer(rebasing: $0[..<bad]), into: &writer)
             }
