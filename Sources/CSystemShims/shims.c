@@ -223,6 +223,11 @@ int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned in
                                       const int *keep, int keepCount,
                                       const CSystemShims_affinity *affinity) {
     if (affinity != NULL && CSystemShims_set_affinity_of(0, affinity) != 0) return -5;
+    // No signal blocked, whatever the forking thread blocked (a thread of a Dispatch or Swift
+    // concurrency pool blocks SIGTERM, SIGINT, …: a child forked from it could not be
+    // terminated), as a spawned child starts (`posix_spawnattr_setsigmask`).
+    unsigned long nothing = 0;
+    if (child_syscall(SYS_rt_sigprocmask, SIG_SETMASK, (long)&nothing, 0, sizeof nothing, 0) != 0) return -6;
     if (child_syscall(SYS_prctl, PR_SET_PDEATHSIG, deathSignal, 0, 0, 0) != 0) return -1;
     if ((pid_t)child_syscall(SYS_getppid, 0, 0, 0, 0, 0) != parent) { errno = ESRCH; return -2; }
     unsigned int next = firstToClose;
@@ -409,6 +414,22 @@ int CSystemShims_cleanup_on_termination(const char *file, const char *directory)
     if (sigaction(SIGTERM, &action, NULL) != 0) return -1;
     if (sigaction(SIGHUP, &action, NULL) != 0) return -1;
     return CSystemShims_ignore_interrupts(1);
+}
+
+int CSystemShims_robust_list_touches(const void *start, size_t length) {
+    struct robust_list_head *head = NULL;
+    size_t headLength = 0;
+    if (syscall(SYS_get_robust_list, 0, &head, &headLength) != 0 || head == NULL) return -1;
+    const char *low = start, *high = (const char *)start + length;
+    const char *pending = (const char *)head->list_op_pending;
+    if (pending >= low && pending < high) return 1;
+    // glibc marks the entries of priority-inheriting mutexes with the pointer's lowest bit.
+    struct robust_list *entry = (struct robust_list *)((uintptr_t)head->list.next & ~(uintptr_t)1);
+    for (int seen = 0; entry != &head->list && entry != NULL && seen < 4096; seen++) {
+        if ((const char *)entry >= low && (const char *)entry < high) return 1;
+        entry = (struct robust_list *)((uintptr_t)entry->next & ~(uintptr_t)1);
+    }
+    return 0;
 }
 
 int CSystemShims_ignore_interrupts(int ignore) {

@@ -57,6 +57,9 @@ extension ParallelFunction {
         _ reader: inout WireReader, into writer: inout WireWriter, progress: UnsafeMutablePointer<Int>,
         failed: (inout WireWriter, Int, any Error) -> Void
     ) throws {
+        // Decoding and encoding are between inputs (`WorkerProgress.betweenInputs`, -1): a
+        // worker that dies there is not charged to an input (its chunk runs again in halves).
+        progress.pointee = -1
         let inputs = try Self._decodeInputs(from: &reader)
         var outputs: [Output] = []
         outputs.reserveCapacity(inputs.count)
@@ -70,6 +73,7 @@ extension ParallelFunction {
                 break
             }
         }
+        progress.pointee = -1
         do {
             try outputs.withUnsafeBufferPointer { try Self._encodeOutputs($0, into: &writer) }
         } catch {

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// What a checkpointed stream's source gives for one wait (`Pool+CheckpointStream.swift`).
 enum StreamBatch<Output> {
     /// The next results: never empty.
@@ -12,7 +14,9 @@ enum StreamBatch<Output> {
 /// Iterate it as a `Sequence` of `Result`s — exactly one per input; a failed input does not
 /// end the stream — call `next()`, or `for try await` it as an `AsyncSequence`. Dropping it
 /// before the end, or `cancel()`, cancels the inputs not done (a worker running one is
-/// killed and replaced, local backend).
+/// killed and replaced, local backend). Threads may share one stream (as Python's
+/// `IMapIterator`): each result goes to one of them, one `next` at a time; a `next(timeout:)`
+/// waiting for its turn behind another thread's `next()` still returns in time.
 public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol, @unchecked Sendable {
     private let job: StreamJob<F>?
     /// Instead of a job: gives the next results (nil at the end) and says whether it ended
@@ -28,6 +32,12 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     /// Reads the caller's sequence (one that is not `Sendable`) into the job's `fed` inputs,
     /// up to its window: on the thread that iterates the results, never the pool's.
     private var feeder: (() -> Void)?
+    /// One consumer at a time touches `buffer`, `position` and `ended` (threads may share a
+    /// stream): `consuming` is the turn (taken by compare-and-swap: one thread iterating pays
+    /// no lock); threads waiting for it count themselves in `waitingTurns` and sleep on `turns`.
+    private let consuming = Atomic<Bool>(false)
+    private let waitingTurns = Atomic<Int>(0)
+    private let turns = ConditionLock()
 
     init(
         job: StreamJob<F>, engine: PoolEngine? = nil, feeder: (() -> Void)? = nil,
@@ -43,8 +53,39 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     /// Hands the job the inputs its window has room for, read from the caller's sequence
     /// here (a stream over a sequence that is not `Sendable`; nothing otherwise).
     func feed() {
+        guard takeTurn(until: nil) else { return }
+        defer { endTurn() }
+        feedInTurn()
+    }
+
+    private func feedInTurn() {
         guard !ended, position >= buffer.count else { return }
         feeder?()
+    }
+
+    /// Waits until no other thread is in `next`; false if `deadline` passed first.
+    private func takeTurn(until deadline: UInt64?) -> Bool {
+        if consuming.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged { return true }
+        turns.lock()
+        defer { turns.unlock() }
+        // Counted before trying again: `endTurn` then wakes this thread if it missed the turn.
+        waitingTurns.add(1, ordering: .sequentiallyConsistent)
+        defer { waitingTurns.subtract(1, ordering: .sequentiallyConsistent) }
+        while !consuming.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged {
+            if !turns.wait(until: deadline), let deadline, monotonicNanoseconds() >= deadline {
+                return consuming.compareExchange(expected: false, desired: true, ordering: .sequentiallyConsistent).exchanged
+            }
+        }
+        return true
+    }
+
+    private func endTurn() {
+        consuming.store(false, ordering: .sequentiallyConsistent)
+        if waitingTurns.load(ordering: .sequentiallyConsistent) > 0 {
+            turns.lock()
+            turns.broadcast()
+            turns.unlock()
+        }
     }
 
     init(
@@ -62,7 +103,10 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
 
     /// Stops the stream: what is not done is cancelled; `next()` then returns nil.
     public func cancel() {
+        // First: a thread waiting in `next` then sees the end and gives its turn back.
         canceller()
+        _ = takeTurn(until: nil)
+        defer { endTurn() }
         ended = true
         buffer.removeAll()
         position = 0
@@ -70,8 +114,10 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
 
     /// The next result (or failure) in order; nil at the end.
     public func next() -> Result<F.Output, any Error>? {
-        feed()
-        if case .result(let result) = next(until: nil) { return result }
+        guard takeTurn(until: nil) else { return nil }
+        defer { endTurn() }
+        feedInTurn()
+        if case .result(let result) = nextInTurn(until: nil) { return result }
         return nil
     }
 
@@ -80,8 +126,11 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
     /// `IMapIterator.next(timeout)`); nil at the end. As every timeout of the API: 0, a
     /// negative one or NaN does not wait, infinity (or 10⁹ s and more) waits as `next()`.
     public func next(timeout: Double) throws -> Result<F.Output, any Error>? {
-        feed()
-        switch next(until: deadline(after: timeout)) {
+        let end = deadline(after: timeout)
+        guard takeTurn(until: end) else { throw TimeoutError(seconds: timeout) }
+        defer { endTurn() }
+        feedInTurn()
+        switch nextInTurn(until: end) {
         case .result(let result): return result
         case .end: return nil
         case .timedOut: throw TimeoutError(seconds: timeout)
@@ -95,8 +144,15 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
         case timedOut
     }
 
-    /// The next result, waiting at most until `deadline` (monotonic ns; nil: for ever).
+    /// The next result, waiting at most until `deadline` (monotonic ns; nil: for ever) — for
+    /// its turn too.
     func next(until deadline: UInt64?) -> Next {
+        guard takeTurn(until: deadline) else { return .timedOut }
+        defer { endTurn() }
+        return nextInTurn(until: deadline)
+    }
+
+    private func nextInTurn(until deadline: UInt64?) -> Next {
         if position < buffer.count {
             defer { position += 1 }
             return .result(buffer[position])
@@ -112,7 +168,7 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
                 return .end
             case .timedOut: return .timedOut
             }
-            return next(until: deadline)
+            return nextInTurn(until: deadline)
         }
         if let completer, PoolThread.isCurrent(completer) {
             // In a callback of the same pool: the results could never arrive; the stream ends.
@@ -140,7 +196,7 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
                 buffer = Array(repeating: .failure(error), count: count)
             }
         }
-        return next(until: deadline)
+        return nextInTurn(until: deadline)
     }
 
     /// The next output; throws the input's failure; nil at the end.
@@ -196,6 +252,8 @@ extension ResultStream {
 
     /// The next result if one is already here.
     func nextBuffered() -> Result<F.Output, any Error>? {
+        guard takeTurn(until: nil) else { return nil }
+        defer { endTurn() }
         guard position < buffer.count else { return nil }
         defer { position += 1 }
         return buffer[position]

@@ -8,6 +8,7 @@
 // this machine has two cores shared with other builds.
 
 import Dispatch
+import Foundation
 import Multiprocessing
 import XCTest
 
@@ -111,14 +112,15 @@ class PortTestCase: XCTestCase {
 }
 
 /// Runs `body` on a thread of its own (CPython's threading.Thread in the mixed cases); `wait`
-/// joins it within a bound.
+/// joins it within a bound. A new thread each time, not a Dispatch queue's: in a `.fork` child
+/// of a process that used Dispatch's thread pool, that pool has no threads and runs nothing.
 final class TestThread: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private let lock = NSLockish()
     private var failure: (any Error)?
 
     init(_ body: @escaping @Sendable () throws -> Void) {
-        DispatchQueue.global().async { [self] in
+        Thread.detachNewThread { [self] in
             do { try body() } catch { lock.withLock { failure = error } }
             done.signal()
         }

@@ -149,6 +149,11 @@ long long CSystemShims_peer_uid(int socket);
 /// terminal reaches the whole process group, and the server goes with its owner, not before
 /// (Python's manager server ignores SIGINT too).
 int CSystemShims_cleanup_on_termination(const char *file, const char *directory);
+/// Whether the calling thread holds a robust mutex in [`start`, `start + length`): 1 if its
+/// robust list (`get_robust_list`) has an entry there, 0 if not, -1 with errno. Memory that
+/// holds one must stay mapped: glibc walks the list, through it, at the thread's next
+/// robust unlock.
+int CSystemShims_robust_list_touches(const void *start, size_t length);
 /// SIGINT ignored (`ignore` ≠ 0) or back to its default action; -1 with errno on failure.
 int CSystemShims_ignore_interrupts(int ignore);
 

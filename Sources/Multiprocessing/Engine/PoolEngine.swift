@@ -617,6 +617,7 @@ final class PoolEngine: @unchecked Sendable {
                 writer = chunk
             }
         } catch {
+            if runHalvesAgain(span, of: job) { return true }
             let failure = PoolError(.encoding, "cannot encode an input: \(error)")
             for index in span.first..<span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
             return true
@@ -893,10 +894,12 @@ final class PoolEngine: @unchecked Sendable {
                 try job.deliver(task.span, outputs: &outputs)
                 job.forgetHistory(task.span)
             } catch {
+                let codec = !(error is PoolError || error is CheckpointError)
+                if codec && runHalvesAgain(task.span, of: job) { return }
                 let failure: any Error =
-                    error is PoolError || error is CheckpointError
-                    ? error
-                    : PoolError(.encoding, "cannot decode results of \(FunctionIdentity.readableName(job.function.typeName)): \(error)")
+                    codec
+                    ? PoolError(.encoding, "cannot decode results of \(FunctionIdentity.readableName(job.function.typeName)): \(error)")
+                    : error
                 for index in task.span.first..<task.span.end { job.inputFailed(index, error: failure, as: nil, now: now) }
             }
         case .outcomes(let id, var pieces):
@@ -940,9 +943,10 @@ final class PoolEngine: @unchecked Sendable {
                 }
                 job.runAgain(after)
             case .machinery:
-                let failure = PoolError(
-                    typeName == "PoolError" && message.contains("by name") ? .unresolvableFunction : .encoding,
-                    message)
+                let unresolvable = typeName == "PoolError" && message.contains("by name")
+                // The chunk's inputs did not decode there: find the ones that do not alone.
+                if !unresolvable && runHalvesAgain(span, of: job) { return }
+                let failure = PoolError(unresolvable ? .unresolvableFunction : .encoding, message)
                 for input in span.first..<span.end { job.inputFailed(input, error: failure, as: nil, now: now) }
             case .initializer:
                 let failure = PoolError(.startFailed, message)
@@ -1018,6 +1022,20 @@ final class PoolEngine: @unchecked Sendable {
     }
 
     /// `span` around position `position`: the inputs before it, it, and those after it.
+    /// A span that failed as a whole in a codec — an input or a result that cannot be encoded
+    /// or decoded, a worker that died while decoding or encoding the chunk — runs again in two
+    /// halves, each halved again if it fails so: only the inputs that fail alone are charged,
+    /// in a number of rounds that grows with the logarithm of the chunk size. False for a
+    /// single input (it is the one that fails).
+    private func runHalvesAgain(_ span: InputSpan, of job: Job) -> Bool {
+        guard span.count > 1 else { return false }
+        let half = span.count / 2
+        let halves = [InputSpan(first: span.first, count: half), InputSpan(first: span.first + half, count: span.count - half)]
+        job.split(span, into: halves)
+        for piece in halves { job.runAgain(piece) }
+        return true
+    }
+
     private func pieces(of span: InputSpan, at position: Int) -> (InputSpan, InputSpan, InputSpan) {
         (
             InputSpan(first: span.first, count: position),
@@ -1067,6 +1085,11 @@ final class PoolEngine: @unchecked Sendable {
             }
             guard running else {
                 job.runAgain(task.span)
+                continue
+            }
+            // Died decoding the chunk's inputs or encoding its results: no input is charged
+            // yet; the halves run again until the one that ends its worker runs alone.
+            if progress?.input == WorkerProgress.betweenInputs, killedFor == nil, runHalvesAgain(task.span, of: job) {
                 continue
             }
             let (before, culprit, after) = pieces(of: task.span, at: inputPosition)

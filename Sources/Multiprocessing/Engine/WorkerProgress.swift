@@ -20,6 +20,10 @@ struct WorkerProgress: @unchecked Sendable {
     /// Bytes per slot (a cache line: the words of two workers never share one).
     static let byteCount = 64
 
+    /// The input word while the worker decodes a chunk's inputs or encodes its results:
+    /// between inputs, no input of the chunk is the one it runs.
+    static let betweenInputs = -1
+
     init(at base: UnsafeMutableRawPointer) {
         claim = base.assumingMemoryBound(to: UInt64.self)
         input = (base + 8).assumingMemoryBound(to: Int.self)

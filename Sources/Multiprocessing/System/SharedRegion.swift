@@ -71,7 +71,10 @@ final class SharedRegion: @unchecked Sendable {
     }
 
     deinit {
-        munmap(base, size)
+        // A robust mutex in here that this thread still holds (a `Lock` dropped while held)
+        // is on glibc's list of the thread's robust mutexes, which its next robust unlock
+        // walks: the memory stays mapped (for the process's life) rather than crash it then.
+        if CSystemShims_robust_list_touches(base, size) != 1 { munmap(base, size) }
         systemClose(descriptor)
     }
 }

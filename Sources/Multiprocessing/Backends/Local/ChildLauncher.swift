@@ -113,6 +113,7 @@ enum ChildLauncher {
                 case -1: "prctl(PR_SET_PDEATHSIG)"
                 case -3: "close_range"
                 case -5: "sched_setaffinity (taking the CPUs of the thread that forked it)"
+                case -6: "rt_sigprocmask (unblocking every signal)"
                 default: "unsetenv"
                 }
             printError("swiftmp child \(getpid()): \(SystemError(step, errno: code))")
