@@ -18,7 +18,9 @@ import Glibc
 ///
 /// **Lifetime.** With `track: true` (the default) the process that created the block owns
 /// it: when it calls `close()`, or when its last handle goes away, the block is unlinked
-/// (its name removed; processes that still map it keep their memory). Handles that attached
+/// (its name removed; processes that still map it keep their memory) — if the name still
+/// names that block: once someone else unlinked it and made another block of the same name,
+/// closing the old handle leaves the new block alone. Handles that attached
 /// by name, and copies in other processes, only unmap. With `track: false` the block stays
 /// until someone calls `unlink()`. A tracked block whose creator died without closing it
 /// (SIGKILL, a crash) is removed the next time any process of this user creates or attaches
@@ -123,15 +125,19 @@ final class SharedMemoryMapping: @unchecked Sendable {
     let size: Int
     /// The creating process, when this mapping created the block and tracks it.
     private let trackingCreator: pid_t?
+    /// The block's inode, when this mapping created it: closing unlinks the name only while
+    /// it still names this block (another may have taken the name since it was unlinked).
+    private let inode: UInt64?
     private let lock = ConditionLock()
     private var closed = false
     private var unlinked = false
 
-    private init(name: String, base: UnsafeMutableRawPointer, size: Int, trackingCreator: pid_t?) {
+    private init(name: String, base: UnsafeMutableRawPointer, size: Int, trackingCreator: pid_t?, inode: UInt64? = nil) {
         self.name = name
         self.base = base
         self.size = size
         self.trackingCreator = trackingCreator
+        self.inode = inode
     }
 
     static func create(name: String, size: Int, track: Bool) throws(SharedMemoryError) -> SharedMemoryMapping {
@@ -155,7 +161,8 @@ final class SharedMemoryMapping: @unchecked Sendable {
             try syscallRetrying("fstat") { fstat(fd, &info) }
             if track { try SharedMemoryTracker.record(name: name, inode: UInt64(info.st_ino)) }
             let base = try map(fd: fd, size: size)
-            return SharedMemoryMapping(name: name, base: base, size: size, trackingCreator: track ? getpid() : nil)
+            return SharedMemoryMapping(
+                name: name, base: base, size: size, trackingCreator: track ? getpid() : nil, inode: UInt64(info.st_ino))
         } catch {
             _ = shm_unlink("/" + name)
             SharedMemoryTracker.forget(name: name)
@@ -212,10 +219,16 @@ final class SharedMemoryMapping: @unchecked Sendable {
             return (true, remove)
         }
         if unmap { munmap(base, size) }
-        if remove {
-            _ = shm_unlink("/" + name) // ENOENT: someone else unlinked it; fine
-            SharedMemoryTracker.forget(name: name)
-        }
+        if remove { removeOwnBlock() }
+    }
+
+    /// Unlinks the block this mapping created — if its name still names it: someone else may
+    /// have unlinked it (fine) and made another block of that name since (left alone, with its
+    /// tracker record).
+    private func removeOwnBlock() {
+        guard let inode else { return }
+        if SharedMemoryTracker.currentInode(of: name) == inode { _ = shm_unlink("/" + name) }
+        SharedMemoryTracker.forget(name: name, inode: inode)
     }
 
     func unlink() throws(SharedMemoryError) {
@@ -233,10 +246,7 @@ final class SharedMemoryMapping: @unchecked Sendable {
     deinit {
         if !closed {
             munmap(base, size)
-            if trackingCreator == getpid() && !unlinked {
-                _ = shm_unlink("/" + name)
-                SharedMemoryTracker.forget(name: name)
-            }
+            if trackingCreator == getpid() && !unlinked { removeOwnBlock() }
         }
     }
 }

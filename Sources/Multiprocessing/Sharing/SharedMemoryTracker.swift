@@ -54,6 +54,21 @@ enum SharedMemoryTracker {
         _ = unlink(directory + "/" + name)
     }
 
+    /// The inode of the block named `name` now, or nil if there is none.
+    static func currentInode(of name: String) -> UInt64? {
+        var info = stat()
+        return stat(shmDirectory + name, &info) == 0 ? UInt64(info.st_ino) : nil
+    }
+
+    /// Forgets the record of block `name` if it is the record of the block with `inode` (a
+    /// block made later under the same name, by this process or another, has its own).
+    static func forget(name: String, inode: UInt64) {
+        let recordPath = directory + "/" + name
+        guard let text = readSmallFile(recordPath, limit: 4096, followingLinks: false) else { return }
+        let fields = text.split(separator: " ").compactMap { UInt64($0.trimmingSuffixNewline) }
+        if fields.count == 3 && fields[2] == inode { _ = unlink(recordPath) }
+    }
+
     /// Unlinks every recorded block whose creator is no longer running; returns their names.
     @discardableResult
     static func sweep() -> [String] {
