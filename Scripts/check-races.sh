@@ -24,7 +24,7 @@
 # Not part of Scripts/test.sh: the sanitized build is another full build.
 set -eu
 cd "$(dirname "$0")/.."
-suites=${1:-'EngineTests|EngineDrivingTests|TaskLedgerTests|RelayBatchTests|ErrorPlaceTests|CheckpointDirectWriteTests|CheckpointStreamTests|ProgressTests|WakeOncePerSleepTests|RingDeferredWakeTests|RingObserverTests|SpinGateTests|IdleBackoffTests|ForkGuardTests|PoolFedStreamTests'}
+suites=${1:-'EngineTests|EngineDrivingTests|TaskLedgerTests|RelayBatchTests|ErrorPlaceTests|CheckpointDirectWriteTests|CheckpointStreamTests|ProgressTests|WakeOncePerSleepTests|RingDeferredWakeTests|RingObserverTests|SpinGateTests|IdleBackoffTests|ForkGuardTests|PoolFedStreamTests|ResultStreamSharingTests|ManagerConditionBarrierTests'}
 scratch="$PWD/.build-tsan"
 swift build --build-tests --sanitize=thread --scratch-path "$scratch" >&2
 log="$scratch/check-races.log"
