@@ -1021,7 +1021,6 @@ final class PoolEngine: @unchecked Sendable {
         job.runAgain(rest)
     }
 
-    /// `span` around position `position`: the inputs before it, it, and those after it.
     /// A span that failed as a whole in a codec — an input or a result that cannot be encoded
     /// or decoded, a worker that died while decoding or encoding the chunk — runs again in two
     /// halves, each halved again if it fails so: only the inputs that fail alone are charged,
@@ -1036,6 +1035,7 @@ final class PoolEngine: @unchecked Sendable {
         return true
     }
 
+    /// `span` around position `position`: the inputs before it, it, and those after it.
     private func pieces(of span: InputSpan, at position: Int) -> (InputSpan, InputSpan, InputSpan) {
         (
             InputSpan(first: span.first, count: position),
