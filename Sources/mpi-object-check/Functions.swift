@@ -620,12 +620,13 @@ struct ManagerExtras: ParallelFunction {
 }
 
 /// Waits on a manager condition for `flag` to be 1, meets the main process at a manager
-/// barrier, then writes 7 into its cell of a manager array.
+/// barrier, then writes 7 into its cell of a manager array and adds "task" to a manager set.
 struct ManagerMeeting: ParallelFunction {
     var ready: ConditionProxy
     var flag: ValueProxy<Int>
     var meeting: BarrierProxy
     var cells: ArrayProxy<Int>
+    var names: SetProxy<String>
     struct Met: Codable, Sendable {
         var saw: Bool
         var index: Int
@@ -634,6 +635,7 @@ struct ManagerMeeting: ParallelFunction {
         let saw = try ready.withLock { try ready.wait(for: { try flag.get() == 1 }, timeout: 60) }
         let index = try meeting.wait()
         try cells.set(cell, 7)
+        try names.insert("task")
         return Met(saw: saw, index: index)
     }
 }

@@ -617,16 +617,18 @@ do {
         "\(popped == Array(0..<tasks)) \(try extraTotal.get()) \(squares.sorted() == (0..<tasks).map { $0 * $0 }) "
             + "\(try extraResults.count()) \(try extraUnits.value()) \(try extraNested.isLocked())",
         "true \((0..<tasks).reduce(0, +)) true 0 2 false")
-    // A manager condition, barrier and array: a task waits on the condition for this
+    // A manager condition, barrier, array and set: a task waits on the condition for this
     // process's notify, meets this process at a barrier (its action runs in whichever party
-    // arrives last), then writes its cell of the array.
+    // arrives last), then writes its cell of the array and adds itself to the set.
     let ready = try manager.condition()
     let flag = try manager.value(0)
     try extraTotal.set(0)
     let meeting = try manager.barrier(parties: 2, action: CountMeeting(count: extraTotal), timeout: 60)
     let cells = try manager.array([0, 0])
+    let names = try manager.set(of: String.self)
+    try names.insert("main")
     let (met, ours) = try Pool.with { pool in
-        let task = try pool.applyAsync(ManagerMeeting(ready: ready, flag: flag, meeting: meeting, cells: cells), 1)
+        let task = try pool.applyAsync(ManagerMeeting(ready: ready, flag: flag, meeting: meeting, cells: cells, names: names), 1)
         try ready.withLock {
             try flag.set(1)
             _ = try ready.notifyAll()
@@ -635,9 +637,10 @@ do {
         return (try task.get(timeout: 60), index)
     }
     check(
-        "manager condition, barrier and array from a pool task",
-        "\(met.saw) \([met.index, ours].sorted()) \(try extraTotal.get()) \(try cells.snapshot()) \(try ready.waiterCount())",
-        "true [0, 1] 1 [0, 7] 0")
+        "manager condition, barrier, array and set from a pool task",
+        "\(met.saw) \([met.index, ours].sorted()) \(try extraTotal.get()) \(try cells.snapshot()) \(try ready.waiterCount()) "
+            + "\(try names.snapshot().sorted()) \(try names.contains("task")) \(try names.count())",
+        "true [0, 1] 1 [0, 7] 0 [\"main\", \"task\"] true 2")
     try log.removeAll()
     try scores.removeAll()
     check("manager cleared", "\(try log.count()) \(try scores.count())", "0 0")

@@ -24,9 +24,9 @@
 // _TestContainers.test_nested_queue              → testProxiesInsideContainers
 // _TestContainers.test_namespace (and `del n.job`) → testNamespaceProxyInAChild
 // (pickling a Lock for a manager)                → testSharedObjectsAreRefusedByManagerContainers (bug fixed)
+// TestSyncManagerTypes.test_set (Python 3.14)    → testSetProxyInAChild
 //
-// Gaps (not in the API, so not ported): manager Pool and set proxies (test_pool,
-// test_set*); the manager
+// Gaps (not in the API, so not ported): the manager Pool (test_pool); the manager
 // initializer (TestInitializers.test_manager_initializer); custom managers (_TestMyManager)
 // and remote managers (_TestRemoteManager, _TestManagerRestart).
 //
@@ -46,7 +46,7 @@ import Glibc
 
 /// CPython's TestSyncManagerTypes child side, one case per kind.
 struct ManagerChild: ParallelFunction {
-    enum Kind: String, Codable { case event, lock, queue, list, dict, value, namespace, array }
+    enum Kind: String, Codable { case event, lock, queue, list, dict, value, namespace, array, set }
     var kind: Kind
     var event: EventProxy?
     var lock: LockProxy?
@@ -56,6 +56,7 @@ struct ManagerChild: ParallelFunction {
     var value: ValueProxy<Int>?
     var namespace: NamespaceProxy?
     var array: ArrayProxy<Double>?
+    var set: SetProxy<String>?
 
     func callAsFunction(_: Void) throws {
         switch kind {
@@ -107,6 +108,17 @@ struct ManagerChild: ParallelFunction {
             try require(try dict.pop("bar") == 7, "pop")
             try dict.removeAll()
             try require(try dict.count() == 0, "clear")
+        case .set:
+            let set = set!
+            try require(try set.count() == 1, "len")
+            try require(try set.contains("a") && !(try set.contains("b")), "in")
+            try require(try set.insert("b") && !(try set.insert("b")), "add")
+            try require(try set.remove("a") && !(try set.remove("a")), "discard")
+            try set.formUnion(["c", "d"])
+            let popped = try set.popFirst()
+            try require(popped != nil && (try set.count()) == 2, "pop")
+            try set.insert(popped!)
+            try require(try set.snapshot() == ["b", "c", "d"], "after update")
         case .array:
             let array = array!
             try require(try array.count() == 3, "len")
@@ -293,6 +305,20 @@ final class ManagerPortTests: PortTestCase {
             let value = try manager.value(1)
             try runChild(ManagerChild(kind: .value, value: value), method)
             XCTAssertEqual(try value.get(), 2)
+        }
+    }
+
+    /// TestSyncManagerTypes.test_set (Python 3.14's `Manager().set()`): a child uses the set;
+    /// the parent sees its changes; an empty set pops nil and clears.
+    func testSetProxyInAChild() throws {
+        try forEachMethod { method in
+            let set = try manager.set(of: String.self)
+            try set.insert("a")
+            try runChild(ManagerChild(kind: .set, set: set), method)
+            XCTAssertEqual(try set.snapshot(), ["b", "c", "d"])
+            try set.removeAll()
+            XCTAssertEqual(try set.count(), 0)
+            XCTAssertNil(try set.popFirst())
         }
     }
 

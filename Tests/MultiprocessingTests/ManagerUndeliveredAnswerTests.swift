@@ -204,6 +204,11 @@ final class ManagerUndeliveredAnswerTests: TimeLimitedTestCase {
         XCTAssertEqual(try ProxyCall.readCount(Array(ask(.conditionWaiters, condition).answer[5...])), 0)
         XCTAssertEqual(ask(.rlockState, conditionLock) { $0.write(UInt64(9)) }.answer[5], 2)
 
+        let set = created(.createSet)
+        _ = ask(.setInsert, set, encoded(8))
+        undo(ask(.setPop, set))
+        XCTAssertEqual(try ProxyCall.readCount(Array(ask(.setCount, set).answer[5...])), 1, "the popped element is gone")
+
         // A refused request handed nothing over: nothing to give back.
         let empty = created(.createQueue) { $0.write(UInt64(0)) }
         undo(ask(.queueGet, empty))

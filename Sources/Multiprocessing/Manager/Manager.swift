@@ -141,6 +141,11 @@ public final class Manager: @unchecked Sendable {
         ListProxy(address: address, id: try create(.createList))
     }
 
+    /// A new shared set. Python's `Manager().set()`.
+    public func set<Element: Codable & Hashable & Sendable>(of element: Element.Type = Element.self) throws -> SetProxy<Element> {
+        SetProxy(address: address, id: try create(.createSet))
+    }
+
     /// A new shared namespace.
     public func namespace() throws -> NamespaceProxy {
         NamespaceProxy(address: address, id: try create(.createNamespace))

@@ -11,7 +11,7 @@ enum ManagerOperation: UInt8 {
     case createDict = 1, createList, createNamespace, release, createQueue, createLock, createEvent, createValue
     case createSemaphore = 9
     case createRLock = 110
-    case createCondition = 111, createBarrier
+    case createCondition = 111, createBarrier, createSet
     case dictGet = 10, dictSet, dictDelete, dictCount, dictItems, dictClear, dictPop, dictSetDefault, dictUpdate
     case listAppend = 20, listGet, listSet, listCount, listRemove, listItems, listClear, listInsert, listExtend
     case namespaceGet = 30, namespaceSet, namespaceDelete
@@ -24,6 +24,7 @@ enum ManagerOperation: UInt8 {
     case rlockAcquire = 100, rlockRelease, rlockState
     case conditionWait = 120, conditionResume, conditionNotify, conditionWaiters
     case barrierArrive = 130, barrierLook, barrierActionEnded, barrierGiveUp, barrierAbort, barrierReset, barrierState
+    case setInsert = 140, setRemove, setContains, setCount, setItems, setClear, setPop, setUpdate
 }
 
 enum ManagerStatus: UInt8 {

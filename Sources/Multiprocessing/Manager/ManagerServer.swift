@@ -37,6 +37,8 @@ enum ManagerServer {
         case rlock(owner: UInt64, count: Int)
         case condition(ManagerCondition)
         case barrier(ManagerBarrier)
+        /// A set of encoded elements (compared by their encoding, as a dictionary's keys).
+        case set(Set<EncodedKey>)
     }
 
     /// A first-in first-out queue of encoded items, at most `maxSize` of them (0: no bound).
@@ -222,7 +224,7 @@ enum ManagerServer {
                     writer.write(ManagerStatus.ok.rawValue)
                     return true
                 case .createDict, .createList, .createNamespace, .createQueue, .createLock, .createEvent, .createValue,
-                    .createSemaphore, .createRLock, .createCondition, .createBarrier:
+                    .createSemaphore, .createRLock, .createCondition, .createBarrier, .createSet:
                     switch operation {
                     case .createDict: objects[nextID] = .dict([:])
                     case .createList: objects[nextID] = .list([])
@@ -232,6 +234,7 @@ enum ManagerServer {
                         guard maxSize < UInt64(Int.max) else { fail(.invalid); return false }
                         objects[nextID] = .queue(ManagerQueue(maxSize: Int(maxSize)))
                     case .createLock: objects[nextID] = .lock(false)
+                    case .createSet: objects[nextID] = .set([])
                     case .createEvent: objects[nextID] = .event(false)
                     case .createRLock: objects[nextID] = .rlock(owner: 0, count: 0)
                     case .createSemaphore:
@@ -428,6 +431,42 @@ enum ManagerServer {
                         writer.write(ManagerStatus.ok.rawValue)
                         writer.write(UInt8(owner == 0 ? 0 : owner == caller ? 2 : 1))
                         writer.write(UInt64(count))
+                    }
+                case .setInsert, .setRemove, .setContains, .setCount, .setItems, .setClear, .setPop, .setUpdate:
+                    guard case .set(var set)? = objects[id] else { fail(.invalid); return false }
+                    objects[id] = nil // keep the set uniquely referenced while changing it
+                    defer { objects[id] = .set(set) }
+                    switch operation {
+                    case .setInsert, .setRemove, .setContains:
+                        let element = EncodedKey(bytes: try bytes())
+                        let found: Bool
+                        switch operation {
+                        case .setInsert: found = !set.insert(element).inserted
+                        case .setRemove: found = set.remove(element) != nil
+                        default: found = set.contains(element)
+                        }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt8(found ? 1 : 0))
+                    case .setUpdate:
+                        let count = try reader.read(UInt64.self)
+                        var elements: [EncodedKey] = []
+                        for _ in 0..<count { elements.append(EncodedKey(bytes: try bytes())) } // all or nothing
+                        set.formUnion(elements)
+                        writer.write(ManagerStatus.ok.rawValue)
+                    case .setPop:
+                        guard let element = set.popFirst() else { fail(.missing); return false }
+                        writer.write(ManagerStatus.ok.rawValue)
+                        element.bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) }
+                    case .setCount:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(set.count))
+                    case .setItems:
+                        writer.write(ManagerStatus.ok.rawValue)
+                        writer.write(UInt64(set.count))
+                        for element in set { element.bytes.withUnsafeBytes { writer.writeLengthPrefixed($0) } }
+                    default:
+                        set.removeAll()
+                        writer.write(ManagerStatus.ok.rawValue)
                     }
                 case .conditionWait, .conditionResume, .conditionNotify, .conditionWaiters:
                     guard case .condition(var condition)? = objects[id] else { fail(.invalid); return false }

@@ -3,7 +3,7 @@
 /// dropped the connection — `ManagerConnection`). The request was carried out, but the client
 /// never learnt it, so what the answer handed over goes back: a queue's item to the front of
 /// the queue, a lock (or a reentrant lock's level, or a condition's lock a waiter took back)
-/// is released, a semaphore's unit is given back, a popped entry is put back. A condition
+/// is released, a semaphore's unit is given back, a popped entry or element is put back. A condition
 /// waiter that never learnt it waits is deregistered, its lock given back to it. Changes
 /// that hand nothing over stay made.
 extension ManagerServer {
@@ -40,6 +40,10 @@ extension ManagerServer {
                 // Unless it was set again since (an answer sent in parts, failing later).
                 if dict[EncodedKey(bytes: key)] == nil { dict[EncodedKey(bytes: key)] = value }
                 objects[id] = .dict(dict)
+            case (.setPop, .set(var set)):
+                guard let element = resultBytes() else { return }
+                set.insert(EncodedKey(bytes: element))
+                objects[id] = .set(set)
             case (.listRemove, .list(var list)):
                 guard let raw = try? reader.read(Int64.self), let item = resultBytes() else { return }
                 // The index it had (the list is as the removal left it).
