@@ -27,6 +27,10 @@ public final class Pool: @unchecked Sendable {
     let engine: PoolEngine
     /// The broadcasts this pool made (`broadcast(_:)`), released at its end.
     let broadcasts = BroadcastOwnership()
+    /// The streams over sequences that are not `Sendable` (`fedStream`), which the thread
+    /// that iterates them reads — and `join()`, once the pool is closed, so that it never
+    /// waits for a consumer that will not come (Python's `imap` reads its iterable itself).
+    let fedStreams = FedStreams()
     /// The pool's `taskTimeout` and `retry`, for calls that give none.
     let defaults: TaskOptions
 
@@ -211,7 +215,10 @@ public final class Pool: @unchecked Sendable {
         guard engine.isClosedOrTerminated else {
             throw PoolError(.stillRunning, "join() waits for the workers to exit: call close() (or terminate()) first")
         }
-        _ = engine.join()
+        // Closed: streams fed by their consumers' threads are fed here too (their windows no
+        // longer hold), on this thread, one at a time with their consumers (`ResultStream`'s
+        // turns); the rest is the engine's.
+        while !engine.join(timeout: fedStreams.isEmpty ? nil : 0.01) { fedStreams.feedAll() }
         broadcasts.releaseAll()
     }
 
@@ -730,9 +737,44 @@ public final class Pool: @unchecked Sendable {
         let feeder = feed.map { feed in { feed(job) } }
         feeder?()
         try engine.submit(job)
-        return ResultStream(job: job, engine: engine, feeder: feeder, cancel: { [weak engine] in engine?.cancel(job) })
+        let stream = ResultStream(job: job, engine: engine, feeder: feeder, cancel: { [weak engine] in engine?.cancel(job) })
+        if feeder != nil { fedStreams.add(stream) }
+        return stream
     }
 }
+
+/// A pool's fed streams (held weakly: a stream dropped is cancelled and needs no feeding).
+final class FedStreams: @unchecked Sendable {
+    private final class Entry {
+        weak var stream: (any FedStream)?
+        init(_ stream: any FedStream) { self.stream = stream }
+    }
+    private let lock = ConditionLock()
+    private var entries: [Entry] = []
+
+    func add(_ stream: any FedStream) {
+        lock.withLock {
+            entries.removeAll { $0.stream == nil }
+            entries.append(Entry(stream))
+        }
+    }
+
+    var isEmpty: Bool { lock.withLock { entries.allSatisfy { $0.stream == nil } } }
+
+    /// Feeds every live stream what its job has room for, on this thread.
+    func feedAll() {
+        let live = lock.withLock { entries.compactMap(\.stream) }
+        for stream in live { stream.feedAhead() }
+    }
+}
+
+/// A stream whose inputs the iterating thread reads (`ResultStream.feed()`).
+protocol FedStream: AnyObject {
+    /// Hands the job what it has room for, whatever results wait to be read.
+    func feedAhead()
+}
+
+extension ResultStream: FedStream {}
 
 extension Pool {
     /// A description of the backend and its workers, as `swiftmp info` prints it: e.g.

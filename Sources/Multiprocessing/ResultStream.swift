@@ -58,6 +58,14 @@ public final class ResultStream<F: ParallelFunction>: Sequence, IteratorProtocol
         feedInTurn()
     }
 
+    /// `feed()` whatever results wait to be read (`Pool.join()` on a closed pool, whose
+    /// stream jobs take every input).
+    func feedAhead() {
+        guard takeTurn(until: nil) else { return }
+        defer { endTurn() }
+        if !ended { feeder?() }
+    }
+
     private func feedInTurn() {
         guard !ended, position >= buffer.count else { return }
         feeder?()

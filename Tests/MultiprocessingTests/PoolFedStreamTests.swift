@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import XCTest
 
@@ -96,6 +97,29 @@ final class PoolFedStreamTests: XCTestCase {
         XCTAssertEqual(sum, (1...500).reduce(0) { $0 + $1 * $1 })
         XCTAssertEqual(reads.count, 500)
         XCTAssertFalse(reads.threads.isEmpty)
+    }
+
+    /// `imap` over a `lazy.map`, then `close()` and `join()` before any result is read (the
+    /// fault probe found it hanging for ever): `join()` reads the sequence itself, on its own
+    /// thread, and returns; every result is there afterwards, once.
+    func testJoinAfterCloseReadsAFedStreamNobodyIterates() throws {
+        let pool = try Pool(processes: 2)
+        defer { pool.terminate() }
+        let reads = Reads()
+        let stream = try pool.imap(
+            Square(),
+            (0..<2000).lazy.map { x -> Int in
+                reads.note(); return x
+            })
+        pool.close()
+        let joined = DispatchSemaphore(value: 0)
+        let joiner = Thread {
+            try? pool.join(); joined.signal()
+        }
+        joiner.start()
+        XCTAssertEqual(joined.wait(timeout: .now() + 30), .success, "join() after close() waited for the stream's consumer")
+        XCTAssertEqual(reads.count, 2000)
+        XCTAssertEqual(Array(stream).map { try? $0.get() }, (0..<2000).map { $0 * $0 })
     }
 }
 

@@ -488,9 +488,10 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     private let ordered: Bool
     private let window: Int
     private var sourceDone = false
-    /// The pool was closed: the inputs the pool reads run ahead of the consumer without
-    /// bound, so that `join` does not wait for it (Python's `imap` reads them all at once).
-    private var windowLifted = false
+    /// The pool was closed: the inputs run ahead of the consumer without bound, so that `join`
+    /// does not wait for it (Python's `imap` reads them all at once) — pulled by the pool's
+    /// thread, or fed (by the consumer or `Pool.join()`, `feedRoom`).
+    private let windowLifted = Atomic<Bool>(false)
     private var pulled = 0
     private var unresolved = 0
     /// Inputs of the spans not yet resolved, keyed by each span's first position.
@@ -525,15 +526,15 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override var hasFreshInput: Bool {
         if finished || sourceDone { return false }
         if let fed, !fed.isReady { return false }
-        if windowLifted { return true }
+        if windowLifted.load(ordering: .relaxed) { return true }
         let consumedNow = lock.withLock { consumed }
         return pulled - consumedNow < window
     }
 
-    override func poolClosed() {
-        // A fed stream's inputs come from its consumer's thread: it still paces them.
-        if fed == nil { windowLifted = true }
-    }
+    override func poolClosed() { windowLifted.store(true, ordering: .relaxed) }
+
+    /// How many inputs a feed hands over at most once the window is lifted.
+    static var liftedFeed: Int { 1 << 16 }
 
     /// Tells the engine that inputs were fed.
     func wakeEngine() { wake() }
@@ -541,6 +542,7 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     /// How many more inputs the consumer's thread may hand over now (`fed`).
     var feedRoom: Int {
         guard let fed else { return 0 }
+        if windowLifted.load(ordering: .relaxed) { return Self.liftedFeed }
         return window - (fed.handed - lock.withLock { consumed })
     }
 
@@ -551,7 +553,7 @@ final class StreamJob<F: ParallelFunction>: Job, @unchecked Sendable {
     override func takeFresh(upTo limit: Int) -> InputSpan? {
         guard hasFreshInput else { return nil }
         // Never past the window: the consumer's back-pressure holds for bundles too.
-        let room = windowLifted ? Int.max : window - (pulled - lock.withLock { consumed })
+        let room = windowLifted.load(ordering: .relaxed) ? Int.max : window - (pulled - lock.withLock { consumed })
         let wanted = max(chunkSize, min(limit, room))
         var inputs: [F.Input] = []
         if let fed {
