@@ -138,19 +138,7 @@ struct ManagerChild: ParallelFunction {
     }
 }
 
-final class ManagerPortTests: PortTestCase {
-    private var manager: Manager!
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        manager = try Manager()
-    }
-
-    override func tearDown() {
-        manager?.shutdown()
-        manager = nil
-        super.tearDown()
-    }
+final class ManagerPortTests: ManagerPortTestCase {
 
     /// CPython's `run_worker`: runs the child on `method` and expects exit 0.
     private func runChild(_ child: ManagerChild, _ method: StartMethod) throws {

@@ -151,19 +151,7 @@ struct Port3PutHello: ParallelFunction {
     }
 }
 
-final class ManagerTypePortTests: PortTestCase {
-    private var manager: Manager!
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        manager = try Manager()
-    }
-
-    override func tearDown() {
-        manager?.shutdown()
-        manager = nil
-        super.tearDown()
-    }
+final class ManagerTypePortTests: ManagerPortTestCase {
 
     /// _TestQueue.test_put: a manager queue of 6 fills; every put that may not wait, or waits
     /// in vain, fails with Full (at once, or after its timeout); once a child took the six

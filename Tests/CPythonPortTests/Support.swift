@@ -111,6 +111,23 @@ class PortTestCase: XCTestCase {
     }
 }
 
+/// A port test case with a `Manager` made before each test and shut down after it (CPython's
+/// 'manager' type cases).
+class ManagerPortTestCase: PortTestCase {
+    var manager: Manager!
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        manager = try Manager()
+    }
+
+    override func tearDown() {
+        manager?.shutdown()
+        manager = nil
+        super.tearDown()
+    }
+}
+
 /// Runs `body` on a thread of its own (CPython's threading.Thread in the mixed cases); `wait`
 /// joins it within a bound. A new thread each time, not a Dispatch queue's: in a `.fork` child
 /// of a process that used Dispatch's thread pool, that pool has no threads and runs nothing.
