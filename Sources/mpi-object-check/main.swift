@@ -10,6 +10,8 @@
 //                               every worker's tasks (checksums, which copy each maps)
 //   mpi-object-check --orphan   terminate a pool whose task waits on a queue, then exit: the
 //                               task's requests are refused (not left waiting), the job ends
+//   mpi-object-check --undelivered   tasks killed (their rank stopped) while the item, unit
+//                               they wait for is handed to them: it goes back to rank 0
 //   mpi-object-check --churn    create and drop 10 000 short-lived served objects of every kind
 //   mpi-object-check --churn-killed   queues whose handles die with SIGKILLed local workers
 //                               (some used by tasks on the worker ranks); prints rank 0's
@@ -77,6 +79,16 @@ if arguments.contains("--orphan") {
         exit(2)
     }
     exit(0)
+}
+
+if arguments.contains("--undelivered") {
+    do {
+        try undeliveredCheck(rounds: 3)
+    } catch {
+        print("UNDELIVERED FAILED: \(error)")
+        exit(2)
+    }
+    exit(mismatches == 0 ? 0 : 1)
 }
 
 if arguments.contains("--churn-killed") {

@@ -116,6 +116,24 @@ final class MPIObjectTests: XCTestCase {
         XCTAssertLessThan(outcome.seconds, 10, outcome.transcript)
     }
 
+    /// A task waits for a served queue's item, a `Manager` queue's item or a semaphore's
+    /// unit; its local worker is killed while its rank is stopped, and the item is put: the
+    /// answer handing it over reaches the rank after the worker died. The item goes back to
+    /// rank 0 (it was lost in every round before), with the rank relaying to each local worker
+    /// and with the rank scheduling its own (`SWIFTMP_RANK_SCHEDULING=node`).
+    func testAnItemHandedToADeadLocalWorkerGoesBack() throws {
+        for (ranks, scheduling) in [(2, ""), (3, "node")] {
+            let outcome = try Launcher.mpirun(
+                ["-np", String(ranks), try Launcher.objectCheck().path], ["--undelivered"], timeout: 120,
+                environment: ["SWIFTMP_RANK_SCHEDULING": scheduling])
+            XCTAssertEqual(outcome.status, 0, "np \(ranks) \(scheduling): \(outcome.transcript)")
+            XCTAssertTrue(outcome.output.contains("UNDELIVERED OK rounds=3"), "np \(ranks) \(scheduling): \(outcome.transcript)")
+            XCTAssertEqual(
+                outcome.output.split(separator: "\n").filter { $0.hasPrefix("round ") && $0.hasSuffix("still there: true") }.count,
+                9, outcome.transcript)
+        }
+    }
+
     /// 10 000 rounds of short-lived served objects of every kind, some used by tasks on the
     /// worker ranks: rank 0 frees each once its last handle is gone — its served-object count
     /// comes back to where it was after 1 000 rounds, its resident memory stays flat (objects

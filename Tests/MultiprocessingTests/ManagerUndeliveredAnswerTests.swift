@@ -145,7 +145,8 @@ final class ManagerUndeliveredAnswerTests: TimeLimitedTestCase {
     }
 
     private func undo(_ exchange: (request: [UInt8], answer: [UInt8])) {
-        ManagerServer.undoUndelivered(request: exchange.request, answer: exchange.answer, objects: &objects)
+        ManagerServer.undoUndelivered(
+            request: exchange.request, reply: Array(exchange.answer.dropFirst(ManagerFrame.headerSize)), objects: &objects)
     }
 
     private func created(_ operation: ManagerOperation, _ arguments: (inout WireWriter) -> Void = { _ in }) -> UInt64 {

@@ -351,6 +351,101 @@ final class ServedObjectTests: XCTestCase {
         XCTAssertEqual(registry.parkedCount(id), 0)
     }
 
+    /// A reply its local worker never read comes back (`MPIObjectProtocol.undeliveredTag`):
+    /// the queue's item goes back in front and a parked getter gets it; a semaphore's unit, a
+    /// pipe's message and a manager queue's item go back too. Replies that handed nothing
+    /// over, or were not `.ok`, change nothing.
+    func testAnUnreadReplyGivesBackWhatItHandedOver() throws {
+        let registry = MPIObjectRegistry()
+        func undo(_ request: [UInt8], _ reply: [UInt8], from process: Int = 2) {
+            request.withUnsafeBytes { request in reply.withUnsafeBytes { registry.undo(request: request, reply: $0, from: process) } }
+        }
+        let queue = registry.add(ServedQueue(maxSize: 0))
+        XCTAssertEqual(try registry.perform(queue, ServedQueue.self, .put([1]), from: .currentThread, deadline: nil), .done)
+        XCTAssertEqual(try registry.perform(queue, ServedQueue.self, .put([2]), from: .currentThread, deadline: nil), .done)
+        let get = remote(ServedQueue.self, queue, .get, local: 7)
+        send(registry, get, from: 2)
+        let taken = registry.takeReplies()[0].bytes
+        XCTAssertEqual(decode(ServedQueue.self, taken).reply, .item([1]))
+        undo(get, taken)
+        XCTAssertEqual(try registry.perform(queue, ServedQueue.self, .get, from: .currentThread, deadline: nil), .item([1]), "back in front")
+        // A getter parked on the empty queue gets an item given back.
+        send(registry, remote(ServedQueue.self, queue, .get, local: 8), from: 2)
+        send(registry, remote(ServedQueue.self, queue, .get, local: 9), from: 3)
+        let second = registry.takeReplies()[0].bytes
+        XCTAssertEqual(decode(ServedQueue.self, second).reply, .item([2]))
+        XCTAssertEqual(registry.parkedCount(queue), 1)
+        undo(remote(ServedQueue.self, queue, .get, local: 8), second)
+        let handedOn = registry.takeReplies()
+        XCTAssertEqual(handedOn.count, 1)
+        XCTAssertEqual(handedOn.first?.rank, 3)
+        XCTAssertEqual(decode(ServedQueue.self, handedOn[0].bytes).reply, .item([2]))
+        // Not `.ok`, or nothing handed over: nothing changes.
+        undo(get, MPIObjectProtocol.failure(.failed, "x", local: 7))
+        undo(remote(ServedQueue.self, queue, .count), MPIObjectRegistry.encode(ServedQueue.self, .number(0), local: 7))
+        XCTAssertEqual(try registry.perform(queue, ServedQueue.self, .count, from: .currentThread, deadline: nil), .number(0))
+
+        let semaphore = registry.add(ServedSemaphore(value: 1, bounded: false))
+        let acquire = remote(ServedSemaphore.self, semaphore, .acquire)
+        send(registry, acquire, from: 2)
+        let unit = registry.takeReplies()[0].bytes
+        XCTAssertEqual(decode(ServedSemaphore.self, unit).reply, .done)
+        undo(acquire, unit)
+        XCTAssertEqual(try registry.perform(semaphore, ServedSemaphore.self, .value, from: .currentThread, deadline: nil), .value(1))
+
+        let pipe = registry.add(ServedPipe())
+        XCTAssertEqual(
+            try registry.perform(pipe, ServedPipe.self, .init(operation: .send, end: 0, bytes: [5]), from: .currentThread, deadline: nil),
+            .done)
+        let receive = remote(ServedPipe.self, pipe, .init(operation: .receive, end: 1))
+        send(registry, receive, from: 2)
+        let message = registry.takeReplies()[0].bytes
+        XCTAssertEqual(decode(ServedPipe.self, message).reply, .message([5]))
+        undo(receive, message)
+        XCTAssertEqual(
+            try registry.perform(pipe, ServedPipe.self, .init(operation: .receive, end: 1), from: .currentThread, deadline: nil),
+            .message([5]))
+
+        let manager = registry.add(ServedManager())
+        func ask(_ operation: ManagerOperation, _ object: UInt64, _ arguments: [UInt8] = []) -> (request: [UInt8], reply: [UInt8]) {
+            var writer = WireWriter()
+            writer.write(operation.rawValue)
+            writer.write(object)
+            arguments.withUnsafeBytes { writer.writeRaw($0) }
+            let request = remote(ServedManager.self, manager, .request(writer.bytes))
+            send(registry, request, from: 2)
+            return (request, registry.takeReplies()[0].bytes)
+        }
+        guard case .answer(let created) = decode(ServedManager.self, ask(.createQueue, 0, [0, 0, 0, 0, 0, 0, 0, 0]).reply).reply,
+            created.first == ManagerStatus.ok.rawValue
+        else { return XCTFail("no manager queue") }
+        let managed: UInt64 = created.dropFirst().withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        var item = WireWriter()
+        item.writeLengthPrefixed([UInt8]([9]).withUnsafeBytes { $0 })
+        _ = ask(.queuePut, managed, item.bytes)
+        let managedGet = ask(.queueGet, managed)
+        undo(managedGet.request, managedGet.reply)
+        guard case .answer(let again) = decode(ServedManager.self, ask(.queueGet, managed).reply).reply else {
+            return XCTFail("no answer")
+        }
+        XCTAssertEqual(Array(again), [ManagerStatus.ok.rawValue] + item.bytes, "the manager queue's item came back")
+    }
+
+    /// A process that ended is dropped: its parked request is answered `.failed` (its rank
+    /// counts on one answer per request it relayed) and never served.
+    func testAParkedRequestOfAnEndedProcessIsAnsweredFailed() {
+        let registry = MPIObjectRegistry()
+        let queue = registry.add(ServedQueue(maxSize: 0))
+        let process = ObjectRequester.id(rank: 1, local: 0x0001_0003)
+        send(registry, remote(ServedQueue.self, queue, .get), from: process)
+        XCTAssertEqual(registry.parkedCount(queue), 1)
+        registry.dropProcesses { $0 == process }
+        let replies = registry.takeReplies()
+        XCTAssertEqual(replies.map(\.rank), [process])
+        XCTAssertEqual(decode(ServedQueue.self, replies[0].bytes).failure, MPIObjectRegistry.requesterEnded)
+        XCTAssertEqual(registry.parkedCount(queue), 0)
+    }
+
     func testTimeoutsOfParkedRequests() throws {
         let registry = MPIObjectRegistry()
         let id = registry.add(ServedQueue(maxSize: 0))

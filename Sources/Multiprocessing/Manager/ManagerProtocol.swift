@@ -67,12 +67,14 @@ public struct ManagerError: Error, CustomStringConvertible, Sendable, Equatable 
 
 enum ManagerFrame {
     static let maximum = 1 << 30
+    /// The body's length (`UInt32`) in front of it.
+    static let headerSize = 4
 
     static func make(_ body: (inout WireWriter) -> Void) -> [UInt8] {
         var writer = WireWriter()
         writer.write(UInt32(0))
         body(&writer)
-        writer.patch(UInt32(writer.count - 4), at: 0)
+        writer.patch(UInt32(writer.count - headerSize), at: 0)
         return writer.bytes
     }
 }

@@ -43,33 +43,15 @@ enum ManagerServer {
 
     /// A first-in first-out queue of encoded items, at most `maxSize` of them (0: no bound).
     struct ManagerQueue {
-        var items: [[UInt8]] = []
-        var head = 0
+        var items = ByteFIFO()
         var maxSize: Int
         /// Items put and not yet marked done (`taskDone`): `join` waits for 0.
         var unfinished = 0
-        var count: Int { items.count - head }
+        var count: Int { items.count }
         mutating func push(_ item: [UInt8]) { items.append(item) }
         /// Puts an item back at the front (one taken whose answer was not delivered).
-        mutating func pushFront(_ item: [UInt8]) {
-            if head > 0 {
-                head -= 1
-                items[head] = item
-            } else {
-                items.insert(item, at: 0)
-            }
-        }
-        mutating func pop() -> [UInt8]? {
-            guard head < items.count else { return nil }
-            let item = items[head]
-            items[head] = []
-            head += 1
-            if head > 64 && head * 2 > items.count {
-                items.removeFirst(head)
-                head = 0
-            }
-            return item
-        }
+        mutating func pushFront(_ item: [UInt8]) { items.pushFront(item) }
+        mutating func pop() -> [UInt8]? { items.removeFirst() }
     }
 
     /// Seconds a new connection has to present the key.
@@ -186,7 +168,9 @@ enum ManagerServer {
                     }
                 } catch {
                     if let unsent = client.unsent {
-                        undoUndelivered(request: unsent.request, answer: unsent.answer, objects: &objects)
+                        undoUndelivered(
+                            request: unsent.request, reply: Array(unsent.answer.dropFirst(ManagerFrame.headerSize)),
+                            objects: &objects)
                     }
                     drop(entry.fd)
                 }

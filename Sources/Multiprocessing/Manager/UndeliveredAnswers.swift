@@ -7,10 +7,10 @@
 /// waiter that never learnt it waits is deregistered, its lock given back to it. Changes
 /// that hand nothing over stay made.
 extension ManagerServer {
-    static func undoUndelivered(request: [UInt8], answer: [UInt8], objects: inout [UInt64: Object]) {
-        // The answer is a frame: [UInt32 length][status][result].
-        guard answer.count > 4, answer[4] == ManagerStatus.ok.rawValue else { return }
-        let result = Array(answer[5...])
+    /// `reply`: the answer without its frame header ([status][result]), as `handle` wrote it.
+    static func undoUndelivered(request: [UInt8], reply: [UInt8], objects: inout [UInt64: Object]) {
+        guard reply.first == ManagerStatus.ok.rawValue else { return }
+        let result = Array(reply.dropFirst())
         request.withUnsafeBytes { raw in
             var reader = WireReader(raw)
             guard let code = try? reader.read(UInt8.self), let operation = ManagerOperation(rawValue: code),

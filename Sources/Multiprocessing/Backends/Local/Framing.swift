@@ -142,6 +142,8 @@ struct FrameQueue {
 
     var isEmpty: Bool { head == frames.count }
     var pendingFrames: Int { frames.count - head }
+    /// Bytes still to go into the ring.
+    var pendingBytes: Int { frames[head...].reduce(0) { $0 + $1.count } - offset }
 
     mutating func append(_ frame: [UInt8]) { frames.append(frame) }
 

@@ -241,6 +241,18 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         send(frame: frame, to: worker, beckoning: beckoning, deferringWake: deferringWake)
     }
 
+    /// Where what was sent to `worker` so far ends in its task ring's byte stream (frames
+    /// still queued included): a frame just sent has been read once `readPosition(of:)`
+    /// reaches this (`RelayedObjectRequests`).
+    func sentPosition(of worker: Int) -> UInt64 {
+        layout.taskRing(worker).writePosition &+ UInt64(slots[worker].outbound.pendingBytes)
+    }
+
+    /// How far `worker` read its task ring (until a replacement's start resets it).
+    func readPosition(of worker: Int) -> UInt64 {
+        layout.taskRing(worker).readPosition
+    }
+
     /// Wakes the workers that `forward(…, deferringWake: true)` (or `send` with `defersWakes`)
     /// wrote to since the last call.
     func wakeDeferred() {

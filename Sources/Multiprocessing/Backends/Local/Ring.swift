@@ -140,6 +140,9 @@ struct Ring: @unchecked Sendable {
         return n
     }
 
+    /// The producer's position (exact for the producer).
+    var writePosition: UInt64 { CSystemShims_load_u64(head) }
+
     /// The consumer's position (exact for the consumer).
     var readPosition: UInt64 { CSystemShims_load_u64(tail) }
 

@@ -332,8 +332,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
                 let ending = try RelayEnvelope.readEnding(body)
                 slots[slot].ending = ending
                 // A local worker that ended never releases the handles it held.
-                let process = ObjectRequester.id(rank: rank, local: Int(ObjectRequester.local(pool: pool, index: local)))
-                MPIObjectRegistry.shared.dropProcesses { $0 == process }
+                dropObjects(of: ending, rank: rank)
                 slots[slot].stopped = true
                 handler(.ended(worker: slot, ending.exit))
             } catch {
@@ -342,6 +341,14 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         case .closed, .failed:
             break
         }
+    }
+
+    /// What the local worker process that ended held at rank 0's object service is dropped
+    /// (its handles, its parked requests, what it owned).
+    private func dropObjects(of ending: RelayEnvelope.Ending, rank: Int) {
+        guard ending.requester != 0 else { return }
+        let process = ObjectRequester.id(rank: rank, local: Int(ending.requester))
+        MPIObjectRegistry.shared.dropProcesses { $0 == process }
     }
 
     /// A message from a rank that schedules its local workers (`.node`): its answers are the
@@ -368,8 +375,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
             var reader = WireReader(body)
             localPids[slot][local] = (try? reader.read(Int32.self)).map { pid_t($0) }
         case .ended:
-            let process = ObjectRequester.id(rank: rank, local: Int(ObjectRequester.local(pool: pool, index: local)))
-            MPIObjectRegistry.shared.dropProcesses { $0 == process }
+            if let ending = try? RelayEnvelope.readEnding(body) { dropObjects(of: ending, rank: rank) }
             localPids[slot][local] = nil
         case .closed, .failed:
             break

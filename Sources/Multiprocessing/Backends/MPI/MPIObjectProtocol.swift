@@ -20,9 +20,20 @@ import Wire
 /// hand the reply to its local worker), `Status` (UInt8), then length-prefixed bytes: for
 /// `.ok` the kind's reply, for `.failed` a message (the object is unknown or freed, the
 /// request unreadable, no MPI pool to answer).
+///
+/// Undelivered (a worker rank to rank 0, on `undeliveredTag`): an `.ok` reply the rank's
+/// local worker never read, because it died first (`RelayedObjectRequests`), so that rank 0
+/// gives back what it handed over (`ServedState.undo`): the local worker's name (`UInt32`,
+/// `ObjectRequester.local`), the request's length (`UInt32`), the request and the reply, as
+/// they travelled.
 enum MPIObjectProtocol {
     static let requestTag = 3
     static let replyTag = 4
+    static let undeliveredTag = 5
+
+    /// Whether rank 0 receives a message of `tag` whole as it arrives (the service's own):
+    /// a pool's long messages are received while the pool goes on.
+    static func isReceivedWhole(_ tag: Int) -> Bool { tag == requestTag || tag == undeliveredTag }
     static let version: UInt8 = 2
 
     enum Status: UInt8 {
@@ -89,6 +100,34 @@ enum MPIObjectProtocol {
 
     static func failure(_ status: Status, _ message: String, local: UInt64 = 0) -> [UInt8] {
         reply(status, Array(message.utf8), local: local)
+    }
+
+    static func undelivered(by local: UInt32, request: [UInt8], reply: [UInt8]) -> [UInt8] {
+        var writer = WireWriter(capacity: 8 + request.count + reply.count)
+        writer.write(local)
+        writer.write(UInt32(request.count))
+        request.withUnsafeBytes { writer.writeRaw($0) }
+        reply.withUnsafeBytes { writer.writeRaw($0) }
+        return writer.bytes
+    }
+
+    /// An undelivered message's parts (nil if it is too short for what it says).
+    static func readUndelivered(_ bytes: UnsafeRawBufferPointer)
+        -> (local: UInt32, request: UnsafeRawBufferPointer, reply: UnsafeRawBufferPointer)?
+    {
+        guard bytes.count >= 8 else { return nil }
+        let local = UInt32(littleEndian: bytes.loadUnaligned(as: UInt32.self))
+        let length = Int(UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: 4, as: UInt32.self)))
+        guard length <= bytes.count - 8 else { return nil }
+        return (
+            local, UnsafeRawBufferPointer(rebasing: bytes[8..<(8 + length)]),
+            UnsafeRawBufferPointer(rebasing: bytes[(8 + length)...])
+        )
+    }
+
+    /// Whether `reply` says `.ok` (it may hand something over), without reading it all.
+    static func isOK(_ reply: UnsafeRawBufferPointer) -> Bool {
+        reply.count > 9 && reply[0] == version && reply[9] == Status.ok.rawValue
     }
 
     /// A reply's status and payload.

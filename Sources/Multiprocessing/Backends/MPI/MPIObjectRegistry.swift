@@ -320,6 +320,9 @@ final class MPIObjectRegistry: @unchecked Sendable {
             }
             parked.removeAll { entry in
                 guard let rank = entry.rank, gone(rank) else { return false }
+                // Answered all the same: the rank that relayed it counts on one answer per
+                // request (`RelayedObjectRequests`), and drops this one.
+                replies.append((rank, MPIObjectProtocol.failure(.failed, Self.requesterEnded, local: entry.requester.local)))
                 objects[entry.id]?.parked -= 1
                 touched.append(entry.id)
                 return true
@@ -330,6 +333,36 @@ final class MPIObjectRegistry: @unchecked Sendable {
             settle()
             for id in touched { collect(id) }
         }
+    }
+
+    static let requesterEnded = "the process that asked ended before it was answered"
+
+    /// A reply that `process` (a worker rank's local worker, `ObjectRequester.id`) never
+    /// read — it died first (`RelayedObjectRequests`): its object gives back what the reply
+    /// handed over (`ServedState.undo`), and parked requests that can be answered now are.
+    /// `request` and `reply` are as they travelled; unreadable ones, a reply that was not
+    /// `.ok`, or an object freed since are left alone.
+    func undo(request: UnsafeRawBufferPointer, reply: UnsafeRawBufferPointer, from process: Int) {
+        lock.lock()
+        defer { lock.unlock() }
+        var reader = WireReader(request)
+        guard let header = try? MPIObjectProtocol.Request.decode(&reader), let entry = objects[header.id],
+            type(of: entry.state).kind == header.kind,
+            let (_, status, payload) = try? MPIObjectProtocol.readReply(Array(reply)), status == .ok
+        else { return }
+        undo(entry.state, &reader, payload, from: Requester(rank: process, local: header.local))
+        settle()
+        collect(header.id)
+    }
+
+    private func undo<S: ServedState>(_ state: S, _ reader: inout WireReader, _ payload: [UInt8], from requester: Requester) {
+        guard let request = try? S.decodeRequest(&reader),
+            let reply = payload.withUnsafeBytes({ raw -> S.Reply? in
+                var reader = WireReader(raw)
+                return try? S.decodeReply(&reader)
+            })
+        else { return }
+        state.undo(request, reply, from: requester)
     }
 
     /// Answers every worker's parked request with `.failed` (the MPI pool is ending: nobody

@@ -319,12 +319,19 @@ final class MPIService: @unchecked Sendable {
         while received < 256,
             let arrival = try communicator.receiveIfAvailable(
                 from: .any, tag: .any, into: &buffer,
-                waitingAtMost: { $0 == MPIObjectProtocol.requestTag ? .max : Self.shortMessageBytes })
+                waitingAtMost: { MPIObjectProtocol.isReceivedWhole($0) ? .max : Self.shortMessageBytes })
         {
             received += 1
             switch arrival {
             case .received(let status) where status.tag == MPIObjectProtocol.requestTag:
                 handleObjectRequest(from: status.source)
+                requests = true
+            case .received(let status) where status.tag == MPIObjectProtocol.undeliveredTag:
+                buffer.withUnsafeBytes { raw in
+                    guard let (local, request, reply) = MPIObjectProtocol.readUndelivered(raw) else { return }
+                    MPIObjectRegistry.shared.undo(
+                        request: request, reply: reply, from: ObjectRequester.id(rank: status.source, local: Int(local)))
+                }
                 requests = true
             case .received(let status):
                 guard status.tag == MPIProtocol.poolTag, receiving.indices.contains(status.source) else { continue }

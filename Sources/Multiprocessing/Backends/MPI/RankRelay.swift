@@ -70,6 +70,9 @@ struct RankRelay {
     private var outbox = RelayBatch(pool: 0, limit: MPIService.shortMessageBytes)
     /// Whether the pool message just handled forwarded a lone task (`handlePoolMessage`).
     private var forwardedLone = false
+    /// The local workers' object requests and the answers they have not read yet: an answer
+    /// that would hand something over to a worker that died goes back to rank 0.
+    private var objectRequests = RelayedObjectRequests()
 
     init(communicator: Communicator, build: BuildID) {
         self.communicator = communicator
@@ -96,7 +99,7 @@ struct RankRelay {
                     // session 13). A stream of tasks is drained first, its replies relayed in one batch.
                     if forwardedLone { break }
                 } else if status.tag == MPIObjectProtocol.replyTag {
-                    relayObjectReply()
+                    try relayObjectReply()
                 } else if status.tag == MPIProtocol.controlTag {
                     switch buffer.first.flatMap(MPIProtocol.Control.init(rawValue:)) {
                     case .hello:
@@ -232,16 +235,51 @@ struct RankRelay {
     }
 
     /// Passes an answer of rank 0's object service ([local worker][answer]) to the local
-    /// worker whose task waits for it (`ObjectRequestRelay`).
-    private mutating func relayObjectReply() {
+    /// worker whose task waits for it (`ObjectRequestRelay`), or back to rank 0 if that
+    /// worker's process ended (`RelayedObjectRequests`).
+    private mutating func relayObjectReply() throws {
         guard let requester = buffer.withUnsafeBytes({ ObjectRequester.readLocal($0) }) else { return }
-        let index = Int(requester & 0xFFFF)
-        guard let local = pools[UInt16(requester >> 16)]?.backend, index < local.workerCount else { return }
-        Frame.begin(&scratch)
-        scratch.write(MasterMessage.objectReply.rawValue)
-        scratch.bytes.append(contentsOf: buffer[4...])
-        Frame.finish(&scratch)
-        scratch.bytes.withUnsafeBytes { local.forward(frame: $0, to: index) }
+        let ok = buffer.withUnsafeBytes { MPIObjectProtocol.isOK(UnsafeRawBufferPointer(rebasing: $0[4...])) }
+        switch objectRequests.answered(requester, ok: ok) {
+        case .drop:
+            return
+        case .giveBack(let request):
+            try giveBack(requester, request: request, answer: Array(buffer[4...]))
+        case .deliver(let index, let request):
+            guard let local = pools[RelayedObjectRequests.pool(of: requester)]?.backend, index < local.workerCount else { return }
+            Frame.begin(&scratch)
+            scratch.write(MasterMessage.objectReply.rawValue)
+            scratch.bytes.append(contentsOf: buffer[4...])
+            Frame.finish(&scratch)
+            scratch.bytes.withUnsafeBytes { local.forward(frame: $0, to: index) }
+            if ok, let request {
+                objectRequests.delivered(
+                    requester, index: index, end: local.sentPosition(of: index), request: request, answer: Array(buffer[4...]))
+            }
+        }
+    }
+
+    /// Sends rank 0 an answer its local worker never read, so that rank 0 gives back what it
+    /// handed over (`MPIObjectProtocol.undeliveredTag`).
+    private mutating func giveBack(_ requester: UInt32, request: [UInt8], answer: [UInt8]) throws {
+        let message = MPIObjectProtocol.undelivered(by: requester, request: request, reply: answer)
+        sending.append(try message.withUnsafeBytes { try communicator.isend($0, to: 0, tag: MPIObjectProtocol.undeliveredTag) })
+    }
+
+    /// How a local worker's process ended, for rank 0 (its progress words given): with its
+    /// name at rank 0's object service, after the answer it never read went back.
+    private mutating func reportEnd(
+        _ pool: UInt16, local index: Int, _ ending: RelayEnvelope.Ending, readPosition: UInt64
+    ) throws {
+        var ending = ending
+        let (requester, unread) = objectRequests.ended(pool: pool, index: index, readPosition: readPosition)
+        if let requester {
+            ending.requester = requester
+            if let unread { try giveBack(requester, request: unread.request, answer: unread.answer) }
+        }
+        RelayEnvelope.ended(pool: pool, local: index, ending, into: &scratch)
+        if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
+        scratch.bytes.withUnsafeBytes { outbox.append($0) }
     }
 
     /// Starts the local workers of a new pool.
@@ -268,6 +306,7 @@ struct RankRelay {
     /// pools); survivors after `grace` are killed. Waits until all are reaped.
     private mutating func closeLocal(_ pool: UInt16, graceNanoseconds: UInt64) {
         guard let hosted = pools.removeValue(forKey: pool) else { return }
+        objectRequests.closed(pool: pool)
         ForkGuard.whileBlocked {
             if let scheduler = hosted.scheduler {
                 scheduler.close(graceNanoseconds: graceNanoseconds)
@@ -314,6 +353,7 @@ struct RankRelay {
         pools[pool]?.watched = []
         defer { pools[pool]?.watched = watched }
         outbox.pool = pool
+        if objectRequests.hasUnread { objectRequests.confirmRead(pool: pool, readPosition: backend.readPosition(of:)) }
         let moved = backend.pollRaw(
             message: { index, bytes in
                 guard failure == nil else { return }
@@ -333,12 +373,10 @@ struct RankRelay {
                 let words = backend.progress(of: index)?.snapshot() ?? (taken: 0, input: 0)
                 let wedged = index < watched.count && watched[index].wedged
                 if index < watched.count { watched[index] = WatchedWorker() }
-                RelayEnvelope.ended(
-                    pool: pool, local: index, .init(exit: exit, taken: words.taken, input: words.input, wedged: wedged),
-                    into: &scratch)
                 do {
-                    if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
-                    scratch.bytes.withUnsafeBytes { outbox.append($0) }
+                    try reportEnd(
+                        pool, local: index, .init(exit: exit, taken: words.taken, input: words.input, wedged: wedged),
+                        readPosition: backend.readPosition(of: index))
                 } catch {
                     failure = error
                 }
@@ -354,6 +392,7 @@ struct RankRelay {
     /// `RankScheduling.node`: one round of the rank's engine, then what it answered, its local
     /// workers' object requests and log records, and their ends, to rank 0.
     private mutating func relayScheduled(_ pool: UInt16, _ scheduler: NodeScheduler) throws -> Bool {
+        if objectRequests.hasUnread { objectRequests.confirmRead(pool: pool, readPosition: scheduler.backend.readPosition(of:)) }
         var moved = scheduler.step()
         outbox.pool = pool
         for answer in scheduler.answers {
@@ -367,11 +406,9 @@ struct RankRelay {
         }
         scheduler.passedOn.removeAll(keepingCapacity: true)
         var replaced: [(index: Int, pid: pid_t)] = []
-        for (index, exit, old) in scheduler.endings {
+        for (index, exit, old, read) in scheduler.endings {
             moved = true
-            RelayEnvelope.ended(pool: pool, local: index, .init(exit: exit, taken: 0, input: 0), into: &scratch)
-            if outbox.wouldOverflow(adding: scratch.count) { try flushOutbox() }
-            scratch.bytes.withUnsafeBytes { outbox.append($0) }
+            try reportEnd(pool, local: index, .init(exit: exit, taken: 0, input: 0), readPosition: read)
             // The engine replaced it in the same round: rank 0's placement names the new one.
             if let pid = scheduler.backend.identity(of: index).pid, pid != old { replaced.append((index, pid)) }
         }
@@ -386,9 +423,10 @@ struct RankRelay {
     /// when too long to batch).
     private mutating func relayUp(_ bytes: UnsafeRawBufferPointer, pool: UInt16, local index: Int) throws {
         if bytes.first == WorkerMessage.objectRequest.rawValue {
-            var header = ObjectRequester.local(pool: pool, index: index).littleEndian
+            let body = UnsafeRawBufferPointer(rebasing: bytes[1...])
+            var header = objectRequests.send(pool: pool, index: index, request: body).littleEndian
             let request = try withUnsafeBytes(of: &header) {
-                try communicator.isend($0, UnsafeRawBufferPointer(rebasing: bytes[1...]), to: 0, tag: MPIObjectProtocol.requestTag)
+                try communicator.isend($0, body, to: 0, tag: MPIObjectProtocol.requestTag)
             }
             sending.append(request)
             return

@@ -82,6 +82,9 @@ enum RelayEnvelope {
         var input: Int
         /// The rank killed it: it held a chunk untaken, asleep (`WedgeWatch`).
         var wedged = false
+        /// Its process's name at rank 0's object service (`RelayedObjectRequests`); 0: it never
+        /// asked it anything.
+        var requester: UInt32 = 0
     }
 
     static func ended(pool: UInt16, local: Int, _ ending: Ending, into writer: inout WireWriter) {
@@ -97,6 +100,7 @@ enum RelayEnvelope {
             $0.write(ending.taken)
             $0.write(Int64(ending.input))
             $0.write(UInt8(ending.wedged ? 1 : 0))
+            $0.write(ending.requester)
         }
     }
 
@@ -107,20 +111,19 @@ enum RelayEnvelope {
         let taken = try reader.read(UInt32.self)
         let input = Int(try reader.read(Int64.self))
         let wedged = try reader.read(UInt8.self) == 1
-        return Ending(exit: how == 0 ? .exited(code) : .signaled(code), taken: taken, input: input, wedged: wedged)
+        return Ending(
+            exit: how == 0 ? .exited(code) : .signaled(code), taken: taken, input: input, wedged: wedged,
+            requester: try reader.read(UInt32.self))
     }
 }
 
-/// Who asked rank 0's object service: a worker rank and the local worker on it, as the one
-/// `Int` the object registry keeps per request (`rank | local << 24`; rank 0's own calls and a
-/// rank's first local worker are just the rank). Distinct local workers of a rank are distinct
-/// owners (of a lock, a pipe end).
+/// Who asked rank 0's object service: a worker rank and the local worker process on it, as
+/// the one `Int` the object registry keeps per request (`rank | local << 24`; the rank's own
+/// calls are just the rank). `local` is the rank's name for the process (its pool and a
+/// number fresh for each process, `RelayedObjectRequests`), sent in front of its requests and
+/// of their answers. Distinct processes are distinct owners (of a lock, a pipe end).
 enum ObjectRequester {
     static func id(rank: Int, local: Int) -> Int { rank | local << 24 }
-
-    /// A rank's name for one of its local workers (pool and index: distinct for every worker
-    /// it hosts), sent in front of the worker's requests and of their answers.
-    static func local(pool: UInt16, index: Int) -> UInt32 { UInt32(pool) << 16 | UInt32(index & 0xFFFF) }
 
     /// The local worker's name in front of a request or an answer (nil if too short).
     static func readLocal(_ message: UnsafeRawBufferPointer) -> UInt32? {

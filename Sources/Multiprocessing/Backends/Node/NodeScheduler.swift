@@ -30,7 +30,7 @@ final class NodeScheduler {
     /// Local workers' messages that are not for the engine: (local index, bytes).
     var passedOn: [(index: Int, bytes: [UInt8])] = []
     /// Local workers that ended: (local index, how, its pid).
-    var endings: [(index: Int, exit: ChildExit, pid: Int32?)] = []
+    var endings: [(index: Int, exit: ChildExit, pid: Int32?, read: UInt64)] = []
     private var writer = WireWriter(capacity: 4096)
     /// Rank 0 sent `stop`: the local workers were told to exit; `stopped` is answered when
     /// all have (meanwhile the rank relays what they send, e.g. their last object releases).
@@ -52,7 +52,7 @@ final class NodeScheduler {
             return true
         }
         backend.observeEnd = { [unowned self] index, exit in
-            endings.append((index, exit, self.backend.identity(of: index).pid))
+            endings.append((index, exit, self.backend.identity(of: index).pid, self.backend.readPosition(of: index)))
         }
     }
 

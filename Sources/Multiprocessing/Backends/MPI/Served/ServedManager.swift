@@ -48,6 +48,11 @@ final class ServedManager: ServedState {
 
     func expire(_: Request, from _: Requester) -> Reply { .shutDown }
 
+    func undo(_ request: Request, _ reply: Reply, from _: Requester) {
+        guard !isShutDown, case .request(let bytes) = request, case .answer(let answer) = reply else { return }
+        ManagerServer.undoUndelivered(request: bytes, reply: answer, objects: &objects)
+    }
+
     static func encode(_ request: Request, into writer: inout WireWriter) {
         switch request {
         case .request(let bytes):

@@ -118,6 +118,10 @@ final class ServedPipe: ServedState {
         request.operation == .poll ? .readable(isReadable(request.end)) : .timedOut
     }
 
+    func undo(_ request: Request, _ reply: Reply, from _: Requester) {
+        if request.operation == .receive, case .message(let message) = reply { inbox[request.end].pushFront(message) }
+    }
+
     static func encode(_ request: Request, into writer: inout WireWriter) {
         writer.write(request.operation.rawValue)
         writer.write(UInt8(request.end))

@@ -60,6 +60,10 @@ final class ServedQueue: ServedState {
 
     func expire(_: Request, from _: Requester) -> Reply { .timedOut }
 
+    func undo(_ request: Request, _ reply: Reply, from _: Requester) {
+        if case .get = request, case .item(let item) = reply { items.pushFront(item) }
+    }
+
     static func encode(_ request: Request, into writer: inout WireWriter) {
         switch request {
         case .put(let item):
@@ -108,31 +112,6 @@ final class ServedQueue: ServedState {
         case 4: .tooManyTaskDone
         default: throw WireError.corrupt("unknown queue reply")
         }
-    }
-}
-
-/// Items in arrival order; removing the oldest is O(1) amortised.
-struct ByteFIFO {
-    private var items: [[UInt8]] = []
-    private var head = 0
-
-    var count: Int { items.count - head }
-    var isEmpty: Bool { head >= items.count }
-
-    mutating func append(_ item: [UInt8]) {
-        items.append(item)
-    }
-
-    mutating func removeFirst() -> [UInt8]? {
-        guard head < items.count else { return nil }
-        let item = items[head]
-        items[head] = []
-        head += 1
-        if head >= 64 && head * 2 >= items.count {
-            items.removeFirst(head)
-            head = 0
-        }
-        return item
     }
 }
 

@@ -45,6 +45,10 @@ final class ServedSemaphore: ServedState {
 
     func expire(_: Request, from _: Requester) -> Reply { .timedOut }
 
+    func undo(_ request: Request, _ reply: Reply, from _: Requester) {
+        if request == .acquire, reply == .done { value += 1 }
+    }
+
     static func encode(_ request: Request, into writer: inout WireWriter) {
         switch request {
         case .acquire: writer.write(UInt8(0))

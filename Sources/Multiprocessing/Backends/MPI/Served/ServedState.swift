@@ -69,6 +69,13 @@ protocol ServedState: AnyObject {
     /// (parked requests may be answerable now).
     func processesEnded(_ gone: (Int) -> Bool) -> Bool
 
+    /// `reply` to `request` was never read: the local worker of a worker rank that asked died
+    /// before it read it (`RelayedObjectRequests`). Gives back what the reply handed over — a
+    /// queue's item, a pipe's message, a semaphore's unit, what a manager's answer handed
+    /// over — so that another process gets it. What a process owns (a lock, a condition's
+    /// lock) is let go when its end is reported (`processesEnded`).
+    func undo(_ request: Request, _ reply: Reply, from requester: Requester)
+
     static func encode(_ request: Request, into writer: inout WireWriter)
     static func decodeRequest(_ reader: inout WireReader) throws(WireError) -> Request
     static func encode(_ reply: Reply, into writer: inout WireWriter)
@@ -78,6 +85,7 @@ protocol ServedState: AnyObject {
 extension ServedState {
     var keepsAlive: Bool { false }
     func processesEnded(_: (Int) -> Bool) -> Bool { false }
+    func undo(_: Request, _: Reply, from _: Requester) {}
 }
 
 /// The kinds on the wire (a request names its object's kind; a mismatch is another build).
