@@ -40,6 +40,18 @@ struct Sleep: ParallelFunction {
     }
 }
 
+/// Forks a child that sleeps `seconds` and returns its pid without waiting for it.
+struct LeaveAChild: ParallelFunction {
+    func callAsFunction(_ seconds: Int) -> Int32 {
+        let pid = fork()
+        if pid == 0 {
+            sleep(UInt32(seconds))
+            _exit(0)
+        }
+        return pid
+    }
+}
+
 /// The trivial task of the benchmark.
 struct Increment: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int { x &+ 1 }

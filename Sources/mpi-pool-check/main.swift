@@ -8,6 +8,8 @@
 //   mpi-pool-check --idle <s>       sleep s seconds before a pool and s with one (CPU check)
 //   mpi-pool-check --no-pool        make no pool at all (the workers must still end)
 //   mpi-pool-check --exit-live      exit(3) while a pool is busy (the exit handler stops it)
+//   mpi-pool-check --leftover       a task forks a child that sleeps 60 s and returns its pid;
+//                                   prints "LEFTOVER pid=…" and ends (the job must not wait)
 //   mpi-pool-check --after-terminate  terminate() a pool (no join) and at once start a Process
 //                                   and a new pool; prints "AFTER TERMINATE process exit=0 pool=…"
 //   mpi-pool-check --checkpoint <journal> <log>
@@ -203,6 +205,13 @@ if arguments.contains("--exit-live") {
     print("EXIT WITH LIVE POOL")
     fflush(nil)
     exit(3)
+}
+
+if arguments.contains("--leftover") {
+    let pid = try pool.apply(LeaveAChild(), 60)
+    print("LEFTOVER pid=\(pid)")
+    fflush(nil)
+    exit(0)
 }
 
 if let index = words.firstIndex(of: "--checkpoint-stream"), index + 3 < words.count {

@@ -196,6 +196,21 @@ final class MPIPoolTests: XCTestCase {
         XCTAssertLessThan(outcome.seconds, 15, outcome.output)
     }
 
+    /// A task that leaves a child running (60 s) does not hold the job: at its end the worker
+    /// rank ends what is left in its process group and says so (mpirun waited 60 s before).
+    func testAProcessATaskLeftRunningDoesNotHoldTheJob() throws {
+        let outcome = try Launcher.mpirun(["-np", "2", try Launcher.poolCheck().path], ["--leftover"], timeout: 90)
+        XCTAssertEqual(outcome.status, 0, outcome.output)
+        XCTAssertLessThan(outcome.seconds, 20, outcome.output)
+        guard let line = outcome.output.split(separator: "\n").first(where: { $0.hasPrefix("LEFTOVER pid=") }),
+            let pid = Int32(line.dropFirst("LEFTOVER pid=".count))
+        else { return XCTFail(outcome.output) }
+        XCTAssertTrue(outcome.output.contains("ended 1 process(es) its tasks left running (\(pid))"), outcome.output)
+        let state = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8))?.split(separator: ")").last?
+            .split(separator: " ").first
+        XCTAssertTrue(state == nil || state == "Z", "pid \(pid) still runs: \(state ?? "")")
+    }
+
     func testDifferentExecutableOnAWorkerIsRefused() throws {
         let program = try Launcher.poolCheck()
         let other = FileManager.default.temporaryDirectory.appendingPathComponent("mpi-pool-check-other-\(getpid())")

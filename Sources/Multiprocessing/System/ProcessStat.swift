@@ -22,6 +22,12 @@ enum ProcessStat {
         return UInt64(fields[19])
     }
 
+    /// The process group of a live process (not a zombie), or nil. Field 5.
+    static func processGroup(of pid: Int32) -> pid_t? {
+        guard let fields = fields(of: pid), fields.count > 2, fields[0] != "Z", fields[0] != "X" else { return nil }
+        return pid_t(fields[2])
+    }
+
     /// What a process is doing now (its state) and the CPU time it has used so far; nil if it
     /// cannot tell.
     static func activity(of pid: Int32) -> ProcessActivity? {

@@ -106,6 +106,13 @@ struct RankRelay {
                         try answerHello()
                     case .terminate:
                         for pool in pools.keys { closeLocal(pool, graceNanoseconds: 0) }
+                        let leftovers = LeftoverProcesses.end()
+                        if !leftovers.isEmpty {
+                            printError(
+                                "swiftmp: rank \(communicator.rank) ended \(leftovers.count) process(es) its tasks left "
+                                    + "running (\(leftovers.map(String.init).joined(separator: ", "))): at the job's end, "
+                                    + "processes a task started and did not wait for are ended (mpirun would wait for them)")
+                        }
                         for request in sending { _ = try request.wait() }
                         sending.removeAll()
                         try reply(MPIProtocol.controlMessage(.terminated), tag: MPIProtocol.controlTag)
