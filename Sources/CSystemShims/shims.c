@@ -219,6 +219,15 @@ static int close_descriptors(unsigned int first, unsigned int last) {
     return 0;
 }
 
+/// Standard input from /dev/null, as Python's children have it (`BaseProcess._bootstrap`): a
+/// child never takes input meant for its parent. Left as it is if /dev/null cannot be opened.
+static void standard_input_from_null(void) {
+    long fd = child_syscall(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDONLY, 0, 0);
+    if (fd <= 0) return; // 0: descriptor 0 was closed, and now reads /dev/null
+    (void)child_syscall(SYS_dup3, fd, 0, 0, 0, 0);
+    (void)child_syscall(SYS_close, fd, 0, 0, 0, 0);
+}
+
 int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned int firstToClose,
                                       const int *keep, int keepCount,
                                       const CSystemShims_affinity *affinity) {
@@ -237,6 +246,7 @@ int CSystemShims_become_child_keeping(pid_t parent, int deathSignal, unsigned in
         next = (unsigned int)keep[i] + 1;
     }
     if (close_descriptors(next, ~0U) != 0) return -3;
+    standard_input_from_null();
     if (CSystemShims_scrub_environment() != 0) return -4;
     return 0;
 }

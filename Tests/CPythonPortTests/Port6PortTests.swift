@@ -1300,7 +1300,9 @@ final class Port6ThreadPortTests: PortTestCase {
                 }
             }
             usleep(100_000)
-            let (_, elapsed) = try timed { for i in 0..<50 { try a.send(i) }; try a.send(-1) }
+            let (_, elapsed) = try timed {
+                for i in 0..<50 { try a.send(i) }; try a.send(-1)
+            }
             XCTAssertLessThan(elapsed, 10, "\(method)")
             XCTAssertTrue(try reader.wait(30), "\(method): the reader did not get every echo")
             XCTAssertEqual(got.all, Array(0..<50) + [-1], "\(method)")
@@ -1410,7 +1412,6 @@ struct Port6ImpatientProducer: ParallelFunction {
         try report.put(timeouts)
     }
 }
-
 
 /// Puts its pid.
 struct Port6PutPID: ParallelFunction {

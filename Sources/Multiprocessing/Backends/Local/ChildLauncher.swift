@@ -56,9 +56,11 @@ enum ChildLauncher {
         environment.append("\(markerVariable)=\(spec)")
         environment.append(CurrentProcess.parentEnvironmentEntry)
         let program = "/proc/self/exe"
-        let name = CommandLine.arguments.first ?? "swiftmp-worker"
+        // The program's arguments, as Python's spawn gives a child the parent's `sys.argv`: a
+        // task that reads an option from the command line finds it (`CommandLine.arguments`).
+        let arguments = CommandLine.arguments.isEmpty ? ["swiftmp-worker"] : CommandLine.arguments
         var pid: pid_t = 0
-        let result = withCStrings([name]) { argv in
+        let result = withCStrings(arguments) { argv in
             withCStrings(environment) { envp in
                 posix_spawn(&pid, program, &actions, &attributes, argv, envp)
             }
@@ -93,8 +95,8 @@ enum ChildLauncher {
     }
 
     /// In a new child: die with the parent, make sure the parent still lives, close every
-    /// descriptor from `firstToClose` up and remove the mpirun job's variables from the
-    /// environment. All in C: right after a fork every page this touches is copied, so it
+    /// descriptor from `firstToClose` up, read standard input from /dev/null (Python's
+    /// children do) and remove the mpirun job's variables from the environment. All in C: right after a fork every page this touches is copied, so it
     /// allocates nothing. Ends the child (status 70) if any step fails.
     /// `keeping` (ascending, each ≥ `firstToClose`) stay open. With `affinity`, the child
     /// first takes that CPU affinity (`SameCPUStart`).

@@ -10,7 +10,7 @@ import Glibc
 /// them and relays each exit status. It talks to us over an inherited `SOCK_SEQPACKET`
 /// socketpair (no path anyone else could open) and dies when that socket closes.
 ///
-/// Requests: `fork` = [1][request u64][spec] + descriptors (SCM_RIGHTS).
+/// Requests: `fork` = [1][request u64][spec][working directory] + descriptors (SCM_RIGHTS).
 /// Replies: `forked` = [1][request u64][pid i32][errno i32]; `exited` = [2][pid i32][status i32].
 final class ForkServer: @unchecked Sendable {
     private static let creation = ConditionLock(resetInForkedChild: true)
@@ -85,7 +85,15 @@ final class ForkServer: @unchecked Sendable {
 
     deinit { systemClose(socket) }
 
-    /// Asks the server to fork a child running `spec` with `fds` as 3, 4, …
+    /// This process's working directory ("" if it cannot be read).
+    static func currentDirectory() -> String {
+        var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard getcwd(&path, path.count) != nil else { return "" }
+        return String(decoding: path.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Asks the server to fork a child running `spec` with `fds` as 3, 4, … in this process's
+    /// working directory.
     /// A server that ended before it got the request is replaced by a new one, transparently;
     /// one that ends after it got the request makes this throw (the child, if it was forked,
     /// died with the server).
@@ -107,6 +115,7 @@ final class ForkServer: @unchecked Sendable {
         writer.write(UInt8(1))
         writer.write(request)
         writer.write(spec)
+        writer.write(ForkServer.currentDirectory())
         let sent = writer.bytes.withUnsafeBytes { raw in
             fds.withUnsafeBufferPointer { fdBuffer in
                 CSystemShims_send_with_fds(socket, raw.baseAddress, raw.count, fdBuffer.baseAddress, Int32(fds.count))
@@ -209,7 +218,8 @@ final class ForkServer: @unchecked Sendable {
     static func serve(socket: Int32, parent: pid_t) -> Int32 {
         CrashReports.owner = parent // the pool's process, where a worker's crash report goes
         var children: [Int32: pid_t] = [:] // pidfd → pid
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 8)
+        // A request: its spec and the requester's directory (up to PATH_MAX).
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 8)
         defer { buffer.deallocate() }
         let me = getpid()
         func reply(_ writer: WireWriter) {
@@ -248,7 +258,8 @@ final class ForkServer: @unchecked Sendable {
             var reader = WireReader(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
             guard truncated == 0, (try? reader.read(UInt8.self)) == 1,
                 let request = try? reader.read(UInt64.self),
-                let spec = try? reader.read(String.self)
+                let spec = try? reader.read(String.self),
+                let directory = try? reader.read(String.self)
             else { continue }
             var writer = WireWriter()
             writer.write(UInt8(1))
@@ -259,6 +270,10 @@ final class ForkServer: @unchecked Sendable {
                 // The child: SIGINT's default action again (the server ignores it), as a
                 // spawned child has it.
                 _ = CSystemShims_ignore_interrupts(0)
+                // The requester's working directory, as a forked or spawned child starts in
+                // its parent's (Python's fork server children chdir there too). One that is
+                // gone by now leaves the child in the server's.
+                if !directory.isEmpty { _ = chdir(directory) }
                 // Passed descriptors become 3, 4, …; everything else closes.
                 var moved: [Int32] = []
                 for fd in received { moved.append(fcntl(fd, F_DUPFD, 512)) }

@@ -1,0 +1,142 @@
+// Differences from Python found by the sixth round of ports of CPython's
+// Lib/test/_test_multiprocessing.py, each fixed: every test failed before its fix.
+//
+// CPython test                                            → Swift test (Port6DifferenceTests)
+// TestStartMethod.test_context / test_set_get (a child of
+//   every start method runs alike; spawn.prepare() chdirs to
+//   the parent's os.getcwd() for spawn and forkserver)      → testForkServerChildrenStartInTheParentsCurrentDirectory
+// TestStdinBadfiledescriptor (a child's standard input:
+//   BaseProcess._bootstrap closes sys.stdin and opens
+//   os.devnull, pool workers included)                      → testChildrenDoNotReadTheParentsStandardInput
+// TestStartMethod.test_context / test_set_get (children
+//   alike on every start method; spawn.prepare() sets
+//   sys.argv = the parent's for spawn and forkserver)       → testChildrenSeeTheParentsCommandLineArguments
+
+import Foundation
+import Multiprocessing
+import XCTest
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class Port6DifferenceTests: PortTestCase {
+    /// Python: a `.forkserver` child (a Process or a pool worker) is prepared with the
+    /// parent's data, which holds `dir=os.getcwd()`, and `spawn.prepare()` chdirs there: it
+    /// runs in the directory the parent is in when it starts the child, as `.fork` and
+    /// `.spawn` children do. Before the fix a `.forkserver` child ran in the directory the
+    /// fork server was started in.
+    func testForkServerChildrenStartInTheParentsCurrentDirectory() throws {
+        let original = FileManager.default.currentDirectoryPath
+        let report = try Queue<String>()
+        // The fork server runs (started here, in the original directory).
+        try joinOrKill(try started(Port6ReportDirectory(report: report), .forkserver))
+        XCTAssertEqual(try report.get(timeout: 10), original)
+        let dir = NSTemporaryDirectory() + "port6-cwd-\(getpid())"
+        XCTAssertEqual(mkdir(dir, 0o700), 0)
+        XCTAssertEqual(chdir(dir), 0)
+        defer {
+            chdir(original)
+            rmdir(dir)
+        }
+        let here = FileManager.default.currentDirectoryPath
+        for method in PortTestCase.methods {
+            try joinOrKill(try started(Port6ReportDirectory(report: report), method))
+            XCTAssertEqual(try report.get(timeout: 10), here, "\(method): a Process child's working directory")
+            try Pool.with(processes: 1, startMethod: method) { pool in
+                XCTAssertEqual(try pool.apply(Port6WorkerDirectory(), 0), here, "\(method): a pool worker's working directory")
+            }
+        }
+    }
+
+    /// Python: every child (a Process or a pool worker, any start method) starts its target
+    /// with `sys.stdin` closed and replaced by `os.devnull` (BaseProcess._bootstrap): a child
+    /// that reads its standard input reads end of file, and the parent's input stays the
+    /// parent's. Before the fix children kept the parent's descriptor 0 and took its input.
+    func testChildrenDoNotReadTheParentsStandardInput() throws {
+        let saved = dup(0)
+        defer {
+            dup2(saved, 0)
+            close(saved)
+        }
+        for method in PortTestCase.methods {
+            var ends: [Int32] = [0, 0]
+            XCTAssertEqual(pipe(&ends), 0)
+            dup2(ends[0], 0)
+            close(ends[0])
+            let line = "parent's input \(method)\n"
+            _ = line.withCString { write(ends[1], $0, strlen($0)) }
+            let report = try Queue<Int>()
+            try joinOrKill(try started(Port6ReadStandardInput(report: report), method))
+            XCTAssertEqual(try report.get(timeout: 10), 0, "\(method): a Process child read the parent's standard input")
+            try Pool.with(processes: 1, startMethod: method) { pool in
+                XCTAssertEqual(try pool.apply(Port6WorkerReadsStandardInput(), 0), 0, "\(method): a pool worker read the parent's standard input")
+            }
+            // What the parent should still find there.
+            var buffer = [UInt8](repeating: 0, count: 256)
+            _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
+            let n = read(0, &buffer, buffer.count)
+            XCTAssertEqual(n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : "", line, "\(method): the parent's input")
+            close(ends[1])
+            dup2(saved, 0)
+        }
+    }
+
+    /// Python: a `.spawn` or `.forkserver` child (a Process or a pool worker) gets the
+    /// parent's `sys.argv` in its preparation data (`spawn.prepare()` sets it), so a target
+    /// that reads the command line sees the program's arguments, as a `.fork` child does.
+    /// Before the fix their `CommandLine.arguments` was the executable's path alone.
+    func testChildrenSeeTheParentsCommandLineArguments() throws {
+        let arguments = CommandLine.arguments
+        XCTAssertGreaterThan(arguments.count, 1, "the test runner passes arguments (the test's name)")
+        for method in PortTestCase.methods {
+            let report = try Queue<[String]>()
+            try joinOrKill(try started(Port6ReportArguments(report: report), method))
+            XCTAssertEqual(try report.get(timeout: 10), arguments, "\(method): a Process child's CommandLine.arguments")
+            try Pool.with(processes: 1, startMethod: method) { pool in
+                XCTAssertEqual(try pool.apply(Port6WorkerArguments(), 0), arguments, "\(method): a pool worker's CommandLine.arguments")
+            }
+        }
+    }
+}
+
+/// Reports the child's working directory.
+struct Port6ReportDirectory: ParallelFunction {
+    var report: Queue<String>
+    func callAsFunction(_: Void) throws { try report.put(FileManager.default.currentDirectoryPath) }
+}
+
+/// The worker's working directory.
+struct Port6WorkerDirectory: ParallelFunction {
+    func callAsFunction(_: Int) -> String { FileManager.default.currentDirectoryPath }
+}
+
+/// Reads its standard input without waiting; the number of bytes read (0 at end of file,
+/// -1 when nothing is there yet).
+func port6ReadStandardInputNow() -> Int {
+    var buffer = [UInt8](repeating: 0, count: 256)
+    _ = fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK)
+    return read(0, &buffer, buffer.count)
+}
+
+/// Reports what reading its standard input gave (port6ReadStandardInputNow).
+struct Port6ReadStandardInput: ParallelFunction {
+    var report: Queue<Int>
+    func callAsFunction(_: Void) throws { try report.put(port6ReadStandardInputNow()) }
+}
+
+/// What reading the worker's standard input gave (port6ReadStandardInputNow).
+struct Port6WorkerReadsStandardInput: ParallelFunction {
+    func callAsFunction(_: Int) -> Int { port6ReadStandardInputNow() }
+}
+
+/// Reports the child's command line.
+struct Port6ReportArguments: ParallelFunction {
+    var report: Queue<[String]>
+    func callAsFunction(_: Void) throws { try report.put(CommandLine.arguments) }
+}
+
+/// The worker's command line.
+struct Port6WorkerArguments: ParallelFunction {
+    func callAsFunction(_: Int) -> [String] { CommandLine.arguments }
+}
