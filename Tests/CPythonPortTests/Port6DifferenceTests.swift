@@ -5,6 +5,9 @@
 // TestStartMethod.test_context / test_set_get (a child of
 //   every start method runs alike; spawn.prepare() chdirs to
 //   the parent's os.getcwd() for spawn and forkserver)      → testForkServerChildrenStartInTheParentsCurrentDirectory
+// _TestQueue.test_put (after puts that raised Full and a
+//   drain, empty() is true; a put that raised Full put
+//   nothing), with items larger than the queue's buffer     → testAPutThatThrewFullLeavesTheQueueEmpty
 // TestStdinBadfiledescriptor (a child's standard input:
 //   BaseProcess._bootstrap closes sys.stdin and opens
 //   os.devnull, pool workers included)                      → testChildrenDoNotReadTheParentsStandardInput
@@ -97,6 +100,31 @@ final class Port6DifferenceTests: PortTestCase {
                 XCTAssertEqual(try pool.apply(Port6WorkerArguments(), 0), arguments, "\(method): a pool worker's CommandLine.arguments")
             }
         }
+    }
+
+    /// Python: a `put` that raises `queue.Full` put nothing (it timed out on the queue's
+    /// semaphore before the item was handed to the feeder), so the queue is as before:
+    /// `empty()` true, its reader not ready for `wait()`. Before the fix a put of an item
+    /// larger than the buffer that timed out in its middle left its first part in the ring
+    /// until a consumer's next `get` dropped it: `isEmpty` was false and `wait(on:)` reported
+    /// the queue ready while `get` found no item (`while !q.isEmpty { try q.get() }` hung).
+    func testAPutThatThrewFullLeavesTheQueueEmpty() throws {
+        let queue = try Queue<[UInt8]>(maxSize: 4, bufferSize: 4096)
+        XCTAssertThrowsError(try queue.put([UInt8](repeating: 1, count: 100_000), timeout: 0.2)) {
+            XCTAssertTrue($0 is Full, "\($0)")
+        }
+        XCTAssertEqual(queue.count, 0)
+        XCTAssertTrue(queue.isEmpty, "isEmpty is false after the only put threw Full")
+        let (ready, elapsed) = timed { Multiprocessing.wait(on: [queue], timeout: 0.3) }
+        XCTAssertTrue(ready.isEmpty, "wait() reported ready a queue without an item (after \(elapsed) s)")
+        // The drain idiom, bounded here: each get it makes because isEmpty is false finds nothing.
+        var fruitless = 0
+        for _ in 0..<3 where !queue.isEmpty {
+            do { _ = try queue.get(timeout: 0.2) } catch is Empty { fruitless += 1 }
+        }
+        XCTAssertEqual(fruitless, 0, "gets made because isEmpty was false found no item")
+        try queue.put([5])
+        XCTAssertEqual(try queue.get(timeout: 1), [5])
     }
 }
 

@@ -25,9 +25,10 @@ import Glibc
 /// one chunk, written once there is room for all of it (a put that times out before has
 /// written nothing). A bigger item streams as several chunks (the first starts with the
 /// item's total length); every chunk but the last leaves 8 bytes free, so that:
-/// - a `put` that times out in the middle of an item writes an `abort` chunk (it always
-///   fits) and throws `Full`: the item is not in the queue, and consumers drop its first
-///   chunks;
+/// - a `put` that times out in the middle of an item throws `Full`: the item is not in the
+///   queue. If no consumer read any of its chunks and none is reading, it takes them back
+///   out of the ring (`takeBack`: the queue is as before the put, as Python's after `Full`);
+///   otherwise it writes an `abort` chunk (it always fits) and consumers drop its chunks;
 /// - a `get` with a timeout collects a multi-chunk item in this process's memory before it
 ///   decodes it. If it times out in the middle, it throws `Empty` and this process keeps
 ///   what it read: the item is *held* by this process (its pid in the header), and the next
@@ -157,7 +158,10 @@ final class QueueCore: @unchecked Sendable {
     var isClosed: Bool { isClosedHere.load(ordering: .relaxed) }
 
     var count: Int { Int(CSystemShims_load_u32_seqcst(reserved)) }
-    var isEmpty: Bool { ring.available == 0 }
+    /// No byte of an item to get: nothing in the ring, or nothing put that was not got
+    /// (what is there is the start of an item whose put timed out, which the next `get`
+    /// drops: a put that threw `Full` put nothing, as in Python).
+    var isEmpty: Bool { ring.available == 0 || count == 0 }
     var isFull: Bool { maxSize > 0 && count >= maxSize }
     var isBroken: Bool { CSystemShims_load_u32_seqcst(broken) != 0 }
 
@@ -249,6 +253,7 @@ final class QueueCore: @unchecked Sendable {
         }
         // Several chunks; each one but the last leaves room for an abort chunk.
         var sent = 0
+        let start = ring.writePosition
         while sent < payload.count {
             let left = payload.count - sent
             let overhead = headerSize + (sent == 0 ? 8 : 0)
@@ -257,8 +262,10 @@ final class QueueCore: @unchecked Sendable {
                 try waitForSpace(wanted, deadline)
             } catch {
                 if sent > 0 {
-                    var abort = QueueCore.abortFlag.littleEndian
-                    withUnsafeBytes(of: &abort) { writeWhole($0) }
+                    if !takeBack(writtenFrom: start) {
+                        var abort = QueueCore.abortFlag.littleEndian
+                        withUnsafeBytes(of: &abort) { writeWhole($0) }
+                    }
                     CSystemShims_store_u32_seqcst(producerWriting, 0)
                 }
                 throw error
@@ -279,6 +286,27 @@ final class QueueCore: @unchecked Sendable {
         }
         CSystemShims_store_u32_seqcst(producerWriting, 0)
         placed = true
+    }
+
+    /// A put that timed out in the middle of its item takes the chunks it wrote back out of
+    /// the ring when no consumer read any of them and none is reading (the consumer mutex
+    /// free, no partly read item held): the queue is then as if the put never began — its
+    /// chunks take no room that only a consumer could free, and `isEmpty` and `wait(on:)`
+    /// see nothing. Otherwise (false) an abort chunk tells the consumers to drop them.
+    /// Producer mutex held.
+    private func takeBack(writtenFrom start: UInt64) -> Bool {
+        guard ring.readPosition == start, let locked = try? consumerMutex.lock(timeout: 0), locked != .timedOut else {
+            return false
+        }
+        defer { try? consumerMutex.unlock() }
+        if locked == .acquiredFromDeadOwner {
+            // As a consumer that finds it so (`lockConsumer`).
+            if CSystemShims_load_u32_seqcst(consumerReading) != 0 { markBroken() }
+            return false
+        }
+        guard ring.readPosition == start, CSystemShims_load_u32_seqcst(holder) == 0 else { return false }
+        ring.read(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), skipping: Int(ring.writePosition &- start))
+        return true
     }
 
     /// Writes `part`, for which there is room (producer mutex held).
