@@ -2,6 +2,9 @@
 // Lib/test/_test_multiprocessing.py, each fixed: every test failed before its fix.
 //
 // CPython test                                            → Swift test (Port6DifferenceTests)
+// TestWait.test_wait_integer / _TestProcess.test_sentinel
+//   (a sentinel that wait() reports ready belongs to a
+//   process that has ended: exitcode set, not alive)       → testAProcessThatWaitReportsEndedHasItsExitCode
 // TestStartMethod.test_context / test_set_get (a child of
 //   every start method runs alike; spawn.prepare() chdirs to
 //   the parent's os.getcwd() for spawn and forkserver)      → testForkServerChildrenStartInTheParentsCurrentDirectory
@@ -125,6 +128,42 @@ final class Port6DifferenceTests: PortTestCase {
         XCTAssertEqual(fruitless, 0, "gets made because isEmpty was false found no item")
         try queue.put([5])
         XCTAssertEqual(try queue.get(timeout: 1), [5])
+    }
+
+    /// Python: once `wait([p.sentinel])` returns it, the child has ended: `p.exitcode` is
+    /// its status and `p.is_alive()` is false (both poll waitpid(WNOHANG), which sees the
+    /// zombie the sentinel announced). Before the fix `wait(on: [p])` returned a `.spawn`
+    /// child (its pidfd readable) while `exitCode` was still nil and `isAlive` true until
+    /// the supervisor thread reaped it, and `close()` threw `.stillRunning`.
+    func testAProcessThatWaitReportsEndedHasItsExitCode() throws {
+        try forEachMethod { method in
+            var stale: [String] = []
+            for round in 0..<20 {
+                let p = try started(SleepFor(seconds: 0.05), method)
+                let ready = Multiprocessing.wait(on: [p], timeout: 30)
+                XCTAssertEqual(ready.count, 1, "\(method)")
+                let code = p.exitCode
+                let alive = p.isAlive
+                var closeError = ""
+                do {
+                    try p.close()
+                } catch let error as ProcessError {
+                    closeError = ", close() threw .\(error.code)"
+                } catch {
+                    closeError = ", close() threw \(error)"
+                }
+                if code == nil || alive || !closeError.isEmpty {
+                    let start = monotonicNow()
+                    while p.exitCode == nil && monotonicNow() - start < 5 { sched_yield() }
+                    stale.append(
+                        "round \(round): exitCode \(String(describing: code)), isAlive \(alive), "
+                            + "exit code seen \(Int((monotonicNow() - start) * 1e6)) µs later\(closeError)")
+                }
+                if closeError.isEmpty { XCTAssertEqual(p.exitCode, 0) } else { try joinOrKill(p); try p.close() }
+                XCTAssertEqual(p.exitCode, 0)
+            }
+            XCTAssertEqual(stale, [], "\(method): wait() reported ended processes without an exit code")
+        }
     }
 }
 

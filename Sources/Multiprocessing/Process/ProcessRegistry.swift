@@ -66,14 +66,31 @@ final class ProcessState: @unchecked Sendable {
         }
     }
 
-    /// Reaps the child if it ended (a self-reaping state; no wait). Returns whether it ended.
+    /// Whether the child ended, without waiting: a self-reaping state reaps it; another one
+    /// reads its status without reaping it (`WNOWAIT`: the supervisor thread reaps), so that
+    /// once its sentinel is readable (`wait(on:)`), `exitCode` and `isAlive` say it ended,
+    /// as Python's do. Returns whether it ended.
     @discardableResult
     func poll() -> Bool {
         let (ended, changed) = lock.withLock { () -> (Bool, Bool) in
             if exit != nil { return (true, false) }
-            guard reaps, pidfd >= 0 else { return (false, false) }
+            guard pidfd >= 0 else { return (false, false) }
             var status: Int32 = 0
             var child: pid_t = 0
+            guard reaps else {
+                guard CSystemShims_waitid_pidfd(pidfd, WNOHANG | WNOWAIT, &status, &child) == 0 else {
+                    guard errno == ECHILD else { return (false, false) }
+                    // The supervisor reaped it just now: its report (`ended`) is on its way.
+                    let deadline = monotonicNanoseconds() &+ 1_000_000_000
+                    while exit == nil, monotonicNanoseconds() < deadline { lock.wait(until: deadline) }
+                    return (exit != nil, false)
+                }
+                guard child != 0 else { return (false, false) }
+                exit = ChildExit(waitStatus: status)
+                signalEnd()
+                lock.broadcast()
+                return (true, true)
+            }
             if CSystemShims_waitid_pidfd(pidfd, WNOHANG, &status, &child) == 0 {
                 if child == 0 { return (false, false) } // still running
                 exit = ChildExit(waitStatus: status)
