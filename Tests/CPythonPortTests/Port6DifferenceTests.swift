@@ -8,6 +8,9 @@
 // TestStartMethod.test_context / test_set_get (a child of
 //   every start method runs alike; spawn.prepare() chdirs to
 //   the parent's os.getcwd() for spawn and forkserver)      → testForkServerChildrenStartInTheParentsCurrentDirectory
+// lock_tests EventTests.test_set_and_clear (gh-57711), with
+//   _test_multiprocessing's 'manager' type: Manager().Event()
+//   is a threading.Event in the server                     → testManagerEventSetThenClearWakesItsWaiters
 // _TestQueue.test_put (after puts that raised Full and a
 //   drain, empty() is true; a put that raised Full put
 //   nothing), with items larger than the queue's buffer     → testAPutThatThrewFullLeavesTheQueueEmpty
@@ -164,6 +167,31 @@ final class Port6DifferenceTests: PortTestCase {
             }
             XCTAssertEqual(stale, [], "\(method): wait() reported ended processes without an exit code")
         }
+    }
+
+    /// Python: `Manager().Event()` is a `threading.Event` in the server, and a proxy's
+    /// `wait()` blocks in the server's thread for that connection; `set()` wakes every waiter
+    /// and their `wait` returns True even when `clear()` follows at once (lock_tests'
+    /// test_set_and_clear, gh-57711). Before the fix `EventProxy.wait` polled `isSet`: a
+    /// set() followed by clear() between two polls was never seen, and every waiter slept to
+    /// its timeout and returned false.
+    func testManagerEventSetThenClearWakesItsWaiters() throws {
+        let manager = try Manager()
+        defer { manager.shutdown() }
+        let event = try manager.event()
+        let results = Port6Log<String>()
+        let threads = (0..<3).map { _ in
+            TestThread {
+                let (woken, elapsed) = try timed { try event.wait(timeout: 3) }
+                results.append("\(woken) after \(String(format: "%.2f", elapsed)) s")
+            }
+        }
+        usleep(500_000) // the waiters are waiting (a proxy's waiter cannot be counted)
+        try event.set()
+        try event.clear()
+        for t in threads { XCTAssertTrue(try t.wait(20)) }
+        let woken = results.all.filter { $0.hasPrefix("true") }
+        XCTAssertEqual(woken.count, 3, "set() then clear() woke \(woken.count) of 3 waiters: \(results.all)")
     }
 }
 

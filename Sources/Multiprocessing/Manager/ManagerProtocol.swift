@@ -18,7 +18,7 @@ enum ManagerOperation: UInt8 {
     case shutdown = 40
     case queuePut = 50, queueGet, queueCount, queueTaskDone, queueJoin
     case lockAcquire = 60, lockRelease, lockIsLocked
-    case eventSet = 70, eventClear, eventIsSet
+    case eventSet = 70, eventClear, eventIsSet, eventWaitStep
     case valueGet = 80, valueSet
     case semaphoreAcquire = 90, semaphoreRelease, semaphoreValue
     case rlockAcquire = 100, rlockRelease, rlockState

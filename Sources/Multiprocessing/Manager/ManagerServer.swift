@@ -27,8 +27,9 @@ enum ManagerServer {
         case queue(ManagerQueue)
         /// A lock: whether it is held (by anyone: as Python's manager locks, not owned).
         case lock(Bool)
-        /// An event: whether it is set.
-        case event(Bool)
+        /// An event: whether it is set, and how many times `set()` was called (a waiter that saw the
+        /// count change was woken, also by a `set()` that a `clear()` followed at once).
+        case event(isSet: Bool, sets: UInt64)
         case value([UInt8])
         /// A semaphore's value, and its bound for a bounded one (the value it started at).
         case semaphore(value: Int, bound: Int?)
@@ -219,7 +220,7 @@ enum ManagerServer {
                         objects[nextID] = .queue(ManagerQueue(maxSize: Int(maxSize)))
                     case .createLock: objects[nextID] = .lock(false)
                     case .createSet: objects[nextID] = .set([])
-                    case .createEvent: objects[nextID] = .event(false)
+                    case .createEvent: objects[nextID] = .event(isSet: false, sets: 0)
                     case .createRLock: objects[nextID] = .rlock(owner: 0, count: 0)
                     case .createSemaphore:
                         let value = try reader.read(UInt64.self)
@@ -522,11 +523,21 @@ enum ManagerServer {
                         writer.write(UInt64(barrier.waiting))
                         writer.write(UInt8(barrier.broken ? 1 : 0))
                     }
-                case .eventSet, .eventClear, .eventIsSet:
-                    guard case .event(let isSet)? = objects[id] else { fail(.invalid); return false }
-                    if operation != .eventIsSet { objects[id] = .event(operation == .eventSet) }
+                case .eventSet, .eventClear, .eventIsSet, .eventWaitStep:
+                    guard case .event(let isSet, let sets)? = objects[id] else { fail(.invalid); return false }
+                    switch operation {
+                    case .eventSet: objects[id] = .event(isSet: true, sets: sets &+ 1)
+                    case .eventClear: objects[id] = .event(isSet: false, sets: sets)
+                    default: break
+                    }
                     writer.write(ManagerStatus.ok.rawValue)
                     if operation == .eventIsSet { writer.write(isSet ? UInt8(1) : 0) }
+                    if operation == .eventWaitStep {
+                        // [UInt64 sets seen, or UInt64.max at the first step] → woken, sets now.
+                        let seen = try reader.read(UInt64.self)
+                        writer.write(isSet || (seen != .max && seen != sets) ? UInt8(1) : 0)
+                        writer.write(sets)
+                    }
                 case .valueGet, .valueSet:
                     guard case .value(let value)? = objects[id] else { fail(.invalid); return false }
                     if operation == .valueSet {

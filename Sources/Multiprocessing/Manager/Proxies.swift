@@ -273,8 +273,15 @@ public struct EventProxy: Codable, Sendable {
 
     /// Waits until the event is set; false if `timeout` seconds passed first.
     public func wait(timeout: Double? = nil) throws -> Bool {
-        try ProxyCall.retry(timeout: timeout) { deadline in
-            try ProxyCall.perform(address, id, .eventIsSet, deadline: deadline) { _ in }.1.first == 1
+        // Each step says whether the event is set, or was set since the first step (a `set()`
+        // followed at once by `clear()` wakes every waiter, as Python's `Event` does).
+        var seen = UInt64.max
+        return try ProxyCall.retry(timeout: timeout) { deadline in
+            let answer = try ProxyCall.perform(address, id, .eventWaitStep, deadline: deadline) { $0.write(seen) }.1
+            guard answer.count == 9 else { throw ManagerError(.unavailable, "the manager sent an unreadable event answer") }
+            if answer[0] == 1 { return true }
+            if seen == .max { seen = answer[1...].withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) } }
+            return false
         }
     }
 }
