@@ -5,6 +5,9 @@
 // TestWait.test_wait_integer / _TestProcess.test_sentinel
 //   (a sentinel that wait() reports ready belongs to a
 //   process that has ended: exitcode set, not alive)       → testAProcessThatWaitReportsEndedHasItsExitCode
+// _TestProcess.test_recursion (children of children) with
+//   default names: Python's are 'Process-1:2' (its
+//   _identity), unique in the tree                          → testDefaultNamesOfNestedChildrenAreUnique
 // TestStartMethod.test_context / test_set_get (a child of
 //   every start method runs alike; spawn.prepare() chdirs to
 //   the parent's os.getcwd() for spawn and forkserver)      → testForkServerChildrenStartInTheParentsCurrentDirectory
@@ -193,6 +196,28 @@ final class Port6DifferenceTests: PortTestCase {
         let woken = results.all.filter { $0.hasPrefix("true") }
         XCTAssertEqual(woken.count, 3, "set() then clear() woke \(woken.count) of 3 waiters: \(results.all)")
     }
+
+    /// Python names a child `Process-N` and a child's children `Process-N:1`, `Process-N:2`…
+    /// (BaseProcess.__init__ joins `_identity`), so default names are unique across the tree
+    /// and say where a process sits. Before the fix every process counted on its own from its
+    /// copy of a global counter: a forked child's children continued the parent's count
+    /// (colliding with the parent's later children), a spawned or fork-server child's
+    /// children started again at `Process-1`.
+    func testDefaultNamesOfNestedChildrenAreUnique() throws {
+        try forEachMethod { method in
+            let report = try Queue<String>()
+            let p = Multiprocessing.Process(target: Port6ReportNames(report: report, depth: 0), startMethod: method)
+            try p.start()
+            try joinOrKill(p, 60)
+            var names: [String] = []
+            while let name = try? report.get(timeout: 0.2) { names.append(name) }
+            XCTAssertEqual(names.count, 7, "\(method): \(names)")
+            XCTAssertEqual(Set(names).count, names.count, "\(method): default names repeat in the tree: \(names)")
+            XCTAssertTrue(
+                names.dropFirst().allSatisfy { $0.hasPrefix(p.name + ":") },
+                "\(method): names of \(p.name)'s descendants: \(names)")
+        }
+    }
 }
 
 /// Reports the child's working directory.
@@ -234,4 +259,20 @@ struct Port6ReportArguments: ParallelFunction {
 /// The worker's command line.
 struct Port6WorkerArguments: ParallelFunction {
     func callAsFunction(_: Int) -> [String] { CommandLine.arguments }
+}
+
+/// Reports its name, then (above depth 2) starts two children with default names, one after
+/// the other (CPython's `_test_recursion`).
+struct Port6ReportNames: ParallelFunction {
+    var report: Queue<String>
+    var depth: Int
+    func callAsFunction(_: Void) throws {
+        try report.put(Multiprocessing.currentProcess.name)
+        guard depth < 2 else { return }
+        for _ in 0..<2 {
+            let child = Multiprocessing.Process(target: Port6ReportNames(report: report, depth: depth + 1))
+            try child.start()
+            try child.join()
+        }
+    }
 }

@@ -50,6 +50,7 @@ enum CurrentProcess {
     private static let lock = ConditionLock(resetInForkedChild: true)
     nonisolated(unsafe) private static var childName: String?
     nonisolated(unsafe) private static var childDaemon = false
+    nonisolated(unsafe) private static var childOrdinal = ""
     /// Set in a child right after `ChildLauncher.fork`: the process it was forked from, and
     /// the pid of the child it was recorded in (a record inherited by a further fork that did
     /// not go through `ChildLauncher.fork` — the fork server's — is not its parent).
@@ -135,11 +136,20 @@ enum CurrentProcess {
 
     /// Marks this process as a child named `name`. Its parent is the process it was forked
     /// from by `ChildLauncher.fork`, or else the one named in `parentVariable` (`parent`).
-    static func becomeChild(named name: String, daemon: Bool) {
+    /// `ordinal`: its place among the program's `Process`es ("" for a pool worker).
+    static func becomeChild(named name: String, daemon: Bool, ordinal: String = "") {
         lock.withLock {
             childName = name
             childDaemon = daemon
+            childOrdinal = ordinal
         }
+    }
+
+    /// This process's place among the program's processes, as Python's `_identity`: "" in
+    /// the main program (and a pool worker), "3" in its third `Process`, "3:1" in that one's
+    /// first. A new `Process` appends its number (`Process.ordinal`).
+    static var ordinal: String {
+        lock.withLock { childName == nil ? "" : childOrdinal }
     }
 
     private static func parseParent(_ text: String) -> ProcessIdentity? {

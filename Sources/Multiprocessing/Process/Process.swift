@@ -44,7 +44,9 @@ import Glibc
 /// With Foundation imported, `Process` also names `Foundation.Process`: write
 /// `Multiprocessing.Process` then.
 public final class Process: @unchecked Sendable {
-    /// The process's name: `Process-N` unless given. The child sees it as
+    /// The process's name: unless given, `Process-N` for the N-th created in the main
+    /// program and `Process-N:M` for the M-th created in that one (as Python names them:
+    /// unique among the program's processes). The child sees it as
     /// `Multiprocessing.currentProcess.name`.
     public let name: String
     /// Whether the child is terminated, rather than waited for, when this program exits.
@@ -71,7 +73,25 @@ public final class Process: @unchecked Sendable {
 
     private enum Lifecycle: Sendable { case created, started, closed }
 
+    /// The `Process`es created in this process so far (high 32 bits: the pid they were
+    /// counted in; a child counts its own from 1, as Python's do).
     private static let counter = Atomic<Int>(0)
+
+    /// The next number of a `Process` created in this process: 1, 2, … (again from 1 in a child).
+    private static func nextNumber() -> Int {
+        let pid = Int(getpid())
+        var seen = counter.load(ordering: .relaxed)
+        while true {
+            let next = seen >> 32 == pid ? seen + 1 : pid << 32 | 1
+            let (exchanged, original) = counter.compareExchange(expected: seen, desired: next, ordering: .relaxed)
+            if exchanged { return next & 0xFFFF_FFFF }
+            seen = original
+        }
+    }
+
+    /// Where it sits among the program's processes, as Python's `_identity`: its number in
+    /// its parent, after its parent's own (`CurrentProcess.ordinal`): "2", "2:1", …
+    let ordinal: String
 
     /// Whether the child's output lines are tagged (`tagOutput:` of `init`).
     private let tagOutput: Bool?
@@ -94,7 +114,11 @@ public final class Process: @unchecked Sendable {
     ) {
         self.tagOutput = tagOutput
         self.launcher = Mutex(Launcher(target: target, call: { try target(()) }))
-        self.name = name ?? "Process-\(Process.counter.add(1, ordering: .relaxed).newValue)"
+        let parent = CurrentProcess.ordinal
+        let number = Process.nextNumber()
+        self.ordinal = parent.isEmpty ? "\(number)" : "\(parent):\(number)"
+        // Unique among the program's processes: Process-2, and Process-2:1 for its first child.
+        self.name = name ?? "Process-\(ordinal)"
         let daemon = daemon ?? Multiprocessing.currentProcess.daemon
         self.daemon = daemon
         self.startMethod = startMethod
@@ -141,7 +165,7 @@ public final class Process: @unchecked Sendable {
         } catch {
             throw ProcessError(.encoding, "cannot encode the target \(String(reflecting: F.self)) of process \(name): \(error)")
         }
-        let payload = ProcessPayload(typeName: typeName, name: name, daemon: daemon, target: bytes)
+        let payload = ProcessPayload(typeName: typeName, name: name, daemon: daemon, ordinal: ordinal, target: bytes)
         let state = self.state
         ProcessRegistry.add(state, process: self)
         // Encoded all the same: the encode checks that the target may reach a child

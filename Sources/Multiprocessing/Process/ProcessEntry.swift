@@ -18,7 +18,7 @@ enum ProcessEntry {
             return 71
         }
         guard let type = FunctionIdentity.resolve(payload.typeName) else {
-            CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon)
+            CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon, ordinal: payload.ordinal)
             printError(
                 "Process \(payload.name): the target type \(FunctionIdentity.readableName(payload.typeName)) cannot be "
                     + "found by name; declare it internal or public at file scope")
@@ -34,7 +34,7 @@ enum ProcessEntry {
         payload: ProcessPayload, control: Int32,
         decode: (inout WireReader) throws -> any ParallelFunction
     ) -> Int32 {
-        CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon)
+        CurrentProcess.becomeChild(named: payload.name, daemon: payload.daemon, ordinal: payload.ordinal)
         let function: any ParallelFunction
         do {
             let inbox = control >= 0 ? DescriptorInbox(socket: control) : nil

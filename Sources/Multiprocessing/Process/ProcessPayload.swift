@@ -12,6 +12,8 @@ struct ProcessPayload {
     var typeName: String
     var name: String
     var daemon: Bool
+    /// Where the child sits among the program's processes (`Process.ordinal`).
+    var ordinal: String
     var target: [UInt8]
 
     /// A sealed-size memfd holding the payload.
@@ -21,6 +23,7 @@ struct ProcessPayload {
         writer.write(typeName)
         writer.write(name)
         writer.write(daemon)
+        writer.write(ordinal)
         target.withUnsafeBytes { writer.writeLengthPrefixed($0) }
         let region = try SharedRegion(size: writer.count, name: "swiftmp-process")
         writer.bytes.withUnsafeBytes { region.base.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
@@ -36,13 +39,15 @@ struct ProcessPayload {
         typeName = try reader.read(String.self)
         name = try reader.read(String.self)
         daemon = try reader.read(Bool.self)
+        ordinal = try reader.read(String.self)
         target = Array(try reader.readLengthPrefixed())
     }
 
-    init(typeName: String, name: String, daemon: Bool, target: [UInt8]) {
+    init(typeName: String, name: String, daemon: Bool, ordinal: String, target: [UInt8]) {
         self.typeName = typeName
         self.name = name
         self.daemon = daemon
+        self.ordinal = ordinal
         self.target = target
     }
 }
