@@ -157,9 +157,13 @@ final class ManagerConnection: @unchecked Sendable {
             + "it is shutting down, or its owner is exiting"
     }
 
+    /// The socket's descriptor (tests).
+    var descriptorForTests: Int32 { socket.fd }
+
     deinit {
-        // A forked child closes only its copy of the descriptor; the parent's stays open.
-        systemClose(socket.fd)
+        // Only where it was opened: in a forked child that replaced the inherited connection
+        // (`to`), its number is already another descriptor's — often the new connection's.
+        closeIfOpenedHere(socket.fd, owner: owner)
     }
 
     /// Sends a request and returns the reply's status and the rest of the reply. With a

@@ -27,12 +27,16 @@ final class ProcessState: @unchecked Sendable {
 
     deinit { releaseDescriptors() }
 
+    /// The process that started the child (its descriptors are open there only).
+    private let owner = getpid()
+
     /// Closes the pidfd and the sentinel's eventfd (`Process.close()`); the child must have
-    /// ended (been reaped) already.
+    /// ended (been reaped) already. In a forked child that inherited this state (and drops it,
+    /// `ProcessRegistry.add`) they are not its own: nothing is closed.
     func releaseDescriptors() {
         lock.withLock {
-            systemClose(pidfd)
-            systemClose(endSignal)
+            closeIfOpenedHere(pidfd, owner: owner)
+            closeIfOpenedHere(endSignal, owner: owner)
             pidfd = -1
             endSignal = -1
         }

@@ -50,6 +50,15 @@ func syscallRetrying<T: FixedWidthInteger>(_ call: String, _ body: () -> T) thro
     }
 }
 
+/// Closes `fd` if this process is `owner`, the one that opened it. A forked child inherits
+/// its parent's objects but not their descriptors (it closes those at its start, and their
+/// numbers soon name its own files): an inherited object dropped there (a replaced manager
+/// connection or fork server, a forgotten process) closes nothing.
+@inline(__always)
+func closeIfOpenedHere(_ fd: Int32, owner: pid_t) {
+    if owner == getpid() { systemClose(fd) }
+}
+
 /// Closes a descriptor, ignoring `EINTR` on purpose (Linux closes the descriptor anyway;
 /// retrying could close a descriptor another thread just opened).
 @inline(__always)

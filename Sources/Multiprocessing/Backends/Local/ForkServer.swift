@@ -83,7 +83,8 @@ final class ForkServer: @unchecked Sendable {
         }
     }
 
-    deinit { systemClose(socket) }
+    /// Closes nothing in a forked child that replaced the inherited server (`shared()`).
+    deinit { closeIfOpenedHere(socket, owner: owner) }
 
     /// This process's working directory ("" if it cannot be read).
     static func currentDirectory() -> String {

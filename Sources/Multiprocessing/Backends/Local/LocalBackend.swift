@@ -14,6 +14,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     let canReplaceWorkers = true
     let lateReplyBytes: Int? = nil
     let method: StartMethod
+    /// The process that runs the pool (its workers and descriptors are its own).
+    private let owner = getpid()
     private let region: SharedRegion
     private let layout: PoolRegion
     private let parentPID = getpid()
@@ -541,8 +543,12 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     deinit {
-        for pid in endedLock.withLock({ Array(live) }) { CrashReports.kill(worker: pid) }
-        for slot in slots where slot.control >= 0 { systemClose(slot.control) }
+        // A forked child that drops a pool it inherited neither kills its parent's workers
+        // nor closes descriptors by their numbers (its own by now).
+        if owner == getpid() {
+            for pid in endedLock.withLock({ Array(live) }) { CrashReports.kill(worker: pid) }
+            for slot in slots where slot.control >= 0 { systemClose(slot.control) }
+        }
         outboundFlags.deallocate()
     }
 }
