@@ -446,6 +446,30 @@ final class ServedObjectTests: XCTestCase {
         XCTAssertEqual(registry.parkedCount(queue), 0)
     }
 
+    /// A condition waiter whose process ended leaves the line: the next `notify(n: 1)` wakes
+    /// a live waiter (the fault probe's `condkill`: it went to the dead one, and the live
+    /// waiter slept to its timeout).
+    func testADeadConditionWaiterLeavesTheLine() throws {
+        let registry = MPIObjectRegistry()
+        let lock = registry.add(ServedLock(recursive: false))
+        let lockState = try registry.withState(lock, as: ServedLock.self) { $0 }
+        let condition = registry.add(ServedCondition(lock: lockState))
+        let dead = ObjectRequester.id(rank: 1, local: 0x0001_0001), live = ObjectRequester.id(rank: 1, local: 0x0001_0002)
+        for process in [dead, live] {
+            send(registry, remote(ServedLock.self, lock, .acquire), from: process)
+            XCTAssertEqual(decode(ServedLock.self, registry.takeReplies()[0].bytes).reply, .done)
+            send(registry, remote(ServedCondition.self, condition, .wait), from: process)
+            XCTAssertFalse(registry.hasReplies, "the waiter parks")
+        }
+        registry.dropProcesses { $0 == dead }
+        XCTAssertEqual(registry.takeReplies().map(\.rank), [dead], "the dead one's request is answered (failed)")
+        XCTAssertEqual(try registry.perform(lock, ServedLock.self, .acquire, from: .currentThread, deadline: nil), .done)
+        XCTAssertEqual(try registry.perform(condition, ServedCondition.self, .notify(1), from: .currentThread, deadline: nil), .done)
+        let woken = registry.takeReplies()
+        XCTAssertEqual(woken.map(\.rank), [live], "notify(1) went to the live waiter")
+        XCTAssertEqual(woken.first.flatMap { decode(ServedCondition.self, $0.bytes).reply }, .woken(true))
+    }
+
     func testTimeoutsOfParkedRequests() throws {
         let registry = MPIObjectRegistry()
         let id = registry.add(ServedQueue(maxSize: 0))

@@ -323,6 +323,7 @@ final class MPIObjectRegistry: @unchecked Sendable {
                 // Answered all the same: the rank that relayed it counts on one answer per
                 // request (`RelayedObjectRequests`), and drops this one.
                 replies.append((rank, MPIObjectProtocol.failure(.failed, Self.requesterEnded, local: entry.requester.local)))
+                entry.abandon()
                 objects[entry.id]?.parked -= 1
                 touched.append(entry.id)
                 return true
@@ -422,6 +423,8 @@ protocol ParkedRequest: AnyObject {
     func retry() -> (rank: Int, bytes: [UInt8])??
     /// The deadline passed (a worker's request): the reply to send.
     func expire() -> (rank: Int, bytes: [UInt8])
+    /// Its process ended: the state forgets it (`ServedState.abandon`).
+    func abandon()
 }
 
 final class Parked<S: ServedState>: ParkedRequest {
@@ -455,4 +458,6 @@ final class Parked<S: ServedState>: ParkedRequest {
     func expire() -> (rank: Int, bytes: [UInt8]) {
         (rank ?? 0, MPIObjectRegistry.encode(S.self, state.expire(request, from: requester), local: requester.local))
     }
+
+    func abandon() { state.abandon(request, from: requester) }
 }

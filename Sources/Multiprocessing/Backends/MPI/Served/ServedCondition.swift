@@ -60,6 +60,12 @@ final class ServedCondition: ServedState {
         return .woken(false)
     }
 
+    func abandon(_ request: Request, from _: Requester) {
+        guard case .waiting(let token) = request else { return }
+        waiters.removeAll { $0 == token }
+        notified.remove(token)
+    }
+
     static func encode(_ request: Request, into writer: inout WireWriter) {
         switch request {
         case .wait, .waiting: writer.write(UInt8(0))

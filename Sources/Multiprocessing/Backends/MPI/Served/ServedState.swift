@@ -76,6 +76,11 @@ protocol ServedState: AnyObject {
     /// lock) is let go when its end is reported (`processesEnded`).
     func undo(_ request: Request, _ reply: Reply, from requester: Requester)
 
+    /// A request parked by a process that ended (`MPIObjectRegistry.dropProcesses`): nobody
+    /// waits for its answer any more. The state forgets what the request holds in it (a
+    /// condition's waiter leaves the line, so that a notify goes to a live one).
+    func abandon(_ request: Request, from requester: Requester)
+
     static func encode(_ request: Request, into writer: inout WireWriter)
     static func decodeRequest(_ reader: inout WireReader) throws(WireError) -> Request
     static func encode(_ reply: Reply, into writer: inout WireWriter)
@@ -86,6 +91,7 @@ extension ServedState {
     var keepsAlive: Bool { false }
     func processesEnded(_: (Int) -> Bool) -> Bool { false }
     func undo(_: Request, _: Reply, from _: Requester) {}
+    func abandon(_: Request, from _: Requester) {}
 }
 
 /// The kinds on the wire (a request names its object's kind; a mismatch is another build).
