@@ -51,28 +51,9 @@ final class InheritedDescriptorTests: TimeLimitedTestCase {
         defer { manager.shutdown() }
         // Held by this process's connection registry only (as a worker inherits it).
         let number = try ManagerConnection.to(manager.address).descriptorForTests
-        var ends: [Int32] = [0, 0]
-        XCTAssertEqual(pipe(&ends), 0)
-        defer {
-            close(ends[0])
-            close(ends[1])
+        let outcome = inForkedChildReusing(number) {
+            (try? ManagerConnection.to(manager.address)) == nil ? 2 : 1
         }
-        let pid = fork()
-        if pid == 0 {
-            // As a child's start does: the inherited descriptor closes, its number is reused.
-            let null = open("/dev/null", O_RDONLY)
-            dup2(null, number)
-            close(null)
-            var outcome: UInt8 = 1
-            if (try? ManagerConnection.to(manager.address)) == nil { outcome = 2 }
-            if fcntl(number, F_GETFD) < 0 { outcome = 3 }
-            _ = write(ends[1], &outcome, 1)
-            _exit(0)
-        }
-        var status: Int32 = 0
-        XCTAssertEqual(waitpid(pid, &status, 0), pid)
-        var outcome: UInt8 = 0
-        XCTAssertEqual(read(ends[0], &outcome, 1), 1)
         XCTAssertEqual(outcome, 1, outcome == 3 ? "dropping the inherited connection closed the child's descriptor" : "no new connection")
     }
 
@@ -81,6 +62,17 @@ final class InheritedDescriptorTests: TimeLimitedTestCase {
     func testARegionInheritedByAForkedChildClosesNoDescriptorOfIts() throws {
         var region: SharedRegion? = try SharedRegion(size: 4096, name: "swiftmp-test")
         let number = region?.descriptor ?? -1
+        let outcome = inForkedChildReusing(number) {
+            region = nil // the parent's object, inherited, goes here
+            return 1
+        }
+        XCTAssertEqual(outcome, 1, outcome == 3 ? "the inherited region closed the child's descriptor" : "setup: \(outcome)")
+    }
+
+    /// Forks a child that does what a child's start does — the inherited descriptor `number`
+    /// closes and the number is reused (/dev/null) — then runs `body`; returns `body`'s
+    /// outcome, or 3 if `number` was closed meanwhile.
+    private func inForkedChildReusing(_ number: Int32, _ body: () -> UInt8) -> UInt8 {
         var ends: [Int32] = [0, 0]
         XCTAssertEqual(pipe(&ends), 0)
         defer {
@@ -89,12 +81,11 @@ final class InheritedDescriptorTests: TimeLimitedTestCase {
         }
         let pid = fork()
         if pid == 0 {
-            // As a child's start does: the inherited descriptor is closed, its number reused.
-            close(number)
-            let reused = open("/dev/null", O_RDONLY)
-            var outcome: UInt8 = reused == number ? 1 : 2
-            region = nil // the parent's object, inherited, goes here
-            if fcntl(number, F_GETFD) < 0 { outcome = 3 } // closed by the inherited region
+            let null = open("/dev/null", O_RDONLY)
+            dup2(null, number)
+            close(null)
+            var outcome = body()
+            if fcntl(number, F_GETFD) < 0 { outcome = 3 }
             _ = write(ends[1], &outcome, 1)
             _exit(0)
         }
@@ -102,6 +93,6 @@ final class InheritedDescriptorTests: TimeLimitedTestCase {
         XCTAssertEqual(waitpid(pid, &status, 0), pid)
         var outcome: UInt8 = 0
         XCTAssertEqual(read(ends[0], &outcome, 1), 1)
-        XCTAssertEqual(outcome, 1, outcome == 3 ? "the inherited region closed the child's descriptor" : "setup: \(outcome)")
+        return outcome
     }
 }
