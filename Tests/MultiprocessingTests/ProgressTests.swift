@@ -17,6 +17,7 @@ final class UpdateLog: @unchecked Sendable {
     private var updates: [ProgressUpdate] = []
     func append(_ update: ProgressUpdate) { lock.withLock { updates.append(update) } }
     var all: [ProgressUpdate] { lock.withLock { updates } }
+    func removeAll() { lock.withLock { updates.removeAll() } }
 }
 
 /// Runs `body` with standard error sent to `descriptor`; returns when it returns.
@@ -61,6 +62,22 @@ final class ProgressTests: TimeLimitedTestCase {
         XCTAssertEqual(finals[2].total, 50, "an imap's total is known once its sequence ends")
         let second = log.all.filter { $0.total == 300 }
         XCTAssertEqual(second.map(\.done), second.map(\.done).sorted(), "done never goes back")
+    }
+
+    /// The last report is out before the call returns (as a bar's last line is before the
+    /// program's next one): the soak run saw `isFinal` arrive after `map` returned in a
+    /// quarter to two thirds of its rounds.
+    func testTheFinalReportComesBeforeTheCallReturns() throws {
+        let log = UpdateLog()
+        try Pool.with(processes: 2) { pool in
+            for round in 0..<40 {
+                _ = try pool.map(Square(), 0..<200, chunkSize: 10, progress: .callback { log.append($0) })
+                XCTAssertEqual(log.all.filter(\.isFinal).count, 1, "round \(round): map returned before its final report")
+                _ = try pool.mapAsync(Square(), 0..<50, progress: .callback { log.append($0) }).get(timeout: 30)
+                XCTAssertEqual(log.all.filter(\.isFinal).count, 2, "round \(round): mapAsync's get returned first")
+                log.removeAll()
+            }
+        }
     }
 
     func testLinesInAFileAndABarOnATerminal() throws {

@@ -52,9 +52,15 @@ class Job: @unchecked Sendable {
     var function: FunctionDefinition
     let options: TaskOptions
     /// Set when the job needs nothing more (done, failed or cancelled). Engine thread only;
-    /// other threads read `isFinished`.
+    /// other threads read `isFinished`. Its progress's last report goes out here, before the
+    /// caller is given the outcome (the call returns after it, as a bar's last line comes
+    /// before the program's next one).
     @exclusivity(unchecked) var finished = false {
-        didSet { if finished { finishedFlag.store(true, ordering: .releasing) } }
+        didSet {
+            guard finished else { return }
+            progress?.finish()
+            finishedFlag.store(true, ordering: .releasing)
+        }
     }
     private let finishedFlag = Atomic<Bool>(false)
     /// `finished`, for any thread (a result stream's owner, when it drops the stream).
