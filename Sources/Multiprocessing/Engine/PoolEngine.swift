@@ -442,10 +442,8 @@ final class PoolEngine: @unchecked Sendable {
 
     private func retireFinishedJobs() -> Bool {
         guard jobs.contains(where: { $0.finished }) else { return false }
-        for job in jobs where job.finished {
-            undefineEverywhere(functions.release(job.function))
-            job.progress?.finish()
-        }
+        // (Their progress reported its end when they finished: `Job.finished`.)
+        for job in jobs where job.finished { undefineEverywhere(functions.release(job.function)) }
         jobs.removeAll { $0.finished }
         return true
     }
