@@ -129,6 +129,38 @@ final class QueueTests: XCTestCase {
         XCTAssertEqual(queue.count, 0)
     }
 
+    /// What `wait(on:)` reports ready can be got at once, as in Python (where `get_nowait`
+    /// after a poll reads the whole message): a producer thread puts 64 KiB items while this
+    /// thread looks without waiting and gets each one with `get(timeout: 0)` as soon as the queue looks ready. Before,
+    /// an item's header became readable before its payload, and such a `get` threw `Empty`
+    /// (CI: `MoreWaitPortTests.testWaitOnQueuesFilledByChildren`, "the queue is empty").
+    func testAnItemThatLooksReadyCanBeGotAtOnce() throws {
+        // Room for one item: this thread looks while the producer writes the next.
+        let queue = try Queue<[Int]>(bufferSize: 96 << 10)
+        let items = 2000, length = 8192
+        let producer = DispatchGroup()
+        DispatchQueue.global().async(group: producer) {
+            for i in 0..<items { try? queue.put([Int](repeating: i, count: length)) }
+        }
+        var got = 0, empty = 0
+        let end = monotonicNanoseconds() + 60_000_000_000
+        while got < items && monotonicNanoseconds() < end {
+            guard !Multiprocessing.wait(on: [queue], timeout: 0).isEmpty else { continue }
+            do {
+                let item = try queue.get(timeout: 0)
+                XCTAssertEqual(item, [Int](repeating: got, count: length))
+                got += 1
+            } catch is Empty {
+                empty += 1
+                _ = try? queue.get(timeout: 10)
+                got += 1
+            }
+        }
+        XCTAssertEqual(producer.wait(timeout: .now() + 30), .success)
+        XCTAssertEqual(got, items)
+        XCTAssertEqual(empty, 0, "get(timeout: 0) threw Empty \(empty) times after wait(on:) said the queue was ready")
+    }
+
     func testOneMebibytePayloadRoundTrip() throws {
         let inbox = try Queue<[UInt8]>(bufferSize: 256 << 10) // smaller than the item: it streams
         let outbox = try Queue<[UInt8]>()

@@ -239,14 +239,21 @@ final class QueueCore: @unchecked Sendable {
             try waitForSpace(headerSize + payload.count, deadline)
             _ = CSystemShims_fetch_add_u32(unfinished, 1)
             CSystemShims_store_u32_seqcst(producerWriting, 1)
+            // Made readable at once, so what looks ready can be got whole without waiting.
+            var staged = 0
+            func stage(_ part: UnsafeRawBufferPointer) {
+                ring.stage(part, at: staged)
+                staged += part.count
+            }
             if UInt64(littleEndian: prefix.loadUnaligned(as: UInt64.self)) == UInt64(payload.count) {
-                writeWhole(prefix) // its header is the chunk's: one copy for header and prefix
-                writeWhole(body)
+                stage(prefix) // its header is the chunk's: one copy for header and prefix
+                stage(body)
             } else {
                 var header = UInt64(payload.count).littleEndian
-                withUnsafeBytes(of: &header) { writeWhole($0) }
-                payload.forEach(from: 0, count: payload.count) { writeWhole($0) }
+                withUnsafeBytes(of: &header) { stage($0) }
+                payload.forEach(from: 0, count: payload.count) { stage($0) }
             }
+            ring.publish(staged)
             CSystemShims_store_u32_seqcst(producerWriting, 0)
             placed = true
             return

@@ -70,20 +70,32 @@ struct Ring: @unchecked Sendable {
     /// worker once, not once per task, which the woken worker would preempt it for).
     @discardableResult
     func write(_ source: UnsafeRawBufferPointer, waking: Bool = true) -> Int {
-        let h = CSystemShims_load_u64(head)
-        let free = capacity - Int(h &- CSystemShims_load_u64_seqcst(tail))
-        let n = min(free, source.count)
+        let n = min(freeSpace, source.count)
         if n == 0 { return 0 }
-        let position = Int(h & mask)
-        let first = min(n, capacity - position)
+        stage(UnsafeRawBufferPointer(rebasing: source[..<n]), at: 0)
+        publish(n, waking: waking)
+        return n
+    }
+
+    /// Copies `source` to `offset` bytes past the write position without making it readable;
+    /// the caller measured the room for it. A frame written in parts with `stage` and made
+    /// readable with one `publish` is seen whole or not at all (a queue item's header never
+    /// shows before its payload).
+    func stage(_ source: UnsafeRawBufferPointer, at offset: Int) {
+        if source.isEmpty { return }
+        let position = Int((CSystemShims_load_u64(head) &+ UInt64(offset)) & mask)
+        let first = min(source.count, capacity - position)
         (data + position).copyMemory(from: source.baseAddress!, byteCount: first)
-        if first < n {
-            data.copyMemory(from: source.baseAddress! + first, byteCount: n - first)
+        if first < source.count {
+            data.copyMemory(from: source.baseAddress! + first, byteCount: source.count - first)
         }
-        CSystemShims_store_u64_seqcst(head, h &+ UInt64(n))
+    }
+
+    /// Makes the next `count` staged bytes readable.
+    func publish(_ count: Int, waking: Bool = true) {
+        CSystemShims_store_u64_seqcst(head, CSystemShims_load_u64(head) &+ UInt64(count))
         _ = CSystemShims_fetch_add_u32(headSequence, 1)
         if waking { wakeConsumer() }
-        return n
     }
 
     /// Wakes the consumer if it sleeps (after writes made with `waking: false`). A consumer
