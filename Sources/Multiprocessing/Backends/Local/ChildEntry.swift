@@ -6,7 +6,7 @@ import Glibc
 
 /// What a child process runs, chosen by a spec string: `pool-worker parent=P slot=N`
 /// (region descriptor at 3), `process` (payload at 3, descriptor socket at 4, see
-/// `ProcessLauncher`) or `fork-server parent=P` (socket at 3).
+/// `ProcessLauncher`) or `fork-server parent=P` / `fork-template parent=P` (socket at 3).
 enum ChildEntry {
     /// Runs the role `spec` names; returns the exit status.
     static func run(spec: String, parent overrideParent: pid_t? = nil) -> Int32 {
@@ -31,7 +31,8 @@ enum ChildEntry {
             region.closeDescriptor()
             if let stdio = values["stdio"].flatMap({ Int32($0) }) { OutputTagging.redirect(output: stdio, error: stdio + 1) }
             // Spawned (or by the fork server): `main` never ran here, so nothing set up logging.
-            WorkerLogging.bootstrapInFreshWorker()
+            // Forked by a pool's template, it did (and swift-log takes one set-up per process).
+            if values["main"] != "ran" { WorkerLogging.bootstrapInFreshWorker() }
             return withExtendedLifetime(region) { servePool(layout: layout, slot: slot, parent: parent, control: 4) }
         case "manager":
             guard let directory = values["dir"], let key = values["key"].flatMap(ManagerKey.decodeHex) else {
@@ -55,8 +56,8 @@ enum ChildEntry {
         case "process":
             if let stdio = values["stdio"].flatMap({ Int32($0) }) { OutputTagging.redirect(output: stdio, error: stdio + 1) }
             return ProcessEntry.run(payloadDescriptor: 3, control: 4)
-        case "fork-server":
-            _ = CSystemShims_set_name("swiftmp-forksrv")
+        case "fork-server", "fork-template":
+            _ = CSystemShims_set_name(role == "fork-server" ? "swiftmp-forksrv" : "swiftmp-forktpl")
             // Ctrl-C reaches the whole process group: the server must outlive it while its
             // parent does (it goes when the parent goes), as Python's fork server does. The
             // children it forks get SIGINT's default action back (`ForkServer.serve`).

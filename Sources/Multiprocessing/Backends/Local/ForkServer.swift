@@ -10,6 +10,14 @@ import Glibc
 /// them and relays each exit status. It talks to us over an inherited `SOCK_SEQPACKET`
 /// socketpair (no path anyone else could open) and dies when that socket closes.
 ///
+/// A `.fork` pool's *template* (`template()`) is the same server, forked from the pool's
+/// process soon after the pool starts instead of spawned (`LocalBackend.makeTemplateIfDue`):
+/// the workers that replace dead ones are forked from it, so they start as the first
+/// workers did — from the program as it was then, with no lock held by a thread of it.
+/// Forked from the program at the death, a replacement could start with a lock another
+/// thread held at that moment (one of the Swift runtime's, a user's mutex) and wait for it
+/// for ever.
+///
 /// Requests: `fork` = [1][request u64][spec][working directory] + descriptors (SCM_RIGHTS).
 /// Replies: `forked` = [1][request u64][pid i32][errno i32]; `exited` = [2][pid i32][status i32].
 final class ForkServer: @unchecked Sendable {
@@ -27,6 +35,9 @@ final class ForkServer: @unchecked Sendable {
         }
     }
 
+    /// A fork template: children run with what the program had when it forked it. Never
+    /// replaced behind its owner's back (`fork` throws once it ended).
+    private let isTemplate: Bool
     private let socket: Int32
     private let serverPID: pid_t
     /// The process that started the server (a forked child starts its own).
@@ -35,6 +46,27 @@ final class ForkServer: @unchecked Sendable {
     /// Never under `creation`: the thread that holds `creation` may be waiting for the
     /// supervisor thread to spawn the next server.
     private let ended = EndedFlag()
+    /// Whether the supervisor reaped the server process.
+    private let reaped = ReapedFlag()
+
+    private final class ReapedFlag: @unchecked Sendable {
+        let lock = ConditionLock()
+        private var value = false
+        func set() {
+            lock.withLock {
+                value = true
+                lock.broadcast()
+            }
+        }
+        /// Runs `body` (under the lock) unless it is set, then waits until it is or `deadline`.
+        func unlessSet(_ body: () -> Void, thenWaitUntil deadline: UInt64) {
+            lock.withLock {
+                guard !value else { return }
+                body()
+                while !value && monotonicNanoseconds() < deadline { _ = lock.wait(until: deadline) }
+            }
+        }
+    }
     private let lock = ConditionLock()
     private var nextRequest: UInt64 = 1
     private var replies: [UInt64: Result<pid_t, SystemError>] = [:]
@@ -50,18 +82,33 @@ final class ForkServer: @unchecked Sendable {
 
     private var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
 
-    private init() throws {
+    /// A new fork template for a `.fork` pool of this process (see the type's comment).
+    static func template() throws -> ForkServer { try ForkServer(template: true) }
+
+    private init(template: Bool = false) throws {
+        isTemplate = template
         var pair: [Int32] = [-1, -1]
         try syscallRetrying("socketpair") {
             socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair)
         }
         let parent = getpid()
         let child = pair[1]
-        let ended = self.ended
+        let ended = self.ended, reaped = self.reaped
+        let spec = template ? "fork-template parent=\(parent)" : "fork-server parent=\(parent)"
         do {
             serverPID = try ProcessSupervisor.shared.perform {
-                let pid = try ChildLauncher.spawn(spec: "fork-server parent=\(parent)", passing: [child])
-                try ProcessSupervisor.shared.watch(pid: pid) { _ in ended.set() }
+                let pid =
+                    template
+                    ? try ChildLauncher.fork {
+                        if child != 3 { dup2(child, 3) }
+                        ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
+                        _exit(ChildEntry.run(spec: spec))
+                    }
+                    : try ChildLauncher.spawn(spec: spec, passing: [child])
+                try ProcessSupervisor.shared.watch(pid: pid) { _ in
+                    ended.set()
+                    reaped.set()
+                }
                 return pid
             }
         } catch {
@@ -94,14 +141,18 @@ final class ForkServer: @unchecked Sendable {
     }
 
     /// Asks the server to fork a child running `spec` with `fds` as 3, 4, … in this process's
-    /// working directory.
-    /// A server that ended before it got the request is replaced by a new one, transparently;
-    /// one that ends after it got the request makes this throw (the child, if it was forked,
-    /// died with the server).
+    /// working directory, waiting at most `answerWithin` ns for its answer.
+    /// A server that ended before it got the request is replaced by a new one, transparently
+    /// (a template is not: this throws); one that ends after it got the request makes this
+    /// throw (the child, if it was forked, died with the server).
     func fork(
         spec: String, passing fds: [Int32], started: @escaping @Sendable (pid_t) -> Void,
-        onExit: @escaping @Sendable (pid_t, ChildExit) -> Void, retrying: Bool = false
+        onExit: @escaping @Sendable (pid_t, ChildExit) -> Void, answerWithin: UInt64 = 30_000_000_000,
+        retrying: Bool = false
     ) throws -> pid_t {
+        if isTemplate && (hasEnded || owner != getpid()) {
+            throw SystemError("fork in the pool's fork template (pid \(serverPID), which ended)", errno: ECHILD)
+        }
         if hasEnded || owner != getpid() {
             if retrying { throw SystemError("fork in the fork server (a new server ended as it started)", errno: ECHILD) }
             return try ForkServer.shared().fork(spec: spec, passing: fds, started: started, onExit: onExit, retrying: true)
@@ -128,12 +179,13 @@ final class ForkServer: @unchecked Sendable {
             if code == EPIPE || code == ECONNRESET || code == ENOTCONN {
                 // The server is gone and never saw the request: ask a new one (once).
                 ended.set()
+                if isTemplate { throw SystemError("sendmsg to the pool's fork template (it ended)", errno: code) }
                 if retrying { throw SystemError("sendmsg to the fork server (a new server ended too)", errno: code) }
                 return try ForkServer.shared().fork(spec: spec, passing: fds, started: started, onExit: onExit, retrying: true)
             }
             throw SystemError("sendmsg to the fork server", errno: code)
         }
-        let end = monotonicNanoseconds() &+ 30_000_000_000
+        let end = monotonicNanoseconds() &+ answerWithin
         let (result, serverDied): (Result<pid_t, SystemError>?, Bool) = lock.withLock {
             while replies[request] == nil && !dead {
                 if !lock.wait(until: end), monotonicNanoseconds() >= end { break }
@@ -152,6 +204,14 @@ final class ForkServer: @unchecked Sendable {
             throw SystemError("the fork server did not answer", errno: ETIMEDOUT)
         }
         return try result.get()
+    }
+
+    /// Ends the server (a template, when its pool's workers are gone) and waits until
+    /// `deadline` for the supervisor to reap it. A child it still has dies with it
+    /// (`PR_SET_PDEATHSIG`).
+    func stop(deadline: UInt64) {
+        guard owner == getpid() else { return }
+        reaped.unlessSet({ _ = Glibc.kill(serverPID, SIGKILL) }, thenWaitUntil: deadline)
     }
 
     /// On the supervisor thread: reads every queued reply. False once the server is gone.

@@ -24,6 +24,16 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     // Engine thread only (`@exclusivity(unchecked)`, as the engine's state: `PoolEngine`).
     @exclusivity(unchecked) private var slots: [Slot]
+    /// `.fork`: where replacement workers are forked from (`ForkServer.template()`); nil
+    /// until it is made, or if it could not be or stopped answering (workers are then forked
+    /// here, as the first ones were). Made by the pool's thread when it first waits
+    /// `templateDelay` or more after the start (`makeTemplateIfDue`): a fork costs this
+    /// process about 0.3 ms and one more round of copy-on-write faults, which a pool made for
+    /// one call need not pay.
+    @exclusivity(unchecked) private var template: ForkServer?
+    /// When the template is due (monotonic ns); nil once made or given up.
+    @exclusivity(unchecked) private var templateDue: UInt64?
+    static let templateDelay: UInt64 = 50_000_000
 
     // Shared with the supervisor thread.
     private let endedLock = ConditionLock()
@@ -69,9 +79,12 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
         wakeDeferred()
+        makeTemplateIfDue()
         idleWord.arm()
         if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return }
-        idleWord.sleep(nanoseconds: timeoutNanoseconds)
+        // Wakes when the template is due, so that it is there before the next call.
+        let untilDue = templateDue.map { Int64(clamping: $0 &- min($0, monotonicNanoseconds())) } ?? timeoutNanoseconds
+        idleWord.sleep(nanoseconds: max(1, min(timeoutNanoseconds, untilDue)))
     }
 
     /// `Pool(…, tagOutput:)`: nil leaves it to `SWIFTMP_TAG_OUTPUT` (`OutputTagging`).
@@ -97,10 +110,25 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     var summary: String { summaryOverride ?? "local, \(method.rawValue)" }
 
     func start() throws {
-        for slot in 0..<workerCount { try launch(slot) }
+        for slot in 0..<workerCount { try launch(slot, replacing: false) }
+        if method == .fork { templateDue = monotonicNanoseconds() &+ Self.templateDelay }
     }
 
-    private func launch(_ slot: Int) throws {
+    /// Makes the fork template once it is due (pool's thread, before it waits).
+    private func makeTemplateIfDue() {
+        guard let due = templateDue, monotonicNanoseconds() >= due else { return }
+        templateDue = nil
+        do {
+            template = try ForkGuard.whileBlocked { try ForkServer.template() }
+        } catch {
+            printError("swift-multiprocessing: no fork template for this pool (\(error)); replacement workers fork from the program")
+        }
+    }
+
+    /// How long a replacement waits for the template's answer before it forks here (ns).
+    static let templateAnswerLimit: UInt64 = 5_000_000_000
+
+    private func launch(_ slot: Int, replacing: Bool) throws {
         layout.progress(slot).reset()
         layout.transfer(slot).reset()
         slots[slot].held.removeAll()
@@ -125,7 +153,23 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         var launched = false
         defer { if !launched { tagged?.discard() } }
         let passed = tagged == nil ? " fds=2" : " fds=4 stdio=5"
+        var fromTemplate: pid_t?
+        if replacing, let template {
+            do {
+                fromTemplate = try template.fork(
+                    spec: "pool-worker slot=\(slot) main=ran" + passed,
+                    passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
+                    started: { [weak self] in self?.started($0) }, onExit: onExit, answerWithin: Self.templateAnswerLimit)
+            } catch {
+                // Ended, or wedged itself: from now on this pool forks its workers here.
+                printError("swift-multiprocessing: the pool's fork template failed (\(error)); forking the worker from the program")
+                template.stop(deadline: monotonicNanoseconds() &+ 1_000_000_000)
+                self.template = nil
+            }
+        }
         switch method {
+        case _ where fromTemplate != nil:
+            pid = fromTemplate!
         case .fork, .automatic:
             let layout = self.layout
             let parent = parentPID
@@ -426,6 +470,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
         wakeDeferred()
+        makeTemplateIfDue()
         layout.doorbell.wait(spinning: spinning, timeoutNanoseconds: timeoutNanoseconds) {
             if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return true }
             for slot in 0..<workerCount {
@@ -453,7 +498,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         updateOutboundFlag(worker)
         slots[worker].ended = nil
         slots[worker].crashReport = nil
-        try launch(worker)
+        try launch(worker, replacing: true)
     }
 
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {
@@ -540,6 +585,11 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         }
         let pids = slots.map(\.pid)
         ForkGuard.whileBlocked { OutputTagging.awaitEnd(of: pids, deadline: monotonicNanoseconds() &+ 2_000_000_000) }
+        // Its children are gone: the template goes too.
+        if let template {
+            ForkGuard.whileBlocked { template.stop(deadline: monotonicNanoseconds() &+ 2_000_000_000) }
+            self.template = nil
+        }
     }
 
     deinit {
@@ -548,6 +598,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         if owner == getpid() {
             for pid in endedLock.withLock({ Array(live) }) { CrashReports.kill(worker: pid) }
             for slot in slots where slot.control >= 0 { systemClose(slot.control) }
+            template?.stop(deadline: 0)
         }
         outboundFlags.deallocate()
     }
