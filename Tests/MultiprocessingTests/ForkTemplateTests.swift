@@ -30,7 +30,7 @@ struct ReadTheTemplateProbe: ParallelFunction {
 }
 
 /// A `.fork` pool forks the workers that replace dead ones from its fork template, a process
-/// forked once, soon after the pool starts (`LocalBackend`, `ForkServer.template`).
+/// forked once as the pool starts (`LocalBackend`, `ForkServer.template`).
 final class ForkTemplateTests: XCTestCase {
     /// A worker that replaces a dead one must not start with a lock that another thread of
     /// the program held when it was made — the way a `.fork` replacement forked while a user
@@ -44,7 +44,6 @@ final class ForkTemplateTests: XCTestCase {
             let pool = try Pool(processes: 1, startMethod: method, initializer: TakeTheInitializerMutex())
             defer { pool.terminate() }
             XCTAssertEqual(try pool.map(Square(), 0..<4), [0, 1, 4, 9], "\(method)")
-            usleep(200_000) // the template is made 50 ms after the start
             let held = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), released = DispatchSemaphore(value: 0)
             DispatchQueue.global().async {
                 pthread_mutex_lock(initializerMutex)
@@ -92,7 +91,6 @@ final class ForkTemplateTests: XCTestCase {
         let pool = try Pool(processes: 1, startMethod: .fork)
         defer { pool.terminate() }
         XCTAssertEqual(try pool.map(ReadTheTemplateProbe(), 0..<2), [1, 1])
-        usleep(200_000) // the template is made 50 ms after the start
         templateProbe = 2
         XCTAssertThrowsError(try pool.mapAsync(DieOn(victim: 0, way: .sigkill), 0..<1).get(timeout: 30))
         XCTAssertEqual(try pool.mapAsync(ReadTheTemplateProbe(), 0..<2).get(timeout: 30), [1, 1])

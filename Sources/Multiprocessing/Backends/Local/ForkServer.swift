@@ -11,7 +11,7 @@ import Glibc
 /// socketpair (no path anyone else could open) and dies when that socket closes.
 ///
 /// A `.fork` pool's *template* (`template()`) is the same server, forked from the pool's
-/// process soon after the pool starts instead of spawned (`LocalBackend.makeTemplateIfDue`):
+/// process as the pool starts instead of spawned (`LocalBackend.start`):
 /// the workers that replace dead ones are forked from it, so they start as the first
 /// workers did — from the program as it was then, with no lock held by a thread of it.
 /// Forked from the program at the death, a replacement could start with a lock another
@@ -207,8 +207,8 @@ final class ForkServer: @unchecked Sendable {
     }
 
     /// Ends the server (a template, when its pool's workers are gone) and waits until
-    /// `deadline` for the supervisor to reap it. A child it still has dies with it
-    /// (`PR_SET_PDEATHSIG`).
+    /// `deadline` for the supervisor to reap it (0: does not wait; calling it again waits).
+    /// A child it still has dies with it (`PR_SET_PDEATHSIG`).
     func stop(deadline: UInt64) {
         guard owner == getpid() else { return }
         reaped.unlessSet({ _ = Glibc.kill(serverPID, SIGKILL) }, thenWaitUntil: deadline)

@@ -24,16 +24,11 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     // Engine thread only (`@exclusivity(unchecked)`, as the engine's state: `PoolEngine`).
     @exclusivity(unchecked) private var slots: [Slot]
-    /// `.fork`: where replacement workers are forked from (`ForkServer.template()`); nil
-    /// until it is made, or if it could not be or stopped answering (workers are then forked
-    /// here, as the first ones were). Made by the pool's thread when it first waits
-    /// `templateDelay` or more after the start (`makeTemplateIfDue`): a fork costs this
-    /// process about 0.3 ms and one more round of copy-on-write faults, which a pool made for
-    /// one call need not pay.
+    /// `.fork`: where replacement workers are forked from (`ForkServer.template()`), made as
+    /// the pool starts, while the thread that starts it waits here (not inside the Swift
+    /// runtime); nil if it could not be made or stopped answering (workers are then forked
+    /// here, as the first ones were).
     @exclusivity(unchecked) private var template: ForkServer?
-    /// When the template is due (monotonic ns); nil once made or given up.
-    @exclusivity(unchecked) private var templateDue: UInt64?
-    static let templateDelay: UInt64 = 50_000_000
 
     // Shared with the supervisor thread.
     private let endedLock = ConditionLock()
@@ -51,6 +46,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         var control: Int32 = -1
         /// Its crash report, read when it ended by a signal (`CrashReports`).
         var crashReport: String?
+        /// Its worker was forked by the pool's template (which it dies with).
+        var byTemplate = false
         /// Large arguments sent remote (`RemoteTransfer`), kept until the worker has read
         /// them (its `inputsRead`) or ends.
         var held: [(token: UInt64, blocks: [WireDeferredBlock])] = []
@@ -79,12 +76,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {
         wakeDeferred()
-        makeTemplateIfDue()
         idleWord.arm()
         if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return }
-        // Wakes when the template is due, so that it is there before the next call.
-        let untilDue = templateDue.map { Int64(clamping: $0 &- min($0, monotonicNanoseconds())) } ?? timeoutNanoseconds
-        idleWord.sleep(nanoseconds: max(1, min(timeoutNanoseconds, untilDue)))
+        idleWord.sleep(nanoseconds: timeoutNanoseconds)
     }
 
     /// `Pool(…, tagOutput:)`: nil leaves it to `SWIFTMP_TAG_OUTPUT` (`OutputTagging`).
@@ -111,15 +105,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func start() throws {
         for slot in 0..<workerCount { try launch(slot, replacing: false) }
-        if method == .fork { templateDue = monotonicNanoseconds() &+ Self.templateDelay }
-    }
-
-    /// Makes the fork template once it is due (pool's thread, before it waits).
-    private func makeTemplateIfDue() {
-        guard let due = templateDue, monotonicNanoseconds() >= due else { return }
-        templateDue = nil
+        guard method == .fork else { return }
         do {
-            template = try ForkGuard.whileBlocked { try ForkServer.template() }
+            template = try ForkServer.template()
         } catch {
             printError("swift-multiprocessing: no fork template for this pool (\(error)); replacement workers fork from the program")
         }
@@ -202,6 +190,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 started: { [weak self] in self?.started($0) }, onExit: onExit)
         }
         slots[slot].pid = pid
+        slots[slot].byTemplate = fromTemplate != nil
         launched = true
         try tagged?.started(pid: pid)
     }
@@ -470,7 +459,6 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func waitForActivity(spinning: Bool, timeoutNanoseconds: Int64, ready: () -> Bool) {
         wakeDeferred()
-        makeTemplateIfDue()
         layout.doorbell.wait(spinning: spinning, timeoutNanoseconds: timeoutNanoseconds) {
             if ready() || hasEnded.load(ordering: .sequentiallyConsistent) { return true }
             for slot in 0..<workerCount {
@@ -559,6 +547,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// catches it in the Swift runtime); lets go of it only while it waits, because the
     /// supervisor that reaps the workers may need to fork meanwhile.
     func shutdown(deadline: UInt64) {
+        // No worker is replaced from now on. A template whose children are all gone ends
+        // now, while the workers exit; one with children ends after them (they die with it).
+        if let template, !slots.contains(where: \.byTemplate) { template.stop(deadline: 0) }
         wakeDeferred()
         // Nothing more is read here: a worker keeping a large result for this process to read
         // (`RemoteTransfer`) need not wait before it exits.
