@@ -96,6 +96,19 @@ final class ForkTemplateTests: XCTestCase {
         XCTAssertEqual(try pool.mapAsync(ReadTheTemplateProbe(), 0..<2).get(timeout: 30), [1, 1])
     }
 
+    /// A replacement (the template's child) that crashes gets its crash report to the pool,
+    /// as a first worker's does.
+    func testAReplacementsCrashReportReachesThePool() throws {
+        let pool = try Pool(processes: 1, startMethod: .fork)
+        defer { pool.terminate() }
+        XCTAssertThrowsError(try pool.mapAsync(DieOn(victim: 0, way: .sigkill), 0..<1).get(timeout: 30))
+        XCTAssertThrowsError(try pool.mapAsync(DieOn(victim: 1, way: .segfault), 0..<2, chunkSize: 1).get(timeout: 30)) { error in
+            guard let died = error as? WorkerDied else { return XCTFail("\(error)") }
+            XCTAssertEqual(died.inputIndex, 1)
+            XCTAssertTrue(died.crashReport?.contains("DieOn.callAsFunction") ?? false, "\(died)")
+        }
+    }
+
     /// A pool whose template is gone forks its replacement workers itself, and says so.
     func testAPoolWhoseTemplateDiedStillReplacesItsWorkers() throws {
         let before = templateChildren()
