@@ -450,6 +450,24 @@ int CSystemShims_ignore_interrupts(int ignore) {
     return sigaction(SIGINT, &action, NULL);
 }
 
+static struct sigaction saved_interrupt_action;
+static int interrupt_action_saved = 0;
+
+int CSystemShims_ignore_interrupts_saving(void) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_handler = SIG_IGN;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SIGINT, &action, &saved_interrupt_action) != 0) return -1;
+    interrupt_action_saved = 1;
+    return 0;
+}
+
+int CSystemShims_restore_interrupts(void) {
+    if (!interrupt_action_saved) return CSystemShims_ignore_interrupts(0);
+    return sigaction(SIGINT, &saved_interrupt_action, NULL);
+}
+
 #define MAX_PASSED_FDS 64
 
 ssize_t CSystemShims_send_with_fds(int socket, const void *bytes, size_t length,

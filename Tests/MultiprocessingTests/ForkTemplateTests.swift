@@ -29,6 +29,39 @@ struct ReadTheTemplateProbe: ParallelFunction {
     func callAsFunction(_: Int) -> Int { templateProbe }
 }
 
+/// An initializer that never returns.
+struct HangInTheInitializer: ParallelFunction {
+    func callAsFunction(_: Void) {
+        while true { sleep(100) }
+    }
+}
+
+/// This worker's pid, its `parentProcess`'s pid, and whether that parent is the main process.
+struct ReportTheParent: ParallelFunction {
+    func callAsFunction(_: Int) -> [Int] {
+        let parent = Multiprocessing.parentProcess
+        return [Int(getpid()), Int(parent?.pid ?? -1), parent?.name == "MainProcess" ? 1 : 0]
+    }
+}
+
+/// This worker's pid, and whether it ignores SIGINT.
+struct ReportSIGINT: ParallelFunction {
+    func callAsFunction(_: Int) -> [Int] {
+        var action = sigaction()
+        sigaction(SIGINT, nil, &action)
+        return [Int(getpid()), unsafeBitCast(action.__sigaction_handler.sa_handler, to: Int.self) == 1 ? 1 : 0]
+    }
+}
+
+/// Forks counted by a `pthread_atfork` handler; the child of fork number `poisonedFork`
+/// starts with `initializerMutex` locked, as if another thread held it at that fork.
+nonisolated(unsafe) private var forksSeen = 0
+nonisolated(unsafe) private var poisonedFork = -1
+private let forkCounterInstalled: Bool = {
+    pthread_atfork({ forksSeen += 1 }, nil, { if forksSeen == poisonedFork { pthread_mutex_lock(initializerMutex) } })
+    return true
+}()
+
 /// A `.fork` pool forks the workers that replace dead ones from its fork template, a process
 /// forked once as the pool starts (`LocalBackend`, `ForkServer.template`).
 final class ForkTemplateTests: XCTestCase {
@@ -106,6 +139,63 @@ final class ForkTemplateTests: XCTestCase {
             guard let died = error as? WorkerDied else { return XCTFail("\(error)") }
             XCTAssertEqual(died.inputIndex, 1)
             XCTAssertTrue(died.crashReport?.contains("DieOn.callAsFunction") ?? false, "\(died)")
+        }
+    }
+
+    /// A replacement's `parentProcess` is the pool's process (the main one here), as a first
+    /// worker's is — not the template (before: "unknown", the template's pid).
+    func testAReplacementsParentIsThePoolsProcess() throws {
+        let pool = try Pool(processes: 1, startMethod: .fork, maxTasksPerChild: 1)
+        defer { pool.terminate() }
+        let rows = try pool.mapAsync(ReportTheParent(), 0..<3, chunkSize: 1).get(timeout: 30)
+        XCTAssertEqual(Set(rows.map { $0[0] }).count, 3, "each input on a new worker: \(rows)")
+        for row in rows {
+            XCTAssertEqual(row[1], Int(getpid()), "\(rows)")
+            XCTAssertEqual(row[2], 1, "\(rows)")
+        }
+    }
+
+    /// A program that ignores SIGINT before its pool starts has workers that ignore it —
+    /// replacements too (before: they got SIGINT's default action from the template).
+    func testReplacementsKeepTheProgramsSIGINTAction() throws {
+        let previous = signal(SIGINT, SIG_IGN)
+        defer { signal(SIGINT, previous) }
+        let pool = try Pool(processes: 1, startMethod: .fork, maxTasksPerChild: 1)
+        defer { pool.terminate() }
+        let rows = try pool.mapAsync(ReportSIGINT(), 0..<3, chunkSize: 1).get(timeout: 30)
+        XCTAssertEqual(rows.map { $0[1] }, [1, 1, 1], "\(rows)")
+    }
+
+    /// A template forked while another thread held a lock holds it for ever: the first of
+    /// its children stuck before its first task (here in the initializer, past the call's
+    /// time limit) retires it, and later replacements fork from the program (before: every
+    /// replacement took the same lock; and a call's time limit did not cover an initializer,
+    /// so the call waited for ever).
+    func testATemplateWhoseChildIsStuckBeforeItsFirstTaskIsNoLongerUsed() throws {
+        _ = forkCounterInstalled
+        poisonedFork = forksSeen + 2 // the first worker's fork, then the template's
+        let pool = try Pool(processes: 1, startMethod: .fork, initializer: TakeTheInitializerMutex())
+        poisonedFork = -1
+        defer { pool.terminate() }
+        XCTAssertEqual(try pool.map(Square(), 0..<4), [0, 1, 4, 9])
+        XCTAssertThrowsError(try pool.mapAsync(DieOn(victim: 0, way: .sigkill), 0..<1).get(timeout: 30))
+        // The replacement from the template hangs in the initializer: after the call's limit
+        // it is killed (no input charged), and the next one, forked from the program, runs it.
+        let start = monotonicNanoseconds()
+        XCTAssertEqual(try pool.mapAsync(Square(), 0..<4, timeout: 2).get(timeout: 30), [0, 1, 4, 9])
+        XCTAssertGreaterThan(Double(monotonicNanoseconds() - start) / 1e9, 1.5, "the first replacement was stuck")
+        XCTAssertEqual(try pool.mapAsync(Square(), 0..<4, timeout: 10).get(timeout: 30), [0, 1, 4, 9])
+    }
+
+    /// A call's time limit covers an initializer that its first task waits for: a worker
+    /// stuck in it is killed and replaced, and three in a row break the pool with an error
+    /// that names the initializer (before: the call waited for ever).
+    func testAnInitializerThatHangsIsBoundedByTheCallsTimeLimit() throws {
+        let pool = try Pool(processes: 1, startMethod: .fork, initializer: HangInTheInitializer())
+        defer { pool.terminate() }
+        XCTAssertThrowsError(try pool.mapAsync(Square(), 0..<2, timeout: 0.5).get(timeout: 30)) { error in
+            XCTAssertEqual((error as? PoolError)?.code, .startFailed, "\(error)")
+            XCTAssertTrue("\(error)".contains("initializer past the call's time limit"), "\(error)")
         }
     }
 

@@ -156,6 +156,11 @@ int CSystemShims_cleanup_on_termination(const char *file, const char *directory)
 int CSystemShims_robust_list_touches(const void *start, size_t length);
 /// SIGINT ignored (`ignore` ≠ 0) or back to its default action; -1 with errno on failure.
 int CSystemShims_ignore_interrupts(int ignore);
+/// Ignores SIGINT, keeping the action it had for `CSystemShims_restore_interrupts`.
+int CSystemShims_ignore_interrupts_saving(void);
+/// SIGINT's action as `CSystemShims_ignore_interrupts_saving` found it (its default if
+/// that never ran).
+int CSystemShims_restore_interrupts(void);
 
 // MARK: the Swift runtime's demangler
 /// A Swift mangled type name (as `_mangledTypeName` gives it, without the `$s` prefix) as

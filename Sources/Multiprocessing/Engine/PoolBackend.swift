@@ -89,6 +89,10 @@ protocol PoolBackend: AnyObject {
     func placements() -> [WorkerPlacement]
     /// Sends shared segments' descriptors to `worker`, ahead of the messages that mention them.
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws
+    /// The engine killed `worker` stuck before its first task: wedged, or past a time limit
+    /// while its initializer ran. A backend that forked it from a copy of the program made
+    /// earlier (a `.fork` pool's template) stops using that copy: it may hold a lock.
+    func killedBeforeFirstTask(worker: Int)
     /// Ends every worker: delivers messages still queued (the `stop`s), waits up to
     /// `deadline` (monotonic ns) for the workers to exit, then kills what is left and reaps
     /// everything.
@@ -109,6 +113,7 @@ extension PoolBackend {
     func flush() {}
     func activity(of worker: Int) -> ProcessActivity? { nil }
     func endedWedged(worker: Int) -> Bool { false }
+    func killedBeforeFirstTask(worker: Int) {}
     /// A local worker answers within this: the rings wake it at once.
     var pipelineNanoseconds: Int64 { 200_000 }
     /// A local pool has nothing to do between calls: a worker's end is handled at the next.

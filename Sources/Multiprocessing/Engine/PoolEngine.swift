@@ -732,7 +732,7 @@ final class PoolEngine: @unchecked Sendable {
     /// large message uses CPU or waits for a device (its binary paged in from a slow file
     /// system) and is watched afresh; one running the pool's initializer has taken that chunk.
     /// A hang after the take (in the function's decoding, the initializer, the task) is the
-    /// call's time limit's to end. Without the process's state (`PoolBackend.activity` nil) the
+    /// call's time limit's to end (`enforceInitializerTimeLimit` for the initializer). Without the process's state (`PoolBackend.activity` nil) the
     /// engine cannot tell a wedged worker from a slow one and leaves it alone. Three workers of
     /// one slot in a row wedged before a task's answer break the pool (`wedgedStarts`). Looked
     /// at once a second; when the engine's rounds stopped for longer (a long callback on its
@@ -763,6 +763,7 @@ final class PoolEngine: @unchecked Sendable {
                 continue
             }
             warnWedged(backend.identity(of: worker), held: "\(waited / 1_000_000_000) s", killer: "")
+            backend.killedBeforeFirstTask(worker: worker)
             acted = true
         }
         return acted
@@ -794,6 +795,10 @@ final class PoolEngine: @unchecked Sendable {
         guard !backend.schedulesInputs, jobs.contains(where: { $0.options.timeoutNanoseconds != nil }) else { return false }
         var acted = false
         for worker in workers.indices where !workers[worker].tasks.isEmpty && workers[worker].killedFor == nil {
+            if let due = enforceInitializerTimeLimit(on: worker, now: now) {
+                if due <= now { acted = true } else { nextTimer = min(nextTimer ?? due, due) }
+                continue
+            }
             guard let running = runningTask(on: worker), let job = running.job, !job.finished,
                 let limit = job.options.timeoutNanoseconds
             else {
@@ -822,6 +827,38 @@ final class PoolEngine: @unchecked Sendable {
             }
         }
         return acted
+    }
+
+    /// A worker running the pool's initializer while it holds tasks: the time limit of the
+    /// first task's call applies to the initializer's run (a hung initializer would hold the
+    /// call for ever otherwise). Past it, the worker is killed and replaced, its tasks run
+    /// elsewhere and no input is charged (`stuckInInitializer`: three such workers in a row of
+    /// one slot break the pool). Returns when the limit falls due (now or earlier: acted), or
+    /// nil if the worker is not in its initializer or the call has no limit.
+    private func enforceInitializerTimeLimit(on worker: Int, now: UInt64) -> UInt64? {
+        guard backend.canReplaceWorkers, let initializerChunk = workers[worker].initializerChunk,
+            let progress = backend.progress(of: worker), progress.snapshot().taken == initializerChunk,
+            let first = workers[worker].tasks.first, let job = ledger[first]?.job, !job.finished,
+            let limit = job.options.timeoutNanoseconds
+        else { return nil }
+        // The initializer is task 0.
+        if workers[worker].observed?.task != 0 { workers[worker].observed = (0, -1, now) }
+        let due = workers[worker].observed!.since &+ limit
+        guard now >= due else { return due }
+        _ = withdraw(from: worker)
+        workers[worker].killedFor = .stuckInInitializer(limit: limit)
+        if backend.kill(worker: worker) {
+            let place = workerPlace(pid: backend.identity(of: worker).pid, rank: nil, host: nil, unnamed: "a worker")
+            logger.warning(
+                """
+                \(place) ran the pool's initializer past the call's time limit (\(Double(limit) / 1e9) s): killed and \
+                replaced; its inputs run on other workers, none is charged
+                """)
+            backend.killedBeforeFirstTask(worker: worker)
+        } else {
+            workers[worker].killedFor = nil
+        }
+        return due
     }
 
     /// A worker that cannot be killed (an MPI rank) keeps running a task past its limit: its
@@ -1119,7 +1156,9 @@ final class PoolEngine: @unchecked Sendable {
         }
         // A worker killed as wedged counts, in its slot, if it never answered a task (its
         // initializer's answer aside).
-        if killedFor == .wedged {
+        var stuckInInitializer: UInt64?
+        if case .stuckInInitializer(let limit) = killedFor { stuckInInitializer = limit }
+        if killedFor == .wedged || stuckInInitializer != nil {
             if slot.completedSinceStart == 0 && !slot.retiring { wedgedStarts[worker] += 1 }
         } else if hadWork && beforeFirstTask && killedFor == nil && !slot.retiring {
             startDeaths += 1
@@ -1138,6 +1177,16 @@ final class PoolEngine: @unchecked Sendable {
                     """
                     \(startDeaths) workers in a row ended before their first task (last: \(identity)); \
                     the pool's initializer or the worker's start-up crashes — fix it and create a new Pool
+                    """))
+            return
+        }
+        if wedgedStarts[worker] >= Self.startDeathLimit, let limit = stuckInInitializer {
+            breakPool(
+                PoolError(
+                    .startFailed,
+                    """
+                    \(wedgedStarts[worker]) workers in a row in one place ran the pool's initializer past the call's \
+                    time limit (\(Double(limit) / 1e9) s; last: \(identity)): the initializer hangs — fix it and create a new Pool
                     """))
             return
         }

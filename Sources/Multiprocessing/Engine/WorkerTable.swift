@@ -37,6 +37,9 @@ struct WorkerTable {
         /// It did not take the chunk it was handed for the engine's `wedgeNanoseconds`, using
         /// next to no CPU meanwhile: nothing of its was running, so no input is charged.
         case wedged
+        /// Its initializer ran past the time limit of the first task waiting for it: nothing
+        /// of the tasks was running, so no input is charged (they run elsewhere).
+        case stuckInInitializer(limit: UInt64)
     }
 
     private(set) var slots: [Slot]

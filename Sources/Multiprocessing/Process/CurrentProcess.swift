@@ -94,6 +94,15 @@ enum CurrentProcess {
         lock.withLock { forkedFrom = (parent, getpid()) }
     }
 
+    /// In a child forked by a pool's fork template (`ForkServer.serve`): the template's
+    /// record (the pool's process, its parent) is this child's too. Nothing in a child of
+    /// the spawned fork server, which has no record.
+    static func forkedAgain() {
+        lock.withLock {
+            if let record = forkedFrom { forkedFrom = (record.parent, getpid()) }
+        }
+    }
+
     static var identity: ProcessIdentity {
         lock.withLock { identityLocked }
     }

@@ -61,7 +61,9 @@ enum ChildEntry {
             // Ctrl-C reaches the whole process group: the server must outlive it while its
             // parent does (it goes when the parent goes), as Python's fork server does. The
             // children it forks get SIGINT's default action back (`ForkServer.serve`).
-            guard CSystemShims_ignore_interrupts(1) == 0 else {
+            // A template keeps the program's action for its children (a program that ignores
+            // SIGINT before its pool has workers that ignore it, replacements too).
+            guard (role == "fork-template" ? CSystemShims_ignore_interrupts_saving() : CSystemShims_ignore_interrupts(1)) == 0 else {
                 printError("swiftmp fork server: cannot ignore SIGINT: \(SystemError("sigaction", errno: errno))")
                 return 71
             }

@@ -92,7 +92,7 @@ final class ForkServer: @unchecked Sendable {
             socketpair(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &pair)
         }
         let parent = getpid()
-        let child = pair[1]
+        let child = pair[1], ours = pair[0]
         let ended = self.ended, reaped = self.reaped
         let spec = template ? "fork-template parent=\(parent)" : "fork-server parent=\(parent)"
         do {
@@ -101,6 +101,9 @@ final class ForkServer: @unchecked Sendable {
                     template
                     ? try ChildLauncher.fork {
                         if child != 3 { dup2(child, 3) }
+                        // Our end, if it took the number of a closed standard stream, is not
+                        // the template's (nor its children's) output.
+                        if ours < 3 { close(ours) }
                         ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
                         _exit(ChildEntry.run(spec: spec))
                     }
@@ -329,8 +332,10 @@ final class ForkServer: @unchecked Sendable {
             let pid = Glibc.fork()
             if pid == 0 {
                 // The child: SIGINT's default action again (the server ignores it), as a
-                // spawned child has it.
-                _ = CSystemShims_ignore_interrupts(0)
+                // spawned child has it; a template's: the program's, as a forked one has it.
+                _ = CSystemShims_restore_interrupts()
+                // A template's child: its parent is the pool's process, as the template's is.
+                CurrentProcess.forkedAgain()
                 // The requester's working directory, as a forked or spawned child starts in
                 // its parent's (Python's fork server children chdir there too). One that is
                 // gone by now leaves the child in the server's.

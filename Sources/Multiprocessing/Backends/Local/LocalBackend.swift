@@ -29,6 +29,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     /// runtime); nil if it could not be made or stopped answering (workers are then forked
     /// here, as the first ones were).
     @exclusivity(unchecked) private var template: ForkServer?
+    /// Templates no longer used (`killedBeforeFirstTask`), ended with the pool: their
+    /// children may still run.
+    @exclusivity(unchecked) private var retiredTemplates: [ForkServer] = []
 
     // Shared with the supervisor thread.
     private let endedLock = ConditionLock()
@@ -111,6 +114,18 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         } catch {
             printError("swift-multiprocessing: no fork template for this pool (\(error)); replacement workers fork from the program")
         }
+    }
+
+    func killedBeforeFirstTask(worker: Int) {
+        guard slots[worker].byTemplate, let template else { return }
+        printError(
+            """
+            swift-multiprocessing: a worker forked by the pool's fork template was stuck before its first task \
+            (the template may hold a lock another thread held when it was made); replacement workers fork \
+            from the program from now on
+            """)
+        retiredTemplates.append(template)
+        self.template = nil
     }
 
     /// How long a replacement waits for the template's answer before it forks here (ns).
@@ -549,7 +564,11 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func shutdown(deadline: UInt64) {
         // No worker is replaced from now on. A template whose children are all gone ends
         // now, while the workers exit; one with children ends after them (they die with it).
-        if let template, !slots.contains(where: \.byTemplate) { template.stop(deadline: 0) }
+        if !slots.contains(where: \.byTemplate) {
+            template?.stop(deadline: 0)
+            for retired in retiredTemplates { retired.stop(deadline: 0) }
+            for retired in retiredTemplates { retired.stop(deadline: 0) }
+        }
         wakeDeferred()
         // Nothing more is read here: a worker keeping a large result for this process to read
         // (`RemoteTransfer`) need not wait before it exits.
@@ -577,10 +596,11 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         let pids = slots.map(\.pid)
         ForkGuard.whileBlocked { OutputTagging.awaitEnd(of: pids, deadline: monotonicNanoseconds() &+ 2_000_000_000) }
         // Its children are gone: the template goes too.
-        if let template {
-            ForkGuard.whileBlocked { template.stop(deadline: monotonicNanoseconds() &+ 2_000_000_000) }
-            self.template = nil
-        }
+        let templates = (template.map { [$0] } ?? []) + retiredTemplates
+        let templatesEnd = monotonicNanoseconds() &+ 2_000_000_000
+        ForkGuard.whileBlocked { for template in templates { template.stop(deadline: templatesEnd) } }
+        template = nil
+        retiredTemplates.removeAll()
     }
 
     deinit {
@@ -590,6 +610,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
             for pid in endedLock.withLock({ Array(live) }) { CrashReports.kill(worker: pid) }
             for slot in slots where slot.control >= 0 { systemClose(slot.control) }
             template?.stop(deadline: 0)
+            for retired in retiredTemplates { retired.stop(deadline: 0) }
         }
         outboundFlags.deallocate()
     }
