@@ -564,11 +564,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func shutdown(deadline: UInt64) {
         // No worker is replaced from now on. A template whose children are all gone ends
         // now, while the workers exit; one with children ends after them (they die with it).
-        if !slots.contains(where: \.byTemplate) {
-            template?.stop(deadline: 0)
-            for retired in retiredTemplates { retired.stop(deadline: 0) }
-            for retired in retiredTemplates { retired.stop(deadline: 0) }
-        }
+        if !slots.contains(where: \.byTemplate) { stopTemplates(deadline: 0) }
         wakeDeferred()
         // Nothing more is read here: a worker keeping a large result for this process to read
         // (`RemoteTransfer`) need not wait before it exits.
@@ -596,11 +592,15 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         let pids = slots.map(\.pid)
         ForkGuard.whileBlocked { OutputTagging.awaitEnd(of: pids, deadline: monotonicNanoseconds() &+ 2_000_000_000) }
         // Its children are gone: the template goes too.
-        let templates = (template.map { [$0] } ?? []) + retiredTemplates
-        let templatesEnd = monotonicNanoseconds() &+ 2_000_000_000
-        ForkGuard.whileBlocked { for template in templates { template.stop(deadline: templatesEnd) } }
+        ForkGuard.whileBlocked { stopTemplates(deadline: monotonicNanoseconds() &+ 2_000_000_000) }
         template = nil
         retiredTemplates.removeAll()
+    }
+
+    /// Ends this pool's templates, the one in use and those retired, each waited for until
+    /// `deadline` (0: not waited for).
+    private func stopTemplates(deadline: UInt64) {
+        for template in (template.map { [$0] } ?? []) + retiredTemplates { template.stop(deadline: deadline) }
     }
 
     deinit {
@@ -609,8 +609,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         if owner == getpid() {
             for pid in endedLock.withLock({ Array(live) }) { CrashReports.kill(worker: pid) }
             for slot in slots where slot.control >= 0 { systemClose(slot.control) }
-            template?.stop(deadline: 0)
-            for retired in retiredTemplates { retired.stop(deadline: 0) }
+            stopTemplates(deadline: 0)
         }
         outboundFlags.deallocate()
     }
