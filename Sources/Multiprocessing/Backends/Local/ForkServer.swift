@@ -46,27 +46,8 @@ final class ForkServer: @unchecked Sendable {
     /// Never under `creation`: the thread that holds `creation` may be waiting for the
     /// supervisor thread to spawn the next server.
     private let ended = EndedFlag()
-    /// Whether the supervisor reaped the server process.
-    private let reaped = ReapedFlag()
-
-    private final class ReapedFlag: @unchecked Sendable {
-        let lock = ConditionLock()
-        private var value = false
-        func set() {
-            lock.withLock {
-                value = true
-                lock.broadcast()
-            }
-        }
-        /// Runs `body` (under the lock) unless it is set, then waits until it is or `deadline`.
-        func unlessSet(_ body: () -> Void, thenWaitUntil deadline: UInt64) {
-            lock.withLock {
-                guard !value else { return }
-                body()
-                while !value && monotonicNanoseconds() < deadline { _ = lock.wait(until: deadline) }
-            }
-        }
-    }
+    /// Done when the supervisor reaped the server process.
+    private let reaped = Completion<Void>()
     private let lock = ConditionLock()
     private var nextRequest: UInt64 = 1
     private var replies: [UInt64: Result<pid_t, SystemError>] = [:]
@@ -110,7 +91,7 @@ final class ForkServer: @unchecked Sendable {
                     : try ChildLauncher.spawn(spec: spec, passing: [child])
                 try ProcessSupervisor.shared.watch(pid: pid) { _ in
                     ended.set()
-                    reaped.set()
+                    reaped.complete(.success(()))
                 }
                 return pid
             }
@@ -214,7 +195,8 @@ final class ForkServer: @unchecked Sendable {
     /// A child it still has dies with it (`PR_SET_PDEATHSIG`).
     func stop(deadline: UInt64) {
         guard owner == getpid() else { return }
-        reaped.unlessSet({ _ = Glibc.kill(serverPID, SIGKILL) }, thenWaitUntil: deadline)
+        if !reaped.isDone { _ = Glibc.kill(serverPID, SIGKILL) }
+        _ = reaped.wait(until: deadline, spinning: false)
     }
 
     /// On the supervisor thread: reads every queued reply. False once the server is gone.

@@ -170,39 +170,41 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 self.template = nil
             }
         }
-        switch method {
-        case _ where fromTemplate != nil:
-            pid = fromTemplate!
-        case .fork, .automatic:
-            let layout = self.layout
-            let parent = parentPID
-            let crashReports = crashReportSetup
-            pid = try ProcessSupervisor.shared.perform { [self] in
-                let pid = try ChildLauncher.fork {
-                    tagged?.redirectInChild()
-                    if childControl != 3 { dup2(childControl, 3) }
-                    ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
-                    _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3, crashReports: crashReports))
+        if let fromTemplate {
+            pid = fromTemplate
+        } else {
+            switch method {
+            case .fork, .automatic:
+                let layout = self.layout
+                let parent = parentPID
+                let crashReports = crashReportSetup
+                pid = try ProcessSupervisor.shared.perform { [self] in
+                    let pid = try ChildLauncher.fork {
+                        tagged?.redirectInChild()
+                        if childControl != 3 { dup2(childControl, 3) }
+                        ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
+                        _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3, crashReports: crashReports))
+                    }
+                    started(pid)
+                    try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
+                    return pid
                 }
-                started(pid)
-                try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
-                return pid
+            case .spawn:
+                let fd = region.descriptor
+                let spec = "pool-worker parent=\(parentPID) slot=\(slot)" + passed
+                pid = try ProcessSupervisor.shared.perform { [self] in
+                    let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl] + (tagged?.childEnds ?? []))
+                    started(pid)
+                    try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
+                    return pid
+                }
+            case .forkserver:
+                let server = try ForkServer.shared()
+                pid = try server.fork(
+                    spec: "pool-worker slot=\(slot)" + passed,
+                    passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
+                    started: { [weak self] in self?.started($0) }, onExit: onExit)
             }
-        case .spawn:
-            let fd = region.descriptor
-            let spec = "pool-worker parent=\(parentPID) slot=\(slot)" + passed
-            pid = try ProcessSupervisor.shared.perform { [self] in
-                let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl] + (tagged?.childEnds ?? []))
-                started(pid)
-                try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
-                return pid
-            }
-        case .forkserver:
-            let server = try ForkServer.shared()
-            pid = try server.fork(
-                spec: "pool-worker slot=\(slot)" + passed,
-                passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
-                started: { [weak self] in self?.started($0) }, onExit: onExit)
         }
         slots[slot].pid = pid
         slots[slot].byTemplate = fromTemplate != nil

@@ -70,10 +70,11 @@ struct Ring: @unchecked Sendable {
     /// worker once, not once per task, which the woken worker would preempt it for).
     @discardableResult
     func write(_ source: UnsafeRawBufferPointer, waking: Bool = true) -> Int {
-        let n = min(freeSpace, source.count)
+        let h = CSystemShims_load_u64(head)
+        let n = min(capacity - Ring.clamp(h &- CSystemShims_load_u64_seqcst(tail), capacity), source.count)
         if n == 0 { return 0 }
-        stage(UnsafeRawBufferPointer(rebasing: source[..<n]), at: 0)
-        publish(n, waking: waking)
+        copy(UnsafeRawBufferPointer(rebasing: source[..<n]), to: h)
+        advance(from: h, by: n, waking: waking)
         return n
     }
 
@@ -82,18 +83,30 @@ struct Ring: @unchecked Sendable {
     /// readable with one `publish` is seen whole or not at all (a queue item's header never
     /// shows before its payload).
     func stage(_ source: UnsafeRawBufferPointer, at offset: Int) {
+        copy(source, to: CSystemShims_load_u64(head) &+ UInt64(offset))
+    }
+
+    /// Makes the next `count` staged bytes readable.
+    func publish(_ count: Int, waking: Bool = true) {
+        advance(from: CSystemShims_load_u64(head), by: count, waking: waking)
+    }
+
+    /// Copies `source` into the ring at `position`, wrapping at its end.
+    @inline(__always)
+    private func copy(_ source: UnsafeRawBufferPointer, to position: UInt64) {
         if source.isEmpty { return }
-        let position = Int((CSystemShims_load_u64(head) &+ UInt64(offset)) & mask)
-        let first = min(source.count, capacity - position)
-        (data + position).copyMemory(from: source.baseAddress!, byteCount: first)
+        let start = Int(position & mask)
+        let first = min(source.count, capacity - start)
+        (data + start).copyMemory(from: source.baseAddress!, byteCount: first)
         if first < source.count {
             data.copyMemory(from: source.baseAddress! + first, byteCount: source.count - first)
         }
     }
 
-    /// Makes the next `count` staged bytes readable.
-    func publish(_ count: Int, waking: Bool = true) {
-        CSystemShims_store_u64_seqcst(head, CSystemShims_load_u64(head) &+ UInt64(count))
+    /// Moves the write position from `h` on by `n` bytes, which makes them readable.
+    @inline(__always)
+    private func advance(from h: UInt64, by n: Int, waking: Bool) {
+        CSystemShims_store_u64_seqcst(head, h &+ UInt64(n))
         _ = CSystemShims_fetch_add_u32(headSequence, 1)
         if waking { wakeConsumer() }
     }
