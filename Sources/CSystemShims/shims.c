@@ -16,6 +16,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -67,6 +68,10 @@ int CSystemShims_close_range(unsigned int first, unsigned int last, int flags) {
 }
 int CSystemShims_pidfd_open(pid_t pid, unsigned int flags) {
     return (int)syscall(SYS_pidfd_open, pid, flags);
+}
+int CSystemShims_limit_descriptors(pid_t pid, unsigned long limit) {
+    struct rlimit value = {limit, limit};
+    return prlimit(pid, RLIMIT_NOFILE, &value, NULL);
 }
 long CSystemShims_process_vm_read(pid_t pid, void *local, const void *remote, size_t count) {
     struct iovec to = {local, count};

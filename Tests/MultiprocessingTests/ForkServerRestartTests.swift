@@ -1,3 +1,4 @@
+import CSystemShims
 import XCTest
 
 @testable import Multiprocessing
@@ -56,4 +57,54 @@ final class ForkServerRestartTests: XCTestCase {
             XCTAssertEqual(next.exitCode, 4)
         }
     }
+}
+
+/// A fork server out of descriptors answers a request at once with the reason, and starts no
+/// child it could not watch (one it started without a pidfd would never be reported ended).
+final class ForkServerOutOfDescriptorsTests: XCTestCase {
+    /// The fork server's pid, after a first child made sure it runs.
+    private func runningServer() throws -> pid_t {
+        let first = Process(target: EndWith(way: .status, status: 0), startMethod: .forkserver)
+        try first.start()
+        XCTAssertTrue(try bounded(30, "join of the first child") { try first.join(timeout: 20) })
+        let servers = children(named: "swiftmp-forksrv")
+        XCTAssertEqual(servers.count, 1, "one fork server child: \(servers)")
+        return try XCTUnwrap(servers.first)
+    }
+
+    /// Lets the server open `room` more descriptors than it has open now.
+    private func limitDescriptors(of server: pid_t, room: Int) throws {
+        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(server)/fd").count
+        XCTAssertEqual(CSystemShims_limit_descriptors(server, UInt(open + room)), 0, "prlimit: errno \(errno)")
+    }
+
+    private func expectRefusal(room: Int) throws {
+        let server = try runningServer()
+        defer {
+            // Ended and reaped, so that the next use starts a new one.
+            _ = kill(server, SIGKILL)
+            let end = monotonicNanoseconds() + 10_000_000_000
+            while access("/proc/\(server)", F_OK) == 0 && monotonicNanoseconds() < end { usleep(10_000) }
+            usleep(50_000)
+        }
+        try limitDescriptors(of: server, room: room)
+        let child = Process(target: EndWith(way: .status, status: 5), startMethod: .forkserver)
+        let start = monotonicNanoseconds()
+        do {
+            try bounded(60, "start") { try child.start() }
+            // Before the fix: started without a pidfd (room 2), its end was never reported.
+            XCTAssertTrue(try bounded(30, "join") { try child.join(timeout: 10) }, "the child's end is reported")
+            XCTFail("the server had no room to watch a child, yet one started")
+        } catch {
+            XCTAssertTrue("\(error)".contains("fork in the fork server"), "\(error)")
+            XCTAssertTrue("\(error)".contains("errno \(EMFILE)"), "\(error)")
+        }
+        XCTAssertLessThan(monotonicNanoseconds() - start, 5_000_000_000, "refused at once, not after the answer's time limit")
+    }
+
+    /// No room for the request's descriptors: before the fix the request went unanswered (30 s).
+    func testNoRoomForTheRequestsDescriptors() throws { try expectRefusal(room: 0) }
+
+    /// Room for the request's two descriptors but not for the child's pidfd.
+    func testNoRoomToWatchTheChild() throws { try expectRefusal(room: 2) }
 }

@@ -226,7 +226,7 @@ final class ForkServer: @unchecked Sendable {
                     if let early { deliverExit(pid: pid, early) }
                 }
                 lock.withLock {
-                    replies[request] = code == 0 ? .success(pid) : .failure(SystemError("fork (in the fork server)", errno: code))
+                    replies[request] = code == 0 ? .success(pid) : .failure(SystemError("fork in the fork server (pid \(serverPID))", errno: code))
                     lock.broadcast()
                 }
             } else if kind == 2, let pid = try? reader.read(Int32.self), let status = try? reader.read(Int32.self) {
@@ -302,14 +302,18 @@ final class ForkServer: @unchecked Sendable {
             let received = Array(fds.prefix(Int(fdCount)))
             defer { received.forEach(systemClose) }
             var reader = WireReader(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-            guard truncated == 0, (try? reader.read(UInt8.self)) == 1,
-                let request = try? reader.read(UInt64.self),
-                let spec = try? reader.read(String.self),
-                let directory = try? reader.read(String.self)
-            else { continue }
+            guard (try? reader.read(UInt8.self)) == 1, let request = try? reader.read(UInt64.self) else { continue }
             var writer = WireWriter()
             writer.write(UInt8(1))
             writer.write(request)
+            // Descriptors this server had no room for (out of descriptors): refused at once
+            // with the reason, rather than left unanswered for the requester's time limit.
+            guard truncated == 0, let spec = try? reader.read(String.self), let directory = try? reader.read(String.self) else {
+                writer.write(Int32(0))
+                writer.write(truncated != 0 ? EMFILE : EINVAL)
+                reply(writer)
+                continue
+            }
             fflush(nil)
             let pid = Glibc.fork()
             if pid == 0 {
@@ -329,17 +333,24 @@ final class ForkServer: @unchecked Sendable {
                 ChildLauncher.becomeChild(parent: me, firstToClose: Int32(3 + moved.count))
                 _exit(ChildEntry.run(spec: spec, parent: me))
             }
-            if pid < 0 {
-                writer.write(Int32(0))
-                writer.write(errno)
-            } else {
-                let pidfd = CSystemShims_pidfd_open(pid, 0)
-                if pidfd >= 0 {
-                    _ = fcntl(pidfd, F_SETFD, FD_CLOEXEC)
-                    children[pidfd] = pid
-                }
+            // A child whose end this server could not watch (no pidfd: out of descriptors)
+            // would never be reported ended, and the pool would wait for it for ever: it is
+            // killed and reaped at once, and the request fails with the reason.
+            let pidfd = pid > 0 ? CSystemShims_pidfd_open(pid, 0) : -1
+            let failure = pid < 0 || pidfd < 0 ? errno : 0
+            if pidfd >= 0 {
+                _ = fcntl(pidfd, F_SETFD, FD_CLOEXEC)
+                children[pidfd] = pid
                 writer.write(Int32(pid))
                 writer.write(Int32(0))
+            } else {
+                if pid > 0 {
+                    kill(pid, SIGKILL)
+                    var status: Int32 = 0
+                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                }
+                writer.write(Int32(0))
+                writer.write(failure)
             }
             reply(writer)
         }
