@@ -59,9 +59,10 @@ final class ForkServerRestartTests: XCTestCase {
     }
 }
 
-/// A fork server out of descriptors answers a request at once with the reason, and starts no
-/// child it could not watch (one it started without a pidfd would never be reported ended).
-final class ForkServerOutOfDescriptorsTests: XCTestCase {
+/// Out of descriptors, no child runs unwatched (one without a pidfd would never be reported
+/// ended): a fork server answers a request at once with the reason and starts no child it
+/// could not watch; this process kills and reaps a child it cannot watch.
+final class OutOfDescriptorsChildTests: XCTestCase {
     /// The fork server's pid, after a first child made sure it runs.
     private func runningServer() throws -> pid_t {
         let first = Process(target: EndWith(way: .status, status: 0), startMethod: .forkserver)
@@ -107,4 +108,33 @@ final class ForkServerOutOfDescriptorsTests: XCTestCase {
 
     /// Room for the request's two descriptors but not for the child's pidfd.
     func testNoRoomToWatchTheChild() throws { try expectRefusal(room: 2) }
+
+    func testAChildThatCannotBeWatchedIsKilledAndReaped() throws {
+        try ProcessSupervisor.shared.perform {} // its thread and descriptors exist
+        let pid = try ChildLauncher.fork {
+            sleep(30)
+            _exit(0)
+        }
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        // The lowest free descriptor number becomes the limit: the next one opened fails.
+        let free = dup(0)
+        XCTAssertGreaterThanOrEqual(free, 0)
+        close(free)
+        var lowered = saved
+        lowered.rlim_cur = rlim_t(free)
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
+        let outcome = Result { () throws(SystemError) -> Int32 in try ProcessSupervisor.shared.watch(pid: pid) { _ in } }
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        guard case .failure(let error) = outcome else {
+            ChildLauncher.killAndReap(pid)
+            return XCTFail("watched with no descriptor free")
+        }
+        XCTAssertEqual(error.errno, EMFILE, "\(error)")
+        // Before the fix: still running, unwatched (waitpid finds it alive).
+        var status: Int32 = 0
+        let found = waitpid(pid, &status, WNOHANG)
+        XCTAssertEqual(found, -1, "the child was killed and reaped (waitpid: \(found), status \(status))")
+        if found == 0 { ChildLauncher.killAndReap(pid) }
+    }
 }

@@ -158,9 +158,7 @@ enum ProcessLauncher {
                 throw error
             }
             if pinned, let failure = SameCPUStart.restore(affinity, child: pid) {
-                _ = Glibc.kill(pid, SIGKILL)
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                ChildLauncher.killAndReap(pid)
                 throw failure
             }
             // The parent reaps it through this pidfd (join, isAlive, exitCode, the next start),
@@ -170,9 +168,7 @@ enum ProcessLauncher {
             do {
                 pidfd = try syscallRetrying("pidfd_open") { CSystemShims_pidfd_open(pid, 0) }
             } catch {
-                _ = Glibc.kill(pid, SIGKILL)
-                var status: Int32 = 0
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+                ChildLauncher.killAndReap(pid)
                 throw error
             }
             state.started(pid, pidfd: pidfd, reaps: true)

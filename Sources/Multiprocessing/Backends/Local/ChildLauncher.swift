@@ -84,6 +84,15 @@ enum ChildLauncher {
         return pid
     }
 
+    /// Kills a child of this process that was just started and cannot be looked after (its
+    /// pidfd could not be opened, its start failed half-way) and reaps it, so that it neither
+    /// runs on unwatched nor stays a zombie.
+    static func killAndReap(_ pid: pid_t) {
+        _ = Glibc.kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    }
+
     /// `fork()` under `ForkGuard.forking`: the pid in the parent, 0 in the child.
     static func forkUnderGuard() throws(SystemError) -> pid_t {
         let (pid, code) = ForkGuard.forking {

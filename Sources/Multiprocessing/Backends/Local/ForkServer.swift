@@ -344,11 +344,7 @@ final class ForkServer: @unchecked Sendable {
                 writer.write(Int32(pid))
                 writer.write(Int32(0))
             } else {
-                if pid > 0 {
-                    kill(pid, SIGKILL)
-                    var status: Int32 = 0
-                    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                }
+                if pid > 0 { ChildLauncher.killAndReap(pid) }
                 writer.write(Int32(0))
                 writer.write(failure)
             }

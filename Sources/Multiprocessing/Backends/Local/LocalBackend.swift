@@ -185,8 +185,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                         ChildLauncher.becomeChild(parent: parent, firstToClose: 4)
                         _exit(ChildEntry.servePool(layout: layout, slot: slot, parent: parent, control: 3, crashReports: crashReports))
                     }
-                    started(pid)
+                    // Watched first: one that cannot be is killed, and was never registered.
                     try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
+                    started(pid)
                     return pid
                 }
             case .spawn:
@@ -194,8 +195,9 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 let spec = "pool-worker parent=\(parentPID) slot=\(slot)" + passed
                 pid = try ProcessSupervisor.shared.perform { [self] in
                     let pid = try ChildLauncher.spawn(spec: spec, passing: [fd, childControl] + (tagged?.childEnds ?? []))
-                    started(pid)
+                    // Watched first: one that cannot be is killed, and was never registered.
                     try ProcessSupervisor.shared.watch(pid: pid) { onExit(pid, $0) }
+                    started(pid)
                     return pid
                 }
             case .forkserver:

@@ -118,10 +118,18 @@ final class ProcessSupervisor: @unchecked Sendable {
     /// reaped and `onExit` runs on the supervisor thread.
     /// With `duplicate`, returns a copy of the child's pidfd for the caller (who closes it):
     /// a joiner can poll it and learn of the exit without waiting for this thread.
+    /// A child that cannot be watched (out of descriptors) is killed and reaped before this
+    /// throws: left running, it would never be reported ended.
     @discardableResult
     func watch(pid: pid_t, duplicate: Bool = false, onExit: @escaping @Sendable (ChildExit) -> Void) throws(SystemError) -> Int32 {
-        try ensureStarted()
-        let pidfd = try syscallRetrying("pidfd_open") { CSystemShims_pidfd_open(pid, 0) }
+        let pidfd: Int32
+        do {
+            try ensureStarted()
+            pidfd = try syscallRetrying("pidfd_open") { CSystemShims_pidfd_open(pid, 0) }
+        } catch {
+            ChildLauncher.killAndReap(pid)
+            throw error
+        }
         _ = fcntl(pidfd, F_SETFD, FD_CLOEXEC)
         let copy = duplicate ? fcntl(pidfd, F_DUPFD_CLOEXEC, 0) : -1
         lock.withLock { watches[pidfd] = Watch(pid: pid, onExit: onExit) }
