@@ -142,7 +142,10 @@ public final class Process: @unchecked Sendable {
                 let result = try MPIProcessHost.shared.start(launcher.target, name: name)
                 onRank.withLock { $0 = result }
             } else {
-                try launch(launcher.target, call: launcher.call)
+                // In ForkGuard's activity, as the library's own threads are while they run: a
+                // `.fork` child started meanwhile by another thread is forked when this start's
+                // encoding (inside the Swift runtime, whose locks a child cannot undo) is done.
+                try ForkGuard.withActivity { try launch(launcher.target, call: launcher.call) }
             }
             self.launcher.withLock { $0 = nil }
         } catch {
@@ -177,9 +180,12 @@ public final class Process: @unchecked Sendable {
         // allocate, and write after the fork, per start otherwise).
         let decode = inMemory == nil ? Self.decoder(for: F.self) : nil
         do {
-            _ = try ProcessLauncher.start(
-                method: startMethod.resolved, tagOutput: tagged, payload: payload, segments: segments,
-                descriptors: descriptors, inMemory: inMemory, decode: decode, state: state)
+            // Outside it while it forks or waits for the supervisor (ForkGuard.withActivity).
+            _ = try ForkGuard.whileBlocked {
+                try ProcessLauncher.start(
+                    method: startMethod.resolved, tagOutput: tagged, payload: payload, segments: segments,
+                    descriptors: descriptors, inMemory: inMemory, decode: decode, state: state)
+            }
         } catch {
             ProcessRegistry.remove(state)
             throw error
