@@ -184,8 +184,12 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
         onWait?(true)
     }
 
+    /// What the next replacements throw, in turn (then they succeed).
+    var replaceFailures: [any Error] = []
+
     func replace(worker: Int) throws {
         replaced.append(worker)
+        if !replaceFailures.isEmpty { throw replaceFailures.removeFirst() }
         WorkerProgress(at: words[worker]).reset()
     }
 
@@ -952,4 +956,90 @@ final class EngineTests: XCTestCase {
 /// An initializer that does nothing.
 struct NoSetup: ParallelFunction {
     func callAsFunction(_: Void) {}
+}
+
+/// Vacant slots: a replacement that cannot start for a reason that may pass (out of processes,
+/// memory or descriptors) leaves its slot without a worker while the run goes on elsewhere, and
+/// is tried again after a pause; only a pool left with no worker for the limit breaks.
+extension EngineTests {
+    private var outOfProcesses: SystemError { SystemError("fork", errno: EAGAIN) }
+
+    func testAReplacementThatCannotStartYetLeavesItsSlotVacantWhileTheRunGoesOn() throws {
+        let backend = ScriptedBackend(workers: 2)
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, Array(0..<4), chunkSize: 1)
+        _ = engine.step()
+        XCTAssertEqual(backend.chunks[0].map(\.inputs), [[0]])
+        XCTAssertEqual(backend.chunks[1].map(\.inputs), [[1]])
+        backend.replaceFailures = [outOfProcesses, outOfProcesses]
+        backend.die(0) // before it took its chunk: no input is charged
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0])
+        // Before: the pool broke here ("cannot start a replacement worker"); now input 0 runs
+        // on worker 1 and nothing goes to the vacant slot.
+        var answered = 0
+        for _ in 0..<20 where outcome.result == nil {
+            for chunk in backend.chunks[1].dropFirst(answered) {
+                backend.take(1)
+                backend.reply(1, task: chunk.task, outputs: chunk.inputs)
+                answered += 1
+            }
+            now += 1_000
+            _ = engine.step()
+        }
+        XCTAssertEqual(try outcome.result?.get(), [0, 1, 2, 3])
+        XCTAssertEqual(Set(backend.chunks[1].flatMap(\.inputs)), [0, 1, 2, 3])
+        XCTAssertEqual(backend.chunks[0].count, 1, "nothing was sent to the vacant slot")
+        // Tried again after 10 ms (fails), then after 20 ms more (starts).
+        now += 9_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0])
+        now += 1_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0, 0])
+        now += 20_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0, 0, 0])
+        // The slot works again.
+        let (_, second) = try batch(engine, [7, 8], chunkSize: 1)
+        _ = engine.step()
+        XCTAssertEqual(backend.chunks[0].last?.inputs, [7])
+        XCTAssertEqual(backend.chunks[1].last?.inputs, [8])
+        XCTAssertNil(second.result)
+    }
+
+    func testAPoolWithNoWorkerForTheVacancyLimitBreaksWithTheReason() throws {
+        let backend = ScriptedBackend(workers: 1)
+        let engine = engine(backend)
+        engine.vacancyLimitNanoseconds = 5_000_000_000
+        let (_, outcome) = try batch(engine, [0, 1], chunkSize: 1)
+        _ = engine.step()
+        backend.replaceFailures = Array(repeating: outOfProcesses, count: 100)
+        backend.die(0)
+        let start = now
+        while outcome.result == nil && now - start < 10_000_000_000 {
+            now += 100_000_000
+            _ = engine.step()
+        }
+        guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertEqual((error as? PoolError)?.code, .startFailed, "\(error)")
+        XCTAssertTrue("\(error)".contains("no worker could be started for 5"), "\(error)")
+        XCTAssertTrue("\(error)".contains("Resource temporarily unavailable"), "\(error)")
+        XCTAssertGreaterThanOrEqual(now - start, 5_000_000_000)
+        // Tried with pauses (10 ms doubling to 1 s), not at every step.
+        XCTAssertLessThan(backend.replaced.count, 15, "\(backend.replaced.count) tries")
+    }
+
+    func testAReplacementFailureThatWillNotPassBreaksThePoolAtOnce() throws {
+        let backend = ScriptedBackend(workers: 2)
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, Array(0..<4), chunkSize: 1)
+        _ = engine.step()
+        backend.replaceFailures = [SystemError("posix_spawn(/proc/self/exe)", errno: ENOEXEC)]
+        backend.die(0)
+        _ = engine.step()
+        _ = engine.step()
+        guard case .failure(let error)? = outcome.result else { return XCTFail("\(String(describing: outcome.result))") }
+        XCTAssertTrue("\(error)".contains("cannot start a replacement worker"), "\(error)")
+    }
 }

@@ -138,3 +138,37 @@ final class OutOfDescriptorsChildTests: XCTestCase {
         if found == 0 { ChildLauncher.killAndReap(pid) }
     }
 }
+
+/// Under a descriptor limit below 100 (`ulimit -n 64`), `.spawn` and `.forkserver` children
+/// start: their descriptors were moved to 100 (spawn: `EINVAL`) or 512 (the fork server's
+/// child: unchecked, the child got none) on the way.
+final class LowDescriptorLimitTests: XCTestCase {
+    func testChildrenStartUnderALimitBelowOneHundred() throws {
+        let free = dup(0)
+        close(free)
+        guard free + 16 < 100 else { throw XCTSkip("this process has \(free) descriptors open: no limit below 100 leaves room") }
+        // A fork server started under the limit (the one running now has the old one).
+        for pid in children(named: "swiftmp-forksrv") {
+            kill(pid, SIGKILL)
+            let end = monotonicNanoseconds() + 10_000_000_000
+            while access("/proc/\(pid)", F_OK) == 0 && monotonicNanoseconds() < end { usleep(10_000) }
+            usleep(50_000)
+        }
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        var lowered = saved
+        lowered.rlim_cur = rlim_t(free + 16)
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
+        defer {
+            XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+            // The fork server started under the low limit is not left to later tests.
+            for pid in children(named: "swiftmp-forksrv") { kill(pid, SIGKILL) }
+        }
+        for method in [StartMethod.spawn, .forkserver] {
+            let child = Process(target: EndWith(way: .status, status: 6), startMethod: method)
+            try bounded(30, "\(method): start") { try child.start() }
+            XCTAssertTrue(try bounded(30, "\(method): join") { try child.join(timeout: 20) }, "\(method)")
+            XCTAssertEqual(child.exitCode, 6, "\(method)")
+        }
+    }
+}

@@ -384,6 +384,7 @@ final class PoolEngine: @unchecked Sendable {
         }
         nextTimer = nil
         if enforceTimeLimits(now: now) { progressed = true }
+        if fillVacancies(now: now) { progressed = true }
         if now &- lastWedgeCheck >= Self.wedgeCheckInterval, replaceWedgedWorkers(now: now) { progressed = true }
         releaseGoneSegments(now: now)
         if dispatch(now: now) { progressed = true }
@@ -499,7 +500,7 @@ final class PoolEngine: @unchecked Sendable {
             for worker in workers.indices {
                 let held = workers[worker].tasks.count
                 if idleOnly && held > 0 { continue }
-                if workers[worker].retiring || workers[worker].exclusive
+                if workers[worker].retiring || workers[worker].exclusive || workers[worker].vacancy != nil
                     || held
                         >= (bundling
                             ? Self.bundlesInFlight
@@ -699,7 +700,7 @@ final class PoolEngine: @unchecked Sendable {
         guard
             workers.indices.contains(where: { worker in
                 let slot = workers[worker]
-                return slot.tasks.isEmpty && !slot.retiring && backend.canAccept(worker: worker)
+                return slot.tasks.isEmpty && !slot.retiring && slot.vacancy == nil && backend.canAccept(worker: worker)
                     && maxTasksPerChild.map { slot.tasksAssigned < $0 } ?? true
             })
         else { return false }
@@ -1201,17 +1202,88 @@ final class PoolEngine: @unchecked Sendable {
                     """))
             return
         }
+        startReplacement(worker, now: now)
+    }
+
+    // MARK: vacant slots
+
+    // A replacement that cannot start for a reason that may pass — the system out of processes
+    // (`EAGAIN`), of memory, or this process out of descriptors — leaves its slot vacant
+    // rather than breaking the pool: a long run goes on with the other workers, and the
+    // engine starts the slot's worker again after a pause (10 ms, doubling up to 1 s). Only
+    // when no slot has had a worker for `vacancyLimitNanoseconds` does the pool break, with
+    // the reason. Any other failure breaks it at once, as before.
+
+    /// How long the engine retries when no slot has a worker (ns). Tests shorten it.
+    var vacancyLimitNanoseconds: UInt64 = 60_000_000_000
+
+    /// Starts `worker`'s replacement; a failure that may pass leaves the slot vacant.
+    private func startReplacement(_ worker: Int, now: UInt64) {
         do {
             // Out of this thread's fork activity while it forks (a worker rank's engine,
             // `NodeScheduler`, may be stepped by a thread that holds none).
             try ForkGuard.whileBlocked { try backend.replace(worker: worker) }
+            if workers[worker].vacancy != nil {
+                workers.reset(worker)
+                logger.notice("swift-multiprocessing: worker slot \(worker) has a worker again")
+            }
         } catch {
-            breakPool(PoolError(.startFailed, "cannot start a replacement worker: \(error)"))
+            guard Self.mayPass(error) else {
+                breakPool(PoolError(.startFailed, "cannot start a replacement worker: \(error)"))
+                return
+            }
+            var vacancy = workers[worker].vacancy ?? WorkerTable.Vacancy(since: now, retryAt: 0, failures: 0, reason: "")
+            if vacancy.failures == 0 {
+                logger.warning(
+                    """
+                    swift-multiprocessing: cannot start a replacement worker (\(error)); the pool goes on \
+                    without it and tries again
+                    """)
+            }
+            vacancy.failures += 1
+            vacancy.retryAt = now &+ WorkerTable.Vacancy.pause(afterFailures: vacancy.failures)
+            vacancy.reason = "\(error)"
+            workers[worker].vacancy = vacancy
         }
     }
 
+    /// Whether a start that threw `error` may succeed later.
+    static func mayPass(_ error: any Error) -> Bool {
+        guard let error = error as? SystemError else { return false }
+        return [EAGAIN, ENOMEM, EMFILE, ENFILE].contains(error.errno)
+    }
+
+    /// Starts the workers of vacant slots that are due; breaks the pool when no slot has had
+    /// a worker for `vacancyLimitNanoseconds`. Returns whether a slot got a worker.
+    private func fillVacancies(now: UInt64) -> Bool {
+        var filled = false
+        for worker in workers.indices {
+            guard let vacancy = workers[worker].vacancy, now >= vacancy.retryAt else { continue }
+            if lock.withLock({ terminating || stopped }) { return filled }
+            startReplacement(worker, now: now)
+            if workers[worker].vacancy == nil { filled = true }
+        }
+        if !workers.anyOccupied,
+            let oldest = workers.indices.compactMap({ workers[$0].vacancy }).min(by: { $0.since < $1.since }),
+            now &- oldest.since >= vacancyLimitNanoseconds
+        {
+            breakPool(
+                PoolError(
+                    .startFailed,
+                    """
+                    no worker could be started for \(Double(now &- oldest.since) / 1e9) s (\(oldest.failures) tries in one \
+                    slot; last: \(oldest.reason)); free processes, memory or descriptors and create a new Pool
+                    """))
+            for worker in workers.indices { workers[worker].vacancy = nil }
+        }
+        for worker in workers.indices {
+            if let due = workers[worker].vacancy?.retryAt { nextTimer = min(nextTimer ?? due, due) }
+        }
+        return filled
+    }
+
     private func stopWorkersGracefully() {
-        for worker in workers.indices where !workers[worker].retiring {
+        for worker in workers.indices where !workers[worker].retiring && workers[worker].vacancy == nil {
             backend.stop(worker: worker)
         }
         backend.shutdown(deadline: monotonicNanoseconds() &+ 5_000_000_000)

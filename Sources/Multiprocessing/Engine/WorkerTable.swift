@@ -29,7 +29,29 @@ struct WorkerTable {
         var killedFor: KillReason?
         /// Whether the worker holds a chunk it does not take (see `PoolEngine`, "wedged workers").
         var wedgeWatch = WedgeWatch()
+        /// Set while the slot has no worker: its replacement failed for a reason that may pass
+        /// (see `PoolEngine`, "vacant slots"). Nothing is sent to it meanwhile.
+        var vacancy: Vacancy?
     }
+
+    /// A slot whose replacement worker could not be started yet.
+    struct Vacancy: Equatable {
+        /// When the first start failed.
+        var since: UInt64
+        /// When the engine tries again.
+        var retryAt: UInt64
+        var failures: Int
+        /// What the last start threw.
+        var reason: String
+
+        /// The pause after `failures` failed starts in a row: 10 ms, doubling, at most 1 s.
+        static func pause(afterFailures failures: Int) -> UInt64 {
+            min(10_000_000 << UInt64(min(failures - 1, 7)), 1_000_000_000)
+        }
+    }
+
+    /// Whether any slot has a worker.
+    var anyOccupied: Bool { slots.contains { $0.vacancy == nil } }
 
     enum KillReason: Equatable {
         case timedOut(task: UInt64, input: Int, limit: UInt64)

@@ -20,11 +20,12 @@ enum ChildLauncher {
 
     /// Spawns `/proc/self/exe` running `spec`; `fds` arrive in the child as 3, 4, ….
     static func spawn(spec: String, passing fds: [Int32]) throws(SystemError) -> pid_t {
-        // Move the descriptors out of the way of the target numbers first.
+        // Move the descriptors out of the way of the target numbers first: just past them (a
+        // fixed number such as 100 fails with EINVAL under a descriptor limit below it).
         var high: [Int32] = []
         defer { high.forEach(systemClose) }
         for fd in fds {
-            high.append(try syscallRetrying("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 100) })
+            high.append(try syscallRetrying("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, Int32(3 + fds.count)) })
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)

@@ -326,10 +326,14 @@ final class ForkServer: @unchecked Sendable {
                 // its parent's (Python's fork server children chdir there too). One that is
                 // gone by now leaves the child in the server's.
                 if !directory.isEmpty { _ = chdir(directory) }
-                // Passed descriptors become 3, 4, …; everything else closes.
+                // Passed descriptors become 3, 4, …; everything else closes. Moved just past
+                // those numbers first (a fixed 512 failed under a descriptor limit below it).
                 var moved: [Int32] = []
-                for fd in received { moved.append(fcntl(fd, F_DUPFD, 512)) }
-                for (index, fd) in moved.enumerated() { dup2(fd, Int32(3 + index)) }
+                for fd in received { moved.append(fcntl(fd, F_DUPFD, Int32(3 + received.count))) }
+                for (index, fd) in moved.enumerated() where fd < 0 || dup2(fd, Int32(3 + index)) < 0 {
+                    printError("swiftmp: a child of the fork server cannot take its descriptors: \(SystemError("fcntl(F_DUPFD)", errno: errno))")
+                    _exit(70)
+                }
                 ChildLauncher.becomeChild(parent: me, firstToClose: Int32(3 + moved.count))
                 _exit(ChildEntry.run(spec: spec, parent: me))
             }

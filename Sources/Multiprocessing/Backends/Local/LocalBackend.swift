@@ -498,6 +498,12 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     }
 
     func replace(worker: Int) throws {
+        let previous = slots[worker].ended
+        defer {
+            // Not started: the slot stays ended (nothing goes to it) until the engine retries.
+            if slots[worker].ended == nil && slots[worker].pid <= 0 { slots[worker].ended = previous ?? .signaled(SIGKILL) }
+        }
+        slots[worker].pid = 0
         slots[worker].held.removeAll()
         slots[worker].generation += 1
         slots[worker].assembler.reset()
