@@ -70,7 +70,9 @@ int CSystemShims_pidfd_open(pid_t pid, unsigned int flags) {
     return (int)syscall(SYS_pidfd_open, pid, flags);
 }
 int CSystemShims_limit_descriptors(pid_t pid, unsigned long limit) {
-    struct rlimit value = {limit, limit};
+    struct rlimit value;
+    if (prlimit(pid, RLIMIT_NOFILE, NULL, &value) != 0) return -1;
+    value.rlim_cur = limit;
     return prlimit(pid, RLIMIT_NOFILE, &value, NULL);
 }
 long CSystemShims_process_vm_read(pid_t pid, void *local, const void *remote, size_t count) {

@@ -1,3 +1,4 @@
+import CSystemShims
 import XCTest
 
 @testable import Multiprocessing
@@ -40,5 +41,34 @@ final class VacantSlotTests: XCTestCase {
             XCTAssertEqual(try bounded(60, "\(method): the map") { try result.get(timeout: 50) }, (0..<8).map { $0 * $0 }, "\(method)")
             XCTAssertEqual(try bounded(60, "\(method): a map after") { try pool.map(Square(), 0..<6, chunkSize: 1) }, (0..<6).map { $0 * $0 })
         }
+    }
+}
+
+/// A `.fork` pool's template that answers a request with a failed fork (out of processes,
+/// memory or descriptors) is healthy: it stays the replacements' parent, and the slot waits
+/// vacant. It was dropped before, and every later replacement forked from the program.
+final class TemplateRefusalTests: XCTestCase {
+    func testATemplateWhoseForkFailsIsKept() throws {
+        let pool = try Pool(processes: 2, startMethod: .fork, maxTasksPerChild: 1)
+        defer {
+            pool.terminate()
+            _ = try? bounded(30, "join") { try pool.join() }
+        }
+        XCTAssertEqual(try bounded(60, "warm-up") { try pool.map(Square(), 0..<4, chunkSize: 1) }, [0, 1, 4, 9])
+        let templates = children(named: "swiftmp-forktpl")
+        XCTAssertEqual(templates.count, 1, "\(templates)")
+        let template = try XCTUnwrap(templates.first)
+        // No room for the request's descriptors: the template answers EMFILE at once.
+        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(template)/fd").count
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        XCTAssertEqual(CSystemShims_limit_descriptors(template, UInt(open)), 0)
+        let result = try pool.mapAsync(Square(), 0..<8, chunkSize: 1)
+        usleep(300_000)
+        XCTAssertEqual(CSystemShims_limit_descriptors(template, UInt(saved.rlim_cur)), 0, "errno \(errno), limit \(saved.rlim_cur) / \(saved.rlim_max)")
+        XCTAssertEqual(try bounded(60, "the map") { try result.get(timeout: 50) }, (0..<8).map { $0 * $0 })
+        XCTAssertEqual(children(named: "swiftmp-forktpl"), [template], "the same template")
+        XCTAssertEqual(try bounded(60, "a map after") { try pool.map(Square(), 0..<6, chunkSize: 1) }, (0..<6).map { $0 * $0 })
+        XCTAssertEqual(children(named: "swiftmp-forktpl"), [template], "the same template")
     }
 }

@@ -33,7 +33,7 @@ int CSystemShims_eventfd(unsigned int initval, int flags);
 int CSystemShims_memfd_create(const char *name, unsigned int flags);
 int CSystemShims_close_range(unsigned int first, unsigned int last, int flags);
 int CSystemShims_pidfd_open(pid_t pid, unsigned int flags);
-/// prlimit(2) of RLIMIT_NOFILE, soft and hard, of process `pid` (0: this one).
+/// Sets the soft RLIMIT_NOFILE of process `pid` (0: this one) with prlimit(2).
 int CSystemShims_limit_descriptors(pid_t pid, unsigned long limit);
 /// process_vm_readv of one range: copies up to `count` bytes at `remote` in process `pid` to
 /// `local`. Returns the bytes copied (fewer when the range ends in an unmapped page) or -1

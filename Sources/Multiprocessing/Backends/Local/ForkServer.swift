@@ -61,7 +61,8 @@ final class ForkServer: @unchecked Sendable {
         func set() { value.store(true, ordering: .releasing) }
     }
 
-    private var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
+    /// Whether the server process ended or its socket closed.
+    var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
 
     /// A new fork template for a `.fork` pool of this process (see the type's comment).
     static func template() throws -> ForkServer { try ForkServer(template: true) }

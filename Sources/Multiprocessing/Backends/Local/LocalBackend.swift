@@ -163,6 +163,10 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                     spec: "pool-worker slot=\(slot) main=ran" + passed,
                     passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
                     started: { [weak self] in self?.started($0) }, onExit: onExit, answerWithin: Self.templateAnswerLimit)
+            } catch let error as SystemError where !template.hasEnded && error.errno != ETIMEDOUT {
+                // It answered: its fork failed (out of processes, memory or descriptors). It
+                // stays; the engine leaves the slot vacant and asks again later.
+                throw error
             } catch {
                 // Ended, or wedged itself: from now on this pool forks its workers here.
                 printError("swift-multiprocessing: the pool's fork template failed (\(error)); forking the worker from the program")
