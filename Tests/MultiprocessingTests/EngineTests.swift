@@ -593,6 +593,43 @@ final class EngineTests: XCTestCase {
         assertStartFailed(outcome, saying: "before their first task")
     }
 
+    /// With `maxTasksPerChild`, each worker is told to stop as soon as its last allowed task is
+    /// sent (it is retiring): one that dies before taking that task still counts as a start
+    /// death. Before, retiring workers never counted, and workers whose start crashed every
+    /// time were replaced for ever (`maxTasksPerChild: 1` and an initializer that exits).
+    func testRetiringWorkersThatDieBeforeTheirFirstTaskBreakThePool() throws {
+        let backend = ScriptedBackend(workers: 1)
+        let engine = PoolEngine(backend: backend, maxTasksPerChild: 1, initializer: nil)
+        engine.clock = { [unowned self] in now }
+        engine.logger = Logger(label: "engine-test", factory: { _ in CapturingHandler() })
+        let (_, outcome) = try batch(engine, [9], chunkSize: 1)
+        for _ in 0..<3 {
+            _ = engine.step()
+            backend.die(0)
+        }
+        _ = engine.step()
+        _ = engine.step()
+        assertStartFailed(outcome, saying: "before their first task")
+    }
+
+    /// The same for workers killed as wedged at start.
+    func testRetiringWorkersWedgedAtStartBreakThePool() throws {
+        let backend = ScriptedBackend(workers: 1)
+        let engine = PoolEngine(backend: backend, maxTasksPerChild: 1, initializer: nil)
+        engine.clock = { [unowned self] in now }
+        engine.logger = Logger(label: "engine-test", factory: { _ in CapturingHandler() })
+        let (_, outcome) = try batch(engine, [9], chunkSize: 1)
+        _ = engine.step()
+        for round in 1...3 {
+            watch(engine, seconds: 32)
+            XCTAssertEqual(backend.killed.count, round)
+            backend.die(0)
+            _ = engine.step()
+            if round < 3 { XCTAssertNil(outcome.result, "round \(round)") }
+        }
+        assertStartFailed(outcome, saying: "3 workers in a row in one place were killed before their first task")
+    }
+
     /// A call submitted, then `close()`, while the engine is between taking new work and
     /// deciding whether to stop: the call still runs and the pool stops only after it.
     /// (Before: the engine saw `closing` with no job admitted yet, stopped its workers, and

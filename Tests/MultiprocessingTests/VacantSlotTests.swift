@@ -72,3 +72,30 @@ final class TemplateRefusalTests: XCTestCase {
         XCTAssertEqual(children(named: "swiftmp-forktpl"), [template], "the same template")
     }
 }
+
+/// An initializer that ends its worker.
+struct ExitInTheInitializer: ParallelFunction {
+    func callAsFunction(_: Void) { exit(5) }
+}
+
+/// `maxTasksPerChild: 1` and a start that fails every time: the call fails with the reason
+/// once three workers in a row died before their first task (workers were replaced for ever,
+/// about 1 300 a second, and the call hung).
+final class RetiringStartDeathTests: XCTestCase {
+    func testAStartThatAlwaysFailsBreaksAPoolWithOneTaskPerChild() throws {
+        for method in [StartMethod.fork, .spawn, .forkserver] {
+            let pool = try Pool(processes: 2, startMethod: method, initializer: ExitInTheInitializer(), maxTasksPerChild: 1)
+            defer {
+                pool.terminate()
+                _ = try? bounded(30, "join") { try pool.join() }
+            }
+            do {
+                let results = try bounded(60, "\(method): map") { try pool.map(Square(), 0..<20) }
+                XCTFail("\(method): \(results)")
+            } catch let error as PoolError {
+                XCTAssertEqual(error.code, .startFailed, "\(method): \(error)")
+                XCTAssertTrue(error.message.contains("before their first task"), "\(method): \(error)")
+            }
+        }
+    }
+}

@@ -1156,12 +1156,14 @@ final class PoolEngine: @unchecked Sendable {
             beforeFirstTask = slot.completedSinceStart == 0
         }
         // A worker killed as wedged counts, in its slot, if it never answered a task (its
-        // initializer's answer aside).
+        // initializer's answer aside). A retiring one too (`maxTasksPerChild`: told to stop as
+        // its last task was sent, it exits of itself only after taking it): not counted, a
+        // start that failed every time with `maxTasksPerChild: 1` was replaced for ever.
         var stuckInInitializer: UInt64?
         if case .stuckInInitializer(let limit) = killedFor { stuckInInitializer = limit }
         if killedFor == .wedged || stuckInInitializer != nil {
-            if slot.completedSinceStart == 0 && !slot.retiring { wedgedStarts[worker] += 1 }
-        } else if hadWork && beforeFirstTask && killedFor == nil && !slot.retiring {
+            if slot.completedSinceStart == 0 { wedgedStarts[worker] += 1 }
+        } else if hadWork && beforeFirstTask && killedFor == nil {
             startDeaths += 1
         }
         workers.reset(worker)
