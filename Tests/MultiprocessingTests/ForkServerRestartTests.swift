@@ -109,6 +109,27 @@ final class OutOfDescriptorsChildTests: XCTestCase {
     /// Room for the request's two descriptors but not for the child's pidfd.
     func testNoRoomToWatchTheChild() throws { try expectRefusal(room: 2) }
 
+    func testAManagerThatCannotListenLeavesNoDirectory() throws {
+        func managerDirectories() -> Set<String> {
+            Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("swiftmp-manager-") })
+        }
+        let before = managerDirectories()
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        let free = dup(0)
+        close(free)
+        var lowered = saved
+        lowered.rlim_cur = rlim_t(free)
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
+        let outcome = Result { try Manager() }
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        if case .success(let manager) = outcome {
+            manager.shutdown()
+            return XCTFail("a manager started with no descriptor free")
+        }
+        XCTAssertEqual(managerDirectories().subtracting(before), [], "the new manager's directory was removed")
+    }
+
     func testAChildThatCannotBeWatchedIsKilledAndReaped() throws {
         try ProcessSupervisor.shared.perform {} // its thread and descriptors exist
         let pid = try ChildLauncher.fork {

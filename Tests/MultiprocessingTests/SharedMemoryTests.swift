@@ -96,3 +96,67 @@ final class SharedMemoryTests: XCTestCase {
         XCTAssertFalse(access(SharedMemoryTracker.directory + "/" + name, F_OK) == 0, "its record stayed")
     }
 }
+
+/// A block that /dev/shm has no room for is refused when it is created, instead of the first
+/// write to it killing the program with SIGBUS (Python's `SharedMemory` has that crash). Run in
+/// a copy of this test binary whose /dev/shm is a 2 MiB tmpfs (`unshare -m`, as root).
+final class FullDevShmTests: XCTestCase {
+    static let innerVariable = "SWIFTMP_TEST_TINY_DEV_SHM"
+
+    func testABlockWithoutRoomIsRefusedNotABusError() throws {
+        if getenv(Self.innerVariable) != nil {
+            // Inside: /dev/shm holds 2 MiB.
+            do {
+                let block = try SharedMemory(create: true, size: 8 << 20)
+                memset(block.bytes.baseAddress!, 1, block.size) // SIGBUS before the fix
+                XCTFail("an 8 MiB block was made in a 2 MiB /dev/shm")
+            } catch {
+                XCTAssertEqual(error.code, .systemCall, "\(error)")
+                XCTAssertTrue("\(error)".contains("No space left on device"), "\(error)")
+            }
+            // One that fits still works.
+            let small = try SharedMemory(create: true, size: 1 << 20)
+            memset(small.bytes.baseAddress!, 1, small.size)
+            small.close()
+            return
+        }
+        guard getuid() == 0, access("/usr/bin/unshare", X_OK) == 0 else {
+            throw XCTSkip("needs root and unshare(1) to give a copy of this test its own small /dev/shm")
+        }
+        let test = Foundation.Process()
+        test.executableURL = URL(fileURLWithPath: "/usr/bin/unshare")
+        test.arguments = [
+            "-m", "sh", "-c", "mount -t tmpfs -o size=2m tmpfs /dev/shm && exec \"$0\" \"$1\"",
+            URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().path,
+            "MultiprocessingTests.FullDevShmTests/testABlockWithoutRoomIsRefusedNotABusError",
+        ]
+        test.environment = ProcessInfo.processInfo.environment.merging([Self.innerVariable: "1"]) { $1 }
+        let output = Foundation.Pipe()
+        test.standardOutput = output
+        test.standardError = output
+        try test.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        test.waitUntilExit()
+        if test.terminationReason == .exit, test.terminationStatus != 0, text.contains("mount:") {
+            throw XCTSkip("cannot mount a tmpfs in a new mount namespace here: \(text)")
+        }
+        XCTAssertEqual(test.terminationReason, .exit, "killed by signal \(test.terminationStatus) (SIGBUS is 7):\n\(text)")
+        XCTAssertEqual(test.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("Executed 1 test, with 0 failures"), text)
+    }
+}
+
+/// Making many blocks does not read every record each time: the automatic sweep for blocks of
+/// dead creators runs at most once a second (1 000 blocks took 14 s when each creation swept).
+final class SharedMemorySweepTests: XCTestCase {
+    func testCreatingManyBlocksSweepsAtMostOnceASecond() throws {
+        let start = monotonicNanoseconds()
+        let before = SharedMemoryTracker.sweeps.load(ordering: .relaxed)
+        var blocks: [SharedMemory] = []
+        defer { for block in blocks { block.close() } }
+        for _ in 0..<200 { blocks.append(try SharedMemory(create: true, size: 4096)) }
+        let seconds = Double(monotonicNanoseconds() - start) / 1e9
+        let swept = SharedMemoryTracker.sweeps.load(ordering: .relaxed) - before
+        XCTAssertLessThanOrEqual(swept, Int(seconds) + 1, "\(swept) sweeps in \(seconds) s for 200 blocks")
+    }
+}

@@ -55,7 +55,14 @@ public final class Manager: @unchecked Sendable {
         let key = (0..<32).map { _ in UInt8.random(in: 0...255, using: &generator) }
         address = ManagerAddress(path: path, authkey: key)
         served = nil
-        let listener = try Manager.listen(at: path)
+        let listener: Int32
+        do {
+            listener = try Manager.listen(at: path)
+        } catch {
+            unlink(path)
+            rmdir(directory)
+            throw error
+        }
         defer { systemClose(listener) }
         let spec = "manager parent=\(getpid()) fds=1 dir=\(directory) key=\(ManagerKey.hex(key))"
         let state = ExitState()

@@ -50,9 +50,11 @@ public struct SharedMemory: Codable, Sendable {
     ///   - track: unlink the block when its creator closes it or dies (default).
     /// - Throws: `SharedMemoryError` — `.exists`, `.notFound`, `.invalidName`, `.invalidSize`.
     ///
-    /// The corresponding C functions are `shm_open`, `ftruncate` and `mmap`.
+    /// The corresponding C functions are `shm_open`, `ftruncate`, `posix_fallocate` (every page
+    /// allocated at once: a full `/dev/shm` is an error here, not `SIGBUS` at the first write)
+    /// and `mmap`.
     public init(name: String? = nil, create: Bool = false, size: Int = 0, track: Bool = true) throws(SharedMemoryError) {
-        SharedMemoryTracker.sweep()
+        SharedMemoryTracker.sweepIfDue()
         if create {
             mapping = try SharedMemoryMapping.create(name: name ?? SharedMemory.freshName(), size: size, track: track)
         } else {
@@ -92,7 +94,7 @@ public struct SharedMemory: Codable, Sendable {
     }
 
     /// Unlinks every tracked block whose creating process is no longer running; returns
-    /// their names. Runs on its own whenever a block is created or opened.
+    /// their names. Runs on its own when a block is created or opened (at most once a second).
     @discardableResult
     public static func removeOrphans() -> [String] {
         SharedMemoryTracker.sweep()
@@ -145,6 +147,14 @@ final class SharedMemoryMapping: @unchecked Sendable {
         guard size > 0 else {
             throw SharedMemoryError(.invalidSize, "a new SharedMemory needs a size > 0 bytes, not \(size)")
         }
+        // As for a SharedSegment: more than this process can be given would call the kernel's
+        // out-of-memory killer as the block is allocated.
+        if size > 64 << 20 {
+            let limit = MemoryLimit.current
+            guard size <= limit.bytes else {
+                throw SharedMemoryError(.invalidSize, "a SharedMemory of \(size) bytes is more than \(limit.described): share less")
+            }
+        }
         let fd = shm_open("/" + name, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0o600)
         if fd < 0 {
             let code = errno
@@ -157,6 +167,14 @@ final class SharedMemoryMapping: @unchecked Sendable {
         defer { systemClose(fd) }
         do throws(SystemError) {
             try syscallRetrying("ftruncate") { ftruncate(fd, off_t(size)) }
+            // Every page allocated now: in a /dev/shm without room for them the first write
+            // past the room would kill the program with SIGBUS (Python's has that crash).
+            // A file system without fallocate keeps the sparse block.
+            var code: Int32
+            repeat { code = posix_fallocate(fd, 0, off_t(size)) } while code == EINTR
+            if code != 0 && code != EOPNOTSUPP && code != EINVAL {
+                throw SystemError("posix_fallocate of \(size) bytes in /dev/shm (is it full? df /dev/shm)", errno: code)
+            }
             var info = stat()
             try syscallRetrying("fstat") { fstat(fd, &info) }
             if track { try SharedMemoryTracker.record(name: name, inode: UInt64(info.st_ino)) }
