@@ -58,10 +58,14 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
     /// information (local backend; nil for a worker killed from outside, or under MPI).
     /// `description` shows its frames; the parent also printed it on standard error.
     public var crashReport: String?
+    /// Killed (SIGKILL, not by the pool) while the kernel's out-of-memory killer ran: most
+    /// likely its task needed more memory than the machine or its limit (a container's, a
+    /// Slurm job's `--mem`) allows (local backend).
+    public var outOfMemory: Bool
 
     public init(
         pid: Int32? = nil, rank: Int? = nil, host: String? = nil, signal: Int32? = nil,
-        exitCode: Int32? = nil, inputIndex: Int? = nil, crashReport: String? = nil
+        exitCode: Int32? = nil, inputIndex: Int? = nil, crashReport: String? = nil, outOfMemory: Bool = false
     ) {
         self.pid = pid
         self.rank = rank
@@ -70,6 +74,7 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
         self.exitCode = exitCode
         self.inputIndex = inputIndex
         self.crashReport = crashReport
+        self.outOfMemory = outOfMemory
     }
 
     public var description: String {
@@ -78,8 +83,14 @@ public struct WorkerDied: Error, CustomStringConvertible, Sendable, Equatable {
             signal.map { "was killed by signal \($0) (\(signalName($0)))" }
             ?? exitCode.map { "exited with status \($0)" } ?? "ended"
         let which = inputIndex.map { " while running input \($0)" } ?? ""
+        let memory =
+            outOfMemory
+            ? """
+            ; the kernel's out-of-memory killer ran meanwhile: most likely the task needed more memory than \
+            the machine or its limit allows (a container's, Slurm's --mem): give it more, or use less per task
+            """ : ""
         let trace = crashReport.map { "\n" + CrashReports.summary($0) } ?? ""
-        return "\(who) \(how)\(which)\(trace)"
+        return "\(who) \(how)\(which)\(memory)\(trace)"
     }
 
     /// Equal when the same worker ended the same way on the same input (the crash reports

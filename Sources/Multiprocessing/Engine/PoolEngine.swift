@@ -1095,6 +1095,8 @@ final class PoolEngine: @unchecked Sendable {
         case .signaled(let signal): identity.signal = signal
         case .exited(let code): identity.exitCode = code
         }
+        // Killed by the pool (a time limit, a cancellation, a wedge): not for memory.
+        if slot.killedFor != nil { identity.outOfMemory = false }
         if slot.killedFor == nil, killedFor == .wedged {
             warnWedged(identity, held: "\(WedgeWatch.defaultLimitNanoseconds / 1_000_000_000) s or more", killer: " by its rank")
         }

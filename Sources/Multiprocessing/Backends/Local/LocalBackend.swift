@@ -51,6 +51,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         var crashReport: String?
         /// Its worker was forked by the pool's template (which it dies with).
         var byTemplate = false
+        /// Its worker was killed while the out-of-memory killer ran (`OutOfMemoryKills`).
+        var outOfMemory = false
         /// Large arguments sent remote (`RemoteTransfer`), kept until the worker has read
         /// them (its `inputsRead`) or ends.
         var held: [(token: UInt64, blocks: [WireDeferredBlock])] = []
@@ -214,6 +216,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         }
         slots[slot].pid = pid
         slots[slot].byTemplate = fromTemplate != nil
+        slots[slot].outOfMemory = false
         launched = true
         try tagged?.started(pid: pid)
     }
@@ -410,11 +413,14 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 endedQueue.removeAll()
                 return taken
             }
+            outOfMemoryKillsNow = nil
+            defer { if let now = outOfMemoryKillsNow { outOfMemoryKillsSeen = now } }
             for (slot, generation, exit) in endings where generation == slots[slot].generation {
                 _ = drain(slot, decoding: decoding, message) // what it wrote before it ended still counts
                 slots[slot].ended = exit
                 slots[slot].held.removeAll() // its large arguments: nobody reads them any more
                 if case .signaled = exit { slots[slot].crashReport = CrashReports.collect(parent: parentPID, worker: slots[slot].pid) }
+                if exit == .signaled(SIGKILL) { slots[slot].outOfMemory = outOfMemoryKillsRose() }
                 slots[slot].outbound.removeAll()
                 updateOutboundFlag(slot)
                 ended(slot, exit)
@@ -561,8 +567,22 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         return true
     }
 
+    /// The machine's count of out-of-memory kills when this pool started or last saw a worker
+    /// killed, and now (read once per batch of ends).
+    private var outOfMemoryKillsSeen = OutOfMemoryKills.count()
+    private var outOfMemoryKillsNow: UInt64?
+
+    /// Whether the out-of-memory killer ended a process since the last batch of ends.
+    private func outOfMemoryKillsRose() -> Bool {
+        if outOfMemoryKillsNow == nil { outOfMemoryKillsNow = OutOfMemoryKills.count() }
+        guard let now = outOfMemoryKillsNow, let seen = outOfMemoryKillsSeen else { return false }
+        return now > seen
+    }
+
     func identity(of worker: Int) -> WorkerDied {
-        WorkerDied(pid: slots[worker].pid, host: LocalBackend.hostName, crashReport: slots[worker].crashReport)
+        WorkerDied(
+            pid: slots[worker].pid, host: LocalBackend.hostName, crashReport: slots[worker].crashReport,
+            outOfMemory: slots[worker].outOfMemory)
     }
 
     /// This machine's name, for errors that say where a task ran.
