@@ -1067,6 +1067,43 @@ extension EngineTests {
         XCTAssertLessThan(backend.replaced.count, 15, "\(backend.replaced.count) tries")
     }
 
+    /// The limit counts from when the pool last had a worker, while work waited: a slot vacant
+    /// for long beside a working one does not break the pool the moment the other goes too.
+    func testTheVacancyLimitCountsFromTheLastWorker() throws {
+        let backend = ScriptedBackend(workers: 2)
+        let engine = engine(backend)
+        engine.vacancyLimitNanoseconds = 5_000_000_000
+        let (_, first) = try batch(engine, [0, 1], chunkSize: 1)
+        _ = engine.step()
+        backend.replaceFailures = Array(repeating: outOfProcesses, count: 1_000)
+        backend.die(0) // before it took its chunk
+        _ = engine.step()
+        // Worker 1 runs everything for 20 s while slot 0 stays vacant.
+        var answered = 0
+        for _ in 0..<200 {
+            for chunk in backend.chunks[1].dropFirst(answered) {
+                backend.take(1)
+                backend.reply(1, task: chunk.task, outputs: chunk.inputs)
+                answered += 1
+            }
+            now += 100_000_000
+            _ = engine.step()
+        }
+        XCTAssertEqual(try first.result?.get(), [0, 1])
+        let (_, second) = try batch(engine, [2], chunkSize: 1)
+        _ = engine.step()
+        backend.die(1) // before it took its chunk: now no slot has a worker
+        _ = engine.step()
+        now += 1_000_000_000
+        _ = engine.step()
+        XCTAssertNil(second.result, "broken at once, though a worker ran a second ago")
+        for _ in 0..<60 where second.result == nil {
+            now += 100_000_000
+            _ = engine.step()
+        }
+        assertStartFailed(second, saying: "no worker could be started for 5")
+    }
+
     func testAReplacementFailureThatWillNotPassBreaksThePoolAtOnce() throws {
         let backend = ScriptedBackend(workers: 2)
         let engine = engine(backend)

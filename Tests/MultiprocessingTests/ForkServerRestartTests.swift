@@ -109,6 +109,34 @@ final class OutOfDescriptorsChildTests: XCTestCase {
     /// Room for the request's two descriptors but not for the child's pidfd.
     func testNoRoomToWatchTheChild() throws { try expectRefusal(room: 2) }
 
+    /// A process whose descriptor limit is lowered below what it has open: `poll` refuses the
+    /// supervisor's set (EINVAL) and the supervisor spun for ever without reaping, so a worker's
+    /// death was never seen; now it polls each descriptor alone.
+    func testAWorkersDeathIsSeenUnderALimitBelowWhatIsOpen() throws {
+        // Three workers: the supervisor polls more descriptors than the limit below allows.
+        let pool = try Pool(processes: 3, startMethod: .fork)
+        defer {
+            pool.terminate()
+            _ = try? bounded(30, "join") { try pool.join() }
+        }
+        XCTAssertEqual(try bounded(30, "warm-up") { try pool.apply(Square(), 3) }, 9)
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        var lowered = saved
+        lowered.rlim_cur = 3
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
+        // The first death wakes a supervisor asleep in poll; it polls again under the limit,
+        // and the second must still be seen.
+        let outcomes = (1...2).map { round in
+            Result { try bounded(20, "apply \(round) of a task that kills its worker") { try pool.apply(KillSelf(), round) } }
+        }
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        for outcome in outcomes {
+            guard case .failure(let error) = outcome, error is WorkerDied else { return XCTFail("\(outcome)") }
+        }
+        XCTAssertEqual(try bounded(30, "apply after") { try pool.apply(Square(), 4) }, 16)
+    }
+
     func testAManagerThatCannotListenLeavesNoDirectory() throws {
         func managerDirectories() -> Set<String> {
             Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("swiftmp-manager-") })

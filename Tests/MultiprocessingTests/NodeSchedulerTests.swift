@@ -190,6 +190,42 @@ final class NodeSchedulerTests: TimeLimitedTestCase {
         XCTAssertEqual(try answers(scheduler, count: 2).last, .result(task: 6, [20, 21, 22]))
     }
 
+    /// A local worker whose replacement could not start (a vacant slot) has nothing to stop:
+    /// rank 0's `stop` is answered once the others exited (before, the rank waited for the
+    /// vacant slot's exit for ever, and rank 0 until its shutdown deadline).
+    func testStopIsAnsweredWithAVacantSlot() throws {
+        let scheduler = try scheduler(workers: 2)
+        defer { scheduler.close(graceNanoseconds: 0) }
+        try define(CrashOn(victims: [3]), id: 1, on: scheduler)
+        // Out of descriptors while input 3 kills its worker: the replacement cannot start.
+        var saved = rlimit()
+        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        // No new descriptor at all (those the dying worker frees included).
+        var lowered = saved
+        lowered.rlim_cur = 3
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
+        let answered: [Answer]
+        do {
+            try bundle(task: 5, function: 1, Array(0..<6), on: scheduler)
+            answered = try answers(scheduler, count: 1)
+        } catch {
+            XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+            throw error
+        }
+        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        XCTAssertEqual(answered, [.outcomes(task: 5, ["[0, 1, 2]", "died pid=true signal=9 s=0.0", "[4, 5]"])])
+        XCTAssertEqual((0..<2).filter { !scheduler.backend.hasWorker($0) }.count, 1, "one slot is vacant")
+        var writer = WireWriter()
+        MasterCodec.stop(into: &writer)
+        MessageBuffer.withPayload(writer) { scheduler.handle($0) }
+        let deadline = monotonicNanoseconds() + 10_000_000_000
+        while scheduler.answers.count < 2 && monotonicNanoseconds() < deadline {
+            if !scheduler.step() { scheduler.backend.waitForActivity(spinning: false, timeoutNanoseconds: 2_000_000) { false } }
+        }
+        XCTAssertEqual(scheduler.answers.count, 2, "stopped is answered")
+        XCTAssertEqual(scheduler.answers.last.map { $0[MessageBuffer.headroom] }, WorkerMessage.stopped.rawValue)
+    }
+
     /// The bundle's time limit applies to each input from its start: the long one fails as
     /// timed out, the others run.
     func testTheTimeLimitAppliesToEachInput() throws {

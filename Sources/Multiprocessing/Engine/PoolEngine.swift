@@ -1215,11 +1215,16 @@ final class PoolEngine: @unchecked Sendable {
     // (`EAGAIN`), of memory, or this process out of descriptors — leaves its slot vacant
     // rather than breaking the pool: a long run goes on with the other workers, and the
     // engine starts the slot's worker again after a pause (10 ms, doubling up to 1 s). Only
-    // when no slot has had a worker for `vacancyLimitNanoseconds` does the pool break, with
-    // the reason. Any other failure breaks it at once, as before.
+    // when no slot has had a worker for `vacancyLimitNanoseconds` while work waited does the
+    // pool break, with the reason (an idle pool keeps trying). Any other failure breaks it at
+    // once, as before.
 
     /// How long the engine retries when no slot has a worker (ns). Tests shorten it.
     var vacancyLimitNanoseconds: UInt64 = 60_000_000_000
+    /// How many slots are vacant (none: `fillVacancies` returns at once, every round).
+    private var vacantSlots = 0
+    /// Since when every slot has been vacant while work waited.
+    private var workerlessSince: UInt64?
 
     /// Starts `worker`'s replacement; a failure that may pass leaves the slot vacant.
     private func startReplacement(_ worker: Int, now: UInt64) {
@@ -1229,6 +1234,7 @@ final class PoolEngine: @unchecked Sendable {
             try ForkGuard.whileBlocked { try backend.replace(worker: worker) }
             if workers[worker].vacancy != nil {
                 workers.reset(worker)
+                vacantSlots -= 1
                 logger.notice("swift-multiprocessing: worker slot \(worker) has a worker again")
             }
         } catch {
@@ -1247,19 +1253,23 @@ final class PoolEngine: @unchecked Sendable {
             vacancy.failures += 1
             vacancy.retryAt = now &+ WorkerTable.Vacancy.pause(afterFailures: vacancy.failures)
             vacancy.reason = "\(error)"
+            if workers[worker].vacancy == nil { vacantSlots += 1 }
             workers[worker].vacancy = vacancy
         }
     }
 
     /// Whether a start that threw `error` may succeed later.
     static func mayPass(_ error: any Error) -> Bool {
+        if let refusal = error as? ForkRefusal { return mayPass(refusal.error) }
         guard let error = error as? SystemError else { return false }
         return [EAGAIN, ENOMEM, EMFILE, ENFILE].contains(error.errno)
     }
 
     /// Starts the workers of vacant slots that are due; breaks the pool when no slot has had
-    /// a worker for `vacancyLimitNanoseconds`. Returns whether a slot got a worker.
+    /// a worker for `vacancyLimitNanoseconds` while work waited. Returns whether a slot got a
+    /// worker or the pool broke.
     private func fillVacancies(now: UInt64) -> Bool {
+        guard vacantSlots > 0 else { return false }
         var filled = false
         for worker in workers.indices {
             guard let vacancy = workers[worker].vacancy, now >= vacancy.retryAt else { continue }
@@ -1267,18 +1277,27 @@ final class PoolEngine: @unchecked Sendable {
             startReplacement(worker, now: now)
             if workers[worker].vacancy == nil { filled = true }
         }
-        if !workers.anyOccupied,
-            let oldest = workers.indices.compactMap({ workers[$0].vacancy }).min(by: { $0.since < $1.since }),
-            now &- oldest.since >= vacancyLimitNanoseconds
-        {
-            breakPool(
-                PoolError(
-                    .startFailed,
-                    """
-                    no worker could be started for \(Double(now &- oldest.since) / 1e9) s (\(oldest.failures) tries in one \
-                    slot; last: \(oldest.reason)); free processes, memory or descriptors and create a new Pool
-                    """))
-            for worker in workers.indices { workers[worker].vacancy = nil }
+        // No worker at all while work waits: counted from when that began.
+        if vacantSlots == workers.indices.count && !(jobs.isEmpty && ledger.isEmpty) {
+            let since = workerlessSince ?? now
+            workerlessSince = since
+            if now &- since >= vacancyLimitNanoseconds,
+                let last = workers.indices.compactMap({ workers[$0].vacancy }).max(by: { $0.failures < $1.failures })
+            {
+                breakPool(
+                    PoolError(
+                        .startFailed,
+                        """
+                        no worker could be started for \(Double(now &- since) / 1e9) s while work waited (\(last.failures) \
+                        tries in one slot; last: \(last.reason)); free processes, memory or descriptors and create a new Pool
+                        """))
+                for worker in workers.indices { workers[worker].vacancy = nil }
+                vacantSlots = 0
+                workerlessSince = nil
+                return true
+            }
+        } else {
+            workerlessSince = nil
         }
         for worker in workers.indices {
             if let due = workers[worker].vacancy?.retryAt { nextTimer = min(nextTimer ?? due, due) }

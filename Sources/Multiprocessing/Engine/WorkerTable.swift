@@ -50,9 +50,6 @@ struct WorkerTable {
         }
     }
 
-    /// Whether any slot has a worker.
-    var anyOccupied: Bool { slots.contains { $0.vacancy == nil } }
-
     enum KillReason: Equatable {
         case timedOut(task: UInt64, input: Int, limit: UInt64)
         case cancelled

@@ -109,7 +109,7 @@ enum ManagerServer {
             let hot =
                 idle < ReadinessWait.spinNanoseconds &+ ReadinessWait.yieldNanoseconds
                 && SpinGate.spinningPays(now: now)
-            let ready = poll(&descriptors, nfds_t(descriptors.count), hot ? 0 : 1000)
+            let ready = pollDescriptors(&descriptors, timeoutMilliseconds: hot ? 0 : 1000)
             if ready < 0 && errno != EINTR { return 70 }
             if ready == 0 && hot {
                 if idle < ReadinessWait.spinNanoseconds { CSystemShims_cpu_relax() } else { sched_yield() }

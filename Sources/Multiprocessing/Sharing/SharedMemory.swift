@@ -23,8 +23,13 @@ import Glibc
 /// closing the old handle leaves the new block alone. Handles that attached
 /// by name, and copies in other processes, only unmap. With `track: false` the block stays
 /// until someone calls `unlink()`. A tracked block whose creator died without closing it
-/// (SIGKILL, a crash) is removed the next time any process of this user creates or attaches
-/// a block with this library, or calls `removeOrphans()` (see `SharedMemoryTracker`).
+/// (SIGKILL, a crash) is removed when a process of this user next creates or attaches a block
+/// with this library (each process looks at most once a second), or calls `removeOrphans()`
+/// (see `SharedMemoryTracker`).
+///
+/// **Memory.** A new block's pages are allocated as it is made (`posix_fallocate`), so that a
+/// full `/dev/shm` is an error then rather than `SIGBUS` at a later write: a large block costs
+/// its memory, and the time to clear it, from the start — even if only part of it is used.
 public struct SharedMemory: Codable, Sendable {
     let mapping: SharedMemoryMapping
 

@@ -118,3 +118,27 @@ enum SpinGate {
         return spaces == 3 && digits > 0 ? value : nil
     }
 }
+
+/// `poll(2)` of many descriptors that still works when they outnumber `RLIMIT_NOFILE` (a
+/// process that lowered its descriptor limit below what it has open): poll refuses such a set
+/// with `EINVAL`, and a loop that took that for `EINTR` spun for ever without reaping a child.
+/// Then each descriptor is polled on its own, and if none is ready the call sleeps up to
+/// 10 ms (or `timeoutMilliseconds`, if shorter and not -1) and returns 0. Returns what `poll`
+/// returns otherwise (-1 with `errno`).
+func pollDescriptors(_ descriptors: inout [pollfd], timeoutMilliseconds: Int32) -> Int32 {
+    let ready = poll(&descriptors, nfds_t(descriptors.count), timeoutMilliseconds)
+    guard ready < 0, errno == EINVAL, descriptors.count > 1 else { return ready }
+    var count: Int32 = 0
+    for index in descriptors.indices {
+        var one = descriptors[index]
+        one.revents = 0
+        if poll(&one, 1, 0) > 0 { count += 1 }
+        descriptors[index].revents = one.revents
+    }
+    if count == 0 && timeoutMilliseconds != 0 {
+        let pause = timeoutMilliseconds < 0 ? 10 : min(timeoutMilliseconds, 10)
+        var time = timespec(tv_sec: 0, tv_nsec: Int(pause) * 1_000_000)
+        _ = nanosleep(&time, nil)
+    }
+    return count
+}

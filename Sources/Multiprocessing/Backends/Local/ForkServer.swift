@@ -50,7 +50,7 @@ final class ForkServer: @unchecked Sendable {
     private let reaped = Completion<Void>()
     private let lock = ConditionLock()
     private var nextRequest: UInt64 = 1
-    private var replies: [UInt64: Result<pid_t, SystemError>] = [:]
+    private var replies: [UInt64: Result<pid_t, ForkRefusal>] = [:]
     private var pending: [UInt64: (started: @Sendable (pid_t) -> Void, onExit: @Sendable (pid_t, ChildExit) -> Void)] = [:]
     private var exitHandlers: [pid_t: @Sendable (pid_t, ChildExit) -> Void] = [:]
     private var earlyExits: [pid_t: ChildExit] = [:]
@@ -61,8 +61,7 @@ final class ForkServer: @unchecked Sendable {
         func set() { value.store(true, ordering: .releasing) }
     }
 
-    /// Whether the server process ended or its socket closed.
-    var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
+    private var hasEnded: Bool { ended.value.load(ordering: .acquiring) }
 
     /// A new fork template for a `.fork` pool of this process (see the type's comment).
     static func template() throws -> ForkServer { try ForkServer(template: true) }
@@ -171,7 +170,7 @@ final class ForkServer: @unchecked Sendable {
             throw SystemError("sendmsg to the fork server", errno: code)
         }
         let end = monotonicNanoseconds() &+ answerWithin
-        let (result, serverDied): (Result<pid_t, SystemError>?, Bool) = lock.withLock {
+        let (result, serverDied): (Result<pid_t, ForkRefusal>?, Bool) = lock.withLock {
             while replies[request] == nil && !dead {
                 if !lock.wait(until: end), monotonicNanoseconds() >= end { break }
             }
@@ -226,8 +225,10 @@ final class ForkServer: @unchecked Sendable {
                     }
                     if let early { deliverExit(pid: pid, early) }
                 }
+                let server = isTemplate ? "pool's fork template" : "fork server"
                 lock.withLock {
-                    replies[request] = code == 0 ? .success(pid) : .failure(SystemError("fork in the fork server (pid \(serverPID))", errno: code))
+                    replies[request] =
+                        code == 0 ? .success(pid) : .failure(ForkRefusal(SystemError("fork in the \(server) (pid \(serverPID))", errno: code)))
                     lock.broadcast()
                 }
             } else if kind == 2, let pid = try? reader.read(Int32.self), let status = try? reader.read(Int32.self) {
@@ -246,7 +247,9 @@ final class ForkServer: @unchecked Sendable {
     }
 
     private func markDead() -> Bool {
-        // The server is gone: its children died with it (PR_SET_PDEATHSIG).
+        // The server is gone: its children died with it (PR_SET_PDEATHSIG). Ended before a
+        // waiting request wakes: its caller tells a server that ended from one that refused.
+        ended.set()
         let handlers = lock.withLock { () -> [pid_t: @Sendable (pid_t, ChildExit) -> Void] in
             dead = true
             lock.broadcast()
@@ -254,7 +257,6 @@ final class ForkServer: @unchecked Sendable {
             exitHandlers.removeAll()
             return all
         }
-        ended.set()
         for (pid, handler) in handlers { handler(pid, .signaled(SIGKILL)) }
         return false
     }
@@ -277,7 +279,7 @@ final class ForkServer: @unchecked Sendable {
         while true {
             var descriptors = [pollfd(fd: socket, events: Int16(POLLIN), revents: 0)]
             for fd in children.keys { descriptors.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-            let ready = poll(&descriptors, nfds_t(descriptors.count), 1000)
+            let ready = pollDescriptors(&descriptors, timeoutMilliseconds: 1000)
             if ready < 0 && errno != EINTR { break }
             if getppid() != parent { break }
             for entry in descriptors.dropFirst() where entry.revents != 0 {
@@ -331,9 +333,12 @@ final class ForkServer: @unchecked Sendable {
                 // those numbers first (a fixed 512 failed under a descriptor limit below it).
                 var moved: [Int32] = []
                 for fd in received { moved.append(fcntl(fd, F_DUPFD, Int32(3 + received.count))) }
-                for (index, fd) in moved.enumerated() where fd < 0 || dup2(fd, Int32(3 + index)) < 0 {
-                    printError("swiftmp: a child of the fork server cannot take its descriptors: \(SystemError("fcntl(F_DUPFD)", errno: errno))")
-                    _exit(70)
+                for (index, fd) in moved.enumerated() {
+                    let failed = fd < 0 ? "fcntl(F_DUPFD)" : dup2(fd, Int32(3 + index)) < 0 ? "dup2" : nil
+                    if let failed {
+                        printError("swiftmp: a child of the fork server cannot take its descriptors: \(SystemError(failed, errno: errno))")
+                        _exit(70)
+                    }
                 }
                 ChildLauncher.becomeChild(parent: me, firstToClose: Int32(3 + moved.count))
                 _exit(ChildEntry.run(spec: spec, parent: me))
@@ -365,4 +370,12 @@ final class ForkServer: @unchecked Sendable {
         }
         return 0
     }
+}
+
+/// A fork server's (or template's) answer that its fork failed (out of processes, memory or
+/// descriptors): the server itself is fine, unlike one that ended or did not answer.
+struct ForkRefusal: Error, CustomStringConvertible {
+    let error: SystemError
+    init(_ error: SystemError) { self.error = error }
+    var description: String { error.description }
 }

@@ -53,6 +53,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         var byTemplate = false
         /// Its worker was killed while the out-of-memory killer ran (`OutOfMemoryKills`).
         var outOfMemory = false
+        /// This pool killed its worker (`kill(worker:)`): its SIGKILL is not the kernel's.
+        var killedByPool = false
         /// Large arguments sent remote (`RemoteTransfer`), kept until the worker has read
         /// them (its `inputsRead`) or ends.
         var held: [(token: UInt64, blocks: [WireDeferredBlock])] = []
@@ -165,10 +167,10 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                     spec: "pool-worker slot=\(slot) main=ran" + passed,
                     passing: [region.descriptor, childControl] + (tagged?.childEnds ?? []),
                     started: { [weak self] in self?.started($0) }, onExit: onExit, answerWithin: Self.templateAnswerLimit)
-            } catch let error as SystemError where !template.hasEnded && error.errno != ETIMEDOUT {
+            } catch let refusal as ForkRefusal {
                 // It answered: its fork failed (out of processes, memory or descriptors). It
                 // stays; the engine leaves the slot vacant and asks again later.
-                throw error
+                throw refusal.error
             } catch {
                 // Ended, or wedged itself: from now on this pool forks its workers here.
                 printError("swift-multiprocessing: the pool's fork template failed (\(error)); forking the worker from the program")
@@ -217,6 +219,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         slots[slot].pid = pid
         slots[slot].byTemplate = fromTemplate != nil
         slots[slot].outOfMemory = false
+        slots[slot].killedByPool = false
         launched = true
         try tagged?.started(pid: pid)
     }
@@ -413,14 +416,12 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 endedQueue.removeAll()
                 return taken
             }
-            outOfMemoryKillsNow = nil
-            defer { if let now = outOfMemoryKillsNow { outOfMemoryKillsSeen = now } }
             for (slot, generation, exit) in endings where generation == slots[slot].generation {
                 _ = drain(slot, decoding: decoding, message) // what it wrote before it ended still counts
                 slots[slot].ended = exit
                 slots[slot].held.removeAll() // its large arguments: nobody reads them any more
                 if case .signaled = exit { slots[slot].crashReport = CrashReports.collect(parent: parentPID, worker: slots[slot].pid) }
-                if exit == .signaled(SIGKILL) { slots[slot].outOfMemory = outOfMemoryKillsRose() }
+                if exit == .signaled(SIGKILL) && !slots[slot].killedByPool { slots[slot].outOfMemory = takeOutOfMemoryKill() }
                 slots[slot].outbound.removeAll()
                 updateOutboundFlag(slot)
                 ended(slot, exit)
@@ -510,8 +511,13 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func replace(worker: Int) throws {
         let previous = slots[worker].ended
         defer {
-            // Not started: the slot stays ended (nothing goes to it) until the engine retries.
-            if slots[worker].ended == nil && slots[worker].pid <= 0 { slots[worker].ended = previous ?? .signaled(SIGKILL) }
+            // Not started: the slot stays ended (nothing goes to it) until the engine retries,
+            // and holds no descriptor meanwhile (the process may be out of them).
+            if slots[worker].ended == nil && slots[worker].pid <= 0 {
+                slots[worker].ended = previous ?? .signaled(SIGKILL)
+                if slots[worker].control >= 0 { systemClose(slots[worker].control) }
+                slots[worker].control = -1
+            }
         }
         slots[worker].pid = 0
         slots[worker].held.removeAll()
@@ -563,21 +569,42 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
     func hasProbedRemoteTransfer(_ worker: Int) -> Bool { layout.transfer(worker).workerReadsPool != 0 }
 
     func kill(worker: Int) -> Bool {
-        if slots[worker].pid > 0 && slots[worker].ended == nil { CrashReports.kill(worker: slots[worker].pid) }
+        if slots[worker].pid > 0 && slots[worker].ended == nil {
+            slots[worker].killedByPool = true
+            CrashReports.kill(worker: slots[worker].pid)
+        }
         return true
     }
 
-    /// The machine's count of out-of-memory kills when this pool started or last saw a worker
-    /// killed, and now (read once per batch of ends).
+    /// The machine's count of out-of-memory kills when this pool started or last read it, the
+    /// kills counted since and not yet given to a worker's end, and when they were counted.
     private var outOfMemoryKillsSeen = OutOfMemoryKills.count()
-    private var outOfMemoryKillsNow: UInt64?
+    private var outOfMemoryKillsUnclaimed = 0
+    private var outOfMemoryKillsCountedAt: UInt64 = 0
+    /// How long a counted kill may still be a worker's whose end is seen later (two workers
+    /// killed at once, their ends polled in two rounds).
+    static let outOfMemoryClaimNanoseconds: UInt64 = 10_000_000_000
 
-    /// Whether the out-of-memory killer ended a process since the last batch of ends.
-    private func outOfMemoryKillsRose() -> Bool {
-        if outOfMemoryKillsNow == nil { outOfMemoryKillsNow = OutOfMemoryKills.count() }
-        guard let now = outOfMemoryKillsNow, let seen = outOfMemoryKillsSeen else { return false }
-        return now > seen
+    /// For a worker ended by a SIGKILL the pool did not send: whether an out-of-memory kill
+    /// counted since the last look is left for it (each kill is given to one end at most).
+    private func takeOutOfMemoryKill() -> Bool {
+        let now = monotonicNanoseconds()
+        if now &- outOfMemoryKillsCountedAt > Self.outOfMemoryClaimNanoseconds { outOfMemoryKillsUnclaimed = 0 }
+        if let count = OutOfMemoryKills.count() {
+            if let seen = outOfMemoryKillsSeen, count > seen {
+                outOfMemoryKillsUnclaimed += Int(count - seen)
+                outOfMemoryKillsCountedAt = now
+            }
+            outOfMemoryKillsSeen = count
+        }
+        guard outOfMemoryKillsUnclaimed > 0 else { return false }
+        outOfMemoryKillsUnclaimed -= 1
+        return true
     }
+
+    /// Whether `worker`'s slot has a process that has not ended (a slot whose replacement
+    /// could not start has none: `PoolEngine`, vacant slots).
+    func hasWorker(_ worker: Int) -> Bool { slots[worker].pid > 0 && slots[worker].ended == nil }
 
     func identity(of worker: Int) -> WorkerDied {
         WorkerDied(

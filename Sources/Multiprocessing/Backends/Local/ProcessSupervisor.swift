@@ -188,11 +188,11 @@ final class ProcessSupervisor: @unchecked Sendable {
             var ready: Int32 = 0
             let yieldUntil = monotonicNanoseconds() &+ ProcessSupervisor.loopYieldNanoseconds
             while true {
-                ready = poll(&descriptors, nfds_t(descriptors.count), 0)
+                ready = pollDescriptors(&descriptors, timeoutMilliseconds: 0)
                 if ready != 0 || monotonicNanoseconds() >= yieldUntil { break }
                 sched_yield()
             }
-            if ready == 0 { ready = poll(&descriptors, nfds_t(descriptors.count), -1) }
+            if ready == 0 { ready = pollDescriptors(&descriptors, timeoutMilliseconds: -1) }
             enterActivity()
             if ready < 0 { continue } // EINTR
             if descriptors[0].revents != 0 {

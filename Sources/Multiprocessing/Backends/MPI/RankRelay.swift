@@ -33,6 +33,9 @@ struct RankRelay {
         var scheduler: NodeScheduler?
         /// Without a scheduler: what each local worker holds, watched for wedges.
         var watched: [WatchedWorker]
+        /// With a scheduler: local workers whose replacement has not started yet (the
+        /// engine's vacant slots); rank 0 is told their pid once they have one.
+        var unstarted: Set<Int> = []
 
         init(backend: LocalBackend, scheduler: NodeScheduler?) {
             self.backend = backend
@@ -413,12 +416,22 @@ struct RankRelay {
         }
         scheduler.passedOn.removeAll(keepingCapacity: true)
         var replaced: [(index: Int, pid: pid_t)] = []
+        var unstarted = pools[pool]?.unstarted ?? []
         for (index, exit, old, read) in scheduler.endings {
             moved = true
             try reportEnd(pool, local: index, .init(exit: exit, taken: 0, input: 0), readPosition: read)
-            // The engine replaced it in the same round: rank 0's placement names the new one.
-            if let pid = scheduler.backend.identity(of: index).pid, pid != old { replaced.append((index, pid)) }
+            unstarted.insert(index)
         }
+        // Replaced in the same round or since (a vacant slot filled later): rank 0's
+        // placement names the new process.
+        for index in unstarted where scheduler.backend.hasWorker(index) {
+            let pid = scheduler.backend.identity(of: index).pid ?? 0
+            if !scheduler.endings.contains(where: { $0.index == index && $0.pid == pid }) {
+                replaced.append((index, pid))
+                unstarted.remove(index)
+            }
+        }
+        pools[pool]?.unstarted = unstarted
         scheduler.endings.removeAll(keepingCapacity: true)
         try flushOutbox()
         for (index, pid) in replaced { try report(pool, started: index, pid: pid) }

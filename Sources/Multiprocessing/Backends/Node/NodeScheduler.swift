@@ -96,7 +96,10 @@ final class NodeScheduler {
             // exit, and the engine is not stepped any more (it would replace them).
             guard !stopping else { return }
             stopping = true
-            for worker in 0..<backend.workerCount { backend.stop(worker: worker) }
+            // A slot without a process (its replacement could not start) has nothing to stop.
+            for worker in 0..<backend.workerCount {
+                if backend.hasWorker(worker) { backend.stop(worker: worker) } else { exited.insert(worker) }
+            }
             backend.flush()
         case .release, .objectReply:
             break
