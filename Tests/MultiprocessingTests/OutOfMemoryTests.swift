@@ -1,3 +1,4 @@
+import Wire
 import XCTest
 
 @testable import Multiprocessing
@@ -75,5 +76,42 @@ struct KillSelf: ParallelFunction {
     func callAsFunction(_ x: Int) -> Int {
         kill(getpid(), SIGKILL)
         return x
+    }
+}
+
+/// Under mpirun a worker rank tells rank 0 how its local worker ended: `outOfMemory` crosses
+/// too, in both ways a rank reports (a relayed worker's end, a scheduled bundle's failure).
+final class OutOfMemoryAcrossRanksTests: XCTestCase {
+    func testARelayedEndCarriesIt() throws {
+        for flag in [false, true] {
+            var writer = WireWriter()
+            RelayEnvelope.ended(
+                pool: 3, local: 1,
+                .init(exit: .signaled(SIGKILL), taken: 4, input: 2, wedged: false, requester: 7, outOfMemory: flag),
+                into: &writer)
+            // The envelope's header comes first; the ending is the rest.
+            let ending = try writer.bytes.withUnsafeBytes { raw in
+                XCTAssertEqual(RelayEnvelope.read(raw)?.kind, RelayEnvelope.Up.ended.rawValue)
+                return try RelayEnvelope.readEnding(UnsafeRawBufferPointer(rebasing: raw[RelayEnvelope.size...]))
+            }
+            XCTAssertEqual(ending.outOfMemory, flag)
+            XCTAssertEqual(ending.exit, .signaled(SIGKILL))
+            XCTAssertEqual(ending.requester, 7)
+        }
+    }
+
+    func testABundlesFailureCarriesIt() throws {
+        let died = WorkerDied(pid: 12, signal: SIGKILL, inputIndex: 0, outOfMemory: true)
+        var writer = WireWriter()
+        OutcomeFailure(died).write(into: &writer)
+        let failure = try writer.bytes.withUnsafeBytes { raw in
+            var reader = WireReader(raw)
+            return try OutcomeFailure.read(&reader)
+        }
+        let (error, _) = failure.error(inputIndex: 5, worker: WorkerDied(rank: 2, host: "node2"))
+        let again = try XCTUnwrap(error as? WorkerDied)
+        XCTAssertTrue(again.outOfMemory, "\(again)")
+        XCTAssertTrue("\(again)".contains("out-of-memory killer"), "\(again)")
+        XCTAssertEqual(again.rank, 2)
     }
 }

@@ -85,6 +85,8 @@ struct OutcomeFailure: Equatable {
     var exitCode: Int32?
     var seconds = 0.0
     var crashReport: String?
+    /// A `WorkerDied`'s `outOfMemory`.
+    var outOfMemory = false
 
     /// What `error` (as a job's `failInput` got it in the scheduling worker) says.
     init(_ error: any Error) {
@@ -93,7 +95,8 @@ struct OutcomeFailure: Equatable {
             self.init(kind: .threw, typeName: remote.typeName, message: remote.message, pid: remote.pid)
         case let died as WorkerDied:
             self.init(
-                kind: .died, pid: died.pid, signal: died.signal, exitCode: died.exitCode, crashReport: died.crashReport)
+                kind: .died, pid: died.pid, signal: died.signal, exitCode: died.exitCode, crashReport: died.crashReport,
+                outOfMemory: died.outOfMemory)
         case let timedOut as TaskTimedOut:
             self.init(kind: .timedOut, pid: timedOut.pid, seconds: timedOut.seconds)
         case let pool as PoolError:
@@ -113,7 +116,7 @@ struct OutcomeFailure: Equatable {
 
     init(
         kind: Kind, typeName: String = "", message: String = "", pid: Int32? = nil, signal: Int32? = nil,
-        exitCode: Int32? = nil, seconds: Double = 0, crashReport: String? = nil
+        exitCode: Int32? = nil, seconds: Double = 0, crashReport: String? = nil, outOfMemory: Bool = false
     ) {
         self.kind = kind
         self.typeName = typeName
@@ -123,6 +126,7 @@ struct OutcomeFailure: Equatable {
         self.exitCode = exitCode
         self.seconds = seconds
         self.crashReport = crashReport
+        self.outOfMemory = outOfMemory
     }
 
     /// The error the engine charges input `index` with, run on `worker` (rank, host), and the
@@ -139,7 +143,7 @@ struct OutcomeFailure: Equatable {
             return (
                 WorkerDied(
                     pid: pid, rank: worker.rank, host: worker.host, signal: signal, exitCode: exitCode,
-                    inputIndex: index, crashReport: crashReport), .workerDied
+                    inputIndex: index, crashReport: crashReport, outOfMemory: outOfMemory), .workerDied
             )
         case .timedOut:
             return (TaskTimedOut(inputIndex: index, seconds: seconds, pid: pid, rank: worker.rank, host: worker.host), .timedOut)
@@ -165,6 +169,7 @@ struct OutcomeFailure: Equatable {
         writer.write(exitCode ?? -1)
         writer.write(seconds.bitPattern)
         writer.write(crashReport ?? "")
+        writer.write(UInt8(outOfMemory ? 1 : 0))
     }
 
     static func read(_ reader: inout WireReader) throws -> OutcomeFailure {
@@ -177,9 +182,10 @@ struct OutcomeFailure: Equatable {
         let exitCode = try reader.read(Int32.self)
         let seconds = Double(bitPattern: try reader.read(UInt64.self))
         let report = try reader.read(String.self)
+        let outOfMemory = try reader.read(UInt8.self) == 1
         return OutcomeFailure(
             kind: kind, typeName: typeName, message: message, pid: pid < 0 ? nil : pid,
             signal: signal < 0 ? nil : signal, exitCode: exitCode < 0 ? nil : exitCode, seconds: seconds,
-            crashReport: report.isEmpty ? nil : report)
+            crashReport: report.isEmpty ? nil : report, outOfMemory: outOfMemory)
     }
 }

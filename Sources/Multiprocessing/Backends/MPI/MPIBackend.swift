@@ -457,7 +457,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
     }
 
     func identity(of worker: Int) -> WorkerDied {
-        WorkerDied(pid: slots[worker].pid, rank: slots[worker].rank, host: slots[worker].host)
+        WorkerDied(
+            pid: slots[worker].pid, rank: slots[worker].rank, host: slots[worker].host,
+            outOfMemory: slots[worker].ending?.outOfMemory ?? false)
     }
 
     /// Asks the slot's rank to kill its local worker; the end is reported as usual. A rank

@@ -385,7 +385,10 @@ struct RankRelay {
                 if index < watched.count { watched[index] = WatchedWorker() }
                 do {
                     try reportEnd(
-                        pool, local: index, .init(exit: exit, taken: words.taken, input: words.input, wedged: wedged),
+                        pool, local: index,
+                        .init(
+                            exit: exit, taken: words.taken, input: words.input, wedged: wedged,
+                            outOfMemory: backend.identity(of: index).outOfMemory),
                         readPosition: backend.readPosition(of: index))
                 } catch {
                     failure = error

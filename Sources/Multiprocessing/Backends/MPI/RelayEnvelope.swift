@@ -85,6 +85,8 @@ enum RelayEnvelope {
         /// Its process's name at rank 0's object service (`RelayedObjectRequests`); 0: it never
         /// asked it anything.
         var requester: UInt32 = 0
+        /// The kernel's out-of-memory killer most likely ended it (`WorkerDied.outOfMemory`).
+        var outOfMemory = false
     }
 
     static func ended(pool: UInt16, local: Int, _ ending: Ending, into writer: inout WireWriter) {
@@ -101,6 +103,7 @@ enum RelayEnvelope {
             $0.write(Int64(ending.input))
             $0.write(UInt8(ending.wedged ? 1 : 0))
             $0.write(ending.requester)
+            $0.write(UInt8(ending.outOfMemory ? 1 : 0))
         }
     }
 
@@ -111,9 +114,10 @@ enum RelayEnvelope {
         let taken = try reader.read(UInt32.self)
         let input = Int(try reader.read(Int64.self))
         let wedged = try reader.read(UInt8.self) == 1
+        let requester = try reader.read(UInt32.self)
         return Ending(
             exit: how == 0 ? .exited(code) : .signaled(code), taken: taken, input: input, wedged: wedged,
-            requester: try reader.read(UInt32.self))
+            requester: requester, outOfMemory: try reader.read(UInt8.self) == 1)
     }
 }
 
