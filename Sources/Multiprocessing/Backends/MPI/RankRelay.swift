@@ -420,7 +420,7 @@ struct RankRelay {
         scheduler.passedOn.removeAll(keepingCapacity: true)
         var replaced: [(index: Int, pid: pid_t)] = []
         var unstarted = pools[pool]?.unstarted ?? []
-        for (index, exit, old, read) in scheduler.endings {
+        for (index, exit, _, read) in scheduler.endings {
             moved = true
             try reportEnd(pool, local: index, .init(exit: exit, taken: 0, input: 0), readPosition: read)
             unstarted.insert(index)
