@@ -237,8 +237,8 @@ struct WithTable: ParallelFunction {
 final class EngineTests: XCTestCase {
     var now: UInt64 = 1_000_000_000
 
-    private func engine(_ backend: ScriptedBackend) -> PoolEngine {
-        let engine = PoolEngine(backend: backend, maxTasksPerChild: nil, initializer: nil)
+    private func engine(_ backend: ScriptedBackend, maxTasksPerChild: Int? = nil, initializer: FunctionDefinition? = nil) -> PoolEngine {
+        let engine = PoolEngine(backend: backend, maxTasksPerChild: maxTasksPerChild, initializer: initializer)
         engine.clock = { [unowned self] in now }
         engine.logger = Logger(label: "engine-test", factory: { _ in CapturingHandler() })
         return engine
@@ -583,6 +583,10 @@ final class EngineTests: XCTestCase {
             XCTAssertTrue(outcome.result.map { if case .failure(let e) = $0 { e is WorkerDied } else { false } } ?? false)
         }
         // Workers that die before taking anything, three times in a row: broken, with a reason.
+        try assertThreeDeathsBeforeTheFirstTaskBreak(engine, backend)
+    }
+
+    private func assertThreeDeathsBeforeTheFirstTaskBreak(_ engine: PoolEngine, _ backend: ScriptedBackend) throws {
         let (_, outcome) = try batch(engine, [9], chunkSize: 1)
         for _ in 0..<3 {
             _ = engine.step()
@@ -599,25 +603,13 @@ final class EngineTests: XCTestCase {
     /// time were replaced for ever (`maxTasksPerChild: 1` and an initializer that exits).
     func testRetiringWorkersThatDieBeforeTheirFirstTaskBreakThePool() throws {
         let backend = ScriptedBackend(workers: 1)
-        let engine = PoolEngine(backend: backend, maxTasksPerChild: 1, initializer: nil)
-        engine.clock = { [unowned self] in now }
-        engine.logger = Logger(label: "engine-test", factory: { _ in CapturingHandler() })
-        let (_, outcome) = try batch(engine, [9], chunkSize: 1)
-        for _ in 0..<3 {
-            _ = engine.step()
-            backend.die(0)
-        }
-        _ = engine.step()
-        _ = engine.step()
-        assertStartFailed(outcome, saying: "before their first task")
+        try assertThreeDeathsBeforeTheFirstTaskBreak(engine(backend, maxTasksPerChild: 1), backend)
     }
 
     /// The same for workers killed as wedged at start.
     func testRetiringWorkersWedgedAtStartBreakThePool() throws {
         let backend = ScriptedBackend(workers: 1)
-        let engine = PoolEngine(backend: backend, maxTasksPerChild: 1, initializer: nil)
-        engine.clock = { [unowned self] in now }
-        engine.logger = Logger(label: "engine-test", factory: { _ in CapturingHandler() })
+        let engine = engine(backend, maxTasksPerChild: 1)
         let (_, outcome) = try batch(engine, [9], chunkSize: 1)
         _ = engine.step()
         for round in 1...3 {
@@ -949,9 +941,7 @@ final class EngineTests: XCTestCase {
     /// replacements that all do so break the pool instead of being replaced every 30 s for ever.
     func testWorkersWedgedAfterTheirInitializerBreakThePool() throws {
         let backend = ScriptedBackend(workers: 1)
-        let engine = PoolEngine(backend: backend, maxTasksPerChild: nil, initializer: try FunctionDefinition.make(NoSetup()))
-        engine.clock = { [unowned self] in now }
-        engine.logger = Logger(label: "engine-test", factory: { _ in CapturingHandler() })
+        let engine = engine(backend, initializer: try FunctionDefinition.make(NoSetup()))
         let (_, outcome) = try batch(engine, [4], chunkSize: 1)
         _ = engine.step()
         for round in 1...3 {

@@ -120,17 +120,13 @@ final class OutOfDescriptorsChildTests: XCTestCase {
             _ = try? bounded(30, "join") { try pool.join() }
         }
         XCTAssertEqual(try bounded(30, "warm-up") { try pool.apply(Square(), 3) }, 9)
-        var saved = rlimit()
-        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
-        var lowered = saved
-        lowered.rlim_cur = 3
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
         // The first death wakes a supervisor asleep in poll; it polls again under the limit,
         // and the second must still be seen.
-        let outcomes = (1...2).map { round in
-            Result { try bounded(20, "apply \(round) of a task that kills its worker") { try pool.apply(KillSelf(), round) } }
+        let outcomes = try withDescriptorLimit(.standardStreamsOnly) {
+            (1...2).map { round in
+                Result { try bounded(20, "apply \(round) of a task that kills its worker") { try pool.apply(KillSelf(), round) } }
+            }
         }
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
         for outcome in outcomes {
             guard case .failure(let error) = outcome, error is WorkerDied else { return XCTFail("\(outcome)") }
         }
@@ -142,15 +138,7 @@ final class OutOfDescriptorsChildTests: XCTestCase {
             Set(((try? FileManager.default.contentsOfDirectory(atPath: "/tmp")) ?? []).filter { $0.hasPrefix("swiftmp-manager-") })
         }
         let before = managerDirectories()
-        var saved = rlimit()
-        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
-        let free = dup(0)
-        close(free)
-        var lowered = saved
-        lowered.rlim_cur = rlim_t(free)
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
-        let outcome = Result { try Manager() }
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        let outcome = try withDescriptorLimit(.noneFree) { Result { try Manager() } }
         if case .success(let manager) = outcome {
             manager.shutdown()
             return XCTFail("a manager started with no descriptor free")
@@ -164,17 +152,9 @@ final class OutOfDescriptorsChildTests: XCTestCase {
             sleep(30)
             _exit(0)
         }
-        var saved = rlimit()
-        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
-        // The lowest free descriptor number becomes the limit: the next one opened fails.
-        let free = dup(0)
-        XCTAssertGreaterThanOrEqual(free, 0)
-        close(free)
-        var lowered = saved
-        lowered.rlim_cur = rlim_t(free)
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
-        let outcome = Result { () throws(SystemError) -> Int32 in try ProcessSupervisor.shared.watch(pid: pid) { _ in } }
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
+        let outcome = try withDescriptorLimit(.noneFree) {
+            Result { () throws(SystemError) -> Int32 in try ProcessSupervisor.shared.watch(pid: pid) { _ in } }
+        }
         guard case .failure(let error) = outcome else {
             ChildLauncher.killAndReap(pid)
             return XCTFail("watched with no descriptor free")
@@ -193,8 +173,7 @@ final class OutOfDescriptorsChildTests: XCTestCase {
 /// child: unchecked, the child got none) on the way.
 final class LowDescriptorLimitTests: XCTestCase {
     func testChildrenStartUnderALimitBelowOneHundred() throws {
-        let free = dup(0)
-        close(free)
+        let free = lowestFreeDescriptor()
         guard free + 16 < 100 else { throw XCTSkip("this process has \(free) descriptors open: no limit below 100 leaves room") }
         // A fork server started under the limit (the one running now has the old one).
         for pid in children(named: "swiftmp-forksrv") {
@@ -203,21 +182,15 @@ final class LowDescriptorLimitTests: XCTestCase {
             while access("/proc/\(pid)", F_OK) == 0 && monotonicNanoseconds() < end { usleep(10_000) }
             usleep(50_000)
         }
-        var saved = rlimit()
-        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
-        var lowered = saved
-        lowered.rlim_cur = rlim_t(free + 16)
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
-        defer {
-            XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
-            // The fork server started under the low limit is not left to later tests.
-            for pid in children(named: "swiftmp-forksrv") { kill(pid, SIGKILL) }
-        }
-        for method in [StartMethod.spawn, .forkserver] {
-            let child = Process(target: EndWith(way: .status, status: 6), startMethod: method)
-            try bounded(30, "\(method): start") { try child.start() }
-            XCTAssertTrue(try bounded(30, "\(method): join") { try child.join(timeout: 20) }, "\(method)")
-            XCTAssertEqual(child.exitCode, 6, "\(method)")
+        // The fork server started under the low limit is not left to later tests.
+        defer { for pid in children(named: "swiftmp-forksrv") { kill(pid, SIGKILL) } }
+        try withDescriptorLimit(.room(16)) {
+            for method in [StartMethod.spawn, .forkserver] {
+                let child = Process(target: EndWith(way: .status, status: 6), startMethod: method)
+                try bounded(30, "\(method): start") { try child.start() }
+                XCTAssertTrue(try bounded(30, "\(method): join") { try child.join(timeout: 20) }, "\(method)")
+                XCTAssertEqual(child.exitCode, 6, "\(method)")
+            }
         }
     }
 }

@@ -198,21 +198,11 @@ final class NodeSchedulerTests: TimeLimitedTestCase {
         defer { scheduler.close(graceNanoseconds: 0) }
         try define(CrashOn(victims: [3]), id: 1, on: scheduler)
         // Out of descriptors while input 3 kills its worker: the replacement cannot start.
-        var saved = rlimit()
-        XCTAssertEqual(getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
         // No new descriptor at all (those the dying worker frees included).
-        var lowered = saved
-        lowered.rlim_cur = 3
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &lowered), 0)
-        let answered: [Answer]
-        do {
+        let answered = try withDescriptorLimit(.standardStreamsOnly) {
             try bundle(task: 5, function: 1, Array(0..<6), on: scheduler)
-            answered = try answers(scheduler, count: 1)
-        } catch {
-            XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
-            throw error
+            return try answers(scheduler, count: 1)
         }
-        XCTAssertEqual(setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &saved), 0)
         XCTAssertEqual(answered, [.outcomes(task: 5, ["[0, 1, 2]", "died pid=true signal=9 s=0.0", "[4, 5]"])])
         XCTAssertEqual((0..<2).filter { !scheduler.backend.hasWorker($0) }.count, 1, "one slot is vacant")
         var writer = WireWriter()
