@@ -112,6 +112,13 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
 
     func start() throws {
         for slot in 0..<workerCount { try launch(slot, replacing: false) }
+        // Once the workers are started (the supervisor's forks not behind it).
+        defer {
+            let atStart = outOfMemoryKillsAtStart
+            ProcessSupervisor.shared.post {
+                if let count = OutOfMemoryKills.count() { atStart.value.store(count, ordering: .releasing) }
+            }
+        }
         guard method == .fork else { return }
         do {
             template = try ForkServer.template()
@@ -576,9 +583,20 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         return true
     }
 
-    /// The machine's count of out-of-memory kills when this pool started or last read it, the
-    /// kills counted since and not yet given to a worker's end, and when they were counted.
-    private var outOfMemoryKillsSeen = OutOfMemoryKills.count()
+    /// The machine's count of out-of-memory kills when this pool started (read on the
+    /// supervisor thread: 20 µs of the kernel's and more of ours, off the pool's start; max:
+    /// not read yet) or last read it, the kills counted since and not yet given to a worker's
+    /// end, and when they were counted.
+    private final class CountAtStart: Sendable {
+        let value = Atomic<UInt64>(.max)
+    }
+    private let outOfMemoryKillsAtStart = CountAtStart()
+    private var outOfMemoryKillsRead: UInt64?
+    private var outOfMemoryKillsSeen: UInt64? {
+        if let outOfMemoryKillsRead { return outOfMemoryKillsRead }
+        let start = outOfMemoryKillsAtStart.value.load(ordering: .acquiring)
+        return start == .max ? nil : start
+    }
     private var outOfMemoryKillsUnclaimed = 0
     private var outOfMemoryKillsCountedAt: UInt64 = 0
     /// How long a counted kill may still be a worker's whose end is seen later (two workers
@@ -595,7 +613,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 outOfMemoryKillsUnclaimed += Int(count - seen)
                 outOfMemoryKillsCountedAt = now
             }
-            outOfMemoryKillsSeen = count
+            outOfMemoryKillsRead = count
         }
         guard outOfMemoryKillsUnclaimed > 0 else { return false }
         outOfMemoryKillsUnclaimed -= 1

@@ -78,6 +78,15 @@ final class ProcessSupervisor: @unchecked Sendable {
         }
     }
 
+    /// Runs `body` on the supervisor thread soon, without waiting for it: work that need not
+    /// hold up the caller (a file read at a pool's start). Does nothing if the thread cannot
+    /// start.
+    func post(_ body: @escaping @Sendable () -> Void) {
+        guard (try? ensureStarted()) != nil else { return }
+        lock.withLock { requests.append(body) }
+        wake()
+    }
+
     /// Runs `body` on the supervisor thread and returns its result.
     func perform<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
         try ensureStarted()
