@@ -109,6 +109,11 @@ final class OutOfDescriptorsChildTests: XCTestCase {
     /// Room for the request's two descriptors but not for the child's pidfd.
     func testNoRoomToWatchTheChild() throws { try expectRefusal(room: 2) }
 
+    /// Room for the request's two descriptors and one more: the child could not move both to
+    /// 3 and 4 and died at its start (status 70, a start death to a pool); now the server
+    /// makes that room before it forks, and refuses without it.
+    func testNoRoomForTheChildToTakeItsDescriptors() throws { try expectRefusal(room: 3) }
+
     /// A process whose descriptor limit is lowered below what it has open: `poll` refuses the
     /// supervisor's set (EINVAL) and the supervisor spun for ever without reaping, so a worker's
     /// death was never seen; now it polls each descriptor alone.

@@ -317,6 +317,25 @@ final class ForkServer: @unchecked Sendable {
                 reply(writer)
                 continue
             }
+            // Room for everything the child and its watch need, made here, before the fork:
+            // the passed descriptors moved just past 3, 4, … (where the child puts them), and
+            // one number kept for the child's pidfd. Without room the request is refused with
+            // the reason; a child that found none after the fork died at its start (counted as
+            // a start death) or was never watched.
+            var moved: [Int32] = []
+            for fd in received {
+                let copy = fcntl(fd, F_DUPFD_CLOEXEC, Int32(3 + received.count))
+                if copy < 0 { break }
+                moved.append(copy)
+            }
+            let reserved = moved.count == received.count ? fcntl(socket, F_DUPFD_CLOEXEC, 0) : -1
+            defer { moved.forEach(systemClose) }
+            guard reserved >= 0 else {
+                writer.write(Int32(0))
+                writer.write(errno)
+                reply(writer)
+                continue
+            }
             fflush(nil)
             let pid = Glibc.fork()
             if pid == 0 {
@@ -329,16 +348,12 @@ final class ForkServer: @unchecked Sendable {
                 // its parent's (Python's fork server children chdir there too). One that is
                 // gone by now leaves the child in the server's.
                 if !directory.isEmpty { _ = chdir(directory) }
-                // Passed descriptors become 3, 4, …; everything else closes. Moved just past
-                // those numbers first (a fixed 512 failed under a descriptor limit below it).
-                var moved: [Int32] = []
-                for fd in received { moved.append(fcntl(fd, F_DUPFD, Int32(3 + received.count))) }
-                for (index, fd) in moved.enumerated() {
-                    let failed = fd < 0 ? "fcntl(F_DUPFD)" : dup2(fd, Int32(3 + index)) < 0 ? "dup2" : nil
-                    if let failed {
-                        printError("swiftmp: a child of the fork server cannot take its descriptors: \(SystemError(failed, errno: errno))")
-                        _exit(70)
-                    }
+                // Passed descriptors become 3, 4, … (from their moved copies, past those
+                // numbers: a fixed 512 failed under a descriptor limit below it); everything
+                // else closes.
+                for (index, fd) in moved.enumerated() where dup2(fd, Int32(3 + index)) < 0 {
+                    printError("swiftmp: a child of the fork server cannot take its descriptors: \(SystemError("dup2", errno: errno))")
+                    _exit(70)
                 }
                 ChildLauncher.becomeChild(parent: me, firstToClose: Int32(3 + moved.count))
                 _exit(ChildEntry.run(spec: spec, parent: me))
@@ -346,6 +361,7 @@ final class ForkServer: @unchecked Sendable {
             // A child whose end this server could not watch (no pidfd: out of descriptors)
             // would never be reported ended, and the pool would wait for it for ever: it is
             // killed and reaped at once, and the request fails with the reason.
+            systemClose(reserved) // its number is the pidfd's
             let pidfd = pid > 0 ? CSystemShims_pidfd_open(pid, 0) : -1
             let failure = pid < 0 || pidfd < 0 ? errno : 0
             if pidfd >= 0 {
