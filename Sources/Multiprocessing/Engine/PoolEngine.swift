@@ -1159,8 +1159,9 @@ final class PoolEngine: @unchecked Sendable {
         }
         // A worker killed as wedged counts, in its slot, if it never answered a task (its
         // initializer's answer aside). A retiring one too (`maxTasksPerChild`: told to stop as
-        // its last task was sent, it exits of itself only after taking it): not counted, a
-        // start that failed every time with `maxTasksPerChild: 1` was replaced for ever.
+        // its last task was sent, it exits of itself only after taking it); until session 21 it
+        // was not counted, and a start that failed every time with `maxTasksPerChild: 1` was
+        // replaced for ever.
         var stuckInInitializer: UInt64?
         if case .stuckInInitializer(let limit) = killedFor { stuckInInitializer = limit }
         if killedFor == .wedged || stuckInInitializer != nil {
