@@ -991,6 +991,24 @@ struct NoSetup: ParallelFunction {
 extension EngineTests {
     private var outOfProcesses: SystemError { SystemError("fork", errno: EAGAIN) }
 
+    /// `worker` takes and answers every chunk it was sent, round after round (the clock moving
+    /// on `every` ns each), until `done` or `rounds` rounds.
+    private func answerEverything(
+        on worker: Int, of backend: ScriptedBackend, _ engine: PoolEngine, rounds: Int, every nanoseconds: UInt64,
+        until done: () -> Bool = { false }
+    ) {
+        var answered = 0
+        for _ in 0..<rounds where !done() {
+            for chunk in backend.chunks[worker].dropFirst(answered) {
+                backend.take(worker)
+                backend.reply(worker, task: chunk.task, outputs: chunk.inputs)
+                answered += 1
+            }
+            now += nanoseconds
+            _ = engine.step()
+        }
+    }
+
     func testAReplacementThatCannotStartYetLeavesItsSlotVacantWhileTheRunGoesOn() throws {
         let backend = ScriptedBackend(workers: 2)
         let engine = engine(backend)
@@ -1004,16 +1022,7 @@ extension EngineTests {
         XCTAssertEqual(backend.replaced, [0])
         // Before: the pool broke here ("cannot start a replacement worker"); now input 0 runs
         // on worker 1 and nothing goes to the vacant slot.
-        var answered = 0
-        for _ in 0..<20 where outcome.result == nil {
-            for chunk in backend.chunks[1].dropFirst(answered) {
-                backend.take(1)
-                backend.reply(1, task: chunk.task, outputs: chunk.inputs)
-                answered += 1
-            }
-            now += 1_000
-            _ = engine.step()
-        }
+        answerEverything(on: 1, of: backend, engine, rounds: 20, every: 1_000) { outcome.result != nil }
         XCTAssertEqual(try outcome.result?.get(), [0, 1, 2, 3])
         XCTAssertEqual(Set(backend.chunks[1].flatMap(\.inputs)), [0, 1, 2, 3])
         XCTAssertEqual(backend.chunks[0].count, 1, "nothing was sent to the vacant slot")
@@ -1069,16 +1078,7 @@ extension EngineTests {
         backend.die(0) // before it took its chunk
         _ = engine.step()
         // Worker 1 runs everything for 20 s while slot 0 stays vacant.
-        var answered = 0
-        for _ in 0..<200 {
-            for chunk in backend.chunks[1].dropFirst(answered) {
-                backend.take(1)
-                backend.reply(1, task: chunk.task, outputs: chunk.inputs)
-                answered += 1
-            }
-            now += 100_000_000
-            _ = engine.step()
-        }
+        answerEverything(on: 1, of: backend, engine, rounds: 200, every: 100_000_000)
         XCTAssertEqual(try first.result?.get(), [0, 1])
         let (_, second) = try batch(engine, [2], chunkSize: 1)
         _ = engine.step()
