@@ -30,6 +30,10 @@
 //   mpi-pool-check --wedge [N]      a worker stopped (SIGSTOP) before it takes its work is
 //                                   replaced after SWIFTMP_WEDGE_SECONDS and the map completes;
 //                                   N processes per rank. Prints "WEDGE OK"
+//   mpi-pool-check --vacancy <cgroup> [N]
+//                                   rank 1 (in the pids cgroup <cgroup>) can start no process
+//                                   for 1.5 s while a maxTasksPerChild: 1 map runs; every input
+//                                   must give its result. Prints "VACANCY OK"
 //   mpi-pool-check --tag-output     local pools (each start method) whose tasks print a line
 //                                   on stdout and one on stderr; prints "WORKERS <method> <pids>"
 //                                   (run it with SWIFTMP_TAG_OUTPUT=1 to see the lines tagged)
@@ -169,6 +173,11 @@ WorkerLogging.bootstrap { _ in PrintingLogHandler() }
 
 if words.first == "--wedge" {
     try Wedge.run(perRank: words.dropFirst().first.flatMap { Int($0) })
+    exit(mismatches == 0 ? 0 : 1)
+}
+
+if words.first == "--vacancy", words.count > 1 {
+    try Vacancy.run(cgroup: words[1], perRank: words.dropFirst(2).first.flatMap { Int($0) })
     exit(mismatches == 0 ? 0 : 1)
 }
 

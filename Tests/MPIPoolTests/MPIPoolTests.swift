@@ -117,6 +117,32 @@ final class MPIPoolTests: XCTestCase {
         }
     }
 
+    /// A worker rank that can start no process for a while (rank 1 in a pids cgroup whose
+    /// `pids.max` rank 0 sets to 1 for 1.5 s) while `maxTasksPerChild: 1` needs a new worker for
+    /// every task: its places stay vacant, the other ranks take the inputs, the places are
+    /// filled again afterwards, and every input gives its result — with rank 0 scheduling each
+    /// local worker and with each rank scheduling its own. (Before session 22, with rank 0
+    /// scheduling, the first replacement that failed on rank 1 broke the pool.)
+    func testARankThatCannotStartWorkersForAWhileDoesNotBreakThePool() throws {
+        guard let cgroup = try PidsCgroup() else {
+            return XCTFail("no pids cgroup can be made here (root, and the pids controller in /sys/fs/cgroup, are needed)")
+        }
+        defer { cgroup.remove() }
+        let program = try Launcher.poolCheck()
+        // Rank 1 moves into the cgroup before it becomes the program (its local workers are
+        // then its children there).
+        let enter = "if [ \"$OMPI_COMM_WORLD_RANK\" = 1 ]; then echo $$ > \(cgroup.directory)/cgroup.procs; fi; exec \"$0\" \"$@\""
+        for (ranks, perRank, scheduling) in [(2, 1, ""), (3, 1, ""), (3, 2, ""), (3, 2, "node")] {
+            let label = "np \(ranks), \(perRank) per rank \(scheduling)"
+            let outcome = try Launcher.mpirun(
+                ["-np", String(ranks), "sh", "-c", enter, program.path], ["--vacancy", cgroup.directory, String(perRank)],
+                timeout: 60, environment: ["SWIFTMP_RANK_SCHEDULING": scheduling])
+            XCTAssertEqual(outcome.status, 0, "\(label): \(outcome.output)")
+            XCTAssertTrue(outcome.output.contains("VACANCY OK workers=\((ranks - 1) * perRank)\n"), "\(label): \(outcome.output)")
+            XCTAssertFalse(outcome.output.contains("MISMATCH"), "\(label): \(outcome.output)")
+        }
+    }
+
     /// The same on three hosts: one worker rank alone on each of two of them.
     func testCrashingTasksNeverEndTheJobOnThreeHosts() throws {
         let outcome = try Launcher.netnsCluster(hosts: 3, try Launcher.poolCheck().path, ["--faults", "2"], timeout: 90)
@@ -301,6 +327,50 @@ final class MPIPoolTests: XCTestCase {
         XCTAssertEqual(outcome.status, 0, outcome.output)
         XCTAssertTrue(outcome.output.contains(expected), outcome.output)
         XCTAssertTrue(outcome.output.contains("on 3 hosts"), outcome.output)
+    }
+}
+
+/// A new pids cgroup below this process's own (v1 `pids` hierarchy, or v2 with the `pids`
+/// controller), with no limit until a test sets `pids.max`; nil where none can be made.
+private struct PidsCgroup {
+    let directory: String
+
+    init?() throws {
+        guard getuid() == 0, let text = try? String(contentsOfFile: "/proc/self/cgroup", encoding: .utf8) else { return nil }
+        let name = "swiftmp-test-pids-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+            guard fields.count == 3 else { continue }
+            let path = String(fields[2]).trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+            let base: String
+            if fields[1].split(separator: ",").contains("pids") {
+                base = "/sys/fs/cgroup/pids/" + path
+            } else if fields[0] == "0" && fields[1].isEmpty,
+                let controllers = try? String(contentsOfFile: "/sys/fs/cgroup/" + path + "/cgroup.subtree_control", encoding: .utf8),
+                controllers.split(whereSeparator: \.isWhitespace).contains("pids")
+            {
+                base = "/sys/fs/cgroup/" + path
+            } else {
+                continue
+            }
+            let directory = (base + "/" + name).replacingOccurrences(of: "//", with: "/")
+            guard mkdir(directory, 0o755) == 0 else { continue }
+            guard FileManager.default.fileExists(atPath: directory + "/pids.max") else {
+                rmdir(directory)
+                continue
+            }
+            self.directory = directory
+            return
+        }
+        return nil
+    }
+
+    /// Lifts the limit and removes it (once the processes that moved in ended).
+    func remove() {
+        try? "max".write(toFile: directory + "/pids.max", atomically: false, encoding: .utf8)
+        for _ in 0..<100 where rmdir(directory) != 0 {
+            usleep(50_000)
+        }
     }
 }
 #endif

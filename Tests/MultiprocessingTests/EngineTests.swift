@@ -157,6 +157,9 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
             duringNextPoll = nil
             action()
         }
+        let starts = startEvents
+        startEvents.removeAll()
+        for event in starts { handler(event) }
         let taken = events
         events.removeAll()
         for event in taken {
@@ -166,7 +169,7 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
                 handler(.ended(worker: event.worker, exit))
             }
         }
-        return !taken.isEmpty
+        return !taken.isEmpty || !starts.isEmpty
     }
 
     /// Called at each wait the engine asks for (`idle`: `waitIdle`, else `waitForActivity`),
@@ -186,12 +189,28 @@ final class ScriptedBackend: PoolBackend, @unchecked Sendable {
 
     /// What the next replacements throw, in turn (then they succeed).
     var replaceFailures: [any Error] = []
+    /// Set: replacements are only asked for, as of an MPI worker rank (`ReplacementStart.requested`);
+    /// the test answers with `confirmStart` or `refuseStart`.
+    var startsLater = false
 
-    func replace(worker: Int) throws {
+    func replace(worker: Int) throws -> ReplacementStart {
         replaced.append(worker)
         if !replaceFailures.isEmpty { throw replaceFailures.removeFirst() }
         WorkerProgress(at: words[worker]).reset()
+        return startsLater ? .requested : .started
     }
+
+    /// The requested start of `worker`'s replacement went well.
+    func confirmStart(_ worker: Int) {
+        startEvents.append(.started(worker: worker))
+    }
+
+    /// The requested start of `worker`'s replacement failed with `error`.
+    func refuseStart(_ worker: Int, _ error: any Error) {
+        startEvents.append(.notStarted(worker: worker, error))
+    }
+
+    private var startEvents: [BackendEvent] = []
 
     func identity(of worker: Int) -> WorkerDied {
         laneCount == nil ? WorkerDied(pid: Int32(1000 + worker)) : WorkerDied(rank: worker + 1, host: "node\(worker + 1)")
@@ -1092,6 +1111,110 @@ extension EngineTests {
             _ = engine.step()
         }
         assertStartFailed(second, saying: "no worker could be started for 5")
+    }
+
+    // A replacement only asked of the process hosting the slot (an MPI worker rank): the slot
+    // is vacant until that process says the worker started.
+
+    private var rankOutOfProcesses: RemoteStartFailure {
+        RemoteStartFailure(errno: EAGAIN, description: "cannot start a replacement worker on rank 1: fork failed (errno 11)")
+    }
+
+    func testARequestedReplacementIsSentNothingUntilItStarted() throws {
+        let backend = ScriptedBackend(workers: 2, reportsFinalProgress: true)
+        backend.startsLater = true
+        let engine = engine(backend)
+        let (_, first) = try batch(engine, [0, 1], chunkSize: 1)
+        _ = engine.step()
+        backend.die(0) // before it took its chunk
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0])
+        answerEverything(on: 1, of: backend, engine, rounds: 10, every: 1_000) { first.result != nil }
+        XCTAssertEqual(try first.result?.get(), [0, 1])
+        XCTAssertEqual(backend.chunks[0].count, 1, "nothing was sent to the slot before its worker started")
+        backend.confirmStart(0)
+        _ = engine.step()
+        let (_, second) = try batch(engine, [7, 8], chunkSize: 1)
+        _ = engine.step()
+        XCTAssertEqual(backend.chunks[0].last?.inputs, [7])
+        XCTAssertEqual(backend.chunks[1].last?.inputs, [8])
+        XCTAssertNil(second.result)
+        XCTAssertEqual(backend.replaced, [0], "asked once")
+    }
+
+    func testARequestedReplacementThatDidNotStartIsAskedForAgainAfterAPause() throws {
+        let backend = ScriptedBackend(workers: 2, reportsFinalProgress: true)
+        backend.startsLater = true
+        let engine = engine(backend)
+        let (_, first) = try batch(engine, Array(0..<4), chunkSize: 1)
+        _ = engine.step()
+        backend.die(0)
+        _ = engine.step()
+        backend.refuseStart(0, rankOutOfProcesses)
+        // Before session 22 the rank's refusal broke the pool; now the call goes on with worker 1.
+        answerEverything(on: 1, of: backend, engine, rounds: 20, every: 1_000) { first.result != nil }
+        XCTAssertEqual(try first.result?.get(), [0, 1, 2, 3])
+        XCTAssertEqual(backend.chunks[0].count, 1)
+        XCTAssertEqual(backend.replaced, [0])
+        // Asked again 10 ms after the refusal; refused again; then 20 ms later, and it starts.
+        now += 10_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0, 0])
+        now += 50_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0, 0], "not asked again while the rank has not answered")
+        backend.refuseStart(0, rankOutOfProcesses)
+        _ = engine.step()
+        now += 19_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0, 0])
+        now += 1_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0, 0, 0])
+        backend.confirmStart(0)
+        _ = engine.step()
+        let (_, second) = try batch(engine, [7, 8], chunkSize: 1)
+        _ = engine.step()
+        XCTAssertEqual(backend.chunks[0].last?.inputs, [7])
+        XCTAssertNil(second.result)
+    }
+
+    /// A pool whose only worker's rank refuses every start breaks after the vacancy limit,
+    /// saying what the rank said; a refusal that will not pass breaks it at once.
+    func testRefusedStartsOnARankBreakThePoolOnlyWhenTheyWillNotPass() throws {
+        let backend = ScriptedBackend(workers: 1, reportsFinalProgress: true)
+        backend.startsLater = true
+        let engine = engine(backend)
+        engine.vacancyLimitNanoseconds = 5_000_000_000
+        let (_, outcome) = try batch(engine, [0, 1], chunkSize: 1)
+        _ = engine.step()
+        backend.die(0)
+        let start = now
+        var answered = 0
+        while outcome.result == nil && now - start < 10_000_000_000 {
+            now += 100_000_000
+            _ = engine.step()
+            // The rank answers every request it got, with a refusal.
+            while answered < backend.replaced.count {
+                backend.refuseStart(0, rankOutOfProcesses)
+                answered += 1
+            }
+        }
+        assertStartFailed(outcome, saying: "no worker could be started for 5", "on rank 1")
+        XCTAssertGreaterThanOrEqual(now - start, 5_000_000_000)
+        XCTAssertLessThan(backend.replaced.count, 15, "\(backend.replaced.count) requests")
+
+        let other = ScriptedBackend(workers: 2, reportsFinalProgress: true)
+        other.startsLater = true
+        let second = self.engine(other)
+        let (_, failed) = try batch(second, [0, 1], chunkSize: 1)
+        _ = second.step()
+        other.die(0)
+        _ = second.step()
+        other.refuseStart(0, RemoteStartFailure(errno: 0, description: "cannot start a replacement worker on rank 1: no such program"))
+        _ = second.step()
+        _ = second.step()
+        assertStartFailed(failed, saying: "cannot start a replacement worker", "no such program")
     }
 
     func testAReplacementFailureThatWillNotPassBreaksThePoolAtOnce() throws {

@@ -90,5 +90,29 @@ final class RelayBatchTests: XCTestCase {
         }
         XCTAssertEqual(try unpacked(whole), Array(repeating: [2, 0, 0, 0, 0, 0, 0, 0, 3, 4], count: 2))
     }
+
+    /// No message kind is the batch's: a rank's first `notStarted` (given kind 6 at first) was read
+    /// by rank 0 as a broken batch, which ended the pool.
+    func testNoMessageKindIsTheBatchKind() {
+        for kind in UInt8.min...UInt8.max where RelayEnvelope.Up(rawValue: kind) != nil || RelayEnvelope.Down(rawValue: kind) != nil {
+            XCTAssertNotEqual(kind, RelayBatch.kind)
+        }
+    }
+
+    func testARefusedStartCarriesItsErrnoAndWhy() throws {
+        var writer = WireWriter()
+        RelayEnvelope.notStarted(pool: 3, local: 2, errno: EAGAIN, why: "cannot start a replacement worker on rank 1: fork", into: &writer)
+        let (kind, local, refusal) = writer.bytes.withUnsafeBytes { raw in
+            let envelope = RelayEnvelope.read(raw)
+            return (envelope?.kind, envelope?.local, RelayEnvelope.readRefusal(UnsafeRawBufferPointer(rebasing: raw[RelayEnvelope.size...])))
+        }
+        XCTAssertEqual(kind, RelayEnvelope.Up.notStarted.rawValue)
+        XCTAssertEqual(local, 2)
+        XCTAssertEqual(refusal.errno, EAGAIN)
+        XCTAssertEqual(refusal.why, "cannot start a replacement worker on rank 1: fork")
+        XCTAssertTrue(PoolEngine.mayPass(RemoteStartFailure(errno: refusal.errno, description: refusal.why)))
+        XCTAssertFalse(PoolEngine.mayPass(RemoteStartFailure(errno: 0, description: "no such program")))
+        XCTAssertFalse(PoolEngine.mayPass(RemoteStartFailure(errno: ENOEXEC, description: "not a program")))
+    }
 }
 #endif

@@ -122,7 +122,7 @@ final class InlineBackend: PoolBackend, @unchecked Sendable {
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool) {}
     func pace(replyEvery nanoseconds: Int64) {}
     func wake() {}
-    func replace(worker: Int) throws { throw PoolError(.startFailed, "inline workers are not replaced") }
+    func replace(worker: Int) throws -> ReplacementStart { throw PoolError(.startFailed, "inline workers are not replaced") }
     func identity(of worker: Int) -> WorkerDied { WorkerDied(pid: getpid()) }
     func kill(worker: Int) -> Bool { false }
     func progress(of worker: Int) -> WorkerProgress? { nil }

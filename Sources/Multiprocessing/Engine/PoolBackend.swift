@@ -48,8 +48,9 @@ protocol PoolBackend: AnyObject {
     /// Sleeps while nothing is in flight: only a submission (`wake()`) or a worker's end
     /// matters then, not a worker's ordinary traffic.
     func waitIdle(timeoutNanoseconds: Int64, ready: () -> Bool)
-    /// Starts a new worker in `slot` after its predecessor ended.
-    func replace(worker: Int) throws
+    /// Starts a new worker in `slot` after its predecessor ended, or asks whoever hosts the
+    /// slot to (`ReplacementStart`).
+    func replace(worker: Int) throws -> ReplacementStart
     /// The identity of the worker in a slot, for `WorkerDied`.
     func identity(of worker: Int) -> WorkerDied
     /// Ends a worker now (its end is then reported as usual); false when the backend
@@ -120,6 +121,16 @@ extension PoolBackend {
     var idleCheckNanoseconds: Int64 { 50_000_000 }
 }
 
+/// What `PoolBackend.replace` did.
+enum ReplacementStart {
+    /// The new worker runs.
+    case started
+    /// The start was asked of the process that hosts the slot (an MPI worker rank, `RankRelay`):
+    /// whether it started comes later, as `BackendEvent.started` or `.notStarted`. The engine
+    /// sends the slot nothing meanwhile (see `PoolEngine`, "vacant slots").
+    case requested
+}
+
 enum BackendEvent {
     /// A decoded message from a worker.
     case reply(worker: Int, WorkerReply)
@@ -129,6 +140,11 @@ enum BackendEvent {
     case ended(worker: Int, ChildExit)
     /// The transport failed (an MPI call returned an error): the pool is broken.
     case failed(PoolError)
+    /// A worker whose start was `requested` runs.
+    case started(worker: Int)
+    /// A worker whose start was `requested` could not start: why (`PoolEngine.mayPass` tells
+    /// whether it may start later).
+    case notStarted(worker: Int, any Error)
 }
 
 extension BackendEvent {
@@ -140,6 +156,13 @@ extension BackendEvent {
             return .malformed(worker: worker, error)
         }
     }
+}
+
+/// A worker's start that failed in another process (an MPI worker rank, `RankRelay`): the
+/// `errno` it failed with there (0: not a system call's failure) and what that process said.
+struct RemoteStartFailure: Error, CustomStringConvertible {
+    var errno: Int32
+    var description: String
 }
 
 /// A backend without shared memory refuses shared segments with this error.

@@ -894,6 +894,10 @@ final class PoolEngine: @unchecked Sendable {
             handleEnd(of: worker, exit)
         case .failed(let error):
             breakPool(error)
+        case .started(let worker):
+            if workers[worker].vacancy?.awaitingStart == true { filled(worker) }
+        case .notStarted(let worker, let error):
+            if workers[worker].vacancy?.awaitingStart == true { startFailed(worker, error, now: now) }
         }
     }
 
@@ -1227,43 +1231,79 @@ final class PoolEngine: @unchecked Sendable {
     /// Since when every slot has been vacant while work waited.
     private var workerlessSince: UInt64?
 
-    /// Starts `worker`'s replacement; a failure that may pass leaves the slot vacant.
+    /// Starts `worker`'s replacement; a failure that may pass leaves the slot vacant. A start
+    /// the backend only asked for (an MPI worker rank's, `ReplacementStart.requested`) leaves it
+    /// vacant until the backend says how it went (`BackendEvent.started`, `.notStarted`): until
+    /// session 22 such a slot was sent work at once, and a start that failed on the rank broke
+    /// the pool.
     private func startReplacement(_ worker: Int, now: UInt64) {
+        let start: ReplacementStart
         do {
             // Out of this thread's fork activity while it forks (a worker rank's engine,
             // `NodeScheduler`, may be stepped by a thread that holds none).
-            try ForkGuard.whileBlocked { try backend.replace(worker: worker) }
-            if workers[worker].vacancy != nil {
-                workers.reset(worker)
-                vacantSlots -= 1
-                logger.notice("swift-multiprocessing: worker slot \(worker) has a worker again")
-            }
+            start = try ForkGuard.whileBlocked { try backend.replace(worker: worker) }
         } catch {
-            guard Self.mayPass(error) else {
-                breakPool(PoolError(.startFailed, "cannot start a replacement worker: \(error)"))
-                return
-            }
+            startFailed(worker, error, now: now)
+            return
+        }
+        switch start {
+        case .started:
+            filled(worker)
+        case .requested:
             var vacancy = workers[worker].vacancy ?? WorkerTable.Vacancy(since: now, retryAt: 0, failures: 0, reason: "")
-            if vacancy.failures == 0 {
-                logger.warning(
-                    """
-                    swift-multiprocessing: cannot start a replacement worker (\(error)); the pool goes on \
-                    without it and tries again
-                    """)
-            }
-            vacancy.failures += 1
-            vacancy.retryAt = now &+ WorkerTable.Vacancy.pause(afterFailures: vacancy.failures)
-            vacancy.reason = "\(error)"
+            vacancy.awaitingStart = true
             if workers[worker].vacancy == nil { vacantSlots += 1 }
             workers[worker].vacancy = vacancy
         }
     }
 
-    /// Whether a start that threw `error` may succeed later.
+    /// A vacant slot's worker started.
+    private func filled(_ worker: Int) {
+        guard let vacancy = workers[worker].vacancy else { return }
+        workers.reset(worker)
+        vacantSlots -= 1
+        workerlessSince = nil
+        if vacancy.failures > 0 { logger.notice("swift-multiprocessing: worker slot \(worker) has a worker again") }
+    }
+
+    /// `worker`'s replacement did not start: the slot stays vacant, and is tried again after a
+    /// pause, if the reason may pass; the pool breaks otherwise.
+    private func startFailed(_ worker: Int, _ error: any Error, now: UInt64) {
+        guard Self.mayPass(error) else {
+            breakPool(PoolError(.startFailed, "cannot start a replacement worker: \(error)"))
+            return
+        }
+        var vacancy = workers[worker].vacancy ?? WorkerTable.Vacancy(since: now, retryAt: 0, failures: 0, reason: "")
+        if vacancy.failures == 0 {
+            logger.warning(
+                """
+                swift-multiprocessing: cannot start a replacement worker (\(error)); the pool goes on \
+                without it and tries again
+                """)
+        }
+        vacancy.failures += 1
+        vacancy.retryAt = now &+ WorkerTable.Vacancy.pause(afterFailures: vacancy.failures)
+        vacancy.reason = "\(error)"
+        vacancy.awaitingStart = false
+        if workers[worker].vacancy == nil { vacantSlots += 1 }
+        workers[worker].vacancy = vacancy
+    }
+
+    /// Whether a start that threw `error` may succeed later: the system or this process out of
+    /// processes, memory or descriptors.
     static func mayPass(_ error: any Error) -> Bool {
-        if let refusal = error as? ForkRefusal { return mayPass(refusal.error) }
-        guard let error = error as? SystemError else { return false }
-        return [EAGAIN, ENOMEM, EMFILE, ENFILE].contains(error.errno)
+        guard let code = systemErrno(of: error) else { return false }
+        return [EAGAIN, ENOMEM, EMFILE, ENFILE].contains(code)
+    }
+
+    /// The `errno` a start failed with, where it was a system call's failure.
+    static func systemErrno(of error: any Error) -> Int32? {
+        switch error {
+        case let refusal as ForkRefusal: return refusal.error.errno
+        case let error as SystemError: return error.errno
+        case let remote as RemoteStartFailure: return remote.errno == 0 ? nil : remote.errno
+        default: return nil
+        }
     }
 
     /// Starts the workers of vacant slots that are due; breaks the pool when no slot has had
@@ -1273,7 +1313,7 @@ final class PoolEngine: @unchecked Sendable {
         guard vacantSlots > 0 else { return false }
         var filled = false
         for worker in workers.indices {
-            guard let vacancy = workers[worker].vacancy, now >= vacancy.retryAt else { continue }
+            guard let vacancy = workers[worker].vacancy, !vacancy.awaitingStart, now >= vacancy.retryAt else { continue }
             if lock.withLock({ terminating || stopped }) { return filled }
             startReplacement(worker, now: now)
             if workers[worker].vacancy == nil { filled = true }
@@ -1301,7 +1341,9 @@ final class PoolEngine: @unchecked Sendable {
             workerlessSince = nil
         }
         for worker in workers.indices {
-            if let due = workers[worker].vacancy?.retryAt { nextTimer = min(nextTimer ?? due, due) }
+            if let vacancy = workers[worker].vacancy, !vacancy.awaitingStart {
+                nextTimer = min(nextTimer ?? vacancy.retryAt, vacancy.retryAt)
+            }
         }
         return filled
     }

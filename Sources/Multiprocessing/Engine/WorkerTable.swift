@@ -43,6 +43,9 @@ struct WorkerTable {
         var failures: Int
         /// What the last start threw.
         var reason: String
+        /// A start was asked for and the backend has not said yet whether it ran
+        /// (`ReplacementStart.requested`): `retryAt` does not apply.
+        var awaitingStart = false
 
         /// The pause after `failures` failed starts in a row: 10 ms, doubling, at most 1 s.
         static func pause(afterFailures failures: Int) -> UInt64 {

@@ -96,7 +96,7 @@ final class InProcessBackend: PoolBackend, @unchecked Sendable {
         wakeWord.wake()
     }
 
-    func replace(worker: Int) throws {
+    func replace(worker: Int) throws -> ReplacementStart {
         throw PoolError(.startFailed, "the in-process worker cannot be replaced")
     }
 

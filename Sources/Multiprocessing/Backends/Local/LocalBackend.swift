@@ -515,7 +515,8 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         idleWord.wake()
     }
 
-    func replace(worker: Int) throws {
+    @discardableResult
+    func replace(worker: Int) throws -> ReplacementStart {
         let previous = slots[worker].ended
         defer {
             // Not started: the slot stays ended (nothing goes to it) until the engine retries,
@@ -535,6 +536,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
         slots[worker].ended = nil
         slots[worker].crashReport = nil
         try launch(worker, replacing: true)
+        return .started
     }
 
     func sendAttachments(_ segments: [SegmentStorage], to worker: Int) throws {

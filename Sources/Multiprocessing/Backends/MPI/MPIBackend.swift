@@ -327,6 +327,13 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         case .started:
             var reader = WireReader(body)
             slots[slot].pid = (try? reader.read(Int32.self)).map { pid_t($0) }
+            handler(.started(worker: slot))
+        case .notStarted:
+            // No worker: nothing to stop at shutdown.
+            slots[slot].stopped = true
+            slots[slot].stopSent = true
+            let refusal = RelayEnvelope.readRefusal(body)
+            handler(.notStarted(worker: slot, RemoteStartFailure(errno: refusal.errno, description: refusal.why)))
         case .ended:
             do {
                 let ending = try RelayEnvelope.readEnding(body)
@@ -377,7 +384,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         case .ended:
             if let ending = try? RelayEnvelope.readEnding(body) { dropObjects(of: ending, rank: rank) }
             localPids[slot][local] = nil
-        case .closed, .failed:
+        case .closed, .failed, .notStarted:
             break
         }
     }
@@ -445,8 +452,9 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         wakeWord.wake()
     }
 
-    /// Asks the slot's rank for a new local worker (after the old one's end was reported).
-    func replace(worker: Int) throws {
+    /// Asks the slot's rank for a new local worker (after the old one's end was reported); the
+    /// rank answers `started` or `notStarted`.
+    func replace(worker: Int) throws -> ReplacementStart {
         slots[worker].ending = nil
         slots[worker].stopped = false
         slots[worker].stopSent = false
@@ -454,6 +462,7 @@ final class MPIBackend: PoolBackend, @unchecked Sendable {
         RelayEnvelope.message(RelayEnvelope.Down.replace.rawValue, pool: pool, local: slots[worker].local, into: &scratch)
         sendControl(scratch, toRank: rankIndex[slots[worker].rank])
         if let failure { throw failure }
+        return .requested
     }
 
     func identity(of worker: Int) -> WorkerDied {

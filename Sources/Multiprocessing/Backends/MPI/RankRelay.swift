@@ -229,12 +229,17 @@ struct RankRelay {
             guard let local, index < local.workerCount else { return }
             pools[pool]?.watched[index] = WatchedWorker()
             do {
-                try ForkGuard.whileBlocked { try local.replace(worker: index) }
+                _ = try ForkGuard.whileBlocked { try local.replace(worker: index) }
                 try report(pool, started: index, pid: local.identity(of: index).pid ?? 0)
             } catch let error as MPIError {
                 throw error
             } catch {
-                try fail(pool, "cannot start a replacement worker on rank \(communicator.rank): \(error)")
+                // Rank 0's engine keeps the place vacant and asks again later if the reason may
+                // pass (out of processes, memory or descriptors), and fails the pool otherwise.
+                RelayEnvelope.notStarted(
+                    pool: pool, local: index, errno: PoolEngine.systemErrno(of: error) ?? 0,
+                    why: "cannot start a replacement worker on rank \(communicator.rank): \(error)", into: &scratch)
+                try startSend(scratch)
             }
         case .close:
             var reader = WireReader(body)

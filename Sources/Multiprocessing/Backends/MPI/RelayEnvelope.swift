@@ -36,7 +36,7 @@ enum RelayEnvelope {
         case cancel = 7
     }
 
-    /// Worker rank → rank 0.
+    /// Worker rank → rank 0. (6 is `RelayBatch.kind` in both directions.)
     enum Up: UInt8 {
         /// A local worker's message (`WorkerMessage`).
         case message = 1
@@ -50,6 +50,9 @@ enum RelayEnvelope {
         case closed = 4
         /// The rank cannot host the pool's workers: why (`String`).
         case failed = 5
+        /// Local worker `local`'s replacement (`Down.replace`) did not start: the `errno` it
+        /// failed with (`Int32`, 0: not a system call's failure), then why (`String`).
+        case notStarted = 8
     }
 
     /// The headroom's 8 bytes for `kind`, `pool` and `local`.
@@ -73,6 +76,22 @@ enum RelayEnvelope {
         writer.bytes.removeAll(keepingCapacity: true)
         writer.write(word(kind, pool: pool, local: local))
         body(&writer)
+    }
+
+    static func notStarted(pool: UInt16, local: Int, errno: Int32, why: String, into writer: inout WireWriter) {
+        message(Up.notStarted.rawValue, pool: pool, local: local, into: &writer) {
+            $0.write(errno)
+            $0.write(why)
+        }
+    }
+
+    /// What a `notStarted` message says (an unreadable one: a failure that will not pass).
+    static func readRefusal(_ body: UnsafeRawBufferPointer) -> (errno: Int32, why: String) {
+        var reader = WireReader(body)
+        guard let code = try? reader.read(Int32.self), let why = try? reader.read(String.self) else {
+            return (0, "(an unreadable refusal from the rank)")
+        }
+        return (code, why)
     }
 
     /// What a `ended` message says.
