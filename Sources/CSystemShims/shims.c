@@ -400,6 +400,14 @@ int CSystemShims_accept_cloexec(int socket) {
     return fd;
 }
 
+int CSystemShims_accept_cloexec_from(int socket, void *address, unsigned int *length) {
+    int fd;
+    socklen_t room = *length;
+    do { fd = accept4(socket, (struct sockaddr *)address, &room, SOCK_CLOEXEC); } while (fd < 0 && errno == EINTR);
+    *length = room;
+    return fd;
+}
+
 long long CSystemShims_peer_uid(int socket) {
     struct ucred credentials;
     socklen_t size = sizeof credentials;

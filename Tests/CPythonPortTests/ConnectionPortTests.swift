@@ -21,8 +21,8 @@
 //
 // Already covered in Tests/MultiprocessingTests: test_spawn_close (the parent closes the
 // child's end at once). Not applicable: recv_bytes_into / BufferTooShort, test_fd_transfer
-// and test_large_fd_transfer (no reduction.send_handle), the Listener/Client classes
-// (_TestListener, _TestListenerClient, TestTimeouts: not in the API — a gap), socket waits.
+// and test_large_fd_transfer (no reduction.send_handle), socket waits. The Listener/Client
+// classes (_TestListener, _TestListenerClient, TestTimeouts): ListenerPortTests.
 //
 // Differences from Python, checked as documented:
 // - A `Connection` travels only in a `Process` target, not through another connection or a

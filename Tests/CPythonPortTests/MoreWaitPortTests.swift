@@ -13,7 +13,8 @@
 // TestInvalidHandle.test_invalid_handles     → testAConnectionWhoseDescriptorIsGone
 //
 // Not applicable: TestWait.test_wait_socket / test_wait_socket_slow (no sockets in the API),
-// TestTimeouts' Listener/Client half and TestInvalidFamily (no Listener/Client — a gap).
+// TestInvalidFamily (a Windows pipe name: `ConnectionAddress` has no such case). TestTimeouts'
+// Listener/Client half: ListenerPortTests.testAClientThatComesLateIsAccepted.
 //
 // TestInvalidHandle builds a Connection on a descriptor number that is not open; there is no
 // such initializer here, so the port closes a connection's descriptor behind its back. As in

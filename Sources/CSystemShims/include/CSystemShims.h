@@ -143,6 +143,8 @@ pid_t CSystemShims_gettid(void);
 
 /// accept4(…, SOCK_CLOEXEC), retrying EINTR.
 int CSystemShims_accept_cloexec(int socket);
+/// The same, with the peer's address in `address` (`*length` bytes of room, then its length).
+int CSystemShims_accept_cloexec_from(int socket, void *address, unsigned int *length);
 /// The user id of the peer of a connected Unix socket (SO_PEERCRED), or -1 with errno.
 long long CSystemShims_peer_uid(int socket);
 

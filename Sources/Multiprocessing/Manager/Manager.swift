@@ -113,17 +113,11 @@ public final class Manager: @unchecked Sendable {
     private static func listen(at path: String) throws -> Int32 {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
-        var storage = sockaddr_un()
-        storage.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &storage.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+        guard let storage = SocketAddress.unix(path) else {
+            systemClose(fd)
+            throw SystemError("bind \(path)", errno: ENAMETOOLONG)
         }
-        let bound = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, Glibc.listen(fd, 128) == 0 else {
+        guard SocketAddress.withGeneric(storage, { bind(fd, $0, $1) }) == 0, Glibc.listen(fd, 128) == 0 else {
             let code = errno
             systemClose(fd)
             throw SystemError("bind/listen \(path)", errno: code)

@@ -104,22 +104,11 @@ final class ManagerConnection: @unchecked Sendable {
     private init(_ address: ManagerAddress, deadline: UInt64?) throws {
         let fd = socketCloseOnExec()
         guard fd >= 0 else { throw SystemError("socket", errno: errno) }
-        var storage = sockaddr_un()
-        storage.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(address.path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: storage.sun_path) else {
+        guard let storage = SocketAddress.unix(address.path) else {
             systemClose(fd)
             throw ManagerError(.unavailable, "the manager's socket path is too long: \(address.path)")
         }
-        withUnsafeMutableBytes(of: &storage.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let result = SocketAddress.withGeneric(storage) { connect(fd, $0, $1) }
         if result != 0 {
             let code = errno
             systemClose(fd)

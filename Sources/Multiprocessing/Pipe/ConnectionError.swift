@@ -19,6 +19,8 @@ public struct ConnectionError: Error, CustomStringConvertible, Sendable, Equatab
         /// `recvBytes(maxLength:)`: the message was longer (Python's "bad message length");
         /// it was read and dropped.
         case messageTooLong
+        /// `Listener.accept(timeout:)`: no client came in time.
+        case timedOut
     }
     public var code: Code
     public var message: String
