@@ -13,6 +13,8 @@
 // _TestPool.test_imap (endless inputs, abandoned)       → testAbandonedEndlessImap
 // _TestCondition.test_timeout (lock held again)         → testTimedOutConditionWaitHoldsTheLock
 // _TestProcess.test_process (is_alive while joined)     → testStateReadWhileJoining
+// _TestProcess._kill_process (join(0) at once), tagged
+//   output held open by a grandchild                     → testJoinWithATimeoutOfAnEndedTaggedProcessIsQuick
 
 import Dispatch
 import Multiprocessing
@@ -191,5 +193,39 @@ final class MoreEdgePortTests: PortTestCase {
             XCTAssertTrue(try p.join(timeout: 10))
             XCTAssertTrue(try t.wait(10))
         }
+    }
+
+    /// `join(0)` returns at once for a process that ended (CPython's `_kill_process` times it),
+    /// also with `tagOutput` while a process it left running holds its output open: before
+    /// session 22 every join then waited 2 s for the output's end, whatever its time limit.
+    func testJoinWithATimeoutOfAnEndedTaggedProcessIsQuick() throws {
+        try forEachMethod { method in
+            let p = Multiprocessing.Process(target: LeaveASleeperOnStdout(), startMethod: method, tagOutput: true)
+            try p.start()
+            XCTAssertTrue(eventually(within: 20) { p.exitCode != nil }, "\(method): the child did not end")
+            let (joined, elapsed) = try timed { try p.join(timeout: 0) }
+            XCTAssertTrue(joined, "\(method)")
+            assertQuick(elapsed, "\(method): join(timeout: 0) of an ended process")
+            let (joinedAgain, elapsedAgain) = try timed { try p.join(timeout: 0.1) }
+            XCTAssertTrue(joinedAgain, "\(method)")
+            assertQuick(elapsedAgain, "\(method): join(timeout: 0.1) of an ended process")
+            // Without a limit: at most 2 s for the output, once; then at once.
+            let (_, waited) = try timed { try p.join() }
+            XCTAssertLessThan(waited, 3, "\(method)")
+            let (_, again) = try timed { try p.join() }
+            assertQuick(again, "\(method): a second join() of an ended process")
+        }
+    }
+}
+
+/// Starts `sleep 4` (which inherits standard output and error) and returns at once.
+struct LeaveASleeperOnStdout: ParallelFunction {
+    func callAsFunction(_: Void) throws {
+        var pid: pid_t = 0
+        let words: [String] = ["/bin/sleep", "4"]
+        var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+        defer { for word in argv { free(word) } }
+        let status = posix_spawn(&pid, "/bin/sleep", nil, nil, &argv, environ)
+        guard status == 0 else { throw SystemError("posix_spawn", errno: status) }
     }
 }

@@ -208,10 +208,16 @@ public final class Process: @unchecked Sendable {
             MPIProcessHost.shared.releaseIfIdle()
             return true
         }
-        guard state.waitForExit(until: deadline(after: timeout)) else { return false }
-        // Tagged output (tagOutput): its last lines are written out before join returns.
+        let end = deadline(after: timeout)
+        guard state.waitForExit(until: end) else { return false }
+        // Tagged output (tagOutput): its last lines are written out before join returns — within
+        // the join's own time limit, and at most 2 s (a process the child left running may
+        // hold its output open), once: after a full 2 s, later joins do not wait again. (Until
+        // session 22 every join waited up to 2 s, `join(timeout: 0)` too.)
         if outputTagged.load(ordering: .relaxed), let pid {
-            OutputTagging.awaitEnd(of: [pid], deadline: monotonicNanoseconds() &+ 2_000_000_000)
+            let longest = monotonicNanoseconds() &+ 2_000_000_000
+            OutputTagging.awaitEnd(of: [pid], deadline: min(longest, end ?? longest))
+            if monotonicNanoseconds() >= longest { outputTagged.store(false, ordering: .relaxed) }
         }
         return true
     }

@@ -22,16 +22,22 @@ import Synchronization
 /// returns. A process killed in the middle of an item makes the queue `broken` (every call
 /// throws `QueueError(.broken)`), never hang.
 ///
-/// **Time-outs hold in the middle of an item too** (an item larger than the buffer streams
-/// through it in chunks), and never leave a torn item behind:
-/// - a `put` that times out in the middle of an item abandons it: it throws `Full`, and
-///   consumers drop the part already written (until one does, that part fills the buffer);
-/// - a `get` that times out in the middle of an item (its producer is slow or stopped)
-///   throws `Empty` and keeps the part it read in this process: the next `get` in this
-///   process, from any thread, finishes that item first. Until then, a `get` in another
-///   process waits (within its own timeout); if this process exits still holding the part,
-///   the queue is broken for the others. So a process that gets with a timeout should keep
-///   getting from the queue, or exit only once it has no part of an item.
+/// **Items larger than the buffer** stream through it in chunks. A `get(timeout:)` (or
+/// `getNowait()`) whose item has begun arriving reads it whole while its producer writes it,
+/// past the time limit if need be — as Python's `get`, which reads a message whole once it
+/// has begun — and a `put` with a time limit (or `putNowait()`) goes on with an item a
+/// consumer is taking. The time limit still holds against a peer that stops: past it, a call
+/// in the middle of an item gives up once the other side has not moved for a second, and
+/// never leaves a torn item behind:
+/// - a `put` that gives up abandons its item: it throws `Full`, and consumers drop the part
+///   already written (until one does, that part fills the buffer). With no consumer reading,
+///   a `putNowait` of an item larger than the free buffer throws `Full` after that second;
+/// - a `get` that gives up (its producer stopped in the middle of the item) throws `Empty`
+///   and keeps the part it read in this process: the next `get` in this process, from any
+///   thread, finishes that item first. Until then, a `get` in another process waits (within
+///   its own timeout). If this process exits still holding the part, that one item is lost:
+///   the next `get` elsewhere skips the rest of it and goes on (it leaves `count`, and counts
+///   as done for `JoinableQueue.join`).
 /// A `get` without a timeout streams a big item straight into the value it decodes.
 ///
 /// **Under mpirun** (rank 0 of a job with worker ranks, unless `SWIFTMP_MPI_OBJECTS=local`)

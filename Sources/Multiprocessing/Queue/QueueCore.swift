@@ -25,18 +25,20 @@ import Glibc
 /// one chunk, written once there is room for all of it (a put that times out before has
 /// written nothing). A bigger item streams as several chunks (the first starts with the
 /// item's total length); every chunk but the last leaves 8 bytes free, so that:
-/// - a `put` that times out in the middle of an item throws `Full`: the item is not in the
-///   queue. If no consumer read any of its chunks and none is reading, it takes them back
+/// - a `put` that times out in the middle of an item (past its deadline, the consumers did
+///   not move for a second: `WaitLimit`) throws `Full`: the item is not in the queue. If no consumer read any of its chunks and none is reading, it takes them back
 ///   out of the ring (`takeBack`: the queue is as before the put, as Python's after `Full`);
 ///   otherwise it writes an `abort` chunk (it always fits) and consumers drop its chunks;
 /// - a `get` with a timeout collects a multi-chunk item in this process's memory before it
-///   decodes it. If it times out in the middle, it throws `Empty` and this process keeps
-///   what it read: the item is *held* by this process (its pid in the header), and the next
-///   `get` in this process (any thread, any handle of the queue) goes on with it, so no
-///   item is ever torn or lost. Meanwhile `get`s in other processes wait (within their own
-///   time-outs) for it to be finished; if the holding process exits first, they mark the
-///   queue broken. A `get` without a timeout streams a big item straight into the value it
-///   builds.
+///   decodes it. Once the item has begun (its first chunk's header is there), its waits go on
+///   past the deadline while the producer moves (`WaitLimit`); if the producer stalls a
+///   second past it, the get throws `Empty` and this process keeps what it read: the item is
+///   *held* by this process (its pid in the header), and the next `get` in this process (any
+///   thread, any handle of the queue) goes on with it, so no item is ever torn. Meanwhile
+///   `get`s in other processes wait (within their own time-outs) for it to be finished; if
+///   the holding process exits first, the next of them marks the rest of the item
+///   `orphaned` and skips it (`skipOrphanedItem`): that one item is lost, not the queue. A
+///   `get` without a timeout streams a big item straight into the value it builds.
 ///
 /// Counters: `reserved` (items put and not yet got: `count`, and the `maxSize` bound),
 /// `unfinished` (items put and not yet `taskDone`), each with a futex word for waiters.
@@ -44,7 +46,7 @@ import Glibc
 /// Header (bytes): magic @0, ring capacity @8, maxSize @16, broken @24, producer mutex @64,
 /// producerWriting @112, unfinished @116, consumer mutex @128, consumerReading @176,
 /// reserved @192, notFullSequence @196, notFullSleepers @200, joinSequence @208,
-/// holder (pid holding a partly read item) @212, holderSequence @216, ring @256.
+/// holder (pid holding a partly read item) @212, holderSequence @216, orphaned @220, ring @256.
 /// (What only producers write shares the producer mutex's cache line, what only consumers
 /// write the consumer mutex's, so that a put and a get touch as few shared lines as they can.)
 final class QueueCore: @unchecked Sendable {
@@ -80,10 +82,10 @@ final class QueueCore: @unchecked Sendable {
     /// The multi-chunk item being collected (consumer mutex held), also between `get`s when
     /// one timed out (then registered in `PartialItems` for this process).
     private var held: PartialItem?
-    /// The item being streamed: its deadline, its length, and a copy of the payload bytes
+    /// The item being streamed: its time limit, its length, and a copy of the payload bytes
     /// read by earlier `readPayload` calls whose destination may be gone (all but the one
     /// that ends the item: in practice a few bytes), to make the held part on a time-out.
-    private var streamDeadline: UInt64?
+    private var streamLimit = WaitLimit(nil)
     private var streamTotal = 0
     private var streamRead: [UInt8] = []
 
@@ -100,6 +102,9 @@ final class QueueCore: @unchecked Sendable {
     private var consumerReading: UnsafeMutablePointer<UInt32> { word(176) }
     private var holder: UnsafeMutablePointer<UInt32> { word(212) }
     private var holderSequence: UnsafeMutablePointer<UInt32> { word(216) }
+    /// 1 while the ring's next chunks are the rest of an item whose holder exited: the next
+    /// `get` skips them (`skipOrphanedItem`).
+    private var orphaned: UnsafeMutablePointer<UInt32> { word(220) }
 
     /// Chunk header flags (the low bits hold the chunk's byte count).
     static let moreFlag: UInt64 = 1 << 63
@@ -208,6 +213,60 @@ final class QueueCore: @unchecked Sendable {
         deadline.map { monotonicNanoseconds() >= $0 } ?? false
     }
 
+    /// How long a call in the middle of an item goes on past its deadline while the other
+    /// side does not move (see `WaitLimit`).
+    static let stallNanoseconds: UInt64 = 1_000_000_000
+
+    /// How long one wait of a `put` or `get` may last. Before an item begins, the call's
+    /// deadline. Once it has begun (a `get` saw its first chunk's header, a `put` wrote its
+    /// first chunk), past the deadline too, for as long as the other side moves (the ring
+    /// position it advances changes) — as Python's `get`, which once a message has begun
+    /// reads it whole: a `get(timeout:)` or `getNowait()` never stops in the middle of an
+    /// item that is arriving, and a `put` with a time limit never abandons one a consumer is
+    /// taking. It gives up only after `stallNanoseconds` with no move past the deadline (a
+    /// peer stopped or stalled in the middle of an item).
+    struct WaitLimit {
+        let deadline: UInt64?
+        private(set) var midItem = false
+        private var seen: UInt64 = 0
+        private var movedAt: UInt64 = 0
+
+        init(_ deadline: UInt64?) {
+            self.deadline = deadline
+        }
+
+        /// From now on the item has begun; `position` is the other side's.
+        mutating func beginItem(peerAt position: UInt64) {
+            guard !midItem else { return }
+            midItem = true
+            seen = position
+            movedAt = monotonicNanoseconds()
+        }
+
+        /// Whether the wait must give up, the other side being at `position`.
+        mutating func passed(peerAt position: UInt64) -> Bool {
+            guard let deadline else { return false }
+            let now = monotonicNanoseconds()
+            guard now >= deadline else { return false }
+            guard midItem else { return true }
+            if position != seen {
+                seen = position
+                movedAt = now
+            }
+            return now &- movedAt >= QueueCore.stallNanoseconds
+        }
+
+        /// How long the next sleep may be (the ring's futex wakes it when the peer moves).
+        var sleepSlice: Int64 {
+            guard let deadline else { return QueueCore.probeInterval }
+            let now = monotonicNanoseconds()
+            if deadline > now { return min(Int64(deadline - now), QueueCore.probeInterval) }
+            guard midItem else { return 0 }
+            let idle = now &- movedAt
+            return idle >= QueueCore.stallNanoseconds ? 0 : min(Int64(QueueCore.stallNanoseconds - idle), QueueCore.probeInterval)
+        }
+    }
+
     // MARK: putting
 
     /// Puts one frame (header included). Throws `Full` if no room came before `deadline`.
@@ -234,9 +293,10 @@ final class QueueCore: @unchecked Sendable {
         try checkBroken()
         let headerSize = Frame.headerSize
         let payload = Gathered(first: UnsafeRawBufferPointer(rebasing: prefix[headerSize...]), second: body)
+        var limit = WaitLimit(deadline)
         if headerSize + payload.count <= ring.capacity {
             // One chunk: start only when all of it fits (a put that times out leaves nothing).
-            try waitForSpace(headerSize + payload.count, deadline)
+            try waitForSpace(headerSize + payload.count, &limit)
             _ = CSystemShims_fetch_add_u32(unfinished, 1)
             CSystemShims_store_u32_seqcst(producerWriting, 1)
             // Made readable at once, so what looks ready can be got whole without waiting.
@@ -266,7 +326,7 @@ final class QueueCore: @unchecked Sendable {
             let overhead = headerSize + (sent == 0 ? 8 : 0)
             let wanted = max(overhead + headerSize + 1, min(ring.capacity / 4, overhead + left))
             do {
-                try waitForSpace(wanted, deadline)
+                try waitForSpace(wanted, &limit)
             } catch {
                 if sent > 0 {
                     if !takeBack(writtenFrom: start) {
@@ -290,6 +350,7 @@ final class QueueCore: @unchecked Sendable {
             }
             payload.forEach(from: sent, count: n) { writeWhole($0) }
             sent += n
+            limit.beginItem(peerAt: ring.readPosition)
         }
         CSystemShims_store_u32_seqcst(producerWriting, 0)
         placed = true
@@ -323,13 +384,13 @@ final class QueueCore: @unchecked Sendable {
         precondition(n == part.count, "a queue chunk did not fit in the room measured for it")
     }
 
-    /// Waits until `count` bytes are free in the ring; throws `Full` when `deadline` passes
+    /// Waits until `count` bytes are free in the ring; throws `Full` when `limit` passes
     /// first (producer mutex held).
-    private func waitForSpace(_ count: Int, _ deadline: UInt64?) throws {
+    private func waitForSpace(_ count: Int, _ limit: inout WaitLimit) throws {
         var spinning = true
         while ring.freeSpace < count {
-            if QueueCore.passed(deadline) { throw Full() }
-            ring.waitForSpace(atLeast: count, spinning: spinning, timeoutNanoseconds: QueueCore.sleepSlice(deadline))
+            if limit.passed(peerAt: ring.readPosition) { throw Full() }
+            ring.waitForSpace(atLeast: count, spinning: spinning, timeoutNanoseconds: limit.sleepSlice)
             spinning = false
             try checkBroken()
             if ring.freeSpace < count { try probe(consumerMutex, flag: consumerReading) }
@@ -418,8 +479,15 @@ final class QueueCore: @unchecked Sendable {
         try checkBroken()
         held = holding ? PartialItems.take(segment.id) : nil
         source = .chunk
+        var limit = WaitLimit(deadline)
+        if CSystemShims_load_u32_seqcst(orphaned) != 0 {
+            guard try skipOrphanedItem(&limit) else { throw Empty() }
+        }
         while true {
-            guard try waitForData(Frame.headerSize, deadline) else { throw timedOut() }
+            if held != nil { limit.beginItem(peerAt: ring.writePosition) }
+            guard try waitForData(Frame.headerSize, &limit) else { throw timedOut() }
+            // An item has begun arriving: it is read whole while its producer writes it.
+            limit.beginItem(peerAt: ring.writePosition)
             var header: UInt64 = 0
             withUnsafeMutableBytes(of: &header) { _ = ring.peek(into: $0) }
             header = UInt64(littleEndian: header)
@@ -435,20 +503,20 @@ final class QueueCore: @unchecked Sendable {
             }
             if held == nil && !more {
                 // A whole item in one chunk: read it once all of it is there.
-                guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
+                guard try waitForData(Frame.headerSize + count, &limit) else { throw timedOut() }
                 return try deliver(length: count, from: .chunk, receive)
             }
             if held == nil {
                 // Stream the item straight into the receiver, a whole chunk at a time. If the
                 // deadline passes between chunks, what was read becomes the held part.
-                guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
+                guard try waitForData(Frame.headerSize + count, &limit) else { throw timedOut() }
                 CSystemShims_store_u32_seqcst(consumerReading, 1)
                 var total: UInt64 = 0
                 withUnsafeMutableBytes(of: &total) { _ = ring.read(into: $0, skipping: Frame.headerSize) }
                 total = UInt64(littleEndian: total)
                 guard total <= Frame.maximumPayload, total > UInt64(count - 8) else { throw corrupt("an item of \(total) bytes") }
                 chunkLeft = count - 8
-                streamDeadline = deadline
+                streamLimit = limit
                 streamTotal = Int(total)
                 streamRead.removeAll(keepingCapacity: true)
                 do {
@@ -462,7 +530,7 @@ final class QueueCore: @unchecked Sendable {
                 }
             }
             // Collect the chunk in this process's memory.
-            guard try waitForData(Frame.headerSize + count, deadline) else { throw timedOut() }
+            guard try waitForData(Frame.headerSize + count, &limit) else { throw timedOut() }
             CSystemShims_store_u32_seqcst(consumerReading, 1)
             var skip = Frame.headerSize
             if held == nil {
@@ -485,6 +553,32 @@ final class QueueCore: @unchecked Sendable {
                 return try deliver(length: item.total, from: .collected, receive)
             }
         }
+    }
+
+    /// Skips the rest of an item whose holder exited (`orphaned`): its chunks up to its last
+    /// (the item leaves the count and is done for `JoinableQueue.join`: nobody will get it),
+    /// or to its producer's abort. False when `limit` passes first: the next `get` goes on.
+    /// Consumer mutex held.
+    private func skipOrphanedItem(_ limit: inout WaitLimit) throws -> Bool {
+        limit.beginItem(peerAt: ring.writePosition)
+        while true {
+            guard try waitForData(Frame.headerSize, &limit) else { return false }
+            var header: UInt64 = 0
+            withUnsafeMutableBytes(of: &header) { _ = ring.peek(into: $0) }
+            header = UInt64(littleEndian: header)
+            let count = header & QueueCore.abortFlag != 0 ? 0 : Int(header & QueueCore.countMask)
+            guard count <= ring.capacity - Frame.headerSize else { throw corrupt("a chunk of \(count) bytes") }
+            guard try waitForData(Frame.headerSize + count, &limit) else { return false }
+            _ = ring.read(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), skipping: Frame.headerSize + count)
+            if header & QueueCore.abortFlag != 0 { break }
+            if header & QueueCore.moreFlag == 0 {
+                release()
+                try? taskDone()
+                break
+            }
+        }
+        CSystemShims_store_u32_seqcst(orphaned, 0)
+        return true
     }
 
     /// Runs `receive` on the item now at hand, consumes the rest of it, and counts it got.
@@ -567,7 +661,13 @@ final class QueueCore: @unchecked Sendable {
                 return false
             }
             if kill(pid_t(bitPattern: owner), 0) != 0 && errno == ESRCH {
-                markBroken()
+                // It exited holding part of an item (its `get` timed out with the item's
+                // producer stalled, and it never asked again): that item is lost, not the
+                // queue. The rest of it is skipped (until session 22 the queue was broken).
+                CSystemShims_store_u32_seqcst(orphaned, 1)
+                CSystemShims_store_u32_seqcst(holder, 0)
+                _ = CSystemShims_fetch_add_u32(holderSequence, 1)
+                _ = CSystemShims_futex_wake(holderSequence, Int32.max)
                 return false
             }
             try? consumerMutex.unlock()
@@ -577,17 +677,17 @@ final class QueueCore: @unchecked Sendable {
         }
     }
 
-    /// Waits until `count` bytes are readable; false when `deadline` passes first (consumer
+    /// Waits until `count` bytes are readable; false when `limit` passes first (consumer
     /// mutex held). In the middle of an item (part of a chunk there, or chunks collected),
     /// probes for a producer that died writing it.
-    private func waitForData(_ count: Int, _ deadline: UInt64?) throws -> Bool {
+    private func waitForData(_ count: Int, _ limit: inout WaitLimit) throws -> Bool {
         var spinning = true
         while ring.available < count {
-            if QueueCore.passed(deadline) { return false }
-            ring.waitForData(atLeast: count, spinning: spinning, timeoutNanoseconds: QueueCore.sleepSlice(deadline))
+            if limit.passed(peerAt: ring.writePosition) { return false }
+            ring.waitForData(atLeast: count, spinning: spinning, timeoutNanoseconds: limit.sleepSlice)
             spinning = false
             try checkBroken()
-            if ring.available < count && (ring.available > 0 || held != nil || source == .stream) {
+            if ring.available < count && (ring.available > 0 || held != nil || source == .stream || limit.midItem) {
                 try probe(producerMutex, flag: producerWriting)
             }
         }
@@ -611,7 +711,7 @@ final class QueueCore: @unchecked Sendable {
             while done < destination.count {
                 if chunkLeft == 0 {
                     // The next chunk of this item (or the abort of it), once all of it is there.
-                    guard try waitForData(Frame.headerSize, streamDeadline) else {
+                    guard try waitForData(Frame.headerSize, &streamLimit) else {
                         throw holdStreamed(UnsafeRawBufferPointer(rebasing: destination[0..<done]))
                     }
                     var header: UInt64 = 0
@@ -620,7 +720,7 @@ final class QueueCore: @unchecked Sendable {
                     if header & QueueCore.abortFlag != 0 { throw Abandoned() }
                     let count = Int(header & QueueCore.countMask)
                     guard count > 0, count <= ring.capacity - Frame.headerSize else { throw corrupt("a chunk of \(count) bytes") }
-                    guard try waitForData(Frame.headerSize + count, streamDeadline) else {
+                    guard try waitForData(Frame.headerSize + count, &streamLimit) else {
                         throw holdStreamed(UnsafeRawBufferPointer(rebasing: destination[0..<done]))
                     }
                     chunkLeft = count
