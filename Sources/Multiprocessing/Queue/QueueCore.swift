@@ -235,25 +235,23 @@ final class QueueCore: @unchecked Sendable {
             self.deadline = deadline
         }
 
-        /// From now on the item has begun; `position` is the other side's.
-        mutating func beginItem(peerAt position: UInt64) {
-            guard !midItem else { return }
+        /// From now on the item has begun. (Only a flag: the clock is read only by a call
+        /// that has to wait, not on every `get`'s path.)
+        mutating func beginItem() {
             midItem = true
-            seen = position
-            movedAt = monotonicNanoseconds()
         }
 
-        /// Whether the wait must give up, the other side being at `position`.
+        /// Whether the wait must give up, the other side being at `position`. In the middle
+        /// of an item, the first check and every move of `position` restart the stall count.
         mutating func passed(peerAt position: UInt64) -> Bool {
             guard let deadline else { return false }
             let now = monotonicNanoseconds()
-            guard now >= deadline else { return false }
-            guard midItem else { return true }
-            if position != seen {
+            if midItem && (movedAt == 0 || position != seen) {
                 seen = position
                 movedAt = now
             }
-            return now &- movedAt >= QueueCore.stallNanoseconds
+            guard now >= deadline else { return false }
+            return !midItem || now &- movedAt >= QueueCore.stallNanoseconds
         }
 
         /// How long the next sleep may be (the ring's futex wakes it when the peer moves).
@@ -350,7 +348,7 @@ final class QueueCore: @unchecked Sendable {
             }
             payload.forEach(from: sent, count: n) { writeWhole($0) }
             sent += n
-            limit.beginItem(peerAt: ring.readPosition)
+            limit.beginItem()
         }
         CSystemShims_store_u32_seqcst(producerWriting, 0)
         placed = true
@@ -484,10 +482,10 @@ final class QueueCore: @unchecked Sendable {
             guard try skipOrphanedItem(&limit) else { throw Empty() }
         }
         while true {
-            if held != nil { limit.beginItem(peerAt: ring.writePosition) }
+            if held != nil { limit.beginItem() }
             guard try waitForData(Frame.headerSize, &limit) else { throw timedOut() }
             // An item has begun arriving: it is read whole while its producer writes it.
-            limit.beginItem(peerAt: ring.writePosition)
+            limit.beginItem()
             var header: UInt64 = 0
             withUnsafeMutableBytes(of: &header) { _ = ring.peek(into: $0) }
             header = UInt64(littleEndian: header)
@@ -560,7 +558,7 @@ final class QueueCore: @unchecked Sendable {
     /// or to its producer's abort. False when `limit` passes first: the next `get` goes on.
     /// Consumer mutex held.
     private func skipOrphanedItem(_ limit: inout WaitLimit) throws -> Bool {
-        limit.beginItem(peerAt: ring.writePosition)
+        limit.beginItem()
         while true {
             guard try waitForData(Frame.headerSize, &limit) else { return false }
             var header: UInt64 = 0
