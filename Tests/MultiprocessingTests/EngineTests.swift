@@ -1217,6 +1217,25 @@ extension EngineTests {
         assertStartFailed(failed, saying: "cannot start a replacement worker", "no such program")
     }
 
+    /// A fork server that ended before it answered a replacement's request (nothing started; the
+    /// next use starts a new server): the slot is vacant and tried again. Before session 22 the
+    /// pool broke for good (a fault probe: the server killed just before a replacement).
+    func testALostForkServerLeavesTheSlotVacant() throws {
+        let backend = ScriptedBackend(workers: 2)
+        let engine = engine(backend)
+        let (_, outcome) = try batch(engine, Array(0..<4), chunkSize: 1)
+        _ = engine.step()
+        backend.replaceFailures = [ForkServerLost(SystemError("fork in the fork server (pid 9, which ended before it answered)", errno: ECHILD))]
+        backend.die(0)
+        _ = engine.step()
+        answerEverything(on: 1, of: backend, engine, rounds: 20, every: 1_000) { outcome.result != nil }
+        XCTAssertEqual(try outcome.result?.get(), [0, 1, 2, 3])
+        now += 10_000_000
+        _ = engine.step()
+        XCTAssertEqual(backend.replaced, [0, 0], "tried again after the pause, and started")
+        XCTAssertFalse(PoolEngine.mayPass(SystemError("the fork server did not answer", errno: ECHILD)), "only the server's loss passes")
+    }
+
     func testAReplacementFailureThatWillNotPassBreaksThePoolAtOnce() throws {
         let backend = ScriptedBackend(workers: 2)
         let engine = engine(backend)

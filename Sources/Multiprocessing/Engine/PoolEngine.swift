@@ -1250,11 +1250,16 @@ final class PoolEngine: @unchecked Sendable {
         case .started:
             filled(worker)
         case .requested:
-            var vacancy = workers[worker].vacancy ?? WorkerTable.Vacancy(since: now, retryAt: 0, failures: 0, reason: "")
-            vacancy.awaitingStart = true
-            if workers[worker].vacancy == nil { vacantSlots += 1 }
-            workers[worker].vacancy = vacancy
+            vacate(worker, now: now) { $0.awaitingStart = true }
         }
+    }
+
+    /// Marks `worker`'s slot vacant (since `now` if it was not), changed by `change`.
+    private func vacate(_ worker: Int, now: UInt64, _ change: (inout WorkerTable.Vacancy) -> Void) {
+        var vacancy = workers[worker].vacancy ?? WorkerTable.Vacancy(since: now, retryAt: 0, failures: 0, reason: "")
+        change(&vacancy)
+        if workers[worker].vacancy == nil { vacantSlots += 1 }
+        workers[worker].vacancy = vacancy
     }
 
     /// A vacant slot's worker started.
@@ -1273,25 +1278,25 @@ final class PoolEngine: @unchecked Sendable {
             breakPool(PoolError(.startFailed, "cannot start a replacement worker: \(error)"))
             return
         }
-        var vacancy = workers[worker].vacancy ?? WorkerTable.Vacancy(since: now, retryAt: 0, failures: 0, reason: "")
-        if vacancy.failures == 0 {
+        if (workers[worker].vacancy?.failures ?? 0) == 0 {
             logger.warning(
                 """
                 swift-multiprocessing: cannot start a replacement worker (\(error)); the pool goes on \
                 without it and tries again
                 """)
         }
-        vacancy.failures += 1
-        vacancy.retryAt = now &+ WorkerTable.Vacancy.pause(afterFailures: vacancy.failures)
-        vacancy.reason = "\(error)"
-        vacancy.awaitingStart = false
-        if workers[worker].vacancy == nil { vacantSlots += 1 }
-        workers[worker].vacancy = vacancy
+        vacate(worker, now: now) { vacancy in
+            vacancy.failures += 1
+            vacancy.retryAt = now &+ WorkerTable.Vacancy.pause(afterFailures: vacancy.failures)
+            vacancy.reason = "\(error)"
+            vacancy.awaitingStart = false
+        }
     }
 
     /// Whether a start that threw `error` may succeed later: the system or this process out of
-    /// processes, memory or descriptors.
+    /// processes, memory or descriptors, or the fork server lost (the next use starts another).
     static func mayPass(_ error: any Error) -> Bool {
+        if error is ForkServerLost { return true }
         guard let code = systemErrno(of: error) else { return false }
         return [EAGAIN, ENOMEM, EMFILE, ENFILE].contains(code)
     }
@@ -1329,8 +1334,9 @@ final class PoolEngine: @unchecked Sendable {
                     PoolError(
                         .startFailed,
                         """
-                        no worker could be started for \(Double(now &- since) / 1e9) s while work waited (\(last.failures) \
-                        tries in one slot; last: \(last.reason)); free processes, memory or descriptors and create a new Pool
+                        no worker could be started for \(Double(now &- since) / 1e9) s while work waited \
+                        (\(last.failures == 0 ? "a start was asked of a worker rank, which did not answer" : "\(last.failures) tries in one slot; last: \(last.reason)")); \
+                        free processes, memory or descriptors and create a new Pool
                         """))
                 for worker in workers.indices { workers[worker].vacancy = nil }
                 vacantSlots = 0

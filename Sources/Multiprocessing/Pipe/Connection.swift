@@ -419,6 +419,44 @@ public final class Connection: Codable, Waitable, @unchecked Sendable {
         return try receiveBuffer.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
 
+    /// One message of at most `smallPayload` bytes (one small frame), read before `deadline`
+    /// (monotonic ns): for a handshake with a peer that is not trusted yet
+    /// (`ConnectionAuthentication`). Nil when the deadline passes first; a longer message is
+    /// refused from its header alone (`.messageTooLong`), before anything is allocated or
+    /// waited for.
+    func receiveSmallMessage(before deadline: UInt64) throws -> [UInt8]? {
+        let fd = try descriptor(for: "receive")
+        receiveLock.lock()
+        defer { receiveLock.unlock() }
+        var frame = Self.emptyFrame
+        let complete = try withUnsafeMutableBytes(of: &frame) { raw -> Bool in
+            var done = 0
+            while done < raw.count {
+                let now = monotonicNanoseconds()
+                guard now < deadline, pollOnce(fd, events: Int16(POLLIN), timeoutNanoseconds: Int64(deadline - now)) else {
+                    return false
+                }
+                let n = Glibc.recv(fd, raw.baseAddress! + done, raw.count - done, Int32(MSG_DONTWAIT))
+                if n > 0 {
+                    done += n
+                    if done >= Frame.headerSize, raw.load(as: UInt64.self).littleEndian > UInt64(Self.smallPayload) {
+                        throw ConnectionError(.messageTooLong, "the peer announced a message longer than \(Self.smallPayload) bytes")
+                    }
+                    continue
+                }
+                if n == 0 { throw ConnectionError(.endOfFile, "end of file: the other end closed the connection") }
+                let code = errno
+                guard code == EINTR || code == EAGAIN || code == EWOULDBLOCK else {
+                    throw ConnectionError(.endOfFile, "recv on a connection failed: \(SystemError("recv", errno: code))")
+                }
+            }
+            return true
+        }
+        guard complete else { return nil }
+        let count = Int(UInt64(littleEndian: frame.0))
+        return withUnsafeBytes(of: &frame) { Array($0[Frame.headerSize..<(Frame.headerSize + count)]) }
+    }
+
     /// Reads exactly `buffer.count` bytes, waiting as `ReadinessWait` does between tries —
     /// or, while the machine has no CPU free for the peer (`SpinGate`), in `recv` itself (one
     /// system call per read, as a blocking C reader; a descriptor made non-blocking by its

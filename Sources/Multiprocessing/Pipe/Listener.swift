@@ -51,7 +51,8 @@ public enum ConnectionAddress: Hashable, Sendable, Codable, CustomStringConverti
 /// Each accepted connection is a `Connection` like a `Pipe` end (duplex), which can also be
 /// passed to a `Process` target. Without an address it listens on a new Unix socket in a
 /// directory only this user can enter (`family: .tcp`: on 127.0.0.1, a free port); `address`
-/// says where. With an `authkey`, `accept` and `Client` run Python's HMAC challenge both ways
+/// says where. With an `authkey`, `accept` and `Client` run an HMAC challenge both ways, modelled
+/// on Python's
 /// (`AuthenticationError` when the keys differ; the key never travels). Without one nothing
 /// is checked: anyone who can reach the address can connect — a TCP listener on another
 /// address than 127.0.0.1 should have a key.
@@ -67,6 +68,10 @@ public final class Listener: @unchecked Sendable {
     private let owner = getpid()
     private let state = ConditionLock()
     private var accepted: ConnectionAddress?
+    /// Threads in `accept` (under `state`), and the descriptor `close()` left for the last of
+    /// them to close (-1: none).
+    private var accepting = 0
+    private var closing: Int32 = -1
 
     /// Listens at `address`; nil: a new address of `family` (default: a Unix socket).
     /// `backlog`: how many connections may wait for `accept`. Throws `SystemError` when it
@@ -110,17 +115,35 @@ public final class Listener: @unchecked Sendable {
 
     /// Waits for the next client — at most `timeout` seconds (nil: without limit), then
     /// `ConnectionError(.timedOut)` — and returns its connection, after the handshake if the
-    /// listener has an `authkey` (`AuthenticationError` if the client fails it; the handshake
-    /// takes at most `timeout`, or 30 s per answer without one). Throws
+    /// listener has an `authkey` (`AuthenticationError` if the client fails it or does not
+    /// answer in time: `timeout` again from when it connected, at least 1 s, or 30 s without
+    /// one). Throws
     /// `ConnectionError(.closed)` once the listener is closed.
     public func accept(timeout: Double? = nil) throws -> Connection {
         let end = deadline(after: timeout)
+        // The descriptor stays open while any thread is in here (`close()` only shuts it down
+        // then; the last one out closes it), so its number is never another file's meanwhile.
+        guard
+            let listening = state.withLock({ () -> Int32? in
+                let fd = socket.load(ordering: .acquiring)
+                if fd >= 0 { accepting += 1 }
+                return fd >= 0 ? fd : nil
+            })
+        else { throw ConnectionError(.closed, "accept() on a closed Listener") }
+        defer {
+            state.withLock {
+                accepting -= 1
+                if accepting == 0 && closing >= 0 {
+                    systemClose(closing)
+                    closing = -1
+                }
+            }
+        }
         var peer = sockaddr_storage()
         var length: UInt32 = 0
         var fd: Int32 = -1
         while fd < 0 {
-            let listening = socket.load(ordering: .acquiring)
-            guard listening >= 0 else { throw ConnectionError(.closed, "accept() on a closed Listener") }
+            guard socket.load(ordering: .acquiring) >= 0 else { throw ConnectionError(.closed, "accept() on a closed Listener") }
             let left: Int64 = end.map { $0 > monotonicNanoseconds() ? Int64($0 - monotonicNanoseconds()) : 0 } ?? -1
             guard pollOnce(listening, events: Int16(POLLIN), timeoutNanoseconds: left) else {
                 throw ConnectionError(.timedOut, "Listener.accept: no client connected within \(timeout ?? 0) s")
@@ -130,7 +153,8 @@ public final class Listener: @unchecked Sendable {
             fd = CSystemShims_accept_cloexec_from(listening, &peer, &length)
             if fd < 0 {
                 let code = errno
-                // Gone before it was accepted, or taken by another thread's accept: wait again.
+                // Gone before it was accepted, or taken by another thread's accept (the socket
+                // does not block): wait again.
                 if [EAGAIN, EWOULDBLOCK, ECONNABORTED, EPROTO].contains(code) { continue }
                 if socket.load(ordering: .acquiring) < 0 { throw ConnectionError(.closed, "accept() on a closed Listener") }
                 throw SystemError("accept", errno: code)
@@ -146,7 +170,7 @@ public final class Listener: @unchecked Sendable {
         }
         let connection = Connection(fd: fd, readable: true, writable: true)
         if let authkey {
-            try ConnectionAuthentication.server(connection, key: authkey, deadline: end)
+            try ConnectionAuthentication.server(connection, key: authkey, deadline: ConnectionAuthentication.deadline(seconds: timeout))
         }
         state.withLock { accepted = from }
         return connection
@@ -157,14 +181,22 @@ public final class Listener: @unchecked Sendable {
     public func close() {
         let fd = socket.exchange(-1, ordering: .acquiringAndReleasing)
         guard fd >= 0, owner == getpid() else { return }
-        // Wakes a thread waiting in `accept` (its poll sees the hang-up) before the number goes.
+        // Wakes a thread waiting in `accept` (its poll sees the hang-up); the last such thread
+        // closes the descriptor.
         _ = shutdown(fd, Int32(SHUT_RDWR))
-        systemClose(fd)
+        state.withLock {
+            if accepting == 0 { systemClose(fd) } else { closing = fd }
+        }
         if case .unix(let path) = address { unlink(path) }
         if let directory { rmdir(directory) }
     }
 
     // MARK: making the socket
+
+    /// A listening socket does not block: `accept` waits in `poll`, and another thread taking
+    /// the client meanwhile makes `accept4` fail with `EAGAIN` rather than wait past the time
+    /// limit. (An accepted socket does not inherit this.)
+    private static let listeningType = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
 
     private static func privateDirectory() throws -> String {
         var template = Array("/tmp/swiftmp-listener-XXXXXX".utf8CString)
@@ -181,7 +213,7 @@ public final class Listener: @unchecked Sendable {
                 .invalidArgument, "a Unix socket path has at most \(SocketAddress.longestUnixPath) bytes and no NUL: \(path)")
         }
         do {
-            let fd = try syscallRetrying("socket") { Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+            let fd = try syscallRetrying("socket") { Glibc.socket(AF_UNIX, Self.listeningType, 0) }
             do {
                 try syscallRetrying("bind \(path)") { SocketAddress.withGeneric(storage) { bind(fd, $0, $1) } }
                 try syscallRetrying("listen") { listen(fd, backlog) }
@@ -203,7 +235,7 @@ public final class Listener: @unchecked Sendable {
         guard let address = try SocketAddress.ipv4(host, port: port).first else {
             throw SystemError("getaddrinfo(\(host)): no IPv4 address", errno: EADDRNOTAVAIL)
         }
-        let fd = try syscallRetrying("socket") { Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try syscallRetrying("socket") { Glibc.socket(AF_INET, Self.listeningType, 0) }
         do {
             var on: Int32 = 1
             // As Python's: a port in TIME_WAIT from an earlier listener can be bound again.
@@ -233,9 +265,10 @@ public final class Listener: @unchecked Sendable {
 
 /// Connects to a `Listener` at `address`: Python's `multiprocessing.connection.Client`. With
 /// an `authkey` (the listener's), runs the HMAC challenge both ways (`AuthenticationError`
-/// when the keys differ). Waits at most `timeout` seconds for the listener to take it
-/// through the handshake (nil: 30 s per answer). Throws `SystemError` when nothing listens
-/// there (`ECONNREFUSED`, `ENOENT`).
+/// when the keys differ or the listener does not answer in time). The connect takes at most
+/// `timeout` seconds (`ConnectionError(.timedOut)`; nil: however long, as Python's), the
+/// handshake as long again from then (at least 1 s; nil: 30 s). Throws `SystemError` when
+/// nothing listens there (`ECONNREFUSED`, `ENOENT`).
 // swift-format-ignore: AlwaysUseLowerCamelCase
 // Python's name: multiprocessing.connection.Client().
 public func Client(_ address: ConnectionAddress, authkey: [UInt8]? = nil, timeout: Double? = nil) throws -> Connection {
@@ -253,26 +286,15 @@ extension Connection {
                 throw ConnectionError(
                     .invalidArgument, "a Unix socket path has at most \(SocketAddress.longestUnixPath) bytes and no NUL: \(path)")
             }
-            fd = try syscallRetrying("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-            do {
-                try syscallRetrying("connect \(path)") { SocketAddress.withGeneric(storage) { Glibc.connect(fd, $0, $1) } }
-            } catch {
-                systemClose(fd)
-                throw error
-            }
+            fd = try connectSocket(family: AF_UNIX, storage, what: "connect \(path)", before: end)
         case .tcp(let host, let port):
             var lastError = SystemError("getaddrinfo(\(host)): no IPv4 address", errno: EADDRNOTAVAIL)
             var connected: Int32 = -1
             for candidate in try SocketAddress.ipv4(host, port: port) {
-                let attempt = try syscallRetrying("socket") {
-                    socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-                }
                 do {
-                    try syscallRetrying("connect \(host):\(port)") { SocketAddress.withGeneric(candidate) { Glibc.connect(attempt, $0, $1) } }
-                    connected = attempt
+                    connected = try connectSocket(family: AF_INET, candidate, what: "connect \(host):\(port)", before: end)
                     break
-                } catch {
-                    systemClose(attempt)
+                } catch let error as SystemError {
                     lastError = error
                 }
             }
@@ -282,8 +304,52 @@ extension Connection {
         }
         let connection = Connection(fd: fd, readable: true, writable: true)
         if let authkey {
-            try ConnectionAuthentication.client(connection, key: authkey, deadline: end)
+            try ConnectionAuthentication.client(connection, key: authkey, deadline: ConnectionAuthentication.deadline(seconds: timeout))
         }
         return connection
+    }
+
+    /// A new socket of `family` connected to `address` before `end` (nil: however long it
+    /// takes): `ConnectionError(.timedOut)` past it. The socket does not block while it
+    /// connects (a TCP connect in progress is waited for in `poll`; a Unix listener whose
+    /// backlog is full is tried again), and blocks afterwards, as a pipe end's.
+    private static func connectSocket<Address>(family: Int32, _ address: Address, what: String, before end: UInt64?) throws -> Int32 {
+        let fd = try syscallRetrying("socket") {
+            socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        }
+        do {
+            var pause: UInt32 = 1_000
+            while SocketAddress.withGeneric(address, { Glibc.connect(fd, $0, $1) }) != 0 {
+                let code = errno
+                let timedOut = ConnectionError(.timedOut, "\(what): the listener did not take the connection in time")
+                switch code {
+                case EINTR:
+                    continue
+                case EINPROGRESS:
+                    // TCP: the handshake goes on; its outcome is the socket's error once writable.
+                    let left: Int64 = end.map { $0 > monotonicNanoseconds() ? Int64($0 - monotonicNanoseconds()) : 0 } ?? -1
+                    guard pollOnce(fd, events: Int16(POLLOUT), timeoutNanoseconds: left) else { throw timedOut }
+                    var failure: Int32 = 0
+                    var length = socklen_t(MemoryLayout<Int32>.size)
+                    try syscallRetrying("getsockopt(SO_ERROR)") { getsockopt(fd, SOL_SOCKET, SO_ERROR, &failure, &length) }
+                    guard failure == 0 else { throw SystemError(what, errno: failure) }
+                case EAGAIN:
+                    // A Unix listener's backlog is full: it has not accepted the ones before.
+                    if let end, monotonicNanoseconds() >= end { throw timedOut }
+                    usleep(pause)
+                    pause = min(pause * 2, 50_000)
+                    continue
+                default:
+                    throw SystemError(what, errno: code)
+                }
+                break
+            }
+            let flags = try syscallRetrying("fcntl(F_GETFL)") { fcntl(fd, F_GETFL) }
+            try syscallRetrying("fcntl(F_SETFL)") { fcntl(fd, F_SETFL, flags & ~Int32(O_NONBLOCK)) }
+            return fd
+        } catch {
+            systemClose(fd)
+            throw error
+        }
     }
 }

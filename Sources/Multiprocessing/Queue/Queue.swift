@@ -31,7 +31,8 @@ import Synchronization
 /// never leaves a torn item behind:
 /// - a `put` that gives up abandons its item: it throws `Full`, and consumers drop the part
 ///   already written (until one does, that part fills the buffer). With no consumer reading,
-///   a `putNowait` of an item larger than the free buffer throws `Full` after that second;
+///   a `putNowait` of an item larger than the whole buffer throws `Full` after that second
+///   (one that would fit but not now throws at once);
 /// - a `get` that gives up (its producer stopped in the middle of the item) throws `Empty`
 ///   and keeps the part it read in this process: the next `get` in this process, from any
 ///   thread, finishes that item first. Until then, a `get` in another process waits (within

@@ -480,6 +480,7 @@ final class QueueCore: @unchecked Sendable {
         var limit = WaitLimit(deadline)
         if CSystemShims_load_u32_seqcst(orphaned) != 0 {
             guard try skipOrphanedItem(&limit) else { throw Empty() }
+            limit = WaitLimit(deadline) // the next item has not begun
         }
         while true {
             if held != nil { limit.beginItem() }
@@ -492,6 +493,7 @@ final class QueueCore: @unchecked Sendable {
             if header & QueueCore.abortFlag != 0 {
                 _ = ring.read(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), skipping: Frame.headerSize)
                 dropHeld()
+                limit = WaitLimit(deadline) // the next item has not begun
                 continue
             }
             let count = Int(header & QueueCore.countMask)
@@ -522,6 +524,7 @@ final class QueueCore: @unchecked Sendable {
                 } catch is Abandoned {
                     _ = ring.read(into: UnsafeMutableRawBufferPointer(start: nil, count: 0), skipping: Frame.headerSize)
                     CSystemShims_store_u32_seqcst(consumerReading, 0)
+                    limit = WaitLimit(deadline) // the next item has not begun
                     continue
                 } catch is TimedOutMidItem {
                     throw timedOut()
@@ -559,6 +562,10 @@ final class QueueCore: @unchecked Sendable {
     /// Consumer mutex held.
     private func skipOrphanedItem(_ limit: inout WaitLimit) throws -> Bool {
         limit.beginItem()
+        // Dying while it skips leaves the ring where nobody knows: as in any item, the next
+        // locker then marks the queue broken (`lockConsumer`).
+        CSystemShims_store_u32_seqcst(consumerReading, 1)
+        defer { CSystemShims_store_u32_seqcst(consumerReading, 0) }
         while true {
             guard try waitForData(Frame.headerSize, &limit) else { return false }
             var header: UInt64 = 0

@@ -44,8 +44,9 @@ enum SocketAddress {
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
         guard status == 0 else {
+            let code = status == EAI_SYSTEM ? errno : ENOENT
             // getaddrinfo's own codes are not errno values: say which, as the system does.
-            throw SystemError("getaddrinfo(\(host)): \(String(cString: gai_strerror(status)))", errno: status == EAI_SYSTEM ? errno : ENOENT)
+            throw SystemError("getaddrinfo(\(host)): \(String(cString: gai_strerror(status)))", errno: code)
         }
         defer { freeaddrinfo(list) }
         var found: [sockaddr_in] = []

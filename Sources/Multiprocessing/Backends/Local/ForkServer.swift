@@ -179,11 +179,12 @@ final class ForkServer: @unchecked Sendable {
         guard let result else {
             _ = lock.withLock { pending.removeValue(forKey: request) }
             if serverDied {
-                throw SystemError(
+                let error = SystemError(
                     """
                     fork in the fork server (pid \(serverPID), which ended before it answered: nothing was \
                     started; a new server starts on the next use, try again)
                     """, errno: ECHILD)
+                throw isTemplate ? error : ForkServerLost(error)
             }
             throw SystemError("the fork server did not answer", errno: ETIMEDOUT)
         }
@@ -390,6 +391,17 @@ final class ForkServer: @unchecked Sendable {
 
 /// A fork server's (or template's) answer that its fork failed (out of processes, memory or
 /// descriptors): the server itself is fine, unlike one that ended or did not answer.
+/// The fork server ended after it got a request and before it answered (killed, say by the
+/// out-of-memory killer): nothing was started, and the next use starts a new server, so a
+/// pool's replacement is tried again later (`PoolEngine.mayPass`) rather than breaking the
+/// pool — which it did until session 22 (a fault probe: 3 runs in 30 with the server killed
+/// just before a replacement).
+struct ForkServerLost: Error, CustomStringConvertible {
+    let error: SystemError
+    init(_ error: SystemError) { self.error = error }
+    var description: String { error.description }
+}
+
 struct ForkRefusal: Error, CustomStringConvertible {
     let error: SystemError
     init(_ error: SystemError) { self.error = error }

@@ -26,7 +26,8 @@ enum RelayEnvelope {
         case open = 2
         /// End local worker `local` now (a time limit or a cancellation); its end is reported.
         case kill = 3
-        /// Start a new local worker in slot `local` after its predecessor ended.
+        /// Start a new local worker in slot `local` after its predecessor ended; the rank
+        /// answers `started` or `notStarted`.
         case replace = 4
         /// The pool is over: the local workers get `UInt32` ms to exit, then are killed; the
         /// rank answers `closed`.
