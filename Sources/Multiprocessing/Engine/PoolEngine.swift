@@ -500,7 +500,7 @@ final class PoolEngine: @unchecked Sendable {
             for worker in workers.indices {
                 let held = workers[worker].tasks.count
                 if idleOnly && held > 0 { continue }
-                if workers[worker].retiring || workers[worker].exclusive || workers[worker].vacancy != nil
+                if workers[worker].retiring || workers[worker].exclusive || workers[worker].isVacant
                     || held
                         >= (bundling
                             ? Self.bundlesInFlight
@@ -700,7 +700,7 @@ final class PoolEngine: @unchecked Sendable {
         guard
             workers.indices.contains(where: { worker in
                 let slot = workers[worker]
-                return slot.tasks.isEmpty && !slot.retiring && slot.vacancy == nil && backend.canAccept(worker: worker)
+                return slot.tasks.isEmpty && !slot.retiring && !slot.isVacant && backend.canAccept(worker: worker)
                     && maxTasksPerChild.map { slot.tasksAssigned < $0 } ?? true
             })
         else { return false }
@@ -897,7 +897,9 @@ final class PoolEngine: @unchecked Sendable {
         case .started(let worker):
             if workers[worker].vacancy?.awaitingStart == true { filled(worker) }
         case .notStarted(let worker, let error):
-            if workers[worker].vacancy?.awaitingStart == true { startFailed(worker, error, now: now) }
+            guard workers[worker].vacancy?.awaitingStart == true else { break }
+            runElsewhere(whatWasSentTo: worker)
+            startFailed(worker, error, now: now)
         }
     }
 
@@ -1232,10 +1234,10 @@ final class PoolEngine: @unchecked Sendable {
     private var workerlessSince: UInt64?
 
     /// Starts `worker`'s replacement; a failure that may pass leaves the slot vacant. A start
-    /// the backend only asked for (an MPI worker rank's, `ReplacementStart.requested`) leaves it
-    /// vacant until the backend says how it went (`BackendEvent.started`, `.notStarted`): until
-    /// session 22 such a slot was sent work at once, and a start that failed on the rank broke
-    /// the pool.
+    /// the backend only asked for (an MPI worker rank's, `ReplacementStart.requested`) is sent
+    /// work at once, and counts as vacant (for the no-worker limit, for a new request) until
+    /// the backend says how it went (`BackendEvent.started`, `.notStarted`: what was sent then
+    /// runs elsewhere). Until session 22 a start that failed on the rank broke the pool.
     private func startReplacement(_ worker: Int, now: UInt64) {
         let start: ReplacementStart
         do {
@@ -1262,13 +1264,27 @@ final class PoolEngine: @unchecked Sendable {
         workers[worker].vacancy = vacancy
     }
 
-    /// A vacant slot's worker started.
+    /// A vacant slot's worker started. (What was sent to it while its start was only asked
+    /// for stays its work.)
     private func filled(_ worker: Int) {
         guard let vacancy = workers[worker].vacancy else { return }
-        workers.reset(worker)
+        workers[worker].vacancy = nil
         vacantSlots -= 1
         workerlessSince = nil
         if vacancy.failures > 0 { logger.notice("swift-multiprocessing: worker slot \(worker) has a worker again") }
+    }
+
+    /// What was sent to `worker` while its start was only asked for, and did not start there
+    /// (the hosting rank dropped it), runs again elsewhere; no input is charged.
+    private func runElsewhere(whatWasSentTo worker: Int) {
+        for id in workers[worker].tasks {
+            guard let task = ledger.settle(id, from: worker), let job = task.job, job.wantsWork else { continue }
+            job.runAgain(task.span)
+        }
+        let vacancy = workers[worker].vacancy
+        workers.reset(worker)
+        workers[worker].vacancy = vacancy
+        functions.forget(worker: worker)
     }
 
     /// `worker`'s replacement did not start: the slot stays vacant, and is tried again after a
@@ -1355,7 +1371,7 @@ final class PoolEngine: @unchecked Sendable {
     }
 
     private func stopWorkersGracefully() {
-        for worker in workers.indices where !workers[worker].retiring && workers[worker].vacancy == nil {
+        for worker in workers.indices where !workers[worker].retiring && !workers[worker].isVacant {
             backend.stop(worker: worker)
         }
         backend.shutdown(deadline: monotonicNanoseconds() &+ 5_000_000_000)

@@ -30,8 +30,15 @@ struct WorkerTable {
         /// Whether the worker holds a chunk it does not take (see `PoolEngine`, "wedged workers").
         var wedgeWatch = WedgeWatch()
         /// Set while the slot has no worker: its replacement failed for a reason that may pass
-        /// (see `PoolEngine`, "vacant slots"). Nothing is sent to it meanwhile.
+        /// (see `PoolEngine`, "vacant slots"), or was asked of the process hosting the slot and
+        /// not confirmed yet (`Vacancy.awaitingStart`).
         var vacancy: Vacancy?
+
+        /// Whether the slot is sent nothing: vacant, and no start asked for. A slot whose start
+        /// was asked for is sent work at once, as a slot whose worker runs (the hosting rank
+        /// queues it behind the start; if the start fails there, the rank drops it and the
+        /// engine runs it elsewhere, `PoolEngine.startFailed`).
+        var isVacant: Bool { vacancy.map { !$0.awaitingStart } ?? false }
     }
 
     /// A slot whose replacement worker could not be started yet.
@@ -44,7 +51,7 @@ struct WorkerTable {
         /// What the last start threw.
         var reason: String
         /// A start was asked for and the backend has not said yet whether it ran
-        /// (`ReplacementStart.requested`): `retryAt` does not apply.
+        /// (`ReplacementStart.requested`): `retryAt` does not apply, and the slot is sent work.
         var awaitingStart = false
 
         /// The pause after `failures` failed starts in a row: 10 ms, doubling, at most 1 s.

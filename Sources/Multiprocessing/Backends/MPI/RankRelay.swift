@@ -199,7 +199,9 @@ struct RankRelay {
                 scheduler.handle(body)
                 return
             }
-            guard let local, index < local.workerCount else { return }
+            // Nothing goes to (or is counted for) a local worker that ended or could not start:
+            // rank 0 runs what it sent again elsewhere once it learns (`ended`, `notStarted`).
+            guard let local, index < local.workerCount, local.hasWorker(index) else { return }
             // A task that came alone for a pool with nothing in flight here (a round trip, not
             // a stream of tasks): its worker should run on this CPU (`WorkerChannel.followsRank`).
             var lone = false
