@@ -186,7 +186,8 @@ final class ForkServer: @unchecked Sendable {
                     """, errno: ECHILD)
                 throw isTemplate ? error : ForkServerLost(error)
             }
-            throw SystemError("the fork server did not answer", errno: ETIMEDOUT)
+            let which = isTemplate ? "the pool's fork template" : "the fork server"
+            throw SystemError("fork in \(which) (pid \(serverPID), which did not answer in \(answerWithin / 1_000_000_000) s)", errno: ETIMEDOUT)
         }
         return try result.get()
     }

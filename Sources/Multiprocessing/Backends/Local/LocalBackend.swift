@@ -180,7 +180,7 @@ final class LocalBackend: PoolBackend, @unchecked Sendable {
                 throw refusal.error
             } catch {
                 // Ended, or wedged itself: from now on this pool forks its workers here.
-                printError("swift-multiprocessing: the pool's fork template failed (\(error)); forking the worker from the program")
+                printError("swift-multiprocessing: \(error); from now on this pool forks its workers from the program")
                 template.stop(deadline: monotonicNanoseconds() &+ 1_000_000_000)
                 self.template = nil
             }
