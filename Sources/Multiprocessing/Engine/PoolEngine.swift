@@ -1175,6 +1175,9 @@ final class PoolEngine: @unchecked Sendable {
         } else if hadWork && beforeFirstTask && killedFor == nil {
             startDeaths += 1
         }
+        // (A slot whose start was asked for hears `started` before its worker's end — one MPI
+        // channel, in order — so it is not vacant here; counted out anyway if it were.)
+        if workers[worker].vacancy != nil { vacantSlots -= 1 }
         workers.reset(worker)
         functions.forget(worker: worker)
         if lock.withLock({ terminating || stopped }) { return }
