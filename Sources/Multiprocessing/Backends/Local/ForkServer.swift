@@ -390,8 +390,6 @@ final class ForkServer: @unchecked Sendable {
     }
 }
 
-/// A fork server's (or template's) answer that its fork failed (out of processes, memory or
-/// descriptors): the server itself is fine, unlike one that ended or did not answer.
 /// The fork server ended after it got a request and before it answered (killed, say by the
 /// out-of-memory killer): nothing was started, and the next use starts a new server, so a
 /// pool's replacement is tried again later (`PoolEngine.mayPass`) rather than breaking the
@@ -403,6 +401,8 @@ struct ForkServerLost: Error, CustomStringConvertible {
     var description: String { error.description }
 }
 
+/// A fork server's (or template's) answer that its fork failed (out of processes, memory or
+/// descriptors): the server itself is fine, unlike one that ended or did not answer.
 struct ForkRefusal: Error, CustomStringConvertible {
     let error: SystemError
     init(_ error: SystemError) { self.error = error }
